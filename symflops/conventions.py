@@ -1,0 +1,144 @@
+"""Counting conventions: which kinds of work count, and at what rate.
+
+Every formula in symflops returns its work split into *kinds* (the keys of
+:data:`KINDS`). A convention is a weighting of those kinds; ``Cost.flops`` is
+the weighted sum. The three built-in conventions:
+
+========  =====================================================================
+exact     every scalar multiply, add, compare, divide, exp and sqrt counts once
+torch     2 per multiply-accumulate of conv/matmul/attention, nothing else
+          (what ``torch.utils.flop_counter.FlopCounterMode`` reports)
+macs      1 per multiply-accumulate of conv/matmul/attention, nothing else
+          (what vision papers and torchvision's ``_ops`` call "GFLOPS")
+========  =====================================================================
+
+>>> from symflops.conventions import get_convention, Convention, register_convention
+>>> get_convention("torch").rates["matmul_mul"]
+2
+>>> mine = Convention("no_stats", {k: 1 for k in KINDS if k != "norm_stats"},
+...                   "exact, without normalization statistics")
+>>> register_convention(mine) is mine
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from symflops.errors import SymflopsError
+
+__all__ = [
+    "KINDS", "Convention", "register_convention", "get_convention", "conventions",
+    "unregister_convention",
+]
+
+#: The kinds of work a formula reports, with what one unit of each means.
+KINDS: dict[str, str] = {
+    "matmul_mul": "multiplies of conv/linear/matmul/attention dot products (one per MAC)",
+    "matmul_add": "adds inside those dot products: n - 1 per output of a length-n dot product",
+    "bias": "one add per output element that has a bias",
+    "norm_affine": "per-element scale and shift of a norm (BatchNorm folded: 2 per element)",
+    "norm_stats": "mean, variance, rsqrt and normalize of LayerNorm/GroupNorm/RMSNorm",
+    "activation": "pointwise nonlinearity (ReLU 1, GELU 5, SiLU 4 per element; see formulas)",
+    "pooling": "window reductions: compares (max) or adds and one divide (average)",
+    "softmax": "max, subtract, exp, sum and divide over a row: 5n - 2 for a row of n",
+    "elementwise": "residual adds, attention score scaling, masks and other pointwise arithmetic",
+}
+
+
+@dataclass(frozen=True)
+class Convention:
+    """A named weighting of the kinds of work.
+
+    ``rates`` maps a kind to its weight; a kind left out counts 0.
+    ``unit`` is how the weighted sum is labelled when printed ("FLOPs" or "MACs").
+    """
+
+    name: str
+    rates: Mapping[str, int] = field(default_factory=dict)
+    description: str = ""
+    unit: str = "FLOPs"
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.rates) - set(KINDS))
+        if unknown:
+            raise SymflopsError(
+                "convention names unknown kinds of work",
+                layer=f"Convention {self.name!r}",
+                values={"unknown": unknown},
+                fix="use only " + ", ".join(KINDS),
+            )
+        if not self.name.isidentifier():
+            raise SymflopsError(
+                "convention name must be an identifier",
+                values={"name": self.name},
+                fix="use letters, digits and underscores",
+            )
+
+    def rate(self, kind: str) -> int:
+        """The weight of one unit of ``kind`` (0 when the convention ignores it)."""
+        return self.rates.get(kind, 0)
+
+    @property
+    def label(self) -> str:
+        """How totals under this convention are labelled: ``FLOPs (exact)``, ``MACs``."""
+        return self.unit if self.name == "macs" else f"{self.unit} ({self.name})"
+
+
+_REGISTRY: dict[str, Convention] = {}
+
+
+def register_convention(convention: Convention, *, replace: bool = False) -> Convention:
+    """Make ``convention`` available by name; registering a name twice raises."""
+    if convention.name in _REGISTRY and not replace:
+        raise SymflopsError(
+            "a convention with this name is already registered",
+            values={"name": convention.name},
+            fix="pick another name or pass replace=True",
+        )
+    _REGISTRY[convention.name] = convention
+    return convention
+
+
+def unregister_convention(name: str) -> None:
+    """Remove a user convention (built-in ones stay)."""
+    if name in ("exact", "torch", "macs"):
+        raise SymflopsError("built-in conventions cannot be removed", values={"name": name})
+    _REGISTRY.pop(name, None)
+
+
+def get_convention(convention: str | Convention) -> Convention:
+    """Look a convention up by name (a :class:`Convention` passes through)."""
+    if isinstance(convention, Convention):
+        return convention
+    try:
+        return _REGISTRY[convention]
+    except (KeyError, TypeError):
+        raise SymflopsError(
+            "unknown convention",
+            values={"convention": convention},
+            fix="use one of " + ", ".join(sorted(_REGISTRY)) + " or register_convention(...)",
+        ) from None
+
+
+def conventions() -> dict[str, Convention]:
+    """All registered conventions by name."""
+    return dict(_REGISTRY)
+
+
+register_convention(Convention(
+    "exact", {k: 1 for k in KINDS},
+    "every scalar multiply, add, compare, divide, exp and sqrt counted once",
+))
+register_convention(Convention(
+    "torch", {"matmul_mul": 2},
+    "2 per multiply-accumulate of conv/matmul/attention; bias and all else 0 "
+    "(torch.utils.flop_counter.FlopCounterMode)",
+))
+register_convention(Convention(
+    "macs", {"matmul_mul": 1},
+    "1 per multiply-accumulate of conv/matmul/attention; all else 0 "
+    "(torchvision _ops, fvcore, most vision papers)",
+    unit="MACs",
+))

@@ -1,0 +1,356 @@
+"""``Cost``: params, MACs and FLOPs of a layer or a network, as SymPy expressions.
+
+A Cost is an immutable tree. A leaf holds its *work* split into kinds (see
+:mod:`symflops.conventions`) and the derivation that produced it; a composite
+holds named children and sums them. ``flops`` weighs the work by the Cost's
+convention, so switching conventions never recounts anything.
+
+>>> import symflops as sf
+>>> from symflops.symbols import B, H, W
+>>> c = sf.nn.Conv2d(3, 8, 3, padding=1).cost((B, 3, H, W))
+>>> c.flops
+432*B*H*W
+>>> c.with_convention("macs").flops
+216*B*H*W
+>>> c.subs(B=1, H=4, W=4).flops
+6912
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from symflops.conventions import KINDS, Convention, get_convention
+from symflops.errors import SymflopsError
+
+__all__ = ["Cost", "Derivation", "QUANTITIES"]
+
+#: The quantities a Cost reports.
+QUANTITIES = ("params", "macs", "flops")
+
+Shape = tuple[sp.Expr, ...]
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """How a leaf's counts were obtained: a general formula and what it was applied to.
+
+    ``general`` is the work per kind written in canonical symbols (``C_in``, ``K``,
+    ``H_out``...), ``general_params`` likewise; ``bindings`` maps each canonical symbol to
+    this layer's value. Substituting ``bindings`` into ``general`` gives the layer's work.
+    ``rates`` explains, per kind, the per-element rate used (shown in renders).
+    """
+
+    general: Mapping[str, sp.Expr]
+    general_params: sp.Expr
+    bindings: Mapping[sp.Symbol, sp.Expr]
+    explanation: str = ""
+    rates: Mapping[str, str] = field(default_factory=dict)
+
+    def general_flops(self, convention: Convention) -> sp.Expr:
+        """The general formula weighted by ``convention``."""
+        return sp.Add(*(convention.rate(k) * v for k, v in self.general.items()))
+
+
+def _expr(x: Any) -> sp.Expr:
+    if isinstance(x, sp.Basic):
+        return x  # type: ignore[return-value]
+    if isinstance(x, (int, np.integer)) and not isinstance(x, bool):
+        return sp.Integer(int(x))
+    raise SymflopsError("expected an int or a SymPy expression", values={"value": repr(x)})
+
+
+class Cost:
+    """Params, MACs and FLOPs (under a named convention) of a layer or a network.
+
+    Attributes: ``name`` (the child's name in its parent), ``layer`` (the layer type),
+    ``params``, ``macs``, ``flops``, ``work`` (per kind), ``input_shape``,
+    ``output_shape``, ``children``, ``count`` (how many times the parent repeats this
+    child), ``derivation`` (leaves), ``validity`` (conditions the formula assumes) and
+    ``convention``.
+    """
+
+    __slots__ = ("name", "layer", "spec", "params", "work", "input_shape", "output_shape",
+                 "children", "count", "derivation", "validity", "convention", "notes",
+                 "_flops", "_simplified")
+
+    def __init__(
+        self,
+        name: str,
+        layer: str,
+        *,
+        params: Any = 0,
+        work: Mapping[str, Any] | None = None,
+        input_shape: Sequence[Any] = (),
+        output_shape: Sequence[Any] = (),
+        children: Sequence[Cost] = (),
+        count: Any = 1,
+        derivation: Derivation | None = None,
+        validity: Sequence[sp.Basic] = (),
+        convention: str | Convention = "exact",
+        spec: str = "",
+        notes: Sequence[str] = (),
+    ) -> None:
+        self.name = name
+        self.layer = layer
+        self.spec = spec or layer
+        self.children: tuple[Cost, ...] = tuple(children)
+        self.count: sp.Expr = _expr(count)
+        self.convention = get_convention(convention)
+        if work is None:  # a composite: the sum of its children
+            self.work = _sum_work(self.children)
+            self.params: sp.Expr = sp.Add(*(c.count * c.params for c in self.children))
+        else:
+            unknown = set(work) - set(KINDS)
+            if unknown:
+                raise SymflopsError("unknown kinds of work", layer=layer,
+                                    values={"kinds": sorted(unknown)})
+            self.work = {k: simplify_expr(_expr(v)) for k, v in work.items() if v != 0}
+            self.params = simplify_expr(_expr(params))
+        self.input_shape: Shape = tuple(_expr(s) for s in input_shape)
+        self.output_shape: Shape = tuple(_expr(s) for s in output_shape)
+        self.derivation = derivation
+        self.validity: tuple[sp.Basic, ...] = tuple(
+            v for v in validity if v is not sp.true)
+        self.notes: tuple[str, ...] = tuple(notes)
+        self._flops: sp.Expr | None = None
+        self._simplified = not self.children
+
+    # -- the three quantities ------------------------------------------------------
+    @property
+    def macs(self) -> sp.Expr:
+        """Multiply-accumulates of conv/linear/matmul/attention work."""
+        return self.work.get("matmul_mul", sp.Integer(0))
+
+    @property
+    def flops(self) -> sp.Expr:
+        """The work weighted by this Cost's convention (``convention.label`` names it)."""
+        if self._flops is None:
+            total = sp.Add(*(self.convention.rate(k) * v for k, v in self.work.items()))
+            self._flops = simplify_expr(total) if self._simplified else total
+        return self._flops
+
+    def quantity(self, name: str) -> sp.Expr:
+        """``params``, ``macs``, ``flops`` or a kind of work by name."""
+        if name in QUANTITIES:
+            return getattr(self, name)  # type: ignore[no-any-return]
+        if name in KINDS:
+            return self.work.get(name, sp.Integer(0))
+        raise SymflopsError("unknown quantity", values={"quantity": name},
+                            fix="use params, macs, flops or one of " + ", ".join(KINDS))
+
+    @property
+    def total_flops(self) -> sp.Expr:
+        """``count * flops``: what this child adds to its parent."""
+        return self.count * self.flops
+
+    # -- tree navigation -------------------------------------------------------------
+    def walk(self, prefix: str = "") -> Iterator[tuple[str, Cost]]:
+        """Yield ``(path, cost)`` for this node and every descendant, depth first."""
+        yield prefix, self
+        for child in self.children:
+            path = f"{prefix}.{child.name}" if prefix else child.name
+            yield from child.walk(path)
+
+    def leaves(self) -> Iterator[tuple[str, Cost]]:
+        """``(path, cost)`` of every leaf."""
+        for path, c in self.walk():
+            if not c.children:
+                yield path, c
+
+    def __getitem__(self, path: str) -> Cost:
+        node = self
+        for part in path.split("."):
+            for child in node.children:
+                if child.name == part:
+                    node = child
+                    break
+            else:
+                names = ", ".join(c.name for c in node.children) or "none"
+                raise SymflopsError(f"no child called {part!r}", layer=node.spec,
+                                    values={"path": path}, fix=f"children are: {names}")
+        return node
+
+    # -- transformations (all return new Costs) ---------------------------------------
+    def _rebuild(self, fn_expr: Any, convention: Convention | None = None,
+                 recurse: bool = True) -> Cost:
+        new = object.__new__(Cost)
+        new.name, new.layer, new.spec, new.notes = self.name, self.layer, self.spec, self.notes
+        new.convention = convention or self.convention
+        new.children = tuple(c._rebuild(fn_expr, convention) for c in self.children) \
+            if recurse else self.children
+        new.count = fn_expr(self.count)
+        new.params = fn_expr(self.params)
+        new.work = {k: fn_expr(v) for k, v in self.work.items()}
+        new.work = {k: v for k, v in new.work.items() if v != 0}
+        new.input_shape = tuple(fn_expr(s) for s in self.input_shape)
+        new.output_shape = tuple(fn_expr(s) for s in self.output_shape)
+        new.derivation = self.derivation
+        new.validity = self.validity
+        new._flops = None
+        new._simplified = self._simplified
+        return new
+
+    def with_convention(self, convention: str | Convention) -> Cost:
+        """The same tree, its ``flops`` weighed by another convention."""
+        conv = get_convention(convention)
+        return self._rebuild(lambda e: e, conv)
+
+    def subs(self, values: Mapping[Any, Any] | None = None, /, **named: Any) -> Cost:
+        """Substitute values for symbols, by symbol or by name, through the whole tree.
+
+        Values are ints or SymPy expressions (strings are refused: parse them first with
+        :func:`symflops.parse.parse_expr`). A substitution that breaks a condition the
+        formulas assume (a kernel larger than its padded input, say) raises.
+        """
+        mapping = self._resolve(values, named)
+        bad = [self._where(cond, mapping) for cond in self._all_validity()]
+        bad = [b for b in bad if b]
+        if bad:
+            raise SymflopsError(bad[0][1], layer=bad[0][0],
+                                values={str(k): v for k, v in mapping.items()},
+                                fix="use larger sizes or smaller kernels/strides")
+        return self._rebuild(lambda e: e.xreplace(mapping) if e.free_symbols else e)
+
+    def _all_validity(self) -> Iterator[tuple[str, sp.Basic]]:
+        for path, c in self.walk():
+            for v in c.validity:
+                yield (c.spec + (f" at {path}" if path else "")), v
+
+    @staticmethod
+    def _where(item: tuple[str, sp.Basic], mapping: Mapping[sp.Symbol, sp.Expr]) -> Any:
+        where, cond = item
+        value = cond.xreplace(mapping)
+        if value is sp.false:
+            return where, f"the formula's condition {cond} fails"
+        return None
+
+    def _resolve(self, values: Mapping[Any, Any] | None, named: Mapping[str, Any]
+                 ) -> dict[sp.Symbol, sp.Expr]:
+        symbols_by_name = {s.name: s for s in self.free_symbols}
+        out: dict[sp.Symbol, sp.Expr] = {}
+        items = list((values or {}).items()) + list(named.items())
+        for key, val in items:
+            if isinstance(key, str):
+                from symflops.symbols import symbol
+
+                sym = symbols_by_name.get(key) or symbol(key)
+            elif isinstance(key, sp.Symbol):
+                sym = key
+            else:
+                raise SymflopsError("substitution keys must be symbols or names",
+                                    values={"key": repr(key)})
+            if isinstance(val, str):
+                raise SymflopsError("substitution values must be ints or expressions",
+                                    values={str(key): repr(val)},
+                                    fix="parse strings with symflops.parse.parse_expr first")
+            expr = _expr(val)
+            if expr.is_number and sym.is_positive and not expr.is_positive:
+                raise SymflopsError("sizes must be positive", values={sym.name: val},
+                                    fix=f"give {sym.name} a value >= 1")
+            if expr.is_number and sym.is_integer and not expr.is_integer:
+                raise SymflopsError("sizes must be integers", values={sym.name: val})
+            out[sym] = expr
+        return out
+
+    @property
+    def free_symbols(self) -> set[sp.Symbol]:
+        """Symbols the totals and shapes depend on."""
+        syms: set[sp.Symbol] = set()
+        for e in (self.params, self.count, *self.work.values(), *self.output_shape,
+                  *self.input_shape):
+            syms |= e.free_symbols  # type: ignore[arg-type]
+        return syms
+
+    def simplify(self) -> Cost:
+        """Every quantity collected into a readable polynomial (floors kept as they are)."""
+        new = self._rebuild(simplify_expr)
+        for _, node in new.walk():
+            node._simplified = True
+        return new
+
+    # -- numbers -----------------------------------------------------------------------
+    def evaluate(self, quantity: str = "flops", **values: Any) -> np.ndarray:
+        """Evaluate ``quantity`` on scalars or numpy arrays (broadcast), compiled once.
+
+        Integer inputs give exact int64 results (floors as integer division); the
+        result is checked for int64 overflow.
+
+        >>> import numpy as np, symflops as sf
+        >>> c = sf.nn.Linear(8, 4).cost(("B", 8))
+        >>> c.evaluate(B=np.array([1, 2, 3])).tolist()
+        [64, 128, 192]
+        """
+        expr = self.quantity(quantity)
+        resolved = self._resolve(None, {k: 1 for k in values})  # names -> symbols
+        missing = sorted(s.name for s in expr.free_symbols if s not in resolved)
+        if missing:
+            raise SymflopsError(f"evaluate({quantity!r}) needs a value for every symbol",
+                                layer=self.spec, values={"missing": missing},
+                                fix="pass " + ", ".join(f"{m}=..." for m in missing))
+        syms = tuple(resolved)
+        arrays = [np.asarray(values[s.name]) for s in syms]
+        from symflops.evaluate import compile_expr
+
+        fn = compile_expr(expr, syms)
+        return fn(*arrays)
+
+    # -- display -----------------------------------------------------------------------
+    def __repr__(self) -> str:
+        shape = "(" + ", ".join(str(s) for s in self.output_shape) + ")"
+        return (f"Cost({self.spec}, params={self.params}, macs={self.macs}, "
+                f"flops[{self.convention.name}]={self.flops}, output_shape={shape})")
+
+    def __format__(self, spec: str) -> str:
+        if not spec:
+            return repr(self)
+        from symflops.render import render
+
+        return render(self, spec)
+
+    def _repr_latex_(self) -> str:
+        from symflops.render import render
+
+        return render(self, "latex", depth=1, math_only=True)
+
+    def _repr_markdown_(self) -> str:
+        from symflops.render import render
+
+        return render(self, "markdown", depth=1)
+
+
+def _sum_work(children: Sequence[Cost]) -> dict[str, sp.Expr]:
+    terms: dict[str, list[sp.Expr]] = {}
+    for c in children:
+        for k, v in c.work.items():
+            terms.setdefault(k, []).append(c.count * v if c.count != 1 else v)
+    return {k: sp.Add(*vs) for k, vs in terms.items()}
+
+
+@functools.lru_cache(maxsize=4096)
+def simplify_expr(expr: sp.Expr) -> sp.Expr:
+    """Expand and collect an expression by its symbols; floors stay floors.
+
+    >>> from symflops.symbols import H, W
+    >>> simplify_expr(2*H*(W + 1) + H*W)
+    H*(3*W + 2)
+    """
+    if not expr.free_symbols:
+        return expr
+    expanded = sp.expand(expr)
+    best = sp.factor_terms(expanded)
+    if len(sp.Add.make_args(expanded)) <= _FACTOR_LIMIT:
+        factored = sp.factor(expanded)
+        if sp.count_ops(factored) < sp.count_ops(best):
+            best = factored
+    return best
+
+
+#: polynomials with more terms than this are only collected, not factored (factoring is slow)
+_FACTOR_LIMIT = 24

@@ -1,0 +1,50 @@
+"""The one error type symflops raises, carrying the layer, the values and the fix."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["SymflopsError"]
+
+
+class SymflopsError(ValueError):
+    """A problem with a layer, a shape or a request, said in one readable line.
+
+    >>> e = SymflopsError("groups must divide in_channels", layer="Conv2d",
+    ...                   values={"in_channels": 6, "groups": 4}, fix="use groups=1, 2, 3 or 6")
+    >>> print(e)
+    Conv2d: groups must divide in_channels (in_channels=6, groups=4); fix: use groups=1, 2, 3 or 6
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        layer: str | None = None,
+        values: Mapping[str, Any] | None = None,
+        fix: str | None = None,
+    ) -> None:
+        self.message = message
+        self.layer = layer
+        self.values = dict(values or {})
+        self.fix = fix
+        self.path: list[str] = []
+        super().__init__(self._text())
+
+    def at(self, name: str) -> SymflopsError:
+        """Prepend a module name to where the error happened (containers call this)."""
+        self.path.insert(0, name)
+        self.args = (self._text(),)
+        return self
+
+    def _text(self) -> str:
+        where = self.layer or ""
+        if self.path:
+            where = f"{where} at {'.'.join(self.path)}" if where else ".".join(self.path)
+        text = f"{where}: {self.message}" if where else self.message
+        if self.values:
+            text += " (" + ", ".join(f"{k}={v}" for k, v in self.values.items()) + ")"
+        if self.fix:
+            text += f"; fix: {self.fix}"
+        return text

@@ -1,0 +1,83 @@
+"""Arithmetic that works on Python ints and SymPy expressions alike.
+
+Integers stay Python ints (so brute-force checks and the tracer's concrete
+paths are cheap); anything symbolic becomes an exact SymPy expression, with
+``floor``/``ceiling`` kept as they are.
+
+>>> from symflops.symbols import H
+>>> floordiv(7, 2), floordiv(H - 1, 2) + 1
+(3, floor(H/2 - 1/2) + 1)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Union
+
+import sympy as sp
+
+Size = Union[int, sp.Expr]
+Work = dict[str, Any]
+
+__all__ = ["Size", "Work", "floordiv", "ceildiv", "exact_div", "prod", "smin", "is_int", "work", "add_work",
+           "scale_work"]
+
+
+def is_int(x: Any) -> bool:
+    """True for Python ints and SymPy Integers (not bools)."""
+    return (isinstance(x, int) and not isinstance(x, bool)) or isinstance(x, sp.Integer)
+
+
+def floordiv(a: Size, b: Size) -> Size:
+    """``a // b`` for ints, ``floor(a / b)`` for expressions."""
+    if is_int(a) and is_int(b):
+        return int(a) // int(b)
+    return sp.floor(sp.sympify(a) / b)
+
+
+def ceildiv(a: Size, b: Size) -> Size:
+    """``ceil(a / b)`` exactly."""
+    if is_int(a) and is_int(b):
+        return -(-int(a) // int(b))
+    return sp.ceiling(sp.sympify(a) / b)
+
+
+def exact_div(n: Size, d: Size) -> Size:
+    """``n / d`` as an int when both are ints and ``d`` divides ``n``; else an exact ratio."""
+    if is_int(n) and is_int(d) and int(n) % int(d) == 0:
+        return int(n) // int(d)
+    return sp.sympify(n) / d
+
+
+def smin(a: Size, b: Size) -> Size:
+    """``min`` for ints, ``Min`` for expressions."""
+    if is_int(a) and is_int(b):
+        return min(int(a), int(b))
+    return sp.Min(a, b)
+
+
+def prod(xs: Iterable[Size]) -> Size:
+    """Product of sizes (1 for none)."""
+    out: Size = 1
+    for x in xs:
+        out = out * x
+    return out
+
+
+def work(**kinds: Size) -> Work:
+    """A work dict without zero entries: ``work(matmul_mul=n, bias=0) == {"matmul_mul": n}``."""
+    return {k: v for k, v in kinds.items() if not (is_int(v) and int(v) == 0)}
+
+
+def add_work(*works: Work) -> Work:
+    """Sum of several work dicts, kind by kind."""
+    out: dict[str, list[Any]] = {}
+    for w in works:
+        for k, v in w.items():
+            out.setdefault(k, []).append(v)
+    return {k: (sum(vs) if all(is_int(v) for v in vs) else sp.Add(*vs)) for k, vs in out.items()}
+
+
+def scale_work(w: Work, factor: Size) -> Work:
+    """Every kind of ``w`` multiplied by ``factor``."""
+    return {k: v * factor for k, v in w.items()}

@@ -1,0 +1,102 @@
+"""Convolution (direct and transposed): output sizes, parameters and work.
+
+Hand derivation (direct convolution, one output element): a dot product of
+``C_in/groups * prod(kernel)`` products, i.e. that many multiplies and one fewer
+adds, then one bias add. Over ``B * C_out * prod(out)`` outputs, with
+``n = C_in/groups * K^2``:  exact = (n + (n - 1) + 1) * outputs = 2 n * outputs,
+the seed article's ``[C_in K K + (C_in K K - 1) + 1] W H C_out``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from symflops.errors import SymflopsError
+from symflops.formulas._arith import Size, Work, exact_div, floordiv, is_int, prod, smin, work
+
+__all__ = ["conv_output_size", "conv_params", "conv_work", "conv_transpose_output_size",
+           "conv_transpose_work", "conv_transpose_covered"]
+
+
+def conv_output_size(
+    size: Size, kernel: Size, stride: Size = 1, padding: Size = 0, dilation: Size = 1
+) -> Size:
+    """``floor((size + 2 padding - dilation (kernel - 1) - 1) / stride) + 1`` (torch.nn.Conv*d).
+
+    >>> conv_output_size(224, 7, 2, 3)
+    112
+    """
+    return floordiv(size + 2 * padding - dilation * (kernel - 1) - 1, stride) + 1
+
+
+def conv_params(in_channels: Size, out_channels: Size, kernel: Sequence[Size], groups: Size = 1,
+                bias: bool = True) -> Size:
+    """``C_out * (C_in/groups * prod(kernel) + bias)``.
+
+    The seed article writes ``C_in * (C_out K K + 1)``: that counts one bias per
+    *input* channel; a conv has one bias per output channel.
+    """
+    weights = out_channels * exact_div(in_channels, groups) * prod(kernel)
+    return weights + (out_channels if bias else 0)
+
+
+def conv_work(batch: Size, in_channels: Size, out_channels: Size, kernel: Sequence[Size],
+              out_spatial: Sequence[Size], groups: Size = 1, bias: bool = True) -> Work:
+    """Work of a direct convolution producing ``batch x out_channels x out_spatial``."""
+    n = exact_div(in_channels, groups) * prod(kernel)
+    outputs = batch * out_channels * prod(out_spatial)
+    return work(matmul_mul=n * outputs, matmul_add=(n - 1) * outputs,
+                bias=outputs if bias else 0)
+
+
+def conv_transpose_output_size(size: Size, kernel: Size, stride: Size = 1, padding: Size = 0,
+                               output_padding: Size = 0, dilation: Size = 1) -> Size:
+    """``(size - 1) stride - 2 padding + dilation (kernel - 1) + output_padding + 1``."""
+    return (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+
+
+def conv_transpose_covered(size: Size, kernel: Size, stride: Size, dilation: Size) -> Size:
+    """How many positions of the uncropped transposed-conv output receive a contribution.
+
+    Input position ``i`` writes to ``i*stride + j*dilation`` for ``j < kernel``. With
+    ``dilation == 1`` the windows are runs of ``kernel`` starting every ``stride``:
+    ``(size - 1) * min(stride, kernel) + kernel``; with ``stride == 1`` the same holds
+    with the roles of size and kernel exchanged. Other cases are enumerated when
+    concrete.
+    """
+    if _is_one(dilation):
+        return (size - 1) * smin(stride, kernel) + kernel
+    if _is_one(stride):
+        return (kernel - 1) * smin(dilation, size) + size
+    if all(is_int(v) for v in (size, kernel, stride, dilation)):
+        return len({i * int(stride) + j * int(dilation)
+                    for i in range(int(size)) for j in range(int(kernel))})
+    raise SymflopsError(
+        "the exact add count of a transposed conv with stride > 1 and dilation > 1 needs "
+        "a concrete input size",
+        layer="ConvTranspose", values={"size": size, "stride": stride, "dilation": dilation},
+        fix="substitute the spatial size first, or use dilation=1",
+    )
+
+
+def conv_transpose_work(batch: Size, in_channels: Size, out_channels: Size,
+                        kernel: Sequence[Size], in_spatial: Sequence[Size],
+                        out_spatial: Sequence[Size], stride: Sequence[Size],
+                        dilation: Sequence[Size], groups: Size = 1, bias: bool = True) -> Work:
+    """Work of a transposed convolution, counted the way it is computed (scatter).
+
+    Every input element is multiplied by every weight of its group:
+    ``B * C_in * prod(in) * C_out/groups * prod(kernel)`` MACs (the count torch's
+    FlopCounterMode uses). A position that collects ``n`` contributions costs ``n - 1``
+    adds, so adds = MACs - (covered positions) per output channel and batch.
+    """
+    macs = batch * in_channels * prod(in_spatial) * exact_div(out_channels, groups) * prod(kernel)
+    covered = prod(conv_transpose_covered(s, k, st, d)
+                   for s, k, st, d in zip(in_spatial, kernel, stride, dilation))
+    outputs = batch * out_channels * prod(out_spatial)
+    return work(matmul_mul=macs, matmul_add=macs - batch * out_channels * covered,
+                bias=outputs if bias else 0)
+
+
+def _is_one(x: Size) -> bool:
+    return x == 1
