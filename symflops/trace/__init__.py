@@ -1,0 +1,1 @@
+"""Tracing real torch models into symbolic costs (the only code that imports torch)."""
