@@ -60,7 +60,7 @@ class Derivation:
 
 def _expr(x: Any) -> sp.Expr:
     if isinstance(x, sp.Basic):
-        return x  # type: ignore[return-value]
+        return x
     if isinstance(x, (int, np.integer)) and not isinstance(x, bool):
         return sp.Integer(int(x))
     raise SymflopsError("expected an int or a SymPy expression", values={"value": repr(x)})
@@ -139,7 +139,7 @@ class Cost:
     def quantity(self, name: str) -> sp.Expr:
         """``params``, ``macs``, ``flops`` or a kind of work by name."""
         if name in QUANTITIES:
-            return getattr(self, name)  # type: ignore[no-any-return]
+            return getattr(self, name)
         if name in KINDS:
             return self.work.get(name, sp.Integer(0))
         raise SymflopsError("unknown quantity", values={"quantity": name},
@@ -265,7 +265,7 @@ class Cost:
         syms: set[sp.Symbol] = set()
         for e in (self.params, self.count, *self.work.values(), *self.output_shape,
                   *self.input_shape):
-            syms |= e.free_symbols  # type: ignore[arg-type]
+            syms |= e.free_symbols
         return syms
 
     def simplify(self) -> Cost:

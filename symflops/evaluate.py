@@ -65,7 +65,7 @@ def _compiled(expr: sp.Expr, syms: tuple[sp.Symbol, ...]) -> tuple[Callable[...,
             raise _NotInteger
         printer = _IntegerPrinter()
         dummies = [sp.Dummy(f"a{i}", integer=True) for i in range(len(syms))]
-        top = sp.expand(num).xreplace(dict(zip(syms, dummies)))
+        top = sp.expand(num).xreplace(dict(zip(syms, dummies, strict=True)))
         body = f"(({printer.doprint(top)}) // {int(den)})"
         args = ", ".join(printer.doprint(d) for d in dummies)
         env: dict[str, Any] = {"numpy": np}

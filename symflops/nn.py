@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from typing import Any, Union
+from typing import Any, TypeAlias
 
 import sympy as sp
 
@@ -37,7 +37,7 @@ __all__ = [
     "Sequential", "Residual", "Repeat", "LAYERS",
 ]
 
-SizeLike = Union[int, sp.Expr, str]
+SizeLike: TypeAlias = int | sp.Expr | str
 Shape = tuple[sp.Expr, ...]
 
 
@@ -226,7 +226,7 @@ class _ConvNd(Layer):
                                     values={arg: ch, "groups": self.groups},
                                     fix=f"choose groups among the divisors of {ch}")
         if self.transposed:
-            for op, s, d in zip(self.output_padding, self.stride, self.dilation):
+            for op, s, d in zip(self.output_padding, self.stride, self.dilation, strict=True):
                 if op.is_number and s.is_number and d.is_number and op >= max(s, d):
                     raise SymflopsError("output_padding must be smaller than stride or dilation",
                                         layer=name, values={"output_padding": op, "stride": s,
@@ -254,7 +254,8 @@ class _ConvNd(Layer):
     def _resolved_padding(self) -> Shape:
         if self.padding_str == "same":
             # torch pads dilation*(k-1) in total; the output keeps the input size
-            return tuple(d * (k - 1) / 2 for k, d in zip(self.kernel_size, self.dilation))
+            return tuple(d * (k - 1) / 2
+                         for k, d in zip(self.kernel_size, self.dilation, strict=True))
         return self.padding
 
     def _cost(self, shape: Shape, name: str) -> Cost:
@@ -275,7 +276,7 @@ class _ConvNd(Layer):
         else:
             out_sp = tuple(sp.sympify(F.conv_output_size(s, k, st, p, d))
                            for s, k, st, p, d in zip(spatial, self.kernel_size, self.stride,
-                                                     pad, self.dilation))
+                                                     pad, self.dilation, strict=True))
         validity = _positive_output(out_sp, self.spec(), "kernel (with dilation)")
         out_shape = ((batch,) if batched else ()) + (self.out_channels,) + out_sp
         g_out = _SPATIAL_OUT[n]
@@ -283,8 +284,8 @@ class _ConvNd(Layer):
         gparams = F.conv_params(S.C_in, S.C_out, ksym, S.groups, self.bias)
         bindings: dict[sp.Symbol, Any] = {S.B: batch, S.C_in: self.in_channels,
                                           S.C_out: self.out_channels, S.groups: self.groups}
-        bindings.update(zip(ksym, self.kernel_size))
-        bindings.update(zip(g_out, out_sp))
+        bindings.update(zip(ksym, self.kernel_size, strict=True))
+        bindings.update(zip(g_out, out_sp, strict=True))
         expl = ("each output: a dot product of C_in/groups*prod(kernel) products, its adds, "
                 "and one bias add" if self.bias else
                 "each output: a dot product of C_in/groups*prod(kernel) products and its adds")
@@ -297,7 +298,7 @@ class _ConvNd(Layer):
         out_sp = tuple(sp.sympify(F.conv_transpose_output_size(s, k, st, p, op, d))
                        for s, k, st, p, op, d in zip(spatial, self.kernel_size, self.stride,
                                                      self.padding, self.output_padding,
-                                                     self.dilation))
+                                                     self.dilation, strict=True))
         validity = _positive_output(out_sp, self.spec(), "padding")
         out_shape = ((batch,) if batched else ()) + (self.out_channels,) + out_sp
         g_in, g_out = _SPATIAL[n], _SPATIAL_OUT[n]
@@ -309,11 +310,11 @@ class _ConvNd(Layer):
             F.prod(self.kernel_size) + (self.out_channels if self.bias else 0)
         bindings: dict[sp.Symbol, Any] = {S.B: batch, S.C_in: self.in_channels,
                                           S.C_out: self.out_channels, S.groups: self.groups}
-        bindings.update(zip(ksym, self.kernel_size))
-        bindings.update(zip(g_in, spatial))
-        bindings.update(zip(g_out, out_sp))
-        bindings.update(zip(st_sym, self.stride))
-        bindings.update(zip(dl_sym, self.dilation))
+        bindings.update(zip(ksym, self.kernel_size, strict=True))
+        bindings.update(zip(g_in, spatial, strict=True))
+        bindings.update(zip(g_out, out_sp, strict=True))
+        bindings.update(zip(st_sym, self.stride, strict=True))
+        bindings.update(zip(dl_sym, self.dilation, strict=True))
         return self._leaf(
             name, shape, out_shape, general, gparams, bindings, validity=validity,
             explanation="every input element times every weight of its group (scatter); "
@@ -472,7 +473,7 @@ class LayerNorm(Layer):
     def _cost(self, shape: Shape, name: str) -> Cost:
         k = len(self.normalized_shape)
         if len(shape) < k or not all(_same(a, b) for a, b in
-                                     zip(shape[-k:], self.normalized_shape)):
+                                     zip(shape[-k:], self.normalized_shape, strict=True)):
             raise SymflopsError("input does not end in normalized_shape", layer=self.spec(),
                                 values={"input_shape": shape},
                                 fix=f"pass (..., {_fmt(self.normalized_shape)})")
@@ -502,7 +503,7 @@ class RMSNorm(Layer):
     def _cost(self, shape: Shape, name: str) -> Cost:
         k = len(self.normalized_shape)
         if len(shape) < k or not all(_same(a, b) for a, b in
-                                     zip(shape[-k:], self.normalized_shape)):
+                                     zip(shape[-k:], self.normalized_shape, strict=True)):
             raise SymflopsError("input does not end in normalized_shape", layer=self.spec(),
                                 values={"input_shape": shape})
         general = F.rms_norm_work(S.M, S.dim, affine=self.elementwise_affine)
@@ -558,7 +559,7 @@ class _PoolNd(Layer):
         self.padding = _tuple(padding, self.n, name, "padding", zero_ok=True)
         self.dilation = _tuple(dilation, self.n, name, "dilation")
         self.ceil_mode = bool(ceil_mode)
-        for p, k in zip(self.padding, self.kernel_size):
+        for p, k in zip(self.padding, self.kernel_size, strict=True):
             if p.is_number and k.is_number and 2 * p > k:
                 raise SymflopsError("padding must be at most half the kernel size (as in torch)",
                                     layer=name, values={"padding": p, "kernel_size": k})
@@ -582,15 +583,15 @@ class _PoolNd(Layer):
         spatial = shape[-n:]
         out_sp = tuple(sp.sympify(F.pool_output_size(s, k, st, p, d, self.ceil_mode))
                        for s, k, st, p, d in zip(spatial, self.kernel_size, self.stride,
-                                                 self.padding, self.dilation))
+                                                 self.padding, self.dilation, strict=True))
         validity = _positive_output(out_sp, self.spec(), "window")
         out_shape = tuple(shape[:-n]) + out_sp
         ksym = _kernel_symbols(n, len(set(self.kernel_size)) == 1)
         fn = F.max_pool_work if self.kind == "max" else F.avg_pool_work
         general = fn(S.M * F.prod(_SPATIAL_OUT[n]), F.prod(ksym))
         bindings: dict[sp.Symbol, Any] = {S.M: _numel(shape[:-n])}
-        bindings.update(zip(ksym, self.kernel_size))
-        bindings.update(zip(_SPATIAL_OUT[n], out_sp))
+        bindings.update(zip(ksym, self.kernel_size, strict=True))
+        bindings.update(zip(_SPATIAL_OUT[n], out_sp, strict=True))
         expl = ("window - 1 compares per output" if self.kind == "max" else
                 "window - 1 adds and one divide per output")
         return self._leaf(name, shape, out_shape, general, 0, bindings, validity=validity,
@@ -659,7 +660,7 @@ class _AdaptivePoolNd(Layer):
         if all(o == 1 for o in self.output_size):
             general = fn(S.M, gin, self.output_size)
             bindings: dict[sp.Symbol, Any] = {S.M: _numel(shape[:-n])}
-            bindings.update(zip(gin, spatial))
+            bindings.update(zip(gin, spatial, strict=True))
             expl = "one window over the whole plane per output"
         else:  # windows of varying length: the formula is the exact sum of their lengths
             general = fn(_numel(shape[:-n]), spatial, self.output_size)
@@ -950,7 +951,7 @@ class Sequential(Layer):
         if len(layers) == 1 and isinstance(layers[0], Mapping):
             items = list(layers[0].items())
         else:
-            items = [(str(i), m) for i, m in enumerate(layers)]
+            items = [(str(i), m) for i, m in enumerate(layers)]  # type: ignore[misc]
         for key, layer in items:
             if not isinstance(layer, Layer):
                 raise SymflopsError("Sequential takes symflops layers", layer="Sequential",
@@ -1028,7 +1029,8 @@ class Residual(Layer):
                 raise e.at("shortcut") from None
             children.append(sc)
             skip_out = sc.output_shape
-        if len(out) != len(skip_out) or not all(_same(a, b) for a, b in zip(out, skip_out)):
+        if len(out) != len(skip_out) or not all(
+                _same(a, b) for a, b in zip(out, skip_out, strict=True)):
             raise SymflopsError("body and shortcut give different shapes", layer=self.spec(),
                                 values={"body": out, "shortcut": skip_out},
                                 fix="add a shortcut layer that matches the body's output")
@@ -1065,7 +1067,7 @@ class Repeat(Layer):
         except SymflopsError as e:
             raise e.at("block") from None
         if len(inner.output_shape) != len(shape) or not all(
-                _same(a, b) for a, b in zip(inner.output_shape, shape)):
+                _same(a, b) for a, b in zip(inner.output_shape, shape, strict=True)):
             raise SymflopsError("a repeated block must keep its input shape", layer=self.spec(),
                                 values={"input": shape, "output": inner.output_shape},
                                 fix="repeat a shape-preserving block, or list the layers in a "
@@ -1089,7 +1091,8 @@ class TransformerBlock(Sequential):
                  bias: bool = True) -> None:
         d = _size(dim, "TransformerBlock", "dim")
         ratio = _size(mlp_ratio, "TransformerBlock", "mlp_ratio")
-        norms: dict[str, type[Layer]] = {"layernorm": LayerNorm, "rmsnorm": RMSNorm}
+        norms: dict[str, type[LayerNorm] | type[RMSNorm]] = {"layernorm": LayerNorm,
+                                                             "rmsnorm": RMSNorm}
         if norm not in norms:
             raise SymflopsError("unknown norm", layer="TransformerBlock", values={"norm": norm},
                                 fix="use layernorm or rmsnorm")

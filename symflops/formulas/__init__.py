@@ -10,23 +10,49 @@ They use plain arithmetic, so the same function serves the symbolic layers in
 """
 
 from symflops.formulas._arith import (
-    Size, Work, add_work, ceildiv, exact_div, floordiv, prod, scale_work, smin, work,
+    Size,
+    Work,
+    add_work,
+    ceildiv,
+    exact_div,
+    floordiv,
+    prod,
+    scale_work,
+    smin,
+    work,
 )
 from symflops.formulas.attention import attention_parts, attention_work
 from symflops.formulas.conv import (
-    conv_output_size, conv_params, conv_transpose_covered, conv_transpose_output_size,
-    conv_transpose_work, conv_work,
+    conv_output_size,
+    conv_params,
+    conv_transpose_covered,
+    conv_transpose_output_size,
+    conv_transpose_work,
+    conv_work,
 )
 from symflops.formulas.linear import linear_params, linear_work, matmul_work
 from symflops.formulas.norm import (
-    batch_norm_work, group_norm_work, layer_norm_work, norm_params, rms_norm_work, row_stats,
+    batch_norm_work,
+    group_norm_work,
+    layer_norm_work,
+    norm_params,
+    rms_norm_work,
+    row_stats,
 )
 from symflops.formulas.pointwise import (
-    ACTIVATION_RATES, activation_work, elementwise_work, log_softmax_work, softmax_work,
+    ACTIVATION_RATES,
+    activation_work,
+    elementwise_work,
+    log_softmax_work,
+    softmax_work,
 )
 from symflops.formulas.pool import (
-    adaptive_avg_pool_work, adaptive_max_pool_work, adaptive_window_total, avg_pool_work,
-    max_pool_work, pool_output_size,
+    adaptive_avg_pool_work,
+    adaptive_max_pool_work,
+    adaptive_window_total,
+    avg_pool_work,
+    max_pool_work,
+    pool_output_size,
 )
 
 __all__ = [

@@ -12,15 +12,15 @@ paths are cheap); anything symbolic becomes an exact SymPy expression, with
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Union
+from typing import Any, TypeAlias
 
 import sympy as sp
 
-Size = Union[int, sp.Expr]
+Size: TypeAlias = int | sp.Expr
 Work = dict[str, Any]
 
-__all__ = ["Size", "Work", "floordiv", "ceildiv", "exact_div", "prod", "smin", "is_int", "work", "add_work",
-           "scale_work"]
+__all__ = ["Size", "Work", "floordiv", "ceildiv", "exact_div", "prod", "smin", "is_int", "work",
+           "add_work", "scale_work"]
 
 
 def is_int(x: Any) -> bool:

@@ -92,7 +92,7 @@ def conv_transpose_work(batch: Size, in_channels: Size, out_channels: Size,
     """
     macs = batch * in_channels * prod(in_spatial) * exact_div(out_channels, groups) * prod(kernel)
     covered = prod(conv_transpose_covered(s, k, st, d)
-                   for s, k, st, d in zip(in_spatial, kernel, stride, dilation))
+                   for s, k, st, d in zip(in_spatial, kernel, stride, dilation, strict=True))
     outputs = batch * out_channels * prod(out_spatial)
     return work(matmul_mul=macs, matmul_add=macs - batch * out_channels * covered,
                 bias=outputs if bias else 0)

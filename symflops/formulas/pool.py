@@ -64,12 +64,14 @@ def adaptive_window_total(in_size: Size, out_size: Size) -> Size:
 def adaptive_avg_pool_work(planes: Size, in_spatial: Sequence[Size],
                            out_spatial: Sequence[Size]) -> Work:
     """Adaptive average pooling over ``planes`` (batch x channels) planes."""
-    totals = prod(adaptive_window_total(i, o) for i, o in zip(in_spatial, out_spatial))
+    totals = prod(adaptive_window_total(i, o)
+                  for i, o in zip(in_spatial, out_spatial, strict=True))
     return work(pooling=planes * totals)
 
 
 def adaptive_max_pool_work(planes: Size, in_spatial: Sequence[Size],
                            out_spatial: Sequence[Size]) -> Work:
     """Adaptive max pooling: ``window - 1`` compares per output."""
-    totals = prod(adaptive_window_total(i, o) for i, o in zip(in_spatial, out_spatial))
+    totals = prod(adaptive_window_total(i, o)
+                  for i, o in zip(in_spatial, out_spatial, strict=True))
     return work(pooling=planes * (totals - prod(out_spatial)))
