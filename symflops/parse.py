@@ -1,0 +1,372 @@
+"""A small, safe parser for the values and expressions users type (``--at H=224``).
+
+It accepts names, non-negative integer literals, ``+ - * / **`` and parentheses, and
+builds SymPy objects directly. Nothing is ever passed to ``eval``, ``sympify`` or
+``parse_expr``: anything else (floats, strings, calls, attribute access, commas,
+``lambda``...) is a :class:`~symflops.errors.SymflopsError` naming the position.
+Length, nesting depth, exponent size and number size are limited.
+
+>>> from symflops.parse import parse_expr, parse_assignments, parse_range
+>>> parse_expr("2*H*W + C_out**2")
+C_out**2 + 2*H*W
+>>> parse_assignments("B=1, H=224, W=H")
+{B: 1, H: 224, W: H}
+>>> parse_range("64:256:64")
+[64, 128, 192, 256]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import sympy as sp
+
+from symflops.errors import SymflopsError
+
+__all__ = [
+    "parse_expr", "parse_int", "parse_name", "parse_symbol", "parse_assignments",
+    "parse_range", "parse_names", "MAX_LENGTH", "MAX_DEPTH", "MAX_EXPONENT",
+]
+
+#: longest expression accepted (characters)
+MAX_LENGTH = 200
+#: deepest nesting of parentheses, unary signs and powers
+MAX_DEPTH = 16
+#: largest exponent (in absolute value) of ``**``
+MAX_EXPONENT = 64
+#: longest integer literal (digits)
+MAX_DIGITS = 30
+#: largest number (bits) any intermediate constant may reach
+MAX_BITS = 1024
+#: longest comma-separated list (``--at``) accepted (characters)
+MAX_LIST_LENGTH = 2000
+#: most points a range may hold
+MAX_POINTS = 10_000_000
+
+_OPERATORS = ("**", "+", "-", "*", "/", "(", ")")
+_NAME_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_NAME_REST = _NAME_START | frozenset("0123456789_")
+_DIGITS = frozenset("0123456789")
+_SPACE = frozenset(" \t")
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: str  # "name", "int", "op", "end"
+    text: str
+    pos: int
+
+
+def _error(text: str, pos: int, message: str, fix: str) -> SymflopsError:
+    shown = text if len(text) <= 60 else text[:57] + "..."
+    return SymflopsError(f"cannot parse {shown!r}: {message} at position {pos + 1}", fix=fix)
+
+
+_FIX = "write names, integers, + - * / ** and parentheses only, e.g. 2*H*W or (H/2)**2"
+
+
+def _tokenize(text: str) -> list[_Token]:
+    tokens: list[_Token] = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch in _SPACE:
+            i += 1
+        elif ch in _NAME_START:
+            j = i + 1
+            while j < n and text[j] in _NAME_REST:
+                j += 1
+            tokens.append(_Token("name", text[i:j], i))
+            i = j
+        elif ch in _DIGITS:
+            j = i + 1
+            while j < n and text[j] in _DIGITS:
+                j += 1
+            if j < n and (text[j] in _NAME_START or text[j] in "._"):
+                what = "decimal point" if text[j] == "." else f"{text[j]!r} after a number"
+                raise _error(text, j, f"unexpected {what}",
+                             "use integers only; write products with *, e.g. 2*H")
+            if j - i > MAX_DIGITS:
+                raise _error(text, i, f"number longer than {MAX_DIGITS} digits",
+                             "use a smaller number or a power such as 10**40")
+            tokens.append(_Token("int", text[i:j], i))
+            i = j
+        else:
+            for op in _OPERATORS:
+                if text.startswith(op, i):
+                    tokens.append(_Token("op", op, i))
+                    i += len(op)
+                    break
+            else:
+                raise _error(text, i, f"unexpected character {ch!r}", _FIX)
+    tokens.append(_Token("end", "", n))
+    return tokens
+
+
+def _check_size(value: sp.Expr, text: str, pos: int) -> sp.Expr:
+    if value.is_Rational:
+        p, q = value.as_numer_denom()
+        if max(abs(int(p)).bit_length(), abs(int(q)).bit_length()) > MAX_BITS:
+            raise _error(text, pos, f"number larger than 2**{MAX_BITS}",
+                         "use smaller numbers")
+    return value
+
+
+class _Parser:
+    """Recursive descent over the grammar::
+
+        expr  := term (("+" | "-") term)*
+        term  := unary (("*" | "/") unary)*
+        unary := ("+" | "-") unary | power
+        power := atom ("**" unary)?
+        atom  := INT | NAME | "(" expr ")"
+    """
+
+    def __init__(self, text: str, names: Mapping[str, sp.Symbol] | None) -> None:
+        self.text = text
+        self.names = names
+        self.tokens = _tokenize(text)
+        self.i = 0
+        self.depth = 0
+
+    @property
+    def tok(self) -> _Token:
+        return self.tokens[self.i]
+
+    def _enter(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise _error(self.text, self.tok.pos, f"nested deeper than {MAX_DEPTH} levels",
+                         "simplify the expression")
+
+    def parse(self) -> sp.Expr:
+        if not self.text.strip():
+            raise SymflopsError("empty expression", fix="write a value such as 224 or 2*H")
+        e = self.expr()
+        if self.tok.kind != "end":
+            raise _error(self.text, self.tok.pos, f"unexpected {self.tok.text!r}", _FIX)
+        return e
+
+    def expr(self) -> sp.Expr:
+        e = self.term()
+        while self.tok.kind == "op" and self.tok.text in "+-":
+            op = self.tok
+            self.i += 1
+            rhs = self.term()
+            e = _check_size(e + rhs if op.text == "+" else e - rhs, self.text, op.pos)
+        return e
+
+    def term(self) -> sp.Expr:
+        e = self.unary()
+        while self.tok.kind == "op" and self.tok.text in ("*", "/"):
+            op = self.tok
+            self.i += 1
+            rhs = self.unary()
+            if op.text == "/":
+                if rhs == 0:
+                    raise _error(self.text, op.pos, "division by zero",
+                                 "divide by a non-zero value")
+                e = e / rhs
+            else:
+                e = e * rhs
+            e = _check_size(e, self.text, op.pos)
+        return e
+
+    def unary(self) -> sp.Expr:
+        if self.tok.kind == "op" and self.tok.text in "+-":
+            op = self.tok
+            self.i += 1
+            self._enter()
+            e = self.unary()
+            self.depth -= 1
+            return -e if op.text == "-" else e
+        return self.power()
+
+    def power(self) -> sp.Expr:
+        base = self.atom()
+        if self.tok.kind == "op" and self.tok.text == "**":
+            op = self.tok
+            self.i += 1
+            self._enter()
+            exp = self.unary()
+            self.depth -= 1
+            if not (exp.is_Integer and abs(int(exp)) <= MAX_EXPONENT):
+                raise _error(self.text, op.pos,
+                             f"exponents must be integers between -{MAX_EXPONENT} and "
+                             f"{MAX_EXPONENT}", "use a small integer exponent, e.g. H**2")
+            if base == 0 and int(exp) < 0:
+                raise _error(self.text, op.pos, "division by zero", "use a non-zero base")
+            if base.is_Rational:
+                p, q = base.as_numer_denom()
+                bits = max(abs(int(p)).bit_length(), abs(int(q)).bit_length())
+                if bits * abs(int(exp)) > MAX_BITS + abs(int(exp)):
+                    raise _error(self.text, op.pos, f"number larger than 2**{MAX_BITS}",
+                                 "use smaller numbers")
+            return sp.Pow(base, exp)
+        return base
+
+    def atom(self) -> sp.Expr:
+        tok = self.tok
+        if tok.kind == "int":
+            self.i += 1
+            return sp.Integer(int(tok.text))
+        if tok.kind == "name":
+            self.i += 1
+            if self.tok.kind == "op" and self.tok.text == "(":
+                raise _error(self.text, self.tok.pos, "function calls are not allowed", _FIX)
+            return self._symbol(tok)
+        if tok.kind == "op" and tok.text == "(":
+            self.i += 1
+            self._enter()
+            e = self.expr()
+            self.depth -= 1
+            if not (self.tok.kind == "op" and self.tok.text == ")"):
+                raise _error(self.text, self.tok.pos, "missing ')'", "close every parenthesis")
+            self.i += 1
+            return e
+        what = "end of input" if tok.kind == "end" else repr(tok.text)
+        raise _error(self.text, tok.pos, f"expected a name, a number or '(' but found {what}",
+                     _FIX)
+
+    def _symbol(self, tok: _Token) -> sp.Symbol:
+        if self.names is not None:
+            if tok.text not in self.names:
+                known = ", ".join(sorted(self.names)) or "none"
+                raise SymflopsError(f"unknown symbol {tok.text!r}",
+                                    fix=f"use one of the symbols: {known}")
+            return self.names[tok.text]
+        from symflops.symbols import symbol
+
+        return symbol(tok.text)
+
+
+def _check_length(text: str, limit: int) -> None:
+    if not isinstance(text, str):
+        raise SymflopsError("expected text to parse", values={"type": type(text).__name__})
+    if len(text) > limit:
+        raise SymflopsError(f"input longer than {limit} characters",
+                            values={"length": len(text)}, fix="shorten the expression")
+
+
+def parse_expr(text: str, names: Mapping[str, sp.Symbol] | None = None) -> sp.Expr:
+    """Parse ``text`` into a SymPy expression.
+
+    ``names`` restricts the symbols allowed (name -> Symbol); without it a name is the
+    canonical symbol of that name (``H``, ``C_in``...) or a new positive-integer symbol.
+
+    >>> parse_expr("(H - 1)/2 + 1")
+    H/2 + 1/2
+    >>> parse_expr("__import__('os')")
+    Traceback (most recent call last):
+    ...
+    symflops.errors.SymflopsError: cannot parse "__import__('os')": unexpected character '_' \
+at position 1; fix: write names, integers, + - * / ** and parentheses only, e.g. 2*H*W or (H/2)**2
+    """
+    _check_length(text, MAX_LENGTH)
+    return _Parser(text, names).parse()
+
+
+def parse_int(text: str, what: str = "value") -> int:
+    """Parse an integer-valued constant expression (``224``, ``2**10``, ``7*32``)."""
+    e = parse_expr(text, names={})
+    if not e.is_Integer:
+        raise SymflopsError(f"{what} must be an integer", values={what: text},
+                            fix="write a whole number such as 224")
+    return int(e)
+
+
+def parse_name(text: str) -> str:
+    """A bare name (``H``, ``C_in``), checked with the same tokenizer."""
+    _check_length(text, MAX_LENGTH)
+    tokens = _tokenize(text)
+    if len(tokens) != 2 or tokens[0].kind != "name":
+        raise SymflopsError(f"{text!r} is not a name",
+                            fix="use letters, digits and underscores, starting with a letter")
+    return tokens[0].text
+
+
+def parse_symbol(text: str, names: Mapping[str, sp.Symbol] | None = None) -> sp.Symbol:
+    """The symbol called ``text`` (restricted to ``names`` when given)."""
+    name = parse_name(text)
+    e = _Parser(name, names).parse()
+    assert isinstance(e, sp.Symbol)
+    return e
+
+
+def parse_names(text: str) -> list[str]:
+    """A comma-separated list of names: ``"H,W"`` -> ``["H", "W"]``."""
+    _check_length(text, MAX_LIST_LENGTH)
+    out = [parse_name(part.strip()) for part in text.split(",")]
+    if len(set(out)) != len(out):
+        raise SymflopsError("a name is repeated", values={"names": text},
+                            fix="list each name once")
+    return out
+
+
+def parse_assignments(text: str, names: Mapping[str, sp.Symbol] | None = None,
+                      values_names: Mapping[str, sp.Symbol] | None = None,
+                      ) -> dict[sp.Symbol, sp.Expr]:
+    """Parse ``"B=1, H=224, W=H"`` into ``{B: 1, H: 224, W: H}``.
+
+    ``names`` restricts the names on the left, ``values_names`` those on the right
+    (both default to canonical-or-new symbols).
+    """
+    _check_length(text, MAX_LIST_LENGTH)
+    out: dict[sp.Symbol, sp.Expr] = {}
+    for part in text.split(","):
+        if part.count("=") != 1:
+            raise SymflopsError(f"cannot parse {part.strip()!r}: expected NAME=VALUE",
+                                fix="write assignments like H=224,W=224")
+        left, right = part.split("=")
+        sym = parse_symbol(left.strip(), names)
+        if sym in out:
+            raise SymflopsError(f"{sym} is given twice", values={"text": text},
+                                fix="give each symbol once")
+        out[sym] = parse_expr(right.strip(), values_names)
+    return out
+
+
+def parse_range(text: str) -> list[int]:
+    """Parse a range of integers.
+
+    ``START:STOP:STEP`` (STOP included when on the grid), ``START:STOP`` (step 1),
+    ``START:STOP:*F`` (geometric, times F), or a list ``A,B,C``. Bounds may be constant
+    expressions (``2**6:2**10:*2``).
+
+    >>> parse_range("1:16:*2")
+    [1, 2, 4, 8, 16]
+    >>> parse_range("224,384")
+    [224, 384]
+    """
+    _check_length(text, MAX_LIST_LENGTH)
+    if ":" not in text:
+        return [parse_int(p.strip(), "range value") for p in text.split(",")]
+    parts = text.split(":")
+    if len(parts) not in (2, 3):
+        raise SymflopsError(f"cannot parse range {text!r}",
+                            fix="write START:STOP:STEP (e.g. 64:1024:32) or START:STOP:*2")
+    start = parse_int(parts[0].strip(), "range start")
+    stop = parse_int(parts[1].strip(), "range stop")
+    step_text = parts[2].strip() if len(parts) == 3 else "1"
+    geometric = step_text.startswith("*")
+    step = parse_int(step_text[1:] if geometric else step_text, "range step")
+    if stop < start:
+        raise SymflopsError("range stop is below its start", values={"range": text},
+                            fix="write START:STOP with START <= STOP")
+    if geometric:
+        if step < 2 or start < 1:
+            raise SymflopsError("a geometric range needs a start >= 1 and a factor >= 2",
+                                values={"range": text}, fix="write e.g. 64:1024:*2")
+        out, v = [], start
+        while v <= stop:
+            out.append(v)
+            v *= step
+        return out
+    if step < 1:
+        raise SymflopsError("range step must be >= 1", values={"range": text},
+                            fix="write e.g. 64:1024:32")
+    if (stop - start) // step + 1 > MAX_POINTS:
+        raise SymflopsError(f"range has more than {MAX_POINTS} points", values={"range": text},
+                            fix="use a larger step")
+    return list(range(start, stop + 1, step))
