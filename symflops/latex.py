@@ -1,0 +1,162 @@
+"""Printing for renders: LaTeX escaping of user strings, expressions as LaTeX or text.
+
+Expressions print with the canonical symbols' LaTeX names (``C_{\\mathrm{in}}``, not
+``C_in``); floors print as ``\\left\\lfloor ... \\right\\rfloor``. A *substitution*
+(a general formula with each symbol shown as this layer's value, unevaluated) prints
+by renaming symbols, so the factors stay in the general formula's order.
+
+>>> from symflops.symbols import C_in, K
+>>> latex_expr(2 * C_in * K**2)
+'2 C_{\\\\mathrm{in}} K^{2}'
+>>> latex_escape("layer1.0.conv_1 & 50%")
+'layer1.0.conv\\\\_1 \\\\& 50\\\\%'
+>>> text_expr(2 * C_in * K**2, {C_in: "3"})
+'2*3*K**2'
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+
+import sympy as sp
+from sympy.printing.str import StrPrinter
+
+from symflops.symbols import latex_name
+
+__all__ = ["latex_escape", "latex_expr", "text_expr", "markdown_escape", "markdown_code",
+           "format_number", "substitution_names"]
+
+#: LaTeX text-mode replacements for characters with a special meaning (or a wrong glyph).
+_LATEX_SPECIAL: dict[str, str] = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+    "|": r"\textbar{}",
+}
+_LATEX_TABLE = str.maketrans(_LATEX_SPECIAL)
+
+
+def latex_escape(text: object) -> str:
+    """``text`` safe to place in LaTeX text mode (every special character escaped)."""
+    return str(text).translate(_LATEX_TABLE)
+
+
+def markdown_escape(text: object) -> str:
+    """``text`` safe in Markdown prose and table cells: pipes and inline punctuation
+    (emphasis, code, links, math, HTML) escaped."""
+    out = []
+    for ch in str(text):
+        if ch in "\\`*_[]<>|$~":
+            out.append("\\" + ch)
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def markdown_code(text: object) -> str:
+    """``text`` as a Markdown code span that is safe in a table cell.
+
+    A pipe is escaped (GitHub splits cells on it even inside code); backticks in the
+    text get a longer fence.
+    """
+    s = str(text).replace("|", "\\|")
+    fence = "`"
+    while fence in s:
+        fence += "`"
+    pad = " " if s.startswith("`") or s.endswith("`") else ""
+    return f"{fence}{pad}{s}{pad}{fence}"
+
+
+def _names(expr: sp.Basic) -> dict[sp.Basic, str]:
+    return {s: latex_name(s) for s in expr.free_symbols if isinstance(s, sp.Symbol)}
+
+
+@functools.lru_cache(maxsize=8192)
+def _latex_cached(expr: sp.Basic) -> str:
+    return str(sp.latex(expr, symbol_names=_names(expr)))
+
+
+def latex_expr(expr: sp.Basic, names: Mapping[sp.Symbol, str] | None = None) -> str:
+    """LaTeX of ``expr`` with canonical symbol names; ``names`` renames symbols (used
+    to show substituted values in a general formula; products then print with ``\\cdot``)."""
+    if not names:
+        return _latex_cached(expr)
+    full = _names(expr)
+    full.update(names)
+    return str(sp.latex(expr, symbol_names=full, mul_symbol="dot"))
+
+
+class _NamedStrPrinter(StrPrinter):
+    def __init__(self, names: Mapping[sp.Symbol, str]) -> None:
+        super().__init__()
+        self._names = dict(names)
+
+    def _print_Symbol(self, expr: sp.Symbol) -> str:
+        return self._names.get(expr, expr.name)
+
+
+def text_expr(expr: sp.Basic, names: Mapping[sp.Symbol, str] | None = None) -> str:
+    """Plain-text form of ``expr`` (SymPy's ``str``), symbols renamed by ``names``."""
+    if not names:
+        return str(expr)
+    return str(_NamedStrPrinter(names).doprint(expr))
+
+
+def substitution_names(bindings: Mapping[sp.Symbol, sp.Expr], printer: str
+                       ) -> dict[sp.Symbol, str]:
+    """Each bound symbol's value printed for substitution (parenthesised unless atomic)."""
+    out: dict[sp.Symbol, str] = {}
+    for sym, value in bindings.items():
+        if printer == "latex":
+            s = latex_expr(value)
+            atomic = value.is_Atom
+            out[sym] = s if atomic else rf"\left({s}\right)"
+        else:
+            s = text_expr(value)
+            out[sym] = s if value.is_Atom else f"({s})"
+    return out
+
+
+_SI = ((10**3, "k"), (10**6, "M"), (10**9, "G"), (10**12, "T"), (10**15, "P"), (10**18, "E"))
+
+
+def format_number(value: int, style: str = "comma") -> str:
+    """An integer with thousands separators (``4,089,184,256``) or an SI prefix
+    (``4.09 G``, three significant digits).
+
+    >>> format_number(4089184256), format_number(4089184256, "si"), format_number(512, "si")
+    ('4,089,184,256', '4.09 G', '512')
+    >>> format_number(999_999, "si")
+    '1.00 M'
+    """
+    if style == "comma":
+        return f"{value:,}"
+    if abs(value) < 1000:
+        return str(value)
+    for i, (scale, prefix) in enumerate(_SI):
+        if abs(value) < scale * 1000 or i == len(_SI) - 1:
+            x = value / scale
+            text = _three_digits(x)
+            if abs(float(text)) >= 1000 and i < len(_SI) - 1:  # 999.9 k -> 1.00 M
+                scale, prefix = _SI[i + 1]
+                text = _three_digits(value / scale)
+            return f"{text} {prefix}"
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _three_digits(x: float) -> str:
+    digits = 2 if abs(x) < 10 else 1 if abs(x) < 100 else 0
+    text = f"{x:.{digits}f}"
+    if float(text) >= 10 and digits == 2 or float(text) >= 100 and digits == 1:
+        text = f"{x:.{digits - 1}f}"  # 9.999 -> 10.0, not 10.00
+    return text
