@@ -586,8 +586,9 @@ def sweep(x: Costlike, values: Mapping[SymbolLike, Any], *,
         if missing:
             raise SymflopsError("sweep needs a value for every symbol",
                                 values={"missing": missing},
-                                fix="sweep them, or fix them with at= (--at " +
-                                    ",".join(f"{m}=..." for m in missing) + ")")
+                                fix="sweep them or give them values (at= in Python, --at " +
+                                    ",".join(f"{m}=..." for m in missing) + " on the command "
+                                    "line)")
         syms_t = tuple(sorted(expr.free_symbols, key=str))
         from symflops.evaluate import compile_expr
 

@@ -1,0 +1,581 @@
+"""The ``symflops`` command line (also ``python -m symflops``).
+
+Commands::
+
+    symflops formula Conv2d [--format summary|md|latex|text|json] [--convention exact|torch|macs]
+                            [--at K=3] [--depth N]
+    symflops trace FILE.py:FACTORY|package.module:FACTORY --input "B 3 H W" [--hint H=224]
+                   [--at B=1,H=224,W=224] [--aligned] [--depth 2] [--train] [--format ...]
+                   [--convention ...] [--output FILE]
+    symflops scale TARGET [TARGET ...] --var H,W --range 64:1024:32 [--at B=1] [--plot out.png]
+    symflops doc [--output docs/formulas.md]
+
+Everything typed (``--at``, ``--hint``, ranges, names, input specs) goes through
+:mod:`symflops.parse`; nothing typed is evaluated as code. A ``FILE.py`` or module named
+as a target is imported, which runs that module's own code, as Python would. Errors are
+one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import importlib.util
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sympy as sp
+
+from symflops.conventions import conventions, get_convention
+from symflops.cost import Cost
+from symflops.errors import SymflopsError
+from symflops.parse import parse_assignments, parse_int, parse_name, parse_names, parse_range
+
+__all__ = ["main", "build_parser", "CANONICAL", "canonical_layer"]
+
+#: seconds a trace may run before progress is shown on stderr
+PROGRESS_AFTER = 1.5
+
+
+# ----------------------------------------------------------------------------- layers
+def _canonical_table() -> dict[str, Callable[[], tuple[Any, tuple[Any, ...]]]]:
+    """Each ``sf.nn`` layer built on canonical symbols, with a canonical input shape."""
+    from symflops import nn
+    from symflops.symbols import (
+        B, C, C_in, C_out, D, H, I, K, L, M, N, O, T, V, W, dim, groups, heads, mlp_ratio,
+    )
+
+    img, seq = (B, C, H, W), (B, N, dim)
+    return {
+        "Conv1d": lambda: (nn.Conv1d(C_in, C_out, K, padding="same"), (B, C_in, T)),
+        "Conv2d": lambda: (nn.Conv2d(C_in, C_out, K, padding="same"), (B, C_in, H, W)),
+        "Conv3d": lambda: (nn.Conv3d(C_in, C_out, K, padding="same"), (B, C_in, D, H, W)),
+        "ConvTranspose1d": lambda: (nn.ConvTranspose1d(C_in, C_out, K), (B, C_in, T)),
+        "ConvTranspose2d": lambda: (nn.ConvTranspose2d(C_in, C_out, K), (B, C_in, H, W)),
+        "ConvTranspose3d": lambda: (nn.ConvTranspose3d(C_in, C_out, K), (B, C_in, D, H, W)),
+        "Linear": lambda: (nn.Linear(I, O), (B, I)),
+        "BatchNorm1d": lambda: (nn.BatchNorm1d(C), (B, C, T)),
+        "BatchNorm2d": lambda: (nn.BatchNorm2d(C), img),
+        "BatchNorm3d": lambda: (nn.BatchNorm3d(C), (B, C, D, H, W)),
+        "LayerNorm": lambda: (nn.LayerNorm(dim), seq),
+        "GroupNorm": lambda: (nn.GroupNorm(groups, C), img),
+        "RMSNorm": lambda: (nn.RMSNorm(dim), seq),
+        "MaxPool1d": lambda: (nn.MaxPool1d(K), (B, C, T)),
+        "MaxPool2d": lambda: (nn.MaxPool2d(K), img),
+        "AvgPool1d": lambda: (nn.AvgPool1d(K), (B, C, T)),
+        "AvgPool2d": lambda: (nn.AvgPool2d(K), img),
+        "AdaptiveAvgPool1d": lambda: (nn.AdaptiveAvgPool1d(1), (B, C, T)),
+        "AdaptiveAvgPool2d": lambda: (nn.AdaptiveAvgPool2d(1), img),
+        "AdaptiveMaxPool2d": lambda: (nn.AdaptiveMaxPool2d(1), img),
+        **{name: (lambda name=name: (nn.LAYERS[name](), img)) for name in (
+            "ReLU", "ReLU6", "LeakyReLU", "GELU", "SiLU", "Sigmoid", "Tanh", "Hardswish",
+            "Hardsigmoid", "Dropout", "Identity", "Flatten")},
+        "Softmax": lambda: (nn.Softmax(dim=-1), (B, M, N)),
+        "Embedding": lambda: (nn.Embedding(V, dim), (B, N)),
+        "MultiheadAttention": lambda: (nn.MultiheadAttention(dim, heads), seq),
+        "TransformerBlock": lambda: (nn.TransformerBlock(dim, heads, mlp_ratio), seq),
+        "MLP": lambda: (nn.MLP(dim, mlp_ratio * dim), seq),
+        "Repeat": lambda: (nn.Repeat(nn.TransformerBlock(dim, heads, mlp_ratio), L), seq),
+    }
+
+
+CANONICAL: dict[str, Callable[[], tuple[Any, tuple[Any, ...]]]] = {}
+
+
+def canonical_layer(name: str) -> tuple[Any, tuple[Any, ...]]:
+    """``(layer, input_shape)`` of the ``sf.nn`` layer called ``name`` on canonical symbols.
+
+    >>> layer, shape = canonical_layer("Conv2d")
+    >>> layer.cost(shape).flops
+    2*B*C_in*C_out*H*K**2*W
+    """
+    from symflops.nn import LAYERS
+
+    if not CANONICAL:
+        CANONICAL.update(_canonical_table())
+    if name not in CANONICAL:
+        lower = {k.lower(): k for k in LAYERS}
+        if name.lower() in lower and lower[name.lower()] in CANONICAL:
+            name = lower[name.lower()]
+        elif name in LAYERS:
+            raise SymflopsError(f"{name} is a container: it has no formula of its own",
+                                fix="trace or build a network with it, or ask for a layer "
+                                    "such as Conv2d")
+        else:
+            raise SymflopsError(f"unknown layer {name!r}",
+                                fix="use one of " + ", ".join(sorted(CANONICAL)))
+    return CANONICAL[name]()
+
+
+# ----------------------------------------------------------------------------- targets
+@dataclass
+class Target:
+    """A traced model, an ``sf.nn`` network or a canonical layer, by its command-line name."""
+
+    name: str
+    factory: Callable[[], Any] | None = None
+    layer: Any = None
+    shape: Any = None
+
+
+def _load_factory(spec: str) -> Callable[[], Any]:
+    if ":" not in spec:
+        raise SymflopsError(f"cannot read target {spec!r}",
+                            fix="write FILE.py:FACTORY or package.module:FACTORY, "
+                                "e.g. examples/resnet.py:resnet50")
+    where, _, attr = spec.rpartition(":")
+    attr = parse_name(attr) if attr else ""
+    if not attr:
+        raise SymflopsError(f"no factory named in {spec!r}", fix="add :FACTORY after the file")
+    if where.endswith(".py"):
+        path = Path(where)
+        if not path.is_file():
+            raise SymflopsError(f"no such file: {where}", fix="check the path to the .py file")
+        mod_name = "_symflops_target_" + "".join(c if c.isalnum() else "_"
+                                                 for c in str(path.resolve()))
+        spec_obj = importlib.util.spec_from_file_location(mod_name, path)
+        if spec_obj is None or spec_obj.loader is None:  # pragma: no cover
+            raise SymflopsError(f"cannot load {where} as a Python file")
+        module = importlib.util.module_from_spec(spec_obj)
+        sys.modules[mod_name] = module
+        folder = str(path.resolve().parent)
+        added = folder not in sys.path
+        if added:  # let the file import its neighbours, as `python FILE.py` would
+            sys.path.insert(0, folder)
+        try:
+            spec_obj.loader.exec_module(module)
+        except SymflopsError:
+            raise
+        except Exception as e:
+            raise SymflopsError(f"importing {where} raised {type(e).__name__}: {e}",
+                                fix="fix the error in that file") from None
+        finally:
+            if added:
+                sys.path.remove(folder)
+    else:
+        for part in where.split("."):
+            parse_name(part)
+        try:
+            module = importlib.import_module(where)
+        except ImportError as e:
+            raise SymflopsError(f"cannot import module {where!r}: {e}",
+                                fix="check the module name, or give a FILE.py path") from None
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        names = sorted(n for n, v in vars(module).items()
+                       if callable(v) and not n.startswith("_") and not isinstance(v, type)
+                       and getattr(v, "__module__", None) == module.__name__)
+        raise SymflopsError(f"{where} has no factory {attr!r}",
+                            fix="use one of " + (", ".join(names) or "its functions"))
+    return factory  # type: ignore[no-any-return]
+
+
+def _target(spec: str) -> Target:
+    if ":" in spec:
+        return Target(spec, factory=_load_factory(spec))
+    layer, shape = canonical_layer(parse_name(spec))
+    return Target(spec, layer=layer, shape=shape)
+
+
+# ----------------------------------------------------------------------------- inputs
+def _input_spec(texts: Sequence[str]) -> Any:
+    """``--input`` values -> what ``sf.trace`` takes: ``"B 3 H W"``, a tuple of such
+    shapes (several positional inputs) or a dict (``name=B N`` keyword inputs)."""
+    positional: list[tuple[Any, ...]] = []
+    keyword: dict[str, tuple[Any, ...]] = {}
+    for text in texts:
+        key = None
+        if "=" in text:
+            key_text, _, text = text.partition("=")
+            key = parse_name(key_text.strip())
+        dims: list[Any] = []
+        for tok in text.replace(",", " ").split():
+            dims.append(parse_int(tok, "size") if tok[:1].isdigit() else parse_name(tok))
+        if not dims:
+            raise SymflopsError("empty input spec", fix='write e.g. --input "B 3 H W"')
+        if key is None:
+            positional.append(tuple(dims))
+        elif key in keyword:
+            raise SymflopsError(f"input {key!r} given twice", fix="give each input once")
+        else:
+            keyword[key] = tuple(dims)
+    if keyword and positional:
+        raise SymflopsError("mix of positional and keyword inputs",
+                            fix="name every input (name=B N) or none")
+    if keyword:
+        return keyword
+    if len(positional) == 1:
+        return positional[0]
+    return tuple(positional)
+
+
+def _shape_text(shape: Any) -> str:
+    if isinstance(shape, dict):
+        return ", ".join(f"{k}=({' '.join(map(str, v))})" for k, v in shape.items())
+    if shape and isinstance(shape[0], tuple):
+        return ", ".join("(" + " ".join(map(str, s)) + ")" for s in shape)
+    return " ".join(map(str, shape))
+
+
+@contextlib.contextmanager
+def _progress(what: str, stream: Any) -> Iterator[None]:
+    """Show ``what ... N s`` on stderr while a slow step runs (after PROGRESS_AFTER s)."""
+    done = threading.Event()
+    start = time.monotonic()
+
+    def tick() -> None:
+        if done.wait(PROGRESS_AFTER):
+            return
+        while not done.is_set():
+            stream.write(f"symflops: {what}... {time.monotonic() - start:.0f} s\n")
+            stream.flush()
+            done.wait(1.0)
+
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+        elapsed = time.monotonic() - start
+        if elapsed > PROGRESS_AFTER:
+            stream.write(f"symflops: {what} done in {elapsed:.1f} s\n")
+            stream.flush()
+
+
+def _cost_of(target: Target, args: argparse.Namespace) -> Cost:
+    convention = args.convention
+    if target.layer is not None:
+        return target.layer.cost(target.shape, convention=convention)  # type: ignore[no-any-return]
+    assert target.factory is not None
+    model = target.factory()
+    from symflops.nn import Layer
+
+    if isinstance(model, Cost):
+        return model.with_convention(convention)
+    texts = args.input or []
+    if isinstance(model, Layer):
+        if not texts:
+            raise SymflopsError(f"{target.name} returns an sf.nn network: it needs an input",
+                                fix='pass --input "B 3 H W"')
+        spec = _input_spec(texts)
+        if isinstance(spec, dict) or (spec and isinstance(spec[0], tuple)):
+            raise SymflopsError("an sf.nn network takes one positional input",
+                                fix='pass one --input "B 3 H W"')
+        return model.cost(spec, convention=convention)
+    if not texts:
+        raise SymflopsError(f"tracing {target.name} needs an input spec",
+                            fix='pass --input "B 3 H W" (or "input_ids=B N" for keywords)')
+    spec = _input_spec(texts)
+    hints: dict[str, int] = {}
+    for h in args.hint or []:
+        for sym, val in parse_assignments(h).items():
+            if not val.is_Integer:
+                raise SymflopsError("hints must be integers", values={sym.name: val},
+                                    fix="write --hint H=224")
+            hints[sym.name] = int(val)
+    try:
+        from symflops.trace import trace
+    except ImportError as e:
+        raise SymflopsError(f"tracing is not available: {e}",
+                            fix="install torch (pip install 'symflops[torch]')") from None
+    mode = "train" if getattr(args, "train", False) else "eval"
+    with _progress(f"tracing {target.name} on {_shape_text(spec)}", sys.stderr):
+        return trace(model, spec, hints=hints or None, convention=convention, mode=mode)
+
+
+# ----------------------------------------------------------------------------- output
+def _fmt_value(expr: sp.Expr) -> str:
+    if expr.is_Integer:
+        from symflops.latex import format_number
+
+        n = int(expr)
+        si = format_number(n, "si")
+        plain = format_number(n, "comma")
+        return plain if si == str(n) else f"{plain} ({si})"
+    return str(expr)
+
+
+def _totals(cost: Cost) -> list[tuple[str, sp.Expr]]:
+    rows = [("params", cost.params), ("MACs", cost.macs)]
+    if cost.convention.label != "MACs":
+        rows.append((cost.convention.label, cost.flops))
+    return rows
+
+
+def _resolve_at(cost: Cost, text: str | None, flag: str = "--at") -> dict[sp.Symbol, sp.Expr]:
+    if not text:
+        return {}
+    names = {s.name: s for s in cost.free_symbols}
+    try:
+        return parse_assignments(text, names=names, values_names=names)
+    except SymflopsError as e:
+        raise SymflopsError(f"{flag}: {e.message}", values=e.values, fix=e.fix) from None
+
+
+def _summary(cost: Cost, at: dict[sp.Symbol, sp.Expr], depth: int | None, title: str) -> str:
+    from symflops.analysis import breakdown
+
+    shown = cost.subs(at) if at else cost
+    lines = [title]
+    if cost.input_shape:
+        out = "(" + ", ".join(map(str, shown.output_shape)) + ")"
+        inp = "(" + ", ".join(map(str, shown.input_shape)) + ")"
+        lines.append(f"input {inp} -> output {out}")
+    if at:
+        lines.append("at " + ", ".join(f"{k}={v}" for k, v in at.items()))
+    rows = _totals(shown)
+    width = max(len(k) for k, _ in rows)
+    lines += [f"{k.ljust(width)}  {_fmt_value(_tidy(v))}" for k, v in rows]
+    d = cost.derivation
+    if d is not None and not cost.children:
+        general = d.general_flops(cost.convention)
+        lines.append(f"general formula: {cost.convention.label} = {_tidy(general)}, "
+                     f"params = {_tidy(d.general_params)}")
+        if d.explanation:
+            lines.append(f"  ({d.explanation})")
+    for note in cost.notes:
+        lines.append(f"note: {note}")
+    if depth and cost.children:
+        parts = breakdown(cost, at or None, depth=depth)
+        label = cost.convention.label
+        lines.append("")
+        lines.append(f"{'path':<32} {'layer':<20} {label:>24}  share")
+        for s in parts:
+            share = "" if s.share is None else f"{100 * s.share:5.1f}%"
+            value = _fmt_value(s.value) if s.value.is_Integer else str(s.value)
+            lines.append(f"{s.path or '(total)':<32} {s.layer:<20} {value:>24}  {share}")
+    return "\n".join(lines) + "\n"
+
+
+def _tidy(expr: sp.Expr) -> sp.Expr:
+    from symflops.cost import simplify_expr
+
+    return expr if expr.is_number else simplify_expr(expr)
+
+
+def _write(text: str, output: str | None) -> None:
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        sys.stderr.write(f"symflops: wrote {output}\n")
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def _aligned(cost: Cost) -> tuple[Cost, str]:
+    from symflops.analysis import aligned, alignment
+
+    syms = [s for s in sorted(cost.free_symbols, key=str)
+            if any(s in f.free_symbols for e in (cost.flops, cost.params)
+                   for f in e.atoms(sp.floor, sp.ceiling))]
+    if not syms:
+        return cost, "no floors to align"
+    multiples = alignment(cost, syms)
+    note = "aligned: " + ", ".join(f"{s.name} a multiple of {m}" for s, m in multiples.items()) \
+        + " (exact there)"
+    return aligned(cost, multiples), note
+
+
+def _show(cost: Cost, args: argparse.Namespace, title: str) -> str:
+    at = _resolve_at(cost, args.at)
+    fmt = args.format
+    if fmt == "summary":
+        return _summary(cost, at, args.depth, title)
+    from symflops.render import render
+
+    return render(cost, fmt, depth=args.depth, at=at or None)
+
+
+# ----------------------------------------------------------------------------- commands
+def cmd_formula(args: argparse.Namespace) -> int:
+    layer, shape = canonical_layer(parse_name(args.layer))
+    cost = layer.cost(shape, convention=args.convention)
+    _write(_show(cost, args, f"{cost.spec} -- {cost.convention.label}"), args.output)
+    return 0
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    target = Target(args.target, factory=_load_factory(args.target))
+    cost = _cost_of(target, args)
+    title = f"{args.target} -- {cost.convention.label}"
+    if args.aligned:
+        cost, note = _aligned(cost)
+        title += f"\n{note}"
+    _write(_show(cost, args, title), args.output)
+    return 0
+
+
+def cmd_scale(args: argparse.Namespace) -> int:
+    from symflops.analysis import alignment, fit_slope, growth_order, leading_terms, plot, sweep
+
+    var_names = parse_names(args.var)
+    values = parse_range(args.range)
+    costs: dict[str, Cost] = {}
+    for spec in args.targets:
+        cost = _cost_of(_target(spec), args)
+        at = _resolve_at(cost, args.at)
+        costs[spec] = cost.subs(at) if at else cost
+    report: list[dict[str, Any]] = []
+    lines: list[str] = []
+    for spec, cost in costs.items():
+        free = {s.name: s for s in cost.free_symbols}
+        unknown = [n for n in var_names if n not in free]
+        if unknown:
+            raise SymflopsError(f"{spec} does not depend on {', '.join(unknown)}",
+                                fix="sweep one of: " + (", ".join(sorted(free)) or "nothing"))
+        syms = [free[n] for n in var_names]
+        sw = sweep(cost, {tuple(var_names): values}, quantity=args.quantity)
+        ys = sw.results[args.quantity]
+        label = sw.labels[args.quantity]
+        expr = cost.quantity(args.quantity)
+        order = growth_order(expr, syms)
+        floors = any(s in f.free_symbols for f in expr.atoms(sp.floor, sp.ceiling) for s in syms)
+        lead = leading_terms(expr, syms, align=None)
+        slope = fit_slope(values, ys) if len(set(values)) > 1 else None
+        report.append({
+            "target": spec, "quantity": args.quantity, "label": label,
+            "variables": var_names, "values": list(values),
+            "results": [int(v) if hasattr(v, "__int__") and float(v).is_integer() else float(v)
+                        for v in ys.tolist()],
+            "growth_order": str(order), "leading_terms": [str(t) for t in lead],
+            "fitted_slope": slope,
+            "alignment": {s.name: m for s, m in alignment(expr, syms).items()} if floors else {},
+        })
+        lines.append(f"{spec} -- {label} against {' = '.join(var_names)}")
+        if args.at:
+            lines.append(f"at {args.at}")
+        lines.append(f"growth order in {', '.join(var_names)}: {order}")
+        lines.append("leading term" + ("s" if len(lead) > 1 else "") + ": "
+                     + " + ".join(str(t) for t in lead))
+        if slope is not None:
+            lines.append(f"fitted log-log slope: {slope:.3f}")
+        lines.append(sw.to_text())
+        lines.append("")
+    if args.plot:
+        plot(costs, var_names if len(var_names) > 1 else var_names[0], values,
+             quantity=args.quantity, path=args.plot)
+        sys.stderr.write(f"symflops: wrote {args.plot}\n")
+    if args.format == "json":
+        text = json.dumps(report if len(report) > 1 else report[0], indent=2)
+    else:
+        text = "\n".join(lines)
+    _write(text, args.output)
+    return 0
+
+
+def cmd_doc(args: argparse.Namespace) -> int:
+    try:
+        from symflops import reference
+    except ImportError:
+        raise SymflopsError("the formula reference writer (symflops.reference) is not "
+                            "available in this build", fix="update symflops") from None
+    if args.output:
+        reference.write_reference(args.output)
+        sys.stderr.write(f"symflops: wrote {args.output}\n")
+    else:
+        sys.stdout.write(reference.formula_reference())
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+_FORMATS = ("summary", "md", "markdown", "latex", "tex", "text", "txt", "json")
+
+
+def _common(p: argparse.ArgumentParser, formats: Sequence[str] = _FORMATS) -> None:
+    p.add_argument("--convention", default="exact",
+                   help="counting convention: " + ", ".join(sorted(conventions())) +
+                        " (default exact)")
+    p.add_argument("--format", default="summary", choices=formats,
+                   help="output format (default summary)")
+    p.add_argument("--at", metavar="NAME=VALUE,...",
+                   help="substitute values, e.g. B=1,H=224,W=224 (or W=H)")
+    p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
+
+
+def _trace_inputs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", action="append", metavar="SPEC",
+                   help='input shape, e.g. "B 3 H W"; repeat for several inputs; '
+                        '"input_ids=B N" for a keyword input')
+    p.add_argument("--hint", action="append", metavar="NAME=VALUE",
+                   help="example size for tracing, e.g. H=224")
+    p.add_argument("--train", action="store_true", help="count forward + backward")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``symflops`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="symflops",
+        description="Parameters, MACs and FLOPs of neural networks as formulas.")
+    parser.add_argument("--traceback", action="store_true", help=argparse.SUPPRESS)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("formula", help="the formula of one layer type (e.g. Conv2d)")
+    p.add_argument("layer", help="a layer name from symflops.nn (Conv2d, Linear, ...)")
+    _common(p)
+    p.add_argument("--depth", type=int, default=None, help="parts shown, by tree depth")
+    p.set_defaults(func=cmd_formula)
+
+    p = sub.add_parser("trace", help="trace a model into a symbolic cost")
+    p.add_argument("target", help="FILE.py:FACTORY or package.module:FACTORY")
+    _trace_inputs(p)
+    _common(p)
+    p.add_argument("--aligned", action="store_true",
+                   help="remove floors by taking sizes as multiples of the total stride")
+    p.add_argument("--depth", type=int, default=None, help="parts shown, by tree depth")
+    p.set_defaults(func=cmd_trace)
+
+    p = sub.add_parser("scale", help="how a cost grows with a symbol: table, order, plot")
+    p.add_argument("targets", nargs="+", metavar="TARGET",
+                   help="layer names or FILE.py:FACTORY / package.module:FACTORY")
+    _trace_inputs(p)
+    _common(p, ("summary", "json"))
+    p.add_argument("--var", required=True, metavar="NAME[,NAME]",
+                   help="symbol(s) to sweep; several names take the same values (H,W)")
+    p.add_argument("--range", required=True, metavar="START:STOP:STEP",
+                   help="values: 64:1024:32, 64:1024:*2 or 224,384")
+    p.add_argument("--quantity", default="flops", choices=("flops", "macs", "params"))
+    p.add_argument("--plot", metavar="FILE", help="save a log-log plot (needs matplotlib)")
+    p.set_defaults(func=cmd_scale)
+
+    p = sub.add_parser("doc", help="write the formula reference of every layer")
+    p.add_argument("--output", "-o", metavar="FILE", help="e.g. docs/formulas.md")
+    p.set_defaults(func=cmd_doc)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (2 for a usage or symflops error)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if hasattr(args, "convention"):
+            get_convention(args.convention)
+        if getattr(args, "depth", None) is not None and args.depth < 1:
+            raise SymflopsError("--depth must be >= 1", values={"depth": args.depth})
+        return int(args.func(args))
+    except SymflopsError as e:
+        if args.traceback:
+            raise
+        sys.stderr.write(f"symflops: error: {e}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("symflops: interrupted\n")
+        return 130
+    except Exception as e:  # a bug or a failing user model: one line, traceback on request
+        if args.traceback:
+            raise
+        sys.stderr.write(f"symflops: error: {type(e).__name__}: {e} "
+                         "(run with --traceback for details)\n")
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
