@@ -302,10 +302,10 @@ class _ConvNd(Layer):
         validity = _positive_output(out_sp, self.spec(), "padding")
         out_shape = ((batch,) if batched else ()) + (self.out_channels,) + out_sp
         g_in, g_out = _SPATIAL[n], _SPATIAL_OUT[n]
-        st_sym = tuple(S.symbol(f"s_{i}") for i in range(n))
-        dl_sym = tuple(S.symbol(f"d_{i}") for i in range(n))
+        # stride and dilation enter the general formula as the layer's own values: the
+        # count of covered positions depends on how they divide one another
         general = F.conv_transpose_work(S.B, S.C_in, S.C_out, ksym, g_in, g_out,
-                                        st_sym, dl_sym, S.groups, self.bias)
+                                        self.stride, self.dilation, S.groups, self.bias)
         gparams = self.in_channels * F.exact_div(self.out_channels, self.groups) * \
             F.prod(self.kernel_size) + (self.out_channels if self.bias else 0)
         bindings: dict[sp.Symbol, Any] = {S.B: batch, S.C_in: self.in_channels,
@@ -313,8 +313,6 @@ class _ConvNd(Layer):
         bindings.update(zip(ksym, self.kernel_size, strict=True))
         bindings.update(zip(g_in, spatial, strict=True))
         bindings.update(zip(g_out, out_sp, strict=True))
-        bindings.update(zip(st_sym, self.stride, strict=True))
-        bindings.update(zip(dl_sym, self.dilation, strict=True))
         return self._leaf(
             name, shape, out_shape, general, gparams, bindings, validity=validity,
             explanation="every input element times every weight of its group (scatter); "
@@ -588,12 +586,25 @@ class _PoolNd(Layer):
         out_shape = tuple(shape[:-n]) + out_sp
         ksym = _kernel_symbols(n, len(set(self.kernel_size)) == 1)
         fn = F.max_pool_work if self.kind == "max" else F.avg_pool_work
-        general = fn(S.M * F.prod(_SPATIAL_OUT[n]), F.prod(ksym))
         bindings: dict[sp.Symbol, Any] = {S.M: _numel(shape[:-n])}
-        bindings.update(zip(ksym, self.kernel_size, strict=True))
         bindings.update(zip(_SPATIAL_OUT[n], out_sp, strict=True))
         expl = ("window - 1 compares per output" if self.kind == "max" else
                 "window - 1 adds and one divide per output")
+        if self.ceil_mode:
+            # the last window along a dim may stick out past the padded input: sum the
+            # window lengths exactly (E = elements of all windows along one dim)
+            esym = tuple(S.symbol(f"E_{s}") for s in _SPATIAL[n])
+            outputs = S.M * F.prod(_SPATIAL_OUT[n])
+            elements = S.M * F.prod(esym)
+            general = F.work(pooling=elements - outputs if self.kind == "max" else elements)
+            bindings.update(zip(esym, (
+                F.pool_window_total(s, k, st, p, d, True) for s, k, st, p, d in zip(
+                    spatial, self.kernel_size, self.stride, self.padding, self.dilation,
+                    strict=True)), strict=True))
+            expl += "; ceil_mode: a last window past the padded input counts only its elements"
+        else:
+            general = fn(S.M * F.prod(_SPATIAL_OUT[n]), F.prod(ksym))
+            bindings.update(zip(ksym, self.kernel_size, strict=True))
         return self._leaf(name, shape, out_shape, general, 0, bindings, validity=validity,
                           explanation=expl + "; M = batch*channels planes")
 
@@ -975,7 +986,7 @@ class Sequential(Layer):
 
     def _cost(self, shape: Shape, name: str) -> Cost:
         children, out = self._children(shape)
-        return Cost(name, "Sequential", spec=self.spec(), children=children,
+        return Cost(name, self.layer_type(), spec=self.spec(), children=children,
                     input_shape=shape, output_shape=out)
 
 

@@ -53,6 +53,7 @@ from symflops.formulas.pool import (
     avg_pool_work,
     max_pool_work,
     pool_output_size,
+    pool_window_total,
 )
 
 __all__ = [
@@ -63,5 +64,5 @@ __all__ = [
     "layer_norm_work", "norm_params", "rms_norm_work", "row_stats", "ACTIVATION_RATES",
     "activation_work", "elementwise_work", "log_softmax_work", "softmax_work",
     "adaptive_avg_pool_work", "adaptive_max_pool_work", "adaptive_window_total", "avg_pool_work",
-    "max_pool_work", "pool_output_size",
+    "max_pool_work", "pool_output_size", "pool_window_total",
 ]

@@ -58,24 +58,30 @@ def conv_transpose_output_size(size: Size, kernel: Size, stride: Size = 1, paddi
 def conv_transpose_covered(size: Size, kernel: Size, stride: Size, dilation: Size) -> Size:
     """How many positions of the uncropped transposed-conv output receive a contribution.
 
-    Input position ``i`` writes to ``i*stride + j*dilation`` for ``j < kernel``. With
-    ``dilation == 1`` the windows are runs of ``kernel`` starting every ``stride``:
-    ``(size - 1) * min(stride, kernel) + kernel``; with ``stride == 1`` the same holds
-    with the roles of size and kernel exchanged. Other cases are enumerated when
+    Input position ``i < size`` writes to ``i*stride + j*dilation`` for ``j < kernel``.
+    When ``dilation`` divides ``stride`` (``m = stride/dilation``) the windows are runs of
+    ``kernel`` starting every ``m`` (in units of ``dilation``):
+    ``(size - 1) * min(m, kernel) + kernel``; when ``stride`` divides ``dilation`` the same
+    holds with the roles of size and kernel exchanged. Other cases are enumerated when
     concrete.
+
+    >>> conv_transpose_covered(4, 3, 2, 1), conv_transpose_covered(3, 3, 1, 2)
+    (9, 7)
     """
-    if _is_one(dilation):
-        return (size - 1) * smin(stride, kernel) + kernel
-    if _is_one(stride):
-        return (kernel - 1) * smin(dilation, size) + size
+    if _divides(dilation, stride):
+        return (size - 1) * smin(exact_div(stride, dilation), kernel) + kernel
+    if _divides(stride, dilation):
+        return (kernel - 1) * smin(exact_div(dilation, stride), size) + size
     if all(is_int(v) for v in (size, kernel, stride, dilation)):
         return len({i * int(stride) + j * int(dilation)
                     for i in range(int(size)) for j in range(int(kernel))})
     raise SymflopsError(
-        "the exact add count of a transposed conv with stride > 1 and dilation > 1 needs "
-        "a concrete input size",
-        layer="ConvTranspose", values={"size": size, "stride": stride, "dilation": dilation},
-        fix="substitute the spatial size first, or use dilation=1",
+        "the exact add count of a transposed conv whose stride and dilation do not divide "
+        "one another needs concrete sizes",
+        layer="ConvTranspose", values={"size": size, "kernel": kernel, "stride": stride,
+                                       "dilation": dilation},
+        fix="substitute the spatial size and kernel first, or use a dilation that divides "
+            "the stride",
     )
 
 
@@ -98,5 +104,8 @@ def conv_transpose_work(batch: Size, in_channels: Size, out_channels: Size,
                 bias=outputs if bias else 0)
 
 
-def _is_one(x: Size) -> bool:
-    return x == 1
+def _divides(d: Size, n: Size) -> bool:
+    """True when ``d`` certainly divides ``n`` (1 divides everything; ints are checked)."""
+    if d == 1 or d == n:
+        return True
+    return is_int(d) and is_int(n) and int(n) % int(d) == 0

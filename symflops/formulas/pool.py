@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from symflops.errors import SymflopsError
-from symflops.formulas._arith import Size, Work, ceildiv, floordiv, is_int, prod, work
+from symflops.formulas._arith import Size, Work, ceildiv, floordiv, is_int, prod, smin, work
 
-__all__ = ["pool_output_size", "max_pool_work", "avg_pool_work", "adaptive_window_total",
+__all__ = ["pool_output_size", "pool_window_total", "max_pool_work", "avg_pool_work", "adaptive_window_total",
            "adaptive_avg_pool_work", "adaptive_max_pool_work"]
 
 
@@ -37,6 +37,24 @@ def pool_output_size(size: Size, kernel: Size, stride: Size, padding: Size = 0,
 
         return sp.Piecewise((out - 1, (out - 1) * stride >= size + padding), (out, True))
     return out
+
+
+def pool_window_total(size: Size, kernel: Size, stride: Size, padding: Size = 0,
+                      dilation: Size = 1, ceil_mode: bool = False) -> Size:
+    """Window elements summed over the outputs along one dim (inside the padded input).
+
+    Every window holds ``kernel`` elements, except that with ``ceil_mode`` the last
+    window may stick out past the padded input and hold only the
+    ``ceil((size + 2 padding - start) / dilation)`` elements before its end.
+
+    >>> pool_window_total(5, 2, 2), pool_window_total(5, 2, 2, ceil_mode=True)
+    (4, 5)
+    """
+    out = pool_output_size(size, kernel, stride, padding, dilation, ceil_mode)
+    if not ceil_mode:
+        return out * kernel
+    room = size + 2 * padding - (out - 1) * stride  # padded elements from the last start on
+    return (out - 1) * kernel + smin(kernel, ceildiv(room, dilation))
 
 
 def max_pool_work(outputs: Size, window: Size) -> Work:

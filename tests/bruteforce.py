@@ -1,0 +1,474 @@
+"""Brute-force operation counters: every op implemented literally with loops over small
+integer sizes, counting each scalar multiply, add, compare, divide and exp as it happens.
+
+Nothing here uses a closed-form formula: counts come from walking the index space, and
+output shapes from the positions the loops actually produce. Each function returns
+``(work, output_shape)`` with ``work`` a dict over symflops' kinds of work
+(``matmul_mul``, ``matmul_add``, ``bias``, ``norm_affine``, ``norm_stats``,
+``activation``, ``pooling``, ``softmax``, ``elementwise``) and ``params`` where a layer
+has weights (counted by enumerating the weight tensors' entries).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+Work = dict[str, int]
+Shape = tuple[int, ...]
+
+
+class Tally:
+    """Counts of each kind of work; ``+=`` through :meth:`op`."""
+
+    def __init__(self) -> None:
+        self.counts: defaultdict[str, int] = defaultdict(int)
+
+    def op(self, kind: str, n: int = 1) -> None:
+        self.counts[kind] += n
+
+    def work(self) -> Work:
+        return {k: v for k, v in self.counts.items() if v}
+
+    def merge(self, other: Work, times: int = 1) -> None:
+        for k, v in other.items():
+            self.counts[k] += v * times
+
+
+def _grid(sizes: Sequence[int]) -> itertools.product[tuple[int, ...]]:
+    return itertools.product(*(range(s) for s in sizes))
+
+
+def _split_batch(shape: Shape, n: int) -> tuple[int, bool, int, Shape]:
+    """(batch, batched, channels, spatial) of a (B, C, *spatial) or (C, *spatial) input."""
+    batched = len(shape) == n + 2
+    return (shape[0] if batched else 1), batched, shape[-n - 1], tuple(shape[-n:])
+
+
+# ----------------------------------------------------------------------------- conv
+def conv(shape: Shape, cout: int, kernel: Sequence[int], stride: Sequence[int],
+         padding: Sequence[int] | str, dilation: Sequence[int], groups: int = 1,
+         bias: bool = True) -> tuple[Work, Shape, int]:
+    """Direct convolution over the zero-padded input: each output is a dot product over
+    its group's input channels and every kernel tap (padding zeros are multiplied too,
+    as the padded formulation computes them), then a bias add."""
+    n = len(kernel)
+    b, batched, cin, spatial = _split_batch(shape, n)
+    if padding == "same":  # torch pads dilation*(k-1) in total, the extra one on the right
+        total = [d * (k - 1) for k, d in zip(kernel, dilation, strict=True)]
+        padded = [s + t for s, t in zip(spatial, total, strict=True)]
+    else:
+        assert not isinstance(padding, str)
+        padded = [s + 2 * p for s, p in zip(spatial, padding, strict=True)]
+    # output positions: every window start (stride apart) whose last tap is inside
+    outs = []
+    for size, k, s, d in zip(padded, kernel, stride, dilation, strict=True):
+        o = 0
+        while o * s + d * (k - 1) < size:
+            o += 1
+        outs.append(o)
+    cin_g, cout_g = cin // groups, cout // groups
+    t = Tally()
+    for _bb, co in itertools.product(range(b), range(cout)):
+        g = co // cout_g
+        for pos in _grid(outs):
+            first = True
+            for _ci in range(g * cin_g, (g + 1) * cin_g):
+                for tap in _grid(kernel):
+                    idx = [p * s + j * d for p, s, j, d in
+                           zip(pos, stride, tap, dilation, strict=True)]
+                    assert all(0 <= i < size for i, size in zip(idx, padded, strict=True))
+                    t.op("matmul_mul")
+                    if not first:
+                        t.op("matmul_add")
+                    first = False
+            if bias:
+                t.op("bias")
+    params = cout * cin_g * math.prod(kernel) + (cout if bias else 0)
+    out = ((b,) if batched else ()) + (cout,) + tuple(outs)
+    return t.work(), out, params
+
+
+def conv_transpose(shape: Shape, cout: int, kernel: Sequence[int], stride: Sequence[int],
+                   padding: Sequence[int], output_padding: Sequence[int],
+                   dilation: Sequence[int], groups: int = 1,
+                   bias: bool = True) -> tuple[Work, Shape, int]:
+    """Transposed convolution as a scatter: every input element times every weight of its
+    group lands at ``i*stride + j*dilation`` of the uncropped output; a position that
+    collects ``n`` products costs ``n - 1`` adds. The output is the uncropped buffer
+    cropped by ``padding`` on both sides and extended by ``output_padding``."""
+    n = len(kernel)
+    b, batched, cin, spatial = _split_batch(shape, n)
+    cin_g, cout_g = cin // groups, cout // groups
+    t = Tally()
+    hits: defaultdict[tuple[Any, ...], int] = defaultdict(int)
+    extent = [0] * n
+    for bb, ci in itertools.product(range(b), range(cin)):
+        g = ci // cin_g
+        for pos in _grid(spatial):
+            for co in range(g * cout_g, (g + 1) * cout_g):
+                for tap in _grid(kernel):
+                    target = tuple(p * s + j * d for p, s, j, d in
+                                   zip(pos, stride, tap, dilation, strict=True))
+                    extent = [max(e, x + 1) for e, x in zip(extent, target, strict=True)]
+                    t.op("matmul_mul")
+                    hits[(bb, co) + target] += 1
+    t.op("matmul_add", sum(h - 1 for h in hits.values()))
+    outs = tuple(e - 2 * p + op for e, p, op in
+                 zip(extent, padding, output_padding, strict=True))
+    if bias:
+        t.op("bias", b * cout * math.prod(outs))
+    params = cin * cout_g * math.prod(kernel) + (cout if bias else 0)
+    return t.work(), ((b,) if batched else ()) + (cout,) + outs, params
+
+
+# ----------------------------------------------------------------------------- linear
+def linear(shape: Shape, out_features: int, bias: bool = True) -> tuple[Work, Shape, int]:
+    """``y = x W^T + b`` row by row."""
+    rows, i_features = math.prod(shape[:-1]), shape[-1]
+    t = Tally()
+    for _r, _o in itertools.product(range(rows), range(out_features)):
+        for i in range(i_features):
+            t.op("matmul_mul")
+            if i:
+                t.op("matmul_add")
+        if bias:
+            t.op("bias")
+    params = i_features * out_features + (out_features if bias else 0)
+    return t.work(), tuple(shape[:-1]) + (out_features,), params
+
+
+# ----------------------------------------------------------------------------- norms
+def _row_stats(t: Tally, n: int) -> None:
+    """mean, variance, eps, rsqrt and normalize of one row of ``n`` values."""
+    for i in range(n):  # mean: sum then divide
+        if i:
+            t.op("norm_stats")
+    t.op("norm_stats")
+    for i in range(n):  # variance: (x - mean), square, sum, divide
+        t.op("norm_stats")
+        t.op("norm_stats")
+        if i:
+            t.op("norm_stats")
+    t.op("norm_stats")
+    t.op("norm_stats")  # + eps
+    t.op("norm_stats")  # rsqrt
+    for _ in range(n):  # (x - mean) * rstd
+        t.op("norm_stats")
+
+
+def batch_norm(shape: Shape, training: bool = False, affine: bool = True
+               ) -> tuple[Work, Shape, int]:
+    """Inference: ``a * x + b`` per element with folded a, b. Training: per-channel
+    statistics over the batch and spatial positions, then the affine."""
+    c = shape[1]
+    per_channel = math.prod(shape) // c
+    t = Tally()
+    if not training:
+        for _ in range(math.prod(shape)):
+            t.op("norm_affine")
+            t.op("norm_affine")
+    else:
+        for _ in range(c):
+            _row_stats(t, per_channel)
+        if affine:
+            for _ in range(math.prod(shape)):
+                t.op("norm_affine", 2)
+    return t.work(), shape, (2 * c if affine else 0)
+
+
+def layer_norm(shape: Shape, normalized: Sequence[int], affine: bool = True,
+               bias: bool = True) -> tuple[Work, Shape, int]:
+    n = math.prod(normalized)
+    rows = math.prod(shape) // n
+    t = Tally()
+    for _ in range(rows):
+        _row_stats(t, n)
+        if affine:
+            for _ in range(n):
+                t.op("norm_affine")  # * weight
+                if bias:
+                    t.op("norm_affine")  # + bias
+    return t.work(), shape, (n * (2 if bias else 1) if affine else 0)
+
+
+def group_norm(shape: Shape, num_groups: int, affine: bool = True) -> tuple[Work, Shape, int]:
+    b, c = shape[0], shape[1]
+    per_group = c // num_groups * math.prod(shape[2:])
+    t = Tally()
+    for _ in range(b * num_groups):
+        _row_stats(t, per_group)
+    if affine:
+        for _ in range(math.prod(shape)):
+            t.op("norm_affine", 2)
+    return t.work(), shape, (2 * c if affine else 0)
+
+
+def rms_norm(shape: Shape, normalized: Sequence[int], affine: bool = True
+             ) -> tuple[Work, Shape, int]:
+    n = math.prod(normalized)
+    rows = math.prod(shape) // n
+    t = Tally()
+    for _ in range(rows):
+        for i in range(n):  # squares and their sum
+            t.op("norm_stats")
+            if i:
+                t.op("norm_stats")
+        t.op("norm_stats")  # divide by n
+        t.op("norm_stats")  # + eps
+        t.op("norm_stats")  # rsqrt
+        for _ in range(n):
+            t.op("norm_stats")  # x * rstd
+            if affine:
+                t.op("norm_affine")  # * weight
+    return t.work(), shape, (n if affine else 0)
+
+
+# ----------------------------------------------------------------------------- pooling
+def _pool_windows(size: int, k: int, s: int, p: int, d: int, ceil_mode: bool
+                  ) -> list[int]:
+    """Elements of each window along one dim, in the padded input of ``size + 2p``.
+
+    Windows start every ``s``. Floor mode keeps windows that fit; ceil mode also keeps
+    a last partial window if it starts inside the input or the left padding and
+    covers elements no earlier window start reaches (torch's rule)."""
+    padded = size + 2 * p
+    lengths = []
+    o = 0
+    while True:
+        start = o * s
+        fits = start + d * (k - 1) < padded
+        if not fits:
+            partial_ok = ceil_mode and start < size + p and \
+                start - s + d * (k - 1) < padded - 1
+            if not partial_ok:
+                break
+        lengths.append(sum(1 for j in range(k) if start + j * d < padded))
+        o += 1
+    return lengths
+
+
+def pool(shape: Shape, kind: str, kernel: Sequence[int], stride: Sequence[int],
+         padding: Sequence[int], dilation: Sequence[int], ceil_mode: bool = False
+         ) -> tuple[Work, Shape, int]:
+    """Max (``window - 1`` compares) or average (``window - 1`` adds and a divide) pooling
+    over every window of every plane."""
+    n = len(kernel)
+    planes = math.prod(shape[:-n])
+    windows = [_pool_windows(sz, k, s, p, d, ceil_mode) for sz, k, s, p, d in
+               zip(shape[-n:], kernel, stride, padding, dilation, strict=True)]
+    t = Tally()
+    for _ in range(planes):
+        for combo in itertools.product(*windows):
+            elements = math.prod(combo)
+            for e in range(elements):
+                if e:
+                    t.op("pooling")  # compare or add
+            if kind == "avg":
+                t.op("pooling")  # divide
+    return t.work(), tuple(shape[:-n]) + tuple(len(w) for w in windows), 0
+
+
+def adaptive_pool(shape: Shape, kind: str, output_size: Sequence[int]
+                  ) -> tuple[Work, Shape, int]:
+    """Window ``i`` of ``out`` over ``in`` runs from ``floor(i*in/out)`` to
+    ``ceil((i+1)*in/out)`` (torch's adaptive pooling)."""
+    n = len(output_size)
+    planes = math.prod(shape[:-n])
+    windows = []
+    for size, out in zip(shape[-n:], output_size, strict=True):
+        lens = []
+        for i in range(out):
+            start, end = (i * size) // out, -(-((i + 1) * size) // out)
+            lens.append(end - start)
+        windows.append(lens)
+    t = Tally()
+    for _ in range(planes):
+        for combo in itertools.product(*windows):
+            elements = math.prod(combo)
+            t.op("pooling", elements - 1)
+            if kind == "avg":
+                t.op("pooling")
+    return t.work(), tuple(shape[:-n]) + tuple(output_size), 0
+
+
+# ----------------------------------------------------------------------------- pointwise
+class Scalar:
+    """A float that counts every arithmetic operation done on it (kind ``activation``)."""
+
+    def __init__(self, value: float, tally: Tally, kind: str = "activation") -> None:
+        self.v, self.t, self.kind = value, tally, kind
+
+    def _wrap(self, v: float) -> Scalar:
+        self.t.op(self.kind)
+        return Scalar(v, self.t, self.kind)
+
+    @staticmethod
+    def _val(x: Any) -> float:
+        return x.v if isinstance(x, Scalar) else float(x)
+
+    def __add__(self, o: Any) -> Scalar:
+        return self._wrap(self.v + self._val(o))
+
+    __radd__ = __add__
+
+    def __sub__(self, o: Any) -> Scalar:
+        return self._wrap(self.v - self._val(o))
+
+    def __mul__(self, o: Any) -> Scalar:
+        return self._wrap(self.v * self._val(o))
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, o: Any) -> Scalar:
+        return self._wrap(self.v / self._val(o))
+
+    def __rtruediv__(self, o: Any) -> Scalar:
+        return self._wrap(self._val(o) / self.v)
+
+    def __neg__(self) -> Scalar:  # a sign flip is not counted
+        return Scalar(-self.v, self.t, self.kind)
+
+    def apply(self, fn: Callable[[float], float]) -> Scalar:
+        """A transcendental (exp, erf, tanh): one operation."""
+        return self._wrap(fn(self.v))
+
+    def maximum(self, o: Any) -> Scalar:
+        return self._wrap(max(self.v, self._val(o)))
+
+    def minimum(self, o: Any) -> Scalar:
+        return self._wrap(min(self.v, self._val(o)))
+
+    def where_positive(self, other: Scalar) -> Scalar:
+        """``x if x > 0 else other``: one compare."""
+        return self._wrap(self.v if self.v > 0 else other.v)
+
+
+def _sigmoid(x: Scalar) -> Scalar:
+    return 1 / (1 + (-x).apply(math.exp))
+
+
+#: Each activation written out literally on a counting scalar.
+ACTIVATIONS: dict[str, Callable[[Scalar], Scalar]] = {
+    "relu": lambda x: x.maximum(0.0),
+    "relu6": lambda x: x.maximum(0.0).minimum(6.0),
+    "leaky_relu": lambda x: x.where_positive(x * 0.01),
+    "sigmoid": _sigmoid,
+    "tanh": lambda x: x.apply(math.tanh),
+    "silu": lambda x: x * _sigmoid(x),
+    "gelu": lambda x: x * (0.5 * (1 + (x / math.sqrt(2.0)).apply(math.erf))),
+    "gelu_tanh": lambda x: x * (0.5 * (1 + (math.sqrt(2 / math.pi) * (
+        x + 0.044715 * (x * x * x))).apply(math.tanh))),
+    "hardswish": lambda x: x * (x + 3.0).maximum(0.0).minimum(6.0) / 6.0,
+    "hardsigmoid": lambda x: (x + 3.0).maximum(0.0).minimum(6.0) / 6.0,
+}
+
+
+def activation_value(name: str, x: float) -> tuple[float, int]:
+    """The activation's value at ``x`` and the operations it took."""
+    t = Tally()
+    y = ACTIVATIONS[name](Scalar(x, t))
+    return y.v, t.counts["activation"]
+
+
+def activation(shape: Shape, name: str) -> tuple[Work, Shape, int]:
+    t = Tally()
+    for i in range(math.prod(shape)):
+        ACTIVATIONS[name](Scalar(0.1 * i - 1.0, t))
+    return t.work(), shape, 0
+
+
+def _softmax_row(t: Tally, n: int) -> None:
+    """max, subtract, exp, sum, divide (the numerically stable form)."""
+    for i in range(n):
+        if i:
+            t.op("softmax")  # compare for the running max
+    for _ in range(n):
+        t.op("softmax")  # x - max
+        t.op("softmax")  # exp
+    for i in range(n):
+        if i:
+            t.op("softmax")  # sum
+    for _ in range(n):
+        t.op("softmax")  # divide
+
+
+def softmax(shape: Shape, dim: int = -1) -> tuple[Work, Shape, int]:
+    n = shape[dim]
+    t = Tally()
+    for _ in range(math.prod(shape) // n):
+        _softmax_row(t, n)
+    return t.work(), shape, 0
+
+
+# ----------------------------------------------------------------------------- attention
+def attention_core(batch: int, heads: int, n: int, head_dim: int, causal: bool = False,
+                   skip_masked: bool = False) -> Work:
+    """Q K^T, scale, softmax and A V for every query, with a causal mask either computed
+    densely (masked scores still computed) or skipped (only keys j <= i)."""
+    t = Tally()
+    for _b, _h, i in itertools.product(range(batch), range(heads), range(n)):
+        keys = [j for j in range(n) if not (causal and skip_masked and j > i)]
+        for _j in keys:
+            for x in range(head_dim):  # q_i . k_j
+                t.op("matmul_mul")
+                if x:
+                    t.op("matmul_add")
+            t.op("elementwise")  # * 1/sqrt(head_dim)
+        _softmax_row(t, len(keys))
+        for _v in range(head_dim):  # sum_j a_ij v_j
+            for x, _j in enumerate(keys):
+                t.op("matmul_mul")
+                if x:
+                    t.op("matmul_add")
+    return t.work()
+
+
+def multihead_attention(shape: Shape, embed_dim: int, heads: int, kv_heads: int | None = None,
+                        causal: bool = False, skip_masked: bool = False, bias: bool = True
+                        ) -> tuple[Work, Shape, int]:
+    """Fused QKV projection (K and V with ``kv_heads`` heads), attention per query head
+    (K/V shared within a group), output projection."""
+    kv = heads if kv_heads is None else kv_heads
+    head_dim = embed_dim // heads
+    batch, n = (shape[0], shape[1]) if len(shape) == 3 else (1, shape[0])
+    t = Tally()
+    w, _, p1 = linear(shape, embed_dim + 2 * kv * head_dim, bias)
+    t.merge(w)
+    t.merge(attention_core(batch, heads, n, head_dim, causal, skip_masked))
+    w, _, p2 = linear(shape, embed_dim, bias)
+    t.merge(w)
+    return t.work(), shape, p1 + p2
+
+
+def residual_add(shape: Shape) -> Work:
+    t = Tally()
+    for _ in range(math.prod(shape)):
+        t.op("elementwise")
+    return t.work()
+
+
+def transformer_block(shape: Shape, dim: int, heads: int, mlp_ratio: int = 4
+                      ) -> tuple[Work, Shape, int]:
+    """x + MHA(LN(x)); x + fc2(GELU(fc1(LN(x))))."""
+    t = Tally()
+    params = 0
+    for w, _, p in (layer_norm(shape, (dim,)), multihead_attention(shape, dim, heads)):
+        t.merge(w)
+        params += p
+    t.merge(residual_add(shape))
+    w, _, p = layer_norm(shape, (dim,))
+    t.merge(w)
+    params += p
+    w, hidden, p = linear(shape, mlp_ratio * dim)
+    t.merge(w)
+    params += p
+    t.merge(activation(hidden, "gelu")[0])
+    w, _, p = linear(hidden, dim)
+    t.merge(w)
+    params += p
+    t.merge(residual_add(shape))
+    return t.work(), shape, params

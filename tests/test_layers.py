@@ -1,0 +1,878 @@
+"""One case (or more) per layer in ``symflops.nn.LAYERS``, checked three ways:
+
+1. symbolically, against a hand derivation written in a comment above each expected value;
+2. at a few concrete sizes, kind by kind, against brute-force integer counting
+   (``tests/bruteforce.py``: loops that count every scalar operation, and the output shape
+   the loops produce) under the ``exact`` convention;
+3. against ``torch.utils.flop_counter.FlopCounterMode`` on the equivalent real torch layer
+   (convention ``torch``) and the real layer's output shape.
+
+Symbols in the hand derivations: ``Ho = floor((H + 2p - d(K - 1) - 1)/s) + 1`` and so on,
+written out in each comment.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import sympy as sp
+
+import symflops as sf
+from symflops import nn
+from symflops.symbols import (
+    B, C, C_in, C_out, D, H, I, K, L, N, O, T, V, W, dim, groups, heads,
+)
+from tests import bruteforce as bf
+
+floor, ceiling = sp.floor, sp.ceiling
+
+
+@dataclass
+class Case:
+    """A layer, its symbolic input, the hand-derived expectations and how to check them."""
+
+    id: str
+    layer: Callable[[], nn.Layer]
+    shape: tuple[Any, ...]
+    params: Any
+    exact: Any
+    macs: Any
+    out: tuple[Any, ...]
+    points: list[dict[sp.Symbol, int]]
+    brute: Callable[[dict[sp.Symbol, int]], tuple[dict[str, int], tuple[int, ...], int]]
+    torch: Callable[[dict[sp.Symbol, int]], tuple[Any, tuple[Any, ...]]] | None = None
+    kinds: dict[str, Any] = field(default_factory=dict)  # extra per-kind expectations
+
+
+def _v(p: dict[sp.Symbol, int], *syms: sp.Symbol) -> list[int]:
+    return [p[s] for s in syms]
+
+
+def _tnn() -> Any:
+    torch = pytest.importorskip("torch")
+    return torch, torch.nn
+
+
+CASES: list[Case] = []
+
+
+def case(c: Case) -> None:
+    CASES.append(c)
+
+
+# ============================================================================ convolution
+# Conv1d(C_in, C_out, K) on (B, C_in, T): To = T - K + 1.
+# Each of the B*C_out*To outputs: C_in*K multiplies, C_in*K - 1 adds, one bias add.
+case(Case(
+    "Conv1d", lambda: nn.Conv1d(C_in, C_out, K), (B, C_in, T),
+    # weights C_out*C_in*K, one bias per output channel
+    params=C_out * (C_in * K + 1),
+    # (C_in K + (C_in K - 1) + 1) per output
+    exact=2 * C_in * K * B * C_out * (T - K + 1),
+    macs=C_in * K * B * C_out * (T - K + 1),
+    out=(B, C_out, T - K + 1),
+    points=[{B: 2, C_in: 3, C_out: 4, K: 3, T: 7}, {B: 1, C_in: 1, C_out: 2, K: 5, T: 5}],
+    brute=lambda p: bf.conv((p[B], p[C_in], p[T]), p[C_out], [p[K]], [1], [0], [1]),
+    torch=lambda p: (_tnn()[1].Conv1d(p[C_in], p[C_out], p[K]), (p[B], p[C_in], p[T])),
+))
+
+# Conv2d(C_in, C_out, K, padding="same"): Ho = H, Wo = W (torch pads K - 1 in total, the odd
+# one on the right for even K). Per output 2*C_in*K^2: the seed article's formula.
+case(Case(
+    "Conv2d-same", lambda: nn.Conv2d(C_in, C_out, K, padding="same"), (B, C_in, H, W),
+    params=C_out * (C_in * K**2 + 1),
+    exact=2 * B * C_in * C_out * K**2 * H * W,
+    macs=B * C_in * C_out * K**2 * H * W,
+    out=(B, C_out, H, W),
+    points=[{B: 1, C_in: 2, C_out: 3, K: 3, H: 5, W: 4},
+            {B: 2, C_in: 2, C_out: 2, K: 4, H: 5, W: 6}],  # even kernel
+    brute=lambda p: bf.conv((p[B], p[C_in], p[H], p[W]), p[C_out], [p[K]] * 2, [1, 1],
+                            "same", [1, 1]),
+    torch=lambda p: (_tnn()[1].Conv2d(p[C_in], p[C_out], p[K], padding="same"),
+                     (p[B], p[C_in], p[H], p[W])),
+))
+
+# Depthwise Conv2d(C, C, 3, stride=2, padding=1, groups=C): Ho = floor((H + 2 - 2 - 1)/2) + 1
+# = floor((H - 1)/2) + 1. Each output: 9 multiplies, 8 adds, 1 bias = 18.
+_ho = floor((H - 1) / 2) + 1
+_wo = floor((W - 1) / 2) + 1
+case(Case(
+    "Conv2d-depthwise-stride2", lambda: nn.Conv2d(C, C, 3, stride=2, padding=1, groups=C),
+    (B, C, H, W),
+    params=C * (1 * 9 + 1),
+    exact=18 * B * C * _ho * _wo,
+    macs=9 * B * C * _ho * _wo,
+    out=(B, C, _ho, _wo),
+    points=[{B: 1, C: 3, H: 7, W: 8}, {B: 2, C: 2, H: 1, W: 2}],
+    brute=lambda p: bf.conv((p[B], p[C], p[H], p[W]), p[C], [3, 3], [2, 2], [1, 1], [1, 1],
+                            groups=p[C]),
+    torch=lambda p: (_tnn()[1].Conv2d(p[C], p[C], 3, stride=2, padding=1, groups=p[C]),
+                     (p[B], p[C], p[H], p[W])),
+))
+
+# Conv2d(4, 6, (3, 5), stride=(1, 2), dilation=2, groups=2, bias=False):
+# Ho = H - 2*(3-1) - 1 + 1 = H - 4; Wo = floor((W - 2*(5-1) - 1)/2) + 1 = floor((W - 9)/2) + 1.
+# Dot product length 4/2 * 15 = 30: 30 multiplies + 29 adds, no bias.
+_ho2, _wo2 = H - 4, floor((W - 9) / 2) + 1
+case(Case(
+    "Conv2d-rect-dilated-grouped-nobias",
+    lambda: nn.Conv2d(4, 6, (3, 5), stride=(1, 2), dilation=2, groups=2, bias=False),
+    (B, 4, H, W),
+    params=6 * 2 * 15,
+    exact=(30 + 29) * B * 6 * _ho2 * _wo2,
+    macs=30 * B * 6 * _ho2 * _wo2,
+    out=(B, 6, _ho2, _wo2),
+    points=[{B: 1, H: 5, W: 9}, {B: 2, H: 7, W: 12}],
+    brute=lambda p: bf.conv((p[B], 4, p[H], p[W]), 6, [3, 5], [1, 2], [0, 0], [2, 2], groups=2,
+                            bias=False),
+    torch=lambda p: (_tnn()[1].Conv2d(4, 6, (3, 5), stride=(1, 2), dilation=2, groups=2,
+                                      bias=False), (p[B], 4, p[H], p[W])),
+))
+
+# Conv3d(C_in, C_out, K, stride=2) on (B, C_in, D, H, W): Do = floor((D - K)/2) + 1, etc.
+# Per output 2*C_in*K^3.
+_o3 = [floor((x - K) / 2) + 1 for x in (D, H, W)]
+case(Case(
+    "Conv3d-stride2", lambda: nn.Conv3d(C_in, C_out, K, stride=2), (B, C_in, D, H, W),
+    params=C_out * (C_in * K**3 + 1),
+    exact=2 * C_in * K**3 * B * C_out * math.prod(_o3),
+    macs=C_in * K**3 * B * C_out * math.prod(_o3),
+    out=(B, C_out, *_o3),
+    points=[{B: 1, C_in: 2, C_out: 2, K: 2, D: 3, H: 4, W: 5}],
+    brute=lambda p: bf.conv((p[B], p[C_in], p[D], p[H], p[W]), p[C_out], [p[K]] * 3, [2] * 3,
+                            [0] * 3, [1] * 3),
+    torch=lambda p: (_tnn()[1].Conv3d(p[C_in], p[C_out], p[K], stride=2),
+                     (p[B], p[C_in], p[D], p[H], p[W])),
+))
+
+# Unbatched Conv1d on (C_in, T): same count with B = 1, output (C_out, T - K + 1).
+case(Case(
+    "Conv1d-unbatched", lambda: nn.Conv1d(C_in, C_out, K), (C_in, T),
+    params=C_out * (C_in * K + 1),
+    exact=2 * C_in * K * C_out * (T - K + 1),
+    macs=C_in * K * C_out * (T - K + 1),
+    out=(C_out, T - K + 1),
+    points=[{C_in: 2, C_out: 3, K: 2, T: 4}],
+    brute=lambda p: bf.conv((p[C_in], p[T]), p[C_out], [p[K]], [1], [0], [1]),
+    torch=lambda p: (_tnn()[1].Conv1d(p[C_in], p[C_out], p[K]), (p[C_in], p[T])),
+))
+
+# ConvTranspose1d(C_in, C_out, K, stride=2) on (B, C_in, T): To = (T - 1)*2 + K.
+# Scatter: every input element times every weight: B*C_in*T*C_out*K multiplies.
+# Input i writes to 2i .. 2i + K - 1: covered positions (T - 1)*min(2, K) + K; each
+# covered position collecting n products costs n - 1 adds.
+_tmac = B * C_in * T * C_out * K
+case(Case(
+    "ConvTranspose1d-stride2", lambda: nn.ConvTranspose1d(C_in, C_out, K, stride=2),
+    (B, C_in, T),
+    params=C_in * C_out * K + C_out,
+    exact=_tmac + (_tmac - B * C_out * ((T - 1) * sp.Min(2, K) + K))
+    + B * C_out * (2 * (T - 1) + K),
+    macs=_tmac,
+    out=(B, C_out, 2 * (T - 1) + K),
+    points=[{B: 1, C_in: 2, C_out: 3, K: 3, T: 4}, {B: 2, C_in: 1, C_out: 2, K: 1, T: 3}],
+    brute=lambda p: bf.conv_transpose((p[B], p[C_in], p[T]), p[C_out], [p[K]], [2], [0], [0],
+                                      [1]),
+    torch=lambda p: (_tnn()[1].ConvTranspose1d(p[C_in], p[C_out], p[K], stride=2),
+                     (p[B], p[C_in], p[T])),
+))
+
+# ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2):
+# Ho = (H - 1)*2 - 2 + 2 + 1 + 1 = 2H. Multiplies B*4*H*W*(6/2)*9 = 108 B H W.
+# Uncropped covered positions per dim (H - 1)*min(2, 3) + 3 = 2H + 1, per output channel.
+case(Case(
+    "ConvTranspose2d-grouped-outpad",
+    lambda: nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2),
+    (B, 4, H, W),
+    params=4 * 3 * 9 + 6,
+    exact=108 * B * H * W + (108 * B * H * W - 6 * B * (2 * H + 1) * (2 * W + 1))
+    + 6 * B * 2 * H * 2 * W,
+    macs=108 * B * H * W,
+    out=(B, 6, 2 * H, 2 * W),
+    points=[{B: 1, H: 2, W: 3}, {B: 2, H: 3, W: 3}],
+    brute=lambda p: bf.conv_transpose((p[B], 4, p[H], p[W]), 6, [3, 3], [2, 2], [1, 1],
+                                      [1, 1], [1, 1], groups=2),
+    torch=lambda p: (_tnn()[1].ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1,
+                                               groups=2), (p[B], 4, p[H], p[W])),
+))
+
+# ConvTranspose2d(2, 3, 3, dilation=2, bias=False): Ho = H - 1 + 2*2 + 1 = H + 4.
+# Multiplies B*2*H*W*3*9; input i writes i + 2j (j < 3): covered (3 - 1)*min(2, H) + H.
+_cov = lambda x: 2 * sp.Min(2, x) + x  # noqa: E731
+case(Case(
+    "ConvTranspose2d-dilated",
+    lambda: nn.ConvTranspose2d(2, 3, 3, dilation=2, bias=False), (B, 2, H, W),
+    params=2 * 3 * 9,
+    exact=54 * B * H * W + (54 * B * H * W - 3 * B * _cov(H) * _cov(W)),
+    macs=54 * B * H * W,
+    out=(B, 3, H + 4, W + 4),
+    points=[{B: 1, H: 1, W: 4}, {B: 1, H: 3, W: 2}],
+    brute=lambda p: bf.conv_transpose((p[B], 2, p[H], p[W]), 3, [3, 3], [1, 1], [0, 0],
+                                      [0, 0], [2, 2], bias=False),
+    torch=lambda p: (_tnn()[1].ConvTranspose2d(2, 3, 3, dilation=2, bias=False),
+                     (p[B], 2, p[H], p[W])),
+))
+
+# ConvTranspose3d(2, 2, 2, stride=2) on (1, 2, D, H, W): no overlap (stride = kernel), each of
+# the 8DHW positions per channel gets C_in = 2 products: 1 add. Multiplies 2*DHW*2*8 = 32DHW.
+case(Case(
+    "ConvTranspose3d", lambda: nn.ConvTranspose3d(2, 2, 2, stride=2), (1, 2, D, H, W),
+    params=2 * 2 * 8 + 2,
+    exact=32 * D * H * W + (32 * D * H * W - 2 * 8 * D * H * W) + 2 * 8 * D * H * W,
+    macs=32 * D * H * W,
+    out=(1, 2, 2 * D, 2 * H, 2 * W),
+    points=[{D: 1, H: 2, W: 2}],
+    brute=lambda p: bf.conv_transpose((1, 2, p[D], p[H], p[W]), 2, [2] * 3, [2] * 3, [0] * 3,
+                                      [0] * 3, [1] * 3),
+    torch=lambda p: (_tnn()[1].ConvTranspose3d(2, 2, 2, stride=2), (1, 2, p[D], p[H], p[W])),
+))
+
+# ================================================================================ linear
+# Linear(I, O) on (B, N, I): B*N*O outputs, each I multiplies + (I - 1) adds + 1 bias = 2I.
+case(Case(
+    "Linear", lambda: nn.Linear(I, O), (B, N, I),
+    params=(I + 1) * O,
+    exact=2 * I * O * B * N,
+    macs=I * O * B * N,
+    out=(B, N, O),
+    points=[{B: 2, N: 3, I: 4, O: 5}],
+    brute=lambda p: bf.linear((p[B], p[N], p[I]), p[O]),
+    torch=lambda p: (_tnn()[1].Linear(p[I], p[O]), (p[B], p[N], p[I])),
+))
+
+# Linear(I, O, bias=False) on (B, I): I multiplies + (I - 1) adds per output.
+case(Case(
+    "Linear-nobias", lambda: nn.Linear(I, O, bias=False), (B, I),
+    params=I * O,
+    exact=(2 * I - 1) * O * B,
+    macs=I * O * B,
+    out=(B, O),
+    points=[{B: 3, I: 1, O: 2}, {B: 1, I: 5, O: 3}],
+    brute=lambda p: bf.linear((p[B], p[I]), p[O], bias=False),
+    torch=lambda p: (_tnn()[1].Linear(p[I], p[O], bias=False), (p[B], p[I])),
+))
+
+# ================================================================================= norms
+# BatchNorm (inference): running stats and affine folded into a*x + b: 2 per element.
+case(Case(
+    "BatchNorm1d", lambda: nn.BatchNorm1d(C), (B, C, T),
+    params=2 * C, exact=2 * B * C * T, macs=0, out=(B, C, T),
+    points=[{B: 2, C: 3, T: 4}],
+    brute=lambda p: bf.batch_norm((p[B], p[C], p[T])),
+    torch=lambda p: (_tnn()[1].BatchNorm1d(p[C]).eval(), (p[B], p[C], p[T])),
+))
+case(Case(
+    "BatchNorm2d", lambda: nn.BatchNorm2d(C), (B, C, H, W),
+    # the seed article: 2*C*H*W per image, params 2C
+    params=2 * C, exact=2 * B * C * H * W, macs=0, out=(B, C, H, W),
+    points=[{B: 1, C: 2, H: 3, W: 4}],
+    brute=lambda p: bf.batch_norm((p[B], p[C], p[H], p[W])),
+    torch=lambda p: (_tnn()[1].BatchNorm2d(p[C]).eval(), (p[B], p[C], p[H], p[W])),
+))
+# Training BatchNorm2d: per channel, statistics over M = B*H*W values: 5M + 2; affine 2/elem.
+case(Case(
+    "BatchNorm2d-training", lambda: nn.BatchNorm2d(C, training=True), (B, C, H, W),
+    params=2 * C, exact=C * (5 * B * H * W + 2) + 2 * B * C * H * W, macs=0,
+    out=(B, C, H, W),
+    points=[{B: 2, C: 2, H: 2, W: 3}],
+    brute=lambda p: bf.batch_norm((p[B], p[C], p[H], p[W]), training=True),
+    torch=lambda p: (_tnn()[1].BatchNorm2d(p[C]).train(), (p[B], p[C], p[H], p[W])),
+))
+case(Case(
+    "BatchNorm3d", lambda: nn.BatchNorm3d(C, affine=False), (B, C, D, H, W),
+    # no affine parameters; inference still subtracts the mean and scales: 2 per element
+    params=0, exact=2 * B * C * D * H * W, macs=0, out=(B, C, D, H, W),
+    points=[{B: 1, C: 2, D: 2, H: 2, W: 3}],
+    brute=lambda p: bf.batch_norm((p[B], p[C], p[D], p[H], p[W]), affine=False),
+    torch=lambda p: (_tnn()[1].BatchNorm3d(p[C], affine=False).eval(),
+                     (p[B], p[C], p[D], p[H], p[W])),
+))
+
+# LayerNorm(dim) on (B, N, dim): per row 5 dim + 2 (mean dim, variance 3 dim, eps + rsqrt 2,
+# normalize dim), then x*w + b: 2 per element. Params 2 dim (not the article's N*2).
+case(Case(
+    "LayerNorm", lambda: nn.LayerNorm(dim), (B, N, dim),
+    params=2 * dim, exact=B * N * (5 * dim + 2) + 2 * B * N * dim, macs=0, out=(B, N, dim),
+    points=[{B: 2, N: 3, dim: 4}],
+    brute=lambda p: bf.layer_norm((p[B], p[N], p[dim]), (p[dim],)),
+    torch=lambda p: (_tnn()[1].LayerNorm(p[dim]), (p[B], p[N], p[dim])),
+    kinds={"norm_affine": 2 * B * N * dim, "norm_stats": B * N * (5 * dim + 2)},
+))
+# LayerNorm((H, W), bias=False) on (B, C, H, W): rows B*C of n = H*W; weight only: 1/elem.
+case(Case(
+    "LayerNorm-2d-nobias", lambda: nn.LayerNorm((H, W), bias=False), (B, C, H, W),
+    params=H * W, exact=B * C * (5 * H * W + 2) + B * C * H * W, macs=0, out=(B, C, H, W),
+    points=[{B: 1, C: 2, H: 2, W: 3}],
+    brute=lambda p: bf.layer_norm((p[B], p[C], p[H], p[W]), (p[H], p[W]), bias=False),
+    torch=lambda p: (_tnn()[1].LayerNorm((p[H], p[W]), bias=False), (p[B], p[C], p[H], p[W])),
+))
+
+# GroupNorm(groups, C) on (B, C, H, W): statistics over B*groups groups of C/groups*H*W
+# values (5n + 2 each), then the per-channel affine, 2 per element. Params 2C.
+case(Case(
+    "GroupNorm", lambda: nn.GroupNorm(groups, C), (B, C, H, W),
+    params=2 * C, exact=B * groups * (5 * C / groups * H * W + 2) + 2 * B * C * H * W,
+    macs=0, out=(B, C, H, W),
+    points=[{B: 2, groups: 2, C: 4, H: 2, W: 3}, {B: 1, groups: 1, C: 3, H: 1, W: 2}],
+    brute=lambda p: bf.group_norm((p[B], p[C], p[H], p[W]), p[groups]),
+    torch=lambda p: (_tnn()[1].GroupNorm(p[groups], p[C]), (p[B], p[C], p[H], p[W])),
+))
+
+# RMSNorm(dim): per row dim squares, dim - 1 adds, divide, + eps, rsqrt, dim multiplies
+# = 3 dim + 2; then the weight, dim multiplies. Params dim.
+case(Case(
+    "RMSNorm", lambda: nn.RMSNorm(dim), (B, N, dim),
+    params=dim, exact=B * N * (3 * dim + 2) + B * N * dim, macs=0, out=(B, N, dim),
+    points=[{B: 2, N: 3, dim: 4}],
+    brute=lambda p: bf.rms_norm((p[B], p[N], p[dim]), (p[dim],)),
+    torch=lambda p: (_tnn()[1].RMSNorm(p[dim]), (p[B], p[N], p[dim])),
+))
+
+# =============================================================================== pooling
+# MaxPool1d(K) (stride K) on (B, C, T): To = floor((T - K)/K) + 1 = floor(T/K); K - 1
+# compares per output.
+case(Case(
+    "MaxPool1d", lambda: nn.MaxPool1d(K), (B, C, T),
+    params=0, exact=B * C * floor(T / K) * (K - 1), macs=0, out=(B, C, floor(T / K)),
+    points=[{B: 1, C: 2, K: 2, T: 7}, {B: 2, C: 1, K: 3, T: 9}],
+    brute=lambda p: bf.pool((p[B], p[C], p[T]), "max", [p[K]], [p[K]], [0], [1]),
+    torch=lambda p: (_tnn()[1].MaxPool1d(p[K]), (p[B], p[C], p[T])),
+))
+# MaxPool2d(3, stride=2, padding=1): Ho = floor((H + 2 - 2 - 1)/2) + 1 = floor((H - 1)/2) + 1;
+# 3*3 - 1 = 8 compares per output (padding positions count as -inf window elements).
+case(Case(
+    "MaxPool2d", lambda: nn.MaxPool2d(3, stride=2, padding=1), (B, C, H, W),
+    params=0, exact=8 * B * C * _ho * _wo, macs=0, out=(B, C, _ho, _wo),
+    points=[{B: 1, C: 2, H: 7, W: 8}, {B: 1, C: 1, H: 2, W: 3}],
+    brute=lambda p: bf.pool((p[B], p[C], p[H], p[W]), "max", [3, 3], [2, 2], [1, 1], [1, 1]),
+    torch=lambda p: (_tnn()[1].MaxPool2d(3, stride=2, padding=1), (p[B], p[C], p[H], p[W])),
+))
+# MaxPool2d(3, stride=2, dilation=2): Ho = floor((H - 2*2 - 1)/2) + 1 = floor((H - 5)/2) + 1.
+_hd, _wd = floor((H - 5) / 2) + 1, floor((W - 5) / 2) + 1
+case(Case(
+    "MaxPool2d-dilated", lambda: nn.MaxPool2d(3, stride=2, dilation=2), (B, C, H, W),
+    params=0, exact=8 * B * C * _hd * _wd, macs=0, out=(B, C, _hd, _wd),
+    points=[{B: 1, C: 1, H: 5, W: 8}],
+    brute=lambda p: bf.pool((p[B], p[C], p[H], p[W]), "max", [3, 3], [2, 2], [0, 0], [2, 2]),
+    torch=lambda p: (_tnn()[1].MaxPool2d(3, stride=2, dilation=2), (p[B], p[C], p[H], p[W])),
+))
+# MaxPool2d(2, stride=2, ceil_mode=True) on (1, 1, 5, 5): Ho = ceil((5 - 2)/2) + 1 = 3; the
+# windows along a dim hold 2, 2 and 1 elements (the last one sticks out): 5*5 = 25 elements
+# over 9 outputs: 25 - 9 = 16 compares.
+case(Case(
+    "MaxPool2d-ceil", lambda: nn.MaxPool2d(2, stride=2, ceil_mode=True), (1, 1, 5, 5),
+    params=0, exact=16, macs=0, out=(1, 1, 3, 3),
+    points=[{}],
+    brute=lambda p: bf.pool((1, 1, 5, 5), "max", [2, 2], [2, 2], [0, 0], [1, 1], True),
+    torch=lambda p: (_tnn()[1].MaxPool2d(2, stride=2, ceil_mode=True), (1, 1, 5, 5)),
+))
+# Symbolic ceil_mode, checked at sizes where the last window fits and where it sticks out
+# (MaxPool2d(3, stride=2, padding=1, ceil_mode=True), H in 4..9).
+case(Case(
+    "MaxPool2d-ceil-symbolic", lambda: nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True),
+    (B, C, H, W), params=0, exact=None, macs=0, out=None,
+    points=[{B: 1, C: 1, H: h, W: w} for h, w in ((4, 5), (6, 7), (8, 9), (1, 2))],
+    brute=lambda p: bf.pool((p[B], p[C], p[H], p[W]), "max", [3, 3], [2, 2], [1, 1], [1, 1],
+                            True),
+    torch=lambda p: (_tnn()[1].MaxPool2d(3, stride=2, padding=1, ceil_mode=True),
+                     (p[B], p[C], p[H], p[W])),
+))
+# AvgPool1d(3, stride=2, padding=1): To = floor((T - 1)/2) + 1; 2 adds + 1 divide = 3/output.
+_to = floor((T - 1) / 2) + 1
+case(Case(
+    "AvgPool1d", lambda: nn.AvgPool1d(3, stride=2, padding=1), (B, C, T),
+    params=0, exact=3 * B * C * _to, macs=0, out=(B, C, _to),
+    points=[{B: 2, C: 1, T: 6}, {B: 1, C: 1, T: 1}],
+    brute=lambda p: bf.pool((p[B], p[C], p[T]), "avg", [3], [2], [1], [1]),
+    torch=lambda p: (_tnn()[1].AvgPool1d(3, stride=2, padding=1), (p[B], p[C], p[T])),
+))
+# AvgPool2d(2): Ho = floor(H/2); 3 adds + 1 divide = 4 per output.
+case(Case(
+    "AvgPool2d", lambda: nn.AvgPool2d(2), (B, C, H, W),
+    params=0, exact=4 * B * C * floor(H / 2) * floor(W / 2), macs=0,
+    out=(B, C, floor(H / 2), floor(W / 2)),
+    points=[{B: 1, C: 2, H: 5, W: 4}],
+    brute=lambda p: bf.pool((p[B], p[C], p[H], p[W]), "avg", [2, 2], [2, 2], [0, 0], [1, 1]),
+    torch=lambda p: (_tnn()[1].AvgPool2d(2), (p[B], p[C], p[H], p[W])),
+))
+# AvgPool2d(3, stride=2, ceil_mode=True), symbolic, at sizes with a partial last window.
+case(Case(
+    "AvgPool2d-ceil-symbolic", lambda: nn.AvgPool2d(3, stride=2, ceil_mode=True),
+    (B, C, H, W), params=0, exact=None, macs=0, out=None,
+    points=[{B: 1, C: 1, H: h, W: w} for h, w in ((4, 5), (6, 8), (3, 10))],
+    brute=lambda p: bf.pool((p[B], p[C], p[H], p[W]), "avg", [3, 3], [2, 2], [0, 0], [1, 1],
+                            True),
+    torch=lambda p: (_tnn()[1].AvgPool2d(3, stride=2, ceil_mode=True),
+                     (p[B], p[C], p[H], p[W])),
+))
+
+# AdaptiveAvgPool1d(1): one window of T per plane: T - 1 adds + 1 divide.
+case(Case(
+    "AdaptiveAvgPool1d", lambda: nn.AdaptiveAvgPool1d(1), (B, C, T),
+    params=0, exact=B * C * T, macs=0, out=(B, C, 1),
+    points=[{B: 2, C: 3, T: 5}],
+    brute=lambda p: bf.adaptive_pool((p[B], p[C], p[T]), "avg", [1]),
+    torch=lambda p: (_tnn()[1].AdaptiveAvgPool1d(1), (p[B], p[C], p[T])),
+))
+# AdaptiveAvgPool2d((1, 1)): H*W per plane (global average pooling).
+case(Case(
+    "AdaptiveAvgPool2d", lambda: nn.AdaptiveAvgPool2d((1, 1)), (B, C, H, W),
+    params=0, exact=B * C * H * W, macs=0, out=(B, C, 1, 1),
+    points=[{B: 1, C: 2, H: 3, W: 4}],
+    brute=lambda p: bf.adaptive_pool((p[B], p[C], p[H], p[W]), "avg", [1, 1]),
+    torch=lambda p: (_tnn()[1].AdaptiveAvgPool2d((1, 1)), (p[B], p[C], p[H], p[W])),
+))
+# AdaptiveAvgPool2d((3, 5)) on 7 x 11 (sizes that do not divide): windows along 7 -> 3 are
+# [0,3) [2,5) [4,7): lengths 3+3+3 = 9; along 11 -> 5: [0,3) [2,5) [4,7) [6,9) [8,11): 15.
+# Sum of window sizes 9*15 = 135 (adds + one divide per output = window size).
+case(Case(
+    "AdaptiveAvgPool2d-nondividing", lambda: nn.AdaptiveAvgPool2d((3, 5)), (B, C, H, W),
+    params=0, exact=None, macs=0, out=(B, C, 3, 5),
+    points=[{B: 1, C: 1, H: 7, W: 11}, {B: 2, C: 1, H: 3, W: 5}, {B: 1, C: 2, H: 2, W: 13}],
+    brute=lambda p: bf.adaptive_pool((p[B], p[C], p[H], p[W]), "avg", [3, 5]),
+    torch=lambda p: (_tnn()[1].AdaptiveAvgPool2d((3, 5)), (p[B], p[C], p[H], p[W])),
+))
+# AdaptiveMaxPool2d((1, 1)): H*W - 1 compares per plane.
+case(Case(
+    "AdaptiveMaxPool2d", lambda: nn.AdaptiveMaxPool2d((1, 1)), (B, C, H, W),
+    params=0, exact=B * C * (H * W - 1), macs=0, out=(B, C, 1, 1),
+    points=[{B: 2, C: 2, H: 3, W: 3}],
+    brute=lambda p: bf.adaptive_pool((p[B], p[C], p[H], p[W]), "max", [1, 1]),
+    torch=lambda p: (_tnn()[1].AdaptiveMaxPool2d((1, 1)), (p[B], p[C], p[H], p[W])),
+))
+# AdaptiveMaxPool2d((2, 3)) on 5 x 7: windows [0,3) [2,5) -> 6; [0,3) [2,5) [4,7) -> 9;
+# 54 elements over 6 outputs: 48 compares per plane.
+case(Case(
+    "AdaptiveMaxPool2d-nondividing", lambda: nn.AdaptiveMaxPool2d((2, 3)), (B, C, 5, 7),
+    params=0, exact=48 * B * C, macs=0, out=(B, C, 2, 3),
+    points=[{B: 1, C: 2}],
+    brute=lambda p: bf.adaptive_pool((p[B], p[C], 5, 7), "max", [2, 3]),
+    torch=lambda p: (_tnn()[1].AdaptiveMaxPool2d((2, 3)), (p[B], p[C], 5, 7)),
+))
+
+# ============================================================================= pointwise
+# Activations: rate * elements, the rate counted literally in tests/bruteforce.ACTIVATIONS
+# (relu: 1 compare; relu6: 2 compares; leaky_relu: compare + multiply; sigmoid: exp, add,
+# divide; tanh: 1; silu: sigmoid + multiply; gelu: x/sqrt2, erf, +1, *0.5, *x; gelu tanh: 9;
+# hardswish: +3, 2 compares, *, /6; hardsigmoid: +3, 2 compares, /6).
+_ACTS = [("ReLU", "relu", 1, {}), ("ReLU6", "relu6", 2, {}), ("LeakyReLU", "leaky_relu", 2, {}),
+         ("Sigmoid", "sigmoid", 3, {}), ("Tanh", "tanh", 1, {}), ("SiLU", "silu", 4, {}),
+         ("GELU", "gelu", 5, {}), ("GELU", "gelu_tanh", 9, {"approximate": "tanh"}),
+         ("Hardswish", "hardswish", 5, {}), ("Hardsigmoid", "hardsigmoid", 4, {})]
+for _cls, _act, _rate, _kw in _ACTS:
+    case(Case(
+        f"{_cls}-{_act}", (lambda c=_cls, kw=_kw: getattr(nn, c)(**kw)), (B, C, H, W),
+        params=0, exact=_rate * B * C * H * W, macs=0, out=(B, C, H, W),
+        points=[{B: 1, C: 2, H: 2, W: 3}],
+        brute=(lambda p, a=_act: bf.activation((p[B], p[C], p[H], p[W]), a)),
+        torch=(lambda p, c=_cls, kw=_kw: (getattr(_tnn()[1], c)(**kw),
+                                          (p[B], p[C], p[H], p[W]))),
+    ))
+
+# Softmax(dim=-1) on (B, N, V): B*N rows of V: V - 1 compares, V subtracts, V exps, V - 1
+# adds, V divides = 5V - 2 per row.
+case(Case(
+    "Softmax", lambda: nn.Softmax(dim=-1), (B, N, V),
+    params=0, exact=B * N * (5 * V - 2), macs=0, out=(B, N, V),
+    points=[{B: 2, N: 3, V: 4}, {B: 1, N: 1, V: 1}],
+    brute=lambda p: bf.softmax((p[B], p[N], p[V])),
+    torch=lambda p: (_tnn()[1].Softmax(dim=-1), (p[B], p[N], p[V])),
+))
+# Softmax(dim=1) on (B, C, H): rows B*H of C.
+case(Case(
+    "Softmax-dim1", lambda: nn.Softmax(dim=1), (B, C, H),
+    params=0, exact=B * H * (5 * C - 2), macs=0, out=(B, C, H),
+    points=[{B: 2, C: 3, H: 2}],
+    brute=lambda p: bf.softmax((p[B], p[C], p[H]), dim=1),
+    torch=lambda p: (_tnn()[1].Softmax(dim=1), (p[B], p[C], p[H])),
+))
+
+
+def _free(shape: tuple[int, ...]) -> tuple[dict[str, int], tuple[int, ...], int]:
+    return {}, shape, 0
+
+
+# Dropout (inference) and Identity: no arithmetic, shape kept.
+for _cls in ("Dropout", "Identity"):
+    case(Case(
+        _cls, (lambda c=_cls: getattr(nn, c)()), (B, C, H, W),
+        params=0, exact=0, macs=0, out=(B, C, H, W),
+        points=[{B: 1, C: 2, H: 3, W: 4}],
+        brute=lambda p: _free((p[B], p[C], p[H], p[W])),
+        torch=(lambda p, c=_cls: (getattr(_tnn()[1], c)(), (p[B], p[C], p[H], p[W]))),
+    ))
+# Flatten(): (B, C, H, W) -> (B, C*H*W), free.
+case(Case(
+    "Flatten", lambda: nn.Flatten(), (B, C, H, W),
+    params=0, exact=0, macs=0, out=(B, C * H * W),
+    points=[{B: 2, C: 2, H: 3, W: 4}],
+    brute=lambda p: ({}, (p[B], p[C] * p[H] * p[W]), 0),
+    torch=lambda p: (_tnn()[1].Flatten(), (p[B], p[C], p[H], p[W])),
+))
+# Embedding(V, dim) on (B, N): a lookup, V*dim parameters, output (B, N, dim).
+case(Case(
+    "Embedding", lambda: nn.Embedding(V, dim), (B, N),
+    params=V * dim, exact=0, macs=0, out=(B, N, dim),
+    points=[{B: 2, N: 3, V: 10, dim: 4}],
+    brute=lambda p: ({}, (p[B], p[N], p[dim]), p[V] * p[dim]),
+    torch=lambda p: (_tnn()[1].Embedding(p[V], p[dim]), (p[B], p[N])),
+))
+
+# ============================================================================= attention
+# MultiheadAttention(dim, heads) on (B, N, dim), head width dim/heads:
+# qkv  Linear(dim, 3 dim): 2 dim * 3 dim per token (bias on)           = 6 B N dim^2
+# QK^T B heads N N dot products of length dim/heads: (2 dim/heads - 1) each
+# scale one multiply per score                                         = B heads N^2
+# softmax B heads N rows of N: 5N - 2 each
+# AV   B heads N (dim/heads) dot products of length N: 2N - 1 each      = B N dim (2N - 1)
+# out  Linear(dim, dim)                                                = 2 B N dim^2
+# MACs: 3 B N dim^2 + B N^2 dim + B N^2 dim + B N dim^2 = 4 B N dim^2 + 2 B N^2 dim.
+_mha_exact = (6 * B * N * dim**2 + B * heads * N**2 * (2 * dim / heads - 1)
+              + B * heads * N**2 + B * heads * N * (5 * N - 2) + B * N * dim * (2 * N - 1)
+              + 2 * B * N * dim**2)
+
+
+def _torch_mha(p: dict[sp.Symbol, int], causal: bool = False) -> tuple[Any, tuple[int, ...]]:
+    torch, tnn = _tnn()
+
+    class M(tnn.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.mha = tnn.MultiheadAttention(p[dim], p[heads], batch_first=True)
+
+        def forward(self, x: Any) -> Any:
+            mask = (torch.triu(torch.ones(x.shape[1], x.shape[1], dtype=torch.bool), 1)
+                    if causal else None)
+            return self.mha(x, x, x, attn_mask=mask, need_weights=True)[0]
+
+    return M(), (p[B], p[N], p[dim])
+
+
+case(Case(
+    "MultiheadAttention", lambda: nn.MultiheadAttention(dim, heads), (B, N, dim),
+    params=4 * dim**2 + 4 * dim,
+    exact=_mha_exact,
+    macs=4 * B * N * dim**2 + 2 * B * N**2 * dim,
+    out=(B, N, dim),
+    points=[{B: 2, N: 3, dim: 4, heads: 2}, {B: 1, N: 1, dim: 3, heads: 1}],
+    brute=lambda p: bf.multihead_attention((p[B], p[N], p[dim]), p[dim], p[heads]),
+    torch=_torch_mha,
+))
+# Causal, dense (default): the mask is a select; every score is computed (as torch does).
+case(Case(
+    "MultiheadAttention-causal-dense", lambda: nn.MultiheadAttention(dim, heads, causal=True),
+    (B, N, dim), params=4 * dim**2 + 4 * dim, exact=_mha_exact,
+    macs=4 * B * N * dim**2 + 2 * B * N**2 * dim, out=(B, N, dim),
+    points=[{B: 1, N: 4, dim: 4, heads: 2}],
+    brute=lambda p: bf.multihead_attention((p[B], p[N], p[dim]), p[dim], p[heads], causal=True),
+    torch=lambda p: _torch_mha(p, causal=True),
+))
+# Causal with skip_masked: only the N(N+1)/2 pairs j <= i. QK^T and AV MACs each
+# B heads (N(N+1)/2) (dim/heads) = B dim N(N+1)/2; no torch equivalent (torch counts dense).
+_pairs = N * (N + 1) / 2
+case(Case(
+    "MultiheadAttention-causal-skip",
+    lambda: nn.MultiheadAttention(dim, heads, causal=True, skip_masked=True), (B, N, dim),
+    params=4 * dim**2 + 4 * dim,
+    # qkv + out 8 B N dim^2; scores B heads pairs (2 dim/heads - 1); scale B heads pairs;
+    # softmax row i has i + 1 keys: sum (5(i+1) - 2) = 5 pairs - 2N per head;
+    # AV: row i, dim/heads dot products of length i + 1: 2 pairs - N each
+    exact=(8 * B * N * dim**2 + B * heads * _pairs * (2 * dim / heads - 1)
+           + B * heads * _pairs + B * heads * (5 * _pairs - 2 * N)
+           + B * dim * (2 * _pairs - N)),
+    macs=4 * B * N * dim**2 + 2 * B * dim * _pairs,
+    out=(B, N, dim),
+    points=[{B: 1, N: 5, dim: 4, heads: 2}, {B: 2, N: 1, dim: 2, heads: 2}],
+    brute=lambda p: bf.multihead_attention((p[B], p[N], p[dim]), p[dim], p[heads], causal=True,
+                                           skip_masked=True),
+))
+
+
+def _torch_gqa(p: dict[sp.Symbol, int], d: int, h: int, kv: int
+               ) -> tuple[Any, tuple[int, ...]]:
+    torch, tnn = _tnn()
+    hd = d // h
+
+    class GQA(tnn.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.q, self.k = tnn.Linear(d, d), tnn.Linear(d, kv * hd)
+            self.v, self.o = tnn.Linear(d, kv * hd), tnn.Linear(d, d)
+
+        def forward(self, x: Any) -> Any:
+            b, n, _ = x.shape
+            q = self.q(x).view(b, n, h, hd).transpose(1, 2)
+            k = self.k(x).view(b, n, kv, hd).transpose(1, 2).repeat_interleave(h // kv, 1)
+            v = self.v(x).view(b, n, kv, hd).transpose(1, 2).repeat_interleave(h // kv, 1)
+            a = torch.softmax(q @ k.transpose(-1, -2) / hd**0.5, -1)
+            return self.o((a @ v).transpose(1, 2).reshape(b, n, d))
+
+    return GQA(), (p[B], p[N], d)
+
+
+# Grouped-query attention MultiheadAttention(8, 4, kv_heads=2) on (B, N, 8), head width 2:
+# qkv Linear(8, 8 + 2*2*2 = 16): params 8*16 + 16 = 144; out 8*8 + 8 = 72.
+# Products still per query head: MACs 16 B N * 8 ... = 128 B N (qkv) + 2 * B*4*N*N*2 (QK^T, AV)
+# + 64 B N (out).
+case(Case(
+    "MultiheadAttention-gqa", lambda: nn.MultiheadAttention(8, 4, kv_heads=2), (B, N, 8),
+    params=144 + 72,
+    # qkv 2*8*16 B N; scores 4 B N^2 (2*2 - 1); scale 4 B N^2; softmax 4 B N (5N - 2);
+    # AV 4*2 B N (2N - 1); out 2*8*8 B N
+    exact=(256 * B * N + 12 * B * N**2 + 4 * B * N**2 + 4 * B * N * (5 * N - 2)
+           + 8 * B * N * (2 * N - 1) + 128 * B * N),
+    macs=128 * B * N + 16 * B * N**2 + 64 * B * N,
+    out=(B, N, 8),
+    points=[{B: 2, N: 3}],
+    brute=lambda p: bf.multihead_attention((p[B], p[N], 8), 8, 4, kv_heads=2),
+    torch=lambda p: _torch_gqa(p, 8, 4, 2),
+))
+
+
+def _torch_block(p: dict[sp.Symbol, int], ratio: int = 4) -> tuple[Any, tuple[int, ...]]:
+    torch, tnn = _tnn()
+    d = p[dim]
+
+    class Block(tnn.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.n1, self.n2 = tnn.LayerNorm(d), tnn.LayerNorm(d)
+            self.mha = tnn.MultiheadAttention(d, p[heads], batch_first=True)
+            self.mlp = tnn.Sequential(tnn.Linear(d, ratio * d), tnn.GELU(),
+                                      tnn.Linear(ratio * d, d))
+
+        def forward(self, x: Any) -> Any:
+            y = self.n1(x)
+            x = x + self.mha(y, y, y, need_weights=True)[0]
+            return x + self.mlp(self.n2(x))
+
+    return Block(), (p[B], p[N], d)
+
+
+# TransformerBlock(dim, heads, mlp_ratio=4), pre-norm:
+# LN: B N (5 dim + 2) + 2 B N dim; MHA: as above; add: B N dim;
+# LN again; fc1 Linear(dim, 4 dim): 8 B N dim^2; GELU 5 * 4 B N dim; fc2: 8 B N dim^2; add.
+# Params: 2 LN (4 dim) + MHA (4 dim^2 + 4 dim) + fc1 (4 dim^2 + 4 dim) + fc2 (4 dim^2 + dim).
+_ln = B * N * (5 * dim + 2) + 2 * B * N * dim
+case(Case(
+    "TransformerBlock", lambda: nn.TransformerBlock(dim, heads, mlp_ratio=4), (B, N, dim),
+    params=4 * dim + 4 * dim**2 + 4 * dim + 4 * dim**2 + 4 * dim + 4 * dim**2 + dim,
+    exact=(2 * _ln + _mha_exact + 2 * B * N * dim + 16 * B * N * dim**2
+           + 20 * B * N * dim),
+    macs=4 * B * N * dim**2 + 2 * B * N**2 * dim + 8 * B * N * dim**2,
+    out=(B, N, dim),
+    points=[{B: 1, N: 3, dim: 4, heads: 2}],
+    brute=lambda p: bf.transformer_block((p[B], p[N], p[dim]), p[dim], p[heads]),
+    torch=_torch_block,
+))
+
+
+def _merge(*parts: tuple[dict[str, int], tuple[int, ...], int]
+           ) -> tuple[dict[str, int], tuple[int, ...], int]:
+    t = bf.Tally()
+    for w, _, _ in parts:
+        t.merge(w)
+    return t.work(), parts[-1][1], sum(p for _, _, p in parts)
+
+
+# MLP(dim, 4 dim) on (B, N, dim): fc1 2 dim * 4 dim per token (bias on), GELU 5 per hidden
+# element, fc2 2 * 4 dim * dim. Params (dim + 1) 4 dim + (4 dim + 1) dim.
+case(Case(
+    "MLP", lambda: nn.MLP(dim, 4 * dim), (B, N, dim),
+    params=(dim + 1) * 4 * dim + (4 * dim + 1) * dim,
+    exact=8 * B * N * dim**2 + 20 * B * N * dim + 8 * B * N * dim**2,
+    macs=8 * B * N * dim**2, out=(B, N, dim),
+    points=[{B: 2, N: 2, dim: 3}],
+    brute=lambda p: _merge(bf.linear((p[B], p[N], p[dim]), 4 * p[dim]),
+                           bf.activation((p[B], p[N], 4 * p[dim]), "gelu"),
+                           bf.linear((p[B], p[N], 4 * p[dim]), p[dim])),
+    torch=lambda p: (_tnn()[1].Sequential(_tnn()[1].Linear(p[dim], 4 * p[dim]), _tnn()[1].GELU(),
+                                          _tnn()[1].Linear(4 * p[dim], p[dim])),
+                     (p[B], p[N], p[dim])),
+))
+
+# Sequential(Conv2d(3, 8, 3, stride=2, padding=1), BatchNorm2d(8), ReLU()) on (B, 3, H, W):
+# conv: Ho = floor((H - 1)/2) + 1, 2*27 per output * 8 channels; BN 2/elem; ReLU 1/elem.
+case(Case(
+    "Sequential", lambda: nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1),
+                                        nn.BatchNorm2d(8), nn.ReLU()), (B, 3, H, W),
+    params=8 * (27 + 1) + 16,
+    exact=(54 + 2 + 1) * 8 * B * _ho * _wo,
+    macs=27 * 8 * B * _ho * _wo, out=(B, 8, _ho, _wo),
+    points=[{B: 1, H: 6, W: 5}],
+    brute=lambda p: _merge(
+        bf.conv((p[B], 3, p[H], p[W]), 8, [3, 3], [2, 2], [1, 1], [1, 1]),
+        bf.batch_norm((p[B], 8, (p[H] + 1) // 2, (p[W] + 1) // 2)),
+        bf.activation((p[B], 8, (p[H] + 1) // 2, (p[W] + 1) // 2), "relu")),
+    torch=lambda p: (_tnn()[1].Sequential(_tnn()[1].Conv2d(3, 8, 3, stride=2, padding=1),
+                                          _tnn()[1].BatchNorm2d(8).eval(), _tnn()[1].ReLU()),
+                     (p[B], 3, p[H], p[W])),
+))
+
+
+def _torch_residual(p: dict[sp.Symbol, int]) -> tuple[Any, tuple[int, ...]]:
+    _, tnn = _tnn()
+
+    class Res(tnn.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = tnn.Sequential(tnn.Conv2d(p[C], p[C], 3, padding=1), tnn.ReLU())
+
+        def forward(self, x: Any) -> Any:
+            return self.body(x) + x
+
+    return Res(), (p[B], p[C], p[H], p[W])
+
+
+# Residual(Sequential(Conv2d(C, C, 3, padding=1), ReLU())): conv 2*9C per output, ReLU 1,
+# the add 1 per element.
+case(Case(
+    "Residual", lambda: nn.Residual(nn.Sequential(nn.Conv2d(C, C, 3, padding=1), nn.ReLU())),
+    (B, C, H, W),
+    params=C * (9 * C + 1),
+    exact=18 * C * B * C * H * W + B * C * H * W + B * C * H * W,
+    macs=9 * C * B * C * H * W, out=(B, C, H, W),
+    points=[{B: 1, C: 2, H: 3, W: 4}],
+    brute=lambda p: _merge(
+        bf.conv((p[B], p[C], p[H], p[W]), p[C], [3, 3], [1, 1], [1, 1], [1, 1]),
+        bf.activation((p[B], p[C], p[H], p[W]), "relu"),
+        ({"elementwise": p[B] * p[C] * p[H] * p[W]}, (p[B], p[C], p[H], p[W]), 0)),
+    torch=_torch_residual,
+))
+# Residual with a projection shortcut: body Conv2d(C, 2C, 3, stride 2, padding 1), shortcut
+# Conv2d(C, 2C, 1, stride 2): both give floor((H - 1)/2) + 1; add 1 per output element.
+case(Case(
+    "Residual-shortcut",
+    lambda: nn.Residual(nn.Conv2d(C, 2 * C, 3, stride=2, padding=1),
+                        nn.Conv2d(C, 2 * C, 1, stride=2, bias=False)), (B, C, H, W),
+    params=2 * C * (9 * C + 1) + 2 * C * C,
+    exact=(18 * C + (2 * C - 1) + 1) * B * 2 * C * _ho * _wo,
+    macs=(9 * C + C) * B * 2 * C * _ho * _wo, out=(B, 2 * C, _ho, _wo),
+    points=[{B: 1, C: 2, H: 5, W: 4}],
+    brute=lambda p: _merge(
+        bf.conv((p[B], p[C], p[H], p[W]), 2 * p[C], [3, 3], [2, 2], [1, 1], [1, 1]),
+        bf.conv((p[B], p[C], p[H], p[W]), 2 * p[C], [1, 1], [2, 2], [0, 0], [1, 1],
+                bias=False),
+        ({"elementwise": p[B] * 2 * p[C] * ((p[H] + 1) // 2) * ((p[W] + 1) // 2)},
+         (p[B], 2 * p[C], (p[H] + 1) // 2, (p[W] + 1) // 2), 0)),
+))
+
+
+def _repeat_brute(p: dict[sp.Symbol, int]) -> tuple[dict[str, int], tuple[int, ...], int]:
+    w, out, params = bf.linear((p[B], p[dim]), p[dim])
+    return {k: v * p[L] for k, v in w.items()}, out, params * p[L]
+
+
+# Repeat(Linear(dim, dim), L): L times one layer: params L (dim^2 + dim), exact 2 L B dim^2.
+case(Case(
+    "Repeat", lambda: nn.Repeat(nn.Linear(dim, dim), L), (B, dim),
+    params=L * (dim**2 + dim), exact=2 * L * B * dim**2, macs=L * B * dim**2, out=(B, dim),
+    points=[{B: 2, dim: 3, L: 4}],
+    brute=_repeat_brute,
+    torch=lambda p: (_tnn()[1].Sequential(*[_tnn()[1].Linear(p[dim], p[dim])
+                                            for _ in range(p[L])]), (p[B], p[dim])),
+))
+
+
+# ================================================================================= tests
+def _eq(a: Any, b: Any) -> bool:
+    d = sp.sympify(a) - sp.sympify(b)
+    return sp.expand(d) == 0 or sp.simplify(d) == 0
+
+
+def _layer_name(c: Case) -> str:
+    return c.id.split("-")[0]
+
+
+IDS = [c.id for c in CASES]
+
+
+def test_every_layer_has_a_case() -> None:
+    covered = {_layer_name(c) for c in CASES}
+    assert set(nn.LAYERS) <= covered, sorted(set(nn.LAYERS) - covered)
+
+
+def test_case_ids_unique() -> None:
+    assert len(IDS) == len(set(IDS))
+
+
+@pytest.mark.parametrize("c", CASES, ids=IDS)
+def test_symbolic_hand_derivation(c: Case) -> None:
+    cost = c.layer().cost(c.shape)
+    assert cost.layer == _layer_name(c)
+    assert _eq(cost.params, c.params), cost.params
+    assert _eq(cost.macs, c.macs), cost.macs
+    if c.exact is not None:
+        assert _eq(cost.flops, c.exact), cost.flops
+        assert _eq(cost.simplify().flops, c.exact)
+    # torch counts 2 per MAC and nothing else; "macs" is the MAC count itself
+    assert _eq(cost.with_convention("torch").flops, 2 * c.macs)
+    assert _eq(c.layer().cost(c.shape, convention="macs").flops, c.macs)
+    if c.out is not None:
+        assert len(cost.output_shape) == len(c.out)
+        for got, want in zip(cost.output_shape, c.out, strict=True):
+            assert _eq(got, want), (cost.output_shape, c.out)
+    for kind, want in c.kinds.items():
+        assert _eq(cost.work.get(kind, 0), want), kind
+
+
+def _concrete(c: Case, p: dict[sp.Symbol, int]) -> sf.Cost:
+    cost = c.layer().cost(c.shape)
+    return cost.subs(p) if p else cost
+
+
+@pytest.mark.parametrize("c", CASES, ids=IDS)
+def test_bruteforce(c: Case) -> None:
+    for p in c.points:
+        cost = _concrete(c, p)
+        work, shape, params = c.brute(p)
+        got = {k: int(v) for k, v in cost.work.items() if v != 0}
+        assert got == work, (p, got, work)
+        assert int(cost.flops) == sum(work.values())
+        assert int(cost.params) == params, p
+        assert tuple(int(s) for s in cost.output_shape) == tuple(shape), p
+        # the symbolic expectation at this point agrees too
+        if c.exact is not None:
+            assert int(sp.sympify(c.exact).subs(p)) == sum(work.values())
+
+
+@pytest.mark.parametrize("c", [c for c in CASES if c.torch is not None],
+                         ids=[c.id for c in CASES if c.torch is not None])
+def test_torch_flop_counter(c: Case) -> None:
+    torch = pytest.importorskip("torch")
+    from torch.utils.flop_counter import FlopCounterMode
+
+    assert c.torch is not None
+    for p in c.points:
+        torch.manual_seed(0)
+        module, in_shape = c.torch(p)
+        x = (torch.randint(0, int(p[V]), in_shape) if c.id == "Embedding"
+             else torch.randn(*in_shape))
+        with FlopCounterMode(display=False) as counter:
+            y = module(x)
+        cost = _concrete(c, p).with_convention("torch")
+        assert int(cost.flops) == counter.get_total_flops(), p
+        assert tuple(int(s) for s in cost.output_shape) == tuple(y.shape), p
+        n_params = sum(t.numel() for t in module.parameters())
+        assert int(cost.params) == n_params, p
+
+
+@pytest.mark.parametrize("name", sorted(bf.ACTIVATIONS))
+def test_bruteforce_activations_compute_the_real_function(name: str) -> None:
+    """The literal activations in bruteforce.py are the functions torch computes."""
+    torch = pytest.importorskip("torch")
+    fn = {"relu": torch.relu, "relu6": torch.nn.functional.relu6,
+          "leaky_relu": torch.nn.functional.leaky_relu, "sigmoid": torch.sigmoid,
+          "tanh": torch.tanh, "silu": torch.nn.functional.silu,
+          "gelu": torch.nn.functional.gelu,
+          "gelu_tanh": lambda x: torch.nn.functional.gelu(x, approximate="tanh"),
+          "hardswish": torch.nn.functional.hardswish,
+          "hardsigmoid": torch.nn.functional.hardsigmoid}[name]
+    for x in (-4.0, -1.5, -0.2, 0.3, 2.0, 7.0):
+        value, ops = bf.activation_value(name, x)
+        assert value == pytest.approx(float(fn(torch.tensor(x, dtype=torch.float64))), abs=1e-9)
+        assert ops == sf.formulas.ACTIVATION_RATES[name][0]
