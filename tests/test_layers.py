@@ -23,9 +23,7 @@ import sympy as sp
 
 import symflops as sf
 from symflops import nn
-from symflops.symbols import (
-    B, C, C_in, C_out, D, H, I, K, L, N, O, T, V, W, dim, groups, heads,
-)
+from symflops.symbols import B, C, C_in, C_out, D, H, I, K, L, N, O, T, V, W, dim, groups, heads
 from tests import bruteforce as bf
 
 floor, ceiling = sp.floor, sp.ceiling

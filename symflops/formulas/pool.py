@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from symflops.errors import SymflopsError
 from symflops.formulas._arith import Size, Work, ceildiv, floordiv, is_int, prod, smin, work
 
-__all__ = ["pool_output_size", "pool_window_total", "max_pool_work", "avg_pool_work", "adaptive_window_total",
-           "adaptive_avg_pool_work", "adaptive_max_pool_work"]
+__all__ = ["pool_output_size", "pool_window_total", "max_pool_work", "avg_pool_work",
+           "adaptive_window_total", "adaptive_avg_pool_work", "adaptive_max_pool_work"]
 
 
 def pool_output_size(size: Size, kernel: Size, stride: Size, padding: Size = 0,
