@@ -48,11 +48,14 @@ PROGRESS_AFTER = 1.5
 def _canonical_table() -> dict[str, Callable[[], tuple[Any, tuple[Any, ...]]]]:
     """Each ``sf.nn`` layer built on canonical symbols, with a canonical input shape."""
     from symflops import nn
-    from symflops.symbols import (
-        B, C, C_in, C_out, D, H, I, K, L, M, N, O, T, V, W, dim, groups, heads, mlp_ratio,
-    )
+    from symflops import symbols as S
 
+    B, C, C_in, C_out, D, H, W, T = S.B, S.C, S.C_in, S.C_out, S.D, S.H, S.W, S.T
+    K, N, dim, heads, mlp_ratio = S.K, S.N, S.dim, S.heads, S.mlp_ratio
     img, seq = (B, C, H, W), (B, N, dim)
+
+    def plain(name: str) -> Callable[[], tuple[Any, tuple[Any, ...]]]:
+        return lambda: (nn.LAYERS[name](), img)
     return {
         "Conv1d": lambda: (nn.Conv1d(C_in, C_out, K, padding="same"), (B, C_in, T)),
         "Conv2d": lambda: (nn.Conv2d(C_in, C_out, K, padding="same"), (B, C_in, H, W)),
@@ -60,12 +63,12 @@ def _canonical_table() -> dict[str, Callable[[], tuple[Any, tuple[Any, ...]]]]:
         "ConvTranspose1d": lambda: (nn.ConvTranspose1d(C_in, C_out, K), (B, C_in, T)),
         "ConvTranspose2d": lambda: (nn.ConvTranspose2d(C_in, C_out, K), (B, C_in, H, W)),
         "ConvTranspose3d": lambda: (nn.ConvTranspose3d(C_in, C_out, K), (B, C_in, D, H, W)),
-        "Linear": lambda: (nn.Linear(I, O), (B, I)),
+        "Linear": lambda: (nn.Linear(S.I, S.O), (B, S.I)),
         "BatchNorm1d": lambda: (nn.BatchNorm1d(C), (B, C, T)),
         "BatchNorm2d": lambda: (nn.BatchNorm2d(C), img),
         "BatchNorm3d": lambda: (nn.BatchNorm3d(C), (B, C, D, H, W)),
         "LayerNorm": lambda: (nn.LayerNorm(dim), seq),
-        "GroupNorm": lambda: (nn.GroupNorm(groups, C), img),
+        "GroupNorm": lambda: (nn.GroupNorm(S.groups, C), img),
         "RMSNorm": lambda: (nn.RMSNorm(dim), seq),
         "MaxPool1d": lambda: (nn.MaxPool1d(K), (B, C, T)),
         "MaxPool2d": lambda: (nn.MaxPool2d(K), img),
@@ -74,15 +77,15 @@ def _canonical_table() -> dict[str, Callable[[], tuple[Any, tuple[Any, ...]]]]:
         "AdaptiveAvgPool1d": lambda: (nn.AdaptiveAvgPool1d(1), (B, C, T)),
         "AdaptiveAvgPool2d": lambda: (nn.AdaptiveAvgPool2d(1), img),
         "AdaptiveMaxPool2d": lambda: (nn.AdaptiveMaxPool2d(1), img),
-        **{name: (lambda name=name: (nn.LAYERS[name](), img)) for name in (
+        **{name: plain(name) for name in (
             "ReLU", "ReLU6", "LeakyReLU", "GELU", "SiLU", "Sigmoid", "Tanh", "Hardswish",
             "Hardsigmoid", "Dropout", "Identity", "Flatten")},
-        "Softmax": lambda: (nn.Softmax(dim=-1), (B, M, N)),
-        "Embedding": lambda: (nn.Embedding(V, dim), (B, N)),
+        "Softmax": lambda: (nn.Softmax(dim=-1), (B, S.M, N)),
+        "Embedding": lambda: (nn.Embedding(S.V, dim), (B, N)),
         "MultiheadAttention": lambda: (nn.MultiheadAttention(dim, heads), seq),
         "TransformerBlock": lambda: (nn.TransformerBlock(dim, heads, mlp_ratio), seq),
         "MLP": lambda: (nn.MLP(dim, mlp_ratio * dim), seq),
-        "Repeat": lambda: (nn.Repeat(nn.TransformerBlock(dim, heads, mlp_ratio), L), seq),
+        "Repeat": lambda: (nn.Repeat(nn.TransformerBlock(dim, heads, mlp_ratio), S.L), seq),
     }
 
 
@@ -174,7 +177,7 @@ def _load_factory(spec: str) -> Callable[[], Any]:
                        and getattr(v, "__module__", None) == module.__name__)
         raise SymflopsError(f"{where} has no factory {attr!r}",
                             fix="use one of " + (", ".join(names) or "its functions"))
-    return factory  # type: ignore[no-any-return]
+    return factory
 
 
 def _target(spec: str) -> Target:
@@ -252,11 +255,26 @@ def _progress(what: str, stream: Any) -> Iterator[None]:
 
 
 def _cost_of(target: Target, args: argparse.Namespace) -> Cost:
-    convention = args.convention
     if target.layer is not None:
-        return target.layer.cost(target.shape, convention=convention)  # type: ignore[no-any-return]
+        return target.layer.cost(target.shape, convention=args.convention)
+    texts = args.input or []
+    what = f"building and costing {target.name}"
+    if texts:
+        what += f" on {_shape_text(_input_spec(texts))}"
+    with _progress(what, sys.stderr):
+        return _build_cost(target, args)
+
+
+def _build_cost(target: Target, args: argparse.Namespace) -> Cost:
+    convention = args.convention
     assert target.factory is not None
-    model = target.factory()
+    try:
+        model = target.factory()
+    except SymflopsError:
+        raise
+    except Exception as e:
+        raise SymflopsError(f"calling {target.name} raised {type(e).__name__}: {e}",
+                            fix="fix the factory, or check that it takes no arguments") from None
     from symflops.nn import Layer
 
     if isinstance(model, Cost):
@@ -288,8 +306,7 @@ def _cost_of(target: Target, args: argparse.Namespace) -> Cost:
         raise SymflopsError(f"tracing is not available: {e}",
                             fix="install torch (pip install 'symflops[torch]')") from None
     mode = "train" if getattr(args, "train", False) else "eval"
-    with _progress(f"tracing {target.name} on {_shape_text(spec)}", sys.stderr):
-        return trace(model, spec, hints=hints or None, convention=convention, mode=mode)
+    return trace(model, spec, hints=hints or None, convention=convention, mode=mode)
 
 
 # ----------------------------------------------------------------------------- output

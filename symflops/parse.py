@@ -269,7 +269,7 @@ at position 1; fix: write names, integers, + - * / ** and parentheses only, e.g.
 
 def parse_int(text: str, what: str = "value") -> int:
     """Parse an integer-valued constant expression (``224``, ``2**10``, ``7*32``)."""
-    e = parse_expr(text, names={})
+    e = parse_expr(text)
     if not e.is_Integer:
         raise SymflopsError(f"{what} must be an integer", values={what: text},
                             fix="write a whole number such as 224")
