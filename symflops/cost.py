@@ -117,7 +117,7 @@ class Cost:
         self.output_shape: Shape = tuple(_expr(s) for s in output_shape)
         self.derivation = derivation
         self.validity: tuple[sp.Basic, ...] = tuple(
-            v for v in validity if v is not sp.true)
+            dict.fromkeys(v for v in validity if v is not sp.true))
         self.notes: tuple[str, ...] = tuple(notes)
         self._flops: sp.Expr | None = None
         self._simplified = not self.children
@@ -215,8 +215,12 @@ class Cost:
         if bad:
             raise SymflopsError(bad[0][1], layer=bad[0][0],
                                 values={str(k): v for k, v in mapping.items()},
-                                fix="use larger sizes or smaller kernels/strides")
-        return self._rebuild(lambda e: e.xreplace(mapping) if e.free_symbols else e)
+                                fix=_fix_for(bad[0][2]))
+        new = self._rebuild(lambda e: e.xreplace(mapping) if e.free_symbols else e)
+        for _, node in new.walk():  # conditions now settled drop out; the rest keep checking
+            node.validity = tuple(v for v in (c.xreplace(mapping) for c in node.validity)
+                                  if v is not sp.true)
+        return new
 
     def _all_validity(self) -> Iterator[tuple[str, sp.Basic]]:
         for path, c in self.walk():
@@ -228,7 +232,7 @@ class Cost:
         where, cond = item
         value = cond.xreplace(mapping)
         if value is sp.false:
-            return where, f"the formula's condition {cond} fails"
+            return where, f"the formula's condition {cond} fails", cond
         return None
 
     def _resolve(self, values: Mapping[Any, Any] | None, named: Mapping[str, Any]
@@ -298,8 +302,28 @@ class Cost:
         arrays = [np.asarray(values[s.name]) for s in syms]
         from symflops.evaluate import compile_expr
 
+        self._check_validity_at(syms, arrays)
         fn = compile_expr(expr, syms)
         return fn(*arrays)
+
+    def _check_validity_at(self, syms: tuple[sp.Symbol, ...], arrays: list[np.ndarray]) -> None:
+        """Raise if a condition the formulas assume fails at some of the points."""
+        from symflops.evaluate import compile_condition
+
+        given = set(syms)
+        seen: set[sp.Basic] = set()
+        for where, cond in self._all_validity():
+            if cond in seen or not cond.free_symbols <= given:
+                continue
+            seen.add(cond)
+            ok = np.broadcast_to(compile_condition(cond, syms)(*arrays),
+                                 np.broadcast_shapes(*[a.shape for a in arrays]))
+            if not ok.all():
+                bad = tuple(int(i) for i in np.argwhere(~ok)[0])
+                point = {s.name: np.broadcast_to(a, ok.shape)[bad].item()
+                         for s, a in zip(syms, arrays, strict=True)}
+                raise SymflopsError(f"the formula's condition {cond} fails", layer=where,
+                                    values=point, fix=_fix_for(cond))
 
     # -- display -----------------------------------------------------------------------
     def __repr__(self) -> str:
@@ -323,6 +347,14 @@ class Cost:
         from symflops.render import render
 
         return render(self, "markdown", depth=1)
+
+
+def _fix_for(cond: sp.Basic) -> str:
+    """What to change when a validity condition fails."""
+    if isinstance(cond, sp.Eq) and isinstance(cond.lhs, sp.Mod):
+        n, d = cond.lhs.args
+        return f"choose {n} a multiple of {d}"
+    return "use larger sizes, more padding or smaller kernels/strides/dilations"
 
 
 def _sum_work(children: Sequence[Cost]) -> dict[str, sp.Expr]:

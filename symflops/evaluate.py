@@ -23,12 +23,37 @@ from sympy.printing.numpy import NumPyPrinter
 
 from symflops.errors import SymflopsError
 
-__all__ = ["compile_expr"]
+__all__ = ["compile_expr", "compile_condition"]
 
 _INT64_SAFE = 2.0**62
 
 
-class _IntegerPrinter(NumPyPrinter):
+class _Printer(NumPyPrinter):
+    """NumPy code that broadcasts scalars against arrays (``Min``/``Max`` pairwise) and
+    keeps the dtype of ``Piecewise`` branches (nested ``where``, no NaN default)."""
+
+    def _print_Min(self, expr: sp.Min) -> str:
+        return self._pairwise("numpy.minimum", expr.args)
+
+    def _print_Max(self, expr: sp.Max) -> str:
+        return self._pairwise("numpy.maximum", expr.args)
+
+    def _pairwise(self, fn: str, args: tuple[sp.Expr, ...]) -> str:
+        out = self._print(args[0])
+        for a in args[1:]:
+            out = f"{fn}({out}, {self._print(a)})"
+        return out
+
+    def _print_Piecewise(self, expr: sp.Piecewise) -> str:
+        if expr.args[-1].cond is not sp.true:
+            return str(super()._print_Piecewise(expr))
+        out = self._print(expr.args[-1].expr)
+        for branch in reversed(expr.args[:-1]):
+            out = f"numpy.where({self._print(branch.cond)}, {self._print(branch.expr)}, {out})"
+        return out
+
+
+class _IntegerPrinter(_Printer):
     """Prints integer-valued expressions with exact integer division for floors."""
 
     def _fraction(self, arg: sp.Expr) -> tuple[str, str]:
@@ -54,21 +79,36 @@ class _NotInteger(Exception):
     pass
 
 
+def _exact_quotient(num: Any, den: Any) -> Any:
+    """``num / den`` for integer arrays known to divide; raises if they do not."""
+    q, r = np.divmod(num, den)
+    if np.any(r != 0):
+        raise SymflopsError(
+            "the expression is not an integer at some of the points",
+            values={"first remainder": np.asarray(r).ravel()[np.argmax(np.asarray(r).ravel()
+                                                                          != 0)]},
+            fix="check that sizes divide as the layers assume (e.g. heads divides dim), or "
+                "pass float arrays")
+    return q
+
+
 @functools.lru_cache(maxsize=1024)
 def _compiled(expr: sp.Expr, syms: tuple[sp.Symbol, ...]) -> tuple[Callable[..., Any],
                                                                   Callable[..., Any] | None]:
-    as_float = sp.lambdify(syms, expr, modules="numpy")
+    as_float = sp.lambdify(syms, expr, modules="numpy", printer=_Printer)
     as_int: Callable[..., Any] | None
     try:
         num, den = sp.fraction(sp.together(expr))
-        if not den.is_Integer:
-            raise _NotInteger
         printer = _IntegerPrinter()
         dummies = [sp.Dummy(f"a{i}", integer=True) for i in range(len(syms))]
-        top = sp.expand(num).xreplace(dict(zip(syms, dummies, strict=True)))
-        body = f"(({printer.doprint(top)}) // {int(den)})"
+        rename = dict(zip(syms, dummies, strict=True))
+        top = printer.doprint(sp.expand(num).xreplace(rename))
+        if den.is_Integer:
+            body = f"(({top}) // {int(den)})"
+        else:  # a symbolic denominator (dim/heads...): divide exactly, or say why not
+            body = f"_exact_quotient({top}, {printer.doprint(sp.expand(den).xreplace(rename))})"
         args = ", ".join(printer.doprint(d) for d in dummies)
-        env: dict[str, Any] = {"numpy": np}
+        env: dict[str, Any] = {"numpy": np, "_exact_quotient": _exact_quotient}
         # the source is printed from our own SymPy expression, never from user text
         exec(f"def _f({args}):\n    return {body}\n", env)
         as_int = env["_f"]
@@ -81,26 +121,39 @@ def compile_expr(expr: sp.Expr, syms: Sequence[sp.Symbol]) -> Callable[..., np.n
     """A function of ``syms`` (numpy arrays, broadcast) computing ``expr``.
 
     The compiled code is cached per expression, so sweeping many points compiles once.
+    Integer (or object) arrays give exact integers; float arrays give floats.
     """
     syms_t = tuple(syms)
     as_float, as_int = _compiled(sp.sympify(expr), syms_t)
 
     def run(*arrays: Any) -> np.ndarray:
         arrs = [np.asarray(a) for a in arrays]
+        shape = np.broadcast_shapes(*[a.shape for a in arrs])
         integer = all(a.dtype.kind in "iu" or a.dtype == object for a in arrs)
         if integer and as_int is not None:
             if any(a.dtype == object for a in arrs):
-                return np.asarray(as_int(*arrs))
+                return np.broadcast_to(np.asarray(as_int(*arrs)), shape).copy()
             approx = np.asarray(as_float(*[a.astype(np.float64) for a in arrs]), dtype=float)
             if np.any(np.abs(approx) > _INT64_SAFE):
                 raise SymflopsError(
                     "result exceeds int64", values={"max": f"{np.max(np.abs(approx)):.3e}"},
                     fix="pass arrays with dtype=object for arbitrary-precision integers")
             out = as_int(*[a.astype(np.int64) for a in arrs])
-            return np.broadcast_to(np.asarray(out, dtype=np.int64),
-                                   np.broadcast_shapes(*[a.shape for a in arrs])).copy()
+            return np.broadcast_to(np.asarray(out, dtype=np.int64), shape).copy()
         out = as_float(*[a.astype(np.float64) if a.dtype.kind in "iub" else a for a in arrs])
-        return np.broadcast_to(np.asarray(out, dtype=float),
-                               np.broadcast_shapes(*[a.shape for a in arrs])).copy()
+        return np.broadcast_to(np.asarray(out, dtype=float), shape).copy()
 
     return run
+
+
+def compile_condition(cond: sp.Basic, syms: Sequence[sp.Symbol]) -> Callable[..., np.ndarray]:
+    """A function of ``syms`` giving a boolean array: where ``cond`` (a relation) holds."""
+    if not isinstance(cond, sp.core.relational.Relational):
+        fn = sp.lambdify(tuple(syms), cond, modules="numpy", printer=_Printer)
+        return lambda *a: np.asarray(fn(*a), dtype=bool)
+    diff = compile_expr(cond.lhs - cond.rhs, syms)
+    ops: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+        ">=": lambda d: d >= 0, ">": lambda d: d > 0, "<=": lambda d: d <= 0,
+        "<": lambda d: d < 0, "==": lambda d: d == 0, "!=": lambda d: d != 0}
+    test = ops[cond.rel_op]
+    return lambda *a: np.asarray(test(diff(*a)), dtype=bool)

@@ -102,6 +102,15 @@ def _numel(shape: Shape) -> sp.Expr:
     return sp.Mul(*shape)
 
 
+def _divides(d: sp.Expr, n: sp.Expr) -> list[sp.Basic]:
+    """``d`` divides ``n``, as a validity condition when either is symbolic (concrete
+    values are checked when the layer is built)."""
+    if d.is_number and n.is_number:
+        return []
+    cond = sp.Eq(sp.Mod(n, d), 0)
+    return [] if cond is sp.true else [cond]
+
+
 def _positive_output(sizes: Sequence[sp.Expr], layer: str, what: str) -> list[sp.Basic]:
     """Concrete output sizes < 1 raise now; symbolic ones become validity conditions."""
     conds: list[sp.Basic] = []
@@ -277,7 +286,8 @@ class _ConvNd(Layer):
             out_sp = tuple(sp.sympify(F.conv_output_size(s, k, st, p, d))
                            for s, k, st, p, d in zip(spatial, self.kernel_size, self.stride,
                                                      pad, self.dilation, strict=True))
-        validity = _positive_output(out_sp, self.spec(), "kernel (with dilation)")
+        validity = _positive_output(out_sp, self.spec(), "kernel (with dilation)") + \
+            _divides(self.groups, self.in_channels) + _divides(self.groups, self.out_channels)
         out_shape = ((batch,) if batched else ()) + (self.out_channels,) + out_sp
         g_out = _SPATIAL_OUT[n]
         general = F.conv_work(S.B, S.C_in, S.C_out, ksym, g_out, S.groups, self.bias)
@@ -299,7 +309,8 @@ class _ConvNd(Layer):
                        for s, k, st, p, op, d in zip(spatial, self.kernel_size, self.stride,
                                                      self.padding, self.output_padding,
                                                      self.dilation, strict=True))
-        validity = _positive_output(out_sp, self.spec(), "padding")
+        validity = _positive_output(out_sp, self.spec(), "padding") + \
+            _divides(self.groups, self.in_channels) + _divides(self.groups, self.out_channels)
         out_shape = ((batch,) if batched else ()) + (self.out_channels,) + out_sp
         g_in, g_out = _SPATIAL[n], _SPATIAL_OUT[n]
         # stride and dilation enter the general formula as the layer's own values: the
@@ -539,6 +550,7 @@ class GroupNorm(Layer):
         return self._leaf(name, shape, shape, general, F.norm_params(S.C, affine=self.affine),
                           {S.B: shape[0], S.groups: self.num_groups, S.C: self.num_channels,
                            spatial: _numel(shape[2:])},
+                          validity=_divides(self.num_groups, self.num_channels),
                           explanation="statistics over each of B*groups groups of C/groups*P "
                           "values (P = spatial positions), then the per-channel affine")
 
@@ -932,7 +944,9 @@ class MultiheadAttention(Layer):
         children.append(Linear(self.embed_dim, self.embed_dim, bias=self.bias)
                         ._cost(shape, "out_proj"))
         return Cost(name, "MultiheadAttention", spec=self.spec(), children=children,
-                    input_shape=shape, output_shape=shape)
+                    input_shape=shape, output_shape=shape,
+                    validity=_divides(self.num_heads, self.embed_dim)
+                    + _divides(self.kv_heads, self.num_heads))
 
 
 class _Part(Layer):
