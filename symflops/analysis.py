@@ -196,12 +196,16 @@ def _divisor_bound(expr: sp.Expr, sym: sp.Symbol) -> int:
             continue
         arg = f.args[0]
         inner_free = relax_floors(arg) if arg.atoms(sp.floor, sp.ceiling) else arg
-        _, den = sp.fraction(sp.together(inner_free))
-        if not den.is_Integer:
-            raise SymflopsError("cannot align a floor with a symbolic divisor",
-                                values={"floor": f}, fix="substitute the divisor first (--at)")
+        den = 1
+        for term in sp.Add.make_args(sp.expand(inner_free)):
+            d = term.as_numer_denom()[1]
+            if not d.is_Integer:
+                raise SymflopsError("cannot align a floor with a symbolic divisor",
+                                    values={"floor": f},
+                                    fix="substitute the divisor first (--at)")
+            den = math.lcm(den, int(d))
         nested = _divisor_bound(arg, sym) if arg.atoms(sp.floor, sp.ceiling) else 1
-        best = math.lcm(best, int(den) * nested)
+        best = math.lcm(best, den * nested)
     return best
 
 

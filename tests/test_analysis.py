@@ -1,0 +1,285 @@
+"""Scaling analysis: aligned forms, growth orders, terms, breakdowns, crossovers, sweeps,
+plots and comparisons, each checked against substitution at concrete sizes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sympy as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import symflops as sf
+from symflops import analysis as A
+from symflops import nn
+from symflops.errors import SymflopsError
+from symflops.symbols import B, H, L, N, W, dim, heads, mlp_ratio
+
+
+def bottleneck(cin: int, width: int, stride: int, down: bool) -> nn.Layer:
+    out = width * 4
+    body = nn.Sequential(
+        nn.Conv2d(cin, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
+        nn.Conv2d(width, width, 3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(width), nn.ReLU(),
+        nn.Conv2d(width, out, 1, bias=False), nn.BatchNorm2d(out))
+    shortcut = nn.Sequential(nn.Conv2d(cin, out, 1, stride=stride, bias=False),
+                             nn.BatchNorm2d(out)) if down else None
+    return nn.Sequential(nn.Residual(body, shortcut), nn.ReLU())
+
+
+def resnet50() -> nn.Sequential:
+    """torchvision's resnet50 layer for layer, as sf.nn layers."""
+    layers: list[nn.Layer] = [nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False),
+                              nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, stride=2, padding=1)]
+    cin = 64
+    for width, blocks, stride in ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)):
+        for i in range(blocks):
+            layers.append(bottleneck(cin, width, stride if i == 0 else 1, i == 0))
+            cin = width * 4
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2048, 1000)]
+    return nn.Sequential(*layers)
+
+
+@pytest.fixture(scope="module")
+def rn50() -> sf.Cost:
+    return resnet50().cost((B, 3, H, W), convention="macs")
+
+
+def stem() -> sf.Cost:
+    return nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(),
+                         nn.MaxPool2d(3, stride=2, padding=1)).cost((B, 3, H, W))
+
+
+# --------------------------------------------------------------------------- aligned
+def test_aligned_simple_floor() -> None:
+    # H = 32h: floor((32h - 1)/2) + 1 = 16h - 1 + 1 = 16h = H/2
+    assert A.aligned(sp.floor((H - 1) / 2) + 1, {H: 32}) == H / 2
+    # ceil(H/3) at H = 3h is h = H/3
+    assert A.aligned(sp.ceiling(H / 3), {"H": 3}) == H / 3
+
+
+def test_alignment_finds_total_stride(rn50: sf.Cost) -> None:
+    assert A.alignment(stem(), [H, W]) == {H: 4, W: 4}   # conv stride 2, then pool stride 2
+    assert A.alignment(rn50, [H, W]) == {H: 32, W: 32}
+    assert A.alignment(H**2, H) == {H: 1}
+
+
+def test_aligned_resnet_is_exact_at_multiples(rn50: sf.Cost) -> None:
+    al = A.aligned(rn50, {H: 32, W: 32})
+    assert not al.flops.atoms(sp.floor), al.flops
+    assert sp.Poly(al.flops, B, H, W).total_degree() == 3
+    for h, w in ((32, 32), (224, 224), (64, 320), (512, 96)):
+        assert al.subs(B=2, H=h, W=w).flops == rn50.subs(B=2, H=h, W=w).flops
+    # torchvision's published resnet50 figure: 4.09 GMACs at 224 x 224
+    assert al.subs(B=1, H=224, W=224).flops == 4_089_184_256
+    # between multiples the aligned form is only an approximation
+    assert al.subs(B=1, H=230, W=230).flops != rn50.subs(B=1, H=230, W=230).flops
+    # every node of the tree is aligned, shapes too
+    assert al.output_shape[1] == 1000
+    assert all(not s.atoms(sp.floor) for _, n in al.walk() for s in n.output_shape)
+
+
+def test_aligned_refuses_too_small_a_multiple(rn50: sf.Cost) -> None:
+    with pytest.raises(SymflopsError, match="does not remove every floor"):
+        A.aligned(rn50, {H: 16, W: 16})
+    with pytest.raises(SymflopsError, match="positive integers"):
+        A.aligned(rn50, {H: 0})
+
+
+@settings(max_examples=25, deadline=None)
+@given(k=st.integers(1, 6), m=st.integers(1, 40), pad=st.integers(0, 3),
+       kernel=st.integers(1, 7), stride=st.integers(1, 4))
+def test_aligned_conv_matches_substitution(k: int, m: int, pad: int, kernel: int,
+                                           stride: int) -> None:
+    c = nn.Conv2d(2, 3, kernel, stride=stride, padding=pad).cost((1, 2, H, 5 + kernel))
+    mult = A.alignment(c, H)[H]
+    al = A.aligned(c, {H: mult})
+    h = mult * (m + kernel)  # big enough for the kernel
+    assert al.subs(H=h).flops == c.subs(H=h).flops
+
+
+# --------------------------------------------------------------------------- growth
+def test_growth_orders(rn50: sf.Cost) -> None:
+    assert A.growth_order(rn50, H) == 1
+    assert A.growth_order(rn50, "W") == 1
+    assert A.growth_order(rn50, [H, W]) == 2   # quadratic in resolution
+    assert A.growth_order(rn50, B) == 1
+    vit = nn.Repeat(nn.TransformerBlock(dim, heads, mlp_ratio), L).cost((B, N, dim))
+    assert A.growth_order(vit, N) == 2         # attention's N^2
+    assert A.growth_order(vit, L) == 1
+    assert A.growth_order(vit, dim) == 2       # projections and MLP: dim^2
+    assert A.growth_order(vit, [N, dim]) == 3  # N^2*dim and N*dim^2 both
+    assert A.growth_order(vit, "V") == 0       # a symbol the cost does not depend on
+    assert A.growth_order(vit, dim, quantity="params") == 2
+    assert A.growth_order(sp.sqrt(N) + N**sp.Rational(3, 2), N) == sp.Rational(3, 2)
+
+
+def test_leading_terms_of_attention() -> None:
+    c = nn.TransformerBlock(dim, heads, mlp_ratio).cost((B, N, dim), convention="macs")
+    # MACs: Q K^T is B*heads*N*N*(dim/heads) = B*N^2*dim, A V the same: 2*B*dim*N^2;
+    # everything else (qkv 3, out 1, mlp 2*mlp_ratio, times B*N*dim^2) is linear in N
+    lead = A.leading_terms(c, N)
+    assert [(t.monomial, t.coefficient, t.degree) for t in lead] == [(N**2, 2 * B * dim, 2)]
+    all_terms = A.terms(c, N)
+    assert [t.degree for t in all_terms] == [2, 1]
+    assert sp.expand(all_terms[1].coefficient - B * dim**2 * (4 + 2 * mlp_ratio)) == 0
+    assert sp.expand(sum(t.expr for t in all_terms) - c.flops) == 0
+
+
+def test_terms_of_floored_cost_are_aligned(rn50: sf.Cost) -> None:
+    ts = A.terms(rn50, [H, W])
+    total = sum(t.expr for t in ts)
+    for h in (32, 96, 224):
+        assert total.subs({B: 1, H: h, W: h}) == rn50.subs(B=1, H=h, W=h).flops
+    # without alignment the floors are dropped: leading term exact, the rest approximate
+    lead_relaxed = A.leading_terms(rn50, [H, W])
+    lead_aligned = A.leading_terms(rn50, [H, W], align="auto")
+    assert [t.expr for t in lead_relaxed] == [t.expr for t in lead_aligned]
+    with pytest.raises(SymflopsError, match="not a polynomial"):
+        A.terms(sp.sqrt(N), N)
+
+
+# --------------------------------------------------------------------------- breakdowns
+def test_breakdown_shares(rn50: sf.Cost) -> None:
+    at = {"B": 1, "H": 224, "W": 224}
+    parts = A.breakdown(rn50, at)
+    assert len(parts) == len(rn50.children)
+    assert sum(int(p.value) for p in parts) == rn50.subs(**at).flops
+    assert abs(sum(p.share for p in parts if p.share is not None) - 1) < 1e-12
+    values = [int(p.value) for p in parts]
+    assert values == sorted(values, reverse=True)
+    first = parts[0]
+    assert int(first.value) == rn50[first.path].subs(**at).flops
+    deep = A.breakdown(rn50, at, depth=3)
+    assert len(deep) > len(parts)
+    assert sum(int(p.value) for p in deep) == rn50.subs(**at).flops
+
+
+def test_breakdown_counts_repeats() -> None:
+    c = nn.Repeat(nn.Linear(8, 8), L).cost((B, 8))
+    (part,) = A.breakdown(c, {"B": 1, "L": 12})
+    assert part.value == 12 * nn.Linear(8, 8).cost((1, 8)).flops
+    (sym,) = A.breakdown(c)
+    assert sym.share is None and sym.value.free_symbols == {B, L}
+
+
+def test_term_breakdown() -> None:
+    c = nn.TransformerBlock(dim, heads, mlp_ratio).cost((B, N, dim), convention="macs")
+    at = {"B": 1, "dim": 768, "heads": 12, "mlp_ratio": 4}
+    short = A.term_breakdown(c, N, {**at, "N": 197})
+    long = A.term_breakdown(c, N, {**at, "N": 16384})
+    assert short[0][0].degree == 1 and long[0][0].degree == 2  # the N^2 term takes over
+    assert sum(v for _, v, _ in short) == c.subs(N=197, **at).flops
+    with pytest.raises(SymflopsError, match="every symbol"):
+        A.term_breakdown(c, N, {"N": 4})
+
+
+# --------------------------------------------------------------------------- crossover
+def test_crossover_attention_vs_mlp_symbolic() -> None:
+    c = nn.TransformerBlock(dim, heads, mlp_ratio).cost((B, N, dim), convention="macs")
+    mha = c["attention.mha"]
+    core = mha["scores"].flops + mha["context"].flops   # 2*B*N^2*dim
+    mlp = c["mlp.fc1"].flops + c["mlp.fc2"].flops       # 2*B*N*dim^2*mlp_ratio
+    x = A.crossover(core, mlp, N)
+    assert x.method == "symbolic"
+    assert x.solutions == (dim * mlp_ratio,)
+    assert sp.expand((core - mlp).subs(N, dim * mlp_ratio)) == 0
+    # with numbers: N = 4 * 768 = 3072
+    assert A.crossover(core, mlp, "N", at={"dim": 768, "mlp_ratio": 4}).values == (3072.0,)
+
+
+def test_crossover_exact_convention_counts_softmax() -> None:
+    c = nn.TransformerBlock(dim, heads, mlp_ratio).cost((B, N, dim))
+    mha = c["attention.mha"]
+    core = sum(mha[k].flops for k in ("scores", "scale", "softmax", "context"))
+    mlp = c["mlp"].flops
+    at = {"B": 1, "dim": 768, "heads": 12, "mlp_ratio": 4}
+    x = A.crossover(core, mlp, N, at=at)
+    (n_star,) = x.values
+    f = sp.lambdify(N, (core - mlp).subs({B: 1, dim: 768, heads: 12, mlp_ratio: 4}))
+    assert f(int(n_star)) < 0 < f(int(n_star) + 1)
+
+
+def test_crossover_numeric_with_floors() -> None:
+    # a strided conv's floors keep SymPy from solving: searched over integers instead
+    a = nn.Conv2d(4, 4, 3, stride=2).cost((1, 4, H, 64)).flops
+    x = A.crossover(a, sp.Integer(100000), H)
+    assert x.method == "numeric"
+    (h,) = x.values
+    f = sp.lambdify(H, a - 100000)
+    assert f(int(h) - 1) < 0 <= f(int(h))
+    with pytest.raises(SymflopsError, match="needs values"):
+        A.crossover(nn.Conv2d(4, 4, 3, stride=2).cost((B, 4, H, 64)), sp.Integer(5), H)
+
+
+# --------------------------------------------------------------------------- sweeps
+def test_sweep_grid_matches_subs(rn50: sf.Cost) -> None:
+    hs, ws = np.array([32, 100, 224]), np.array([64, 225])
+    sw = A.sweep(rn50, {"H": hs, "W": ws}, at={"B": 2}, quantity=("flops", "params"))
+    assert sw.results["flops"].shape == (3, 2)
+    assert sw.results["flops"].dtype == np.int64
+    for i, h in enumerate(hs):
+        for j, w in enumerate(ws):
+            assert sw.results["flops"][i, j] == rn50.subs(B=2, H=int(h), W=int(w)).flops
+    assert (sw.results["params"] == rn50.params).all()
+    assert sw.labels["flops"] == "MACs"
+    rows = sw.table()
+    assert len(rows) == 6 and set(rows[0]) == {"H", "W", "flops", "params"}
+    assert "4,089,184,256" not in sw.to_text()  # 224 x 64 is not 224 x 224
+    square = A.sweep(rn50, {("H", "W"): [224]}, at={"B": 1})
+    assert square.results["flops"].tolist() == [4_089_184_256]
+    assert "4,089,184,256" in square.to_text()
+
+
+def test_sweep_zipped_and_errors(rn50: sf.Cost) -> None:
+    sw = A.sweep(rn50, {"H": [32, 64], "W": [64, 32]}, at={"B": 1}, grid=False)
+    assert sw.results["flops"][0] == sw.results["flops"][1]  # H and W enter symmetrically
+    with pytest.raises(SymflopsError, match="missing=\\['B'\\]"):
+        A.sweep(rn50, {"H": [32], "W": [32]})
+    with pytest.raises(SymflopsError, match="one length"):
+        A.sweep(rn50, {"H": [32, 64], "W": [32]}, at={"B": 1}, grid=False)
+
+
+def test_sweep_of_expression_and_slope() -> None:
+    sw = A.sweep(3 * N**2 + N, {N: np.arange(1, 6)})
+    assert sw.results["flops"].tolist() == [3 * n * n + n for n in range(1, 6)]
+    xs = np.geomspace(10, 10**4, 12)
+    assert A.fit_slope(xs, 7 * xs**2.5) == pytest.approx(2.5)
+    with pytest.raises(SymflopsError):
+        A.fit_slope([1, 1], [2, 3])
+
+
+# --------------------------------------------------------------------------- plot
+def test_plot_writes_png_with_slopes(tmp_path, rn50: sf.Cost) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("matplotlib")  # an optional extra; installed with [test]
+    tb = nn.TransformerBlock(768, 12, 4).cost((B, H * W // 256, 768))
+    out = tmp_path / "scale.png"
+    fig = A.plot({"resnet50": rn50, "vit-block": tb}, ["H", "W"], np.arange(256, 2049, 256),
+                 at={"B": 1}, path=str(out))
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels[0].startswith("resnet50 (slope 2.0")
+    assert "vit-block (slope" in labels[1]
+    assert fig.axes[0].get_xscale() == "log" and fig.axes[0].get_yscale() == "log"
+
+
+# --------------------------------------------------------------------------- compare
+def test_compare_strides() -> None:
+    s1 = nn.Conv2d(8, 8, 3, padding=1).cost((1, 8, H, H))
+    s2 = nn.Conv2d(8, 8, 3, stride=2, padding=1).cost((1, 8, H, H))
+    cmp = A.compare(s1, s2, H)
+    assert cmp.limit == 4   # a quarter of the outputs
+    r = cmp.evaluate(np.array([64, 65]))
+    assert r[0] == pytest.approx(4.0)
+    assert r[1] == pytest.approx(65 * 65 / 33 / 33)
+
+
+def test_compare_transformer_to_its_mlp() -> None:
+    c = nn.TransformerBlock(dim, heads, mlp_ratio).cost((B, N, dim), convention="macs")
+    cmp = A.compare(c, c["mlp"], N)
+    assert cmp.limit == sp.oo
+    assert sp.simplify(cmp.ratio - (N + dim * mlp_ratio + 2 * dim) / (dim * mlp_ratio)) == 0
+    fixed = A.compare(c, c["mlp"], dim, at={"N": 197, "mlp_ratio": 4})
+    assert fixed.limit == sp.Rational(3, 2)  # (4 + 2*4) / (2*4) once dim^2 dominates
