@@ -1,1 +1,41 @@
-"""Tracing real torch models into symbolic costs (the only code that imports torch)."""
+"""Tracing real torch models into symbolic costs (the only code that imports torch).
+
+``trace(model, "B 3 H W")`` runs the model once on fake tensors whose sizes are
+symbols, records every aten op with the nn.Module that called it, and turns each op
+into a leaf Cost through the same formula functions ``sf.nn`` uses.
+
+>>> import torch, symflops as sf
+>>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=2), torch.nn.ReLU())
+>>> c = sf.trace(net, "B 3 H W", convention="torch")
+>>> c.flops
+432*B*floor(H/2 - 1/2)*floor(W/2 - 1/2)
+>>> c.validity
+(H >= 3, W >= 3)
+"""
+
+from symflops.trace._aligned import AlignedForms, aligned
+from symflops.trace._fit import fit
+from symflops.trace._tracer import InputSpec, TracedCost, TraceReport, parse_inputs, trace
+from symflops.trace.registry import HANDLERS, ZERO_COST, OpCall, Part, TShape, register, \
+    register_zero_cost, unregister
+
+__all__ = ["trace", "TraceReport", "TracedCost", "InputSpec", "parse_inputs", "aligned",
+           "AlignedForms", "fit", "register", "register_zero_cost", "unregister", "HANDLERS",
+           "ZERO_COST", "OpCall", "Part", "TShape"]
+
+
+# ``import symflops.trace`` binds the package as ``symflops.trace``, shadowing the lazy
+# ``sf.trace`` function; making the package callable keeps ``sf.trace(model, ...)`` working
+# while ``sf.trace.aligned``/``sf.trace.register`` stay reachable.
+def _install_callable() -> None:
+    import sys
+    import types
+
+    class _CallableModule(types.ModuleType):
+        def __call__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            return trace(*args, **kwargs)
+
+    sys.modules[__name__].__class__ = _CallableModule
+
+
+_install_callable()

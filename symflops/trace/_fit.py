@@ -1,0 +1,3 @@
+"""placeholder replaced below"""
+def fit(*a, **k):
+    raise NotImplementedError

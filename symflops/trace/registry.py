@@ -1,0 +1,126 @@
+"""The op-handler registry: aten overload packet -> a small formula function.
+
+A handler receives an :class:`OpCall` (shapes, not tensors: every tensor argument is a
+:class:`TShape` of SymPy sizes in the user's symbols) and returns one or more
+:class:`Part` s: the work, and the general formula in canonical symbols with the
+bindings that turn it into this call's work (the same pieces ``sf.nn`` builds).
+
+>>> import torch
+>>> from symflops.trace.registry import register, HANDLERS
+>>> torch.ops.aten.convolution in HANDLERS
+True
+>>> @register(torch.ops.aten.convolution)        # a second handler for one op raises
+... def mine(call): ...
+Traceback (most recent call last):
+...
+symflops.errors.SymflopsError: register: an op has a handler already (op=aten.convolution); fix: ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sympy as sp
+
+from symflops.errors import SymflopsError
+
+__all__ = ["TShape", "OpCall", "Part", "Handler", "HANDLERS", "ZERO_COST", "register",
+           "register_zero_cost", "op_name"]
+
+
+@dataclass(frozen=True)
+class TShape:
+    """A tensor argument seen by a handler: its shape (SymPy sizes) and dtype name."""
+
+    shape: tuple[sp.Expr, ...]
+    dtype: str = "float32"
+
+    @property
+    def numel(self) -> sp.Expr:
+        out: sp.Expr = sp.Integer(1)
+        for s in self.shape:
+            out = out * s
+        return out
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+
+@dataclass
+class OpCall:
+    """One recorded aten call: ``args``/``kwargs`` with tensors as :class:`TShape`,
+    ``out`` the tensor outputs, ``module`` the type name of the innermost nn.Module."""
+
+    name: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    out: tuple[TShape, ...]
+    module: str = ""
+
+    def arg(self, i: int, name: str, default: Any = None) -> Any:
+        """Positional argument ``i`` or keyword ``name`` (schema order)."""
+        if i < len(self.args):
+            return self.args[i]
+        return self.kwargs.get(name, default)
+
+
+@dataclass
+class Part:
+    """Work of (part of) one op with its derivation pieces."""
+
+    work: dict[str, Any]
+    general: Mapping[str, Any]
+    bindings: Mapping[sp.Symbol, Any]
+    explanation: str
+    name: str = ""                      # "" for the op itself, else e.g. "scores"
+    layer: str = ""                     # overrides the leaf's layer type
+    rates: Mapping[str, str] = field(default_factory=dict)
+
+
+Handler = Callable[[OpCall], Sequence[Part]]
+
+#: aten overload packet -> handler
+HANDLERS: dict[Any, Handler] = {}
+#: aten overload packets that move or allocate data and do no arithmetic
+ZERO_COST: set[Any] = set()
+
+
+def op_name(packet: Any) -> str:
+    """``aten.convolution`` for ``torch.ops.aten.convolution``."""
+    return str(getattr(packet, "_qualified_op_name", packet)).replace("::", ".")
+
+
+def _check_new(packet: Any) -> None:
+    if packet in HANDLERS or packet in ZERO_COST:
+        raise SymflopsError("an op has a handler already", layer="register",
+                            values={"op": op_name(packet)},
+                            fix="each aten op gets one handler; unregister it first")
+
+
+def register(*packets: Any) -> Callable[[Handler], Handler]:
+    """Decorator: ``fn`` handles every listed overload packet; registering twice raises."""
+
+    def deco(fn: Handler) -> Handler:
+        for p in packets:
+            _check_new(p)
+        for p in packets:
+            HANDLERS[p] = fn
+        return fn
+
+    return deco
+
+
+def register_zero_cost(*packets: Any) -> None:
+    """Declare ops that do no arithmetic (views, copies, allocation, selection)."""
+    for p in packets:
+        _check_new(p)
+    ZERO_COST.update(packets)
+
+
+def unregister(packet: Any) -> None:
+    """Remove a handler or a zero-cost declaration (for users overriding a built-in)."""
+    HANDLERS.pop(packet, None)
+    ZERO_COST.discard(packet)
