@@ -458,11 +458,15 @@ def _filters(fmt: Format, numbers: str) -> dict[str, Callable[..., Any]]:
     def times(count: Any) -> str:
         return "" if count == 1 else " " + fmt.times(fmt.math(count))
 
+    def shape_math(s: Sequence[Any]) -> str:
+        return "(" + ", ".join(fmt.math(x) for x in s) + ")"
+
     def shape(s: Sequence[Any]) -> str:
-        return fmt.inline_math("(" + ", ".join(fmt.math(x) for x in s) + ")")
+        return fmt.inline_math(shape_math(s))
 
     return {"math": fmt.math, "esc": fmt.text, "code": fmt.code, "cell": cell, "num": number,
-            "pct": pct, "times": times, "shape": shape, "imath": fmt.inline_math,
+            "pct": pct, "times": times, "shape": shape, "shape_math": shape_math,
+            "imath": fmt.inline_math,
             "prose": fmt.prose, "latex_esc": latex_escape, "json_document": _json_document,
             "aligned": _aligned, **fmt.extra_filters}
 
