@@ -38,83 +38,32 @@ from symflops.cost import Cost
 from symflops.errors import SymflopsError
 from symflops.parse import parse_assignments, parse_int, parse_name, parse_names, parse_range
 
-__all__ = ["main", "build_parser", "CANONICAL", "canonical_layer"]
+__all__ = ["main", "build_parser", "canonical_layer"]
 
 #: seconds a trace may run before progress is shown on stderr
 PROGRESS_AFTER = 1.5
 
 
 # ----------------------------------------------------------------------------- layers
-def _canonical_table() -> dict[str, Callable[[], tuple[Any, tuple[Any, ...]]]]:
-    """Each ``sf.nn`` layer built on canonical symbols, with a canonical input shape."""
-    from symflops import nn
-    from symflops import symbols as S
+def canonical_layer(name: str) -> tuple[Any, tuple[Any, ...], str]:
+    """``(layer, input_shape, call)``: the ``sf.nn`` layer called ``name`` built on
+    canonical symbols, as the formula reference shows it (:data:`symflops.reference.EXAMPLES`).
 
-    B, C, C_in, C_out, D, H, W, T = S.B, S.C, S.C_in, S.C_out, S.D, S.H, S.W, S.T
-    K, N, dim, heads, mlp_ratio = S.K, S.N, S.dim, S.heads, S.mlp_ratio
-    img, seq = (B, C, H, W), (B, N, dim)
-
-    def plain(name: str) -> Callable[[], tuple[Any, tuple[Any, ...]]]:
-        return lambda: (nn.LAYERS[name](), img)
-    return {
-        "Conv1d": lambda: (nn.Conv1d(C_in, C_out, K, padding="same"), (B, C_in, T)),
-        "Conv2d": lambda: (nn.Conv2d(C_in, C_out, K, padding="same"), (B, C_in, H, W)),
-        "Conv3d": lambda: (nn.Conv3d(C_in, C_out, K, padding="same"), (B, C_in, D, H, W)),
-        "ConvTranspose1d": lambda: (nn.ConvTranspose1d(C_in, C_out, K), (B, C_in, T)),
-        "ConvTranspose2d": lambda: (nn.ConvTranspose2d(C_in, C_out, K), (B, C_in, H, W)),
-        "ConvTranspose3d": lambda: (nn.ConvTranspose3d(C_in, C_out, K), (B, C_in, D, H, W)),
-        "Linear": lambda: (nn.Linear(S.I, S.O), (B, S.I)),
-        "BatchNorm1d": lambda: (nn.BatchNorm1d(C), (B, C, T)),
-        "BatchNorm2d": lambda: (nn.BatchNorm2d(C), img),
-        "BatchNorm3d": lambda: (nn.BatchNorm3d(C), (B, C, D, H, W)),
-        "LayerNorm": lambda: (nn.LayerNorm(dim), seq),
-        "GroupNorm": lambda: (nn.GroupNorm(S.groups, C), img),
-        "RMSNorm": lambda: (nn.RMSNorm(dim), seq),
-        "MaxPool1d": lambda: (nn.MaxPool1d(K), (B, C, T)),
-        "MaxPool2d": lambda: (nn.MaxPool2d(K), img),
-        "AvgPool1d": lambda: (nn.AvgPool1d(K), (B, C, T)),
-        "AvgPool2d": lambda: (nn.AvgPool2d(K), img),
-        "AdaptiveAvgPool1d": lambda: (nn.AdaptiveAvgPool1d(1), (B, C, T)),
-        "AdaptiveAvgPool2d": lambda: (nn.AdaptiveAvgPool2d(1), img),
-        "AdaptiveMaxPool2d": lambda: (nn.AdaptiveMaxPool2d(1), img),
-        **{name: plain(name) for name in (
-            "ReLU", "ReLU6", "LeakyReLU", "GELU", "SiLU", "Sigmoid", "Tanh", "Hardswish",
-            "Hardsigmoid", "Dropout", "Identity", "Flatten")},
-        "Softmax": lambda: (nn.Softmax(dim=-1), (B, S.M, N)),
-        "Embedding": lambda: (nn.Embedding(S.V, dim), (B, N)),
-        "MultiheadAttention": lambda: (nn.MultiheadAttention(dim, heads), seq),
-        "TransformerBlock": lambda: (nn.TransformerBlock(dim, heads, mlp_ratio), seq),
-        "MLP": lambda: (nn.MLP(dim, mlp_ratio * dim), seq),
-        "Repeat": lambda: (nn.Repeat(nn.TransformerBlock(dim, heads, mlp_ratio), S.L), seq),
-    }
-
-
-CANONICAL: dict[str, Callable[[], tuple[Any, tuple[Any, ...]]]] = {}
-
-
-def canonical_layer(name: str) -> tuple[Any, tuple[Any, ...]]:
-    """``(layer, input_shape)`` of the ``sf.nn`` layer called ``name`` on canonical symbols.
-
-    >>> layer, shape = canonical_layer("Conv2d")
-    >>> layer.cost(shape).flops
-    2*B*C_in*C_out*H*K**2*W
+    >>> layer, shape, call = canonical_layer("Linear")
+    >>> call, layer.cost(shape).flops
+    ('Linear(I, O)', 2*I*M*O)
     """
     from symflops.nn import LAYERS
+    from symflops.reference import EXAMPLES
 
-    if not CANONICAL:
-        CANONICAL.update(_canonical_table())
-    if name not in CANONICAL:
-        lower = {k.lower(): k for k in LAYERS}
-        if name.lower() in lower and lower[name.lower()] in CANONICAL:
-            name = lower[name.lower()]
-        elif name in LAYERS:
-            raise SymflopsError(f"{name} is a container: it has no formula of its own",
-                                fix="trace or build a network with it, or ask for a layer "
-                                    "such as Conv2d")
-        else:
-            raise SymflopsError(f"unknown layer {name!r}",
-                                fix="use one of " + ", ".join(sorted(CANONICAL)))
-    return CANONICAL[name]()
+    if name not in EXAMPLES:
+        lower = {k.lower(): k for k in EXAMPLES}
+        if name.lower() not in lower:
+            known = sorted(set(EXAMPLES) | set(LAYERS))
+            raise SymflopsError(f"unknown layer {name!r}", fix="use one of " + ", ".join(known))
+        name = lower[name.lower()]
+    example = EXAMPLES[name]
+    return example.build(), tuple(example.input_shape), example.call
 
 
 # ----------------------------------------------------------------------------- targets
@@ -183,14 +132,14 @@ def _load_factory(spec: str) -> Callable[[], Any]:
 def _target(spec: str) -> Target:
     if ":" in spec:
         return Target(spec, factory=_load_factory(spec))
-    layer, shape = canonical_layer(parse_name(spec))
+    layer, shape, _ = canonical_layer(parse_name(spec))
     return Target(spec, layer=layer, shape=shape)
 
 
 # ----------------------------------------------------------------------------- inputs
 def _input_spec(texts: Sequence[str]) -> Any:
-    """``--input`` values -> what ``sf.trace`` takes: ``"B 3 H W"``, a tuple of such
-    shapes (several positional inputs) or a dict (``name=B N`` keyword inputs)."""
+    """``--input`` values -> what ``sf.trace`` takes: one shape tuple, a list of them
+    (several positional inputs) or a dict (``name=B N`` keyword inputs)."""
     positional: list[tuple[Any, ...]] = []
     keyword: dict[str, tuple[Any, ...]] = {}
     for text in texts:
@@ -216,13 +165,13 @@ def _input_spec(texts: Sequence[str]) -> Any:
         return keyword
     if len(positional) == 1:
         return positional[0]
-    return tuple(positional)
+    return positional
 
 
 def _shape_text(shape: Any) -> str:
     if isinstance(shape, dict):
         return ", ".join(f"{k}=({' '.join(map(str, v))})" for k, v in shape.items())
-    if shape and isinstance(shape[0], tuple):
+    if isinstance(shape, list):
         return ", ".join("(" + " ".join(map(str, s)) + ")" for s in shape)
     return " ".join(map(str, shape))
 
@@ -285,7 +234,7 @@ def _build_cost(target: Target, args: argparse.Namespace) -> Cost:
             raise SymflopsError(f"{target.name} returns an sf.nn network: it needs an input",
                                 fix='pass --input "B 3 H W"')
         spec = _input_spec(texts)
-        if isinstance(spec, dict) or (spec and isinstance(spec[0], tuple)):
+        if isinstance(spec, (dict, list)):
             raise SymflopsError("an sf.nn network takes one positional input",
                                 fix='pass one --input "B 3 H W"')
         return model.cost(spec, convention=convention)
@@ -413,9 +362,9 @@ def _show(cost: Cost, args: argparse.Namespace, title: str) -> str:
 
 # ----------------------------------------------------------------------------- commands
 def cmd_formula(args: argparse.Namespace) -> int:
-    layer, shape = canonical_layer(parse_name(args.layer))
+    layer, shape, call = canonical_layer(parse_name(args.layer))
     cost = layer.cost(shape, convention=args.convention)
-    _write(_show(cost, args, f"{cost.spec} -- {cost.convention.label}"), args.output)
+    _write(_show(cost, args, f"{call} -- {cost.convention.label}"), args.output)
     return 0
 
 
