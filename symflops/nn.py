@@ -315,8 +315,21 @@ class _ConvNd(Layer):
         g_in, g_out = _SPATIAL[n], _SPATIAL_OUT[n]
         # stride and dilation enter the general formula as the layer's own values: the
         # count of covered positions depends on how they divide one another
-        general = F.conv_transpose_work(S.B, S.C_in, S.C_out, ksym, g_in, g_out,
-                                        self.stride, self.dilation, S.groups, self.bias)
+        try:
+            general = F.conv_transpose_work(S.B, S.C_in, S.C_out, ksym, g_in, g_out,
+                                            self.stride, self.dilation, S.groups, self.bias)
+        except SymflopsError as e:
+            # stride and dilation that do not divide one another: the covered positions
+            # are enumerated, which needs this layer's concrete kernel and input sizes
+            if not all(x.is_Integer for x in (*self.kernel_size, *spatial)):
+                raise SymflopsError(e.message, layer=self.spec(),
+                                    values={"input_shape": shape},
+                                    fix="give the input concrete spatial sizes, or use a "
+                                        "dilation that divides the stride") from None
+            general = F.conv_transpose_work(
+                S.B, S.C_in, S.C_out, [int(k) for k in self.kernel_size],
+                [int(x) for x in spatial], g_out,
+                self.stride, self.dilation, S.groups, self.bias)
         gparams = self.in_channels * F.exact_div(self.out_channels, self.groups) * \
             F.prod(self.kernel_size) + (self.out_channels if self.bias else 0)
         bindings: dict[sp.Symbol, Any] = {S.B: batch, S.C_in: self.in_channels,
