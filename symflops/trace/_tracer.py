@@ -229,6 +229,10 @@ class _Tracer:
             self.names.setdefault(id(mod), key)
             self.types.setdefault(key, type(mod).__name__)
             self.modules.setdefault(key, mod)
+        self.child_names: dict[tuple[str, ...], set[str]] = {}
+        for key in self.types:
+            if key:
+                self.child_names.setdefault(key[:-1], set()).add(key[-1])
         self.stack: list[tuple[str, ...]] = [_ROOT]
         self.pushed: list[bool] = []
         self.bounds: list[set[Any]] = []
@@ -624,14 +628,15 @@ def _assemble(path: tuple[str, ...], children: dict[tuple[str, ...], list[tuple[
     name = path[-1] if path else ""
     layer = tracer.types.get(path, "Module")
     spec = _module_spec(mod) if mod is not None else layer
-    if own:
-        if kids and not kids[0].children and kids[0].derivation is not None:
-            kids[0] = _leaf_with_params(kids[0], own)
-        else:
-            kids.insert(0, Cost("parameters", "Parameters", params=own, work={},
-                                convention=conv, spec=f"{layer} parameters",
-                                derivation=Derivation({}, sp.Integer(own), {},
-                                                      "parameters used directly")))
+    own_leaves = [k for k in kids if k.derivation is not None and not k.children
+                  and k.name not in tracer.child_names.get(path, ())]
+    if own and len(kids) == 1 and own_leaves:
+        kids[0] = _leaf_with_params(kids[0], own)
+    elif own:
+        kids.insert(0, Cost("parameters", "Parameters", params=own, work={},
+                            convention=conv, spec=f"{layer} parameters",
+                            derivation=Derivation({}, sp.Integer(own), {},
+                                                  "parameters the module owns directly")))
     if path and len(kids) == 1 and not kids[0].children:
         k = kids[0]
         return Cost(name, layer, spec=spec, params=k.params, work=k.work,

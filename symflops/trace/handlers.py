@@ -17,6 +17,7 @@ import torch
 
 from symflops import formulas as F
 from symflops import symbols as S
+from symflops.errors import SymflopsError
 from symflops.formulas import resize as R
 from symflops.trace.registry import OpCall, Part, TShape, register, register_zero_cost
 
@@ -63,18 +64,12 @@ def _conv(call: OpCall) -> list[Part]:
     dilation = _pad_list(dilation, n)
     if transposed:
         cin, cout = w.shape[0], w.shape[1] * groups
-        wk = F.conv_transpose_work(batch, cin, cout, kernel, x.shape[2:], out[2:], stride,
-                                   dilation, groups, has_bias)
-        st = tuple(S.symbol(f"s_{i}") for i in range(n))
-        dl = tuple(S.symbol(f"d_{i}") for i in range(n))
-        gen = F.conv_transpose_work(S.B, S.C_in, S.C_out, ks, _SPATIAL_IN[n], _SPATIAL_OUT[n],
-                                    st, dl, S.groups, has_bias)
+        wk, gen = _tconv(batch, cin, cout, kernel, ks, x.shape[2:], out[2:], stride,
+                         dilation, groups, has_bias)
         b: dict[sp.Symbol, Any] = {S.B: batch, S.C_in: cin, S.C_out: cout, S.groups: groups}
         b.update(zip(ks, kernel))
         b.update(zip(_SPATIAL_IN[n], x.shape[2:]))
         b.update(zip(_SPATIAL_OUT[n], out[2:]))
-        b.update(zip(st, stride))
-        b.update(zip(dl, dilation))
         return _one(wk, gen, b, "every input element times every weight of its group "
                     "(scatter); a position collecting n products costs n - 1 adds")
     cin, cout = x.shape[1], w.shape[0]
@@ -85,6 +80,28 @@ def _conv(call: OpCall) -> list[Part]:
     b.update(zip(_SPATIAL_OUT[n], out[2:]))
     return _one(wk, gen, b, "each output: a dot product of C_in/groups*prod(kernel) products, "
                 "its adds" + (", and one bias add" if has_bias else ""))
+
+
+def _tconv(batch: Any, cin: Any, cout: Any, kernel: Sequence[Any], ks: Sequence[Any],
+           ins: Sequence[Any], outs: Sequence[Any], stride: Sequence[Any],
+           dilation: Sequence[Any], groups: Any, bias: bool,
+           gin: Sequence[Any] | None = None, gout: Sequence[Any] | None = None,
+           swap: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Work and general formula of a transposed conv; stride and dilation enter the
+    general formula as this call's values (as in sf.nn): the covered-position count
+    depends on how they divide one another."""
+    n = len(kernel)
+    gin = gin or _SPATIAL_IN[n]
+    gout = gout or _SPATIAL_OUT[n]
+    ci, co = (S.C_out, S.C_in) if swap else (S.C_in, S.C_out)
+    wk = F.conv_transpose_work(batch, cin, cout, kernel, ins, outs, stride, dilation,
+                               groups, bias)
+    try:
+        gen = F.conv_transpose_work(S.B, ci, co, ks, gin, gout, stride, dilation,
+                                    S.groups, bias)
+    except SymflopsError:  # enumerated covered positions: only this call's numbers
+        gen = dict(wk)
+    return wk, gen
 
 
 def _pad_list(v: Any, n: int) -> list[Any]:
@@ -114,16 +131,10 @@ def _conv_backward(call: OpCall) -> list[Part]:
     b.update(zip(_SPATIAL_OUT[n], outs))
     b.update(zip(_SPATIAL_IN[n], ins))
     if mask[0]:
-        st = tuple(S.symbol(f"s_{i}") for i in range(n))
-        dl = tuple(S.symbol(f"d_{i}") for i in range(n))
-        bi = dict(b)
-        bi.update(zip(st, stride))
-        bi.update(zip(dl, dilation))
         # grad_input = conv_transpose(grad_output): in = C_out channels at out spatial
-        wk = F.conv_transpose_work(batch, cout, cin, kernel, outs, ins, stride, dilation,
-                                   groups, False)
-        gen = F.conv_transpose_work(S.B, S.C_out, S.C_in, ks, _SPATIAL_OUT[n], _SPATIAL_IN[n],
-                                    st, dl, S.groups, False)
+        wk, gen = _tconv(batch, cout, cin, kernel, ks, outs, ins, stride, dilation, groups,
+                         False, gin=_SPATIAL_OUT[n], gout=_SPATIAL_IN[n], swap=True)
+        bi = b
         parts.append(Part(wk, gen, bi, "grad_input: a transposed convolution of grad_output "
                           "with the weight", name="grad_input"))
     if mask[1]:

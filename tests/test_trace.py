@@ -1,0 +1,281 @@
+"""sf.trace: input specs, the module tree, unknown ops, strict mode, model unchanged,
+agreement with sf.nn, guards, fixed dims, aligned form."""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import pytest
+import sympy as sp
+
+torch = pytest.importorskip("torch")
+
+import symflops as sf  # noqa: E402
+from symflops.symbols import B, H, N, W  # noqa: E402
+from symflops.trace import registry  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+
+def torch_count(model, *args, **kwargs):
+    with FlopCounterMode(display=False) as fc, torch.no_grad():
+        model(*args, **kwargs)
+    return fc.get_total_flops()
+
+
+# ----------------------------------------------------------------------------- specs
+@pytest.mark.parametrize("spec", ["B 3 H W", ("B", 3, "H", "W"), ["B", 3, "H", "W"],
+                                  [("B", 3, "H", "W")]])
+def test_input_spec_forms_give_the_same_formula(spec):
+    net = nn.Conv2d(3, 4, 3, padding=1)
+    c = sf.trace(net, spec, convention="macs")
+    # 3*3*3 MACs per output, 4 output channels: 108 per pixel
+    assert c.flops == 108 * B * H * W
+    assert c.free_symbols == {B, H, W}
+
+
+def test_a_name_used_twice_is_one_symbol():
+    c = sf.trace(nn.Conv2d(3, 4, 3, padding=1), "B 3 H H", convention="macs")
+    assert c.flops == 108 * B * H**2
+
+
+def test_several_positional_and_keyword_inputs():
+    class Two(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(8, 5)
+
+        def forward(self, x, y, *, z):
+            return self.a(x) @ y.transpose(-1, -2) + z.sum()
+
+    c = sf.trace(Two(), [("B", "N", 8), ("B", "M", 5), {"z": ("B",)}], convention="macs")
+    # linear: B*N*8*5 MACs; (B, N, 5) @ (B, 5, M): B*N*M*5 MACs
+    M = sf.symbols.symbol("M")
+    assert sp.expand(c.flops - (40 * B * N + 5 * B * N * M)) == 0
+
+
+def test_int_token_inputs_by_name_and_by_dtype():
+    emb = nn.Sequential(nn.Embedding(50, 16), nn.Linear(16, 4))
+    a = sf.trace(emb, {"input": (("B", "N"), torch.long)}, convention="macs")
+    assert a.flops == 64 * B * N
+    b = sf.trace(emb, (("B", "N"), torch.long), convention="macs")
+    assert b.flops == a.flops
+
+    class ByName(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.e = nn.Embedding(50, 16)
+
+        def forward(self, input_ids):
+            assert input_ids.dtype == torch.long
+            return self.e(input_ids)
+
+    assert sf.trace(ByName(), {"input_ids": ("B", "N")}).flops == 0
+
+
+def test_bad_specs_raise_symflops_error():
+    with pytest.raises(sf.SymflopsError):
+        sf.trace(nn.Linear(2, 2), "B 2+1")
+    with pytest.raises(sf.SymflopsError):
+        sf.trace(nn.Linear(2, 2), "B 2", mode="predict")
+    with pytest.raises(sf.SymflopsError):
+        sf.trace(nn.Linear(2, 2), "B 2", hints={"B": 0})
+
+
+# ----------------------------------------------------------------------------- tree
+def _net():
+    return nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1, bias=False),
+                         nn.BatchNorm2d(8), nn.ReLU(),
+                         nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.ReLU()),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10)).eval()
+
+
+def test_tree_mirrors_modules_and_leaves_carry_derivations():
+    c = sf.trace(_net(), "B 3 H W")
+    paths = [p for p, _ in c.walk()]
+    assert paths == ["", "0", "1", "2", "3", "3.0", "3.1", "4", "6"]  # Flatten is a view
+    conv = c["0"]
+    assert conv.layer == "Conv2d" and conv.params == 8 * 27
+    d = conv.derivation
+    # the general conv formula in canonical symbols, bound to this layer's values
+    gen = {k: v.xreplace(d.bindings) for k, v in d.general.items()}
+    assert all(sp.simplify(gen[k] - conv.work[k]) == 0 for k in conv.work)
+    assert c.params == sum(p.numel() for p in _net().parameters())
+
+
+def test_sf_nn_and_trace_agree_on_conv_bn_relu_in_every_convention():
+    net = nn.Sequential(nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16),
+                        nn.ReLU(), nn.MaxPool2d(2)).eval()
+    sym = sf.nn.Sequential(sf.nn.Conv2d(3, 16, 3, stride=2, padding=1), sf.nn.BatchNorm2d(16),
+                           sf.nn.ReLU(), sf.nn.MaxPool2d(2))
+    for conv in ("exact", "torch", "macs"):
+        a = sf.trace(net, "B 3 H W", convention=conv)
+        b = sym.cost((B, 3, H, W), convention=conv)
+        assert sp.simplify(a.flops - b.flops) == 0, conv
+        assert a.params == b.params
+        for (_, x), (_, y) in zip(a.leaves(), b.leaves()):
+            assert sp.simplify(x.flops - y.flops) == 0
+            assert tuple(x.output_shape) == tuple(y.output_shape) or \
+                all(sp.simplify(p - q) == 0 for p, q in zip(x.output_shape, y.output_shape))
+
+
+def test_torch_convention_matches_flop_counter_and_macs_is_half():
+    net = _net()
+    c = sf.trace(net, "B 3 H W", convention="torch")
+    for b, h, w in ((1, 32, 32), (2, 17, 40), (3, 9, 5)):
+        ref = torch_count(net, torch.randn(b, 3, h, w))
+        assert c.subs(B=b, H=h, W=w).flops == ref
+        assert 2 * c.with_convention("macs").subs(B=b, H=h, W=w).flops == ref
+
+
+# ----------------------------------------------------------------------------- unknown ops
+class _Odd(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return torch.special.bessel_j0(self.lin(x))
+
+
+def test_unknown_ops_are_reported_with_name_count_and_warning():
+    with pytest.warns(UserWarning, match="bessel_j0"):
+        c = sf.trace(_Odd(), "B 4")
+    assert c.report.unknown["aten.special_bessel_j0"] == 1
+    assert any("NOT counted" in n and "bessel_j0" in n for n in c.notes)
+    assert c.report.unknown_at["aten.special_bessel_j0"] == ["(root)"]
+
+
+def test_strict_raises_on_unknown_ops():
+    with pytest.raises(sf.SymflopsError, match="bessel_j0"):
+        sf.trace(_Odd(), "B 4", strict=True)
+
+
+def test_registry_refuses_duplicates_and_accepts_new_handlers():
+    with pytest.raises(sf.SymflopsError):
+        registry.register(torch.ops.aten.convolution)(lambda call: [])
+    op = torch.ops.aten.special_bessel_j0
+
+    @registry.register(op)
+    def bessel(call):
+        n = call.out[0].numel
+        return [registry.Part({"activation": 20 * n}, {"activation": 20 * sf.symbols.M},
+                              {sf.symbols.M: n}, "20 per element (series)")]
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            c = sf.trace(_Odd(), "B 4")
+        assert c.work["activation"] == 80 * B
+    finally:
+        registry.unregister(op)
+
+
+def test_zero_cost_ops_are_listed():
+    c = sf.trace(_net(), "B 3 H W")
+    assert c.report.zero_cost["aten.view"] >= 1
+    assert "aten.view" in sf.trace.handlers.describe()["zero_cost"]
+
+
+# ----------------------------------------------------------------------------- model unchanged
+def _state(model):
+    return {
+        "sd": {k: v.clone() for k, v in model.state_dict().items()},
+        "params": [(id(p), p.requires_grad, p.grad) for p in model.parameters()],
+        "training": [m.training for m in model.modules()],
+        "hooks": [(len(m._forward_hooks), len(m._forward_pre_hooks),
+                   len(m._backward_hooks)) for m in model.modules()],
+        "names": [n for n, _ in model.named_parameters()],
+        "buffers": [n for n, _ in model.named_buffers()],
+    }
+
+
+def _same(a, b):
+    assert a["sd"].keys() == b["sd"].keys()
+    assert all(torch.equal(a["sd"][k], b["sd"][k]) for k in a["sd"])
+    assert a["params"] == b["params"]
+    assert a["training"] == b["training"]
+    assert a["hooks"] == b["hooks"]
+    assert a["names"] == b["names"] and a["buffers"] == b["buffers"]
+
+
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_model_unchanged_after_trace(mode):
+    net = _net()
+    net.train()  # BatchNorm in train mode would update running stats if run for real
+    net[0].weight.requires_grad_(False)
+    before = _state(net)
+    sf.trace(net, "B 3 H W", mode=mode)
+    _same(before, _state(net))
+    assert torch.nn.modules.module._global_forward_hooks == {}
+    assert torch.nn.modules.module._global_forward_pre_hooks == {}
+
+
+def test_model_unchanged_after_a_trace_that_raised():
+    class Boom(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bn = nn.BatchNorm1d(4)
+
+        def forward(self, x):
+            x = self.bn(x)
+            raise RuntimeError("boom")
+
+    net = Boom()
+    before = _state(net)
+    with pytest.raises(sf.SymflopsError, match="boom"):
+        sf.trace(net, "B 4", mode="train")
+    _same(before, _state(net))
+    with pytest.raises(sf.SymflopsError):
+        sf.trace(_Odd(), "B 4", strict=True)
+    assert torch.nn.modules.module._global_forward_hooks == {}
+
+
+def test_trace_does_not_touch_a_deep_copy_equal_model():
+    net = _net()
+    ref = copy.deepcopy(net)
+    sf.trace(net, "B 3 H W", mode="train")
+    for (n1, p1), (n2, p2) in zip(net.state_dict().items(), ref.state_dict().items()):
+        assert n1 == n2 and torch.equal(p1, p2)
+
+
+# ----------------------------------------------------------------------------- guards, fixed dims
+def test_guards_become_validity():
+    net = nn.Conv2d(3, 4, 7)
+    c = sf.trace(net, "B 3 H W")
+    assert sp.Ge(H, 7) in c.validity and sp.Ge(W, 7) in c.validity
+    with pytest.raises(sf.SymflopsError):
+        c.subs(H=5)
+
+
+def test_a_dim_the_model_fixes_is_reported_and_substituted():
+    class Fixed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(16, 2)
+
+        def forward(self, x):
+            torch._assert(x.shape[1] == 16, "needs 16 features")
+            return self.fc(x)
+
+    with pytest.warns(UserWarning, match="fixes F = 16"):
+        c = sf.trace(Fixed(), "B F", hints={"F": 16}, convention="macs")
+    assert c.report.fixed == {"F": 16}
+    assert c.flops == 32 * B
+
+
+def test_aligned_form_removes_floors():
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(),
+                        nn.Conv2d(8, 8, 3, stride=2, padding=1))
+    c = sf.trace(net, "B 3 H W", convention="macs")
+    assert c.flops.has(sp.floor)
+    forms = sf.trace.aligned(c)
+    assert forms.multiples == {H: 4, W: 4}
+    al = forms.aligned
+    assert not al.flops.has(sp.floor)
+    # 216 MACs per pixel at H/2 x W/2, 576 per pixel at H/4 x W/4
+    assert sp.expand(al.flops - (54 * B * H * W + 36 * B * H * W)) == 0
+    for h in (32, 64, 96):
+        assert al.subs(B=1, H=h, W=h).flops == c.subs(B=1, H=h, W=h).flops
+    assert sf.trace(net, "B 3 H W", convention="macs", aligned=True).flops == al.flops
