@@ -9,7 +9,13 @@ from __future__ import annotations
 import sympy as sp
 
 import symflops as sf
-from symflops.conventions import KINDS, Convention, get_convention, register_convention
+from symflops.conventions import (
+    KINDS,
+    Convention,
+    get_convention,
+    register_convention,
+    unregister_convention,
+)
 from symflops.symbols import C, C_in, C_out, H, I, K, N, O, W, dim, heads, mlp_ratio
 
 
@@ -112,12 +118,15 @@ def test_layernorm_affine_under_a_user_convention() -> None:
     conv = Convention("article_no_stats", {k: 1 for k in KINDS if k != "norm_stats"},
                       "exact without normalization statistics")
     register_convention(conv, replace=True)
-    assert get_convention("article_no_stats") is conv
-    c = sf.nn.LayerNorm(dim).cost((N, dim), convention="article_no_stats")
-    # the article: FLOPs 2 N dim (the affine part only)
-    assert _eq(c.flops, 2 * N * dim)
-    # the exact convention adds the statistics, 5 dim + 2 per row
-    assert _eq(c.with_convention("exact").flops, 2 * N * dim + N * (5 * dim + 2))
+    try:
+        assert get_convention("article_no_stats") is conv
+        c = sf.nn.LayerNorm(dim).cost((N, dim), convention="article_no_stats")
+        # the article: FLOPs 2 N dim (the affine part only)
+        assert _eq(c.flops, 2 * N * dim)
+        # the exact convention adds the statistics, 5 dim + 2 per row
+        assert _eq(c.with_convention("exact").flops, 2 * N * dim + N * (5 * dim + 2))
+    finally:
+        unregister_convention("article_no_stats")
 
 
 def test_layernorm_params_article_formula_is_wrong() -> None:
