@@ -117,6 +117,7 @@ def get_convention(convention: str | Convention) -> Convention:
     except (KeyError, TypeError):
         raise SymflopsError(
             "unknown convention",
+            layer="Convention",
             values={"convention": convention},
             fix="use one of " + ", ".join(sorted(_REGISTRY)) + " or register_convention(...)",
         ) from None

@@ -249,17 +249,24 @@ class Cost:
                 sym = key
             else:
                 raise SymflopsError("substitution keys must be symbols or names",
-                                    values={"key": repr(key)})
+                                    layer=self.spec, values={"key": repr(key)},
+                                    fix="use a Symbol or its name, e.g. H=224")
             if isinstance(val, str):
                 raise SymflopsError("substitution values must be ints or expressions",
-                                    values={str(key): repr(val)},
+                                    layer=self.spec, values={str(key): repr(val)},
                                     fix="parse strings with symflops.parse.parse_expr first")
-            expr = _expr(val)
+            try:
+                expr = _expr(val)
+            except SymflopsError:
+                raise SymflopsError("substitution values must be ints or expressions",
+                                    layer=self.spec, values={str(key): repr(val)},
+                                    fix=f"give {key} an int value") from None
             if expr.is_number and sym.is_positive and not expr.is_positive:
-                raise SymflopsError("sizes must be positive", values={sym.name: val},
-                                    fix=f"give {sym.name} a value >= 1")
+                raise SymflopsError("sizes must be positive", layer=self.spec,
+                                    values={sym.name: val}, fix=f"give {sym.name} a value >= 1")
             if expr.is_number and sym.is_integer and not expr.is_integer:
-                raise SymflopsError("sizes must be integers", values={sym.name: val})
+                raise SymflopsError("sizes must be integers", layer=self.spec,
+                                    values={sym.name: val}, fix=f"give {sym.name} an int value")
             out[sym] = expr
         return out
 

@@ -45,7 +45,8 @@ Shape = tuple[sp.Expr, ...]
 def _size(value: Any, layer: str, arg: str) -> sp.Expr:
     """A user-given size as a SymPy expression: ints, expressions, or symbol names."""
     if isinstance(value, bool):
-        raise SymflopsError(f"{arg} must be a size, not a bool", layer=layer, values={arg: value})
+        raise SymflopsError(f"{arg} must be a size, not a bool", layer=layer, values={arg: value},
+                            fix=f"pass {arg} as an int >= 1")
     if isinstance(value, int):
         e: sp.Expr = sp.Integer(value)
     elif isinstance(value, str):
@@ -54,7 +55,8 @@ def _size(value: Any, layer: str, arg: str) -> sp.Expr:
         e = value
     else:
         raise SymflopsError(f"{arg} must be an int, a SymPy expression or a symbol name",
-                            layer=layer, values={arg: repr(value)})
+                            layer=layer, values={arg: repr(value)},
+                            fix=f"pass {arg} as an int, a SymPy expression or a name like 'H'")
     if e.is_positive is False or (e.is_number and e.is_integer is False):
         raise SymflopsError(f"{arg} must be a positive integer", layer=layer,
                             values={arg: value}, fix=f"pass {arg} >= 1")
@@ -65,14 +67,16 @@ def _nonneg(value: Any, layer: str, arg: str) -> sp.Expr:
     if isinstance(value, int) and not isinstance(value, bool) and value == 0:
         return sp.Integer(0)
     if isinstance(value, int) and not isinstance(value, bool) and value < 0:
-        raise SymflopsError(f"{arg} must be >= 0", layer=layer, values={arg: value})
+        raise SymflopsError(f"{arg} must be >= 0", layer=layer, values={arg: value},
+                            fix=f"pass {arg} >= 0")
     return _size(value, layer, arg)
 
 
 def _tuple(value: Any, n: int, layer: str, arg: str, *, zero_ok: bool = False) -> Shape:
     items = tuple(value) if isinstance(value, (tuple, list)) else (value,) * n
     if len(items) != n:
-        raise SymflopsError(f"{arg} needs {n} values", layer=layer, values={arg: value})
+        raise SymflopsError(f"{arg} needs {n} values", layer=layer, values={arg: value},
+                            fix=f"pass one value or a tuple of {n}")
     conv = _nonneg if zero_ok else _size
     return tuple(conv(v, layer, arg) for v in items)
 
@@ -111,14 +115,16 @@ def _divides(d: sp.Expr, n: sp.Expr) -> list[sp.Basic]:
     return [] if cond is sp.true else [cond]
 
 
-def _positive_output(sizes: Sequence[sp.Expr], layer: str, what: str) -> list[sp.Basic]:
+def _positive_output(sizes: Sequence[sp.Expr], layer: str, what: str, shape: Shape
+                     ) -> list[sp.Basic]:
     """Concrete output sizes < 1 raise now; symbolic ones become validity conditions."""
     conds: list[sp.Basic] = []
     for s in sizes:
         if s.is_number:
             if s < 1:
                 raise SymflopsError(f"{what} is larger than the (padded) input: output size {s}",
-                                    layer=layer, fix="use a larger input, more padding or a "
+                                    layer=layer, values={"input_shape": shape},
+                                    fix="use a larger input, more padding or a "
                                     "smaller kernel/stride/dilation")
         else:
             conds.append(sp.Ge(s, 1))
@@ -177,10 +183,12 @@ class Layer:
                 layer=self.spec(), values={"input_shape": shape},
                 fix=f"pass a shape like {layout}")
 
-    def _check_channels(self, got: sp.Expr, want: sp.Expr, what: str = "channels") -> None:
+    def _check_channels(self, shape: Shape, got: sp.Expr, want: sp.Expr,
+                        what: str = "channels") -> None:
         if not _same(got, want):
             raise SymflopsError(f"input has {got} {what} but the layer expects {want}",
-                                layer=self.spec(), fix=f"pass an input with {want} {what}")
+                                layer=self.spec(), values={"input_shape": shape},
+                                fix=f"pass an input with {want} {what}")
 
 
 # ----------------------------------------------------------------------------- conv
@@ -219,7 +227,8 @@ class _ConvNd(Layer):
         if isinstance(padding, str):
             if padding not in ("same", "valid") or self.transposed:
                 raise SymflopsError("padding must be 'same', 'valid' or sizes", layer=name,
-                                    values={"padding": padding})
+                                    values={"padding": padding},
+                                    fix="use padding='same'/'valid' (direct convs only) or ints")
             if padding == "same" and any(s != 1 for s in self.stride):
                 raise SymflopsError("padding='same' needs stride 1 (as in torch)", layer=name,
                                     values={"stride": _fmt(self.stride)},
@@ -239,7 +248,8 @@ class _ConvNd(Layer):
                 if op.is_number and s.is_number and d.is_number and op >= max(s, d):
                     raise SymflopsError("output_padding must be smaller than stride or dilation",
                                         layer=name, values={"output_padding": op, "stride": s,
-                                                            "dilation": d})
+                                                            "dilation": d},
+                                        fix="use output_padding < max(stride, dilation)")
 
     def spec(self) -> str:
         parts = [str(self.in_channels), str(self.out_channels),
@@ -274,7 +284,7 @@ class _ConvNd(Layer):
         batched = len(shape) == n + 2
         batch = shape[0] if batched else sp.Integer(1)
         channels, spatial = shape[-n - 1], shape[-n:]
-        self._check_channels(channels, self.in_channels)
+        self._check_channels(shape, channels, self.in_channels)
         square = len(set(self.kernel_size)) == 1
         ksym = _kernel_symbols(n, square)
         if self.transposed:
@@ -286,7 +296,7 @@ class _ConvNd(Layer):
             out_sp = tuple(sp.sympify(F.conv_output_size(s, k, st, p, d))
                            for s, k, st, p, d in zip(spatial, self.kernel_size, self.stride,
                                                      pad, self.dilation, strict=True))
-        validity = _positive_output(out_sp, self.spec(), "kernel (with dilation)") + \
+        validity = _positive_output(out_sp, self.spec(), "kernel (with dilation)", shape) + \
             _divides(self.groups, self.in_channels) + _divides(self.groups, self.out_channels)
         out_shape = ((batch,) if batched else ()) + (self.out_channels,) + out_sp
         g_out = _SPATIAL_OUT[n]
@@ -309,7 +319,7 @@ class _ConvNd(Layer):
                        for s, k, st, p, op, d in zip(spatial, self.kernel_size, self.stride,
                                                      self.padding, self.output_padding,
                                                      self.dilation, strict=True))
-        validity = _positive_output(out_sp, self.spec(), "padding") + \
+        validity = _positive_output(out_sp, self.spec(), "padding", shape) + \
             _divides(self.groups, self.in_channels) + _divides(self.groups, self.out_channels)
         out_shape = ((batch,) if batched else ()) + (self.out_channels,) + out_sp
         g_in, g_out = _SPATIAL[n], _SPATIAL_OUT[n]
@@ -415,8 +425,9 @@ class Linear(Layer):
     def _cost(self, shape: Shape, name: str) -> Cost:
         if not shape:
             raise SymflopsError("expects at least a 1-d input (..., in_features)",
-                                layer=self.spec())
-        self._check_channels(shape[-1], self.in_features, "features")
+                                layer=self.spec(), values={"input_shape": shape},
+                                fix=f"pass a shape like (B, {self.in_features})")
+        self._check_channels(shape, shape[-1], self.in_features, "features")
         rows = _numel(shape[:-1])
         general = F.linear_work(S.M, S.I, S.O, self.bias)
         return self._leaf(name, shape, shape[:-1] + (self.out_features,), general,
@@ -445,7 +456,7 @@ class _BatchNorm(Layer):
 
     def _cost(self, shape: Shape, name: str) -> Cost:
         self._check_rank(shape, self.ranks, self.layout)
-        self._check_channels(shape[1], self.num_features)
+        self._check_channels(shape, shape[1], self.num_features)
         numel = _numel(shape)
         general = F.batch_norm_work(S.M, S.C, training=self.training, affine=self.affine)
         expl = ("inference: running statistics and affine folded into a*x + b, "
@@ -527,7 +538,8 @@ class RMSNorm(Layer):
         if len(shape) < k or not all(_same(a, b) for a, b in
                                      zip(shape[-k:], self.normalized_shape, strict=True)):
             raise SymflopsError("input does not end in normalized_shape", layer=self.spec(),
-                                values={"input_shape": shape})
+                                values={"input_shape": shape},
+                                fix=f"pass (..., {_fmt(self.normalized_shape)})")
         general = F.rms_norm_work(S.M, S.dim, affine=self.elementwise_affine)
         return self._leaf(name, shape, shape, general,
                           F.norm_params(S.dim, affine=self.elementwise_affine, bias=False),
@@ -547,7 +559,8 @@ class GroupNorm(Layer):
         if self.num_groups.is_number and self.num_channels.is_number and \
                 self.num_channels % self.num_groups != 0:
             raise SymflopsError("num_groups must divide num_channels", layer="GroupNorm",
-                                values={"num_groups": num_groups, "num_channels": num_channels})
+                                values={"num_groups": num_groups, "num_channels": num_channels},
+                                fix="choose num_groups among the divisors of num_channels")
 
     def spec(self) -> str:
         return f"GroupNorm({self.num_groups}, {self.num_channels}" + \
@@ -556,8 +569,9 @@ class GroupNorm(Layer):
     def _cost(self, shape: Shape, name: str) -> Cost:
         if len(shape) < 2:
             raise SymflopsError("expects (B, C, *)", layer=self.spec(),
-                                values={"input_shape": shape})
-        self._check_channels(shape[1], self.num_channels)
+                                values={"input_shape": shape},
+                                fix=f"pass a shape like (B, {self.num_channels}, H, W)")
+        self._check_channels(shape, shape[1], self.num_channels)
         spatial = S.symbol("P")
         general = F.group_norm_work(S.B, S.groups, S.C, spatial, affine=self.affine)
         return self._leaf(name, shape, shape, general, F.norm_params(S.C, affine=self.affine),
@@ -585,7 +599,8 @@ class _PoolNd(Layer):
         for p, k in zip(self.padding, self.kernel_size, strict=True):
             if p.is_number and k.is_number and 2 * p > k:
                 raise SymflopsError("padding must be at most half the kernel size (as in torch)",
-                                    layer=name, values={"padding": p, "kernel_size": k})
+                                    layer=name, values={"padding": p, "kernel_size": k},
+                                    fix="use padding <= kernel_size // 2")
 
     def spec(self) -> str:
         parts = [f"kernel_size={_fmt(self.kernel_size)}"]
@@ -607,7 +622,7 @@ class _PoolNd(Layer):
         out_sp = tuple(sp.sympify(F.pool_output_size(s, k, st, p, d, self.ceil_mode))
                        for s, k, st, p, d in zip(spatial, self.kernel_size, self.stride,
                                                  self.padding, self.dilation, strict=True))
-        validity = _positive_output(out_sp, self.spec(), "window")
+        validity = _positive_output(out_sp, self.spec(), "window", shape)
         out_shape = tuple(shape[:-n]) + out_sp
         ksym = _kernel_symbols(n, len(set(self.kernel_size)) == 1)
         fn = F.max_pool_work if self.kind == "max" else F.avg_pool_work
@@ -679,7 +694,8 @@ class _AdaptivePoolNd(Layer):
         if len(items) != self.n or not all(isinstance(v, int) and not isinstance(v, bool)
                                            and v > 0 for v in items):
             raise SymflopsError("output_size must be positive ints", layer=type(self).__name__,
-                                values={"output_size": output_size})
+                                values={"output_size": output_size},
+                                fix=f"pass {self.n} int(s) >= 1")
         self.output_size = tuple(int(v) for v in items)
 
     def spec(self) -> str:
@@ -796,7 +812,8 @@ class GELU(_Activation):
     def __init__(self, approximate: str = "none") -> None:
         if approximate not in ("none", "tanh"):
             raise SymflopsError("approximate must be 'none' or 'tanh'", layer="GELU",
-                                values={"approximate": approximate})
+                                values={"approximate": approximate},
+                                fix="use approximate='none' or 'tanh'")
         self.approximate = approximate
         self.activation = "gelu" if approximate == "none" else "gelu_tanh"
 
@@ -816,7 +833,8 @@ class Softmax(Layer):
     def _cost(self, shape: Shape, name: str) -> Cost:
         if not -len(shape) <= self.dim < len(shape):
             raise SymflopsError("dim is out of range for the input", layer=self.spec(),
-                                values={"input_shape": shape})
+                                values={"input_shape": shape},
+                                fix=f"use a dim in [-{len(shape)}, {len(shape) - 1}]")
         n = shape[self.dim]
         return self._leaf(name, shape, shape, F.softmax_work(S.M, S.N), 0,
                           {S.M: _numel(shape) / n, S.N: n},
@@ -858,7 +876,8 @@ class Flatten(_Free):
         if s > e:
             raise SymflopsError("start_dim comes after end_dim", layer="Flatten",
                                 values={"start_dim": self.start_dim, "end_dim": self.end_dim,
-                                        "input_shape": shape})
+                                        "input_shape": shape},
+                                fix="use start_dim <= end_dim")
         return tuple(shape[:s]) + (_numel(shape[s:e + 1]),) + tuple(shape[e + 1:])
 
 
@@ -909,10 +928,12 @@ class MultiheadAttention(Layer):
         if self.kv_heads.is_number and self.num_heads.is_number and \
                 self.num_heads % self.kv_heads != 0:
             raise SymflopsError("kv_heads must divide num_heads", layer="MultiheadAttention",
-                                values={"num_heads": num_heads, "kv_heads": kv_heads})
+                                values={"num_heads": num_heads, "kv_heads": kv_heads},
+                                fix="choose kv_heads among the divisors of num_heads")
         if self.skip_masked and not self.causal:
             raise SymflopsError("skip_masked only applies to causal attention",
-                                layer="MultiheadAttention", fix="pass causal=True")
+                                layer="MultiheadAttention", values={"causal": causal},
+                                fix="pass causal=True")
         self.head_dim = F.exact_div(self.embed_dim, self.num_heads)
 
     def spec(self) -> str:
@@ -929,7 +950,7 @@ class MultiheadAttention(Layer):
 
     def _cost(self, shape: Shape, name: str) -> Cost:
         self._check_rank(shape, (2, 3), "(B, N, dim) or (N, dim)")
-        self._check_channels(shape[-1], self.embed_dim, "features")
+        self._check_channels(shape, shape[-1], self.embed_dim, "features")
         if len(shape) == 3 and not self.batch_first:
             n, batch = shape[0], shape[1]
         else:
