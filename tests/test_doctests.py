@@ -1,0 +1,22 @@
+"""The examples in the core modules' docstrings run and print what they say."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "symflops.formulas", "symflops.formulas._arith", "symflops.formulas.attention",
+    "symflops.formulas.conv", "symflops.formulas.linear", "symflops.formulas.norm",
+    "symflops.formulas.pointwise", "symflops.formulas.pool", "symflops.nn", "symflops.cost",
+    "symflops.evaluate", "symflops.conventions", "symflops.symbols", "symflops.errors",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_doctests(name: str) -> None:
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0, f"{result.failed} doctest(s) failed in {name}"
