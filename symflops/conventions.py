@@ -17,7 +17,7 @@ macs      1 per multiply-accumulate of conv/matmul/attention, nothing else
 2
 >>> mine = Convention("no_stats", {k: 1 for k in KINDS if k != "norm_stats"},
 ...                   "exact, without normalization statistics")
->>> register_convention(mine) is mine
+>>> register_convention(mine, replace=True) is mine
 True
 """
 
