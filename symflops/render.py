@@ -83,8 +83,41 @@ def _mul(a: sp.Expr, b: sp.Expr) -> sp.Expr:
     return b if a == 1 else a if b == 1 else a * b
 
 
+@functools.lru_cache(maxsize=8192)
 def _simple(expr: sp.Expr) -> sp.Expr:
-    return simplify_expr(expr) if expr.free_symbols else expr
+    """An expression as shown: :func:`symflops.cost.simplify_expr` for polynomials; with
+    floors, Min or Max only expanded and collected (factoring those is slow and rarely
+    shorter)."""
+    if not expr.free_symbols:
+        return expr
+    if expr.has(sp.floor, sp.ceiling, sp.Min, sp.Max):
+        # a product (a leaf's count, simplified when the Cost was built) reads best as it is
+        return expr if not expr.is_Add else _collect(sp.expand(expr))
+    return simplify_expr(expr)
+
+
+def _collect(expr: sp.Expr) -> sp.Expr:
+    """Pull the common numeric and symbolic factor out of a sum (a cheap factor_terms):
+    ``256 B (74 floor(...) + ...)``."""
+    terms = sp.Add.make_args(expr)
+    if len(terms) == 1:
+        return expr
+    content, prim = expr.primitive()
+    common: dict[sp.Expr, sp.Expr] | None = None
+    for t in sp.Add.make_args(prim):
+        powers = {b: e for b, e in (f.as_base_exp() for f in sp.Mul.make_args(t))
+                  if not b.is_number and e.is_Integer and e > 0}
+        common = powers if common is None else {
+            b: min(e, powers[b]) for b, e in common.items() if b in powers}
+        if not common:
+            break
+    factor = sp.Mul(*(b**e for b, e in (common or {}).items()))
+    if factor != 1:
+        prim = sp.Add(*(t / factor for t in sp.Add.make_args(prim)))
+    if content == 1:
+        return factor * prim
+    return sp.Mul(content, factor, prim, evaluate=False) if factor != 1 else \
+        sp.Mul(content, prim, evaluate=False)
 
 
 def _at_value(expr: sp.Expr, at: Mapping[sp.Symbol, sp.Expr] | None) -> sp.Expr | None:
@@ -93,21 +126,74 @@ def _at_value(expr: sp.Expr, at: Mapping[sp.Symbol, sp.Expr] | None) -> sp.Expr 
     return _simple(expr.xreplace(at))
 
 
-def _share(part: sp.Expr, total: sp.Expr) -> float | None:
-    """``part / total`` as a float when it is a number (symbolic shares are left out)."""
-    if total == 0:
+#: sizes at which a symbolic share is probed (distinct primes: no accidental equalities)
+_PROBES = ((1009, 1013, 1019, 1021, 1031, 1033, 1039), (2003, 2011, 2017, 2027, 2029, 2039,
+                                                        2053))
+
+
+def _probe(expr: sp.Expr, syms: Sequence[sp.Symbol], point: tuple[int, ...]) -> sp.Expr:
+    values = {s: sp.Integer(point[i % len(point)] + 2 * (i // len(point)))
+              for i, s in enumerate(syms)}
+    return expr.xreplace(values)
+
+
+class _Shares:
+    """Shares of the total FLOPs, symbolic ones included when they are constant.
+
+    Each node's FLOPs are probed at two points, bottom-up (leaves are small, so this is
+    cheap); a row whose ratio to the total differs between the points depends on the sizes
+    and gets no share. Equal ratios are then proved exactly (``q part == p total``).
+    """
+
+    def __init__(self, root: Cost) -> None:
+        self.syms = sorted(root.free_symbols | {s for _, c in root.walk()
+                                                for s in c.count.free_symbols},
+                           key=lambda s: s.name)
+        self.values: dict[int, tuple[sp.Expr, ...]] = {}
+        self.total = self._node(root)
+
+    def point(self, expr: sp.Expr) -> tuple[sp.Expr, ...]:
+        if not expr.free_symbols:
+            return (expr,) * len(_PROBES)
+        return tuple(_probe(expr, self.syms, pt) for pt in _PROBES)
+
+    def _node(self, node: Cost) -> tuple[sp.Expr, ...]:
+        if not node.children:
+            vals = self.point(node.flops)
+        else:
+            parts = [tuple(c * v for c, v in zip(self.point(ch.count), self._node(ch),
+                                                 strict=True)) for ch in node.children]
+            vals = tuple(sp.Add(*col) for col in zip(*parts, strict=True))
+        self.values[id(node)] = vals
+        return vals
+
+    def share(self, node: Cost, mult: sp.Expr, part: sp.Expr, total: sp.Expr) -> float | None:
+        if total == 0:
+            return None
+        if not part.free_symbols and not total.free_symbols:
+            return float(sp.Rational(part, total))
+        if any(t == 0 for t in self.total):
+            return None
+        ratios = [m * v / t for m, v, t in zip(self.point(mult), self.values[id(node)],
+                                               self.total, strict=True)]
+        if len(set(ratios)) != 1 or not isinstance(ratios[0], sp.Rational):
+            return None
+        p, q = ratios[0].p, ratios[0].q
+        if sp.expand(q * part - p * total) == 0:
+            return float(ratios[0])
         return None
-    if not part.free_symbols and not total.free_symbols:
-        return float(sp.Rational(part, total))
-    if not part.free_symbols <= total.free_symbols:
-        return None
-    ratio = sp.cancel(part / total)
-    return None if ratio.free_symbols else float(ratio)
+
+
+def _numeric_share(part: sp.Expr, total: sp.Expr) -> float | None:
+    if total == 0 or part.free_symbols or total.free_symbols:
+        return None  # ``at`` left some symbols unbound
+    return float(sp.Rational(part, total))
 
 
 def _rows(cost: Cost, cost_at: Cost | None, depth: int | None,
           at: Mapping[sp.Symbol, sp.Expr] | None, convention: Convention) -> list[dict[str, Any]]:
     total_flops = cost_at.flops if cost_at is not None else _simple(cost.flops)
+    shares = _Shares(cost) if at is None else None
     rows: list[dict[str, Any]] = []
 
     def visit(node: Cost, node_at: Cost | None, path: str, level: int, mult: sp.Expr) -> None:
@@ -126,7 +212,8 @@ def _rows(cost: Cost, cost_at: Cost | None, depth: int | None,
             "params": Quantity(_simple(node.params), _at_value(node.params, at)),
             "macs": Quantity(_simple(node.macs), _at_value(node.macs, at)),
             "flops": Quantity(flops, flops_at),
-            "share": _share(contribution, total_flops),
+            "share": shares.share(node, mult, contribution, total_flops) if shares else
+            _numeric_share(contribution, total_flops),
         })
         if not folded:
             for i, child in enumerate(node.children):
