@@ -1,0 +1,158 @@
+"""Speed and memory of symflops.trace beside torch's FlopCounterMode, in one process.
+
+Run: ``python benchmarks/bench_trace.py`` (add ``--quick`` for one repetition).
+Every figure is a ratio against a baseline measured in the same run:
+
+1. symbolic trace vs FlopCounterMode on the same symbolic fake tensors (target <= 1.25x);
+2. symbolic trace vs one concrete FlopCounterMode count (real CPU tensors; and on meta);
+3. FLOPs at 100 resolutions 64..1024: one trace + 100 evaluations vs 100 FlopCounterMode
+   counts on the meta device (target >= 20x faster);
+4. a Llama-style 32-layer config (70B widths) on the meta device: time and peak memory
+   (measured in a child process, ru_maxrss).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import importlib.util
+import resource
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+import symflops as sf
+from symflops.trace import _torch_compat as C
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load(example: str) -> Any:
+    spec = importlib.util.spec_from_file_location(example, ROOT / "examples" / f"{example}.py")
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def best(fn: Any, reps: int) -> float:
+    times = []
+    for _ in range(reps):
+        gc.collect()
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def fcm_symbolic(model: torch.nn.Module) -> Any:
+    """FlopCounterMode on symbolic fake tensors (B, 3, H, W), as torch offers it today."""
+    env = C.SymEnv()
+    with env.mode, torch.no_grad():
+        x = torch.empty(env.symint("B", 2), 3, env.symint("H", 224), env.symint("W", 224))
+        with FlopCounterMode(display=False) as fc:
+            model(x)
+    return fc.get_total_flops()
+
+
+def fcm_concrete(model: torch.nn.Module, size: int = 224, device: str = "cpu") -> int:
+    x = torch.randn(1, 3, size, size, device=device)
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        model(x)
+    return int(fc.get_total_flops())
+
+
+def trace(model: torch.nn.Module) -> sf.Cost:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return sf.trace(model, "B 3 H W", convention="torch")
+
+
+def vision(name: str, factory: Any, reps: int) -> None:
+    model = factory()
+    trace(model)  # warm imports and caches once
+    t_trace = best(lambda: trace(model), reps)
+    t_sym = best(lambda: fcm_symbolic(model), reps)
+    t_cpu = best(lambda: fcm_concrete(model), reps)
+    with torch.device("meta"):
+        meta = factory()
+    t_meta = best(lambda: fcm_concrete(meta, device="meta"), reps)
+    print(f"{name}: trace {t_trace:.2f} s | FlopCounterMode symbolic {t_sym:.2f} s "
+          f"-> ratio {t_trace / t_sym:.2f}x (target <= 1.25x)")
+    print(f"{name}: FlopCounterMode concrete 224 CPU {t_cpu:.3f} s -> trace/concrete "
+          f"{t_trace / t_cpu:.1f}x (aim <= 5x); on meta {t_meta:.3f} s -> "
+          f"{t_trace / t_meta:.1f}x")
+    # 100 resolutions 64..1024
+    sizes = np.linspace(64, 1024, 100).astype(np.int64)
+
+    def ours() -> np.ndarray:
+        c = trace(model)
+        return c.evaluate(B=1, H=sizes, W=sizes)
+
+    def theirs() -> list[int]:
+        return [fcm_concrete(meta, int(s), device="meta") for s in sizes]
+
+    t_ours = best(ours, 1)
+    t_theirs = best(theirs, 1)
+    assert ours().tolist() == theirs(), "symbolic and concrete counts disagree"
+    print(f"{name}: 100 resolutions: trace + 100 evaluations {t_ours:.2f} s | 100 "
+          f"FlopCounterMode counts on meta {t_theirs:.2f} s -> {t_theirs / t_ours:.1f}x "
+          "faster (target >= 20x); counts equal (torch convention)")
+
+
+_LLAMA = """
+import resource, sys, time, importlib.util, warnings
+sys.path.insert(0, {root!r})
+import torch, symflops as sf
+spec = importlib.util.spec_from_file_location("gpt", {path!r})
+mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+with torch.device("meta"):
+    m = mod.llama_70b_32()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t = time.perf_counter()
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    c = sf.trace(m, {{"input_ids": ("B", "N")}}, convention="torch")
+dt = time.perf_counter() - t
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(f"{{dt:.2f}} {{before / 1024:.0f}} {{peak / 1024:.0f}} {{c.params}} {{c.flops}}")
+"""
+
+
+def llama() -> None:
+    code = _LLAMA.format(root=str(ROOT), path=str(ROOT / "examples" / "gpt.py"))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    dt, before, peak, params = float(out[0]), out[1], out[2], out[3]
+    flops = " ".join(out[4:])
+    print(f"llama 70B widths x 32 layers on meta: trace {dt:.2f} s (target < 60 s); peak RSS "
+          f"{peak} MB of the whole process ({before} MB before tracing; target < 2048 MB); "
+          f"{params} params; FLOPs (torch) = {flops}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", choices=["resnet50", "mobilenet_v2", "llama"])
+    a = ap.parse_args()
+    reps = 1 if a.quick else 3
+    torch.set_num_threads(2)
+    print(f"torch {torch.__version__}, symflops {sf.__version__}, {torch.get_num_threads()} "
+          "threads")
+    if a.only in (None, "resnet50"):
+        vision("resnet50", load("resnet").resnet50, reps)
+    if a.only in (None, "mobilenet_v2"):
+        vision("mobilenet_v2", load("mobilenet").mobilenet_v2, reps)
+    if a.only in (None, "llama"):
+        llama()
+
+
+if __name__ == "__main__":
+    main()
