@@ -384,11 +384,13 @@ def cmd_scale(args: argparse.Namespace) -> int:
 
     var_names = parse_names(args.var)
     values = parse_range(args.range)
+    built = {spec: _cost_of(_target(spec), args) for spec in args.targets}
+    union = Cost("all", "targets", children=list(built.values()))
+    at = _resolve_at(union, args.at)  # a name unknown to every target is an error
     costs: dict[str, Cost] = {}
-    for spec in args.targets:
-        cost = _cost_of(_target(spec), args)
-        at = _resolve_at(cost, args.at)
-        costs[spec] = cost.subs(at) if at else cost
+    for spec, cost in built.items():
+        mine = {s: v for s, v in at.items() if s in cost.free_symbols}
+        costs[spec] = cost.subs(mine) if mine else cost
     report: list[dict[str, Any]] = []
     lines: list[str] = []
     for spec, cost in costs.items():
