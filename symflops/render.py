@@ -51,6 +51,10 @@ __all__ = ["render", "register_format", "get_format", "formats", "Format", "buil
 
 NUMBER_STYLES = ("comma", "si")
 
+#: LaTeX tables with more rows than this become a ``longtable`` (a float cannot break
+#: across pages)
+LONG_TABLE_ROWS = 30
+
 
 # ----------------------------------------------------------------------------- context
 @dataclass(frozen=True)
@@ -339,6 +343,7 @@ def build_context(cost: Cost, *, depth: int | None = None,
         "validity": list(dict.fromkeys(v for _, c in cost.walk() for v in c.validity)),
         "standalone": standalone,
         "math_only": math_only,
+        "long_table_rows": LONG_TABLE_ROWS,
     }
 
 

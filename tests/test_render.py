@@ -56,6 +56,13 @@ def transformer_cost() -> sf.Cost:
     return sf.nn.Repeat(sf.nn.TransformerBlock(dim, heads), L).cost((B, N, dim))
 
 
+def long_cost() -> sf.Cost:
+    """11 blocks of two layers: 33 rows, more than a LaTeX float holds (a longtable)."""
+    blocks = [sf.nn.Sequential(sf.nn.Conv2d(8, 8, 3, padding=1), sf.nn.ReLU())
+              for _ in range(11)]
+    return sf.nn.Sequential(*blocks).cost((1, 8, 32, 32))
+
+
 AT_224 = {"B": 1, "H": 224, "W": 224}
 
 #: name -> (cost factory, render keyword arguments)
@@ -65,6 +72,7 @@ CASES: dict[str, tuple[Callable[[], sf.Cost], dict]] = {
     "cnn_macs_si_depth1": (cnn_cost, {"at": {"B": 8, "H": 224, "W": 224}, "numbers": "si",
                                       "depth": 1, "convention": "macs"}),
     "transformer": (transformer_cost, {"convention": "torch"}),
+    "long_table": (long_cost, {"numbers": "si", "derivations": False}),
     "transformer_at": (transformer_cost, {"at": {"B": 1, "N": 197, "dim": 768, "heads": 12,
                                                  "L": 12}}),
 }
@@ -153,6 +161,9 @@ def test_latex_module_names_escaped_in_output() -> None:
     assert r"\left\lfloor" in tex and r"\right\rfloor" in tex
     assert r"\begin{align*}" in tex and r"\toprule" in tex and r"\bottomrule" in tex
     assert r"\documentclass" not in tex
+    assert r"\begin{tabular}" in tex and "longtable" not in tex
+    long = render(long_cost(), "latex")
+    assert r"\begin{longtable}" in long and r"\endhead" in long and "tabular" not in long
     assert r"\documentclass" in render(c, "latex", standalone=True)
 
 
@@ -383,3 +394,15 @@ def test_user_template_dir_overrides_builtin(tmp_path: Path) -> None:
     assert out.splitlines()[0] == r"\texttt{layer1.0.conv\_1} & 10,637,312\\"
     with pytest.raises(SymflopsError, match="not a folder"):
         render(conv_cost(), "latex", template_dir=tmp_path / "missing")
+
+
+def test_docstring_examples() -> None:
+    import doctest
+
+    import symflops.latex
+    import symflops.reference
+    import symflops.render as render_module
+
+    for module in (symflops.latex, render_module, symflops.reference):
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+        assert result.attempted > 0 and result.failed == 0, module.__name__
