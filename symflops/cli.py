@@ -287,13 +287,16 @@ def _resolve_at(cost: Cost, text: str | None, flag: str = "--at") -> dict[sp.Sym
         raise SymflopsError(f"{flag}: {e.message}", values=e.values, fix=e.fix) from None
 
 
-def _summary(cost: Cost, at: dict[sp.Symbol, sp.Expr], depth: int | None, title: str) -> str:
+def _summary(cost: Cost, at: dict[sp.Symbol, sp.Expr], depth: int | None, title: str,
+             inputs: str | None = None) -> str:
     from symflops.analysis import breakdown
 
     shown = cost.subs(at) if at else cost
     lines = [title]
-    if cost.input_shape:
-        out = "(" + ", ".join(map(str, shown.output_shape)) + ")"
+    out = "(" + ", ".join(map(str, shown.output_shape)) + ")"
+    if inputs is not None:  # a traced model: its inputs as the user gave them
+        lines.append(f"input {inputs} -> output {out}")
+    elif cost.input_shape:
         inp = "(" + ", ".join(map(str, shown.input_shape)) + ")"
         lines.append(f"input {inp} -> output {out}")
     if at:
@@ -354,7 +357,9 @@ def _show(cost: Cost, args: argparse.Namespace, title: str) -> str:
     at = _resolve_at(cost, args.at)
     fmt = args.format
     if fmt == "summary":
-        return _summary(cost, at, args.depth, title)
+        texts = getattr(args, "input", None)
+        inputs = _shape_text(_input_spec(texts)) if texts else None
+        return _summary(cost, at, args.depth, title, inputs)
     from symflops.render import render
 
     return render(cost, fmt, depth=args.depth, at=at or None)

@@ -342,3 +342,29 @@ def test_symbolic_expression_printing_parses_back(traced_resnet50: sf.Cost) -> N
     # the summary prints plain SymPy text; the aligned total must round-trip through parse
     al = A.aligned(traced_resnet50, {H: 32, W: 32}).flops
     assert sp.expand(parse_expr(str(al)) - al) == 0
+
+
+def test_trace_gpt_keyword_input() -> None:
+    out = ok("trace", "examples/gpt.py:gpt_tiny", "--input", "input_ids=B N", "--at",
+             "B=2,N=64", "--convention", "torch")
+    cost = sf.trace(_example("gpt").gpt_tiny(), {"input_ids": ("B", "N")},  # type: ignore
+                    convention="torch")
+    at = cost.subs(B=2, N=64)
+    assert number(out, "FLOPs (torch)") == at.flops and number(out, "params") == at.params
+    assert "input input_ids=(B N)" in out
+    sc = ok("scale", "examples/gpt.py:gpt_tiny", "--input", "input_ids=B N", "--var", "N",
+            "--range", "32:128:32", "--at", "B=1", "--format", "json")
+    assert json.loads(sc)["results"] == [cost.with_convention("exact").subs(B=1, N=n).flops
+                                         for n in (32, 64, 96, 128)]
+    assert json.loads(sc)["growth_order"] == "2"   # attention's N^2
+
+
+def test_trace_vit_with_fixed_resolution() -> None:
+    # vit_tiny checks H == W == 32 in its forward: symbolic H fails with one clear line,
+    # fixed sizes work
+    line = fails("trace", "examples/vit.py:vit_tiny", "--input", "B 3 H W")
+    assert "fix:" in line
+    out = ok("trace", "examples/vit.py:vit_tiny", "--input", "B 3 32 32", "--at", "B=2",
+             "--convention", "macs")
+    cost = sf.trace(_example("vit").vit_tiny(), "B 3 32 32", convention="macs")  # type: ignore
+    assert number(out, "MACs") == cost.subs(B=2).flops
