@@ -132,8 +132,14 @@ class Cost:
     def flops(self) -> sp.Expr:
         """The work weighted by this Cost's convention (``convention.label`` names it)."""
         if self._flops is None:
-            total = sp.Add(*(self.convention.rate(k) * v for k, v in self.work.items()))
-            self._flops = simplify_expr(total) if self._simplified else total
+            only = self.children[0] if len(self.children) == 1 else None
+            if self._simplified and only is not None and only.convention == self.convention:
+                # a Repeat (or any one-child container): count times the child's total,
+                # already simplified, instead of expanding it again
+                self._flops = only.total_flops
+            else:
+                total = sp.Add(*(self.convention.rate(k) * v for k, v in self.work.items()))
+                self._flops = simplify_expr(total) if self._simplified else total
         return self._flops
 
     def quantity(self, name: str) -> sp.Expr:
@@ -179,16 +185,19 @@ class Cost:
 
     # -- transformations (all return new Costs) ---------------------------------------
     def _rebuild(self, fn_expr: Any, convention: Convention | None = None,
-                 recurse: bool = True) -> Cost:
+                 recurse: bool = True, skip_work: bool = False) -> Cost:
         new = object.__new__(Cost)
         new.name, new.layer, new.spec, new.notes = self.name, self.layer, self.spec, self.notes
         new.convention = convention or self.convention
         new.children = tuple(c._rebuild(fn_expr, convention) for c in self.children) \
             if recurse else self.children
         new.count = fn_expr(self.count)
-        new.params = fn_expr(self.params)
-        new.work = {k: fn_expr(v) for k, v in self.work.items()}
-        new.work = {k: v for k, v in new.work.items() if v != 0}
+        if skip_work:  # the caller fills params and work
+            new.params, new.work = self.params, dict(self.work)
+        else:
+            new.params = fn_expr(self.params)
+            new.work = {k: fn_expr(v) for k, v in self.work.items()}
+            new.work = {k: v for k, v in new.work.items() if v != 0}
         new.input_shape = tuple(fn_expr(s) for s in self.input_shape)
         new.output_shape = tuple(fn_expr(s) for s in self.output_shape)
         new.derivation = self.derivation
@@ -281,9 +290,17 @@ class Cost:
 
     def simplify(self) -> Cost:
         """Every quantity collected into a readable polynomial (floors kept as they are)."""
-        new = self._rebuild(simplify_expr)
-        for _, node in new.walk():
-            node._simplified = True
+        children = tuple(c.simplify() for c in self.children)
+        new = self._rebuild(simplify_expr, recurse=False, skip_work=bool(children))
+        new.children = children
+        if len(children) == 1:  # count times the simplified child: nothing to re-expand
+            only = children[0]
+            new.work = {k: only.count * v for k, v in only.work.items()}
+            new.params = only.count * only.params
+        elif children:
+            new.work = {k: simplify_expr(v) for k, v in _sum_work(children).items()}
+            new.params = simplify_expr(sp.Add(*(c.count * c.params for c in children)))
+        new._simplified = True
         return new
 
     # -- numbers -----------------------------------------------------------------------

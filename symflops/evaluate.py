@@ -92,25 +92,49 @@ def _exact_quotient(num: Any, den: Any) -> Any:
     return q
 
 
+def _lift_floors(expr: sp.Expr, seen: dict[sp.Expr, sp.Dummy],
+                 steps: list[tuple[sp.Dummy, sp.Expr]]) -> sp.Expr:
+    """``expr`` with each distinct floor/ceiling replaced by a temporary (recorded in
+    ``steps`` in the order they must be computed)."""
+    if not expr.args or not expr.has(sp.floor, sp.ceiling):
+        return expr
+    args = [_lift_floors(a, seen, steps) for a in expr.args]
+    new = expr.func(*args) if any(a is not b for a, b in zip(args, expr.args,
+                                                               strict=True)) else expr
+    if isinstance(new, (sp.floor, sp.ceiling)):
+        if new not in seen:
+            seen[new] = sp.Dummy(f"t{len(seen)}", integer=True)
+            steps.append((seen[new], new))
+        return seen[new]
+    return new
+
+
 @functools.lru_cache(maxsize=1024)
 def _compiled(expr: sp.Expr, syms: tuple[sp.Symbol, ...]) -> tuple[Callable[..., Any],
                                                                   Callable[..., Any] | None]:
     as_float = sp.lambdify(syms, expr, modules="numpy", printer=_Printer)
     as_int: Callable[..., Any] | None
     try:
-        num, den = sp.fraction(sp.together(expr))
         printer = _IntegerPrinter()
         dummies = [sp.Dummy(f"a{i}", integer=True) for i in range(len(syms))]
         rename = dict(zip(syms, dummies, strict=True))
-        top = printer.doprint(sp.expand(num).xreplace(rename))
+        # every floor/ceiling becomes a temporary computed once, innermost first, so
+        # nested floors of deep strided networks cost one integer division each
+        steps: list[tuple[sp.Dummy, sp.Expr]] = []
+        lifted = _lift_floors(expr.xreplace(rename), {}, steps)
+        num, den = sp.fraction(sp.together(lifted))
+        lines = [f"    {printer.doprint(t)} = {printer.doprint(e)}" for t, e in steps]
+        top = printer.doprint(sp.expand(num) if den != 1 else num)
         if den.is_Integer:
             body = f"(({top}) // {int(den)})"
         else:  # a symbolic denominator (dim/heads...): divide exactly, or say why not
-            body = f"_exact_quotient({top}, {printer.doprint(sp.expand(den).xreplace(rename))})"
+            body = f"_exact_quotient({top}, {printer.doprint(sp.expand(den))})"
         args = ", ".join(printer.doprint(d) for d in dummies)
         env: dict[str, Any] = {"numpy": np, "_exact_quotient": _exact_quotient}
         # the source is printed from our own SymPy expression, never from user text
-        exec(f"def _f({args}):\n    return {body}\n", env)
+        source = f"def _f({args}):\n" + "".join(line + "\n" for line in lines) + \
+            f"    return {body}\n"
+        exec(source, env)
         as_int = env["_f"]
     except (_NotInteger, TypeError, ValueError):
         as_int = None
