@@ -479,14 +479,18 @@ def crossover(a: Costlike, b: Costlike, symbol: SymbolLike,
     fn = compile_expr(diff, (sym,))
     lo, hi = search
     grid = np.unique(np.geomspace(lo, hi, 4000).astype(np.int64))
-    vals = np.sign(fn(grid).astype(float))
+
+    def sign(points: np.ndarray) -> np.ndarray:  # exact: Python ints, no int64 overflow
+        return np.sign(np.asarray(fn(points.astype(object)), dtype=object).astype(float))
+
+    vals = sign(grid)
     found = []
     for i in np.nonzero(vals[:-1] * vals[1:] < 0)[0]:
         left, right = int(grid[i]), int(grid[i + 1])
         s_left = vals[i]
         while right - left > 1:  # exact integer bisection
             mid = (left + right) // 2
-            if np.sign(float(fn(np.array([mid]))[0])) == s_left:
+            if sign(np.array([mid]))[0] == s_left:
                 left = mid
             else:
                 right = mid

@@ -384,11 +384,106 @@ def cmd_trace(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_path(text: str) -> str:
+    """A module path such as ``layer3.0.conv1``: names or integers between dots."""
+    for part in text.split("."):
+        if not part.isdigit():
+            parse_name(part)
+    return text
+
+
+def _part(cost: Cost, path: str, quantity: str) -> sp.Expr:
+    """What the part at ``path`` adds to the total (repeat counts along the path included)."""
+    node, mult = cost, sp.Integer(1)
+    for i in range(len(path.split("."))):
+        node = cost[".".join(path.split(".")[: i + 1])]
+        mult = mult * node.count
+    return mult * node.quantity(quantity)
+
+
+def _scale_one(spec: str, cost: Cost, var_names: list[str], values: list[int],
+               args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
+    from symflops.analysis import (
+        alignment,
+        breakdown,
+        crossover,
+        fit_slope,
+        growth_order,
+        leading_terms,
+        sweep,
+    )
+
+    free = {s.name: s for s in cost.free_symbols}
+    unknown = [n for n in var_names if n not in free]
+    if unknown:
+        raise SymflopsError(f"{spec} does not depend on {', '.join(unknown)}",
+                            fix="sweep one of: " + (", ".join(sorted(free)) or "nothing"))
+    syms = [free[n] for n in var_names]
+    sw = sweep(cost, {tuple(var_names): values}, quantity=args.quantity)
+    ys = sw.results[args.quantity]
+    label = sw.labels[args.quantity]
+    expr = cost.quantity(args.quantity)
+    order = growth_order(expr, syms)
+    floors = any(s in f.free_symbols for f in expr.atoms(sp.floor, sp.ceiling) for s in syms)
+    lead = leading_terms(expr, syms, align=None)
+    distinct = len(set(values)) > 1
+    slope = fit_slope(values, ys) if distinct else None
+    end_slope = fit_slope(values[-2:], ys[-2:]) if distinct and values[-1] != values[-2] \
+        else None
+    info: dict[str, Any] = {
+        "target": spec, "quantity": args.quantity, "label": label,
+        "variables": var_names, "values": list(values),
+        "results": [int(v) if float(v).is_integer() else float(v) for v in ys.tolist()],
+        "growth_order": str(order), "leading_terms": [str(t) for t in lead],
+        "fitted_slope": slope, "end_slope": end_slope,
+        "alignment": {s.name: m for s, m in alignment(expr, syms).items()} if floors else {},
+    }
+    lines = [f"{spec} -- {label} against {' = '.join(var_names)}"]
+    if args.at:
+        lines.append(f"at {args.at}")
+    lines.append(f"growth order in {', '.join(var_names)}: {order}")
+    lines.append("leading term" + ("s" if len(lead) > 1 else "") + ": "
+                 + " + ".join(str(t) for t in lead))
+    if slope is not None:
+        lines.append(f"fitted log-log slope: {slope:.3f} over the range, "
+                     f"{end_slope:.3f} between its last two points")
+    if cost.children and not (expr.free_symbols - set(syms)):
+        dominant = {}
+        for v in (values[0], values[-1]):
+            parts = breakdown(cost, {s: v for s in syms}, quantity=args.quantity)
+            top = parts[0]
+            dominant[str(v)] = {"path": top.path, "share": top.share}
+            share = f"{100 * top.share:.1f}%" if top.share is not None else ""
+            lines.append(f"largest part at {' = '.join(var_names)} = {v}: {top.path} "
+                         f"({top.layer}, {share})")
+        info["largest_part"] = dominant
+    if args.crossover:
+        first, second = (p.strip() for p in args.crossover.split(",", 1))
+        tie = {s: syms[0] for s in syms[1:]}
+        a = _part(cost, _parse_path(first), args.quantity).xreplace(tie)
+        b = _part(cost, _parse_path(second), args.quantity).xreplace(tie)
+        x = crossover(a, b, syms[0])
+        found = [str(s) + (f" (~{float(s):.6g})" if s.is_number and not s.is_Integer else "")
+                 for s in x.solutions] or [f"{v:g}" for v in x.values]
+        info["crossover"] = {"parts": [first, second], "method": x.method,
+                             "solutions": [str(s) for s in x.solutions],
+                             "values": list(x.values)}
+        where = ", ".join(found) if found else "none (one stays larger)"
+        lines.append(f"crossover: {first} equals {second} at {' = '.join(var_names)} = "
+                     f"{where} ({x.method})")
+    lines.append(sw.to_text())
+    lines.append("")
+    return info, lines
+
+
 def cmd_scale(args: argparse.Namespace) -> int:
-    from symflops.analysis import alignment, fit_slope, growth_order, leading_terms, plot, sweep
+    from symflops.analysis import plot
 
     var_names = parse_names(args.var)
     values = parse_range(args.range)
+    if args.crossover and "," not in args.crossover:
+        raise SymflopsError("--crossover needs two module paths",
+                            fix="write e.g. --crossover attention.mha,mlp")
     built = {spec: _cost_of(_target(spec), args) for spec in args.targets}
     union = Cost("all", "targets", children=list(built.values()))
     at = _resolve_at(union, args.at)  # a name unknown to every target is an error
@@ -399,39 +494,9 @@ def cmd_scale(args: argparse.Namespace) -> int:
     report: list[dict[str, Any]] = []
     lines: list[str] = []
     for spec, cost in costs.items():
-        free = {s.name: s for s in cost.free_symbols}
-        unknown = [n for n in var_names if n not in free]
-        if unknown:
-            raise SymflopsError(f"{spec} does not depend on {', '.join(unknown)}",
-                                fix="sweep one of: " + (", ".join(sorted(free)) or "nothing"))
-        syms = [free[n] for n in var_names]
-        sw = sweep(cost, {tuple(var_names): values}, quantity=args.quantity)
-        ys = sw.results[args.quantity]
-        label = sw.labels[args.quantity]
-        expr = cost.quantity(args.quantity)
-        order = growth_order(expr, syms)
-        floors = any(s in f.free_symbols for f in expr.atoms(sp.floor, sp.ceiling) for s in syms)
-        lead = leading_terms(expr, syms, align=None)
-        slope = fit_slope(values, ys) if len(set(values)) > 1 else None
-        report.append({
-            "target": spec, "quantity": args.quantity, "label": label,
-            "variables": var_names, "values": list(values),
-            "results": [int(v) if hasattr(v, "__int__") and float(v).is_integer() else float(v)
-                        for v in ys.tolist()],
-            "growth_order": str(order), "leading_terms": [str(t) for t in lead],
-            "fitted_slope": slope,
-            "alignment": {s.name: m for s, m in alignment(expr, syms).items()} if floors else {},
-        })
-        lines.append(f"{spec} -- {label} against {' = '.join(var_names)}")
-        if args.at:
-            lines.append(f"at {args.at}")
-        lines.append(f"growth order in {', '.join(var_names)}: {order}")
-        lines.append("leading term" + ("s" if len(lead) > 1 else "") + ": "
-                     + " + ".join(str(t) for t in lead))
-        if slope is not None:
-            lines.append(f"fitted log-log slope: {slope:.3f}")
-        lines.append(sw.to_text())
-        lines.append("")
+        info, part_lines = _scale_one(spec, cost, var_names, values, args)
+        report.append(info)
+        lines += part_lines
     if args.plot:
         plot(costs, var_names if len(var_names) > 1 else var_names[0], values,
              quantity=args.quantity, path=args.plot)
@@ -516,6 +581,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="values: 64:1024:32, 64:1024:*2 or 224,384")
     p.add_argument("--quantity", default="flops", choices=("flops", "macs", "params"))
     p.add_argument("--plot", metavar="FILE", help="save a log-log plot (needs matplotlib)")
+    p.add_argument("--crossover", metavar="PATH,PATH",
+                   help="where one part overtakes another, e.g. attention.mha,mlp")
     p.set_defaults(func=cmd_scale)
 
     p = sub.add_parser("doc", help="write the formula reference of every layer")

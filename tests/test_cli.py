@@ -227,6 +227,29 @@ def test_scale_table_matches_sweep() -> None:
     assert "FLOPs (exact)" in out
 
 
+def test_scale_crossover_and_largest_part() -> None:
+    at = "B=1,dim=768,heads=12,mlp_ratio=4"
+    out = ok("scale", "TransformerBlock", "--var", "N", "--range", "64:8192:*2", "--at", at,
+             "--crossover", "attention.mha,mlp")
+    ex = EXAMPLES["TransformerBlock"]
+    cost = ex.build().cost(ex.input_shape).subs(B=1, dim=768, heads=12, mlp_ratio=4)
+    x = A.crossover(cost["attention.mha"], cost["mlp"], "N")
+    (solution,) = x.solutions
+    assert f"crossover: attention.mha equals mlp at N = {solution}" in out
+    assert "largest part at N = 64: mlp" in out        # short sequences: the MLP
+    assert "largest part at N = 8192: attention" in out  # long ones: attention's N^2
+    doc = json.loads(ok("scale", "TransformerBlock", "--var", "N", "--range", "64:8192:*2",
+                        "--at", at, "--crossover", "attention.mha,mlp", "--format", "json"))
+    assert doc["crossover"]["method"] == "symbolic"
+    assert doc["crossover"]["values"] == [pytest.approx(float(solution))]
+    assert doc["end_slope"] > doc["fitted_slope"] > 1
+    assert "two module paths" in fails("scale", "TransformerBlock", "--var", "N", "--range",
+                                       "1:4", "--at", at, "--crossover", "mlp")
+    assert "no child called 'nope'" in fails("scale", "TransformerBlock", "--var", "N",
+                                             "--range", "1:4", "--at", at, "--crossover",
+                                             "mlp,nope")
+
+
 def test_scale_json_and_tied_symbols() -> None:
     doc = json.loads(ok("scale", "Conv2d", "--var", "H,W", "--range", "32:128:32", "--at",
                         "B=1,C_in=3,C_out=8,K=3,s=2,p=1,groups=1", "--format", "json",
