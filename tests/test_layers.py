@@ -23,6 +23,7 @@ import sympy as sp
 
 import symflops as sf
 from symflops import nn
+from symflops.conventions import get_convention
 from symflops.symbols import B, C, C_in, C_out, D, H, I, K, L, N, O, T, V, W, dim, groups, heads
 from tests import bruteforce as bf
 
@@ -874,3 +875,18 @@ def test_bruteforce_activations_compute_the_real_function(name: str) -> None:
         value, ops = bf.activation_value(name, x)
         assert value == pytest.approx(float(fn(torch.tensor(x, dtype=torch.float64))), abs=1e-9)
         assert ops == sf.formulas.ACTIVATION_RATES[name][0]
+
+
+@pytest.mark.parametrize("c", CASES, ids=IDS)
+def test_derivation_reproduces_the_counts(c: Case) -> None:
+    """Each leaf's general formula, with its bindings substituted, is the leaf's count."""
+    for path, leaf in c.layer().cost(c.shape).leaves():
+        d = leaf.derivation
+        assert d is not None, path
+        for kind in set(d.general) | set(leaf.work):
+            general = sp.sympify(d.general.get(kind, 0)).xreplace(dict(d.bindings))
+            assert _eq(general, leaf.work.get(kind, 0)), (path, kind)
+        assert _eq(sp.sympify(d.general_params).xreplace(dict(d.bindings)), leaf.params), path
+        for conv in ("exact", "torch", "macs"):
+            flops = d.general_flops(get_convention(conv))
+            assert _eq(flops.xreplace(dict(d.bindings)), leaf.with_convention(conv).flops)
