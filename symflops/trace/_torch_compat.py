@@ -53,6 +53,7 @@ class SymEnv:
         self.mode = FakeTensorMode(shape_env=self.shape_env, allow_non_fake_inputs=True)
         self.symints: dict[str, Any] = {}     # user name -> SymInt
         self.torch_syms: dict[sp.Symbol, str] = {}  # torch symbol -> user name
+        self._fakes: dict[int, tuple[Any, Any]] = {}
 
     def symint(self, name: str, hint: int) -> Any:
         """The SymInt for dim ``name`` (created on first use with example size ``hint``)."""
@@ -66,6 +67,22 @@ class SymEnv:
 
     def fake(self, tensor: Any) -> Any:
         """A fake copy of a real or meta tensor (memoized by the mode; the original is untouched)."""
+        hit = self._fakes.get(id(tensor))
+        if hit is not None and hit[0] is tensor:
+            return hit[1]
+        out = self._fake(tensor)
+        self._fakes[id(tensor)] = (tensor, out)
+        return out
+
+    def _fake(self, tensor: Any) -> Any:
+        if type(tensor) in (torch.Tensor, torch.nn.Parameter) and tensor.is_contiguous() \
+                and not tensor.is_sparse:
+            # cheaper than from_tensor's full metadata copy; shape, strides, dtype, device
+            # and requires_grad are all a size count needs
+            with self.mode:
+                return torch.empty_strided(tuple(tensor.shape), tuple(tensor.stride()),
+                                           dtype=tensor.dtype, device=tensor.device,
+                                           requires_grad=tensor.requires_grad)
         return self.mode.from_tensor(tensor, static_shapes=True)
 
     def replace(self, expr: Any) -> Any:

@@ -183,13 +183,18 @@ def _bn_eval(args: Any, kwargs: Any) -> Any:
     training = args[5] if len(args) > 5 else kwargs.get("training", False)
     if training:
         return None
-    x = args[0]
-    return (torch.empty_like(x), x.new_empty((0,)), x.new_empty((0,)))
+    return _bn_legit_eval(args, kwargs)
 
 
 def _bn_legit_eval(args: Any, kwargs: Any) -> Any:
     x = args[0]
-    return (torch.empty_like(x), x.new_empty((0,)), x.new_empty((0,)))
+    return (_like(x), x.new_empty((0,)), x.new_empty((0,)))
+
+
+def _like(x: torch.Tensor) -> torch.Tensor:
+    # Under no_grad nothing reads values or aliasing, so the input itself can stand for
+    # a same-shaped output: torch.empty_like on symbolic strides costs ~10 ms per call.
+    return x if not torch.is_grad_enabled() else torch.empty_like(x)
 
 
 def _unary_inplace(args: Any, kwargs: Any) -> Any:
@@ -200,7 +205,7 @@ def _unary(args: Any, kwargs: Any) -> Any:
     x = args[0]
     if not isinstance(x, torch.Tensor) or "out" in kwargs:
         return None
-    return torch.empty_like(x)
+    return _like(x)
 
 
 # Shape rules that skip torch's fake-tensor evaluation: unary pointwise ops return a
