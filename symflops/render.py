@@ -46,8 +46,8 @@ from symflops.latex import (
     text_expr,
 )
 
-__all__ = ["render", "register_format", "get_format", "formats", "Format", "build_context",
-           "Quantity", "Substitution", "template_environment"]
+__all__ = ["render", "register_format", "unregister_format", "get_format", "formats", "Format",
+           "build_context", "Quantity", "Substitution", "template_environment"]
 
 NUMBER_STYLES = ("comma", "si")
 
@@ -398,6 +398,17 @@ def register_format(fmt: Format, *, replace: bool = False) -> Format:
     return fmt
 
 
+def unregister_format(name: str) -> None:
+    """Remove a user format (the built-in ones stay)."""
+    if name in ("markdown", "latex", "text", "json"):
+        raise SymflopsError("built-in formats cannot be removed", values={"format": name})
+    fmt = _FORMATS.pop(name, None)
+    if fmt is not None:
+        for alias in (fmt.name, *fmt.aliases):
+            _ALIASES.pop(alias, None)
+        template_environment.cache_clear()
+
+
 def get_format(name: str) -> Format:
     """A registered format by name or alias (``"md"``, ``"tex"``...)."""
     try:
@@ -520,7 +531,8 @@ def _aligned(body: Sequence[Sequence[Any]], header: Sequence[str], aligns: str) 
 
 # ----------------------------------------------------------------------------- environment
 def _builtin_loader() -> jinja2.BaseLoader:
-    """Templates shipped as package ``symflops.templates``, else the repo's templates/."""
+    """Templates shipped as package ``symflops.templates`` (an installed wheel), else the
+    repository's templates/ folder (a source checkout or an editable install)."""
     try:
         root = importlib.resources.files("symflops.templates")
         if root.joinpath("cost.md.j2").is_file():
@@ -528,10 +540,9 @@ def _builtin_loader() -> jinja2.BaseLoader:
                 f = root.joinpath(name)
                 return f.read_text(encoding="utf-8") if f.is_file() else None
             return jinja2.FunctionLoader(load)
-    except (ModuleNotFoundError, TypeError):  # pragma: no cover - not installed
+    except (ModuleNotFoundError, TypeError):
         pass
-    repo = Path(__file__).resolve().parent.parent / "templates"  # pragma: no cover
-    return jinja2.FileSystemLoader(str(repo))  # pragma: no cover
+    return jinja2.FileSystemLoader(str(Path(__file__).resolve().parent.parent / "templates"))
 
 
 def _filters(fmt: Format, numbers: str) -> dict[str, Callable[..., Any]]:

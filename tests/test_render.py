@@ -23,7 +23,14 @@ import sympy as sp
 import symflops as sf
 from symflops.errors import SymflopsError
 from symflops.latex import format_number, latex_escape, markdown_code
-from symflops.render import Format, build_context, get_format, register_format, render
+from symflops.render import (
+    Format,
+    build_context,
+    get_format,
+    register_format,
+    render,
+    unregister_format,
+)
 from symflops.symbols import B, H, L, N, W, dim, heads
 
 GOLDEN = Path(__file__).parent / "golden" / "render"
@@ -366,15 +373,23 @@ def test_new_format_is_a_template_and_one_line(tmp_path: Path) -> None:
     (tmp_path / "cost.csv.j2").write_text(
         "path,{{ label }}\n{% for r in rows %}{{ r.path }},{{ r.flops | cell }}\n{% endfor %}")
     text = get_format("text")
-    fmt = register_format(Format("csv_test", "cost.csv.j2", math=text.math, text=str, code=str))
-    assert fmt is get_format("csv_test")
-    out = render(cnn_cost(), "csv_test", at=AT_224, template_dir=tmp_path)
-    lines = out.splitlines()
-    assert lines[0] == "path,FLOPs (exact)"
-    # 848 FLOPs per output position, 112 x 112 positions
-    assert lines[1] == f"layer1.0.conv_1,{848 * 112 * 112:,}"
-    with pytest.raises(SymflopsError, match="already registered"):
-        register_format(Format("csv_test", "x.j2", math=str, text=str, code=str))
+    fmt = register_format(Format("csv_test", "cost.csv.j2", math=text.math, text=str, code=str,
+                                 aliases=("csv",)))
+    try:
+        assert fmt is get_format("csv_test") is get_format("csv")
+        out = render(cnn_cost(), "csv", at=AT_224, template_dir=tmp_path)
+        lines = out.splitlines()
+        assert lines[0] == "path,FLOPs (exact)"
+        # 848 FLOPs per output position, 112 x 112 positions
+        assert lines[1] == f"layer1.0.conv_1,{848 * 112 * 112:,}"
+        with pytest.raises(SymflopsError, match="already registered"):
+            register_format(Format("csv_test", "x.j2", math=str, text=str, code=str))
+    finally:
+        unregister_format("csv_test")
+    with pytest.raises(SymflopsError, match="unknown render format"):
+        get_format("csv")
+    with pytest.raises(SymflopsError, match="built-in"):
+        unregister_format("latex")
 
 
 def test_strict_undefined_raises(tmp_path: Path) -> None:
@@ -406,3 +421,14 @@ def test_docstring_examples() -> None:
     for module in (symflops.latex, render_module, symflops.reference):
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert result.attempted > 0 and result.failed == 0, module.__name__
+
+
+def test_every_registered_format_has_its_builtin_template() -> None:
+    from symflops.render import _builtin_loader, formats, template_environment
+
+    loader = _builtin_loader()
+    env = template_environment()
+    for name, fmt in formats().items():
+        source, _, _ = loader.get_source(env, fmt.template)
+        assert source.strip(), name
+    assert loader.get_source(env, "reference.md.j2")[0].startswith("{#-")
