@@ -188,16 +188,10 @@ class _Shares:
         return None
 
 
-def _numeric_share(part: sp.Expr, total: sp.Expr) -> float | None:
-    if total == 0 or part.free_symbols or total.free_symbols:
-        return None  # ``at`` left some symbols unbound
-    return float(sp.Rational(part, total))
-
-
 def _rows(cost: Cost, cost_at: Cost | None, depth: int | None,
           at: Mapping[sp.Symbol, sp.Expr] | None, convention: Convention) -> list[dict[str, Any]]:
     total_flops = cost_at.flops if cost_at is not None else _simple(cost.flops)
-    shares = _Shares(cost) if at is None else None
+    shares = _Shares(cost_at if cost_at is not None else cost)
     rows: list[dict[str, Any]] = []
 
     def visit(node: Cost, node_at: Cost | None, path: str, level: int, mult: sp.Expr) -> None:
@@ -216,8 +210,8 @@ def _rows(cost: Cost, cost_at: Cost | None, depth: int | None,
             "params": Quantity(_simple(node.params), _at_value(node.params, at)),
             "macs": Quantity(_simple(node.macs), _at_value(node.macs, at)),
             "flops": Quantity(flops, flops_at),
-            "share": shares.share(node, mult, contribution, total_flops) if shares else
-            _numeric_share(contribution, total_flops),
+            "share": shares.share(node_at if node_at is not None else node,
+                                  mult.xreplace(at) if at else mult, contribution, total_flops),
         })
         if not folded:
             for i, child in enumerate(node.children):

@@ -432,3 +432,14 @@ def test_every_registered_format_has_its_builtin_template() -> None:
         source, _, _ = loader.get_source(env, fmt.template)
         assert source.strip(), name
     assert loader.get_source(env, "reference.md.j2")[0].startswith("{#-")
+
+
+def test_partial_at_keeps_remaining_symbols_and_shares() -> None:
+    # H = W = 224 but B left symbolic: every FLOPs count is a multiple of B, so the shares
+    # are still numbers; conv_1: 848 * 112 * 112 = 10,637,312 per image
+    ctx = build_context(cnn_cost(), at={"H": 224, "W": 224}, depth=1)
+    first = ctx["rows"][0]
+    assert first["flops"].value == 10_637_312 * B
+    total = ctx["total"]["flops"].value
+    assert first["share"] == pytest.approx(float(10_637_312 * B / total))
+    assert sum(r["share"] for r in ctx["rows"]) == pytest.approx(1.0)
