@@ -180,6 +180,24 @@ case(Case(
                      (p[B], p[C_in], p[T])),
 ))
 
+# ConvTranspose1d(2, 3, 3, stride=2, dilation=3, padding=1): To = (T - 1)*2 - 2 + 3*2 + 1
+# = 2T + 3. Multiplies B*2*T*3*3 = 18 B T. Input i writes 2i + 3j (j < 3); stride and
+# dilation coprime: taps j = 0, 2 (even) reach 2(i + 3m), a stride-1 dilation-3 pattern of 2
+# taps: min(3, T) + T positions; tap j = 1 reaches 2i + 3: T positions. Covered:
+# 2T + min(3, T) per output channel.
+case(Case(
+    "ConvTranspose1d-coprime-stride-dilation",
+    lambda: nn.ConvTranspose1d(2, 3, 3, stride=2, dilation=3, padding=1), (B, 2, T),
+    params=2 * 3 * 3 + 3,
+    exact=18 * B * T + (18 * B * T - 3 * B * (2 * T + sp.Min(3, T))) + 3 * B * (2 * T + 3),
+    macs=18 * B * T,
+    out=(B, 3, 2 * T + 3),
+    points=[{B: 1, T: 1}, {B: 2, T: 2}, {B: 1, T: 5}],
+    brute=lambda p: bf.conv_transpose((p[B], 2, p[T]), 3, [3], [2], [1], [0], [3]),
+    torch=lambda p: (_tnn()[1].ConvTranspose1d(2, 3, 3, stride=2, dilation=3, padding=1),
+                     (p[B], 2, p[T])),
+))
+
 # ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2):
 # Ho = (H - 1)*2 - 2 + 2 + 1 + 1 = 2H. Multiplies B*4*H*W*(6/2)*9 = 108 B H W.
 # Uncropped covered positions per dim (H - 1)*min(2, 3) + 3 = 2H + 1, per output channel.

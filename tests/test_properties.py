@@ -61,17 +61,15 @@ def test_conv_transpose_subs_equals_int_formula(b: int, g: int, cin_g: int, cout
     assume(ho >= 1)
     layer = nn.ConvTranspose1d(cin, cout, k, stride=s, padding=p, output_padding=op, groups=g,
                                dilation=d)
-    try:
-        symbolic = layer.cost((B, cin, H))
-    except SymflopsError:  # stride and dilation that do not divide: needs concrete sizes
-        assert s % d and d % s
-        symbolic = None
+    symbolic = layer.cost((B, cin, H))
     concrete = layer.cost((b, cin, h))
     want = _ints(F.conv_transpose_work(b, cin, cout, (k,), (h,), (ho,), (s,), (d,), g))
     assert _ints(concrete.work) == want
-    if symbolic is not None:
-        assert _ints(symbolic.subs(B=b, H=h).work) == want
-        assert tuple(symbolic.subs(B=b, H=h).output_shape) == (b, cout, ho)
+    assert _ints(symbolic.subs(B=b, H=h).work) == want
+    assert tuple(symbolic.subs(B=b, H=h).output_shape) == (b, cout, ho)
+    # the covered positions by enumeration
+    covered = len({i * s + j * d for i in range(h) for j in range(k)})
+    assert F.conv_transpose_covered(h, k, s, d) == covered
 
 
 @SETTINGS

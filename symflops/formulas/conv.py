@@ -9,10 +9,23 @@ the seed article's ``[C_in K K + (C_in K K - 1) + 1] W H C_out``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
+import sympy as sp
+
 from symflops.errors import SymflopsError
-from symflops.formulas._arith import Size, Work, exact_div, floordiv, is_int, prod, smin, work
+from symflops.formulas._arith import (
+    Size,
+    Work,
+    ceildiv,
+    exact_div,
+    floordiv,
+    is_int,
+    prod,
+    smin,
+    work,
+)
 
 __all__ = ["conv_output_size", "conv_params", "conv_work", "conv_transpose_output_size",
            "conv_transpose_work", "conv_transpose_covered"]
@@ -62,8 +75,8 @@ def conv_transpose_covered(size: Size, kernel: Size, stride: Size, dilation: Siz
     When ``dilation`` divides ``stride`` (``m = stride/dilation``) the windows are runs of
     ``kernel`` starting every ``m`` (in units of ``dilation``):
     ``(size - 1) * min(m, kernel) + kernel``; when ``stride`` divides ``dilation`` the same
-    holds with the roles of size and kernel exchanged. Other cases are enumerated when
-    concrete.
+    holds with the roles of size and kernel exchanged. Other concrete strides and
+    dilations go by residue classes (:func:`_covered_coprime`).
 
     >>> conv_transpose_covered(4, 3, 2, 1), conv_transpose_covered(3, 3, 1, 2)
     (9, 7)
@@ -72,17 +85,37 @@ def conv_transpose_covered(size: Size, kernel: Size, stride: Size, dilation: Siz
         return (size - 1) * smin(exact_div(stride, dilation), kernel) + kernel
     if _divides(stride, dilation):
         return (kernel - 1) * smin(exact_div(dilation, stride), size) + size
-    if all(is_int(v) for v in (size, kernel, stride, dilation)):
-        return len({i * int(stride) + j * int(dilation)
-                    for i in range(int(size)) for j in range(int(kernel))})
+    if is_int(stride) and is_int(dilation):
+        return _covered_coprime(size, kernel, int(stride), int(dilation))
     raise SymflopsError(
-        "the exact add count of a transposed conv whose stride and dilation do not divide "
-        "one another needs concrete sizes",
+        "the exact add count of a transposed conv with a symbolic stride or dilation that "
+        "do not divide one another is not supported",
         layer="ConvTranspose", values={"size": size, "kernel": kernel, "stride": stride,
                                        "dilation": dilation},
-        fix="substitute the spatial size and kernel first, or use a dilation that divides "
-            "the stride",
+        fix="use concrete stride and dilation",
     )
+
+
+def _covered_coprime(size: Size, kernel: Size, stride: int, dilation: int) -> Size:
+    """Covered positions for any concrete stride and dilation.
+
+    With ``g = gcd(stride, dilation)``, ``s = stride/g``, ``d = dilation/g`` (coprime),
+    positions are ``g (i s + j d)``. Taps ``j`` in one residue class ``j0`` mod ``s``
+    (``j = j0 + m s``, ``m < M = ceil((kernel - j0)/s)``) reach ``s (i + m d) + j0 d``:
+    a stride-1, dilation-``d`` pattern with ``M`` taps, ``(M - 1) min(d, size) + size``
+    positions; different classes never meet (``d`` is invertible mod ``s``).
+    """
+    g = math.gcd(stride, dilation)
+    s, d = stride // g, dilation // g
+    total: Size = 0
+    for j0 in range(s):
+        taps = ceildiv(kernel - j0, s)
+        term = (taps - 1) * smin(d, size) + size
+        if is_int(kernel):
+            total = total + (term if j0 < int(kernel) else 0)
+        else:
+            total = total + sp.Piecewise((term, sp.Gt(kernel, j0)), (0, True))
+    return total
 
 
 def conv_transpose_work(batch: Size, in_channels: Size, out_channels: Size,
