@@ -87,17 +87,38 @@ def _mul(a: sp.Expr, b: sp.Expr) -> sp.Expr:
     return b if a == 1 else a if b == 1 else a * b
 
 
+_OPAQUE = (sp.floor, sp.ceiling, sp.Min, sp.Max)
+
+
 @functools.lru_cache(maxsize=8192)
 def _simple(expr: sp.Expr) -> sp.Expr:
-    """An expression as shown: :func:`symflops.cost.simplify_expr` for polynomials; with
-    floors, Min or Max only expanded and collected (factoring those is slow and rarely
-    shorter)."""
+    """An expression as shown: :func:`symflops.cost.simplify_expr`, with every floor,
+    ceiling, Min and Max first replaced by a plain symbol (factoring a polynomial in a
+    few symbols is fast; SymPy factoring the floors themselves is slow), then put back.
+    Long sums are only collected (:func:`_collect`)."""
     if not expr.free_symbols:
         return expr
-    if expr.has(sp.floor, sp.ceiling, sp.Min, sp.Max):
-        # a product (a leaf's count, simplified when the Cost was built) reads best as it is
-        return expr if not expr.is_Add else _collect(sp.expand(expr))
-    return simplify_expr(expr)
+    if not expr.has(*_OPAQUE):
+        return simplify_expr(expr)
+    if not expr.is_Add:  # a product of simplified factors reads best as it is
+        return expr
+    opaque = sorted((a for a in expr.atoms(*_OPAQUE)), key=sp.default_sort_key)
+    names = {a: sp.Symbol(f"_opaque{i}") for i, a in enumerate(opaque)}
+    poly = sp.expand(expr.xreplace(names))
+    if len(sp.Add.make_args(poly)) > _FACTOR_TERMS:
+        return _collect(sp.expand(expr))
+    back = {v: k for k, v in names.items()}
+    return simplify_expr(poly).xreplace(back)
+
+
+#: sums with more terms than this are collected, not factored
+_FACTOR_TERMS = 8
+
+
+def _node_flops(node: Cost) -> sp.Expr:
+    """``node.flops`` as shown, without making the Cost factor it (see :func:`_simple`)."""
+    conv = node.convention
+    return _simple(sp.Add(*(conv.rate(k) * v for k, v in node.work.items())))
 
 
 def _collect(expr: sp.Expr) -> sp.Expr:
@@ -163,7 +184,8 @@ class _Shares:
 
     def _node(self, node: Cost) -> tuple[sp.Expr, ...]:
         if not node.children:
-            vals = self.point(node.flops)
+            conv = node.convention
+            vals = self.point(sp.Add(*(conv.rate(k) * v for k, v in node.work.items())))
         else:
             parts = [tuple(c * v for c, v in zip(self.point(ch.count), self._node(ch),
                                                  strict=True)) for ch in node.children]
@@ -190,14 +212,14 @@ class _Shares:
 
 def _rows(cost: Cost, cost_at: Cost | None, depth: int | None,
           at: Mapping[sp.Symbol, sp.Expr] | None, convention: Convention) -> list[dict[str, Any]]:
-    total_flops = cost_at.flops if cost_at is not None else _simple(cost.flops)
+    total_flops = _node_flops(cost_at if cost_at is not None else cost)
     shares = _Shares(cost_at if cost_at is not None else cost)
     rows: list[dict[str, Any]] = []
 
     def visit(node: Cost, node_at: Cost | None, path: str, level: int, mult: sp.Expr) -> None:
         mult = _mul(mult, node.count)
         folded = bool(node.children) and depth is not None and level >= depth
-        flops = _simple(node.flops)
+        flops = _node_flops(node)
         flops_at = _at_value(flops, at)
         contribution = _mul(mult.xreplace(at) if at else mult,
                             flops_at if flops_at is not None else flops)
@@ -242,7 +264,7 @@ def _derivation(path: str, node: Cost, mult: sp.Expr, convention: Convention,
             ("params", "params", d.general_params),
             ("flops", label, d.general_flops(convention))):
         gen = _simple(sp.sympify(general).xreplace(ones))
-        result = _simple(node.params if key == "params" else node.flops)
+        result = _simple(node.params) if key == "params" else _node_flops(node)
         sub_syms = {s: v for s, v in shown.items() if s in gen.free_symbols}
         value = _at_value(result, at)
         lines: list[dict[str, Any]] = [{"tag": "general", "expr": gen}]
@@ -305,7 +327,7 @@ def build_context(cost: Cost, *, depth: int | None = None,
                 continue
             for child in reversed(node.children):
                 stack.append((child, f"{path}.{child.name}" if path else child.name, mult))
-    total_flops = _simple(cost.flops)
+    total_flops = _node_flops(cost)
     total = {
         "params": Quantity(_simple(cost.params), _at_value(cost.params, at_map)),
         "macs": Quantity(_simple(cost.macs), _at_value(cost.macs, at_map)),
@@ -468,8 +490,8 @@ def _json_tree(cost: Cost, cost_at: Cost | None, depth: int | None, level: int,
         "params": Quantity(_simple(cost.params), None if cost_at is None else
                            _simple(cost_at.params)),
         "macs": Quantity(_simple(cost.macs), None if cost_at is None else _simple(cost_at.macs)),
-        "flops": Quantity(_simple(cost.flops), None if cost_at is None else
-                          _simple(cost_at.flops)),
+        "flops": Quantity(_node_flops(cost), None if cost_at is None else
+                          _node_flops(cost_at)),
         "work": {k: cost.work[k] for k in KINDS if k in cost.work},
         "notes": list(cost.notes),
     }
