@@ -24,7 +24,6 @@ import sympy as sp
 
 from symflops import nn
 from symflops.conventions import KINDS, conventions, get_convention
-from symflops.cost import simplify_expr
 from symflops.errors import SymflopsError
 from symflops.formulas import ACTIVATION_RATES
 from symflops.symbols import (
@@ -172,24 +171,24 @@ def _layer_entry(name: str, example: Example) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     where: list[dict[str, Any]] = []
     if d is not None:
-        rows.append({"quantity": "params", "expr": simplify_expr(sp.sympify(d.general_params))})
+        rows.append({"quantity": "params", "expr": _shown(sp.sympify(d.general_params))})
         for kind in KINDS:
             if kind in d.general:
                 rows.append({"quantity": f"work: {kind}", "meaning": KINDS[kind],
-                             "expr": simplify_expr(d.general[kind])})
+                             "expr": _shown(d.general[kind])})
         for conv in _conventions():
-            rows.append({"quantity": conv.label, "expr": simplify_expr(d.general_flops(conv))})
+            rows.append({"quantity": conv.label, "expr": _shown(d.general_flops(conv))})
         where = [{"symbol": s, "value": v} for s, v in d.bindings.items() if v != s]
         explanation = d.explanation
     else:
-        rows.append({"quantity": "params", "expr": simplify_expr(cost.params)})
+        rows.append({"quantity": "params", "expr": _shown(cost.params)})
         for kind in KINDS:
             if kind in cost.work:
                 rows.append({"quantity": f"work: {kind}", "meaning": KINDS[kind],
-                             "expr": simplify_expr(cost.work[kind])})
+                             "expr": _shown(cost.work[kind])})
         for conv in _conventions():
             rows.append({"quantity": conv.label,
-                         "expr": simplify_expr(cost.with_convention(conv).flops)})
+                         "expr": _shown(cost.with_convention(conv).flops)})
         explanation = ""
     children = [{"name": c.name, "layer": c.layer, "count": c.count} for c in cost.children]
     return {"name": name, "call": example.call, "input_shape": cost.input_shape,
@@ -202,6 +201,12 @@ def _first_paragraph(doc: str) -> str:
     """A docstring's first paragraph on one line, RST literals as Markdown code."""
     para = doc.strip().split("\n\n")[0]
     return " ".join(line.strip() for line in para.splitlines()).replace("``", "`")
+
+
+def _shown(expr: sp.Expr) -> sp.Expr:
+    from symflops.render import _simple  # the same display form as every render
+
+    return _simple(sp.sympify(expr))
 
 
 def _agree(a: sp.Expr, b: sp.Expr) -> bool:
@@ -261,7 +266,7 @@ def _article() -> list[dict[str, Any]]:
     out = []
     for title, words, article, ours, quantity, comment in items:
         out.append({"title": title, "words": words, "article": article,
-                    "symflops": simplify_expr(ours), "quantity": quantity,
+                    "symflops": _shown(ours), "quantity": quantity,
                     "agrees": _agree(article, ours), "comment": comment})
     return out
 
