@@ -443,3 +443,14 @@ def test_partial_at_keeps_remaining_symbols_and_shares() -> None:
     total = ctx["total"]["flops"].value
     assert first["share"] == pytest.approx(float(10_637_312 * B / total))
     assert sum(r["share"] for r in ctx["rows"]) == pytest.approx(1.0)
+
+
+def test_json_depth_folds_subtrees() -> None:
+    c = cnn_cost()
+    doc = json.loads(render(c, "json", depth=1))
+    children = doc["tree"]["children"]
+    assert [ch["name"] for ch in children] == [ch.name for ch in c.children]
+    assert all("children" not in ch for ch in children)
+    assert {ch["name"]: ch["folded"] for ch in children if "folded" in ch} == {"res": 3,
+                                                                               "head": 3}
+    assert doc["depth"] == 1
