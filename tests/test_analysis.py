@@ -283,3 +283,12 @@ def test_compare_transformer_to_its_mlp() -> None:
     assert sp.simplify(cmp.ratio - (N + dim * mlp_ratio + 2 * dim) / (dim * mlp_ratio)) == 0
     fixed = A.compare(c, c["mlp"], dim, at={"N": 197, "mlp_ratio": 4})
     assert fixed.limit == sp.Rational(3, 2)  # (4 + 2*4) / (2*4) once dim^2 dominates
+
+
+def test_docstring_examples() -> None:
+    import doctest
+    import importlib
+
+    module = importlib.import_module("symflops.analysis")
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0

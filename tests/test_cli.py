@@ -3,6 +3,7 @@ its printed numbers checked against the Python API."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import subprocess
@@ -158,8 +159,6 @@ def test_trace_of_an_sf_nn_factory(tmp_path: Path) -> None:
     path = factory_file(tmp_path, NN_FACTORY)
     target = f"{path}:small"
     out = ok("trace", target, "--input", "B 3 H W", "--at", "B=2,H=64,W=48")
-    import importlib.util
-
     spec = importlib.util.spec_from_file_location("models_for_test", path)
     assert spec and spec.loader
     mod = importlib.util.module_from_spec(spec)
@@ -291,12 +290,11 @@ def test_doc_writes_the_reference(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- torch examples
-torch = pytest.importorskip("torch")
+needs_torch = pytest.mark.skipif(importlib.util.find_spec("torch") is None,
+                                 reason="torch is an optional extra")
 
 
 def _example(name: str) -> object:
-    import importlib.util
-
     spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES_DIR / f"{name}.py")
     assert spec and spec.loader
     mod = importlib.util.module_from_spec(spec)
@@ -309,6 +307,7 @@ def traced_resnet50() -> sf.Cost:
     return sf.trace(_example("resnet").resnet50(), "B 3 H W", convention="macs")  # type: ignore
 
 
+@needs_torch
 def test_trace_resnet50_example(traced_resnet50: sf.Cost) -> None:
     out = ok("trace", "examples/resnet.py:resnet50", "--input", "B 3 H W", "--at",
              "B=1,H=224,W=224", "--convention", "macs")
@@ -318,6 +317,7 @@ def test_trace_resnet50_example(traced_resnet50: sf.Cost) -> None:
     assert "4,089,184,256 (4.09 G)" in out
 
 
+@needs_torch
 def test_trace_aligned_example() -> None:
     aligned = ok("trace", "examples/resnet.py:tiny", "--input", "B 3 H W", "--aligned",
                  "--convention", "macs")
@@ -329,6 +329,7 @@ def test_trace_aligned_example() -> None:
     assert sp.expand(parse_expr(row(aligned, "MACs")) - expected) == 0
 
 
+@needs_torch
 def test_scale_traced_models_plot(tmp_path: Path, traced_resnet50: sf.Cost) -> None:
     pytest.importorskip("matplotlib")
     png = tmp_path / "cnn.png"
@@ -345,6 +346,7 @@ def test_scale_traced_models_plot(tmp_path: Path, traced_resnet50: sf.Cost) -> N
     assert "examples/mobilenet.py:mobilenet_v2 -- MACs" in out
 
 
+@needs_torch
 def test_trace_train_mode_matches_api(tmp_path: Path) -> None:
     out = ok("trace", "examples/resnet.py:tiny", "--input", "B 3 H W", "--train", "--at",
              "B=2,H=32,W=32", "--convention", "torch")
@@ -356,17 +358,20 @@ def test_trace_train_mode_matches_api(tmp_path: Path) -> None:
     assert number(out, "FLOPs (torch)") > 2 * number(fwd, "FLOPs (torch)")
 
 
+@needs_torch
 def test_trace_bad_input_spec_for_torch_model() -> None:
     line = fails("trace", "examples/resnet.py:tiny", "--input", "B 3 H")
     assert line.startswith("symflops: error")
 
 
+@needs_torch
 def test_symbolic_expression_printing_parses_back(traced_resnet50: sf.Cost) -> None:
     # the summary prints plain SymPy text; the aligned total must round-trip through parse
     al = A.aligned(traced_resnet50, {H: 32, W: 32}).flops
     assert sp.expand(parse_expr(str(al)) - al) == 0
 
 
+@needs_torch
 def test_trace_gpt_keyword_input() -> None:
     out = ok("trace", "examples/gpt.py:gpt_tiny", "--input", "input_ids=B N", "--at",
              "B=2,N=64", "--convention", "torch")
@@ -382,6 +387,7 @@ def test_trace_gpt_keyword_input() -> None:
     assert json.loads(sc)["growth_order"] == "2"   # attention's N^2
 
 
+@needs_torch
 def test_trace_vit_with_fixed_resolution() -> None:
     # vit_tiny checks H == W == 32 in its forward: symbolic H fails with one clear line,
     # fixed sizes work
@@ -391,3 +397,12 @@ def test_trace_vit_with_fixed_resolution() -> None:
              "--convention", "macs")
     cost = sf.trace(_example("vit").vit_tiny(), "B 3 32 32", convention="macs")  # type: ignore
     assert number(out, "MACs") == cost.subs(B=2).flops
+
+
+def test_docstring_examples() -> None:
+    import doctest
+    import importlib
+
+    module = importlib.import_module("symflops.cli")
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0

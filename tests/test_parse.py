@@ -231,3 +231,12 @@ def test_parse_range() -> None:
     for bad in ("10:1", "1:10:0", "1:10:*1", "1:2:3:4", "a:b", "1.5:3", "1:10**9"):
         with pytest.raises(SymflopsError):
             parse_range(bad)
+
+
+def test_docstring_examples() -> None:
+    import doctest
+    import importlib
+
+    module = importlib.import_module("symflops.parse")
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
