@@ -579,6 +579,38 @@ case(Case(
     brute=lambda p: bf.multihead_attention((p[B], p[N], p[dim]), p[dim], p[heads]),
     torch=_torch_mha,
 ))
+# Sequence-first (batch_first=False) on (N, B, dim), no biases: qkv 3 dim^2 and out dim^2
+# weights; each projection output is a dot product without a bias add: 2 dim - 1.
+case(Case(
+    "MultiheadAttention-seqfirst-nobias",
+    lambda: nn.MultiheadAttention(dim, heads, bias=False, batch_first=False), (N, B, dim),
+    params=4 * dim**2,
+    exact=_mha_exact - 4 * B * N * dim,
+    macs=4 * B * N * dim**2 + 2 * B * N**2 * dim,
+    out=(N, B, dim),
+    points=[{B: 2, N: 3, dim: 4, heads: 2}],
+    brute=lambda p: (bf.multihead_attention((p[B], p[N], p[dim]), p[dim], p[heads],
+                                            bias=False)[0], (p[N], p[B], p[dim]),
+                     4 * p[dim] ** 2),
+    torch=lambda p: (_SelfAttention(_tnn()[1].MultiheadAttention(p[dim], p[heads], bias=False)),
+                     (p[N], p[B], p[dim])),
+))
+
+
+def _SelfAttention(mha: Any) -> Any:  # noqa: N802 - a module factory
+    _, tnn = _tnn()
+
+    class SelfAttention(tnn.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.mha = mha
+
+        def forward(self, x: Any) -> Any:
+            return self.mha(x, x, x)[0]
+
+    return SelfAttention()
+
+
 # Causal, dense (default): the mask is a select; every score is computed (as torch does).
 case(Case(
     "MultiheadAttention-causal-dense", lambda: nn.MultiheadAttention(dim, heads, causal=True),
