@@ -18,9 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from symflops import nn, symbols
-from symflops.conventions import (
-    KINDS, Convention, conventions, get_convention, register_convention,
-)
+from symflops.conventions import KINDS, Convention, conventions, get_convention, register_convention
 from symflops.cost import Cost, Derivation
 from symflops.errors import SymflopsError
 
