@@ -291,40 +291,44 @@ def _context() -> dict[str, Any]:
 
 
 def formula_reference(fmt: str = "markdown", template_dir: str | Path | None = None) -> str:
-    """The reference page as text (``fmt``: ``markdown``/``md``)."""
-    from symflops.render import _render_with, get_format
+    """The reference page as text: ``markdown``/``md`` (docs/formulas.md) or
+    ``latex``/``tex`` (a standalone document)."""
+    from symflops.render import _render_with, formats, get_format
 
     f = get_format(fmt)
-    if f.name != "markdown":
-        raise SymflopsError("the formula reference is written in Markdown",
-                            values={"format": fmt}, fix="use fmt='markdown'")
-    return _render_with(f, _context(), "comma", template_dir, template="reference.md.j2")
+    name = f.templates.get("reference")
+    if name is None:
+        have = sorted(n for n, x in formats().items() if "reference" in x.templates)
+        raise SymflopsError("no formula reference template for this format",
+                            values={"format": fmt}, fix="use one of " + ", ".join(have))
+    return _render_with(f, _context(), "comma", template_dir, template=name)
 
 
-def write_reference(path: str | Path = DEFAULT_PATH) -> Path:
+def write_reference(path: str | Path = DEFAULT_PATH, fmt: str = "markdown") -> Path:
     """Write the reference page to ``path`` (``docs/formulas.md`` by default)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(formula_reference(), encoding="utf-8")
+    target.write_text(formula_reference(fmt), encoding="utf-8")
     return target
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m symflops.reference [PATH] [--check]``."""
+    """``python -m symflops.reference [PATH] [--format markdown|latex] [--check]``."""
     parser = argparse.ArgumentParser(prog="python -m symflops.reference",
                                      description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("path", nargs="?", default=str(DEFAULT_PATH))
+    parser.add_argument("--format", default="markdown", help="markdown (default) or latex")
     parser.add_argument("--check", action="store_true",
                         help="exit 1 if PATH differs from what would be written")
     args = parser.parse_args(argv)
     if args.check:
         current = Path(args.path).read_text(encoding="utf-8") if Path(args.path).exists() \
             else ""
-        if current != formula_reference():
+        if current != formula_reference(args.format):
             print(f"{args.path} is stale: run python -m symflops.reference", file=sys.stderr)
             return 1
         return 0
-    print(write_reference(args.path))
+    print(write_reference(args.path, args.format))
     return 0
 
 

@@ -413,6 +413,8 @@ class Format:
     dash: str = "-"
     number_wrap: Callable[[str], str] = _identity
     extra_filters: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
+    #: other documents this format can write, by name (``"reference"``: the formula page)
+    templates: Mapping[str, str] = field(default_factory=dict)
 
 
 _FORMATS: dict[str, Format] = {}
@@ -687,11 +689,12 @@ def _tex_inline(s: str) -> str:
 register_format(Format(
     "markdown", "cost.md.j2", math=_latex_math, text=markdown_escape, prose=markdown_escape,
     code=markdown_code, inline_math=_md_inline, aliases=("md",), percent=" %",
-    times=lambda s: rf"$\times {s}$", dash="–"))
+    times=lambda s: rf"$\times {s}$", dash="–", templates={"reference": "reference.md.j2"}))
 register_format(Format(
     "latex", "cost.tex.j2", math=_latex_math, text=latex_escape, prose=latex_escape,
     code=lambda s: r"\texttt{" + latex_escape(s) + "}", inline_math=_tex_inline,
-    aliases=("tex",), percent=r"\,\%", times=lambda s: rf"$\times {s}$", dash="--"))
+    aliases=("tex",), percent=r"\,\%", times=lambda s: rf"$\times {s}$", dash="--",
+    templates={"reference": "reference.tex.j2"}))
 register_format(Format(
     "text", "cost.txt.j2", math=_text_math, text=str, code=str, aliases=("txt",),
     percent=" %", dash="-"))

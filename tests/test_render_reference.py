@@ -100,17 +100,36 @@ def test_write_and_check_cli(tmp_path: Path, page: str) -> None:
     assert main([str(target), "--check"]) == 1
 
 
-def test_reference_formats() -> None:
-    with pytest.raises(SymflopsError, match="Markdown"):
-        formula_reference("latex")
+def test_reference_formats(tmp_path: Path) -> None:
+    with pytest.raises(SymflopsError, match="no formula reference template"):
+        formula_reference("text")
+    tex = formula_reference("tex")
+    assert tex.startswith("\\documentclass") and tex.rstrip().endswith("\\end{document}")
+    for name in sf.nn.LAYERS:
+        assert "\\subsubsection*{" + name + "}" in tex
+    assert "differs: corrected" in tex
+    _compile(tmp_path, "reference.tex", tex)
+
+
+def _compile(tmp_path: Path, name: str, text: str) -> None:
+    import shutil
+    import subprocess
+
+    (tmp_path / name).write_text(text, encoding="utf-8")
+    exe = shutil.which("pdflatex")
+    if exe is None:
+        pytest.fail("pdflatex not found: apt-get install texlive-latex-base "
+                    "texlive-latex-recommended")
+    proc = subprocess.run([exe, "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape",
+                           name], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    log = (tmp_path / name.replace(".tex", ".log")).read_text(errors="replace")
+    assert proc.returncode == 0, log[-3000:]
 
 
 def test_every_layer_renders_in_every_format_and_compiles(tmp_path: Path) -> None:
     """Each layer's canonical example through all four formats; all LaTeX in one document
     that a real pdflatex compiles (symbols like K_h, min(K, s), floors, user symbols)."""
     import json
-    import shutil
-    import subprocess
 
     from symflops.render import render
 
@@ -125,12 +144,4 @@ def test_every_layer_renders_in_every_format_and_compiles(tmp_path: Path) -> Non
         parts.append(render(cost, "latex", math_only=True, depth=1))
     doc = render(sf.nn.Linear(2, 2).cost((1, 2)), "latex", standalone=True)
     doc = doc.replace(r"\end{document}", "\n".join(parts) + "\n\\end{document}")
-    (tmp_path / "all.tex").write_text(doc, encoding="utf-8")
-    exe = shutil.which("pdflatex")
-    if exe is None:
-        pytest.fail("pdflatex not found: apt-get install texlive-latex-base "
-                    "texlive-latex-recommended")
-    proc = subprocess.run([exe, "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape",
-                           "all.tex"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    log = (tmp_path / "all.log").read_text(errors="replace")
-    assert proc.returncode == 0, log[-3000:]
+    _compile(tmp_path, "all.tex", doc)
