@@ -940,3 +940,90 @@ def test_derivation_reproduces_the_counts(c: Case) -> None:
         for conv in ("exact", "torch", "macs"):
             flops = d.general_flops(get_convention(conv))
             assert _eq(flops.xreplace(dict(d.bindings)), leaf.with_convention(conv).flops)
+
+
+def _random_configs(n: int, seed: int = 0) -> list[dict[str, Any]]:
+    """Seeded random conv / transposed conv / pooling configurations at small sizes."""
+    import random
+
+    rng = random.Random(seed)
+    out = []
+    while len(out) < n:
+        g = rng.choice([1, 1, 2, 3])
+        cfg: dict[str, Any] = dict(
+            kind=rng.choice(["conv", "convT", "max", "avg"]), g=g,
+            cin=g * rng.randint(1, 2), cout=g * rng.randint(1, 2), k=rng.randint(1, 4),
+            s=rng.randint(1, 3), d=rng.randint(1, 3), p=rng.randint(0, 2),
+            h=rng.randint(1, 9), w=rng.randint(1, 9), ceil=rng.random() < 0.5,
+            same=rng.random() < 0.2, op=0)
+        cfg["same"] = cfg["same"] and cfg["kind"] == "conv"
+        if cfg["same"]:
+            cfg["s"] = 1
+        if cfg["kind"] in ("max", "avg"):
+            cfg["p"] = min(cfg["p"], cfg["k"] // 2)
+        if cfg["kind"] == "avg":
+            cfg["d"] = 1
+        if cfg["kind"] == "convT":
+            cfg["op"] = rng.randint(0, max(cfg["s"], cfg["d"]) - 1)
+        out.append(cfg)
+    return out
+
+
+def _build(cfg: dict[str, Any], lib: Any) -> Any:
+    c = cfg
+    if c["kind"] == "conv":
+        return lib.Conv2d(c["cin"], c["cout"], c["k"], stride=c["s"],
+                          padding="same" if c["same"] else c["p"], dilation=c["d"],
+                          groups=c["g"])
+    if c["kind"] == "convT":
+        return lib.ConvTranspose2d(c["cin"], c["cout"], c["k"], stride=c["s"], padding=c["p"],
+                                   output_padding=c["op"], groups=c["g"], dilation=c["d"])
+    if c["kind"] == "max":
+        return lib.MaxPool2d(c["k"], c["s"], c["p"], c["d"], ceil_mode=c["ceil"])
+    return lib.AvgPool2d(c["k"], c["s"], c["p"], ceil_mode=c["ceil"])
+
+
+def _brute_cfg(cfg: dict[str, Any]) -> tuple[dict[str, int], tuple[int, ...], int]:
+    c = cfg
+    shape = (2, c["cin"], c["h"], c["w"])
+    k2, s2, p2, d2 = [c["k"]] * 2, [c["s"]] * 2, [c["p"]] * 2, [c["d"]] * 2
+    if c["kind"] == "conv":
+        return bf.conv(shape, c["cout"], k2, s2, "same" if c["same"] else p2, d2, c["g"])
+    if c["kind"] == "convT":
+        return bf.conv_transpose(shape, c["cout"], k2, s2, p2, [c["op"]] * 2, d2, c["g"])
+    return bf.pool(shape, c["kind"], k2, s2, p2, d2, c["ceil"])
+
+
+_RANDOM = _random_configs(120)
+
+
+@pytest.mark.parametrize("cfg", _RANDOM, ids=[f"{i}-{c['kind']}" for i, c in enumerate(_RANDOM)])
+def test_random_configs_match_torch_and_bruteforce(cfg: dict[str, Any]) -> None:
+    """Random strides, paddings, dilations, groups, ceil_mode: the symbolic cost (then subs),
+    the concrete cost, brute force (exact) and torch (shape, FlopCounterMode) agree, and an
+    input too small raises where torch raises."""
+    torch = pytest.importorskip("torch")
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x = torch.randn(2, cfg["cin"], cfg["h"], cfg["w"])
+    try:
+        with FlopCounterMode(display=False) as counter:
+            y = _build(cfg, torch.nn)(x)
+        torch_shape: tuple[int, ...] | None = tuple(y.shape)
+    except RuntimeError:
+        torch_shape = None
+    layer = _build(cfg, nn)
+    if torch_shape is None or min(torch_shape) == 0:
+        with pytest.raises(sf.SymflopsError):
+            layer.cost((2, cfg["cin"], cfg["h"], cfg["w"]))
+        return
+    concrete = layer.cost((2, cfg["cin"], cfg["h"], cfg["w"]))
+    symbolic = layer.cost((B, cfg["cin"], H, W)).subs(B=2, H=cfg["h"], W=cfg["w"])
+    for cost in (concrete, symbolic):
+        assert tuple(int(s) for s in cost.output_shape) == torch_shape
+        assert int(cost.with_convention("torch").flops) == counter.get_total_flops()
+    work, shape, params = _brute_cfg(cfg)
+    assert shape == torch_shape
+    for cost in (concrete, symbolic):
+        assert {k: int(v) for k, v in cost.work.items() if v != 0} == work
+        assert int(cost.params) == params
