@@ -188,7 +188,16 @@ def _bn_eval(args: Any, kwargs: Any) -> Any:
 
 def _bn_legit_eval(args: Any, kwargs: Any) -> Any:
     x = args[0]
-    return (_like(x), x.new_empty((0,)), x.new_empty((0,)))
+    key = (x.dtype, x.device)
+    empty = _EMPTY.get(key)
+    if empty is None or empty.fake_mode is not getattr(x, "fake_mode", None):
+        empty = _EMPTY[key] = x.new_empty((0,))
+    return (_like(x), empty, empty)
+
+
+# one empty tensor per dtype/device stands for the unused saved statistics of inference
+# batch norm (x.new_empty costs ~2 ms on a symbolic fake tensor)
+_EMPTY: dict[Any, Any] = {}
 
 
 def _like(x: torch.Tensor) -> torch.Tensor:
@@ -282,6 +291,8 @@ class _Tracer:
             if key:
                 self.child_names.setdefault(key[:-1], set()).add(key[-1])
         self.stack: list[tuple[str, ...]] = [_ROOT]
+        self.io_in: dict[tuple[str, ...], _RawT | None] = {}
+        self.io_out: dict[tuple[str, ...], _RawT | None] = {}
         self.pushed: list[bool] = []
         self.bounds: list[set[Any]] = []
         self.records: list[_Rec] = []
@@ -295,6 +306,9 @@ class _Tracer:
         self.pushed.append(key is not None)
         if key is not None:
             self.stack.append(key)
+            if key not in self.io_in:
+                ts = _tensors(args)
+                self.io_in[key] = _RawT(*_shape_of(ts[0])) if ts else None
             if self.train and torch.is_grad_enabled():
                 self.bounds.append({a.grad_fn for a in _tensors(args)
                                     if a.grad_fn is not None})
@@ -304,6 +318,9 @@ class _Tracer:
             return
         if self.pushed.pop():
             key = self.stack.pop()
+            if key not in self.io_out:
+                ts = _tensors(output)
+                self.io_out[key] = _RawT(*_shape_of(ts[0])) if ts else None
             if self.train and torch.is_grad_enabled() and self.bounds:
                 self._tag(output, key, self.bounds.pop())
 
@@ -458,6 +475,9 @@ def _run(model: torch.nn.Module, pos: Sequence[InputSpec], kw: Mapping[str, Inpu
 
             args = [make(s) for s in pos]
             kwargs = {k: make(s) for k, s in kw.items()}
+            first = [*args, *kwargs.values()]
+            if first:  # the root's input shape, also when the input is a keyword
+                tracer.io_in[_ROOT] = _RawT(*_shape_of(first[0]))
             state: dict[str, torch.Tensor] = {}
             for n, p in model.named_parameters(remove_duplicate=False):
                 state[n] = env.fake(p)
@@ -484,6 +504,7 @@ def _run(model: torch.nn.Module, pos: Sequence[InputSpec], kw: Mapping[str, Inpu
                 "formula from concrete traces") from e
     finally:
         _restore(model, snap)
+        _EMPTY.clear()
     return _build(model, tracer, env, user_syms, hint_of, conv, train, strict, warn)
 
 
@@ -582,13 +603,15 @@ def _build(model: torch.nn.Module, tracer: _Tracer, env: C.SymEnv,
         leaf_name = base if k == 0 else f"{base}_{k}"
         in_shape = next((a.shape for a in call.args if isinstance(a, TShape)), ())
         out_shape = call.out[0].shape if call.out else ()
-        for part in parts:
-            nm = leaf_name if not part.name else (
-                part.name if len(parts) > 1 and rec.packet in _SPLIT_OPS else
-                f"{leaf_name}.{part.name}")
-            node(rec.path).append(("leaf", (nm, rec, part, in_shape, out_shape)))
+        items = [(leaf_name if not part.name else part.name, rec, part, in_shape, out_shape)
+                 for part in parts]
+        if len(parts) > 1 and rec.packet not in _SPLIT_OPS:  # e.g. grad_input, grad_weight
+            node(rec.path).append(("group", (leaf_name, op_name(rec.packet), items)))
+        else:
+            for it in items:
+                node(rec.path).append(("leaf", it))
         seen.add(rec.path)
-    root = _assemble(_ROOT, children, tracer, subs_fixed, conv, validity)
+    root = _assemble(_ROOT, children, tracer, subs_fixed, conv, validity, smap)
     notes = list(root.notes) + report.notes
     if subs_fixed or notes:
         root = _with(root, notes=notes)
@@ -661,16 +684,36 @@ def _module_spec(mod: torch.nn.Module) -> str:
     return type(mod).__name__
 
 
+def io_shape(raw: _RawT | None, smap: C.SymbolMap, subs: Mapping[sp.Symbol, sp.Expr]
+             ) -> tuple[Any, ...]:
+    if raw is None:
+        return ()
+    return tuple(_fix(smap(s), subs) for s in raw.shape)
+
+
 def _assemble(path: tuple[str, ...], children: dict[tuple[str, ...], list[tuple[str, Any]]],
               tracer: _Tracer, subs: Mapping[sp.Symbol, sp.Expr], conv: Convention,
-              validity: Sequence[sp.Basic], seen_params: set[int] | None = None) -> Cost:
+              validity: Sequence[sp.Basic], smap: C.SymbolMap,
+              seen_params: set[int] | None = None) -> Cost:
     seen_params = set() if seen_params is None else seen_params
     mod = tracer.modules.get(path)
     own = _own_params(mod, seen_params) if mod is not None else 0
+    # submodules that never ran (e.g. MultiheadAttention's out_proj on its fast path)
+    # still own parameters: they count here
+    for key, sub in tracer.modules.items():
+        if len(key) > len(path) and key[:len(path)] == path and key not in children and \
+                not any(key[:i] in children for i in range(len(path) + 1, len(key))):
+            own += _own_params(sub, seen_params)
     kids: list[Cost] = []
     for kind, item in children.get(path, []):
         if kind == "module":
-            kids.append(_assemble(item, children, tracer, subs, conv, (), seen_params))
+            kids.append(_assemble(item, children, tracer, subs, conv, (), smap, seen_params))
+        elif kind == "group":
+            gname, gop, gitems = item
+            parts = [_leaf(it, subs, conv) for it in gitems]
+            kids.append(Cost(gname, gop, spec=gop, children=parts, convention=conv,
+                             input_shape=parts[0].input_shape,
+                             output_shape=parts[0].output_shape))
         else:
             kids.append(_leaf(item, subs, conv))
     name = path[-1] if path else ""
@@ -688,11 +731,13 @@ def _assemble(path: tuple[str, ...], children: dict[tuple[str, ...], list[tuple[
     if path and len(kids) == 1 and not kids[0].children:
         k = kids[0]
         return Cost(name, layer, spec=spec, params=k.params, work=k.work,
-                    input_shape=k.input_shape, output_shape=k.output_shape,
+                    input_shape=io_shape(tracer.io_in.get(path), smap, subs) or k.input_shape,
+                    output_shape=io_shape(tracer.io_out.get(path), smap, subs) or
+                    k.output_shape,
                     derivation=k.derivation, convention=conv, validity=k.validity,
                     notes=(f"aten op: {k.name}",) + k.notes)
-    kin = kids[0].input_shape if kids else ()
-    kout = kids[-1].output_shape if kids else ()
+    kin = io_shape(tracer.io_in.get(path), smap, subs)
+    kout = io_shape(tracer.io_out.get(path), smap, subs)
     return Cost(name, layer, spec=spec, children=kids, input_shape=kin, output_shape=kout,
                 convention=conv, validity=validity)
 
