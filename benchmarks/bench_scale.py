@@ -107,6 +107,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--points", type=int, default=1_000_000)
     args = parser.parse_args()
+    # sympy.lambdify loads numpy's whole namespace (f2py included) the first time it runs
+    # in a process: a one-time cost, timed apart so the per-model numbers below are the
+    # cost of a sweep after a trace; add it once for the first sweep of a fresh process
+    import sympy as sp
+
+    t0 = time.perf_counter()
+    sp.lambdify((H,), H + 1, modules="numpy")
+    print(f"one-time per process: sympy.lambdify's numpy namespace import "
+          f"{time.perf_counter() - t0:.3f} s")
     t0 = time.perf_counter()
     traced = traced_resnet50()
     if traced is not None:

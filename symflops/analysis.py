@@ -571,7 +571,13 @@ def sweep(x: Costlike, values: Mapping[SymbolLike, Any], *,
             a = a.astype(np.int64)
         groups.append((syms, a))
     if grid and len(groups) > 1:
-        meshes = list(np.meshgrid(*(a for _, a in groups), indexing="ij"))
+        # each swept symbol on its own axis: terms in H alone are computed on H's values
+        # only, and numpy broadcasting forms the grid in the products
+        k = len(groups)
+        axes = [a.reshape([-1 if i == j else 1 for j in range(k)])
+                for i, (_, a) in enumerate(groups)]
+        full = tuple(len(a) for _, a in groups)
+        meshes = [np.broadcast_to(a, full) for a in axes]
     else:
         if len({len(a) for _, a in groups}) > 1:
             raise SymflopsError("zipped sweeps need arrays of one length",
@@ -579,10 +585,11 @@ def sweep(x: Costlike, values: Mapping[SymbolLike, Any], *,
         meshes = [a for _, a in groups]
     arrays: dict[sp.Symbol, np.ndarray] = {}
     variables: dict[str, np.ndarray] = {}
-    for (syms, _), mesh in zip(groups, meshes, strict=True):
+    inputs = axes if grid and len(groups) > 1 else meshes
+    for (syms, _), mesh, arr in zip(groups, meshes, inputs, strict=True):
         variables[",".join(s.name for s in syms)] = mesh
         for s in syms:
-            arrays[s] = mesh
+            arrays[s] = arr
     for s, v in fixed.items():
         if s not in arrays:
             arrays[s] = np.asarray(int(v) if isinstance(v, (int, sp.Integer)) else v)
