@@ -221,3 +221,35 @@ def test_simplify_keeps_floors_exact(h: int, w: int, k: int, s: int) -> None:
     for q in ("flops", "params"):
         assert sp.sympify(simple.quantity(q)).xreplace(point) == \
             sp.sympify(cost.quantity(q)).xreplace(point)
+
+
+@SETTINGS
+@given(b=small, g=st.integers(1, 3), c=st.integers(1, 4), n=small, hd=st.integers(1, 4),
+       h=st.integers(1, 4), causal=st.booleans(), skip=st.booleans(), k=st.integers(1, 3),
+       s=st.integers(1, 3), d=st.integers(1, 3))
+def test_formulas_on_ints_return_ints(b: int, g: int, c: int, n: int, hd: int, h: int,
+                                      causal: bool, skip: bool, k: int, s: int,
+                                      d: int) -> None:
+    """The integer path stays in Python ints: no floats, no SymPy numbers."""
+    works = [
+        F.conv_work(b, g * c, g * c, (k, k), (n, n), g),
+        F.conv_transpose_work(b, g * c, g * c, (k,), (n,), (n * s + k,), (s,), (d,), g),
+        F.linear_work(b, c, n), F.matmul_work(b, c, n, k),
+        F.batch_norm_work(b * g * c * n, g * c, training=True),
+        F.batch_norm_work(b * c * n, c), F.layer_norm_work(b, n), F.rms_norm_work(b, n),
+        F.group_norm_work(b, g, g * c, n),
+        F.max_pool_work(b * n, k * k), F.avg_pool_work(b * n, k * k),
+        F.adaptive_avg_pool_work(b * c, (n + 3, n), (3, 2)),
+        F.adaptive_max_pool_work(b * c, (n + 3,), (2,)),
+        F.softmax_work(b, n), F.log_softmax_work(b, n), F.activation_work("gelu", n),
+        F.elementwise_work(n, 2),
+        F.attention_work(b, h, n, n, hd, causal=causal, skip_masked=skip and causal),
+    ]
+    for w in works:
+        for kind, v in w.items():
+            assert type(v) is int, (kind, v, type(v))
+    sizes = [F.conv_output_size(n + k, k, s, 1, d), F.pool_output_size(n + k, k, s, 0, 1, True),
+             F.pool_window_total(n + k, k, s, 0, d, True), F.conv_transpose_covered(n, k, s, d),
+             F.conv_params(g * c, g * c, (k, k), g), F.linear_params(c, n), F.norm_params(n)]
+    for v in sizes:
+        assert type(v) is int, (v, type(v))

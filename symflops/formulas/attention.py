@@ -20,7 +20,7 @@ computes it and as FlopCounterMode reports it.
 from __future__ import annotations
 
 from symflops.errors import SymflopsError
-from symflops.formulas._arith import Size, Work, add_work, work
+from symflops.formulas._arith import Size, Work, add_work, exact_div, work
 
 __all__ = ["attention_parts", "attention_work"]
 
@@ -39,7 +39,7 @@ def attention_parts(batch: Size, heads: Size, q_len: Size, kv_len: Size, head_di
         if q_len != kv_len:
             raise SymflopsError("skip_masked needs as many queries as keys",
                                 layer="attention", values={"q_len": q_len, "kv_len": kv_len})
-        pairs = q_len * (q_len + 1) / 2
+        pairs = exact_div(q_len * (q_len + 1), 2)
         return {
             "scores": work(matmul_mul=rows * pairs * head_dim,
                            matmul_add=rows * pairs * (head_dim - 1)),
@@ -48,7 +48,7 @@ def attention_parts(batch: Size, heads: Size, q_len: Size, kv_len: Size, head_di
             "softmax": work(softmax=rows * (5 * pairs - 2 * q_len)),
             # row i: d_v dot products of length i + 1: i adds each
             "context": work(matmul_mul=rows * pairs * dv,
-                            matmul_add=rows * dv * (q_len * (q_len - 1) / 2)),
+                            matmul_add=rows * dv * exact_div(q_len * (q_len - 1), 2)),
         }
     pairs = q_len * kv_len
     return {

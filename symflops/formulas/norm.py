@@ -12,7 +12,7 @@ and one add per element: ``2 * numel`` (the seed article's ``2 C H W``).
 
 from __future__ import annotations
 
-from symflops.formulas._arith import Size, Work, work
+from symflops.formulas._arith import Size, Work, exact_div, work
 
 __all__ = ["row_stats", "batch_norm_work", "layer_norm_work", "group_norm_work",
            "rms_norm_work", "norm_params"]
@@ -33,7 +33,7 @@ def batch_norm_work(numel: Size, channels: Size, *, training: bool = False,
     """
     if not training:
         return work(norm_affine=2 * numel)
-    return work(norm_stats=row_stats(channels, numel / channels),
+    return work(norm_stats=row_stats(channels, exact_div(numel, channels)),
                 norm_affine=2 * numel if affine else 0)
 
 
@@ -47,7 +47,8 @@ def group_norm_work(batch: Size, num_groups: Size, channels: Size, spatial: Size
                     affine: bool = True) -> Work:
     """GroupNorm: statistics over each of ``batch * num_groups`` groups, per-channel affine."""
     numel = batch * channels * spatial
-    return work(norm_stats=row_stats(batch * num_groups, channels / num_groups * spatial),
+    return work(norm_stats=row_stats(batch * num_groups,
+                                               exact_div(channels, num_groups) * spatial),
                 norm_affine=2 * numel if affine else 0)
 
 
