@@ -292,3 +292,20 @@ def test_docstring_examples() -> None:
     module = importlib.import_module("symflops.analysis")
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_vit_attention_is_quartic_in_resolution() -> None:
+    # N = (H/16)*(W/16) patches; attention's N^2*dim term makes the cost degree 4 in
+    # resolution, while the projections and the MLP (N*dim^2) are degree 2
+    tokens = sp.floor(H / 16) * sp.floor(W / 16)
+    c = nn.Repeat(nn.TransformerBlock(768, 12, 4), 12).cost((B, tokens, 768), convention="macs")
+    assert A.growth_order(c, [H, W]) == 4
+    assert A.growth_order(c, H) == 2
+    assert A.alignment(c, [H, W]) == {H: 16, W: 16}
+    (lead,) = A.leading_terms(c, [H, W], align="auto")
+    # 12 layers * 2 (Q K^T and A V) * B * N^2 * dim with N = H*W/256
+    assert sp.expand(lead.expr - 12 * 2 * B * 768 * (H * W / 256) ** 2) == 0
+    # where the N^2 term overtakes the linear-in-N terms (2*N^2*dim vs 12*N*dim^2 MACs):
+    # N = 6*dim = 4608 tokens, i.e. H = W = 16*sqrt(4608) ~ 1086
+    x = A.crossover(12 * 2 * B * 768 * N**2, 12 * B * N * 768**2 * (4 + 2 * 4), N)
+    assert x.solutions == (4608,)
