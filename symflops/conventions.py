@@ -72,6 +72,7 @@ class Convention:
         if not self.name.isidentifier():
             raise SymflopsError(
                 "convention name must be an identifier",
+                layer="Convention",
                 values={"name": self.name},
                 fix="use letters, digits and underscores",
             )
@@ -94,6 +95,7 @@ def register_convention(convention: Convention, *, replace: bool = False) -> Con
     if convention.name in _REGISTRY and not replace:
         raise SymflopsError(
             "a convention with this name is already registered",
+            layer="Convention",
             values={"name": convention.name},
             fix="pick another name or pass replace=True",
         )
@@ -104,7 +106,8 @@ def register_convention(convention: Convention, *, replace: bool = False) -> Con
 def unregister_convention(name: str) -> None:
     """Remove a user convention (built-in ones stay)."""
     if name in ("exact", "torch", "macs"):
-        raise SymflopsError("built-in conventions cannot be removed", values={"name": name})
+        raise SymflopsError("built-in conventions cannot be removed", layer="Convention",
+                            values={"name": name}, fix="register a convention under a new name")
     _REGISTRY.pop(name, None)
 
 

@@ -328,7 +328,13 @@ class Cost:
 
         self._check_validity_at(syms, arrays)
         fn = compile_expr(expr, syms)
-        return fn(*arrays)
+        try:
+            return fn(*arrays)
+        except SymflopsError as e:  # name the layer the numbers came from
+            if e.layer is None:
+                e.layer = self.spec
+                e.args = (e._text(),)
+            raise
 
     def _check_validity_at(self, syms: tuple[sp.Symbol, ...], arrays: list[np.ndarray]) -> None:
         """Raise if a condition the formulas assume fails at some of the points."""

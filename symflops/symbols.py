@@ -95,6 +95,7 @@ def symbol(name: str) -> sp.Symbol:
 
         raise SymflopsError(
             f"{name!r} is not a valid symbol name",
+            layer="symbol", values={"name": repr(name)},
             fix="use letters, digits and underscores, starting with a letter",
         )
     return _BY_NAME.get(name) or _sym(name)

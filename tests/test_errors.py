@@ -75,6 +75,9 @@ CASES: list[tuple[str, Callable[[], Any], str, tuple[str, ...]]] = [
      lambda: _conv_cost().evaluate(B=1, C_in=1, C_out=1, K=3, H=np.array([8, 2]), W=8),
      "Conv2d", ("H", "K")),
     ("evaluate-missing", lambda: _conv_cost().evaluate(B=1, H=8), "Conv2d", ("missing",)),
+    ("evaluate-beyond-int64",
+     lambda: nn.Linear(8, 8).cost((B, 8)).evaluate(B=np.array([2**60])), "Linear", ("max",)),
+    ("bad-symbol-name", lambda: nn.Linear("H W", 4), "symbol", ("name",)),
     ("unknown-convention", lambda: _conv_cost().with_convention("flopz"), "Convention",
      ("convention",)),
 ]

@@ -55,7 +55,7 @@ def activation_work(name: str, numel: Size) -> Work:
     try:
         rate = ACTIVATION_RATES[name][0]
     except KeyError:
-        raise SymflopsError("unknown activation", values={"name": name},
+        raise SymflopsError("unknown activation", layer="activation", values={"name": name},
                             fix="use one of " + ", ".join(ACTIVATION_RATES)) from None
     return work(activation=rate * numel)
 
