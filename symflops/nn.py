@@ -50,7 +50,11 @@ def _size(value: Any, layer: str, arg: str) -> sp.Expr:
     if isinstance(value, int):
         e: sp.Expr = sp.Integer(value)
     elif isinstance(value, str):
-        e = S.symbol(value)
+        try:
+            e = S.symbol(value)
+        except SymflopsError as err:
+            raise SymflopsError(err.message, layer=layer, values={arg: repr(value)},
+                                fix=err.fix) from None
     elif isinstance(value, sp.Expr):
         e = value
     else:

@@ -77,7 +77,9 @@ CASES: list[tuple[str, Callable[[], Any], str, tuple[str, ...]]] = [
     ("evaluate-missing", lambda: _conv_cost().evaluate(B=1, H=8), "Conv2d", ("missing",)),
     ("evaluate-beyond-int64",
      lambda: nn.Linear(8, 8).cost((B, 8)).evaluate(B=np.array([2**60])), "Linear", ("max",)),
-    ("bad-symbol-name", lambda: nn.Linear("H W", 4), "symbol", ("name",)),
+    ("bad-symbol-name", lambda: nn.Linear("H W", 4), "Linear", ("in_features",)),
+    ("bad-symbol-in-shape", lambda: nn.Linear(4, 4).cost(("B", "2*H")), "Linear",
+     ("input_shape",)),
     ("unknown-convention", lambda: _conv_cost().with_convention("flopz"), "Convention",
      ("convention",)),
 ]
