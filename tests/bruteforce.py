@@ -451,22 +451,27 @@ def residual_add(shape: Shape) -> Work:
     return t.work()
 
 
-def transformer_block(shape: Shape, dim: int, heads: int, mlp_ratio: int = 4
-                      ) -> tuple[Work, Shape, int]:
-    """x + MHA(LN(x)); x + fc2(GELU(fc1(LN(x))))."""
+def transformer_block(shape: Shape, dim: int, heads: int, mlp_ratio: int = 4,
+                      kv_heads: int | None = None, causal: bool = False,
+                      norm: str = "layernorm", act: str = "gelu") -> tuple[Work, Shape, int]:
+    """x + MHA(norm(x)); x + fc2(act(fc1(norm(x))))."""
     t = Tally()
     params = 0
-    for w, _, p in (layer_norm(shape, (dim,)), multihead_attention(shape, dim, heads)):
+
+    def normed() -> tuple[Work, Shape, int]:
+        return layer_norm(shape, (dim,)) if norm == "layernorm" else rms_norm(shape, (dim,))
+
+    for w, _, p in (normed(), multihead_attention(shape, dim, heads, kv_heads, causal)):
         t.merge(w)
         params += p
     t.merge(residual_add(shape))
-    w, _, p = layer_norm(shape, (dim,))
+    w, _, p = normed()
     t.merge(w)
     params += p
     w, hidden, p = linear(shape, mlp_ratio * dim)
     t.merge(w)
     params += p
-    t.merge(activation(hidden, "gelu")[0])
+    t.merge(activation(hidden, act)[0])
     w, _, p = linear(hidden, dim)
     t.merge(w)
     params += p

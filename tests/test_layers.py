@@ -720,6 +720,71 @@ case(Case(
 ))
 
 
+# A Llama-style block: TransformerBlock(8, 4, mlp_ratio=2, kv_heads=2, causal=True,
+# norm="rmsnorm", activation="silu") on (B, N, 8), head width 2:
+# 2 RMSNorms: 2 B N (3*8 + 2) stats + 2 * 8 B N weight; attention as the GQA case above (qkv
+# Linear(8, 16)), add 8 B N; fc1 Linear(8, 16): 2*8*16 B N; SiLU 4*16 B N;
+# fc2 Linear(16, 8): 2*16*8 B N; add 8 B N.
+# Params: 2*8 (norms) + 144 + 72 (attention) + (8*16 + 16) + (16*8 + 8).
+case(Case(
+    "TransformerBlock-llama-style",
+    lambda: nn.TransformerBlock(8, 4, mlp_ratio=2, kv_heads=2, causal=True, norm="rmsnorm",
+                                activation="silu"), (B, N, 8),
+    params=16 + 144 + 72 + 144 + 136,
+    exact=(2 * B * N * (3 * 8 + 2) + 16 * B * N
+           + 256 * B * N + 12 * B * N**2 + 4 * B * N**2 + 4 * B * N * (5 * N - 2)
+           + 8 * B * N * (2 * N - 1) + 128 * B * N
+           + 8 * B * N + 256 * B * N + 64 * B * N + 256 * B * N + 8 * B * N),
+    macs=128 * B * N + 16 * B * N**2 + 64 * B * N + 128 * B * N + 128 * B * N,
+    out=(B, N, 8),
+    points=[{B: 1, N: 3}, {B: 2, N: 1}],
+    brute=lambda p: bf.transformer_block((p[B], p[N], 8), 8, 4, 2, kv_heads=2, causal=True,
+                                         norm="rmsnorm", act="silu"),
+))
+
+# Conv2d(C_in, C_out, K, padding="valid", padding_mode="circular"): no padding, the
+# padding mode does not change the count: Ho = H - K + 1.
+case(Case(
+    "Conv2d-valid", lambda: nn.Conv2d(C_in, C_out, K, padding="valid", padding_mode="circular"),
+    (B, C_in, H, W),
+    params=C_out * (C_in * K**2 + 1),
+    exact=2 * C_in * K**2 * B * C_out * (H - K + 1) * (W - K + 1),
+    macs=C_in * K**2 * B * C_out * (H - K + 1) * (W - K + 1),
+    out=(B, C_out, H - K + 1, W - K + 1),
+    points=[{B: 1, C_in: 2, C_out: 2, K: 2, H: 3, W: 4}],
+    brute=lambda p: bf.conv((p[B], p[C_in], p[H], p[W]), p[C_out], [p[K]] * 2, [1, 1], [0, 0],
+                            [1, 1]),
+    torch=lambda p: (_tnn()[1].Conv2d(p[C_in], p[C_out], p[K], padding="valid",
+                                      padding_mode="circular"), (p[B], p[C_in], p[H], p[W])),
+))
+
+# BatchNorm1d(C) on (B, C) and LayerNorm(dim, elementwise_affine=False): BN 2 per element;
+# LN statistics only, 5 dim + 2 per row, no parameters.
+case(Case(
+    "BatchNorm1d-2d-input", lambda: nn.BatchNorm1d(C), (B, C),
+    params=2 * C, exact=2 * B * C, macs=0, out=(B, C),
+    points=[{B: 3, C: 2}],
+    brute=lambda p: bf.batch_norm((p[B], p[C])),
+    torch=lambda p: (_tnn()[1].BatchNorm1d(p[C]).eval(), (p[B], p[C])),
+))
+case(Case(
+    "LayerNorm-no-affine", lambda: nn.LayerNorm(dim, elementwise_affine=False), (B, N, dim),
+    params=0, exact=B * N * (5 * dim + 2), macs=0, out=(B, N, dim),
+    points=[{B: 1, N: 2, dim: 3}],
+    brute=lambda p: bf.layer_norm((p[B], p[N], p[dim]), (p[dim],), affine=False),
+    torch=lambda p: (_tnn()[1].LayerNorm(p[dim], elementwise_affine=False),
+                     (p[B], p[N], p[dim])),
+))
+# Flatten(1, 2) on (B, C, H, W): (B, C*H, W).
+case(Case(
+    "Flatten-partial", lambda: nn.Flatten(1, 2), (B, C, H, W),
+    params=0, exact=0, macs=0, out=(B, C * H, W),
+    points=[{B: 2, C: 2, H: 3, W: 4}],
+    brute=lambda p: ({}, (p[B], p[C] * p[H], p[W]), 0),
+    torch=lambda p: (_tnn()[1].Flatten(1, 2), (p[B], p[C], p[H], p[W])),
+))
+
+
 def _merge(*parts: tuple[dict[str, int], tuple[int, ...], int]
            ) -> tuple[dict[str, int], tuple[int, ...], int]:
     t = bf.Tally()
