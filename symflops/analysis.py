@@ -604,14 +604,14 @@ def sweep(x: Costlike, values: Mapping[SymbolLike, Any], *,
                                 fix="sweep them or give them values (at= in Python, --at " +
                                     ",".join(f"{m}=..." for m in missing) + " on the command "
                                     "line)")
-        syms_t = tuple(sorted(expr.free_symbols, key=str))
-        from symflops.evaluate import compile_expr
-
-        fn = compile_expr(expr, syms_t)
-        if syms_t:
-            out = fn(*(arrays[s] for s in syms_t))
+        if isinstance(x, Cost):  # Cost.evaluate also checks the formulas' conditions
+            out = x.evaluate(q, **{s.name: a for s, a in arrays.items()})
         else:
-            out = np.asarray(int(expr) if expr.is_Integer else float(expr))
+            syms_t = tuple(sorted(expr.free_symbols, key=str))
+            from symflops.evaluate import compile_expr
+
+            out = compile_expr(expr, syms_t)(*(arrays[s] for s in syms_t)) if syms_t else \
+                np.asarray(int(expr) if expr.is_Integer else float(expr))
         results[q] = np.broadcast_to(out, meshes[0].shape).copy() if meshes else out
         labels[q] = _label(x, q)
     return Sweep(variables, results, labels)

@@ -309,3 +309,13 @@ def test_vit_attention_is_quartic_in_resolution() -> None:
     # N = 6*dim = 4608 tokens, i.e. H = W = 16*sqrt(4608) ~ 1086
     x = A.crossover(12 * 2 * B * 768 * N**2, 12 * B * N * 768**2 * (4 + 2 * 4), N)
     assert x.solutions == (4608,)
+
+
+def test_sweep_checks_the_formulas_conditions() -> None:
+    # a 5x5 kernel with padding 1 needs H + 2 >= 5: H = 2 has no output row
+    c = nn.Conv2d(3, 8, 5, padding=1).cost((1, 3, H, 16))
+    assert A.sweep(c, {"H": [3, 4]}).results["flops"].tolist() == [
+        c.subs(H=3).flops, c.subs(H=4).flops]
+    with pytest.raises(SymflopsError, match="condition") as info:
+        A.sweep(c, {"H": np.arange(1, 9)})
+    assert "H=1" in str(info.value)
