@@ -11,11 +11,12 @@ import sympy as sp
 
 torch = pytest.importorskip("torch")
 
+from torch import nn  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
 import symflops as sf  # noqa: E402
 from symflops.symbols import B, H, N, W  # noqa: E402
 from symflops.trace import registry  # noqa: E402
-from torch import nn  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 
 def torch_count(model, *args, **kwargs):
@@ -114,10 +115,10 @@ def test_sf_nn_and_trace_agree_on_conv_bn_relu_in_every_convention():
         b = sym.cost((B, 3, H, W), convention=conv)
         assert sp.simplify(a.flops - b.flops) == 0, conv
         assert a.params == b.params
-        for (_, x), (_, y) in zip(a.leaves(), b.leaves()):
+        for (_, x), (_, y) in zip(a.leaves(), b.leaves(), strict=True):
             assert sp.simplify(x.flops - y.flops) == 0
-            assert tuple(x.output_shape) == tuple(y.output_shape) or \
-                all(sp.simplify(p - q) == 0 for p, q in zip(x.output_shape, y.output_shape))
+            pairs = zip(x.output_shape, y.output_shape, strict=True)
+            assert all(sp.simplify(p - q) == 0 for p, q in pairs)
 
 
 def test_torch_convention_matches_flop_counter_and_macs_is_half():
@@ -236,7 +237,7 @@ def test_trace_does_not_touch_a_deep_copy_equal_model():
     net = _net()
     ref = copy.deepcopy(net)
     sf.trace(net, "B 3 H W", mode="train")
-    for (n1, p1), (n2, p2) in zip(net.state_dict().items(), ref.state_dict().items()):
+    for (n1, p1), (n2, p2) in zip(net.state_dict().items(), ref.state_dict().items(), strict=True):
         assert n1 == n2 and torch.equal(p1, p2)
 
 
@@ -279,3 +280,32 @@ def test_aligned_form_removes_floors():
     for h in (32, 64, 96):
         assert al.subs(B=1, H=h, W=h).flops == c.subs(B=1, H=h, W=h).flops
     assert sf.trace(net, "B 3 H W", convention="macs", aligned=True).flops == al.flops
+
+
+# ----------------------------------------------------------------------------- fitted fallback
+class _ValueBranch(nn.Module):
+    """Control flow that reads values: fake tensors cannot follow it."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.b = nn.Conv2d(8, 8, 3, stride=2, padding=1)
+
+    def forward(self, x):
+        y = self.a(x)
+        if y.abs().sum() >= 0:  # always true, but only known from the values
+            y = self.b(y)
+        return y
+
+
+def test_symbolic_failure_is_a_clear_error_and_fit_recovers_an_exact_formula():
+    net = _ValueBranch().eval()
+    with pytest.raises(sf.SymflopsError, match="fit"):
+        sf.trace(net, "B 3 H W")
+    c = sf.trace.fit(net, "B 3 H W", multiple=4, convention="torch", real=True)
+    assert "FITTED" in c.notes[0] and "verified at" in c.notes[0]
+    # a: 2*27*8 per pixel at H/2 x W/2; b: 2*72*8 per pixel at H/4 x W/4
+    assert sp.expand(c.flops - (108 * B * H * W + 72 * B * H * W)) == 0
+    for b, h, w in ((1, 64, 32), (2, 28, 100)):  # sizes not used for the fit
+        assert c.subs(B=b, H=h, W=w).flops == torch_count(net, torch.randn(b, 3, h, w))
+    assert sp.Ge(H, 8) in c.validity

@@ -16,26 +16,40 @@ into a leaf Cost through the same formula functions ``sf.nn`` uses.
 from symflops.trace._aligned import AlignedForms, aligned
 from symflops.trace._fit import fit
 from symflops.trace._tracer import InputSpec, TracedCost, TraceReport, parse_inputs, trace
-from symflops.trace.registry import HANDLERS, ZERO_COST, OpCall, Part, TShape, register, \
-    register_zero_cost, unregister
+from symflops.trace.handlers import describe
+from symflops.trace.registry import (
+    HANDLERS,
+    ZERO_COST,
+    OpCall,
+    Part,
+    TShape,
+    register,
+    register_zero_cost,
+    unregister,
+)
 
 __all__ = ["trace", "TraceReport", "TracedCost", "InputSpec", "parse_inputs", "aligned",
            "AlignedForms", "fit", "register", "register_zero_cost", "unregister", "HANDLERS",
-           "ZERO_COST", "OpCall", "Part", "TShape"]
+           "ZERO_COST", "OpCall", "Part", "TShape", "describe"]
 
 
 # ``import symflops.trace`` binds the package as ``symflops.trace``, shadowing the lazy
-# ``sf.trace`` function; making the package callable keeps ``sf.trace(model, ...)`` working
-# while ``sf.trace.aligned``/``sf.trace.register`` stay reachable.
+# ``sf.trace`` function. The package is made callable (calling it traces) and its ``trace``
+# attribute is the package itself, so ``sf.trace`` is the same object however it was
+# reached: ``sf.trace(model, ...)``, ``sf.trace.aligned(...)``, ``sf.trace.fit(...)``.
 def _install_callable() -> None:
     import sys
     import types
 
+    from symflops.trace import _tracer
+
     class _CallableModule(types.ModuleType):
         def __call__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-            return trace(*args, **kwargs)
+            return _tracer.trace(*args, **kwargs)
 
-    sys.modules[__name__].__class__ = _CallableModule
+    mod = sys.modules[__name__]
+    mod.__class__ = _CallableModule
+    mod.__dict__["trace"] = mod
 
 
 _install_callable()

@@ -1,3 +1,128 @@
-"""placeholder replaced below"""
-def fit(*a, **k):
-    raise NotImplementedError
+"""Fallback when torch cannot keep dims symbolic: an exact polynomial fitted from concrete
+traces at aligned sizes, verified at sizes not used for the fit.
+
+At sizes that are multiples of the model's total stride every ``floor`` resolves, so the
+count is a polynomial in the dims; with at most ``degree`` per dim (batch: 1) a tensor
+grid of ``degree + 1`` sizes per dim determines it exactly (rational linear solve).
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import sympy as sp
+
+from symflops.conventions import Convention, get_convention
+from symflops.cost import Cost, Derivation
+from symflops.errors import SymflopsError
+
+__all__ = ["fit"]
+
+
+def _concrete(spec: Any, values: Mapping[str, int]) -> Any:
+    from symflops.trace._tracer import InputSpec, parse_inputs
+
+    pos, kw = parse_inputs(spec)
+
+    def sub(s: InputSpec) -> InputSpec:
+        return InputSpec(tuple(values[d] if isinstance(d, str) else d for d in s.dims), s.dtype)
+
+    if kw and not pos:
+        return {k: sub(v) for k, v in kw.items()}
+    return [sub(s) for s in pos] + ([{k: sub(v) for k, v in kw.items()}] if kw else [])
+
+
+def _size(name: str, mult: int, start: int, i: int) -> int:
+    return 1 + i if name == "B" else mult * (start + i)
+
+
+def fit(model: Any, inputs: Any, *, multiple: int | Mapping[str, int] = 32,
+        degree: int | Mapping[str, int] | None = None, start: int = 2,
+        convention: str | Convention = "exact", mode: str = "eval",
+        fixed: Mapping[str, int] | None = None, real: bool = False) -> Cost:
+    """Trace ``model`` concretely at aligned sizes and fit an exact polynomial in the dims.
+
+    ``multiple``: the alignment of every spatial/sequence dim (or per dim name); sizes used
+    are ``multiple * (start + i)``. ``degree``: the highest power per dim (default 1 for
+    ``B``, 2 otherwise). ``fixed``: dims kept at one value. The result is a single leaf
+    Cost flagged as fitted, with its validity (dims multiples of ``multiple`` and at least
+    the smallest fitted size) and the verification points in ``notes``. ``real=True`` runs
+    the concrete traces on real random tensors (for models whose control flow reads
+    values, which fake tensors cannot provide).
+
+    >>> import torch, symflops as sf
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=2, padding=1))
+    >>> c = sf.trace.fit(net, "B 3 H W", multiple=2, convention="macs")
+    >>> c.flops
+    54*B*H*W
+    """
+    from symflops.symbols import symbol
+    from symflops.trace._tracer import parse_inputs, trace
+
+    conv = get_convention(convention)
+    pos, kw = parse_inputs(inputs)
+    fixed = dict(fixed or {})
+    names: list[str] = []
+    for s in [*pos, *kw.values()]:
+        for d in s.dims:
+            if isinstance(d, str) and d not in names and d not in fixed:
+                names.append(d)
+    if not names:
+        raise SymflopsError("nothing to fit: every dim is fixed", layer="fit")
+    mult = {n: (multiple.get(n, 1 if n == "B" else 32) if isinstance(multiple, Mapping)
+                else (1 if n == "B" else multiple)) for n in names}
+    deg = {n: (degree.get(n, 1 if n == "B" else 2) if isinstance(degree, Mapping)
+               else (1 if n == "B" else 2) if degree is None else degree) for n in names}
+    syms = [symbol(n) for n in names]
+    monomials = [sp.Mul(*[s**e for s, e in zip(syms, exps, strict=True)])
+                 for exps in itertools.product(*[range(deg[n] + 1) for n in names])]
+    grid = [dict(zip(names, pt, strict=True)) for pt in itertools.product(
+        *[[_size(n, mult[n], start, i) for i in range(deg[n] + 1)] for n in names])]
+    checks = [{n: _size(n, mult[n], start, deg[n] + 1 + j) for n in names} for j in range(2)]
+    samples: list[tuple[dict[str, int], Cost]] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for pt in grid + checks:
+            values = {**fixed, **pt}
+            c = trace(model, _concrete(inputs, values), convention=conv, mode=mode,
+                      warn=False, real=real)
+            samples.append((pt, c))
+    kinds = sorted({k for _, c in samples for k in c.work})
+    rows = sp.Matrix([[m.xreplace({s: pt[s.name] for s in syms}) for m in monomials]
+                      for pt, _ in samples[:len(grid)]])
+    fitted: dict[str, sp.Expr] = {}
+    for kind in kinds + ["params"]:
+        ys = sp.Matrix([c.params if kind == "params" else c.work.get(kind, 0)
+                        for _, c in samples[:len(grid)]])
+        coeffs = rows.LUsolve(ys)
+        fitted[kind] = sp.expand(sum((cf * m for cf, m in zip(coeffs, monomials, strict=True)),
+                                     sp.Integer(0)))
+        for pt, c in samples[len(grid):]:
+            want = c.params if kind == "params" else c.work.get(kind, 0)
+            got = fitted[kind].xreplace({s: pt[s.name] for s in syms})
+            if got != want:
+                raise SymflopsError(
+                    "the fitted polynomial misses a verification point: the count is not "
+                    "a polynomial of this degree at these sizes", layer="fit",
+                    values={"kind": kind, "at": pt, "traced": want, "fitted": got},
+                    fix="raise degree=..., or check that multiple is the total stride")
+    params = fitted.pop("params")
+    first = pos[0] if pos else next(iter(kw.values()))
+    validity: list[sp.Basic] = [sp.Ge(symbol(n), _size(n, mult[n], start, 0)) for n in names
+                                if _size(n, mult[n], start, 0) > 1]
+    used = ", ".join("(" + ", ".join(f"{n}={v}" for n, v in pt.items()) + ")" for pt in grid)
+    verified = ", ".join("(" + ", ".join(f"{n}={v}" for n, v in pt.items()) + ")"
+                         for pt in checks)
+    note = (f"FITTED, not traced symbolically: an exact polynomial through {len(grid)} "
+            f"concrete traces at {used}; verified at {verified} (not used for the fit). "
+            "Valid for " + ", ".join(f"{n} a multiple of {mult[n]}" for n in names
+                                     if mult[n] > 1) +
+            (", with " + ", ".join(f"{n} = {v}" for n, v in fixed.items()) if fixed else ""))
+    return Cost("", "Fitted", spec=f"{type(model).__name__} (fitted)", params=params,
+                work=fitted, convention=conv, validity=validity, notes=(note,),
+                input_shape=tuple(symbol(d) if isinstance(d, str) else sp.Integer(d)
+                                  for d in first.dims),
+                derivation=Derivation(dict(fitted), params, {}, note))

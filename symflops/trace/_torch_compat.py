@@ -27,7 +27,7 @@ from torch.fx.experimental.symbolic_shapes import DimDynamic, ShapeEnv
 from torch.utils._python_dispatch import TorchDispatchMode
 
 __all__ = ["TorchDispatchMode", "SymEnv", "SymbolMap", "current_autograd_node",
-           "module_hooks", "SKIP_OPS", "TORCH_VERSION"]
+           "module_hooks", "node_metadata", "SKIP_OPS", "TORCH_VERSION"]
 
 TORCH_VERSION = torch.__version__
 
@@ -66,7 +66,7 @@ class SymEnv:
         return self.symints[name]
 
     def fake(self, tensor: Any) -> Any:
-        """A fake copy of a real or meta tensor (memoized by the mode; the original is untouched)."""
+        """A fake copy of a real or meta tensor (memoized; the original is untouched)."""
         hit = self._fakes.get(id(tensor))
         if hit is not None and hit[0] is tensor:
             return hit[1]
@@ -161,7 +161,7 @@ class SymbolMap:
 
     def _convert(self, e: Any) -> sp.Expr:
         if e.is_Integer or e.is_Rational:
-            return e  # type: ignore[no-any-return]
+            return e
         if e.is_Symbol:
             if e in self.by_torch:
                 return self.by_torch[e]
@@ -173,7 +173,13 @@ class SymbolMap:
         fn = _FUNCS.get(type(e))
         if fn is not None:
             return fn(*args)
-        return e.func(*args)  # type: ignore[no-any-return]
+        return e.func(*args)
+
+
+def node_metadata(node: Any) -> dict[str, Any]:
+    """The per-node metadata dict autograd keeps (``Node.metadata``, a property)."""
+    meta: dict[str, Any] = node.metadata
+    return meta
 
 
 def current_autograd_node() -> Any:
@@ -188,7 +194,8 @@ def module_hooks(pre: Callable[..., Any], post: Callable[..., Any]) -> Iterator[
     Global hooks live in torch.nn.modules.module, not on the user's model.
     """
     from torch.nn.modules.module import (
-        register_module_forward_hook, register_module_forward_pre_hook,
+        register_module_forward_hook,
+        register_module_forward_pre_hook,
     )
 
     h1 = register_module_forward_pre_hook(pre)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 from collections import Counter
@@ -249,7 +250,7 @@ class _Recorder(C.TorchDispatchMode):
                 out = func(*args, **kwargs)
             node = C.current_autograd_node() if t.train else None
             if node is not None:
-                path = node.metadata.get(_META_KEY, _ROOT)
+                path = C.node_metadata(node).get(_META_KEY, _ROOT)
                 bw = True
             else:
                 path, bw = t.stack[-1], False
@@ -328,9 +329,12 @@ class _Tracer:
         todo = [t.grad_fn for t in _tensors(output) if t.grad_fn is not None]
         while todo:
             node = todo.pop()
-            if node is None or node in bounds or _META_KEY in node.metadata:
+            if node is None or node in bounds:
                 continue
-            node.metadata[_META_KEY] = key
+            meta = C.node_metadata(node)
+            if _META_KEY in meta:
+                continue
+            meta[_META_KEY] = key
             todo.extend(n for n, _ in node.next_functions if n is not None)
 
 
@@ -368,10 +372,10 @@ def _restore(model: torch.nn.Module, snap: dict[str, Any]) -> None:
 
 
 def _device(model: torch.nn.Module) -> torch.device:
-    for t in model.parameters():
-        return t.device
-    for t in model.buffers():
-        return t.device
+    for p in model.parameters():
+        return p.device
+    for b in model.buffers():
+        return b.device
     return torch.device("cpu")
 
 
@@ -386,12 +390,13 @@ def _default_dtype(model: torch.nn.Module) -> torch.dtype:
 def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None = None, *,
           convention: str | Convention = "exact", mode: str = "eval", strict: bool = False,
           aligned: bool | Mapping[str, int] = False,
-          warn: bool = True) -> Cost:
+          warn: bool = True, real: bool = False) -> Cost:
     """Trace ``model`` on symbolic fake inputs into a Cost tree in the named dims.
 
     ``inputs``: ``"B 3 H W"``, ``("B", 3, "H", "W")``, a list of those (positional
     inputs), a dict ``{name: spec}`` (keyword inputs; ``input_ids``-like names are int64),
-    or ``(spec, torch.long)`` for a dtype. ``hints``: example sizes (defaults: B=2,
+    or ``(spec, torch.long)`` for a dtype. ``real=True`` (concrete sizes only) runs the
+    model on real random tensors instead of fake ones, for data-dependent control flow. ``hints``: example sizes (defaults: B=2,
     H=W=224, N=T=S=128, others 64). ``mode="train"`` traces forward and backward.
     Ops without a handler are reported (``cost.notes``, a warning, ``.report``) and
     counted as 0; ``strict=True`` raises instead. ``aligned=True`` returns the aligned
@@ -422,7 +427,10 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
             raise SymflopsError("hints must be positive ints", layer="trace",
                                 values={k: v})
     started = time.perf_counter()
-    result = _run(model, pos, kw, hints, conv, mode == "train", strict, warn)
+    if real and any(isinstance(d, str) for s in [*pos, *kw.values()] for d in s.dims):
+        raise SymflopsError("real=True runs the model for real: every size must be an int",
+                            layer="trace", fix="substitute the dims, or use symflops.trace.fit")
+    result = _run(model, pos, kw, hints, conv, mode == "train", strict, warn, real)
     report = result[1]
     report.seconds = time.perf_counter() - started
     cost = result[0]
@@ -439,6 +447,7 @@ class TracedCost(Cost):
     (transformations such as ``subs`` return plain Costs)."""
 
     __slots__ = ("report",)
+    report: TraceReport
 
     @classmethod
     def attach(cls, cost: Cost, report: TraceReport) -> TracedCost:
@@ -450,8 +459,8 @@ class TracedCost(Cost):
 
 
 def _run(model: torch.nn.Module, pos: Sequence[InputSpec], kw: Mapping[str, InputSpec],
-         hints: dict[str, int], conv: Convention, train: bool, strict: bool, warn: bool
-         ) -> tuple[Cost, TraceReport]:
+         hints: dict[str, int], conv: Convention, train: bool, strict: bool, warn: bool,
+         real: bool = False) -> tuple[Cost, TraceReport]:
     env = C.SymEnv()
     names: list[str] = []
     for spec in [*pos, *kw.values()]:
@@ -466,11 +475,15 @@ def _run(model: torch.nn.Module, pos: Sequence[InputSpec], kw: Mapping[str, Inpu
     tracer = _Tracer(model, train)
     try:
         model.train(train)
-        with env.mode:
+        with env.mode if not real else contextlib.nullcontext():
             def make(spec: InputSpec) -> torch.Tensor:
                 sizes = [env.symint(d, hint_of[d]) if isinstance(d, str) else d
                          for d in spec.dims]
                 dtype = spec.dtype or fdtype
+                if real:  # values matter only for data-dependent control flow
+                    return torch.randn(sizes, device=device).to(dtype) \
+                        if dtype.is_floating_point else torch.zeros(sizes, dtype=dtype,
+                                                                   device=device)
                 return torch.empty(sizes, dtype=dtype, device=device)
 
             args = [make(s) for s in pos]
@@ -480,9 +493,9 @@ def _run(model: torch.nn.Module, pos: Sequence[InputSpec], kw: Mapping[str, Inpu
                 tracer.io_in[_ROOT] = _RawT(*_shape_of(first[0]))
             state: dict[str, torch.Tensor] = {}
             for n, p in model.named_parameters(remove_duplicate=False):
-                state[n] = env.fake(p)
+                state[n] = env.fake(p) if not real else p
             for n, b in model.named_buffers(remove_duplicate=False):
-                state[n] = env.fake(b)
+                state[n] = env.fake(b) if not real else b.clone()
             with C.module_hooks(tracer.pre, tracer.post), _Recorder(tracer):
                 with torch.set_grad_enabled(train):
                     out = torch.func.functional_call(model, state, tuple(args), kwargs,
@@ -591,7 +604,7 @@ def _build(model: torch.nn.Module, tracer: _Tracer, env: C.SymEnv,
         try:
             parts = HANDLERS[rec.packet](call)
         except SymflopsError as e:
-            raise e.at(".".join(rec.path) or "(root)")
+            raise e.at(".".join(rec.path) or "(root)") from None
         except Exception as e:
             raise SymflopsError(f"the handler of {op_name(rec.packet)} failed: {e}",
                                 layer="trace", values={"at": ".".join(rec.path)}) from e

@@ -9,7 +9,7 @@ decompose into (``addmm``, ``mm``, ``bmm``), which is exactly what runs.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import sympy as sp
@@ -67,17 +67,17 @@ def _conv(call: OpCall) -> list[Part]:
         wk, gen = _tconv(batch, cin, cout, kernel, ks, x.shape[2:], out[2:], stride,
                          dilation, groups, has_bias)
         b: dict[sp.Symbol, Any] = {S.B: batch, S.C_in: cin, S.C_out: cout, S.groups: groups}
-        b.update(zip(ks, kernel))
-        b.update(zip(_SPATIAL_IN[n], x.shape[2:]))
-        b.update(zip(_SPATIAL_OUT[n], out[2:]))
+        b.update(zip(ks, kernel, strict=True))
+        b.update(zip(_SPATIAL_IN[n], x.shape[2:], strict=True))
+        b.update(zip(_SPATIAL_OUT[n], out[2:], strict=True))
         return _one(wk, gen, b, "every input element times every weight of its group "
                     "(scatter); a position collecting n products costs n - 1 adds")
     cin, cout = x.shape[1], w.shape[0]
     wk = F.conv_work(batch, cin, cout, kernel, out[2:], groups, has_bias)
     gen = F.conv_work(S.B, S.C_in, S.C_out, ks, _SPATIAL_OUT[n], S.groups, has_bias)
     b = {S.B: batch, S.C_in: cin, S.C_out: cout, S.groups: groups}
-    b.update(zip(ks, kernel))
-    b.update(zip(_SPATIAL_OUT[n], out[2:]))
+    b.update(zip(ks, kernel, strict=True))
+    b.update(zip(_SPATIAL_OUT[n], out[2:], strict=True))
     return _one(wk, gen, b, "each output: a dot product of C_in/groups*prod(kernel) products, "
                 "its adds" + (", and one bias add" if has_bias else ""))
 
@@ -127,9 +127,9 @@ def _conv_backward(call: OpCall) -> list[Part]:
     parts: list[Part] = []
     b = {S.B: batch, S.C_in: cin, S.C_out: cout, S.groups: groups}
     ks = _ksyms(kernel)
-    b.update(zip(ks, kernel))
-    b.update(zip(_SPATIAL_OUT[n], outs))
-    b.update(zip(_SPATIAL_IN[n], ins))
+    b.update(zip(ks, kernel, strict=True))
+    b.update(zip(_SPATIAL_OUT[n], outs, strict=True))
+    b.update(zip(_SPATIAL_IN[n], ins, strict=True))
     if mask[0]:
         # grad_input = conv_transpose(grad_output): in = C_out channels at out spatial
         wk, gen = _tconv(batch, cout, cin, kernel, ks, outs, ins, stride, dilation, groups,
@@ -283,7 +283,7 @@ def _sdpa_backward(call: OpCall) -> list[Part]:
     """Attention backward: four products (dV = A^T dO, dA = dO V^T, dQ = dS K, dK = dS^T Q),
     each as many MACs as a forward product (FlopCounterMode's count), plus the softmax
     gradient (4 per score: multiply, row-sum add, subtract, multiply)."""
-    gy, q, k, v = call.args[0], call.args[1], call.args[2], call.args[3]
+    q, k, v = call.args[1], call.args[2], call.args[3]
     batch = _prod(q.shape[:-3]) if q.ndim > 3 else 1
     h, n, d, s, dv = q.shape[-3], q.shape[-2], q.shape[-1], k.shape[-2], v.shape[-1]
     b = {S.B: batch, S.heads: h, S.N: n, S.S: s, S.head_dim: d, S.symbol("head_dim_v"): dv}
@@ -341,7 +341,7 @@ def _layer_norm(call: OpCall) -> list[Part]:
 @register(aten.native_group_norm)
 def _group_norm(call: OpCall) -> list[Part]:
     """GroupNorm: statistics per group, per-channel affine."""
-    x, weight = call.args[0], call.args[1]
+    weight = call.args[1]
     batch, ch, hw, groups = call.args[3], call.args[4], call.args[5], call.args[6]
     affine = isinstance(weight, TShape)
     return _one(F.group_norm_work(batch, groups, ch, hw, affine=affine),
@@ -381,8 +381,8 @@ def _max_pool(call: OpCall) -> list[Part]:
     planes = _prod(out.shape[:-n])
     gen = F.max_pool_work(S.M * _prod(_SPATIAL_OUT[n]), _prod(ks))
     b: dict[sp.Symbol, Any] = {S.M: planes}
-    b.update(zip(ks, kernel))
-    b.update(zip(_SPATIAL_OUT[n], out.shape[-n:]))
+    b.update(zip(ks, kernel, strict=True))
+    b.update(zip(_SPATIAL_OUT[n], out.shape[-n:], strict=True))
     return _one(F.max_pool_work(out.numel, window), gen, b,
                 "window - 1 compares per output; M = batch*channels planes")
 
@@ -396,8 +396,8 @@ def _avg_pool(call: OpCall) -> list[Part]:
     ks = _ksyms(kernel)
     gen = F.avg_pool_work(S.M * _prod(_SPATIAL_OUT[n]), _prod(ks))
     b: dict[sp.Symbol, Any] = {S.M: _prod(out.shape[:-n])}
-    b.update(zip(ks, kernel))
-    b.update(zip(_SPATIAL_OUT[n], out.shape[-n:]))
+    b.update(zip(ks, kernel, strict=True))
+    b.update(zip(_SPATIAL_OUT[n], out.shape[-n:], strict=True))
     return _one(F.avg_pool_work(out.numel, window), gen, b,
                 "window - 1 adds and one divide per output; M = batch*channels planes")
 
@@ -412,14 +412,14 @@ def _adaptive_pool(call: OpCall) -> list[Part]:
     planes, ins, outs = _prod(x.shape[:-n]), x.shape[-n:], out.shape[-n:]
     if not all(isinstance(o, int) or getattr(o, "is_Integer", False) for o in outs):
         return _one({"pooling": planes * _prod(ins)}, {"pooling": S.M * _prod(_SPATIAL_IN[n])},
-                    {S.M: planes, **dict(zip(_SPATIAL_IN[n], ins))},
+                    {S.M: planes, **dict(zip(_SPATIAL_IN[n], ins, strict=True))},
                     "symbolic output size: counted as one read of each input element")
     outs_i = [int(o) for o in outs]
     fn = F.adaptive_max_pool_work if is_max else F.adaptive_avg_pool_work
     wk = fn(planes, ins, outs_i)
     if all(o == 1 for o in outs_i):
         gen = fn(S.M, _SPATIAL_IN[n], outs_i)
-        b: dict[sp.Symbol, Any] = {S.M: planes, **dict(zip(_SPATIAL_IN[n], ins))}
+        b: dict[sp.Symbol, Any] = {S.M: planes, **dict(zip(_SPATIAL_IN[n], ins, strict=True))}
         expl = "one window over the whole plane per output"
     else:
         gen, b = wk, {}
@@ -627,7 +627,7 @@ _ZERO = [
 register_zero_cost(*{getattr(aten, n) for n in _ZERO if hasattr(aten, n)})
 
 
-@lru_cache(maxsize=None)
+@cache
 def describe() -> dict[str, list[str]]:
     """Names of every handled op and every zero-cost op (for documentation)."""
     from symflops.trace.registry import HANDLERS, ZERO_COST, op_name
