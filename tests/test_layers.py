@@ -25,7 +25,11 @@ import symflops as sf
 from symflops import nn
 from symflops.conventions import get_convention
 from symflops.symbols import B, C, C_in, C_out, D, H, I, K, L, N, O, T, V, W, dim, groups, heads
-from tests import bruteforce as bf
+
+try:  # python -m pytest (the repository root on sys.path)
+    from tests import bruteforce as bf
+except ImportError:  # plain pytest: tests/ itself is on sys.path
+    import bruteforce as bf  # type: ignore[no-redef]
 
 floor, ceiling = sp.floor, sp.ceiling
 
