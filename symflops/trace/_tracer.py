@@ -395,9 +395,10 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
 
     ``inputs``: ``"B 3 H W"``, ``("B", 3, "H", "W")``, a list of those (positional
     inputs), a dict ``{name: spec}`` (keyword inputs; ``input_ids``-like names are int64),
-    or ``(spec, torch.long)`` for a dtype. ``real=True`` (concrete sizes only) runs the
-    model on real random tensors instead of fake ones, for data-dependent control flow. ``hints``: example sizes (defaults: B=2,
-    H=W=224, N=T=S=128, others 64). ``mode="train"`` traces forward and backward.
+    or ``(spec, torch.long)`` for a dtype. ``hints``: example sizes (defaults: B=2,
+    H=W=224, N=T=S=128, others 64). ``real=True`` (concrete sizes only) runs the model on
+    real random tensors instead of fake ones, for data-dependent control flow.
+    ``mode="train"`` traces forward and backward.
     Ops without a handler are reported (``cost.notes``, a warning, ``.report``) and
     counted as 0; ``strict=True`` raises instead. ``aligned=True`` returns the aligned
     form (dims multiples of the model's total stride; see :func:`aligned`).
