@@ -8,7 +8,7 @@ into a leaf Cost through the same formula functions ``sf.nn`` uses.
 >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=2), torch.nn.ReLU())
 >>> c = sf.trace(net, "B 3 H W", convention="torch")
 >>> c.flops
-432*B*floor(H/2 - 1/2)*floor(W/2 - 1/2)
+432*B*(floor(H/2 - 3/2) + 1)*(floor(W/2 - 3/2) + 1)
 >>> c.validity
 (H >= 3, W >= 3)
 """
