@@ -411,6 +411,7 @@ def _scale_one(spec: str, cost: Cost, var_names: list[str], values: list[int],
         growth_order,
         leading_terms,
         sweep,
+        terms,
     )
 
     free = {s.name: s for s in cost.free_symbols}
@@ -444,6 +445,16 @@ def _scale_one(spec: str, cost: Cost, var_names: list[str], values: list[int],
     lines.append(f"growth order in {', '.join(var_names)}: {order}")
     lines.append("leading term" + ("s" if len(lead) > 1 else "") + ": "
                  + " + ".join(str(t) for t in lead))
+    try:
+        poly = terms(expr, syms, align="auto")
+    except SymflopsError:  # not a polynomial (or not alignable): the leading terms stand
+        poly = []
+    if 0 < len(poly) <= 8:
+        where = ", ".join(f"{name} a multiple of {m}" for name, m in
+                          info["alignment"].items()) if floors else ""
+        text = " + ".join(str(t) for t in poly).replace("+ -", "- ")
+        info["polynomial"] = text
+        lines.append(f"polynomial{f' ({where})' if where else ''}: {text}")
     if slope is not None:
         lines.append(f"fitted log-log slope: {slope:.3f} over the range, "
                      f"{end_slope:.3f} between its last two points")

@@ -343,6 +343,9 @@ def test_scale_traced_models_plot(tmp_path: Path, traced_resnet50: sf.Cost) -> N
     table = re.findall(r"^\s*([\d,]+)\s+([\d,]+)$", first, re.M)
     assert [int(v.replace(",", "")) for _, v in table] == expected.tolist()
     assert "growth order in H, W: 2" in first
+    poly = A.terms(traced_resnet50.subs(B=1), [H, W])
+    printed = row(first, "polynomial (H a multiple of 32, W a multiple of 32):")
+    assert sp.expand(parse_expr(printed) - sum(t.expr for t in poly)) == 0
     assert "examples/mobilenet.py:mobilenet_v2 -- MACs" in out
 
 
