@@ -526,6 +526,14 @@ def cmd_doc(args: argparse.Namespace) -> int:
     except ImportError:
         raise SymflopsError("the formula reference writer (symflops.reference) is not "
                             "available in this build", fix="update symflops") from None
+    if args.check:
+        path = Path(args.output or reference.DEFAULT_PATH)
+        current = path.read_text(encoding="utf-8") if path.exists() else ""
+        if current != reference.formula_reference():
+            sys.stderr.write(f"symflops: {path} is stale; run: symflops doc --output {path}\n")
+            return 1
+        sys.stderr.write(f"symflops: {path} is up to date\n")
+        return 0
     if args.output:
         reference.write_reference(args.output)
         sys.stderr.write(f"symflops: wrote {args.output}\n")
@@ -598,6 +606,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("doc", help="write the formula reference of every layer")
     p.add_argument("--output", "-o", metavar="FILE", help="e.g. docs/formulas.md")
+    p.add_argument("--check", action="store_true",
+                   help="exit 1 if FILE (default docs/formulas.md) is not what would be written")
     p.set_defaults(func=cmd_doc)
     return parser
 

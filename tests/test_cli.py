@@ -287,6 +287,10 @@ def test_doc_writes_the_reference(tmp_path: Path) -> None:
     ok("doc", "--output", str(dest))
     assert dest.read_text(encoding="utf-8") == formula_reference()
     assert ok("doc") == formula_reference()
+    ok("doc", "--check", "--output", str(dest))
+    dest.write_text("stale", encoding="utf-8")
+    p = run("doc", "--check", "--output", str(dest))
+    assert p.returncode == 1 and "is stale" in p.stderr
 
 
 # --------------------------------------------------------------------------- torch examples
