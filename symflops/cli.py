@@ -203,10 +203,22 @@ def _progress(what: str, stream: Any) -> Iterator[None]:
             stream.flush()
 
 
+def _hints(args: argparse.Namespace) -> dict[str, int]:
+    hints: dict[str, int] = {}
+    for h in getattr(args, "hint", None) or []:
+        for sym, val in parse_assignments(h).items():
+            if not (val.is_Integer and val > 0):
+                raise SymflopsError("hints must be positive integers", values={sym.name: val},
+                                    fix="write --hint H=224")
+            hints[sym.name] = int(val)
+    return hints
+
+
 def _cost_of(target: Target, args: argparse.Namespace) -> Cost:
     if target.layer is not None:
         return target.layer.cost(target.shape, convention=args.convention)
     texts = args.input or []
+    _hints(args)  # checked before anything is built
     what = f"building and costing {target.name}"
     if texts:
         what += f" on {_shape_text(_input_spec(texts))}"
@@ -242,13 +254,7 @@ def _build_cost(target: Target, args: argparse.Namespace) -> Cost:
         raise SymflopsError(f"tracing {target.name} needs an input spec",
                             fix='pass --input "B 3 H W" (or "input_ids=B N" for keywords)')
     spec = _input_spec(texts)
-    hints: dict[str, int] = {}
-    for h in args.hint or []:
-        for sym, val in parse_assignments(h).items():
-            if not val.is_Integer:
-                raise SymflopsError("hints must be integers", values={sym.name: val},
-                                    fix="write --hint H=224")
-            hints[sym.name] = int(val)
+    hints = _hints(args)
     try:
         from symflops.trace import trace
     except ImportError as e:

@@ -198,6 +198,10 @@ def test_trace_errors(tmp_path: Path) -> None:
     assert "decimal point" in fails("trace", f"{path}:small", "--input", "B 3.5 H W")
     assert "unexpected character" in fails("trace", f"{path}:small", "--input", "B 3 H W!")
     assert "needs an input" in fails("trace", f"{path}:small")
+    assert "hints must be positive integers" in fails("trace", f"{path}:small", "--input",
+                                                      "B 3 H W", "--hint", "H=W")
+    assert "decimal point" in fails("trace", f"{path}:small", "--input", "B 3 H W", "--hint",
+                                    "H=2.5")
     line = fails("trace", f"{path}:small", "--input", "B 3 H W", "--at", "Q=3")
     assert "unknown symbol 'Q'" in line and "B, H, W" in line
     assert "positive" in fails("trace", f"{path}:small", "--input", "B 3 H W", "--at", "H=0")
