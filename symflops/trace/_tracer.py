@@ -222,7 +222,36 @@ def _unary(args: Any, kwargs: Any) -> Any:
 # tensor shaped (and strided) like their input, in place or not. torch has no meta
 # kernel for some of them (hardtanh: ReLU6) and runs a Python reference decomposition
 # whose symbolic arithmetic dominated a MobileNetV2 trace (4.6 of 7 s).
-_FAST: dict[Any, Any] = {torch.ops.aten.native_batch_norm: _bn_eval,
+def _conv(args: Any, kwargs: Any) -> Any:
+    """A direct convolution's output size, ``(size + 2p - d(k - 1) - 1) // s + 1`` per
+    spatial dim, without torch's fake conv kernel (which derives strides and memory
+    formats through many more symbolic operations). Transposed convs take torch's path."""
+    if kwargs or len(args) < 9 or args[6]:
+        return None
+    x, w = args[0], args[1]
+    n = w.dim() - 2
+    if x.dim() != n + 2:
+        return None
+    stride, padding, dilation = (_ntuple(args[i], n) for i in (3, 4, 5))
+    sizes = [x.shape[0], w.shape[0]]
+    for i in range(n):
+        k = w.shape[2 + i]
+        size = (x.shape[2 + i] + 2 * padding[i] - dilation[i] * (k - 1) - 1) // stride[i] + 1
+        if not size >= 1:  # records torch's guard (e.g. H >= 7): the formula's validity
+            return None
+        sizes.append(size)
+    if x.shape[1] != w.shape[1] * args[8]:
+        return None  # let torch raise its own error
+    return x.new_empty(sizes)
+
+
+def _ntuple(v: Any, n: int) -> list[Any]:
+    v = list(v)
+    return v * n if len(v) == 1 else v
+
+
+_FAST: dict[Any, Any] = {torch.ops.aten.convolution: _conv,
+                         torch.ops.aten.native_batch_norm: _bn_eval,
                          torch.ops.aten._native_batch_norm_legit_no_training: _bn_legit_eval}
 for _n in ("relu", "hardtanh", "silu", "gelu", "sigmoid", "tanh", "hardswish", "hardsigmoid",
            "leaky_relu", "elu", "mish"):
@@ -244,7 +273,7 @@ class _Recorder(C.TorchDispatchMode):
         packet = func._overloadpacket
         t = self.t
         if packet in HANDLERS:
-            fast = _FAST.get(packet)
+            fast = _FAST.get(packet) if not t.real else None
             out = fast(args, kwargs) if fast is not None else None
             if out is None:
                 out = func(*args, **kwargs)
@@ -276,8 +305,9 @@ class _Recorder(C.TorchDispatchMode):
 
 
 class _Tracer:
-    def __init__(self, model: torch.nn.Module, train: bool) -> None:
+    def __init__(self, model: torch.nn.Module, train: bool, real: bool = False) -> None:
         self.train = train
+        self.real = real
         self.names: dict[int, tuple[str, ...]] = {}
         self.types: dict[tuple[str, ...], str] = {_ROOT: type(model).__name__}
         self.specs: dict[tuple[str, ...], str] = {}
@@ -473,7 +503,7 @@ def _run(model: torch.nn.Module, pos: Sequence[InputSpec], kw: Mapping[str, Inpu
     device = _device(model)
     fdtype = _default_dtype(model)
     snap = _snapshot(model)
-    tracer = _Tracer(model, train)
+    tracer = _Tracer(model, train, real)
     try:
         model.train(train)
         with env.mode if not real else contextlib.nullcontext():
