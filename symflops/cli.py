@@ -426,6 +426,14 @@ def _scale_one(spec: str, cost: Cost, var_names: list[str], values: list[int],
         raise SymflopsError(f"{spec} does not depend on {', '.join(unknown)}",
                             fix="sweep one of: " + (", ".join(sorted(free)) or "nothing"))
     syms = [free[n] for n in var_names]
+    rest = sorted(s.name for s in cost.quantity(args.quantity).free_symbols
+                  if s.name not in var_names)
+    if rest:
+        raise SymflopsError(f"{spec} also depends on {', '.join(rest)}",
+                            fix="give values with --at " + ",".join(f"{n}=..." for n in rest)
+                                + " (a value may name another symbol: W=H), or sweep them "
+                                  "too: --var "
+                                + ",".join(var_names + rest))
     sw = sweep(cost, {tuple(var_names): values}, quantity=args.quantity)
     ys = sw.results[args.quantity]
     label = sw.labels[args.quantity]

@@ -278,8 +278,12 @@ def test_scale_plot_png(tmp_path: Path) -> None:
 def test_scale_errors() -> None:
     line = fails("scale", "Linear", "--var", "H", "--range", "1:4", "--at", "I=2,O=3")
     assert "does not depend on H" in line and "fix: sweep one of: M" in line
-    assert "missing=['O']" in fails("scale", "Linear", "--var", "M", "--range", "1:4", "--at",
-                                    "I=2")
+    line = fails("scale", "Linear", "--var", "M", "--range", "1:4", "--at", "I=2")
+    assert "also depends on O" in line and "--at O=..." in line and "--var M,O" in line
+    # tying W to H through --at works as the message says
+    out = ok("scale", "Conv2d", "--var", "H", "--range", "8:16:8", "--at",
+             "B=1,C_in=1,C_out=1,K=1,s=1,p=1,groups=1,W=H")
+    assert re.search(r"^\s*16\s+648$", out, re.M)  # 2 FLOPs (mul + bias) * 18 * 18
     assert "range stop is below" in fails("scale", "Linear", "--var", "M", "--range", "4:1")
 
 
