@@ -191,3 +191,18 @@ def test_train_mode_grouped_conv_backward():
     grouped_extra = (8 - 1) * fwd.subs({B: 2, H: 12, W: 12}) * 2  # torch counts 2 per MAC
     ours = c.with_convention("torch").subs(B=2, H=12, W=12).flops
     assert fc.get_total_flops() == ours + grouped_extra
+
+
+def test_transformer_encoder_fast_path():
+    # under no_grad nn.TransformerEncoderLayer runs one fused op that FlopCounterMode
+    # counts as 0; with grad enabled it runs linears and SDPA (MATH: bmm's), which it counts
+    enc = torch.nn.TransformerEncoder(
+        torch.nn.TransformerEncoderLayer(32, 4, 64, batch_first=True), 2,
+        enable_nested_tensor=False).eval()
+    c = sf.trace(enc, "B N 32", convention="torch")
+    assert not c.report.unknown
+    assert [x.name for x in c["layers.0"].children][:3] == ["parameters", "qkv", "scores"]
+    ref = counted(enc, torch.randn(2, 11, 32))
+    assert c.subs(B=2, N=11).flops == ref
+    with torch.no_grad():
+        assert counted(enc, torch.randn(2, 11, 32)) == 0

@@ -665,6 +665,7 @@ def _build(model: torch.nn.Module, tracer: _Tracer, env: C.SymEnv,
 # ops whose parts become sibling leaves named by part (attention: scores, softmax, ...)
 _SPLIT_OPS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu,
               torch.ops.aten._native_multi_head_attention,
+              torch.ops.aten._transformer_encoder_layer_fwd,
               torch.ops.aten._scaled_dot_product_flash_attention,
               torch.ops.aten._scaled_dot_product_efficient_attention,
               torch.ops.aten._scaled_dot_product_cudnn_attention,

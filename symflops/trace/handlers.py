@@ -275,6 +275,48 @@ def _mha_fast(call: OpCall) -> list[Part]:
     return parts
 
 
+@register(aten._transformer_encoder_layer_fwd)
+def _encoder_layer_fast(call: OpCall) -> list[Part]:
+    """nn.TransformerEncoderLayer's inference fast path (FlopCounterMode counts 0 for it):
+    the self-attention (as nn.MultiheadAttention's fast path), two residual adds, two
+    LayerNorms and the feed-forward network (two linears and ReLU or GELU)."""
+    x = call.args[0]
+    embed, heads = call.args[1], call.args[2]
+    use_gelu = bool(call.args[7])
+    ffn = call.args[14].shape[0]
+    batch = x.shape[0] if x.ndim == 3 else 1
+    n = x.shape[-2]
+    rows = batch * n
+    hd = F.exact_div(embed, heads)
+    b = {S.B: batch, S.N: n, S.dim: embed, S.symbol("ffn"): ffn}
+    ff = S.symbol("ffn")
+
+    def lin(i: Any, o: Any, gi: Any, go: Any, name: str, what: str) -> Part:
+        return Part(F.linear_work(rows, i, o, True), F.linear_work(S.B * S.N, gi, go, True), b,
+                    what, name=name, layer="Linear")
+
+    act = "gelu" if use_gelu else "relu"
+    parts = [lin(embed, 3 * embed, S.dim, 3 * S.dim, "qkv", "q, k, v projections")]
+    seq = TShape((batch, heads, n, hd))
+    parts += _attention(seq, seq, seq, False, call.arg(18, "mask"))
+    parts += [
+        lin(embed, embed, S.dim, S.dim, "out_proj", "attention output projection"),
+        Part(F.elementwise_work(rows * embed), F.elementwise_work(S.B * S.N * S.dim), b,
+             "residual add", name="add_1", layer="Add"),
+        Part(F.layer_norm_work(rows, embed), F.layer_norm_work(S.B * S.N, S.dim), b,
+             "LayerNorm (5 dim + 2 per row, then the affine)", name="norm1", layer="LayerNorm"),
+        lin(embed, ffn, S.dim, ff, "linear1", "feed-forward, first layer"),
+        Part(F.activation_work(act, rows * ffn), F.activation_work(act, S.B * S.N * ff), b,
+             f"{act} of the hidden layer", name="activation", layer=act.upper()),
+        lin(ffn, embed, ff, S.dim, "linear2", "feed-forward, second layer"),
+        Part(F.elementwise_work(rows * embed), F.elementwise_work(S.B * S.N * S.dim), b,
+             "residual add", name="add_2", layer="Add"),
+        Part(F.layer_norm_work(rows, embed), F.layer_norm_work(S.B * S.N, S.dim), b,
+             "LayerNorm (5 dim + 2 per row, then the affine)", name="norm2", layer="LayerNorm"),
+    ]
+    return parts
+
+
 @register(aten._scaled_dot_product_flash_attention_for_cpu_backward,
           aten._scaled_dot_product_efficient_attention_backward,
           aten._scaled_dot_product_flash_attention_backward,
