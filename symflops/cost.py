@@ -133,7 +133,7 @@ class Cost:
         """The work weighted by this Cost's convention (``convention.label`` names it)."""
         if self._flops is None:
             only = self.children[0] if len(self.children) == 1 else None
-            if self._simplified and only is not None and only.convention == self.convention:
+            if only is not None and only.convention == self.convention:
                 # a Repeat (or any one-child container): count times the child's total,
                 # already simplified, instead of expanding it again
                 self._flops = only.total_flops
