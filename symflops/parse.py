@@ -279,7 +279,10 @@ def parse_int(text: str, what: str = "value") -> int:
 def parse_name(text: str) -> str:
     """A bare name (``H``, ``C_in``), checked with the same tokenizer."""
     _check_length(text, MAX_LENGTH)
-    tokens = _tokenize(text)
+    try:
+        tokens = _tokenize(text)
+    except SymflopsError:
+        tokens = []
     if len(tokens) != 2 or tokens[0].kind != "name":
         raise SymflopsError(f"{text!r} is not a name",
                             fix="use letters, digits and underscores, starting with a letter")

@@ -176,6 +176,20 @@ def test_trace_of_an_sf_nn_factory(tmp_path: Path) -> None:
     assert dest.read_text() == out
 
 
+def test_trace_of_a_module_factory(tmp_path: Path) -> None:
+    # package.module:FACTORY is imported like any module (python -m puts the cwd on the path)
+    factory_file(tmp_path, NN_FACTORY)
+    by_module = ok("trace", "models:small", "--input", "B 3 H W", "--at", "B=1,H=32,W=32",
+                   cwd=tmp_path)
+    by_file = ok("trace", "models.py:small", "--input", "B 3 H W", "--at", "B=1,H=32,W=32",
+                 cwd=tmp_path)
+    assert by_module.splitlines()[1:] == by_file.splitlines()[1:]
+    assert "no factory 'nope'" in fails("trace", "models:nope", "--input", "B 3 H W",
+                                        cwd=tmp_path)
+    assert "is not a name" in fails("trace", "models;rm:small", "--input", "B 3 H W",
+                                    cwd=tmp_path)
+
+
 def test_trace_depth_breakdown(tmp_path: Path) -> None:
     path = factory_file(tmp_path, NN_FACTORY)
     out = ok("trace", f"{path}:small", "--input", "B 3 H W", "--at", "B=1,H=32,W=32",
