@@ -81,7 +81,7 @@ class _NotInteger(Exception):
 
 def _exact_quotient(num: Any, den: Any) -> Any:
     """``num / den`` for integer arrays known to divide; raises if they do not."""
-    q, r = np.divmod(num, den)
+    q, r = num // den, num % den  # (np.divmod does not take object arrays)
     if np.any(r != 0):
         raise SymflopsError(
             "the expression is not an integer at some of the points",
@@ -110,9 +110,14 @@ def _lift_floors(expr: sp.Expr, seen: dict[sp.Expr, sp.Dummy],
 
 
 @functools.lru_cache(maxsize=1024)
-def _compiled(expr: sp.Expr, syms: tuple[sp.Symbol, ...]) -> tuple[Callable[..., Any],
-                                                                  Callable[..., Any] | None]:
+def _compiled(expr: sp.Expr, syms: tuple[sp.Symbol, ...]
+              ) -> tuple[Callable[..., Any], Callable[..., Any] | None, Callable[..., Any]]:
+    """(float function, exact integer function or None, float bound of the integer
+    path's largest intermediate: the numerator over the common denominator)."""
     as_float = sp.lambdify(syms, expr, modules="numpy", printer=_Printer)
+    num0, den0 = sp.fraction(sp.together(expr))
+    as_bound = as_float if den0 == 1 else sp.lambdify(syms, num0, modules="numpy",
+                                                        printer=_Printer)
     as_int: Callable[..., Any] | None
     try:
         printer = _IntegerPrinter()
@@ -138,7 +143,7 @@ def _compiled(expr: sp.Expr, syms: tuple[sp.Symbol, ...]) -> tuple[Callable[...,
         as_int = env["_f"]
     except (_NotInteger, TypeError, ValueError):
         as_int = None
-    return as_float, as_int
+    return as_float, as_int, as_bound
 
 
 def compile_expr(expr: sp.Expr, syms: Sequence[sp.Symbol]) -> Callable[..., np.ndarray]:
@@ -148,7 +153,7 @@ def compile_expr(expr: sp.Expr, syms: Sequence[sp.Symbol]) -> Callable[..., np.n
     Integer (or object) arrays give exact integers; float arrays give floats.
     """
     syms_t = tuple(syms)
-    as_float, as_int = _compiled(sp.sympify(expr), syms_t)
+    as_float, as_int, as_bound = _compiled(sp.sympify(expr), syms_t)
 
     def run(*arrays: Any) -> np.ndarray:
         arrs = [np.asarray(a) for a in arrays]
@@ -157,10 +162,11 @@ def compile_expr(expr: sp.Expr, syms: Sequence[sp.Symbol]) -> Callable[..., np.n
         if integer and as_int is not None:
             if any(a.dtype == object for a in arrs):
                 return np.broadcast_to(np.asarray(as_int(*arrs)), shape).copy()
-            approx = np.asarray(as_float(*[a.astype(np.float64) for a in arrs]), dtype=float)
+            approx = np.asarray(as_bound(*[a.astype(np.float64) for a in arrs]), dtype=float)
             if np.any(np.abs(approx) > _INT64_SAFE):
                 raise SymflopsError(
-                    "result exceeds int64", values={"max": f"{np.max(np.abs(approx)):.3e}"},
+                    "result exceeds int64 (or an intermediate of its exact computation does)",
+                    values={"max": f"{np.max(np.abs(approx)):.3e}"},
                     fix="pass arrays with dtype=object for arbitrary-precision integers")
             out = as_int(*[a.astype(np.int64) for a in arrs])
             return np.broadcast_to(np.asarray(out, dtype=np.int64), shape).copy()

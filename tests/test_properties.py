@@ -253,3 +253,23 @@ def test_formulas_on_ints_return_ints(b: int, g: int, c: int, n: int, hd: int, h
              F.conv_params(g * c, g * c, (k, k), g), F.linear_params(c, n), F.norm_params(n)]
     for v in sizes:
         assert type(v) is int, (v, type(v))
+
+
+def test_evaluate_guards_intermediates_of_the_exact_path() -> None:
+    """GQA parameters over a symbolic heads: the exact path divides a numerator ``heads``
+    times larger than the result; when that numerator leaves int64 it raises instead of
+    wrapping around, and object arrays give the exact value."""
+    from symflops.symbols import kv_heads
+
+    cost = nn.MultiheadAttention(dim, heads, kv_heads=kv_heads).cost((B, N, dim))
+    d, h, kv = 2**26, 2**10, 2**8
+    want = int(cost.subs(dim=d, heads=h, kv_heads=kv).params)
+    assert want < 2**62  # the result itself fits
+    with pytest.raises(SymflopsError, match="int64"):
+        cost.evaluate("params", dim=np.array([d]), heads=h, kv_heads=kv)
+    got = cost.evaluate("params", dim=np.array([d], dtype=object), heads=h, kv_heads=kv)
+    assert int(got[0]) == want
+    small = cost.evaluate("params", dim=np.array([64, 128]), heads=8, kv_heads=2)
+    assert small.dtype == np.int64
+    assert small.tolist() == [int(cost.subs(dim=x, heads=8, kv_heads=2).params)
+                              for x in (64, 128)]
