@@ -512,14 +512,22 @@ def cmd_scale(args: argparse.Namespace) -> int:
     built = {spec: _cost_of(_target(spec), args) for spec in args.targets}
     union = Cost("all", "targets", children=list(built.values()))
     at = _resolve_at(union, args.at)  # a name unknown to every target is an error
+    from symflops.symbols import B
+
+    default_batch = B in union.free_symbols and B not in at and "B" not in var_names
+    if default_batch:  # tables are per sample unless asked otherwise
+        at[B] = sp.Integer(1)
     costs: dict[str, Cost] = {}
     for spec, cost in built.items():
         mine = {s: v for s, v in at.items() if s in cost.free_symbols}
         costs[spec] = cost.subs(mine) if mine else cost
     report: list[dict[str, Any]] = []
     lines: list[str] = []
+    if default_batch and args.format != "json":
+        lines.append("batch B = 1 (the default for scale; set it with --at B=...)")
     for spec, cost in costs.items():
         info, part_lines = _scale_one(spec, cost, var_names, values, args)
+        info["at"] = {s.name: str(v) for s, v in at.items() if s in built[spec].free_symbols}
         report.append(info)
         lines += part_lines
     if args.plot:

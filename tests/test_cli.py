@@ -289,6 +289,23 @@ def test_scale_plot_png(tmp_path: Path) -> None:
     assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 5000
 
 
+def test_scale_defaults_batch_to_one() -> None:
+    out = ok("scale", "MultiheadAttention", "--var", "N", "--range", "4:8:4", "--at",
+             "dim=8,heads=2")
+    assert out.startswith("batch B = 1 (the default for scale")
+    ex = EXAMPLES["MultiheadAttention"]
+    cost = ex.build().cost(ex.input_shape).subs(B=1, dim=8, heads=2)
+    table = re.findall(r"^\s*(\d+)\s+([\d,]+)$", out, re.M)
+    assert [int(v.replace(",", "")) for _, v in table] == [cost.subs(N=4).flops,
+                                                          cost.subs(N=8).flops]
+    doc = json.loads(ok("scale", "MultiheadAttention", "--var", "N", "--range", "4:8:4",
+                        "--at", "dim=8,heads=2", "--format", "json"))
+    assert doc["at"] == {"dim": "8", "heads": "2", "B": "1"}
+    explicit = ok("scale", "MultiheadAttention", "--var", "N", "--range", "4:8:4", "--at",
+                  "B=3,dim=8,heads=2")
+    assert "batch B = 1" not in explicit
+
+
 def test_scale_errors() -> None:
     line = fails("scale", "Linear", "--var", "H", "--range", "1:4", "--at", "I=2,O=3")
     assert "does not depend on H" in line and "fix: sweep one of: M" in line
