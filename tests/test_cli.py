@@ -210,7 +210,7 @@ def test_trace_errors(tmp_path: Path) -> None:
     line = fails("trace", f"{path}:broken", "--input", "B 3 H W")
     assert "RuntimeError: no weights here" in line
     assert "decimal point" in fails("trace", f"{path}:small", "--input", "B 3.5 H W")
-    assert "unexpected character" in fails("trace", f"{path}:small", "--input", "B 3 H W!")
+    assert "'W!' is not a name" in fails("trace", f"{path}:small", "--input", "B 3 H W!")
     assert "needs an input" in fails("trace", f"{path}:small")
     assert "hints must be positive integers" in fails("trace", f"{path}:small", "--input",
                                                       "B 3 H W", "--hint", "H=W")
