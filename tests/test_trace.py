@@ -309,3 +309,30 @@ def test_symbolic_failure_is_a_clear_error_and_fit_recovers_an_exact_formula():
     for b, h, w in ((1, 64, 32), (2, 28, 100)):  # sizes not used for the fit
         assert c.subs(B=b, H=h, W=w).flops == torch_count(net, torch.randn(b, 3, h, w))
     assert sp.Ge(H, 8) in c.validity
+
+
+@pytest.mark.parametrize("convention", ["exact", "torch", "macs"])
+def test_sf_nn_and_trace_agree_on_a_transformer_mlp_and_attention(convention):
+    mlp = nn.Sequential(nn.LayerNorm(16), nn.Linear(16, 64), nn.GELU(), nn.Linear(64, 16),
+                        nn.Softmax(dim=-1)).eval()
+    sym = sf.nn.Sequential(sf.nn.LayerNorm(16), sf.nn.Linear(16, 64), sf.nn.GELU(),
+                           sf.nn.Linear(64, 16), sf.nn.Softmax(dim=-1))
+    a = sf.trace(mlp, "B N 16", convention=convention)
+    b = sym.cost((B, N, 16), convention=convention)
+    assert sp.expand(a.flops - b.flops) == 0 and a.params == b.params
+    # nn.MultiheadAttention's fast path (no_grad, self-attention, no weights returned) vs
+    # sf.nn.MultiheadAttention: the same parts
+    class SelfAttention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.mha = nn.MultiheadAttention(32, 4, batch_first=True)
+
+        def forward(self, x):
+            return self.mha(x, x, x, need_weights=False)[0]
+
+    a = sf.trace(SelfAttention().eval(), "B N 32", convention=convention)["mha"]
+    assert a.output_shape == (B, N, 32)
+    b = sf.nn.MultiheadAttention(32, 4).cost((B, N, 32), convention=convention)
+    assert sp.expand(a.flops - b.flops) == 0
+    assert a.params == b.params == 4 * 32 * 32 + 4 * 32
+    assert {"scores", "softmax", "context", "out_proj"} <= {c.name for c in a.children}

@@ -93,7 +93,7 @@ def test_conv_nets_match_flop_counter(case):
         check(model, spec, sizes, [spec])
 
 
-# ----------------------------------------------------------------------------- linear / matmul / attention
+# ------------------------------------------------------------- linear / matmul / attention
 class AttnNet(nn.Module):
     def __init__(self, dim, heads, kind, causal, bias):
         super().__init__()
@@ -127,3 +127,22 @@ def test_attention_nets_match_flop_counter(dim, heads, kind, causal, bias, sizes
     model = AttnNet(dim, heads, kind, causal, bias).eval()
     with torch.no_grad():
         check(model, ("B", "N", dim), [{"B": b, "N": n} for b, n in sizes], [("B", "N", dim)])
+
+
+class MHANet(nn.Module):
+    def __init__(self, dim, heads, bias):
+        super().__init__()
+        self.mha = nn.MultiheadAttention(dim, heads, bias=bias, batch_first=True)
+
+    def forward(self, x):
+        return self.mha(x, x, x, need_weights=False)[0]
+
+
+@SETTINGS
+@given(st.sampled_from([8, 16, 24]), st.sampled_from([1, 2, 4]), st.booleans(),
+       st.lists(st.tuples(st.integers(1, 3), st.integers(1, 20)), min_size=2, max_size=2))
+def test_multihead_attention_matches_flop_counter(dim, heads, bias, sizes):
+    # symflops traces the no_grad fast path (one fused op FlopCounterMode counts as 0);
+    # FlopCounterMode runs with grad enabled, where the slow path's products are visible
+    model = MHANet(dim, heads, bias).eval()
+    check(model, ("B", "N", dim), [{"B": b, "N": n} for b, n in sizes], [("B", "N", dim)])

@@ -369,6 +369,7 @@ class _Tracer:
 
 
 def _tensors(x: Any) -> list[torch.Tensor]:
+    """Every tensor in ``x`` (nested tuples, lists, dicts, dataclasses), in order."""
     out: list[torch.Tensor] = []
     stack = [x]
     while stack:
@@ -376,11 +377,11 @@ def _tensors(x: Any) -> list[torch.Tensor]:
         if isinstance(v, torch.Tensor):
             out.append(v)
         elif isinstance(v, (list, tuple)):
-            stack.extend(v)
+            stack.extend(reversed(v))
         elif isinstance(v, Mapping):
-            stack.extend(v.values())
-        elif hasattr(v, "__dataclass_fields__") or hasattr(v, "to_tuple"):
-            stack.extend(getattr(v, k) for k in getattr(v, "__dataclass_fields__", {}))
+            stack.extend(reversed(list(v.values())))
+        elif hasattr(v, "__dataclass_fields__"):
+            stack.extend(reversed([getattr(v, k) for k in v.__dataclass_fields__]))
     return out
 
 
@@ -684,13 +685,16 @@ def _lower_bound(g: sp.Basic) -> bool:
 
 
 def _size_not_one(g: sp.Basic) -> bool:
-    """``B > 1`` or ``3*H*W > 1``: torch's 0/1-specialization checks on sizes, not a
-    condition of the formula."""
+    """``B > 1`` or ``8*B*N > 8``: torch's 0/1-specialization checks on sizes (a size or
+    numel is not 1), not a condition of the formula."""
     lhs, rhs = (g.lhs, g.rhs) if isinstance(g, (sp.Gt, sp.Ge)) else (g.rhs, g.lhs)
-    limit = 1 if isinstance(g, (sp.Gt, sp.Lt)) else 2
-    if rhs != limit:
+    coeff, mono = sp.sympify(lhs).as_coeff_Mul()
+    if not (coeff.is_Integer and coeff > 0 and rhs.is_Integer):
         return False
-    return all(f.is_Symbol or (f.is_Integer and f > 0) for f in sp.Mul.make_args(lhs))
+    if not all(f.is_Symbol or (f.is_Pow and f.base.is_Symbol) for f in sp.Mul.make_args(mono)):
+        return False
+    strict = isinstance(g, (sp.Gt, sp.Lt))
+    return bool(rhs == coeff) if strict else bool(rhs == 2 * coeff)
 
 
 def subs_fixed_early(fixed: Mapping[str, int], user_syms: Mapping[str, sp.Symbol]
