@@ -54,7 +54,8 @@ __all__ = ["formula_reference", "write_reference", "EXAMPLES", "Example", "DEFAU
 #: where the repository keeps the generated page
 DEFAULT_PATH = Path("docs") / "formulas.md"
 
-_s, _p = symbol("s"), symbol("p")
+#: stride (positive) and padding (may be 0) of the general convolution and pooling formulas
+_s, _p = symbol("s"), sp.Symbol("p", integer=True, nonnegative=True)
 
 
 @dataclass(frozen=True)
