@@ -336,3 +336,33 @@ def test_sf_nn_and_trace_agree_on_a_transformer_mlp_and_attention(convention):
     assert sp.expand(a.flops - b.flops) == 0
     assert a.params == b.params == 4 * 32 * 32 + 4 * 32
     assert {"scores", "softmax", "context", "out_proj"} <= {c.name for c in a.children}
+
+
+# ----------------------------------------------------------------------------- torch compat
+def test_torch_compat_maps_torch_symbols_and_functions_to_plain_sympy():
+    from symflops.trace import _torch_compat as C
+
+    env = C.SymEnv()
+    h, w = env.symint("H", 224), env.symint("W", 224)
+    assert env.symint("H", 99) is h  # one symbol per name
+    smap = C.SymbolMap(env, {"H": H, "W": W})
+    assert smap(C.sym_expr((h - 1) // 2 + 1)) == sp.floor((H - 1) / 2) + 1
+    assert smap(C.sym_expr(h * w + 3)) == H * W + 3
+    assert smap(C.sym_expr(h % 7)) == sp.Mod(H, 7)
+    assert smap(C.sym_expr(-(-h // 4))) == -sp.floor(-H / 4)
+    assert smap(5) == 5
+    assert all(not s.name.startswith("s") for s in smap(C.sym_expr(h + w)).free_symbols)
+
+
+def test_a_model_that_needs_other_hints_says_so():
+    class Only32(nn.Module):
+        def forward(self, x):
+            torch._assert(x.shape[2] == 32, "needs 32x32")
+            return x.relu()
+
+    with pytest.raises(sf.SymflopsError, match="hints"):
+        sf.trace(Only32(), "B 3 H W")
+    with pytest.warns(UserWarning, match="fixes H = 32") as rec:
+        c = sf.trace(Only32(), "B 3 H W", hints={"H": 32})
+    assert rec[0].filename == __file__  # the warning points at the caller
+    assert c.report.fixed == {"H": 32} and c.free_symbols == {B, W}

@@ -545,8 +545,9 @@ def _run(model: torch.nn.Module, pos: Sequence[InputSpec], kw: Mapping[str, Inpu
             f"torch could not run the model on symbolic shapes: {type(e).__name__}: "
             f"{str(e).splitlines()[0][:300] if str(e) else ''}", layer="trace",
             values={"inputs": [s.dims for s in [*pos, *kw.values()]]},
-            fix="fix some dims to ints, or use symflops.trace.fit(...) to fit an exact "
-                "formula from concrete traces") from e
+            fix="give hints (example sizes) the model accepts, e.g. hints={'H': 32}; fix "
+                "some dims to ints; or use symflops.trace.fit(...) to fit an exact formula "
+                "from concrete traces") from e
     finally:
         _restore(model, snap)
         _EMPTY.clear()
@@ -581,7 +582,7 @@ def _build(model: torch.nn.Module, tracer: _Tracer, env: C.SymEnv,
                                 "symflops.trace.register(...) or pass strict=False")
         report.notes.append(msg)
         if warn:
-            warnings.warn("symflops.trace: " + msg, stacklevel=3)
+            warnings.warn("symflops.trace: " + msg, stacklevel=5)
     # dims torch pinned to a value, and equalities the code path needs
     fixed = env.fixed()
     smap = C.SymbolMap(env, user_syms)
@@ -602,7 +603,7 @@ def _build(model: torch.nn.Module, tracer: _Tracer, env: C.SymEnv,
                ": the result holds only at that size; the other dims stay symbolic")
         report.notes.append(msg)
         if warn:
-            warnings.warn("symflops.trace: " + msg, stacklevel=3)
+            warnings.warn("symflops.trace: " + msg, stacklevel=5)
     ranges = env.ranges()
     report.ranges = ranges
     validity: list[sp.Basic] = []
