@@ -137,6 +137,23 @@ def test_simplify_expr_keeps_floors() -> None:
         assert s.xreplace({H: h, W: w}) == e.xreplace({H: h, W: w})
 
 
+def test_simplify_keeps_output_sizes_together() -> None:
+    from symflops.cost import simplify_expr
+    from symflops.symbols import C_in, C_out, K
+
+    # a stride-2 stem: every term is a coefficient times H_out * W_out, where
+    # H_out = floor((H - 1)/2) + 1, not four terms per product of floors
+    h2, w2 = sp.floor((H - 1) / 2) + 1, sp.floor((W - 1) / 2) + 1
+    e = 9408 * B * h2 * w2 + 128 * B * h2 * w2
+    assert simplify_expr(e) == 9536 * B * h2 * w2
+    # one spelling per floor, so it cancels against the shapes it came from
+    assert sp.expand(simplify_expr(e) - 9536 * B * h2 * w2) == 0
+    # a valid conv reads with positive factors: (H - K + 1)(W - K + 1), no leading minus
+    flops = nn.Conv2d(C_in, C_out, K).cost((B, C_in, H, W)).flops
+    assert flops == 2 * B * C_in * C_out * K**2 * (H - K + 1) * (W - K + 1)
+    assert not str(flops).startswith("-")
+
+
 # -------------------------------------------------------------------------- evaluate
 def test_evaluate_broadcasts_a_grid() -> None:
     c = nn.Conv2d(3, 8, 3, stride=2, padding=1).cost((B, 3, H, W))
