@@ -755,6 +755,7 @@ def _assemble(path: tuple[str, ...], children: dict[tuple[str, ...], list[tuple[
                 not any(key[:i] in children for i in range(len(path) + 1, len(key))):
             own += _own_params(sub, seen_params)
     kids: list[Cost] = []
+    leaf_gp: dict[int, Any] = {}
     for kind, item in children.get(path, []):
         if kind == "module":
             kids.append(_assemble(item, children, tracer, subs, conv, (), smap, seen_params))
@@ -765,14 +766,16 @@ def _assemble(path: tuple[str, ...], children: dict[tuple[str, ...], list[tuple[
                              input_shape=parts[0].input_shape,
                              output_shape=parts[0].output_shape))
         else:
-            kids.append(_leaf(item, subs, conv))
+            leaf = _leaf(item, subs, conv)
+            leaf_gp[id(leaf)] = item[2].general_params
+            kids.append(leaf)
     name = path[-1] if path else ""
     layer = tracer.types.get(path, "Module")
     spec = _module_spec(mod) if mod is not None else layer
     own_leaves = [k for k in kids if k.derivation is not None and not k.children
                   and k.name not in tracer.child_names.get(path, ())]
     if own and len(kids) == 1 and own_leaves:
-        kids[0] = _leaf_with_params(kids[0], own)
+        kids[0] = _leaf_with_params(kids[0], own, leaf_gp.get(id(kids[0])))
     elif own:
         kids.insert(0, Cost("parameters", "Parameters", params=own, work={},
                             convention=conv, spec=f"{layer} parameters",
@@ -792,13 +795,17 @@ def _assemble(path: tuple[str, ...], children: dict[tuple[str, ...], list[tuple[
                 convention=conv, validity=validity)
 
 
-def _leaf_with_params(c: Cost, params: int) -> Cost:
+def _leaf_with_params(c: Cost, params: int, general: Any = None) -> Cost:
     d = c.derivation
     assert d is not None
+    gp: sp.Expr = sp.Integer(params)
+    if general is not None:
+        g = sp.sympify(general)
+        if g.xreplace(dict(d.bindings)) == params:  # the formula explains this module's count
+            gp = g
     return Cost(c.name, c.layer, spec=c.spec, params=params, work=c.work,
                 input_shape=c.input_shape, output_shape=c.output_shape,
-                derivation=Derivation(d.general, sp.Integer(params), d.bindings,
-                                      d.explanation, d.rates),
+                derivation=Derivation(d.general, gp, d.bindings, d.explanation, d.rates),
                 convention=c.convention, validity=c.validity, notes=c.notes)
 
 

@@ -79,7 +79,8 @@ def _conv(call: OpCall) -> list[Part]:
     b.update(zip(ks, kernel, strict=True))
     b.update(zip(_SPATIAL_OUT[n], out[2:], strict=True))
     return _one(wk, gen, b, "each output: a dot product of C_in/groups*prod(kernel) products, "
-                "its adds" + (", and one bias add" if has_bias else ""))
+                "its adds" + (", and one bias add" if has_bias else ""),
+                general_params=F.conv_params(S.C_in, S.C_out, ks, S.groups, has_bias))
 
 
 def _tconv(batch: Any, cin: Any, cout: Any, kernel: Sequence[Any], ks: Sequence[Any],
@@ -160,7 +161,8 @@ def _mm(call: OpCall) -> list[Part]:
     a, b = call.args[0].shape, call.args[1].shape
     return _one(F.matmul_work(1, a[0], a[1], b[1]), F.matmul_work(1, S.M, S.I, S.O),
                 {S.M: a[0], S.I: a[1], S.O: b[1]},
-                "M*O dot products of length I (a linear layer without bias, or a matmul)")
+                "M*O dot products of length I (a linear layer without bias, or a matmul)",
+                general_params=F.linear_params(S.I, S.O, False))
 
 
 @register(aten.addmm)
@@ -169,7 +171,8 @@ def _addmm(call: OpCall) -> list[Part]:
     a, b = call.args[1].shape, call.args[2].shape
     return _one(F.linear_work(a[0], a[1], b[1], True), F.linear_work(S.M, S.I, S.O, True),
                 {S.M: a[0], S.I: a[1], S.O: b[1]},
-                "each of the M*O outputs: a length-I dot product and one bias add")
+                "each of the M*O outputs: a length-I dot product and one bias add",
+                general_params=F.linear_params(S.I, S.O, True))
 
 
 @register(aten.bmm)
@@ -364,7 +367,8 @@ def _batch_norm(call: OpCall) -> list[Part]:
     return _one(wk, gen, {S.M: x.numel, S.C: ch},
                 "inference: running statistics and affine folded into a*x + b, one multiply "
                 "and one add per element" if not training else
-                "training: per-channel mean and variance over M/C values, then the affine")
+                "training: per-channel mean and variance over M/C values, then the affine",
+                general_params=F.norm_params(S.C, affine=affine))
 
 
 @register(aten.native_layer_norm)
@@ -377,7 +381,8 @@ def _layer_norm(call: OpCall) -> list[Part]:
     return _one(F.layer_norm_work(rows, n, affine=affine, bias=bias),
                 F.layer_norm_work(S.M, S.dim, affine=affine, bias=bias),
                 {S.M: rows, S.dim: n},
-                "per row of dim: mean, variance, rsqrt, normalize (5 dim + 2), then the affine")
+                "per row of dim: mean, variance, rsqrt, normalize (5 dim + 2), then the affine",
+                general_params=F.norm_params(S.dim, affine=affine, bias=bias))
 
 
 @register(aten.native_group_norm)
@@ -610,7 +615,8 @@ def _upsample(call: OpCall) -> list[Part]:
 def _embedding(call: OpCall) -> list[Part]:
     """A table lookup: no arithmetic."""
     w = call.args[0]
-    return _one({}, {}, {S.V: w.shape[0], S.dim: w.shape[1]}, "a table lookup: no arithmetic")
+    return _one({}, {}, {S.V: w.shape[0], S.dim: w.shape[1]}, "a table lookup: no arithmetic",
+                general_params=S.V * S.dim)
 
 
 # ----------------------------------------------------------------------------- backward

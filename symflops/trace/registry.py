@@ -78,6 +78,9 @@ class Part:
     name: str = ""                      # "" for the op itself, else e.g. "scores"
     layer: str = ""                     # overrides the leaf's layer type
     rates: Mapping[str, str] = field(default_factory=dict)
+    #: the parameter formula of the module this op usually implements, in canonical
+    #: symbols (conv: C_out*(C_in*K^2/groups + 1)); used when it matches the module's count
+    general_params: Any = None
 
 
 Handler = Callable[[OpCall], Sequence[Part]]
