@@ -182,11 +182,18 @@ def _progress(what: str, stream: Any) -> Iterator[None]:
     done = threading.Event()
     start = time.monotonic()
 
+    live = bool(getattr(stream, "isatty", lambda: False)())
+
     def tick() -> None:
+        # a terminal gets one line rewritten each second; a log or pipe gets one line
         if done.wait(PROGRESS_AFTER):
             return
+        if not live:
+            stream.write(f"symflops: {what}...\n")
+            stream.flush()
+            return
         while not done.is_set():
-            stream.write(f"symflops: {what}... {time.monotonic() - start:.0f} s\n")
+            stream.write(f"\rsymflops: {what}... {time.monotonic() - start:.0f} s")
             stream.flush()
             done.wait(1.0)
 
@@ -199,7 +206,8 @@ def _progress(what: str, stream: Any) -> Iterator[None]:
         thread.join()
         elapsed = time.monotonic() - start
         if elapsed > PROGRESS_AFTER:
-            stream.write(f"symflops: {what} done in {elapsed:.1f} s\n")
+            start_of_line = "\r" if live else ""
+            stream.write(f"{start_of_line}symflops: {what} done in {elapsed:.1f} s\n")
             stream.flush()
 
 
@@ -305,6 +313,12 @@ def _summary(cost: Cost, at: dict[sp.Symbol, sp.Expr], depth: int | None, title:
     elif cost.input_shape:
         inp = "(" + ", ".join(map(str, shown.input_shape)) + ")"
         lines.append(f"input {inp} -> output {out}")
+    if at and (cost.macs.free_symbols or cost.flops.free_symbols):
+        # the formula first, then the numbers at the requested sizes
+        lines.append("formula:")
+        for label, expr in _totals(cost):
+            if expr.free_symbols:
+                lines.append(f"  {label} = {_tidy(expr)}")
     if at:
         lines.append("at " + ", ".join(f"{k}={v}" for k, v in at.items()))
     rows = _totals(shown)
@@ -332,9 +346,16 @@ def _summary(cost: Cost, at: dict[sp.Symbol, sp.Expr], depth: int | None, title:
 
 
 def _tidy(expr: sp.Expr) -> sp.Expr:
+    """Simplified, with each floor's argument over one denominator (display only):
+    ``floor((H - 1)/2)`` rather than ``floor(H/2 - 1/2)``."""
     from symflops.cost import simplify_expr
 
-    return expr if expr.is_number else simplify_expr(expr)
+    if expr.is_number:
+        return expr
+    simple = simplify_expr(expr)
+    rounded = simple.atoms(sp.floor, sp.ceiling)
+    return simple.xreplace({f: f.func(sp.factor_terms(f.args[0]), evaluate=False)
+                            for f in rounded})
 
 
 def _write(text: str, output: str | None) -> None:
