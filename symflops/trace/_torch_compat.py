@@ -119,7 +119,12 @@ def sym_expr(x: Any) -> Any:
     """A size as an int or a torch-SymPy expression."""
     if isinstance(x, torch.SymInt):
         node = x.node
-        return node.expr if not node.is_constant() else int(x)
+        if node.is_constant():
+            return int(x)
+        # the raw expression: SymbolMap applies the ShapeEnv's replacements once per
+        # distinct expression (``node.expr`` would redo them at every access)
+        raw = getattr(node, "_expr", None)
+        return raw if raw is not None else node.expr
     return x
 
 
