@@ -76,7 +76,7 @@ class ResNet(nn.Module):
         self.maxpool = nn.MaxPool2d(3, 2, 1)
         cin = stem
         stages = []
-        for i, (n, w) in enumerate(zip(layers, widths)):
+        for i, (n, w) in enumerate(zip(layers, widths, strict=True)):
             blocks = []
             for j in range(n):
                 blocks.append(block(cin, w, 2 if (j == 0 and i > 0) else 1))
