@@ -366,3 +366,47 @@ def test_a_model_that_needs_other_hints_says_so():
         c = sf.trace(Only32(), "B 3 H W", hints={"H": 32})
     assert rec[0].filename == __file__  # the warning points at the caller
     assert c.report.fixed == {"H": 32} and c.free_symbols == {B, W}
+
+
+# ----------------------------------------------------------------------------- more layer types
+def test_many_layer_types_agree_with_sf_nn_in_every_convention():
+    net = nn.Sequential(
+        nn.Conv2d(4, 8, 3, padding=1), nn.GroupNorm(2, 8), nn.SiLU(),
+        nn.ConvTranspose2d(8, 8, 2, stride=2), nn.Hardswish(), nn.LeakyReLU(),
+        nn.AvgPool2d(2), nn.AdaptiveAvgPool2d((3, 3)), nn.Sigmoid(), nn.Tanh(),
+        nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(8, 5), nn.Hardsigmoid(),
+    ).eval()
+    sym = sf.nn.Sequential(
+        sf.nn.Conv2d(4, 8, 3, padding=1), sf.nn.GroupNorm(2, 8), sf.nn.SiLU(),
+        sf.nn.ConvTranspose2d(8, 8, 2, stride=2), sf.nn.Hardswish(), sf.nn.LeakyReLU(),
+        sf.nn.AvgPool2d(2), sf.nn.AdaptiveAvgPool2d((3, 3)), sf.nn.Sigmoid(), sf.nn.Tanh(),
+        sf.nn.AdaptiveMaxPool2d(1), sf.nn.Flatten(), sf.nn.Linear(8, 5), sf.nn.Hardsigmoid(),
+    )
+    for conv in ("exact", "torch", "macs"):
+        a = sf.trace(net, "B 4 H W", convention=conv)
+        b = sym.cost((B, 4, H, W), convention=conv)
+        assert not a.report.unknown
+        assert a.params == b.params
+        for h, w in ((12, 12), (17, 9), (30, 41)):
+            assert a.subs(B=2, H=h, W=w).flops == b.subs(B=2, H=h, W=w).flops, (conv, h, w)
+    c = sf.trace(net, "B 4 H W", convention="torch")
+    assert c.subs(B=2, H=17, W=9).flops == torch_count(net, torch.randn(2, 4, 17, 9))
+
+
+def test_interpolate_pins_dims_in_torch_and_fit_recovers_the_formula():
+    class Up(nn.Module):
+        def forward(self, x):
+            a = nn.functional.interpolate(x, scale_factor=2, mode="nearest")
+            b = nn.functional.interpolate(x, scale_factor=2, mode="bilinear")
+            return a + b
+
+    # torch 2.13's interpolate kernels turn symbolic sizes into concrete ones: the trace
+    # says every dim is fixed at its hint, and stays exact there
+    with pytest.warns(UserWarning, match="fixes B = 2, H = 224, W = 224"):
+        c = sf.trace(Up(), "B 3 H W")
+    assert c.free_symbols == set()
+    assert c.report.counted["aten.upsample_nearest2d"] == 1
+    # nearest: no arithmetic; bilinear: 7 per output (4 multiplies, 3 adds); the add: 1
+    assert c.work["elementwise"] == (7 + 1) * 2 * 3 * 448 * 448
+    f = sf.trace.fit(Up(), "B 3 H W", multiple=1)
+    assert sp.expand(f.work["elementwise"] - (7 + 1) * B * 3 * 4 * H * W) == 0
