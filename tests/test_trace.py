@@ -393,20 +393,28 @@ def test_many_layer_types_agree_with_sf_nn_in_every_convention():
     assert c.subs(B=2, H=17, W=9).flops == torch_count(net, torch.randn(2, 4, 17, 9))
 
 
-def test_interpolate_pins_dims_in_torch_and_fit_recovers_the_formula():
+def test_interpolate_stays_symbolic():
     class Up(nn.Module):
         def forward(self, x):
             a = nn.functional.interpolate(x, scale_factor=2, mode="nearest")
             b = nn.functional.interpolate(x, scale_factor=2, mode="bilinear")
-            return a + b
+            c = nn.functional.interpolate(x, size=(x.shape[2] * 3, 7), mode="bicubic")
+            d = nn.functional.interpolate(x, scale_factor=1.5, mode="bilinear",
+                                          align_corners=True)
+            return a + b, c, d
 
-    # torch 2.13's interpolate kernels turn symbolic sizes into concrete ones: the trace
-    # says every dim is fixed at its hint, and stays exact there
-    with pytest.warns(UserWarning, match="fixes B = 2, H = 224, W = 224"):
+    # torch 2.13's interpolate kernels would pin every dim to its example size;
+    # symflops computes the output size itself and keeps B, H, W symbolic
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         c = sf.trace(Up(), "B 3 H W")
-    assert c.free_symbols == set()
-    assert c.report.counted["aten.upsample_nearest2d"] == 1
-    # nearest: no arithmetic; bilinear: 7 per output (4 multiplies, 3 adds); the add: 1
-    assert c.work["elementwise"] == (7 + 1) * 2 * 3 * 448 * 448
-    f = sf.trace.fit(Up(), "B 3 H W", multiple=1)
-    assert sp.expand(f.work["elementwise"] - (7 + 1) * B * 3 * 4 * H * W) == 0
+    assert c.free_symbols == {B, H, W} and not c.report.fixed
+    h15, w15 = sp.floor(sp.Rational(3, 2) * H), sp.floor(sp.Rational(3, 2) * W)
+    # nearest: no arithmetic; (bi)linear: 7 per output; bicubic: 31 per output; add: 1
+    expected = (7 + 1) * B * 3 * 4 * H * W + 31 * B * 3 * 3 * H * 7 + 7 * B * 3 * h15 * w15
+    assert sp.expand(c.work["elementwise"] - expected) == 0
+    for h, w in ((10, 13), (7, 7)):
+        outs = Up()(torch.randn(2, 3, h, w))
+        for key, out in zip(("add", "upsample_bicubic2d", "upsample_bilinear2d_1"), outs,
+                            strict=True):
+            assert c[key].subs(B=2, H=h, W=w).output_shape == tuple(out.shape)

@@ -15,6 +15,7 @@ module needs to change.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -24,9 +25,10 @@ import torch.utils._sympy.functions as _tfun
 from torch._dynamo.source import ConstantSource
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx.experimental.symbolic_shapes import DimDynamic, ShapeEnv
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-__all__ = ["TorchDispatchMode", "SymEnv", "SymbolMap", "current_autograd_node",
+__all__ = ["TorchDispatchMode", "SymbolicResize", "SymEnv", "SymbolMap", "current_autograd_node",
            "module_hooks", "node_metadata", "SKIP_OPS", "TORCH_VERSION"]
 
 TORCH_VERSION = torch.__version__
@@ -141,6 +143,10 @@ _FUNCS: dict[type, Callable[..., sp.Expr]] = {
     _tfun.TruncToInt: lambda a: sp.floor(a),
     _tfun.Identity: lambda a: a,
     _tfun.PowByNatural: lambda a, b: a ** b,
+    _tfun.ToFloat: lambda a: a,
+    _tfun.FloatTrueDiv: lambda a, b: a / b,
+    _tfun.TruncToFloat: lambda a: sp.floor(a),
+    _tfun.FloatPow: lambda a, b: a ** b,
     _tfun.Max: lambda *a: sp.Max(*a),
     _tfun.Min: lambda *a: sp.Min(*a),
 }
@@ -166,6 +172,10 @@ class SymbolMap:
 
     def _convert(self, e: Any) -> sp.Expr:
         if e.is_Integer or e.is_Rational:
+            return e
+        if e.is_Float:  # a scale factor such as 1.5: its exact binary value
+            return sp.Rational(float(e))
+        if not e.args and e.is_number:
             return e
         if e.is_Symbol:
             if e in self.by_torch:
@@ -214,3 +224,66 @@ def module_hooks(pre: Callable[..., Any], post: Callable[..., Any]) -> Iterator[
     finally:
         h2.remove()
         h1.remove()
+
+
+_LINEAR_MODES = {"linear": 1, "bilinear": 2, "trilinear": 3, "bicubic": 2}
+
+
+def _resize_op(mode: str, n: int) -> Any:
+    name = {"nearest": f"upsample_nearest{n}d", "nearest-exact": f"_upsample_nearest_exact{n}d",
+            "linear": "upsample_linear1d", "bilinear": "upsample_bilinear2d",
+            "trilinear": "upsample_trilinear3d", "bicubic": "upsample_bicubic2d"}.get(mode)
+    if name is None or (mode in _LINEAR_MODES and _LINEAR_MODES[mode] != n):
+        return None
+    packet = getattr(torch.ops.aten, name, None)
+    return packet.default if packet is not None else None
+
+
+def _interpolate(input: Any, size: Any = None, scale_factor: Any = None,
+                 mode: str = "nearest", align_corners: bool | None = None,
+                 recompute_scale_factor: bool | None = None, antialias: bool = False) -> Any:
+    """``F.interpolate`` on symbolic sizes: the output size computed here, then the
+    ``.default`` upsample overload (NotImplemented: let torch handle it)."""
+    n = input.dim() - 2
+    op = _resize_op(mode, n)
+    if op is None or antialias or n < 1:
+        return NotImplemented
+    if size is not None:
+        sizes = list(size) if isinstance(size, (list, tuple)) else [size] * n
+        scales: list[Any] = [None] * n
+    elif scale_factor is not None:
+        factors = list(scale_factor) if isinstance(scale_factor, (list, tuple)) else \
+            [scale_factor] * n
+        sizes = [input.shape[2 + i] * int(f) if float(f).is_integer() else
+                 math.floor(input.shape[2 + i] * float(f)) for i, f in enumerate(factors)]
+        scales = [None] * n if recompute_scale_factor else [float(f) for f in factors]
+    else:
+        return NotImplemented
+    if len(sizes) != n:
+        return NotImplemented
+    if mode in _LINEAR_MODES:
+        return op(input, sizes, bool(align_corners), *scales)
+    return op(input, sizes, *scales)
+
+
+class SymbolicResize(TorchFunctionMode):
+    """Keeps ``F.interpolate`` symbolic.
+
+    ``interpolate`` calls the ``.vec`` overloads of the upsample ops, whose C++ composite
+    kernels turn symbolic sizes into concrete ones (torch 2.13: every dim gets pinned to
+    its example size, or "SymIntArrayRef expected to contain only concrete integers").
+    This mode computes the output size itself (``size``, or ``floor(size * scale)``) and
+    calls the ``.default`` overload, which takes symbolic sizes. Inputs without symbolic
+    sizes, and modes it does not know (``area``, antialiasing), pass through untouched.
+    """
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None
+                           ) -> Any:
+        kwargs = kwargs or {}
+        if func is torch.nn.functional.interpolate and args and \
+                isinstance(args[0], torch.Tensor) and \
+                any(isinstance(s, torch.SymInt) for s in args[0].shape):
+            out = _interpolate(*args, **kwargs)
+            if out is not NotImplemented:
+                return out
+        return func(*args, **kwargs)

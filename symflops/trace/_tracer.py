@@ -52,6 +52,9 @@ class TraceReport:
     mode: str = "eval"
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    #: whether F.interpolate was rerouted to keep sizes symbolic (see SymbolicResize)
+    resize_mode: bool = False
 
     def summary(self) -> str:
         """A few readable lines."""
@@ -245,6 +248,15 @@ def _conv(args: Any, kwargs: Any) -> Any:
     return x.new_empty(sizes)
 
 
+def _upsample(args: Any, kwargs: Any) -> Any:
+    """Upsampling: ``(B, C, *output_size)``. torch's fake kernels for the linear modes
+    decompose into index arithmetic that cannot take symbolic sizes."""
+    x, size = args[0], args[1] if len(args) > 1 else kwargs.get("output_size")
+    if size is None or not isinstance(x, torch.Tensor):
+        return None
+    return x.new_empty((*x.shape[:2], *size))
+
+
 def _ntuple(v: Any, n: int) -> list[Any]:
     v = list(v)
     return v * n if len(v) == 1 else v
@@ -253,6 +265,12 @@ def _ntuple(v: Any, n: int) -> list[Any]:
 _FAST: dict[Any, Any] = {torch.ops.aten.convolution: _conv,
                          torch.ops.aten.native_batch_norm: _bn_eval,
                          torch.ops.aten._native_batch_norm_legit_no_training: _bn_legit_eval}
+for _n in ("upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d",
+           "_upsample_nearest_exact1d", "_upsample_nearest_exact2d", "_upsample_nearest_exact3d",
+           "upsample_linear1d", "upsample_bilinear2d", "upsample_trilinear3d",
+           "upsample_bicubic2d"):
+    if hasattr(torch.ops.aten, _n):
+        _FAST[getattr(torch.ops.aten, _n)] = _upsample
 for _n in ("relu", "hardtanh", "silu", "gelu", "sigmoid", "tanh", "hardswish", "hardsigmoid",
            "leaky_relu", "elu", "mish"):
     _FAST[getattr(torch.ops.aten, _n)] = _unary
@@ -462,7 +480,32 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
     if real and any(isinstance(d, str) for s in [*pos, *kw.values()] for d in s.dims):
         raise SymflopsError("real=True runs the model for real: every size must be an int",
                             layer="trace", fix="substitute the dims, or use symflops.trace.fit")
-    result = _run(model, pos, kw, hints, conv, mode == "train", strict, warn, real)
+    train = mode == "train"
+    # First without the interpolate rerouting: an active TorchFunctionMode makes
+    # nn.MultiheadAttention and nn.TransformerEncoderLayer skip their inference fast
+    # paths, so it is used only when torch pinned dims or failed and resizing ran.
+    try:
+        result = _run(model, pos, kw, hints, conv, train, strict, warn, real)
+        retry = bool(result[1].fixed) and any("upsample" in k for k in result[1].counted)
+        first_error: SymflopsError | None = None
+    except SymflopsError as e:
+        if real or "symbolic shapes" not in e.message:
+            raise
+        retry, first_error = True, e
+    if retry:
+        try:
+            again = _run(model, pos, kw, hints, conv, train, strict, warn, real, resize=True)
+        except SymflopsError:
+            if first_error is not None:
+                raise first_error from None
+            again = None
+        if again is not None and (first_error is not None or
+                                  len(again[1].fixed) < len(result[1].fixed)):
+            result = again
+            result[1].resize_mode = True
+    if warn:
+        for msg in result[1].warnings:
+            warnings.warn("symflops.trace: " + msg, stacklevel=3)
     report = result[1]
     report.seconds = time.perf_counter() - started
     cost = result[0]
@@ -492,7 +535,7 @@ class TracedCost(Cost):
 
 def _run(model: torch.nn.Module, pos: Sequence[InputSpec], kw: Mapping[str, InputSpec],
          hints: dict[str, int], conv: Convention, train: bool, strict: bool, warn: bool,
-         real: bool = False) -> tuple[Cost, TraceReport]:
+         real: bool = False, resize: bool = False) -> tuple[Cost, TraceReport]:
     env = C.SymEnv()
     names: list[str] = []
     for spec in [*pos, *kw.values()]:
@@ -528,7 +571,8 @@ def _run(model: torch.nn.Module, pos: Sequence[InputSpec], kw: Mapping[str, Inpu
                 state[n] = env.fake(p) if not real else p
             for n, b in model.named_buffers(remove_duplicate=False):
                 state[n] = env.fake(b) if not real else b.clone()
-            with C.module_hooks(tracer.pre, tracer.post), _Recorder(tracer):
+            resizing = C.SymbolicResize() if resize else contextlib.nullcontext()
+            with C.module_hooks(tracer.pre, tracer.post), resizing, _Recorder(tracer):
                 with torch.set_grad_enabled(train):
                     out = torch.func.functional_call(model, state, tuple(args), kwargs,
                                                      strict=False)
@@ -581,8 +625,7 @@ def _build(model: torch.nn.Module, tracer: _Tracer, env: C.SymEnv,
             raise SymflopsError(msg, layer="trace", fix="register a handler with "
                                 "symflops.trace.register(...) or pass strict=False")
         report.notes.append(msg)
-        if warn:
-            warnings.warn("symflops.trace: " + msg, stacklevel=5)
+        report.warnings.append(msg)
     # dims torch pinned to a value, and equalities the code path needs
     fixed = env.fixed()
     smap = C.SymbolMap(env, user_syms)
@@ -602,8 +645,7 @@ def _build(model: torch.nn.Module, tracer: _Tracer, env: C.SymEnv,
                 if constraints else "") +
                ": the result holds only at that size; the other dims stay symbolic")
         report.notes.append(msg)
-        if warn:
-            warnings.warn("symflops.trace: " + msg, stacklevel=5)
+        report.warnings.append(msg)
     ranges = env.ranges()
     report.ranges = ranges
     validity: list[sp.Basic] = []
