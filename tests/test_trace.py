@@ -418,3 +418,30 @@ def test_interpolate_stays_symbolic():
         for key, out in zip(("add", "upsample_bicubic2d", "upsample_bilinear2d_1"), outs,
                             strict=True):
             assert c[key].subs(B=2, H=h, W=w).output_shape == tuple(out.shape)
+
+
+def test_divisibility_conditions_are_kept_as_validity_not_pins():
+    class Skip(nn.Module):  # down by 2, up by 2, add the input: needs even H and W
+        def __init__(self):
+            super().__init__()
+            self.down = nn.Conv2d(3, 8, 3, 2, 1)
+            self.up = nn.Conv2d(8, 3, 3, 1, 1)
+
+        def forward(self, x):
+            y = nn.functional.interpolate(self.down(x), scale_factor=2, mode="bilinear")
+            return self.up(y) + x
+
+    net = Skip()
+    for mode in ("eval", "train"):
+        c = sf.trace(net, "B 3 H W", mode=mode, convention="torch")
+        assert c.free_symbols == {B, H, W} and not c.report.fixed
+        assert sp.Eq(2 * sp.floor((H - 1) / 2) + 2, H) in c.validity
+        net.train(mode == "train")
+        with FlopCounterMode(display=False) as fc:
+            y = net(torch.randn(2, 3, 16, 22))
+            if mode == "train":
+                y.sum().backward()
+        net.zero_grad(set_to_none=True)
+        assert c.subs(B=2, H=16, W=22).flops == fc.get_total_flops()
+        with pytest.raises(sf.SymflopsError, match="condition"):
+            c.subs(H=15)

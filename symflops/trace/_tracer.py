@@ -257,6 +257,15 @@ def _upsample(args: Any, kwargs: Any) -> Any:
     return x.new_empty((*x.shape[:2], *size))
 
 
+def _upsample_backward(args: Any, kwargs: Any) -> Any:
+    """The gradient of an upsample is shaped like its input (``input_size``)."""
+    g = args[0]
+    size = args[2] if len(args) > 2 else kwargs.get("input_size")
+    if size is None or not isinstance(g, torch.Tensor):
+        return None
+    return g.new_empty(tuple(size))
+
+
 def _ntuple(v: Any, n: int) -> list[Any]:
     v = list(v)
     return v * n if len(v) == 1 else v
@@ -271,6 +280,8 @@ for _n in ("upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d",
            "upsample_bicubic2d"):
     if hasattr(torch.ops.aten, _n):
         _FAST[getattr(torch.ops.aten, _n)] = _upsample
+    if hasattr(torch.ops.aten, _n + "_backward"):
+        _FAST[getattr(torch.ops.aten, _n + "_backward")] = _upsample_backward
 for _n in ("relu", "hardtanh", "silu", "gelu", "sigmoid", "tanh", "hardswish", "hardsigmoid",
            "leaky_relu", "elu", "mish"):
     _FAST[getattr(torch.ops.aten, _n)] = _unary
@@ -633,10 +644,17 @@ def _build(model: torch.nn.Module, tracer: _Tracer, env: C.SymEnv,
     report.guards = guards
     constraints = [g for g in guards if isinstance(g, sp.Eq) and g.free_symbols]
     report.constraints = constraints
+    conditions: list[sp.Basic] = []  # equalities that hold at many sizes (H even, say)
     for g in constraints:
+        if _holds_widely(g, hint_of):
+            conditions.append(g)
+            continue
         for s in g.free_symbols:
             if s.name in hint_of and s.name not in fixed:
                 fixed[s.name] = hint_of[s.name]
+    if conditions:
+        report.notes.append("the traced code path needs " + "; ".join(
+            str(c) for c in conditions) + " (kept as conditions of the formula)")
     report.fixed = fixed
     subs_fixed = {user_syms[n]: sp.Integer(v) for n, v in fixed.items() if n in user_syms}
     if fixed:
@@ -648,7 +666,7 @@ def _build(model: torch.nn.Module, tracer: _Tracer, env: C.SymEnv,
         report.warnings.append(msg)
     ranges = env.ranges()
     report.ranges = ranges
-    validity: list[sp.Basic] = []
+    validity: list[sp.Basic] = list(conditions)
     for g in guards:  # the inequalities the traced code path needs, e.g. H >= 7
         if _lower_bound(g) and not _size_not_one(g):
             g = g.xreplace(subs_fixed_early(fixed, user_syms))
@@ -716,6 +734,17 @@ _SPLIT_OPS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu,
               torch.ops.aten.scaled_dot_product_attention}
 
 
+def _holds_widely(g: sp.Basic, hints: Mapping[str, int]) -> bool:
+    """An equality guard torch could not solve: a divisibility-like condition (``H`` even)
+    holds at twice and three times the example sizes; a pin (``floor(H/16)**2 == 196``)
+    does not."""
+    syms = [s for s in g.free_symbols if s.name in hints]
+    if len(syms) != len(g.free_symbols):
+        return False
+    return all(g.xreplace({s: sp.Integer(k * hints[s.name]) for s in syms}) is sp.true
+               for k in (2, 3, 5))
+
+
 def _lower_bound(g: sp.Basic) -> bool:
     """``expr >= c`` with the dims in ``expr``: a size condition (kernel fits, output
     >= 1). Upper bounds come from backend heuristics (e.g. a batch-size cutoff for a
@@ -737,6 +766,8 @@ def _size_not_one(g: sp.Basic) -> bool:
     if not all(f.is_Symbol or (f.is_Pow and f.base.is_Symbol) for f in sp.Mul.make_args(mono)):
         return False
     strict = isinstance(g, (sp.Gt, sp.Lt))
+    if g.xreplace({v: sp.Integer(1) for v in g.free_symbols}) is sp.true:
+        return True  # a positive monomial that holds at all ones holds everywhere
     return bool(rhs == coeff) if strict else bool(rhs == 2 * coeff)
 
 

@@ -640,8 +640,13 @@ register(aten.max_pool2d_with_indices_backward, aten.max_pool3d_with_indices_bac
          aten.avg_pool2d_backward, aten.avg_pool3d_backward,
          aten._adaptive_avg_pool2d_backward, aten._adaptive_avg_pool3d_backward,
          aten.adaptive_max_pool2d_backward, aten.upsample_nearest2d_backward,
-         aten.upsample_bilinear2d_backward)(
+         aten.upsample_bilinear2d_backward, aten.upsample_nearest1d_backward,
+         aten.upsample_nearest3d_backward, aten.upsample_linear1d_backward,
+         aten.upsample_trilinear3d_backward, aten.upsample_bicubic2d_backward,
+         aten._upsample_nearest_exact2d_backward)(
     _backward(1, "pooling/resize gradient: one add per input element"))
+register(aten.index_add, aten.index_add_)(
+    _backward(1, "accumulating indexed add: one add per element"))
 register(aten.embedding_dense_backward)(_backward(1, "embedding gradient: one add per "
                                                     "gradient element"))
 register(aten.native_dropout_backward)(_backward(1, "dropout gradient: one multiply"))
@@ -670,7 +675,8 @@ _ZERO = [
     "nonzero", "sort", "topk", "argsort", "one_hot", "_to_dense", "movedim", "swapaxes",
     "flatten", "unflatten", "_unsafe_index_put", "index_copy", "index_fill", "type_as",
     "_foreach_copy_", "alias_copy", "view_copy", "permute_copy", "split_copy",
-    "new_empty_unused", "clamp_unused",
+    "select_backward", "slice_backward", "index_select_backward", "diagonal_backward",
+    "unfold_backward", "as_strided_scatter",
 ]
 register_zero_cost(*{getattr(aten, n) for n in _ZERO if hasattr(aten, n)})
 
