@@ -245,7 +245,23 @@ def _conv(args: Any, kwargs: Any) -> Any:
         sizes.append(size)
     if x.shape[1] != w.shape[1] * args[8]:
         return None  # let torch raise its own error
-    return x.new_empty(sizes)
+    return _new(x, sizes)
+
+
+def _new(x: torch.Tensor, sizes: list[Any]) -> torch.Tensor:
+    """A fresh fake tensor of ``sizes`` like ``x``. Under no_grad an earlier output of the
+    same symbolic shape stands in (values and aliasing are never read there): building
+    symbolic strides costs ~10 ms per tensor."""
+    if torch.is_grad_enabled():
+        return x.new_empty(sizes)
+    key = (tuple(C.sym_expr(v) for v in sizes), x.dtype, x.device)
+    hit = _SHAPED.get(key)
+    if hit is None or hit.fake_mode is not getattr(x, "fake_mode", None):
+        hit = _SHAPED[key] = x.new_empty(sizes)
+    return hit
+
+
+_SHAPED: dict[Any, Any] = {}
 
 
 def _upsample(args: Any, kwargs: Any) -> Any:
@@ -254,7 +270,7 @@ def _upsample(args: Any, kwargs: Any) -> Any:
     x, size = args[0], args[1] if len(args) > 1 else kwargs.get("output_size")
     if size is None or not isinstance(x, torch.Tensor):
         return None
-    return x.new_empty((*x.shape[:2], *size))
+    return _new(x, [*x.shape[:2], *size])
 
 
 def _upsample_backward(args: Any, kwargs: Any) -> Any:
@@ -606,6 +622,7 @@ def _run(model: torch.nn.Module, pos: Sequence[InputSpec], kw: Mapping[str, Inpu
     finally:
         _restore(model, snap)
         _EMPTY.clear()
+        _SHAPED.clear()
     return _build(model, tracer, env, user_syms, hint_of, conv, train, strict, warn)
 
 
