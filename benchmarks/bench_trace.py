@@ -15,8 +15,11 @@ made back to back are what to read. What made the trace fast (profiled with cPro
 torch's fake kernels for ``hardtanh`` (ReLU6) and inference ``native_batch_norm`` run
 Python reference decompositions full of symbolic arithmetic (4.6 of 7 s of a MobileNetV2
 trace); shape rules in ``symflops.trace._tracer._FAST`` answer those ops, unary pointwise
-ops and direct convolutions from the input's shape instead (guards kept), and fake
-parameters are made with one ``empty_strided`` each instead of ``from_tensor``.
+ops and direct convolutions from the input's shape instead (guards kept); under no_grad
+one fake tensor per symbolic output shape is reused (building symbolic strides costs
+~10 ms per tensor); fake parameters are made with one ``empty_strided`` each instead of
+``from_tensor``. What is left is torch's fake-tensor dispatch itself: the same recording
+at concrete sizes is printed as the floor a fully custom shape propagation could reach.
 """
 
 from __future__ import annotations
