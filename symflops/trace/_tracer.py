@@ -239,10 +239,11 @@ def _conv(args: Any, kwargs: Any) -> Any:
     sizes = [x.shape[0], w.shape[0]]
     for i in range(n):
         k = w.shape[2 + i]
-        size = (x.shape[2 + i] + 2 * padding[i] - dilation[i] * (k - 1) - 1) // stride[i] + 1
-        if not size >= 1:  # records torch's guard (e.g. H >= 7): the formula's validity
+        need = dilation[i] * (k - 1) + 1 - 2 * padding[i]  # output >= 1 <=> input >= need
+        if need > 1 and not x.shape[2 + i] >= need:  # records a guard (H >= 7): validity
             return None
-        sizes.append(size)
+        sizes.append((x.shape[2 + i] + 2 * padding[i] - dilation[i] * (k - 1) - 1)
+                     // stride[i] + 1)
     if x.shape[1] != w.shape[1] * args[8]:
         return None  # let torch raise its own error
     return _new(x, sizes)
