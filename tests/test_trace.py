@@ -445,3 +445,16 @@ def test_divisibility_conditions_are_kept_as_validity_not_pins():
         assert c.subs(B=2, H=16, W=22).flops == fc.get_total_flops()
         with pytest.raises(sf.SymflopsError, match="condition"):
             c.subs(H=15)
+
+
+# ----------------------------------------------------------------------------- doctests
+@pytest.mark.parametrize("name", ["symflops.trace", "symflops.trace._tracer",
+                                  "symflops.trace.registry", "symflops.trace._aligned",
+                                  "symflops.trace._fit", "symflops.formulas.resize"])
+def test_trace_doctests(name):
+    import doctest
+    import importlib
+
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
