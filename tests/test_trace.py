@@ -309,6 +309,9 @@ def test_symbolic_failure_is_a_clear_error_and_fit_recovers_an_exact_formula():
     for b, h, w in ((1, 64, 32), (2, 28, 100)):  # sizes not used for the fit
         assert c.subs(B=b, H=h, W=w).flops == torch_count(net, torch.randn(b, 3, h, w))
     assert sp.Ge(H, 8) in c.validity
+    with pytest.warns(UserWarning, match="fitted"):
+        d = sf.trace(net, "B 3 H W", convention="torch", fallback="fit")
+    assert "FITTED" in d.notes[0] and d.layer == "Fitted"
 
 
 @pytest.mark.parametrize("convention", ["exact", "torch", "macs"])

@@ -467,7 +467,7 @@ def _default_dtype(model: torch.nn.Module) -> torch.dtype:
 def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None = None, *,
           convention: str | Convention = "exact", mode: str = "eval", strict: bool = False,
           aligned: bool | Mapping[str, int] = False,
-          warn: bool = True, real: bool = False) -> Cost:
+          warn: bool = True, real: bool = False, fallback: str | None = None) -> Cost:
     """Trace ``model`` on symbolic fake inputs into a Cost tree in the named dims.
 
     ``inputs``: ``"B 3 H W"``, ``("B", 3, "H", "W")``, a list of those (positional
@@ -475,7 +475,9 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
     or ``(spec, torch.long)`` for a dtype. ``hints``: example sizes (defaults: B=2,
     H=W=224, N=T=S=128, others 64). ``real=True`` (concrete sizes only) runs the model on
     real random tensors instead of fake ones, for data-dependent control flow.
-    ``mode="train"`` traces forward and backward.
+    ``mode="train"`` traces forward and backward. ``fallback="fit"``: when torch cannot
+    run the model on symbolic shapes, return :func:`symflops.trace.fit`'s exact fitted
+    polynomial instead of raising (with a warning saying so).
     Ops without a handler are reported (``cost.notes``, a warning, ``.report``) and
     counted as 0; ``strict=True`` raises instead. ``aligned=True`` returns the aligned
     form (dims multiples of the model's total stride; see :func:`aligned`).
@@ -491,6 +493,9 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
     >>> [p for p, _ in c.walk()]
     ['', '0', '1']
     """
+    if fallback not in (None, "fit"):
+        raise SymflopsError("fallback must be None or 'fit'", layer="trace",
+                            values={"fallback": fallback})
     if mode not in ("eval", "train"):
         raise SymflopsError("mode must be 'eval' or 'train'", layer="trace",
                             values={"mode": mode})
@@ -525,6 +530,8 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
             again = _run(model, pos, kw, hints, conv, train, strict, warn, real, resize=True)
         except SymflopsError:
             if first_error is not None:
+                if fallback == "fit":
+                    return _fit_fallback(model, inputs, conv, mode, first_error, warn)
                 raise first_error from None
             again = None
         if again is not None and (first_error is not None or
@@ -543,6 +550,25 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
         forms = _al(cost, None if aligned is True else aligned)
         cost = forms.aligned
     return TracedCost.attach(cost, report)
+
+
+def _fit_fallback(model: torch.nn.Module, inputs: Any, conv: Convention, mode: str,
+                  error: SymflopsError, warn: bool) -> Cost:
+    from symflops.trace._fit import fit
+
+    try:
+        cost = fit(model, inputs, convention=conv, mode=mode)
+    except SymflopsError:
+        if _device(model).type == "meta":
+            raise error from None
+        try:  # control flow that reads values: run the concrete traces on real tensors
+            cost = fit(model, inputs, convention=conv, mode=mode, real=True)
+        except SymflopsError:
+            raise error from None
+    if warn:
+        warnings.warn(f"symflops.trace: {error.message}; returning an exact polynomial "
+                      "fitted from concrete traces instead (see its notes)", stacklevel=4)
+    return cost
 
 
 class TracedCost(Cost):
