@@ -27,7 +27,7 @@ from sympy.core.cache import clear_cache
 import symflops as sf
 from symflops.cost import simplify_expr
 from symflops.latex import _latex_cached
-from symflops.render import _simple, render, template_environment
+from symflops.rendering import _simple, render, template_environment
 from symflops.symbols import B, H, W
 
 TARGET_S = 1.0

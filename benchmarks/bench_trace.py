@@ -1,4 +1,4 @@
-"""Speed and memory of symflops.trace beside torch's FlopCounterMode, in one process.
+"""Speed and memory of symflops.tracing beside torch's FlopCounterMode, in one process.
 
 Run: ``python benchmarks/bench_trace.py`` (add ``--quick`` for one repetition).
 Every figure is a ratio against a baseline measured in the same run:
@@ -14,7 +14,7 @@ Timings are the best of 3 (``--quick``: 1); the machine may be shared, so ratios
 made back to back are what to read. What made the trace fast (profiled with cProfile):
 torch's fake kernels for ``hardtanh`` (ReLU6) and inference ``native_batch_norm`` run
 Python reference decompositions full of symbolic arithmetic (4.6 of 7 s of a MobileNetV2
-trace); shape rules in ``symflops.trace._tracer._FAST`` answer those ops, unary pointwise
+trace); shape rules in ``symflops.tracing._tracer._FAST`` answer those ops, unary pointwise
 ops and direct convolutions from the input's shape instead (guards kept); under no_grad
 one fake tensor per symbolic output shape is reused (building symbolic strides costs
 ~10 ms per tensor); fake parameters are made with one ``empty_strided`` each instead of
@@ -39,7 +39,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import symflops as sf
-from symflops.trace import _torch_compat as C
+from symflops.tracing import _torch_compat as C
 
 ROOT = Path(__file__).resolve().parents[1]
 

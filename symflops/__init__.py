@@ -10,42 +10,55 @@
 >>> total.subs(B=1, H=224, W=224).flops
 118013952
 
-``import symflops`` does not import torch; :func:`trace` imports it when called.
+``import symflops`` does not import torch: :func:`trace` (in :mod:`symflops.tracing`)
+imports it when called, and :func:`render` (in :mod:`symflops.rendering`) loads jinja2
+when called.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from symflops import nn, symbols
-from symflops.conventions import KINDS, Convention, conventions, get_convention, register_convention
+from symflops.conventions import (
+    KINDS,
+    Convention,
+    conventions,
+    get_convention,
+    register_convention,
+)
 from symflops.cost import Cost, Derivation
 from symflops.errors import SymflopsError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from symflops.render import render as render
-    from symflops.trace import trace as trace
+    from symflops import analysis as analysis
+    from symflops import rendering as rendering
+    from symflops import tracing as tracing
+    from symflops.rendering import render as render
+    from symflops.tracing import trace as trace
 
 __version__ = "0.1.0"
 
 __all__ = [
     "nn", "symbols", "Cost", "Derivation", "Convention", "KINDS", "conventions",
-    "get_convention", "register_convention", "SymflopsError", "trace", "render", "__version__",
+    "get_convention", "register_convention", "SymflopsError", "trace", "render", "analysis",
+    "tracing", "rendering", "__version__",
 ]
+
+# name -> (module, attribute or None for the module itself), imported on first use
+_LAZY = {
+    "trace": ("symflops.tracing", "trace"),
+    "render": ("symflops.rendering", "render"),
+    "analysis": ("symflops.analysis", None),
+    "tracing": ("symflops.tracing", None),
+    "rendering": ("symflops.rendering", None),
+}
 
 
 def __getattr__(name: str) -> Any:
-    # lazy: keeps `import symflops` free of torch and jinja2
-    if name == "trace":
-        from symflops.trace import trace
-
-        return trace
-    if name == "render":
-        from symflops.render import render
-
-        return render
-    if name == "analysis":
-        import importlib
-
-        return importlib.import_module("symflops.analysis")
-    raise AttributeError(f"module 'symflops' has no attribute {name!r}")
+    if name not in _LAZY:
+        raise AttributeError(f"module 'symflops' has no attribute {name!r}")
+    module_name, attribute = _LAZY[name]
+    module = importlib.import_module(module_name)
+    return module if attribute is None else getattr(module, attribute)

@@ -264,7 +264,7 @@ def _build_cost(target: Target, args: argparse.Namespace) -> Cost:
     spec = _input_spec(texts)
     hints = _hints(args)
     try:
-        from symflops.trace import trace
+        from symflops.tracing import trace
     except ImportError as e:
         raise SymflopsError(f"tracing is not available: {e}",
                             fix="install torch (pip install 'symflops[torch]')") from None
@@ -387,7 +387,7 @@ def _show(cost: Cost, args: argparse.Namespace, title: str) -> str:
         texts = getattr(args, "input", None)
         inputs = _shape_text(_input_spec(texts)) if texts else None
         return _summary(cost, at, args.depth, title, inputs)
-    from symflops.render import render
+    from symflops.rendering import render
 
     return render(cost, fmt, depth=args.depth, at=at or None)
 

@@ -364,17 +364,17 @@ class Cost:
     def __format__(self, spec: str) -> str:
         if not spec:
             return repr(self)
-        from symflops.render import render
+        from symflops.rendering import render
 
         return render(self, spec)
 
     def _repr_latex_(self) -> str:
-        from symflops.render import render
+        from symflops.rendering import render
 
         return render(self, "latex", depth=1, math_only=True)
 
     def _repr_markdown_(self) -> str:
-        from symflops.render import render
+        from symflops.rendering import render
 
         return render(self, "markdown", depth=1)
 

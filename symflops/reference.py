@@ -205,7 +205,7 @@ def _first_paragraph(doc: str) -> str:
 
 
 def _shown(expr: sp.Expr) -> sp.Expr:
-    from symflops.render import _simple  # the same display form as every render
+    from symflops.rendering import _simple  # the same display form as every render
 
     return _simple(sp.sympify(expr))
 
@@ -294,7 +294,7 @@ def _context() -> dict[str, Any]:
 def formula_reference(fmt: str = "markdown", template_dir: str | Path | None = None) -> str:
     """The reference page as text: ``markdown``/``md`` (docs/formulas.md) or
     ``latex``/``tex`` (a standalone document)."""
-    from symflops.render import _render_with, formats, get_format
+    from symflops.rendering import _render_with, formats, get_format
 
     f = get_format(fmt)
     name = f.templates.get("reference")

@@ -23,7 +23,7 @@ import sympy as sp
 import symflops as sf
 from symflops.errors import SymflopsError
 from symflops.latex import format_number, latex_escape, markdown_code
-from symflops.render import (
+from symflops.rendering import (
     Format,
     build_context,
     get_format,
@@ -416,7 +416,7 @@ def test_docstring_examples() -> None:
 
     import symflops.latex
     import symflops.reference
-    import symflops.render as render_module
+    import symflops.rendering as render_module
 
     for module in (symflops.latex, render_module, symflops.reference):
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
@@ -424,7 +424,7 @@ def test_docstring_examples() -> None:
 
 
 def test_every_registered_format_has_its_builtin_template() -> None:
-    from symflops.render import _builtin_loader, formats, template_environment
+    from symflops.rendering import _builtin_loader, formats, template_environment
 
     loader = _builtin_loader()
     env = template_environment()

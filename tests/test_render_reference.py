@@ -131,7 +131,7 @@ def test_every_layer_renders_in_every_format_and_compiles(tmp_path: Path) -> Non
     that a real pdflatex compiles (symbols like K_h, min(K, s), floors, user symbols)."""
     import json
 
-    from symflops.render import render
+    from symflops.rendering import render
 
     parts = []
     for name, example in EXAMPLES.items():

@@ -16,7 +16,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 import symflops as sf  # noqa: E402
 from symflops.symbols import B, H, N, W  # noqa: E402
-from symflops.trace import registry  # noqa: E402
+from symflops.tracing import registry  # noqa: E402
 
 
 def torch_count(model, *args, **kwargs):
@@ -176,7 +176,7 @@ def test_registry_refuses_duplicates_and_accepts_new_handlers():
 def test_zero_cost_ops_are_listed():
     c = sf.trace(_net(), "B 3 H W")
     assert c.report.zero_cost["aten.view"] >= 1
-    assert "aten.view" in sf.trace.handlers.describe()["zero_cost"]
+    assert "aten.view" in sf.tracing.handlers.describe()["zero_cost"]
 
 
 # ----------------------------------------------------------------------------- model unchanged
@@ -271,7 +271,7 @@ def test_aligned_form_removes_floors():
                         nn.Conv2d(8, 8, 3, stride=2, padding=1))
     c = sf.trace(net, "B 3 H W", convention="macs")
     assert c.flops.has(sp.floor)
-    forms = sf.trace.aligned(c)
+    forms = sf.tracing.aligned(c)
     assert forms.multiples == {H: 4, W: 4}
     al = forms.aligned
     assert not al.flops.has(sp.floor)
@@ -302,7 +302,7 @@ def test_symbolic_failure_is_a_clear_error_and_fit_recovers_an_exact_formula():
     net = _ValueBranch().eval()
     with pytest.raises(sf.SymflopsError, match="fit"):
         sf.trace(net, "B 3 H W")
-    c = sf.trace.fit(net, "B 3 H W", multiple=4, convention="torch", real=True)
+    c = sf.tracing.fit(net, "B 3 H W", multiple=4, convention="torch", real=True)
     assert "FITTED" in c.notes[0] and "verified at" in c.notes[0]
     # a: 2*27*8 per pixel at H/2 x W/2; b: 2*72*8 per pixel at H/4 x W/4
     assert sp.expand(c.flops - (108 * B * H * W + 72 * B * H * W)) == 0
@@ -343,7 +343,7 @@ def test_sf_nn_and_trace_agree_on_a_transformer_mlp_and_attention(convention):
 
 # ----------------------------------------------------------------------------- torch compat
 def test_torch_compat_maps_torch_symbols_and_functions_to_plain_sympy():
-    from symflops.trace import _torch_compat as C
+    from symflops.tracing import _torch_compat as C
 
     env = C.SymEnv()
     h, w = env.symint("H", 224), env.symint("W", 224)
@@ -451,9 +451,9 @@ def test_divisibility_conditions_are_kept_as_validity_not_pins():
 
 
 # ----------------------------------------------------------------------------- doctests
-@pytest.mark.parametrize("name", ["symflops.trace", "symflops.trace._tracer",
-                                  "symflops.trace.registry", "symflops.trace._aligned",
-                                  "symflops.trace._fit", "symflops.formulas.resize"])
+@pytest.mark.parametrize("name", ["symflops.tracing", "symflops.tracing._tracer",
+                                  "symflops.tracing.registry", "symflops.tracing._aligned",
+                                  "symflops.tracing._fit", "symflops.formulas.resize"])
 def test_trace_doctests(name):
     import doctest
     import importlib

@@ -2,7 +2,7 @@
 
 They use plain arithmetic, so the same function serves the symbolic layers in
 :mod:`symflops.nn` (SymPy sizes) and the torch op handlers in
-:mod:`symflops.trace` (sizes from symbolic shapes), and brute-force checks (ints).
+:mod:`symflops.tracing` (sizes from symbolic shapes), and brute-force checks (ints).
 
 >>> from symflops.formulas import conv_work
 >>> conv_work(1, 3, 64, (3, 3), (8, 8))["matmul_mul"]

@@ -23,7 +23,7 @@ __all__ = ["fit"]
 
 
 def _concrete(spec: Any, values: Mapping[str, int]) -> Any:
-    from symflops.trace._tracer import InputSpec, parse_inputs
+    from symflops.tracing._tracer import InputSpec, parse_inputs
 
     pos, kw = parse_inputs(spec)
 
@@ -55,12 +55,12 @@ def fit(model: Any, inputs: Any, *, multiple: int | Mapping[str, int] = 32,
 
     >>> import torch, symflops as sf
     >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=2, padding=1))
-    >>> c = sf.trace.fit(net, "B 3 H W", multiple=2, convention="macs")
+    >>> c = sf.tracing.fit(net, "B 3 H W", multiple=2, convention="macs")
     >>> c.flops
     54*B*H*W
     """
     from symflops.symbols import symbol
-    from symflops.trace._tracer import parse_inputs, trace
+    from symflops.tracing._tracer import parse_inputs, trace
 
     conv = get_convention(convention)
     pos, kw = parse_inputs(inputs)

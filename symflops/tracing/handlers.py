@@ -19,7 +19,7 @@ from symflops import formulas as F
 from symflops import symbols as S
 from symflops.errors import SymflopsError
 from symflops.formulas import resize as R
-from symflops.trace.registry import OpCall, Part, TShape, register, register_zero_cost
+from symflops.tracing.registry import OpCall, Part, TShape, register, register_zero_cost
 
 aten = torch.ops.aten
 
@@ -684,7 +684,7 @@ register_zero_cost(*{getattr(aten, n) for n in _ZERO if hasattr(aten, n)})
 @cache
 def describe() -> dict[str, list[str]]:
     """Names of every handled op and every zero-cost op (for documentation)."""
-    from symflops.trace.registry import HANDLERS, ZERO_COST, op_name
+    from symflops.tracing.registry import HANDLERS, ZERO_COST, op_name
 
     return {"counted": sorted(op_name(p) for p in HANDLERS),
             "zero_cost": sorted(op_name(p) for p in ZERO_COST)}

@@ -17,9 +17,9 @@ from symflops import symbols as S
 from symflops.conventions import Convention, get_convention
 from symflops.cost import Cost, Derivation
 from symflops.errors import SymflopsError
-from symflops.trace import _torch_compat as C
-from symflops.trace import handlers as _handlers  # noqa: F401  (registers the built-ins)
-from symflops.trace.registry import HANDLERS, ZERO_COST, OpCall, Part, TShape, op_name
+from symflops.tracing import _torch_compat as C
+from symflops.tracing import handlers as _handlers  # noqa: F401  (registers the built-ins)
+from symflops.tracing.registry import HANDLERS, ZERO_COST, OpCall, Part, TShape, op_name
 
 __all__ = ["trace", "TraceReport", "TracedCost", "InputSpec", "parse_inputs"]
 
@@ -476,7 +476,7 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
     H=W=224, N=T=S=128, others 64). ``real=True`` (concrete sizes only) runs the model on
     real random tensors instead of fake ones, for data-dependent control flow.
     ``mode="train"`` traces forward and backward. ``fallback="fit"``: when torch cannot
-    run the model on symbolic shapes, return :func:`symflops.trace.fit`'s exact fitted
+    run the model on symbolic shapes, return :func:`symflops.tracing.fit`'s exact fitted
     polynomial instead of raising (with a warning saying so).
     Ops without a handler are reported (``cost.notes``, a warning, ``.report``) and
     counted as 0; ``strict=True`` raises instead. ``aligned=True`` returns the aligned
@@ -512,7 +512,7 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
     started = time.perf_counter()
     if real and any(isinstance(d, str) for s in [*pos, *kw.values()] for d in s.dims):
         raise SymflopsError("real=True runs the model for real: every size must be an int",
-                            layer="trace", fix="substitute the dims, or use symflops.trace.fit")
+                            layer="trace", fix="substitute the dims, or use symflops.tracing.fit")
     train = mode == "train"
     # First without the interpolate rerouting: an active TorchFunctionMode makes
     # nn.MultiheadAttention and nn.TransformerEncoderLayer skip their inference fast
@@ -540,12 +540,12 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
             result[1].resize_mode = True
     if warn:
         for msg in result[1].warnings:
-            warnings.warn("symflops.trace: " + msg, stacklevel=3)
+            warnings.warn("sf.trace: " + msg, stacklevel=2)
     report = result[1]
     report.seconds = time.perf_counter() - started
     cost = result[0]
     if aligned:
-        from symflops.trace._aligned import aligned as _al
+        from symflops.tracing._aligned import aligned as _al
 
         forms = _al(cost, None if aligned is True else aligned)
         cost = forms.aligned
@@ -554,7 +554,7 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
 
 def _fit_fallback(model: torch.nn.Module, inputs: Any, conv: Convention, mode: str,
                   error: SymflopsError, warn: bool) -> Cost:
-    from symflops.trace._fit import fit
+    from symflops.tracing._fit import fit
 
     try:
         cost = fit(model, inputs, convention=conv, mode=mode)
@@ -566,8 +566,8 @@ def _fit_fallback(model: torch.nn.Module, inputs: Any, conv: Convention, mode: s
         except SymflopsError:
             raise error from None
     if warn:
-        warnings.warn(f"symflops.trace: {error.message}; returning an exact polynomial "
-                      "fitted from concrete traces instead (see its notes)", stacklevel=4)
+        warnings.warn(f"sf.trace: {error.message}; returning an exact polynomial "
+                      "fitted from concrete traces instead (see its notes)", stacklevel=3)
     return cost
 
 
@@ -644,7 +644,7 @@ def _run(model: torch.nn.Module, pos: Sequence[InputSpec], kw: Mapping[str, Inpu
             f"{str(e).splitlines()[0][:300] if str(e) else ''}", layer="trace",
             values={"inputs": [s.dims for s in [*pos, *kw.values()]]},
             fix="give hints (example sizes) the model accepts, e.g. hints={'H': 32}; fix "
-                "some dims to ints; or use symflops.trace.fit(...) to fit an exact formula "
+                "some dims to ints; or use symflops.tracing.fit(...) to fit an exact formula "
                 "from concrete traces") from e
     finally:
         _restore(model, snap)
@@ -678,7 +678,7 @@ def _build(model: torch.nn.Module, tracer: _Tracer, env: C.SymEnv,
             for k, v in tracer.unknown.most_common()))
         if strict:
             raise SymflopsError(msg, layer="trace", fix="register a handler with "
-                                "symflops.trace.register(...) or pass strict=False")
+                                "symflops.tracing.register(...) or pass strict=False")
         report.notes.append(msg)
         report.warnings.append(msg)
     # dims torch pinned to a value, and equalities the code path needs

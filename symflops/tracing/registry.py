@@ -6,7 +6,7 @@ A handler receives an :class:`OpCall` (shapes, not tensors: every tensor argumen
 bindings that turn it into this call's work (the same pieces ``sf.nn`` builds).
 
 >>> import torch
->>> from symflops.trace.registry import register, HANDLERS
+>>> from symflops.tracing.registry import register, HANDLERS
 >>> torch.ops.aten.convolution in HANDLERS
 True
 >>> @register(torch.ops.aten.convolution)        # a second handler for one op raises

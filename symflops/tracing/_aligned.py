@@ -33,7 +33,7 @@ def aligned(cost: Cost, multiples: Mapping[Any, int] | None = None) -> AlignedFo
 
     >>> import torch, symflops as sf
     >>> net = torch.nn.Conv2d(3, 8, 3, stride=2, padding=1)
-    >>> forms = sf.trace.aligned(sf.trace(net, "B 3 H W", convention="macs"))
+    >>> forms = sf.tracing.aligned(sf.trace(net, "B 3 H W", convention="macs"))
     >>> forms.aligned.flops, forms.multiples
     (54*B*H*W, {H: 2, W: 2})
     """

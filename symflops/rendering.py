@@ -23,8 +23,6 @@ from __future__ import annotations
 import functools
 import importlib.resources
 import json
-import sys
-import types
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -701,14 +699,3 @@ register_format(Format(
 register_format(Format(
     "json", "cost.json.j2", math=_text_math, text=str, code=str))
 
-
-class _CallableModule(types.ModuleType):
-    """``symflops.render`` is both this module and the function: importing the submodule
-    rebinds the package attribute ``symflops.render`` to the module, so the module
-    forwards calls to :func:`render` (``sf.render(cost, "latex")`` always works)."""
-
-    def __call__(self, cost: Cost, fmt: str = "markdown", **kwargs: Any) -> str:
-        return render(cost, fmt, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
