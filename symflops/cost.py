@@ -186,7 +186,12 @@ class Cost:
     # -- transformations (all return new Costs) ---------------------------------------
     def _rebuild(self, fn_expr: Any, convention: Convention | None = None,
                  recurse: bool = True, skip_work: bool = False) -> Cost:
-        new = object.__new__(Cost)
+        new = object.__new__(type(self))
+        for klass in type(self).__mro__:  # a subclass's own slots (a trace's report) carry over
+            if klass is Cost:
+                break
+            for slot in getattr(klass, "__slots__", ()):
+                setattr(new, slot, getattr(self, slot))
         new.name, new.layer, new.spec, new.notes = self.name, self.layer, self.spec, self.notes
         new.convention = convention or self.convention
         new.children = tuple(c._rebuild(fn_expr, convention) for c in self.children) \

@@ -146,6 +146,10 @@ def test_unknown_ops_are_reported_with_name_count_and_warning():
     assert c.report.unknown["aten.special_bessel_j0"] == 1
     assert any("NOT counted" in n and "bessel_j0" in n for n in c.notes)
     assert c.report.unknown_at["aten.special_bessel_j0"] == ["(root)"]
+    # the report stays with the cost through every transformation
+    for derived in (c.subs(B=2), c.simplify(), c.with_convention("macs")):
+        assert derived.report.unknown["aten.special_bessel_j0"] == 1
+        assert any("bessel_j0" in n for n in derived.notes)
 
 
 def test_strict_raises_on_unknown_ops():

@@ -573,7 +573,7 @@ def _fit_fallback(model: torch.nn.Module, inputs: Any, conv: Convention, mode: s
 
 class TracedCost(Cost):
     """The Cost :func:`trace` returns, with the :class:`TraceReport` as ``.report``
-    (transformations such as ``subs`` return plain Costs)."""
+    (kept by ``subs``, ``simplify`` and ``with_convention``)."""
 
     __slots__ = ("report",)
     report: TraceReport
