@@ -449,9 +449,11 @@ def _canonical_floors(expr: sp.Expr) -> sp.Expr:
 def _collect(expr: sp.Expr) -> sp.Expr:
     expanded = sp.expand(expr)
     best = sp.factor_terms(expanded)
-    if len(sp.Add.make_args(expanded)) <= _FACTOR_LIMIT:
+    # full factoring only pays (and stays fast) for small polynomials in few unknowns
+    generators = len(expanded.free_symbols) + len(expanded.atoms(sp.floor, sp.ceiling))
+    if len(sp.Add.make_args(expanded)) <= _FACTOR_LIMIT and generators <= _FACTOR_GENERATORS:
         factored = sp.factor(expanded)
-        if sp.count_ops(factored) < sp.count_ops(best):
+        if _complexity(factored) < _complexity(best):
             best = factored
     return best
 
@@ -496,3 +498,5 @@ def _positive_factors(expr: sp.Expr) -> sp.Expr:
 
 #: polynomials with more terms than this are only collected, not factored (factoring is slow)
 _FACTOR_LIMIT = 24
+#: ... or with more unknowns (symbols and floors) than this
+_FACTOR_GENERATORS = 8
