@@ -6,7 +6,7 @@
 ...                        sf.nn.ReLU(), sf.nn.MaxPool2d(3, stride=2, padding=1))
 >>> total = net.cost((B, 3, H, W), convention="macs")
 >>> total.output_shape
-(B, 64, floor(floor(H/2 - 1/2)/2) + 1, floor(floor(W/2 - 1/2)/2) + 1)
+(B, 64, floor(H/4 - 1/4) + 1, floor(W/4 - 1/4) + 1)
 >>> total.subs(B=1, H=224, W=224).flops
 118013952
 

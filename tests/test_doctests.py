@@ -1,4 +1,5 @@
-"""The examples in the core modules' docstrings run and print what they say."""
+"""The examples in the modules' docstrings run and print what they say (the tracing
+modules' examples run in tests/test_trace.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ MODULES = [
     "symflops.formulas.conv", "symflops.formulas.linear", "symflops.formulas.norm",
     "symflops.formulas.pointwise", "symflops.formulas.pool", "symflops.nn", "symflops.cost",
     "symflops.evaluate", "symflops.conventions", "symflops.symbols", "symflops.errors",
+    "symflops", "symflops.formulas.resize", "symflops.analysis", "symflops.parse",
+    "symflops.rendering", "symflops.latex", "symflops.reference", "symflops.cli",
 ]
 
 

@@ -29,17 +29,39 @@ def is_int(x: Any) -> bool:
 
 
 def floordiv(a: Size, b: Size) -> Size:
-    """``a // b`` for ints, ``floor(a / b)`` for expressions."""
+    """``a // b`` for ints, ``floor(a / b)`` for expressions.
+
+    A rounded size divided again is written in one floor, as torch writes it:
+    ``floor((floor(x) + c) / b) == floor((x + c) / b)`` for integers ``b > 0``, ``c``.
+
+    >>> from symflops.symbols import H
+    >>> floordiv(floordiv(H - 1, 2), 2)
+    floor(H/4 - 1/4)
+    """
     if is_int(a) and is_int(b):
         return int(a) // int(b)
-    return sp.floor(sp.sympify(a) / b)
+    return sp.floor(_unnest(sp.sympify(a), b, sp.floor) / b)
 
 
 def ceildiv(a: Size, b: Size) -> Size:
-    """``ceil(a / b)`` exactly."""
+    """``ceil(a / b)`` exactly (a ceiling inside is merged the same way as in floordiv)."""
     if is_int(a) and is_int(b):
         return -(-int(a) // int(b))
-    return sp.ceiling(sp.sympify(a) / b)
+    return sp.ceiling(_unnest(sp.sympify(a), b, sp.ceiling) / b)
+
+
+def _unnest(a: sp.Expr, b: Size, rounding: type[sp.Function]) -> sp.Expr:
+    """``round(u) + c`` -> ``u + c`` when dividing by a positive integer and rounding the
+    same way again (c integer-valued): the inner rounding cannot change the result."""
+    if not (is_int(b) and int(b) > 0):
+        return a
+    inner = [t for t in sp.Add.make_args(a) if isinstance(t, rounding)]
+    if len(inner) != 1:
+        return a
+    rest = a - inner[0]
+    if rest.is_integer is not True:
+        return a
+    return inner[0].args[0] + rest
 
 
 def exact_div(n: Size, d: Size) -> Size:
