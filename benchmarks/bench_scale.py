@@ -32,26 +32,14 @@ from symflops.symbols import B, H, W  # noqa: E402
 
 
 def nn_resnet50() -> nn.Sequential:
-    def bottleneck(cin: int, width: int, stride: int, down: bool) -> nn.Layer:
-        out = width * 4
-        body = nn.Sequential(
-            nn.Conv2d(cin, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
-            nn.Conv2d(width, width, 3, stride=stride, padding=1, bias=False),
-            nn.BatchNorm2d(width), nn.ReLU(), nn.Conv2d(width, out, 1, bias=False),
-            nn.BatchNorm2d(out))
-        sc = nn.Sequential(nn.Conv2d(cin, out, 1, stride=stride, bias=False),
-                           nn.BatchNorm2d(out)) if down else None
-        return nn.Sequential(nn.Residual(body, sc), nn.ReLU())
-
-    layers: list[nn.Layer] = [nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False),
-                              nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1)]
-    cin = 64
-    for width, blocks, stride in ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)):
-        for i in range(blocks):
-            layers.append(bottleneck(cin, width, stride if i == 0 else 1, i == 0))
-            cin = width * 4
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2048, 1000)]
-    return nn.Sequential(*layers)
+    """examples/sfnn_resnet.py: torchvision's resnet50 written with sf.nn."""
+    spec = importlib.util.spec_from_file_location("_sfnn_resnet",
+                                                  ROOT / "examples" / "sfnn_resnet.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    net: nn.Sequential = module.resnet50()
+    return net
 
 
 def traced_resnet50() -> sf.Cost | None:

@@ -3,6 +3,10 @@ plots and comparisons, each checked against substitution at concrete sizes."""
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
 import numpy as np
 import pytest
 import sympy as sp
@@ -16,29 +20,16 @@ from symflops.errors import SymflopsError
 from symflops.symbols import B, H, L, N, W, dim, heads, mlp_ratio
 
 
-def bottleneck(cin: int, width: int, stride: int, down: bool) -> nn.Layer:
-    out = width * 4
-    body = nn.Sequential(
-        nn.Conv2d(cin, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
-        nn.Conv2d(width, width, 3, stride=stride, padding=1, bias=False),
-        nn.BatchNorm2d(width), nn.ReLU(),
-        nn.Conv2d(width, out, 1, bias=False), nn.BatchNorm2d(out))
-    shortcut = nn.Sequential(nn.Conv2d(cin, out, 1, stride=stride, bias=False),
-                             nn.BatchNorm2d(out)) if down else None
-    return nn.Sequential(nn.Residual(body, shortcut), nn.ReLU())
+def _load_example(name: str) -> ModuleType:
+    path = Path(__file__).resolve().parents[1] / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"_example_{name}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def resnet50() -> nn.Sequential:
-    """torchvision's resnet50 layer for layer, as sf.nn layers."""
-    layers: list[nn.Layer] = [nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False),
-                              nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, stride=2, padding=1)]
-    cin = 64
-    for width, blocks, stride in ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)):
-        for i in range(blocks):
-            layers.append(bottleneck(cin, width, stride if i == 0 else 1, i == 0))
-            cin = width * 4
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2048, 1000)]
-    return nn.Sequential(*layers)
+resnet50 = _load_example("sfnn_resnet").resnet50
 
 
 @pytest.fixture(scope="module")

@@ -23,3 +23,11 @@ def test_doctests(name: str) -> None:
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0, f"{result.failed} doctest(s) failed in {name}"
+
+
+def test_sfnn_example_doctest() -> None:
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "sfnn_resnet.py"
+    result = doctest.testfile(str(path), module_relative=False)
+    assert result.attempted >= 2 and result.failed == 0
