@@ -26,8 +26,13 @@ def test_doctests(name: str) -> None:
 
 
 def test_sfnn_example_doctest() -> None:
+    import importlib.util
     from pathlib import Path
 
     path = Path(__file__).resolve().parents[1] / "examples" / "sfnn_resnet.py"
-    result = doctest.testfile(str(path), module_relative=False)
+    spec = importlib.util.spec_from_file_location("_sfnn_resnet_doctest", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = doctest.testmod(module)
     assert result.attempted >= 2 and result.failed == 0
