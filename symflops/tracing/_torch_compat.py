@@ -28,6 +28,8 @@ from torch.fx.experimental.symbolic_shapes import DimDynamic, ShapeEnv
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from symflops.formulas._arith import ceildiv, floordiv
+
 __all__ = ["TorchDispatchMode", "SymbolicResize", "SymEnv", "SymbolMap", "current_autograd_node",
            "module_hooks", "node_metadata", "SKIP_OPS", "TORCH_VERSION"]
 
@@ -131,10 +133,11 @@ def sym_expr(x: Any) -> Any:
 
 
 _FUNCS: dict[type, Callable[..., sp.Expr]] = {
-    _tfun.FloorDiv: lambda a, b: sp.floor(a / b),
+    # the same rounding helpers sf.nn uses, so nested floors come out spelled alike
+    _tfun.FloorDiv: lambda a, b: sp.sympify(floordiv(a, b)),
     _tfun.CleanDiv: lambda a, b: a / b,
     _tfun.IntTrueDiv: lambda a, b: a / b,
-    _tfun.CeilDiv: lambda a, b: sp.ceiling(a / b),
+    _tfun.CeilDiv: lambda a, b: sp.sympify(ceildiv(a, b)),
     _tfun.Mod: lambda a, b: sp.Mod(a, b),
     _tfun.PythonMod: lambda a, b: sp.Mod(a, b),
     _tfun.ModularIndexing: lambda a, b, c: sp.Mod(sp.floor(a / b), c),

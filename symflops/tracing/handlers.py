@@ -653,10 +653,13 @@ register(aten.native_dropout_backward)(_backward(1, "dropout gradient: one multi
 
 
 # ----------------------------------------------------------------------------- zero cost
+# Data movement, views, allocation and selection: no arithmetic under any convention.
+# (sort/topk compare elements, so they are not here: they are reported until counted.)
 _ZERO = [
     "view", "_unsafe_view", "reshape", "_reshape_alias", "permute", "transpose", "t",
     "expand", "expand_as", "squeeze", "unsqueeze", "cat", "stack", "split", "split_with_sizes",
     "chunk", "slice", "select", "clone", "contiguous", "detach", "alias", "as_strided",
+    "as_strided_",
     "copy", "copy_", "_to_copy", "to", "lift_fresh", "lift_fresh_copy", "empty", "empty_like",
     "empty_strided", "new_empty", "new_empty_strided", "new_zeros", "new_ones", "new_full",
     "zeros", "zeros_like", "ones", "ones_like", "full", "full_like", "fill", "fill_", "zero_",
@@ -672,7 +675,7 @@ _ZERO = [
     "_assert_scalar", "sym_constrain_range_for_size", "_functional_sym_constrain_range",
     "detach_", "t_", "transpose_", "squeeze_", "unsqueeze_", "_has_compatible_shallow_copy_type",
     "item", "_conj", "conj", "resolve_conj", "resolve_neg", "is_same_size", "masked_select",
-    "nonzero", "sort", "topk", "argsort", "one_hot", "_to_dense", "movedim", "swapaxes",
+    "nonzero", "one_hot", "_to_dense", "movedim", "swapaxes",
     "flatten", "unflatten", "_unsafe_index_put", "index_copy", "index_fill", "type_as",
     "_foreach_copy_", "alias_copy", "view_copy", "permute_copy", "split_copy",
     "select_backward", "slice_backward", "index_select_backward", "diagonal_backward",
