@@ -4,6 +4,7 @@ agreement with sf.nn, guards, fixed dims, aligned form."""
 from __future__ import annotations
 
 import copy
+import re
 import warnings
 
 import pytest
@@ -465,3 +466,14 @@ def test_trace_doctests(name):
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_torch_errors_name_the_users_dims_not_torchs():
+    # a conv fed a 3-d input: torch's message names its internal symbols (s0, s1, ...);
+    # the SymflopsError names the user's dims instead
+    net = torch.nn.Conv2d(3, 8, 3)
+    with pytest.raises(sf.SymflopsError) as info:
+        sf.trace(net, "B 3 H")
+    message = str(info.value)
+    assert "B" in message and "H" in message
+    assert re.search(r"\bs\d+\b", message) is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 import warnings
 from collections import Counter
@@ -639,9 +640,12 @@ def _run(model: torch.nn.Module, pos: Sequence[InputSpec], kw: Mapping[str, Inpu
     except SymflopsError:
         raise
     except Exception as e:  # torch could not run the model symbolically
+        said = str(e).splitlines()[0][:300] if str(e) else ""
+        for torch_sym, name in env.torch_syms.items():  # torch's s0, s1 -> the user's names
+            said = re.sub(rf"\b{re.escape(str(torch_sym))}\b", name, said)
         raise SymflopsError(
             f"torch could not run the model on symbolic shapes: {type(e).__name__}: "
-            f"{str(e).splitlines()[0][:300] if str(e) else ''}", layer="trace",
+            f"{said}", layer="trace",
             values={"inputs": [s.dims for s in [*pos, *kw.values()]]},
             fix="give hints (example sizes) the model accepts, e.g. hints={'H': 32}; fix "
                 "some dims to ints; or use symflops.tracing.fit(...) to fit an exact formula "
