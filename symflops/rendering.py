@@ -97,7 +97,7 @@ def _simple(expr: sp.Expr) -> sp.Expr:
     if not expr.free_symbols:
         return expr
     if not expr.has(*_OPAQUE):
-        return _tidy_signs(simplify_expr(expr))
+        return simplify_expr(expr)
     if not expr.is_Add:  # a product of simplified factors reads best as it is
         return expr
     opaque = sorted((a for a in expr.atoms(*_OPAQUE)), key=sp.default_sort_key)
@@ -106,27 +106,7 @@ def _simple(expr: sp.Expr) -> sp.Expr:
     if len(sp.Add.make_args(poly)) > _FACTOR_TERMS:
         return _collect(sp.expand(expr))
     back = {v: k for k, v in names.items()}
-    return _tidy_signs(simplify_expr(poly)).xreplace(back)
-
-
-def _negatives(e: sp.Expr) -> int:
-    return sum(1 for t in sp.Add.make_args(e) if t.could_extract_minus_sign())
-
-
-def _tidy_signs(expr: sp.Expr) -> sp.Expr:
-    """``-2 B (H - K + 1) (K - W - 1)`` reads as ``2 B (H - K + 1) (W - K + 1)``: a negative
-    product flips the sign of one sum factor that has more negative than positive terms."""
-    if not expr.is_Mul:
-        return expr
-    coeff, rest = expr.as_coeff_Mul()
-    if not coeff.is_negative:
-        return expr
-    factors = list(sp.Mul.make_args(rest))
-    for i, f in enumerate(factors):
-        if f.is_Add and 2 * _negatives(f) > len(f.args):
-            factors[i] = -f
-            return sp.Mul(-coeff, *factors)
-    return expr
+    return simplify_expr(poly).xreplace(back)
 
 
 #: sums with more terms than this are collected, not factored
