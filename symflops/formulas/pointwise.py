@@ -15,6 +15,9 @@ gelu_tanh      9     x^3 (2), times 0.044715, add x, times sqrt(2/pi), tanh, add
                      times 0.5, times x
 hardswish      5     add 3, two compares, multiply, divide by 6
 hardsigmoid    4     add 3, two compares, divide by 6
+elu            4     compare, exp, subtract 1, multiply by alpha
+softplus       3     exp, add 1, log
+mish           5     softplus (3), tanh, multiply
 =============  ====  ===============================================================
 
 Softmax over a row of ``n`` (the numerically stable form torch computes):
@@ -43,6 +46,9 @@ ACTIVATION_RATES: dict[str, tuple[int, str]] = {
                      "times 0.5, times x"),
     "hardswish": (5, "add 3, two compares, multiply, divide by 6"),
     "hardsigmoid": (4, "add 3, two compares, divide by 6"),
+    "elu": (4, "compare, exp, subtract 1, multiply by alpha"),
+    "softplus": (3, "exp, add 1, log"),
+    "mish": (5, "softplus (3), tanh, multiply"),
 }
 
 

@@ -1,4 +1,4 @@
-"""Resizing (interpolate/upsample) and the few pointwise ops the core tables leave out.
+"""Resizing (interpolate/upsample) and reductions.
 
 Hand count, per output element, in the exact convention:
 
@@ -19,8 +19,7 @@ from __future__ import annotations
 from symflops.errors import SymflopsError
 from symflops.formulas._arith import Size, Work, work
 
-__all__ = ["INTERPOLATE_RATES", "interpolate_work", "EXTRA_ACTIVATION_RATES",
-           "extra_activation_work", "reduction_work"]
+__all__ = ["INTERPOLATE_RATES", "interpolate_work", "reduction_work"]
 
 #: exact-convention operations per output element of each interpolation mode
 INTERPOLATE_RATES: dict[str, tuple[int, str]] = {
@@ -41,26 +40,6 @@ def interpolate_work(outputs: Size, mode: str) -> Work:
         raise SymflopsError("unknown interpolation mode", values={"mode": mode},
                             fix="use one of " + ", ".join(INTERPOLATE_RATES)) from None
     return work(elementwise=rate * outputs)
-
-
-#: activations the core table does not list: exact operations per element
-EXTRA_ACTIVATION_RATES: dict[str, tuple[int, str]] = {
-    "elu": (4, "compare, exp, subtract 1, multiply by alpha"),
-    "softplus": (3, "exp, add 1, log"),
-    "mish": (5, "softplus (3), tanh, multiply"),
-    "hardtanh": (2, "two compares"),
-    "abs": (1, "one compare/negate"),
-}
-
-
-def extra_activation_work(name: str, numel: Size) -> Work:
-    """Work of an activation from :data:`EXTRA_ACTIVATION_RATES`."""
-    try:
-        rate = EXTRA_ACTIVATION_RATES[name][0]
-    except KeyError:
-        raise SymflopsError("unknown activation", values={"name": name},
-                            fix="use one of " + ", ".join(EXTRA_ACTIVATION_RATES)) from None
-    return work(activation=rate * numel)
 
 
 def reduction_work(in_numel: Size, out_numel: Size, *, mean: bool = False) -> Work:

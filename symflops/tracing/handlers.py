@@ -488,11 +488,6 @@ def _act(name: str) -> Any:
     return _unary(F.activation_work, name, f"{rate} ({why})")
 
 
-def _extra_act(name: str) -> Any:
-    rate, why = R.EXTRA_ACTIVATION_RATES[name]
-    return _unary(R.extra_activation_work, name, f"{rate} ({why})")
-
-
 register(aten.relu, aten.relu_)(_act("relu"))
 register(aten.leaky_relu, aten.leaky_relu_)(_act("leaky_relu"))
 register(aten.sigmoid, aten.sigmoid_)(_act("sigmoid"))
@@ -500,9 +495,9 @@ register(aten.tanh, aten.tanh_)(_act("tanh"))
 register(aten.silu, aten.silu_)(_act("silu"))
 register(aten.hardswish, aten.hardswish_)(_act("hardswish"))
 register(aten.hardsigmoid, aten.hardsigmoid_)(_act("hardsigmoid"))
-register(aten.elu, aten.elu_)(_extra_act("elu"))
-register(aten.softplus)(_extra_act("softplus"))
-register(aten.mish, aten.mish_)(_extra_act("mish"))
+register(aten.elu, aten.elu_)(_act("elu"))
+register(aten.softplus)(_act("softplus"))
+register(aten.mish, aten.mish_)(_act("mish"))
 
 
 @register(aten.hardtanh, aten.hardtanh_)
