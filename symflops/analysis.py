@@ -34,9 +34,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
 __all__ = [
-    "expression", "relax_floors", "aligned", "alignment", "growth_order", "Term", "terms",
-    "leading_terms", "Share", "breakdown", "term_breakdown", "Crossover", "crossover", "Sweep",
-    "sweep", "fit_slope", "plot", "Comparison", "compare",
+    "expression", "relax_floors", "aligned", "alignment", "total_stride", "growth_order",
+    "Term", "terms", "leading_terms", "Share", "breakdown", "term_breakdown", "Crossover",
+    "crossover", "Sweep", "sweep", "fit_slope", "plot", "Comparison", "compare",
 ]
 
 Costlike: TypeAlias = Cost | sp.Expr | int
@@ -234,6 +234,24 @@ def alignment(x: Costlike, symbols: SymbolLike | Iterable[SymbolLike],
         else:  # pragma: no cover - the bound always works for linear floor arguments
             raise SymflopsError("no multiple removes the floors", values={"symbol": sym})
     return out
+
+
+def total_stride(cost: Cost) -> dict[sp.Symbol, int]:
+    """The multiple of each dim that removes every floor anywhere in ``cost``: in the work
+    and parameters of every node and in every output shape (a network's total stride).
+
+    >>> from symflops import nn
+    >>> net = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.MaxPool2d(2))
+    >>> total_stride(net.cost(("B", 3, "H", "W")))
+    {H: 4, W: 4}
+    """
+    floors: set[sp.Expr] = set()
+    for _, node in cost.walk():
+        for e in (node.params, *node.work.values(), *node.output_shape):
+            floors |= e.atoms(sp.floor, sp.ceiling)
+    syms = sorted({s for f in floors for s in f.free_symbols}, key=lambda s: s.name)
+    return {s: alignment(sp.Add(*(f for f in floors if s in f.free_symbols)), s)[s]
+            for s in syms}
 
 
 def _polynomial_expr(x: Costlike, syms: tuple[sp.Symbol, ...], quantity: str,

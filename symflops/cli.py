@@ -367,14 +367,11 @@ def _write(text: str, output: str | None) -> None:
 
 
 def _aligned(cost: Cost) -> tuple[Cost, str]:
-    from symflops.analysis import aligned, alignment
+    from symflops.analysis import aligned, total_stride
 
-    syms = [s for s in sorted(cost.free_symbols, key=str)
-            if any(s in f.free_symbols for e in (cost.flops, cost.params)
-                   for f in e.atoms(sp.floor, sp.ceiling))]
-    if not syms:
+    multiples = total_stride(cost)
+    if not multiples:
         return cost, "no floors to align"
-    multiples = alignment(cost, syms)
     note = "aligned: " + ", ".join(f"{s.name} a multiple of {m}" for s, m in multiples.items()) \
         + " (exact there)"
     return aligned(cost, multiples), note

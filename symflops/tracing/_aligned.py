@@ -41,14 +41,7 @@ def aligned(cost: Cost, multiples: Mapping[Any, int] | None = None) -> AlignedFo
     from symflops.symbols import symbol
 
     if multiples is None:
-        exprs = [e for _, c in cost.walk() for e in (*c.work.values(), *c.output_shape)]
-        floors = set().union(*(e.atoms(sp.floor, sp.ceiling) for e in exprs)) if exprs \
-            else set()
-        syms = sorted({s for f in floors for s in f.free_symbols}, key=lambda s: s.name)
-        mult: dict[sp.Symbol, int] = {}
-        for s in syms:
-            need = [A.alignment(sp.Add(*[f for f in floors if s in f.free_symbols]), s)[s]]
-            mult[s] = max(need)
+        mult = A.total_stride(cost)
     else:
         byname = {s.name: s for s in cost.free_symbols}
         mult = {(byname.get(k) or symbol(k) if isinstance(k, str) else k): int(v)
