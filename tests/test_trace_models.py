@@ -206,3 +206,28 @@ def test_transformer_encoder_fast_path():
     assert c.subs(B=2, N=11).flops == ref
     with torch.no_grad():
         assert counted(enc, torch.randn(2, 11, 32)) == 0
+
+
+@pytest.mark.parametrize("module,factory,spec,mode", [
+    ("resnet", "tiny", "B 3 H W", "eval"),
+    ("mobilenet", "tiny", "B 3 H W", "train"),
+    ("vit", "vit_tiny", ("B 3 H W", {"H": 32, "W": 32}), "eval"),
+    ("gpt", "gpt_tiny", {"input_ids": ("B", "N")}, "train"),
+])
+def test_every_traced_leaf_derivation_reproduces_its_work(module, factory, spec, mode):
+    # each op handler hands over the work it computed and the general formula with its
+    # bindings; the two must agree for every op the examples use, forward and backward
+    model = getattr(load(module), factory)()
+    spec, hints = spec if isinstance(spec, tuple) else (spec, None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        c = sf.trace(model, spec, hints, mode=mode)
+    checked = 0
+    for path, leaf in c.leaves():
+        d = leaf.derivation
+        if d is None or "FITTED" in " ".join(leaf.notes):
+            continue
+        for kind, value in leaf.work.items():
+            assert sp.expand(d.general[kind].xreplace(d.bindings) - value) == 0, (path, kind)
+        checked += 1
+    assert checked > 10
