@@ -107,11 +107,7 @@ class Cost:
             self.work = _sum_work(self.children)
             self.params: sp.Expr = sp.Add(*(c.count * c.params for c in self.children))
         else:
-            unknown = set(work) - set(KINDS)
-            if unknown:
-                raise SymflopsError("unknown kinds of work", layer=layer,
-                                    values={"kinds": sorted(unknown)})
-            self.work = {k: simplify_expr(_expr(v)) for k, v in work.items() if v != 0}
+            self.work = _checked_work(work, layer)
             self.params = simplify_expr(_expr(params))
         self.input_shape: Shape = tuple(_expr(s) for s in input_shape)
         self.output_shape: Shape = tuple(_expr(s) for s in output_shape)
@@ -184,6 +180,52 @@ class Cost:
         return node
 
     # -- transformations (all return new Costs) ---------------------------------------
+    def replace(self, **changes: Any) -> Cost:
+        """A copy with the named fields changed (the one way to derive a Cost from another).
+
+        Fields: ``name``, ``layer``, ``spec``, ``params``, ``work``, ``input_shape``,
+        ``output_shape``, ``children``, ``count``, ``derivation``, ``validity``,
+        ``convention``, ``notes``. Values are normalized as the constructor does; a
+        composite given new ``children`` (and no ``work``) sums them again. A subclass's
+        own fields (a trace's report) carry over.
+
+        >>> import symflops as sf
+        >>> c = sf.nn.Linear(8, 4).cost(("B", 8))
+        >>> c.replace(count=3).total_flops
+        192*B
+        """
+        unknown = sorted(set(changes) - set(_FIELDS))
+        if unknown:
+            raise SymflopsError("Cost.replace: unknown fields", layer=self.spec,
+                                values={"fields": unknown}, fix="use one of " + ", ".join(_FIELDS))
+        new = object.__new__(type(self))
+        for klass in type(self).__mro__:
+            for slot in getattr(klass, "__slots__", ()):
+                if hasattr(self, slot):
+                    object.__setattr__(new, slot, getattr(self, slot))
+        norm = {
+            "count": _expr,
+            "params": lambda v: simplify_expr(_expr(v)),
+            "work": lambda v: _checked_work(v, self.layer),
+            "input_shape": lambda v: tuple(_expr(s) for s in v),
+            "output_shape": lambda v: tuple(_expr(s) for s in v),
+            "children": tuple,
+            "validity": lambda v: tuple(dict.fromkeys(c for c in v if c is not sp.true)),
+            "convention": get_convention,
+            "notes": tuple,
+        }
+        for key, value in changes.items():
+            object.__setattr__(new, key, norm.get(key, lambda v: v)(value))
+        if "children" in changes:
+            if new.children and "work" not in changes:
+                object.__setattr__(new, "work", _sum_work(new.children))
+            if new.children and "params" not in changes:
+                object.__setattr__(new, "params",
+                                   sp.Add(*(c.count * c.params for c in new.children)))
+            object.__setattr__(new, "_simplified", not new.children)
+        object.__setattr__(new, "_flops", None)
+        return new
+
     def _rebuild(self, fn_expr: Any, convention: Convention | None = None,
                  recurse: bool = True, skip_work: bool = False) -> Cost:
         new = object.__new__(type(self))
@@ -390,6 +432,19 @@ def _fix_for(cond: sp.Basic) -> str:
         n, d = cond.lhs.args
         return f"choose {n} a multiple of {d}"
     return "use larger sizes, more padding or smaller kernels/strides/dilations"
+
+
+#: the fields :meth:`Cost.replace` may change
+_FIELDS = ("name", "layer", "spec", "params", "work", "input_shape", "output_shape", "children",
+           "count", "derivation", "validity", "convention", "notes")
+
+
+def _checked_work(work: Mapping[str, Any], layer: str) -> dict[str, sp.Expr]:
+    unknown = set(work) - set(KINDS)
+    if unknown:
+        raise SymflopsError("unknown kinds of work", layer=layer,
+                            values={"kinds": sorted(unknown)})
+    return {k: simplify_expr(_expr(v)) for k, v in work.items() if v != 0}
 
 
 def _sum_work(children: Sequence[Cost]) -> dict[str, sp.Expr]:
