@@ -72,13 +72,13 @@ class Cost:
     Attributes: ``name`` (the child's name in its parent), ``layer`` (the layer type),
     ``params``, ``macs``, ``flops``, ``work`` (per kind), ``input_shape``,
     ``output_shape``, ``children``, ``count`` (how many times the parent repeats this
-    child), ``derivation`` (leaves), ``validity`` (conditions the formula assumes) and
-    ``convention``.
+    child), ``derivation`` (leaves), ``validity`` (conditions the formula assumes),
+    ``convention`` and ``op`` (the aten op a traced leaf counts, ``""`` elsewhere).
     """
 
     __slots__ = ("name", "layer", "spec", "params", "work", "input_shape", "output_shape",
                  "children", "count", "derivation", "validity", "convention", "notes",
-                 "_flops", "_simplified")
+                 "op", "_flops", "_simplified")
 
     def __init__(
         self,
@@ -96,6 +96,7 @@ class Cost:
         convention: str | Convention = "exact",
         spec: str = "",
         notes: Sequence[str] = (),
+        op: str = "",
     ) -> None:
         self.name = name
         self.layer = layer
@@ -115,6 +116,7 @@ class Cost:
         self.validity: tuple[sp.Basic, ...] = tuple(
             dict.fromkeys(v for v in validity if v is not sp.true))
         self.notes: tuple[str, ...] = tuple(notes)
+        self.op = op
         self._flops: sp.Expr | None = None
         self._simplified = not self.children
 
@@ -185,7 +187,7 @@ class Cost:
 
         Fields: ``name``, ``layer``, ``spec``, ``params``, ``work``, ``input_shape``,
         ``output_shape``, ``children``, ``count``, ``derivation``, ``validity``,
-        ``convention``, ``notes``. Values are normalized as the constructor does; a
+        ``convention``, ``notes``, ``op``. Values are normalized as the constructor does; a
         composite given new ``children`` (and no ``work``) sums them again. A subclass's
         own fields (a trace's report) carry over.
 
@@ -235,6 +237,7 @@ class Cost:
             for slot in getattr(klass, "__slots__", ()):
                 setattr(new, slot, getattr(self, slot))
         new.name, new.layer, new.spec, new.notes = self.name, self.layer, self.spec, self.notes
+        new.op = self.op
         new.convention = convention or self.convention
         new.children = tuple(c._rebuild(fn_expr, convention) for c in self.children) \
             if recurse else self.children
@@ -436,7 +439,7 @@ def _fix_for(cond: sp.Basic) -> str:
 
 #: the fields :meth:`Cost.replace` may change
 _FIELDS = ("name", "layer", "spec", "params", "work", "input_shape", "output_shape", "children",
-           "count", "derivation", "validity", "convention", "notes")
+           "count", "derivation", "validity", "convention", "notes", "op")
 
 
 def _checked_work(work: Mapping[str, Any], layer: str) -> dict[str, sp.Expr]:
