@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,6 +27,7 @@ import sympy as sp
 
 from symflops.conventions import KINDS, Convention, get_convention
 from symflops.errors import SymflopsError
+from symflops.formulas.derivation import Derivation
 
 __all__ = ["Cost", "Derivation", "QUANTITIES"]
 
@@ -35,27 +35,6 @@ __all__ = ["Cost", "Derivation", "QUANTITIES"]
 QUANTITIES = ("params", "macs", "flops")
 
 Shape = tuple[sp.Expr, ...]
-
-
-@dataclass(frozen=True)
-class Derivation:
-    """How a leaf's counts were obtained: a general formula and what it was applied to.
-
-    ``general`` is the work per kind written in canonical symbols (``C_in``, ``K``,
-    ``H_out``...), ``general_params`` likewise; ``bindings`` maps each canonical symbol to
-    this layer's value. Substituting ``bindings`` into ``general`` gives the layer's work.
-    ``rates`` explains, per kind, the per-element rate used (shown in renders).
-    """
-
-    general: Mapping[str, sp.Expr]
-    general_params: sp.Expr
-    bindings: Mapping[sp.Symbol, sp.Expr]
-    explanation: str = ""
-    rates: Mapping[str, str] = field(default_factory=dict)
-
-    def general_flops(self, convention: Convention) -> sp.Expr:
-        """The general formula weighted by ``convention``."""
-        return sp.Add(*(convention.rate(k) * v for k, v in self.general.items()))
 
 
 def _expr(x: Any) -> sp.Expr:
@@ -180,6 +159,25 @@ class Cost:
                 raise SymflopsError(f"no child called {part!r}", layer=node.spec,
                                     values={"path": path}, fix=f"children are: {names}")
         return node
+
+    @classmethod
+    def from_derivation(cls, name: str, layer: str, derivation: Derivation, *,
+                        spec: str = "", input_shape: Sequence[Any] = (),
+                        output_shape: Sequence[Any] = (), validity: Sequence[sp.Basic] = (),
+                        convention: str | Convention = "exact", notes: Sequence[str] = (),
+                        op: str = "") -> Cost:
+        """A leaf whose work and params are ``derivation``'s general formulas with its
+        bindings substituted (computed once, here).
+
+        >>> import sympy as sp
+        >>> from symflops.symbols import I, M, O
+        >>> d = Derivation({"matmul_mul": M * I * O}, (I + 1) * O, {M: 2, I: 3, O: 4})
+        >>> Cost.from_derivation("fc", "Linear", d).params
+        16
+        """
+        return cls(name, layer, spec=spec, params=derivation.params, work=derivation.work,
+                   input_shape=input_shape, output_shape=output_shape, validity=validity,
+                   convention=convention, notes=notes, op=op, derivation=derivation)
 
     # -- transformations (all return new Costs) ---------------------------------------
     def replace(self, **changes: Any) -> Cost:
