@@ -374,10 +374,9 @@ class Cost:
         arrays = [np.asarray(values[s.name]) for s in syms]
         from symflops.evaluate import compile_expr
 
-        self._check_validity_at(syms, arrays)
-        fn = compile_expr(expr, syms)
         try:
-            return fn(*arrays)
+            self._check_validity_at(syms, arrays)
+            return compile_expr(expr, syms, what=quantity)(*arrays)
         except SymflopsError as e:  # name the layer the numbers came from
             if e.layer is None:
                 e.layer = self.spec

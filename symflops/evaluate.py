@@ -1,20 +1,45 @@
-"""Compile SymPy cost expressions into vectorized numpy functions, once.
+"""Compile SymPy cost expressions into vectorized numpy functions, once; every number exact.
 
-Integer inputs take an exact path: the expression is written over a common
-denominator and ``floor(p/q)`` becomes integer division ``p // q``, so results are
-exact int64 (or Python ints in object arrays) rather than rounded floats.
+What a compiled function does with the points it is given (the contract):
+
+1. **Sizes are checked**, vectorized, before anything is computed; the first bad point
+   is named in one :class:`~symflops.errors.SymflopsError`. A size is a positive
+   integer: a Python/numpy int of any width, a SymPy ``Integer``, or a float that is a
+   whole number no larger than ``2**53`` (taken as that integer: every integer up to
+   ``2**53`` is a float exactly, beyond it a float may not be the integer meant, so it
+   is refused). Zero, negatives, fractions, NaN, inf, bools, ``None``, strings and other
+   objects are refused, as are shapes that do not broadcast and grids of more than
+   :data:`MAX_POINTS` points.
+2. **Integer arithmetic only**: the expression is written over a common denominator and
+   every ``floor``/``ceiling`` becomes a temporary computed once by integer division.
+3. **int64 when proven safe, Python ints otherwise**: a majorant of every intermediate
+   (``|a + b| <= |a| + |b|``, ``|ab| = |a| |b|``, ``|floor(p/q)| <= |p|/q + 1``...) is
+   computed per point in float64; points where it stays below ``2**63 - 2**34`` (the
+   margin covers float rounding over millions of operations) run on int64 arrays, the
+   others, and only those, on arrays of Python ints. An intermediate never wraps and a
+   result that fits int64 is never refused.
+4. **The result** is int64 for int (or whole-float) sizes; a result beyond int64 there
+   raises, naming the point and the fix (``dtype=object`` arrays, or Python ints beyond
+   int64, give exact Python ints in an object array). A value that is not an integer
+   (a ratio of costs) is an error for integer sizes and the float64 of the exact
+   quotient, rounded once, for float sizes.
 
 >>> import numpy as np, sympy as sp
 >>> from symflops.symbols import H
 >>> f = compile_expr(sp.floor((H - 1) / 2) + 1, (H,))
 >>> f(np.array([223, 224, 225])).tolist()
 [112, 112, 113]
+>>> f(np.array([2**62 + 1])).tolist() == [2**61 + 1]   # the numerator fits, nothing wraps
+True
 """
 
 from __future__ import annotations
 
 import functools
+import math
+import numbers
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,11 +48,19 @@ from sympy.printing.numpy import NumPyPrinter
 
 from symflops.errors import SymflopsError
 
-__all__ = ["compile_expr", "compile_condition"]
+__all__ = ["compile_expr", "compile_condition", "check_sizes", "MAX_POINTS"]
 
-_INT64_SAFE = 2.0**62
+#: most points (the size of the broadcast grid) one evaluation accepts
+MAX_POINTS = 10**8
+#: the int64 path is taken where every intermediate's float majorant is below this
+_SAFE = float(2**63 - 2**34)
+_INT64_MAX = 2**63 - 1
+_INT64_MIN = -(2**63)
+_FLOAT_EXACT = 2**53
+_SIZE_FIX = "give sizes as positive integers (ints, int arrays, or whole floats up to 2**53)"
 
 
+# ------------------------------------------------------------------------------ printers
 class _Printer(NumPyPrinter):
     """NumPy code that broadcasts scalars against arrays (``Min``/``Max`` pairwise) and
     keeps the dtype of ``Piecewise`` branches (nested ``where``, no NaN default)."""
@@ -54,19 +87,7 @@ class _Printer(NumPyPrinter):
 
 
 class _IntegerPrinter(_Printer):
-    """Prints integer-valued expressions with exact integer division for floors."""
-
-    def _fraction(self, arg: sp.Expr) -> tuple[str, str]:
-        num, den = sp.fraction(sp.together(arg))
-        return self._print(sp.expand(num)), self._print(den)
-
-    def _print_floor(self, expr: sp.floor) -> str:
-        num, den = self._fraction(expr.args[0])
-        return f"(({num}) // ({den}))"
-
-    def _print_ceiling(self, expr: sp.ceiling) -> str:
-        num, den = self._fraction(expr.args[0])
-        return f"(-((-({num})) // ({den})))"
+    """Integer-only code: a rational or float constant means there is no integer program."""
 
     def _print_Rational(self, expr: sp.Rational) -> str:
         raise _NotInteger
@@ -74,24 +95,17 @@ class _IntegerPrinter(_Printer):
     def _print_Float(self, expr: sp.Float) -> str:
         raise _NotInteger
 
+    def _print_floor(self, expr: sp.floor) -> str:  # floors are lifted before printing
+        raise _NotInteger
+
+    _print_ceiling = _print_floor
+
 
 class _NotInteger(Exception):
-    pass
+    """The expression has no integer program (a float constant, an unknown function)."""
 
 
-def _exact_quotient(num: Any, den: Any) -> Any:
-    """``num / den`` for integer arrays known to divide; raises if they do not."""
-    q, r = num // den, num % den  # (np.divmod does not take object arrays)
-    if np.any(r != 0):
-        raise SymflopsError(
-            "the expression is not an integer at some of the points",
-            values={"first remainder": np.asarray(r).ravel()[np.argmax(np.asarray(r).ravel()
-                                                                          != 0)]},
-            fix="check that sizes divide as the layers assume (e.g. heads divides dim), or "
-                "pass float arrays")
-    return q
-
-
+# ------------------------------------------------------------------------------ program
 def _lift_floors(expr: sp.Expr, seen: dict[sp.Expr, sp.Dummy],
                  steps: list[tuple[sp.Dummy, sp.Expr]]) -> sp.Expr:
     """``expr`` with each distinct floor/ceiling replaced by a temporary (recorded in
@@ -109,81 +123,380 @@ def _lift_floors(expr: sp.Expr, seen: dict[sp.Expr, sp.Dummy],
     return new
 
 
+def _fraction(arg: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
+    """``arg`` as (numerator, denominator) of integer polynomials, denominator's sign > 0."""
+    num, den = sp.fraction(sp.together(arg))
+    if den.is_number and den < 0:
+        num, den = -num, -den
+    return sp.expand(num), den
+
+
+#: functions whose every intermediate is bounded by the largest majorant of their arguments
+_TAKE_MAX = (sp.Min, sp.Max, sp.Mod, sp.Abs, sp.Piecewise, sp.logic.boolalg.Boolean,
+             sp.core.relational.Relational, sp.functions.elementary.piecewise.ExprCondPair)
+
+
+class _NoBound(Exception):
+    """No majorant is known for a function: every point takes the Python-int path."""
+
+
+def _major(e: sp.Basic) -> sp.Expr:
+    """An expression >= |e| and >= |every intermediate numpy computes for e|, given that
+    symbols stand for values >= 1 (sizes, or bounds of temporaries, which are >= 1)."""
+    if e.is_Integer:
+        return sp.Integer(abs(int(e)))
+    if e.is_Symbol:
+        return e
+    if e.is_Add:
+        return sp.Add(*(_major(a) for a in e.args))
+    if e.is_Mul:
+        return sp.Mul(*(_major(a) for a in e.args))
+    if e.is_Pow and e.exp.is_Integer and e.exp > 0:
+        return _major(e.base) ** e.exp
+    if isinstance(e, _TAKE_MAX):
+        parts = [_major(a) for a in e.args if a not in (sp.true, sp.false)]
+        return sp.Max(*parts) if parts else sp.Integer(1)
+    raise _NoBound
+
+
+@dataclass(frozen=True)
+class _Program:
+    """The compiled forms of one expression over positive integer sizes."""
+
+    exact: Callable[..., tuple[Any, Any]] | None  # sizes -> (numerator, denominator)
+    bound: Callable[..., Any] | None  # float sizes -> majorant of every intermediate
+    approx: Callable[..., Any]  # float sizes -> float value (no integer program exists)
+
+
+def _source(name: str, args: list[str], lines: list[str], result: str) -> str:
+    return f"def {name}({', '.join(args)}):\n" + "".join(f"    {x}\n" for x in lines) + \
+        f"    return {result}\n"
+
+
+def _exec(source: str, name: str) -> Callable[..., Any]:
+    # the source is printed from our own SymPy expression, never from user text
+    env: dict[str, Any] = {"numpy": np, "_nonzero": _nonzero}
+    exec(source, env)
+    fn: Callable[..., Any] = env[name]
+    return fn
+
+
+def _nonzero(den: Any) -> Any:
+    """A denominator not proven positive: division by zero is an error, not a 0."""
+    if np.any(np.asarray(den) == 0):
+        raise SymflopsError("a denominator of the expression is zero at some of the points",
+                            fix="check the sizes against the layers' conditions")
+    return den
+
+
+def _division(printer: _IntegerPrinter, step: sp.Expr) -> tuple[str, sp.Expr, sp.Expr]:
+    """Integer code of one floor/ceiling, with its numerator and denominator."""
+    num, den = _fraction(step.args[0])
+    n, d = printer.doprint(num), printer.doprint(den)
+    if not den.is_positive:
+        d = f"_nonzero({d})"
+    code = f"(({n}) // ({d}))" if isinstance(step, sp.floor) else f"(-((-({n})) // ({d})))"
+    return code, num, den
+
+
+def _bound_source(args: list[str], steps: list[tuple[sp.Dummy, sp.Expr, sp.Expr]],
+                  top: tuple[sp.Expr, sp.Expr]) -> str:
+    """Float code of the largest majorant of every intermediate (raises _NoBound).
+
+    In it, a temporary's name stands for its bound, ``|p|/q + 1`` (>= 1, like sizes)."""
+    printer = _Printer()
+    lines, majors = [], []
+    for t, num, den in steps:
+        m = _major(num)
+        div = int(den) if den.is_Integer else 1  # a symbolic denominator is >= 1
+        lines.append(f"{printer.doprint(t)} = {printer.doprint(m)} / {div} + 1")
+        majors += [m, _major(den)]
+    majors += [_major(top[0]), _major(top[1])]
+    out = printer.doprint(majors[0])
+    for m in majors[1:]:
+        if m != 1:
+            out = f"numpy.maximum({out}, {printer.doprint(m)})"
+    return _source("_bound", args, lines, out)
+
+
 @functools.lru_cache(maxsize=1024)
-def _compiled(expr: sp.Expr, syms: tuple[sp.Symbol, ...]
-              ) -> tuple[Callable[..., Any], Callable[..., Any] | None, Callable[..., Any]]:
-    """(float function, exact integer function or None, float bound of the integer
-    path's largest intermediate: the numerator over the common denominator)."""
-    as_float = sp.lambdify(syms, expr, modules="numpy", printer=_Printer)
-    num0, den0 = sp.fraction(sp.together(expr))
-    as_bound = as_float if den0 == 1 else sp.lambdify(syms, num0, modules="numpy",
-                                                        printer=_Printer)
-    as_int: Callable[..., Any] | None
+def _compiled(expr: sp.Expr, syms: tuple[sp.Symbol, ...]) -> _Program:
+    """Compile ``expr`` once (every symbol renamed, so no name can clash with numpy's)."""
+    dummies = [sp.Dummy(f"a{i}", integer=True, positive=True) for i in range(len(syms))]
+    renamed = expr.xreplace(dict(zip(syms, dummies, strict=True)))
+    approx = sp.lambdify(dummies, renamed, modules="numpy", printer=_Printer)
+    printer = _IntegerPrinter()
+    args = [printer.doprint(d) for d in dummies]
+    lifted_steps: list[tuple[sp.Dummy, sp.Expr]] = []
+    lifted = _lift_floors(renamed, {}, lifted_steps)
     try:
-        printer = _IntegerPrinter()
-        dummies = [sp.Dummy(f"a{i}", integer=True) for i in range(len(syms))]
-        rename = dict(zip(syms, dummies, strict=True))
-        # every floor/ceiling becomes a temporary computed once, innermost first, so
-        # nested floors of deep strided networks cost one integer division each
-        steps: list[tuple[sp.Dummy, sp.Expr]] = []
-        lifted = _lift_floors(expr.xreplace(rename), {}, steps)
-        num, den = sp.fraction(sp.together(lifted))
-        lines = [f"    {printer.doprint(t)} = {printer.doprint(e)}" for t, e in steps]
-        top = printer.doprint(sp.expand(num) if den != 1 else num)
-        if den.is_Integer:
-            body = f"(({top}) // {int(den)})"
-        else:  # a symbolic denominator (dim/heads...): divide exactly, or say why not
-            body = f"_exact_quotient({top}, {printer.doprint(sp.expand(den))})"
-        args = ", ".join(printer.doprint(d) for d in dummies)
-        env: dict[str, Any] = {"numpy": np, "_exact_quotient": _exact_quotient}
-        # the source is printed from our own SymPy expression, never from user text
-        source = f"def _f({args}):\n" + "".join(line + "\n" for line in lines) + \
-            f"    return {body}\n"
-        exec(source, env)
-        as_int = env["_f"]
+        lines, steps = [], []
+        for t, e in lifted_steps:
+            code, num, den = _division(printer, e)
+            lines.append(f"{printer.doprint(t)} = {code}")
+            steps.append((t, num, den))
+        top = _fraction(lifted)
+        result = f"({printer.doprint(top[0])}, {printer.doprint(top[1])})"
+        exact = _exec(_source("_exact", args, lines, result), "_exact")
     except (_NotInteger, TypeError, ValueError):
-        as_int = None
-    return as_float, as_int, as_bound
+        return _Program(None, None, approx)
+    try:
+        bound = _exec(_bound_source(args, steps, top), "_bound")
+    except _NoBound:
+        return _Program(exact, None, approx)
+    return _Program(exact, bound, approx)
 
 
-def compile_expr(expr: sp.Expr, syms: Sequence[sp.Symbol]) -> Callable[..., np.ndarray]:
-    """A function of ``syms`` (numpy arrays, broadcast) computing ``expr``.
+# ------------------------------------------------------------------------------ sizes
+def _bad_size(name: str, value: Any, index: tuple[int, ...] | None, why: str) -> SymflopsError:
+    values: dict[str, Any] = {name: _show(value)}
+    if index:
+        values["index"] = index
+    return SymflopsError(f"sizes must be positive integers: {name} {why}", values=values,
+                         fix=_SIZE_FIX)
 
-    The compiled code is cached per expression, so sweeping many points compiles once.
-    Integer (or object) arrays give exact integers; float arrays give floats.
+
+def _show(value: Any) -> str:
+    if isinstance(value, np.generic) or (isinstance(value, np.ndarray) and value.ndim == 0):
+        value = value.item()
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _object_sizes(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(Python ints, mask of bad elements) of an object array."""
+    flat = a.ravel()
+    out = np.empty(flat.shape, dtype=object)
+    bad = np.zeros(flat.shape, dtype=bool)
+    for i, x in enumerate(flat):
+        if isinstance(x, (bool, np.bool_)) or not isinstance(x, numbers.Real):
+            bad[i], out[i] = True, 0
+        elif isinstance(x, numbers.Integral):
+            out[i] = int(x)
+            bad[i] = out[i] < 1
+        else:  # a float-like: a whole number up to 2**53, or refused
+            f = float(x)
+            ok = math.isfinite(f) and f.is_integer() and 1 <= f <= _FLOAT_EXACT
+            out[i], bad[i] = (int(f) if ok else 0), not ok
+    return out.reshape(a.shape), bad.reshape(a.shape)
+
+
+def _one_size(name: str, value: Any) -> tuple[np.ndarray, str]:
+    """``value`` as an int64 or object array of positive ints, and how it was given
+    ("int", "object" or "float"); raises naming the first bad element."""
+    if value is None or isinstance(value, (bool, np.bool_, str, bytes)):
+        raise _bad_size(name, value, None, f"is {type(value).__name__}")
+    try:
+        a = np.asarray(value)
+    except (ValueError, TypeError):  # ragged lists and the like
+        raise _bad_size(name, value, None, "is not an array of numbers") from None
+    kind = a.dtype.kind
+    given = {"i": "int", "u": "int", "f": "float", "O": "object"}.get(kind)
+    if given is None:
+        raise _bad_size(name, value, None, f"has dtype {a.dtype}")
+    if kind == "O":
+        a, bad = _object_sizes(a)
+    elif kind == "f":
+        with np.errstate(invalid="ignore"):
+            bad = ~(np.isfinite(a) & (a == np.floor(a)) & (a >= 1) & (a <= _FLOAT_EXACT))
+    else:
+        bad = a < 1
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        first = np.asarray(value, dtype=object)[index] if kind == "O" else a[index]
+        why = "is not a positive integer" if kind != "f" else \
+            "is not a whole number from 1 to 2**53"
+        raise _bad_size(name, first, index, why)
+    if kind == "u" and a.size and int(a.max()) > _INT64_MAX:
+        return a.astype(object), "object"
+    if kind == "O" and a.ndim == 0 and int(a.item()) <= _INT64_MAX:
+        return a.astype(np.int64), "int"  # a scalar (sympy Integer, ...) taken by value
+    return (a if kind == "O" else a.astype(np.int64)), given
+
+
+def check_sizes(syms: Sequence[sp.Symbol], values: Sequence[Any]
+                ) -> tuple[list[np.ndarray], tuple[int, ...], str]:
+    """Check that ``values`` are positive integer sizes of ``syms`` that broadcast.
+
+    Returns (int64 or object arrays, the broadcast shape, "int" | "object" | "float":
+    object when any is, else float when any is). Raises one
+    :class:`~symflops.errors.SymflopsError` naming the first bad value.
+
+    >>> from symflops.symbols import B, H
+    >>> check_sizes((B, H), [1, [224.0, 225.0]])[1:]
+    ((2,), 'float')
+    >>> check_sizes((B, H), [1, [224, -3]])
+    Traceback (most recent call last):
+    ...
+    symflops.errors.SymflopsError: sizes must be positive integers: H is not a positive \
+integer (H=-3, index=(1,)); fix: give sizes as positive integers (ints, int arrays, or whole \
+floats up to 2**53)
+    """
+    arrays, kinds = [], set()
+    for s, v in zip(syms, values, strict=True):
+        a, kind = _one_size(s.name, v)
+        arrays.append(a)
+        kinds.add(kind)
+    try:
+        shape = np.broadcast_shapes(*[a.shape for a in arrays])
+    except ValueError:
+        raise SymflopsError(
+            "the sizes' array shapes do not broadcast",
+            values={s.name: a.shape for s, a in zip(syms, arrays, strict=True)},
+            fix="give arrays of one length, or shapes (n, 1) and (1, m) for a grid") from None
+    if math.prod(shape) > MAX_POINTS:
+        raise SymflopsError(f"more than {MAX_POINTS:,} points at once",
+                            values={"points": math.prod(shape), "shape": shape},
+                            fix=f"evaluate in chunks of at most {MAX_POINTS:,} points")
+    kind = "object" if "object" in kinds else "float" if "float" in kinds else "int"
+    return arrays, shape, kind
+
+
+# ------------------------------------------------------------------------------ running
+def _point(syms: Sequence[sp.Symbol], arrays: Sequence[np.ndarray], shape: tuple[int, ...],
+           flat: int) -> dict[str, Any]:
+    """The sizes at one point of the broadcast grid (flat index)."""
+    where = np.unravel_index(flat, shape) if shape else ()
+    return {s.name: _show(np.broadcast_to(a, shape)[where])
+            for s, a in zip(syms, arrays, strict=True)}
+
+
+def _fraction_at(program: _Program, arrays: list[np.ndarray], shape: tuple[int, ...]
+                 ) -> tuple[np.ndarray, Any]:
+    """(numerator, denominator) at every point: int64 where proven safe, Python ints
+    (object arrays) elsewhere."""
+    assert program.exact is not None
+    if any(a.dtype == object for a in arrays):  # all of them in Python ints then
+        return program.exact(*[a.astype(object) for a in arrays])
+    if program.bound is not None:
+        with np.errstate(over="ignore", invalid="ignore"):
+            major = program.bound(*[a.astype(np.float64) for a in arrays])
+        safe = np.broadcast_to(np.asarray(major) < _SAFE, shape)
+        if safe.all():
+            return program.exact(*arrays)
+    else:
+        safe = np.zeros(shape, dtype=bool)
+    # some points need Python ints: compute the two groups apart, join them as objects
+    num = np.empty(shape, dtype=object)
+    den = np.empty(shape, dtype=object)
+    for group, cast in ((safe, np.int64), (~safe, object)):
+        if group.any():
+            n, d = program.exact(*[np.broadcast_to(a, shape)[group].astype(cast)
+                                   for a in arrays])
+            num[group], den[group] = n, d
+    return num, den
+
+
+def _quotient(num: Any, den: Any, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(quotient, mask of points where the division leaves a remainder)."""
+    num = np.broadcast_to(np.asarray(num), shape)
+    if isinstance(den, (int, np.integer)) and den == 1:
+        return num, np.zeros(shape, dtype=bool)
+    den = np.broadcast_to(np.asarray(den), shape)
+    if num.dtype == object or den.dtype == object:
+        q = num // den
+        return q, np.asarray(num - q * den != 0, dtype=bool)
+    q, r = np.divmod(num, den)
+    return q, r != 0
+
+
+def compile_expr(expr: sp.Expr, syms: Sequence[sp.Symbol], *, what: str = "the value"
+                 ) -> Callable[..., np.ndarray]:
+    """A function of ``syms`` (scalars or numpy arrays, broadcast) computing ``expr``
+    exactly at every point (see the module's contract); ``what`` names the quantity in
+    errors. The compiled code is cached per expression, so sweeping many points
+    compiles once.
+
+    >>> import numpy as np
+    >>> from symflops.symbols import B, H
+    >>> f = compile_expr(2 * B * H**3, (B, H), what="flops")
+    >>> f(np.array([1, 2]), 224).tolist()
+    [22478848, 44957696]
+    >>> f(np.array([1, 2], dtype=object), 2**40).tolist() == [2**121, 2**122]
+    True
     """
     syms_t = tuple(syms)
-    as_float, as_int, as_bound = _compiled(sp.sympify(expr), syms_t)
+    program = _compiled(sp.sympify(expr), syms_t)
 
-    def run(*arrays: Any) -> np.ndarray:
-        arrs = [np.asarray(a) for a in arrays]
-        shape = np.broadcast_shapes(*[a.shape for a in arrs])
-        integer = all(a.dtype.kind in "iu" or a.dtype == object for a in arrs)
-        if integer and as_int is not None:
-            if any(a.dtype == object for a in arrs):
-                return np.broadcast_to(np.asarray(as_int(*arrs)), shape).copy()
-            approx = np.asarray(as_bound(*[a.astype(np.float64) for a in arrs]), dtype=float)
-            if np.any(np.abs(approx) > _INT64_SAFE):
-                raise SymflopsError(
-                    "result exceeds int64 (or an intermediate of its exact computation does)",
-                    values={"max": f"{np.max(np.abs(approx)):.3e}"},
-                    fix="pass arrays with dtype=object for arbitrary-precision integers")
-            out = as_int(*[a.astype(np.int64) for a in arrs])
-            return np.broadcast_to(np.asarray(out, dtype=np.int64), shape).copy()
-        out = as_float(*[a.astype(np.float64) if a.dtype.kind in "iub" else a for a in arrs])
-        return np.broadcast_to(np.asarray(out, dtype=float), shape).copy()
+    def run(*values: Any) -> np.ndarray:
+        arrays, shape, given = check_sizes(syms_t, values)
+        try:
+            return _run(program, syms_t, arrays, shape, given, what)
+        except MemoryError:
+            raise SymflopsError(f"not enough memory to evaluate {what}",
+                                values={"points": math.prod(shape)},
+                                fix="evaluate fewer points at a time") from None
 
     return run
 
 
+def _run(program: _Program, syms: tuple[sp.Symbol, ...], arrays: list[np.ndarray],
+         shape: tuple[int, ...], given: str, what: str) -> np.ndarray:
+    if program.exact is None:  # a float constant in the expression: floats are all we have
+        out = program.approx(*[a.astype(np.float64) for a in arrays])
+        return np.broadcast_to(np.asarray(out, dtype=float), shape).copy()
+    q, inexact = _quotient(*_fraction_at(program, arrays, shape), shape)
+    if inexact.any():
+        if given != "float":
+            raise SymflopsError(f"{what} is not an integer at some of the points",
+                                values=_point(syms, arrays, shape, int(np.argmax(inexact))),
+                                fix="check that sizes divide as the layers assume (e.g. "
+                                    "heads divides dim)")
+        num, den = _fraction_at(program, [a.astype(object) for a in arrays], shape)
+        exact = np.broadcast_to(np.asarray(num, dtype=object), shape) / \
+            np.broadcast_to(np.asarray(den, dtype=object), shape)  # int / int: rounded once
+        return np.asarray(exact, dtype=float).reshape(shape)
+    if given == "object" or q.dtype != object:
+        return np.array(q, dtype=q.dtype, copy=True)
+    beyond = np.asarray((q > _INT64_MAX) | (q < _INT64_MIN), dtype=bool)
+    if beyond.any():
+        first = int(np.argmax(beyond))
+        values = _point(syms, arrays, shape, first)
+        values["max"] = f"{float(np.max(np.abs(q.astype(float)))):.3e}"
+        raise SymflopsError(f"{what} exceeds int64 at some of the points", values=values,
+                            fix="pass arrays with dtype=object for exact Python integers")
+    return q.astype(np.int64)
+
+
 def compile_condition(cond: sp.Basic, syms: Sequence[sp.Symbol]) -> Callable[..., np.ndarray]:
-    """A function of ``syms`` giving a boolean array: where ``cond`` (a relation) holds."""
+    """A function of ``syms`` giving a boolean array: where ``cond`` holds, decided exactly
+    (a relation compares the sign of its exact difference with 0)."""
+    syms_t = tuple(syms)
+    if cond is sp.true or cond is sp.false:
+        value = cond is sp.true
+        return lambda *a: np.full(check_sizes(syms_t, a)[1], value)
+    if isinstance(cond, (sp.And, sp.Or, sp.Not)):
+        parts = [compile_condition(c, syms_t) for c in cond.args]
+        kind = type(cond)
+
+        def joined(*a: Any) -> np.ndarray:
+            got = [p(*a) for p in parts]
+            if kind is sp.Not:
+                return ~got[0]
+            join = np.logical_and if kind is sp.And else np.logical_or
+            return np.asarray(join.reduce(got), dtype=bool)
+
+        return joined
     if not isinstance(cond, sp.core.relational.Relational):
-        fn = sp.lambdify(tuple(syms), cond, modules="numpy", printer=_Printer)
-        return lambda *a: np.asarray(fn(*a), dtype=bool)
-    diff = compile_expr(cond.lhs - cond.rhs, syms)
-    ops: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+        raise SymflopsError("cannot evaluate this condition", values={"condition": cond})
+    program = _compiled(sp.sympify(cond.lhs - cond.rhs), syms_t)
+    tests: dict[str, Callable[[np.ndarray], np.ndarray]] = {
         ">=": lambda d: d >= 0, ">": lambda d: d > 0, "<=": lambda d: d <= 0,
         "<": lambda d: d < 0, "==": lambda d: d == 0, "!=": lambda d: d != 0}
-    test = ops[cond.rel_op]
-    return lambda *a: np.asarray(test(diff(*a)), dtype=bool)
+    test = tests[cond.rel_op]
+
+    def holds(*values: Any) -> np.ndarray:
+        arrays, shape, _ = check_sizes(syms_t, values)
+        if program.exact is None:
+            diff = np.asarray(program.approx(*[a.astype(np.float64) for a in arrays]))
+            return np.broadcast_to(test(np.sign(diff)), shape).copy()
+        num, den = _fraction_at(program, arrays, shape)
+        sign = _sign(np.broadcast_to(np.asarray(num), shape)) * \
+            _sign(np.broadcast_to(np.asarray(den), shape))
+        return np.asarray(test(sign), dtype=bool)
+
+    return holds
+
+
+def _sign(x: np.ndarray) -> np.ndarray:
+    return np.asarray(x > 0, dtype=np.int8) - np.asarray(x < 0, dtype=np.int8)
