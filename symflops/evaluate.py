@@ -454,7 +454,8 @@ def _run(program: _Program, syms: tuple[sp.Symbol, ...], arrays: list[np.ndarray
         values = _point(syms, arrays, shape, first)
         values["max"] = f"{float(np.max(np.abs(q.astype(float)))):.3e}"
         raise SymflopsError(f"{what} exceeds int64 at some of the points", values=values,
-                            fix="pass arrays with dtype=object for exact Python integers")
+                            fix="use smaller sizes, or (in Python) pass arrays with "
+                                "dtype=object for exact Python integers")
     return q.astype(np.int64)
 
 

@@ -4,19 +4,30 @@ It accepts names, non-negative integer literals, ``+ - * / **`` and parentheses,
 builds SymPy objects directly. Nothing is ever passed to ``eval``, ``sympify`` or
 ``parse_expr``: anything else (floats, strings, calls, attribute access, commas,
 ``lambda``...) is a :class:`~symflops.errors.SymflopsError` naming the position.
-Length, nesting depth, exponent size and number size are limited.
+
+What a string can build is bounded as it is built, so any string answers at once and
+so does anything downstream that expands what it built: length (:data:`MAX_LENGTH`),
+nesting (:data:`MAX_DEPTH`), each exponent (:data:`MAX_EXPONENT`), digits of a literal
+(:data:`MAX_DIGITS`), and, after every operation, the total degree
+(:data:`MAX_DEGREE`), the number of terms the expression would have fully expanded
+(:data:`MAX_TERMS`) and the bits of its largest coefficient (:data:`MAX_BITS`), each
+an upper bound computed from the tree without expanding it. ``((H**64)**64)`` is
+refused (degree 4096), so is ``((I+1)**64)**64``.
 
 >>> from symflops.parse import parse_expr, parse_assignments, parse_range
 >>> parse_expr("2*H*W + C_out**2")
 C_out**2 + 2*H*W
 >>> parse_assignments("B=1, H=224, W=H")
-{B: 1, H: 224, W: H}
+{B: 1, H: 224, W: 224}
 >>> parse_range("64:256:64")
 [64, 128, 192, 256]
 """
 
 from __future__ import annotations
 
+import functools
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -26,7 +37,9 @@ from symflops.errors import SymflopsError
 
 __all__ = [
     "parse_expr", "parse_int", "parse_name", "parse_symbol", "parse_assignments",
-    "parse_range", "parse_names", "MAX_LENGTH", "MAX_DEPTH", "MAX_EXPONENT",
+    "parse_range", "parse_names", "parse_dims", "MAX_LENGTH", "MAX_DEPTH", "MAX_EXPONENT",
+    "MAX_DIGITS", "MAX_BITS", "MAX_DEGREE", "MAX_TERMS", "MAX_LIST_LENGTH", "MAX_POINTS",
+    "MAX_DIMS",
 ]
 
 #: longest expression accepted (characters)
@@ -39,10 +52,16 @@ MAX_EXPONENT = 64
 MAX_DIGITS = 30
 #: largest number (bits) any intermediate constant may reach
 MAX_BITS = 1024
+#: largest total degree of what an expression builds (``H**64``, ``H**32*W**32``)
+MAX_DEGREE = 64
+#: most terms an expression may have once fully expanded (``(H+W+1)**40`` has 861)
+MAX_TERMS = 10_000
 #: longest comma-separated list (``--at``) accepted (characters)
 MAX_LIST_LENGTH = 2000
-#: most points a range may hold
-MAX_POINTS = 10_000_000
+#: most points a range may hold (``--range``)
+MAX_POINTS = 1_000_000
+#: most dims one input spec may have (``--input "B 3 H W"``)
+MAX_DIMS = 64
 
 _OPERATORS = ("**", "+", "-", "*", "/", "(", ")")
 _NAME_START = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -104,12 +123,58 @@ def _tokenize(text: str) -> list[_Token]:
     return tokens
 
 
+@dataclass(frozen=True)
+class _Size:
+    """Upper bounds of what an expression is once expanded: total degree, number of
+    terms, and log2 of its largest coefficient (numerators and denominators alike)."""
+
+    degree: int
+    terms: int
+    bits: int
+
+
+@functools.lru_cache(maxsize=4096)
+def _size(e: sp.Basic) -> _Size:
+    """The bounds of ``e``, from its tree (never expanded): a sum adds terms, a product
+    multiplies them, a ``t``-term base to the ``k`` has at most C(t+k-1, k) terms whose
+    coefficients are at most t**k times the base's to the ``k``."""
+    if e.is_Rational:
+        p, q = e.as_numer_denom()
+        return _Size(0, 1, max(abs(int(p)).bit_length(), abs(int(q)).bit_length()))
+    if e.is_Symbol:
+        return _Size(1, 1, 0)
+    parts = [_size(a) for a in e.args]
+    if e.is_Add:
+        return _Size(max(p.degree for p in parts), sum(p.terms for p in parts),
+                     max(p.bits for p in parts) + (len(parts) - 1).bit_length())
+    if e.is_Mul:
+        return _Size(sum(p.degree for p in parts), math.prod(p.terms for p in parts),
+                     sum(p.bits + (p.terms - 1).bit_length() for p in parts))
+    if e.is_Pow and e.exp.is_Integer:
+        base, k = parts[0], abs(int(e.exp))
+        return _Size(base.degree * k, math.comb(base.terms + k - 1, k),
+                     k * (base.bits + (base.terms - 1).bit_length()))
+    raise SymflopsError("cannot measure this expression", values={"expression": e})
+
+
+def _over_limits(value: sp.Expr) -> tuple[str, str] | None:
+    """(what is too large, the fix) when ``value`` passes a size limit, else None."""
+    size = _size(value)
+    if size.degree > MAX_DEGREE:
+        return (f"total degree above {MAX_DEGREE}",
+                f"keep products and powers of names to degree {MAX_DEGREE} (e.g. H**2*W)")
+    if size.terms > MAX_TERMS:
+        return f"more than {MAX_TERMS:,} terms once expanded", "use smaller powers of sums"
+    if size.bits > MAX_BITS:
+        return f"number larger than 2**{MAX_BITS}", "use smaller numbers"
+    return None
+
+
 def _check_size(value: sp.Expr, text: str, pos: int) -> sp.Expr:
-    if value.is_Rational:
-        p, q = value.as_numer_denom()
-        if max(abs(int(p)).bit_length(), abs(int(q)).bit_length()) > MAX_BITS:
-            raise _error(text, pos, f"number larger than 2**{MAX_BITS}",
-                         "use smaller numbers")
+    """``value`` if it stays within the limits, else an error at ``pos`` of ``text``."""
+    over = _over_limits(value)
+    if over:
+        raise _error(text, pos, *over)
     return value
 
 
@@ -197,13 +262,9 @@ class _Parser:
                              f"{MAX_EXPONENT}", "use a small integer exponent, e.g. H**2")
             if base == 0 and int(exp) < 0:
                 raise _error(self.text, op.pos, "division by zero", "use a non-zero base")
-            if base.is_Rational:
-                p, q = base.as_numer_denom()
-                bits = max(abs(int(p)).bit_length(), abs(int(q)).bit_length())
-                if bits * abs(int(exp)) > MAX_BITS + abs(int(exp)):
-                    raise _error(self.text, op.pos, f"number larger than 2**{MAX_BITS}",
-                                 "use smaller numbers")
-            return sp.Pow(base, exp)
+            # measured before it is built: sympy computes a number's power at once
+            _check_size(sp.Pow(base, exp, evaluate=False), self.text, op.pos)
+            return _check_size(sp.Pow(base, exp), self.text, op.pos)
         return base
 
     def atom(self) -> sp.Expr:
@@ -310,32 +371,102 @@ def parse_names(text: str) -> list[str]:
 def parse_assignments(text: str, names: Mapping[str, sp.Symbol] | None = None,
                       values_names: Mapping[str, sp.Symbol] | None = None,
                       ) -> dict[sp.Symbol, sp.Expr]:
-    """Parse ``"B=1, H=224, W=H"`` into ``{B: 1, H: 224, W: H}``.
+    """Parse ``"B=1, H=224, W=H"`` into ``{B: 1, H: 224, W: 224}``.
 
-    ``names`` restricts the names on the left, ``values_names`` those on the right
-    (both default to canonical-or-new symbols).
+    A value may use names assigned in the same text, in any order (``W=H, H=224`` too):
+    each is resolved to what it names, so no assigned name is left in a value; a name
+    that refers back to itself, directly or not, is an error. The resolved values stay
+    within the parser's size limits. ``names`` restricts the names on the left,
+    ``values_names`` those on the right (both default to canonical-or-new symbols).
+
+    >>> parse_assignments("N=H*W/256, H=224, W=2*H")
+    {N: 392, H: 224, W: 448}
     """
     _check_length(text, MAX_LIST_LENGTH)
-    out: dict[sp.Symbol, sp.Expr] = {}
+    given: dict[sp.Symbol, sp.Expr] = {}
     for part in text.split(","):
         if part.count("=") != 1:
             raise SymflopsError(f"cannot parse {part.strip()!r}: expected NAME=VALUE",
                                 fix="write assignments like H=224,W=224")
         left, right = part.split("=")
         sym = parse_symbol(left.strip(), names)
-        if sym in out:
+        if sym in given:
             raise SymflopsError(f"{sym} is given twice", values={"text": text},
                                 fix="give each symbol once")
-        out[sym] = parse_expr(right.strip(), values_names)
+        given[sym] = parse_expr(right.strip(), values_names)
+    resolved: dict[sp.Symbol, sp.Expr] = {}
+
+    def resolve(sym: sp.Symbol, chain: tuple[sp.Symbol, ...]) -> sp.Expr:
+        if sym in resolved:
+            return resolved[sym]
+        if sym in chain:
+            loop = " -> ".join(s.name for s in (*chain[chain.index(sym):], sym))
+            raise SymflopsError("assignments refer to each other in a loop",
+                                values={"loop": loop}, fix="give one of them a number")
+        value = given[sym]
+        uses = sorted(value.free_symbols & set(given), key=str)
+        if uses:
+            value = value.xreplace({u: resolve(u, (*chain, sym)) for u in uses})
+            over = _over_limits(value)
+            if over:
+                raise SymflopsError(f"{sym}, with the names it uses replaced, has {over[0]}",
+                                    values={sym.name: given[sym]}, fix=over[1])
+        resolved[sym] = value
+        return value
+
+    return {sym: resolve(sym, ()) for sym in given}
+
+
+def parse_dims(text: str) -> list[int | str]:
+    """The dims of an input spec: ``"B 3 H W"`` (or comma-separated) -> ``["B", 3, "H",
+    "W"]``, each a positive integer expression or a name; at most :data:`MAX_DIMS`.
+
+    >>> parse_dims("B, 3, H, W")
+    ['B', 3, 'H', 'W']
+    """
+    _check_length(text, MAX_LIST_LENGTH)
+    tokens = text.replace(",", " ").split()
+    if not tokens:
+        raise SymflopsError("empty input spec", fix='write e.g. "B 3 H W"')
+    if len(tokens) > MAX_DIMS:
+        raise SymflopsError(f"an input spec has at most {MAX_DIMS} dims",
+                            values={"dims": len(tokens)}, fix='write e.g. "B 3 H W"')
+    out: list[int | str] = []
+    for tok in tokens:
+        if tok[:1].isdigit():
+            size = parse_int(tok, "size")
+            if size < 1:
+                raise SymflopsError("sizes must be positive", values={"size": tok},
+                                    fix="give a size >= 1 or a name")
+            out.append(size)
+        else:
+            out.append(parse_name(tok))
     return out
 
 
+_DASH_RANGE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
+
+
+def _range_values(values: list[int], text: str) -> list[int]:
+    if len(values) > MAX_POINTS:
+        raise SymflopsError(f"a range holds at most {MAX_POINTS:,} points",
+                            values={"range": text, "points": len(values)},
+                            fix="use a larger step or a geometric range (e.g. 64:4096:*2)")
+    bad = [v for v in values if v < 1]
+    if bad:
+        raise SymflopsError("range values are sizes and must be positive",
+                            values={"range": text, "value": bad[0]},
+                            fix="start the range at 1 or more, e.g. 64:1024:32")
+    return values
+
+
 def parse_range(text: str) -> list[int]:
-    """Parse a range of integers.
+    """Parse a range of positive integers (sizes), at most :data:`MAX_POINTS` of them.
 
     ``START:STOP:STEP`` (STOP included when on the grid), ``START:STOP`` (step 1),
     ``START:STOP:*F`` (geometric, times F), or a list ``A,B,C``. Bounds may be constant
-    expressions (``2**6:2**10:*2``).
+    expressions (``2**6:2**10:*2``). ``64-1024`` is refused (it is a subtraction, -960:
+    write ``64:1024:32``).
 
     >>> parse_range("1:16:*2")
     [1, 2, 4, 8, 16]
@@ -344,7 +475,17 @@ def parse_range(text: str) -> list[int]:
     """
     _check_length(text, MAX_LIST_LENGTH)
     if ":" not in text:
-        return [parse_int(p.strip(), "range value") for p in text.split(",")]
+        parts = text.split(",")
+        for p in parts:
+            dash = _DASH_RANGE.match(p)
+            if dash:
+                lo, hi = sorted(int(x) for x in dash.groups())
+                raise SymflopsError(f"{p.strip()!r} is a subtraction, not a range",
+                                    values={"range": text},
+                                    fix=f"write a range as START:STOP:STEP, e.g. {lo}:{hi}:32")
+        if len(parts) > MAX_POINTS:
+            return _range_values([0] * len(parts), text)  # too many: the error says so
+        return _range_values([parse_int(p.strip(), "range value") for p in parts], text)
     parts = text.split(":")
     if len(parts) not in (2, 3):
         raise SymflopsError(f"cannot parse range {text!r}",
@@ -354,22 +495,26 @@ def parse_range(text: str) -> list[int]:
     step_text = parts[2].strip() if len(parts) == 3 else "1"
     geometric = step_text.startswith("*")
     step = parse_int(step_text[1:] if geometric else step_text, "range step")
+    if start < 1:
+        return _range_values([start], text)
     if stop < start:
         raise SymflopsError("range stop is below its start", values={"range": text},
                             fix="write START:STOP with START <= STOP")
     if geometric:
-        if step < 2 or start < 1:
-            raise SymflopsError("a geometric range needs a start >= 1 and a factor >= 2",
+        if step < 2:
+            raise SymflopsError("a geometric range needs a factor >= 2",
                                 values={"range": text}, fix="write e.g. 64:1024:*2")
         out, v = [], start
-        while v <= stop:
+        while v <= stop:  # at most 1024 points: the bounds are below 2**1024
             out.append(v)
             v *= step
-        return out
+        return _range_values(out, text)
     if step < 1:
         raise SymflopsError("range step must be >= 1", values={"range": text},
                             fix="write e.g. 64:1024:32")
-    if (stop - start) // step + 1 > MAX_POINTS:
-        raise SymflopsError(f"range has more than {MAX_POINTS} points", values={"range": text},
-                            fix="use a larger step")
-    return list(range(start, stop + 1, step))
+    count = (stop - start) // step + 1
+    if count > MAX_POINTS:
+        raise SymflopsError(f"a range holds at most {MAX_POINTS:,} points",
+                            values={"range": text, "points": count},
+                            fix="use a larger step or a geometric range (e.g. 64:4096:*2)")
+    return _range_values(list(range(start, stop + 1, step)), text)

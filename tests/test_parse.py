@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import re
+import time
 
 import pytest
 import sympy as sp
@@ -14,9 +15,12 @@ from hypothesis import strategies as st
 from symflops.errors import SymflopsError
 from symflops.parse import (
     MAX_DEPTH,
+    MAX_DIMS,
     MAX_EXPONENT,
     MAX_LENGTH,
+    MAX_POINTS,
     parse_assignments,
+    parse_dims,
     parse_expr,
     parse_int,
     parse_name,
@@ -24,7 +28,7 @@ from symflops.parse import (
     parse_range,
     parse_symbol,
 )
-from symflops.symbols import C_in, H, W, symbol
+from symflops.symbols import C_in, H, N, W, symbol
 
 
 @pytest.fixture
@@ -212,8 +216,19 @@ def test_parse_int_and_names() -> None:
 
 def test_parse_assignments() -> None:
     B = symbol("B")
-    assert parse_assignments("B=1, H=224, W=H") == {B: 1, H: 224, W: H}
+    # a value naming an assigned name is resolved to its value, in any order
+    assert parse_assignments("B=1, H=224, W=H") == {B: 1, H: 224, W: 224}
+    assert parse_assignments("W=2*H, H=224") == {W: 448, H: 224}
+    assert parse_assignments("N=H*W/256, H=W, W=32") == {N: 4, H: 32, W: 32}
+    assert parse_assignments("W=H") == {W: H}  # H is not assigned: a tie, kept symbolic
     assert parse_assignments("H = 2**8") == {H: 256}
+    with pytest.raises(SymflopsError, match="loop.*H -> W -> H"):
+        parse_assignments("H=W, W=H")
+    with pytest.raises(SymflopsError, match="loop.*H -> H"):
+        parse_assignments("H=H+1")
+    with pytest.raises(SymflopsError, match="B, with the names it uses replaced, has total "
+                                            "degree above 64"):
+        parse_assignments("A=H**64, B=A**2")  # each within limits, not once resolved
     for bad in ("H", "H=1=2", "H=1,,W=2", "H=1,H=2", "=1", "H=", "H.x=1", "H=1;W=2"):
         with pytest.raises(SymflopsError):
             parse_assignments(bad)
@@ -228,9 +243,76 @@ def test_parse_range() -> None:
     assert parse_range("1:5") == [1, 2, 3, 4, 5]
     assert parse_range("2**6:2**10:*2") == [64, 128, 256, 512, 1024]
     assert parse_range("224, 384") == [224, 384]
+    assert len(parse_range("64:2**64:*2")) == 59  # Python ints: 2**64 is exact
     for bad in ("10:1", "1:10:0", "1:10:*1", "1:2:3:4", "a:b", "1.5:3", "1:10**9"):
         with pytest.raises(SymflopsError):
             parse_range(bad)
+
+
+@pytest.mark.parametrize("text, message, fix", [
+    ("64-1024", "'64-1024' is a subtraction, not a range", "64:1024:32"),
+    ("224, 1024 - 64", "'1024 - 64' is a subtraction", "64:1024:32"),
+    ("0:64:16", "sizes and must be positive (range=0:64:16, value=0)", "start the range at 1"),
+    ("-5,8", "must be positive", "start the range at 1"),
+    ("1:10**7", f"at most {MAX_POINTS:,} points (range=1:10**7, points=10000000)",
+     "larger step"),
+    ("1:2*10**6:2", "points=1000000", None),  # exactly the cap: accepted
+    (",".join(["7"] * (MAX_POINTS + 1)), "longer than", None),
+], ids=["dash-is-not-a-range", "dash-in-a-list", "zero-start", "negative-value",
+        "ten-million-points", "the-cap-itself", "list-too-long"])
+def test_parse_range_refuses_with_the_fix(text: str, message: str, fix: str | None) -> None:
+    if message == "points=1000000":
+        assert len(parse_range(text)) == MAX_POINTS
+        return
+    with pytest.raises(SymflopsError) as info:
+        parse_range(text)
+    assert message in str(info.value) and "\n" not in str(info.value)
+    if fix:
+        assert fix in (info.value.fix or "")
+
+
+def test_parse_dims() -> None:
+    assert parse_dims("B 3 H W") == ["B", 3, "H", "W"]
+    assert parse_dims("B, 2**3, N") == ["B", 8, "N"]
+    with pytest.raises(SymflopsError, match=f"at most {MAX_DIMS} dims.*dims=65"):
+        parse_dims(" ".join(["H"] * 65))
+    with pytest.raises(SymflopsError, match="longer than"):
+        parse_dims(" ".join(["H"] * 50_000))
+    for bad in ("", "B 0 H", "B 3 H.x", "B 3*H"):
+        with pytest.raises(SymflopsError):
+            parse_dims(bad)
+
+
+# --------------------------------------------------------------------------- size bounds
+@pytest.mark.parametrize("text, message", [
+    ("((I+1)**64)**64", "total degree above 64"),
+    ("((((H**64)**64)**64)**64)", "total degree above 64"),
+    ("H**33*W**32", "total degree above 64"),
+    ("(H*W)**33", "total degree above 64"),
+    ("(H+W+B+C)**64", "more than 10,000 terms"),
+    ("((H+1)*(W+1)*(B+1)*(C+1))**8*(N+1)**8", "more than 10,000 terms"),
+    ("(2**64)**64", "number larger than 2**1024"),
+    ("(10**30*H)**40", "number larger than 2**1024"),
+    ("((H+1)**32)**2*(3**60)**10", "number larger than 2**1024"),
+], ids=["nested-power-of-a-sum", "nested-powers", "product-degree", "power-of-product",
+        "power-of-a-long-sum", "product-of-powers-of-sums", "nested-number-power",
+        "coefficient-of-a-power", "big-coefficient-after-a-sum-power"])
+def test_size_of_what_a_string_builds_is_bounded(text: str, message: str) -> None:
+    start = time.perf_counter()
+    with pytest.raises(SymflopsError, match=re.escape(message)) as info:
+        parse_expr(text)
+    assert time.perf_counter() - start < 2.0  # a hang guard, generous: it answers at once
+    assert "fix:" in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["H**64", "(H*W)**32", "(H+1)**64", "(H+W+1)**40",
+                                  "((H+1)/(W+1))**32", "2**64*H**2", "(10**30)**10"],
+                         ids=["power-at-the-limit", "product-at-the-limit", "sum-power-64",
+                              "three-term-power", "ratio-power", "big-coefficient",
+                              "301-digit-number"])
+def test_within_the_bounds_is_accepted(text: str) -> None:
+    e = parse_expr(text)
+    assert sp.expand(e) == sp.expand(parse_expr(text))  # expanding it is quick
 
 
 def test_docstring_examples() -> None:
