@@ -19,12 +19,31 @@ macs      1 per multiply-accumulate of conv/matmul/attention, nothing else
 ...                   "exact, without normalization statistics")
 >>> register_convention(mine, replace=True) is mine
 True
+
+A convention is checked when it is made: every rate is a non-negative integer (an int,
+a numpy int, or a ``Fraction``/SymPy number equal to one, kept as an int). A fractional
+rate is refused: a count is an integer at every size, and a weight of 1/2 would make
+totals fractional (``evaluate`` could not give them exactly as integers, JSON output
+could not write them). Floats (0.5 is not exact), NaN, negatives, bools, strings,
+``None`` and unknown kinds are refused with the fix.
+
+>>> Convention("twice", {"matmul_mul": Fraction(4, 2)}).rate("matmul_mul")
+2
+>>> Convention("bad", {"activation": 0.5})
+Traceback (most recent call last):
+...
+symflops.errors.SymflopsError: Convention 'bad': rates must be non-negative integers \
+(activation=0.5); fix: give activation an int rate such as 1 (a float is not exact)
 """
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
+
+import sympy as sp
 
 from symflops.errors import SymflopsError
 
@@ -47,12 +66,27 @@ KINDS: dict[str, str] = {
 }
 
 
+def _rate(name: str, kind: str, value: object) -> int:
+    """``value`` as a non-negative int rate, or an error naming it and the fix."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= 0:
+        return int(value)
+    if isinstance(value, (Fraction, sp.Rational)) and value.denominator == 1 and value >= 0:
+        return int(value.numerator)
+    why = " (a float is not exact)" if isinstance(value, float) else \
+        " (a fractional rate makes counts fractional)" if isinstance(
+            value, (Fraction, sp.Rational)) and value >= 0 else ""
+    raise SymflopsError("rates must be non-negative integers",
+                        layer=f"Convention {name!r}", values={kind: repr(value)},
+                        fix=f"give {kind} an int rate such as 1{why}")
+
+
 @dataclass(frozen=True)
 class Convention:
     """A named weighting of the kinds of work.
 
-    ``rates`` maps a kind to its weight; a kind left out counts 0.
-    ``unit`` is how the weighted sum is labelled when printed ("FLOPs" or "MACs").
+    ``rates`` maps a kind to its weight (a non-negative integer); a kind left out
+    counts 0. ``unit`` is how the weighted sum is labelled when printed ("FLOPs" or
+    "MACs"). Everything is checked here, not when the convention is first used.
     """
 
     name: str
@@ -61,7 +95,25 @@ class Convention:
     unit: str = "FLOPs"
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.rates) - set(KINDS))
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise SymflopsError(
+                "convention name must be an identifier",
+                layer="Convention",
+                values={"name": repr(self.name)},
+                fix="use letters, digits and underscores",
+            )
+        for what in ("description", "unit"):
+            if not isinstance(getattr(self, what), str) or not (self.unit or what != "unit"):
+                raise SymflopsError(
+                    f"convention {what} must be text", layer=f"Convention {self.name!r}",
+                    values={what: repr(getattr(self, what))},
+                    fix='e.g. unit="FLOPs" and a one-line description')
+        if not isinstance(self.rates, Mapping):
+            raise SymflopsError("rates must map kinds of work to numbers",
+                                layer=f"Convention {self.name!r}",
+                                values={"rates": repr(self.rates)},
+                                fix="pass a dict such as {\"matmul_mul\": 2}")
+        unknown = sorted(map(repr, set(self.rates) - set(KINDS)))
         if unknown:
             raise SymflopsError(
                 "convention names unknown kinds of work",
@@ -69,13 +121,9 @@ class Convention:
                 values={"unknown": unknown},
                 fix="use only " + ", ".join(KINDS),
             )
-        if not self.name.isidentifier():
-            raise SymflopsError(
-                "convention name must be an identifier",
-                layer="Convention",
-                values={"name": self.name},
-                fix="use letters, digits and underscores",
-            )
+        rates = {k: _rate(self.name, k, v) for k, v in self.rates.items()}
+        object.__setattr__(self, "rates", rates)  # a checked copy: later edits to the
+        # caller's dict do not reach the convention
 
     def rate(self, kind: str) -> int:
         """The weight of one unit of ``kind`` (0 when the convention ignores it)."""
