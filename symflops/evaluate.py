@@ -222,7 +222,8 @@ def _bound_source(args: list[str], steps: list[tuple[sp.Dummy, sp.Expr, sp.Expr]
 @functools.lru_cache(maxsize=1024)
 def _compiled(expr: sp.Expr, syms: tuple[sp.Symbol, ...]) -> _Program:
     """Compile ``expr`` once (every symbol renamed, so no name can clash with numpy's)."""
-    dummies = [sp.Dummy(f"a{i}", integer=True, positive=True) for i in range(len(syms))]
+    dummies = [sp.Dummy(f"a{i}", integer=True, positive=_least(s) > 0, nonnegative=True)
+               for i, s in enumerate(syms)]
     renamed = expr.xreplace(dict(zip(syms, dummies, strict=True)))
     approx = sp.lambdify(dummies, renamed, modules="numpy", printer=_Printer)
     printer = _IntegerPrinter()
@@ -248,11 +249,12 @@ def _compiled(expr: sp.Expr, syms: tuple[sp.Symbol, ...]) -> _Program:
 
 
 # ------------------------------------------------------------------------------ sizes
-def _bad_size(name: str, value: Any, index: tuple[int, ...] | None, why: str) -> SymflopsError:
+def _bad_size(name: str, value: Any, index: tuple[int, ...] | None, least: int,
+              detail: str = "") -> SymflopsError:
     values: dict[str, Any] = {name: _show(value)}
     if index:
         values["index"] = index
-    return SymflopsError(f"sizes must be positive integers: {name} {why}", values=values,
+    return SymflopsError(f"size {name} must be an integer >= {least}{detail}", values=values,
                          fix=_SIZE_FIX)
 
 
@@ -263,7 +265,12 @@ def _show(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _object_sizes(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _least(sym: sp.Symbol) -> int:
+    """The least value a symbol takes: 0 for one declared non-negative (a padding), else 1."""
+    return 0 if sym.is_nonnegative and not sym.is_positive else 1
+
+
+def _object_sizes(a: np.ndarray, least: int) -> tuple[np.ndarray, np.ndarray]:
     """(Python ints, mask of bad elements) of an object array."""
     flat = a.ravel()
     out = np.empty(flat.shape, dtype=object)
@@ -273,40 +280,39 @@ def _object_sizes(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             bad[i], out[i] = True, 0
         elif isinstance(x, numbers.Integral):
             out[i] = int(x)
-            bad[i] = out[i] < 1
+            bad[i] = out[i] < least
         else:  # a float-like: a whole number up to 2**53, or refused
             f = float(x)
-            ok = math.isfinite(f) and f.is_integer() and 1 <= f <= _FLOAT_EXACT
+            ok = math.isfinite(f) and f.is_integer() and least <= f <= _FLOAT_EXACT
             out[i], bad[i] = (int(f) if ok else 0), not ok
     return out.reshape(a.shape), bad.reshape(a.shape)
 
 
-def _one_size(name: str, value: Any) -> tuple[np.ndarray, str]:
+def _one_size(name: str, value: Any, least: int) -> tuple[np.ndarray, str]:
     """``value`` as an int64 or object array of positive ints, and how it was given
     ("int", "object" or "float"); raises naming the first bad element."""
     if value is None or isinstance(value, (bool, np.bool_, str, bytes)):
-        raise _bad_size(name, value, None, f"is {type(value).__name__}")
+        raise _bad_size(name, value, None, least, f", not {type(value).__name__}")
     try:
         a = np.asarray(value)
     except (ValueError, TypeError):  # ragged lists and the like
-        raise _bad_size(name, value, None, "is not an array of numbers") from None
+        raise _bad_size(name, value, None, least, ", not a ragged list") from None
     kind = a.dtype.kind
     given = {"i": "int", "u": "int", "f": "float", "O": "object"}.get(kind)
     if given is None:
-        raise _bad_size(name, value, None, f"has dtype {a.dtype}")
+        raise _bad_size(name, value, None, least, f", not of dtype {a.dtype}")
     if kind == "O":
-        a, bad = _object_sizes(a)
+        a, bad = _object_sizes(a, least)
     elif kind == "f":
         with np.errstate(invalid="ignore"):
-            bad = ~(np.isfinite(a) & (a == np.floor(a)) & (a >= 1) & (a <= _FLOAT_EXACT))
+            bad = ~(np.isfinite(a) & (a == np.floor(a)) & (a >= least) & (a <= _FLOAT_EXACT))
     else:
-        bad = a < 1
+        bad = a < least
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
         first = np.asarray(value, dtype=object)[index] if kind == "O" else a[index]
-        why = "is not a positive integer" if kind != "f" else \
-            "is not a whole number from 1 to 2**53"
-        raise _bad_size(name, first, index, why)
+        detail = " (a float must be a whole number up to 2**53)" if kind == "f" else ""
+        raise _bad_size(name, first, index, least, detail)
     if kind == "u" and a.size and int(a.max()) > _INT64_MAX:
         return a.astype(object), "object"
     if kind == "O" and a.ndim == 0 and int(a.item()) <= _INT64_MAX:
@@ -328,13 +334,12 @@ def check_sizes(syms: Sequence[sp.Symbol], values: Sequence[Any]
     >>> check_sizes((B, H), [1, [224, -3]])
     Traceback (most recent call last):
     ...
-    symflops.errors.SymflopsError: sizes must be positive integers: H is not a positive \
-integer (H=-3, index=(1,)); fix: give sizes as positive integers (ints, int arrays, or whole \
-floats up to 2**53)
+    symflops.errors.SymflopsError: size H must be an integer >= 1 (H=-3, index=(1,)); fix: \
+give sizes as positive integers (ints, int arrays, or whole floats up to 2**53)
     """
     arrays, kinds = [], set()
     for s, v in zip(syms, values, strict=True):
-        a, kind = _one_size(s.name, v)
+        a, kind = _one_size(s.name, v, _least(s))
         arrays.append(a)
         kinds.add(kind)
     try:
@@ -370,7 +375,8 @@ def _fraction_at(program: _Program, arrays: list[np.ndarray], shape: tuple[int, 
         return program.exact(*[a.astype(object) for a in arrays])
     if program.bound is not None:
         with np.errstate(over="ignore", invalid="ignore"):
-            major = program.bound(*[a.astype(np.float64) for a in arrays])
+            # a size of 0 (a padding) is bounded by 1: every leaf of a majorant is >= 1
+            major = program.bound(*[np.maximum(a.astype(np.float64), 1.0) for a in arrays])
         safe = np.broadcast_to(np.asarray(major) < _SAFE, shape)
         if safe.all():
             return program.exact(*arrays)
