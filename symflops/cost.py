@@ -371,10 +371,10 @@ class Cost:
                                 layer=self.spec, values={"missing": missing},
                                 fix="pass " + ", ".join(f"{m}=..." for m in missing))
         syms = tuple(resolved)
-        arrays = [np.asarray(values[s.name]) for s in syms]
-        from symflops.evaluate import compile_expr
+        from symflops.evaluate import check_sizes, compile_expr
 
         try:
+            arrays = check_sizes(syms, [values[s.name] for s in syms])[0]
             self._check_validity_at(syms, arrays)
             return compile_expr(expr, syms, what=quantity)(*arrays)
         except SymflopsError as e:  # name the layer the numbers came from

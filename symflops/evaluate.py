@@ -400,10 +400,10 @@ def _quotient(num: Any, den: Any, shape: tuple[int, ...]) -> tuple[np.ndarray, n
         return num, np.zeros(shape, dtype=bool)
     den = np.broadcast_to(np.asarray(den), shape)
     if num.dtype == object or den.dtype == object:
-        q = num // den
+        q = np.asarray(num // den, dtype=object)  # (0-d object arithmetic gives Python ints)
         return q, np.asarray(num - q * den != 0, dtype=bool)
     q, r = np.divmod(num, den)
-    return q, r != 0
+    return np.asarray(q), np.asarray(r != 0)
 
 
 def compile_expr(expr: sp.Expr, syms: Sequence[sp.Symbol], *, what: str = "the value"
