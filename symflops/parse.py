@@ -54,8 +54,10 @@ MAX_DIGITS = 30
 MAX_BITS = 1024
 #: largest total degree of what an expression builds (``H**64``, ``H**32*W**32``)
 MAX_DEGREE = 64
-#: most terms an expression may have once fully expanded (``(H+W+1)**40`` has 861)
-MAX_TERMS = 10_000
+#: most terms an expression (or all values of one ``--at`` text, multiplied) may have once
+#: fully expanded: ``(H+W+1)**4`` has 15. Small on purpose: a cost multiplies the values
+#: substituted into it (attention squares N), and what they expand to must stay quick.
+MAX_TERMS = 16
 #: longest comma-separated list (``--at``) accepted (characters)
 MAX_LIST_LENGTH = 2000
 #: most points a range may hold (``--range``)
@@ -414,7 +416,14 @@ def parse_assignments(text: str, names: Mapping[str, sp.Symbol] | None = None,
         resolved[sym] = value
         return value
 
-    return {sym: resolve(sym, ()) for sym in given}
+    out = {sym: resolve(sym, ()) for sym in given}
+    sizes = [_size(v) for v in out.values()]
+    if math.prod(z.terms for z in sizes) > MAX_TERMS:
+        raise SymflopsError(f"the values have more than {MAX_TERMS:,} terms together once "
+                            "expanded (multiplied, as a cost multiplies them)",
+                            values={"text": text if len(text) <= 60 else text[:57] + "..."},
+                            fix="use fewer sums raised to powers")
+    return out
 
 
 def parse_dims(text: str) -> list[int | str]:
