@@ -209,7 +209,7 @@ def _bound_source(args: list[str], steps: list[tuple[sp.Dummy, sp.Expr, sp.Expr]
     for t, num, den in steps:
         m = _major(num)
         div = int(den) if den.is_Integer else 1  # a symbolic denominator is >= 1
-        lines.append(f"{printer.doprint(t)} = {printer.doprint(m)} / {div} + 1")
+        lines.append(f"{printer.doprint(t)} = ({printer.doprint(m)}) / {div} + 1")
         majors += [m, _major(den)]
     majors += [_major(top[0]), _major(top[1])]
     out = printer.doprint(majors[0])
@@ -222,8 +222,10 @@ def _bound_source(args: list[str], steps: list[tuple[sp.Dummy, sp.Expr, sp.Expr]
 @functools.lru_cache(maxsize=1024)
 def _compiled(expr: sp.Expr, syms: tuple[sp.Symbol, ...]) -> _Program:
     """Compile ``expr`` once (every symbol renamed, so no name can clash with numpy's)."""
-    dummies = [sp.Dummy(f"a{i}", integer=True, positive=_least(s) > 0, nonnegative=True)
-               for i, s in enumerate(syms)]
+    # sizes are >= 1, a symbol declared non-negative (a padding) >= 0 (positive=False
+    # would tell SymPy it is 0)
+    dummies = [sp.Dummy(f"a{i}", integer=True, positive=True) if _least(s) else
+               sp.Dummy(f"a{i}", integer=True, nonnegative=True) for i, s in enumerate(syms)]
     renamed = expr.xreplace(dict(zip(syms, dummies, strict=True)))
     approx = sp.lambdify(dummies, renamed, modules="numpy", printer=_Printer)
     printer = _IntegerPrinter()
