@@ -14,10 +14,12 @@ What a compiled function does with the points it is given (the contract):
    every ``floor``/``ceiling`` becomes a temporary computed once by integer division.
 3. **int64 when proven safe, Python ints otherwise**: a majorant of every intermediate
    (``|a + b| <= |a| + |b|``, ``|ab| = |a| |b|``, ``|floor(p/q)| <= |p|/q + 1``...) is
-   computed per point in float64; points where it stays below ``2**63 - 2**34`` (the
-   margin covers float rounding over millions of operations) run on int64 arrays, the
-   others, and only those, on arrays of Python ints. An intermediate never wraps and a
-   result that fits int64 is never refused.
+   computed in float64. It grows with every size, so one evaluation at the largest value
+   of each size bounds all points: below ``2**63 - 2**34`` (the margin covers float
+   rounding over millions of operations) everything runs on int64 arrays. Otherwise it
+   is computed per point: the points below run on int64, the others, and only those,
+   on arrays of Python ints. An intermediate never wraps and a result that fits int64 is
+   never refused.
 4. **The result** is int64 for int (or whole-float) sizes; a result beyond int64 there
    raises, naming the point and the fix (``dtype=object`` arrays, or Python ints beyond
    int64, give exact Python ints in an object array). A value that is not an integer
@@ -163,9 +165,9 @@ def _major(e: sp.Basic) -> sp.Expr:
 class _Program:
     """The compiled forms of one expression over positive integer sizes."""
 
-    exact: Callable[..., tuple[Any, Any]] | None  # sizes -> (numerator, denominator)
-    bound: Callable[..., Any] | None  # float sizes -> majorant of every intermediate
-    approx: Callable[..., Any]  # float sizes -> float value (no integer program exists)
+    exact: Callable[..., tuple[Any, Any]]  # sizes -> (numerator, denominator)
+    bound: Callable[..., Any] | None  # float sizes -> majorant of every intermediate; None:
+    # no majorant is known, every point is computed in Python ints
 
 
 def _source(name: str, args: list[str], lines: list[str], result: str) -> str:
@@ -227,7 +229,6 @@ def _compiled(expr: sp.Expr, syms: tuple[sp.Symbol, ...]) -> _Program:
     dummies = [sp.Dummy(f"a{i}", integer=True, positive=True) if _least(s) else
                sp.Dummy(f"a{i}", integer=True, nonnegative=True) for i, s in enumerate(syms)]
     renamed = expr.xreplace(dict(zip(syms, dummies, strict=True)))
-    approx = sp.lambdify(dummies, renamed, modules="numpy", printer=_Printer)
     printer = _IntegerPrinter()
     args = [printer.doprint(d) for d in dummies]
     lifted_steps: list[tuple[sp.Dummy, sp.Expr]] = []
@@ -242,12 +243,34 @@ def _compiled(expr: sp.Expr, syms: tuple[sp.Symbol, ...]) -> _Program:
         result = f"({printer.doprint(top[0])}, {printer.doprint(top[1])})"
         exact = _exec(_source("_exact", args, lines, result), "_exact")
     except (_NotInteger, TypeError, ValueError):
-        return _Program(None, None, approx)
+        return _Program(_by_sympy(renamed, dummies), None)
     try:
         bound = _exec(_bound_source(args, steps, top), "_bound")
     except _NoBound:
-        return _Program(exact, None, approx)
-    return _Program(exact, bound, approx)
+        return _Program(exact, None)
+    return _Program(exact, bound)
+
+
+def _by_sympy(expr: sp.Expr, dummies: list[sp.Dummy]) -> Callable[..., tuple[Any, Any]]:
+    """Exact (numerator, denominator) point by point with SymPy: slow, but exact, for an
+    expression with no integer program (a rational inside a Min, a float constant...)."""
+
+    def exact(*arrays: Any) -> tuple[Any, Any]:
+        arrs = np.broadcast_arrays(*[np.asarray(a, dtype=object) for a in arrays]) \
+            if arrays else []
+        shape = arrs[0].shape if arrs else ()
+        num, den = np.empty(shape, dtype=object), np.empty(shape, dtype=object)
+        for idx in np.ndindex(shape):
+            point = {d: sp.Integer(int(a[idx])) for d, a in zip(dummies, arrs, strict=True)}
+            value = sp.sympify(expr.xreplace(point))
+            if not value.is_Rational:
+                raise SymflopsError("the expression has no exact value at a point",
+                                    values={"value": value},
+                                    fix="use integer and rational constants only")
+            num[idx], den[idx] = int(value.p), int(value.q)
+        return num, den
+
+    return exact
 
 
 # ------------------------------------------------------------------------------ sizes
@@ -372,12 +395,18 @@ def _fraction_at(program: _Program, arrays: list[np.ndarray], shape: tuple[int, 
                  ) -> tuple[np.ndarray, Any]:
     """(numerator, denominator) at every point: int64 where proven safe, Python ints
     (object arrays) elsewhere."""
-    assert program.exact is not None
     if any(a.dtype == object for a in arrays):  # all of them in Python ints then
         return program.exact(*[a.astype(object) for a in arrays])
     if program.bound is not None:
+        if math.prod(shape) == 0:
+            return program.exact(*arrays)
         with np.errstate(over="ignore", invalid="ignore"):
-            # a size of 0 (a padding) is bounded by 1: every leaf of a majorant is >= 1
+            # a majorant only grows with each size: at the largest of each it bounds every
+            # point (one scalar evaluation, the common case); a size of 0 (a padding)
+            # counts as 1, as every leaf of a majorant is >= 1
+            top = program.bound(*[max(float(a.max()), 1.0) for a in arrays])
+            if float(top) < _SAFE:
+                return program.exact(*arrays)
             major = program.bound(*[np.maximum(a.astype(np.float64), 1.0) for a in arrays])
         safe = np.broadcast_to(np.asarray(major) < _SAFE, shape)
         if safe.all():
@@ -440,9 +469,6 @@ def compile_expr(expr: sp.Expr, syms: Sequence[sp.Symbol], *, what: str = "the v
 
 def _run(program: _Program, syms: tuple[sp.Symbol, ...], arrays: list[np.ndarray],
          shape: tuple[int, ...], given: str, what: str) -> np.ndarray:
-    if program.exact is None:  # a float constant in the expression: floats are all we have
-        out = program.approx(*[a.astype(np.float64) for a in arrays])
-        return np.broadcast_to(np.asarray(out, dtype=float), shape).copy()
     q, inexact = _quotient(*_fraction_at(program, arrays, shape), shape)
     if inexact.any():
         if given != "float":
@@ -496,9 +522,6 @@ def compile_condition(cond: sp.Basic, syms: Sequence[sp.Symbol]) -> Callable[...
 
     def holds(*values: Any) -> np.ndarray:
         arrays, shape, _ = check_sizes(syms_t, values)
-        if program.exact is None:
-            diff = np.asarray(program.approx(*[a.astype(np.float64) for a in arrays]))
-            return np.broadcast_to(test(np.sign(diff)), shape).copy()
         num, den = _fraction_at(program, arrays, shape)
         sign = _sign(np.broadcast_to(np.asarray(num), shape)) * \
             _sign(np.broadcast_to(np.asarray(den), shape))

@@ -123,3 +123,18 @@ def test_conditions_are_decided_exactly() -> None:
     assert both(np.array([3, 3, 2]), np.array([9, 10, 4])).tolist() == [True, False, False]
     with pytest.raises(SymflopsError, match="size H"):
         gt(np.array([0]))
+
+
+@pytest.mark.parametrize("expr, points, want", [
+    # 2 Min(H/2, W): the rational sits inside Min, out of reach of the common
+    # denominator: SymPy evaluates each point exactly (2 * 3/2 = 3, 2 * 2 = 4, 2 * 5 = 10)
+    (2 * sp.Min(H / 2, W), [3, 4, 2**70], [3, 4, 10]),
+    # a condition with a rational: H when H/2 > 3, else 2 H
+    (sp.Piecewise((H, sp.Gt(H / 2, 3)), (2 * H, True)), [6, 7, 2**64], [12, 7, 2**64]),
+], ids=["rational-inside-min", "rational-in-a-condition"])
+def test_no_integer_program_is_still_exact(expr: sp.Expr, points: list[int],
+                                           want: list[int]) -> None:
+    got = compile_expr(expr, (H, W))(np.array(points, dtype=object), 5)
+    assert got.tolist() == want == [int(expr.xreplace({H: p, W: 5})) for p in points]
+    small = compile_expr(expr, (H, W))(np.array(points[:2]), 5)
+    assert small.dtype == np.int64 and small.tolist() == want[:2]
