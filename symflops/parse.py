@@ -39,7 +39,7 @@ __all__ = [
     "parse_expr", "parse_int", "parse_name", "parse_symbol", "parse_assignments",
     "parse_range", "parse_names", "parse_dims", "MAX_LENGTH", "MAX_DEPTH", "MAX_EXPONENT",
     "MAX_DIGITS", "MAX_BITS", "MAX_DEGREE", "MAX_TERMS", "MAX_LIST_LENGTH", "MAX_POINTS",
-    "MAX_DIMS",
+    "MAX_DIMS", "MAX_RANGE_VALUE",
 ]
 
 #: longest expression accepted (characters)
@@ -62,6 +62,8 @@ MAX_TERMS = 16
 MAX_LIST_LENGTH = 2000
 #: most points a range may hold (``--range``)
 MAX_POINTS = 1_000_000
+#: largest value a range may hold: int64's largest
+MAX_RANGE_VALUE = 2**63 - 1
 #: most dims one input spec may have (``--input "B 3 H W"``)
 MAX_DIMS = 64
 
@@ -466,11 +468,17 @@ def _range_values(values: list[int], text: str) -> list[int]:
         raise SymflopsError("range values are sizes and must be positive",
                             values={"range": text, "value": bad[0]},
                             fix="start the range at 1 or more, e.g. 64:1024:32")
+    big = [v for v in values if v > MAX_RANGE_VALUE]
+    if big:
+        raise SymflopsError("range values are sizes and must fit int64",
+                            values={"range": text, "value": big[0]},
+                            fix="stop the range at 2**62 or below (in Python, sweep "
+                                "dtype=object arrays for larger sizes)")
     return values
 
 
 def parse_range(text: str) -> list[int]:
-    """Parse a range of positive integers (sizes), at most :data:`MAX_POINTS` of them.
+    """Parse a range of sizes: at most :data:`MAX_POINTS` integers from 1 to 2**63 - 1.
 
     ``START:STOP:STEP`` (STOP included when on the grid), ``START:STOP`` (step 1),
     ``START:STOP:*F`` (geometric, times F), or a list ``A,B,C``. Bounds may be constant

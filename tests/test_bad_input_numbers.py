@@ -113,6 +113,8 @@ ERRORS: list[tuple[str, Callable[[], Any], str, tuple[str, ...], str]] = [
      "'64-1024' is a subtraction, not a range", ("range",), "64:1024:32"),
     ("range-from-zero", lambda: parse_range("0:64:16"), "must be positive",
      ("range", "value"), "start the range at 1"),
+    ("range-beyond-int64", lambda: parse_range("1:2**64:*2"), "must fit int64",
+     ("range", "value"), "2**62"),
     ("range-ten-million-points", lambda: parse_range("1:10**7"), "at most 1,000,000 points",
      ("range", "points"), "larger step"),
     ("input-spec-too-many-dims", lambda: parse_dims(" ".join(["H"] * 500)),
@@ -189,8 +191,8 @@ EXACT: list[tuple[str, Callable[[], Any], Any]] = [
     # assignments resolve names assigned in the same text: W = H = 224
     ("assignments-resolve", lambda: parse_assignments("B=1,H=224,W=H"),
      {B: 1, H: 224, W: 224}),
-    # a geometric range to 2**64 is 59 exact Python ints: 64 = 2**6 ... 2**64
-    ("range-to-2**64", lambda: parse_range("64:2**64:*2")[-1], 2**64),
+    # a geometric range to 2**62 holds 57 sizes: 64 = 2**6 ... 2**62
+    ("range-to-2**62", lambda: parse_range("64:2**62:*2")[-1], 2**62),
     ("convention-fraction-equal-to-an-int",
      lambda: Convention("twice", {"matmul_mul": Fraction(4, 2)}).rates, {"matmul_mul": 2}),
 ]
@@ -207,6 +209,8 @@ CLI: list[tuple[str, list[str], str]] = [
                                "--at", "I=8,O=8"], "64:1024:32"),
     ("cli-range-from-zero", ["scale", "Linear", "--var", "M", "--range", "0:64:16",
                              "--at", "I=8,O=8"], "start the range at 1"),
+    ("cli-range-beyond-int64", ["scale", "Linear", "--var", "M", "--range", "1:2**64:*2",
+                                "--at", "I=8,O=8"], "must fit int64"),
     ("cli-nested-power", ["formula", "Linear", "--at", "M=((I+1)**64)**64"],
      "more than 16 terms"),
     ("cli-nested-powers", ["formula", "Linear", "--at", "M=((((I**64)**64)**64)**64)"],

@@ -245,7 +245,7 @@ def test_parse_range() -> None:
     assert parse_range("1:5") == [1, 2, 3, 4, 5]
     assert parse_range("2**6:2**10:*2") == [64, 128, 256, 512, 1024]
     assert parse_range("224, 384") == [224, 384]
-    assert len(parse_range("64:2**64:*2")) == 59  # Python ints: 2**64 is exact
+    assert parse_range("64:2**62:*2")[-1] == 2**62 and len(parse_range("64:2**62:*2")) == 57
     for bad in ("10:1", "1:10:0", "1:10:*1", "1:2:3:4", "a:b", "1.5:3", "1:10**9"):
         with pytest.raises(SymflopsError):
             parse_range(bad)
@@ -258,10 +258,12 @@ def test_parse_range() -> None:
     ("-5,8", "must be positive", "start the range at 1"),
     ("1:10**7", f"at most {MAX_POINTS:,} points (range=1:10**7, points=10000000)",
      "larger step"),
+    ("64:2**64:*2", "must fit int64 (range=64:2**64:*2, value=9223372036854775808)",
+     "2**62"),
     ("1:2*10**6:2", "points=1000000", None),  # exactly the cap: accepted
     (",".join(["7"] * (MAX_POINTS + 1)), "longer than", None),
 ], ids=["dash-is-not-a-range", "dash-in-a-list", "zero-start", "negative-value",
-        "ten-million-points", "the-cap-itself", "list-too-long"])
+        "ten-million-points", "beyond-int64", "the-cap-itself", "list-too-long"])
 def test_parse_range_refuses_with_the_fix(text: str, message: str, fix: str | None) -> None:
     if message == "points=1000000":
         assert len(parse_range(text)) == MAX_POINTS
