@@ -11,7 +11,9 @@ What a compiled function does with the points it is given (the contract):
    objects are refused, as are shapes that do not broadcast and grids of more than
    :data:`MAX_POINTS` points.
 2. **Integer arithmetic only**: the expression is written over a common denominator and
-   every ``floor``/``ceiling`` becomes a temporary computed once by integer division.
+   every ``floor``/``ceiling`` becomes a temporary computed once by integer division. An
+   expression with no such program (a rational inside ``Min`` or a condition, a float
+   constant) is evaluated by SymPy point by point: slow, still exact.
 3. **int64 when proven safe, Python ints otherwise**: a majorant of every intermediate
    (``|a + b| <= |a| + |b|``, ``|ab| = |a| |b|``, ``|floor(p/q)| <= |p|/q + 1``...) is
    computed in float64. It grows with every size, so one evaluation at the largest value

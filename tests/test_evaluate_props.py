@@ -130,3 +130,41 @@ def test_assignments_and_ranges_answer_at_once(items: list[tuple[str, str]]) -> 
     text = ",".join(f"{k}={v}" for k, v in items)
     _answers_at_once(parse_assignments, text)
     _answers_at_once(parse_range, ":".join(v for _, v in items))
+
+
+# ------------------------------------------------------------------- 3. random expressions
+_X, _Y = sp.symbols("x y", integer=True, positive=True)
+_leaf = st.one_of(st.sampled_from([_X, _Y]), st.integers(-9, 9).map(sp.Integer))
+_expr = st.recursive(
+    _leaf,
+    lambda inner: st.one_of(
+        st.tuples(inner, inner).map(lambda t: t[0] + t[1]),
+        st.tuples(inner, inner).map(lambda t: t[0] - t[1]),
+        st.tuples(inner, inner).map(lambda t: t[0] * t[1]),
+        st.tuples(inner, st.integers(1, 3)).map(lambda t: t[0] ** t[1]),
+        st.tuples(inner, st.integers(1, 12)).map(lambda t: sp.floor(t[0] / t[1])),
+        st.tuples(inner, st.integers(1, 12)).map(lambda t: sp.ceiling(t[0] / t[1])),
+        st.tuples(inner, inner).map(lambda t: sp.Max(t[0], t[1])),
+        st.tuples(inner, inner).map(lambda t: sp.floor(t[0] / (_X + 1))),
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(expr=_expr, xs=st.lists(_value(1), min_size=1, max_size=4), y=_value(1))
+def test_random_integer_expressions_are_exact_or_an_error(expr: sp.Expr, xs: list[int],
+                                                           y: int) -> None:
+    """The int64 guard on expressions built to stress it: differences of huge terms,
+    nested floors and ceilings with constant and symbolic denominators, powers."""
+    from symflops.evaluate import compile_expr
+
+    want = [int(expr.xreplace({_X: sp.Integer(x), _Y: sp.Integer(y)})) for x in xs]
+    f = compile_expr(expr, (_X, _Y))
+    assert f(np.array(xs, dtype=object), y).tolist() == want
+    if all(abs(w) <= INT64_MAX for w in want):
+        got = f(np.array(xs), y)
+        assert got.dtype == np.int64 and got.tolist() == want
+    else:
+        with pytest.raises(SymflopsError, match="exceeds int64"):
+            f(np.array(xs), y)
