@@ -187,8 +187,11 @@ def _exec(source: str, name: str) -> Callable[..., Any]:
 
 def _nonzero(den: Any) -> Any:
     """A denominator not proven positive: division by zero is an error, not a 0."""
-    if np.any(np.asarray(den) == 0):
+    zero = np.asarray(den) == 0
+    if zero.any():
+        where = tuple(int(i) for i in np.argwhere(zero)[0])
         raise SymflopsError("a denominator of the expression is zero at some of the points",
+                            values={"index": where} if where else None,
                             fix="check the sizes against the layers' conditions")
     return den
 
@@ -431,6 +434,8 @@ def _quotient(num: Any, den: Any, shape: tuple[int, ...]) -> tuple[np.ndarray, n
     num = np.broadcast_to(np.asarray(num), shape)
     if isinstance(den, (int, np.integer)) and den == 1:
         return num, np.zeros(shape, dtype=bool)
+    if not isinstance(den, (int, np.integer)):  # (a constant one is positive)
+        _nonzero(den)
     den = np.broadcast_to(np.asarray(den), shape)
     if num.dtype == object or den.dtype == object:
         q = np.asarray(num // den, dtype=object)  # (0-d object arithmetic gives Python ints)

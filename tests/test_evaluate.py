@@ -138,3 +138,13 @@ def test_no_integer_program_is_still_exact(expr: sp.Expr, points: list[int],
     assert got.tolist() == want == [int(expr.xreplace({H: p, W: 5})) for p in points]
     small = compile_expr(expr, (H, W))(np.array(points[:2]), 5)
     assert small.dtype == np.int64 and small.tolist() == want[:2]
+
+
+def test_a_zero_denominator_is_an_error() -> None:
+    # H / p with a padding-like p (may be 0): 4 / 2 = 2, and at p = 0 an error, not 0
+    p = sp.Symbol("p", integer=True, nonnegative=True)
+    for expr in (H / p, sp.floor(H / p) + 1):
+        f = compile_expr(expr, (H, p))
+        assert f(np.array([4, 6]), np.array([2, 3])).tolist() == [int(expr.subs({H: 4, p: 2}))] * 2
+        with pytest.raises(SymflopsError, match=r"denominator .* zero.*index=\(1,\)"):
+            f(np.array([4, 6]), np.array([2, 0]))
