@@ -95,15 +95,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--points", type=int, default=1_000_000)
     args = parser.parse_args()
-    # sympy.lambdify loads numpy's whole namespace (f2py included) the first time it runs
-    # in a process: a one-time cost, timed apart so the per-model numbers below are the
-    # cost of a sweep after a trace; add it once for the first sweep of a fresh process
-    import sympy as sp
+    # the first compile in a process imports SymPy's numpy printer: a one-time cost,
+    # timed apart so the per-model numbers below are the cost of a sweep after a trace
+    from symflops.evaluate import compile_expr
 
     t0 = time.perf_counter()
-    sp.lambdify((H,), H + 1, modules="numpy")
-    print(f"one-time per process: sympy.lambdify's numpy namespace import "
-          f"{time.perf_counter() - t0:.3f} s")
+    compile_expr(H + 1, (H,))(np.array([1]))
+    print(f"one-time per process: first compile {time.perf_counter() - t0:.3f} s")
     t0 = time.perf_counter()
     traced = traced_resnet50()
     if traced is not None:
