@@ -29,6 +29,7 @@ from symflops.symbols import B, H, N, T, W, dim, heads
 
 ROOT = Path(__file__).resolve().parents[1]
 I_, O_ = sf.symbols.I, sf.symbols.O
+P = sp.Symbol("p", integer=True, nonnegative=True)  # a padding: may be 0
 
 
 def linear() -> sf.Cost:
@@ -96,6 +97,13 @@ ERRORS: list[tuple[str, Callable[[], Any], str, tuple[str, ...], str]] = [
      "size H must be an integer >= 1", ("H",), "positive"),
     ("sweep-zero-resolution", lambda: A.sweep(conv(), {("H", "W"): [0, 16]}, at={"B": 1}),
      "(H=0, index=(0,))", ("H",), "positive"),
+    ("sweep-of-10^5-by-10^5-points",  # refused before any memory is taken
+     lambda: A.sweep(conv(), {"H": np.arange(8, 10**5 + 8), "W": np.arange(8, 10**5 + 8)},
+                     at={"B": 1}),
+     "more than 100,000,000 points at once", ("points", "shape"), "chunks"),
+    ("expression-denominator-zero",
+     lambda: compile_expr(H / P, (H, P))(np.array([4, 6]), np.array([2, 0])),
+     "a denominator of the expression is zero", ("index",), "conditions"),
     # -- the parser: what a string builds is bounded as it is built
     ("parse-nested-power-of-a-sum", lambda: parse_expr("((I+1)**64)**64"),
      "more than 16 terms once expanded", (), "smaller powers"),
