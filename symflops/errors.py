@@ -9,7 +9,8 @@ __all__ = ["SymflopsError"]
 
 
 class SymflopsError(ValueError):
-    """A problem with a layer, a shape or a request, said in one readable line.
+    """A problem with a layer, a shape or a request, said in one readable line (a value
+    that prints over several lines, a numpy array, is joined onto it).
 
     >>> e = SymflopsError("groups must divide in_channels", layer="Conv2d",
     ...                   values={"in_channels": 6, "groups": 4}, fix="use groups=1, 2, 3 or 6")
@@ -47,4 +48,4 @@ class SymflopsError(ValueError):
             text += " (" + ", ".join(f"{k}={v}" for k, v in self.values.items()) + ")"
         if self.fix:
             text += f"; fix: {self.fix}"
-        return text
+        return " ".join(text.split("\n"))  # one line, whatever a value prints as

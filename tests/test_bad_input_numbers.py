@@ -237,3 +237,13 @@ def test_cli_refuses_in_one_line(args: list[str], says: str) -> None:
     assert "Traceback" not in p.stderr
     lines = [ln for ln in p.stderr.splitlines() if ln.startswith("symflops: error")]
     assert len(lines) == 1 and says in lines[0], p.stderr
+
+
+def test_an_error_is_one_line_whatever_its_values_print_as() -> None:
+    e = SymflopsError("bad sizes", layer="Conv2d", values={"H": np.arange(40).reshape(4, 10),
+                                                           "note": "two\nlines"},
+                      fix="give\nints")
+    text = str(e)
+    assert "\n" not in text and text.startswith("Conv2d: bad sizes (H=[[ 0  1")
+    assert text.endswith("; fix: give ints") and "note=two lines" in text
+    assert "\n" not in str(e.at("0"))  # and after a container names where
