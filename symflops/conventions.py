@@ -140,6 +140,10 @@ _REGISTRY: dict[str, Convention] = {}
 
 def register_convention(convention: Convention, *, replace: bool = False) -> Convention:
     """Make ``convention`` available by name; registering a name twice raises."""
+    if not isinstance(convention, Convention):
+        raise SymflopsError("only a Convention can be registered", layer="Convention",
+                            values={"given": type(convention).__name__},
+                            fix='build one: Convention("name", {"matmul_mul": 2}, "what")')
     if convention.name in _REGISTRY and not replace:
         raise SymflopsError(
             "a convention with this name is already registered",

@@ -148,6 +148,9 @@ ERRORS: list[tuple[str, Callable[[], Any], str, tuple[str, ...], str]] = [
      "unknown kinds of work", ("unknown",), "matmul_mul"),
     ("convention-name-none", lambda: Convention(None, {}),  # type: ignore[arg-type]
      "name must be an identifier", ("name",), "letters"),
+    ("register-a-non-convention",
+     lambda: sf.register_convention({"matmul_mul": 2}),  # type: ignore[arg-type]
+     "only a Convention can be registered", ("given",), "Convention("),
     ("convention-rates-not-a-mapping", lambda: Convention("c9", [("bias", 1)]),  # type: ignore[arg-type]
      "rates must map kinds", ("rates",), "dict"),
 ]
