@@ -7,9 +7,9 @@ What a compiled function does with the points it is given (the contract):
    integer: a Python/numpy int of any width, a SymPy ``Integer``, or a float that is a
    whole number no larger than ``2**53`` (taken as that integer: every integer up to
    ``2**53`` is a float exactly, beyond it a float may not be the integer meant, so it
-   is refused). Zero, negatives, fractions, NaN, inf, bools, ``None``, strings and other
-   objects are refused, as are shapes that do not broadcast and grids of more than
-   :data:`MAX_POINTS` points.
+   is refused). Zero (except for a symbol declared non-negative, a padding), negatives,
+   fractions, NaN, inf, bools, ``None``, strings and other objects are refused, as are
+   shapes that do not broadcast and grids of more than :data:`MAX_POINTS` points.
 2. **Integer arithmetic only**: the expression is written over a common denominator and
    every ``floor``/``ceiling`` becomes a temporary computed once by integer division. An
    expression with no such program (a rational inside ``Min`` or a condition, a float
