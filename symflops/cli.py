@@ -19,14 +19,9 @@ one line on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import importlib
-import importlib.util
 import json
 import sys
-import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,12 +32,9 @@ from symflops.conventions import conventions, get_convention
 from symflops.cost import Cost
 from symflops.errors import SymflopsError
 from symflops.parse import parse_assignments, parse_int, parse_name, parse_names, parse_range
+from symflops.targets import call_factory, is_model, load_factory, progress, user_code
 
 __all__ = ["main", "build_parser", "canonical_layer"]
-
-#: seconds a trace may run before progress is shown on stderr
-PROGRESS_AFTER = 1.5
-
 
 # ----------------------------------------------------------------------------- layers
 def canonical_layer(name: str) -> tuple[Any, tuple[Any, ...], str]:
@@ -77,61 +69,9 @@ class Target:
     shape: Any = None
 
 
-def _load_factory(spec: str) -> Callable[[], Any]:
-    if ":" not in spec:
-        raise SymflopsError(f"cannot read target {spec!r}",
-                            fix="write FILE.py:FACTORY or package.module:FACTORY, "
-                                "e.g. examples/resnet.py:resnet50")
-    where, _, attr = spec.rpartition(":")
-    attr = parse_name(attr) if attr else ""
-    if not attr:
-        raise SymflopsError(f"no factory named in {spec!r}", fix="add :FACTORY after the file")
-    if where.endswith(".py"):
-        path = Path(where)
-        if not path.is_file():
-            raise SymflopsError(f"no such file: {where}", fix="check the path to the .py file")
-        mod_name = "_symflops_target_" + "".join(c if c.isalnum() else "_"
-                                                 for c in str(path.resolve()))
-        spec_obj = importlib.util.spec_from_file_location(mod_name, path)
-        if spec_obj is None or spec_obj.loader is None:  # pragma: no cover
-            raise SymflopsError(f"cannot load {where} as a Python file")
-        module = importlib.util.module_from_spec(spec_obj)
-        sys.modules[mod_name] = module
-        folder = str(path.resolve().parent)
-        added = folder not in sys.path
-        if added:  # let the file import its neighbours, as `python FILE.py` would
-            sys.path.insert(0, folder)
-        try:
-            spec_obj.loader.exec_module(module)
-        except SymflopsError:
-            raise
-        except Exception as e:
-            raise SymflopsError(f"importing {where} raised {type(e).__name__}: {e}",
-                                fix="fix the error in that file") from None
-        finally:
-            if added:
-                sys.path.remove(folder)
-    else:
-        for part in where.split("."):
-            parse_name(part)
-        try:
-            module = importlib.import_module(where)
-        except ImportError as e:
-            raise SymflopsError(f"cannot import module {where!r}: {e}",
-                                fix="check the module name, or give a FILE.py path") from None
-    factory = getattr(module, attr, None)
-    if not callable(factory):
-        names = sorted(n for n, v in vars(module).items()
-                       if callable(v) and not n.startswith("_") and not isinstance(v, type)
-                       and getattr(v, "__module__", None) == module.__name__)
-        raise SymflopsError(f"{where} has no factory {attr!r}",
-                            fix="use one of " + (", ".join(names) or "its functions"))
-    return factory
-
-
 def _target(spec: str) -> Target:
     if ":" in spec:
-        return Target(spec, factory=_load_factory(spec))
+        return Target(spec, factory=load_factory(spec))
     layer, shape, _ = canonical_layer(parse_name(spec))
     return Target(spec, layer=layer, shape=shape)
 
@@ -176,41 +116,6 @@ def _shape_text(shape: Any) -> str:
     return " ".join(map(str, shape))
 
 
-@contextlib.contextmanager
-def _progress(what: str, stream: Any) -> Iterator[None]:
-    """Show ``what ... N s`` on stderr while a slow step runs (after PROGRESS_AFTER s)."""
-    done = threading.Event()
-    start = time.monotonic()
-
-    live = bool(getattr(stream, "isatty", lambda: False)())
-
-    def tick() -> None:
-        # a terminal gets one line rewritten each second; a log or pipe gets one line
-        if done.wait(PROGRESS_AFTER):
-            return
-        if not live:
-            stream.write(f"symflops: {what}...\n")
-            stream.flush()
-            return
-        while not done.is_set():
-            stream.write(f"\rsymflops: {what}... {time.monotonic() - start:.0f} s")
-            stream.flush()
-            done.wait(1.0)
-
-    thread = threading.Thread(target=tick, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        done.set()
-        thread.join()
-        elapsed = time.monotonic() - start
-        if elapsed > PROGRESS_AFTER:
-            start_of_line = "\r" if live else ""
-            stream.write(f"{start_of_line}symflops: {what} done in {elapsed:.1f} s\n")
-            stream.flush()
-
-
 def _hints(args: argparse.Namespace) -> dict[str, int]:
     hints: dict[str, int] = {}
     for h in getattr(args, "hint", None) or []:
@@ -230,20 +135,17 @@ def _cost_of(target: Target, args: argparse.Namespace) -> Cost:
     what = f"building and costing {target.name}"
     if texts:
         what += f" on {_shape_text(_input_spec(texts))}"
-    with _progress(what, sys.stderr):
+    with progress(what, sys.stderr):
         return _build_cost(target, args)
 
 
 def _build_cost(target: Target, args: argparse.Namespace) -> Cost:
     convention = args.convention
     assert target.factory is not None
-    try:
-        model = target.factory()
-    except SymflopsError:
-        raise
-    except Exception as e:
-        raise SymflopsError(f"calling {target.name} raised {type(e).__name__}: {e}",
-                            fix="fix the factory, or check that it takes no arguments") from None
+    model = call_factory(target.factory, target.name)
+    if not is_model(model):
+        raise SymflopsError(f"{target.name} returned {type(model).__name__}, not a model",
+                            fix="return a torch.nn.Module, an sf.nn layer or an sf.Cost")
     from symflops.nn import Layer
 
     if isinstance(model, Cost):
@@ -263,13 +165,11 @@ def _build_cost(target: Target, args: argparse.Namespace) -> Cost:
                             fix='pass --input "B 3 H W" (or "input_ids=B N" for keywords)')
     spec = _input_spec(texts)
     hints = _hints(args)
-    try:
+    with user_code("tracing"):
         from symflops.tracing import trace
-    except ImportError as e:
-        raise SymflopsError(f"tracing is not available: {e}",
-                            fix="install torch (pip install 'symflops[torch]')") from None
     mode = "train" if getattr(args, "train", False) else "eval"
-    return trace(model, spec, hints=hints or None, convention=convention, mode=mode)
+    with user_code(f"tracing {target.name}"):
+        return trace(model, spec, hints=hints or None, convention=convention, mode=mode)
 
 
 # ----------------------------------------------------------------------------- output
@@ -398,7 +298,7 @@ def cmd_formula(args: argparse.Namespace) -> int:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    target = Target(args.target, factory=_load_factory(args.target))
+    target = Target(args.target, factory=load_factory(args.target))
     cost = _cost_of(target, args)
     title = f"{args.target} -- {cost.convention.label}"
     if args.aligned:

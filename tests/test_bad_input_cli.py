@@ -1,0 +1,297 @@
+"""The command line attacked: every user mistake exits 2 with exactly one line on stderr
+(``symflops: error: <what>: <message> (<values>); fix: <fix>``), no traceback, nothing on
+stdout and no file written; the cases that used to mislead (a factory that exits or
+prints, ``--plot x``, a missing torch) now do the right thing. Issue 13, command line."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import json
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+MODELS = """
+    import sys
+    import warnings
+
+    import symflops as sf
+
+
+    class Escape(BaseException):
+        pass
+
+
+    def linear():
+        return sf.nn.Linear(8, 4)
+
+    def exits():
+        sys.exit(0)
+
+    def exits_with_code():
+        sys.exit(3)
+
+    def raises_generator_exit():
+        raise GeneratorExit
+
+    def raises_base_exception():
+        raise Escape("out of here")
+
+    def interrupts():
+        raise KeyboardInterrupt
+
+    def returns_int():
+        return 42
+
+    def returns_none():
+        return None
+
+    def needs_args(depth, width):
+        return linear()
+
+    def needs_keyword(*, width):
+        return linear()
+
+    def prints():
+        print("hello from the factory")
+        return linear()
+
+    def warns():
+        warnings.warn("this model is experimental")
+        return linear()
+
+    def multiline_error():
+        raise RuntimeError("line one\\nline two")
+
+    def imports_lazily():
+        import no_such_module_for_symflops_tests  # noqa: F401
+        return linear()
+"""
+
+FILES = {
+    "models.py": MODELS,
+    "exits_on_import.py": "import sys\nsys.exit(0)\n\ndef make():\n    pass\n",
+    "imports_missing.py": "import no_such_module_for_symflops_tests\n\ndef make():\n    pass\n",
+    "imports_torch.py": "import torch\n\ndef make():\n    return torch.nn.Linear(8, 4)\n",
+    "torch_lazily.py": "def make():\n    import torch\n    return torch.nn.Linear(8, 4)\n",
+    "notes.txt": "not python\n",
+    "existing.md": "keep me\n",
+}
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of factory files (and a folder named like a .py file)."""
+    folder = tmp_path_factory.mktemp("cli_attack")
+    for name, text in FILES.items():
+        (folder / name).write_text(textwrap.dedent(text), encoding="utf-8")
+    (folder / "folder.py").mkdir()
+    return folder
+
+
+def run(args: list[str], work: Path) -> subprocess.CompletedProcess[str]:
+    args = [a.replace("{w}", str(work)) for a in args]
+    return subprocess.run([sys.executable, "-m", "symflops", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+def listing(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    args: list[str]
+    says: tuple[str, ...]   # each must appear in the one error line
+
+
+M = "{w}/models.py"
+L = ["--input", "B 8"]
+SCALE = ["scale", "Linear", "--var", "M", "--at", "I=2,O=3"]
+
+CASES = [
+    # -- factories that escape, return the wrong thing or need arguments
+    Case("factory-calls-sys-exit-0", ["trace", f"{M}:exits", *L],
+         ("calling", "models.py:exits called sys.exit(0)", "fix: return the model")),
+    Case("factory-calls-sys-exit-3", ["trace", f"{M}:exits_with_code", *L],
+         ("sys.exit(3)",)),
+    Case("factory-raises-GeneratorExit", ["trace", f"{M}:raises_generator_exit", *L],
+         ("raised GeneratorExit", "fix:")),
+    Case("factory-raises-BaseException-subclass", ["trace", f"{M}:raises_base_exception", *L],
+         ("raised Escape: out of here",)),
+    Case("file-calls-sys-exit-on-import", ["trace", "{w}/exits_on_import.py:make", *L],
+         ("importing", "exits_on_import.py called sys.exit(0)", "__main__")),
+    Case("factory-returns-int", ["trace", f"{M}:returns_int", *L],
+         ("models.py:returns_int returned int, not a model", "torch.nn.Module")),
+    Case("factory-returns-None", ["trace", f"{M}:returns_none", *L], ("returned NoneType",)),
+    Case("factory-needs-positional-args", ["trace", f"{M}:needs_args", *L],
+         ("needs arguments: depth, width", "give them defaults")),
+    Case("factory-needs-keyword-arg", ["trace", f"{M}:needs_keyword", *L],
+         ("needs arguments: width",)),
+    Case("file-imports-missing-module", ["trace", "{w}/imports_missing.py:make", *L],
+         ("needs the module 'no_such_module_for_symflops_tests', which is not installed",
+          "pip install no_such_module_for_symflops_tests")),
+    Case("factory-imports-missing-module", ["trace", f"{M}:imports_lazily", *L],
+         ("calling", "needs the module 'no_such_module_for_symflops_tests'")),
+    Case("module-target-missing", ["trace", "no_such_pkg_for_symflops.mod:make", *L],
+         ("cannot import module 'no_such_pkg_for_symflops.mod'", "FILE.py")),
+    # -- the target's syntax
+    Case("target-empty", ["trace", "", *L], ("cannot read target ''", "FILE.py:FACTORY")),
+    Case("target-only-factory", ["trace", ":linear", *L],
+         ("no file or module before the factory in ':linear'",)),
+    Case("target-only-file", ["trace", f"{M}:", *L], ("no factory named in", "models.py:")),
+    Case("target-no-such-factory", ["trace", f"{M}:no_such", *L],
+         ("has no factory 'no_such'", "linear")),
+    Case("target-unicode-factory", ["trace", f"{M}:modèle", *L], ("'modèle' is not a name",)),
+    Case("target-is-a-folder", ["trace", "{w}:linear", *L], ("is a folder, not a .py file",)),
+    Case("target-folder-named-py", ["trace", "{w}/folder.py:linear", *L],
+         ("folder.py is a folder, not a .py file",)),
+    Case("target-not-a-py-file", ["trace", "{w}/notes.txt:make", *L],
+         ("notes.txt is not a .py file",)),
+    Case("target-missing-file", ["trace", "{w}/missing.py:make", *L],
+         ("no such file", "missing.py")),
+    Case("target-very-long", ["trace", "a/" * 3000 + "x.py:f", *L],
+         ("target longer than 1000 characters", "length=6006")),
+    Case("target-is-a-layer-name", ["trace", "Linear", *L],
+         ("cannot read target 'Linear'", "symflops formula Linear")),
+]
+
+
+# Each case runs in a process of its own, forked from one that imported symflops.cli
+# (what `python -m symflops` runs, without paying the import 60 times): real exit codes,
+# real file descriptors 1 and 2, no state shared between cases.
+DRIVER = """
+import json, os, sys
+from symflops.cli import main
+
+results = {}
+for case_id, args, out_path, err_path in json.loads(sys.stdin.read()):
+    pid = os.fork()
+    if pid == 0:
+        for fd, path in ((1, out_path), (2, err_path)):
+            os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), fd)
+        try:
+            code = main(args)
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+        except BaseException:
+            import traceback
+            traceback.print_exc()
+            code = 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    results[case_id] = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+print(json.dumps(results))
+"""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture(scope="module")
+def outcomes(work: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
+    logs = tmp_path_factory.mktemp("cli_attack_logs")
+    before = listing(work)
+    plan = [(c.id, [a.replace("{w}", str(work)) for a in c.args],
+             str(logs / f"{i}.out"), str(logs / f"{i}.err")) for i, c in enumerate(CASES)]
+    p = subprocess.run([sys.executable, "-c", DRIVER], input=json.dumps(plan), cwd=ROOT,
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    codes = json.loads(p.stdout)
+    assert listing(work) == before  # no output, plot or temporary file left behind
+    return {case_id: Outcome(codes[case_id], Path(out).read_text(), Path(err).read_text())
+            for case_id, _, out, err in plan}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_a_mistake_is_one_line_and_exit_2(case: Case, outcomes: dict[str, Outcome],
+                                          work: Path) -> None:
+    p = outcomes[case.id]
+    assert p.code == 2, (p.code, p.stdout[-500:], p.stderr[-2000:])
+    assert p.stdout == ""
+    lines = p.stderr.splitlines()
+    assert len(lines) == 1, p.stderr
+    (line,) = lines
+    assert line.startswith("symflops: error: ") and "fix: " in line, line
+    for text in case.says:
+        assert text.replace("{w}", str(work)) in line, (text, line)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.id in (
+    "factory-calls-sys-exit-0", "file-imports-missing-module", "format-unknown",
+    "output-is-a-folder")], ids=lambda c: c.id)
+def test_the_same_through_python_m_symflops(case: Case, outcomes: dict[str, Outcome],
+                                            work: Path) -> None:
+    p = run(case.args, work)
+    assert (p.returncode, p.stdout, p.stderr) == (2, "", outcomes[case.id].stderr)
+
+
+def test_factory_prints_go_to_stderr(work: Path) -> None:
+    # stdout carries only the result: JSON output stays parseable
+    p = run(["trace", f"{M}:prints", *L, "--format", "json"], work)
+    assert p.returncode == 0 and "hello from the factory" in p.stderr
+    plain = run(["trace", f"{M}:linear", *L, "--format", "json"], work)
+    assert json.loads(p.stdout) == json.loads(plain.stdout)
+
+
+def test_interrupt_is_one_line_and_exit_130(work: Path) -> None:
+    # a KeyboardInterrupt is Ctrl-C, whoever raised it: the shell's status for SIGINT
+    p = run(["trace", f"{M}:interrupts", *L], work)
+    assert (p.returncode, p.stdout, p.stderr) == (130, "", "symflops: interrupted\n")
+
+
+def _without_torch(args: list[str], work: Path) -> subprocess.CompletedProcess[str]:
+    """Run the CLI in a Python where ``import torch`` fails as if it were not installed."""
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "from symflops.cli import main\n"
+            f"sys.exit(main({[a.replace('{w}', str(work)) for a in args]!r}))\n")
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.mark.parametrize("target, when", [
+    ("{w}/imports_torch.py:make", "importing"),
+    ("{w}/torch_lazily.py:make", "calling"),
+], ids=["imported-at-top", "imported-in-factory"])
+def test_missing_torch_says_install_torch(target: str, when: str, work: Path) -> None:
+    p = _without_torch(["trace", target, "--input", "B 8"], work)
+    assert p.returncode == 2 and p.stdout == ""
+    (line,) = p.stderr.splitlines()
+    assert line.startswith(f"symflops: error: {when} ")
+    assert "needs the module 'torch', which is not installed" in line
+    assert line.endswith("fix: install torch: pip install torch==2.13.0")
+
+
+def test_sf_nn_models_work_without_torch(work: Path) -> None:
+    p = _without_torch(["trace", f"{M}:linear", "--input", "B 8", "--at", "B=2"], work)
+    assert p.returncode == 0, p.stderr
+    assert "FLOPs (exact)  128" in p.stdout   # 2 * (8 mul + 7 add + 1 bias) * 4 outputs
+
+
+def test_cli_import_stays_light() -> None:
+    # the command line starts without torch or matplotlib; they load when a model needs them
+    code = ("import sys, symflops.cli, symflops.targets\n"
+            "print(sorted(m for m in ('torch', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert out.stdout.strip() == "[]", out.stderr
+
+
+@pytest.mark.parametrize("name", ["symflops.targets"])
+def test_docstring_examples(name: str) -> None:
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
