@@ -31,6 +31,7 @@ import sympy as sp
 from symflops.conventions import conventions, get_convention
 from symflops.cost import Cost
 from symflops.errors import SymflopsError
+from symflops.files import check_output, plot_path, write_text, write_with
 from symflops.parse import parse_assignments, parse_int, parse_name, parse_names, parse_range
 from symflops.targets import call_factory, is_model, load_factory, progress, user_code
 
@@ -259,9 +260,9 @@ def _tidy(expr: sp.Expr) -> sp.Expr:
 
 
 def _write(text: str, output: str | None) -> None:
-    if output:
-        Path(output).write_text(text, encoding="utf-8")
-        sys.stderr.write(f"symflops: wrote {output}\n")
+    if output is not None:
+        path = write_text(check_output(output), text)
+        sys.stderr.write(f"symflops: wrote {path}\n")
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
@@ -427,6 +428,7 @@ def cmd_scale(args: argparse.Namespace) -> int:
     if args.crossover and "," not in args.crossover:
         raise SymflopsError("--crossover needs two module paths",
                             fix="write e.g. --crossover attention.mha,mlp")
+    plot_file = plot_path(args.plot) if args.plot is not None else None
     built = {spec: _cost_of(_target(spec), args) for spec in args.targets}
     union = Cost("all", "targets", children=list(built.values()))
     at = _resolve_at(union, args.at)  # a name unknown to every target is an error
@@ -448,10 +450,11 @@ def cmd_scale(args: argparse.Namespace) -> int:
         info["at"] = {s.name: str(v) for s, v in at.items() if s in built[spec].free_symbols}
         report.append(info)
         lines += part_lines
-    if args.plot:
-        plot(costs, var_names if len(var_names) > 1 else var_names[0], values,
-             quantity=args.quantity, path=args.plot)
-        sys.stderr.write(f"symflops: wrote {args.plot}\n")
+    if plot_file is not None:
+        var = var_names if len(var_names) > 1 else var_names[0]
+        write_with(plot_file, lambda tmp: plot(costs, var, values, quantity=args.quantity,
+                                               path=str(tmp)), "--plot")
+        sys.stderr.write(f"symflops: wrote {plot_file}\n")
     if args.format == "json":
         text = json.dumps(report if len(report) > 1 else report[0], indent=2)
     else:
@@ -468,15 +471,21 @@ def cmd_doc(args: argparse.Namespace) -> int:
                             "available in this build", fix="update symflops") from None
     if args.check:
         path = Path(args.output or reference.DEFAULT_PATH)
-        current = path.read_text(encoding="utf-8") if path.exists() else ""
+        try:
+            current = path.read_text(encoding="utf-8") if path.exists() else ""
+        except (OSError, UnicodeDecodeError) as e:
+            reason = getattr(e, "strerror", None) or type(e).__name__
+            raise SymflopsError(f"--check: cannot read {path}: {reason}",
+                                fix="name the Markdown file symflops doc wrote") from None
         if current != reference.formula_reference():
             sys.stderr.write(f"symflops: {path} is stale; run: symflops doc --output {path}\n")
             return 1
         sys.stderr.write(f"symflops: {path} is up to date\n")
         return 0
-    if args.output:
-        reference.write_reference(args.output)
-        sys.stderr.write(f"symflops: wrote {args.output}\n")
+    if args.output is not None:
+        path = write_text(check_output(args.output, make_parents=True),
+                          reference.formula_reference())
+        sys.stderr.write(f"symflops: wrote {path}\n")
     else:
         sys.stdout.write(reference.formula_reference())
     return 0
@@ -561,6 +570,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             get_convention(args.convention)
         if getattr(args, "depth", None) is not None and args.depth < 1:
             raise SymflopsError("--depth must be >= 1", values={"depth": args.depth})
+        if getattr(args, "output", None) is not None and not getattr(args, "check", False):
+            check_output(args.output, make_parents=args.command == "doc")  # before work
         return int(args.func(args))
     except SymflopsError as e:
         if args.traceback:

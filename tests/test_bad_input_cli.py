@@ -162,6 +162,25 @@ CASES = [
          ("target longer than 1000 characters", "length=6006")),
     Case("target-is-a-layer-name", ["trace", "Linear", *L],
          ("cannot read target 'Linear'", "symflops formula Linear")),
+    # -- output paths: checked before any work, named with the fix
+    Case("output-missing-folder", ["trace", f"{M}:linear", *L, "--output",
+                                   "/nonexistent/dir/x.md"],
+         ("--output: the folder /nonexistent/dir does not exist", "mkdir -p")),
+    Case("output-is-a-folder", ["trace", f"{M}:linear", *L, "--output", "{w}"],
+         ("is a folder, not a file", "name a file inside it")),
+    Case("output-parent-is-a-file", ["trace", f"{M}:linear", *L, "--output",
+                                     "{w}/notes.txt/x.md"],
+         ("notes.txt is a file, not a folder",)),
+    # /sys refuses new files even to root
+    Case("output-no-permission", ["trace", f"{M}:linear", *L, "--output", "/sys/symflops.md"],
+         ("--output: cannot write /sys/symflops.md", "fix: choose a path")),
+    Case("output-empty", ["formula", "Linear", "--output", ""], ("--output: the path is empty",)),
+    Case("doc-output-is-a-folder", ["doc", "--output", "{w}"], ("is a folder, not a file",)),
+    Case("doc-check-a-folder", ["doc", "--check", "--output", "{w}"], ("--check: cannot read",)),
+    Case("plot-unknown-suffix", [*SCALE, "--range", "1:4", "--plot", "{w}/plot.foo"],
+         ("--plot: cannot write a .foo plot", ".png, .svg or .pdf")),
+    Case("plot-missing-folder", [*SCALE, "--range", "1:4", "--plot", "/nonexistent/p.png"],
+         ("--plot: the folder /nonexistent does not exist",)),
 ]
 
 
@@ -239,6 +258,25 @@ def test_the_same_through_python_m_symflops(case: Case, outcomes: dict[str, Outc
     assert (p.returncode, p.stdout, p.stderr) == (2, "", outcomes[case.id].stderr)
 
 
+# --------------------------------------------------------------------------- right output
+def test_failed_command_keeps_an_existing_output_file(work: Path) -> None:
+    p = run(["trace", f"{M}:linear", *L, "--at", "Q=1", "--output", "{w}/existing.md"], work)
+    assert p.returncode == 2
+    assert (work / "existing.md").read_text(encoding="utf-8") == "keep me\n"
+
+
+def test_output_replaces_a_file_whole(work: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "out.md"
+    dest.write_text("old and much longer text " * 100, encoding="utf-8")
+    dest.chmod(0o640)
+    p = run(["trace", f"{M}:linear", *L, "--output", str(dest)], work)
+    assert p.returncode == 0 and p.stderr == f"symflops: wrote {dest}\n"
+    printed = run(["trace", f"{M}:linear", *L], work).stdout
+    assert dest.read_text(encoding="utf-8") == printed
+    assert dest.stat().st_mode & 0o777 == 0o640      # the file keeps its mode
+    assert listing(tmp_path) == ["out.md"]           # no temporary file left
+
+
 def test_factory_prints_go_to_stderr(work: Path) -> None:
     # stdout carries only the result: JSON output stays parseable
     p = run(["trace", f"{M}:prints", *L, "--format", "json"], work)
@@ -251,6 +289,23 @@ def test_interrupt_is_one_line_and_exit_130(work: Path) -> None:
     # a KeyboardInterrupt is Ctrl-C, whoever raised it: the shell's status for SIGINT
     p = run(["trace", f"{M}:interrupts", *L], work)
     assert (p.returncode, p.stdout, p.stderr) == (130, "", "symflops: interrupted\n")
+
+
+@pytest.mark.parametrize("name, suffix, magic", [
+    ("plot", ".png", b"\x89PNG\r\n\x1a\n"),     # no suffix: .png is added, and said
+    ("plot.png", ".png", b"\x89PNG\r\n\x1a\n"),
+    ("plot.svg", ".svg", b"<?xml"),
+    ("plot.PDF", ".PDF", b"%PDF"),
+], ids=["no-suffix", "png", "svg", "pdf-upper-case"])
+def test_plot_writes_the_path_it_names(name: str, suffix: str, magic: bytes,
+                                       tmp_path: Path, work: Path) -> None:
+    p = run([*SCALE, "--range", "1:8:*2", "--plot", str(tmp_path / name)], work)
+    assert p.returncode == 0, p.stderr
+    written = tmp_path / (name if Path(name).suffix else name + ".png")
+    assert written.suffix == suffix
+    assert p.stderr == f"symflops: wrote {written}\n"
+    assert listing(tmp_path) == [written.name]
+    assert written.read_bytes().startswith(magic)
 
 
 def _without_torch(args: list[str], work: Path) -> subprocess.CompletedProcess[str]:
@@ -283,14 +338,14 @@ def test_sf_nn_models_work_without_torch(work: Path) -> None:
 
 def test_cli_import_stays_light() -> None:
     # the command line starts without torch or matplotlib; they load when a model needs them
-    code = ("import sys, symflops.cli, symflops.targets\n"
+    code = ("import sys, symflops.cli, symflops.targets, symflops.files\n"
             "print(sorted(m for m in ('torch', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, timeout=120)
     assert out.stdout.strip() == "[]", out.stderr
 
 
-@pytest.mark.parametrize("name", ["symflops.targets"])
+@pytest.mark.parametrize("name", ["symflops.targets", "symflops.files"])
 def test_docstring_examples(name: str) -> None:
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
