@@ -21,10 +21,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import sympy as sp
 
@@ -90,7 +91,15 @@ def _input_spec(texts: Sequence[str]) -> Any:
             key = parse_name(key_text.strip())
         dims: list[Any] = []
         for tok in text.replace(",", " ").split():
-            dims.append(parse_int(tok, "size") if tok[:1].isdigit() else parse_name(tok))
+            if tok[:1].isdigit() or tok[:1] in "+-(":
+                size = parse_int(tok, "size")
+                if size < 1:
+                    raise SymflopsError("--input: sizes must be positive integers",
+                                        values={"size": size},
+                                        fix="write a size >= 1, or a name such as B or H")
+                dims.append(size)
+            else:
+                dims.append(parse_name(tok))
         if not dims:
             raise SymflopsError("empty input spec", fix='write e.g. --input "B 3 H W"')
         if key is None:
@@ -117,22 +126,45 @@ def _shape_text(shape: Any) -> str:
     return " ".join(map(str, shape))
 
 
+def _dims(spec: Any) -> list[str]:
+    """The symbolic dims of an input spec (``B 3 H W`` -> ``B, H, W``), in order."""
+    shapes = spec.values() if isinstance(spec, dict) else spec if isinstance(spec, list) \
+        else [spec]
+    return list(dict.fromkeys(d for shape in shapes for d in shape if isinstance(d, str)))
+
+
 def _hints(args: argparse.Namespace) -> dict[str, int]:
+    """``--hint`` values: positive integers for dims of ``--input``, each given once."""
+    texts = getattr(args, "hint", None) or []
+    if not texts:
+        return {}
+    inputs = getattr(args, "input", None) or []
+    dims = _dims(_input_spec(inputs)) if inputs else []
     hints: dict[str, int] = {}
-    for h in getattr(args, "hint", None) or []:
+    for h in texts:
         for sym, val in parse_assignments(h).items():
+            if sym.name not in dims:
+                raise SymflopsError(f"--hint: {sym.name} is not a dim of the input",
+                                    values={"input": _shape_text(_input_spec(inputs))
+                                            if inputs else "none"},
+                                    fix="hint one of: " + (", ".join(dims) if dims else
+                                                           'nothing; pass --input "B 3 H W"'))
             if not (val.is_Integer and val > 0):
                 raise SymflopsError("hints must be positive integers", values={sym.name: val},
                                     fix="write --hint H=224")
+            if sym.name in hints:
+                raise SymflopsError(f"--hint: {sym.name} is given twice",
+                                    values={sym.name: f"{hints[sym.name]} and {val}"},
+                                    fix="give each hint once")
             hints[sym.name] = int(val)
     return hints
 
 
 def _cost_of(target: Target, args: argparse.Namespace) -> Cost:
+    _hints(args)  # checked before anything is built
     if target.layer is not None:
         return target.layer.cost(target.shape, convention=args.convention)
     texts = args.input or []
-    _hints(args)  # checked before anything is built
     what = f"building and costing {target.name}"
     if texts:
         what += f" on {_shape_text(_input_spec(texts))}"
@@ -193,13 +225,27 @@ def _totals(cost: Cost) -> list[tuple[str, sp.Expr]]:
 
 
 def _resolve_at(cost: Cost, text: str | None, flag: str = "--at") -> dict[sp.Symbol, sp.Expr]:
-    if not text:
+    """``--at`` values for symbols of ``cost``: each a positive integer, or an expression
+    in its symbols that is positive wherever they are (``W=H``, ``N=H*W``)."""
+    if text is None:
         return {}
+    if not text.strip():
+        raise SymflopsError(f"{flag}: no values given", fix=f"write e.g. {flag} B=1,H=224, "
+                            f"or leave {flag} out")
     names = {s.name: s for s in cost.free_symbols}
     try:
-        return parse_assignments(text, names=names, values_names=names)
+        at = parse_assignments(text, names=names, values_names=names)
     except SymflopsError as e:
         raise SymflopsError(f"{flag}: {e.message}", values=e.values, fix=e.fix) from None
+    for sym, val in at.items():
+        if val.is_number and not (val.is_Integer and val > 0):
+            raise SymflopsError(f"{flag}: sizes must be positive integers",
+                                values={sym.name: val}, fix=f"give {sym.name} a value >= 1")
+        if not val.is_number and val.is_positive is not True:
+            raise SymflopsError(f"{flag}: {sym.name}={val} can be zero or negative",
+                                fix=f"give {sym.name} a value that is positive for every "
+                                    "positive size (e.g. W=H, N=H*W, I=2*O)")
+    return at
 
 
 def _summary(cost: Cost, at: dict[sp.Symbol, sp.Expr], depth: int | None, title: str,
@@ -425,13 +471,25 @@ def cmd_scale(args: argparse.Namespace) -> int:
 
     var_names = parse_names(args.var)
     values = parse_range(args.range)
-    if args.crossover and "," not in args.crossover:
-        raise SymflopsError("--crossover needs two module paths",
-                            fix="write e.g. --crossover attention.mha,mlp")
+    small = [v for v in values if v < 1]
+    if small:  # a size of 0 or less has no cost to show, whatever a formula gives there
+        raise SymflopsError("--range: sizes must be positive",
+                            values={",".join(var_names): small[0]},
+                            fix="start the range at 1 or more, e.g. 16:64:16")
+    if args.crossover is not None:
+        pair = [p.strip() for p in args.crossover.split(",")]
+        if len(pair) != 2 or not all(pair):
+            raise SymflopsError("--crossover needs two module paths",
+                                values={"crossover": args.crossover},
+                                fix="write e.g. --crossover attention.mha,mlp")
     plot_file = plot_path(args.plot) if args.plot is not None else None
     built = {spec: _cost_of(_target(spec), args) for spec in args.targets}
     union = Cost("all", "targets", children=list(built.values()))
     at = _resolve_at(union, args.at)  # a name unknown to every target is an error
+    given = [s.name for s in at if s.name in var_names]
+    if given:
+        raise SymflopsError(f"--var {given[0]} is also given a value in --at",
+                            fix=f"sweep {given[0]} or fix it with --at, not both")
     from symflops.symbols import B
 
     default_batch = B in union.free_symbols and B not in at and "B" not in var_names
@@ -515,9 +573,16 @@ def _trace_inputs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train", action="store_true", help="count forward + backward")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line, like every other error, exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"symflops: error: {self.prog}: {message}; fix: see {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``symflops`` argument parser."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="symflops",
         description="Parameters, MACs and FLOPs of neural networks as formulas.")
     parser.add_argument("--traceback", action="store_true", help=argparse.SUPPRESS)
@@ -566,17 +631,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        if hasattr(args, "convention"):
-            get_convention(args.convention)
-        if getattr(args, "depth", None) is not None and args.depth < 1:
-            raise SymflopsError("--depth must be >= 1", values={"depth": args.depth})
-        if getattr(args, "output", None) is not None and not getattr(args, "check", False):
-            check_output(args.output, make_parents=args.command == "doc")  # before work
-        return int(args.func(args))
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            if hasattr(args, "convention"):
+                get_convention(args.convention)
+            if getattr(args, "depth", None) is not None and args.depth < 1:
+                raise SymflopsError("--depth must be >= 1", values={"depth": args.depth},
+                                    fix="give --depth 1 or more, or leave it out")
+            if getattr(args, "output", None) is not None and not getattr(args, "check", False):
+                check_output(args.output, make_parents=args.command == "doc")  # before work
+            return int(args.func(args))
     except SymflopsError as e:
         if args.traceback:
             raise
-        sys.stderr.write(f"symflops: error: {e}\n")
+        sys.stderr.write(f"symflops: error: {_one_line(str(e))}\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("symflops: interrupted\n")
@@ -584,9 +652,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # a bug or a failing user model: one line, traceback on request
         if args.traceback:
             raise
-        sys.stderr.write(f"symflops: error: {type(e).__name__}: {e} "
+        sys.stderr.write(f"symflops: error: {type(e).__name__}: {_one_line(str(e))} "
                          "(run with --traceback for details)\n")
         return 1
+
+
+def _one_line(text: str) -> str:
+    """A message on one line: the lines of a multi-line one joined by `` / ``."""
+    return " / ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str,
+                  lineno: int, file: Any = None, line: str | None = None) -> None:
+    """Warnings as one line each on stderr (not Python's two-line form with source)."""
+    sys.stderr.write(f"symflops: warning: {_one_line(str(message))}\n")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -136,6 +136,8 @@ CASES = [
          ("needs arguments: depth, width", "give them defaults")),
     Case("factory-needs-keyword-arg", ["trace", f"{M}:needs_keyword", *L],
          ("needs arguments: width",)),
+    Case("factory-raises-multiline-error", ["trace", f"{M}:multiline_error", *L],
+         ("RuntimeError: line one / line two", "fix: fix the factory")),
     Case("file-imports-missing-module", ["trace", "{w}/imports_missing.py:make", *L],
          ("needs the module 'no_such_module_for_symflops_tests', which is not installed",
           "pip install no_such_module_for_symflops_tests")),
@@ -181,6 +183,63 @@ CASES = [
          ("--plot: cannot write a .foo plot", ".png, .svg or .pdf")),
     Case("plot-missing-folder", [*SCALE, "--range", "1:4", "--plot", "/nonexistent/p.png"],
          ("--plot: the folder /nonexistent does not exist",)),
+    # -- hints
+    Case("hint-unknown-name", ["trace", f"{M}:linear", *L, "--hint", "Q=3"],
+         ("--hint: Q is not a dim of the input", "input=B 8", "hint one of: B")),
+    Case("hint-given-twice", ["trace", f"{M}:linear", *L, "--hint", "B=2", "--hint", "B=3"],
+         ("--hint: B is given twice",)),
+    Case("hint-zero", ["trace", f"{M}:linear", *L, "--hint", "B=0"],
+         ("hints must be positive integers", "B=0")),
+    Case("hint-without-input", [*SCALE, "--range", "1:4", "--hint", "M=3"],
+         ("--hint: M is not a dim of the input", "input=none")),
+    # -- --at
+    Case("at-unknown-name", ["trace", f"{M}:linear", *L, "--at", "Q=1"],
+         ("--at: unknown symbol 'Q'", "B")),
+    Case("at-zero", ["formula", "Linear", "--at", "M=0"],
+         ("--at: sizes must be positive integers", "M=0", "value >= 1")),
+    Case("at-negative", ["formula", "Linear", "--at", "M=-3"], ("M=-3",)),
+    Case("at-fraction", ["formula", "Linear", "--at", "M=1/2"], ("M=1/2",)),
+    Case("at-maybe-negative", ["formula", "Linear", "--at", "M=I-5"],
+         ("--at: M=I - 5 can be zero or negative",)),
+    Case("at-empty", ["formula", "Linear", "--at", ""], ("--at: no values given",)),
+    Case("at-huge-exponent", ["formula", "Linear", "--at", "I=2**M"], ("exponents",)),
+    # -- scale
+    Case("range-from-zero", [*SCALE, "--range", "0:4:2"],
+         ("--range: sizes must be positive", "M=0", "start the range at 1")),
+    Case("range-traced-model-from-zero", ["scale", "examples/resnet.py:tiny", "--input",
+                                          "B 3 H W", "--var", "H,W", "--range", "0:64:16"],
+         ("--range: sizes must be positive", "H,W=0")),
+    Case("range-reversed", [*SCALE, "--range", "4:1"], ("range stop is below its start",)),
+    Case("range-empty", [*SCALE, "--range", ""], ("empty expression",)),
+    Case("var-also-in-at", ["scale", "Linear", "--var", "M", "--at", "I=2,O=3,M=3",
+                            "--range", "1:4"],
+         ("--var M is also given a value in --at",)),
+    Case("var-empty", ["scale", "Linear", "--var", "", "--range", "1:4"], ("is not a name",)),
+    Case("crossover-empty", [*SCALE, "--range", "1:4", "--crossover", ","],
+         ("--crossover needs two module paths",)),
+    Case("crossover-three", [*SCALE, "--range", "1:4", "--crossover", "a,b,c"],
+         ("--crossover needs two module paths", "crossover=a,b,c")),
+    # -- arguments argparse refuses, in the same one-line form
+    Case("format-unknown", ["trace", f"{M}:linear", *L, "--format", "nope"],
+         ("argument --format: invalid choice: 'nope'", "fix: see symflops trace --help")),
+    Case("depth-negative", ["formula", "Linear", "--depth", "-1"], ("--depth must be >= 1",)),
+    Case("depth-not-a-number", ["formula", "Linear", "--depth", "x"],
+         ("argument --depth: invalid int value",)),
+    Case("no-command", [], ("required: COMMAND",)),
+    Case("scale-without-range", ["scale", "Linear", "--var", "M"], ("required: --range",)),
+    Case("unknown-flag", ["formula", "Linear", "--nope"], ("unrecognized arguments: --nope",)),
+    Case("convention-empty", ["formula", "Linear", "--convention", ""],
+         ("unknown convention",)),
+    Case("layer-unknown", ["formula", "Conv9d"], ("unknown layer 'Conv9d'",)),
+    # -- input specs
+    Case("input-negative-size", ["trace", f"{M}:linear", "--input", "B -8"],
+         ("--input: sizes must be positive integers", "size=-8")),
+    Case("input-zero-size", ["trace", f"{M}:linear", "--input", "B 0"],
+         ("--input: sizes must be positive integers", "size=0")),
+    Case("input-empty", ["trace", f"{M}:linear", "--input", ""], ("empty input spec",)),
+    Case("input-unicode-name", ["trace", f"{M}:linear", "--input", "Bé 8"],
+         ("'Bé' is not a name",)),
+    Case("input-missing", ["trace", f"{M}:linear"], ("needs an input",)),
 ]
 
 
@@ -258,6 +317,10 @@ def test_the_same_through_python_m_symflops(case: Case, outcomes: dict[str, Outc
     assert (p.returncode, p.stdout, p.stderr) == (2, "", outcomes[case.id].stderr)
 
 
+def test_enough_cases() -> None:
+    assert len(CASES) >= 25 and len({c.id for c in CASES}) == len(CASES)
+
+
 # --------------------------------------------------------------------------- right output
 def test_failed_command_keeps_an_existing_output_file(work: Path) -> None:
     p = run(["trace", f"{M}:linear", *L, "--at", "Q=1", "--output", "{w}/existing.md"], work)
@@ -283,6 +346,12 @@ def test_factory_prints_go_to_stderr(work: Path) -> None:
     assert p.returncode == 0 and "hello from the factory" in p.stderr
     plain = run(["trace", f"{M}:linear", *L, "--format", "json"], work)
     assert json.loads(p.stdout) == json.loads(plain.stdout)
+
+
+def test_warnings_are_one_line(work: Path) -> None:
+    p = run(["trace", f"{M}:warns", *L], work)
+    assert p.returncode == 0
+    assert p.stderr == "symflops: warning: this model is experimental\n"
 
 
 def test_interrupt_is_one_line_and_exit_130(work: Path) -> None:
