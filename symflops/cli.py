@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -311,6 +312,7 @@ def _write(text: str, output: str | None) -> None:
         sys.stderr.write(f"symflops: wrote {path}\n")
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        sys.stdout.flush()  # a closed pipe fails here, inside main's error handling
 
 
 def _aligned(cost: Cost) -> tuple[Cost, str]:
@@ -545,7 +547,7 @@ def cmd_doc(args: argparse.Namespace) -> int:
                           reference.formula_reference())
         sys.stderr.write(f"symflops: wrote {path}\n")
     else:
-        sys.stdout.write(reference.formula_reference())
+        _write(reference.formula_reference(), None)
     return 0
 
 
@@ -649,6 +651,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("symflops: interrupted\n")
         return 130
+    except BrokenPipeError:  # `symflops doc | head`: the reader left; nothing to report
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes at exit
+        return 141  # 128 + SIGPIPE, what the shell reports for a killed writer
     except Exception as e:  # a bug or a failing user model: one line, traceback on request
         if args.traceback:
             raise

@@ -360,6 +360,16 @@ def test_interrupt_is_one_line_and_exit_130(work: Path) -> None:
     assert (p.returncode, p.stdout, p.stderr) == (130, "", "symflops: interrupted\n")
 
 
+def test_closed_pipe_is_quiet() -> None:
+    # `symflops doc | head -1`: the reader leaves early; no error, no traceback
+    p = subprocess.Popen([sys.executable, "-m", "symflops", "doc"], cwd=ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.stdout is not None and p.stderr is not None
+    p.stdout.close()
+    err = p.stderr.read()
+    assert (p.wait(timeout=120), err) == (141, b"")
+
+
 @pytest.mark.parametrize("name, suffix, magic", [
     ("plot", ".png", b"\x89PNG\r\n\x1a\n"),     # no suffix: .png is added, and said
     ("plot.png", ".png", b"\x89PNG\r\n\x1a\n"),
