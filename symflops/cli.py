@@ -37,7 +37,10 @@ from symflops.files import check_output, plot_path, write_text, write_with
 from symflops.parse import parse_assignments, parse_int, parse_name, parse_names, parse_range
 from symflops.targets import call_factory, is_model, load_factory, progress, user_code
 
-__all__ = ["main", "build_parser", "canonical_layer"]
+__all__ = ["main", "build_parser", "canonical_layer", "MAX_SIZE"]
+
+#: the largest size ``scale --range`` sweeps (tables are exact int64 arithmetic)
+MAX_SIZE = 2**63 - 1
 
 # ----------------------------------------------------------------------------- layers
 def canonical_layer(name: str) -> tuple[Any, tuple[Any, ...], str]:
@@ -401,7 +404,15 @@ def _scale_one(spec: str, cost: Cost, var_names: list[str], values: list[int],
                                 + " (a value may name another symbol: W=H), or sweep them "
                                   "too: --var "
                                 + ",".join(var_names + rest))
-    sw = sweep(cost, {tuple(var_names): values}, quantity=args.quantity)
+    try:
+        sw = sweep(cost, {tuple(var_names): values}, quantity=args.quantity)
+    except SymflopsError as e:
+        if "dtype=object" not in (e.fix or ""):
+            raise
+        # the Python API's fix (object arrays) has no command-line form
+        raise SymflopsError(e.message, layer=e.layer, values=e.values,
+                            fix="sweep smaller sizes (the command line computes exact "
+                                "int64 numbers)") from None
     ys = sw.results[args.quantity]
     label = sw.labels[args.quantity]
     expr = cost.quantity(args.quantity)
@@ -478,6 +489,10 @@ def cmd_scale(args: argparse.Namespace) -> int:
         raise SymflopsError("--range: sizes must be positive",
                             values={",".join(var_names): small[0]},
                             fix="start the range at 1 or more, e.g. 16:64:16")
+    if max(values) > MAX_SIZE:  # numpy would hold them as floats or Python objects
+        raise SymflopsError("--range: sizes must be below 2**63",
+                            values={",".join(var_names): max(values)},
+                            fix="sweep sizes up to 2**62 (tables are exact int64 numbers)")
     if args.crossover is not None:
         pair = [p.strip() for p in args.crossover.split(",")]
         if len(pair) != 2 or not all(pair):
