@@ -205,7 +205,8 @@ def _build_cost(target: Target, args: argparse.Namespace) -> Cost:
     with user_code("tracing"):
         from symflops.tracing import trace
     mode = "train" if getattr(args, "train", False) else "eval"
-    with user_code(f"tracing {target.name}"):
+    with user_code(f"tracing {target.name}",
+                   exit_fix="take the sys.exit out of the model's forward"):
         return trace(model, spec, hints=hints or None, convention=convention, mode=mode)
 
 

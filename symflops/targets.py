@@ -74,13 +74,15 @@ def missing_module(e: ModuleNotFoundError, what: str) -> SymflopsError:
 
 
 @contextlib.contextmanager
-def user_code(what: str, fix: str | None = None) -> Iterator[None]:
+def user_code(what: str, fix: str | None = None, exit_fix: str | None = None
+              ) -> Iterator[None]:
     """Run the user's code (importing a file, calling a factory, tracing a model).
 
     Its prints go to stderr. ``sys.exit``, a missing module and other escapes
     (``GeneratorExit``, custom ``BaseException`` subclasses) become one error naming
     ``what``; ordinary exceptions too when ``fix`` is given (else they pass through, for
-    the caller to report). Ctrl-C (``KeyboardInterrupt``) passes through.
+    the caller to report); ``exit_fix`` says what to do about a ``sys.exit``. Ctrl-C
+    (``KeyboardInterrupt``) passes through.
     """
     try:
         with contextlib.redirect_stdout(sys.stderr):
@@ -89,8 +91,8 @@ def user_code(what: str, fix: str | None = None) -> Iterator[None]:
         raise
     except SystemExit as e:
         raise SymflopsError(f"{what} called sys.exit({e.code!r})",
-                            fix="return the model instead of exiting; put script code "
-                                "under `if __name__ == '__main__':`") from None
+                            fix=exit_fix or "return the model instead of exiting; put script "
+                                            "code under `if __name__ == '__main__':`") from None
     except ModuleNotFoundError as e:
         raise missing_module(e, what) from None
     except Exception as e:
