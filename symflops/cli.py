@@ -35,7 +35,15 @@ from symflops.cost import Cost
 from symflops.errors import SymflopsError
 from symflops.files import check_output, plot_path, write_text, write_with
 from symflops.parse import parse_assignments, parse_int, parse_name, parse_names, parse_range
-from symflops.targets import call_factory, is_model, load_factory, progress, user_code
+from symflops.targets import (
+    call_factory,
+    is_model,
+    load_factory,
+    parse_hints,
+    progress,
+    spec_dims,
+    user_code,
+)
 
 __all__ = ["main", "build_parser", "canonical_layer", "MAX_SIZE"]
 
@@ -130,44 +138,28 @@ def _shape_text(shape: Any) -> str:
     return " ".join(map(str, shape))
 
 
-def _dims(spec: Any) -> list[str]:
-    """The symbolic dims of an input spec (``B 3 H W`` -> ``B, H, W``), in order."""
-    shapes = spec.values() if isinstance(spec, dict) else spec if isinstance(spec, list) \
-        else [spec]
-    return list(dict.fromkeys(d for shape in shapes for d in shape if isinstance(d, str)))
-
-
 def _hints(args: argparse.Namespace) -> dict[str, int]:
-    """``--hint`` values: positive integers for dims of ``--input``, each given once."""
     texts = getattr(args, "hint", None) or []
-    if not texts:
-        return {}
     inputs = getattr(args, "input", None) or []
-    dims = _dims(_input_spec(inputs)) if inputs else []
-    hints: dict[str, int] = {}
-    for h in texts:
-        for sym, val in parse_assignments(h).items():
-            if sym.name not in dims:
-                raise SymflopsError(f"--hint: {sym.name} is not a dim of the input",
-                                    values={"input": _shape_text(_input_spec(inputs))
-                                            if inputs else "none"},
-                                    fix="hint one of: " + (", ".join(dims) if dims else
-                                                           'nothing; pass --input "B 3 H W"'))
-            if not (val.is_Integer and val > 0):
-                raise SymflopsError("hints must be positive integers", values={sym.name: val},
-                                    fix="write --hint H=224")
-            if sym.name in hints:
-                raise SymflopsError(f"--hint: {sym.name} is given twice",
-                                    values={sym.name: f"{hints[sym.name]} and {val}"},
-                                    fix="give each hint once")
-            hints[sym.name] = int(val)
-    return hints
+    spec = _input_spec(inputs) if inputs and texts else None
+    return parse_hints(texts, spec_dims(spec) if spec else [],
+                       _shape_text(spec) if spec else "none")
+
+
+def _torch_only(args: argparse.Namespace, what: str) -> None:
+    """--train and --hint act on a traced torch model only: never ignored silently."""
+    for flag, given in (("--train", getattr(args, "train", False)),
+                        ("--hint", getattr(args, "hint", None))):
+        if given:
+            raise SymflopsError(f"{flag} applies to traced torch models, and {what}",
+                                fix=f"leave {flag} out, or return a torch.nn.Module")
 
 
 def _cost_of(target: Target, args: argparse.Namespace) -> Cost:
-    _hints(args)  # checked before anything is built
     if target.layer is not None:
+        _torch_only(args, f"{target.name} is an sf.nn layer")
         return target.layer.cost(target.shape, convention=args.convention)
+    _hints(args)  # checked before anything is built
     texts = args.input or []
     what = f"building and costing {target.name}"
     if texts:
@@ -186,9 +178,11 @@ def _build_cost(target: Target, args: argparse.Namespace) -> Cost:
     from symflops.nn import Layer
 
     if isinstance(model, Cost):
+        _torch_only(args, f"{target.name} returns a Cost")
         return model.with_convention(convention)
     texts = args.input or []
     if isinstance(model, Layer):
+        _torch_only(args, f"{target.name} returns an sf.nn network")
         if not texts:
             raise SymflopsError(f"{target.name} returns an sf.nn network: it needs an input",
                                 fix='pass --input "B 3 H W"')

@@ -21,15 +21,15 @@ import inspect
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from symflops.errors import SymflopsError
-from symflops.parse import parse_name
+from symflops.parse import parse_assignments, parse_name
 
 __all__ = ["INSTALL", "MAX_TARGET_LENGTH", "load_factory", "call_factory", "user_code",
-           "is_model", "missing_module", "progress", "PROGRESS_AFTER"]
+           "is_model", "missing_module", "progress", "PROGRESS_AFTER", "spec_dims", "parse_hints"]
 
 #: seconds a model may take to build and trace before progress is shown on stderr
 PROGRESS_AFTER = 1.5
@@ -278,3 +278,40 @@ def progress(what: str, stream: Any) -> Iterator[None]:
         elif elapsed > PROGRESS_AFTER and live:  # clear the progress line for the error
             stream.write("\r\x1b[K")
             stream.flush()
+
+
+def spec_dims(spec: Any) -> list[str]:
+    """The symbolic dims of an input spec, in order: one shape, a list of them or a dict.
+
+    >>> spec_dims(("B", 3, "H", "W")), spec_dims({"ids": ("B", "N"), "mask": ("B", "N")})
+    (['B', 'H', 'W'], ['B', 'N'])
+    """
+    shapes = spec.values() if isinstance(spec, dict) else spec if isinstance(spec, list) \
+        else [spec]
+    return list(dict.fromkeys(d for shape in shapes for d in shape if isinstance(d, str)))
+
+
+def parse_hints(texts: Sequence[str], dims: Sequence[str], inputs: str) -> dict[str, int]:
+    """``--hint`` values: positive integers for ``dims`` (the symbolic dims of the input
+    ``inputs``), each given once.
+
+    >>> parse_hints(["H=224", "W=160"], ["B", "H", "W"], "B 3 H W")
+    {'H': 224, 'W': 160}
+    """
+    hints: dict[str, int] = {}
+    for text in texts:
+        for sym, val in parse_assignments(text).items():
+            if sym.name not in dims:
+                raise SymflopsError(f"--hint: {sym.name} is not a dim of the input",
+                                    values={"input": inputs},
+                                    fix="hint one of: " + (", ".join(dims) if dims else
+                                                           'nothing; pass --input "B 3 H W"'))
+            if not (val.is_Integer and val > 0):
+                raise SymflopsError("hints must be positive integers", values={sym.name: val},
+                                    fix="write --hint H=224")
+            if sym.name in hints:
+                raise SymflopsError(f"--hint: {sym.name} is given twice",
+                                    values={sym.name: f"{hints[sym.name]} and {val}"},
+                                    fix="give each hint once")
+            hints[sym.name] = int(val)
+    return hints
