@@ -495,6 +495,10 @@ def cmd_scale(args: argparse.Namespace) -> int:
                                 values={"crossover": args.crossover},
                                 fix="write e.g. --crossover attention.mha,mlp")
     plot_file = plot_path(args.plot) if args.plot is not None else None
+    if plot_file is not None and args.output is not None \
+            and plot_file.resolve() == Path(args.output).resolve():
+        raise SymflopsError("--plot and --output name the same file",
+                            values={"path": args.output}, fix="give them different names")
     built = {spec: _cost_of(_target(spec), args) for spec in args.targets}
     union = Cost("all", "targets", children=list(built.values()))
     at = _resolve_at(union, args.at)  # a name unknown to every target is an error

@@ -41,6 +41,9 @@ def check_output(text: str, flag: str = "--output", make_parents: bool = False) 
         if path.is_dir():
             raise SymflopsError(f"{flag}: {text} is a folder, not a file",
                                 fix=f"name a file inside it, e.g. {path / 'out.md'}")
+        if path.suffix == ".py" and path.exists():
+            raise SymflopsError(f"{flag}: {text} is Python source; it is not overwritten",
+                                fix="write the output to a .md, .tex, .json or .txt file")
         parent = path.parent
         if make_parents and not parent.exists():
             parent.mkdir(parents=True, exist_ok=True)

@@ -213,6 +213,11 @@ CASES = [
     # /sys refuses new files even to root
     Case("output-no-permission", ["trace", f"{M}:linear", *L, "--output", "/sys/symflops.md"],
          ("--output: cannot write /sys/symflops.md", "fix: choose a path")),
+    Case("output-over-the-model-source", ["trace", f"{M}:linear", *L, "--output", M],
+         ("models.py is Python source; it is not overwritten",)),
+    Case("output-and-plot-same-file", [*SCALE, "--range", "1:4", "--plot", "{w}/p.png",
+                                       "--output", "{w}/p.png"],
+         ("--plot and --output name the same file",)),
     Case("output-empty", ["formula", "Linear", "--output", ""], ("--output: the path is empty",)),
     Case("doc-output-is-a-folder", ["doc", "--output", "{w}"], ("is a folder, not a file",)),
     Case("doc-check-a-folder", ["doc", "--check", "--output", "{w}"], ("--check: cannot read",)),
@@ -343,6 +348,8 @@ def outcomes(work: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
     assert p.returncode == 0, p.stderr
     codes = json.loads(p.stdout)
     assert listing(work) == before  # no output, plot or temporary file left behind
+    for name, text in FILES.items():  # and no file overwritten
+        assert (work / name).read_text(encoding="utf-8") == textwrap.dedent(text)
     return {case_id: Outcome(codes[case_id], Path(out).read_text(), Path(err).read_text())
             for case_id, _, out, err in plan}
 
