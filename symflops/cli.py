@@ -36,19 +36,21 @@ from symflops.errors import SymflopsError
 from symflops.files import check_output, plot_path, write_text, write_with
 from symflops.parse import parse_assignments, parse_int, parse_name, parse_names, parse_range
 from symflops.targets import (
-    call_factory,
-    is_model,
+    build_cost,
     load_factory,
     parse_hints,
     progress,
     spec_dims,
-    user_code,
+    torch_only,
 )
 
-__all__ = ["main", "build_parser", "canonical_layer", "MAX_SIZE"]
+__all__ = ["main", "build_parser", "canonical_layer", "MAX_SIZE", "MAX_DIMS"]
 
 #: the largest size ``scale --range`` sweeps (tables are exact int64 arithmetic)
 MAX_SIZE = 2**63 - 1
+
+#: the most dims one ``--input`` may have, and the most ``--input`` flags (torch: 64 dims)
+MAX_DIMS = 64
 
 # ----------------------------------------------------------------------------- layers
 def canonical_layer(name: str) -> tuple[Any, tuple[Any, ...], str]:
@@ -102,7 +104,12 @@ def _input_spec(texts: Sequence[str]) -> Any:
             key_text, _, text = text.partition("=")
             key = parse_name(key_text.strip())
         dims: list[Any] = []
-        for tok in text.replace(",", " ").split():
+        tokens = text.replace(",", " ").split()
+        if len(tokens) > MAX_DIMS or len(texts) > MAX_DIMS:
+            raise SymflopsError(f"--input: more than {MAX_DIMS} dims or inputs",
+                                values={"dims": len(tokens), "inputs": len(texts)},
+                                fix='write one shape per input, e.g. --input "B 3 H W"')
+        for tok in tokens:
             if tok[:1].isdigit() or tok[:1] in "+-(":
                 size = parse_int(tok, "size")
                 if size < 1:
@@ -138,70 +145,21 @@ def _shape_text(shape: Any) -> str:
     return " ".join(map(str, shape))
 
 
-def _hints(args: argparse.Namespace) -> dict[str, int]:
-    texts = getattr(args, "hint", None) or []
-    inputs = getattr(args, "input", None) or []
-    spec = _input_spec(inputs) if inputs and texts else None
-    return parse_hints(texts, spec_dims(spec) if spec else [],
-                       _shape_text(spec) if spec else "none")
-
-
-def _torch_only(args: argparse.Namespace, what: str) -> None:
-    """--train and --hint act on a traced torch model only: never ignored silently."""
-    for flag, given in (("--train", getattr(args, "train", False)),
-                        ("--hint", getattr(args, "hint", None))):
-        if given:
-            raise SymflopsError(f"{flag} applies to traced torch models, and {what}",
-                                fix=f"leave {flag} out, or return a torch.nn.Module")
-
-
 def _cost_of(target: Target, args: argparse.Namespace) -> Cost:
+    train, hinted = getattr(args, "train", False), bool(getattr(args, "hint", None))
     if target.layer is not None:
-        _torch_only(args, f"{target.name} is an sf.nn layer")
+        torch_only(f"{target.name} is an sf.nn layer", train=train, hinted=hinted)
         return target.layer.cost(target.shape, convention=args.convention)
-    _hints(args)  # checked before anything is built
     texts = args.input or []
-    what = f"building and costing {target.name}"
-    if texts:
-        what += f" on {_shape_text(_input_spec(texts))}"
-    with progress(what, sys.stderr):
-        return _build_cost(target, args)
-
-
-def _build_cost(target: Target, args: argparse.Namespace) -> Cost:
-    convention = args.convention
+    spec = _input_spec(texts) if texts else None
+    shown = _shape_text(spec) if spec is not None else "none"
+    hints = parse_hints(getattr(args, "hint", None) or [],
+                        spec_dims(spec) if spec is not None else [], shown)  # before building
+    what = f"building and costing {target.name}" + (f" on {shown}" if texts else "")
     assert target.factory is not None
-    model = call_factory(target.factory, target.name)
-    if not is_model(model):
-        raise SymflopsError(f"{target.name} returned {type(model).__name__}, not a model",
-                            fix="return a torch.nn.Module, an sf.nn layer or an sf.Cost")
-    from symflops.nn import Layer
-
-    if isinstance(model, Cost):
-        _torch_only(args, f"{target.name} returns a Cost")
-        return model.with_convention(convention)
-    texts = args.input or []
-    if isinstance(model, Layer):
-        _torch_only(args, f"{target.name} returns an sf.nn network")
-        if not texts:
-            raise SymflopsError(f"{target.name} returns an sf.nn network: it needs an input",
-                                fix='pass --input "B 3 H W"')
-        spec = _input_spec(texts)
-        if isinstance(spec, (dict, list)):
-            raise SymflopsError("an sf.nn network takes one positional input",
-                                fix='pass one --input "B 3 H W"')
-        return model.cost(spec, convention=convention)
-    if not texts:
-        raise SymflopsError(f"tracing {target.name} needs an input spec",
-                            fix='pass --input "B 3 H W" (or "input_ids=B N" for keywords)')
-    spec = _input_spec(texts)
-    hints = _hints(args)
-    with user_code("tracing"):
-        from symflops.tracing import trace
-    mode = "train" if getattr(args, "train", False) else "eval"
-    with user_code(f"tracing {target.name}",
-                   exit_fix="take the sys.exit out of the model's forward"):
-        return trace(model, spec, hints=hints or None, convention=convention, mode=mode)
+    with progress(what, sys.stderr):
+        return build_cost(target.factory, target.name, spec, convention=args.convention,
+                          hints=hints, train=train)
 
 
 # ----------------------------------------------------------------------------- output

@@ -23,13 +23,17 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from symflops.errors import SymflopsError
 from symflops.parse import parse_assignments, parse_name
 
+if TYPE_CHECKING:
+    from symflops.cost import Cost
+
 __all__ = ["INSTALL", "MAX_TARGET_LENGTH", "load_factory", "call_factory", "user_code",
-           "is_model", "missing_module", "progress", "PROGRESS_AFTER", "spec_dims", "parse_hints"]
+           "is_model", "missing_module", "progress", "PROGRESS_AFTER", "spec_dims", "parse_hints",
+           "torch_only", "build_cost"]
 
 #: seconds a model may take to build and trace before progress is shown on stderr
 PROGRESS_AFTER = 1.5
@@ -238,6 +242,50 @@ def is_model(obj: Any) -> bool:
         return True
     module_type = getattr(getattr(sys.modules.get("torch"), "nn", None), "Module", None)
     return isinstance(module_type, type) and isinstance(obj, module_type)
+
+
+def torch_only(what: str, *, train: bool, hinted: bool) -> None:
+    """``--train`` and ``--hint`` act on a traced torch model only: never ignored silently."""
+    for flag, given in (("--train", train), ("--hint", hinted)):
+        if given:
+            raise SymflopsError(f"{flag} applies to traced torch models, and {what}",
+                                fix=f"leave {flag} out, or return a torch.nn.Module")
+
+
+def build_cost(factory: Callable[..., Any], name: str, spec: Any, *, convention: str,
+               hints: dict[str, int], train: bool) -> Cost:
+    """The cost of what ``factory`` returns: a :class:`~symflops.cost.Cost` (weighed by
+    ``convention``), an ``sf.nn`` network on the one input ``spec``, or a torch model
+    traced on ``spec`` (``None``: no input given) with ``hints``, forward and backward
+    when ``train``."""
+    from symflops.cost import Cost
+    from symflops.nn import Layer
+
+    model = call_factory(factory, name)
+    if not is_model(model):
+        raise SymflopsError(f"{name} returned {type(model).__name__}, not a model",
+                            fix="return a torch.nn.Module, an sf.nn layer or an sf.Cost")
+    if isinstance(model, Cost):
+        torch_only(f"{name} returns a Cost", train=train, hinted=bool(hints))
+        return model.with_convention(convention)
+    if isinstance(model, Layer):
+        torch_only(f"{name} returns an sf.nn network", train=train, hinted=bool(hints))
+        if spec is None:
+            raise SymflopsError(f"{name} returns an sf.nn network: it needs an input",
+                                fix='pass --input "B 3 H W"')
+        if isinstance(spec, (dict, list)):
+            raise SymflopsError("an sf.nn network takes one positional input",
+                                fix='pass one --input "B 3 H W"')
+        return model.cost(spec, convention=convention)
+    if spec is None:
+        raise SymflopsError(f"tracing {name} needs an input spec",
+                            fix='pass --input "B 3 H W" (or "input_ids=B N" for keywords)')
+    with user_code("tracing"):
+        from symflops.tracing import trace
+    with user_code(f"tracing {name}", exit_fix="take the sys.exit out of the model's forward"):
+        cost: Cost = trace(model, spec, hints=hints or None, convention=convention,
+                           mode="train" if train else "eval")
+    return cost
 
 
 @contextlib.contextmanager

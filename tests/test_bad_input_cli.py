@@ -297,6 +297,8 @@ CASES = [
     Case("input-empty", ["trace", f"{M}:linear", "--input", ""], ("empty input spec",)),
     Case("input-unicode-name", ["trace", f"{M}:linear", "--input", "Bé 8"],
          ("'Bé' is not a name",)),
+    Case("input-50000-dims", ["trace", f"{M}:linear", "--input", "B" + " 8" * 50000],
+         ("--input: more than 64 dims or inputs", "dims=50001")),
     Case("input-missing", ["trace", f"{M}:linear"], ("needs an input",)),
 ]
 
