@@ -12,8 +12,11 @@ Commands::
 
 Everything typed (``--at``, ``--hint``, ranges, names, input specs) goes through
 :mod:`symflops.parse`; nothing typed is evaluated as code. A ``FILE.py`` or module named
-as a target is imported, which runs that module's own code, as Python would. Errors are
-one line on stderr and exit code 2.
+as a target is imported, which runs that module's own code, as Python would (its prints
+go to stderr: stdout carries only the result; see :mod:`symflops.targets`). A mistake is
+one line on stderr (``symflops: error: ...; fix: ...``) and exit code 2, before anything
+is written; ``--output`` and ``--plot`` files are written whole or not at all
+(:mod:`symflops.files`). Ctrl-C exits 130, a closed pipe 141, a symflops bug 1.
 """
 
 from __future__ import annotations
@@ -543,8 +546,9 @@ def _trace_inputs(p: argparse.ArgumentParser) -> None:
                    help='input shape, e.g. "B 3 H W"; repeat for several inputs; '
                         '"input_ids=B N" for a keyword input')
     p.add_argument("--hint", action="append", metavar="NAME=VALUE",
-                   help="example size for tracing, e.g. H=224")
-    p.add_argument("--train", action="store_true", help="count forward + backward")
+                   help="example size of an --input dim for tracing a torch model, e.g. H=224")
+    p.add_argument("--train", action="store_true",
+                   help="count forward + backward (traced torch models)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -587,7 +591,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--range", required=True, metavar="START:STOP:STEP",
                    help="values: 64:1024:32, 64:1024:*2 or 224,384")
     p.add_argument("--quantity", default="flops", choices=("flops", "macs", "params"))
-    p.add_argument("--plot", metavar="FILE", help="save a log-log plot (needs matplotlib)")
+    p.add_argument("--plot", metavar="FILE",
+                   help="save a log-log plot as FILE.png, .svg or .pdf (no suffix: .png; "
+                        "needs matplotlib)")
     p.add_argument("--crossover", metavar="PATH,PATH",
                    help="where one part overtakes another, e.g. attention.mha,mlp")
     p.set_defaults(func=cmd_scale)
