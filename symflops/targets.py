@@ -65,10 +65,21 @@ def _raised(e: BaseException) -> str:
     return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
+def _installed(top: str) -> bool:
+    try:
+        return importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError):  # a broken or half-imported package
+        return False
+
+
 def missing_module(e: ModuleNotFoundError, what: str) -> SymflopsError:
-    """The error for code that imports a module that is not installed: install it."""
+    """The error for code that imports a module that is not installed: install it (or, for
+    a submodule an installed package lacks, check its name and the package's version)."""
     name = e.name or str(e)
     top = name.split(".")[0]
+    if name != top and _installed(top):
+        return SymflopsError(f"{what} imports {name!r}, which the installed {top} does not "
+                             "have", fix=f"check the module name, or the version of {top}")
     if top in INSTALL:
         fix = f"install {top}: {INSTALL[top]}"
     else:

@@ -70,6 +70,10 @@ MODELS = """
     def multiline_error():
         raise RuntimeError("line one\\nline two")
 
+    def imports_a_missing_submodule():
+        import symflops.no_such_submodule  # noqa: F401
+        return linear()
+
     def imports_lazily():
         import no_such_module_for_symflops_tests  # noqa: F401
         return linear()
@@ -180,6 +184,9 @@ CASES = [
     Case("model-forward-calls-sys-exit", ["trace", "{w}/torch_models.py:exits", *L],
          ("tracing", "torch_models.py:exits called sys.exit(5)",
           "fix: take the sys.exit out of the model's forward"), slow=True),
+    Case("factory-imports-missing-submodule", ["trace", f"{M}:imports_a_missing_submodule", *L],
+         ("imports 'symflops.no_such_submodule', which the installed symflops does not have",
+          "fix: check the module name, or the version of symflops")),
     Case("module-target-missing", ["trace", "no_such_pkg_for_symflops.mod:make", *L],
          ("cannot import module 'no_such_pkg_for_symflops.mod'", "FILE.py")),
     # -- the target's syntax
