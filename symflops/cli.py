@@ -12,37 +12,48 @@ Commands::
 
 Everything typed (``--at``, ``--hint``, ranges, names, input specs) goes through
 :mod:`symflops.parse`; nothing typed is evaluated as code. A ``FILE.py`` or module named
-as a target is imported, which runs that module's own code, as Python would. Errors are
-one line on stderr and exit code 2.
+as a target is imported, which runs that module's own code, as Python would (its prints
+go to stderr: stdout carries only the result; see :mod:`symflops.targets`). A mistake is
+one line on stderr (``symflops: error: ...; fix: ...``) and exit code 2, before anything
+is written; ``--output`` and ``--plot`` files are written whole or not at all
+(:mod:`symflops.files`). Ctrl-C exits 130, a closed pipe 141, a symflops bug 1.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import importlib
-import importlib.util
 import json
+import os
 import sys
-import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import sympy as sp
 
 from symflops.conventions import conventions, get_convention
 from symflops.cost import Cost
 from symflops.errors import SymflopsError
+from symflops.files import check_output, plot_path, write_text, write_with
 from symflops.parse import parse_assignments, parse_int, parse_name, parse_names, parse_range
+from symflops.targets import (
+    build_cost,
+    load_factory,
+    parse_hints,
+    progress,
+    spec_dims,
+    torch_only,
+)
 
-__all__ = ["main", "build_parser", "canonical_layer"]
+__all__ = ["main", "build_parser", "canonical_layer", "MAX_SIZE", "MAX_DIMS"]
 
-#: seconds a trace may run before progress is shown on stderr
-PROGRESS_AFTER = 1.5
+#: the largest size ``scale --range`` sweeps (tables are exact int64 arithmetic)
+MAX_SIZE = 2**63 - 1
 
+#: the most dims one ``--input`` may have, and the most ``--input`` flags (torch: 64 dims)
+MAX_DIMS = 64
 
 # ----------------------------------------------------------------------------- layers
 def canonical_layer(name: str) -> tuple[Any, tuple[Any, ...], str]:
@@ -77,61 +88,9 @@ class Target:
     shape: Any = None
 
 
-def _load_factory(spec: str) -> Callable[[], Any]:
-    if ":" not in spec:
-        raise SymflopsError(f"cannot read target {spec!r}",
-                            fix="write FILE.py:FACTORY or package.module:FACTORY, "
-                                "e.g. examples/resnet.py:resnet50")
-    where, _, attr = spec.rpartition(":")
-    attr = parse_name(attr) if attr else ""
-    if not attr:
-        raise SymflopsError(f"no factory named in {spec!r}", fix="add :FACTORY after the file")
-    if where.endswith(".py"):
-        path = Path(where)
-        if not path.is_file():
-            raise SymflopsError(f"no such file: {where}", fix="check the path to the .py file")
-        mod_name = "_symflops_target_" + "".join(c if c.isalnum() else "_"
-                                                 for c in str(path.resolve()))
-        spec_obj = importlib.util.spec_from_file_location(mod_name, path)
-        if spec_obj is None or spec_obj.loader is None:  # pragma: no cover
-            raise SymflopsError(f"cannot load {where} as a Python file")
-        module = importlib.util.module_from_spec(spec_obj)
-        sys.modules[mod_name] = module
-        folder = str(path.resolve().parent)
-        added = folder not in sys.path
-        if added:  # let the file import its neighbours, as `python FILE.py` would
-            sys.path.insert(0, folder)
-        try:
-            spec_obj.loader.exec_module(module)
-        except SymflopsError:
-            raise
-        except Exception as e:
-            raise SymflopsError(f"importing {where} raised {type(e).__name__}: {e}",
-                                fix="fix the error in that file") from None
-        finally:
-            if added:
-                sys.path.remove(folder)
-    else:
-        for part in where.split("."):
-            parse_name(part)
-        try:
-            module = importlib.import_module(where)
-        except ImportError as e:
-            raise SymflopsError(f"cannot import module {where!r}: {e}",
-                                fix="check the module name, or give a FILE.py path") from None
-    factory = getattr(module, attr, None)
-    if not callable(factory):
-        names = sorted(n for n, v in vars(module).items()
-                       if callable(v) and not n.startswith("_") and not isinstance(v, type)
-                       and getattr(v, "__module__", None) == module.__name__)
-        raise SymflopsError(f"{where} has no factory {attr!r}",
-                            fix="use one of " + (", ".join(names) or "its functions"))
-    return factory
-
-
 def _target(spec: str) -> Target:
     if ":" in spec:
-        return Target(spec, factory=_load_factory(spec))
+        return Target(spec, factory=load_factory(spec))
     layer, shape, _ = canonical_layer(parse_name(spec))
     return Target(spec, layer=layer, shape=shape)
 
@@ -148,8 +107,21 @@ def _input_spec(texts: Sequence[str]) -> Any:
             key_text, _, text = text.partition("=")
             key = parse_name(key_text.strip())
         dims: list[Any] = []
-        for tok in text.replace(",", " ").split():
-            dims.append(parse_int(tok, "size") if tok[:1].isdigit() else parse_name(tok))
+        tokens = text.replace(",", " ").split()
+        if len(tokens) > MAX_DIMS or len(texts) > MAX_DIMS:
+            raise SymflopsError(f"--input: more than {MAX_DIMS} dims or inputs",
+                                values={"dims": len(tokens), "inputs": len(texts)},
+                                fix='write one shape per input, e.g. --input "B 3 H W"')
+        for tok in tokens:
+            if tok[:1].isdigit() or tok[:1] in "+-(":
+                size = parse_int(tok, "size")
+                if size < 1:
+                    raise SymflopsError("--input: sizes must be positive integers",
+                                        values={"size": size},
+                                        fix="write a size >= 1, or a name such as B or H")
+                dims.append(size)
+            else:
+                dims.append(parse_name(tok))
         if not dims:
             raise SymflopsError("empty input spec", fix='write e.g. --input "B 3 H W"')
         if key is None:
@@ -176,100 +148,21 @@ def _shape_text(shape: Any) -> str:
     return " ".join(map(str, shape))
 
 
-@contextlib.contextmanager
-def _progress(what: str, stream: Any) -> Iterator[None]:
-    """Show ``what ... N s`` on stderr while a slow step runs (after PROGRESS_AFTER s)."""
-    done = threading.Event()
-    start = time.monotonic()
-
-    live = bool(getattr(stream, "isatty", lambda: False)())
-
-    def tick() -> None:
-        # a terminal gets one line rewritten each second; a log or pipe gets one line
-        if done.wait(PROGRESS_AFTER):
-            return
-        if not live:
-            stream.write(f"symflops: {what}...\n")
-            stream.flush()
-            return
-        while not done.is_set():
-            stream.write(f"\rsymflops: {what}... {time.monotonic() - start:.0f} s")
-            stream.flush()
-            done.wait(1.0)
-
-    thread = threading.Thread(target=tick, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        done.set()
-        thread.join()
-        elapsed = time.monotonic() - start
-        if elapsed > PROGRESS_AFTER:
-            start_of_line = "\r" if live else ""
-            stream.write(f"{start_of_line}symflops: {what} done in {elapsed:.1f} s\n")
-            stream.flush()
-
-
-def _hints(args: argparse.Namespace) -> dict[str, int]:
-    hints: dict[str, int] = {}
-    for h in getattr(args, "hint", None) or []:
-        for sym, val in parse_assignments(h).items():
-            if not (val.is_Integer and val > 0):
-                raise SymflopsError("hints must be positive integers", values={sym.name: val},
-                                    fix="write --hint H=224")
-            hints[sym.name] = int(val)
-    return hints
-
-
 def _cost_of(target: Target, args: argparse.Namespace) -> Cost:
+    train, hinted = getattr(args, "train", False), bool(getattr(args, "hint", None))
     if target.layer is not None:
+        torch_only(f"{target.name} is an sf.nn layer", train=train, hinted=hinted)
         return target.layer.cost(target.shape, convention=args.convention)
     texts = args.input or []
-    _hints(args)  # checked before anything is built
-    what = f"building and costing {target.name}"
-    if texts:
-        what += f" on {_shape_text(_input_spec(texts))}"
-    with _progress(what, sys.stderr):
-        return _build_cost(target, args)
-
-
-def _build_cost(target: Target, args: argparse.Namespace) -> Cost:
-    convention = args.convention
+    spec = _input_spec(texts) if texts else None
+    shown = _shape_text(spec) if spec is not None else "none"
+    hints = parse_hints(getattr(args, "hint", None) or [],
+                        spec_dims(spec) if spec is not None else [], shown)  # before building
+    what = f"building and costing {target.name}" + (f" on {shown}" if texts else "")
     assert target.factory is not None
-    try:
-        model = target.factory()
-    except SymflopsError:
-        raise
-    except Exception as e:
-        raise SymflopsError(f"calling {target.name} raised {type(e).__name__}: {e}",
-                            fix="fix the factory, or check that it takes no arguments") from None
-    from symflops.nn import Layer
-
-    if isinstance(model, Cost):
-        return model.with_convention(convention)
-    texts = args.input or []
-    if isinstance(model, Layer):
-        if not texts:
-            raise SymflopsError(f"{target.name} returns an sf.nn network: it needs an input",
-                                fix='pass --input "B 3 H W"')
-        spec = _input_spec(texts)
-        if isinstance(spec, (dict, list)):
-            raise SymflopsError("an sf.nn network takes one positional input",
-                                fix='pass one --input "B 3 H W"')
-        return model.cost(spec, convention=convention)
-    if not texts:
-        raise SymflopsError(f"tracing {target.name} needs an input spec",
-                            fix='pass --input "B 3 H W" (or "input_ids=B N" for keywords)')
-    spec = _input_spec(texts)
-    hints = _hints(args)
-    try:
-        from symflops.tracing import trace
-    except ImportError as e:
-        raise SymflopsError(f"tracing is not available: {e}",
-                            fix="install torch (pip install 'symflops[torch]')") from None
-    mode = "train" if getattr(args, "train", False) else "eval"
-    return trace(model, spec, hints=hints or None, convention=convention, mode=mode)
+    with progress(what, sys.stderr):
+        return build_cost(target.factory, target.name, spec, convention=args.convention,
+                          hints=hints, train=train)
 
 
 # ----------------------------------------------------------------------------- output
@@ -292,13 +185,27 @@ def _totals(cost: Cost) -> list[tuple[str, sp.Expr]]:
 
 
 def _resolve_at(cost: Cost, text: str | None, flag: str = "--at") -> dict[sp.Symbol, sp.Expr]:
-    if not text:
+    """``--at`` values for symbols of ``cost``: each a positive integer, or an expression
+    in its symbols that is positive wherever they are (``W=H``, ``N=H*W``)."""
+    if text is None:
         return {}
+    if not text.strip():
+        raise SymflopsError(f"{flag}: no values given", fix=f"write e.g. {flag} B=1,H=224, "
+                            f"or leave {flag} out")
     names = {s.name: s for s in cost.free_symbols}
     try:
-        return parse_assignments(text, names=names, values_names=names)
+        at = parse_assignments(text, names=names, values_names=names)
     except SymflopsError as e:
         raise SymflopsError(f"{flag}: {e.message}", values=e.values, fix=e.fix) from None
+    for sym, val in at.items():
+        if val.is_number and not (val.is_Integer and val > 0):
+            raise SymflopsError(f"{flag}: sizes must be positive integers",
+                                values={sym.name: val}, fix=f"give {sym.name} a value >= 1")
+        if not val.is_number and val.is_positive is not True:
+            raise SymflopsError(f"{flag}: {sym.name}={val} can be zero or negative",
+                                fix=f"give {sym.name} a value that is positive for every "
+                                    "positive size (e.g. W=H, N=H*W, I=2*O)")
+    return at
 
 
 def _summary(cost: Cost, at: dict[sp.Symbol, sp.Expr], depth: int | None, title: str,
@@ -359,11 +266,12 @@ def _tidy(expr: sp.Expr) -> sp.Expr:
 
 
 def _write(text: str, output: str | None) -> None:
-    if output:
-        Path(output).write_text(text, encoding="utf-8")
-        sys.stderr.write(f"symflops: wrote {output}\n")
+    if output is not None:
+        path = write_text(check_output(output), text)
+        sys.stderr.write(f"symflops: wrote {path}\n")
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        sys.stdout.flush()  # a closed pipe fails here, inside main's error handling
 
 
 def _aligned(cost: Cost) -> tuple[Cost, str]:
@@ -398,7 +306,7 @@ def cmd_formula(args: argparse.Namespace) -> int:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    target = Target(args.target, factory=_load_factory(args.target))
+    target = Target(args.target, factory=load_factory(args.target))
     cost = _cost_of(target, args)
     title = f"{args.target} -- {cost.convention.label}"
     if args.aligned:
@@ -452,7 +360,15 @@ def _scale_one(spec: str, cost: Cost, var_names: list[str], values: list[int],
                                 + " (a value may name another symbol: W=H), or sweep them "
                                   "too: --var "
                                 + ",".join(var_names + rest))
-    sw = sweep(cost, {tuple(var_names): values}, quantity=args.quantity)
+    try:
+        sw = sweep(cost, {tuple(var_names): values}, quantity=args.quantity)
+    except SymflopsError as e:
+        if "dtype=object" not in (e.fix or ""):
+            raise
+        # the Python API's fix (object arrays) has no command-line form
+        raise SymflopsError(e.message, layer=e.layer, values=e.values,
+                            fix="sweep smaller sizes (the command line computes exact "
+                                "int64 numbers)") from None
     ys = sw.results[args.quantity]
     label = sw.labels[args.quantity]
     expr = cost.quantity(args.quantity)
@@ -524,12 +440,33 @@ def cmd_scale(args: argparse.Namespace) -> int:
 
     var_names = parse_names(args.var)
     values = parse_range(args.range)
-    if args.crossover and "," not in args.crossover:
-        raise SymflopsError("--crossover needs two module paths",
-                            fix="write e.g. --crossover attention.mha,mlp")
+    small = [v for v in values if v < 1]
+    if small:  # a size of 0 or less has no cost to show, whatever a formula gives there
+        raise SymflopsError("--range: sizes must be positive",
+                            values={",".join(var_names): small[0]},
+                            fix="start the range at 1 or more, e.g. 16:64:16")
+    if max(values) > MAX_SIZE:  # numpy would hold them as floats or Python objects
+        raise SymflopsError("--range: sizes must be below 2**63",
+                            values={",".join(var_names): max(values)},
+                            fix="sweep sizes up to 2**62 (tables are exact int64 numbers)")
+    if args.crossover is not None:
+        pair = [p.strip() for p in args.crossover.split(",")]
+        if len(pair) != 2 or not all(pair):
+            raise SymflopsError("--crossover needs two module paths",
+                                values={"crossover": args.crossover},
+                                fix="write e.g. --crossover attention.mha,mlp")
+    plot_file = plot_path(args.plot) if args.plot is not None else None
+    if plot_file is not None and args.output is not None \
+            and plot_file.resolve() == Path(args.output).resolve():
+        raise SymflopsError("--plot and --output name the same file",
+                            values={"path": args.output}, fix="give them different names")
     built = {spec: _cost_of(_target(spec), args) for spec in args.targets}
     union = Cost("all", "targets", children=list(built.values()))
     at = _resolve_at(union, args.at)  # a name unknown to every target is an error
+    given = [s.name for s in at if s.name in var_names]
+    if given:
+        raise SymflopsError(f"--var {given[0]} is also given a value in --at",
+                            fix=f"sweep {given[0]} or fix it with --at, not both")
     from symflops.symbols import B
 
     default_batch = B in union.free_symbols and B not in at and "B" not in var_names
@@ -548,10 +485,11 @@ def cmd_scale(args: argparse.Namespace) -> int:
         info["at"] = {s.name: str(v) for s, v in at.items() if s in built[spec].free_symbols}
         report.append(info)
         lines += part_lines
-    if args.plot:
-        plot(costs, var_names if len(var_names) > 1 else var_names[0], values,
-             quantity=args.quantity, path=args.plot)
-        sys.stderr.write(f"symflops: wrote {args.plot}\n")
+    if plot_file is not None:
+        var = var_names if len(var_names) > 1 else var_names[0]
+        write_with(plot_file, lambda tmp: plot(costs, var, values, quantity=args.quantity,
+                                               path=str(tmp)), "--plot")
+        sys.stderr.write(f"symflops: wrote {plot_file}\n")
     if args.format == "json":
         text = json.dumps(report if len(report) > 1 else report[0], indent=2)
     else:
@@ -568,17 +506,23 @@ def cmd_doc(args: argparse.Namespace) -> int:
                             "available in this build", fix="update symflops") from None
     if args.check:
         path = Path(args.output or reference.DEFAULT_PATH)
-        current = path.read_text(encoding="utf-8") if path.exists() else ""
+        try:
+            current = path.read_text(encoding="utf-8") if path.exists() else ""
+        except (OSError, UnicodeDecodeError) as e:
+            reason = getattr(e, "strerror", None) or type(e).__name__
+            raise SymflopsError(f"--check: cannot read {path}: {reason}",
+                                fix="name the Markdown file symflops doc wrote") from None
         if current != reference.formula_reference():
             sys.stderr.write(f"symflops: {path} is stale; run: symflops doc --output {path}\n")
             return 1
         sys.stderr.write(f"symflops: {path} is up to date\n")
         return 0
-    if args.output:
-        reference.write_reference(args.output)
-        sys.stderr.write(f"symflops: wrote {args.output}\n")
+    if args.output is not None:
+        path = write_text(check_output(args.output, make_parents=True),
+                          reference.formula_reference())
+        sys.stderr.write(f"symflops: wrote {path}\n")
     else:
-        sys.stdout.write(reference.formula_reference())
+        _write(reference.formula_reference(), None)
     return 0
 
 
@@ -602,13 +546,21 @@ def _trace_inputs(p: argparse.ArgumentParser) -> None:
                    help='input shape, e.g. "B 3 H W"; repeat for several inputs; '
                         '"input_ids=B N" for a keyword input')
     p.add_argument("--hint", action="append", metavar="NAME=VALUE",
-                   help="example size for tracing, e.g. H=224")
-    p.add_argument("--train", action="store_true", help="count forward + backward")
+                   help="example size of an --input dim for tracing a torch model, e.g. H=224")
+    p.add_argument("--train", action="store_true",
+                   help="count forward + backward (traced torch models)")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line, like every other error, exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"symflops: error: {self.prog}: {message}; fix: see {self.prog} --help\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``symflops`` argument parser."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="symflops",
         description="Parameters, MACs and FLOPs of neural networks as formulas.")
     parser.add_argument("--traceback", action="store_true", help=argparse.SUPPRESS)
@@ -639,7 +591,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--range", required=True, metavar="START:STOP:STEP",
                    help="values: 64:1024:32, 64:1024:*2 or 224,384")
     p.add_argument("--quantity", default="flops", choices=("flops", "macs", "params"))
-    p.add_argument("--plot", metavar="FILE", help="save a log-log plot (needs matplotlib)")
+    p.add_argument("--plot", metavar="FILE",
+                   help="save a log-log plot as FILE.png, .svg or .pdf (no suffix: .png; "
+                        "needs matplotlib)")
     p.add_argument("--crossover", metavar="PATH,PATH",
                    help="where one part overtakes another, e.g. attention.mha,mlp")
     p.set_defaults(func=cmd_scale)
@@ -657,25 +611,45 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        if hasattr(args, "convention"):
-            get_convention(args.convention)
-        if getattr(args, "depth", None) is not None and args.depth < 1:
-            raise SymflopsError("--depth must be >= 1", values={"depth": args.depth})
-        return int(args.func(args))
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            if hasattr(args, "convention"):
+                get_convention(args.convention)
+            if getattr(args, "depth", None) is not None and args.depth < 1:
+                raise SymflopsError("--depth must be >= 1", values={"depth": args.depth},
+                                    fix="give --depth 1 or more, or leave it out")
+            if getattr(args, "output", None) is not None and not getattr(args, "check", False):
+                check_output(args.output, make_parents=args.command == "doc")  # before work
+            return int(args.func(args))
     except SymflopsError as e:
         if args.traceback:
             raise
-        sys.stderr.write(f"symflops: error: {e}\n")
+        sys.stderr.write(f"symflops: error: {_one_line(str(e))}\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("symflops: interrupted\n")
         return 130
+    except BrokenPipeError:  # `symflops doc | head`: the reader left; nothing to report
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes at exit
+        return 141  # 128 + SIGPIPE, what the shell reports for a killed writer
     except Exception as e:  # a bug or a failing user model: one line, traceback on request
         if args.traceback:
             raise
-        sys.stderr.write(f"symflops: error: {type(e).__name__}: {e} "
+        sys.stderr.write(f"symflops: error: {type(e).__name__}: {_one_line(str(e))} "
                          "(run with --traceback for details)\n")
         return 1
+
+
+def _one_line(text: str) -> str:
+    """A message on one line: the lines of a multi-line one joined by `` / ``."""
+    return " / ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str,
+                  lineno: int, file: Any = None, line: str | None = None) -> None:
+    """Warnings as one line each on stderr (not Python's two-line form with source)."""
+    sys.stderr.write(f"symflops: warning: {_one_line(str(message))}\n")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -404,6 +404,31 @@ def test_trace_train_mode_matches_api(tmp_path: Path) -> None:
     assert number(out, "FLOPs (torch)") > 2 * number(fwd, "FLOPs (torch)")
 
 
+@pytest.fixture(scope="module")
+def traced_tiny() -> sf.Cost:
+    return sf.trace(_example("resnet").tiny(), "B 3 H W", convention="macs")  # type: ignore
+
+
+@needs_torch
+@pytest.mark.parametrize("fmt, name", [("summary", None), ("md", "markdown"),
+                                       ("latex", "latex"), ("text", "text"), ("json", "json")])
+def test_trace_every_format_matches_the_api(fmt: str, name: str | None,
+                                             traced_tiny: sf.Cost) -> None:
+    # the README's `symflops trace ... --format ...` from a fresh process, against sf.render
+    out = ok("trace", "examples/resnet.py:tiny", "--input", "B 3 H W", "--at",
+             "B=2,H=32,W=32", "--depth", "1", "--format", fmt, "--convention", "macs")
+    at = {B: 2, H: 32, W: 32}
+    if name is None:
+        assert number(out, "MACs") == traced_tiny.subs(at).flops
+        assert number(out, "params") == traced_tiny.params
+        assert "FLOPs" not in out.split("general formula")[0]  # MACs are never FLOPs
+        return
+    expected = sf.render(traced_tiny, name, depth=1, at=at)
+    assert out == (expected if expected.endswith("\n") else expected + "\n")
+    if fmt == "json":
+        assert json.loads(out)["convention"]["label"] == "MACs"
+
+
 @needs_torch
 def test_trace_bad_input_spec_for_torch_model() -> None:
     line = fails("trace", "examples/resnet.py:tiny", "--input", "B 3 H")

@@ -1,0 +1,376 @@
+"""Model factories named on the command line (``FILE.py:FACTORY`` or
+``package.module:FACTORY``), loaded and called with the user's code kept in its place:
+its prints go to stderr (stdout carries only symflops' output), and whatever it raises or
+exits with becomes one :class:`~symflops.errors.SymflopsError` naming what ran.
+
+>>> factory = load_factory("symflops.symbols:canonical")
+>>> sorted(call_factory(factory, "symflops.symbols:canonical"))[:3]
+['B', 'C', 'C_in']
+>>> load_factory("model.py")
+Traceback (most recent call last):
+...
+symflops.errors.SymflopsError: cannot read target 'model.py'; fix: write FILE.py:FACTORY ...
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import inspect
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from symflops.errors import SymflopsError
+from symflops.parse import parse_assignments, parse_name
+
+if TYPE_CHECKING:
+    from symflops.cost import Cost
+
+__all__ = ["INSTALL", "MAX_TARGET_LENGTH", "load_factory", "call_factory", "user_code",
+           "is_model", "missing_module", "progress", "PROGRESS_AFTER", "spec_dims", "parse_hints",
+           "torch_only", "build_cost"]
+
+#: seconds a model may take to build and trace before progress is shown on stderr
+PROGRESS_AFTER = 1.5
+
+#: the longest ``FILE.py:FACTORY`` accepted
+MAX_TARGET_LENGTH = 1000
+
+#: how to install a missing package, by the top-level module name an import asks for
+INSTALL: dict[str, str] = {
+    "torch": "pip install torch==2.13.0",
+    "torchvision": "pip install torchvision (the build that matches your torch)",
+    "transformers": "pip install transformers",
+    "timm": "pip install timm",
+    "matplotlib": "pip install matplotlib",
+    "PIL": "pip install pillow",
+    "yaml": "pip install pyyaml",
+    "einops": "pip install einops",
+}
+
+_FORM = "write FILE.py:FACTORY or package.module:FACTORY, e.g. examples/resnet.py:resnet50"
+
+
+def _shown(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _raised(e: BaseException) -> str:
+    text = _shown(str(e), 300)
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+def _installed(top: str) -> bool:
+    try:
+        return importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError):  # a broken or half-imported package
+        return False
+
+
+def missing_module(e: ModuleNotFoundError, what: str) -> SymflopsError:
+    """The error for code that imports a module that is not installed: install it (or, for
+    a submodule an installed package lacks, check its name and the package's version)."""
+    name = e.name or str(e)
+    top = name.split(".")[0]
+    if name != top and _installed(top):
+        return SymflopsError(f"{what} imports {name!r}, which the installed {top} does not "
+                             "have", fix=f"check the module name, or the version of {top}")
+    if top in INSTALL:
+        fix = f"install {top}: {INSTALL[top]}"
+    else:
+        fix = (f"install the package that provides {top!r} (often: pip install {top}), "
+               f"or put {top}.py beside the file that imports it")
+    return SymflopsError(f"{what} needs the module {name!r}, which is not installed", fix=fix)
+
+
+@contextlib.contextmanager
+def user_code(what: str, fix: str | None = None, exit_fix: str | None = None
+              ) -> Iterator[None]:
+    """Run the user's code (importing a file, calling a factory, tracing a model).
+
+    Its prints go to stderr. ``sys.exit``, a missing module and other escapes
+    (``GeneratorExit``, custom ``BaseException`` subclasses) become one error naming
+    ``what``; ordinary exceptions too when ``fix`` is given (else they pass through, for
+    the caller to report); ``exit_fix`` says what to do about a ``sys.exit``. Ctrl-C
+    (``KeyboardInterrupt``) passes through.
+    """
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    except (SymflopsError, KeyboardInterrupt):
+        raise
+    except SystemExit as e:
+        raise SymflopsError(f"{what} called sys.exit({e.code!r})",
+                            fix=exit_fix or "return the model instead of exiting; put script "
+                                            "code under `if __name__ == '__main__':`") from None
+    except ModuleNotFoundError as e:
+        raise missing_module(e, what) from None
+    except Exception as e:
+        if fix is None:
+            raise
+        raise SymflopsError(f"{what} raised {_raised(e)}", fix=fix) from None
+    except BaseException as e:  # GeneratorExit and user-defined escapes
+        raise SymflopsError(f"{what} raised {_raised(e)}",
+                            fix=fix or "raise an Exception subclass, or return normally"
+                            ) from None
+
+
+def _import_file(path: Path, where: str) -> Any:
+    mod_name = "_symflops_target_" + "".join(c if c.isalnum() else "_"
+                                             for c in str(path.resolve()))
+    spec = importlib.util.spec_from_file_location(mod_name, path)
+    if spec is None or spec.loader is None:  # pragma: no cover
+        raise SymflopsError(f"cannot load {where} as a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[mod_name] = module
+    folder = str(path.resolve().parent)
+    added = folder not in sys.path
+    if added:  # let the file import its neighbours, as `python FILE.py` would
+        sys.path.insert(0, folder)
+    try:
+        with user_code(f"importing {where}", fix="fix the error in that file"):
+            spec.loader.exec_module(module)
+    except SymflopsError:
+        sys.modules.pop(mod_name, None)
+        raise
+    finally:
+        if added:
+            sys.path.remove(folder)
+    return module
+
+
+def _import_module(where: str) -> Any:
+    for part in where.split("."):
+        parse_name(part)
+    with user_code(f"importing {where}", fix="fix the error in that module"):
+        try:
+            return importlib.import_module(where)
+        except ModuleNotFoundError as e:  # the module itself, not one it imports?
+            if e.name and (where == e.name or where.startswith(e.name + ".")):
+                raise SymflopsError(f"cannot import module {where!r}: no module named "
+                                    f"{e.name!r}",
+                                    fix="check the module name (python -c 'import "
+                                        f"{where}' must work), or give a FILE.py path"
+                                    ) from None
+            raise
+
+
+def _file_or_module(where: str, spec: str) -> Any:
+    """The module ``where`` names: a ``.py`` file, or a dotted module name."""
+    if not where:
+        raise SymflopsError(f"no file or module before the factory in {spec!r}",
+                            fix=_FORM)
+    path = Path(where)
+    try:
+        is_dir, exists = path.is_dir(), path.exists()
+    except OSError as e:
+        raise SymflopsError(f"cannot read {_shown(where)}: {e.strerror}",
+                            fix="check the path to the .py file") from None
+    if is_dir:
+        raise SymflopsError(f"{_shown(where)} is a folder, not a .py file",
+                            fix=f"name a file in it, e.g. {_shown(str(path / 'model.py'))}"
+                                ":FACTORY")
+    if where.endswith(".py"):
+        if not exists:
+            raise SymflopsError(f"no such file: {_shown(where)}",
+                                fix="check the path to the .py file")
+        return _import_file(path, where)
+    if exists or "/" in where or "\\" in where:
+        raise SymflopsError(f"{_shown(where)} is not a .py file",
+                            fix="name a Python file ending in .py, or a module as "
+                                "package.module")
+    return _import_module(where)
+
+
+def load_factory(spec: str) -> Callable[..., Any]:
+    """The callable ``spec`` names (``FILE.py:FACTORY`` or ``package.module:FACTORY``).
+
+    Importing the file runs its code, as Python would; nothing else of ``spec`` is run.
+    """
+    if len(spec) > MAX_TARGET_LENGTH:
+        raise SymflopsError(f"target longer than {MAX_TARGET_LENGTH} characters",
+                            values={"length": len(spec)}, fix="use a shorter path")
+    if ":" not in spec:
+        fix = _FORM
+        with contextlib.suppress(SymflopsError):
+            from symflops.reference import EXAMPLES
+
+            if spec in EXAMPLES:
+                fix += f"; for the layer, run: symflops formula {spec}"
+        raise SymflopsError(f"cannot read target {_shown(spec)!r}", fix=fix)
+    where, _, attr = spec.rpartition(":")
+    if not attr.strip():
+        raise SymflopsError(f"no factory named in {_shown(spec)!r}",
+                            fix="add :FACTORY after the file, e.g. model.py:make")
+    attr = parse_name(attr)
+    module = _file_or_module(where, spec)
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        names = sorted(n for n, v in vars(module).items()
+                       if callable(v) and not n.startswith("_") and not isinstance(v, type)
+                       and getattr(v, "__module__", None) == module.__name__)
+        raise SymflopsError(f"{where} has no factory {attr!r}",
+                            fix="use one of " + (", ".join(names) or "its functions"))
+    return factory
+
+
+def _required(factory: Callable[..., Any]) -> list[str]:
+    """The parameters ``factory`` cannot be called without (none known: [])."""
+    try:
+        sig = inspect.signature(factory)
+    except (TypeError, ValueError):  # a builtin or an odd callable: just call it
+        return []
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+             inspect.Parameter.KEYWORD_ONLY)
+    return [p.name for p in sig.parameters.values()
+            if p.kind in kinds and p.default is inspect.Parameter.empty]
+
+
+def call_factory(factory: Callable[..., Any], name: str) -> Any:
+    """``factory()``, guarded by :func:`user_code`; a factory that needs arguments is
+    refused before it runs."""
+    required = _required(factory)
+    if required:
+        raise SymflopsError(f"{name} needs arguments: {', '.join(required)}",
+                            fix="give them defaults, or name a factory that takes no "
+                                "arguments (def make(): return ...)")
+    with user_code(f"calling {name}", fix="fix the factory"):
+        return factory()
+
+
+def is_model(obj: Any) -> bool:
+    """A torch ``nn.Module``, an ``sf.nn`` layer or a :class:`~symflops.cost.Cost`
+    (checked without importing torch: a Module exists only once torch is imported)."""
+    from symflops.cost import Cost
+    from symflops.nn import Layer
+
+    if isinstance(obj, (Cost, Layer)):
+        return True
+    module_type = getattr(getattr(sys.modules.get("torch"), "nn", None), "Module", None)
+    return isinstance(module_type, type) and isinstance(obj, module_type)
+
+
+def torch_only(what: str, *, train: bool, hinted: bool) -> None:
+    """``--train`` and ``--hint`` act on a traced torch model only: never ignored silently."""
+    for flag, given in (("--train", train), ("--hint", hinted)):
+        if given:
+            raise SymflopsError(f"{flag} applies to traced torch models, and {what}",
+                                fix=f"leave {flag} out, or return a torch.nn.Module")
+
+
+def build_cost(factory: Callable[..., Any], name: str, spec: Any, *, convention: str,
+               hints: dict[str, int], train: bool) -> Cost:
+    """The cost of what ``factory`` returns: a :class:`~symflops.cost.Cost` (weighed by
+    ``convention``), an ``sf.nn`` network on the one input ``spec``, or a torch model
+    traced on ``spec`` (``None``: no input given) with ``hints``, forward and backward
+    when ``train``."""
+    from symflops.cost import Cost
+    from symflops.nn import Layer
+
+    model = call_factory(factory, name)
+    if not is_model(model):
+        raise SymflopsError(f"{name} returned {type(model).__name__}, not a model",
+                            fix="return a torch.nn.Module, an sf.nn layer or an sf.Cost")
+    if isinstance(model, Cost):
+        torch_only(f"{name} returns a Cost", train=train, hinted=bool(hints))
+        return model.with_convention(convention)
+    if isinstance(model, Layer):
+        torch_only(f"{name} returns an sf.nn network", train=train, hinted=bool(hints))
+        if spec is None:
+            raise SymflopsError(f"{name} returns an sf.nn network: it needs an input",
+                                fix='pass --input "B 3 H W"')
+        if isinstance(spec, (dict, list)):
+            raise SymflopsError("an sf.nn network takes one positional input",
+                                fix='pass one --input "B 3 H W"')
+        return model.cost(spec, convention=convention)
+    if spec is None:
+        raise SymflopsError(f"tracing {name} needs an input spec",
+                            fix='pass --input "B 3 H W" (or "input_ids=B N" for keywords)')
+    with user_code("tracing"):
+        from symflops.tracing import trace
+    with user_code(f"tracing {name}", exit_fix="take the sys.exit out of the model's forward"):
+        cost: Cost = trace(model, spec, hints=hints or None, convention=convention,
+                           mode="train" if train else "eval")
+    return cost
+
+
+@contextlib.contextmanager
+def progress(what: str, stream: Any) -> Iterator[None]:
+    """Show ``what ... N s`` on stderr while a slow step runs (after PROGRESS_AFTER s)."""
+    done = threading.Event()
+    start = time.monotonic()
+
+    live = bool(getattr(stream, "isatty", lambda: False)())
+
+    def tick() -> None:
+        # a terminal gets one line rewritten each second; a log or pipe gets one line
+        if done.wait(PROGRESS_AFTER):
+            return
+        if not live:
+            stream.write(f"symflops: {what}...\n")
+            stream.flush()
+            return
+        while not done.is_set():
+            stream.write(f"\rsymflops: {what}... {time.monotonic() - start:.0f} s")
+            stream.flush()
+            done.wait(1.0)
+
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    failed = True
+    try:
+        yield
+        failed = False
+    finally:
+        done.set()
+        thread.join()
+        elapsed = time.monotonic() - start
+        if elapsed > PROGRESS_AFTER and not failed:
+            start_of_line = "\r" if live else ""
+            stream.write(f"{start_of_line}symflops: {what} done in {elapsed:.1f} s\n")
+            stream.flush()
+        elif elapsed > PROGRESS_AFTER and live:  # clear the progress line for the error
+            stream.write("\r\x1b[K")
+            stream.flush()
+
+
+def spec_dims(spec: Any) -> list[str]:
+    """The symbolic dims of an input spec, in order: one shape, a list of them or a dict.
+
+    >>> spec_dims(("B", 3, "H", "W")), spec_dims({"ids": ("B", "N"), "mask": ("B", "N")})
+    (['B', 'H', 'W'], ['B', 'N'])
+    """
+    shapes = spec.values() if isinstance(spec, dict) else spec if isinstance(spec, list) \
+        else [spec]
+    return list(dict.fromkeys(d for shape in shapes for d in shape if isinstance(d, str)))
+
+
+def parse_hints(texts: Sequence[str], dims: Sequence[str], inputs: str) -> dict[str, int]:
+    """``--hint`` values: positive integers for ``dims`` (the symbolic dims of the input
+    ``inputs``), each given once.
+
+    >>> parse_hints(["H=224", "W=160"], ["B", "H", "W"], "B 3 H W")
+    {'H': 224, 'W': 160}
+    """
+    hints: dict[str, int] = {}
+    for text in texts:
+        for sym, val in parse_assignments(text).items():
+            if sym.name not in dims:
+                raise SymflopsError(f"--hint: {sym.name} is not a dim of the input",
+                                    values={"input": inputs},
+                                    fix="hint one of: " + (", ".join(dims) if dims else
+                                                           'nothing; pass --input "B 3 H W"'))
+            if not (val.is_Integer and val > 0):
+                raise SymflopsError("hints must be positive integers", values={sym.name: val},
+                                    fix="write --hint H=224")
+            if sym.name in hints:
+                raise SymflopsError(f"--hint: {sym.name} is given twice",
+                                    values={sym.name: f"{hints[sym.name]} and {val}"},
+                                    fix="give each hint once")
+            hints[sym.name] = int(val)
+    return hints
