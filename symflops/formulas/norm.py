@@ -12,10 +12,20 @@ and one add per element: ``2 * numel`` (the seed article's ``2 C H W``).
 
 from __future__ import annotations
 
+from functools import cache
+
+import sympy as sp
+
+from symflops import symbols as sym
 from symflops.formulas._arith import Size, Work, exact_div, work
+from symflops.formulas.derivation import Derivation
 
 __all__ = ["row_stats", "batch_norm_work", "layer_norm_work", "group_norm_work",
-           "rms_norm_work", "norm_params"]
+           "rms_norm_work", "norm_params", "batch_norm_derivation", "layer_norm_derivation",
+           "group_norm_derivation", "rms_norm_derivation"]
+
+#: spatial positions of a group norm (``prod`` of the dims after the channels)
+P = sym.symbol("P")
 
 
 def row_stats(rows: Size, n: Size) -> Size:
@@ -67,3 +77,81 @@ def norm_params(features: Size, *, affine: bool = True, bias: bool = True) -> Si
     if not affine:
         return 0
     return features * (2 if bias else 1)
+
+
+@cache
+def _batch_norm_general(training: bool, affine: bool) -> tuple[Work, sp.Expr]:
+    return (batch_norm_work(sym.M, sym.C, training=training, affine=affine),
+            sp.sympify(norm_params(sym.C, affine=affine)))
+
+
+def batch_norm_derivation(numel: Size, channels: Size, *, training: bool = False,
+                          affine: bool = True) -> Derivation:
+    """The derivation of BatchNorm over ``M = numel`` elements in ``C = channels``.
+
+    >>> batch_norm_derivation(24, 3).work
+    {'norm_affine': 48}
+    """
+    general, params = _batch_norm_general(bool(training), bool(affine))
+    explanation = ("training: per-channel mean and variance over M/C values, then the affine"
+                   if training else "inference: running statistics and affine folded into "
+                   "a*x + b, one multiply and one add per element")
+    return Derivation(dict(general), params, {sym.M: numel, sym.C: channels}, explanation)
+
+
+@cache
+def _layer_norm_general(affine: bool, bias: bool) -> tuple[Work, sp.Expr]:
+    return (layer_norm_work(sym.M, sym.dim, affine=affine, bias=bias),
+            sp.sympify(norm_params(sym.dim, affine=affine, bias=bias)))
+
+
+def layer_norm_derivation(rows: Size, n: Size, *, affine: bool = True,
+                          bias: bool = True) -> Derivation:
+    """The derivation of LayerNorm over ``M = rows`` rows of ``dim = n`` values.
+
+    >>> layer_norm_derivation(2, 4).work
+    {'norm_stats': 44, 'norm_affine': 16}
+    """
+    general, params = _layer_norm_general(bool(affine), bool(bias))
+    return Derivation(dict(general), params, {sym.M: rows, sym.dim: n},
+                      "per row of dim: mean, variance, rsqrt, normalize (5 dim + 2), then the "
+                      "affine x*w + b")
+
+
+@cache
+def _group_norm_general(affine: bool) -> tuple[Work, sp.Expr]:
+    return (group_norm_work(sym.B, sym.groups, sym.C, P, affine=affine),
+            sp.sympify(norm_params(sym.C, affine=affine)))
+
+
+def group_norm_derivation(batch: Size, num_groups: Size, channels: Size, spatial: Size, *,
+                          affine: bool = True) -> Derivation:
+    """The derivation of GroupNorm: ``B`` images, ``groups`` groups of ``C/groups``
+    channels, ``P = spatial`` positions per channel.
+
+    >>> group_norm_derivation(1, 2, 4, 3).work
+    {'norm_stats': 64, 'norm_affine': 24}
+    """
+    general, params = _group_norm_general(bool(affine))
+    return Derivation(dict(general), params,
+                      {sym.B: batch, sym.groups: num_groups, sym.C: channels, P: spatial},
+                      "statistics over each of B*groups groups of C/groups*P values (P = "
+                      "spatial positions), then the per-channel affine")
+
+
+@cache
+def _rms_norm_general(affine: bool) -> tuple[Work, sp.Expr]:
+    return (rms_norm_work(sym.M, sym.dim, affine=affine),
+            sp.sympify(norm_params(sym.dim, affine=affine, bias=False)))
+
+
+def rms_norm_derivation(rows: Size, n: Size, *, affine: bool = True) -> Derivation:
+    """The derivation of RMSNorm over ``M = rows`` rows of ``dim = n`` values.
+
+    >>> rms_norm_derivation(2, 4).work
+    {'norm_stats': 28, 'norm_affine': 8}
+    """
+    general, params = _rms_norm_general(bool(affine))
+    return Derivation(dict(general), params, {sym.M: rows, sym.dim: n},
+                      "per row of dim: squares, sum, mean, + eps, rsqrt, scale (3 dim + 2), "
+                      "then the weight")

@@ -27,11 +27,18 @@ divides: ``5n - 2``.
 
 from __future__ import annotations
 
+from functools import cache
+
+import sympy as sp
+
+from symflops import symbols as sym
 from symflops.errors import SymflopsError
 from symflops.formulas._arith import Size, Work, work
+from symflops.formulas.derivation import Derivation
 
 __all__ = ["ACTIVATION_RATES", "activation_work", "softmax_work", "log_softmax_work",
-           "elementwise_work"]
+           "elementwise_work", "activation_derivation", "softmax_derivation",
+           "log_softmax_derivation", "elementwise_derivation"]
 
 #: Exact-convention operations per element of each activation, with the count spelled out.
 ACTIVATION_RATES: dict[str, tuple[int, str]] = {
@@ -79,3 +86,65 @@ def log_softmax_work(rows: Size, n: Size) -> Work:
 def elementwise_work(numel: Size, ops_per_element: Size = 1) -> Work:
     """Plain pointwise arithmetic, e.g. a residual add: ``numel * ops_per_element``."""
     return work(elementwise=numel * ops_per_element)
+
+
+@cache
+def _activation_general(name: str) -> Work:
+    return activation_work(name, sym.M)
+
+
+def activation_derivation(name: str, numel: Size) -> Derivation:
+    """The derivation of activation ``name`` over ``M = numel`` elements; the rate and
+    its operation-by-operation count come from :data:`ACTIVATION_RATES`.
+
+    >>> d = activation_derivation("silu", 10)
+    >>> d.work, d.explanation
+    ({'activation': 40}, '4 per element: sigmoid (3) and a multiply')
+    """
+    general = _activation_general(name)
+    rate, why = ACTIVATION_RATES[name]
+    return Derivation(dict(general), sp.Integer(0), {sym.M: numel},
+                      f"{rate} per element: {why}",
+                      {"activation": f"{rate} per element ({why})"})
+
+
+@cache
+def _row_general(log: bool) -> Work:
+    return (log_softmax_work if log else softmax_work)(sym.M, sym.N)
+
+
+def softmax_derivation(rows: Size, n: Size) -> Derivation:
+    """The derivation of softmax over ``M = rows`` rows of ``N = n`` values.
+
+    >>> softmax_derivation(3, 4).work
+    {'softmax': 54}
+    """
+    return Derivation(dict(_row_general(False)), sp.Integer(0), {sym.M: rows, sym.N: n},
+                      "per row of N: N - 1 compares (max), N subtracts, N exps, N - 1 adds, "
+                      "N divides")
+
+
+def log_softmax_derivation(rows: Size, n: Size) -> Derivation:
+    """The derivation of log-softmax over ``M = rows`` rows of ``N = n`` values.
+
+    >>> log_softmax_derivation(3, 4).work
+    {'softmax': 57}
+    """
+    return Derivation(dict(_row_general(True)), sp.Integer(0), {sym.M: rows, sym.N: n},
+                      "per row of N: max, subtract, exp, sum, log, subtract")
+
+
+@cache
+def _elementwise_general(ops_per_element: Size) -> Work:
+    return elementwise_work(sym.M, ops_per_element)
+
+
+def elementwise_derivation(numel: Size, ops_per_element: Size = 1,
+                           explanation: str = "one add per output element") -> Derivation:
+    """The derivation of plain pointwise arithmetic over ``M = numel`` outputs.
+
+    >>> elementwise_derivation(6, 2, "fused multiply-add: 2 per output element").work
+    {'elementwise': 12}
+    """
+    return Derivation(dict(_elementwise_general(ops_per_element)), sp.Integer(0),
+                      {sym.M: numel}, explanation)

@@ -16,10 +16,23 @@ Hand count, per output element, in the exact convention:
 
 from __future__ import annotations
 
+from functools import cache
+
+import sympy as sp
+
+from symflops import symbols as sym
 from symflops.errors import SymflopsError
 from symflops.formulas._arith import Size, Work, work
+from symflops.formulas.derivation import Derivation
 
-__all__ = ["INTERPOLATE_RATES", "interpolate_work", "reduction_work"]
+__all__ = ["INTERPOLATE_RATES", "interpolate_work", "reduction_work", "interpolate_derivation",
+           "reduction_derivation", "SPREAD_REDUCTIONS"]
+
+#: reductions that subtract, square (or exp) and add each input: 3 per input element
+SPREAD_REDUCTIONS = frozenset({"var", "std", "var_mean", "std_mean", "norm",
+                               "linalg_vector_norm", "logsumexp"})
+#: outputs of a reduction
+M_out = sym.symbol("M_out")
 
 #: exact-convention operations per output element of each interpolation mode
 INTERPOLATE_RATES: dict[str, tuple[int, str]] = {
@@ -46,3 +59,50 @@ def reduction_work(in_numel: Size, out_numel: Size, *, mean: bool = False) -> Wo
     """A sum/max/min reducing ``in_numel`` values to ``out_numel``: ``in - out`` adds or
     compares, plus one divide per output for a mean (so a mean costs ``in_numel``)."""
     return work(elementwise=in_numel - out_numel + (out_numel if mean else 0))
+
+
+@cache
+def _interpolate_general(mode: str) -> Work:
+    return interpolate_work(sym.M, mode)
+
+
+def interpolate_derivation(outputs: Size, mode: str) -> Derivation:
+    """The derivation of resizing to ``M = outputs`` output elements with ``mode``.
+
+    >>> interpolate_derivation(10, "bilinear").explanation
+    'bilinear: 7 per output (4 multiplies and 3 adds (4 neighbours))'
+    """
+    general = _interpolate_general(mode)
+    rate, why = INTERPOLATE_RATES[mode]
+    return Derivation(dict(general), sp.Integer(0), {sym.M: outputs},
+                      f"{mode}: {rate} per output ({why})")
+
+
+@cache
+def _reduction_general(name: str) -> Work:
+    if name in SPREAD_REDUCTIONS:
+        return work(elementwise=3 * sym.M)
+    if name == "cumsum":
+        return work(elementwise=sym.M)
+    return reduction_work(sym.M, M_out, mean=name == "mean")
+
+
+def reduction_derivation(name: str, in_numel: Size, out_numel: Size) -> Derivation:
+    """The derivation of reduction ``name`` (``sum``, ``mean``, ``amax``, ``var``, ...) of
+    ``M = in_numel`` values to ``M_out = out_numel``: ``M - M_out`` adds or compares
+    (and ``M_out`` divides for a mean); variance-type reductions 3 per input (subtract,
+    square, add); ``cumsum`` one add per element.
+
+    >>> reduction_derivation("mean", 12, 3).work, reduction_derivation("var", 12, 3).work
+    ({'elementwise': 12}, {'elementwise': 36})
+    """
+    general = _reduction_general(name)
+    if name in SPREAD_REDUCTIONS:
+        explanation = f"{name}: 3 per input element"
+    elif name == "cumsum":
+        explanation = "cumsum: one add per element"
+    else:
+        explanation = f"{name}: M - M_out adds/compares" + \
+            (" and M_out divides" if name == "mean" else "")
+    return Derivation(dict(general), sp.Integer(0), {sym.M: in_numel, M_out: out_numel},
+                      explanation)
