@@ -1,0 +1,176 @@
+"""The base of ``sf.nn`` layers and the checks every layer applies to its arguments.
+
+>>> from symflops.nn._base import size_tuple, to_size
+>>> to_size("H", "Conv2d", "in_channels")
+H
+>>> size_tuple(3, 2, "Conv2d", "kernel_size")
+(3, 3)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any, TypeAlias
+
+import sympy as sp
+
+from symflops import symbols as S
+from symflops.conventions import Convention
+from symflops.cost import Cost
+from symflops.errors import SymflopsError
+from symflops.formulas.derivation import Derivation
+
+__all__ = ["SizeLike", "Shape", "Layer", "to_size", "nonneg_size", "size_tuple",
+           "parse_shape", "same_size", "fmt", "numel", "divides_condition", "positive_output"]
+
+SizeLike: TypeAlias = int | sp.Expr | str
+Shape = tuple[sp.Expr, ...]
+
+
+def to_size(value: Any, layer: str, arg: str) -> sp.Expr:
+    """A user-given size as a SymPy expression: ints, expressions, or symbol names."""
+    if isinstance(value, bool):
+        raise SymflopsError(f"{arg} must be a size, not a bool", layer=layer, values={arg: value},
+                            fix=f"pass {arg} as an int >= 1")
+    if isinstance(value, int):
+        e: sp.Expr = sp.Integer(value)
+    elif isinstance(value, str):
+        try:
+            e = S.symbol(value)
+        except SymflopsError as err:
+            raise SymflopsError(err.message, layer=layer, values={arg: repr(value)},
+                                fix=err.fix) from None
+    elif isinstance(value, sp.Expr):
+        e = value
+    else:
+        raise SymflopsError(f"{arg} must be an int, a SymPy expression or a symbol name",
+                            layer=layer, values={arg: repr(value)},
+                            fix=f"pass {arg} as an int, a SymPy expression or a name like 'H'")
+    if e.is_positive is False or (e.is_number and e.is_integer is False):
+        raise SymflopsError(f"{arg} must be a positive integer", layer=layer,
+                            values={arg: value}, fix=f"pass {arg} >= 1")
+    return e
+
+
+def nonneg_size(value: Any, layer: str, arg: str) -> sp.Expr:
+    if isinstance(value, int) and not isinstance(value, bool) and value == 0:
+        return sp.Integer(0)
+    if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+        raise SymflopsError(f"{arg} must be >= 0", layer=layer, values={arg: value},
+                            fix=f"pass {arg} >= 0")
+    return to_size(value, layer, arg)
+
+
+def size_tuple(value: Any, n: int, layer: str, arg: str, *, zero_ok: bool = False) -> Shape:
+    items = tuple(value) if isinstance(value, (tuple, list)) else (value,) * n
+    if len(items) != n:
+        raise SymflopsError(f"{arg} needs {n} values", layer=layer, values={arg: value},
+                            fix=f"pass one value or a tuple of {n}")
+    convert = nonneg_size if zero_ok else to_size
+    return tuple(convert(v, layer, arg) for v in items)
+
+
+def parse_shape(shape: Any, layer: str) -> Shape:
+    if isinstance(shape, str):
+        shape = shape.split()
+    if not isinstance(shape, (tuple, list)):
+        raise SymflopsError("input shape must be a tuple of sizes", layer=layer,
+                            values={"shape": repr(shape)}, fix='pass e.g. ("B", 3, "H", "W")')
+    return tuple(to_size(s, layer, "input_shape") for s in shape)
+
+
+def same_size(a: sp.Expr, b: sp.Expr) -> bool:
+    return a == b or sp.expand(a - b) == 0
+
+
+def fmt(v: Any) -> str:
+    if isinstance(v, tuple) and len(set(v)) == 1:
+        return str(v[0])
+    if isinstance(v, tuple):
+        return "(" + ", ".join(str(x) for x in v) + ")"
+    return str(v)
+
+
+def numel(shape: Shape) -> sp.Expr:
+    return sp.Mul(*shape)
+
+
+def divides_condition(d: sp.Expr, n: sp.Expr) -> list[sp.Basic]:
+    """``d`` divides ``n``, as a validity condition when either is symbolic (concrete
+    values are checked when the layer is built)."""
+    if d.is_number and n.is_number:
+        return []
+    cond = sp.Eq(sp.Mod(n, d), 0)
+    return [] if cond is sp.true else [cond]
+
+
+def positive_output(sizes: Sequence[sp.Expr], layer: str, what: str, shape: Shape
+                     ) -> list[sp.Basic]:
+    """Concrete output sizes < 1 raise now; symbolic ones become validity conditions."""
+    conds: list[sp.Basic] = []
+    for s in sizes:
+        if s.is_number:
+            if s < 1:
+                raise SymflopsError(f"{what} is larger than the (padded) input: output size {s}",
+                                    layer=layer, values={"input_shape": shape},
+                                    fix="use a larger input, more padding or a "
+                                    "smaller kernel/stride/dilation")
+        else:
+            conds.append(sp.Ge(s, 1))
+    return conds
+
+
+class Layer:
+    """Base of all symbolic layers. Subclasses implement ``_cost(shape, name)``."""
+
+    #: the ``torch.nn`` class this layer mirrors
+    torch_name: str = ""
+
+    def cost(self, input_shape: Any, convention: str | Convention = "exact",
+             name: str = "") -> Cost:
+        """Cost of this layer on an input of ``input_shape`` under ``convention``.
+
+        ``input_shape`` is a tuple of ints, SymPy expressions or symbol names, or a
+        space-separated string of them (``"B 3 H W"``).
+        """
+        c = self._cost(parse_shape(input_shape, self.spec()), name)
+        return c if convention == "exact" else c.with_convention(convention)
+
+    def _cost(self, shape: Shape, name: str) -> Cost:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def spec(self) -> str:
+        """A short description like ``Conv2d(3, 64, kernel_size=7, stride=2)``."""
+        return type(self).__name__
+
+    def __repr__(self) -> str:
+        return self.spec()
+
+    def layer_type(self) -> str:
+        """The type name a Cost reports (the class name, as in torch.nn)."""
+        return type(self).__name__
+
+    def _leaf(self, name: str, shape: Shape, out: Shape, derivation: Derivation, *,
+              validity: Sequence[sp.Basic] = ()) -> Cost:
+        """The leaf this layer's family derivation describes (work computed once)."""
+        d = replace(derivation, general={k: sp.sympify(v) for k, v in derivation.general.items()},
+                    general_params=sp.sympify(derivation.general_params),
+                    bindings={k: sp.sympify(v) for k, v in derivation.bindings.items()},
+                    rates=dict(derivation.rates))
+        return Cost.from_derivation(name, self.layer_type(), d, spec=self.spec(),
+                                    input_shape=shape, output_shape=out, validity=validity)
+
+    def _check_rank(self, shape: Shape, ranks: Sequence[int], layout: str) -> None:
+        if len(shape) not in ranks:
+            raise SymflopsError(
+                f"expects a {' or '.join(str(r) + '-d' for r in ranks)} input ({layout})",
+                layer=self.spec(), values={"input_shape": shape},
+                fix=f"pass a shape like {layout}")
+
+    def _check_channels(self, shape: Shape, got: sp.Expr, want: sp.Expr,
+                        what: str = "channels") -> None:
+        if not same_size(got, want):
+            raise SymflopsError(f"input has {got} {what} but the layer expects {want}",
+                                layer=self.spec(), values={"input_shape": shape},
+                                fix=f"pass an input with {want} {what}")
