@@ -1096,3 +1096,67 @@ def test_random_configs_match_torch_and_bruteforce(cfg: dict[str, Any]) -> None:
     for cost in (concrete, symbolic):
         assert {k: int(v) for k, v in cost.work.items() if v != 0} == work
         assert int(cost.params) == params
+
+
+# ============================================================================ trace == sf.nn
+# sf.nn layers and the tracer's op handlers call the same family derivation, so tracing the
+# equivalent torch layer at a concrete size gives sf.nn's work kind by kind. Left out, with
+# the reason: training-mode layers (traced here in eval), and layers torch runs as a
+# different decomposition (RMSNorm and global average pooling become pointwise ops and a
+# mean: the same total, checked below; MultiheadAttention off its fast path adds the mask
+# and splits heads with extra pointwise ops).
+_SAME_TOTAL_ONLY = {"RMSNorm", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d"}
+_OTHER_DECOMPOSITION = {"BatchNorm2d-training", "MultiheadAttention-seqfirst-nobias",
+                        "MultiheadAttention-causal-dense", "Embedding"}
+_TRACEABLE = [c for c in CASES if c.torch is not None and c.id not in _OTHER_DECOMPOSITION]
+
+
+def _traced(module: Any, shape: tuple[int, ...]) -> sf.Cost:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return sf.trace(module, shape)
+
+
+@pytest.mark.parametrize("c", _TRACEABLE, ids=[c.id for c in _TRACEABLE])
+def test_trace_equals_sfnn(c: Case) -> None:
+    assert c.torch is not None
+    p = c.points[0]
+    module, in_shape = c.torch(p)
+    traced = _traced(module.eval(), tuple(int(s) for s in in_shape))
+    cost = _concrete(c, p)
+    got = {k: int(v) for k, v in traced.work.items() if v != 0}
+    want = {k: int(v) for k, v in cost.work.items() if v != 0}
+    if c.id in _SAME_TOTAL_ONLY:
+        assert sum(got.values()) == sum(want.values()), (got, want)
+    else:
+        assert got == want
+    assert int(traced.params) == int(cost.params)
+
+
+def _fits(cfg: dict[str, Any]) -> bool:
+    """The input is large enough for the window (torch refuses the others, as sf.nn does:
+    test_random_configs_match_torch_and_bruteforce checks both)."""
+    try:
+        _build(cfg, nn).cost((2, cfg["cin"], cfg["h"], cfg["w"]))
+    except sf.SymflopsError:
+        return False
+    return True
+
+
+_RANDOM_POOLS = [c for c in _RANDOM if c["kind"] in ("max", "avg") and _fits(c)][:30]
+
+
+@pytest.mark.parametrize("cfg", _RANDOM_POOLS,
+                         ids=[f"{i}-{c['kind']}{'-ceil' if c['ceil'] else ''}"
+                              for i, c in enumerate(_RANDOM_POOLS)])
+def test_random_pools_trace_equals_sfnn(cfg: dict[str, Any]) -> None:
+    """ceil_mode windows clipped by the padded input count only their elements in a trace
+    too (the handler calls pool_derivation as sf.nn does)."""
+    torch = pytest.importorskip("torch")
+    assert any(c["ceil"] for c in _RANDOM_POOLS)
+    shape = (2, cfg["cin"], cfg["h"], cfg["w"])
+    traced = _traced(_build(cfg, torch.nn), shape)
+    assert {k: int(v) for k, v in traced.work.items() if v != 0} == \
+        {k: int(v) for k, v in _build(cfg, nn).cost(shape).work.items() if v != 0}
