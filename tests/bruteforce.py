@@ -381,6 +381,43 @@ def activation(shape: Shape, name: str) -> tuple[Work, Shape, int]:
     return t.work(), shape, 0
 
 
+def glu_value(a: float, b: float) -> tuple[float, int]:
+    """``a * sigmoid(b)`` and the operations it took."""
+    t = Tally()
+    y = Scalar(a, t) * _sigmoid(Scalar(b, t))
+    return y.v, t.counts["activation"]
+
+
+def glu(shape: Shape, dim: int = -1) -> tuple[Work, Shape, int]:
+    """GLU: each output pairs element ``i`` of the first half of ``dim`` with element ``i``
+    of the second half; the output shape is the positions visited."""
+    dim = dim % len(shape)
+    half = shape[dim] // 2
+    t = Tally()
+    seen = set()
+    for idx in _grid(shape):
+        if idx[dim] < half:  # a in the first half, its gate b at idx[dim] + half
+            Scalar(0.1 * idx[dim], t) * _sigmoid(Scalar(0.2 * (idx[dim] + half), t))
+            seen.add(idx)
+    out = tuple(max(i[d] for i in seen) + 1 for d in range(len(shape)))
+    return t.work(), out, 0
+
+
+def pixel_shuffle(shape: Shape, r: int, inverse: bool = False) -> tuple[Work, Shape, int]:
+    """Every input element moved to its place (torch's index map): no arithmetic; the
+    output shape is the positions written."""
+    *lead, c, h, w = shape
+    written = set()
+    for ci, hi, wi in _grid((c, h, w)):
+        if inverse:  # (C, H r, W r) -> (C r^2, H, W)
+            written.add((ci * r * r + (hi % r) * r + wi % r, hi // r, wi // r))
+        else:  # (C r^2, H, W) -> (C, H r, W r)
+            written.add((ci // (r * r), hi * r + (ci % (r * r)) // r, wi * r + ci % r))
+    assert len(written) == c * h * w  # a permutation: every value lands once
+    out = tuple(max(x[d] for x in written) + 1 for d in range(3))
+    return {}, tuple(lead) + out, 0
+
+
 def _softmax_row(t: Tally, n: int) -> None:
     """max, subtract, exp, sum, divide (the numerically stable form)."""
     for i in range(n):

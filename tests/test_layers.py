@@ -13,6 +13,7 @@ written out in each comment.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -513,6 +514,43 @@ case(Case(
 ))
 
 
+# GLU(dim=-1) on (B, N, 2*dim): halves a, b of the last dim; a * sigmoid(b) per output:
+# sigmoid = exp(-b), add 1, divide (3), then the multiply: 4 per output, B*N*dim outputs.
+case(Case(
+    "GLU", lambda: nn.GLU(), (B, N, 2 * dim),
+    params=0, exact=4 * B * N * dim, macs=0, out=(B, N, dim),
+    points=[{B: 2, N: 3, dim: 4}, {B: 1, N: 1, dim: 1}],
+    brute=lambda p: bf.glu((p[B], p[N], 2 * p[dim])),
+    torch=lambda p: (_tnn()[1].GLU(), (p[B], p[N], 2 * p[dim])),
+    kinds={"activation": 4 * B * N * dim},
+))
+# GLU(dim=1) on (B, C, H) with C even: (B, C/2, H); C/2*B*H outputs, 4 each; valid only
+# for even C (a validity condition).
+case(Case(
+    "GLU-dim1", lambda: nn.GLU(dim=1), (B, C, H),
+    params=0, exact=2 * B * C * H, macs=0, out=(B, C / 2, H),
+    points=[{B: 2, C: 6, H: 3}],
+    brute=lambda p: bf.glu((p[B], p[C], p[H]), dim=1),
+    torch=lambda p: (_tnn()[1].GLU(dim=1), (p[B], p[C], p[H])),
+))
+# PixelShuffle(2) on (B, 4C, H, W) -> (B, C, 2H, 2W); PixelUnshuffle(2) back: a
+# permutation of the values, no arithmetic.
+case(Case(
+    "PixelShuffle", lambda: nn.PixelShuffle(2), (B, 4 * C, H, W),
+    params=0, exact=0, macs=0, out=(B, C, 2 * H, 2 * W),
+    points=[{B: 1, C: 2, H: 3, W: 2}],
+    brute=lambda p: bf.pixel_shuffle((p[B], 4 * p[C], p[H], p[W]), 2),
+    torch=lambda p: (_tnn()[1].PixelShuffle(2), (p[B], 4 * p[C], p[H], p[W])),
+))
+case(Case(
+    "PixelUnshuffle", lambda: nn.PixelUnshuffle(3), (B, C, 3 * H, 3 * W),
+    params=0, exact=0, macs=0, out=(B, 9 * C, H, W),
+    points=[{B: 2, C: 1, H: 2, W: 1}],
+    brute=lambda p: bf.pixel_shuffle((p[B], p[C], 3 * p[H], 3 * p[W]), 3, inverse=True),
+    torch=lambda p: (_tnn()[1].PixelUnshuffle(3), (p[B], p[C], 3 * p[H], 3 * p[W])),
+))
+
+
 def _free(shape: tuple[int, ...]) -> tuple[dict[str, int], tuple[int, ...], int]:
     return {}, shape, 0
 
@@ -994,6 +1032,29 @@ def test_bruteforce_activations_compute_the_real_function(name: str) -> None:
         value, ops = bf.activation_value(name, x)
         assert value == pytest.approx(float(fn(torch.tensor(x, dtype=torch.float64))), abs=1e-9)
         assert ops == sf.formulas.ACTIVATION_RATES[name][0]
+
+
+@pytest.mark.parametrize("ab", [(-2.0, -3.0), (0.5, 0.0), (1.5, 4.0)], ids=str)
+def test_bruteforce_glu_computes_torch_glu(ab: tuple[float, float]) -> None:
+    """bruteforce.glu counts the function torch computes: a * sigmoid(b), 4 operations."""
+    torch = pytest.importorskip("torch")
+    value, ops = bf.glu_value(*ab)
+    want = torch.nn.functional.glu(torch.tensor(ab, dtype=torch.float64), dim=0)
+    assert value == pytest.approx(float(want), abs=1e-12)
+    assert ops == sf.formulas.GLU_RATE[0]
+
+
+@pytest.mark.parametrize("shape,r", [((1, 8, 2, 3), 2), ((2, 9, 1, 2), 3)], ids=str)
+def test_bruteforce_pixel_shuffle_is_torchs_index_map(shape: tuple[int, ...], r: int) -> None:
+    """bruteforce.pixel_shuffle moves values where torch does (checked on distinct values)."""
+    torch = pytest.importorskip("torch")
+    x = torch.arange(math.prod(shape)).reshape(shape)
+    y = torch.nn.functional.pixel_shuffle(x, r)
+    *_, c, h, w = shape
+    for ci, hi, wi in itertools.product(range(c), range(h), range(w)):
+        assert int(y[0, ci // (r * r), hi * r + (ci % (r * r)) // r, wi * r + ci % r]) == \
+            int(x[0, ci, hi, wi])
+    assert torch.equal(torch.nn.functional.pixel_unshuffle(y, r), x)
 
 
 @pytest.mark.parametrize("c", CASES, ids=IDS)

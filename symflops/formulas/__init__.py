@@ -72,10 +72,13 @@ from symflops.formulas.norm import (
 )
 from symflops.formulas.pointwise import (
     ACTIVATION_RATES,
+    GLU_RATE,
     activation_derivation,
     activation_work,
     elementwise_derivation,
     elementwise_work,
+    glu_derivation,
+    glu_work,
     log_softmax_derivation,
     log_softmax_work,
     softmax_derivation,
@@ -96,6 +99,8 @@ from symflops.formulas.resize import (
     INTERPOLATE_RATES,
     interpolate_derivation,
     interpolate_work,
+    pixel_shuffle_derivation,
+    pixel_shuffle_shape,
     reduction_derivation,
     reduction_work,
 )
@@ -117,7 +122,10 @@ __all__ = [
     "activation_derivation", "elementwise_derivation", "log_softmax_derivation",
     "softmax_derivation", "adaptive_pool_derivation", "pool_derivation", "INTERPOLATE_RATES",
     "interpolate_derivation", "interpolate_work", "reduction_derivation", "reduction_work",
+    "GLU_RATE", "glu_derivation", "glu_work", "pixel_shuffle_derivation", "pixel_shuffle_shape",
 ]
 
-#: modules whose examples run with this package's doctests
-__test__ = {"derivation": _derivation_module, "embedding": _embedding_module}
+#: modules whose examples (module docstrings and public names) run with this package's doctests
+__test__ = {f"{m.__name__}.{n}": getattr(m, n) for m in (_derivation_module, _embedding_module)
+            for n in m.__all__}
+__test__.update({m.__name__: m for m in (_derivation_module, _embedding_module)})

@@ -20,6 +20,10 @@ softplus       3     exp, add 1, log
 mish           5     softplus (3), tanh, multiply
 =============  ====  ===============================================================
 
+GLU (gated linear unit) splits its input in two halves ``a, b`` along a dim and returns
+``a * sigmoid(b)``: per output element a sigmoid (3: exp(-x), add 1, divide) and a
+multiply, ``4`` (kind ``activation``).
+
 Softmax over a row of ``n`` (the numerically stable form torch computes):
 ``n - 1`` compares for the max, ``n`` subtracts, ``n`` exps, ``n - 1`` adds, ``n``
 divides: ``5n - 2``.
@@ -38,7 +42,12 @@ from symflops.formulas.derivation import Derivation
 
 __all__ = ["ACTIVATION_RATES", "activation_work", "softmax_work", "log_softmax_work",
            "elementwise_work", "activation_derivation", "softmax_derivation",
-           "log_softmax_derivation", "elementwise_derivation"]
+           "log_softmax_derivation", "elementwise_derivation", "GLU_RATE", "glu_work",
+           "glu_derivation"]
+
+#: exact-convention operations per output element of GLU, with the count spelled out
+GLU_RATE: tuple[int, str] = (4, "sigmoid of the gate half (3: exp(-x), add 1, divide) and a "
+                                "multiply by the other half")
 
 #: Exact-convention operations per element of each activation, with the count spelled out.
 ACTIVATION_RATES: dict[str, tuple[int, str]] = {
@@ -148,3 +157,30 @@ def elementwise_derivation(numel: Size, ops_per_element: Size = 1,
     """
     return Derivation(dict(_elementwise_general(ops_per_element)), sp.Integer(0),
                       {sym.M: numel}, explanation)
+
+
+def glu_work(outputs: Size) -> Work:
+    """Work of GLU producing ``outputs`` elements (from twice as many inputs).
+
+    >>> glu_work(6)
+    {'activation': 24}
+    """
+    return work(activation=GLU_RATE[0] * outputs)
+
+
+@cache
+def _glu_general() -> Work:
+    return glu_work(sym.M)
+
+
+def glu_derivation(outputs: Size) -> Derivation:
+    """The derivation of GLU (``sf.nn.GLU`` and ``aten.glu``): ``M = outputs`` gated
+    elements, 4 each.
+
+    >>> glu_derivation(6).work
+    {'activation': 24}
+    """
+    rate, why = GLU_RATE
+    return Derivation(dict(_glu_general()), sp.Integer(0), {sym.M: outputs},
+                      f"{rate} per output element: {why}",
+                      {"activation": f"{rate} per output element ({why})"})

@@ -1,4 +1,4 @@
-"""Resizing (interpolate/upsample) and reductions.
+"""Resizing (interpolate/upsample, pixel shuffle) and reductions.
 
 Hand count, per output element, in the exact convention:
 
@@ -6,7 +6,9 @@ Hand count, per output element, in the exact convention:
 * linear / bilinear / trilinear (``d`` interpolated dims): a weighted sum of the
   ``2^d`` neighbours: ``2^d`` multiplies and ``2^d - 1`` adds (the per-row/column
   weights are computed once per output row/column and are not counted);
-* bicubic (2-d): a weighted sum of 16 neighbours: 16 multiplies and 15 adds.
+* bicubic (2-d): a weighted sum of 16 neighbours: 16 multiplies and 15 adds;
+* pixel shuffle / unshuffle: ``(C r^2, H, W) <-> (C, H r, W r)`` is a reshape and a
+  permute, moving values without arithmetic (0).
 
 >>> interpolate_work(10, "bilinear")
 {'elementwise': 70}
@@ -22,11 +24,12 @@ import sympy as sp
 
 from symflops import symbols as sym
 from symflops.errors import SymflopsError
-from symflops.formulas._arith import Size, Work, work
+from symflops.formulas._arith import Size, Work, exact_div, work
 from symflops.formulas.derivation import Derivation
 
 __all__ = ["INTERPOLATE_RATES", "interpolate_work", "reduction_work", "interpolate_derivation",
-           "reduction_derivation", "SPREAD_REDUCTIONS"]
+           "reduction_derivation", "SPREAD_REDUCTIONS", "pixel_shuffle_shape",
+           "pixel_shuffle_derivation"]
 
 #: reductions that subtract, square (or exp) and add each input: 3 per input element
 SPREAD_REDUCTIONS = frozenset({"var", "std", "var_mean", "std_mean", "norm",
@@ -106,3 +109,28 @@ def reduction_derivation(name: str, in_numel: Size, out_numel: Size) -> Derivati
             (" and M_out divides" if name == "mean" else "")
     return Derivation(dict(general), sp.Integer(0), {sym.M: in_numel, M_out: out_numel},
                       explanation)
+
+
+def pixel_shuffle_shape(channels: Size, height: Size, width: Size, factor: Size, *,
+                        inverse: bool = False) -> tuple[Size, Size, Size]:
+    """``(C, H, W) -> (C / r^2, H r, W r)`` (pixel shuffle) or, with ``inverse``,
+    ``(C r^2, H / r, W / r)`` (pixel unshuffle); the divisions must be exact (the caller
+    checks them).
+
+    >>> pixel_shuffle_shape(8, 3, 3, 2), pixel_shuffle_shape(2, 4, 6, 2, inverse=True)
+    ((2, 6, 6), (8, 2, 3))
+    """
+    if inverse:
+        return channels * factor ** 2, exact_div(height, factor), exact_div(width, factor)
+    return exact_div(channels, factor ** 2), height * factor, width * factor
+
+
+def pixel_shuffle_derivation(inverse: bool = False) -> Derivation:
+    """The derivation of pixel shuffle (``inverse``: unshuffle): no arithmetic.
+
+    >>> pixel_shuffle_derivation().work
+    {}
+    """
+    what = "(C r^2, H, W) -> (C, H r, W r)" if not inverse else "(C, H r, W r) -> (C r^2, H, W)"
+    return Derivation({}, sp.Integer(0), {},
+                      f"a reshape and a permute, {what}: values move, no arithmetic")

@@ -16,6 +16,8 @@ C_out*(C_in*K**2 + 1)
 
 from __future__ import annotations
 
+from types import FunctionType
+
 from symflops.nn import _base, _composite, _conv, _layers
 from symflops.nn._base import Layer
 from symflops.nn._composite import (
@@ -36,6 +38,7 @@ from symflops.nn._conv import (
 )
 from symflops.nn._layers import (
     GELU,
+    GLU,
     AdaptiveAvgPool1d,
     AdaptiveAvgPool2d,
     AdaptiveMaxPool2d,
@@ -56,6 +59,8 @@ from symflops.nn._layers import (
     Linear,
     MaxPool1d,
     MaxPool2d,
+    PixelShuffle,
+    PixelUnshuffle,
     ReLU,
     ReLU6,
     RMSNorm,
@@ -72,7 +77,7 @@ __all__ = [
     "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "ReLU", "ReLU6", "LeakyReLU",
     "GELU", "SiLU", "Sigmoid", "Tanh", "Hardswish", "Hardsigmoid", "Softmax", "Dropout",
     "Identity", "Flatten", "Embedding", "MultiheadAttention", "TransformerBlock", "MLP",
-    "Sequential", "Residual", "Repeat", "LAYERS",
+    "Sequential", "Residual", "Repeat", "GLU", "PixelShuffle", "PixelUnshuffle", "LAYERS",
 ]
 
 #: Every layer class by name (the formula reference and the CLI look layers up here).
@@ -81,10 +86,13 @@ LAYERS: dict[str, type[Layer]] = {
         Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d, Linear,
         BatchNorm1d, BatchNorm2d, BatchNorm3d, LayerNorm, GroupNorm, RMSNorm, MaxPool1d,
         MaxPool2d, AvgPool1d, AvgPool2d, AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool2d,
-        ReLU, ReLU6, LeakyReLU, GELU, SiLU, Sigmoid, Tanh, Hardswish, Hardsigmoid, Softmax,
-        Dropout, Identity, Flatten, Embedding, MultiheadAttention, TransformerBlock, MLP,
-        Sequential, Residual, Repeat)
+        ReLU, ReLU6, LeakyReLU, GELU, SiLU, Sigmoid, Tanh, Hardswish, Hardsigmoid, GLU, Softmax,
+        Dropout, Identity, Flatten, PixelShuffle, PixelUnshuffle, Embedding, MultiheadAttention,
+        TransformerBlock, MLP, Sequential, Residual, Repeat)
 }
 
-#: the submodules' examples run with this package's doctests
-__test__ = {"base": _base, "conv": _conv, "layers": _layers, "composite": _composite}
+#: the submodules' examples (module docstrings and every public name) run with this
+#: package's doctests
+__test__ = {f"{m.__name__}.{n}": getattr(m, n) for m in (_base, _conv, _layers, _composite)
+            for n in m.__all__ if isinstance(getattr(m, n), (type, FunctionType))}
+__test__.update({m.__name__: m for m in (_base, _conv, _layers, _composite)})

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, TypeAlias
 
+import numpy as np
 import sympy as sp
 
 from symflops import symbols as S
@@ -22,7 +23,8 @@ from symflops.errors import SymflopsError
 from symflops.formulas.derivation import Derivation
 
 __all__ = ["SizeLike", "Shape", "Layer", "to_size", "nonneg_size", "size_tuple",
-           "parse_shape", "same_size", "fmt", "numel", "divides_condition", "positive_output"]
+           "parse_shape", "same_size", "fmt", "numel", "divides_condition", "positive_output",
+           "check_dim", "dim_index"]
 
 SizeLike: TypeAlias = int | sp.Expr | str
 Shape = tuple[sp.Expr, ...]
@@ -119,6 +121,23 @@ def positive_output(sizes: Sequence[sp.Expr], layer: str, what: str, shape: Shap
         else:
             conds.append(sp.Ge(s, 1))
     return conds
+
+
+def check_dim(dim: Any, layer: str, arg: str = "dim") -> int:
+    """A dimension index given to a layer: an int (numpy ints too), not a bool or a name."""
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+        raise SymflopsError(f"{arg} must be an int", layer=layer, values={arg: repr(dim)},
+                            fix=f"pass {arg} as an int such as -1")
+    return int(dim)
+
+
+def dim_index(dim: int, shape: Shape, layer: str) -> int:
+    """``dim`` as an index into ``shape`` (negative dims count from the end)."""
+    if not -len(shape) <= dim < len(shape):
+        raise SymflopsError("dim is out of range for the input", layer=layer,
+                            values={"input_shape": shape},
+                            fix=f"use a dim in [-{len(shape)}, {len(shape) - 1}]")
+    return dim % len(shape)
 
 
 class Layer:

@@ -20,9 +20,12 @@ from symflops.formulas import (
     adaptive_pool_derivation,
     batch_norm_derivation,
     embedding_derivation,
+    glu_derivation,
     group_norm_derivation,
     layer_norm_derivation,
     linear_derivation,
+    pixel_shuffle_derivation,
+    pixel_shuffle_shape,
     pool_derivation,
     pool_output_size,
     rms_norm_derivation,
@@ -33,6 +36,8 @@ from symflops.nn._base import (
     Layer,
     Shape,
     SizeLike,
+    check_dim,
+    dim_index,
     divides_condition,
     fmt,
     numel,
@@ -47,7 +52,7 @@ __all__ = [
     "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d",
     "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "ReLU", "ReLU6", "LeakyReLU", "GELU", "SiLU",
     "Sigmoid", "Tanh", "Hardswish", "Hardsigmoid", "Softmax", "Dropout", "Identity", "Flatten",
-    "Embedding",
+    "Embedding", "GLU", "PixelShuffle", "PixelUnshuffle",
 ]
 
 
@@ -413,17 +418,13 @@ class Softmax(Layer):
     """``torch.nn.Softmax(dim)``: ``5 n - 2`` per row of ``n``."""
 
     def __init__(self, dim: int = -1) -> None:
-        self.dim = dim
+        self.dim = check_dim(dim, "Softmax")
 
     def spec(self) -> str:
         return f"Softmax(dim={self.dim})"
 
     def _cost(self, shape: Shape, name: str) -> Cost:
-        if not -len(shape) <= self.dim < len(shape):
-            raise SymflopsError("dim is out of range for the input", layer=self.spec(),
-                                values={"input_shape": shape},
-                                fix=f"use a dim in [-{len(shape)}, {len(shape) - 1}]")
-        n = shape[self.dim]
+        n = shape[dim_index(self.dim, shape, self.spec())]
         return self._leaf(name, shape, shape, softmax_derivation(numel(shape) / n, n))
 
 
@@ -464,6 +465,84 @@ class Flatten(_Free):
                                         "input_shape": shape},
                                 fix="use start_dim <= end_dim")
         return tuple(shape[:s]) + (numel(shape[s:e + 1]),) + tuple(shape[e + 1:])
+
+
+class GLU(Layer):
+    """``torch.nn.GLU(dim=-1)``: ``a * sigmoid(b)`` of the two halves of ``dim``; 4 per
+    output element (sigmoid 3, multiply 1).
+
+    >>> GLU().cost(("B", "N", 8)).flops
+    16*B*N
+    """
+
+    def __init__(self, dim: int = -1) -> None:
+        self.dim = check_dim(dim, "GLU")
+
+    def spec(self) -> str:
+        return f"GLU(dim={self.dim})"
+
+    def _cost(self, shape: Shape, name: str) -> Cost:
+        i = dim_index(self.dim, shape, self.spec())
+        n = shape[i]
+        if n.is_number and n % 2 != 0:
+            raise SymflopsError("the split dim must have an even size", layer=self.spec(),
+                                values={"input_shape": shape},
+                                fix=f"pass an input whose dim {self.dim} is even")
+        validity = divides_condition(sp.Integer(2), n)
+        out = tuple(shape[:i]) + (n / 2,) + tuple(shape[i + 1:])
+        return self._leaf(name, shape, out, glu_derivation(numel(out)), validity=validity)
+
+
+class _PixelShuffle(Layer):
+    """``(B, C r^2, H, W) <-> (B, C, H r, W r)``: data movement, no arithmetic."""
+
+    inverse = False
+    factor_name = "upscale_factor"
+
+    def __init__(self, factor: SizeLike) -> None:
+        self.factor = to_size(factor, type(self).__name__, self.factor_name)
+
+    def spec(self) -> str:
+        return f"{type(self).__name__}({self.factor})"
+
+    def _cost(self, shape: Shape, name: str) -> Cost:
+        if len(shape) < 3:
+            raise SymflopsError("expects (*, C, H, W)", layer=self.spec(),
+                                values={"input_shape": shape},
+                                fix="pass a shape like (B, C, H, W)")
+        c, h, w = shape[-3:]
+        r = self.factor
+        divisible = ((h, r, "H"), (w, r, "W")) if self.inverse else ((c, r ** 2, "C"),)
+        validity: list[sp.Basic] = []
+        for size, d, what in divisible:
+            if size.is_number and d.is_number and size % d != 0:
+                raise SymflopsError(f"{what} must be divisible by {d}", layer=self.spec(),
+                                    values={"input_shape": shape},
+                                    fix=f"pass an input whose {what} is a multiple of {d}")
+            validity += divides_condition(d, size)
+        out = tuple(shape[:-3]) + tuple(sp.sympify(x) for x in pixel_shuffle_shape(
+            c, h, w, r, inverse=self.inverse))
+        return self._leaf(name, shape, out, pixel_shuffle_derivation(self.inverse),
+                          validity=validity)
+
+
+class PixelShuffle(_PixelShuffle):
+    """``torch.nn.PixelShuffle(upscale_factor)``: ``(B, C r^2, H, W) -> (B, C, H r, W r)``.
+
+    >>> PixelShuffle(2).cost(("B", 8, "H", "W")).output_shape
+    (B, 2, 2*H, 2*W)
+    """
+
+
+class PixelUnshuffle(_PixelShuffle):
+    """``torch.nn.PixelUnshuffle(downscale_factor)``: ``(B, C, H r, W r) -> (B, C r^2, H, W)``.
+
+    >>> PixelUnshuffle(2).cost((1, 2, 4, 6)).output_shape
+    (1, 8, 2, 3)
+    """
+
+    inverse = True
+    factor_name = "downscale_factor"
 
 
 class Embedding(Layer):

@@ -342,6 +342,24 @@ register(aten.mish, aten.mish_)(_act("mish"))
 register(aten.hardtanh, aten.hardtanh_)(_act("relu6"))
 
 
+@register(aten.glu)
+def _glu(call: OpCall) -> list[Part]:
+    """GLU: ``a * sigmoid(b)`` of the two halves, 4 per output element."""
+    return _one(formulas.glu_derivation(call.out[0].numel))
+
+
+@register(aten.pixel_shuffle)
+def _pixel_shuffle(call: OpCall) -> list[Part]:
+    """Pixel shuffle: a reshape and a permute, no arithmetic."""
+    return _one(formulas.pixel_shuffle_derivation())
+
+
+@register(aten.pixel_unshuffle)
+def _pixel_unshuffle(call: OpCall) -> list[Part]:
+    """Pixel unshuffle: a reshape and a permute, no arithmetic."""
+    return _one(formulas.pixel_shuffle_derivation(inverse=True))
+
+
 @register(aten.gelu, aten.gelu_)
 def _gelu(call: OpCall) -> list[Part]:
     """GELU, exact (erf) or tanh approximation."""
@@ -476,8 +494,8 @@ _ZERO = [
     "embedding_dense_backward_unused", "diagonal", "view_as_real", "view_as_complex",
     "unsafe_split", "unsafe_chunk", "bernoulli", "bernoulli_", "rand", "randn", "rand_like",
     "randn_like", "uniform_", "normal_", "linspace", "_unsafe_index", "pad", "reflection_pad1d",
-    "reflection_pad2d", "replication_pad1d", "replication_pad2d", "pixel_shuffle",
-    "pixel_unshuffle", "channel_shuffle", "set_", "resize_", "_assert_async",
+    "reflection_pad2d", "replication_pad1d", "replication_pad2d",
+    "channel_shuffle", "set_", "resize_", "_assert_async",
     "_assert_scalar", "sym_constrain_range_for_size", "_functional_sym_constrain_range",
     "detach_", "t_", "transpose_", "squeeze_", "unsqueeze_", "_has_compatible_shallow_copy_type",
     "item", "_conj", "conj", "resolve_conj", "resolve_neg", "is_same_size", "masked_select",
