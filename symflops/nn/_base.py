@@ -21,6 +21,7 @@ from symflops.conventions import Convention
 from symflops.cost import Cost
 from symflops.errors import SymflopsError
 from symflops.formulas.derivation import Derivation
+from symflops.parse import parse_int, parse_symbol
 
 __all__ = ["SizeLike", "Shape", "Layer", "to_size", "nonneg_size", "size_tuple",
            "parse_shape", "same_size", "fmt", "numel", "divides_condition", "positive_output",
@@ -31,40 +32,75 @@ Shape = tuple[sp.Expr, ...]
 
 
 def to_size(value: Any, layer: str, arg: str) -> sp.Expr:
-    """A user-given size as a SymPy expression: ints, expressions, or symbol names."""
-    if isinstance(value, bool):
+    """A user-given size (``>= 1``) as a SymPy expression: an int (numpy ints too), a
+    SymPy expression in positive-integer symbols, or a name or integer as text."""
+    return _size(value, layer, arg, 1)
+
+
+def nonneg_size(value: Any, layer: str, arg: str) -> sp.Expr:
+    """A user-given size that may be 0 (padding), checked as :func:`to_size`."""
+    return _size(value, layer, arg, 0)
+
+
+def _size(value: Any, layer: str, arg: str, least: int) -> sp.Expr:
+    if isinstance(value, (bool, np.bool_)):
         raise SymflopsError(f"{arg} must be a size, not a bool", layer=layer, values={arg: value},
-                            fix=f"pass {arg} as an int >= 1")
-    if isinstance(value, int):
-        e: sp.Expr = sp.Integer(value)
+                            fix=f"pass {arg} as an int >= {least}")
+    if isinstance(value, (int, np.integer)):
+        e: sp.Expr = sp.Integer(int(value))
     elif isinstance(value, str):
-        try:
-            e = S.symbol(value)
-        except SymflopsError as err:
-            raise SymflopsError(err.message, layer=layer, values={arg: repr(value)},
-                                fix=err.fix) from None
+        e = _from_text(value, layer, arg)
     elif isinstance(value, sp.Expr):
         e = value
+        _check_exact(e, layer, arg)
     else:
         raise SymflopsError(f"{arg} must be an int, a SymPy expression or a symbol name",
                             layer=layer, values={arg: repr(value)},
                             fix=f"pass {arg} as an int, a SymPy expression or a name like 'H'")
-    if e.is_positive is False or (e.is_number and e.is_integer is False):
-        raise SymflopsError(f"{arg} must be a positive integer", layer=layer,
-                            values={arg: value}, fix=f"pass {arg} >= 1")
+    too_small = e.is_positive is False if least else e.is_nonnegative is False
+    if too_small or (e.is_number and not e.is_Integer):
+        raise SymflopsError(f"{arg} must be {'a positive' if least else 'a non-negative'} "
+                            "integer", layer=layer, values={arg: value},
+                            fix=f"pass {arg} >= {least}")
     return e
 
 
-def nonneg_size(value: Any, layer: str, arg: str) -> sp.Expr:
-    if isinstance(value, int) and not isinstance(value, bool) and value == 0:
-        return sp.Integer(0)
-    if isinstance(value, int) and not isinstance(value, bool) and value < 0:
-        raise SymflopsError(f"{arg} must be >= 0", layer=layer, values={arg: value},
-                            fix=f"pass {arg} >= 0")
-    return to_size(value, layer, arg)
+def _from_text(text: str, layer: str, arg: str) -> sp.Expr:
+    """A size written as text: an integer literal or a name (never an expression)."""
+    try:
+        if text.strip().isdigit():
+            return sp.Integer(parse_int(text.strip(), arg))
+        return parse_symbol(text.strip())
+    except SymflopsError as err:
+        raise SymflopsError(err.message, layer=layer, values={arg: repr(text)},
+                            fix=err.fix or "write a name like 'H' or an integer") from None
+
+
+def _check_exact(e: sp.Expr, layer: str, arg: str) -> None:
+    """Sizes are exact positive integers: no floats, no NaN or infinities, and only
+    symbols that SymPy knows are positive integers (else they never combine with
+    symflops' own and can come out negative)."""
+    if e.has(sp.nan, sp.zoo, sp.oo, -sp.oo):
+        raise SymflopsError(f"{arg} is not a finite size", layer=layer, values={arg: e},
+                            fix=f"pass {arg} as an int >= 1")
+    if e.atoms(sp.Float):
+        exact = int(e) if e.is_number and float(e).is_integer() else None
+        raise SymflopsError(f"{arg} must be exact, not a float", layer=layer, values={arg: e},
+                            fix=f"pass {arg}={exact}" if exact is not None else
+                            f"pass {arg} as an int or an expression with integer coefficients")
+    for sym in sorted(e.free_symbols, key=str):
+        if not (sym.is_integer and sym.is_nonnegative):
+            name = getattr(sym, "name", str(sym))
+            clash = name in S.canonical()
+            raise SymflopsError(
+                f"{arg} uses the symbol {name} without the assumptions of a size (a positive "
+                "integer)" + (f", so it would not combine with symflops' {name}" if clash
+                              else ""),
+                layer=layer, values={arg: e}, fix=f"use sf.symbols.symbol({name!r})")
 
 
 def size_tuple(value: Any, n: int, layer: str, arg: str, *, zero_ok: bool = False) -> Shape:
+    """One size per spatial dim (a single value repeats)."""
     items = tuple(value) if isinstance(value, (tuple, list)) else (value,) * n
     if len(items) != n:
         raise SymflopsError(f"{arg} needs {n} values", layer=layer, values={arg: value},
@@ -74,6 +110,8 @@ def size_tuple(value: Any, n: int, layer: str, arg: str, *, zero_ok: bool = Fals
 
 
 def parse_shape(shape: Any, layer: str) -> Shape:
+    """An input shape: a tuple or list of sizes, or the sizes written in one string
+    (``"B 3 H W"``: names and integers separated by spaces)."""
     if isinstance(shape, str):
         shape = shape.split()
     if not isinstance(shape, (tuple, list)):

@@ -106,6 +106,15 @@ class MultiheadAttention(Layer):
 
 
 # ----------------------------------------------------------------------------- containers
+def check_layer(layer: object, container: str, what: str) -> Layer:
+    """``layer`` when it is an ``sf.nn`` layer; a torch module or anything else is refused."""
+    if not isinstance(layer, Layer):
+        raise SymflopsError(f"{container} takes symflops layers", layer=container,
+                            values={what: type(layer).__name__},
+                            fix="use sf.nn layers, or sf.trace for torch modules")
+    return layer
+
+
 class Sequential(Layer):
     """``torch.nn.Sequential``: layers applied in order, children named ``0, 1, ...``
     or by the keys of a dict.
@@ -121,10 +130,7 @@ class Sequential(Layer):
         else:
             items = [(str(i), m) for i, m in enumerate(layers)]  # type: ignore[misc]
         for key, layer in items:
-            if not isinstance(layer, Layer):
-                raise SymflopsError("Sequential takes symflops layers", layer="Sequential",
-                                    values={key: type(layer).__name__},
-                                    fix="use sf.nn layers, or sf.trace for torch modules")
+            check_layer(layer, "Sequential", key)
         self.layers: OrderedDict[str, Layer] = OrderedDict(items)
 
     def spec(self) -> str:
@@ -178,6 +184,9 @@ class Residual(Layer):
     """
 
     def __init__(self, body: Layer, shortcut: Layer | None = None) -> None:
+        check_layer(body, "Residual", "body")
+        if shortcut is not None:
+            check_layer(shortcut, "Residual", "shortcut")
         self.body, self.shortcut = body, shortcut
 
     def spec(self) -> str:
@@ -220,7 +229,7 @@ class Repeat(Layer):
     """
 
     def __init__(self, block: Layer, n: SizeLike) -> None:
-        self.block = block
+        self.block = check_layer(block, "Repeat", "block")
         self.n = to_size(n, "Repeat", "n")
 
     def spec(self) -> str:

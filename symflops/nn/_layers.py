@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import sympy as sp
 
 from symflops import symbols as S
@@ -129,14 +130,22 @@ class BatchNorm3d(_BatchNorm):
     layout = "(B, C, D, H, W)"
 
 
+def normalized_sizes(value: Any, layer: str) -> Shape:
+    """``normalized_shape`` of a LayerNorm or RMSNorm: one size or a non-empty tuple."""
+    sizes = value if isinstance(value, (tuple, list)) else (value,)
+    if not sizes:
+        raise SymflopsError("normalized_shape needs at least one size", layer=layer,
+                            values={"normalized_shape": repr(value)},
+                            fix="pass the trailing size(s) to normalize, e.g. dim or (H, W)")
+    return tuple(to_size(v, layer, "normalized_shape") for v in sizes)
+
+
 class LayerNorm(Layer):
     """``torch.nn.LayerNorm`` over the trailing ``normalized_shape``."""
 
     def __init__(self, normalized_shape: Any, eps: float = 1e-5,
                  elementwise_affine: bool = True, bias: bool = True) -> None:
-        ns = normalized_shape if isinstance(normalized_shape, (tuple, list)) else \
-            (normalized_shape,)
-        self.normalized_shape = tuple(to_size(v, "LayerNorm", "normalized_shape") for v in ns)
+        self.normalized_shape = normalized_sizes(normalized_shape, "LayerNorm")
         self.elementwise_affine = bool(elementwise_affine)
         self.bias = bool(bias)
 
@@ -162,9 +171,7 @@ class RMSNorm(Layer):
 
     def __init__(self, normalized_shape: Any, eps: float | None = None,
                  elementwise_affine: bool = True) -> None:
-        ns = normalized_shape if isinstance(normalized_shape, (tuple, list)) else \
-            (normalized_shape,)
-        self.normalized_shape = tuple(to_size(v, "RMSNorm", "normalized_shape") for v in ns)
+        self.normalized_shape = normalized_sizes(normalized_shape, "RMSNorm")
         self.elementwise_affine = bool(elementwise_affine)
 
     def spec(self) -> str:
@@ -301,8 +308,9 @@ class _AdaptivePoolNd(Layer):
     def __init__(self, output_size: Any) -> None:
         items = tuple(output_size) if isinstance(output_size, (tuple, list)) else \
             (output_size,) * self.n
-        if len(items) != self.n or not all(isinstance(v, int) and not isinstance(v, bool)
-                                           and v > 0 for v in items):
+        if len(items) != self.n or not all(
+                isinstance(v, (int, np.integer, sp.Integer))
+                and not isinstance(v, (bool, np.bool_)) and v > 0 for v in items):
             raise SymflopsError("output_size must be positive ints", layer=type(self).__name__,
                                 values={"output_size": output_size},
                                 fix=f"pass {self.n} int(s) >= 1")
@@ -455,9 +463,18 @@ class Flatten(_Free):
     """``torch.nn.Flatten(start_dim=1, end_dim=-1)``."""
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
-        self.start_dim, self.end_dim = start_dim, end_dim
+        self.start_dim = check_dim(start_dim, "Flatten", "start_dim")
+        self.end_dim = check_dim(end_dim, "Flatten", "end_dim")
 
     def _out(self, shape: Shape) -> Shape:
+        ndim = max(len(shape), 1)  # as torch: a 0-d input flattens like a 1-d one of size 1
+        for arg, d in (("start_dim", self.start_dim), ("end_dim", self.end_dim)):
+            if not -ndim <= d < ndim:
+                raise SymflopsError(f"{arg} is out of range for a {len(shape)}-d input",
+                                    layer=self.spec(), values={arg: d, "input_shape": shape},
+                                    fix=f"use a {arg} in [{-ndim}, {ndim - 1}]")
+        if not shape:
+            return (sp.Integer(1),)
         s, e = self.start_dim % len(shape), self.end_dim % len(shape)
         if s > e:
             raise SymflopsError("start_dim comes after end_dim", layer="Flatten",
