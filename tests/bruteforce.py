@@ -318,6 +318,9 @@ class Scalar:
     def __sub__(self, o: Any) -> Scalar:
         return self._wrap(self.v - self._val(o))
 
+    def __rsub__(self, o: Any) -> Scalar:
+        return self._wrap(self._val(o) - self.v)
+
     def __mul__(self, o: Any) -> Scalar:
         return self._wrap(self.v * self._val(o))
 
@@ -341,6 +344,11 @@ class Scalar:
 
     def minimum(self, o: Any) -> Scalar:
         return self._wrap(min(self.v, self._val(o)))
+
+    def compare(self, op: Callable[[float, float], bool], o: Any) -> bool:
+        """``x < o``, ``x <= o``...: one compare (the select it feeds is free)."""
+        self.t.op(self.kind)
+        return op(self.v, self._val(o))
 
     def where_positive(self, other: Scalar) -> Scalar:
         """``x if x > 0 else other``: one compare."""
@@ -416,6 +424,105 @@ def pixel_shuffle(shape: Shape, r: int, inverse: bool = False) -> tuple[Work, Sh
     assert len(written) == c * h * w  # a permutation: every value lands once
     out = tuple(max(x[d] for x in written) + 1 for d in range(3))
     return {}, tuple(lead) + out, 0
+
+
+def _le(a: float, b: float) -> bool:
+    return a <= b
+
+
+def _lt(a: float, b: float) -> bool:
+    return a < b
+
+
+def _select(cond: bool, a: Scalar | float, b: Scalar | float, t: Tally) -> Scalar:
+    """``where(cond, a, b)`` after both branches were computed (as torch's vectorized
+    kernels do): a select, not arithmetic."""
+    v = a if cond else b
+    return v if isinstance(v, Scalar) else Scalar(v, t)
+
+
+def _gelu_grad(x: Scalar, g: Scalar) -> Scalar:
+    cdf = 0.5 * (1 + (x * (1 / math.sqrt(2.0))).apply(math.erf))
+    pdf = (2 / math.sqrt(math.pi) / math.sqrt(2.0) * 0.5) * (x * x * -0.5).apply(math.exp)
+    return g * (cdf + x * pdf)
+
+
+def _gelu_tanh_grad(x: Scalar, g: Scalar) -> Scalar:
+    beta, kappa = math.sqrt(2.0) * (2 / math.sqrt(math.pi)) * 0.5, 0.044715
+    x_sq = x * x
+    x_cube = x_sq * x
+    tanh_inner = (beta * (x + kappa * x_cube)).apply(math.tanh)
+    left, right = 0.5 * x, 1 + tanh_inner
+    left_derivative = 0.5 * right
+    tanh_derivative = 1 - tanh_inner * tanh_inner
+    inner_derivative = beta * (1 + (3 * kappa) * x_sq)
+    return g * (left_derivative + left * tanh_derivative * inner_derivative)
+
+
+def _elu_grad(x: Scalar, g: Scalar) -> Scalar:  # alpha = scale = input_scale = 1
+    neg = g * 1.0 * 1.0 * (x * 1.0).apply(math.exp)
+    pos = g * 1.0
+    return _select(x.compare(_le, 0.0), neg, pos, x.t)
+
+
+def _hardswish_grad(x: Scalar, g: Scalar) -> Scalar:
+    low, mid = x.compare(_le, -3.0), x.compare(_lt, 3.0)
+    inner = g * ((x / 3) + 0.5)
+    return _select(low, 0.0, _select(mid, inner, g, x.t), x.t)
+
+
+#: Each activation's gradient written out as torch's kernel computes it, on counting
+#: scalars (x the input, g the incoming gradient; sigmoid and tanh use their output y,
+#: computed uncounted as the forward's).
+ACTIVATION_GRADS: dict[str, Callable[[Scalar, Scalar], Scalar]] = {
+    "relu": lambda x, g: _select(x.compare(_le, 0.0), 0.0, g, x.t),
+    "relu6": lambda x, g: _select(x.compare(_le, 0.0) | (not x.compare(_lt, 6.0)), 0.0, g,
+                                  x.t),
+    "leaky_relu": lambda x, g: _select(not x.compare(_le, 0.0), g, g * 0.01, x.t),
+    "sigmoid": lambda x, g: g * (_y(x, lambda v: 1 / (1 + math.exp(-v))) *
+                                 (1 - _y(x, lambda v: 1 / (1 + math.exp(-v))))),
+    "tanh": lambda x, g: g * (1 - _y(x, math.tanh) * _y(x, math.tanh)),
+    "silu": lambda x, g: (lambda s: g * s * (1 + x * (1 - s)))(_sigmoid(x)),
+    "gelu": _gelu_grad,
+    "gelu_tanh": _gelu_tanh_grad,
+    "hardswish": _hardswish_grad,
+    "hardsigmoid": lambda x, g: _select(x.compare(lambda a, b: a > b, -3.0) &
+                                        x.compare(_lt, 3.0), g * (1.0 / 6.0), 0.0, x.t),
+    "elu": _elu_grad,
+}
+
+
+def _y(x: Scalar, fn: Callable[[float], float]) -> Scalar:
+    """The forward's output at ``x`` (not counted: the gradient reads it)."""
+    return Scalar(fn(x.v), x.t)
+
+
+def activation_grad_value(name: str, x: float, g: float = 1.0) -> tuple[float, int]:
+    """The gradient of activation ``name`` at ``x`` times ``g``, and the operations it took."""
+    t = Tally()
+    y = ACTIVATION_GRADS[name](Scalar(x, t), Scalar(g, t))
+    return y.v, t.counts["activation"]
+
+
+def softmax_grad_row(y: Sequence[float], g: Sequence[float], log: bool = False
+                     ) -> tuple[list[float], int]:
+    """The softmax (log-softmax: ``y`` is the log-probabilities) gradient of one row, and
+    the operations it took: torch's ``(g*y - y*sum(g*y))`` / ``g - exp(y)*sum(g)``."""
+    t = Tally()
+    ys = [Scalar(v, t) for v in y]
+    gs = [Scalar(v, t) for v in g]
+    if log:
+        total = gs[0]
+        for v in gs[1:]:
+            total = total + v
+        out = [gi - yi.apply(math.exp) * total for gi, yi in zip(gs, ys, strict=True)]
+    else:
+        prods = [gi * yi for gi, yi in zip(gs, ys, strict=True)]
+        total = prods[0]
+        for v in prods[1:]:
+            total = total + v
+        out = [p - yi * total for p, yi in zip(prods, ys, strict=True)]
+    return [v.v for v in out], t.counts["activation"]
 
 
 def _softmax_row(t: Tally, n: int) -> None:

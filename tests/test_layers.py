@@ -1221,3 +1221,131 @@ def test_random_pools_trace_equals_sfnn(cfg: dict[str, Any]) -> None:
     traced = _traced(_build(cfg, torch.nn), shape)
     assert {k: int(v) for k, v in traced.work.items() if v != 0} == \
         {k: int(v) for k, v in _build(cfg, nn).cost(shape).work.items() if v != 0}
+
+
+# ============================================================================ backward rates
+# Each gradient op is counted as torch's CPU kernel computes it (torch/_decomp writes the
+# same formulas): the literal formulas in bruteforce.ACTIVATION_GRADS / softmax_grad_row
+# give torch's gradient values and take the documented number of operations.
+@pytest.mark.parametrize("name", sorted(bf.ACTIVATION_GRADS))
+def test_bruteforce_activation_grads_are_torchs(name: str) -> None:
+    torch = pytest.importorskip("torch")
+    fn = {"relu": torch.relu, "relu6": torch.nn.functional.relu6,
+          "leaky_relu": torch.nn.functional.leaky_relu, "sigmoid": torch.sigmoid,
+          "tanh": torch.tanh, "silu": torch.nn.functional.silu,
+          "gelu": torch.nn.functional.gelu,
+          "gelu_tanh": lambda x: torch.nn.functional.gelu(x, approximate="tanh"),
+          "hardswish": torch.nn.functional.hardswish,
+          "hardsigmoid": torch.nn.functional.hardsigmoid,
+          "elu": torch.nn.functional.elu}[name]
+    for x in (-4.0, -1.5, -0.2, 0.3, 2.0, 7.0):
+        t = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+        fn(t).backward(torch.tensor(1.7, dtype=torch.float64))
+        value, ops = bf.activation_grad_value(name, x, 1.7)
+        # (torch's hardsigmoid kernel multiplies by a float32 1/6, hence 1e-6)
+        assert value == pytest.approx(float(t.grad), abs=1e-6), x
+        assert ops == sf.formulas.ACTIVATION_GRAD_RATES[name][0]
+
+
+@pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
+def test_bruteforce_softmax_grad_is_torchs(log: bool) -> None:
+    torch = pytest.importorskip("torch")
+    x = torch.tensor([0.3, -1.2, 2.0, 0.5, 0.1], dtype=torch.float64, requires_grad=True)
+    g = torch.tensor([1.0, -0.5, 0.25, 2.0, -1.0], dtype=torch.float64)
+    y = torch.log_softmax(x, 0) if log else torch.softmax(x, 0)
+    y.backward(g)
+    values, ops = bf.softmax_grad_row(y.tolist(), g.tolist(), log=log)
+    assert values == pytest.approx(x.grad.tolist(), abs=1e-12)
+    # one row of N = 5: 4 N - 1 = 19
+    assert ops == 19
+    assert sf.formulas.softmax_grad_derivation(1, 5, log=log).work == {"elementwise": 19}
+
+
+def _embedding_model() -> Any:
+    """Embedding called on ``input_ids`` (an int64 input for sf.trace)."""
+    torch = pytest.importorskip("torch")
+
+    class Model(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = torch.nn.Embedding(10, 4)
+
+        def forward(self, input_ids: Any) -> Any:
+            return self.emb(input_ids)
+
+    return Model()
+
+
+def _seq(*layers: Callable[[Any], Any]) -> Callable[[], Any]:
+    def make() -> Any:
+        tnn = _tnn()[1]
+        return tnn.Sequential(*(f(tnn) for f in layers))
+    return make
+
+
+def _lin(tnn: Any) -> Any:
+    return tnn.Linear(8, 8)
+
+
+def _conv1(channels: int) -> Callable[[Any], Any]:
+    return lambda tnn: tnn.Conv2d(1, channels, 1)
+
+
+#: id -> (model factory, input, aten op, its work in a train trace), hand count above each
+BACKWARD: dict[str, tuple[Callable[[], Any], Any, str, int]] = {
+    # activations after Linear(8, 8) on (2, 8): 16 gradient elements times the rate
+    "relu-1": (_seq(_lin, lambda t: t.ReLU()), (2, 8), "threshold_backward", 16 * 1),
+    "relu6-2": (_seq(_lin, lambda t: t.ReLU6()), (2, 8), "hardtanh_backward", 16 * 2),
+    "leaky_relu-2": (_seq(_lin, lambda t: t.LeakyReLU()), (2, 8), "leaky_relu_backward",
+                     16 * 2),
+    "sigmoid-3": (_seq(_lin, lambda t: t.Sigmoid()), (2, 8), "sigmoid_backward", 16 * 3),
+    "tanh-3": (_seq(_lin, lambda t: t.Tanh()), (2, 8), "tanh_backward", 16 * 3),
+    "silu-8": (_seq(_lin, lambda t: t.SiLU()), (2, 8), "silu_backward", 16 * 8),
+    "gelu-11": (_seq(_lin, lambda t: t.GELU()), (2, 8), "gelu_backward", 16 * 11),
+    "gelu_tanh-18": (_seq(_lin, lambda t: t.GELU(approximate="tanh")), (2, 8),
+                     "gelu_backward", 16 * 18),
+    "hardswish-5": (_seq(_lin, lambda t: t.Hardswish()), (2, 8), "hardswish_backward",
+                    16 * 5),
+    "hardsigmoid-3": (_seq(_lin, lambda t: t.Hardsigmoid()), (2, 8), "hardsigmoid_backward",
+                      16 * 3),
+    "elu-7": (_seq(_lin, lambda t: t.ELU()), (2, 8), "elu_backward", 16 * 7),
+    # GLU: (2, 8) -> (2, 4): 8 output gradients; sigmoid 3, grad_a 1, grad_b 4: 8 each
+    "glu-8": (_seq(_lin, lambda t: t.GLU()), (2, 8), "glu_backward", 8 * 8),
+    # softmax over rows of N = 8, 2 rows: 2 * (4*8 - 1)
+    "softmax-4N-1": (_seq(_lin, lambda t: t.Softmax(-1)), (2, 8), "_softmax_backward_data",
+                     2 * 31),
+    "log_softmax-4N-1": (_seq(_lin, lambda t: t.LogSoftmax(-1)), (2, 8),
+                         "_log_softmax_backward_data", 2 * 31),
+    # embedding: B*N = 6 lookups of dim 4 scatter-added: 24 (not V*dim = 40)
+    "embedding-BNdim": (_embedding_model, {"input_ids": (2, 3)}, "embedding_dense_backward",
+                        2 * 3 * 4),
+    # MaxPool2d(2) on (1, 2, 4, 4) -> (1, 2, 2, 2): 8 gradients, each added at its argmax
+    "maxpool-scatter": (_seq(_conv1(2), lambda t: t.MaxPool2d(2)), (1, 1, 4, 4),
+                        "max_pool2d_with_indices_backward", 8),
+    # AvgPool2d(2): 8 gradients, one divide and 4 adds each
+    "avgpool-1+window": (_seq(_conv1(2), lambda t: t.AvgPool2d(2)), (1, 1, 4, 4),
+                         "avg_pool2d_backward", 8 * (1 + 4)),
+    # AdaptiveAvgPool2d(2) on 3 x 3: windows [0,2) [1,3) per dim, 2*2 = 4 outputs of
+    # 4 elements per plane: 4 divides + 16 adds, 2 planes
+    "adaptive-avgpool": (_seq(_conv1(2), lambda t: t.AdaptiveAvgPool2d(2)), (1, 1, 3, 3),
+                         "_adaptive_avg_pool2d_backward", 2 * (4 + 16)),
+    # bilinear x2 on 3 x 3 -> 6 x 6: 36 gradients spread over 4 neighbours: 4 mul + 4 add
+    "upsample-bilinear-8": (_seq(_conv1(1), lambda t: t.Upsample(scale_factor=2,
+                                                                 mode="bilinear")),
+                            (1, 1, 3, 3), "upsample_bilinear2d_backward", 36 * 8),
+    "upsample-nearest-1": (_seq(_conv1(1), lambda t: t.Upsample(scale_factor=2)),
+                           (1, 1, 3, 3), "upsample_nearest2d_backward", 36),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BACKWARD))
+def test_traced_backward_rates(case: str) -> None:
+    import warnings
+
+    make, inputs, op, want = BACKWARD[case]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cost = sf.trace(make(), inputs, mode="train")
+    found = [leaf for _, leaf in cost.leaves() if leaf.spec == f"aten.{op}"]
+    assert len(found) == 1, [leaf.spec for _, leaf in cost.leaves()]
+    assert sum(int(v) for v in found[0].work.values()) == want

@@ -71,9 +71,11 @@ from symflops.formulas.norm import (
     row_stats,
 )
 from symflops.formulas.pointwise import (
+    ACTIVATION_GRAD_RATES,
     ACTIVATION_RATES,
     GLU_RATE,
     activation_derivation,
+    activation_grad_derivation,
     activation_work,
     elementwise_derivation,
     elementwise_work,
@@ -82,22 +84,27 @@ from symflops.formulas.pointwise import (
     log_softmax_derivation,
     log_softmax_work,
     softmax_derivation,
+    softmax_grad_derivation,
     softmax_work,
 )
 from symflops.formulas.pool import (
+    adaptive_avg_pool_grad_derivation,
     adaptive_avg_pool_work,
     adaptive_max_pool_work,
     adaptive_pool_derivation,
     adaptive_window_total,
+    avg_pool_grad_derivation,
     avg_pool_work,
     max_pool_work,
     pool_derivation,
     pool_output_size,
     pool_window_total,
+    scatter_grad_derivation,
 )
 from symflops.formulas.resize import (
     INTERPOLATE_RATES,
     interpolate_derivation,
+    interpolate_grad_derivation,
     interpolate_work,
     pixel_shuffle_derivation,
     pixel_shuffle_shape,
@@ -123,6 +130,9 @@ __all__ = [
     "softmax_derivation", "adaptive_pool_derivation", "pool_derivation", "INTERPOLATE_RATES",
     "interpolate_derivation", "interpolate_work", "reduction_derivation", "reduction_work",
     "GLU_RATE", "glu_derivation", "glu_work", "pixel_shuffle_derivation", "pixel_shuffle_shape",
+    "ACTIVATION_GRAD_RATES", "activation_grad_derivation", "softmax_grad_derivation",
+    "adaptive_avg_pool_grad_derivation", "avg_pool_grad_derivation", "scatter_grad_derivation",
+    "interpolate_grad_derivation",
 ]
 
 #: modules whose examples (module docstrings and public names) run with this package's doctests

@@ -32,13 +32,14 @@ def embedding_derivation(num_embeddings: Size, embedding_dim: Size) -> Derivatio
 def embedding_backward_work(indices: Size, embedding_dim: Size, *,
                             scale_grad_by_freq: bool = False) -> Work:
     """Work of the weight gradient of ``indices`` lookups of width ``embedding_dim``:
-    one add per gradient value, and with ``scale_grad_by_freq`` one divide more (each row
-    divided by its index's count).
+    one add per gradient value; with ``scale_grad_by_freq`` the index counts first (one
+    add per index) and each gradient value divided by its index's count.
 
     >>> embedding_backward_work(6, 4), embedding_backward_work(6, 4, scale_grad_by_freq=True)
-    ({'elementwise': 24}, {'elementwise': 48})
+    ({'elementwise': 24}, {'elementwise': 54})
     """
-    return work(elementwise=(2 if scale_grad_by_freq else 1) * indices * embedding_dim)
+    values = indices * embedding_dim
+    return work(elementwise=values + (indices + values if scale_grad_by_freq else 0))
 
 
 @cache
@@ -56,6 +57,7 @@ def embedding_backward_derivation(indices: Size, embedding_dim: Size, *,
     return Derivation(dict(_backward_general(bool(scale_grad_by_freq))), sp.Integer(0),
                       {sym.M: indices, sym.dim: embedding_dim},
                       "embedding gradient: each of the M gradient rows of dim values added "
-                      "into its index's row of a zero table (M*dim adds)"
-                      + ("; each row first divided by its index's count"
-                         if scale_grad_by_freq else ""))
+                      "into its index's row of a zero table (M*dim adds; rows of padding_idx "
+                      "are skipped at run time, so with a padding_idx this is the most)"
+                      + ("; first the index counts (M adds) and each row divided by its "
+                         "index's count (M*dim)" if scale_grad_by_freq else ""))

@@ -43,7 +43,8 @@ from symflops.formulas.derivation import Derivation
 __all__ = ["ACTIVATION_RATES", "activation_work", "softmax_work", "log_softmax_work",
            "elementwise_work", "activation_derivation", "softmax_derivation",
            "log_softmax_derivation", "elementwise_derivation", "GLU_RATE", "glu_work",
-           "glu_derivation"]
+           "glu_derivation", "ACTIVATION_GRAD_RATES", "activation_grad_derivation",
+           "softmax_grad_derivation"]
 
 #: exact-convention operations per output element of GLU, with the count spelled out
 GLU_RATE: tuple[int, str] = (4, "sigmoid of the gate half (3: exp(-x), add 1, divide) and a "
@@ -184,3 +185,61 @@ def glu_derivation(outputs: Size) -> Derivation:
     return Derivation(dict(_glu_general()), sp.Integer(0), {sym.M: outputs},
                       f"{rate} per output element: {why}",
                       {"activation": f"{rate} per output element ({why})"})
+
+
+#: exact-convention operations per element of each activation's gradient, op by op as
+#: torch's CPU kernels compute it (their vectorized forms evaluate every branch of a
+#: ``where``; a compare counts, the select does not)
+ACTIVATION_GRAD_RATES: dict[str, tuple[int, str]] = {
+    "relu": (1, "compare x <= 0 (the select is free)"),
+    "relu6": (2, "two compares"),
+    "leaky_relu": (2, "compare, grad times the slope"),
+    "sigmoid": (3, "1 - y, times y, times grad"),
+    "tanh": (3, "y*y, 1 - it, times grad"),
+    "silu": (8, "sigmoid (3), grad*sigmoid, 1 - sigmoid, times x, 1 + it, times"),
+    "gelu": (11, "cdf: x/sqrt(2), erf, add 1, times 0.5 (4); pdf: x*x, times -0.5, exp, "
+                 "times 1/sqrt(2 pi) (4); x*pdf, cdf + it, times grad (3)"),
+    "gelu_tanh": (18, "x^2, x^3, times 0.044715, add x, times sqrt(2/pi), tanh (6); 0.5 x, "
+                      "1 + tanh, times 0.5 (3); tanh^2, 1 - it (2); times x^2, add 1, times "
+                      "sqrt(2/pi) (3); two multiplies (2); add, times grad (2)"),
+    "hardswish": (5, "two compares, x/3, add 0.5, times grad"),
+    "hardsigmoid": (3, "two compares, grad times 1/6"),
+    "elu": (7, "compare; grad*input_scale*alpha*scale*exp(x*input_scale) (5); grad*scale"),
+    "elu_from_result": (5, "compare; grad*input_scale*(y + alpha*scale) (3); grad*scale"),
+}
+
+
+@cache
+def _grad_general(rate: int) -> Work:
+    return work(elementwise=rate * sym.M)
+
+
+def activation_grad_derivation(name: str, numel: Size) -> Derivation:
+    """The derivation of an activation's gradient over ``M = numel`` elements.
+
+    >>> activation_grad_derivation("silu", 10).work
+    {'elementwise': 80}
+    """
+    rate, why = ACTIVATION_GRAD_RATES[name]
+    return Derivation(dict(_grad_general(rate)), sp.Integer(0), {sym.M: numel},
+                      f"{name} gradient, {rate} per element: {why}")
+
+
+@cache
+def _softmax_grad_general() -> Work:
+    return work(elementwise=sym.M * (4 * sym.N - 1))
+
+
+def softmax_grad_derivation(rows: Size, n: Size, *, log: bool = False) -> Derivation:
+    """The derivation of the softmax (or log-softmax) gradient over ``M = rows`` rows of
+    ``N = n``: per row ``4 N - 1``. Softmax: ``g*y`` (N), its row sum (N - 1), ``y`` times
+    the sum (N), subtract (N). Log-softmax: ``exp(y)`` (N), the row sum of ``g``
+    (N - 1), multiply (N), subtract (N).
+
+    >>> softmax_grad_derivation(2, 5).work
+    {'elementwise': 38}
+    """
+    what = ("log-softmax gradient: exp(y), the row sum of grad, multiply, subtract" if log
+            else "softmax gradient: grad*y, its row sum, y times the sum, subtract")
+    return Derivation(dict(_softmax_grad_general()), sp.Integer(0), {sym.M: rows, sym.N: n},
+                      f"{what}: 4 N - 1 per row of N")

@@ -21,7 +21,8 @@ from symflops.formulas.derivation import Derivation
 
 __all__ = ["pool_output_size", "pool_window_total", "max_pool_work", "avg_pool_work",
            "adaptive_window_total", "adaptive_avg_pool_work", "adaptive_max_pool_work",
-           "pool_derivation", "adaptive_pool_derivation", "POOL_KINDS"]
+           "pool_derivation", "adaptive_pool_derivation", "POOL_KINDS", "scatter_grad_derivation",
+           "avg_pool_grad_derivation", "adaptive_avg_pool_grad_derivation"]
 
 #: what one output of each pooling kind costs
 POOL_KINDS = {"max": "window - 1 compares per output",
@@ -184,3 +185,66 @@ def adaptive_pool_derivation(kind: str, planes: Size, in_spatial: Sequence[Size]
     explanation += "; window - 1 adds and a divide per output" if kind == "avg" else \
         "; window - 1 compares per output"
     return Derivation(general, sp.Integer(0), bindings, explanation)
+
+
+@cache
+def _scatter_general() -> Work:
+    return work(elementwise=sym.M)
+
+
+def scatter_grad_derivation(grad_outputs: Size, what: str) -> Derivation:
+    """The gradient of an op whose every output copies one input (max pooling at its
+    argmax, nearest resizing): each of the ``M = grad_outputs`` gradient values is added
+    into its input's place (the zero-filled gradient is allocation, not arithmetic).
+
+    >>> scatter_grad_derivation(12, "max pooling").work
+    {'elementwise': 12}
+    """
+    return Derivation(dict(_scatter_general()), sp.Integer(0), {sym.M: grad_outputs},
+                      f"{what} gradient: each of the M output gradients added where its "
+                      "value came from")
+
+
+@cache
+def _avg_grad_general() -> Work:
+    return work(elementwise=sym.M * (1 + sym.symbol("window")))
+
+
+def avg_pool_grad_derivation(grad_outputs: Size, window: Size, *, padded: bool = False
+                             ) -> Derivation:
+    """The gradient of average pooling: each of the ``M = grad_outputs`` output gradients
+    divided once by the window size and added into each of its ``window`` inputs.
+
+    With padding (or ceil_mode) the kernel skips window positions outside the input, so
+    ``window`` (the whole window) makes the count an upper bound: the explanation says so.
+
+    >>> avg_pool_grad_derivation(4, 9).work
+    {'elementwise': 40}
+    """
+    return Derivation(dict(_avg_grad_general()), sp.Integer(0),
+                      {sym.M: grad_outputs, sym.symbol("window"): window},
+                      "average pooling gradient: per output gradient one divide and one add "
+                      "into each window element" + ("; windows counted whole, positions in "
+                                                    "the padding included (at most this)"
+                                                    if padded else ""))
+
+
+def adaptive_avg_pool_grad_derivation(planes: Size, in_spatial: Sequence[Size],
+                                      out_spatial: Sequence[int]) -> Derivation:
+    """The gradient of adaptive average pooling: per output gradient one divide by its
+    window's size and one add into each element of its window (the forward's windows,
+    summed exactly).
+
+    >>> adaptive_avg_pool_grad_derivation(2, (4, 4), (1, 1)).work
+    {'elementwise': 34}
+    """
+    n = len(in_spatial)
+    outs = [int(o) for o in out_spatial]
+    forward = adaptive_pool_derivation("avg", planes, in_spatial, outs)
+    general = {"elementwise": forward.general["pooling"] +
+               (sym.M if forward.bindings else planes) * prod(outs)}
+    return Derivation(general, sp.Integer(0), dict(forward.bindings),
+                      "adaptive average pooling gradient: per output gradient one divide and "
+                      "one add into each element of its window"
+                      + ("" if n and all(o == 1 for o in outs) else
+                         " (windows from floor(i*in/out) to ceil((i+1)*in/out))"))

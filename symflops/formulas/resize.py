@@ -29,7 +29,7 @@ from symflops.formulas.derivation import Derivation
 
 __all__ = ["INTERPOLATE_RATES", "interpolate_work", "reduction_work", "interpolate_derivation",
            "reduction_derivation", "SPREAD_REDUCTIONS", "pixel_shuffle_shape",
-           "pixel_shuffle_derivation"]
+           "pixel_shuffle_derivation", "interpolate_grad_derivation"]
 
 #: reductions that subtract, square (or exp) and add each input: 3 per input element
 SPREAD_REDUCTIONS = frozenset({"var", "std", "var_mean", "std_mean", "norm",
@@ -134,3 +134,31 @@ def pixel_shuffle_derivation(inverse: bool = False) -> Derivation:
     what = "(C r^2, H, W) -> (C, H r, W r)" if not inverse else "(C, H r, W r) -> (C r^2, H, W)"
     return Derivation({}, sp.Integer(0), {},
                       f"a reshape and a permute, {what}: values move, no arithmetic")
+
+
+@cache
+def _interpolate_grad_general(rate: int) -> Work:
+    return work(elementwise=rate * sym.M)
+
+
+def interpolate_grad_derivation(grad_outputs: Size, mode: str) -> Derivation:
+    """The gradient of resizing with ``mode``: each of the ``M = grad_outputs`` output
+    gradients is spread over the neighbours it was computed from, a multiply by the
+    neighbour's weight and an add per neighbour (nearest: one add). Twice the forward's
+    neighbour count: linear 4, bilinear 8, trilinear 16, bicubic 32.
+
+    >>> interpolate_grad_derivation(10, "bilinear").work
+    {'elementwise': 80}
+    >>> interpolate_grad_derivation(10, "nearest").work
+    {'elementwise': 10}
+    """
+    if mode not in INTERPOLATE_RATES:
+        raise SymflopsError("unknown interpolation mode", values={"mode": mode},
+                            fix="use one of " + ", ".join(INTERPOLATE_RATES))
+    neighbours = (INTERPOLATE_RATES[mode][0] + 1) // 2  # 2^d (16 for bicubic); 0 nearest
+    rate = 2 * neighbours if neighbours else 1
+    what = "one add" if not neighbours else \
+        f"{neighbours} multiplies by the weights and {neighbours} adds"
+    return Derivation(dict(_interpolate_grad_general(rate)), sp.Integer(0),
+                      {sym.M: grad_outputs},
+                      f"{mode} resize gradient: per output gradient {what} ({rate})")

@@ -367,9 +367,8 @@ def _gelu(call: OpCall) -> list[Part]:
     return _one(formulas.activation_derivation(name, call.out[0].numel))
 
 
-def _rows(call: OpCall) -> tuple[Any, Any]:
-    """Rows and row length of a softmax-type op over ``dim``."""
-    x, dim = call.args[0], call.args[1]
+def _rows(x: TShape, dim: int) -> tuple[Any, Any]:
+    """Rows and row length of a softmax-type op on ``x`` over ``dim``."""
     n = x.shape[dim] if x.ndim else 1
     return x.numel / n, n
 
@@ -377,13 +376,13 @@ def _rows(call: OpCall) -> tuple[Any, Any]:
 @register(aten._softmax, aten._safe_softmax)
 def _softmax(call: OpCall) -> list[Part]:
     """Softmax: ``5 n - 2`` per row of ``n``."""
-    return _one(formulas.softmax_derivation(*_rows(call)))
+    return _one(formulas.softmax_derivation(*_rows(call.args[0], call.args[1])))
 
 
 @register(aten._log_softmax)
 def _log_softmax(call: OpCall) -> list[Part]:
     """Log-softmax: ``5 n - 1`` per row of ``n``."""
-    return _one(formulas.log_softmax_derivation(*_rows(call)))
+    return _one(formulas.log_softmax_derivation(*_rows(call.args[0], call.args[1])))
 
 
 def _elementwise(ops: int, what: str) -> Any:
@@ -444,36 +443,128 @@ def _embedding(call: OpCall) -> list[Part]:
 
 
 # ----------------------------------------------------------------------------- backward
-def _backward(ops: int, what: str) -> Any:
-    return _elementwise(ops, what)
+# Each gradient counted op by op as torch's CPU kernel computes it (the formulas module
+# spells each count out); a zero-filled gradient buffer is allocation, not arithmetic.
+def _activation_grad(name: str) -> Any:
+    if name not in formulas.ACTIVATION_GRAD_RATES:  # fail at import, not in a trace
+        raise KeyError(name)
+
+    def handler(call: OpCall) -> list[Part]:
+        return _one(formulas.activation_grad_derivation(name, call.out[0].numel))
+    return handler
 
 
-register(aten.threshold_backward)(_backward(1, "ReLU gradient: one select per element"))
-register(aten.hardtanh_backward)(_backward(2, "hardtanh gradient: two compares"))
-register(aten.gelu_backward)(_backward(8, "GELU gradient (erf, exp, products)"))
-register(aten.silu_backward)(_backward(6, "SiLU gradient"))
-register(aten.sigmoid_backward, aten.tanh_backward)(_backward(3, "gradient: 3 per element"))
-register(aten.hardswish_backward, aten.hardsigmoid_backward,
-         aten.leaky_relu_backward, aten.elu_backward)(_backward(3, "gradient: 3 per element"))
-register(aten._softmax_backward_data, aten._log_softmax_backward_data)(
-    _backward(4, "softmax gradient: multiply, row-sum add, subtract, multiply"))
+register(aten.threshold_backward)(_activation_grad("relu"))
+register(aten.hardtanh_backward)(_activation_grad("relu6"))
+register(aten.silu_backward)(_activation_grad("silu"))
+register(aten.sigmoid_backward)(_activation_grad("sigmoid"))
+register(aten.tanh_backward)(_activation_grad("tanh"))
+register(aten.hardswish_backward)(_activation_grad("hardswish"))
+register(aten.hardsigmoid_backward)(_activation_grad("hardsigmoid"))
+register(aten.leaky_relu_backward)(_activation_grad("leaky_relu"))
+
+
+@register(aten.gelu_backward)
+def _gelu_backward(call: OpCall) -> list[Part]:
+    """GELU's gradient, exact (erf) or tanh approximation."""
+    name = "gelu_tanh" if call.arg(2, "approximate", "none") == "tanh" else "gelu"
+    return _one(formulas.activation_grad_derivation(name, call.out[0].numel))
+
+
+@register(aten.elu_backward)
+def _elu_backward(call: OpCall) -> list[Part]:
+    """ELU's gradient, from the input or (``is_result``) from the output."""
+    name = "elu_from_result" if bool(call.arg(4, "is_result", False)) else "elu"
+    return _one(formulas.activation_grad_derivation(name, call.out[0].numel))
+
+
+@register(aten._softmax_backward_data, aten._log_softmax_backward_data)
+def _softmax_backward(call: OpCall) -> list[Part]:
+    """Softmax and log-softmax gradients: ``4 N - 1`` per row of ``N``."""
+    rows, n = _rows(call.args[1], call.args[2])
+    return _one(formulas.softmax_grad_derivation(rows, n, log="log" in call.name))
+
+
+@register(aten.glu_backward)
+def _glu_backward(call: OpCall) -> list[Part]:
+    """GLU's gradient per output element: ``s = sigmoid(b)`` (3), ``grad_a = g s`` (1),
+    ``grad_b = (1 - s) s a g`` (4): 8."""
+    return _one(formulas.elementwise_derivation(
+        call.args[0].numel, 8, "GLU gradient: sigmoid of the gate (3), grad times it (1), "
+        "(1 - s) s a grad (4): 8 per output element"))
+
+
 register(aten.native_batch_norm_backward, aten.native_layer_norm_backward,
          aten.native_group_norm_backward, aten._fused_rms_norm_backward)(
-    _backward(8, "norm gradient: two row sums and a fused update, 8 per element"))
-register(aten.max_pool2d_with_indices_backward, aten.max_pool3d_with_indices_backward,
-         aten.avg_pool2d_backward, aten.avg_pool3d_backward,
-         aten._adaptive_avg_pool2d_backward, aten._adaptive_avg_pool3d_backward,
-         aten.adaptive_max_pool2d_backward, aten.upsample_nearest2d_backward,
-         aten.upsample_bilinear2d_backward, aten.upsample_nearest1d_backward,
-         aten.upsample_nearest3d_backward, aten.upsample_linear1d_backward,
-         aten.upsample_trilinear3d_backward, aten.upsample_bicubic2d_backward,
-         aten._upsample_nearest_exact2d_backward)(
-    _backward(1, "pooling/resize gradient: one add per input element"))
-register(aten.index_add, aten.index_add_)(
-    _backward(1, "accumulating indexed add: one add per element"))
-register(aten.embedding_dense_backward)(_backward(1, "embedding gradient: one add per "
-                                                    "gradient element"))
-register(aten.native_dropout_backward)(_backward(1, "dropout gradient: one multiply"))
+    _elementwise(8, "norm gradient: two row sums and a fused update, 8 per element"))
+
+
+@register(aten.max_pool2d_with_indices_backward, aten.max_pool3d_with_indices_backward,
+          aten.adaptive_max_pool2d_backward)
+def _max_pool_backward(call: OpCall) -> list[Part]:
+    """Max pooling's gradient: each output gradient added at its argmax."""
+    return _one(formulas.scatter_grad_derivation(call.args[0].numel, "max pooling"))
+
+
+@register(aten.avg_pool2d_backward, aten.avg_pool3d_backward)
+def _avg_pool_backward(call: OpCall) -> list[Part]:
+    """Average pooling's gradient: a divide and ``window`` adds per output gradient."""
+    n = 3 if call.name == "avg_pool3d_backward" else 2
+    kernel = _as_list(call.args[2], n)
+    padded = any(p != 0 for p in _as_list(call.arg(4, "padding", 0), n)) or \
+        bool(call.arg(5, "ceil_mode", False))
+    return _one(formulas.avg_pool_grad_derivation(call.args[0].numel, formulas.prod(kernel),
+                                                  padded=padded))
+
+
+@register(aten._adaptive_avg_pool2d_backward, aten._adaptive_avg_pool3d_backward)
+def _adaptive_avg_pool_backward(call: OpCall) -> list[Part]:
+    """Adaptive average pooling's gradient: a divide and one add per window element."""
+    gy, x = call.args[0], call.args[1]
+    n = 3 if "3d" in call.name else 2
+    outs = gy.shape[-n:]
+    if not all(isinstance(o, int) or getattr(o, "is_Integer", False) for o in outs):
+        return _one(formulas.elementwise_derivation(
+            x.numel + gy.numel, 1, "adaptive average pooling gradient with a symbolic output "
+            "size: counted as one add per input and one divide per output"))
+    return _one(formulas.adaptive_avg_pool_grad_derivation(
+        formulas.prod(x.shape[:-n]), x.shape[-n:], [int(o) for o in outs]))
+
+
+@register(aten.upsample_nearest1d_backward, aten.upsample_nearest2d_backward,
+          aten.upsample_nearest3d_backward, aten._upsample_nearest_exact2d_backward,
+          aten.upsample_linear1d_backward, aten.upsample_bilinear2d_backward,
+          aten.upsample_trilinear3d_backward, aten.upsample_bicubic2d_backward)
+def _upsample_backward(call: OpCall) -> list[Part]:
+    """Resize gradients: each output gradient spread over the neighbours it came from."""
+    name = call.name
+    mode = ("nearest" if "nearest" in name else "bicubic" if "bicubic" in name else
+            "trilinear" if "trilinear" in name else "bilinear" if "bilinear" in name else
+            "linear")
+    return _one(formulas.interpolate_grad_derivation(call.args[0].numel, mode))
+
+
+@register(aten.index_add, aten.index_add_)
+def _index_add(call: OpCall) -> list[Part]:
+    """``self.index_add(dim, index, source, alpha)``: one add per source element, and a
+    multiply by ``alpha`` first when it is not 1."""
+    source = call.args[3]
+    ops = 1 if call.arg(4, "alpha", 1) == 1 else 2
+    return _one(formulas.elementwise_derivation(
+        source.numel, ops, f"accumulating indexed add: {ops} per source element"))
+
+
+@register(aten.embedding_dense_backward)
+def _embedding_backward(call: OpCall) -> list[Part]:
+    """``embedding_dense_backward(grad, indices, num_weights, padding_idx, by_freq)``."""
+    grad, indices = call.args[0], call.args[1]
+    return _one(formulas.embedding_backward_derivation(
+        indices.numel, formulas.prod(grad.shape[indices.ndim:]),
+        scale_grad_by_freq=bool(call.arg(4, "scale_grad_by_freq", False))))
+
+
+register(aten.native_dropout_backward)(_elementwise(
+    2, "dropout gradient: the mask times the scale, times grad"))
 
 
 # ----------------------------------------------------------------------------- zero cost
