@@ -525,6 +525,51 @@ def softmax_grad_row(y: Sequence[float], g: Sequence[float], log: bool = False
     return [v.v for v in out], t.counts["activation"]
 
 
+def layer_norm_grad(x: Sequence[Sequence[float]], g: Sequence[Sequence[float]],
+                    w: Sequence[float], eps: float = 1e-5
+                    ) -> tuple[dict[str, list[Any]], dict[str, int]]:
+    """LayerNorm's gradients (input, weight, bias) over rows of ``x``, written out as
+    torch's native_layer_norm_backward computes them; the forward's mean and rstd are
+    given (not counted). Returns the values and the operations of each gradient."""
+    counts: dict[str, int] = {}
+    t = Tally()
+    n = len(w)
+    rows = []
+    for xr, gr in zip(x, g, strict=True):  # grad_input, row by row
+        mean = sum(xr) / n
+        rstd = 1 / math.sqrt(sum((v - mean) ** 2 for v in xr) / n + eps)
+        x_hat = [(Scalar(v, t) - mean) * rstd for v in xr]
+        gh = [Scalar(gv, t) * wv for gv, wv in zip(gr, w, strict=True)]
+        a = [v * n for v in gh]
+        b = gh[0]
+        for v in gh[1:]:
+            b = b + v
+        c1 = [u * v for u, v in zip(gh, x_hat, strict=True)]
+        c2 = c1[0]
+        for v in c1[1:]:
+            c2 = c2 + v
+        scale = Scalar(rstd, t) / n
+        rows.append(([scale * (ai - b - xh * c2) for ai, xh in zip(a, x_hat, strict=True)],
+                     [xh.v for xh in x_hat]))
+    counts["grad_input"] = t.counts["activation"]
+    t = Tally()
+    dw: list[Any] = [None] * n
+    db: list[Any] = [None] * n
+    for (_, x_hat_values), gr in zip(rows, g, strict=True):
+        for j in range(n):
+            term = Scalar(gr[j], t) * x_hat_values[j]
+            dw[j] = term if dw[j] is None else dw[j] + term
+    counts["grad_weight"] = t.counts["activation"]
+    t = Tally()
+    for gr in g:
+        for j in range(n):
+            db[j] = Scalar(gr[j], t) if db[j] is None else db[j] + gr[j]
+    counts["grad_bias"] = t.counts["activation"]
+    values = {"grad_input": [[v.v for v in r] for r, _ in rows],
+              "grad_weight": [v.v for v in dw], "grad_bias": [v.v for v in db]}
+    return values, counts
+
+
 def _softmax_row(t: Tally, n: int) -> None:
     """max, subtract, exp, sum, divide (the numerically stable form)."""
     for i in range(n):

@@ -1261,6 +1261,28 @@ def test_bruteforce_softmax_grad_is_torchs(log: bool) -> None:
     assert sf.formulas.softmax_grad_derivation(1, 5, log=log).work == {"elementwise": 19}
 
 
+def test_bruteforce_layer_norm_grad_is_torchs() -> None:
+    """LayerNorm's three gradients written out as torch computes them give autograd's
+    values; their op counts are layer_norm_grad_derivations' (M = 3 rows of dim = 4:
+    grad_input 3 (11*4 - 1) = 129, grad_weight (2*3 - 1) 4 = 20, grad_bias (3 - 1) 4 = 8)."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    x = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(3, 4, dtype=torch.float64)
+    ln = torch.nn.LayerNorm(4).double()
+    with torch.no_grad():
+        ln.weight.copy_(torch.randn(4))
+    ln(x).backward(g)
+    values, ops = bf.layer_norm_grad(x.tolist(), g.tolist(), ln.weight.tolist())
+    for got, want in zip(values["grad_input"], x.grad.tolist(), strict=True):
+        assert got == pytest.approx(want, abs=1e-9)
+    assert values["grad_weight"] == pytest.approx(ln.weight.grad.tolist(), abs=1e-9)
+    assert values["grad_bias"] == pytest.approx(ln.bias.grad.tolist(), abs=1e-9)
+    assert ops == {"grad_input": 129, "grad_weight": 20, "grad_bias": 8}
+    d = sf.formulas.layer_norm_grad_derivations(3, 4)
+    assert {k: v.work["elementwise"] for k, v in d.items()} == ops
+
+
 def _embedding_model() -> Any:
     """Embedding called on ``input_ids`` (an int64 input for sf.trace)."""
     torch = pytest.importorskip("torch")
@@ -1312,6 +1334,12 @@ BACKWARD: dict[str, tuple[Callable[[], Any], Any, str, int]] = {
     # GLU: (2, 8) -> (2, 4): 8 output gradients; sigmoid 3, grad_a 1, grad_b 4: 8 each
     "glu-8": (_seq(_lin, lambda t: t.GLU()), (2, 8), "glu_backward", 8 * 8),
     # softmax over rows of N = 8, 2 rows: 2 * (4*8 - 1)
+    # LayerNorm(8) on (2, 8): M = 2, dim = 8; grad_input 2 (11*8 - 1) = 174 (the
+    # weight and bias gradients are separate parts)
+    "layer_norm-input": (_seq(_lin, lambda t: t.LayerNorm(8)), (2, 8),
+                         "native_layer_norm_backward (grad_input)", 174),
+    "layer_norm-weight": (_seq(_lin, lambda t: t.LayerNorm(8)), (2, 8),
+                          "native_layer_norm_backward (grad_weight)", (2 * 2 - 1) * 8),
     "softmax-4N-1": (_seq(_lin, lambda t: t.Softmax(-1)), (2, 8), "_softmax_backward_data",
                      2 * 31),
     "log_softmax-4N-1": (_seq(_lin, lambda t: t.LogSoftmax(-1)), (2, 8),

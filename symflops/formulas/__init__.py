@@ -64,6 +64,7 @@ from symflops.formulas.norm import (
     group_norm_derivation,
     group_norm_work,
     layer_norm_derivation,
+    layer_norm_grad_derivations,
     layer_norm_work,
     norm_params,
     rms_norm_derivation,
@@ -132,7 +133,7 @@ __all__ = [
     "GLU_RATE", "glu_derivation", "glu_work", "pixel_shuffle_derivation", "pixel_shuffle_shape",
     "ACTIVATION_GRAD_RATES", "activation_grad_derivation", "softmax_grad_derivation",
     "adaptive_avg_pool_grad_derivation", "avg_pool_grad_derivation", "scatter_grad_derivation",
-    "interpolate_grad_derivation",
+    "interpolate_grad_derivation", "layer_norm_grad_derivations",
 ]
 
 #: modules whose examples (module docstrings and public names) run with this package's doctests

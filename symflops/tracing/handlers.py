@@ -494,8 +494,20 @@ def _glu_backward(call: OpCall) -> list[Part]:
         "(1 - s) s a grad (4): 8 per output element"))
 
 
-register(aten.native_batch_norm_backward, aten.native_layer_norm_backward,
-         aten.native_group_norm_backward, aten._fused_rms_norm_backward)(
+@register(aten.native_layer_norm_backward)
+def _layer_norm_backward(call: OpCall) -> list[Part]:
+    """``native_layer_norm_backward(g, x, normalized_shape, mean, rstd, w, b, mask)``."""
+    x, ns = call.args[1], call.args[2]
+    parts = formulas.layer_norm_grad_derivations(
+        formulas.prod(x.shape[:-len(ns)]), formulas.prod(x.shape[-len(ns):]),
+        weight=isinstance(call.args[5], TShape), bias=isinstance(call.args[6], TShape),
+        output_mask=tuple(bool(m) for m in call.args[7]))  # type: ignore[arg-type]
+    return [Part.of(d, name=name) for name, d in parts.items()]
+
+
+# not yet checked against torch's kernels: counted at 8 per element
+register(aten.native_batch_norm_backward, aten.native_group_norm_backward,
+         aten._fused_rms_norm_backward)(
     _elementwise(8, "norm gradient: two row sums and a fused update, 8 per element"))
 
 
