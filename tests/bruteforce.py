@@ -570,6 +570,31 @@ def layer_norm_grad(x: Sequence[Sequence[float]], g: Sequence[Sequence[float]],
     return values, counts
 
 
+#: neighbours per interpolated dim of each mode (nearest reads one value)
+_NEIGHBOURS = {"nearest": 1, "linear": 2, "bilinear": 2, "trilinear": 2, "bicubic": 4}
+
+
+def upsample(shape: Shape, mode: str, size: Sequence[int] | None = None,
+             scale: float | None = None) -> tuple[Work, Shape, int]:
+    """Resize: each output element a weighted sum of its neighbours (a multiply per
+    neighbour, the adds between them); nearest copies one value. Output sizes as torch
+    computes them: ``size``, or ``floor(in * scale)``."""
+    spatial = shape[2:]
+    outs = tuple(size) if size is not None else tuple(
+        int(math.floor(s * scale)) for s in spatial)  # type: ignore[operator]
+    t = Tally()
+    per_dim = _NEIGHBOURS[mode]
+    for _ in range(shape[0] * shape[1]):
+        for _ in _grid(outs):
+            if per_dim == 1:
+                continue  # an index lookup
+            for i, _ in enumerate(_grid([per_dim] * len(spatial))):
+                t.op("elementwise")  # neighbour times its weight
+                if i:
+                    t.op("elementwise")  # added to the sum
+    return t.work(), tuple(shape[:2]) + outs, 0
+
+
 def _softmax_row(t: Tally, n: int) -> None:
     """max, subtract, exp, sum, divide (the numerically stable form)."""
     for i in range(n):

@@ -75,6 +75,14 @@ REFUSED: dict[str, tuple[Callable[[], Any], str, tuple[str, ...], str]] = {
                                ("input_shape",), "multiple of 4"),
     "pixel-unshuffle-height": (lambda: nn.PixelUnshuffle(2).cost((1, 1, 3, 4)),
                                "PixelUnshuffle", ("input_shape",), "multiple of 2"),
+    "upsample-size-and-scale": (lambda: nn.Upsample(size=4, scale_factor=2), "Upsample",
+                                ("size", "scale_factor"), "size="),
+    "upsample-inexact-scale": (lambda: nn.Upsample(scale_factor=1.1), "Upsample",
+                               ("scale_factor",), "size="),
+    "upsample-unknown-mode": (lambda: nn.Upsample(scale_factor=2, mode="area"), "Upsample",
+                              ("mode",), "bilinear"),
+    "upsample-bilinear-on-3d": (lambda: nn.Upsample(scale_factor=2, mode="bilinear").cost(
+        (1, 2, 5)), "Upsample", ("input_shape",), "spatial dims"),
     "adaptive-pool-float-output": (lambda: nn.AdaptiveAvgPool2d(1.0), "AdaptiveAvgPool2d",
                                    ("output_size",), "int"),
 }

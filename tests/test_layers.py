@@ -551,6 +551,35 @@ case(Case(
 ))
 
 
+# Upsample(scale_factor=2, mode="bilinear") on (B, C, H, W): 2H x 2W outputs, each a
+# weighted sum of 4 neighbours: 4 multiplies + 3 adds = 7.
+case(Case(
+    "Upsample-bilinear", lambda: nn.Upsample(scale_factor=2, mode="bilinear"), (B, C, H, W),
+    params=0, exact=7 * B * C * 4 * H * W, macs=0, out=(B, C, 2 * H, 2 * W),
+    points=[{B: 1, C: 2, H: 3, W: 4}],
+    brute=lambda p: bf.upsample((p[B], p[C], p[H], p[W]), "bilinear", scale=2),
+    torch=lambda p: (_tnn()[1].Upsample(scale_factor=2, mode="bilinear"),
+                     (p[B], p[C], p[H], p[W])),
+))
+# Upsample(scale_factor=1.5) (nearest) on (B, C, T): floor(3T/2) outputs, index lookups: 0.
+case(Case(
+    "Upsample-nearest-1.5", lambda: nn.Upsample(scale_factor=1.5), (B, C, T),
+    params=0, exact=0, macs=0, out=(B, C, floor(3 * T / 2)),
+    points=[{B: 2, C: 1, T: 5}, {B: 1, C: 1, T: 1}],
+    brute=lambda p: bf.upsample((p[B], p[C], p[T]), "nearest", scale=1.5),
+    torch=lambda p: (_tnn()[1].Upsample(scale_factor=1.5), (p[B], p[C], p[T])),
+))
+# Upsample(size=(5, 7), mode="bicubic") on (B, C, 3, 3): 35 outputs per plane, each a
+# weighted sum of 16 neighbours: 16 multiplies + 15 adds = 31.
+case(Case(
+    "Upsample-bicubic-size", lambda: nn.Upsample(size=(5, 7), mode="bicubic"), (B, C, 3, 3),
+    params=0, exact=31 * 35 * B * C, macs=0, out=(B, C, 5, 7),
+    points=[{B: 1, C: 2}],
+    brute=lambda p: bf.upsample((p[B], p[C], 3, 3), "bicubic", size=(5, 7)),
+    torch=lambda p: (_tnn()[1].Upsample(size=(5, 7), mode="bicubic"), (p[B], p[C], 3, 3)),
+))
+
+
 def _free(shape: tuple[int, ...]) -> tuple[dict[str, int], tuple[int, ...], int]:
     return {}, shape, 0
 

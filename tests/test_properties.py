@@ -424,6 +424,10 @@ _LAYER_CASES: dict[str, Any] = {
     "PixelUnshuffle": lambda v: (nn.PixelUnshuffle(R_), (B, C, H * R_, W * R_),
                                  {B: v["B"], C: v["C"], R_: v["s"], H: v["H"], W: v["W"]}, {},
                                  0),
+    "Upsample": lambda v: (nn.Upsample(scale_factor=v["s"], mode="bilinear"), (B, C, H, W),
+                           {B: v["B"], C: v["C"], H: v["H"], W: v["W"]},
+                           formulas.interpolate_work(
+                               v["B"] * v["C"] * v["s"] ** 2 * v["H"] * v["W"], "bilinear"), 0),
     "Embedding": lambda v: (nn.Embedding(V_, dim), (B, N), {B: v["B"], N: v["H"], V_: v["O"],
                                                             dim: v["C"]}, {}, v["O"] * v["C"]),
     "MultiheadAttention": lambda v: (

@@ -103,6 +103,7 @@ from symflops.formulas.pool import (
     scatter_grad_derivation,
 )
 from symflops.formulas.resize import (
+    INTERPOLATE_DIMS,
     INTERPOLATE_RATES,
     interpolate_derivation,
     interpolate_grad_derivation,
@@ -111,6 +112,7 @@ from symflops.formulas.resize import (
     pixel_shuffle_shape,
     reduction_derivation,
     reduction_work,
+    upsample_output_size,
 )
 
 __all__ = [
@@ -133,7 +135,8 @@ __all__ = [
     "GLU_RATE", "glu_derivation", "glu_work", "pixel_shuffle_derivation", "pixel_shuffle_shape",
     "ACTIVATION_GRAD_RATES", "activation_grad_derivation", "softmax_grad_derivation",
     "adaptive_avg_pool_grad_derivation", "avg_pool_grad_derivation", "scatter_grad_derivation",
-    "interpolate_grad_derivation", "layer_norm_grad_derivations",
+    "interpolate_grad_derivation", "layer_norm_grad_derivations", "INTERPOLATE_DIMS",
+    "upsample_output_size",
 ]
 
 #: modules whose examples (module docstrings and public names) run with this package's doctests

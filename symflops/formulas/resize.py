@@ -24,12 +24,19 @@ import sympy as sp
 
 from symflops import symbols as sym
 from symflops.errors import SymflopsError
-from symflops.formulas._arith import Size, Work, exact_div, work
+from symflops.formulas._arith import Size, Work, exact_div, floordiv, work
 from symflops.formulas.derivation import Derivation
 
 __all__ = ["INTERPOLATE_RATES", "interpolate_work", "reduction_work", "interpolate_derivation",
            "reduction_derivation", "SPREAD_REDUCTIONS", "pixel_shuffle_shape",
-           "pixel_shuffle_derivation", "interpolate_grad_derivation"]
+           "pixel_shuffle_derivation", "interpolate_grad_derivation", "upsample_output_size",
+           "INTERPOLATE_DIMS"]
+
+#: how many trailing dims each interpolation mode resizes (None: any of 1, 2, 3)
+INTERPOLATE_DIMS: dict[str, int | None] = {
+    "nearest": None, "nearest-exact": None, "linear": 1, "bilinear": 2, "trilinear": 3,
+    "bicubic": 2,
+}
 
 #: reductions that subtract, square (or exp) and add each input: 3 per input element
 SPREAD_REDUCTIONS = frozenset({"var", "std", "var_mean", "std_mean", "norm",
@@ -162,3 +169,14 @@ def interpolate_grad_derivation(grad_outputs: Size, mode: str) -> Derivation:
     return Derivation(dict(_interpolate_grad_general(rate)), sp.Integer(0),
                       {sym.M: grad_outputs},
                       f"{mode} resize gradient: per output gradient {what} ({rate})")
+
+
+def upsample_output_size(size: Size, scale: Size) -> Size:
+    """``floor(size * scale)`` for an exact (int or rational) ``scale``, as torch sizes
+    ``interpolate(scale_factor=...)``.
+
+    >>> from symflops.symbols import H
+    >>> upsample_output_size(7, sp.Rational(3, 2)), upsample_output_size(H, 2)
+    (10, 2*H)
+    """
+    return floordiv(size * sp.Rational(scale).p, sp.Rational(scale).q)

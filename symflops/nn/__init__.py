@@ -68,6 +68,7 @@ from symflops.nn._layers import (
     SiLU,
     Softmax,
     Tanh,
+    Upsample,
 )
 
 __all__ = [
@@ -77,7 +78,8 @@ __all__ = [
     "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "ReLU", "ReLU6", "LeakyReLU",
     "GELU", "SiLU", "Sigmoid", "Tanh", "Hardswish", "Hardsigmoid", "Softmax", "Dropout",
     "Identity", "Flatten", "Embedding", "MultiheadAttention", "TransformerBlock", "MLP",
-    "Sequential", "Residual", "Repeat", "GLU", "PixelShuffle", "PixelUnshuffle", "LAYERS",
+    "Sequential", "Residual", "Repeat", "GLU", "PixelShuffle", "PixelUnshuffle", "Upsample",
+    "LAYERS",
 ]
 
 #: Every layer class by name (the formula reference and the CLI look layers up here).
@@ -87,8 +89,8 @@ LAYERS: dict[str, type[Layer]] = {
         BatchNorm1d, BatchNorm2d, BatchNorm3d, LayerNorm, GroupNorm, RMSNorm, MaxPool1d,
         MaxPool2d, AvgPool1d, AvgPool2d, AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool2d,
         ReLU, ReLU6, LeakyReLU, GELU, SiLU, Sigmoid, Tanh, Hardswish, Hardsigmoid, GLU, Softmax,
-        Dropout, Identity, Flatten, PixelShuffle, PixelUnshuffle, Embedding, MultiheadAttention,
-        TransformerBlock, MLP, Sequential, Residual, Repeat)
+        Dropout, Identity, Flatten, PixelShuffle, PixelUnshuffle, Upsample, Embedding,
+        MultiheadAttention, TransformerBlock, MLP, Sequential, Residual, Repeat)
 }
 
 #: the submodules' examples (module docstrings and every public name) run with this

@@ -8,6 +8,7 @@ layer checks its arguments and input shape, then calls its family's derivation i
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -17,12 +18,15 @@ from symflops import symbols as S
 from symflops.cost import Cost
 from symflops.errors import SymflopsError
 from symflops.formulas import (
+    INTERPOLATE_DIMS,
+    INTERPOLATE_RATES,
     activation_derivation,
     adaptive_pool_derivation,
     batch_norm_derivation,
     embedding_derivation,
     glu_derivation,
     group_norm_derivation,
+    interpolate_derivation,
     layer_norm_derivation,
     linear_derivation,
     pixel_shuffle_derivation,
@@ -31,6 +35,7 @@ from symflops.formulas import (
     pool_output_size,
     rms_norm_derivation,
     softmax_derivation,
+    upsample_output_size,
 )
 from symflops.formulas.derivation import Derivation
 from symflops.nn._base import (
@@ -53,7 +58,7 @@ __all__ = [
     "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d",
     "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "ReLU", "ReLU6", "LeakyReLU", "GELU", "SiLU",
     "Sigmoid", "Tanh", "Hardswish", "Hardsigmoid", "Softmax", "Dropout", "Identity", "Flatten",
-    "Embedding", "GLU", "PixelShuffle", "PixelUnshuffle",
+    "Embedding", "GLU", "PixelShuffle", "PixelUnshuffle", "Upsample",
 ]
 
 
@@ -560,6 +565,80 @@ class PixelUnshuffle(_PixelShuffle):
 
     inverse = True
     factor_name = "downscale_factor"
+
+
+class Upsample(Layer):
+    """``torch.nn.Upsample(size=None, scale_factor=None, mode="nearest")`` on ``(B, C,
+    *spatial)``: per output element nearest 0, linear 3, bilinear 7, bicubic 31, trilinear
+    15 (a weighted sum of the 2^d or 16 neighbours; ``symflops.formulas.INTERPOLATE_RATES``).
+
+    >>> Upsample(scale_factor=2, mode="bilinear").cost(("B", "C", "H", "W")).flops
+    28*B*C*H*W
+    """
+
+    def __init__(self, size: Any = None, scale_factor: Any = None, mode: str = "nearest",
+                 align_corners: bool | None = None,
+                 recompute_scale_factor: bool | None = None) -> None:
+        if mode not in INTERPOLATE_RATES:
+            raise SymflopsError("unknown mode", layer="Upsample", values={"mode": mode},
+                                fix="use one of " + ", ".join(INTERPOLATE_RATES))
+        if (size is None) == (scale_factor is None):
+            raise SymflopsError("give exactly one of size and scale_factor", layer="Upsample",
+                                values={"size": size, "scale_factor": scale_factor},
+                                fix="pass size=(H_out, W_out) or scale_factor=2")
+        self.mode = mode
+        self.size = None if size is None else tuple(
+            to_size(v, "Upsample", "size")
+            for v in (size if isinstance(size, (tuple, list)) else (size,)))
+        self.scale_factor = None if scale_factor is None else tuple(
+            _exact_scale(v) for v in (scale_factor if isinstance(scale_factor, (tuple, list))
+                                      else (scale_factor,)))
+
+    def spec(self) -> str:
+        what = f"size={fmt(self.size)}" if self.size is not None else \
+            f"scale_factor={fmt(self.scale_factor)}"
+        return f"Upsample({what}, mode='{self.mode}')"
+
+    def _cost(self, shape: Shape, name: str) -> Cost:
+        n = INTERPOLATE_DIMS[self.mode] or len(shape) - 2
+        if len(shape) != n + 2 or not 1 <= n <= 3:
+            raise SymflopsError(f"mode '{self.mode}' expects a {n + 2}-d input (B, C, "
+                                f"{n} spatial dims)", layer=self.spec(),
+                                values={"input_shape": shape},
+                                fix="pass (B, C, *spatial) with as many spatial dims as the "
+                                    "mode resizes")
+        given = self.size if self.size is not None else self.scale_factor
+        assert given is not None
+        if len(given) not in (1, n):
+            raise SymflopsError(f"needs 1 or {n} values", layer=self.spec(),
+                                values={"input_shape": shape}, fix=f"pass 1 or {n} values")
+        given = given * n if len(given) == 1 else given
+        if self.size is not None:
+            outs = tuple(given)
+        else:
+            outs = tuple(sp.sympify(upsample_output_size(s, f))
+                         for s, f in zip(shape[2:], given, strict=True))
+        validity = positive_output(outs, self.spec(), "scale_factor", shape)
+        out = tuple(shape[:2]) + outs
+        return self._leaf(name, shape, out, interpolate_derivation(numel(out), self.mode),
+                          validity=validity)
+
+
+def _exact_scale(value: Any) -> sp.Rational:
+    """A scale factor as an exact positive rational: ints, sympy rationals, and floats that
+    are a short binary fraction (1.5, 0.25, 2.0), so that floor(size * scale) is exact."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (int, float, np.integer, np.floating, sp.Rational)):
+        raise SymflopsError("scale_factor must be a number", layer="Upsample",
+                            values={"scale_factor": repr(value)}, fix="pass e.g. 2 or 1.5")
+    r = sp.Rational(Fraction(float(value)) if isinstance(value, (float, np.floating))
+                    else value)
+    if r <= 0 or r.q > 1024:
+        raise SymflopsError("scale_factor must be positive and exact (a fraction with a "
+                            "small power-of-two denominator)", layer="Upsample",
+                            values={"scale_factor": value},
+                            fix="pass an int or a float like 1.5, or give size= instead")
+    return r
 
 
 class Embedding(Layer):
