@@ -56,6 +56,8 @@ DEFAULT_PATH = Path("docs") / "formulas.md"
 
 #: stride (positive) and padding (may be 0) of the general convolution and pooling formulas
 _s, _p = symbol("s"), sp.Symbol("p", integer=True, nonnegative=True)
+#: the upscale (or downscale) factor of a pixel shuffle
+_r = symbol("r")
 
 
 @dataclass(frozen=True)
@@ -133,10 +135,20 @@ EXAMPLES: dict[str, Example] = {
     "Tanh": _simple_layer(nn.Tanh, _NCHW),
     "Hardswish": _simple_layer(nn.Hardswish, _NCHW),
     "Hardsigmoid": _simple_layer(nn.Hardsigmoid, _NCHW),
+    "GLU": Example("GLU(dim=-1)", lambda: nn.GLU(-1), (B, N, 2 * dim),
+                   "a * sigmoid(b) of the two halves a, b of the last dim"),
     "Softmax": Example("Softmax(dim=-1)", lambda: nn.Softmax(-1), (M, N)),
     "Dropout": _simple_layer(nn.Dropout, _NCHW, "Dropout(p)", "free at inference"),
     "Identity": _simple_layer(nn.Identity, _NCHW),
     "Flatten": _simple_layer(nn.Flatten, _NCHW),
+    "Upsample": Example("Upsample(scale_factor=2, mode='bilinear')",
+                        lambda: nn.Upsample(scale_factor=2, mode="bilinear"), _NCHW,
+                        "mode='nearest' costs 0; size= gives the output size directly"),
+    "PixelShuffle": Example("PixelShuffle(r)", lambda: nn.PixelShuffle(_r), (B, C * _r**2, H, W),
+                            "data movement: (C r^2, H, W) -> (C, H r, W r)"),
+    "PixelUnshuffle": Example("PixelUnshuffle(r)", lambda: nn.PixelUnshuffle(_r),
+                              (B, C, H * _r, W * _r),
+                              "data movement: (C, H r, W r) -> (C r^2, H, W)"),
     "Embedding": Example("Embedding(V, dim)", lambda: nn.Embedding(V, dim), (B, N)),
     "MultiheadAttention": Example(
         "MultiheadAttention(dim, heads)", lambda: nn.MultiheadAttention(dim, heads),

@@ -18,7 +18,8 @@ __all__ = [
     "B", "C", "C_in", "C_out", "K", "H", "W", "D", "H_out", "W_out", "D_out", "N", "dim",
     "heads", "kv_heads", "head_dim", "L", "V", "mlp_ratio", "groups", "I", "O", "M",
     "T", "T_out", "S",
-    "LATEX_NAMES", "symbol", "latex_name", "canonical",
+    "LATEX_NAMES", "symbol", "latex_name", "canonical", "spatial_in", "spatial_out",
+    "kernel_symbols",
 ]
 
 
@@ -106,3 +107,39 @@ def latex_name(sym: sp.Symbol) -> str:
     if sym in LATEX_NAMES:
         return LATEX_NAMES[sym]
     return str(sp.latex(sym))
+
+
+#: input and output spatial symbols of an n-d layer, outermost first
+_SPATIAL_IN = {1: (T,), 2: (H, W), 3: (D, H, W)}
+_SPATIAL_OUT = {1: (T_out,), 2: (H_out, W_out), 3: (D_out, H_out, W_out)}
+_KERNEL_NAMES = {1: ("K_t",), 2: ("K_h", "K_w"), 3: ("K_d", "K_h", "K_w")}
+
+
+def spatial_in(n: int) -> tuple[sp.Symbol, ...]:
+    """The input spatial symbols of an ``n``-d layer.
+
+    >>> spatial_in(2), spatial_in(1)
+    ((H, W), (T,))
+    """
+    return _SPATIAL_IN[n]
+
+
+def spatial_out(n: int) -> tuple[sp.Symbol, ...]:
+    """The output spatial symbols of an ``n``-d layer.
+
+    >>> spatial_out(3)
+    (D_out, H_out, W_out)
+    """
+    return _SPATIAL_OUT[n]
+
+
+def kernel_symbols(n: int, square: bool) -> tuple[sp.Symbol, ...]:
+    """Kernel symbols of an ``n``-d window: ``K`` in every dim when the kernel is square
+    (same size in every dim), else one symbol per dim.
+
+    >>> kernel_symbols(2, True), kernel_symbols(2, False)
+    ((K, K), (K_h, K_w))
+    """
+    if square:
+        return (K,) * n
+    return tuple(symbol(x) for x in _KERNEL_NAMES[n])

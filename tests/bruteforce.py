@@ -318,6 +318,9 @@ class Scalar:
     def __sub__(self, o: Any) -> Scalar:
         return self._wrap(self.v - self._val(o))
 
+    def __rsub__(self, o: Any) -> Scalar:
+        return self._wrap(self._val(o) - self.v)
+
     def __mul__(self, o: Any) -> Scalar:
         return self._wrap(self.v * self._val(o))
 
@@ -341,6 +344,11 @@ class Scalar:
 
     def minimum(self, o: Any) -> Scalar:
         return self._wrap(min(self.v, self._val(o)))
+
+    def compare(self, op: Callable[[float, float], bool], o: Any) -> bool:
+        """``x < o``, ``x <= o``...: one compare (the select it feeds is free)."""
+        self.t.op(self.kind)
+        return op(self.v, self._val(o))
 
     def where_positive(self, other: Scalar) -> Scalar:
         """``x if x > 0 else other``: one compare."""
@@ -379,6 +387,212 @@ def activation(shape: Shape, name: str) -> tuple[Work, Shape, int]:
     for i in range(math.prod(shape)):
         ACTIVATIONS[name](Scalar(0.1 * i - 1.0, t))
     return t.work(), shape, 0
+
+
+def glu_value(a: float, b: float) -> tuple[float, int]:
+    """``a * sigmoid(b)`` and the operations it took."""
+    t = Tally()
+    y = Scalar(a, t) * _sigmoid(Scalar(b, t))
+    return y.v, t.counts["activation"]
+
+
+def glu(shape: Shape, dim: int = -1) -> tuple[Work, Shape, int]:
+    """GLU: each output pairs element ``i`` of the first half of ``dim`` with element ``i``
+    of the second half; the output shape is the positions visited."""
+    dim = dim % len(shape)
+    half = shape[dim] // 2
+    t = Tally()
+    seen = set()
+    for idx in _grid(shape):
+        if idx[dim] < half:  # a in the first half, its gate b at idx[dim] + half
+            Scalar(0.1 * idx[dim], t) * _sigmoid(Scalar(0.2 * (idx[dim] + half), t))
+            seen.add(idx)
+    out = tuple(max(i[d] for i in seen) + 1 for d in range(len(shape)))
+    return t.work(), out, 0
+
+
+def pixel_shuffle(shape: Shape, r: int, inverse: bool = False) -> tuple[Work, Shape, int]:
+    """Every input element moved to its place (torch's index map): no arithmetic; the
+    output shape is the positions written."""
+    *lead, c, h, w = shape
+    written = set()
+    for ci, hi, wi in _grid((c, h, w)):
+        if inverse:  # (C, H r, W r) -> (C r^2, H, W)
+            written.add((ci * r * r + (hi % r) * r + wi % r, hi // r, wi // r))
+        else:  # (C r^2, H, W) -> (C, H r, W r)
+            written.add((ci // (r * r), hi * r + (ci % (r * r)) // r, wi * r + ci % r))
+    assert len(written) == c * h * w  # a permutation: every value lands once
+    out = tuple(max(x[d] for x in written) + 1 for d in range(3))
+    return {}, tuple(lead) + out, 0
+
+
+def _le(a: float, b: float) -> bool:
+    return a <= b
+
+
+def _lt(a: float, b: float) -> bool:
+    return a < b
+
+
+def _select(cond: bool, a: Scalar | float, b: Scalar | float, t: Tally) -> Scalar:
+    """``where(cond, a, b)`` after both branches were computed (as torch's vectorized
+    kernels do): a select, not arithmetic."""
+    v = a if cond else b
+    return v if isinstance(v, Scalar) else Scalar(v, t)
+
+
+def _gelu_grad(x: Scalar, g: Scalar) -> Scalar:
+    cdf = 0.5 * (1 + (x * (1 / math.sqrt(2.0))).apply(math.erf))
+    pdf = (2 / math.sqrt(math.pi) / math.sqrt(2.0) * 0.5) * (x * x * -0.5).apply(math.exp)
+    return g * (cdf + x * pdf)
+
+
+def _gelu_tanh_grad(x: Scalar, g: Scalar) -> Scalar:
+    beta, kappa = math.sqrt(2.0) * (2 / math.sqrt(math.pi)) * 0.5, 0.044715
+    x_sq = x * x
+    x_cube = x_sq * x
+    tanh_inner = (beta * (x + kappa * x_cube)).apply(math.tanh)
+    left, right = 0.5 * x, 1 + tanh_inner
+    left_derivative = 0.5 * right
+    tanh_derivative = 1 - tanh_inner * tanh_inner
+    inner_derivative = beta * (1 + (3 * kappa) * x_sq)
+    return g * (left_derivative + left * tanh_derivative * inner_derivative)
+
+
+def _elu_grad(x: Scalar, g: Scalar) -> Scalar:  # alpha = scale = input_scale = 1
+    neg = g * 1.0 * 1.0 * (x * 1.0).apply(math.exp)
+    pos = g * 1.0
+    return _select(x.compare(_le, 0.0), neg, pos, x.t)
+
+
+def _hardswish_grad(x: Scalar, g: Scalar) -> Scalar:
+    low, mid = x.compare(_le, -3.0), x.compare(_lt, 3.0)
+    inner = g * ((x / 3) + 0.5)
+    return _select(low, 0.0, _select(mid, inner, g, x.t), x.t)
+
+
+#: Each activation's gradient written out as torch's kernel computes it, on counting
+#: scalars (x the input, g the incoming gradient; sigmoid and tanh use their output y,
+#: computed uncounted as the forward's).
+ACTIVATION_GRADS: dict[str, Callable[[Scalar, Scalar], Scalar]] = {
+    "relu": lambda x, g: _select(x.compare(_le, 0.0), 0.0, g, x.t),
+    "relu6": lambda x, g: _select(x.compare(_le, 0.0) | (not x.compare(_lt, 6.0)), 0.0, g,
+                                  x.t),
+    "leaky_relu": lambda x, g: _select(not x.compare(_le, 0.0), g, g * 0.01, x.t),
+    "sigmoid": lambda x, g: g * (_y(x, lambda v: 1 / (1 + math.exp(-v))) *
+                                 (1 - _y(x, lambda v: 1 / (1 + math.exp(-v))))),
+    "tanh": lambda x, g: g * (1 - _y(x, math.tanh) * _y(x, math.tanh)),
+    "silu": lambda x, g: (lambda s: g * s * (1 + x * (1 - s)))(_sigmoid(x)),
+    "gelu": _gelu_grad,
+    "gelu_tanh": _gelu_tanh_grad,
+    "hardswish": _hardswish_grad,
+    "hardsigmoid": lambda x, g: _select(x.compare(lambda a, b: a > b, -3.0) &
+                                        x.compare(_lt, 3.0), g * (1.0 / 6.0), 0.0, x.t),
+    "elu": _elu_grad,
+}
+
+
+def _y(x: Scalar, fn: Callable[[float], float]) -> Scalar:
+    """The forward's output at ``x`` (not counted: the gradient reads it)."""
+    return Scalar(fn(x.v), x.t)
+
+
+def activation_grad_value(name: str, x: float, g: float = 1.0) -> tuple[float, int]:
+    """The gradient of activation ``name`` at ``x`` times ``g``, and the operations it took."""
+    t = Tally()
+    y = ACTIVATION_GRADS[name](Scalar(x, t), Scalar(g, t))
+    return y.v, t.counts["activation"]
+
+
+def softmax_grad_row(y: Sequence[float], g: Sequence[float], log: bool = False
+                     ) -> tuple[list[float], int]:
+    """The softmax (log-softmax: ``y`` is the log-probabilities) gradient of one row, and
+    the operations it took: torch's ``(g*y - y*sum(g*y))`` / ``g - exp(y)*sum(g)``."""
+    t = Tally()
+    ys = [Scalar(v, t) for v in y]
+    gs = [Scalar(v, t) for v in g]
+    if log:
+        total = gs[0]
+        for v in gs[1:]:
+            total = total + v
+        out = [gi - yi.apply(math.exp) * total for gi, yi in zip(gs, ys, strict=True)]
+    else:
+        prods = [gi * yi for gi, yi in zip(gs, ys, strict=True)]
+        total = prods[0]
+        for v in prods[1:]:
+            total = total + v
+        out = [p - yi * total for p, yi in zip(prods, ys, strict=True)]
+    return [v.v for v in out], t.counts["activation"]
+
+
+def layer_norm_grad(x: Sequence[Sequence[float]], g: Sequence[Sequence[float]],
+                    w: Sequence[float], eps: float = 1e-5
+                    ) -> tuple[dict[str, list[Any]], dict[str, int]]:
+    """LayerNorm's gradients (input, weight, bias) over rows of ``x``, written out as
+    torch's native_layer_norm_backward computes them; the forward's mean and rstd are
+    given (not counted). Returns the values and the operations of each gradient."""
+    counts: dict[str, int] = {}
+    t = Tally()
+    n = len(w)
+    rows = []
+    for xr, gr in zip(x, g, strict=True):  # grad_input, row by row
+        mean = sum(xr) / n
+        rstd = 1 / math.sqrt(sum((v - mean) ** 2 for v in xr) / n + eps)
+        x_hat = [(Scalar(v, t) - mean) * rstd for v in xr]
+        gh = [Scalar(gv, t) * wv for gv, wv in zip(gr, w, strict=True)]
+        a = [v * n for v in gh]
+        b = gh[0]
+        for v in gh[1:]:
+            b = b + v
+        c1 = [u * v for u, v in zip(gh, x_hat, strict=True)]
+        c2 = c1[0]
+        for v in c1[1:]:
+            c2 = c2 + v
+        scale = Scalar(rstd, t) / n
+        rows.append(([scale * (ai - b - xh * c2) for ai, xh in zip(a, x_hat, strict=True)],
+                     [xh.v for xh in x_hat]))
+    counts["grad_input"] = t.counts["activation"]
+    t = Tally()
+    dw: list[Any] = [None] * n
+    db: list[Any] = [None] * n
+    for (_, x_hat_values), gr in zip(rows, g, strict=True):
+        for j in range(n):
+            term = Scalar(gr[j], t) * x_hat_values[j]
+            dw[j] = term if dw[j] is None else dw[j] + term
+    counts["grad_weight"] = t.counts["activation"]
+    t = Tally()
+    for gr in g:
+        for j in range(n):
+            db[j] = Scalar(gr[j], t) if db[j] is None else db[j] + gr[j]
+    counts["grad_bias"] = t.counts["activation"]
+    values = {"grad_input": [[v.v for v in r] for r, _ in rows],
+              "grad_weight": [v.v for v in dw], "grad_bias": [v.v for v in db]}
+    return values, counts
+
+
+#: neighbours per interpolated dim of each mode (nearest reads one value)
+_NEIGHBOURS = {"nearest": 1, "linear": 2, "bilinear": 2, "trilinear": 2, "bicubic": 4}
+
+
+def upsample(shape: Shape, mode: str, size: Sequence[int] | None = None,
+             scale: float | None = None) -> tuple[Work, Shape, int]:
+    """Resize: each output element a weighted sum of its neighbours (a multiply per
+    neighbour, the adds between them); nearest copies one value. Output sizes as torch
+    computes them: ``size``, or ``floor(in * scale)``."""
+    spatial = shape[2:]
+    outs = tuple(size) if size is not None else tuple(
+        int(math.floor(s * scale)) for s in spatial)  # type: ignore[operator]
+    t = Tally()
+    per_dim = _NEIGHBOURS[mode]
+    for _ in range(shape[0] * shape[1]):
+        for _ in _grid(outs):
+            if per_dim == 1:
+                continue  # an index lookup
+            for i, _ in enumerate(_grid([per_dim] * len(spatial))):
+                t.op("elementwise")  # neighbour times its weight
+                if i:
+                    t.op("elementwise")  # added to the sum
+    return t.work(), tuple(shape[:2]) + outs, 0
 
 
 def _softmax_row(t: Tally, n: int) -> None:

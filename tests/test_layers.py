@@ -13,6 +13,7 @@ written out in each comment.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -513,6 +514,72 @@ case(Case(
 ))
 
 
+# GLU(dim=-1) on (B, N, 2*dim): halves a, b of the last dim; a * sigmoid(b) per output:
+# sigmoid = exp(-b), add 1, divide (3), then the multiply: 4 per output, B*N*dim outputs.
+case(Case(
+    "GLU", lambda: nn.GLU(), (B, N, 2 * dim),
+    params=0, exact=4 * B * N * dim, macs=0, out=(B, N, dim),
+    points=[{B: 2, N: 3, dim: 4}, {B: 1, N: 1, dim: 1}],
+    brute=lambda p: bf.glu((p[B], p[N], 2 * p[dim])),
+    torch=lambda p: (_tnn()[1].GLU(), (p[B], p[N], 2 * p[dim])),
+    kinds={"activation": 4 * B * N * dim},
+))
+# GLU(dim=1) on (B, C, H) with C even: (B, C/2, H); C/2*B*H outputs, 4 each; valid only
+# for even C (a validity condition).
+case(Case(
+    "GLU-dim1", lambda: nn.GLU(dim=1), (B, C, H),
+    params=0, exact=2 * B * C * H, macs=0, out=(B, C / 2, H),
+    points=[{B: 2, C: 6, H: 3}],
+    brute=lambda p: bf.glu((p[B], p[C], p[H]), dim=1),
+    torch=lambda p: (_tnn()[1].GLU(dim=1), (p[B], p[C], p[H])),
+))
+# PixelShuffle(2) on (B, 4C, H, W) -> (B, C, 2H, 2W); PixelUnshuffle(2) back: a
+# permutation of the values, no arithmetic.
+case(Case(
+    "PixelShuffle", lambda: nn.PixelShuffle(2), (B, 4 * C, H, W),
+    params=0, exact=0, macs=0, out=(B, C, 2 * H, 2 * W),
+    points=[{B: 1, C: 2, H: 3, W: 2}],
+    brute=lambda p: bf.pixel_shuffle((p[B], 4 * p[C], p[H], p[W]), 2),
+    torch=lambda p: (_tnn()[1].PixelShuffle(2), (p[B], 4 * p[C], p[H], p[W])),
+))
+case(Case(
+    "PixelUnshuffle", lambda: nn.PixelUnshuffle(3), (B, C, 3 * H, 3 * W),
+    params=0, exact=0, macs=0, out=(B, 9 * C, H, W),
+    points=[{B: 2, C: 1, H: 2, W: 1}],
+    brute=lambda p: bf.pixel_shuffle((p[B], p[C], 3 * p[H], 3 * p[W]), 3, inverse=True),
+    torch=lambda p: (_tnn()[1].PixelUnshuffle(3), (p[B], p[C], 3 * p[H], 3 * p[W])),
+))
+
+
+# Upsample(scale_factor=2, mode="bilinear") on (B, C, H, W): 2H x 2W outputs, each a
+# weighted sum of 4 neighbours: 4 multiplies + 3 adds = 7.
+case(Case(
+    "Upsample-bilinear", lambda: nn.Upsample(scale_factor=2, mode="bilinear"), (B, C, H, W),
+    params=0, exact=7 * B * C * 4 * H * W, macs=0, out=(B, C, 2 * H, 2 * W),
+    points=[{B: 1, C: 2, H: 3, W: 4}],
+    brute=lambda p: bf.upsample((p[B], p[C], p[H], p[W]), "bilinear", scale=2),
+    torch=lambda p: (_tnn()[1].Upsample(scale_factor=2, mode="bilinear"),
+                     (p[B], p[C], p[H], p[W])),
+))
+# Upsample(scale_factor=1.5) (nearest) on (B, C, T): floor(3T/2) outputs, index lookups: 0.
+case(Case(
+    "Upsample-nearest-1.5", lambda: nn.Upsample(scale_factor=1.5), (B, C, T),
+    params=0, exact=0, macs=0, out=(B, C, floor(3 * T / 2)),
+    points=[{B: 2, C: 1, T: 5}, {B: 1, C: 1, T: 1}],
+    brute=lambda p: bf.upsample((p[B], p[C], p[T]), "nearest", scale=1.5),
+    torch=lambda p: (_tnn()[1].Upsample(scale_factor=1.5), (p[B], p[C], p[T])),
+))
+# Upsample(size=(5, 7), mode="bicubic") on (B, C, 3, 3): 35 outputs per plane, each a
+# weighted sum of 16 neighbours: 16 multiplies + 15 adds = 31.
+case(Case(
+    "Upsample-bicubic-size", lambda: nn.Upsample(size=(5, 7), mode="bicubic"), (B, C, 3, 3),
+    params=0, exact=31 * 35 * B * C, macs=0, out=(B, C, 5, 7),
+    points=[{B: 1, C: 2}],
+    brute=lambda p: bf.upsample((p[B], p[C], 3, 3), "bicubic", size=(5, 7)),
+    torch=lambda p: (_tnn()[1].Upsample(size=(5, 7), mode="bicubic"), (p[B], p[C], 3, 3)),
+))
+
+
 def _free(shape: tuple[int, ...]) -> tuple[dict[str, int], tuple[int, ...], int]:
     return {}, shape, 0
 
@@ -996,6 +1063,29 @@ def test_bruteforce_activations_compute_the_real_function(name: str) -> None:
         assert ops == sf.formulas.ACTIVATION_RATES[name][0]
 
 
+@pytest.mark.parametrize("ab", [(-2.0, -3.0), (0.5, 0.0), (1.5, 4.0)], ids=str)
+def test_bruteforce_glu_computes_torch_glu(ab: tuple[float, float]) -> None:
+    """bruteforce.glu counts the function torch computes: a * sigmoid(b), 4 operations."""
+    torch = pytest.importorskip("torch")
+    value, ops = bf.glu_value(*ab)
+    want = torch.nn.functional.glu(torch.tensor(ab, dtype=torch.float64), dim=0)
+    assert value == pytest.approx(float(want), abs=1e-12)
+    assert ops == sf.formulas.GLU_RATE[0]
+
+
+@pytest.mark.parametrize("shape,r", [((1, 8, 2, 3), 2), ((2, 9, 1, 2), 3)], ids=str)
+def test_bruteforce_pixel_shuffle_is_torchs_index_map(shape: tuple[int, ...], r: int) -> None:
+    """bruteforce.pixel_shuffle moves values where torch does (checked on distinct values)."""
+    torch = pytest.importorskip("torch")
+    x = torch.arange(math.prod(shape)).reshape(shape)
+    y = torch.nn.functional.pixel_shuffle(x, r)
+    *_, c, h, w = shape
+    for ci, hi, wi in itertools.product(range(c), range(h), range(w)):
+        assert int(y[0, ci // (r * r), hi * r + (ci % (r * r)) // r, wi * r + ci % r]) == \
+            int(x[0, ci, hi, wi])
+    assert torch.equal(torch.nn.functional.pixel_unshuffle(y, r), x)
+
+
 @pytest.mark.parametrize("c", CASES, ids=IDS)
 def test_derivation_reproduces_the_counts(c: Case) -> None:
     """Each leaf's general formula, with its bindings substituted, is the leaf's count."""
@@ -1096,3 +1186,223 @@ def test_random_configs_match_torch_and_bruteforce(cfg: dict[str, Any]) -> None:
     for cost in (concrete, symbolic):
         assert {k: int(v) for k, v in cost.work.items() if v != 0} == work
         assert int(cost.params) == params
+
+
+# ============================================================================ trace == sf.nn
+# sf.nn layers and the tracer's op handlers call the same family derivation, so tracing the
+# equivalent torch layer at a concrete size gives sf.nn's work kind by kind. Left out, with
+# the reason: training-mode layers (traced here in eval), and layers torch runs as a
+# different decomposition (RMSNorm and global average pooling become pointwise ops and a
+# mean: the same total, checked below; MultiheadAttention off its fast path adds the mask
+# and splits heads with extra pointwise ops).
+_SAME_TOTAL_ONLY = {"RMSNorm", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d"}
+_OTHER_DECOMPOSITION = {"BatchNorm2d-training", "MultiheadAttention-seqfirst-nobias",
+                        "MultiheadAttention-causal-dense", "Embedding"}
+_TRACEABLE = [c for c in CASES if c.torch is not None and c.id not in _OTHER_DECOMPOSITION]
+
+
+def _traced(module: Any, shape: tuple[int, ...]) -> sf.Cost:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return sf.trace(module, shape)
+
+
+@pytest.mark.parametrize("c", _TRACEABLE, ids=[c.id for c in _TRACEABLE])
+def test_trace_equals_sfnn(c: Case) -> None:
+    assert c.torch is not None
+    p = c.points[0]
+    module, in_shape = c.torch(p)
+    traced = _traced(module.eval(), tuple(int(s) for s in in_shape))
+    cost = _concrete(c, p)
+    got = {k: int(v) for k, v in traced.work.items() if v != 0}
+    want = {k: int(v) for k, v in cost.work.items() if v != 0}
+    if c.id in _SAME_TOTAL_ONLY:
+        assert sum(got.values()) == sum(want.values()), (got, want)
+    else:
+        assert got == want
+    assert int(traced.params) == int(cost.params)
+
+
+def _fits(cfg: dict[str, Any]) -> bool:
+    """The input is large enough for the window (torch refuses the others, as sf.nn does:
+    test_random_configs_match_torch_and_bruteforce checks both)."""
+    try:
+        _build(cfg, nn).cost((2, cfg["cin"], cfg["h"], cfg["w"]))
+    except sf.SymflopsError:
+        return False
+    return True
+
+
+_RANDOM_POOLS = [c for c in _RANDOM if c["kind"] in ("max", "avg") and _fits(c)][:30]
+
+
+@pytest.mark.parametrize("cfg", _RANDOM_POOLS,
+                         ids=[f"{i}-{c['kind']}{'-ceil' if c['ceil'] else ''}"
+                              for i, c in enumerate(_RANDOM_POOLS)])
+def test_random_pools_trace_equals_sfnn(cfg: dict[str, Any]) -> None:
+    """ceil_mode windows clipped by the padded input count only their elements in a trace
+    too (the handler calls pool_derivation as sf.nn does)."""
+    torch = pytest.importorskip("torch")
+    assert any(c["ceil"] for c in _RANDOM_POOLS)
+    shape = (2, cfg["cin"], cfg["h"], cfg["w"])
+    traced = _traced(_build(cfg, torch.nn), shape)
+    assert {k: int(v) for k, v in traced.work.items() if v != 0} == \
+        {k: int(v) for k, v in _build(cfg, nn).cost(shape).work.items() if v != 0}
+
+
+# ============================================================================ backward rates
+# Each gradient op is counted as torch's CPU kernel computes it (torch/_decomp writes the
+# same formulas): the literal formulas in bruteforce.ACTIVATION_GRADS / softmax_grad_row
+# give torch's gradient values and take the documented number of operations.
+@pytest.mark.parametrize("name", sorted(bf.ACTIVATION_GRADS))
+def test_bruteforce_activation_grads_are_torchs(name: str) -> None:
+    torch = pytest.importorskip("torch")
+    fn = {"relu": torch.relu, "relu6": torch.nn.functional.relu6,
+          "leaky_relu": torch.nn.functional.leaky_relu, "sigmoid": torch.sigmoid,
+          "tanh": torch.tanh, "silu": torch.nn.functional.silu,
+          "gelu": torch.nn.functional.gelu,
+          "gelu_tanh": lambda x: torch.nn.functional.gelu(x, approximate="tanh"),
+          "hardswish": torch.nn.functional.hardswish,
+          "hardsigmoid": torch.nn.functional.hardsigmoid,
+          "elu": torch.nn.functional.elu}[name]
+    for x in (-4.0, -1.5, -0.2, 0.3, 2.0, 7.0):
+        t = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+        fn(t).backward(torch.tensor(1.7, dtype=torch.float64))
+        value, ops = bf.activation_grad_value(name, x, 1.7)
+        # (torch's hardsigmoid kernel multiplies by a float32 1/6, hence 1e-6)
+        assert value == pytest.approx(float(t.grad), abs=1e-6), x
+        assert ops == sf.formulas.ACTIVATION_GRAD_RATES[name][0]
+
+
+@pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
+def test_bruteforce_softmax_grad_is_torchs(log: bool) -> None:
+    torch = pytest.importorskip("torch")
+    x = torch.tensor([0.3, -1.2, 2.0, 0.5, 0.1], dtype=torch.float64, requires_grad=True)
+    g = torch.tensor([1.0, -0.5, 0.25, 2.0, -1.0], dtype=torch.float64)
+    y = torch.log_softmax(x, 0) if log else torch.softmax(x, 0)
+    y.backward(g)
+    values, ops = bf.softmax_grad_row(y.tolist(), g.tolist(), log=log)
+    assert values == pytest.approx(x.grad.tolist(), abs=1e-12)
+    # one row of N = 5: 4 N - 1 = 19
+    assert ops == 19
+    assert sf.formulas.softmax_grad_derivation(1, 5, log=log).work == {"elementwise": 19}
+
+
+def test_bruteforce_layer_norm_grad_is_torchs() -> None:
+    """LayerNorm's three gradients written out as torch computes them give autograd's
+    values; their op counts are layer_norm_grad_derivations' (M = 3 rows of dim = 4:
+    grad_input 3 (11*4 - 1) = 129, grad_weight (2*3 - 1) 4 = 20, grad_bias (3 - 1) 4 = 8)."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    x = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(3, 4, dtype=torch.float64)
+    ln = torch.nn.LayerNorm(4).double()
+    with torch.no_grad():
+        ln.weight.copy_(torch.randn(4))
+    ln(x).backward(g)
+    values, ops = bf.layer_norm_grad(x.tolist(), g.tolist(), ln.weight.tolist())
+    for got, want in zip(values["grad_input"], x.grad.tolist(), strict=True):
+        assert got == pytest.approx(want, abs=1e-9)
+    assert values["grad_weight"] == pytest.approx(ln.weight.grad.tolist(), abs=1e-9)
+    assert values["grad_bias"] == pytest.approx(ln.bias.grad.tolist(), abs=1e-9)
+    assert ops == {"grad_input": 129, "grad_weight": 20, "grad_bias": 8}
+    d = sf.formulas.layer_norm_grad_derivations(3, 4)
+    assert {k: v.work["elementwise"] for k, v in d.items()} == ops
+
+
+def _embedding_model() -> Any:
+    """Embedding called on ``input_ids`` (an int64 input for sf.trace)."""
+    torch = pytest.importorskip("torch")
+
+    class Model(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = torch.nn.Embedding(10, 4)
+
+        def forward(self, input_ids: Any) -> Any:
+            return self.emb(input_ids)
+
+    return Model()
+
+
+def _seq(*layers: Callable[[Any], Any]) -> Callable[[], Any]:
+    def make() -> Any:
+        tnn = _tnn()[1]
+        return tnn.Sequential(*(f(tnn) for f in layers))
+    return make
+
+
+def _lin(tnn: Any) -> Any:
+    return tnn.Linear(8, 8)
+
+
+def _conv1(channels: int) -> Callable[[Any], Any]:
+    return lambda tnn: tnn.Conv2d(1, channels, 1)
+
+
+#: id -> (model factory, input, aten op, its work in a train trace), hand count above each
+BACKWARD: dict[str, tuple[Callable[[], Any], Any, str, int]] = {
+    # activations after Linear(8, 8) on (2, 8): 16 gradient elements times the rate
+    "relu-1": (_seq(_lin, lambda t: t.ReLU()), (2, 8), "threshold_backward", 16 * 1),
+    "relu6-2": (_seq(_lin, lambda t: t.ReLU6()), (2, 8), "hardtanh_backward", 16 * 2),
+    "leaky_relu-2": (_seq(_lin, lambda t: t.LeakyReLU()), (2, 8), "leaky_relu_backward",
+                     16 * 2),
+    "sigmoid-3": (_seq(_lin, lambda t: t.Sigmoid()), (2, 8), "sigmoid_backward", 16 * 3),
+    "tanh-3": (_seq(_lin, lambda t: t.Tanh()), (2, 8), "tanh_backward", 16 * 3),
+    "silu-8": (_seq(_lin, lambda t: t.SiLU()), (2, 8), "silu_backward", 16 * 8),
+    "gelu-11": (_seq(_lin, lambda t: t.GELU()), (2, 8), "gelu_backward", 16 * 11),
+    "gelu_tanh-18": (_seq(_lin, lambda t: t.GELU(approximate="tanh")), (2, 8),
+                     "gelu_backward", 16 * 18),
+    "hardswish-5": (_seq(_lin, lambda t: t.Hardswish()), (2, 8), "hardswish_backward",
+                    16 * 5),
+    "hardsigmoid-3": (_seq(_lin, lambda t: t.Hardsigmoid()), (2, 8), "hardsigmoid_backward",
+                      16 * 3),
+    "elu-7": (_seq(_lin, lambda t: t.ELU()), (2, 8), "elu_backward", 16 * 7),
+    # GLU: (2, 8) -> (2, 4): 8 output gradients; sigmoid 3, grad_a 1, grad_b 4: 8 each
+    "glu-8": (_seq(_lin, lambda t: t.GLU()), (2, 8), "glu_backward", 8 * 8),
+    # softmax over rows of N = 8, 2 rows: 2 * (4*8 - 1)
+    # LayerNorm(8) on (2, 8): M = 2, dim = 8; grad_input 2 (11*8 - 1) = 174 (the
+    # weight and bias gradients are separate parts)
+    "layer_norm-input": (_seq(_lin, lambda t: t.LayerNorm(8)), (2, 8),
+                         "native_layer_norm_backward (grad_input)", 174),
+    "layer_norm-weight": (_seq(_lin, lambda t: t.LayerNorm(8)), (2, 8),
+                          "native_layer_norm_backward (grad_weight)", (2 * 2 - 1) * 8),
+    "softmax-4N-1": (_seq(_lin, lambda t: t.Softmax(-1)), (2, 8), "_softmax_backward_data",
+                     2 * 31),
+    "log_softmax-4N-1": (_seq(_lin, lambda t: t.LogSoftmax(-1)), (2, 8),
+                         "_log_softmax_backward_data", 2 * 31),
+    # embedding: B*N = 6 lookups of dim 4 scatter-added: 24 (not V*dim = 40)
+    "embedding-BNdim": (_embedding_model, {"input_ids": (2, 3)}, "embedding_dense_backward",
+                        2 * 3 * 4),
+    # MaxPool2d(2) on (1, 2, 4, 4) -> (1, 2, 2, 2): 8 gradients, each added at its argmax
+    "maxpool-scatter": (_seq(_conv1(2), lambda t: t.MaxPool2d(2)), (1, 1, 4, 4),
+                        "max_pool2d_with_indices_backward", 8),
+    # AvgPool2d(2): 8 gradients, one divide and 4 adds each
+    "avgpool-1+window": (_seq(_conv1(2), lambda t: t.AvgPool2d(2)), (1, 1, 4, 4),
+                         "avg_pool2d_backward", 8 * (1 + 4)),
+    # AdaptiveAvgPool2d(2) on 3 x 3: windows [0,2) [1,3) per dim, 2*2 = 4 outputs of
+    # 4 elements per plane: 4 divides + 16 adds, 2 planes
+    "adaptive-avgpool": (_seq(_conv1(2), lambda t: t.AdaptiveAvgPool2d(2)), (1, 1, 3, 3),
+                         "_adaptive_avg_pool2d_backward", 2 * (4 + 16)),
+    # bilinear x2 on 3 x 3 -> 6 x 6: 36 gradients spread over 4 neighbours: 4 mul + 4 add
+    "upsample-bilinear-8": (_seq(_conv1(1), lambda t: t.Upsample(scale_factor=2,
+                                                                 mode="bilinear")),
+                            (1, 1, 3, 3), "upsample_bilinear2d_backward", 36 * 8),
+    "upsample-nearest-1": (_seq(_conv1(1), lambda t: t.Upsample(scale_factor=2)),
+                           (1, 1, 3, 3), "upsample_nearest2d_backward", 36),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BACKWARD))
+def test_traced_backward_rates(case: str) -> None:
+    import warnings
+
+    make, inputs, op, want = BACKWARD[case]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cost = sf.trace(make(), inputs, mode="train")
+    found = [leaf for _, leaf in cost.leaves() if leaf.spec == f"aten.{op}"]
+    assert len(found) == 1, [leaf.spec for _, leaf in cost.leaves()]
+    assert sum(int(v) for v in found[0].work.values()) == want

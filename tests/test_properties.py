@@ -17,10 +17,9 @@ import sympy as sp
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from symflops import formulas as F
-from symflops import nn
+from symflops import formulas, nn
 from symflops.errors import SymflopsError
-from symflops.symbols import B, C, C_in, C_out, H, I, K, N, O, W, dim, heads
+from symflops.symbols import B, C, C_in, C_out, H, I, K, N, O, W, dim, heads, symbol
 
 small = st.integers(min_value=1, max_value=9)
 SETTINGS = settings(max_examples=40, deadline=None,
@@ -38,13 +37,13 @@ def _ints(work: dict[str, Any]) -> dict[str, int]:
        bias=st.booleans())
 def test_conv_subs_equals_int_formula(b: int, cin: int, cout: int, k: int, h: int, w: int,
                                       s: int, p: int, d: int, bias: bool) -> None:
-    ho = F.conv_output_size(h, k, s, p, d)
-    wo = F.conv_output_size(w, k, s, p, d)
+    ho = formulas.conv_output_size(h, k, s, p, d)
+    wo = formulas.conv_output_size(w, k, s, p, d)
     assume(ho >= 1 and wo >= 1)
     cost = nn.Conv2d(C_in, C_out, K, stride=s, padding=p, dilation=d, bias=bias).cost(
         (B, C_in, H, W)).subs(B=b, C_in=cin, C_out=cout, K=k, H=h, W=w)
-    assert _ints(cost.work) == _ints(F.conv_work(b, cin, cout, (k, k), (ho, wo), 1, bias))
-    assert int(cost.params) == F.conv_params(cin, cout, (k, k), 1, bias)
+    assert _ints(cost.work) == _ints(formulas.conv_work(b, cin, cout, (k, k), (ho, wo), 1, bias))
+    assert int(cost.params) == formulas.conv_params(cin, cout, (k, k), 1, bias)
     assert tuple(cost.output_shape) == (b, cout, ho, wo)
 
 
@@ -57,19 +56,19 @@ def test_conv_transpose_subs_equals_int_formula(b: int, g: int, cin_g: int, cout
                                                 op: int) -> None:
     assume(op < max(s, d))
     cin, cout = g * cin_g, g * cout_g
-    ho = F.conv_transpose_output_size(h, k, s, p, op, d)
+    ho = formulas.conv_transpose_output_size(h, k, s, p, op, d)
     assume(ho >= 1)
     layer = nn.ConvTranspose1d(cin, cout, k, stride=s, padding=p, output_padding=op, groups=g,
                                dilation=d)
     symbolic = layer.cost((B, cin, H))
     concrete = layer.cost((b, cin, h))
-    want = _ints(F.conv_transpose_work(b, cin, cout, (k,), (h,), (ho,), (s,), (d,), g))
+    want = _ints(formulas.conv_transpose_work(b, cin, cout, (k,), (h,), (ho,), (s,), (d,), g))
     assert _ints(concrete.work) == want
     assert _ints(symbolic.subs(B=b, H=h).work) == want
     assert tuple(symbolic.subs(B=b, H=h).output_shape) == (b, cout, ho)
     # the covered positions by enumeration
     covered = len({i * s + j * d for i in range(h) for j in range(k)})
-    assert F.conv_transpose_covered(h, k, s, d) == covered
+    assert formulas.conv_transpose_covered(h, k, s, d) == covered
 
 
 @SETTINGS
@@ -79,21 +78,21 @@ def test_conv_transpose_subs_equals_int_formula(b: int, g: int, cin_g: int, cout
 def test_pool_subs_equals_int_formula(b: int, c: int, k: int, h: int, s: int, p: int, d: int,
                                       ceil: bool, kind: str) -> None:
     assume(2 * p <= k)
-    out = F.pool_output_size(h, k, s, p, d, ceil)
+    out = formulas.pool_output_size(h, k, s, p, d, ceil)
     assume(out >= 1)
     layer = (nn.MaxPool1d(k, s, p, d, ceil_mode=ceil) if kind == "max"
              else nn.AvgPool1d(k, s, p, ceil_mode=ceil))
     if kind == "avg":
         d = 1
-        out = F.pool_output_size(h, k, s, p, 1, ceil)
+        out = formulas.pool_output_size(h, k, s, p, 1, ceil)
         assume(out >= 1)
     cost = layer.cost((B, C, H)).subs(B=b, C=c, H=h)
-    elements = F.pool_window_total(h, k, s, p, d, ceil)
+    elements = formulas.pool_window_total(h, k, s, p, d, ceil)
     want = b * c * (elements - out if kind == "max" else elements)
     assert int(cost.work.get("pooling", 0)) == want
     assert tuple(cost.output_shape) == (b, c, out)
     if not ceil:
-        fn = F.max_pool_work if kind == "max" else F.avg_pool_work
+        fn = formulas.max_pool_work if kind == "max" else formulas.avg_pool_work
         assert _ints(cost.work) == _ints(fn(b * c * out, k))
 
 
@@ -104,7 +103,7 @@ def test_adaptive_pool_subs_equals_int_formula(b: int, c: int, h: int, w: int, o
                                                ow: int, kind: str) -> None:
     layer = nn.AdaptiveAvgPool2d((oh, ow)) if kind == "avg" else nn.AdaptiveMaxPool2d((oh, ow))
     cost = layer.cost((B, C, H, W)).subs(B=b, C=c, H=h, W=w)
-    fn = F.adaptive_avg_pool_work if kind == "avg" else F.adaptive_max_pool_work
+    fn = formulas.adaptive_avg_pool_work if kind == "avg" else formulas.adaptive_max_pool_work
     assert _ints(cost.work) == _ints(fn(b * c, (h, w), (oh, ow)))
 
 
@@ -112,8 +111,8 @@ def test_adaptive_pool_subs_equals_int_formula(b: int, c: int, h: int, w: int, o
 @given(b=small, n=small, i=small, o=small, bias=st.booleans())
 def test_linear_subs_equals_int_formula(b: int, n: int, i: int, o: int, bias: bool) -> None:
     cost = nn.Linear(I, O, bias=bias).cost((B, N, I)).subs(B=b, N=n, I=i, O=o)
-    assert _ints(cost.work) == _ints(F.linear_work(b * n, i, o, bias))
-    assert int(cost.params) == F.linear_params(i, o, bias)
+    assert _ints(cost.work) == _ints(formulas.linear_work(b * n, i, o, bias))
+    assert int(cost.params) == formulas.linear_params(i, o, bias)
 
 
 @SETTINGS
@@ -124,10 +123,10 @@ def test_attention_subs_equals_int_formula(b: int, n: int, hd: int, h: int, caus
     skip = skip and causal
     cost = nn.MultiheadAttention(dim, heads, causal=causal, skip_masked=skip).cost(
         (B, N, dim)).subs(B=b, N=n, dim=h * hd, heads=h)
-    parts = F.attention_parts(b, h, n, n, hd, causal=causal, skip_masked=skip)
+    parts = formulas.attention_parts(b, h, n, n, hd, causal=causal, skip_masked=skip)
     for name, work in parts.items():
         assert _ints(cost[name].work) == _ints(work), name
-    assert _ints(cost["qkv"].work) == _ints(F.linear_work(b * n, h * hd, 3 * h * hd))
+    assert _ints(cost["qkv"].work) == _ints(formulas.linear_work(b * n, h * hd, 3 * h * hd))
 
 
 @SETTINGS
@@ -136,12 +135,13 @@ def test_norm_subs_equals_int_formula(rows: int, n: int, affine: bool, bias: boo
                                       g: int) -> None:
     ln = nn.LayerNorm(dim, elementwise_affine=affine, bias=bias).cost((B, dim))
     assert _ints(ln.subs(B=rows, dim=n).work) == _ints(
-        F.layer_norm_work(rows, n, affine=affine, bias=bias))
+        formulas.layer_norm_work(rows, n, affine=affine, bias=bias))
     gn = nn.GroupNorm(g, C, affine=affine).cost((B, C, H))
     assert _ints(gn.subs(B=rows, C=g * n, H=3).work) == _ints(
-        F.group_norm_work(rows, g, g * n, 3, affine=affine))
+        formulas.group_norm_work(rows, g, g * n, 3, affine=affine))
     rms = nn.RMSNorm(dim, elementwise_affine=affine).cost((B, dim))
-    assert _ints(rms.subs(B=rows, dim=n).work) == _ints(F.rms_norm_work(rows, n, affine=affine))
+    assert _ints(rms.subs(B=rows, dim=n).work) == _ints(
+        formulas.rms_norm_work(rows, n, affine=affine))
 
 
 # --------------------------------------------------------------- 2. evaluate == subs
@@ -232,25 +232,30 @@ def test_formulas_on_ints_return_ints(b: int, g: int, c: int, n: int, hd: int, h
                                       d: int) -> None:
     """The integer path stays in Python ints: no floats, no SymPy numbers."""
     works = [
-        F.conv_work(b, g * c, g * c, (k, k), (n, n), g),
-        F.conv_transpose_work(b, g * c, g * c, (k,), (n,), (n * s + k,), (s,), (d,), g),
-        F.linear_work(b, c, n), F.matmul_work(b, c, n, k),
-        F.batch_norm_work(b * g * c * n, g * c, training=True),
-        F.batch_norm_work(b * c * n, c), F.layer_norm_work(b, n), F.rms_norm_work(b, n),
-        F.group_norm_work(b, g, g * c, n),
-        F.max_pool_work(b * n, k * k), F.avg_pool_work(b * n, k * k),
-        F.adaptive_avg_pool_work(b * c, (n + 3, n), (3, 2)),
-        F.adaptive_max_pool_work(b * c, (n + 3,), (2,)),
-        F.softmax_work(b, n), F.log_softmax_work(b, n), F.activation_work("gelu", n),
-        F.elementwise_work(n, 2),
-        F.attention_work(b, h, n, n, hd, causal=causal, skip_masked=skip and causal),
+        formulas.conv_work(b, g * c, g * c, (k, k), (n, n), g),
+        formulas.conv_transpose_work(b, g * c, g * c, (k,), (n,), (n * s + k,), (s,), (d,), g),
+        formulas.linear_work(b, c, n), formulas.matmul_work(b, c, n, k),
+        formulas.batch_norm_work(b * g * c * n, g * c, training=True),
+        formulas.batch_norm_work(b * c * n, c), formulas.layer_norm_work(b, n),
+        formulas.rms_norm_work(b, n),
+        formulas.group_norm_work(b, g, g * c, n),
+        formulas.max_pool_work(b * n, k * k), formulas.avg_pool_work(b * n, k * k),
+        formulas.adaptive_avg_pool_work(b * c, (n + 3, n), (3, 2)),
+        formulas.adaptive_max_pool_work(b * c, (n + 3,), (2,)),
+        formulas.softmax_work(b, n), formulas.log_softmax_work(b, n),
+        formulas.activation_work("gelu", n),
+        formulas.elementwise_work(n, 2),
+        formulas.attention_work(b, h, n, n, hd, causal=causal, skip_masked=skip and causal),
     ]
     for w in works:
         for kind, v in w.items():
             assert type(v) is int, (kind, v, type(v))
-    sizes = [F.conv_output_size(n + k, k, s, 1, d), F.pool_output_size(n + k, k, s, 0, 1, True),
-             F.pool_window_total(n + k, k, s, 0, d, True), F.conv_transpose_covered(n, k, s, d),
-             F.conv_params(g * c, g * c, (k, k), g), F.linear_params(c, n), F.norm_params(n)]
+    sizes = [formulas.conv_output_size(n + k, k, s, 1, d),
+             formulas.pool_output_size(n + k, k, s, 0, 1, True),
+             formulas.pool_window_total(n + k, k, s, 0, d, True),
+             formulas.conv_transpose_covered(n, k, s, d),
+             formulas.conv_params(g * c, g * c, (k, k), g), formulas.linear_params(c, n),
+             formulas.norm_params(n)]
     for v in sizes:
         assert type(v) is int, (v, type(v))
 
@@ -274,3 +279,200 @@ def test_evaluate_guards_intermediates_of_the_exact_path() -> None:
     assert small.dtype == np.int64
     assert small.tolist() == [int(cost.subs(dim=x, heads=8, kv_heads=2).params)
                               for x in (64, 128)]
+
+
+# --------------------------------------------------------------- 1b. every sf.nn layer
+# For every layer in nn.LAYERS: the symbolic cost with random positive sizes substituted
+# equals the formula functions called on those plain ints (work kind by kind and params).
+T_, D_, L_, V_, R_ = (symbol(n) for n in ("T", "D", "L", "V", "r"))
+_SPATIAL = {1: (T_,), 2: (H, W), 3: (D_, H, W)}
+
+
+def _act_case(name: str, act: str) -> Any:
+    def case(v: dict[str, int]) -> tuple[nn.Layer, tuple[Any, ...], dict[str, Any], Any, int]:
+        numel = v["B"] * v["C"] * v["H"]
+        return (getattr(nn, name)(), (B, C, H), {B: v["B"], C: v["C"], H: v["H"]},
+                formulas.activation_work(act, numel), 0)
+    return case
+
+
+def _free_case(name: str) -> Any:
+    def case(v: dict[str, int]) -> tuple[nn.Layer, tuple[Any, ...], dict[str, Any], Any, int]:
+        return getattr(nn, name)(), (B, C, H, W), {B: v["B"], C: v["C"], H: v["H"],
+                                                   W: v["W"]}, {}, 0
+    return case
+
+
+def _conv_case(name: str, n: int, transposed: bool) -> Any:
+    spatial = _SPATIAL[n]
+
+    def case(v: dict[str, int]) -> tuple[nn.Layer, tuple[Any, ...], dict[str, Any], Any, int]:
+        sizes = [v["H"]] * n
+        layer = getattr(nn, name)(C_in, C_out, K, stride=v["s"])
+        subs = {B: v["B"], C_in: v["C"], C_out: v["O"], K: v["K"],
+                **dict(zip(spatial, sizes, strict=True))}
+        k, s = [v["K"]] * n, [v["s"]] * n
+        if transposed:
+            outs = [formulas.conv_transpose_output_size(x, v["K"], v["s"]) for x in sizes]
+            work = formulas.conv_transpose_work(v["B"], v["C"], v["O"], k, sizes, outs, s,
+                                                [1] * n)
+            params = v["C"] * v["O"] * v["K"] ** n + v["O"]
+        else:
+            outs = [formulas.conv_output_size(x, v["K"], v["s"]) for x in sizes]
+            assume(min(outs) >= 1)
+            work = formulas.conv_work(v["B"], v["C"], v["O"], k, outs)
+            params = formulas.conv_params(v["C"], v["O"], k)
+        return layer, (B, C_in, *spatial), subs, work, params
+    return case
+
+
+def _pool_case(name: str, kind: str, n: int) -> Any:
+    spatial = _SPATIAL[n]
+
+    def case(v: dict[str, int]) -> tuple[nn.Layer, tuple[Any, ...], dict[str, Any], Any, int]:
+        sizes = [v["H"]] * n
+        outs = [formulas.pool_output_size(x, v["K"], v["s"]) for x in sizes]
+        assume(min(outs) >= 1)
+        planes = v["B"] * v["C"]
+        window = v["K"] ** n
+        fn = formulas.max_pool_work if kind == "max" else formulas.avg_pool_work
+        return (getattr(nn, name)(v["K"], stride=v["s"]), (B, C, *spatial),
+                {B: v["B"], C: v["C"], **dict(zip(spatial, sizes, strict=True))},
+                fn(planes * formulas.prod(outs), window), 0)
+    return case
+
+
+def _adaptive_case(name: str, kind: str, n: int) -> Any:
+    spatial = _SPATIAL[n]
+
+    def case(v: dict[str, int]) -> tuple[nn.Layer, tuple[Any, ...], dict[str, Any], Any, int]:
+        sizes, outs = [v["H"]] * n, [v["s"]] * n
+        fn = formulas.adaptive_max_pool_work if kind == "max" else \
+            formulas.adaptive_avg_pool_work
+        return (getattr(nn, name)(v["s"]), (B, C, *spatial),
+                {B: v["B"], C: v["C"], **dict(zip(spatial, sizes, strict=True))},
+                fn(v["B"] * v["C"], sizes, outs), 0)
+    return case
+
+
+def _bn_case(name: str, n: int) -> Any:
+    spatial = _SPATIAL[n]
+
+    def case(v: dict[str, int]) -> tuple[nn.Layer, tuple[Any, ...], dict[str, Any], Any, int]:
+        numel = v["B"] * v["C"] * v["H"] ** len(spatial)
+        return (getattr(nn, name)(C, training=v["s"] == 1), (B, C, *spatial),
+                {B: v["B"], C: v["C"], **{x: v["H"] for x in spatial}},
+                formulas.batch_norm_work(numel, v["C"], training=v["s"] == 1), 2 * v["C"])
+    return case
+
+
+def _mlp_work(rows: int, d: int, hidden: int) -> Any:
+    return formulas.add_work(formulas.linear_work(rows, d, hidden),
+                             formulas.activation_work("gelu", rows * hidden),
+                             formulas.linear_work(rows, hidden, d))
+
+
+def _mha_work(b: int, n: int, h: int, hd: int) -> Any:
+    d = h * hd
+    return formulas.add_work(formulas.linear_work(b * n, d, 3 * d),
+                             formulas.attention_work(b, h, n, n, hd),
+                             formulas.linear_work(b * n, d, d))
+
+
+def _block_work(b: int, n: int, h: int, hd: int) -> Any:
+    d = h * hd
+    norm = formulas.layer_norm_work(b * n, d)
+    add = formulas.elementwise_work(b * n * d)
+    return formulas.add_work(norm, _mha_work(b, n, h, hd), add, norm,
+                             _mlp_work(b * n, d, 4 * d), add)
+
+
+_LAYER_CASES: dict[str, Any] = {
+    "Conv1d": _conv_case("Conv1d", 1, False), "Conv2d": _conv_case("Conv2d", 2, False),
+    "Conv3d": _conv_case("Conv3d", 3, False),
+    "ConvTranspose1d": _conv_case("ConvTranspose1d", 1, True),
+    "ConvTranspose2d": _conv_case("ConvTranspose2d", 2, True),
+    "ConvTranspose3d": _conv_case("ConvTranspose3d", 3, True),
+    "Linear": lambda v: (nn.Linear(I, O), (B, I), {B: v["B"], I: v["C"], O: v["O"]},
+                         formulas.linear_work(v["B"], v["C"], v["O"]),
+                         formulas.linear_params(v["C"], v["O"])),
+    "BatchNorm1d": _bn_case("BatchNorm1d", 1), "BatchNorm2d": _bn_case("BatchNorm2d", 2),
+    "BatchNorm3d": _bn_case("BatchNorm3d", 3),
+    "LayerNorm": lambda v: (nn.LayerNorm(dim), (B, dim), {B: v["B"], dim: v["C"]},
+                            formulas.layer_norm_work(v["B"], v["C"]), 2 * v["C"]),
+    "RMSNorm": lambda v: (nn.RMSNorm(dim), (B, dim), {B: v["B"], dim: v["C"]},
+                          formulas.rms_norm_work(v["B"], v["C"]), v["C"]),
+    "GroupNorm": lambda v: (nn.GroupNorm(v["s"], C), (B, C, H),
+                            {B: v["B"], C: v["s"] * v["C"], H: v["H"]},
+                            formulas.group_norm_work(v["B"], v["s"], v["s"] * v["C"], v["H"]),
+                            2 * v["s"] * v["C"]),
+    "MaxPool1d": _pool_case("MaxPool1d", "max", 1), "MaxPool2d": _pool_case("MaxPool2d", "max", 2),
+    "AvgPool1d": _pool_case("AvgPool1d", "avg", 1), "AvgPool2d": _pool_case("AvgPool2d", "avg", 2),
+    "AdaptiveAvgPool1d": _adaptive_case("AdaptiveAvgPool1d", "avg", 1),
+    "AdaptiveAvgPool2d": _adaptive_case("AdaptiveAvgPool2d", "avg", 2),
+    "AdaptiveMaxPool2d": _adaptive_case("AdaptiveMaxPool2d", "max", 2),
+    **{name: _act_case(name, act) for name, act in (
+        ("ReLU", "relu"), ("ReLU6", "relu6"), ("LeakyReLU", "leaky_relu"), ("GELU", "gelu"),
+        ("SiLU", "silu"), ("Sigmoid", "sigmoid"), ("Tanh", "tanh"), ("Hardswish", "hardswish"),
+        ("Hardsigmoid", "hardsigmoid"))},
+    "GLU": lambda v: (nn.GLU(), (B, 2 * dim), {B: v["B"], dim: v["C"]},
+                      formulas.glu_work(v["B"] * v["C"]), 0),
+    "Softmax": lambda v: (nn.Softmax(-1), (B, N), {B: v["B"], N: v["C"]},
+                          formulas.softmax_work(v["B"], v["C"]), 0),
+    **{name: _free_case(name) for name in ("Dropout", "Identity", "Flatten")},
+    "PixelShuffle": lambda v: (nn.PixelShuffle(R_), (B, C * R_**2, H, W),
+                               {B: v["B"], C: v["C"], R_: v["s"], H: v["H"], W: v["W"]}, {}, 0),
+    "PixelUnshuffle": lambda v: (nn.PixelUnshuffle(R_), (B, C, H * R_, W * R_),
+                                 {B: v["B"], C: v["C"], R_: v["s"], H: v["H"], W: v["W"]}, {},
+                                 0),
+    "Upsample": lambda v: (nn.Upsample(scale_factor=v["s"], mode="bilinear"), (B, C, H, W),
+                           {B: v["B"], C: v["C"], H: v["H"], W: v["W"]},
+                           formulas.interpolate_work(
+                               v["B"] * v["C"] * v["s"] ** 2 * v["H"] * v["W"], "bilinear"), 0),
+    "Embedding": lambda v: (nn.Embedding(V_, dim), (B, N), {B: v["B"], N: v["H"], V_: v["O"],
+                                                            dim: v["C"]}, {}, v["O"] * v["C"]),
+    "MultiheadAttention": lambda v: (
+        nn.MultiheadAttention(dim, heads), (B, N, dim),
+        {B: v["B"], N: v["H"], heads: v["s"], dim: v["s"] * v["K"]},
+        _mha_work(v["B"], v["H"], v["s"], v["K"]), 4 * (v["s"] * v["K"]) ** 2
+        + 4 * v["s"] * v["K"]),
+    "TransformerBlock": lambda v: (
+        nn.TransformerBlock(dim, heads), (B, N, dim),
+        {B: v["B"], N: v["H"], heads: v["s"], dim: v["s"] * v["K"]},
+        _block_work(v["B"], v["H"], v["s"], v["K"]), 12 * (v["s"] * v["K"]) ** 2
+        + 13 * v["s"] * v["K"]),
+    "MLP": lambda v: (nn.MLP(dim, 4 * dim), (B, dim), {B: v["B"], dim: v["C"]},
+                      _mlp_work(v["B"], v["C"], 4 * v["C"]), 8 * v["C"] ** 2 + 5 * v["C"]),
+    "Sequential": lambda v: (nn.Sequential(nn.Linear(I, O), nn.ReLU()), (B, I),
+                             {B: v["B"], I: v["C"], O: v["O"]},
+                             formulas.add_work(formulas.linear_work(v["B"], v["C"], v["O"]),
+                                               formulas.activation_work("relu",
+                                                                        v["B"] * v["O"])),
+                             formulas.linear_params(v["C"], v["O"])),
+    "Residual": lambda v: (nn.Residual(nn.Linear(dim, dim)), (B, dim), {B: v["B"], dim: v["C"]},
+                           formulas.add_work(formulas.linear_work(v["B"], v["C"], v["C"]),
+                                             formulas.elementwise_work(v["B"] * v["C"])),
+                           formulas.linear_params(v["C"], v["C"])),
+    "Repeat": lambda v: (nn.Repeat(nn.Linear(dim, dim), L_), (B, dim),
+                         {B: v["B"], dim: v["C"], L_: v["s"]},
+                         formulas.scale_work(formulas.linear_work(v["B"], v["C"], v["C"]),
+                                             v["s"]),
+                         v["s"] * formulas.linear_params(v["C"], v["C"])),
+}
+
+
+def test_every_layer_has_a_property_case() -> None:
+    assert set(_LAYER_CASES) == set(nn.LAYERS)
+
+
+@pytest.mark.parametrize("name", sorted(_LAYER_CASES))
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(values=st.fixed_dictionaries({
+    "B": st.integers(1, 4), "C": st.integers(1, 5), "O": st.integers(1, 5),
+    "H": st.integers(1, 9), "W": st.integers(1, 6), "K": st.integers(1, 3),
+    "s": st.integers(1, 3)}))
+def test_every_layer_subs_equals_int_formulas(name: str, values: dict[str, int]) -> None:
+    layer, shape, subs, work, params = _LAYER_CASES[name](values)
+    cost = layer.cost(shape).subs(subs)
+    assert _ints(cost.work) == _ints(work)
+    assert int(cost.params) == params

@@ -1,4 +1,7 @@
-"""Pure formula functions: shapes in, work (a dict of kind -> count) out.
+"""Pure formula functions: shapes in, work (a dict of kind -> count) out; and per layer
+family ONE ``<family>_derivation`` function returning the :class:`Derivation` (general
+work per kind and params in canonical symbols, bindings, explanation, rates) that both
+``sf.nn`` layers and the tracer's op handlers call.
 
 They use plain arithmetic, so the same function serves the symbolic layers in
 :mod:`symflops.nn` (SymPy sizes) and the torch op handlers in
@@ -9,6 +12,8 @@ They use plain arithmetic, so the same function serves the symbolic layers in
 110592
 """
 
+from symflops.formulas import derivation as _derivation_module
+from symflops.formulas import embedding as _embedding_module
 from symflops.formulas._arith import (
     Size,
     Work,
@@ -21,39 +26,93 @@ from symflops.formulas._arith import (
     smin,
     work,
 )
-from symflops.formulas.attention import attention_parts, attention_work
+from symflops.formulas.attention import (
+    attention_backward_derivations,
+    attention_derivations,
+    attention_mask_derivation,
+    attention_parts,
+    attention_projection_derivation,
+    attention_work,
+)
 from symflops.formulas.conv import (
+    conv_backward_derivations,
+    conv_derivation,
     conv_output_size,
     conv_params,
     conv_transpose_covered,
+    conv_transpose_derivation,
     conv_transpose_output_size,
     conv_transpose_work,
     conv_work,
 )
-from symflops.formulas.linear import linear_params, linear_work, matmul_work
+from symflops.formulas.derivation import Derivation
+from symflops.formulas.embedding import (
+    embedding_backward_derivation,
+    embedding_backward_work,
+    embedding_derivation,
+)
+from symflops.formulas.linear import (
+    linear_derivation,
+    linear_params,
+    linear_work,
+    matmul_derivation,
+    matmul_work,
+)
 from symflops.formulas.norm import (
+    batch_norm_derivation,
     batch_norm_work,
+    group_norm_derivation,
     group_norm_work,
+    layer_norm_derivation,
+    layer_norm_grad_derivations,
     layer_norm_work,
     norm_params,
+    rms_norm_derivation,
     rms_norm_work,
     row_stats,
 )
 from symflops.formulas.pointwise import (
+    ACTIVATION_GRAD_RATES,
     ACTIVATION_RATES,
+    GLU_RATE,
+    activation_derivation,
+    activation_grad_derivation,
     activation_work,
+    elementwise_derivation,
     elementwise_work,
+    glu_derivation,
+    glu_work,
+    log_softmax_derivation,
     log_softmax_work,
+    softmax_derivation,
+    softmax_grad_derivation,
     softmax_work,
 )
 from symflops.formulas.pool import (
+    adaptive_avg_pool_grad_derivation,
     adaptive_avg_pool_work,
     adaptive_max_pool_work,
+    adaptive_pool_derivation,
     adaptive_window_total,
+    avg_pool_grad_derivation,
     avg_pool_work,
     max_pool_work,
+    pool_derivation,
     pool_output_size,
     pool_window_total,
+    scatter_grad_derivation,
+)
+from symflops.formulas.resize import (
+    INTERPOLATE_DIMS,
+    INTERPOLATE_RATES,
+    interpolate_derivation,
+    interpolate_grad_derivation,
+    interpolate_work,
+    pixel_shuffle_derivation,
+    pixel_shuffle_shape,
+    reduction_derivation,
+    reduction_work,
+    upsample_output_size,
 )
 
 __all__ = [
@@ -64,5 +123,23 @@ __all__ = [
     "layer_norm_work", "norm_params", "rms_norm_work", "row_stats", "ACTIVATION_RATES",
     "activation_work", "elementwise_work", "log_softmax_work", "softmax_work",
     "adaptive_avg_pool_work", "adaptive_max_pool_work", "adaptive_window_total", "avg_pool_work",
-    "max_pool_work", "pool_output_size", "pool_window_total",
+    "max_pool_work", "pool_output_size", "pool_window_total", "Derivation",
+    "attention_backward_derivations", "attention_derivations", "attention_mask_derivation",
+    "attention_projection_derivation", "conv_backward_derivations", "conv_derivation",
+    "conv_transpose_derivation", "embedding_backward_derivation", "embedding_backward_work",
+    "embedding_derivation", "linear_derivation", "matmul_derivation", "batch_norm_derivation",
+    "group_norm_derivation", "layer_norm_derivation", "rms_norm_derivation",
+    "activation_derivation", "elementwise_derivation", "log_softmax_derivation",
+    "softmax_derivation", "adaptive_pool_derivation", "pool_derivation", "INTERPOLATE_RATES",
+    "interpolate_derivation", "interpolate_work", "reduction_derivation", "reduction_work",
+    "GLU_RATE", "glu_derivation", "glu_work", "pixel_shuffle_derivation", "pixel_shuffle_shape",
+    "ACTIVATION_GRAD_RATES", "activation_grad_derivation", "softmax_grad_derivation",
+    "adaptive_avg_pool_grad_derivation", "avg_pool_grad_derivation", "scatter_grad_derivation",
+    "interpolate_grad_derivation", "layer_norm_grad_derivations", "INTERPOLATE_DIMS",
+    "upsample_output_size",
 ]
+
+#: modules whose examples (module docstrings and public names) run with this package's doctests
+__test__ = {f"{m.__name__}.{n}": getattr(m, n) for m in (_derivation_module, _embedding_module)
+            for n in m.__all__}
+__test__.update({m.__name__: m for m in (_derivation_module, _embedding_module)})

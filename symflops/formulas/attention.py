@@ -19,10 +19,22 @@ computes it and as FlopCounterMode reports it.
 
 from __future__ import annotations
 
+from functools import cache
+
+import sympy as sp
+
+from symflops import symbols as sym
 from symflops.errors import SymflopsError
 from symflops.formulas._arith import Size, Work, add_work, exact_div, work
+from symflops.formulas.derivation import Derivation
+from symflops.formulas.linear import linear_work, matmul_work
 
-__all__ = ["attention_parts", "attention_work"]
+__all__ = ["attention_parts", "attention_work", "attention_derivations",
+           "attention_mask_derivation", "attention_backward_derivations",
+           "attention_projection_derivation"]
+
+#: width of one value head when it differs from ``head_dim``
+head_dim_v = sym.symbol("head_dim_v")
 
 
 def attention_parts(batch: Size, heads: Size, q_len: Size, kv_len: Size, head_dim: Size,
@@ -67,3 +79,109 @@ def attention_work(batch: Size, heads: Size, q_len: Size, kv_len: Size, head_dim
     parts = attention_parts(batch, heads, q_len, kv_len, head_dim, v_head_dim, causal=causal,
                             skip_masked=skip_masked, scale=scale)
     return add_work(*parts.values())
+
+
+@cache
+def _attention_general(cross: bool, causal: bool, skip_masked: bool) -> dict[str, Work]:
+    kv, dv = (sym.S, head_dim_v) if cross else (sym.N, None)
+    return attention_parts(sym.B, sym.heads, sym.N, kv, sym.head_dim, dv, causal=causal,
+                           skip_masked=skip_masked)
+
+
+def attention_derivations(batch: Size, heads: Size, q_len: Size, kv_len: Size, head_dim: Size,
+                          v_head_dim: Size | None = None, *, causal: bool = False,
+                          skip_masked: bool = False, custom_scale: bool = False,
+                          note: str = "") -> dict[str, Derivation]:
+    """The derivations of attention's parts (``scores``, ``scale``, ``softmax``,
+    ``context``; :func:`attention_parts`), for ``sf.nn.MultiheadAttention`` and the SDPA
+    kernels alike. Self-attention (as many keys as queries, values as wide as keys) is
+    written in ``N`` and ``head_dim``; otherwise keys are ``S`` and values ``head_dim_v``
+    wide. ``custom_scale``: the scores are scaled by a given factor, not ``1/sqrt(head_dim)``;
+    ``note`` is appended to every explanation.
+
+    >>> d = attention_derivations(1, 2, 4, 4, 8)
+    >>> d["scores"].general["matmul_mul"], d["scores"].work["matmul_mul"]
+    (B*N**2*head_dim*heads, 256)
+    """
+    dv = head_dim if v_head_dim is None else v_head_dim
+    cross = not (sp.sympify(kv_len) == sp.sympify(q_len) and
+                 sp.sympify(dv) == sp.sympify(head_dim))
+    general = _attention_general(cross, bool(causal), bool(skip_masked))
+    bindings = {sym.B: batch, sym.heads: heads, sym.N: q_len, sym.head_dim: head_dim}
+    keys, width = "N", "head_dim"
+    if cross:
+        bindings.update({sym.S: kv_len, head_dim_v: dv})
+        keys, width = "S", "head_dim_v"
+    explain = {
+        "scores": f"Q K^T: B*heads*N*{keys} dot products of length head_dim",
+        "scale": ("scores times the scale" if custom_scale else
+                  "scores times 1/sqrt(head_dim)") + ": one multiply per score",
+        "softmax": f"softmax over each of B*heads*N rows of {keys} scores "
+                   f"(5{keys} - 2 per row)",
+        "context": f"A V: B*heads*N*{width} dot products of length {keys}",
+    }
+    if skip_masked:
+        note = "; only the N(N+1)/2 unmasked pairs" + note
+    return {part: Derivation(dict(g), sp.Integer(0), bindings, explain[part] + note)
+            for part, g in general.items()}
+
+
+def attention_mask_derivation(batch: Size, heads: Size, q_len: Size, kv_len: Size) -> Derivation:
+    """An additive attention mask: one add per score (a boolean mask is a select, free).
+
+    >>> attention_mask_derivation(1, 2, 3, 5).work
+    {'elementwise': 30}
+    """
+    return Derivation({"elementwise": sym.B * sym.heads * sym.N * sym.S}, sp.Integer(0),
+                      {sym.B: batch, sym.heads: heads, sym.N: q_len, sym.S: kv_len},
+                      "an additive mask: one add per score")
+
+
+@cache
+def _attention_backward_general() -> dict[str, Work]:
+    rows = sym.B * sym.heads
+    return {
+        "grad_v": matmul_work(rows, sym.S, sym.N, head_dim_v),
+        "grad_probs": matmul_work(rows, sym.N, head_dim_v, sym.S),
+        "grad_softmax": work(elementwise=4 * rows * sym.N * sym.S),
+        "grad_q": matmul_work(rows, sym.N, sym.S, sym.head_dim),
+        "grad_k": matmul_work(rows, sym.S, sym.N, sym.head_dim),
+    }
+
+
+def attention_backward_derivations(batch: Size, heads: Size, q_len: Size, kv_len: Size,
+                                   head_dim: Size, v_head_dim: Size) -> dict[str, Derivation]:
+    """Attention's gradients: four products (``dV = A^T dO``, ``dA = dO V^T``, ``dQ = dS K``,
+    ``dK = dS^T Q``), each as many MACs as a forward product, and the softmax gradient
+    (4 per score: multiply, row-sum add, subtract, multiply).
+
+    >>> attention_backward_derivations(1, 1, 2, 3, 4, 4)["grad_softmax"].work
+    {'elementwise': 24}
+    """
+    bindings = {sym.B: batch, sym.heads: heads, sym.N: q_len, sym.S: kv_len,
+                sym.head_dim: head_dim, head_dim_v: v_head_dim}
+    explain = {"grad_v": "A^T dO", "grad_probs": "dO V^T",
+               "grad_softmax": "softmax gradient: 4 per score", "grad_q": "dS K",
+               "grad_k": "dS^T Q"}
+    return {part: Derivation(dict(g), sp.Integer(0), bindings, explain[part])
+            for part, g in _attention_backward_general().items()}
+
+
+@cache
+def _projection_general(bias: bool) -> Work:
+    return add_work(linear_work(sym.B * sym.N, sym.dim, sym.dim, bias),
+                    linear_work(sym.B * sym.S, sym.dim, 2 * sym.dim, bias))
+
+
+def attention_projection_derivation(batch: Size, q_len: Size, kv_len: Size, embed_dim: Size,
+                                    bias: bool = True) -> Derivation:
+    """The q projection of ``N`` query tokens and the k, v projections of ``S`` key
+    tokens (``dim -> dim`` and ``dim -> 2 dim``), as ``nn.MultiheadAttention``'s fast path
+    computes them.
+
+    >>> attention_projection_derivation(1, 2, 3, 4).work["matmul_mul"]
+    128
+    """
+    return Derivation(dict(_projection_general(bool(bias))), sp.Integer(0),
+                      {sym.B: batch, sym.N: q_len, sym.S: kv_len, sym.dim: embed_dim},
+                      "q from N tokens, k and v from S tokens: length-dim dot products")

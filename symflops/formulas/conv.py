@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import cache
+from typing import Any
 
 import sympy as sp
 
+from symflops import symbols as sym
 from symflops.errors import SymflopsError
 from symflops.formulas._arith import (
     Size,
@@ -26,9 +29,23 @@ from symflops.formulas._arith import (
     smin,
     work,
 )
+from symflops.formulas.derivation import Derivation
+from symflops.formulas.linear import matmul_work
+from symflops.formulas.pointwise import elementwise_work
 
 __all__ = ["conv_output_size", "conv_params", "conv_work", "conv_transpose_output_size",
-           "conv_transpose_work", "conv_transpose_covered"]
+           "conv_transpose_work", "conv_transpose_covered", "conv_derivation",
+           "conv_transpose_derivation", "conv_backward_derivations", "CONV_EXPLANATION",
+           "CONV_TRANSPOSE_EXPLANATION"]
+
+#: what one output of a direct convolution costs (with and without the bias add)
+CONV_EXPLANATION = {
+    True: "each output: a dot product of C_in/groups*prod(kernel) products, its adds, "
+          "and one bias add",
+    False: "each output: a dot product of C_in/groups*prod(kernel) products and its adds",
+}
+CONV_TRANSPOSE_EXPLANATION = ("every input element times every weight of its group (scatter); "
+                              "a position collecting n products costs n - 1 adds")
 
 
 def conv_output_size(
@@ -142,3 +159,132 @@ def _divides(d: Size, n: Size) -> bool:
     if d == 1 or d == n:
         return True
     return is_int(d) and is_int(n) and int(n) % int(d) == 0
+
+
+def _is_square(kernel: Sequence[Any]) -> bool:
+    return len(set(kernel)) == 1
+
+
+def _bindings(batch: Size, in_channels: Size, out_channels: Size, groups: Size,
+              kernel: Sequence[Size]) -> dict[sp.Symbol, Any]:
+    b: dict[sp.Symbol, Any] = {sym.B: batch, sym.C_in: in_channels, sym.C_out: out_channels,
+                               sym.groups: groups}
+    b.update(zip(sym.kernel_symbols(len(kernel), _is_square(kernel)), kernel, strict=True))
+    return b
+
+
+@cache
+def _conv_general(n: int, square: bool, bias: bool) -> tuple[Work, sp.Expr]:
+    ks = sym.kernel_symbols(n, square)
+    general = conv_work(sym.B, sym.C_in, sym.C_out, ks, sym.spatial_out(n), sym.groups, bias)
+    return general, sp.sympify(conv_params(sym.C_in, sym.C_out, ks, sym.groups, bias))
+
+
+def conv_derivation(batch: Size, in_channels: Size, out_channels: Size,
+                    kernel: Sequence[Size], out_spatial: Sequence[Size], groups: Size = 1,
+                    bias: bool = True) -> Derivation:
+    """The derivation of a direct convolution (``sf.nn.Conv*d`` and ``aten.convolution``):
+    :func:`conv_work` and :func:`conv_params` in canonical symbols (cached per rank, kernel
+    squareness and bias), bound to this layer's sizes.
+
+    >>> d = conv_derivation(1, 3, 64, (3, 3), (8, 8))
+    >>> d.general["matmul_mul"], d.work["matmul_mul"], d.params
+    (B*C_in*C_out*H_out*K**2*W_out/groups, 110592, 1792)
+    """
+    n = len(kernel)
+    general, params = _conv_general(n, _is_square(kernel), bool(bias))
+    b = _bindings(batch, in_channels, out_channels, groups, kernel)
+    b.update(zip(sym.spatial_out(n), out_spatial, strict=True))
+    return Derivation(dict(general), params, b, CONV_EXPLANATION[bool(bias)])
+
+
+@cache
+def _conv_transpose_general(n: int, square: bool, stride: tuple[Any, ...],
+                            dilation: tuple[Any, ...], bias: bool, grad_input: bool) -> Work:
+    ks = sym.kernel_symbols(n, square)
+    ci, co = (sym.C_out, sym.C_in) if grad_input else (sym.C_in, sym.C_out)
+    gin, gout = sym.spatial_in(n), sym.spatial_out(n)
+    if grad_input:
+        gin, gout = gout, gin
+    return conv_transpose_work(sym.B, ci, co, ks, gin, gout, stride, dilation, sym.groups, bias)
+
+
+def conv_transpose_derivation(batch: Size, in_channels: Size, out_channels: Size,
+                              kernel: Sequence[Size], in_spatial: Sequence[Size],
+                              out_spatial: Sequence[Size], stride: Sequence[Size],
+                              dilation: Sequence[Size], groups: Size = 1, bias: bool = True,
+                              *, params: Size | None = None,
+                              grad_input: bool = False) -> Derivation:
+    """The derivation of a transposed convolution (:func:`conv_transpose_work`).
+
+    Stride and dilation enter the general formula as this layer's values: the count of
+    covered positions depends on how they divide one another. ``grad_input=True`` is a
+    convolution's input gradient: the sizes are the forward convolution's, and the work is
+    a transposed convolution from its output (``C_out`` channels at ``H_out x W_out``) back
+    to its input (``C_in`` at ``H x W``).
+    ``params`` is the parameter count to report (0 when omitted).
+
+    >>> conv_transpose_derivation(1, 1, 1, (3,), (4,), (9,), (2,), (1,), bias=False).work
+    {'matmul_mul': 12, 'matmul_add': 3}
+    """
+    n = len(kernel)
+    general = _conv_transpose_general(n, _is_square(kernel), tuple(stride), tuple(dilation),
+                                      bool(bias), grad_input)
+    b = _bindings(batch, in_channels, out_channels, groups, kernel)
+    b.update(zip(sym.spatial_in(n), in_spatial, strict=True))
+    b.update(zip(sym.spatial_out(n), out_spatial, strict=True))
+    explanation = "grad_input: a transposed convolution of grad_output with the weight" \
+        if grad_input else CONV_TRANSPOSE_EXPLANATION
+    return Derivation(dict(general), sp.sympify(0 if params is None else params), b,
+                      explanation)
+
+
+@cache
+def _conv_backward_general(n: int, square: bool) -> dict[str, Work]:
+    ks = sym.kernel_symbols(n, square)
+    rows = sym.B * prod(sym.spatial_out(n))
+    return {
+        "grad_weight": matmul_work(sym.groups, sym.C_out / sym.groups, rows,
+                                   sym.C_in / sym.groups * prod(ks)),
+        "grad_bias": elementwise_work(sym.C_out * (rows - 1)),
+    }
+
+
+def conv_backward_derivations(batch: Size, in_channels: Size, out_channels: Size,
+                              kernel: Sequence[Size], in_spatial: Sequence[Size],
+                              out_spatial: Sequence[Size], stride: Sequence[Size],
+                              dilation: Sequence[Size], groups: Size = 1,
+                              output_mask: Sequence[bool] = (True, True, True)
+                              ) -> dict[str, Derivation]:
+    """The gradients of a direct convolution (``aten.convolution_backward``), one per
+    requested output.
+
+    * ``grad_input``: a transposed convolution of ``grad_output`` (as many MACs as the
+      forward; a position collecting ``n`` products costs ``n - 1`` adds);
+    * ``grad_weight``: per weight, a dot product of length ``B*prod(out)`` (``grad_output``
+      against the input window): ``C_out*C_in/groups*prod(kernel)`` of them;
+    * ``grad_bias``: ``grad_output`` summed per channel: ``B*prod(out) - 1`` adds each.
+
+    >>> d = conv_backward_derivations(2, 3, 4, (3,), (10,), (8,), (1,), (1,))
+    >>> d["grad_weight"].work, d["grad_bias"].work
+    ({'matmul_mul': 576, 'matmul_add': 540}, {'elementwise': 60})
+    """
+    n = len(kernel)
+    out: dict[str, Derivation] = {}
+    if output_mask[0]:
+        out["grad_input"] = conv_transpose_derivation(
+            batch, in_channels, out_channels, kernel, in_spatial, out_spatial, stride,
+            dilation, groups, False, grad_input=True)
+    general = _conv_backward_general(n, _is_square(kernel))
+    b = _bindings(batch, in_channels, out_channels, groups, kernel)
+    b.update(zip(sym.spatial_out(n), out_spatial, strict=True))
+    b.update(zip(sym.spatial_in(n), in_spatial, strict=True))
+    if output_mask[1]:
+        out["grad_weight"] = Derivation(
+            dict(general["grad_weight"]), sp.Integer(0), b,
+            "grad_weight: per weight a dot product of length B*prod(out) (grad_output "
+            "against the input window)")
+    if output_mask[2]:
+        out["grad_bias"] = Derivation(dict(general["grad_bias"]), sp.Integer(0), b,
+                                      "grad_bias: grad_output summed per channel")
+    return out

@@ -12,10 +12,20 @@ and one add per element: ``2 * numel`` (the seed article's ``2 C H W``).
 
 from __future__ import annotations
 
+from functools import cache
+
+import sympy as sp
+
+from symflops import symbols as sym
 from symflops.formulas._arith import Size, Work, exact_div, work
+from symflops.formulas.derivation import Derivation
 
 __all__ = ["row_stats", "batch_norm_work", "layer_norm_work", "group_norm_work",
-           "rms_norm_work", "norm_params"]
+           "rms_norm_work", "norm_params", "batch_norm_derivation", "layer_norm_derivation",
+           "group_norm_derivation", "rms_norm_derivation", "layer_norm_grad_derivations"]
+
+#: spatial positions of a group norm (``prod`` of the dims after the channels)
+P = sym.symbol("P")
 
 
 def row_stats(rows: Size, n: Size) -> Size:
@@ -67,3 +77,124 @@ def norm_params(features: Size, *, affine: bool = True, bias: bool = True) -> Si
     if not affine:
         return 0
     return features * (2 if bias else 1)
+
+
+@cache
+def _batch_norm_general(training: bool, affine: bool) -> tuple[Work, sp.Expr]:
+    return (batch_norm_work(sym.M, sym.C, training=training, affine=affine),
+            sp.sympify(norm_params(sym.C, affine=affine)))
+
+
+def batch_norm_derivation(numel: Size, channels: Size, *, training: bool = False,
+                          affine: bool = True) -> Derivation:
+    """The derivation of BatchNorm over ``M = numel`` elements in ``C = channels``.
+
+    >>> batch_norm_derivation(24, 3).work
+    {'norm_affine': 48}
+    """
+    general, params = _batch_norm_general(bool(training), bool(affine))
+    explanation = ("training: per-channel mean and variance over M/C values, then the affine"
+                   if training else "inference: running statistics and affine folded into "
+                   "a*x + b, one multiply and one add per element")
+    return Derivation(dict(general), params, {sym.M: numel, sym.C: channels}, explanation)
+
+
+@cache
+def _layer_norm_general(affine: bool, bias: bool) -> tuple[Work, sp.Expr]:
+    return (layer_norm_work(sym.M, sym.dim, affine=affine, bias=bias),
+            sp.sympify(norm_params(sym.dim, affine=affine, bias=bias)))
+
+
+def layer_norm_derivation(rows: Size, n: Size, *, affine: bool = True,
+                          bias: bool = True) -> Derivation:
+    """The derivation of LayerNorm over ``M = rows`` rows of ``dim = n`` values.
+
+    >>> layer_norm_derivation(2, 4).work
+    {'norm_stats': 44, 'norm_affine': 16}
+    """
+    general, params = _layer_norm_general(bool(affine), bool(bias))
+    return Derivation(dict(general), params, {sym.M: rows, sym.dim: n},
+                      "per row of dim: mean, variance, rsqrt, normalize (5 dim + 2), then the "
+                      "affine x*w + b")
+
+
+@cache
+def _group_norm_general(affine: bool) -> tuple[Work, sp.Expr]:
+    return (group_norm_work(sym.B, sym.groups, sym.C, P, affine=affine),
+            sp.sympify(norm_params(sym.C, affine=affine)))
+
+
+def group_norm_derivation(batch: Size, num_groups: Size, channels: Size, spatial: Size, *,
+                          affine: bool = True) -> Derivation:
+    """The derivation of GroupNorm: ``B`` images, ``groups`` groups of ``C/groups``
+    channels, ``P = spatial`` positions per channel.
+
+    >>> group_norm_derivation(1, 2, 4, 3).work
+    {'norm_stats': 64, 'norm_affine': 24}
+    """
+    general, params = _group_norm_general(bool(affine))
+    return Derivation(dict(general), params,
+                      {sym.B: batch, sym.groups: num_groups, sym.C: channels, P: spatial},
+                      "statistics over each of B*groups groups of C/groups*P values (P = "
+                      "spatial positions), then the per-channel affine")
+
+
+@cache
+def _rms_norm_general(affine: bool) -> tuple[Work, sp.Expr]:
+    return (rms_norm_work(sym.M, sym.dim, affine=affine),
+            sp.sympify(norm_params(sym.dim, affine=affine, bias=False)))
+
+
+def rms_norm_derivation(rows: Size, n: Size, *, affine: bool = True) -> Derivation:
+    """The derivation of RMSNorm over ``M = rows`` rows of ``dim = n`` values.
+
+    >>> rms_norm_derivation(2, 4).work
+    {'norm_stats': 28, 'norm_affine': 8}
+    """
+    general, params = _rms_norm_general(bool(affine))
+    return Derivation(dict(general), params, {sym.M: rows, sym.dim: n},
+                      "per row of dim: squares, sum, mean, + eps, rsqrt, scale (3 dim + 2), "
+                      "then the weight")
+
+
+@cache
+def _layer_norm_grad_general(weight: bool, weight_computes_x_hat: bool) -> dict[str, Work]:
+    m, n = sym.M, sym.dim
+    w = 1 if weight else 0
+    return {
+        # per element: x_hat 2, g*w (w), g' * dim, g' * x_hat, x_hat * sum, two subtracts,
+        # times rstd/dim: 8 + w; per row: two sums (2 (dim - 1)) and rstd/dim (1)
+        "grad_input": work(elementwise=m * ((10 + w) * n - 1)),
+        # g * x_hat per element, summed over the M rows (x_hat: 2 more when grad_input
+        # did not compute it)
+        "grad_weight": work(elementwise=m * n * (3 if weight_computes_x_hat else 1) + (m - 1) * n),
+        "grad_bias": work(elementwise=(m - 1) * n),
+    }
+
+
+def layer_norm_grad_derivations(rows: Size, n: Size, *, weight: bool = True,
+                                bias: bool = True, output_mask: tuple[bool, bool, bool] = (
+                                    True, True, True)) -> dict[str, Derivation]:
+    """LayerNorm's gradients over ``M = rows`` rows of ``dim = n`` (torch's
+    ``native_layer_norm_backward``), one per requested output:
+
+    * ``grad_input``: ``x_hat = (x - mean) rstd`` (2), ``g' = g w`` (1 with a weight),
+      ``g' dim`` (1), ``g' x_hat`` (1), ``x_hat sum(g' x_hat)`` (1), ``g' dim - sum(g') -
+      ...`` (2), times ``rstd / dim`` (1): ``8 + w`` per element, and per row the two sums
+      ``2 (dim - 1)`` and ``rstd / dim`` (1): ``M ((10 + w) dim - 1)``;
+    * ``grad_weight``: ``g x_hat`` per element, summed over rows: ``(2 M - 1) dim``;
+    * ``grad_bias``: ``g`` summed over rows: ``(M - 1) dim``.
+
+    >>> d = layer_norm_grad_derivations(2, 4)
+    >>> d["grad_input"].work, d["grad_weight"].work, d["grad_bias"].work
+    ({'elementwise': 86}, {'elementwise': 12}, {'elementwise': 4})
+    """
+    general = _layer_norm_grad_general(bool(weight), not output_mask[0])
+    wanted = {"grad_input": output_mask[0], "grad_weight": output_mask[1] and weight,
+              "grad_bias": output_mask[2] and bias}
+    explain = {"grad_input": "grad_input: (10 + w) dim - 1 per row of dim (w = 1 with a "
+                             "weight): x_hat, the two row sums and the fused update",
+               "grad_weight": "grad_weight: grad times x_hat, summed over the M rows",
+               "grad_bias": "grad_bias: grad summed over the M rows"}
+    return {part: Derivation(dict(general[part]), sp.Integer(0), {sym.M: rows, sym.dim: n},
+                             explain[part]) for part, on in wanted.items() if on}

@@ -9,12 +9,24 @@ how the padded formulation computes them.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
+from typing import Any
 
+import sympy as sp
+
+from symflops import symbols as sym
 from symflops.errors import SymflopsError
 from symflops.formulas._arith import Size, Work, ceildiv, floordiv, is_int, prod, smin, work
+from symflops.formulas.derivation import Derivation
 
 __all__ = ["pool_output_size", "pool_window_total", "max_pool_work", "avg_pool_work",
-           "adaptive_window_total", "adaptive_avg_pool_work", "adaptive_max_pool_work"]
+           "adaptive_window_total", "adaptive_avg_pool_work", "adaptive_max_pool_work",
+           "pool_derivation", "adaptive_pool_derivation", "POOL_KINDS", "scatter_grad_derivation",
+           "avg_pool_grad_derivation", "adaptive_avg_pool_grad_derivation"]
+
+#: what one output of each pooling kind costs
+POOL_KINDS = {"max": "window - 1 compares per output",
+              "avg": "window - 1 adds and one divide per output"}
 
 
 def pool_output_size(size: Size, kernel: Size, stride: Size, padding: Size = 0,
@@ -33,8 +45,6 @@ def pool_output_size(size: Size, kernel: Size, stride: Size, padding: Size = 0,
             int(size) + int(padding):
         return int(out) - 1
     if not is_int(out):
-        import sympy as sp
-
         return sp.Piecewise((out - 1, (out - 1) * stride >= size + padding), (out, True))
     return out
 
@@ -93,3 +103,148 @@ def adaptive_max_pool_work(planes: Size, in_spatial: Sequence[Size],
     totals = prod(adaptive_window_total(i, o)
                   for i, o in zip(in_spatial, out_spatial, strict=True))
     return work(pooling=planes * (totals - prod(out_spatial)))
+
+
+def _pool_kind(kind: str) -> str:
+    if kind not in POOL_KINDS:
+        raise SymflopsError("unknown pooling kind", layer="pooling", values={"kind": kind},
+                            fix="use " + " or ".join(POOL_KINDS))
+    return kind
+
+
+@cache
+def _pool_general(kind: str, n: int, square: bool, ceil_mode: bool) -> Work:
+    outputs = sym.M * prod(sym.spatial_out(n))
+    if ceil_mode:
+        elements = sym.M * prod(_window_symbols(n))
+        return work(pooling=elements - outputs if kind == "max" else elements)
+    fn = max_pool_work if kind == "max" else avg_pool_work
+    return fn(outputs, prod(sym.kernel_symbols(n, square)))
+
+
+def _window_symbols(n: int) -> tuple[sp.Symbol, ...]:
+    """``E_H, E_W``: the elements of all windows along one dim (ceil_mode)."""
+    return tuple(sym.symbol(f"E_{s}") for s in sym.spatial_in(n))
+
+
+def pool_derivation(kind: str, planes: Size, in_spatial: Sequence[Size],
+                    out_spatial: Sequence[Size], kernel: Sequence[Size], stride: Sequence[Size],
+                    padding: Sequence[Size], dilation: Sequence[Size],
+                    ceil_mode: bool = False) -> Derivation:
+    """The derivation of max (``kind="max"``) or average (``"avg"``) pooling of ``M =
+    planes`` planes (batch x channels): per output, ``window - 1`` compares, or ``window
+    - 1`` adds and a divide. With ``ceil_mode`` a last window that sticks out past the
+    padded input counts only its elements (``E`` = elements of all windows along a dim).
+
+    >>> pool_derivation("max", 2, (4, 4), (2, 2), (2, 2), (2, 2), (0, 0), (1, 1)).work
+    {'pooling': 24}
+    >>> pool_derivation("avg", 1, (5,), (3,), (2,), (2,), (0,), (1,), ceil_mode=True).work
+    {'pooling': 5}
+    """
+    n = len(kernel)
+    _pool_kind(kind)
+    square = len(set(kernel)) == 1
+    bindings: dict[sp.Symbol, Any] = {sym.M: planes}
+    bindings.update(zip(sym.spatial_out(n), out_spatial, strict=True))
+    explanation = POOL_KINDS[kind]
+    if ceil_mode:
+        bindings.update(zip(_window_symbols(n), (
+            pool_window_total(s, k, st, p, d, True) for s, k, st, p, d in
+            zip(in_spatial, kernel, stride, padding, dilation, strict=True)), strict=True))
+        explanation += "; ceil_mode: a last window past the padded input counts only its " \
+                       "elements"
+    else:
+        bindings.update(zip(sym.kernel_symbols(n, square), kernel, strict=True))
+    return Derivation(dict(_pool_general(kind, n, square, bool(ceil_mode))), sp.Integer(0),
+                      bindings, explanation + "; M = batch*channels planes")
+
+
+def adaptive_pool_derivation(kind: str, planes: Size, in_spatial: Sequence[Size],
+                             out_spatial: Sequence[int]) -> Derivation:
+    """The derivation of adaptive max or average pooling of ``M = planes`` planes to the
+    concrete ``out_spatial``. A ``1 x 1`` output is one window over the whole plane (a
+    general formula in ``H, W``); other outputs sum the varying window lengths exactly,
+    which is a formula in this layer's sizes.
+
+    >>> adaptive_pool_derivation("avg", 2, (4, 4), (1, 1)).general
+    {'pooling': H*M*W}
+    >>> adaptive_pool_derivation("max", 1, (5,), (2,)).work
+    {'pooling': 4}
+    """
+    n = len(in_spatial)
+    fn = adaptive_max_pool_work if _pool_kind(kind) == "max" else adaptive_avg_pool_work
+    outs = [int(o) for o in out_spatial]
+    if all(o == 1 for o in outs):
+        general = fn(sym.M, sym.spatial_in(n), outs)
+        bindings: dict[sp.Symbol, Any] = {sym.M: planes}
+        bindings.update(zip(sym.spatial_in(n), in_spatial, strict=True))
+        explanation = "one window over the whole plane per output"
+    else:
+        general, bindings = fn(planes, in_spatial, outs), {}
+        explanation = "windows from floor(i*in/out) to ceil((i+1)*in/out), summed exactly"
+    explanation += "; window - 1 adds and a divide per output" if kind == "avg" else \
+        "; window - 1 compares per output"
+    return Derivation(general, sp.Integer(0), bindings, explanation)
+
+
+@cache
+def _scatter_general() -> Work:
+    return work(elementwise=sym.M)
+
+
+def scatter_grad_derivation(grad_outputs: Size, what: str) -> Derivation:
+    """The gradient of an op whose every output copies one input (max pooling at its
+    argmax, nearest resizing): each of the ``M = grad_outputs`` gradient values is added
+    into its input's place (the zero-filled gradient is allocation, not arithmetic).
+
+    >>> scatter_grad_derivation(12, "max pooling").work
+    {'elementwise': 12}
+    """
+    return Derivation(dict(_scatter_general()), sp.Integer(0), {sym.M: grad_outputs},
+                      f"{what} gradient: each of the M output gradients added where its "
+                      "value came from")
+
+
+@cache
+def _avg_grad_general() -> Work:
+    return work(elementwise=sym.M * (1 + sym.symbol("window")))
+
+
+def avg_pool_grad_derivation(grad_outputs: Size, window: Size, *, padded: bool = False
+                             ) -> Derivation:
+    """The gradient of average pooling: each of the ``M = grad_outputs`` output gradients
+    divided once by the window size and added into each of its ``window`` inputs.
+
+    With padding (or ceil_mode) the kernel skips window positions outside the input, so
+    ``window`` (the whole window) makes the count an upper bound: the explanation says so.
+
+    >>> avg_pool_grad_derivation(4, 9).work
+    {'elementwise': 40}
+    """
+    return Derivation(dict(_avg_grad_general()), sp.Integer(0),
+                      {sym.M: grad_outputs, sym.symbol("window"): window},
+                      "average pooling gradient: per output gradient one divide and one add "
+                      "into each window element" + ("; windows counted whole, positions in "
+                                                    "the padding included (at most this)"
+                                                    if padded else ""))
+
+
+def adaptive_avg_pool_grad_derivation(planes: Size, in_spatial: Sequence[Size],
+                                      out_spatial: Sequence[int]) -> Derivation:
+    """The gradient of adaptive average pooling: per output gradient one divide by its
+    window's size and one add into each element of its window (the forward's windows,
+    summed exactly).
+
+    >>> adaptive_avg_pool_grad_derivation(2, (4, 4), (1, 1)).work
+    {'elementwise': 34}
+    """
+    n = len(in_spatial)
+    outs = [int(o) for o in out_spatial]
+    forward = adaptive_pool_derivation("avg", planes, in_spatial, outs)
+    general = {"elementwise": forward.general["pooling"] +
+               (sym.M if forward.bindings else planes) * prod(outs)}
+    return Derivation(general, sp.Integer(0), dict(forward.bindings),
+                      "adaptive average pooling gradient: per output gradient one divide and "
+                      "one add into each element of its window"
+                      + ("" if n and all(o == 1 for o in outs) else
+                         " (windows from floor(i*in/out) to ceil((i+1)*in/out))"))

@@ -1,4 +1,4 @@
-"""Resizing (interpolate/upsample) and reductions.
+"""Resizing (interpolate/upsample, pixel shuffle) and reductions.
 
 Hand count, per output element, in the exact convention:
 
@@ -6,7 +6,9 @@ Hand count, per output element, in the exact convention:
 * linear / bilinear / trilinear (``d`` interpolated dims): a weighted sum of the
   ``2^d`` neighbours: ``2^d`` multiplies and ``2^d - 1`` adds (the per-row/column
   weights are computed once per output row/column and are not counted);
-* bicubic (2-d): a weighted sum of 16 neighbours: 16 multiplies and 15 adds.
+* bicubic (2-d): a weighted sum of 16 neighbours: 16 multiplies and 15 adds;
+* pixel shuffle / unshuffle: ``(C r^2, H, W) <-> (C, H r, W r)`` is a reshape and a
+  permute, moving values without arithmetic (0).
 
 >>> interpolate_work(10, "bilinear")
 {'elementwise': 70}
@@ -16,10 +18,31 @@ Hand count, per output element, in the exact convention:
 
 from __future__ import annotations
 
-from symflops.errors import SymflopsError
-from symflops.formulas._arith import Size, Work, work
+from functools import cache
 
-__all__ = ["INTERPOLATE_RATES", "interpolate_work", "reduction_work"]
+import sympy as sp
+
+from symflops import symbols as sym
+from symflops.errors import SymflopsError
+from symflops.formulas._arith import Size, Work, exact_div, floordiv, work
+from symflops.formulas.derivation import Derivation
+
+__all__ = ["INTERPOLATE_RATES", "interpolate_work", "reduction_work", "interpolate_derivation",
+           "reduction_derivation", "SPREAD_REDUCTIONS", "pixel_shuffle_shape",
+           "pixel_shuffle_derivation", "interpolate_grad_derivation", "upsample_output_size",
+           "INTERPOLATE_DIMS"]
+
+#: how many trailing dims each interpolation mode resizes (None: any of 1, 2, 3)
+INTERPOLATE_DIMS: dict[str, int | None] = {
+    "nearest": None, "nearest-exact": None, "linear": 1, "bilinear": 2, "trilinear": 3,
+    "bicubic": 2,
+}
+
+#: reductions that subtract, square (or exp) and add each input: 3 per input element
+SPREAD_REDUCTIONS = frozenset({"var", "std", "var_mean", "std_mean", "norm",
+                               "linalg_vector_norm", "logsumexp"})
+#: outputs of a reduction
+M_out = sym.symbol("M_out")
 
 #: exact-convention operations per output element of each interpolation mode
 INTERPOLATE_RATES: dict[str, tuple[int, str]] = {
@@ -46,3 +69,114 @@ def reduction_work(in_numel: Size, out_numel: Size, *, mean: bool = False) -> Wo
     """A sum/max/min reducing ``in_numel`` values to ``out_numel``: ``in - out`` adds or
     compares, plus one divide per output for a mean (so a mean costs ``in_numel``)."""
     return work(elementwise=in_numel - out_numel + (out_numel if mean else 0))
+
+
+@cache
+def _interpolate_general(mode: str) -> Work:
+    return interpolate_work(sym.M, mode)
+
+
+def interpolate_derivation(outputs: Size, mode: str) -> Derivation:
+    """The derivation of resizing to ``M = outputs`` output elements with ``mode``.
+
+    >>> interpolate_derivation(10, "bilinear").explanation
+    'bilinear: 7 per output (4 multiplies and 3 adds (4 neighbours))'
+    """
+    general = _interpolate_general(mode)
+    rate, why = INTERPOLATE_RATES[mode]
+    return Derivation(dict(general), sp.Integer(0), {sym.M: outputs},
+                      f"{mode}: {rate} per output ({why})")
+
+
+@cache
+def _reduction_general(name: str) -> Work:
+    if name in SPREAD_REDUCTIONS:
+        return work(elementwise=3 * sym.M)
+    if name == "cumsum":
+        return work(elementwise=sym.M)
+    return reduction_work(sym.M, M_out, mean=name == "mean")
+
+
+def reduction_derivation(name: str, in_numel: Size, out_numel: Size) -> Derivation:
+    """The derivation of reduction ``name`` (``sum``, ``mean``, ``amax``, ``var``, ...) of
+    ``M = in_numel`` values to ``M_out = out_numel``: ``M - M_out`` adds or compares
+    (and ``M_out`` divides for a mean); variance-type reductions 3 per input (subtract,
+    square, add); ``cumsum`` one add per element.
+
+    >>> reduction_derivation("mean", 12, 3).work, reduction_derivation("var", 12, 3).work
+    ({'elementwise': 12}, {'elementwise': 36})
+    """
+    general = _reduction_general(name)
+    if name in SPREAD_REDUCTIONS:
+        explanation = f"{name}: 3 per input element"
+    elif name == "cumsum":
+        explanation = "cumsum: one add per element"
+    else:
+        explanation = f"{name}: M - M_out adds/compares" + \
+            (" and M_out divides" if name == "mean" else "")
+    return Derivation(dict(general), sp.Integer(0), {sym.M: in_numel, M_out: out_numel},
+                      explanation)
+
+
+def pixel_shuffle_shape(channels: Size, height: Size, width: Size, factor: Size, *,
+                        inverse: bool = False) -> tuple[Size, Size, Size]:
+    """``(C, H, W) -> (C / r^2, H r, W r)`` (pixel shuffle) or, with ``inverse``,
+    ``(C r^2, H / r, W / r)`` (pixel unshuffle); the divisions must be exact (the caller
+    checks them).
+
+    >>> pixel_shuffle_shape(8, 3, 3, 2), pixel_shuffle_shape(2, 4, 6, 2, inverse=True)
+    ((2, 6, 6), (8, 2, 3))
+    """
+    if inverse:
+        return channels * factor ** 2, exact_div(height, factor), exact_div(width, factor)
+    return exact_div(channels, factor ** 2), height * factor, width * factor
+
+
+def pixel_shuffle_derivation(inverse: bool = False) -> Derivation:
+    """The derivation of pixel shuffle (``inverse``: unshuffle): no arithmetic.
+
+    >>> pixel_shuffle_derivation().work
+    {}
+    """
+    what = "(C r^2, H, W) -> (C, H r, W r)" if not inverse else "(C, H r, W r) -> (C r^2, H, W)"
+    return Derivation({}, sp.Integer(0), {},
+                      f"a reshape and a permute, {what}: values move, no arithmetic")
+
+
+@cache
+def _interpolate_grad_general(rate: int) -> Work:
+    return work(elementwise=rate * sym.M)
+
+
+def interpolate_grad_derivation(grad_outputs: Size, mode: str) -> Derivation:
+    """The gradient of resizing with ``mode``: each of the ``M = grad_outputs`` output
+    gradients is spread over the neighbours it was computed from, a multiply by the
+    neighbour's weight and an add per neighbour (nearest: one add). Twice the forward's
+    neighbour count: linear 4, bilinear 8, trilinear 16, bicubic 32.
+
+    >>> interpolate_grad_derivation(10, "bilinear").work
+    {'elementwise': 80}
+    >>> interpolate_grad_derivation(10, "nearest").work
+    {'elementwise': 10}
+    """
+    if mode not in INTERPOLATE_RATES:
+        raise SymflopsError("unknown interpolation mode", values={"mode": mode},
+                            fix="use one of " + ", ".join(INTERPOLATE_RATES))
+    neighbours = (INTERPOLATE_RATES[mode][0] + 1) // 2  # 2^d (16 for bicubic); 0 nearest
+    rate = 2 * neighbours if neighbours else 1
+    what = "one add" if not neighbours else \
+        f"{neighbours} multiplies by the weights and {neighbours} adds"
+    return Derivation(dict(_interpolate_grad_general(rate)), sp.Integer(0),
+                      {sym.M: grad_outputs},
+                      f"{mode} resize gradient: per output gradient {what} ({rate})")
+
+
+def upsample_output_size(size: Size, scale: Size) -> Size:
+    """``floor(size * scale)`` for an exact (int or rational) ``scale``, as torch sizes
+    ``interpolate(scale_factor=...)``.
+
+    >>> from symflops.symbols import H
+    >>> upsample_output_size(7, sp.Rational(3, 2)), upsample_output_size(H, 2)
+    (10, 2*H)
+    """
+    return floordiv(size * sp.Rational(scale).p, sp.Rational(scale).q)

@@ -1,49 +1,44 @@
-"""Built-in op handlers: each aten op family calls the formula functions ``sf.nn`` uses.
+"""Built-in op handlers: each maps an aten op's arguments to its layer family's derivation.
 
-Every handler states its count; the shared formulas carry the hand derivations
-(see :mod:`symflops.formulas`). Ops that decompose before reaching the dispatcher
+The derivations (general formula per kind, bindings, explanation) live once, in
+:mod:`symflops.formulas`, and ``sf.nn`` calls the same functions; a handler only reads
+sizes off the op's arguments. Ops that decompose before reaching the dispatcher
 (``aten.linear``, ``aten.matmul``, ``aten.einsum``) are counted through what they
 decompose into (``addmm``, ``mm``, ``bmm``), which is exactly what runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import replace
 from functools import cache
 from typing import Any
 
 import sympy as sp
 import torch
 
-from symflops import formulas as F
+from symflops import formulas
 from symflops import symbols as S
-from symflops.errors import SymflopsError
-from symflops.formulas import resize as R
+from symflops.formulas import Derivation
 from symflops.tracing.registry import OpCall, Part, TShape, register, register_zero_cost
 
 aten = torch.ops.aten
 
 __all__: list[str] = []
 
-_SPATIAL_IN = {1: (S.T,), 2: (S.H, S.W), 3: (S.D, S.H, S.W)}
-_SPATIAL_OUT = {1: (S.T_out,), 2: (S.H_out, S.W_out), 3: (S.D_out, S.H_out, S.W_out)}
-_P = S.symbol("P")  # spatial positions of a group norm
+
+def _one(derivation: Derivation, **kw: Any) -> list[Part]:
+    return [Part.of(derivation, **kw)]
 
 
-def _ksyms(kernel: Sequence[Any]) -> tuple[sp.Symbol, ...]:
-    if len(set(kernel)) == 1:
-        return (S.K,) * len(kernel)
-    names = {1: ("K_t",), 2: ("K_h", "K_w"), 3: ("K_d", "K_h", "K_w")}[len(kernel)]
-    return tuple(S.symbol(x) for x in names)
+def _as_list(v: Any, n: int) -> list[Any]:
+    """An op's int-or-list argument as ``n`` values (``[k]`` and ``k`` repeat)."""
+    v = list(v) if isinstance(v, (list, tuple)) else [v]
+    return v * n if len(v) == 1 else v
 
 
-def _prod(xs: Sequence[Any]) -> Any:
-    return F.prod(xs)
-
-
-def _one(work: dict[str, Any], general: dict[str, Any], bindings: dict[sp.Symbol, Any],
-         explanation: str, **kw: Any) -> list[Part]:
-    return [Part(work, general, bindings, explanation, **kw)]
+def _role(derivation: Derivation, role: str) -> Derivation:
+    """The derivation with what it does inside a fused op said first."""
+    return replace(derivation, explanation=f"{role}: {derivation.explanation}")
 
 
 # ----------------------------------------------------------------------------- conv
@@ -52,179 +47,86 @@ def _one(work: dict[str, Any], general: dict[str, Any], bindings: dict[sp.Symbol
 def _conv(call: OpCall) -> list[Part]:
     """``aten.convolution(x, w, bias, stride, padding, dilation, transposed, out_pad, groups)``."""
     x, w, bias = call.args[0], call.args[1], call.args[2]
-    stride, dilation = call.arg(3, "stride"), call.arg(5, "dilation")
+    n = x.ndim - 2
+    stride, dilation = _as_list(call.arg(3, "stride"), n), _as_list(call.arg(5, "dilation"), n)
     transposed = bool(call.arg(6, "transposed", False))
     groups = call.arg(8, "groups", 1) if call.name != "_slow_conv2d_forward" else 1
     out = call.out[0].shape
     has_bias = isinstance(bias, TShape)
-    n = x.ndim - 2
     batch, kernel = x.shape[0], w.shape[2:]
-    ks = _ksyms(kernel)
-    stride = _pad_list(stride, n)
-    dilation = _pad_list(dilation, n)
     if transposed:
-        cin, cout = w.shape[0], w.shape[1] * groups
-        wk, gen = _tconv(batch, cin, cout, kernel, ks, x.shape[2:], out[2:], stride,
-                         dilation, groups, has_bias)
-        b: dict[sp.Symbol, Any] = {S.B: batch, S.C_in: cin, S.C_out: cout, S.groups: groups}
-        b.update(zip(ks, kernel, strict=True))
-        b.update(zip(_SPATIAL_IN[n], x.shape[2:], strict=True))
-        b.update(zip(_SPATIAL_OUT[n], out[2:], strict=True))
-        return _one(wk, gen, b, "every input element times every weight of its group "
-                    "(scatter); a position collecting n products costs n - 1 adds")
-    cin, cout = x.shape[1], w.shape[0]
-    wk = F.conv_work(batch, cin, cout, kernel, out[2:], groups, has_bias)
-    gen = F.conv_work(S.B, S.C_in, S.C_out, ks, _SPATIAL_OUT[n], S.groups, has_bias)
-    b = {S.B: batch, S.C_in: cin, S.C_out: cout, S.groups: groups}
-    b.update(zip(ks, kernel, strict=True))
-    b.update(zip(_SPATIAL_OUT[n], out[2:], strict=True))
-    return _one(wk, gen, b, "each output: a dot product of C_in/groups*prod(kernel) products, "
-                "its adds" + (", and one bias add" if has_bias else ""),
-                general_params=F.conv_params(S.C_in, S.C_out, ks, S.groups, has_bias))
-
-
-def _tconv(batch: Any, cin: Any, cout: Any, kernel: Sequence[Any], ks: Sequence[Any],
-           ins: Sequence[Any], outs: Sequence[Any], stride: Sequence[Any],
-           dilation: Sequence[Any], groups: Any, bias: bool,
-           gin: Sequence[Any] | None = None, gout: Sequence[Any] | None = None,
-           swap: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Work and general formula of a transposed conv; stride and dilation enter the
-    general formula as this call's values (as in sf.nn): the covered-position count
-    depends on how they divide one another."""
-    n = len(kernel)
-    gin = gin or _SPATIAL_IN[n]
-    gout = gout or _SPATIAL_OUT[n]
-    ci, co = (S.C_out, S.C_in) if swap else (S.C_in, S.C_out)
-    wk = F.conv_transpose_work(batch, cin, cout, kernel, ins, outs, stride, dilation,
-                               groups, bias)
-    try:
-        gen = F.conv_transpose_work(S.B, ci, co, ks, gin, gout, stride, dilation,
-                                    S.groups, bias)
-    except SymflopsError:  # enumerated covered positions: only this call's numbers
-        gen = dict(wk)
-    return wk, gen
-
-
-def _pad_list(v: Any, n: int) -> list[Any]:
-    v = list(v) if isinstance(v, (list, tuple)) else [v]
-    return v * n if len(v) == 1 else v
+        return _one(formulas.conv_transpose_derivation(
+            batch, w.shape[0], w.shape[1] * groups, kernel, x.shape[2:], out[2:], stride,
+            dilation, groups, has_bias))
+    return _one(formulas.conv_derivation(batch, x.shape[1], w.shape[0], kernel, out[2:], groups,
+                                         has_bias))
 
 
 @register(aten.convolution_backward)
 def _conv_backward(call: OpCall) -> list[Part]:
     """Gradients of a convolution, one part per requested output (``output_mask``):
-    ``grad_input`` is a transposed convolution of ``grad_output`` (same MACs as the
-    forward), ``grad_weight`` one length-``B*prod(out)`` dot product per weight,
-    ``grad_bias`` a sum over ``B*prod(out)`` per channel."""
+    see :func:`symflops.formulas.conv_backward_derivations`."""
     gy, x, w = call.args[0], call.args[1], call.args[2]
-    stride, dilation = _pad_list(call.args[4], x.ndim - 2), _pad_list(call.args[6], x.ndim - 2)
-    transposed, groups, mask = bool(call.args[7]), call.args[9], call.args[10]
     n = x.ndim - 2
-    kernel = w.shape[2:]
+    stride, dilation = _as_list(call.args[4], n), _as_list(call.args[6], n)
+    transposed, groups, mask = bool(call.args[7]), call.args[9], call.args[10]
     if transposed:  # the forward was a transposed conv: roles of x and grad_output swap
         x, gy = gy, x
-    batch, cin, cout = x.shape[0], x.shape[1], gy.shape[1]
-    outs, ins = gy.shape[2:], x.shape[2:]
-    parts: list[Part] = []
-    b = {S.B: batch, S.C_in: cin, S.C_out: cout, S.groups: groups}
-    ks = _ksyms(kernel)
-    b.update(zip(ks, kernel, strict=True))
-    b.update(zip(_SPATIAL_OUT[n], outs, strict=True))
-    b.update(zip(_SPATIAL_IN[n], ins, strict=True))
-    if mask[0]:
-        # grad_input = conv_transpose(grad_output): in = C_out channels at out spatial
-        wk, gen = _tconv(batch, cout, cin, kernel, ks, outs, ins, stride, dilation, groups,
-                         False, gin=_SPATIAL_OUT[n], gout=_SPATIAL_IN[n], swap=True)
-        bi = b
-        parts.append(Part(wk, gen, bi, "grad_input: a transposed convolution of grad_output "
-                          "with the weight", name="grad_input"))
-    if mask[1]:
-        rows = S.B * _prod(_SPATIAL_OUT[n])
-        gen = F.matmul_work(S.groups, S.C_out / S.groups, rows, S.C_in / S.groups * _prod(ks))
-        wk = F.matmul_work(groups, F.exact_div(cout, groups), batch * _prod(outs),
-                           F.exact_div(cin, groups) * _prod(kernel))
-        parts.append(Part(wk, gen, b, "grad_weight: per weight a dot product of length "
-                          "B*prod(out) (grad_output against the input window)",
-                          name="grad_weight"))
-    if mask[2]:
-        gen = F.elementwise_work(S.C_out * (S.B * _prod(_SPATIAL_OUT[n]) - 1))
-        wk = F.elementwise_work(cout * (batch * _prod(outs) - 1))
-        parts.append(Part(wk, gen, b, "grad_bias: grad_output summed per channel",
-                          name="grad_bias"))
-    return parts
+    parts = formulas.conv_backward_derivations(
+        x.shape[0], x.shape[1], gy.shape[1], w.shape[2:], x.shape[2:], gy.shape[2:], stride,
+        dilation, groups, mask)
+    return [Part.of(d, name=name) for name, d in parts.items()]
 
 
 # ----------------------------------------------------------------------------- matmul
 @register(aten.mm)
 def _mm(call: OpCall) -> list[Part]:
-    """``a (m x k) @ b (k x n)``: ``m n`` dot products of length ``k``."""
+    """``a (m x k) @ b (k x n)``: a linear layer without bias (or a plain matmul)."""
     a, b = call.args[0].shape, call.args[1].shape
-    return _one(F.matmul_work(1, a[0], a[1], b[1]), F.matmul_work(1, S.M, S.I, S.O),
-                {S.M: a[0], S.I: a[1], S.O: b[1]},
-                "M*O dot products of length I (a linear layer without bias, or a matmul)",
-                general_params=F.linear_params(S.I, S.O, False))
+    return _one(formulas.linear_derivation(a[0], a[1], b[1], False))
 
 
 @register(aten.addmm)
 def _addmm(call: OpCall) -> list[Part]:
-    """``bias + a @ b``: a linear layer: ``linear_work(rows, I, O, bias=True)``."""
+    """``bias + a @ b``: a linear layer."""
     a, b = call.args[1].shape, call.args[2].shape
-    return _one(F.linear_work(a[0], a[1], b[1], True), F.linear_work(S.M, S.I, S.O, True),
-                {S.M: a[0], S.I: a[1], S.O: b[1]},
-                "each of the M*O outputs: a length-I dot product and one bias add",
-                general_params=F.linear_params(S.I, S.O, True))
+    return _one(formulas.linear_derivation(a[0], a[1], b[1], True))
 
 
 @register(aten.bmm)
 def _bmm(call: OpCall) -> list[Part]:
     """``batch`` products ``(m x k) @ (k x n)``."""
     a, b = call.args[0].shape, call.args[1].shape
-    return _one(F.matmul_work(a[0], a[1], a[2], b[2]), F.matmul_work(S.B, S.M, S.I, S.O),
-                {S.B: a[0], S.M: a[1], S.I: a[2], S.O: b[2]},
-                "B*M*O dot products of length I")
+    return _one(formulas.matmul_derivation(a[0], a[1], a[2], b[2]))
 
 
 @register(aten.baddbmm)
 def _baddbmm(call: OpCall) -> list[Part]:
     """``beta * self + alpha * (b1 @ b2)``: the products and one add per output."""
     a, b = call.args[1].shape, call.args[2].shape
-    gen = F.add_work(F.matmul_work(S.B, S.M, S.I, S.O), {"bias": S.B * S.M * S.O})
-    wk = F.add_work(F.matmul_work(a[0], a[1], a[2], b[2]), {"bias": a[0] * a[1] * b[2]})
-    return _one(wk, gen, {S.B: a[0], S.M: a[1], S.I: a[2], S.O: b[2]},
-                "B*M*O dot products of length I, then one add of the input per output")
+    return _one(formulas.matmul_derivation(a[0], a[1], a[2], b[2], add_input=True))
 
 
 # ----------------------------------------------------------------------------- attention
-def _attention(q: TShape, k: TShape, v: TShape, causal: bool, mask: Any,
-               explain_extra: str = "") -> list[Part]:
-    batch = _prod(q.shape[:-3]) if q.ndim > 3 else 1
+def _attention(call: OpCall, q: TShape, k: TShape, v: TShape, causal: bool, mask: Any,
+               note: str = "") -> list[Part]:
+    batch = formulas.prod(q.shape[:-3]) if q.ndim > 3 else 1
     heads, n, d = q.shape[-3], q.shape[-2], q.shape[-1]
     s, dv = k.shape[-2], v.shape[-1]
-    parts = F.attention_parts(batch, heads, n, s, d, dv, causal=causal)
-    gen = F.attention_parts(S.B, S.heads, S.N, S.S, S.head_dim, S.symbol("head_dim_v"),
-                            causal=causal)
-    b = {S.B: batch, S.heads: heads, S.N: n, S.S: s, S.head_dim: d,
-         S.symbol("head_dim_v"): dv}
-    explain = {
-        "scores": "Q K^T: B*heads*N*S dot products of length head_dim",
-        "scale": "scores times the scale: one multiply per score",
-        "softmax": "softmax over each of B*heads*N rows of S scores (5S - 2 per row)",
-        "context": "A V: B*heads*N*head_dim_v dot products of length S",
-    }
-    out = [Part(parts[p], gen[p], b, explain[p] + explain_extra, name=p,
-                layer="Attention" + p.capitalize()) for p in parts]
+    parts = formulas.attention_derivations(
+        batch, heads, n, s, d, dv, causal=causal,
+        custom_scale=call.kwargs.get("scale") is not None, note=note)
+    out = [Part.of(der, name=p, layer="Attention" + p.capitalize()) for p, der in parts.items()]
     if isinstance(mask, TShape) and mask.dtype != "bool":
-        out.insert(2, Part(F.elementwise_work(batch * heads * n * s),
-                           F.elementwise_work(S.B * S.heads * S.N * S.S), b,
-                           "an additive mask: one add per score", name="mask",
-                           layer="AttentionMask"))
+        out.insert(2, Part.of(formulas.attention_mask_derivation(batch, heads, n, s),
+                              name="mask", layer="AttentionMask"))
     return out
 
 
 @register(aten._scaled_dot_product_flash_attention_for_cpu)
 def _sdpa_cpu(call: OpCall) -> list[Part]:
     """The CPU SDPA kernel (FlopCounterMode counts 0 for it): full attention parts."""
-    return _attention(call.args[0], call.args[1], call.args[2],
+    return _attention(call, call.args[0], call.args[1], call.args[2],
                       bool(call.arg(4, "is_causal", False)), call.kwargs.get("attn_mask"),
                       "; the dense product, masked or not")
 
@@ -240,14 +142,14 @@ def _sdpa_fused(call: OpCall) -> list[Part]:
                   "_scaled_dot_product_fused_attention_overrideable": 5}[call.name]
     mask = call.args[3] if call.name != "_scaled_dot_product_flash_attention" and \
         len(call.args) > 3 else None
-    return _attention(call.args[0], call.args[1], call.args[2],
+    return _attention(call, call.args[0], call.args[1], call.args[2],
                       bool(call.arg(causal_pos, "is_causal", False)), mask)
 
 
 @register(aten.scaled_dot_product_attention)
 def _sdpa(call: OpCall) -> list[Part]:
     """``aten.scaled_dot_product_attention`` when it reaches the dispatcher undecomposed."""
-    return _attention(call.args[0], call.args[1], call.args[2],
+    return _attention(call, call.args[0], call.args[1], call.args[2],
                       bool(call.arg(5, "is_causal", False)), call.arg(3, "attn_mask"))
 
 
@@ -259,22 +161,16 @@ def _mha_fast(call: OpCall) -> list[Part]:
     embed, heads = call.args[3], call.args[4]
     batch = q.shape[0] if q.ndim == 3 else 1
     n, s = q.shape[-2], k.shape[-2]
-    hd = F.exact_div(embed, heads)
+    hd = formulas.exact_div(embed, heads)
     qkv_bias = isinstance(call.args[6], TShape)
     proj_bias = isinstance(call.args[8], TShape)
-    qkv = F.add_work(F.linear_work(batch * n, embed, embed, qkv_bias),
-                     F.linear_work(batch * s, embed, 2 * embed, qkv_bias))
-    gen_qkv = F.add_work(F.linear_work(S.B * S.N, S.dim, S.dim, qkv_bias),
-                         F.linear_work(S.B * S.S, S.dim, 2 * S.dim, qkv_bias))
-    b = {S.B: batch, S.N: n, S.S: s, S.dim: embed}
-    parts = [Part(qkv, gen_qkv, b, "q from N tokens, k and v from S tokens: length-dim dot "
-                  "products", name="qkv", layer="Linear")]
-    shp = TShape((batch, heads, n, hd))
+    parts = [Part.of(formulas.attention_projection_derivation(batch, n, s, embed, qkv_bias),
+                     name="qkv", layer="Linear")]
     kv = TShape((batch, heads, s, hd))
-    parts += _attention(shp, kv, kv, False, call.arg(9, "mask"))
-    parts.append(Part(F.linear_work(batch * n, embed, embed, proj_bias),
-                      F.linear_work(S.B * S.N, S.dim, S.dim, proj_bias), b,
-                      "the output projection", name="out_proj", layer="Linear"))
+    parts += _attention(call, TShape((batch, heads, n, hd)), kv, kv, False,
+                        call.arg(9, "mask"))
+    parts.append(Part.of(_role(formulas.linear_derivation(batch * n, embed, embed, proj_bias),
+                               "the output projection"), name="out_proj", layer="Linear"))
     return parts
 
 
@@ -285,39 +181,38 @@ def _encoder_layer_fast(call: OpCall) -> list[Part]:
     LayerNorms and the feed-forward network (two linears and ReLU or GELU)."""
     x = call.args[0]
     embed, heads = call.args[1], call.args[2]
-    use_gelu = bool(call.args[7])
+    act = "gelu" if bool(call.args[7]) else "relu"
     ffn = call.args[14].shape[0]
     batch = x.shape[0] if x.ndim == 3 else 1
     n = x.shape[-2]
     rows = batch * n
-    hd = F.exact_div(embed, heads)
-    b = {S.B: batch, S.N: n, S.dim: embed, S.symbol("ffn"): ffn}
-    ff = S.symbol("ffn")
+    seq = TShape((batch, heads, n, formulas.exact_div(embed, heads)))
 
-    def lin(i: Any, o: Any, gi: Any, go: Any, name: str, what: str) -> Part:
-        return Part(F.linear_work(rows, i, o, True), F.linear_work(S.B * S.N, gi, go, True), b,
-                    what, name=name, layer="Linear")
+    def lin(i: Any, o: Any, name: str, role: str) -> Part:
+        return Part.of(_role(formulas.linear_derivation(rows, i, o, True), role), name=name,
+                       layer="Linear")
 
-    act = "gelu" if use_gelu else "relu"
-    parts = [lin(embed, 3 * embed, S.dim, 3 * S.dim, "qkv", "q, k, v projections")]
-    seq = TShape((batch, heads, n, hd))
-    parts += _attention(seq, seq, seq, False, call.arg(18, "mask"))
-    parts += [
-        lin(embed, embed, S.dim, S.dim, "out_proj", "attention output projection"),
-        Part(F.elementwise_work(rows * embed), F.elementwise_work(S.B * S.N * S.dim), b,
-             "residual add", name="add_1", layer="Add"),
-        Part(F.layer_norm_work(rows, embed), F.layer_norm_work(S.B * S.N, S.dim), b,
-             "LayerNorm (5 dim + 2 per row, then the affine)", name="norm1", layer="LayerNorm"),
-        lin(embed, ffn, S.dim, ff, "linear1", "feed-forward, first layer"),
-        Part(F.activation_work(act, rows * ffn), F.activation_work(act, S.B * S.N * ff), b,
-             f"{act} of the hidden layer", name="activation", layer=act.upper()),
-        lin(ffn, embed, ff, S.dim, "linear2", "feed-forward, second layer"),
-        Part(F.elementwise_work(rows * embed), F.elementwise_work(S.B * S.N * S.dim), b,
-             "residual add", name="add_2", layer="Add"),
-        Part(F.layer_norm_work(rows, embed), F.layer_norm_work(S.B * S.N, S.dim), b,
-             "LayerNorm (5 dim + 2 per row, then the affine)", name="norm2", layer="LayerNorm"),
+    def add(name: str) -> Part:
+        return Part.of(_role(formulas.elementwise_derivation(rows * embed), "residual add"),
+                       name=name, layer="Add")
+
+    def norm(name: str) -> Part:
+        return Part.of(formulas.layer_norm_derivation(rows, embed), name=name,
+                       layer="LayerNorm")
+
+    return [
+        lin(embed, 3 * embed, "qkv", "q, k, v projections"),
+        *_attention(call, seq, seq, seq, False, call.arg(18, "mask")),
+        lin(embed, embed, "out_proj", "attention output projection"),
+        add("add_1"),
+        norm("norm1"),
+        lin(embed, ffn, "linear1", "feed-forward, first layer"),
+        Part.of(_role(formulas.activation_derivation(act, rows * ffn),
+                      f"{act} of the hidden layer"), name="activation", layer=act.upper()),
+        lin(ffn, embed, "linear2", "feed-forward, second layer"),
+        add("add_2"),
+        norm("norm2"),
     ]
-    return parts
 
 
 @register(aten._scaled_dot_product_flash_attention_for_cpu_backward,
@@ -325,26 +220,12 @@ def _encoder_layer_fast(call: OpCall) -> list[Part]:
           aten._scaled_dot_product_flash_attention_backward,
           aten._scaled_dot_product_cudnn_attention_backward)
 def _sdpa_backward(call: OpCall) -> list[Part]:
-    """Attention backward: four products (dV = A^T dO, dA = dO V^T, dQ = dS K, dK = dS^T Q),
-    each as many MACs as a forward product (FlopCounterMode's count), plus the softmax
-    gradient (4 per score: multiply, row-sum add, subtract, multiply)."""
+    """Attention backward: :func:`symflops.formulas.attention_backward_derivations`."""
     q, k, v = call.args[1], call.args[2], call.args[3]
-    batch = _prod(q.shape[:-3]) if q.ndim > 3 else 1
-    h, n, d, s, dv = q.shape[-3], q.shape[-2], q.shape[-1], k.shape[-2], v.shape[-1]
-    b = {S.B: batch, S.heads: h, S.N: n, S.S: s, S.head_dim: d, S.symbol("head_dim_v"): dv}
-    dvs = S.symbol("head_dim_v")
-    gens = {
-        "grad_v": F.matmul_work(S.B * S.heads, S.S, S.N, dvs),
-        "grad_probs": F.matmul_work(S.B * S.heads, S.N, dvs, S.S),
-        "grad_softmax": F.elementwise_work(4 * S.B * S.heads * S.N * S.S),
-        "grad_q": F.matmul_work(S.B * S.heads, S.N, S.S, S.head_dim),
-        "grad_k": F.matmul_work(S.B * S.heads, S.S, S.N, S.head_dim),
-    }
-    explain = {"grad_v": "A^T dO", "grad_probs": "dO V^T",
-               "grad_softmax": "softmax gradient: 4 per score", "grad_q": "dS K",
-               "grad_k": "dS^T Q"}
-    return [Part({kk: vv.xreplace(b) for kk, vv in g.items()}, g, b, explain[p], name=p)
-            for p, g in gens.items()]
+    batch = formulas.prod(q.shape[:-3]) if q.ndim > 3 else 1
+    parts = formulas.attention_backward_derivations(batch, q.shape[-3], q.shape[-2],
+                                                    k.shape[-2], q.shape[-1], v.shape[-1])
+    return [Part.of(d, name=p) for p, d in parts.items()]
 
 
 # ----------------------------------------------------------------------------- norms
@@ -360,93 +241,65 @@ def _batch_norm(call: OpCall) -> list[Part]:
         training = bool(call.args[3])  # the no-stats overload
     else:
         training = bool(call.arg(5, "training", False))
-    affine = isinstance(weight, TShape)
     ch = x.shape[1] if x.ndim > 1 else 1
-    wk = F.batch_norm_work(x.numel, ch, training=training, affine=affine)
-    gen = F.batch_norm_work(S.M, S.C, training=training, affine=affine)
-    return _one(wk, gen, {S.M: x.numel, S.C: ch},
-                "inference: running statistics and affine folded into a*x + b, one multiply "
-                "and one add per element" if not training else
-                "training: per-channel mean and variance over M/C values, then the affine",
-                general_params=F.norm_params(S.C, affine=affine))
+    return _one(formulas.batch_norm_derivation(x.numel, ch, training=training,
+                                               affine=isinstance(weight, TShape)))
 
 
 @register(aten.native_layer_norm)
 def _layer_norm(call: OpCall) -> list[Part]:
     """LayerNorm: statistics per row of ``dim`` (``5 dim + 2``), then the affine."""
     x, ns = call.args[0], call.args[1]
-    affine, bias = isinstance(call.args[2], TShape), isinstance(call.args[3], TShape)
-    n = _prod(x.shape[-len(ns):])
-    rows = _prod(x.shape[:-len(ns)])
-    return _one(F.layer_norm_work(rows, n, affine=affine, bias=bias),
-                F.layer_norm_work(S.M, S.dim, affine=affine, bias=bias),
-                {S.M: rows, S.dim: n},
-                "per row of dim: mean, variance, rsqrt, normalize (5 dim + 2), then the affine",
-                general_params=F.norm_params(S.dim, affine=affine, bias=bias))
+    return _one(formulas.layer_norm_derivation(
+        formulas.prod(x.shape[:-len(ns)]), formulas.prod(x.shape[-len(ns):]),
+        affine=isinstance(call.args[2], TShape), bias=isinstance(call.args[3], TShape)))
 
 
 @register(aten.native_group_norm)
 def _group_norm(call: OpCall) -> list[Part]:
     """GroupNorm: statistics per group, per-channel affine."""
-    weight = call.args[1]
     batch, ch, hw, groups = call.args[3], call.args[4], call.args[5], call.args[6]
-    affine = isinstance(weight, TShape)
-    return _one(F.group_norm_work(batch, groups, ch, hw, affine=affine),
-                F.group_norm_work(S.B, S.groups, S.C, _P, affine=affine),
-                {S.B: batch, S.groups: groups, S.C: ch, _P: hw},
-                "statistics over each of B*groups groups of C/groups*P values, then the affine")
+    return _one(formulas.group_norm_derivation(batch, groups, ch, hw,
+                                               affine=isinstance(call.args[1], TShape)))
 
 
 @register(aten._fused_rms_norm, aten.rms_norm)
 def _rms_norm(call: OpCall) -> list[Part]:
     """RMSNorm: ``3 dim + 2`` per row, then the weight."""
     x, ns = call.args[0], call.args[1]
-    affine = isinstance(call.arg(2, "weight"), TShape)
-    n = _prod(x.shape[-len(ns):])
-    rows = _prod(x.shape[:-len(ns)])
-    return _one(F.rms_norm_work(rows, n, affine=affine),
-                F.rms_norm_work(S.M, S.dim, affine=affine), {S.M: rows, S.dim: n},
-                "per row of dim: squares, sum, mean, + eps, rsqrt, scale (3 dim + 2)")
+    return _one(formulas.rms_norm_derivation(
+        formulas.prod(x.shape[:-len(ns)]), formulas.prod(x.shape[-len(ns):]),
+        affine=isinstance(call.arg(2, "weight"), TShape)))
 
 
 # ----------------------------------------------------------------------------- pooling
-def _pool_sizes(call: OpCall, n: int) -> tuple[list[Any], Any]:
-    kernel = _pad_list(call.args[1], n)
-    return kernel, _prod(kernel)
+#: pooling op -> (kind, spatial dims, position of ceil_mode in its schema)
+_POOLS = {
+    "max_pool1d": ("max", 1, 5), "max_pool1d_with_indices": ("max", 1, 5),
+    "max_pool2d": ("max", 2, 5), "max_pool2d_with_indices": ("max", 2, 5),
+    "max_pool3d": ("max", 3, 5), "max_pool3d_with_indices": ("max", 3, 5),
+    "avg_pool1d": ("avg", 1, 4), "avg_pool2d": ("avg", 2, 4), "avg_pool3d": ("avg", 3, 4),
+}
 
 
 @register(aten.max_pool1d, aten.max_pool2d, aten.max_pool2d_with_indices, aten.max_pool3d,
-          aten.max_pool3d_with_indices, aten.max_pool1d_with_indices)
-def _max_pool(call: OpCall) -> list[Part]:
-    """Max pooling: ``window - 1`` compares per output."""
-    out = call.out[0]
-    n = len(_pad_list(call.args[1], 1)) if isinstance(call.args[1], (list, tuple)) else 1
-    n = {"max_pool1d": 1, "max_pool1d_with_indices": 1, "max_pool3d": 3,
-         "max_pool3d_with_indices": 3}.get(call.name, 2)
-    kernel, window = _pool_sizes(call, n)
-    ks = _ksyms(kernel)
-    planes = _prod(out.shape[:-n])
-    gen = F.max_pool_work(S.M * _prod(_SPATIAL_OUT[n]), _prod(ks))
-    b: dict[sp.Symbol, Any] = {S.M: planes}
-    b.update(zip(ks, kernel, strict=True))
-    b.update(zip(_SPATIAL_OUT[n], out.shape[-n:], strict=True))
-    return _one(F.max_pool_work(out.numel, window), gen, b,
-                "window - 1 compares per output; M = batch*channels planes")
-
-
-@register(aten.avg_pool1d, aten.avg_pool2d, aten.avg_pool3d)
-def _avg_pool(call: OpCall) -> list[Part]:
-    """Average pooling: ``window - 1`` adds and one divide per output."""
-    out = call.out[0]
-    n = {"avg_pool1d": 1, "avg_pool3d": 3}.get(call.name, 2)
-    kernel, window = _pool_sizes(call, n)
-    ks = _ksyms(kernel)
-    gen = F.avg_pool_work(S.M * _prod(_SPATIAL_OUT[n]), _prod(ks))
-    b: dict[sp.Symbol, Any] = {S.M: _prod(out.shape[:-n])}
-    b.update(zip(ks, kernel, strict=True))
-    b.update(zip(_SPATIAL_OUT[n], out.shape[-n:], strict=True))
-    return _one(F.avg_pool_work(out.numel, window), gen, b,
-                "window - 1 adds and one divide per output; M = batch*channels planes")
+          aten.max_pool3d_with_indices, aten.max_pool1d_with_indices, aten.avg_pool1d,
+          aten.avg_pool2d, aten.avg_pool3d)
+def _pool(call: OpCall) -> list[Part]:
+    """Max pooling (``window - 1`` compares per output) and average pooling (``window - 1``
+    adds and a divide). ``ceil_mode`` windows that stick out past the padded input count
+    only their elements when the input sizes are concrete (full windows otherwise)."""
+    kind, n, ceil_at = _POOLS[call.name]
+    x, out = call.args[0], call.out[0]
+    kernel = _as_list(call.args[1], n)
+    stride = _as_list(call.arg(2, "stride", []) or kernel, n)
+    padding = _as_list(call.arg(3, "padding", 0), n)
+    dilation = _as_list(call.arg(4, "dilation", 1), n) if kind == "max" else [1] * n
+    ceil_mode = bool(call.arg(ceil_at, "ceil_mode", False)) and all(
+        getattr(s, "is_Integer", isinstance(s, int)) for s in x.shape[-n:])
+    return _one(formulas.pool_derivation(kind, formulas.prod(out.shape[:-n]), x.shape[-n:],
+                                         out.shape[-n:], kernel, stride, padding, dilation,
+                                         ceil_mode))
 
 
 @register(aten._adaptive_avg_pool2d, aten._adaptive_avg_pool3d, aten.adaptive_max_pool2d,
@@ -454,38 +307,25 @@ def _avg_pool(call: OpCall) -> list[Part]:
 def _adaptive_pool(call: OpCall) -> list[Part]:
     """Adaptive pooling: windows ``floor(i in/out) .. ceil((i+1) in/out)``, summed exactly."""
     x, out = call.args[0], call.out[0]
-    is_max = "max" in call.name
     n = len(call.args[1])
-    planes, ins, outs = _prod(x.shape[:-n]), x.shape[-n:], out.shape[-n:]
+    planes, ins, outs = formulas.prod(x.shape[:-n]), x.shape[-n:], out.shape[-n:]
     if not all(isinstance(o, int) or getattr(o, "is_Integer", False) for o in outs):
-        return _one({"pooling": planes * _prod(ins)}, {"pooling": S.M * _prod(_SPATIAL_IN[n])},
-                    {S.M: planes, **dict(zip(_SPATIAL_IN[n], ins, strict=True))},
-                    "symbolic output size: counted as one read of each input element")
-    outs_i = [int(o) for o in outs]
-    fn = F.adaptive_max_pool_work if is_max else F.adaptive_avg_pool_work
-    wk = fn(planes, ins, outs_i)
-    if all(o == 1 for o in outs_i):
-        gen = fn(S.M, _SPATIAL_IN[n], outs_i)
-        b: dict[sp.Symbol, Any] = {S.M: planes, **dict(zip(_SPATIAL_IN[n], ins, strict=True))}
-        expl = "one window over the whole plane per output"
-    else:
-        gen, b = wk, {}
-        expl = "windows from floor(i*in/out) to ceil((i+1)*in/out), summed exactly"
-    return _one(wk, gen, b, expl)
+        gin = S.spatial_in(n)
+        return _one(Derivation({"pooling": S.M * formulas.prod(gin)}, sp.Integer(0),
+                               {S.M: planes, **dict(zip(gin, ins, strict=True))},
+                               "symbolic output size: counted as one read of each input "
+                               "element"))
+    return _one(formulas.adaptive_pool_derivation("max" if "max" in call.name else "avg",
+                                                  planes, ins, [int(o) for o in outs]))
 
 
 # ----------------------------------------------------------------------------- pointwise
-def _unary(kind_fn: Any, name: str, rate_text: str) -> Any:
-    def handler(call: OpCall) -> list[Part]:
-        numel = call.out[0].numel
-        return _one(kind_fn(name, numel), kind_fn(name, S.M), {S.M: numel},
-                    f"{rate_text} per element", rates={"activation": rate_text})
-    return handler
-
-
 def _act(name: str) -> Any:
-    rate, why = F.ACTIVATION_RATES[name]
-    return _unary(F.activation_work, name, f"{rate} ({why})")
+    formulas.activation_work(name, 1)  # an unknown name fails at registration
+
+    def handler(call: OpCall) -> list[Part]:
+        return _one(formulas.activation_derivation(name, call.out[0].numel))
+    return handler
 
 
 register(aten.relu, aten.relu_)(_act("relu"))
@@ -498,53 +338,59 @@ register(aten.hardsigmoid, aten.hardsigmoid_)(_act("hardsigmoid"))
 register(aten.elu, aten.elu_)(_act("elu"))
 register(aten.softplus)(_act("softplus"))
 register(aten.mish, aten.mish_)(_act("mish"))
+# ReLU6 is hardtanh(0, 6): two compares per element
+register(aten.hardtanh, aten.hardtanh_)(_act("relu6"))
 
 
-@register(aten.hardtanh, aten.hardtanh_)
-def _hardtanh(call: OpCall) -> list[Part]:
-    """``hardtanh`` (``ReLU6`` is ``hardtanh(0, 6)``): two compares per element."""
-    numel = call.out[0].numel
-    name = "relu6"
-    rate, why = F.ACTIVATION_RATES[name]
-    return _one(F.activation_work(name, numel), F.activation_work(name, S.M), {S.M: numel},
-                f"{rate} per element ({why})")
+@register(aten.glu)
+def _glu(call: OpCall) -> list[Part]:
+    """GLU: ``a * sigmoid(b)`` of the two halves, 4 per output element."""
+    return _one(formulas.glu_derivation(call.out[0].numel))
+
+
+@register(aten.pixel_shuffle)
+def _pixel_shuffle(call: OpCall) -> list[Part]:
+    """Pixel shuffle: a reshape and a permute, no arithmetic."""
+    return _one(formulas.pixel_shuffle_derivation())
+
+
+@register(aten.pixel_unshuffle)
+def _pixel_unshuffle(call: OpCall) -> list[Part]:
+    """Pixel unshuffle: a reshape and a permute, no arithmetic."""
+    return _one(formulas.pixel_shuffle_derivation(inverse=True))
 
 
 @register(aten.gelu, aten.gelu_)
 def _gelu(call: OpCall) -> list[Part]:
     """GELU, exact (erf) or tanh approximation."""
     name = "gelu_tanh" if call.kwargs.get("approximate", "none") == "tanh" else "gelu"
-    numel = call.out[0].numel
-    rate, why = F.ACTIVATION_RATES[name]
-    return _one(F.activation_work(name, numel), F.activation_work(name, S.M), {S.M: numel},
-                f"{rate} per element ({why})")
+    return _one(formulas.activation_derivation(name, call.out[0].numel))
+
+
+def _rows(x: TShape, dim: int) -> tuple[Any, Any]:
+    """Rows and row length of a softmax-type op on ``x`` over ``dim``."""
+    n = x.shape[dim] if x.ndim else 1
+    return x.numel / n, n
 
 
 @register(aten._softmax, aten._safe_softmax)
 def _softmax(call: OpCall) -> list[Part]:
     """Softmax: ``5 n - 2`` per row of ``n``."""
-    x, dim = call.args[0], call.args[1]
-    n = x.shape[dim] if x.ndim else 1
-    rows = x.numel / n
-    return _one(F.softmax_work(rows, n), F.softmax_work(S.M, S.N), {S.M: rows, S.N: n},
-                "per row of N: N - 1 compares, N subtracts, N exps, N - 1 adds, N divides")
+    return _one(formulas.softmax_derivation(*_rows(call.args[0], call.args[1])))
 
 
 @register(aten._log_softmax)
 def _log_softmax(call: OpCall) -> list[Part]:
     """Log-softmax: ``5 n - 1`` per row of ``n``."""
-    x, dim = call.args[0], call.args[1]
-    n = x.shape[dim] if x.ndim else 1
-    rows = x.numel / n
-    return _one(F.log_softmax_work(rows, n), F.log_softmax_work(S.M, S.N),
-                {S.M: rows, S.N: n}, "per row of N: max, subtract, exp, sum, log, subtract")
+    return _one(formulas.log_softmax_derivation(*_rows(call.args[0], call.args[1])))
 
 
 def _elementwise(ops: int, what: str) -> Any:
+    explanation = f"{what}: {ops} per output element"
+
     def handler(call: OpCall) -> list[Part]:
         numel = call.out[0].numel if call.out else 1
-        return _one(F.elementwise_work(numel, ops), F.elementwise_work(S.M, ops), {S.M: numel},
-                    f"{what}: {ops} per output element")
+        return _one(formulas.elementwise_derivation(numel, ops, explanation))
     return handler
 
 
@@ -567,26 +413,12 @@ register(aten.native_dropout)(_elementwise(1, "dropout in training: one multiply
           aten.logsumexp, aten.var, aten.std, aten.var_mean, aten.std_mean, aten.norm,
           aten.linalg_vector_norm, aten.argmax, aten.argmin, aten.any, aten.all, aten.cumsum)
 def _reduce(call: OpCall) -> list[Part]:
-    """Reductions: ``in - out`` adds or compares (+ one divide per output for a mean;
-    variance-type reductions count 3 per input: subtract, square, add)."""
+    """Reductions: :func:`symflops.formulas.reduction_derivation`."""
     x = call.args[0]
     if not isinstance(x, TShape):
         return []
-    out = call.out[0].numel if call.out else 1
-    name = call.name
-    if name in ("var", "std", "var_mean", "std_mean", "norm", "linalg_vector_norm",
-                "logsumexp"):
-        m = S.symbol("M_out")
-        return _one(F.elementwise_work(3 * x.numel), F.elementwise_work(3 * S.M),
-                    {S.M: x.numel, m: out}, f"{name}: 3 per input element")
-    if name == "cumsum":
-        return _one(F.elementwise_work(x.numel), F.elementwise_work(S.M), {S.M: x.numel},
-                    "cumsum: one add per element")
-    mean = name == "mean"
-    m = S.symbol("M_out")
-    return _one(R.reduction_work(x.numel, out, mean=mean),
-                R.reduction_work(S.M, m, mean=mean), {S.M: x.numel, m: out},
-                f"{name}: M - M_out adds/compares" + (" and M_out divides" if mean else ""))
+    return _one(formulas.reduction_derivation(call.name, x.numel,
+                                              call.out[0].numel if call.out else 1))
 
 
 @register(aten.upsample_nearest1d, aten.upsample_nearest2d, aten.upsample_nearest3d,
@@ -600,51 +432,151 @@ def _upsample(call: OpCall) -> list[Part]:
     mode = ("nearest" if "nearest" in name else "bicubic" if "bicubic" in name else
             "trilinear" if "trilinear" in name else "bilinear" if "bilinear" in name else
             "linear")
-    out = call.out[0].numel
-    rate, why = R.INTERPOLATE_RATES[mode]
-    return _one(R.interpolate_work(out, mode), R.interpolate_work(S.M, mode), {S.M: out},
-                f"{mode}: {rate} per output ({why})")
+    return _one(formulas.interpolate_derivation(call.out[0].numel, mode))
 
 
 @register(aten.embedding)
 def _embedding(call: OpCall) -> list[Part]:
     """A table lookup: no arithmetic."""
     w = call.args[0]
-    return _one({}, {}, {S.V: w.shape[0], S.dim: w.shape[1]}, "a table lookup: no arithmetic",
-                general_params=S.V * S.dim)
+    return _one(formulas.embedding_derivation(w.shape[0], w.shape[1]))
 
 
 # ----------------------------------------------------------------------------- backward
-def _backward(ops: int, what: str) -> Any:
-    return _elementwise(ops, what)
+# Each gradient counted op by op as torch's CPU kernel computes it (the formulas module
+# spells each count out); a zero-filled gradient buffer is allocation, not arithmetic.
+def _activation_grad(name: str) -> Any:
+    if name not in formulas.ACTIVATION_GRAD_RATES:  # fail at import, not in a trace
+        raise KeyError(name)
+
+    def handler(call: OpCall) -> list[Part]:
+        return _one(formulas.activation_grad_derivation(name, call.out[0].numel))
+    return handler
 
 
-register(aten.threshold_backward)(_backward(1, "ReLU gradient: one select per element"))
-register(aten.hardtanh_backward)(_backward(2, "hardtanh gradient: two compares"))
-register(aten.gelu_backward)(_backward(8, "GELU gradient (erf, exp, products)"))
-register(aten.silu_backward)(_backward(6, "SiLU gradient"))
-register(aten.sigmoid_backward, aten.tanh_backward)(_backward(3, "gradient: 3 per element"))
-register(aten.hardswish_backward, aten.hardsigmoid_backward,
-         aten.leaky_relu_backward, aten.elu_backward)(_backward(3, "gradient: 3 per element"))
-register(aten._softmax_backward_data, aten._log_softmax_backward_data)(
-    _backward(4, "softmax gradient: multiply, row-sum add, subtract, multiply"))
-register(aten.native_batch_norm_backward, aten.native_layer_norm_backward,
-         aten.native_group_norm_backward, aten._fused_rms_norm_backward)(
-    _backward(8, "norm gradient: two row sums and a fused update, 8 per element"))
-register(aten.max_pool2d_with_indices_backward, aten.max_pool3d_with_indices_backward,
-         aten.avg_pool2d_backward, aten.avg_pool3d_backward,
-         aten._adaptive_avg_pool2d_backward, aten._adaptive_avg_pool3d_backward,
-         aten.adaptive_max_pool2d_backward, aten.upsample_nearest2d_backward,
-         aten.upsample_bilinear2d_backward, aten.upsample_nearest1d_backward,
-         aten.upsample_nearest3d_backward, aten.upsample_linear1d_backward,
-         aten.upsample_trilinear3d_backward, aten.upsample_bicubic2d_backward,
-         aten._upsample_nearest_exact2d_backward)(
-    _backward(1, "pooling/resize gradient: one add per input element"))
-register(aten.index_add, aten.index_add_)(
-    _backward(1, "accumulating indexed add: one add per element"))
-register(aten.embedding_dense_backward)(_backward(1, "embedding gradient: one add per "
-                                                    "gradient element"))
-register(aten.native_dropout_backward)(_backward(1, "dropout gradient: one multiply"))
+register(aten.threshold_backward)(_activation_grad("relu"))
+register(aten.hardtanh_backward)(_activation_grad("relu6"))
+register(aten.silu_backward)(_activation_grad("silu"))
+register(aten.sigmoid_backward)(_activation_grad("sigmoid"))
+register(aten.tanh_backward)(_activation_grad("tanh"))
+register(aten.hardswish_backward)(_activation_grad("hardswish"))
+register(aten.hardsigmoid_backward)(_activation_grad("hardsigmoid"))
+register(aten.leaky_relu_backward)(_activation_grad("leaky_relu"))
+
+
+@register(aten.gelu_backward)
+def _gelu_backward(call: OpCall) -> list[Part]:
+    """GELU's gradient, exact (erf) or tanh approximation."""
+    name = "gelu_tanh" if call.arg(2, "approximate", "none") == "tanh" else "gelu"
+    return _one(formulas.activation_grad_derivation(name, call.out[0].numel))
+
+
+@register(aten.elu_backward)
+def _elu_backward(call: OpCall) -> list[Part]:
+    """ELU's gradient, from the input or (``is_result``) from the output."""
+    name = "elu_from_result" if bool(call.arg(4, "is_result", False)) else "elu"
+    return _one(formulas.activation_grad_derivation(name, call.out[0].numel))
+
+
+@register(aten._softmax_backward_data, aten._log_softmax_backward_data)
+def _softmax_backward(call: OpCall) -> list[Part]:
+    """Softmax and log-softmax gradients: ``4 N - 1`` per row of ``N``."""
+    rows, n = _rows(call.args[1], call.args[2])
+    return _one(formulas.softmax_grad_derivation(rows, n, log="log" in call.name))
+
+
+@register(aten.glu_backward)
+def _glu_backward(call: OpCall) -> list[Part]:
+    """GLU's gradient per output element: ``s = sigmoid(b)`` (3), ``grad_a = g s`` (1),
+    ``grad_b = (1 - s) s a g`` (4): 8."""
+    return _one(formulas.elementwise_derivation(
+        call.args[0].numel, 8, "GLU gradient: sigmoid of the gate (3), grad times it (1), "
+        "(1 - s) s a grad (4): 8 per output element"))
+
+
+@register(aten.native_layer_norm_backward)
+def _layer_norm_backward(call: OpCall) -> list[Part]:
+    """``native_layer_norm_backward(g, x, normalized_shape, mean, rstd, w, b, mask)``."""
+    x, ns = call.args[1], call.args[2]
+    parts = formulas.layer_norm_grad_derivations(
+        formulas.prod(x.shape[:-len(ns)]), formulas.prod(x.shape[-len(ns):]),
+        weight=isinstance(call.args[5], TShape), bias=isinstance(call.args[6], TShape),
+        output_mask=tuple(bool(m) for m in call.args[7]))  # type: ignore[arg-type]
+    return [Part.of(d, name=name) for name, d in parts.items()]
+
+
+# not yet checked against torch's kernels: counted at 8 per element
+register(aten.native_batch_norm_backward, aten.native_group_norm_backward,
+         aten._fused_rms_norm_backward)(
+    _elementwise(8, "norm gradient: two row sums and a fused update, 8 per element"))
+
+
+@register(aten.max_pool2d_with_indices_backward, aten.max_pool3d_with_indices_backward,
+          aten.adaptive_max_pool2d_backward)
+def _max_pool_backward(call: OpCall) -> list[Part]:
+    """Max pooling's gradient: each output gradient added at its argmax."""
+    return _one(formulas.scatter_grad_derivation(call.args[0].numel, "max pooling"))
+
+
+@register(aten.avg_pool2d_backward, aten.avg_pool3d_backward)
+def _avg_pool_backward(call: OpCall) -> list[Part]:
+    """Average pooling's gradient: a divide and ``window`` adds per output gradient."""
+    n = 3 if call.name == "avg_pool3d_backward" else 2
+    kernel = _as_list(call.args[2], n)
+    padded = any(p != 0 for p in _as_list(call.arg(4, "padding", 0), n)) or \
+        bool(call.arg(5, "ceil_mode", False))
+    return _one(formulas.avg_pool_grad_derivation(call.args[0].numel, formulas.prod(kernel),
+                                                  padded=padded))
+
+
+@register(aten._adaptive_avg_pool2d_backward, aten._adaptive_avg_pool3d_backward)
+def _adaptive_avg_pool_backward(call: OpCall) -> list[Part]:
+    """Adaptive average pooling's gradient: a divide and one add per window element."""
+    gy, x = call.args[0], call.args[1]
+    n = 3 if "3d" in call.name else 2
+    outs = gy.shape[-n:]
+    if not all(isinstance(o, int) or getattr(o, "is_Integer", False) for o in outs):
+        return _one(formulas.elementwise_derivation(
+            x.numel + gy.numel, 1, "adaptive average pooling gradient with a symbolic output "
+            "size: counted as one add per input and one divide per output"))
+    return _one(formulas.adaptive_avg_pool_grad_derivation(
+        formulas.prod(x.shape[:-n]), x.shape[-n:], [int(o) for o in outs]))
+
+
+@register(aten.upsample_nearest1d_backward, aten.upsample_nearest2d_backward,
+          aten.upsample_nearest3d_backward, aten._upsample_nearest_exact2d_backward,
+          aten.upsample_linear1d_backward, aten.upsample_bilinear2d_backward,
+          aten.upsample_trilinear3d_backward, aten.upsample_bicubic2d_backward)
+def _upsample_backward(call: OpCall) -> list[Part]:
+    """Resize gradients: each output gradient spread over the neighbours it came from."""
+    name = call.name
+    mode = ("nearest" if "nearest" in name else "bicubic" if "bicubic" in name else
+            "trilinear" if "trilinear" in name else "bilinear" if "bilinear" in name else
+            "linear")
+    return _one(formulas.interpolate_grad_derivation(call.args[0].numel, mode))
+
+
+@register(aten.index_add, aten.index_add_)
+def _index_add(call: OpCall) -> list[Part]:
+    """``self.index_add(dim, index, source, alpha)``: one add per source element, and a
+    multiply by ``alpha`` first when it is not 1."""
+    source = call.args[3]
+    ops = 1 if call.arg(4, "alpha", 1) == 1 else 2
+    return _one(formulas.elementwise_derivation(
+        source.numel, ops, f"accumulating indexed add: {ops} per source element"))
+
+
+@register(aten.embedding_dense_backward)
+def _embedding_backward(call: OpCall) -> list[Part]:
+    """``embedding_dense_backward(grad, indices, num_weights, padding_idx, by_freq)``."""
+    grad, indices = call.args[0], call.args[1]
+    return _one(formulas.embedding_backward_derivation(
+        indices.numel, formulas.prod(grad.shape[indices.ndim:]),
+        scale_grad_by_freq=bool(call.arg(4, "scale_grad_by_freq", False))))
+
+
+register(aten.native_dropout_backward)(_elementwise(
+    2, "dropout gradient: the mask times the scale, times grad"))
 
 
 # ----------------------------------------------------------------------------- zero cost
@@ -665,8 +597,8 @@ _ZERO = [
     "embedding_dense_backward_unused", "diagonal", "view_as_real", "view_as_complex",
     "unsafe_split", "unsafe_chunk", "bernoulli", "bernoulli_", "rand", "randn", "rand_like",
     "randn_like", "uniform_", "normal_", "linspace", "_unsafe_index", "pad", "reflection_pad1d",
-    "reflection_pad2d", "replication_pad1d", "replication_pad2d", "pixel_shuffle",
-    "pixel_unshuffle", "channel_shuffle", "set_", "resize_", "_assert_async",
+    "reflection_pad2d", "replication_pad1d", "replication_pad2d",
+    "channel_shuffle", "set_", "resize_", "_assert_async",
     "_assert_scalar", "sym_constrain_range_for_size", "_functional_sym_constrain_range",
     "detach_", "t_", "transpose_", "squeeze_", "unsqueeze_", "_has_compatible_shallow_copy_type",
     "item", "_conj", "conj", "resolve_conj", "resolve_neg", "is_same_size", "masked_select",

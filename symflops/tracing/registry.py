@@ -1,9 +1,10 @@
 """The op-handler registry: aten overload packet -> a small formula function.
 
 A handler receives an :class:`OpCall` (shapes, not tensors: every tensor argument is a
-:class:`TShape` of SymPy sizes in the user's symbols) and returns one or more
-:class:`Part` s: the work, and the general formula in canonical symbols with the
-bindings that turn it into this call's work (the same pieces ``sf.nn`` builds).
+:class:`TShape` of SymPy sizes in the user's symbols), maps the op's arguments to its
+layer family's derivation in :mod:`symflops.formulas` (the call ``sf.nn`` makes) and
+returns one or more :class:`Part` s (``Part.of(derivation)``): the general formula in
+canonical symbols, the bindings that turn it into this call's work, and that work.
 
 >>> import torch
 >>> from symflops.tracing.registry import register, HANDLERS
@@ -25,6 +26,7 @@ from typing import Any
 import sympy as sp
 
 from symflops.errors import SymflopsError
+from symflops.formulas.derivation import Derivation
 
 __all__ = ["TShape", "OpCall", "Part", "Handler", "HANDLERS", "ZERO_COST", "register",
            "register_zero_cost", "op_name"]
@@ -69,7 +71,16 @@ class OpCall:
 
 @dataclass
 class Part:
-    """Work of (part of) one op with its derivation pieces."""
+    """Work of (part of) one op with its derivation pieces.
+
+    Built from a family derivation with :meth:`of` (the work is computed once, from the
+    general formula and the bindings); the fields stay readable one by one.
+
+    >>> from symflops.formulas import linear_derivation
+    >>> p = Part.of(linear_derivation(2, 4, 3), name="fc")
+    >>> p.work["matmul_mul"], p.general_params
+    (24, I*O + O)
+    """
 
     work: dict[str, Any]
     general: Mapping[str, Any]
@@ -81,6 +92,15 @@ class Part:
     #: the parameter formula of the module this op usually implements, in canonical
     #: symbols (conv: C_out*(C_in*K^2/groups + 1)); used when it matches the module's count
     general_params: Any = None
+    #: the family derivation this part was built from (None for hand-made parts)
+    derivation: Derivation | None = None
+
+    @classmethod
+    def of(cls, derivation: Derivation, *, name: str = "", layer: str = "") -> Part:
+        """The part a family derivation describes: its work is ``derivation.work``."""
+        return cls(derivation.work, derivation.general, derivation.bindings,
+                   derivation.explanation, name=name, layer=layer, rates=derivation.rates,
+                   general_params=derivation.general_params, derivation=derivation)
 
 
 Handler = Callable[[OpCall], Sequence[Part]]

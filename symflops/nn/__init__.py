@@ -1,0 +1,100 @@
+"""Symbolic layers that mirror ``torch.nn``: same names, same arguments.
+
+Each layer's ``cost(input_shape)`` checks its arguments and the input shape, then calls
+its family's derivation in :mod:`symflops.formulas` (the same call the tracer's op
+handlers make) and returns a :class:`~symflops.cost.Cost`. Sizes may be ints or SymPy
+expressions (names such as ``"B"`` or ``"H"`` are turned into the canonical symbols).
+
+>>> import symflops as sf
+>>> from symflops.symbols import B, C_in, C_out, K, H, W
+>>> c = sf.nn.Conv2d(C_in, C_out, K, padding="same").cost((B, C_in, H, W))
+>>> c.flops
+2*B*C_in*C_out*H*K**2*W
+>>> c.params
+C_out*(C_in*K**2 + 1)
+"""
+
+from __future__ import annotations
+
+from types import FunctionType
+
+from symflops.nn import _base, _composite, _conv, _layers
+from symflops.nn._base import Layer
+from symflops.nn._composite import (
+    MLP,
+    MultiheadAttention,
+    Repeat,
+    Residual,
+    Sequential,
+    TransformerBlock,
+)
+from symflops.nn._conv import (
+    Conv1d,
+    Conv2d,
+    Conv3d,
+    ConvTranspose1d,
+    ConvTranspose2d,
+    ConvTranspose3d,
+)
+from symflops.nn._layers import (
+    GELU,
+    GLU,
+    AdaptiveAvgPool1d,
+    AdaptiveAvgPool2d,
+    AdaptiveMaxPool2d,
+    AvgPool1d,
+    AvgPool2d,
+    BatchNorm1d,
+    BatchNorm2d,
+    BatchNorm3d,
+    Dropout,
+    Embedding,
+    Flatten,
+    GroupNorm,
+    Hardsigmoid,
+    Hardswish,
+    Identity,
+    LayerNorm,
+    LeakyReLU,
+    Linear,
+    MaxPool1d,
+    MaxPool2d,
+    PixelShuffle,
+    PixelUnshuffle,
+    ReLU,
+    ReLU6,
+    RMSNorm,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Tanh,
+    Upsample,
+)
+
+__all__ = [
+    "Layer", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d",
+    "ConvTranspose3d", "Linear", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm",
+    "GroupNorm", "RMSNorm", "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d",
+    "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "ReLU", "ReLU6", "LeakyReLU",
+    "GELU", "SiLU", "Sigmoid", "Tanh", "Hardswish", "Hardsigmoid", "Softmax", "Dropout",
+    "Identity", "Flatten", "Embedding", "MultiheadAttention", "TransformerBlock", "MLP",
+    "Sequential", "Residual", "Repeat", "GLU", "PixelShuffle", "PixelUnshuffle", "Upsample",
+    "LAYERS",
+]
+
+#: Every layer class by name (the formula reference and the CLI look layers up here).
+LAYERS: dict[str, type[Layer]] = {
+    cls.__name__: cls for cls in (
+        Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d, Linear,
+        BatchNorm1d, BatchNorm2d, BatchNorm3d, LayerNorm, GroupNorm, RMSNorm, MaxPool1d,
+        MaxPool2d, AvgPool1d, AvgPool2d, AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool2d,
+        ReLU, ReLU6, LeakyReLU, GELU, SiLU, Sigmoid, Tanh, Hardswish, Hardsigmoid, GLU, Softmax,
+        Dropout, Identity, Flatten, PixelShuffle, PixelUnshuffle, Upsample, Embedding,
+        MultiheadAttention, TransformerBlock, MLP, Sequential, Residual, Repeat)
+}
+
+#: the submodules' examples (module docstrings and every public name) run with this
+#: package's doctests
+__test__ = {f"{m.__name__}.{n}": getattr(m, n) for m in (_base, _conv, _layers, _composite)
+            for n in m.__all__ if isinstance(getattr(m, n), (type, FunctionType))}
+__test__.update({m.__name__: m for m in (_base, _conv, _layers, _composite)})

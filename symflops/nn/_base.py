@@ -1,0 +1,233 @@
+"""The base of ``sf.nn`` layers and the checks every layer applies to its arguments.
+
+>>> from symflops.nn._base import size_tuple, to_size
+>>> to_size("H", "Conv2d", "in_channels")
+H
+>>> size_tuple(3, 2, "Conv2d", "kernel_size")
+(3, 3)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any, TypeAlias
+
+import numpy as np
+import sympy as sp
+
+from symflops import symbols as S
+from symflops.conventions import Convention
+from symflops.cost import Cost
+from symflops.errors import SymflopsError
+from symflops.formulas.derivation import Derivation
+from symflops.parse import parse_int, parse_symbol
+
+__all__ = ["SizeLike", "Shape", "Layer", "to_size", "nonneg_size", "size_tuple",
+           "parse_shape", "same_size", "fmt", "numel", "divides_condition", "positive_output",
+           "check_dim", "dim_index"]
+
+SizeLike: TypeAlias = int | sp.Expr | str
+Shape = tuple[sp.Expr, ...]
+
+
+def to_size(value: Any, layer: str, arg: str) -> sp.Expr:
+    """A user-given size (``>= 1``) as a SymPy expression: an int (numpy ints too), a
+    SymPy expression in positive-integer symbols, or a name or integer as text."""
+    return _size(value, layer, arg, 1)
+
+
+def nonneg_size(value: Any, layer: str, arg: str) -> sp.Expr:
+    """A user-given size that may be 0 (padding), checked as :func:`to_size`."""
+    return _size(value, layer, arg, 0)
+
+
+def _size(value: Any, layer: str, arg: str, least: int) -> sp.Expr:
+    if isinstance(value, (bool, np.bool_)):
+        raise SymflopsError(f"{arg} must be a size, not a bool", layer=layer, values={arg: value},
+                            fix=f"pass {arg} as an int >= {least}")
+    if isinstance(value, (int, np.integer)):
+        e: sp.Expr = sp.Integer(int(value))
+    elif isinstance(value, str):
+        e = _from_text(value, layer, arg)
+    elif isinstance(value, sp.Expr):
+        e = value
+        _check_exact(e, layer, arg)
+    else:
+        raise SymflopsError(f"{arg} must be an int, a SymPy expression or a symbol name",
+                            layer=layer, values={arg: repr(value)},
+                            fix=f"pass {arg} as an int, a SymPy expression or a name like 'H'")
+    too_small = e.is_positive is False if least else e.is_nonnegative is False
+    if too_small or (e.is_number and not e.is_Integer):
+        raise SymflopsError(f"{arg} must be {'a positive' if least else 'a non-negative'} "
+                            "integer", layer=layer, values={arg: value},
+                            fix=f"pass {arg} >= {least}")
+    return e
+
+
+def _from_text(text: str, layer: str, arg: str) -> sp.Expr:
+    """A size written as text: an integer literal or a name (never an expression)."""
+    try:
+        if text.strip().isdigit():
+            return sp.Integer(parse_int(text.strip(), arg))
+        return parse_symbol(text.strip())
+    except SymflopsError as err:
+        raise SymflopsError(err.message, layer=layer, values={arg: repr(text)},
+                            fix=err.fix or "write a name like 'H' or an integer") from None
+
+
+def _check_exact(e: sp.Expr, layer: str, arg: str) -> None:
+    """Sizes are exact positive integers: no floats, no NaN or infinities, and only
+    symbols that SymPy knows are positive integers (else they never combine with
+    symflops' own and can come out negative)."""
+    if e.has(sp.nan, sp.zoo, sp.oo, -sp.oo):
+        raise SymflopsError(f"{arg} is not a finite size", layer=layer, values={arg: e},
+                            fix=f"pass {arg} as an int >= 1")
+    if e.atoms(sp.Float):
+        exact = int(e) if e.is_number and float(e).is_integer() else None
+        raise SymflopsError(f"{arg} must be exact, not a float", layer=layer, values={arg: e},
+                            fix=f"pass {arg}={exact}" if exact is not None else
+                            f"pass {arg} as an int or an expression with integer coefficients")
+    for sym in sorted(e.free_symbols, key=str):
+        if not (sym.is_integer and sym.is_nonnegative):
+            name = getattr(sym, "name", str(sym))
+            clash = name in S.canonical()
+            raise SymflopsError(
+                f"{arg} uses the symbol {name} without the assumptions of a size (a positive "
+                "integer)" + (f", so it would not combine with symflops' {name}" if clash
+                              else ""),
+                layer=layer, values={arg: e}, fix=f"use sf.symbols.symbol({name!r})")
+
+
+def size_tuple(value: Any, n: int, layer: str, arg: str, *, zero_ok: bool = False) -> Shape:
+    """One size per spatial dim (a single value repeats)."""
+    items = tuple(value) if isinstance(value, (tuple, list)) else (value,) * n
+    if len(items) != n:
+        raise SymflopsError(f"{arg} needs {n} values", layer=layer, values={arg: value},
+                            fix=f"pass one value or a tuple of {n}")
+    convert = nonneg_size if zero_ok else to_size
+    return tuple(convert(v, layer, arg) for v in items)
+
+
+def parse_shape(shape: Any, layer: str) -> Shape:
+    """An input shape: a tuple or list of sizes, or the sizes written in one string
+    (``"B 3 H W"``: names and integers separated by spaces)."""
+    if isinstance(shape, str):
+        shape = shape.split()
+    if not isinstance(shape, (tuple, list)):
+        raise SymflopsError("input shape must be a tuple of sizes", layer=layer,
+                            values={"shape": repr(shape)}, fix='pass e.g. ("B", 3, "H", "W")')
+    return tuple(to_size(s, layer, "input_shape") for s in shape)
+
+
+def same_size(a: sp.Expr, b: sp.Expr) -> bool:
+    return a == b or sp.expand(a - b) == 0
+
+
+def fmt(v: Any) -> str:
+    if isinstance(v, tuple) and len(set(v)) == 1:
+        return str(v[0])
+    if isinstance(v, tuple):
+        return "(" + ", ".join(str(x) for x in v) + ")"
+    return str(v)
+
+
+def numel(shape: Shape) -> sp.Expr:
+    return sp.Mul(*shape)
+
+
+def divides_condition(d: sp.Expr, n: sp.Expr) -> list[sp.Basic]:
+    """``d`` divides ``n``, as a validity condition when either is symbolic (concrete
+    values are checked when the layer is built)."""
+    if d.is_number and n.is_number:
+        return []
+    cond = sp.Eq(sp.Mod(n, d), 0)
+    return [] if cond is sp.true else [cond]
+
+
+def positive_output(sizes: Sequence[sp.Expr], layer: str, what: str, shape: Shape
+                     ) -> list[sp.Basic]:
+    """Concrete output sizes < 1 raise now; symbolic ones become validity conditions."""
+    conds: list[sp.Basic] = []
+    for s in sizes:
+        if s.is_number:
+            if s < 1:
+                raise SymflopsError(f"{what} is larger than the (padded) input: output size {s}",
+                                    layer=layer, values={"input_shape": shape},
+                                    fix="use a larger input, more padding or a "
+                                    "smaller kernel/stride/dilation")
+        else:
+            conds.append(sp.Ge(s, 1))
+    return conds
+
+
+def check_dim(dim: Any, layer: str, arg: str = "dim") -> int:
+    """A dimension index given to a layer: an int (numpy ints too), not a bool or a name."""
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+        raise SymflopsError(f"{arg} must be an int", layer=layer, values={arg: repr(dim)},
+                            fix=f"pass {arg} as an int such as -1")
+    return int(dim)
+
+
+def dim_index(dim: int, shape: Shape, layer: str) -> int:
+    """``dim`` as an index into ``shape`` (negative dims count from the end)."""
+    if not -len(shape) <= dim < len(shape):
+        raise SymflopsError("dim is out of range for the input", layer=layer,
+                            values={"input_shape": shape},
+                            fix=f"use a dim in [-{len(shape)}, {len(shape) - 1}]")
+    return dim % len(shape)
+
+
+class Layer:
+    """Base of all symbolic layers. Subclasses implement ``_cost(shape, name)``."""
+
+    #: the ``torch.nn`` class this layer mirrors
+    torch_name: str = ""
+
+    def cost(self, input_shape: Any, convention: str | Convention = "exact",
+             name: str = "") -> Cost:
+        """Cost of this layer on an input of ``input_shape`` under ``convention``.
+
+        ``input_shape`` is a tuple of ints, SymPy expressions or symbol names, or a
+        space-separated string of them (``"B 3 H W"``).
+        """
+        c = self._cost(parse_shape(input_shape, self.spec()), name)
+        return c if convention == "exact" else c.with_convention(convention)
+
+    def _cost(self, shape: Shape, name: str) -> Cost:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def spec(self) -> str:
+        """A short description like ``Conv2d(3, 64, kernel_size=7, stride=2)``."""
+        return type(self).__name__
+
+    def __repr__(self) -> str:
+        return self.spec()
+
+    def layer_type(self) -> str:
+        """The type name a Cost reports (the class name, as in torch.nn)."""
+        return type(self).__name__
+
+    def _leaf(self, name: str, shape: Shape, out: Shape, derivation: Derivation, *,
+              validity: Sequence[sp.Basic] = ()) -> Cost:
+        """The leaf this layer's family derivation describes (work computed once)."""
+        d = replace(derivation, general={k: sp.sympify(v) for k, v in derivation.general.items()},
+                    general_params=sp.sympify(derivation.general_params),
+                    bindings={k: sp.sympify(v) for k, v in derivation.bindings.items()},
+                    rates=dict(derivation.rates))
+        return Cost.from_derivation(name, self.layer_type(), d, spec=self.spec(),
+                                    input_shape=shape, output_shape=out, validity=validity)
+
+    def _check_rank(self, shape: Shape, ranks: Sequence[int], layout: str) -> None:
+        if len(shape) not in ranks:
+            raise SymflopsError(
+                f"expects a {' or '.join(str(r) + '-d' for r in ranks)} input ({layout})",
+                layer=self.spec(), values={"input_shape": shape},
+                fix=f"pass a shape like {layout}")
+
+    def _check_channels(self, shape: Shape, got: sp.Expr, want: sp.Expr,
+                        what: str = "channels") -> None:
+        if not same_size(got, want):
+            raise SymflopsError(f"input has {got} {what} but the layer expects {want}",
+                                layer=self.spec(), values={"input_shape": shape},
+                                fix=f"pass an input with {want} {what}")
