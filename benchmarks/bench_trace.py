@@ -14,8 +14,8 @@ Timings are the best of 3 (``--quick``: 1); the machine may be shared, so ratios
 made back to back are what to read. What made the trace fast (profiled with cProfile):
 torch's fake kernels for ``hardtanh`` (ReLU6) and inference ``native_batch_norm`` run
 Python reference decompositions full of symbolic arithmetic (4.6 of 7 s of a MobileNetV2
-trace); shape rules in ``symflops.tracing._tracer._FAST`` answer those ops, unary pointwise
-ops and direct convolutions from the input's shape instead (guards kept); under no_grad
+trace); shape rules (``symflops.tracing._shape_rules.SHAPE_RULES``) answer those ops, unary
+pointwise ops and direct convolutions from the input's shape instead (guards kept); under no_grad
 one fake tensor per symbolic output shape is reused (building symbolic strides costs
 ~10 ms per tensor); fake parameters are made with one ``empty_strided`` each instead of
 ``from_tensor``. What is left is torch's fake-tensor dispatch itself: the same recording

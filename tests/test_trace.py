@@ -276,7 +276,7 @@ def test_aligned_form_removes_floors():
                         nn.Conv2d(8, 8, 3, stride=2, padding=1))
     c = sf.trace(net, "B 3 H W", convention="macs")
     assert c.flops.has(sp.floor)
-    forms = sf.tracing.aligned(c)
+    forms = sf.tracing.aligned_forms(c)
     assert forms.multiples == {H: 4, W: 4}
     al = forms.aligned
     assert not al.flops.has(sp.floor)
@@ -457,8 +457,10 @@ def test_divisibility_conditions_are_kept_as_validity_not_pins():
 
 # ----------------------------------------------------------------------------- doctests
 @pytest.mark.parametrize("name", ["symflops.tracing", "symflops.tracing._tracer",
-                                  "symflops.tracing.registry", "symflops.tracing._aligned",
-                                  "symflops.tracing._fit", "symflops.formulas.resize"])
+                                  "symflops.tracing.registry", "symflops.tracing._aligned_forms",
+                                  "symflops.tracing._fit", "symflops.tracing._inputs",
+                                  "symflops.tracing._recording", "symflops.tracing._run",
+                                  "symflops.tracing._shape_rules", "symflops.formulas.resize"])
 def test_trace_doctests(name):
     import doctest
     import importlib
