@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import weakref
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from symflops.errors import SymflopsError
 from symflops.tracing import _torch_compat as C
 from symflops.tracing import handlers as _handlers  # noqa: F401  (registers the built-ins)
 from symflops.tracing._inputs import InputSpec, TraceContext
+from symflops.tracing._model_state import untouched
 from symflops.tracing._shape_rules import SHAPE_RULES, RawShape, forget_shapes, shape_of
 from symflops.tracing.registry import HANDLERS, ZERO_COST, op_name
 
@@ -137,15 +139,69 @@ class Recording:
 
 
 class _Recorder(C.TorchDispatchMode):
+    """Records each op; keeps the user's tensors unchanged: an op that writes to a
+    tensor the trace did not make (an attribute, a global: ``self.state.add_(1)``)
+    writes to a copy instead, and later ops see that copy."""
+
     def __init__(self, rec: Recording) -> None:
         super().__init__()
         self.rec = rec
+        # id(user's tensor) -> (that tensor, its copy, its version before the first write)
+        self.copies: dict[int, tuple[torch.Tensor, torch.Tensor, int]] = {}
+        # real runs: the tensors the trace made, by id (fake runs: every FakeTensor)
+        self.ours: dict[int, weakref.ref[torch.Tensor]] | None = {} if rec.real else None
+
+    def own(self, *ts: torch.Tensor) -> None:
+        if self.ours is not None:
+            for t in ts:
+                self.ours[id(t)] = weakref.ref(t)
+
+    def _users(self, t: Any) -> bool:
+        if not isinstance(t, torch.Tensor):
+            return False
+        if self.ours is None:
+            return not C.is_fake(t)
+        ref = self.ours.get(id(t))
+        return ref is None or ref() is not t
+
+    def _stand_in(self, x: Any) -> Any:
+        if isinstance(x, torch.Tensor):
+            hit = self.copies.get(id(x))
+            return hit[1] if hit is not None and hit[0] is x else x
+        if isinstance(x, (list, tuple)) and any(isinstance(v, torch.Tensor) for v in x):
+            return type(x)(self._stand_in(v) for v in x)
+        return x
+
+    def _shield(self, func: Any, args: Any, kwargs: dict[str, Any]) -> tuple[Any, Any]:
+        if self.copies:
+            args = tuple(self._stand_in(a) for a in args)
+            kwargs = {k: self._stand_in(v) for k, v in kwargs.items()}
+        for i, name in C.written_args(func):
+            t = args[i] if i < len(args) else kwargs.get(name)
+            if isinstance(t, torch.Tensor) and self._users(t):
+                copy = t.clone()
+                # autograd bumps the version after the write (which goes to the copy)
+                self.copies[id(t)] = (t, copy, t._version)
+                self.own(copy)
+                if i < len(args):
+                    args = (*args[:i], copy, *args[i + 1:])
+                else:
+                    kwargs = {**kwargs, name: copy}
+        return args, kwargs
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None
                            ) -> Any:
         kwargs = kwargs or {}
         if func in C.SKIP_OPS:
             return func(*args, **kwargs)
+        if self.copies or C.written_args(func):
+            args, kwargs = self._shield(func, args, kwargs)
+        out = self._dispatch(func, args, kwargs)
+        if self.ours is not None:
+            self.own(*tensors(out))
+        return out
+
+    def _dispatch(self, func: Any, args: Any, kwargs: dict[str, Any]) -> Any:
         packet = func._overloadpacket
         rec = self.rec
         if packet in HANDLERS:
@@ -197,22 +253,6 @@ def tensors(x: Any) -> list[torch.Tensor]:
     return out
 
 
-def _snapshot(model: torch.nn.Module) -> dict[str, Any]:
-    return {
-        "training": {id(m): m.training for m in model.modules()},
-        "requires_grad": {id(p): p.requires_grad for p in model.parameters()},
-    }
-
-
-def _restore(model: torch.nn.Module, snap: dict[str, Any]) -> None:
-    for m in model.modules():
-        if id(m) in snap["training"]:
-            m.training = snap["training"][id(m)]
-    for p in model.parameters():
-        if id(p) in snap["requires_grad"]:
-            p.requires_grad_(snap["requires_grad"][id(p)])
-
-
 def model_device(model: torch.nn.Module) -> torch.device:
     """The device of the model's first parameter or buffer (CPU without any)."""
     for p in model.parameters():
@@ -234,44 +274,19 @@ def record(ctx: TraceContext, env: C.SymEnv) -> Recording:
     tensors when ``ctx.real``) and record its ops. Torch's own failures become one
     SymflopsError naming the user's dims."""
     model = ctx.model
+    lazy = C.uninitialized_lazy(model)
+    if lazy:
+        raise SymflopsError("the model has lazy modules whose parameters are not made yet",
+                            layer="trace", values={"lazy modules": lazy},
+                            fix="run the model once on a real example input (that makes "
+                                "their parameters), then trace it")
     device = model_device(model)
     fdtype = _default_dtype(model)
-    snap = _snapshot(model)
     rec = Recording.of(model, ctx.train, ctx.real)
+    recorder = _Recorder(rec)
     try:
-        model.train(ctx.train)
-        with env.mode if not ctx.real else contextlib.nullcontext():
-            def make(spec: InputSpec) -> torch.Tensor:
-                sizes = [env.symint(d, ctx.hint_of[d]) if isinstance(d, str) else d
-                         for d in spec.dims]
-                dtype = spec.dtype or fdtype
-                if ctx.real:  # values matter only for data-dependent control flow
-                    return torch.randn(sizes, device=device).to(dtype) \
-                        if dtype.is_floating_point else torch.zeros(sizes, dtype=dtype,
-                                                                   device=device)
-                return torch.empty(sizes, dtype=dtype, device=device)
-
-            args = [make(s) for s in ctx.positional]
-            kwargs = {k: make(s) for k, s in ctx.keyword.items()}
-            first = [*args, *kwargs.values()]
-            if first:  # the root's input shape, also when the input is a keyword
-                rec.io_in[ROOT] = shape_of(first[0])
-            state: dict[str, torch.Tensor] = {}
-            for n, p in model.named_parameters(remove_duplicate=False):
-                state[n] = env.fake(p) if not ctx.real else p
-            for n, b in model.named_buffers(remove_duplicate=False):
-                state[n] = env.fake(b) if not ctx.real else b.clone()
-            resizing = C.SymbolicResize() if ctx.resize else contextlib.nullcontext()
-            with C.module_hooks(rec.enter, rec.leave), resizing, _Recorder(rec):
-                with torch.set_grad_enabled(ctx.train):
-                    out = torch.func.functional_call(model, state, tuple(args), kwargs,
-                                                     strict=False)
-                if ctx.train:
-                    outs = [t for t in tensors(out) if t.requires_grad]
-                    wrt = [t for t in state.values() if t.requires_grad]
-                    if outs and wrt:
-                        torch.autograd.grad(outs, wrt, [torch.ones_like(t) for t in outs],
-                                            allow_unused=True)
+        with untouched(model):
+            _run_model(ctx, env, rec, recorder, device, fdtype)
     except SymflopsError:
         raise
     except Exception as e:  # torch could not run the model symbolically
@@ -286,6 +301,53 @@ def record(ctx: TraceContext, env: C.SymEnv) -> Recording:
                 "some dims to ints; or use symflops.tracing.fit(...) to fit an exact formula "
                 "from concrete traces") from e
     finally:
-        _restore(model, snap)
         forget_shapes()
+        for t, _copy, version in recorder.copies.values():
+            C.set_version(t, version)
     return rec
+
+
+def _run_model(ctx: TraceContext, env: C.SymEnv, rec: Recording, recorder: _Recorder,
+               device: torch.device, fdtype: torch.dtype) -> None:
+    model = ctx.model
+    model.train(ctx.train)
+    with env.mode if not ctx.real else contextlib.nullcontext():
+        def make(spec: InputSpec) -> torch.Tensor:
+            sizes = [env.symint(d, ctx.hint_of[d]) if isinstance(d, str) else d
+                     for d in spec.dims]
+            dtype = spec.dtype or fdtype
+            if ctx.real:  # values matter only for data-dependent control flow
+                return torch.randn(sizes, device=device).to(dtype) \
+                    if dtype.is_floating_point else torch.zeros(sizes, dtype=dtype,
+                                                               device=device)
+            return torch.empty(sizes, dtype=dtype, device=device)
+
+        args = [make(s) for s in ctx.positional]
+        kwargs = {k: make(s) for k, s in ctx.keyword.items()}
+        first = [*args, *kwargs.values()]
+        if first:  # the root's input shape, also when the input is a keyword
+            rec.io_in[ROOT] = shape_of(first[0])
+        state: dict[str, torch.Tensor] = {}
+        copies: dict[int, torch.Tensor] = {}  # real runs: one copy per tensor (tied stay tied)
+
+        def real_copy(t: torch.Tensor) -> torch.Tensor:
+            if id(t) not in copies:
+                copies[id(t)] = t.detach().clone().requires_grad_(t.requires_grad)
+            return copies[id(t)]
+
+        for n, p in model.named_parameters(remove_duplicate=False):
+            state[n] = env.fake(p) if not ctx.real else real_copy(p)
+        for n, b in model.named_buffers(remove_duplicate=False):
+            state[n] = env.fake(b) if not ctx.real else real_copy(b)
+        recorder.own(*first, *state.values())
+        resizing = C.SymbolicResize() if ctx.resize else contextlib.nullcontext()
+        with C.module_hooks(rec.enter, rec.leave), resizing, recorder:
+            with torch.set_grad_enabled(ctx.train):
+                out = torch.func.functional_call(model, state, tuple(args), kwargs,
+                                                 strict=False)
+            if ctx.train:
+                outs = [t for t in tensors(out) if t.requires_grad]
+                wrt = [t for t in state.values() if t.requires_grad]
+                if outs and wrt:
+                    torch.autograd.grad(outs, wrt, [torch.ones_like(t) for t in outs],
+                                        allow_unused=True)

@@ -41,7 +41,13 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
     form (dims multiples of the model's total stride; see :func:`aligned_forms`).
 
     The model is never modified: it runs through ``torch.func.functional_call`` on fake
-    copies of its parameters and buffers; training flags are restored.
+    copies of its parameters and buffers (``real=True``: real copies); a write to any
+    other tensor (an attribute, a global) goes to a copy; every module's attributes,
+    parameters, buffers, grads, hooks and the RNGs (torch, ``random``, numpy) are put
+    back, also when the trace fails. User hooks (per-module and global, forward and
+    backward) do not run during a trace and stay registered as they were; torch's
+    legacy ``weight_norm``/``spectral_norm`` pre-hooks run, since they compute the weight.
+    Lazy modules (``LazyLinear``) must be initialized by one real call first.
 
     >>> import torch, symflops as sf
     >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU())
