@@ -376,6 +376,32 @@ def test_a_model_that_needs_other_hints_says_so():
     assert c.report.fixed == {"H": 32} and c.free_symbols == {B, W}
 
 
+class TinyLM(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(50, 16)
+        self.att = nn.MultiheadAttention(16, 2, batch_first=True)
+        self.head = nn.Linear(16, 50)
+
+    def forward(self, input_ids):
+        x = self.emb(input_ids)
+        y, _ = self.att(x, x, x, need_weights=False)
+        return self.head(x + y)
+
+
+@pytest.mark.parametrize("hints", [{"B": 1}, {"B": 1, "N": 1}, {"N": 1}],
+                         ids=["B=1", "B=N=1", "N=1"])
+def test_a_hint_of_one_is_only_an_example_and_pins_nothing(hints):
+    # torch specializes sizes 0 and 1: a dim traced at 1 would come out fixed
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "the model fixes ..." warning
+        c = sf.trace(TinyLM(), {"input_ids": ("B", "N")}, hints=hints, convention="macs")
+    assert not c.report.fixed and c.free_symbols == {B, N}
+    assert c.flops == sf.trace(TinyLM(), {"input_ids": ("B", "N")}, convention="macs").flops
+    # in and out projections 4*16*16, scores and A.V 2*16*N, head 16*50 per token
+    assert sp.expand(c.flops - B * N * (4 * 16 * 16 + 2 * 16 * N + 16 * 50)) == 0
+
+
 # ----------------------------------------------------------------------------- more layer types
 def test_many_layer_types_agree_with_sf_nn_in_every_convention():
     net = nn.Sequential(

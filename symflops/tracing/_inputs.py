@@ -24,6 +24,8 @@ __all__ = ["InputSpec", "TraceContext", "parse_inputs", "dim_names", "with_sizes
 DEFAULT_HINTS = {"B": 2, "H": 224, "W": 224, "D": 16, "T": 128, "N": 128, "S": 128,
                  "L": 128}
 _OTHER_HINT = 64
+#: the smallest example size torch keeps symbolic (it specializes 0 and 1)
+_SYMBOLIC_MIN = 2
 #: keyword inputs with these names are token ids (int64)
 _LONG_NAMES = ("input_ids", "ids", "tokens", "token_ids", "labels", "position_ids",
                "decoder_input_ids", "idx")
@@ -143,8 +145,17 @@ class TraceContext:
     def build(cls, model: torch.nn.Module, pos: Sequence[InputSpec],
               kw: Mapping[str, InputSpec], hints: Mapping[str, int], convention: Convention,
               **switches: bool) -> TraceContext:
-        """A context whose example sizes are ``hints``, else the defaults."""
-        hint_of = {n: hints.get(n, DEFAULT_HINTS.get(n, _OTHER_HINT))
+        """A context whose example sizes are ``hints``, else the defaults. A hint is only
+        an example: torch specializes sizes 0 and 1 (a dim traced at 1 would come out
+        fixed), so a hint of 1 is traced at 2.
+
+        >>> from symflops.conventions import get_convention
+        >>> ctx = TraceContext.build(None, *parse_inputs("B N"), {"B": 1},
+        ...                          get_convention("exact"))
+        >>> ctx.hint_of
+        {'B': 2, 'N': 128}
+        """
+        hint_of = {n: max(hints.get(n, DEFAULT_HINTS.get(n, _OTHER_HINT)), _SYMBOLIC_MIN)
                    for n in dim_names(pos, kw)}
         return cls(model, tuple(pos), dict(kw), hint_of, convention, **switches)
 

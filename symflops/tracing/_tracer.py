@@ -31,7 +31,8 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
     ``inputs``: ``"B 3 H W"``, ``("B", 3, "H", "W")``, a list of those (positional
     inputs), a dict ``{name: spec}`` (keyword inputs; ``input_ids``-like names are int64),
     or ``(spec, torch.long)`` for a dtype. ``hints``: example sizes (defaults: B=2,
-    H=W=224, N=T=S=128, others 64). ``real=True`` (concrete sizes only) runs the model on
+    H=W=224, N=T=S=128, others 64; a hint of 1 is traced at 2, since torch would pin a
+    dim of size 1). ``real=True`` (concrete sizes only) runs the model on
     real random tensors instead of fake ones, for data-dependent control flow.
     ``mode="train"`` traces forward and backward. ``fallback="fit"``: when torch cannot
     run the model on symbolic shapes, return :func:`symflops.tracing.fit`'s exact fitted
