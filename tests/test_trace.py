@@ -7,6 +7,7 @@ import copy
 import re
 import warnings
 
+import numpy as np
 import pytest
 import sympy as sp
 
@@ -374,6 +375,44 @@ def test_a_model_that_needs_other_hints_says_so():
         c = sf.trace(Only32(), "B 3 H W", hints={"H": 32})
     assert rec[0].filename == __file__  # the warning points at the caller
     assert c.report.fixed == {"H": 32} and c.free_symbols == {B, W}
+
+
+class PositionEmbedding(nn.Module):
+    """A ViT-like stem: 4x4 patches plus a learned position embedding for 8x8 patches,
+    which pins H = W = 32."""
+
+    def __init__(self):
+        super().__init__()
+        self.patch = nn.Conv2d(3, 16, 4, stride=4)
+        self.pos = nn.Parameter(torch.zeros(1, 64, 16))
+
+    def forward(self, x):
+        return self.patch(x).flatten(2).transpose(1, 2) + self.pos
+
+
+@pytest.mark.parametrize("values", [{"H": 64}, {"H": 64, "W": 64}, {"W": 16},
+                                   {"H": 2 * N}, {"H": True}],
+                         ids=["H=64", "H=W=64", "W=16", "H=2N", "H=True"])
+def test_substituting_a_dim_the_model_fixed_to_another_value_raises(values):
+    c = sf.trace(PositionEmbedding(), "B 3 H W", hints={"H": 32, "W": 32}, warn=False)
+    assert c.report.fixed == {"H": 32, "W": 32}
+    name = next(iter(values))
+    with pytest.raises(sf.SymflopsError, match=f"the model fixes {name} = 32") as info:
+        c.subs(**values)
+    assert "fix:" in str(info.value) and "\n" not in str(info.value)
+    if type(values[name]) is int:
+        with pytest.raises(sf.SymflopsError, match=f"the model fixes {name} = 32"):
+            c.evaluate(B=1, **{name: np.array([32, int(values[name])])})
+
+
+def test_substituting_the_fixed_value_itself_is_fine():
+    c = sf.trace(PositionEmbedding(), "B 3 H W", hints={"H": 32, "W": 32}, warn=False,
+                 convention="macs")
+    # 64 patches of 4*4*3 inputs to 16 channels: 64*48*16 MACs per image
+    assert c.subs(B=2, H=32, W=32).flops == 2 * 64 * 48 * 16
+    assert c.subs({H: 32, W: 32}).flops == c.flops == 64 * 48 * 16 * B
+    assert c.evaluate(B=np.array([1, 2]), H=32, W=np.array([32, 32])).tolist() == \
+        [64 * 48 * 16, 2 * 64 * 48 * 16]
 
 
 class TinyLM(nn.Module):

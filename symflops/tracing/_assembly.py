@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import sympy as sp
 import torch
 
@@ -78,6 +79,54 @@ class TracedCost(Cost):
     def __init__(self, *args: Any, report: TraceReport, **fields: Any) -> None:
         super().__init__(*args, **fields)
         self.report = report
+
+    def subs(self, values: Mapping[Any, Any] | None = None, /, **named: Any) -> Cost:
+        """:meth:`Cost.subs`, refusing a dim the model fixed (a ViT's position embedding
+        fixes ``H = W = 224``: the formula holds only there). Substituting the fixed
+        value itself is fine (it changes nothing).
+
+        >>> import torch, symflops as sf
+        >>> class Pinned(torch.nn.Module):
+        ...     def forward(self, x):
+        ...         torch._assert(x.shape[1] == 8, "needs 8")
+        ...         return x.relu()
+        >>> c = sf.trace(Pinned(), "B H", hints={"H": 8}, warn=False)
+        >>> c.subs(H=16)
+        Traceback (most recent call last):
+        ...
+        symflops.errors.SymflopsError: trace: the model fixes H = 8: the traced formula holds ...
+        """
+        keep: dict[Any, Any] = {}
+        for key, val in [*(values or {}).items(), *named.items()]:
+            name = key if isinstance(key, str) else getattr(key, "name", None)
+            if name in self.report.fixed:
+                exact = isinstance(val, (int, np.integer, sp.Integer)) and \
+                    not isinstance(val, bool)
+                self._check_fixed(name, val, exact and int(val) == self.report.fixed[name])
+            else:
+                keep[key] = val
+        return super().subs(keep)
+
+    def evaluate(self, quantity: str = "flops", **values: Any) -> np.ndarray:
+        """:meth:`Cost.evaluate`, refusing a dim the model fixed at any other value."""
+        keep: dict[str, Any] = {}
+        for name, val in values.items():
+            if name in self.report.fixed:
+                arr = np.asarray(val)
+                ok = arr.dtype.kind in "iu" and bool(np.all(arr == self.report.fixed[name]))
+                self._check_fixed(name, val, ok)
+            else:
+                keep[name] = val
+        return super().evaluate(quantity, **keep)
+
+    def _check_fixed(self, name: str, val: Any, same: bool) -> None:
+        if not same:
+            at = self.report.fixed[name]
+            raise SymflopsError(
+                f"the model fixes {name} = {at}: the traced formula holds only at that size",
+                layer="trace", values={name: val},
+                fix=f"trace a model built for that size (a hint is not enough when the model "
+                    f"pins the size), or use {name}={at}")
 
 
 # ----------------------------------------------------------------------------- guards
