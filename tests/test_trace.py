@@ -4,6 +4,7 @@ agreement with sf.nn, guards, fixed dims, aligned form."""
 from __future__ import annotations
 
 import copy
+import logging
 import re
 import warnings
 
@@ -413,6 +414,51 @@ def test_substituting_the_fixed_value_itself_is_fine():
     assert c.subs({H: 32, W: 32}).flops == c.flops == 64 * 48 * 16 * B
     assert c.evaluate(B=np.array([1, 2]), H=32, W=np.array([32, 32])).tolist() == \
         [64 * 48 * 16, 2 * 64 * 48 * 16]
+
+
+class LogsLikeTorch(nn.Module):
+    """Logs as torch's symbolic-shape reasoning does when a guard fails (an FFT model
+    printed ~35 such lines), from an existing and from a new torch logger."""
+
+    def forward(self, x):
+        logging.getLogger("torch.fx.experimental.symbolic_shapes").warning("guard failed")
+        logging.getLogger("torch._symflops_test_new_logger").error("new torch logger")
+        logging.getLogger("user.model").warning("the user's own log")
+        return torch.fft.rfft(x, dim=-1).abs()
+
+
+class _Collect(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.seen: list[str] = []
+
+    def emit(self, record):
+        self.seen.append(record.getMessage())
+
+
+def test_torch_logs_are_silenced_during_a_trace_and_restored_after(caplog, capfd):
+    caplog.set_level(logging.DEBUG)
+    shapes_log = logging.getLogger("torch.fx.experimental.symbolic_shapes")
+    torch_log = logging.getLogger("torch")
+    collect = _Collect()  # beside torch's own handlers (they write to stderr)
+    torch_log.addHandler(collect)
+    shapes_log.addHandler(collect)
+    try:
+        before = (shapes_log.level, shapes_log.disabled, torch_log.level, torch_log.disabled,
+                  [list(h.filters) for h in torch_log.handlers + logging.getLogger().handlers])
+        sf.trace(LogsLikeTorch(), "B N", warn=False)
+        out, err = capfd.readouterr()
+        assert collect.seen == [] and "guard failed" not in out + err
+        assert [r.name for r in caplog.records] == ["user.model"]
+        assert before == (shapes_log.level, shapes_log.disabled, torch_log.level,
+                          torch_log.disabled, [list(h.filters) for h in
+                                               torch_log.handlers + logging.getLogger().handlers])
+        shapes_log.warning("after the trace")
+        logging.getLogger("torch._symflops_test_new_logger").warning("new one after")
+        assert collect.seen == ["after the trace", "new one after"]
+    finally:
+        torch_log.removeHandler(collect)
+        shapes_log.removeHandler(collect)
 
 
 class TinyLM(nn.Module):

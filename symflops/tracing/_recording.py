@@ -285,7 +285,7 @@ def record(ctx: TraceContext, env: C.SymEnv) -> Recording:
     rec = Recording.of(model, ctx.train, ctx.real)
     recorder = _Recorder(rec)
     try:
-        with untouched(model):
+        with untouched(model), C.torch_logs_silenced():
             _run_model(ctx, env, rec, recorder, device, fdtype)
     except SymflopsError:
         raise

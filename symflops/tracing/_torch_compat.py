@@ -15,6 +15,7 @@ module needs to change.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -33,7 +34,8 @@ from symflops.formulas._arith import ceildiv, floordiv
 __all__ = ["TorchDispatchMode", "SymbolicResize", "SymEnv", "SymbolMap", "current_autograd_node",
            "module_hooks", "node_metadata", "SKIP_OPS", "TORCH_VERSION", "written_args",
            "is_fake", "MODULE_CALL_HOOKS", "is_reparametrization_hook", "global_hooks_suspended",
-           "set_version", "uninitialized_lazy"]
+           "set_version", "uninitialized_lazy",
+           "torch_logs_silenced"]
 
 TORCH_VERSION = torch.__version__
 
@@ -371,3 +373,32 @@ def uninitialized_lazy(model: torch.nn.Module) -> list[str]:
     lazy: list[Any] = [(name, m) for name, m in model.named_modules()
                        if isinstance(m, LazyModuleMixin)]
     return [name or "(root)" for name, m in lazy if m.has_uninitialized_params()]
+
+
+def _not_from_torch(record: logging.LogRecord) -> bool:
+    return not (record.name == "torch" or record.name.startswith("torch."))
+
+
+@contextlib.contextmanager
+def torch_logs_silenced() -> Iterator[None]:
+    """torch's own log records (symbolic-shape reasoning, fake tensors: a traceback per
+    failed guard evaluation) dropped for the duration; the loggers' ``disabled`` flags
+    and every handler are as before afterwards. Other loggers are untouched."""
+    manager = logging.Logger.manager
+    loggers = [logging.getLogger("torch")] + [
+        lg for name, lg in list(manager.loggerDict.items())
+        if isinstance(lg, logging.Logger) and name.startswith("torch.")]
+    disabled = [(lg, lg.disabled) for lg in loggers]
+    handlers = list(dict.fromkeys([*logging.getLogger().handlers,
+                                   *(h for lg in loggers for h in lg.handlers)]))
+    for lg in loggers:
+        lg.disabled = True
+    for h in handlers:  # loggers torch creates meanwhile still reach these handlers
+        h.addFilter(_not_from_torch)
+    try:
+        yield
+    finally:
+        for h in handlers:
+            h.removeFilter(_not_from_torch)
+        for lg, flag in disabled:
+            lg.disabled = flag
