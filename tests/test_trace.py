@@ -416,6 +416,70 @@ def test_substituting_the_fixed_value_itself_is_fine():
         [64 * 48 * 16, 2 * 64 * 48 * 16]
 
 
+class Loops(nn.Module):
+    """Ten million ops: far beyond any small budget (the budget stops it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(8, 8)
+
+    def forward(self, x):
+        for _ in range(10**7):
+            x = x + 1
+        return self.lin(x)
+
+
+class SlowOnlySymbolically(nn.Module):
+    """Loops only on symbolic sizes (standing for torch's symbolic reasoning exploding):
+    concrete traces are quick, so the fitted fallback can answer."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(8, 8)
+
+    def forward(self, x):
+        loops = 10**7 if isinstance(x.shape[1], torch.SymInt) else 1
+        for _ in range(loops):
+            x = x + 1
+        return self.lin(x)
+
+
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_a_spent_time_budget_is_one_error_naming_the_fixes(mode):
+    with pytest.raises(sf.SymflopsError, match="time budget") as info:
+        sf.trace(Loops(), "B N 8", mode=mode, time_budget=0.5)
+    message = str(info.value)
+    assert "time_budget=" in message and "fallback='fit'" in message and "\n" not in message
+
+
+def test_a_spent_time_budget_falls_back_to_the_fit_when_asked():
+    with pytest.warns(UserWarning, match="time budget"):
+        c = sf.trace(SlowOnlySymbolically(), "B N 8", convention="macs", time_budget=3,
+                     fallback="fit")
+    assert c.notes[0].startswith("FITTED")
+    # Linear(8, 8) per token: 64 MACs; the one concrete x + 1 is not a MAC
+    assert c.flops == 64 * B * N
+
+
+@pytest.mark.parametrize("budget", [0, -1, float("nan"), float("inf"), "10", True],
+                         ids=["zero", "negative", "nan", "inf", "str", "bool"])
+def test_bad_time_budgets_are_refused(budget):
+    with pytest.raises(sf.SymflopsError, match="time_budget must be a positive number"):
+        sf.trace(nn.Linear(8, 8), "B 8", time_budget=budget)
+
+
+def test_the_budget_is_checked_at_every_guard_torch_evaluates():
+    from symflops.tracing import _torch_compat as C
+
+    env = C.SymEnv()
+    calls = []
+    env.watch(lambda: calls.append("checked"))
+    with env.mode:
+        x = torch.empty(env.symint("H", 64))
+        assert x.shape[0] >= 3  # a guard: torch evaluates it
+    assert calls
+
+
 class LogsLikeTorch(nn.Module):
     """Logs as torch's symbolic-shape reasoning does when a guard fails (an FFT model
     printed ~35 such lines), from an existing and from a new torch logger."""

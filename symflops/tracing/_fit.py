@@ -9,6 +9,7 @@ grid of ``degree + 1`` sizes per dim determines it exactly (rational linear solv
 from __future__ import annotations
 
 import itertools
+import time
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -20,7 +21,14 @@ from symflops.conventions import Convention, get_convention
 from symflops.cost import Cost, Derivation
 from symflops.errors import SymflopsError
 from symflops.symbols import symbol
-from symflops.tracing._inputs import TraceContext, dim_names, parse_inputs, with_sizes
+from symflops.tracing._inputs import (
+    DEFAULT_TIME_BUDGET,
+    TraceContext,
+    checked_budget,
+    dim_names,
+    parse_inputs,
+    with_sizes,
+)
 from symflops.tracing._run import run
 
 __all__ = ["fit"]
@@ -33,7 +41,8 @@ def _size(name: str, mult: int, start: int, i: int) -> int:
 def fit(model: Any, inputs: Any, *, multiple: int | Mapping[str, int] = 32,
         degree: int | Mapping[str, int] | None = None, start: int = 2,
         convention: str | Convention = "exact", mode: str = "eval",
-        fixed: Mapping[str, int] | None = None, real: bool = False) -> Cost:
+        fixed: Mapping[str, int] | None = None, real: bool = False,
+        time_budget: float | None = DEFAULT_TIME_BUDGET) -> Cost:
     """Trace ``model`` concretely at aligned sizes and fit an exact polynomial in the dims.
 
     ``multiple``: the alignment of every spatial/sequence dim (or per dim name); sizes used
@@ -42,7 +51,8 @@ def fit(model: Any, inputs: Any, *, multiple: int | Mapping[str, int] = 32,
     Cost flagged as fitted, with its validity (dims multiples of ``multiple`` and at least
     the smallest fitted size) and the verification points in ``notes``. ``real=True`` runs
     the concrete traces on real random tensors (for models whose control flow reads
-    values, which fake tensors cannot provide).
+    values, which fake tensors cannot provide). ``time_budget``: seconds all the concrete
+    traces together may take (``None``: no limit).
 
     >>> import torch, symflops as sf
     >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=2, padding=1))
@@ -57,6 +67,8 @@ def fit(model: Any, inputs: Any, *, multiple: int | Mapping[str, int] = 32,
         raise SymflopsError("fit needs a torch.nn.Module", layer="fit",
                             values={"model": type(model).__name__})
     weighting = get_convention(convention)
+    budget = checked_budget(time_budget, "fit")
+    deadline = None if budget is None else time.perf_counter() + budget
     pos, kw = parse_inputs(inputs)
     fixed = dict(fixed or {})
     names = [n for n in dim_names(pos, kw) if n not in fixed]
@@ -78,7 +90,8 @@ def fit(model: Any, inputs: Any, *, multiple: int | Mapping[str, int] = 32,
         for pt in grid + checks:
             at_pos, at_kw = with_sizes(pos, kw, {**fixed, **pt})
             ctx = TraceContext.build(model, at_pos, at_kw, {}, weighting,
-                                     train=mode == "train", real=real)
+                                     train=mode == "train", real=real, budget=budget,
+                                     deadline=deadline)
             samples.append((pt, run(ctx)))
     kinds = sorted({k for _, c in samples for k in c.work})
     rows = sp.Matrix([[m.xreplace({s: pt[s.name] for s in syms}) for m in monomials]

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,8 +19,10 @@ from symflops.conventions import Convention
 from symflops.errors import SymflopsError
 
 __all__ = ["InputSpec", "TraceContext", "parse_inputs", "dim_names", "with_sizes",
-           "DEFAULT_HINTS"]
+           "DEFAULT_HINTS", "DEFAULT_TIME_BUDGET", "checked_budget"]
 
+#: seconds a trace (or a fit's concrete traces together) may take by default
+DEFAULT_TIME_BUDGET = 300.0
 #: example sizes used when the user gives none (any other dim: 64)
 DEFAULT_HINTS = {"B": 2, "H": 224, "W": 224, "D": 16, "T": 128, "N": 128, "S": 128,
                  "L": 128}
@@ -125,11 +128,24 @@ def with_sizes(pos: Sequence[InputSpec], kw: Mapping[str, InputSpec],
     return [sub(s) for s in pos], {k: sub(v) for k, v in kw.items()}
 
 
+def checked_budget(budget: Any, layer: str) -> float | None:
+    """``budget`` as seconds (a positive finite number, or None for no limit)."""
+    if budget is None:
+        return None
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or \
+            not math.isfinite(budget) or budget <= 0:
+        raise SymflopsError("time_budget must be a positive number of seconds", layer=layer,
+                            values={"time_budget": repr(budget)},
+                            fix="pass e.g. time_budget=600, or None for no limit")
+    return float(budget)
+
+
 @dataclass(frozen=True)
 class TraceContext:
     """One trace run's settings: the model, its inputs, the example size of each dim
     (``hint_of``), the convention and the switches (``train``, ``strict``, ``real``,
-    ``resize``: reroute ``F.interpolate`` to keep sizes symbolic)."""
+    ``resize``: reroute ``F.interpolate`` to keep sizes symbolic), and the time budget:
+    ``deadline`` (a ``time.perf_counter()`` value; ``None``: no limit) of ``budget`` s."""
 
     model: torch.nn.Module
     positional: tuple[InputSpec, ...]
@@ -140,11 +156,13 @@ class TraceContext:
     strict: bool = False
     real: bool = False
     resize: bool = False
+    deadline: float | None = None
+    budget: float | None = None
 
     @classmethod
     def build(cls, model: torch.nn.Module, pos: Sequence[InputSpec],
               kw: Mapping[str, InputSpec], hints: Mapping[str, int], convention: Convention,
-              **switches: bool) -> TraceContext:
+              **switches: Any) -> TraceContext:
         """A context whose example sizes are ``hints``, else the defaults. A hint is only
         an example: torch specializes sizes 0 and 1 (a dim traced at 1 would come out
         fixed), so a hint of 1 is traced at 2.

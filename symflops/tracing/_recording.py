@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 import weakref
 from collections import Counter
 from collections.abc import Mapping
@@ -32,11 +33,31 @@ from symflops.tracing._model_state import untouched
 from symflops.tracing._shape_rules import SHAPE_RULES, RawShape, forget_shapes, shape_of
 from symflops.tracing.registry import HANDLERS, ZERO_COST, op_name
 
-__all__ = ["Record", "Recording", "record", "tensors", "ROOT", "ModulePath"]
+__all__ = ["Record", "Recording", "record", "tensors", "ROOT", "ModulePath",
+           "TimeBudgetSpent"]
 
 ModulePath = tuple[str, ...]
 ROOT: ModulePath = ()
 _META_KEY = "symflops_path"
+
+
+class TimeBudgetSpent(SymflopsError):
+    """The trace used up its ``time_budget`` (``fallback="fit"`` then fits instead)."""
+
+
+def _budget_check(ctx: TraceContext, rec: Recording) -> Any:
+    deadline = ctx.deadline
+
+    def check() -> None:
+        if deadline is not None and time.perf_counter() > deadline:
+            where = ".".join(rec.stack[-1]) or "(root)"
+            raise TimeBudgetSpent(
+                f"the trace ran out of its time budget ({ctx.budget:g} s) at {where}",
+                layer="trace", values={"ops recorded": len(rec.records)},
+                fix="pass a larger time_budget=..., fix some dims to ints (concrete sizes), "
+                    "or pass fallback='fit' to fit an exact formula from concrete traces")
+
+    return check
 
 
 @dataclass
@@ -143,9 +164,10 @@ class _Recorder(C.TorchDispatchMode):
     tensor the trace did not make (an attribute, a global: ``self.state.add_(1)``)
     writes to a copy instead, and later ops see that copy."""
 
-    def __init__(self, rec: Recording) -> None:
+    def __init__(self, rec: Recording, check_time: Any = None) -> None:
         super().__init__()
         self.rec = rec
+        self.check_time = check_time
         # id(user's tensor) -> (that tensor, its copy, its version before the first write)
         self.copies: dict[int, tuple[torch.Tensor, torch.Tensor, int]] = {}
         # real runs: the tensors the trace made, by id (fake runs: every FakeTensor)
@@ -194,6 +216,8 @@ class _Recorder(C.TorchDispatchMode):
         kwargs = kwargs or {}
         if func in C.SKIP_OPS:
             return func(*args, **kwargs)
+        if self.check_time is not None:
+            self.check_time()
         if self.copies or C.written_args(func):
             args, kwargs = self._shield(func, args, kwargs)
         out = self._dispatch(func, args, kwargs)
@@ -283,7 +307,10 @@ def record(ctx: TraceContext, env: C.SymEnv) -> Recording:
     device = model_device(model)
     fdtype = _default_dtype(model)
     rec = Recording.of(model, ctx.train, ctx.real)
-    recorder = _Recorder(rec)
+    check_time = _budget_check(ctx, rec) if ctx.deadline is not None else None
+    recorder = _Recorder(rec, check_time)
+    if check_time is not None:
+        env.watch(check_time)
     try:
         with untouched(model), C.torch_logs_silenced():
             _run_model(ctx, env, rec, recorder, device, fdtype)

@@ -93,6 +93,18 @@ class SymEnv:
                                            requires_grad=tensor.requires_grad)
         return self.mode.from_tensor(tensor, static_shapes=True)
 
+    def watch(self, check: Callable[[], None]) -> None:
+        """Call ``check`` before each guard evaluation of this environment (it may raise:
+        a time budget), so a runaway symbolic reasoning stops between guards. Set on this
+        ShapeEnv instance only."""
+        evaluate = self.shape_env.evaluate_expr
+
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            check()
+            return evaluate(*args, **kwargs)
+
+        self.shape_env.evaluate_expr = checked  # type: ignore[method-assign]
+
     def replace(self, expr: Any) -> Any:
         """``expr`` with the replacements torch learned (e.g. ``s1 -> 224`` after ``H == 224``)."""
         return self.shape_env.replace(expr)

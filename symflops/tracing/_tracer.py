@@ -15,8 +15,13 @@ from symflops.cost import Cost
 from symflops.errors import SymflopsError
 from symflops.tracing._aligned_forms import aligned_forms
 from symflops.tracing._fit import fit
-from symflops.tracing._inputs import TraceContext, parse_inputs
-from symflops.tracing._recording import model_device
+from symflops.tracing._inputs import (
+    DEFAULT_TIME_BUDGET,
+    TraceContext,
+    checked_budget,
+    parse_inputs,
+)
+from symflops.tracing._recording import TimeBudgetSpent, model_device
 from symflops.tracing._run import run
 
 __all__ = ["trace"]
@@ -25,7 +30,8 @@ __all__ = ["trace"]
 def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None = None, *,
           convention: str | Convention = "exact", mode: str = "eval", strict: bool = False,
           aligned: bool | Mapping[str, int] = False,
-          warn: bool = True, real: bool = False, fallback: str | None = None) -> Cost:
+          warn: bool = True, real: bool = False, fallback: str | None = None,
+          time_budget: float | None = DEFAULT_TIME_BUDGET) -> Cost:
     """Trace ``model`` on symbolic fake inputs into a Cost tree in the named dims.
 
     ``inputs``: ``"B 3 H W"``, ``("B", 3, "H", "W")``, a list of those (positional
@@ -40,6 +46,10 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
     Ops without a handler are reported (``cost.notes``, a warning, ``.report``) and
     counted as 0; ``strict=True`` raises instead. ``aligned=True`` returns the aligned
     form (dims multiples of the model's total stride; see :func:`aligned_forms`).
+    ``time_budget``: seconds the trace may take (default 300; ``None``: no limit),
+    checked at every op and every guard torch evaluates; when spent, a SymflopsError
+    naming the fixes, or with ``fallback="fit"`` the fitted polynomial (the fit gets a
+    budget of its own).
 
     The model is never modified: it runs through ``torch.func.functional_call`` on fake
     copies of its parameters and buffers (``real=True``: real copies); a write to any
@@ -74,18 +84,21 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise SymflopsError("hints must be positive ints", layer="trace",
                                 values={k: v})
+    budget = checked_budget(time_budget, "trace")
     started = time.perf_counter()
     if real and any(isinstance(d, str) for s in [*pos, *kw.values()] for d in s.dims):
         raise SymflopsError("real=True runs the model for real: every size must be an int",
                             layer="trace", fix="substitute the dims, or use symflops.tracing.fit")
     ctx = TraceContext.build(model, pos, kw, hints, weighting, train=mode == "train",
-                             strict=strict, real=real)
+                             strict=strict, real=real, budget=budget,
+                             deadline=None if budget is None else started + budget)
     try:
         cost = run(ctx)
     except SymflopsError as e:
-        if fallback != "fit" or real or "symbolic shapes" not in e.message:
+        fits = isinstance(e, TimeBudgetSpent) or (not real and "symbolic shapes" in e.message)
+        if fallback != "fit" or not fits:
             raise
-        return _fit_fallback(model, inputs, weighting, mode, e, warn)
+        return _fit_fallback(model, inputs, weighting, mode, e, warn, budget)
     if warn:
         for msg in cost.report.warnings:
             warnings.warn("sf.trace: " + msg, stacklevel=2)
@@ -96,14 +109,15 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
 
 
 def _fit_fallback(model: torch.nn.Module, inputs: Any, weighting: Convention, mode: str,
-                  error: SymflopsError, warn: bool) -> Cost:
+                  error: SymflopsError, warn: bool, budget: float | None) -> Cost:
     try:
-        cost = fit(model, inputs, convention=weighting, mode=mode)
+        cost = fit(model, inputs, convention=weighting, mode=mode, time_budget=budget)
     except SymflopsError:
         if model_device(model).type == "meta":
             raise error from None
         try:  # control flow that reads values: run the concrete traces on real tensors
-            cost = fit(model, inputs, convention=weighting, mode=mode, real=True)
+            cost = fit(model, inputs, convention=weighting, mode=mode, real=True,
+                       time_budget=budget)
         except SymflopsError:
             raise error from None
     if warn:
