@@ -329,6 +329,7 @@ class _Builder:
     convention: Convention
     smap: C.SymbolMap
     seen_params: set[int] = field(default_factory=set)
+    never_ran: dict[ModulePath, list[torch.nn.Module]] | None = None
 
     def fix(self, e: Any) -> Any:
         e = sp.sympify(e)
@@ -369,13 +370,16 @@ class _Builder:
 
     def never_ran_params(self, path: ModulePath) -> int:
         """Parameters of submodules that never ran (e.g. MultiheadAttention's out_proj on
-        its fast path): they count at ``path``."""
-        own = 0
-        for key, sub in self.rec.modules.items():
-            if len(key) > len(path) and key[:len(path)] == path and key not in self.entries \
-                    and not any(key[:i] in self.entries for i in range(len(path) + 1, len(key))):
-                own += _own_params(sub, self.seen_params)
-        return own
+        its fast path): they count at the nearest module that did (``path``)."""
+        if self.never_ran is None:  # grouped once: a scan per module was quadratic
+            self.never_ran = {}
+            for key, sub in self.rec.modules.items():
+                if key in self.entries:
+                    continue
+                up = next(key[:i] for i in range(len(key) - 1, -1, -1)
+                          if key[:i] in self.entries)
+                self.never_ran.setdefault(up, []).append(sub)
+        return sum(_own_params(sub, self.seen_params) for sub in self.never_ran.get(path, ()))
 
     def module(self, path: ModulePath, *, root: TraceReport | None = None,
                validity: Sequence[sp.Basic] = (), notes: Sequence[str] = ()) -> Cost:
