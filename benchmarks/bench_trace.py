@@ -8,14 +8,16 @@ Every figure is a ratio against a baseline measured in the same run:
 3. FLOPs at 100 resolutions 64..1024: one trace + 100 evaluations vs 100 FlopCounterMode
    counts on the meta device (target >= 20x faster);
 4. a Llama-style 32-layer config (70B widths) on the meta device: time and peak memory
-   (measured in a child process, ru_maxrss).
+   (measured in a child process, ru_maxrss);
+5. growth with depth: 1,000 vs 10,000 Conv+ReLU and Linear+ReLU blocks (``--quick``:
+   100 vs 1,000), the ratio against linear growth, and conv vs linear.
 
 Timings are the best of 3 (``--quick``: 1); the machine may be shared, so ratios of runs
 made back to back are what to read. What made the trace fast (profiled with cProfile):
 torch's fake kernels for ``hardtanh`` (ReLU6) and inference ``native_batch_norm`` run
 Python reference decompositions full of symbolic arithmetic (4.6 of 7 s of a MobileNetV2
-trace); shape rules in ``symflops.tracing._tracer._FAST`` answer those ops, unary pointwise
-ops and direct convolutions from the input's shape instead (guards kept); under no_grad
+trace); shape rules (``symflops.tracing._shape_rules.SHAPE_RULES``) answer those ops, unary
+pointwise ops and direct convolutions from the input's shape instead (guards kept); under no_grad
 one fake tensor per symbolic output shape is reused (building symbolic strides costs
 ~10 ms per tensor); fake parameters are made with one ``empty_strided`` each instead of
 ``from_tensor``. What is left is torch's fake-tensor dispatch itself: the same recording
@@ -159,10 +161,45 @@ def llama() -> None:
           f"{params} params; FLOPs (torch) = {flops}")
 
 
+def blocks(n: int, kind: str) -> float:
+    """Seconds to trace ``n`` blocks of Conv2d(8, 8, 3)+ReLU on (B, 8, H, W), or of
+    Linear(64, 64)+ReLU on (B, N, 64), each block an nn.Sequential."""
+    from torch import nn
+
+    if kind == "conv":
+        model = nn.Sequential(*[nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.ReLU())
+                                for _ in range(n)])
+        spec = "B 8 H W"
+    else:
+        model = nn.Sequential(*[nn.Sequential(nn.Linear(64, 64), nn.ReLU())
+                                for _ in range(n)])
+        spec = "B N 64"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gc.collect()
+        t = time.perf_counter()
+        sf.trace(model, spec, time_budget=None)
+        return time.perf_counter() - t
+
+
+def depth(small: int = 1000, large: int = 10000) -> None:
+    """Growth with depth: the time of ``large`` blocks over ``small`` ones should be about
+    ``large / small`` (linear). A per-module scan for parameters of modules that never
+    ran made assembly quadratic: 1,000 conv blocks spent 9.3 of 21 s there (cProfile)."""
+    blocks(10, "conv")  # warm imports
+    times = {(kind, n): blocks(n, kind) for kind in ("conv", "linear") for n in (small, large)}
+    for kind in ("conv", "linear"):
+        a, b = times[(kind, small)], times[(kind, large)]
+        print(f"{kind} blocks: {small} in {a:.1f} s, {large} in {b:.1f} s -> ratio {b / a:.1f} "
+              f"(linear growth: {large / small:.0f})")
+    print(f"conv / linear at {large} blocks: "
+          f"{times[('conv', large)] / times[('linear', large)]:.2f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", choices=["resnet50", "mobilenet_v2", "llama"])
+    ap.add_argument("--only", choices=["resnet50", "mobilenet_v2", "llama", "depth"])
     a = ap.parse_args()
     reps = 1 if a.quick else 3
     torch.set_num_threads(2)
@@ -174,6 +211,8 @@ def main() -> None:
         vision("mobilenet_v2", load("mobilenet").mobilenet_v2, reps)
     if a.only in (None, "llama"):
         llama()
+    if a.only in (None, "depth"):
+        depth(*((100, 1000) if a.quick else (1000, 10000)))
 
 
 if __name__ == "__main__":

@@ -4,9 +4,11 @@ agreement with sf.nn, guards, fixed dims, aligned form."""
 from __future__ import annotations
 
 import copy
+import logging
 import re
 import warnings
 
+import numpy as np
 import pytest
 import sympy as sp
 
@@ -276,7 +278,7 @@ def test_aligned_form_removes_floors():
                         nn.Conv2d(8, 8, 3, stride=2, padding=1))
     c = sf.trace(net, "B 3 H W", convention="macs")
     assert c.flops.has(sp.floor)
-    forms = sf.tracing.aligned(c)
+    forms = sf.tracing.aligned_forms(c)
     assert forms.multiples == {H: 4, W: 4}
     al = forms.aligned
     assert not al.flops.has(sp.floor)
@@ -376,6 +378,179 @@ def test_a_model_that_needs_other_hints_says_so():
     assert c.report.fixed == {"H": 32} and c.free_symbols == {B, W}
 
 
+class PositionEmbedding(nn.Module):
+    """A ViT-like stem: 4x4 patches plus a learned position embedding for 8x8 patches,
+    which pins H = W = 32."""
+
+    def __init__(self):
+        super().__init__()
+        self.patch = nn.Conv2d(3, 16, 4, stride=4)
+        self.pos = nn.Parameter(torch.zeros(1, 64, 16))
+
+    def forward(self, x):
+        return self.patch(x).flatten(2).transpose(1, 2) + self.pos
+
+
+@pytest.mark.parametrize("values", [{"H": 64}, {"H": 64, "W": 64}, {"W": 16},
+                                   {"H": 2 * N}, {"H": True}],
+                         ids=["H=64", "H=W=64", "W=16", "H=2N", "H=True"])
+def test_substituting_a_dim_the_model_fixed_to_another_value_raises(values):
+    c = sf.trace(PositionEmbedding(), "B 3 H W", hints={"H": 32, "W": 32}, warn=False)
+    assert c.report.fixed == {"H": 32, "W": 32}
+    name = next(iter(values))
+    with pytest.raises(sf.SymflopsError, match=f"the model fixes {name} = 32") as info:
+        c.subs(**values)
+    assert "fix:" in str(info.value) and "\n" not in str(info.value)
+    if type(values[name]) is int:
+        with pytest.raises(sf.SymflopsError, match=f"the model fixes {name} = 32"):
+            c.evaluate(B=1, **{name: np.array([32, int(values[name])])})
+
+
+def test_substituting_the_fixed_value_itself_is_fine():
+    c = sf.trace(PositionEmbedding(), "B 3 H W", hints={"H": 32, "W": 32}, warn=False,
+                 convention="macs")
+    # 64 patches of 4*4*3 inputs to 16 channels: 64*48*16 MACs per image
+    assert c.subs(B=2, H=32, W=32).flops == 2 * 64 * 48 * 16
+    assert c.subs({H: 32, W: 32}).flops == c.flops == 64 * 48 * 16 * B
+    assert c.evaluate(B=np.array([1, 2]), H=32, W=np.array([32, 32])).tolist() == \
+        [64 * 48 * 16, 2 * 64 * 48 * 16]
+
+
+class Loops(nn.Module):
+    """Ten million ops: far beyond any small budget (the budget stops it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(8, 8)
+
+    def forward(self, x):
+        for _ in range(10**7):
+            x = x + 1
+        return self.lin(x)
+
+
+class SlowOnlySymbolically(nn.Module):
+    """Loops only on symbolic sizes (standing for torch's symbolic reasoning exploding):
+    concrete traces are quick, so the fitted fallback can answer."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(8, 8)
+
+    def forward(self, x):
+        loops = 10**7 if isinstance(x.shape[1], torch.SymInt) else 1
+        for _ in range(loops):
+            x = x + 1
+        return self.lin(x)
+
+
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_a_spent_time_budget_is_one_error_naming_the_fixes(mode):
+    with pytest.raises(sf.SymflopsError, match="time budget") as info:
+        sf.trace(Loops(), "B N 8", mode=mode, time_budget=0.5)
+    message = str(info.value)
+    assert "time_budget=" in message and "fallback='fit'" in message and "\n" not in message
+
+
+def test_a_spent_time_budget_falls_back_to_the_fit_when_asked():
+    with pytest.warns(UserWarning, match="time budget"):
+        c = sf.trace(SlowOnlySymbolically(), "B N 8", convention="macs", time_budget=3,
+                     fallback="fit")
+    assert c.notes[0].startswith("FITTED")
+    # Linear(8, 8) per token: 64 MACs; the one concrete x + 1 is not a MAC
+    assert c.flops == 64 * B * N
+
+
+@pytest.mark.parametrize("budget", [0, -1, float("nan"), float("inf"), "10", True],
+                         ids=["zero", "negative", "nan", "inf", "str", "bool"])
+def test_bad_time_budgets_are_refused(budget):
+    with pytest.raises(sf.SymflopsError, match="time_budget must be a positive number"):
+        sf.trace(nn.Linear(8, 8), "B 8", time_budget=budget)
+
+
+def test_the_budget_is_checked_at_every_guard_torch_evaluates():
+    from symflops.tracing import _torch_compat as C
+
+    env = C.SymEnv()
+    calls = []
+    env.watch(lambda: calls.append("checked"))
+    with env.mode:
+        x = torch.empty(env.symint("H", 64))
+        assert x.shape[0] >= 3  # a guard: torch evaluates it
+    assert calls
+
+
+class LogsLikeTorch(nn.Module):
+    """Logs as torch's symbolic-shape reasoning does when a guard fails (an FFT model
+    printed ~35 such lines), from an existing and from a new torch logger."""
+
+    def forward(self, x):
+        logging.getLogger("torch.fx.experimental.symbolic_shapes").warning("guard failed")
+        logging.getLogger("torch._symflops_test_new_logger").error("new torch logger")
+        logging.getLogger("user.model").warning("the user's own log")
+        return torch.fft.rfft(x, dim=-1).abs()
+
+
+class _Collect(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.seen: list[str] = []
+
+    def emit(self, record):
+        self.seen.append(record.getMessage())
+
+
+def test_torch_logs_are_silenced_during_a_trace_and_restored_after(caplog, capfd):
+    caplog.set_level(logging.DEBUG)
+    shapes_log = logging.getLogger("torch.fx.experimental.symbolic_shapes")
+    torch_log = logging.getLogger("torch")
+    collect = _Collect()  # beside torch's own handlers (they write to stderr)
+    torch_log.addHandler(collect)
+    shapes_log.addHandler(collect)
+    try:
+        before = (shapes_log.level, shapes_log.disabled, torch_log.level, torch_log.disabled,
+                  [list(h.filters) for h in torch_log.handlers + logging.getLogger().handlers])
+        sf.trace(LogsLikeTorch(), "B N", warn=False)
+        out, err = capfd.readouterr()
+        assert collect.seen == [] and "guard failed" not in out + err
+        assert [r.name for r in caplog.records] == ["user.model"]
+        assert before == (shapes_log.level, shapes_log.disabled, torch_log.level,
+                          torch_log.disabled, [list(h.filters) for h in
+                                               torch_log.handlers + logging.getLogger().handlers])
+        shapes_log.warning("after the trace")
+        logging.getLogger("torch._symflops_test_new_logger").warning("new one after")
+        assert collect.seen == ["after the trace", "new one after"]
+    finally:
+        torch_log.removeHandler(collect)
+        shapes_log.removeHandler(collect)
+
+
+class TinyLM(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(50, 16)
+        self.att = nn.MultiheadAttention(16, 2, batch_first=True)
+        self.head = nn.Linear(16, 50)
+
+    def forward(self, input_ids):
+        x = self.emb(input_ids)
+        y, _ = self.att(x, x, x, need_weights=False)
+        return self.head(x + y)
+
+
+@pytest.mark.parametrize("hints", [{"B": 1}, {"B": 1, "N": 1}, {"N": 1}],
+                         ids=["B=1", "B=N=1", "N=1"])
+def test_a_hint_of_one_is_only_an_example_and_pins_nothing(hints):
+    # torch specializes sizes 0 and 1: a dim traced at 1 would come out fixed
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "the model fixes ..." warning
+        c = sf.trace(TinyLM(), {"input_ids": ("B", "N")}, hints=hints, convention="macs")
+    assert not c.report.fixed and c.free_symbols == {B, N}
+    assert c.flops == sf.trace(TinyLM(), {"input_ids": ("B", "N")}, convention="macs").flops
+    # in and out projections 4*16*16, scores and A.V 2*16*N, head 16*50 per token
+    assert sp.expand(c.flops - B * N * (4 * 16 * 16 + 2 * 16 * N + 16 * 50)) == 0
+
+
 # ----------------------------------------------------------------------------- more layer types
 def test_many_layer_types_agree_with_sf_nn_in_every_convention():
     net = nn.Sequential(
@@ -457,8 +632,10 @@ def test_divisibility_conditions_are_kept_as_validity_not_pins():
 
 # ----------------------------------------------------------------------------- doctests
 @pytest.mark.parametrize("name", ["symflops.tracing", "symflops.tracing._tracer",
-                                  "symflops.tracing.registry", "symflops.tracing._aligned",
-                                  "symflops.tracing._fit", "symflops.formulas.resize"])
+                                  "symflops.tracing.registry", "symflops.tracing._aligned_forms",
+                                  "symflops.tracing._fit", "symflops.tracing._inputs",
+                                  "symflops.tracing._recording", "symflops.tracing._run",
+                                  "symflops.tracing._shape_rules", "symflops.formulas.resize"])
 def test_trace_doctests(name):
     import doctest
     import importlib

@@ -58,7 +58,7 @@ def test_resnet(factory, sizes):
     assert {"layer1.0.conv1", "layer1.0.bn1", "layer2.0.downsample.0", "fc"} <= set(paths)
     assert c["layer1.0.conv1"].layer == "Conv2d"
     # aligned at the total stride 32: a plain polynomial, equal at multiples of 32
-    forms = sf.tracing.aligned(c)
+    forms = sf.tracing.aligned_forms(c)
     assert forms.multiples == {H: 32, W: 32}
     assert not forms.aligned.flops.has(sp.floor)
     assert forms.aligned.subs(B=1, H=224, W=320).flops == c.subs(B=1, H=224, W=320).flops

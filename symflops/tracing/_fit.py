@@ -9,30 +9,29 @@ grid of ``degree + 1`` sizes per dim determines it exactly (rational linear solv
 from __future__ import annotations
 
 import itertools
+import time
 import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import sympy as sp
+import torch
 
 from symflops.conventions import Convention, get_convention
 from symflops.cost import Cost, Derivation
 from symflops.errors import SymflopsError
+from symflops.symbols import symbol
+from symflops.tracing._inputs import (
+    DEFAULT_TIME_BUDGET,
+    TraceContext,
+    checked_budget,
+    dim_names,
+    parse_inputs,
+    with_sizes,
+)
+from symflops.tracing._run import run
 
 __all__ = ["fit"]
-
-
-def _concrete(spec: Any, values: Mapping[str, int]) -> Any:
-    from symflops.tracing._tracer import InputSpec, parse_inputs
-
-    pos, kw = parse_inputs(spec)
-
-    def sub(s: InputSpec) -> InputSpec:
-        return InputSpec(tuple(values[d] if isinstance(d, str) else d for d in s.dims), s.dtype)
-
-    if kw and not pos:
-        return {k: sub(v) for k, v in kw.items()}
-    return [sub(s) for s in pos] + ([{k: sub(v) for k, v in kw.items()}] if kw else [])
 
 
 def _size(name: str, mult: int, start: int, i: int) -> int:
@@ -42,7 +41,8 @@ def _size(name: str, mult: int, start: int, i: int) -> int:
 def fit(model: Any, inputs: Any, *, multiple: int | Mapping[str, int] = 32,
         degree: int | Mapping[str, int] | None = None, start: int = 2,
         convention: str | Convention = "exact", mode: str = "eval",
-        fixed: Mapping[str, int] | None = None, real: bool = False) -> Cost:
+        fixed: Mapping[str, int] | None = None, real: bool = False,
+        time_budget: float | None = DEFAULT_TIME_BUDGET) -> Cost:
     """Trace ``model`` concretely at aligned sizes and fit an exact polynomial in the dims.
 
     ``multiple``: the alignment of every spatial/sequence dim (or per dim name); sizes used
@@ -51,7 +51,8 @@ def fit(model: Any, inputs: Any, *, multiple: int | Mapping[str, int] = 32,
     Cost flagged as fitted, with its validity (dims multiples of ``multiple`` and at least
     the smallest fitted size) and the verification points in ``notes``. ``real=True`` runs
     the concrete traces on real random tensors (for models whose control flow reads
-    values, which fake tensors cannot provide).
+    values, which fake tensors cannot provide). ``time_budget``: seconds all the concrete
+    traces together may take (``None``: no limit).
 
     >>> import torch, symflops as sf
     >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=2, padding=1))
@@ -59,17 +60,18 @@ def fit(model: Any, inputs: Any, *, multiple: int | Mapping[str, int] = 32,
     >>> c.flops
     54*B*H*W
     """
-    from symflops.symbols import symbol
-    from symflops.tracing._tracer import parse_inputs, trace
-
-    conv = get_convention(convention)
+    if mode not in ("eval", "train"):
+        raise SymflopsError("mode must be 'eval' or 'train'", layer="fit",
+                            values={"mode": mode})
+    if not isinstance(model, torch.nn.Module):
+        raise SymflopsError("fit needs a torch.nn.Module", layer="fit",
+                            values={"model": type(model).__name__})
+    weighting = get_convention(convention)
+    budget = checked_budget(time_budget, "fit")
+    deadline = None if budget is None else time.perf_counter() + budget
     pos, kw = parse_inputs(inputs)
     fixed = dict(fixed or {})
-    names: list[str] = []
-    for s in [*pos, *kw.values()]:
-        for d in s.dims:
-            if isinstance(d, str) and d not in names and d not in fixed:
-                names.append(d)
+    names = [n for n in dim_names(pos, kw) if n not in fixed]
     if not names:
         raise SymflopsError("nothing to fit: every dim is fixed", layer="fit")
     mult = {n: (multiple.get(n, 1 if n == "B" else 32) if isinstance(multiple, Mapping)
@@ -86,10 +88,11 @@ def fit(model: Any, inputs: Any, *, multiple: int | Mapping[str, int] = 32,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for pt in grid + checks:
-            values = {**fixed, **pt}
-            c = trace(model, _concrete(inputs, values), convention=conv, mode=mode,
-                      warn=False, real=real)
-            samples.append((pt, c))
+            at_pos, at_kw = with_sizes(pos, kw, {**fixed, **pt})
+            ctx = TraceContext.build(model, at_pos, at_kw, {}, weighting,
+                                     train=mode == "train", real=real, budget=budget,
+                                     deadline=deadline)
+            samples.append((pt, run(ctx)))
     kinds = sorted({k for _, c in samples for k in c.work})
     rows = sp.Matrix([[m.xreplace({s: pt[s.name] for s in syms}) for m in monomials]
                       for pt, _ in samples[:len(grid)]])
@@ -122,7 +125,7 @@ def fit(model: Any, inputs: Any, *, multiple: int | Mapping[str, int] = 32,
                                      if mult[n] > 1) +
             (", with " + ", ".join(f"{n} = {v}" for n, v in fixed.items()) if fixed else ""))
     return Cost("", "Fitted", spec=f"{type(model).__name__} (fitted)", params=params,
-                work=fitted, convention=conv, validity=validity, notes=(note,),
+                work=fitted, convention=weighting, validity=validity, notes=(note,),
                 input_shape=tuple(symbol(d) if isinstance(d, str) else sp.Integer(d)
                                   for d in first.dims),
                 derivation=Derivation(dict(fitted), params, {}, note))

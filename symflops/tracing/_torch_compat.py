@@ -15,6 +15,7 @@ module needs to change.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -31,7 +32,10 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from symflops.formulas._arith import ceildiv, floordiv
 
 __all__ = ["TorchDispatchMode", "SymbolicResize", "SymEnv", "SymbolMap", "current_autograd_node",
-           "module_hooks", "node_metadata", "SKIP_OPS", "TORCH_VERSION"]
+           "module_hooks", "node_metadata", "SKIP_OPS", "TORCH_VERSION", "written_args",
+           "is_fake", "MODULE_CALL_HOOKS", "is_reparametrization_hook", "global_hooks_suspended",
+           "set_version", "uninitialized_lazy",
+           "torch_logs_silenced"]
 
 TORCH_VERSION = torch.__version__
 
@@ -88,6 +92,18 @@ class SymEnv:
                                            dtype=tensor.dtype, device=tensor.device,
                                            requires_grad=tensor.requires_grad)
         return self.mode.from_tensor(tensor, static_shapes=True)
+
+    def watch(self, check: Callable[[], None]) -> None:
+        """Call ``check`` before each guard evaluation of this environment (it may raise:
+        a time budget), so a runaway symbolic reasoning stops between guards. Set on this
+        ShapeEnv instance only."""
+        evaluate = self.shape_env.evaluate_expr
+
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            check()
+            return evaluate(*args, **kwargs)
+
+        self.shape_env.evaluate_expr = checked  # type: ignore[method-assign]
 
     def replace(self, expr: Any) -> Any:
         """``expr`` with the replacements torch learned (e.g. ``s1 -> 224`` after ``H == 224``)."""
@@ -290,3 +306,111 @@ class SymbolicResize(TorchFunctionMode):
             if out is not NotImplemented:
                 return out
         return func(*args, **kwargs)
+
+
+# ----------------------------------------------------------------------------- model safety
+def is_fake(t: Any) -> bool:
+    """Whether ``t`` is a FakeTensor (made by a trace, never the user's)."""
+    from torch._subclasses.fake_tensor import FakeTensor
+
+    return isinstance(t, FakeTensor)
+
+
+_WRITTEN: dict[Any, tuple[tuple[int, str], ...]] = {}
+
+
+def written_args(func: Any) -> tuple[tuple[int, str], ...]:
+    """``(position, name)`` of the arguments an aten overload writes (``add_``'s self,
+    ``out=``), from its schema (memoized)."""
+    hit = _WRITTEN.get(func)
+    if hit is None:
+        hit = _WRITTEN[func] = tuple(
+            (i, a.name) for i, a in enumerate(func._schema.arguments)
+            if a.alias_info is not None and a.alias_info.is_write)
+    return hit
+
+
+#: the per-module hook dicts ``Module.__call__`` runs (forward and backward)
+MODULE_CALL_HOOKS = ("_forward_pre_hooks", "_forward_hooks", "_backward_hooks",
+                     "_backward_pre_hooks")
+
+
+def is_reparametrization_hook(hook: Any) -> bool:
+    """torch's legacy ``weight_norm``/``spectral_norm`` pre-hooks: part of the model's
+    computation (they compute ``weight``), unlike a user's observing hook."""
+    from torch.nn.utils.spectral_norm import SpectralNorm
+    from torch.nn.utils.weight_norm import WeightNorm
+
+    return isinstance(hook, (WeightNorm, SpectralNorm))
+
+
+_GLOBAL_HOOKS = ("_global_forward_pre_hooks", "_global_forward_hooks",
+                 "_global_forward_hooks_always_called", "_global_forward_hooks_with_kwargs",
+                 "_global_backward_hooks", "_global_backward_pre_hooks",
+                 "_global_buffer_registration_hooks", "_global_module_registration_hooks",
+                 "_global_parameter_registration_hooks")
+
+
+@contextlib.contextmanager
+def global_hooks_suspended() -> Iterator[None]:
+    """Every global module hook (torch.nn.modules.module's registries) emptied for the
+    duration, then put back exactly (same dicts, same order, same handles)."""
+    import torch.nn.modules.module as mm
+
+    saved = {name: list(getattr(mm, name).items()) for name in _GLOBAL_HOOKS}
+    full = mm._global_is_full_backward_hook
+    for name in _GLOBAL_HOOKS:
+        getattr(mm, name).clear()
+    try:
+        yield
+    finally:
+        for name, items in saved.items():
+            registry = getattr(mm, name)
+            registry.clear()
+            registry.update(items)
+        mm._global_is_full_backward_hook = full
+
+
+def set_version(t: Any, version: int) -> None:
+    """Put ``t``'s in-place version counter back to ``version``: autograd bumps it for an
+    in-place op even when a dispatch mode sent the write to a copy."""
+    if int(t._version) != version:
+        torch._C._autograd._unsafe_set_version_counter((t,), (version,))
+
+
+def uninitialized_lazy(model: torch.nn.Module) -> list[str]:
+    """Names of the lazy modules (``LazyLinear``...) whose parameters are not made yet."""
+    from torch.nn.modules.lazy import LazyModuleMixin
+
+    lazy: list[Any] = [(name, m) for name, m in model.named_modules()
+                       if isinstance(m, LazyModuleMixin)]
+    return [name or "(root)" for name, m in lazy if m.has_uninitialized_params()]
+
+
+def _not_from_torch(record: logging.LogRecord) -> bool:
+    return not (record.name == "torch" or record.name.startswith("torch."))
+
+
+@contextlib.contextmanager
+def torch_logs_silenced() -> Iterator[None]:
+    """torch's own log records (symbolic-shape reasoning, fake tensors: a traceback per
+    failed guard evaluation) dropped for the duration; the loggers' ``disabled`` flags
+    and every handler are as before afterwards. Other loggers are untouched."""
+    manager = logging.Logger.manager
+    loggers = [logging.getLogger("torch")] + [
+        lg for name, lg in list(manager.loggerDict.items())
+        if isinstance(lg, logging.Logger) and name.startswith("torch.")]
+    disabled = [(lg, lg.disabled) for lg in loggers]
+    handlers = list(dict.fromkeys([*logging.getLogger().handlers,
+                                   *(h for lg in loggers for h in lg.handlers)]))
+    for lg in loggers:
+        lg.disabled = True
+    for h in handlers:  # loggers torch creates meanwhile still reach these handlers
+        h.addFilter(_not_from_torch)
+    try:
+        yield
+    finally:
+        for h in handlers:
+            h.removeFilter(_not_from_torch)
+        for lg, flag in disabled:
+            lg.disabled = flag

@@ -1,6 +1,7 @@
-"""Aligned form of a traced cost: with each spatial dim a multiple of the model's total
-stride, every ``floor`` resolves and the total becomes a plain polynomial. Thin glue over
-:mod:`symflops.analysis` (``alignment`` finds the multiples, ``aligned`` rewrites)."""
+"""Both forms of a traced cost, exact and stride-aligned: with each spatial dim a multiple
+of the model's total stride, every ``floor`` resolves and the total becomes a plain
+polynomial. Thin glue over :mod:`symflops.analysis` (``total_stride`` finds the
+multiples, ``analysis.aligned`` rewrites); ``trace(aligned=...)`` uses it."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import sympy as sp
 
 from symflops.cost import Cost
 
-__all__ = ["AlignedForms", "aligned"]
+__all__ = ["AlignedForms", "aligned_forms"]
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class AlignedForms:
     multiples: dict[sp.Symbol, int]
 
 
-def aligned(cost: Cost, multiples: Mapping[Any, int] | None = None) -> AlignedForms:
+def aligned_forms(cost: Cost, multiples: Mapping[Any, int] | None = None) -> AlignedForms:
     """The exact and the aligned form of ``cost``.
 
     ``multiples`` maps dims (symbols or names) to the multiple they are assumed to be;
@@ -33,7 +34,7 @@ def aligned(cost: Cost, multiples: Mapping[Any, int] | None = None) -> AlignedFo
 
     >>> import torch, symflops as sf
     >>> net = torch.nn.Conv2d(3, 8, 3, stride=2, padding=1)
-    >>> forms = sf.tracing.aligned(sf.trace(net, "B 3 H W", convention="macs"))
+    >>> forms = sf.tracing.aligned_forms(sf.trace(net, "B 3 H W", convention="macs"))
     >>> forms.aligned.flops, forms.multiples
     (54*B*H*W, {H: 2, W: 2})
     """

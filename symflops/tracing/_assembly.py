@@ -1,0 +1,466 @@
+"""Assembly: a :class:`Recording` becomes a Cost tree mirroring the module hierarchy.
+
+Torch's guards become the formula's validity (``H >= 7``), dims torch pinned become
+``report.fixed``; each recorded op goes through its handler into a leaf whose ``op``
+field names the aten op. Every node is built once, bottom up.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import sympy as sp
+import torch
+
+from symflops import symbols as S
+from symflops.conventions import Convention
+from symflops.cost import Cost, Derivation
+from symflops.errors import SymflopsError
+from symflops.tracing import _torch_compat as C
+from symflops.tracing._inputs import TraceContext
+from symflops.tracing._recording import ROOT, ModulePath, Record, Recording
+from symflops.tracing._shape_rules import RawShape
+from symflops.tracing.registry import HANDLERS, OpCall, Part, TShape, op_name
+
+__all__ = ["TraceReport", "TracedCost", "assemble"]
+
+
+@dataclass
+class TraceReport:
+    """What a trace saw besides the costs.
+
+    ``unknown``: ops without a handler, by name and count (they add nothing to the
+    totals: read the warning); ``zero_cost``: ops known to do no arithmetic;
+    ``fixed``: dims the model pins to one value; ``constraints``: equalities torch
+    needed to follow the model's code path; ``ranges``: each dim's valid range as torch
+    inferred it; ``guards``: every guard torch recorded (user symbols); ``seconds``.
+    """
+
+    symbols: dict[str, sp.Symbol] = field(default_factory=dict)
+    hints: dict[str, int] = field(default_factory=dict)
+    unknown: Counter[str] = field(default_factory=Counter)
+    unknown_at: dict[str, list[str]] = field(default_factory=dict)
+    zero_cost: Counter[str] = field(default_factory=Counter)
+    counted: Counter[str] = field(default_factory=Counter)
+    fixed: dict[str, int] = field(default_factory=dict)
+    constraints: list[sp.Basic] = field(default_factory=list)
+    ranges: dict[str, tuple[int, int | None]] = field(default_factory=dict)
+    guards: list[sp.Basic] = field(default_factory=list)
+    mode: str = "eval"
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    #: whether F.interpolate was rerouted to keep sizes symbolic (see SymbolicResize)
+    resize_mode: bool = False
+
+    def summary(self) -> str:
+        """A few readable lines."""
+        lines = [f"traced in {self.seconds:.2f} s ({self.mode}); "
+                 f"{sum(self.counted.values())} ops counted, "
+                 f"{sum(self.zero_cost.values())} zero-cost"]
+        if self.unknown:
+            lines.append("NOT counted (no handler): " + ", ".join(
+                f"{k} x{v}" for k, v in self.unknown.most_common()))
+        lines += self.notes
+        return "\n".join(lines)
+
+
+class TracedCost(Cost):
+    """The Cost :func:`trace` returns, with the :class:`TraceReport` as ``.report``
+    (kept by ``subs``, ``simplify``, ``with_convention`` and ``replace``)."""
+
+    __slots__ = ("report",)
+    report: TraceReport
+
+    def __init__(self, *args: Any, report: TraceReport, **fields: Any) -> None:
+        super().__init__(*args, **fields)
+        self.report = report
+
+    def subs(self, values: Mapping[Any, Any] | None = None, /, **named: Any) -> Cost:
+        """:meth:`Cost.subs`, refusing a dim the model fixed (a ViT's position embedding
+        fixes ``H = W = 224``: the formula holds only there). Substituting the fixed
+        value itself is fine (it changes nothing).
+
+        >>> import torch, symflops as sf
+        >>> class Pinned(torch.nn.Module):
+        ...     def forward(self, x):
+        ...         torch._assert(x.shape[1] == 8, "needs 8")
+        ...         return x.relu()
+        >>> c = sf.trace(Pinned(), "B H", hints={"H": 8}, warn=False)
+        >>> c.subs(H=16)
+        Traceback (most recent call last):
+        ...
+        symflops.errors.SymflopsError: trace: the model fixes H = 8: the traced formula holds ...
+        """
+        keep: dict[Any, Any] = {}
+        for key, val in [*(values or {}).items(), *named.items()]:
+            name = key if isinstance(key, str) else getattr(key, "name", None)
+            if name in self.report.fixed:
+                exact = isinstance(val, (int, np.integer, sp.Integer)) and \
+                    not isinstance(val, bool)
+                self._check_fixed(name, val, exact and int(val) == self.report.fixed[name])
+            else:
+                keep[key] = val
+        return super().subs(keep)
+
+    def evaluate(self, quantity: str = "flops", **values: Any) -> np.ndarray:
+        """:meth:`Cost.evaluate`, refusing a dim the model fixed at any other value."""
+        keep: dict[str, Any] = {}
+        for name, val in values.items():
+            if name in self.report.fixed:
+                arr = np.asarray(val)
+                ok = arr.dtype.kind in "iu" and bool(np.all(arr == self.report.fixed[name]))
+                self._check_fixed(name, val, ok)
+            else:
+                keep[name] = val
+        return super().evaluate(quantity, **keep)
+
+    def _check_fixed(self, name: str, val: Any, same: bool) -> None:
+        if not same:
+            at = self.report.fixed[name]
+            raise SymflopsError(
+                f"the model fixes {name} = {at}: the traced formula holds only at that size",
+                layer="trace", values={name: val},
+                fix=f"trace a model built for that size (a hint is not enough when the model "
+                    f"pins the size), or use {name}={at}")
+
+
+# ----------------------------------------------------------------------------- guards
+def _holds_widely(g: sp.Basic, hints: Mapping[str, int]) -> bool:
+    """An equality guard torch could not solve: a divisibility-like condition (``H`` even)
+    holds at twice and three times the example sizes; a pin (``floor(H/16)**2 == 196``)
+    does not."""
+    syms = [s for s in g.free_symbols if s.name in hints]
+    if len(syms) != len(g.free_symbols):
+        return False
+    return all(g.xreplace({s: sp.Integer(k * hints[s.name]) for s in syms}) is sp.true
+               for k in (2, 3, 5))
+
+
+def _lower_bound(g: sp.Basic) -> bool:
+    """``expr >= c`` with the dims in ``expr``: a size condition (kernel fits, output
+    >= 1). Upper bounds come from backend heuristics (e.g. a batch-size cutoff for a
+    kernel choice) and stay in ``report.guards``."""
+    if isinstance(g, (sp.Ge, sp.Gt)):
+        return bool(g.lhs.free_symbols) and not g.rhs.free_symbols
+    if isinstance(g, (sp.Le, sp.Lt)):
+        return bool(g.rhs.free_symbols) and not g.lhs.free_symbols
+    return False
+
+
+def _size_not_one(g: sp.Basic) -> bool:
+    """``B > 1`` or ``8*B*N > 8``: torch's 0/1-specialization checks on sizes (a size or
+    numel is not 1), not a condition of the formula."""
+    lhs, rhs = (g.lhs, g.rhs) if isinstance(g, (sp.Gt, sp.Ge)) else (g.rhs, g.lhs)
+    coeff, mono = sp.sympify(lhs).as_coeff_Mul()
+    if not (coeff.is_Integer and coeff > 0 and rhs.is_Integer):
+        return False
+    if not all(f.is_Symbol or (f.is_Pow and f.base.is_Symbol) for f in sp.Mul.make_args(mono)):
+        return False
+    strict = isinstance(g, (sp.Gt, sp.Lt))
+    if g.xreplace({v: sp.Integer(1) for v in g.free_symbols}) is sp.true:
+        return True  # a positive monomial that holds at all ones holds everywhere
+    return bool(rhs == coeff) if strict else bool(rhs == 2 * coeff)
+
+
+def _conditions(env: C.SymEnv, smap: C.SymbolMap, ctx: TraceContext,
+                symbols: Mapping[str, sp.Symbol], report: TraceReport) -> list[sp.Basic]:
+    """Torch's guards sorted into ``report`` (fixed dims, constraints, ranges, guards);
+    returns the validity of the formula (lower bounds and conditions that hold widely)."""
+    fixed = env.fixed()
+    guards = [smap(g) for g in env.guards()]
+    report.guards = guards
+    constraints = [g for g in guards if isinstance(g, sp.Eq) and g.free_symbols]
+    report.constraints = constraints
+    conditions: list[sp.Basic] = []  # equalities that hold at many sizes (H even, say)
+    for g in constraints:
+        if _holds_widely(g, ctx.hint_of):
+            conditions.append(g)
+            continue
+        for s in g.free_symbols:
+            if s.name in ctx.hint_of and s.name not in fixed:
+                fixed[s.name] = ctx.hint_of[s.name]
+    if conditions:
+        report.notes.append("the traced code path needs " + "; ".join(
+            str(c) for c in conditions) + " (kept as conditions of the formula)")
+    report.fixed = fixed
+    if fixed:
+        msg = ("the model fixes " + ", ".join(f"{n} = {v}" for n, v in fixed.items()) +
+               (" (it requires " + "; ".join(str(c) for c in constraints) + ")"
+                if constraints else "") +
+               ": the result holds only at that size; the other dims stay symbolic")
+        report.notes.append(msg)
+        report.warnings.append(msg)
+    pins = _pins(fixed, symbols)
+    report.ranges = ranges = env.ranges()
+    validity: list[sp.Basic] = list(conditions)
+    for g in guards:  # the inequalities the traced code path needs, e.g. H >= 7
+        if _lower_bound(g) and not _size_not_one(g):
+            g = g.xreplace(pins)
+            if g is not sp.true and g not in validity:
+                validity.append(g)
+    for n, (lo, _hi) in ranges.items():  # torch's default lower bound for a size is 2
+        if n in fixed:
+            continue
+        if lo > 2 and sp.Ge(symbols[n], lo) not in validity:
+            validity.append(sp.Ge(symbols[n], lo))
+    return validity
+
+
+def _pins(fixed: Mapping[str, int], symbols: Mapping[str, sp.Symbol]
+          ) -> dict[sp.Symbol, sp.Expr]:
+    return {symbols[n]: sp.Integer(v) for n, v in fixed.items() if n in symbols}
+
+
+# ----------------------------------------------------------------------------- the tree
+# ops whose parts become sibling leaves named by part (attention: scores, softmax, ...)
+_SPLIT_OPS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu,
+              torch.ops.aten._native_multi_head_attention,
+              torch.ops.aten._transformer_encoder_layer_fwd,
+              torch.ops.aten._scaled_dot_product_flash_attention,
+              torch.ops.aten._scaled_dot_product_efficient_attention,
+              torch.ops.aten._scaled_dot_product_cudnn_attention,
+              torch.ops.aten.scaled_dot_product_attention}
+
+
+@dataclass(frozen=True)
+class _Leaf:
+    """One handler part, not yet a Cost: the module may take it over as its own node."""
+
+    name: str
+    record: Record
+    part: Part
+    in_shape: tuple[Any, ...]
+    out_shape: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class _Group:
+    """One op whose parts (``grad_input``, ``grad_weight``) become children of one node."""
+
+    name: str
+    op: str
+    leaves: tuple[_Leaf, ...]
+
+
+_Entry = ModulePath | _Leaf | _Group
+
+
+def _convert(x: Any, smap: C.SymbolMap) -> Any:
+    if isinstance(x, RawShape):
+        return TShape(tuple(smap(s) for s in x.shape), x.dtype)
+    if isinstance(x, (list, tuple)):
+        return type(x)(_convert(v, smap) for v in x)
+    if isinstance(x, dict):
+        return {k: _convert(v, smap) for k, v in x.items()}
+    if isinstance(x, sp.Basic):
+        return smap(x)
+    return x
+
+
+def _entries(rec: Recording, smap: C.SymbolMap, report: TraceReport
+             ) -> dict[ModulePath, list[_Entry]]:
+    """Per module path, its children in call order: submodules, op leaves, op groups."""
+    entries: dict[ModulePath, list[_Entry]] = {}
+
+    def node(path: ModulePath) -> list[_Entry]:
+        if path not in entries:
+            entries[path] = []
+            if path:
+                node(path[:-1]).append(path)
+        return entries[path]
+
+    node(ROOT)
+    opcount: dict[ModulePath, Counter[str]] = {}
+    for r in rec.records:
+        call = OpCall(r.name, _convert(r.args, smap), _convert(r.kwargs, smap),
+                      tuple(_convert(o, smap) for o in r.out), rec.types.get(r.path, ""))
+        try:
+            parts = HANDLERS[r.packet](call)
+        except SymflopsError as e:
+            raise e.at(".".join(r.path) or "(root)") from None
+        except Exception as e:
+            raise SymflopsError(f"the handler of {op_name(r.packet)} failed: {e}",
+                                layer="trace", values={"at": ".".join(r.path)}) from e
+        report.counted[op_name(r.packet)] += 1
+        base = r.name + ("_backward" if r.backward and "backward" not in r.name else "")
+        cnt = opcount.setdefault(r.path, Counter())
+        k = cnt[base]
+        cnt[base] += 1
+        leaf_name = base if k == 0 else f"{base}_{k}"
+        in_shape = next((a.shape for a in call.args if isinstance(a, TShape)), ())
+        out_shape = call.out[0].shape if call.out else ()
+        leaves = tuple(_Leaf(part.name or leaf_name, r, part, in_shape, out_shape)
+                       for part in parts)
+        if len(parts) > 1 and r.packet not in _SPLIT_OPS:  # e.g. grad_input, grad_weight
+            node(r.path).append(_Group(leaf_name, op_name(r.packet), leaves))
+        else:
+            node(r.path).extend(leaves)
+    return entries
+
+
+def _own_params(mod: torch.nn.Module, seen: set[int]) -> int:
+    n = 0
+    for p in mod.parameters(recurse=False):
+        if id(p) not in seen:
+            seen.add(id(p))
+            n += p.numel()
+    return n
+
+
+def _module_spec(mod: torch.nn.Module) -> str:
+    if next(iter(mod.children()), None) is None:
+        text = repr(mod)
+        return text if len(text) <= 120 else text[:117] + "..."
+    return type(mod).__name__
+
+
+@dataclass
+class _Builder:
+    """Builds the Cost tree from the entries: the pieces every node needs, once."""
+
+    rec: Recording
+    entries: Mapping[ModulePath, list[_Entry]]
+    pins: Mapping[sp.Symbol, sp.Expr]
+    convention: Convention
+    smap: C.SymbolMap
+    seen_params: set[int] = field(default_factory=set)
+    never_ran: dict[ModulePath, list[torch.nn.Module]] | None = None
+
+    def fix(self, e: Any) -> Any:
+        e = sp.sympify(e)
+        return e.xreplace(self.pins) if self.pins and e.free_symbols else e
+
+    def io(self, raw: RawShape | None) -> tuple[Any, ...]:
+        return () if raw is None else tuple(self.fix(self.smap(s)) for s in raw.shape)
+
+    def leaf_fields(self, leaf: _Leaf, params: int = 0) -> dict[str, Any]:
+        """The Cost fields of one handler part; ``params``: the module's own parameters
+        when the module is this one op (its general formula kept if it explains them)."""
+        part, op = leaf.part, op_name(leaf.record.packet)
+        bindings = {k: self.fix(v) for k, v in part.bindings.items()}
+        general_params: sp.Expr = sp.Integer(params)
+        if params and part.general_params is not None:
+            g = sp.sympify(part.general_params)
+            if g.xreplace(dict(bindings)) == params:  # the formula explains this module's count
+                general_params = g
+        return dict(
+            name=leaf.name, layer=part.layer or op,
+            spec=op + (f" ({part.name})" if part.name else ""), params=params,
+            work={k: self.fix(v) for k, v in part.work.items()},
+            input_shape=tuple(self.fix(s) for s in leaf.in_shape),
+            output_shape=tuple(self.fix(s) for s in leaf.out_shape),
+            derivation=Derivation({k: sp.sympify(v) for k, v in part.general.items()},
+                                  general_params, bindings, part.explanation, dict(part.rates)),
+            convention=self.convention, op=op)
+
+    def leaf(self, leaf: _Leaf) -> Cost:
+        f = self.leaf_fields(leaf)
+        return Cost(f.pop("name"), f.pop("layer"), **f)
+
+    def parameters_fields(self, own: int, layer: str) -> dict[str, Any]:
+        return dict(name="parameters", layer="Parameters", params=own, work={},
+                    convention=self.convention, spec=f"{layer} parameters",
+                    derivation=Derivation({}, sp.Integer(own), {},
+                                          "parameters the module owns directly"), op="")
+
+    def never_ran_params(self, path: ModulePath) -> int:
+        """Parameters of submodules that never ran (e.g. MultiheadAttention's out_proj on
+        its fast path): they count at the nearest module that did (``path``)."""
+        if self.never_ran is None:  # grouped once: a scan per module was quadratic
+            self.never_ran = {}
+            for key, sub in self.rec.modules.items():
+                if key in self.entries:
+                    continue
+                up = next(key[:i] for i in range(len(key) - 1, -1, -1)
+                          if key[:i] in self.entries)
+                self.never_ran.setdefault(up, []).append(sub)
+        return sum(_own_params(sub, self.seen_params) for sub in self.never_ran.get(path, ()))
+
+    def module(self, path: ModulePath, *, root: TraceReport | None = None,
+               validity: Sequence[sp.Basic] = (), notes: Sequence[str] = ()) -> Cost:
+        """The node of the module at ``path`` (``root``: the trace's report, for the root)."""
+        mod = self.rec.modules.get(path)
+        own = _own_params(mod, self.seen_params) if mod is not None else 0
+        own += self.never_ran_params(path)
+        # children: built Costs, or a handler part not built yet (the module may take it)
+        kids: list[Cost | _Leaf] = []
+        for entry in self.entries.get(path, []):
+            if isinstance(entry, _Leaf):
+                kids.append(entry)
+            elif isinstance(entry, _Group):
+                parts = [self.leaf(it) for it in entry.leaves]
+                kids.append(Cost(entry.name, entry.op, spec=entry.op, children=parts,
+                                 convention=self.convention, input_shape=parts[0].input_shape,
+                                 output_shape=parts[0].output_shape))
+            else:
+                kids.append(self.module(entry))
+        name = path[-1] if path else ""
+        layer = self.rec.types.get(path, "Module")
+        spec = _module_spec(mod) if mod is not None else layer
+        kin = self.io(self.rec.io_in.get(path))
+        kout = self.io(self.rec.io_out.get(path))
+        only = kids[0] if len(kids) == 1 else None
+        if own and isinstance(only, _Leaf) and \
+                only.name not in self.rec.child_names.get(path, ()):
+            only_fields: dict[str, Any] | None = self.leaf_fields(only, own)
+        elif own:
+            only_fields = self.parameters_fields(own, layer) if not kids else None
+            if kids:
+                kids.insert(0, Cost(**self.parameters_fields(own, layer)))
+        elif isinstance(only, _Leaf):
+            only_fields = self.leaf_fields(only)
+        else:
+            only_fields = None
+        if path and only_fields is not None:  # the module is this one op: one node
+            return Cost(name, layer, spec=spec, params=only_fields["params"],
+                        work=only_fields["work"],
+                        input_shape=kin or only_fields["input_shape"],
+                        output_shape=kout or only_fields["output_shape"],
+                        derivation=only_fields["derivation"], convention=self.convention,
+                        op=only_fields["op"])
+        if path and len(kids) == 1 and isinstance(only, Cost) and not only.children:
+            # a module whose one child is a submodule of one op
+            return only.replace(name=name, layer=layer, spec=spec,
+                                input_shape=kin or only.input_shape,
+                                output_shape=kout or only.output_shape,
+                                convention=self.convention)
+        children = [self.leaf(k) if isinstance(k, _Leaf) else k for k in kids]
+        if only_fields is not None:  # the root with a single op of its own
+            f = dict(only_fields)
+            children = [Cost(f.pop("name"), f.pop("layer"), **f)]
+        if root is not None:
+            return TracedCost(name, layer, spec=spec, children=children, input_shape=kin,
+                              output_shape=kout, convention=self.convention,
+                              validity=validity, notes=notes, report=root)
+        return Cost(name, layer, spec=spec, children=children, input_shape=kin,
+                    output_shape=kout, convention=self.convention, validity=validity)
+
+
+def assemble(rec: Recording, env: C.SymEnv, ctx: TraceContext) -> TracedCost:
+    """The Cost tree of ``rec`` with its :class:`TraceReport`."""
+    symbols = {n: S.symbol(n) for n in ctx.hint_of}
+    report = TraceReport(symbols=dict(symbols), hints=dict(ctx.hint_of),
+                         mode="train" if ctx.train else "eval")
+    report.unknown, report.unknown_at = rec.unknown, rec.unknown_at
+    report.zero_cost = rec.zero
+    if rec.unknown:
+        msg = ("ops without a handler were NOT counted: " + ", ".join(
+            f"{k} x{v} (at {', '.join(rec.unknown_at.get(k, []))})"
+            for k, v in rec.unknown.most_common()))
+        if ctx.strict:
+            raise SymflopsError(msg, layer="trace", fix="register a handler with "
+                                "symflops.tracing.register(...) or pass strict=False")
+        report.notes.append(msg)
+        report.warnings.append(msg)
+    smap = C.SymbolMap(env, symbols)
+    validity = _conditions(env, smap, ctx, symbols, report)
+    entries = _entries(rec, smap, report)
+    builder = _Builder(rec, entries, _pins(report.fixed, symbols), ctx.convention, smap)
+    root = builder.module(ROOT, root=report, validity=validity, notes=report.notes)
+    assert isinstance(root, TracedCost)
+    return root

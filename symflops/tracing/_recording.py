@@ -1,0 +1,380 @@
+"""Recording: run the model once on fake tensors, keep every aten op it calls with the
+module that called it (a dispatch mode plus global module hooks; nothing is written
+onto the user's model).
+
+>>> import torch
+>>> from symflops.conventions import get_convention
+>>> from symflops.tracing._inputs import TraceContext, parse_inputs
+>>> from symflops.tracing import _torch_compat as C
+>>> ctx = TraceContext.build(torch.nn.Linear(4, 2), *parse_inputs("B 4"), {},
+...                          get_convention("exact"))
+>>> [(r.name, r.path) for r in record(ctx, C.SymEnv()).records]
+[('addmm', ())]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+import weakref
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from symflops.errors import SymflopsError
+from symflops.tracing import _torch_compat as C
+from symflops.tracing import handlers as _handlers  # noqa: F401  (registers the built-ins)
+from symflops.tracing._inputs import InputSpec, TraceContext
+from symflops.tracing._model_state import untouched
+from symflops.tracing._shape_rules import SHAPE_RULES, RawShape, forget_shapes, shape_of
+from symflops.tracing.registry import HANDLERS, ZERO_COST, op_name
+
+__all__ = ["Record", "Recording", "record", "tensors", "ROOT", "ModulePath",
+           "TimeBudgetSpent"]
+
+ModulePath = tuple[str, ...]
+ROOT: ModulePath = ()
+_META_KEY = "symflops_path"
+
+
+class TimeBudgetSpent(SymflopsError):
+    """The trace used up its ``time_budget`` (``fallback="fit"`` then fits instead)."""
+
+
+def _budget_check(ctx: TraceContext, rec: Recording) -> Any:
+    deadline = ctx.deadline
+
+    def check() -> None:
+        if deadline is not None and time.perf_counter() > deadline:
+            where = ".".join(rec.stack[-1]) or "(root)"
+            raise TimeBudgetSpent(
+                f"the trace ran out of its time budget ({ctx.budget:g} s) at {where}",
+                layer="trace", values={"ops recorded": len(rec.records)},
+                fix="pass a larger time_budget=..., fix some dims to ints (concrete sizes), "
+                    "or pass fallback='fit' to fit an exact formula from concrete traces")
+
+    return check
+
+
+@dataclass
+class Record:
+    """One aten call: its overload packet, arguments with tensors as :class:`RawShape`,
+    tensor outputs, the module path that called it, and whether it ran in backward."""
+
+    packet: Any
+    name: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    out: tuple[RawShape, ...]
+    path: ModulePath
+    backward: bool
+
+
+def _capture(x: Any) -> Any:
+    if isinstance(x, torch.Tensor):
+        return shape_of(x)
+    if isinstance(x, (list, tuple)):
+        return type(x)(_capture(v) for v in x)
+    if isinstance(x, torch.SymInt):
+        return C.sym_expr(x)
+    if isinstance(x, (torch.SymFloat, torch.SymBool)):
+        return x.node.expr
+    return x
+
+
+@dataclass
+class Recording:
+    """What one run saw: the module tree (paths, types, modules), each module's first
+    input and output shape, the recorded ops, and the ops counted as zero or unknown."""
+
+    train: bool
+    real: bool
+    names: dict[int, ModulePath] = field(default_factory=dict)
+    types: dict[ModulePath, str] = field(default_factory=dict)
+    modules: dict[ModulePath, torch.nn.Module] = field(default_factory=dict)
+    child_names: dict[ModulePath, set[str]] = field(default_factory=dict)
+    io_in: dict[ModulePath, RawShape | None] = field(default_factory=dict)
+    io_out: dict[ModulePath, RawShape | None] = field(default_factory=dict)
+    records: list[Record] = field(default_factory=list)
+    zero: Counter[str] = field(default_factory=Counter)
+    unknown: Counter[str] = field(default_factory=Counter)
+    unknown_at: dict[str, list[str]] = field(default_factory=dict)
+    stack: list[ModulePath] = field(default_factory=lambda: [ROOT])
+    _pushed: list[bool] = field(default_factory=list)
+    _bounds: list[set[Any]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, model: torch.nn.Module, train: bool, real: bool) -> Recording:
+        """An empty recording that knows ``model``'s module tree."""
+        rec = cls(train, real, types={ROOT: type(model).__name__}, modules={ROOT: model})
+        for name, mod in model.named_modules():
+            key = tuple(name.split(".")) if name else ROOT
+            rec.names.setdefault(id(mod), key)
+            rec.types.setdefault(key, type(mod).__name__)
+            rec.modules.setdefault(key, mod)
+        for key in rec.types:
+            if key:
+                rec.child_names.setdefault(key[:-1], set()).add(key[-1])
+        return rec
+
+    # global module hooks (never on the user's model)
+    def enter(self, module: torch.nn.Module, args: Any) -> None:
+        key = self.names.get(id(module))
+        self._pushed.append(key is not None)
+        if key is not None:
+            self.stack.append(key)
+            if key not in self.io_in:
+                ts = tensors(args)
+                self.io_in[key] = shape_of(ts[0]) if ts else None
+            if self.train and torch.is_grad_enabled():
+                self._bounds.append({a.grad_fn for a in tensors(args)
+                                     if a.grad_fn is not None})
+
+    def leave(self, module: torch.nn.Module, args: Any, output: Any) -> None:
+        if not self._pushed:
+            return
+        if self._pushed.pop():
+            key = self.stack.pop()
+            if key not in self.io_out:
+                ts = tensors(output)
+                self.io_out[key] = shape_of(ts[0]) if ts else None
+            if self.train and torch.is_grad_enabled() and self._bounds:
+                self._tag(output, key, self._bounds.pop())
+
+    def _tag(self, output: Any, key: ModulePath, bounds: set[Any]) -> None:
+        """Mark the autograd nodes ``key`` created, so backward ops are attributed to it."""
+        todo = [t.grad_fn for t in tensors(output) if t.grad_fn is not None]
+        while todo:
+            node = todo.pop()
+            if node is None or node in bounds:
+                continue
+            meta = C.node_metadata(node)
+            if _META_KEY in meta:
+                continue
+            meta[_META_KEY] = key
+            todo.extend(n for n, _ in node.next_functions if n is not None)
+
+
+class _Recorder(C.TorchDispatchMode):
+    """Records each op; keeps the user's tensors unchanged: an op that writes to a
+    tensor the trace did not make (an attribute, a global: ``self.state.add_(1)``)
+    writes to a copy instead, and later ops see that copy."""
+
+    def __init__(self, rec: Recording, check_time: Any = None) -> None:
+        super().__init__()
+        self.rec = rec
+        self.check_time = check_time
+        # id(user's tensor) -> (that tensor, its copy, its version before the first write)
+        self.copies: dict[int, tuple[torch.Tensor, torch.Tensor, int]] = {}
+        # real runs: the tensors the trace made, by id (fake runs: every FakeTensor)
+        self.ours: dict[int, weakref.ref[torch.Tensor]] | None = {} if rec.real else None
+
+    def own(self, *ts: torch.Tensor) -> None:
+        if self.ours is not None:
+            for t in ts:
+                self.ours[id(t)] = weakref.ref(t)
+
+    def _users(self, t: Any) -> bool:
+        if not isinstance(t, torch.Tensor):
+            return False
+        if self.ours is None:
+            return not C.is_fake(t)
+        ref = self.ours.get(id(t))
+        return ref is None or ref() is not t
+
+    def _stand_in(self, x: Any) -> Any:
+        if isinstance(x, torch.Tensor):
+            hit = self.copies.get(id(x))
+            return hit[1] if hit is not None and hit[0] is x else x
+        if isinstance(x, (list, tuple)) and any(isinstance(v, torch.Tensor) for v in x):
+            return type(x)(self._stand_in(v) for v in x)
+        return x
+
+    def _shield(self, func: Any, args: Any, kwargs: dict[str, Any]) -> tuple[Any, Any]:
+        if self.copies:
+            args = tuple(self._stand_in(a) for a in args)
+            kwargs = {k: self._stand_in(v) for k, v in kwargs.items()}
+        for i, name in C.written_args(func):
+            t = args[i] if i < len(args) else kwargs.get(name)
+            if isinstance(t, torch.Tensor) and self._users(t):
+                copy = t.clone()
+                # autograd bumps the version after the write (which goes to the copy)
+                self.copies[id(t)] = (t, copy, t._version)
+                self.own(copy)
+                if i < len(args):
+                    args = (*args[:i], copy, *args[i + 1:])
+                else:
+                    kwargs = {**kwargs, name: copy}
+        return args, kwargs
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None
+                           ) -> Any:
+        kwargs = kwargs or {}
+        if func in C.SKIP_OPS:
+            return func(*args, **kwargs)
+        if self.check_time is not None:
+            self.check_time()
+        if self.copies or C.written_args(func):
+            args, kwargs = self._shield(func, args, kwargs)
+        out = self._dispatch(func, args, kwargs)
+        if self.ours is not None:
+            self.own(*tensors(out))
+        return out
+
+    def _dispatch(self, func: Any, args: Any, kwargs: dict[str, Any]) -> Any:
+        packet = func._overloadpacket
+        rec = self.rec
+        if packet in HANDLERS:
+            rule = SHAPE_RULES.get(packet) if not rec.real else None
+            out = rule(args, kwargs) if rule is not None else None
+            if out is None:
+                out = func(*args, **kwargs)
+            node = C.current_autograd_node() if rec.train else None
+            if node is not None:
+                path = C.node_metadata(node).get(_META_KEY, ROOT)
+                bw = True
+            else:
+                path, bw = rec.stack[-1], False
+            outs = out if isinstance(out, (tuple, list)) else (out,)
+            rec.records.append(Record(packet, packet.__name__, _capture(args), _capture(kwargs),
+                                      tuple(shape_of(o) for o in outs
+                                            if isinstance(o, torch.Tensor)), path, bw))
+            return out
+        if packet in ZERO_COST:
+            rec.zero[op_name(packet)] += 1
+            return func(*args, **kwargs)
+        # like FlopCounterMode: composite ops decompose into ops we may know
+        with self:
+            r = func.decompose(*args, **kwargs)
+        if r is not NotImplemented:
+            return r
+        name = op_name(packet)
+        rec.unknown[name] += 1
+        rec.unknown_at.setdefault(name, [])
+        if len(rec.unknown_at[name]) < 5:
+            rec.unknown_at[name].append(".".join(rec.stack[-1]) or "(root)")
+        return func(*args, **kwargs)
+
+
+def tensors(x: Any) -> list[torch.Tensor]:
+    """Every tensor in ``x`` (nested tuples, lists, dicts, dataclasses), in order."""
+    out: list[torch.Tensor] = []
+    stack = [x]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, torch.Tensor):
+            out.append(v)
+        elif isinstance(v, (list, tuple)):
+            stack.extend(reversed(v))
+        elif isinstance(v, Mapping):
+            stack.extend(reversed(list(v.values())))
+        elif hasattr(v, "__dataclass_fields__"):
+            stack.extend(reversed([getattr(v, k) for k in v.__dataclass_fields__]))
+    return out
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device of the model's first parameter or buffer (CPU without any)."""
+    for p in model.parameters():
+        return p.device
+    for b in model.buffers():
+        return b.device
+    return torch.device("cpu")
+
+
+def _default_dtype(model: torch.nn.Module) -> torch.dtype:
+    for t in model.parameters():
+        if t.is_floating_point():
+            return t.dtype
+    return torch.get_default_dtype()
+
+
+def record(ctx: TraceContext, env: C.SymEnv) -> Recording:
+    """Run ``ctx.model`` once on inputs whose named dims are ``env``'s symbols (real random
+    tensors when ``ctx.real``) and record its ops. Torch's own failures become one
+    SymflopsError naming the user's dims."""
+    model = ctx.model
+    lazy = C.uninitialized_lazy(model)
+    if lazy:
+        raise SymflopsError("the model has lazy modules whose parameters are not made yet",
+                            layer="trace", values={"lazy modules": lazy},
+                            fix="run the model once on a real example input (that makes "
+                                "their parameters), then trace it")
+    device = model_device(model)
+    fdtype = _default_dtype(model)
+    rec = Recording.of(model, ctx.train, ctx.real)
+    check_time = _budget_check(ctx, rec) if ctx.deadline is not None else None
+    recorder = _Recorder(rec, check_time)
+    if check_time is not None:
+        env.watch(check_time)
+    try:
+        with untouched(model), C.torch_logs_silenced():
+            _run_model(ctx, env, rec, recorder, device, fdtype)
+    except SymflopsError:
+        raise
+    except Exception as e:  # torch could not run the model symbolically
+        said = str(e).splitlines()[0][:300] if str(e) else ""
+        for torch_sym, name in env.torch_syms.items():  # torch's s0, s1 -> the user's names
+            said = re.sub(rf"\b{re.escape(str(torch_sym))}\b", name, said)
+        raise SymflopsError(
+            f"torch could not run the model on symbolic shapes: {type(e).__name__}: "
+            f"{said}", layer="trace",
+            values={"inputs": [s.dims for s in ctx.specs]},
+            fix="give hints (example sizes) the model accepts, e.g. hints={'H': 32}; fix "
+                "some dims to ints; or use symflops.tracing.fit(...) to fit an exact formula "
+                "from concrete traces") from e
+    finally:
+        forget_shapes()
+        for t, _copy, version in recorder.copies.values():
+            C.set_version(t, version)
+    return rec
+
+
+def _run_model(ctx: TraceContext, env: C.SymEnv, rec: Recording, recorder: _Recorder,
+               device: torch.device, fdtype: torch.dtype) -> None:
+    model = ctx.model
+    model.train(ctx.train)
+    with env.mode if not ctx.real else contextlib.nullcontext():
+        def make(spec: InputSpec) -> torch.Tensor:
+            sizes = [env.symint(d, ctx.hint_of[d]) if isinstance(d, str) else d
+                     for d in spec.dims]
+            dtype = spec.dtype or fdtype
+            if ctx.real:  # values matter only for data-dependent control flow
+                return torch.randn(sizes, device=device).to(dtype) \
+                    if dtype.is_floating_point else torch.zeros(sizes, dtype=dtype,
+                                                               device=device)
+            return torch.empty(sizes, dtype=dtype, device=device)
+
+        args = [make(s) for s in ctx.positional]
+        kwargs = {k: make(s) for k, s in ctx.keyword.items()}
+        first = [*args, *kwargs.values()]
+        if first:  # the root's input shape, also when the input is a keyword
+            rec.io_in[ROOT] = shape_of(first[0])
+        state: dict[str, torch.Tensor] = {}
+        copies: dict[int, torch.Tensor] = {}  # real runs: one copy per tensor (tied stay tied)
+
+        def real_copy(t: torch.Tensor) -> torch.Tensor:
+            if id(t) not in copies:
+                copies[id(t)] = t.detach().clone().requires_grad_(t.requires_grad)
+            return copies[id(t)]
+
+        for n, p in model.named_parameters(remove_duplicate=False):
+            state[n] = env.fake(p) if not ctx.real else real_copy(p)
+        for n, b in model.named_buffers(remove_duplicate=False):
+            state[n] = env.fake(b) if not ctx.real else real_copy(b)
+        recorder.own(*first, *state.values())
+        resizing = C.SymbolicResize() if ctx.resize else contextlib.nullcontext()
+        with C.module_hooks(rec.enter, rec.leave), resizing, recorder:
+            with torch.set_grad_enabled(ctx.train):
+                out = torch.func.functional_call(model, state, tuple(args), kwargs,
+                                                 strict=False)
+            if ctx.train:
+                outs = [t for t in tensors(out) if t.requires_grad]
+                wrt = [t for t in state.values() if t.requires_grad]
+                if outs and wrt:
+                    torch.autograd.grad(outs, wrt, [torch.ones_like(t) for t in outs],
+                                        allow_unused=True)

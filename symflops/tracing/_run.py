@@ -1,0 +1,63 @@
+"""One trace run (record, then assemble), and the retry that keeps ``F.interpolate``
+symbolic when torch pinned or failed on it. Used by :func:`trace` and :func:`fit`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from symflops.errors import SymflopsError
+from symflops.tracing import _torch_compat as C
+from symflops.tracing._assembly import TracedCost, assemble
+from symflops.tracing._inputs import TraceContext
+from symflops.tracing._recording import record
+
+__all__ = ["run", "run_once"]
+
+
+def run_once(ctx: TraceContext) -> TracedCost:
+    """Record ``ctx.model`` once on fresh symbolic sizes and assemble its Cost tree.
+
+    >>> import torch
+    >>> from symflops.conventions import get_convention
+    >>> from symflops.tracing._inputs import parse_inputs
+    >>> ctx = TraceContext.build(torch.nn.Linear(4, 2), *parse_inputs("B 4"), {},
+    ...                          get_convention("macs"))
+    >>> run_once(ctx).flops
+    8*B
+    """
+    env = C.SymEnv()
+    return assemble(record(ctx, env), env, ctx)
+
+
+def run(ctx: TraceContext) -> TracedCost:
+    """:func:`run_once`, then once more with ``F.interpolate`` rerouted when torch pinned
+    dims through an upsample or could not run the model on symbolic shapes.
+
+    The rerouting is not the default: an active TorchFunctionMode makes
+    nn.MultiheadAttention and nn.TransformerEncoderLayer skip their inference fast paths.
+    Raises the first run's error when both fail.
+    """
+    first_error: SymflopsError | None = None
+    result: TracedCost | None = None
+    try:
+        result = run_once(ctx)
+        retry = bool(result.report.fixed) and any("upsample" in k
+                                                  for k in result.report.counted)
+    except SymflopsError as e:
+        if ctx.real or "symbolic shapes" not in e.message:
+            raise
+        retry, first_error = True, e
+    if retry:
+        try:
+            again: TracedCost | None = run_once(dataclasses.replace(ctx, resize=True))
+        except SymflopsError:
+            if first_error is not None:
+                raise first_error from None
+            again = None
+        if again is not None and (result is None or
+                                  len(again.report.fixed) < len(result.report.fixed)):
+            again.report.resize_mode = True
+            result = again
+    assert result is not None
+    return result

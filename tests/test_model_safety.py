@@ -1,0 +1,320 @@
+"""A trace never changes the model: a zoo of forward patterns with side effects, traced
+in eval and train mode (fake, real=True, fit, the fit fallback, a run that raises),
+each compared with a deep snapshot taken before: every module attribute, every tensor
+(values, dtype, device, requires_grad, grad, version, FakeTensor or not), hooks
+(per-module and global) and the RNGs (torch, random, numpy)."""
+
+from __future__ import annotations
+
+import copy
+import io
+import random
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from torch import nn  # noqa: E402
+
+import symflops as sf  # noqa: E402
+
+GLOBAL_STATE = torch.zeros(3)
+
+
+# ----------------------------------------------------------------------------- snapshot
+def _describe(v: Any, depth: int = 0) -> Any:
+    """A comparable deep description of ``v`` (tensors by value and metadata)."""
+    if isinstance(v, nn.parameter.UninitializedTensorMixin):
+        return ("uninitialized", type(v).__name__, id(v), v.requires_grad)
+    if isinstance(v, torch.Tensor):
+        values = None if v.device.type == "meta" or type(v).__name__ == "FakeTensor" \
+            else v.detach().cpu().tolist()
+        return ("tensor", type(v).__name__, str(v.dtype), str(v.device), tuple(v.shape),
+                v.requires_grad, v._version, values,
+                None if v.grad is None else _describe(v.grad, depth + 1))
+    if isinstance(v, nn.Module):
+        return ("module", type(v).__name__, id(v))
+    if isinstance(v, np.ndarray):
+        return ("ndarray", str(v.dtype), v.tolist())
+    if depth > 4:
+        return ("deep", type(v).__name__, id(v))
+    if isinstance(v, dict):
+        return (type(v).__name__, tuple((repr(k), _describe(x, depth + 1)) for k, x in v.items()))
+    if isinstance(v, (list, tuple)):
+        return (type(v).__name__, tuple(_describe(x, depth + 1) for x in v))
+    if isinstance(v, (set, frozenset)):
+        return (type(v).__name__, tuple(sorted(repr(x) for x in v)))
+    if v is None or isinstance(v, (bool, int, float, str, torch.dtype, torch.device)):
+        return v
+    return (type(v).__name__, id(v))
+
+
+def deep_snapshot(model: nn.Module) -> dict[str, Any]:
+    """Every module's ``__dict__`` described deeply, the global hook registries and the
+    RNG states."""
+    import torch.nn.modules.module as mm
+
+    mods = {name: (type(m).__name__, tuple(sorted(
+        (k, _describe(v)) for k, v in m.__dict__.items())))
+        for name, m in model.named_modules(remove_duplicate=False)}
+    hooks = {name: _describe(getattr(mm, name)) for name in dir(mm)
+             if name.startswith("_global_") and isinstance(getattr(mm, name), dict)}
+    return {"modules": mods, "global_hooks": hooks, "a global tensor": _describe(GLOBAL_STATE),
+            "torch_rng": torch.get_rng_state().tolist(), "random": random.getstate(),
+            "numpy": _describe(list(np.random.get_state()))}
+
+
+def assert_same(before: dict[str, Any], after: dict[str, Any]) -> None:
+    for key in before:
+        if key == "modules":
+            assert set(before[key]) == set(after[key]), "modules added or removed"
+            for name in before[key]:
+                assert before[key][name] == after[key][name], f"module {name!r} changed"
+        else:
+            assert before[key] == after[key], f"{key} changed"
+
+
+# ----------------------------------------------------------------------------- the zoo
+class InplaceAttribute(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(8, 8)
+        self.state = torch.zeros(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.state.add_(1.0)
+        return self.lin(x)
+
+
+class InplaceGlobal(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        GLOBAL_STATE.mul_(2).add_(1)
+        return self.lin(x)
+
+
+class InplaceBufferAndParameter(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(8, 8)
+        self.register_buffer("calls", torch.zeros((), dtype=torch.long))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        with torch.no_grad():
+            self.lin.weight.mul_(0.5)
+        return self.lin(x)
+
+
+class RotaryCache(nn.Module):
+    """The lazy cache pattern: a buffer registered (and replaced) inside forward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[1]
+        if getattr(self, "cos_cached", None) is None or self.cos_cached.shape[0] < n:
+            t = torch.arange(n, dtype=torch.float32)
+            self.register_buffer("cos_cached", torch.cos(t)[:, None], persistent=False)
+        return self.lin(x) * self.cos_cached[:n]
+
+
+class AttributesSetInForward(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(8, 8)
+        self.history: list[Any] = []
+        self.stats: dict[str, Any] = {"calls": 0}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        attn = torch.softmax(x @ x.transpose(-1, -2), dim=-1)
+        self.last_attn = attn
+        self.history.append(attn)
+        self.stats["calls"] += 1
+        self.stats["last"] = attn
+        self.training = not self.training
+        return self.lin(attn @ x)
+
+
+class RandomUse(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(8, 8)
+        self.drop = nn.Dropout(0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = random.random() + float(np.random.rand())
+        noise = torch.rand(8)
+        return self.drop(self.lin(x) * scale + noise)
+
+
+class RaisesHalfway(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(8, 8)
+        self.state = torch.zeros(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.state.add_(1.0)
+        self.partial = self.lin(x)
+        self.register_buffer("halfway_buffer", torch.ones(1))
+        raise ValueError("stops halfway")
+
+
+class ValueDependent(nn.Module):
+    """Control flow that reads values: symbolic tracing fails, the fit fallback runs
+    concrete traces on real tensors."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(8, 8)
+        self.state = torch.zeros(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.state.add_(1.0)
+        y = self.lin(x)
+        return y if bool(y.sum() > -1e9) else -y
+
+
+class Norms(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        with warnings.catch_warnings():  # the legacy form is deprecated, and still used
+            warnings.simplefilter("ignore", FutureWarning)
+            self.wn = nn.utils.weight_norm(nn.Linear(8, 8))
+        self.sn = nn.utils.spectral_norm(nn.Linear(8, 8))
+        self.pwn = nn.utils.parametrizations.weight_norm(nn.Linear(8, 8))
+        self.bn = nn.BatchNorm1d(8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.pwn(self.sn(self.wn(x)))
+        return self.bn(y.transpose(1, 2)).transpose(1, 2)
+
+
+def _hooked() -> nn.Module:
+    m = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8))
+    kept: list[Any] = []
+    m[0].register_forward_pre_hook(lambda mod, args: kept.append(args))
+    m[0].register_forward_hook(lambda mod, args, out: kept.append(out))
+    m[2].register_full_backward_hook(lambda mod, gi, go: kept.append(go))
+    handle = m[2].register_forward_hook(lambda mod, args, out: handle.remove())
+    m.kept = kept  # type: ignore[assignment]
+    return m
+
+
+ZOO: dict[str, Callable[[], nn.Module]] = {
+    "inplace_attribute": InplaceAttribute,
+    "inplace_global": InplaceGlobal,
+    "inplace_buffer_and_parameter": InplaceBufferAndParameter,
+    "rotary_cache_buffer": RotaryCache,
+    "attributes_set_in_forward": AttributesSetInForward,
+    "random_and_dropout": RandomUse,
+    "weight_and_spectral_norm_batchnorm": Norms,
+    "hooks_incl_self_removing": _hooked,
+}
+
+
+def _trace_quietly(*args: Any, **kwargs: Any) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return sf.trace(*args, **kwargs)
+
+
+def _warm(model: nn.Module) -> nn.Module:
+    """One real forward first (caches, lazy buffers, spectral norm's vectors exist)."""
+    with torch.no_grad():
+        model(torch.randn(2, 4, 8))
+    return model
+
+
+@pytest.mark.parametrize("how", ["fake", "real"])
+@pytest.mark.parametrize("mode", ["eval", "train"])
+@pytest.mark.parametrize("name", list(ZOO))
+def test_trace_leaves_the_model_exactly_as_it_was(name: str, mode: str, how: str) -> None:
+    model = _warm(ZOO[name]())
+    model.train(mode == "eval")  # the opposite of the traced mode: it must come back
+    twin = copy.deepcopy(model)
+    before = deep_snapshot(model)
+    if how == "fake":
+        c = _trace_quietly(model, "B N 8", mode=mode)
+    else:
+        c = _trace_quietly(model, (2, 4, 8), mode=mode, real=True)
+    assert c.params > 0
+    assert_same(before, deep_snapshot(model))
+    # a real forward afterwards: real tensors, the result of an untraced twin
+    x = torch.randn(2, 4, 8)
+    outputs = []
+    for m in (twin, model):
+        torch.manual_seed(1)
+        random.seed(1)
+        np.random.seed(1)
+        with torch.no_grad():
+            outputs.append(m(x))
+    assert type(outputs[1]) is torch.Tensor and torch.equal(outputs[0], outputs[1])
+    torch.save(model.state_dict(), io.BytesIO())
+
+
+@pytest.mark.parametrize("mode", ["eval", "train"])
+@pytest.mark.parametrize("how", ["fake", "real"])
+def test_a_forward_that_raises_halfway_leaves_the_model_as_it_was(mode: str, how: str) -> None:
+    model = RaisesHalfway()
+    before = deep_snapshot(model)
+    spec: Any = "B N 8" if how == "fake" else (2, 4, 8)
+    with pytest.raises(sf.SymflopsError, match="stops halfway"):
+        _trace_quietly(model, spec, mode=mode, real=how == "real")
+    assert_same(before, deep_snapshot(model))
+
+
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_fit_and_the_fit_fallback_leave_the_model_as_it_was(mode: str) -> None:
+    model = ValueDependent()
+    before = deep_snapshot(model)
+    with pytest.raises(sf.SymflopsError, match="symbolic shapes"):
+        _trace_quietly(model, "B N 8", mode=mode)
+    assert_same(before, deep_snapshot(model))
+    c = _trace_quietly(model, "B N 8", mode=mode, fallback="fit")
+    assert "FITTED" in c.notes[0]
+    assert_same(before, deep_snapshot(model))
+    fitted = sf.tracing.fit(InplaceAttribute(), "B N 8", multiple=1)
+    # Linear(8, 8) on B*N rows: 64 MACs per row, 8*9 = 72 parameters
+    assert fitted.macs == 64 * sf.symbols.B * sf.symbols.N and fitted.params == 72
+
+
+def test_user_hooks_do_not_run_during_a_trace_and_stay_registered() -> None:
+    import torch.nn.modules.module as mm
+
+    model = _hooked()
+    calls: list[str] = []
+    handle = mm.register_module_forward_hook(lambda mod, args, out: calls.append("global"))
+    try:
+        _trace_quietly(model, "B 8", mode="train")
+        assert calls == [] and model.kept == []  # type: ignore[comparison-overlap]
+        assert len(model[2]._forward_hooks) == 1  # the self-removing hook is still there
+        model(torch.randn(2, 8))  # and runs (and removes itself) on a real call
+        assert calls and model.kept and len(model[2]._forward_hooks) == 0
+    finally:
+        handle.remove()
+
+
+def test_lazy_modules_are_a_clear_error_and_untouched() -> None:
+    model = nn.Sequential(nn.LazyLinear(8), nn.ReLU())
+    before = deep_snapshot(model)
+    with pytest.raises(sf.SymflopsError) as info:
+        sf.trace(model, "B 4")
+    message = str(info.value)
+    assert "lazy" in message and "'0'" in message and "fix:" in message
+    assert "\n" not in message
+    assert_same(before, deep_snapshot(model))
+    with torch.no_grad():
+        model(torch.randn(2, 4))  # initialized by one real call: traces
+    c = sf.trace(model, "B 4", convention="macs")
+    assert c.flops == 32 * sf.symbols.B
