@@ -19,7 +19,8 @@ convention, so switching conventions never recounts anything.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -29,7 +30,7 @@ from symflops.conventions import KINDS, Convention, get_convention
 from symflops.errors import SymflopsError
 from symflops.formulas.derivation import Derivation
 
-__all__ = ["Cost", "Derivation", "QUANTITIES"]
+__all__ = ["Cost", "Derivation", "QUANTITIES", "weighted_work"]
 
 #: The quantities a Cost reports.
 QUANTITIES = ("params", "macs", "flops")
@@ -77,27 +78,53 @@ class Cost:
         notes: Sequence[str] = (),
         op: str = "",
     ) -> None:
-        self.name = name
-        self.layer = layer
-        self.spec = spec or layer
-        self.children: tuple[Cost, ...] = tuple(children)
-        self.count: sp.Expr = _expr(count)
-        self.convention = get_convention(convention)
+        put = object.__setattr__  # a Cost is immutable: fields are set here and in _derive
+        put(self, "name", name)
+        put(self, "layer", layer)
+        put(self, "spec", spec or layer)
+        put(self, "children", tuple(children))
+        put(self, "count", _expr(count))
+        put(self, "convention", get_convention(convention))
         if work is None:  # a composite: the sum of its children
-            self.work = _sum_work(self.children)
-            self.params: sp.Expr = sp.Add(*(c.count * c.params for c in self.children))
+            put(self, "work", _frozen(_sum_work(self.children)))
+            put(self, "params", sp.Add(*(c.count * c.params for c in self.children)))
         else:
-            self.work = _checked_work(work, layer)
-            self.params = simplify_expr(_expr(params))
-        self.input_shape: Shape = tuple(_expr(s) for s in input_shape)
-        self.output_shape: Shape = tuple(_expr(s) for s in output_shape)
-        self.derivation = derivation
-        self.validity: tuple[sp.Basic, ...] = tuple(
-            dict.fromkeys(v for v in validity if v is not sp.true))
-        self.notes: tuple[str, ...] = tuple(notes)
-        self.op = op
-        self._flops: sp.Expr | None = None
-        self._simplified = not self.children
+            put(self, "work", _frozen(_checked_work(work, layer)))
+            put(self, "params", simplify_expr(_expr(params)))
+        put(self, "input_shape", tuple(_expr(s) for s in input_shape))
+        put(self, "output_shape", tuple(_expr(s) for s in output_shape))
+        put(self, "derivation", derivation)
+        put(self, "validity", _conditions(validity))
+        put(self, "notes", tuple(notes))
+        put(self, "op", op)
+        put(self, "_flops", None)
+        put(self, "_simplified", not self.children)
+
+    # the fields never change after construction (derive new Costs with replace)
+    name: str
+    layer: str
+    spec: str
+    children: tuple[Cost, ...]
+    count: sp.Expr
+    convention: Convention
+    work: Mapping[str, sp.Expr]
+    params: sp.Expr
+    input_shape: Shape
+    output_shape: Shape
+    derivation: Derivation | None
+    validity: tuple[sp.Basic, ...]
+    notes: tuple[str, ...]
+    op: str
+    _flops: sp.Expr | None  # the lazily computed total (a private cache)
+    _simplified: bool
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise SymflopsError(f"a Cost is immutable: {name} cannot be set", layer=self.spec,
+                            fix=f"derive a new Cost with cost.replace({name}=...)")
+
+    def __delattr__(self, name: str) -> None:
+        raise SymflopsError(f"a Cost is immutable: {name} cannot be deleted", layer=self.spec,
+                            fix="derive a new Cost with cost.replace(...)")
 
     # -- the three quantities ------------------------------------------------------
     @property
@@ -113,10 +140,11 @@ class Cost:
             if only is not None and only.convention == self.convention:
                 # a Repeat (or any one-child container): count times the child's total,
                 # already simplified, instead of expanding it again
-                self._flops = only.total_flops
+                flops = only.total_flops
             else:
-                total = sp.Add(*(self.convention.rate(k) * v for k, v in self.work.items()))
-                self._flops = simplify_expr(total) if self._simplified else total
+                total = weighted_work(self.work, self.convention)
+                flops = simplify_expr(total) if self._simplified else total
+            object.__setattr__(self, "_flops", flops)  # a private cache, not a field
         return self._flops
 
     def quantity(self, name: str) -> sp.Expr:
@@ -198,66 +226,46 @@ class Cost:
         if unknown:
             raise SymflopsError("Cost.replace: unknown fields", layer=self.spec,
                                 values={"fields": unknown}, fix="use one of " + ", ".join(_FIELDS))
+        norm: dict[str, Callable[[Any], Any]] = {
+            "count": _expr,
+            "params": lambda v: simplify_expr(_expr(v)),
+            "work": lambda v: _frozen(_checked_work(v, self.layer)),
+            "input_shape": lambda v: tuple(_expr(s) for s in v),
+            "output_shape": lambda v: tuple(_expr(s) for s in v),
+            "children": tuple,
+            "validity": _conditions,
+            "convention": get_convention,
+            "notes": tuple,
+        }
+        fields = {key: norm.get(key, lambda v: v)(value) for key, value in changes.items()}
+        if "children" in changes:
+            children = fields["children"]
+            if children and "work" not in changes:
+                fields["work"] = _frozen(_sum_work(children))
+            if children and "params" not in changes:
+                fields["params"] = sp.Add(*(c.count * c.params for c in children))
+            fields["_simplified"] = not children
+        return self._derive(**fields)
+
+    def _derive(self, **fields: Any) -> Cost:
+        """A copy with ``fields`` (already normalized) set; every other slot, a subclass's
+        included, carries over; the FLOPs cache is dropped. Only :meth:`replace` and the
+        transformations below call it."""
         new = object.__new__(type(self))
         for klass in type(self).__mro__:
             for slot in getattr(klass, "__slots__", ()):
                 if hasattr(self, slot):
                     object.__setattr__(new, slot, getattr(self, slot))
-        norm = {
-            "count": _expr,
-            "params": lambda v: simplify_expr(_expr(v)),
-            "work": lambda v: _checked_work(v, self.layer),
-            "input_shape": lambda v: tuple(_expr(s) for s in v),
-            "output_shape": lambda v: tuple(_expr(s) for s in v),
-            "children": tuple,
-            "validity": lambda v: tuple(dict.fromkeys(c for c in v if c is not sp.true)),
-            "convention": get_convention,
-            "notes": tuple,
-        }
-        for key, value in changes.items():
-            object.__setattr__(new, key, norm.get(key, lambda v: v)(value))
-        if "children" in changes:
-            if new.children and "work" not in changes:
-                object.__setattr__(new, "work", _sum_work(new.children))
-            if new.children and "params" not in changes:
-                object.__setattr__(new, "params",
-                                   sp.Add(*(c.count * c.params for c in new.children)))
-            object.__setattr__(new, "_simplified", not new.children)
+        for key, value in fields.items():
+            object.__setattr__(new, key, value)
         object.__setattr__(new, "_flops", None)
-        return new
-
-    def _rebuild(self, fn_expr: Any, convention: Convention | None = None,
-                 recurse: bool = True, skip_work: bool = False) -> Cost:
-        new = object.__new__(type(self))
-        for klass in type(self).__mro__:  # a subclass's own slots (a trace's report) carry over
-            if klass is Cost:
-                break
-            for slot in getattr(klass, "__slots__", ()):
-                setattr(new, slot, getattr(self, slot))
-        new.name, new.layer, new.spec, new.notes = self.name, self.layer, self.spec, self.notes
-        new.op = self.op
-        new.convention = convention or self.convention
-        new.children = tuple(c._rebuild(fn_expr, convention) for c in self.children) \
-            if recurse else self.children
-        new.count = fn_expr(self.count)
-        if skip_work:  # the caller fills params and work
-            new.params, new.work = self.params, dict(self.work)
-        else:
-            new.params = fn_expr(self.params)
-            new.work = {k: fn_expr(v) for k, v in self.work.items()}
-            new.work = {k: v for k, v in new.work.items() if v != 0}
-        new.input_shape = tuple(fn_expr(s) for s in self.input_shape)
-        new.output_shape = tuple(fn_expr(s) for s in self.output_shape)
-        new.derivation = self.derivation
-        new.validity = self.validity
-        new._flops = None
-        new._simplified = self._simplified
         return new
 
     def with_convention(self, convention: str | Convention) -> Cost:
         """The same tree, its ``flops`` weighed by another convention."""
-        conv = get_convention(convention)
-        return self._rebuild(lambda e: e, conv)
+        weights = get_convention(convention)
+        return self._derive(convention=weights,
+                            children=tuple(c.with_convention(weights) for c in self.children))
 
     def subs(self, values: Mapping[Any, Any] | None = None, /, **named: Any) -> Cost:
         """Substitute values for symbols, by symbol or by name, through the whole tree.
@@ -273,11 +281,22 @@ class Cost:
             raise SymflopsError(bad[0][1], layer=bad[0][0],
                                 values={str(k): v for k, v in mapping.items()},
                                 fix=_fix_for(bad[0][2]))
-        new = self._rebuild(lambda e: e.xreplace(mapping) if e.free_symbols else e)
-        for _, node in new.walk():  # conditions now settled drop out; the rest keep checking
-            node.validity = tuple(v for v in (c.xreplace(mapping) for c in node.validity)
-                                  if v is not sp.true)
-        return new
+        return self._substituted(mapping)
+
+    def _substituted(self, mapping: Mapping[sp.Symbol, sp.Expr]) -> Cost:
+        """This tree with ``mapping`` substituted everywhere; conditions now settled drop
+        out, the rest keep checking."""
+        def sub(e: sp.Expr) -> sp.Expr:
+            return e.xreplace(mapping) if e.free_symbols else e
+
+        work = {k: sub(v) for k, v in self.work.items()}
+        return self._derive(
+            children=tuple(c._substituted(mapping) for c in self.children),
+            count=sub(self.count), params=sub(self.params),
+            work=_frozen({k: v for k, v in work.items() if v != 0}),
+            input_shape=tuple(sub(s) for s in self.input_shape),
+            output_shape=tuple(sub(s) for s in self.output_shape),
+            validity=_conditions(c.xreplace(mapping) for c in self.validity))
 
     def _all_validity(self) -> Iterator[tuple[str, sp.Basic]]:
         for path, c in self.walk():
@@ -339,17 +358,22 @@ class Cost:
     def simplify(self) -> Cost:
         """Every quantity collected into a readable polynomial (floors kept as they are)."""
         children = tuple(c.simplify() for c in self.children)
-        new = self._rebuild(simplify_expr, recurse=False, skip_work=bool(children))
-        new.children = children
         if len(children) == 1:  # count times the simplified child: nothing to re-expand
             only = children[0]
-            new.work = {k: only.count * v for k, v in only.work.items()}
-            new.params = only.count * only.params
+            work = {k: only.count * v for k, v in only.work.items()}
+            params = only.count * only.params
         elif children:
-            new.work = {k: simplify_expr(v) for k, v in _sum_work(children).items()}
-            new.params = simplify_expr(sp.Add(*(c.count * c.params for c in children)))
-        new._simplified = True
-        return new
+            work = {k: simplify_expr(v) for k, v in _sum_work(children).items()}
+            params = simplify_expr(sp.Add(*(c.count * c.params for c in children)))
+        else:
+            work = {k: v for k, v in ((k, simplify_expr(v)) for k, v in self.work.items())
+                    if v != 0}
+            params = simplify_expr(self.params)
+        return self._derive(
+            children=children, count=simplify_expr(self.count), params=params,
+            work=_frozen(work), _simplified=True,
+            input_shape=tuple(simplify_expr(s) for s in self.input_shape),
+            output_shape=tuple(simplify_expr(s) for s in self.output_shape))
 
     # -- numbers -----------------------------------------------------------------------
     def evaluate(self, quantity: str = "flops", **values: Any) -> np.ndarray:
@@ -438,6 +462,27 @@ def _fix_for(cond: sp.Basic) -> str:
 #: the fields :meth:`Cost.replace` may change
 _FIELDS = ("name", "layer", "spec", "params", "work", "input_shape", "output_shape", "children",
            "count", "derivation", "validity", "convention", "notes", "op")
+
+
+def _conditions(conditions: Iterable[sp.Basic]) -> tuple[sp.Basic, ...]:
+    """Conditions kept once each, in order, without the ones already known true."""
+    return tuple(dict.fromkeys(c for c in conditions if c is not sp.true))
+
+
+def _frozen(work: Mapping[str, sp.Expr]) -> Mapping[str, sp.Expr]:
+    """A read-only view of a work dict (a Cost never changes after construction)."""
+    return MappingProxyType(dict(work))
+
+
+def weighted_work(work: Mapping[str, sp.Expr], convention: Convention) -> sp.Expr:
+    """The work weighted by ``convention``: the one place FLOPs are summed from kinds.
+
+    >>> from symflops.conventions import get_convention
+    >>> from symflops.symbols import M
+    >>> weighted_work({"matmul_mul": 4 * M, "bias": M}, get_convention("torch"))
+    8*M
+    """
+    return sp.Add(*(convention.rate(k) * v for k, v in work.items()))
 
 
 def _checked_work(work: Mapping[str, Any], layer: str) -> dict[str, sp.Expr]:

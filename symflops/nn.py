@@ -1135,9 +1135,8 @@ class Repeat(Layer):
                                 values={"input": shape, "output": inner.output_shape},
                                 fix="repeat a shape-preserving block, or list the layers in a "
                                     "Sequential")
-        inner.count = self.n
-        return Cost(name, "Repeat", spec=self.spec(), children=[inner], input_shape=shape,
-                    output_shape=shape)
+        return Cost(name, "Repeat", spec=self.spec(), children=[inner.replace(count=self.n)],
+                    input_shape=shape, output_shape=shape)
 
 
 class TransformerBlock(Sequential):
@@ -1176,10 +1175,7 @@ class TransformerBlock(Sequential):
         return f"TransformerBlock({self.dim}, {self.heads}, mlp_ratio={self.mlp_ratio}{extra})"
 
     def _cost(self, shape: Shape, name: str) -> Cost:
-        c = super()._cost(shape, name)
-        c.layer = "TransformerBlock"
-        c.spec = self.spec()
-        return c
+        return super()._cost(shape, name).replace(layer="TransformerBlock", spec=self.spec())
 
 
 #: Every layer class by name (the formula reference and the CLI look layers up here).

@@ -584,7 +584,7 @@ class TracedCost(Cost):
         new = object.__new__(cls)
         for slot in Cost.__slots__:
             object.__setattr__(new, slot, getattr(cost, slot))
-        new.report = report
+        object.__setattr__(new, "report", report)  # a Cost's fields are set once, here
         return new
 
 
