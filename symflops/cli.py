@@ -275,7 +275,7 @@ def _build_cost(target: Target, args: argparse.Namespace) -> Cost:
 # ----------------------------------------------------------------------------- output
 def _fmt_value(expr: sp.Expr) -> str:
     if expr.is_Integer:
-        from symflops.latex import format_number
+        from symflops.printing import format_number
 
         n = int(expr)
         si = format_number(n, "si")

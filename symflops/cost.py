@@ -18,7 +18,6 @@ convention, so switching conventions never recounts anything.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
@@ -27,6 +26,7 @@ import numpy as np
 import sympy as sp
 
 from symflops.conventions import KINDS, Convention, get_convention
+from symflops.display import simplify_expr
 from symflops.errors import SymflopsError
 from symflops.formulas.derivation import Derivation
 
@@ -298,6 +298,17 @@ class Cost:
             output_shape=tuple(sub(s) for s in self.output_shape),
             validity=_conditions(c.xreplace(mapping) for c in self.validity))
 
+    def substitution(self, values: Mapping[Any, Any] | None = None, /, **named: Any
+                     ) -> dict[sp.Symbol, sp.Expr]:
+        """The substitution :meth:`subs` makes for these values: each value by its symbol,
+        checked as ``subs`` checks it (renders use it to show what was substituted).
+
+        >>> import symflops as sf
+        >>> sf.nn.Linear(8, 4).cost(("B", 8)).substitution(B=2)
+        {B: 2}
+        """
+        return self._resolve(values, named)
+
     def _all_validity(self) -> Iterator[tuple[str, sp.Basic]]:
         for path, c in self.walk():
             for v in c.validity:
@@ -499,105 +510,3 @@ def _sum_work(children: Sequence[Cost]) -> dict[str, sp.Expr]:
         for k, v in c.work.items():
             terms.setdefault(k, []).append(c.count * v if c.count != 1 else v)
     return {k: sp.Add(*vs) for k, vs in terms.items()}
-
-
-@functools.lru_cache(maxsize=4096)
-def simplify_expr(expr: sp.Expr) -> sp.Expr:
-    """Expand and collect an expression by its symbols; floors stay floors.
-
-    Output sizes ``floor(x) + 1`` are kept together as one factor (a strided layer's
-    ``H_out``), and factors are written with a positive leading size, so totals read as
-    sums of ``coefficient * H_out * W_out``.
-
-    >>> from symflops.symbols import H, W
-    >>> simplify_expr(2*H*(W + 1) + H*W)
-    H*(3*W + 2)
-    >>> h2 = sp.floor((H - 1) / 2) + 1
-    >>> simplify_expr(3 * h2 * h2 + h2)
-    (floor(H/2 - 1/2) + 1)*(3*floor(H/2 - 1/2) + 4)
-    """
-    if not expr.free_symbols:
-        return expr
-    candidates = [_collect(expr)]
-    floors = sorted(expr.atoms(sp.floor, sp.ceiling), key=sp.default_sort_key)
-    if floors:
-        # write floor(x) as (s - 1) with s = floor(x) + 1 (an output size), collect in s
-        sizes = {f: sp.Dummy(f"size{i}", integer=True, positive=True)
-                 for i, f in enumerate(floors)}
-        in_sizes = expr.xreplace({f: s - 1 for f, s in sizes.items()})
-        back = {s: f + 1 for f, s in sizes.items()}
-        candidates.append(_collect(in_sizes).xreplace(back))
-    best = min(candidates, key=lambda e: (_complexity(e), sp.default_sort_key(e)))
-    return _positive_factors(_canonical_floors(best))
-
-
-def _complexity(expr: sp.Expr) -> int:
-    """Operation count with each floor/ceiling as one symbol (how long it reads)."""
-    rounded = expr.atoms(sp.floor, sp.ceiling)
-    plain = expr.xreplace({f: sp.Dummy() for f in rounded}) if rounded else expr
-    return int(sp.count_ops(plain))
-
-
-def _canonical_floors(expr: sp.Expr) -> sp.Expr:
-    """One spelling per floor: ``factor`` writes ``floor((H - 1)/2)`` where the rest of the
-    tree has ``floor(H/2 - 1/2)``; expanding the argument makes them the same object."""
-    rounded = expr.atoms(sp.floor, sp.ceiling)
-    if not rounded:
-        return expr
-    return expr.xreplace({f: f.func(sp.expand(f.args[0])) for f in rounded})
-
-
-def _collect(expr: sp.Expr) -> sp.Expr:
-    expanded = sp.expand(expr)
-    best = sp.factor_terms(expanded)
-    # full factoring only pays (and stays fast) for small polynomials in few unknowns
-    generators = len(expanded.free_symbols) + len(expanded.atoms(sp.floor, sp.ceiling))
-    if len(sp.Add.make_args(expanded)) <= _FACTOR_LIMIT and generators <= _FACTOR_GENERATORS:
-        factored = sp.factor(expanded)
-        if _complexity(factored) < _complexity(best):
-            best = factored
-    return best
-
-
-def _reads_negative(factor: sp.Expr) -> bool:
-    """True when a sum is better written negated: its highest-degree terms add up to a
-    negative coefficient, or (a tie) most of its terms are negative."""
-    def degree(term: sp.Expr) -> int:
-        total = 0
-        for f in sp.Mul.make_args(term):
-            if f.is_number:
-                continue
-            total += int(f.exp) if f.is_Pow and f.exp.is_Integer else 1
-        return total
-
-    terms = sp.Add.make_args(factor)
-    top = max(degree(t) for t in terms)
-    lead = sum(t.as_coeff_Mul()[0] for t in terms if degree(t) == top)
-    if lead != 0:
-        return bool(lead < 0)
-    return sum(1 for t in terms if t.as_coeff_Mul()[0] < 0) * 2 > len(terms)
-
-
-def _positive_factors(expr: sp.Expr) -> sp.Expr:
-    """``-2*(H - K + 1)*(K - W - 1)`` -> ``2*(H - K + 1)*(W - K + 1)``: flip factors whose
-    terms are mostly negative, keeping the product's value."""
-    if expr.is_Add:
-        return sp.Add(*(_positive_factors(a) for a in expr.args))
-    if not expr.is_Mul:
-        return expr
-    sign = 1
-    factors = []
-    for f in expr.args:
-        base, exp = (f.base, f.exp) if f.is_Pow else (f, sp.Integer(1))
-        if base.is_Add and exp.is_Integer and _reads_negative(base):
-            factors.append(sp.Pow(-base, exp))
-            sign *= (-1) ** int(exp)
-        else:
-            factors.append(f)
-    return sp.Mul(sign, *factors) if sign == -1 or factors != list(expr.args) else expr
-
-
-#: polynomials with more terms than this are only collected, not factored (factoring is slow)
-_FACTOR_LIMIT = 24
-#: ... or with more unknowns (symbols and floors) than this
-_FACTOR_GENERATORS = 8

@@ -22,7 +22,7 @@ import sympy as sp
 
 import symflops as sf
 from symflops.errors import SymflopsError
-from symflops.latex import format_number, latex_escape, markdown_code
+from symflops.printing import format_number, latex_escape, markdown_code
 from symflops.rendering import (
     Format,
     build_context,
@@ -414,11 +414,11 @@ def test_user_template_dir_overrides_builtin(tmp_path: Path) -> None:
 def test_docstring_examples() -> None:
     import doctest
 
-    import symflops.latex
+    import symflops.printing
     import symflops.reference
     import symflops.rendering as render_module
 
-    for module in (symflops.latex, render_module, symflops.reference):
+    for module in (symflops.printing, render_module, symflops.reference):
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert result.attempted > 0 and result.failed == 0, module.__name__
 

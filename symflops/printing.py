@@ -1,4 +1,5 @@
-"""Printing for renders: LaTeX escaping of user strings, expressions as LaTeX or text.
+"""Printing for renders and the CLI: user strings escaped for LaTeX and Markdown,
+expressions as LaTeX or text, numbers with separators or SI prefixes, plain-text tables.
 
 Expressions print with the canonical symbols' LaTeX names (``C_{\\mathrm{in}}``, not
 ``C_in``); floors print as ``\\left\\lfloor ... \\right\\rfloor``. A *substitution*
@@ -17,7 +18,7 @@ by renaming symbols, so the factors stay in the general formula's order.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import sympy as sp
 from sympy.printing.str import StrPrinter
@@ -25,7 +26,7 @@ from sympy.printing.str import StrPrinter
 from symflops.symbols import latex_name
 
 __all__ = ["latex_escape", "latex_expr", "text_expr", "markdown_escape", "markdown_code",
-           "format_number", "substitution_names"]
+           "format_number", "substitution_names", "text_table", "clear_cache"]
 
 #: LaTeX text-mode replacements for characters with a special meaning (or a wrong glyph).
 _LATEX_SPECIAL: dict[str, str] = {
@@ -96,6 +97,11 @@ def latex_expr(expr: sp.Basic, names: Mapping[sp.Symbol, str] | None = None) -> 
     return str(sp.latex(expr, symbol_names=full, mul_symbol="dot"))
 
 
+def clear_cache() -> None:
+    """Forget the memoised LaTeX of expressions (benchmarks time a first render)."""
+    _latex_cached.cache_clear()
+
+
 class _NamedStrPrinter(StrPrinter):
     def __init__(self, names: Mapping[sp.Symbol, str]) -> None:
         super().__init__()
@@ -160,3 +166,41 @@ def _three_digits(x: float) -> str:
     if float(text) >= 10 and digits == 2 or float(text) >= 100 and digits == 1:
         text = f"{x:.{digits - 1}f}"  # 9.999 -> 10.0, not 10.00
     return text
+
+
+def text_table(body: Sequence[Sequence[object]], header: Sequence[str] | None = None,
+               aligns: str = "", *, rule: bool = False,
+               min_widths: Sequence[int] = (), gaps: Sequence[str] = ()) -> str:
+    """A plain-text table: each column padded to its widest cell (at least ``min_widths``),
+    aligned ``l`` or ``r`` (``aligns``, one letter a column, left by default), columns
+    joined by ``gaps`` (two spaces by default), an optional dashed rule under the header,
+    no trailing spaces. Every plain-text table symflops prints is built here.
+
+    >>> print(text_table([["conv", "1,024"], ["fc", "10"]], ["module", "FLOPs"], "lr",
+    ...                  rule=True))
+    module  FLOPs
+    ------  -----
+    conv    1,024
+    fc         10
+    """
+    rows = ([list(map(str, header))] if header is not None else []) + \
+        [list(map(str, r)) for r in body]
+    if not rows:
+        return ""
+    ncols = max(len(r) for r in rows)
+    widths = [max([len(r[i]) for r in rows if i < len(r)]
+                  + [min_widths[i] if i < len(min_widths) else 0]) for i in range(ncols)]
+    seps = [gaps[i] if i < len(gaps) else "  " for i in range(ncols - 1)]
+
+    def line(cells: Sequence[str]) -> str:
+        out = ""
+        for i, (cell, width) in enumerate(zip(cells, widths, strict=False)):
+            right = i < len(aligns) and aligns[i] == "r"
+            out += (seps[i - 1] if i else "") + (cell.rjust(width) if right else cell.ljust(width))
+        return out.rstrip()
+
+    lines = [line(r) for r in rows]
+    if rule and header is not None:
+        lines.insert(1, "".join((seps[i - 1] if i else "") + "-" * w
+                                for i, w in enumerate(widths)))
+    return "\n".join(lines)
