@@ -169,12 +169,15 @@ def _three_digits(x: float) -> str:
 
 
 def text_table(body: Sequence[Sequence[object]], header: Sequence[str] | None = None,
-               aligns: str = "", *, rule: bool = False,
-               min_widths: Sequence[int] = (), gaps: Sequence[str] = ()) -> str:
-    """A plain-text table: each column padded to its widest cell (at least ``min_widths``),
-    aligned ``l`` or ``r`` (``aligns``, one letter a column, left by default), columns
-    joined by ``gaps`` (two spaces by default), an optional dashed rule under the header,
-    no trailing spaces. Every plain-text table symflops prints is built here.
+               aligns: str = "", *, rule: bool = False, widths: Sequence[int] | None = None,
+               gaps: Sequence[str] = ()) -> str:
+    """A plain-text table: every plain-text table symflops prints is built here.
+
+    Columns are aligned ``l`` or ``r`` (``aligns``, one letter a column, left by default)
+    and joined by ``gaps`` (two spaces by default); each is as wide as its widest cell,
+    or exactly ``widths`` (a cell longer than its column then pushes the rest of its row
+    instead of widening the column: for columns of long expressions). ``rule`` draws a
+    dashed line under the header. No line ends in spaces.
 
     >>> print(text_table([["conv", "1,024"], ["fc", "10"]], ["module", "FLOPs"], "lr",
     ...                  rule=True))
@@ -188,13 +191,14 @@ def text_table(body: Sequence[Sequence[object]], header: Sequence[str] | None = 
     if not rows:
         return ""
     ncols = max(len(r) for r in rows)
-    widths = [max([len(r[i]) for r in rows if i < len(r)]
-                  + [min_widths[i] if i < len(min_widths) else 0]) for i in range(ncols)]
+    if widths is None:
+        widths = [max(len(r[i]) for r in rows if i < len(r)) for i in range(ncols)]
     seps = [gaps[i] if i < len(gaps) else "  " for i in range(ncols - 1)]
 
     def line(cells: Sequence[str]) -> str:
         out = ""
-        for i, (cell, width) in enumerate(zip(cells, widths, strict=False)):
+        for i, cell in enumerate(cells):
+            width = widths[i] if i < len(widths) else 0
             right = i < len(aligns) and aligns[i] == "r"
             out += (seps[i - 1] if i else "") + (cell.rjust(width) if right else cell.ljust(width))
         return out.rstrip()

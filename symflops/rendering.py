@@ -34,7 +34,7 @@ import sympy as sp
 from symflops import display, printing
 from symflops.conventions import KINDS, Convention, get_convention
 from symflops.cost import Cost
-from symflops.display import shown
+from symflops.display import shown, tidy
 from symflops.errors import SymflopsError
 from symflops.printing import (
     format_number,
@@ -240,7 +240,8 @@ def _derivation(path: str, node: Cost, node_at: Cost | None, mult: sp.Expr,
 def build_context(cost: Cost, *, depth: int | None = None,
                   at: Mapping[Any, Any] | None = None, numbers: str = "comma",
                   derivations: bool = True, standalone: bool = False,
-                  math_only: bool = False, title: str | None = None) -> dict[str, Any]:
+                  math_only: bool = False, title: str | None = None,
+                  inputs: str | None = None) -> dict[str, Any]:
     """The format-neutral context every template receives (SymPy objects inside)."""
     if depth is not None and (not isinstance(depth, int) or isinstance(depth, bool)
                               or depth < 1):
@@ -286,6 +287,7 @@ def build_context(cost: Cost, *, depth: int | None = None,
     repeated = [r for r in rows if r["count"] != 1]
     return {
         "title": title or cost.spec,
+        "inputs": inputs,
         "root": cost,
         "root_at": cost_at,
         "layer": cost.layer,
@@ -365,7 +367,7 @@ def register_format(fmt: Format, *, replace: bool = False) -> Format:
 
 def unregister_format(name: str) -> None:
     """Remove a user format (the built-in ones stay)."""
-    if name in ("markdown", "latex", "text", "json"):
+    if name in ("markdown", "latex", "text", "json", "summary"):
         raise SymflopsError("built-in formats cannot be removed", values={"format": name})
     fmt = _FORMATS.pop(name, None)
     if fmt is not None:
@@ -479,7 +481,7 @@ def _json_document(cost: Cost, cost_at: Cost | None, convention: Convention,
     return json.dumps(_json_expr(doc), indent=1, sort_keys=True, ensure_ascii=False)
 
 
-def _aligned(body: Sequence[Sequence[Any]], header: Sequence[str], aligns: str) -> str:
+def _ruled_table(body: Sequence[Sequence[Any]], header: Sequence[str], aligns: str) -> str:
     """The text template's table: a header, a dashed rule, columns padded."""
     return text_table(body, header, aligns, rule=True)
 
@@ -526,7 +528,7 @@ def _filters(fmt: Format, numbers: str) -> dict[str, Callable[..., Any]]:
             "pct": pct, "times": times, "shape": shape, "shape_math": shape_math,
             "imath": fmt.inline_math,
             "prose": fmt.prose, "latex_esc": latex_escape, "json_document": _json_document,
-            "aligned": _aligned, **fmt.extra_filters}
+            "ruled_table": _ruled_table, **fmt.extra_filters}
 
 
 @functools.lru_cache(maxsize=64)
@@ -563,16 +565,17 @@ def render(cost: Cost, fmt: str = "markdown", *, depth: int | None = None,
            at: Mapping[Any, Any] | None = None, template_dir: str | Path | None = None,
            numbers: str = "comma", convention: str | Convention | None = None,
            standalone: bool = False, math_only: bool = False, derivations: bool = True,
-           title: str | None = None) -> str:
+           title: str | None = None, inputs: str | None = None) -> str:
     """``cost`` as ``fmt`` (``markdown``/``md``, ``latex``/``tex``, ``text``/``txt``,
-    ``json`` or a registered format).
+    ``json``, ``summary`` (the command line's default) or a registered format).
 
     ``depth`` folds the module tree below that level into its ancestors' rows; ``at``
     substitutes values (``{"H": 224}``) and shows the numbers; ``numbers`` is ``"comma"``
     (4,089,184,256) or ``"si"`` (4.09 G); ``convention`` re-weighs the FLOPs;
     ``standalone`` (LaTeX) wraps the output in a compilable document; ``math_only``
     gives only the totals as display math (what Jupyter shows); ``template_dir`` holds
-    templates that replace the built-in ones by name.
+    templates that replace the built-in ones by name; ``title`` and ``inputs`` (how the
+    inputs were given, e.g. a traced model's ``"B 3 H W"``) head the summary.
     """
     if not isinstance(cost, Cost):
         raise SymflopsError("render takes a Cost", values={"got": type(cost).__name__},
@@ -581,7 +584,7 @@ def render(cost: Cost, fmt: str = "markdown", *, depth: int | None = None,
     if convention is not None:
         cost = cost.with_convention(get_convention(convention))
     ctx = build_context(cost, depth=depth, at=at, numbers=numbers, derivations=derivations,
-                        standalone=standalone, math_only=math_only, title=title)
+                        standalone=standalone, math_only=math_only, title=title, inputs=inputs)
     return render_template(f, ctx, numbers, template_dir)
 
 
@@ -627,4 +630,48 @@ register_format(Format(
     percent=" %", dash="-"))
 register_format(Format(
     "json", "cost.json.j2", math=_text_math, text=str, code=str))
+
+
+# ----------------------------------------------------------------------------- summary
+def _count_text(expr: sp.Expr) -> str:
+    """An exact count with separators and its SI form (``1,754,240 (1.75 M)``), or an
+    expression as plain text."""
+    if not expr.is_Integer:
+        return str(expr)
+    n = int(expr)
+    si, plain = format_number(n, "si"), format_number(n, "comma")
+    return plain if si == str(n) else f"{plain} ({si})"
+
+
+def _summary_math(x: Any) -> str:
+    return str(tidy(sp.sympify(x)))
+
+
+def _summary_row(total: Sequence[str], cost: Cost) -> list[str]:
+    """``["MACs", "macs"]`` -> ``["MACs", "864,576 (865 k)"]``: one line of the totals."""
+    name, quantity = total
+    return [name, _count_text(tidy(cost.quantity(quantity)))]
+
+
+def _parts_table(cost: Cost, depth: int) -> str:
+    """The parts of ``cost`` down to ``depth``, largest first (:func:`analysis.breakdown`
+    of the tree ``at`` was already substituted in); long expressions overflow their
+    column instead of widening it."""
+    from symflops.analysis import breakdown
+
+    rows = [[s.path or "(total)", s.layer, _count_text(s.value),
+             "" if s.share is None else f"{100 * s.share:5.1f}%"]
+            for s in breakdown(cost, depth=depth)]
+    return text_table(rows, ["path", "layer", cost.convention.label, "share"], "llrl",
+                      widths=(32, 20, 24, 0), gaps=(" ", " ", "  "))
+
+
+def _plain_shape(shape: Sequence[Any]) -> str:
+    return "(" + ", ".join(map(str, shape)) + ")"
+
+
+register_format(Format(
+    "summary", "cost.summary.j2", math=_summary_math, text=str, code=str,
+    extra_filters={"summary_row": _summary_row, "parts_table": _parts_table,
+                   "plain_shape": _plain_shape, "table": text_table}))
 
