@@ -30,7 +30,7 @@ from symflops.display import simplify_expr
 from symflops.errors import SymflopsError
 from symflops.formulas.derivation import Derivation
 
-__all__ = ["Cost", "Derivation", "QUANTITIES", "weighted_work"]
+__all__ = ["Cost", "Derivation", "QUANTITIES", "weighted_work", "size_value", "check_sizes"]
 
 #: The quantities a Cost reports.
 QUANTITIES = ("params", "macs", "flops")
@@ -176,6 +176,10 @@ class Cost:
                 yield path, c
 
     def __getitem__(self, path: str) -> Cost:
+        if not isinstance(path, str):
+            raise SymflopsError("a part is looked up by its path, a string", layer=self.spec,
+                                values={"key": repr(path)},
+                                fix='write cost["layer1.0.conv1"] (names joined by dots)')
         node = self
         for part in path.split("."):
             for child in node.children:
@@ -309,6 +313,19 @@ class Cost:
         """
         return self._resolve(values, named)
 
+    def xreplace(self, mapping: Mapping[sp.Symbol, sp.Expr]) -> Cost:
+        """SymPy's ``xreplace`` through the whole tree: a change of variables (``H`` ->
+        ``32*h`` and back), structural and unchecked. Values go through :meth:`subs`,
+        which checks them.
+
+        >>> import symflops as sf, sympy as sp
+        >>> from symflops.symbols import B
+        >>> h = sp.Dummy("h", integer=True, positive=True)
+        >>> sf.nn.Linear(8, 4).cost((B, 8)).xreplace({B: 3 * h}).flops
+        192*_h
+        """
+        return self._substituted(dict(mapping))
+
     def _all_validity(self) -> Iterator[tuple[str, sp.Basic]]:
         for path, c in self.walk():
             for v in c.validity:
@@ -324,38 +341,53 @@ class Cost:
 
     def _resolve(self, values: Mapping[Any, Any] | None, named: Mapping[str, Any]
                  ) -> dict[sp.Symbol, sp.Expr]:
-        symbols_by_name = {s.name: s for s in self.free_symbols}
+        """``values`` and ``named`` as one checked substitution: each key a symbol of this
+        cost (by Symbol or by name), each value a positive integer or an expression SymPy
+        proves a positive integer, no symbol given two values."""
+        if values is not None and not isinstance(values, Mapping):
+            if isinstance(values, str):
+                raise SymflopsError("substitutions are values, not text", layer=self.spec,
+                                    values={"text": repr(values)},
+                                    fix="write cost.subs(H=224), or parse the text first: "
+                                        "cost.subs(symflops.parse.parse_assignments(text))")
+            raise SymflopsError("substitutions are a mapping of symbols to values",
+                                layer=self.spec, values={"got": type(values).__name__},
+                                fix="write cost.subs({H: 224}) or cost.subs(H=224)")
+        known = self.free_symbols | {s for _, v in self._all_validity()
+                                     for s in v.free_symbols}
+        by_name = {s.name: s for s in known}
         out: dict[sp.Symbol, sp.Expr] = {}
-        items = list((values or {}).items()) + list(named.items())
-        for key, val in items:
-            if isinstance(key, str):
-                from symflops.symbols import symbol
-
-                sym = symbols_by_name.get(key) or symbol(key)
-            elif isinstance(key, sp.Symbol):
-                sym = key
-            else:
-                raise SymflopsError("substitution keys must be symbols or names",
-                                    layer=self.spec, values={"key": repr(key)},
-                                    fix="use a Symbol or its name, e.g. H=224")
-            if isinstance(val, str):
-                raise SymflopsError("substitution values must be ints or expressions",
-                                    layer=self.spec, values={str(key): repr(val)},
-                                    fix="parse strings with symflops.parse.parse_expr first")
-            try:
-                expr = _expr(val)
-            except SymflopsError:
-                raise SymflopsError("substitution values must be ints or expressions",
-                                    layer=self.spec, values={str(key): repr(val)},
-                                    fix=f"give {key} an int value") from None
-            if expr.is_number and sym.is_positive and not expr.is_positive:
-                raise SymflopsError("sizes must be positive", layer=self.spec,
-                                    values={sym.name: val}, fix=f"give {sym.name} a value >= 1")
-            if expr.is_number and sym.is_integer and not expr.is_integer:
-                raise SymflopsError("sizes must be integers", layer=self.spec,
-                                    values={sym.name: val}, fix=f"give {sym.name} an int value")
+        for key, val in [*(values or {}).items(), *named.items()]:
+            sym = self._known_symbol(key, by_name, known)
+            expr = size_value(self.spec, sym, val)
+            if sym in out and out[sym] != expr:
+                raise SymflopsError(f"{sym.name} is given two values", layer=self.spec,
+                                    values={sym.name: f"{out[sym]} and {expr}"},
+                                    fix="give each symbol one value (by Symbol or by name)")
             out[sym] = expr
         return out
+
+    def _known_symbol(self, key: Any, by_name: Mapping[str, sp.Symbol],
+                      known: set[sp.Symbol]) -> sp.Symbol:
+        """The symbol of this cost that ``key`` (a Symbol or a name) stands for."""
+        names = ", ".join(sorted(by_name)) or "none: it is a number"
+        if isinstance(key, sp.Symbol) and key in known:
+            return key
+        if isinstance(key, sp.Symbol) and key.name in by_name:
+            raise SymflopsError(f"{key.name} here is a different symbol from the cost's "
+                                f"{key.name} (its assumptions differ)", layer=self.spec,
+                                values={"symbol": key.name},
+                                fix=f"use the name {key.name!r} or "
+                                    f"sf.symbols.symbol({key.name!r})")
+        if isinstance(key, (str, sp.Symbol)):
+            name = key if isinstance(key, str) else key.name
+            if name in by_name:
+                return by_name[name]
+            raise SymflopsError(f"the cost has no symbol {name}", layer=self.spec,
+                                values={"symbol": name}, fix=f"its symbols are: {names}")
+        raise SymflopsError("substitution keys must be symbols or names",
+                            layer=self.spec, values={"key": repr(key)},
+                            fix="use a Symbol or its name, e.g. H=224")
 
     @property
     def free_symbols(self) -> set[sp.Symbol]:
@@ -420,8 +452,17 @@ class Cost:
             raise
 
     def _check_validity_at(self, syms: tuple[sp.Symbol, ...], arrays: list[np.ndarray]) -> None:
-        """Raise if a condition the formulas assume fails at some of the points."""
+        """Raise unless every point has positive integer sizes and meets every condition the
+        formulas assume: one vectorized mask per check, one error naming the first bad
+        point."""
         from symflops.evaluate import compile_condition
+
+        shape = check_sizes(self.spec, syms, arrays)
+
+        def first_bad(ok: np.ndarray) -> dict[str, Any]:
+            bad = tuple(int(i) for i in np.argwhere(~ok)[0])
+            return {s.name: np.broadcast_to(a, shape)[bad].item()
+                    for s, a in zip(syms, arrays, strict=True)}
 
         given = set(syms)
         seen: set[sp.Basic] = set()
@@ -429,14 +470,10 @@ class Cost:
             if cond in seen or not cond.free_symbols <= given:
                 continue
             seen.add(cond)
-            ok = np.broadcast_to(compile_condition(cond, syms)(*arrays),
-                                 np.broadcast_shapes(*[a.shape for a in arrays]))
+            ok = np.broadcast_to(compile_condition(cond, syms)(*arrays), shape)
             if not ok.all():
-                bad = tuple(int(i) for i in np.argwhere(~ok)[0])
-                point = {s.name: np.broadcast_to(a, ok.shape)[bad].item()
-                         for s, a in zip(syms, arrays, strict=True)}
                 raise SymflopsError(f"the formula's condition {cond} fails", layer=where,
-                                    values=point, fix=_fix_for(cond))
+                                    values=first_bad(ok), fix=_fix_for(cond))
 
     # -- display -----------------------------------------------------------------------
     def __repr__(self) -> str:
@@ -460,6 +497,104 @@ class Cost:
         from symflops.rendering import render
 
         return render(self, "markdown", depth=1)
+
+
+def check_sizes(where: str, syms: Sequence[sp.Symbol], arrays: Sequence[np.ndarray]
+                ) -> tuple[int, ...]:
+    """Raise unless the arrays broadcast together and every value of a positive symbol is
+    a positive integer: one vectorized mask per symbol, one error naming the first bad
+    point (``where`` names the layer). Returns the broadcast shape.
+
+    >>> from symflops.symbols import B, H
+    >>> check_sizes("Linear", (B, H), (np.array([1, 2]), np.array([[3], [4]])))
+    (2, 2)
+    >>> check_sizes("Linear", (B, H), (np.array([1, -3]), np.array(3)))
+    Traceback (most recent call last):
+    ...
+    symflops.errors.SymflopsError: Linear: sizes must be positive integers (B=-3, H=3); ...
+    """
+    try:
+        shape = np.broadcast_shapes(*[np.shape(a) for a in arrays])
+    except ValueError:
+        raise SymflopsError("the values' array shapes do not broadcast together", layer=where,
+                            values={s.name: np.shape(a) for s, a in zip(syms, arrays,
+                                                                          strict=True)},
+                            fix="give arrays of one shape, or shapes numpy broadcasts "
+                                "((n, 1) with (1, m))") from None
+    for sym, a in zip(syms, arrays, strict=True):
+        a = np.asarray(a)
+        if a.dtype.kind == "b":
+            raise SymflopsError("a size is an int, not a bool", layer=where,
+                                values={sym.name: a.tolist()}, fix=f"give {sym.name} int values")
+        if not sym.is_positive:
+            continue
+        try:
+            ok = np.asarray(a >= 1, dtype=bool)
+            if a.dtype.kind in "fc":
+                ok &= np.isfinite(a) & (a == np.floor(np.real(a)))
+        except TypeError:
+            raise SymflopsError("sizes must be ints", layer=where,
+                                values={sym.name: repr(a.tolist())},
+                                fix=f"give {sym.name} int values") from None
+        ok = np.broadcast_to(ok, shape)
+        if not ok.all():
+            bad = tuple(int(i) for i in np.argwhere(~ok)[0])
+            point = {s.name: np.broadcast_to(np.asarray(v), shape)[bad].item()
+                     for s, v in zip(syms, arrays, strict=True)}
+            raise SymflopsError("sizes must be positive integers", layer=where, values=point,
+                                fix=f"give {sym.name} values >= 1")
+    return tuple(shape)
+
+
+def size_value(where: str, sym: sp.Symbol, value: Any) -> sp.Expr:
+    """``value`` checked as a value of the size ``sym`` (``where`` names the layer in the
+    error): an int, or a SymPy expression SymPy proves a positive integer (``H + 1``,
+    ``2*H``) when ``sym`` is one. Bools, floats, strings and plain Symbols are refused.
+
+    >>> from symflops.symbols import H, W
+    >>> size_value("Conv2d", W, H + 1)
+    H + 1
+    >>> size_value("Conv2d", W, H - 1000)
+    Traceback (most recent call last):
+    ...
+    symflops.errors.SymflopsError: Conv2d: SymPy cannot prove this value positive (W=H - 1000); ...
+    """
+    label = sym.name
+    if isinstance(value, str):
+        raise SymflopsError("substitution values must be ints or expressions", layer=where,
+                            values={label: repr(value)},
+                            fix="parse strings with symflops.parse.parse_expr first")
+    if isinstance(value, (bool, np.bool_)) or value is sp.true or value is sp.false:
+        raise SymflopsError("a size is an int, not a bool", layer=where,
+                            values={label: value}, fix=f"give {label} an int value")
+    if isinstance(value, (float, np.floating)) or (isinstance(value, sp.Expr)
+                                                   and value.has(sp.Float)):
+        raise SymflopsError("sizes must be integers, not floats", layer=where,
+                            values={label: value},
+                            fix=f"give {label} an int value (224, not 224.0)")
+    if not isinstance(value, (int, np.integer, sp.Expr)):
+        raise SymflopsError("substitution values must be ints or expressions", layer=where,
+                            values={label: repr(value)}, fix=f"give {label} an int value")
+    expr = _expr(value)
+    plain = sorted(s.name for s in expr.free_symbols
+                   if s.is_positive is not True or s.is_integer is not True)
+    if plain and (sym.is_positive or sym.is_integer):
+        raise SymflopsError("a value is written in symbols that are not sizes (no "
+                            "positive-integer assumptions)", layer=where,
+                            values={label: expr},
+                            fix=f"make them with sf.symbols.symbol({plain[0]!r})")
+    if sym.is_positive and expr.is_positive is not True:
+        text = "sizes must be positive" if expr.is_number else \
+            "SymPy cannot prove this value positive"
+        raise SymflopsError(text, layer=where, values={label: expr},
+                            fix=f"give {label} a value >= 1" if expr.is_number else
+                            f"give {label} a number or a sum/product of sizes "
+                            "(H + 1, 2*H)")
+    if sym.is_integer and expr.is_integer is not True:
+        raise SymflopsError("sizes must be integers", layer=where, values={label: expr},
+                            fix=f"give {label} an int value" if expr.is_number else
+                            f"give {label} a value SymPy proves an integer (H + 1, 2*H)")
+    return expr
 
 
 def _fix_for(cond: sp.Basic) -> str:

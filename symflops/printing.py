@@ -48,15 +48,35 @@ _LATEX_TABLE = str.maketrans(_LATEX_SPECIAL)
 
 
 def latex_escape(text: object) -> str:
-    """``text`` safe to place in LaTeX text mode (every special character escaped)."""
-    return str(text).translate(_LATEX_TABLE)
+    """``text`` safe to place in LaTeX text mode and compilable by pdflatex with the
+    standalone preamble (T1 fonts): every special character escaped, a line break shown as
+    ``\\n``, and a character beyond Latin-1 (CJK, emoji, control characters) written as
+    its code point, ``[U+4E2D]``, a visible ASCII marker.
+
+    >>> latex_escape("层1\\n😀")
+    '[U+5C42]1\\\\textbackslash{}n[U+1F600]'
+    """
+    return "".join(_latex_char(ch) for ch in _one_line(str(text)).translate(_LATEX_TABLE))
+
+
+def _latex_char(ch: str) -> str:
+    code = ord(ch)
+    if 32 <= code < 127 or 0xA0 <= code <= 0xFF or ch == "\t":
+        return ch
+    return f"[U+{code:04X}]"
+
+
+def _one_line(text: str) -> str:
+    """Line breaks (``\\r\\n``, ``\\r``, ``\\n``) shown as the two characters ``\\n``: a
+    name stays on its table row."""
+    return text.replace("\r\n", "\\n").replace("\r", "\\n").replace("\n", "\\n")
 
 
 def markdown_escape(text: object) -> str:
     """``text`` safe in Markdown prose and table cells: pipes and inline punctuation
-    (emphasis, code, links, math, HTML) escaped."""
+    (emphasis, code, links, math, HTML) escaped, a line break shown as ``\\n``."""
     out = []
-    for ch in str(text):
+    for ch in _one_line(str(text)):
         if ch in "\\`*_[]<>|$~":
             out.append("\\" + ch)
         else:
@@ -68,9 +88,12 @@ def markdown_code(text: object) -> str:
     """``text`` as a Markdown code span that is safe in a table cell.
 
     A pipe is escaped (GitHub splits cells on it even inside code); backticks in the
-    text get a longer fence.
+    text get a longer fence; a line break is shown as ``\\n`` (it would end the row).
+
+    >>> markdown_code("a|b\\nc")
+    '`a\\\\|b\\\\nc`'
     """
-    s = str(text).replace("|", "\\|")
+    s = _one_line(str(text)).replace("|", "\\|")
     fence = "`"
     while fence in s:
         fence += "`"

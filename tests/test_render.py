@@ -248,9 +248,9 @@ def test_macs_convention_never_says_flops() -> None:
 def test_every_format_names_its_convention() -> None:
     c = cnn_cost()
     for fmt in ("markdown", "latex", "text"):
-        for conv in ("exact", "torch", "macs"):
-            label = sf.get_convention(conv).label
-            assert label in render(c, fmt, convention=conv, derivations=False), (fmt, conv)
+        for name in ("exact", "torch", "macs"):
+            label = sf.get_convention(name).label
+            assert label in render(c, fmt, convention=name, derivations=False), (fmt, name)
     doc = json.loads(render(c, "json", convention="torch"))
     assert doc["convention"]["label"] == "FLOPs (torch)"
 

@@ -9,7 +9,7 @@ from typing import Any, TypeAlias
 import numpy as np
 import sympy as sp
 
-from symflops.cost import Cost
+from symflops.cost import Cost, size_value
 from symflops.errors import SymflopsError
 
 Costlike: TypeAlias = Cost | sp.Expr | int
@@ -74,9 +74,9 @@ def by_symbol(values: Mapping[Any, Any] | None, known: Iterable[sp.Symbol] = ()
 
 
 def numeric_subs(expr: sp.Expr, values: Mapping[sp.Symbol, Any]) -> sp.Expr:
-    """``expr`` with ``values`` substituted (ints and SymPy values)."""
-    vals = {k: sp.sympify(v) if not isinstance(v, sp.Basic) else v for k, v in values.items()}
-    return expr.xreplace(vals)
+    """``expr`` with ``values`` substituted, each checked as a size (an int, or an
+    expression SymPy proves a positive integer; never text)."""
+    return expr.xreplace({k: size_value("analysis", k, v) for k, v in values.items()})
 
 
 def relax_floors(expr: sp.Expr) -> sp.Expr:

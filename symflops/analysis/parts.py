@@ -42,7 +42,7 @@ class Share:
 def breakdown(cost: Cost, at: Mapping[SymbolLike, Any] | None = None, *,
               quantity: str = "flops", depth: int = 1) -> list[Share]:
     """Each part of ``cost`` down to ``depth`` (repeat counts included), largest first
-    when ``at`` gives every symbol a value.
+    when ``at`` gives every symbol a value (substituted and checked by ``cost.subs``).
 
     >>> import symflops as sf
     >>> net = sf.nn.Sequential(sf.nn.Linear(8, 32), sf.nn.ReLU(), sf.nn.Linear(32, 8))
@@ -51,9 +51,10 @@ def breakdown(cost: Cost, at: Mapping[SymbolLike, Any] | None = None, *,
     """
     if not isinstance(cost, Cost):
         raise SymflopsError("breakdown needs a Cost", values={"type": type(cost).__name__})
-    if depth < 1:
-        raise SymflopsError("depth must be >= 1", values={"depth": depth})
-    values = by_symbol(at, cost.free_symbols)
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+        raise SymflopsError("depth must be an int >= 1", values={"depth": depth})
+    if at:  # one checked substitution (sizes, conditions), then the parts are read off it
+        cost = cost.subs(by_symbol(at, cost.free_symbols))
     parts: list[tuple[str, Cost, sp.Expr]] = []
 
     def visit(node: Cost, path: str, mult: sp.Expr, level: int) -> None:
@@ -69,9 +70,6 @@ def breakdown(cost: Cost, at: Mapping[SymbolLike, Any] | None = None, *,
     if not parts:
         parts = [("", cost, cost.quantity(quantity))]
     total = expression(cost, quantity)
-    if values:
-        total = numeric_subs(total, values)
-        parts = [(p, c, numeric_subs(v, values)) for p, c, v in parts]
     out = []
     numeric = total.is_number and all(v.is_number for _, _, v in parts)
     for p, c, v in parts:

@@ -41,7 +41,7 @@ def aligned(x: Any, multiples: Mapping[SymbolLike, int], *, quantity: str | None
     Cost (every node aligned), an expression an expression (``quantity`` picks one
     quantity of a Cost instead). The result is checked against ``x`` at several
     multiples. Raises when a floor in an aligned symbol remains (the multiple is too
-    small: :func:`alignment` finds one that works).
+    small), naming the multiple :func:`alignment` finds for the same ``x``.
 
     >>> from symflops.symbols import H
     >>> aligned(sp.floor((H - 1) / 2) + 1, {H: 32})
@@ -62,7 +62,7 @@ def aligned(x: Any, multiples: Mapping[SymbolLike, int], *, quantity: str | None
         forward[sym] = sp.Integer(int(m)) * q
         back[q] = sym / sp.Integer(int(m))
     if isinstance(x, Cost):
-        result: Any = x.subs(forward).subs(back)
+        result: Any = x.xreplace(forward).xreplace(back)  # a change of variables
         exprs = [n.quantity(k) for _, n in result.walk() for k in ("params", *n.work)]
         exprs += [s for _, n in result.walk() for s in n.output_shape]
         checks = [(expression(x, k), expression(result, k)) for k in ("params", "macs", "flops")]
@@ -73,11 +73,12 @@ def aligned(x: Any, multiples: Mapping[SymbolLike, int], *, quantity: str | None
         for sym in mapping:
             left = floors_in(e, sym)
             if left:
+                need = alignment(x, sym)[sym]  # what it checked, so advice and answer agree
                 raise SymflopsError(
                     f"{sym.name} = {mapping[sym]}*k does not remove every floor",
                     values={"floor": left[0]},
-                    fix="use a multiple of the total stride; "
-                        "symflops.analysis.alignment(...) finds the smallest")
+                    fix=f"take {sym.name} a multiple of {need}, the smallest that does "
+                        "(symflops.analysis.alignment)")
     if verify:
         _verify_aligned(checks, mapping)
     return result
@@ -124,16 +125,22 @@ def _divisor_bound(expr: sp.Expr, sym: sp.Symbol) -> int:
 
 
 def alignment(x: Costlike, symbols: SymbolLike | Iterable[SymbolLike],
-              quantity: str = "flops") -> dict[sp.Symbol, int]:
+              quantity: str | None = None) -> dict[sp.Symbol, int]:
     """The smallest multiple of each symbol that makes ``x`` floor-free in it.
 
-    For a network this is its total stride (32 for a ResNet).
+    For a Cost this covers what :func:`aligned` aligns: every node's parameters, work of
+    every kind (weighed by the convention or not) and output shape, so ``aligned(cost,
+    alignment(cost, ...))`` always works; ``quantity`` looks at one quantity only. For a
+    network this is its total stride (32 for a ResNet).
 
     >>> from symflops.symbols import H
     >>> alignment(sp.floor(sp.floor((H - 1) / 2) / 2) + 1, H)
     {H: 4}
     """
-    expr = expression(x, quantity)
+    if isinstance(x, Cost) and quantity is None:
+        expr = sp.Add(*_tree_floors(x))
+    else:
+        expr = expression(x, quantity or "flops")
     out: dict[sp.Symbol, int] = {}
     for sym in to_symbols(symbols, expr.free_symbols):
         if not floors_in(expr, sym):
@@ -159,13 +166,18 @@ def total_stride(cost: Cost) -> dict[sp.Symbol, int]:
     >>> total_stride(net.cost(("B", 3, "H", "W")))
     {H: 4, W: 4}
     """
+    floors = _tree_floors(cost)
+    syms = sorted({s for f in floors for s in f.free_symbols}, key=lambda s: s.name)
+    return alignment(cost, syms) if syms else {}
+
+
+def _tree_floors(cost: Cost) -> set[sp.Expr]:
+    """Every floor and ceiling in the parameters, work and output shape of every node."""
     floors: set[sp.Expr] = set()
     for _, node in cost.walk():
         for e in (node.params, *node.work.values(), *node.output_shape):
             floors |= e.atoms(sp.floor, sp.ceiling)
-    syms = sorted({s for f in floors for s in f.free_symbols}, key=lambda s: s.name)
-    return {s: alignment(sp.Add(*(f for f in floors if s in f.free_symbols)), s)[s]
-            for s in syms}
+    return floors
 
 
 def _polynomial_expr(x: Costlike, syms: tuple[sp.Symbol, ...], quantity: str,
@@ -176,7 +188,7 @@ def _polynomial_expr(x: Costlike, syms: tuple[sp.Symbol, ...], quantity: str,
     if align is None:
         return relax_floors(expr)
     if align == "auto":
-        align = alignment(expr, syms)
+        align = alignment(expr, syms)  # the expression analysed, not the whole tree
     if isinstance(align, str):
         raise SymflopsError("align must be 'auto', None or a mapping", values={"align": align})
     return aligned(expr, align)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,14 +20,17 @@ from symflops.analysis._common import (
     to_symbol,
     to_symbols,
 )
-from symflops.cost import Cost
+from symflops.cost import Cost, check_sizes, size_value
 from symflops.errors import SymflopsError
 from symflops.printing import text_table
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-__all__ = ["Sweep", "sweep", "fit_slope", "plot"]
+__all__ = ["Sweep", "sweep", "fit_slope", "plot", "MAX_SWEEP_POINTS"]
+
+#: the most points one sweep evaluates (each quantity's results take 8 bytes a point)
+MAX_SWEEP_POINTS = 10_000_000
 
 
 # ----------------------------------------------------------------------------- sweeps
@@ -76,7 +81,9 @@ def sweep(x: Costlike, values: Mapping[SymbolLike, Any], *,
     combination is evaluated (``numpy.meshgrid``, ``ij`` order), with ``grid=False``
     the arrays are zipped. Several names may share one array (``{("H", "W"): sizes}``
     sweeps square inputs). ``at`` fixes the other symbols. Integer inputs give exact
-    int64 results.
+    int64 results. Every point is checked (positive integer sizes, the formulas'
+    conditions) before anything is computed, and a sweep of more than
+    :data:`MAX_SWEEP_POINTS` points is refused before anything is allocated.
 
     >>> import symflops as sf
     >>> c = sf.nn.Conv2d(3, 8, 3, padding=1).cost(("B", 3, "H", "W"))
@@ -85,6 +92,10 @@ def sweep(x: Costlike, values: Mapping[SymbolLike, Any], *,
     """
     names = [quantity] if isinstance(quantity, str) else list(quantity)
     free = free_symbols_of(x)
+    if not isinstance(values, Mapping) or (at is not None and not isinstance(at, Mapping)):
+        raise SymflopsError("sweep takes mappings of symbols to values",
+                            values={"values": type(values).__name__, "at": type(at).__name__},
+                            fix='write sweep(cost, {"H": [32, 64]}, at={"B": 1})')
     fixed = by_symbol(at, free)
     groups: list[tuple[tuple[sp.Symbol, ...], np.ndarray]] = []
     for key, arr in values.items():
@@ -96,6 +107,22 @@ def sweep(x: Costlike, values: Mapping[SymbolLike, Any], *,
         if a.dtype.kind == "i":
             a = a.astype(np.int64)
         groups.append((syms, a))
+    named = {s.name for syms, _ in groups for s in syms} | {s.name for s in fixed}
+    unknown = sorted(named - {s.name for s in free})
+    if unknown:
+        raise SymflopsError("sweep names symbols the cost does not have",
+                            values={"unknown": unknown},
+                            fix="its symbols are: " + (", ".join(sorted(s.name for s in free))
+                                                       or "none"))
+    lengths = [len(a) for _, a in groups]
+    points = math.prod(lengths) if grid else max(lengths, default=1)
+    if points > MAX_SWEEP_POINTS:
+        raise SymflopsError(f"a sweep of {points:,} points is over the limit of "
+                            f"{MAX_SWEEP_POINTS:,}",
+                            values={",".join(s.name for s in syms): len(a)
+                                    for syms, a in groups},
+                            fix="sweep fewer values (a coarser or geometric range) or fewer "
+                                "symbols at once")
     if grid and len(groups) > 1:
         # each swept symbol on its own axis: terms in H alone are computed on H's values
         # only, and numpy broadcasting forms the grid in the products
@@ -117,8 +144,16 @@ def sweep(x: Costlike, values: Mapping[SymbolLike, Any], *,
         for s in syms:
             arrays[s] = arr
     for s, v in fixed.items():
-        if s not in arrays:
-            arrays[s] = np.asarray(int(v) if isinstance(v, (int, sp.Integer)) else v)
+        if s in arrays:
+            continue
+        if isinstance(v, (np.ndarray, list, tuple)):
+            arrays[s] = np.asarray(v)  # checked point by point with the swept values
+            continue
+        value = size_value("sweep", s, v)
+        if not value.is_Integer:
+            raise SymflopsError("a sweep needs numbers", values={s.name: value},
+                                fix=f"give {s.name} a number, or sweep it too")
+        arrays[s] = np.asarray(int(value))
     results: dict[str, np.ndarray] = {}
     labels: dict[str, str] = {}
     for q in names:
@@ -134,6 +169,7 @@ def sweep(x: Costlike, values: Mapping[SymbolLike, Any], *,
             out = x.evaluate(q, **{s.name: a for s, a in arrays.items()})
         else:
             syms_t = tuple(sorted(expr.free_symbols, key=str))
+            check_sizes("sweep", syms_t, [arrays[s] for s in syms_t])
             from symflops.evaluate import compile_expr
 
             out = compile_expr(expr, syms_t)(*(arrays[s] for s in syms_t)) if syms_t else \
@@ -165,9 +201,13 @@ def plot(costs: Costlike | Mapping[str, Costlike], var: SymbolLike | Sequence[Sy
     """Plot ``quantity`` of one or more costs against ``var`` on log-log axes, each
     labelled with its fitted slope; saved to ``path`` (PNG, PDF, SVG) when given.
 
-    ``var`` may be several symbols set to the same values (``["H", "W"]``: square inputs).
-    Needs matplotlib (``pip install symflops[plot]``); uses the Agg backend.
+    ``var`` may be several symbols set to the same values (``["H", "W"]``: square inputs);
+    each curve takes the values of ``at`` it has symbols for. Needs matplotlib (``pip
+    install symflops[plot]``); uses the Agg backend. The folder of ``path`` must exist.
     """
+    if path is not None and not Path(path).expanduser().resolve().parent.is_dir():
+        raise SymflopsError("the plot's folder does not exist", values={"path": str(path)},
+                            fix=f"create {Path(path).parent} first, or give another path")
     try:
         import matplotlib
 
@@ -184,8 +224,15 @@ def plot(costs: Costlike | Mapping[str, Costlike], var: SymbolLike | Sequence[Sy
     fig = Figure(figsize=(6.4, 4.4))
     ax = fig.add_subplot()
     labels = set()
+    fixed = by_symbol(at)
+    known = {s.name for c in curves.values() for s in free_symbols_of(c)}
+    unknown = sorted(s.name for s in fixed if s.name not in known)
+    if unknown:
+        raise SymflopsError("plot: at= names symbols no curve has", values={"unknown": unknown},
+                            fix="its symbols are: " + (", ".join(sorted(known)) or "none"))
     for name, cost in curves.items():
-        sw = sweep(cost, {key: xs}, quantity=quantity, at=at)
+        mine = {s: v for s, v in fixed.items() if s in free_symbols_of(cost)}
+        sw = sweep(cost, {key: xs}, quantity=quantity, at=mine)
         ys = sw.results[quantity]
         slope = fit_slope(xs, ys)
         label = f"{name} (slope {slope:.2f})" if name else f"slope {slope:.2f}"
@@ -199,5 +246,10 @@ def plot(costs: Costlike | Mapping[str, Costlike], var: SymbolLike | Sequence[Sy
         ax.set_title(title)
     fig.tight_layout()
     if path is not None:
-        fig.savefig(path, dpi=120)
+        try:
+            fig.savefig(path, dpi=120)
+        except (OSError, ValueError) as e:  # unwritable path, unknown image format
+            raise SymflopsError(f"cannot save the plot: {e}", values={"path": str(path)},
+                                fix="give a writable path ending in .png, .pdf or .svg"
+                                ) from None
     return fig
