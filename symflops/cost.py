@@ -122,6 +122,14 @@ class Cost:
         raise SymflopsError(f"a Cost is immutable: {name} cannot be set", layer=self.spec,
                             fix=f"derive a new Cost with cost.replace({name}=...)")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle and copy support: every slot (a subclass's too), restored without
+        ``__setattr__``."""
+        state = {slot: getattr(self, slot) for klass in type(self).__mro__
+                 for slot in getattr(klass, "__slots__", ()) if hasattr(self, slot)}
+        state["work"] = dict(self.work)  # a read-only view does not pickle
+        return _restored, (type(self), state)
+
     def __delattr__(self, name: str) -> None:
         raise SymflopsError(f"a Cost is immutable: {name} cannot be deleted", layer=self.spec,
                             fix="derive a new Cost with cost.replace(...)")
@@ -608,6 +616,15 @@ def _fix_for(cond: sp.Basic) -> str:
 #: the fields :meth:`Cost.replace` may change
 _FIELDS = ("name", "layer", "spec", "params", "work", "input_shape", "output_shape", "children",
            "count", "derivation", "validity", "convention", "notes", "op")
+
+
+def _restored(cls: type[Cost], state: Mapping[str, Any]) -> Cost:
+    """A pickled or copied Cost, its fields set as the constructor sets them."""
+    new = object.__new__(cls)
+    for key, value in state.items():
+        object.__setattr__(new, key, value)
+    object.__setattr__(new, "work", _frozen(state["work"]))
+    return new
 
 
 def _conditions(conditions: Iterable[sp.Basic]) -> tuple[sp.Basic, ...]:

@@ -216,11 +216,13 @@ def test_residual_children_and_add() -> None:
 
 
 # ------------------------------------------------------------------------ immutability
+FIELDS = ("name", "layer", "spec", "params", "work", "input_shape", "output_shape",
+          "children", "count", "derivation", "validity", "convention", "notes", "op")
+
+
 def _fields(c: sf.Cost) -> list[tuple]:
     """Every field of every node, to compare a tree before and after an operation."""
-    from symflops.cost import _FIELDS
-
-    return [(p, tuple((f, repr(getattr(n, f))) for f in _FIELDS)) for p, n in c.walk()]
+    return [(p, tuple((f, repr(getattr(n, f))) for f in FIELDS)) for p, n in c.walk()]
 
 
 @pytest.mark.parametrize("field", ["name", "layer", "spec", "params", "work", "count",
@@ -277,3 +279,19 @@ def test_subs_settles_conditions_on_the_new_tree_only() -> None:
     assert any(H in v.free_symbols for v in c.validity)
     with pytest.raises(SymflopsError, match="condition"):
         c.subs(W=4)
+
+
+@pytest.mark.parametrize("how", ["pickle", "deepcopy", "copy"])
+def test_a_cost_pickles_and_copies(how: str) -> None:
+    import copy
+    import pickle
+
+    c = nn.Repeat(nn.TransformerBlock(dim, heads), L).cost((B, N, dim))
+    flops = c.flops
+    new = {"pickle": lambda: pickle.loads(pickle.dumps(c)), "deepcopy": lambda: copy.deepcopy(c),
+           "copy": lambda: copy.copy(c)}[how]()
+    assert _fields(new) == _fields(c) and _eq(new.flops, flops)
+    with pytest.raises(SymflopsError, match="immutable"):
+        new.count = 2
+    with pytest.raises(TypeError):
+        new.work["bias"] = 0  # type: ignore[index]
