@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 import sympy as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import symflops as sf
 from symflops import analysis as A
@@ -230,3 +232,37 @@ def test_standalone_latex_of_any_module_name_compiles(name: str, tmp_path: Path)
     assert "Missing character" not in log
     if not name.isascii() and "é" not in name:
         assert "[U+" in tex  # transliterated with a visible marker, not dropped
+
+
+# ----------------------------------------------------------------------------- properties
+@settings(max_examples=60, deadline=None)
+@given(b=st.integers(-10**6, 10**6), h=st.integers(-50, 400), w=st.integers(-50, 400))
+def test_subs_evaluate_and_sweep_agree_or_all_refuse(b: int, h: int, w: int) -> None:
+    """At any point, subs, evaluate and sweep give the same exact count, or all three
+    refuse with one SymflopsError (a size below 1)."""
+    c = conv()
+    results = []
+    for compute in (lambda: int(c.subs(B=b, H=h, W=w).flops),
+                    lambda: int(c.evaluate(B=np.array([b]), H=h, W=w)[0]),
+                    lambda: int(A.sweep(c, {"H": [h]}, at={"B": b, "W": w})
+                                .results["flops"][0])):
+        try:
+            results.append(compute())
+        except SymflopsError as e:
+            assert "positive" in str(e) and "fix:" in str(e)
+            results.append(None)
+    valid = b >= 1 and h >= 1 and w >= 1
+    assert results == ([results[0]] * 3 if valid else [None] * 3)
+    if valid:  # 432 FLOPs per output position, outputs floor((h - 1)/2) + 1 per side
+        assert results[0] == 432 * b * ((h - 1) // 2 + 1) * ((w - 1) // 2 + 1)
+
+
+@settings(max_examples=40, deadline=None)
+@given(k=st.integers(1, 12))
+def test_subs_accepts_exactly_the_values_sympy_proves_positive(k: int) -> None:
+    """``H + k`` and ``k*H`` are positive integers for every size H; ``H - k`` is not."""
+    c = linear()
+    assert sp.expand(c.subs(B=H + k).flops - 64 * (H + k)) == 0
+    assert c.subs(B=k * H).flops == 64 * k * H
+    with pytest.raises(SymflopsError, match="cannot prove"):
+        c.subs(B=H - k)
