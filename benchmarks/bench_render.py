@@ -25,9 +25,8 @@ from typing import Any
 from sympy.core.cache import clear_cache
 
 import symflops as sf
-from symflops.cost import simplify_expr
-from symflops.latex import _latex_cached
-from symflops.rendering import _simple, render, template_environment
+from symflops.rendering import clear_caches as clear_render_caches
+from symflops.rendering import render
 from symflops.symbols import B, H, W
 
 TARGET_S = 1.0
@@ -36,8 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def clear_caches() -> None:
     """Forget everything render (and SymPy) memoises, so the next render is a first one."""
-    for fn in (_simple, _latex_cached, simplify_expr, template_environment):
-        fn.cache_clear()
+    clear_render_caches()
     clear_cache()
 
 

@@ -166,24 +166,6 @@ def _cost_of(target: Target, args: argparse.Namespace) -> Cost:
 
 
 # ----------------------------------------------------------------------------- output
-def _fmt_value(expr: sp.Expr) -> str:
-    if expr.is_Integer:
-        from symflops.latex import format_number
-
-        n = int(expr)
-        si = format_number(n, "si")
-        plain = format_number(n, "comma")
-        return plain if si == str(n) else f"{plain} ({si})"
-    return str(expr)
-
-
-def _totals(cost: Cost) -> list[tuple[str, sp.Expr]]:
-    rows = [("params", cost.params), ("MACs", cost.macs)]
-    if cost.convention.label != "MACs":
-        rows.append((cost.convention.label, cost.flops))
-    return rows
-
-
 def _resolve_at(cost: Cost, text: str | None, flag: str = "--at") -> dict[sp.Symbol, sp.Expr]:
     """``--at`` values for symbols of ``cost``: each a positive integer, or an expression
     in its symbols that is positive wherever they are (``W=H``, ``N=H*W``)."""
@@ -208,63 +190,6 @@ def _resolve_at(cost: Cost, text: str | None, flag: str = "--at") -> dict[sp.Sym
     return at
 
 
-def _summary(cost: Cost, at: dict[sp.Symbol, sp.Expr], depth: int | None, title: str,
-             inputs: str | None = None) -> str:
-    from symflops.analysis import breakdown
-
-    shown = cost.subs(at) if at else cost
-    lines = [title]
-    out = "(" + ", ".join(map(str, shown.output_shape)) + ")"
-    if inputs is not None:  # a traced model: its inputs as the user gave them
-        lines.append(f"input {inputs} -> output {out}")
-    elif cost.input_shape:
-        inp = "(" + ", ".join(map(str, shown.input_shape)) + ")"
-        lines.append(f"input {inp} -> output {out}")
-    if at and (cost.macs.free_symbols or cost.flops.free_symbols):
-        # the formula first, then the numbers at the requested sizes
-        lines.append("formula:")
-        for label, expr in _totals(cost):
-            if expr.free_symbols:
-                lines.append(f"  {label} = {_tidy(expr)}")
-    if at:
-        lines.append("at " + ", ".join(f"{k}={v}" for k, v in at.items()))
-    rows = _totals(shown)
-    width = max(len(k) for k, _ in rows)
-    lines += [f"{k.ljust(width)}  {_fmt_value(_tidy(v))}" for k, v in rows]
-    d = cost.derivation
-    if d is not None and not cost.children:
-        general = d.general_flops(cost.convention)
-        lines.append(f"general formula: {cost.convention.label} = {_tidy(general)}, "
-                     f"params = {_tidy(d.general_params)}")
-        if d.explanation:
-            lines.append(f"  ({d.explanation})")
-    for note in cost.notes:
-        lines.append(f"note: {note}")
-    if depth and cost.children:
-        parts = breakdown(cost, at or None, depth=depth)
-        label = cost.convention.label
-        lines.append("")
-        lines.append(f"{'path':<32} {'layer':<20} {label:>24}  share")
-        for s in parts:
-            share = "" if s.share is None else f"{100 * s.share:5.1f}%"
-            value = _fmt_value(s.value) if s.value.is_Integer else str(s.value)
-            lines.append(f"{s.path or '(total)':<32} {s.layer:<20} {value:>24}  {share}")
-    return "\n".join(lines) + "\n"
-
-
-def _tidy(expr: sp.Expr) -> sp.Expr:
-    """Simplified, with each floor's argument over one denominator (display only):
-    ``floor((H - 1)/2)`` rather than ``floor(H/2 - 1/2)``."""
-    from symflops.cost import simplify_expr
-
-    if expr.is_number:
-        return expr
-    simple = simplify_expr(expr)
-    rounded = simple.atoms(sp.floor, sp.ceiling)
-    return simple.xreplace({f: f.func(sp.factor_terms(f.args[0]), evaluate=False)
-                            for f in rounded})
-
-
 def _write(text: str, output: str | None) -> None:
     if output is not None:
         path = write_text(check_output(output), text)
@@ -287,14 +212,12 @@ def _aligned(cost: Cost) -> tuple[Cost, str]:
 
 def _show(cost: Cost, args: argparse.Namespace, title: str) -> str:
     at = _resolve_at(cost, args.at)
-    fmt = args.format
-    if fmt == "summary":
-        texts = getattr(args, "input", None)
-        inputs = _shape_text(_input_spec(texts)) if texts else None
-        return _summary(cost, at, args.depth, title, inputs)
+    texts = getattr(args, "input", None)
+    inputs = _shape_text(_input_spec(texts)) if texts else None
     from symflops.rendering import render
 
-    return render(cost, fmt, depth=args.depth, at=at or None)
+    return render(cost, args.format, depth=args.depth, at=at or None, title=title,
+                  inputs=inputs)
 
 
 # ----------------------------------------------------------------------------- commands

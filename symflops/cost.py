@@ -18,18 +18,19 @@ convention, so switching conventions never recounts anything.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 import sympy as sp
 
 from symflops.conventions import KINDS, Convention, get_convention
+from symflops.display import simplify_expr
 from symflops.errors import SymflopsError
 from symflops.formulas.derivation import Derivation
 
-__all__ = ["Cost", "Derivation", "QUANTITIES"]
+__all__ = ["Cost", "Derivation", "QUANTITIES", "weighted_work", "size_value", "check_sizes"]
 
 #: The quantities a Cost reports.
 QUANTITIES = ("params", "macs", "flops")
@@ -77,27 +78,61 @@ class Cost:
         notes: Sequence[str] = (),
         op: str = "",
     ) -> None:
-        self.name = name
-        self.layer = layer
-        self.spec = spec or layer
-        self.children: tuple[Cost, ...] = tuple(children)
-        self.count: sp.Expr = _expr(count)
-        self.convention = get_convention(convention)
+        put = object.__setattr__  # a Cost is immutable: fields are set here and in _derive
+        put(self, "name", name)
+        put(self, "layer", layer)
+        put(self, "spec", spec or layer)
+        put(self, "children", tuple(children))
+        put(self, "count", _expr(count))
+        put(self, "convention", get_convention(convention))
         if work is None:  # a composite: the sum of its children
-            self.work = _sum_work(self.children)
-            self.params: sp.Expr = sp.Add(*(c.count * c.params for c in self.children))
+            put(self, "work", _frozen(_sum_work(self.children)))
+            put(self, "params", sp.Add(*(c.count * c.params for c in self.children)))
         else:
-            self.work = _checked_work(work, layer)
-            self.params = simplify_expr(_expr(params))
-        self.input_shape: Shape = tuple(_expr(s) for s in input_shape)
-        self.output_shape: Shape = tuple(_expr(s) for s in output_shape)
-        self.derivation = derivation
-        self.validity: tuple[sp.Basic, ...] = tuple(
-            dict.fromkeys(v for v in validity if v is not sp.true))
-        self.notes: tuple[str, ...] = tuple(notes)
-        self.op = op
-        self._flops: sp.Expr | None = None
-        self._simplified = not self.children
+            put(self, "work", _frozen(_checked_work(work, layer)))
+            put(self, "params", simplify_expr(_expr(params)))
+        put(self, "input_shape", tuple(_expr(s) for s in input_shape))
+        put(self, "output_shape", tuple(_expr(s) for s in output_shape))
+        put(self, "derivation", derivation)
+        put(self, "validity", _conditions(validity))
+        put(self, "notes", tuple(notes))
+        put(self, "op", op)
+        put(self, "_flops", None)
+        put(self, "_simplified", not self.children)
+
+    # the fields never change after construction (derive new Costs with replace)
+    name: str
+    layer: str
+    spec: str
+    children: tuple[Cost, ...]
+    count: sp.Expr
+    convention: Convention
+    work: Mapping[str, sp.Expr]
+    params: sp.Expr
+    input_shape: Shape
+    output_shape: Shape
+    derivation: Derivation | None
+    validity: tuple[sp.Basic, ...]
+    notes: tuple[str, ...]
+    op: str
+    _flops: sp.Expr | None  # the lazily computed total (a private cache)
+    _simplified: bool
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise SymflopsError(f"a Cost is immutable: {name} cannot be set", layer=self.spec,
+                            fix=f"derive a new Cost with cost.replace({name}=...)")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle and copy support: every slot (a subclass's too), restored without
+        ``__setattr__``."""
+        state = {slot: getattr(self, slot) for klass in type(self).__mro__
+                 for slot in getattr(klass, "__slots__", ()) if hasattr(self, slot)}
+        state["work"] = dict(self.work)  # a read-only view does not pickle
+        return _restored, (type(self), state)
+
+    def __delattr__(self, name: str) -> None:
+        raise SymflopsError(f"a Cost is immutable: {name} cannot be deleted", layer=self.spec,
+                            fix="derive a new Cost with cost.replace(...)")
 
     # -- the three quantities ------------------------------------------------------
     @property
@@ -113,10 +148,11 @@ class Cost:
             if only is not None and only.convention == self.convention:
                 # a Repeat (or any one-child container): count times the child's total,
                 # already simplified, instead of expanding it again
-                self._flops = only.total_flops
+                flops = only.total_flops
             else:
-                total = sp.Add(*(self.convention.rate(k) * v for k, v in self.work.items()))
-                self._flops = simplify_expr(total) if self._simplified else total
+                total = weighted_work(self.work, self.convention)
+                flops = simplify_expr(total) if self._simplified else total
+            object.__setattr__(self, "_flops", flops)  # a private cache, not a field
         return self._flops
 
     def quantity(self, name: str) -> sp.Expr:
@@ -148,6 +184,10 @@ class Cost:
                 yield path, c
 
     def __getitem__(self, path: str) -> Cost:
+        if not isinstance(path, str):
+            raise SymflopsError("a part is looked up by its path, a string", layer=self.spec,
+                                values={"key": repr(path)},
+                                fix='write cost["layer1.0.conv1"] (names joined by dots)')
         node = self
         for part in path.split("."):
             for child in node.children:
@@ -198,66 +238,46 @@ class Cost:
         if unknown:
             raise SymflopsError("Cost.replace: unknown fields", layer=self.spec,
                                 values={"fields": unknown}, fix="use one of " + ", ".join(_FIELDS))
+        norm: dict[str, Callable[[Any], Any]] = {
+            "count": _expr,
+            "params": lambda v: simplify_expr(_expr(v)),
+            "work": lambda v: _frozen(_checked_work(v, self.layer)),
+            "input_shape": lambda v: tuple(_expr(s) for s in v),
+            "output_shape": lambda v: tuple(_expr(s) for s in v),
+            "children": tuple,
+            "validity": _conditions,
+            "convention": get_convention,
+            "notes": tuple,
+        }
+        fields = {key: norm.get(key, lambda v: v)(value) for key, value in changes.items()}
+        if "children" in changes:
+            children = fields["children"]
+            if children and "work" not in changes:
+                fields["work"] = _frozen(_sum_work(children))
+            if children and "params" not in changes:
+                fields["params"] = sp.Add(*(c.count * c.params for c in children))
+            fields["_simplified"] = not children
+        return self._derive(**fields)
+
+    def _derive(self, **fields: Any) -> Cost:
+        """A copy with ``fields`` (already normalized) set; every other slot, a subclass's
+        included, carries over; the FLOPs cache is dropped. Only :meth:`replace` and the
+        transformations below call it."""
         new = object.__new__(type(self))
         for klass in type(self).__mro__:
             for slot in getattr(klass, "__slots__", ()):
                 if hasattr(self, slot):
                     object.__setattr__(new, slot, getattr(self, slot))
-        norm = {
-            "count": _expr,
-            "params": lambda v: simplify_expr(_expr(v)),
-            "work": lambda v: _checked_work(v, self.layer),
-            "input_shape": lambda v: tuple(_expr(s) for s in v),
-            "output_shape": lambda v: tuple(_expr(s) for s in v),
-            "children": tuple,
-            "validity": lambda v: tuple(dict.fromkeys(c for c in v if c is not sp.true)),
-            "convention": get_convention,
-            "notes": tuple,
-        }
-        for key, value in changes.items():
-            object.__setattr__(new, key, norm.get(key, lambda v: v)(value))
-        if "children" in changes:
-            if new.children and "work" not in changes:
-                object.__setattr__(new, "work", _sum_work(new.children))
-            if new.children and "params" not in changes:
-                object.__setattr__(new, "params",
-                                   sp.Add(*(c.count * c.params for c in new.children)))
-            object.__setattr__(new, "_simplified", not new.children)
+        for key, value in fields.items():
+            object.__setattr__(new, key, value)
         object.__setattr__(new, "_flops", None)
-        return new
-
-    def _rebuild(self, fn_expr: Any, convention: Convention | None = None,
-                 recurse: bool = True, skip_work: bool = False) -> Cost:
-        new = object.__new__(type(self))
-        for klass in type(self).__mro__:  # a subclass's own slots (a trace's report) carry over
-            if klass is Cost:
-                break
-            for slot in getattr(klass, "__slots__", ()):
-                setattr(new, slot, getattr(self, slot))
-        new.name, new.layer, new.spec, new.notes = self.name, self.layer, self.spec, self.notes
-        new.op = self.op
-        new.convention = convention or self.convention
-        new.children = tuple(c._rebuild(fn_expr, convention) for c in self.children) \
-            if recurse else self.children
-        new.count = fn_expr(self.count)
-        if skip_work:  # the caller fills params and work
-            new.params, new.work = self.params, dict(self.work)
-        else:
-            new.params = fn_expr(self.params)
-            new.work = {k: fn_expr(v) for k, v in self.work.items()}
-            new.work = {k: v for k, v in new.work.items() if v != 0}
-        new.input_shape = tuple(fn_expr(s) for s in self.input_shape)
-        new.output_shape = tuple(fn_expr(s) for s in self.output_shape)
-        new.derivation = self.derivation
-        new.validity = self.validity
-        new._flops = None
-        new._simplified = self._simplified
         return new
 
     def with_convention(self, convention: str | Convention) -> Cost:
         """The same tree, its ``flops`` weighed by another convention."""
-        conv = get_convention(convention)
-        return self._rebuild(lambda e: e, conv)
+        weights = get_convention(convention)
+        return self._derive(convention=weights,
+                            children=tuple(c.with_convention(weights) for c in self.children))
 
     def subs(self, values: Mapping[Any, Any] | None = None, /, **named: Any) -> Cost:
         """Substitute values for symbols, by symbol or by name, through the whole tree.
@@ -273,11 +293,46 @@ class Cost:
             raise SymflopsError(bad[0][1], layer=bad[0][0],
                                 values={str(k): v for k, v in mapping.items()},
                                 fix=_fix_for(bad[0][2]))
-        new = self._rebuild(lambda e: e.xreplace(mapping) if e.free_symbols else e)
-        for _, node in new.walk():  # conditions now settled drop out; the rest keep checking
-            node.validity = tuple(v for v in (c.xreplace(mapping) for c in node.validity)
-                                  if v is not sp.true)
-        return new
+        return self._substituted(mapping)
+
+    def _substituted(self, mapping: Mapping[sp.Symbol, sp.Expr]) -> Cost:
+        """This tree with ``mapping`` substituted everywhere; conditions now settled drop
+        out, the rest keep checking."""
+        def sub(e: sp.Expr) -> sp.Expr:
+            return e.xreplace(mapping) if e.free_symbols else e
+
+        work = {k: sub(v) for k, v in self.work.items()}
+        return self._derive(
+            children=tuple(c._substituted(mapping) for c in self.children),
+            count=sub(self.count), params=sub(self.params),
+            work=_frozen({k: v for k, v in work.items() if v != 0}),
+            input_shape=tuple(sub(s) for s in self.input_shape),
+            output_shape=tuple(sub(s) for s in self.output_shape),
+            validity=_conditions(c.xreplace(mapping) for c in self.validity))
+
+    def substitution(self, values: Mapping[Any, Any] | None = None, /, **named: Any
+                     ) -> dict[sp.Symbol, sp.Expr]:
+        """The substitution :meth:`subs` makes for these values: each value by its symbol,
+        checked as ``subs`` checks it (renders use it to show what was substituted).
+
+        >>> import symflops as sf
+        >>> sf.nn.Linear(8, 4).cost(("B", 8)).substitution(B=2)
+        {B: 2}
+        """
+        return self._resolve(values, named)
+
+    def xreplace(self, mapping: Mapping[sp.Symbol, sp.Expr]) -> Cost:
+        """SymPy's ``xreplace`` through the whole tree: a change of variables (``H`` ->
+        ``32*h`` and back), structural and unchecked. Values go through :meth:`subs`,
+        which checks them.
+
+        >>> import symflops as sf, sympy as sp
+        >>> from symflops.symbols import B
+        >>> h = sp.Dummy("h", integer=True, positive=True)
+        >>> sf.nn.Linear(8, 4).cost((B, 8)).xreplace({B: 3 * h}).flops
+        192*_h
+        """
+        return self._substituted(dict(mapping))
 
     def _all_validity(self) -> Iterator[tuple[str, sp.Basic]]:
         for path, c in self.walk():
@@ -294,38 +349,53 @@ class Cost:
 
     def _resolve(self, values: Mapping[Any, Any] | None, named: Mapping[str, Any]
                  ) -> dict[sp.Symbol, sp.Expr]:
-        symbols_by_name = {s.name: s for s in self.free_symbols}
+        """``values`` and ``named`` as one checked substitution: each key a symbol of this
+        cost (by Symbol or by name), each value a positive integer or an expression SymPy
+        proves a positive integer, no symbol given two values."""
+        if values is not None and not isinstance(values, Mapping):
+            if isinstance(values, str):
+                raise SymflopsError("substitutions are values, not text", layer=self.spec,
+                                    values={"text": repr(values)},
+                                    fix="write cost.subs(H=224), or parse the text first: "
+                                        "cost.subs(symflops.parse.parse_assignments(text))")
+            raise SymflopsError("substitutions are a mapping of symbols to values",
+                                layer=self.spec, values={"got": type(values).__name__},
+                                fix="write cost.subs({H: 224}) or cost.subs(H=224)")
+        known = self.free_symbols | {s for _, v in self._all_validity()
+                                     for s in v.free_symbols}
+        by_name = {s.name: s for s in known}
         out: dict[sp.Symbol, sp.Expr] = {}
-        items = list((values or {}).items()) + list(named.items())
-        for key, val in items:
-            if isinstance(key, str):
-                from symflops.symbols import symbol
-
-                sym = symbols_by_name.get(key) or symbol(key)
-            elif isinstance(key, sp.Symbol):
-                sym = key
-            else:
-                raise SymflopsError("substitution keys must be symbols or names",
-                                    layer=self.spec, values={"key": repr(key)},
-                                    fix="use a Symbol or its name, e.g. H=224")
-            if isinstance(val, str):
-                raise SymflopsError("substitution values must be ints or expressions",
-                                    layer=self.spec, values={str(key): repr(val)},
-                                    fix="parse strings with symflops.parse.parse_expr first")
-            try:
-                expr = _expr(val)
-            except SymflopsError:
-                raise SymflopsError("substitution values must be ints or expressions",
-                                    layer=self.spec, values={str(key): repr(val)},
-                                    fix=f"give {key} an int value") from None
-            if expr.is_number and sym.is_positive and not expr.is_positive:
-                raise SymflopsError("sizes must be positive", layer=self.spec,
-                                    values={sym.name: val}, fix=f"give {sym.name} a value >= 1")
-            if expr.is_number and sym.is_integer and not expr.is_integer:
-                raise SymflopsError("sizes must be integers", layer=self.spec,
-                                    values={sym.name: val}, fix=f"give {sym.name} an int value")
+        for key, val in [*(values or {}).items(), *named.items()]:
+            sym = self._known_symbol(key, by_name, known)
+            expr = size_value(self.spec, sym, val)
+            if sym in out and out[sym] != expr:
+                raise SymflopsError(f"{sym.name} is given two values", layer=self.spec,
+                                    values={sym.name: f"{out[sym]} and {expr}"},
+                                    fix="give each symbol one value (by Symbol or by name)")
             out[sym] = expr
         return out
+
+    def _known_symbol(self, key: Any, by_name: Mapping[str, sp.Symbol],
+                      known: set[sp.Symbol]) -> sp.Symbol:
+        """The symbol of this cost that ``key`` (a Symbol or a name) stands for."""
+        names = ", ".join(sorted(by_name)) or "none: it is a number"
+        if isinstance(key, sp.Symbol) and key in known:
+            return key
+        if isinstance(key, sp.Symbol) and key.name in by_name:
+            raise SymflopsError(f"{key.name} here is a different symbol from the cost's "
+                                f"{key.name} (its assumptions differ)", layer=self.spec,
+                                values={"symbol": key.name},
+                                fix=f"use the name {key.name!r} or "
+                                    f"sf.symbols.symbol({key.name!r})")
+        if isinstance(key, (str, sp.Symbol)):
+            name = key if isinstance(key, str) else key.name
+            if name in by_name:
+                return by_name[name]
+            raise SymflopsError(f"the cost has no symbol {name}", layer=self.spec,
+                                values={"symbol": name}, fix=f"its symbols are: {names}")
+        raise SymflopsError("substitution keys must be symbols or names",
+                            layer=self.spec, values={"key": repr(key)},
+                            fix="use a Symbol or its name, e.g. H=224")
 
     @property
     def free_symbols(self) -> set[sp.Symbol]:
@@ -339,17 +409,22 @@ class Cost:
     def simplify(self) -> Cost:
         """Every quantity collected into a readable polynomial (floors kept as they are)."""
         children = tuple(c.simplify() for c in self.children)
-        new = self._rebuild(simplify_expr, recurse=False, skip_work=bool(children))
-        new.children = children
         if len(children) == 1:  # count times the simplified child: nothing to re-expand
             only = children[0]
-            new.work = {k: only.count * v for k, v in only.work.items()}
-            new.params = only.count * only.params
+            work = {k: only.count * v for k, v in only.work.items()}
+            params = only.count * only.params
         elif children:
-            new.work = {k: simplify_expr(v) for k, v in _sum_work(children).items()}
-            new.params = simplify_expr(sp.Add(*(c.count * c.params for c in children)))
-        new._simplified = True
-        return new
+            work = {k: simplify_expr(v) for k, v in _sum_work(children).items()}
+            params = simplify_expr(sp.Add(*(c.count * c.params for c in children)))
+        else:
+            work = {k: v for k, v in ((k, simplify_expr(v)) for k, v in self.work.items())
+                    if v != 0}
+            params = simplify_expr(self.params)
+        return self._derive(
+            children=children, count=simplify_expr(self.count), params=params,
+            work=_frozen(work), _simplified=True,
+            input_shape=tuple(simplify_expr(s) for s in self.input_shape),
+            output_shape=tuple(simplify_expr(s) for s in self.output_shape))
 
     # -- numbers -----------------------------------------------------------------------
     def evaluate(self, quantity: str = "flops", **values: Any) -> np.ndarray:
@@ -384,8 +459,17 @@ class Cost:
             raise
 
     def _check_validity_at(self, syms: tuple[sp.Symbol, ...], arrays: list[np.ndarray]) -> None:
-        """Raise if a condition the formulas assume fails at some of the points."""
+        """Raise unless every point has positive integer sizes and meets every condition the
+        formulas assume: one vectorized mask per check, one error naming the first bad
+        point."""
         from symflops.evaluate import compile_condition
+
+        shape = check_sizes(self.spec, syms, arrays)
+
+        def first_bad(ok: np.ndarray) -> dict[str, Any]:
+            bad = tuple(int(i) for i in np.argwhere(~ok)[0])
+            return {s.name: np.broadcast_to(a, shape)[bad].item()
+                    for s, a in zip(syms, arrays, strict=True)}
 
         given = set(syms)
         seen: set[sp.Basic] = set()
@@ -393,14 +477,10 @@ class Cost:
             if cond in seen or not cond.free_symbols <= given:
                 continue
             seen.add(cond)
-            ok = np.broadcast_to(compile_condition(cond, syms)(*arrays),
-                                 np.broadcast_shapes(*[a.shape for a in arrays]))
+            ok = np.broadcast_to(compile_condition(cond, syms)(*arrays), shape)
             if not ok.all():
-                bad = tuple(int(i) for i in np.argwhere(~ok)[0])
-                point = {s.name: np.broadcast_to(a, ok.shape)[bad].item()
-                         for s, a in zip(syms, arrays, strict=True)}
                 raise SymflopsError(f"the formula's condition {cond} fails", layer=where,
-                                    values=point, fix=_fix_for(cond))
+                                    values=first_bad(ok), fix=_fix_for(cond))
 
     # -- display -----------------------------------------------------------------------
     def __repr__(self) -> str:
@@ -426,6 +506,104 @@ class Cost:
         return render(self, "markdown", depth=1)
 
 
+def check_sizes(where: str, syms: Sequence[sp.Symbol], arrays: Sequence[np.ndarray]
+                ) -> tuple[int, ...]:
+    """Raise unless the arrays broadcast together and every value of a positive symbol is
+    a positive integer: one vectorized mask per symbol, one error naming the first bad
+    point (``where`` names the layer). Returns the broadcast shape.
+
+    >>> from symflops.symbols import B, H
+    >>> check_sizes("Linear", (B, H), (np.array([1, 2]), np.array([[3], [4]])))
+    (2, 2)
+    >>> check_sizes("Linear", (B, H), (np.array([1, -3]), np.array(3)))
+    Traceback (most recent call last):
+    ...
+    symflops.errors.SymflopsError: Linear: sizes must be positive integers (B=-3, H=3); ...
+    """
+    try:
+        shape = np.broadcast_shapes(*[np.shape(a) for a in arrays])
+    except ValueError:
+        raise SymflopsError("the values' array shapes do not broadcast together", layer=where,
+                            values={s.name: np.shape(a) for s, a in zip(syms, arrays,
+                                                                          strict=True)},
+                            fix="give arrays of one shape, or shapes numpy broadcasts "
+                                "((n, 1) with (1, m))") from None
+    for sym, a in zip(syms, arrays, strict=True):
+        a = np.asarray(a)
+        if a.dtype.kind == "b":
+            raise SymflopsError("a size is an int, not a bool", layer=where,
+                                values={sym.name: a.tolist()}, fix=f"give {sym.name} int values")
+        if not sym.is_positive:
+            continue
+        try:
+            ok = np.asarray(a >= 1, dtype=bool)
+            if a.dtype.kind in "fc":
+                ok &= np.isfinite(a) & (a == np.floor(np.real(a)))
+        except TypeError:
+            raise SymflopsError("sizes must be ints", layer=where,
+                                values={sym.name: repr(a.tolist())},
+                                fix=f"give {sym.name} int values") from None
+        ok = np.broadcast_to(ok, shape)
+        if not ok.all():
+            bad = tuple(int(i) for i in np.argwhere(~ok)[0])
+            point = {s.name: np.broadcast_to(np.asarray(v), shape)[bad].item()
+                     for s, v in zip(syms, arrays, strict=True)}
+            raise SymflopsError("sizes must be positive integers", layer=where, values=point,
+                                fix=f"give {sym.name} values >= 1")
+    return tuple(shape)
+
+
+def size_value(where: str, sym: sp.Symbol, value: Any) -> sp.Expr:
+    """``value`` checked as a value of the size ``sym`` (``where`` names the layer in the
+    error): an int, or a SymPy expression SymPy proves a positive integer (``H + 1``,
+    ``2*H``) when ``sym`` is one. Bools, floats, strings and plain Symbols are refused.
+
+    >>> from symflops.symbols import H, W
+    >>> size_value("Conv2d", W, H + 1)
+    H + 1
+    >>> size_value("Conv2d", W, H - 1000)
+    Traceback (most recent call last):
+    ...
+    symflops.errors.SymflopsError: Conv2d: SymPy cannot prove this value positive (W=H - 1000); ...
+    """
+    label = sym.name
+    if isinstance(value, str):
+        raise SymflopsError("substitution values must be ints or expressions", layer=where,
+                            values={label: repr(value)},
+                            fix="parse strings with symflops.parse.parse_expr first")
+    if isinstance(value, (bool, np.bool_)) or value is sp.true or value is sp.false:
+        raise SymflopsError("a size is an int, not a bool", layer=where,
+                            values={label: value}, fix=f"give {label} an int value")
+    if isinstance(value, (float, np.floating)) or (isinstance(value, sp.Expr)
+                                                   and value.has(sp.Float)):
+        raise SymflopsError("sizes must be integers, not floats", layer=where,
+                            values={label: value},
+                            fix=f"give {label} an int value (224, not 224.0)")
+    if not isinstance(value, (int, np.integer, sp.Expr)):
+        raise SymflopsError("substitution values must be ints or expressions", layer=where,
+                            values={label: repr(value)}, fix=f"give {label} an int value")
+    expr = _expr(value)
+    plain = sorted(s.name for s in expr.free_symbols
+                   if s.is_positive is not True or s.is_integer is not True)
+    if plain and (sym.is_positive or sym.is_integer):
+        raise SymflopsError("a value is written in symbols that are not sizes (no "
+                            "positive-integer assumptions)", layer=where,
+                            values={label: expr},
+                            fix=f"make them with sf.symbols.symbol({plain[0]!r})")
+    if sym.is_positive and expr.is_positive is not True:
+        text = "sizes must be positive" if expr.is_number else \
+            "SymPy cannot prove this value positive"
+        raise SymflopsError(text, layer=where, values={label: expr},
+                            fix=f"give {label} a value >= 1" if expr.is_number else
+                            f"give {label} a number or a sum/product of sizes "
+                            "(H + 1, 2*H)")
+    if sym.is_integer and expr.is_integer is not True:
+        raise SymflopsError("sizes must be integers", layer=where, values={label: expr},
+                            fix=f"give {label} an int value" if expr.is_number else
+                            f"give {label} a value SymPy proves an integer (H + 1, 2*H)")
+    return expr
+
+
 def _fix_for(cond: sp.Basic) -> str:
     """What to change when a validity condition fails."""
     if isinstance(cond, sp.Eq) and isinstance(cond.lhs, sp.Mod):
@@ -437,6 +615,36 @@ def _fix_for(cond: sp.Basic) -> str:
 #: the fields :meth:`Cost.replace` may change
 _FIELDS = ("name", "layer", "spec", "params", "work", "input_shape", "output_shape", "children",
            "count", "derivation", "validity", "convention", "notes", "op")
+
+
+def _restored(cls: type[Cost], state: Mapping[str, Any]) -> Cost:
+    """A pickled or copied Cost, its fields set as the constructor sets them."""
+    new = object.__new__(cls)
+    for key, value in state.items():
+        object.__setattr__(new, key, value)
+    object.__setattr__(new, "work", _frozen(state["work"]))
+    return new
+
+
+def _conditions(conditions: Iterable[sp.Basic]) -> tuple[sp.Basic, ...]:
+    """Conditions kept once each, in order, without the ones already known true."""
+    return tuple(dict.fromkeys(c for c in conditions if c is not sp.true))
+
+
+def _frozen(work: Mapping[str, sp.Expr]) -> Mapping[str, sp.Expr]:
+    """A read-only view of a work dict (a Cost never changes after construction)."""
+    return MappingProxyType(dict(work))
+
+
+def weighted_work(work: Mapping[str, sp.Expr], convention: Convention) -> sp.Expr:
+    """The work weighted by ``convention``: the one place FLOPs are summed from kinds.
+
+    >>> from symflops.conventions import get_convention
+    >>> from symflops.symbols import M
+    >>> weighted_work({"matmul_mul": 4 * M, "bias": M}, get_convention("torch"))
+    8*M
+    """
+    return sp.Add(*(convention.rate(k) * v for k, v in work.items()))
 
 
 def _checked_work(work: Mapping[str, Any], layer: str) -> dict[str, sp.Expr]:
@@ -453,105 +661,3 @@ def _sum_work(children: Sequence[Cost]) -> dict[str, sp.Expr]:
         for k, v in c.work.items():
             terms.setdefault(k, []).append(c.count * v if c.count != 1 else v)
     return {k: sp.Add(*vs) for k, vs in terms.items()}
-
-
-@functools.lru_cache(maxsize=4096)
-def simplify_expr(expr: sp.Expr) -> sp.Expr:
-    """Expand and collect an expression by its symbols; floors stay floors.
-
-    Output sizes ``floor(x) + 1`` are kept together as one factor (a strided layer's
-    ``H_out``), and factors are written with a positive leading size, so totals read as
-    sums of ``coefficient * H_out * W_out``.
-
-    >>> from symflops.symbols import H, W
-    >>> simplify_expr(2*H*(W + 1) + H*W)
-    H*(3*W + 2)
-    >>> h2 = sp.floor((H - 1) / 2) + 1
-    >>> simplify_expr(3 * h2 * h2 + h2)
-    (floor(H/2 - 1/2) + 1)*(3*floor(H/2 - 1/2) + 4)
-    """
-    if not expr.free_symbols:
-        return expr
-    candidates = [_collect(expr)]
-    floors = sorted(expr.atoms(sp.floor, sp.ceiling), key=sp.default_sort_key)
-    if floors:
-        # write floor(x) as (s - 1) with s = floor(x) + 1 (an output size), collect in s
-        sizes = {f: sp.Dummy(f"size{i}", integer=True, positive=True)
-                 for i, f in enumerate(floors)}
-        in_sizes = expr.xreplace({f: s - 1 for f, s in sizes.items()})
-        back = {s: f + 1 for f, s in sizes.items()}
-        candidates.append(_collect(in_sizes).xreplace(back))
-    best = min(candidates, key=lambda e: (_complexity(e), sp.default_sort_key(e)))
-    return _positive_factors(_canonical_floors(best))
-
-
-def _complexity(expr: sp.Expr) -> int:
-    """Operation count with each floor/ceiling as one symbol (how long it reads)."""
-    rounded = expr.atoms(sp.floor, sp.ceiling)
-    plain = expr.xreplace({f: sp.Dummy() for f in rounded}) if rounded else expr
-    return int(sp.count_ops(plain))
-
-
-def _canonical_floors(expr: sp.Expr) -> sp.Expr:
-    """One spelling per floor: ``factor`` writes ``floor((H - 1)/2)`` where the rest of the
-    tree has ``floor(H/2 - 1/2)``; expanding the argument makes them the same object."""
-    rounded = expr.atoms(sp.floor, sp.ceiling)
-    if not rounded:
-        return expr
-    return expr.xreplace({f: f.func(sp.expand(f.args[0])) for f in rounded})
-
-
-def _collect(expr: sp.Expr) -> sp.Expr:
-    expanded = sp.expand(expr)
-    best = sp.factor_terms(expanded)
-    # full factoring only pays (and stays fast) for small polynomials in few unknowns
-    generators = len(expanded.free_symbols) + len(expanded.atoms(sp.floor, sp.ceiling))
-    if len(sp.Add.make_args(expanded)) <= _FACTOR_LIMIT and generators <= _FACTOR_GENERATORS:
-        factored = sp.factor(expanded)
-        if _complexity(factored) < _complexity(best):
-            best = factored
-    return best
-
-
-def _reads_negative(factor: sp.Expr) -> bool:
-    """True when a sum is better written negated: its highest-degree terms add up to a
-    negative coefficient, or (a tie) most of its terms are negative."""
-    def degree(term: sp.Expr) -> int:
-        total = 0
-        for f in sp.Mul.make_args(term):
-            if f.is_number:
-                continue
-            total += int(f.exp) if f.is_Pow and f.exp.is_Integer else 1
-        return total
-
-    terms = sp.Add.make_args(factor)
-    top = max(degree(t) for t in terms)
-    lead = sum(t.as_coeff_Mul()[0] for t in terms if degree(t) == top)
-    if lead != 0:
-        return bool(lead < 0)
-    return sum(1 for t in terms if t.as_coeff_Mul()[0] < 0) * 2 > len(terms)
-
-
-def _positive_factors(expr: sp.Expr) -> sp.Expr:
-    """``-2*(H - K + 1)*(K - W - 1)`` -> ``2*(H - K + 1)*(W - K + 1)``: flip factors whose
-    terms are mostly negative, keeping the product's value."""
-    if expr.is_Add:
-        return sp.Add(*(_positive_factors(a) for a in expr.args))
-    if not expr.is_Mul:
-        return expr
-    sign = 1
-    factors = []
-    for f in expr.args:
-        base, exp = (f.base, f.exp) if f.is_Pow else (f, sp.Integer(1))
-        if base.is_Add and exp.is_Integer and _reads_negative(base):
-            factors.append(sp.Pow(-base, exp))
-            sign *= (-1) ** int(exp)
-        else:
-            factors.append(f)
-    return sp.Mul(sign, *factors) if sign == -1 or factors != list(expr.args) else expr
-
-
-#: polynomials with more terms than this are only collected, not factored (factoring is slow)
-_FACTOR_LIMIT = 24
-#: ... or with more unknowns (symbols and floors) than this
-_FACTOR_GENERATORS = 8

@@ -217,9 +217,9 @@ def _first_paragraph(doc: str) -> str:
 
 
 def _shown(expr: sp.Expr) -> sp.Expr:
-    from symflops.rendering import _simple  # the same display form as every render
+    from symflops.display import shown  # the same display form as every render
 
-    return _simple(sp.sympify(expr))
+    return shown(sp.sympify(expr))
 
 
 def _agree(a: sp.Expr, b: sp.Expr) -> bool:
@@ -306,7 +306,7 @@ def _context() -> dict[str, Any]:
 def formula_reference(fmt: str = "markdown", template_dir: str | Path | None = None) -> str:
     """The reference page as text: ``markdown``/``md`` (docs/formulas.md) or
     ``latex``/``tex`` (a standalone document)."""
-    from symflops.rendering import _render_with, formats, get_format
+    from symflops.rendering import formats, get_format, render_template
 
     f = get_format(fmt)
     name = f.templates.get("reference")
@@ -314,7 +314,7 @@ def formula_reference(fmt: str = "markdown", template_dir: str | Path | None = N
         have = sorted(n for n, x in formats().items() if "reference" in x.templates)
         raise SymflopsError("no formula reference template for this format",
                             values={"format": fmt}, fix="use one of " + ", ".join(have))
-    return _render_with(f, _context(), "comma", template_dir, template=name)
+    return render_template(f, _context(), "comma", template_dir, template=name)
 
 
 def write_reference(path: str | Path = DEFAULT_PATH, fmt: str = "markdown") -> Path:

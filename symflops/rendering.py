@@ -31,10 +31,12 @@ from typing import Any
 import jinja2
 import sympy as sp
 
+from symflops import display, printing
 from symflops.conventions import KINDS, Convention, get_convention
-from symflops.cost import Cost, simplify_expr
+from symflops.cost import Cost, weighted_work
+from symflops.display import shown, tidy
 from symflops.errors import SymflopsError
-from symflops.latex import (
+from symflops.printing import (
     format_number,
     latex_escape,
     latex_expr,
@@ -42,10 +44,12 @@ from symflops.latex import (
     markdown_escape,
     substitution_names,
     text_expr,
+    text_table,
 )
 
 __all__ = ["render", "register_format", "unregister_format", "get_format", "formats", "Format",
-           "build_context", "Quantity", "Substitution", "template_environment"]
+           "build_context", "Quantity", "Substitution", "template_environment",
+           "render_template", "clear_caches"]
 
 NUMBER_STYLES = ("comma", "si")
 
@@ -85,70 +89,6 @@ def _mul(a: sp.Expr, b: sp.Expr) -> sp.Expr:
     return b if a == 1 else a if b == 1 else a * b
 
 
-_OPAQUE = (sp.floor, sp.ceiling, sp.Min, sp.Max)
-
-
-@functools.lru_cache(maxsize=8192)
-def _simple(expr: sp.Expr) -> sp.Expr:
-    """An expression as shown: :func:`symflops.cost.simplify_expr`, with every floor,
-    ceiling, Min and Max first replaced by a plain symbol (factoring a polynomial in a
-    few symbols is fast; SymPy factoring the floors themselves is slow), then put back.
-    Long sums are only collected (:func:`_collect`)."""
-    if not expr.free_symbols:
-        return expr
-    if not expr.has(*_OPAQUE):
-        return simplify_expr(expr)
-    if not expr.is_Add:  # a product of simplified factors reads best as it is
-        return expr
-    opaque = sorted((a for a in expr.atoms(*_OPAQUE)), key=sp.default_sort_key)
-    names = {a: sp.Symbol(f"_opaque{i}") for i, a in enumerate(opaque)}
-    poly = sp.expand(expr.xreplace(names))
-    if len(sp.Add.make_args(poly)) > _FACTOR_TERMS:
-        return _collect(sp.expand(expr))
-    back = {v: k for k, v in names.items()}
-    return simplify_expr(poly).xreplace(back)
-
-
-#: sums with more terms than this are collected, not factored
-_FACTOR_TERMS = 8
-
-
-def _node_flops(node: Cost) -> sp.Expr:
-    """``node.flops`` as shown, without making the Cost factor it (see :func:`_simple`)."""
-    conv = node.convention
-    return _simple(sp.Add(*(conv.rate(k) * v for k, v in node.work.items())))
-
-
-def _collect(expr: sp.Expr) -> sp.Expr:
-    """Pull the common numeric and symbolic factor out of a sum (a cheap factor_terms):
-    ``256 B (74 floor(...) + ...)``."""
-    terms = sp.Add.make_args(expr)
-    if len(terms) == 1:
-        return expr
-    content, prim = expr.primitive()
-    common: dict[sp.Expr, sp.Expr] | None = None
-    for t in sp.Add.make_args(prim):
-        powers = {b: e for b, e in (f.as_base_exp() for f in sp.Mul.make_args(t))
-                  if not b.is_number and e.is_Integer and e > 0}
-        common = powers if common is None else {
-            b: min(e, powers[b]) for b, e in common.items() if b in powers}
-        if not common:
-            break
-    factor = sp.Mul(*(b**e for b, e in (common or {}).items()))
-    if factor != 1:
-        prim = sp.Add(*(t / factor for t in sp.Add.make_args(prim)))
-    if content == 1:
-        return factor * prim
-    return sp.Mul(content, factor, prim, evaluate=False) if factor != 1 else \
-        sp.Mul(content, prim, evaluate=False)
-
-
-def _at_value(expr: sp.Expr, at: Mapping[sp.Symbol, sp.Expr] | None) -> sp.Expr | None:
-    if at is None:
-        return None
-    return _simple(expr.xreplace(at))
-
-
 #: sizes at which a symbolic share is probed (distinct primes: no accidental equalities)
 _PROBES = ((1009, 1013, 1019, 1021, 1031, 1033, 1039), (2003, 2011, 2017, 2027, 2029, 2039,
                                                         2053))
@@ -182,8 +122,7 @@ class _Shares:
 
     def _node(self, node: Cost) -> tuple[sp.Expr, ...]:
         if not node.children:
-            conv = node.convention
-            vals = self.point(sp.Add(*(conv.rate(k) * v for k, v in node.work.items())))
+            vals = self.point(weighted_work(node.work, node.convention))
         else:
             parts = [tuple(c * v for c, v in zip(self.point(ch.count), self._node(ch),
                                                  strict=True)) for ch in node.children]
@@ -208,63 +147,81 @@ class _Shares:
         return None
 
 
-def _rows(cost: Cost, cost_at: Cost | None, depth: int | None,
-          at: Mapping[sp.Symbol, sp.Expr] | None, convention: Convention) -> list[dict[str, Any]]:
-    total_flops = _node_flops(cost_at if cost_at is not None else cost)
-    shares = _Shares(cost_at if cost_at is not None else cost)
+def _rows(cost: Cost, cost_at: Cost | None, depth: int | None) -> list[dict[str, Any]]:
+    """One row per module down to ``depth``; values from ``cost_at`` (the tree with ``at``
+    substituted once, walked beside ``cost``)."""
+    root = cost_at if cost_at is not None else cost
+    total_flops = _shown_quantity(root, "flops")
+    shares = _Shares(root)
     rows: list[dict[str, Any]] = []
 
-    def visit(node: Cost, node_at: Cost | None, path: str, level: int, mult: sp.Expr) -> None:
+    def visit(node: Cost, node_at: Cost | None, path: str, level: int, mult: sp.Expr,
+              mult_at: sp.Expr) -> None:
         mult = _mul(mult, node.count)
+        mult_at = mult if node_at is None else _mul(mult_at, node_at.count)
         folded = bool(node.children) and depth is not None and level >= depth
-        flops = _node_flops(node)
-        flops_at = _at_value(flops, at)
-        contribution = _mul(mult.xreplace(at) if at else mult,
-                            flops_at if flops_at is not None else flops)
+        flops = _shown_quantity(node, "flops")
+        flops_at = None if node_at is None else _shown_quantity(node_at, "flops")
+        contribution = _mul(mult_at, flops if flops_at is None else flops_at)
         rows.append({
             "path": path, "name": node.name, "level": level, "layer": node.layer,
             "spec": node.spec, "count": node.count, "multiplier": mult, "folded": folded,
             "leaf": not node.children,
-            "output_shape": node.output_shape if at is None else
-            tuple(_simple(x.xreplace(at)) for x in node.output_shape),
-            "params": Quantity(_simple(node.params), _at_value(node.params, at)),
-            "macs": Quantity(_simple(node.macs), _at_value(node.macs, at)),
+            "output_shape": node.output_shape if node_at is None else
+            tuple(shown(x) for x in node_at.output_shape),
+            "params": _quantity(node, node_at, "params"),
+            "macs": _quantity(node, node_at, "macs"),
             "flops": Quantity(flops, flops_at),
-            "share": shares.share(node_at if node_at is not None else node,
-                                  mult.xreplace(at) if at else mult, contribution, total_flops),
+            "share": shares.share(node_at or node, mult_at, contribution, total_flops),
         })
         if not folded:
             for i, child in enumerate(node.children):
-                child_at = node_at.children[i] if node_at is not None else None
-                visit(child, child_at, f"{path}.{child.name}" if path else child.name,
-                      level + 1, mult)
+                visit(child, None if node_at is None else node_at.children[i],
+                      f"{path}.{child.name}" if path else child.name, level + 1, mult, mult_at)
 
+    one = sp.Integer(1)
     if not cost.children:
-        visit(cost, cost_at, cost.name, 0, sp.Integer(1))
+        visit(cost, cost_at, cost.name, 0, one, one)
     else:
         for i, child in enumerate(cost.children):
-            visit(child, cost_at.children[i] if cost_at is not None else None, child.name, 1,
-                  sp.Integer(1))
+            visit(child, None if cost_at is None else cost_at.children[i], child.name, 1, one,
+                  one)
     return rows
 
 
-def _derivation(path: str, node: Cost, mult: sp.Expr, convention: Convention,
-                at: Mapping[sp.Symbol, sp.Expr] | None) -> dict[str, Any] | None:
+def _quantity(node: Cost, node_at: Cost | None, name: str) -> Quantity:
+    """``node``'s quantity as shown, with its value from ``node_at`` (``at`` substituted)."""
+    return Quantity(_shown_quantity(node, name),
+                    None if node_at is None else _shown_quantity(node_at, name))
+
+
+def _shown_quantity(node: Cost, name: str) -> sp.Expr:
+    """A quantity as a render shows it. FLOPs are shown from the convention-weighted
+    work (:func:`~symflops.cost.weighted_work`, the sum ``Cost.flops`` is made of) rather
+    than from ``Cost.flops`` itself, which factors every leaf fully: :func:`shown` holds
+    floors opaque and is about twice as fast on a first render of a strided network."""
+    if name == "flops":
+        return shown(weighted_work(node.work, node.convention))
+    return shown(node.quantity(name))
+
+
+def _derivation(path: str, node: Cost, node_at: Cost | None, mult: sp.Expr,
+                convention: Convention) -> dict[str, Any] | None:
     d = node.derivation
     if d is None:
         return None
     # structural ones (groups=1, ...) specialise the general formula; sizes are substituted
     ones = {s: v for s, v in d.bindings.items() if v == 1}
-    shown = {s: v for s, v in d.bindings.items() if v != 1 and v != s}
+    shown_bindings = {s: v for s, v in d.bindings.items() if v != 1 and v != s}
     steps = []
     label = convention.label
     for key, title, general in (
             ("params", "params", d.general_params),
             ("flops", label, d.general_flops(convention))):
-        gen = _simple(sp.sympify(general).xreplace(ones))
-        result = _simple(node.params) if key == "params" else _node_flops(node)
-        sub_syms = {s: v for s, v in shown.items() if s in gen.free_symbols}
-        value = _at_value(result, at)
+        gen = shown(sp.sympify(general).xreplace(ones))
+        quantity = _quantity(node, node_at, key)
+        result, value = quantity.expr, quantity.value
+        sub_syms = {s: v for s, v in shown_bindings.items() if s in gen.free_symbols}
         lines: list[dict[str, Any]] = [{"tag": "general", "expr": gen}]
         if sub_syms:
             lines.append({"tag": "substituted", "expr": Substitution(gen, sub_syms)})
@@ -281,19 +238,20 @@ def _derivation(path: str, node: Cost, mult: sp.Expr, convention: Convention,
     for kind in KINDS:
         if kind in d.general:
             kinds.append({"kind": kind, "rate": convention.rate(kind),
-                          "general": _simple(d.general[kind].xreplace(ones)),
+                          "general": shown(d.general[kind].xreplace(ones)),
                           "meaning": KINDS[kind], "detail": d.rates.get(kind, "")})
     return {
         "path": path, "layer": node.layer, "spec": node.spec, "multiplier": mult,
         "explanation": d.explanation, "kinds": kinds, "steps": steps,
-        "bindings": [{"symbol": s, "value": v} for s, v in shown.items()],
+        "bindings": [{"symbol": s, "value": v} for s, v in shown_bindings.items()],
     }
 
 
 def build_context(cost: Cost, *, depth: int | None = None,
-                  at: Mapping[Any, Any] | None = None, numbers: str = "comma",
+                  at: Mapping[Any, Any] | str | None = None, numbers: str = "comma",
                   derivations: bool = True, standalone: bool = False,
-                  math_only: bool = False, title: str | None = None) -> dict[str, Any]:
+                  math_only: bool = False, title: str | None = None,
+                  inputs: str | None = None) -> dict[str, Any]:
     """The format-neutral context every template receives (SymPy objects inside)."""
     if depth is not None and (not isinstance(depth, int) or isinstance(depth, bool)
                               or depth < 1):
@@ -304,48 +262,56 @@ def build_context(cost: Cost, *, depth: int | None = None,
                             fix="use numbers='comma' or numbers='si'")
     convention = cost.convention
     cost_at: Cost | None = None
-    at_map: dict[sp.Symbol, sp.Expr] | None = None
-    if at is not None:
-        cost_at = cost.subs(dict(at))
-        at_map = cost._resolve(dict(at), {})
-    rows = _rows(cost, cost_at, depth, at_map, convention)
+    at_map: dict[sp.Symbol, sp.Expr] = {}
+    if isinstance(at, str):  # "B=1,H=224": parsed by symflops.parse, never evaluated
+        from symflops.parse import parse_assignments
+
+        names = {s.name: s for s in cost.free_symbols}
+        at = parse_assignments(at, names=names, values_names=names)
+    if at is not None:  # the one substitution: every value shown comes from cost_at
+        at_map = cost.substitution(at)
+        cost_at = cost.subs(at_map)
+    rows = _rows(cost, cost_at, depth)
     derivs: list[dict[str, Any]] = []
     if derivations:
         shown_paths = {r["path"] for r in rows}
-        stack: list[tuple[Cost, str, sp.Expr]] = [(cost, cost.name if not cost.children
-                                                   else "", sp.Integer(1))]
+        stack: list[tuple[Cost, Cost | None, str, sp.Expr]] = [
+            (cost, cost_at, cost.name if not cost.children else "", sp.Integer(1))]
         while stack:
-            node, path, mult = stack.pop()
+            node, node_at, path, mult = stack.pop()
             mult = _mul(mult, node.count)
             if not node.children:
                 if path in shown_paths or not cost.children:
-                    item = _derivation(path, node, mult, convention, at_map)
+                    item = _derivation(path, node, node_at, mult, convention)
                     if item is not None:
                         derivs.append(item)
                 continue
-            for child in reversed(node.children):
-                stack.append((child, f"{path}.{child.name}" if path else child.name, mult))
-    total_flops = _node_flops(cost)
+            for i in reversed(range(len(node.children))):
+                child = node.children[i]
+                stack.append((child, None if node_at is None else node_at.children[i],
+                              f"{path}.{child.name}" if path else child.name, mult))
     total = {
-        "params": Quantity(_simple(cost.params), _at_value(cost.params, at_map)),
-        "macs": Quantity(_simple(cost.macs), _at_value(cost.macs, at_map)),
-        "flops": Quantity(total_flops, _at_value(total_flops, at_map)),
-        "output_shape": cost.output_shape if at_map is None else
-        tuple(_simple(x.xreplace(at_map)) for x in cost.output_shape),
+        "params": _quantity(cost, cost_at, "params"),
+        "macs": _quantity(cost, cost_at, "macs"),
+        "flops": _quantity(cost, cost_at, "flops"),
+        "output_shape": cost.output_shape if cost_at is None else
+        tuple(shown(x) for x in cost_at.output_shape),
         "input_shape": cost.input_shape,
     }
     counted = [{"kind": k, "rate": convention.rate(k), "meaning": KINDS[k]} for k in KINDS]
     repeated = [r for r in rows if r["count"] != 1]
     return {
         "title": title or cost.spec,
+        "inputs": inputs,
         "root": cost,
+        "root_at": cost_at,
         "layer": cost.layer,
         "spec": cost.spec,
         "convention": convention,
         "label": convention.label,
         "show_macs_column": convention.label != "MACs",
         "rates": counted,
-        "at": [{"symbol": s, "value": v} for s, v in (at_map or {}).items()],
+        "at": [{"symbol": s, "value": v} for s, v in at_map.items()],
         "numbers": numbers,
         "depth": depth,
         "rows": rows,
@@ -416,7 +382,7 @@ def register_format(fmt: Format, *, replace: bool = False) -> Format:
 
 def unregister_format(name: str) -> None:
     """Remove a user format (the built-in ones stay)."""
-    if name in ("markdown", "latex", "text", "json"):
+    if name in ("markdown", "latex", "text", "json", "summary"):
         raise SymflopsError("built-in formats cannot be removed", values={"format": name})
     fmt = _FORMATS.pop(name, None)
     if fmt is not None:
@@ -487,11 +453,9 @@ def _json_tree(cost: Cost, cost_at: Cost | None, depth: int | None, level: int,
     node: dict[str, Any] = {
         "name": cost.name, "path": path, "layer": cost.layer, "spec": cost.spec,
         "count": cost.count, "input_shape": cost.input_shape, "output_shape": cost.output_shape,
-        "params": Quantity(_simple(cost.params), None if cost_at is None else
-                           _simple(cost_at.params)),
-        "macs": Quantity(_simple(cost.macs), None if cost_at is None else _simple(cost_at.macs)),
-        "flops": Quantity(_node_flops(cost), None if cost_at is None else
-                          _node_flops(cost_at)),
+        "params": _quantity(cost, cost_at, "params"),
+        "macs": _quantity(cost, cost_at, "macs"),
+        "flops": _quantity(cost, cost_at, "flops"),
         "work": {k: cost.work[k] for k in KINDS if k in cost.work},
         "notes": list(cost.notes),
     }
@@ -500,7 +464,7 @@ def _json_tree(cost: Cost, cost_at: Cost | None, depth: int | None, level: int,
         node["derivation"] = {
             "general": {k: d.general[k] for k in KINDS if k in d.general},
             "general_params": d.general_params,
-            "general_flops": _simple(d.general_flops(convention)),
+            "general_flops": shown(d.general_flops(convention)),
             "bindings": {s.name: v for s, v in sorted(d.bindings.items(),
                                                       key=lambda kv: kv[0].name)},
             "explanation": d.explanation,
@@ -515,12 +479,13 @@ def _json_tree(cost: Cost, cost_at: Cost | None, depth: int | None, level: int,
     return node
 
 
-def _json_document(cost: Cost, convention: Convention, at: Sequence[Mapping[str, Any]],
-                   depth: int | None) -> str:
+def _json_document(cost: Cost, cost_at: Cost | None, convention: Convention,
+                   at: Sequence[Mapping[str, Any]], depth: int | None) -> str:
     """The JSON render: the whole tree (to ``depth``), every expression as str, srepr
-    and LaTeX, values when ``at`` was given."""
+    and LaTeX, values (from ``cost_at``) when ``at`` was given."""
     at_named = {a["symbol"].name: a["value"] for a in at} if at else None
-    cost_at = cost.subs(at_named) if at_named else None
+    if at_named is None:  # no values asked for (or nothing to substitute): none shown
+        cost_at = None
     doc = {
         "symflops": "cost/1",
         "convention": convention,
@@ -531,18 +496,9 @@ def _json_document(cost: Cost, convention: Convention, at: Sequence[Mapping[str,
     return json.dumps(_json_expr(doc), indent=1, sort_keys=True, ensure_ascii=False)
 
 
-def _aligned(body: Sequence[Sequence[Any]], header: Sequence[str], aligns: str) -> str:
-    """A plain-text table: columns padded to their widest cell (``l``/``r`` per column)."""
-    table = [list(map(str, header))] + [list(map(str, r)) for r in body]
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-
-    def line(cells: Sequence[str]) -> str:
-        out = [c.rjust(w) if a == "r" else c.ljust(w)
-               for c, w, a in zip(cells, widths, aligns, strict=True)]
-        return "  ".join(out).rstrip()
-
-    rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(table[0]), rule] + [line(r) for r in table[1:]])
+def _ruled_table(body: Sequence[Sequence[Any]], header: Sequence[str], aligns: str) -> str:
+    """The text template's table: a header, a dashed rule, columns padded."""
+    return text_table(body, header, aligns, rule=True)
 
 
 # ----------------------------------------------------------------------------- environment
@@ -587,7 +543,7 @@ def _filters(fmt: Format, numbers: str) -> dict[str, Callable[..., Any]]:
             "pct": pct, "times": times, "shape": shape, "shape_math": shape_math,
             "imath": fmt.inline_math,
             "prose": fmt.prose, "latex_esc": latex_escape, "json_document": _json_document,
-            "aligned": _aligned, **fmt.extra_filters}
+            "ruled_table": _ruled_table, **fmt.extra_filters}
 
 
 @functools.lru_cache(maxsize=64)
@@ -611,21 +567,31 @@ def template_environment(template_dir: str | None = None, fmt: str = "markdown",
     return env
 
 
+def clear_caches() -> None:
+    """Forget everything rendering memoises (display forms, LaTeX, template environments),
+    so the next render is a first one (benchmarks time it)."""
+    display.clear_cache()
+    printing.clear_cache()
+    template_environment.cache_clear()
+
+
 # ----------------------------------------------------------------------------- render
 def render(cost: Cost, fmt: str = "markdown", *, depth: int | None = None,
-           at: Mapping[Any, Any] | None = None, template_dir: str | Path | None = None,
+           at: Mapping[Any, Any] | str | None = None, template_dir: str | Path | None = None,
            numbers: str = "comma", convention: str | Convention | None = None,
            standalone: bool = False, math_only: bool = False, derivations: bool = True,
-           title: str | None = None) -> str:
+           title: str | None = None, inputs: str | None = None) -> str:
     """``cost`` as ``fmt`` (``markdown``/``md``, ``latex``/``tex``, ``text``/``txt``,
-    ``json`` or a registered format).
+    ``json``, ``summary`` (the command line's default) or a registered format).
 
     ``depth`` folds the module tree below that level into its ancestors' rows; ``at``
-    substitutes values (``{"H": 224}``) and shows the numbers; ``numbers`` is ``"comma"``
-    (4,089,184,256) or ``"si"`` (4.09 G); ``convention`` re-weighs the FLOPs;
-    ``standalone`` (LaTeX) wraps the output in a compilable document; ``math_only``
-    gives only the totals as display math (what Jupyter shows); ``template_dir`` holds
-    templates that replace the built-in ones by name.
+    substitutes values (``{"H": 224}`` or ``"H=224"``) and shows the numbers;
+    ``numbers`` is ``"comma"`` (4,089,184,256) or ``"si"`` (4.09 G); ``convention``
+    re-weighs the FLOPs; ``standalone`` (LaTeX) wraps the output in a compilable
+    document; ``math_only`` gives only the totals as display math (what Jupyter shows);
+    ``template_dir`` holds
+    templates that replace the built-in ones by name; ``title`` and ``inputs`` (how the
+    inputs were given, e.g. a traced model's ``"B 3 H W"``) head the summary.
     """
     if not isinstance(cost, Cost):
         raise SymflopsError("render takes a Cost", values={"got": type(cost).__name__},
@@ -634,12 +600,14 @@ def render(cost: Cost, fmt: str = "markdown", *, depth: int | None = None,
     if convention is not None:
         cost = cost.with_convention(get_convention(convention))
     ctx = build_context(cost, depth=depth, at=at, numbers=numbers, derivations=derivations,
-                        standalone=standalone, math_only=math_only, title=title)
-    return _render_with(f, ctx, numbers, template_dir)
+                        standalone=standalone, math_only=math_only, title=title, inputs=inputs)
+    return render_template(f, ctx, numbers, template_dir)
 
 
-def _render_with(f: Format, ctx: Mapping[str, Any], numbers: str,
-                 template_dir: str | Path | None, template: str | None = None) -> str:
+def render_template(f: Format, ctx: Mapping[str, Any], numbers: str,
+                    template_dir: str | Path | None, template: str | None = None) -> str:
+    """``template`` (``f``'s own by default) of format ``f`` rendered with ``ctx``: how
+    :func:`render` and the formula reference (:mod:`symflops.reference`) fill templates."""
     name = template or f.template
     try:
         env = template_environment(None if template_dir is None else str(template_dir),
@@ -678,4 +646,48 @@ register_format(Format(
     percent=" %", dash="-"))
 register_format(Format(
     "json", "cost.json.j2", math=_text_math, text=str, code=str))
+
+
+# ----------------------------------------------------------------------------- summary
+def _count_text(expr: sp.Expr) -> str:
+    """An exact count with separators and its SI form (``1,754,240 (1.75 M)``), or an
+    expression as plain text."""
+    if not expr.is_Integer:
+        return str(expr)
+    n = int(expr)
+    si, plain = format_number(n, "si"), format_number(n, "comma")
+    return plain if si == str(n) else f"{plain} ({si})"
+
+
+def _summary_math(x: Any) -> str:
+    return str(tidy(sp.sympify(x)))
+
+
+def _summary_row(total: Sequence[str], cost: Cost) -> list[str]:
+    """``["MACs", "macs"]`` -> ``["MACs", "864,576 (865 k)"]``: one line of the totals."""
+    name, quantity = total
+    return [name, _count_text(tidy(cost.quantity(quantity)))]
+
+
+def _parts_table(cost: Cost, depth: int) -> str:
+    """The parts of ``cost`` down to ``depth``, largest first (:func:`analysis.breakdown`
+    of the tree ``at`` was already substituted in); long expressions overflow their
+    column instead of widening it."""
+    from symflops.analysis import breakdown
+
+    rows = [[s.path or "(total)", s.layer, _count_text(s.value),
+             "" if s.share is None else f"{100 * s.share:5.1f}%"]
+            for s in breakdown(cost, depth=depth)]
+    return text_table(rows, ["path", "layer", cost.convention.label, "share"], "llrl",
+                      widths=(32, 20, 24, 0), gaps=(" ", " ", "  "))
+
+
+def _plain_shape(shape: Sequence[Any]) -> str:
+    return "(" + ", ".join(map(str, shape)) + ")"
+
+
+register_format(Format(
+    "summary", "cost.summary.j2", math=_summary_math, text=str, code=str,
+    extra_filters={"summary_row": _summary_row, "parts_table": _parts_table,
+                   "plain_shape": _plain_shape, "table": text_table}))
 

@@ -310,3 +310,15 @@ def test_sweep_checks_the_formulas_conditions() -> None:
     with pytest.raises(SymflopsError, match="condition") as info:
         A.sweep(c, {"H": np.arange(1, 9)})
     assert "H=1" in str(info.value)
+
+
+@pytest.mark.parametrize("module", ["symflops.analysis", "symflops.analysis._common",
+                                    "symflops.analysis.polynomial", "symflops.analysis.parts",
+                                    "symflops.analysis.sweeps"])
+def test_docstring_examples_of_every_submodule(module: str) -> None:
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
+    assert result.attempted > 0 or module.endswith("_common")

@@ -213,3 +213,85 @@ def test_residual_children_and_add() -> None:
     assert [ch.name for ch in sc.cost((B, C, H, W)).children] == ["body", "shortcut", "add"]
     # residual adds are "elementwise" work: not MACs, not counted by torch
     assert r["add"].with_convention("torch").flops == 0
+
+
+# ------------------------------------------------------------------------ immutability
+FIELDS = ("name", "layer", "spec", "params", "work", "input_shape", "output_shape",
+          "children", "count", "derivation", "validity", "convention", "notes", "op")
+
+
+def _fields(c: sf.Cost) -> list[tuple]:
+    """Every field of every node, to compare a tree before and after an operation."""
+    return [(p, tuple((f, repr(getattr(n, f))) for f in FIELDS)) for p, n in c.walk()]
+
+
+@pytest.mark.parametrize("field", ["name", "layer", "spec", "params", "work", "count",
+                                   "children", "validity", "convention", "op", "notes",
+                                   "output_shape", "flops"])
+def test_a_cost_cannot_be_changed_after_construction(field: str) -> None:
+    c = nn.Conv2d(3, 8, 3, stride=2).cost((B, 3, H, W))
+    before = _fields(c)
+    with pytest.raises(SymflopsError, match=f"immutable: {field} cannot be set.*replace"):
+        setattr(c, field, 1)
+    with pytest.raises(SymflopsError, match="immutable"):
+        delattr(c, field)
+    assert _fields(c) == before
+
+
+def test_work_is_read_only() -> None:
+    c = nn.Linear(8, 4).cost((B, 8))
+    with pytest.raises(TypeError):
+        c.work["bias"] = sp.Integer(0)  # type: ignore[index]
+    assert c.work["bias"] == 4 * B
+
+
+@pytest.mark.parametrize("op", [
+    pytest.param(lambda c: c.subs(H=32), id="subs"),
+    pytest.param(lambda c: c.simplify(), id="simplify"),
+    pytest.param(lambda c: c.with_convention("macs"), id="with_convention"),
+    pytest.param(lambda c: c.replace(count=L, name="x"), id="replace"),
+    pytest.param(lambda c: c.replace(children=c.children[:1]), id="replace_children"),
+])
+def test_transformations_leave_the_original_unchanged(op) -> None:  # type: ignore[no-untyped-def]
+    c = nn.Sequential(nn.Repeat(nn.Sequential(nn.Conv2d(C, C, 3, padding=1), nn.ReLU()), L),
+                      nn.Conv2d(C, C, 3, stride=2)).cost((B, C, H, W))
+    flops = c.flops  # the lazily computed total is cached before the operation
+    before = _fields(c)
+    new = op(c)
+    assert new is not c and _fields(c) == before and c.flops == flops
+
+
+def test_replace_recomputes_the_cached_total() -> None:
+    c = nn.Sequential(nn.Linear(8, 8), nn.ReLU()).cost((B, 8))
+    # Linear 8->8: 2*8*8 = 128 per row; ReLU: 8 per row
+    assert c.flops == 136 * B
+    assert c.replace(children=c.children[:1]).flops == 128 * B
+    assert c.replace(convention="macs").flops == 64 * B
+    assert c.flops == 136 * B
+
+
+def test_subs_settles_conditions_on_the_new_tree_only() -> None:
+    c = nn.Conv2d(3, 8, 5).cost((B, 3, H, W))
+    assert c.validity  # the kernel must fit: H >= 5, W >= 5
+    at = c.subs(H=7)
+    assert len(at.validity) == len(c.validity) - 1 and all(H not in v.free_symbols
+                                                           for v in at.validity)
+    assert any(H in v.free_symbols for v in c.validity)
+    with pytest.raises(SymflopsError, match="condition"):
+        c.subs(W=4)
+
+
+@pytest.mark.parametrize("how", ["pickle", "deepcopy", "copy"])
+def test_a_cost_pickles_and_copies(how: str) -> None:
+    import copy
+    import pickle
+
+    c = nn.Repeat(nn.TransformerBlock(dim, heads), L).cost((B, N, dim))
+    flops = c.flops
+    new = {"pickle": lambda: pickle.loads(pickle.dumps(c)), "deepcopy": lambda: copy.deepcopy(c),
+           "copy": lambda: copy.copy(c)}[how]()
+    assert _fields(new) == _fields(c) and _eq(new.flops, flops)
+    with pytest.raises(SymflopsError, match="immutable"):
+        new.count = 2
+    with pytest.raises(TypeError):
+        new.work["bias"] = 0  # type: ignore[index]

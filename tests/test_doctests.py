@@ -14,7 +14,7 @@ MODULES = [
     "symflops.formulas.pointwise", "symflops.formulas.pool", "symflops.nn", "symflops.cost",
     "symflops.evaluate", "symflops.conventions", "symflops.symbols", "symflops.errors",
     "symflops", "symflops.formulas.resize", "symflops.analysis", "symflops.parse",
-    "symflops.rendering", "symflops.latex", "symflops.reference", "symflops.cli",
+    "symflops.rendering", "symflops.printing", "symflops.reference", "symflops.cli",
 ]
 
 

@@ -22,7 +22,7 @@ import sympy as sp
 
 import symflops as sf
 from symflops.errors import SymflopsError
-from symflops.latex import format_number, latex_escape, markdown_code
+from symflops.printing import format_number, latex_escape, markdown_code
 from symflops.rendering import (
     Format,
     build_context,
@@ -248,9 +248,9 @@ def test_macs_convention_never_says_flops() -> None:
 def test_every_format_names_its_convention() -> None:
     c = cnn_cost()
     for fmt in ("markdown", "latex", "text"):
-        for conv in ("exact", "torch", "macs"):
-            label = sf.get_convention(conv).label
-            assert label in render(c, fmt, convention=conv, derivations=False), (fmt, conv)
+        for name in ("exact", "torch", "macs"):
+            label = sf.get_convention(name).label
+            assert label in render(c, fmt, convention=name, derivations=False), (fmt, name)
     doc = json.loads(render(c, "json", convention="torch"))
     assert doc["convention"]["label"] == "FLOPs (torch)"
 
@@ -414,11 +414,11 @@ def test_user_template_dir_overrides_builtin(tmp_path: Path) -> None:
 def test_docstring_examples() -> None:
     import doctest
 
-    import symflops.latex
+    import symflops.printing
     import symflops.reference
     import symflops.rendering as render_module
 
-    for module in (symflops.latex, render_module, symflops.reference):
+    for module in (symflops.printing, render_module, symflops.reference):
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert result.attempted > 0 and result.failed == 0, module.__name__
 
@@ -454,3 +454,68 @@ def test_json_depth_folds_subtrees() -> None:
     assert {ch["name"]: ch["folded"] for ch in children if "folded" in ch} == {"res": 3,
                                                                                "head": 3}
     assert doc["depth"] == 1
+
+
+# ----------------------------------------------------------------------------- summary
+def test_summary_is_a_registered_format_the_cli_prints() -> None:
+    from symflops.cli import main
+
+    c = cnn_cost()
+    out = render(c, "summary", at=AT_224, depth=1, title="cnn -- FLOPs (exact)")
+    assert get_format("summary").template == "cost.summary.j2"
+    lines = out.splitlines()
+    assert lines[0] == "cnn -- FLOPs (exact)"
+    assert lines[1] == "input (1, 3, 224, 224) -> output (1, 10)"
+    assert "at B=1, H=224, W=224" in lines
+    total = int(c.subs(**AT_224).flops)
+    assert f"FLOPs (exact)  {total:,} (" in out
+    # parts largest first, each with its share of the total; conv_1: 848 * 112 * 112
+    parts = out.split("\n\n")[-1].splitlines()
+    assert parts[0].split() == ["path", "layer", "FLOPs", "(exact)", "share"]
+    by_name = {ch.name: ch for ch in c.subs(**AT_224).children}  # names may contain dots
+    values = [int(by_name[p].flops) for p in ("res", "layer1.0.conv_1")]
+    assert values[0] > values[1] == 848 * 112 * 112
+    for line, path, value in zip(parts[1:3], ("res", "layer1.0.conv_1"), values, strict=True):
+        assert line.startswith(path) and f"{value:,}" in line
+        assert line.endswith(f"{100 * value / total:5.1f}%")
+    assert len(parts) == 1 + len(c.children)
+    assert all(not ln.endswith(" ") for ln in lines)
+    with pytest.raises(SymflopsError, match="built-in"):
+        unregister_format("summary")
+    # the command line's default output is this format
+    import contextlib
+    import io
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["formula", "Linear", "--at", "M=4,I=8,O=2"]) == 0
+    from symflops.reference import EXAMPLES
+
+    linear = EXAMPLES["Linear"].build().cost(EXAMPLES["Linear"].input_shape)
+    assert printed.getvalue() == render(linear, "summary", at={"M": 4, "I": 8, "O": 2},
+                                        title="Linear(I, O) -- FLOPs (exact)")
+
+
+def test_summary_formula_lines_and_general_formula() -> None:
+    c = conv_cost()
+    out = render(c, "summary", at={"B": 1})
+    # with partial values the formula is printed first, floors over one denominator
+    formula = out.split("formula:")[1].split("at B=1")[0]
+    assert "floor((H - 1)/2)" in formula and "floor(H/2 - 1/2)" not in formula
+    # 2 C_in C_out K^2 per output position: 2*3*64*49 = 18816
+    assert "FLOPs (exact)  18816*(floor((H - 1)/2) + 1)*(floor((W - 1)/2) + 1)" in out
+    assert "general formula: FLOPs (exact) = 2*B*C_in*C_out*H_out*K**2*W_out/groups" in out
+    macs = render(c, "summary", convention="macs")
+    assert "FLOPs" not in macs.split("general formula")[0]
+
+
+def test_text_table_widths_and_overflow() -> None:
+    from symflops.printing import text_table
+
+    # widest cell per column, right-aligned numbers, a rule under the header
+    assert text_table([["a", "1"], ["bbb", "22"]], ["x", "n"], "lr", rule=True) == (
+        "x     n\n---  --\na     1\nbbb  22")
+    # fixed widths: a long cell pushes the rest of its row, the column stays as given
+    fixed = text_table([["a", "1"], ["abcdef", "2"]], None, "lr", widths=(3, 2), gaps=(" ",))
+    assert fixed.splitlines() == ["a    1", "abcdef  2"]
+    assert text_table([]) == ""

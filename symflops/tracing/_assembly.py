@@ -78,7 +78,7 @@ class TracedCost(Cost):
 
     def __init__(self, *args: Any, report: TraceReport, **fields: Any) -> None:
         super().__init__(*args, **fields)
-        self.report = report
+        object.__setattr__(self, "report", report)  # a Cost's fields are set once, here
 
     def subs(self, values: Mapping[Any, Any] | None = None, /, **named: Any) -> Cost:
         """:meth:`Cost.subs`, refusing a dim the model fixed (a ViT's position embedding

@@ -1,4 +1,5 @@
-"""Printing for renders: LaTeX escaping of user strings, expressions as LaTeX or text.
+"""Printing for renders and the CLI: user strings escaped for LaTeX and Markdown,
+expressions as LaTeX or text, numbers with separators or SI prefixes, plain-text tables.
 
 Expressions print with the canonical symbols' LaTeX names (``C_{\\mathrm{in}}``, not
 ``C_in``); floors print as ``\\left\\lfloor ... \\right\\rfloor``. A *substitution*
@@ -17,7 +18,7 @@ by renaming symbols, so the factors stay in the general formula's order.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import sympy as sp
 from sympy.printing.str import StrPrinter
@@ -25,7 +26,7 @@ from sympy.printing.str import StrPrinter
 from symflops.symbols import latex_name
 
 __all__ = ["latex_escape", "latex_expr", "text_expr", "markdown_escape", "markdown_code",
-           "format_number", "substitution_names"]
+           "format_number", "substitution_names", "text_table", "clear_cache"]
 
 #: LaTeX text-mode replacements for characters with a special meaning (or a wrong glyph).
 _LATEX_SPECIAL: dict[str, str] = {
@@ -47,15 +48,35 @@ _LATEX_TABLE = str.maketrans(_LATEX_SPECIAL)
 
 
 def latex_escape(text: object) -> str:
-    """``text`` safe to place in LaTeX text mode (every special character escaped)."""
-    return str(text).translate(_LATEX_TABLE)
+    """``text`` safe to place in LaTeX text mode and compilable by pdflatex with the
+    standalone preamble (T1 fonts): every special character escaped, a line break shown as
+    ``\\n``, and a character beyond Latin-1 (CJK, emoji, control characters) written as
+    its code point, ``[U+4E2D]``, a visible ASCII marker.
+
+    >>> latex_escape("层1\\n😀")
+    '[U+5C42]1\\\\textbackslash{}n[U+1F600]'
+    """
+    return "".join(_latex_char(ch) for ch in _one_line(str(text)).translate(_LATEX_TABLE))
+
+
+def _latex_char(ch: str) -> str:
+    code = ord(ch)
+    if 32 <= code < 127 or 0xA0 <= code <= 0xFF or ch == "\t":
+        return ch
+    return f"[U+{code:04X}]"
+
+
+def _one_line(text: str) -> str:
+    """Line breaks (``\\r\\n``, ``\\r``, ``\\n``) shown as the two characters ``\\n``: a
+    name stays on its table row."""
+    return text.replace("\r\n", "\\n").replace("\r", "\\n").replace("\n", "\\n")
 
 
 def markdown_escape(text: object) -> str:
     """``text`` safe in Markdown prose and table cells: pipes and inline punctuation
-    (emphasis, code, links, math, HTML) escaped."""
+    (emphasis, code, links, math, HTML) escaped, a line break shown as ``\\n``."""
     out = []
-    for ch in str(text):
+    for ch in _one_line(str(text)):
         if ch in "\\`*_[]<>|$~":
             out.append("\\" + ch)
         else:
@@ -67,9 +88,12 @@ def markdown_code(text: object) -> str:
     """``text`` as a Markdown code span that is safe in a table cell.
 
     A pipe is escaped (GitHub splits cells on it even inside code); backticks in the
-    text get a longer fence.
+    text get a longer fence; a line break is shown as ``\\n`` (it would end the row).
+
+    >>> markdown_code("a|b\\nc")
+    '`a\\\\|b\\\\nc`'
     """
-    s = str(text).replace("|", "\\|")
+    s = _one_line(str(text)).replace("|", "\\|")
     fence = "`"
     while fence in s:
         fence += "`"
@@ -94,6 +118,11 @@ def latex_expr(expr: sp.Basic, names: Mapping[sp.Symbol, str] | None = None) -> 
     full = _names(expr)
     full.update(names)
     return str(sp.latex(expr, symbol_names=full, mul_symbol="dot"))
+
+
+def clear_cache() -> None:
+    """Forget the memoised LaTeX of expressions (benchmarks time a first render)."""
+    _latex_cached.cache_clear()
 
 
 class _NamedStrPrinter(StrPrinter):
@@ -160,3 +189,45 @@ def _three_digits(x: float) -> str:
     if float(text) >= 10 and digits == 2 or float(text) >= 100 and digits == 1:
         text = f"{x:.{digits - 1}f}"  # 9.999 -> 10.0, not 10.00
     return text
+
+
+def text_table(body: Sequence[Sequence[object]], header: Sequence[str] | None = None,
+               aligns: str = "", *, rule: bool = False, widths: Sequence[int] | None = None,
+               gaps: Sequence[str] = ()) -> str:
+    """A plain-text table: every plain-text table symflops prints is built here.
+
+    Columns are aligned ``l`` or ``r`` (``aligns``, one letter a column, left by default)
+    and joined by ``gaps`` (two spaces by default); each is as wide as its widest cell,
+    or exactly ``widths`` (a cell longer than its column then pushes the rest of its row
+    instead of widening the column: for columns of long expressions). ``rule`` draws a
+    dashed line under the header. No line ends in spaces.
+
+    >>> print(text_table([["conv", "1,024"], ["fc", "10"]], ["module", "FLOPs"], "lr",
+    ...                  rule=True))
+    module  FLOPs
+    ------  -----
+    conv    1,024
+    fc         10
+    """
+    rows = ([list(map(str, header))] if header is not None else []) + \
+        [list(map(str, r)) for r in body]
+    if not rows:
+        return ""
+    ncols = max(len(r) for r in rows)
+    if widths is None:
+        widths = [max(len(r[i]) for r in rows if i < len(r)) for i in range(ncols)]
+    seps = [gaps[i] if i < len(gaps) else "  " for i in range(ncols - 1)]
+
+    def line(cells: Sequence[str]) -> str:
+        out = ""
+        for i, cell in enumerate(cells):
+            width = widths[i] if i < len(widths) else 0
+            right = i < len(aligns) and aligns[i] == "r"
+            out += (seps[i - 1] if i else "") + (cell.rjust(width) if right else cell.ljust(width))
+        return out.rstrip()
+
+    lines = [line(r) for r in rows]
+    if rule and header is not None:
+        lines.insert(1, "".join((seps[i - 1] if i else "") + "-" * w
+                                for i, w in enumerate(widths)))
+    return "\n".join(lines)
