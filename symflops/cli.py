@@ -305,9 +305,32 @@ def cmd_formula(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fixed_dims(cost: Cost, args: argparse.Namespace, names: Sequence[str], flag: str) -> None:
+    """Refuse a name of an ``--input`` dim that the traced cost no longer has: the model
+    fixed it to one size, so a value for it (or a sweep of it) would be ignored."""
+    dims = spec_dims(_input_spec(args.input)) if getattr(args, "input", None) else []
+    free = {s.name for s in cost.free_symbols}
+    for name in names:
+        if name in dims and name not in free:
+            raise SymflopsError(f"{flag}: the traced model fixes {name} (its forward takes "
+                                "one size only), so the result does not depend on it",
+                                values={"symbols": ", ".join(sorted(free)) or "none"},
+                                fix=f"leave {name} out: the result holds at the size the "
+                                    "model fixes (see its note)")
+
+
+def _at_names(text: str | None) -> list[str]:
+    """The names ``--at`` assigns (its errors are reported where it is resolved)."""
+    try:
+        return [s.name for s in parse_assignments(text)] if text and text.strip() else []
+    except SymflopsError:
+        return []
+
+
 def cmd_trace(args: argparse.Namespace) -> int:
     target = Target(args.target, factory=load_factory(args.target))
     cost = _cost_of(target, args)
+    _fixed_dims(cost, args, _at_names(args.at), "--at")
     title = f"{args.target} -- {cost.convention.label}"
     if args.aligned:
         cost, note = _aligned(cost)
@@ -461,6 +484,8 @@ def cmd_scale(args: argparse.Namespace) -> int:
         raise SymflopsError("--plot and --output name the same file",
                             values={"path": args.output}, fix="give them different names")
     built = {spec: _cost_of(_target(spec), args) for spec in args.targets}
+    for cost in built.values():
+        _fixed_dims(cost, args, var_names, "--var")
     union = Cost("all", "targets", children=list(built.values()))
     at = _resolve_at(union, args.at)  # a name unknown to every target is an error
     given = [s.name for s in at if s.name in var_names]

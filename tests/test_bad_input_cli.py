@@ -82,6 +82,7 @@ MODELS = """
 TORCH_MODELS = """
     import sys
 
+    import torch
     from torch import nn
 
 
@@ -103,6 +104,22 @@ TORCH_MODELS = """
             print("forward sees", tuple(x.shape))
             return self.lin(x)
 
+
+    class Fixes(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(8, 4)
+
+        def forward(self, x):
+            torch._assert(x.shape[-1] == 8, "8 features")
+            return self.lin(x)
+
+
+    def linear():
+        return nn.Linear(8, 4)
+
+    def fixes():
+        return Fixes()
 
     def exits():
         return Exits()
@@ -148,7 +165,7 @@ class Case:
     id: str
     args: list[str]
     says: tuple[str, ...]   # each must appear in the one error line
-    slow: bool = False      # imports torch: the progress line may come first (after 1.5 s)
+    slow: bool = False      # traces: progress (after 1.5 s) and the tracer's warnings first
 
 
 M = "{w}/models.py"
@@ -187,6 +204,17 @@ CASES = [
     Case("factory-imports-missing-submodule", ["trace", f"{M}:imports_a_missing_submodule", *L],
          ("imports 'symflops.no_such_submodule', which the installed symflops does not have",
           "fix: check the module name, or the version of symflops")),
+    # a forward that asserts 8 features, traced on "B W", fixes W = 8: a value or a sweep
+    # of W would be ignored
+    Case("at-a-dim-the-model-fixes", ["trace", "{w}/torch_models.py:fixes", "--input", "B W",
+                                      "--hint", "W=8", "--at", "B=2,W=16"],
+         ("--at: the traced model fixes W", "symbols=B", "fix: leave W out"), slow=True),
+    Case("var-a-dim-the-model-fixes", ["scale", "{w}/torch_models.py:fixes", "--input", "B W",
+                                       "--hint", "W=8", "--var", "W", "--range", "8:32:8"],
+         ("--var: the traced model fixes W",), slow=True),
+    # torch logs each failed symbolic attempt with a traceback (38 lines): not shown
+    Case("model-torch-cannot-run", ["trace", "{w}/torch_models.py:linear", "--input", "B W"],
+         ("torch could not run the model on symbolic shapes",), slow=True),
     Case("module-target-missing", ["trace", "no_such_pkg_for_symflops.mod:make", *L],
          ("cannot import module 'no_such_pkg_for_symflops.mod'", "FILE.py")),
     # -- the target's syntax
@@ -371,7 +399,8 @@ def test_a_mistake_is_one_line_and_exit_2(case: Case, outcomes: dict[str, Outcom
     assert p.stdout == ""
     lines = p.stderr.splitlines()
     if case.slow:
-        lines = [ln for ln in lines if not ln.startswith("symflops: building and costing ")]
+        lines = [ln for ln in lines if not ln.startswith(("symflops: building and costing ",
+                                                           "symflops: warning: "))]
     assert len(lines) == 1, p.stderr
     (line,) = lines
     assert line.startswith("symflops: error: ") and "fix: " in line, line
