@@ -185,8 +185,9 @@ def _totals(cost: Cost) -> list[tuple[str, sp.Expr]]:
 
 
 def _resolve_at(cost: Cost, text: str | None, flag: str = "--at") -> dict[sp.Symbol, sp.Expr]:
-    """``--at`` values for symbols of ``cost``: each a positive integer, or an expression
-    in its symbols that is positive wherever they are (``W=H``, ``N=H*W``)."""
+    """``--at`` values for symbols of ``cost``, each within its symbol's assumptions: a
+    positive integer for a size (0 too for a padding), or an expression in the symbols
+    that is so wherever they are (``W=H``, ``N=H*W``)."""
     if text is None:
         return {}
     if not text.strip():
@@ -198,12 +199,18 @@ def _resolve_at(cost: Cost, text: str | None, flag: str = "--at") -> dict[sp.Sym
     except SymflopsError as e:
         raise SymflopsError(f"{flag}: {e.message}", values=e.values, fix=e.fix) from None
     for sym, val in at.items():
-        if val.is_number and not (val.is_Integer and val > 0):
-            raise SymflopsError(f"{flag}: sizes must be positive integers",
-                                values={sym.name: val}, fix=f"give {sym.name} a value >= 1")
-        if not val.is_number and val.is_positive is not True:
-            raise SymflopsError(f"{flag}: {sym.name}={val} can be zero or negative",
-                                fix=f"give {sym.name} a value that is positive for every "
+        least = 1 if sym.is_positive else 0 if sym.is_nonnegative else None
+        what = "sizes must be positive integers" if least == 1 else \
+            f"{sym.name} must be an integer >= 0"
+        if val.is_number and ((sym.is_integer and not val.is_Integer)
+                              or (least is not None and val < least)):
+            raise SymflopsError(f"{flag}: {what}", values={sym.name: val},
+                                fix=f"give {sym.name} a value >= {least or 0}")
+        holds = val.is_positive if least == 1 else val.is_nonnegative if least == 0 else True
+        if not val.is_number and holds is not True:
+            raise SymflopsError(f"{flag}: {sym.name}={val} can be "
+                                + ("zero or negative" if least == 1 else "negative"),
+                                fix=f"give {sym.name} a value that is >= {least} for every "
                                     "positive size (e.g. W=H, N=H*W, I=2*O)")
     return at
 

@@ -288,6 +288,8 @@ CASES = [
     Case("at-fraction", ["formula", "Linear", "--at", "M=1/2"], ("M=1/2",)),
     Case("at-maybe-negative", ["formula", "Linear", "--at", "M=I-5"],
          ("--at: M=I - 5 can be zero or negative",)),
+    Case("at-negative-padding", ["formula", "Conv2d", "--at", "p=-1"],
+         ("--at: p must be an integer >= 0", "p=-1", "value >= 0")),
     Case("at-empty", ["formula", "Linear", "--at", ""], ("--at: no values given",)),
     Case("at-huge-exponent", ["formula", "Linear", "--at", "I=2**M"], ("exponents",)),
     # -- scale
@@ -470,6 +472,21 @@ def test_interrupt_is_one_line_and_exit_130(work: Path) -> None:
     # a KeyboardInterrupt is Ctrl-C, whoever raised it: the shell's status for SIGINT
     p = run(["trace", f"{M}:interrupts", *L], work)
     assert (p.returncode, p.stdout, p.stderr) == (130, "", "symflops: interrupted\n")
+
+
+def test_at_allows_what_the_symbol_allows(work: Path) -> None:
+    # padding p may be 0 (a non-negative symbol); sizes may not: only sizes are refused
+    at = "B=1,C_in=3,C_out=8,K=3,H=32,W=32,s=1,p=0,groups=1"
+    p = run(["formula", "Conv2d", "--at", at], work)
+    assert p.returncode == 0, p.stderr
+    from symflops.reference import EXAMPLES
+
+    ex = EXAMPLES["Conv2d"]
+    cost = ex.build().cost(ex.input_shape).subs(B=1, C_in=3, C_out=8, K=3, H=32, W=32, s=1,
+                                                p=0, groups=1)
+    # 8 * 30 * 30 outputs, each 27 multiplies + 26 adds + 1 bias = 54 FLOPs
+    assert cost.flops == 8 * 30 * 30 * 54
+    assert f"FLOPs (exact)  {int(cost.flops):,}" in p.stdout
 
 
 def test_closed_pipe_is_quiet() -> None:
