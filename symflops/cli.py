@@ -470,11 +470,6 @@ def cmd_scale(args: argparse.Namespace) -> int:
 
     var_names = parse_names(args.var)
     values = parse_range(args.range)
-    small = [v for v in values if v < 1]
-    if small:  # a size of 0 or less has no cost to show, whatever a formula gives there
-        raise SymflopsError("--range: sizes must be positive",
-                            values={",".join(var_names): small[0]},
-                            fix="start the range at 1 or more, e.g. 16:64:16")
     if max(values) > MAX_SIZE:  # numpy would hold them as floats or Python objects
         raise SymflopsError("--range: sizes must be below 2**63",
                             values={",".join(var_names): max(values)},
@@ -494,6 +489,14 @@ def cmd_scale(args: argparse.Namespace) -> int:
     for cost in built.values():
         _fixed_dims(cost, args, var_names, "--var")
     union = Cost("all", "targets", children=list(built.values()))
+    symbols = {s.name: s for s in union.free_symbols}
+    for name in var_names:  # a size of 0 or less has no cost, whatever a formula gives there
+        sym = symbols.get(name)
+        least = 0 if sym is not None and not sym.is_positive and sym.is_nonnegative else 1
+        if min(values) < least:
+            raise SymflopsError("--range: sizes must be positive" if least else
+                                f"--range: {name} must be >= 0", values={name: min(values)},
+                                fix=f"start the range at {least} or more, e.g. 16:64:16")
     at = _resolve_at(union, args.at)  # a name unknown to every target is an error
     given = [s.name for s in at if s.name in var_names]
     if given:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import doctest
 import importlib
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -297,7 +298,9 @@ CASES = [
          ("--range: sizes must be positive", "M=0", "start the range at 1")),
     Case("range-traced-model-from-zero", ["scale", "examples/resnet.py:tiny", "--input",
                                           "B 3 H W", "--var", "H,W", "--range", "0:64:16"],
-         ("--range: sizes must be positive", "H,W=0")),
+         ("--range: sizes must be positive", "H=0"), slow=True),
+    Case("range-list-with-zero", [*SCALE, "--range", "4,0,2"],
+         ("--range: sizes must be positive", "M=0")),
     Case("range-beyond-int64", [*SCALE, "--range", "2**62,2**63"],
          ("--range: sizes must be below 2**63", "M=9223372036854775808")),
     Case("range-geometric-to-2-64", [*SCALE, "--range", "1:2**64:*2"],
@@ -487,6 +490,23 @@ def test_at_allows_what_the_symbol_allows(work: Path) -> None:
     # 8 * 30 * 30 outputs, each 27 multiplies + 26 adds + 1 bias = 54 FLOPs
     assert cost.flops == 8 * 30 * 30 * 54
     assert f"FLOPs (exact)  {int(cost.flops):,}" in p.stdout
+
+
+def test_range_allows_what_the_symbol_allows(work: Path) -> None:
+    # padding sweeps from 0; the table is Cost.subs at each point
+    p = run(["scale", "Conv2d", "--var", "p", "--range", "0:2", "--at",
+             "B=1,C_in=1,C_out=1,K=3,H=8,W=8,s=1,groups=1"], work)
+    assert p.returncode == 0, p.stderr
+    from symflops.reference import EXAMPLES
+
+    ex = EXAMPLES["Conv2d"]
+    cost = ex.build().cost(ex.input_shape).subs(B=1, C_in=1, C_out=1, K=3, H=8, W=8, s=1,
+                                                groups=1)
+    # (8 - 3 + 2p + 1)^2 outputs, 9 + 8 + 1 = 18 FLOPs each: 648, 1152, 1800
+    expected = [cost.subs(p=v).flops for v in (0, 1, 2)]
+    assert expected == [648, 1152, 1800]
+    for v, flops in zip((0, 1, 2), expected, strict=True):
+        assert re.search(rf"^\s*{v}\s+{int(flops):,}$", p.stdout, re.M), p.stdout
 
 
 def test_closed_pipe_is_quiet() -> None:
