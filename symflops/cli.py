@@ -167,8 +167,9 @@ def _cost_of(target: Target, args: argparse.Namespace) -> Cost:
 
 # ----------------------------------------------------------------------------- output
 def _resolve_at(cost: Cost, text: str | None, flag: str = "--at") -> dict[sp.Symbol, sp.Expr]:
-    """``--at`` values for symbols of ``cost``: each a positive integer, or an expression
-    in its symbols that is positive wherever they are (``W=H``, ``N=H*W``)."""
+    """``--at`` values for symbols of ``cost``, each within its symbol's assumptions: a
+    positive integer for a size (0 too for a padding), or an expression in the symbols
+    that is so wherever they are (``W=H``, ``N=H*W``)."""
     if text is None:
         return {}
     if not text.strip():
@@ -180,12 +181,18 @@ def _resolve_at(cost: Cost, text: str | None, flag: str = "--at") -> dict[sp.Sym
     except SymflopsError as e:
         raise SymflopsError(f"{flag}: {e.message}", values=e.values, fix=e.fix) from None
     for sym, val in at.items():
-        if val.is_number and not (val.is_Integer and val > 0):
-            raise SymflopsError(f"{flag}: sizes must be positive integers",
-                                values={sym.name: val}, fix=f"give {sym.name} a value >= 1")
-        if not val.is_number and val.is_positive is not True:
-            raise SymflopsError(f"{flag}: {sym.name}={val} can be zero or negative",
-                                fix=f"give {sym.name} a value that is positive for every "
+        least = 1 if sym.is_positive else 0 if sym.is_nonnegative else None
+        what = "sizes must be positive integers" if least == 1 else \
+            f"{sym.name} must be an integer >= 0"
+        if val.is_number and ((sym.is_integer and not val.is_Integer)
+                              or (least is not None and val < least)):
+            raise SymflopsError(f"{flag}: {what}", values={sym.name: val},
+                                fix=f"give {sym.name} a value >= {least or 0}")
+        holds = val.is_positive if least == 1 else val.is_nonnegative if least == 0 else True
+        if not val.is_number and holds is not True:
+            raise SymflopsError(f"{flag}: {sym.name}={val} can be "
+                                + ("zero or negative" if least == 1 else "negative"),
+                                fix=f"give {sym.name} a value that is >= {least} for every "
                                     "positive size (e.g. W=H, N=H*W, I=2*O)")
     return at
 
@@ -228,9 +235,32 @@ def cmd_formula(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fixed_dims(cost: Cost, args: argparse.Namespace, names: Sequence[str], flag: str) -> None:
+    """Refuse a name of an ``--input`` dim that the traced cost no longer has: the model
+    fixed it to one size, so a value for it (or a sweep of it) would be ignored."""
+    dims = spec_dims(_input_spec(args.input)) if getattr(args, "input", None) else []
+    free = {s.name for s in cost.free_symbols}
+    for name in names:
+        if name in dims and name not in free:
+            raise SymflopsError(f"{flag}: the traced model fixes {name} (its forward takes "
+                                "one size only), so the result does not depend on it",
+                                values={"symbols": ", ".join(sorted(free)) or "none"},
+                                fix=f"leave {name} out: the result holds at the size the "
+                                    "model fixes (see its note)")
+
+
+def _at_names(text: str | None) -> list[str]:
+    """The names ``--at`` assigns (its errors are reported where it is resolved)."""
+    try:
+        return [s.name for s in parse_assignments(text)] if text and text.strip() else []
+    except SymflopsError:
+        return []
+
+
 def cmd_trace(args: argparse.Namespace) -> int:
     target = Target(args.target, factory=load_factory(args.target))
     cost = _cost_of(target, args)
+    _fixed_dims(cost, args, _at_names(args.at), "--at")
     title = f"{args.target} -- {cost.convention.label}"
     if args.aligned:
         cost, note = _aligned(cost)
@@ -363,11 +393,6 @@ def cmd_scale(args: argparse.Namespace) -> int:
 
     var_names = parse_names(args.var)
     values = parse_range(args.range)
-    small = [v for v in values if v < 1]
-    if small:  # a size of 0 or less has no cost to show, whatever a formula gives there
-        raise SymflopsError("--range: sizes must be positive",
-                            values={",".join(var_names): small[0]},
-                            fix="start the range at 1 or more, e.g. 16:64:16")
     if max(values) > MAX_SIZE:  # numpy would hold them as floats or Python objects
         raise SymflopsError("--range: sizes must be below 2**63",
                             values={",".join(var_names): max(values)},
@@ -384,7 +409,17 @@ def cmd_scale(args: argparse.Namespace) -> int:
         raise SymflopsError("--plot and --output name the same file",
                             values={"path": args.output}, fix="give them different names")
     built = {spec: _cost_of(_target(spec), args) for spec in args.targets}
+    for cost in built.values():
+        _fixed_dims(cost, args, var_names, "--var")
     union = Cost("all", "targets", children=list(built.values()))
+    symbols = {s.name: s for s in union.free_symbols}
+    for name in var_names:  # a size of 0 or less has no cost, whatever a formula gives there
+        sym = symbols.get(name)
+        least = 0 if sym is not None and not sym.is_positive and sym.is_nonnegative else 1
+        if min(values) < least:
+            raise SymflopsError("--range: sizes must be positive" if least else
+                                f"--range: {name} must be >= 0", values={name: min(values)},
+                                fix=f"start the range at {least} or more, e.g. 16:64:16")
     at = _resolve_at(union, args.at)  # a name unknown to every target is an error
     given = [s.name for s in at if s.name in var_names]
     if given:

@@ -18,6 +18,7 @@ import contextlib
 import importlib
 import importlib.util
 import inspect
+import logging
 import sys
 import threading
 import time
@@ -293,10 +294,25 @@ def build_cost(factory: Callable[..., Any], name: str, spec: Any, *, convention:
                             fix='pass --input "B 3 H W" (or "input_ids=B N" for keywords)')
     with user_code("tracing"):
         from symflops.tracing import trace
-    with user_code(f"tracing {name}", exit_fix="take the sys.exit out of the model's forward"):
+    with user_code(f"tracing {name}", exit_fix="take the sys.exit out of the model's forward"), \
+            _quiet_logs():
         cost: Cost = trace(model, spec, hints=hints or None, convention=convention,
                            mode="train" if train else "eval")
     return cost
+
+
+@contextlib.contextmanager
+def _quiet_logs() -> Iterator[None]:
+    """No log records below CRITICAL while a model is traced: torch logs each failed
+    attempt at a symbolic size (a 35-line traceback); the trace reports its own outcome
+    as one error or warnings. (torch resets its loggers' levels as it imports more of
+    itself, so the switch is logging's global one.)"""
+    before = logging.root.manager.disable
+    logging.disable(logging.ERROR)
+    try:
+        yield
+    finally:
+        logging.disable(before)
 
 
 @contextlib.contextmanager

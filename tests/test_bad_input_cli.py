@@ -8,6 +8,7 @@ from __future__ import annotations
 import doctest
 import importlib
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -82,6 +83,7 @@ MODELS = """
 TORCH_MODELS = """
     import sys
 
+    import torch
     from torch import nn
 
 
@@ -103,6 +105,22 @@ TORCH_MODELS = """
             print("forward sees", tuple(x.shape))
             return self.lin(x)
 
+
+    class Fixes(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(8, 4)
+
+        def forward(self, x):
+            torch._assert(x.shape[-1] == 8, "8 features")
+            return self.lin(x)
+
+
+    def linear():
+        return nn.Linear(8, 4)
+
+    def fixes():
+        return Fixes()
 
     def exits():
         return Exits()
@@ -148,7 +166,7 @@ class Case:
     id: str
     args: list[str]
     says: tuple[str, ...]   # each must appear in the one error line
-    slow: bool = False      # imports torch: the progress line may come first (after 1.5 s)
+    slow: bool = False      # traces: progress (after 1.5 s) and the tracer's warnings first
 
 
 M = "{w}/models.py"
@@ -187,6 +205,17 @@ CASES = [
     Case("factory-imports-missing-submodule", ["trace", f"{M}:imports_a_missing_submodule", *L],
          ("imports 'symflops.no_such_submodule', which the installed symflops does not have",
           "fix: check the module name, or the version of symflops")),
+    # a forward that asserts 8 features, traced on "B W", fixes W = 8: a value or a sweep
+    # of W would be ignored
+    Case("at-a-dim-the-model-fixes", ["trace", "{w}/torch_models.py:fixes", "--input", "B W",
+                                      "--hint", "W=8", "--at", "B=2,W=16"],
+         ("--at: the traced model fixes W", "symbols=B", "fix: leave W out"), slow=True),
+    Case("var-a-dim-the-model-fixes", ["scale", "{w}/torch_models.py:fixes", "--input", "B W",
+                                       "--hint", "W=8", "--var", "W", "--range", "8:32:8"],
+         ("--var: the traced model fixes W",), slow=True),
+    # torch logs each failed symbolic attempt with a traceback (38 lines): not shown
+    Case("model-torch-cannot-run", ["trace", "{w}/torch_models.py:linear", "--input", "B W"],
+         ("torch could not run the model on symbolic shapes",), slow=True),
     Case("module-target-missing", ["trace", "no_such_pkg_for_symflops.mod:make", *L],
          ("cannot import module 'no_such_pkg_for_symflops.mod'", "FILE.py")),
     # -- the target's syntax
@@ -260,6 +289,8 @@ CASES = [
     Case("at-fraction", ["formula", "Linear", "--at", "M=1/2"], ("M=1/2",)),
     Case("at-maybe-negative", ["formula", "Linear", "--at", "M=I-5"],
          ("--at: M=I - 5 can be zero or negative",)),
+    Case("at-negative-padding", ["formula", "Conv2d", "--at", "p=-1"],
+         ("--at: p must be an integer >= 0", "p=-1", "value >= 0")),
     Case("at-empty", ["formula", "Linear", "--at", ""], ("--at: no values given",)),
     Case("at-huge-exponent", ["formula", "Linear", "--at", "I=2**M"], ("exponents",)),
     # -- scale
@@ -267,7 +298,9 @@ CASES = [
          ("--range: sizes must be positive", "M=0", "start the range at 1")),
     Case("range-traced-model-from-zero", ["scale", "examples/resnet.py:tiny", "--input",
                                           "B 3 H W", "--var", "H,W", "--range", "0:64:16"],
-         ("--range: sizes must be positive", "H,W=0")),
+         ("--range: sizes must be positive", "H=0"), slow=True),
+    Case("range-list-with-zero", [*SCALE, "--range", "4,0,2"],
+         ("--range: sizes must be positive", "M=0")),
     Case("range-beyond-int64", [*SCALE, "--range", "2**62,2**63"],
          ("--range: sizes must be below 2**63", "M=9223372036854775808")),
     Case("range-geometric-to-2-64", [*SCALE, "--range", "1:2**64:*2"],
@@ -371,7 +404,8 @@ def test_a_mistake_is_one_line_and_exit_2(case: Case, outcomes: dict[str, Outcom
     assert p.stdout == ""
     lines = p.stderr.splitlines()
     if case.slow:
-        lines = [ln for ln in lines if not ln.startswith("symflops: building and costing ")]
+        lines = [ln for ln in lines if not ln.startswith(("symflops: building and costing ",
+                                                           "symflops: warning: "))]
     assert len(lines) == 1, p.stderr
     (line,) = lines
     assert line.startswith("symflops: error: ") and "fix: " in line, line
@@ -441,6 +475,38 @@ def test_interrupt_is_one_line_and_exit_130(work: Path) -> None:
     # a KeyboardInterrupt is Ctrl-C, whoever raised it: the shell's status for SIGINT
     p = run(["trace", f"{M}:interrupts", *L], work)
     assert (p.returncode, p.stdout, p.stderr) == (130, "", "symflops: interrupted\n")
+
+
+def test_at_allows_what_the_symbol_allows(work: Path) -> None:
+    # padding p may be 0 (a non-negative symbol); sizes may not: only sizes are refused
+    at = "B=1,C_in=3,C_out=8,K=3,H=32,W=32,s=1,p=0,groups=1"
+    p = run(["formula", "Conv2d", "--at", at], work)
+    assert p.returncode == 0, p.stderr
+    from symflops.reference import EXAMPLES
+
+    ex = EXAMPLES["Conv2d"]
+    cost = ex.build().cost(ex.input_shape).subs(B=1, C_in=3, C_out=8, K=3, H=32, W=32, s=1,
+                                                p=0, groups=1)
+    # 8 * 30 * 30 outputs, each 27 multiplies + 26 adds + 1 bias = 54 FLOPs
+    assert cost.flops == 8 * 30 * 30 * 54
+    assert f"FLOPs (exact)  {int(cost.flops):,}" in p.stdout
+
+
+def test_range_allows_what_the_symbol_allows(work: Path) -> None:
+    # padding sweeps from 0; the table is Cost.subs at each point
+    p = run(["scale", "Conv2d", "--var", "p", "--range", "0:2", "--at",
+             "B=1,C_in=1,C_out=1,K=3,H=8,W=8,s=1,groups=1"], work)
+    assert p.returncode == 0, p.stderr
+    from symflops.reference import EXAMPLES
+
+    ex = EXAMPLES["Conv2d"]
+    cost = ex.build().cost(ex.input_shape).subs(B=1, C_in=1, C_out=1, K=3, H=8, W=8, s=1,
+                                                groups=1)
+    # (8 - 3 + 2p + 1)^2 outputs, 9 + 8 + 1 = 18 FLOPs each: 648, 1152, 1800
+    expected = [cost.subs(p=v).flops for v in (0, 1, 2)]
+    assert expected == [648, 1152, 1800]
+    for v, flops in zip((0, 1, 2), expected, strict=True):
+        assert re.search(rf"^\s*{v}\s+{int(flops):,}$", p.stdout, re.M), p.stdout
 
 
 def test_closed_pipe_is_quiet() -> None:
