@@ -15,7 +15,7 @@ ops run on fake copies, and a write to a tensor of the user's goes to a copy (se
 >>> import torch
 >>> m = torch.nn.Linear(2, 2)
 >>> with untouched(m):
-...     m.last = "set during forward"; m.train(False)
+...     m.last = "set during forward"; _ = m.train(False)
 >>> hasattr(m, "last"), m.training
 (False, True)
 """
