@@ -19,6 +19,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from torch import nn  # noqa: E402
+from torch.nn.utils import prune  # noqa: E402
 
 import symflops as sf  # noqa: E402
 
@@ -200,6 +201,13 @@ class Norms(nn.Module):
         return self.bn(y.transpose(1, 2)).transpose(1, 2)
 
 
+def _pruned() -> nn.Module:
+    m = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8))
+    prune.l1_unstructured(m[0], "weight", amount=0.5)
+    prune.random_unstructured(m[2], "bias", amount=0.25)
+    return m
+
+
 def _hooked() -> nn.Module:
     m = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8))
     kept: list[Any] = []
@@ -220,6 +228,7 @@ ZOO: dict[str, Callable[[], nn.Module]] = {
     "random_and_dropout": RandomUse,
     "weight_and_spectral_norm_batchnorm": Norms,
     "hooks_incl_self_removing": _hooked,
+    "pruned": _pruned,
 }
 
 

@@ -635,7 +635,8 @@ def test_divisibility_conditions_are_kept_as_validity_not_pins():
                                   "symflops.tracing.registry", "symflops.tracing._aligned_forms",
                                   "symflops.tracing._fit", "symflops.tracing._inputs",
                                   "symflops.tracing._recording", "symflops.tracing._run",
-                                  "symflops.tracing._shape_rules", "symflops.formulas.resize"])
+                                  "symflops.tracing._shape_rules", "symflops.tracing._assembly",
+                                  "symflops.tracing._model_state", "symflops.formulas.resize"])
 def test_trace_doctests(name):
     import doctest
     import importlib

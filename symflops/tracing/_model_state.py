@@ -7,15 +7,15 @@ list/dict/set contents), each parameter's and buffer's ``requires_grad`` and ``g
 the global RNGs (torch, Python ``random``, numpy). Hooks do not run during a trace:
 each module's forward and backward hooks and torch's global module hooks are suspended
 and restored as they were (a hook that removes itself when called is still there);
-torch's legacy ``weight_norm``/``spectral_norm`` pre-hooks do run, since they compute
-the weight the forward uses (on fake copies). Tensor values are protected elsewhere:
+torch's legacy ``weight_norm``/``spectral_norm`` and ``prune`` pre-hooks do run, since they
+compute the weight the forward uses (on fake copies). Tensor values are protected elsewhere:
 ops run on fake copies, and a write to a tensor of the user's goes to a copy (see
 ``_recording``), so values and version counters do not move.
 
 >>> import torch
 >>> m = torch.nn.Linear(2, 2)
 >>> with untouched(m):
-...     m.last = "set during forward"; m.train(False)
+...     m.last = "set during forward"; _ = m.train(False)
 >>> hasattr(m, "last"), m.training
 (False, True)
 """

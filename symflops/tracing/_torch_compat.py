@@ -336,12 +336,13 @@ MODULE_CALL_HOOKS = ("_forward_pre_hooks", "_forward_hooks", "_backward_hooks",
 
 
 def is_reparametrization_hook(hook: Any) -> bool:
-    """torch's legacy ``weight_norm``/``spectral_norm`` pre-hooks: part of the model's
-    computation (they compute ``weight``), unlike a user's observing hook."""
+    """torch's legacy ``weight_norm``/``spectral_norm`` and ``prune`` pre-hooks: part of
+    the model's computation (they compute ``weight``), unlike a user's observing hook."""
+    from torch.nn.utils.prune import BasePruningMethod
     from torch.nn.utils.spectral_norm import SpectralNorm
     from torch.nn.utils.weight_norm import WeightNorm
 
-    return isinstance(hook, (WeightNorm, SpectralNorm))
+    return isinstance(hook, (WeightNorm, SpectralNorm, BasePruningMethod))
 
 
 _GLOBAL_HOOKS = ("_global_forward_pre_hooks", "_global_forward_hooks",

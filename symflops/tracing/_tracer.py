@@ -57,7 +57,8 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
     parameters, buffers, grads, hooks and the RNGs (torch, ``random``, numpy) are put
     back, also when the trace fails. User hooks (per-module and global, forward and
     backward) do not run during a trace and stay registered as they were; torch's
-    legacy ``weight_norm``/``spectral_norm`` pre-hooks run, since they compute the weight.
+    legacy ``weight_norm``/``spectral_norm`` and ``prune`` pre-hooks run, since they
+    compute the weight.
     Lazy modules (``LazyLinear``) must be initialized by one real call first.
 
     >>> import torch, symflops as sf
