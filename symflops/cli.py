@@ -37,7 +37,14 @@ from symflops.conventions import conventions, get_convention
 from symflops.cost import Cost
 from symflops.errors import SymflopsError
 from symflops.files import check_output, plot_path, write_text, write_with
-from symflops.parse import parse_assignments, parse_int, parse_name, parse_names, parse_range
+from symflops.parse import (
+    MAX_DIMS,
+    parse_assignments,
+    parse_dims,
+    parse_name,
+    parse_names,
+    parse_range,
+)
 from symflops.targets import (
     build_cost,
     load_factory,
@@ -47,13 +54,11 @@ from symflops.targets import (
     torch_only,
 )
 
-__all__ = ["main", "build_parser", "canonical_layer", "MAX_SIZE", "MAX_DIMS"]
+__all__ = ["main", "build_parser", "canonical_layer"]
 
 #: the largest size ``scale --range`` sweeps (tables are exact int64 arithmetic)
-MAX_SIZE = 2**63 - 1
 
 #: the most dims one ``--input`` may have, and the most ``--input`` flags (torch: 64 dims)
-MAX_DIMS = 64
 
 # ----------------------------------------------------------------------------- layers
 def canonical_layer(name: str) -> tuple[Any, tuple[Any, ...], str]:
@@ -106,24 +111,15 @@ def _input_spec(texts: Sequence[str]) -> Any:
         if "=" in text:
             key_text, _, text = text.partition("=")
             key = parse_name(key_text.strip())
-        dims: list[Any] = []
-        tokens = text.replace(",", " ").split()
-        if len(tokens) > MAX_DIMS or len(texts) > MAX_DIMS:
-            raise SymflopsError(f"--input: more than {MAX_DIMS} dims or inputs",
-                                values={"dims": len(tokens), "inputs": len(texts)},
+        if len(texts) > MAX_DIMS:
+            raise SymflopsError(f"--input: more than {MAX_DIMS} inputs",
+                                values={"inputs": len(texts)},
                                 fix='write one shape per input, e.g. --input "B 3 H W"')
-        for tok in tokens:
-            if tok[:1].isdigit() or tok[:1] in "+-(":
-                size = parse_int(tok, "size")
-                if size < 1:
-                    raise SymflopsError("--input: sizes must be positive integers",
-                                        values={"size": size},
-                                        fix="write a size >= 1, or a name such as B or H")
-                dims.append(size)
-            else:
-                dims.append(parse_name(tok))
-        if not dims:
-            raise SymflopsError("empty input spec", fix='write e.g. --input "B 3 H W"')
+        try:  # names and positive integer sizes, at most MAX_DIMS of them
+            dims: list[Any] = parse_dims(text)
+        except SymflopsError as e:
+            raise SymflopsError(e.message, layer=e.layer or "--input", values=e.values,
+                                fix=e.fix) from None
         if key is None:
             positional.append(tuple(dims))
         elif key in keyword:
@@ -392,11 +388,11 @@ def cmd_scale(args: argparse.Namespace) -> int:
     from symflops.analysis import plot
 
     var_names = parse_names(args.var)
-    values = parse_range(args.range)
-    if max(values) > MAX_SIZE:  # numpy would hold them as floats or Python objects
-        raise SymflopsError("--range: sizes must be below 2**63",
-                            values={",".join(var_names): max(values)},
-                            fix="sweep sizes up to 2**62 (tables are exact int64 numbers)")
+    try:  # beyond int64 and too many points are refused here, sizes below 1 per symbol below
+        values = parse_range(args.range, minimum=0)
+    except SymflopsError as e:
+        raise SymflopsError(e.message, layer=e.layer or "--range", values=e.values,
+                            fix=e.fix) from None
     if args.crossover is not None:
         pair = [p.strip() for p in args.crossover.split(",")]
         if len(pair) != 2 or not all(pair):

@@ -30,7 +30,7 @@ from symflops.display import simplify_expr
 from symflops.errors import SymflopsError
 from symflops.formulas.derivation import Derivation
 
-__all__ = ["Cost", "Derivation", "QUANTITIES", "weighted_work", "size_value", "check_sizes"]
+__all__ = ["Cost", "Derivation", "QUANTITIES", "weighted_work", "size_value"]
 
 #: The quantities a Cost reports.
 QUANTITIES = ("params", "macs", "flops")
@@ -459,12 +459,12 @@ class Cost:
             raise
 
     def _check_validity_at(self, syms: tuple[sp.Symbol, ...], arrays: list[np.ndarray]) -> None:
-        """Raise unless every point has positive integer sizes and meets every condition the
-        formulas assume: one vectorized mask per check, one error naming the first bad
-        point."""
+        """Raise unless every point meets every condition the formulas assume (the sizes
+        themselves were checked by :func:`symflops.evaluate.check_sizes`): one vectorized
+        mask per condition, one error naming the first bad point."""
         from symflops.evaluate import compile_condition
 
-        shape = check_sizes(self.spec, syms, arrays)
+        shape = np.broadcast_shapes(*[np.shape(a) for a in arrays])
 
         def first_bad(ok: np.ndarray) -> dict[str, Any]:
             bad = tuple(int(i) for i in np.argwhere(~ok)[0])
@@ -504,53 +504,6 @@ class Cost:
         from symflops.rendering import render
 
         return render(self, "markdown", depth=1)
-
-
-def check_sizes(where: str, syms: Sequence[sp.Symbol], arrays: Sequence[np.ndarray]
-                ) -> tuple[int, ...]:
-    """Raise unless the arrays broadcast together and every value of a positive symbol is
-    a positive integer: one vectorized mask per symbol, one error naming the first bad
-    point (``where`` names the layer). Returns the broadcast shape.
-
-    >>> from symflops.symbols import B, H
-    >>> check_sizes("Linear", (B, H), (np.array([1, 2]), np.array([[3], [4]])))
-    (2, 2)
-    >>> check_sizes("Linear", (B, H), (np.array([1, -3]), np.array(3)))
-    Traceback (most recent call last):
-    ...
-    symflops.errors.SymflopsError: Linear: sizes must be positive integers (B=-3, H=3); ...
-    """
-    try:
-        shape = np.broadcast_shapes(*[np.shape(a) for a in arrays])
-    except ValueError:
-        raise SymflopsError("the values' array shapes do not broadcast together", layer=where,
-                            values={s.name: np.shape(a) for s, a in zip(syms, arrays,
-                                                                          strict=True)},
-                            fix="give arrays of one shape, or shapes numpy broadcasts "
-                                "((n, 1) with (1, m))") from None
-    for sym, a in zip(syms, arrays, strict=True):
-        a = np.asarray(a)
-        if a.dtype.kind == "b":
-            raise SymflopsError("a size is an int, not a bool", layer=where,
-                                values={sym.name: a.tolist()}, fix=f"give {sym.name} int values")
-        if not sym.is_positive:
-            continue
-        try:
-            ok = np.asarray(a >= 1, dtype=bool)
-            if a.dtype.kind in "fc":
-                ok &= np.isfinite(a) & (a == np.floor(np.real(a)))
-        except TypeError:
-            raise SymflopsError("sizes must be ints", layer=where,
-                                values={sym.name: repr(a.tolist())},
-                                fix=f"give {sym.name} int values") from None
-        ok = np.broadcast_to(ok, shape)
-        if not ok.all():
-            bad = tuple(int(i) for i in np.argwhere(~ok)[0])
-            point = {s.name: np.broadcast_to(np.asarray(v), shape)[bad].item()
-                     for s, v in zip(syms, arrays, strict=True)}
-            raise SymflopsError("sizes must be positive integers", layer=where, values=point,
-                                fix=f"give {sym.name} values >= 1")
-    return tuple(shape)
 
 
 def size_value(where: str, sym: sp.Symbol, value: Any) -> sp.Expr:

@@ -444,11 +444,11 @@ def parse_dims(text: str) -> list[int | str]:
                             values={"dims": len(tokens)}, fix='write e.g. "B 3 H W"')
     out: list[int | str] = []
     for tok in tokens:
-        if tok[:1].isdigit():
+        if tok[:1].isdigit() or tok[:1] in "+-(":  # a number, or an integer expression
             size = parse_int(tok, "size")
             if size < 1:
-                raise SymflopsError("sizes must be positive", values={"size": tok},
-                                    fix="give a size >= 1 or a name")
+                raise SymflopsError("sizes must be positive integers", values={"size": size},
+                                    fix="give a size >= 1 or a name such as B or H")
             out.append(size)
         else:
             out.append(parse_name(tok))
@@ -458,16 +458,17 @@ def parse_dims(text: str) -> list[int | str]:
 _DASH_RANGE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
 
 
-def _range_values(values: list[int], text: str) -> list[int]:
+def _range_values(values: list[int], text: str, minimum: int = 1) -> list[int]:
     if len(values) > MAX_POINTS:
         raise SymflopsError(f"a range holds at most {MAX_POINTS:,} points",
                             values={"range": text, "points": len(values)},
                             fix="use a larger step or a geometric range (e.g. 64:4096:*2)")
-    bad = [v for v in values if v < 1]
+    bad = [v for v in values if v < minimum]
     if bad:
-        raise SymflopsError("range values are sizes and must be positive",
+        raise SymflopsError("range values are sizes and must be positive" if minimum == 1
+                            else f"range values must be {minimum} or more",
                             values={"range": text, "value": bad[0]},
-                            fix="start the range at 1 or more, e.g. 64:1024:32")
+                            fix=f"start the range at {minimum} or more, e.g. 64:1024:32")
     big = [v for v in values if v > MAX_RANGE_VALUE]
     if big:
         raise SymflopsError("range values are sizes and must fit int64",
@@ -477,8 +478,9 @@ def _range_values(values: list[int], text: str) -> list[int]:
     return values
 
 
-def parse_range(text: str) -> list[int]:
-    """Parse a range of sizes: at most :data:`MAX_POINTS` integers from 1 to 2**63 - 1.
+def parse_range(text: str, *, minimum: int = 1) -> list[int]:
+    """Parse a range of sizes: at most :data:`MAX_POINTS` integers from ``minimum`` (1,
+    or 0 for a quantity such as padding) to 2**63 - 1.
 
     ``START:STOP:STEP`` (STOP included when on the grid), ``START:STOP`` (step 1),
     ``START:STOP:*F`` (geometric, times F), or a list ``A,B,C``. Bounds may be constant
@@ -502,7 +504,8 @@ def parse_range(text: str) -> list[int]:
                                     fix=f"write a range as START:STOP:STEP, e.g. {lo}:{hi}:32")
         if len(parts) > MAX_POINTS:
             return _range_values([0] * len(parts), text)  # too many: the error says so
-        return _range_values([parse_int(p.strip(), "range value") for p in parts], text)
+        return _range_values([parse_int(p.strip(), "range value") for p in parts], text,
+                             minimum)
     parts = text.split(":")
     if len(parts) not in (2, 3):
         raise SymflopsError(f"cannot parse range {text!r}",
@@ -512,20 +515,20 @@ def parse_range(text: str) -> list[int]:
     step_text = parts[2].strip() if len(parts) == 3 else "1"
     geometric = step_text.startswith("*")
     step = parse_int(step_text[1:] if geometric else step_text, "range step")
-    if start < 1:
-        return _range_values([start], text)
+    if start < minimum:
+        return _range_values([start], text, minimum)
     if stop < start:
         raise SymflopsError("range stop is below its start", values={"range": text},
                             fix="write START:STOP with START <= STOP")
     if geometric:
-        if step < 2:
-            raise SymflopsError("a geometric range needs a factor >= 2",
+        if step < 2 or start < 1:
+            raise SymflopsError("a geometric range needs a start >= 1 and a factor >= 2",
                                 values={"range": text}, fix="write e.g. 64:1024:*2")
         out, v = [], start
         while v <= stop:  # at most 1024 points: the bounds are below 2**1024
             out.append(v)
             v *= step
-        return _range_values(out, text)
+        return _range_values(out, text, minimum)
     if step < 1:
         raise SymflopsError("range step must be >= 1", values={"range": text},
                             fix="write e.g. 64:1024:32")
@@ -534,4 +537,4 @@ def parse_range(text: str) -> list[int]:
         raise SymflopsError(f"a range holds at most {MAX_POINTS:,} points",
                             values={"range": text, "points": count},
                             fix="use a larger step or a geometric range (e.g. 64:4096:*2)")
-    return _range_values(list(range(start, stop + 1, step)), text)
+    return _range_values(list(range(start, stop + 1, step)), text, minimum)

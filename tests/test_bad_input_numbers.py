@@ -100,7 +100,7 @@ ERRORS: list[tuple[str, Callable[[], Any], str, tuple[str, ...], str]] = [
     ("sweep-of-10^5-by-10^5-points",  # refused before any memory is taken
      lambda: A.sweep(conv(), {"H": np.arange(8, 10**5 + 8), "W": np.arange(8, 10**5 + 8)},
                      at={"B": 1}),
-     "more than 100,000,000 points at once", ("points", "shape"), "chunks"),
+     "a sweep of 10,000,000,000 points is over the limit", ("H", "W"), "fewer values"),
     ("expression-denominator-zero",
      lambda: compile_expr(H / P, (H, P))(np.array([4, 6]), np.array([2, 0])),
      "a denominator of the expression is zero", ("index",), "conditions"),

@@ -20,7 +20,7 @@ from symflops.analysis._common import (
     to_symbol,
     to_symbols,
 )
-from symflops.cost import Cost, check_sizes, size_value
+from symflops.cost import Cost, size_value
 from symflops.errors import SymflopsError
 from symflops.printing import text_table
 
@@ -169,8 +169,7 @@ def sweep(x: Costlike, values: Mapping[SymbolLike, Any], *,
             out = x.evaluate(q, **{s.name: a for s, a in arrays.items()})
         else:
             syms_t = tuple(sorted(expr.free_symbols, key=str))
-            check_sizes("sweep", syms_t, [arrays[s] for s in syms_t])
-            from symflops.evaluate import compile_expr
+            from symflops.evaluate import compile_expr  # checks the sizes itself
 
             out = compile_expr(expr, syms_t)(*(arrays[s] for s in syms_t)) if syms_t else \
                 np.asarray(int(expr) if expr.is_Integer else float(expr))
