@@ -322,3 +322,15 @@ def test_docstring_examples_of_every_submodule(module: str) -> None:
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0
     assert result.attempted > 0 or module.endswith("_common")
+
+
+def test_sweep_of_exact_python_ints_tables_exactly():
+    # sizes beyond int64 go through object arrays (exact Python ints); the table keeps them
+    # exact instead of failing on .item(). A 3x3 same-padded conv then ReLU on (B, 3, H, 8):
+    # conv 8*H*8 outputs * (27 + 26 + 1) + ReLU 8*H*8 = 3520*H per image.
+    c = sf.nn.Sequential(sf.nn.Conv2d(3, 8, 3, padding=1), sf.nn.ReLU()).cost((B, 3, H, W))
+    sw = A.sweep(c, {"H": np.array([8, 2**62], dtype=object)}, at={"B": 2**40, "W": 8})
+    rows = sw.table()
+    assert [r["flops"] for r in rows] == [3520 * 8 * 2**40, 3520 * 2**62 * 2**40]
+    assert rows[1]["flops"] == c.subs(B=2**40, H=2**62, W=8).flops
+    assert f"{3520 * 2**62 * 2**40:,}" in sw.to_text()

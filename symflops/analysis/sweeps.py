@@ -52,7 +52,7 @@ class Sweep:
         cols = {**self.variables, **self.results}
         flat = {k: np.asarray(v).ravel() for k, v in cols.items()}
         n = len(next(iter(flat.values())))
-        return [{k: v[i].item() for k, v in flat.items()} for i in range(n)]
+        return [{k: _plain(v[i]) for k, v in flat.items()} for i in range(n)]
 
     def slope(self, quantity: str = "flops", variable: str | None = None) -> float:
         """The fitted log-log slope of ``quantity`` against ``variable`` (1-d sweeps)."""
@@ -64,6 +64,11 @@ class Sweep:
         heads = list(self.variables) + [self.labels.get(q, q) for q in self.results]
         rows = [[_fmt_num(v, separators) for v in row.values()] for row in self.table()]
         return text_table(rows, heads, "r" * len(heads))
+
+
+def _plain(v: Any) -> Any:
+    """A numpy scalar as a Python number; exact Python ints (object arrays) as they are."""
+    return v.item() if isinstance(v, np.generic) else v
 
 
 def _fmt_num(v: Any, separators: bool) -> str:
