@@ -54,6 +54,9 @@ INSTALL: dict[str, str] = {
     "einops": "pip install einops",
 }
 
+#: the name a FILE.py target is imported under starts so (with its path after it)
+_MODULE_PREFIX = "_symflops_target_"
+
 _FORM = "write FILE.py:FACTORY or package.module:FACTORY, e.g. examples/resnet.py:resnet50"
 
 
@@ -122,7 +125,7 @@ def user_code(what: str, fix: str | None = None, exit_fix: str | None = None
 
 
 def _import_file(path: Path, where: str) -> Any:
-    mod_name = "_symflops_target_" + "".join(c if c.isalnum() else "_"
+    mod_name = _MODULE_PREFIX + "".join(c if c.isalnum() else "_"
                                              for c in str(path.resolve()))
     spec = importlib.util.spec_from_file_location(mod_name, path)
     if spec is None or spec.loader is None:  # pragma: no cover
@@ -275,7 +278,10 @@ def build_cost(factory: Callable[..., Any], name: str, spec: Any, *, convention:
 
     model = call_factory(factory, name)
     if not is_model(model):
-        raise SymflopsError(f"{name} returned {type(model).__name__}, not a model",
+        kind = type(model)
+        typename = kind.__qualname__ if kind.__module__.startswith(("builtins", _MODULE_PREFIX)) \
+            else f"{kind.__module__}.{kind.__qualname__}"
+        raise SymflopsError(f"{name} returned {typename}, not a model symflops can cost",
                             fix="return a torch.nn.Module, an sf.nn layer or an sf.Cost")
     if isinstance(model, Cost):
         torch_only(f"{name} returns a Cost", train=train, hinted=bool(hints))

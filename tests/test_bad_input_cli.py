@@ -51,6 +51,9 @@ MODELS = """
     def returns_int():
         return 42
 
+    def returns_escape():
+        return Escape()
+
     def returns_none():
         return None
 
@@ -186,7 +189,10 @@ CASES = [
     Case("file-calls-sys-exit-on-import", ["trace", "{w}/exits_on_import.py:make", *L],
          ("importing", "exits_on_import.py called sys.exit(0)", "__main__")),
     Case("factory-returns-int", ["trace", f"{M}:returns_int", *L],
-         ("models.py:returns_int returned int, not a model", "torch.nn.Module")),
+         ("models.py:returns_int returned int, not a model symflops can cost",
+          "torch.nn.Module")),
+    Case("factory-returns-a-class-instance", ["trace", f"{M}:returns_escape", *L],
+         ("models.py:returns_escape returned Escape, not a model",)),
     Case("factory-returns-None", ["trace", f"{M}:returns_none", *L], ("returned NoneType",)),
     Case("factory-needs-positional-args", ["trace", f"{M}:needs_args", *L],
          ("needs arguments: depth, width", "give them defaults")),
