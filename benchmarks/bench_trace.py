@@ -10,7 +10,7 @@ Every figure is a ratio against a baseline measured in the same run:
 4. a Llama-style 32-layer config (70B widths) on the meta device: time and peak memory
    (measured in a child process, ru_maxrss);
 5. growth with depth: 1,000 vs 10,000 Conv+ReLU and Linear+ReLU blocks (``--quick``:
-   100 vs 1,000), the ratio against linear growth, and conv vs linear.
+   300 vs 3,000), the ratio against linear growth, and conv vs linear.
 
 Timings are the best of 3 (``--quick``: 1); the machine may be shared, so ratios of runs
 made back to back are what to read. What made the trace fast (profiled with cProfile):
@@ -212,7 +212,7 @@ def main() -> None:
     if a.only in (None, "llama"):
         llama()
     if a.only in (None, "depth"):
-        depth(*((100, 1000) if a.quick else (1000, 10000)))
+        depth(*((300, 3000) if a.quick else (1000, 10000)))
 
 
 if __name__ == "__main__":
