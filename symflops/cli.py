@@ -41,6 +41,7 @@ from symflops.parse import (
     MAX_DIMS,
     parse_assignments,
     parse_dims,
+    parse_int,
     parse_name,
     parse_names,
     parse_range,
@@ -158,7 +159,7 @@ def _cost_of(target: Target, args: argparse.Namespace) -> Cost:
     assert target.factory is not None
     with progress(what, sys.stderr):
         return build_cost(target.factory, target.name, spec, convention=args.convention,
-                          hints=hints, train=train)
+                          hints=hints, train=train, time_budget=getattr(args, "time_budget", None))
 
 
 # ----------------------------------------------------------------------------- output
@@ -495,6 +496,17 @@ def _common(p: argparse.ArgumentParser, formats: Sequence[str] = _FORMATS) -> No
     p.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
 
 
+def _seconds(text: str) -> int:
+    """``--time-budget``: a positive whole number of seconds (symflops' parser, no eval)."""
+    try:
+        value = parse_int(text, "--time-budget")
+    except SymflopsError as e:
+        raise argparse.ArgumentTypeError(e.message) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"--time-budget must be 1 second or more, not {value}")
+    return value
+
+
 def _trace_inputs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", action="append", metavar="SPEC",
                    help='input shape, e.g. "B 3 H W"; repeat for several inputs; '
@@ -503,6 +515,9 @@ def _trace_inputs(p: argparse.ArgumentParser) -> None:
                    help="example size of an --input dim for tracing a torch model, e.g. H=224")
     p.add_argument("--train", action="store_true",
                    help="count forward + backward (traced torch models)")
+    p.add_argument("--time-budget", type=_seconds, metavar="SECONDS",
+                   help="how long tracing a torch model may take (default 300); when spent, "
+                        "one error naming the fixes")
 
 
 class _Parser(argparse.ArgumentParser):

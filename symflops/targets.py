@@ -18,7 +18,6 @@ import contextlib
 import importlib
 import importlib.util
 import inspect
-import logging
 import sys
 import threading
 import time
@@ -268,11 +267,11 @@ def torch_only(what: str, *, train: bool, hinted: bool) -> None:
 
 
 def build_cost(factory: Callable[..., Any], name: str, spec: Any, *, convention: str,
-               hints: dict[str, int], train: bool) -> Cost:
+               hints: dict[str, int], train: bool, time_budget: int | None = None) -> Cost:
     """The cost of what ``factory`` returns: a :class:`~symflops.cost.Cost` (weighed by
     ``convention``), an ``sf.nn`` network on the one input ``spec``, or a torch model
     traced on ``spec`` (``None``: no input given) with ``hints``, forward and backward
-    when ``train``."""
+    when ``train``, within ``time_budget`` seconds (``None``: sf.trace's default)."""
     from symflops.cost import Cost
     from symflops.nn import Layer
 
@@ -300,25 +299,12 @@ def build_cost(factory: Callable[..., Any], name: str, spec: Any, *, convention:
                             fix='pass --input "B 3 H W" (or "input_ids=B N" for keywords)')
     with user_code("tracing"):
         from symflops.tracing import trace
-    with user_code(f"tracing {name}", exit_fix="take the sys.exit out of the model's forward"), \
-            _quiet_logs():
+    # (sf.trace drops torch's own log records while it runs: no 35-line tracebacks)
+    with user_code(f"tracing {name}", exit_fix="take the sys.exit out of the model's forward"):
+        budget: dict[str, Any] = {} if time_budget is None else {"time_budget": time_budget}
         cost: Cost = trace(model, spec, hints=hints or None, convention=convention,
-                           mode="train" if train else "eval")
+                           mode="train" if train else "eval", **budget)
     return cost
-
-
-@contextlib.contextmanager
-def _quiet_logs() -> Iterator[None]:
-    """No log records below CRITICAL while a model is traced: torch logs each failed
-    attempt at a symbolic size (a 35-line traceback); the trace reports its own outcome
-    as one error or warnings. (torch resets its loggers' levels as it imports more of
-    itself, so the switch is logging's global one.)"""
-    before = logging.root.manager.disable
-    logging.disable(logging.ERROR)
-    try:
-        yield
-    finally:
-        logging.disable(before)
 
 
 @contextlib.contextmanager

@@ -119,8 +119,20 @@ TORCH_MODELS = """
             return self.lin(x)
 
 
+    class Endless(nn.Module):
+        # keeps adding for far longer than a one-second budget (millions of ops)
+
+        def forward(self, x):
+            for _ in range(10**7):
+                x = x + 1
+            return x
+
+
     def linear():
         return nn.Linear(8, 4)
+
+    def endless():
+        return Endless()
 
     def fixes():
         return Fixes()
@@ -346,6 +358,14 @@ CASES = [
     Case("input-50000-dims", ["trace", f"{M}:linear", "--input", "B" + " 8" * 50000],
          ("--input: input longer than 2000 characters", "length=100001")),
     Case("input-missing", ["trace", f"{M}:linear"], ("needs an input",)),
+    # -- the trace's time budget
+    Case("time-budget-zero", ["trace", f"{M}:linear", *L, "--time-budget", "0"],
+         ("--time-budget must be 1 second or more",)),
+    Case("time-budget-text", ["trace", f"{M}:linear", *L, "--time-budget", "soon"],
+         ("--time-budget must be an integer",)),
+    Case("time-budget-spent", ["trace", "{w}/torch_models.py:endless", *L,
+                               "--time-budget", "1"],
+         ("ran out of its time budget (1 s)", "fallback='fit'"), slow=True),
 ]
 
 
