@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import sympy as sp
-import torch
 
 from symflops.conventions import Convention, get_convention
 from symflops.cost import Cost, Derivation
@@ -24,6 +23,7 @@ from symflops.symbols import symbol
 from symflops.tracing._inputs import (
     DEFAULT_TIME_BUDGET,
     TraceContext,
+    check_model_and_mode,
     checked_budget,
     dim_names,
     parse_inputs,
@@ -60,12 +60,7 @@ def fit(model: Any, inputs: Any, *, multiple: int | Mapping[str, int] = 32,
     >>> c.flops
     54*B*H*W
     """
-    if mode not in ("eval", "train"):
-        raise SymflopsError("mode must be 'eval' or 'train'", layer="fit",
-                            values={"mode": mode})
-    if not isinstance(model, torch.nn.Module):
-        raise SymflopsError("fit needs a torch.nn.Module", layer="fit",
-                            values={"model": type(model).__name__})
+    check_model_and_mode(model, mode, "fit")
     weighting = get_convention(convention)
     budget = checked_budget(time_budget, "fit")
     deadline = None if budget is None else time.perf_counter() + budget

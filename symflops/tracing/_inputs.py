@@ -19,6 +19,7 @@ from symflops.conventions import Convention
 from symflops.errors import SymflopsError
 
 __all__ = ["InputSpec", "TraceContext", "parse_inputs", "dim_names", "with_sizes",
+           "check_model_and_mode",
            "DEFAULT_HINTS", "DEFAULT_TIME_BUDGET", "checked_budget"]
 
 #: seconds a trace (or a fit's concrete traces together) may take by default
@@ -126,6 +127,17 @@ def with_sizes(pos: Sequence[InputSpec], kw: Mapping[str, InputSpec],
         return InputSpec(tuple(values[d] if isinstance(d, str) else d for d in s.dims), s.dtype)
 
     return [sub(s) for s in pos], {k: sub(v) for k, v in kw.items()}
+
+
+def check_model_and_mode(model: Any, mode: str, layer: str) -> None:
+    """Refuse what ``trace``/``fit`` (``layer``) cannot run: a mode other than eval/train,
+    a model that is not a ``torch.nn.Module``."""
+    if mode not in ("eval", "train"):
+        raise SymflopsError("mode must be 'eval' or 'train'", layer=layer,
+                            values={"mode": mode})
+    if not isinstance(model, torch.nn.Module):
+        raise SymflopsError(f"{layer} needs a torch.nn.Module", layer=layer,
+                            values={"model": type(model).__name__})
 
 
 def checked_budget(budget: Any, layer: str) -> float | None:

@@ -18,6 +18,7 @@ from symflops.tracing._fit import fit
 from symflops.tracing._inputs import (
     DEFAULT_TIME_BUDGET,
     TraceContext,
+    check_model_and_mode,
     checked_budget,
     parse_inputs,
 )
@@ -72,12 +73,7 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
     if fallback not in (None, "fit"):
         raise SymflopsError("fallback must be None or 'fit'", layer="trace",
                             values={"fallback": fallback})
-    if mode not in ("eval", "train"):
-        raise SymflopsError("mode must be 'eval' or 'train'", layer="trace",
-                            values={"mode": mode})
-    if not isinstance(model, torch.nn.Module):
-        raise SymflopsError("trace needs a torch.nn.Module", layer="trace",
-                            values={"model": type(model).__name__})
+    check_model_and_mode(model, mode, "trace")
     weighting = get_convention(convention)
     pos, kw = parse_inputs(inputs)
     hints = dict(hints or {})
