@@ -1,6 +1,7 @@
 """Real architectures from examples/: the symbolic total at several sizes equals concrete
-counts at those sizes; a 70B-wide Llama-style model on the meta device; train mode;
-torchvision's published _ops (skipped without torchvision)."""
+counts at those sizes; a 70B-wide Llama-style model on the meta device; train mode.
+(torchvision's published figures are checked by benchmarks/check_torchvision.py, in an
+environment of its own: torchvision does not import beside the CPU torch.)"""
 
 from __future__ import annotations
 
@@ -155,19 +156,6 @@ def test_train_mode_counts_forward_and_backward(example, factory, spec, make):
     assert any(p.endswith("convolution_backward.grad_weight") or p.endswith("mm_backward")
                for p, _ in c.walk())
     assert not c.report.unknown
-
-
-def test_torchvision_published_ops():
-    tv = pytest.importorskip("torchvision")
-    for name in ("resnet50", "mobilenet_v2"):
-        weights = tv.models.get_model_weights(name).DEFAULT
-        model = tv.models.get_model(name, weights=None).eval()
-        crop = weights.transforms().crop_size[0]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            c = sf.trace(model, "B 3 H W", convention="macs")
-        gmacs = c.subs(B=1, H=crop, W=crop).flops / 1e9
-        assert abs(gmacs - weights.meta["_ops"]) < 0.01
 
 
 def test_train_mode_grouped_conv_backward():

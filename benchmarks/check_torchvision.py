@@ -1,0 +1,76 @@
+"""Check symflops against torchvision's published figures (a reference nobody here wrote).
+
+torchvision's weights carry ``meta["_ops"]`` (GFLOPS as torchvision writes it: multiply-
+accumulates of conv/linear at the weights' crop size, i.e. symflops' ``macs`` convention)
+and ``meta["num_params"]``. This script traces each model ONCE with symbolic ``B, H, W``,
+substitutes the crop size and compares, three decimals as torchvision rounds.
+
+torchvision does not import beside the CPU torch the tests use, so this is not a test: run
+it in a separate environment (see README, Development):
+
+    python -m venv /tmp/tv && /tmp/tv/bin/pip install torch==2.14.1 torchvision==0.29.1
+    /tmp/tv/bin/pip install -e . && /tmp/tv/bin/python benchmarks/check_torchvision.py
+
+Exit status 1 if any model disagrees; models torch cannot trace symbolically are listed
+with the reason (they need ``sf.tracing.fit``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+
+DEFAULT = ("resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_large", "vgg16",
+           "densenet121", "efficientnet_b0", "regnet_y_400mf", "shufflenet_v2_x1_0",
+           "squeezenet1_0", "alexnet", "convnext_tiny", "resnext50_32x4d", "wide_resnet50_2",
+           "mnasnet1_0", "googlenet")
+
+
+def check(name: str) -> tuple[bool, str]:
+    import torch
+    import torchvision
+
+    import symflops as sf
+
+    weights = torchvision.models.get_model_weights(name).DEFAULT
+    with torch.device("meta"):
+        model = torchvision.models.get_model(name, weights=None).eval()
+    crop = weights.transforms().crop_size[0]
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cost = sf.trace(model, "B 3 H W", convention="macs")
+    seconds = time.perf_counter() - started
+    at = cost.subs(B=1, H=crop, W=crop)
+    gmacs = int(at.macs) / 1e9
+    params = int(at.params)
+    ok_ops = round(gmacs, 3) == round(weights.meta["_ops"], 3)
+    ok_params = params == weights.meta["num_params"]
+    fixed = f" fixed={dict(cost.report.fixed)}" if cost.report.fixed else ""
+    line = (f"{name:22s} crop={crop:3d} MACs {gmacs:8.3f} G (published {weights.meta['_ops']:.3f})"
+            f" {'ok' if ok_ops else 'DIFFERS'}; params {params:,} (published "
+            f"{weights.meta['num_params']:,}) {'ok' if ok_params else 'DIFFERS'}; "
+            f"traced in {seconds:.1f} s{fixed}")
+    return ok_ops and ok_params, line
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("models", nargs="*", default=list(DEFAULT))
+    args = p.parse_args(argv)
+    bad = 0
+    for name in args.models:
+        try:
+            ok, line = check(name)
+        except Exception as e:  # noqa: BLE001 - a report, not a test: say why and go on
+            ok, line = False, f"{name:22s} NOT TRACED: {type(e).__name__}: {str(e)[:160]}"
+        bad += not ok
+        print(line, flush=True)
+    print(f"{len(args.models) - bad} of {len(args.models)} agree with torchvision's figures")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
