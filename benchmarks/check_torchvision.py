@@ -25,7 +25,8 @@ import warnings
 #: constructor arguments that match the published figures: googlenet's num_params leaves its
 #: auxiliary classifiers out, inception_v3's counts its AuxLogits (neither runs in eval)
 KWARGS = {"googlenet": {"aux_logits": False, "init_weights": False},
-          "inception_v3": {"init_weights": False}}
+          "inception_v3": {"init_weights": False},
+          "vit_h_14": {"image_size": 518}}  # its published weights are for 518 x 518
 
 DEFAULT = ("resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_large", "vgg16",
            "densenet121", "efficientnet_b0", "regnet_y_400mf", "shufflenet_v2_x1_0",
@@ -50,7 +51,7 @@ def check(name: str) -> tuple[bool, str]:
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cost = sf.trace(model, "B 3 H W", convention="macs")
+        cost = sf.trace(model, "B 3 H W", {"H": crop, "W": crop}, convention="macs")
     seconds = time.perf_counter() - started
     at = cost.subs(B=1, H=crop, W=crop)
     gmacs = int(at.macs) / 1e9
