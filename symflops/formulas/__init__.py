@@ -71,6 +71,11 @@ from symflops.formulas.norm import (
     rms_norm_work,
     row_stats,
 )
+from symflops.formulas.norm_grad import (
+    batch_norm_grad_derivations,
+    group_norm_grad_derivations,
+    rms_norm_grad_derivations,
+)
 from symflops.formulas.pointwise import (
     ACTIVATION_GRAD_RATES,
     ACTIVATION_RATES,
@@ -136,7 +141,8 @@ __all__ = [
     "ACTIVATION_GRAD_RATES", "activation_grad_derivation", "softmax_grad_derivation",
     "adaptive_avg_pool_grad_derivation", "avg_pool_grad_derivation", "scatter_grad_derivation",
     "interpolate_grad_derivation", "layer_norm_grad_derivations", "INTERPOLATE_DIMS",
-    "upsample_output_size",
+    "upsample_output_size", "batch_norm_grad_derivations", "group_norm_grad_derivations",
+    "rms_norm_grad_derivations",
 ]
 
 #: modules whose examples (module docstrings and public names) run with this package's doctests

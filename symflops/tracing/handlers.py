@@ -405,9 +405,9 @@ for _name in _ONE_OP:
     register(*_pk)(_elementwise(1, f"pointwise {_name}"))
 register(aten.addcmul, aten.addcmul_, aten.addcdiv, aten.addcdiv_, aten.lerp,
          aten.lerp_)(_elementwise(2, "fused multiply-add"))
+
 register(aten.native_dropout)(_elementwise(1, "dropout in training: one multiply by the "
                                            "scaled mask"))
-
 
 @register(aten.sum, aten.mean, aten.amax, aten.amin, aten.max, aten.min, aten.prod,
           aten.logsumexp, aten.var, aten.std, aten.var_mean, aten.std_mean, aten.norm,
@@ -505,10 +505,37 @@ def _layer_norm_backward(call: OpCall) -> list[Part]:
     return [Part.of(d, name=name) for name, d in parts.items()]
 
 
-# not yet checked against torch's kernels: counted at 8 per element
-register(aten.native_batch_norm_backward, aten.native_group_norm_backward,
-         aten._fused_rms_norm_backward)(
-    _elementwise(8, "norm gradient: two row sums and a fused update, 8 per element"))
+@register(aten.native_batch_norm_backward)
+def _batch_norm_backward(call: OpCall) -> list[Part]:
+    """``native_batch_norm_backward(g, x, w, running_mean, running_var, save_mean,
+    save_invstd, train, eps, mask)``: :func:`symflops.formulas.batch_norm_grad_derivations`."""
+    x = call.args[1]
+    parts = formulas.batch_norm_grad_derivations(
+        x.numel, x.shape[1] if x.ndim > 1 else 1, training=bool(call.args[7]),
+        weight=isinstance(call.args[2], TShape),
+        output_mask=tuple(bool(m) for m in call.args[9]))  # type: ignore[arg-type]
+    return [Part.of(d, name=name) for name, d in parts.items()]
+
+
+@register(aten.native_group_norm_backward)
+def _group_norm_backward(call: OpCall) -> list[Part]:
+    """``native_group_norm_backward(g, x, mean, rstd, w, N, C, HxW, group, mask)``."""
+    parts = formulas.group_norm_grad_derivations(
+        call.args[5], call.args[8], call.args[6], call.args[7],
+        weight=isinstance(call.args[4], TShape),
+        output_mask=tuple(bool(m) for m in call.args[9]))  # type: ignore[arg-type]
+    return [Part.of(d, name=name) for name, d in parts.items()]
+
+
+@register(aten._fused_rms_norm_backward)
+def _rms_norm_backward(call: OpCall) -> list[Part]:
+    """``_fused_rms_norm_backward(g, x, normalized_shape, rstd, w, mask)``."""
+    x, ns = call.args[1], call.args[2]
+    parts = formulas.rms_norm_grad_derivations(
+        formulas.prod(x.shape[:-len(ns)]), formulas.prod(x.shape[-len(ns):]),
+        weight=isinstance(call.args[4], TShape),
+        output_mask=tuple(bool(m) for m in call.args[5]))  # type: ignore[arg-type]
+    return [Part.of(d, name=name) for name, d in parts.items()]
 
 
 @register(aten.max_pool2d_with_indices_backward, aten.max_pool3d_with_indices_backward,

@@ -1,0 +1,280 @@
+"""Backward (and training-only) rates checked against what torch computes.
+
+The norm gradients are counted op by op from torch's decompositions
+(``torch/_decomp/decompositions.py``). Here each decomposition is run through
+``make_fx`` at concrete sizes, the outputs that are not requested are dropped and the
+dead code eliminated (what the CPU kernels skip), and every remaining arithmetic node is
+counted: an elementwise op once per element of its result, a sum ``in - out`` adds (a
+mean one divide more per output); views and casts nothing; any other op fails the test,
+so a decomposition that changes is noticed. The counts of ``symflops.formulas`` must equal
+these counts for every output mask, part by part: a part counts what the outputs up to
+it need beyond what the requested outputs before it need.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import symflops as sf
+from symflops import formulas
+
+torch = pytest.importorskip("torch")
+decomp = pytest.importorskip("torch._decomp.decompositions")
+make_fx = pytest.importorskip("torch.fx.experimental.proxy_tensor").make_fx
+
+PARTS = ("grad_input", "grad_weight", "grad_bias")
+
+#: aten ops that move, view or cast data, or draw random numbers: no arithmetic
+FREE = {"view", "_unsafe_view", "reshape", "unsqueeze", "squeeze", "expand", "_to_copy",
+        "clone", "permute", "alias", "t", "detach", "copy", "empty_like", "ones", "zeros",
+        "full", "scalar_tensor", "lift_fresh_copy", "new_zeros", "contiguous", "rand_like",
+        "rand"}
+#: aten ops that do one operation per element of their result
+POINTWISE = {"add", "sub", "mul", "div", "rsqrt", "neg", "pow", "sqrt", "reciprocal", "rsub",
+             "gt", "lt"}
+
+
+def _numel(t: Any) -> int:
+    return math.prod(t.shape)
+
+
+def decomposition_ops(fn: Callable[..., Any], args: tuple[Any, ...], keep: tuple[bool, ...]
+                      ) -> int:
+    """Arithmetic of ``fn(*args)`` (a torch decomposition) that the outputs marked in
+    ``keep`` need, counted node by node of its FX graph."""
+    gm = make_fx(fn)(*args)
+    graph = gm.graph
+    output = next(n for n in graph.nodes if n.op == "output")
+    values = output.args[0] if isinstance(output.args[0], (tuple, list)) else (
+        output.args[0],)
+    output.args = (tuple(v if k else None for v, k in
+                         itertools.zip_longest(values, keep, fillvalue=False)),)
+    graph.eliminate_dead_code()
+    total = 0
+    for node in graph.nodes:
+        if node.op != "call_function":
+            continue
+        if not hasattr(node.target, "_overloadpacket"):  # packing the result tuple
+            assert getattr(node.target, "__name__", "").startswith("return_types"), node
+            continue
+        name = node.target._overloadpacket.__name__
+        result = node.meta["val"]
+        if name in FREE:
+            continue
+        if name in POINTWISE:
+            total += _numel(result)
+        elif name in ("sum", "mean"):
+            total += _numel(node.args[0].meta["val"]) - _numel(result)
+            total += _numel(result) if name == "mean" else 0
+        else:
+            raise AssertionError(f"{name}: not a counted op; classify it")
+    return total
+
+
+def _t(*shape: int) -> Any:
+    return torch.randn(*shape, dtype=torch.float64)
+
+
+# --------------------------------------------------------------------- the norm families
+# Each: (sizes) -> (decomposition, its tensors, derivations per output mask)
+def _batch_norm(training: bool, weight: bool) -> Callable[..., Any]:
+    def make(b: int, c: int, h: int, w: int) -> Any:
+        x, g = _t(b, c, h, w), _t(b, c, h, w)
+        wt, mean, invstd = _t(c), _t(c), torch.rand(c, dtype=torch.float64) + 0.5
+
+        def fn(g: Any, x: Any, mean: Any, invstd: Any, *wt: Any) -> Any:
+            return decomp.native_batch_norm_backward(g, x, wt[0] if wt else None, mean,
+                                                     invstd, mean, invstd, training, 1e-5,
+                                                     [True] * 3)
+
+        def derive(mask: tuple[bool, ...]) -> Any:
+            return formulas.batch_norm_grad_derivations(
+                b * c * h * w, c, training=training, weight=weight, output_mask=mask)
+        return fn, (g, x, mean, invstd) + ((wt,) if weight else ()), derive, 3
+    return make
+
+
+def _group_norm(weight: bool) -> Callable[..., Any]:
+    def make(b: int, c: int, p: int, groups: int) -> Any:
+        x, g, wt = _t(b, c, p), _t(b, c, p), _t(c)
+        mean, rstd = _t(b, groups), torch.rand(b, groups, dtype=torch.float64) + 0.5
+
+        def fn(g: Any, x: Any, mean: Any, rstd: Any, *wt: Any) -> Any:
+            return decomp.native_group_norm_backward(g, x, mean, rstd, wt[0] if wt else None,
+                                                     b, c, p, groups, [True] * 3)
+
+        def derive(mask: tuple[bool, ...]) -> Any:
+            return formulas.group_norm_grad_derivations(b, groups, c, p, weight=weight,
+                                                        output_mask=mask)
+        return fn, (g, x, mean, rstd) + ((wt,) if weight else ()), derive, 3
+    return make
+
+
+def _rms_norm(weight: bool) -> Callable[..., Any]:
+    def make(rows: int, n: int) -> Any:
+        x, g, wt, rstd = _t(rows, n), _t(rows, n), _t(n), torch.rand(rows, dtype=torch.float64)
+
+        def fn(g: Any, x: Any, rstd: Any, *wt: Any) -> Any:
+            return decomp._fused_rms_norm_backward(g, x, [n], rstd, wt[0] if wt else None,
+                                                   [True, True])
+
+        def derive(mask: tuple[bool, ...]) -> Any:
+            return formulas.rms_norm_grad_derivations(rows, n, weight=weight,
+                                                      output_mask=(mask[0], mask[1]))
+        return fn, (g, x, rstd) + ((wt,) if weight else ()), derive, 2
+    return make
+
+
+def _layer_norm(weight: bool) -> Callable[..., Any]:
+    def make(rows: int, n: int) -> Any:
+        x, g, wt, b = _t(rows, n), _t(rows, n), _t(n), _t(n)
+        mean, rstd = _t(rows, 1), torch.rand(rows, 1, dtype=torch.float64) + 0.5
+
+        def fn(g: Any, x: Any, mean: Any, rstd: Any, *wb: Any) -> Any:
+            wt, b = wb or (None, None)
+            return decomp.native_layer_norm_backward(g, x, [n], mean, rstd, wt, b, [True] * 3)
+
+        def derive(mask: tuple[bool, ...]) -> Any:
+            return formulas.layer_norm_grad_derivations(rows, n, weight=weight, bias=weight,
+                                                        output_mask=mask)
+        return fn, (g, x, mean, rstd) + ((wt, b) if weight else ()), derive, 3
+    return make
+
+
+#: id -> (family, two size tuples)
+NORMS: dict[str, tuple[Callable[..., Any], list[tuple[int, ...]]]] = {
+    "batch_norm-train": (_batch_norm(True, True), [(2, 6, 3, 5), (3, 4, 2, 2)]),
+    "batch_norm-train-no_affine": (_batch_norm(True, False), [(2, 6, 3, 5), (3, 4, 2, 2)]),
+    "batch_norm-eval": (_batch_norm(False, True), [(2, 6, 3, 5), (3, 4, 2, 2)]),
+    "group_norm": (_group_norm(True), [(2, 6, 5, 3), (3, 8, 7, 2)]),
+    "group_norm-no_affine": (_group_norm(False), [(2, 6, 5, 3), (3, 8, 7, 2)]),
+    "rms_norm": (_rms_norm(True), [(4, 6), (3, 10)]),
+    "rms_norm-no_weight": (_rms_norm(False), [(4, 6), (3, 10)]),
+    "layer_norm": (_layer_norm(True), [(4, 6), (3, 10)]),
+    "layer_norm-no_affine": (_layer_norm(False), [(4, 6), (3, 10)]),
+}
+
+
+def _norm_cases() -> list[Any]:
+    cases = []
+    for name, (_, sizes) in NORMS.items():
+        for mask in itertools.product((True, False), repeat=3):
+            if any(mask) and not ("rms" in name and not any(mask[:2])):
+                for size in sizes:
+                    flags = "".join("iwb"[j] if m else "-" for j, m in enumerate(mask))
+                    cases.append(pytest.param(name, mask, size,
+                                              id=f"{name}-{flags}-{'x'.join(map(str, size))}"))
+    return cases
+
+
+@pytest.mark.parametrize(("family", "mask", "size"), _norm_cases())
+def test_norm_grads_count_the_decomposition(family: str, mask: tuple[bool, bool, bool],
+                                            size: tuple[int, ...]) -> None:
+    make, _ = NORMS[family]
+    fn, args, derive, outputs = make(*size)
+    # the outputs the layer has: grad_input always; no weight, no weight (and, but for
+    # GroupNorm, no bias) gradient
+    weighted = "no_" not in family
+    producible = (mask[0], mask[1] and weighted,
+                  mask[2] and (weighted or family.startswith("group")))[:outputs]
+    mask = mask[:outputs]
+    if not any(producible):
+        return
+    got = {name: int(d.work.get("elementwise", 0)) for name, d in derive(mask).items()}
+    for j, part in enumerate(PARTS[:outputs]):
+        if not producible[j]:
+            assert part not in got
+            continue
+        before = tuple(producible[k] and k < j for k in range(outputs))
+        upto = tuple(producible[k] and k <= j for k in range(outputs))
+        want = decomposition_ops(fn, args, upto) - (
+            decomposition_ops(fn, args, before) if any(before) else 0)
+        # a part with nothing left to compute is not reported
+        assert got.get(part, 0) == want, (part, got)
+
+
+# the decompositions compute torch's gradients (so counting them counts the right thing)
+@pytest.mark.parametrize("family", ["batch_norm", "group_norm", "rms_norm"])
+def test_decompositions_give_autograds_gradients(family: str) -> None:
+    torch.manual_seed(0)
+    x = _t(2, 6, 5).requires_grad_()
+    g = _t(2, 6, 5)
+    layer = {"batch_norm": torch.nn.BatchNorm1d(6), "group_norm": torch.nn.GroupNorm(3, 6),
+             "rms_norm": torch.nn.RMSNorm(5, eps=1e-6)}[family].double()
+    with torch.no_grad():
+        layer.weight.copy_(torch.randn(layer.weight.shape))
+    layer(x).backward(g)
+    xd = x.detach()
+    if family == "batch_norm":
+        mean, var = xd.mean((0, 2)), xd.var((0, 2), unbiased=False)
+        out = decomp.native_batch_norm_backward(g, xd, layer.weight, None, None, mean,
+                                                torch.rsqrt(var + layer.eps), True,
+                                                layer.eps, [True] * 3)
+    elif family == "group_norm":
+        xg = xd.reshape(2, 3, -1)
+        mean, var = xg.mean(-1), xg.var(-1, unbiased=False)
+        out = decomp.native_group_norm_backward(g, xd, mean, torch.rsqrt(var + layer.eps),
+                                                layer.weight, 2, 6, 5, 3, [True] * 3)
+    else:
+        rstd = torch.rsqrt(xd.pow(2).mean(-1, keepdim=True) + 1e-6)
+        out = decomp._fused_rms_norm_backward(g, xd, [5], rstd, layer.weight, [True, True])
+    assert torch.allclose(out[0], x.grad, atol=1e-9)
+    assert torch.allclose(out[1], layer.weight.grad, atol=1e-9)
+
+
+# --------------------------------------------------------------------- traced gradients
+def _traced(model: Any, inputs: Any) -> dict[str, int]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cost = sf.trace(model, inputs, mode="train")
+    return {leaf.spec: sum(int(v) for v in leaf.work.values()) for _, leaf in cost.leaves()}
+
+
+def test_traced_batch_norm_gradients() -> None:
+    tnn = torch.nn
+    # Conv(1->6) then BatchNorm2d(6) on (2, 1, 3, 5): M = 180, C = 6; grad_input 9M + 3C,
+    # grad_weight then C, grad_bias the sum already made (no part)
+    got = _traced(tnn.Sequential(tnn.Conv2d(1, 6, 1), tnn.BatchNorm2d(6)), (2, 1, 3, 5))
+    assert got["aten.native_batch_norm_backward (grad_input)"] == 9 * 180 + 3 * 6
+    assert got["aten.native_batch_norm_backward (grad_weight)"] == 6
+    assert "aten.native_batch_norm_backward (grad_bias)" not in got
+    # BatchNorm first (its input needs no gradient): M = 30, C = 1; grad_weight 3M alone,
+    # grad_bias M - C alone
+    got = _traced(tnn.Sequential(tnn.BatchNorm2d(1), tnn.Conv2d(1, 6, 1)), (2, 1, 3, 5))
+    assert "aten.native_batch_norm_backward (grad_input)" not in got
+    assert got["aten.native_batch_norm_backward (grad_weight)"] == 3 * 30
+    assert got["aten.native_batch_norm_backward (grad_bias)"] == 30 - 1
+
+
+@pytest.mark.parametrize("affine", [True, False], ids=["affine", "no_affine"])
+def test_traced_group_norm_gradients(affine: bool) -> None:
+    tnn = torch.nn
+    # GroupNorm(3, 6) on (2, 6, 3, 5): B = 2, C = 6, P = 15, G = 3, T = 180;
+    # grad_input 7T + (1 + 2w) BC + 9 BG; grad_weight 3BC + (B - 1) C; grad_bias (B - 1) C
+    got = _traced(tnn.Sequential(tnn.Conv2d(1, 6, 1), tnn.GroupNorm(3, 6, affine=affine)),
+                  (2, 1, 3, 5))
+    w = 1 if affine else 0
+    assert got["aten.native_group_norm_backward (grad_input)"] == \
+        7 * 180 + (1 + 2 * w) * 12 + 9 * 6
+    if affine:
+        assert got["aten.native_group_norm_backward (grad_weight)"] == 3 * 12 + 6
+        assert got["aten.native_group_norm_backward (grad_bias)"] == 6
+    else:
+        assert not any("group_norm" in k and ("grad_weight" in k or "grad_bias" in k)
+                       for k in got)
+
+
+def test_norm_grad_examples_run() -> None:
+    """The examples in symflops.formulas.norm_grad print what they say."""
+    import doctest
+
+    from symflops.formulas import norm_grad
+
+    result = doctest.testmod(norm_grad, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted >= 5 and result.failed == 0
