@@ -270,6 +270,35 @@ def test_traced_group_norm_gradients(affine: bool) -> None:
                        for k in got)
 
 
+# --------------------------------------------------------------------- dropout
+def test_native_dropout_decomposition_is_three_per_element() -> None:
+    x = _t(4, 6)
+    ops = decomposition_ops(lambda x: decomp.native_dropout(x, 0.25, True), (x,),
+                            (True, True))
+    assert ops == 3 * 24
+
+
+@pytest.mark.parametrize(("p", "train", "want"),
+                         [(0.25, True, 3 * 24), (0.25, False, 0), (0.0, True, 0),
+                          (1.0, True, 0)],
+                         ids=["train", "eval", "p0", "p1"])
+def test_traced_native_dropout(p: float, train: bool, want: int) -> None:
+    class Drop(torch.nn.Module):
+        def forward(self, x: Any) -> Any:
+            return torch.ops.aten.native_dropout(x, p, train)[0]
+
+    # (4, 6) input: 24 elements, 3 each in training, identity (or zeros) otherwise
+    got = _traced_eval(Drop(), (4, 6))
+    assert got.get("aten.native_dropout", 0) == want
+
+
+def _traced_eval(model: Any, inputs: Any) -> dict[str, int]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cost = sf.trace(model, inputs)
+    return {leaf.spec: sum(int(v) for v in leaf.work.values()) for _, leaf in cost.leaves()}
+
+
 def test_norm_grad_examples_run() -> None:
     """The examples in symflops.formulas.norm_grad print what they say."""
     import doctest

@@ -406,8 +406,20 @@ for _name in _ONE_OP:
 register(aten.addcmul, aten.addcmul_, aten.addcdiv, aten.addcdiv_, aten.lerp,
          aten.lerp_)(_elementwise(2, "fused multiply-add"))
 
-register(aten.native_dropout)(_elementwise(1, "dropout in training: one multiply by the "
-                                           "scaled mask"))
+
+@register(aten.native_dropout)
+def _native_dropout(call: OpCall) -> list[Part]:
+    """``native_dropout(x, p, train)``, as torch's decomposition computes it in training:
+    ``rand > p`` (1), ``mask * x`` (1), ``* 1 / (1 - p)`` (1): 3 per element (drawing the
+    random numbers is not arithmetic). With ``train`` false, ``p == 0`` or ``p == 1`` it
+    returns the input or zeros: nothing to count."""
+    p, train = call.arg(1, "p", 0.5), call.arg(2, "train", None)
+    if not train or p == 0 or p == 1:
+        return []
+    return _one(formulas.elementwise_derivation(
+        call.args[0].numel, 3, "dropout in training: the mask compare rand > p, the "
+        "multiply by the mask and by 1/(1 - p): 3 per element"))
+
 
 @register(aten.sum, aten.mean, aten.amax, aten.amin, aten.max, aten.min, aten.prod,
           aten.logsumexp, aten.var, aten.std, aten.var_mean, aten.std_mean, aten.norm,
