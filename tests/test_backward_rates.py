@@ -307,3 +307,64 @@ def test_norm_grad_examples_run() -> None:
 
     result = doctest.testmod(norm_grad, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted >= 5 and result.failed == 0
+
+
+# --------------------------------------------------------------------- average pooling
+def _avg_pool_adds(shape: tuple[int, ...], kernel: int, stride: int, padding: int,
+                   ceil_mode: bool) -> tuple[int, int]:
+    """(adds, outputs) of torch's avg_pool2d gradient: with ``divisor_override=1`` and a
+    gradient of ones, each input element's gradient is the number of windows that add
+    into it, so their sum is the adds the kernel does."""
+    x = torch.zeros(shape, dtype=torch.float64, requires_grad=True)
+    y = torch.nn.functional.avg_pool2d(x, kernel, stride, padding, ceil_mode=ceil_mode,
+                                       divisor_override=1)
+    y.backward(torch.ones_like(y))
+    return int(x.grad.sum()), y.numel()
+
+
+#: id -> (kernel, stride, padding, ceil_mode, spatial sizes tried)
+AVG_POOLS = {
+    "k3-s1-p1": (3, 1, 1, False, [(4, 4), (5, 7), (1, 1)]),
+    "k3-s2-p1": (3, 2, 1, False, [(4, 4), (5, 7), (8, 9)]),
+    "k2-s2-ceil": (2, 2, 0, True, [(5, 5), (4, 7), (1, 3)]),
+    "k3-s2-p1-ceil": (3, 2, 1, True, [(6, 6), (5, 8), (2, 2)]),
+    "k5-s1-p2": (5, 1, 2, False, [(1, 1), (2, 3), (6, 6)]),
+    "k4-s3-p2-ceil": (4, 3, 2, True, [(1, 2), (7, 5), (10, 11)]),
+}
+
+
+def _avg_pool_model(kernel: int, stride: int, padding: int, ceil_mode: bool) -> Any:
+    tnn = torch.nn
+    return tnn.Sequential(tnn.Conv2d(1, 2, 1), tnn.AvgPool2d(kernel, stride, padding,
+                                                             ceil_mode=ceil_mode))
+
+
+@pytest.mark.parametrize("case", sorted(AVG_POOLS))
+def test_avg_pool_grad_is_exact_with_padding_and_ceil_mode(case: str) -> None:
+    kernel, stride, padding, ceil_mode, sizes = AVG_POOLS[case]
+    for h, w in sizes:
+        adds, outputs = _avg_pool_adds((1, 2, h, w), kernel, stride, padding, ceil_mode)
+        got = _traced(_avg_pool_model(kernel, stride, padding, ceil_mode), (1, 1, h, w))
+        # one divide per output gradient, one add per (window, input element) pair
+        assert got["aten.avg_pool2d_backward"] == outputs + adds, (h, w)
+        # per dim, the formula's clipped window totals multiply to the adds
+        totals = [formulas.avg_pool_grad_window_total(
+            s, formulas.pool_output_size(s, kernel, stride, padding, 1, ceil_mode), kernel, stride,
+            padding) for s in (h, w)]
+        assert 2 * totals[0] * totals[1] == adds
+
+
+@pytest.mark.parametrize("case", ["k3-s2-p1", "k3-s2-p1-ceil", "k2-s2-ceil"])
+def test_avg_pool_grad_symbolic_trace_is_exact(case: str) -> None:
+    kernel, stride, padding, ceil_mode, _ = AVG_POOLS[case]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cost = sf.trace(_avg_pool_model(kernel, stride, padding, ceil_mode), "1 1 H W",
+                        hints={"H": 9, "W": 12}, mode="train")
+    leaf = next(leaf for _, leaf in cost.leaves() if leaf.spec == "aten.avg_pool2d_backward")
+    total = sum(leaf.work.values())
+    names = {s.name: s for s in total.free_symbols}
+    assert set(names) == {"H", "W"}
+    for h, w in [(9, 12), (10, 13), (11, 11), (16, 21)]:
+        adds, outputs = _avg_pool_adds((1, 2, h, w), kernel, stride, padding, ceil_mode)
+        assert total.subs({names["H"]: h, names["W"]: w}) == outputs + adds, (h, w)

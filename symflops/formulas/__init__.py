@@ -100,6 +100,7 @@ from symflops.formulas.pool import (
     adaptive_pool_derivation,
     adaptive_window_total,
     avg_pool_grad_derivation,
+    avg_pool_grad_window_total,
     avg_pool_work,
     max_pool_work,
     pool_derivation,
@@ -142,7 +143,7 @@ __all__ = [
     "adaptive_avg_pool_grad_derivation", "avg_pool_grad_derivation", "scatter_grad_derivation",
     "interpolate_grad_derivation", "layer_norm_grad_derivations", "INTERPOLATE_DIMS",
     "upsample_output_size", "batch_norm_grad_derivations", "group_norm_grad_derivations",
-    "rms_norm_grad_derivations",
+    "rms_norm_grad_derivations", "avg_pool_grad_window_total",
 ]
 
 #: modules whose examples (module docstrings and public names) run with this package's doctests

@@ -559,13 +559,20 @@ def _max_pool_backward(call: OpCall) -> list[Part]:
 
 @register(aten.avg_pool2d_backward, aten.avg_pool3d_backward)
 def _avg_pool_backward(call: OpCall) -> list[Part]:
-    """Average pooling's gradient: a divide and ``window`` adds per output gradient."""
+    """``avg_pool2d_backward(g, x, kernel, stride, padding, ceil_mode, ...)``: a divide per
+    output gradient and an add into each input element of its window (padding and the
+    part of a ceil_mode window past the input excluded, as torch's kernel skips them)."""
     n = 3 if call.name == "avg_pool3d_backward" else 2
-    kernel = _as_list(call.args[2], n)
-    padded = any(p != 0 for p in _as_list(call.arg(4, "padding", 0), n)) or \
-        bool(call.arg(5, "ceil_mode", False))
-    return _one(formulas.avg_pool_grad_derivation(call.args[0].numel, formulas.prod(kernel),
-                                                  padded=padded))
+    gy, x = call.args[0], call.args[1]
+    kernel = [int(k) for k in _as_list(call.args[2], n)]
+    stride = [int(s) for s in _as_list(call.arg(3, "stride", []) or kernel, n)]
+    padding = [int(p) for p in _as_list(call.arg(4, "padding", 0), n)]
+    if not any(padding) and not bool(call.arg(5, "ceil_mode", False)):
+        return _one(formulas.avg_pool_grad_derivation(gy.numel, formulas.prod(kernel)))
+    return _one(formulas.avg_pool_grad_derivation(
+        gy.numel, formulas.prod(kernel), planes=formulas.prod(gy.shape[:-n]),
+        in_spatial=x.shape[-n:], out_spatial=gy.shape[-n:], kernel=kernel, stride=stride,
+        padding=padding))
 
 
 @register(aten._adaptive_avg_pool2d_backward, aten._adaptive_avg_pool3d_backward)
