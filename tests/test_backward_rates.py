@@ -24,6 +24,11 @@ import pytest
 import symflops as sf
 from symflops import formulas
 
+try:  # python -m pytest (the repository root on sys.path)
+    from tests import bruteforce as bf
+except ImportError:  # plain pytest: tests/ itself is on sys.path
+    import bruteforce as bf  # type: ignore[no-redef]
+
 torch = pytest.importorskip("torch")
 decomp = pytest.importorskip("torch._decomp.decompositions")
 make_fx = pytest.importorskip("torch.fx.experimental.proxy_tensor").make_fx
@@ -368,3 +373,28 @@ def test_avg_pool_grad_symbolic_trace_is_exact(case: str) -> None:
     for h, w in [(9, 12), (10, 13), (11, 11), (16, 21)]:
         adds, outputs = _avg_pool_adds((1, 2, h, w), kernel, stride, padding, ceil_mode)
         assert total.subs({names["H"]: h, names["W"]: w}) == outputs + adds, (h, w)
+
+
+# --------------------------------------------------------------------- ceil_mode pooling
+@pytest.mark.parametrize(("kind", "kernel", "stride", "padding"),
+                         [("max", 3, 2, 1), ("avg", 3, 2, 0), ("max", 2, 2, 0),
+                          ("avg", 4, 3, 1)],
+                         ids=["max-k3-s2-p1", "avg-k3-s2", "max-k2-s2", "avg-k4-s3-p1"])
+def test_traced_ceil_mode_pooling_on_symbolic_sizes_is_exact(kind: str, kernel: int,
+                                                            stride: int, padding: int) -> None:
+    """A symbolic trace of ceil_mode pooling counts a last window that sticks out past the
+    padded input by its elements (not as a full window): evaluated at sizes where it fits
+    and where it sticks out, it equals the brute-force count of every window."""
+    tnn = torch.nn
+    pool = (tnn.MaxPool2d(kernel, stride, padding, ceil_mode=True) if kind == "max" else
+            tnn.AvgPool2d(kernel, stride, padding, ceil_mode=True))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cost = sf.trace(tnn.Sequential(pool), "1 2 H W", hints={"H": 9, "W": 12})
+    leaf = next(leaf for _, leaf in cost.leaves() if "pool" in leaf.op)
+    total = sum(leaf.work.values())
+    names = {s.name: s for s in total.free_symbols}
+    for h, w in [(9, 12), (10, 13), (11, 11), (16, 21), (8, 7)]:
+        want, _, _ = bf.pool((1, 2, h, w), kind, (kernel,) * 2, (stride,) * 2,
+                             (padding,) * 2, (1, 1), ceil_mode=True)
+        assert total.subs({names["H"]: h, names["W"]: w}) == sum(want.values()), (h, w)

@@ -51,17 +51,20 @@ def pool_output_size(size: Size, kernel: Size, stride: Size, padding: Size = 0,
 
 
 def pool_window_total(size: Size, kernel: Size, stride: Size, padding: Size = 0,
-                      dilation: Size = 1, ceil_mode: bool = False) -> Size:
+                      dilation: Size = 1, ceil_mode: bool = False, out: Size | None = None
+                      ) -> Size:
     """Window elements summed over the outputs along one dim (inside the padded input).
 
     Every window holds ``kernel`` elements, except that with ``ceil_mode`` the last
     window may stick out past the padded input and hold only the
-    ``ceil((size + 2 padding - start) / dilation)`` elements before its end.
+    ``ceil((size + 2 padding - start) / dilation)`` elements before its end. ``out``: the
+    output size when it is known already (a traced shape), else it is computed.
 
     >>> pool_window_total(5, 2, 2), pool_window_total(5, 2, 2, ceil_mode=True)
     (4, 5)
     """
-    out = pool_output_size(size, kernel, stride, padding, dilation, ceil_mode)
+    if out is None:
+        out = pool_output_size(size, kernel, stride, padding, dilation, ceil_mode)
     if not ceil_mode:
         return out * kernel
     room = size + 2 * padding - (out - 1) * stride  # padded elements from the last start on
@@ -150,8 +153,9 @@ def pool_derivation(kind: str, planes: Size, in_spatial: Sequence[Size],
     explanation = POOL_KINDS[kind]
     if ceil_mode:
         bindings.update(zip(_window_symbols(n), (
-            pool_window_total(s, k, st, p, d, True) for s, k, st, p, d in
-            zip(in_spatial, kernel, stride, padding, dilation, strict=True)), strict=True))
+            pool_window_total(s, k, st, p, d, True, o) for s, o, k, st, p, d in
+            zip(in_spatial, out_spatial, kernel, stride, padding, dilation, strict=True)),
+            strict=True))
         explanation += "; ceil_mode: a last window past the padded input counts only its " \
                        "elements"
     else:

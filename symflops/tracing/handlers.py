@@ -288,15 +288,14 @@ _POOLS = {
 def _pool(call: OpCall) -> list[Part]:
     """Max pooling (``window - 1`` compares per output) and average pooling (``window - 1``
     adds and a divide). ``ceil_mode`` windows that stick out past the padded input count
-    only their elements when the input sizes are concrete (full windows otherwise)."""
+    only their elements, on concrete and symbolic sizes alike."""
     kind, n, ceil_at = _POOLS[call.name]
     x, out = call.args[0], call.out[0]
     kernel = _as_list(call.args[1], n)
     stride = _as_list(call.arg(2, "stride", []) or kernel, n)
     padding = _as_list(call.arg(3, "padding", 0), n)
     dilation = _as_list(call.arg(4, "dilation", 1), n) if kind == "max" else [1] * n
-    ceil_mode = bool(call.arg(ceil_at, "ceil_mode", False)) and all(
-        getattr(s, "is_Integer", isinstance(s, int)) for s in x.shape[-n:])
+    ceil_mode = bool(call.arg(ceil_at, "ceil_mode", False))
     return _one(formulas.pool_derivation(kind, formulas.prod(out.shape[:-n]), x.shape[-n:],
                                          out.shape[-n:], kernel, stride, padding, dilation,
                                          ceil_mode))
