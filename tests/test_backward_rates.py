@@ -398,3 +398,41 @@ def test_traced_ceil_mode_pooling_on_symbolic_sizes_is_exact(kind: str, kernel: 
         want, _, _ = bf.pool((1, 2, h, w), kind, (kernel,) * 2, (stride,) * 2,
                              (padding,) * 2, (1, 1), ceil_mode=True)
         assert total.subs({names["H"]: h, names["W"]: w}) == sum(want.values()), (h, w)
+
+
+# --------------------------------------------------------------------- embedding padding_idx
+def _embedding(padding_idx: int | None) -> Any:
+    class Model(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = torch.nn.Embedding(10, 4, padding_idx=padding_idx)
+
+        def forward(self, input_ids: Any) -> Any:
+            return self.emb(input_ids)
+
+    return Model()
+
+
+@pytest.mark.parametrize("padding_idx", [None, 0], ids=["no_padding_idx", "padding_idx"])
+def test_embedding_grad_with_padding_idx_is_labelled_a_data_dependent_bound(
+        padding_idx: int | None) -> None:
+    """With a padding_idx torch's kernel adds dim values fewer per index equal to it
+    (each add of a gradient of ones adds 1, so the weight gradient's sum is the adds
+    done): the B*N*dim count is reached only without padding hits, and the leaf says it
+    is a data-dependent bound; without a padding_idx it is exact and says nothing."""
+    model = _embedding(padding_idx)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cost = sf.trace(model, {"input_ids": (2, 3)}, mode="train")
+    leaf = next(leaf for _, leaf in cost.leaves() if leaf.op == "aten.embedding_dense_backward")
+    bound = int(leaf.work["elementwise"])
+    assert bound == 2 * 3 * 4
+    labelled = "DATA-DEPENDENT" in leaf.derivation.explanation and \
+        leaf.derivation.rates.get("elementwise", "").startswith("data-dependent")
+    assert labelled == (padding_idx is not None)
+    for ids, hits in [([[1, 2, 3], [4, 5, 6]], 0), ([[0, 2, 3], [4, 0, 6]], 2)]:
+        model.zero_grad()
+        out = model(torch.tensor(ids))
+        out.backward(torch.ones_like(out))
+        adds = int(model.emb.weight.grad.sum())
+        assert adds == bound - (4 * hits if padding_idx is not None else 0)

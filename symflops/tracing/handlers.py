@@ -617,7 +617,8 @@ def _embedding_backward(call: OpCall) -> list[Part]:
     grad, indices = call.args[0], call.args[1]
     return _one(formulas.embedding_backward_derivation(
         indices.numel, formulas.prod(grad.shape[indices.ndim:]),
-        scale_grad_by_freq=bool(call.arg(4, "scale_grad_by_freq", False))))
+        scale_grad_by_freq=bool(call.arg(4, "scale_grad_by_freq", False)),
+        padding_idx=call.arg(3, "padding_idx", -1) != -1))
 
 
 register(aten.native_dropout_backward)(_elementwise(
