@@ -20,6 +20,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 import symflops as sf
 from symflops import formulas
@@ -436,3 +438,24 @@ def test_embedding_grad_with_padding_idx_is_labelled_a_data_dependent_bound(
         out.backward(torch.ones_like(out))
         adds = int(model.emb.weight.grad.sum())
         assert adds == bound - (4 * hits if padding_idx is not None else 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(size=st.integers(1, 40), kernel=st.integers(1, 7), stride=st.integers(1, 5),
+       data=st.data())
+def test_avg_pool_grad_window_total_is_the_clipped_window_sum(size: int, kernel: int,
+                                                             stride: int, data: Any) -> None:
+    """Concrete, and symbolic then substituted: the per-dim total equals summing
+    ``min(a + k, size) - max(a, 0)`` over every window ``a = o s - p`` torch makes."""
+    padding = data.draw(st.integers(0, kernel // 2))
+    ceil_mode = data.draw(st.booleans())
+    assume(size + 2 * padding >= kernel)  # torch needs one window
+    out = formulas.pool_output_size(size, kernel, stride, padding, 1, ceil_mode)
+    want = sum(min(o * stride - padding + kernel, size) - max(o * stride - padding, 0)
+               for o in range(out))
+    assert formulas.avg_pool_grad_window_total(size, out, kernel, stride, padding) == want
+    h = sf.symbols.symbol("H")
+    symbolic = formulas.avg_pool_grad_window_total(
+        h, formulas.pool_output_size(h, kernel, stride, padding, 1, ceil_mode), kernel,
+        stride, padding)
+    assert symbolic.subs(h, size) == want
