@@ -459,3 +459,15 @@ def test_avg_pool_grad_window_total_is_the_clipped_window_sum(size: int, kernel:
         h, formulas.pool_output_size(h, kernel, stride, padding, 1, ceil_mode), kernel,
         stride, padding)
     assert symbolic.subs(h, size) == want
+
+
+def test_avg_pool3d_grad_is_exact_with_padding_and_ceil_mode() -> None:
+    # AvgPool3d(3, 2, 1, ceil_mode) after Conv3d(1 -> 2) on (1, 1, 4, 5, 6): one divide per
+    # output gradient plus the adds torch's own gradient of ones counts
+    tnn = torch.nn
+    model = tnn.Sequential(tnn.Conv3d(1, 2, 1), tnn.AvgPool3d(3, 2, 1, ceil_mode=True))
+    got = _traced(model, (1, 1, 4, 5, 6))
+    x = torch.zeros(1, 2, 4, 5, 6, dtype=torch.float64, requires_grad=True)
+    y = torch.nn.functional.avg_pool3d(x, 3, 2, 1, ceil_mode=True, divisor_override=1)
+    y.backward(torch.ones_like(y))
+    assert got["aten.avg_pool3d_backward"] == y.numel() + int(x.grad.sum())
