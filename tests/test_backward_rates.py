@@ -471,3 +471,31 @@ def test_avg_pool3d_grad_is_exact_with_padding_and_ceil_mode() -> None:
     y = torch.nn.functional.avg_pool3d(x, 3, 2, 1, ceil_mode=True, divisor_override=1)
     y.backward(torch.ones_like(y))
     assert got["aten.avg_pool3d_backward"] == y.numel() + int(x.grad.sum())
+
+
+# --------------------------------------------------------------------- adaptive pooling
+class _HalfPool(torch.nn.Module):
+    """Adaptive average pooling to half the input size (an output that follows the input)."""
+
+    def forward(self, x: Any) -> Any:
+        return torch.nn.functional.adaptive_avg_pool2d(x, (x.shape[2] // 2, x.shape[3] // 2))
+
+
+def test_adaptive_pool_to_a_symbolic_output_size_is_an_error_not_a_guess() -> None:
+    """Its windows hold in + out - gcd(in, out) elements per dim (H = 9 -> 4: 12, not 9),
+    which no formula in H gives here: one SymflopsError naming the op and the fix."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(sf.errors.SymflopsError) as info:
+            sf.trace(_HalfPool(), "1 2 H W", hints={"H": 9, "W": 12})
+    text = str(info.value)
+    assert "aten._adaptive_avg_pool2d" in text and "floor(H/2)" in text
+    assert "fix: give the adaptive pooling a fixed output size" in text
+
+
+def test_adaptive_pool_to_a_traced_concrete_size_is_exact() -> None:
+    # H = 9 -> 4 windows of 3 (12 elements), W = 12 -> 6 windows of 2 (12): 2 planes
+    # of 12 * 12 window elements (window - 1 adds and a divide each)
+    got = _traced_eval(_HalfPool(), (1, 2, 9, 12))
+    want, _, _ = bf.adaptive_pool((1, 2, 9, 12), "avg", (4, 6))
+    assert got["aten._adaptive_avg_pool2d"] == sum(want.values()) == 2 * 12 * 12

@@ -13,11 +13,10 @@ from dataclasses import replace
 from functools import cache
 from typing import Any
 
-import sympy as sp
 import torch
 
 from symflops import formulas
-from symflops import symbols as S
+from symflops.errors import SymflopsError
 from symflops.formulas import Derivation
 from symflops.tracing.registry import OpCall, Part, TShape, register, register_zero_cost
 
@@ -301,6 +300,18 @@ def _pool(call: OpCall) -> list[Part]:
                                          ceil_mode))
 
 
+def _concrete_adaptive_output(op: str, outs: Any) -> None:
+    """Adaptive windows over ``in`` elements into ``out`` outputs hold ``in + out -
+    gcd(in, out)`` elements in all: with a symbolic output size that total has no exact
+    formula here, so such a trace is an error rather than a guess."""
+    if not all(isinstance(o, int) or getattr(o, "is_Integer", False) for o in outs):
+        raise SymflopsError("adaptive pooling to an output size that follows the input "
+                            "size has no exact count (its windows overlap by gcd(in, out))",
+                            layer=f"aten.{op}", values={"output_size": tuple(outs)},
+                            fix="give the adaptive pooling a fixed output size, or trace "
+                                "at concrete sizes")
+
+
 @register(aten._adaptive_avg_pool2d, aten._adaptive_avg_pool3d, aten.adaptive_max_pool2d,
           aten.adaptive_max_pool3d, aten.adaptive_max_pool1d)
 def _adaptive_pool(call: OpCall) -> list[Part]:
@@ -308,12 +319,7 @@ def _adaptive_pool(call: OpCall) -> list[Part]:
     x, out = call.args[0], call.out[0]
     n = len(call.args[1])
     planes, ins, outs = formulas.prod(x.shape[:-n]), x.shape[-n:], out.shape[-n:]
-    if not all(isinstance(o, int) or getattr(o, "is_Integer", False) for o in outs):
-        gin = S.spatial_in(n)
-        return _one(Derivation({"pooling": S.M * formulas.prod(gin)}, sp.Integer(0),
-                               {S.M: planes, **dict(zip(gin, ins, strict=True))},
-                               "symbolic output size: counted as one read of each input "
-                               "element"))
+    _concrete_adaptive_output(call.name, outs)
     return _one(formulas.adaptive_pool_derivation("max" if "max" in call.name else "avg",
                                                   planes, ins, [int(o) for o in outs]))
 
@@ -580,10 +586,7 @@ def _adaptive_avg_pool_backward(call: OpCall) -> list[Part]:
     gy, x = call.args[0], call.args[1]
     n = 3 if "3d" in call.name else 2
     outs = gy.shape[-n:]
-    if not all(isinstance(o, int) or getattr(o, "is_Integer", False) for o in outs):
-        return _one(formulas.elementwise_derivation(
-            x.numel + gy.numel, 1, "adaptive average pooling gradient with a symbolic output "
-            "size: counted as one add per input and one divide per output"))
+    _concrete_adaptive_output(call.name, outs)
     return _one(formulas.adaptive_avg_pool_grad_derivation(
         formulas.prod(x.shape[:-n]), x.shape[-n:], [int(o) for o in outs]))
 
