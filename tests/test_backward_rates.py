@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -51,10 +52,11 @@ def _numel(t: Any) -> int:
     return math.prod(t.shape)
 
 
-def decomposition_ops(fn: Callable[..., Any], args: tuple[Any, ...], keep: tuple[bool, ...]
-                      ) -> int:
+def decomposition_ops(fn: Callable[..., Any], args: tuple[Any, ...], keep: tuple[bool, ...],
+                      var_mean: int | None = None) -> int:
     """Arithmetic of ``fn(*args)`` (a torch decomposition) that the outputs marked in
-    ``keep`` need, counted node by node of its FX graph."""
+    ``keep`` need, counted node by node of its FX graph (``var_mean``: what one
+    ``aten.var_mean`` counts, when it is to be allowed)."""
     gm = make_fx(fn)(*args)
     graph = gm.graph
     output = next(n for n in graph.nodes if n.op == "output")
@@ -67,8 +69,9 @@ def decomposition_ops(fn: Callable[..., Any], args: tuple[Any, ...], keep: tuple
     for node in graph.nodes:
         if node.op != "call_function":
             continue
-        if not hasattr(node.target, "_overloadpacket"):  # packing the result tuple
-            assert getattr(node.target, "__name__", "").startswith("return_types"), node
+        if not hasattr(node.target, "_overloadpacket"):  # packing or unpacking a tuple
+            assert node.target is operator.getitem or getattr(
+                node.target, "__name__", "").startswith("return_types"), node
             continue
         name = node.target._overloadpacket.__name__
         result = node.meta["val"]
@@ -76,6 +79,8 @@ def decomposition_ops(fn: Callable[..., Any], args: tuple[Any, ...], keep: tuple
             continue
         if name in POINTWISE:
             total += _numel(result)
+        elif name == "var_mean" and var_mean is not None:
+            total += var_mean
         elif name in ("sum", "mean"):
             total += _numel(node.args[0].meta["val"]) - _numel(result)
             total += _numel(result) if name == "mean" else 0
@@ -499,3 +504,31 @@ def test_adaptive_pool_to_a_traced_concrete_size_is_exact() -> None:
     got = _traced_eval(_HalfPool(), (1, 2, 9, 12))
     want, _, _ = bf.adaptive_pool((1, 2, 9, 12), "avg", (4, 6))
     assert got["aten._adaptive_avg_pool2d"] == sum(want.values()) == 2 * 12 * 12
+
+
+# --------------------------------------------------------------------- running statistics
+@pytest.mark.parametrize("channels", [6, 3])
+def test_batch_norm_running_stats_update_is_counted(channels: int) -> None:
+    """torch's training BatchNorm decomposition with running statistics does 7 C more
+    arithmetic than without (the momentum updates of mean and unbiased variance), which is
+    running_stats_derivation's count and a train trace's running_stats part."""
+    x = _t(2, channels, 3, 5)
+    w, b = _t(channels), _t(channels)
+    rm, rv = torch.zeros(channels, dtype=torch.float64), torch.ones(channels,
+                                                                    dtype=torch.float64)
+
+    def with_stats(x: Any, w: Any, b: Any, rm: Any, rv: Any) -> Any:
+        return decomp.native_batch_norm_helper(x, w, b, rm, rv, True, 0.1, 1e-5, True)
+
+    def without(x: Any, w: Any, b: Any) -> Any:
+        return decomp.native_batch_norm_helper(x, w, b, None, None, True, 0.1, 1e-5, True)
+
+    # var_mean is one op whose counting is norm_stats' business: both sides have it once
+    extra = (decomposition_ops(with_stats, (x, w, b, rm, rv), (True,) * 5, var_mean=0)
+             - decomposition_ops(without, (x, w, b), (True,) * 5, var_mean=0))
+    assert extra == 7 * channels
+    assert formulas.running_stats_derivation(channels).work == {"elementwise": extra}
+    tnn = torch.nn
+    got = _traced(tnn.Sequential(tnn.Conv2d(1, channels, 1), tnn.BatchNorm2d(channels)),
+                  (2, 1, 3, 5))
+    assert got["aten.native_batch_norm (running_stats)"] == extra

@@ -75,6 +75,7 @@ from symflops.formulas.norm_grad import (
     batch_norm_grad_derivations,
     group_norm_grad_derivations,
     rms_norm_grad_derivations,
+    running_stats_derivation,
 )
 from symflops.formulas.pointwise import (
     ACTIVATION_GRAD_RATES,
@@ -143,7 +144,7 @@ __all__ = [
     "adaptive_avg_pool_grad_derivation", "avg_pool_grad_derivation", "scatter_grad_derivation",
     "interpolate_grad_derivation", "layer_norm_grad_derivations", "INTERPOLATE_DIMS",
     "upsample_output_size", "batch_norm_grad_derivations", "group_norm_grad_derivations",
-    "rms_norm_grad_derivations", "avg_pool_grad_window_total",
+    "rms_norm_grad_derivations", "avg_pool_grad_window_total", "running_stats_derivation",
 ]
 
 #: modules whose examples (module docstrings and public names) run with this package's doctests

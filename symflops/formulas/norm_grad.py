@@ -26,7 +26,7 @@ from symflops.formulas._arith import Size, Work, work
 from symflops.formulas.derivation import Derivation
 
 __all__ = ["batch_norm_grad_derivations", "group_norm_grad_derivations",
-           "rms_norm_grad_derivations"]
+           "rms_norm_grad_derivations", "running_stats_derivation"]
 
 #: spatial positions of a group norm (the same symbol as its forward's)
 P = sym.symbol("P")
@@ -198,3 +198,22 @@ def rms_norm_grad_derivations(rows: Size, n: Size, *, weight: bool = True,
                "grad_weight": "grad_weight: grad times x_hat, summed over the M rows"}
     return _parts(_rms_norm_grad_general(bool(weight), inp, dw), {sym.M: rows, sym.dim: n},
                   explain)
+
+
+@cache
+def _running_stats_general() -> Work:
+    return work(elementwise=7 * sym.C)
+
+
+def running_stats_derivation(channels: Size) -> Derivation:
+    """The running-statistics update of a BatchNorm forward in training (torch's
+    ``native_batch_norm`` decomposition), per channel: ``momentum * mean + (1 - momentum)
+    * running_mean`` (3), the unbiased variance ``var * n / (n - 1)`` (1) and ``momentum *
+    var + (1 - momentum) * running_var`` (3): ``7 C``.
+
+    >>> running_stats_derivation(6).work
+    {'elementwise': 42}
+    """
+    return Derivation(dict(_running_stats_general()), sp.Integer(0), {sym.C: channels},
+                      "running statistics update in training: 3 for the mean, 4 for the "
+                      "unbiased variance, per channel (7 C)")

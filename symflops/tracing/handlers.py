@@ -232,17 +232,23 @@ def _sdpa_backward(call: OpCall) -> list[Part]:
           aten._native_batch_norm_legit_no_training, aten._native_batch_norm_legit_functional,
           aten.miopen_batch_norm, aten.cudnn_batch_norm)
 def _batch_norm(call: OpCall) -> list[Part]:
-    """BatchNorm: folded ``a x + b`` at inference, statistics in training."""
+    """BatchNorm: folded ``a x + b`` at inference, statistics in training (and, with
+    running statistics, their update: a separate ``running_stats`` part)."""
     x, weight = call.args[0], call.args[1]
+    running = False
     if call.name == "_native_batch_norm_legit_no_training":
         training = False
     elif call.name == "_native_batch_norm_legit" and len(call.args) == 6:
         training = bool(call.args[3])  # the no-stats overload
     else:
         training = bool(call.arg(5, "training", False))
+        running = training and isinstance(call.arg(3, "running_mean"), TShape)
     ch = x.shape[1] if x.ndim > 1 else 1
-    return _one(formulas.batch_norm_derivation(x.numel, ch, training=training,
-                                               affine=isinstance(weight, TShape)))
+    parts = _one(formulas.batch_norm_derivation(x.numel, ch, training=training,
+                                                affine=isinstance(weight, TShape)))
+    if running:
+        parts.append(Part.of(formulas.running_stats_derivation(ch), name="running_stats"))
+    return parts
 
 
 @register(aten.native_layer_norm)
