@@ -71,6 +71,12 @@ from symflops.formulas.norm import (
     rms_norm_work,
     row_stats,
 )
+from symflops.formulas.norm_grad import (
+    batch_norm_grad_derivations,
+    group_norm_grad_derivations,
+    rms_norm_grad_derivations,
+    running_stats_derivation,
+)
 from symflops.formulas.pointwise import (
     ACTIVATION_GRAD_RATES,
     ACTIVATION_RATES,
@@ -95,6 +101,7 @@ from symflops.formulas.pool import (
     adaptive_pool_derivation,
     adaptive_window_total,
     avg_pool_grad_derivation,
+    avg_pool_grad_window_total,
     avg_pool_work,
     max_pool_work,
     pool_derivation,
@@ -136,7 +143,8 @@ __all__ = [
     "ACTIVATION_GRAD_RATES", "activation_grad_derivation", "softmax_grad_derivation",
     "adaptive_avg_pool_grad_derivation", "avg_pool_grad_derivation", "scatter_grad_derivation",
     "interpolate_grad_derivation", "layer_norm_grad_derivations", "INTERPOLATE_DIMS",
-    "upsample_output_size",
+    "upsample_output_size", "batch_norm_grad_derivations", "group_norm_grad_derivations",
+    "rms_norm_grad_derivations", "avg_pool_grad_window_total", "running_stats_derivation",
 ]
 
 #: modules whose examples (module docstrings and public names) run with this package's doctests

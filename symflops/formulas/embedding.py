@@ -48,16 +48,31 @@ def _backward_general(scale_grad_by_freq: bool) -> Work:
 
 
 def embedding_backward_derivation(indices: Size, embedding_dim: Size, *,
-                                  scale_grad_by_freq: bool = False) -> Derivation:
+                                  scale_grad_by_freq: bool = False,
+                                  padding_idx: bool = False) -> Derivation:
     """The derivation of ``aten.embedding_dense_backward`` for ``M = indices`` lookups.
+
+    With a ``padding_idx`` (``padding_idx=True``) torch's CPU kernel skips every gradient
+    row whose index is the padding index: ``dim`` adds fewer per such row, a number that
+    depends on the data, which a trace does not see. The count is then the bound ``M dim``
+    (reached when no index is the padding index; torch's decomposition, which zeroes those
+    rows and adds all ``M``, does exactly this), and the explanation and the rate say so.
 
     >>> embedding_backward_derivation(6, 4).work
     {'elementwise': 24}
+    >>> embedding_backward_derivation(6, 4, padding_idx=True).rates["elementwise"]
+    'data-dependent: at most one add per gradient value (rows of padding_idx are skipped)'
     """
+    explanation = ("embedding gradient: each of the M gradient rows of dim values added "
+                   "into its index's row of a zero table (M*dim adds)")
+    if scale_grad_by_freq:
+        explanation += ("; first the index counts (M adds) and each row divided by its "
+                        "index's count (M*dim)")
+    rates: dict[str, str] = {}
+    if padding_idx:
+        explanation += ("; DATA-DEPENDENT BOUND: rows whose index is padding_idx are "
+                        "skipped at run time (dim adds fewer each), so this is the most")
+        rates["elementwise"] = ("data-dependent: at most one add per gradient value (rows "
+                                "of padding_idx are skipped)")
     return Derivation(dict(_backward_general(bool(scale_grad_by_freq))), sp.Integer(0),
-                      {sym.M: indices, sym.dim: embedding_dim},
-                      "embedding gradient: each of the M gradient rows of dim values added "
-                      "into its index's row of a zero table (M*dim adds; rows of padding_idx "
-                      "are skipped at run time, so with a padding_idx this is the most)"
-                      + ("; first the index counts (M adds) and each row divided by its "
-                         "index's count (M*dim)" if scale_grad_by_freq else ""))
+                      {sym.M: indices, sym.dim: embedding_dim}, explanation, rates)

@@ -22,7 +22,8 @@ from symflops.formulas.derivation import Derivation
 __all__ = ["pool_output_size", "pool_window_total", "max_pool_work", "avg_pool_work",
            "adaptive_window_total", "adaptive_avg_pool_work", "adaptive_max_pool_work",
            "pool_derivation", "adaptive_pool_derivation", "POOL_KINDS", "scatter_grad_derivation",
-           "avg_pool_grad_derivation", "adaptive_avg_pool_grad_derivation"]
+           "avg_pool_grad_derivation", "adaptive_avg_pool_grad_derivation",
+           "avg_pool_grad_window_total"]
 
 #: what one output of each pooling kind costs
 POOL_KINDS = {"max": "window - 1 compares per output",
@@ -50,17 +51,20 @@ def pool_output_size(size: Size, kernel: Size, stride: Size, padding: Size = 0,
 
 
 def pool_window_total(size: Size, kernel: Size, stride: Size, padding: Size = 0,
-                      dilation: Size = 1, ceil_mode: bool = False) -> Size:
+                      dilation: Size = 1, ceil_mode: bool = False, out: Size | None = None
+                      ) -> Size:
     """Window elements summed over the outputs along one dim (inside the padded input).
 
     Every window holds ``kernel`` elements, except that with ``ceil_mode`` the last
     window may stick out past the padded input and hold only the
-    ``ceil((size + 2 padding - start) / dilation)`` elements before its end.
+    ``ceil((size + 2 padding - start) / dilation)`` elements before its end. ``out``: the
+    output size when it is known already (a traced shape), else it is computed.
 
     >>> pool_window_total(5, 2, 2), pool_window_total(5, 2, 2, ceil_mode=True)
     (4, 5)
     """
-    out = pool_output_size(size, kernel, stride, padding, dilation, ceil_mode)
+    if out is None:
+        out = pool_output_size(size, kernel, stride, padding, dilation, ceil_mode)
     if not ceil_mode:
         return out * kernel
     room = size + 2 * padding - (out - 1) * stride  # padded elements from the last start on
@@ -149,8 +153,9 @@ def pool_derivation(kind: str, planes: Size, in_spatial: Sequence[Size],
     explanation = POOL_KINDS[kind]
     if ceil_mode:
         bindings.update(zip(_window_symbols(n), (
-            pool_window_total(s, k, st, p, d, True) for s, k, st, p, d in
-            zip(in_spatial, kernel, stride, padding, dilation, strict=True)), strict=True))
+            pool_window_total(s, k, st, p, d, True, o) for s, o, k, st, p, d in
+            zip(in_spatial, out_spatial, kernel, stride, padding, dilation, strict=True)),
+            strict=True))
         explanation += "; ceil_mode: a last window past the padded input counts only its " \
                        "elements"
     else:
@@ -210,23 +215,82 @@ def _avg_grad_general() -> Work:
     return work(elementwise=sym.M * (1 + sym.symbol("window")))
 
 
-def avg_pool_grad_derivation(grad_outputs: Size, window: Size, *, padded: bool = False
-                             ) -> Derivation:
-    """The gradient of average pooling: each of the ``M = grad_outputs`` output gradients
-    divided once by the window size and added into each of its ``window`` inputs.
+def _if_window(out: Size, index: int, term: Size) -> Size:
+    """``term`` if window ``index`` exists (``index < out``), else 0."""
+    if index == 0 or (is_int(out) and int(out) > index):
+        return term
+    if is_int(out):
+        return 0
+    return sp.Piecewise((term, sp.sympify(out) > index), (0, True))
 
-    With padding (or ceil_mode) the kernel skips window positions outside the input, so
-    ``window`` (the whole window) makes the count an upper bound: the explanation says so.
+
+def _pos(x: Size) -> Size:
+    return max(int(x), 0) if is_int(x) else sp.Max(0, x)
+
+
+def avg_pool_grad_window_total(size: Size, out: Size, kernel: int, stride: int,
+                               padding: int) -> Size:
+    """Input elements (padding excluded) summed over the ``out`` windows along one dim,
+    which is what the average-pooling gradient adds into.
+
+    Hand derivation: window ``o`` covers ``[a, a + k)`` with ``a = o s - p``; it holds
+    ``min(a + k, size) - max(a, 0) = k - max(0, -a) - max(0, a + k - size)`` input
+    elements (torch never lets a window lie wholly in the padding). The windows that
+    start in the left padding are the first ``ceil(p / s)``; those that end past the input
+    are among the last ``ceil(k / s)`` (the last one ends less than ``k`` past it), the
+    ``j``-th from the end by ``e - j s`` with ``e = (out - 1) s - p + k - size``. Each term
+    counts only when its window exists (``o < out``).
+
+    >>> avg_pool_grad_window_total(4, 4, 3, 1, 1), avg_pool_grad_window_total(5, 3, 2, 2, 0)
+    (10, 5)
+    """
+    total: Size = out * kernel
+    for o in range(-(-padding // stride)):
+        total = total - _if_window(out, o, min(kernel, padding - o * stride))
+    end = (out - 1) * stride - padding + kernel - size
+    for j in range(-(-kernel // stride)):
+        total = total - _if_window(out, j, _pos(smin(kernel, end - j * stride)))
+    return total
+
+
+@cache
+def _avg_grad_clipped_general(n: int) -> Work:
+    planes, outs = sym.M, sym.spatial_out(n)
+    return work(elementwise=planes * prod(outs) + planes * prod(_window_symbols(n)))
+
+
+def avg_pool_grad_derivation(grad_outputs: Size, window: Size, *, planes: Size | None = None,
+                             in_spatial: Sequence[Size] = (), out_spatial: Sequence[Size] = (),
+                             kernel: Sequence[int] = (), stride: Sequence[int] = (),
+                             padding: Sequence[int] = ()) -> Derivation:
+    """The gradient of average pooling: each of the ``M = grad_outputs`` output gradients
+    divided once by its divisor and added into each input element of its window.
+
+    Without padding and ceil_mode every window lies inside the input: ``M (1 + window)``.
+    With them (give ``planes`` and the per-dim sizes), torch's kernel adds only into the
+    input elements of each window, so the adds are ``planes * prod(E)``, ``E`` per dim the
+    clipped window total of :func:`avg_pool_grad_window_total`.
 
     >>> avg_pool_grad_derivation(4, 9).work
     {'elementwise': 40}
+    >>> avg_pool_grad_derivation(16, 9, planes=1, in_spatial=(4, 4), out_spatial=(4, 4),
+    ...                          kernel=(3, 3), stride=(1, 1), padding=(1, 1)).work
+    {'elementwise': 116}
     """
-    return Derivation(dict(_avg_grad_general()), sp.Integer(0),
-                      {sym.M: grad_outputs, sym.symbol("window"): window},
-                      "average pooling gradient: per output gradient one divide and one add "
-                      "into each window element" + ("; windows counted whole, positions in "
-                                                    "the padding included (at most this)"
-                                                    if padded else ""))
+    explanation = ("average pooling gradient: per output gradient one divide and one add "
+                   "into each window element")
+    if planes is None:
+        return Derivation(dict(_avg_grad_general()), sp.Integer(0),
+                          {sym.M: grad_outputs, sym.symbol("window"): window}, explanation)
+    n = len(kernel)
+    bindings: dict[sp.Symbol, Any] = {sym.M: planes}
+    bindings.update(zip(sym.spatial_out(n), out_spatial, strict=True))
+    bindings.update(zip(_window_symbols(n), (
+        avg_pool_grad_window_total(s, o, k, st, p) for s, o, k, st, p in
+        zip(in_spatial, out_spatial, kernel, stride, padding, strict=True)), strict=True))
+    return Derivation(dict(_avg_grad_clipped_general(n)), sp.Integer(0), bindings,
+                      explanation + " inside the input (E = the windows' input elements "
+                      "along a dim, padding excluded; M = batch*channels planes)")
 
 
 def adaptive_avg_pool_grad_derivation(planes: Size, in_spatial: Sequence[Size],

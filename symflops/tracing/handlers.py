@@ -13,11 +13,10 @@ from dataclasses import replace
 from functools import cache
 from typing import Any
 
-import sympy as sp
 import torch
 
 from symflops import formulas
-from symflops import symbols as S
+from symflops.errors import SymflopsError
 from symflops.formulas import Derivation
 from symflops.tracing.registry import OpCall, Part, TShape, register, register_zero_cost
 
@@ -233,17 +232,23 @@ def _sdpa_backward(call: OpCall) -> list[Part]:
           aten._native_batch_norm_legit_no_training, aten._native_batch_norm_legit_functional,
           aten.miopen_batch_norm, aten.cudnn_batch_norm)
 def _batch_norm(call: OpCall) -> list[Part]:
-    """BatchNorm: folded ``a x + b`` at inference, statistics in training."""
+    """BatchNorm: folded ``a x + b`` at inference, statistics in training (and, with
+    running statistics, their update: a separate ``running_stats`` part)."""
     x, weight = call.args[0], call.args[1]
+    running = False
     if call.name == "_native_batch_norm_legit_no_training":
         training = False
     elif call.name == "_native_batch_norm_legit" and len(call.args) == 6:
         training = bool(call.args[3])  # the no-stats overload
     else:
         training = bool(call.arg(5, "training", False))
+        running = training and isinstance(call.arg(3, "running_mean"), TShape)
     ch = x.shape[1] if x.ndim > 1 else 1
-    return _one(formulas.batch_norm_derivation(x.numel, ch, training=training,
-                                               affine=isinstance(weight, TShape)))
+    parts = _one(formulas.batch_norm_derivation(x.numel, ch, training=training,
+                                                affine=isinstance(weight, TShape)))
+    if running:
+        parts.append(Part.of(formulas.running_stats_derivation(ch), name="running_stats"))
+    return parts
 
 
 @register(aten.native_layer_norm)
@@ -288,18 +293,29 @@ _POOLS = {
 def _pool(call: OpCall) -> list[Part]:
     """Max pooling (``window - 1`` compares per output) and average pooling (``window - 1``
     adds and a divide). ``ceil_mode`` windows that stick out past the padded input count
-    only their elements when the input sizes are concrete (full windows otherwise)."""
+    only their elements, on concrete and symbolic sizes alike."""
     kind, n, ceil_at = _POOLS[call.name]
     x, out = call.args[0], call.out[0]
     kernel = _as_list(call.args[1], n)
     stride = _as_list(call.arg(2, "stride", []) or kernel, n)
     padding = _as_list(call.arg(3, "padding", 0), n)
     dilation = _as_list(call.arg(4, "dilation", 1), n) if kind == "max" else [1] * n
-    ceil_mode = bool(call.arg(ceil_at, "ceil_mode", False)) and all(
-        getattr(s, "is_Integer", isinstance(s, int)) for s in x.shape[-n:])
+    ceil_mode = bool(call.arg(ceil_at, "ceil_mode", False))
     return _one(formulas.pool_derivation(kind, formulas.prod(out.shape[:-n]), x.shape[-n:],
                                          out.shape[-n:], kernel, stride, padding, dilation,
                                          ceil_mode))
+
+
+def _concrete_adaptive_output(op: str, outs: Any) -> None:
+    """Adaptive windows over ``in`` elements into ``out`` outputs hold ``in + out -
+    gcd(in, out)`` elements in all: with a symbolic output size that total has no exact
+    formula here, so such a trace is an error rather than a guess."""
+    if not all(isinstance(o, int) or getattr(o, "is_Integer", False) for o in outs):
+        raise SymflopsError("adaptive pooling to an output size that follows the input "
+                            "size has no exact count (its windows overlap by gcd(in, out))",
+                            layer=f"aten.{op}", values={"output_size": tuple(outs)},
+                            fix="give the adaptive pooling a fixed output size, or trace "
+                                "at concrete sizes")
 
 
 @register(aten._adaptive_avg_pool2d, aten._adaptive_avg_pool3d, aten.adaptive_max_pool2d,
@@ -309,12 +325,7 @@ def _adaptive_pool(call: OpCall) -> list[Part]:
     x, out = call.args[0], call.out[0]
     n = len(call.args[1])
     planes, ins, outs = formulas.prod(x.shape[:-n]), x.shape[-n:], out.shape[-n:]
-    if not all(isinstance(o, int) or getattr(o, "is_Integer", False) for o in outs):
-        gin = S.spatial_in(n)
-        return _one(Derivation({"pooling": S.M * formulas.prod(gin)}, sp.Integer(0),
-                               {S.M: planes, **dict(zip(gin, ins, strict=True))},
-                               "symbolic output size: counted as one read of each input "
-                               "element"))
+    _concrete_adaptive_output(call.name, outs)
     return _one(formulas.adaptive_pool_derivation("max" if "max" in call.name else "avg",
                                                   planes, ins, [int(o) for o in outs]))
 
@@ -405,8 +416,20 @@ for _name in _ONE_OP:
     register(*_pk)(_elementwise(1, f"pointwise {_name}"))
 register(aten.addcmul, aten.addcmul_, aten.addcdiv, aten.addcdiv_, aten.lerp,
          aten.lerp_)(_elementwise(2, "fused multiply-add"))
-register(aten.native_dropout)(_elementwise(1, "dropout in training: one multiply by the "
-                                           "scaled mask"))
+
+
+@register(aten.native_dropout)
+def _native_dropout(call: OpCall) -> list[Part]:
+    """``native_dropout(x, p, train)``, as torch's decomposition computes it in training:
+    ``rand > p`` (1), ``mask * x`` (1), ``* 1 / (1 - p)`` (1): 3 per element (drawing the
+    random numbers is not arithmetic). With ``train`` false, ``p == 0`` or ``p == 1`` it
+    returns the input or zeros: nothing to count."""
+    p, train = call.arg(1, "p", 0.5), call.arg(2, "train", None)
+    if not train or p == 0 or p == 1:
+        return []
+    return _one(formulas.elementwise_derivation(
+        call.args[0].numel, 3, "dropout in training: the mask compare rand > p, the "
+        "multiply by the mask and by 1/(1 - p): 3 per element"))
 
 
 @register(aten.sum, aten.mean, aten.amax, aten.amin, aten.max, aten.min, aten.prod,
@@ -505,10 +528,37 @@ def _layer_norm_backward(call: OpCall) -> list[Part]:
     return [Part.of(d, name=name) for name, d in parts.items()]
 
 
-# not yet checked against torch's kernels: counted at 8 per element
-register(aten.native_batch_norm_backward, aten.native_group_norm_backward,
-         aten._fused_rms_norm_backward)(
-    _elementwise(8, "norm gradient: two row sums and a fused update, 8 per element"))
+@register(aten.native_batch_norm_backward)
+def _batch_norm_backward(call: OpCall) -> list[Part]:
+    """``native_batch_norm_backward(g, x, w, running_mean, running_var, save_mean,
+    save_invstd, train, eps, mask)``: :func:`symflops.formulas.batch_norm_grad_derivations`."""
+    x = call.args[1]
+    parts = formulas.batch_norm_grad_derivations(
+        x.numel, x.shape[1] if x.ndim > 1 else 1, training=bool(call.args[7]),
+        weight=isinstance(call.args[2], TShape),
+        output_mask=tuple(bool(m) for m in call.args[9]))  # type: ignore[arg-type]
+    return [Part.of(d, name=name) for name, d in parts.items()]
+
+
+@register(aten.native_group_norm_backward)
+def _group_norm_backward(call: OpCall) -> list[Part]:
+    """``native_group_norm_backward(g, x, mean, rstd, w, N, C, HxW, group, mask)``."""
+    parts = formulas.group_norm_grad_derivations(
+        call.args[5], call.args[8], call.args[6], call.args[7],
+        weight=isinstance(call.args[4], TShape),
+        output_mask=tuple(bool(m) for m in call.args[9]))  # type: ignore[arg-type]
+    return [Part.of(d, name=name) for name, d in parts.items()]
+
+
+@register(aten._fused_rms_norm_backward)
+def _rms_norm_backward(call: OpCall) -> list[Part]:
+    """``_fused_rms_norm_backward(g, x, normalized_shape, rstd, w, mask)``."""
+    x, ns = call.args[1], call.args[2]
+    parts = formulas.rms_norm_grad_derivations(
+        formulas.prod(x.shape[:-len(ns)]), formulas.prod(x.shape[-len(ns):]),
+        weight=isinstance(call.args[4], TShape),
+        output_mask=tuple(bool(m) for m in call.args[5]))  # type: ignore[arg-type]
+    return [Part.of(d, name=name) for name, d in parts.items()]
 
 
 @register(aten.max_pool2d_with_indices_backward, aten.max_pool3d_with_indices_backward,
@@ -520,13 +570,20 @@ def _max_pool_backward(call: OpCall) -> list[Part]:
 
 @register(aten.avg_pool2d_backward, aten.avg_pool3d_backward)
 def _avg_pool_backward(call: OpCall) -> list[Part]:
-    """Average pooling's gradient: a divide and ``window`` adds per output gradient."""
+    """``avg_pool2d_backward(g, x, kernel, stride, padding, ceil_mode, ...)``: a divide per
+    output gradient and an add into each input element of its window (padding and the
+    part of a ceil_mode window past the input excluded, as torch's kernel skips them)."""
     n = 3 if call.name == "avg_pool3d_backward" else 2
-    kernel = _as_list(call.args[2], n)
-    padded = any(p != 0 for p in _as_list(call.arg(4, "padding", 0), n)) or \
-        bool(call.arg(5, "ceil_mode", False))
-    return _one(formulas.avg_pool_grad_derivation(call.args[0].numel, formulas.prod(kernel),
-                                                  padded=padded))
+    gy, x = call.args[0], call.args[1]
+    kernel = [int(k) for k in _as_list(call.args[2], n)]
+    stride = [int(s) for s in _as_list(call.arg(3, "stride", []) or kernel, n)]
+    padding = [int(p) for p in _as_list(call.arg(4, "padding", 0), n)]
+    if not any(padding) and not bool(call.arg(5, "ceil_mode", False)):
+        return _one(formulas.avg_pool_grad_derivation(gy.numel, formulas.prod(kernel)))
+    return _one(formulas.avg_pool_grad_derivation(
+        gy.numel, formulas.prod(kernel), planes=formulas.prod(gy.shape[:-n]),
+        in_spatial=x.shape[-n:], out_spatial=gy.shape[-n:], kernel=kernel, stride=stride,
+        padding=padding))
 
 
 @register(aten._adaptive_avg_pool2d_backward, aten._adaptive_avg_pool3d_backward)
@@ -535,10 +592,7 @@ def _adaptive_avg_pool_backward(call: OpCall) -> list[Part]:
     gy, x = call.args[0], call.args[1]
     n = 3 if "3d" in call.name else 2
     outs = gy.shape[-n:]
-    if not all(isinstance(o, int) or getattr(o, "is_Integer", False) for o in outs):
-        return _one(formulas.elementwise_derivation(
-            x.numel + gy.numel, 1, "adaptive average pooling gradient with a symbolic output "
-            "size: counted as one add per input and one divide per output"))
+    _concrete_adaptive_output(call.name, outs)
     return _one(formulas.adaptive_avg_pool_grad_derivation(
         formulas.prod(x.shape[:-n]), x.shape[-n:], [int(o) for o in outs]))
 
@@ -572,7 +626,8 @@ def _embedding_backward(call: OpCall) -> list[Part]:
     grad, indices = call.args[0], call.args[1]
     return _one(formulas.embedding_backward_derivation(
         indices.numel, formulas.prod(grad.shape[indices.ndim:]),
-        scale_grad_by_freq=bool(call.arg(4, "scale_grad_by_freq", False))))
+        scale_grad_by_freq=bool(call.arg(4, "scale_grad_by_freq", False)),
+        padding_idx=call.arg(3, "padding_idx", -1) != -1))
 
 
 register(aten.native_dropout_backward)(_elementwise(
