@@ -437,6 +437,9 @@ def test_embedding_grad_with_padding_idx_is_labelled_a_data_dependent_bound(
     labelled = "DATA-DEPENDENT" in leaf.derivation.explanation and \
         leaf.derivation.rates.get("elementwise", "").startswith("data-dependent")
     assert labelled == (padding_idx is not None)
+    # and the Cost itself says so, where a user reads what a count cannot know
+    noted = [n for n in leaf.notes if n.startswith("data-dependent")]
+    assert len(noted) == (padding_idx is not None)
     for ids, hits in [([[1, 2, 3], [4, 5, 6]], 0), ([[0, 2, 3], [4, 0, 6]], 2)]:
         model.zero_grad()
         out = model(torch.tensor(ids))

@@ -356,7 +356,7 @@ class _Builder:
             output_shape=tuple(self.fix(s) for s in leaf.out_shape),
             derivation=Derivation({k: sp.sympify(v) for k, v in part.general.items()},
                                   general_params, bindings, part.explanation, dict(part.rates)),
-            convention=self.convention, op=op)
+            convention=self.convention, op=op, notes=part.notes)
 
     def leaf(self, leaf: _Leaf) -> Cost:
         f = self.leaf_fields(leaf)

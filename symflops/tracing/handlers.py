@@ -624,10 +624,14 @@ def _index_add(call: OpCall) -> list[Part]:
 def _embedding_backward(call: OpCall) -> list[Part]:
     """``embedding_dense_backward(grad, indices, num_weights, padding_idx, by_freq)``."""
     grad, indices = call.args[0], call.args[1]
-    return _one(formulas.embedding_backward_derivation(
+    padding = call.arg(3, "padding_idx", -1) != -1
+    derivation = formulas.embedding_backward_derivation(
         indices.numel, formulas.prod(grad.shape[indices.ndim:]),
-        scale_grad_by_freq=bool(call.arg(4, "scale_grad_by_freq", False)),
-        padding_idx=call.arg(3, "padding_idx", -1) != -1))
+        scale_grad_by_freq=bool(call.arg(4, "scale_grad_by_freq", False)), padding_idx=padding)
+    # the kernel skips the rows of tokens equal to padding_idx: data a trace never sees
+    notes = ("data-dependent: the embedding gradient skips tokens equal to padding_idx; "
+             "counted as if none were",) if padding else ()
+    return [Part.of(derivation, notes=notes)]
 
 
 register(aten.native_dropout_backward)(_elementwise(

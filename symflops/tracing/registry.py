@@ -94,13 +94,17 @@ class Part:
     general_params: Any = None
     #: the family derivation this part was built from (None for hand-made parts)
     derivation: Derivation | None = None
+    #: what the count cannot know (data-dependent work): copied into the leaf's ``notes``
+    notes: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, derivation: Derivation, *, name: str = "", layer: str = "") -> Part:
+    def of(cls, derivation: Derivation, *, name: str = "", layer: str = "",
+           notes: tuple[str, ...] = ()) -> Part:
         """The part a family derivation describes: its work is ``derivation.work``."""
         return cls(derivation.work, derivation.general, derivation.bindings,
                    derivation.explanation, name=name, layer=layer, rates=derivation.rates,
-                   general_params=derivation.general_params, derivation=derivation)
+                   general_params=derivation.general_params, derivation=derivation,
+                   notes=notes)
 
 
 Handler = Callable[[OpCall], Sequence[Part]]
