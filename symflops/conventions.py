@@ -42,6 +42,7 @@ import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any
 
 import sympy as sp
 
@@ -128,6 +129,18 @@ class Convention:
     def rate(self, kind: str) -> int:
         """The weight of one unit of ``kind`` (0 when the convention ignores it)."""
         return self.rates.get(kind, 0)
+
+    def weigh(self, work: Mapping[str, Any]) -> Any:
+        """``work`` (kind -> count) weighted by this convention: the one place FLOPs are
+        summed from kinds (a Cost's total, a derivation's general formula).
+
+        >>> from symflops.symbols import M
+        >>> get_convention("torch").weigh({"matmul_mul": 4 * M, "bias": M})
+        8*M
+        """
+        import sympy as sp
+
+        return sp.Add(*(self.rate(k) * v for k, v in work.items()))
 
     @property
     def label(self) -> str:

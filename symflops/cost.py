@@ -597,7 +597,7 @@ def weighted_work(work: Mapping[str, sp.Expr], convention: Convention) -> sp.Exp
     >>> weighted_work({"matmul_mul": 4 * M, "bias": M}, get_convention("torch"))
     8*M
     """
-    return sp.Add(*(convention.rate(k) * v for k, v in work.items()))
+    return convention.weigh(work)
 
 
 def _checked_work(work: Mapping[str, Any], layer: str) -> dict[str, sp.Expr]:

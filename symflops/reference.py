@@ -184,7 +184,7 @@ def _layer_entry(name: str, example: Example) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     where: list[dict[str, Any]] = []
     if d is not None:
-        rows.append({"quantity": "params", "expr": _shown(sp.sympify(d.general_params))})
+        rows.append({"quantity": "params", "expr": _shown(d.general_params)})
         for kind in KINDS:
             if kind in d.general:
                 rows.append({"quantity": f"work: {kind}", "meaning": KINDS[kind],

@@ -42,18 +42,25 @@ class Derivation:
     explanation: str = ""
     rates: Mapping[str, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # normalized once here (SymPy numbers, plain dicts), so every user reads them as
+        # they are; the values are ints and expressions from the formulas, never text
+        put = object.__setattr__
+        put(self, "general", {k: sp.sympify(v) for k, v in self.general.items()})
+        put(self, "general_params", sp.sympify(self.general_params))
+        put(self, "bindings", {k: sp.sympify(v) for k, v in self.bindings.items()})
+        put(self, "rates", dict(self.rates))
+
     def general_flops(self, convention: Convention) -> sp.Expr:
         """The general formula weighted by ``convention``."""
-        return sp.Add(*(convention.rate(k) * v for k, v in self.general.items()))
+        return convention.weigh(self.general)
 
     @property
     def work(self) -> dict[str, Any]:
         """This layer's work per kind: ``general`` with ``bindings`` substituted."""
-        b = {k: sp.sympify(v) for k, v in self.bindings.items()}
-        return {k: sp.sympify(v).xreplace(b) for k, v in self.general.items()}
+        return {k: v.xreplace(self.bindings) for k, v in self.general.items()}
 
     @property
     def params(self) -> Any:
         """This layer's parameters: ``general_params`` with ``bindings`` substituted."""
-        b = {k: sp.sympify(v) for k, v in self.bindings.items()}
-        return sp.sympify(self.general_params).xreplace(b)
+        return self.general_params.xreplace(self.bindings)

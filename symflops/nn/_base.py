@@ -10,7 +10,6 @@ H
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -211,11 +210,7 @@ class Layer:
     def _leaf(self, name: str, shape: Shape, out: Shape, derivation: Derivation, *,
               validity: Sequence[sp.Basic] = ()) -> Cost:
         """The leaf this layer's family derivation describes (work computed once)."""
-        d = replace(derivation, general={k: sp.sympify(v) for k, v in derivation.general.items()},
-                    general_params=sp.sympify(derivation.general_params),
-                    bindings={k: sp.sympify(v) for k, v in derivation.bindings.items()},
-                    rates=dict(derivation.rates))
-        return Cost.from_derivation(name, self.layer_type(), d, spec=self.spec(),
+        return Cost.from_derivation(name, self.layer_type(), derivation, spec=self.spec(),
                                     input_shape=shape, output_shape=out, validity=validity)
 
     def _check_rank(self, shape: Shape, ranks: Sequence[int], layout: str) -> None:

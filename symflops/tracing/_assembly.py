@@ -354,8 +354,8 @@ class _Builder:
             work={k: self.fix(v) for k, v in part.work.items()},
             input_shape=tuple(self.fix(s) for s in leaf.in_shape),
             output_shape=tuple(self.fix(s) for s in leaf.out_shape),
-            derivation=Derivation({k: sp.sympify(v) for k, v in part.general.items()},
-                                  general_params, bindings, part.explanation, dict(part.rates)),
+            derivation=Derivation(part.general, general_params, bindings, part.explanation,
+                                  part.rates),
             convention=self.convention, op=op, notes=part.notes)
 
     def leaf(self, leaf: _Leaf) -> Cost:
