@@ -550,6 +550,10 @@ def size_value(where: str, sym: sp.Symbol, value: Any) -> sp.Expr:
                             fix=f"give {label} a value >= 1" if expr.is_number else
                             f"give {label} a number or a sum/product of sizes "
                             "(H + 1, 2*H)")
+    if sym.is_nonnegative and not sym.is_positive and expr.is_nonnegative is not True:
+        raise SymflopsError(f"{label} must be an integer >= 0" if expr.is_number else
+                            "SymPy cannot prove this value non-negative", layer=where,
+                            values={label: expr}, fix=f"give {label} a value >= 0")
     if sym.is_integer and expr.is_integer is not True:
         raise SymflopsError("sizes must be integers", layer=where, values={label: expr},
                             fix=f"give {label} an int value" if expr.is_number else

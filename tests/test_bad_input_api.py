@@ -35,6 +35,14 @@ def linear() -> sf.Cost:
     return nn.Linear(8, 4).cost((B, 8))
 
 
+def _reference(layer: str) -> sf.Cost:
+    """The formula reference's example of ``layer``, in its general symbols."""
+    from symflops.reference import EXAMPLES
+
+    ex = EXAMPLES[layer]
+    return ex.build().cost(ex.input_shape)
+
+
 def net() -> sf.Cost:
     return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(),
                          nn.Conv2d(8, 8, 3, stride=2, padding=1)).cost((B, 3, H, W))
@@ -51,6 +59,9 @@ ERRORS: dict[str, tuple[Callable[[], Any], str]] = {
     "subs_maybe_nonpositive": (lambda: conv().subs(B=H - 1000),
                                r"cannot prove this value positive \(B=H - 1000\).*H \+ 1"),
     "subs_zero": (lambda: conv().subs(H=0), r"sizes must be positive \(H=0\).*>= 1"),
+    # a padding may be 0 but not negative (subs took p=-1 and gave a count for it)
+    "subs_negative_padding": (lambda: _reference("Conv2d").subs(p=-1),
+                              r"p must be an integer >= 0 \(p=-1\).*>= 0"),
     "subs_negative": (lambda: linear().subs(B=-3), r"sizes must be positive \(B=-3\)"),
     "subs_fraction": (lambda: conv().subs(H=sp.Rational(1, 2)), r"must be integers \(H=1/2\)"),
     "subs_half_of_size": (lambda: conv().subs(H=W / 2), r"must be integers \(H=W/2\)"),
