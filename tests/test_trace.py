@@ -655,3 +655,11 @@ def test_torch_errors_name_the_users_dims_not_torchs():
     message = str(info.value)
     assert "B" in message and "H" in message
     assert re.search(r"\bs\d+\b", message) is None
+
+
+def test_a_hint_for_no_input_dim_is_refused_not_ignored():
+    # hints={"Q": 3} used to be dropped silently: a name the user passed must mean something
+    with pytest.raises(sf.SymflopsError, match=r"hint .Q. names no dim of the inputs \(dims=B\)"):
+        sf.trace(torch.nn.Linear(8, 4), "B 8", hints={"Q": 3})
+    # exact: each of the 4 outputs per row is 8 multiplies + 7 adds + 1 bias add = 16
+    assert sf.trace(torch.nn.Linear(8, 4), "B 8", hints={"B": 3}).flops == 64 * B

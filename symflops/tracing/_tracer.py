@@ -20,6 +20,7 @@ from symflops.tracing._inputs import (
     TraceContext,
     check_model_and_mode,
     checked_budget,
+    dim_names,
     parse_inputs,
 )
 from symflops.tracing._recording import TimeBudgetSpent, model_device
@@ -77,7 +78,12 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
     weighting = get_convention(convention)
     pos, kw = parse_inputs(inputs)
     hints = dict(hints or {})
+    dims = dim_names(pos, kw)
     for k, v in hints.items():
+        if k not in dims:  # a hint for no input dim would be silently ignored
+            raise SymflopsError(f"hint {k!r} names no dim of the inputs", layer="trace",
+                                values={"dims": ", ".join(dims) or "none"},
+                                fix="give hints only for the named dims of the inputs")
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise SymflopsError("hints must be positive ints", layer="trace",
                                 values={k: v})
