@@ -1,0 +1,35 @@
+"""Built-in op handlers: each maps an aten op's arguments to its layer family's derivation.
+
+The derivations (general formula per kind, bindings, explanation) live once, in
+:mod:`symflops.formulas`, and ``sf.nn`` calls the same functions; a handler only reads
+sizes off the op's arguments. Ops that decompose before reaching the dispatcher
+(``aten.linear``, ``aten.matmul``, ``aten.einsum``) are counted through what they
+decompose into (``addmm``, ``mm``, ``bmm``), which is exactly what runs.
+
+The handlers live one family per module; importing this package registers them all.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from symflops.tracing.handlers import (  # noqa: F401  (importing registers the handlers)
+    attention,
+    backward,
+    conv_matmul,
+    norm,
+    pointwise,
+    pool,
+    zero,
+)
+
+__all__ = ["describe"]
+
+
+@cache
+def describe() -> dict[str, list[str]]:
+    """Names of every handled op and every zero-cost op (for documentation)."""
+    from symflops.tracing.registry import HANDLERS, ZERO_COST, op_name
+
+    return {"counted": sorted(op_name(p) for p in HANDLERS),
+            "zero_cost": sorted(op_name(p) for p in ZERO_COST)}

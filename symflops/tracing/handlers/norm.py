@@ -1,0 +1,58 @@
+"""Normalizations: batch, layer, group and RMS norm."""
+
+from __future__ import annotations
+
+from symflops import formulas
+from symflops.tracing.handlers._common import aten, one
+from symflops.tracing.registry import OpCall, Part, TShape, register
+
+__all__: list[str] = []
+
+
+@register(aten.native_batch_norm, aten._native_batch_norm_legit,
+          aten._native_batch_norm_legit_no_training, aten._native_batch_norm_legit_functional,
+          aten.miopen_batch_norm, aten.cudnn_batch_norm)
+def _batch_norm(call: OpCall) -> list[Part]:
+    """BatchNorm: folded ``a x + b`` at inference, statistics in training (and, with
+    running statistics, their update: a separate ``running_stats`` part)."""
+    x, weight = call.args[0], call.args[1]
+    running = False
+    if call.name == "_native_batch_norm_legit_no_training":
+        training = False
+    elif call.name == "_native_batch_norm_legit" and len(call.args) == 6:
+        training = bool(call.args[3])  # the no-stats overload
+    else:
+        training = bool(call.arg(5, "training", False))
+        running = training and isinstance(call.arg(3, "running_mean"), TShape)
+    ch = x.shape[1] if x.ndim > 1 else 1
+    parts = one(formulas.batch_norm_derivation(x.numel, ch, training=training,
+                                                affine=isinstance(weight, TShape)))
+    if running:
+        parts.append(Part.of(formulas.running_stats_derivation(ch), name="running_stats"))
+    return parts
+
+
+@register(aten.native_layer_norm)
+def _layer_norm(call: OpCall) -> list[Part]:
+    """LayerNorm: statistics per row of ``dim`` (``5 dim + 2``), then the affine."""
+    x, ns = call.args[0], call.args[1]
+    return one(formulas.layer_norm_derivation(
+        formulas.prod(x.shape[:-len(ns)]), formulas.prod(x.shape[-len(ns):]),
+        affine=isinstance(call.args[2], TShape), bias=isinstance(call.args[3], TShape)))
+
+
+@register(aten.native_group_norm)
+def _group_norm(call: OpCall) -> list[Part]:
+    """GroupNorm: statistics per group, per-channel affine."""
+    batch, ch, hw, groups = call.args[3], call.args[4], call.args[5], call.args[6]
+    return one(formulas.group_norm_derivation(batch, groups, ch, hw,
+                                               affine=isinstance(call.args[1], TShape)))
+
+
+@register(aten._fused_rms_norm, aten.rms_norm)
+def _rms_norm(call: OpCall) -> list[Part]:
+    """RMSNorm: ``3 dim + 2`` per row, then the weight."""
+    x, ns = call.args[0], call.args[1]
+    return one(formulas.rms_norm_derivation(
+        formulas.prod(x.shape[:-len(ns)]), formulas.prod(x.shape[-len(ns):]),
+        affine=isinstance(call.arg(2, "weight"), TShape)))

@@ -1,0 +1,49 @@
+"""Pooling: windowed and adaptive."""
+
+from __future__ import annotations
+
+from symflops import formulas
+from symflops.tracing.handlers._common import as_list, aten, concrete_adaptive_output, one
+from symflops.tracing.registry import OpCall, Part, register
+
+__all__: list[str] = []
+
+
+#: pooling op -> (kind, spatial dims, position of ceil_mode in its schema)
+_POOLS = {
+    "max_pool1d": ("max", 1, 5), "max_pool1d_with_indices": ("max", 1, 5),
+    "max_pool2d": ("max", 2, 5), "max_pool2d_with_indices": ("max", 2, 5),
+    "max_pool3d": ("max", 3, 5), "max_pool3d_with_indices": ("max", 3, 5),
+    "avg_pool1d": ("avg", 1, 4), "avg_pool2d": ("avg", 2, 4), "avg_pool3d": ("avg", 3, 4),
+}
+
+
+@register(aten.max_pool1d, aten.max_pool2d, aten.max_pool2d_with_indices, aten.max_pool3d,
+          aten.max_pool3d_with_indices, aten.max_pool1d_with_indices, aten.avg_pool1d,
+          aten.avg_pool2d, aten.avg_pool3d)
+def _pool(call: OpCall) -> list[Part]:
+    """Max pooling (``window - 1`` compares per output) and average pooling (``window - 1``
+    adds and a divide). ``ceil_mode`` windows that stick out past the padded input count
+    only their elements, on concrete and symbolic sizes alike."""
+    kind, n, ceil_at = _POOLS[call.name]
+    x, out = call.args[0], call.out[0]
+    kernel = as_list(call.args[1], n)
+    stride = as_list(call.arg(2, "stride", []) or kernel, n)
+    padding = as_list(call.arg(3, "padding", 0), n)
+    dilation = as_list(call.arg(4, "dilation", 1), n) if kind == "max" else [1] * n
+    ceil_mode = bool(call.arg(ceil_at, "ceil_mode", False))
+    return one(formulas.pool_derivation(kind, formulas.prod(out.shape[:-n]), x.shape[-n:],
+                                         out.shape[-n:], kernel, stride, padding, dilation,
+                                         ceil_mode))
+
+
+@register(aten._adaptive_avg_pool2d, aten._adaptive_avg_pool3d, aten.adaptive_max_pool2d,
+          aten.adaptive_max_pool3d, aten.adaptive_max_pool1d)
+def _adaptive_pool(call: OpCall) -> list[Part]:
+    """Adaptive pooling: windows ``floor(i in/out) .. ceil((i+1) in/out)``, summed exactly."""
+    x, out = call.args[0], call.out[0]
+    n = len(call.args[1])
+    planes, ins, outs = formulas.prod(x.shape[:-n]), x.shape[-n:], out.shape[-n:]
+    concrete_adaptive_output(call.name, outs)
+    return one(formulas.adaptive_pool_derivation("max" if "max" in call.name else "avg",
+                                                  planes, ins, [int(o) for o in outs]))
