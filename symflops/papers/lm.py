@@ -1,0 +1,1 @@
+"""Language-model papers (Kaplan, Chinchilla, Megatron-LM, Korthikanti, PaLM)."""
