@@ -78,9 +78,9 @@ def test_mobilenet_separable_cost_matches_torch() -> None:
     with FlopCounterMode(display=False) as fc, torch.no_grad():
         net(torch.zeros(1, cin, hw, hw))
     claim = PAPERS["mobilenet"].claims[0]
-    at = at(claim.derived_expr, C_in=cin, C_out=cout, K=k, H=hw, W=hw)
+    value = at(claim.derived_expr, C_in=cin, C_out=cout, K=k, H=hw, W=hw)
     # by hand: depthwise 8*9*100 = 7,200; pointwise 8*16*100 = 12,800; 20,000 MACs
-    assert at == 20_000 == fc.get_total_flops() // 2
+    assert value == 20_000 == fc.get_total_flops() // 2
 
 
 def test_swin_msa_matches_torch() -> None:
@@ -95,6 +95,6 @@ def test_swin_msa_matches_torch() -> None:
     with FlopCounterMode(display=False) as fc:
         mha(x, x, x, need_weights=True)
     claim = PAPERS["swin"].claims[0]
-    at = at(claim.derived_expr, C=c, H=h, W=w, heads=nh)
+    value = at(claim.derived_expr, C=c, H=h, W=w, heads=nh)
     # by hand: 4*24*32^2 = 98,304 projections + 2*24^2*32 = 36,864 scores and context
-    assert at == 98_304 + 36_864 == fc.get_total_flops() // 2
+    assert value == 98_304 + 36_864 == fc.get_total_flops() // 2
