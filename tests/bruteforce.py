@@ -691,3 +691,63 @@ def transformer_block(shape: Shape, dim: int, heads: int, mlp_ratio: int = 4,
     params += p
     t.merge(residual_add(shape))
     return t.work(), shape, params
+
+
+# ----------------------------------------------------------------------------- vision
+def position_embedding(shape: Shape) -> tuple[Work, Shape, int]:
+    """A learned (N, dim) table added to each of the B sequences: one add per element."""
+    t = Tally()
+    for _ in range(math.prod(shape)):
+        t.op("elementwise")
+    return t.work(), shape, shape[1] * shape[2]
+
+
+def window_attention(shape: Shape, dim: int, heads: int, window: int, shift: int
+                     ) -> tuple[Work, Shape, int]:
+    """torchvision's shifted window attention on (B, H, W, dim), loop by loop: pad to
+    multiples of the window; qkv; q scale; per window, head, query and key a dot product,
+    the bias add and (shifted) the mask add; softmax rows; A V; the shift mask built once
+    per window (subtract, two compares per pair); proj."""
+    b, h, w, _ = shape
+    ph, pw = -(-h // window) * window, -(-w // window) * window
+    shifted = shift > 0 and (window < ph or window < pw)
+    n, hd, windows = window * window, dim // heads, (ph // window) * (pw // window)
+    t = Tally()
+    padded = (b, ph, pw, dim)
+    work, _, p1 = linear(padded, 3 * dim)
+    t.merge(work)
+    for _ in range(b * ph * pw * dim):
+        t.op("elementwise")  # q * head_dim^-1/2
+    if shifted:
+        for _ in range(windows * n * n):
+            t.op("elementwise", 3)  # mask: subtract, != 0, == 0
+    for _b, _w, _h, _i in itertools.product(range(b), range(windows), range(heads), range(n)):
+        for _j in range(n):
+            for x in range(hd):
+                t.op("matmul_mul")
+                if x:
+                    t.op("matmul_add")
+            t.op("elementwise")  # + relative position bias
+            if shifted:
+                t.op("elementwise")  # + shift mask
+        _softmax_row(t, n)
+        for _v in range(hd):
+            for x in range(n):
+                t.op("matmul_mul")
+                if x:
+                    t.op("matmul_add")
+    work, _, p2 = linear(padded, dim)
+    t.merge(work)
+    return t.work(), shape, p1 + p2 + (2 * window - 1) ** 2 * heads
+
+
+def patch_merging(shape: Shape, dim: int) -> tuple[Work, Shape, int]:
+    """Pad to even, concatenate 2 x 2 neighbours (a copy), LayerNorm(4 dim), Linear(4 dim,
+    2 dim) without bias."""
+    merged = (shape[0], -(-shape[1] // 2), -(-shape[2] // 2), 4 * dim)
+    t = Tally()
+    w1, _, p1 = layer_norm(merged, (4 * dim,))
+    w2, out, p2 = linear(merged, 2 * dim, bias=False)
+    t.merge(w1)
+    t.merge(w2)
+    return t.work(), out, p1 + p2

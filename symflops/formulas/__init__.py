@@ -121,6 +121,19 @@ from symflops.formulas.resize import (
     reduction_work,
     upsample_output_size,
 )
+from symflops.formulas.tokens import (
+    class_token_derivation,
+    position_embedding_derivation,
+    position_embedding_work,
+)
+from symflops.formulas.window import (
+    patch_merging_size,
+    relative_bias_params,
+    window,
+    window_attention_derivations,
+    window_attention_parts,
+    window_padded,
+)
 
 __all__ = [
     "Size", "Work", "add_work", "ceildiv", "exact_div", "floordiv", "prod", "scale_work", "smin",
@@ -145,6 +158,9 @@ __all__ = [
     "interpolate_grad_derivation", "layer_norm_grad_derivations", "INTERPOLATE_DIMS",
     "upsample_output_size", "batch_norm_grad_derivations", "group_norm_grad_derivations",
     "rms_norm_grad_derivations", "avg_pool_grad_window_total", "running_stats_derivation",
+    "class_token_derivation", "position_embedding_derivation", "position_embedding_work",
+    "patch_merging_size", "relative_bias_params", "window", "window_attention_derivations",
+    "window_attention_parts", "window_padded",
 ]
 
 #: modules whose examples (module docstrings and public names) run with this package's doctests
