@@ -109,6 +109,12 @@ from symflops.formulas.pool import (
     pool_window_total,
     scatter_grad_derivation,
 )
+from symflops.formulas.recurrent import (
+    RECURRENT_GATES,
+    recurrent_derivation,
+    recurrent_params,
+    recurrent_step_work,
+)
 from symflops.formulas.resize import (
     INTERPOLATE_DIMS,
     INTERPOLATE_RATES,
@@ -161,6 +167,7 @@ __all__ = [
     "class_token_derivation", "position_embedding_derivation", "position_embedding_work",
     "patch_merging_size", "relative_bias_params", "window", "window_attention_derivations",
     "window_attention_parts", "window_padded",
+    "RECURRENT_GATES", "recurrent_derivation", "recurrent_params", "recurrent_step_work",
 ]
 
 #: modules whose examples (module docstrings and public names) run with this package's doctests

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from types import FunctionType
 
-from symflops.nn import _base, _composite, _conv, _layers, _vision, _window
+from symflops.nn import _base, _composite, _conv, _layers, _recurrent, _vision, _window
 from symflops.nn._base import Layer, SizeLike, to_size
 from symflops.nn._composite import (
     MLP,
@@ -70,6 +70,7 @@ from symflops.nn._layers import (
     Tanh,
     Upsample,
 )
+from symflops.nn._recurrent import GRU, LSTM, GRUCell, LSTMCell
 from symflops.nn._vision import (
     ClassToken,
     PatchEmbedding,
@@ -92,6 +93,7 @@ __all__ = [
     "LAYERS",
     "Permute", "Transpose", "Reshape", "Select", "PatchEmbedding", "ClassToken",
     "PositionEmbedding", "WindowAttention", "PatchMerging", "SizeLike", "to_size",
+    "LSTM", "GRU", "LSTMCell", "GRUCell",
 ]
 
 #: Every layer class by name (the formula reference and the CLI look layers up here).
@@ -104,7 +106,7 @@ LAYERS: dict[str, type[Layer]] = {
         Dropout, Identity, Flatten, PixelShuffle, PixelUnshuffle, Upsample, Embedding,
         MultiheadAttention, TransformerBlock, MLP, Sequential, Residual, Repeat,
         Permute, Transpose, Reshape, Select, PatchEmbedding, ClassToken, PositionEmbedding,
-        WindowAttention, PatchMerging)
+        WindowAttention, PatchMerging, LSTM, GRU, LSTMCell, GRUCell)
 }
 
 #: the submodules' examples (module docstrings and every public name) run with this
@@ -112,6 +114,6 @@ LAYERS: dict[str, type[Layer]] = {
 __test__ = {f"{m.__name__}.{n}": getattr(m, n) for m in (_base, _conv, _layers, _composite)
             for n in m.__all__ if isinstance(getattr(m, n), (type, FunctionType))}
 __test__.update({m.__name__: m for m in (_base, _conv, _layers, _composite)})
-__test__.update({f"{m.__name__}.{n}": getattr(m, n) for m in (_vision, _window)
+__test__.update({f"{m.__name__}.{n}": getattr(m, n) for m in (_vision, _window, _recurrent)
                  for n in m.__all__})
-__test__.update({m.__name__: m for m in (_vision, _window)})
+__test__.update({m.__name__: m for m in (_vision, _window, _recurrent)})
