@@ -26,6 +26,7 @@ from symflops import nn
 from symflops.conventions import KINDS, conventions, get_convention
 from symflops.errors import SymflopsError
 from symflops.formulas import ACTIVATION_RATES, window
+from symflops.formulas.recurrent import hidden_size
 from symflops.symbols import (
     B,
     C,
@@ -188,6 +189,14 @@ EXAMPLES: dict[str, Example] = {
                                "Swin: H, W padded to multiples of window; shift= shifts"),
     "PatchMerging": Example("PatchMerging(dim)", lambda: nn.PatchMerging(dim), (B, H, W, dim),
                             "Swin: 2 x 2 neighbours concatenated, LayerNorm, 4 dim -> 2 dim"),
+    "LSTM": Example("LSTM(I, h)", lambda: nn.LSTM(I, hidden_size), (T, B, I),
+                    "T steps; num_layers, bidirectional, proj_size multiply or widen it"),
+    "GRU": Example("GRU(I, h)", lambda: nn.GRU(I, hidden_size), (T, B, I),
+                   "T steps; h' = n + z (h - n) as torch computes it"),
+    "LSTMCell": Example("LSTMCell(I, h)", lambda: nn.LSTMCell(I, hidden_size), (B, I),
+                        "one step of LSTM"),
+    "GRUCell": Example("GRUCell(I, h)", lambda: nn.GRUCell(I, hidden_size), (B, I),
+                       "one step of GRU"),
 }
 
 _BUILTIN = ("exact", "torch", "macs")

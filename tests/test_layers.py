@@ -25,7 +25,26 @@ import sympy as sp
 import symflops as sf
 from symflops import nn
 from symflops.conventions import get_convention
-from symflops.symbols import B, C, C_in, C_out, D, H, I, K, L, N, O, T, V, W, dim, groups, heads
+from symflops.symbols import (
+    B,
+    C,
+    C_in,
+    C_out,
+    D,
+    H,
+    I,
+    K,
+    L,
+    N,
+    O,
+    T,
+    V,
+    W,
+    dim,
+    groups,
+    heads,
+    symbol,
+)
 
 try:  # python -m pytest (the repository root on sys.path)
     from tests import bruteforce as bf
@@ -1072,6 +1091,57 @@ case(Case(
     brute=lambda p: bf.patch_merging((p[B], p[H], p[W], p[dim]), p[dim]),
     torch=lambda p: (_swin_mirror().PatchMerging(p[dim]), (p[B], p[H], p[W], p[dim])),
 ))
+
+
+# ============================================================================== recurrent
+# LSTM(I, h) on (T, B, I): T steps of B rows; per row 4h outputs of x W_ih^T (length I) and
+# h W_hh^T (length h), their biases (8h), gate sums 4h + cell 4h elementwise, 3h sigmoids
+# (3 each) + 2h tanh. Params 4h (I + h) + 8h. (torch runs the fused aten.mkldnn_rnn_layer,
+# which FlopCounterMode does not count: tests/test_recurrent.py checks the trace.)
+_hs = symbol("h")
+case(Case(
+    "LSTM", lambda: nn.LSTM(I, _hs), (T, B, I), params=4 * _hs * (I + _hs) + 8 * _hs,
+    exact=T * B * (8 * _hs * I + 8 * _hs * _hs - 8 * _hs + 8 * _hs + 8 * _hs + 11 * _hs),
+    macs=4 * T * B * _hs * (I + _hs), out=(T, B, _hs), points=[{T: 3, B: 2, I: 3, _hs: 4}],
+    brute=lambda p: bf.recurrent((p[T], p[B], p[I]), "lstm", p[_hs]),
+))
+# GRU(I, h): per row 3h (I + h) MACs, 6h bias, 7h elementwise (r, z sums, r * hn, + x part,
+# n + z (h - n)), 7h activation (2h sigmoids at 3, h tanh). Params 3h (I + h) + 6h.
+case(Case(
+    "GRU", lambda: nn.GRU(I, _hs), (T, B, I), params=3 * _hs * (I + _hs) + 6 * _hs,
+    exact=T * B * (6 * _hs * I + 6 * _hs * _hs - 6 * _hs + 6 * _hs + 7 * _hs + 7 * _hs),
+    macs=3 * T * B * _hs * (I + _hs), out=(T, B, _hs), points=[{T: 3, B: 2, I: 3, _hs: 4}],
+    brute=lambda p: bf.recurrent((p[T], p[B], p[I]), "gru", p[_hs]),
+))
+def _hidden_out(cell: Any) -> Any:
+    """The cell as a module whose output is h' (LSTMCell returns (h', c'))."""
+    _, tnn = _tnn()
+
+    class Hidden(tnn.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.cell = cell
+
+        def forward(self, x: Any) -> Any:
+            out = self.cell(x)
+            return out[0] if isinstance(out, tuple) else out
+
+    return Hidden()
+
+
+# LSTMCell / GRUCell on (B, I): one step of the above (T = 1); torch decomposes them into
+# addmm and pointwise ops, counted kind by kind.
+for _cls, _g, _ew, _act in (("LSTMCell", 4, 8, 11), ("GRUCell", 3, 7, 7)):
+    case(Case(
+        _cls, lambda c=_cls: getattr(nn, c)(I, _hs), (B, I),
+        params=_g * _hs * (I + _hs) + 2 * _g * _hs,
+        exact=B * (2 * _g * _hs * (I + _hs) - 2 * _g * _hs + 2 * _g * _hs + (_ew + _act) * _hs),
+        macs=_g * B * _hs * (I + _hs), out=(B, _hs), points=[{B: 2, I: 3, _hs: 4}],
+        brute=lambda p, c=_cls: (lambda r: (r[0], (p[B], p[_hs]), r[2]))(bf.recurrent(
+            (1, p[B], p[I]), "lstm" if c == "LSTMCell" else "gru", p[_hs])),
+        torch=lambda p, c=_cls: (_hidden_out(getattr(_tnn()[1], c)(p[I], p[_hs])),
+                                 (p[B], p[I])),
+    ))
 
 
 # ================================================================================= tests

@@ -493,6 +493,16 @@ _LAYER_CASES: dict[str, Any] = {
                           formulas.linear_work(v["B"] * v["H"] * v["W"], 4 * v["C"],
                                                2 * v["C"], bias=False)),
         4 * v["C"] * 2 + 8 * v["C"] ** 2),
+    # recurrent layers: T = H steps of B rows, I = C inputs, h = O hidden
+    **{name: (lambda v, name=name: (
+        getattr(nn, name)(C, O), (H, B, C) if name in ("LSTM", "GRU") else (B, C),
+        {B: v["B"], C: v["C"], O: v["O"], **({H: v["H"]} if name in ("LSTM", "GRU") else {})},
+        formulas.scale_work(formulas.recurrent_step_work(
+            "lstm" if name.startswith("LSTM") else "gru", v["B"], v["C"], v["O"]),
+            v["H"] if name in ("LSTM", "GRU") else 1),
+        formulas.recurrent_params("lstm" if name.startswith("LSTM") else "gru", v["C"],
+                                  v["O"])))
+       for name in ("LSTM", "GRU", "LSTMCell", "GRUCell")},
 }
 
 

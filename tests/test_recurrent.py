@@ -4,7 +4,6 @@ computes torch's values, and the tracer's count of the torch modules."""
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Any
 
@@ -14,6 +13,11 @@ import sympy as sp
 import symflops as sf
 from symflops import formulas, nn
 from symflops.symbols import B, I, T, symbol
+
+try:  # python -m pytest (the repository root on sys.path)
+    from tests import bruteforce as bf
+except ImportError:  # plain pytest: tests/ itself is on sys.path
+    import bruteforce as bf  # type: ignore[no-redef]
 
 torch = pytest.importorskip("torch")
 
@@ -54,87 +58,6 @@ def test_lstm_formula_by_hand() -> None:
     assert sp.expand(gru.flops - exact) == 0
 
 
-class Counted:
-    """A float that counts the operations done on it under the kind given."""
-
-    def __init__(self, v: float, tally: dict[str, int]) -> None:
-        self.v, self.t = v, tally
-
-    def op(self, kind: str, v: float) -> Counted:
-        self.t[kind] = self.t.get(kind, 0) + 1
-        return Counted(v, self.t)
-
-
-def _dot(t: dict[str, int], w: list[float], x: list[float]) -> float:
-    s = 0.0
-    for j, (a, b) in enumerate(zip(w, x, strict=True)):
-        t["matmul_mul"] = t.get("matmul_mul", 0) + 1
-        if j:
-            t["matmul_add"] = t.get("matmul_add", 0) + 1
-        s += a * b
-    return s
-
-
-def _op(t: dict[str, int], kind: str, n: int = 1) -> None:
-    t[kind] = t.get(kind, 0) + n
-
-
-def _sigmoid(t: dict[str, int], x: float) -> float:
-    _op(t, "activation", 3)  # exp(-x), add 1, divide
-    return 1 / (1 + math.exp(-x))
-
-
-def _tanh(t: dict[str, int], x: float) -> float:
-    _op(t, "activation")
-    return math.tanh(x)
-
-
-def _gates(t: dict[str, int], cell: Any, x: list[float], h: list[float], n: int,
-           bias: bool) -> tuple[list[float], list[float]]:
-    """x W_ih^T + b_ih and h W_hh^T + b_hh, counted."""
-    w_ih, w_hh = cell.weight_ih.tolist(), cell.weight_hh.tolist()
-    gx = [_dot(t, w_ih[k], x) for k in range(n)]
-    gh = [_dot(t, w_hh[k], h) for k in range(n)]
-    if bias:
-        b_ih, b_hh = cell.bias_ih.tolist(), cell.bias_hh.tolist()
-        _op(t, "bias", 2 * n)
-        gx = [a + b for a, b in zip(gx, b_ih, strict=True)]
-        gh = [a + b for a, b in zip(gh, b_hh, strict=True)]
-    return gx, gh
-
-
-def lstm_step(t: dict[str, int], cell: Any, x: list[float], h: list[float], c: list[float],
-              bias: bool) -> tuple[list[float], list[float]]:
-    """torch.nn.LSTMCell's equations, every operation counted."""
-    hid = len(h)
-    gx, gh = _gates(t, cell, x, h, 4 * hid, bias)
-    _op(t, "elementwise", 4 * hid)
-    g = [a + b for a, b in zip(gx, gh, strict=True)]
-    i = [_sigmoid(t, v) for v in g[:hid]]
-    f = [_sigmoid(t, v) for v in g[hid:2 * hid]]
-    gg = [_tanh(t, v) for v in g[2 * hid:3 * hid]]
-    o = [_sigmoid(t, v) for v in g[3 * hid:]]
-    _op(t, "elementwise", 3 * hid)  # f c, i g, +
-    c2 = [fk * ck + ik * gk for fk, ck, ik, gk in zip(f, c, i, gg, strict=True)]
-    _op(t, "elementwise", hid)  # o * tanh(c')
-    h2 = [ok * _tanh(t, ck) for ok, ck in zip(o, c2, strict=True)]
-    return h2, c2
-
-
-def gru_step(t: dict[str, int], cell: Any, x: list[float], h: list[float], bias: bool
-             ) -> list[float]:
-    """torch.nn.GRUCell's equations (h' = n + z (h - n)), every operation counted."""
-    hid = len(h)
-    gx, gh = _gates(t, cell, x, h, 3 * hid, bias)
-    _op(t, "elementwise", 2 * hid)
-    r = [_sigmoid(t, a + b) for a, b in zip(gx[:hid], gh[:hid], strict=True)]
-    z = [_sigmoid(t, a + b) for a, b in zip(gx[hid:2 * hid], gh[hid:2 * hid], strict=True)]
-    _op(t, "elementwise", 2 * hid)  # r * (h W_hn + b_hn), + x part
-    n = [_tanh(t, a + rk * b) for a, rk, b in zip(gx[2 * hid:], r, gh[2 * hid:], strict=True)]
-    _op(t, "elementwise", 3 * hid)  # h - n, z *, n +
-    return [nk + zk * (hk - nk) for nk, zk, hk in zip(n, z, h, strict=True)]
-
-
 @pytest.mark.parametrize("cell,bias", [("lstm", True), ("lstm", False), ("gru", True),
                                        ("gru", False)])
 def test_bruteforce_gate_equations_are_torchs(cell: str, bias: bool) -> None:
@@ -148,13 +71,16 @@ def test_bruteforce_gate_equations_are_torchs(cell: str, bias: bool) -> None:
     c = [[0.0] * hid for _ in range(b)]
     th = torch.zeros(b, hid)
     tc = torch.zeros(b, hid)
+    zeros = [0.0] * (module.weight_ih.shape[0])
+    w = (module.weight_ih.tolist(), module.weight_hh.tolist(),
+         module.bias_ih.tolist() if bias else zeros, module.bias_hh.tolist() if bias else zeros)
     with torch.no_grad():
         for s in range(steps):
             for r in range(b):
                 if cell == "lstm":
-                    h[r], c[r] = lstm_step(tally, module, xs[s, r].tolist(), h[r], c[r], bias)
+                    h[r], c[r] = bf.lstm_step(tally, w, xs[s, r].tolist(), h[r], c[r], bias)
                 else:
-                    h[r] = gru_step(tally, module, xs[s, r].tolist(), h[r], bias)
+                    h[r] = bf.gru_step(tally, w, xs[s, r].tolist(), h[r], bias)
             if cell == "lstm":
                 th, tc = module(xs[s], (th, tc))
             else:
