@@ -6,7 +6,8 @@ weights' published ``meta["num_params"]`` and ``meta["_ops"]`` (GFLOPS as torchv
 them: multiply-accumulates), the preset's parameters against ``sum(p.numel())`` of the
 torchvision model, and, with ``--trace``, the preset's exact work kind by kind against
 ``sf.trace`` of the torchvision model at that size (concrete: Swin's window partition
-does not trace with symbolic sizes).
+does not trace with symbolic sizes), and for the CNNs and Swin, which take any ``H, W``, the
+preset's symbolic formula at 300 x 200 against the trace there.
 
 torchvision does not import beside the CPU torch the tests use; run it in the venv that
 has it, with this worktree first on the path:
@@ -83,6 +84,17 @@ def check(name: str, trace: bool) -> tuple[bool, str]:
                  f"({time.perf_counter() - started:.1f} s)")
         if not same:
             line += f"\n    preset {_work(cost)}\n    traced {_work(traced)}"
+        if name.startswith(("swin", "resnet", "mobilenet", "wide", "resnext")):
+            # any H, W: the preset's symbolic formula at a size torchvision pads (Swin)
+            from symflops.symbols import B, H, W
+
+            general = PRESETS[name]().cost((B, 3, H, W)).subs(B=1, H=300, W=200)
+            with warnings.catch_warnings(), torch.no_grad():
+                warnings.simplefilter("ignore")
+                other = sf.trace(model, (1, 3, 300, 200))
+            same = _work(general) == _work(other)
+            ok = ok and same
+            line += f"; symbolic at 300x200 {'equal' if same else 'DIFFERS'}"
     return ok, ("ok      " if ok else "DIFFERS ") + line
 
 
