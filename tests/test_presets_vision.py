@@ -96,7 +96,6 @@ def test_preset_equals_trace_of_mirror(case: str) -> None:
 
 
 @pytest.mark.parametrize("case", [
-    ("resnet18", lambda: presets.resnet("basic", (2, 2, 2, 2))),
     ("resnet50", lambda: presets.resnet()),
     ("mobilenet_v2", lambda: presets.mobilenet_v2()),
 ], ids=lambda c: c[0])
