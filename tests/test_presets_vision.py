@@ -80,7 +80,17 @@ MIRRORED = {
     "swin-12x20": (lambda: presets.swin(16, (4, 3), (1, 2), 2, 2, classes=10),
                    lambda: load("swin_mirror").SwinTransformer(2, 16, (4, 3), (1, 2), 2, 10),
                    (1, 3, 12, 20)),
+    # basic blocks, two stages (64 and 128 planes, a strided projection shortcut)
+    "resnet-basic-32": (lambda: presets.resnet("basic", (1, 2), classes=10),
+                        lambda: _resnet_mirror((1, 2)), (1, 3, 32, 32)),
+    "resnet-basic-45x37": (lambda: presets.resnet("basic", (1, 2), classes=10),
+                           lambda: _resnet_mirror((1, 2)), (2, 3, 45, 37)),
 }
+
+
+def _resnet_mirror(layers: tuple[int, ...]) -> Any:
+    mod = load("resnet")
+    return mod.ResNet(mod.BasicBlock, list(layers), 10, widths=(64, 128))
 
 
 @pytest.mark.parametrize("case", sorted(MIRRORED))
