@@ -53,6 +53,7 @@ _LAZY = {
     "analysis": ("symflops.analysis", None),
     "tracing": ("symflops.tracing", None),
     "rendering": ("symflops.rendering", None),
+    "presets": ("symflops.presets", None),
 }
 
 

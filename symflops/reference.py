@@ -25,7 +25,8 @@ import sympy as sp
 from symflops import nn
 from symflops.conventions import KINDS, conventions, get_convention
 from symflops.errors import SymflopsError
-from symflops.formulas import ACTIVATION_RATES
+from symflops.formulas import ACTIVATION_RATES, window
+from symflops.formulas.recurrent import hidden_size
 from symflops.symbols import (
     B,
     C,
@@ -168,6 +169,34 @@ EXAMPLES: dict[str, Example] = {
     "Repeat": Example("Repeat(Linear(dim, dim), L)",
                       lambda: nn.Repeat(nn.Linear(dim, dim), L), (M, dim),
                       "the block costed once, times L (L may be a symbol)"),
+    "Permute": Example("Permute(0, 2, 3, 1)", lambda: nn.Permute(0, 2, 3, 1), _NCHW,
+                       "data movement"),
+    "Transpose": Example("Transpose(1, 2)", lambda: nn.Transpose(1, 2), (B, dim, N),
+                         "data movement"),
+    "Reshape": Example("Reshape(B, -1, C)", lambda: nn.Reshape(B, -1, C), _NCHW,
+                       "data movement"),
+    "Select": Example("Select(1, 0)", lambda: nn.Select(1, 0), (B, N, dim),
+                      "x[:, 0]: data movement"),
+    "PatchEmbedding": Example("PatchEmbedding(C, dim, K)", lambda: nn.PatchEmbedding(C, dim, K),
+                              _NCHW, "a K x K stride-K conv, then flatten and transpose to "
+                              "(B, N, dim)"),
+    "ClassToken": Example("ClassToken(dim)", lambda: nn.ClassToken(dim), (B, N, dim),
+                          "a learned token prepended: N + 1 tokens"),
+    "PositionEmbedding": Example("PositionEmbedding(N, dim)",
+                                 lambda: nn.PositionEmbedding(N, dim), (B, N, dim)),
+    "WindowAttention": Example("WindowAttention(dim, heads, window)",
+                               lambda: nn.WindowAttention(dim, heads, window), (B, H, W, dim),
+                               "Swin: H, W padded to multiples of window; shift= shifts"),
+    "PatchMerging": Example("PatchMerging(dim)", lambda: nn.PatchMerging(dim), (B, H, W, dim),
+                            "Swin: 2 x 2 neighbours concatenated, LayerNorm, 4 dim -> 2 dim"),
+    "LSTM": Example("LSTM(I, h)", lambda: nn.LSTM(I, hidden_size), (T, B, I),
+                    "T steps; num_layers, bidirectional, proj_size multiply or widen it"),
+    "GRU": Example("GRU(I, h)", lambda: nn.GRU(I, hidden_size), (T, B, I),
+                   "T steps; h' = n + z (h - n) as torch computes it"),
+    "LSTMCell": Example("LSTMCell(I, h)", lambda: nn.LSTMCell(I, hidden_size), (B, I),
+                        "one step of LSTM"),
+    "GRUCell": Example("GRUCell(I, h)", lambda: nn.GRUCell(I, hidden_size), (B, I),
+                       "one step of GRU"),
 }
 
 _BUILTIN = ("exact", "torch", "macs")

@@ -691,3 +691,156 @@ def transformer_block(shape: Shape, dim: int, heads: int, mlp_ratio: int = 4,
     params += p
     t.merge(residual_add(shape))
     return t.work(), shape, params
+
+
+# ----------------------------------------------------------------------------- vision
+def position_embedding(shape: Shape) -> tuple[Work, Shape, int]:
+    """A learned (N, dim) table added to each of the B sequences: one add per element."""
+    t = Tally()
+    for _ in range(math.prod(shape)):
+        t.op("elementwise")
+    return t.work(), shape, shape[1] * shape[2]
+
+
+def window_attention(shape: Shape, dim: int, heads: int, window: int, shift: int
+                     ) -> tuple[Work, Shape, int]:
+    """torchvision's shifted window attention on (B, H, W, dim), loop by loop: pad to
+    multiples of the window; qkv; q scale; per window, head, query and key a dot product,
+    the bias add and (shifted) the mask add; softmax rows; A V; the shift mask built once
+    per window (subtract, two compares per pair); proj."""
+    b, h, w, _ = shape
+    ph, pw = -(-h // window) * window, -(-w // window) * window
+    shifted = shift > 0 and (window < ph or window < pw)
+    n, hd, windows = window * window, dim // heads, (ph // window) * (pw // window)
+    t = Tally()
+    padded = (b, ph, pw, dim)
+    work, _, p1 = linear(padded, 3 * dim)
+    t.merge(work)
+    for _ in range(b * ph * pw * dim):
+        t.op("elementwise")  # q * head_dim^-1/2
+    if shifted:
+        for _ in range(windows * n * n):
+            t.op("elementwise", 3)  # mask: subtract, != 0, == 0
+    for _b, _w, _h, _i in itertools.product(range(b), range(windows), range(heads), range(n)):
+        for _j in range(n):
+            for x in range(hd):
+                t.op("matmul_mul")
+                if x:
+                    t.op("matmul_add")
+            t.op("elementwise")  # + relative position bias
+            if shifted:
+                t.op("elementwise")  # + shift mask
+        _softmax_row(t, n)
+        for _v in range(hd):
+            for x in range(n):
+                t.op("matmul_mul")
+                if x:
+                    t.op("matmul_add")
+    work, _, p2 = linear(padded, dim)
+    t.merge(work)
+    return t.work(), shape, p1 + p2 + (2 * window - 1) ** 2 * heads
+
+
+def patch_merging(shape: Shape, dim: int) -> tuple[Work, Shape, int]:
+    """Pad to even, concatenate 2 x 2 neighbours (a copy), LayerNorm(4 dim), Linear(4 dim,
+    2 dim) without bias."""
+    merged = (shape[0], -(-shape[1] // 2), -(-shape[2] // 2), 4 * dim)
+    t = Tally()
+    w1, _, p1 = layer_norm(merged, (4 * dim,))
+    w2, out, p2 = linear(merged, 2 * dim, bias=False)
+    t.merge(w1)
+    t.merge(w2)
+    return t.work(), out, p1 + p2
+
+
+# ----------------------------------------------------------------------------- recurrent
+#: a cell's weights as lists: W_ih (G h x I), W_hh (G h x h), b_ih, b_hh (G h)
+Weights = tuple[list[list[float]], list[list[float]], list[float], list[float]]
+
+
+def _dot(t: dict[str, int], w: list[float], x: list[float]) -> float:
+    s = 0.0
+    for j, (a, b) in enumerate(zip(w, x, strict=True)):
+        t["matmul_mul"] = t.get("matmul_mul", 0) + 1
+        if j:
+            t["matmul_add"] = t.get("matmul_add", 0) + 1
+        s += a * b
+    return s
+
+
+def _op(t: dict[str, int], kind: str, n: int = 1) -> None:
+    t[kind] = t.get(kind, 0) + n
+
+
+def _sigmoid(t: dict[str, int], x: float) -> float:
+    _op(t, "activation", 3)  # exp(-x), add 1, divide
+    return 1 / (1 + math.exp(-x))
+
+
+def _tanh(t: dict[str, int], x: float) -> float:
+    _op(t, "activation")
+    return math.tanh(x)
+
+
+def _gates(t: dict[str, int], cell: Weights, x: list[float], h: list[float], n: int,
+           bias: bool) -> tuple[list[float], list[float]]:
+    """x W_ih^T + b_ih and h W_hh^T + b_hh, counted."""
+    w_ih, w_hh, b_ih, b_hh = cell
+    gx = [_dot(t, w_ih[k], x) for k in range(n)]
+    gh = [_dot(t, w_hh[k], h) for k in range(n)]
+    if bias:
+        _op(t, "bias", 2 * n)
+        gx = [a + b for a, b in zip(gx, b_ih, strict=True)]
+        gh = [a + b for a, b in zip(gh, b_hh, strict=True)]
+    return gx, gh
+
+
+def lstm_step(t: dict[str, int], cell: Weights, x: list[float], h: list[float], c: list[float],
+              bias: bool) -> tuple[list[float], list[float]]:
+    """torch.nn.LSTMCell's equations, every operation counted."""
+    hid = len(h)
+    gx, gh = _gates(t, cell, x, h, 4 * hid, bias)
+    _op(t, "elementwise", 4 * hid)
+    g = [a + b for a, b in zip(gx, gh, strict=True)]
+    i = [_sigmoid(t, v) for v in g[:hid]]
+    f = [_sigmoid(t, v) for v in g[hid:2 * hid]]
+    gg = [_tanh(t, v) for v in g[2 * hid:3 * hid]]
+    o = [_sigmoid(t, v) for v in g[3 * hid:]]
+    _op(t, "elementwise", 3 * hid)  # f c, i g, +
+    c2 = [fk * ck + ik * gk for fk, ck, ik, gk in zip(f, c, i, gg, strict=True)]
+    _op(t, "elementwise", hid)  # o * tanh(c')
+    h2 = [ok * _tanh(t, ck) for ok, ck in zip(o, c2, strict=True)]
+    return h2, c2
+
+
+def gru_step(t: dict[str, int], cell: Weights, x: list[float], h: list[float], bias: bool
+             ) -> list[float]:
+    """torch.nn.GRUCell's equations (h' = n + z (h - n)), every operation counted."""
+    hid = len(h)
+    gx, gh = _gates(t, cell, x, h, 3 * hid, bias)
+    _op(t, "elementwise", 2 * hid)
+    r = [_sigmoid(t, a + b) for a, b in zip(gx[:hid], gh[:hid], strict=True)]
+    z = [_sigmoid(t, a + b) for a, b in zip(gx[hid:2 * hid], gh[hid:2 * hid], strict=True)]
+    _op(t, "elementwise", 2 * hid)  # r * (h W_hn + b_hn), + x part
+    n = [_tanh(t, a + rk * b) for a, rk, b in zip(gx[2 * hid:], r, gh[2 * hid:], strict=True)]
+    _op(t, "elementwise", 3 * hid)  # h - n, z *, n +
+    return [nk + zk * (hk - nk) for nk, zk, hk in zip(n, z, h, strict=True)]
+
+
+def recurrent(shape: Shape, cell: str, hidden: int, bias: bool = True
+              ) -> tuple[Work, Shape, int]:
+    """A one-layer LSTM or GRU on (T, B, I), every step and row through the counted gate
+    equations (weights of ones: the count does not depend on them)."""
+    steps, batch, inputs = shape
+    g = 4 if cell == "lstm" else 3
+    w: Weights = ([[1.0] * inputs for _ in range(g * hidden)],
+                  [[1.0] * hidden for _ in range(g * hidden)], [0.0] * (g * hidden),
+                  [0.0] * (g * hidden))
+    t: dict[str, int] = {}
+    for _s, _b in itertools.product(range(steps), range(batch)):
+        if cell == "lstm":
+            lstm_step(t, w, [0.0] * inputs, [0.0] * hidden, [0.0] * hidden, bias)
+        else:
+            gru_step(t, w, [0.0] * inputs, [0.0] * hidden, bias)
+    params = g * hidden * (inputs + hidden) + (2 * g * hidden if bias else 0)
+    return {k: v for k, v in t.items() if v}, (steps, batch, hidden), params

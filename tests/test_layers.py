@@ -25,7 +25,26 @@ import sympy as sp
 import symflops as sf
 from symflops import nn
 from symflops.conventions import get_convention
-from symflops.symbols import B, C, C_in, C_out, D, H, I, K, L, N, O, T, V, W, dim, groups, heads
+from symflops.symbols import (
+    B,
+    C,
+    C_in,
+    C_out,
+    D,
+    H,
+    I,
+    K,
+    L,
+    N,
+    O,
+    T,
+    V,
+    W,
+    dim,
+    groups,
+    heads,
+    symbol,
+)
 
 try:  # python -m pytest (the repository root on sys.path)
     from tests import bruteforce as bf
@@ -961,6 +980,168 @@ case(Case(
     torch=lambda p: (_tnn()[1].Sequential(*[_tnn()[1].Linear(p[dim], p[dim])
                                             for _ in range(p[L])]), (p[B], p[dim])),
 ))
+
+
+# ================================================================================ vision
+def _tmod(fn: Callable[..., Any], **params: Any) -> Any:
+    """A torch module running ``fn(self, x)``, with the given parameters."""
+    _, tnn = _tnn()
+
+    class Fn(tnn.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            for k, v in params.items():
+                setattr(self, k, tnn.Parameter(v))
+
+        def forward(self, x: Any) -> Any:
+            return fn(self, x)
+
+    return Fn()
+
+
+def _swin_mirror() -> Any:
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "swin_mirror.py"
+    spec = importlib.util.spec_from_file_location("_example_swin_mirror", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+_NCHW_POINTS = [{B: 2, C: 2, H: 3, W: 4}]
+# Permute(0, 2, 3, 1), Transpose(1, 3), Reshape(B, -1, W), Select(1, 0): data movement, free.
+for _id, _layer, _out, _fn in (
+        ("Permute", lambda: nn.Permute(0, 2, 3, 1), (B, H, W, C),
+         lambda s, x: x.permute(0, 2, 3, 1)),
+        ("Transpose", lambda: nn.Transpose(1, 3), (B, W, H, C), lambda s, x: x.transpose(1, 3)),
+        ("Reshape", lambda: nn.Reshape(B, -1, W), (B, C * H, W),
+         lambda s, x: x.reshape(x.shape[0], -1, x.shape[3])),
+        ("Select", lambda: nn.Select(1, 0), (B, H, W), lambda s, x: x.select(1, 0))):
+    case(Case(
+        _id, _layer, (B, C, H, W), params=0, exact=0, macs=0, out=_out, points=_NCHW_POINTS,
+        brute=lambda p, o=_out: ({}, tuple(int(sp.sympify(s).subs(p)) for s in o), 0),
+        torch=lambda p, f=_fn: (_tmod(f), (p[B], p[C], p[H], p[W])),
+    ))
+# PatchEmbedding(C, dim, 2) on (B, C, H, W): conv k=2 s=2 -> (B, dim, floor(H/2), floor(W/2)),
+# then flatten + transpose (free): N = floor(H/2) floor(W/2) tokens; each output a length
+# 4C dot product and a bias add: 2 * 4C per output; params dim (4C + 1).
+_np = floor(H / 2) * floor(W / 2)
+case(Case(
+    "PatchEmbedding", lambda: nn.PatchEmbedding(C, dim, 2), (B, C, H, W),
+    params=dim * (4 * C + 1), exact=8 * C * B * dim * _np, macs=4 * C * B * dim * _np,
+    out=(B, _np, dim), points=[{B: 2, C: 3, H: 5, W: 4, dim: 4}],
+    brute=lambda p: (lambda w: (w[0], (p[B], (p[H] // 2) * (p[W] // 2), p[dim]), w[2]))(
+        bf.conv((p[B], p[C], p[H], p[W]), p[dim], [2, 2], [2, 2], [0, 0], [1, 1])),
+    torch=lambda p: (_tnn()[1].Sequential(
+        _tnn()[1].Conv2d(p[C], p[dim], 2, 2), _tnn()[1].Flatten(2),
+        _tmod(lambda s, x: x.transpose(1, 2))), (p[B], p[C], p[H], p[W])),
+))
+# ClassToken(dim) on (B, N, dim): cat a learned token: (B, N + 1, dim), dim params, free.
+case(Case(
+    "ClassToken", lambda: nn.ClassToken(dim), (B, N, dim), params=dim, exact=0, macs=0,
+    out=(B, N + 1, dim), points=[{B: 2, N: 3, dim: 4}],
+    brute=lambda p: ({}, (p[B], p[N] + 1, p[dim]), p[dim]),
+    torch=lambda p: (_tmod(lambda s, x: _tnn()[0].cat([s.cls.expand(x.shape[0], -1, -1), x], 1),
+                           cls=_tnn()[0].zeros(1, 1, p[dim])), (p[B], p[N], p[dim])),
+))
+# PositionEmbedding(N, dim) on (B, N, dim): x + table: N dim params, B N dim adds.
+case(Case(
+    "PositionEmbedding", lambda: nn.PositionEmbedding(N, dim), (B, N, dim), params=N * dim,
+    exact=B * N * dim, macs=0, out=(B, N, dim), points=[{B: 2, N: 3, dim: 4}],
+    brute=lambda p: bf.position_embedding((p[B], p[N], p[dim])),
+    torch=lambda p: (_tmod(lambda s, x: x + s.pos, pos=_tnn()[0].zeros(1, p[N], p[dim])),
+                     (p[B], p[N], p[dim])),
+))
+# WindowAttention(dim, heads, window=2, shift=1) on (B, H, W, dim): padded Hp = 2 ceil(H/2),
+# Wp = 2 ceil(W/2); T = B Hp Wp tokens, each in a window of n = 4 tokens:
+# qkv 2 dim * 3 dim per token (bias); q scale dim per token; scores heads n dot products of
+# length dim/heads per token: n dim mul + n (dim - heads) add; bias heads n adds per token;
+# softmax heads rows of n per token: heads (5n - 2); context dim outputs of length n per
+# token: n dim mul + (n - 1) dim add; proj 2 dim^2 per token; the shift mask (only when a
+# window does not cover the padded map, Hp > 2 or Wp > 2): heads n adds per token plus 3 n
+# per (batch-free) position Hp Wp. Params 4 dim^2 + 4 dim + (2*2 - 1)^2 heads.
+_hp, _wp = 2 * ceiling(H / 2), 2 * ceiling(W / 2)
+_tw = B * _hp * _wp
+_wa_exact = (_tw * (6 * dim**2 + dim + 4 * dim + 4 * (dim - heads) + 4 * heads
+                    + heads * 18 + 4 * dim + 3 * dim + 2 * dim**2)
+             + sp.Piecewise((1, (_hp > 2) | (_wp > 2)), (0, True))
+             * (_tw * heads * 4 + 12 * _hp * _wp))
+case(Case(
+    "WindowAttention", lambda: nn.WindowAttention(dim, heads, 2, shift=1), (B, H, W, dim),
+    params=4 * dim**2 + 4 * dim + 9 * heads, exact=_wa_exact,
+    macs=_tw * (4 * dim**2 + 8 * dim), out=(B, H, W, dim),
+    points=[{B: 1, H: 5, W: 4, dim: 4, heads: 2}, {B: 2, H: 2, W: 1, dim: 2, heads: 1}],
+    brute=lambda p: bf.window_attention((p[B], p[H], p[W], p[dim]), p[dim], p[heads], 2, 1),
+    torch=lambda p: (_swin_mirror().ShiftedWindowAttention(p[dim], 2, 1, p[heads]),
+                     (p[B], p[H], p[W], p[dim])),
+))
+# PatchMerging(dim) on (B, H, W, dim): pad to even, cat 2x2 (free) -> (B, h, w, 4 dim) with
+# h = ceil(H/2), w = ceil(W/2); LayerNorm(4 dim): (5 * 4 dim + 2) stats + 2 * 4 dim affine
+# per row; Linear(4 dim, 2 dim, bias=False): 2 dim outputs of length 4 dim: (8 dim - 1) 2 dim.
+_h2, _w2 = ceiling(H / 2), ceiling(W / 2)
+case(Case(
+    "PatchMerging", lambda: nn.PatchMerging(dim), (B, H, W, dim),
+    params=8 * dim + 8 * dim**2,
+    exact=B * _h2 * _w2 * (20 * dim + 2 + 8 * dim + 2 * dim * (8 * dim - 1)),
+    macs=8 * dim**2 * B * _h2 * _w2, out=(B, _h2, _w2, 2 * dim),
+    points=[{B: 2, H: 3, W: 4, dim: 2}],
+    brute=lambda p: bf.patch_merging((p[B], p[H], p[W], p[dim]), p[dim]),
+    torch=lambda p: (_swin_mirror().PatchMerging(p[dim]), (p[B], p[H], p[W], p[dim])),
+))
+
+
+# ============================================================================== recurrent
+# LSTM(I, h) on (T, B, I): T steps of B rows; per row 4h outputs of x W_ih^T (length I) and
+# h W_hh^T (length h), their biases (8h), gate sums 4h + cell 4h elementwise, 3h sigmoids
+# (3 each) + 2h tanh. Params 4h (I + h) + 8h. (torch runs the fused aten.mkldnn_rnn_layer,
+# which FlopCounterMode does not count: tests/test_recurrent.py checks the trace.)
+_hs = symbol("h")
+case(Case(
+    "LSTM", lambda: nn.LSTM(I, _hs), (T, B, I), params=4 * _hs * (I + _hs) + 8 * _hs,
+    exact=T * B * (8 * _hs * I + 8 * _hs * _hs - 8 * _hs + 8 * _hs + 8 * _hs + 11 * _hs),
+    macs=4 * T * B * _hs * (I + _hs), out=(T, B, _hs), points=[{T: 3, B: 2, I: 3, _hs: 4}],
+    brute=lambda p: bf.recurrent((p[T], p[B], p[I]), "lstm", p[_hs]),
+))
+# GRU(I, h): per row 3h (I + h) MACs, 6h bias, 7h elementwise (r, z sums, r * hn, + x part,
+# n + z (h - n)), 7h activation (2h sigmoids at 3, h tanh). Params 3h (I + h) + 6h.
+case(Case(
+    "GRU", lambda: nn.GRU(I, _hs), (T, B, I), params=3 * _hs * (I + _hs) + 6 * _hs,
+    exact=T * B * (6 * _hs * I + 6 * _hs * _hs - 6 * _hs + 6 * _hs + 7 * _hs + 7 * _hs),
+    macs=3 * T * B * _hs * (I + _hs), out=(T, B, _hs), points=[{T: 3, B: 2, I: 3, _hs: 4}],
+    brute=lambda p: bf.recurrent((p[T], p[B], p[I]), "gru", p[_hs]),
+))
+def _hidden_out(cell: Any) -> Any:
+    """The cell as a module whose output is h' (LSTMCell returns (h', c'))."""
+    _, tnn = _tnn()
+
+    class Hidden(tnn.Module):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.cell = cell
+
+        def forward(self, x: Any) -> Any:
+            out = self.cell(x)
+            return out[0] if isinstance(out, tuple) else out
+
+    return Hidden()
+
+
+# LSTMCell / GRUCell on (B, I): one step of the above (T = 1); torch decomposes them into
+# addmm and pointwise ops, counted kind by kind.
+for _cls, _g, _ew, _act in (("LSTMCell", 4, 8, 11), ("GRUCell", 3, 7, 7)):
+    case(Case(
+        _cls, lambda c=_cls: getattr(nn, c)(I, _hs), (B, I),
+        params=_g * _hs * (I + _hs) + 2 * _g * _hs,
+        exact=B * (2 * _g * _hs * (I + _hs) - 2 * _g * _hs + 2 * _g * _hs + (_ew + _act) * _hs),
+        macs=_g * B * _hs * (I + _hs), out=(B, _hs), points=[{B: 2, I: 3, _hs: 4}],
+        brute=lambda p, c=_cls: (lambda r: (r[0], (p[B], p[_hs]), r[2]))(bf.recurrent(
+            (1, p[B], p[I]), "lstm" if c == "LSTMCell" else "gru", p[_hs])),
+        torch=lambda p, c=_cls: (_hidden_out(getattr(_tnn()[1], c)(p[I], p[_hs])),
+                                 (p[B], p[I])),
+    ))
 
 
 # ================================================================================= tests

@@ -458,6 +458,51 @@ _LAYER_CASES: dict[str, Any] = {
                          formulas.scale_work(formulas.linear_work(v["B"], v["C"], v["C"]),
                                              v["s"]),
                          v["s"] * formulas.linear_params(v["C"], v["C"])),
+    # vision layers: data movement is free; the others equal their formula functions
+    **{name: (lambda v, name=name: (
+        {"Permute": nn.Permute(0, 2, 3, 1), "Transpose": nn.Transpose(1, 2),
+         "Reshape": nn.Reshape(B, -1), "Select": nn.Select(1, 0)}[name], (B, C, H, W),
+        {B: v["B"], C: v["C"], H: v["H"], W: v["W"]}, {}, 0))
+       for name in ("Permute", "Transpose", "Reshape", "Select")},
+    "PatchEmbedding": lambda v: (
+        nn.PatchEmbedding(C, dim, K), (B, C, H * K, W * K),
+        {B: v["B"], C: v["C"], dim: v["O"], K: v["K"], H: v["H"], W: v["W"]},
+        formulas.conv_work(v["B"], v["C"], v["O"], [v["K"]] * 2, [v["H"], v["W"]]),
+        formulas.conv_params(v["C"], v["O"], [v["K"]] * 2)),
+    "ClassToken": lambda v: (nn.ClassToken(dim), (B, N, dim), {B: v["B"], N: v["H"],
+                                                               dim: v["C"]}, {}, v["C"]),
+    "PositionEmbedding": lambda v: (
+        nn.PositionEmbedding(N, dim), (B, N, dim), {B: v["B"], N: v["H"], dim: v["C"]},
+        formulas.position_embedding_work(v["B"], v["H"], v["C"]), v["H"] * v["C"]),
+    "WindowAttention": lambda v: (
+        nn.WindowAttention(dim, heads, K), (B, H * K, W * K, dim),
+        {B: v["B"], H: v["H"], W: v["W"], K: v["K"], heads: v["s"], dim: v["s"] * v["C"]},
+        formulas.add_work(
+            formulas.linear_work(v["B"] * v["H"] * v["W"] * v["K"] ** 2, v["s"] * v["C"],
+                                 3 * v["s"] * v["C"]),
+            *formulas.window_attention_parts(v["B"], v["H"] * v["K"], v["W"] * v["K"],
+                                             v["s"] * v["C"], v["s"], v["K"]).values(),
+            formulas.linear_work(v["B"] * v["H"] * v["W"] * v["K"] ** 2, v["s"] * v["C"],
+                                 v["s"] * v["C"])),
+        4 * (v["s"] * v["C"]) ** 2 + 4 * v["s"] * v["C"]
+        + formulas.relative_bias_params(v["K"], v["s"])),
+    "PatchMerging": lambda v: (
+        nn.PatchMerging(dim), (B, 2 * H, 2 * W, dim), {B: v["B"], H: v["H"], W: v["W"],
+                                                       dim: v["C"]},
+        formulas.add_work(formulas.layer_norm_work(v["B"] * v["H"] * v["W"], 4 * v["C"]),
+                          formulas.linear_work(v["B"] * v["H"] * v["W"], 4 * v["C"],
+                                               2 * v["C"], bias=False)),
+        4 * v["C"] * 2 + 8 * v["C"] ** 2),
+    # recurrent layers: T = H steps of B rows, I = C inputs, h = O hidden
+    **{name: (lambda v, name=name: (
+        getattr(nn, name)(C, O), (H, B, C) if name in ("LSTM", "GRU") else (B, C),
+        {B: v["B"], C: v["C"], O: v["O"], **({H: v["H"]} if name in ("LSTM", "GRU") else {})},
+        formulas.scale_work(formulas.recurrent_step_work(
+            "lstm" if name.startswith("LSTM") else "gru", v["B"], v["C"], v["O"]),
+            v["H"] if name in ("LSTM", "GRU") else 1),
+        formulas.recurrent_params("lstm" if name.startswith("LSTM") else "gru", v["C"],
+                                  v["O"])))
+       for name in ("LSTM", "GRU", "LSTMCell", "GRUCell")},
 }
 
 

@@ -109,6 +109,12 @@ from symflops.formulas.pool import (
     pool_window_total,
     scatter_grad_derivation,
 )
+from symflops.formulas.recurrent import (
+    RECURRENT_GATES,
+    recurrent_derivation,
+    recurrent_params,
+    recurrent_step_work,
+)
 from symflops.formulas.resize import (
     INTERPOLATE_DIMS,
     INTERPOLATE_RATES,
@@ -120,6 +126,19 @@ from symflops.formulas.resize import (
     reduction_derivation,
     reduction_work,
     upsample_output_size,
+)
+from symflops.formulas.tokens import (
+    class_token_derivation,
+    position_embedding_derivation,
+    position_embedding_work,
+)
+from symflops.formulas.window import (
+    patch_merging_size,
+    relative_bias_params,
+    window,
+    window_attention_derivations,
+    window_attention_parts,
+    window_padded,
 )
 
 __all__ = [
@@ -145,6 +164,10 @@ __all__ = [
     "interpolate_grad_derivation", "layer_norm_grad_derivations", "INTERPOLATE_DIMS",
     "upsample_output_size", "batch_norm_grad_derivations", "group_norm_grad_derivations",
     "rms_norm_grad_derivations", "avg_pool_grad_window_total", "running_stats_derivation",
+    "class_token_derivation", "position_embedding_derivation", "position_embedding_work",
+    "patch_merging_size", "relative_bias_params", "window", "window_attention_derivations",
+    "window_attention_parts", "window_padded",
+    "RECURRENT_GATES", "recurrent_derivation", "recurrent_params", "recurrent_step_work",
 ]
 
 #: modules whose examples (module docstrings and public names) run with this package's doctests

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from types import FunctionType
 
-from symflops.nn import _base, _composite, _conv, _layers
-from symflops.nn._base import Layer
+from symflops.nn import _base, _composite, _conv, _layers, _recurrent, _vision, _window
+from symflops.nn._base import Layer, SizeLike, to_size
 from symflops.nn._composite import (
     MLP,
     MultiheadAttention,
@@ -70,6 +70,17 @@ from symflops.nn._layers import (
     Tanh,
     Upsample,
 )
+from symflops.nn._recurrent import GRU, LSTM, GRUCell, LSTMCell
+from symflops.nn._vision import (
+    ClassToken,
+    PatchEmbedding,
+    Permute,
+    PositionEmbedding,
+    Reshape,
+    Select,
+    Transpose,
+)
+from symflops.nn._window import PatchMerging, WindowAttention
 
 __all__ = [
     "Layer", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d",
@@ -80,6 +91,9 @@ __all__ = [
     "Identity", "Flatten", "Embedding", "MultiheadAttention", "TransformerBlock", "MLP",
     "Sequential", "Residual", "Repeat", "GLU", "PixelShuffle", "PixelUnshuffle", "Upsample",
     "LAYERS",
+    "Permute", "Transpose", "Reshape", "Select", "PatchEmbedding", "ClassToken",
+    "PositionEmbedding", "WindowAttention", "PatchMerging", "SizeLike", "to_size",
+    "LSTM", "GRU", "LSTMCell", "GRUCell",
 ]
 
 #: Every layer class by name (the formula reference and the CLI look layers up here).
@@ -90,7 +104,9 @@ LAYERS: dict[str, type[Layer]] = {
         MaxPool2d, AvgPool1d, AvgPool2d, AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool2d,
         ReLU, ReLU6, LeakyReLU, GELU, SiLU, Sigmoid, Tanh, Hardswish, Hardsigmoid, GLU, Softmax,
         Dropout, Identity, Flatten, PixelShuffle, PixelUnshuffle, Upsample, Embedding,
-        MultiheadAttention, TransformerBlock, MLP, Sequential, Residual, Repeat)
+        MultiheadAttention, TransformerBlock, MLP, Sequential, Residual, Repeat,
+        Permute, Transpose, Reshape, Select, PatchEmbedding, ClassToken, PositionEmbedding,
+        WindowAttention, PatchMerging, LSTM, GRU, LSTMCell, GRUCell)
 }
 
 #: the submodules' examples (module docstrings and every public name) run with this
@@ -98,3 +114,6 @@ LAYERS: dict[str, type[Layer]] = {
 __test__ = {f"{m.__name__}.{n}": getattr(m, n) for m in (_base, _conv, _layers, _composite)
             for n in m.__all__ if isinstance(getattr(m, n), (type, FunctionType))}
 __test__.update({m.__name__: m for m in (_base, _conv, _layers, _composite)})
+__test__.update({f"{m.__name__}.{n}": getattr(m, n) for m in (_vision, _window, _recurrent)
+                 for n in m.__all__})
+__test__.update({m.__name__: m for m in (_vision, _window, _recurrent)})

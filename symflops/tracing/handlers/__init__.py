@@ -20,6 +20,7 @@ from symflops.tracing.handlers import (  # noqa: F401  (importing registers the 
     norm,
     pointwise,
     pool,
+    recurrent,
     zero,
 )
 

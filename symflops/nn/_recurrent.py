@@ -1,0 +1,156 @@
+"""Recurrent layers (``LSTM``, ``GRU``) and cells (``LSTMCell``, ``GRUCell``), counted from
+the gate equations (:mod:`symflops.formulas.recurrent`): one step's work times the ``T``
+steps, per layer and direction.
+
+>>> from symflops.symbols import B, T
+>>> LSTM(4, 8).cost((T, B, 4)).params
+448
+>>> LSTM(4, 8).cost((T, B, 4), convention="macs").flops
+384*B*T
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from symflops.cost import Cost
+from symflops.errors import SymflopsError
+from symflops.formulas import recurrent_derivation
+from symflops.nn._base import Layer, Shape, SizeLike, to_size
+
+__all__ = ["LSTM", "GRU", "LSTMCell", "GRUCell"]
+
+
+class _Recurrent(Layer):
+    cell = "lstm"
+
+    def __init__(self, input_size: SizeLike, hidden_size: SizeLike, num_layers: SizeLike = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, proj_size: int = 0) -> None:
+        name = type(self).__name__
+        self.input_size = to_size(input_size, name, "input_size")
+        self.hidden_size = to_size(hidden_size, name, "hidden_size")
+        self.num_layers = to_size(num_layers, name, "num_layers")
+        self.bias, self.batch_first = bool(bias), bool(batch_first)
+        self.bidirectional = bool(bidirectional)
+        self.proj_size = None if proj_size == 0 else to_size(proj_size, name, "proj_size")
+        if self.proj_size is not None and self.cell != "lstm":
+            raise SymflopsError("proj_size is an LSTM option", layer=name,
+                                values={"proj_size": proj_size}, fix="use LSTM or proj_size=0")
+        if self.proj_size is not None and self.proj_size.is_number and \
+                self.hidden_size.is_number and self.proj_size >= self.hidden_size:
+            raise SymflopsError("proj_size must be smaller than hidden_size (as in torch)",
+                                layer=name, values={"proj_size": proj_size,
+                                                    "hidden_size": hidden_size},
+                                fix="use a proj_size below hidden_size, or 0")
+
+    def spec(self) -> str:
+        parts = [str(self.input_size), str(self.hidden_size)]
+        if self.num_layers != 1:
+            parts.append(f"num_layers={self.num_layers}")
+        for flag, default in (("bias", True), ("batch_first", False), ("bidirectional", False)):
+            if getattr(self, flag) != default:
+                parts.append(f"{flag}={getattr(self, flag)}")
+        if self.proj_size is not None:
+            parts.append(f"proj_size={self.proj_size}")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+    def _cost(self, shape: Shape, name: str) -> Cost:
+        layout = "(B, T, I)" if self.batch_first else "(T, B, I)"
+        self._check_rank(shape, (2, 3), f"{layout} or (T, I)")
+        self._check_channels(shape, shape[-1], self.input_size, "features")
+        if len(shape) == 2:
+            steps, batch = shape[0], sp.Integer(1)
+        elif self.batch_first:
+            batch, steps = shape[0], shape[1]
+        else:
+            steps, batch = shape[0], shape[1]
+        dirs = 2 if self.bidirectional else 1
+        out_width = self.hidden_size if self.proj_size is None else self.proj_size
+        children = []
+        for layer, width in (("l0", self.input_size), ("l1", dirs * out_width)):
+            if layer == "l1" and self.num_layers == 1:
+                break
+            d = recurrent_derivation(self.cell, batch, steps, width, self.hidden_size,
+                                     self.bias, self.proj_size)
+            for suffix in ("", "_reverse")[:dirs]:
+                leaf = Cost.from_derivation(
+                    layer + suffix, type(self).__name__ + "Layer", d,
+                    spec=f"{self.cell} layer {layer[1:]}{' reverse' if suffix else ''}",
+                    input_shape=shape, output_shape=shape[:-1] + (out_width,))
+                children.append(leaf if layer == "l0" else leaf.replace(
+                    name=f"l1..{self.num_layers - 1}{suffix}" if self.num_layers != 2
+                    else f"l1{suffix}", count=self.num_layers - 1))
+        return Cost(name, type(self).__name__, spec=self.spec(), children=children,
+                    input_shape=shape, output_shape=shape[:-1] + (dirs * out_width,))
+
+
+class LSTM(_Recurrent):
+    """``torch.nn.LSTM`` on ``(T, B, I)`` (``batch_first``: ``(B, T, I)``; unbatched ``(T,
+    I)``); the output ``(T, B, D h)`` (``h`` is ``proj_size`` when given). Per step and
+    row: ``4h (I + h)`` MACs, 8h bias adds, 8h elementwise, 11h activation (see
+    :mod:`symflops.formulas.recurrent`); layer ``l > 0`` reads ``D h`` features.
+    Parameters as torch: ``4h (I + h) + 8h`` per layer and direction.
+    """
+
+    cell = "lstm"
+
+
+class GRU(_Recurrent):
+    """``torch.nn.GRU``, shapes as :class:`LSTM`. Per step and row: ``3h (I + h)`` MACs,
+    6h bias adds, 7h elementwise, 7h activation; parameters ``3h (I + h) + 6h`` per layer
+    and direction.
+
+    >>> GRU(4, 8, batch_first=True).cost(("B", "T", 4)).params
+    336
+    """
+
+    cell = "gru"
+
+    def __init__(self, input_size: SizeLike, hidden_size: SizeLike, num_layers: SizeLike = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False) -> None:
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional)
+
+
+class _Cell(Layer):
+    cell = "lstm"
+
+    def __init__(self, input_size: SizeLike, hidden_size: SizeLike, bias: bool = True) -> None:
+        name = type(self).__name__
+        self.input_size = to_size(input_size, name, "input_size")
+        self.hidden_size = to_size(hidden_size, name, "hidden_size")
+        self.bias = bool(bias)
+
+    def spec(self) -> str:
+        extra = "" if self.bias else ", bias=False"
+        return f"{type(self).__name__}({self.input_size}, {self.hidden_size}{extra})"
+
+    def _cost(self, shape: Shape, name: str) -> Cost:
+        self._check_rank(shape, (1, 2), "(B, I) or (I,)")
+        self._check_channels(shape, shape[-1], self.input_size, "features")
+        batch = shape[0] if len(shape) == 2 else sp.Integer(1)
+        d = recurrent_derivation(self.cell, batch, 1, self.input_size, self.hidden_size,
+                                 self.bias)
+        return self._leaf(name, shape, shape[:-1] + (self.hidden_size,), d)
+
+
+class LSTMCell(_Cell):
+    """``torch.nn.LSTMCell`` on ``(B, I)``: one step; the output is ``h'`` ``(B, h)``.
+
+    >>> LSTMCell(4, 8).cost(("B", 4)).flops
+    920*B
+    """
+
+    cell = "lstm"
+
+
+class GRUCell(_Cell):
+    """``torch.nn.GRUCell`` on ``(B, I)``: one step; the output ``h'`` ``(B, h)``.
+
+    >>> GRUCell(4, 8).cost(("B", 4)).flops
+    688*B
+    """
+
+    cell = "gru"

@@ -1,0 +1,113 @@
+"""Swin's window attention and patch merging on channels-last maps ``(B, H, W, C)``,
+counted as torchvision's ``swin_transformer`` computes them (see
+:mod:`symflops.formulas.window`).
+
+>>> from symflops.symbols import B
+>>> c = WindowAttention(96, 3, 7).cost((B, 56, 56, 96), convention="macs")
+>>> c.flops == B * (4 * 56 * 56 * 96**2 + 2 * 7**2 * 56 * 56 * 96)   # Omega(W-MSA)
+True
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from symflops.cost import Cost
+from symflops.errors import SymflopsError
+from symflops.formulas import (
+    patch_merging_size,
+    window_attention_derivations,
+    window_padded,
+)
+from symflops.nn._base import Layer, Shape, SizeLike, divides_condition, nonneg_size, to_size
+from symflops.nn._layers import LayerNorm, Linear
+from symflops.nn._vision import moved
+
+__all__ = ["WindowAttention", "PatchMerging"]
+
+
+class WindowAttention(Layer):
+    """torchvision's ``ShiftedWindowAttention(dim, window_size, shift_size, num_heads)``
+    on ``(B, H, W, dim)``: pad ``H, W`` to multiples of ``window``, (roll by ``shift``),
+    attention inside each ``window x window`` window with a learned relative position bias
+    (``(2 window - 1)^2 heads`` parameters), project back, crop.
+
+    Children: ``qkv``, ``q_scale``, ``scores``, ``bias``, ``mask`` (shifted windows only),
+    ``softmax``, ``context``, ``proj``. As in torchvision, a window that covers the whole
+    padded map is not shifted: decided now for concrete sizes; for symbolic ones the
+    ``mask`` child's count is ``Piecewise((1, shifted), (0, True))``.
+    """
+
+    def __init__(self, dim: SizeLike, heads: SizeLike, window: SizeLike, shift: SizeLike = 0,
+                 qkv_bias: bool = True, proj_bias: bool = True) -> None:
+        self.dim = to_size(dim, "WindowAttention", "dim")
+        self.heads = to_size(heads, "WindowAttention", "heads")
+        self.window = to_size(window, "WindowAttention", "window")
+        self.shift = nonneg_size(shift, "WindowAttention", "shift")
+        self.qkv_bias, self.proj_bias = bool(qkv_bias), bool(proj_bias)
+        if self.dim.is_number and self.heads.is_number and self.dim % self.heads != 0:
+            raise SymflopsError("heads must divide dim", layer="WindowAttention",
+                                values={"dim": dim, "heads": heads},
+                                fix="choose heads among the divisors of dim")
+        if self.shift.is_number and self.window.is_number and self.shift >= self.window:
+            raise SymflopsError("shift must be smaller than the window",
+                                layer="WindowAttention",
+                                values={"window": window, "shift": shift},
+                                fix="use shift=window // 2 (Swin) or 0")
+
+    def spec(self) -> str:
+        extra = f", shift={self.shift}" if self.shift != 0 else ""
+        return f"WindowAttention({self.dim}, {self.heads}, window={self.window}{extra})"
+
+    def _cost(self, shape: Shape, name: str) -> Cost:
+        self._check_rank(shape, (4,), f"(B, H, W, {self.dim})")
+        self._check_channels(shape, shape[3], self.dim, "features")
+        batch, height, width = shape[:3]
+        m = self.window
+        hp, wp = (sp.sympify(window_padded(s, m)) for s in (height, width))
+        shifted: sp.Basic = sp.false if self.shift == 0 else \
+            sp.Or(sp.Gt(hp, m), sp.Gt(wp, m))
+        padded = (batch, hp, wp, self.dim)
+        children = [Linear(self.dim, 3 * self.dim, self.qkv_bias)._cost(padded, "qkv")]
+        parts = window_attention_derivations(batch, hp, wp, self.dim, self.heads, m,
+                                             shifted=shifted is not sp.false)
+        for part, d in parts.items():
+            leaf = Cost.from_derivation(part, "WindowAttention" + part.capitalize(), d,
+                                        spec=f"window_attention.{part}", input_shape=padded,
+                                        output_shape=padded)
+            if part == "mask" and shifted is not sp.true:
+                leaf = leaf.replace(count=sp.Piecewise((1, shifted), (0, True)))
+            children.append(leaf)
+        children.append(Linear(self.dim, self.dim, self.proj_bias)._cost(padded, "proj"))
+        return Cost(name, "WindowAttention", spec=self.spec(), children=children,
+                    input_shape=shape, output_shape=shape,
+                    validity=divides_condition(self.heads, self.dim))
+
+
+class PatchMerging(Layer):
+    """torchvision's Swin ``PatchMerging(dim)`` on ``(B, H, W, dim)``: pad ``H, W`` to
+    even, concatenate each 2 x 2 neighbourhood (``merge``, a copy), ``norm`` (LayerNorm
+    over ``4 dim``) and ``reduction`` (Linear ``4 dim -> 2 dim``, no bias): ``(B,
+    ceil(H/2), ceil(W/2), 2 dim)``.
+
+    >>> PatchMerging(96).cost(("B", 56, 56, 96)).params
+    74496
+    """
+
+    def __init__(self, dim: SizeLike) -> None:
+        self.dim = to_size(dim, "PatchMerging", "dim")
+
+    def spec(self) -> str:
+        return f"PatchMerging({self.dim})"
+
+    def _cost(self, shape: Shape, name: str) -> Cost:
+        self._check_rank(shape, (4,), f"(B, H, W, {self.dim})")
+        self._check_channels(shape, shape[3], self.dim, "features")
+        merged = (shape[0], sp.sympify(patch_merging_size(shape[1])),
+                  sp.sympify(patch_merging_size(shape[2])), 4 * self.dim)
+        merge = moved(self, "merge", shape, merged).replace(layer="PatchMergingConcat",
+                                                            spec="merge 2x2 patches")
+        norm = LayerNorm(4 * self.dim)._cost(merged, "norm")
+        reduction = Linear(4 * self.dim, 2 * self.dim, bias=False)._cost(merged, "reduction")
+        return Cost(name, "PatchMerging", spec=self.spec(), children=[merge, norm, reduction],
+                    input_shape=shape, output_shape=reduction.output_shape)
