@@ -44,6 +44,7 @@ from symflops.symbols import (
     W,
     dim,
     groups,
+    head_dim,
     heads,
     mlp_ratio,
     symbol,
@@ -58,6 +59,8 @@ DEFAULT_PATH = Path("docs") / "formulas.md"
 _s, _p = symbol("s"), sp.Symbol("p", integer=True, nonnegative=True)
 #: the upscale (or downscale) factor of a pixel shuffle
 _r = symbol("r")
+#: the hidden width of a gated MLP, and the length of a learned position table
+_F, _ctx = symbol("F"), symbol("N_ctx")
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,29 @@ EXAMPLES: dict[str, Example] = {
     "Repeat": Example("Repeat(Linear(dim, dim), L)",
                       lambda: nn.Repeat(nn.Linear(dim, dim), L), (M, dim),
                       "the block costed once, times L (L may be a symbol)"),
+    "GatedMLP": Example("GatedMLP(dim, F, 'silu')", lambda: nn.GatedMLP(dim, _F, "silu"),
+                        (B, N, dim), "down(act(gate(x)) * up(x)): three matrices, no biases"),
+    "SwiGLU": Example("SwiGLU(dim, F)", lambda: nn.SwiGLU(dim, _F), (B, N, dim),
+                      "GatedMLP with SiLU (LLaMA)"),
+    "GeGLU": Example("GeGLU(dim, F)", lambda: nn.GeGLU(dim, _F), (B, N, dim),
+                     "GatedMLP with GELU"),
+    "RotaryEmbedding": Example("RotaryEmbedding(head_dim)",
+                               lambda: nn.RotaryEmbedding(head_dim), (B, N, dim),
+                               "the cos/sin table for N positions, once per forward; the "
+                               "rotation is MultiheadAttention(..., rotary=True), 7/2 per "
+                               "rotated element"),
+    "PositionEmbedding": Example("PositionEmbedding(N_ctx, dim)",
+                                 lambda: nn.PositionEmbedding(_ctx, dim), (B, N, dim),
+                                 "learned positions (GPT-2's wpe) added to the tokens"),
+    "TiedLMHead": Example("TiedLMHead(Embedding(V, dim))",
+                          lambda: nn.TiedLMHead(nn.Embedding(V, dim)), (B, N, dim),
+                          "a bias-free Linear sharing the embedding's weight: no parameters"),
+    "Reshape": Example("Reshape(B, N, heads, -1)", lambda: nn.Reshape(B, N, heads, -1),
+                       (B, N, dim), "data movement"),
+    "Permute": Example("Permute(0, 2, 1)", lambda: nn.Permute(0, 2, 1), (B, N, dim),
+                       "data movement"),
+    "Transpose": Example("Transpose(1, 2)", lambda: nn.Transpose(1, 2), (B, N, dim),
+                         "data movement"),
 }
 
 _BUILTIN = ("exact", "torch", "macs")

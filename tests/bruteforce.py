@@ -691,3 +691,46 @@ def transformer_block(shape: Shape, dim: int, heads: int, mlp_ratio: int = 4,
     params += p
     t.merge(residual_add(shape))
     return t.work(), shape, params
+
+
+# ----------------------------------------------------------------------------- LM layers
+def gated_mlp(shape: Shape, hidden: int, act: str) -> tuple[Work, Shape, int]:
+    """down(act(gate(x)) * up(x)), no biases: two projections, the activation, one
+    multiply per hidden element, the down projection."""
+    t = Tally()
+    params = 0
+    for _ in ("gate", "up"):
+        w, hidden_shape, p = linear(shape, hidden, bias=False)
+        t.merge(w)
+        params += p
+    t.merge(activation(hidden_shape, act)[0])
+    t.op("elementwise", math.prod(hidden_shape))  # gate * up
+    w, out, p = linear(hidden_shape, shape[-1], bias=False)
+    t.merge(w)
+    return t.work(), out, params + p
+
+
+def rotary_table(positions: int, head_dim: int) -> Work:
+    """transformers' LlamaRotaryEmbedding for ``positions`` positions, literally."""
+    t = Tally()
+    inv_freq = [10000.0 ** (-2 * i / head_dim) for i in range(head_dim // 2)]
+    for pos in range(positions):
+        angles = [Scalar(float(pos), t, "elementwise") * f for f in inv_freq]
+        for a in angles + angles:  # emb = cat(freqs, freqs)
+            cos, sin = a.apply(math.cos), a.apply(math.sin)
+            cos * 1.0, sin * 1.0  # times attention_scaling
+    return t.work()
+
+
+def rotary(vectors: int, head_dim: int) -> Work:
+    """``x * cos + rotate_half(x) * sin`` on ``vectors`` vectors; rotate_half's negation
+    of the second half is an aten.neg, counted here as the tracer counts it."""
+    t = Tally()
+    half = head_dim // 2
+    for _ in range(vectors):
+        x = [Scalar(0.1 * i, t, "elementwise") for i in range(head_dim)]
+        t.op("elementwise", half)  # -x2
+        rotated = [-v for v in x[half:]] + x[:half]
+        for xi, ri in zip(x, rotated, strict=True):
+            xi * 0.5 + ri * 0.8
+    return t.work()

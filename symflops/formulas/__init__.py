@@ -14,6 +14,7 @@ They use plain arithmetic, so the same function serves the symbolic layers in
 
 from symflops.formulas import derivation as _derivation_module
 from symflops.formulas import embedding as _embedding_module
+from symflops.formulas import rotary as _rotary_module
 from symflops.formulas._arith import (
     Size,
     Work,
@@ -121,6 +122,14 @@ from symflops.formulas.resize import (
     reduction_work,
     upsample_output_size,
 )
+from symflops.formulas.rotary import (
+    ROTARY_RATE,
+    ROTARY_TABLE_RATE,
+    rotary_derivation,
+    rotary_table_derivation,
+    rotary_table_work,
+    rotary_work,
+)
 
 __all__ = [
     "Size", "Work", "add_work", "ceildiv", "exact_div", "floordiv", "prod", "scale_work", "smin",
@@ -145,9 +154,12 @@ __all__ = [
     "interpolate_grad_derivation", "layer_norm_grad_derivations", "INTERPOLATE_DIMS",
     "upsample_output_size", "batch_norm_grad_derivations", "group_norm_grad_derivations",
     "rms_norm_grad_derivations", "avg_pool_grad_window_total", "running_stats_derivation",
+    "ROTARY_RATE", "ROTARY_TABLE_RATE", "rotary_derivation", "rotary_table_derivation",
+    "rotary_table_work", "rotary_work",
 ]
 
 #: modules whose examples (module docstrings and public names) run with this package's doctests
-__test__ = {f"{m.__name__}.{n}": getattr(m, n) for m in (_derivation_module, _embedding_module)
-            for n in m.__all__}
-__test__.update({m.__name__: m for m in (_derivation_module, _embedding_module)})
+_DOCTESTED = (_derivation_module, _embedding_module, _rotary_module)
+__test__ = {f"{m.__name__}.{n}": getattr(m, n) for m in _DOCTESTED for n in m.__all__
+            if callable(getattr(m, n))}
+__test__.update({m.__name__: m for m in _DOCTESTED})

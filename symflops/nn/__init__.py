@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from types import FunctionType
 
-from symflops.nn import _base, _composite, _conv, _layers
+from symflops.nn import _base, _composite, _conv, _layers, _transformer
 from symflops.nn._base import Layer
 from symflops.nn._composite import (
     MLP,
@@ -70,6 +70,17 @@ from symflops.nn._layers import (
     Tanh,
     Upsample,
 )
+from symflops.nn._transformer import (
+    GatedMLP,
+    GeGLU,
+    Permute,
+    PositionEmbedding,
+    Reshape,
+    RotaryEmbedding,
+    SwiGLU,
+    TiedLMHead,
+    Transpose,
+)
 
 __all__ = [
     "Layer", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d",
@@ -79,7 +90,8 @@ __all__ = [
     "GELU", "SiLU", "Sigmoid", "Tanh", "Hardswish", "Hardsigmoid", "Softmax", "Dropout",
     "Identity", "Flatten", "Embedding", "MultiheadAttention", "TransformerBlock", "MLP",
     "Sequential", "Residual", "Repeat", "GLU", "PixelShuffle", "PixelUnshuffle", "Upsample",
-    "LAYERS",
+    "GatedMLP", "SwiGLU", "GeGLU", "RotaryEmbedding", "PositionEmbedding", "TiedLMHead",
+    "Reshape", "Permute", "Transpose", "LAYERS",
 ]
 
 #: Every layer class by name (the formula reference and the CLI look layers up here).
@@ -90,11 +102,14 @@ LAYERS: dict[str, type[Layer]] = {
         MaxPool2d, AvgPool1d, AvgPool2d, AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool2d,
         ReLU, ReLU6, LeakyReLU, GELU, SiLU, Sigmoid, Tanh, Hardswish, Hardsigmoid, GLU, Softmax,
         Dropout, Identity, Flatten, PixelShuffle, PixelUnshuffle, Upsample, Embedding,
-        MultiheadAttention, TransformerBlock, MLP, Sequential, Residual, Repeat)
+        MultiheadAttention, TransformerBlock, MLP, Sequential, Residual, Repeat, GatedMLP,
+        SwiGLU, GeGLU, RotaryEmbedding, PositionEmbedding, TiedLMHead, Reshape, Permute,
+        Transpose)
 }
 
 #: the submodules' examples (module docstrings and every public name) run with this
 #: package's doctests
-__test__ = {f"{m.__name__}.{n}": getattr(m, n) for m in (_base, _conv, _layers, _composite)
+_DOCTESTED = (_base, _conv, _layers, _composite, _transformer)
+__test__ = {f"{m.__name__}.{n}": getattr(m, n) for m in _DOCTESTED
             for n in m.__all__ if isinstance(getattr(m, n), (type, FunctionType))}
-__test__.update({m.__name__: m for m in (_base, _conv, _layers, _composite)})
+__test__.update({m.__name__: m for m in _DOCTESTED})
