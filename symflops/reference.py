@@ -45,6 +45,7 @@ from symflops.symbols import (
     W,
     dim,
     groups,
+    head_dim,
     heads,
     mlp_ratio,
     symbol,
@@ -59,6 +60,8 @@ DEFAULT_PATH = Path("docs") / "formulas.md"
 _s, _p = symbol("s"), sp.Symbol("p", integer=True, nonnegative=True)
 #: the upscale (or downscale) factor of a pixel shuffle
 _r = symbol("r")
+#: the hidden width of a gated MLP, and the length of a learned position table
+_F, _ctx = symbol("F"), symbol("N_ctx")
 
 
 @dataclass(frozen=True)
@@ -182,8 +185,6 @@ EXAMPLES: dict[str, Example] = {
                               "(B, N, dim)"),
     "ClassToken": Example("ClassToken(dim)", lambda: nn.ClassToken(dim), (B, N, dim),
                           "a learned token prepended: N + 1 tokens"),
-    "PositionEmbedding": Example("PositionEmbedding(N, dim)",
-                                 lambda: nn.PositionEmbedding(N, dim), (B, N, dim)),
     "WindowAttention": Example("WindowAttention(dim, heads, window)",
                                lambda: nn.WindowAttention(dim, heads, window), (B, H, W, dim),
                                "Swin: H, W padded to multiples of window; shift= shifts"),
@@ -197,6 +198,23 @@ EXAMPLES: dict[str, Example] = {
                         "one step of LSTM"),
     "GRUCell": Example("GRUCell(I, h)", lambda: nn.GRUCell(I, hidden_size), (B, I),
                        "one step of GRU"),
+    "GatedMLP": Example("GatedMLP(dim, F, 'silu')", lambda: nn.GatedMLP(dim, _F, "silu"),
+                        (B, N, dim), "down(act(gate(x)) * up(x)): three matrices, no biases"),
+    "SwiGLU": Example("SwiGLU(dim, F)", lambda: nn.SwiGLU(dim, _F), (B, N, dim),
+                      "GatedMLP with SiLU (LLaMA)"),
+    "GeGLU": Example("GeGLU(dim, F)", lambda: nn.GeGLU(dim, _F), (B, N, dim),
+                     "GatedMLP with GELU"),
+    "RotaryEmbedding": Example("RotaryEmbedding(head_dim)",
+                               lambda: nn.RotaryEmbedding(head_dim), (B, N, dim),
+                               "the cos/sin table for N positions, once per forward; the "
+                               "rotation is MultiheadAttention(..., rotary=True), 7/2 per "
+                               "rotated element"),
+    "PositionEmbedding": Example("PositionEmbedding(N_ctx, dim)",
+                                 lambda: nn.PositionEmbedding(_ctx, dim), (B, N, dim),
+                                 "learned positions (GPT-2's wpe) added to the tokens"),
+    "TiedLMHead": Example("TiedLMHead(Embedding(V, dim))",
+                          lambda: nn.TiedLMHead(nn.Embedding(V, dim)), (B, N, dim),
+                          "a bias-free Linear sharing the embedding's weight: no parameters"),
 }
 
 _BUILTIN = ("exact", "torch", "macs")

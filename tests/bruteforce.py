@@ -772,7 +772,7 @@ def _op(t: dict[str, int], kind: str, n: int = 1) -> None:
     t[kind] = t.get(kind, 0) + n
 
 
-def _sigmoid(t: dict[str, int], x: float) -> float:
+def _gate_sigmoid(t: dict[str, int], x: float) -> float:
     _op(t, "activation", 3)  # exp(-x), add 1, divide
     return 1 / (1 + math.exp(-x))
 
@@ -802,10 +802,10 @@ def lstm_step(t: dict[str, int], cell: Weights, x: list[float], h: list[float], 
     gx, gh = _gates(t, cell, x, h, 4 * hid, bias)
     _op(t, "elementwise", 4 * hid)
     g = [a + b for a, b in zip(gx, gh, strict=True)]
-    i = [_sigmoid(t, v) for v in g[:hid]]
-    f = [_sigmoid(t, v) for v in g[hid:2 * hid]]
+    i = [_gate_sigmoid(t, v) for v in g[:hid]]
+    f = [_gate_sigmoid(t, v) for v in g[hid:2 * hid]]
     gg = [_tanh(t, v) for v in g[2 * hid:3 * hid]]
-    o = [_sigmoid(t, v) for v in g[3 * hid:]]
+    o = [_gate_sigmoid(t, v) for v in g[3 * hid:]]
     _op(t, "elementwise", 3 * hid)  # f c, i g, +
     c2 = [fk * ck + ik * gk for fk, ck, ik, gk in zip(f, c, i, gg, strict=True)]
     _op(t, "elementwise", hid)  # o * tanh(c')
@@ -819,8 +819,8 @@ def gru_step(t: dict[str, int], cell: Weights, x: list[float], h: list[float], b
     hid = len(h)
     gx, gh = _gates(t, cell, x, h, 3 * hid, bias)
     _op(t, "elementwise", 2 * hid)
-    r = [_sigmoid(t, a + b) for a, b in zip(gx[:hid], gh[:hid], strict=True)]
-    z = [_sigmoid(t, a + b) for a, b in zip(gx[hid:2 * hid], gh[hid:2 * hid], strict=True)]
+    r = [_gate_sigmoid(t, a + b) for a, b in zip(gx[:hid], gh[:hid], strict=True)]
+    z = [_gate_sigmoid(t, a + b) for a, b in zip(gx[hid:2 * hid], gh[hid:2 * hid], strict=True)]
     _op(t, "elementwise", 2 * hid)  # r * (h W_hn + b_hn), + x part
     n = [_tanh(t, a + rk * b) for a, rk, b in zip(gx[2 * hid:], r, gh[2 * hid:], strict=True)]
     _op(t, "elementwise", 3 * hid)  # h - n, z *, n +
@@ -844,3 +844,44 @@ def recurrent(shape: Shape, cell: str, hidden: int, bias: bool = True
             gru_step(t, w, [0.0] * inputs, [0.0] * hidden, bias)
     params = g * hidden * (inputs + hidden) + (2 * g * hidden if bias else 0)
     return {k: v for k, v in t.items() if v}, (steps, batch, hidden), params
+# ----------------------------------------------------------------------------- LM layers
+def gated_mlp(shape: Shape, hidden: int, act: str) -> tuple[Work, Shape, int]:
+    """down(act(gate(x)) * up(x)), no biases: two projections, the activation, one
+    multiply per hidden element, the down projection."""
+    t = Tally()
+    params = 0
+    for _ in ("gate", "up"):
+        w, hidden_shape, p = linear(shape, hidden, bias=False)
+        t.merge(w)
+        params += p
+    t.merge(activation(hidden_shape, act)[0])
+    t.op("elementwise", math.prod(hidden_shape))  # gate * up
+    w, out, p = linear(hidden_shape, shape[-1], bias=False)
+    t.merge(w)
+    return t.work(), out, params + p
+
+
+def rotary_table(positions: int, head_dim: int) -> Work:
+    """transformers' LlamaRotaryEmbedding for ``positions`` positions, literally."""
+    t = Tally()
+    inv_freq = [10000.0 ** (-2 * i / head_dim) for i in range(head_dim // 2)]
+    for pos in range(positions):
+        angles = [Scalar(float(pos), t, "elementwise") * f for f in inv_freq]
+        for a in angles + angles:  # emb = cat(freqs, freqs)
+            cos, sin = a.apply(math.cos), a.apply(math.sin)
+            cos * 1.0, sin * 1.0  # times attention_scaling
+    return t.work()
+
+
+def rotary(vectors: int, head_dim: int) -> Work:
+    """``x * cos + rotate_half(x) * sin`` on ``vectors`` vectors; rotate_half's negation
+    of the second half is an aten.neg, counted here as the tracer counts it."""
+    t = Tally()
+    half = head_dim // 2
+    for _ in range(vectors):
+        x = [Scalar(0.1 * i, t, "elementwise") for i in range(head_dim)]
+        t.op("elementwise", half)  # -x2
+        rotated = [-v for v in x[half:]] + x[:half]
+        for xi, ri in zip(x, rotated, strict=True):
+            xi * 0.5 + ri * 0.8
+    return t.work()

@@ -42,6 +42,7 @@ from symflops.symbols import (
     W,
     dim,
     groups,
+    head_dim,
     heads,
     symbol,
 )
@@ -1141,6 +1142,79 @@ for _cls, _g, _ew, _act in (("LSTMCell", 4, 8, 11), ("GRUCell", 3, 7, 7)):
             (1, p[B], p[I]), "lstm" if c == "LSTMCell" else "gru", p[_hs])),
         torch=lambda p, c=_cls: (_hidden_out(getattr(_tnn()[1], c)(p[I], p[_hs])),
                                  (p[B], p[I])),
+    ))
+
+
+# ============================================================================ LM layers
+_F, _ctx = symbol("F"), symbol("N_ctx")
+
+
+def _torch_gated(p: dict[sp.Symbol, int], act: str) -> tuple[Any, tuple[Any, ...]]:
+    _, tnn = _tnn()
+    fn = {"silu": tnn.SiLU(), "gelu": tnn.GELU()}[act]
+
+    class Gated(tnn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.g, self.u = tnn.Linear(p[dim], p[_F], False), tnn.Linear(p[dim], p[_F], False)
+            self.d = tnn.Linear(p[_F], p[dim], False)
+
+        def forward(self, x: Any) -> Any:
+            return self.d(fn(self.g(x)) * self.u(x))
+
+    return Gated(), (p[B], p[N], p[dim])
+
+
+# GatedMLP(dim, F) on (B, N, dim): gate and up B N F dot products of length dim each
+# (2 dim - 1, no bias), SiLU 4 and the gate product 1 per hidden element, down B N dim
+# dot products of length F. Params 3 dim F. GeGLU: GELU's 5 instead of SiLU's 4.
+for _id, _mk, _act, _rate in (
+        ("GatedMLP", lambda: nn.GatedMLP(dim, _F), "silu", 4),
+        ("SwiGLU", lambda: nn.SwiGLU(dim, _F), "silu", 4),
+        ("GeGLU", lambda: nn.GeGLU(dim, _F), "gelu", 5)):
+    case(Case(
+        _id, _mk, (B, N, dim), params=3 * dim * _F,
+        exact=(2 * B * N * _F * (2 * dim - 1) + (_rate + 1) * B * N * _F
+               + B * N * dim * (2 * _F - 1)),
+        macs=3 * B * N * dim * _F, out=(B, N, dim),
+        points=[{B: 2, N: 3, dim: 4, _F: 5}],
+        brute=lambda p, a=_act: bf.gated_mlp((p[B], p[N], p[dim]), p[_F], a),
+        torch=lambda p, a=_act: _torch_gated(p, a),
+    ))
+# RotaryEmbedding(head_dim) on (B, N, dim): the cos/sin table of N positions, 9/2 per
+# position and head_dim (angles head_dim/2, cos and sin 2 head_dim, scaling 2 head_dim).
+case(Case(
+    "RotaryEmbedding", lambda: nn.RotaryEmbedding(head_dim), (B, N, dim),
+    params=0, exact=sp.Rational(9, 2) * N * head_dim, macs=0, out=(B, N, dim),
+    points=[{B: 2, N: 3, dim: 5, head_dim: 4}],
+    brute=lambda p: (bf.rotary_table(p[N], p[head_dim]), (p[B], p[N], p[dim]), 0),
+))
+# PositionEmbedding(N_ctx, dim) on (B, N, dim): N_ctx dim parameters, one add per element.
+case(Case(
+    "PositionEmbedding-context", lambda: nn.PositionEmbedding(_ctx, dim), (B, N, dim),
+    params=_ctx * dim, exact=B * N * dim, macs=0, out=(B, N, dim),
+    points=[{B: 2, N: 3, dim: 4, _ctx: 5}],
+    brute=lambda p: (bf.residual_add((p[B], p[N], p[dim])), (p[B], p[N], p[dim]),
+                     p[_ctx] * p[dim]),
+))
+# TiedLMHead(Embedding(V, dim)) on (B, N, dim): B N V dot products of length dim, no bias;
+# no parameters of its own (the embedding's weight).
+case(Case(
+    "TiedLMHead", lambda: nn.TiedLMHead(nn.Embedding(V, dim)), (B, N, dim),
+    params=0, exact=B * N * V * (2 * dim - 1), macs=B * N * V * dim, out=(B, N, V),
+    points=[{B: 2, N: 3, dim: 4, V: 5}],
+    brute=lambda p: (bf.linear((p[B], p[N], p[dim]), p[V], bias=False)[0],
+                     (p[B], p[N], p[V]), 0),
+))
+# Reshape, Permute, Transpose: data movement, no arithmetic.
+for _id, _mk, _out, _pt in (
+        ("Reshape-heads", lambda: nn.Reshape(B, N, heads, -1), (B, N, heads, dim / heads),
+         {B: 2, N: 3, dim: 4, heads: 2}),
+        ("Permute-3d", lambda: nn.Permute(0, 2, 1), (B, dim, N), {B: 2, N: 3, dim: 4}),
+        ("Transpose-3d", lambda: nn.Transpose(1, 2), (B, dim, N), {B: 2, N: 3, dim: 4})):
+    case(Case(
+        _id, _mk, (B, N, dim), params=0, exact=0, macs=0, out=_out, points=[_pt],
+        brute=lambda p, o=_out: ({}, tuple(int(sp.sympify(s).subs(p)) for s in o), 0),
     ))
 
 

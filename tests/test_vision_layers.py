@@ -28,7 +28,7 @@ from symflops.symbols import B, C, H, N, W, dim, heads, symbol
     (lambda: nn.PatchEmbedding(3, 8, 0), (B, 3, H, W), "PatchEmbedding"),
     (lambda: nn.ClassToken(8), (B, N, 4), "ClassToken"),
     (lambda: nn.ClassToken(8), (B, 8), "ClassToken"),
-    (lambda: nn.PositionEmbedding(197, 8), (B, 196, 8), "PositionEmbedding"),
+    (lambda: nn.PositionEmbedding(197, 8), (B, 198, 8), "PositionEmbedding"),
     (lambda: nn.WindowAttention(96, 5, 7), (B, H, W, 96), "WindowAttention"),
     (lambda: nn.WindowAttention(96, 3, 7, shift=7), (B, H, W, 96), "WindowAttention"),
     (lambda: nn.WindowAttention(96, 3, 7), (B, 96, H, W), "WindowAttention"),

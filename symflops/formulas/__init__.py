@@ -14,6 +14,7 @@ They use plain arithmetic, so the same function serves the symbolic layers in
 
 from symflops.formulas import derivation as _derivation_module
 from symflops.formulas import embedding as _embedding_module
+from symflops.formulas import rotary as _rotary_module
 from symflops.formulas._arith import (
     Size,
     Work,
@@ -127,6 +128,14 @@ from symflops.formulas.resize import (
     reduction_work,
     upsample_output_size,
 )
+from symflops.formulas.rotary import (
+    ROTARY_RATE,
+    ROTARY_TABLE_RATE,
+    rotary_derivation,
+    rotary_table_derivation,
+    rotary_table_work,
+    rotary_work,
+)
 from symflops.formulas.tokens import (
     class_token_derivation,
     position_embedding_derivation,
@@ -168,9 +177,12 @@ __all__ = [
     "patch_merging_size", "relative_bias_params", "window", "window_attention_derivations",
     "window_attention_parts", "window_padded",
     "RECURRENT_GATES", "recurrent_derivation", "recurrent_params", "recurrent_step_work",
+    "ROTARY_RATE", "ROTARY_TABLE_RATE", "rotary_derivation", "rotary_table_derivation",
+    "rotary_table_work", "rotary_work",
 ]
 
 #: modules whose examples (module docstrings and public names) run with this package's doctests
-__test__ = {f"{m.__name__}.{n}": getattr(m, n) for m in (_derivation_module, _embedding_module)
-            for n in m.__all__}
-__test__.update({m.__name__: m for m in (_derivation_module, _embedding_module)})
+_DOCTESTED = (_derivation_module, _embedding_module, _rotary_module)
+__test__ = {f"{m.__name__}.{n}": getattr(m, n) for m in _DOCTESTED for n in m.__all__
+            if callable(getattr(m, n))}
+__test__.update({m.__name__: m for m in _DOCTESTED})

@@ -18,7 +18,16 @@ from __future__ import annotations
 
 from types import FunctionType
 
-from symflops.nn import _base, _composite, _conv, _layers, _recurrent, _vision, _window
+from symflops.nn import (
+    _base,
+    _composite,
+    _conv,
+    _layers,
+    _recurrent,
+    _transformer,
+    _vision,
+    _window,
+)
 from symflops.nn._base import Layer, SizeLike, to_size
 from symflops.nn._composite import (
     MLP,
@@ -71,11 +80,18 @@ from symflops.nn._layers import (
     Upsample,
 )
 from symflops.nn._recurrent import GRU, LSTM, GRUCell, LSTMCell
+from symflops.nn._transformer import (
+    GatedMLP,
+    GeGLU,
+    PositionEmbedding,
+    RotaryEmbedding,
+    SwiGLU,
+    TiedLMHead,
+)
 from symflops.nn._vision import (
     ClassToken,
     PatchEmbedding,
     Permute,
-    PositionEmbedding,
     Reshape,
     Select,
     Transpose,
@@ -94,6 +110,7 @@ __all__ = [
     "Permute", "Transpose", "Reshape", "Select", "PatchEmbedding", "ClassToken",
     "PositionEmbedding", "WindowAttention", "PatchMerging", "SizeLike", "to_size",
     "LSTM", "GRU", "LSTMCell", "GRUCell",
+    "GatedMLP", "SwiGLU", "GeGLU", "RotaryEmbedding", "TiedLMHead",
 ]
 
 #: Every layer class by name (the formula reference and the CLI look layers up here).
@@ -106,14 +123,16 @@ LAYERS: dict[str, type[Layer]] = {
         Dropout, Identity, Flatten, PixelShuffle, PixelUnshuffle, Upsample, Embedding,
         MultiheadAttention, TransformerBlock, MLP, Sequential, Residual, Repeat,
         Permute, Transpose, Reshape, Select, PatchEmbedding, ClassToken, PositionEmbedding,
-        WindowAttention, PatchMerging, LSTM, GRU, LSTMCell, GRUCell)
+        WindowAttention, PatchMerging, LSTM, GRU, LSTMCell, GRUCell, GatedMLP,
+        SwiGLU, GeGLU, RotaryEmbedding, TiedLMHead)
 }
 
 #: the submodules' examples (module docstrings and every public name) run with this
 #: package's doctests
-__test__ = {f"{m.__name__}.{n}": getattr(m, n) for m in (_base, _conv, _layers, _composite)
+_DOCTESTED = (_base, _conv, _layers, _composite, _transformer)
+__test__ = {f"{m.__name__}.{n}": getattr(m, n) for m in _DOCTESTED
             for n in m.__all__ if isinstance(getattr(m, n), (type, FunctionType))}
-__test__.update({m.__name__: m for m in (_base, _conv, _layers, _composite)})
+__test__.update({m.__name__: m for m in _DOCTESTED})
 __test__.update({f"{m.__name__}.{n}": getattr(m, n) for m in (_vision, _window, _recurrent)
                  for n in m.__all__})
 __test__.update({m.__name__: m for m in (_vision, _window, _recurrent)})

@@ -15,7 +15,12 @@ import sympy as sp
 
 from symflops.cost import Cost
 from symflops.errors import SymflopsError
-from symflops.formulas import attention_derivations, elementwise_derivation, exact_div
+from symflops.formulas import (
+    attention_derivations,
+    elementwise_derivation,
+    exact_div,
+    rotary_derivation,
+)
 from symflops.nn._base import (
     Layer,
     Shape,
@@ -38,18 +43,32 @@ class MultiheadAttention(Layer):
     ``kv_heads`` < ``heads`` gives grouped-query attention (smaller K/V projections);
     ``causal=True`` masks, and ``skip_masked=True`` counts only the unmasked half, as
     kernels that skip masked blocks do (the default counts the dense product, as torch
-    computes and counts it).
+    computes and counts it). ``rotary=True`` rotates queries and keys (RoPE, a ``rotary``
+    child after ``qkv``: 7/2 per element, :mod:`symflops.formulas.rotary`).
+    ``kv_len=S`` makes it cross-attention: queries from the ``N`` tokens of the input,
+    keys and values projected from ``S`` encoder tokens of width ``embed_dim``
+    (children ``q_proj`` and ``kv_proj`` instead of ``qkv``).
+
+    >>> from symflops.symbols import S
+    >>> MultiheadAttention(8, 2, kv_len=S).cost(("B", "N", 8)).macs
+    16*B*N*S + 128*B*N + 128*B*S
     """
 
     def __init__(self, embed_dim: SizeLike, num_heads: SizeLike, dropout: float = 0.0,
                  bias: bool = True, *, kv_heads: SizeLike | None = None, causal: bool = False,
-                 skip_masked: bool = False, batch_first: bool = True) -> None:
+                 skip_masked: bool = False, batch_first: bool = True, rotary: bool = False,
+                 kv_len: SizeLike | None = None) -> None:
         self.embed_dim = to_size(embed_dim, "MultiheadAttention", "embed_dim")
         self.num_heads = to_size(num_heads, "MultiheadAttention", "num_heads")
         self.kv_heads = self.num_heads if kv_heads is None else \
             to_size(kv_heads, "MultiheadAttention", "kv_heads")
         self.bias, self.causal, self.skip_masked = bool(bias), bool(causal), bool(skip_masked)
-        self.batch_first = bool(batch_first)
+        self.batch_first, self.rotary = bool(batch_first), bool(rotary)
+        self.kv_len = None if kv_len is None else to_size(kv_len, "MultiheadAttention", "kv_len")
+        if self.kv_len is not None and self.causal:
+            raise SymflopsError("cross-attention (kv_len) is not causal",
+                                layer="MultiheadAttention", values={"kv_len": kv_len},
+                                fix="drop causal=True, or drop kv_len for self-attention")
         if self.embed_dim.is_number and self.num_heads.is_number and \
                 self.embed_dim % self.num_heads != 0:
             raise SymflopsError("num_heads must divide embed_dim", layer="MultiheadAttention",
@@ -76,6 +95,10 @@ class MultiheadAttention(Layer):
             parts.append("causal=True")
         if self.skip_masked:
             parts.append("skip_masked=True")
+        if self.rotary:
+            parts.append("rotary=True")
+        if self.kv_len is not None:
+            parts.append(f"kv_len={self.kv_len}")
         return f"MultiheadAttention({', '.join(parts)})"
 
     def _cost(self, shape: Shape, name: str) -> Cost:
@@ -87,13 +110,26 @@ class MultiheadAttention(Layer):
             n = shape[-2]
             batch = shape[0] if len(shape) == 3 else sp.Integer(1)
         kv_dim = self.kv_heads * self.head_dim
-        qkv = Linear(self.embed_dim, self.embed_dim + 2 * kv_dim, bias=self.bias)
-        children = [qkv._cost(shape, "qkv")]
+        s = n if self.kv_len is None else self.kv_len
+        if self.kv_len is None:
+            qkv = Linear(self.embed_dim, self.embed_dim + 2 * kv_dim, bias=self.bias)
+            children = [qkv._cost(shape, "qkv")]
+        else:
+            kv_shape = shape[:-2] + (s, self.embed_dim)
+            children = [Linear(self.embed_dim, self.embed_dim, bias=self.bias)._cost(
+                            shape, "q_proj"),
+                        Linear(self.embed_dim, 2 * kv_dim, bias=self.bias)._cost(
+                            kv_shape, "kv_proj")]
+        if self.rotary:
+            vectors = batch * (n * self.num_heads + s * self.kv_heads)
+            children.append(Cost.from_derivation(
+                "rotary", "Rotary", rotary_derivation(vectors, self.head_dim),
+                spec=f"rotary({self.head_dim})", input_shape=shape, output_shape=shape))
         heads_shape = (batch, self.num_heads, n)
-        parts = attention_derivations(batch, self.num_heads, n, n, self.head_dim,
+        parts = attention_derivations(batch, self.num_heads, n, s, self.head_dim,
                                       causal=self.causal, skip_masked=self.skip_masked)
         for part, d in parts.items():
-            out = heads_shape + ((n,) if part != "context" else (self.head_dim,))
+            out = heads_shape + ((s,) if part != "context" else (self.head_dim,))
             children.append(Cost.from_derivation(
                 part, "Attention" + part.capitalize(), d, spec=f"attention.{part}",
                 input_shape=shape, output_shape=out))

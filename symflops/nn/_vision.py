@@ -19,7 +19,6 @@ from symflops.errors import SymflopsError
 from symflops.formulas import (
     class_token_derivation,
     exact_div,
-    position_embedding_derivation,
 )
 from symflops.formulas.derivation import Derivation
 from symflops.nn._base import (
@@ -37,8 +36,7 @@ from symflops.nn._composite import Sequential
 from symflops.nn._conv import Conv2d
 from symflops.nn._layers import Flatten
 
-__all__ = ["Permute", "Transpose", "Reshape", "Select", "PatchEmbedding", "ClassToken",
-           "PositionEmbedding"]
+__all__ = ["Permute", "Transpose", "Reshape", "Select", "PatchEmbedding", "ClassToken"]
 
 
 def moved(layer: Layer, name: str, shape: Shape, out: Shape) -> Cost:
@@ -217,29 +215,3 @@ class ClassToken(Layer):
         self._check_channels(shape, shape[-1], self.dim, "features")
         out = (shape[0], shape[1] + 1, shape[2])
         return self._leaf(name, shape, out, class_token_derivation(self.dim))
-
-
-class PositionEmbedding(Layer):
-    """A learned position embedding (a ``tokens x dim`` table) added to ``(B, tokens,
-    dim)``: ``tokens * dim`` parameters, one add per element. ``tokens`` counts every
-    position, the class token too (ViT: ``(H/p)(W/p) + 1``).
-
-    >>> PositionEmbedding(197, 768).cost(("B", 197, 768)).flops
-    151296*B
-    """
-
-    def __init__(self, tokens: SizeLike, dim: SizeLike) -> None:
-        self.tokens = to_size(tokens, "PositionEmbedding", "tokens")
-        self.dim = to_size(dim, "PositionEmbedding", "dim")
-
-    def spec(self) -> str:
-        return f"PositionEmbedding({self.tokens}, {self.dim})"
-
-    def _cost(self, shape: Shape, name: str) -> Cost:
-        self._check_rank(shape, (3,), f"(B, {self.tokens}, {self.dim})")
-        self._check_channels(shape, shape[1], self.tokens, "tokens")
-        self._check_channels(shape, shape[2], self.dim, "features")
-        return self._leaf(name, shape, shape,
-                          position_embedding_derivation(shape[0], self.tokens, self.dim))
-
-

@@ -1,0 +1,112 @@
+"""Language-model presets built only from ``sf.nn`` layers, every size a symbol (or an
+int): ``gpt`` (GPT-2), ``llama`` (LLaMA, Mistral) and ``mixtral`` (sparse MoE).
+
+Each returns an ``sf.nn`` layer whose input is the token ids ``(B, N)``; its children
+carry transformers' module names, so the preset and a trace of the matching
+``transformers`` model read side by side.
+
+>>> import symflops as sf
+>>> from symflops.symbols import B, N, L, V, dim, heads
+>>> gpt = sf.presets.gpt(dim=dim, heads=heads, layers=L, vocab=V, context=N)
+>>> gpt.cost((B, N)).params.subs({dim: 768, heads: 12, L: 12, V: 50257, N: 1024})
+124439808
+"""
+
+from __future__ import annotations
+
+from symflops.errors import SymflopsError
+from symflops.formulas import exact_div
+from symflops.nn import (
+    GELU,
+    Embedding,
+    Layer,
+    LayerNorm,
+    Linear,
+    MultiheadAttention,
+    PositionEmbedding,
+    Repeat,
+    Residual,
+    RMSNorm,
+    RotaryEmbedding,
+    Sequential,
+    SwiGLU,
+    TiedLMHead,
+)
+from symflops.nn._base import SizeLike, to_size
+
+__all__ = ["gpt", "llama", "decoder"]
+
+
+def gpt(dim: SizeLike, heads: SizeLike, layers: SizeLike, vocab: SizeLike,
+        context: SizeLike, *, mlp_ratio: SizeLike = 4) -> Sequential:
+    """GPT-2 (transformers' ``GPT2LMHeadModel``, inference): token embedding ``wte`` and
+    learned positions ``wpe`` (``context`` of them), ``layers`` pre-norm blocks
+    (LayerNorm, causal multi-head attention with biases, LayerNorm, MLP ``dim ->
+    mlp_ratio*dim -> dim`` with GELU in its tanh form, ``gelu_new``), a final LayerNorm
+    ``ln_f`` and the LM head tied to ``wte`` (its weight counted once). Dropout is free
+    at inference.
+
+    Parameters: ``V dim + context dim + L (12 dim^2 + 13 dim) + 2 dim`` at
+    ``mlp_ratio=4``: GPT-2 small/medium/large/xl (dim 768/1024/1280/1600, L
+    12/24/36/48, heads 12/16/20/25, V 50257, context 1024) have 124,439,808,
+    354,823,168, 774,030,080 and 1,557,611,200.
+
+    >>> gpt(768, 12, 12, 50257, 1024).cost(("B", "N")).params
+    124439808
+    """
+    d = to_size(dim, "gpt", "dim")
+    wte = Embedding(vocab, d)
+    hidden = to_size(mlp_ratio, "gpt", "mlp_ratio") * d
+    block = Sequential({
+        "attn": Residual(Sequential({"ln_1": LayerNorm(d),
+                                     "attn": MultiheadAttention(d, heads, causal=True)})),
+        "mlp": Residual(Sequential({"ln_2": LayerNorm(d), "c_fc": Linear(d, hidden),
+                                    "act": GELU("tanh"), "c_proj": Linear(hidden, d)})),
+    })
+    return Sequential({"wte": wte, "wpe": PositionEmbedding(context, d),
+                       "h": Repeat(block, layers), "ln_f": LayerNorm(d),
+                       "lm_head": TiedLMHead(wte)})
+
+
+def decoder(dim: SizeLike, heads: SizeLike, kv_heads: SizeLike | None, layers: SizeLike,
+            vocab: SizeLike, mlp: Layer, *, tie_embeddings: bool = False,
+            name: str = "decoder") -> Sequential:
+    """The LLaMA-style decoder around a given ``mlp`` layer (SwiGLU for :func:`llama`, a
+    mixture of experts for ``mixtral``): token embedding, the rotary table, ``layers``
+    pre-norm blocks (RMSNorm, causal attention without biases with ``kv_heads``
+    key/value heads and rotary queries and keys, RMSNorm, ``mlp``), a final RMSNorm and
+    the LM head (untied unless ``tie_embeddings``)."""
+    d = to_size(dim, name, "dim")
+    h = to_size(heads, name, "heads")
+    if d.is_number and h.is_number and d % h:
+        raise SymflopsError("heads must divide dim", layer=name, values={"dim": d, "heads": h},
+                            fix="choose heads among the divisors of dim")
+    embed = Embedding(vocab, d)
+    attn = MultiheadAttention(d, h, bias=False, kv_heads=kv_heads, causal=True, rotary=True)
+    block = Sequential({
+        "self_attn": Residual(Sequential({"input_layernorm": RMSNorm(d), "self_attn": attn})),
+        "mlp": Residual(Sequential({"post_attention_layernorm": RMSNorm(d), "mlp": mlp})),
+    })
+    head: Layer = TiedLMHead(embed) if tie_embeddings else Linear(d, vocab, bias=False)
+    return Sequential({"embed_tokens": embed, "rotary_emb": RotaryEmbedding(exact_div(d, h)),
+                       "layers": Repeat(block, layers), "norm": RMSNorm(d), "lm_head": head})
+
+
+def llama(dim: SizeLike, heads: SizeLike, kv_heads: SizeLike | None, layers: SizeLike,
+          vocab: SizeLike, hidden: SizeLike, *, tie_embeddings: bool = False) -> Sequential:
+    """LLaMA (transformers' ``LlamaForCausalLM``, inference; also ``MistralForCausalLM``
+    while the sequence fits its sliding window): grouped-query attention (``kv_heads``;
+    ``None``: as many as ``heads``), rotary embeddings, RMSNorm, a SwiGLU MLP of width
+    ``hidden`` and an untied LM head (``tie_embeddings=True`` ties it, as Llama 3.2 1B).
+
+    Parameters: ``2 V dim + L (2 dim^2 + 2 dim kv_dim + 3 dim hidden + 2 dim) + dim``
+    with ``kv_dim = kv_heads dim / heads``: Llama-2-7B (dim 4096, 32 heads, 32 layers,
+    V 32000, hidden 11008) has 6,738,415,616; Mistral-7B (8 kv heads, hidden 14336)
+    7,241,732,096.
+
+    >>> llama(4096, 32, 32, 32, 32000, 11008).cost(("B", "N")).params
+    6738415616
+    """
+    d = to_size(dim, "llama", "dim")
+    return decoder(d, heads, kv_heads, layers, vocab, SwiGLU(d, hidden),
+                   tie_embeddings=tie_embeddings, name="llama")
