@@ -12,6 +12,7 @@ They use plain arithmetic, so the same function serves the symbolic layers in
 110592
 """
 
+from symflops.formulas import backward as _backward_module
 from symflops.formulas import derivation as _derivation_module
 from symflops.formulas import embedding as _embedding_module
 from symflops.formulas._arith import (
@@ -33,6 +34,16 @@ from symflops.formulas.attention import (
     attention_parts,
     attention_projection_derivation,
     attention_work,
+)
+from symflops.formulas.backward import (
+    DROPOUT_GRAD_RATE,
+    DROPOUT_RATE,
+    attention_core_backward_derivations,
+    dropout_derivation,
+    dropout_grad_derivation,
+    grad_accumulation_derivation,
+    linear_backward_derivations,
+    matmul_backward_derivations,
 )
 from symflops.formulas.conv import (
     conv_backward_derivations,
@@ -145,9 +156,13 @@ __all__ = [
     "interpolate_grad_derivation", "layer_norm_grad_derivations", "INTERPOLATE_DIMS",
     "upsample_output_size", "batch_norm_grad_derivations", "group_norm_grad_derivations",
     "rms_norm_grad_derivations", "avg_pool_grad_window_total", "running_stats_derivation",
+    "DROPOUT_RATE", "DROPOUT_GRAD_RATE", "attention_core_backward_derivations",
+    "dropout_derivation", "dropout_grad_derivation", "grad_accumulation_derivation",
+    "linear_backward_derivations", "matmul_backward_derivations",
 ]
 
 #: modules whose examples (module docstrings and public names) run with this package's doctests
-__test__ = {f"{m.__name__}.{n}": getattr(m, n) for m in (_derivation_module, _embedding_module)
-            for n in m.__all__}
-__test__.update({m.__name__: m for m in (_derivation_module, _embedding_module)})
+_DOCTESTED = (_backward_module, _derivation_module, _embedding_module)
+__test__ = {f"{m.__name__}.{n}": getattr(m, n) for m in _DOCTESTED for n in m.__all__
+            if callable(getattr(m, n))}
+__test__.update({m.__name__: m for m in _DOCTESTED})
