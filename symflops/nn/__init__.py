@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from types import FunctionType
 
-from symflops.nn import _base, _composite, _conv, _layers
+from symflops.nn import _base, _composite, _conv, _layers, _train
 from symflops.nn._base import Layer
 from symflops.nn._composite import (
     MLP,
@@ -95,6 +95,6 @@ LAYERS: dict[str, type[Layer]] = {
 
 #: the submodules' examples (module docstrings and every public name) run with this
 #: package's doctests
-__test__ = {f"{m.__name__}.{n}": getattr(m, n) for m in (_base, _conv, _layers, _composite)
+__test__ = {f"{m.__name__}.{n}": getattr(m, n) for m in (_base, _conv, _layers, _composite, _train)
             for n in m.__all__ if isinstance(getattr(m, n), (type, FunctionType))}
-__test__.update({m.__name__: m for m in (_base, _conv, _layers, _composite)})
+__test__.update({m.__name__: m for m in (_base, _conv, _layers, _composite, _train)})

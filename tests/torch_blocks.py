@@ -1,0 +1,64 @@
+"""Plain torch modules that compute what ``sf.nn`` layers describe, op by op, for the
+training tests (``sf.nn`` train mode == ``sf.trace(..., mode="train")`` on these).
+
+Dropout: on CPU ``F.dropout`` draws a float noise tensor (``bernoulli_``, ``div_``,
+``mul``) and saves it; CUDA runs the fused ``native_dropout`` (a bool mask, 1 byte per
+element), which is what ``sf.nn`` and Korthikanti et al. count. :class:`FusedDropout`
+calls ``native_dropout`` so that the CPU trace runs the same kernel.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class FusedDropout(nn.Module):
+    """``nn.Dropout`` through ``aten.native_dropout`` (CUDA's path) in training."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        return torch.native_dropout(x, self.p, True)[0]
+
+
+class Attention(nn.Module):
+    """``sf.nn.MultiheadAttention``: a fused q, k, v projection, ``Q K^T``, the scale,
+    softmax, dropout on the probabilities, ``A V`` and the output projection."""
+
+    def __init__(self, dim: int, heads: int, p: float = 0.0) -> None:
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.drop = FusedDropout(p)
+        self.out_proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(d // self.heads))
+        probs = self.drop(scores.softmax(-1))
+        return self.out_proj((probs @ v).transpose(1, 2).reshape(b, n, d))
+
+
+class Block(nn.Module):
+    """``sf.nn.TransformerBlock(dim, heads, ratio, dropout=p)``: pre-norm attention and
+    GELU MLP residuals, dropout after each."""
+
+    def __init__(self, dim: int, heads: int, ratio: int = 4, p: float = 0.0) -> None:
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attn = Attention(dim, heads, p)
+        self.fc1, self.act = nn.Linear(dim, ratio * dim), nn.GELU()
+        self.fc2 = nn.Linear(ratio * dim, dim)
+        self.drop1, self.drop2 = FusedDropout(p), FusedDropout(p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop1(self.attn(self.norm1(x)))
+        return x + self.drop2(self.fc2(self.act(self.fc1(self.norm2(x)))))
