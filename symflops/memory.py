@@ -38,7 +38,7 @@ from symflops.errors import SymflopsError
 
 __all__ = ["Precision", "Saved", "Memory", "Optimizer", "Accounting", "register_optimizer",
            "get_optimizer", "optimizers", "register_accounting", "get_accounting",
-           "accountings", "REGIONS", "DTYPES"]
+           "accountings", "unique", "REGIONS", "DTYPES"]
 
 #: where a saved tensor lives under Megatron-style model parallelism
 REGIONS = ("sequence", "tensor")

@@ -135,3 +135,91 @@ def test_activation_memory_is_linear_in_the_batch(b, n, d_heads, p):
     act = block.cost((B, n, 8), mode="train").memory.activations
     assert sp.degree(act, B) == 1 and act.subs(B, 0) == 0
     assert act.subs(B, 2 * b) == 2 * act.subs(B, b)
+
+
+# ----------------------------------------------------------------------------- the tracer
+torch = pytest.importorskip("torch")
+
+from torch import nn  # noqa: E402
+
+try:
+    from tests import torch_blocks as tb
+    from tests.test_model_safety import assert_same, deep_snapshot
+except ImportError:  # pragma: no cover - run from inside tests/
+    import torch_blocks as tb  # type: ignore[no-redef]
+    from test_model_safety import assert_same, deep_snapshot  # type: ignore[no-redef]
+
+
+def _traced(real: nn.Module, spec: str) -> sf.Cost:
+    hints = {k: v for k, v in {"N": 8, "H": 16, "W": 16}.items() if k in spec.split()}
+    return sf.trace(real, spec, mode="train", hints=hints)
+
+
+@pytest.mark.parametrize("case", list(tb.CASES))
+def test_sfnn_activation_memory_equals_the_saved_tensors_torch_keeps(case):
+    """The tracer measures what autograd saves (saved-tensor hooks, storages deduplicated,
+    parameters skipped); sf.nn's torch accounting derives the same, layer by layer."""
+    build, spec, shape = tb.CASES[case]
+    sym, real = build()
+    measured = _traced(real, spec).memory
+    derived = sym.cost(shape, mode="train", accounting="torch").memory
+    assert sp.expand(measured.activations - derived.activations) == 0
+    assert (measured.param_count, measured.trainable) == (derived.param_count,
+                                                          derived.trainable)
+
+
+def test_frozen_layers_save_what_torch_saves():
+    sym, real = tb.CASES["conv-net"][0]()
+    real[0].requires_grad_(False)
+    measured = _traced(real, "B 3 H W").memory
+    derived = sym.cost((B, 3, sf.symbols.H, sf.symbols.W), mode="train", frozen=["0"],
+                       accounting="torch").memory
+    # the first conv is frozen and its input needs no gradient: it saves nothing
+    assert sp.expand(measured.activations - derived.activations) == 0
+    assert measured.trainable == derived.trainable == derived.param_count - (3 * 9 * 8 + 8)
+
+
+def test_the_block_measured_in_torch_is_korthikanti_plus_the_statistics():
+    """Measured on a torch block (16-bit, 1-byte masks): 34 sbh + 5 as^2 b and the two
+    LayerNorms' mean and rstd, 2 * 2 * 2 B N bytes."""
+    measured = _traced(tb.Block(16, 4, 4, 0.1), "B N 16").memory.activations
+    assert sp.expand(measured - (34 * B * N * 16 + 5 * B * 4 * N**2 + 8 * B * N)) == 0
+
+
+def _no_saved_tensor_hooks() -> bool:
+    return torch._C._autograd._top_saved_tensors_default_hooks(False) is None
+
+
+def test_the_saved_tensor_hooks_are_gone_after_a_trace_even_a_failed_one():
+    class Fails(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(8, 8)
+
+        def forward(self, x):
+            self.fc(x).relu()
+            raise RuntimeError("boom")
+
+    model = tb.Block(16, 4, 4, 0.1)
+    before = deep_snapshot(model)
+    assert _traced(model, "B N 16").memory is not None
+    assert _no_saved_tensor_hooks()
+    assert_same(before, deep_snapshot(model))
+    with pytest.raises(sf.SymflopsError, match="boom"):
+        sf.trace(Fails(), "B 8", mode="train")
+    assert _no_saved_tensor_hooks()
+
+
+def test_an_eval_trace_has_no_memory():
+    assert sf.trace(nn.Linear(4, 2), "B 4").memory is None
+
+
+@pytest.mark.parametrize("module", ["symflops.memory", "symflops.tracing._saved",
+                                    "symflops.nn._train", "symflops.formulas.backward"])
+def test_the_examples_in_the_docstrings_run(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module),
+                             optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0 and result.attempted > 0

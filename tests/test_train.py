@@ -29,41 +29,9 @@ def same_work(a: sf.Cost, b: sf.Cost) -> dict[str, sp.Expr]:
     return {k: v for k, v in diff.items() if v != 0}
 
 
-def conv_net() -> tuple[sf.nn.Layer, nn.Module]:
-    sym = sf.nn.Sequential(sf.nn.Conv2d(3, 8, 3, padding=1), sf.nn.BatchNorm2d(8),
-                           sf.nn.ReLU(), sf.nn.Conv2d(8, 8, 3, stride=2, bias=False),
-                           sf.nn.GroupNorm(2, 8), sf.nn.SiLU())
-    real = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
-                         nn.Conv2d(8, 8, 3, stride=2, bias=False), nn.GroupNorm(2, 8),
-                         nn.SiLU())
-    return sym, real
-
-
-CASES = {
-    "linear-stack": (lambda: (sf.nn.Sequential(sf.nn.Linear(8, 16), sf.nn.ReLU(),
-                                               sf.nn.Linear(16, 4)),
-                              nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))),
-                     "B 8", (B, 8)),
-    "mlp-tokens": (lambda: (sf.nn.MLP(8, 32, activation="gelu"),
-                            nn.Sequential(nn.Linear(8, 32), nn.GELU(), nn.Linear(32, 8))),
-                   "B N 8", (B, N, 8)),
-    "norms": (lambda: (sf.nn.Sequential(sf.nn.LayerNorm(8), sf.nn.Linear(8, 8, bias=False),
-                                        sf.nn.Tanh(), sf.nn.Softmax(-1)),
-                       nn.Sequential(nn.LayerNorm(8), nn.Linear(8, 8, bias=False), nn.Tanh(),
-                                     nn.Softmax(-1))),
-              "B N 8", (B, N, 8)),
-    "transformer-block": (lambda: (sf.nn.TransformerBlock(16, 4, 4), tb.Block(16, 4, 4)),
-                          "B N 16", (B, N, 16)),
-    "transformer-block-dropout": (lambda: (sf.nn.TransformerBlock(16, 4, 4, dropout=0.1),
-                                           tb.Block(16, 4, 4, 0.1)),
-                                  "B N 16", (B, N, 16)),
-    "conv-net": (conv_net, "B 3 H W", (B, 3, H, W)),
-}
-
-
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("case", list(tb.CASES))
 def test_sfnn_train_equals_the_tracer_kind_by_kind(case):
-    build, spec, shape = CASES[case]
+    build, spec, shape = tb.CASES[case]
     sym, real = build()
     hints = {k: v for k, v in {"N": 8, "H": 16, "W": 16}.items() if k in spec.split()}
     traced = sf.trace(real, spec, mode="train", hints=hints)
@@ -73,7 +41,7 @@ def test_sfnn_train_equals_the_tracer_kind_by_kind(case):
 
 
 def test_frozen_layers_have_no_weight_gradient_as_in_torch():
-    sym, real = CASES["linear-stack"][0]()
+    sym, real = tb.CASES["linear-stack"][0]()
     real[0].requires_grad_(False)
     traced = sf.trace(real, "B 8", mode="train")
     mine = sym.cost((B, 8), mode="train", frozen=["0"])
@@ -105,6 +73,19 @@ def test_the_3x_rule_and_its_exact_remainder():
     # with an input that needs a gradient (a layer deep in a network) the rule is exact
     deep = net.cost((m, i), convention="torch", mode="train", input_grad=True).flops
     assert sp.expand(deep - 3 * fwd) == 0
+
+
+def test_the_3x_rule_in_the_exact_convention():
+    """Linear(I, O) with bias on M rows whose input needs a gradient, every operation
+    counted: forward M O (I + (I - 1) + 1) = 2 M I O; backward grad_input M I dot
+    products of length O (M I (2 O - 1)), grad_weight O I of length M (O I (2 M - 1)),
+    grad_bias (M - 1) O adds. train = 6 M I O - M I - O I + M O - O, so
+    train / forward - 3 = (M O - M I - O I - O) / (2 M I O)."""
+    i, o, m = sp.symbols("I O M", positive=True, integer=True)
+    layer = sf.nn.Linear(i, o)
+    fwd = layer.cost((m, i)).flops
+    train = layer.cost((m, i), mode="train", input_grad=True).flops
+    assert sp.simplify(train / fwd - 3 - (m * o - m * i - o * i - o) / (2 * m * i * o)) == 0
 
 
 def test_the_3x_rule_for_a_transformer_block_and_megatron_recompute():
@@ -164,7 +145,8 @@ def test_a_repeated_block_trains_its_first_iteration_without_input_gradient():
     (dict(mode="train", frozen=["fc9"]), "frozen names parts the layer does not have"),
     (dict(mode="train", optimizer="adamw9"), "unknown optimizer"),
     (dict(mode="train", accounting="paper"), "unknown accounting"),
-], ids=["mode", "recompute", "eval-recompute", "frozen-text", "frozen-unknown", "optimizer", "accounting"])
+], ids=["mode", "recompute", "eval-recompute", "frozen-text", "frozen-unknown", "optimizer",
+        "accounting"])
 def test_bad_training_options_give_one_error(bad, match):
     with pytest.raises(sf.SymflopsError, match=match):
         sf.nn.Linear(8, 4).cost((B, 8), **bad)

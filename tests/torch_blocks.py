@@ -14,6 +14,9 @@ import math
 import torch
 from torch import nn
 
+import symflops as sf
+from symflops.symbols import B, H, N, W
+
 
 class FusedDropout(nn.Module):
     """``nn.Dropout`` through ``aten.native_dropout`` (CUDA's path) in training."""
@@ -62,3 +65,35 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.drop1(self.attn(self.norm1(x)))
         return x + self.drop2(self.fc2(self.act(self.fc1(self.norm2(x)))))
+
+
+def conv_net() -> tuple[sf.nn.Layer, nn.Module]:
+    sym = sf.nn.Sequential(sf.nn.Conv2d(3, 8, 3, padding=1), sf.nn.BatchNorm2d(8),
+                           sf.nn.ReLU(), sf.nn.Conv2d(8, 8, 3, stride=2, bias=False),
+                           sf.nn.GroupNorm(2, 8), sf.nn.SiLU())
+    real = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                         nn.Conv2d(8, 8, 3, stride=2, bias=False), nn.GroupNorm(2, 8),
+                         nn.SiLU())
+    return sym, real
+
+
+CASES = {
+    "linear-stack": (lambda: (sf.nn.Sequential(sf.nn.Linear(8, 16), sf.nn.ReLU(),
+                                               sf.nn.Linear(16, 4)),
+                              nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))),
+                     "B 8", (B, 8)),
+    "mlp-tokens": (lambda: (sf.nn.MLP(8, 32, activation="gelu"),
+                            nn.Sequential(nn.Linear(8, 32), nn.GELU(), nn.Linear(32, 8))),
+                   "B N 8", (B, N, 8)),
+    "norms": (lambda: (sf.nn.Sequential(sf.nn.LayerNorm(8), sf.nn.Linear(8, 8, bias=False),
+                                        sf.nn.Tanh(), sf.nn.Softmax(-1)),
+                       nn.Sequential(nn.LayerNorm(8), nn.Linear(8, 8, bias=False), nn.Tanh(),
+                                     nn.Softmax(-1))),
+              "B N 8", (B, N, 8)),
+    "transformer-block": (lambda: (sf.nn.TransformerBlock(16, 4, 4), Block(16, 4, 4)),
+                          "B N 16", (B, N, 16)),
+    "transformer-block-dropout": (lambda: (sf.nn.TransformerBlock(16, 4, 4, dropout=0.1),
+                                           Block(16, 4, 4, 0.1)),
+                                  "B N 16", (B, N, 16)),
+    "conv-net": (conv_net, "B 3 H W", (B, 3, H, W)),
+}
