@@ -151,7 +151,8 @@ except ImportError:  # pragma: no cover - run from inside tests/
 
 
 def _traced(real: nn.Module, spec: str) -> sf.Cost:
-    hints = {k: v for k, v in {"N": 8, "H": 16, "W": 16}.items() if k in spec.split()}
+    names = (spec if isinstance(spec, str) else spec[0]).split()
+    hints = {k: v for k, v in {"N": 8, "H": 16, "W": 16}.items() if k in names}
     return sf.trace(real, spec, mode="train", hints=hints)
 
 

@@ -127,6 +127,8 @@ def _repeated(layer: Repeat, shape: Shape, name: str, tr: Train,
 def _mha(layer: MultiheadAttention, shape: Shape, name: str, path: str, x: Ref,
          tr: Train) -> Step:
     if layer.kv_heads != layer.num_heads or layer.skip_masked:
+        # (a causal mask is a select in both passes: the dense product is counted, and the
+        # mask, a buffer or a constant, is not an activation)
         raise SymflopsError("mode='train' is not derived for grouped-query attention or "
                             "skip_masked yet", layer=layer.spec(),
                             fix="trace the torch module with sf.trace(..., mode='train')")

@@ -186,3 +186,88 @@ def _dropout(layer: L.Dropout, shape: Shape, name: str, path: str, x: Ref,
 def _view(layer: Layer, shape: Shape, name: str, path: str, x: Ref, tr: Train) -> Step:
     """A view: no arithmetic, the output is the input's storage."""
     return Step(layer._cost(shape, name).replace(memory=tr.mem(0, 0, ())), x)
+
+
+@train_rule(L.MaxPool2d)
+def _max_pool(layer: L.MaxPool2d, shape: Shape, name: str, path: str, x: Ref,
+              tr: Train) -> Step:
+    """``max_pool2d_with_indices`` keeps its input and the argmax indices (int64); its
+    gradient adds each output gradient at its argmax."""
+    fwd = layer._cost(shape, name)
+    if not x.grad:
+        return no_grad(layer, shape, name, tr, fwd)
+    outs = numel(fwd.output_shape)
+    grads = {"grad_input": F.scatter_grad_derivation(outs, "max pooling")}
+    saved = [tr.saved(path, "input", x), tr.saved(path, "indices", outs, "index")]
+    return leaf_step(layer, shape, name, tr, fwd, grads=grads, saved=saved,
+                     out=tr.new(outs, True), trainable=False)
+
+
+@train_rule(L.AvgPool2d)
+def _avg_pool(layer: L.AvgPool2d, shape: Shape, name: str, path: str, x: Ref,
+              tr: Train) -> Step:
+    """``avg_pool2d`` keeps its input; its gradient divides each output gradient and adds
+    it into its window (:func:`symflops.formulas.avg_pool_grad_derivation`)."""
+    fwd = layer._cost(shape, name)
+    if not x.grad:
+        return no_grad(layer, shape, name, tr, fwd)
+    outs = numel(fwd.output_shape)
+    window = F.prod(layer.kernel_size)
+    if any(p != 0 for p in layer.padding) or layer.ceil_mode:
+        sizes = (*layer.kernel_size, *layer.stride, *layer.padding)
+        if not all(v.is_number for v in sizes):
+            raise SymflopsError("mode='train' of a padded or ceil_mode average pooling needs "
+                                "int kernel, stride and padding", layer=layer.spec(),
+                                fix="pass ints, or no padding and ceil_mode=False")
+        d = F.avg_pool_grad_derivation(
+            outs, window, planes=numel(shape[:-2]), in_spatial=shape[-2:],
+            out_spatial=fwd.output_shape[-2:], kernel=[int(k) for k in layer.kernel_size],
+            stride=[int(k) for k in layer.stride], padding=[int(k) for k in layer.padding])
+    else:
+        d = F.avg_pool_grad_derivation(outs, window)
+    return leaf_step(layer, shape, name, tr, fwd, grads={"grad_input": d},
+                     saved=[tr.saved(path, "input", x)], out=tr.new(outs, True),
+                     trainable=False)
+
+
+@train_rule(L.AdaptiveAvgPool2d)
+def _adaptive_avg_pool(layer: L.AdaptiveAvgPool2d, shape: Shape, name: str, path: str,
+                       x: Ref, tr: Train) -> Step:
+    """``_adaptive_avg_pool2d`` keeps its input; its gradient spreads each output gradient
+    over its window. A global pool (output 1) is torch's ``mean`` over the plane (the same
+    count, as a reduction): it keeps nothing, and its gradient divides the expanded
+    output gradient (one divide per input element)."""
+    fwd = layer._cost(shape, name)
+    if all(o == 1 for o in layer.output_size):
+        mean = F.reduction_derivation("mean", x.numel, numel(shape[:-2]))
+        fwd = Cost.from_derivation(name, layer.layer_type(), mean, spec=layer.spec(),
+                                   input_shape=shape, output_shape=fwd.output_shape)
+        if not x.grad:
+            return no_grad(layer, shape, name, tr, fwd)
+        grad = F.elementwise_derivation(x.numel, 1, "mean's gradient: the output gradient "
+                                                    "expanded and divided by the count")
+        return leaf_step(layer, shape, name, tr, fwd, grads={"grad_input": grad}, saved=[],
+                         out=tr.new(numel(fwd.output_shape), True), trainable=False)
+    if not x.grad:
+        return no_grad(layer, shape, name, tr, fwd)
+    d = F.adaptive_avg_pool_grad_derivation(numel(shape[:-2]), shape[-2:],
+                                            list(layer.output_size))
+    return leaf_step(layer, shape, name, tr, fwd, grads={"grad_input": d},
+                     saved=[tr.saved(path, "input", x)],
+                     out=tr.new(numel(fwd.output_shape), True), trainable=False)
+
+
+@train_rule(L.Embedding)
+def _embedding(layer: L.Embedding, shape: Shape, name: str, path: str, x: Ref,
+               tr: Train) -> Step:
+    """A lookup: no input gradient (token ids); the weight's gradient adds each token's
+    output gradient into its row (``embedding_dense_backward``), from the ids it keeps
+    (int64)."""
+    fwd = layer._cost(shape, name)
+    trainable = not tr.is_frozen(path)
+    if not trainable:
+        return no_grad(layer, shape, name, tr, fwd)
+    d = F.embedding_backward_derivation(x.numel, layer.embedding_dim)
+    return leaf_step(layer, shape, name, tr, fwd, grads={"grad_weight": d},
+                     saved=[tr.saved(path, "indices", x, "index")],
+                     out=tr.new(numel(fwd.output_shape), True), trainable=True)
