@@ -9,7 +9,10 @@ kind of tensor), an optimizer and an activation accounting, both registered by n
   first and second moments, 12 bytes per trainable parameter; with 2-byte parameters and
   gradients, 16 bytes per parameter in all), ``sgd`` (fp32 master weights, 4),
   ``sgd_momentum`` (master weights and momentum, 8), ``adam_fp32`` (parameters already
-  fp32: the two moments, 8);
+  fp32: the two moments, 8), ``adafactor`` (fp32 master weights, 4, and the factored
+  second moment of ``torch.optim.Adafactor``: for a weight of shape ``(..., r, c)`` a
+  row and a column statistic, ``numel/c + numel/r`` fp32 values; a vector its own
+  ``numel``: :func:`factored_size`);
 * accountings (:func:`register_accounting`): ``torch`` (every tensor torch's autograd
   saves) and ``korthikanti`` (Korthikanti et al. 2022, "Reducing Activation
   Recomputation in Large Transformer Models", section 4: the same tensors without the
@@ -28,7 +31,7 @@ devices; sequence parallelism splits the rest (region ``"sequence"``) too.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +41,7 @@ from symflops.errors import SymflopsError
 
 __all__ = ["Precision", "Saved", "Memory", "Optimizer", "Accounting", "register_optimizer",
            "get_optimizer", "optimizers", "register_accounting", "get_accounting",
-           "accountings", "unique", "REGIONS", "DTYPES"]
+           "accountings", "unique", "factored_size", "REGIONS", "DTYPES"]
 
 #: where a saved tensor lives under Megatron-style model parallelism
 REGIONS = ("sequence", "tensor")
@@ -105,11 +108,13 @@ class Saved:
 @dataclass(frozen=True)
 class Optimizer:
     """An optimizer's state: ``bytes_per_param`` of each trainable parameter (master
-    weights included), with what they are."""
+    weights included) and ``bytes_per_factored`` of each value of a factored second
+    moment (:func:`factored_size`), with what they are."""
 
     name: str
     bytes_per_param: int
     description: str = ""
+    bytes_per_factored: int = 0
 
 
 @dataclass(frozen=True)
@@ -188,12 +193,31 @@ register_optimizer(Optimizer("adam_fp32", 8, "first and second moments (4 + 4); 
 register_optimizer(Optimizer("sgd", 4, "fp32 master weights (4) per trainable parameter"))
 register_optimizer(Optimizer("sgd_momentum", 8, "fp32 master weights (4) and the momentum "
                                                 "buffer (4) per trainable parameter"))
+register_optimizer(Optimizer("adafactor", 4, "fp32 master weights (4) per trainable "
+                                            "parameter and the factored second moment (4 per "
+                                            "row and column statistic)",
+                             bytes_per_factored=4))
 register_accounting(Accounting("torch", lambda s: True,
                                "every tensor torch's autograd saves for backward"))
 register_accounting(Accounting(
     "korthikanti", lambda s: s.what != "stats",
     "Korthikanti et al. 2022, section 4: the tensors saved for backward without the "
     "normalization statistics (mean, rstd), which the paper leaves out"))
+
+
+def factored_size(shapes: Iterable[Sequence[Any]]) -> Any:
+    """The values of a factored second moment (``torch.optim.Adafactor``) of weights of
+    ``shapes``: ``numel / c + numel / r`` for a shape ``(..., r, c)``, ``numel`` for a
+    vector.
+
+    >>> factored_size([(4096, 1024), (4096,)])
+    9216
+    """
+    total: Any = 0
+    for shape in shapes:
+        n = sp.Mul(*shape)
+        total += n / shape[-1] + n / shape[-2] if len(shape) >= 2 else n
+    return sp.sympify(total)
 
 
 def unique(saved: Iterable[Saved]) -> list[Saved]:
@@ -223,6 +247,8 @@ class Memory:
     param_count: Any = 0
     trainable: Any = 0
     saved: tuple[Saved, ...] = ()
+    #: values of a factored second moment of the trainable weights (:func:`factored_size`)
+    factored: Any = 0
     precision: Precision = field(default_factory=Precision)
     optimizer_name: str = "adam"
     accounting: str = "korthikanti"
@@ -233,6 +259,7 @@ class Memory:
         put = object.__setattr__
         put(self, "param_count", sp.sympify(self.param_count))
         put(self, "trainable", sp.sympify(self.trainable))
+        put(self, "factored", sp.sympify(self.factored))
         put(self, "saved", tuple(self.saved))
         put(self, "tensor_parallel", sp.sympify(self.tensor_parallel))
         get_optimizer(self.optimizer_name)
@@ -255,7 +282,8 @@ class Memory:
     @property
     def optimizer(self) -> sp.Expr:
         """Bytes of the optimizer state (trainable parameters only)."""
-        return self.trainable * get_optimizer(self.optimizer_name).bytes_per_param
+        opt = get_optimizer(self.optimizer_name)
+        return self.trainable * opt.bytes_per_param + self.factored * opt.bytes_per_factored
 
     def split(self, s: Saved) -> sp.Expr:
         """How many ways the tensor ``s`` is split under model parallelism."""
@@ -296,6 +324,7 @@ class Memory:
         return dataclasses.replace(
             self, param_count=self.param_count.xreplace(mapping),
             trainable=self.trainable.xreplace(mapping),
+            factored=self.factored.xreplace(mapping),
             saved=tuple(dataclasses.replace(s, numel=s.numel.xreplace(mapping))
                         for s in self.saved),
             tensor_parallel=self.tensor_parallel.xreplace(mapping))
@@ -303,4 +332,5 @@ class Memory:
     def __add__(self, other: Memory) -> Memory:
         return dataclasses.replace(self, param_count=self.param_count + other.param_count,
                                    trainable=self.trainable + other.trainable,
+                                   factored=self.factored + other.factored,
                                    saved=self.saved + other.saved)

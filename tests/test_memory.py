@@ -224,3 +224,22 @@ def test_the_examples_in_the_docstrings_run(module):
     result = doctest.testmod(importlib.import_module(module),
                              optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_adafactor_keeps_a_factored_second_moment():
+    """torch.optim.Adafactor keeps, for a (r, c) weight, a row statistic of r and a
+    column statistic of c values, and the full second moment of a vector. Linear(64, 32):
+    weight (32, 64) -> 32 + 64, bias 32; with fp32 master weights (4 per parameter) and 4
+    bytes per statistic: 4 * 2080 + 4 * 128."""
+    m = sf.nn.Linear(64, 32).cost((B, 64), mode="train", optimizer="adafactor").memory
+    assert m.optimizer == 4 * (64 * 32 + 32) + 4 * (32 + 64 + 32)
+    real = sf.trace(nn.Linear(64, 32), "B 64", mode="train").memory
+    assert real.replace(optimizer_name="adafactor").optimizer == m.optimizer
+
+
+def test_adafactor_on_a_conv_net_agrees_with_the_traced_parameters():
+    sym, real = tb.CASES["pool-net"][0]()
+    traced = _traced(real, "B 3 H W").memory.replace(optimizer_name="adafactor")
+    derived = sym.cost((B, 3, sf.symbols.H, sf.symbols.W), mode="train",
+                       optimizer="adafactor").memory
+    assert traced.optimizer == derived.optimizer

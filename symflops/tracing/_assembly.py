@@ -466,9 +466,8 @@ def assemble(rec: Recording, env: C.SymEnv, ctx: TraceContext) -> TracedCost:
     assert isinstance(root, TracedCost)
     if rec.saved is not None:  # train mode: the saved tensors measured, as Memory
         params = {id(p): p for p in ctx.model.parameters()}.values()
-        trainable = sum(p.numel() for p in params if p.requires_grad)
         memory = saved_memory(rec.saved, lambda e: builder.fix(smap(e)), root.params,
-                              trainable)
+                              [p for p in params if p.requires_grad])
         root = root.replace(memory=memory)
         assert isinstance(root, TracedCost)
     return root

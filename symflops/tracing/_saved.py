@@ -26,7 +26,7 @@ import sympy as sp
 import torch
 from torch.multiprocessing.reductions import StorageWeakRef
 
-from symflops.memory import Memory, Saved
+from symflops.memory import Memory, Saved, factored_size
 from symflops.tracing import _torch_compat as C
 
 __all__ = ["RawSaved", "SavedLog", "saved_tensors", "saved_memory"]
@@ -86,11 +86,13 @@ def saved_tensors(log: SavedLog) -> Iterator[SavedLog]:
 
 
 def saved_memory(log: SavedLog, convert: Callable[[Any], Any], param_count: Any,
-                 trainable: Any) -> Memory:
+                 trainable: Iterable[torch.Tensor]) -> Memory:
     """The trace's Memory: the saved tensors (sizes through ``convert``, torch's symbols
-    to the user's), parameters and trainable parameters."""
+    to the user's), the parameter count and the trainable parameters."""
     ids: dict[int, int] = {}
     saved = tuple(Saved(".".join(r.path), "saved", sp.sympify(convert(r.numel)), r.dtype,
                         tensor=ids.setdefault(r.storage, len(ids)))
                   for r in log.items)
-    return Memory(param_count, trainable, saved, accounting="torch")
+    weights = list(trainable)
+    return Memory(param_count, sum(w.numel() for w in weights), saved,
+                  factored_size(tuple(w.shape) for w in weights), accounting="torch")

@@ -97,12 +97,14 @@ def _repeated(layer: Repeat, shape: Shape, name: str, tr: Train,
     saved: list[Saved] = []
     params: list[sp.Expr] = []
     trainable: list[sp.Expr] = []
+    factored: list[sp.Expr] = []
     children = []
     for i, (step, x, n) in enumerate(runs):
         mem = step.cost.memory
         assert mem is not None
         params.append(n * mem.param_count)
         trainable.append(n * mem.trainable)
+        factored.append(n * mem.factored)
         items = unique(mem.saved)
         out_saved = any(s.tensor == step.out.id for s in items)
         for s in items:
@@ -117,7 +119,7 @@ def _repeated(layer: Repeat, shape: Shape, name: str, tr: Train,
                 saved.append(dataclasses.replace(s, numel=s.numel * n, tensor=-1))
         children.append(step.cost.replace(count=n, name="block" if len(runs) == 1 else
                                           ("first", "rest")[i]))
-    memory = tr.mem(sp.Add(*params), sp.Add(*trainable), saved)
+    memory = tr.mem(sp.Add(*params), sp.Add(*trainable), saved, sp.Add(*factored))
     return Step(composite(layer, shape, name, tr, children, shape, memory=memory),
                 runs[-1][0].out)
 

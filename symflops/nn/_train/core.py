@@ -14,7 +14,7 @@ import sympy as sp
 from symflops.cost import Cost
 from symflops.errors import SymflopsError
 from symflops.formulas.derivation import Derivation
-from symflops.memory import Memory, Precision, Saved
+from symflops.memory import Memory, Precision, Saved, factored_size
 from symflops.nn._base import Layer, Shape, numel, to_size
 
 __all__ = ["Ref", "Train", "Step", "TRAIN_RULES", "train_rule", "train_layer", "RECOMPUTE",
@@ -64,8 +64,9 @@ class Train:
             return Saved(path, what, t.numel, dtype, self.region, t.id)
         return Saved(path, what, t, dtype, self.region)
 
-    def mem(self, params: Any, trainable: Any, saved: Sequence[Saved]) -> Memory:
-        return Memory(params, trainable, tuple(saved), **self.memory)
+    def mem(self, params: Any, trainable: Any, saved: Sequence[Saved],
+            factored: Any = 0) -> Memory:
+        return Memory(params, trainable, tuple(saved), factored, **self.memory)
 
     def inside(self, region: str) -> Train:
         """The same pass, saving into ``region``."""
@@ -120,12 +121,13 @@ def grad_leaves(grads: dict[str, Derivation], layer: str, spec: str, shape: Shap
 
 def leaf_step(layer: Layer, shape: Shape, name: str, tr: Train, fwd: Cost, *,
               grads: dict[str, Derivation], saved: Sequence[Saved], out: Ref,
-              trainable: bool) -> Step:
+              trainable: bool, weights: Sequence[Sequence[Any]] | None = None) -> Step:
     """A layer's training node: ``forward`` (its eval cost), the gradient ops and the
-    memory."""
+    memory. ``weights``: the shapes of its parameters (default: vectors only)."""
     kids = [fwd.replace(name="forward"),
             *grad_leaves(grads, layer.layer_type(), layer.spec(), fwd.output_shape)]
-    mem = tr.mem(fwd.params, fwd.params if trainable else 0, saved)
+    factored = (fwd.params if weights is None else factored_size(weights)) if trainable else 0
+    mem = tr.mem(fwd.params, fwd.params if trainable else 0, saved, factored)
     cost = Cost(name, layer.layer_type(), spec=layer.spec(), children=kids,
                 input_shape=shape, output_shape=fwd.output_shape, memory=mem)
     return Step(cost, out)
@@ -144,14 +146,16 @@ def composite(layer: Layer, shape: Shape, name: str, tr: Train, children: Sequen
 def sum_memory(tr: Train, children: Sequence[Cost]) -> Memory:
     params: list[sp.Expr] = []
     trainable: list[sp.Expr] = []
+    factored: list[sp.Expr] = []
     saved: list[Saved] = []
     for c in children:
         if c.memory is None:
             continue
         params.append(c.memory.param_count)
         trainable.append(c.memory.trainable)
+        factored.append(c.memory.factored)
         saved.extend(c.memory.saved)
-    return tr.mem(sp.Add(*params), sp.Add(*trainable), saved)
+    return tr.mem(sp.Add(*params), sp.Add(*trainable), saved, sp.Add(*factored))
 
 
 def no_grad(layer: Layer, shape: Shape, name: str, tr: Train, fwd: Cost) -> Step:

@@ -31,8 +31,10 @@ def _linear(layer: L.Linear, shape: Shape, name: str, path: str, x: Ref, tr: Tra
     # input's, is a parameter)
     saved = [tr.saved(path, "input", x)] if trainable else []
     out = tr.new(numel(fwd.output_shape), x.grad or trainable)
+    weights = [(layer.out_features, layer.in_features)] + \
+        ([(layer.out_features,)] if layer.bias else [])
     return leaf_step(layer, shape, name, tr, fwd, grads=grads, saved=saved, out=out,
-                     trainable=trainable)
+                     trainable=trainable, weights=weights)
 
 
 @train_rule(C.Conv1d, C.Conv2d, C.Conv3d, C.ConvTranspose1d, C.ConvTranspose2d,
@@ -52,8 +54,10 @@ def _conv(layer: C.Conv2d, shape: Shape, name: str, path: str, x: Ref, tr: Train
         (x.grad, trainable, trainable and layer.bias))
     saved = [tr.saved(path, "input", x)] if trainable else []
     out = tr.new(numel(fwd.output_shape), x.grad or trainable)
+    weights = [(layer.out_channels, F.exact_div(layer.in_channels, layer.groups),
+                *layer.kernel_size)] + ([(layer.out_channels,)] if layer.bias else [])
     return leaf_step(layer, shape, name, tr, fwd, grads=grads, saved=saved, out=out,
-                     trainable=trainable)
+                     trainable=trainable, weights=weights)
 
 
 #: what each activation's autograd node keeps: its input or its output
@@ -270,4 +274,5 @@ def _embedding(layer: L.Embedding, shape: Shape, name: str, path: str, x: Ref,
     d = F.embedding_backward_derivation(x.numel, layer.embedding_dim)
     return leaf_step(layer, shape, name, tr, fwd, grads={"grad_weight": d},
                      saved=[tr.saved(path, "indices", x, "index")],
-                     out=tr.new(numel(fwd.output_shape), True), trainable=True)
+                     out=tr.new(numel(fwd.output_shape), True), trainable=True,
+                     weights=[(layer.num_embeddings, layer.embedding_dim)])
