@@ -29,6 +29,7 @@ from symflops.conventions import KINDS, Convention, get_convention
 from symflops.display import simplify_expr
 from symflops.errors import SymflopsError
 from symflops.formulas.derivation import Derivation
+from symflops.memory import Memory
 
 __all__ = ["Cost", "Derivation", "QUANTITIES", "weighted_work", "size_value"]
 
@@ -58,7 +59,7 @@ class Cost:
 
     __slots__ = ("name", "layer", "spec", "params", "work", "input_shape", "output_shape",
                  "children", "count", "derivation", "validity", "convention", "notes",
-                 "op", "_flops", "_simplified")
+                 "op", "memory", "_flops", "_simplified")
 
     def __init__(
         self,
@@ -77,6 +78,7 @@ class Cost:
         spec: str = "",
         notes: Sequence[str] = (),
         op: str = "",
+        memory: Memory | None = None,
     ) -> None:
         put = object.__setattr__  # a Cost is immutable: fields are set here and in _derive
         put(self, "name", name)
@@ -97,6 +99,7 @@ class Cost:
         put(self, "validity", _conditions(validity))
         put(self, "notes", tuple(notes))
         put(self, "op", op)
+        put(self, "memory", memory)
         put(self, "_flops", None)
         put(self, "_simplified", not self.children)
 
@@ -115,6 +118,8 @@ class Cost:
     validity: tuple[sp.Basic, ...]
     notes: tuple[str, ...]
     op: str
+    #: training memory (``mode="train"``), else None
+    memory: Memory | None
     _flops: sp.Expr | None  # the lazily computed total (a private cache)
     _simplified: bool
 
@@ -308,7 +313,8 @@ class Cost:
             work=_frozen({k: v for k, v in work.items() if v != 0}),
             input_shape=tuple(sub(s) for s in self.input_shape),
             output_shape=tuple(sub(s) for s in self.output_shape),
-            validity=_conditions(c.xreplace(mapping) for c in self.validity))
+            validity=_conditions(c.xreplace(mapping) for c in self.validity),
+            memory=None if self.memory is None else self.memory.xreplace(mapping))
 
     def substitution(self, values: Mapping[Any, Any] | None = None, /, **named: Any
                      ) -> dict[sp.Symbol, sp.Expr]:
@@ -571,7 +577,7 @@ def _fix_for(cond: sp.Basic) -> str:
 
 #: the fields :meth:`Cost.replace` may change
 _FIELDS = ("name", "layer", "spec", "params", "work", "input_shape", "output_shape", "children",
-           "count", "derivation", "validity", "convention", "notes", "op")
+           "count", "derivation", "validity", "convention", "notes", "op", "memory")
 
 
 def _restored(cls: type[Cost], state: Mapping[str, Any]) -> Cost:

@@ -12,6 +12,7 @@ They use plain arithmetic, so the same function serves the symbolic layers in
 110592
 """
 
+from symflops.formulas import backward as _backward_module
 from symflops.formulas import derivation as _derivation_module
 from symflops.formulas import embedding as _embedding_module
 from symflops.formulas import rotary as _rotary_module
@@ -34,6 +35,16 @@ from symflops.formulas.attention import (
     attention_parts,
     attention_projection_derivation,
     attention_work,
+)
+from symflops.formulas.backward import (
+    DROPOUT_GRAD_RATE,
+    DROPOUT_RATE,
+    attention_core_backward_derivations,
+    dropout_derivation,
+    dropout_grad_derivation,
+    grad_accumulation_derivation,
+    linear_backward_derivations,
+    matmul_backward_derivations,
 )
 from symflops.formulas.conv import (
     conv_backward_derivations,
@@ -179,10 +190,13 @@ __all__ = [
     "RECURRENT_GATES", "recurrent_derivation", "recurrent_params", "recurrent_step_work",
     "ROTARY_RATE", "ROTARY_TABLE_RATE", "rotary_derivation", "rotary_table_derivation",
     "rotary_table_work", "rotary_work",
+    "DROPOUT_RATE", "DROPOUT_GRAD_RATE", "attention_core_backward_derivations",
+    "dropout_derivation", "dropout_grad_derivation", "grad_accumulation_derivation",
+    "linear_backward_derivations", "matmul_backward_derivations",
 ]
 
 #: modules whose examples (module docstrings and public names) run with this package's doctests
-_DOCTESTED = (_derivation_module, _embedding_module, _rotary_module)
+_DOCTESTED = (_backward_module, _derivation_module, _embedding_module, _rotary_module)
 __test__ = {f"{m.__name__}.{n}": getattr(m, n) for m in _DOCTESTED for n in m.__all__
             if callable(getattr(m, n))}
 __test__.update({m.__name__: m for m in _DOCTESTED})

@@ -24,6 +24,7 @@ from symflops.nn import (
     _conv,
     _layers,
     _recurrent,
+    _train,
     _transformer,
     _vision,
     _window,
@@ -129,7 +130,7 @@ LAYERS: dict[str, type[Layer]] = {
 
 #: the submodules' examples (module docstrings and every public name) run with this
 #: package's doctests
-_DOCTESTED = (_base, _conv, _layers, _composite, _transformer)
+_DOCTESTED = (_base, _conv, _layers, _composite, _transformer, _train)
 __test__ = {f"{m.__name__}.{n}": getattr(m, n) for m in _DOCTESTED
             for n in m.__all__ if isinstance(getattr(m, n), (type, FunctionType))}
 __test__.update({m.__name__: m for m in _DOCTESTED})

@@ -9,7 +9,8 @@ H
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -20,11 +21,12 @@ from symflops.conventions import Convention
 from symflops.cost import Cost
 from symflops.errors import SymflopsError
 from symflops.formulas.derivation import Derivation
+from symflops.memory import Precision
 from symflops.parse import parse_int, parse_symbol
 
 __all__ = ["SizeLike", "Shape", "Layer", "to_size", "nonneg_size", "size_tuple",
            "parse_shape", "same_size", "fmt", "numel", "divides_condition", "positive_output",
-           "check_dim", "dim_index"]
+           "check_dim", "dim_index", "TRAINER"]
 
 SizeLike: TypeAlias = int | sp.Expr | str
 Shape = tuple[sp.Expr, ...]
@@ -177,6 +179,18 @@ def dim_index(dim: int, shape: Shape, layer: str) -> int:
     return dim % len(shape)
 
 
+@dataclass
+class _Trainer:
+    """Where ``sf.nn``'s training pass plugs in: :mod:`symflops.nn._train` sets ``run``
+    (it needs the layer classes, which import this module)."""
+
+    run: Callable[..., Cost] | None = None
+
+
+#: the training pass, installed by :mod:`symflops.nn._train` when ``symflops.nn`` loads
+TRAINER = _Trainer()
+
+
 class Layer:
     """Base of all symbolic layers. Subclasses implement ``_cost(shape, name)``."""
 
@@ -184,13 +198,52 @@ class Layer:
     torch_name: str = ""
 
     def cost(self, input_shape: Any, convention: str | Convention = "exact",
-             name: str = "") -> Cost:
+             name: str = "", *, mode: str = "eval", recompute: str = "none",
+             frozen: bool | Sequence[str] = False, input_grad: bool = False,
+             optimizer: str = "adam", precision: Precision | None = None,
+             accounting: str = "korthikanti", tensor_parallel: SizeLike = 1,
+             sequence_parallel: bool = False) -> Cost:
         """Cost of this layer on an input of ``input_shape`` under ``convention``.
 
         ``input_shape`` is a tuple of ints, SymPy expressions or symbol names, or a
         space-separated string of them (``"B 3 H W"``).
+
+        ``mode="train"``: the forward pass, the backward pass derived op by op as torch's
+        autograd runs it (children ``forward``, ``grad_input``, ``grad_weight``, ...), and
+        ``.memory`` (:class:`symflops.memory.Memory`: parameters, gradients, optimizer
+        state, activations saved for backward, in bytes). Training options:
+        ``recompute`` (``"none"``, ``"selective"``: attention's core recomputed in
+        backward, ``"full"``: each TransformerBlock, or the whole layer when it has none,
+        recomputed from its input); ``frozen`` (``True`` or the paths of frozen parts,
+        e.g. ``["0", "attention.mha.qkv"]``: no weight gradient, no optimizer state);
+        ``input_grad`` (whether the input needs a gradient: not for a model's input);
+        memory options ``optimizer``, ``precision``, ``accounting`` (``"korthikanti"``:
+        the paper's count; ``"torch"``: every tensor torch saves), ``tensor_parallel``
+        (a degree ``t``, int or symbol) and ``sequence_parallel``.
+
+        >>> from symflops.symbols import B, N
+        >>> import symflops as sf
+        >>> c = sf.nn.Linear(8, 4).cost((B, 8), mode="train")
+        >>> [k.name for k in c.children], c.flops      # the input needs no gradient
+        (['forward', 'grad_weight', 'grad_bias'], 124*B - 4)
+        >>> c.memory.activations, c.memory.params + c.memory.gradients + c.memory.optimizer
+        (16*B, 576)
         """
-        c = self._cost(parse_shape(input_shape, self.spec()), name)
+        shape = parse_shape(input_shape, self.spec())
+        if mode == "train" and TRAINER.run is not None:
+            c = TRAINER.run(self, shape, name, recompute=recompute, frozen=frozen,
+                            input_grad=input_grad, optimizer=optimizer, precision=precision,
+                            accounting=accounting, tensor_parallel=tensor_parallel,
+                            sequence_parallel=sequence_parallel)
+        elif mode == "eval":
+            if recompute != "none" or frozen or input_grad:
+                raise SymflopsError("recompute, frozen and input_grad are training options",
+                                    layer=self.spec(), values={"mode": mode},
+                                    fix='pass mode="train"')
+            c = self._cost(shape, name)
+        else:
+            raise SymflopsError("mode must be 'eval' or 'train'", layer=self.spec(),
+                                values={"mode": repr(mode)}, fix='pass mode="train" or "eval"')
         return c if convention == "exact" else c.with_convention(convention)
 
     def _cost(self, shape: Shape, name: str) -> Cost:  # pragma: no cover - abstract

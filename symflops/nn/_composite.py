@@ -30,7 +30,16 @@ from symflops.nn._base import (
     same_size,
     to_size,
 )
-from symflops.nn._layers import GELU, LayerNorm, Linear, ReLU, RMSNorm, SiLU
+from symflops.nn._layers import (
+    GELU,
+    Dropout,
+    LayerNorm,
+    Linear,
+    ReLU,
+    RMSNorm,
+    SiLU,
+    dropout_probability,
+)
 
 __all__ = ["MultiheadAttention", "Sequential", "MLP", "Residual", "Repeat", "TransformerBlock"]
 
@@ -69,6 +78,8 @@ class MultiheadAttention(Layer):
             raise SymflopsError("cross-attention (kv_len) is not causal",
                                 layer="MultiheadAttention", values={"kv_len": kv_len},
                                 fix="drop causal=True, or drop kv_len for self-attention")
+        self.dropout = dropout_probability(dropout, "MultiheadAttention")  # on the attention
+        # probabilities, in training
         if self.embed_dim.is_number and self.num_heads.is_number and \
                 self.embed_dim % self.num_heads != 0:
             raise SymflopsError("num_heads must divide embed_dim", layer="MultiheadAttention",
@@ -293,12 +304,14 @@ class TransformerBlock(Sequential):
     ``x + MHA(LayerNorm(x))``, then ``x + MLP(LayerNorm(x))`` with an MLP
     ``dim -> mlp_ratio*dim -> dim`` (GELU, biases). Children: ``attention``
     (``norm``, ``mha``, ``add``) and ``mlp`` (``norm``, ``fc1``, ``act``, ``fc2``, ``add``).
+    ``dropout > 0`` (as in GPT and Megatron-LM): dropout on the attention probabilities and
+    a ``drop`` after ``mha`` and after ``fc2`` (free at inference, counted in training).
     """
 
     def __init__(self, dim: SizeLike, heads: SizeLike, mlp_ratio: SizeLike = 4, *,
                  kv_heads: SizeLike | None = None, causal: bool = False,
                  skip_masked: bool = False, activation: str = "gelu", norm: str = "layernorm",
-                 bias: bool = True) -> None:
+                 bias: bool = True, dropout: float = 0.0) -> None:
         d = to_size(dim, "TransformerBlock", "dim")
         ratio = to_size(mlp_ratio, "TransformerBlock", "mlp_ratio")
         norms: dict[str, type[LayerNorm] | type[RMSNorm]] = {"layernorm": LayerNorm,
@@ -306,13 +319,16 @@ class TransformerBlock(Sequential):
         if norm not in norms:
             raise SymflopsError("unknown norm", layer="TransformerBlock", values={"norm": norm},
                                 fix="use layernorm or rmsnorm")
-        mha = MultiheadAttention(d, heads, bias=bias, kv_heads=kv_heads, causal=causal,
+        p = dropout_probability(dropout, "TransformerBlock")
+        mha = MultiheadAttention(d, heads, p, bias=bias, kv_heads=kv_heads, causal=causal,
                                  skip_masked=skip_masked)
         mlp = MLP(d, ratio * d, d, activation=activation, bias=bias)
+        drop = {"drop": Dropout(p)} if p else {}
         super().__init__({
-            "attention": Residual(Sequential({"norm": norms[norm](d), "mha": mha})),
-            "mlp": Residual(Sequential({"norm": norms[norm](d), **mlp.layers})),
+            "attention": Residual(Sequential({"norm": norms[norm](d), "mha": mha, **drop})),
+            "mlp": Residual(Sequential({"norm": norms[norm](d), **mlp.layers, **drop})),
         })
+        self.dropout = p
         self.dim, self.heads, self.mlp_ratio = d, mha.num_heads, ratio
         self.mha = mha
 
@@ -320,6 +336,7 @@ class TransformerBlock(Sequential):
         extra = "" if self.mha.kv_heads == self.mha.num_heads else \
             f", kv_heads={self.mha.kv_heads}"
         extra += ", causal=True" if self.mha.causal else ""
+        extra += f", dropout={self.dropout}" if self.dropout else ""
         return f"TransformerBlock({self.dim}, {self.heads}, mlp_ratio={self.mlp_ratio}{extra})"
 
     def _cost(self, shape: Shape, name: str) -> Cost:

@@ -58,7 +58,7 @@ __all__ = [
     "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d", "AdaptiveAvgPool1d",
     "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "ReLU", "ReLU6", "LeakyReLU", "GELU", "SiLU",
     "Sigmoid", "Tanh", "Hardswish", "Hardsigmoid", "Softmax", "Dropout", "Identity", "Flatten",
-    "Embedding", "GLU", "PixelShuffle", "PixelUnshuffle", "Upsample",
+    "Embedding", "GLU", "PixelShuffle", "PixelUnshuffle", "Upsample", "dropout_probability",
 ]
 
 
@@ -457,7 +457,24 @@ class _Free(Layer):
 
 
 class Dropout(_Free):
-    """``torch.nn.Dropout``: free at inference."""
+    """``torch.nn.Dropout``: free at inference.
+
+    In training (``mode="train"``): 3 per element and a 1-byte mask saved for backward.
+    """
+
+    def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
+        self.p = dropout_probability(p, "Dropout")
+
+    def spec(self) -> str:
+        return f"Dropout(p={self.p})"
+
+
+def dropout_probability(p: Any, layer: str) -> float:
+    """A dropout probability: a number in [0, 1]."""
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+        raise SymflopsError("dropout must be a probability in [0, 1]", layer=layer,
+                            values={"p": repr(p)}, fix="pass e.g. 0.1")
+    return float(p)
 
 
 class Identity(_Free):

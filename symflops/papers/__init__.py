@@ -33,7 +33,7 @@ import sympy as sp
 
 from symflops.errors import SymflopsError
 
-__all__ = ["Term", "Claim", "Paper", "PAPERS", "register_paper", "papers_document",
+__all__ = ["Term", "Row", "Claim", "Paper", "PAPERS", "register_paper", "papers_document",
            "write_papers", "DEFAULT_PATH"]
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent.parent / "docs" / "papers.md"
@@ -45,6 +45,15 @@ class Term:
 
     expr: sp.Expr
     why: str
+
+
+@dataclass(frozen=True)
+class Row:
+    """One model of a paper's table: its sizes and the figure the paper prints for it."""
+
+    name: str
+    values: Mapping[str, int]
+    published: str
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,7 @@ class Claim:
     example_name: str = ""
     example: Mapping[str, int] = field(default_factory=dict)
     published: str = ""
+    rows: tuple[Row, ...] = ()
 
     @cached_property
     def derived_expr(self) -> sp.Expr:
@@ -90,10 +100,11 @@ class Claim:
                                                           sp.Integer(0))
         return sp.simplify(sp.factor(sp.together(rest)))
 
-    def at_example(self, expr: sp.Expr) -> sp.Expr:
+    def at_example(self, expr: sp.Expr, example: Mapping[str, int] | None = None) -> sp.Expr:
         """``expr`` at the paper's example model (every symbol given a value)."""
-        values = {s: self.example[s.name] for s in expr.free_symbols if s.name in self.example}
-        missing = sorted(s.name for s in expr.free_symbols if s.name not in self.example)
+        example = self.example if example is None else example
+        values = {s: example[s.name] for s in expr.free_symbols if s.name in example}
+        missing = sorted(s.name for s in expr.free_symbols if s.name not in example)
         if missing:
             raise SymflopsError("the example model does not give every symbol a value",
                                 layer=f"claim {self.name!r}", values={"missing": missing},
@@ -137,10 +148,13 @@ def _entry(claim: Claim) -> dict[str, Any]:
         example = {"name": claim.example_name, "derived": d, "paper": p,
                    "difference": d - p,
                    "relative": (d - p) / p if p != 0 else None}
+    rows = [{"name": r.name, "derived": claim.at_example(claim.derived_expr, r.values),
+             "paper": claim.at_example(claim.paper_expr, r.values), "published": r.published}
+            for r in claim.rows]
     return {"name": claim.name, "quantity": claim.quantity, "convention": claim.convention,
             "derived": claim.derived_expr, "paper": claim.paper_expr,
             "paper_text": claim.paper_text, "how": claim.how, "dropped": dropped,
-            "example": example, "published": claim.published}
+            "example": example, "published": claim.published, "rows": rows}
 
 
 def _context() -> dict[str, Any]:

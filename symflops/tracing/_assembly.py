@@ -23,6 +23,7 @@ from symflops.errors import SymflopsError
 from symflops.tracing import _torch_compat as C
 from symflops.tracing._inputs import TraceContext
 from symflops.tracing._recording import ROOT, ModulePath, Record, Recording
+from symflops.tracing._saved import saved_memory
 from symflops.tracing._shape_rules import RawShape
 from symflops.tracing.registry import HANDLERS, OpCall, Part, TShape, op_name
 
@@ -463,4 +464,10 @@ def assemble(rec: Recording, env: C.SymEnv, ctx: TraceContext) -> TracedCost:
     builder = _Builder(rec, entries, _pins(report.fixed, symbols), ctx.convention, smap)
     root = builder.module(ROOT, root=report, validity=validity, notes=report.notes)
     assert isinstance(root, TracedCost)
+    if rec.saved is not None:  # train mode: the saved tensors measured, as Memory
+        params = {id(p): p for p in ctx.model.parameters()}.values()
+        memory = saved_memory(rec.saved, lambda e: builder.fix(smap(e)), root.params,
+                              [p for p in params if p.requires_grad])
+        root = root.replace(memory=memory)
+        assert isinstance(root, TracedCost)
     return root

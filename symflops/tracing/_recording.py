@@ -30,6 +30,7 @@ from symflops.tracing import _torch_compat as C
 from symflops.tracing import handlers as _handlers  # noqa: F401  (registers the built-ins)
 from symflops.tracing._inputs import InputSpec, TraceContext
 from symflops.tracing._model_state import untouched
+from symflops.tracing._saved import SavedLog, saved_tensors
 from symflops.tracing._shape_rules import SHAPE_RULES, RawShape, forget_shapes, shape_of
 from symflops.tracing.registry import HANDLERS, ZERO_COST, op_name
 
@@ -103,6 +104,8 @@ class Recording:
     zero: Counter[str] = field(default_factory=Counter)
     unknown: Counter[str] = field(default_factory=Counter)
     unknown_at: dict[str, list[str]] = field(default_factory=dict)
+    #: the tensors autograd saved for backward (train mode)
+    saved: SavedLog | None = None
     stack: list[ModulePath] = field(default_factory=lambda: [ROOT])
     _pushed: list[bool] = field(default_factory=list)
     _bounds: list[set[Any]] = field(default_factory=list)
@@ -368,8 +371,12 @@ def _run_model(ctx: TraceContext, env: C.SymEnv, rec: Recording, recorder: _Reco
             state[n] = env.fake(b) if not ctx.real else real_copy(b)
         recorder.own(*first, *state.values())
         resizing = C.SymbolicResize() if ctx.resize else contextlib.nullcontext()
+        if ctx.train:
+            rec.saved = SavedLog(lambda: rec.stack[-1])
+            rec.saved.exclude(state.values())  # parameters and buffers are not activations
         with C.module_hooks(rec.enter, rec.leave), resizing, recorder:
-            with torch.set_grad_enabled(ctx.train):
+            with torch.set_grad_enabled(ctx.train), \
+                    saved_tensors(rec.saved) if rec.saved else contextlib.nullcontext():
                 out = torch.func.functional_call(model, state, tuple(args), kwargs,
                                                  strict=False)
             if ctx.train:

@@ -9,7 +9,6 @@ from symflops.tracing.handlers._common import (
     as_list,
     aten,
     concrete_adaptive_output,
-    elementwise,
     one,
     rows_of,
 )
@@ -186,5 +185,7 @@ def _embedding_backward(call: OpCall) -> list[Part]:
     return [Part.of(derivation, notes=notes)]
 
 
-register(aten.native_dropout_backward)(elementwise(
-    2, "dropout gradient: the mask times the scale, times grad"))
+@register(aten.native_dropout_backward)
+def _dropout_backward(call: OpCall) -> list[Part]:
+    """``native_dropout_backward(grad, mask, scale)``: 2 per element."""
+    return one(formulas.dropout_grad_derivation(call.out[0].numel))

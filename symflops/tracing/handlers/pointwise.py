@@ -93,9 +93,7 @@ def _native_dropout(call: OpCall) -> list[Part]:
     p, train = call.arg(1, "p", 0.5), call.arg(2, "train", None)
     if not train or p == 0 or p == 1:
         return []
-    return one(formulas.elementwise_derivation(
-        call.args[0].numel, 3, "dropout in training: the mask compare rand > p, the "
-        "multiply by the mask and by 1/(1 - p): 3 per element"))
+    return one(formulas.dropout_derivation(call.args[0].numel))
 
 
 @register(aten.sum, aten.mean, aten.amax, aten.amin, aten.max, aten.min, aten.prod,

@@ -1,0 +1,234 @@
+"""The training pass's machinery: tensors (:class:`Ref`), options (:class:`Train`), the
+train rule registry and the helpers the rules share (see :mod:`symflops.nn._train`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sympy as sp
+
+from symflops.cost import Cost
+from symflops.errors import SymflopsError
+from symflops.formulas.derivation import Derivation
+from symflops.memory import Memory, Precision, Saved, factored_size
+from symflops.nn._base import Layer, Shape, numel, to_size
+
+__all__ = ["Ref", "Train", "Step", "TRAIN_RULES", "train_rule", "train_layer", "RECOMPUTE",
+           "join", "grad_leaves", "leaf_step", "composite", "sum_memory", "no_grad",
+           "forward_work", "checkpointed", "train_cost"]
+
+
+#: recomputation policies
+RECOMPUTE = ("none", "selective", "full")
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A tensor in the training pass: its identity, element count and whether it needs
+    a gradient."""
+
+    id: int
+    numel: sp.Expr
+    grad: bool
+
+
+@dataclass
+class Train:
+    """The options of one training pass and its tensor identities."""
+
+    frozen: bool | frozenset[str] = False
+    recompute: str = "none"
+    memory: dict[str, Any] = field(default_factory=dict)
+    region: str = "sequence"
+    ids: Iterator[int] = field(default_factory=itertools.count)
+    checkpoints: list[str] = field(default_factory=list)
+    matched: set[str] = field(default_factory=set)
+
+    def new(self, numel: Any, grad: bool) -> Ref:
+        return Ref(next(self.ids), sp.sympify(numel), bool(grad))
+
+    def is_frozen(self, path: str) -> bool:
+        if isinstance(self.frozen, bool):
+            return self.frozen
+        hits = {f for f in self.frozen if path == f or path.startswith(f + ".")}
+        self.matched |= hits
+        return bool(hits)
+
+    def saved(self, path: str, what: str, t: Ref | Any, dtype: str = "float") -> Saved:
+        """A saved tensor: ``t`` a :class:`Ref` (its identity kept) or an element count."""
+        if isinstance(t, Ref):
+            return Saved(path, what, t.numel, dtype, self.region, t.id)
+        return Saved(path, what, t, dtype, self.region)
+
+    def mem(self, params: Any, trainable: Any, saved: Sequence[Saved],
+            factored: Any = 0) -> Memory:
+        return Memory(params, trainable, tuple(saved), factored, **self.memory)
+
+    def inside(self, region: str) -> Train:
+        """The same pass, saving into ``region``."""
+        return dataclasses.replace(self, region=region)
+
+
+@dataclass(frozen=True)
+class Step:
+    """A layer's training cost (with ``memory``) and its output tensor."""
+
+    cost: Cost
+    out: Ref
+
+
+Rule = Callable[[Any, Shape, str, str, Ref, Train], Step]
+#: train rule per layer class
+TRAIN_RULES: dict[type, Rule] = {}
+
+
+def train_rule(*classes: type) -> Callable[[Rule], Rule]:
+    """Register the train rule of ``classes`` (one rule per class)."""
+    def deco(rule: Rule) -> Rule:
+        for cls in classes:
+            if cls in TRAIN_RULES:
+                raise SymflopsError("a layer class has a train rule already",
+                                    layer="train_rule", values={"class": cls.__name__})
+            TRAIN_RULES[cls] = rule
+        return rule
+    return deco
+
+
+def join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def train_layer(layer: Layer, shape: Shape, name: str, path: str, x: Ref, tr: Train) -> Step:
+    """The training step of ``layer`` on ``x`` (its rule, found along the class's MRO)."""
+    for cls in type(layer).__mro__:
+        rule = TRAIN_RULES.get(cls)
+        if rule is not None:
+            return rule(layer, shape, name, path, x, tr)
+    raise SymflopsError("mode='train' is not derived for this layer yet", layer=layer.spec(),
+                        fix="trace the torch module with sf.trace(..., mode='train')")
+
+
+def grad_leaves(grads: dict[str, Derivation], layer: str, spec: str, shape: Shape
+                 ) -> list[Cost]:
+    return [Cost.from_derivation(k, f"{layer}Backward", d, spec=f"{spec} {k}",
+                                 input_shape=shape, output_shape=shape)
+            for k, d in grads.items()]
+
+
+def leaf_step(layer: Layer, shape: Shape, name: str, tr: Train, fwd: Cost, *,
+              grads: dict[str, Derivation], saved: Sequence[Saved], out: Ref,
+              trainable: bool, weights: Sequence[Sequence[Any]] | None = None) -> Step:
+    """A layer's training node: ``forward`` (its eval cost), the gradient ops and the
+    memory. ``weights``: the shapes of its parameters (default: vectors only)."""
+    kids = [fwd.replace(name="forward"),
+            *grad_leaves(grads, layer.layer_type(), layer.spec(), fwd.output_shape)]
+    factored = (fwd.params if weights is None else factored_size(weights)) if trainable else 0
+    mem = tr.mem(fwd.params, fwd.params if trainable else 0, saved, factored)
+    cost = Cost(name, layer.layer_type(), spec=layer.spec(), children=kids,
+                input_shape=shape, output_shape=fwd.output_shape, memory=mem)
+    return Step(cost, out)
+
+
+def composite(layer: Layer, shape: Shape, name: str, tr: Train, children: Sequence[Cost],
+              out_shape: Shape, *, memory: Memory | None = None,
+              layer_type: str = "") -> Cost:
+    """A composite node whose memory sums its children's (each child once)."""
+    if memory is None:
+        memory = sum_memory(tr, children)
+    return Cost(name, layer_type or layer.layer_type(), spec=layer.spec(), children=children,
+                input_shape=shape, output_shape=out_shape, memory=memory)
+
+
+def sum_memory(tr: Train, children: Sequence[Cost]) -> Memory:
+    params: list[sp.Expr] = []
+    trainable: list[sp.Expr] = []
+    factored: list[sp.Expr] = []
+    saved: list[Saved] = []
+    for c in children:
+        if c.memory is None:
+            continue
+        params.append(c.memory.param_count)
+        trainable.append(c.memory.trainable)
+        factored.append(c.memory.factored)
+        saved.extend(c.memory.saved)
+    return tr.mem(sp.Add(*params), sp.Add(*trainable), saved, sp.Add(*factored))
+
+
+def no_grad(layer: Layer, shape: Shape, name: str, tr: Train, fwd: Cost) -> Step:
+    """A layer whose input needs no gradient and that has nothing to train: its forward."""
+    out = tr.new(numel(fwd.output_shape), False)
+    return leaf_step(layer, shape, name, tr, fwd, grads={}, saved=[], out=out,
+                     trainable=False)
+
+
+def forward_work(cost: Cost) -> dict[str, sp.Expr]:
+    """The work of every ``forward`` node under ``cost`` (what recomputing it costs)."""
+    if cost.name == "forward":
+        return dict(cost.work)
+    total: dict[str, list[sp.Expr]] = {}
+    for c in cost.children:
+        if c.name == "recompute":
+            continue
+        for k, v in forward_work(c).items():
+            total.setdefault(k, []).append(c.count * v)
+    return {k: sp.Add(*v) for k, v in total.items()}
+
+
+def checkpointed(cost: Cost, x: Ref, path: str, tr: Train) -> Cost:
+    """``cost`` under full recomputation: only its input is kept; its forward runs again
+    in backward (``recompute``)."""
+    mem = cost.memory
+    assert mem is not None
+    again = Cost("recompute", "Recompute", spec="forward recomputed in backward",
+                 work=forward_work(cost), input_shape=cost.input_shape,
+                 output_shape=cost.output_shape)
+    saved = (tr.saved(path, "checkpoint input", x),) if mem.trainable != 0 or x.grad else ()
+    return cost.replace(children=[*cost.children, again], memory=mem.replace(saved=saved))
+
+
+def train_cost(layer: Layer, shape: Shape, name: str, *, recompute: str = "none",
+               frozen: bool | Sequence[str] = False, input_grad: bool = False,
+               optimizer: str = "adam", precision: Precision | None = None,
+               accounting: str = "korthikanti", tensor_parallel: Any = 1,
+               sequence_parallel: bool = False) -> Cost:
+    """``layer.cost(shape, mode="train", ...)``: see :meth:`symflops.nn.Layer.cost`."""
+    if recompute not in RECOMPUTE:
+        raise SymflopsError("unknown recompute policy", layer=layer.spec(),
+                            values={"recompute": repr(recompute)},
+                            fix="use " + ", ".join(repr(r) for r in RECOMPUTE))
+    paths: bool | frozenset[str] = frozen if isinstance(frozen, bool) else frozenset()
+    if not isinstance(frozen, bool):
+        if isinstance(frozen, str) or not all(isinstance(f, str) for f in frozen):
+            raise SymflopsError("frozen is True or a list of paths", layer=layer.spec(),
+                                values={"frozen": repr(frozen)},
+                                fix='pass frozen=True or frozen=["0", "mlp.fc1"]')
+        paths = frozenset(frozen)
+    memory = dict(precision=precision or Precision(), optimizer_name=optimizer,
+                  accounting=accounting,
+                  tensor_parallel=to_size(tensor_parallel, layer.spec(), "tensor_parallel"),
+                  sequence_parallel=bool(sequence_parallel))
+    Memory(**memory)  # checks the options now
+    tr = Train(frozen=paths, recompute=recompute, memory=memory)
+    x = tr.new(numel(shape), input_grad)
+    step = train_layer(layer, shape, name, "", x, tr)
+    cost = step.cost
+    if isinstance(paths, frozenset) and paths - tr.matched:
+        raise SymflopsError("frozen names parts the layer does not have", layer=layer.spec(),
+                            values={"frozen": sorted(paths - tr.matched)},
+                            fix="use the paths of its parts with parameters, as in "
+                                "[p for p, _ in cost.walk()]")
+    if recompute == "full" and not tr.checkpoints:
+        cost = checkpointed(cost, x, "", tr)
+    mem = cost.memory
+    assert mem is not None
+    if mem.dropped:
+        left = sp.expand(sp.Add(*(s.numel * mem.precision.of(s.dtype) for s in mem.dropped)))
+        cost = cost.replace(notes=(*cost.notes, (
+            f"activations under the {mem.accounting} accounting; torch also saves "
+            f"{left} bytes of normalization statistics (accounting='torch' counts them)")))
+    return cost
+
