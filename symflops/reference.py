@@ -194,6 +194,9 @@ EXAMPLES: dict[str, Example] = {
                        "data movement"),
     "Transpose": Example("Transpose(1, 2)", lambda: nn.Transpose(1, 2), (B, N, dim),
                          "data movement"),
+    "MoE": Example("MoE(dim, F, E, k)", lambda: nn.MoE(dim, _F, symbol("E"), symbol("k")),
+                   (B, N, dim), "router, top-k routing, E SwiGLU experts of which each token "
+                   "uses k: params count all E, the work k per token"),
 }
 
 _BUILTIN = ("exact", "torch", "macs")

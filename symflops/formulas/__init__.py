@@ -14,6 +14,7 @@ They use plain arithmetic, so the same function serves the symbolic layers in
 
 from symflops.formulas import derivation as _derivation_module
 from symflops.formulas import embedding as _embedding_module
+from symflops.formulas import moe as _moe_module
 from symflops.formulas import rotary as _rotary_module
 from symflops.formulas._arith import (
     Size,
@@ -58,6 +59,15 @@ from symflops.formulas.linear import (
     linear_work,
     matmul_derivation,
     matmul_work,
+)
+from symflops.formulas.moe import (
+    grouped_k_derivation,
+    grouped_matmul_derivation,
+    moe_combine_derivation,
+    moe_combine_work,
+    renormalize_derivation,
+    topk_derivation,
+    topk_work,
 )
 from symflops.formulas.norm import (
     batch_norm_derivation,
@@ -155,11 +165,13 @@ __all__ = [
     "upsample_output_size", "batch_norm_grad_derivations", "group_norm_grad_derivations",
     "rms_norm_grad_derivations", "avg_pool_grad_window_total", "running_stats_derivation",
     "ROTARY_RATE", "ROTARY_TABLE_RATE", "rotary_derivation", "rotary_table_derivation",
-    "rotary_table_work", "rotary_work",
+    "rotary_table_work", "rotary_work", "grouped_k_derivation", "grouped_matmul_derivation",
+    "moe_combine_derivation", "moe_combine_work", "renormalize_derivation", "topk_derivation",
+    "topk_work",
 ]
 
 #: modules whose examples (module docstrings and public names) run with this package's doctests
-_DOCTESTED = (_derivation_module, _embedding_module, _rotary_module)
+_DOCTESTED = (_derivation_module, _embedding_module, _rotary_module, _moe_module)
 __test__ = {f"{m.__name__}.{n}": getattr(m, n) for m in _DOCTESTED for n in m.__all__
             if callable(getattr(m, n))}
 __test__.update({m.__name__: m for m in _DOCTESTED})

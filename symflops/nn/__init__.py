@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from types import FunctionType
 
-from symflops.nn import _base, _composite, _conv, _layers, _transformer
+from symflops.nn import _base, _composite, _conv, _layers, _moe, _transformer
 from symflops.nn._base import Layer
 from symflops.nn._composite import (
     MLP,
@@ -70,6 +70,7 @@ from symflops.nn._layers import (
     Tanh,
     Upsample,
 )
+from symflops.nn._moe import MoE
 from symflops.nn._transformer import (
     GatedMLP,
     GeGLU,
@@ -91,7 +92,7 @@ __all__ = [
     "Identity", "Flatten", "Embedding", "MultiheadAttention", "TransformerBlock", "MLP",
     "Sequential", "Residual", "Repeat", "GLU", "PixelShuffle", "PixelUnshuffle", "Upsample",
     "GatedMLP", "SwiGLU", "GeGLU", "RotaryEmbedding", "PositionEmbedding", "TiedLMHead",
-    "Reshape", "Permute", "Transpose", "LAYERS",
+    "Reshape", "Permute", "Transpose", "MoE", "LAYERS",
 ]
 
 #: Every layer class by name (the formula reference and the CLI look layers up here).
@@ -104,12 +105,12 @@ LAYERS: dict[str, type[Layer]] = {
         Dropout, Identity, Flatten, PixelShuffle, PixelUnshuffle, Upsample, Embedding,
         MultiheadAttention, TransformerBlock, MLP, Sequential, Residual, Repeat, GatedMLP,
         SwiGLU, GeGLU, RotaryEmbedding, PositionEmbedding, TiedLMHead, Reshape, Permute,
-        Transpose)
+        Transpose, MoE)
 }
 
 #: the submodules' examples (module docstrings and every public name) run with this
 #: package's doctests
-_DOCTESTED = (_base, _conv, _layers, _composite, _transformer)
+_DOCTESTED = (_base, _conv, _layers, _composite, _transformer, _moe)
 __test__ = {f"{m.__name__}.{n}": getattr(m, n) for m in _DOCTESTED
             for n in m.__all__ if isinstance(getattr(m, n), (type, FunctionType))}
 __test__.update({m.__name__: m for m in _DOCTESTED})

@@ -10,9 +10,9 @@ preset's docstring says which published model (and which ``transformers`` or
 from __future__ import annotations
 
 from symflops.presets import lm
-from symflops.presets.lm import gpt, llama
+from symflops.presets.lm import gpt, llama, mixtral
 
-__all__ = ["gpt", "llama"]
+__all__ = ["gpt", "llama", "mixtral"]
 
 #: the submodules' examples run with this package's doctests
 __test__ = {m.__name__: m for m in (lm,)}

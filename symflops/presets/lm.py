@@ -14,6 +14,8 @@ carry transformers' module names, so the preset and a trace of the matching
 
 from __future__ import annotations
 
+from typing import Any
+
 from symflops.errors import SymflopsError
 from symflops.formulas import exact_div
 from symflops.nn import (
@@ -22,6 +24,7 @@ from symflops.nn import (
     Layer,
     LayerNorm,
     Linear,
+    MoE,
     MultiheadAttention,
     PositionEmbedding,
     Repeat,
@@ -34,7 +37,7 @@ from symflops.nn import (
 )
 from symflops.nn._base import SizeLike, to_size
 
-__all__ = ["gpt", "llama", "decoder"]
+__all__ = ["gpt", "llama", "mixtral", "decoder"]
 
 
 def gpt(dim: SizeLike, heads: SizeLike, layers: SizeLike, vocab: SizeLike,
@@ -110,3 +113,28 @@ def llama(dim: SizeLike, heads: SizeLike, kv_heads: SizeLike | None, layers: Siz
     d = to_size(dim, "llama", "dim")
     return decoder(d, heads, kv_heads, layers, vocab, SwiGLU(d, hidden),
                    tie_embeddings=tie_embeddings, name="llama")
+
+
+def mixtral(dim: SizeLike, heads: SizeLike, kv_heads: SizeLike | None, layers: SizeLike,
+            vocab: SizeLike, hidden: SizeLike, experts: SizeLike, top_k: SizeLike, *,
+            capacity_factor: Any = None) -> Sequential:
+    """Mixtral (transformers' ``MixtralForCausalLM``, inference): :func:`llama`'s decoder
+    with a sparse mixture of ``experts`` SwiGLU experts of width ``hidden`` in place of
+    the MLP, each token routed to ``top_k`` of them (router softmax, top-k, the k weights
+    renormalized; :class:`symflops.nn.MoE`, whose ``capacity_factor`` it passes on).
+
+    Parameters: ``2 V dim + L (2 dim^2 + 2 dim kv_dim + E dim + 3 E dim hidden + 2 dim) +
+    dim``. Mixtral-8x7B (dim 4096, 32 heads, 8 kv heads, 32 layers, V 32000, hidden 14336,
+    8 experts, top 2) has 46,702,792,704, of which 12,879,925,248 are active per token
+    (:func:`symflops.views.active_params`: 2 of the 8 experts; "12.9B active", Mistral AI,
+    "Mixtral of experts", 2023).
+
+    >>> from symflops.views import active_params
+    >>> c = mixtral(4096, 32, 8, 32, 32000, 14336, 8, 2).cost(("B", "N"))
+    >>> c.params, active_params(c)
+    (46702792704, 12879925248)
+    """
+    d = to_size(dim, "mixtral", "dim")
+    return decoder(d, heads, kv_heads, layers, vocab,
+                   MoE(d, hidden, experts, top_k, capacity_factor=capacity_factor),
+                   name="mixtral")
