@@ -175,3 +175,20 @@ def test_llama_equals_trace(d, h, kv, layers, vocab, hidden):
         "norm_affine": -norms * d,
         "elementwise": norms * (4 * d + 2) + layers * 2 * d * B * N + N,
     })
+
+
+def test_gpt_on_cpu_with_skip_masked_equals_trace():
+    # On the CPU, transformers' GPT-2 calls SDPA with is_causal=True and no mask: the CPU
+    # kernel's attention is sf.nn's part for part (scale per score, no mask add), and with
+    # skip_masked both count the lower triangle. What remains: GELU's ops (as in
+    # test_gpt_equals_trace) and the positions arange(N) + past length (N adds).
+    d, h, layers, vocab = 32, 2, 1, 20
+    model = transformers.GPT2LMHeadModel(transformers.GPT2Config(
+        n_embd=d, n_head=h, n_layer=layers, vocab_size=vocab, n_positions=64))
+    trace = sf.trace(model, {"input_ids": ("B", "N")}, skip_masked=True, warn=False)
+    preset = presets.gpt(d, h, layers, vocab, 64, skip_masked=True).cost((B, N))
+    hidden = 4 * d
+    assert_same_except(trace, preset, {
+        "activation": -8 * layers * hidden * B * N,
+        "elementwise": layers * 7 * hidden * B * N + N,
+    })

@@ -20,6 +20,11 @@ from symflops.formulas import topk_work  # noqa: E402
 from symflops.symbols import B, N, S, T, symbol  # noqa: E402
 from symflops.views import active_params, non_embedding_params, per_token  # noqa: E402
 
+try:
+    from tests.test_model_safety import assert_same, deep_snapshot
+except ImportError:  # run from tests/
+    from test_model_safety import assert_same, deep_snapshot  # type: ignore[no-redef]
+
 transformers.logging.set_verbosity_error()
 torch_flops = pytest.importorskip("torch.utils.flop_counter")
 
@@ -168,6 +173,19 @@ def test_views():
 def test_traced_moe_has_no_active_view():
     with pytest.raises(sf.SymflopsError, match="does not say which weights"):
         active_params(traced_mixtral(*MIXTRAL_SMALL[0])[1])
+
+
+def test_mixtral_trace_leaves_model_and_rng_untouched():
+    torch.manual_seed(0)
+    model = transformers.MixtralForCausalLM(mixtral_config(
+        hidden_size=32, num_attention_heads=2, num_key_value_heads=2, num_hidden_layers=1,
+        vocab_size=20, intermediate_size=16, num_local_experts=3, num_experts_per_tok=2))
+    before = deep_snapshot(model)
+    config = copy.deepcopy(vars(model.config))
+    c = sf.trace(model, {"input_ids": ("B", "N")}, warn=False)
+    assert c.params == sum(p.numel() for p in model.parameters())
+    assert_same(before, deep_snapshot(model))
+    assert vars(model.config) == config
 
 
 # --------------------------------------------------------------------- Qwen2-MoE
