@@ -16,6 +16,7 @@ transformers = pytest.importorskip("transformers")
 import symflops as sf  # noqa: E402
 from symflops import presets  # noqa: E402
 from symflops.symbols import B, L, N, V, dim, heads, kv_heads, symbol  # noqa: E402
+from symflops.views import non_embedding_params  # noqa: E402
 
 transformers.logging.set_verbosity_error()
 F = symbol("F")
@@ -151,6 +152,9 @@ def test_gpt_equals_trace(d, h, layers, vocab):
         "activation": -8 * layers * hidden * B * N,
         "elementwise": layers * per_layer * B * N + N,
     })
+    # the traced wte and wpe are Embedding leaves too: the same non-embedding count
+    assert non_embedding_params(trace) == non_embedding_params(preset) == \
+        layers * (12 * d**2 + 13 * d) + 2 * d
 
 
 @pytest.mark.parametrize("d,h,kv,layers,vocab,hidden", [(64, 4, 2, 2, 100, 96),
