@@ -20,7 +20,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from symflops import nn, presets, symbols
+from symflops import nn, presets, symbols, views
 from symflops.conventions import (
     KINDS,
     Convention,
@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __version__ = "0.1.0"
 
 __all__ = [
-    "nn", "presets", "symbols", "Cost", "Derivation", "Convention", "KINDS", "conventions",
+    "nn", "presets", "symbols", "views", "Cost", "Derivation", "Convention", "KINDS", "conventions",
     "get_convention", "register_convention", "SymflopsError", "trace", "render", "analysis",
     "tracing", "rendering", "__version__",
 ]

@@ -215,6 +215,9 @@ EXAMPLES: dict[str, Example] = {
     "TiedLMHead": Example("TiedLMHead(Embedding(V, dim))",
                           lambda: nn.TiedLMHead(nn.Embedding(V, dim)), (B, N, dim),
                           "a bias-free Linear sharing the embedding's weight: no parameters"),
+    "MoE": Example("MoE(dim, F, E, k)", lambda: nn.MoE(dim, _F, symbol("E"), symbol("k")),
+                   (B, N, dim), "router, top-k routing, E SwiGLU experts of which each token "
+                   "uses k: params count all E, the work k per token"),
 }
 
 _BUILTIN = ("exact", "torch", "macs")

@@ -885,3 +885,23 @@ def rotary(vectors: int, head_dim: int) -> Work:
         for xi, ri in zip(x, rotated, strict=True):
             xi * 0.5 + ri * 0.8
     return t.work()
+
+
+def moe(shape: Shape, hidden: int, experts: int, k: int) -> tuple[Work, Shape, int]:
+    """Router, softmax, top-k by successive maxima, renormalized weights, each token
+    through its k experts, the weighted sum."""
+    t = Tally()
+    tokens, dim = math.prod(shape[:-1]), shape[-1]
+    w, logits, router = linear(shape, experts, bias=False)
+    t.merge(w)
+    t.merge(softmax(logits)[0])
+    for _ in range(tokens):
+        left = list(range(experts))
+        for _ in range(k):  # the largest of what is left: len - 1 compares
+            t.op("elementwise", len(left) - 1)
+            left.pop()
+        t.op("elementwise", (k - 1) + k)  # sum of the k weights, k divides
+    w, _, one = gated_mlp((tokens * k, dim), hidden, "silu")
+    t.merge(w)
+    t.op("elementwise", tokens * dim * (k + k - 1))  # k products, k - 1 adds per output
+    return t.work(), shape, router + experts * one

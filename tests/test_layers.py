@@ -1217,6 +1217,21 @@ for _id, _mk, _out, _pt in (
         brute=lambda p, o=_out: ({}, tuple(int(sp.sympify(s).subs(p)) for s in o), 0),
     ))
 
+# MoE(dim, F, E, k) on (T, dim): router T E dot products of length dim (no bias); softmax
+# T (5E - 2); top-k T k (2E - k - 1)/2 compares; renormalize T (2k - 1); the T k routed
+# copies through a SwiGLU expert; combine T dim (2k - 1). Params E dim + 3 E dim F.
+_E, _k = symbol("E"), symbol("k")
+case(Case(
+    "MoE", lambda: nn.MoE(dim, _F, _E, _k), (T, dim),
+    params=_E * dim + 3 * _E * dim * _F,
+    exact=(T * _E * (2 * dim - 1) + T * (5 * _E - 2) + T * _k * (2 * _E - _k - 1) / 2
+           + T * (2 * _k - 1) + 2 * T * _k * _F * (2 * dim - 1) + 5 * T * _k * _F
+           + T * _k * dim * (2 * _F - 1) + T * dim * (2 * _k - 1)),
+    macs=T * _E * dim + 3 * T * _k * dim * _F, out=(T, dim),
+    points=[{T: 3, dim: 4, _F: 5, _E: 4, _k: 2}, {T: 2, dim: 3, _F: 2, _E: 3, _k: 3}],
+    brute=lambda p: bf.moe((p[T], p[dim]), p[_F], p[_E], p[_k]),
+))
+
 
 # ================================================================================= tests
 def _eq(a: Any, b: Any) -> bool:

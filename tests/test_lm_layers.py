@@ -113,6 +113,9 @@ def test_position_embedding_equals_torch():
     assert c.validity == (sp.Le(N, 64),)
     with pytest.raises(sf.SymflopsError, match="longer than the position table"):
         sf.nn.PositionEmbedding(8, 16).cost((2, 9, 16))
+    # sinusoidal positions (a buffer, as torch registers one): no parameters, the same add
+    fixed = sf.nn.PositionEmbedding(64, 16, learned=False).cost((B, N, 16))
+    assert fixed.params == 0 and fixed.flops == c.flops
 
 
 class TorchTied(torch.nn.Module):

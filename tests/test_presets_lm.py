@@ -16,6 +16,7 @@ transformers = pytest.importorskip("transformers")
 import symflops as sf  # noqa: E402
 from symflops import presets  # noqa: E402
 from symflops.symbols import B, L, N, V, dim, heads, kv_heads, symbol  # noqa: E402
+from symflops.views import non_embedding_params  # noqa: E402
 
 transformers.logging.set_verbosity_error()
 F = symbol("F")
@@ -151,6 +152,9 @@ def test_gpt_equals_trace(d, h, layers, vocab):
         "activation": -8 * layers * hidden * B * N,
         "elementwise": layers * per_layer * B * N + N,
     })
+    # the traced wte and wpe are Embedding leaves too: the same non-embedding count
+    assert non_embedding_params(trace) == non_embedding_params(preset) == \
+        layers * (12 * d**2 + 13 * d) + 2 * d
 
 
 @pytest.mark.parametrize("d,h,kv,layers,vocab,hidden", [(64, 4, 2, 2, 100, 96),
@@ -174,4 +178,21 @@ def test_llama_equals_trace(d, h, kv, layers, vocab, hidden):
         "norm_stats": -norms * (3 * d + 2),
         "norm_affine": -norms * d,
         "elementwise": norms * (4 * d + 2) + layers * 2 * d * B * N + N,
+    })
+
+
+def test_gpt_on_cpu_with_skip_masked_equals_trace():
+    # On the CPU, transformers' GPT-2 calls SDPA with is_causal=True and no mask: the CPU
+    # kernel's attention is sf.nn's part for part (scale per score, no mask add), and with
+    # skip_masked both count the lower triangle. What remains: GELU's ops (as in
+    # test_gpt_equals_trace) and the positions arange(N) + past length (N adds).
+    d, h, layers, vocab = 32, 2, 1, 20
+    model = transformers.GPT2LMHeadModel(transformers.GPT2Config(
+        n_embd=d, n_head=h, n_layer=layers, vocab_size=vocab, n_positions=64))
+    trace = sf.trace(model, {"input_ids": ("B", "N")}, skip_masked=True, warn=False)
+    preset = presets.gpt(d, h, layers, vocab, 64, skip_masked=True).cost((B, N))
+    hidden = 4 * d
+    assert_same_except(trace, preset, {
+        "activation": -8 * layers * hidden * B * N,
+        "elementwise": layers * 7 * hidden * B * N + N,
     })

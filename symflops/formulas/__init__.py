@@ -15,6 +15,7 @@ They use plain arithmetic, so the same function serves the symbolic layers in
 from symflops.formulas import backward as _backward_module
 from symflops.formulas import derivation as _derivation_module
 from symflops.formulas import embedding as _embedding_module
+from symflops.formulas import moe as _moe_module
 from symflops.formulas import rotary as _rotary_module
 from symflops.formulas._arith import (
     Size,
@@ -69,6 +70,15 @@ from symflops.formulas.linear import (
     linear_work,
     matmul_derivation,
     matmul_work,
+)
+from symflops.formulas.moe import (
+    grouped_k_derivation,
+    grouped_matmul_derivation,
+    moe_combine_derivation,
+    moe_combine_work,
+    renormalize_derivation,
+    topk_derivation,
+    topk_work,
 )
 from symflops.formulas.norm import (
     batch_norm_derivation,
@@ -193,10 +203,13 @@ __all__ = [
     "DROPOUT_RATE", "DROPOUT_GRAD_RATE", "attention_core_backward_derivations",
     "dropout_derivation", "dropout_grad_derivation", "grad_accumulation_derivation",
     "linear_backward_derivations", "matmul_backward_derivations",
+    "grouped_k_derivation", "grouped_matmul_derivation",
+    "moe_combine_derivation", "moe_combine_work", "renormalize_derivation", "topk_derivation",
+    "topk_work",
 ]
 
 #: modules whose examples (module docstrings and public names) run with this package's doctests
-_DOCTESTED = (_backward_module, _derivation_module, _embedding_module, _rotary_module)
+_DOCTESTED = (_backward_module, _derivation_module, _embedding_module, _rotary_module, _moe_module)
 __test__ = {f"{m.__name__}.{n}": getattr(m, n) for m in _DOCTESTED for n in m.__all__
             if callable(getattr(m, n))}
 __test__.update({m.__name__: m for m in _DOCTESTED})

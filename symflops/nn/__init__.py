@@ -23,6 +23,7 @@ from symflops.nn import (
     _composite,
     _conv,
     _layers,
+    _moe,
     _recurrent,
     _train,
     _transformer,
@@ -80,6 +81,7 @@ from symflops.nn._layers import (
     Tanh,
     Upsample,
 )
+from symflops.nn._moe import MoE
 from symflops.nn._recurrent import GRU, LSTM, GRUCell, LSTMCell
 from symflops.nn._transformer import (
     GatedMLP,
@@ -112,6 +114,7 @@ __all__ = [
     "PositionEmbedding", "WindowAttention", "PatchMerging", "SizeLike", "to_size",
     "LSTM", "GRU", "LSTMCell", "GRUCell",
     "GatedMLP", "SwiGLU", "GeGLU", "RotaryEmbedding", "TiedLMHead",
+    "MoE",
 ]
 
 #: Every layer class by name (the formula reference and the CLI look layers up here).
@@ -125,12 +128,12 @@ LAYERS: dict[str, type[Layer]] = {
         MultiheadAttention, TransformerBlock, MLP, Sequential, Residual, Repeat,
         Permute, Transpose, Reshape, Select, PatchEmbedding, ClassToken, PositionEmbedding,
         WindowAttention, PatchMerging, LSTM, GRU, LSTMCell, GRUCell, GatedMLP,
-        SwiGLU, GeGLU, RotaryEmbedding, TiedLMHead)
+        SwiGLU, GeGLU, RotaryEmbedding, TiedLMHead, MoE)
 }
 
 #: the submodules' examples (module docstrings and every public name) run with this
 #: package's doctests
-_DOCTESTED = (_base, _conv, _layers, _composite, _transformer, _train)
+_DOCTESTED = (_base, _conv, _layers, _composite, _transformer, _train, _moe)
 __test__ = {f"{m.__name__}.{n}": getattr(m, n) for m in _DOCTESTED
             for n in m.__all__ if isinstance(getattr(m, n), (type, FunctionType))}
 __test__.update({m.__name__: m for m in _DOCTESTED})

@@ -135,22 +135,28 @@ class RotaryEmbedding(Layer):
 
 
 class PositionEmbedding(Layer):
-    """Learned absolute positions (GPT-2's ``wpe``) added to ``(B, N, dim)`` token
-    embeddings: a ``context x dim`` table (``context * dim`` parameters) looked up for
-    the ``N <= context`` positions, and one add per element. Children ``table``, ``add``.
+    """Absolute positions added to ``(B, N, dim)`` token embeddings: a ``context x dim``
+    table looked up for the ``N <= context`` positions, and one add per element.
+    Children ``table``, ``add``. ``learned=True`` (GPT-2's ``wpe``): the table is
+    ``context * dim`` parameters; ``learned=False`` (the sinusoids of Vaswani et al.
+    2017, computed once into a buffer): no parameters, the same add.
 
     >>> from symflops.symbols import N, dim
     >>> c = PositionEmbedding(1024, dim).cost(("B", N, dim))
     >>> c.params, c.flops, c.validity
     (1024*dim, B*N*dim, (N <= 1024,))
+    >>> PositionEmbedding(1024, dim, learned=False).cost(("B", N, dim)).params
+    0
     """
 
-    def __init__(self, context: SizeLike, dim: SizeLike) -> None:
+    def __init__(self, context: SizeLike, dim: SizeLike, learned: bool = True) -> None:
         self.context = to_size(context, "PositionEmbedding", "context")
         self.dim = to_size(dim, "PositionEmbedding", "dim")
+        self.learned = bool(learned)
 
     def spec(self) -> str:
-        return f"PositionEmbedding({self.context}, {self.dim})"
+        fixed = "" if self.learned else ", learned=False"
+        return f"PositionEmbedding({self.context}, {self.dim}{fixed})"
 
     def _cost(self, shape: Shape, name: str) -> Cost:
         self._check_rank(shape, (3,), "(B, N, dim)")
@@ -162,6 +168,9 @@ class PositionEmbedding(Layer):
                                 layer=self.spec(), values={"N": n, "context": self.context},
                                 fix=f"use at most {self.context} tokens or a larger context")
         table = Embedding(self.context, self.dim)._cost((n,), "table")
+        if not self.learned:  # a buffer: the lookup without parameters
+            table = table.replace(params=0, layer="PositionBuffer", derivation=Derivation(
+                {}, 0, {}, "a lookup in a fixed (sinusoidal) buffer: no arithmetic"))
         add = Cost.from_derivation("add", "Add", elementwise_derivation(
             numel(shape), 1, "token plus position embedding: one add per element"),
             spec="add", input_shape=shape, output_shape=shape)

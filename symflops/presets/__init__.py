@@ -12,10 +12,10 @@ preset's docstring says which published model (and which ``transformers`` or
 from __future__ import annotations
 
 from symflops.presets import lm, vision
-from symflops.presets.lm import gpt, llama
+from symflops.presets.lm import gpt, llama, mixtral
 from symflops.presets.vision import mobilenet_v2, resnet, swin, vit
 
-__all__ = ["gpt", "llama", "vit", "swin", "resnet", "mobilenet_v2"]
+__all__ = ["gpt", "llama", "mixtral", "vit", "swin", "resnet", "mobilenet_v2"]
 
 #: the submodules' examples run with this package's doctests
 __test__ = {m.__name__: m for m in (lm, vision)}

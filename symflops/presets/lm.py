@@ -14,6 +14,8 @@ carry transformers' module names, so the preset and a trace of the matching
 
 from __future__ import annotations
 
+from typing import Any
+
 from symflops.errors import SymflopsError
 from symflops.formulas import exact_div
 from symflops.nn import (
@@ -22,6 +24,7 @@ from symflops.nn import (
     Layer,
     LayerNorm,
     Linear,
+    MoE,
     MultiheadAttention,
     PositionEmbedding,
     Repeat,
@@ -34,17 +37,19 @@ from symflops.nn import (
 )
 from symflops.nn._base import SizeLike, to_size
 
-__all__ = ["gpt", "llama", "decoder"]
+__all__ = ["gpt", "llama", "mixtral", "decoder"]
 
 
 def gpt(dim: SizeLike, heads: SizeLike, layers: SizeLike, vocab: SizeLike,
-        context: SizeLike, *, mlp_ratio: SizeLike = 4) -> Sequential:
+        context: SizeLike, *, mlp_ratio: SizeLike = 4, skip_masked: bool = False) -> Sequential:
     """GPT-2 (transformers' ``GPT2LMHeadModel``, inference): token embedding ``wte`` and
     learned positions ``wpe`` (``context`` of them), ``layers`` pre-norm blocks
     (LayerNorm, causal multi-head attention with biases, LayerNorm, MLP ``dim ->
     mlp_ratio*dim -> dim`` with GELU in its tanh form, ``gelu_new``), a final LayerNorm
     ``ln_f`` and the LM head tied to ``wte`` (its weight counted once). Dropout is free
-    at inference.
+    at inference. ``skip_masked=True`` counts causal attention as its unmasked half (as
+    ``sf.trace(..., skip_masked=True)`` and kernels that skip masked blocks); the default
+    counts the dense product, as every preset does.
 
     Parameters: ``V dim + context dim + L (12 dim^2 + 13 dim) + 2 dim`` at
     ``mlp_ratio=4``: GPT-2 small/medium/large/xl (dim 768/1024/1280/1600, L
@@ -59,7 +64,8 @@ def gpt(dim: SizeLike, heads: SizeLike, layers: SizeLike, vocab: SizeLike,
     hidden = to_size(mlp_ratio, "gpt", "mlp_ratio") * d
     block = Sequential({
         "attn": Residual(Sequential({"ln_1": LayerNorm(d),
-                                     "attn": MultiheadAttention(d, heads, causal=True)})),
+                                     "attn": MultiheadAttention(d, heads, causal=True,
+                                                                skip_masked=skip_masked)})),
         "mlp": Residual(Sequential({"ln_2": LayerNorm(d), "c_fc": Linear(d, hidden),
                                     "act": GELU("tanh"), "c_proj": Linear(hidden, d)})),
     })
@@ -70,19 +76,20 @@ def gpt(dim: SizeLike, heads: SizeLike, layers: SizeLike, vocab: SizeLike,
 
 def decoder(dim: SizeLike, heads: SizeLike, kv_heads: SizeLike | None, layers: SizeLike,
             vocab: SizeLike, mlp: Layer, *, tie_embeddings: bool = False,
-            name: str = "decoder") -> Sequential:
+            skip_masked: bool = False, name: str = "decoder") -> Sequential:
     """The LLaMA-style decoder around a given ``mlp`` layer (SwiGLU for :func:`llama`, a
     mixture of experts for ``mixtral``): token embedding, the rotary table, ``layers``
     pre-norm blocks (RMSNorm, causal attention without biases with ``kv_heads``
     key/value heads and rotary queries and keys, RMSNorm, ``mlp``), a final RMSNorm and
-    the LM head (untied unless ``tie_embeddings``)."""
+    the LM head (untied unless ``tie_embeddings``); ``skip_masked`` as in :func:`gpt`."""
     d = to_size(dim, name, "dim")
     h = to_size(heads, name, "heads")
     if d.is_number and h.is_number and d % h:
         raise SymflopsError("heads must divide dim", layer=name, values={"dim": d, "heads": h},
                             fix="choose heads among the divisors of dim")
     embed = Embedding(vocab, d)
-    attn = MultiheadAttention(d, h, bias=False, kv_heads=kv_heads, causal=True, rotary=True)
+    attn = MultiheadAttention(d, h, bias=False, kv_heads=kv_heads, causal=True, rotary=True,
+                              skip_masked=skip_masked)
     block = Sequential({
         "self_attn": Residual(Sequential({"input_layernorm": RMSNorm(d), "self_attn": attn})),
         "mlp": Residual(Sequential({"post_attention_layernorm": RMSNorm(d), "mlp": mlp})),
@@ -93,11 +100,13 @@ def decoder(dim: SizeLike, heads: SizeLike, kv_heads: SizeLike | None, layers: S
 
 
 def llama(dim: SizeLike, heads: SizeLike, kv_heads: SizeLike | None, layers: SizeLike,
-          vocab: SizeLike, hidden: SizeLike, *, tie_embeddings: bool = False) -> Sequential:
+          vocab: SizeLike, hidden: SizeLike, *, tie_embeddings: bool = False,
+          skip_masked: bool = False) -> Sequential:
     """LLaMA (transformers' ``LlamaForCausalLM``, inference; also ``MistralForCausalLM``
     while the sequence fits its sliding window): grouped-query attention (``kv_heads``;
     ``None``: as many as ``heads``), rotary embeddings, RMSNorm, a SwiGLU MLP of width
-    ``hidden`` and an untied LM head (``tie_embeddings=True`` ties it, as Llama 3.2 1B).
+    ``hidden`` and an untied LM head (``tie_embeddings=True`` ties it, as Llama 3.2 1B);
+    ``skip_masked`` as in :func:`gpt`.
 
     Parameters: ``2 V dim + L (2 dim^2 + 2 dim kv_dim + 3 dim hidden + 2 dim) + dim``
     with ``kv_dim = kv_heads dim / heads``: Llama-2-7B (dim 4096, 32 heads, 32 layers,
@@ -109,4 +118,30 @@ def llama(dim: SizeLike, heads: SizeLike, kv_heads: SizeLike | None, layers: Siz
     """
     d = to_size(dim, "llama", "dim")
     return decoder(d, heads, kv_heads, layers, vocab, SwiGLU(d, hidden),
-                   tie_embeddings=tie_embeddings, name="llama")
+                   tie_embeddings=tie_embeddings, skip_masked=skip_masked, name="llama")
+
+
+def mixtral(dim: SizeLike, heads: SizeLike, kv_heads: SizeLike | None, layers: SizeLike,
+            vocab: SizeLike, hidden: SizeLike, experts: SizeLike, top_k: SizeLike, *,
+            capacity_factor: Any = None, skip_masked: bool = False) -> Sequential:
+    """Mixtral (transformers' ``MixtralForCausalLM``, inference): :func:`llama`'s decoder
+    with a sparse mixture of ``experts`` SwiGLU experts of width ``hidden`` in place of
+    the MLP, each token routed to ``top_k`` of them (router softmax, top-k, the k weights
+    renormalized; :class:`symflops.nn.MoE`, whose ``capacity_factor`` it passes on);
+    ``skip_masked`` as in :func:`gpt`.
+
+    Parameters: ``2 V dim + L (2 dim^2 + 2 dim kv_dim + E dim + 3 E dim hidden + 2 dim) +
+    dim``. Mixtral-8x7B (dim 4096, 32 heads, 8 kv heads, 32 layers, V 32000, hidden 14336,
+    8 experts, top 2) has 46,702,792,704, of which 12,879,925,248 are active per token
+    (:func:`symflops.views.active_params`: 2 of the 8 experts; "12.9B active", Mistral AI,
+    "Mixtral of experts", 2023).
+
+    >>> from symflops.views import active_params
+    >>> c = mixtral(4096, 32, 8, 32, 32000, 14336, 8, 2).cost(("B", "N"))
+    >>> c.params, active_params(c)
+    (46702792704, 12879925248)
+    """
+    d = to_size(dim, "mixtral", "dim")
+    return decoder(d, heads, kv_heads, layers, vocab,
+                   MoE(d, hidden, experts, top_k, capacity_factor=capacity_factor),
+                   skip_masked=skip_masked, name="mixtral")

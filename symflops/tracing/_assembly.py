@@ -263,8 +263,8 @@ def _convert(x: Any, smap: C.SymbolMap) -> Any:
     return x
 
 
-def _entries(rec: Recording, smap: C.SymbolMap, report: TraceReport
-             ) -> dict[ModulePath, list[_Entry]]:
+def _entries(rec: Recording, smap: C.SymbolMap, report: TraceReport,
+             options: Mapping[str, Any]) -> dict[ModulePath, list[_Entry]]:
     """Per module path, its children in call order: submodules, op leaves, op groups."""
     entries: dict[ModulePath, list[_Entry]] = {}
 
@@ -279,7 +279,8 @@ def _entries(rec: Recording, smap: C.SymbolMap, report: TraceReport
     opcount: dict[ModulePath, Counter[str]] = {}
     for r in rec.records:
         call = OpCall(r.name, _convert(r.args, smap), _convert(r.kwargs, smap),
-                      tuple(_convert(o, smap) for o in r.out), rec.types.get(r.path, ""))
+                      tuple(_convert(o, smap) for o in r.out), rec.types.get(r.path, ""),
+                      options)
         try:
             parts = HANDLERS[r.packet](call)
         except SymflopsError as e:
@@ -460,7 +461,7 @@ def assemble(rec: Recording, env: C.SymEnv, ctx: TraceContext) -> TracedCost:
         report.warnings.append(msg)
     smap = C.SymbolMap(env, symbols)
     validity = _conditions(env, smap, ctx, symbols, report)
-    entries = _entries(rec, smap, report)
+    entries = _entries(rec, smap, report, {"skip_masked": ctx.skip_masked})
     builder = _Builder(rec, entries, _pins(report.fixed, symbols), ctx.convention, smap)
     root = builder.module(ROOT, root=report, validity=validity, notes=report.notes)
     assert isinstance(root, TracedCost)

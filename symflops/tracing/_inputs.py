@@ -156,7 +156,8 @@ def checked_budget(budget: Any, layer: str) -> float | None:
 class TraceContext:
     """One trace run's settings: the model, its inputs, the example size of each dim
     (``hint_of``), the convention and the switches (``train``, ``strict``, ``real``,
-    ``resize``: reroute ``F.interpolate`` to keep sizes symbolic), and the time budget:
+    ``resize``: reroute ``F.interpolate`` to keep sizes symbolic; ``skip_masked``: causal
+    attention kernels count their unmasked half), and the time budget:
     ``deadline`` (a ``time.perf_counter()`` value; ``None``: no limit) of ``budget`` s."""
 
     model: torch.nn.Module
@@ -168,6 +169,7 @@ class TraceContext:
     strict: bool = False
     real: bool = False
     resize: bool = False
+    skip_masked: bool = False
     deadline: float | None = None
     budget: float | None = None
 

@@ -25,6 +25,7 @@ from symflops.tracing._inputs import (
 )
 from symflops.tracing._recording import TimeBudgetSpent, model_device
 from symflops.tracing._run import run
+from symflops.tracing.handlers.attention import SKIPPED_NOTE
 
 __all__ = ["trace"]
 
@@ -33,7 +34,7 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
           convention: str | Convention = "exact", mode: str = "eval", strict: bool = False,
           aligned: bool | Mapping[str, int] = False,
           warn: bool = True, real: bool = False, fallback: str | None = None,
-          time_budget: float | None = DEFAULT_TIME_BUDGET) -> Cost:
+          time_budget: float | None = DEFAULT_TIME_BUDGET, skip_masked: bool = False) -> Cost:
     """Trace ``model`` on symbolic fake inputs into a Cost tree in the named dims.
 
     ``inputs``: ``"B 3 H W"``, ``("B", 3, "H", "W")``, a list of those (positional
@@ -51,7 +52,11 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
     ``time_budget``: seconds the trace may take (default 300; ``None``: no limit),
     checked at every op and every guard torch evaluates; when spent, a SymflopsError
     naming the fixes, or with ``fallback="fit"`` the fitted polynomial (the fit gets a
-    budget of its own).
+    budget of its own). ``skip_masked=True`` counts causal attention as its unmasked half
+    (query-key pairs ``j <= i``, diagonal included, exact), as kernels that skip masked
+    blocks compute it: it applies to scaled-dot-product kernels called with
+    ``is_causal=True`` and no mask (a model on the CPU; on the meta device SDPA runs its
+    math path with an explicit mask, counted dense, and a warning says so); forward only.
 
     The model is never modified: it runs through ``torch.func.functional_call`` on fake
     copies of its parameters and buffers (``real=True``: real copies); a write to any
@@ -75,6 +80,7 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
         raise SymflopsError("fallback must be None or 'fit'", layer="trace",
                             values={"fallback": fallback})
     check_model_and_mode(model, mode, "trace")
+    _check_skip_masked(skip_masked, mode, fallback)
     weighting = get_convention(convention)
     pos, kw = parse_inputs(inputs)
     hints = dict(hints or {})
@@ -93,7 +99,7 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
         raise SymflopsError("real=True runs the model for real: every size must be an int",
                             layer="trace", fix="substitute the dims, or use symflops.tracing.fit")
     ctx = TraceContext.build(model, pos, kw, hints, weighting, train=mode == "train",
-                             strict=strict, real=real, budget=budget,
+                             strict=strict, real=real, budget=budget, skip_masked=skip_masked,
                              deadline=None if budget is None else started + budget)
     try:
         cost = run(ctx)
@@ -102,6 +108,12 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
         if fallback != "fit" or not fits:
             raise
         return _fit_fallback(model, inputs, weighting, mode, e, warn, budget)
+    if skip_masked and not any(SKIPPED_NOTE in leaf.notes for _, leaf in cost.leaves()):
+        msg = ("skip_masked: no causal attention kernel (is_causal=True, no mask) was seen, so "
+               "nothing was halved (on the meta device SDPA runs its math path with an "
+               "explicit mask: build the model on the CPU)")
+        cost.report.notes.append(msg)
+        cost.report.warnings.append(msg)
     if warn:
         for msg in cost.report.warnings:
             warnings.warn("sf.trace: " + msg, stacklevel=2)
@@ -109,6 +121,19 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
     if aligned:
         return aligned_forms(cost, None if aligned is True else aligned).aligned
     return cost
+
+
+def _check_skip_masked(skip_masked: Any, mode: str, fallback: str | None) -> None:
+    if not isinstance(skip_masked, bool):
+        raise SymflopsError("skip_masked must be True or False", layer="trace",
+                            values={"skip_masked": repr(skip_masked)})
+    if skip_masked and mode == "train":
+        raise SymflopsError("skip_masked counts the forward only", layer="trace",
+                            values={"mode": mode},
+                            fix="trace mode='eval' with skip_masked=True, or drop skip_masked")
+    if skip_masked and fallback is not None:
+        raise SymflopsError("skip_masked is not available with fallback='fit'", layer="trace",
+                            values={"fallback": fallback}, fix="drop one of the two")
 
 
 def _fit_fallback(model: torch.nn.Module, inputs: Any, weighting: Convention, mode: str,

@@ -54,13 +54,15 @@ class TShape:
 @dataclass
 class OpCall:
     """One recorded aten call: ``args``/``kwargs`` with tensors as :class:`TShape`,
-    ``out`` the tensor outputs, ``module`` the type name of the innermost nn.Module."""
+    ``out`` the tensor outputs, ``module`` the type name of the innermost nn.Module,
+    ``options`` the trace's counting options (``skip_masked``)."""
 
     name: str
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     out: tuple[TShape, ...]
     module: str = ""
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     def arg(self, i: int, name: str, default: Any = None) -> Any:
         """Positional argument ``i`` or keyword ``name`` (schema order)."""

@@ -17,6 +17,7 @@ from symflops.tracing.handlers import (  # noqa: F401  (importing registers the 
     attention,
     backward,
     conv_matmul,
+    moe,
     norm,
     pointwise,
     pool,

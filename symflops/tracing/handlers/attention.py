@@ -8,7 +8,12 @@ from symflops import formulas
 from symflops.tracing.handlers._common import aten, with_role
 from symflops.tracing.registry import OpCall, Part, TShape, register
 
-__all__: list[str] = []
+__all__ = ["SKIPPED_NOTE"]
+
+
+#: the note on each attention counted as its unmasked half (``sf.trace(skip_masked=True)``)
+SKIPPED_NOTE = ("skip_masked: causal attention counted as its unmasked half (the N(N+1)/2 "
+                "query-key pairs j <= i), as kernels that skip masked blocks compute it")
 
 
 def _attention(call: OpCall, q: TShape, k: TShape, v: TShape, causal: bool, mask: Any,
@@ -16,10 +21,15 @@ def _attention(call: OpCall, q: TShape, k: TShape, v: TShape, causal: bool, mask
     batch = formulas.prod(q.shape[:-3]) if q.ndim > 3 else 1
     heads, n, d = q.shape[-3], q.shape[-2], q.shape[-1]
     s, dv = k.shape[-2], v.shape[-1]
+    # a causal kernel without an explicit mask, as many queries as keys: the lower triangle
+    skip = bool(call.options.get("skip_masked")) and causal and mask is None and n == s
     parts = formulas.attention_derivations(
-        batch, heads, n, s, d, dv, causal=causal,
-        custom_scale=call.kwargs.get("scale") is not None, note=note)
-    out = [Part.of(der, name=p, layer="Attention" + p.capitalize()) for p, der in parts.items()]
+        batch, heads, n, s, d, dv, causal=causal, skip_masked=skip,
+        custom_scale=call.kwargs.get("scale") is not None,
+        note="; the unmasked half only" if skip else note)
+    notes = (SKIPPED_NOTE,) if skip else ()
+    out = [Part.of(der, name=p, layer="Attention" + p.capitalize(), notes=notes)
+           for p, der in parts.items()]
     if isinstance(mask, TShape) and mask.dtype != "bool":
         out.insert(2, Part.of(formulas.attention_mask_derivation(batch, heads, n, s),
                               name="mask", layer="AttentionMask"))
