@@ -98,3 +98,18 @@ def test_swin_msa_matches_torch() -> None:
     value = at(claim.derived_expr, C=c, H=h, W=w, heads=nh)
     # by hand: 4*24*32^2 = 98,304 projections + 2*24^2*32 = 36,864 scores and context
     assert value == 98_304 + 36_864 == fc.get_total_flops() // 2
+
+
+ROWS = [pytest.param(c, r, id=f"{key}-{r.name.split(':')[0]}") for key, p in PAPERS.items()
+        for c in p.claims for r in c.rows]
+
+
+@pytest.mark.parametrize("claim,row", ROWS)
+def test_table_rows_round_to_the_printed_figure(claim: Claim, row) -> None:
+    # Megatron-LM Table 1 prints parameters in billions with one decimal: 1,652,230,656
+    # rounds to 1.7 (the paper's formula gives the same figure)
+    printed = sp.Rational(row.published.split()[0])
+    for value in (claim.at_example(claim.derived_expr, row.values),
+                  claim.at_example(claim.paper_expr, row.values)):
+        tenths = sp.floor(sp.Rational(value, 10**8) + sp.Rational(1, 2))
+        assert tenths == printed * 10, (row.name, value)

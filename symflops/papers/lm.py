@@ -1,1 +1,245 @@
-"""Language-model papers (Kaplan, Chinchilla, Megatron-LM, Korthikanti, PaLM)."""
+"""Language-model papers: Kaplan et al. 2020, Hoffmann et al. 2022 (Chinchilla),
+Narayanan et al. 2021 (Megatron-LM), Korthikanti et al. 2022.
+
+Every claim is derived from ``sf.presets.gpt`` or ``sf.nn.TransformerBlock`` with every size
+a symbol (see :mod:`symflops.papers`). The papers' letters map to symflops' symbols:
+``n_layer, l -> L``, ``d_model, h -> dim``, ``n_heads, a -> heads``, ``n_ctx, s -> N``,
+``b -> B``, ``n_vocab -> V``, the tensor-parallel degree ``t -> t``.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import sympy as sp
+
+from symflops.cost import Cost
+from symflops.papers import Claim, Paper, Row, Term, register_paper
+from symflops.symbols import B, L, N, V, dim, heads, symbol
+
+__all__: list[str] = []
+
+t = symbol("t")  # the tensor-parallel degree
+
+#: GPT-3 175B (Brown et al. 2020, Table 2.1): 96 layers, d_model 12288, 96 heads, 2048
+#: tokens of context, GPT-2's vocabulary of 50257 tokens
+GPT3 = {"L": 96, "dim": 12288, "heads": 96, "N": 2048, "V": 50257, "B": 1}
+
+
+@cache
+def _gpt(skip_masked: bool = False) -> Any:
+    from symflops import presets
+
+    return presets.gpt(dim=dim, heads=heads, layers=L, vocab=V, context=N,
+                       skip_masked=skip_masked)
+
+
+@cache
+def _gpt_cost(convention: str = "torch", skip_masked: bool = False) -> Cost:
+    return _gpt(skip_masked).cost((B, N), convention=convention)
+
+
+def _per_token(cost: Cost) -> sp.Expr:
+    from symflops.views import per_token
+
+    return sp.expand(per_token(cost, "flops"))
+
+
+def _non_embedding() -> sp.Expr:
+    from symflops.views import non_embedding_params
+
+    return non_embedding_params(_gpt_cost())
+
+
+_GPT_HOW = ("`sf.presets.gpt(dim, heads, L, V, N)` (GPT-2: learned positions, a tied LM "
+            "head, biases, LayerNorm, an MLP of width $4\\,dim$) on a batch `(B, N)`; the "
+            "paper's $d_{attn} = d_{model}$ and $d_{ff} = 4 d_{model}$.")
+
+register_paper(Paper(
+    "kaplan",
+    "Kaplan et al. 2020, *Scaling Laws for Neural Language Models*",
+    "Section 2.1, Table 1 (parameters and forward FLOPs per token)",
+    (
+        Claim(
+            "Non-embedding parameters N", "parameters", "exact",
+            derived=_non_embedding,
+            paper=lambda: 12 * L * dim**2,
+            paper_text="N \\approx 2 d_{model} n_{layer} (2 d_{attn} + d_{ff}) = "
+                       "12 n_{layer} d_{model}^2",
+            dropped=lambda: (Term(13 * L * dim, "biases (9 dim per layer) and the two "
+                                  "LayerNorms' scales and shifts (4 dim per layer)"),
+                             Term(2 * dim, "the final LayerNorm")),
+            how=_GPT_HOW + " Non-embedding: `symflops.views.non_embedding_params` drops "
+                "the token and position tables.",
+            example_name="GPT-3 175B", example=GPT3,
+        ),
+        Claim(
+            "Forward FLOPs per token, C_forward", "FLOPs per token (forward)", "torch",
+            derived=lambda: _per_token(_gpt_cost("torch")),
+            paper=lambda: 2 * 12 * L * dim**2 + 2 * L * N * dim,
+            paper_text="C_{forward} \\approx 2N + 2 n_{layer} n_{ctx} d_{attn}",
+            dropped=lambda: (
+                Term(2 * L * N * dim, "attention: the paper counts "
+                     "$2 n_{ctx} d_{attn}$ per token per layer; the two dense products "
+                     "$QK^T$ and $AV$ over the whole context cost $4 n_{ctx} d_{attn}$ "
+                     "(2 per multiply-accumulate), as torch computes them"),
+                Term(2 * dim * V, "the de-embedding (the LM head): Table 1 lists "
+                     "$2 d_{model} n_{vocab}$ but leaves it out of $C_{forward}$")),
+            how=_GPT_HOW + " `symflops.views.per_token` divides the forward cost by the "
+                "$B N$ tokens. Biases, norms, GELU and softmax are not counted by the "
+                "torch convention, nor by the paper.",
+            example_name="GPT-3 175B", example=GPT3,
+        ),
+        Claim(
+            "C_forward with causal masking counted (skip_masked)",
+            "FLOPs per token (forward)", "torch",
+            derived=lambda: _per_token(_gpt_cost("torch", skip_masked=True)),
+            paper=lambda: 2 * 12 * L * dim**2 + 2 * L * N * dim,
+            paper_text="C_{forward} \\approx 2N + 2 n_{layer} n_{ctx} d_{attn}",
+            dropped=lambda: (
+                Term(2 * L * dim, "attention over the causal lower triangle with its "
+                     "diagonal: $QK^T$ and $AV$ over $N(N+1)/2$ query-key pairs each, "
+                     "$2(n_{ctx} + 1) d_{attn}$ per token per layer on average, the "
+                     "paper's $2 n_{ctx} d_{attn}$ plus the diagonal"),
+                Term(2 * dim * V, "the de-embedding (the LM head), listed in Table 1 "
+                     "but left out of $C_{forward}$")),
+            how="The same model with `skip_masked=True`: attention kernels that skip the "
+                "masked upper triangle, which is how the paper's attention term reads.",
+            example_name="GPT-3 175B", example=GPT3,
+        ),
+    ),
+))
+
+
+def _chinchilla_paper() -> sp.Expr:
+    """Appendix F, per sequence of ``s`` tokens, one forward pass: embeddings
+    ``2 s V d``; per layer QKV ``2*3 s d (k h)``, logits ``2 s^2 (k h)``, softmax
+    ``3 h s^2``, softmax-times-values ``2 s^2 (k h)``, output ``2 s (k h) d``, dense block
+    ``2 s (2 d f)``; final logits ``2 s d V`` (with ``k h = d``, ``f = 4 d``)."""
+    s, d, h = N, dim, heads
+    attention = 2 * 3 * s * d * d + 2 * s**2 * d + 3 * h * s**2 + 2 * s**2 * d + 2 * s * d * d
+    dense = 2 * s * (2 * d * 4 * d)
+    return 2 * s * V * d + L * (attention + dense) + 2 * s * d * V
+
+
+#: Chinchilla 70B (Hoffmann et al. 2022, Table 4): 80 layers, d_model 8192, 64 heads of
+#: key size 128, feed-forward 32768 (4 d_model), a 32,000-token vocabulary, 2048 tokens
+CHINCHILLA = {"L": 80, "dim": 8192, "heads": 64, "N": 2048, "V": 32000, "B": 1}
+
+register_paper(Paper(
+    "chinchilla",
+    "Hoffmann et al. 2022, *Training Compute-Optimal Large Language Models* (Chinchilla)",
+    "Appendix F (FLOPs computation)",
+    (
+        Claim(
+            "Forward FLOPs per sequence", "FLOPs per sequence (forward)", "torch",
+            derived=lambda: sp.expand(_gpt_cost("torch").flops.xreplace({B: 1})),
+            paper=_chinchilla_paper,
+            paper_text="2sVd + L\\,(8sd^2 + 4s^2d + 3hs^2 + 16sd^2) + 2sdV",
+            dropped=lambda: (
+                Term(-2 * N * V * dim, "the paper counts the embedding lookup as a matmul "
+                     "with a one-hot vector ($2 s V d$); a lookup does no arithmetic"),
+                Term(-3 * L * heads * N**2, "the paper counts 3 FLOPs per softmax element; "
+                     "the torch convention counts none (the exact convention counts "
+                     "$5 s - 2$ per row of $s$)")),
+            how=_GPT_HOW + " One sequence (`B = 1`); the paper's key size times heads is "
+                "$d_{model}$ and its feed-forward size $4 d_{model}$, as in Chinchilla 70B. "
+                "Everything else agrees term by term: a negative dropped term is one the "
+                "paper counts and the convention does not.",
+            example_name="Chinchilla 70B, one sequence of 2048 tokens", example=CHINCHILLA,
+        ),
+    ),
+))
+
+
+def _megatron_params_paper() -> sp.Expr:
+    """Narayanan et al. 2021, eq. (2): ``P = 12 l h^2 (1 + 13/(12 h) + (V + s)/(12 l h))``."""
+    return 12 * L * dim**2 * (1 + sp.Rational(13, 12) / dim + (V + N) / (12 * L * dim))
+
+
+def _megatron_row(billions: str, heads_: int, hidden: int, layers: int) -> Row:
+    # vocabulary 51,200 and sequence length 2048 for every row (Section 5.1)
+    return Row(f"{billions}B: {layers} layers, hidden {hidden}, {heads_} heads",
+               {"L": layers, "dim": hidden, "heads": heads_, "N": 2048, "V": 51200, "B": 1},
+               f"{billions} billion")
+
+
+register_paper(Paper(
+    "megatron",
+    "Narayanan et al. 2021, *Efficient Large-Scale Language Model Training on GPU Clusters "
+    "Using Megatron-LM*",
+    "Section 5.1, equation (2) and Table 1",
+    (
+        Claim(
+            "Parameters of a GPT model", "parameters", "exact",
+            derived=lambda: sp.expand(_gpt_cost().params),
+            paper=_megatron_params_paper,
+            paper_text="P = 12 l h^2 \\left(1 + \\frac{13}{12h} + \\frac{V + s}{12 l h}\\right)",
+            dropped=lambda: (Term(2 * dim, "the final LayerNorm's scale and shift"),),
+            how=_GPT_HOW + " Megatron's GPT has the same layout (learned positions of "
+                "length $s$, tied embeddings).",
+            rows=tuple(_megatron_row(*r) for r in (
+                ("1.7", 24, 2304, 24), ("3.6", 32, 3072, 30), ("7.5", 32, 4096, 36),
+                ("18.4", 48, 6144, 40), ("39.1", 64, 8192, 48), ("76.1", 80, 10240, 60),
+                ("145.6", 96, 12288, 80), ("310.1", 128, 16384, 96),
+                ("529.6", 128, 20480, 105), ("1008.0", 160, 25600, 128))),
+        ),
+    ),
+))
+
+
+def _block_activations(**options: Any) -> sp.Expr:
+    from symflops import nn
+
+    block = nn.TransformerBlock(dim, heads, mlp_ratio=4, dropout=0.1)
+    cost = block.cost((B, N, dim), mode="train", **options)
+    assert cost.memory is not None
+    return sp.factor(cost.memory.activations)
+
+
+_KORTHIKANTI_HOW = (
+    "`sf.nn.TransformerBlock(dim, heads, mlp_ratio=4, dropout=0.1).cost((B, N, dim), "
+    "mode='train', ...)`: each op saves what its autograd node saves for backward, in "
+    "16-bit activations with 1-byte dropout masks (`memory.activations`, bytes, one layer). "
+    "The paper's accounting leaves out the LayerNorms' row statistics, which torch also "
+    "saves ($8 B N$ bytes per layer: `accounting='torch'` counts them).")
+
+#: the GPT-3 175B layer of Korthikanti et al. Table 3, micro-batch 1, tensor parallel 8
+KORTHIKANTI = {**GPT3, "t": 8}
+
+register_paper(Paper(
+    "korthikanti",
+    "Korthikanti et al. 2022, *Reducing Activation Recomputation in Large Transformer "
+    "Models*",
+    "Sections 4.1-4.3 and 5, equations (1)-(5), Table 2",
+    (
+        Claim("Activations per layer, no parallelism (eq. 1)", "bytes", "memory",
+              derived=_block_activations,
+              paper=lambda: N * B * dim * (34 + 5 * heads * N / dim),
+              paper_text="sbh\\left(34 + 5\\frac{as}{h}\\right)", how=_KORTHIKANTI_HOW,
+              example_name="a GPT-3 175B layer, one sequence", example=GPT3),
+        Claim("Activations per layer, tensor parallelism (eq. 2)", "bytes", "memory",
+              derived=lambda: _block_activations(tensor_parallel=t),
+              paper=lambda: N * B * dim * (10 + 24 / t + 5 * heads * N / (dim * t)),
+              paper_text="sbh\\left(10 + \\frac{24}{t} + 5\\frac{as}{ht}\\right)",
+              how=_KORTHIKANTI_HOW + " `tensor_parallel=t`.",
+              example_name="a GPT-3 175B layer, one sequence, t = 8", example=KORTHIKANTI),
+        Claim("Activations per layer, tensor and sequence parallelism (eq. 4)", "bytes",
+              "memory",
+              derived=lambda: _block_activations(tensor_parallel=t, sequence_parallel=True),
+              paper=lambda: N * B * dim / t * (34 + 5 * heads * N / dim),
+              paper_text="\\frac{sbh}{t}\\left(34 + 5\\frac{as}{h}\\right)",
+              how=_KORTHIKANTI_HOW + " `tensor_parallel=t, sequence_parallel=True`.",
+              example_name="a GPT-3 175B layer, one sequence, t = 8", example=KORTHIKANTI),
+        Claim("Activations per layer, with selective recomputation (eq. 5)", "bytes",
+              "memory",
+              derived=lambda: _block_activations(tensor_parallel=t, sequence_parallel=True,
+                                                 recompute="selective"),
+              paper=lambda: 34 * N * B * dim / t,
+              paper_text="34\\frac{sbh}{t}",
+              how=_KORTHIKANTI_HOW + " `recompute='selective'` recomputes the attention "
+                  "core ($QK^T$, softmax, dropout, $AV$) in backward and keeps only Q, K, V.",
+              example_name="a GPT-3 175B layer, one sequence, t = 8", example=KORTHIKANTI),
+    ),
+))
