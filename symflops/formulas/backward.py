@@ -143,9 +143,10 @@ def attention_core_backward_derivations(batch: Size, heads: Size, q_len: Size, k
     scores = rows * q_len * kv_len
     out = matmul_backward_derivations(rows, q_len, kv_len, head_dim,
                                       names=("grad_probs", "grad_v"))
-    grouped = kv_heads is not None and sp.sympify(kv_heads) != sp.sympify(heads)
+    groups_of = heads if kv_heads is None else kv_heads
+    grouped = sp.sympify(groups_of) != sp.sympify(heads)
     expand = reduction_derivation("sum", rows * kv_len * head_dim,
-                                  batch * (kv_heads if grouped else heads) * kv_len * head_dim)
+                                  batch * groups_of * kv_len * head_dim)
     if grouped:
         out["grad_v_expand"] = expand
     if dropout:
