@@ -303,6 +303,20 @@ class Memory:
         return sp.expand(sp.Add(*(s.numel * self.precision.of(s.dtype) / self.split(s)
                                   for s in self.kept)))
 
+    def by_layer(self) -> dict[str, sp.Expr]:
+        """Activation bytes per layer (the path that saved them), under the accounting.
+
+        >>> m = Memory(saved=(Saved("fc1", "input", 8), Saved("act", "input", 32),
+        ...                   Saved("fc2", "input", 32)))
+        >>> m.by_layer()
+        {'fc1': 16, 'act': 64, 'fc2': 64}
+        """
+        out: dict[str, sp.Expr] = {}
+        for s in self.kept:
+            out[s.where] = out.get(s.where, sp.Integer(0)) + \
+                s.numel * self.precision.of(s.dtype) / self.split(s)
+        return {k: sp.expand(v) for k, v in out.items()}
+
     @property
     def total(self) -> sp.Expr:
         """``params + gradients + optimizer + activations``."""

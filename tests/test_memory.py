@@ -243,3 +243,14 @@ def test_adafactor_on_a_conv_net_agrees_with_the_traced_parameters():
     derived = sym.cost((B, 3, sf.symbols.H, sf.symbols.W), mode="train",
                        optimizer="adafactor").memory
     assert traced.optimizer == derived.optimizer
+
+
+def test_activations_by_layer_sum_to_the_total_in_sfnn_and_in_the_trace():
+    sym, real = tb.CASES["transformer-block-dropout"][0]()
+    derived = sym.cost((B, N, 16), mode="train", accounting="torch").memory
+    measured = _traced(real, "B N 16").memory
+    for m in (derived, measured):
+        assert sp.expand(sp.Add(*m.by_layer().values()) - m.activations) == 0
+    # the MLP's hidden layer: GELU keeps its input and fc2 its input, 2 * 64 B N bytes each
+    assert derived.by_layer()["mlp.act"] == measured.by_layer()["act"] == 128 * B * N
+    assert derived.by_layer()["mlp.fc2"] == measured.by_layer()["fc2"] == 128 * B * N

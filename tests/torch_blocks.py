@@ -36,18 +36,27 @@ class Attention(nn.Module):
     (``causal``: a mask from a buffer), softmax, dropout on the probabilities, ``A V`` and
     the output projection."""
 
-    def __init__(self, dim: int, heads: int, p: float = 0.0, causal: bool = False) -> None:
+    def __init__(self, dim: int, heads: int, p: float = 0.0, causal: bool = False,
+                 kv_heads: int | None = None) -> None:
         super().__init__()
-        self.heads = heads
+        self.heads, self.kv_heads = heads, kv_heads or heads
         self.register_buffer("mask", torch.ones(64, 64, dtype=torch.bool).triu(1)
                              if causal else None)
-        self.qkv = nn.Linear(dim, 3 * dim)
+        self.qkv = nn.Linear(dim, dim + 2 * self.kv_heads * (dim // heads))
         self.drop = FusedDropout(p)
         self.out_proj = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, d = x.shape
-        q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        hd, kvh = d // self.heads, self.kv_heads
+        if kvh == self.heads:
+            q, k, v = self.qkv(x).view(b, n, 3, kvh, hd).permute(2, 0, 3, 1, 4)
+        else:  # grouped-query attention: K and V expanded to every query head (repeat_kv)
+            q, k, v = self.qkv(x).split([d, kvh * hd, kvh * hd], -1)
+            q = q.view(b, n, self.heads, hd).transpose(1, 2)
+            k, v = (t.view(b, n, kvh, hd).transpose(1, 2)[:, :, None]
+                    .expand(b, kvh, self.heads // kvh, n, hd).reshape(b, self.heads, n, hd)
+                    for t in (k, v))
         scores = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(d // self.heads))
         if self.mask is not None:
             scores = scores.masked_fill(self.mask[:n, :n], float("-inf"))
@@ -60,10 +69,10 @@ class Block(nn.Module):
     GELU MLP residuals, dropout after each."""
 
     def __init__(self, dim: int, heads: int, ratio: int = 4, p: float = 0.0,
-                 causal: bool = False) -> None:
+                 causal: bool = False, kv_heads: int | None = None) -> None:
         super().__init__()
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.attn = Attention(dim, heads, p, causal)
+        self.attn = Attention(dim, heads, p, causal, kv_heads)
         self.fc1, self.act = nn.Linear(dim, ratio * dim), nn.GELU()
         self.fc2 = nn.Linear(ratio * dim, dim)
         self.drop1, self.drop2 = FusedDropout(p), FusedDropout(p)
@@ -124,4 +133,6 @@ CASES = {
     "conv-net": (conv_net, "B 3 H W", (B, 3, H, W)),
     "pool-net": (pool_net, "B 3 H W", (B, 3, H, W)),
     "token-net": (token_net, ("B N", torch.long), (B, N)),
+    "grouped-query-block": (lambda: (sf.nn.TransformerBlock(16, 4, 2, kv_heads=2, dropout=0.1),
+                                     Block(16, 4, 2, 0.1, kv_heads=2)), "B N 16", (B, N, 16)),
 }

@@ -122,13 +122,17 @@ def grad_accumulation_derivation(numel: Size) -> Derivation:
 
 
 def attention_core_backward_derivations(batch: Size, heads: Size, q_len: Size, kv_len: Size,
-                                        head_dim: Size, *, dropout: bool = False
+                                        head_dim: Size, *, dropout: bool = False,
+                                        kv_heads: Size | None = None
                                         ) -> dict[str, Derivation]:
     """The gradients of attention computed op by op (``S = Q K^T``, ``S * scale``,
     softmax, optional dropout, ``O = A V``), in the order autograd runs them:
     ``grad_probs = dO V^T`` and ``grad_v = A^T dO`` (two bmm), dropout's gradient (2 per
     score), the softmax gradient (``4 S - 1`` per row), the scale's gradient (1 per
-    score), ``grad_q = dS K`` and ``grad_k = dS^T Q`` (two bmm).
+    score), ``grad_q = dS K`` and ``grad_k = dS^T Q`` (two bmm). With fewer key/value
+    heads (``kv_heads``: K and V expanded to every query head), the gradients of V and K
+    are summed back over each group of query heads (``grad_v_expand``,
+    ``grad_k_expand``: the backward of ``expand``, an ``aten.sum``).
 
     >>> d = attention_core_backward_derivations(1, 1, 2, 2, 4)
     >>> list(d), d["grad_softmax"].work
@@ -139,6 +143,12 @@ def attention_core_backward_derivations(batch: Size, heads: Size, q_len: Size, k
     scores = rows * q_len * kv_len
     out = matmul_backward_derivations(rows, q_len, kv_len, head_dim,
                                       names=("grad_probs", "grad_v"))
+    groups_of = heads if kv_heads is None else kv_heads
+    grouped = sp.sympify(groups_of) != sp.sympify(heads)
+    expand = reduction_derivation("sum", rows * kv_len * head_dim,
+                                  batch * groups_of * kv_len * head_dim)
+    if grouped:
+        out["grad_v_expand"] = expand
     if dropout:
         out["grad_dropout"] = dropout_grad_derivation(scores)
     out["grad_softmax"] = softmax_grad_derivation(rows * q_len, kv_len)
@@ -146,4 +156,6 @@ def attention_core_backward_derivations(batch: Size, heads: Size, q_len: Size, k
                                                           "multiply per score")
     out.update(matmul_backward_derivations(rows, q_len, head_dim, kv_len,
                                            names=("grad_q", "grad_k")))
+    if grouped:
+        out["grad_k_expand"] = expand
     return out

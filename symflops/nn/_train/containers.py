@@ -128,18 +128,19 @@ def _repeated(layer: Repeat, shape: Shape, name: str, tr: Train,
 @train_rule(MultiheadAttention)
 def _mha(layer: MultiheadAttention, shape: Shape, name: str, path: str, x: Ref,
          tr: Train) -> Step:
-    if layer.kv_heads != layer.num_heads or layer.skip_masked:
+    if layer.skip_masked:
         # (a causal mask is a select in both passes: the dense product is counted, and the
         # mask, a buffer or a constant, is not an activation)
-        raise SymflopsError("mode='train' is not derived for grouped-query attention or "
-                            "skip_masked yet", layer=layer.spec(),
+        raise SymflopsError("mode='train' is not derived for skip_masked attention yet",
+                            layer=layer.spec(),
                             fix="trace the torch module with sf.trace(..., mode='train')")
     eval_cost = layer._cost(shape, name)  # checks the shape
     if len(shape) == 3 and not layer.batch_first:
         n, batch = shape[0], shape[1]
     else:
         n, batch = shape[-2], (shape[0] if len(shape) == 3 else sp.Integer(1))
-    qkv_linear = L.Linear(layer.embed_dim, 3 * layer.embed_dim, bias=layer.bias)
+    kv_dim = layer.kv_heads * layer.head_dim
+    qkv_linear = L.Linear(layer.embed_dim, layer.embed_dim + 2 * kv_dim, bias=layer.bias)
     qkv = train_layer(qkv_linear, shape, "qkv", join(path, "qkv"), x, tr)
     inner = tr.inside("tensor")  # between the column- and the row-parallel linear layers
     core = _attention_core(layer, shape, batch, n, join(path, "attention"), qkv.out, inner,
@@ -157,7 +158,8 @@ def _attention_core(layer: MultiheadAttention, shape: Shape, batch: sp.Expr, n: 
     """``softmax(Q K^T * scale)``, dropout in training, times ``V``, op by op: the bmm
     of ``Q K^T`` keeps Q and K, the softmax its output, dropout its mask, the bmm with V
     the dropped-out probabilities and V (Q, K and V as contiguous copies of the fused
-    projection's output)."""
+    projection's output; with fewer key/value heads, K and V expanded to every query
+    head)."""
     heads, hd, p = layer.num_heads, layer.head_dim, layer.dropout
     scores = batch * heads * n * n
     forward = list(parts)
@@ -172,7 +174,8 @@ def _attention_core(layer: MultiheadAttention, shape: Shape, batch: sp.Expr, n: 
         return Step(Cost("attention", "Attention", spec="attention", children=[fwd],
                          input_shape=shape, output_shape=shape, memory=tr.mem(0, 0, ())),
                     tr.new(out_numel, False))
-    grads = F.attention_core_backward_derivations(batch, heads, n, n, hd, dropout=bool(p))
+    grads = F.attention_core_backward_derivations(batch, heads, n, n, hd, dropout=bool(p),
+                                                  kv_heads=layer.kv_heads)
     kids = [fwd, *grad_leaves(grads, "Attention", "attention", shape)]
     width = batch * n * layer.embed_dim
     probs = tr.new(scores, True)
