@@ -758,7 +758,7 @@ def patch_merging(shape: Shape, dim: int) -> tuple[Work, Shape, int]:
 Weights = tuple[list[list[float]], list[list[float]], list[float], list[float]]
 
 
-def _dot(t: dict[str, int], w: list[float], x: list[float]) -> float:
+def _rnn_dot(t: dict[str, int], w: list[float], x: list[float]) -> float:
     s = 0.0
     for j, (a, b) in enumerate(zip(w, x, strict=True)):
         t["matmul_mul"] = t.get("matmul_mul", 0) + 1
@@ -768,28 +768,28 @@ def _dot(t: dict[str, int], w: list[float], x: list[float]) -> float:
     return s
 
 
-def _op(t: dict[str, int], kind: str, n: int = 1) -> None:
+def _rnn_op(t: dict[str, int], kind: str, n: int = 1) -> None:
     t[kind] = t.get(kind, 0) + n
 
 
-def _gate_sigmoid(t: dict[str, int], x: float) -> float:
-    _op(t, "activation", 3)  # exp(-x), add 1, divide
+def _rnn_sigmoid(t: dict[str, int], x: float) -> float:
+    _rnn_op(t, "activation", 3)  # exp(-x), add 1, divide
     return 1 / (1 + math.exp(-x))
 
 
-def _tanh(t: dict[str, int], x: float) -> float:
-    _op(t, "activation")
+def _rnn_tanh(t: dict[str, int], x: float) -> float:
+    _rnn_op(t, "activation")
     return math.tanh(x)
 
 
-def _gates(t: dict[str, int], cell: Weights, x: list[float], h: list[float], n: int,
+def _rnn_gates(t: dict[str, int], cell: Weights, x: list[float], h: list[float], n: int,
            bias: bool) -> tuple[list[float], list[float]]:
     """x W_ih^T + b_ih and h W_hh^T + b_hh, counted."""
     w_ih, w_hh, b_ih, b_hh = cell
-    gx = [_dot(t, w_ih[k], x) for k in range(n)]
-    gh = [_dot(t, w_hh[k], h) for k in range(n)]
+    gx = [_rnn_dot(t, w_ih[k], x) for k in range(n)]
+    gh = [_rnn_dot(t, w_hh[k], h) for k in range(n)]
     if bias:
-        _op(t, "bias", 2 * n)
+        _rnn_op(t, "bias", 2 * n)
         gx = [a + b for a, b in zip(gx, b_ih, strict=True)]
         gh = [a + b for a, b in zip(gh, b_hh, strict=True)]
     return gx, gh
@@ -799,17 +799,17 @@ def lstm_step(t: dict[str, int], cell: Weights, x: list[float], h: list[float], 
               bias: bool) -> tuple[list[float], list[float]]:
     """torch.nn.LSTMCell's equations, every operation counted."""
     hid = len(h)
-    gx, gh = _gates(t, cell, x, h, 4 * hid, bias)
-    _op(t, "elementwise", 4 * hid)
+    gx, gh = _rnn_gates(t, cell, x, h, 4 * hid, bias)
+    _rnn_op(t, "elementwise", 4 * hid)
     g = [a + b for a, b in zip(gx, gh, strict=True)]
-    i = [_gate_sigmoid(t, v) for v in g[:hid]]
-    f = [_gate_sigmoid(t, v) for v in g[hid:2 * hid]]
-    gg = [_tanh(t, v) for v in g[2 * hid:3 * hid]]
-    o = [_gate_sigmoid(t, v) for v in g[3 * hid:]]
-    _op(t, "elementwise", 3 * hid)  # f c, i g, +
+    i = [_rnn_sigmoid(t, v) for v in g[:hid]]
+    f = [_rnn_sigmoid(t, v) for v in g[hid:2 * hid]]
+    gg = [_rnn_tanh(t, v) for v in g[2 * hid:3 * hid]]
+    o = [_rnn_sigmoid(t, v) for v in g[3 * hid:]]
+    _rnn_op(t, "elementwise", 3 * hid)  # f c, i g, +
     c2 = [fk * ck + ik * gk for fk, ck, ik, gk in zip(f, c, i, gg, strict=True)]
-    _op(t, "elementwise", hid)  # o * tanh(c')
-    h2 = [ok * _tanh(t, ck) for ok, ck in zip(o, c2, strict=True)]
+    _rnn_op(t, "elementwise", hid)  # o * tanh(c')
+    h2 = [ok * _rnn_tanh(t, ck) for ok, ck in zip(o, c2, strict=True)]
     return h2, c2
 
 
@@ -817,13 +817,13 @@ def gru_step(t: dict[str, int], cell: Weights, x: list[float], h: list[float], b
              ) -> list[float]:
     """torch.nn.GRUCell's equations (h' = n + z (h - n)), every operation counted."""
     hid = len(h)
-    gx, gh = _gates(t, cell, x, h, 3 * hid, bias)
-    _op(t, "elementwise", 2 * hid)
-    r = [_gate_sigmoid(t, a + b) for a, b in zip(gx[:hid], gh[:hid], strict=True)]
-    z = [_gate_sigmoid(t, a + b) for a, b in zip(gx[hid:2 * hid], gh[hid:2 * hid], strict=True)]
-    _op(t, "elementwise", 2 * hid)  # r * (h W_hn + b_hn), + x part
-    n = [_tanh(t, a + rk * b) for a, rk, b in zip(gx[2 * hid:], r, gh[2 * hid:], strict=True)]
-    _op(t, "elementwise", 3 * hid)  # h - n, z *, n +
+    gx, gh = _rnn_gates(t, cell, x, h, 3 * hid, bias)
+    _rnn_op(t, "elementwise", 2 * hid)
+    r = [_rnn_sigmoid(t, a + b) for a, b in zip(gx[:hid], gh[:hid], strict=True)]
+    z = [_rnn_sigmoid(t, a + b) for a, b in zip(gx[hid:2 * hid], gh[hid:2 * hid], strict=True)]
+    _rnn_op(t, "elementwise", 2 * hid)  # r * (h W_hn + b_hn), + x part
+    n = [_rnn_tanh(t, a + rk * b) for a, rk, b in zip(gx[2 * hid:], r, gh[2 * hid:], strict=True)]
+    _rnn_op(t, "elementwise", 3 * hid)  # h - n, z *, n +
     return [nk + zk * (hk - nk) for nk, zk, hk in zip(n, z, h, strict=True)]
 
 
@@ -844,64 +844,3 @@ def recurrent(shape: Shape, cell: str, hidden: int, bias: bool = True
             gru_step(t, w, [0.0] * inputs, [0.0] * hidden, bias)
     params = g * hidden * (inputs + hidden) + (2 * g * hidden if bias else 0)
     return {k: v for k, v in t.items() if v}, (steps, batch, hidden), params
-# ----------------------------------------------------------------------------- LM layers
-def gated_mlp(shape: Shape, hidden: int, act: str) -> tuple[Work, Shape, int]:
-    """down(act(gate(x)) * up(x)), no biases: two projections, the activation, one
-    multiply per hidden element, the down projection."""
-    t = Tally()
-    params = 0
-    for _ in ("gate", "up"):
-        w, hidden_shape, p = linear(shape, hidden, bias=False)
-        t.merge(w)
-        params += p
-    t.merge(activation(hidden_shape, act)[0])
-    t.op("elementwise", math.prod(hidden_shape))  # gate * up
-    w, out, p = linear(hidden_shape, shape[-1], bias=False)
-    t.merge(w)
-    return t.work(), out, params + p
-
-
-def rotary_table(positions: int, head_dim: int) -> Work:
-    """transformers' LlamaRotaryEmbedding for ``positions`` positions, literally."""
-    t = Tally()
-    inv_freq = [10000.0 ** (-2 * i / head_dim) for i in range(head_dim // 2)]
-    for pos in range(positions):
-        angles = [Scalar(float(pos), t, "elementwise") * f for f in inv_freq]
-        for a in angles + angles:  # emb = cat(freqs, freqs)
-            cos, sin = a.apply(math.cos), a.apply(math.sin)
-            cos * 1.0, sin * 1.0  # times attention_scaling
-    return t.work()
-
-
-def rotary(vectors: int, head_dim: int) -> Work:
-    """``x * cos + rotate_half(x) * sin`` on ``vectors`` vectors; rotate_half's negation
-    of the second half is an aten.neg, counted here as the tracer counts it."""
-    t = Tally()
-    half = head_dim // 2
-    for _ in range(vectors):
-        x = [Scalar(0.1 * i, t, "elementwise") for i in range(head_dim)]
-        t.op("elementwise", half)  # -x2
-        rotated = [-v for v in x[half:]] + x[:half]
-        for xi, ri in zip(x, rotated, strict=True):
-            xi * 0.5 + ri * 0.8
-    return t.work()
-
-
-def moe(shape: Shape, hidden: int, experts: int, k: int) -> tuple[Work, Shape, int]:
-    """Router, softmax, top-k by successive maxima, renormalized weights, each token
-    through its k experts, the weighted sum."""
-    t = Tally()
-    tokens, dim = math.prod(shape[:-1]), shape[-1]
-    w, logits, router = linear(shape, experts, bias=False)
-    t.merge(w)
-    t.merge(softmax(logits)[0])
-    for _ in range(tokens):
-        left = list(range(experts))
-        for _ in range(k):  # the largest of what is left: len - 1 compares
-            t.op("elementwise", len(left) - 1)
-            left.pop()
-        t.op("elementwise", (k - 1) + k)  # sum of the k weights, k divides
-    w, _, one = gated_mlp((tokens * k, dim), hidden, "silu")
-    t.merge(w)
-    t.op("elementwise", tokens * dim * (k + k - 1))  # k products, k - 1 adds per output
-    return t.work(), shape, router + experts * one
