@@ -844,3 +844,64 @@ def recurrent(shape: Shape, cell: str, hidden: int, bias: bool = True
             gru_step(t, w, [0.0] * inputs, [0.0] * hidden, bias)
     params = g * hidden * (inputs + hidden) + (2 * g * hidden if bias else 0)
     return {k: v for k, v in t.items() if v}, (steps, batch, hidden), params
+# ----------------------------------------------------------------------------- LM layers
+def gated_mlp(shape: Shape, hidden: int, act: str) -> tuple[Work, Shape, int]:
+    """down(act(gate(x)) * up(x)), no biases: two projections, the activation, one
+    multiply per hidden element, the down projection."""
+    t = Tally()
+    params = 0
+    for _ in ("gate", "up"):
+        w, hidden_shape, p = linear(shape, hidden, bias=False)
+        t.merge(w)
+        params += p
+    t.merge(activation(hidden_shape, act)[0])
+    t.op("elementwise", math.prod(hidden_shape))  # gate * up
+    w, out, p = linear(hidden_shape, shape[-1], bias=False)
+    t.merge(w)
+    return t.work(), out, params + p
+
+
+def rotary_table(positions: int, head_dim: int) -> Work:
+    """transformers' LlamaRotaryEmbedding for ``positions`` positions, literally."""
+    t = Tally()
+    inv_freq = [10000.0 ** (-2 * i / head_dim) for i in range(head_dim // 2)]
+    for pos in range(positions):
+        angles = [Scalar(float(pos), t, "elementwise") * f for f in inv_freq]
+        for a in angles + angles:  # emb = cat(freqs, freqs)
+            cos, sin = a.apply(math.cos), a.apply(math.sin)
+            cos * 1.0, sin * 1.0  # times attention_scaling
+    return t.work()
+
+
+def rotary(vectors: int, head_dim: int) -> Work:
+    """``x * cos + rotate_half(x) * sin`` on ``vectors`` vectors; rotate_half's negation
+    of the second half is an aten.neg, counted here as the tracer counts it."""
+    t = Tally()
+    half = head_dim // 2
+    for _ in range(vectors):
+        x = [Scalar(0.1 * i, t, "elementwise") for i in range(head_dim)]
+        t.op("elementwise", half)  # -x2
+        rotated = [-v for v in x[half:]] + x[:half]
+        for xi, ri in zip(x, rotated, strict=True):
+            xi * 0.5 + ri * 0.8
+    return t.work()
+
+
+def moe(shape: Shape, hidden: int, experts: int, k: int) -> tuple[Work, Shape, int]:
+    """Router, softmax, top-k by successive maxima, renormalized weights, each token
+    through its k experts, the weighted sum."""
+    t = Tally()
+    tokens, dim = math.prod(shape[:-1]), shape[-1]
+    w, logits, router = linear(shape, experts, bias=False)
+    t.merge(w)
+    t.merge(softmax(logits)[0])
+    for _ in range(tokens):
+        left = list(range(experts))
+        for _ in range(k):  # the largest of what is left: len - 1 compares
+            t.op("elementwise", len(left) - 1)
+            left.pop()
+        t.op("elementwise", (k - 1) + k)  # sum of the k weights, k divides
+    w, _, one = gated_mlp((tokens * k, dim), hidden, "silu")
+    t.merge(w)
+    t.op("elementwise", tokens * dim * (k + k - 1))  # k products, k - 1 adds per output
+    return t.work(), shape, router + experts * one
