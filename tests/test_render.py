@@ -424,9 +424,9 @@ def test_docstring_examples() -> None:
 
 
 def test_every_registered_format_has_its_builtin_template() -> None:
-    from symflops.rendering import _builtin_loader, formats, template_environment
+    from symflops.rendering import builtin_loader, formats, template_environment
 
-    loader = _builtin_loader()
+    loader = builtin_loader()
     env = template_environment()
     for name, fmt in formats().items():
         source, _, _ = loader.get_source(env, fmt.template)

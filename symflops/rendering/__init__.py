@@ -1,0 +1,78 @@
+"""Render a Cost as Markdown, LaTeX, plain text or JSON through jinja2 templates.
+
+Formats live in a registry (:func:`register_format`): a new format is a template in
+``templates/`` and one registration line. Every output names its convention.
+
+>>> import symflops as sf
+>>> from symflops.symbols import B, H, W
+>>> c = sf.nn.Conv2d(3, 8, 3, padding=1).cost((B, 3, H, W))
+>>> print(sf.render(c, "text", at={"B": 1, "H": 32, "W": 32}).splitlines()[0])
+symflops: Conv2d(3, 8, kernel_size=3, padding=1) -- FLOPs (exact)
+>>> format(c, "md").startswith("### symflops")
+True
+
+Templates see one format-neutral context (see :func:`build_context`) and format it with
+the format's filters: ``math`` (an expression), ``cell`` (a quantity: a number when
+known, else an expression), ``esc`` (a user string), ``pct``, ``times``, ``shape``.
+Regenerate the golden files after an intended change with
+``SYMFLOPS_UPDATE_GOLDEN=1 python -m pytest tests/test_render.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from symflops.conventions import Convention, get_convention
+from symflops.cost import Cost
+from symflops.errors import SymflopsError
+from symflops.rendering import _summary  # noqa: F401  (registers the summary format)
+from symflops.rendering._context import Quantity, Substitution, build_context
+from symflops.rendering._environment import (
+    builtin_loader,
+    clear_caches,
+    render_template,
+    template_environment,
+)
+from symflops.rendering._formats import (
+    Format,
+    formats,
+    get_format,
+    register_format,
+    unregister_format,
+)
+
+__all__ = ["render", "register_format", "unregister_format", "get_format", "formats", "Format",
+           "build_context", "Quantity", "Substitution", "template_environment",
+           "render_template", "clear_caches", "builtin_loader"]
+
+
+# ----------------------------------------------------------------------------- render
+def render(cost: Cost, fmt: str = "markdown", *, depth: int | None = None,
+           at: Mapping[Any, Any] | str | None = None, template_dir: str | Path | None = None,
+           numbers: str = "comma", convention: str | Convention | None = None,
+           standalone: bool = False, math_only: bool = False, derivations: bool = True,
+           title: str | None = None, inputs: str | None = None) -> str:
+    """``cost`` as ``fmt`` (``markdown``/``md``, ``latex``/``tex``, ``text``/``txt``,
+    ``json``, ``summary`` (the command line's default) or a registered format).
+
+    ``depth`` folds the module tree below that level into its ancestors' rows; ``at``
+    substitutes values (``{"H": 224}`` or ``"H=224"``) and shows the numbers;
+    ``numbers`` is ``"comma"`` (4,089,184,256) or ``"si"`` (4.09 G); ``convention``
+    re-weighs the FLOPs; ``standalone`` (LaTeX) wraps the output in a compilable
+    document; ``math_only`` gives only the totals as display math (what Jupyter shows);
+    ``template_dir`` holds
+    templates that replace the built-in ones by name; ``title`` and ``inputs`` (how the
+    inputs were given, e.g. a traced model's ``"B 3 H W"``) head the summary.
+    """
+    if not isinstance(cost, Cost):
+        raise SymflopsError("render takes a Cost", values={"got": type(cost).__name__},
+                            fix="call layer.cost(shape) or sf.trace(...) first")
+    f = get_format(fmt)
+    if convention is not None:
+        cost = cost.with_convention(get_convention(convention))
+    ctx = build_context(cost, depth=depth, at=at, numbers=numbers, derivations=derivations,
+                        standalone=standalone, math_only=math_only, title=title, inputs=inputs)
+    return render_template(f, ctx, numbers, template_dir)
+
