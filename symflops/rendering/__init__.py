@@ -53,11 +53,13 @@ def render(cost: Cost, fmt: str = "markdown", *, depth: int | None = None,
            at: Mapping[Any, Any] | str | None = None, template_dir: str | Path | None = None,
            numbers: str = "comma", convention: str | Convention | None = None,
            standalone: bool = False, math_only: bool = False, derivations: bool = True,
-           title: str | None = None, inputs: str | None = None) -> str:
+           title: str | None = None, inputs: str | None = None, fold: bool = True) -> str:
     """``cost`` as ``fmt`` (``markdown``/``md``, ``latex``/``tex``, ``text``/``txt``,
     ``json``, ``summary`` (the command line's default) or a registered format).
 
-    ``depth`` folds the module tree below that level into its ancestors' rows; ``at``
+    ``depth`` folds the module tree below that level into its ancestors' rows; ``fold``
+    shows a run of identical consecutive siblings as one row (``layers.0-11 (x12)``,
+    numbers for one of them; ``fold=False`` gives a row each); ``at``
     substitutes values (``{"H": 224}`` or ``"H=224"``) and shows the numbers;
     ``numbers`` is ``"comma"`` (4,089,184,256) or ``"si"`` (4.09 G); ``convention``
     re-weighs the FLOPs; ``standalone`` (LaTeX) wraps the output in a compilable
@@ -73,6 +75,7 @@ def render(cost: Cost, fmt: str = "markdown", *, depth: int | None = None,
     if convention is not None:
         cost = cost.with_convention(get_convention(convention))
     ctx = build_context(cost, depth=depth, at=at, numbers=numbers, derivations=derivations,
-                        standalone=standalone, math_only=math_only, title=title, inputs=inputs)
+                        standalone=standalone, math_only=math_only, title=title, inputs=inputs,
+                        fold=fold)
     return render_template(f, ctx, numbers, template_dir)
 

@@ -12,6 +12,7 @@ from symflops.conventions import KINDS, Convention
 from symflops.cost import Cost, weighted_work
 from symflops.display import shown
 from symflops.errors import SymflopsError
+from symflops.rendering._fold import Run, fold_runs
 
 NUMBER_STYLES = ("comma", "si")
 
@@ -109,18 +110,22 @@ class _Shares:
         return None
 
 
-def _rows(cost: Cost, cost_at: Cost | None, depth: int | None) -> list[dict[str, Any]]:
-    """One row per module down to ``depth``; values from ``cost_at`` (the tree with ``at``
-    substituted once, walked beside ``cost``)."""
+def _rows(cost: Cost, cost_at: Cost | None, depth: int | None, fold: bool,
+          convention: Convention | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """One row per module down to ``depth`` (a run of identical siblings is one row when
+    ``fold``); values from ``cost_at`` (the tree with ``at`` substituted once, walked beside
+    ``cost``). With a ``convention``, also the derivation of every leaf shown."""
     root = cost_at if cost_at is not None else cost
     total_flops = shown_quantity(root, "flops")
     shares = _Shares(root)
     rows: list[dict[str, Any]] = []
+    derivations: list[dict[str, Any]] = []
 
     def visit(node: Cost, node_at: Cost | None, path: str, level: int, mult: sp.Expr,
-              mult_at: sp.Expr) -> None:
-        mult = times_count(mult, node.count)
-        mult_at = mult if node_at is None else times_count(mult_at, node_at.count)
+              mult_at: sp.Expr, run: Run) -> None:
+        mult = times_count(times_count(mult, node.count), sp.Integer(run.times))
+        mult_at = mult if node_at is None else times_count(
+            times_count(mult_at, node_at.count), sp.Integer(run.times))
         folded = bool(node.children) and depth is not None and level >= depth
         flops = shown_quantity(node, "flops")
         flops_at = None if node_at is None else shown_quantity(node_at, "flops")
@@ -128,6 +133,7 @@ def _rows(cost: Cost, cost_at: Cost | None, depth: int | None) -> list[dict[str,
         rows.append({
             "path": path, "name": node.name, "level": level, "layer": node.layer,
             "spec": node.spec, "count": node.count, "multiplier": mult, "folded": folded,
+            "times": run.times, "names": run.names,
             "leaf": not node.children,
             "output_shape": node.output_shape if node_at is None else
             tuple(shown(x) for x in node_at.output_shape),
@@ -136,19 +142,26 @@ def _rows(cost: Cost, cost_at: Cost | None, depth: int | None) -> list[dict[str,
             "flops": Quantity(flops, flops_at),
             "share": shares.share(node_at or node, mult_at, contribution, total_flops),
         })
+        if not node.children and convention is not None:
+            item = _derivation(path, node, node_at, mult, convention)
+            if item is not None:
+                derivations.append(item)
         if not folded:
-            for i, child in enumerate(node.children):
-                visit(child, None if node_at is None else node_at.children[i],
-                      f"{path}.{child.name}" if path else child.name, level + 1, mult, mult_at)
+            children(node, node_at, path, level + 1, mult, mult_at)
+
+    def children(node: Cost, node_at: Cost | None, path: str, level: int, mult: sp.Expr,
+                 mult_at: sp.Expr) -> None:
+        for run in fold_runs(node.children, fold):
+            child = node.children[run.start]
+            visit(child, None if node_at is None else node_at.children[run.start],
+                  f"{path}.{run.label}" if path else run.label, level, mult, mult_at, run)
 
     one = sp.Integer(1)
     if not cost.children:
-        visit(cost, cost_at, cost.name, 0, one, one)
+        visit(cost, cost_at, cost.name, 0, one, one, Run(0, (cost.name,)))
     else:
-        for i, child in enumerate(cost.children):
-            visit(child, None if cost_at is None else cost_at.children[i], child.name, 1, one,
-                  one)
-    return rows
+        children(cost, cost_at, "", 1, one, one)
+    return rows, derivations
 
 
 def node_quantity(node: Cost, node_at: Cost | None, name: str) -> Quantity:
@@ -213,12 +226,17 @@ def build_context(cost: Cost, *, depth: int | None = None,
                   at: Mapping[Any, Any] | str | None = None, numbers: str = "comma",
                   derivations: bool = True, standalone: bool = False,
                   math_only: bool = False, title: str | None = None,
-                  inputs: str | None = None) -> dict[str, Any]:
-    """The format-neutral context every template receives (SymPy objects inside)."""
+                  inputs: str | None = None, fold: bool = True) -> dict[str, Any]:
+    """The format-neutral context every template receives (SymPy objects inside).
+
+    ``fold`` shows a run of identical siblings as one row (:mod:`._fold`)."""
     if depth is not None and (not isinstance(depth, int) or isinstance(depth, bool)
                               or depth < 1):
         raise SymflopsError("depth must be a positive int or None", values={"depth": depth},
                             fix="pass depth=1 for the top-level modules, None for all")
+    if not isinstance(fold, bool):
+        raise SymflopsError("fold must be True or False", values={"fold": fold},
+                            fix="pass fold=True (identical siblings in one row) or fold=False")
     if numbers not in NUMBER_STYLES:
         raise SymflopsError("unknown number style", values={"numbers": numbers},
                             fix="use numbers='comma' or numbers='si'")
@@ -233,25 +251,7 @@ def build_context(cost: Cost, *, depth: int | None = None,
     if at is not None:  # the one substitution: every value shown comes from cost_at
         at_map = cost.substitution(at)
         cost_at = cost.subs(at_map)
-    rows = _rows(cost, cost_at, depth)
-    derivs: list[dict[str, Any]] = []
-    if derivations:
-        shown_paths = {r["path"] for r in rows}
-        stack: list[tuple[Cost, Cost | None, str, sp.Expr]] = [
-            (cost, cost_at, cost.name if not cost.children else "", sp.Integer(1))]
-        while stack:
-            node, node_at, path, mult = stack.pop()
-            mult = times_count(mult, node.count)
-            if not node.children:
-                if path in shown_paths or not cost.children:
-                    item = _derivation(path, node, node_at, mult, convention)
-                    if item is not None:
-                        derivs.append(item)
-                continue
-            for i in reversed(range(len(node.children))):
-                child = node.children[i]
-                stack.append((child, None if node_at is None else node_at.children[i],
-                              f"{path}.{child.name}" if path else child.name, mult))
+    rows, derivs = _rows(cost, cost_at, depth, fold, convention if derivations else None)
     total = {
         "params": node_quantity(cost, cost_at, "params"),
         "macs": node_quantity(cost, cost_at, "macs"),
@@ -261,7 +261,7 @@ def build_context(cost: Cost, *, depth: int | None = None,
         "input_shape": cost.input_shape,
     }
     counted = [{"kind": k, "rate": convention.rate(k), "meaning": KINDS[k]} for k in KINDS]
-    repeated = [r for r in rows if r["count"] != 1]
+    repeated = [r for r in rows if r["count"] != 1 or r["times"] != 1]
     return {
         "title": title or cost.spec,
         "inputs": inputs,
@@ -278,6 +278,8 @@ def build_context(cost: Cost, *, depth: int | None = None,
         "depth": depth,
         "rows": rows,
         "folded": any(r["folded"] for r in rows),
+        "fold": fold,
+        "folded_runs": any(r["times"] != 1 for r in rows),
         "repeated": bool(repeated),
         "total": total,
         "derivations": derivs,

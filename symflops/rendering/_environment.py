@@ -56,14 +56,18 @@ def _filters(fmt: Format, numbers: str) -> dict[str, Callable[..., Any]]:
     def times(count: Any) -> str:
         return "" if count == 1 else " " + fmt.times(fmt.math(count))
 
+    def run(n: int) -> str:
+        return "" if n == 1 else fmt.run(n)
+
     def shape_math(s: Sequence[Any]) -> str:
         return "(" + ", ".join(fmt.math(x) for x in s) + ")"
 
     def shape(s: Sequence[Any]) -> str:
-        return fmt.inline_math(shape_math(s))
+        """A shape in inline math; a dash for none (parameters a module owns directly)."""
+        return fmt.inline_math(shape_math(s)) if s else fmt.dash
 
     return {"math": fmt.math, "esc": fmt.text, "code": fmt.code, "cell": cell, "num": number,
-            "pct": pct, "times": times, "shape": shape, "shape_math": shape_math,
+            "pct": pct, "times": times, "run": run, "shape": shape, "shape_math": shape_math,
             "imath": fmt.inline_math,
             "prose": fmt.prose, "latex_esc": latex_escape, "json_document": json_document,
             "ruled_table": ruled_table, **fmt.extra_filters}

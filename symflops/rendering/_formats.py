@@ -30,6 +30,10 @@ def _x_times(s: str) -> str:
     return "x " + s
 
 
+def _x_run(n: int) -> str:
+    return f" (x{n})"
+
+
 @dataclass(frozen=True)
 class Format:
     """An output format: a template and the filters that print the context.
@@ -48,6 +52,8 @@ class Format:
     aliases: tuple[str, ...] = ()
     percent: str = "%"
     times: Callable[[str], str] = _x_times
+    #: after a folded row's name: how many identical siblings it stands for
+    run: Callable[[int], str] = _x_run
     dash: str = "-"
     number_wrap: Callable[[str], str] = _identity
     extra_filters: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
@@ -136,11 +142,13 @@ def _tex_inline(s: str) -> str:
 register_format(Format(
     "markdown", "cost.md.j2", math=latex_math, text=markdown_escape, prose=markdown_escape,
     code=markdown_code, inline_math=_md_inline, aliases=("md",), percent=" %",
-    times=lambda s: rf"$\times {s}$", dash="–", templates={"reference": "reference.md.j2"}))
+    times=lambda s: rf"$\times {s}$", run=lambda n: f" (×{n})", dash="–",
+    templates={"reference": "reference.md.j2"}))
 register_format(Format(
     "latex", "cost.tex.j2", math=latex_math, text=latex_escape, prose=latex_escape,
     code=lambda s: r"\texttt{" + latex_escape(s) + "}", inline_math=_tex_inline,
-    aliases=("tex",), percent=r"\,\%", times=lambda s: rf"$\times {s}$", dash="--",
+    aliases=("tex",), percent=r"\,\%", times=lambda s: rf"$\times {s}$",
+    run=lambda n: rf" ($\times {n}$)", dash="--",
     templates={"reference": "reference.tex.j2"}))
 register_format(Format(
     "text", "cost.txt.j2", math=text_math, text=str, code=str, aliases=("txt",),

@@ -13,6 +13,7 @@ from symflops.cost import Cost
 from symflops.display import shown
 from symflops.printing import latex_expr
 from symflops.rendering._context import Quantity, Substitution, node_quantity
+from symflops.rendering._fold import Run, fold_runs
 from symflops.rendering._formats import latex_math, text_math
 
 
@@ -42,9 +43,13 @@ def json_expr(x: Any) -> Any:
 
 
 def json_tree(cost: Cost, cost_at: Cost | None, depth: int | None, level: int,
-               path: str, convention: Convention) -> dict[str, Any]:
+              path: str, convention: Convention, fold: bool = False,
+              run: Run | None = None) -> dict[str, Any]:
+    """``cost`` and its subtree to ``depth``; with ``fold`` a run of identical siblings is
+    one node named by the run (``"0-11"``) with ``times`` and the siblings' ``names``."""
     node: dict[str, Any] = {
-        "name": cost.name, "path": path, "layer": cost.layer, "spec": cost.spec,
+        "name": cost.name if run is None else run.label, "path": path, "layer": cost.layer,
+        "spec": cost.spec,
         "count": cost.count, "input_shape": cost.input_shape, "output_shape": cost.output_shape,
         "params": node_quantity(cost, cost_at, "params"),
         "macs": node_quantity(cost, cost_at, "macs"),
@@ -52,6 +57,8 @@ def json_tree(cost: Cost, cost_at: Cost | None, depth: int | None, level: int,
         "work": {k: cost.work[k] for k in KINDS if k in cost.work},
         "notes": list(cost.notes),
     }
+    if run is not None and run.times > 1:
+        node["times"], node["names"] = run.times, list(run.names)
     if cost.derivation is not None:
         d = cost.derivation
         node["derivation"] = {
@@ -64,18 +71,20 @@ def json_tree(cost: Cost, cost_at: Cost | None, depth: int | None, level: int,
         }
     if cost.children and (depth is None or level < depth):
         node["children"] = [
-            json_tree(c, None if cost_at is None else cost_at.children[i], depth, level + 1,
-                       f"{path}.{c.name}" if path else c.name, convention)
-            for i, c in enumerate(cost.children)]
+            json_tree(cost.children[r.start],
+                      None if cost_at is None else cost_at.children[r.start], depth,
+                      level + 1, f"{path}.{r.label}" if path else r.label, convention, fold, r)
+            for r in fold_runs(cost.children, fold)]
     elif cost.children:
         node["folded"] = len(cost.children)
     return node
 
 
 def json_document(cost: Cost, cost_at: Cost | None, convention: Convention,
-                   at: Sequence[Mapping[str, Any]], depth: int | None) -> str:
-    """The JSON render: the whole tree (to ``depth``), every expression as str, srepr
-    and LaTeX, values (from ``cost_at``) when ``at`` was given."""
+                  at: Sequence[Mapping[str, Any]], depth: int | None, fold: bool = False) -> str:
+    """The JSON render: the whole tree (to ``depth``, runs of identical siblings folded
+    when ``fold``), every expression as str, srepr and LaTeX, values (from ``cost_at``)
+    when ``at`` was given."""
     at_named = {a["symbol"].name: a["value"] for a in at} if at else None
     if at_named is None:  # no values asked for (or nothing to substitute): none shown
         cost_at = None
@@ -84,7 +93,8 @@ def json_document(cost: Cost, cost_at: Cost | None, convention: Convention,
         "convention": convention,
         "at": at_named,
         "depth": depth,
-        "tree": json_tree(cost, cost_at, depth, 0, cost.name, convention),
+        "fold": fold,
+        "tree": json_tree(cost, cost_at, depth, 0, cost.name, convention, fold),
     }
     return json.dumps(json_expr(doc), indent=1, sort_keys=True, ensure_ascii=False)
 
