@@ -280,11 +280,13 @@ def test_derivation_steps_general_substituted_simplified_value() -> None:
     assert "9,472" in text
 
 
-def test_numbers_comma_and_si() -> None:
+def test_numbers_grouped_plain_and_si() -> None:
     c = conv_cost()
     # 236,027,904 FLOPs at 224x224, batch 1
     assert "236,027,904" in render(c, "text", at=AT_224)
     assert "236 M" in render(c, "text", at=AT_224, numbers="si")
+    assert "236027904" in render(c, "text", at=AT_224, numbers="plain")
+    assert "236,027,904" not in render(c, "text", at=AT_224, numbers="plain")
     assert format_number(4_089_184_256, "si") == "4.09 G"
     with pytest.raises(SymflopsError, match="number style"):
         render(c, "text", numbers="dots")
@@ -372,7 +374,9 @@ def test_format_builtin_and_aliases() -> None:
 def test_jupyter_reprs() -> None:
     c = cnn_cost()
     tex = c._repr_latex_()
-    assert tex.startswith("$$\n\\begin{aligned}") and tex.rstrip().endswith("$$")
+    # display math as \[ ... \] (issue 11: never the plain-TeX $$ in LaTeX)
+    assert tex.startswith("\\[\n\\begin{aligned}") and tex.rstrip().endswith("\\]")
+    assert "$$" not in tex
     assert r"\text{FLOPs (exact)}" in tex and r"\text{params}" in tex
     md = c._repr_markdown_()
     assert len(markdown_tables(md)[0]) == 1 + len(c.children) + 1  # depth 1

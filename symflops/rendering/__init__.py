@@ -51,7 +51,7 @@ __all__ = ["render", "register_format", "unregister_format", "get_format", "form
 # ----------------------------------------------------------------------------- render
 def render(cost: Cost, fmt: str = "markdown", *, depth: int | None = None,
            at: Mapping[Any, Any] | str | None = None, template_dir: str | Path | None = None,
-           numbers: str = "comma", convention: str | Convention | None = None,
+           numbers: str = "grouped", convention: str | Convention | None = None,
            standalone: bool = False, math_only: bool = False, derivations: bool = True,
            title: str | None = None, inputs: str | None = None, fold: bool = True) -> str:
     """``cost`` as ``fmt`` (``markdown``/``md``, ``latex``/``tex``, ``text``/``txt``,
@@ -61,7 +61,9 @@ def render(cost: Cost, fmt: str = "markdown", *, depth: int | None = None,
     shows a run of identical consecutive siblings as one row (``layers.0-11 (x12)``,
     numbers for one of them; ``fold=False`` gives a row each); ``at``
     substitutes values (``{"H": 224}`` or ``"H=224"``) and shows the numbers;
-    ``numbers`` is ``"comma"`` (4,089,184,256) or ``"si"`` (4.09 G); ``convention``
+    ``numbers`` is ``"grouped"`` (4,089,184,256; ``4{,}089{,}184{,}256`` in LaTeX math),
+    ``"plain"`` (4089184256) or ``"si"`` (4.09 G, a rounded display: formulas and the
+    totals' equations stay exact); ``convention``
     re-weighs the FLOPs; ``standalone`` (LaTeX) wraps the output in a compilable
     document; ``math_only`` gives only the totals as display math (what Jupyter shows);
     ``template_dir`` holds

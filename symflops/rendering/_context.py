@@ -12,9 +12,8 @@ from symflops.conventions import KINDS, Convention
 from symflops.cost import Cost, weighted_work
 from symflops.display import shown
 from symflops.errors import SymflopsError
+from symflops.printing import NUMBER_STYLES
 from symflops.rendering._fold import Run, fold_runs
-
-NUMBER_STYLES = ("comma", "si")
 
 #: LaTeX tables with more rows than this become a ``longtable`` (a float cannot break
 #: across pages)
@@ -223,7 +222,7 @@ def _derivation(path: str, node: Cost, node_at: Cost | None, mult: sp.Expr,
 
 
 def build_context(cost: Cost, *, depth: int | None = None,
-                  at: Mapping[Any, Any] | str | None = None, numbers: str = "comma",
+                  at: Mapping[Any, Any] | str | None = None, numbers: str = "grouped",
                   derivations: bool = True, standalone: bool = False,
                   math_only: bool = False, title: str | None = None,
                   inputs: str | None = None, fold: bool = True) -> dict[str, Any]:
@@ -239,7 +238,8 @@ def build_context(cost: Cost, *, depth: int | None = None,
                             fix="pass fold=True (identical siblings in one row) or fold=False")
     if numbers not in NUMBER_STYLES:
         raise SymflopsError("unknown number style", values={"numbers": numbers},
-                            fix="use numbers='comma' or numbers='si'")
+                            fix="use one of " + ", ".join(
+                                f"numbers={n!r} ({d})" for n, d in NUMBER_STYLES.items()))
     convention = cost.convention
     cost_at: Cost | None = None
     at_map: dict[sp.Symbol, sp.Expr] = {}
@@ -260,6 +260,9 @@ def build_context(cost: Cost, *, depth: int | None = None,
         tuple(shown(x) for x in cost_at.output_shape),
         "input_shape": cost.input_shape,
     }
+    exact_totals = [("params", total["params"])] + (
+        [("MACs", total["macs"])] if convention.label != "MACs" else []) + [
+        (convention.label, total["flops"])]
     counted = [{"kind": k, "rate": convention.rate(k), "meaning": KINDS[k]} for k in KINDS]
     repeated = [r for r in rows if r["count"] != 1 or r["times"] != 1]
     return {
@@ -282,6 +285,7 @@ def build_context(cost: Cost, *, depth: int | None = None,
         "folded_runs": any(r["times"] != 1 for r in rows),
         "repeated": bool(repeated),
         "total": total,
+        "exact_totals": exact_totals,
         "derivations": derivs,
         "notes": list(cost.notes),
         "validity": list(dict.fromkeys(v for _, c in cost.walk() for v in c.validity)),

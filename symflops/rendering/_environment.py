@@ -41,6 +41,13 @@ def builtin_loader() -> jinja2.BaseLoader:
 
 
 def _filters(fmt: Format, numbers: str) -> dict[str, Callable[..., Any]]:
+    if fmt.math_options:
+        math: Callable[[Any], str] = functools.partial(fmt.math, numbers=numbers)
+        cell_math: Callable[[Any], str] = functools.partial(fmt.math, numbers=numbers,
+                                                            inline=True)
+    else:
+        math = cell_math = fmt.math
+
     def number(n: int) -> str:
         return fmt.number_wrap(format_number(int(n), numbers))
 
@@ -48,25 +55,34 @@ def _filters(fmt: Format, numbers: str) -> dict[str, Callable[..., Any]]:
         x = q.shown if isinstance(q, Quantity) else sp.sympify(q)
         if isinstance(x, sp.Integer):
             return number(int(x))
-        return fmt.inline_math(fmt.math(x))
+        return fmt.inline_math(cell_math(x))
+
+    def exact(q: Any) -> str:
+        """A quantity exactly (digits grouped whatever ``numbers`` is), else its formula."""
+        x = q.shown if isinstance(q, Quantity) else sp.sympify(q)
+        if isinstance(x, sp.Integer):
+            return fmt.number_wrap(format_number(int(x), "grouped"))
+        return fmt.inline_math(cell_math(x))
 
     def pct(share: float | None) -> str:
         return fmt.dash if share is None else f"{100 * share:.1f}{fmt.percent}"
 
     def times(count: Any) -> str:
-        return "" if count == 1 else " " + fmt.times(fmt.math(count))
+        return "" if count == 1 else " " + fmt.times(math(count))
 
     def run(n: int) -> str:
         return "" if n == 1 else fmt.run(n)
 
     def shape_math(s: Sequence[Any]) -> str:
-        return "(" + ", ".join(fmt.math(x) for x in s) + ")"
+        return "(" + ", ".join(math(x) for x in s) + ")"
 
     def shape(s: Sequence[Any]) -> str:
         """A shape in inline math; a dash for none (parameters a module owns directly)."""
-        return fmt.inline_math(shape_math(s)) if s else fmt.dash
+        return fmt.inline_math("(" + ", ".join(cell_math(x) for x in s) + ")") if s \
+            else fmt.dash
 
-    return {"math": fmt.math, "esc": fmt.text, "code": fmt.code, "cell": cell, "num": number,
+    return {"math": math, "cell_math": cell_math, "esc": fmt.text, "code": fmt.code,
+            "cell": cell, "num": number, "exact": exact,
             "pct": pct, "times": times, "run": run, "shape": shape, "shape_math": shape_math,
             "imath": fmt.inline_math,
             "prose": fmt.prose, "latex_esc": latex_escape, "json_document": json_document,
@@ -75,7 +91,7 @@ def _filters(fmt: Format, numbers: str) -> dict[str, Callable[..., Any]]:
 
 @functools.lru_cache(maxsize=64)
 def template_environment(template_dir: str | None = None, fmt: str = "markdown",
-                         numbers: str = "comma") -> jinja2.Environment:
+                         numbers: str = "grouped") -> jinja2.Environment:
     """The jinja2 Environment for one format: StrictUndefined, no autoescape (each format
     escapes with an explicit filter), user templates in ``template_dir`` shadow the
     built-in ones."""

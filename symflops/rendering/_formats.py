@@ -44,7 +44,7 @@ class Format:
 
     name: str
     template: str
-    math: Callable[[Any], str]
+    math: Callable[..., str]
     text: Callable[[Any], str]
     code: Callable[[Any], str]
     prose: Callable[[Any], str] = str
@@ -56,6 +56,9 @@ class Format:
     run: Callable[[int], str] = _x_run
     dash: str = "-"
     number_wrap: Callable[[str], str] = _identity
+    #: ``math`` takes the keywords ``numbers`` (a number style) and ``inline`` (a table
+    #: cell) as :func:`latex_math` does
+    math_options: bool = False
     extra_filters: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
     #: other documents this format can write, by name (``"reference"``: the formula page)
     templates: Mapping[str, str] = field(default_factory=dict)
@@ -112,16 +115,15 @@ def formats() -> dict[str, Format]:
     return dict(_FORMATS)
 
 
-def latex_math(x: Any) -> str:
+def latex_math(x: Any, numbers: str = "grouped", inline: bool = False) -> str:
+    """LaTeX of an expression (or a :class:`Substitution`): integers digit-grouped unless
+    ``numbers`` is ``"plain"`` (a formula stays exact under ``"si"``); ``inline`` for a
+    table cell (``a / b`` or ``\\tfrac``, never a full-size ``\\frac``)."""
+    grouped = numbers != "plain"
     if isinstance(x, Substitution):
-        return latex_expr(x.expr, substitution_names(x.bindings, "latex"))
-    if isinstance(x, sp.Integer):
-        return _numlatex_math(int(x))
-    return latex_expr(sp.sympify(x))
-
-
-def _numlatex_math(n: int) -> str:
-    return f"{n:,}".replace(",", "{,}")
+        return latex_expr(x.expr, substitution_names(x.bindings, "latex", grouped=grouped),
+                          grouped=grouped, inline=inline)
+    return latex_expr(sp.sympify(x), grouped=grouped, inline=inline)
 
 
 def text_math(x: Any) -> str:
@@ -140,12 +142,14 @@ def _tex_inline(s: str) -> str:
 
 
 register_format(Format(
-    "markdown", "cost.md.j2", math=latex_math, text=markdown_escape, prose=markdown_escape,
+    "markdown", "cost.md.j2", math=latex_math, math_options=True, text=markdown_escape,
+    prose=markdown_escape,
     code=markdown_code, inline_math=_md_inline, aliases=("md",), percent=" %",
     times=lambda s: rf"$\times {s}$", run=lambda n: f" (×{n})", dash="–",
     templates={"reference": "reference.md.j2"}))
 register_format(Format(
-    "latex", "cost.tex.j2", math=latex_math, text=latex_escape, prose=latex_escape,
+    "latex", "cost.tex.j2", math=latex_math, math_options=True, text=latex_escape,
+    prose=latex_escape,
     code=lambda s: r"\texttt{" + latex_escape(s) + "}", inline_math=_tex_inline,
     aliases=("tex",), percent=r"\,\%", times=lambda s: rf"$\times {s}$",
     run=lambda n: rf" ($\times {n}$)", dash="--",

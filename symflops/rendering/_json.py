@@ -25,13 +25,14 @@ def json_expr(x: Any) -> Any:
             out["value"] = json_expr(x.value)
         return out
     if isinstance(x, Substitution):
-        return {"str": text_math(x), "latex": latex_math(x),
+        return {"str": text_math(x), "latex": latex_math(x, numbers="plain"),
                 "srepr": sp.srepr(x.evaluated)}
     if isinstance(x, Convention):
         return {"name": x.name, "label": x.label, "unit": x.unit,
                 "description": x.description, "rates": dict(sorted(x.rates.items()))}
     if isinstance(x, sp.Basic):
-        d: dict[str, Any] = {"str": str(x), "srepr": sp.srepr(x), "latex": latex_expr(x)}
+        d: dict[str, Any] = {"str": str(x), "srepr": sp.srepr(x),
+                             "latex": latex_expr(x, grouped=False)}
         if isinstance(x, sp.Integer):
             d["int"] = int(x)
         return d

@@ -20,7 +20,7 @@ def _count_text(expr: sp.Expr) -> str:
     if not expr.is_Integer:
         return str(expr)
     n = int(expr)
-    si, plain = format_number(n, "si"), format_number(n, "comma")
+    si, plain = format_number(n, "si"), format_number(n, "grouped")
     return plain if si == str(n) else f"{plain} ({si})"
 
 
