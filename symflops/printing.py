@@ -137,8 +137,18 @@ def _latex(expr: sp.Basic, names: Mapping[sp.Basic, str], grouped: bool, inline:
     if inline:
         settings["fold_short_frac"] = True
     text = _LatexPrinter(settings, grouped).doprint(expr)
-    # a table cell: a fraction too long to fold prints as \tfrac, never a full-size \frac
-    return text.replace(r"\frac{", r"\tfrac{") if inline else text
+    if not inline:
+        return text
+    # a table cell: a fraction too long to fold prints as \tfrac, never a full-size
+    # \frac; fixed-size delimiters let TeX break a long formula after a + inside them
+    for sized, fixed in _INLINE_DELIMITERS:
+        text = text.replace(sized, fixed)
+    return text
+
+
+_INLINE_DELIMITERS = ((r"\frac{", r"\tfrac{"), (r"\left(", r"\bigl("), (r"\right)", r"\bigr)"),
+                      (r"\left\lfloor", r"\lfloor"), (r"\right\rfloor", r"\rfloor"),
+                      (r"\left\lceil", r"\lceil"), (r"\right\rceil", r"\rceil"))
 
 
 @functools.lru_cache(maxsize=8192)

@@ -132,7 +132,7 @@ def _rows(cost: Cost, cost_at: Cost | None, depth: int | None, fold: bool,
         rows.append({
             "path": path, "name": node.name, "level": level, "layer": node.layer,
             "spec": node.spec, "count": node.count, "multiplier": mult, "folded": folded,
-            "times": run.times, "names": run.names,
+            "times": run.times, "names": run.names, "label": run.label,
             "leaf": not node.children,
             "output_shape": node.output_shape if node_at is None else
             tuple(shown(x) for x in node_at.output_shape),
