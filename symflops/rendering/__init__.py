@@ -99,8 +99,8 @@ def render(cost: Cost, fmt: str = "markdown", *, style: str = "report",
                         derivations=s.derivations if derivations is None else derivations,
                         standalone=standalone, math_only=math_only, title=title,
                         inputs=inputs, fold=fold)
+    ctx["style"] = s.name
     if template is not None:  # a paper or appendix: the totals as collected terms
-        ctx["style"] = s.name
         ctx["equation"] = [
             {"name": name, "terms": collected_terms(q.expr, named),
              "value": None if q.value is None or q.value == q.expr else
