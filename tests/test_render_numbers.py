@@ -34,7 +34,7 @@ def test_mlp_reference_numbers() -> None:
     assert c.params == MLP_PARAMS and c.macs == MLP_MACS * B
 
 
-def _ungrouped(text: str) -> list[str]:
+def ungrouped_digits(text: str) -> list[str]:
     """Runs of 4+ digits not part of a grouped number (``12{,}345`` or ``12,345``), outside
     code (a layer's spec ``Linear(768, 3072)`` is the user's text, shown as written)."""
     text = re.sub(r"\\texttt\{[^}]*\}|`[^`]*`", "", text)
@@ -44,7 +44,7 @@ def _ungrouped(text: str) -> list[str]:
 @pytest.mark.parametrize("fmt", ["latex", "markdown"])
 def test_grouped_is_the_default_in_cells_and_formulas(fmt: str) -> None:
     out = render(mlp(), fmt, at={"B": 1})
-    assert _ungrouped(out) == []
+    assert ungrouped_digits(out) == []
     # the formula's coefficient and the value, digit-grouped in math (LaTeX {,})
     assert r"929{,}562{,}624 B" in out and "4,722,432" in out
     symbolic = render(mlp(), fmt, derivations=False)
