@@ -426,12 +426,15 @@ def test_user_template_dir_overrides_builtin(tmp_path: Path) -> None:
 
 def test_docstring_examples() -> None:
     import doctest
+    import importlib
 
     import symflops.printing
     import symflops.reference
     import symflops.rendering as render_module
 
-    for module in (symflops.printing, render_module, symflops.reference):
+    submodules = [importlib.import_module(f"symflops.rendering.{name}")
+                  for name in ("_fold", "_styles", "_equation")]
+    for module in (symflops.printing, render_module, symflops.reference, *submodules):
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert result.attempted > 0 and result.failed == 0, module.__name__
 

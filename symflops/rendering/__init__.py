@@ -1,7 +1,11 @@
 """Render a Cost as Markdown, LaTeX, plain text or JSON through jinja2 templates.
 
 Formats live in a registry (:func:`register_format`): a new format is a template in
-``templates/`` and one registration line. Every output names its convention.
+``templates/`` and one registration line; so do styles (:func:`register_style`): the
+``report`` (default), a ``paper`` (one display equation and a table that fits a column of
+a two-column paper) and an ``appendix`` (the derivations). Identical consecutive modules
+fold into one row (``layers.0-11 (x12)``); big integers are digit-grouped. Every output
+names its convention.
 
 >>> import symflops as sf
 >>> from symflops.symbols import B, H, W
@@ -35,6 +39,7 @@ from symflops.rendering._environment import (
     render_template,
     template_environment,
 )
+from symflops.rendering._equation import equation_lines, visible_width
 from symflops.rendering._formats import (
     Format,
     formats,
@@ -54,7 +59,7 @@ from symflops.rendering._styles import (
 __all__ = ["render", "register_format", "unregister_format", "get_format", "formats", "Format",
            "build_context", "Quantity", "Substitution", "template_environment",
            "render_template", "clear_caches", "builtin_loader", "Style", "register_style",
-           "get_style", "styles"]
+           "get_style", "styles", "collected_terms", "equation_lines", "visible_width"]
 
 
 # ----------------------------------------------------------------------------- render
