@@ -200,13 +200,15 @@ def markdown_tables(text: str) -> list[list[list[str]]]:
 
 def _count_rows(cost: sf.Cost, depth: int | None, fold: bool = True) -> int:
     """Rows of the per-layer table: every node down to ``depth`` below the root (module
-    names may contain dots, so count tree levels, not dots); with ``fold`` a sibling equal
-    to the previous one in every total (and with as many nodes below) adds no row."""
+    names may contain dots, so count tree levels, not dots); with ``fold`` a sibling
+    numbered next after the previous one and equal to it in every total (and with as many
+    nodes below) adds no row."""
     if not cost.children:
         return 1
 
-    def same(a: sf.Cost, b: sf.Cost) -> bool:
-        return (a.spec, a.params, a.macs, a.flops, len(list(a.walk()))) == (
+    def same(a: sf.Cost, b: sf.Cost) -> bool:  # b follows a: 3 after 2 (Sequential indices)
+        numbered = a.name.isdigit() and b.name.isdigit() and int(b.name) == int(a.name) + 1
+        return numbered and (a.spec, a.params, a.macs, a.flops, len(list(a.walk()))) == (
             b.spec, b.params, b.macs, b.flops, len(list(b.walk())))
 
     def below(node: sf.Cost, level: int) -> int:
@@ -214,7 +216,7 @@ def _count_rows(cost: sf.Cost, depth: int | None, fold: bool = True) -> int:
             return 0
         kids = node.children
         return sum(1 + below(c, level + 1) for i, c in enumerate(kids)
-                   if not (fold and i and same(c, kids[i - 1])))
+                   if not (fold and i and same(kids[i - 1], c)))
 
     return below(cost, 0)
 

@@ -59,6 +59,16 @@ def test_symbolic_repeat_count_shows_times_L_in_every_format() -> None:
     assert sp.sympify(node["count"]["srepr"]) == L
 
 
+def test_identical_siblings_named_apart_stay_apart() -> None:
+    # conv_a and conv_b are the author's two modules, not a numbered run of blocks
+    net = sf.nn.Sequential({"conv_a": sf.nn.Linear(8, 8), "conv_b": sf.nn.Linear(8, 8),
+                            "block_1": sf.nn.ReLU(), "block_2": sf.nn.ReLU(),
+                            "block_4": sf.nn.ReLU()})
+    rows = build_context(net.cost((B, 8)))["rows"]
+    assert [(r["path"], r["times"]) for r in rows] == [
+        ("conv_a", 1), ("conv_b", 1), ("block_1-2", 2), ("block_4", 1)]
+
+
 def test_fold_must_be_a_bool() -> None:
     with pytest.raises(SymflopsError, match="fold must be True or False"):
         render(stack(2), "markdown", fold="yes")  # type: ignore[arg-type]

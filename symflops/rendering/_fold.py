@@ -1,5 +1,7 @@
 """Folding: a run of identical consecutive siblings (same layer, spec, shapes and cost, all
-the way down) is shown as one row, ``layers.0-11 (x12)``, with its numbers for one instance.
+the way down) numbered in sequence (``0, 1, 2`` or ``block_1, block_2``: a ModuleList, a
+Sequential, a repeated block) is shown as one row, ``layers.0-11 (x12)``, with its numbers
+for one instance. Siblings the author named apart (``conv_a``, ``conv_b``) stay apart.
 
 >>> import symflops as sf
 >>> block = lambda: sf.nn.Sequential(sf.nn.Linear(8, 8), sf.nn.ReLU())
@@ -41,21 +43,24 @@ class Run:
 
 
 def run_label(names: Sequence[str]) -> str:
-    """How a run of sibling names reads: ``0-11`` or ``block_1-4`` for consecutive
-    numbers, else ``first..last``; one name stays as it is.
+    """How a run of sibling names reads: ``0-11`` or ``enc_3-4``; one name stays as it is.
 
-    >>> run_label(["0", "1", "2"]), run_label(["enc_3", "enc_4"]), run_label(["a", "b"])
-    ('0-2', 'enc_3-4', 'a..b')
+    >>> run_label(["0", "1", "2"]), run_label(["enc_3", "enc_4"]), run_label(["a"])
+    ('0-2', 'enc_3-4', 'a')
     """
     if len(names) == 1:
         return names[0]
-    matches = [_NUMBERED.match(n) for n in names]
-    if all(matches):
-        prefixes = {m.group(1) for m in matches if m}
-        numbers = [int(m.group(2)) for m in matches if m]
-        if len(prefixes) == 1 and numbers == list(range(numbers[0], numbers[0] + len(names))):
-            return f"{names[0]}-{numbers[-1]}"
-    return f"{names[0]}..{names[-1]}"
+    last = _NUMBERED.match(names[-1])
+    assert last is not None, names  # fold_runs only joins numbered names
+    return f"{names[0]}-{last.group(2)}"
+
+
+def _follows(name: str, previous: str) -> bool:
+    """``name`` is the next in a numbered sequence after ``previous`` (``3`` after ``2``,
+    ``block_3`` after ``block_2``; ``01`` after ``00`` is not a plain number: kept apart)."""
+    a, b = _NUMBERED.match(previous), _NUMBERED.match(name)
+    return (a is not None and b is not None and a.group(1) == b.group(1)
+            and b.group(2) == str(int(a.group(2)) + 1) and a.group(2) == str(int(a.group(2))))
 
 
 def _key(node: Cost, memo: dict[int, Hashable]) -> Hashable:
@@ -71,14 +76,15 @@ def _key(node: Cost, memo: dict[int, Hashable]) -> Hashable:
 
 
 def fold_runs(children: Sequence[Cost], fold: bool = True) -> list[Run]:
-    """``children`` cut into runs of identical consecutive siblings (each its own run when
-    ``fold`` is false)."""
+    """``children`` cut into runs of identical siblings with consecutive numbered names
+    (each its own run when ``fold`` is false)."""
     if not fold:
         return [Run(i, (c.name,)) for i, c in enumerate(children)]
     memo: dict[int, Hashable] = {}
     runs: list[Run] = []
     for i, child in enumerate(children):
-        if runs and _key(child, memo) == _key(children[runs[-1].start], memo):
+        if runs and _follows(child.name, runs[-1].names[-1]) and \
+                _key(child, memo) == _key(children[runs[-1].start], memo):
             last = runs[-1]
             runs[-1] = Run(last.start, (*last.names, child.name))
         else:
