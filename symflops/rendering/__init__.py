@@ -54,12 +54,14 @@ from symflops.rendering._styles import (
     register_style,
     styles,
     symbols_named,
+    unregister_style,
 )
 
 __all__ = ["render", "register_format", "unregister_format", "get_format", "formats", "Format",
            "build_context", "Quantity", "Substitution", "template_environment",
            "render_template", "clear_caches", "builtin_loader", "Style", "register_style",
-           "get_style", "styles", "collected_terms", "equation_lines", "visible_width"]
+           "get_style", "styles", "unregister_style", "collected_terms", "equation_lines",
+           "visible_width"]
 
 
 # ----------------------------------------------------------------------------- render

@@ -37,6 +37,17 @@ def visible_width(latex: str) -> int:
 Atom = tuple[str, str]
 
 
+def _opened(inner: list[Atom], head: str = "") -> list[Atom]:
+    """A sum's pieces inside ``\\bigl( ... \\bigr)`` after ``head``; the first piece keeps
+    its sign (``(-B^2 d^2 + 1)``)."""
+    (join, first), *rest = inner
+    sign = "-" if join == "-" else ""
+    if not rest:
+        return [("", rf"{head}\left({sign}{first}\right)")]
+    rest[-1] = (rest[-1][0], rest[-1][1] + r"\bigr)")
+    return [("", head + r"\bigl(" + sign + first), *rest]
+
+
 def _atoms(expr: sp.Expr, math: Callable[[Any], str], width: int) -> list[Atom]:
     """``expr`` as pieces between which a line may break: a sum's terms, a product's
     factors, a long sum factor opened up inside ``\\bigl( \\bigr)``."""
@@ -55,13 +66,8 @@ def _atoms(expr: sp.Expr, math: Callable[[Any], str], width: int) -> list[Atom]:
     sums = [f for f in expr.args if f.is_Add]
     out = [] if plain == 1 else [("", math(plain))]
     for factor in sums:
-        inner = _atoms(factor, math, width)
-        if len(inner) == 1:
-            out.append(("*", rf"\left({inner[0][1]}\right)"))
-            continue
-        (_, first), *rest = inner
-        rest[-1] = (rest[-1][0], rest[-1][1] + r"\bigr)")
-        out.extend([("*", r"\bigl(" + first), *rest])
+        (_, first), *rest = _opened(_atoms(factor, math, width))
+        out.extend([("*", first), *rest])
     if out and out[0][0] == "*":
         out[0] = ("", out[0][1])
     return out
@@ -73,13 +79,7 @@ def _term_atoms(item: tuple[Any, Any], math: Callable[[Any], str], width: int) -
     coefficient, monomial = (sp.sympify(x) for x in item)
     if not coefficient.is_Add or monomial == 1:
         return _atoms(coefficient * monomial, math, width)
-    inner = _atoms(coefficient, math, width)
-    head = math(monomial) + " "
-    if len(inner) == 1:
-        return [("", head + rf"\left({inner[0][1]}\right)")]
-    (_, first), *rest = inner
-    rest[-1] = (rest[-1][0], rest[-1][1] + r"\bigr)")
-    return [("", head + r"\bigl(" + first), *rest]
+    return _opened(_atoms(coefficient, math, width), math(monomial) + " ")
 
 
 def equation_lines(terms: Sequence[tuple[Any, Any]], math: Callable[[Any], str],
@@ -91,8 +91,10 @@ def equation_lines(terms: Sequence[tuple[Any, Any]], math: Callable[[Any], str],
     for i, item in enumerate(terms):
         coefficient = sp.sympify(item[0])
         negative = coefficient.could_extract_minus_sign()
-        (_, first), *rest = _term_atoms((-coefficient, item[1]) if negative else item, math,
-                                        width)
+        (join, first), *rest = _term_atoms((-coefficient, item[1]) if negative else item,
+                                           math, width)
+        if join == "-":  # the term's own first factor is negative: -(-x) reads +x
+            negative, first = not negative, first
         atoms.append(("-" if negative else ("+" if i else ""), first))
         atoms.extend(rest)
     lines: list[str] = []

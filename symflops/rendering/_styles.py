@@ -21,7 +21,7 @@ from symflops.cost import Cost
 from symflops.display import collect, shown
 from symflops.errors import SymflopsError
 
-__all__ = ["Style", "register_style", "get_style", "styles", "collected_terms",
+__all__ = ["Style", "register_style", "unregister_style", "get_style", "styles", "collected_terms",
            "symbols_named"]
 
 
@@ -53,6 +53,7 @@ class Style:
 
 
 _STYLES: dict[str, Style] = {}
+_BUILTIN = ("report", "paper", "appendix")
 
 
 def register_style(style: Style, *, replace: bool = False) -> Style:
@@ -63,6 +64,13 @@ def register_style(style: Style, *, replace: bool = False) -> Style:
                             fix="pick another name or pass replace=True")
     _STYLES[style.name] = style
     return style
+
+
+def unregister_style(name: str) -> None:
+    """Remove a user style (the built-in ones stay)."""
+    if name in _BUILTIN:
+        raise SymflopsError("built-in styles cannot be removed", values={"style": name})
+    _STYLES.pop(name, None)
 
 
 def get_style(name: str) -> Style:
@@ -105,6 +113,8 @@ def _degree(monomial: sp.Expr) -> int:
     """Total degree of a product of powers of ``symbols`` (a floor counts as degree 1)."""
     total = 0
     for factor in sp.Mul.make_args(monomial):
+        if factor.is_number:
+            continue
         base, exp = factor.as_base_exp()
         total += int(exp) if exp.is_Integer else 1
     return total
