@@ -18,15 +18,17 @@ by renaming symbols, so the factors stay in the general formula's order.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import sympy as sp
+from sympy.printing.latex import LatexPrinter
 from sympy.printing.str import StrPrinter
 
 from symflops.symbols import latex_name
 
 __all__ = ["latex_escape", "latex_expr", "text_expr", "markdown_escape", "markdown_code",
-           "format_number", "substitution_names", "text_table", "clear_cache"]
+           "format_number", "substitution_names", "text_table", "clear_cache", "NUMBER_STYLES",
+           "group_digits"]
 
 #: LaTeX text-mode replacements for characters with a special meaning (or a wrong glyph).
 _LATEX_SPECIAL: dict[str, str] = {
@@ -105,19 +107,71 @@ def _names(expr: sp.Basic) -> dict[sp.Basic, str]:
     return {s: latex_name(s) for s in expr.free_symbols if isinstance(s, sp.Symbol)}
 
 
+class _LatexPrinter(LatexPrinter):
+    """SymPy's LaTeX printer with integers digit-grouped (``17{,}563{,}828{,}224 B``) when
+    ``grouped``."""
+
+    def __init__(self, settings: Mapping[str, object], grouped: bool) -> None:
+        super().__init__(dict(settings))
+        self._grouped = grouped
+
+    def _print_Integer(self, expr: sp.Integer) -> str:
+        return group_digits(int(expr), "{,}") if self._grouped else str(int(expr))
+
+
+def group_digits(value: int, separator: str = ",") -> str:
+    """``value`` with its digits in groups of three: ``907,889,152`` (``907{,}889{,}152``
+    with the LaTeX math separator ``{,}``, which keeps the comma from adding space).
+
+    >>> group_digits(-907889152), group_digits(1000, "{,}"), group_digits(999)
+    ('-907,889,152', '1{,}000', '999')
+    """
+    return f"{value:,}".replace(",", separator)
+
+
+def _latex(expr: sp.Basic, names: Mapping[sp.Basic, str], grouped: bool, inline: bool,
+           dot: bool) -> str:
+    settings: dict[str, object] = {"symbol_names": dict(names)}
+    if dot:
+        settings["mul_symbol"] = "dot"
+    if inline:
+        settings["fold_short_frac"] = True
+    text = _LatexPrinter(settings, grouped).doprint(expr)
+    if not inline:
+        return text
+    # a table cell: a fraction too long to fold prints as \tfrac, never a full-size
+    # \frac; fixed-size delimiters let TeX break a long formula after a + inside them
+    for sized, fixed in _INLINE_DELIMITERS:
+        text = text.replace(sized, fixed)
+    return text
+
+
+_INLINE_DELIMITERS = ((r"\frac{", r"\tfrac{"), (r"\left(", r"\bigl("), (r"\right)", r"\bigr)"),
+                      (r"\left\lfloor", r"\lfloor"), (r"\right\rfloor", r"\rfloor"),
+                      (r"\left\lceil", r"\lceil"), (r"\right\rceil", r"\rceil"))
+
+
 @functools.lru_cache(maxsize=8192)
-def _latex_cached(expr: sp.Basic) -> str:
-    return str(sp.latex(expr, symbol_names=_names(expr)))
+def _latex_cached(expr: sp.Basic, grouped: bool, inline: bool) -> str:
+    return _latex(expr, _names(expr), grouped, inline, dot=False)
 
 
-def latex_expr(expr: sp.Basic, names: Mapping[sp.Symbol, str] | None = None) -> str:
+def latex_expr(expr: sp.Basic, names: Mapping[sp.Symbol, str] | None = None, *,
+               grouped: bool = True, inline: bool = False) -> str:
     """LaTeX of ``expr`` with canonical symbol names; ``names`` renames symbols (used
-    to show substituted values in a general formula; products then print with ``\\cdot``)."""
+    to show substituted values in a general formula; products then print with ``\\cdot``).
+    Integers are digit-grouped unless ``grouped`` is false; ``inline`` (a table cell)
+    writes short fractions as ``a / b`` and others as ``\\tfrac``.
+
+    >>> from symflops.symbols import H
+    >>> latex_expr(17563828224 * H / 2), latex_expr(H / 2, inline=True)
+    ('8{,}781{,}914{,}112 H', 'H / 2')
+    """
     if not names:
-        return _latex_cached(expr)
+        return _latex_cached(expr, grouped, inline)
     full = _names(expr)
     full.update(names)
-    return str(sp.latex(expr, symbol_names=full, mul_symbol="dot"))
+    return _latex(expr, full, grouped, inline, dot=True)
 
 
 def clear_cache() -> None:
@@ -141,13 +195,14 @@ def text_expr(expr: sp.Basic, names: Mapping[sp.Symbol, str] | None = None) -> s
     return str(_NamedStrPrinter(names).doprint(expr))
 
 
-def substitution_names(bindings: Mapping[sp.Symbol, sp.Expr], printer: str
-                       ) -> dict[sp.Symbol, str]:
-    """Each bound symbol's value printed for substitution (parenthesised unless atomic)."""
+def substitution_names(bindings: Mapping[sp.Symbol, sp.Expr], printer: str, *,
+                       grouped: bool = True) -> dict[sp.Symbol, str]:
+    """Each bound symbol's value printed for substitution (parenthesised unless atomic);
+    LaTeX integers digit-grouped unless ``grouped`` is false."""
     out: dict[sp.Symbol, str] = {}
     for sym, value in bindings.items():
         if printer == "latex":
-            s = latex_expr(value)
+            s = latex_expr(value, grouped=grouped)
             atomic = value.is_Atom
             out[sym] = s if atomic else rf"\left({s}\right)"
         else:
@@ -159,17 +214,8 @@ def substitution_names(bindings: Mapping[sp.Symbol, sp.Expr], printer: str
 _SI = ((10**3, "k"), (10**6, "M"), (10**9, "G"), (10**12, "T"), (10**15, "P"), (10**18, "E"))
 
 
-def format_number(value: int, style: str = "comma") -> str:
-    """An integer with thousands separators (``4,089,184,256``) or an SI prefix
-    (``4.09 G``, three significant digits).
-
-    >>> format_number(4089184256), format_number(4089184256, "si"), format_number(512, "si")
-    ('4,089,184,256', '4.09 G', '512')
-    >>> format_number(999_999, "si")
-    '1.00 M'
-    """
-    if style == "comma":
-        return f"{value:,}"
+def _si(value: int) -> str:
+    """Three significant digits and an SI prefix: a rounded display."""
     if abs(value) < 1000:
         return str(value)
     for i, (scale, prefix) in enumerate(_SI):
@@ -181,6 +227,29 @@ def format_number(value: int, style: str = "comma") -> str:
                 text = _three_digits(value / scale)
             return f"{text} {prefix}"
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+#: how an integer can be written, by name (``numbers=`` of a render)
+NUMBER_STYLES: dict[str, str] = {
+    "grouped": "digits in groups of three, 907,889,152 (the default)",
+    "plain": "digits only, 907889152",
+    "si": "rounded to three significant digits with an SI prefix, 908 M",
+}
+_NUMBER_FORMATTERS: dict[str, Callable[[int], str]] = {
+    "grouped": group_digits, "plain": str, "si": _si}
+
+
+def format_number(value: int, style: str = "grouped") -> str:
+    """An integer in a number style (:data:`NUMBER_STYLES`): with thousands separators
+    (``4,089,184,256``), plain, or with an SI prefix (``4.09 G``, three significant
+    digits).
+
+    >>> format_number(4089184256), format_number(4089184256, "si"), format_number(512, "si")
+    ('4,089,184,256', '4.09 G', '512')
+    >>> format_number(999_999, "si"), format_number(4089184256, "plain")
+    ('1.00 M', '4089184256')
+    """
+    return _NUMBER_FORMATTERS[style](value)
 
 
 def _three_digits(x: float) -> str:

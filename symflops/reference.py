@@ -364,7 +364,7 @@ def formula_reference(fmt: str = "markdown", template_dir: str | Path | None = N
         have = sorted(n for n, x in formats().items() if "reference" in x.templates)
         raise SymflopsError("no formula reference template for this format",
                             values={"format": fmt}, fix="use one of " + ", ".join(have))
-    return render_template(f, _context(), "comma", template_dir, template=name)
+    return render_template(f, _context(), "grouped", template_dir, template=name)
 
 
 def write_reference(path: str | Path = DEFAULT_PATH, fmt: str = "markdown") -> Path:

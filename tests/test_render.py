@@ -79,7 +79,9 @@ CASES: dict[str, tuple[Callable[[], sf.Cost], dict]] = {
     "cnn_macs_si_depth1": (cnn_cost, {"at": {"B": 8, "H": 224, "W": 224}, "numbers": "si",
                                       "depth": 1, "convention": "macs"}),
     "transformer": (transformer_cost, {"convention": "torch"}),
-    "long_table": (long_cost, {"numbers": "si", "derivations": False}),
+    "long_table": (long_cost, {"numbers": "si", "derivations": False, "fold": False}),
+    # the same 11 identical blocks folded into one row (x11): the default
+    "long_table_folded": (long_cost, {"numbers": "si", "derivations": False}),
     "transformer_at": (transformer_cost, {"at": {"B": 1, "N": 197, "dim": 768, "heads": 12,
                                                  "L": 12}}),
 }
@@ -169,13 +171,13 @@ def test_latex_module_names_escaped_in_output() -> None:
     assert r"\begin{align*}" in tex and r"\toprule" in tex and r"\bottomrule" in tex
     assert r"\documentclass" not in tex
     assert r"\begin{tabular}" in tex and "longtable" not in tex
-    long = render(long_cost(), "latex")
+    long = render(long_cost(), "latex", fold=False)
     assert r"\begin{longtable}" in long and r"\endhead" in long and "tabular" not in long
     assert r"\documentclass" in render(c, "latex", standalone=True)
 
 
 # ----------------------------------------------------------------------------- Markdown
-def _tables(text: str) -> list[list[list[str]]]:
+def markdown_tables(text: str) -> list[list[list[str]]]:
     """Every table in ``text`` as rows of cell texts, parsed by markdown-it-py."""
     from markdown_it import MarkdownIt
 
@@ -196,16 +198,25 @@ def _tables(text: str) -> list[list[list[str]]]:
     return tables
 
 
-def _count_rows(cost: sf.Cost, depth: int | None) -> int:
+def _count_rows(cost: sf.Cost, depth: int | None, fold: bool = True) -> int:
     """Rows of the per-layer table: every node down to ``depth`` below the root (module
-    names may contain dots, so count tree levels, not dots)."""
+    names may contain dots, so count tree levels, not dots); with ``fold`` a sibling
+    numbered next after the previous one and equal to it in every total (and with as many
+    nodes below) adds no row."""
     if not cost.children:
         return 1
+
+    def same(a: sf.Cost, b: sf.Cost) -> bool:  # b follows a: 3 after 2 (Sequential indices)
+        numbered = a.name.isdigit() and b.name.isdigit() and int(b.name) == int(a.name) + 1
+        return numbered and (a.spec, a.params, a.macs, a.flops, len(list(a.walk()))) == (
+            b.spec, b.params, b.macs, b.flops, len(list(b.walk())))
 
     def below(node: sf.Cost, level: int) -> int:
         if depth is not None and level >= depth:
             return 0
-        return sum(1 + below(c, level + 1) for c in node.children)
+        kids = node.children
+        return sum(1 + below(c, level + 1) for i, c in enumerate(kids)
+                   if not (fold and i and same(kids[i - 1], c)))
 
     return below(cost, 0)
 
@@ -215,19 +226,19 @@ def test_markdown_tables_parse(case: str) -> None:
     factory, kwargs = CASES[case]
     cost = factory()
     text = render(cost, "markdown", **kwargs)
-    tables = _tables(text)
+    tables = markdown_tables(text)
     assert len(tables) == 1
     header, *body = tables[0]
     label = cost.with_convention(kwargs.get("convention", "exact")).convention.label
     assert header[0] == "module" and header[-2] == label and header[-1] == "share"
     assert all(len(r) == len(header) for r in body)
-    expected_rows = _count_rows(cost, kwargs.get("depth"))
+    expected_rows = _count_rows(cost, kwargs.get("depth"), kwargs.get("fold", True))
     assert len(body) == expected_rows + 1  # + the total row
     assert body[-1][0] == "**total**"
 
 
 def test_markdown_special_names_stay_in_one_cell() -> None:
-    tables = _tables(render(cnn_cost(), "markdown"))
+    tables = markdown_tables(render(cnn_cost(), "markdown"))
     first_cells = [r[0] for r in tables[0][1:]]
     # each module name (pipes, backticks, $ ...) is one code-span cell
     for name in SPECIAL_NAMES:
@@ -237,7 +248,7 @@ def test_markdown_special_names_stay_in_one_cell() -> None:
 
 def test_macs_convention_never_says_flops() -> None:
     out = render(cnn_cost(), "markdown", convention="macs", at=AT_224)
-    header = _tables(out)[0][0]
+    header = markdown_tables(out)[0][0]
     assert header == ["module", "type", "output shape", "params", "MACs", "share"]
     assert "FLOPs" not in out.replace("FLOPs (exact)", "")  # no FLOPs label at all
     assert "FLOPs" not in out
@@ -271,11 +282,13 @@ def test_derivation_steps_general_substituted_simplified_value() -> None:
     assert "9,472" in text
 
 
-def test_numbers_comma_and_si() -> None:
+def test_numbers_grouped_plain_and_si() -> None:
     c = conv_cost()
     # 236,027,904 FLOPs at 224x224, batch 1
     assert "236,027,904" in render(c, "text", at=AT_224)
     assert "236 M" in render(c, "text", at=AT_224, numbers="si")
+    assert "236027904" in render(c, "text", at=AT_224, numbers="plain")
+    assert "236,027,904" not in render(c, "text", at=AT_224, numbers="plain")
     assert format_number(4_089_184_256, "si") == "4.09 G"
     with pytest.raises(SymflopsError, match="number style"):
         render(c, "text", numbers="dots")
@@ -283,8 +296,8 @@ def test_numbers_comma_and_si() -> None:
 
 def test_depth_folds_children_into_parent_rows() -> None:
     c = cnn_cost()
-    full = _tables(render(c, "markdown"))[0]
-    top = _tables(render(c, "markdown", depth=1))[0]
+    full = markdown_tables(render(c, "markdown"))[0]
+    top = markdown_tables(render(c, "markdown", depth=1))[0]
     assert len(top) == 1 + len(c.children) + 1
     assert len(full) == 1 + sum(1 for p, _ in c.walk() if p) + 1
     folded = [r for r in top if "(folded)" in r[1]]
@@ -300,7 +313,7 @@ def test_repeat_with_symbolic_count_shows_times_L_and_share() -> None:
     md = render(c, "markdown")
     assert r"TransformerBlock $\times L$" in md
     # the repeated block is the whole model: share 100 %
-    row = [r for r in _tables(md)[0] if r[0] == "`block`"][0]
+    row = [r for r in markdown_tables(md)[0] if r[0] == "`block`"][0]
     assert row[-1] == "100.0 %"
 
 
@@ -363,10 +376,12 @@ def test_format_builtin_and_aliases() -> None:
 def test_jupyter_reprs() -> None:
     c = cnn_cost()
     tex = c._repr_latex_()
-    assert tex.startswith("$$\n\\begin{aligned}") and tex.rstrip().endswith("$$")
+    # display math as \[ ... \] (issue 11: never the plain-TeX $$ in LaTeX)
+    assert tex.startswith("\\[\n\\begin{aligned}") and tex.rstrip().endswith("\\]")
+    assert "$$" not in tex
     assert r"\text{FLOPs (exact)}" in tex and r"\text{params}" in tex
     md = c._repr_markdown_()
-    assert len(_tables(md)[0]) == 1 + len(c.children) + 1  # depth 1
+    assert len(markdown_tables(md)[0]) == 1 + len(c.children) + 1  # depth 1
 
 
 def test_new_format_is_a_template_and_one_line(tmp_path: Path) -> None:
@@ -413,20 +428,23 @@ def test_user_template_dir_overrides_builtin(tmp_path: Path) -> None:
 
 def test_docstring_examples() -> None:
     import doctest
+    import importlib
 
     import symflops.printing
     import symflops.reference
     import symflops.rendering as render_module
 
-    for module in (symflops.printing, render_module, symflops.reference):
+    submodules = [importlib.import_module(f"symflops.rendering.{name}")
+                  for name in ("_fold", "_styles", "_equation")]
+    for module in (symflops.printing, render_module, symflops.reference, *submodules):
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert result.attempted > 0 and result.failed == 0, module.__name__
 
 
 def test_every_registered_format_has_its_builtin_template() -> None:
-    from symflops.rendering import _builtin_loader, formats, template_environment
+    from symflops.rendering import builtin_loader, formats, template_environment
 
-    loader = _builtin_loader()
+    loader = builtin_loader()
     env = template_environment()
     for name, fmt in formats().items():
         source, _, _ = loader.get_source(env, fmt.template)

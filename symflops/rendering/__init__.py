@@ -1,0 +1,118 @@
+"""Render a Cost as Markdown, LaTeX, plain text or JSON through jinja2 templates.
+
+Formats live in a registry (:func:`register_format`): a new format is a template in
+``templates/`` and one registration line; so do styles (:func:`register_style`): the
+``report`` (default), a ``paper`` (one display equation and a table that fits a column of
+a two-column paper) and an ``appendix`` (the derivations). Identical consecutive modules
+fold into one row (``layers.0-11 (x12)``); big integers are digit-grouped. Every output
+names its convention.
+
+>>> import symflops as sf
+>>> from symflops.symbols import B, H, W
+>>> c = sf.nn.Conv2d(3, 8, 3, padding=1).cost((B, 3, H, W))
+>>> print(sf.render(c, "text", at={"B": 1, "H": 32, "W": 32}).splitlines()[0])
+symflops: Conv2d(3, 8, kernel_size=3, padding=1) -- FLOPs (exact)
+>>> format(c, "md").startswith("### symflops")
+True
+
+Templates see one format-neutral context (see :func:`build_context`) and format it with
+the format's filters: ``math`` (an expression), ``cell`` (a quantity: a number when
+known, else an expression), ``esc`` (a user string), ``pct``, ``times``, ``shape``.
+Regenerate the golden files after an intended change with
+``SYMFLOPS_UPDATE_GOLDEN=1 python -m pytest tests/test_render.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from symflops.conventions import Convention, get_convention
+from symflops.cost import Cost
+from symflops.errors import SymflopsError
+from symflops.rendering import _summary  # noqa: F401  (registers the summary format)
+from symflops.rendering._context import Quantity, Substitution, build_context
+from symflops.rendering._environment import (
+    builtin_loader,
+    clear_caches,
+    render_template,
+    template_environment,
+)
+from symflops.rendering._equation import equation_lines, visible_width
+from symflops.rendering._formats import (
+    Format,
+    formats,
+    get_format,
+    register_format,
+    unregister_format,
+)
+from symflops.rendering._styles import (
+    Style,
+    collected_terms,
+    get_style,
+    register_style,
+    styles,
+    symbols_named,
+    unregister_style,
+)
+
+__all__ = ["render", "register_format", "unregister_format", "get_format", "formats", "Format",
+           "build_context", "Quantity", "Substitution", "template_environment",
+           "render_template", "clear_caches", "builtin_loader", "Style", "register_style",
+           "get_style", "styles", "unregister_style", "collected_terms", "equation_lines",
+           "visible_width"]
+
+
+# ----------------------------------------------------------------------------- render
+def render(cost: Cost, fmt: str = "markdown", *, style: str = "report",
+           depth: int | None = None, at: Mapping[Any, Any] | str | None = None,
+           template_dir: str | Path | None = None, numbers: str = "grouped",
+           convention: str | Convention | None = None, standalone: bool = False,
+           math_only: bool = False, derivations: bool | None = None,
+           title: str | None = None, inputs: str | None = None, fold: bool = True,
+           symbols: Sequence[Any] | None = None) -> str:
+    """``cost`` as ``fmt`` (``markdown``/``md``, ``latex``/``tex``, ``text``/``txt``,
+    ``json``, ``summary`` (the command line's default) or a registered format).
+
+    ``style`` is ``"report"`` (every module and its derivation), ``"paper"`` (one display
+    equation with the total, collected in ``symbols`` (names like ``["L", "N"]``), and a
+    table that fits a two-column paper's column; depth 2 unless given) or ``"appendix"``
+    (the total and each layer's derivation); see :func:`register_style`.
+    ``depth`` folds the module tree below that level into its ancestors' rows; ``fold``
+    shows a run of identical consecutive siblings as one row (``layers.0-11 (x12)``,
+    numbers for one of them; ``fold=False`` gives a row each); ``at``
+    substitutes values (``{"H": 224}`` or ``"H=224"``) and shows the numbers;
+    ``numbers`` is ``"grouped"`` (4,089,184,256; ``4{,}089{,}184{,}256`` in LaTeX math),
+    ``"plain"`` (4089184256) or ``"si"`` (4.09 G, a rounded display: formulas and the
+    totals' equations stay exact); ``convention`` re-weighs the FLOPs; ``standalone``
+    (LaTeX) wraps the output in a compilable document; ``math_only`` gives only the
+    totals as display math (what Jupyter shows); ``derivations`` (the style's choice by
+    default) adds each layer's derivation; ``template_dir`` holds
+    templates that replace the built-in ones by name; ``title`` and ``inputs`` (how the
+    inputs were given, e.g. a traced model's ``"B 3 H W"``) head the summary.
+    """
+    if not isinstance(cost, Cost):
+        raise SymflopsError("render takes a Cost", values={"got": type(cost).__name__},
+                            fix="call layer.cost(shape) or sf.trace(...) first")
+    f = get_format(fmt)
+    s = get_style(style)
+    template = s.template_for(f.name)
+    if convention is not None:
+        cost = cost.with_convention(get_convention(convention))
+    named = symbols_named(cost, symbols)
+    ctx = build_context(cost, depth=s.depth if depth is None else depth, at=at,
+                        numbers=numbers,
+                        derivations=s.derivations if derivations is None else derivations,
+                        standalone=standalone, math_only=math_only, title=title,
+                        inputs=inputs, fold=fold)
+    ctx["style"] = s.name
+    if template is not None:  # a paper or appendix: the totals as collected terms
+        ctx["equation"] = [
+            {"name": name, "terms": collected_terms(q.expr, named),
+             "value": None if q.value is None or q.value == q.expr else
+             collected_terms(q.value, named)}
+            for name, q in ctx["exact_totals"]]
+        if s.extend is not None:
+            s.extend(ctx)
+    return render_template(f, ctx, numbers, template_dir, template=template)
