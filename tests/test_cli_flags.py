@@ -270,6 +270,10 @@ ADVICE = [
     ("use numbers='comma' or numbers='si'", "use --numbers comma or --numbers si"),
     ("use one of exact, macs or register_convention(...)", "use one of exact, macs"),
     ("give them with at=", "give them with --at"),
+    ("give them values (at= in Python, --at B=...,H=... on the command line)",
+     "give them values (--at B=...,H=...)"),
+    ("stop the range at 2**62 or below (in Python, sweep dtype=object arrays)",
+     "stop the range at 2**62 or below"),
     ("sf.trace: ops without a handler", "trace: ops without a handler"),
 ]
 

@@ -46,6 +46,8 @@ TRANSLATIONS: list[tuple[re.Pattern[str], Replacement]] = [
     (re.compile(r"\b(convention|numbers|style)=['\"](\w+)['\"]"), r"--\1 \2"),
     (re.compile(r"\bmath_only=True"), "--math-only"),
     (re.compile(r" or register_convention\(\.\.\.\)"), ""),
+    (re.compile(r"\(at= in Python, (--at \S+) on the command line\)"), r"(\1)"),
+    (re.compile(r" \(in Python, [^)]*\)"), ""),
     (re.compile(r"\bat=\{[^}]*\}"), "--at NAME=VALUE"),
     (re.compile(r"\bat=(?=[\s;,)]|$)"), "--at"),
     (re.compile(r"\bsf\.trace: "), "trace: "),
