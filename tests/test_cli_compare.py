@@ -133,3 +133,26 @@ def test_scale_crossover_names_the_children_that_exist(
     line = capsys.readouterr().err.strip()
     assert "no child called 'design_a'" in line
     assert line.endswith("fix: children are: 0, 1, 2, 3")
+
+
+def test_scale_crossover_gives_the_exact_counts_past_it(capsys: pytest.CaptureFixture[str]
+                                                        ) -> None:
+    from symflops.reference import EXAMPLES
+
+    at = "B=1,dim=768,heads=12,mlp_ratio=4"
+    assert main(["scale", "TransformerBlock", "--var", "N", "--range", "64:8192:*2", "--at",
+                 at, "--crossover", "attention.mha,mlp"]) == 0
+    out = capsys.readouterr().out
+    ex = EXAMPLES["TransformerBlock"]
+    cost = ex.build().cost(ex.input_shape).subs(B=1, dim=768, heads=12, mlp_ratio=4)
+    (root,) = A.crossover(cost["attention.mha"], cost["mlp"], "N").solutions
+    size = math.ceil(root)
+
+    def part(path: str, n: int) -> int:
+        return int(cost[path].subs(N=n).flops)
+
+    # the order flips between size - 1 and size: that is the first whole size past it
+    assert (part("attention.mha", size - 1) < part("mlp", size - 1)) != \
+        (part("attention.mha", size) < part("mlp", size))
+    assert (f"; at N = {size}: attention.mha {part('attention.mha', size):,}, "
+            f"mlp {part('mlp', size):,} {cost.convention.label}") in out

@@ -77,6 +77,7 @@ def _scale_one(spec: str, cost: Cost, var_names: list[str], values: list[int],
     from symflops.analysis import (
         alignment,
         breakdown,
+        crossings,
         crossover,
         fit_slope,
         growth_order,
@@ -163,12 +164,19 @@ def _scale_one(spec: str, cost: Cost, var_names: list[str], values: list[int],
         x = crossover(a, b, syms[0])
         found = [str(s) + (f" (~{float(s):.6g})" if s.is_number and not s.is_Integer else "")
                  for s in x.solutions] or [f"{v:g}" for v in x.values]
+        whole = [c for c in crossings(a, b, syms[0]) if c.values is not None]
         info["crossover"] = {"parts": [first, second], "method": x.method,
                              "solutions": [str(s) for s in x.solutions],
-                             "values": list(x.values)}
+                             "values": list(x.values),
+                             "first_sizes": [{"size": c.size, first: c.values[0],
+                                              second: c.values[1]} for c in whole
+                                             if c.values is not None]}
         where = ", ".join(found) if found else "none (one stays larger)"
-        lines.append(f"crossover: {first} equals {second} at {' = '.join(var_names)} = "
-                     f"{where} ({x.method})")
+        var = " = ".join(var_names)
+        lines.append(f"crossover: {first} equals {second} at {var} = {where} ({x.method})"
+                     + "".join(f"; at {var} = {c.size}: {first} {c.values[0]:,}, "
+                               f"{second} {c.values[1]:,} {label}" for c in whole
+                               if c.values is not None))
     lines.append(sw.to_text())
     lines.append("")
     return info, lines
