@@ -13,15 +13,16 @@ import sympy as sp
 from symflops.cli._inputs import (
     cost_of,
     fixed_dims,
-    resolve_at,
+    read_range,
     short_names,
+    swept_at,
     target_of,
     write,
 )
 from symflops.cli._scale import plot_target, save_plot
 from symflops.cost import Cost
 from symflops.errors import SymflopsError
-from symflops.parse import parse_names, parse_range
+from symflops.parse import parse_names
 from symflops.printing import text_table
 
 __all__ = ["cmd_compare"]
@@ -40,11 +41,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     var_names = parse_names(args.var)
     values: list[int] = []
     if args.range is not None:
-        try:
-            values = parse_range(args.range, minimum=1)
-        except SymflopsError as e:
-            raise SymflopsError(e.message, layer=e.layer or "--range", values=e.values,
-                                fix=e.fix) from None
+        values = read_range(args.range)
     plot_file = plot_target(args)
     if plot_file is not None and not values:
         raise SymflopsError("--plot needs the sizes to plot", values={"plot": args.plot},
@@ -64,16 +61,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                                     s.name for s in cost.free_symbols)) or "none"},
                                 fix="compare along a symbol both models have")
     union = Cost("all", "targets", children=list(built.values()))
-    at = resolve_at(union, args.at)
-    given = [s.name for s in at if s.name in var_names]
-    if given:
-        raise SymflopsError(f"--var {given[0]} is also given a value in --at",
-                            fix=f"compare along {given[0]} or fix it with --at, not both")
-    from symflops.symbols import B
-
-    default_batch = B in union.free_symbols and B not in at and "B" not in var_names
-    if default_batch:  # per sample unless asked otherwise, as in scale
-        at[B] = sp.Integer(1)
+    at, default_batch = swept_at(union, args.at, var_names, verb="compare along")
     (spec_a, a), (spec_b, b) = built.items()
     name_a, name_b = names[spec_a], names[spec_b]
     mine_a = {s: v for s, v in at.items() if s in a.free_symbols}

@@ -29,7 +29,7 @@ from symflops.targets import (
 
 __all__ = ["canonical_layer", "Target", "target_of", "input_spec", "shape_text", "cost_of",
            "convention_name", "trace_options", "needs_keyword", "resolve_at", "write",
-           "fixed_dims", "at_names", "TRACE_FLAGS", "short_names"]
+           "fixed_dims", "at_names", "TRACE_FLAGS", "short_names", "read_range", "swept_at"]
 
 #: sf.trace keywords with a flag of their own: keyword -> flag (given only when typed)
 TRACE_FLAGS = {"strict": "--strict", "real": "--real", "fallback": "--fallback",
@@ -235,6 +235,35 @@ def resolve_at(cost: Cost, text: str | None, flag: str = "--at") -> dict[sp.Symb
                                 fix=f"give {sym.name} a value that is >= {least} for every "
                                     "positive size (e.g. W=H, N=H*W, I=2*O)")
     return at
+
+
+def read_range(text: str, minimum: int = 1) -> list[int]:
+    """``--range`` values (``64:1024:32``, ``64:1024:*2``, ``224,384``), its errors
+    naming the flag."""
+    from symflops.parse import parse_range
+
+    try:  # beyond int64 and too many points are refused here
+        return parse_range(text, minimum=minimum)
+    except SymflopsError as e:
+        raise SymflopsError(e.message, layer=e.layer or "--range", values=e.values,
+                            fix=e.fix) from None
+
+
+def swept_at(cost: Cost, text: str | None, var_names: Sequence[str], verb: str = "sweep"
+             ) -> tuple[dict[sp.Symbol, sp.Expr], bool]:
+    """``--at`` values for a sweep of ``var_names`` over ``cost`` (no swept name fixed too),
+    with the batch ``B = 1`` when it is neither given nor swept: ``(at, B defaulted)``."""
+    from symflops.symbols import B
+
+    at = resolve_at(cost, text)  # a name unknown to the cost is an error
+    given = [s.name for s in at if s.name in var_names]
+    if given:
+        raise SymflopsError(f"--var {given[0]} is also given a value in --at",
+                            fix=f"{verb} {given[0]} or fix it with --at, not both")
+    default_batch = B in cost.free_symbols and B not in at and "B" not in var_names
+    if default_batch:  # per sample unless asked otherwise
+        at[B] = sp.Integer(1)
+    return at, default_batch
 
 
 def write(text: str, output: str | None) -> None:

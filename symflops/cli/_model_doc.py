@@ -12,11 +12,18 @@ from typing import Any
 
 import sympy as sp
 
-from symflops.cli._inputs import cost_of, input_spec, shape_text, short_names, target_of
+from symflops.cli._inputs import (
+    cost_of,
+    input_spec,
+    read_range,
+    shape_text,
+    short_names,
+    target_of,
+)
 from symflops.cost import Cost
 from symflops.errors import SymflopsError
 from symflops.files import plot_path
-from symflops.parse import parse_names, parse_range
+from symflops.parse import parse_names
 
 __all__ = ["DOC_FORMATS", "DEFAULT_RANGE", "model_document"]
 
@@ -155,11 +162,7 @@ def _write_plot(path: Path, name: str, cost: Cost, var_names: list[str], text: s
     from symflops.cli._scale import save_plot
     from symflops.symbols import B
 
-    try:
-        values = parse_range(text, minimum=1)
-    except SymflopsError as e:
-        raise SymflopsError(e.message, layer=e.layer or "--range", values=e.values,
-                            fix=e.fix) from None
+    values = read_range(text)
     at: dict[sp.Symbol, Any] = {B: sp.Integer(1)} if B in cost.free_symbols else {}
     rest = sorted(s.name for s in cost.free_symbols if s.name not in var_names
                   and s != B)

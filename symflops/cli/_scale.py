@@ -13,15 +13,16 @@ import sympy as sp
 from symflops.cli._inputs import (
     cost_of,
     fixed_dims,
-    resolve_at,
+    read_range,
     short_names,
+    swept_at,
     target_of,
     write,
 )
 from symflops.cost import Cost
 from symflops.errors import SymflopsError
 from symflops.files import plot_path, write_with
-from symflops.parse import parse_name, parse_names, parse_range
+from symflops.parse import parse_name, parse_names
 
 __all__ = ["cmd_scale", "parse_path", "part_of", "plot_target", "save_plot"]
 
@@ -184,11 +185,7 @@ def _scale_one(spec: str, cost: Cost, var_names: list[str], values: list[int],
 
 def cmd_scale(args: argparse.Namespace) -> int:
     var_names = parse_names(args.var)
-    try:  # beyond int64 and too many points are refused here, sizes below 1 per symbol below
-        values = parse_range(args.range, minimum=0)
-    except SymflopsError as e:
-        raise SymflopsError(e.message, layer=e.layer or "--range", values=e.values,
-                            fix=e.fix) from None
+    values = read_range(args.range, minimum=0)  # sizes below 1 are refused per symbol below
     if args.crossover is not None:
         pair = [p.strip() for p in args.crossover.split(",")]
         if len(pair) != 2 or not all(pair):
@@ -208,16 +205,7 @@ def cmd_scale(args: argparse.Namespace) -> int:
             raise SymflopsError("--range: sizes must be positive" if least else
                                 f"--range: {name} must be >= 0", values={name: min(values)},
                                 fix=f"start the range at {least} or more, e.g. 16:64:16")
-    at = resolve_at(union, args.at)  # a name unknown to every target is an error
-    given = [s.name for s in at if s.name in var_names]
-    if given:
-        raise SymflopsError(f"--var {given[0]} is also given a value in --at",
-                            fix=f"sweep {given[0]} or fix it with --at, not both")
-    from symflops.symbols import B
-
-    default_batch = B in union.free_symbols and B not in at and "B" not in var_names
-    if default_batch:  # tables are per sample unless asked otherwise
-        at[B] = sp.Integer(1)
+    at, default_batch = swept_at(union, args.at, var_names)
     costs: dict[str, Cost] = {}
     for spec, cost in built.items():
         mine = {s: v for s, v in at.items() if s in cost.free_symbols}
