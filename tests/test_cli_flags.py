@@ -43,7 +43,7 @@ def linear():
 def warns():
     import warnings
     warnings.warn("this factory is deprecated")
-    return nn.Linear(4, 4)
+    return Odd()
 """
 
 
@@ -184,35 +184,32 @@ def test_trace_flags_on_an_sf_nn_layer_are_refused(flag: str,
     assert err.startswith(f"symflops: error: {flag} applies to traced torch models")
 
 
-def test_strict_and_real_end_to_end(models: Path) -> None:
-    p = run("trace", f"{models}:odd", "--input", "B 4", "--strict")
-    assert p.returncode == 2
-    assert "aten.special_bessel_j0" in p.stderr and "leave --strict out" in p.stderr
-    assert "strict=False" not in p.stderr
-    p = run("trace", f"{models}:odd", "--input", "B 4", "--real")
-    assert p.returncode == 2
+def test_strict_and_real_end_to_end(models: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["trace", f"{models}:odd", "--input", "B 4", "--strict"]) == 2
+    err = capsys.readouterr().err
+    assert "aten.special_bessel_j0" in err and "leave --strict out" in err
+    assert "strict=False" not in err
+    assert main(["trace", f"{models}:odd", "--input", "B 4", "--real"]) == 2
+    err = capsys.readouterr().err
     # the library says real=True; the command line names its flag
-    assert "--real runs the model for real: every size must be an int" in p.stderr
-    assert "real=True" not in p.stderr and "symflops.tracing.fit" not in p.stderr
-    p = run("trace", f"{models}:odd", "--input", "2 4", "--real", "--convention", "TORCH")
-    assert p.returncode == 0, p.stderr
+    assert "--real runs the model for real: every size must be an int" in err
+    assert "real=True" not in err and "symflops.tracing.fit" not in err
+    assert main(["trace", f"{models}:linear", "--input", "2 4", "--real", "--convention",
+                 "TORCH"]) == 0
     # Linear(4, 4) on 2 rows: 2 * 4 * 4 = 32 MACs, 2 FLOPs a MAC under torch
-    assert "FLOPs (torch)  64" in p.stdout
+    assert "FLOPs (torch)  64" in capsys.readouterr().out
 
 
 # --------------------------------------------------------------------------- warnings
 def test_warnings_are_one_clean_line(models: Path) -> None:
-    p = run("trace", f"{models}:odd", "--input", "B 4")
-    assert p.returncode == 0, p.stderr
-    warned = [ln for ln in p.stderr.splitlines() if "warning" in ln.lower()]
-    assert warned == ["symflops: warning: trace: ops without a handler were NOT counted: "
-                      "aten.special_bessel_j0 x1 (at (root))"]
+    # the factory's own warning and the tracer's warning for an op it cannot count
     p = run("trace", f"{models}:warns", "--input", "B 4")
     assert p.returncode == 0, p.stderr
-    assert "symflops: warning: this factory is deprecated" in p.stderr.splitlines()
+    warned = [ln for ln in p.stderr.splitlines() if "warning" in ln.lower()]
+    assert warned == ["symflops: warning: this factory is deprecated",
+                      "symflops: warning: trace: ops without a handler were NOT counted: "
+                      "aten.special_bessel_j0 x1 (at (root))"]
     assert "UserWarning" not in p.stderr
-    assert [ln for ln in p.stderr.splitlines() if "warn" in ln] == [
-        "symflops: warning: this factory is deprecated"]
 
 
 # --------------------------------------------------------------------------- --traceback
@@ -221,13 +218,18 @@ def test_warnings_are_one_clean_line(models: Path) -> None:
     ["formula", "--traceback", "NoSuchLayer"],
     ["formula", "NoSuchLayer", "--traceback"],
 ], ids=["before-command", "after-command", "at-the-end"])
-def test_traceback_anywhere(args: list[str]) -> None:
-    p = run(*args)
+def test_traceback_anywhere(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(sf.SymflopsError, match="unknown layer 'NoSuchLayer'"):
+        main(args)  # raised, for Python to print with its traceback
+    assert main([a for a in args if a != "--traceback"]) == 2
+    assert capsys.readouterr().err.startswith("symflops: error: unknown layer 'NoSuchLayer'")
+
+
+def test_traceback_is_printed() -> None:
+    p = run("formula", "NoSuchLayer", "--traceback")
     assert p.returncode == 1
     assert "Traceback (most recent call last)" in p.stderr
     assert "SymflopsError: unknown layer 'NoSuchLayer'" in p.stderr
-    without = run(*[a for a in args if a != "--traceback"])
-    assert without.returncode == 2 and "Traceback" not in without.stderr
 
 
 # --------------------------------------------------------------------------- conventions
