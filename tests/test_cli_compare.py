@@ -156,3 +156,11 @@ def test_scale_crossover_gives_the_exact_counts_past_it(capsys: pytest.CaptureFi
         (part("attention.mha", size) < part("mlp", size))
     assert (f"; at N = {size}: attention.mha {part('attention.mha', size):,}, "
             f"mlp {part('mlp', size):,} {cost.convention.label}") in out
+
+
+def test_a_rational_crossover_gives_a_plain_int_size() -> None:
+    # 3 N^2 = 7 N at N = 7/3: the first whole size past it is 3 (27 against 21)
+    (x,) = A.crossings(3 * H**2, 7 * H, "H")
+    assert x.root == sp.Rational(7, 3)
+    assert type(x.size) is int and x.size == 3 and x.values == (27, 21)
+    assert json.loads(json.dumps({"size": x.size})) == {"size": 3}

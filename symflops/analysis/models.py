@@ -11,7 +11,6 @@ where one overtakes the other, with the exact counts at the first whole size pas
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -84,7 +83,7 @@ def crossings(a: Costlike, b: Costlike, symbols: SymbolLike | Sequence[SymbolLik
             continue
         size = values = None
         if root.is_number:
-            size = max(1, math.ceil(root)) if not root.is_Integer else int(root)
+            size = max(1, int(sp.ceiling(root)))  # an int, also for a Rational root
             va, vb = ea.xreplace({sym: size}), eb.xreplace({sym: size})
             if va.is_Integer and vb.is_Integer:
                 values = (int(va), int(vb))
