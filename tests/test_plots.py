@@ -97,7 +97,7 @@ def test_crossovers_are_marked_at_the_first_whole_size() -> None:
     vertical = [ln.get_xdata()[0] for ln in ax.lines
                 if len(set(ln.get_xdata())) == 1 and len(ln.get_xdata()) == 2]
     assert vertical == [11]
-    assert [t.get_text() for t in ax.texts] == ["square = line near H = 11"]
+    assert [t.get_text() for t in ax.texts] == ["square and line cross by H = 11"]
     fig = A.plot({"square": H**2, "line": 10 * H + 5}, "H", [16, 32, 64])
     assert len(fig.axes[0].texts) == 0  # outside the range: nothing marked
 

@@ -174,7 +174,7 @@ def _mark_crossovers(ax: Axes, curves: Mapping[str, Costlike],
                 if x.size is None or not lo <= x.size <= hi:
                     continue
                 ax.axvline(x.size, color="0.4", linestyle="--", linewidth=0.8)
-                ax.annotate(f"{name_a} = {name_b} near {names} = {x.size}",
+                ax.annotate(f"{name_a} and {name_b} cross by {names} = {x.size}",
                             xy=(x.size, 1.0), xycoords=("data", "axes fraction"),
                             xytext=(3, -12), textcoords="offset points", fontsize=7,
                             rotation=90, va="top")
