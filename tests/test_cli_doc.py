@@ -134,6 +134,10 @@ def test_doc_errors(extra: list[str], message: str, model: Path,
     assert line.startswith(f"symflops: error: {message}")
 
 
-def test_reference_flags_are_for_a_model(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["doc", "--input", "B 3 H W"]) == 2
-    assert "--input applies to a model's document" in capsys.readouterr().err
+@pytest.mark.parametrize("flag", [["--input", "B 3 H W"], ["--strict"], ["--train"],
+                                  ["--hint", "H=8"], ["--var", "H"], ["--depth", "2"]],
+                         ids=lambda f: f[0])
+def test_reference_flags_are_for_a_model(flag: list[str],
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["doc", *flag]) == 2
+    assert f"{flag[0]} applies to a model's document" in capsys.readouterr().err

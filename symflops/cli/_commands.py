@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from symflops.cli._inputs import (
+    TRACE_FLAGS,
     Target,
     at_names,
     canonical_layer,
@@ -107,8 +108,11 @@ def cmd_doc(args: argparse.Namespace) -> int:
             raise SymflopsError("--check needs the document's file",
                                 fix="name it with --output, e.g. --output docs/model.md")
     else:
-        for flag, given in (("--input", args.input), ("--var", args.var),
-                            ("--range", args.range)):
+        model_only = {"--input": args.input, "--var": args.var, "--range": args.range,
+                      "--hint": args.hint, "--train": args.train,
+                      "--time-budget": args.time_budget, "--depth": args.depth,
+                      **{flag: getattr(args, key) for key, flag in TRACE_FLAGS.items()}}
+        for flag, given in model_only.items():
             if given:
                 raise SymflopsError(f"doc: {flag} applies to a model's document",
                                     fix=f"name the model (symflops doc MODEL.py:make {flag} "
