@@ -21,7 +21,7 @@ import inspect
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -258,20 +258,27 @@ def is_model(obj: Any) -> bool:
     return isinstance(module_type, type) and isinstance(obj, module_type)
 
 
-def torch_only(what: str, *, train: bool, hinted: bool) -> None:
-    """``--train`` and ``--hint`` act on a traced torch model only: never ignored silently."""
-    for flag, given in (("--train", train), ("--hint", hinted)):
+def torch_only(what: str, *, train: bool, hinted: bool,
+               options: Mapping[str, Any] | None = None) -> None:
+    """``--train``, ``--hint`` and the trace options (``options``: sf.trace keywords the
+    user gave, e.g. ``{"strict": True}``) act on a traced torch model only: never ignored
+    silently."""
+    given_flags = [("--train", train), ("--hint", hinted)] + [
+        ("--" + key.replace("_", "-"), True) for key in (options or {})]
+    for flag, given in given_flags:
         if given:
             raise SymflopsError(f"{flag} applies to traced torch models, and {what}",
                                 fix=f"leave {flag} out, or return a torch.nn.Module")
 
 
 def build_cost(factory: Callable[..., Any], name: str, spec: Any, *, convention: str,
-               hints: dict[str, int], train: bool, time_budget: int | None = None) -> Cost:
+               hints: dict[str, int], train: bool, time_budget: int | None = None,
+               options: Mapping[str, Any] | None = None) -> Cost:
     """The cost of what ``factory`` returns: a :class:`~symflops.cost.Cost` (weighed by
     ``convention``), an ``sf.nn`` network on the one input ``spec``, or a torch model
     traced on ``spec`` (``None``: no input given) with ``hints``, forward and backward
-    when ``train``, within ``time_budget`` seconds (``None``: sf.trace's default)."""
+    when ``train``, within ``time_budget`` seconds (``None``: sf.trace's default), with
+    the further sf.trace keywords ``options`` (``strict``, ``real``, ``fallback``, ...)."""
     from symflops.cost import Cost
     from symflops.nn import Layer
 
@@ -283,10 +290,11 @@ def build_cost(factory: Callable[..., Any], name: str, spec: Any, *, convention:
         raise SymflopsError(f"{name} returned {typename}, not a model symflops can cost",
                             fix="return a torch.nn.Module, an sf.nn layer or an sf.Cost")
     if isinstance(model, Cost):
-        torch_only(f"{name} returns a Cost", train=train, hinted=bool(hints))
+        torch_only(f"{name} returns a Cost", train=train, hinted=bool(hints), options=options)
         return model.with_convention(convention)
     if isinstance(model, Layer):
-        torch_only(f"{name} returns an sf.nn network", train=train, hinted=bool(hints))
+        torch_only(f"{name} returns an sf.nn network", train=train, hinted=bool(hints),
+                   options=options)
         if spec is None:
             raise SymflopsError(f"{name} returns an sf.nn network: it needs an input",
                                 fix='pass --input "B 3 H W"')
@@ -301,9 +309,11 @@ def build_cost(factory: Callable[..., Any], name: str, spec: Any, *, convention:
         from symflops.tracing import trace
     # (sf.trace drops torch's own log records while it runs: no 35-line tracebacks)
     with user_code(f"tracing {name}", exit_fix="take the sys.exit out of the model's forward"):
-        budget: dict[str, Any] = {} if time_budget is None else {"time_budget": time_budget}
+        extra: dict[str, Any] = dict(options or {})
+        if time_budget is not None:
+            extra["time_budget"] = time_budget
         cost: Cost = trace(model, spec, hints=hints or None, convention=convention,
-                           mode="train" if train else "eval", **budget)
+                           mode="train" if train else "eval", **extra)
     return cost
 
 

@@ -250,9 +250,9 @@ def test_plot_writes_png_with_slopes(tmp_path, rn50: sf.Cost) -> None:  # type: 
                  at={"B": 1}, path=str(out))
     data = out.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
-    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert labels[0].startswith("resnet50 (slope 2.0")
-    assert "vit-block (slope" in labels[1]
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels[0].startswith("resnet50: growth order 2 as H = W → ∞; fitted log-log slope 2.0")
+    assert labels[1].startswith("vit-block: growth order 4 as H = W → ∞; fitted log-log slope")
     assert fig.axes[0].get_xscale() == "log" and fig.axes[0].get_yscale() == "log"
 
 

@@ -365,7 +365,7 @@ CASES = [
          ("--time-budget must be an integer",)),
     Case("time-budget-spent", ["trace", "{w}/torch_models.py:endless", *L,
                                "--time-budget", "1"],
-         ("ran out of its time budget (1 s)", "fallback='fit'"), slow=True),
+         ("ran out of its time budget (1 s)", "--fallback fit"), slow=True),
 ]
 
 

@@ -1,5 +1,5 @@
 """How a cost grows: aligned polynomials, growth orders, leading terms, breakdowns,
-crossovers, sweeps, plots and comparisons.
+crossovers, sweeps, plots and comparisons (of parts, or of two models).
 
 Every function takes a :class:`~symflops.cost.Cost` (its ``quantity``, ``"flops"`` by
 default) or a SymPy expression. Symbols may be given as Symbols or by name.
@@ -18,6 +18,13 @@ default) or a SymPy expression. Symbols may be given as Symbols or by name.
 """
 
 from symflops.analysis._common import expression, relax_floors
+from symflops.analysis.models import (
+    Crossing,
+    ModelComparison,
+    compare_models,
+    crossings,
+    tied,
+)
 from symflops.analysis.parts import (
     Comparison,
     Crossover,
@@ -27,6 +34,7 @@ from symflops.analysis.parts import (
     crossover,
     term_breakdown,
 )
+from symflops.analysis.plots import plot
 from symflops.analysis.polynomial import (
     Term,
     aligned,
@@ -36,10 +44,11 @@ from symflops.analysis.polynomial import (
     terms,
     total_stride,
 )
-from symflops.analysis.sweeps import Sweep, fit_slope, plot, sweep
+from symflops.analysis.sweeps import Sweep, fit_slope, sweep
 
 __all__ = [
     "expression", "relax_floors", "aligned", "alignment", "total_stride", "growth_order",
     "Term", "terms", "leading_terms", "Share", "breakdown", "term_breakdown", "Crossover",
     "crossover", "Sweep", "sweep", "fit_slope", "plot", "Comparison", "compare",
+    "Crossing", "crossings", "ModelComparison", "compare_models", "tied",
 ]

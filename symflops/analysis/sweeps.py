@@ -1,12 +1,11 @@
-"""Numbers over ranges: sweeps, fitted slopes and log-log plots."""
+"""Numbers over ranges: sweeps and fitted slopes (plots: :mod:`symflops.analysis.plots`)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import sympy as sp
@@ -24,10 +23,7 @@ from symflops.cost import Cost, size_value
 from symflops.errors import SymflopsError
 from symflops.printing import text_table
 
-if TYPE_CHECKING:  # pragma: no cover
-    from matplotlib.figure import Figure
-
-__all__ = ["Sweep", "sweep", "fit_slope", "plot", "MAX_SWEEP_POINTS"]
+__all__ = ["Sweep", "sweep", "fit_slope", "MAX_SWEEP_POINTS"]
 
 #: the most points one sweep evaluates (each quantity's results take 8 bytes a point)
 MAX_SWEEP_POINTS = 10_000_000
@@ -197,63 +193,3 @@ def fit_slope(x: Any, y: Any) -> float:
         raise SymflopsError("a slope needs at least two distinct positive points",
                             fix="sweep a wider range")
     return float(np.polyfit(np.log(xa[ok]), np.log(ya[ok]), 1)[0])
-
-
-def plot(costs: Costlike | Mapping[str, Costlike], var: SymbolLike | Sequence[SymbolLike],
-         values: Any, *, quantity: str = "flops", at: Mapping[SymbolLike, Any] | None = None,
-         path: str | None = None, title: str | None = None) -> Figure:
-    """Plot ``quantity`` of one or more costs against ``var`` on log-log axes, each
-    labelled with its fitted slope; saved to ``path`` (PNG, PDF, SVG) when given.
-
-    ``var`` may be several symbols set to the same values (``["H", "W"]``: square inputs);
-    each curve takes the values of ``at`` it has symbols for. Needs matplotlib (``pip
-    install symflops[plot]``); uses the Agg backend. The folder of ``path`` must exist.
-    """
-    if path is not None and not Path(path).expanduser().resolve().parent.is_dir():
-        raise SymflopsError("the plot's folder does not exist", values={"path": str(path)},
-                            fix=f"create {Path(path).parent} first, or give another path")
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise SymflopsError("plotting needs matplotlib",
-                            fix="pip install 'symflops[plot]' (or matplotlib)") from None
-    curves = dict(costs) if isinstance(costs, Mapping) else {"": costs}
-    key: Any = var if isinstance(var, (str, sp.Symbol)) else tuple(var)
-    names = key.name if isinstance(key, sp.Symbol) else key if isinstance(key, str) else \
-        " = ".join(to_symbol(v).name for v in key)
-    xs = np.asarray(values)
-    fig = Figure(figsize=(6.4, 4.4))
-    ax = fig.add_subplot()
-    labels = set()
-    fixed = by_symbol(at)
-    known = {s.name for c in curves.values() for s in free_symbols_of(c)}
-    unknown = sorted(s.name for s in fixed if s.name not in known)
-    if unknown:
-        raise SymflopsError("plot: at= names symbols no curve has", values={"unknown": unknown},
-                            fix="its symbols are: " + (", ".join(sorted(known)) or "none"))
-    for name, cost in curves.items():
-        mine = {s: v for s, v in fixed.items() if s in free_symbols_of(cost)}
-        sw = sweep(cost, {key: xs}, quantity=quantity, at=mine)
-        ys = sw.results[quantity]
-        slope = fit_slope(xs, ys)
-        label = f"{name} (slope {slope:.2f})" if name else f"slope {slope:.2f}"
-        ax.loglog(xs, ys.astype(float), marker="o", markersize=3, label=label)
-        labels.add(sw.labels[quantity])
-    ax.set_xlabel(names)
-    ax.set_ylabel(" / ".join(sorted(labels)))
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    if path is not None:
-        try:
-            fig.savefig(path, dpi=120)
-        except (OSError, ValueError) as e:  # unwritable path, unknown image format
-            raise SymflopsError(f"cannot save the plot: {e}", values={"path": str(path)},
-                                fix="give a writable path ending in .png, .pdf or .svg"
-                                ) from None
-    return fig

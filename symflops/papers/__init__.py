@@ -166,7 +166,7 @@ def papers_document() -> str:
     """``docs/papers.md``: every registered paper's claims, derived and checked."""
     from symflops.rendering import get_format, render_template
 
-    return render_template(get_format("markdown"), _context(), "comma", None,
+    return render_template(get_format("markdown"), _context(), "grouped", None,
                            template="papers.md.j2")
 
 

@@ -1,0 +1,126 @@
+"""Two models side by side: the ratio of their costs, its limit, their growth orders and
+where one overtakes the other, with the exact counts at the first whole size past it.
+
+>>> from symflops.symbols import N, dim
+>>> c = compare_models(4 * N**2 * 64 + 8 * N * 64**2, 16 * N * 64**2, "N", names=("attn", "mlp"))
+>>> c.ratio, c.limit, c.orders
+((N + 128)/256, oo, (2, 1))
+>>> [(x.root, x.size, x.values) for x in c.crossings]
+[(128, 128, (8388608, 8388608))]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sympy as sp
+
+from symflops.analysis._common import (
+    Costlike,
+    SymbolLike,
+    by_symbol,
+    expression,
+    numeric_subs,
+    to_symbols,
+)
+from symflops.analysis.parts import compare, crossover
+from symflops.analysis.polynomial import growth_order
+from symflops.errors import SymflopsError
+
+__all__ = ["Crossing", "crossings", "ModelComparison", "compare_models", "tied"]
+
+
+@dataclass(frozen=True)
+class Crossing:
+    """Where ``a`` and ``b`` are equal as ``symbol`` grows: ``root`` exactly (a SymPy
+    number or expression; for a numeric search the first whole size past the change),
+    ``size`` the first whole size >= ``root`` (``None`` while other symbols are free) and
+    ``values`` the exact ``(a, b)`` there."""
+
+    symbol: sp.Symbol
+    root: sp.Expr
+    size: int | None
+    values: tuple[int, int] | None
+
+
+def tied(x: Costlike, symbols: SymbolLike | Sequence[SymbolLike],
+         at: Mapping[SymbolLike, Any] | None = None, quantity: str = "flops"
+         ) -> tuple[sp.Expr, sp.Symbol]:
+    """``x`` with ``at`` substituted and every symbol of ``symbols`` set to the first
+    (``["H", "W"]``: square inputs): ``(expression, first symbol)``."""
+    expr = expression(x, quantity)
+    names = [symbols] if isinstance(symbols, (str, sp.Symbol)) else list(symbols)
+    syms = to_symbols(names, expr.free_symbols)
+    values = by_symbol(at, expr.free_symbols)
+    for s in syms:
+        values.pop(s, None)
+    expr = numeric_subs(expr, values)
+    return expr.xreplace({s: syms[0] for s in syms[1:]}), syms[0]
+
+
+def crossings(a: Costlike, b: Costlike, symbols: SymbolLike | Sequence[SymbolLike],
+              at: Mapping[SymbolLike, Any] | None = None, *, quantity: str = "flops",
+              ) -> tuple[Crossing, ...]:
+    """Every size >= 1 where ``a`` and ``b`` meet as ``symbols`` grow (tied together),
+    each with the first whole size past it and both exact counts there.
+
+    >>> from symflops.symbols import H
+    >>> [(x.root, x.size, x.values) for x in crossings(H**2, 10 * H + 5, "H")]
+    [(5 + sqrt(30), 11, (121, 115))]
+    """
+    ea, sym = tied(a, symbols, at, quantity)
+    eb, _ = tied(b, symbols, at, quantity)
+    found = crossover(ea, eb, sym)
+    roots = list(found.solutions) if found.method == "symbolic" else \
+        [sp.Integer(int(v)) for v in found.values]
+    out = []
+    for root in roots:
+        if root.is_number and not root.is_real:
+            continue
+        if root.is_number and root < 1:  # no size lies there
+            continue
+        size = values = None
+        if root.is_number:
+            size = max(1, int(sp.ceiling(root)))  # an int, also for a Rational root
+            va, vb = ea.xreplace({sym: size}), eb.xreplace({sym: size})
+            if va.is_Integer and vb.is_Integer:
+                values = (int(va), int(vb))
+        out.append(Crossing(sym, root, size, values))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class ModelComparison:
+    """``a`` against ``b`` (named ``names``) as ``symbol`` grows: ``ratio = a / b``, its
+    ``limit``, the growth ``orders`` of each and the ``crossings``."""
+
+    names: tuple[str, str]
+    symbol: sp.Symbol
+    a: sp.Expr
+    b: sp.Expr
+    ratio: sp.Expr
+    limit: sp.Expr
+    orders: tuple[sp.Expr, sp.Expr]
+    crossings: tuple[Crossing, ...]
+
+
+def compare_models(a: Costlike, b: Costlike, symbols: SymbolLike | Sequence[SymbolLike],
+                   at: Mapping[SymbolLike, Any] | None = None, *, quantity: str = "flops",
+                   names: tuple[str, str] = ("a", "b")) -> ModelComparison:
+    """Compare two models' costs as ``symbols`` grow (several symbols are tied to the
+    first: ``["H", "W"]``); ``at`` fixes others (``{"B": 1}``)."""
+    if len(names) != 2 or names[0] == names[1]:
+        raise SymflopsError("compare_models needs two different names",
+                            values={"names": names}, fix='pass names=("a", "b")')
+    ea, sym = tied(a, symbols, at, quantity)
+    eb, _ = tied(b, symbols, at, quantity)
+    if ea == 0 or eb == 0:
+        which = names[0] if ea == 0 else names[1]
+        raise SymflopsError(f"{which} costs 0 {quantity}", fix="compare models that do work "
+                                                               "of this kind")
+    cmp = compare(ea, eb, sym)
+    orders = (growth_order(ea, sym), growth_order(eb, sym))
+    return ModelComparison(tuple(names), sym, ea, eb, cmp.ratio,  # type: ignore[arg-type]
+                           cmp.limit, orders, crossings(ea, eb, sym))

@@ -1,0 +1,291 @@
+"""Every library option is a command-line flag: the render flags reach ``sf.render``, the
+trace flags reach ``sf.trace`` (each only when given), ``--traceback`` works anywhere,
+conventions are read in any case, warnings are one line and error advice speaks flags."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import symflops as sf
+from symflops.cli import canonical_layer, main
+from symflops.cli._messages import TRANSLATIONS, to_cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+ODD = """
+import torch
+from torch import nn
+
+
+class Odd(nn.Module):  # bessel_j0 has no symflops handler: a warning, or an error with --strict
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return torch.special.bessel_j0(self.lin(x))
+
+
+def odd():
+    return Odd()
+
+
+def linear():
+    return nn.Linear(4, 4)
+
+
+def warns():
+    import warnings
+    warnings.warn("this factory is deprecated")
+    return Odd()
+"""
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("flags") / "models.py"
+    path.write_text(textwrap.dedent(ODD), encoding="utf-8")
+    return path
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "symflops", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+# --------------------------------------------------------------------------- render flags
+class Recorder:
+    """Stands in for a library function: records the keywords it was called with."""
+
+    def __init__(self, result: Any) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self.result = result
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls.append(kwargs)
+        return self.result
+
+
+RENDER_CASES = [
+    (["--title", "My net"], {"title": "My net"}),
+    (["--numbers", "si"], {"numbers": "si"}),
+    (["--numbers", "grouped"], {"numbers": "grouped"}),
+    (["--style", "paper"], {"style": "paper"}),
+    (["--style", "appendix"], {"style": "appendix"}),
+    (["--fold"], {"fold": True}),
+    (["--no-fold"], {"fold": False}),
+    (["--math-only"], {"math_only": True}),
+    (["--standalone"], {"standalone": True}),
+    (["--symbols", "H,W"], {"symbols": ["H", "W"]}),
+    (["--depth", "2"], {"depth": 2}),
+]
+
+
+@pytest.mark.parametrize("flags, expected", RENDER_CASES,
+                         ids=[" ".join(f) for f, _ in RENDER_CASES])
+def test_render_flag_reaches_sf_render(flags: list[str], expected: dict[str, Any],
+                                       monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    fake = Recorder("rendered\n")
+    monkeypatch.setattr("symflops.rendering.render", fake)
+    assert main(["formula", "Linear", *flags]) == 0
+    assert capsys.readouterr().out == "rendered\n"
+    (kwargs,) = fake.calls
+    for key, value in expected.items():
+        assert kwargs[key] == value
+    # the options not typed are not passed: sf.render's own defaults hold
+    for key in {"numbers", "style", "fold", "math_only", "standalone", "symbols"} - set(expected):
+        assert key not in kwargs
+
+
+def test_no_render_flag_passes_no_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = Recorder("x")
+    monkeypatch.setattr("symflops.rendering.render", fake)
+    assert main(["formula", "Linear"]) == 0
+    (kwargs,) = fake.calls
+    assert set(kwargs) == {"depth", "at", "title", "inputs"}
+    assert kwargs["title"] == "Linear(I, O) -- FLOPs (exact)"
+
+
+@pytest.mark.parametrize("flags, options", [
+    (["--format", "latex", "--math-only"], {"math_only": True}),
+    (["--format", "latex", "--standalone"], {"standalone": True}),
+    (["--format", "md", "--numbers", "si"], {"numbers": "si"}),
+    (["--format", "md", "--title", "A layer"], {"title": "A layer"}),
+], ids=["math-only", "standalone", "numbers-si", "title"])
+def test_render_flags_give_what_the_api_gives(flags: list[str], options: dict[str, Any],
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["formula", "Conv2d", "--at", "B=1,C_in=3,C_out=8,K=3,H=32,W=32", *flags]) == 0
+    out = capsys.readouterr().out
+    layer, shape, call = canonical_layer("Conv2d")
+    cost = layer.cost(shape)
+    at = {"B": 1, "C_in": 3, "C_out": 8, "K": 3, "H": 32, "W": 32}
+    fmt = flags[1]
+    kwargs = {"title": f"{call} -- FLOPs (exact)", **options}
+    expected = sf.render(cost, fmt, at=at, **kwargs)
+    assert out == (expected if expected.endswith("\n") else expected + "\n")
+
+
+def test_a_render_option_this_build_lacks_is_one_error(monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]
+                                                        ) -> None:
+    def render(cost: Any, fmt: str, *, depth: Any = None, at: Any = None, title: Any = None,
+               inputs: Any = None) -> str:  # an sf.render without style=
+        return "x"
+
+    monkeypatch.setattr("symflops.rendering.render", render)
+    assert main(["formula", "Linear", "--style", "paper"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("symflops: error: --style: sf.render in this version of symflops has no "
+                   "style option; fix: leave --style out, or update symflops\n")
+
+
+# --------------------------------------------------------------------------- trace flags
+TRACE_CASES = [
+    (["--strict"], {"strict": True}),
+    (["--real"], {"real": True}),
+    (["--fallback", "fit"], {"fallback": "fit"}),
+    (["--skip-masked"], {"skip_masked": True}),
+    (["--train"], {"mode": "train"}),
+    (["--time-budget", "7"], {"time_budget": 7}),
+    (["--hint", "B=8"], {"hints": {"B": 8}}),
+]
+
+
+@pytest.mark.parametrize("flags, expected", TRACE_CASES,
+                         ids=[" ".join(f) for f, _ in TRACE_CASES])
+def test_trace_flag_reaches_sf_trace(flags: list[str], expected: dict[str, Any], models: Path,
+                                     monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    fake = Recorder(sf.nn.Linear(4, 4).cost(("B", 4)))
+    monkeypatch.setattr("symflops.tracing.trace", fake)
+    assert main(["trace", f"{models}:linear", "--input", "B 4", *flags]) == 0
+    assert "FLOPs (exact)" in capsys.readouterr().out
+    (kwargs,) = fake.calls
+    for key, value in expected.items():
+        assert kwargs[key] == value
+    for key in {"strict", "real", "fallback", "skip_masked", "time_budget"} - set(expected):
+        assert key not in kwargs
+    assert kwargs["mode"] == ("train" if "--train" in flags else "eval")
+
+
+@pytest.mark.parametrize("flag", ["--strict", "--real", "--skip-masked"])
+def test_trace_flags_on_an_sf_nn_layer_are_refused(flag: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["scale", "Linear", "--var", "M", "--range", "1,2", "--at", "I=4,O=4",
+                 flag]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"symflops: error: {flag} applies to traced torch models")
+
+
+def test_strict_and_real_end_to_end(models: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["trace", f"{models}:odd", "--input", "B 4", "--strict"]) == 2
+    err = capsys.readouterr().err
+    assert "aten.special_bessel_j0" in err and "leave --strict out" in err
+    assert "strict=False" not in err
+    assert main(["trace", f"{models}:odd", "--input", "B 4", "--real"]) == 2
+    err = capsys.readouterr().err
+    # the library says real=True; the command line names its flag
+    assert "--real runs the model for real: every size must be an int" in err
+    assert "real=True" not in err and "symflops.tracing.fit" not in err
+    assert main(["trace", f"{models}:linear", "--input", "2 4", "--real", "--convention",
+                 "TORCH"]) == 0
+    # Linear(4, 4) on 2 rows: 2 * 4 * 4 = 32 MACs, 2 FLOPs a MAC under torch
+    assert "FLOPs (torch)  64" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- warnings
+def test_warnings_are_one_clean_line(models: Path) -> None:
+    # the factory's own warning and the tracer's warning for an op it cannot count
+    p = run("trace", f"{models}:warns", "--input", "B 4")
+    assert p.returncode == 0, p.stderr
+    warned = [ln for ln in p.stderr.splitlines() if "warning" in ln.lower()]
+    assert warned == ["symflops: warning: this factory is deprecated",
+                      "symflops: warning: trace: ops without a handler were NOT counted: "
+                      "aten.special_bessel_j0 x1 (at (root))"]
+    assert "UserWarning" not in p.stderr
+
+
+# --------------------------------------------------------------------------- --traceback
+@pytest.mark.parametrize("args", [
+    ["--traceback", "formula", "NoSuchLayer"],
+    ["formula", "--traceback", "NoSuchLayer"],
+    ["formula", "NoSuchLayer", "--traceback"],
+], ids=["before-command", "after-command", "at-the-end"])
+def test_traceback_anywhere(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(sf.SymflopsError, match="unknown layer 'NoSuchLayer'"):
+        main(args)  # raised, for Python to print with its traceback
+    assert main([a for a in args if a != "--traceback"]) == 2
+    assert capsys.readouterr().err.startswith("symflops: error: unknown layer 'NoSuchLayer'")
+
+
+def test_traceback_is_printed() -> None:
+    p = run("formula", "NoSuchLayer", "--traceback")
+    assert p.returncode == 1
+    assert "Traceback (most recent call last)" in p.stderr
+    assert "SymflopsError: unknown layer 'NoSuchLayer'" in p.stderr
+
+
+# --------------------------------------------------------------------------- conventions
+@pytest.mark.parametrize("typed, name", [("MACS", "macs"), ("Torch", "torch"),
+                                         ("EXACT", "exact"), ("macs", "macs")])
+def test_conventions_in_any_case(typed: str, name: str,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["formula", "linear", "--convention", typed, "--at", "I=8,O=4,M=2"]) == 0
+    got = capsys.readouterr().out
+    assert main(["formula", "Linear", "--convention", name, "--at", "I=8,O=4,M=2"]) == 0
+    assert got == capsys.readouterr().out
+
+
+def test_unknown_convention_names_the_known_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["formula", "Linear", "--convention", "gigaflops"]) == 2
+    assert capsys.readouterr().err == (
+        "symflops: error: --convention: unknown convention (convention=gigaflops); "
+        "fix: use one of exact, macs, torch\n")
+
+
+# --------------------------------------------------------------------------- advice
+ADVICE = [
+    ("e.g. hints={'H': 32}; fix some dims", "e.g. --hint H=32; fix some dims"),
+    ("pass hints=... for the dims", "pass --hint NAME=SIZE for the dims"),
+    ("register it with symflops.tracing.register(...)",
+     "register it with symflops.tracing.register(...) in Python"),
+    ("substitute the dims, or", "give every --input size as an integer, or"),
+    ("or pass strict=True", "or pass --strict"),
+    ("pass math_only=True", "pass --math-only"),
+    ("give at={'H': 224}", "give --at NAME=VALUE"),
+    ("hints={'H': 32, 'W': 48}", "--hint H=32 --hint W=48"),
+    ("pass a larger time_budget=..., or", "pass a larger --time-budget SECONDS, or"),
+    ("pass e.g. time_budget=600, or None for no limit", "pass e.g. --time-budget 600"),
+    ("or pass fallback='fit' to fit", "or pass --fallback fit to fit"),
+    ("or use symflops.tracing.fit(...) to fit", "or use --fallback fit to fit"),
+    ("or pass strict=False", "or leave --strict out"),
+    ("real=True runs the model", "--real runs the model"),
+    ("count with skip_masked=True", "count with --skip-masked"),
+    ("trace with mode='train'", "trace with --train"),
+    ("use numbers='comma' or numbers='si'", "use --numbers comma or --numbers si"),
+    ("use one of exact, macs or register_convention(...)", "use one of exact, macs"),
+    ("give them with at=", "give them with --at"),
+    ("give them values (at= in Python, --at B=...,H=... on the command line)",
+     "give them values (--at B=...,H=...)"),
+    ("stop the range at 2**62 or below (in Python, sweep dtype=object arrays)",
+     "stop the range at 2**62 or below"),
+    ("sf.trace: ops without a handler", "trace: ops without a handler"),
+]
+
+
+@pytest.mark.parametrize("library, cli", ADVICE, ids=[a for a, _ in ADVICE])
+def test_advice_speaks_cli(library: str, cli: str) -> None:
+    assert to_cli(library) == cli
+
+
+def test_every_translation_is_exercised() -> None:
+    used = {i for i, (pattern, _) in enumerate(TRANSLATIONS)
+            for library, _ in ADVICE if pattern.search(library)}
+    assert used == set(range(len(TRANSLATIONS)))
