@@ -43,8 +43,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "nn", "symbols", "Cost", "Derivation", "Convention", "KINDS", "conventions",
-    "get_convention", "register_convention", "SymflopsError", "trace", "trace_factory", "render", "analysis",
-    "tracing", "rendering", "__version__",
+    "get_convention", "register_convention", "SymflopsError", "trace", "trace_factory", "render",
+    "analysis", "tracing", "rendering", "__version__",
 ]
 
 # name -> (module, attribute or None for the module itself), imported on first use

@@ -31,7 +31,8 @@ from symflops.tracing.registry import (
     unregister,
 )
 
-__all__ = ["trace", "trace_factory", "FactoryCost", "FactoryReport", "TraceReport", "TracedCost", "InputSpec", "parse_inputs", "aligned_forms",
+__all__ = ["trace", "trace_factory", "FactoryCost", "FactoryReport",
+           "TraceReport", "TracedCost", "InputSpec", "parse_inputs", "aligned_forms",
            "AlignedForms", "fit", "register", "register_zero_cost", "unregister", "HANDLERS",
            "ZERO_COST", "OpCall", "Part", "TShape", "describe"]
 

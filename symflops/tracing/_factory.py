@@ -44,6 +44,9 @@ __all__ = ["trace_factory", "FactoryCost", "FactoryReport", "MAX_DEGREE", "MAX_F
 MAX_DEGREE = 4
 #: largest lattice multiple tried, as a factor of the smallest one the params allow
 MAX_FACTOR = 1024
+#: where input dims that are not hyperparameters (``B``) start: torch specializes size 1,
+#: so sf.trace traces them at 2 (at 1 torch may run other ops, e.g. addmm for mm + add)
+_DIM_START = 2
 _TRACE_OPTIONS = ("convention", "mode", "hints", "strict", "time_budget")
 
 
@@ -61,6 +64,7 @@ class FactoryReport:
     traces: int = 0
     verified: list[dict[str, int]] = field(default_factory=list)
     symbolic: list[str] = field(default_factory=list)
+    dims: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -101,15 +105,22 @@ def _factors(fixed: Mapping[str, Any]) -> list[int]:
     return sorted({2 ** a * q for a in range(11) for q in odd if 2 ** a * q <= MAX_FACTOR})
 
 
+class _HierarchyChanges(Exception):
+    """The op sequence inside a module changes between points: read modules only."""
+
+
 class _Search:
     """The lattice, degrees and fit for one factory (see the module docstring)."""
 
     def __init__(self, sample: Sampler, names: list[str], base: dict[str, int],
-                 factors: list[int], max_degree: int, given: Mapping[str, int]) -> None:
+                 factors: list[int], max_degree: int, given: Mapping[str, int],
+                 dims: Sequence[str] = ()) -> None:
         self.sample, self.names, self.base = sample, names, base
         self.factors, self.max_degree, self.given = factors, max_degree, given
+        # input dims that are not hyperparameters start at 2, as sf.trace traces them
+        self.first = {n: _DIM_START if n in dims else 1 for n in names}
         self.multiple = {n: given.get(n, base.get(n, 1)) for n in names}
-        self.start = {n: 1 for n in names}
+        self.start = dict(self.first)
         self.degree: dict[str, dict[str, int]] = {}  # path -> symbol -> degree
         self.varying: set[str] = set()  # paths whose spec (it prints sizes) varies
 
@@ -154,37 +165,24 @@ class _Search:
                                 "symbols (e.g. the image size a multiple of the patch)")
 
     def axis(self, name: str) -> None:
-        """Lattice multiple, start and per-path degree of ``name`` along its axis."""
+        """Lattice multiple, start and per-path degree of ``name`` along its axis: the
+        smallest multiple tried on which every path is a polynomial, starting where the
+        module hierarchy settles (or one step later, the first point being special)."""
         reasons: list[str] = []
         for m in self.candidates(name):
-            start, tables = self.start[name], []
-            while len(tables) < self.max_degree + 3:
-                pt = {**self.point({}), name: self.value(name, len(tables), m, start)}
-                try:
-                    tab = self.sample(pt)
-                except SymflopsError as e:
-                    reasons.append(f"multiple {m}: {e.message}")
-                    break
-                if tables and tab.skeleton != tables[-1].skeleton:
-                    if len(tables) == 1 and start < self.start[name] + 3:
-                        start, tables = start + 1, []  # the hierarchy settles later
-                        continue
-                    reasons.append(f"multiple {m}: the module hierarchy changes at "
-                                   f"{name} = {pt[name]}")
-                    break
-                tables.append(tab)
-                degrees = self._degrees(name, tables)
-                if degrees is not None:
+            start = self.start[name]
+            for _ in range(4):
+                got = self._walk(name, m, start)
+                if isinstance(got, dict):
                     self.multiple[name], self.start[name] = m, start
-                    for path, d in degrees.items():
+                    for path, d in got.items():
                         self.degree.setdefault(path, {})[name] = d
                     return
-            else:
-                worst = self._worst(tables)
-                reasons.append(f"multiple {m}: not a polynomial of degree <= "
-                               f"{self.max_degree} at {name} = "
-                               f"{[self.value(name, i, m, start) for i in range(len(tables))]}"
-                               f" ({worst})")
+                reason, again = got
+                reasons.append(f"multiple {m} from {self.value(name, 0, m, start)}: {reason}")
+                if not again or start > self.start[name]:
+                    break
+                start += 1
         raise SymflopsError(
             f"the cost is not a polynomial in {name} on any lattice tried (multiples "
             f"{self.candidates(name)[0]}..{self.candidates(name)[-1]}): "
@@ -194,6 +192,28 @@ class _Search:
             values={"symbol": name},
             fix=f"give multiples={{'{name}': m}} for a lattice where the rounding is exact, "
                 f"or fix {name}")
+
+    def _walk(self, name: str, m: int, start: int) -> dict[str, int] | tuple[str, bool]:
+        """Trace along ``name`` at ``m*(start + i)`` until every path's degree is known:
+        the degrees, or why not and whether a later start may help."""
+        tables: list[NodeTable] = []
+        while len(tables) < self.max_degree + 3:
+            pt = {**self.point({}), name: self.value(name, len(tables), m, start)}
+            try:
+                tab = self.sample(pt)
+            except SymflopsError as e:
+                return e.message, False
+            if tables and tab.skeleton != tables[-1].skeleton:
+                if not self.sample.merged:
+                    raise _HierarchyChanges
+                return f"the module hierarchy changes at {name} = {pt[name]}", len(tables) == 1
+            tables.append(tab)
+            degrees = self._degrees(name, tables)
+            if degrees is not None:
+                return degrees
+        values = [self.value(name, i, m, start) for i in range(len(tables))]
+        return (f"not a polynomial of degree <= {self.max_degree} at {name} = {values} "
+                f"({self._worst(tables)})", True)
 
     def _degrees(self, name: str, tables: Sequence[NodeTable]) -> dict[str, int] | None:
         """Per path, the degree in ``name`` (highest over its quantities), or None while
@@ -218,8 +238,19 @@ class _Search:
         return f"root MACs {total}"
 
     def run(self) -> NodeTable:
-        """Search every axis until the lattice is stable; the base point's table."""
-        base = self.find_base()
+        """Search every axis until the lattice is stable; the base point's table. When
+        the op sequence inside a module changes between points, the search restarts
+        reading modules only (the traces are cached)."""
+        try:
+            return self._run()
+        except _HierarchyChanges:
+            self.sample.merged = True
+            self.multiple = {n: self.given.get(n, self.base.get(n, 1)) for n in self.names}
+            self.start = dict(self.first)
+            return self._run()
+
+    def _run(self) -> NodeTable:
+        self.find_base()
         for _ in range(4):
             before = (dict(self.multiple), dict(self.start))
             self.degree = {}
@@ -227,8 +258,7 @@ class _Search:
                 self.axis(n)
             if (self.multiple, self.start) == before:
                 break
-        base = self.sample(self.point({}))
-        return base
+        return self.sample(self.point({}))
 
     def fit(self, base: NodeTable) -> dict[str, dict[str, sp.Expr]]:
         """Every path's quantities as exact polynomials in the symbols."""
@@ -320,13 +350,15 @@ def _build(path: str, node: Cost, fitted: Mapping[str, Mapping[str, sp.Expr]],
 def trace_factory(make: Callable[..., Any], inputs: Any, params: Mapping[str, Any],
                   fixed: Mapping[str, Any] | None = None, *,
                   multiples: Mapping[str, int] | None = None, max_degree: int = MAX_DEGREE,
-                  **trace_options: Any) -> FactoryCost:
+                  symbolic: Sequence[str] = (), **trace_options: Any) -> FactoryCost:
     """Trace ``make(**fixed, **params)`` into an exact formula in the hyperparameters.
 
     ``params`` maps constructor arguments to symbols or expressions (``"dim"``,
     ``"4*dim"``, ``"dim/64"``, a list for a list argument), read by
     :mod:`symflops.parse`; a symbol that is also an input dim (``image_size`` -> ``H``
-    with inputs ``"B 3 H H"``) is tied to it. Other input dims stay symbolic.
+    with inputs ``"B 3 H H"``) is tied to it. Every input dim is sampled like a
+    hyperparameter (concrete traces run ~15x faster than symbolic ones), except those
+    named in ``symbolic``, which every trace keeps symbolic.
     ``multiples``: a lattice multiple per symbol, skipping its search. ``trace_options``:
     ``convention``, ``mode``, ``hints``, ``strict``, ``time_budget`` (per trace), as for
     :func:`symflops.trace`. The result is a Cost tree with repeated blocks folded
@@ -340,6 +372,8 @@ def trace_factory(make: Callable[..., Any], inputs: Any, params: Mapping[str, An
     >>> c = sf.trace_factory(mlp, "B C", {"width": "C", "depth": "L"}, convention="macs")
     >>> c.macs, c.params
     (B*C**2*L, C*L*(C + 1))
+    >>> c.factory.degrees
+    {'C': 2, 'L': 1, 'B': 1}
     >>> c.validity
     ()
     """
@@ -361,6 +395,13 @@ def trace_factory(make: Callable[..., Any], inputs: Any, params: Mapping[str, An
     for value in parsed.values():
         for e in value if isinstance(value, tuple) else (value,):
             names += [s.name for s in sorted(e.free_symbols, key=str) if s.name not in names]
+    dims = dim_names(pos, kw)
+    if isinstance(symbolic, str) or any(d not in dims or d in names for d in symbolic):
+        raise SymflopsError("symbolic names input dims that are not hyperparameters",
+                            layer="trace_factory", values={"symbolic": repr(symbolic)},
+                            fix="input dims: " + ", ".join(dims))
+    free_dims = [d for d in dims if d not in names and d not in symbolic]
+    names += free_dims
     given = dict(multiples or {})
     for n, m in given.items():
         if n not in names or isinstance(m, bool) or not isinstance(m, int) or m < 1:
@@ -369,13 +410,13 @@ def trace_factory(make: Callable[..., Any], inputs: Any, params: Mapping[str, An
                                 fix="symbols are: " + ", ".join(names))
     sample = Sampler(make, fixed, parsed, (pos, kw), trace_options)
     search = _Search(sample, names, _lcm_denominators(parsed), _factors(fixed), max_degree,
-                     given)
+                     given, free_dims)
     base = search.run()
     if sample.pinned:  # dims the tracer cannot keep symbolic are sampled as well
         names += [n for n in sample.pinned if n not in names]
         sample.pinned.clear()
         search = _Search(sample, names, _lcm_denominators(parsed), _factors(fixed),
-                         max_degree, given)
+                         max_degree, given, free_dims)
         base = search.run()
         if sample.pinned:
             raise SymflopsError("the tracer fixes input dims even when sampled",
@@ -383,19 +424,20 @@ def trace_factory(make: Callable[..., Any], inputs: Any, params: Mapping[str, An
                                 fix="give those dims numbers in the inputs")
     fitted = search.fit(base)
     verified = search.verify(fitted, base)
-    dims = [d for d in dim_names(pos, kw) if d not in names]
+    dims = [d for d in dims if d not in names]
     report = FactoryReport(names, dict(search.multiple),
                            {n: search.value(n, 0) for n in names},
                            {n: max(d.get(n, 0) for d in search.degree.values())
                             for n in names},
                            traces=sample.traces - len(verified), verified=verified,
-                           symbolic=dims)
+                           symbolic=dims, dims=free_dims)
     note = _note(make, report, fixed)
     free = {symbol(d) for d in dims}
     tree = _build("", base.nodes[""], fitted, free, note, search.varying)
     validity = [c for n in names for c in (
         sp.Eq(sp.Mod(symbol(n), report.multiple[n]), 0) if report.multiple[n] > 1 else sp.true,
-        sp.Ge(symbol(n), report.start[n]) if report.start[n] > 1 else sp.true)]
+        sp.Ge(symbol(n), report.start[n])
+        if report.start[n] > search.first[n] * report.multiple[n] else sp.true)]
     result = tree._derive(notes=(*tree.notes, note),
                           validity=tuple(c for c in (*validity, *tree.validity)
                                          if c is not sp.true))
@@ -414,7 +456,9 @@ def _note(make: Callable[..., Any], report: FactoryReport, fixed: Mapping[str, A
     name = getattr(make, "__name__", type(make).__name__)
     lattice = ", ".join(
         (f"{n} a multiple of {report.multiple[n]}, " if report.multiple[n] > 1 else f"{n} ")
-        + f">= {report.start[n]}" for n in report.symbols)
+        + (f">= 1 (sampled from {report.start[n]} as sf.trace traces a dim: torch "
+           "specializes size 1)" if n in report.dims and report.start[n] == _DIM_START
+           else f">= {report.start[n]}") for n in report.symbols)
     points = "; ".join(", ".join(f"{k}={v}" for k, v in p.items()) for p in report.verified)
     sym = (", ".join(report.symbolic) + " traced symbolically; ") if report.symbolic else ""
     fix = (" (fixed: " + ", ".join(f"{k}={v}" for k, v in fixed.items()) + ")") if fixed else ""

@@ -14,15 +14,15 @@ length: ``layers.0`` with count ``L`` instead of ``L`` identical rows.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
 import re
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 import sympy as sp
 
 from symflops.cost import Cost
 
-__all__ = ["fold", "NodeTable", "table_of", "signature"]
+__all__ = ["fold", "merge_ops", "NodeTable", "table_of", "signature"]
 
 
 def signature(cost: Cost) -> Hashable:
@@ -74,12 +74,43 @@ def fold(cost: Cost) -> Cost:
     return cost.replace(children=out)
 
 
+def merge_ops(cost: Cost) -> Cost:
+    """``cost`` with the aten-op leaves directly under each module merged into one leaf
+    ``ops`` (their work summed), recursively: the module hierarchy alone, for models
+    whose op sequence inside a module changes with sizes (``nn.MultiheadAttention``
+    runs ``addmm`` at batch 1, ``mm`` + ``add`` above).
+
+    >>> import torch, symflops as sf
+    >>> net = torch.nn.MultiheadAttention(8, 2, batch_first=True)
+    >>> [p for p, _ in merge_ops(sf.trace(net, ["B 4 8"] * 3)).walk()]
+    ['', 'parameters', 'ops']
+    """
+    if not cost.children:
+        return cost
+    kids = [merge_ops(c) for c in cost.children]
+    ops = [c for c in kids if not c.children and c.op and c.layer == c.op]
+    if not ops:
+        return cost.replace(children=kids)
+    work: dict[str, sp.Expr] = {}
+    for c in ops:
+        for k, v in c.work.items():
+            work[k] = work.get(k, sp.Integer(0)) + c.count * v
+    merged = Cost("ops", "ops", spec="aten ops", work=work,
+                  params=sp.Add(*(c.count * c.params for c in ops)),
+                  convention=cost.convention, input_shape=ops[0].input_shape,
+                  output_shape=ops[-1].output_shape,
+                  notes=tuple(dict.fromkeys(n for c in ops for n in c.notes)))
+    rest = [c for c in kids if not any(c is o for o in ops)]
+    return cost.replace(children=[*rest, merged])
+
+
 @dataclass(frozen=True)
 class NodeTable:
     """A folded tree read as numbers: ``skeleton`` (path, layer, is-leaf of every node,
-    in walk order), ``specs`` (path -> spec, which prints sizes), and per path its quantities (``count``, ``params``, each kind
-    of work ``w:<kind>``, each shape entry ``in:<i>``/``out:<i>``, and for leaves each
-    derivation binding ``b:<symbol>``) as SymPy expressions."""
+    in walk order), ``specs`` (path -> spec, which prints sizes), and per path its
+    quantities (``count``, ``params``, each kind of work ``w:<kind>``, each shape entry
+    ``in:<i>``/``out:<i>``, and for leaves each derivation binding ``b:<symbol>``) as
+    SymPy expressions; ``nodes``: path -> the Cost node."""
 
     skeleton: tuple[tuple[str, str, bool], ...]
     specs: dict[str, str]

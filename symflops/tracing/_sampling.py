@@ -13,23 +13,24 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from fractions import Fraction
-from typing import Any
+from typing import Any, TypeAlias
 
 import sympy as sp
 import torch
 
+from symflops.cost import Cost
 from symflops.errors import SymflopsError
 from symflops.parse import parse_expr
-from symflops.tracing._folding import NodeTable, fold, table_of
+from symflops.tracing._folding import NodeTable, fold, merge_ops, table_of
 from symflops.tracing._inputs import InputSpec
 from symflops.tracing._tracer import trace
 
 __all__ = ["Sampler", "ParamValue", "parse_params", "kept_rngs", "Point"]
 
 #: a constructor argument: one expression, or a list of them (ResNet's ``layers``)
-ParamValue = sp.Expr | tuple[sp.Expr, ...]
+ParamValue: TypeAlias = "sp.Expr | tuple[sp.Expr, ...]"
 #: a point of the lattice: hyperparameter name -> value
-Point = Mapping[str, int]
+Point: TypeAlias = Mapping[str, int]
 
 
 def _one_param(arg: str, value: Any) -> sp.Expr:
@@ -119,8 +120,11 @@ class Sampler:
         self.make, self.fixed, self.params = make, dict(fixed), dict(params)
         self.pos, self.kw = inputs
         self.options = dict(trace_options)
-        self.cache: dict[tuple[tuple[str, int], ...], NodeTable | SymflopsError] = {}
+        self.cache: dict[tuple[tuple[str, int], ...], Cost | SymflopsError] = {}
+        self.tables: dict[tuple[Any, ...], NodeTable] = {}
         self.pinned: dict[str, int] = {}
+        #: read each trace at module level only (see :func:`merge_ops`)
+        self.merged = False
 
     @property
     def traces(self) -> int:
@@ -185,9 +189,11 @@ class Sampler:
         got = self.cache[key]
         if isinstance(got, SymflopsError):
             raise got
-        return got
+        if (key, self.merged) not in self.tables:
+            self.tables[key, self.merged] = table_of(merge_ops(got) if self.merged else got)
+        return self.tables[key, self.merged]
 
-    def _trace(self, point: Point) -> NodeTable | SymflopsError:
+    def _trace(self, point: Point) -> Cost | SymflopsError:
         try:
             model = self.build(point)
             options = dict(self.options)
@@ -198,4 +204,4 @@ class Sampler:
             return e
         fixed = getattr(getattr(cost, "report", None), "fixed", {}) or {}
         self.pinned.update({n: v for n, v in fixed.items() if n not in point})
-        return table_of(fold(cost))
+        return fold(cost)
