@@ -33,79 +33,98 @@ def load(name):
 
 vit_example = load("vit")
 
-VIT_PARAMS = {"image_size": "H", "num_layers": "L", "hidden_dim": "dim", "mlp_dim": "4*dim",
-              "num_heads": "dim/64"}
+# the image side is the patch size times the patches per side: H = P*n
+VIT_PARAMS = {"image_size": "P*n", "patch_size": "P", "num_layers": "L", "hidden_dim": "dim",
+              "mlp_dim": "4*dim", "num_heads": "dim/64"}
+P, n = symbol("P"), symbol("n")
 
 
 @pytest.fixture(scope="module")
-def vit16():
-    """ONE formula for the patch-16 ViT family in (B, H, L, dim)."""
-    return sf.trace_factory(vit_example.vit, "B 3 H H", VIT_PARAMS, {"patch_size": 16},
+def vit():
+    """ONE formula for the ViT family in (B, P, n, L, dim)."""
+    return sf.trace_factory(vit_example.vit, "B 3 H H", VIT_PARAMS, dims={"H": "P*n"},
                             convention="macs")
 
 
-def test_vit_formula_is_the_hand_derivation(vit16):
-    # N = (H/16)^2 + 1 tokens (the class token). Per block (MACs): QKV 3*N*dim^2, output
+def test_vit_formula_is_the_hand_derivation(vit):
+    # N = n^2 + 1 tokens (the class token). Per block (MACs): QKV 3*N*dim^2, output
     # projection N*dim^2, Q.K^T and attention.V N^2*dim each, MLP dim->4dim->dim
-    # 8*N*dim^2: 12*N*dim^2 + 2*N^2*dim. Patch embedding: (H/16)^2 patches, each a
-    # 3*16*16 dot product per channel: 3*H^2*dim. Head: 1000*dim (class token only).
-    n = (H / 16) ** 2 + 1
-    hand = B * (3 * H**2 * dim + 1000 * dim + L * (12 * n * dim**2 + 2 * n**2 * dim))
-    assert sp.expand(vit16.macs - hand) == 0
+    # 8*N*dim^2: 12*N*dim^2 + 2*N^2*dim. Patch embedding: n^2 patches, each a 3*P*P dot
+    # product per channel: 3*P^2*n^2*dim. Head: 1000*dim (the class token only).
+    tokens = n**2 + 1
+    hand = B * (3 * P**2 * n**2 * dim + 1000 * dim +
+                L * (12 * tokens * dim**2 + 2 * tokens**2 * dim))
+    assert sp.expand(vit.macs - hand) == 0
 
 
-@pytest.mark.parametrize(("H_", "L_", "dim_", "published"), [
-    # torchvision's published _ops ("GFLOPS", i.e. GMACs) of vit_b_16 (IMAGENET1K_V1,
-    # 224), vit_b_16 (IMAGENET1K_SWAG_E2E_V1, 384) and vit_l_16 (IMAGENET1K_V1, 224):
-    # 17.564, 55.484 and 61.555 at three decimals (torchvision/models/vision_transformer.py)
-    (224, 12, 768, 17.564),
-    (384, 12, 768, 55.484),
-    (224, 24, 1024, 61.555),
-], ids=["vit_b_16-224", "vit_b_16-384", "vit_l_16-224"])
-def test_vit_matches_torchvision_published_ops(vit16, H_, L_, dim_, published):
-    macs = vit16.subs(B=1, H=H_, L=L_, dim=dim_).macs
+@pytest.mark.parametrize(("P_", "H_", "L_", "dim_", "published"), [
+    # torchvision's published _ops ("GFLOPS", i.e. GMACs, three decimals) in
+    # torchvision/models/vision_transformer.py: vit_b_16 IMAGENET1K_V1 (224) 17.564,
+    # vit_b_16 IMAGENET1K_SWAG_E2E_V1 (384) 55.484, vit_l_16 IMAGENET1K_V1 61.555,
+    # vit_b_32 IMAGENET1K_V1 4.409
+    (16, 224, 12, 768, 17.564),
+    (16, 384, 12, 768, 55.484),
+    (16, 224, 24, 1024, 61.555),
+    (32, 224, 12, 768, 4.409),
+], ids=["vit_b_16-224", "vit_b_16-384", "vit_l_16-224", "vit_b_32-224"])
+def test_vit_matches_torchvision_published_ops(vit, P_, H_, L_, dim_, published):
+    macs = vit.subs(B=1, P=P_, n=H_ // P_, L=L_, dim=dim_).macs
     assert round(int(macs) / 1e9, 3) == published
 
 
-def test_vit_blocks_fold_and_the_domain_is_stated(vit16):
-    assert vit16["layers.0"].count == L
-    assert len(vit16["layers"].children) == 1
-    assert sp.Eq(sp.Mod(H, 16), 0) in vit16.validity
-    assert sp.Eq(sp.Mod(dim, 64), 0) in vit16.validity
-    note = vit16.notes[-1]
-    report = vit16.factory
+def test_vit_blocks_fold_and_the_domain_is_stated(vit):
+    assert vit["layers.0"].count == L
+    assert len(vit["layers"].children) == 1
+    assert sp.Eq(sp.Mod(dim, 64), 0) in vit.validity
+    note = vit.notes[-1]
+    report = vit.factory
     assert f"DERIVED from {report.traces} traces" in note
     assert "verified at 2 further points never used in the solve" in note
-    assert report.multiple == {"H": 16, "L": 1, "dim": 64, "B": 1}
-    assert report.degrees == {"H": 4, "L": 1, "dim": 2, "B": 1}
+    assert report.multiple == {"P": 1, "n": 1, "L": 1, "dim": 64, "B": 1}
+    assert report.degrees == {"P": 2, "n": 4, "L": 1, "dim": 2, "B": 1}
     with pytest.raises(sf.SymflopsError, match="Mod"):
-        vit16.subs(H=100)
-    text = sf.render(vit16, "text")
-    assert "DERIVED from" in text
+        vit.subs(dim=100)
+    assert "DERIVED from" in sf.render(vit, "text")
 
 
 @settings(max_examples=6, deadline=None)
-@given(h=st.integers(1, 6), layers=st.integers(1, 3), d=st.integers(1, 3),
-       b=st.integers(2, 3))
-def test_vit_formula_equals_a_direct_trace(vit16, h, layers, d, b):
+@given(p=st.integers(1, 8), side=st.integers(1, 5), layers=st.integers(1, 3),
+       d=st.integers(1, 3), b=st.integers(2, 3))
+def test_vit_formula_equals_a_direct_trace(vit, p, side, layers, d, b):
     """At random lattice points (most never traced by the factory), every kind of work
     and the params equal a direct trace of the model built there."""
-    model = vit_example.vit(16 * h, 16, layers, d, 64 * d, 256 * d).to("meta")
-    direct = sf.trace(model, f"{b} 3 {16 * h} {16 * h}", convention="macs")
-    got = vit16.subs(B=b, H=16 * h, L=layers, dim=64 * d)
+    model = vit_example.vit(p * side, p, layers, d, 64 * d, 256 * d).to("meta")
+    direct = sf.trace(model, f"{b} 3 {p * side} {p * side}", convention="macs")
+    got = vit.subs(B=b, P=p, n=side, L=layers, dim=64 * d)
     assert dict(got.work) == dict(direct.work)
     assert got.params == direct.params
+
+
+class Tied(torch.nn.Module):
+    """A position embedding fixes the image size (as ViT's does): image_size is tied to
+    the input's H."""
+
+    def __init__(self, image_size: int, width: int) -> None:
+        super().__init__()
+        self.pos = torch.nn.Parameter(torch.zeros(image_size, image_size))
+        self.conv = torch.nn.Conv2d(3, width, 4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x + self.pos)
+
+
+def test_image_size_tied_to_an_input_dim():
+    c = sf.trace_factory(Tied, "B 3 H H", {"image_size": "H", "width": "C"},
+                         convention="macs")
+    # (H/4)^2 outputs per channel, each a 3*4*4 dot product; params H^2 + C*(48 + 1)
+    assert sp.expand(c.macs - B * C * 48 * (H / 4) ** 2) == 0
+    assert sp.expand(c.params - (H**2 + 49 * C)) == 0
+    assert c.factory.multiple["H"] == 4
 
 
 def mlp(width: int, depth: int) -> torch.nn.Module:
     return torch.nn.Sequential(*[torch.nn.Sequential(torch.nn.Linear(width, width),
                                                      torch.nn.ReLU()) for _ in range(depth)])
-
-
-def patchify(channels: int, depth: int, stride: int = 4) -> torch.nn.Module:
-    layers = [torch.nn.Conv2d(3, channels, stride, stride)]
-    layers += [torch.nn.Conv2d(channels, channels, 3, padding=1) for _ in range(depth)]
-    return torch.nn.Sequential(*layers)
 
 
 def test_mlp_exact_and_folded():
@@ -116,17 +135,6 @@ def test_mlp_exact_and_folded():
     assert sp.expand(c.params - L * (C**2 + C)) == 0
     assert [p for p, _ in c.walk()][:2] == ["", "0"]
     assert c["0"].count == L
-
-
-def test_lattice_of_an_input_dim_is_discovered():
-    # a stride-4 patchify conv: floor(H/4) resolves only on multiples of 4;
-    # MACs 3*16*C*(H/4)^2 + depth * 9*C^2*(H/4)^2 per image
-    c = sf.trace_factory(patchify, "B 3 H H", {"channels": "C", "depth": "L"},
-                         convention="macs")
-    assert c.factory.multiple["H"] == 4
-    assert sp.Eq(sp.Mod(H, 4), 0) in c.validity
-    hand = B * (3 * 16 * C * (H / 4) ** 2 + L * 9 * C**2 * (H / 4) ** 2)
-    assert sp.expand(c.macs - hand) == 0
 
 
 def rounded(width: int) -> torch.nn.Module:

@@ -121,7 +121,8 @@ class _Search:
         self.first = {n: _DIM_START if n in dims else 1 for n in names}
         self.multiple = {n: given.get(n, base.get(n, 1)) for n in names}
         self.start = dict(self.first)
-        self.degree: dict[str, dict[str, int]] = {}  # path -> symbol -> degree
+        # (path, quantity) -> symbol -> degree
+        self.degree: dict[tuple[str, str], dict[str, int]] = {}
         self.varying: set[str] = set()  # paths whose spec (it prints sizes) varies
 
     def value(self, name: str, i: int, multiple: int | None = None,
@@ -175,8 +176,8 @@ class _Search:
                 got = self._walk(name, m, start)
                 if isinstance(got, dict):
                     self.multiple[name], self.start[name] = m, start
-                    for path, d in got.items():
-                        self.degree.setdefault(path, {})[name] = d
+                    for key, d in got.items():
+                        self.degree.setdefault(key, {})[name] = d
                     return
                 reason, again = got
                 reasons.append(f"multiple {m} from {self.value(name, 0, m, start)}: {reason}")
@@ -193,7 +194,8 @@ class _Search:
             fix=f"give multiples={{'{name}': m}} for a lattice where the rounding is exact, "
                 f"or fix {name}")
 
-    def _walk(self, name: str, m: int, start: int) -> dict[str, int] | tuple[str, bool]:
+    def _walk(self, name: str, m: int, start: int
+              ) -> dict[tuple[str, str], int] | tuple[str, bool]:
         """Trace along ``name`` at ``m*(start + i)`` until every path's degree is known:
         the degrees, or why not and whether a later start may help."""
         tables: list[NodeTable] = []
@@ -215,19 +217,17 @@ class _Search:
         return (f"not a polynomial of degree <= {self.max_degree} at {name} = {values} "
                 f"({self._worst(tables)})", True)
 
-    def _degrees(self, name: str, tables: Sequence[NodeTable]) -> dict[str, int] | None:
-        """Per path, the degree in ``name`` (highest over its quantities), or None while
-        some quantity is still undetermined."""
-        out: dict[str, int] = {}
+    def _degrees(self, name: str, tables: Sequence[NodeTable]
+                 ) -> dict[tuple[str, str], int] | None:
+        """Per (path, quantity), the degree in ``name``, or None while some quantity is
+        still undetermined."""
+        out: dict[tuple[str, str], int] = {}
         for path in tables[0].values:
-            keys = set().union(*(t.values[path] for t in tables))
-            d = 0
-            for q in keys:
+            for q in set().union(*(t.values[path] for t in tables)):
                 got = degree_of([t.values[path].get(q, sp.Integer(0)) for t in tables])
                 if got is None:
                     return None
-                d = max(d, got)
-            out[path] = d
+                out[path, q] = got
         return out
 
     @staticmethod
@@ -261,23 +261,34 @@ class _Search:
         return self.sample(self.point({}))
 
     def fit(self, base: NodeTable) -> dict[str, dict[str, sp.Expr]]:
-        """Every path's quantities as exact polynomials in the symbols."""
-        fitted: dict[str, dict[str, sp.Expr]] = {}
-        for path in base.values:
-            deps = [(n, d) for n, d in self.degree[path].items() if d > 0]
+        """Every path's quantities as exact polynomials in the symbols, each on the
+        tensor grid of the symbols it depends on (its degree in each)."""
+        fitted: dict[str, dict[str, sp.Expr]] = {path: {} for path in base.values}
+        # a quantity may vanish at the base point of another symbol (a dot product's
+        # C - 1 adds at C = 1): each gets the degrees of its whole node
+        node: dict[str, dict[str, int]] = {}
+        for (path, _), degrees in self.degree.items():
+            for name, d in degrees.items():
+                node.setdefault(path, {})
+                node[path][name] = max(d, node[path].get(name, 0))
+        for path, q in sorted(self.degree):
+            deps = [(n, d) for n, d in node[path].items() if d > 0]
             axes = [(symbol(n), self.multiple[n], self.start[n], d) for n, d in deps]
-            grid: dict[tuple[int, ...], dict[str, sp.Expr]] = {}
+            grid: dict[tuple[int, ...], sp.Expr] = {}
             for idx in itertools.product(*[range(d + 1) for _, d in deps]):
                 tab = self._checked(self.point({n: i for (n, _), i in zip(deps, idx,
                                                                           strict=True)}),
                                     base)
-                grid[idx] = tab.values[path]
+                grid[idx] = tab.values[path].get(q, sp.Integer(0))
                 if tab.specs[path] != base.specs[path]:
                     self.varying.add(path)
-            keys = set().union(*(g for g in grid.values()))
-            fitted[path] = {q: newton({i: g.get(q, sp.Integer(0)) for i, g in grid.items()},
-                                      axes) for q in sorted(keys)}
+            fitted[path][q] = newton(grid, axes)
         return fitted
+
+    def top_degrees(self) -> dict[str, int]:
+        """Per symbol, the highest degree of any quantity in it."""
+        return {n: max((d.get(n, 0) for d in self.degree.values()), default=0)
+                for n in self.names}
 
     def _checked(self, point: Point, base: NodeTable) -> NodeTable:
         tab = self.sample(point)
@@ -291,7 +302,7 @@ class _Search:
     def verify(self, fitted: Mapping[str, Mapping[str, sp.Expr]], base: NodeTable,
                count: int = 2) -> list[dict[str, int]]:
         """Check the formulas at ``count`` points beyond every grid; the points."""
-        top = {n: max(d.get(n, 0) for d in self.degree.values()) for n in self.names}
+        top = self.top_degrees()
         points = [self.point({n: top[n] + j for n in self.names}) for j in range(1, count + 1)]
         for pt in points:
             tab = self._checked(pt, base)
@@ -350,7 +361,8 @@ def _build(path: str, node: Cost, fitted: Mapping[str, Mapping[str, sp.Expr]],
 def trace_factory(make: Callable[..., Any], inputs: Any, params: Mapping[str, Any],
                   fixed: Mapping[str, Any] | None = None, *,
                   multiples: Mapping[str, int] | None = None, max_degree: int = MAX_DEGREE,
-                  symbolic: Sequence[str] = (), **trace_options: Any) -> FactoryCost:
+                  symbolic: Sequence[str] = (), dims: Mapping[str, Any] | None = None,
+                  **trace_options: Any) -> FactoryCost:
     """Trace ``make(**fixed, **params)`` into an exact formula in the hyperparameters.
 
     ``params`` maps constructor arguments to symbols or expressions (``"dim"``,
@@ -358,7 +370,9 @@ def trace_factory(make: Callable[..., Any], inputs: Any, params: Mapping[str, An
     :mod:`symflops.parse`; a symbol that is also an input dim (``image_size`` -> ``H``
     with inputs ``"B 3 H H"``) is tied to it. Every input dim is sampled like a
     hyperparameter (concrete traces run ~15x faster than symbolic ones), except those
-    named in ``symbolic``, which every trace keeps symbolic.
+    named in ``symbolic``, which every trace keeps symbolic. ``dims``: input dims given
+    as expressions of the symbols (``{"H": "P*n"}``: the image side as patch size times
+    patches per side), which then do not appear in the formula.
     ``multiples``: a lattice multiple per symbol, skipping its search. ``trace_options``:
     ``convention``, ``mode``, ``hints``, ``strict``, ``time_budget`` (per trace), as for
     :func:`symflops.trace`. The result is a Cost tree with repeated blocks folded
@@ -391,16 +405,22 @@ def trace_factory(make: Callable[..., Any], inputs: Any, params: Mapping[str, An
     parsed = parse_params(params, fixed)
     fixed = dict(fixed or {})
     pos, kw = parse_inputs(inputs)
+    dim_exprs = parse_params(dims, None) if dims else {}
     names: list[str] = []
-    for value in parsed.values():
+    for value in [*parsed.values(), *dim_exprs.values()]:
         for e in value if isinstance(value, tuple) else (value,):
             names += [s.name for s in sorted(e.free_symbols, key=str) if s.name not in names]
-    dims = dim_names(pos, kw)
-    if isinstance(symbolic, str) or any(d not in dims or d in names for d in symbolic):
+    input_dims = dim_names(pos, kw)
+    for d, e in dim_exprs.items():
+        if d not in input_dims or isinstance(e, tuple):
+            raise SymflopsError("dims gives an expression per input dim", layer="trace_factory",
+                                values={d: repr(e)}, fix="input dims: " + ", ".join(input_dims))
+    dims_left = [d for d in input_dims if d not in dim_exprs]
+    if isinstance(symbolic, str) or any(d not in dims_left or d in names for d in symbolic):
         raise SymflopsError("symbolic names input dims that are not hyperparameters",
                             layer="trace_factory", values={"symbolic": repr(symbolic)},
-                            fix="input dims: " + ", ".join(dims))
-    free_dims = [d for d in dims if d not in names and d not in symbolic]
+                            fix="input dims: " + ", ".join(dims_left))
+    free_dims = [d for d in dims_left if d not in names and d not in symbolic]
     names += free_dims
     given = dict(multiples or {})
     for n, m in given.items():
@@ -408,14 +428,15 @@ def trace_factory(make: Callable[..., Any], inputs: Any, params: Mapping[str, An
             raise SymflopsError("multiples gives a positive int per hyperparameter symbol",
                                 layer="trace_factory", values={n: repr(m)},
                                 fix="symbols are: " + ", ".join(names))
-    sample = Sampler(make, fixed, parsed, (pos, kw), trace_options)
-    search = _Search(sample, names, _lcm_denominators(parsed), _factors(fixed), max_degree,
-                     given, free_dims)
+    sample = Sampler(make, fixed, parsed, (pos, kw), trace_options, dim_exprs)
+    search = _Search(sample, names, _lcm_denominators({**parsed, **dim_exprs}),
+                     _factors(fixed), max_degree, given, free_dims)
     base = search.run()
     if sample.pinned:  # dims the tracer cannot keep symbolic are sampled as well
         names += [n for n in sample.pinned if n not in names]
         sample.pinned.clear()
-        search = _Search(sample, names, _lcm_denominators(parsed), _factors(fixed),
+        search = _Search(sample, names, _lcm_denominators({**parsed, **dim_exprs}),
+                         _factors(fixed),
                          max_degree, given, free_dims)
         base = search.run()
         if sample.pinned:
@@ -424,15 +445,14 @@ def trace_factory(make: Callable[..., Any], inputs: Any, params: Mapping[str, An
                                 fix="give those dims numbers in the inputs")
     fitted = search.fit(base)
     verified = search.verify(fitted, base)
-    dims = [d for d in dims if d not in names]
+    symbolic_dims = [d for d in dims_left if d not in names]
     report = FactoryReport(names, dict(search.multiple),
                            {n: search.value(n, 0) for n in names},
-                           {n: max(d.get(n, 0) for d in search.degree.values())
-                            for n in names},
+                           search.top_degrees(),
                            traces=sample.traces - len(verified), verified=verified,
-                           symbolic=dims, dims=free_dims)
+                           symbolic=symbolic_dims, dims=free_dims)
     note = _note(make, report, fixed)
-    free = {symbol(d) for d in dims}
+    free = {symbol(d) for d in symbolic_dims}
     tree = _build("", base.nodes[""], fitted, free, note, search.varying)
     validity = [c for n in names for c in (
         sp.Eq(sp.Mod(symbol(n), report.multiple[n]), 0) if report.multiple[n] > 1 else sp.true,

@@ -108,9 +108,9 @@ def merge_ops(cost: Cost) -> Cost:
 class NodeTable:
     """A folded tree read as numbers: ``skeleton`` (path, layer, is-leaf of every node,
     in walk order), ``specs`` (path -> spec, which prints sizes), and per path its
-    quantities (``count``, ``params``, each kind of work ``w:<kind>``, each shape entry
-    ``in:<i>``/``out:<i>``, and for leaves each derivation binding ``b:<symbol>``) as
-    SymPy expressions; ``nodes``: path -> the Cost node."""
+    quantities (``count``, each shape entry ``in:<i>``/``out:<i>``, and for leaves
+    ``params``, each kind of work ``w:<kind>`` and each derivation binding
+    ``b:<symbol>``) as SymPy expressions; ``nodes``: path -> the Cost node."""
 
     skeleton: tuple[tuple[str, str, bool], ...]
     specs: dict[str, str]
@@ -125,10 +125,11 @@ def table_of(cost: Cost) -> NodeTable:
     nodes: dict[str, Cost] = {}
     for path, c in cost.walk():
         skeleton.append((path, c.layer, not c.children))
-        q: dict[str, sp.Expr] = {"count": c.count, "params": c.params}
+        q: dict[str, sp.Expr] = {"count": c.count}
         q.update({f"in:{i}": s for i, s in enumerate(c.input_shape)})
         q.update({f"out:{i}": s for i, s in enumerate(c.output_shape)})
-        if not c.children:
+        if not c.children:  # a composite's params and work are its children's sums
+            q["params"] = c.params
             q.update({f"w:{k}": v for k, v in c.work.items()})
             if c.derivation is not None:
                 q.update({f"b:{s}": v for s, v in c.derivation.bindings.items()})

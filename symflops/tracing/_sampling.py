@@ -116,8 +116,10 @@ class Sampler:
     def __init__(self, make: Callable[..., Any], fixed: Mapping[str, Any],
                  params: Mapping[str, ParamValue], inputs: tuple[list[InputSpec],
                                                                  dict[str, InputSpec]],
-                 trace_options: Mapping[str, Any]) -> None:
+                 trace_options: Mapping[str, Any],
+                 dims: Mapping[str, sp.Expr] | None = None) -> None:
         self.make, self.fixed, self.params = make, dict(fixed), dict(params)
+        self.dims = dict(dims or {})  # input dims given as expressions of the symbols
         self.pos, self.kw = inputs
         self.options = dict(trace_options)
         self.cache: dict[tuple[tuple[str, int], ...], Cost | SymflopsError] = {}
@@ -131,23 +133,25 @@ class Sampler:
         """Points traced so far (failures included)."""
         return len(self.cache)
 
+    def value(self, e: sp.Expr, point: Point) -> int | Fraction:
+        """``e`` at ``point``: a positive exact number."""
+        v = e.xreplace({s: sp.Integer(point[s.name]) for s in e.free_symbols
+                        if s.name in point})
+        if v.free_symbols:
+            raise SymflopsError("a hyperparameter uses a symbol with no value",
+                                layer="trace_factory",
+                                values={"symbols": sorted(str(s) for s in v.free_symbols)})
+        if v <= 0:
+            raise SymflopsError("a hyperparameter is not positive at this point",
+                                layer="trace_factory", values={"value": v, **point})
+        return _exact(v)
+
     def arguments(self, point: Point) -> dict[str, Any]:
         """The constructor's keyword arguments at ``point``."""
-        def at(e: sp.Expr) -> int | Fraction:
-            v = e.xreplace({s: sp.Integer(point[s.name]) for s in e.free_symbols
-                            if s.name in point})
-            if v.free_symbols:
-                raise SymflopsError("a hyperparameter uses a symbol with no value",
-                                    layer="trace_factory",
-                                    values={"symbols": sorted(str(s) for s in v.free_symbols)})
-            if v <= 0:
-                raise SymflopsError("a hyperparameter is not positive at this point",
-                                    layer="trace_factory", values={"value": v, **point})
-            return _exact(v)
-
         args = dict(self.fixed)
         for arg, e in self.params.items():
-            args[arg] = [at(x) for x in e] if isinstance(e, tuple) else at(e)
+            args[arg] = ([self.value(x, point) for x in e] if isinstance(e, tuple)
+                         else self.value(e, point))
         return args
 
     def build(self, point: Point) -> torch.nn.Module:
@@ -173,9 +177,17 @@ class Sampler:
 
     def specs(self, point: Point) -> Any:
         """The input specs with the point's dims substituted (others stay symbolic)."""
+        def size(d: int | str) -> int | str:
+            if isinstance(d, str) and d in self.dims:
+                v = self.value(self.dims[d], point)
+                if not isinstance(v, int):
+                    raise SymflopsError(f"input dim {d} is not an integer at this point",
+                                        layer="trace_factory", values={d: v, **point})
+                return v
+            return point.get(d, d) if isinstance(d, str) else d
+
         def sub(s: InputSpec) -> InputSpec:
-            return InputSpec(tuple(point.get(d, d) if isinstance(d, str) else d
-                                   for d in s.dims), s.dtype)
+            return InputSpec(tuple(size(d) for d in s.dims), s.dtype)
 
         pos = [sub(s) for s in self.pos]
         kw = {k: sub(s) for k, s in self.kw.items()}
