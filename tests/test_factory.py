@@ -183,3 +183,43 @@ def test_a_failing_constructor_is_one_error():
 
     with pytest.raises(sf.SymflopsError, match="no such model"):
         sf.trace_factory(broken, "B C", {"width": "C"})
+
+
+hf_lm = load("hf_lm")
+heads, kv, V, F, N = (symbol(s) for s in ("heads", "kv", "V", "F", "N"))
+
+
+def test_gpt2_from_its_config_is_the_closed_form():
+    # head dim 64: dim = 64*heads. Batch 2 (a number: halves the traces).
+    c = sf.trace_factory(hf_lm.gpt2, {"input_ids": (2, "N")},
+                         {"n_embd": "64*heads", "n_head": "heads", "n_layer": "L",
+                          "vocab_size": "V"}, {"n_positions": 64}, convention="macs")
+    d = 64 * heads
+    # MACs per sequence: per block c_attn 3*N*d^2, Q.K^T and attention.V N^2*d each,
+    # c_proj N*d^2, MLP d->4d->d 8*N*d^2: 12*N*d^2 + 2*N^2*d; the tied LM head N*d*V
+    macs = 2 * (L * (12 * N * d**2 + 2 * N**2 * d) + N * d * V)
+    # params: wte V*d, wpe 64*d, per block ln_1 2d + c_attn 3d^2+3d + c_proj d^2+d +
+    # ln_2 2d + c_fc 4d^2+4d + c_proj 4d^2+d = 12d^2 + 13d, ln_f 2d; lm_head tied
+    params = V * d + 64 * d + L * (12 * d**2 + 13 * d) + 2 * d
+    assert sp.expand(c.macs - macs) == 0
+    assert sp.expand(c.params - params) == 0
+    assert c["transformer.h.0"].count == L
+
+
+def test_llama_with_grouped_query_attention_is_the_closed_form():
+    # two query heads per kv head, head dim 64: heads = 2*kv, dim = 64*heads = 128*kv
+    c = sf.trace_factory(hf_lm.llama, {"input_ids": (2, "N")},
+                         {"hidden_size": "128*kv", "num_attention_heads": "2*kv",
+                          "num_key_value_heads": "kv", "num_hidden_layers": "L",
+                          "vocab_size": "V", "intermediate_size": "F"}, convention="macs")
+    d = 128 * kv
+    # MACs per sequence: q_proj and o_proj N*d^2 each, k_proj and v_proj N*d*(d/2) each
+    # (kv heads of 64), Q.K^T and attention.V N^2*d each, SwiGLU gate/up/down 3*N*d*F;
+    # the untied LM head N*d*V
+    macs = 2 * (L * (3 * N * d**2 + 2 * N**2 * d + 3 * N * d * F) + N * d * V)
+    # params: embedding and head V*d each; per block q, o d^2, k, v d^2/2, MLP 3*d*F,
+    # two RMSNorms d each; the final norm d
+    params = 2 * V * d + L * (3 * d**2 + 3 * d * F + 2 * d) + d
+    assert sp.expand(c.macs - macs) == 0
+    assert sp.expand(c.params - params) == 0
+    assert c["model.layers.0"].count == L
