@@ -159,7 +159,8 @@ def _cost_of(target: Target, args: argparse.Namespace) -> Cost:
     assert target.factory is not None
     with progress(what, sys.stderr):
         return build_cost(target.factory, target.name, spec, convention=args.convention,
-                          hints=hints, train=train, time_budget=getattr(args, "time_budget", None))
+                          hints=hints, train=train, time_budget=getattr(args, "time_budget", None),
+                          vary=getattr(args, "vary", None))
 
 
 # ----------------------------------------------------------------------------- output
@@ -513,6 +514,9 @@ def _trace_inputs(p: argparse.ArgumentParser) -> None:
                         '"input_ids=B N" for a keyword input')
     p.add_argument("--hint", action="append", metavar="NAME=VALUE",
                    help="example size of an --input dim for tracing a torch model, e.g. H=224")
+    p.add_argument("--vary", metavar="ARG=EXPR[,ARG=EXPR]",
+                   help='constructor arguments as symbols, e.g. "image_size=H,num_layers=L,'
+                        'hidden_dim=dim": an exact formula derived from traces (sf.trace_factory)')
     p.add_argument("--train", action="store_true",
                    help="count forward + backward (traced torch models)")
     p.add_argument("--time-budget", type=_seconds, metavar="SECONDS",

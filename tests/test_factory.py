@@ -223,3 +223,50 @@ def test_llama_with_grouped_query_attention_is_the_closed_form():
     assert sp.expand(c.macs - macs) == 0
     assert sp.expand(c.params - params) == 0
     assert c["model.layers.0"].count == L
+
+
+MLP_FILE = '''import torch
+
+
+def mlp(width=8, depth=2):
+    return torch.nn.Sequential(*[torch.nn.Linear(width, width) for _ in range(depth)])
+'''
+
+
+def cli(*args, cwd):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "symflops", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=600,
+                          env={**__import__("os").environ,
+                               "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+
+
+def test_cli_vary_prints_formula_domain_and_verification(tmp_path):
+    (tmp_path / "m.py").write_text(MLP_FILE)
+    out = cli("trace", "m.py:mlp", "--vary", "width=C,depth=L", "--input", "B C",
+              "--convention", "macs", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    # L blocks of a C x C linear layer: B*C^2*L MACs, L*(C^2 + C) params
+    assert "B*C**2*L" in out.stdout and "C*L*(C + 1)" in out.stdout
+    assert "verified at 2 further points never used in the solve" in out.stdout
+    assert "Valid for" in out.stdout
+    scaled = cli("scale", "m.py:mlp", "--vary", "width=C,depth=L", "--input", "B C",
+                 "--convention", "macs", "--var", "C", "--range", "64:128:64", "--at",
+                 "B=1,L=4", cwd=tmp_path)
+    assert scaled.returncode == 0, scaled.stderr
+    # 4 layers of 128 x 128 at batch 1: 4 * 128^2 = 65,536 MACs
+    assert "65,536" in scaled.stdout
+
+
+@pytest.mark.parametrize(("vary", "match"), [
+    ("width=C,depth", "each item is ARGUMENT=EXPRESSION"),
+    ("width=C,width=D", "given twice"),
+    ("", "give ARGUMENT=EXPRESSION pairs"),
+], ids=["no-expression", "twice", "empty"])
+def test_cli_vary_bad_input_is_one_error(vary, match):
+    from symflops.targets import parse_vary
+
+    with pytest.raises(sf.SymflopsError, match=match):
+        parse_vary(vary)
