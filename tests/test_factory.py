@@ -270,3 +270,24 @@ def test_cli_vary_bad_input_is_one_error(vary, match):
 
     with pytest.raises(sf.SymflopsError, match=match):
         parse_vary(vary)
+
+
+resnet_example = load("resnet")
+
+
+def test_resnet_depth_and_width_match_torchvision_published_ops():
+    c = sf.trace_factory(resnet_example.resnet, "1 3 224 224",
+                         {"layers": [3, 4, "L3", 3], "width_per_group": "64*w"},
+                         convention="macs")
+    L3 = symbol("L3")
+    # stage 3's first block (stride 2, downsample) stays; its other L3 - 1 fold into one
+    assert c["layer3.1"].count == L3 - 1
+    assert sp.Ge(L3, 2) in c.validity
+    # torchvision's published _ops (GMACs) and num_params (torchvision/models/resnet.py):
+    # resnet50 4.089 / 25,557,032; resnet101 7.801 / 44,549,160;
+    # wide_resnet50_2 11.398 / 68,883,240; wide_resnet101_2 22.753 / 126,886,696
+    for l3, width, ops, params in [(6, 1, 4.089, 25_557_032), (23, 1, 7.801, 44_549_160),
+                                   (6, 2, 11.398, 68_883_240), (23, 2, 22.753, 126_886_696)]:
+        at = c.subs(L3=l3, w=width)
+        assert round(int(at.macs) / 1e9, 3) == ops
+        assert at.params == params
