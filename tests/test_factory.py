@@ -78,7 +78,10 @@ def test_vit_blocks_fold_and_the_domain_is_stated(vit):
     assert sp.Eq(sp.Mod(dim, 64), 0) in vit.validity
     note = vit.notes[-1]
     report = vit.factory
-    assert f"DERIVED from {report.traces} traces" in note
+    assert f"DERIVED from {len(report.solved)} traces" in note
+    assert f"({report.traces} in all" in note
+    assert len(report.verified) == 2
+    assert not [p for p in report.verified if p in report.solved]
     assert "verified at 2 further points never used in the solve" in note
     assert report.multiple == {"P": 1, "n": 1, "L": 1, "dim": 64, "B": 1}
     assert report.degrees == {"P": 2, "n": 4, "L": 1, "dim": 2, "B": 1}
@@ -291,3 +294,24 @@ def test_resnet_depth_and_width_match_torchvision_published_ops():
         at = c.subs(L3=l3, w=width)
         assert round(int(at.macs) / 1e9, 3) == ops
         assert at.params == params
+
+
+mobilenet_example = load("mobilenet")
+
+
+def test_mobilenet_width_mult_rounding_refused_off_its_lattice():
+    # width_mult = w/8 on multiples of 4 (width_mult 1/2, 1, 3/2, ...): make_divisible
+    # rounds 24*width_mult to a multiple of 8, exact only for integer width_mult
+    with pytest.raises(sf.SymflopsError, match="not a polynomial in w") as e:
+        sf.trace_factory(mobilenet_example.mobilenet_v2, "1 3 224 224",
+                         {"width_mult": "w/8"}, multiples={"w": 4}, convention="macs")
+    assert "make_divisible" in str(e.value)
+
+
+def test_mobilenet_exact_on_the_lattice_of_whole_width_multipliers():
+    c = sf.trace_factory(mobilenet_example.mobilenet_v2, "1 3 224 224",
+                         {"width_mult": "w/8"}, multiples={"w": 8}, convention="macs")
+    assert c.validity == (sp.Eq(sp.Mod(symbol("w"), 8), 0),)
+    # torchvision's mobilenet_v2 (IMAGENET1K_V1): _ops 0.301 GMACs, num_params 3,504,872
+    at = c.subs(w=8)
+    assert round(int(at.macs) / 1e9, 3) == 0.301 and at.params == 3_504_872

@@ -54,14 +54,17 @@ _TRACE_OPTIONS = ("convention", "mode", "hints", "strict", "time_budget")
 class FactoryReport:
     """How a factory formula was obtained: the lattice (``multiple`` and smallest
     ``start`` value per symbol), ``degrees`` per symbol (highest over module paths),
-    ``traces`` (points traced in the search and the solve), ``verified`` (further points
-    checked, never used in the solve), the dims traced symbolically, and ``seconds``."""
+    ``solved`` (the points the interpolation used), ``traces`` (points traced in all:
+    the lattice and degree search, the solve and the checks), ``verified`` (further
+    points checked, never used in the solve), the dims traced symbolically (``symbolic``)
+    and sampled (``dims``), and ``seconds``."""
 
     symbols: list[str]
     multiple: dict[str, int]
     start: dict[str, int]
     degrees: dict[str, int]
     traces: int = 0
+    solved: list[dict[str, int]] = field(default_factory=list)
     verified: list[dict[str, int]] = field(default_factory=list)
     symbolic: list[str] = field(default_factory=list)
     dims: list[str] = field(default_factory=list)
@@ -124,6 +127,7 @@ class _Search:
         # (path, quantity) -> symbol -> degree
         self.degree: dict[tuple[str, str], dict[str, int]] = {}
         self.varying: set[str] = set()  # paths whose spec (it prints sizes) varies
+        self.solved: set[tuple[tuple[str, int], ...]] = set()  # points the solve used
 
     def value(self, name: str, i: int, multiple: int | None = None,
               start: int | None = None) -> int:
@@ -234,8 +238,8 @@ class _Search:
     def _worst(tables: Sequence[NodeTable]) -> str:
         if not tables:
             return "no point traced"
-        total = [t.values[""].get("w:matmul_mul", sp.Integer(0)) for t in tables]
-        return f"root MACs {total}"
+        total = [t.nodes[""].macs for t in tables]
+        return f"MACs {total}"
 
     def run(self) -> NodeTable:
         """Search every axis until the lattice is stable; the base point's table. When
@@ -264,6 +268,7 @@ class _Search:
         """Every path's quantities as exact polynomials in the symbols, each on the
         tensor grid of the symbols it depends on (its degree in each)."""
         fitted: dict[str, dict[str, sp.Expr]] = {path: {} for path in base.values}
+        self.solved.clear()
         # a quantity may vanish at the base point of another symbol (a dot product's
         # C - 1 adds at C = 1): each gets the degrees of its whole node
         node: dict[str, dict[str, int]] = {}
@@ -276,9 +281,9 @@ class _Search:
             axes = [(symbol(n), self.multiple[n], self.start[n], d) for n, d in deps]
             grid: dict[tuple[int, ...], sp.Expr] = {}
             for idx in itertools.product(*[range(d + 1) for _, d in deps]):
-                tab = self._checked(self.point({n: i for (n, _), i in zip(deps, idx,
-                                                                          strict=True)}),
-                                    base)
+                pt = self.point({n: i for (n, _), i in zip(deps, idx, strict=True)})
+                self.solved.add(tuple(sorted(pt.items())))
+                tab = self._checked(pt, base)
                 grid[idx] = tab.values[path].get(q, sp.Integer(0))
                 if tab.specs[path] != base.specs[path]:
                     self.varying.add(path)
@@ -449,7 +454,8 @@ def trace_factory(make: Callable[..., Any], inputs: Any, params: Mapping[str, An
     report = FactoryReport(names, dict(search.multiple),
                            {n: search.value(n, 0) for n in names},
                            search.top_degrees(),
-                           traces=sample.traces - len(verified), verified=verified,
+                           traces=sample.traces, verified=verified,
+                           solved=[dict(p) for p in sorted(search.solved)],
                            symbolic=symbolic_dims, dims=free_dims)
     note = _note(make, report, fixed)
     free = {symbol(d) for d in symbolic_dims}
@@ -482,7 +488,8 @@ def _note(make: Callable[..., Any], report: FactoryReport, fixed: Mapping[str, A
     points = "; ".join(", ".join(f"{k}={v}" for k, v in p.items()) for p in report.verified)
     sym = (", ".join(report.symbolic) + " traced symbolically; ") if report.symbolic else ""
     fix = (" (fixed: " + ", ".join(f"{k}={v}" for k, v in fixed.items()) + ")") if fixed else ""
-    return (f"DERIVED from {report.traces} traces of {name}{fix} on the meta device: {sym}"
+    return (f"DERIVED from {len(report.solved)} traces of {name}{fix} on the meta device "
+            f"({report.traces} in all with the lattice search and the checks): {sym}"
             f"exact polynomial in {', '.join(report.symbols)} interpolated per module path, "
             f"verified at {len(report.verified)} further points never used in the solve "
             f"({points}). Valid for {lattice}.")
