@@ -236,31 +236,23 @@ def mlp(width=8, depth=2):
 '''
 
 
-def cli(*args, cwd):
-    import subprocess
-    import sys
+def test_cli_vary_prints_formula_domain_and_verification(tmp_path, capsys, monkeypatch):
+    from symflops.cli import main
 
-    return subprocess.run([sys.executable, "-m", "symflops", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=600,
-                          env={**__import__("os").environ,
-                               "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
-
-
-def test_cli_vary_prints_formula_domain_and_verification(tmp_path):
     (tmp_path / "m.py").write_text(MLP_FILE)
-    out = cli("trace", "m.py:mlp", "--vary", "width=C,depth=L", "--input", "B C",
-              "--convention", "macs", cwd=tmp_path)
-    assert out.returncode == 0, out.stderr
+    monkeypatch.chdir(tmp_path)
+    assert main(["trace", "m.py:mlp", "--vary", "width=C,depth=L", "--input", "B C",
+                 "--convention", "macs"]) == 0
+    out = capsys.readouterr().out
     # L blocks of a C x C linear layer: B*C^2*L MACs, L*(C^2 + C) params
-    assert "B*C**2*L" in out.stdout and "C*L*(C + 1)" in out.stdout
-    assert "verified at 2 further points never used in the solve" in out.stdout
-    assert "Valid for" in out.stdout
-    scaled = cli("scale", "m.py:mlp", "--vary", "width=C,depth=L", "--input", "B C",
+    assert "B*C**2*L" in out and "C*L*(C + 1)" in out
+    assert "verified at 2 further points never used in the solve" in out
+    assert "Valid for" in out
+    assert main(["scale", "m.py:mlp", "--vary", "width=C,depth=L", "--input", "B C",
                  "--convention", "macs", "--var", "C", "--range", "64:128:64", "--at",
-                 "B=1,L=4", cwd=tmp_path)
-    assert scaled.returncode == 0, scaled.stderr
+                 "B=1,L=4"]) == 0
     # 4 layers of 128 x 128 at batch 1: 4 * 128^2 = 65,536 MACs
-    assert "65,536" in scaled.stdout
+    assert "65,536" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(("vary", "match"), [
