@@ -175,7 +175,10 @@ class _Search:
         module hierarchy settles (or one step later, the first point being special)."""
         reasons: list[str] = []
         for m in self.candidates(name):
-            start = self.start[name]
+            low = self.start[name]
+            if low == self.first[name] == _DIM_START and m >= _DIM_START:
+                low = 1  # a sampled input dim: m itself is already >= 2
+            start = low
             for _ in range(4):
                 got = self._walk(name, m, start)
                 if isinstance(got, dict):
@@ -185,7 +188,7 @@ class _Search:
                     return
                 reason, again = got
                 reasons.append(f"multiple {m} from {self.value(name, 0, m, start)}: {reason}")
-                if not again or start > self.start[name]:
+                if not again or start > low:
                     break
                 start += 1
         raise SymflopsError(
@@ -462,8 +465,7 @@ def trace_factory(make: Callable[..., Any], inputs: Any, params: Mapping[str, An
     tree = _build("", base.nodes[""], fitted, free, note, search.varying)
     validity = [c for n in names for c in (
         sp.Eq(sp.Mod(symbol(n), report.multiple[n]), 0) if report.multiple[n] > 1 else sp.true,
-        sp.Ge(symbol(n), report.start[n])
-        if report.start[n] > search.first[n] * report.multiple[n] else sp.true)]
+        sp.Ge(symbol(n), report.start[n]) if report.start[n] > _implied(n, report) else sp.true)]
     result = tree._derive(notes=(*tree.notes, note),
                           validity=tuple(c for c in (*validity, *tree.validity)
                                          if c is not sp.true))
@@ -475,6 +477,13 @@ def trace_factory(make: Callable[..., Any], inputs: Any, params: Mapping[str, An
     report.seconds = time.perf_counter() - started
     object.__setattr__(out, "factory", report)
     return out
+
+
+def _implied(name: str, report: FactoryReport) -> int:
+    """The smallest value a symbol's lattice implies without a stated minimum: its
+    multiple, or for a sampled input dim 2 (sf.trace's convention: torch specializes 1)."""
+    return _DIM_START if name in report.dims and report.start[name] == _DIM_START \
+        else report.multiple[name]
 
 
 def _note(make: Callable[..., Any], report: FactoryReport, fixed: Mapping[str, Any]) -> str:
