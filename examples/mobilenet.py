@@ -64,9 +64,11 @@ class MobileNetV2(nn.Module):
         return self.classifier(torch.flatten(x, 1))
 
 
-def mobilenet_v2(num_classes: int = 1000) -> MobileNetV2:
-    """MobileNetV2-like (3.5 M parameters, about 0.3 GMACs at 224)."""
-    return MobileNetV2(num_classes).eval()
+def mobilenet_v2(num_classes: int = 1000, width_mult: float = 1.0) -> MobileNetV2:
+    """MobileNetV2-like (3.5 M parameters, about 0.3 GMACs at 224); ``width_mult`` scales
+    every width, rounded to a multiple of 8 as torchvision's ``_make_divisible`` does
+    (exact fractions work: ``Fraction(3, 4)``)."""
+    return MobileNetV2(num_classes, width_mult).eval()
 
 
 def tiny(num_classes: int = 10) -> MobileNetV2:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["resnet50", "resnet18", "tiny", "ResNet"]
+__all__ = ["resnet", "resnet50", "resnet18", "tiny", "ResNet"]
 
 
 class BasicBlock(nn.Module):
@@ -43,14 +43,15 @@ class BasicBlock(nn.Module):
 class Bottleneck(nn.Module):
     expansion = 4
 
-    def __init__(self, cin: int, width: int, stride: int = 1) -> None:
+    def __init__(self, cin: int, width: int, stride: int = 1, inner: int | None = None) -> None:
         super().__init__()
         cout = width * self.expansion
-        self.conv1 = nn.Conv2d(cin, width, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.conv2 = nn.Conv2d(width, width, 3, stride, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(width)
-        self.conv3 = nn.Conv2d(width, cout, 1, bias=False)
+        mid = width if inner is None else inner  # torchvision: planes * width_per_group/64
+        self.conv1 = nn.Conv2d(cin, mid, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(mid)
+        self.conv2 = nn.Conv2d(mid, mid, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(mid)
+        self.conv3 = nn.Conv2d(mid, cout, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(cout)
         self.relu = nn.ReLU(inplace=True)
         self.downsample = None
@@ -68,7 +69,8 @@ class Bottleneck(nn.Module):
 
 class ResNet(nn.Module):
     def __init__(self, block: type[nn.Module], layers: list[int], num_classes: int = 1000,
-                 widths: tuple[int, ...] = (64, 128, 256, 512), stem: int = 64) -> None:
+                 widths: tuple[int, ...] = (64, 128, 256, 512), stem: int = 64,
+                 width_per_group: int = 64) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(3, stem, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(stem)
@@ -79,7 +81,8 @@ class ResNet(nn.Module):
         for i, (n, w) in enumerate(zip(layers, widths, strict=True)):
             blocks = []
             for j in range(n):
-                blocks.append(block(cin, w, 2 if (j == 0 and i > 0) else 1))
+                extra = {} if width_per_group == 64 else {"inner": w * width_per_group // 64}
+                blocks.append(block(cin, w, 2 if (j == 0 and i > 0) else 1, **extra))
                 cin = w * block.expansion  # type: ignore[attr-defined]
             stages.append(nn.Sequential(*blocks))
         for i, s in enumerate(stages):
@@ -103,6 +106,15 @@ def resnet50(num_classes: int = 1000) -> ResNet:
 def resnet18(num_classes: int = 1000) -> ResNet:
     """ResNet-18-like: basic blocks [2, 2, 2, 2]."""
     return ResNet(BasicBlock, [2, 2, 2, 2], num_classes).eval()
+
+
+def resnet(layers: tuple[int, ...] | list[int] = (3, 4, 6, 3), width_per_group: int = 64,
+           num_classes: int = 1000) -> ResNet:
+    """A bottleneck ResNet from torchvision's ``ResNet`` arguments (``layers``: blocks per
+    stage; ``width_per_group``: the bottleneck's inner width per 64 planes, 128 for
+    wide_resnet50_2): the factory for ``sf.trace_factory`` and ``--vary``. The defaults
+    are ResNet-50."""
+    return ResNet(Bottleneck, list(layers), num_classes, width_per_group=width_per_group).eval()
 
 
 def tiny(num_classes: int = 10) -> ResNet:

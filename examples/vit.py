@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["vit_b_16", "vit_tiny", "VisionTransformer"]
+__all__ = ["vit", "vit_b_16", "vit_tiny", "VisionTransformer"]
 
 
 class EncoderBlock(nn.Module):
@@ -65,3 +65,13 @@ def vit_b_16(num_classes: int = 1000) -> VisionTransformer:
 def vit_tiny(num_classes: int = 10) -> VisionTransformer:
     """A 2-layer ViT on 32x32 images, patch 8, dim 64."""
     return VisionTransformer(32, 8, 2, 4, 64, 128, num_classes).eval()
+
+
+def vit(image_size: int = 224, patch_size: int = 16, num_layers: int = 12, num_heads: int = 12,
+        hidden_dim: int = 768, mlp_dim: int = 3072, num_classes: int = 1000
+        ) -> VisionTransformer:
+    """A ViT from torchvision's constructor arguments (``VisionTransformer(image_size,
+    patch_size, num_layers, num_heads, hidden_dim, mlp_dim)``): the factory for
+    ``sf.trace_factory`` and ``--vary``. The defaults are ViT-B/16."""
+    return VisionTransformer(image_size, patch_size, num_layers, num_heads, hidden_dim,
+                             mlp_dim, num_classes).eval()

@@ -37,18 +37,20 @@ if TYPE_CHECKING:  # pragma: no cover
     from symflops import tracing as tracing
     from symflops.rendering import render as render
     from symflops.tracing import trace as trace
+    from symflops.tracing import trace_factory as trace_factory
 
 __version__ = "0.1.0"
 
 __all__ = [
     "nn", "presets", "symbols", "views", "Cost", "Derivation", "Convention", "KINDS", "conventions",
-    "get_convention", "register_convention", "SymflopsError", "trace", "render", "analysis",
-    "tracing", "rendering", "__version__",
+    "get_convention", "register_convention", "SymflopsError", "trace", "trace_factory", "render",
+    "analysis", "tracing", "rendering", "__version__",
 ]
 
 # name -> (module, attribute or None for the module itself), imported on first use
 _LAZY = {
     "trace": ("symflops.tracing", "trace"),
+    "trace_factory": ("symflops.tracing", "trace_factory"),
     "render": ("symflops.rendering", "render"),
     "analysis": ("symflops.analysis", None),
     "tracing": ("symflops.tracing", None),

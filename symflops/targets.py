@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["INSTALL", "MAX_TARGET_LENGTH", "load_factory", "call_factory", "user_code",
            "is_model", "missing_module", "progress", "PROGRESS_AFTER", "spec_dims", "parse_hints",
-           "torch_only", "build_cost"]
+           "torch_only", "build_cost", "parse_vary"]
 
 #: seconds a model may take to build and trace before progress is shown on stderr
 PROGRESS_AFTER = 1.5
@@ -271,16 +271,58 @@ def torch_only(what: str, *, train: bool, hinted: bool,
                                 fix=f"leave {flag} out, or return a torch.nn.Module")
 
 
+def parse_vary(text: str) -> dict[str, str]:
+    """``--vary "image_size=H,num_layers=L,mlp_dim=4*dim"``: constructor argument ->
+    expression text (parsed by :mod:`symflops.parse` inside ``trace_factory``).
+
+    >>> parse_vary("image_size=H, mlp_dim=4*dim")
+    {'image_size': 'H', 'mlp_dim': '4*dim'}
+    """
+    from symflops.parse import MAX_LIST_LENGTH, parse_name
+
+    fix = 'write e.g. --vary "image_size=H,num_layers=L,hidden_dim=dim"'
+    if len(text) > MAX_LIST_LENGTH or not text.strip():
+        raise SymflopsError("--vary: give ARGUMENT=EXPRESSION pairs", fix=fix)
+    out: dict[str, str] = {}
+    for item in text.split(","):
+        key, eq, value = item.partition("=")
+        if not eq or not value.strip():
+            raise SymflopsError("--vary: each item is ARGUMENT=EXPRESSION",
+                                values={"item": _shown(item.strip())}, fix=fix)
+        name = parse_name(key.strip())
+        if name in out:
+            raise SymflopsError(f"--vary: {name} is given twice", fix=fix)
+        out[name] = value.strip()
+    return out
+
+
 def build_cost(factory: Callable[..., Any], name: str, spec: Any, *, convention: str,
                hints: dict[str, int], train: bool, time_budget: int | None = None,
-               options: Mapping[str, Any] | None = None) -> Cost:
+               options: Mapping[str, Any] | None = None, vary: str | None = None) -> Cost:
     """The cost of what ``factory`` returns: a :class:`~symflops.cost.Cost` (weighed by
     ``convention``), an ``sf.nn`` network on the one input ``spec``, or a torch model
     traced on ``spec`` (``None``: no input given) with ``hints``, forward and backward
     when ``train``, within ``time_budget`` seconds (``None``: sf.trace's default), with
-    the further sf.trace keywords ``options`` (``strict``, ``real``, ``fallback``, ...)."""
+    the further sf.trace keywords ``options`` (``strict``, ``real``, ``fallback``, ...).
+    ``vary``: constructor arguments as symbols (:func:`parse_vary`): the factory is
+    traced by ``sf.trace_factory`` into an exact formula in them."""
     from symflops.cost import Cost
     from symflops.nn import Layer
+
+    if vary is not None:
+        params = parse_vary(vary)
+        if spec is None:
+            raise SymflopsError("--vary needs an input spec", fix='pass --input "B 3 H H"')
+        with user_code("tracing"):
+            from symflops.tracing import trace_factory
+        with user_code(f"tracing {name}", exit_fix="take the sys.exit out of the model"):
+            factory_options: dict[str, Any] = dict(options or {})
+            if time_budget is not None:
+                factory_options["time_budget"] = time_budget
+            if hints:
+                factory_options["hints"] = hints
+            return trace_factory(factory, spec, params, convention=convention,
+                                 mode="train" if train else "eval", **factory_options)
 
     model = call_factory(factory, name)
     if not is_model(model):

@@ -109,7 +109,7 @@ def cmd_doc(args: argparse.Namespace) -> int:
                                 fix="name it with --output, e.g. --output docs/model.md")
     else:
         model_only = {"--input": args.input, "--var": args.var, "--range": args.range,
-                      "--hint": args.hint, "--train": args.train,
+                      "--hint": args.hint, "--vary": args.vary, "--train": args.train,
                       "--time-budget": args.time_budget, "--depth": args.depth,
                       **{flag: getattr(args, key) for key, flag in TRACE_FLAGS.items()}}
         for flag, given in model_only.items():

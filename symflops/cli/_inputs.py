@@ -203,7 +203,7 @@ def cost_of(target: Target, args: argparse.Namespace) -> Cost:
     with progress(what, sys.stderr):
         return build_cost(target.factory, target.name, spec, convention=args.convention,
                           hints=hints, train=train, time_budget=getattr(args, "time_budget", None),
-                          options=options)
+                          options=options, vary=getattr(args, "vary", None))
 
 
 def resolve_at(cost: Cost, text: str | None, flag: str = "--at") -> dict[sp.Symbol, sp.Expr]:

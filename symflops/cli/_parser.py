@@ -73,6 +73,10 @@ def _trace(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("tracing torch models")
     g.add_argument("--hint", action="append", metavar="NAME=VALUE",
                    help="example size of an --input dim for tracing, e.g. H=224")
+    g.add_argument("--vary", metavar="ARG=EXPR[,ARG=EXPR]",
+                   help='constructor arguments as symbols, e.g. "image_size=H,num_layers=L,'
+                        'hidden_dim=dim": an exact formula derived from traces '
+                        '(sf.trace_factory)')
     g.add_argument("--train", action="store_true",
                    help="count forward + backward (sf.trace mode='train')")
     g.add_argument("--time-budget", type=positive_int("--time-budget"), metavar="SECONDS",

@@ -15,6 +15,7 @@ into a leaf Cost through the same formula functions ``sf.nn`` uses.
 
 from symflops.tracing._aligned_forms import AlignedForms, aligned_forms
 from symflops.tracing._assembly import TracedCost, TraceReport
+from symflops.tracing._factory import FactoryCost, FactoryReport, trace_factory
 from symflops.tracing._fit import fit
 from symflops.tracing._inputs import InputSpec, parse_inputs
 from symflops.tracing._tracer import trace
@@ -30,7 +31,8 @@ from symflops.tracing.registry import (
     unregister,
 )
 
-__all__ = ["trace", "TraceReport", "TracedCost", "InputSpec", "parse_inputs", "aligned_forms",
+__all__ = ["trace", "trace_factory", "FactoryCost", "FactoryReport",
+           "TraceReport", "TracedCost", "InputSpec", "parse_inputs", "aligned_forms",
            "AlignedForms", "fit", "register", "register_zero_cost", "unregister", "HANDLERS",
            "ZERO_COST", "OpCall", "Part", "TShape", "describe"]
 

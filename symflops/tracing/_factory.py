@@ -1,0 +1,504 @@
+"""``trace_factory``: a model constructor traced into an exact formula in its
+hyperparameters (width, depth, heads, image size...).
+
+How (exact, not a statistical fit):
+
+1. Each hyperparameter symbol ``s`` is sampled on a lattice ``s = m*(k0 + i)``. Along
+   each symbol's axis (the others at their smallest lattice value) the traces find the
+   lattice multiple ``m`` (the smallest tried on which the cost is a polynomial: floors
+   of ``H/16`` resolve only on multiples of 16), the start ``k0`` (the module hierarchy
+   must not change), and, per module path, the degree in ``s`` (0: independent of it)
+   from finite differences.
+2. Per module path, the quantities (params, each kind of work, shapes, the repeat count
+   of folded blocks, the derivation's bindings) are interpolated exactly (Newton's
+   forward form, rational coefficients) on the tensor grid of the symbols it depends on.
+3. The formula is checked at points where every symbol is beyond its grid, never used
+   in the solve; a mismatch is an error, never a silent approximation.
+
+Dims the tracer keeps symbolic (``B``, ``N``) stay symbolic in every trace.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sympy as sp
+
+from symflops.cost import Cost
+from symflops.errors import SymflopsError
+from symflops.formulas.derivation import Derivation
+from symflops.symbols import symbol
+from symflops.tracing._folding import NodeTable
+from symflops.tracing._inputs import dim_names, parse_inputs
+from symflops.tracing._lattice import degree_of, newton
+from symflops.tracing._sampling import ParamValue, Point, Sampler, parse_params
+
+__all__ = ["trace_factory", "FactoryCost", "FactoryReport", "MAX_DEGREE", "MAX_FACTOR"]
+
+#: highest degree looked for in one hyperparameter (ViT's cost is quartic in H)
+MAX_DEGREE = 4
+#: largest lattice multiple tried, as a factor of the smallest one the params allow
+MAX_FACTOR = 1024
+#: where input dims that are not hyperparameters (``B``) start: torch specializes size 1,
+#: so sf.trace traces them at 2 (at 1 torch may run other ops, e.g. addmm for mm + add)
+_DIM_START = 2
+_TRACE_OPTIONS = ("convention", "mode", "hints", "strict", "time_budget")
+
+
+@dataclass
+class FactoryReport:
+    """How a factory formula was obtained: the lattice (``multiple`` and smallest
+    ``start`` value per symbol), ``degrees`` per symbol (highest over module paths),
+    ``solved`` (the points the interpolation used), ``traces`` (points traced in all:
+    the lattice and degree search, the solve and the checks), ``verified`` (further
+    points checked, never used in the solve), the dims traced symbolically (``symbolic``)
+    and sampled (``dims``), and ``seconds``."""
+
+    symbols: list[str]
+    multiple: dict[str, int]
+    start: dict[str, int]
+    degrees: dict[str, int]
+    traces: int = 0
+    solved: list[dict[str, int]] = field(default_factory=list)
+    verified: list[dict[str, int]] = field(default_factory=list)
+    symbolic: list[str] = field(default_factory=list)
+    dims: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class FactoryCost(Cost):
+    """A Cost whose formula came from :func:`trace_factory`; ``.factory`` says how."""
+
+    __slots__ = ("factory",)
+    factory: FactoryReport
+
+
+def _lcm_denominators(params: Mapping[str, ParamValue]) -> dict[str, int]:
+    """Per symbol, the smallest multiple making every expression it appears in an integer
+    for integer values of the others (``dim/64`` -> 64)."""
+    out: dict[str, int] = {}
+    for value in params.values():
+        for e in value if isinstance(value, tuple) else (value,):
+            syms = sorted(e.free_symbols, key=str)
+            if not syms:
+                continue
+            dens = [int(sp.fraction(c)[1]) for c in sp.Poly(e, *syms).coeffs()]
+            den = math.lcm(*dens) if dens else 1
+            for s in syms:
+                out[s.name] = math.lcm(out.get(s.name, 1), den)
+    return out
+
+
+def _factors(fixed: Mapping[str, Any]) -> list[int]:
+    """Lattice factors tried: powers of two times the odd parts of the fixed integer
+    arguments (a window of 7 makes multiples of 7 natural)."""
+    odd = {1}
+    for v in fixed.values():
+        for x in v if isinstance(v, (list, tuple)) else (v,):
+            if isinstance(x, int) and not isinstance(x, bool) and x > 1:
+                while x % 2 == 0:
+                    x //= 2
+                if 1 < x <= 64:
+                    odd.add(x)
+    return sorted({2 ** a * q for a in range(11) for q in odd if 2 ** a * q <= MAX_FACTOR})
+
+
+class _HierarchyChanges(Exception):
+    """The op sequence inside a module changes between points: read modules only."""
+
+
+class _Search:
+    """The lattice, degrees and fit for one factory (see the module docstring)."""
+
+    def __init__(self, sample: Sampler, names: list[str], base: dict[str, int],
+                 factors: list[int], max_degree: int, given: Mapping[str, int],
+                 dims: Sequence[str] = ()) -> None:
+        self.sample, self.names, self.base = sample, names, base
+        self.factors, self.max_degree, self.given = factors, max_degree, given
+        # input dims that are not hyperparameters start at 2, as sf.trace traces them
+        self.first = {n: _DIM_START if n in dims else 1 for n in names}
+        self.multiple = {n: given.get(n, base.get(n, 1)) for n in names}
+        self.start = dict(self.first)
+        # (path, quantity) -> symbol -> degree
+        self.degree: dict[tuple[str, str], dict[str, int]] = {}
+        self.varying: set[str] = set()  # paths whose spec (it prints sizes) varies
+        self.solved: set[tuple[tuple[str, int], ...]] = set()  # points the solve used
+
+    def value(self, name: str, i: int, multiple: int | None = None,
+              start: int | None = None) -> int:
+        return (multiple or self.multiple[name]) * ((start or self.start[name]) + i)
+
+    def point(self, index: Mapping[str, int]) -> dict[str, int]:
+        return {n: self.value(n, index.get(n, 0)) for n in self.names}
+
+    def candidates(self, name: str) -> list[int]:
+        if name in self.given:
+            return [self.given[name]]
+        low = self.base.get(name, 1)
+        return [low * f for f in self.factors if low * f >= self.multiple[name]]
+
+    def find_base(self) -> NodeTable:
+        """A smallest point the model traces at, raising multiples one symbol at a time."""
+        first: SymflopsError | None = None
+        for _ in range(len(self.names) + 1):
+            try:
+                return self.sample(self.point({}))
+            except SymflopsError as e:
+                first = first or e
+            for n in self.names:
+                for m in self.candidates(n)[1:]:
+                    try:
+                        self.sample({**self.point({}), n: m * self.start[n]})
+                    except SymflopsError:
+                        continue
+                    self.multiple[n] = m
+                    break
+                else:
+                    continue
+                break
+            else:
+                break
+        assert first is not None
+        raise SymflopsError(f"the factory does not trace at any small lattice point tried: "
+                            f"{first}", layer="trace_factory", values=self.point({}),
+                            fix="check the params, or give multiples={...} for the "
+                                "symbols (e.g. the image size a multiple of the patch)")
+
+    def axis(self, name: str) -> None:
+        """Lattice multiple, start and per-path degree of ``name`` along its axis: the
+        smallest multiple tried on which every path is a polynomial, starting where the
+        module hierarchy settles (or one step later, the first point being special)."""
+        reasons: list[str] = []
+        for m in self.candidates(name):
+            low = self.start[name]
+            if low == self.first[name] == _DIM_START and m >= _DIM_START:
+                low = 1  # a sampled input dim: m itself is already >= 2
+            start = low
+            for _ in range(4):
+                got = self._walk(name, m, start)
+                if isinstance(got, dict):
+                    self.multiple[name], self.start[name] = m, start
+                    for key, d in got.items():
+                        self.degree.setdefault(key, {})[name] = d
+                    return
+                reason, again = got
+                reasons.append(f"multiple {m} from {self.value(name, 0, m, start)}: {reason}")
+                if not again or start > low:
+                    break
+                start += 1
+        raise SymflopsError(
+            f"the cost is not a polynomial in {name} on any lattice tried (multiples "
+            f"{self.candidates(name)[0]}..{self.candidates(name)[-1]}): "
+            f"{reasons[-1] if reasons else 'no point traced'}. A rounding of widths "
+            "(make_divisible), a max/min or a data-dependent size makes the count "
+            "piecewise; no exact polynomial exists there", layer="trace_factory",
+            values={"symbol": name},
+            fix=f"give multiples={{'{name}': m}} for a lattice where the rounding is exact, "
+                f"or fix {name}")
+
+    def _walk(self, name: str, m: int, start: int
+              ) -> dict[tuple[str, str], int] | tuple[str, bool]:
+        """Trace along ``name`` at ``m*(start + i)`` until every path's degree is known:
+        the degrees, or why not and whether a later start may help."""
+        tables: list[NodeTable] = []
+        while len(tables) < self.max_degree + 3:
+            pt = {**self.point({}), name: self.value(name, len(tables), m, start)}
+            try:
+                tab = self.sample(pt)
+            except SymflopsError as e:
+                return e.message, False
+            if tables and tab.skeleton != tables[-1].skeleton:
+                if not self.sample.merged:
+                    raise _HierarchyChanges
+                return f"the module hierarchy changes at {name} = {pt[name]}", len(tables) == 1
+            tables.append(tab)
+            degrees = self._degrees(name, tables)
+            if degrees is not None:
+                return degrees
+        values = [self.value(name, i, m, start) for i in range(len(tables))]
+        return (f"not a polynomial of degree <= {self.max_degree} at {name} = {values} "
+                f"({self._worst(tables)})", True)
+
+    def _degrees(self, name: str, tables: Sequence[NodeTable]
+                 ) -> dict[tuple[str, str], int] | None:
+        """Per (path, quantity), the degree in ``name``, or None while some quantity is
+        still undetermined."""
+        out: dict[tuple[str, str], int] = {}
+        for path in tables[0].values:
+            for q in set().union(*(t.values[path] for t in tables)):
+                got = degree_of([t.values[path].get(q, sp.Integer(0)) for t in tables])
+                if got is None:
+                    return None
+                out[path, q] = got
+        return out
+
+    @staticmethod
+    def _worst(tables: Sequence[NodeTable]) -> str:
+        if not tables:
+            return "no point traced"
+        total = [t.nodes[""].macs for t in tables]
+        return f"MACs {total}"
+
+    def run(self) -> NodeTable:
+        """Search every axis until the lattice is stable; the base point's table. When
+        the op sequence inside a module changes between points, the search restarts
+        reading modules only (the traces are cached)."""
+        try:
+            return self._run()
+        except _HierarchyChanges:
+            self.sample.merged = True
+            self.multiple = {n: self.given.get(n, self.base.get(n, 1)) for n in self.names}
+            self.start = dict(self.first)
+            return self._run()
+
+    def _run(self) -> NodeTable:
+        self.find_base()
+        for _ in range(4):
+            before = (dict(self.multiple), dict(self.start))
+            self.degree = {}
+            for n in self.names:
+                self.axis(n)
+            if (self.multiple, self.start) == before:
+                break
+        return self.sample(self.point({}))
+
+    def fit(self, base: NodeTable) -> dict[str, dict[str, sp.Expr]]:
+        """Every path's quantities as exact polynomials in the symbols, each on the
+        tensor grid of the symbols it depends on (its degree in each)."""
+        fitted: dict[str, dict[str, sp.Expr]] = {path: {} for path in base.values}
+        self.solved.clear()
+        # a quantity may vanish at the base point of another symbol (a dot product's
+        # C - 1 adds at C = 1): each gets the degrees of its whole node
+        node: dict[str, dict[str, int]] = {}
+        for (path, _), degrees in self.degree.items():
+            for name, d in degrees.items():
+                node.setdefault(path, {})
+                node[path][name] = max(d, node[path].get(name, 0))
+        for path, q in sorted(self.degree):
+            deps = [(n, d) for n, d in node[path].items() if d > 0]
+            axes = [(symbol(n), self.multiple[n], self.start[n], d) for n, d in deps]
+            grid: dict[tuple[int, ...], sp.Expr] = {}
+            for idx in itertools.product(*[range(d + 1) for _, d in deps]):
+                pt = self.point({n: i for (n, _), i in zip(deps, idx, strict=True)})
+                self.solved.add(tuple(sorted(pt.items())))
+                tab = self._checked(pt, base)
+                grid[idx] = tab.values[path].get(q, sp.Integer(0))
+                if tab.specs[path] != base.specs[path]:
+                    self.varying.add(path)
+            fitted[path][q] = newton(grid, axes)
+        return fitted
+
+    def top_degrees(self) -> dict[str, int]:
+        """Per symbol, the highest degree of any quantity in it."""
+        return {n: max((d.get(n, 0) for d in self.degree.values()), default=0)
+                for n in self.names}
+
+    def _checked(self, point: Point, base: NodeTable) -> NodeTable:
+        tab = self.sample(point)
+        if tab.skeleton != base.skeleton:
+            raise SymflopsError("the module hierarchy changes with the hyperparameters",
+                                layer="trace_factory", values=dict(point),
+                                fix="fix the hyperparameter that adds or removes modules, "
+                                    "or raise its minimum")
+        return tab
+
+    def verify(self, fitted: Mapping[str, Mapping[str, sp.Expr]], base: NodeTable,
+               count: int = 2) -> list[dict[str, int]]:
+        """Check the formulas at ``count`` points beyond every grid; the points."""
+        top = self.top_degrees()
+        points = [self.point({n: top[n] + j for n in self.names}) for j in range(1, count + 1)]
+        for pt in points:
+            tab = self._checked(pt, base)
+            subs = {symbol(n): sp.Integer(v) for n, v in pt.items()}
+            for path, quantities in fitted.items():
+                for q, formula in quantities.items():
+                    want = tab.values[path].get(q, sp.Integer(0))
+                    got = formula.xreplace(subs)
+                    if sp.expand(got - want) != 0:
+                        raise SymflopsError(
+                            "the derived formula misses a verification point: the cost "
+                            "has interactions the axis search did not see",
+                            layer="trace_factory",
+                            values={"path": path or "(root)", "quantity": q, **pt,
+                                    "traced": want, "formula": got},
+                            fix="give multiples={...} or a larger max_degree")
+        return points
+
+
+def _leaf_derivation(node: Cost, q: Mapping[str, sp.Expr], work: Mapping[str, sp.Expr],
+                     params: sp.Expr, note: str) -> Derivation:
+    """The traced leaf's general formula with its bindings interpolated, when that
+    reproduces the interpolated work exactly; else the work itself."""
+    d = node.derivation
+    if d is not None:
+        bindings = {s: q[f"b:{s}"] for s in d.bindings if f"b:{s}" in q}
+        if len(bindings) == len(d.bindings):
+            derived = Derivation(d.general, d.general_params, bindings,
+                                 d.explanation, d.rates)
+            if all(sp.expand(derived.work.get(k, 0) - v) == 0 for k, v in work.items()) \
+                    and sp.expand(derived.params - params) == 0:
+                return derived
+    return Derivation(dict(work), params, {}, note)
+
+
+def _build(path: str, node: Cost, fitted: Mapping[str, Mapping[str, sp.Expr]],
+           free: set[sp.Symbol], note: str, varying: set[str]) -> Cost:
+    q = fitted[path]
+    spec = node.layer if path in varying else node.spec
+    shape_in = [q[f"in:{i}"] for i in range(len(node.input_shape))]
+    shape_out = [q[f"out:{i}"] for i in range(len(node.output_shape))]
+    validity = [c for c in node.validity if c.free_symbols <= free]
+    if node.children:
+        kids = [_build(f"{path}.{c.name}" if path else c.name, c, fitted, free, note, varying)
+                for c in node.children]
+        return Cost(node.name, node.layer, spec=spec, children=kids, count=q["count"],
+                    input_shape=shape_in, output_shape=shape_out, validity=validity,
+                    convention=node.convention, notes=node.notes, op=node.op)
+    work = {k[2:]: v for k, v in q.items() if k.startswith("w:")}
+    return Cost(node.name, node.layer, spec=spec, params=q["params"], work=work,
+                count=q["count"], input_shape=shape_in, output_shape=shape_out,
+                validity=validity, convention=node.convention, notes=node.notes, op=node.op,
+                derivation=_leaf_derivation(node, q, work, q["params"], note))
+
+
+def trace_factory(make: Callable[..., Any], inputs: Any, params: Mapping[str, Any],
+                  fixed: Mapping[str, Any] | None = None, *,
+                  multiples: Mapping[str, int] | None = None, max_degree: int = MAX_DEGREE,
+                  symbolic: Sequence[str] = (), dims: Mapping[str, Any] | None = None,
+                  **trace_options: Any) -> FactoryCost:
+    """Trace ``make(**fixed, **params)`` into an exact formula in the hyperparameters.
+
+    ``params`` maps constructor arguments to symbols or expressions (``"dim"``,
+    ``"4*dim"``, ``"dim/64"``, a list for a list argument), read by
+    :mod:`symflops.parse`; a symbol that is also an input dim (``image_size`` -> ``H``
+    with inputs ``"B 3 H H"``) is tied to it. Every input dim is sampled like a
+    hyperparameter (concrete traces run ~15x faster than symbolic ones), except those
+    named in ``symbolic``, which every trace keeps symbolic. ``dims``: input dims given
+    as expressions of the symbols (``{"H": "P*n"}``: the image side as patch size times
+    patches per side), which then do not appear in the formula.
+    ``multiples``: a lattice multiple per symbol, skipping its search. ``trace_options``:
+    ``convention``, ``mode``, ``hints``, ``strict``, ``time_budget`` (per trace), as for
+    :func:`symflops.trace`. The result is a Cost tree with repeated blocks folded
+    (``count`` a formula, e.g. ``L``), its lattice in ``validity``, how it was derived and
+    verified in ``notes`` and in ``.factory``. A count that is not a polynomial on any
+    lattice tried is a SymflopsError naming the symbol and the reason.
+
+    >>> import torch, symflops as sf
+    >>> def mlp(width, depth):
+    ...     return torch.nn.Sequential(*[torch.nn.Linear(width, width) for _ in range(depth)])
+    >>> c = sf.trace_factory(mlp, "B C", {"width": "C", "depth": "L"}, convention="macs")
+    >>> c.macs, c.params
+    (B*C**2*L, C*L*(C + 1))
+    >>> c.factory.degrees
+    {'C': 2, 'L': 1, 'B': 1}
+    >>> c.validity
+    ()
+    """
+    started = time.perf_counter()
+    unknown = sorted(set(trace_options) - set(_TRACE_OPTIONS))
+    if unknown:
+        raise SymflopsError("unknown trace options", layer="trace_factory",
+                            values={"options": unknown}, fix="use " + ", ".join(_TRACE_OPTIONS))
+    if not callable(make):
+        raise SymflopsError("make must be a callable returning a torch.nn.Module",
+                            layer="trace_factory", values={"make": repr(make)})
+    if isinstance(max_degree, bool) or not isinstance(max_degree, int) or max_degree < 1:
+        raise SymflopsError("max_degree must be a positive int", layer="trace_factory",
+                            values={"max_degree": repr(max_degree)})
+    parsed = parse_params(params, fixed)
+    fixed = dict(fixed or {})
+    pos, kw = parse_inputs(inputs)
+    dim_exprs = parse_params(dims, None) if dims else {}
+    names: list[str] = []
+    for value in [*parsed.values(), *dim_exprs.values()]:
+        for e in value if isinstance(value, tuple) else (value,):
+            names += [s.name for s in sorted(e.free_symbols, key=str) if s.name not in names]
+    input_dims = dim_names(pos, kw)
+    for d, e in dim_exprs.items():
+        if d not in input_dims or isinstance(e, tuple):
+            raise SymflopsError("dims gives an expression per input dim", layer="trace_factory",
+                                values={d: repr(e)}, fix="input dims: " + ", ".join(input_dims))
+    dims_left = [d for d in input_dims if d not in dim_exprs]
+    if isinstance(symbolic, str) or any(d not in dims_left or d in names for d in symbolic):
+        raise SymflopsError("symbolic names input dims that are not hyperparameters",
+                            layer="trace_factory", values={"symbolic": repr(symbolic)},
+                            fix="input dims: " + ", ".join(dims_left))
+    free_dims = [d for d in dims_left if d not in names and d not in symbolic]
+    names += free_dims
+    given = dict(multiples or {})
+    for n, m in given.items():
+        if n not in names or isinstance(m, bool) or not isinstance(m, int) or m < 1:
+            raise SymflopsError("multiples gives a positive int per hyperparameter symbol",
+                                layer="trace_factory", values={n: repr(m)},
+                                fix="symbols are: " + ", ".join(names))
+    sample = Sampler(make, fixed, parsed, (pos, kw), trace_options, dim_exprs)
+    search = _Search(sample, names, _lcm_denominators({**parsed, **dim_exprs}),
+                     _factors(fixed), max_degree, given, free_dims)
+    base = search.run()
+    if sample.pinned:  # dims the tracer cannot keep symbolic are sampled as well
+        names += [n for n in sample.pinned if n not in names]
+        sample.pinned.clear()
+        search = _Search(sample, names, _lcm_denominators({**parsed, **dim_exprs}),
+                         _factors(fixed),
+                         max_degree, given, free_dims)
+        base = search.run()
+        if sample.pinned:
+            raise SymflopsError("the tracer fixes input dims even when sampled",
+                                layer="trace_factory", values=dict(sample.pinned),
+                                fix="give those dims numbers in the inputs")
+    fitted = search.fit(base)
+    verified = search.verify(fitted, base)
+    symbolic_dims = [d for d in dims_left if d not in names]
+    report = FactoryReport(names, dict(search.multiple),
+                           {n: search.value(n, 0) for n in names},
+                           search.top_degrees(),
+                           traces=sample.traces, verified=verified,
+                           solved=[dict(p) for p in sorted(search.solved)],
+                           symbolic=symbolic_dims, dims=free_dims)
+    note = _note(make, report, fixed)
+    free = {symbol(d) for d in symbolic_dims}
+    tree = _build("", base.nodes[""], fitted, free, note, search.varying)
+    validity = [c for n in names for c in (
+        sp.Eq(sp.Mod(symbol(n), report.multiple[n]), 0) if report.multiple[n] > 1 else sp.true,
+        sp.Ge(symbol(n), report.start[n]) if report.start[n] > _implied(n, report) else sp.true)]
+    result = tree._derive(notes=(*tree.notes, note),
+                          validity=tuple(c for c in (*validity, *tree.validity)
+                                         if c is not sp.true))
+    out = object.__new__(FactoryCost)
+    for klass in type(result).__mro__:
+        for slot in getattr(klass, "__slots__", ()):
+            if hasattr(result, slot):
+                object.__setattr__(out, slot, getattr(result, slot))
+    report.seconds = time.perf_counter() - started
+    object.__setattr__(out, "factory", report)
+    return out
+
+
+def _implied(name: str, report: FactoryReport) -> int:
+    """The smallest value a symbol's lattice implies without a stated minimum: its
+    multiple, or for a sampled input dim 2 (sf.trace's convention: torch specializes 1)."""
+    return _DIM_START if name in report.dims and report.start[name] == _DIM_START \
+        else report.multiple[name]
+
+
+def _note(make: Callable[..., Any], report: FactoryReport, fixed: Mapping[str, Any]) -> str:
+    """The one-paragraph account a paper can cite."""
+    name = getattr(make, "__name__", type(make).__name__)
+    lattice = ", ".join(
+        (f"{n} a multiple of {report.multiple[n]}, " if report.multiple[n] > 1 else f"{n} ")
+        + (f">= 1 (sampled from {report.start[n]} as sf.trace traces a dim: torch "
+           "specializes size 1)" if n in report.dims and report.start[n] == _DIM_START
+           else f">= {report.start[n]}") for n in report.symbols)
+    points = "; ".join(", ".join(f"{k}={v}" for k, v in p.items()) for p in report.verified)
+    sym = (", ".join(report.symbolic) + " traced symbolically; ") if report.symbolic else ""
+    fix = (" (fixed: " + ", ".join(f"{k}={v}" for k, v in fixed.items()) + ")") if fixed else ""
+    return (f"DERIVED from {len(report.solved)} traces of {name}{fix} on the meta device "
+            f"({report.traces} in all with the lattice search and the checks): {sym}"
+            f"exact polynomial in {', '.join(report.symbols)} interpolated per module path, "
+            f"verified at {len(report.verified)} further points never used in the solve "
+            f"({points}). Valid for {lattice}.")
