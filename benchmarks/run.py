@@ -337,10 +337,17 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"measure only these ({', '.join(SECTIONS)}); keep the rest")
     ap.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument("--report-only", action="store_true",
+                    help="measure nothing: rebuild BENCHMARKS.md from the results file")
+    ap.add_argument("--note", default="", help="a sentence added to the report's note")
     ap.add_argument("--memory-child", nargs=2, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.memory_child:
         memory_child(*a.memory_child)
+        return 0
+    if a.report_only:
+        a.out.write_text(report.build_report(json.loads(a.results.read_text())))
+        log(f"wrote {a.out} from {a.results}")
         return 0
     import torch
 
@@ -366,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     mach["load_after"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
     results["meta"] = {"date": datetime.datetime.now(datetime.timezone.utc).strftime(
         "%Y-%m-%d %H:%M UTC"), "machine": mach, "versions": versions(), "reps": reps,
-        "quick": a.quick, "command": command, "note": NOTE}
+        "quick": a.quick, "command": command, "note": f"{NOTE} {a.note}".strip()}
     a.results.write_text(json.dumps(results, indent=1, default=str))
     a.out.write_text(report.build_report(results))
     log(f"wrote {a.out} and {a.results}")
