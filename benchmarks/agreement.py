@@ -10,8 +10,8 @@ the residual is printed as unexplained. Nothing is guessed: a sentence appears o
 its arithmetic closes to the last unit.
 
 >>> terms = {"macs": 100, "norm_el": 7, "act_el": 5}
->>> explain("fvcore", 107, terms)
-'MACs (1 per multiply-accumulate) + 1 per normalization element (7): matches exactly'
+>>> print(explain("ptflops", 110, terms))  # doctest: +ELLIPSIS
+MACs (1 per multiply-accumulate) + 2 per activation element (5): matches exactly (ptflops' ...)
 >>> explain("fcm_cpu", 200, terms)
 'the same count'
 """
@@ -29,14 +29,14 @@ from typing import Any
 COMPONENTS: dict[str, tuple[str, tuple[int, ...]]] = {
     "bias": ("{r} per bias add", (1, 2)),
     "norm_el": ("{r} per normalization element", (1, 2, 4, 5)),
-    "act_el": ("{r} per activation element", (1,)),
-    "maxpool_in_el": ("{r} per max-pool input element", (1,)),
+    "act_el": ("{r} per activation element", (1, 2)),
+    "maxpool_in_el": ("{r} per max-pool input element", (1, 2)),
     "maxpool_out_el": ("{r} per max-pool output element", (1,)),
-    "avgpool_in_el": ("{r} per adaptive-average-pool input element", (1,)),
+    "avgpool_in_el": ("{r} per adaptive-average-pool input element", (1, 2)),
     "avgpool_out_el": ("{r} per adaptive-average-pool output element", (1,)),
     "add_el": ("{r} per residual-add element", (1,)),
     "mul_el": ("{r} per elementwise-multiply element", (1,)),
-    "softmax_el": ("{r} per softmax element", (1,)),
+    "softmax_el": ("{r} per softmax element", (1, 2, 3, 5)),
     "attn_macs": ("counts 0 for attention's QK^T and AV (scaled_dot_product_attention)",
                   (-1, -2)),
     "mha_fast_macs": ("counts 0 for nn.MultiheadAttention's fused CPU fast path "
@@ -55,6 +55,18 @@ BASES: dict[str, tuple[int, str]] = {
 
 #: the largest number of components an explanation may use
 MAX_COMPONENTS = 5
+
+#: where a peer's rates come from (read in its source); added after a sentence that closes
+WHERE = {
+    "ptflops": "ptflops' default backend counts a module's hook and, for nn.ReLU and the "
+               "pools, again the torch.nn.functional call it patches (a rate of 2)",
+    "fvcore": "fvcore counts 1 per element of batch_norm in eval (2 with affine), 5 per "
+              "element of layer_norm, the input of adaptive pools, and nothing for "
+              "scaled_dot_product_attention (unsupported op)",
+    "fcm_cpu": "on CPU, SDPA dispatches to _scaled_dot_product_flash_attention_for_cpu and "
+               "nn.MultiheadAttention to its fused fast path, neither in FlopCounterMode's "
+               "registry",
+}
 
 
 def _numel(shape: Any) -> int:
@@ -115,7 +127,8 @@ def explain(peer: str, value: int, t: dict[str, int]) -> str:
             parts = [COMPONENTS[n][0].format(r=r) + f" ({t[n]:,})" if r > 0 else
                      COMPONENTS[n][0] + f": {t[n]:,} MACs lost ({-r} per MAC)"
                      for n, r in choice]
-            return f"{base_words} + " + " + ".join(parts) + ": matches exactly"
+            where = f" ({WHERE[peer]})" if peer in WHERE else ""
+            return f"{base_words} + " + " + ".join(parts) + ": matches exactly" + where
     residual = value - base
     return (f"{base_words}: {residual:+,} ({residual / base:+.2%}) not explained by the "
             "components symflops counts (an op it weighs differently)")

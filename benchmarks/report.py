@@ -59,12 +59,14 @@ def models(results: dict[str, Any]) -> Lines:
         return ["## Speed and agreement per model", "", *_missing("models")]
     peers = data["peers"]
     lines = ["## Speed and agreement per model", "",
-             f"Each tool counts each model once at B = 1 and H = W = 224 (vision) or N = 1024 "
-             f"(language); time is the median of {data['reps']} runs, model construction "
-             "excluded (listed apart). 'symflops / tool' is symflops' symbolic trace time "
-             "over the tool's time: below 1, symflops is faster. 'why' is verified: each "
-             "sentence closes to the last unit against the terms of symflops' own trace "
-             "(benchmarks/agreement.py); an unexplained residual is printed as such.", ""]
+             f"Each tool counts each model once at B = 1 and H = W = 224 (vision) or "
+             f"N = 1024 (language); time is the median of {data['reps']} runs (one when the "
+             "first takes over 20 s), after one untimed call of each tool (its imports); "
+             "model construction is excluded (listed apart). 'symflops / tool' is symflops' "
+             "symbolic trace time over the tool's time: below 1, symflops is faster. 'why' is "
+             "verified: each sentence closes to the last unit against the terms of symflops' "
+             "own trace (benchmarks/agreement.py); an unexplained residual is printed as "
+             "such.", ""]
     absent = [f"`{p}` ({info['missing']})" for p, info in peers.items() if info.get("missing")]
     if absent:
         lines += ["Peers missing here (their columns are skipped): " + "; ".join(absent), ""]
