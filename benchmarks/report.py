@@ -17,6 +17,12 @@ from typing import Any
 
 Lines = list[str]
 
+#: the heading of each measured section
+TITLES = {"models": "## Speed and agreement per model", "resolutions": "## FLOPs at 100 sizes",
+          "evaluate": "## Evaluation throughput", "depth": "## Growth with depth",
+          "render": "## Rendering", "memory": "## Peak memory",
+          "zoo": "## The torchvision classification zoo"}
+
 
 def secs(s: float | None) -> str:
     """Seconds for a table cell: 3 significant figures, ms below 1 s."""
@@ -32,6 +38,15 @@ def ratio(a: float | None, b: float | None) -> str:
 
 def _missing(name: str) -> Lines:
     return [f"_Not measured in this run: `python benchmarks/run.py --only {name}`._", ""]
+
+
+def failed(results: dict[str, Any], name: str) -> Lines | None:
+    """The lines saying a section's measurement raised, or None when it did not."""
+    err = (results.get(name) or {}).get("error")
+    if not isinstance(err, str):
+        return None
+    return [f"_The measurement failed: {err} (rerun `python benchmarks/run.py --only {name}`)._",
+            ""]
 
 
 def header(results: dict[str, Any]) -> Lines:
@@ -56,9 +71,9 @@ def header(results: dict[str, Any]) -> Lines:
 def models(results: dict[str, Any]) -> Lines:
     data = results.get("models")
     if not data:
-        return ["## Speed and agreement per model", "", *_missing("models")]
+        return [TITLES["models"], "", *_missing("models")]
     peers = data["peers"]
-    lines = ["## Speed and agreement per model", "",
+    lines = [TITLES["models"], "",
              f"Each tool counts each model once at B = 1 and H = W = 224 (vision) or "
              f"N = 1024 (language); time is the median of {data['reps']} runs (one when the "
              "first takes over 20 s), after one untimed call of each tool (its imports); "
@@ -98,7 +113,7 @@ def models(results: dict[str, Any]) -> Lines:
 
 def resolutions(results: dict[str, Any]) -> Lines:
     data = results.get("resolutions")
-    lines = ["## FLOPs at 100 sizes", ""]
+    lines = [TITLES["resolutions"], ""]
     if not data:
         return lines + _missing("resolutions")
     lines += ["One symbolic trace plus one vectorized evaluation at all sizes (compile "
@@ -117,7 +132,7 @@ def resolutions(results: dict[str, Any]) -> Lines:
 
 def evaluate(results: dict[str, Any]) -> Lines:
     data = results.get("evaluate")
-    lines = ["## Evaluation throughput", ""]
+    lines = [TITLES["evaluate"], ""]
     if not data:
         return lines + _missing("evaluate")
     lines += [f"`Cost.evaluate` of a formula over {data['points']:,} points (exact int64), "
@@ -132,7 +147,7 @@ def evaluate(results: dict[str, Any]) -> Lines:
 
 def depth(results: dict[str, Any]) -> Lines:
     data = results.get("depth")
-    lines = ["## Growth with depth", ""]
+    lines = [TITLES["depth"], ""]
     if not data:
         return lines + _missing("depth")
     lines += ["Composition: an `sf.nn.Sequential` of conv/bn/relu layers, cost + simplify "
@@ -153,7 +168,7 @@ def depth(results: dict[str, Any]) -> Lines:
 
 def render(results: dict[str, Any]) -> Lines:
     data = results.get("render")
-    lines = ["## Rendering", ""]
+    lines = [TITLES["render"], ""]
     if not data:
         return lines + _missing("render")
     lines += ["`sf.render` from cold caches (benchmarks/bench_render.py), CPU seconds, median "
@@ -169,7 +184,7 @@ def render(results: dict[str, Any]) -> Lines:
 
 def memory(results: dict[str, Any]) -> Lines:
     data = results.get("memory")
-    lines = ["## Peak memory", ""]
+    lines = [TITLES["memory"], ""]
     if not data:
         return lines + _missing("memory")
     lines += ["Peak resident set size (`ru_maxrss`) of a fresh child process that builds the "
@@ -190,7 +205,7 @@ def memory(results: dict[str, Any]) -> Lines:
 
 def zoo(results: dict[str, Any]) -> Lines:
     data = results.get("zoo")
-    lines = ["## The torchvision classification zoo", ""]
+    lines = [TITLES["zoo"], ""]
     if not data:
         return lines + _missing("zoo")
     rows = data["models"]
@@ -245,12 +260,12 @@ def _target_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
             out.append((f"{name}: symbolic trace <= 1.5x the concrete-recording floor",
                         f"{t / floor:.2f}x", verdict(t / floor, 1.5, True)))
     for name, r in (results.get("resolutions") or {}).items():
-        if not r.get("skipped"):
+        if isinstance(r, dict) and not r.get("skipped"):
             x = r["theirs_s"] / r["ours_s"]
             out.append((f"{name}: 100 sizes >= 60x faster than 100 FlopCounterMode counts",
                         f"{x:.1f}x", verdict(x, 60, False)))
     z = results.get("zoo")
-    if z:
+    if z and "models" in z:
         ok = [r for r in z["models"] if r["status"] != "failed" and r.get("fcm_s")]
         x = sum(r["trace_s"] for r in ok) / sum(r["fcm_s"] for r in ok)
         out.append(("zoo traced symbolically in less total time than FlopCounterMode "
@@ -293,6 +308,10 @@ SECTIONS: dict[str, Callable[[dict[str, Any]], Lines]] = {
 def build_report(results: dict[str, Any]) -> str:
     """The whole of BENCHMARKS.md."""
     lines: Lines = []
-    for build in SECTIONS.values():
-        lines += build(results)
+    for name, build in SECTIONS.items():
+        bad = failed(results, name)
+        if bad is None:
+            lines += build(results)
+        else:
+            lines += [TITLES[name], "", *bad]
     return "\n".join(lines).rstrip() + "\n"

@@ -213,7 +213,7 @@ def evaluate_section(reps: int, quick: bool) -> dict[str, Any]:
     import symflops as sf
 
     rng = np.random.default_rng(0)
-    hs, ws = rng.integers(16, 2048, 10**6), rng.integers(16, 2048, 10**6)
+    hs, ws = rng.integers(32, 2048, 10**6), rng.integers(32, 2048, 10**6)
     costs = {"sf.nn 50-layer conv/bn/relu (bench_core), FLOPs exact":
              sf.nn.Sequential(*list(conv_stack(51, stride_every=4).layers.values())[:50]
                               ).cost(("B", 3, "H", "W"))}
@@ -386,7 +386,11 @@ def main(argv: list[str] | None = None) -> int:
             results.pop(name, None)
             continue
         log(f"{name}: measuring")
-        results[name] = measure(reps, a.quick)
+        try:
+            results[name] = measure(reps, a.quick)
+        except Exception as e:  # noqa: BLE001 - one broken section must not lose the others
+            log(f"{name}: FAILED {type(e).__name__}: {e}")
+            results[name] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"}
         a.results.write_text(json.dumps(results, indent=1, default=str))
     mach["load_after"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
     results["meta"] = {"date": datetime.datetime.now(datetime.timezone.utc).strftime(

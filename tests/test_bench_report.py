@@ -159,3 +159,11 @@ TERMS = {"macs": 1000, "bias": 10, "norm_el": 50, "act_el": 30, "attn_macs": 200
 ], ids=["same", "fvcore-norms", "sdpa-lost", "ptflops-several", "unexplained"])
 def test_explain(peer: str, value: int, want: str) -> None:
     assert agreement.explain(peer, value, TERMS).startswith(want)
+
+
+def test_a_failed_section_says_why() -> None:
+    results = fake()
+    results["memory"] = {"error": "CalledProcessError: boom"}
+    text = report.build_report(results)
+    assert "## Peak memory\n\n_The measurement failed: CalledProcessError: boom (rerun " \
+           "`python benchmarks/run.py --only memory`)._" in text
