@@ -31,9 +31,7 @@ COMPONENTS: dict[str, tuple[str, tuple[int, ...]]] = {
     "norm_el": ("{r} per normalization element", (1, 2, 4, 5)),
     "act_el": ("{r} per activation element", (1, 2)),
     "maxpool_in_el": ("{r} per max-pool input element", (1, 2)),
-    "maxpool_out_el": ("{r} per max-pool output element", (1,)),
     "avgpool_in_el": ("{r} per adaptive-average-pool input element", (1, 2)),
-    "avgpool_out_el": ("{r} per adaptive-average-pool output element", (1,)),
     "add_el": ("{r} per residual-add element", (1,)),
     "mul_el": ("{r} per elementwise-multiply element", (1,)),
     "softmax_el": ("{r} per softmax element", (1, 2, 3, 5)),
@@ -45,7 +43,8 @@ COMPONENTS: dict[str, tuple[str, tuple[int, ...]]] = {
 
 #: the base of each peer's number: (term, rate, how to say it)
 BASES: dict[str, tuple[int, str]] = {
-    "symflops": (2, "torch convention"), "fcm_cpu": (2, "torch convention"),
+    "symflops": (2, "torch convention"), "symflops_floor": (2, "torch convention"),
+    "fcm_cpu": (2, "torch convention"),
     "fcm_meta": (2, "torch convention"), "fcm_symbolic": (2, "torch convention"),
     "export": (2, "torch convention"), "calflops": (2, "2 x MACs"),
     "fvcore": (1, "MACs (1 per multiply-accumulate)"),
@@ -90,10 +89,8 @@ def terms(cost: Any) -> dict[str, int]:
             t["act_el"] += out
         elif "max_pool" in op:
             t["maxpool_in_el"] += inp
-            t["maxpool_out_el"] += out
         elif "avg_pool" in op or op == "aten.mean":
             t["avgpool_in_el"] += inp
-            t["avgpool_out_el"] += out
         elif op in ("aten.add", "aten.add_"):
             t["add_el"] += out
         elif op in ("aten.mul", "aten.mul_"):
@@ -122,13 +119,19 @@ def explain(peer: str, value: int, t: dict[str, int]) -> str:
     if value == base:
         return "the same count" if scale == 2 else f"{base_words}: matches exactly"
     names = [n for n in COMPONENTS if t.get(n)]
+    found: list[str] = []
+    size = None
     for choice in _candidates(names):
+        if size is not None and len(choice) > size:
+            break
         if base + sum(r * t[n] for n, r in choice) == value:
-            parts = [COMPONENTS[n][0].format(r=r) + f" ({t[n]:,})" if r > 0 else
-                     COMPONENTS[n][0] + f": {t[n]:,} MACs lost ({-r} per MAC)"
-                     for n, r in choice]
-            where = f" ({WHERE[peer]})" if peer in WHERE else ""
-            return f"{base_words} + " + " + ".join(parts) + ": matches exactly" + where
+            size = len(choice)
+            found.append(" + ".join(
+                COMPONENTS[n][0].format(r=r) + f" ({t[n]:,})" if r > 0 else
+                COMPONENTS[n][0] + f": {t[n]:,} MACs lost ({-r} per MAC)" for n, r in choice))
+    if found:  # several explanations of the same size: all are given, none is chosen
+        where = f" ({WHERE[peer]})" if peer in WHERE else ""
+        return f"{base_words} + " + "; or equally ".join(found) + ": matches exactly" + where
     residual = value - base
     return (f"{base_words}: {residual:+,} ({residual / base:+.2%}) not explained by the "
             "components symflops counts (an op it weighs differently)")

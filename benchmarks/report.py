@@ -87,6 +87,7 @@ def models(results: dict[str, Any]) -> Lines:
         lines += ["Peers missing here (their columns are skipped): " + "; ".join(absent), ""]
     lines += ["Conventions: " + "; ".join(f"**{p}** = {info['convention']}"
                                           for p, info in peers.items()), ""]
+    lines += glance(data)
     for c in data["cases"].values():
         sym = c["symflops"]
         base = c["tools"].get("symflops", {}).get("seconds")
@@ -109,6 +110,32 @@ def models(results: dict[str, Any]) -> Lines:
                          f"{count} | {peers[p]['convention']} | {why} |")
         lines.append("")
     return lines
+
+
+def glance(data: dict[str, Any]) -> Lines:
+    """Every tool's count for every model in one table (G = 10^9), with symflops' own
+    count in each convention; a mark when the model's 'why' closed exactly."""
+    names = [p for p, info in data["peers"].items() if not info.get("missing")]
+    lines = ["Every count at a glance (G = 10^9 of the tool's own unit; = same as symflops in "
+             "that convention, ~ differs for the verified reason below, ? unexplained, x "
+             "failed):", "",
+             "| model | symflops exact | symflops macs | " + " | ".join(names) + " |",
+             "|---|" + "---:|" * (len(names) + 2)]
+    for c in data["cases"].values():
+        cells = []
+        for p in names:
+            r = c["tools"].get(p)
+            if not r or r.get("error"):
+                cells.append("x" if r else "-")
+                continue
+            why = r.get("why", "")
+            mark = "=" if why == "the same count" or why.endswith(": matches exactly") and \
+                "+" not in why else "~" if "matches exactly" in why else "?" if why else ""
+            cells.append(f"{r['count'] / 1e9:.3f} {mark}".strip())
+        sym = c.get("symflops", {})
+        lines.append(f"| {c['label']} | {sym.get('exact', 0) / 1e9:.3f} | "
+                     f"{sym.get('macs', 0) / 1e9:.3f} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def resolutions(results: dict[str, Any]) -> Lines:

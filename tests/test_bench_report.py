@@ -137,7 +137,7 @@ def test_a_missing_section_names_its_command() -> None:
 
 
 TERMS = {"macs": 1000, "bias": 10, "norm_el": 50, "act_el": 30, "attn_macs": 200,
-         "add_el": 7}
+         "add_el": 7, "maxpool_in_el": 7}
 
 
 @pytest.mark.parametrize("peer, value, want", [
@@ -156,7 +156,10 @@ TERMS = {"macs": 1000, "bias": 10, "norm_el": 50, "act_el": 30, "attn_macs": 200
                       "exactly"),
     # 1003 is no combination of the terms: the residual +3 is printed as unexplained
     ("fvcore", 1003, "MACs (1 per multiply-accumulate): +3 (+0.30%) not explained"),
-], ids=["same", "fvcore-norms", "sdpa-lost", "ptflops-several", "unexplained"])
+    # 1000 + 7 = 7 max-pool inputs or 7 residual-add elements: both are said, none chosen
+    ("fvcore", 1007, "MACs (1 per multiply-accumulate) + 1 per max-pool input element (7); "
+                     "or equally 1 per residual-add element (7): matches exactly"),
+], ids=["same", "fvcore-norms", "sdpa-lost", "ptflops-several", "unexplained", "ambiguous"])
 def test_explain(peer: str, value: int, want: str) -> None:
     assert agreement.explain(peer, value, TERMS).startswith(want)
 
