@@ -8,8 +8,8 @@ registries (``CASES``, ``PEERS``): ``run.py`` times every peer on every case and
 
 >>> sorted(PEERS)[:3]
 ['calflops', 'export', 'fcm_cpu']
->>> PEERS["fvcore"].convention
-'MACs of conv/linear/matmul/einsum + 1 per element of norms and pools'
+>>> PEERS["fvcore"].convention.split(";")[0]
+'MACs of conv/linear/matmul/bmm/einsum'
 """
 
 from __future__ import annotations
@@ -314,8 +314,9 @@ def _export(case: Case, model: Any, device: str) -> int:
     return int(expr.subs(subs)) if hasattr(expr, "subs") else int(expr)
 
 
-@peer("fvcore", "fvcore FlopCountAnalysis", "MACs of conv/linear/matmul/einsum + 1 per "
-      "element of norms and pools", "cpu", "fvcore")
+@peer("fvcore", "fvcore FlopCountAnalysis", "MACs of conv/linear/matmul/bmm/einsum; per "
+      "element: batch_norm 1 (2 with affine), layer/group_norm 5, adaptive_avg_pool input 1; "
+      "other ops (SDPA included) 0", "cpu", "fvcore")
 def _fvcore(case: Case, model: Any, device: str) -> int:
     import torch
     from fvcore.nn import FlopCountAnalysis
@@ -353,8 +354,9 @@ def _ptflops(case: Case, model: Any, device: str, backend: str) -> int:
     return int(macs)
 
 
-@peer("ptflops", "ptflops (default pytorch backend)", "MACs of modules + 1 per element of "
-      "bias, norms, activations, pools", "cpu", "ptflops")
+@peer("ptflops", "ptflops (default pytorch backend)", "MACs of modules and patched "
+      "matmuls; per element: bias 1, affine BatchNorm 2, activations and pools 1 per module "
+      "hook and 1 per patched torch.nn.functional call", "cpu", "ptflops")
 def _ptflops_pytorch(case: Case, model: Any, device: str) -> int:
     return _ptflops(case, model, device, "pytorch")
 
@@ -365,8 +367,9 @@ def _ptflops_aten(case: Case, model: Any, device: str) -> int:
     return _ptflops(case, model, device, "aten")
 
 
-@peer("calflops", "calflops calculate_flops", "FLOPs = 2 x its MACs (modules and patched "
-      "torch.nn.functional calls)", "cpu", "calflops")
+@peer("calflops", "calflops calculate_flops", "its FLOPs: 2 per MAC plus per-element work "
+      "of norms, activations and pools (patched torch.nn.functional calls)", "cpu",
+      "calflops")
 def _calflops(case: Case, model: Any, device: str) -> int:
     from calflops import calculate_flops
 

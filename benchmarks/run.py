@@ -159,8 +159,12 @@ def model_section(reps: int, quick: bool) -> dict[str, Any]:
 
 
 def explain_all(models: dict[str, Any]) -> None:
-    """Fill each tool's 'why' from the case's stored terms (so an improved explanation
-    applies to stored measurements: ``--report-only`` calls it too)."""
+    """Fill each tool's 'why' from the case's stored terms, and its convention from
+    ``peers.PEERS`` (so an improved explanation applies to stored measurements:
+    ``--report-only`` calls it too)."""
+    for p_name, info in models.get("peers", {}).items():
+        if p_name in peers.PEERS:
+            info["convention"] = peers.PEERS[p_name].convention
     for row in models.get("cases", {}).values():
         for p_name, r in row.get("tools", {}).items():
             if "count" in r and "terms" in row and p_name in agreement.BASES:
