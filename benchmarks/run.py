@@ -173,14 +173,14 @@ def explain_all(models: dict[str, Any]) -> None:
 
 # ----------------------------------------------------------------------------- resolutions
 def resolution_section(reps: int, quick: bool) -> dict[str, Any]:
-    """One trace + one vectorized evaluation at 100 sizes against 100 FlopCounterMode counts
-    on meta (GPT-2: 100 sequence lengths)."""
+    """One trace + one vectorized evaluation at 100 image sizes against 100 FlopCounterMode
+    counts on meta."""
     import numpy as np
     import torch
 
     peers.register_cases()
     out: dict[str, Any] = {}
-    names = ["resnet50"] if quick else ["resnet50", "mobilenet_v2", "vit_b_16", "gpt2"]
+    names = ["resnet50"] if quick else ["resnet50", "mobilenet_v2", "vit_b_16"]
     for name in names:
         case = peers.CASES[name]
         with torch.device("meta"):
