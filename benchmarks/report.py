@@ -61,7 +61,8 @@ def header(results: dict[str, Any]) -> Lines:
              f"{m.get('ram_gb', '?')} GB RAM; load average {m.get('load_before', '?')} before, "
              f"{m.get('load_after', '?')} after",
              "- versions: " + ", ".join(f"{k} {val or 'missing'}" for k, val in v.items()),
-             f"- runs per figure: {meta.get('reps', '?')}"
+             f"- torch threads: {meta.get('threads', '?')}; runs per figure: "
+             f"{meta.get('reps', '?')}"
              + (" (`--quick`: one run, noisy)" if meta.get("quick") else ""), ""]
     if meta.get("note"):
         lines += [f"> {meta['note']}", ""]

@@ -373,7 +373,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import torch
 
-    torch.set_num_threads(2)
+    # one thread: on a loaded machine, torch's thread pool spinning beside other jobs made
+    # real-tensor counts (FlopCounterMode on CPU, fvcore, ptflops) 100x slower than alone
+    torch.set_num_threads(1)
     reps = 1 if a.quick else 3
     results: dict[str, Any] = {}
     if a.only and a.results.exists():
@@ -399,7 +401,8 @@ def main(argv: list[str] | None = None) -> int:
     mach["load_after"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
     results["meta"] = {"date": datetime.datetime.now(datetime.timezone.utc).strftime(
         "%Y-%m-%d %H:%M UTC"), "machine": mach, "versions": versions(), "reps": reps,
-        "quick": a.quick, "command": command, "note": f"{NOTE} {a.note}".strip()}
+        "quick": a.quick, "threads": torch.get_num_threads(), "command": command,
+        "note": f"{NOTE} {a.note}".strip()}
     a.results.write_text(json.dumps(results, indent=1, default=str))
     a.out.write_text(report.build_report(results))
     log(f"wrote {a.out} and {a.results}")
