@@ -91,7 +91,7 @@ def model_section(reps: int, quick: bool) -> dict[str, Any]:
     import torch
 
     peers.register_cases()
-    names = ["resnet50", "mobilenet_v2", "vit_b_16"] if quick else list(peers.CASES)
+    names = CASES or (["resnet50", "mobilenet_v2", "vit_b_16"] if quick else list(peers.CASES))
     info = {p.name: {"label": p.label, "convention": p.convention,
                      "missing": peers.available(p)} for p in peers.PEERS.values()}
     cases: dict[str, Any] = {}
@@ -346,6 +346,8 @@ SECTIONS: dict[str, Callable[[int, bool], dict[str, Any]]] = {
     "depth": depth_section, "render": render_section, "memory": memory_section,
     "zoo": zoo_section,
 }
+#: ``--cases``: the models section measures only these (default: all, or three with --quick)
+CASES: list[str] = []
 #: what each section needs beyond symflops and torch
 NEEDS = {"zoo": "torchvision"}
 
@@ -357,11 +359,14 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"measure only these ({', '.join(SECTIONS)}); keep the rest")
     ap.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument("--cases", nargs="+", default=[], metavar="CASE",
+                    help="the models section measures only these cases (see peers.CASES)")
     ap.add_argument("--report-only", action="store_true",
                     help="measure nothing: rebuild BENCHMARKS.md from the results file")
     ap.add_argument("--note", default="", help="a sentence added to the report's note")
     ap.add_argument("--memory-child", nargs=2, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
+    CASES[:] = a.cases
     if a.memory_child:
         memory_child(*a.memory_child)
         return 0
