@@ -246,7 +246,9 @@ def zoo(results: dict[str, Any]) -> Lines:
     lines += [f"{len(rows)} models (torchvision {data.get('torchvision', '?')}); each built on "
               "meta and traced symbolically (`sf.trace(model, \"B 3 H W\")`, `fallback=\"fit\"`)"
               " against built on meta and counted once by FlopCounterMode at its crop size; "
-              "construction included in both, one run each.", "",
+              "construction included in both, one run each. A model whose constructor refuses "
+              "meta is built on CPU for both (real weights; FlopCounterMode then runs real "
+              "convolutions).", "",
               f"- total over the {len(ok)} models both counted: symflops {secs(t_sym)}, "
               f"FlopCounterMode {secs(t_fcm)}: ratio {ratio(t_sym, t_fcm)}",
               "- " + ", ".join(f"{n} {k}" for k, n in sorted(by.items()))
@@ -265,7 +267,8 @@ def zoo(results: dict[str, Any]) -> Lines:
               "| model | status | symflops | FlopCounterMode | ratio | fixed |",
               "|---|---|---:|---:|---:|---|"]
     for r in rows:
-        lines.append(f"| {r['name']} | {r['status']} | {secs(r.get('trace_s'))} | "
+        lines.append(f"| {r['name']}{' (built on CPU)' if r.get('device') == 'cpu' else ''} | "
+                     f"{r['status']} | {secs(r.get('trace_s'))} | "
                      f"{secs(r.get('fcm_s'))} | {ratio(r.get('trace_s'), r.get('fcm_s'))} | "
                      f"{r.get('fixed') or ''} |")
     return lines + ["", "</details>", ""]

@@ -41,6 +41,7 @@ def measure(name: str, budget: float = BUDGET_S) -> dict[str, Any]:
     t = time.perf_counter()
     try:
         model, crop, _ = build(name)
+        row["device"] = next(model.parameters()).device.type  # cpu: the constructor refused meta
         with quiet():
             cost = sf.trace(model, "B 3 H W", {"H": crop, "W": crop}, convention="torch",
                             fallback="fit", warn=False, time_budget=budget)
