@@ -21,6 +21,7 @@ import argparse
 import sys
 import time
 import warnings
+from typing import Any
 
 #: constructor arguments that match the published figures: googlenet's num_params leaves its
 #: auxiliary classifiers out, inception_v3's counts its AuxLogits (neither runs in eval)
@@ -34,20 +35,33 @@ DEFAULT = ("resnet18", "resnet50", "mobilenet_v2", "mobilenet_v3_large", "vgg16"
            "mnasnet1_0", "googlenet", "inception_v3")
 
 
-def check(name: str) -> tuple[bool, str]:
+def build(name: str) -> tuple[Any, int, Any]:
+    """torchvision's ``name`` built on meta (no weight memory; on CPU when the constructor
+    computes sizes with tensors), its weights' crop size and the weights' metadata."""
     import torch
     import torchvision
 
-    import symflops as sf
-
     weights = torchvision.models.get_model_weights(name).DEFAULT
     kwargs = KWARGS.get(name, {})
-    try:  # no weight memory; a few constructors compute sizes with tensors and need real ones
+    try:
         with torch.device("meta"):
             model = torchvision.models.get_model(name, weights=None, **kwargs).eval()
     except NotImplementedError:
         model = torchvision.models.get_model(name, weights=None, **kwargs).eval()
-    crop = weights.transforms().crop_size[0]
+    return model, weights.transforms().crop_size[0], weights.meta
+
+
+def classification_models() -> list[str]:
+    """Every classification model torchvision lists."""
+    import torchvision
+
+    return list(torchvision.models.list_models(module=torchvision.models))
+
+
+def check(name: str) -> tuple[bool, str]:
+    import symflops as sf
+
+    model, crop, meta = build(name)
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -56,12 +70,12 @@ def check(name: str) -> tuple[bool, str]:
     at = cost.subs(B=1, H=crop, W=crop)
     gmacs = int(at.macs) / 1e9
     params = int(at.params)
-    ok_ops = round(gmacs, 3) == round(weights.meta["_ops"], 3)
-    ok_params = params == weights.meta["num_params"]
+    ok_ops = round(gmacs, 3) == round(meta["_ops"], 3)
+    ok_params = params == meta["num_params"]
     fixed = f" fixed={dict(cost.report.fixed)}" if cost.report.fixed else ""
-    line = (f"{name:22s} crop={crop:3d} MACs {gmacs:8.3f} G (published {weights.meta['_ops']:.3f})"
+    line = (f"{name:22s} crop={crop:3d} MACs {gmacs:8.3f} G (published {meta['_ops']:.3f})"
             f" {'ok' if ok_ops else 'DIFFERS'}; params {params:,} (published "
-            f"{weights.meta['num_params']:,}) {'ok' if ok_params else 'DIFFERS'}; "
+            f"{meta['num_params']:,}) {'ok' if ok_params else 'DIFFERS'}; "
             f"traced in {seconds:.1f} s{fixed}")
     return ok_ops and ok_params, line
 
@@ -73,9 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="every classification model torchvision lists")
     args = p.parse_args(argv)
     if args.all:
-        import torchvision
-
-        args.models = torchvision.models.list_models(module=torchvision.models)
+        args.models = classification_models()
     bad = 0
     for name in args.models:
         try:
