@@ -73,6 +73,32 @@ def _unary(args: Any, kwargs: Any) -> Any:
     return _like(x)
 
 
+def _same_operands(args: Any, kwargs: Any) -> bool:
+    """``a (op) b`` whose output is shaped, strided and typed like ``a``: a floating
+    tensor with a Python number, or with a tensor of the same dtype, device, sizes and
+    strides (compared as expressions: no guard is recorded)."""
+    if len(args) < 2 or "out" in kwargs:
+        return False
+    a, b = args[0], args[1]
+    if not isinstance(a, torch.Tensor) or not a.is_floating_point():
+        return False
+    if not isinstance(b, torch.Tensor):
+        return isinstance(b, (int, float)) and not isinstance(b, bool)
+    return (b.dtype == a.dtype and b.device == a.device and b.dim() == a.dim() and
+            _exprs(b.shape) == _exprs(a.shape) and _exprs(b.stride()) == _exprs(a.stride()))
+
+
+def _binary(args: Any, kwargs: Any) -> Any:
+    """``add``/``sub``/``mul``/``div`` of same-shaped operands (a residual ``x + y``):
+    torch's fake kernel derives the broadcast shape and strides symbolically (a third
+    of a ResNet-50 trace); other operands take torch's path."""
+    return _like(args[0]) if _same_operands(args, kwargs) else None
+
+
+def _binary_inplace(args: Any, kwargs: Any) -> Any:
+    return args[0] if _same_operands(args, kwargs) else None
+
+
 # Shape rules that skip torch's fake-tensor evaluation: unary pointwise ops return a
 # tensor shaped (and strided) like their input, in place or not. torch has no meta
 # kernel for some of them (hardtanh: ReLU6) and runs a Python reference decomposition
@@ -80,13 +106,31 @@ def _unary(args: Any, kwargs: Any) -> Any:
 def _convolution(args: Any, kwargs: Any) -> Any:
     """A direct convolution's output size, ``(size + 2p - d(k - 1) - 1) // s + 1`` per
     spatial dim, without torch's fake conv kernel (which derives strides and memory
-    formats through many more symbolic operations). Transposed convs take torch's path."""
+    formats through many more symbolic operations). Transposed convs take torch's path.
+    The sizes are computed once per input shape, weight shape and arguments (the guards
+    they record are the same every time)."""
     if kwargs or len(args) < 9 or args[6]:
         return None
     x, w = args[0], args[1]
     n = w.dim() - 2
     if x.dim() != n + 2:
         return None
+    key = (_exprs(x.shape), _exprs(w.shape), *(_exprs(_ntuple(args[i], n)) for i in (3, 4, 5)),
+           C.sym_expr(args[8]))
+    sizes = _CONV_SIZES.get(key)
+    if sizes is None:
+        sizes = _conv_sizes(x, w, args, n)
+        if sizes is None:
+            return None
+        _CONV_SIZES[key] = sizes
+    return _new(x, sizes)
+
+
+def _exprs(sizes: Any) -> tuple[Any, ...]:
+    return tuple(C.sym_expr(v) for v in sizes)
+
+
+def _conv_sizes(x: torch.Tensor, w: torch.Tensor, args: Any, n: int) -> list[Any] | None:
     stride, padding, dilation = (_ntuple(args[i], n) for i in (3, 4, 5))
     sizes = [x.shape[0], w.shape[0]]
     for i in range(n):
@@ -98,7 +142,7 @@ def _convolution(args: Any, kwargs: Any) -> Any:
                      // stride[i] + 1)
     if x.shape[1] != w.shape[1] * args[8]:
         return None  # let torch raise its own error
-    return _new(x, sizes)
+    return sizes
 
 
 def _new(x: torch.Tensor, sizes: list[Any]) -> torch.Tensor:
@@ -115,6 +159,8 @@ def _new(x: torch.Tensor, sizes: list[Any]) -> torch.Tensor:
 
 
 _SHAPED: dict[Any, Any] = {}
+# (input shape, weight shape, stride, padding, dilation, groups) -> output sizes
+_CONV_SIZES: dict[Any, list[Any]] = {}
 
 
 def _upsample(args: Any, kwargs: Any) -> Any:
@@ -153,6 +199,9 @@ for _n in ("upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d",
         SHAPE_RULES[getattr(torch.ops.aten, _n)] = _upsample
     if hasattr(torch.ops.aten, _n + "_backward"):
         SHAPE_RULES[getattr(torch.ops.aten, _n + "_backward")] = _upsample_backward
+for _n in ("add", "sub", "mul", "div"):
+    SHAPE_RULES[getattr(torch.ops.aten, _n)] = _binary
+    SHAPE_RULES[getattr(torch.ops.aten, _n + "_")] = _binary_inplace
 for _n in ("relu", "hardtanh", "silu", "gelu", "sigmoid", "tanh", "hardswish", "hardsigmoid",
            "leaky_relu", "elu", "mish"):
     SHAPE_RULES[getattr(torch.ops.aten, _n)] = _unary
@@ -164,3 +213,4 @@ def forget_shapes() -> None:
     """Drop the tensors cached for reuse (they belong to one trace's fake mode)."""
     _EMPTY.clear()
     _SHAPED.clear()
+    _CONV_SIZES.clear()
