@@ -128,6 +128,62 @@ def _cat(args: Any, kwargs: Any) -> Any:
     return _new(x, [*x.shape[:dim], total, *x.shape[dim + 1:]])
 
 
+def _reduce(args: Any, kwargs: Any) -> Any:
+    """``sum``/``mean`` of a floating tensor over listed dims (or all of them): those
+    dims dropped, or kept as 1 with ``keepdim``. torch's fake kernel runs a Python
+    reference (a global average pool was 0.19 s of a ResNet-50 trace under cProfile)."""
+    x = args[0] if args else None
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or "out" in kwargs or \
+            kwargs.get("dtype") is not None or len(args) > 3:
+        return None
+    dims = args[1] if len(args) > 1 else kwargs.get("dim")
+    keep = args[2] if len(args) > 2 else kwargs.get("keepdim", False)
+    n = x.dim()
+    if dims is None or (isinstance(dims, (list, tuple)) and not dims):
+        dims = list(range(n))
+    if isinstance(dims, int):
+        dims = [dims]
+    if not isinstance(dims, (list, tuple)) or not all(isinstance(d, int) for d in dims) or \
+            not all(-n <= d < n for d in dims) or not isinstance(keep, bool) or n == 0:
+        return None
+    gone = {d % n for d in dims}
+    if len(gone) != len(dims):
+        return None  # torch's error: a dim named twice
+    sizes = [1 if i in gone else v for i, v in enumerate(x.shape) if keep or i not in gone]
+    return _new(x, sizes)
+
+
+def _matmul(ndim: int) -> Any:
+    """The rule of ``mm(a, b)`` and ``addmm(bias, a, b)`` (``ndim`` 2) or ``bmm(a, b)``
+    (3): floating operands of one dtype whose inner sizes agree as expressions, and a
+    bias shaped like a row of the output or like the output, give ``(..., n, p)``."""
+
+    def rule(args: Any, kwargs: Any) -> Any:
+        if kwargs.get("out") is not None or len(args) < 2:
+            return None
+        bias, (a, b) = (args[0], args[1:3]) if len(args) >= 3 else (None, args[:2])
+        if not all(isinstance(t, torch.Tensor) for t in (a, b)) or \
+                not a.is_floating_point() or b.dtype != a.dtype or a.dim() != ndim or \
+                b.dim() != ndim:
+            return None
+        return _product(bias, a, b)
+
+    return rule
+
+
+def _product(bias: Any, a: torch.Tensor, b: torch.Tensor) -> Any:
+    sa, sb = _exprs(a.shape), _exprs(b.shape)
+    if sa[-1] != sb[-2] or sa[:-2] != sb[:-2]:
+        return None
+    sizes = [*a.shape[:-1], b.shape[-1]]
+    if bias is None:
+        return _new(a, sizes)
+    if not isinstance(bias, torch.Tensor) or bias.dtype != a.dtype or \
+            _exprs(bias.shape) not in ((sb[-1],), _exprs(sizes)):
+        return None
+    return _new(a, sizes)
+
+
 # Shape rules that skip torch's fake-tensor evaluation: unary pointwise ops return a
 # tensor shaped (and strided) like their input, in place or not. torch has no meta
 # kernel for some of them (hardtanh: ReLU6) and runs a Python reference decomposition
@@ -233,6 +289,11 @@ def _ntuple(v: Any, n: int) -> list[Any]:
 SHAPE_RULES: dict[Any, Any] = {
     torch.ops.aten.convolution: _convolution,
     torch.ops.aten.cat: _cat,
+    torch.ops.aten.sum: _reduce,
+    torch.ops.aten.mean: _reduce,
+    torch.ops.aten.mm: _matmul(2),
+    torch.ops.aten.addmm: _matmul(2),
+    torch.ops.aten.bmm: _matmul(3),
     torch.ops.aten.native_batch_norm: _bn_eval,
     torch.ops.aten._native_batch_norm_legit_no_training: _bn_legit_eval}
 for _n in ("upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d",
