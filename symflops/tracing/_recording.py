@@ -231,11 +231,15 @@ class _Recorder(C.TorchDispatchMode):
     def _dispatch(self, func: Any, args: Any, kwargs: dict[str, Any]) -> Any:
         packet = func._overloadpacket
         rec = self.rec
-        if packet in HANDLERS:
+        counted = packet in HANDLERS
+        if counted or packet in ZERO_COST:
             rule = SHAPE_RULES.get(packet) if not rec.real else None
             out = rule(args, kwargs) if rule is not None else None
             if out is None:
                 out = func(*args, **kwargs)
+            if not counted:
+                rec.zero[op_name(packet)] += 1
+                return out
             node = C.current_autograd_node() if rec.train else None
             if node is not None:
                 path = C.node_metadata(node).get(_META_KEY, ROOT)
@@ -247,9 +251,6 @@ class _Recorder(C.TorchDispatchMode):
                                       tuple(shape_of(o) for o in outs
                                             if isinstance(o, torch.Tensor)), path, bw))
             return out
-        if packet in ZERO_COST:
-            rec.zero[op_name(packet)] += 1
-            return func(*args, **kwargs)
         # like FlopCounterMode: composite ops decompose into ops we may know
         with self:
             r = func.decompose(*args, **kwargs)
