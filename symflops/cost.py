@@ -54,7 +54,8 @@ class Cost:
     ``params``, ``macs``, ``flops``, ``work`` (per kind), ``input_shape``,
     ``output_shape``, ``children``, ``count`` (how many times the parent repeats this
     child), ``derivation`` (leaves), ``validity`` (conditions the formula assumes),
-    ``convention`` and ``op`` (the aten op a traced leaf counts, ``""`` elsewhere).
+    ``convention``, ``op`` (the aten op a traced leaf counts, ``""`` elsewhere) and
+    ``memory`` (a :class:`symflops.memory.Memory` in ``mode="train"``, else None).
     """
 
     __slots__ = ("name", "layer", "spec", "params", "work", "input_shape", "output_shape",
@@ -230,9 +231,9 @@ class Cost:
 
         Fields: ``name``, ``layer``, ``spec``, ``params``, ``work``, ``input_shape``,
         ``output_shape``, ``children``, ``count``, ``derivation``, ``validity``,
-        ``convention``, ``notes``, ``op``. Values are normalized as the constructor does; a
-        composite given new ``children`` (and no ``work``) sums them again. A subclass's
-        own fields (a trace's report) carry over.
+        ``convention``, ``notes``, ``op``, ``memory``. Values are normalized as the
+        constructor does; a composite given new ``children`` (and no ``work``) sums them
+        again. A subclass's own fields (a trace's report) carry over.
 
         >>> import symflops as sf
         >>> c = sf.nn.Linear(8, 4).cost(("B", 8))
