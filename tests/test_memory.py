@@ -127,7 +127,7 @@ def test_saved_tensors_used_twice_count_once():
     assert m.activations == 3 * B
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(b=st.integers(1, 50), n=st.integers(1, 50), d_heads=st.sampled_from([1, 2, 4]),
        p=st.sampled_from([0.0, 0.1]))
 def test_activation_memory_is_linear_in_the_batch(b, n, d_heads, p):
@@ -160,10 +160,8 @@ def _traced(real: nn.Module, spec: str) -> sf.Cost:
 def test_sfnn_activation_memory_equals_the_saved_tensors_torch_keeps(case):
     """The tracer measures what autograd saves (saved-tensor hooks, storages deduplicated,
     parameters skipped); sf.nn's torch accounting derives the same, layer by layer."""
-    build, spec, shape = tb.CASES[case]
-    sym, real = build()
-    measured = _traced(real, spec).memory
-    derived = sym.cost(shape, mode="train", accounting="torch").memory
+    traced, mine = tb.traced_case(case)
+    measured, derived = traced.memory, mine.memory
     assert sp.expand(measured.activations - derived.activations) == 0
     assert (measured.param_count, measured.trainable) == (derived.param_count,
                                                           derived.trainable)
@@ -183,7 +181,7 @@ def test_frozen_layers_save_what_torch_saves():
 def test_the_block_measured_in_torch_is_korthikanti_plus_the_statistics():
     """Measured on a torch block (16-bit, 1-byte masks): 34 sbh + 5 as^2 b and the two
     LayerNorms' mean and rstd, 2 * 2 * 2 B N bytes."""
-    measured = _traced(tb.Block(16, 4, 4, 0.1), "B N 16").memory.activations
+    measured = tb.traced_case("transformer-block-dropout")[0].memory.activations
     assert sp.expand(measured - (34 * B * N * 16 + 5 * B * 4 * N**2 + 8 * B * N)) == 0
 
 
@@ -238,17 +236,15 @@ def test_adafactor_keeps_a_factored_second_moment():
 
 
 def test_adafactor_on_a_conv_net_agrees_with_the_traced_parameters():
-    sym, real = tb.CASES["pool-net"][0]()
-    traced = _traced(real, "B 3 H W").memory.replace(optimizer_name="adafactor")
-    derived = sym.cost((B, 3, sf.symbols.H, sf.symbols.W), mode="train",
-                       optimizer="adafactor").memory
+    traced_cost, mine = tb.traced_case("pool-net")
+    traced = traced_cost.memory.replace(optimizer_name="adafactor")
+    derived = mine.memory.replace(optimizer_name="adafactor")
     assert traced.optimizer == derived.optimizer
 
 
 def test_activations_by_layer_sum_to_the_total_in_sfnn_and_in_the_trace():
-    sym, real = tb.CASES["transformer-block-dropout"][0]()
-    derived = sym.cost((B, N, 16), mode="train", accounting="torch").memory
-    measured = _traced(real, "B N 16").memory
+    traced, mine = tb.traced_case("transformer-block-dropout")
+    measured, derived = traced.memory, mine.memory
     for m in (derived, measured):
         assert sp.expand(sp.Add(*m.by_layer().values()) - m.activations) == 0
     # the MLP's hidden layer: GELU keeps its input and fc2 its input, 2 * 64 B N bytes each

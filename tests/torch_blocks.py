@@ -9,6 +9,7 @@ calls ``native_dropout`` so that the CPU trace runs the same kernel.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -136,3 +137,15 @@ CASES = {
     "grouped-query-block": (lambda: (sf.nn.TransformerBlock(16, 4, 2, kv_heads=2, dropout=0.1),
                                      Block(16, 4, 2, 0.1, kv_heads=2)), "B N 16", (B, N, 16)),
 }
+
+
+@functools.cache
+def traced_case(case: str) -> tuple[sf.Cost, sf.Cost]:
+    """``(sf.trace of the torch model in mode="train", its sf.nn twin's train cost with
+    the torch accounting)`` of ``CASES[case]``, computed once per test session."""
+    build, spec, shape = CASES[case]
+    sym, real = build()
+    names = (spec if isinstance(spec, str) else spec[0]).split()
+    hints = {k: v for k, v in {"N": 8, "H": 16, "W": 16}.items() if k in names}
+    return (sf.trace(real, spec, mode="train", hints=hints),
+            sym.cost(shape, mode="train", accounting="torch"))
