@@ -437,15 +437,14 @@ def trace_factory(make: Callable[..., Any], inputs: Any, params: Mapping[str, An
                                 layer="trace_factory", values={n: repr(m)},
                                 fix="symbols are: " + ", ".join(names))
     sample = Sampler(make, fixed, parsed, (pos, kw), trace_options, dim_exprs)
-    search = _Search(sample, names, _lcm_denominators({**parsed, **dim_exprs}),
-                     _factors(fixed), max_degree, given, free_dims)
+    denominators, factors = _lcm_denominators({**parsed, **dim_exprs}), _factors(fixed)
+    search = _Search(sample, names, denominators, factors, max_degree, given, free_dims)
     base = search.run()
     if sample.pinned:  # dims the tracer cannot keep symbolic are sampled as well
+        free_dims += [n for n in sample.pinned if n not in names]
         names += [n for n in sample.pinned if n not in names]
         sample.pinned.clear()
-        search = _Search(sample, names, _lcm_denominators({**parsed, **dim_exprs}),
-                         _factors(fixed),
-                         max_degree, given, free_dims)
+        search = _Search(sample, names, denominators, factors, max_degree, given, free_dims)
         base = search.run()
         if sample.pinned:
             raise SymflopsError("the tracer fixes input dims even when sampled",
@@ -466,7 +465,7 @@ def trace_factory(make: Callable[..., Any], inputs: Any, params: Mapping[str, An
     validity = [c for n in names for c in (
         sp.Eq(sp.Mod(symbol(n), report.multiple[n]), 0) if report.multiple[n] > 1 else sp.true,
         sp.Ge(symbol(n), report.start[n]) if report.start[n] > _implied(n, report) else sp.true)]
-    result = tree._derive(notes=(*tree.notes, note),
+    result = tree.replace(notes=(*tree.notes, note),
                           validity=tuple(c for c in (*validity, *tree.validity)
                                          if c is not sp.true))
     out = object.__new__(FactoryCost)
