@@ -101,6 +101,13 @@ def test_rotary_in_attention_and_table():
     assert t.flops == sp.Rational(9, 2) * head_dim * N and t.output_shape == (B, N, dim)
     with pytest.raises(sf.SymflopsError, match="even"):
         sf.nn.RotaryEmbedding(7)
+    with pytest.raises(sf.SymflopsError, match="even"):
+        sf.nn.MultiheadAttention(6, 2, rotary=True)
+    # symbolic widths: conditions, checked when values are given (7/2 per element is whole)
+    assert sf.nn.RotaryEmbedding(head_dim).cost((B, N, dim)).validity == \
+        (sp.Eq(sp.Mod(head_dim, 2), 0),)
+    with pytest.raises(sf.SymflopsError):
+        c.subs({B: 1, N: 2, dim: 24})
 
 
 # --------------------------------------------------------------------- positions, tied head

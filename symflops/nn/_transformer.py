@@ -30,6 +30,7 @@ from symflops.nn._base import (
     SizeLike,
     check_dim,
     dim_index,
+    divides_condition,
     numel,
     same_size,
     to_size,
@@ -135,7 +136,8 @@ class RotaryEmbedding(Layer):
 
     def _cost(self, shape: Shape, name: str) -> Cost:
         self._check_rank(shape, (2, 3), "(B, N) or (B, N, dim)")
-        return self._leaf(name, shape, shape, rotary_table_derivation(shape[1], self.head_dim))
+        return self._leaf(name, shape, shape, rotary_table_derivation(shape[1], self.head_dim),
+                          validity=divides_condition(sp.Integer(2), sp.sympify(self.head_dim)))
 
 
 class PositionEmbedding(Layer):
@@ -243,6 +245,11 @@ class Reshape(Identity):
                                 layer=self.spec(), values={"input_shape": shape},
                                 fix="give sizes whose product is the input's element count")
         return out
+
+    def _cost(self, shape: Shape, name: str) -> Cost:
+        known = numel(tuple(s for s in self.sizes if not isinstance(s, int)))
+        whole = divides_condition(known, numel(shape)) if -1 in self.sizes else []
+        return super()._cost(shape, name).replace(validity=whole)
 
 
 class Permute(Identity):

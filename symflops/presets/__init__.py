@@ -9,10 +9,20 @@ preset's docstring says which published model (and which ``transformers`` or
 
 from __future__ import annotations
 
-from symflops.presets import lm
-from symflops.presets.lm import gpt, llama, mixtral
+import sys
+from types import FunctionType
 
-__all__ = ["gpt", "llama", "mixtral"]
+# one import line per family of presets (``name as name``: a re-export); the exports and
+# doctests below follow from these lines
+from symflops.presets.lm import gpt as gpt
+from symflops.presets.lm import llama as llama
+from symflops.presets.lm import mixtral as mixtral
+
+#: every preset, by name
+PRESETS = {name: f for name, f in dict(globals()).items() if isinstance(f, FunctionType)
+           and f.__module__.startswith(__name__ + ".")}
+
+__all__ = [*sorted(PRESETS), "PRESETS"]
 
 #: the submodules' examples run with this package's doctests
-__test__ = {m.__name__: m for m in (lm,)}
+__test__ = {m: sys.modules[m] for m in sorted({f.__module__ for f in PRESETS.values()})}
