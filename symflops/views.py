@@ -58,7 +58,7 @@ def per_token(cost: Cost, quantity: str = "flops", tokens: Any = None) -> sp.Exp
                                 layer=cost.spec, values={"symbols": sorted(
                                     map(str, cost.free_symbols))},
                                 fix="pass tokens=... (the number of tokens the cost is for)")
-    return sp.simplify(total / sp.sympify(tokens))
+    return sp.expand(total / sp.sympify(tokens))
 
 
 def non_embedding_params(cost: Cost) -> sp.Expr:

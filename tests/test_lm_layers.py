@@ -13,6 +13,11 @@ import symflops as sf  # noqa: E402
 from symflops.formulas import rotary_table_work, rotary_work  # noqa: E402
 from symflops.symbols import B, N, S, dim, head_dim, symbol  # noqa: E402
 
+try:
+    from tests import bruteforce as bf
+except ImportError:  # run from tests/
+    import bruteforce as bf  # type: ignore[no-redef]
+
 F = symbol("F")
 
 
@@ -97,10 +102,19 @@ def test_rotary_in_attention_and_table():
     c = mha.cost((B, N, dim))
     # q: B N heads vectors, k: B N kv_heads vectors, each head_dim = dim/8 wide at 7/2
     assert sp.expand(c["rotary"].flops - (8 + 2) * B * N * sp.Rational(7, 2) * dim / 8) == 0
+    # brute force at B=2, N=3, dim=32 (head width 4): 2*3*(8 + 2) vectors rotated
+    assert c.subs({B: 2, N: 3, dim: 32})["rotary"].work == bf.rotary(60, 4)
     t = sf.nn.RotaryEmbedding(head_dim).cost((B, N, dim))
     assert t.flops == sp.Rational(9, 2) * head_dim * N and t.output_shape == (B, N, dim)
     with pytest.raises(sf.SymflopsError, match="even"):
         sf.nn.RotaryEmbedding(7)
+    with pytest.raises(sf.SymflopsError, match="even"):
+        sf.nn.MultiheadAttention(6, 2, rotary=True)
+    # symbolic widths: conditions, checked when values are given (7/2 per element is whole)
+    assert sf.nn.RotaryEmbedding(head_dim).cost((B, N, dim)).validity == \
+        (sp.Eq(sp.Mod(head_dim, 2), 0),)
+    with pytest.raises(sf.SymflopsError):
+        c.subs({B: 1, N: 2, dim: 24})
 
 
 # --------------------------------------------------------------------- positions, tied head

@@ -506,6 +506,57 @@ _LAYER_CASES: dict[str, Any] = {
 }
 
 
+# ----------------------------------------------------------------------------- LM layers
+E_, k_, hd_ = symbol("E"), symbol("k"), symbol("head_dim")
+
+
+def _gated_work(rows: int, d: int, f: int, act: str) -> Any:
+    """gate and up projections, the activation, their product, the down projection."""
+    return formulas.add_work(formulas.linear_work(rows, d, f, False),
+                             formulas.activation_work(act, rows * f),
+                             formulas.linear_work(rows, d, f, False),
+                             formulas.elementwise_work(rows * f),
+                             formulas.linear_work(rows, f, d, False))
+
+
+def _gated_case(name: str, act: str) -> Any:
+    return lambda v: (getattr(nn, name)(I, O), (B, I), {B: v["B"], I: v["C"], O: v["O"]},
+                      _gated_work(v["B"], v["C"], v["O"], act), 3 * v["C"] * v["O"])
+
+
+def _moe_case(v: dict[str, int]) -> Any:
+    b, d, f, k, e = v["B"], v["C"], v["O"], v["s"], v["s"] + v["K"]
+    work = formulas.add_work(
+        formulas.linear_work(b, d, e, False), formulas.softmax_work(b, e),
+        formulas.topk_work(b, e, k), formulas.renormalize_derivation(b, k).work,
+        _gated_work(b * k, d, f, "silu"), formulas.moe_combine_work(b, d, k))
+    return (nn.MoE(I, O, E_, k_), (B, I), {B: b, I: d, O: f, E_: e, k_: k}, work,
+            e * d + 3 * e * d * f)
+
+
+def _moved(layer: nn.Layer) -> Any:
+    return lambda v: (layer, (B, C, H), {B: v["B"], C: v["C"], H: v["H"]}, {}, 0)
+
+
+_LAYER_CASES.update({
+    "GatedMLP": _gated_case("GatedMLP", "silu"), "SwiGLU": _gated_case("SwiGLU", "silu"),
+    "GeGLU": _gated_case("GeGLU", "gelu"),
+    "RotaryEmbedding": lambda v: (nn.RotaryEmbedding(hd_), (B, N, dim),
+                                  {B: v["B"], N: v["H"], dim: v["C"], hd_: 2 * v["K"]},
+                                  formulas.rotary_table_work(v["H"], 2 * v["K"]), 0),
+    "PositionEmbedding": lambda v: (nn.PositionEmbedding(L_, dim), (B, N, dim),
+                                    {B: v["B"], N: v["H"], dim: v["C"], L_: v["H"] + v["s"]},
+                                    formulas.elementwise_work(v["B"] * v["H"] * v["C"]),
+                                    (v["H"] + v["s"]) * v["C"]),
+    "TiedLMHead": lambda v: (nn.TiedLMHead(nn.Embedding(V_, dim)), (B, dim),
+                             {B: v["B"], dim: v["C"], V_: v["O"]},
+                             formulas.linear_work(v["B"], v["C"], v["O"], False), 0),
+    "Reshape": _moved(nn.Reshape(B, -1)), "Permute": _moved(nn.Permute(0, 2, 1)),
+    "Transpose": _moved(nn.Transpose(1, 2)),
+    "MoE": _moe_case,
+})
+
+
 def test_every_layer_has_a_property_case() -> None:
     assert set(_LAYER_CASES) == set(nn.LAYERS)
 

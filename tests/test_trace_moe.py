@@ -224,6 +224,10 @@ def test_capacity_factor_makes_slots_explicit():
         sf.nn.MoE(8, 16, 4, 2, capacity_factor=1.25)
     with pytest.raises(sf.SymflopsError, match="top_k is larger"):
         sf.nn.MoE(8, 16, 4, 5)
+    # symbolic: a condition on the cost, checked when values are given
+    assert c.validity == (sp.Le(k, E),)
+    with pytest.raises(sf.SymflopsError):
+        c.subs({E: 2, k: 3, F: 4, dim: 2, T: 10})
 
 
 # --------------------------------------------------------------------- skip_masked

@@ -95,6 +95,11 @@ class MultiheadAttention(Layer):
                                 layer="MultiheadAttention", values={"causal": causal},
                                 fix="pass causal=True")
         self.head_dim = exact_div(self.embed_dim, self.num_heads)
+        if self.rotary and sp.sympify(self.head_dim).is_number and self.head_dim % 2:
+            raise SymflopsError("rotary embeddings rotate pairs: the head width must be even",
+                                layer="MultiheadAttention",
+                                values={"embed_dim": embed_dim, "num_heads": num_heads},
+                                fix="choose sizes whose embed_dim / num_heads is even")
 
     def spec(self) -> str:
         parts = [str(self.embed_dim), str(self.num_heads)]
@@ -149,7 +154,9 @@ class MultiheadAttention(Layer):
         return Cost(name, "MultiheadAttention", spec=self.spec(), children=children,
                     input_shape=shape, output_shape=shape,
                     validity=divides_condition(self.num_heads, self.embed_dim)
-                    + divides_condition(self.kv_heads, self.num_heads))
+                    + divides_condition(self.kv_heads, self.num_heads)
+                    + (divides_condition(sp.Integer(2), sp.sympify(self.head_dim))
+                       if self.rotary else []))
 
 
 # ----------------------------------------------------------------------------- containers

@@ -150,8 +150,9 @@ class MoE(Layer):
                                   shape)]
             children.append(leaf("shared_add", "Add", elementwise_derivation(
                 numel(shape), 1, "routed plus shared output: one add per element"), shape))
+        fits = sp.Le(k, e)
         return Cost(name, "MoE", spec=self.spec(), children=children, input_shape=shape,
-                    output_shape=shape)
+                    output_shape=shape, validity=[] if fits is sp.true else [fits])
 
     @staticmethod
     def _weights(name: str, layer: str, params: sp.Expr, what: str) -> Cost:

@@ -23,13 +23,7 @@ from symflops.formulas import (
     rotary_table_derivation,
 )
 from symflops.formulas.derivation import Derivation
-from symflops.nn._base import (
-    Layer,
-    Shape,
-    SizeLike,
-    numel,
-    to_size,
-)
+from symflops.nn._base import Layer, Shape, SizeLike, divides_condition, numel, to_size
 from symflops.nn._layers import GELU, Embedding, Linear, SiLU
 
 __all__ = ["GatedMLP", "SwiGLU", "GeGLU", "RotaryEmbedding", "PositionEmbedding",
@@ -131,7 +125,8 @@ class RotaryEmbedding(Layer):
 
     def _cost(self, shape: Shape, name: str) -> Cost:
         self._check_rank(shape, (2, 3), "(B, N) or (B, N, dim)")
-        return self._leaf(name, shape, shape, rotary_table_derivation(shape[1], self.head_dim))
+        return self._leaf(name, shape, shape, rotary_table_derivation(shape[1], self.head_dim),
+                          validity=divides_condition(sp.Integer(2), sp.sympify(self.head_dim)))
 
 
 class PositionEmbedding(Layer):

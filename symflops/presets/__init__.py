@@ -11,11 +11,24 @@ preset's docstring says which published model (and which ``transformers`` or
 
 from __future__ import annotations
 
-from symflops.presets import lm, vision
-from symflops.presets.lm import gpt, llama, mixtral
-from symflops.presets.vision import mobilenet_v2, resnet, swin, vit
+import sys
+from types import FunctionType
 
-__all__ = ["gpt", "llama", "mixtral", "vit", "swin", "resnet", "mobilenet_v2"]
+# one import line per family of presets (``name as name``: a re-export); the exports and
+# doctests below follow from these lines
+from symflops.presets.lm import gpt as gpt
+from symflops.presets.lm import llama as llama
+from symflops.presets.lm import mixtral as mixtral
+from symflops.presets.vision import mobilenet_v2 as mobilenet_v2
+from symflops.presets.vision import resnet as resnet
+from symflops.presets.vision import swin as swin
+from symflops.presets.vision import vit as vit
+
+#: every preset, by name
+PRESETS = {name: f for name, f in dict(globals()).items() if isinstance(f, FunctionType)
+           and f.__module__.startswith(__name__ + ".")}
+
+__all__ = [*sorted(PRESETS), "PRESETS"]
 
 #: the submodules' examples run with this package's doctests
-__test__ = {m.__name__: m for m in (lm, vision)}
+__test__ = {m: sys.modules[m] for m in sorted({f.__module__ for f in PRESETS.values()})}
