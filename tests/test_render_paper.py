@@ -200,7 +200,7 @@ def test_vit_b16_twelve_identical_layers_are_one_row(vit_b16: sf.Cost) -> None:
     tex = render(vit_b16, "latex", depth=2, derivations=False)
     assert r"\texttt{layers.0-11} ($\times 12$) & EncoderBlock" in tex
     paper = render(vit_b16, "latex", style="paper")
-    assert r"\hspace{1.0em}\texttt{0-11} ($\times 12$) & 7,087,872" in paper
+    assert r"\hspace{0.6em}\texttt{0-11} ($\times 12$) & 7,087,872" in paper
     doc = json.loads(render(vit_b16, "json", depth=2))
     assert doc["fold"] is True
     layers = next(c for c in doc["tree"]["children"] if c["name"] == "layers")

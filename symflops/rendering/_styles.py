@@ -20,6 +20,8 @@ import sympy as sp
 from symflops.cost import Cost
 from symflops.display import collect, shown
 from symflops.errors import SymflopsError
+from symflops.printing import latex_expr
+from symflops.rendering._equation import visible_width
 
 __all__ = ["Style", "register_style", "unregister_style", "get_style", "styles", "collected_terms",
            "symbols_named"]
@@ -144,15 +146,24 @@ def collected_terms(expr: sp.Expr, symbols: Sequence[sp.Symbol] = ()
 
 def _table_rows(ctx: dict[str, Any]) -> None:
     """The paper table: rows with something to show (a Flatten or Dropout, no parameters
-    and no work, would be an empty row), and per column whether every cell is a number
-    (right-aligned) or some is a formula (a column that wraps)."""
+    and no work, would be an empty row), and per column whether every cell is short (a
+    number or a short formula: right-aligned) or some formula is long (a column that
+    wraps)."""
     def empty(r: Mapping[str, Any]) -> bool:
         return bool(r["params"].shown == 0 and r["flops"].shown == 0)
 
+    def short(x: sp.Expr) -> bool:  # a number, or a formula as short as one
+        return bool(x.is_Integer) or visible_width(latex_expr(x, inline=True)) <= _SHORT_FORMULA
+
     rows = [r for r in ctx["rows"] if not empty(r)]
     ctx["table_rows"] = rows
-    ctx["numeric"] = {q: all(r[q].shown.is_Integer for r in rows)
-                      and ctx["total"][q].shown.is_Integer for q in ("params", "flops")}
+    ctx["narrow"] = {q: all(short(r[q].shown) for r in rows) and short(ctx["total"][q].shown)
+                     for q in ("params", "flops")}
+
+
+#: a formula this short (printed characters, ``L d (12 d + 13)``: 11) stays on one line
+_SHORT_FORMULA = 12
+
 
 
 register_style(Style("report", "every module and each layer's derivation, the default"))
