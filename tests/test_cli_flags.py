@@ -118,7 +118,14 @@ def test_no_render_flag_passes_no_option(monkeypatch: pytest.MonkeyPatch) -> Non
     (["--format", "latex", "--standalone"], {"standalone": True}),
     (["--format", "md", "--numbers", "si"], {"numbers": "si"}),
     (["--format", "md", "--title", "A layer"], {"title": "A layer"}),
-], ids=["math-only", "standalone", "numbers-si", "title"])
+    (["--format", "latex", "--style", "paper"], {"style": "paper"}),
+    (["--format", "md", "--style", "appendix"], {"style": "appendix"}),
+    (["--format", "md", "--no-fold"], {"fold": False}),
+    (["--format", "latex", "--style", "paper", "--symbols", "H,W"],
+     {"style": "paper", "symbols": ["H", "W"]}),
+    (["--format", "md", "--numbers", "plain", "--depth", "1"], {"numbers": "plain", "depth": 1}),
+], ids=["math-only", "standalone", "numbers-si", "title", "style-paper", "style-appendix",
+        "no-fold", "paper-symbols", "numbers-plain-depth"])
 def test_render_flags_give_what_the_api_gives(flags: list[str], options: dict[str, Any],
                                               capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["formula", "Conv2d", "--at", "B=1,C_in=3,C_out=8,K=3,H=32,W=32", *flags]) == 0
