@@ -14,6 +14,7 @@ from typing import Any
 
 import sympy as sp
 
+from symflops.conventions import Convention, conventions, register_convention
 from symflops.cost import Cost
 from symflops.papers import Claim, Paper, Row, Term, register_paper
 from symflops.symbols import B, L, N, V, dim, heads, symbol
@@ -123,6 +124,16 @@ def _chinchilla_paper() -> sp.Expr:
     return 2 * s * V * d + L * (attention + dense) + 2 * s * d * V
 
 
+#: Chinchilla's way of counting (Appendix F): 2 FLOPs per multiply-accumulate, as torch
+#: counts, and the softmax counted too (the paper writes 3 per element; symflops counts the
+#: exact 5 s - 2 per row of s). Registered when symflops.papers is imported.
+CHINCHILLA_CONVENTION = Convention(
+    "chinchilla", {"matmul_mul": 2, "softmax": 1},
+    "2 per multiply-accumulate and the softmax's operations (Hoffmann et al. 2022, "
+    "Appendix F, which writes 3 per softmax element)")
+if "chinchilla" not in conventions():
+    register_convention(CHINCHILLA_CONVENTION)
+
 #: Chinchilla 70B (Hoffmann et al. 2022, Table 4): 80 layers, d_model 8192, 64 heads of
 #: key size 128, feed-forward 32768 (4 d_model), a 32,000-token vocabulary, 2048 tokens
 CHINCHILLA = {"L": 80, "dim": 8192, "heads": 64, "N": 2048, "V": 32000, "B": 1}
@@ -133,20 +144,22 @@ register_paper(Paper(
     "Appendix F (FLOPs computation)",
     (
         Claim(
-            "Forward FLOPs per sequence", "FLOPs per sequence (forward)", "torch",
-            derived=lambda: sp.expand(_gpt_cost("torch").flops.xreplace({B: 1})),
+            "Forward FLOPs per sequence", "FLOPs per sequence (forward)", "chinchilla",
+            derived=lambda: sp.expand(_gpt_cost("chinchilla").flops.xreplace({B: 1})),
             paper=_chinchilla_paper,
             paper_text="2sVd + L\\,(8sd^2 + 4s^2d + 3hs^2 + 16sd^2) + 2sdV",
             dropped=lambda: (
                 Term(-2 * N * V * dim, "the paper counts the embedding lookup as a matmul "
                      "with a one-hot vector ($2 s V d$); a lookup does no arithmetic"),
-                Term(-3 * L * heads * N**2, "the paper counts 3 FLOPs per softmax element; "
-                     "the torch convention counts none (the exact convention counts "
-                     "$5 s - 2$ per row of $s$)")),
-            how=_GPT_HOW + " One sequence (`B = 1`); the paper's key size times heads is "
-                "$d_{model}$ and its feed-forward size $4 d_{model}$, as in Chinchilla 70B. "
-                "Everything else agrees term by term: a negative dropped term is one the "
-                "paper counts and the convention does not.",
+                Term(2 * L * heads * N * (N - 1), "the paper counts 3 FLOPs per softmax "
+                     "element (exp, sum, divide); a row of $s$ takes $5 s - 2$: also the "
+                     "$s - 1$ compares of the max and the $s$ subtractions before the exp, "
+                     "while the sum of $s$ numbers takes $s - 1$ adds, not $s$")),
+            how=_GPT_HOW + " One sequence (`B = 1`) under the registered `chinchilla` "
+                "convention (2 per multiply-accumulate, softmax counted); the paper's key size "
+                "times heads is $d_{model}$ and its feed-forward size $4 d_{model}$, as in "
+                "Chinchilla 70B. Everything else agrees term by term: a negative dropped term "
+                "is one the paper counts and symflops does not.",
             example_name="Chinchilla 70B, one sequence of 2048 tokens", example=CHINCHILLA,
         ),
     ),
