@@ -82,12 +82,23 @@ def _residual(layer: Residual, shape: Shape, name: str, path: str, x: Ref,
 @train_rule(Repeat)
 def _repeat(layer: Repeat, shape: Shape, name: str, path: str, x: Ref, tr: Train) -> Step:
     layer._cost(shape, name)  # checks the block keeps its shape
-    first = train_layer(layer.block, shape, "block", join(path, "block"), x, tr)
+    first = _block_step(layer, path, shape, x, tr)
     if first.out.grad == x.grad:  # every iteration is the same
         return _repeated(layer, shape, name, tr, [(first, x, layer.n)])
-    rest = train_layer(layer.block, shape, "block", join(path, "block"), first.out, tr)
+    rest = _block_step(layer, path, shape, first.out, tr)
     return _repeated(layer, shape, name, tr, [(first, x, sp.Integer(1)),
                                               (rest, first.out, layer.n - 1)])
+
+
+def _block_step(layer: Repeat, path: str, shape: Shape, x: Ref, tr: Train) -> Step:
+    """One iteration of a Repeat's block; under ``recompute="full"`` the block is the
+    checkpoint unit (Megatron's per-layer checkpointing) unless it holds checkpoints."""
+    before = len(tr.checkpoints)
+    step = train_layer(layer.block, shape, "block", join(path, "block"), x, tr)
+    if tr.recompute != "full" or len(tr.checkpoints) > before:
+        return step
+    tr.checkpoints.append(join(path, "block"))
+    return Step(checkpointed(step.cost, x, join(path, "block"), tr), step.out)
 
 
 def _repeated(layer: Repeat, shape: Shape, name: str, tr: Train,
