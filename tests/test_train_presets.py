@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 import sympy as sp
 
+import symflops as sf
 from symflops import presets
 from symflops.symbols import B, L, N, V, dim, heads
 
@@ -60,3 +61,85 @@ def test_full_recompute_checkpoints_each_block():
     # outside the blocks the two policies save the same
     assert {x for x in full.memory.saved if not x.where.startswith("h.")} == \
         {x for x in none.memory.saved if not x.where.startswith("h.")}
+
+
+# --------------------------------------------------------------------- preset == trace
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+transformers.logging.set_verbosity_error()
+
+
+def traced_train(config_cls, model_cls, **config):
+    cfg = config_cls(**config)
+    cfg._attn_implementation = "eager"
+    with torch.device("meta"):
+        model = model_cls(cfg)
+    return sf.trace(model, {"input_ids": ("B", "N")}, mode="train", warn=False)
+
+
+def assert_same_except(trace, preset, differences):
+    """Kind by kind, ``trace.work - preset.work`` is ``differences`` (0 elsewhere); params
+    equal, and so torch-convention FLOPs (matmuls only) whenever no matmul kind differs."""
+    assert trace.params == preset.params
+    for kind in set(trace.work) | set(preset.work):
+        diff = sp.expand(trace.work.get(kind, 0) - preset.work.get(kind, 0))
+        assert diff == sp.expand(differences.get(kind, 0)), kind
+    assert sp.expand(torch_flops(trace) - torch_flops(preset)) == 0
+
+
+@pytest.mark.parametrize("d,h,layers,vocab", [(64, 4, 2, 100), (96, 6, 1, 50)],
+                         ids=["d64-L2", "d96-L1"])
+def test_gpt_train_equals_trace(d, h, layers, vocab):
+    # dropout 0 (the preset has none; torch returns the input itself for p = 0)
+    trace = traced_train(transformers.GPT2Config, transformers.GPT2LMHeadModel, n_embd=d,
+                         n_head=h, n_layer=layers, vocab_size=vocab, n_positions=256,
+                         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    preset = presets.gpt(d, h, layers, vocab, 256).cost((B, N), mode="train")
+    hidden = 4 * d
+    # What the trace of transformers' code counts differently (exact convention):
+    # - gelu_new forward runs as 7 pointwise aten ops and a tanh (activation 1), where
+    #   sf.nn's gelu_tanh is 9 activation ops; its autograd backward is 13 pointwise ops
+    #   per element (tanh_backward 3, ten muls, adds and pow's 1 each) where sf.nn's
+    #   gelu_tanh gradient is 18: activation -8, elementwise 7 + 13 - 18 = +2 per hidden
+    #   element;
+    # - eager attention adds a float causal mask to the B h N^2 scores (forward only: the
+    #   add's gradient is the output gradient) and builds it with one compare per N^2;
+    # - positions and cache positions: arange(N) + past length and two more N adds.
+    # Everything else (the broadcast position gradient (B-1) N d, the tied head's V d
+    # accumulation, embedding_dense_backward, every mm) agrees op for op.
+    assert_same_except(trace, preset, {
+        "activation": -8 * layers * hidden * B * N,
+        "elementwise": layers * (2 * hidden * B * N + h * B * N**2) + N**2 + 3 * N,
+    })
+
+
+@pytest.mark.parametrize("d,h,kv,layers,vocab,hidden", [(64, 4, 2, 2, 100, 96),
+                                                        (96, 6, 6, 1, 50, 160)],
+                         ids=["d64-gqa-L2", "d96-mha-L1"])
+def test_llama_train_equals_trace(d, h, kv, layers, vocab, hidden):
+    trace = traced_train(transformers.LlamaConfig, transformers.LlamaForCausalLM,
+                         hidden_size=d, num_attention_heads=h, num_key_value_heads=kv,
+                         num_hidden_layers=layers, vocab_size=vocab,
+                         intermediate_size=hidden, max_position_embeddings=256)
+    preset = presets.llama(d, h, kv, layers, vocab, hidden).cost((B, N), mode="train")
+    norms = (2 * layers + 1) * B * N
+    # - LlamaRMSNorm runs as pow, mean, add, rsqrt, mul, mul (4 d + 2 per token, traced as
+    #   elementwise, where sf.nn counts norm_stats 3 d + 2 and norm_affine d), and its
+    #   autograd backward of those six ops runs, per token, eleven d-wide muls, adds, div
+    #   and pow gradients, the d - 1 adds of mean's gradient sum and 3 scalar ops for
+    #   rsqrt and pow (12 d + 2), where sf.nn's fused rms_norm gradient is 11 d - 1: d + 3
+    #   more;
+    # - q, k and v are three projections: x's three gradients are added (2 d per token,
+    #   elementwise), where the fused qkv's grad_input mm sums them in its inner
+    #   products (2 d matmul_add more per token);
+    # - eager attention's float causal mask (h B N^2 adds; N^2 compares), and positions
+    #   (3 N adds) as in test_gpt_train_equals_trace.
+    # The rotary rotation and its 9/2-per-element gradient, SiLU, the gate multiply and
+    # its two gradients, and the K/V heads' repeat gradients agree op for op.
+    assert_same_except(trace, preset, {
+        "norm_stats": -norms * (3 * d + 2),
+        "norm_affine": -norms * d,
+        "matmul_add": -layers * 2 * d * B * N,
+        "elementwise": norms * (4 * d + 2 + d + 3) + layers * (2 * d * B * N + h * B * N**2)
+        + N**2 + 3 * N,
+    })

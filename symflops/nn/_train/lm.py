@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import sympy as sp
+
 from symflops import formulas as F
 from symflops.cost import Cost
 from symflops.formulas.derivation import Derivation
@@ -32,7 +34,7 @@ from symflops.nn._train.core import (
     train_rule,
 )
 
-__all__ = ["mul_step", "op_step", "accumulate"]
+__all__ = ["mul_step", "op_step", "accumulate", "rotary_step"]
 
 
 def op_step(name: str, layer_type: str, shape: Shape, out_shape: Shape, tr: Train,
@@ -146,3 +148,27 @@ def _gated_mlp(layer: T.GatedMLP, shape: Shape, name: str, path: str, x: Ref,
                 *accumulate(x, shape, "the gated MLP's input (gate and up)")]
     return Step(composite(layer, shape, name, tr, children, shape), down.out)
 
+
+
+def rotary_step(forward: Cost, vectors: sp.Expr, head_dim: sp.Expr, positions: sp.Expr,
+                path: str, x: Ref, tr: Train) -> Step:
+    """The rotation ``q cos + rotate_half(q) sin`` of ``vectors`` query and key vectors
+    (``forward``: the eval cost's ``rotary`` part). Its backward per element, as autograd
+    runs transformers' ``apply_rotary_pos_emb``: ``grad cos`` (1), ``grad sin`` (1), the
+    negation's gradient on half (1/2), the two halves' gradients added (1) and the two
+    paths' gradients added (1): 9/2. The muls keep ``cos`` and ``sin`` (``positions x
+    head_dim`` each, shared by q and k)."""
+    if not x.grad:
+        return Step(forward.replace(memory=tr.mem(0, 0, ())), x)
+    n = vectors * head_dim
+    grads = {"grad_input": F.elementwise_derivation(
+        n, sp.Rational(9, 2), "rotary gradient: grad*cos, grad*sin, the negated half, the "
+        "halves added and the two paths added: 9/2 per element")}
+    saved = [tr.saved(path, "cos", positions * head_dim),
+             tr.saved(path, "sin", positions * head_dim)]
+    kids = [forward.replace(name="forward"),
+            *grad_leaves(grads, "Rotary", forward.spec, forward.output_shape)]
+    cost = Cost("rotary", "Rotary", spec=forward.spec, children=kids,
+                input_shape=forward.input_shape, output_shape=forward.output_shape,
+                memory=tr.mem(0, 0, saved))
+    return Step(cost, tr.new(x.numel, True))
