@@ -143,3 +143,42 @@ def test_llama_train_equals_trace(d, h, kv, layers, vocab, hidden):
         "elementwise": norms * (4 * d + 2 + d + 3) + layers * (2 * d * B * N + h * B * N**2)
         + N**2 + 3 * N,
     })
+
+
+def _load_example(name):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"_example_{name}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("size,patch,layers,h,d,mlp,classes",
+                         [(32, 8, 2, 4, 64, 128, 10), (48, 16, 1, 2, 32, 96, 7)],
+                         ids=["vit-32", "vit-48"])
+def test_vit_train_equals_trace_of_mirror(size, patch, layers, h, d, mlp, classes):
+    import warnings
+
+    model = _load_example("vit").VisionTransformer(size, patch, layers, h, d, mlp, classes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trace = sf.trace(model, f"B 3 {size} {size}", mode="train")
+    preset = presets.vit(size, patch, layers, h, d, mlp, classes).cost((B, 3, size, size),
+                                                                         mode="train")
+    n = (size // patch) ** 2 + 1  # tokens, the class token included
+    # What torch runs differently in training (exact convention), per layer:
+    # - nn.MultiheadAttention's slow path (taken in training) projects q, k, v as mm + add:
+    #   the 3 n d bias adds count as elementwise, not bias;
+    # - it selects q, k and v from the packed projection: their three gradients, each
+    #   written into a zero tensor of the projection's size, are added: 2 x 3 n d;
+    # - SDPA's fused backward counts the softmax and scale gradients as 4 h n^2 where
+    #   sf.nn counts softmax's h n (4 n - 1) and the scale's h n^2: h n - h n^2;
+    # and once: torchvision's position embedding is a parameter added to the tokens, not
+    # a lookup: no embedding_dense_backward (n d adds sf.nn's PositionEmbedding counts).
+    assert_same_except(trace, preset, {
+        "bias": -layers * 3 * n * d * B,
+        "elementwise": layers * (3 * n * d + 6 * n * d + h * n - h * n**2) * B - n * d,
+    })
