@@ -4,8 +4,8 @@ and the class token.
 >>> from symflops.symbols import B, N
 >>> from symflops.nn import ClassToken, Linear, Sequential
 >>> net = Sequential({"fc": Linear(4, 4), "cls": ClassToken(4)})
->>> net.cost((B, N, 4), mode="train")["cls"].work     # the token's gradient: batch sum
-{'elementwise': 4*B - 4}
+>>> net.cost((B, N, 4), mode="train")["cls"].work["elementwise"]   # the batch sum
+4*(B - 1)
 """
 
 from __future__ import annotations
