@@ -111,6 +111,14 @@ def test_gpt_train_equals_trace(d, h, layers, vocab):
         "activation": -8 * layers * hidden * B * N,
         "elementwise": layers * (2 * hidden * B * N + h * B * N**2) + N**2 + 3 * N,
     })
+    # Activation memory (2 bytes a float, 8 an index), the preset under the "torch"
+    # accounting (the LayerNorms' mean and rstd counted, as torch keeps them): the same
+    # tensors, except gelu_new's decomposition, whose muls, pow and tanh keep 4 hidden-wide
+    # tensors where sf.nn's GELU keeps its input: 3 hidden floats per token per layer.
+    kept = presets.gpt(d, h, layers, vocab, 256).cost((B, N), mode="train",
+                                                      accounting="torch").memory
+    assert sp.expand(trace.memory.activations - kept.activations
+                     - layers * 3 * hidden * B * N * 2) == 0
 
 
 @pytest.mark.parametrize("d,h,kv,layers,vocab,hidden", [(64, 4, 2, 2, 100, 96),
@@ -143,6 +151,15 @@ def test_llama_train_equals_trace(d, h, kv, layers, vocab, hidden):
         "elementwise": norms * (4 * d + 2 + d + 3) + layers * (2 * d * B * N + h * B * N**2)
         + N**2 + 3 * N,
     })
+    # Activation memory (2 bytes a float), the preset under the "torch" accounting (rstd
+    # counted): the same tensors, except (a) LlamaRMSNorm's separate weight multiply keeps
+    # the normalized input, d per token, where the fused rms_norm keeps input and rstd
+    # only; (b) transformers computes cos and sin (N x head_dim each) once for all layers,
+    # where sf.nn counts them in each layer's attention: (L - 1) 2 N head_dim more.
+    kept = presets.llama(d, h, kv, layers, vocab, hidden).cost(
+        (B, N), mode="train", accounting="torch").memory
+    assert sp.expand(trace.memory.activations - kept.activations
+                     - 2 * (norms * d - (layers - 1) * 2 * N * (d // h))) == 0
 
 
 def _load_example(name):
