@@ -199,3 +199,12 @@ def test_vit_train_equals_trace_of_mirror(size, patch, layers, h, d, mlp, classe
         "bias": -layers * 3 * n * d * B,
         "elementwise": layers * (3 * n * d + 6 * n * d + h * n - h * n**2) * B - n * d,
     })
+    # Activation memory (2 bytes a float, 8 an index), the preset under the "torch"
+    # accounting: the same tensors (q, k and v as views of the packed projection) except
+    # (a) SDPA's fused kernel keeps the logsumexp (h n per image) instead of the h n^2
+    # probabilities; (b) the head keeps x[:, 0], a view whose storage is the whole
+    # normalized output, (n - 1) d more; (c) no position ids (n int64) for a parameter.
+    kept = presets.vit(size, patch, layers, h, d, mlp, classes).cost(
+        (B, 3, size, size), mode="train", accounting="torch").memory
+    assert sp.expand(trace.memory.activations - kept.activations
+                     - (2 * (layers * (h * n - h * n**2) + (n - 1) * d) * B - 8 * n)) == 0
