@@ -23,7 +23,7 @@ with ``memory``, and the output tensor). What torch does decides each count:
 from __future__ import annotations
 
 from symflops.nn._base import TRAINER
-from symflops.nn._train import containers, leaves
+from symflops.nn._train import containers, leaves, lm, vision
 from symflops.nn._train.core import (
     RECOMPUTE,
     TRAIN_RULES,
@@ -36,6 +36,7 @@ from symflops.nn._train.core import (
 )
 
 __all__ = ["Ref", "Train", "Step", "TRAIN_RULES", "train_rule", "train_layer", "train_cost",
-           "RECOMPUTE", "leaves", "containers"]
+           "RECOMPUTE", "leaves", "containers", "lm",
+           "vision"]
 
 TRAINER.run = train_cost

@@ -31,6 +31,7 @@ from symflops.nn._train.core import (
     train_layer,
     train_rule,
 )
+from symflops.nn._train.lm import rotary_step
 
 __all__ = ["chain"]
 
@@ -82,12 +83,23 @@ def _residual(layer: Residual, shape: Shape, name: str, path: str, x: Ref,
 @train_rule(Repeat)
 def _repeat(layer: Repeat, shape: Shape, name: str, path: str, x: Ref, tr: Train) -> Step:
     layer._cost(shape, name)  # checks the block keeps its shape
-    first = train_layer(layer.block, shape, "block", join(path, "block"), x, tr)
+    first = _block_step(layer, path, shape, x, tr)
     if first.out.grad == x.grad:  # every iteration is the same
         return _repeated(layer, shape, name, tr, [(first, x, layer.n)])
-    rest = train_layer(layer.block, shape, "block", join(path, "block"), first.out, tr)
+    rest = _block_step(layer, path, shape, first.out, tr)
     return _repeated(layer, shape, name, tr, [(first, x, sp.Integer(1)),
                                               (rest, first.out, layer.n - 1)])
+
+
+def _block_step(layer: Repeat, path: str, shape: Shape, x: Ref, tr: Train) -> Step:
+    """One iteration of a Repeat's block; under ``recompute="full"`` the block is the
+    checkpoint unit (Megatron's per-layer checkpointing) unless it holds checkpoints."""
+    before = len(tr.checkpoints)
+    step = train_layer(layer.block, shape, "block", join(path, "block"), x, tr)
+    if tr.recompute != "full" or len(tr.checkpoints) > before:
+        return step
+    tr.checkpoints.append(join(path, "block"))
+    return Step(checkpointed(step.cost, x, join(path, "block"), tr), step.out)
 
 
 def _repeated(layer: Repeat, shape: Shape, name: str, tr: Train,
@@ -128,6 +140,10 @@ def _repeated(layer: Repeat, shape: Shape, name: str, tr: Train,
 @train_rule(MultiheadAttention)
 def _mha(layer: MultiheadAttention, shape: Shape, name: str, path: str, x: Ref,
          tr: Train) -> Step:
+    if layer.kv_len is not None:
+        raise SymflopsError("mode='train' is not derived for cross-attention (kv_len) yet",
+                            layer=layer.spec(),
+                            fix="trace the torch module with sf.trace(..., mode='train')")
     if layer.skip_masked:
         # (a causal mask is a select in both passes: the dense product is counted, and the
         # mask, a buffer or a constant, is not an activation)
@@ -143,11 +159,16 @@ def _mha(layer: MultiheadAttention, shape: Shape, name: str, path: str, x: Ref,
     qkv_linear = L.Linear(layer.embed_dim, layer.embed_dim + 2 * kv_dim, bias=layer.bias)
     qkv = train_layer(qkv_linear, shape, "qkv", join(path, "qkv"), x, tr)
     inner = tr.inside("tensor")  # between the column- and the row-parallel linear layers
-    core = _attention_core(layer, shape, batch, n, join(path, "attention"), qkv.out, inner,
-                           [c for c in eval_cost.children if c.name not in ("qkv", "out_proj")])
+    rotary = [] if not layer.rotary else [rotary_step(
+        eval_cost["rotary"], batch * n * (layer.num_heads + layer.kv_heads), layer.head_dim,
+        n, join(path, "rotary"), qkv.out, inner)]
+    core = _attention_core(layer, shape, batch, n, join(path, "attention"),
+                           rotary[0].out if rotary else qkv.out, inner,
+                           [c for c in eval_cost.children
+                            if c.name not in ("qkv", "out_proj", "rotary")])
     proj = L.Linear(layer.embed_dim, layer.embed_dim, bias=layer.bias)
     out_proj = train_layer(proj, shape, "out_proj", join(path, "out_proj"), core.out, inner)
-    children = [qkv.cost, core.cost, out_proj.cost]
+    children = [qkv.cost, *(r.cost for r in rotary), core.cost, out_proj.cost]
     cost = composite(layer, shape, name, tr, children, shape).replace(
         validity=eval_cost.validity)
     return Step(cost, out_proj.out)
