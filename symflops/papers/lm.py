@@ -41,6 +41,11 @@ def _gpt_cost(convention: str = "torch", skip_masked: bool = False) -> Cost:
     return _gpt(skip_masked).cost((B, N), convention=convention)
 
 
+@cache
+def _gpt_train(convention: str = "torch", recompute: str = "none") -> Cost:
+    return _gpt().cost((B, N), mode="train", recompute=recompute, convention=convention)
+
+
 def _per_token(cost: Cost) -> sp.Expr:
     from symflops.views import per_token
 
@@ -162,6 +167,23 @@ register_paper(Paper(
                 "is one the paper counts and symflops does not.",
             example_name="Chinchilla 70B, one sequence of 2048 tokens", example=CHINCHILLA,
         ),
+        Claim(
+            "Training FLOPs per sequence: backward = 2 x forward", "FLOPs per sequence "
+            "(training)", "torch",
+            derived=lambda: sp.expand(_gpt_train("torch").flops.xreplace({B: 1})),
+            paper=lambda: 3 * _chinchilla_paper(),
+            paper_text="3 \\times \\text{forward}",
+            dropped=lambda: (
+                Term(-3 * 2 * N * V * dim, "three times the one-hot embedding matmul"),
+                Term(-3 * 3 * L * heads * N**2, "three times 3 FLOPs per softmax element "
+                     "(the torch convention counts no softmax)")),
+            how=_GPT_HOW + " `mode='train'`, one sequence. Under the torch convention the "
+                "paper's rule is exact for this model: every matmul runs its two gradient "
+                "matmuls (the embedding is trainable, so even the first block's input gradient "
+                "is needed), so training is exactly 3 forward passes; the dropped terms are "
+                "the paper's forward extras, three times.",
+            example_name="Chinchilla 70B, one sequence of 2048 tokens", example=CHINCHILLA,
+        ),
     ),
 ))
 
@@ -197,6 +219,19 @@ register_paper(Paper(
                 ("18.4", 48, 6144, 40), ("39.1", 64, 8192, 48), ("76.1", 80, 10240, 60),
                 ("145.6", 96, 12288, 80), ("310.1", 128, 16384, 96),
                 ("529.6", 128, 20480, 105), ("1008.0", 160, 25600, 128))),
+        ),
+        Claim(
+            "FLOPs per iteration with activation recomputation", "FLOPs per batch (training)",
+            "torch",
+            derived=lambda: sp.expand(_gpt_train("torch", recompute="full").flops),
+            paper=lambda: 96 * B * N * L * dim**2 * (1 + N / (6 * dim) + V / (16 * L * dim)),
+            paper_text="F = 96 B s l h^2 \\left(1 + \\frac{s}{6h} + \\frac{V}{16 l h}\\right)",
+            how=_GPT_HOW + " `mode='train', recompute='full'`: forward, backward derived op "
+                "by op (each matmul's two gradient matmuls; the embedding is trainable, so the "
+                "first block's input gradient runs too) and every transformer layer's forward "
+                "run again in backward (the LM head is not recomputed). The identity is exact: "
+                "the torch convention counts the matmuls only, as the paper does.",
+            example_name="GPT-3 175B, one sequence", example=GPT3,
         ),
     ),
 ))
@@ -254,5 +289,76 @@ register_paper(Paper(
               how=_KORTHIKANTI_HOW + " `recompute='selective'` recomputes the attention "
                   "core ($QK^T$, softmax, dropout, $AV$) in backward and keeps only Q, K, V.",
               example_name="a GPT-3 175B layer, one sequence, t = 8", example=KORTHIKANTI),
+        Claim("Model FLOPs per iteration, without recomputation (Section 6)",
+              "FLOPs per batch (training)", "torch",
+              derived=lambda: sp.expand(_gpt_train("torch").flops),
+              paper=lambda: 72 * B * N * L * dim**2 * (1 + N / (6 * dim) + V / (12 * L * dim)),
+              paper_text="72 B s l h^2 \\left(1 + \\frac{s}{6h} + \\frac{V}{12 l h}\\right)",
+              how=_GPT_HOW + " `mode='train'`: forward and backward, nothing recomputed.",
+              example_name="GPT-3 175B, one sequence", example=GPT3),
+    ),
+))
+
+
+@cache
+def _palm() -> Any:
+    from symflops import presets
+
+    # multi-query attention (one K/V head), SwiGLU of width 4 d_model, no biases, the LM
+    # head tied to the embedding, rotary positions: llama's decoder with those choices
+    return presets.llama(dim, heads, 1, L, V, 4 * dim, tie_embeddings=True)
+
+
+def _palm_per_token() -> sp.Expr:
+    from symflops.views import per_token
+
+    return sp.expand(per_token(_palm().cost((B, N), mode="train", convention="torch")))
+
+
+def _palm_row(name: str, layers: int, d: int, heads_: int, printed: str) -> Row:
+    return Row(f"PaLM {name}: {layers} layers, d_model {d}, {heads_} heads of 256",
+               {"L": layers, "dim": d, "heads": heads_, "N": 2048, "V": 256000, "B": 1},
+               printed)
+
+
+register_paper(Paper(
+    "palm",
+    "Chowdhery et al. 2022, *PaLM: Scaling Language Modeling with Pathways*",
+    "Appendix B (model FLOPs utilization) and Table 1",
+    (
+        Claim(
+            "Training FLOPs per token, 6N + 12 L H Q T", "FLOPs per token (training)", "torch",
+            derived=_palm_per_token,
+            paper=lambda: 6 * _palm().cost((B, N)).params + 12 * L * dim * N,
+            paper_text="6N + 12 L H Q T",
+            dropped=lambda: (Term(-6 * (2 * L + 1) * dim, "$N$ counts the RMSNorm "
+                                  "weights (two per layer and a final one), which do no "
+                                  "matmul"),),
+            how="`sf.presets.llama(dim, heads, 1, L, V, 4*dim, tie_embeddings=True)` "
+                "(PaLM's choices: multi-query attention, SwiGLU of width $4 d_{model}$, no "
+                "biases, shared input and output embeddings, rotary positions) in "
+                "`mode='train'`, per token (`symflops.views.per_token`); $H Q = d_{model}$, "
+                "$T = N$. The attention term is the dense $QK^T$ and $AV$ forward ($4 L H Q T$) "
+                "and their gradients. PaLM 540B itself has $H Q = 12288 \\neq d_{model} = "
+                "18432$, a head width the preset does not take (it uses $d_{model}/H$); the "
+                "8B and 62B models have $H Q = d_{model}$ and are checked in the table "
+                "(parameters, the paper's Table 1).",
+            example_name="PaLM 62B, sequences of 2048 tokens",
+            example={"L": 64, "dim": 8192, "heads": 32, "N": 2048, "V": 256000, "B": 1},
+        ),
+        Claim(
+            "Parameters (Table 1)", "parameters", "exact",
+            derived=lambda: sp.expand(_palm().cost((B, N)).params),
+            paper=lambda: (V * dim + L * (2 * dim**2 + 2 * dim**2 / heads + 12 * dim**2
+                                           + 2 * dim) + dim),
+            paper_text="N\\ \\text{(Table 1 prints the figures)}",
+            how="The same preset's parameters. The paper gives no formula: the one in "
+                "symflops' symbols is the architecture counted by hand (embedding $V d$; per "
+                "layer $Q$ and output $2d^2$, one K/V head $2 d^2/H$, SwiGLU $3 \\cdot 4 d^2$, "
+                "two RMSNorms $2d$; a final RMSNorm $d$). Table 1 prints billions with two "
+                "decimals.",
+            rows=(_palm_row("8B", 32, 4096, 16, "8.63 billion"),
+                  _palm_row("62B", 64, 8192, 32, "62.50 billion")),
+        ),
     ),
 ))
