@@ -259,6 +259,9 @@ def zoo(results: dict[str, Any]) -> Lines:
     for r in sorted(ok, key=lambda r: -r["trace_s"] / r["fcm_s"])[:10]:
         lines.append(f"| {r['name']} | {r['status']} | {secs(r['trace_s'])} | "
                      f"{secs(r['fcm_s'])} | {ratio(r['trace_s'], r['fcm_s'])} |")
+    if data.get("not_reached"):
+        lines += ["", f"Partial: the run stopped before {len(data['not_reached'])} models: "
+                  + ", ".join(data["not_reached"]) + "."]
     bad = [r for r in rows if r["status"] == "failed"]
     if bad:
         lines += ["", "Not counted: " + "; ".join(f"{r['name']} ({r.get('error', '?')})"
