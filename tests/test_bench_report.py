@@ -45,7 +45,7 @@ def fake() -> dict[str, Any]:
                          "fixed": ""}}
     zoo_rows = [{"name": "a", "status": "symbolic", "trace_s": 4.0, "fcm_s": 1.0, "agree": True},
                 {"name": "b", "status": "fixed", "trace_s": 1.0, "fcm_s": 1.0, "agree": True,
-                 "fixed": "H=224"},
+                 "fixed": "H=224", "device": "cpu"},
                 {"name": "c", "status": "failed", "error": "ValueError: no"}]
     return {
         "meta": {"date": "2026-11-30 05:00 UTC", "command": "python benchmarks/run.py",
@@ -105,6 +105,9 @@ def test_every_section_is_written(text: str, heading: str) -> None:
     # zoo: the failed model is left out of the totals: (4 + 1) / (1 + 1) = 2.50x
     "symflops 5.00 s, FlopCounterMode 2.00 s: ratio 2.50x",
     "1 failed, 1 fixed, 1 symbolic", "| a | symbolic | 4.00 s | 1.00 s | 4.00x |",
+    # b was built on CPU: the meta-only total is a alone, 4 / 1
+    "over the 1 models built on meta only: symflops 4.00 s, FlopCounterMode 1.00 s: ratio 4.00x",
+    "| b (built on CPU) | fixed |",
     "Not counted: c (ValueError: no)",
     # a zoo run stopped early names the models it did not reach
     "Partial: the run stopped before 2 models: d, e.",
