@@ -103,7 +103,8 @@ def models(results: dict[str, Any]) -> Lines:
                   "differs |", "|---|---|---:|---:|---:|---|---|"]
         for p, row in c["tools"].items():
             if row.get("error"):
-                count, why = "failed", row["error"]
+                count = "n/a" if row["error"].startswith("n/a") else "failed"
+                why = row["error"]
             else:
                 count, why = f"{row['count']:,}", row.get("why", "")
             lines.append(f"| {p} | {row.get('device', '-')} | {secs(row.get('seconds'))} | "
