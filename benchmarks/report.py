@@ -45,8 +45,9 @@ def failed(results: dict[str, Any], name: str) -> Lines | None:
     err = (results.get(name) or {}).get("error")
     if not isinstance(err, str):
         return None
-    return [f"_The measurement failed: {err} (rerun `python benchmarks/run.py --only {name}`)._",
-            ""]
+    what = "Skipped" if err.startswith("skipped: ") else "The measurement failed"
+    err = err.removeprefix("skipped: ")
+    return [f"_{what}: {err} (rerun `python benchmarks/run.py --only {name}`)._", ""]
 
 
 def header(results: dict[str, Any]) -> Lines:

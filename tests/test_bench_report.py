@@ -175,3 +175,11 @@ def test_a_failed_section_says_why() -> None:
     text = report.build_report(results)
     assert "## Peak memory\n\n_The measurement failed: CalledProcessError: boom (rerun " \
            "`python benchmarks/run.py --only memory`)._" in text
+
+
+def test_a_skipped_section_says_what_is_missing() -> None:
+    results = fake()
+    results["zoo"] = {"error": "skipped: torchvision not importable"}
+    text = report.build_report(results)
+    assert "## The torchvision classification zoo\n\n_Skipped: torchvision not importable " \
+           "(rerun `python benchmarks/run.py --only zoo`)._" in text
