@@ -394,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         need = NEEDS.get(name)
         if need and peers.missing(need):
             log(f"{name}: skipped, {peers.missing(need)}")
-            results.pop(name, None)
+            results[name] = {"error": f"skipped: {peers.missing(need)}"}
             continue
         log(f"{name}: measuring")
         try:

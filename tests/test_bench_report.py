@@ -45,7 +45,7 @@ def fake() -> dict[str, Any]:
                          "fixed": ""}}
     zoo_rows = [{"name": "a", "status": "symbolic", "trace_s": 4.0, "fcm_s": 1.0, "agree": True},
                 {"name": "b", "status": "fixed", "trace_s": 1.0, "fcm_s": 1.0, "agree": True,
-                 "fixed": "H=224"},
+                 "fixed": "H=224", "device": "cpu"},
                 {"name": "c", "status": "failed", "error": "ValueError: no"}]
     return {
         "meta": {"date": "2026-11-30 05:00 UTC", "command": "python benchmarks/run.py",
@@ -67,7 +67,7 @@ def fake() -> dict[str, Any]:
         "render": {"reps": 3, "rows": [{"what": "cnn", "format": "latex", "build_s": 0.2,
                                         "seconds": 0.1, "chars": 1234}]},
         "memory": {"resnet50": {"baseline_mb": 100.0, "symflops_mb": 400.0, "fcm_mb": 200.0}},
-        "zoo": {"torchvision": "0.29", "models": zoo_rows},
+        "zoo": {"torchvision": "0.29", "models": zoo_rows, "not_reached": ["d", "e"]},
     }
 
 
@@ -105,7 +105,12 @@ def test_every_section_is_written(text: str, heading: str) -> None:
     # zoo: the failed model is left out of the totals: (4 + 1) / (1 + 1) = 2.50x
     "symflops 5.00 s, FlopCounterMode 2.00 s: ratio 2.50x",
     "1 failed, 1 fixed, 1 symbolic", "| a | symbolic | 4.00 s | 1.00 s | 4.00x |",
+    # b was built on CPU: the meta-only total is a alone, 4 / 1
+    "over the 1 models built on meta only: symflops 4.00 s, FlopCounterMode 1.00 s: ratio 4.00x",
+    "| b (built on CPU) | fixed |",
     "Not counted: c (ValueError: no)",
+    # a zoo run stopped early names the models it did not reach
+    "Partial: the run stopped before 2 models: d, e.",
 ])
 def test_rows(text: str, row: str) -> None:
     assert row in text
@@ -116,8 +121,9 @@ def test_rows(text: str, row: str) -> None:
     "| resnet50: symbolic trace <= 1.5x the concrete-recording floor | 2.00x | missed by 1.33x |",
     # 80x against >= 60x
     "| resnet50: 100 sizes >= 60x faster than 100 FlopCounterMode counts | 80.0x | met |",
-    "| zoo traced symbolically in less total time than FlopCounterMode counts it once "
-    "(ratio < 1) | 2.50x | missed by 2.50x |",
+    # only a (b was built on CPU, c failed): 4 / 1
+    "| zoo traced symbolically in less total time than FlopCounterMode counts it once on meta "
+    "(ratio < 1; the 1 models built on meta) | 4.00x | missed by 4.00x |",
     # growth 2.00 against 1.5: missed by 1.33x
     "| trace conv+relu blocks: 10,000 blocks within 1.5x the time per op of 100 | 2.00x | "
     "missed by 1.33x |",
@@ -170,3 +176,11 @@ def test_a_failed_section_says_why() -> None:
     text = report.build_report(results)
     assert "## Peak memory\n\n_The measurement failed: CalledProcessError: boom (rerun " \
            "`python benchmarks/run.py --only memory`)._" in text
+
+
+def test_a_skipped_section_says_what_is_missing() -> None:
+    results = fake()
+    results["zoo"] = {"error": "skipped: torchvision not importable"}
+    text = report.build_report(results)
+    assert "## The torchvision classification zoo\n\n_Skipped: torchvision not importable " \
+           "(rerun `python benchmarks/run.py --only zoo`)._" in text
