@@ -104,14 +104,10 @@ def inception() -> nn.Module:
 
 
 def seconds(fn: Any, reps: int) -> float:
-    """The median of ``reps`` timings of ``fn()``."""
-    times = []
-    for _ in range(reps):
-        gc.collect()
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return sorted(times)[len(times) // 2]
+    """The median of ``reps`` timings of ``fn()`` (:func:`peers.median_seconds`)."""
+    from peers import median_seconds
+
+    return median_seconds(fn, reps)[0]
 
 
 def trace(model: nn.Module, inputs: Any) -> sf.Cost:
