@@ -126,3 +126,32 @@ def test_swin_family_is_the_hand_derivation(swin_family):
         assert swin_family.subs(H=side, L=depth).macs == swin_macs(
             side, 4, 96, (2, 2, 2 * depth, 2), 7, 1000)
     assert swin_family.factory.degrees == {"H": 2, "L": 1}
+
+
+efficientnet = load("efficientnet")
+
+
+def test_efficientnet_b0_published_figures():
+    # torchvision docs (models/efficientnet.py, EfficientNet_B0_Weights.IMAGENET1K_V1
+    # meta): "num_params": 5288548, "_ops": 0.386 (GFLOPS, i.e. GMACs) at 224
+    with torch.device("meta"):
+        model = efficientnet.efficientnet_b0()
+    direct = sf.trace(model, [(1, 3, 224, 224)], convention="macs")
+    assert direct.params == 5_288_548
+    assert f"{int(direct.macs) / 10**9:.3f}" == "0.386"
+
+
+@pytest.mark.parametrize(("width", "want"), [
+    # make_divisible(v, 8): the nearest multiple of 8, at least 8, never under 0.9 v
+    (32 * 0.25, 8), (16 * 0.25, 8), (24 * 1.1, 24), (40 * 1.1, 48), (52, 56), (320 * 2, 640),
+], ids=["32x0.25", "floor-8", "24x1.1", "40x1.1-up", "half-up", "320x2"])
+def test_make_divisible_is_torchvisions(width, want):
+    assert efficientnet.make_divisible(width) == want
+
+
+def test_efficientnet_fractional_width_is_refused_naming_the_rounding():
+    # width_mult = w/4 on every integer w: make_divisible rounds 16*w/4 = 4w to a
+    # multiple of 8, so the channel counts (and the MACs) are piecewise in w
+    with pytest.raises(sf.SymflopsError, match=r"not a polynomial in w.*make_divisible"):
+        sf.trace_factory(efficientnet.efficientnet, "1 3 64 64", {"width_mult": "w/4"},
+                         convention="macs", multiples={"w": 1}, max_degree=2)
