@@ -1,6 +1,6 @@
 """sf.trace_factory on Swin (image size as a symbol, exact in the convention's kinds) and
-EfficientNet compound scaling (plain-torch mirrors in examples/; torchvision itself is
-checked in benchmarks/bench_factory_swin.py, in its own environment)."""
+EfficientNet compound scaling (plain-torch mirrors in examples/, checked against
+torchvision's published figures; torchvision itself is not imported)."""
 
 from __future__ import annotations
 
