@@ -94,6 +94,12 @@ def test_partial_formula_says_so_and_refuses_other_conventions(tiny):
             node.with_convention("exact")
 
 
+def test_weighed_only_must_be_a_bool():
+    with pytest.raises(sf.SymflopsError, match="weighed_only must be True or False"):
+        sf.trace_factory(swin_mirror.swin, "1 3 H H", {"image_size": "H"}, fixed=TINY,
+                         convention="macs", weighed_only="yes")
+
+
 def test_weighed_only_is_needed_for_the_exact_cost_at_the_window_size():
     # in the exact convention the shift mask's adds appear only when the window does not
     # cover the last map (H >= 16 here), so the formula starts from there

@@ -449,6 +449,9 @@ def trace_factory(make: Callable[..., Any], inputs: Any, params: Mapping[str, An
     if isinstance(max_degree, bool) or not isinstance(max_degree, int) or max_degree < 1:
         raise SymflopsError("max_degree must be a positive int", layer="trace_factory",
                             values={"max_degree": repr(max_degree)})
+    if not isinstance(weighed_only, bool):
+        raise SymflopsError("weighed_only must be True or False", layer="trace_factory",
+                            values={"weighed_only": repr(weighed_only)})
     parsed = parse_params(params, fixed)
     fixed = dict(fixed or {})
     pos, kw = parse_inputs(inputs)
