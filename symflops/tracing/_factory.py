@@ -425,7 +425,8 @@ def trace_factory(make: Callable[..., Any], inputs: Any, params: Mapping[str, An
     ``weighed_only``: fit only the kinds of work the convention weighs (``macs`` and
     ``torch``: ``matmul_mul``), for models where the other kinds are not polynomial
     (Swin's shift mask turns off when a window covers the map); the notes say so and
-    ``with_convention`` refuses a convention weighing the kinds left out.
+    ``with_convention`` refuses a convention weighing the kinds left out (``exact``
+    weighs every kind: nothing is left out).
 
     >>> import torch, symflops as sf
     >>> def mlp(width, depth):
