@@ -4,7 +4,11 @@ torchvision: it does not import beside the torch the tests use).
 Factories:
 - ``swin_t()``, ``swin_s()``, ``swin_b()``: torchvision's configurations (patch 4, window
   7; embed 96/96/128, depths [2, 2, 6, 2] / [2, 2, 18, 2] / [2, 2, 18, 2]);
-- ``tiny(image_size)``: embed 16, depths [2, 2], heads [1, 2], window 2 (fast tests).
+- ``tiny(image_size)``: embed 16, depths [2, 2], heads [1, 2], window 2 (fast tests);
+- ``swin(image_size, patch_size, embed_dim, depths, num_heads, window_size, ...)``: the
+  constructor with torchvision's argument names (ints for its one-value lists) for
+  ``sf.trace_factory``; ``image_size`` only checks the input side the formula is tied to
+  (torchvision's Swin takes any size).
 
 Each forward does what torchvision's does: pad to a multiple of the window, roll by half a
 window in every other block (not when the window covers the padded input), build the
@@ -19,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["swin_t", "swin_s", "swin_b", "tiny", "SwinTransformer"]
+__all__ = ["swin_t", "swin_s", "swin_b", "tiny", "swin", "SwinTransformer"]
 
 
 def _relative_position_index(window: int) -> torch.Tensor:
@@ -134,8 +138,12 @@ class SwinTransformer(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.head = nn.Linear(dim, num_classes)
+        self.image_size: int | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.image_size is not None and tuple(x.shape[-2:]) != (self.image_size,) * 2:
+            raise ValueError(f"built for {self.image_size}x{self.image_size} images, "
+                             f"got {tuple(x.shape[-2:])}")
         x = self.stem_norm(self.stem(x).permute(0, 2, 3, 1))
         x = self.norm(self.features(x)).permute(0, 3, 1, 2)
         return self.head(torch.flatten(self.avgpool(x), 1))
@@ -160,3 +168,18 @@ def swin_b(num_classes: int = 1000) -> SwinTransformer:
 def tiny(num_classes: int = 10) -> SwinTransformer:
     """Embed 16, depths [2, 2], heads [1, 2], window 2, patch 2: a fast test model."""
     return SwinTransformer(2, 16, (2, 2), (1, 2), 2, num_classes).eval()
+
+
+def swin(image_size: int | None = None, patch_size: int = 4, embed_dim: int = 96,
+         depths: tuple[int, ...] = (2, 2, 6, 2), num_heads: tuple[int, ...] = (3, 6, 12, 24),
+         window_size: int = 7, num_classes: int = 1000) -> SwinTransformer:
+    """torchvision's ``SwinTransformer`` arguments (defaults: swin_t); ``image_size``
+    (optional) is the input side the model accepts, for ``sf.trace_factory``.
+
+    >>> swin(224).image_size, sum(p.numel() for p in swin().parameters())
+    (224, 28288354)
+    """
+    model = SwinTransformer(patch_size, embed_dim, tuple(depths), tuple(num_heads),
+                            window_size, num_classes)
+    model.image_size = image_size
+    return model.eval()

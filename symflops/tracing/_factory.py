@@ -29,6 +29,7 @@ from typing import Any
 
 import sympy as sp
 
+from symflops.conventions import KINDS, Convention, get_convention
 from symflops.cost import Cost
 from symflops.errors import SymflopsError
 from symflops.formulas.derivation import Derivation
@@ -57,7 +58,8 @@ class FactoryReport:
     ``solved`` (the points the interpolation used), ``traces`` (points traced in all:
     the lattice and degree search, the solve and the checks), ``verified`` (further
     points checked, never used in the solve), the dims traced symbolically (``symbolic``)
-    and sampled (``dims``), and ``seconds``."""
+    and sampled (``dims``), ``kinds`` (the kinds of work fitted when ``weighed_only``
+    left some out; empty: all) and ``seconds``."""
 
     symbols: list[str]
     multiple: dict[str, int]
@@ -68,14 +70,47 @@ class FactoryReport:
     verified: list[dict[str, int]] = field(default_factory=list)
     symbolic: list[str] = field(default_factory=list)
     dims: list[str] = field(default_factory=list)
+    kinds: tuple[str, ...] = ()
     seconds: float = 0.0
 
 
 class FactoryCost(Cost):
-    """A Cost whose formula came from :func:`trace_factory`; ``.factory`` says how."""
+    """A Cost whose formula came from :func:`trace_factory`; ``.factory`` says how.
+
+    When only some kinds of work were fitted (``weighed_only=True``), every node of the
+    tree is a FactoryCost and ``with_convention`` refuses a convention weighing a kind
+    that was left out (its count is not in the formula)."""
 
     __slots__ = ("factory",)
     factory: FactoryReport
+
+    def with_convention(self, convention: str | Convention) -> Cost:
+        weights = get_convention(convention)
+        kinds = self.factory.kinds
+        missing = [k for k in KINDS if kinds and weights.rate(k) and k not in kinds]
+        if missing:
+            raise SymflopsError(
+                f"this formula was fitted for the {self.convention.name} convention only "
+                f"(kinds {', '.join(kinds)}); {weights.name} also weighs "
+                f"{', '.join(missing)}, which it does not count", layer=self.spec,
+                values={"convention": weights.name},
+                fix=f"run trace_factory again with convention={weights.name!r}, or use a "
+                    f"convention weighing only {', '.join(kinds)}")
+        return super().with_convention(weights)
+
+
+def _as_factory(cost: Cost, report: FactoryReport, deep: bool) -> FactoryCost:
+    """``cost`` as a FactoryCost carrying ``report`` (its children too when ``deep``)."""
+    if deep and cost.children:
+        cost = cost.replace(children=[_as_factory(c, report, deep) for c in cost.children],
+                            work=cost.work, params=cost.params)
+    out = object.__new__(FactoryCost)
+    for klass in type(cost).__mro__:
+        for slot in getattr(klass, "__slots__", ()):
+            if hasattr(cost, slot):
+                object.__setattr__(out, slot, getattr(cost, slot))
+    object.__setattr__(out, "factory", report)
+    return out
 
 
 def _lcm_denominators(params: Mapping[str, ParamValue]) -> dict[str, int]:
@@ -370,7 +405,7 @@ def trace_factory(make: Callable[..., Any], inputs: Any, params: Mapping[str, An
                   fixed: Mapping[str, Any] | None = None, *,
                   multiples: Mapping[str, int] | None = None, max_degree: int = MAX_DEGREE,
                   symbolic: Sequence[str] = (), dims: Mapping[str, Any] | None = None,
-                  **trace_options: Any) -> FactoryCost:
+                  weighed_only: bool = False, **trace_options: Any) -> FactoryCost:
     """Trace ``make(**fixed, **params)`` into an exact formula in the hyperparameters.
 
     ``params`` maps constructor arguments to symbols or expressions (``"dim"``,
@@ -387,6 +422,11 @@ def trace_factory(make: Callable[..., Any], inputs: Any, params: Mapping[str, An
     (``count`` a formula, e.g. ``L``), its lattice in ``validity``, how it was derived and
     verified in ``notes`` and in ``.factory``. A count that is not a polynomial on any
     lattice tried is a SymflopsError naming the symbol and the reason.
+    ``weighed_only``: fit only the kinds of work the convention weighs (``macs`` and
+    ``torch``: ``matmul_mul``), for models where the other kinds are not polynomial
+    (Swin's shift mask turns off when a window covers the map); the notes say so and
+    ``with_convention`` refuses a convention weighing the kinds left out (``exact``
+    weighs every kind: nothing is left out).
 
     >>> import torch, symflops as sf
     >>> def mlp(width, depth):
@@ -410,6 +450,9 @@ def trace_factory(make: Callable[..., Any], inputs: Any, params: Mapping[str, An
     if isinstance(max_degree, bool) or not isinstance(max_degree, int) or max_degree < 1:
         raise SymflopsError("max_degree must be a positive int", layer="trace_factory",
                             values={"max_degree": repr(max_degree)})
+    if not isinstance(weighed_only, bool):
+        raise SymflopsError("weighed_only must be True or False", layer="trace_factory",
+                            values={"weighed_only": repr(weighed_only)})
     parsed = parse_params(params, fixed)
     fixed = dict(fixed or {})
     pos, kw = parse_inputs(inputs)
@@ -436,7 +479,11 @@ def trace_factory(make: Callable[..., Any], inputs: Any, params: Mapping[str, An
             raise SymflopsError("multiples gives a positive int per hyperparameter symbol",
                                 layer="trace_factory", values={n: repr(m)},
                                 fix="symbols are: " + ", ".join(names))
-    sample = Sampler(make, fixed, parsed, (pos, kw), trace_options, dim_exprs)
+    weights = get_convention(trace_options.get("convention", "exact"))
+    kinds = tuple(k for k in KINDS if weights.rate(k)) if weighed_only else tuple(KINDS)
+    kinds = () if kinds == tuple(KINDS) else kinds
+    sample = Sampler(make, fixed, parsed, (pos, kw), trace_options, dim_exprs,
+                     frozenset(kinds) if kinds else None)
     denominators, factors = _lcm_denominators({**parsed, **dim_exprs}), _factors(fixed)
     search = _Search(sample, names, denominators, factors, max_degree, given, free_dims)
     base = search.run()
@@ -458,7 +505,7 @@ def trace_factory(make: Callable[..., Any], inputs: Any, params: Mapping[str, An
                            search.top_degrees(),
                            traces=sample.traces, verified=verified,
                            solved=[dict(p) for p in sorted(search.solved)],
-                           symbolic=symbolic_dims, dims=free_dims)
+                           symbolic=symbolic_dims, dims=free_dims, kinds=kinds)
     note = _note(make, report, fixed)
     free = {symbol(d) for d in symbolic_dims}
     tree = _build("", base.nodes[""], fitted, free, note, search.varying)
@@ -468,14 +515,8 @@ def trace_factory(make: Callable[..., Any], inputs: Any, params: Mapping[str, An
     result = tree.replace(notes=(*tree.notes, note),
                           validity=tuple(c for c in (*validity, *tree.validity)
                                          if c is not sp.true))
-    out = object.__new__(FactoryCost)
-    for klass in type(result).__mro__:
-        for slot in getattr(klass, "__slots__", ()):
-            if hasattr(result, slot):
-                object.__setattr__(out, slot, getattr(result, slot))
     report.seconds = time.perf_counter() - started
-    object.__setattr__(out, "factory", report)
-    return out
+    return _as_factory(result, report, deep=bool(kinds))
 
 
 def _implied(name: str, report: FactoryReport) -> int:
@@ -496,8 +537,11 @@ def _note(make: Callable[..., Any], report: FactoryReport, fixed: Mapping[str, A
     points = "; ".join(", ".join(f"{k}={v}" for k, v in p.items()) for p in report.verified)
     sym = (", ".join(report.symbolic) + " traced symbolically; ") if report.symbolic else ""
     fix = (" (fixed: " + ", ".join(f"{k}={v}" for k, v in fixed.items()) + ")") if fixed else ""
+    only = (f" Only the kinds of work {', '.join(report.kinds)} were fitted (weighed_only: "
+            "what the convention weighs); other kinds are left out, and with_convention "
+            "refuses a convention that weighs them.") if report.kinds else ""
     return (f"DERIVED from {len(report.solved)} traces of {name}{fix} on the meta device "
             f"({report.traces} in all with the lattice search and the checks): {sym}"
             f"exact polynomial in {', '.join(report.symbols)} interpolated per module path, "
             f"verified at {len(report.verified)} further points never used in the solve "
-            f"({points}). Valid for {lattice}.")
+            f"({points}). Valid for {lattice}.{only}")

@@ -22,7 +22,7 @@ import sympy as sp
 
 from symflops.cost import Cost
 
-__all__ = ["fold", "merge_ops", "NodeTable", "table_of", "signature"]
+__all__ = ["fold", "merge_ops", "NodeTable", "table_of", "only_kinds", "signature"]
 
 
 def signature(cost: Cost) -> Hashable:
@@ -116,6 +116,17 @@ class NodeTable:
     specs: dict[str, str]
     values: dict[str, dict[str, sp.Expr]]
     nodes: dict[str, Cost]
+
+
+def only_kinds(cost: Cost, kinds: frozenset[str]) -> Cost:
+    """``cost`` keeping only the named kinds of work, its leaves without derivations
+    (those describe every kind): what a convention weighs, for a formula fitted in that
+    convention alone. Fold after this, so blocks differing only in dropped kinds (Swin's
+    shifted and unshifted windows) fold alike at every size."""
+    if cost.children:
+        return cost.replace(children=[only_kinds(c, kinds) for c in cost.children])
+    return cost.replace(work={k: v for k, v in cost.work.items() if k in kinds},
+                        derivation=None)
 
 
 def table_of(cost: Cost) -> NodeTable:

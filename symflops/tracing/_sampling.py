@@ -21,7 +21,7 @@ import torch
 from symflops.cost import Cost
 from symflops.errors import SymflopsError
 from symflops.parse import parse_expr
-from symflops.tracing._folding import NodeTable, fold, merge_ops, table_of
+from symflops.tracing._folding import NodeTable, fold, merge_ops, only_kinds, table_of
 from symflops.tracing._inputs import InputSpec
 from symflops.tracing._tracer import trace
 
@@ -110,14 +110,16 @@ class Sampler:
     """Trace ``make(**fixed, **params at point)`` at lattice points, each point once.
 
     ``symbolic``: input dims left to the tracer (``B``); every dim that is also a
-    hyperparameter symbol takes the point's value in the input specs.
+    hyperparameter symbol takes the point's value in the input specs. ``kinds``: the
+    kinds of work the tables keep (None: all).
     """
 
     def __init__(self, make: Callable[..., Any], fixed: Mapping[str, Any],
                  params: Mapping[str, ParamValue], inputs: tuple[list[InputSpec],
                                                                  dict[str, InputSpec]],
                  trace_options: Mapping[str, Any],
-                 dims: Mapping[str, sp.Expr] | None = None) -> None:
+                 dims: Mapping[str, sp.Expr] | None = None,
+                 kinds: frozenset[str] | None = None) -> None:
         self.make, self.fixed, self.params = make, dict(fixed), dict(params)
         self.dims = dict(dims or {})  # input dims given as expressions of the symbols
         self.pos, self.kw = inputs
@@ -127,6 +129,7 @@ class Sampler:
         self.pinned: dict[str, int] = {}
         #: read each trace at module level only (see :func:`merge_ops`)
         self.merged = False
+        self.kinds = kinds
 
     @property
     def traces(self) -> int:
@@ -202,7 +205,9 @@ class Sampler:
         if isinstance(got, SymflopsError):
             raise got
         if (key, self.merged) not in self.tables:
-            self.tables[key, self.merged] = table_of(merge_ops(got) if self.merged else got)
+            tree = merge_ops(got) if self.merged else got
+            tree = tree if self.kinds is None else only_kinds(tree, self.kinds)
+            self.tables[key, self.merged] = table_of(fold(tree))
         return self.tables[key, self.merged]
 
     def _trace(self, point: Point) -> Cost | SymflopsError:
@@ -216,4 +221,4 @@ class Sampler:
             return e
         fixed = getattr(getattr(cost, "report", None), "fixed", {}) or {}
         self.pinned.update({n: v for n, v in fixed.items() if n not in point})
-        return fold(cost)
+        return cost
