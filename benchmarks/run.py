@@ -296,6 +296,21 @@ def render_section(reps: int, quick: bool) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------- memory
+def peak_rss_mb() -> float:
+    """This process's peak resident set size in MB: ``VmHWM`` of /proc/self/status where
+    Linux has it (it belongs to the process image, so it starts afresh at exec), else
+    ``ru_maxrss``. (``ru_maxrss`` survives ``fork`` + ``exec``: a child started by a big
+    parent would report the parent's size as its own baseline.)"""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def memory_child(case_name: str, tool: str) -> None:
     """In a fresh process: build the case on meta, count it once, print peak RSS (MB)."""
     import torch
@@ -304,12 +319,12 @@ def memory_child(case_name: str, tool: str) -> None:
     case = peers.CASES[case_name]
     with torch.device("meta"):
         model = case.build()
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    base = peak_rss_mb()
     if tool == "symflops":
         peers.symflops_trace(case, model)
     else:
         peers.fcm_count(case, model, "meta")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mb()
     print(json.dumps({"baseline_mb": base, "peak_mb": peak}))
 
 
