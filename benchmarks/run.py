@@ -24,6 +24,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -367,6 +368,22 @@ CASES: list[str] = []
 NEEDS = {"zoo": "torchvision"}
 
 
+def section_in_child(name: str, quick: bool) -> dict[str, Any]:
+    """One section measured in a fresh process. The peers patch torch while they count
+    (ptflops and calflops replace torch.nn.functional calls; a count that fails can leave
+    them patched) and a section's state must not reach the next: in one process, the zoo
+    run after the peers traced every model with its dims fixed and wrong counts."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / f"{name}.json"
+        cmd = [sys.executable, __file__, "--section-child", name, str(out),
+               *(["--quick"] if quick else []), *(["--cases", *CASES] if CASES else [])]
+        proc = subprocess.run(cmd, timeout=3 * 3600)
+        if proc.returncode or not out.exists():
+            return {"error": f"the section's process exited with status {proc.returncode}"}
+        data: dict[str, Any] = json.loads(out.read_text())
+        return data
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="one run per figure, fewer models")
@@ -380,10 +397,23 @@ def main(argv: list[str] | None = None) -> int:
                     help="measure nothing: rebuild BENCHMARKS.md from the results file")
     ap.add_argument("--note", default="", help="a sentence added to the report's note")
     ap.add_argument("--memory-child", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--section-child", nargs=2, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     CASES[:] = a.cases
     if a.memory_child:
         memory_child(*a.memory_child)
+        return 0
+    if a.section_child:
+        import torch
+
+        torch.set_num_threads(1)
+        name, path = a.section_child
+        try:
+            data = SECTIONS[name](1 if a.quick else 3, a.quick)
+        except Exception as e:  # noqa: BLE001 - reported in the results, not raised
+            log(f"{name}: FAILED {type(e).__name__}: {e}")
+            data = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"}
+        Path(path).write_text(json.dumps(data, default=str))
         return 0
     if a.report_only:
         results = json.loads(a.results.read_text())
@@ -403,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "python benchmarks/run.py" + (" --quick" if a.quick else "") + (
         f" --only {' '.join(a.only)}" if a.only else "")
     mach = machine()
-    for name, measure in SECTIONS.items():
+    for name in SECTIONS:
         if a.only and name not in a.only:
             continue
         need = NEEDS.get(name)
@@ -411,12 +441,8 @@ def main(argv: list[str] | None = None) -> int:
             log(f"{name}: skipped, {peers.missing(need)}")
             results[name] = {"error": f"skipped: {peers.missing(need)}"}
             continue
-        log(f"{name}: measuring")
-        try:
-            results[name] = measure(reps, a.quick)
-        except Exception as e:  # noqa: BLE001 - one broken section must not lose the others
-            log(f"{name}: FAILED {type(e).__name__}: {e}")
-            results[name] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"}
+        log(f"{name}: measuring (in its own process)")
+        results[name] = section_in_child(name, a.quick)
         a.results.write_text(json.dumps(results, indent=1, default=str))
     mach["load_after"] = " ".join(f"{x:.1f}" for x in os.getloadavg())
     results["meta"] = {"date": datetime.datetime.now(datetime.timezone.utc).strftime(
