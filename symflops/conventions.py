@@ -211,3 +211,8 @@ register_convention(Convention(
     "(torchvision _ops, fvcore, most vision papers)",
     unit="MACs",
 ))
+register_convention(Convention(
+    "chinchilla", {"matmul_mul": 2, "softmax": 1},
+    "2 per multiply-accumulate and the softmax's operations (Hoffmann et al. 2022, "
+    "Appendix F, counts the softmax too, at 3 per element; see docs/papers.md)",
+))

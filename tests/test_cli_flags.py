@@ -254,7 +254,7 @@ def test_unknown_convention_names_the_known_ones(capsys: pytest.CaptureFixture[s
     assert main(["formula", "Linear", "--convention", "gigaflops"]) == 2
     assert capsys.readouterr().err == (
         "symflops: error: --convention: unknown convention (convention=gigaflops); "
-        "fix: use one of exact, macs, torch\n")
+        "fix: use one of chinchilla, exact, macs, torch\n")
 
 
 # --------------------------------------------------------------------------- advice

@@ -14,7 +14,6 @@ from typing import Any
 
 import sympy as sp
 
-from symflops.conventions import Convention, conventions, register_convention
 from symflops.cost import Cost
 from symflops.papers import Claim, Paper, Row, Term, register_paper
 from symflops.symbols import B, L, N, V, dim, heads, symbol
@@ -129,15 +128,9 @@ def _chinchilla_paper() -> sp.Expr:
     return 2 * s * V * d + L * (attention + dense) + 2 * s * d * V
 
 
-#: Chinchilla's way of counting (Appendix F): 2 FLOPs per multiply-accumulate, as torch
-#: counts, and the softmax counted too (the paper writes 3 per element; symflops counts the
-#: exact 5 s - 2 per row of s). Registered when symflops.papers is imported.
-CHINCHILLA_CONVENTION = Convention(
-    "chinchilla", {"matmul_mul": 2, "softmax": 1},
-    "2 per multiply-accumulate and the softmax's operations (Hoffmann et al. 2022, "
-    "Appendix F, which writes 3 per softmax element)")
-if "chinchilla" not in conventions():
-    register_convention(CHINCHILLA_CONVENTION)
+# Chinchilla's way of counting (Appendix F) is the registered convention "chinchilla"
+# (symflops.conventions): 2 FLOPs per multiply-accumulate, as torch counts, and the softmax
+# counted too (the paper writes 3 per element; symflops counts the exact 5 s - 2 per row).
 
 #: Chinchilla 70B (Hoffmann et al. 2022, Table 4): 80 layers, d_model 8192, 64 heads of
 #: key size 128, feed-forward 32768 (4 d_model), a 32,000-token vocabulary, 2048 tokens
