@@ -43,6 +43,19 @@ def simplify_expr(expr: sp.Expr) -> sp.Expr:
     """
     if not expr.free_symbols:
         return expr
+    coeff, rest = expr.as_coeff_Mul()
+    if coeff.is_Integer and coeff > 1:
+        # a layer's formula is often an integer times a shape (channels times sizes):
+        # simplify the shape once for every layer sharing it. ``coeff * r`` is the full
+        # result when ``r`` is a product with coefficient 1 (nothing to pull or regroup)
+        r = simplify_expr(rest)
+        if r.is_Mul and r.as_coeff_Mul()[0] == 1 or r.is_Symbol or r.is_Pow:
+            return sp.Mul(coeff, r)
+    return _simplified(expr)
+
+
+def _simplified(expr: sp.Expr) -> sp.Expr:
+    """:func:`simplify_expr` without the shared-shape shortcut."""
     candidates = [_factored(expr)]
     floors = sorted(expr.atoms(sp.floor, sp.ceiling), key=sp.default_sort_key)
     if floors:

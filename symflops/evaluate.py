@@ -202,7 +202,15 @@ def _division(printer: _IntegerPrinter, step: sp.Expr) -> tuple[str, sp.Expr, sp
     n, d = printer.doprint(num), printer.doprint(den)
     if not den.is_positive:
         d = f"_nonzero({d})"
-    code = f"(({n}) // ({d}))" if isinstance(step, sp.floor) else f"(-((-({n})) // ({d})))"
+    if den.is_Integer and den > 1 and not int(den) & (int(den) - 1):
+        # floor(n / 2**k) is n >> k, for int64 and Python ints alike (an arithmetic shift
+        # rounds down, negatives too), and several times faster than numpy's //
+        d = f"{int(den).bit_length() - 1}"
+        divide = ">>"
+    else:
+        divide = "//"
+    code = f"(({n}) {divide} ({d}))" if isinstance(step, sp.floor) else \
+        f"(-((-({n})) {divide} ({d})))"
     return code, num, den
 
 

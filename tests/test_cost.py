@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import sympy as sp
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 import symflops as sf
 from symflops import nn
@@ -152,6 +154,35 @@ def test_simplify_keeps_output_sizes_together() -> None:
     flops = nn.Conv2d(C_in, C_out, K).cost((B, C_in, H, W)).flops
     assert flops == 2 * B * C_in * C_out * K**2 * (H - K + 1) * (W - K + 1)
     assert not str(flops).startswith("-")
+
+
+_SHAPE_FACTORS = {
+    "B": B, "H": H, "W": W, "H+1": H + 1, "H-3+1": H - 3 + 1, "1-H": 1 - H,
+    "H_out(s2)": sp.floor((H - 1) / 2) + 1, "W_out(s4)": sp.floor((W - 1) / 4) + 1,
+    "ceil": sp.ceiling(H / 3), "W+H": W + H, "min-pool": 3 * sp.floor((H - 1) / 2)
+    + sp.Min(3, H - 2 * sp.floor((H - 1) / 2)),
+}
+
+
+@settings(max_examples=60, deadline=None)
+@example(coeff=6, names=["1-H"]).via("a sum: nothing to share")
+@example(coeff=4, names=["W+H", "H_out(s2)"]).via("a sum times a size")
+@given(coeff=st.integers(2, 10**7),
+       names=st.lists(st.sampled_from(sorted(_SHAPE_FACTORS)), min_size=1, max_size=3))
+def test_simplify_expr_shares_a_shape_across_coefficients(coeff: int, names: list[str]
+                                                          ) -> None:
+    """A layer's formula ``coeff * shape`` is simplified through its shape (memoised once
+    for every coefficient): the result is the same expression, structurally, as the full
+    procedure gives the expanded sum (which starts with no coefficient to take out)."""
+    from symflops.cost import simplify_expr
+
+    shape = sp.Mul(*(_SHAPE_FACTORS[n] for n in names))
+    via_shape = simplify_expr(coeff * shape)
+    direct = simplify_expr(sp.expand(coeff * shape))
+    assert sp.srepr(via_shape) == sp.srepr(direct)
+    for h, w in ((1, 1), (7, 5), (224, 299)):
+        at = {B: 3, H: h, W: w}
+        assert via_shape.xreplace(at) == (coeff * shape).xreplace(at)
 
 
 # -------------------------------------------------------------------------- evaluate
