@@ -217,7 +217,7 @@ def memory(results: dict[str, Any]) -> Lines:
     lines = [TITLES["memory"], ""]
     if not data:
         return lines + _missing("memory")
-    lines += ["Peak resident set size (`ru_maxrss`) of a fresh child process that builds the "
+    lines += ["Peak resident set size (`VmHWM`) of a fresh child process that builds the "
               "model on meta and counts it once; 'baseline' is the same process after "
               "building, before counting.", "",
               "| model | baseline | symflops trace | FlopCounterMode (meta) | symflops / FCM "
