@@ -42,14 +42,15 @@ def _position_general() -> Work:
 
 
 def position_embedding_derivation(batch: Size, tokens: Size, dim: Size) -> Derivation:
-    """A learned ``N x dim`` position table added to ``B`` sequences of ``N`` tokens.
+    """Position vectors added to ``B`` sequences of ``N`` tokens of width ``dim``: one add
+    per element (the table's parameters belong to its lookup, an ``Embedding``).
 
     >>> d = position_embedding_derivation(1, 197, 768)
     >>> d.general_params, d.params, d.work
-    (N*dim, 151296, {'elementwise': 151296})
+    (0, 0, {'elementwise': 151296})
     """
-    return Derivation(dict(_position_general()), sym.N * sym.dim,
+    return Derivation(dict(_position_general()), 0,
                       {sym.B: batch, sym.N: tokens, sym.dim: dim},
-                      "a learned N x dim table added to each sequence: one add per element")
+                      "token plus position embedding: one add per element")
 
 

@@ -20,6 +20,7 @@ from symflops.errors import SymflopsError
 from symflops.formulas import (
     elementwise_derivation,
     linear_derivation,
+    position_embedding_derivation,
     rotary_table_derivation,
 )
 from symflops.formulas.derivation import Derivation
@@ -166,9 +167,8 @@ class PositionEmbedding(Layer):
         if not self.learned:  # a buffer: the lookup without parameters
             table = table.replace(params=0, layer="PositionBuffer", derivation=Derivation(
                 {}, 0, {}, "a lookup in a fixed (sinusoidal) buffer: no arithmetic"))
-        add = Cost.from_derivation("add", "Add", elementwise_derivation(
-            numel(shape), 1, "token plus position embedding: one add per element"),
-            spec="add", input_shape=shape, output_shape=shape)
+        add = Cost.from_derivation("add", "Add", position_embedding_derivation(*shape),
+                                   spec="add", input_shape=shape, output_shape=shape)
         return Cost(name, "PositionEmbedding", spec=self.spec(), children=[table, add],
                     input_shape=shape, output_shape=shape,
                     validity=[] if fits is sp.true else [fits])
