@@ -3,13 +3,10 @@ plots and comparisons, each checked against substitution at concrete sizes."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
-
 import numpy as np
 import pytest
 import sympy as sp
+from example_models import load_example
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,14 +16,7 @@ from symflops import nn
 from symflops.errors import SymflopsError
 from symflops.symbols import B, H, L, N, W, dim, heads, mlp_ratio
 
-
-def _load_example(name: str) -> ModuleType:
-    path = Path(__file__).resolve().parents[1] / "examples" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"_example_{name}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+_load_example = load_example
 
 
 resnet50 = _load_example("sfnn_resnet").resnet50

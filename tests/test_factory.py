@@ -4,10 +4,8 @@ benchmarks/bench_factory.py, in its own environment)."""
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import random
-from pathlib import Path
 
 import pytest
 import sympy as sp
@@ -16,19 +14,16 @@ from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 
+from example_models import load_example  # noqa: E402
+
 import symflops as sf  # noqa: E402
 from symflops.symbols import B, H, L, symbol  # noqa: E402
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 dim = symbol("dim")
 C = symbol("C")
 
 
-def load(name):
-    spec = importlib.util.spec_from_file_location(f"_example_{name}", EXAMPLES / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+load = load_example
 
 
 vit_example = load("vit")

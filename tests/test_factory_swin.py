@@ -4,25 +4,17 @@ torchvision's published figures; torchvision itself is not imported)."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import sympy as sp
 
 torch = pytest.importorskip("torch")
 
+from example_models import load_example  # noqa: E402
+
 import symflops as sf  # noqa: E402
 from symflops.symbols import H  # noqa: E402
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-
-def load(name):
-    spec = importlib.util.spec_from_file_location(f"_example_{name}", EXAMPLES / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+load = load_example
 
 
 swin_mirror = load("swin_mirror")

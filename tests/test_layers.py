@@ -1001,15 +1001,9 @@ def _tmod(fn: Callable[..., Any], **params: Any) -> Any:
 
 
 def _swin_mirror() -> Any:
-    import importlib.util
-    from pathlib import Path
+    from example_models import load_example
 
-    path = Path(__file__).resolve().parents[1] / "examples" / "swin_mirror.py"
-    spec = importlib.util.spec_from_file_location("_example_swin_mirror", path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_example("swin_mirror")
 
 
 _NCHW_POINTS = [{B: 2, C: 2, H: 3, W: 4}]

@@ -5,27 +5,18 @@ of the layers symbolically."""
 
 from __future__ import annotations
 
-import importlib.util
 import warnings
-from pathlib import Path
 from typing import Any
 
 import pytest
 import sympy as sp
+from example_models import load_example
 
 import symflops as sf
 from symflops import nn, presets
 from symflops.symbols import B, C_in, C_out, H, K, W, symbol
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-
-def load(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(f"_example_{name}", EXAMPLES / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+load = load_example
 
 
 # torchvision's model docs, the "Classification" table of

@@ -10,7 +10,6 @@ Regenerate the golden files after an intended change:
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import sympy as sp
+from example_models import load_example
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_render import markdown_tables  # markdown-it table parser
@@ -44,16 +44,11 @@ from symflops.symbols import B, H, L, N, W, dim, heads
 
 GOLDEN = Path(__file__).parent / "golden" / "render"
 UPDATE = os.environ.get("SYMFLOPS_UPDATE_GOLDEN") == "1"
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def vit_module():  # type: ignore[no-untyped-def]
     """examples/vit.py: a plain-torch mirror of torchvision's ViT (no torchvision needed)."""
-    spec = importlib.util.spec_from_file_location("_example_vit", EXAMPLES / "vit.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_example("vit")
 
 
 def traced_vit(factory: str, spec: str) -> sf.Cost:

@@ -5,29 +5,21 @@ environment of its own: torchvision does not import beside the CPU torch.)"""
 
 from __future__ import annotations
 
-import importlib.util
 import warnings
-from pathlib import Path
 
 import pytest
 import sympy as sp
 
 torch = pytest.importorskip("torch")
 
+from example_models import load_example  # noqa: E402
 from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 import symflops as sf  # noqa: E402
 from symflops.symbols import B, H, N, W  # noqa: E402
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-
-def load(name):
-    spec = importlib.util.spec_from_file_location(f"_example_{name}", EXAMPLES / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+load = load_example
 
 
 def counted(model, *args, backward=False, **kwargs):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 import sympy as sp
+from example_models import load_example
 
 import symflops as sf
 from symflops import presets
@@ -162,15 +163,7 @@ def test_llama_train_equals_trace(d, h, kv, layers, vocab, hidden):
                      - 2 * (norms * d - (layers - 1) * 2 * N * (d // h))) == 0
 
 
-def _load_example(name):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "examples" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"_example_{name}", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+_load_example = load_example
 
 
 @pytest.mark.parametrize("size,patch,layers,h,d,mlp,classes",
