@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["SymflopsError"]
+__all__ = ["SymflopsError", "OutsideDomain", "SymbolicShapesFailed", "TimeBudgetSpent"]
 
 
 class SymflopsError(ValueError):
@@ -49,3 +49,24 @@ class SymflopsError(ValueError):
         if self.fix:
             text += f"; fix: {self.fix}"
         return " ".join(text.split("\n"))  # one line, whatever a value prints as
+
+
+class OutsideDomain(SymflopsError):
+    """A point outside the domain a formula was proven on (a lower bound, a lattice, an
+    upper bound where a fit or a factory stopped looking, a pinned size): no number is
+    given there.
+
+    >>> raise OutsideDomain("the formula's condition Eq(Mod(H, 32), 0) fails", layer="trace",
+    ...                     values={"H": 100}, fix="choose H a multiple of 32")
+    Traceback (most recent call last):
+    ...
+    symflops.errors.OutsideDomain: trace: the formula's condition Eq(Mod(H, 32), 0) fails ...
+    """
+
+
+class SymbolicShapesFailed(SymflopsError):
+    """torch could not run a model on symbolic sizes (``fallback="fit"`` may fit instead)."""
+
+
+class TimeBudgetSpent(SymflopsError):
+    """A call used up its ``time_budget`` (``fallback="fit"`` then fits instead)."""

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from symflops.errors import SymflopsError
+from symflops.errors import SymbolicShapesFailed, SymflopsError, TimeBudgetSpent
 from symflops.tracing import _torch_compat as C
 from symflops.tracing import handlers as _handlers  # noqa: F401  (registers the built-ins)
 from symflops.tracing._inputs import InputSpec, TraceContext
@@ -40,10 +40,6 @@ __all__ = ["Record", "Recording", "record", "tensors", "ROOT", "ModulePath",
 ModulePath = tuple[str, ...]
 ROOT: ModulePath = ()
 _META_KEY = "symflops_path"
-
-
-class TimeBudgetSpent(SymflopsError):
-    """The trace used up its ``time_budget`` (``fallback="fit"`` then fits instead)."""
 
 
 def _budget_check(ctx: TraceContext, rec: Recording) -> Any:
@@ -324,7 +320,7 @@ def record(ctx: TraceContext, env: C.SymEnv) -> Recording:
         said = str(e).splitlines()[0][:300] if str(e) else ""
         for torch_sym, name in env.torch_syms.items():  # torch's s0, s1 -> the user's names
             said = re.sub(rf"\b{re.escape(str(torch_sym))}\b", name, said)
-        raise SymflopsError(
+        raise SymbolicShapesFailed(
             f"torch could not run the model on symbolic shapes: {type(e).__name__}: "
             f"{said}", layer="trace",
             values={"inputs": [s.dims for s in ctx.specs]},

@@ -9,7 +9,7 @@ import dataclasses
 import gc
 from collections.abc import Iterator
 
-from symflops.errors import SymflopsError
+from symflops.errors import SymbolicShapesFailed, SymflopsError
 from symflops.tracing import _torch_compat as C
 from symflops.tracing._assembly import TracedCost, assemble
 from symflops.tracing._inputs import TraceContext
@@ -71,7 +71,7 @@ def run(ctx: TraceContext) -> TracedCost:
         retry = bool(result.report.fixed) and any("upsample" in k
                                                   for k in result.report.counted)
     except SymflopsError as e:
-        if ctx.real or "symbolic shapes" not in e.message:
+        if ctx.real or not isinstance(e, SymbolicShapesFailed):
             raise
         retry, first_error = True, e
     if retry:

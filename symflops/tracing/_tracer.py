@@ -12,7 +12,7 @@ import torch
 
 from symflops.conventions import Convention, get_convention
 from symflops.cost import Cost
-from symflops.errors import SymflopsError
+from symflops.errors import SymbolicShapesFailed, SymflopsError, TimeBudgetSpent
 from symflops.tracing._aligned_forms import aligned_forms
 from symflops.tracing._fit import fit
 from symflops.tracing._inputs import (
@@ -23,7 +23,7 @@ from symflops.tracing._inputs import (
     dim_names,
     parse_inputs,
 )
-from symflops.tracing._recording import TimeBudgetSpent, model_device
+from symflops.tracing._recording import model_device
 from symflops.tracing._run import run
 from symflops.tracing.handlers.attention import SKIPPED_NOTE
 
@@ -104,7 +104,8 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
     try:
         cost = run(ctx)
     except SymflopsError as e:
-        fits = isinstance(e, TimeBudgetSpent) or (not real and "symbolic shapes" in e.message)
+        fits = isinstance(e, TimeBudgetSpent) or (
+            not real and isinstance(e, SymbolicShapesFailed))
         if fallback != "fit" or not fits:
             raise
         return _fit_fallback(model, inputs, weighting, mode, e, warn, budget)
