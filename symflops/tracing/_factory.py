@@ -152,17 +152,26 @@ class _Search:
 
     def __init__(self, sample: Sampler, names: list[str], base: dict[str, int],
                  factors: list[int], max_degree: int, given: Mapping[str, int],
-                 dims: Sequence[str] = ()) -> None:
+                 dims: Sequence[str] = (), floor: Mapping[str, int] | None = None) -> None:
         self.sample, self.names, self.base = sample, names, base
         self.factors, self.max_degree, self.given = factors, max_degree, given
+        #: per symbol, the smallest value a piece may use (a piece above a branch)
+        self.floor = dict(floor or {})
         # input dims that are not hyperparameters start at 2, as sf.trace traces them
         self.first = {n: _DIM_START if n in dims else 1 for n in names}
-        self.multiple = {n: given.get(n, base.get(n, 1)) for n in names}
-        self.start = dict(self.first)
+        self._reset()
         # (path, quantity) -> symbol -> degree
         self.degree: dict[tuple[str, str], dict[str, int]] = {}
         self.varying: set[str] = set()  # paths whose spec (it prints sizes) varies
         self.solved: set[tuple[tuple[str, int], ...]] = set()  # points the solve used
+
+    def _reset(self) -> None:
+        self.multiple = {n: self.given.get(n, self.base.get(n, 1)) for n in self.names}
+        self.start = {n: self._low(n, self.multiple[n], self.first[n]) for n in self.names}
+
+    def _low(self, name: str, m: int, index: int) -> int:
+        """``index`` raised so that ``m*index`` is at least the symbol's floor."""
+        return max(index, -(-self.floor.get(name, 1) // m))
 
     def value(self, name: str, i: int, multiple: int | None = None,
               start: int | None = None) -> int:
@@ -187,11 +196,12 @@ class _Search:
                 first = first or e
             for n in self.names:
                 for m in self.candidates(n)[1:]:
+                    k = self._low(n, m, self.start[n])
                     try:
-                        self.sample({**self.point({}), n: m * self.start[n]})
+                        self.sample({**self.point({}), n: m * k})
                     except SymflopsError:
                         continue
-                    self.multiple[n] = m
+                    self.multiple[n], self.start[n] = m, k
                     break
                 else:
                     continue
@@ -199,9 +209,12 @@ class _Search:
             else:
                 break
         assert first is not None
-        raise SymflopsError(f"the factory does not trace at any small lattice point tried: "
-                            f"{first}", layer="trace_factory", values=self.point({}),
-                            fix="check the params, or give multiples={...} for the "
+        raise SymflopsError(f"the model fails at every small lattice point tried (from "
+                            f"{_text(self.point({}))}): {first.message}",
+                            layer="trace_factory", values=self.point({}),
+                            fix="check the constructor arguments at these values (heads "
+                                "dividing the width, num_key_value_heads dividing "
+                                "num_attention_heads, ...), or give multiples={...} for the "
                                 "symbols (e.g. the image size a multiple of the patch)")
 
     def axis(self, name: str) -> None:
@@ -209,10 +222,12 @@ class _Search:
         smallest multiple tried on which every path is a polynomial, starting where the
         module hierarchy settles (or one step later, the first point being special)."""
         reasons: list[str] = []
+        failures: list[tuple[dict[str, int], SymflopsError]] = []
         for m in self.candidates(name):
             low = self.start[name]
             if low == self.first[name] == _DIM_START and m >= _DIM_START:
                 low = 1  # a sampled input dim: m itself is already >= 2
+            low = self._low(name, m, low)
             start = low
             for _ in range(4):
                 got = self._walk(name, m, start)
@@ -222,10 +237,21 @@ class _Search:
                         self.degree.setdefault(key, {})[name] = d
                     return
                 reason, again = got
+                if isinstance(reason, tuple):  # the model failed to build or run there
+                    failures.append(reason)
+                    break
                 reasons.append(f"multiple {m} from {self.value(name, 0, m, start)}: {reason}")
                 if not again or start > low:
                     break
                 start += 1
+        if failures and not reasons:  # the real error, not a guess about rounding
+            point, error = failures[0]
+            raise SymflopsError(
+                f"the model fails at every point tried along {name} (multiples "
+                f"{self.candidates(name)[0]}..{self.candidates(name)[-1]}); at "
+                f"{_text(point)}: {error.message}", layer="trace_factory",
+                values={"symbol": name}, fix=error.fix or "check the constructor "
+                "arguments at these values (e.g. heads dividing the width)")
         raise SymflopsError(
             f"the cost is not a polynomial in {name} on any lattice tried (multiples "
             f"{self.candidates(name)[0]}..{self.candidates(name)[-1]}): "
@@ -237,7 +263,7 @@ class _Search:
                 f"or fix {name}")
 
     def _walk(self, name: str, m: int, start: int
-              ) -> dict[tuple[str, str], int] | tuple[str, bool]:
+              ) -> dict[tuple[str, str], int] | tuple[Any, bool]:
         """Trace along ``name`` at ``m*(start + i)`` until every path's degree is known:
         the degrees, or why not and whether a later start may help."""
         tables: list[NodeTable] = []
@@ -246,7 +272,7 @@ class _Search:
             try:
                 tab = self.sample(pt)
             except SymflopsError as e:
-                return e.message, False
+                return (pt, e), False
             if tables and tab.skeleton != tables[-1].skeleton:
                 if not self.sample.merged:
                     raise _HierarchyChanges
@@ -287,8 +313,7 @@ class _Search:
             return self._run()
         except _HierarchyChanges:
             self.sample.merged = True
-            self.multiple = {n: self.given.get(n, self.base.get(n, 1)) for n in self.names}
-            self.start = dict(self.first)
+            self._reset()
             return self._run()
 
     def _run(self) -> NodeTable:
@@ -517,6 +542,10 @@ def trace_factory(make: Callable[..., Any], inputs: Any, params: Mapping[str, An
                                          if c is not sp.true))
     report.seconds = time.perf_counter() - started
     return _as_factory(result, report, deep=bool(kinds))
+
+
+def _text(point: Mapping[str, int]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in point.items())
 
 
 def _implied(name: str, report: FactoryReport) -> int:

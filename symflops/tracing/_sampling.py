@@ -19,7 +19,7 @@ import sympy as sp
 import torch
 
 from symflops.cost import Cost
-from symflops.errors import SymflopsError
+from symflops.errors import SymbolicShapesFailed, SymflopsError
 from symflops.parse import parse_expr
 from symflops.tracing._folding import NodeTable, fold, merge_ops, only_kinds, table_of
 from symflops.tracing._inputs import InputSpec
@@ -210,13 +210,28 @@ class Sampler:
             self.tables[key, self.merged] = table_of(fold(tree))
         return self.tables[key, self.merged]
 
+    def _symbolic_dims(self, point: Point) -> bool:
+        """Whether some input dim is left to the tracer at ``point`` (symbolic traces)."""
+        return any(isinstance(d, str) and d not in self.dims and d not in point
+                   for spec in [*self.pos, *self.kw.values()] for d in spec.dims)
+
     def _trace(self, point: Point) -> Cost | SymflopsError:
         try:
             model = self.build(point)
             options = dict(self.options)
             hints = {k: v for k, v in dict(options.pop("hints", None) or {}).items()
                      if k not in point}
-            cost = trace(model, self.specs(point), hints or None, warn=False, **options)
+            specs = self.specs(point)
+            cost = trace(model, specs, hints or None, warn=False, **options)
+        except SymbolicShapesFailed as e:
+            if self._symbolic_dims(point):
+                return e
+            # every size was a number: the forward itself raised (the tracer's words for
+            # a symbolic failure would mislead), so name that error
+            said = e.message.split("symbolic shapes: ", 1)[-1]
+            return SymflopsError(f"the model's forward raised {said}", layer="trace_factory",
+                                 values=dict(point),
+                                 fix="check the constructor arguments at these values")
         except SymflopsError as e:
             return e
         fixed = getattr(getattr(cost, "report", None), "fixed", {}) or {}
