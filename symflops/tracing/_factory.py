@@ -37,6 +37,7 @@ from symflops.symbols import symbol
 from symflops.tracing._folding import NodeTable
 from symflops.tracing._inputs import dim_names, parse_inputs
 from symflops.tracing._lattice import degree_of, newton
+from symflops.tracing._reach import DEPTH_LADDER, SIZE_LADDER, Branch, Reach, depth_like
 from symflops.tracing._sampling import ParamValue, Point, Sampler, parse_params
 
 __all__ = ["trace_factory", "FactoryCost", "FactoryReport", "MAX_DEGREE", "MAX_FACTOR"]
@@ -72,6 +73,10 @@ class FactoryReport:
     dims: list[str] = field(default_factory=list)
     kinds: tuple[str, ...] = ()
     seconds: float = 0.0
+    upper: dict[str, int] = field(default_factory=dict)
+    far: list[dict[str, int]] = field(default_factory=list)
+    pieces: list[dict[str, tuple[int, int, int]]] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)
 
 
 class FactoryCost(Cost):
@@ -227,7 +232,8 @@ class _Search:
             low = self.start[name]
             if low == self.first[name] == _DIM_START and m >= _DIM_START:
                 low = 1  # a sampled input dim: m itself is already >= 2
-            low = self._low(name, m, low)
+            if name in self.floor:  # a piece above a branch: the floor's index on m
+                low = self._low(name, m, 1)
             start = low
             for _ in range(4):
                 got = self._walk(name, m, start)
@@ -430,7 +436,8 @@ def trace_factory(make: Callable[..., Any], inputs: Any, params: Mapping[str, An
                   fixed: Mapping[str, Any] | None = None, *,
                   multiples: Mapping[str, int] | None = None, max_degree: int = MAX_DEGREE,
                   symbolic: Sequence[str] = (), dims: Mapping[str, Any] | None = None,
-                  weighed_only: bool = False, **trace_options: Any) -> FactoryCost:
+                  weighed_only: bool = False, verify_up_to: Mapping[str, int] | None = None,
+                  **trace_options: Any) -> FactoryCost:
     """Trace ``make(**fixed, **params)`` into an exact formula in the hyperparameters.
 
     ``params`` maps constructor arguments to symbols or expressions (``"dim"``,
@@ -524,24 +531,216 @@ def trace_factory(make: Callable[..., Any], inputs: Any, params: Mapping[str, An
                                 fix="give those dims numbers in the inputs")
     fitted = search.fit(base)
     verified = search.verify(fitted, base)
+    deep = depth_like(fitted)
+    ceiling = _ceilings(names, deep, verify_up_to)
+
+    def solve(floor: Mapping[str, int], top: Mapping[str, int]) -> _Piece:
+        s = _Search(sample, names, denominators, factors, max_degree, given, free_dims, floor)
+        b = s.run()
+        f = s.fit(b)
+        s.verify(f, b)
+        return _Piece(s, b, f, dict(top), dict(floor))
+
+    try:
+        pieces, findings = _far(_Piece(search, base, fitted, dict(ceiling), {}), solve, sample,
+                                deep)
+    except _Unfolded:
+        # the pieces fold differently (two equal Linear layers on one side of the
+        # branch only): solve every piece unfolded
+        sample.folding = False
+        first = solve({}, ceiling)
+        search, base = first.search, first.base
+        pieces, findings = _far(first, solve, sample, deep, last=True)
     symbolic_dims = [d for d in dims_left if d not in names]
     report = FactoryReport(names, dict(search.multiple),
                            {n: search.value(n, 0) for n in names},
                            search.top_degrees(),
                            traces=sample.traces, verified=verified,
-                           solved=[dict(p) for p in sorted(search.solved)],
-                           symbolic=symbolic_dims, dims=free_dims, kinds=kinds)
+                           solved=[dict(p) for p in sorted(
+                               {pt for piece in pieces for pt in piece.search.solved})],
+                           symbolic=symbolic_dims, dims=free_dims, kinds=kinds,
+                           upper={n: max(p.top(n) for p in pieces) for n in names},
+                           far=[pt for piece in pieces for pt in piece.checked],
+                           pieces=[p.bounds() for p in pieces], findings=findings)
+    fitted, conditions = _combine(pieces, names, free_dims)
     note = _note(make, report, fixed)
     free = {symbol(d) for d in symbolic_dims}
-    tree = _build("", base.nodes[""], fitted, free, note, search.varying)
-    validity = [c for n in names for c in (
-        sp.Eq(sp.Mod(symbol(n), report.multiple[n]), 0) if report.multiple[n] > 1 else sp.true,
-        sp.Ge(symbol(n), report.start[n]) if report.start[n] > _implied(n, report) else sp.true)]
+    varying = set().union(*(p.search.varying for p in pieces))
+    tree = _build("", base.nodes[""], fitted, free, note, varying)
     result = tree.replace(notes=(*tree.notes, note),
-                          validity=tuple(c for c in (*validity, *tree.validity)
+                          validity=tuple(c for c in (*conditions, *tree.validity)
                                          if c is not sp.true))
+    report.traces = sample.traces
     report.seconds = time.perf_counter() - started
     return _as_factory(result, report, deep=bool(kinds))
+
+
+#: most pieces a factory's cost is split into before it is refused
+MAX_PIECES = 4
+
+
+@dataclass
+class _Piece:
+    """One polynomial piece: its search, base table, fitted quantities, the largest value
+    checked per symbol (``ceiling``), its smallest (``floor``) and the far points that
+    agreed (``checked``)."""
+
+    search: _Search
+    base: NodeTable
+    fitted: dict[str, dict[str, sp.Expr]]
+    ceiling: dict[str, int]
+    floor: dict[str, int]
+    checked: list[dict[str, int]] = field(default_factory=list)
+
+    def top(self, name: str) -> int:
+        m = self.search.multiple[name]
+        return max(m * (self.ceiling[name] // m), self.search.value(name, 0))
+
+    def bounds(self) -> dict[str, tuple[int, int, int]]:
+        """Per symbol (smallest value, largest value checked, lattice multiple)."""
+        return {n: (self.search.value(n, 0), self.top(n), self.search.multiple[n])
+                for n in self.search.names}
+
+
+def _ceilings(names: Sequence[str], deep: set[str],
+              verify_up_to: Mapping[str, int] | None) -> dict[str, int]:
+    """Per symbol, the largest value the far checks go to."""
+    given = dict(verify_up_to or {})
+    for n, v in given.items():
+        if n not in names or isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise SymflopsError("verify_up_to gives a positive int per hyperparameter symbol",
+                                layer="trace_factory", values={n: repr(v)},
+                                fix="symbols are: " + ", ".join(names))
+    return {n: given.get(n, (DEPTH_LADDER if n in deep else SIZE_LADDER)[-1]) for n in names}
+
+
+class _Unfolded(Exception):
+    """The pieces' folded module structures differ: try again without folding."""
+
+
+def _far(first: _Piece, solve: Callable[[Mapping[str, int], Mapping[str, int]], _Piece],
+         sample: Sampler, deep: set[str], last: bool = False
+         ) -> tuple[list[_Piece], list[str]]:
+    """Check ``first`` far from its solve points; at a branch, solve the other side as a
+    piece of its own (each checked the same way). The pieces, and what was found."""
+    todo, done, findings = [first], [], []
+    while todo:
+        piece = todo.pop(0)
+        while True:
+            reach = Reach(piece.search, piece.base, piece.fitted, piece.ceiling, deep)
+            branch = reach.run()
+            piece.checked = reach.checked
+            if branch is None:
+                break
+            if branch.kind == "joint":
+                raise SymflopsError(
+                    f"the formula fails at a point where all the hyperparameters are large "
+                    f"({_text(branch.point)}) though it holds along each one alone: they "
+                    f"interact in the constructor ({branch.reason})", layer="trace_factory",
+                    values=branch.point,
+                    fix="fix one of the hyperparameters, or bound the domain with "
+                        "verify_up_to={...}")
+            if branch.kind == "fails":
+                findings.append(f"the model does not build or run from "
+                                f"{_where(sample, branch, branch.above)} on "
+                                f"({branch.reason}); the domain stops at "
+                                f"{branch.name} = {branch.below}")
+                piece.ceiling[branch.name] = branch.below
+                continue
+            if len(done) + len(todo) + 2 > MAX_PIECES:
+                raise _refusal(sample, branch, f"more than {MAX_PIECES} pieces")
+            above = dict(piece.ceiling)
+            piece.ceiling[branch.name] = branch.below
+            try:
+                upper = solve({**piece.floor, branch.name: branch.above}, above)
+            except SymflopsError as e:
+                raise _refusal(sample, branch,
+                               f"the cost above it is not solvable: {e.message}") from None
+            if upper.base.skeleton != piece.base.skeleton:
+                if not last and not deep:
+                    raise _Unfolded
+                raise _refusal(sample, branch, "the module structure differs on the two sides")
+            findings.append(f"the cost changes shape between {_where(sample, branch, None)}: "
+                            f"a branch in the constructor ({branch.reason}); each side is "
+                            f"solved and checked on its own")
+            todo.append(upper)
+        done.append(piece)
+    return done, findings
+
+
+def _where(sample: Sampler, branch: Branch, only: int | None) -> str:
+    """``width=100 and width=101 (C = 100 and 101)``: the constructor arguments holding
+    the branch's symbol at both sides (or at ``only``)."""
+    values = [only] if only is not None else [branch.below, branch.above]
+    args = [a for a, e in sample.params.items()
+            if any(branch.name in {s.name for s in x.free_symbols}
+                   for x in (e if isinstance(e, tuple) else (e,)))]
+    sides = []
+    for v in values:
+        at = sample.arguments({**branch.point, branch.name: v}) if args else {}
+        sides.append(", ".join(f"{a}={at[a]}" for a in args) or f"{branch.name}={v}")
+    text = " and ".join(sides)
+    if args and [a for a in args] != [branch.name]:
+        text += f" ({branch.name} = {' and '.join(str(v) for v in values)})"
+    return text
+
+
+def _refusal(sample: Sampler, branch: Branch, why: str) -> SymflopsError:
+    return SymflopsError(
+        f"the cost changes shape between {_where(sample, branch, None)}: a branch in the "
+        f"constructor ({branch.reason}); {why}", layer="trace_factory",
+        values={k: v for k, v in branch.point.items() if k != branch.name},
+        fix=f"fix the argument, or give verify_up_to={{'{branch.name}': {branch.below}}} for "
+            f"the formula up to {branch.name} = {branch.below}")
+
+
+def _combine(pieces: Sequence[_Piece], names: Sequence[str], dims: Sequence[str]
+             ) -> tuple[dict[str, dict[str, sp.Expr]], list[sp.Basic]]:
+    """The pieces' quantities as one (a Piecewise where they differ) and the domain: per
+    symbol its bounds and lattice, an Or of the pieces where their lattices differ."""
+    bounds = [p.bounds() for p in pieces]
+    low = {n: min(b[n][0] for b in bounds) for n in names}
+    high = {n: max(b[n][1] for b in bounds) for n in names}
+    multiples = {n: {b[n][2] for b in bounds} for n in names}
+
+    def implied(n: str) -> int:
+        return _DIM_START if n in dims and low[n] == _DIM_START else min(multiples[n])
+
+    conditions: list[sp.Basic] = []
+    for n in names:
+        s = symbol(n)
+        if len(multiples[n]) == 1 and min(multiples[n]) > 1:
+            conditions.append(sp.Eq(sp.Mod(s, min(multiples[n])), 0))
+        if low[n] > implied(n):
+            conditions.append(sp.Ge(s, low[n]))
+        conditions.append(sp.Le(s, high[n]))
+    if len(pieces) == 1:
+        return pieces[0].fitted, conditions
+    own: list[sp.Basic] = []  # each piece's condition beyond the common bounds
+    full: list[sp.Basic] = []
+    for b in bounds:
+        parts = [c for n in names for c in (
+            sp.Ge(symbol(n), b[n][0]) if b[n][0] > low[n] else sp.true,
+            sp.Le(symbol(n), b[n][1]) if b[n][1] < high[n] else sp.true)]
+        own.append(sp.And(*parts))
+        lattice = [sp.Eq(sp.Mod(symbol(n), b[n][2]), 0) for n in names
+                   if len(multiples[n]) > 1 and b[n][2] > 1]
+        full.append(sp.And(*parts, *lattice))
+    if any(len(m) > 1 for m in multiples.values()):
+        conditions.append(sp.Or(*full))
+    fitted: dict[str, dict[str, sp.Expr]] = {}
+    for path in pieces[0].fitted:
+        keys = list(dict.fromkeys(q for p in pieces for q in p.fitted[path]))
+        fitted[path] = {}
+        for q in keys:
+            values = [p.fitted[path].get(q, sp.Integer(0)) for p in pieces]
+            if all(sp.expand(v - values[0]) == 0 for v in values):
+                fitted[path][q] = values[0]
+                continue
+            fitted[path][q] = sp.Piecewise(*[(v, c) for v, c in zip(values[:-1], own[:-1],
+                                                                     strict=True)],
+                                           (values[-1], True))
+    return fitted, conditions
 
 
 def _text(point: Mapping[str, int]) -> str:

@@ -129,6 +129,8 @@ class Sampler:
         self.pinned: dict[str, int] = {}
         #: read each trace at module level only (see :func:`merge_ops`)
         self.merged = False
+        #: fold repeated blocks (off when two pieces of a formula fold differently)
+        self.folding = True
         self.kinds = kinds
 
     @property
@@ -204,11 +206,12 @@ class Sampler:
         got = self.cache[key]
         if isinstance(got, SymflopsError):
             raise got
-        if (key, self.merged) not in self.tables:
+        mode = (key, self.merged, self.folding)
+        if mode not in self.tables:
             tree = merge_ops(got) if self.merged else got
             tree = tree if self.kinds is None else only_kinds(tree, self.kinds)
-            self.tables[key, self.merged] = table_of(fold(tree))
-        return self.tables[key, self.merged]
+            self.tables[mode] = table_of(fold(tree) if self.folding else tree)
+        return self.tables[mode]
 
     def _symbolic_dims(self, point: Point) -> bool:
         """Whether some input dim is left to the tracer at ``point`` (symbolic traces)."""
