@@ -534,8 +534,10 @@ def trace_factory(make: Callable[..., Any], inputs: Any, params: Mapping[str, An
     deep = depth_like(fitted)
     ceiling = _ceilings(names, deep, verify_up_to)
 
-    def solve(floor: Mapping[str, int], top: Mapping[str, int]) -> _Piece:
-        s = _Search(sample, names, denominators, factors, max_degree, given, free_dims, floor)
+    def solve(floor: Mapping[str, int], top: Mapping[str, int],
+              lattice: Mapping[str, int] | None = None) -> _Piece:
+        s = _Search(sample, names, denominators, factors, max_degree,
+                    {**given, **(lattice or {})}, free_dims, floor)
         b = s.run()
         f = s.fit(b)
         s.verify(f, b)
@@ -549,8 +551,12 @@ def trace_factory(make: Callable[..., Any], inputs: Any, params: Mapping[str, An
         # branch only): solve every piece unfolded
         sample.folding = False
         first = solve({}, ceiling)
-        search, base = first.search, first.base
         pieces, findings = _far(first, solve, sample, deep, last=True)
+    except _Refused as refused:
+        # a rounding (make_divisible, dim // 64) makes a piece per step: look for a
+        # coarser lattice of the branching symbol on which one polynomial holds
+        pieces, findings = _coarser(refused, solve, sample, deep, ceiling, search, factors)
+    search, base = pieces[0].search, pieces[0].base
     symbolic_dims = [d for d in dims_left if d not in names]
     report = FactoryReport(names, dict(search.multiple),
                            {n: search.value(n, 0) for n in names},
@@ -619,7 +625,7 @@ class _Unfolded(Exception):
 
 
 def _far(first: _Piece, solve: Callable[[Mapping[str, int], Mapping[str, int]], _Piece],
-         sample: Sampler, deep: set[str], last: bool = False
+         sample: Sampler, deep: set[str], last: bool = False, single: bool = False
          ) -> tuple[list[_Piece], list[str]]:
     """Check ``first`` far from its solve points; at a branch, solve the other side as a
     piece of its own (each checked the same way). The pieces, and what was found."""
@@ -647,7 +653,7 @@ def _far(first: _Piece, solve: Callable[[Mapping[str, int], Mapping[str, int]], 
                                 f"{branch.name} = {branch.below}")
                 piece.ceiling[branch.name] = branch.below
                 continue
-            if len(done) + len(todo) + 2 > MAX_PIECES:
+            if single or len(done) + len(todo) + 2 > MAX_PIECES:
                 raise _refusal(sample, branch, f"more than {MAX_PIECES} pieces")
             above = dict(piece.ceiling)
             piece.ceiling[branch.name] = branch.below
@@ -685,13 +691,41 @@ def _where(sample: Sampler, branch: Branch, only: int | None) -> str:
     return text
 
 
+class _Refused(SymflopsError):
+    """A branch the pieces could not cover; ``branch`` says where."""
+
+    branch: Branch
+
+
+def _coarser(refused: _Refused, solve: Callable[..., _Piece], sample: Sampler,
+             deep: set[str], ceiling: Mapping[str, int], search: _Search,
+             factors: Sequence[int]) -> tuple[list[_Piece], list[str]]:
+    """One polynomial on a coarser lattice of the branching symbol (multiples of 2, 4,
+    ... times the lattice it had, and the odd factors), checked far like any piece; the
+    refusal when none holds."""
+    name = refused.branch.name
+    m = search.multiple[name]
+    for f in [f for f in factors if 1 < f <= 256]:
+        try:
+            piece = solve({}, ceiling, {name: m * f})
+            found = _far(piece, solve, sample, deep, last=True, single=True)
+        except SymflopsError:
+            continue
+        return found[0], [f"{name} must be a multiple of {m * f}: on other values the cost "
+                          f"changes shape ({refused.branch.reason} between "
+                          f"{_where(sample, refused.branch, None)})", *found[1]]
+    raise refused
+
+
 def _refusal(sample: Sampler, branch: Branch, why: str) -> SymflopsError:
-    return SymflopsError(
+    error = _Refused(
         f"the cost changes shape between {_where(sample, branch, None)}: a branch in the "
         f"constructor ({branch.reason}); {why}", layer="trace_factory",
         values={k: v for k, v in branch.point.items() if k != branch.name},
         fix=f"fix the argument, or give verify_up_to={{'{branch.name}': {branch.below}}} for "
             f"the formula up to {branch.name} = {branch.below}")
+    error.branch = branch
+    return error
 
 
 def _combine(pieces: Sequence[_Piece], names: Sequence[str], dims: Sequence[str]
@@ -758,10 +792,20 @@ def _note(make: Callable[..., Any], report: FactoryReport, fixed: Mapping[str, A
     """The one-paragraph account a paper can cite."""
     name = getattr(make, "__name__", type(make).__name__)
     lattice = ", ".join(
-        (f"{n} a multiple of {report.multiple[n]}, " if report.multiple[n] > 1 else f"{n} ")
-        + (f">= 1 (sampled from {report.start[n]} as sf.trace traces a dim: torch "
-           "specializes size 1)" if n in report.dims and report.start[n] == _DIM_START
-           else f">= {report.start[n]}") for n in report.symbols)
+        f"{report.start[n]} <= {n} <= {report.upper.get(n, '?')}"
+        + (f" a multiple of {report.multiple[n]}" if report.multiple[n] > 1 else "")
+        + (" (sampled from 2 as sf.trace traces a dim: torch specializes size 1)"
+           if n in report.dims and report.start[n] == _DIM_START else "")
+        for n in report.symbols)
+    upper = ", ".join(f"{n} = {v}" for n, v in report.upper.items())
+    far = (f" Checked far from the solve at {len(report.far)} more points (the module "
+           f"structure and every quantity of every module), verified up to {upper}"
+           + ("; " + "; ".join(report.findings) if report.findings else "") + ".")
+    if len(report.pieces) > 1:
+        lattice = "; ".join(
+            ", ".join(f"{lo} <= {n} <= {hi}" + (f" a multiple of {m}" if m > 1 else "")
+                      for n, (lo, hi, m) in piece.items()) for piece in report.pieces)
+        lattice = f"the pieces {lattice}"
     points = "; ".join(", ".join(f"{k}={v}" for k, v in p.items()) for p in report.verified)
     sym = (", ".join(report.symbolic) + " traced symbolically; ") if report.symbolic else ""
     fix = (" (fixed: " + ", ".join(f"{k}={v}" for k, v in fixed.items()) + ")") if fixed else ""
@@ -772,4 +816,4 @@ def _note(make: Callable[..., Any], report: FactoryReport, fixed: Mapping[str, A
             f"({report.traces} in all with the lattice search and the checks): {sym}"
             f"exact polynomial in {', '.join(report.symbols)} interpolated per module path, "
             f"verified at {len(report.verified)} further points never used in the solve "
-            f"({points}). Valid for {lattice}.{only}")
+            f"({points}).{far} Valid for {lattice}.{only}")

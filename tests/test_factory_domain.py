@@ -1,0 +1,236 @@
+"""sf.trace_factory answers only where it verified: branches in a constructor far above the
+solve points (``max(16, w)``, ``make_divisible``, ``heads = dim // 64``, ``w if w <= 100
+else 2*w``, ``if width > 256``) become a Piecewise or a refusal naming the threshold, the
+domain stops at the largest value the far checks traced, and the lattice of an image
+size is found without ``multiples=``."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import sympy as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+from example_models import load_example  # noqa: E402
+
+import symflops as sf  # noqa: E402
+from symflops.symbols import symbol  # noqa: E402
+
+C, B, H = symbol("C"), symbol("B"), symbol("H")
+
+
+def make_divisible(v: float, divisor: int = 8) -> int:
+    """torchvision's rounding of widths (models/_utils.py)."""
+    new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
+    if new_v < 0.9 * v:
+        new_v += divisor
+    return new_v
+
+
+def widest(width: int) -> nn.Module:
+    h = max(16, width)
+    return nn.Sequential(nn.Linear(width, h), nn.Linear(h, width))
+
+
+def rounded(width: int) -> nn.Module:
+    h = make_divisible(width * 1.5)
+    return nn.Sequential(nn.Linear(width, h), nn.Linear(h, width))
+
+
+class Heads(nn.Module):
+    """Attention with a head per 64 channels and a fixed head width: heads * 64 inner
+    channels (= width only on multiples of 64)."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        inner = max(1, width // 64) * 64
+        self.qkv = nn.Linear(width, 3 * inner)
+        self.out = nn.Linear(inner, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        return self.out((q @ k.transpose(-1, -2)) @ v)
+
+
+def heads(width: int) -> nn.Module:
+    return Heads(width)
+
+
+def doubled(width: int) -> nn.Module:
+    hidden = width if width <= 100 else 2 * width
+    return nn.Sequential(nn.Linear(width, hidden), nn.Linear(hidden, width))
+
+
+def deeper(width: int) -> nn.Module:
+    layers = [nn.Linear(width, width)]
+    if width > 256:
+        layers.append(nn.Linear(width, width))
+    return nn.Sequential(*layers)
+
+
+FACTORIES = {"max": (widest, "B C"), "make_divisible": (rounded, "B C"),
+             "heads": (heads, "B 3 C"), "hidden": (doubled, "B C"), "if": (deeper, "B C")}
+
+
+def direct(make, inputs: str, width: int, batch: int) -> sf.Cost:
+    """The model built at ``width`` and traced at concrete sizes (meta device)."""
+    with torch.device("meta"):
+        model = make(width)
+    return sf.trace(model, inputs.replace("B", str(batch)).replace("C", str(width)),
+                    convention="macs", warn=False)
+
+
+@pytest.fixture(scope="module", params=sorted(FACTORIES))
+def branch(request):
+    make, inputs = FACTORIES[request.param]
+    try:
+        cost = sf.trace_factory(make, inputs, {"width": "C"}, convention="macs")
+    except sf.SymflopsError as e:
+        return request.param, make, inputs, e
+    return request.param, make, inputs, cost
+
+
+def test_each_branch_is_a_piecewise_or_refused_at_its_threshold(branch):
+    name, make, inputs, got = branch
+    assert not isinstance(got, sf.SymflopsError), str(got)
+    findings = got.factory.findings
+    if name == "make_divisible":
+        # one polynomial on the lattice where the rounding is exact: 1.5 * C a multiple
+        # of 8 needs C a multiple of 16; hidden 3C/2, so 3*B*C^2 MACs. Off the lattice
+        # the first change is at 23 -> 24 (make_divisible(34.5) = 32, (36) = 40)
+        assert got.factory.multiple["C"] == 16 and len(got.factory.pieces) == 1
+        assert sp.expand(got.macs - 3 * B * C**2) == 0
+        assert "C must be a multiple of 16" in findings[0]
+        assert "between width=23 and width=24" in findings[0]
+    elif name == "heads":
+        # inner = 64 * (C // 64) = C only on multiples of 64: that lattice, one polynomial
+        # (qkv 3*C^2 and out C^2 per row, Q.K^T and attention.V 3*C each, 3 rows)
+        assert got.factory.multiple["C"] == 64 and len(got.factory.pieces) == 1
+        assert sp.expand(got.macs - B * (12 * C**2 + 18 * C)) == 0
+        assert "C must be a multiple of 64" in findings[0]
+    else:
+        assert got.macs.has(sp.Piecewise) or any(c.has(sp.Or) for c in got.validity), name
+        assert len(got.factory.pieces) >= 2
+        assert "changes shape between" in findings[0]
+    rng = random.Random(17)
+    for piece in got.factory.pieces:
+        low, high, m = piece["C"]
+        # far points in every piece: its ends and random values in it (on its lattice)
+        for width in {low, high, *(m * rng.randint(-(-low // m), high // m) for _ in range(3))}:
+            batch = rng.randint(2, 9)
+            want = direct(make, inputs, width, batch)
+            at = got.subs(B=batch, C=width)
+            assert at.macs == want.macs, (name, width)
+            assert at.params == want.params, (name, width)
+
+
+@pytest.mark.parametrize(("make", "threshold"), [(widest, 16), (doubled, 100), (deeper, 256)],
+                         ids=["max", "hidden", "if"])
+def test_the_threshold_is_exact(make, threshold):
+    c = sf.trace_factory(make, "B C", {"width": "C"}, convention="macs")
+    assert f"between width={threshold} and width={threshold + 1}" in c.factory.findings[0]
+    # the published figure at C = 100: max(16, 100) = 100, so 2 * 100 * 100 MACs per row
+    assert c.subs(B=1, C=100).macs == direct(make, "B C", 100, 1).macs
+
+
+def test_the_domain_stops_where_the_checks_stopped():
+    def mlp(width: int, depth: int) -> nn.Module:
+        return nn.Sequential(*[nn.Linear(width, width) for _ in range(depth)])
+
+    c = sf.trace_factory(mlp, "B C", {"width": "C", "depth": "L"}, convention="macs")
+    L = symbol("L")
+    top = c.factory.upper
+    assert top == {"C": 65536, "L": 128, "B": 65536}
+    assert sp.Le(C, 65536) in c.validity and sp.Le(L, 128) in c.validity
+    assert "verified up to C = 65536, L = 128" in c.notes[-1]
+    assert "C >= 1" not in c.notes[-1]
+    # 128 layers of 65536 x 65536 at batch 3: 3 * 128 * 65536^2
+    assert c.subs(B=3, C=65536, L=128).macs == 3 * 128 * 65536**2
+    with pytest.raises(sf.SymflopsError, match="L <= 128"):
+        c.subs(L=129)
+    with pytest.raises(sf.SymflopsError, match="C <= 65536"):
+        c.subs(B=1, C=65537, L=2)
+    with pytest.raises(sf.SymflopsError, match="C <= 65536"):
+        c.evaluate("macs", B=1, C=np.array([64, 65537]), L=2)
+    assert c.evaluate("macs", B=1, C=np.array([64, 65536]), L=2).tolist() == \
+        [2 * 64**2, 2 * 65536**2]
+    # far points were traced, never used in the solve
+    assert max(p["C"] for p in c.factory.far) == 65536
+    assert not [p for p in c.factory.far if p in c.factory.solved]
+
+
+def test_verify_up_to_bounds_the_domain_and_is_checked():
+    c = sf.trace_factory(doubled, "B C", {"width": "C"}, convention="macs",
+                         verify_up_to={"C": 100})
+    # w <= 100 throughout: two C x C layers, no branch seen
+    assert sp.expand(c.macs - 2 * B * C**2) == 0 and len(c.factory.pieces) == 1
+    with pytest.raises(sf.SymflopsError, match="C <= 100"):
+        c.subs(C=101)
+    with pytest.raises(sf.SymflopsError, match="verify_up_to"):
+        sf.trace_factory(doubled, "B C", {"width": "C"}, verify_up_to={"Q": 3})
+
+
+vit_example = load_example("vit")
+
+
+@pytest.mark.slow
+def test_vit_image_size_lattice_found_without_multiples():
+    c = sf.trace_factory(vit_example.vit, "B 3 H H", {"image_size": "H"},
+                         {"patch_size": 16, "num_layers": 1, "num_heads": 1,
+                          "hidden_dim": 64, "mlp_dim": 128}, convention="macs")
+    assert c.factory.multiple["H"] == 16
+    assert sp.Eq(sp.Mod(H, 16), 0) in c.validity
+    assert "H a multiple of 16" in c.notes[-1]
+    # at 384 (576 patches + the class token): equal to a direct trace
+    with torch.device("meta"):
+        model = vit_example.vit(384, 16, 1, 1, 64, 128)
+    assert c.subs(B=1, H=384).macs == sf.trace(model, "1 3 384 384", convention="macs",
+                                               warn=False).macs
+
+
+hf_lm = load_example("hf_lm")
+
+
+@pytest.mark.slow
+def test_more_kv_heads_than_heads_names_the_real_error():
+    pytest.importorskip("transformers")
+    with pytest.raises(sf.SymflopsError) as e:
+        sf.trace_factory(hf_lm.llama, {"input_ids": (2, "N")},
+                         {"hidden_size": "128*kv", "num_attention_heads": "kv",
+                          "num_key_value_heads": "2*kv", "num_hidden_layers": "L",
+                          "vocab_size": "V", "intermediate_size": "F"}, convention="macs")
+    text = str(e.value)
+    assert "forward raised RuntimeError" in text
+    assert "polynomial" not in text and "make_divisible" not in text
+    assert "symbolic shapes" not in text
+
+
+@pytest.fixture(scope="module")
+def widest_cost():
+    return sf.trace_factory(widest, "B C", {"width": "C"}, convention="macs")
+
+
+@settings(max_examples=25, deadline=None)
+@given(width=st.integers(1, 70000), batch=st.integers(2, 70000))
+def test_inside_the_domain_equals_a_direct_count_outside_an_error(widest_cost, width, batch):
+    """At random points: inside the stated domain the formula equals FlopCounterMode on
+    meta (torch's 2 FLOPs per MAC); outside, a SymflopsError."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    inside = width <= 65536 and batch <= 65536
+    if not inside:
+        with pytest.raises(sf.SymflopsError):
+            widest_cost.subs(B=batch, C=width)
+        return
+    with torch.device("meta"):
+        model = widest(width)
+    x = torch.empty(batch, width, device="meta")
+    with FlopCounterMode(display=False) as counter:
+        model(x)
+    assert 2 * widest_cost.subs(B=batch, C=width).macs == counter.get_total_flops()
