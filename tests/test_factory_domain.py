@@ -15,9 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
-from torch import nn  # noqa: E402
-
 from example_models import load_example  # noqa: E402
+from torch import nn  # noqa: E402
 
 import symflops as sf  # noqa: E402
 from symflops.symbols import symbol  # noqa: E402

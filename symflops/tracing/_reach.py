@@ -95,9 +95,9 @@ class Reach:
                     return "count", f"total {_quantity(q)}: traced {a}, the formula {b}"
             return None
         for path, quantities in self.fitted.items():
-            for q, formula in quantities.items():
+            for q, expr in quantities.items():
                 want_q = tab.values[path].get(q, sp.Integer(0))
-                got_q = formula.xreplace(subs)
+                got_q = expr.xreplace(subs)
                 if sp.expand(got_q - want_q) != 0:
                     return "count", (f"{path or '(root)'} {_quantity(q)}: traced {want_q}, "
                                      f"the formula {got_q}")
