@@ -233,3 +233,25 @@ def test_inside_the_domain_equals_a_direct_count_outside_an_error(widest_cost, w
     with FlopCounterMode(display=False) as counter:
         model(x)
     assert 2 * widest_cost.subs(B=batch, C=width).macs == counter.get_total_flops()
+
+
+def activated(width: int) -> nn.Module:
+    layers: list[nn.Module] = [nn.Linear(width, width)]
+    if width > 300:
+        layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def test_a_branch_adding_a_module_is_refused_naming_the_argument_and_threshold():
+    # a new module type on one side only: no one tree carries both pieces, and no
+    # coarser lattice of C removes the branch
+    with pytest.raises(sf.SymflopsError) as e:
+        sf.trace_factory(activated, "B C", {"width": "C"})
+    text = str(e.value)
+    assert "the cost changes shape between width=300 and width=301" in text
+    assert "ReLU: 0 -> 1" in text and "verify_up_to={'C': 300}" in text
+    # below the threshold, the formula is there when asked for: one Linear, C outputs of
+    # a length-C dot product (C multiplies, C - 1 adds) plus a bias add per row
+    c = sf.trace_factory(activated, "B C", {"width": "C"}, verify_up_to={"C": 300})
+    assert sp.expand(c.flops - 2 * B * C**2) == 0
+    assert sp.Le(C, 300) in c.validity

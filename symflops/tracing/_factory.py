@@ -540,23 +540,25 @@ def trace_factory(make: Callable[..., Any], inputs: Any, params: Mapping[str, An
                     {**given, **(lattice or {})}, free_dims, floor)
         b = s.run()
         f = s.fit(b)
-        s.verify(f, b)
-        return _Piece(s, b, f, dict(top), dict(floor))
+        return _Piece(s, b, f, dict(top), dict(floor), s.verify(f, b))
+
+    def far() -> tuple[list[_Piece], list[str]]:
+        try:
+            return _far(_Piece(search, base, fitted, dict(ceiling), {}, verified), solve,
+                        sample, deep)
+        except _Unfolded:
+            # the pieces fold differently (two equal Linear layers on one side of the
+            # branch only): solve every piece unfolded
+            sample.folding = False
+            return _far(solve({}, ceiling), solve, sample, deep, last=True)
 
     try:
-        pieces, findings = _far(_Piece(search, base, fitted, dict(ceiling), {}), solve, sample,
-                                deep)
-    except _Unfolded:
-        # the pieces fold differently (two equal Linear layers on one side of the
-        # branch only): solve every piece unfolded
-        sample.folding = False
-        first = solve({}, ceiling)
-        pieces, findings = _far(first, solve, sample, deep, last=True)
+        pieces, findings = far()
     except _Refused as refused:
         # a rounding (make_divisible, dim // 64) makes a piece per step: look for a
         # coarser lattice of the branching symbol on which one polynomial holds
         pieces, findings = _coarser(refused, solve, sample, deep, ceiling, search, factors)
-    search, base = pieces[0].search, pieces[0].base
+    search, base, verified = pieces[0].search, pieces[0].base, pieces[0].verified
     symbolic_dims = [d for d in dims_left if d not in names]
     report = FactoryReport(names, dict(search.multiple),
                            {n: search.value(n, 0) for n in names},
@@ -596,6 +598,7 @@ class _Piece:
     fitted: dict[str, dict[str, sp.Expr]]
     ceiling: dict[str, int]
     floor: dict[str, int]
+    verified: list[dict[str, int]]
     checked: list[dict[str, int]] = field(default_factory=list)
 
     def top(self, name: str) -> int:
@@ -705,15 +708,16 @@ def _coarser(refused: _Refused, solve: Callable[..., _Piece], sample: Sampler,
     refusal when none holds."""
     name = refused.branch.name
     m = search.multiple[name]
-    for f in [f for f in factors if 1 < f <= 256]:
+    for f in [f for f in factors if 1 < f <= 64]:
         try:
             piece = solve({}, ceiling, {name: m * f})
             found = _far(piece, solve, sample, deep, last=True, single=True)
         except SymflopsError:
             continue
-        return found[0], [f"{name} must be a multiple of {m * f}: on other values the cost "
-                          f"changes shape ({refused.branch.reason} between "
-                          f"{_where(sample, refused.branch, None)})", *found[1]]
+        return found[0], [f"{name} must be a multiple of {m * f}: the cost changes shape "
+                          f"between {_where(sample, refused.branch, None)} "
+                          f"({refused.branch.reason}), and on the multiples of {m * f} it "
+                          f"is one polynomial", *found[1]]
     raise refused
 
 

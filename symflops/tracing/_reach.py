@@ -95,7 +95,7 @@ class Reach:
                     return "count", f"total {_quantity(q)}: traced {a}, the formula {b}"
             return None
         for path, quantities in self.fitted.items():
-            for q, expr in quantities.items():
+            for q, expr in sorted(quantities.items(), key=lambda kv: _priority(kv[0])):
                 want_q = tab.values[path].get(q, sp.Integer(0))
                 got_q = expr.xreplace(subs)
                 if sp.expand(got_q - want_q) != 0:
@@ -159,6 +159,12 @@ class Reach:
                 hi, got = mid, now
         return Branch(name, m * lo, m * hi, got[0], got[1],
                       {**self.search.point({}), name: m * hi})
+
+
+def _priority(q: str) -> tuple[int, str]:
+    """The order quantities are compared in: what a reader checks first comes first."""
+    order = ("count", "params", "w:", "in:", "out:", "b:")
+    return next(i for i, p in enumerate((*order, "")) if q.startswith(p)), q
 
 
 def _quantity(q: str) -> str:
