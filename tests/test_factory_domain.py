@@ -242,16 +242,40 @@ def activated(width: int) -> nn.Module:
     return nn.Sequential(*layers)
 
 
-def test_a_branch_adding_a_module_is_refused_naming_the_argument_and_threshold():
-    # a new module type on one side only: no one tree carries both pieces, and no
-    # coarser lattice of C removes the branch
+def test_a_module_on_one_side_only_is_counted_zero_on_the_other():
+    c = sf.trace_factory(activated, "B C", {"width": "C"})
+    relu = c["1"]
+    assert relu.layer == "ReLU" and relu.count.has(sp.Piecewise)
+    # one compare per output above 300: B*C*(2*C) + B*C; below, the Linear alone
+    for width in (1, 7, 300, 301, 4096, 65536):
+        want = direct(activated, "B C", width, 3)
+        assert c.subs(B=3, C=width).macs == want.macs
+        assert c.with_convention("exact").subs(B=3, C=width).flops == \
+            sf.trace(_built(activated, width), f"3 {width}", warn=False).flops
+
+
+def _built(make, width: int) -> nn.Module:
+    with torch.device("meta"):
+        return make(width)
+
+
+def swapped(width: int) -> nn.Module:
+    act = nn.ReLU() if width <= 300 else nn.GELU()
+    return nn.Sequential(nn.Linear(width, width), act)
+
+
+def test_a_branch_swapping_a_module_is_refused_naming_the_argument_and_threshold():
+    # module 1 is a ReLU up to 300 and a GELU above: no one tree carries both pieces,
+    # and no coarser lattice of C removes the branch
     with pytest.raises(sf.SymflopsError) as e:
-        sf.trace_factory(activated, "B C", {"width": "C"})
+        sf.trace_factory(swapped, "B C", {"width": "C"})
     text = str(e.value)
     assert "the cost changes shape between width=300 and width=301" in text
-    assert "ReLU: 0 -> 1" in text and "verify_up_to={'C': 300}" in text
-    # below the threshold, the formula is there when asked for: one Linear, C outputs of
-    # a length-C dot product (C multiplies, C - 1 adds) plus a bias add per row
-    c = sf.trace_factory(activated, "B C", {"width": "C"}, verify_up_to={"C": 300})
-    assert sp.expand(c.flops - 2 * B * C**2) == 0
+    assert "GELU: 0 -> 1" in text and "verify_up_to={'C': 300}" in text
+    # below the threshold, the formula is there when asked for: C outputs of a length-C
+    # dot product (C multiplies, C - 1 adds) plus a bias add, then a compare, per row
+    c = sf.trace_factory(swapped, "B C", {"width": "C"}, verify_up_to={"C": 300})
+    assert sp.expand(c.flops - (2 * B * C**2 + B * C)) == 0
     assert sp.Le(C, 300) in c.validity
+    with pytest.raises(sf.SymflopsError, match="C <= 300"):
+        c.subs(B=1, C=301)

@@ -412,16 +412,43 @@ def _leaf_derivation(node: Cost, q: Mapping[str, sp.Expr], work: Mapping[str, sp
     return Derivation(dict(work), params, {}, note)
 
 
-def _build(path: str, node: Cost, fitted: Mapping[str, Mapping[str, sp.Expr]],
+#: path -> (the traced node standing for it, its children's names)
+_Structure = dict[str, tuple[Cost, list[str]]]
+
+
+def _structure(tables: Sequence[NodeTable]) -> _Structure | None:
+    """The module trees of ``tables`` merged by path (a module on one side of a branch
+    only is in the merged tree, counted 0 on the other); None when one path holds
+    different layers (or a leaf on one side, a module on the other)."""
+    out: _Structure = {}
+    kind: dict[str, tuple[str, bool]] = {}
+    for tab in tables:
+        for path, layer, leaf in tab.skeleton:
+            if kind.setdefault(path, (layer, leaf)) != (layer, leaf):
+                return None
+            node = tab.nodes[path]
+            names = [c.name for c in node.children]
+            if path not in out:
+                out[path] = (node, names)
+                continue
+            merged = out[path][1]
+            for i, name in enumerate(names):  # after its previous sibling
+                if name not in merged:
+                    merged.insert(merged.index(names[i - 1]) + 1 if i else 0, name)
+    return out
+
+
+def _build(path: str, structure: _Structure, fitted: Mapping[str, Mapping[str, sp.Expr]],
            free: set[sp.Symbol], note: str, varying: set[str]) -> Cost:
+    node, names = structure[path]
     q = fitted[path]
     spec = node.layer if path in varying else node.spec
     shape_in = [q[f"in:{i}"] for i in range(len(node.input_shape))]
     shape_out = [q[f"out:{i}"] for i in range(len(node.output_shape))]
     validity = [c for c in node.validity if c.free_symbols <= free]
     if node.children:
-        kids = [_build(f"{path}.{c.name}" if path else c.name, c, fitted, free, note, varying)
-                for c in node.children]
+        kids = [_build(f"{path}.{name}" if path else name, structure, fitted, free, note,
+                       varying) for name in names]
         return Cost(node.name, node.layer, spec=spec, children=kids, count=q["count"],
                     input_shape=shape_in, output_shape=shape_out, validity=validity,
                     convention=node.convention, notes=node.notes, op=node.op)
@@ -574,7 +601,9 @@ def trace_factory(make: Callable[..., Any], inputs: Any, params: Mapping[str, An
     note = _note(make, report, fixed)
     free = {symbol(d) for d in symbolic_dims}
     varying = set().union(*(p.search.varying for p in pieces))
-    tree = _build("", base.nodes[""], fitted, free, note, varying)
+    structure = _structure([p.base for p in pieces])
+    assert structure is not None  # _far refused pieces that do not merge
+    tree = _build("", structure, fitted, free, note, varying)
     result = tree.replace(notes=(*tree.notes, note),
                           validity=tuple(c for c in (*conditions, *tree.validity)
                                          if c is not sp.true))
@@ -668,7 +697,9 @@ def _far(first: _Piece, solve: Callable[[Mapping[str, int], Mapping[str, int]], 
             if upper.base.skeleton != piece.base.skeleton:
                 if not last and not deep:
                     raise _Unfolded
-                raise _refusal(sample, branch, "the module structure differs on the two sides")
+                if _structure([p.base for p in (*done, piece, *todo, upper)]) is None:
+                    raise _refusal(sample, branch, "one module path holds different layers "
+                                                   "on the two sides")
             findings.append(f"the cost changes shape between {_where(sample, branch, None)}: "
                             f"a branch in the constructor ({branch.reason}); each side is "
                             f"solved and checked on its own")
@@ -767,11 +798,16 @@ def _combine(pieces: Sequence[_Piece], names: Sequence[str], dims: Sequence[str]
     if any(len(m) > 1 for m in multiples.values()):
         conditions.append(sp.Or(*full))
     fitted: dict[str, dict[str, sp.Expr]] = {}
-    for path in pieces[0].fitted:
-        keys = list(dict.fromkeys(q for p in pieces for q in p.fitted[path]))
+    for path in dict.fromkeys(path for p in pieces for path in p.fitted):
+        have = [p.fitted[path] for p in pieces if path in p.fitted]
+        keys = list(dict.fromkeys(q for h in have for q in h))
         fitted[path] = {}
         for q in keys:
-            values = [p.fitted[path].get(q, sp.Integer(0)) for p in pieces]
+            # a module on the other side of a branch only: counted 0 here (its other
+            # quantities, multiplied by that 0, read as on the side it is on)
+            values = [p.fitted[path].get(q, sp.Integer(0)) if path in p.fitted else
+                      sp.Integer(0) if q == "count" else have[0].get(q, sp.Integer(0))
+                      for p in pieces]
             if all(sp.expand(v - values[0]) == 0 for v in values):
                 fitted[path][q] = values[0]
                 continue
