@@ -210,29 +210,43 @@ def test_more_kv_heads_than_heads_names_the_real_error():
     assert "symbolic shapes" not in text
 
 
-@pytest.fixture(scope="module")
-def widest_cost():
-    return sf.trace_factory(widest, "B C", {"width": "C"}, convention="macs")
+_FORMULAS: dict[str, sf.Cost] = {}
 
 
-@settings(max_examples=25, deadline=None)
-@given(width=st.integers(1, 70000), batch=st.integers(2, 70000))
-def test_inside_the_domain_equals_a_direct_count_outside_an_error(widest_cost, width, batch):
-    """At random points: inside the stated domain the formula equals FlopCounterMode on
-    meta (torch's 2 FLOPs per MAC); outside, a SymflopsError."""
+def _formula(name: str) -> sf.Cost:
+    if name not in _FORMULAS:
+        make, inputs = FACTORIES[name]
+        _FORMULAS[name] = sf.trace_factory(make, inputs, {"width": "C"}, convention="macs")
+    return _FORMULAS[name]
+
+
+def _inside(cost: sf.Cost, values: dict[str, int]) -> bool:
+    subs = {symbol(k): v for k, v in values.items()}
+    return all(bool(c.xreplace(subs)) for c in cost.validity)
+
+
+@settings(max_examples=40, deadline=None)
+@given(name=st.sampled_from(sorted(FACTORIES)),
+       width=st.one_of(st.integers(1, 400), st.integers(1, 70000), st.sampled_from(
+           [16, 17, 100, 101, 256, 257, 64 * 1024, 65536, 65537])),
+       batch=st.one_of(st.integers(2, 9), st.integers(2, 70000)))
+def test_inside_the_domain_equals_a_direct_count_outside_an_error(name, width, batch):
+    """At random points of every branchy factory: inside the stated domain the formula
+    equals FlopCounterMode on meta (torch's 2 FLOPs per MAC); outside, a SymflopsError."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    inside = width <= 65536 and batch <= 65536
-    if not inside:
+    cost = _formula(name)
+    make, inputs = FACTORIES[name]
+    if not _inside(cost, {"B": batch, "C": width}):
         with pytest.raises(sf.SymflopsError):
-            widest_cost.subs(B=batch, C=width)
+            cost.subs(B=batch, C=width)
         return
-    with torch.device("meta"):
-        model = widest(width)
-    x = torch.empty(batch, width, device="meta")
+    model = _built(make, width)
+    x = torch.empty(*[batch if d == "B" else width if d == "C" else int(d)
+                      for d in inputs.split()], device="meta")
     with FlopCounterMode(display=False) as counter:
         model(x)
-    assert 2 * widest_cost.subs(B=batch, C=width).macs == counter.get_total_flops()
+    assert 2 * cost.subs(B=batch, C=width).macs == counter.get_total_flops()
 
 
 def activated(width: int) -> nn.Module:
