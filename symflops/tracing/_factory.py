@@ -135,9 +135,9 @@ def _lcm_denominators(params: Mapping[str, ParamValue]) -> dict[str, int]:
 
 
 def _factors(fixed: Mapping[str, Any]) -> list[int]:
-    """Lattice factors tried: powers of two times the odd parts of the fixed integer
-    arguments (a window of 7 makes multiples of 7 natural)."""
-    odd = {1}
+    """Lattice factors tried: powers of two times 3, 5, 7 and the odd parts of the fixed
+    integer arguments (a window of 7 makes multiples of 7 natural)."""
+    odd = {1, 3, 5, 7}  # small primes: a window of 7, a stride of 3 without being told
     for v in fixed.values():
         for x in v if isinstance(v, (list, tuple)) else (v,):
             if isinstance(x, int) and not isinstance(x, bool) and x > 1:
