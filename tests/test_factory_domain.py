@@ -134,8 +134,14 @@ def test_each_branch_is_a_piecewise_or_refused_at_its_threshold(branch):
 def test_the_threshold_is_exact(make, threshold):
     c = sf.trace_factory(make, "B C", {"width": "C"}, convention="macs")
     assert f"between width={threshold} and width={threshold + 1}" in c.factory.findings[0]
-    # the published figure at C = 100: max(16, 100) = 100, so 2 * 100 * 100 MACs per row
+    if make is widest:
+        assert c.subs(B=1, C=100).macs == 20_000
+    # the figure for max(16, width) at C = 100: 2 * 100 * 100 = 20,000 MACs per
+    # row, not the 32 * 100 = 3,200 a formula from small widths gives
     assert c.subs(B=1, C=100).macs == direct(make, "B C", 100, 1).macs
+    widths = [1, threshold, threshold + 1, 1000, 65536]
+    assert c.evaluate("macs", B=1, C=np.array(widths)).tolist() == \
+        [int(direct(make, "B C", w, 1).macs) for w in widths]
 
 
 def test_the_domain_stops_where_the_checks_stopped():
