@@ -60,7 +60,14 @@ class FactoryReport:
     the lattice and degree search, the solve and the checks), ``verified`` (further
     points checked, never used in the solve), the dims traced symbolically (``symbolic``)
     and sampled (``dims``), ``kinds`` (the kinds of work fitted when ``weighed_only``
-    left some out; empty: all) and ``seconds``."""
+    left some out; empty: all) and ``seconds``.
+
+    Far from the solve: ``upper`` (per symbol, the largest value traced and agreeing: the
+    domain stops there), ``far`` (the points checked, never used in the solve),
+    ``pieces`` (per piece of a Piecewise, per symbol its smallest and largest value and
+    lattice multiple; one piece when the cost has one form) and ``findings`` (branches
+    found, where the model stops running). ``multiple``, ``start`` and ``degrees`` are
+    the first piece's."""
 
     symbols: list[str]
     multiple: dict[str, int]
