@@ -494,6 +494,17 @@ def trace_factory(make: Callable[..., Any], inputs: Any, params: Mapping[str, An
     ``with_convention`` refuses a convention weighing the kinds left out (``exact``
     weighs every kind: nothing is left out).
 
+    The formula is then checked far from the small points it was solved at: each symbol
+    along a ladder to 65536 (a depth, which sets how many times a block repeats, to 128;
+    ``verify_up_to={"V": 262144}`` changes where a symbol stops), the others small, and
+    at two points where all are large, comparing the module structure and every quantity
+    of every module. ``validity`` carries the largest value checked (``C <= 65536``):
+    nothing past it is claimed. A disagreement is bisected to its exact threshold; the
+    other side is solved on its own and the result is a ``Piecewise`` (a module on one
+    side only is counted 0 on the other), or, for a rounding, one polynomial on a coarser
+    lattice; when neither exists, a SymflopsError names the argument and the values on
+    both sides of the threshold.
+
     >>> import torch, symflops as sf
     >>> def mlp(width, depth):
     ...     return torch.nn.Sequential(*[torch.nn.Linear(width, width) for _ in range(depth)])
