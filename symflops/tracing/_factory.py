@@ -767,7 +767,8 @@ def _coarser(refused: _Refused, solve: Callable[..., _Piece], sample: Sampler,
                           f"between {_where(sample, refused.branch, None)} "
                           f"({refused.branch.reason}), and on the multiples of {m * f} it "
                           f"is one polynomial", *found[1]]
-    raise refused
+    raise SymflopsError(refused.message, layer=refused.layer, values=refused.values,
+                        fix=refused.fix) from None
 
 
 def _refusal(sample: Sampler, branch: Branch, why: str) -> SymflopsError:
