@@ -299,3 +299,20 @@ def test_a_branch_swapping_a_module_is_refused_naming_the_argument_and_threshold
     assert sp.Le(C, 300) in c.validity
     with pytest.raises(sf.SymflopsError, match="C <= 300"):
         c.subs(B=1, C=301)
+
+
+def test_a_far_build_that_allocates_real_memory_fails_instead_of_exhausting_it():
+    """A constructor that allocates with numpy (a position table of side^2 x dim) at a far
+    size gets MemoryError under the guard, a point the factory cannot trace; the
+    address-space limit is put back afterwards."""
+    import resource
+
+    from symflops.tracing._sampling import _meminfo, memory_guard
+
+    before = resource.getrlimit(resource.RLIMIT_AS)
+    available = _meminfo("/proc/meminfo", "MemAvailable")
+    with memory_guard():
+        assert resource.getrlimit(resource.RLIMIT_AS)[0] != before[0]
+        with pytest.raises(MemoryError):
+            np.empty(available, dtype=np.uint8)  # more than the guard leaves free
+    assert resource.getrlimit(resource.RLIMIT_AS) == before

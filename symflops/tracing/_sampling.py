@@ -106,6 +106,41 @@ def kept_rngs() -> Iterator[None]:
             numpy.random.set_state(np_state)
 
 
+def _meminfo(path: str, key: str) -> int:
+    """A ``key: <n> kB`` line of a /proc file, in bytes."""
+    with open(path) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    raise ValueError(key)
+
+
+@contextlib.contextmanager
+def memory_guard() -> Iterator[None]:
+    """The process's address space capped at what it uses plus half the memory available,
+    so that a constructor allocating real memory at a far size (a numpy position table of
+    side^2 x dim) raises MemoryError, a point the factory cannot trace, instead of
+    exhausting the machine. Linux only (elsewhere nothing changes); the limit is put back."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        cap = _meminfo("/proc/self/status", "VmSize") + \
+            _meminfo("/proc/meminfo", "MemAvailable") // 2
+    except (ImportError, OSError, ValueError):
+        yield
+        return
+    unlimited = resource.RLIM_INFINITY
+    if (soft != unlimited and soft <= cap) or (hard != unlimited and hard < cap):
+        yield  # already capped tighter
+        return
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
 class Sampler:
     """Trace ``make(**fixed, **params at point)`` at lattice points, each point once.
 
@@ -219,6 +254,10 @@ class Sampler:
                    for spec in [*self.pos, *self.kw.values()] for d in spec.dims)
 
     def _trace(self, point: Point) -> Cost | SymflopsError:
+        with memory_guard():
+            return self._guarded(point)
+
+    def _guarded(self, point: Point) -> Cost | SymflopsError:
         try:
             model = self.build(point)
             options = dict(self.options)
