@@ -316,3 +316,43 @@ def test_a_far_build_that_allocates_real_memory_fails_instead_of_exhausting_it()
         with pytest.raises(MemoryError):
             np.empty(available, dtype=np.uint8)  # more than the guard leaves free
     assert resource.getrlimit(resource.RLIMIT_AS) == before
+
+
+def blocks(width: int, depth: int) -> nn.Module:
+    """L blocks whose hidden width doubles above 100: the branch inside a folded block."""
+    hidden = width if width <= 100 else 2 * width
+    return nn.Sequential(*[nn.Sequential(nn.Linear(width, hidden), nn.Linear(hidden, width))
+                           for _ in range(depth)])
+
+
+class Headed(nn.Module):
+    """A depth branch: the head's width doubles above 50 blocks."""
+
+    def __init__(self, width: int, depth: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(*[nn.Linear(width, width) for _ in range(depth)])
+        self.head = nn.Linear(width, 10 if depth <= 50 else 20)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+
+@pytest.mark.parametrize(("make", "branch"), [(blocks, "width=100 and width=101"),
+                                              (Headed, "depth=50 and depth=51")],
+                         ids=["width-in-blocks", "depth"])
+def test_branches_with_a_depth_are_exact_at_random_far_points(make, branch):
+    c = sf.trace_factory(make, "B C", {"width": "C", "depth": "L"}, convention="macs")
+    assert branch in c.factory.findings[0]
+    assert c.factory.upper["L"] == 128
+    rng = random.Random(5)
+    points = [(rng.choice([rng.randint(1, 200), rng.randint(1, 65536)]), rng.randint(2, 60))
+              for _ in range(5)] + [(65536, 128), (101, 51)]
+    for width, depth in points:
+        if not all(bool(v.xreplace({C: width, symbol("L"): depth, B: 3}))
+                   for v in c.validity):
+            continue
+        with torch.device("meta"):
+            model = make(width, depth)
+        want = sf.trace(model, f"3 {width}", convention="macs", warn=False)
+        at = c.subs(B=3, C=width, L=depth)
+        assert (at.macs, at.params) == (want.macs, want.params), (width, depth)
