@@ -601,8 +601,22 @@ def trace_factory(make: Callable[..., Any], inputs: Any, params: Mapping[str, An
         pieces, findings = far()
     except _Refused as refused:
         # a rounding (make_divisible, dim // 64) makes a piece per step: look for a
-        # coarser lattice of the branching symbol on which one polynomial holds
-        pieces, findings = _coarser(refused, solve, sample, deep, ceiling, search, factors)
+        # coarser lattice of the branching symbol on which one polynomial holds (a
+        # module that appears or changes type is no lattice's)
+        name = refused.branch.name
+        found = None if refused.branch.kind != "count" else _coarser(
+            name, search.multiple[name], refused.branch, solve, sample, deep, ceiling,
+            factors)
+        if found is None:
+            raise SymflopsError(refused.message, layer=refused.layer, values=refused.values,
+                                fix=refused.fix) from None
+        pieces, findings = found
+    rounded = [(n, b) for n in names for b in branches(pieces, n)]
+    if rounded:  # the pieces' lattices differ: a rounding; one lattice may cover it all
+        name, branch = rounded[0]
+        found = _coarser(name, pieces[0].search.multiple[name], branch, solve, sample, deep,
+                         ceiling, factors)
+        pieces, findings = found or (pieces, findings)
     search, base, verified = pieces[0].search, pieces[0].base, pieces[0].verified
     symbolic_dims = [d for d in dims_left if d not in names]
     report = FactoryReport(names, dict(search.multiple),
@@ -647,6 +661,8 @@ class _Piece:
     floor: dict[str, int]
     verified: list[dict[str, int]]
     checked: list[dict[str, int]] = field(default_factory=list)
+    #: the branch this piece starts above (None: the first piece)
+    after: Branch | None = None
 
     def top(self, name: str) -> int:
         m = self.search.multiple[name]
@@ -668,6 +684,13 @@ def _ceilings(names: Sequence[str], deep: set[str],
                                 layer="trace_factory", values={n: repr(v)},
                                 fix="symbols are: " + ", ".join(names))
     return {n: given.get(n, (DEPTH_LADDER if n in deep else SIZE_LADDER)[-1]) for n in names}
+
+
+def branches(pieces: Sequence[_Piece], name: str) -> list[Branch]:
+    """The branches on ``name`` whose pieces have different lattices of it (a rounding)."""
+    lattices = {p.search.multiple[name] for p in pieces}
+    return [p.after for p in pieces if p.after is not None and p.after.name == name
+            and len(lattices) > 1]
 
 
 class _Unfolded(Exception):
@@ -721,6 +744,7 @@ def _far(first: _Piece, solve: Callable[[Mapping[str, int], Mapping[str, int]], 
             findings.append(f"the cost changes shape between {_where(sample, branch, None)}: "
                             f"a branch in the constructor ({branch.reason}); each side is "
                             f"solved and checked on its own")
+            upper.after = branch
             todo.append(upper)
         done.append(piece)
     return done, findings
@@ -749,26 +773,25 @@ class _Refused(SymflopsError):
     branch: Branch
 
 
-def _coarser(refused: _Refused, solve: Callable[..., _Piece], sample: Sampler,
-             deep: set[str], ceiling: Mapping[str, int], search: _Search,
-             factors: Sequence[int]) -> tuple[list[_Piece], list[str]]:
-    """One polynomial on a coarser lattice of the branching symbol (multiples of 2, 4,
-    ... times the lattice it had, and the odd factors), checked far like any piece; the
-    refusal when none holds."""
-    name = refused.branch.name
-    m = search.multiple[name]
+def _coarser(name: str, m: int, branch: Branch, solve: Callable[..., _Piece],
+             sample: Sampler, deep: set[str], ceiling: Mapping[str, int],
+             factors: Sequence[int]) -> tuple[list[_Piece], list[str]] | None:
+    """One polynomial on a coarser lattice of ``name`` (multiples of 2, 3, 4, ... times
+    its lattice ``m``) checked far like any piece and reaching as far as asked (a lattice
+    on which the model stops building early is no answer); None when none does."""
     for f in [f for f in factors if 1 < f <= 64]:
+        lattice = m * f
         try:
-            piece = solve({}, ceiling, {name: m * f})
+            piece = solve({}, ceiling, {name: lattice})
             found = _far(piece, solve, sample, deep, last=True, single=True)
         except SymflopsError:
             continue
-        return found[0], [f"{name} must be a multiple of {m * f}: the cost changes shape "
-                          f"between {_where(sample, refused.branch, None)} "
-                          f"({refused.branch.reason}), and on the multiples of {m * f} it "
-                          f"is one polynomial", *found[1]]
-    raise SymflopsError(refused.message, layer=refused.layer, values=refused.values,
-                        fix=refused.fix) from None
+        if found[0][0].top(name) < lattice * (ceiling[name] // lattice):
+            continue
+        return found[0], [f"{name} must be a multiple of {lattice}: the cost changes shape "
+                          f"between {_where(sample, branch, None)} ({branch.reason}), and "
+                          f"on the multiples of {lattice} it is one polynomial", *found[1]]
+    return None
 
 
 def _refusal(sample: Sampler, branch: Branch, why: str) -> SymflopsError:
