@@ -356,3 +356,30 @@ def test_branches_with_a_depth_are_exact_at_random_far_points(make, branch):
         want = sf.trace(model, f"3 {width}", convention="macs", warn=False)
         at = c.subs(B=3, C=width, L=depth)
         assert (at.macs, at.params) == (want.macs, want.params), (width, depth)
+
+
+class Attention(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(dim, max(1, dim // 64), batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attn(x, x, x, need_weights=False)[0]
+
+
+@pytest.mark.slow
+def test_heads_from_the_width_find_the_lattice_where_the_model_builds():
+    # nn.MultiheadAttention(dim, dim // 64) builds only where the heads divide dim; the
+    # pieces on multiples of 1, 2, 3 a small search finds give way to multiples of 64
+    c = sf.trace_factory(Attention, "B 5 C", {"dim": "C"}, convention="macs")
+    assert c.factory.multiple["C"] == 64 and len(c.factory.pieces) == 1
+    assert "C must be a multiple of 64" in c.factory.findings[0]
+    assert sp.Le(C, 65536) in c.validity
+    for dim in (64, 128, 192, 768, 5120, 65536):
+        with torch.device("meta"):
+            model = Attention(dim)
+        want = sf.trace(model, f"2 5 {dim}", convention="macs", warn=False)
+        at = c.subs(B=2, C=dim)
+        assert (at.macs, at.params) == (want.macs, want.params), dim
+    with pytest.raises(sf.SymflopsError, match="multiple of 64"):
+        c.subs(B=2, C=200)
