@@ -14,7 +14,7 @@ threshold: a :class:`Branch`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -204,6 +204,3 @@ def depth_like(fitted: Mapping[str, Mapping[str, sp.Expr]]) -> set[str]:
     return {s.name for q in fitted.values() if "count" in q
             for s in q["count"].free_symbols}
 
-
-def describe(values: Sequence[int]) -> str:
-    return ", ".join(f"{v:,}" for v in values)
