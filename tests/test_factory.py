@@ -168,8 +168,10 @@ def test_rngs_and_a_given_model_are_untouched():
     ({"width": "C"}, None, {"colour": 1}, "unknown trace options"),
     ({"width": "C"}, None, {"multiples": {"Q": 2}}, "multiples"),
     ({"width": "C"}, None, {"max_degree": 0}, "max_degree"),
+    ({"width": "C"}, None, {"verify_up_to": {"C": 0}}, "verify_up_to"),
+    ({"width": "C"}, None, {"verify_up_to": {"C": True}}, "verify_up_to"),
 ], ids=["not-a-mapping", "code", "float", "fixed-and-varied", "option", "multiples",
-        "degree"])
+        "degree", "verify-up-to-zero", "verify-up-to-bool"])
 def test_bad_input_is_one_error(params, fixed, options, match):
     with pytest.raises(sf.SymflopsError, match=match):
         sf.trace_factory(randomized, "B C", params, fixed, **options)

@@ -556,6 +556,7 @@ def trace_factory(make: Callable[..., Any], inputs: Any, params: Mapping[str, An
             raise SymflopsError("multiples gives a positive int per hyperparameter symbol",
                                 layer="trace_factory", values={n: repr(m)},
                                 fix="symbols are: " + ", ".join(names))
+    _ceilings(names, set(), verify_up_to)  # bad input fails before any trace
     weights = get_convention(trace_options.get("convention", "exact"))
     kinds = tuple(k for k in KINDS if weights.rate(k)) if weighed_only else tuple(KINDS)
     kinds = () if kinds == tuple(KINDS) else kinds
@@ -611,7 +612,7 @@ def trace_factory(make: Callable[..., Any], inputs: Any, params: Mapping[str, An
             raise SymflopsError(refused.message, layer=refused.layer, values=refused.values,
                                 fix=refused.fix) from None
         pieces, findings = found
-    rounded = [(n, b) for n in names for b in branches(pieces, n)]
+    rounded = [(n, b) for n in names for b in _rounded(pieces, n)]
     if rounded:  # the pieces' lattices differ: a rounding; one lattice may cover it all
         name, branch = rounded[0]
         found = _coarser(name, pieces[0].search.multiple[name], branch, solve, sample, deep,
@@ -686,7 +687,7 @@ def _ceilings(names: Sequence[str], deep: set[str],
     return {n: given.get(n, (DEPTH_LADDER if n in deep else SIZE_LADDER)[-1]) for n in names}
 
 
-def branches(pieces: Sequence[_Piece], name: str) -> list[Branch]:
+def _rounded(pieces: Sequence[_Piece], name: str) -> list[Branch]:
     """The branches on ``name`` whose pieces have different lattices of it (a rounding)."""
     lattices = {p.search.multiple[name] for p in pieces}
     return [p.after for p in pieces if p.after is not None and p.after.name == name
@@ -861,13 +862,6 @@ def _combine(pieces: Sequence[_Piece], names: Sequence[str], dims: Sequence[str]
 
 def _text(point: Mapping[str, int]) -> str:
     return ", ".join(f"{k}={v}" for k, v in point.items())
-
-
-def _implied(name: str, report: FactoryReport) -> int:
-    """The smallest value a symbol's lattice implies without a stated minimum: its
-    multiple, or for a sampled input dim 2 (sf.trace's convention: torch specializes 1)."""
-    return _DIM_START if name in report.dims and report.start[name] == _DIM_START \
-        else report.multiple[name]
 
 
 def _note(make: Callable[..., Any], report: FactoryReport, fixed: Mapping[str, Any]) -> str:
