@@ -141,10 +141,11 @@ def _lcm_denominators(params: Mapping[str, ParamValue]) -> dict[str, int]:
     return out
 
 
-def _factors(fixed: Mapping[str, Any]) -> list[int]:
-    """Lattice factors tried: powers of two times 3, 5, 7 and the odd parts of the fixed
-    integer arguments (a window of 7 makes multiples of 7 natural)."""
-    odd = {1, 3, 5, 7}  # small primes: a window of 7, a stride of 3 without being told
+def _factors(fixed: Mapping[str, Any], primes: bool = True) -> list[int]:
+    """Lattice factors tried: powers of two times 3, 5, 7 (``primes``) and the odd parts
+    of the fixed integer arguments (a window of 7 makes multiples of 7 natural)."""
+    # small primes: a window of 7, a stride of 3 without being told
+    odd = {1, 3, 5, 7} if primes else {1}
     for v in fixed.values():
         for x in v if isinstance(v, (list, tuple)) else (v,):
             if isinstance(x, int) and not isinstance(x, bool) and x > 1:
@@ -164,11 +165,16 @@ class _Search:
 
     def __init__(self, sample: Sampler, names: list[str], base: dict[str, int],
                  factors: list[int], max_degree: int, given: Mapping[str, int],
-                 dims: Sequence[str] = (), floor: Mapping[str, int] | None = None) -> None:
+                 dims: Sequence[str] = (), floor: Mapping[str, int] | None = None,
+                 told: frozenset[int] = frozenset()) -> None:
         self.sample, self.names, self.base = sample, names, base
         self.factors, self.max_degree, self.given = factors, max_degree, given
         #: per symbol, the smallest value a piece may use (a piece above a branch)
         self.floor = dict(floor or {})
+        #: the factors a first point is looked for on (powers of two and the fixed
+        #: arguments' odd parts: a model failing everywhere is reported without trying
+        #: every small prime on every symbol); empty: all
+        self.told = told
         # input dims that are not hyperparameters start at 2, as sf.trace traces them
         self.first = {n: _DIM_START if n in dims else 1 for n in names}
         self._reset()
@@ -208,6 +214,8 @@ class _Search:
                 first = first or e
             for n in self.names:
                 for m in self.candidates(n)[1:]:
+                    if self.told and m // self.base.get(n, 1) not in self.told:
+                        continue
                     k = self._low(n, m, self.start[n])
                     try:
                         self.sample({**self.point({}), n: m * k})
@@ -563,13 +571,16 @@ def trace_factory(make: Callable[..., Any], inputs: Any, params: Mapping[str, An
     sample = Sampler(make, fixed, parsed, (pos, kw), trace_options, dim_exprs,
                      frozenset(kinds) if kinds else None)
     denominators, factors = _lcm_denominators({**parsed, **dim_exprs}), _factors(fixed)
-    search = _Search(sample, names, denominators, factors, max_degree, given, free_dims)
+    told = frozenset(_factors(fixed, primes=False))
+    search = _Search(sample, names, denominators, factors, max_degree, given, free_dims,
+                     told=told)
     base = search.run()
     if sample.pinned:  # dims the tracer cannot keep symbolic are sampled as well
         free_dims += [n for n in sample.pinned if n not in names]
         names += [n for n in sample.pinned if n not in names]
         sample.pinned.clear()
-        search = _Search(sample, names, denominators, factors, max_degree, given, free_dims)
+        search = _Search(sample, names, denominators, factors, max_degree, given, free_dims,
+                         told=told)
         base = search.run()
         if sample.pinned:
             raise SymflopsError("the tracer fixes input dims even when sampled",
@@ -583,7 +594,7 @@ def trace_factory(make: Callable[..., Any], inputs: Any, params: Mapping[str, An
     def solve(floor: Mapping[str, int], top: Mapping[str, int],
               lattice: Mapping[str, int] | None = None) -> _Piece:
         s = _Search(sample, names, denominators, factors, max_degree,
-                    {**given, **(lattice or {})}, free_dims, floor)
+                    {**given, **(lattice or {})}, free_dims, floor, told)
         b = s.run()
         f = s.fit(b)
         return _Piece(s, b, f, dict(top), dict(floor), s.verify(f, b))
