@@ -40,7 +40,8 @@ from symflops.errors import SymflopsError
 from symflops.formulas._arith import Size, Work, work
 from symflops.formulas.derivation import Derivation
 
-__all__ = ["ACTIVATION_RATES", "activation_work", "softmax_work", "log_softmax_work",
+__all__ = ["glu_grad_derivation",
+           "ACTIVATION_RATES", "activation_work", "softmax_work", "log_softmax_work",
            "elementwise_work", "activation_derivation", "softmax_derivation",
            "log_softmax_derivation", "elementwise_derivation", "GLU_RATE", "glu_work",
            "glu_derivation", "ACTIVATION_GRAD_RATES", "activation_grad_derivation",
@@ -243,3 +244,15 @@ def softmax_grad_derivation(rows: Size, n: Size, *, log: bool = False) -> Deriva
             else "softmax gradient: grad*y, its row sum, y times the sum, subtract")
     return Derivation(dict(_softmax_grad_general()), sp.Integer(0), {sym.M: rows, sym.N: n},
                       f"{what}: 4 N - 1 per row of N")
+
+
+def glu_grad_derivation(outputs: Size) -> Derivation:
+    """GLU's gradient (``aten.glu_backward``) per output element: ``s = sigmoid(b)`` (3),
+    ``grad_a = g s`` (1), ``grad_b = (1 - s) s a g`` (4): 8.
+
+    >>> glu_grad_derivation(5).work
+    {'elementwise': 40}
+    """
+    return elementwise_derivation(
+        outputs, 8, "GLU gradient: sigmoid of the gate (3), grad times it (1), "
+        "(1 - s) s a grad (4): 8 per output element")

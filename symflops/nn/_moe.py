@@ -27,9 +27,23 @@ from symflops.formulas import (
     topk_derivation,
 )
 from symflops.formulas.derivation import Derivation
-from symflops.nn._base import Layer, Shape, SizeLike, numel, to_size
+from symflops.nn._base import (
+    HIDDEN_F,
+    Example,
+    Layer,
+    Shape,
+    SizeLike,
+    numel,
+    to_size,
+)
 from symflops.nn._layers import Linear, Sigmoid
 from symflops.nn._transformer import GatedMLP
+from symflops.symbols import (
+    B,
+    N,
+    dim,
+    symbol,
+)
 
 __all__ = ["MoE"]
 
@@ -72,6 +86,14 @@ class MoE(Layer):
     E)`` token slots, as capacity-limited training runs (Switch, GShard): the experts then
     process ``E C`` rows (padding counted, overflow dropped).
     """
+
+    no_train = ("routing decides which tokens reach each expert, so its backward (the "
+                "experts' gradients, the scatter of the combine) depends on data: "
+                "sf.trace(the torch module, mode='train') counts one routing")
+
+    example = Example("MoE(dim, F, E, k)", lambda: MoE(dim, HIDDEN_F, symbol("E"), symbol("k")),
+        (B, N, dim), "router, top-k routing, E SwiGLU experts of which each token "
+        "uses k: params count all E, the work k per token")
 
     def __init__(self, dim: SizeLike, hidden: SizeLike, experts: SizeLike, top_k: SizeLike, *,
                  activation: str = "silu", normalize: bool = True,

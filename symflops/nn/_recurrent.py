@@ -16,12 +16,28 @@ import sympy as sp
 from symflops.cost import Cost
 from symflops.errors import SymflopsError
 from symflops.formulas import recurrent_derivation
-from symflops.nn._base import Layer, Shape, SizeLike, to_size
+from symflops.formulas.recurrent import hidden_size
+from symflops.nn._base import (
+    Example,
+    Layer,
+    Shape,
+    SizeLike,
+    to_size,
+)
+from symflops.symbols import (
+    B,
+    I,
+    T,
+)
 
 __all__ = ["LSTM", "GRU", "LSTMCell", "GRUCell"]
 
 
 class _Recurrent(Layer):
+    no_train = ("torch runs the recurrence as one fused op per step whose backward (through "
+                "time, the gates' saved activations per step) is not derived in sf.nn: "
+                "sf.trace(the torch module, mode='train') at concrete sizes counts it")
+
     cell = "lstm"
 
     def __init__(self, input_size: SizeLike, hidden_size: SizeLike, num_layers: SizeLike = 1,
@@ -93,6 +109,10 @@ class LSTM(_Recurrent):
     Parameters as torch: ``4h (I + h) + 8h`` per layer and direction.
     """
 
+
+    example = Example("LSTM(I, h)", lambda: LSTM(I, hidden_size), (T, B, I),
+        "T steps; num_layers, bidirectional, proj_size multiply or widen it")
+
     cell = "lstm"
 
 
@@ -105,6 +125,9 @@ class GRU(_Recurrent):
     336
     """
 
+    example = Example("GRU(I, h)", lambda: GRU(I, hidden_size), (T, B, I),
+        "T steps; h' = n + z (h - n) as torch computes it")
+
     cell = "gru"
 
     def __init__(self, input_size: SizeLike, hidden_size: SizeLike, num_layers: SizeLike = 1,
@@ -115,6 +138,10 @@ class GRU(_Recurrent):
 
 
 class _Cell(Layer):
+    no_train = ("the fused cell's backward (the gates' gradients from the saved "
+                "activations) is not derived in sf.nn: sf.trace(the torch module, "
+                "mode='train') counts it")
+
     cell = "lstm"
 
     def __init__(self, input_size: SizeLike, hidden_size: SizeLike, bias: bool = True) -> None:
@@ -143,6 +170,10 @@ class LSTMCell(_Cell):
     920*B
     """
 
+
+    example = Example("LSTMCell(I, h)", lambda: LSTMCell(I, hidden_size), (B, I),
+        "one step of LSTM")
+
     cell = "lstm"
 
 
@@ -152,5 +183,8 @@ class GRUCell(_Cell):
     >>> GRUCell(4, 8).cost(("B", 4)).flops
     688*B
     """
+
+    example = Example("GRUCell(I, h)", lambda: GRUCell(I, hidden_size), (B, I),
+        "one step of GRU")
 
     cell = "gru"

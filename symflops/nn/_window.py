@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sympy as sp
 
+from symflops import formulas as F
 from symflops.cost import Cost
 from symflops.errors import SymflopsError
 from symflops.formulas import (
@@ -19,9 +20,34 @@ from symflops.formulas import (
     window_attention_derivations,
     window_padded,
 )
-from symflops.nn._base import Layer, Shape, SizeLike, divides_condition, nonneg_size, to_size
+from symflops.formulas.window import window
+from symflops.nn._base import (
+    Example,
+    Layer,
+    Shape,
+    SizeLike,
+    divides_condition,
+    nonneg_size,
+    numel,
+    to_size,
+)
 from symflops.nn._layers import LayerNorm, Linear
+from symflops.nn._train import (
+    Ref,
+    Step,
+    Train,
+    composite,
+    join,
+    train_layer,
+)
 from symflops.nn._vision import moved
+from symflops.symbols import (
+    B,
+    H,
+    W,
+    dim,
+    heads,
+)
 
 __all__ = ["WindowAttention", "PatchMerging"]
 
@@ -37,6 +63,15 @@ class WindowAttention(Layer):
     padded map is not shifted: decided now for concrete sizes; for symbolic ones the
     ``mask`` child's count is ``Piecewise((1, shifted), (0, True))``.
     """
+
+    no_train = ("its backward (the relative position bias table's gather, the shifted "
+                "windows' roll and mask, the window partition's copies) is not derived in "
+                "sf.nn: sf.trace(torchvision's ShiftedWindowAttention, mode='train') counts "
+                "it op by op")
+
+    example = Example("WindowAttention(dim, heads, window)",
+        lambda: WindowAttention(dim, heads, window), (B, H, W, dim),
+        "Swin: H, W padded to multiples of window; shift= shifts")
 
     def __init__(self, dim: SizeLike, heads: SizeLike, window: SizeLike, shift: SizeLike = 0,
                  qkv_bias: bool = True, proj_bias: bool = True) -> None:
@@ -94,6 +129,9 @@ class PatchMerging(Layer):
     74496
     """
 
+    example = Example("PatchMerging(dim)", lambda: PatchMerging(dim), (B, H, W, dim),
+        "Swin: 2 x 2 neighbours concatenated, LayerNorm, 4 dim -> 2 dim")
+
     def __init__(self, dim: SizeLike) -> None:
         self.dim = to_size(dim, "PatchMerging", "dim")
 
@@ -111,3 +149,26 @@ class PatchMerging(Layer):
         reduction = Linear(4 * self.dim, 2 * self.dim, bias=False)._cost(merged, "reduction")
         return Cost(name, "PatchMerging", spec=self.spec(), children=[merge, norm, reduction],
                     input_shape=shape, output_shape=reduction.output_shape)
+
+    def _train(self, shape: Shape, name: str, path: str, x: Ref,
+                       tr: Train) -> Step:
+        """torchvision's ``x0..x3 = x[..., 0::2, 0::2, :], ...``, ``cat``, norm, reduction:
+        the cat's gradient is four views; each strided slice's gradient is written into a
+        zero tensor of the (padded) input's size and autograd adds the four: ``3 numel(x)``
+        adds (the pad's gradient is a slice, free). Nothing saved by the merge."""
+        eval_cost = self._cost(shape, name)
+        merge = eval_cost["merge"]
+        merged = merge.output_shape
+        kids = [merge.replace(memory=tr.mem(0, 0, ()))]
+        if x.grad:
+            padded = numel(merged)  # the padded input: as many elements as the merged tensor
+            kids.append(Cost.from_derivation(
+                "grad_accumulate", "AddBackward", F.elementwise_derivation(
+                    padded, 3, "the four strided slices' gradients added: 3 per input element"),
+                spec="the 2x2 slices' gradients", input_shape=shape, output_shape=shape))
+        m = tr.new(numel(merged), x.grad)
+        norm = train_layer(LayerNorm(4 * self.dim), merged, "norm", join(path, "norm"), m, tr)
+        red = train_layer(Linear(4 * self.dim, 2 * self.dim, bias=False), merged, "reduction",
+                          join(path, "reduction"), norm.out, tr)
+        kids += [norm.cost, red.cost]
+        return Step(composite(self, shape, name, tr, kids, red.cost.output_shape), red.out)

@@ -61,11 +61,8 @@ def _softmax_backward(call: OpCall) -> list[Part]:
 
 @register(aten.glu_backward)
 def _glu_backward(call: OpCall) -> list[Part]:
-    """GLU's gradient per output element: ``s = sigmoid(b)`` (3), ``grad_a = g s`` (1),
-    ``grad_b = (1 - s) s a g`` (4): 8."""
-    return one(formulas.elementwise_derivation(
-        call.args[0].numel, 8, "GLU gradient: sigmoid of the gate (3), grad times it (1), "
-        "(1 - s) s a grad (4): 8 per output element"))
+    """GLU's gradient: :func:`symflops.formulas.pointwise.glu_grad_derivation`."""
+    return one(formulas.glu_grad_derivation(call.args[0].numel))
 
 
 @register(aten.native_layer_norm_backward)

@@ -32,16 +32,16 @@ def _conv(call: OpCall) -> list[Part]:
 @register(aten.convolution_backward)
 def _conv_backward(call: OpCall) -> list[Part]:
     """Gradients of a convolution, one part per requested output (``output_mask``):
-    see :func:`symflops.formulas.conv_backward_derivations`."""
+    see :func:`symflops.formulas.conv.conv_backward_derivations` and, for a transposed
+    convolution, :func:`symflops.formulas.conv.conv_transpose_backward_derivations`."""
     gy, x, w = call.args[0], call.args[1], call.args[2]
     n = x.ndim - 2
     stride, dilation = as_list(call.args[4], n), as_list(call.args[6], n)
     transposed, groups, mask = bool(call.args[7]), call.args[9], call.args[10]
-    if transposed:  # the forward was a transposed conv: roles of x and grad_output swap
-        x, gy = gy, x
-    parts = formulas.conv_backward_derivations(
-        x.shape[0], x.shape[1], gy.shape[1], w.shape[2:], x.shape[2:], gy.shape[2:], stride,
-        dilation, groups, mask)
+    backward = formulas.conv_transpose_backward_derivations if transposed else \
+        formulas.conv_backward_derivations
+    parts = backward(x.shape[0], x.shape[1], gy.shape[1], w.shape[2:], x.shape[2:],
+                     gy.shape[2:], stride, dilation, groups, mask)
     return [Part.of(d, name=name) for name, d in parts.items()]
 
 
