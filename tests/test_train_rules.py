@@ -1,0 +1,117 @@
+"""mode="train" of the layers whose train rules came with the layer registry (transposed
+convolutions, 1-d and adaptive pools, GLU, Upsample, PixelShuffle/Unshuffle): equal to
+sf.trace(..., mode="train") of the same torch model kind by kind, and in the activations
+torch keeps."""
+
+from __future__ import annotations
+
+import pytest
+import sympy as sp
+
+torch = pytest.importorskip("torch")
+
+from torch import nn  # noqa: E402
+
+import symflops as sf  # noqa: E402
+from symflops.symbols import B, H, N, W  # noqa: E402
+
+S = sf.nn
+
+CASES = {  # id: (sf.nn layer, torch model, trace spec, sf.nn input shape)
+    "convt2d": (lambda: S.Sequential(S.Conv2d(4, 4, 1), S.ConvTranspose2d(4, 6, 3, stride=2)),
+                lambda: nn.Sequential(nn.Conv2d(4, 4, 1), nn.ConvTranspose2d(4, 6, 3, stride=2)),
+                "B 4 H W", (B, 4, H, W)),
+    "convt2d-groups-first": (
+        lambda: S.ConvTranspose2d(4, 6, 3, stride=2, padding=1, groups=2),
+        lambda: nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, groups=2),
+        "B 4 H W", (B, 4, H, W)),
+    "convt1d-dilated": (
+        lambda: S.Sequential(S.Conv1d(3, 4, 1), S.ConvTranspose1d(4, 2, 3, dilation=2,
+                                                                  bias=False)),
+        lambda: nn.Sequential(nn.Conv1d(3, 4, 1), nn.ConvTranspose1d(4, 2, 3, dilation=2,
+                                                                     bias=False)),
+        "B 3 20", (B, 3, 20)),
+    "convt3d": (lambda: S.Sequential(S.Conv3d(2, 2, 1), S.ConvTranspose3d(2, 3, 2, stride=2)),
+                lambda: nn.Sequential(nn.Conv3d(2, 2, 1), nn.ConvTranspose3d(2, 3, 2, stride=2)),
+                "B 2 3 4 5", (B, 2, 3, 4, 5)),
+    "maxpool1d": (lambda: S.Sequential(S.Conv1d(4, 4, 1), S.MaxPool1d(3, 2, 1)),
+                  lambda: nn.Sequential(nn.Conv1d(4, 4, 1), nn.MaxPool1d(3, 2, 1)),
+                  "B 4 23", (B, 4, 23)),
+    "avgpool1d": (lambda: S.Sequential(S.Conv1d(4, 4, 1), S.AvgPool1d(3, 2)),
+                  lambda: nn.Sequential(nn.Conv1d(4, 4, 1), nn.AvgPool1d(3, 2)),
+                  "B 4 T", (B, 4, sf.symbols.T)),
+    "avgpool1d-padded": (lambda: S.Sequential(S.Conv1d(4, 4, 1), S.AvgPool1d(3, 2, 1)),
+                         lambda: nn.Sequential(nn.Conv1d(4, 4, 1), nn.AvgPool1d(3, 2, 1)),
+                         "B 4 17", (B, 4, 17)),
+    "adaptive-avg1d-global": (
+        lambda: S.Sequential(S.Conv1d(4, 4, 1), S.AdaptiveAvgPool1d(1)),
+        lambda: nn.Sequential(nn.Conv1d(4, 4, 1), nn.AdaptiveAvgPool1d(1)),
+        "B 4 T", (B, 4, sf.symbols.T)),
+    "adaptive-avg1d-3": (
+        lambda: S.Sequential(S.Conv1d(4, 4, 1), S.AdaptiveAvgPool1d(3)),
+        lambda: nn.Sequential(nn.Conv1d(4, 4, 1), nn.AdaptiveAvgPool1d(3)),
+        "B 4 19", (B, 4, 19)),
+    "adaptive-max2d": (
+        lambda: S.Sequential(S.Conv2d(4, 4, 1), S.AdaptiveMaxPool2d(2)),
+        lambda: nn.Sequential(nn.Conv2d(4, 4, 1), nn.AdaptiveMaxPool2d(2)),
+        "B 4 9 7", (B, 4, 9, 7)),
+    "adaptive-max2d-global": (
+        lambda: S.Sequential(S.Conv2d(4, 4, 1), S.AdaptiveMaxPool2d(1)),
+        lambda: nn.Sequential(nn.Conv2d(4, 4, 1), nn.AdaptiveMaxPool2d(1)),
+        "B 4 H W", (B, 4, H, W)),
+    "glu": (lambda: S.Sequential(S.Linear(8, 8), S.GLU()),
+            lambda: nn.Sequential(nn.Linear(8, 8), nn.GLU()), "B N 8", (B, N, 8)),
+    "glu-dim1-first": (lambda: S.GLU(1), lambda: nn.GLU(1), "B 6 N", (B, 6, N)),
+    "upsample-bilinear": (
+        lambda: S.Sequential(S.Conv2d(4, 4, 1), S.Upsample(scale_factor=2, mode="bilinear")),
+        lambda: nn.Sequential(nn.Conv2d(4, 4, 1), nn.Upsample(scale_factor=2,
+                                                              mode="bilinear")),
+        "B 4 H W", (B, 4, H, W)),
+    "upsample-nearest": (
+        lambda: S.Sequential(S.Conv2d(4, 4, 1), S.Upsample(scale_factor=3)),
+        lambda: nn.Sequential(nn.Conv2d(4, 4, 1), nn.Upsample(scale_factor=3)),
+        "B 4 H W", (B, 4, H, W)),
+    "pixel-shuffle": (lambda: S.Sequential(S.Conv2d(4, 8, 1), S.PixelShuffle(2)),
+                      lambda: nn.Sequential(nn.Conv2d(4, 8, 1), nn.PixelShuffle(2)),
+                      "B 4 H W", (B, 4, H, W)),
+    "pixel-unshuffle": (lambda: S.Sequential(S.Conv2d(4, 4, 1), S.PixelUnshuffle(2)),
+                        lambda: nn.Sequential(nn.Conv2d(4, 4, 1), nn.PixelUnshuffle(2)),
+                        "B 4 10 6", (B, 4, 10, 6)),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_train_equals_the_tracer(case):
+    build, model, spec, shape = CASES[case]
+    names = spec.split()
+    hints = {k: v for k, v in {"N": 8, "T": 24, "H": 8, "W": 8}.items() if k in names}
+    traced = sf.trace(model(), spec, mode="train", hints=hints, warn=False)
+    mine = build().cost(shape, mode="train", accounting="torch")
+    kinds = set(traced.work) | set(mine.work)
+    assert {k: sp.expand(traced.work.get(k, 0) - mine.work.get(k, 0)) for k in kinds} == \
+        dict.fromkeys(kinds, 0)
+    assert traced.params == mine.params
+    assert sp.expand(traced.memory.activations - mine.memory.activations) == 0
+
+
+def test_transposed_conv_gradients_by_hand():
+    # ConvTranspose1d(2, 3, 3, stride=2) on (B, 2, L): output (B, 3, 2L + 1).
+    # grad_input is a direct conv of grad_output: each of the 2 B L input positions a dot
+    # product of 3 * 3 = 9 products (9 multiplies, 8 adds);
+    # grad_weight: per weight (2 * 3 * 3 = 18) a dot product of length B L;
+    # grad_bias: grad_output summed per output channel, B (2L + 1) - 1 adds, 3 channels.
+    L = sf.symbols.symbol("L")
+    c = S.ConvTranspose1d(2, 3, 3, stride=2).cost((B, 2, L), mode="train", input_grad=True)
+    expected = {"grad_input": {"matmul_mul": 18 * B * L, "matmul_add": 16 * B * L},
+                "grad_weight": {"matmul_mul": 18 * B * L, "matmul_add": 18 * (B * L - 1)},
+                "grad_bias": {"elementwise": 3 * (B * (2 * L + 1) - 1)}}
+    for part, work in expected.items():
+        assert {k: sp.expand(v - work[k]) for k, v in c[part].work.items()} == \
+            dict.fromkeys(work, 0), part
+    # FlopCounterMode counts 2 per MAC of both products at a concrete size
+    from torch.utils.flop_counter import FlopCounterMode
+    m = nn.ConvTranspose1d(2, 3, 3, stride=2)
+    x = torch.randn(5, 2, 11, requires_grad=True)
+    with FlopCounterMode(display=False) as fc:
+        m(x).sum().backward()
+    assert fc.get_total_flops() == int(c.with_convention("torch").flops.subs({B: 5, L: 11}))
