@@ -1324,7 +1324,7 @@ def test_bruteforce_activations_compute_the_real_function(name: str) -> None:
     for x in (-4.0, -1.5, -0.2, 0.3, 2.0, 7.0):
         value, ops = bf.activation_value(name, x)
         assert value == pytest.approx(float(fn(torch.tensor(x, dtype=torch.float64))), abs=1e-9)
-        assert ops == sf.formulas.ACTIVATION_RATES[name][0]
+        assert ops == sf.formulas.pointwise.ACTIVATION_RATES[name][0]
 
 
 @pytest.mark.parametrize("ab", [(-2.0, -3.0), (0.5, 0.0), (1.5, 4.0)], ids=str)
@@ -1334,7 +1334,7 @@ def test_bruteforce_glu_computes_torch_glu(ab: tuple[float, float]) -> None:
     value, ops = bf.glu_value(*ab)
     want = torch.nn.functional.glu(torch.tensor(ab, dtype=torch.float64), dim=0)
     assert value == pytest.approx(float(want), abs=1e-12)
-    assert ops == sf.formulas.GLU_RATE[0]
+    assert ops == sf.formulas.pointwise.GLU_RATE[0]
 
 
 @pytest.mark.parametrize("shape,r", [((1, 8, 2, 3), 2), ((2, 9, 1, 2), 3)], ids=str)
@@ -1537,7 +1537,7 @@ def test_bruteforce_activation_grads_are_torchs(name: str) -> None:
         value, ops = bf.activation_grad_value(name, x, 1.7)
         # (torch's hardsigmoid kernel multiplies by a float32 1/6, hence 1e-6)
         assert value == pytest.approx(float(t.grad), abs=1e-6), x
-        assert ops == sf.formulas.ACTIVATION_GRAD_RATES[name][0]
+        assert ops == sf.formulas.pointwise.ACTIVATION_GRAD_RATES[name][0]
 
 
 @pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
@@ -1551,7 +1551,7 @@ def test_bruteforce_softmax_grad_is_torchs(log: bool) -> None:
     assert values == pytest.approx(x.grad.tolist(), abs=1e-12)
     # one row of N = 5: 4 N - 1 = 19
     assert ops == 19
-    assert sf.formulas.softmax_grad_derivation(1, 5, log=log).work == {"elementwise": 19}
+    assert sf.formulas.pointwise.softmax_grad_derivation(1, 5, log=log).work == {"elementwise": 19}
 
 
 def test_bruteforce_layer_norm_grad_is_torchs() -> None:
@@ -1572,7 +1572,7 @@ def test_bruteforce_layer_norm_grad_is_torchs() -> None:
     assert values["grad_weight"] == pytest.approx(ln.weight.grad.tolist(), abs=1e-9)
     assert values["grad_bias"] == pytest.approx(ln.bias.grad.tolist(), abs=1e-9)
     assert ops == {"grad_input": 129, "grad_weight": 20, "grad_bias": 8}
-    d = sf.formulas.layer_norm_grad_derivations(3, 4)
+    d = sf.formulas.norm.layer_norm_grad_derivations(3, 4)
     assert {k: v.work["elementwise"] for k, v in d.items()} == ops
 
 

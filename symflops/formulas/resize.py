@@ -24,7 +24,7 @@ import sympy as sp
 
 from symflops import symbols as sym
 from symflops.errors import SymflopsError
-from symflops.formulas._arith import Size, Work, exact_div, floordiv, work
+from symflops.formulas.arith import Size, Work, exact_div, floordiv, work
 from symflops.formulas.derivation import Derivation
 
 __all__ = ["INTERPOLATE_RATES", "interpolate_work", "reduction_work", "interpolate_derivation",

@@ -31,7 +31,7 @@ from functools import cache
 import sympy as sp
 
 from symflops import symbols as sym
-from symflops.formulas._arith import Size, Work, ceildiv, exact_div, work
+from symflops.formulas.arith import Size, Work, ceildiv, exact_div, work
 from symflops.formulas.attention import attention_parts
 from symflops.formulas.derivation import Derivation
 

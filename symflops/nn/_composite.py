@@ -17,12 +17,10 @@ import sympy as sp
 from symflops import formulas as F
 from symflops.cost import Cost
 from symflops.errors import SymflopsError
-from symflops.formulas import (
-    attention_derivations,
-    elementwise_derivation,
-    exact_div,
-    rotary_derivation,
-)
+from symflops.formulas.arith import exact_div
+from symflops.formulas.attention import attention_derivations
+from symflops.formulas.pointwise import elementwise_derivation
+from symflops.formulas.rotary import rotary_derivation
 from symflops.memory import Saved, unique
 from symflops.nn._base import (
     Example,
@@ -367,7 +365,7 @@ class Residual(Layer):
         children.append(add.replace(memory=tr.mem(0, 0, ())))
         if x.grad:  # x feeds the body and the shortcut: autograd adds its two gradients
             children.append(Cost.from_derivation(
-                "grad_accumulate", "AddBackward", F.grad_accumulation_derivation(x.numel),
+                "grad_accumulate", "AddBackward", F.pointwise.grad_accumulation_derivation(x.numel),
                 spec="gradient accumulation at the residual's input", input_shape=shape,
                 output_shape=shape, validity=()))
         return Step(composite(self, shape, name, tr, children, out_shape),
@@ -544,7 +542,7 @@ def _attention_core(layer: MultiheadAttention, shape: Shape, batch: sp.Expr, n: 
     scores = batch * heads * n * n
     forward = list(parts)
     if p:
-        drop = Cost.from_derivation("dropout", "Dropout", F.dropout_derivation(scores),
+        drop = Cost.from_derivation("dropout", "Dropout", F.pointwise.dropout_derivation(scores),
                                     spec="attention dropout")
         forward.insert(3, drop)
     fwd = Cost("forward", "Attention", spec="attention", children=forward, input_shape=shape,
@@ -554,7 +552,7 @@ def _attention_core(layer: MultiheadAttention, shape: Shape, batch: sp.Expr, n: 
         return Step(Cost("attention", "Attention", spec="attention", children=[fwd],
                          input_shape=shape, output_shape=shape, memory=tr.mem(0, 0, ())),
                     tr.new(out_numel, False))
-    grads = F.attention_core_backward_derivations(batch, heads, n, n, hd, dropout=bool(p),
+    grads = F.attention.attention_core_grad_derivations(batch, heads, n, n, hd, dropout=bool(p),
                                                   kv_heads=layer.kv_heads)
     kids = [fwd, *grad_leaves(grads, "Attention", "attention", shape)]
     width = batch * n * layer.embed_dim

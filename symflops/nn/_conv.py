@@ -15,13 +15,12 @@ from symflops import formulas as F
 from symflops import symbols as S
 from symflops.cost import Cost
 from symflops.errors import SymflopsError
-from symflops.formulas import (
+from symflops.formulas.arith import exact_div, prod
+from symflops.formulas.conv import (
     conv_derivation,
     conv_output_size,
     conv_transpose_derivation,
     conv_transpose_output_size,
-    exact_div,
-    prod,
 )
 from symflops.nn._base import (
     PAD_P,
@@ -185,22 +184,22 @@ class _ConvNd(Layer):
     def _train(self, shape: Shape, name: str, path: str, x: Ref, tr: Train) -> Step:
         """``convolution_backward``: the input's gradient (when it needs one), the weight's
         and the bias's (unless frozen), each as the tracer counts that op
-        (:func:`symflops.formulas.conv.conv_backward_derivations`, and for a transposed
-        convolution ``conv_transpose_backward_derivations``); the op keeps its input for
+        (:func:`symflops.formulas.conv.conv_grad_derivations`, and for a transposed
+        convolution ``conv_transpose_grad_derivations``); the op keeps its input for
         the weight's gradient."""
         fwd = self._cost(shape, name)
         trainable = not tr.is_frozen(path)
         n = self.n
         batch = shape[0] if len(shape) == n + 2 else sp.Integer(1)
-        backward = F.conv_transpose_backward_derivations if self.transposed else \
-            F.conv_backward_derivations
+        backward = F.conv.conv_transpose_grad_derivations if self.transposed else \
+            F.conv.conv_grad_derivations
         grads = backward(batch, self.in_channels, self.out_channels, self.kernel_size,
                          shape[-n:], fwd.output_shape[-n:], self.stride, self.dilation,
                          self.groups, (x.grad, trainable, trainable and self.bias))
         saved = [tr.saved(path, "input", x)] if trainable else []
         out = tr.new(numel(fwd.output_shape), x.grad or trainable)
-        weight = (self.in_channels, F.exact_div(self.out_channels, self.groups)) \
-            if self.transposed else (self.out_channels, F.exact_div(self.in_channels,
+        weight = (self.in_channels, F.arith.exact_div(self.out_channels, self.groups)) \
+            if self.transposed else (self.out_channels, F.arith.exact_div(self.in_channels,
                                                                     self.groups))
         weights = [(*weight, *self.kernel_size)] + \
             ([(self.out_channels,)] if self.bias else [])

@@ -19,28 +19,30 @@ from symflops import formulas as F
 from symflops import symbols as S
 from symflops.cost import Cost
 from symflops.errors import SymflopsError
-from symflops.formulas import (
+from symflops.formulas.derivation import Derivation
+from symflops.formulas.embedding import embedding_derivation
+from symflops.formulas.linear import linear_derivation
+from symflops.formulas.norm import (
+    batch_norm_derivation,
+    group_norm_derivation,
+    layer_norm_derivation,
+    rms_norm_derivation,
+)
+from symflops.formulas.pointwise import (
+    ACTIVATION_RATES,
+    activation_derivation,
+    glu_derivation,
+    softmax_derivation,
+)
+from symflops.formulas.pool import adaptive_pool_derivation, pool_derivation, pool_output_size
+from symflops.formulas.resize import (
     INTERPOLATE_DIMS,
     INTERPOLATE_RATES,
-    activation_derivation,
-    adaptive_pool_derivation,
-    batch_norm_derivation,
-    embedding_derivation,
-    glu_derivation,
-    group_norm_derivation,
     interpolate_derivation,
-    layer_norm_derivation,
-    linear_derivation,
     pixel_shuffle_derivation,
     pixel_shuffle_shape,
-    pool_derivation,
-    pool_output_size,
-    rms_norm_derivation,
-    softmax_derivation,
     upsample_output_size,
 )
-from symflops.formulas.derivation import Derivation
-from symflops.formulas.pointwise import ACTIVATION_RATES
 from symflops.nn._base import (
     FACTOR_R,
     PAD_P,
@@ -125,7 +127,7 @@ class Linear(Layer):
         fwd = self._cost(shape, name)
         trainable = not tr.is_frozen(path)
         rows = numel(shape[:-1])
-        grads = F.linear_backward_derivations(rows, self.in_features, self.out_features,
+        grads = F.linear.linear_grad_derivations(rows, self.in_features, self.out_features,
                                               self.bias, input_grad=x.grad,
                                               weight_grad=trainable)
         # AddmmBackward keeps the input for the weight's gradient (the weight, for the
@@ -169,19 +171,19 @@ class _BatchNorm(Layer):
         self._check_rank(shape, self.ranks, self.layout)
         self._check_channels(shape, shape[1], self.num_features)
         c = self.num_features
-        d = F.batch_norm_derivation(numel(shape), c, training=True, affine=self.affine)
+        d = F.norm.batch_norm_derivation(numel(shape), c, training=True, affine=self.affine)
         fwd = Cost("forward", self.layer_type(), spec=self.spec(), input_shape=shape,
                    output_shape=shape, children=[
                        self._leaf("normalize", shape, shape, d),
                        Cost.from_derivation("running_stats", "BatchNormStats",
-                                            F.running_stats_derivation(c),
+                                            F.norm.running_stats_derivation(c),
                                             spec="running statistics"),
                        Cost.from_derivation("num_batches_tracked", "Add",
-                                            F.elementwise_derivation(1, 1, "num_batches_tracked "
-                                                                           "+= 1: one add"),
+                                            F.pointwise.elementwise_derivation(
+                                                1, 1, "num_batches_tracked += 1: one add"),
                                             spec="num_batches_tracked")])
         return _norm(self, shape, name, path, x, tr, affine=self.affine, stats=[c, c],
-                     grads=lambda m: F.batch_norm_grad_derivations(
+                     grads=lambda m: F.norm.batch_norm_grad_derivations(
                          numel(shape), c, training=True, weight=self.affine, output_mask=m),
                      fwd=fwd)
 
@@ -260,7 +262,7 @@ class LayerNorm(Layer):
         affine = self.elementwise_affine
         # native_layer_norm keeps the input, the per-row mean and rstd (and its parameters)
         return _norm(self, shape, name, path, x, tr, affine=affine, stats=[rows, rows],
-                     grads=lambda m: F.layer_norm_grad_derivations(
+                     grads=lambda m: F.norm.layer_norm_grad_derivations(
                          rows, n, weight=affine, bias=affine and self.bias, output_mask=m))
 
 
@@ -301,7 +303,7 @@ class GroupNorm(Layer):
         # native_group_norm keeps the input, the per-group mean and rstd
         return _norm(self, shape, name, path, x, tr, affine=self.affine,
                      stats=[batch * groups, batch * groups],
-                     grads=lambda m: F.group_norm_grad_derivations(
+                     grads=lambda m: F.norm.group_norm_grad_derivations(
                          batch, groups, self.num_channels, numel(shape[2:]),
                          weight=self.affine, output_mask=m))
 
@@ -338,7 +340,7 @@ class RMSNorm(Layer):
         affine = self.elementwise_affine
         # _fused_rms_norm keeps the input and the per-row rstd
         return _norm(self, shape, name, path, x, tr, affine=affine, stats=[rows],
-                     grads=lambda m: F.rms_norm_grad_derivations(
+                     grads=lambda m: F.norm.rms_norm_grad_derivations(
                          rows, n, weight=affine, output_mask=(m[0], m[1])))
 
 
@@ -392,29 +394,29 @@ class _PoolNd(Layer):
         keeps its input and the argmax indices (int64); its gradient adds each output
         gradient at its argmax. Average pooling (``avg_pool2d``, the same for 1-d) keeps
         its input; its gradient divides each output gradient and adds it into its window
-        (:func:`symflops.formulas.avg_pool_grad_derivation`)."""
+        (:func:`symflops.formulas.pool.avg_pool_grad_derivation`)."""
         fwd = self._cost(shape, name)
         if not x.grad:
             return no_grad(self, shape, name, tr, fwd)
         outs = numel(fwd.output_shape)
         if self.kind == "max":
-            grads = {"grad_input": F.scatter_grad_derivation(outs, "max pooling")}
+            grads = {"grad_input": F.pool.scatter_grad_derivation(outs, "max pooling")}
             saved = [tr.saved(path, "input", x), tr.saved(path, "indices", outs, "index")]
             return leaf_step(self, shape, name, tr, fwd, grads=grads, saved=saved,
                              out=tr.new(outs, True), trainable=False)
-        n, window = self.n, F.prod(self.kernel_size)
+        n, window = self.n, F.arith.prod(self.kernel_size)
         if any(p != 0 for p in self.padding) or self.ceil_mode:
             sizes = (*self.kernel_size, *self.stride, *self.padding)
             if not all(v.is_number for v in sizes):
                 raise SymflopsError("mode='train' of a padded or ceil_mode average pooling needs "
                                     "int kernel, stride and padding", layer=self.spec(),
                                     fix="pass ints, or no padding and ceil_mode=False")
-            d = F.avg_pool_grad_derivation(
+            d = F.pool.avg_pool_grad_derivation(
                 outs, window, planes=numel(shape[:-n]), in_spatial=shape[-n:],
                 out_spatial=fwd.output_shape[-n:], kernel=[int(k) for k in self.kernel_size],
                 stride=[int(k) for k in self.stride], padding=[int(k) for k in self.padding])
         else:
-            d = F.avg_pool_grad_derivation(outs, window)
+            d = F.pool.avg_pool_grad_derivation(outs, window)
         return leaf_step(self, shape, name, tr, fwd, grads={"grad_input": d},
                          saved=[tr.saved(path, "input", x)], out=tr.new(outs, True),
                          trainable=False)
@@ -513,23 +515,24 @@ class _AdaptivePoolNd(Layer):
         if self.kind == "max":
             if not x.grad:
                 return no_grad(self, shape, name, tr, fwd)
-            grads = {"grad_input": F.scatter_grad_derivation(outs, "max pooling")}
+            grads = {"grad_input": F.pool.scatter_grad_derivation(outs, "max pooling")}
             saved = [tr.saved(path, "input", x), tr.saved(path, "indices", outs, "index")]
             return leaf_step(self, shape, name, tr, fwd, grads=grads, saved=saved,
                              out=tr.new(outs, True), trainable=False)
         if all(o == 1 for o in self.output_size):
-            mean = F.reduction_derivation("mean", x.numel, numel(shape[:-n]))
+            mean = F.resize.reduction_derivation("mean", x.numel, numel(shape[:-n]))
             fwd = Cost.from_derivation(name, self.layer_type(), mean, spec=self.spec(),
                                        input_shape=shape, output_shape=fwd.output_shape)
             if not x.grad:
                 return no_grad(self, shape, name, tr, fwd)
-            grad = F.elementwise_derivation(x.numel, 1, "mean's gradient: the output gradient "
+            grad = F.pointwise.elementwise_derivation(x.numel, 1,
+                                                      "mean's gradient: the output gradient "
                                                         "expanded and divided by the count")
             return leaf_step(self, shape, name, tr, fwd, grads={"grad_input": grad}, saved=[],
                              out=tr.new(outs, True), trainable=False)
         if not x.grad:
             return no_grad(self, shape, name, tr, fwd)
-        d = F.adaptive_avg_pool_grad_derivation(numel(shape[:-n]), shape[-n:],
+        d = F.pool.adaptive_avg_pool_grad_derivation(numel(shape[:-n]), shape[-n:],
                                                 list(self.output_size))
         return leaf_step(self, shape, name, tr, fwd, grads={"grad_input": d},
                          saved=[tr.saved(path, "input", x)], out=tr.new(outs, True),
@@ -589,7 +592,7 @@ class _Activation(Layer):
         out = tr.new(x.numel, True)
         keeps = ACTIVATION_SAVES[self.activation]
         saved = [tr.saved(path, keeps, x if keeps == "input" else out)]
-        grads = {"grad_input": F.activation_grad_derivation(self.activation, x.numel)}
+        grads = {"grad_input": F.pointwise.activation_grad_derivation(self.activation, x.numel)}
         return leaf_step(self, shape, name, tr, fwd, grads=grads, saved=saved, out=out,
                          trainable=False)
 
@@ -713,7 +716,7 @@ class GLU(Layer):
             return no_grad(self, shape, name, tr, fwd)
         outs = numel(fwd.output_shape)
         return leaf_step(self, shape, name, tr, fwd,
-                         grads={"grad_input": F.glu_grad_derivation(outs)},
+                         grads={"grad_input": F.pointwise.glu_grad_derivation(outs)},
                          saved=[tr.saved(path, "input", x)], out=tr.new(outs, True),
                          trainable=False)
 
@@ -740,7 +743,7 @@ class Softmax(Layer):
             return no_grad(self, shape, name, tr, fwd)
         n = shape[self.dim % len(shape)]
         out = tr.new(x.numel, True)
-        grads = {"grad_input": F.softmax_grad_derivation(x.numel / n, n)}
+        grads = {"grad_input": F.pointwise.softmax_grad_derivation(x.numel / n, n)}
         return leaf_step(self, shape, name, tr, fwd, grads=grads,
                          saved=[tr.saved(path, "output", out)], out=out, trainable=False)
 
@@ -784,11 +787,12 @@ class Dropout(_Free):
         fwd = self._cost(shape, name)
         if self.p == 0:  # torch returns the input itself
             return Step(fwd.replace(memory=tr.mem(0, 0, ())), x)
-        train_fwd = Cost.from_derivation("forward", "Dropout", F.dropout_derivation(x.numel),
+        train_fwd = Cost.from_derivation("forward", "Dropout",
+                                         F.pointwise.dropout_derivation(x.numel),
                                          spec=self.spec(), input_shape=shape, output_shape=shape)
         if not x.grad:
             return no_grad(self, shape, name, tr, train_fwd)
-        grads = {"grad_input": F.dropout_grad_derivation(x.numel)}
+        grads = {"grad_input": F.pointwise.dropout_grad_derivation(x.numel)}
         return leaf_step(self, shape, name, tr, train_fwd, grads=grads,
                          saved=[tr.saved(path, "mask", x.numel, "mask")],
                          out=tr.new(x.numel, True), trainable=False)
@@ -908,7 +912,7 @@ class PixelUnshuffle(_PixelShuffle):
 class Upsample(Layer):
     """``torch.nn.Upsample(size=None, scale_factor=None, mode="nearest")`` on ``(B, C,
     *spatial)``: per output element nearest 0, linear 3, bilinear 7, bicubic 31, trilinear
-    15 (a weighted sum of the 2^d or 16 neighbours; ``symflops.formulas.INTERPOLATE_RATES``).
+    15 (a weighted sum of the 2^d or 16 neighbours; ``symflops.formulas.resize.INTERPOLATE_RATES``).
 
     >>> Upsample(scale_factor=2, mode="bilinear").cost(("B", "C", "H", "W")).flops
     28*B*C*H*W
@@ -973,7 +977,7 @@ class Upsample(Layer):
         if not x.grad:
             return no_grad(self, shape, name, tr, fwd)
         outs = numel(fwd.output_shape)
-        grad = F.interpolate_grad_derivation(outs, self.mode)
+        grad = F.resize.interpolate_grad_derivation(outs, self.mode)
         return leaf_step(self, shape, name, tr, fwd, grads={"grad_input": grad}, saved=[],
                          out=tr.new(outs, True), trainable=False)
 
@@ -1022,7 +1026,7 @@ class Embedding(Layer):
         trainable = not tr.is_frozen(path)
         if not trainable:
             return no_grad(self, shape, name, tr, fwd)
-        d = F.embedding_backward_derivation(x.numel, self.embedding_dim)
+        d = F.embedding.embedding_grad_derivation(x.numel, self.embedding_dim)
         return leaf_step(self, shape, name, tr, fwd, grads={"grad_weight": d},
                          saved=[tr.saved(path, "indices", x, "index")],
                          out=tr.new(numel(fwd.output_shape), True), trainable=True,

@@ -19,14 +19,9 @@ import sympy as sp
 
 from symflops.cost import Cost
 from symflops.errors import SymflopsError
-from symflops.formulas import (
-    elementwise_derivation,
-    moe_combine_derivation,
-    renormalize_derivation,
-    softmax_derivation,
-    topk_derivation,
-)
 from symflops.formulas.derivation import Derivation
+from symflops.formulas.moe import moe_combine_derivation, renormalize_derivation, topk_derivation
+from symflops.formulas.pointwise import elementwise_derivation, softmax_derivation
 from symflops.nn._base import (
     HIDDEN_F,
     Example,

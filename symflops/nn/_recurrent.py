@@ -15,8 +15,7 @@ import sympy as sp
 
 from symflops.cost import Cost
 from symflops.errors import SymflopsError
-from symflops.formulas import recurrent_derivation
-from symflops.formulas.recurrent import hidden_size
+from symflops.formulas.recurrent import hidden_size, recurrent_derivation
 from symflops.nn._base import (
     Example,
     Layer,

@@ -32,9 +32,8 @@ import sympy as sp
 
 from symflops.cost import Cost
 from symflops.errors import SymflopsError
-from symflops.formulas.backward import grad_accumulation_derivation
 from symflops.formulas.derivation import Derivation
-from symflops.formulas.pointwise import elementwise_derivation
+from symflops.formulas.pointwise import elementwise_derivation, grad_accumulation_derivation
 from symflops.memory import Memory, Precision, Saved, factored_size
 from symflops.nn._base import TRAINER, Layer, Shape, numel, to_size
 

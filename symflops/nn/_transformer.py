@@ -18,12 +18,10 @@ import sympy as sp
 from symflops import formulas as F
 from symflops.cost import Cost
 from symflops.errors import SymflopsError
-from symflops.formulas import (
-    elementwise_derivation,
-    linear_derivation,
-    rotary_table_derivation,
-)
 from symflops.formulas.derivation import Derivation
+from symflops.formulas.linear import linear_derivation
+from symflops.formulas.pointwise import elementwise_derivation
+from symflops.formulas.rotary import rotary_table_derivation
 from symflops.nn._base import (
     HIDDEN_F,
     Example,
@@ -242,10 +240,10 @@ class TiedLMHead(Layer):
         emb = self.embedding
         trainable = not tr.is_frozen(path)
         rows, dim, vocab = numel(shape[:-1]), emb.embedding_dim, emb.num_embeddings
-        grads = F.linear_backward_derivations(rows, dim, vocab, False, input_grad=x.grad,
+        grads = F.linear.linear_grad_derivations(rows, dim, vocab, False, input_grad=x.grad,
                                               weight_grad=trainable)
         if trainable:
-            grads["grad_accumulate"] = F.elementwise_derivation(
+            grads["grad_accumulate"] = F.pointwise.elementwise_derivation(
                 vocab * dim, 1, "the tied weight's two gradients (head and embedding) added")
         saved = [tr.saved(path, "input", x)] if trainable else []
         return leaf_step(self, shape, name, tr, fwd, grads=grads, saved=saved,

@@ -17,12 +17,9 @@ import sympy as sp
 from symflops import formulas as F
 from symflops.cost import Cost
 from symflops.errors import SymflopsError
-from symflops.formulas import (
-    class_token_derivation,
-    exact_div,
-    position_embedding_derivation,
-)
+from symflops.formulas.arith import exact_div
 from symflops.formulas.derivation import Derivation
+from symflops.formulas.tokens import class_token_derivation, position_embedding_derivation
 from symflops.nn._base import (
     CONTEXT_N,
     Example,
@@ -284,7 +281,8 @@ class ClassToken(Layer):
         trainable = not tr.is_frozen(path)
         if not (x.grad or trainable):
             return no_grad(self, shape, name, tr, fwd)
-        grads = {"grad_weight": F.reduction_derivation("sum", shape[0] * self.dim, self.dim)} \
+        grads = {"grad_weight": F.resize.reduction_derivation("sum", shape[0] * self.dim,
+                                                              self.dim)} \
             if trainable else {}
         return leaf_step(self, shape, name, tr, fwd, grads=grads, saved=[],
                          out=tr.new(numel(fwd.output_shape), True), trainable=trainable,
@@ -352,8 +350,8 @@ class PositionEmbedding(Layer):
         grads: dict[str, Derivation] = {}
         saved = []
         if trainable:
-            grads["grad_position"] = F.reduction_derivation("sum", numel(shape), n * dim)
-            grads["grad_weight"] = F.embedding_backward_derivation(n, dim)
+            grads["grad_position"] = F.resize.reduction_derivation("sum", numel(shape), n * dim)
+            grads["grad_weight"] = F.embedding.embedding_grad_derivation(n, dim)
             saved.append(tr.saved(path, "position ids", n, "index"))
         return leaf_step(self, shape, name, tr, fwd, grads=grads, saved=saved,
                          out=tr.new(x.numel, True), trainable=trainable,

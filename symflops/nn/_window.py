@@ -15,12 +15,12 @@ import sympy as sp
 from symflops import formulas as F
 from symflops.cost import Cost
 from symflops.errors import SymflopsError
-from symflops.formulas import (
+from symflops.formulas.window import (
     patch_merging_size,
+    window,
     window_attention_derivations,
     window_padded,
 )
-from symflops.formulas.window import window
 from symflops.nn._base import (
     Example,
     Layer,
@@ -163,7 +163,7 @@ class PatchMerging(Layer):
         if x.grad:
             padded = numel(merged)  # the padded input: as many elements as the merged tensor
             kids.append(Cost.from_derivation(
-                "grad_accumulate", "AddBackward", F.elementwise_derivation(
+                "grad_accumulate", "AddBackward", F.pointwise.elementwise_derivation(
                     padded, 3, "the four strided slices' gradients added: 3 per input element"),
                 spec="the 2x2 slices' gradients", input_shape=shape, output_shape=shape))
         m = tr.new(numel(merged), x.grad)

@@ -25,10 +25,10 @@ def _batch_norm(call: OpCall) -> list[Part]:
         training = bool(call.arg(5, "training", False))
         running = training and isinstance(call.arg(3, "running_mean"), TShape)
     ch = x.shape[1] if x.ndim > 1 else 1
-    parts = one(formulas.batch_norm_derivation(x.numel, ch, training=training,
+    parts = one(formulas.norm.batch_norm_derivation(x.numel, ch, training=training,
                                                 affine=isinstance(weight, TShape)))
     if running:
-        parts.append(Part.of(formulas.running_stats_derivation(ch), name="running_stats"))
+        parts.append(Part.of(formulas.norm.running_stats_derivation(ch), name="running_stats"))
     return parts
 
 
@@ -36,8 +36,8 @@ def _batch_norm(call: OpCall) -> list[Part]:
 def _layer_norm(call: OpCall) -> list[Part]:
     """LayerNorm: statistics per row of ``dim`` (``5 dim + 2``), then the affine."""
     x, ns = call.args[0], call.args[1]
-    return one(formulas.layer_norm_derivation(
-        formulas.prod(x.shape[:-len(ns)]), formulas.prod(x.shape[-len(ns):]),
+    return one(formulas.norm.layer_norm_derivation(
+        formulas.arith.prod(x.shape[:-len(ns)]), formulas.arith.prod(x.shape[-len(ns):]),
         affine=isinstance(call.args[2], TShape), bias=isinstance(call.args[3], TShape)))
 
 
@@ -45,7 +45,7 @@ def _layer_norm(call: OpCall) -> list[Part]:
 def _group_norm(call: OpCall) -> list[Part]:
     """GroupNorm: statistics per group, per-channel affine."""
     batch, ch, hw, groups = call.args[3], call.args[4], call.args[5], call.args[6]
-    return one(formulas.group_norm_derivation(batch, groups, ch, hw,
+    return one(formulas.norm.group_norm_derivation(batch, groups, ch, hw,
                                                affine=isinstance(call.args[1], TShape)))
 
 
@@ -53,6 +53,6 @@ def _group_norm(call: OpCall) -> list[Part]:
 def _rms_norm(call: OpCall) -> list[Part]:
     """RMSNorm: ``3 dim + 2`` per row, then the weight."""
     x, ns = call.args[0], call.args[1]
-    return one(formulas.rms_norm_derivation(
-        formulas.prod(x.shape[:-len(ns)]), formulas.prod(x.shape[-len(ns):]),
+    return one(formulas.norm.rms_norm_derivation(
+        formulas.arith.prod(x.shape[:-len(ns)]), formulas.arith.prod(x.shape[-len(ns):]),
         affine=isinstance(call.arg(2, "weight"), TShape)))

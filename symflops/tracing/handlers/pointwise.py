@@ -13,10 +13,10 @@ __all__: list[str] = []
 
 
 def _act(name: str) -> Any:
-    formulas.activation_work(name, 1)  # an unknown name fails at registration
+    formulas.pointwise.activation_work(name, 1)  # an unknown name fails at registration
 
     def handler(call: OpCall) -> list[Part]:
-        return one(formulas.activation_derivation(name, call.out[0].numel))
+        return one(formulas.pointwise.activation_derivation(name, call.out[0].numel))
     return handler
 
 
@@ -37,38 +37,38 @@ register(aten.hardtanh, aten.hardtanh_)(_act("relu6"))
 @register(aten.glu)
 def _glu(call: OpCall) -> list[Part]:
     """GLU: ``a * sigmoid(b)`` of the two halves, 4 per output element."""
-    return one(formulas.glu_derivation(call.out[0].numel))
+    return one(formulas.pointwise.glu_derivation(call.out[0].numel))
 
 
 @register(aten.pixel_shuffle)
 def _pixel_shuffle(call: OpCall) -> list[Part]:
     """Pixel shuffle: a reshape and a permute, no arithmetic."""
-    return one(formulas.pixel_shuffle_derivation())
+    return one(formulas.resize.pixel_shuffle_derivation())
 
 
 @register(aten.pixel_unshuffle)
 def _pixel_unshuffle(call: OpCall) -> list[Part]:
     """Pixel unshuffle: a reshape and a permute, no arithmetic."""
-    return one(formulas.pixel_shuffle_derivation(inverse=True))
+    return one(formulas.resize.pixel_shuffle_derivation(inverse=True))
 
 
 @register(aten.gelu, aten.gelu_)
 def _gelu(call: OpCall) -> list[Part]:
     """GELU, exact (erf) or tanh approximation."""
     name = "gelu_tanh" if call.kwargs.get("approximate", "none") == "tanh" else "gelu"
-    return one(formulas.activation_derivation(name, call.out[0].numel))
+    return one(formulas.pointwise.activation_derivation(name, call.out[0].numel))
 
 
 @register(aten._softmax, aten._safe_softmax)
 def _softmax(call: OpCall) -> list[Part]:
     """Softmax: ``5 n - 2`` per row of ``n``."""
-    return one(formulas.softmax_derivation(*rows_of(call.args[0], call.args[1])))
+    return one(formulas.pointwise.softmax_derivation(*rows_of(call.args[0], call.args[1])))
 
 
 @register(aten._log_softmax)
 def _log_softmax(call: OpCall) -> list[Part]:
     """Log-softmax: ``5 n - 1`` per row of ``n``."""
-    return one(formulas.log_softmax_derivation(*rows_of(call.args[0], call.args[1])))
+    return one(formulas.pointwise.log_softmax_derivation(*rows_of(call.args[0], call.args[1])))
 
 
 _ONE_OP = ["add", "sub", "mul", "div", "neg", "rsqrt", "sqrt", "exp", "log", "pow",
@@ -93,18 +93,18 @@ def _native_dropout(call: OpCall) -> list[Part]:
     p, train = call.arg(1, "p", 0.5), call.arg(2, "train", None)
     if not train or p == 0 or p == 1:
         return []
-    return one(formulas.dropout_derivation(call.args[0].numel))
+    return one(formulas.pointwise.dropout_derivation(call.args[0].numel))
 
 
 @register(aten.sum, aten.mean, aten.amax, aten.amin, aten.max, aten.min, aten.prod,
           aten.logsumexp, aten.var, aten.std, aten.var_mean, aten.std_mean, aten.norm,
           aten.linalg_vector_norm, aten.argmax, aten.argmin, aten.any, aten.all, aten.cumsum)
 def _reduce(call: OpCall) -> list[Part]:
-    """Reductions: :func:`symflops.formulas.reduction_derivation`."""
+    """Reductions: :func:`symflops.formulas.resize.reduction_derivation`."""
     x = call.args[0]
     if not isinstance(x, TShape):
         return []
-    return one(formulas.reduction_derivation(call.name, x.numel,
+    return one(formulas.resize.reduction_derivation(call.name, x.numel,
                                               call.out[0].numel if call.out else 1))
 
 
@@ -119,11 +119,11 @@ def _upsample(call: OpCall) -> list[Part]:
     mode = ("nearest" if "nearest" in name else "bicubic" if "bicubic" in name else
             "trilinear" if "trilinear" in name else "bilinear" if "bilinear" in name else
             "linear")
-    return one(formulas.interpolate_derivation(call.out[0].numel, mode))
+    return one(formulas.resize.interpolate_derivation(call.out[0].numel, mode))
 
 
 @register(aten.embedding)
 def _embedding(call: OpCall) -> list[Part]:
     """A table lookup: no arithmetic."""
     w = call.args[0]
-    return one(formulas.embedding_derivation(w.shape[0], w.shape[1]))
+    return one(formulas.embedding.embedding_derivation(w.shape[0], w.shape[1]))

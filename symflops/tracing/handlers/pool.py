@@ -32,7 +32,8 @@ def _pool(call: OpCall) -> list[Part]:
     padding = as_list(call.arg(3, "padding", 0), n)
     dilation = as_list(call.arg(4, "dilation", 1), n) if kind == "max" else [1] * n
     ceil_mode = bool(call.arg(ceil_at, "ceil_mode", False))
-    return one(formulas.pool_derivation(kind, formulas.prod(out.shape[:-n]), x.shape[-n:],
+    return one(formulas.pool.pool_derivation(kind, formulas.arith.prod(out.shape[:-n]),
+                                             x.shape[-n:],
                                          out.shape[-n:], kernel, stride, padding, dilation,
                                          ceil_mode))
 
@@ -43,7 +44,7 @@ def _adaptive_pool(call: OpCall) -> list[Part]:
     """Adaptive pooling: windows ``floor(i in/out) .. ceil((i+1) in/out)``, summed exactly."""
     x, out = call.args[0], call.out[0]
     n = len(call.args[1])
-    planes, ins, outs = formulas.prod(x.shape[:-n]), x.shape[-n:], out.shape[-n:]
+    planes, ins, outs = formulas.arith.prod(x.shape[:-n]), x.shape[-n:], out.shape[-n:]
     concrete_adaptive_output(call.name, outs)
-    return one(formulas.adaptive_pool_derivation("max" if "max" in call.name else "avg",
+    return one(formulas.pool.adaptive_pool_derivation("max" if "max" in call.name else "avg",
                                                   planes, ins, [int(o) for o in outs]))
