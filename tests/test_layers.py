@@ -1670,3 +1670,41 @@ def test_traced_backward_rates(case: str) -> None:
     found = [leaf for _, leaf in cost.leaves() if leaf.spec == f"aten.{op}"]
     assert len(found) == 1, [leaf.spec for _, leaf in cost.leaves()]
     assert sum(int(v) for v in found[0].work.values()) == want
+
+
+# ============================================================================ registries
+def test_a_layer_class_registers_itself_and_must_train_or_say_why() -> None:
+    from symflops.nn._base import REGISTRY, Example
+
+    # LAYERS, nn.__all__ and the reference's examples are the registry
+    from symflops.reference import EXAMPLES
+    assert list(nn.LAYERS) == list(REGISTRY) == list(EXAMPLES)
+    assert set(nn.LAYERS) <= set(nn.__all__)
+    assert all(getattr(nn, name) is cls for name, cls in nn.LAYERS.items())
+    with pytest.raises(TypeError):
+        nn.LAYERS["Linear"] = nn.Linear  # type: ignore[index]
+    example = Example("X()", lambda: nn.Identity(), (B, C))
+    with pytest.raises(sf.SymflopsError, match="train rule"):
+        type("Untrained", (nn.Layer,), {"example": example})
+    with pytest.raises(sf.SymflopsError, match="registered already"):
+        type("Linear", (nn.Layer,), {"example": example, "no_train": "a test"})
+    # a private base (no example of its own) is not registered
+    type("_Base", (nn.Layer,), {})
+    assert "_Base" not in REGISTRY and "Untrained" not in REGISTRY
+
+
+def test_handler_tables_are_read_only_and_describe_is_current() -> None:
+    torch = pytest.importorskip("torch")
+    from symflops.tracing.handlers import describe
+    from symflops.tracing.registry import HANDLERS, ZERO_COST, register, unregister
+
+    with pytest.raises(TypeError):
+        HANDLERS[torch.ops.aten.lgamma] = None  # type: ignore[index]
+    assert not hasattr(ZERO_COST, "add")
+    before = describe()["counted"]
+    register(torch.ops.aten.lgamma)(lambda call: [])
+    try:
+        assert describe()["counted"] == sorted([*before, "aten.lgamma"])
+    finally:
+        unregister(torch.ops.aten.lgamma)
+    assert describe()["counted"] == before

@@ -56,3 +56,47 @@ def _rms_norm(call: OpCall) -> list[Part]:
     return one(formulas.norm.rms_norm_derivation(
         formulas.arith.prod(x.shape[:-len(ns)]), formulas.arith.prod(x.shape[-len(ns):]),
         affine=isinstance(call.arg(2, "weight"), TShape)))
+
+
+@register(aten.native_layer_norm_backward)
+def _layer_norm_backward(call: OpCall) -> list[Part]:
+    """``native_layer_norm_backward(g, x, normalized_shape, mean, rstd, w, b, mask)``."""
+    x, ns = call.args[1], call.args[2]
+    parts = formulas.norm.layer_norm_grad_derivations(
+        formulas.arith.prod(x.shape[:-len(ns)]), formulas.arith.prod(x.shape[-len(ns):]),
+        weight=isinstance(call.args[5], TShape), bias=isinstance(call.args[6], TShape),
+        output_mask=tuple(bool(m) for m in call.args[7]))  # type: ignore[arg-type]
+    return [Part.of(d, name=name) for name, d in parts.items()]
+
+
+@register(aten.native_batch_norm_backward)
+def _batch_norm_backward(call: OpCall) -> list[Part]:
+    """``native_batch_norm_backward(g, x, w, running_mean, running_var, save_mean,
+    save_invstd, train, eps, mask)``: :func:`symflops.formulas.norm.batch_norm_grad_derivations`."""
+    x = call.args[1]
+    parts = formulas.norm.batch_norm_grad_derivations(
+        x.numel, x.shape[1] if x.ndim > 1 else 1, training=bool(call.args[7]),
+        weight=isinstance(call.args[2], TShape),
+        output_mask=tuple(bool(m) for m in call.args[9]))  # type: ignore[arg-type]
+    return [Part.of(d, name=name) for name, d in parts.items()]
+
+
+@register(aten.native_group_norm_backward)
+def _group_norm_backward(call: OpCall) -> list[Part]:
+    """``native_group_norm_backward(g, x, mean, rstd, w, N, C, HxW, group, mask)``."""
+    parts = formulas.norm.group_norm_grad_derivations(
+        call.args[5], call.args[8], call.args[6], call.args[7],
+        weight=isinstance(call.args[4], TShape),
+        output_mask=tuple(bool(m) for m in call.args[9]))  # type: ignore[arg-type]
+    return [Part.of(d, name=name) for name, d in parts.items()]
+
+
+@register(aten._fused_rms_norm_backward)
+def _rms_norm_backward(call: OpCall) -> list[Part]:
+    """``_fused_rms_norm_backward(g, x, normalized_shape, rstd, w, mask)``."""
+    x, ns = call.args[1], call.args[2]
+    parts = formulas.norm.rms_norm_grad_derivations(
+        formulas.arith.prod(x.shape[:-len(ns)]), formulas.arith.prod(x.shape[-len(ns):]),
+        weight=isinstance(call.args[4], TShape),
+        output_mask=tuple(bool(m) for m in call.args[5]))  # type: ignore[arg-type]
+    return [Part.of(d, name=name) for name, d in parts.items()]
