@@ -27,18 +27,32 @@ from symflops.nn import (
     _base,
     _train,
     _conv,
-    _layers,
-    _composite,
-    _vision,
+    _linear,
+    _norm,
+    _pool,
+    _pointwise,
+    _resize,
+    _embedding,
+    _attention,
+    _containers,
+    _views,
+    _tokens,
     _window,
     _recurrent,
     _transformer,
     _moe,
 )
 from symflops.nn._conv import *  # noqa: F403
-from symflops.nn._layers import *  # noqa: F403
-from symflops.nn._composite import *  # noqa: F403
-from symflops.nn._vision import *  # noqa: F403
+from symflops.nn._linear import *  # noqa: F403
+from symflops.nn._norm import *  # noqa: F403
+from symflops.nn._pool import *  # noqa: F403
+from symflops.nn._pointwise import *  # noqa: F403
+from symflops.nn._resize import *  # noqa: F403
+from symflops.nn._embedding import *  # noqa: F403
+from symflops.nn._attention import *  # noqa: F403
+from symflops.nn._containers import *  # noqa: F403
+from symflops.nn._views import *  # noqa: F403
+from symflops.nn._tokens import *  # noqa: F403
 from symflops.nn._window import *  # noqa: F403
 from symflops.nn._recurrent import *  # noqa: F403
 from symflops.nn._transformer import *  # noqa: F403
@@ -62,8 +76,8 @@ if _missing := sorted(n for n in REGISTRY if globals().get(n) is not REGISTRY[n]
 
 #: the submodules' examples (module docstrings and every public name) run with this
 #: package's doctests
-_MODULES = (_base, _conv, _layers, _composite, _transformer, _train, _moe, _vision, _window,
-            _recurrent)
+_MODULES = (_base, _train, _conv, _linear, _norm, _pool, _pointwise, _resize, _embedding,
+            _attention, _containers, _views, _tokens, _window, _recurrent, _transformer, _moe)
 __test__ = {f"{m.__name__}.{n}": getattr(m, n) for m in _MODULES
             for n in m.__all__ if isinstance(getattr(m, n), (type, FunctionType))}
 __test__.update({m.__name__: m for m in _MODULES})

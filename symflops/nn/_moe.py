@@ -31,7 +31,8 @@ from symflops.nn._base import (
     numel,
     to_size,
 )
-from symflops.nn._layers import Linear, Sigmoid
+from symflops.nn._linear import Linear
+from symflops.nn._pointwise import Sigmoid
 from symflops.nn._transformer import GatedMLP
 from symflops.symbols import (
     B,

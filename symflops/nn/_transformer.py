@@ -32,7 +32,9 @@ from symflops.nn._base import (
     numel,
     to_size,
 )
-from symflops.nn._layers import GELU, Embedding, Linear, SiLU
+from symflops.nn._embedding import Embedding
+from symflops.nn._linear import Linear
+from symflops.nn._pointwise import GELU, SiLU
 from symflops.nn._train import (
     Ref,
     Step,

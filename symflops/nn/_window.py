@@ -31,7 +31,8 @@ from symflops.nn._base import (
     numel,
     to_size,
 )
-from symflops.nn._layers import LayerNorm, Linear
+from symflops.nn._linear import Linear
+from symflops.nn._norm import LayerNorm
 from symflops.nn._train import (
     Ref,
     Step,
@@ -40,7 +41,7 @@ from symflops.nn._train import (
     join,
     train_layer,
 )
-from symflops.nn._vision import moved
+from symflops.nn._views import moved
 from symflops.symbols import (
     B,
     H,
