@@ -570,6 +570,17 @@ case(Case(
     torch=lambda p: (_tnn()[1].PixelUnshuffle(3), (p[B], p[C], 3 * p[H], 3 * p[W])),
 ))
 
+# ChannelShuffle(g) on (B, C, H, W): the channels viewed as (g, C/g), transposed, and
+# flattened back: a permutation of the channels, no arithmetic, no parameters; valid
+# when g divides C (a validity condition for a symbolic C).
+case(Case(
+    "ChannelShuffle", lambda: nn.ChannelShuffle(3), (B, C, H, W),
+    params=0, exact=0, macs=0, out=(B, C, H, W),
+    points=[{B: 2, C: 6, H: 3, W: 5}, {B: 1, C: 12, H: 1, W: 2}],
+    brute=lambda p: bf.channel_shuffle((p[B], p[C], p[H], p[W]), 3),
+    torch=lambda p: (_tnn()[1].ChannelShuffle(3), (p[B], p[C], p[H], p[W])),
+))
+
 
 # Upsample(scale_factor=2, mode="bilinear") on (B, C, H, W): 2H x 2W outputs, each a
 # weighted sum of 4 neighbours: 4 multiplies + 3 adds = 7.
@@ -1335,6 +1346,23 @@ def test_bruteforce_glu_computes_torch_glu(ab: tuple[float, float]) -> None:
     want = torch.nn.functional.glu(torch.tensor(ab, dtype=torch.float64), dim=0)
     assert value == pytest.approx(float(want), abs=1e-12)
     assert ops == sf.formulas.pointwise.GLU_RATE[0]
+
+
+@pytest.mark.parametrize("c, g", [(6, 3), (12, 4), (5, 5)])
+def test_bruteforce_channel_shuffle_is_torchs_index_map(c: int, g: int) -> None:
+    """bruteforce.channel_shuffle's map is where torch moves each channel (distinct
+    values), and a symbolic C gets the divisibility as a validity condition."""
+    torch = pytest.importorskip("torch")
+    x = torch.arange(2 * c * 3, dtype=torch.float64).reshape(2, c, 3)
+    y = torch.nn.functional.channel_shuffle(x, g)
+    per = c // g
+    for i in range(per):
+        for j in range(g):
+            assert torch.equal(y[:, i * g + j], x[:, j * per + i])
+    assert bf.channel_shuffle((2, c, 3), g)[1] == tuple(y.shape)
+    assert nn.ChannelShuffle(g).cost((B, C, H)).validity == (sp.Eq(sp.Mod(C, g), 0),)
+    with pytest.raises(sf.SymflopsError, match="divisible"):
+        nn.ChannelShuffle(4).cost((B, 6, H))
 
 
 @pytest.mark.parametrize("shape,r", [((1, 8, 2, 3), 2), ((2, 9, 1, 2), 3)], ids=str)

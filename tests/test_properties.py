@@ -429,6 +429,8 @@ _LAYER_CASES: dict[str, Any] = {
     "PixelUnshuffle": lambda v: (nn.PixelUnshuffle(R_), (B, C, H * R_, W * R_),
                                  {B: v["B"], C: v["C"], R_: v["s"], H: v["H"], W: v["W"]}, {},
                                  0),
+    "ChannelShuffle": lambda v: (nn.ChannelShuffle(v["s"]), (B, v["s"] * C, H, W),
+                                 {B: v["B"], C: v["C"], H: v["H"], W: v["W"]}, {}, 0),
     "Upsample": lambda v: (nn.Upsample(scale_factor=v["s"], mode="bilinear"), (B, C, H, W),
                            {B: v["B"], C: v["C"], H: v["H"], W: v["W"]},
                            formulas.resize.interpolate_work(

@@ -19,6 +19,7 @@ from symflops.errors import SymflopsError
 from symflops.formulas.resize import (
     INTERPOLATE_DIMS,
     INTERPOLATE_RATES,
+    channel_shuffle_derivation,
     interpolate_derivation,
     pixel_shuffle_derivation,
     pixel_shuffle_shape,
@@ -43,14 +44,9 @@ from symflops.nn._train import (
     leaf_step,
     no_grad,
 )
-from symflops.symbols import (
-    B,
-    C,
-    H,
-    W,
-)
+from symflops.symbols import B, C, H, W, groups
 
-__all__ = ["PixelShuffle", "PixelUnshuffle", "Upsample"]
+__all__ = ["PixelShuffle", "PixelUnshuffle", "ChannelShuffle", "Upsample"]
 
 
 class _PixelShuffle(Layer):
@@ -121,6 +117,48 @@ class PixelUnshuffle(_PixelShuffle):
 
     inverse = True
     factor_name = "downscale_factor"
+
+
+class ChannelShuffle(Layer):
+    """``torch.nn.ChannelShuffle(groups)`` on ``(B, C, *)``: the ``C`` channels regrouped
+    as ShuffleNet does (``(g, C/g)`` transposed to ``(C/g, g)``); data movement, no
+    arithmetic. ``C`` must be divisible by ``groups``.
+
+    >>> ChannelShuffle(3).cost(("B", 6, "H", "W")).output_shape
+    (B, 6, H, W)
+    """
+
+    example = Example("ChannelShuffle(g)", lambda: ChannelShuffle(groups), (B, C, H, W),
+                      "data movement: channel i g + j <- channel j C/g + i")
+
+    def __init__(self, groups: SizeLike) -> None:
+        self.groups = to_size(groups, "ChannelShuffle", "groups")
+
+    def spec(self) -> str:
+        return f"ChannelShuffle({self.groups})"
+
+    def _cost(self, shape: Shape, name: str) -> Cost:
+        if len(shape) < 3:
+            raise SymflopsError("expects (B, C, *) with at least one dim after C",
+                                layer=self.spec(), values={"input_shape": shape},
+                                fix="pass a shape like (B, C, H, W)")
+        c, g = shape[1], self.groups
+        if c.is_number and g.is_number and c % g != 0:
+            raise SymflopsError(f"C must be divisible by groups={g}", layer=self.spec(),
+                                values={"input_shape": shape},
+                                fix=f"pass an input whose C is a multiple of {g}")
+        return self._leaf(name, shape, shape, channel_shuffle_derivation(g),
+                          validity=divides_condition(g, c))
+
+    def _train(self, shape: Shape, name: str, path: str, x: Ref, tr: Train) -> Step:
+        """The gradient is the inverse shuffle of the output gradient (a channel shuffle
+        into ``C/g`` groups): data movement; nothing saved."""
+        fwd = self._cost(shape, name)
+        if not x.grad:
+            return no_grad(self, shape, name, tr, fwd)
+        inverse = channel_shuffle_derivation(shape[1] / self.groups)
+        return leaf_step(self, shape, name, tr, fwd, grads={"grad_input": inverse},
+                         saved=[], out=tr.new(x.numel, True), trainable=False)
 
 
 class Upsample(Layer):

@@ -62,3 +62,10 @@ def _reduce(call: OpCall) -> list[Part]:
         return []
     return one(formulas.resize.reduction_derivation(call.name, x.numel,
                                               call.out[0].numel if call.out else 1))
+
+
+@register(aten.channel_shuffle, aten.native_channel_shuffle)
+def _channel_shuffle(call: OpCall) -> list[Part]:
+    """Channel shuffle: a view, a transpose and a copy, no arithmetic (its gradient is
+    another channel shuffle)."""
+    return one(formulas.resize.channel_shuffle_derivation(call.arg(1, "groups")))
