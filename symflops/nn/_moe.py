@@ -83,9 +83,11 @@ class MoE(Layer):
     process ``E C`` rows (padding counted, overflow dropped).
     """
 
-    no_train = ("routing decides which tokens reach each expert, so its backward (the "
-                "experts' gradients, the scatter of the combine) depends on data: "
-                "sf.trace(the torch module, mode='train') counts one routing")
+    no_train = ("its backward depends on the routing, which sf.nn does not know: each "
+                "expert's grad_weight sums over the tokens routed to it (rows_e - 1 adds "
+                "per weight, and nothing for an expert no token reached), so the count "
+                "changes with how many experts receive tokens; sf.trace(the torch module, "
+                "mode='train') counts one routing")
 
     example = Example("MoE(dim, F, E, k)", lambda: MoE(dim, HIDDEN_F, symbol("E"), symbol("k")),
         (B, N, dim), "router, top-k routing, E SwiGLU experts of which each token "

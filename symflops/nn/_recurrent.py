@@ -33,9 +33,12 @@ __all__ = ["LSTM", "GRU", "LSTMCell", "GRUCell"]
 
 
 class _Recurrent(Layer):
-    no_train = ("torch runs the recurrence as one fused op per step whose backward (through "
-                "time, the gates' saved activations per step) is not derived in sf.nn: "
-                "sf.trace(the torch module, mode='train') at concrete sizes counts it")
+    no_train = ("not derived in sf.nn: nn.LSTM's backward is one fused op "
+                "(aten.mkldnn_rnn_layer_backward) that neither the tracer nor "
+                "FlopCounterMode counts, so there is nothing to check a derivation against; "
+                "nn.GRU's runs op by op through the T steps, the first unlike the others "
+                "(its zero initial state needs no gradient): sf.trace(the torch module, "
+                "mode='train') at concrete sizes counts the GRU")
 
     cell = "lstm"
 
@@ -137,9 +140,10 @@ class GRU(_Recurrent):
 
 
 class _Cell(Layer):
-    no_train = ("the fused cell's backward (the gates' gradients from the saved "
-                "activations) is not derived in sf.nn: sf.trace(the torch module, "
-                "mode='train') counts it")
+    no_train = ("not derived in sf.nn: torch runs the cell op by op (two addmm, the gate "
+                "activations in place, the state's muls and adds), and which tensors its "
+                "backward saves follows from those in-place ops; sf.trace(the torch module, "
+                "mode='train') counts it op by op")
 
     cell = "lstm"
 
