@@ -64,8 +64,8 @@ class MultiheadAttention(Layer):
     """
 
     example = Example(
-        "MultiheadAttention(dim, heads)", lambda: MultiheadAttention(dim, heads),
-        (B, N, dim), "kv_heads= gives grouped-query attention, causal=True a mask")
+        "MultiheadAttention(dim, heads)", lambda: MultiheadAttention(dim, heads), (B, N, dim),
+        "kv_heads= gives grouped-query attention, causal=True a mask")
 
     def __init__(self, embed_dim: SizeLike, num_heads: SizeLike, dropout: float = 0.0,
                  bias: bool = True, *, kv_heads: SizeLike | None = None, causal: bool = False,

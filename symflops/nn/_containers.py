@@ -76,8 +76,8 @@ class Sequential(Layer):
     ['0', '1']
     """
 
-    example = Example("Sequential(Linear(I, O), ReLU())",
-        lambda: Sequential(Linear(I, O), ReLU()), (M, I),
+    example = Example(
+        "Sequential(Linear(I, O), ReLU())", lambda: Sequential(Linear(I, O), ReLU()), (M, I),
         "a container: the sum of its children")
 
     def __init__(self, *layers: Layer | Mapping[str, Layer]) -> None:
@@ -117,8 +117,7 @@ class Sequential(Layer):
 class MLP(Sequential):
     """Two linear layers with an activation: ``fc1 -> act -> fc2`` (as in transformers)."""
 
-    example = Example("MLP(dim, mlp_ratio*dim)", lambda: MLP(dim, mlp_ratio * dim),
-        (B, N, dim))
+    example = Example("MLP(dim, mlp_ratio*dim)", lambda: MLP(dim, mlp_ratio * dim), (B, N, dim))
 
     def __init__(self, in_features: SizeLike, hidden_features: SizeLike,
                  out_features: SizeLike | None = None, activation: str = "gelu",
@@ -147,8 +146,8 @@ class Residual(Layer):
     ``shortcut`` (if any) and ``add``.
     """
 
-    example = Example("Residual(Linear(dim, dim))",
-        lambda: Residual(Linear(dim, dim)), (M, dim),
+    example = Example(
+        "Residual(Linear(dim, dim))", lambda: Residual(Linear(dim, dim)), (M, dim),
         "body + shortcut (Identity by default) + one add per output element")
 
     def __init__(self, body: Layer, shortcut: Layer | None = None) -> None:
@@ -217,8 +216,8 @@ class Repeat(Layer):
     72*L
     """
 
-    example = Example("Repeat(Linear(dim, dim), L)",
-        lambda: Repeat(Linear(dim, dim), L), (M, dim),
+    example = Example(
+        "Repeat(Linear(dim, dim), L)", lambda: Repeat(Linear(dim, dim), L), (M, dim),
         "the block costed once, times L (L may be a symbol)")
 
     def __init__(self, block: Layer, n: SizeLike) -> None:
@@ -264,9 +263,8 @@ class TransformerBlock(Sequential):
     """
 
     example = Example(
-        "TransformerBlock(dim, heads, mlp_ratio)",
-        lambda: TransformerBlock(dim, heads, mlp_ratio), (B, N, dim),
-        "pre-norm: x + MHA(LayerNorm(x)), then x + MLP(LayerNorm(x))")
+        "TransformerBlock(dim, heads, mlp_ratio)", lambda: TransformerBlock(dim, heads, mlp_ratio),
+        (B, N, dim), "pre-norm: x + MHA(LayerNorm(x)), then x + MLP(LayerNorm(x))")
 
     def __init__(self, dim: SizeLike, heads: SizeLike, mlp_ratio: SizeLike = 4, *,
                  kv_heads: SizeLike | None = None, causal: bool = False,

@@ -210,9 +210,9 @@ class _ConvNd(Layer):
 class Conv1d(_ConvNd):
     """``torch.nn.Conv1d`` on ``(B, C_in, T)``."""
 
-    example = Example("Conv1d(C_in, C_out, K, stride=s, padding=p, groups=g)",
-        lambda: Conv1d(C_in, C_out, K, stride=STRIDE_S, padding=PAD_P,
-        groups=groups), (B, C_in, T))
+    example = Example(
+        "Conv1d(C_in, C_out, K, stride=s, padding=p, groups=g)",
+        lambda: Conv1d(C_in, C_out, K, stride=STRIDE_S, padding=PAD_P, groups=groups), (B, C_in, T))
 
     n = 1
 
@@ -224,9 +224,10 @@ class Conv2d(_ConvNd):
     (B, 64, 112, 112)
     """
 
-    example = Example("Conv2d(C_in, C_out, K, stride=s, padding=p, groups=g)",
-        lambda: Conv2d(C_in, C_out, K, stride=STRIDE_S, padding=PAD_P,
-        groups=groups), (B, C_in, H, W))
+    example = Example(
+        "Conv2d(C_in, C_out, K, stride=s, padding=p, groups=g)",
+        lambda: Conv2d(C_in, C_out, K, stride=STRIDE_S, padding=PAD_P, groups=groups),
+        (B, C_in, H, W))
 
     n = 2
 
@@ -234,9 +235,10 @@ class Conv2d(_ConvNd):
 class Conv3d(_ConvNd):
     """``torch.nn.Conv3d`` on ``(B, C_in, D, H, W)``."""
 
-    example = Example("Conv3d(C_in, C_out, K, stride=s, padding=p, groups=g)",
-        lambda: Conv3d(C_in, C_out, K, stride=STRIDE_S, padding=PAD_P,
-        groups=groups), (B, C_in, D, H, W))
+    example = Example(
+        "Conv3d(C_in, C_out, K, stride=s, padding=p, groups=g)",
+        lambda: Conv3d(C_in, C_out, K, stride=STRIDE_S, padding=PAD_P, groups=groups),
+        (B, C_in, D, H, W))
 
     n = 3
 
@@ -257,9 +259,10 @@ class _ConvTransposeNd(_ConvNd):
 class ConvTranspose1d(_ConvTransposeNd):
     """``torch.nn.ConvTranspose1d``."""
 
-    example = Example("ConvTranspose1d(C_in, C_out, K, stride=s, padding=p, groups=g)",
-        lambda: ConvTranspose1d(C_in, C_out, K, stride=STRIDE_S, padding=PAD_P,
-        groups=groups), (B, C_in, T))
+    example = Example(
+        "ConvTranspose1d(C_in, C_out, K, stride=s, padding=p, groups=g)",
+        lambda: ConvTranspose1d(C_in, C_out, K, stride=STRIDE_S, padding=PAD_P, groups=groups),
+        (B, C_in, T))
 
     n = 1
 
@@ -268,9 +271,10 @@ class ConvTranspose2d(_ConvTransposeNd):
     """``torch.nn.ConvTranspose2d`` (torch's argument order: ..., output_padding, groups,
     bias, dilation)."""
 
-    example = Example("ConvTranspose2d(C_in, C_out, K, stride=s, padding=p, groups=g)",
-        lambda: ConvTranspose2d(C_in, C_out, K, stride=STRIDE_S, padding=PAD_P,
-        groups=groups), (B, C_in, H, W))
+    example = Example(
+        "ConvTranspose2d(C_in, C_out, K, stride=s, padding=p, groups=g)",
+        lambda: ConvTranspose2d(C_in, C_out, K, stride=STRIDE_S, padding=PAD_P, groups=groups),
+        (B, C_in, H, W))
 
     n = 2
 
@@ -278,8 +282,9 @@ class ConvTranspose2d(_ConvTransposeNd):
 class ConvTranspose3d(_ConvTransposeNd):
     """``torch.nn.ConvTranspose3d``."""
 
-    example = Example("ConvTranspose3d(C_in, C_out, K, stride=s, padding=p, groups=g)",
-        lambda: ConvTranspose3d(C_in, C_out, K, stride=STRIDE_S, padding=PAD_P,
-        groups=groups), (B, C_in, D, H, W))
+    example = Example(
+        "ConvTranspose3d(C_in, C_out, K, stride=s, padding=p, groups=g)",
+        lambda: ConvTranspose3d(C_in, C_out, K, stride=STRIDE_S, padding=PAD_P, groups=groups),
+        (B, C_in, D, H, W))
 
     n = 3

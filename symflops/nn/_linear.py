@@ -40,7 +40,8 @@ class Linear(Layer):
     4097000
     """
 
-    example = Example("Linear(I, O)", lambda: Linear(I, O), (M, I),
+    example = Example(
+        "Linear(I, O)", lambda: Linear(I, O), (M, I),
         "M rows: every leading dimension of the input multiplied together")
 
     def __init__(self, in_features: SizeLike, out_features: SizeLike, bias: bool = True) -> None:

@@ -89,9 +89,10 @@ class MoE(Layer):
                 "changes with how many experts receive tokens; sf.trace(the torch module, "
                 "mode='train') counts one routing")
 
-    example = Example("MoE(dim, F, E, k)", lambda: MoE(dim, HIDDEN_F, symbol("E"), symbol("k")),
-        (B, N, dim), "router, top-k routing, E SwiGLU experts of which each token "
-        "uses k: params count all E, the work k per token")
+    example = Example(
+        "MoE(dim, F, E, k)", lambda: MoE(dim, HIDDEN_F, symbol("E"), symbol("k")), (B, N, dim),
+        "router, top-k routing, E SwiGLU experts of which each token uses k: params count "
+        "all E, the work k per token")
 
     def __init__(self, dim: SizeLike, hidden: SizeLike, experts: SizeLike, top_k: SizeLike, *,
                  activation: str = "silu", normalize: bool = True,

@@ -105,7 +105,8 @@ class _BatchNorm(Layer):
 class BatchNorm1d(_BatchNorm):
     """``torch.nn.BatchNorm1d`` on ``(B, C)`` or ``(B, C, T)``; inference by default."""
 
-    example = Example("BatchNorm1d(C)", lambda: BatchNorm1d(C), (B, C, T),
+    example = Example(
+        "BatchNorm1d(C)", lambda: BatchNorm1d(C), (B, C, T),
         "inference (folded); training=True counts the batch statistics")
 
     ranks = (2, 3)
@@ -116,7 +117,8 @@ class BatchNorm2d(_BatchNorm):
     """``torch.nn.BatchNorm2d``; inference (folded, ``2 C H W`` per image) by default,
     ``training=True`` counts the batch statistics."""
 
-    example = Example("BatchNorm2d(C)", lambda: BatchNorm2d(C), (B, C, H, W),
+    example = Example(
+        "BatchNorm2d(C)", lambda: BatchNorm2d(C), (B, C, H, W),
         "inference (folded); training=True counts the batch statistics")
 
     ranks = (4,)
@@ -125,7 +127,8 @@ class BatchNorm2d(_BatchNorm):
 class BatchNorm3d(_BatchNorm):
     """``torch.nn.BatchNorm3d``."""
 
-    example = Example("BatchNorm3d(C)", lambda: BatchNorm3d(C), (B, C, D, H, W),
+    example = Example(
+        "BatchNorm3d(C)", lambda: BatchNorm3d(C), (B, C, D, H, W),
         "inference (folded); training=True counts the batch statistics")
 
     ranks = (5,)

@@ -108,9 +108,9 @@ class LeakyReLU(_Activation):
 class GELU(_Activation):
     """``torch.nn.GELU(approximate="none" | "tanh")``."""
 
-    example = Example("GELU()", lambda: GELU(), (B, C, H, W),
-        "GELU(approximate='tanh') costs "
-        f"{ACTIVATION_RATES['gelu_tanh'][0]} per element")
+    example = Example(
+        "GELU()", lambda: GELU(), (B, C, H, W),
+        "GELU(approximate='tanh') costs " f"{ACTIVATION_RATES['gelu_tanh'][0]} per element")
 
     def __init__(self, approximate: str = "none") -> None:
         if approximate not in ("none", "tanh"):
@@ -172,7 +172,8 @@ class GLU(Layer):
     16*B*N
     """
 
-    example = Example("GLU(dim=-1)", lambda: GLU(-1), (B, N, 2 * dim),
+    example = Example(
+        "GLU(dim=-1)", lambda: GLU(-1), (B, N, 2 * dim),
         "a * sigmoid(b) of the two halves a, b of the last dim")
 
     def __init__(self, dim: int = -1) -> None:
@@ -257,8 +258,7 @@ class Dropout(_Free):
     In training (``mode="train"``): 3 per element and a 1-byte mask saved for backward.
     """
 
-    example = Example("Dropout(p)", lambda: Dropout(), (B, C, H, W),
-        "free at inference")
+    example = Example("Dropout(p)", lambda: Dropout(), (B, C, H, W), "free at inference")
 
     def __init__(self, p: float = 0.5, inplace: bool = False) -> None:
         self.p = dropout_probability(p, "Dropout")

@@ -128,8 +128,8 @@ class _PoolNd(Layer):
 class MaxPool1d(_PoolNd):
     """``torch.nn.MaxPool1d``."""
 
-    example = Example("MaxPool1d(K, stride=s, padding=p)", lambda: MaxPool1d(K, stride=STRIDE_S,
-                                                                 padding=PAD_P),
+    example = Example(
+        "MaxPool1d(K, stride=s, padding=p)", lambda: MaxPool1d(K, stride=STRIDE_S, padding=PAD_P),
         (B, C, T))
 
     n = 1
@@ -138,8 +138,8 @@ class MaxPool1d(_PoolNd):
 class MaxPool2d(_PoolNd):
     """``torch.nn.MaxPool2d``: ``K^2 - 1`` compares per output."""
 
-    example = Example("MaxPool2d(K, stride=s, padding=p)", lambda: MaxPool2d(K, stride=STRIDE_S,
-                                                                 padding=PAD_P),
+    example = Example(
+        "MaxPool2d(K, stride=s, padding=p)", lambda: MaxPool2d(K, stride=STRIDE_S, padding=PAD_P),
         (B, C, H, W))
 
     n = 2
@@ -149,8 +149,8 @@ class MaxPool2d(_PoolNd):
 class AvgPool1d(_PoolNd):
     """``torch.nn.AvgPool1d``."""
 
-    example = Example("AvgPool1d(K, stride=s, padding=p)", lambda: AvgPool1d(K, stride=STRIDE_S,
-                                                                 padding=PAD_P),
+    example = Example(
+        "AvgPool1d(K, stride=s, padding=p)", lambda: AvgPool1d(K, stride=STRIDE_S, padding=PAD_P),
         (B, C, T))
 
     n = 1
@@ -164,8 +164,8 @@ class AvgPool1d(_PoolNd):
 class AvgPool2d(_PoolNd):
     """``torch.nn.AvgPool2d``: ``K^2`` per output (adds and one divide)."""
 
-    example = Example("AvgPool2d(K, stride=s, padding=p)", lambda: AvgPool2d(K, stride=STRIDE_S,
-                                                                 padding=PAD_P),
+    example = Example(
+        "AvgPool2d(K, stride=s, padding=p)", lambda: AvgPool2d(K, stride=STRIDE_S, padding=PAD_P),
         (B, C, H, W))
 
     n = 2
@@ -245,8 +245,7 @@ class _AdaptivePoolNd(Layer):
 class AdaptiveAvgPool1d(_AdaptivePoolNd):
     """``torch.nn.AdaptiveAvgPool1d``."""
 
-    example = Example("AdaptiveAvgPool1d(1)", lambda: AdaptiveAvgPool1d(1),
-        (B, C, T))
+    example = Example("AdaptiveAvgPool1d(1)", lambda: AdaptiveAvgPool1d(1), (B, C, T))
 
     n = 1
 
@@ -254,8 +253,7 @@ class AdaptiveAvgPool1d(_AdaptivePoolNd):
 class AdaptiveAvgPool2d(_AdaptivePoolNd):
     """``torch.nn.AdaptiveAvgPool2d``; ``(1, 1)`` costs ``H W`` per plane."""
 
-    example = Example("AdaptiveAvgPool2d(1)", lambda: AdaptiveAvgPool2d(1),
-        (B, C, H, W))
+    example = Example("AdaptiveAvgPool2d(1)", lambda: AdaptiveAvgPool2d(1), (B, C, H, W))
 
     n = 2
 
@@ -264,8 +262,7 @@ class AdaptiveAvgPool2d(_AdaptivePoolNd):
 class AdaptiveMaxPool2d(_AdaptivePoolNd):
     """``torch.nn.AdaptiveMaxPool2d``."""
 
-    example = Example("AdaptiveMaxPool2d(1)", lambda: AdaptiveMaxPool2d(1),
-        (B, C, H, W))
+    example = Example("AdaptiveMaxPool2d(1)", lambda: AdaptiveMaxPool2d(1), (B, C, H, W))
 
     n = 2
     kind = "max"

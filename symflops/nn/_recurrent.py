@@ -112,7 +112,8 @@ class LSTM(_Recurrent):
     """
 
 
-    example = Example("LSTM(I, h)", lambda: LSTM(I, hidden_size), (T, B, I),
+    example = Example(
+        "LSTM(I, h)", lambda: LSTM(I, hidden_size), (T, B, I),
         "T steps; num_layers, bidirectional, proj_size multiply or widen it")
 
     cell = "lstm"
@@ -127,7 +128,8 @@ class GRU(_Recurrent):
     336
     """
 
-    example = Example("GRU(I, h)", lambda: GRU(I, hidden_size), (T, B, I),
+    example = Example(
+        "GRU(I, h)", lambda: GRU(I, hidden_size), (T, B, I),
         "T steps; h' = n + z (h - n) as torch computes it")
 
     cell = "gru"
@@ -174,8 +176,8 @@ class LSTMCell(_Cell):
     """
 
 
-    example = Example("LSTMCell(I, h)", lambda: LSTMCell(I, hidden_size), (B, I),
-        "one step of LSTM")
+    example = Example(
+        "LSTMCell(I, h)", lambda: LSTMCell(I, hidden_size), (B, I), "one step of LSTM")
 
     cell = "lstm"
 
@@ -187,7 +189,6 @@ class GRUCell(_Cell):
     688*B
     """
 
-    example = Example("GRUCell(I, h)", lambda: GRUCell(I, hidden_size), (B, I),
-        "one step of GRU")
+    example = Example("GRUCell(I, h)", lambda: GRUCell(I, hidden_size), (B, I), "one step of GRU")
 
     cell = "gru"

@@ -100,7 +100,8 @@ class PixelShuffle(_PixelShuffle):
     (B, 2, 2*H, 2*W)
     """
 
-    example = Example("PixelShuffle(r)", lambda: PixelShuffle(FACTOR_R), (B, C * FACTOR_R**2, H, W),
+    example = Example(
+        "PixelShuffle(r)", lambda: PixelShuffle(FACTOR_R), (B, C * FACTOR_R**2, H, W),
         "data movement: (C r^2, H, W) -> (C, H r, W r)")
 
 
@@ -111,8 +112,8 @@ class PixelUnshuffle(_PixelShuffle):
     (1, 8, 2, 3)
     """
 
-    example = Example("PixelUnshuffle(r)", lambda: PixelUnshuffle(FACTOR_R),
-        (B, C, H * FACTOR_R, W * FACTOR_R),
+    example = Example(
+        "PixelUnshuffle(r)", lambda: PixelUnshuffle(FACTOR_R), (B, C, H * FACTOR_R, W * FACTOR_R),
         "data movement: (C, H r, W r) -> (C r^2, H, W)")
 
     inverse = True
@@ -128,8 +129,9 @@ class ChannelShuffle(Layer):
     (B, 6, H, W)
     """
 
-    example = Example("ChannelShuffle(g)", lambda: ChannelShuffle(groups), (B, C, H, W),
-                      "data movement: channel i g + j <- channel j C/g + i")
+    example = Example(
+        "ChannelShuffle(g)", lambda: ChannelShuffle(groups), (B, C, H, W),
+        "data movement: channel i g + j <- channel j C/g + i")
 
     def __init__(self, groups: SizeLike) -> None:
         self.groups = to_size(groups, "ChannelShuffle", "groups")
@@ -170,7 +172,8 @@ class Upsample(Layer):
     28*B*C*H*W
     """
 
-    example = Example("Upsample(scale_factor=2, mode='bilinear')",
+    example = Example(
+        "Upsample(scale_factor=2, mode='bilinear')",
         lambda: Upsample(scale_factor=2, mode="bilinear"), (B, C, H, W),
         "mode='nearest' costs 0; size= gives the output size directly")
 

@@ -71,9 +71,9 @@ class PatchEmbedding(Sequential):
     115605504*B
     """
 
-    example = Example("PatchEmbedding(C, dim, K)", lambda: PatchEmbedding(C, dim, K),
-        (B, C, H, W), "a K x K stride-K conv, then flatten and transpose to "
-        "(B, N, dim)")
+    example = Example(
+        "PatchEmbedding(C, dim, K)", lambda: PatchEmbedding(C, dim, K), (B, C, H, W),
+        "a K x K stride-K conv, then flatten and transpose to (B, N, dim)")
 
     def __init__(self, in_channels: SizeLike, dim: SizeLike, patch_size: SizeLike,
                  bias: bool = True) -> None:
@@ -102,7 +102,8 @@ class ClassToken(Layer):
     (B, N + 1, 768)
     """
 
-    example = Example("ClassToken(dim)", lambda: ClassToken(dim), (B, N, dim),
+    example = Example(
+        "ClassToken(dim)", lambda: ClassToken(dim), (B, N, dim),
         "a learned token prepended: N + 1 tokens")
 
     def __init__(self, dim: SizeLike) -> None:
@@ -149,8 +150,8 @@ class PositionEmbedding(Layer):
     0
     """
 
-    example = Example("PositionEmbedding(N_ctx, dim)",
-        lambda: PositionEmbedding(CONTEXT_N, dim), (B, N, dim),
+    example = Example(
+        "PositionEmbedding(N_ctx, dim)", lambda: PositionEmbedding(CONTEXT_N, dim), (B, N, dim),
         "learned positions (GPT-2's wpe) added to the tokens")
 
     def __init__(self, context: SizeLike, dim: SizeLike, learned: bool = True) -> None:

@@ -73,8 +73,9 @@ class GatedMLP(Layer):
     384
     """
 
-    example = Example("GatedMLP(dim, F, 'silu')", lambda: GatedMLP(dim, HIDDEN_F, "silu"),
-        (B, N, dim), "down(act(gate(x)) * up(x)): three matrices, no biases")
+    example = Example(
+        "GatedMLP(dim, F, 'silu')", lambda: GatedMLP(dim, HIDDEN_F, "silu"), (B, N, dim),
+        "down(act(gate(x)) * up(x)): three matrices, no biases")
 
     def __init__(self, dim: SizeLike, hidden: SizeLike, activation: str = "silu",
                  bias: bool = False) -> None:
@@ -135,8 +136,8 @@ class SwiGLU(GatedMLP):
     384*B
     """
 
-    example = Example("SwiGLU(dim, F)", lambda: SwiGLU(dim, HIDDEN_F), (B, N, dim),
-        "GatedMLP with SiLU (LLaMA)")
+    example = Example(
+        "SwiGLU(dim, F)", lambda: SwiGLU(dim, HIDDEN_F), (B, N, dim), "GatedMLP with SiLU (LLaMA)")
 
     def __init__(self, dim: SizeLike, hidden: SizeLike, bias: bool = False) -> None:
         super().__init__(dim, hidden, "silu", bias)
@@ -149,8 +150,8 @@ class GeGLU(GatedMLP):
     80*B
     """
 
-    example = Example("GeGLU(dim, F)", lambda: GeGLU(dim, HIDDEN_F), (B, N, dim),
-        "GatedMLP with GELU")
+    example = Example(
+        "GeGLU(dim, F)", lambda: GeGLU(dim, HIDDEN_F), (B, N, dim), "GatedMLP with GELU")
 
     def __init__(self, dim: SizeLike, hidden: SizeLike, bias: bool = False,
                  approximate: str = "none") -> None:
@@ -168,11 +169,10 @@ class RotaryEmbedding(Layer):
     288*N
     """
 
-    example = Example("RotaryEmbedding(head_dim)",
-        lambda: RotaryEmbedding(head_dim), (B, N, dim),
-        "the cos/sin table for N positions, once per forward; the "
-        "rotation is MultiheadAttention(..., rotary=True), 7/2 per "
-        "rotated element")
+    example = Example(
+        "RotaryEmbedding(head_dim)", lambda: RotaryEmbedding(head_dim), (B, N, dim),
+        "the cos/sin table for N positions, once per forward; the rotation is "
+        "MultiheadAttention(..., rotary=True), 7/2 per rotated element")
 
     def __init__(self, head_dim: SizeLike) -> None:
         self.head_dim = to_size(head_dim, "RotaryEmbedding", "head_dim")
@@ -206,8 +206,8 @@ class TiedLMHead(Layer):
     (0, 800*B)
     """
 
-    example = Example("TiedLMHead(Embedding(V, dim))",
-        lambda: TiedLMHead(Embedding(V, dim)), (B, N, dim),
+    example = Example(
+        "TiedLMHead(Embedding(V, dim))", lambda: TiedLMHead(Embedding(V, dim)), (B, N, dim),
         "a bias-free Linear sharing the embedding's weight: no parameters")
 
     def __init__(self, embedding: Embedding) -> None:

@@ -68,8 +68,8 @@ class Permute(Layer):
     (B, H, W, C)
     """
 
-    example = Example("Permute(0, 2, 3, 1)", lambda: Permute(0, 2, 3, 1), (B, C, H, W),
-        "data movement")
+    example = Example(
+        "Permute(0, 2, 3, 1)", lambda: Permute(0, 2, 3, 1), (B, C, H, W), "data movement")
 
     def __init__(self, *dims: Any) -> None:
         items = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) \
@@ -97,8 +97,7 @@ class Transpose(Layer):
     (B, N, dim)
     """
 
-    example = Example("Transpose(1, 2)", lambda: Transpose(1, 2), (B, dim, N),
-        "data movement")
+    example = Example("Transpose(1, 2)", lambda: Transpose(1, 2), (B, dim, N), "data movement")
 
     def __init__(self, dim0: int, dim1: int) -> None:
         self.dim0 = check_dim(dim0, "Transpose", "dim0")
@@ -125,8 +124,7 @@ class Reshape(Layer):
     (B, H*W, C)
     """
 
-    example = Example("Reshape(B, -1, C)", lambda: Reshape(B, -1, C), (B, C, H, W),
-        "data movement")
+    example = Example("Reshape(B, -1, C)", lambda: Reshape(B, -1, C), (B, C, H, W), "data movement")
 
     def __init__(self, *shape: Any) -> None:
         items = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) \
@@ -180,8 +178,7 @@ class Select(Layer):
     (B, dim)
     """
 
-    example = Example("Select(1, 0)", lambda: Select(1, 0), (B, N, dim),
-        "x[:, 0]: data movement")
+    example = Example("Select(1, 0)", lambda: Select(1, 0), (B, N, dim), "x[:, 0]: data movement")
 
     def __init__(self, dim: int, index: int = 0) -> None:
         self.dim = check_dim(dim, "Select")

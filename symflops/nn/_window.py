@@ -70,9 +70,9 @@ class WindowAttention(Layer):
                 "sf.nn: sf.trace(torchvision's ShiftedWindowAttention, mode='train') counts "
                 "it op by op")
 
-    example = Example("WindowAttention(dim, heads, window)",
-        lambda: WindowAttention(dim, heads, window), (B, H, W, dim),
-        "Swin: H, W padded to multiples of window; shift= shifts")
+    example = Example(
+        "WindowAttention(dim, heads, window)", lambda: WindowAttention(dim, heads, window),
+        (B, H, W, dim), "Swin: H, W padded to multiples of window; shift= shifts")
 
     def __init__(self, dim: SizeLike, heads: SizeLike, window: SizeLike, shift: SizeLike = 0,
                  qkv_bias: bool = True, proj_bias: bool = True) -> None:
@@ -130,7 +130,8 @@ class PatchMerging(Layer):
     74496
     """
 
-    example = Example("PatchMerging(dim)", lambda: PatchMerging(dim), (B, H, W, dim),
+    example = Example(
+        "PatchMerging(dim)", lambda: PatchMerging(dim), (B, H, W, dim),
         "Swin: 2 x 2 neighbours concatenated, LayerNorm, 4 dim -> 2 dim")
 
     def __init__(self, dim: SizeLike) -> None:
