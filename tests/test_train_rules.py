@@ -1,5 +1,6 @@
 """mode="train" of the layers whose train rules came with the layer registry (transposed
-convolutions, 1-d and adaptive pools, GLU, Upsample, PixelShuffle/Unshuffle): equal to
+convolutions, 1-d and adaptive pools, GLU, Upsample, PixelShuffle/Unshuffle, ChannelShuffle,
+LSTMCell, GRUCell): equal to
 sf.trace(..., mode="train") of the same torch model kind by kind, and in the activations
 torch keeps."""
 
@@ -17,7 +18,33 @@ from symflops.symbols import B, H, N, W  # noqa: E402
 
 S = sf.nn
 
+class FirstOutput(nn.Module):
+    """A linear (or nothing), then a cell; its output h' (LSTMCell also returns c')."""
+
+    def __init__(self, cell, pre):
+        super().__init__()
+        self.pre = nn.Linear(4, 4) if pre else nn.Identity()
+        self.cell = cell
+
+    def forward(self, x):
+        out = self.cell(self.pre(x))
+        return out[0] if isinstance(out, tuple) else out
+
+
+def _cell(name, pre, bias=True):
+    sym = getattr(S, name)(4, 6, bias=bias)
+    return (lambda: S.Sequential(S.Linear(4, 4), sym) if pre else sym,
+            lambda: FirstOutput(getattr(nn, name)(4, 6, bias=bias), pre), "3 4", (3, 4))
+
+
 CASES = {  # id: (sf.nn layer, torch model, trace spec, sf.nn input shape)
+    # (the cells run at a concrete batch: torch fixes it)
+    "lstm-cell-first": _cell("LSTMCell", False),
+    "lstm-cell": _cell("LSTMCell", True),
+    "lstm-cell-no-bias": _cell("LSTMCell", True, bias=False),
+    "gru-cell-first": _cell("GRUCell", False),
+    "gru-cell": _cell("GRUCell", True),
+    "gru-cell-no-bias": _cell("GRUCell", False, bias=False),
     "convt2d": (lambda: S.Sequential(S.Conv2d(4, 4, 1), S.ConvTranspose2d(4, 6, 3, stride=2)),
                 lambda: nn.Sequential(nn.Conv2d(4, 4, 1), nn.ConvTranspose2d(4, 6, 3, stride=2)),
                 "B 4 H W", (B, 4, H, W)),

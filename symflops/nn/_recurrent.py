@@ -15,14 +15,18 @@ import sympy as sp
 
 from symflops.cost import Cost
 from symflops.errors import SymflopsError
+from symflops.formulas.linear import linear_grad_derivations
+from symflops.formulas.pointwise import activation_grad_derivation, elementwise_derivation
 from symflops.formulas.recurrent import hidden_size, recurrent_derivation
 from symflops.nn._base import (
     Example,
     Layer,
     Shape,
     SizeLike,
+    numel,
     to_size,
 )
+from symflops.nn._train import Ref, Step, Train, leaf_step, no_grad
 from symflops.symbols import (
     B,
     I,
@@ -142,11 +146,6 @@ class GRU(_Recurrent):
 
 
 class _Cell(Layer):
-    no_train = ("not derived in sf.nn: torch runs the cell op by op (two addmm, the gate "
-                "activations in place, the state's muls and adds), and which tensors its "
-                "backward saves follows from those in-place ops; sf.trace(the torch module, "
-                "mode='train') counts it op by op")
-
     cell = "lstm"
 
     def __init__(self, input_size: SizeLike, hidden_size: SizeLike, bias: bool = True) -> None:
@@ -166,6 +165,70 @@ class _Cell(Layer):
         d = recurrent_derivation(self.cell, batch, 1, self.input_size, self.hidden_size,
                                  self.bias)
         return self._leaf(name, shape, shape[:-1] + (self.hidden_size,), d)
+
+    def _train(self, shape: Shape, name: str, path: str, x: Ref, tr: Train) -> Step:
+        """torch runs the cell op by op from a zero state (``hx`` omitted: one zeros tensor
+        serves as ``h`` and ``c``): ``gi = x W_ih^T + b_ih``, ``gh = 0 W_hh^T + b_hh``, the
+        gate activations in place, then the state's muls and adds. Backward from ``h'``,
+        with ``n = B h`` hidden elements:
+
+        * LSTM (``c' = f c + i g``, ``h' = o tanh(c')``): the muls' gradients, 2 each for
+          ``o tanh(c')`` and ``i g`` and 1 for ``f c`` (the zero state needs none): ``5n``;
+          ``tanh(c')``'s gradient ``3n``; the gates' (three sigmoids and a tanh, 3 each):
+          ``12n``. Saved: ``x`` and the zero state (the weights' gradients), the gate
+          tensor (the in-place activations' outputs), ``tanh(c')``.
+        * GRU (``n_t = tanh(gi_n + r gh_n)``, ``h' = n_t + z (h - n_t)``): the mul by ``z``
+          (2n), the negation in ``h - n_t`` (n), ``n_t``'s two gradients added (n),
+          ``tanh``'s (3n), the mul ``r gh_n`` (2n), the two sigmoids (6n). Saved: ``x``,
+          the zero state, the hidden gates (which hold ``r`` and ``z``), the copy of
+          ``gh_n`` the in-place mul keeps, ``n_t`` and ``h - n_t``.
+
+        The weights' gradients are two linear layers' (the state's side takes no input
+        gradient: the zero state needs none)."""
+        fwd = self._cost(shape, name)
+        trainable = not tr.is_frozen(path)
+        if not (x.grad or trainable):
+            return no_grad(self, shape, name, tr, fwd)
+        if not trainable:
+            raise SymflopsError("mode='train' of a frozen cell is not derived (which tensors "
+                                "its in-place gate ops keep changes when the weights need "
+                                "no gradient)", layer=self.spec(),
+                                fix="trace the torch module with sf.trace(..., mode='train')")
+        rows, hid, lstm = numel(shape[:-1]), self.hidden_size, self.cell == "lstm"
+        width, n = (4 if lstm else 3) * hid, numel(shape[:-1]) * hid
+        ih = linear_grad_derivations(rows, self.input_size, width, self.bias,
+                                     input_grad=x.grad)
+        hh = linear_grad_derivations(rows, hid, width, self.bias, input_grad=False)
+        grads = {"grad_input": ih["grad_input"]} if "grad_input" in ih else {}
+        if lstm:
+            grads.update(
+                grad_state=elementwise_derivation(n, 5, "the state's muls: o tanh(c') (2), "
+                                                        "i g (2), f c (1)"),
+                grad_tanh_cell=activation_grad_derivation("tanh", n),
+                grad_sigmoid_gates=activation_grad_derivation("sigmoid", 3 * n),
+                grad_tanh_gate=activation_grad_derivation("tanh", n))
+        else:
+            grads.update(
+                grad_state=elementwise_derivation(n, 4, "h' = n + z (h - n): the mul's two "
+                                                        "gradients, the negation, n's two "
+                                                        "gradients added"),
+                grad_tanh_new=activation_grad_derivation("tanh", n),
+                grad_reset_mul=elementwise_derivation(n, 2, "r gh_n: its two gradients"),
+                grad_sigmoid_gates=activation_grad_derivation("sigmoid", 2 * n))
+        grads.update({f"{k}_ih": d for k, d in ih.items() if k != "grad_input"})
+        grads.update({f"{k}_hh": d for k, d in hh.items()})
+        zeros = tr.new(n, False)
+        saved = [tr.saved(path, "input", x), tr.saved(path, "zero state", zeros),
+                 tr.saved(path, "gates", tr.new(width * rows, True))]
+        if lstm:
+            saved.append(tr.saved(path, "tanh(c')", n))
+        else:
+            saved += [tr.saved(path, "gh_n copy", n), tr.saved(path, "n", n),
+                      tr.saved(path, "h - n", n)]
+        weights = [(width, self.input_size), (width, hid)] + \
+            ([(width,), (width,)] if self.bias else [])
+        return leaf_step(self, shape, name, tr, fwd, grads=grads, saved=saved,
+                         out=tr.new(n, True), trainable=True, weights=weights)
 
 
 class LSTMCell(_Cell):
