@@ -130,8 +130,8 @@ class ChannelShuffle(Layer):
     """
 
     example = Example(
-        "ChannelShuffle(g)", lambda: ChannelShuffle(groups), (B, C, H, W),
-        "data movement: channel i g + j <- channel j C/g + i")
+        "ChannelShuffle(g)", lambda: ChannelShuffle(groups), (B, groups * C, H, W),
+        "data movement: channel i g + j <- channel j C + i")
 
     def __init__(self, groups: SizeLike) -> None:
         self.groups = to_size(groups, "ChannelShuffle", "groups")
