@@ -1,6 +1,6 @@
 """mode="train" of the layers whose train rules came with the layer registry (transposed
 convolutions, 1-d and adaptive pools, GLU, Upsample, PixelShuffle/Unshuffle, ChannelShuffle,
-LSTMCell, GRUCell): equal to
+LSTMCell, GRUCell, one-layer GRU): equal to
 sf.trace(..., mode="train") of the same torch model kind by kind, and in the activations
 torch keeps."""
 
@@ -37,7 +37,20 @@ def _cell(name, pre, bias=True):
             lambda: FirstOutput(getattr(nn, name)(4, 6, bias=bias), pre), "3 4", (3, 4))
 
 
+def _gru(pre, steps, batch_first=False, bias=True):
+    sym = S.GRU(4, 6, batch_first=batch_first, bias=bias)
+    spec = f"3 {steps} 4" if batch_first else f"{steps} 3 4"
+    shape = (3, steps, 4) if batch_first else (steps, 3, 4)
+    return (lambda: S.Sequential(S.Linear(4, 4), sym) if pre else sym,
+            lambda: FirstOutput(nn.GRU(4, 6, batch_first=batch_first, bias=bias), pre),
+            spec, shape)
+
+
 CASES = {  # id: (sf.nn layer, torch model, trace spec, sf.nn input shape)
+    "gru-1-step-first": _gru(False, 1),
+    "gru-4-steps": _gru(True, 4),
+    "gru-3-steps-first": _gru(False, 3),
+    "gru-5-steps-no-bias": _gru(True, 5, bias=False),
     # (the cells run at a concrete batch: torch fixes it)
     "lstm-cell-first": _cell("LSTMCell", False),
     "lstm-cell": _cell("LSTMCell", True),
@@ -122,6 +135,16 @@ def test_train_equals_the_tracer(case):
         dict.fromkeys(kinds, 0)
     assert traced.params == mine.params
     assert sp.expand(traced.memory.activations - mine.memory.activations) == 0
+
+
+def test_gru_batch_first_trains_as_sequence_first():
+    # the same ops on the same sizes (torch adds b_ih outside the product when the input is
+    # batch-first, so the tracer files those adds under elementwise; sf.nn counts the sizes)
+    a = S.GRU(4, 6).cost((5, B, 4), mode="train", input_grad=True)
+    b = S.GRU(4, 6, batch_first=True).cost((B, 5, 4), mode="train", input_grad=True)
+    assert a.work == b.work and a.memory.activations == b.memory.activations
+    with pytest.raises(sf.SymflopsError, match="one-layer"):
+        S.GRU(4, 6, num_layers=2).cost((5, B, 4), mode="train")
 
 
 def test_transposed_conv_gradients_by_hand():

@@ -15,9 +15,11 @@ import sympy as sp
 
 from symflops.cost import Cost
 from symflops.errors import SymflopsError
-from symflops.formulas.linear import linear_grad_derivations
+from symflops.formulas.derivation import Derivation
+from symflops.formulas.linear import linear_grad_derivations, matmul_derivation
 from symflops.formulas.pointwise import activation_grad_derivation, elementwise_derivation
 from symflops.formulas.recurrent import hidden_size, recurrent_derivation
+from symflops.formulas.resize import reduction_derivation
 from symflops.nn._base import (
     Example,
     Layer,
@@ -39,10 +41,7 @@ __all__ = ["LSTM", "GRU", "LSTMCell", "GRUCell"]
 class _Recurrent(Layer):
     no_train = ("not derived in sf.nn: nn.LSTM's backward is one fused op "
                 "(aten.mkldnn_rnn_layer_backward) that neither the tracer nor "
-                "FlopCounterMode counts, so there is nothing to check a derivation against; "
-                "nn.GRU's runs op by op through the T steps, the first unlike the others "
-                "(its zero initial state needs no gradient): sf.trace(the torch module, "
-                "mode='train') at concrete sizes counts the GRU")
+                "FlopCounterMode counts, so there is nothing to check a derivation against")
 
     cell = "lstm"
 
@@ -137,12 +136,77 @@ class GRU(_Recurrent):
         "T steps; h' = n + z (h - n) as torch computes it")
 
     cell = "gru"
+    no_train = ""
 
     def __init__(self, input_size: SizeLike, hidden_size: SizeLike, num_layers: SizeLike = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False) -> None:
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional)
+
+    def _train(self, shape: Shape, name: str, path: str, x: Ref, tr: Train) -> Step:
+        """torch runs a one-layer GRU op by op: the input's projection for all ``T`` steps
+        at once (one ``addmm``), then per step the state's ``addmm`` and the cell's ops
+        (:class:`GRUCell`), from a zero state. Backward from the outputs, ``n = B h``:
+
+        * every step: the cell's ``15 n`` elementwise gradients, and its own ``W_hh`` and
+          ``b_hh`` gradients (one product of length ``B`` per weight, a sum over ``B``),
+          added over the steps (``(T - 1)(3h h + 3h)``);
+        * every step after the first (its state needs a gradient): the state's gradient
+          through ``W_hh`` (a product of length ``3h`` per element) and the three
+          gradients of ``h_{t-1}`` (the output, ``h - n`` and the product) added: ``2n``;
+        * the input projection's weight gradient over ``T B`` rows, and its input
+          gradient when the input needs one.
+
+        Saved: the input, the zero state, per step the hidden gates, the copy of ``gh_n``,
+        ``n_t`` and ``h - n_t``, and each state ``h_{t-1}`` after the first step."""
+        fwd = self._cost(shape, name)
+        trainable = not tr.is_frozen(path)
+        if not (x.grad or trainable):
+            return no_grad(self, shape, name, tr, fwd)
+        if not trainable or self.num_layers != 1 or self.bidirectional:
+            raise SymflopsError("mode='train' is derived for a one-layer, one-direction, "
+                                "trainable GRU only", layer=self.spec(),
+                                fix="trace the torch module with sf.trace(..., mode='train')")
+        if len(shape) == 2:
+            steps, batch = shape[0], sp.Integer(1)
+        else:
+            batch, steps = (shape[0], shape[1]) if self.batch_first else (shape[1], shape[0])
+        hid, width = self.hidden_size, 3 * self.hidden_size
+        n, later = batch * hid, steps - 1
+        grads: dict[str, Derivation] = {}
+        if x.grad:
+            grads["grad_input"] = linear_grad_derivations(
+                steps * batch, self.input_size, width, False, weight_grad=False)["grad_input"]
+        grads.update(
+            grad_state=elementwise_derivation(steps * n, 4, "h' = n + z (h - n): the mul's "
+                                                            "two gradients, the negation, "
+                                                            "n's two gradients added"),
+            grad_tanh_new=activation_grad_derivation("tanh", steps * n),
+            grad_reset_mul=elementwise_derivation(steps * n, 2, "r gh_n: its two gradients"),
+            grad_sigmoid_gates=activation_grad_derivation("sigmoid", 2 * steps * n),
+            grad_hidden=linear_grad_derivations(later * batch, hid, width, False,
+                                                weight_grad=False)["grad_input"],
+            grad_hidden_accumulate=elementwise_derivation(
+                later * n, 2, "each state after the first feeds the output, h - n and the "
+                              "next product: its three gradients added"),
+            grad_weight_hh=matmul_derivation(steps, width, batch, hid))
+        if self.bias:
+            grads["grad_bias_hh"] = reduction_derivation("sum", steps * batch * width,
+                                                         steps * width)
+        grads["grad_accumulate_hh"] = elementwise_derivation(
+            later * (width * hid + (width if self.bias else 0)), 1,
+            "the steps' W_hh (and b_hh) gradients added")
+        ih = linear_grad_derivations(steps * batch, self.input_size, width, self.bias,
+                                     input_grad=False)
+        grads.update({f"{k}_ih": d for k, d in ih.items()})
+        saved = [tr.saved(path, "input", x), tr.saved(path, "zero state", n),
+                 tr.saved(path, "gates, gh_n copy, n, h - n", 6 * steps * n),
+                 tr.saved(path, "states", later * n)]
+        weights = [(width, self.input_size), (width, hid)] + \
+            ([(width,), (width,)] if self.bias else [])
+        return leaf_step(self, shape, name, tr, fwd, grads=grads, saved=saved,
+                         out=tr.new(steps * n, True), trainable=True, weights=weights)
 
 
 class _Cell(Layer):
