@@ -1,6 +1,6 @@
 """mode="train" of the layers whose train rules came with the layer registry (transposed
 convolutions, 1-d and adaptive pools, GLU, Upsample, PixelShuffle/Unshuffle, ChannelShuffle,
-LSTMCell, GRUCell, one-layer GRU): equal to
+LSTMCell, GRUCell, one-layer GRU, WindowAttention): equal to
 sf.trace(..., mode="train") of the same torch model kind by kind, and in the activations
 torch keeps."""
 
@@ -46,7 +46,34 @@ def _gru(pre, steps, batch_first=False, bias=True):
             spec, shape)
 
 
+def _swin_attention(shift, h, w, pre=True, window=4):
+    try:
+        from tests.example_models import load_example
+    except ImportError:  # plain pytest: tests/ itself is on sys.path
+        from example_models import load_example  # type: ignore[no-redef]
+
+    mirror = load_example("swin_mirror")
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(8, 8) if pre else nn.Identity()
+            self.attn = mirror.ShiftedWindowAttention(8, window, shift, 2)
+
+        def forward(self, x):
+            return self.attn(self.fc(x))
+
+    sym = S.WindowAttention(8, 2, window, shift=shift)
+    return (lambda: S.Sequential(S.Linear(8, 8), sym) if pre else sym, Net,
+            f"2 {h} {w} 8", (2, h, w, 8))
+
+
 CASES = {  # id: (sf.nn layer, torch model, trace spec, sf.nn input shape)
+    # (torch fixes the batch of the window partition: concrete sizes)
+    "window-attention": _swin_attention(0, 8, 8),
+    "window-attention-shifted": _swin_attention(2, 8, 8),
+    "window-attention-padded-shifted-first": _swin_attention(2, 6, 7, pre=False),
+    "window-attention-covering": _swin_attention(1, 3, 3, window=3),
     "gru-1-step-first": _gru(False, 1),
     "gru-4-steps": _gru(True, 4),
     "gru-3-steps-first": _gru(False, 3),

@@ -17,10 +17,13 @@ from symflops.cost import Cost
 from symflops.errors import SymflopsError
 from symflops.formulas.window import (
     patch_merging_size,
+    relative_bias_params,
     window,
     window_attention_derivations,
+    window_attention_grad_derivations,
     window_padded,
 )
+from symflops.memory import factored_size
 from symflops.nn._base import (
     Example,
     Layer,
@@ -38,7 +41,9 @@ from symflops.nn._train import (
     Step,
     Train,
     composite,
+    grad_leaves,
     join,
+    no_grad,
     train_layer,
 )
 from symflops.nn._views import moved
@@ -64,11 +69,6 @@ class WindowAttention(Layer):
     padded map is not shifted: decided now for concrete sizes; for symbolic ones the
     ``mask`` child's count is ``Piecewise((1, shifted), (0, True))``.
     """
-
-    no_train = ("its backward (the relative position bias table's gather, the shifted "
-                "windows' roll and mask, the window partition's copies) is not derived in "
-                "sf.nn: sf.trace(torchvision's ShiftedWindowAttention, mode='train') counts "
-                "it op by op")
 
     example = Example(
         "WindowAttention(dim, heads, window)", lambda: WindowAttention(dim, heads, window),
@@ -118,6 +118,49 @@ class WindowAttention(Layer):
         return Cost(name, "WindowAttention", spec=self.spec(), children=children,
                     input_shape=shape, output_shape=shape,
                     validity=divides_condition(self.heads, self.dim))
+
+    def _train(self, shape: Shape, name: str, path: str, x: Ref, tr: Train) -> Step:
+        """As autograd runs torchvision's ``shifted_window_attention``: the padded,
+        (rolled,) partitioned input is a copy the ``qkv`` linear keeps; the core's
+        gradients are :func:`symflops.formulas.window.window_attention_grad_derivations`
+        (two bmm backward pairs, the softmax's, the bias's sum over the windows, the query
+        scale's, the q/k/v slices' adds), and the core keeps the scaled ``q``, ``k``, the
+        softmax output and ``v``; ``proj`` keeps its input. Crop and roll back are free."""
+        eval_cost = self._cost(shape, name)
+        trainable = not tr.is_frozen(path)
+        if not (x.grad or trainable):
+            return no_grad(self, shape, name, tr, eval_cost)
+        if not trainable:
+            raise SymflopsError("mode='train' of a frozen window attention is not derived",
+                                layer=self.spec(),
+                                fix="trace the torch module with sf.trace(..., mode='train')")
+        batch, hp, wp = eval_cost["qkv"].input_shape[:3]
+        padded = (batch, hp, wp, self.dim)
+        tokens = batch * hp * wp
+        windows = tr.new(tokens * self.dim, x.grad)
+        qkv = train_layer(Linear(self.dim, 3 * self.dim, self.qkv_bias), padded, "qkv",
+                          join(path, "qkv"), windows, tr)
+        parts = [c for c in eval_cost.children if c.name not in ("qkv", "proj")]
+        fwd = Cost("forward", "WindowAttention", spec="window attention", children=parts,
+                   input_shape=padded, output_shape=padded)
+        grads = window_attention_grad_derivations(batch, hp, wp, self.dim, self.heads,
+                                                  self.window)
+        n = self.window ** 2
+        saved = [tr.saved(path, "q", tokens * self.dim), tr.saved(path, "k", tokens * self.dim),
+                 tr.saved(path, "softmax output", tokens * self.heads * n),
+                 tr.saved(path, "v", tokens * self.dim)]
+        table = relative_bias_params(self.window, self.heads)
+        core = Cost("attention", "WindowAttention", spec="window attention",
+                    children=[fwd, *grad_leaves(grads, "WindowAttention", "window attention",
+                                                padded)],
+                    input_shape=padded, output_shape=padded,
+                    memory=tr.mem(table, table, saved, factored_size(
+                        [((2 * self.window - 1) ** 2, self.heads)])))
+        proj = train_layer(Linear(self.dim, self.dim, self.proj_bias), padded, "proj",
+                           join(path, "proj"), tr.new(tokens * self.dim, True), tr)
+        cost = composite(self, shape, name, tr, [qkv.cost, core, proj.cost], shape).replace(
+            validity=eval_cost.validity)
+        return Step(cost, tr.new(numel(shape), True))
 
 
 class PatchMerging(Layer):
