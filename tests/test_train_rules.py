@@ -1,6 +1,6 @@
 """mode="train" of the layers whose train rules came with the layer registry (transposed
 convolutions, 1-d and adaptive pools, GLU, Upsample, PixelShuffle/Unshuffle, ChannelShuffle,
-LSTMCell, GRUCell, one-layer GRU, WindowAttention): equal to
+LSTMCell, GRUCell, one-layer GRU and LSTM, WindowAttention): equal to
 sf.trace(..., mode="train") of the same torch model kind by kind, and in the activations
 torch keeps."""
 
@@ -17,6 +17,8 @@ import symflops as sf  # noqa: E402
 from symflops.symbols import B, H, N, W  # noqa: E402
 
 S = sf.nn
+# torch.backends.mkldnn.flags (the LSTM cases) warns about Intel GPUs this torch lacks
+pytestmark = pytest.mark.filterwarnings("ignore:TF32 acceleration on top of oneDNN")
 
 class FirstOutput(nn.Module):
     """A linear (or nothing), then a cell; its output h' (LSTMCell also returns c')."""
@@ -68,7 +70,30 @@ def _swin_attention(shift, h, w, pre=True, window=4):
             f"2 {h} {w} 8", (2, h, w, 8))
 
 
+class NoOneDNN(nn.Module):
+    """A model run with oneDNN off: torch then runs nn.LSTM op by op (its reference path),
+    which the tracer counts; with oneDNN, one fused backward op it does not."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x):
+        with torch.backends.mkldnn.flags(enabled=False):
+            return self.inner(x)
+
+
+def _lstm(pre, steps, bias=True):
+    sym = S.LSTM(4, 6, bias=bias)
+    return (lambda: S.Sequential(S.Linear(4, 4), sym) if pre else sym,
+            lambda: NoOneDNN(FirstOutput(nn.LSTM(4, 6, bias=bias), pre)),
+            f"{steps} 3 4", (steps, 3, 4))
+
+
 CASES = {  # id: (sf.nn layer, torch model, trace spec, sf.nn input shape)
+    "lstm-1-step-first": _lstm(False, 1),
+    "lstm-4-steps": _lstm(True, 4),
+    "lstm-3-steps-first-no-bias": _lstm(False, 3, bias=False),
     # (torch fixes the batch of the window partition: concrete sizes)
     "window-attention": _swin_attention(0, 8, 8),
     "window-attention-shifted": _swin_attention(2, 8, 8),

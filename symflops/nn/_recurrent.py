@@ -39,10 +39,6 @@ __all__ = ["LSTM", "GRU", "LSTMCell", "GRUCell"]
 
 
 class _Recurrent(Layer):
-    no_train = ("not derived in sf.nn: nn.LSTM's backward is one fused op "
-                "(aten.mkldnn_rnn_layer_backward) that neither the tracer nor "
-                "FlopCounterMode counts, so there is nothing to check a derivation against")
-
     cell = "lstm"
 
     def __init__(self, input_size: SizeLike, hidden_size: SizeLike, num_layers: SizeLike = 1,
@@ -121,6 +117,66 @@ class LSTM(_Recurrent):
 
     cell = "lstm"
 
+    def _train(self, shape: Shape, name: str, path: str, x: Ref, tr: Train) -> Step:
+        """A one-layer LSTM as torch runs it op by op (its reference path; CPU with oneDNN
+        runs one fused ``mkldnn_rnn_layer_backward`` instead, which the tracer does not
+        count): the input's projection for all ``T`` steps at once, then per step the
+        state's ``addmm`` and the cell's ops (:class:`LSTMCell`), from zero ``h`` and ``c``.
+        Backward from the outputs, ``n = B h``:
+
+        * every step: the cell's ``20 n`` elementwise gradients, ``n`` more after the first
+          (``f c_{t-1}``'s gradient to ``c_{t-1}``), its own ``W_hh``/``b_hh`` gradients,
+          added over the steps;
+        * every step after the first: the state's gradient through ``W_hh``, and ``h_{t-1}``
+          and ``c_{t-1}`` each adding their two gradients (``2n``);
+        * the input projection's weight gradient over ``T B`` rows (and its input gradient).
+
+        Saved: the input, the zero ``h`` and ``c``, per step the gate tensor and
+        ``tanh(c_t)``, and ``h_{t-1}``, ``c_{t-1}`` after the first step."""
+        fwd = self._cost(shape, name)
+        trainable = not tr.is_frozen(path)
+        if not (x.grad or trainable):
+            return no_grad(self, shape, name, tr, fwd)
+        if not trainable or self.num_layers != 1 or self.bidirectional or self.proj_size:
+            raise SymflopsError("mode='train' is derived for a one-layer, one-direction, "
+                                "trainable LSTM without proj_size only", layer=self.spec(),
+                                fix="trace the torch module with sf.trace(..., mode='train')")
+        steps, batch = _steps_batch(self, shape)
+        hid, width = self.hidden_size, 4 * self.hidden_size
+        n, later = batch * hid, steps - 1
+        grads: dict[str, Derivation] = {}
+        if x.grad:
+            grads["grad_input"] = linear_grad_derivations(
+                steps * batch, self.input_size, width, False, weight_grad=False)["grad_input"]
+        grads.update(
+            grad_state=elementwise_derivation(
+                5 * steps * n + later * n, 1, "the state's muls' gradients: o tanh(c) and "
+                "i g 2 each, f c_{t-1} 1 (2 after the first step)"),
+            grad_tanh_cell=activation_grad_derivation("tanh", steps * n),
+            grad_sigmoid_gates=activation_grad_derivation("sigmoid", 3 * steps * n),
+            grad_tanh_gate=activation_grad_derivation("tanh", steps * n),
+            grad_hidden=linear_grad_derivations(later * batch, hid, width, False,
+                                                weight_grad=False)["grad_input"],
+            grad_state_accumulate=elementwise_derivation(
+                later * n, 2, "h_{t-1} and c_{t-1} each add their two gradients"),
+            grad_weight_hh=matmul_derivation(steps, width, batch, hid))
+        if self.bias:
+            grads["grad_bias_hh"] = reduction_derivation("sum", steps * batch * width,
+                                                         steps * width)
+        grads["grad_accumulate_hh"] = elementwise_derivation(
+            later * (width * hid + (width if self.bias else 0)), 1,
+            "the steps' W_hh (and b_hh) gradients added")
+        ih = linear_grad_derivations(steps * batch, self.input_size, width, self.bias,
+                                     input_grad=False)
+        grads.update({f"{k}_ih": d for k, d in ih.items()})
+        saved = [tr.saved(path, "input", x), tr.saved(path, "zero h and c", 2 * n),
+                 tr.saved(path, "gates, tanh(c)", 5 * steps * n),
+                 tr.saved(path, "states h, c", 2 * later * n)]
+        weights = [(width, self.input_size), (width, hid)] + \
+            ([(width,), (width,)] if self.bias else [])
+        return leaf_step(self, shape, name, tr, fwd, grads=grads, saved=saved,
+                         out=tr.new(steps * n, True), trainable=True, weights=weights)
+
 
 class GRU(_Recurrent):
     """``torch.nn.GRU``, shapes as :class:`LSTM`. Per step and row: ``3h (I + h)`` MACs,
@@ -168,10 +224,7 @@ class GRU(_Recurrent):
             raise SymflopsError("mode='train' is derived for a one-layer, one-direction, "
                                 "trainable GRU only", layer=self.spec(),
                                 fix="trace the torch module with sf.trace(..., mode='train')")
-        if len(shape) == 2:
-            steps, batch = shape[0], sp.Integer(1)
-        else:
-            batch, steps = (shape[0], shape[1]) if self.batch_first else (shape[1], shape[0])
+        steps, batch = _steps_batch(self, shape)
         hid, width = self.hidden_size, 3 * self.hidden_size
         n, later = batch * hid, steps - 1
         grads: dict[str, Derivation] = {}
@@ -207,6 +260,13 @@ class GRU(_Recurrent):
             ([(width,), (width,)] if self.bias else [])
         return leaf_step(self, shape, name, tr, fwd, grads=grads, saved=saved,
                          out=tr.new(steps * n, True), trainable=True, weights=weights)
+
+
+def _steps_batch(layer: _Recurrent, shape: Shape) -> tuple[sp.Expr, sp.Expr]:
+    """``(T, B)`` of a recurrent layer's input (an unbatched ``(T, I)`` has ``B = 1``)."""
+    if len(shape) == 2:
+        return shape[0], sp.Integer(1)
+    return (shape[1], shape[0]) if layer.batch_first else (shape[0], shape[1])
 
 
 class _Cell(Layer):
