@@ -67,18 +67,8 @@ def check_layer(layer: object, container: str, what: str) -> Layer:
     return layer
 
 
-class Sequential(Layer):
-    """``torch.nn.Sequential``: layers applied in order, children named ``0, 1, ...``
-    or by the keys of a dict.
-
-    >>> net = Sequential(Conv2d(3, 8, 3), ReLU())
-    >>> [c.name for c in net.cost(("B", 3, "H", "W")).children]
-    ['0', '1']
-    """
-
-    example = Example(
-        "Sequential(Linear(I, O), ReLU())", lambda: Sequential(Linear(I, O), ReLU()), (M, I),
-        "a container: the sum of its children")
+class _Chain(Layer):
+    """Layers applied in order: the base of Sequential, MLP and TransformerBlock."""
 
     def __init__(self, *layers: Layer | Mapping[str, Layer]) -> None:
         if len(layers) == 1 and isinstance(layers[0], Mapping):
@@ -114,145 +104,7 @@ class Sequential(Layer):
         return Step(composite(self, shape, name, tr, children, shape_out), out)
 
 
-class MLP(Sequential):
-    """Two linear layers with an activation: ``fc1 -> act -> fc2`` (as in transformers)."""
-
-    example = Example("MLP(dim, mlp_ratio*dim)", lambda: MLP(dim, mlp_ratio * dim), (B, N, dim))
-
-    def __init__(self, in_features: SizeLike, hidden_features: SizeLike,
-                 out_features: SizeLike | None = None, activation: str = "gelu",
-                 bias: bool = True) -> None:
-        acts: dict[str, type[Layer]] = {"gelu": GELU, "relu": ReLU, "silu": SiLU}
-        if activation not in acts:
-            raise SymflopsError("unknown MLP activation", layer="MLP",
-                                values={"activation": activation}, fix="use gelu, relu or silu")
-        out = in_features if out_features is None else out_features
-        super().__init__({"fc1": Linear(in_features, hidden_features, bias),
-                          "act": acts[activation](),
-                          "fc2": Linear(hidden_features, out, bias)})
-        self.activation = activation
-
-    def spec(self) -> str:
-        fc1 = self.layers["fc1"]
-        assert isinstance(fc1, Linear)
-        return f"MLP({fc1.in_features}, {fc1.out_features}, {self.activation})"
-
-
-class Residual(Layer):
-    """``body(x) + shortcut(x)``: the body's cost, the shortcut's (Identity by default)
-    and one add per output element.
-
-    A Sequential body's children appear directly under the Residual, then
-    ``shortcut`` (if any) and ``add``.
-    """
-
-    example = Example(
-        "Residual(Linear(dim, dim))", lambda: Residual(Linear(dim, dim)), (M, dim),
-        "body + shortcut (Identity by default) + one add per output element")
-
-    def __init__(self, body: Layer, shortcut: Layer | None = None) -> None:
-        check_layer(body, "Residual", "body")
-        if shortcut is not None:
-            check_layer(shortcut, "Residual", "shortcut")
-        self.body, self.shortcut = body, shortcut
-
-    def spec(self) -> str:
-        return f"Residual({self.body.spec()})"
-
-    def _cost(self, shape: Shape, name: str) -> Cost:
-        if isinstance(self.body, Sequential):
-            children, out = self.body._children(shape)
-        else:
-            body = self.body._cost(shape, "body")
-            children, out = [body], body.output_shape
-        skip_out = shape
-        if self.shortcut is not None:
-            try:
-                sc = self.shortcut._cost(shape, "shortcut")
-            except SymflopsError as e:
-                raise e.at("shortcut") from None
-            children.append(sc)
-            skip_out = sc.output_shape
-        if len(out) != len(skip_out) or not all(
-                same_size(a, b) for a, b in zip(out, skip_out, strict=True)):
-            raise SymflopsError("body and shortcut give different shapes", layer=self.spec(),
-                                values={"body": out, "shortcut": skip_out},
-                                fix="add a shortcut layer that matches the body's output")
-        children.append(Cost.from_derivation("add", "Add", elementwise_derivation(numel(out)),
-                                             spec="add", input_shape=out, output_shape=out))
-        return Cost(name, "Residual", spec=self.spec(), children=children, input_shape=shape,
-                    output_shape=out)
-
-    def _train(self, shape: Shape, name: str, path: str, x: Ref,
-                  tr: Train) -> Step:
-        eval_cost = self._cost(shape, name)  # checks the shapes
-        items = self.body.layers.items() if isinstance(self.body, Sequential) else \
-            [("body", self.body)]
-        children, out_shape, body_out = chain(items, shape, path, x, tr)
-        grad = body_out.grad
-        if self.shortcut is not None:
-            sc, _, sc_out = chain([("shortcut", self.shortcut)], shape, path, x, tr)
-            children += sc
-            grad = grad or sc_out.grad
-        add = eval_cost.children[-1]
-        children.append(add.replace(memory=tr.mem(0, 0, ())))
-        if x.grad:  # x feeds the body and the shortcut: autograd adds its two gradients
-            children.append(Cost.from_derivation(
-                "grad_accumulate", "AddBackward", F.pointwise.grad_accumulation_derivation(x.numel),
-                spec="gradient accumulation at the residual's input", input_shape=shape,
-                output_shape=shape, validity=()))
-        return Step(composite(self, shape, name, tr, children, out_shape),
-                    tr.new(numel(out_shape), grad))
-
-
-class Repeat(Layer):
-    """``block`` applied ``n`` times; ``n`` may be a symbol (``L`` layers).
-
-    The block is costed once and multiplied, so a symbolic depth costs what one block
-    costs. The block must keep its input shape.
-
-    >>> from symflops.symbols import L
-    >>> Repeat(Linear(8, 8), L).cost(("B", 8)).params
-    72*L
-    """
-
-    example = Example(
-        "Repeat(Linear(dim, dim), L)", lambda: Repeat(Linear(dim, dim), L), (M, dim),
-        "the block costed once, times L (L may be a symbol)")
-
-    def __init__(self, block: Layer, n: SizeLike) -> None:
-        self.block = check_layer(block, "Repeat", "block")
-        self.n = to_size(n, "Repeat", "n")
-
-    def spec(self) -> str:
-        return f"Repeat({self.block.spec()}, {self.n})"
-
-    def _cost(self, shape: Shape, name: str) -> Cost:
-        try:
-            inner = self.block._cost(shape, "block")
-        except SymflopsError as e:
-            raise e.at("block") from None
-        if len(inner.output_shape) != len(shape) or not all(
-                same_size(a, b) for a, b in zip(inner.output_shape, shape, strict=True)):
-            raise SymflopsError("a repeated block must keep its input shape", layer=self.spec(),
-                                values={"input": shape, "output": inner.output_shape},
-                                fix="repeat a shape-preserving block, or list the layers in a "
-                                    "Sequential")
-        return Cost(name, "Repeat", spec=self.spec(), children=[inner.replace(count=self.n)],
-                    input_shape=shape,
-                    output_shape=shape)
-
-    def _train(self, shape: Shape, name: str, path: str, x: Ref, tr: Train) -> Step:
-        self._cost(shape, name)  # checks the block keeps its shape
-        first = _block_step(self, path, shape, x, tr)
-        if first.out.grad == x.grad:  # every iteration is the same
-            return _repeated(self, shape, name, tr, [(first, x, self.n)])
-        rest = _block_step(self, path, shape, first.out, tr)
-        return _repeated(self, shape, name, tr, [(first, x, sp.Integer(1)),
-                                                  (rest, first.out, self.n - 1)])
-
-
-class TransformerBlock(Sequential):
+class TransformerBlock(_Chain):
     """The standard pre-norm transformer block on ``(B, N, dim)``.
 
     ``x + MHA(LayerNorm(x))``, then ``x + MLP(LayerNorm(x))`` with an MLP
@@ -318,6 +170,158 @@ class TransformerBlock(Sequential):
         return Step(cost, out)
 
 
+class MLP(_Chain):
+    """Two linear layers with an activation: ``fc1 -> act -> fc2`` (as in transformers)."""
+
+    example = Example("MLP(dim, mlp_ratio*dim)", lambda: MLP(dim, mlp_ratio * dim), (B, N, dim))
+
+    def __init__(self, in_features: SizeLike, hidden_features: SizeLike,
+                 out_features: SizeLike | None = None, activation: str = "gelu",
+                 bias: bool = True) -> None:
+        acts: dict[str, type[Layer]] = {"gelu": GELU, "relu": ReLU, "silu": SiLU}
+        if activation not in acts:
+            raise SymflopsError("unknown MLP activation", layer="MLP",
+                                values={"activation": activation}, fix="use gelu, relu or silu")
+        out = in_features if out_features is None else out_features
+        super().__init__({"fc1": Linear(in_features, hidden_features, bias),
+                          "act": acts[activation](),
+                          "fc2": Linear(hidden_features, out, bias)})
+        self.activation = activation
+
+    def spec(self) -> str:
+        fc1 = self.layers["fc1"]
+        assert isinstance(fc1, Linear)
+        return f"MLP({fc1.in_features}, {fc1.out_features}, {self.activation})"
+
+
+class Sequential(_Chain):
+    """``torch.nn.Sequential``: layers applied in order, children named ``0, 1, ...``
+    or by the keys of a dict.
+
+    >>> net = Sequential(Conv2d(3, 8, 3), ReLU())
+    >>> [c.name for c in net.cost(("B", 3, "H", "W")).children]
+    ['0', '1']
+    """
+
+    example = Example(
+        "Sequential(Linear(I, O), ReLU())", lambda: Sequential(Linear(I, O), ReLU()), (M, I),
+        "a container: the sum of its children")
+
+
+class Residual(Layer):
+    """``body(x) + shortcut(x)``: the body's cost, the shortcut's (Identity by default)
+    and one add per output element.
+
+    A Sequential body's children appear directly under the Residual, then
+    ``shortcut`` (if any) and ``add``.
+    """
+
+    example = Example(
+        "Residual(Linear(dim, dim))", lambda: Residual(Linear(dim, dim)), (M, dim),
+        "body + shortcut (Identity by default) + one add per output element")
+
+    def __init__(self, body: Layer, shortcut: Layer | None = None) -> None:
+        check_layer(body, "Residual", "body")
+        if shortcut is not None:
+            check_layer(shortcut, "Residual", "shortcut")
+        self.body, self.shortcut = body, shortcut
+
+    def spec(self) -> str:
+        return f"Residual({self.body.spec()})"
+
+    def _cost(self, shape: Shape, name: str) -> Cost:
+        if isinstance(self.body, _Chain):
+            children, out = self.body._children(shape)
+        else:
+            body = self.body._cost(shape, "body")
+            children, out = [body], body.output_shape
+        skip_out = shape
+        if self.shortcut is not None:
+            try:
+                sc = self.shortcut._cost(shape, "shortcut")
+            except SymflopsError as e:
+                raise e.at("shortcut") from None
+            children.append(sc)
+            skip_out = sc.output_shape
+        if len(out) != len(skip_out) or not all(
+                same_size(a, b) for a, b in zip(out, skip_out, strict=True)):
+            raise SymflopsError("body and shortcut give different shapes", layer=self.spec(),
+                                values={"body": out, "shortcut": skip_out},
+                                fix="add a shortcut layer that matches the body's output")
+        children.append(Cost.from_derivation("add", "Add", elementwise_derivation(numel(out)),
+                                             spec="add", input_shape=out, output_shape=out))
+        return Cost(name, "Residual", spec=self.spec(), children=children, input_shape=shape,
+                    output_shape=out)
+
+    def _train(self, shape: Shape, name: str, path: str, x: Ref,
+                  tr: Train) -> Step:
+        eval_cost = self._cost(shape, name)  # checks the shapes
+        items = self.body.layers.items() if isinstance(self.body, _Chain) else \
+            [("body", self.body)]
+        children, out_shape, body_out = chain(items, shape, path, x, tr)
+        grad = body_out.grad
+        if self.shortcut is not None:
+            sc, _, sc_out = chain([("shortcut", self.shortcut)], shape, path, x, tr)
+            children += sc
+            grad = grad or sc_out.grad
+        add = eval_cost.children[-1]
+        children.append(add.replace(memory=tr.mem(0, 0, ())))
+        if x.grad:  # x feeds the body and the shortcut: autograd adds its two gradients
+            children.append(Cost.from_derivation(
+                "grad_accumulate", "AddBackward", F.pointwise.grad_accumulation_derivation(x.numel),
+                spec="gradient accumulation at the residual's input", input_shape=shape,
+                output_shape=shape, validity=()))
+        return Step(composite(self, shape, name, tr, children, out_shape),
+                    tr.new(numel(out_shape), grad))
+
+
+class Repeat(Layer):
+    """``block`` applied ``n`` times; ``n`` may be a symbol (``L`` layers).
+
+    The block is costed once and multiplied, so a symbolic depth costs what one block
+    costs. The block must keep its input shape.
+
+    >>> from symflops.symbols import L
+    >>> Repeat(Linear(8, 8), L).cost(("B", 8)).params
+    72*L
+    """
+
+    example = Example(
+        "Repeat(Linear(dim, dim), L)", lambda: Repeat(Linear(dim, dim), L), (M, dim),
+        "the block costed once, times L (L may be a symbol)")
+
+    def __init__(self, block: Layer, n: SizeLike) -> None:
+        self.block = check_layer(block, "Repeat", "block")
+        self.n = to_size(n, "Repeat", "n")
+
+    def spec(self) -> str:
+        return f"Repeat({self.block.spec()}, {self.n})"
+
+    def _cost(self, shape: Shape, name: str) -> Cost:
+        try:
+            inner = self.block._cost(shape, "block")
+        except SymflopsError as e:
+            raise e.at("block") from None
+        if len(inner.output_shape) != len(shape) or not all(
+                same_size(a, b) for a, b in zip(inner.output_shape, shape, strict=True)):
+            raise SymflopsError("a repeated block must keep its input shape", layer=self.spec(),
+                                values={"input": shape, "output": inner.output_shape},
+                                fix="repeat a shape-preserving block, or list the layers in a "
+                                    "Sequential")
+        return Cost(name, "Repeat", spec=self.spec(), children=[inner.replace(count=self.n)],
+                    input_shape=shape,
+                    output_shape=shape)
+
+    def _train(self, shape: Shape, name: str, path: str, x: Ref, tr: Train) -> Step:
+        self._cost(shape, name)  # checks the block keeps its shape
+        first = _block_step(self, path, shape, x, tr)
+        if first.out.grad == x.grad:  # every iteration is the same
+            return _repeated(self, shape, name, tr, [(first, x, self.n)])
+        rest = _block_step(self, path, shape, first.out, tr)
+        return _repeated(self, shape, name, tr, [(first, x, sp.Integer(1)),
+                                                  (rest, first.out, self.n - 1)])
+
+
 def _block_step(layer: Repeat, path: str, shape: Shape, x: Ref, tr: Train) -> Step:
     """One iteration of a Repeat's block; under ``recompute="full"`` the block is the
     checkpoint unit (Megatron's per-layer checkpointing) unless it holds checkpoints."""
@@ -370,7 +374,7 @@ def _parallel_regions(layer: Layer, shape: Shape, name: str, path: str, x: Ref,
     column- then row-parallel pair, e.g. the MLP's GELU and fc2 inputs)."""
     step = train_layer(layer, shape, name, path, x, tr)
     items = list(layer.body.layers.items()) if isinstance(layer, Residual) and \
-        isinstance(layer.body, Sequential) else []
+        isinstance(layer.body, _Chain) else []
     linears = [i for i, (_, lay) in enumerate(items) if isinstance(lay, Linear)]
     if len(linears) < 2:
         return step
