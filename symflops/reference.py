@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,200 +23,19 @@ import sympy as sp
 from symflops import nn
 from symflops.conventions import KINDS, conventions, get_convention
 from symflops.errors import SymflopsError
-from symflops.formulas import ACTIVATION_RATES, window
-from symflops.formulas.recurrent import hidden_size
-from symflops.symbols import (
-    B,
-    C,
-    C_in,
-    C_out,
-    D,
-    H,
-    I,
-    K,
-    L,
-    M,
-    N,
-    O,
-    T,
-    V,
-    W,
-    dim,
-    groups,
-    head_dim,
-    heads,
-    mlp_ratio,
-    symbol,
-)
+from symflops.formulas.pointwise import ACTIVATION_RATES
+from symflops.nn._base import Example
+from symflops.symbols import C, C_in, C_out, H, I, K, N, O, W, dim, heads, mlp_ratio
 
 __all__ = ["formula_reference", "write_reference", "EXAMPLES", "Example", "DEFAULT_PATH"]
 
 #: where the repository keeps the generated page
 DEFAULT_PATH = Path("docs") / "formulas.md"
 
-#: stride (positive) and padding (may be 0) of the general convolution and pooling formulas
-_s, _p = symbol("s"), sp.Symbol("p", integer=True, nonnegative=True)
-#: the upscale (or downscale) factor of a pixel shuffle
-_r = symbol("r")
-#: the hidden width of a gated MLP, and the length of a learned position table
-_F, _ctx = symbol("F"), symbol("N_ctx")
-
-
-@dataclass(frozen=True)
-class Example:
-    """How the reference shows a layer: a call in canonical symbols and an input shape."""
-
-    call: str
-    build: Callable[[], nn.Layer]
-    input_shape: tuple[Any, ...]
-    note: str = ""
-
-
-def _conv(cls: type[nn.Layer], shape: tuple[Any, ...]) -> Example:
-    name = cls.__name__
-    return Example(f"{name}(C_in, C_out, K, stride=s, padding=p, groups=g)",
-                   lambda: cls(C_in, C_out, K, stride=_s, padding=_p,  # type: ignore[call-arg]
-                               groups=groups), shape)
-
-
-def _convt(cls: type[nn.Layer], shape: tuple[Any, ...]) -> Example:
-    name = cls.__name__
-    return Example(f"{name}(C_in, C_out, K, stride=s, padding=p, groups=g)",
-                   lambda: cls(C_in, C_out, K, stride=_s, padding=_p,  # type: ignore[call-arg]
-                               groups=groups), shape)
-
-
-def _pool(cls: type[nn.Layer], shape: tuple[Any, ...]) -> Example:
-    return Example(f"{cls.__name__}(K, stride=s, padding=p)",
-                   lambda: cls(K, stride=_s, padding=_p), shape)  # type: ignore[call-arg]
-
-
-def _simple_layer(cls: type[nn.Layer], shape: tuple[Any, ...], call: str = "",
-                  note: str = "") -> Example:
-    return Example(call or f"{cls.__name__}()", lambda: cls(), shape, note)
-
-
-_NCHW = (B, C, H, W)
-
-#: The canonical example of every layer in :data:`symflops.nn.LAYERS`.
-EXAMPLES: dict[str, Example] = {
-    "Conv1d": _conv(nn.Conv1d, (B, C_in, T)),
-    "Conv2d": _conv(nn.Conv2d, (B, C_in, H, W)),
-    "Conv3d": _conv(nn.Conv3d, (B, C_in, D, H, W)),
-    "ConvTranspose1d": _convt(nn.ConvTranspose1d, (B, C_in, T)),
-    "ConvTranspose2d": _convt(nn.ConvTranspose2d, (B, C_in, H, W)),
-    "ConvTranspose3d": _convt(nn.ConvTranspose3d, (B, C_in, D, H, W)),
-    "Linear": Example("Linear(I, O)", lambda: nn.Linear(I, O), (M, I),
-                      "M rows: every leading dimension of the input multiplied together"),
-    "BatchNorm1d": Example("BatchNorm1d(C)", lambda: nn.BatchNorm1d(C), (B, C, T),
-                           "inference (folded); training=True counts the batch statistics"),
-    "BatchNorm2d": Example("BatchNorm2d(C)", lambda: nn.BatchNorm2d(C), _NCHW,
-                           "inference (folded); training=True counts the batch statistics"),
-    "BatchNorm3d": Example("BatchNorm3d(C)", lambda: nn.BatchNorm3d(C), (B, C, D, H, W),
-                           "inference (folded); training=True counts the batch statistics"),
-    "LayerNorm": Example("LayerNorm(dim)", lambda: nn.LayerNorm(dim), (M, dim)),
-    "GroupNorm": Example("GroupNorm(g, C)", lambda: nn.GroupNorm(groups, C), _NCHW),
-    "RMSNorm": Example("RMSNorm(dim)", lambda: nn.RMSNorm(dim), (M, dim)),
-    "MaxPool1d": _pool(nn.MaxPool1d, (B, C, T)),
-    "MaxPool2d": _pool(nn.MaxPool2d, _NCHW),
-    "AvgPool1d": _pool(nn.AvgPool1d, (B, C, T)),
-    "AvgPool2d": _pool(nn.AvgPool2d, _NCHW),
-    "AdaptiveAvgPool1d": Example("AdaptiveAvgPool1d(1)", lambda: nn.AdaptiveAvgPool1d(1),
-                                 (B, C, T)),
-    "AdaptiveAvgPool2d": Example("AdaptiveAvgPool2d(1)", lambda: nn.AdaptiveAvgPool2d(1),
-                                 _NCHW),
-    "AdaptiveMaxPool2d": Example("AdaptiveMaxPool2d(1)", lambda: nn.AdaptiveMaxPool2d(1),
-                                 _NCHW),
-    "ReLU": _simple_layer(nn.ReLU, _NCHW),
-    "ReLU6": _simple_layer(nn.ReLU6, _NCHW),
-    "LeakyReLU": _simple_layer(nn.LeakyReLU, _NCHW),
-    "GELU": _simple_layer(nn.GELU, _NCHW, note="GELU(approximate='tanh') costs "
-                          f"{ACTIVATION_RATES['gelu_tanh'][0]} per element"),
-    "SiLU": _simple_layer(nn.SiLU, _NCHW),
-    "Sigmoid": _simple_layer(nn.Sigmoid, _NCHW),
-    "Tanh": _simple_layer(nn.Tanh, _NCHW),
-    "Hardswish": _simple_layer(nn.Hardswish, _NCHW),
-    "Hardsigmoid": _simple_layer(nn.Hardsigmoid, _NCHW),
-    "GLU": Example("GLU(dim=-1)", lambda: nn.GLU(-1), (B, N, 2 * dim),
-                   "a * sigmoid(b) of the two halves a, b of the last dim"),
-    "Softmax": Example("Softmax(dim=-1)", lambda: nn.Softmax(-1), (M, N)),
-    "Dropout": _simple_layer(nn.Dropout, _NCHW, "Dropout(p)", "free at inference"),
-    "Identity": _simple_layer(nn.Identity, _NCHW),
-    "Flatten": _simple_layer(nn.Flatten, _NCHW),
-    "Upsample": Example("Upsample(scale_factor=2, mode='bilinear')",
-                        lambda: nn.Upsample(scale_factor=2, mode="bilinear"), _NCHW,
-                        "mode='nearest' costs 0; size= gives the output size directly"),
-    "PixelShuffle": Example("PixelShuffle(r)", lambda: nn.PixelShuffle(_r), (B, C * _r**2, H, W),
-                            "data movement: (C r^2, H, W) -> (C, H r, W r)"),
-    "PixelUnshuffle": Example("PixelUnshuffle(r)", lambda: nn.PixelUnshuffle(_r),
-                              (B, C, H * _r, W * _r),
-                              "data movement: (C, H r, W r) -> (C r^2, H, W)"),
-    "Embedding": Example("Embedding(V, dim)", lambda: nn.Embedding(V, dim), (B, N)),
-    "MultiheadAttention": Example(
-        "MultiheadAttention(dim, heads)", lambda: nn.MultiheadAttention(dim, heads),
-        (B, N, dim), "kv_heads= gives grouped-query attention, causal=True a mask"),
-    "TransformerBlock": Example(
-        "TransformerBlock(dim, heads, mlp_ratio)",
-        lambda: nn.TransformerBlock(dim, heads, mlp_ratio), (B, N, dim),
-        "pre-norm: x + MHA(LayerNorm(x)), then x + MLP(LayerNorm(x))"),
-    "MLP": Example("MLP(dim, mlp_ratio*dim)", lambda: nn.MLP(dim, mlp_ratio * dim),
-                   (B, N, dim)),
-    "Sequential": Example("Sequential(Linear(I, O), ReLU())",
-                          lambda: nn.Sequential(nn.Linear(I, O), nn.ReLU()), (M, I),
-                          "a container: the sum of its children"),
-    "Residual": Example("Residual(Linear(dim, dim))",
-                        lambda: nn.Residual(nn.Linear(dim, dim)), (M, dim),
-                        "body + shortcut (Identity by default) + one add per output element"),
-    "Repeat": Example("Repeat(Linear(dim, dim), L)",
-                      lambda: nn.Repeat(nn.Linear(dim, dim), L), (M, dim),
-                      "the block costed once, times L (L may be a symbol)"),
-    "Permute": Example("Permute(0, 2, 3, 1)", lambda: nn.Permute(0, 2, 3, 1), _NCHW,
-                       "data movement"),
-    "Transpose": Example("Transpose(1, 2)", lambda: nn.Transpose(1, 2), (B, dim, N),
-                         "data movement"),
-    "Reshape": Example("Reshape(B, -1, C)", lambda: nn.Reshape(B, -1, C), _NCHW,
-                       "data movement"),
-    "Select": Example("Select(1, 0)", lambda: nn.Select(1, 0), (B, N, dim),
-                      "x[:, 0]: data movement"),
-    "PatchEmbedding": Example("PatchEmbedding(C, dim, K)", lambda: nn.PatchEmbedding(C, dim, K),
-                              _NCHW, "a K x K stride-K conv, then flatten and transpose to "
-                              "(B, N, dim)"),
-    "ClassToken": Example("ClassToken(dim)", lambda: nn.ClassToken(dim), (B, N, dim),
-                          "a learned token prepended: N + 1 tokens"),
-    "WindowAttention": Example("WindowAttention(dim, heads, window)",
-                               lambda: nn.WindowAttention(dim, heads, window), (B, H, W, dim),
-                               "Swin: H, W padded to multiples of window; shift= shifts"),
-    "PatchMerging": Example("PatchMerging(dim)", lambda: nn.PatchMerging(dim), (B, H, W, dim),
-                            "Swin: 2 x 2 neighbours concatenated, LayerNorm, 4 dim -> 2 dim"),
-    "LSTM": Example("LSTM(I, h)", lambda: nn.LSTM(I, hidden_size), (T, B, I),
-                    "T steps; num_layers, bidirectional, proj_size multiply or widen it"),
-    "GRU": Example("GRU(I, h)", lambda: nn.GRU(I, hidden_size), (T, B, I),
-                   "T steps; h' = n + z (h - n) as torch computes it"),
-    "LSTMCell": Example("LSTMCell(I, h)", lambda: nn.LSTMCell(I, hidden_size), (B, I),
-                        "one step of LSTM"),
-    "GRUCell": Example("GRUCell(I, h)", lambda: nn.GRUCell(I, hidden_size), (B, I),
-                       "one step of GRU"),
-    "GatedMLP": Example("GatedMLP(dim, F, 'silu')", lambda: nn.GatedMLP(dim, _F, "silu"),
-                        (B, N, dim), "down(act(gate(x)) * up(x)): three matrices, no biases"),
-    "SwiGLU": Example("SwiGLU(dim, F)", lambda: nn.SwiGLU(dim, _F), (B, N, dim),
-                      "GatedMLP with SiLU (LLaMA)"),
-    "GeGLU": Example("GeGLU(dim, F)", lambda: nn.GeGLU(dim, _F), (B, N, dim),
-                     "GatedMLP with GELU"),
-    "RotaryEmbedding": Example("RotaryEmbedding(head_dim)",
-                               lambda: nn.RotaryEmbedding(head_dim), (B, N, dim),
-                               "the cos/sin table for N positions, once per forward; the "
-                               "rotation is MultiheadAttention(..., rotary=True), 7/2 per "
-                               "rotated element"),
-    "PositionEmbedding": Example("PositionEmbedding(N_ctx, dim)",
-                                 lambda: nn.PositionEmbedding(_ctx, dim), (B, N, dim),
-                                 "learned positions (GPT-2's wpe) added to the tokens"),
-    "TiedLMHead": Example("TiedLMHead(Embedding(V, dim))",
-                          lambda: nn.TiedLMHead(nn.Embedding(V, dim)), (B, N, dim),
-                          "a bias-free Linear sharing the embedding's weight: no parameters"),
-    "MoE": Example("MoE(dim, F, E, k)", lambda: nn.MoE(dim, _F, symbol("E"), symbol("k")),
-                   (B, N, dim), "router, top-k routing, E SwiGLU experts of which each token "
-                   "uses k: params count all E, the work k per token"),
-}
+#: The canonical example of every layer in :data:`symflops.nn.LAYERS`: each layer class
+#: carries its own (``example``), so this is built from the registry.
+EXAMPLES: dict[str, Example] = {name: cls.example for name, cls in nn.LAYERS.items()
+                                if cls.example is not None}
 
 _BUILTIN = ("exact", "torch", "macs")
 
@@ -335,10 +152,6 @@ def _article() -> list[dict[str, Any]]:
 
 
 def _context() -> dict[str, Any]:
-    missing = sorted(set(nn.LAYERS) - set(EXAMPLES))
-    if missing:
-        raise SymflopsError("layers without a reference example", values={"layers": missing},
-                            fix="add them to symflops.reference.EXAMPLES")
     convs = _conventions()
     kinds = [{"kind": k, "meaning": m, "rates": [c.rate(k) for c in convs]}
              for k, m in KINDS.items()]

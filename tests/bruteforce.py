@@ -426,6 +426,17 @@ def pixel_shuffle(shape: Shape, r: int, inverse: bool = False) -> tuple[Work, Sh
     return {}, tuple(lead) + out, 0
 
 
+def channel_shuffle(shape: Shape, groups: int) -> tuple[Work, Shape, int]:
+    """Every channel moved to its place (torch's index map: output channel ``i g + j``
+    takes input channel ``j C/g + i``): no arithmetic; the output shape is the positions
+    written."""
+    b, c, *rest = shape
+    per = c // groups
+    written = {i * groups + j for j in range(groups) for i in range(per)}
+    assert written == set(range(c))  # a permutation of the channels: each lands once
+    return {}, (b, max(written) + 1, *rest), 0
+
+
 def _le(a: float, b: float) -> bool:
     return a <= b
 

@@ -106,7 +106,7 @@ def _batch_norm(training: bool, weight: bool) -> Callable[..., Any]:
                                                      [True] * 3)
 
         def derive(mask: tuple[bool, ...]) -> Any:
-            return formulas.batch_norm_grad_derivations(
+            return formulas.norm.batch_norm_grad_derivations(
                 b * c * h * w, c, training=training, weight=weight, output_mask=mask)
         return fn, (g, x, mean, invstd) + ((wt,) if weight else ()), derive, 3
     return make
@@ -122,7 +122,7 @@ def _group_norm(weight: bool) -> Callable[..., Any]:
                                                      b, c, p, groups, [True] * 3)
 
         def derive(mask: tuple[bool, ...]) -> Any:
-            return formulas.group_norm_grad_derivations(b, groups, c, p, weight=weight,
+            return formulas.norm.group_norm_grad_derivations(b, groups, c, p, weight=weight,
                                                         output_mask=mask)
         return fn, (g, x, mean, rstd) + ((wt,) if weight else ()), derive, 3
     return make
@@ -137,7 +137,7 @@ def _rms_norm(weight: bool) -> Callable[..., Any]:
                                                    [True, True])
 
         def derive(mask: tuple[bool, ...]) -> Any:
-            return formulas.rms_norm_grad_derivations(rows, n, weight=weight,
+            return formulas.norm.rms_norm_grad_derivations(rows, n, weight=weight,
                                                       output_mask=(mask[0], mask[1]))
         return fn, (g, x, rstd) + ((wt,) if weight else ()), derive, 2
     return make
@@ -153,7 +153,7 @@ def _layer_norm(weight: bool) -> Callable[..., Any]:
             return decomp.native_layer_norm_backward(g, x, [n], mean, rstd, wt, b, [True] * 3)
 
         def derive(mask: tuple[bool, ...]) -> Any:
-            return formulas.layer_norm_grad_derivations(rows, n, weight=weight, bias=weight,
+            return formulas.norm.layer_norm_grad_derivations(rows, n, weight=weight, bias=weight,
                                                         output_mask=mask)
         return fn, (g, x, mean, rstd) + ((wt, b) if weight else ()), derive, 3
     return make
@@ -312,12 +312,12 @@ def _traced_eval(model: Any, inputs: Any) -> dict[str, int]:
 
 
 def test_norm_grad_examples_run() -> None:
-    """The examples in symflops.formulas.norm_grad print what they say."""
+    """The examples of the norm gradients in symflops.formulas.norm print what they say."""
     import doctest
 
-    from symflops.formulas import norm_grad
+    from symflops.formulas import norm
 
-    result = doctest.testmod(norm_grad, optionflags=doctest.NORMALIZE_WHITESPACE)
+    result = doctest.testmod(norm, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted >= 5 and result.failed == 0
 
 
@@ -360,8 +360,9 @@ def test_avg_pool_grad_is_exact_with_padding_and_ceil_mode(case: str) -> None:
         # one divide per output gradient, one add per (window, input element) pair
         assert got["aten.avg_pool2d_backward"] == outputs + adds, (h, w)
         # per dim, the formula's clipped window totals multiply to the adds
-        totals = [formulas.avg_pool_grad_window_total(
-            s, formulas.pool_output_size(s, kernel, stride, padding, 1, ceil_mode), kernel, stride,
+        totals = [formulas.pool.avg_pool_grad_window_total(
+            s, formulas.pool.pool_output_size(s, kernel, stride, padding, 1,
+                                              ceil_mode), kernel, stride,
             padding) for s in (h, w)]
         assert 2 * totals[0] * totals[1] == adds
 
@@ -458,13 +459,13 @@ def test_avg_pool_grad_window_total_is_the_clipped_window_sum(size: int, kernel:
     padding = data.draw(st.integers(0, kernel // 2))
     ceil_mode = data.draw(st.booleans())
     assume(size + 2 * padding >= kernel)  # torch needs one window
-    out = formulas.pool_output_size(size, kernel, stride, padding, 1, ceil_mode)
+    out = formulas.pool.pool_output_size(size, kernel, stride, padding, 1, ceil_mode)
     want = sum(min(o * stride - padding + kernel, size) - max(o * stride - padding, 0)
                for o in range(out))
-    assert formulas.avg_pool_grad_window_total(size, out, kernel, stride, padding) == want
+    assert formulas.pool.avg_pool_grad_window_total(size, out, kernel, stride, padding) == want
     h = sf.symbols.symbol("H")
-    symbolic = formulas.avg_pool_grad_window_total(
-        h, formulas.pool_output_size(h, kernel, stride, padding, 1, ceil_mode), kernel,
+    symbolic = formulas.pool.avg_pool_grad_window_total(
+        h, formulas.pool.pool_output_size(h, kernel, stride, padding, 1, ceil_mode), kernel,
         stride, padding)
     assert symbolic.subs(h, size) == want
 
@@ -530,7 +531,7 @@ def test_batch_norm_running_stats_update_is_counted(channels: int) -> None:
     extra = (decomposition_ops(with_stats, (x, w, b, rm, rv), (True,) * 5, var_mean=0)
              - decomposition_ops(without, (x, w, b), (True,) * 5, var_mean=0))
     assert extra == 7 * channels
-    assert formulas.running_stats_derivation(channels).work == {"elementwise": extra}
+    assert formulas.norm.running_stats_derivation(channels).work == {"elementwise": extra}
     tnn = torch.nn
     got = _traced(tnn.Sequential(tnn.Conv2d(1, channels, 1), tnn.BatchNorm2d(channels)),
                   (2, 1, 3, 5))

@@ -9,9 +9,12 @@ import importlib
 import pytest
 
 MODULES = [
-    "symflops.formulas", "symflops.formulas._arith", "symflops.formulas.attention",
+    "symflops.formulas", "symflops.formulas.arith", "symflops.formulas.attention",
     "symflops.formulas.conv", "symflops.formulas.linear", "symflops.formulas.norm",
-    "symflops.formulas.pointwise", "symflops.formulas.pool", "symflops.nn", "symflops.cost",
+    "symflops.formulas.pointwise", "symflops.formulas.pool", "symflops.formulas.derivation",
+    "symflops.formulas.embedding", "symflops.formulas.rotary", "symflops.formulas.moe",
+    "symflops.formulas.window", "symflops.formulas.recurrent", "symflops.formulas.tokens",
+    "symflops.nn", "symflops.cost",
     "symflops.evaluate", "symflops.conventions", "symflops.symbols", "symflops.errors",
     "symflops", "symflops.formulas.resize", "symflops.analysis", "symflops.parse",
     "symflops.rendering", "symflops.printing", "symflops.reference", "symflops.cli",

@@ -570,6 +570,17 @@ case(Case(
     torch=lambda p: (_tnn()[1].PixelUnshuffle(3), (p[B], p[C], 3 * p[H], 3 * p[W])),
 ))
 
+# ChannelShuffle(g) on (B, C, H, W): the channels viewed as (g, C/g), transposed, and
+# flattened back: a permutation of the channels, no arithmetic, no parameters; valid
+# when g divides C (a validity condition for a symbolic C).
+case(Case(
+    "ChannelShuffle", lambda: nn.ChannelShuffle(3), (B, C, H, W),
+    params=0, exact=0, macs=0, out=(B, C, H, W),
+    points=[{B: 2, C: 6, H: 3, W: 5}, {B: 1, C: 12, H: 1, W: 2}],
+    brute=lambda p: bf.channel_shuffle((p[B], p[C], p[H], p[W]), 3),
+    torch=lambda p: (_tnn()[1].ChannelShuffle(3), (p[B], p[C], p[H], p[W])),
+))
+
 
 # Upsample(scale_factor=2, mode="bilinear") on (B, C, H, W): 2H x 2W outputs, each a
 # weighted sum of 4 neighbours: 4 multiplies + 3 adds = 7.
@@ -1324,7 +1335,7 @@ def test_bruteforce_activations_compute_the_real_function(name: str) -> None:
     for x in (-4.0, -1.5, -0.2, 0.3, 2.0, 7.0):
         value, ops = bf.activation_value(name, x)
         assert value == pytest.approx(float(fn(torch.tensor(x, dtype=torch.float64))), abs=1e-9)
-        assert ops == sf.formulas.ACTIVATION_RATES[name][0]
+        assert ops == sf.formulas.pointwise.ACTIVATION_RATES[name][0]
 
 
 @pytest.mark.parametrize("ab", [(-2.0, -3.0), (0.5, 0.0), (1.5, 4.0)], ids=str)
@@ -1334,7 +1345,24 @@ def test_bruteforce_glu_computes_torch_glu(ab: tuple[float, float]) -> None:
     value, ops = bf.glu_value(*ab)
     want = torch.nn.functional.glu(torch.tensor(ab, dtype=torch.float64), dim=0)
     assert value == pytest.approx(float(want), abs=1e-12)
-    assert ops == sf.formulas.GLU_RATE[0]
+    assert ops == sf.formulas.pointwise.GLU_RATE[0]
+
+
+@pytest.mark.parametrize("c, g", [(6, 3), (12, 4), (5, 5)])
+def test_bruteforce_channel_shuffle_is_torchs_index_map(c: int, g: int) -> None:
+    """bruteforce.channel_shuffle's map is where torch moves each channel (distinct
+    values), and a symbolic C gets the divisibility as a validity condition."""
+    torch = pytest.importorskip("torch")
+    x = torch.arange(2 * c * 3, dtype=torch.float64).reshape(2, c, 3)
+    y = torch.nn.functional.channel_shuffle(x, g)
+    per = c // g
+    for i in range(per):
+        for j in range(g):
+            assert torch.equal(y[:, i * g + j], x[:, j * per + i])
+    assert bf.channel_shuffle((2, c, 3), g)[1] == tuple(y.shape)
+    assert nn.ChannelShuffle(g).cost((B, C, H)).validity == (sp.Eq(sp.Mod(C, g), 0),)
+    with pytest.raises(sf.SymflopsError, match="divisible"):
+        nn.ChannelShuffle(4).cost((B, 6, H))
 
 
 @pytest.mark.parametrize("shape,r", [((1, 8, 2, 3), 2), ((2, 9, 1, 2), 3)], ids=str)
@@ -1537,7 +1565,7 @@ def test_bruteforce_activation_grads_are_torchs(name: str) -> None:
         value, ops = bf.activation_grad_value(name, x, 1.7)
         # (torch's hardsigmoid kernel multiplies by a float32 1/6, hence 1e-6)
         assert value == pytest.approx(float(t.grad), abs=1e-6), x
-        assert ops == sf.formulas.ACTIVATION_GRAD_RATES[name][0]
+        assert ops == sf.formulas.pointwise.ACTIVATION_GRAD_RATES[name][0]
 
 
 @pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
@@ -1551,7 +1579,7 @@ def test_bruteforce_softmax_grad_is_torchs(log: bool) -> None:
     assert values == pytest.approx(x.grad.tolist(), abs=1e-12)
     # one row of N = 5: 4 N - 1 = 19
     assert ops == 19
-    assert sf.formulas.softmax_grad_derivation(1, 5, log=log).work == {"elementwise": 19}
+    assert sf.formulas.pointwise.softmax_grad_derivation(1, 5, log=log).work == {"elementwise": 19}
 
 
 def test_bruteforce_layer_norm_grad_is_torchs() -> None:
@@ -1572,7 +1600,7 @@ def test_bruteforce_layer_norm_grad_is_torchs() -> None:
     assert values["grad_weight"] == pytest.approx(ln.weight.grad.tolist(), abs=1e-9)
     assert values["grad_bias"] == pytest.approx(ln.bias.grad.tolist(), abs=1e-9)
     assert ops == {"grad_input": 129, "grad_weight": 20, "grad_bias": 8}
-    d = sf.formulas.layer_norm_grad_derivations(3, 4)
+    d = sf.formulas.norm.layer_norm_grad_derivations(3, 4)
     assert {k: v.work["elementwise"] for k, v in d.items()} == ops
 
 
@@ -1670,3 +1698,41 @@ def test_traced_backward_rates(case: str) -> None:
     found = [leaf for _, leaf in cost.leaves() if leaf.spec == f"aten.{op}"]
     assert len(found) == 1, [leaf.spec for _, leaf in cost.leaves()]
     assert sum(int(v) for v in found[0].work.values()) == want
+
+
+# ============================================================================ registries
+def test_a_layer_class_registers_itself_and_must_train_or_say_why() -> None:
+    from symflops.nn._base import REGISTRY, Example
+
+    # LAYERS, nn.__all__ and the reference's examples are the registry
+    from symflops.reference import EXAMPLES
+    assert list(nn.LAYERS) == list(REGISTRY) == list(EXAMPLES)
+    assert set(nn.LAYERS) <= set(nn.__all__)
+    assert all(getattr(nn, name) is cls for name, cls in nn.LAYERS.items())
+    with pytest.raises(TypeError):
+        nn.LAYERS["Linear"] = nn.Linear  # type: ignore[index]
+    example = Example("X()", lambda: nn.Identity(), (B, C))
+    with pytest.raises(sf.SymflopsError, match="train rule"):
+        type("Untrained", (nn.Layer,), {"example": example})
+    with pytest.raises(sf.SymflopsError, match="registered already"):
+        type("Linear", (nn.Layer,), {"example": example, "no_train": "a test"})
+    # a private base (no example of its own) is not registered
+    type("_Base", (nn.Layer,), {})
+    assert "_Base" not in REGISTRY and "Untrained" not in REGISTRY
+
+
+def test_handler_tables_are_read_only_and_describe_is_current() -> None:
+    torch = pytest.importorskip("torch")
+    from symflops.tracing.handlers import describe
+    from symflops.tracing.registry import HANDLERS, ZERO_COST, register, unregister
+
+    with pytest.raises(TypeError):
+        HANDLERS[torch.ops.aten.lgamma] = None  # type: ignore[index]
+    assert not hasattr(ZERO_COST, "add")
+    before = describe()["counted"]
+    register(torch.ops.aten.lgamma)(lambda call: [])
+    try:
+        assert describe()["counted"] == sorted([*before, "aten.lgamma"])
+    finally:
+        unregister(torch.ops.aten.lgamma)
+    assert describe()["counted"] == before

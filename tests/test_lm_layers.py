@@ -10,7 +10,7 @@ import sympy as sp
 torch = pytest.importorskip("torch")
 
 import symflops as sf  # noqa: E402
-from symflops.formulas import rotary_table_work, rotary_work  # noqa: E402
+from symflops.formulas.rotary import rotary_table_work, rotary_work  # noqa: E402
 from symflops.symbols import B, N, S, dim, head_dim, symbol  # noqa: E402
 
 try:

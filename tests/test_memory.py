@@ -214,7 +214,7 @@ def test_an_eval_trace_has_no_memory():
 
 
 @pytest.mark.parametrize("module", ["symflops.memory", "symflops.tracing._saved",
-                                    "symflops.nn._train", "symflops.formulas.backward"])
+                                    "symflops.nn._train", "symflops.formulas.linear"])
 def test_the_examples_in_the_docstrings_run(module):
     import doctest
     import importlib

@@ -37,13 +37,14 @@ def _ints(work: dict[str, Any]) -> dict[str, int]:
        bias=st.booleans())
 def test_conv_subs_equals_int_formula(b: int, cin: int, cout: int, k: int, h: int, w: int,
                                       s: int, p: int, d: int, bias: bool) -> None:
-    ho = formulas.conv_output_size(h, k, s, p, d)
-    wo = formulas.conv_output_size(w, k, s, p, d)
+    ho = formulas.conv.conv_output_size(h, k, s, p, d)
+    wo = formulas.conv.conv_output_size(w, k, s, p, d)
     assume(ho >= 1 and wo >= 1)
     cost = nn.Conv2d(C_in, C_out, K, stride=s, padding=p, dilation=d, bias=bias).cost(
         (B, C_in, H, W)).subs(B=b, C_in=cin, C_out=cout, K=k, H=h, W=w)
-    assert _ints(cost.work) == _ints(formulas.conv_work(b, cin, cout, (k, k), (ho, wo), 1, bias))
-    assert int(cost.params) == formulas.conv_params(cin, cout, (k, k), 1, bias)
+    assert _ints(cost.work) == _ints(formulas.conv.conv_work(b, cin, cout, (k, k), (ho, wo), 1,
+                                                             bias))
+    assert int(cost.params) == formulas.conv.conv_params(cin, cout, (k, k), 1, bias)
     assert tuple(cost.output_shape) == (b, cout, ho, wo)
 
 
@@ -56,19 +57,19 @@ def test_conv_transpose_subs_equals_int_formula(b: int, g: int, cin_g: int, cout
                                                 op: int) -> None:
     assume(op < max(s, d))
     cin, cout = g * cin_g, g * cout_g
-    ho = formulas.conv_transpose_output_size(h, k, s, p, op, d)
+    ho = formulas.conv.conv_transpose_output_size(h, k, s, p, op, d)
     assume(ho >= 1)
     layer = nn.ConvTranspose1d(cin, cout, k, stride=s, padding=p, output_padding=op, groups=g,
                                dilation=d)
     symbolic = layer.cost((B, cin, H))
     concrete = layer.cost((b, cin, h))
-    want = _ints(formulas.conv_transpose_work(b, cin, cout, (k,), (h,), (ho,), (s,), (d,), g))
+    want = _ints(formulas.conv.conv_transpose_work(b, cin, cout, (k,), (h,), (ho,), (s,), (d,), g))
     assert _ints(concrete.work) == want
     assert _ints(symbolic.subs(B=b, H=h).work) == want
     assert tuple(symbolic.subs(B=b, H=h).output_shape) == (b, cout, ho)
     # the covered positions by enumeration
     covered = len({i * s + j * d for i in range(h) for j in range(k)})
-    assert formulas.conv_transpose_covered(h, k, s, d) == covered
+    assert formulas.conv.conv_transpose_covered(h, k, s, d) == covered
 
 
 @SETTINGS
@@ -78,21 +79,21 @@ def test_conv_transpose_subs_equals_int_formula(b: int, g: int, cin_g: int, cout
 def test_pool_subs_equals_int_formula(b: int, c: int, k: int, h: int, s: int, p: int, d: int,
                                       ceil: bool, kind: str) -> None:
     assume(2 * p <= k)
-    out = formulas.pool_output_size(h, k, s, p, d, ceil)
+    out = formulas.pool.pool_output_size(h, k, s, p, d, ceil)
     assume(out >= 1)
     layer = (nn.MaxPool1d(k, s, p, d, ceil_mode=ceil) if kind == "max"
              else nn.AvgPool1d(k, s, p, ceil_mode=ceil))
     if kind == "avg":
         d = 1
-        out = formulas.pool_output_size(h, k, s, p, 1, ceil)
+        out = formulas.pool.pool_output_size(h, k, s, p, 1, ceil)
         assume(out >= 1)
     cost = layer.cost((B, C, H)).subs(B=b, C=c, H=h)
-    elements = formulas.pool_window_total(h, k, s, p, d, ceil)
+    elements = formulas.pool.pool_window_total(h, k, s, p, d, ceil)
     want = b * c * (elements - out if kind == "max" else elements)
     assert int(cost.work.get("pooling", 0)) == want
     assert tuple(cost.output_shape) == (b, c, out)
     if not ceil:
-        fn = formulas.max_pool_work if kind == "max" else formulas.avg_pool_work
+        fn = formulas.pool.max_pool_work if kind == "max" else formulas.pool.avg_pool_work
         assert _ints(cost.work) == _ints(fn(b * c * out, k))
 
 
@@ -103,7 +104,8 @@ def test_adaptive_pool_subs_equals_int_formula(b: int, c: int, h: int, w: int, o
                                                ow: int, kind: str) -> None:
     layer = nn.AdaptiveAvgPool2d((oh, ow)) if kind == "avg" else nn.AdaptiveMaxPool2d((oh, ow))
     cost = layer.cost((B, C, H, W)).subs(B=b, C=c, H=h, W=w)
-    fn = formulas.adaptive_avg_pool_work if kind == "avg" else formulas.adaptive_max_pool_work
+    fn = formulas.pool.adaptive_avg_pool_work if kind == "avg" else \
+        formulas.pool.adaptive_max_pool_work
     assert _ints(cost.work) == _ints(fn(b * c, (h, w), (oh, ow)))
 
 
@@ -111,8 +113,8 @@ def test_adaptive_pool_subs_equals_int_formula(b: int, c: int, h: int, w: int, o
 @given(b=small, n=small, i=small, o=small, bias=st.booleans())
 def test_linear_subs_equals_int_formula(b: int, n: int, i: int, o: int, bias: bool) -> None:
     cost = nn.Linear(I, O, bias=bias).cost((B, N, I)).subs(B=b, N=n, I=i, O=o)
-    assert _ints(cost.work) == _ints(formulas.linear_work(b * n, i, o, bias))
-    assert int(cost.params) == formulas.linear_params(i, o, bias)
+    assert _ints(cost.work) == _ints(formulas.linear.linear_work(b * n, i, o, bias))
+    assert int(cost.params) == formulas.linear.linear_params(i, o, bias)
 
 
 @SETTINGS
@@ -123,10 +125,10 @@ def test_attention_subs_equals_int_formula(b: int, n: int, hd: int, h: int, caus
     skip = skip and causal
     cost = nn.MultiheadAttention(dim, heads, causal=causal, skip_masked=skip).cost(
         (B, N, dim)).subs(B=b, N=n, dim=h * hd, heads=h)
-    parts = formulas.attention_parts(b, h, n, n, hd, causal=causal, skip_masked=skip)
+    parts = formulas.attention.attention_parts(b, h, n, n, hd, causal=causal, skip_masked=skip)
     for name, work in parts.items():
         assert _ints(cost[name].work) == _ints(work), name
-    assert _ints(cost["qkv"].work) == _ints(formulas.linear_work(b * n, h * hd, 3 * h * hd))
+    assert _ints(cost["qkv"].work) == _ints(formulas.linear.linear_work(b * n, h * hd, 3 * h * hd))
 
 
 @SETTINGS
@@ -135,13 +137,13 @@ def test_norm_subs_equals_int_formula(rows: int, n: int, affine: bool, bias: boo
                                       g: int) -> None:
     ln = nn.LayerNorm(dim, elementwise_affine=affine, bias=bias).cost((B, dim))
     assert _ints(ln.subs(B=rows, dim=n).work) == _ints(
-        formulas.layer_norm_work(rows, n, affine=affine, bias=bias))
+        formulas.norm.layer_norm_work(rows, n, affine=affine, bias=bias))
     gn = nn.GroupNorm(g, C, affine=affine).cost((B, C, H))
     assert _ints(gn.subs(B=rows, C=g * n, H=3).work) == _ints(
-        formulas.group_norm_work(rows, g, g * n, 3, affine=affine))
+        formulas.norm.group_norm_work(rows, g, g * n, 3, affine=affine))
     rms = nn.RMSNorm(dim, elementwise_affine=affine).cost((B, dim))
     assert _ints(rms.subs(B=rows, dim=n).work) == _ints(
-        formulas.rms_norm_work(rows, n, affine=affine))
+        formulas.norm.rms_norm_work(rows, n, affine=affine))
 
 
 # --------------------------------------------------------------- 2. evaluate == subs
@@ -232,30 +234,32 @@ def test_formulas_on_ints_return_ints(b: int, g: int, c: int, n: int, hd: int, h
                                       d: int) -> None:
     """The integer path stays in Python ints: no floats, no SymPy numbers."""
     works = [
-        formulas.conv_work(b, g * c, g * c, (k, k), (n, n), g),
-        formulas.conv_transpose_work(b, g * c, g * c, (k,), (n,), (n * s + k,), (s,), (d,), g),
-        formulas.linear_work(b, c, n), formulas.matmul_work(b, c, n, k),
-        formulas.batch_norm_work(b * g * c * n, g * c, training=True),
-        formulas.batch_norm_work(b * c * n, c), formulas.layer_norm_work(b, n),
-        formulas.rms_norm_work(b, n),
-        formulas.group_norm_work(b, g, g * c, n),
-        formulas.max_pool_work(b * n, k * k), formulas.avg_pool_work(b * n, k * k),
-        formulas.adaptive_avg_pool_work(b * c, (n + 3, n), (3, 2)),
-        formulas.adaptive_max_pool_work(b * c, (n + 3,), (2,)),
-        formulas.softmax_work(b, n), formulas.log_softmax_work(b, n),
-        formulas.activation_work("gelu", n),
-        formulas.elementwise_work(n, 2),
-        formulas.attention_work(b, h, n, n, hd, causal=causal, skip_masked=skip and causal),
+        formulas.conv.conv_work(b, g * c, g * c, (k, k), (n, n), g),
+        formulas.conv.conv_transpose_work(b, g * c, g * c, (k,), (n,), (n * s + k,), (s,), (d,), g),
+        formulas.linear.linear_work(b, c, n), formulas.linear.matmul_work(b, c, n, k),
+        formulas.norm.batch_norm_work(b * g * c * n, g * c, training=True),
+        formulas.norm.batch_norm_work(b * c * n, c), formulas.norm.layer_norm_work(b, n),
+        formulas.norm.rms_norm_work(b, n),
+        formulas.norm.group_norm_work(b, g, g * c, n),
+        formulas.pool.max_pool_work(b * n, k * k), formulas.pool.avg_pool_work(b * n, k * k),
+        formulas.pool.adaptive_avg_pool_work(b * c, (n + 3, n), (3, 2)),
+        formulas.pool.adaptive_max_pool_work(b * c, (n + 3,), (2,)),
+        formulas.pointwise.softmax_work(b, n), formulas.pointwise.log_softmax_work(b, n),
+        formulas.pointwise.activation_work("gelu", n),
+        formulas.pointwise.elementwise_work(n, 2),
+        formulas.attention.attention_work(b, h, n, n, hd, causal=causal,
+                                          skip_masked=skip and causal),
     ]
     for w in works:
         for kind, v in w.items():
             assert type(v) is int, (kind, v, type(v))
-    sizes = [formulas.conv_output_size(n + k, k, s, 1, d),
-             formulas.pool_output_size(n + k, k, s, 0, 1, True),
-             formulas.pool_window_total(n + k, k, s, 0, d, True),
-             formulas.conv_transpose_covered(n, k, s, d),
-             formulas.conv_params(g * c, g * c, (k, k), g), formulas.linear_params(c, n),
-             formulas.norm_params(n)]
+    sizes = [formulas.conv.conv_output_size(n + k, k, s, 1, d),
+             formulas.pool.pool_output_size(n + k, k, s, 0, 1, True),
+             formulas.pool.pool_window_total(n + k, k, s, 0, d, True),
+             formulas.conv.conv_transpose_covered(n, k, s, d),
+             formulas.conv.conv_params(g * c, g * c, (k, k), g), formulas.linear.linear_params(c,
+                                                                                               n),
+             formulas.norm.norm_params(n)]
     for v in sizes:
         assert type(v) is int, (v, type(v))
 
@@ -292,7 +296,7 @@ def _act_case(name: str, act: str) -> Any:
     def case(v: dict[str, int]) -> tuple[nn.Layer, tuple[Any, ...], dict[str, Any], Any, int]:
         numel = v["B"] * v["C"] * v["H"]
         return (getattr(nn, name)(), (B, C, H), {B: v["B"], C: v["C"], H: v["H"]},
-                formulas.activation_work(act, numel), 0)
+                formulas.pointwise.activation_work(act, numel), 0)
     return case
 
 
@@ -313,15 +317,15 @@ def _conv_case(name: str, n: int, transposed: bool) -> Any:
                 **dict(zip(spatial, sizes, strict=True))}
         k, s = [v["K"]] * n, [v["s"]] * n
         if transposed:
-            outs = [formulas.conv_transpose_output_size(x, v["K"], v["s"]) for x in sizes]
-            work = formulas.conv_transpose_work(v["B"], v["C"], v["O"], k, sizes, outs, s,
+            outs = [formulas.conv.conv_transpose_output_size(x, v["K"], v["s"]) for x in sizes]
+            work = formulas.conv.conv_transpose_work(v["B"], v["C"], v["O"], k, sizes, outs, s,
                                                 [1] * n)
             params = v["C"] * v["O"] * v["K"] ** n + v["O"]
         else:
-            outs = [formulas.conv_output_size(x, v["K"], v["s"]) for x in sizes]
+            outs = [formulas.conv.conv_output_size(x, v["K"], v["s"]) for x in sizes]
             assume(min(outs) >= 1)
-            work = formulas.conv_work(v["B"], v["C"], v["O"], k, outs)
-            params = formulas.conv_params(v["C"], v["O"], k)
+            work = formulas.conv.conv_work(v["B"], v["C"], v["O"], k, outs)
+            params = formulas.conv.conv_params(v["C"], v["O"], k)
         return layer, (B, C_in, *spatial), subs, work, params
     return case
 
@@ -331,14 +335,14 @@ def _pool_case(name: str, kind: str, n: int) -> Any:
 
     def case(v: dict[str, int]) -> tuple[nn.Layer, tuple[Any, ...], dict[str, Any], Any, int]:
         sizes = [v["H"]] * n
-        outs = [formulas.pool_output_size(x, v["K"], v["s"]) for x in sizes]
+        outs = [formulas.pool.pool_output_size(x, v["K"], v["s"]) for x in sizes]
         assume(min(outs) >= 1)
         planes = v["B"] * v["C"]
         window = v["K"] ** n
-        fn = formulas.max_pool_work if kind == "max" else formulas.avg_pool_work
+        fn = formulas.pool.max_pool_work if kind == "max" else formulas.pool.avg_pool_work
         return (getattr(nn, name)(v["K"], stride=v["s"]), (B, C, *spatial),
                 {B: v["B"], C: v["C"], **dict(zip(spatial, sizes, strict=True))},
-                fn(planes * formulas.prod(outs), window), 0)
+                fn(planes * formulas.arith.prod(outs), window), 0)
     return case
 
 
@@ -347,8 +351,8 @@ def _adaptive_case(name: str, kind: str, n: int) -> Any:
 
     def case(v: dict[str, int]) -> tuple[nn.Layer, tuple[Any, ...], dict[str, Any], Any, int]:
         sizes, outs = [v["H"]] * n, [v["s"]] * n
-        fn = formulas.adaptive_max_pool_work if kind == "max" else \
-            formulas.adaptive_avg_pool_work
+        fn = formulas.pool.adaptive_max_pool_work if kind == "max" else \
+            formulas.pool.adaptive_avg_pool_work
         return (getattr(nn, name)(v["s"]), (B, C, *spatial),
                 {B: v["B"], C: v["C"], **dict(zip(spatial, sizes, strict=True))},
                 fn(v["B"] * v["C"], sizes, outs), 0)
@@ -362,28 +366,28 @@ def _bn_case(name: str, n: int) -> Any:
         numel = v["B"] * v["C"] * v["H"] ** len(spatial)
         return (getattr(nn, name)(C, training=v["s"] == 1), (B, C, *spatial),
                 {B: v["B"], C: v["C"], **{x: v["H"] for x in spatial}},
-                formulas.batch_norm_work(numel, v["C"], training=v["s"] == 1), 2 * v["C"])
+                formulas.norm.batch_norm_work(numel, v["C"], training=v["s"] == 1), 2 * v["C"])
     return case
 
 
 def _mlp_work(rows: int, d: int, hidden: int) -> Any:
-    return formulas.add_work(formulas.linear_work(rows, d, hidden),
-                             formulas.activation_work("gelu", rows * hidden),
-                             formulas.linear_work(rows, hidden, d))
+    return formulas.arith.add_work(formulas.linear.linear_work(rows, d, hidden),
+                             formulas.pointwise.activation_work("gelu", rows * hidden),
+                             formulas.linear.linear_work(rows, hidden, d))
 
 
 def _mha_work(b: int, n: int, h: int, hd: int) -> Any:
     d = h * hd
-    return formulas.add_work(formulas.linear_work(b * n, d, 3 * d),
-                             formulas.attention_work(b, h, n, n, hd),
-                             formulas.linear_work(b * n, d, d))
+    return formulas.arith.add_work(formulas.linear.linear_work(b * n, d, 3 * d),
+                             formulas.attention.attention_work(b, h, n, n, hd),
+                             formulas.linear.linear_work(b * n, d, d))
 
 
 def _block_work(b: int, n: int, h: int, hd: int) -> Any:
     d = h * hd
-    norm = formulas.layer_norm_work(b * n, d)
-    add = formulas.elementwise_work(b * n * d)
-    return formulas.add_work(norm, _mha_work(b, n, h, hd), add, norm,
+    norm = formulas.norm.layer_norm_work(b * n, d)
+    add = formulas.pointwise.elementwise_work(b * n * d)
+    return formulas.arith.add_work(norm, _mha_work(b, n, h, hd), add, norm,
                              _mlp_work(b * n, d, 4 * d), add)
 
 
@@ -394,17 +398,17 @@ _LAYER_CASES: dict[str, Any] = {
     "ConvTranspose2d": _conv_case("ConvTranspose2d", 2, True),
     "ConvTranspose3d": _conv_case("ConvTranspose3d", 3, True),
     "Linear": lambda v: (nn.Linear(I, O), (B, I), {B: v["B"], I: v["C"], O: v["O"]},
-                         formulas.linear_work(v["B"], v["C"], v["O"]),
-                         formulas.linear_params(v["C"], v["O"])),
+                         formulas.linear.linear_work(v["B"], v["C"], v["O"]),
+                         formulas.linear.linear_params(v["C"], v["O"])),
     "BatchNorm1d": _bn_case("BatchNorm1d", 1), "BatchNorm2d": _bn_case("BatchNorm2d", 2),
     "BatchNorm3d": _bn_case("BatchNorm3d", 3),
     "LayerNorm": lambda v: (nn.LayerNorm(dim), (B, dim), {B: v["B"], dim: v["C"]},
-                            formulas.layer_norm_work(v["B"], v["C"]), 2 * v["C"]),
+                            formulas.norm.layer_norm_work(v["B"], v["C"]), 2 * v["C"]),
     "RMSNorm": lambda v: (nn.RMSNorm(dim), (B, dim), {B: v["B"], dim: v["C"]},
-                          formulas.rms_norm_work(v["B"], v["C"]), v["C"]),
+                          formulas.norm.rms_norm_work(v["B"], v["C"]), v["C"]),
     "GroupNorm": lambda v: (nn.GroupNorm(v["s"], C), (B, C, H),
                             {B: v["B"], C: v["s"] * v["C"], H: v["H"]},
-                            formulas.group_norm_work(v["B"], v["s"], v["s"] * v["C"], v["H"]),
+                            formulas.norm.group_norm_work(v["B"], v["s"], v["s"] * v["C"], v["H"]),
                             2 * v["s"] * v["C"]),
     "MaxPool1d": _pool_case("MaxPool1d", "max", 1), "MaxPool2d": _pool_case("MaxPool2d", "max", 2),
     "AvgPool1d": _pool_case("AvgPool1d", "avg", 1), "AvgPool2d": _pool_case("AvgPool2d", "avg", 2),
@@ -416,18 +420,20 @@ _LAYER_CASES: dict[str, Any] = {
         ("SiLU", "silu"), ("Sigmoid", "sigmoid"), ("Tanh", "tanh"), ("Hardswish", "hardswish"),
         ("Hardsigmoid", "hardsigmoid"))},
     "GLU": lambda v: (nn.GLU(), (B, 2 * dim), {B: v["B"], dim: v["C"]},
-                      formulas.glu_work(v["B"] * v["C"]), 0),
+                      formulas.pointwise.glu_work(v["B"] * v["C"]), 0),
     "Softmax": lambda v: (nn.Softmax(-1), (B, N), {B: v["B"], N: v["C"]},
-                          formulas.softmax_work(v["B"], v["C"]), 0),
+                          formulas.pointwise.softmax_work(v["B"], v["C"]), 0),
     **{name: _free_case(name) for name in ("Dropout", "Identity", "Flatten")},
     "PixelShuffle": lambda v: (nn.PixelShuffle(R_), (B, C * R_**2, H, W),
                                {B: v["B"], C: v["C"], R_: v["s"], H: v["H"], W: v["W"]}, {}, 0),
     "PixelUnshuffle": lambda v: (nn.PixelUnshuffle(R_), (B, C, H * R_, W * R_),
                                  {B: v["B"], C: v["C"], R_: v["s"], H: v["H"], W: v["W"]}, {},
                                  0),
+    "ChannelShuffle": lambda v: (nn.ChannelShuffle(v["s"]), (B, v["s"] * C, H, W),
+                                 {B: v["B"], C: v["C"], H: v["H"], W: v["W"]}, {}, 0),
     "Upsample": lambda v: (nn.Upsample(scale_factor=v["s"], mode="bilinear"), (B, C, H, W),
                            {B: v["B"], C: v["C"], H: v["H"], W: v["W"]},
-                           formulas.interpolate_work(
+                           formulas.resize.interpolate_work(
                                v["B"] * v["C"] * v["s"] ** 2 * v["H"] * v["W"], "bilinear"), 0),
     "Embedding": lambda v: (nn.Embedding(V_, dim), (B, N), {B: v["B"], N: v["H"], V_: v["O"],
                                                             dim: v["C"]}, {}, v["O"] * v["C"]),
@@ -445,19 +451,22 @@ _LAYER_CASES: dict[str, Any] = {
                       _mlp_work(v["B"], v["C"], 4 * v["C"]), 8 * v["C"] ** 2 + 5 * v["C"]),
     "Sequential": lambda v: (nn.Sequential(nn.Linear(I, O), nn.ReLU()), (B, I),
                              {B: v["B"], I: v["C"], O: v["O"]},
-                             formulas.add_work(formulas.linear_work(v["B"], v["C"], v["O"]),
-                                               formulas.activation_work("relu",
+                             formulas.arith.add_work(formulas.linear.linear_work(v["B"], v["C"],
+                                                                                 v["O"]),
+                                               formulas.pointwise.activation_work("relu",
                                                                         v["B"] * v["O"])),
-                             formulas.linear_params(v["C"], v["O"])),
+                             formulas.linear.linear_params(v["C"], v["O"])),
     "Residual": lambda v: (nn.Residual(nn.Linear(dim, dim)), (B, dim), {B: v["B"], dim: v["C"]},
-                           formulas.add_work(formulas.linear_work(v["B"], v["C"], v["C"]),
-                                             formulas.elementwise_work(v["B"] * v["C"])),
-                           formulas.linear_params(v["C"], v["C"])),
+                           formulas.arith.add_work(formulas.linear.linear_work(v["B"], v["C"],
+                                                                               v["C"]),
+                                             formulas.pointwise.elementwise_work(v["B"] * v["C"])),
+                           formulas.linear.linear_params(v["C"], v["C"])),
     "Repeat": lambda v: (nn.Repeat(nn.Linear(dim, dim), L_), (B, dim),
                          {B: v["B"], dim: v["C"], L_: v["s"]},
-                         formulas.scale_work(formulas.linear_work(v["B"], v["C"], v["C"]),
+                         formulas.arith.scale_work(formulas.linear.linear_work(v["B"], v["C"],
+                                                                               v["C"]),
                                              v["s"]),
-                         v["s"] * formulas.linear_params(v["C"], v["C"])),
+                         v["s"] * formulas.linear.linear_params(v["C"], v["C"])),
     # vision layers: data movement is free; the others equal their formula functions
     **{name: (lambda v, name=name: (
         {"Permute": nn.Permute(0, 2, 3, 1), "Transpose": nn.Transpose(1, 2),
@@ -467,40 +476,40 @@ _LAYER_CASES: dict[str, Any] = {
     "PatchEmbedding": lambda v: (
         nn.PatchEmbedding(C, dim, K), (B, C, H * K, W * K),
         {B: v["B"], C: v["C"], dim: v["O"], K: v["K"], H: v["H"], W: v["W"]},
-        formulas.conv_work(v["B"], v["C"], v["O"], [v["K"]] * 2, [v["H"], v["W"]]),
-        formulas.conv_params(v["C"], v["O"], [v["K"]] * 2)),
+        formulas.conv.conv_work(v["B"], v["C"], v["O"], [v["K"]] * 2, [v["H"], v["W"]]),
+        formulas.conv.conv_params(v["C"], v["O"], [v["K"]] * 2)),
     "ClassToken": lambda v: (nn.ClassToken(dim), (B, N, dim), {B: v["B"], N: v["H"],
                                                                dim: v["C"]}, {}, v["C"]),
     "PositionEmbedding": lambda v: (
         nn.PositionEmbedding(N, dim), (B, N, dim), {B: v["B"], N: v["H"], dim: v["C"]},
-        formulas.position_embedding_work(v["B"], v["H"], v["C"]), v["H"] * v["C"]),
+        formulas.tokens.position_embedding_work(v["B"], v["H"], v["C"]), v["H"] * v["C"]),
     "WindowAttention": lambda v: (
         nn.WindowAttention(dim, heads, K), (B, H * K, W * K, dim),
         {B: v["B"], H: v["H"], W: v["W"], K: v["K"], heads: v["s"], dim: v["s"] * v["C"]},
-        formulas.add_work(
-            formulas.linear_work(v["B"] * v["H"] * v["W"] * v["K"] ** 2, v["s"] * v["C"],
+        formulas.arith.add_work(
+            formulas.linear.linear_work(v["B"] * v["H"] * v["W"] * v["K"] ** 2, v["s"] * v["C"],
                                  3 * v["s"] * v["C"]),
-            *formulas.window_attention_parts(v["B"], v["H"] * v["K"], v["W"] * v["K"],
+            *formulas.window.window_attention_parts(v["B"], v["H"] * v["K"], v["W"] * v["K"],
                                              v["s"] * v["C"], v["s"], v["K"]).values(),
-            formulas.linear_work(v["B"] * v["H"] * v["W"] * v["K"] ** 2, v["s"] * v["C"],
+            formulas.linear.linear_work(v["B"] * v["H"] * v["W"] * v["K"] ** 2, v["s"] * v["C"],
                                  v["s"] * v["C"])),
         4 * (v["s"] * v["C"]) ** 2 + 4 * v["s"] * v["C"]
-        + formulas.relative_bias_params(v["K"], v["s"])),
+        + formulas.window.relative_bias_params(v["K"], v["s"])),
     "PatchMerging": lambda v: (
         nn.PatchMerging(dim), (B, 2 * H, 2 * W, dim), {B: v["B"], H: v["H"], W: v["W"],
                                                        dim: v["C"]},
-        formulas.add_work(formulas.layer_norm_work(v["B"] * v["H"] * v["W"], 4 * v["C"]),
-                          formulas.linear_work(v["B"] * v["H"] * v["W"], 4 * v["C"],
+        formulas.arith.add_work(formulas.norm.layer_norm_work(v["B"] * v["H"] * v["W"], 4 * v["C"]),
+                          formulas.linear.linear_work(v["B"] * v["H"] * v["W"], 4 * v["C"],
                                                2 * v["C"], bias=False)),
         4 * v["C"] * 2 + 8 * v["C"] ** 2),
     # recurrent layers: T = H steps of B rows, I = C inputs, h = O hidden
     **{name: (lambda v, name=name: (
         getattr(nn, name)(C, O), (H, B, C) if name in ("LSTM", "GRU") else (B, C),
         {B: v["B"], C: v["C"], O: v["O"], **({H: v["H"]} if name in ("LSTM", "GRU") else {})},
-        formulas.scale_work(formulas.recurrent_step_work(
+        formulas.arith.scale_work(formulas.recurrent.recurrent_step_work(
             "lstm" if name.startswith("LSTM") else "gru", v["B"], v["C"], v["O"]),
             v["H"] if name in ("LSTM", "GRU") else 1),
-        formulas.recurrent_params("lstm" if name.startswith("LSTM") else "gru", v["C"],
+        formulas.recurrent.recurrent_params("lstm" if name.startswith("LSTM") else "gru", v["C"],
                                   v["O"])))
        for name in ("LSTM", "GRU", "LSTMCell", "GRUCell")},
 }
@@ -512,11 +521,11 @@ E_, k_, hd_ = symbol("E"), symbol("k"), symbol("head_dim")
 
 def _gated_work(rows: int, d: int, f: int, act: str) -> Any:
     """gate and up projections, the activation, their product, the down projection."""
-    return formulas.add_work(formulas.linear_work(rows, d, f, False),
-                             formulas.activation_work(act, rows * f),
-                             formulas.linear_work(rows, d, f, False),
-                             formulas.elementwise_work(rows * f),
-                             formulas.linear_work(rows, f, d, False))
+    return formulas.arith.add_work(formulas.linear.linear_work(rows, d, f, False),
+                             formulas.pointwise.activation_work(act, rows * f),
+                             formulas.linear.linear_work(rows, d, f, False),
+                             formulas.pointwise.elementwise_work(rows * f),
+                             formulas.linear.linear_work(rows, f, d, False))
 
 
 def _gated_case(name: str, act: str) -> Any:
@@ -526,10 +535,10 @@ def _gated_case(name: str, act: str) -> Any:
 
 def _moe_case(v: dict[str, int]) -> Any:
     b, d, f, k, e = v["B"], v["C"], v["O"], v["s"], v["s"] + v["K"]
-    work = formulas.add_work(
-        formulas.linear_work(b, d, e, False), formulas.softmax_work(b, e),
-        formulas.topk_work(b, e, k), formulas.renormalize_derivation(b, k).work,
-        _gated_work(b * k, d, f, "silu"), formulas.moe_combine_work(b, d, k))
+    work = formulas.arith.add_work(
+        formulas.linear.linear_work(b, d, e, False), formulas.pointwise.softmax_work(b, e),
+        formulas.moe.topk_work(b, e, k), formulas.moe.renormalize_derivation(b, k).work,
+        _gated_work(b * k, d, f, "silu"), formulas.moe.moe_combine_work(b, d, k))
     return (nn.MoE(I, O, E_, k_), (B, I), {B: b, I: d, O: f, E_: e, k_: k}, work,
             e * d + 3 * e * d * f)
 
@@ -543,14 +552,14 @@ _LAYER_CASES.update({
     "GeGLU": _gated_case("GeGLU", "gelu"),
     "RotaryEmbedding": lambda v: (nn.RotaryEmbedding(hd_), (B, N, dim),
                                   {B: v["B"], N: v["H"], dim: v["C"], hd_: 2 * v["K"]},
-                                  formulas.rotary_table_work(v["H"], 2 * v["K"]), 0),
+                                  formulas.rotary.rotary_table_work(v["H"], 2 * v["K"]), 0),
     "PositionEmbedding": lambda v: (nn.PositionEmbedding(L_, dim), (B, N, dim),
                                     {B: v["B"], N: v["H"], dim: v["C"], L_: v["H"] + v["s"]},
-                                    formulas.elementwise_work(v["B"] * v["H"] * v["C"]),
+                                    formulas.pointwise.elementwise_work(v["B"] * v["H"] * v["C"]),
                                     (v["H"] + v["s"]) * v["C"]),
     "TiedLMHead": lambda v: (nn.TiedLMHead(nn.Embedding(V_, dim)), (B, dim),
                              {B: v["B"], dim: v["C"], V_: v["O"]},
-                             formulas.linear_work(v["B"], v["C"], v["O"], False), 0),
+                             formulas.linear.linear_work(v["B"], v["C"], v["O"], False), 0),
     "Reshape": _moved(nn.Reshape(B, -1)), "Permute": _moved(nn.Permute(0, 2, 1)),
     "Transpose": _moved(nn.Transpose(1, 2)),
     "MoE": _moe_case,

@@ -156,10 +156,10 @@ def test_symbolic_layers_and_directions() -> None:
 
 
 def test_step_work_matches_the_derivation() -> None:
-    d = formulas.recurrent_derivation("lstm", 3, 7, 5, 4, proj=2)
-    step = formulas.recurrent_step_work("lstm", 3, 5, 4, proj=2)
+    d = formulas.recurrent.recurrent_derivation("lstm", 3, 7, 5, 4, proj=2)
+    step = formulas.recurrent.recurrent_step_work("lstm", 3, 5, 4, proj=2)
     assert d.work == {k: 7 * v for k, v in step.items()}
-    assert d.params == formulas.recurrent_params("lstm", 5, 4, proj=2)
+    assert d.params == formulas.recurrent.recurrent_params("lstm", 5, 4, proj=2)
 
 
 @pytest.mark.parametrize("make,shape", [
@@ -168,7 +168,7 @@ def test_step_work_matches_the_derivation() -> None:
     (lambda: nn.LSTM(4, 6, proj_size=6), (5, 2, 4)),
     (lambda: nn.GRU(4, 0), (5, 2, 4)),
     (lambda: nn.LSTMCell(4, 6), (2, 5)),
-    (lambda: formulas.recurrent_step_work("rnn", 1, 1, 1), None),
+    (lambda: formulas.recurrent.recurrent_step_work("rnn", 1, 1, 1), None),
 ], ids=["features", "rank", "proj", "hidden", "cell-features", "cell-kind"])
 def test_bad_input_is_one_error(make: Any, shape: Any) -> None:
     with pytest.raises(sf.SymflopsError) as err:

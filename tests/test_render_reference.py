@@ -9,7 +9,7 @@ import sympy as sp
 
 import symflops as sf
 from symflops.errors import SymflopsError
-from symflops.formulas import ACTIVATION_RATES
+from symflops.formulas.pointwise import ACTIVATION_RATES
 from symflops.reference import EXAMPLES, formula_reference, main, write_reference
 from symflops.symbols import C_in, C_out, K, N, dim
 

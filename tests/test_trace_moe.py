@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 import symflops as sf  # noqa: E402
-from symflops.formulas import topk_work  # noqa: E402
+from symflops.formulas.moe import topk_work  # noqa: E402
 from symflops.symbols import B, N, S, T, symbol  # noqa: E402
 from symflops.views import active_params, non_embedding_params, per_token  # noqa: E402
 

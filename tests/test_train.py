@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
 import symflops as sf  # noqa: E402
-from symflops.symbols import B, H, N, W, dim, heads  # noqa: E402
+from symflops.symbols import B, N, dim, heads  # noqa: E402
 
 try:
     from tests import torch_blocks as tb
@@ -148,9 +148,14 @@ def test_bad_training_options_give_one_error(bad, match):
         sf.nn.Linear(8, 4).cost((B, 8), **bad)
 
 
-def test_layers_without_a_train_derivation_say_so():
-    with pytest.raises(sf.SymflopsError, match="not derived for this layer yet"):
-        sf.nn.PixelShuffle(2).cost((B, 4, H, W), mode="train", input_grad=True)
+def test_layers_without_a_train_derivation_say_why():
+    # a registered layer either trains or carries its reason (no_train), which the error
+    # gives
+    for name, cls in sf.nn.LAYERS.items():
+        assert callable(getattr(cls, "_train", None)) != bool(cls.no_train), name
+    assert [n for n, cls in sf.nn.LAYERS.items() if cls.no_train] == ["MoE"]
+    with pytest.raises(sf.SymflopsError, match="depends on the routing"):
+        sf.nn.MoE(8, 16, 4, 2).cost((B, "N", 8), mode="train", input_grad=True)
 
 
 @settings(max_examples=12, deadline=None)

@@ -25,13 +25,19 @@ import sympy as sp
 
 from symflops import symbols as sym
 from symflops.errors import SymflopsError
-from symflops.formulas._arith import Size, Work, add_work, exact_div, work
+from symflops.formulas.arith import Size, Work, add_work, exact_div, work
 from symflops.formulas.derivation import Derivation
-from symflops.formulas.linear import linear_work, matmul_work
+from symflops.formulas.linear import linear_work, matmul_grad_derivations, matmul_work
+from symflops.formulas.pointwise import (
+    dropout_grad_derivation,
+    elementwise_derivation,
+    softmax_grad_derivation,
+)
+from symflops.formulas.resize import reduction_derivation
 
 __all__ = ["attention_parts", "attention_work", "attention_derivations",
-           "attention_mask_derivation", "attention_backward_derivations",
-           "attention_projection_derivation"]
+           "attention_mask_derivation", "attention_grad_derivations",
+           "attention_projection_derivation", "attention_core_grad_derivations"]
 
 #: width of one value head when it differs from ``head_dim``
 head_dim_v = sym.symbol("head_dim_v")
@@ -149,13 +155,13 @@ def _attention_backward_general() -> dict[str, Work]:
     }
 
 
-def attention_backward_derivations(batch: Size, heads: Size, q_len: Size, kv_len: Size,
+def attention_grad_derivations(batch: Size, heads: Size, q_len: Size, kv_len: Size,
                                    head_dim: Size, v_head_dim: Size) -> dict[str, Derivation]:
     """Attention's gradients: four products (``dV = A^T dO``, ``dA = dO V^T``, ``dQ = dS K``,
     ``dK = dS^T Q``), each as many MACs as a forward product, and the softmax gradient
     (4 per score: multiply, row-sum add, subtract, multiply).
 
-    >>> attention_backward_derivations(1, 1, 2, 3, 4, 4)["grad_softmax"].work
+    >>> attention_grad_derivations(1, 1, 2, 3, 4, 4)["grad_softmax"].work
     {'elementwise': 24}
     """
     bindings = {sym.B: batch, sym.heads: heads, sym.N: q_len, sym.S: kv_len,
@@ -185,3 +191,43 @@ def attention_projection_derivation(batch: Size, q_len: Size, kv_len: Size, embe
     return Derivation(dict(_projection_general(bool(bias))), sp.Integer(0),
                       {sym.B: batch, sym.N: q_len, sym.S: kv_len, sym.dim: embed_dim},
                       "q from N tokens, k and v from S tokens: length-dim dot products")
+
+
+def attention_core_grad_derivations(batch: Size, heads: Size, q_len: Size, kv_len: Size,
+                                        head_dim: Size, *, dropout: bool = False,
+                                        kv_heads: Size | None = None
+                                        ) -> dict[str, Derivation]:
+    """The gradients of attention computed op by op (``S = Q K^T``, ``S * scale``,
+    softmax, optional dropout, ``O = A V``), in the order autograd runs them:
+    ``grad_probs = dO V^T`` and ``grad_v = A^T dO`` (two bmm), dropout's gradient (2 per
+    score), the softmax gradient (``4 S - 1`` per row), the scale's gradient (1 per
+    score), ``grad_q = dS K`` and ``grad_k = dS^T Q`` (two bmm). With fewer key/value
+    heads (``kv_heads``: K and V expanded to every query head), the gradients of V and K
+    are summed back over each group of query heads (``grad_v_expand``,
+    ``grad_k_expand``: the backward of ``expand``, an ``aten.sum``).
+
+    >>> d = attention_core_grad_derivations(1, 1, 2, 2, 4)
+    >>> list(d), d["grad_softmax"].work
+    (['grad_probs', 'grad_v', 'grad_softmax', 'grad_scale', 'grad_q', 'grad_k'], \
+{'elementwise': 14})
+    """
+    rows = batch * heads
+    scores = rows * q_len * kv_len
+    out = matmul_grad_derivations(rows, q_len, kv_len, head_dim,
+                                      names=("grad_probs", "grad_v"))
+    groups_of = heads if kv_heads is None else kv_heads
+    grouped = sp.sympify(groups_of) != sp.sympify(heads)
+    expand = reduction_derivation("sum", rows * kv_len * head_dim,
+                                  batch * groups_of * kv_len * head_dim)
+    if grouped:
+        out["grad_v_expand"] = expand
+    if dropout:
+        out["grad_dropout"] = dropout_grad_derivation(scores)
+    out["grad_softmax"] = softmax_grad_derivation(rows * q_len, kv_len)
+    out["grad_scale"] = elementwise_derivation(scores, 1, "the scale's gradient: one "
+                                                          "multiply per score")
+    out.update(matmul_grad_derivations(rows, q_len, head_dim, kv_len,
+                                           names=("grad_q", "grad_k")))
+    if grouped:
+        out["grad_k_expand"] = expand
+    return out

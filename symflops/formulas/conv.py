@@ -9,6 +9,7 @@ the seed article's ``[C_in K K + (C_in K K - 1) + 1] W H C_out``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from functools import cache
@@ -18,7 +19,7 @@ import sympy as sp
 
 from symflops import symbols as sym
 from symflops.errors import SymflopsError
-from symflops.formulas._arith import (
+from symflops.formulas.arith import (
     Size,
     Work,
     ceildiv,
@@ -35,7 +36,8 @@ from symflops.formulas.pointwise import elementwise_work
 
 __all__ = ["conv_output_size", "conv_params", "conv_work", "conv_transpose_output_size",
            "conv_transpose_work", "conv_transpose_covered", "conv_derivation",
-           "conv_transpose_derivation", "conv_backward_derivations", "CONV_EXPLANATION",
+           "conv_transpose_derivation", "conv_grad_derivations",
+           "conv_transpose_grad_derivations", "CONV_EXPLANATION",
            "CONV_TRANSPOSE_EXPLANATION"]
 
 #: what one output of a direct convolution costs (with and without the bias add)
@@ -250,7 +252,7 @@ def _conv_backward_general(n: int, square: bool) -> dict[str, Work]:
     }
 
 
-def conv_backward_derivations(batch: Size, in_channels: Size, out_channels: Size,
+def conv_grad_derivations(batch: Size, in_channels: Size, out_channels: Size,
                               kernel: Sequence[Size], in_spatial: Sequence[Size],
                               out_spatial: Sequence[Size], stride: Sequence[Size],
                               dilation: Sequence[Size], groups: Size = 1,
@@ -265,7 +267,7 @@ def conv_backward_derivations(batch: Size, in_channels: Size, out_channels: Size
       against the input window): ``C_out*C_in/groups*prod(kernel)`` of them;
     * ``grad_bias``: ``grad_output`` summed per channel: ``B*prod(out) - 1`` adds each.
 
-    >>> d = conv_backward_derivations(2, 3, 4, (3,), (10,), (8,), (1,), (1,))
+    >>> d = conv_grad_derivations(2, 3, 4, (3,), (10,), (8,), (1,), (1,))
     >>> d["grad_weight"].work, d["grad_bias"].work
     ({'matmul_mul': 576, 'matmul_add': 540}, {'elementwise': 60})
     """
@@ -287,4 +289,49 @@ def conv_backward_derivations(batch: Size, in_channels: Size, out_channels: Size
     if output_mask[2]:
         out["grad_bias"] = Derivation(dict(general["grad_bias"]), sp.Integer(0), b,
                                       "grad_bias: grad_output summed per channel")
+    return out
+
+
+def conv_transpose_grad_derivations(batch: Size, in_channels: Size, out_channels: Size,
+                                        kernel: Sequence[Size], in_spatial: Sequence[Size],
+                                        out_spatial: Sequence[Size], stride: Sequence[Size],
+                                        dilation: Sequence[Size], groups: Size = 1,
+                                        output_mask: Sequence[bool] = (True, True, True)
+                                        ) -> dict[str, Derivation]:
+    """The gradients of a transposed convolution ``z = conv_transpose(x)``
+    (``aten.convolution_backward`` with ``transposed=True``), one per requested output.
+
+    A transposed convolution is the adjoint of the direct convolution from ``z``'s sizes
+    to ``x``'s, so the roles swap:
+
+    * ``grad_input``: a direct convolution of ``grad_output``: each of the
+      ``B C_in prod(in)`` input positions is a dot product of length
+      ``C_out/groups prod(kernel)`` (as many MACs as the forward; ``n - 1`` adds each);
+    * ``grad_weight``: per weight a dot product of length ``B prod(in)`` (the input
+      against the ``grad_output`` window);
+    * ``grad_bias``: ``grad_output`` summed per output channel, ``B prod(out) - 1`` adds.
+
+    >>> d = conv_transpose_grad_derivations(1, 1, 1, (3,), (4,), (9,), (2,), (1,))
+    >>> {k: v.work for k, v in d.items()}
+    {'grad_input': {'matmul_mul': 12, 'matmul_add': 8}, \
+'grad_weight': {'matmul_mul': 12, 'matmul_add': 9}, 'grad_bias': {'elementwise': 8}}
+    """
+    n = len(kernel)
+    out: dict[str, Derivation] = {}
+    if output_mask[0]:
+        d = conv_derivation(batch, out_channels, in_channels, kernel, in_spatial, groups, False)
+        out["grad_input"] = dataclasses.replace(
+            d, general_params=sp.Integer(0),
+            explanation="grad_input: a direct convolution of grad_output with the weight "
+                        "(C_in and C_out here are the transposed convolution's C_out and C_in)")
+    if output_mask[1]:
+        out["grad_weight"] = conv_grad_derivations(
+            batch, out_channels, in_channels, kernel, out_spatial, in_spatial, stride,
+            dilation, groups, (False, True, False))["grad_weight"]
+    if output_mask[2]:
+        b = _bindings(batch, in_channels, out_channels, groups, kernel)
+        b.update(zip(sym.spatial_out(n), out_spatial, strict=True))
+        out["grad_bias"] = Derivation(
+            dict(elementwise_work(sym.C_out * (sym.B * prod(sym.spatial_out(n)) - 1))),
+            sp.Integer(0), b, "grad_bias: grad_output summed per output channel")
     return out

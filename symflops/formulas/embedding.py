@@ -13,10 +13,10 @@ from functools import cache
 import sympy as sp
 
 from symflops import symbols as sym
-from symflops.formulas._arith import Size, Work, work
+from symflops.formulas.arith import Size, Work, work
 from symflops.formulas.derivation import Derivation
 
-__all__ = ["embedding_derivation", "embedding_backward_work", "embedding_backward_derivation"]
+__all__ = ["embedding_derivation", "embedding_grad_work", "embedding_grad_derivation"]
 
 
 def embedding_derivation(num_embeddings: Size, embedding_dim: Size) -> Derivation:
@@ -29,13 +29,13 @@ def embedding_derivation(num_embeddings: Size, embedding_dim: Size) -> Derivatio
                       "a table lookup: no arithmetic")
 
 
-def embedding_backward_work(indices: Size, embedding_dim: Size, *,
+def embedding_grad_work(indices: Size, embedding_dim: Size, *,
                             scale_grad_by_freq: bool = False) -> Work:
     """Work of the weight gradient of ``indices`` lookups of width ``embedding_dim``:
     one add per gradient value; with ``scale_grad_by_freq`` the index counts first (one
     add per index) and each gradient value divided by its index's count.
 
-    >>> embedding_backward_work(6, 4), embedding_backward_work(6, 4, scale_grad_by_freq=True)
+    >>> embedding_grad_work(6, 4), embedding_grad_work(6, 4, scale_grad_by_freq=True)
     ({'elementwise': 24}, {'elementwise': 54})
     """
     values = indices * embedding_dim
@@ -44,10 +44,10 @@ def embedding_backward_work(indices: Size, embedding_dim: Size, *,
 
 @cache
 def _backward_general(scale_grad_by_freq: bool) -> Work:
-    return embedding_backward_work(sym.M, sym.dim, scale_grad_by_freq=scale_grad_by_freq)
+    return embedding_grad_work(sym.M, sym.dim, scale_grad_by_freq=scale_grad_by_freq)
 
 
-def embedding_backward_derivation(indices: Size, embedding_dim: Size, *,
+def embedding_grad_derivation(indices: Size, embedding_dim: Size, *,
                                   scale_grad_by_freq: bool = False,
                                   padding_idx: bool = False) -> Derivation:
     """The derivation of ``aten.embedding_dense_backward`` for ``M = indices`` lookups.
@@ -58,9 +58,9 @@ def embedding_backward_derivation(indices: Size, embedding_dim: Size, *,
     (reached when no index is the padding index; torch's decomposition, which zeroes those
     rows and adds all ``M``, does exactly this), and the explanation and the rate say so.
 
-    >>> embedding_backward_derivation(6, 4).work
+    >>> embedding_grad_derivation(6, 4).work
     {'elementwise': 24}
-    >>> embedding_backward_derivation(6, 4, padding_idx=True).rates["elementwise"]
+    >>> embedding_grad_derivation(6, 4, padding_idx=True).rates["elementwise"]
     'data-dependent: at most one add per gradient value (rows of padding_idx are skipped)'
     """
     explanation = ("embedding gradient: each of the M gradient rows of dim values added "

@@ -8,16 +8,18 @@ dot product (``I`` multiplies, ``I - 1`` adds) plus one bias add, so each of the
 
 from __future__ import annotations
 
+import dataclasses
 from functools import cache
 
 import sympy as sp
 
 from symflops import symbols as sym
-from symflops.formulas._arith import Size, Work, work
+from symflops.formulas.arith import Size, Work, work
 from symflops.formulas.derivation import Derivation
+from symflops.formulas.resize import reduction_derivation
 
 __all__ = ["linear_params", "linear_work", "matmul_work", "linear_derivation",
-           "matmul_derivation"]
+           "matmul_derivation", "linear_grad_derivations", "matmul_grad_derivations"]
 
 
 def linear_params(in_features: Size, out_features: Size, bias: bool = True) -> Size:
@@ -83,3 +85,64 @@ def matmul_derivation(batch: Size, m: Size, k: Size, n: Size, *,
                       {sym.B: batch, sym.M: m, sym.I: k, sym.O: n},
                       "B*M*O dot products of length I"
                       + (", then one add of the input per output" if add_input else ""))
+
+
+def _role(d: Derivation, text: str) -> Derivation:
+    """``d`` as a gradient op: its role in the explanation, and no parameters of its own."""
+    return dataclasses.replace(d, general_params=sp.Integer(0),
+                               explanation=f"{text}: {d.explanation}")
+
+
+def linear_grad_derivations(rows: Size, in_features: Size, out_features: Size,
+                                bias: bool = True, *, input_grad: bool = True,
+                                weight_grad: bool = True) -> dict[str, Derivation]:
+    """The gradient ops of a linear layer (torch's ``AddmmBackward``/``MmBackward``): the
+    two ``aten.mm`` products and the ``aten.sum`` of the bias gradient; ``input_grad``
+    false for an input that needs no gradient (the model's input), ``weight_grad``
+    false for a frozen layer.
+
+    Hand count for a linear layer (``M`` rows, ``I`` inputs, ``O`` outputs): the forward is
+    ``M O`` dot products of length ``I``; the backward is two products of the same size,
+    ``grad_input = grad_output (M x O) @ W (O x I)`` (``M I`` dot products of length ``O``)
+    and ``grad_weight = grad_output^T (O x M) @ x (M x I)`` (``O I`` dot products of length
+    ``M``), and ``grad_bias``: ``grad_output`` summed over the ``M`` rows (``(M - 1) O`` adds).
+    Each product has as many multiplies as the forward: the "backward = 2 x forward" rule,
+    exact for the multiplies, off by the adds of the different dot-product lengths.
+
+    >>> d = linear_grad_derivations(4, 3, 2)
+    >>> {k: v.work for k, v in d.items()}
+    {'grad_input': {'matmul_mul': 24, 'matmul_add': 12}, \
+    'grad_weight': {'matmul_mul': 24, 'matmul_add': 18}, 'grad_bias': {'elementwise': 6}}
+    """
+    out: dict[str, Derivation] = {}
+    if input_grad:
+        out["grad_input"] = _role(linear_derivation(rows, out_features, in_features, False),
+                                  "grad_input = grad_output @ W")
+    if weight_grad:
+        out["grad_weight"] = _role(linear_derivation(out_features, rows, in_features, False),
+                                   "grad_weight = grad_output^T @ x")
+        if bias:
+            out["grad_bias"] = _role(reduction_derivation("sum", rows * out_features,
+                                                          out_features),
+                                     "grad_bias = grad_output summed over rows")
+    return out
+
+
+def matmul_grad_derivations(batch: Size, m: Size, k: Size, n: Size, *, a_grad: bool = True,
+                                b_grad: bool = True, names: tuple[str, str] = ("grad_a",
+                                                                               "grad_b")
+                                ) -> dict[str, Derivation]:
+    """The two ``aten.bmm`` of ``C = A (m x k) @ B (k x n)`` (``batch`` of them):
+    ``grad_A = grad_C @ B^T`` (``m x n`` by ``n x k``) and ``grad_B = A^T @ grad_C``
+    (``k x m`` by ``m x n``).
+
+    >>> {k: v.work for k, v in matmul_grad_derivations(1, 2, 3, 4).items()}
+    {'grad_a': {'matmul_mul': 24, 'matmul_add': 18}, 'grad_b': {'matmul_mul': 24, \
+'matmul_add': 12}}
+    """
+    out: dict[str, Derivation] = {}
+    if a_grad:
+        out[names[0]] = matmul_derivation(batch, m, n, k)
+    if b_grad:
+        out[names[1]] = matmul_derivation(batch, k, m, n)
+    return out

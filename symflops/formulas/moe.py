@@ -20,7 +20,7 @@ from functools import cache
 import sympy as sp
 
 from symflops import symbols as sym
-from symflops.formulas._arith import Size, Work, exact_div, work
+from symflops.formulas.arith import Size, Work, exact_div, work
 from symflops.formulas.derivation import Derivation
 from symflops.formulas.linear import linear_work
 

@@ -37,14 +37,16 @@ import sympy as sp
 
 from symflops import symbols as sym
 from symflops.errors import SymflopsError
-from symflops.formulas._arith import Size, Work, work
+from symflops.formulas.arith import Size, Work, work
 from symflops.formulas.derivation import Derivation
 
-__all__ = ["ACTIVATION_RATES", "activation_work", "softmax_work", "log_softmax_work",
+__all__ = ["glu_grad_derivation",
+           "ACTIVATION_RATES", "activation_work", "softmax_work", "log_softmax_work",
            "elementwise_work", "activation_derivation", "softmax_derivation",
            "log_softmax_derivation", "elementwise_derivation", "GLU_RATE", "glu_work",
            "glu_derivation", "ACTIVATION_GRAD_RATES", "activation_grad_derivation",
-           "softmax_grad_derivation"]
+           "softmax_grad_derivation", "dropout_derivation", "dropout_grad_derivation",
+           "grad_accumulation_derivation", "DROPOUT_RATE", "DROPOUT_GRAD_RATE"]
 
 #: exact-convention operations per output element of GLU, with the count spelled out
 GLU_RATE: tuple[int, str] = (4, "sigmoid of the gate half (3: exp(-x), add 1, divide) and a "
@@ -243,3 +245,54 @@ def softmax_grad_derivation(rows: Size, n: Size, *, log: bool = False) -> Deriva
             else "softmax gradient: grad*y, its row sum, y times the sum, subtract")
     return Derivation(dict(_softmax_grad_general()), sp.Integer(0), {sym.M: rows, sym.N: n},
                       f"{what}: 4 N - 1 per row of N")
+
+
+def glu_grad_derivation(outputs: Size) -> Derivation:
+    """GLU's gradient (``aten.glu_backward``) per output element: ``s = sigmoid(b)`` (3),
+    ``grad_a = g s`` (1), ``grad_b = (1 - s) s a g`` (4): 8.
+
+    >>> glu_grad_derivation(5).work
+    {'elementwise': 40}
+    """
+    return elementwise_derivation(
+        outputs, 8, "GLU gradient: sigmoid of the gate (3), grad times it (1), "
+        "(1 - s) s a grad (4): 8 per output element")
+
+
+#: dropout in training, per element: the compare ``rand > p``, the multiply by the mask
+#: and by ``1 / (1 - p)`` (drawing the random numbers is not arithmetic)
+DROPOUT_RATE = 3
+#: dropout's gradient per element: the mask times the scale, times the gradient
+DROPOUT_GRAD_RATE = 2
+
+
+def dropout_derivation(numel: Size) -> Derivation:
+    """Dropout in training (``aten.native_dropout``): 3 per element.
+
+    >>> dropout_derivation(10).work
+    {'elementwise': 30}
+    """
+    return elementwise_derivation(
+        numel, DROPOUT_RATE, "dropout in training: the mask compare rand > p, the multiply "
+        "by the mask and by 1/(1 - p): 3 per element")
+
+
+def dropout_grad_derivation(numel: Size) -> Derivation:
+    """Dropout's gradient (``aten.native_dropout_backward``): 2 per element.
+
+    >>> dropout_grad_derivation(10).work
+    {'elementwise': 20}
+    """
+    return elementwise_derivation(numel, DROPOUT_GRAD_RATE,
+                                  "dropout gradient: the mask times the scale, times grad")
+
+
+def grad_accumulation_derivation(numel: Size) -> Derivation:
+    """A tensor used twice (a residual's input) gets two gradients; autograd adds them:
+    one add per element.
+
+    >>> grad_accumulation_derivation(6).work
+    {'elementwise': 6}
+    """
+    return elementwise_derivation(numel, 1, "gradient accumulation: the two gradients of a "
+                                            "tensor used twice, added (1 per element)")

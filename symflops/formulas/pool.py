@@ -16,7 +16,7 @@ import sympy as sp
 
 from symflops import symbols as sym
 from symflops.errors import SymflopsError
-from symflops.formulas._arith import Size, Work, ceildiv, floordiv, is_int, prod, smin, work
+from symflops.formulas.arith import Size, Work, ceildiv, floordiv, is_int, prod, smin, work
 from symflops.formulas.derivation import Derivation
 
 __all__ = ["pool_output_size", "pool_window_total", "max_pool_work", "avg_pool_work",

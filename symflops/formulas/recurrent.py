@@ -37,7 +37,7 @@ import sympy as sp
 
 from symflops import symbols as sym
 from symflops.errors import SymflopsError
-from symflops.formulas._arith import Size, Work, add_work, scale_work, work
+from symflops.formulas.arith import Size, Work, add_work, scale_work, work
 from symflops.formulas.derivation import Derivation
 from symflops.formulas.linear import linear_work
 

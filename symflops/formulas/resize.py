@@ -24,13 +24,13 @@ import sympy as sp
 
 from symflops import symbols as sym
 from symflops.errors import SymflopsError
-from symflops.formulas._arith import Size, Work, exact_div, floordiv, work
+from symflops.formulas.arith import Size, Work, exact_div, floordiv, work
 from symflops.formulas.derivation import Derivation
 
 __all__ = ["INTERPOLATE_RATES", "interpolate_work", "reduction_work", "interpolate_derivation",
            "reduction_derivation", "SPREAD_REDUCTIONS", "pixel_shuffle_shape",
            "pixel_shuffle_derivation", "interpolate_grad_derivation", "upsample_output_size",
-           "INTERPOLATE_DIMS"]
+           "INTERPOLATE_DIMS", "channel_shuffle_derivation"]
 
 #: how many trailing dims each interpolation mode resizes (None: any of 1, 2, 3)
 INTERPOLATE_DIMS: dict[str, int | None] = {
@@ -141,6 +141,20 @@ def pixel_shuffle_derivation(inverse: bool = False) -> Derivation:
     what = "(C r^2, H, W) -> (C, H r, W r)" if not inverse else "(C, H r, W r) -> (C r^2, H, W)"
     return Derivation({}, sp.Integer(0), {},
                       f"a reshape and a permute, {what}: values move, no arithmetic")
+
+
+def channel_shuffle_derivation(groups: Size) -> Derivation:
+    """The derivation of a channel shuffle into ``groups`` groups (ShuffleNet): the ``C``
+    channels viewed as ``(g, C/g)``, transposed to ``(C/g, g)`` and flattened back, so
+    channel ``i g + j`` of the output is channel ``j C/g + i`` of the input: every value
+    moves, none is computed. Its gradient is the inverse shuffle (``C/g`` groups).
+
+    >>> channel_shuffle_derivation(3).work, channel_shuffle_derivation(3).params
+    ({}, 0)
+    """
+    return Derivation({}, sp.Integer(0), {},
+                      f"channels viewed as ({groups}, C/{groups}), transposed and flattened: "
+                      "values move, no arithmetic")
 
 
 @cache

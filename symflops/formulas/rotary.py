@@ -17,7 +17,7 @@ from __future__ import annotations
 from functools import cache
 
 from symflops import symbols as sym
-from symflops.formulas._arith import Size, Work, exact_div, work
+from symflops.formulas.arith import Size, Work, exact_div, work
 from symflops.formulas.derivation import Derivation
 
 __all__ = ["ROTARY_RATE", "ROTARY_TABLE_RATE", "rotary_work", "rotary_derivation",

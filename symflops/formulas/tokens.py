@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import cache
 
 from symflops import symbols as sym
-from symflops.formulas._arith import Size, Work, work
+from symflops.formulas.arith import Size, Work, work
 from symflops.formulas.derivation import Derivation
 
 __all__ = ["class_token_derivation", "position_embedding_work",

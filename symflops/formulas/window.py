@@ -31,12 +31,16 @@ from functools import cache
 import sympy as sp
 
 from symflops import symbols as sym
-from symflops.formulas._arith import Size, Work, ceildiv, exact_div, work
+from symflops.formulas.arith import Size, Work, ceildiv, exact_div, work
 from symflops.formulas.attention import attention_parts
 from symflops.formulas.derivation import Derivation
+from symflops.formulas.linear import matmul_grad_derivations
+from symflops.formulas.pointwise import elementwise_derivation, softmax_grad_derivation
+from symflops.formulas.resize import reduction_derivation
 
 __all__ = ["window", "window_padded", "window_attention_parts",
-           "window_attention_derivations", "relative_bias_params", "patch_merging_size"]
+           "window_attention_derivations", "relative_bias_params", "patch_merging_size",
+           "window_attention_grad_derivations"]
 
 #: the side ``M`` of a square attention window (Swin writes M)
 window = sym.symbol("window")
@@ -128,3 +132,41 @@ def window_attention_derivations(batch: Size, height: Size, width: Size, dim: Si
     return {part: Derivation(dict(g), sp.sympify(relative_bias_params(window, sym.heads))
                              if part == "bias" else sp.Integer(0), bindings, _EXPLAIN[part])
             for part, g in general.items()}
+
+
+def window_attention_grad_derivations(batch: Size, height: Size, width: Size, dim: Size,
+                                      heads: Size, window_size: Size
+                                      ) -> dict[str, Derivation]:
+    """The gradients of window attention between its two projections, on a map padded to
+    multiples of the window, as autograd runs torchvision's ``shifted_window_attention``
+    (``T = B H W`` tokens in windows of ``n = M^2``, ``S = T heads n`` scores):
+
+    * ``A V``: ``grad_probs = dO V^T`` and ``grad_v = A^T dO`` (two bmm);
+    * the softmax's gradient, ``4 n - 1`` per row of ``n``;
+    * the relative position bias, broadcast over the windows: its gradient summed over
+      them (``S - heads n^2`` adds; gathering it back into the table moves values);
+    * ``Q K^T``: ``grad_q = dS K``, ``grad_k = dS^T Q`` (two bmm);
+    * the query's scale, one multiply per query element (``T dim``);
+    * ``q, k, v`` sliced from the fused projection: their gradients written into one
+      tensor of ``3 T dim`` elements and added, 2 adds per element.
+
+    The shift's mask and roll and the window partition move values or add constants:
+    nothing to differentiate.
+
+    >>> d = window_attention_grad_derivations(1, 4, 4, 8, 2, 2)
+    >>> d["grad_bias"].work, d["grad_qkv_split"].work
+    ({'elementwise': 96}, {'elementwise': 768})
+    """
+    tokens, n = batch * height * width, window_size ** 2
+    rows = exact_div(tokens, n) * heads
+    head_dim = exact_div(dim, heads)
+    out = matmul_grad_derivations(rows, n, n, head_dim, names=("grad_probs", "grad_v"))
+    out["grad_softmax"] = softmax_grad_derivation(rows * n, n)
+    out["grad_bias"] = reduction_derivation("sum", rows * n * n, heads * n * n)
+    out.update(matmul_grad_derivations(rows, n, head_dim, n, names=("grad_q", "grad_k")))
+    out["grad_q_scale"] = elementwise_derivation(tokens * dim, 1, "the query scale's "
+                                                                  "gradient: 1 per element")
+    out["grad_qkv_split"] = elementwise_derivation(
+        tokens * 3 * dim, 2, "q, k, v's gradients written into the fused projection's "
+                             "output and added: 2 per element")
+    return out

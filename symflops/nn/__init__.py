@@ -12,131 +12,72 @@ expressions (names such as ``"B"`` or ``"H"`` are turned into the canonical symb
 2*B*C_in*C_out*H*K**2*W
 >>> c.params
 C_out*(C_in*K**2 + 1)
+
+Every layer class registers itself (:data:`symflops.nn._base.REGISTRY`) by carrying its
+reference ``example``; :data:`LAYERS` and ``__all__`` are that registry.
 """
 
 from __future__ import annotations
 
-from types import FunctionType
+from types import FunctionType, MappingProxyType
 
+# the family modules, in the order of the formula reference (each registers its layers)
+# isort: off
 from symflops.nn import (
     _base,
-    _composite,
-    _conv,
-    _layers,
-    _moe,
-    _recurrent,
     _train,
-    _transformer,
-    _vision,
+    _conv,
+    _linear,
+    _norm,
+    _pool,
+    _pointwise,
+    _resize,
+    _embedding,
+    _attention,
+    _containers,
+    _views,
+    _tokens,
     _window,
+    _recurrent,
+    _transformer,
+    _moe,
 )
-from symflops.nn._base import Layer, SizeLike, to_size
-from symflops.nn._composite import (
-    MLP,
-    MultiheadAttention,
-    Repeat,
-    Residual,
-    Sequential,
-    TransformerBlock,
-)
-from symflops.nn._conv import (
-    Conv1d,
-    Conv2d,
-    Conv3d,
-    ConvTranspose1d,
-    ConvTranspose2d,
-    ConvTranspose3d,
-)
-from symflops.nn._layers import (
-    GELU,
-    GLU,
-    AdaptiveAvgPool1d,
-    AdaptiveAvgPool2d,
-    AdaptiveMaxPool2d,
-    AvgPool1d,
-    AvgPool2d,
-    BatchNorm1d,
-    BatchNorm2d,
-    BatchNorm3d,
-    Dropout,
-    Embedding,
-    Flatten,
-    GroupNorm,
-    Hardsigmoid,
-    Hardswish,
-    Identity,
-    LayerNorm,
-    LeakyReLU,
-    Linear,
-    MaxPool1d,
-    MaxPool2d,
-    PixelShuffle,
-    PixelUnshuffle,
-    ReLU,
-    ReLU6,
-    RMSNorm,
-    Sigmoid,
-    SiLU,
-    Softmax,
-    Tanh,
-    Upsample,
-)
-from symflops.nn._moe import MoE
-from symflops.nn._recurrent import GRU, LSTM, GRUCell, LSTMCell
-from symflops.nn._transformer import (
-    GatedMLP,
-    GeGLU,
-    PositionEmbedding,
-    RotaryEmbedding,
-    SwiGLU,
-    TiedLMHead,
-)
-from symflops.nn._vision import (
-    ClassToken,
-    PatchEmbedding,
-    Permute,
-    Reshape,
-    Select,
-    Transpose,
-)
-from symflops.nn._window import PatchMerging, WindowAttention
+from symflops.nn._conv import *  # noqa: F403
+from symflops.nn._linear import *  # noqa: F403
+from symflops.nn._norm import *  # noqa: F403
+from symflops.nn._pool import *  # noqa: F403
+from symflops.nn._pointwise import *  # noqa: F403
+from symflops.nn._resize import *  # noqa: F403
+from symflops.nn._embedding import *  # noqa: F403
+from symflops.nn._attention import *  # noqa: F403
+from symflops.nn._containers import *  # noqa: F403
+from symflops.nn._views import *  # noqa: F403
+from symflops.nn._tokens import *  # noqa: F403
+from symflops.nn._window import *  # noqa: F403
+from symflops.nn._recurrent import *  # noqa: F403
+from symflops.nn._transformer import *  # noqa: F403
+from symflops.nn._moe import *  # noqa: F403
+# isort: on
+from symflops.errors import SymflopsError
+from symflops.nn._base import REGISTRY, Layer, SizeLike, to_size
 
-__all__ = [
-    "Layer", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d",
-    "ConvTranspose3d", "Linear", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm",
-    "GroupNorm", "RMSNorm", "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d",
-    "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "ReLU", "ReLU6", "LeakyReLU",
-    "GELU", "SiLU", "Sigmoid", "Tanh", "Hardswish", "Hardsigmoid", "Softmax", "Dropout",
-    "Identity", "Flatten", "Embedding", "MultiheadAttention", "TransformerBlock", "MLP",
-    "Sequential", "Residual", "Repeat", "GLU", "PixelShuffle", "PixelUnshuffle", "Upsample",
-    "LAYERS",
-    "Permute", "Transpose", "Reshape", "Select", "PatchEmbedding", "ClassToken",
-    "PositionEmbedding", "WindowAttention", "PatchMerging", "SizeLike", "to_size",
-    "LSTM", "GRU", "LSTMCell", "GRUCell",
-    "GatedMLP", "SwiGLU", "GeGLU", "RotaryEmbedding", "TiedLMHead",
-    "MoE",
-]
+#: Every layer class by name, in the order the formula reference lists them (the
+#: reference, the CLI and the tests look layers up here): the registry, read-only.
+LAYERS: MappingProxyType[str, type[Layer]] = MappingProxyType(REGISTRY)
 
-#: Every layer class by name (the formula reference and the CLI look layers up here).
-LAYERS: dict[str, type[Layer]] = {
-    cls.__name__: cls for cls in (
-        Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d, Linear,
-        BatchNorm1d, BatchNorm2d, BatchNorm3d, LayerNorm, GroupNorm, RMSNorm, MaxPool1d,
-        MaxPool2d, AvgPool1d, AvgPool2d, AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool2d,
-        ReLU, ReLU6, LeakyReLU, GELU, SiLU, Sigmoid, Tanh, Hardswish, Hardsigmoid, GLU, Softmax,
-        Dropout, Identity, Flatten, PixelShuffle, PixelUnshuffle, Upsample, Embedding,
-        MultiheadAttention, TransformerBlock, MLP, Sequential, Residual, Repeat,
-        Permute, Transpose, Reshape, Select, PatchEmbedding, ClassToken, PositionEmbedding,
-        WindowAttention, PatchMerging, LSTM, GRU, LSTMCell, GRUCell, GatedMLP,
-        SwiGLU, GeGLU, RotaryEmbedding, TiedLMHead, MoE)
-}
+__all__ = ["Layer", "LAYERS", "SizeLike", "to_size", *REGISTRY]
+
+# (each family module's ``__all__`` names its classes for type checkers, which do not run
+# the registry; a class it leaves out is an error here, not a silently missing name)
+if _missing := sorted(n for n in REGISTRY if globals().get(n) is not REGISTRY[n]):
+    raise SymflopsError("layer classes missing from their family module's __all__",
+                        values={"layers": _missing}, fix="add them to the module's __all__")
+
 
 #: the submodules' examples (module docstrings and every public name) run with this
 #: package's doctests
-_DOCTESTED = (_base, _conv, _layers, _composite, _transformer, _train, _moe)
-__test__ = {f"{m.__name__}.{n}": getattr(m, n) for m in _DOCTESTED
+_MODULES = (_base, _train, _conv, _linear, _norm, _pool, _pointwise, _resize, _embedding,
+            _attention, _containers, _views, _tokens, _window, _recurrent, _transformer, _moe)
+__test__ = {f"{m.__name__}.{n}": getattr(m, n) for m in _MODULES
             for n in m.__all__ if isinstance(getattr(m, n), (type, FunctionType))}
-__test__.update({m.__name__: m for m in _DOCTESTED})
-__test__.update({f"{m.__name__}.{n}": getattr(m, n) for m in (_vision, _window, _recurrent)
-                 for n in m.__all__})
-__test__.update({m.__name__: m for m in (_vision, _window, _recurrent)})
+__test__.update({m.__name__: m for m in _MODULES})

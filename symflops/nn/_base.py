@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, ClassVar, TypeAlias
 
 import numpy as np
 import sympy as sp
@@ -26,7 +26,8 @@ from symflops.parse import parse_int, parse_symbol
 
 __all__ = ["SizeLike", "Shape", "Layer", "to_size", "nonneg_size", "size_tuple",
            "parse_shape", "same_size", "fmt", "numel", "divides_condition", "positive_output",
-           "check_dim", "dim_index", "TRAINER"]
+           "check_dim", "dim_index", "TRAINER", "Example", "REGISTRY", "STRIDE_S", "PAD_P",
+           "FACTOR_R", "HIDDEN_F", "CONTEXT_N"]
 
 SizeLike: TypeAlias = int | sp.Expr | str
 Shape = tuple[sp.Expr, ...]
@@ -191,11 +192,64 @@ class _Trainer:
 TRAINER = _Trainer()
 
 
+#: the symbols the reference's examples use beyond :mod:`symflops.symbols`: a stride and a
+#: padding (may be 0), a pixel shuffle's factor, a gated MLP's hidden width, the length
+#: of a learned position table
+STRIDE_S, PAD_P = S.symbol("s"), sp.Symbol("p", integer=True, nonnegative=True)
+FACTOR_R, HIDDEN_F, CONTEXT_N = S.symbol("r"), S.symbol("F"), S.symbol("N_ctx")
+
+
+@dataclass(frozen=True)
+class Example:
+    """How the formula reference shows a layer: a call in canonical symbols, the layer it
+    builds and an input shape (the class's ``example``)."""
+
+    call: str
+    build: Callable[[], Layer]
+    input_shape: tuple[Any, ...]
+    note: str = ""
+
+
+#: every layer class by name, in the order the classes were defined (``symflops.nn``
+#: imports its family modules in the order of the formula reference); a class joins by
+#: carrying an ``example``
+REGISTRY: dict[str, type[Layer]] = {}
+
+
 class Layer:
-    """Base of all symbolic layers. Subclasses implement ``_cost(shape, name)``."""
+    """Base of all symbolic layers.
+
+    A layer class is registered (:data:`REGISTRY`, hence ``sf.nn.LAYERS``, ``sf.nn``'s
+    ``__all__``, the formula reference and the tests' case list) when it carries an
+    ``example``: subclasses implement ``_cost(shape, name)`` (the forward) and
+    ``_train(shape, name, path, x, tr)`` (its train rule: see :mod:`symflops.nn._train`),
+    or say in ``no_train`` why it cannot train. Private bases (no ``example`` of their
+    own) are not registered.
+    """
 
     #: the ``torch.nn`` class this layer mirrors
     torch_name: str = ""
+    #: the reference's example of this layer (a registered layer has its own)
+    example: ClassVar[Example | None] = None
+    #: why ``mode="train"`` cannot be derived for this layer ("" when it has ``_train``)
+    no_train: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("example") is None:
+            return
+        name = cls.__name__
+        if name in REGISTRY:
+            raise SymflopsError("a layer of this name is registered already", layer=name,
+                                values={"class": f"{cls.__module__}.{cls.__qualname__}",
+                                        "registered": REGISTRY[name].__module__},
+                                fix="give the layer class another name")
+        if not (callable(getattr(cls, "_train", None)) or cls.no_train):
+            raise SymflopsError("a layer needs a train rule (_train) or a reason why it "
+                                "cannot train (no_train)", layer=name,
+                                fix="define _train(self, shape, name, path, x, tr) beside "
+                                    "_cost, or set no_train = '...why...'")
+        REGISTRY[name] = cls
 
     def cost(self, input_shape: Any, convention: str | Convention = "exact",
              name: str = "", *, mode: str = "eval", recompute: str = "none",

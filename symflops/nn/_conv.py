@@ -11,26 +11,47 @@ from typing import Any
 
 import sympy as sp
 
+from symflops import formulas as F
 from symflops import symbols as S
 from symflops.cost import Cost
 from symflops.errors import SymflopsError
-from symflops.formulas import (
+from symflops.formulas.arith import exact_div, prod
+from symflops.formulas.conv import (
     conv_derivation,
     conv_output_size,
     conv_transpose_derivation,
     conv_transpose_output_size,
-    exact_div,
-    prod,
 )
 from symflops.nn._base import (
+    PAD_P,
+    STRIDE_S,
+    Example,
     Layer,
     Shape,
     SizeLike,
     divides_condition,
     fmt,
+    numel,
     positive_output,
     size_tuple,
     to_size,
+)
+from symflops.nn._train import (
+    Ref,
+    Step,
+    Train,
+    leaf_step,
+)
+from symflops.symbols import (
+    B,
+    C_in,
+    C_out,
+    D,
+    H,
+    K,
+    T,
+    W,
+    groups,
 )
 
 __all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d",
@@ -160,9 +181,38 @@ class _ConvNd(Layer):
                                 fix=e.fix) from None
         return self._leaf(name, shape, out_shape, d, validity=validity)
 
+    def _train(self, shape: Shape, name: str, path: str, x: Ref, tr: Train) -> Step:
+        """``convolution_backward``: the input's gradient (when it needs one), the weight's
+        and the bias's (unless frozen), each as the tracer counts that op
+        (:func:`symflops.formulas.conv.conv_grad_derivations`, and for a transposed
+        convolution ``conv_transpose_grad_derivations``); the op keeps its input for
+        the weight's gradient."""
+        fwd = self._cost(shape, name)
+        trainable = not tr.is_frozen(path)
+        n = self.n
+        batch = shape[0] if len(shape) == n + 2 else sp.Integer(1)
+        backward = F.conv.conv_transpose_grad_derivations if self.transposed else \
+            F.conv.conv_grad_derivations
+        grads = backward(batch, self.in_channels, self.out_channels, self.kernel_size,
+                         shape[-n:], fwd.output_shape[-n:], self.stride, self.dilation,
+                         self.groups, (x.grad, trainable, trainable and self.bias))
+        saved = [tr.saved(path, "input", x)] if trainable else []
+        out = tr.new(numel(fwd.output_shape), x.grad or trainable)
+        weight = (self.in_channels, F.arith.exact_div(self.out_channels, self.groups)) \
+            if self.transposed else (self.out_channels, F.arith.exact_div(self.in_channels,
+                                                                    self.groups))
+        weights = [(*weight, *self.kernel_size)] + \
+            ([(self.out_channels,)] if self.bias else [])
+        return leaf_step(self, shape, name, tr, fwd, grads=grads, saved=saved, out=out,
+                         trainable=trainable, weights=weights)
+
 
 class Conv1d(_ConvNd):
     """``torch.nn.Conv1d`` on ``(B, C_in, T)``."""
+
+    example = Example(
+        "Conv1d(C_in, C_out, K, stride=s, padding=p, groups=g)",
+        lambda: Conv1d(C_in, C_out, K, stride=STRIDE_S, padding=PAD_P, groups=groups), (B, C_in, T))
 
     n = 1
 
@@ -174,11 +224,21 @@ class Conv2d(_ConvNd):
     (B, 64, 112, 112)
     """
 
+    example = Example(
+        "Conv2d(C_in, C_out, K, stride=s, padding=p, groups=g)",
+        lambda: Conv2d(C_in, C_out, K, stride=STRIDE_S, padding=PAD_P, groups=groups),
+        (B, C_in, H, W))
+
     n = 2
 
 
 class Conv3d(_ConvNd):
     """``torch.nn.Conv3d`` on ``(B, C_in, D, H, W)``."""
+
+    example = Example(
+        "Conv3d(C_in, C_out, K, stride=s, padding=p, groups=g)",
+        lambda: Conv3d(C_in, C_out, K, stride=STRIDE_S, padding=PAD_P, groups=groups),
+        (B, C_in, D, H, W))
 
     n = 3
 
@@ -199,6 +259,11 @@ class _ConvTransposeNd(_ConvNd):
 class ConvTranspose1d(_ConvTransposeNd):
     """``torch.nn.ConvTranspose1d``."""
 
+    example = Example(
+        "ConvTranspose1d(C_in, C_out, K, stride=s, padding=p, groups=g)",
+        lambda: ConvTranspose1d(C_in, C_out, K, stride=STRIDE_S, padding=PAD_P, groups=groups),
+        (B, C_in, T))
+
     n = 1
 
 
@@ -206,10 +271,20 @@ class ConvTranspose2d(_ConvTransposeNd):
     """``torch.nn.ConvTranspose2d`` (torch's argument order: ..., output_padding, groups,
     bias, dilation)."""
 
+    example = Example(
+        "ConvTranspose2d(C_in, C_out, K, stride=s, padding=p, groups=g)",
+        lambda: ConvTranspose2d(C_in, C_out, K, stride=STRIDE_S, padding=PAD_P, groups=groups),
+        (B, C_in, H, W))
+
     n = 2
 
 
 class ConvTranspose3d(_ConvTransposeNd):
     """``torch.nn.ConvTranspose3d``."""
+
+    example = Example(
+        "ConvTranspose3d(C_in, C_out, K, stride=s, padding=p, groups=g)",
+        lambda: ConvTranspose3d(C_in, C_out, K, stride=STRIDE_S, padding=PAD_P, groups=groups),
+        (B, C_in, D, H, W))
 
     n = 3

@@ -19,17 +19,27 @@ import sympy as sp
 
 from symflops.cost import Cost
 from symflops.errors import SymflopsError
-from symflops.formulas import (
-    elementwise_derivation,
-    moe_combine_derivation,
-    renormalize_derivation,
-    softmax_derivation,
-    topk_derivation,
-)
 from symflops.formulas.derivation import Derivation
-from symflops.nn._base import Layer, Shape, SizeLike, numel, to_size
-from symflops.nn._layers import Linear, Sigmoid
+from symflops.formulas.moe import moe_combine_derivation, renormalize_derivation, topk_derivation
+from symflops.formulas.pointwise import elementwise_derivation, softmax_derivation
+from symflops.nn._base import (
+    HIDDEN_F,
+    Example,
+    Layer,
+    Shape,
+    SizeLike,
+    numel,
+    to_size,
+)
+from symflops.nn._linear import Linear
+from symflops.nn._pointwise import Sigmoid
 from symflops.nn._transformer import GatedMLP
+from symflops.symbols import (
+    B,
+    N,
+    dim,
+    symbol,
+)
 
 __all__ = ["MoE"]
 
@@ -72,6 +82,17 @@ class MoE(Layer):
     E)`` token slots, as capacity-limited training runs (Switch, GShard): the experts then
     process ``E C`` rows (padding counted, overflow dropped).
     """
+
+    no_train = ("its backward depends on the routing, which sf.nn does not know: each "
+                "expert's grad_weight sums over the tokens routed to it (rows_e - 1 adds "
+                "per weight, and nothing for an expert no token reached), so the count "
+                "changes with how many experts receive tokens; sf.trace(the torch module, "
+                "mode='train') counts one routing")
+
+    example = Example(
+        "MoE(dim, F, E, k)", lambda: MoE(dim, HIDDEN_F, symbol("E"), symbol("k")), (B, N, dim),
+        "router, top-k routing, E SwiGLU experts of which each token uses k: params count "
+        "all E, the work k per token")
 
     def __init__(self, dim: SizeLike, hidden: SizeLike, experts: SizeLike, top_k: SizeLike, *,
                  activation: str = "silu", normalize: bool = True,

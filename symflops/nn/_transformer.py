@@ -15,20 +15,46 @@ from typing import Any
 
 import sympy as sp
 
+from symflops import formulas as F
 from symflops.cost import Cost
 from symflops.errors import SymflopsError
-from symflops.formulas import (
-    elementwise_derivation,
-    linear_derivation,
-    position_embedding_derivation,
-    rotary_table_derivation,
-)
 from symflops.formulas.derivation import Derivation
-from symflops.nn._base import Layer, Shape, SizeLike, divides_condition, numel, to_size
-from symflops.nn._layers import GELU, Embedding, Linear, SiLU
+from symflops.formulas.linear import linear_derivation
+from symflops.formulas.pointwise import elementwise_derivation
+from symflops.formulas.rotary import rotary_table_derivation
+from symflops.nn._base import (
+    HIDDEN_F,
+    Example,
+    Layer,
+    Shape,
+    SizeLike,
+    divides_condition,
+    numel,
+    to_size,
+)
+from symflops.nn._embedding import Embedding
+from symflops.nn._linear import Linear
+from symflops.nn._pointwise import GELU, SiLU
+from symflops.nn._train import (
+    Ref,
+    Step,
+    Train,
+    accumulate,
+    composite,
+    join,
+    leaf_step,
+    mul_step,
+    train_layer,
+)
+from symflops.symbols import (
+    B,
+    N,
+    V,
+    dim,
+    head_dim,
+)
 
-__all__ = ["GatedMLP", "SwiGLU", "GeGLU", "RotaryEmbedding", "PositionEmbedding",
-           "TiedLMHead"]
+__all__ = ["GatedMLP", "SwiGLU", "GeGLU", "RotaryEmbedding", "TiedLMHead"]
 
 #: the gate activations of :class:`GatedMLP`, by name
 GATE_ACTIVATIONS: dict[str, Any] = {"silu": SiLU, "gelu": GELU,
@@ -46,6 +72,10 @@ class GatedMLP(Layer):
     >>> GatedMLP(8, 16).cost(("B", 8)).params
     384
     """
+
+    example = Example(
+        "GatedMLP(dim, F, 'silu')", lambda: GatedMLP(dim, HIDDEN_F, "silu"), (B, N, dim),
+        "down(act(gate(x)) * up(x)): three matrices, no biases")
 
     def __init__(self, dim: SizeLike, hidden: SizeLike, activation: str = "silu",
                  bias: bool = False) -> None:
@@ -79,6 +109,25 @@ class GatedMLP(Layer):
         return Cost(name, self.layer_type(), spec=self.spec(), children=children,
                     input_shape=shape, output_shape=shape)
 
+    def _train(self, shape: Shape, name: str, path: str, x: Ref,
+                   tr: Train) -> Step:
+        """``down(act(gate(x)) * up(x))``: x feeds two linears (its gradients added), the
+        activation keeps its input (SiLU, GELU), the multiply both factors."""
+        self._cost(shape, name)  # checks the shape
+        hidden_shape = shape[:-1] + (self.hidden,)
+        gate = train_layer(Linear(self.dim, self.hidden, self.bias), shape, "gate_proj",
+                           join(path, "gate_proj"), x, tr)
+        act = train_layer(GATE_ACTIVATIONS[self.activation](), hidden_shape, "act_fn",
+                          join(path, "act_fn"), gate.out, tr)
+        up = train_layer(Linear(self.dim, self.hidden, self.bias), shape, "up_proj",
+                         join(path, "up_proj"), x, tr)
+        mul = mul_step("mul", hidden_shape, join(path, "mul"), act.out, up.out, tr)
+        down = train_layer(Linear(self.hidden, self.dim, self.bias), hidden_shape,
+                           "down_proj", join(path, "down_proj"), mul.out, tr)
+        children = [gate.cost, act.cost, up.cost, mul.cost, down.cost,
+                    *accumulate(x, shape, "the gated MLP's input (gate and up)")]
+        return Step(composite(self, shape, name, tr, children, shape), down.out)
+
 
 class SwiGLU(GatedMLP):
     """:class:`GatedMLP` with SiLU (LLaMA, Mistral; Shazeer 2020).
@@ -86,6 +135,9 @@ class SwiGLU(GatedMLP):
     >>> SwiGLU(8, 16).cost(("B", 8)).macs
     384*B
     """
+
+    example = Example(
+        "SwiGLU(dim, F)", lambda: SwiGLU(dim, HIDDEN_F), (B, N, dim), "GatedMLP with SiLU (LLaMA)")
 
     def __init__(self, dim: SizeLike, hidden: SizeLike, bias: bool = False) -> None:
         super().__init__(dim, hidden, "silu", bias)
@@ -97,6 +149,9 @@ class GeGLU(GatedMLP):
     >>> GeGLU(8, 16).cost(("B", 8)).work["activation"]
     80*B
     """
+
+    example = Example(
+        "GeGLU(dim, F)", lambda: GeGLU(dim, HIDDEN_F), (B, N, dim), "GatedMLP with GELU")
 
     def __init__(self, dim: SizeLike, hidden: SizeLike, bias: bool = False,
                  approximate: str = "none") -> None:
@@ -114,6 +169,11 @@ class RotaryEmbedding(Layer):
     288*N
     """
 
+    example = Example(
+        "RotaryEmbedding(head_dim)", lambda: RotaryEmbedding(head_dim), (B, N, dim),
+        "the cos/sin table for N positions, once per forward; the rotation is "
+        "MultiheadAttention(..., rotary=True), 7/2 per rotated element")
+
     def __init__(self, head_dim: SizeLike) -> None:
         self.head_dim = to_size(head_dim, "RotaryEmbedding", "head_dim")
         if self.head_dim.is_number and self.head_dim % 2:
@@ -129,49 +189,11 @@ class RotaryEmbedding(Layer):
         return self._leaf(name, shape, shape, rotary_table_derivation(shape[1], self.head_dim),
                           validity=divides_condition(sp.Integer(2), sp.sympify(self.head_dim)))
 
-
-class PositionEmbedding(Layer):
-    """Absolute positions added to ``(B, N, dim)`` token embeddings: a ``context x dim``
-    table looked up for the ``N <= context`` positions, and one add per element.
-    Children ``table``, ``add``. ``learned=True`` (GPT-2's ``wpe``): the table is
-    ``context * dim`` parameters; ``learned=False`` (the sinusoids of Vaswani et al.
-    2017, computed once into a buffer): no parameters, the same add.
-
-    >>> from symflops.symbols import N, dim
-    >>> c = PositionEmbedding(1024, dim).cost(("B", N, dim))
-    >>> c.params, c.flops, c.validity
-    (1024*dim, B*N*dim, (N <= 1024,))
-    >>> PositionEmbedding(1024, dim, learned=False).cost(("B", N, dim)).params
-    0
-    """
-
-    def __init__(self, context: SizeLike, dim: SizeLike, learned: bool = True) -> None:
-        self.context = to_size(context, "PositionEmbedding", "context")
-        self.dim = to_size(dim, "PositionEmbedding", "dim")
-        self.learned = bool(learned)
-
-    def spec(self) -> str:
-        fixed = "" if self.learned else ", learned=False"
-        return f"PositionEmbedding({self.context}, {self.dim}{fixed})"
-
-    def _cost(self, shape: Shape, name: str) -> Cost:
-        self._check_rank(shape, (3,), "(B, N, dim)")
-        self._check_channels(shape, shape[-1], self.dim, "features")
-        n = shape[1]
-        fits = sp.Le(n, self.context)
-        if fits is sp.false:
-            raise SymflopsError("the sequence is longer than the position table",
-                                layer=self.spec(), values={"N": n, "context": self.context},
-                                fix=f"use at most {self.context} tokens or a larger context")
-        table = Embedding(self.context, self.dim)._cost((n,), "table")
-        if not self.learned:  # a buffer: the lookup without parameters
-            table = table.replace(params=0, layer="PositionBuffer", derivation=Derivation(
-                {}, 0, {}, "a lookup in a fixed (sinusoidal) buffer: no arithmetic"))
-        add = Cost.from_derivation("add", "Add", position_embedding_derivation(*shape),
-                                   spec="add", input_shape=shape, output_shape=shape)
-        return Cost(name, "PositionEmbedding", spec=self.spec(), children=[table, add],
-                    input_shape=shape, output_shape=shape,
-                    validity=[] if fits is sp.true else [fits])
+    def _train(self, shape: Shape, name: str, path: str, x: Ref,
+                      tr: Train) -> Step:
+        """The cos/sin table (``LlamaRotaryEmbedding`` runs under ``torch.no_grad``): its
+        forward only; the input passes through."""
+        return Step(self._cost(shape, name).replace(memory=tr.mem(0, 0, ())), x)
 
 
 class TiedLMHead(Layer):
@@ -183,6 +205,10 @@ class TiedLMHead(Layer):
     >>> TiedLMHead(emb).cost(("B", 8)).params, TiedLMHead(emb).cost(("B", 8)).macs
     (0, 800*B)
     """
+
+    example = Example(
+        "TiedLMHead(Embedding(V, dim))", lambda: TiedLMHead(Embedding(V, dim)), (B, N, dim),
+        "a bias-free Linear sharing the embedding's weight: no parameters")
 
     def __init__(self, embedding: Embedding) -> None:
         if not isinstance(embedding, Embedding):
@@ -205,3 +231,23 @@ class TiedLMHead(Layer):
                           linear.explanation + "; the weight is the embedding's (its "
                           "parameters are counted there)", linear.rates)
         return self._leaf(name, shape, shape[:-1] + (vocab,), tied)
+
+    def _train(self, shape: Shape, name: str, path: str, x: Ref,
+                   tr: Train) -> Step:
+        """A bias-free linear on the embedding's weight: ``grad_input`` and ``grad_weight``
+        as a Linear's, and the weight's two gradients (the head's, the embedding's) added
+        once (``V dim``). Parameters, optimizer state and gradients are the embedding's.
+        Freezing the tied weight freezes both paths (``frozen=["wte", "lm_head"]``)."""
+        fwd = self._cost(shape, name)
+        emb = self.embedding
+        trainable = not tr.is_frozen(path)
+        rows, dim, vocab = numel(shape[:-1]), emb.embedding_dim, emb.num_embeddings
+        grads = F.linear.linear_grad_derivations(rows, dim, vocab, False, input_grad=x.grad,
+                                              weight_grad=trainable)
+        if trainable:
+            grads["grad_accumulate"] = F.pointwise.elementwise_derivation(
+                vocab * dim, 1, "the tied weight's two gradients (head and embedding) added")
+        saved = [tr.saved(path, "input", x)] if trainable else []
+        return leaf_step(self, shape, name, tr, fwd, grads=grads, saved=saved,
+                         out=tr.new(numel(fwd.output_shape), x.grad or trainable),
+                         trainable=trainable, weights=[])

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from symflops.errors import SymflopsError
-from symflops.formulas import exact_div
+from symflops.formulas.arith import exact_div
 from symflops.nn import (
     GELU,
     Embedding,

@@ -16,7 +16,7 @@ from typing import Any
 import sympy as sp
 
 from symflops.errors import SymflopsError
-from symflops.formulas import exact_div
+from symflops.formulas.arith import exact_div
 from symflops.nn import (
     GELU,
     AdaptiveAvgPool2d,

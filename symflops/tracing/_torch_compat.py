@@ -29,7 +29,7 @@ from torch.fx.experimental.symbolic_shapes import DimDynamic, ShapeEnv
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from symflops.formulas import ceildiv, floordiv
+from symflops.formulas.arith import ceildiv, floordiv
 
 __all__ = ["TorchDispatchMode", "SymbolicResize", "SymEnv", "SymbolMap", "current_autograd_node",
            "module_hooks", "node_metadata", "SKIP_OPS", "TORCH_VERSION", "written_args",

@@ -20,7 +20,9 @@ symflops.errors.SymflopsError: register: an op has a handler already (op=aten.co
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import sympy as sp
@@ -78,7 +80,7 @@ class Part:
     Built from a family derivation with :meth:`of` (the work is computed once, from the
     general formula and the bindings); the fields stay readable one by one.
 
-    >>> from symflops.formulas import linear_derivation
+    >>> from symflops.formulas.linear import linear_derivation
     >>> p = Part.of(linear_derivation(2, 4, 3), name="fc")
     >>> p.work["matmul_mul"], p.general_params
     (24, I*O + O)
@@ -111,10 +113,14 @@ class Part:
 
 Handler = Callable[[OpCall], Sequence[Part]]
 
-#: aten overload packet -> handler
-HANDLERS: dict[Any, Handler] = {}
-#: aten overload packets that move or allocate data and do no arithmetic
-ZERO_COST: set[Any] = set()
+_HANDLERS: dict[Any, Handler] = {}
+_ZERO_COST: dict[Any, None] = {}
+#: aten overload packet -> handler (read-only: change it with :func:`register` and
+#: :func:`unregister`, which refuse a second handler for one op)
+HANDLERS: Mapping[Any, Handler] = MappingProxyType(_HANDLERS)
+#: aten overload packets that move or allocate data and do no arithmetic (a read-only,
+#: live view: :func:`register_zero_cost` adds to it)
+ZERO_COST: AbstractSet[Any] = _ZERO_COST.keys()
 
 
 def op_name(packet: Any) -> str:
@@ -136,7 +142,7 @@ def register(*packets: Any) -> Callable[[Handler], Handler]:
         for p in packets:
             _check_new(p)
         for p in packets:
-            HANDLERS[p] = fn
+            _HANDLERS[p] = fn
         return fn
 
     return deco
@@ -146,10 +152,10 @@ def register_zero_cost(*packets: Any) -> None:
     """Declare ops that do no arithmetic (views, copies, allocation, selection)."""
     for p in packets:
         _check_new(p)
-    ZERO_COST.update(packets)
+    _ZERO_COST.update(dict.fromkeys(packets))
 
 
 def unregister(packet: Any) -> None:
     """Remove a handler or a zero-cost declaration (for users overriding a built-in)."""
-    HANDLERS.pop(packet, None)
-    ZERO_COST.discard(packet)
+    _HANDLERS.pop(packet, None)
+    _ZERO_COST.pop(packet, None)

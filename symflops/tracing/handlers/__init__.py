@@ -6,31 +6,34 @@ sizes off the op's arguments. Ops that decompose before reaching the dispatcher
 (``aten.linear``, ``aten.matmul``, ``aten.einsum``) are counted through what they
 decompose into (``addmm``, ``mm``, ``bmm``), which is exactly what runs.
 
-The handlers live one family per module; importing this package registers them all.
+The handlers live one family per module, named as the family's module in
+:mod:`symflops.formulas` and :mod:`symflops.nn`, each with its gradients beside its
+forward ops (``zero``: the ops that only move data); importing this package registers
+them all.
 """
 
 from __future__ import annotations
 
-from functools import cache
-
 from symflops.tracing.handlers import (  # noqa: F401  (importing registers the handlers)
     attention,
-    backward,
-    conv_matmul,
+    conv,
+    embedding,
+    linear,
     moe,
     norm,
     pointwise,
     pool,
     recurrent,
+    resize,
     zero,
 )
 
 __all__ = ["describe"]
 
 
-@cache
 def describe() -> dict[str, list[str]]:
-    """Names of every handled op and every zero-cost op (for documentation)."""
+    """Names of every handled op and every zero-cost op (for documentation), as the
+    registry holds them now (a later ``register`` or ``unregister`` shows)."""
     from symflops.tracing.registry import HANDLERS, ZERO_COST, op_name
 
     return {"counted": sorted(op_name(p) for p in HANDLERS),

@@ -9,7 +9,7 @@ import torch
 
 from symflops import formulas
 from symflops.errors import SymflopsError
-from symflops.formulas import Derivation
+from symflops.formulas.derivation import Derivation
 from symflops.tracing.registry import OpCall, Part, TShape
 
 aten = torch.ops.aten
@@ -56,5 +56,5 @@ def elementwise(ops: int, what: str) -> Any:
 
     def handler(call: OpCall) -> list[Part]:
         numel = call.out[0].numel if call.out else 1
-        return one(formulas.elementwise_derivation(numel, ops, explanation))
+        return one(formulas.pointwise.elementwise_derivation(numel, ops, explanation))
     return handler

@@ -18,12 +18,12 @@ SKIPPED_NOTE = ("skip_masked: causal attention counted as its unmasked half (the
 
 def _attention(call: OpCall, q: TShape, k: TShape, v: TShape, causal: bool, mask: Any,
                note: str = "") -> list[Part]:
-    batch = formulas.prod(q.shape[:-3]) if q.ndim > 3 else 1
+    batch = formulas.arith.prod(q.shape[:-3]) if q.ndim > 3 else 1
     heads, n, d = q.shape[-3], q.shape[-2], q.shape[-1]
     s, dv = k.shape[-2], v.shape[-1]
     # a causal kernel without an explicit mask, as many queries as keys: the lower triangle
     skip = bool(call.options.get("skip_masked")) and causal and mask is None and n == s
-    parts = formulas.attention_derivations(
+    parts = formulas.attention.attention_derivations(
         batch, heads, n, s, d, dv, causal=causal, skip_masked=skip,
         custom_scale=call.kwargs.get("scale") is not None,
         note="; the unmasked half only" if skip else note)
@@ -31,7 +31,7 @@ def _attention(call: OpCall, q: TShape, k: TShape, v: TShape, causal: bool, mask
     out = [Part.of(der, name=p, layer="Attention" + p.capitalize(), notes=notes)
            for p, der in parts.items()]
     if isinstance(mask, TShape) and mask.dtype != "bool":
-        out.insert(2, Part.of(formulas.attention_mask_derivation(batch, heads, n, s),
+        out.insert(2, Part.of(formulas.attention.attention_mask_derivation(batch, heads, n, s),
                               name="mask", layer="AttentionMask"))
     return out
 
@@ -74,15 +74,17 @@ def _mha_fast(call: OpCall) -> list[Part]:
     embed, heads = call.args[3], call.args[4]
     batch = q.shape[0] if q.ndim == 3 else 1
     n, s = q.shape[-2], k.shape[-2]
-    hd = formulas.exact_div(embed, heads)
+    hd = formulas.arith.exact_div(embed, heads)
     qkv_bias = isinstance(call.args[6], TShape)
     proj_bias = isinstance(call.args[8], TShape)
-    parts = [Part.of(formulas.attention_projection_derivation(batch, n, s, embed, qkv_bias),
+    parts = [Part.of(formulas.attention.attention_projection_derivation(batch, n, s, embed,
+                                                                        qkv_bias),
                      name="qkv", layer="Linear")]
     kv = TShape((batch, heads, s, hd))
     parts += _attention(call, TShape((batch, heads, n, hd)), kv, kv, False,
                         call.arg(9, "mask"))
-    parts.append(Part.of(with_role(formulas.linear_derivation(batch * n, embed, embed, proj_bias),
+    parts.append(Part.of(with_role(formulas.linear.linear_derivation(batch * n, embed, embed,
+                                                                     proj_bias),
                                "the output projection"), name="out_proj", layer="Linear"))
     return parts
 
@@ -99,18 +101,20 @@ def _encoder_layer_fast(call: OpCall) -> list[Part]:
     batch = x.shape[0] if x.ndim == 3 else 1
     n = x.shape[-2]
     rows = batch * n
-    seq = TShape((batch, heads, n, formulas.exact_div(embed, heads)))
+    seq = TShape((batch, heads, n, formulas.arith.exact_div(embed, heads)))
 
     def lin(i: Any, o: Any, name: str, role: str) -> Part:
-        return Part.of(with_role(formulas.linear_derivation(rows, i, o, True), role), name=name,
+        return Part.of(with_role(formulas.linear.linear_derivation(rows, i, o, True), role),
+                       name=name,
                        layer="Linear")
 
     def add(name: str) -> Part:
-        return Part.of(with_role(formulas.elementwise_derivation(rows * embed), "residual add"),
+        return Part.of(with_role(formulas.pointwise.elementwise_derivation(rows * embed),
+                                 "residual add"),
                        name=name, layer="Add")
 
     def norm(name: str) -> Part:
-        return Part.of(formulas.layer_norm_derivation(rows, embed), name=name,
+        return Part.of(formulas.norm.layer_norm_derivation(rows, embed), name=name,
                        layer="LayerNorm")
 
     return [
@@ -120,7 +124,7 @@ def _encoder_layer_fast(call: OpCall) -> list[Part]:
         add("add_1"),
         norm("norm1"),
         lin(embed, ffn, "linear1", "feed-forward, first layer"),
-        Part.of(with_role(formulas.activation_derivation(act, rows * ffn),
+        Part.of(with_role(formulas.pointwise.activation_derivation(act, rows * ffn),
                       f"{act} of the hidden layer"), name="activation", layer=act.upper()),
         lin(ffn, embed, "linear2", "feed-forward, second layer"),
         add("add_2"),
@@ -133,9 +137,9 @@ def _encoder_layer_fast(call: OpCall) -> list[Part]:
           aten._scaled_dot_product_flash_attention_backward,
           aten._scaled_dot_product_cudnn_attention_backward)
 def _sdpa_backward(call: OpCall) -> list[Part]:
-    """Attention backward: :func:`symflops.formulas.attention_backward_derivations`."""
+    """Attention backward: :func:`symflops.formulas.attention.attention_grad_derivations`."""
     q, k, v = call.args[1], call.args[2], call.args[3]
-    batch = formulas.prod(q.shape[:-3]) if q.ndim > 3 else 1
-    parts = formulas.attention_backward_derivations(batch, q.shape[-3], q.shape[-2],
+    batch = formulas.arith.prod(q.shape[:-3]) if q.ndim > 3 else 1
+    parts = formulas.attention.attention_grad_derivations(batch, q.shape[-3], q.shape[-2],
                                                     k.shape[-2], q.shape[-1], v.shape[-1])
     return [Part.of(d, name=p) for p, d in parts.items()]

@@ -67,23 +67,24 @@ SHAPE_RULES[aten._grouped_mm] = _grouped_mm_shape
 
 @register(aten._grouped_mm)
 def _grouped_mm(call: OpCall) -> list[Part]:
-    """``_grouped_mm(self, mat2, offs, bias)``: :func:`symflops.formulas.grouped_matmul_derivation`
-    over the routed rows (2-d by 3-d: the MoE experts), a product per group otherwise."""
+    """``_grouped_mm(self, mat2, offs, bias)``:
+    :func:`symflops.formulas.moe.grouped_matmul_derivation` over the routed rows (2-d by 3-d:
+    the MoE experts), a product per group otherwise."""
     a, b = call.args[0].shape, call.args[1].shape
     has_bias = call.arg(3, "bias") is not None
     if len(a) == 2 and len(b) == 3:
-        return one(formulas.grouped_matmul_derivation(a[0], a[1], b[2], b[0], has_bias))
+        return one(formulas.moe.grouped_matmul_derivation(a[0], a[1], b[2], b[0], has_bias))
     if len(a) == 3 and len(b) == 3:
-        return one(formulas.matmul_derivation(a[0], a[1], a[2], b[2]))
+        return one(formulas.linear.matmul_derivation(a[0], a[1], a[2], b[2]))
     if len(a) == 2 and len(b) == 2:  # groups split K
-        return one(formulas.grouped_k_derivation(a[0], a[1], b[1], call.out[0].shape[0]))
-    return one(formulas.linear_derivation(a[1], a[2], b[1], False))
+        return one(formulas.moe.grouped_k_derivation(a[0], a[1], b[1], call.out[0].shape[0]))
+    return one(formulas.linear.linear_derivation(a[1], a[2], b[1], False))
 
 
 @register(aten.topk)
 def _topk(call: OpCall) -> list[Part]:
-    """``topk(x, k, dim)``: :func:`symflops.formulas.topk_derivation`."""
+    """``topk(x, k, dim)``: :func:`symflops.formulas.moe.topk_derivation`."""
     x, k = call.args[0], call.arg(1, "k")
     dim = call.arg(2, "dim", -1)
     n = x.shape[dim] if x.ndim else 1
-    return one(formulas.topk_derivation(x.numel / n, n, k))
+    return one(formulas.moe.topk_derivation(x.numel / n, n, k))

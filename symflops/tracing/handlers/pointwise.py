@@ -1,5 +1,5 @@
-"""Pointwise work: activations, softmax, elementwise ops, dropout, reductions, resizing,
-embedding lookups."""
+"""Pointwise work and its gradients: activations, GLU, softmax, elementwise ops, dropout,
+the indexed add."""
 
 from __future__ import annotations
 
@@ -7,16 +7,16 @@ from typing import Any
 
 from symflops import formulas
 from symflops.tracing.handlers._common import aten, elementwise, one, rows_of
-from symflops.tracing.registry import OpCall, Part, TShape, register
+from symflops.tracing.registry import OpCall, Part, register
 
 __all__: list[str] = []
 
 
 def _act(name: str) -> Any:
-    formulas.activation_work(name, 1)  # an unknown name fails at registration
+    formulas.pointwise.activation_work(name, 1)  # an unknown name fails at registration
 
     def handler(call: OpCall) -> list[Part]:
-        return one(formulas.activation_derivation(name, call.out[0].numel))
+        return one(formulas.pointwise.activation_derivation(name, call.out[0].numel))
     return handler
 
 
@@ -37,38 +37,30 @@ register(aten.hardtanh, aten.hardtanh_)(_act("relu6"))
 @register(aten.glu)
 def _glu(call: OpCall) -> list[Part]:
     """GLU: ``a * sigmoid(b)`` of the two halves, 4 per output element."""
-    return one(formulas.glu_derivation(call.out[0].numel))
+    return one(formulas.pointwise.glu_derivation(call.out[0].numel))
 
 
-@register(aten.pixel_shuffle)
-def _pixel_shuffle(call: OpCall) -> list[Part]:
-    """Pixel shuffle: a reshape and a permute, no arithmetic."""
-    return one(formulas.pixel_shuffle_derivation())
 
 
-@register(aten.pixel_unshuffle)
-def _pixel_unshuffle(call: OpCall) -> list[Part]:
-    """Pixel unshuffle: a reshape and a permute, no arithmetic."""
-    return one(formulas.pixel_shuffle_derivation(inverse=True))
 
 
 @register(aten.gelu, aten.gelu_)
 def _gelu(call: OpCall) -> list[Part]:
     """GELU, exact (erf) or tanh approximation."""
     name = "gelu_tanh" if call.kwargs.get("approximate", "none") == "tanh" else "gelu"
-    return one(formulas.activation_derivation(name, call.out[0].numel))
+    return one(formulas.pointwise.activation_derivation(name, call.out[0].numel))
 
 
 @register(aten._softmax, aten._safe_softmax)
 def _softmax(call: OpCall) -> list[Part]:
     """Softmax: ``5 n - 2`` per row of ``n``."""
-    return one(formulas.softmax_derivation(*rows_of(call.args[0], call.args[1])))
+    return one(formulas.pointwise.softmax_derivation(*rows_of(call.args[0], call.args[1])))
 
 
 @register(aten._log_softmax)
 def _log_softmax(call: OpCall) -> list[Part]:
     """Log-softmax: ``5 n - 1`` per row of ``n``."""
-    return one(formulas.log_softmax_derivation(*rows_of(call.args[0], call.args[1])))
+    return one(formulas.pointwise.log_softmax_derivation(*rows_of(call.args[0], call.args[1])))
 
 
 _ONE_OP = ["add", "sub", "mul", "div", "neg", "rsqrt", "sqrt", "exp", "log", "pow",
@@ -93,37 +85,87 @@ def _native_dropout(call: OpCall) -> list[Part]:
     p, train = call.arg(1, "p", 0.5), call.arg(2, "train", None)
     if not train or p == 0 or p == 1:
         return []
-    return one(formulas.dropout_derivation(call.args[0].numel))
+    return one(formulas.pointwise.dropout_derivation(call.args[0].numel))
 
 
-@register(aten.sum, aten.mean, aten.amax, aten.amin, aten.max, aten.min, aten.prod,
-          aten.logsumexp, aten.var, aten.std, aten.var_mean, aten.std_mean, aten.norm,
-          aten.linalg_vector_norm, aten.argmax, aten.argmin, aten.any, aten.all, aten.cumsum)
-def _reduce(call: OpCall) -> list[Part]:
-    """Reductions: :func:`symflops.formulas.reduction_derivation`."""
-    x = call.args[0]
-    if not isinstance(x, TShape):
-        return []
-    return one(formulas.reduction_derivation(call.name, x.numel,
-                                              call.out[0].numel if call.out else 1))
+# ------------------------------------------------------------------ gradients
+# Each gradient counted op by op as torch's CPU kernel computes it (the formulas module
+# spells each count out); a zero-filled gradient buffer is allocation, not arithmetic.
+def _activation_grad(name: str) -> Any:
+    if name not in formulas.pointwise.ACTIVATION_GRAD_RATES:  # fail at import, not in a trace
+        raise KeyError(name)
+
+    def handler(call: OpCall) -> list[Part]:
+        return one(formulas.pointwise.activation_grad_derivation(name, call.out[0].numel))
+    return handler
 
 
-@register(aten.upsample_nearest1d, aten.upsample_nearest2d, aten.upsample_nearest3d,
-          aten._upsample_nearest_exact1d, aten._upsample_nearest_exact2d,
-          aten._upsample_nearest_exact3d, aten.upsample_linear1d, aten.upsample_bilinear2d,
-          aten.upsample_trilinear3d, aten.upsample_bicubic2d, aten._upsample_bilinear2d_aa,
-          aten._upsample_bicubic2d_aa)
-def _upsample(call: OpCall) -> list[Part]:
-    """Interpolate/upsample: per output, a weighted sum of the neighbours (0 for nearest)."""
-    name = call.name.lstrip("_")
-    mode = ("nearest" if "nearest" in name else "bicubic" if "bicubic" in name else
-            "trilinear" if "trilinear" in name else "bilinear" if "bilinear" in name else
-            "linear")
-    return one(formulas.interpolate_derivation(call.out[0].numel, mode))
+register(aten.threshold_backward)(_activation_grad("relu"))
+register(aten.hardtanh_backward)(_activation_grad("relu6"))
+register(aten.silu_backward)(_activation_grad("silu"))
+register(aten.sigmoid_backward)(_activation_grad("sigmoid"))
+register(aten.tanh_backward)(_activation_grad("tanh"))
+register(aten.hardswish_backward)(_activation_grad("hardswish"))
+register(aten.hardsigmoid_backward)(_activation_grad("hardsigmoid"))
+register(aten.leaky_relu_backward)(_activation_grad("leaky_relu"))
 
 
-@register(aten.embedding)
-def _embedding(call: OpCall) -> list[Part]:
-    """A table lookup: no arithmetic."""
-    w = call.args[0]
-    return one(formulas.embedding_derivation(w.shape[0], w.shape[1]))
+@register(aten.gelu_backward)
+def _gelu_backward(call: OpCall) -> list[Part]:
+    """GELU's gradient, exact (erf) or tanh approximation."""
+    name = "gelu_tanh" if call.arg(2, "approximate", "none") == "tanh" else "gelu"
+    return one(formulas.pointwise.activation_grad_derivation(name, call.out[0].numel))
+
+
+@register(aten.elu_backward)
+def _elu_backward(call: OpCall) -> list[Part]:
+    """ELU's gradient, from the input or (``is_result``) from the output."""
+    name = "elu_from_result" if bool(call.arg(4, "is_result", False)) else "elu"
+    return one(formulas.pointwise.activation_grad_derivation(name, call.out[0].numel))
+
+
+@register(aten._softmax_backward_data, aten._log_softmax_backward_data)
+def _softmax_backward(call: OpCall) -> list[Part]:
+    """Softmax and log-softmax gradients: ``4 N - 1`` per row of ``N``."""
+    rows, n = rows_of(call.args[1], call.args[2])
+    return one(formulas.pointwise.softmax_grad_derivation(rows, n, log="log" in call.name))
+
+
+@register(aten.glu_backward)
+def _glu_backward(call: OpCall) -> list[Part]:
+    """GLU's gradient: :func:`symflops.formulas.pointwise.glu_grad_derivation`."""
+    return one(formulas.pointwise.glu_grad_derivation(call.args[0].numel))
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+@register(aten.index_add, aten.index_add_)
+def _index_add(call: OpCall) -> list[Part]:
+    """``self.index_add(dim, index, source, alpha)``: one add per source element, and a
+    multiply by ``alpha`` first when it is not 1."""
+    source = call.args[3]
+    ops = 1 if call.arg(4, "alpha", 1) == 1 else 2
+    return one(formulas.pointwise.elementwise_derivation(
+        source.numel, ops, f"accumulating indexed add: {ops} per source element"))
+
+
+
+
+@register(aten.native_dropout_backward)
+def _dropout_backward(call: OpCall) -> list[Part]:
+    """``native_dropout_backward(grad, mask, scale)``: 2 per element."""
+    return one(formulas.pointwise.dropout_grad_derivation(call.out[0].numel))

@@ -32,7 +32,8 @@ def _pool(call: OpCall) -> list[Part]:
     padding = as_list(call.arg(3, "padding", 0), n)
     dilation = as_list(call.arg(4, "dilation", 1), n) if kind == "max" else [1] * n
     ceil_mode = bool(call.arg(ceil_at, "ceil_mode", False))
-    return one(formulas.pool_derivation(kind, formulas.prod(out.shape[:-n]), x.shape[-n:],
+    return one(formulas.pool.pool_derivation(kind, formulas.arith.prod(out.shape[:-n]),
+                                             x.shape[-n:],
                                          out.shape[-n:], kernel, stride, padding, dilation,
                                          ceil_mode))
 
@@ -43,7 +44,43 @@ def _adaptive_pool(call: OpCall) -> list[Part]:
     """Adaptive pooling: windows ``floor(i in/out) .. ceil((i+1) in/out)``, summed exactly."""
     x, out = call.args[0], call.out[0]
     n = len(call.args[1])
-    planes, ins, outs = formulas.prod(x.shape[:-n]), x.shape[-n:], out.shape[-n:]
+    planes, ins, outs = formulas.arith.prod(x.shape[:-n]), x.shape[-n:], out.shape[-n:]
     concrete_adaptive_output(call.name, outs)
-    return one(formulas.adaptive_pool_derivation("max" if "max" in call.name else "avg",
+    return one(formulas.pool.adaptive_pool_derivation("max" if "max" in call.name else "avg",
                                                   planes, ins, [int(o) for o in outs]))
+
+
+@register(aten.max_pool2d_with_indices_backward, aten.max_pool3d_with_indices_backward,
+          aten.adaptive_max_pool2d_backward)
+def _max_pool_backward(call: OpCall) -> list[Part]:
+    """Max pooling's gradient: each output gradient added at its argmax."""
+    return one(formulas.pool.scatter_grad_derivation(call.args[0].numel, "max pooling"))
+
+
+@register(aten.avg_pool2d_backward, aten.avg_pool3d_backward)
+def _avg_pool_backward(call: OpCall) -> list[Part]:
+    """``avg_pool2d_backward(g, x, kernel, stride, padding, ceil_mode, ...)``: a divide per
+    output gradient and an add into each input element of its window (padding and the
+    part of a ceil_mode window past the input excluded, as torch's kernel skips them)."""
+    n = 3 if call.name == "avg_pool3d_backward" else 2
+    gy, x = call.args[0], call.args[1]
+    kernel = [int(k) for k in as_list(call.args[2], n)]
+    stride = [int(s) for s in as_list(call.arg(3, "stride", []) or kernel, n)]
+    padding = [int(p) for p in as_list(call.arg(4, "padding", 0), n)]
+    if not any(padding) and not bool(call.arg(5, "ceil_mode", False)):
+        return one(formulas.pool.avg_pool_grad_derivation(gy.numel, formulas.arith.prod(kernel)))
+    return one(formulas.pool.avg_pool_grad_derivation(
+        gy.numel, formulas.arith.prod(kernel), planes=formulas.arith.prod(gy.shape[:-n]),
+        in_spatial=x.shape[-n:], out_spatial=gy.shape[-n:], kernel=kernel, stride=stride,
+        padding=padding))
+
+
+@register(aten._adaptive_avg_pool2d_backward, aten._adaptive_avg_pool3d_backward)
+def _adaptive_avg_pool_backward(call: OpCall) -> list[Part]:
+    """Adaptive average pooling's gradient: a divide and one add per window element."""
+    gy, x = call.args[0], call.args[1]
+    n = 3 if "3d" in call.name else 2
+    outs = gy.shape[-n:]
+    concrete_adaptive_output(call.name, outs)
+    return one(formulas.pool.adaptive_avg_pool_grad_derivation(
+        formulas.arith.prod(x.shape[:-n]), x.shape[-n:], [int(o) for o in outs]))

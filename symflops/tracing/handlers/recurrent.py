@@ -4,7 +4,7 @@ What runs, measured on torch 2.13 CPU:
 
 * ``nn.LSTM`` (no ``proj_size``) calls ``aten.mkldnn_rnn_layer`` once per layer and
   direction: counted here from the gate equations
-  (:func:`symflops.formulas.recurrent_derivation`, the count ``sf.nn.LSTM`` gives).
+  (:func:`symflops.formulas.recurrent.recurrent_derivation`, the count ``sf.nn.LSTM`` gives).
 * ``nn.LSTM(proj_size=...)``, ``nn.GRU``, ``nn.LSTMCell`` and ``nn.GRUCell`` decompose into
   ``addmm``/``mm``, pointwise adds, multiplies, sigmoids and tanhs, one step at a time:
   counted op by op, the same totals (the cells kind by kind; ``nn.GRU`` adds its input
@@ -43,5 +43,5 @@ def _mkldnn_rnn_layer(call: OpCall) -> list[Part]:
                             layer="aten.mkldnn_rnn_layer", values={"mode": mode},
                             fix="trace an LSTM or GRU, or report this model")
     steps, batch = (x[1], x[0]) if batch_first else (x[0], x[1])
-    return one(formulas.recurrent_derivation(_MODES[mode], batch, steps, x[2], hidden,
+    return one(formulas.recurrent.recurrent_derivation(_MODES[mode], batch, steps, x[2], hidden,
                                              has_bias))

@@ -26,7 +26,7 @@ _ZERO = [
     "unsafe_split", "unsafe_chunk", "bernoulli", "bernoulli_", "rand", "randn", "rand_like",
     "randn_like", "uniform_", "normal_", "linspace", "_unsafe_index", "pad", "reflection_pad1d",
     "reflection_pad2d", "replication_pad1d", "replication_pad2d",
-    "channel_shuffle", "set_", "resize_", "_assert_async",
+    "set_", "resize_", "_assert_async",
     "_assert_scalar", "sym_constrain_range_for_size", "_functional_sym_constrain_range",
     "detach_", "t_", "transpose_", "squeeze_", "unsqueeze_", "_has_compatible_shallow_copy_type",
     "item", "_conj", "conj", "resolve_conj", "resolve_neg", "is_same_size", "masked_select",

@@ -14,7 +14,7 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
 import symflops as sf  # noqa: E402
-from symflops.nn._train import lm, vision  # noqa: E402
+from symflops.nn import _tokens, _transformer  # noqa: E402
 from symflops.symbols import B, N  # noqa: E402
 
 V_, D, HID = 50, 16, 24
@@ -156,6 +156,6 @@ def test_not_derived_attention_options_give_one_error(layer, match):
         layer.cost((B, N, 16), mode="train")
 
 
-@pytest.mark.parametrize("module", [lm, vision], ids=["lm", "vision"])
+@pytest.mark.parametrize("module", [_transformer, _tokens], ids=["lm", "tokens"])
 def test_train_rule_doctests(module):
     assert doctest.testmod(module).failed == 0

@@ -1,10 +1,7 @@
-"""Layers that turn an image into tokens (patch embedding, class token, learned position
-embedding) and the data-movement layers vision models need (Permute, Transpose, Reshape,
-Select).
+"""Layers that only move data (Permute, Transpose, Reshape, Select): no arithmetic.
 
->>> from symflops.symbols import B, H, W
->>> PatchEmbedding(3, 768, 16).cost((B, 3, H, W)).output_shape
-(B, floor(H/16)*floor(W/16), 768)
+>>> Permute(0, 2, 1).cost(("B", 3, 4)).output_shape
+(B, 4, 3)
 """
 
 from __future__ import annotations
@@ -16,15 +13,12 @@ import sympy as sp
 
 from symflops.cost import Cost
 from symflops.errors import SymflopsError
-from symflops.formulas import (
-    class_token_derivation,
-    exact_div,
-)
+from symflops.formulas.arith import exact_div
 from symflops.formulas.derivation import Derivation
 from symflops.nn._base import (
+    Example,
     Layer,
     Shape,
-    SizeLike,
     check_dim,
     dim_index,
     divides_condition,
@@ -32,11 +26,21 @@ from symflops.nn._base import (
     same_size,
     to_size,
 )
-from symflops.nn._composite import Sequential
-from symflops.nn._conv import Conv2d
-from symflops.nn._layers import Flatten
+from symflops.nn._train import (
+    Ref,
+    Step,
+    Train,
+)
+from symflops.symbols import (
+    B,
+    C,
+    H,
+    N,
+    W,
+    dim,
+)
 
-__all__ = ["Permute", "Transpose", "Reshape", "Select", "PatchEmbedding", "ClassToken"]
+__all__ = ["Permute", "Transpose", "Reshape", "Select", "moved"]
 
 
 def moved(layer: Layer, name: str, shape: Shape, out: Shape) -> Cost:
@@ -46,12 +50,26 @@ def moved(layer: Layer, name: str, shape: Shape, out: Shape) -> Cost:
                 derivation=Derivation({}, sp.Integer(0), {}, "data movement: no arithmetic"))
 
 
+def _moved(layer: Layer, shape: Shape, name: str, path: str, x: Ref, tr: Train) -> Step:
+    """A view: no arithmetic either way (the gradient of a permute, transpose or reshape
+    is a view of the output gradient; a select's is written into zeros, a copy) and
+    nothing saved. The output shares the input's storage: the same tensor when it holds
+    every element."""
+    fwd = layer._cost(shape, name)
+    out = x if numel(fwd.output_shape) == x.numel else tr.new(numel(fwd.output_shape),
+                                                              x.grad)
+    return Step(fwd.replace(memory=tr.mem(0, 0, ())), out)
+
+
 class Permute(Layer):
     """``x.permute(*dims)`` (torchvision's ``ops.Permute``): data movement, free.
 
     >>> Permute(0, 2, 3, 1).cost(("B", "C", "H", "W")).output_shape
     (B, H, W, C)
     """
+
+    example = Example(
+        "Permute(0, 2, 3, 1)", lambda: Permute(0, 2, 3, 1), (B, C, H, W), "data movement")
 
     def __init__(self, *dims: Any) -> None:
         items = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (tuple, list)) \
@@ -69,6 +87,8 @@ class Permute(Layer):
                                 fix=f"pass a permutation of 0..{len(shape) - 1}")
         return moved(self, name, shape, tuple(shape[i] for i in order))
 
+    _train = _moved
+
 
 class Transpose(Layer):
     """``x.transpose(dim0, dim1)``: data movement, free.
@@ -76,6 +96,8 @@ class Transpose(Layer):
     >>> Transpose(1, 2).cost(("B", "dim", "N")).output_shape
     (B, N, dim)
     """
+
+    example = Example("Transpose(1, 2)", lambda: Transpose(1, 2), (B, dim, N), "data movement")
 
     def __init__(self, dim0: int, dim1: int) -> None:
         self.dim0 = check_dim(dim0, "Transpose", "dim0")
@@ -90,6 +112,8 @@ class Transpose(Layer):
         out[a], out[b] = shape[b], shape[a]
         return moved(self, name, shape, tuple(out))
 
+    _train = _moved
+
 
 class Reshape(Layer):
     """``x.reshape(*shape)``: data movement, free. One size may be ``-1`` (inferred);
@@ -99,6 +123,8 @@ class Reshape(Layer):
     >>> Reshape("B", -1, "C").cost(("B", "C", "H", "W")).output_shape
     (B, H*W, C)
     """
+
+    example = Example("Reshape(B, -1, C)", lambda: Reshape(B, -1, C), (B, C, H, W), "data movement")
 
     def __init__(self, *shape: Any) -> None:
         items = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) \
@@ -137,6 +163,8 @@ class Reshape(Layer):
                              layer=self.spec(), values={"input_shape": shape},
                              fix="give sizes whose product is the input's element count")
 
+    _train = _moved
+
 
 def _is_minus_one(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value == -1
@@ -149,6 +177,8 @@ class Select(Layer):
     >>> Select(1, 0).cost(("B", "N", "dim")).output_shape
     (B, dim)
     """
+
+    example = Example("Select(1, 0)", lambda: Select(1, 0), (B, N, dim), "x[:, 0]: data movement")
 
     def __init__(self, dim: int, index: int = 0) -> None:
         self.dim = check_dim(dim, "Select")
@@ -166,52 +196,4 @@ class Select(Layer):
                                 fix=f"use an index in [{-size}, {size - 1}]")
         return moved(self, name, shape, tuple(shape[:d]) + tuple(shape[d + 1:]))
 
-
-class PatchEmbedding(Sequential):
-    """An image to tokens, as ViT does it: a ``patch x patch`` convolution with stride
-    ``patch`` (``proj``), then ``flatten(2).transpose(1, 2)``: ``(B, C, H, W) -> (B, N,
-    dim)`` with ``N = floor(H/p) floor(W/p)`` tokens.
-
-    >>> from symflops.symbols import B
-    >>> PatchEmbedding(3, 768, 16).cost((B, 3, 224, 224), convention="macs").flops
-    115605504*B
-    """
-
-    def __init__(self, in_channels: SizeLike, dim: SizeLike, patch_size: SizeLike,
-                 bias: bool = True) -> None:
-        self.patch_size = to_size(patch_size, "PatchEmbedding", "patch_size")
-        proj = Conv2d(in_channels, dim, self.patch_size, stride=self.patch_size, bias=bias)
-        super().__init__({"proj": proj, "flatten": Flatten(2), "transpose": Transpose(1, 2)})
-        self.proj = proj
-
-    def spec(self) -> str:
-        return (f"PatchEmbedding({self.proj.in_channels}, {self.proj.out_channels}, "
-                f"{self.patch_size}" + ("" if self.proj.bias else ", bias=False") + ")")
-
-    def _cost(self, shape: Shape, name: str) -> Cost:
-        if len(shape) != 4:
-            raise SymflopsError("expects an image batch (B, C, H, W)", layer=self.spec(),
-                                values={"input_shape": shape},
-                                fix=f"pass a shape like (B, {self.proj.in_channels}, H, W)")
-        return super()._cost(shape, name).replace(layer="PatchEmbedding", spec=self.spec())
-
-
-class ClassToken(Layer):
-    """A learned class token prepended to each sequence: ``(B, N, dim) -> (B, N + 1,
-    dim)``, ``dim`` parameters, no arithmetic (a copy).
-
-    >>> ClassToken(768).cost(("B", "N", 768)).output_shape
-    (B, N + 1, 768)
-    """
-
-    def __init__(self, dim: SizeLike) -> None:
-        self.dim = to_size(dim, "ClassToken", "dim")
-
-    def spec(self) -> str:
-        return f"ClassToken({self.dim})"
-
-    def _cost(self, shape: Shape, name: str) -> Cost:
-        self._check_rank(shape, (3,), f"(B, N, {self.dim})")
-        self._check_channels(shape, shape[-1], self.dim, "features")
-        out = (shape[0], shape[1] + 1, shape[2])
-        return self._leaf(name, shape, out, class_token_derivation(self.dim))
+    _train = _moved

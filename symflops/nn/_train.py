@@ -1,11 +1,30 @@
-"""The training pass's machinery: tensors (:class:`Ref`), options (:class:`Train`), the
-train rule registry and the helpers the rules share (see :mod:`symflops.nn._train`)."""
+"""``mode="train"`` for ``sf.nn``: each layer's forward, its backward derived op by op as
+torch's autograd runs it, and the tensors autograd saves for backward.
+
+Each layer class has its train rule beside its forward (``Layer._train``): it receives
+its input shape and the input tensor (:class:`Ref`: an
+identity, its size, whether it needs a gradient) and returns a :class:`Step` (the Cost,
+with ``memory``, and the output tensor). What torch does decides each count:
+
+* a gradient op runs only for what needs it: no ``grad_input`` for an input that needs
+  no gradient (a model's input), no ``grad_weight`` for a frozen layer, nothing at all
+  when neither;
+* each layer saves what its autograd node saves (Linear and Conv their input, GELU and
+  SiLU their input, ReLU, Sigmoid, Tanh and Softmax their output, Dropout its mask,
+  LayerNorm its input and the row statistics, ...), and a tensor saved twice counts once.
+
+>>> from symflops.symbols import B, N
+>>> from symflops.nn import Sequential, Linear, ReLU
+>>> c = Sequential(Linear(8, 16), ReLU(), Linear(16, 4)).cost((B, 8), mode="train")
+>>> c.memory.activations          # x (8), the ReLU's output (16): 2 bytes each
+48*B
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,12 +33,13 @@ import sympy as sp
 from symflops.cost import Cost
 from symflops.errors import SymflopsError
 from symflops.formulas.derivation import Derivation
+from symflops.formulas.pointwise import elementwise_derivation, grad_accumulation_derivation
 from symflops.memory import Memory, Precision, Saved, factored_size
-from symflops.nn._base import Layer, Shape, numel, to_size
+from symflops.nn._base import TRAINER, Layer, Shape, numel, to_size
 
-__all__ = ["Ref", "Train", "Step", "TRAIN_RULES", "train_rule", "train_layer", "RECOMPUTE",
-           "join", "grad_leaves", "leaf_step", "composite", "sum_memory", "no_grad",
-           "forward_work", "checkpointed", "train_cost"]
+__all__ = ["Ref", "Train", "Step", "train_layer", "RECOMPUTE", "join", "grad_leaves",
+           "leaf_step", "composite", "sum_memory", "no_grad", "forward_work", "checkpointed",
+           "train_cost", "op_step", "mul_step", "accumulate", "rotary_step", "chain"]
 
 
 #: recomputation policies
@@ -81,35 +101,20 @@ class Step:
     out: Ref
 
 
-Rule = Callable[[Any, Shape, str, str, Ref, Train], Step]
-#: train rule per layer class
-TRAIN_RULES: dict[type, Rule] = {}
-
-
-def train_rule(*classes: type) -> Callable[[Rule], Rule]:
-    """Register the train rule of ``classes`` (one rule per class)."""
-    def deco(rule: Rule) -> Rule:
-        for cls in classes:
-            if cls in TRAIN_RULES:
-                raise SymflopsError("a layer class has a train rule already",
-                                    layer="train_rule", values={"class": cls.__name__})
-            TRAIN_RULES[cls] = rule
-        return rule
-    return deco
-
-
 def join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
 def train_layer(layer: Layer, shape: Shape, name: str, path: str, x: Ref, tr: Train) -> Step:
-    """The training step of ``layer`` on ``x`` (its rule, found along the class's MRO)."""
-    for cls in type(layer).__mro__:
-        rule = TRAIN_RULES.get(cls)
-        if rule is not None:
-            return rule(layer, shape, name, path, x, tr)
-    raise SymflopsError("mode='train' is not derived for this layer yet", layer=layer.spec(),
-                        fix="trace the torch module with sf.trace(..., mode='train')")
+    """The training step of ``layer`` on ``x``: its class's ``_train`` (every registered
+    layer has one, or says in ``no_train`` why it cannot train)."""
+    rule = getattr(layer, "_train", None)
+    if rule is None:
+        raise SymflopsError(f"mode='train' is not available: {layer.no_train}",
+                            layer=layer.spec(),
+                            fix="trace the torch module with sf.trace(..., mode='train')")
+    step: Step = rule(shape, name, path, x, tr)
+    return step
 
 
 def grad_leaves(grads: dict[str, Derivation], layer: str, spec: str, shape: Shape
@@ -232,3 +237,81 @@ def train_cost(layer: Layer, shape: Shape, name: str, *, recompute: str = "none"
             f"{left} bytes of normalization statistics (accounting='torch' counts them)")))
     return cost
 
+
+def op_step(name: str, layer_type: str, shape: Shape, out_shape: Shape, tr: Train,
+            fwd: Derivation, grads: dict[str, Derivation], saved: Sequence[Saved],
+            out: Ref) -> Step:
+    """One aten op in training without parameters: ``forward`` and its gradient ops."""
+    kids = [Cost.from_derivation("forward", layer_type, fwd, spec=name, input_shape=shape,
+                                 output_shape=out_shape),
+            *grad_leaves(grads, layer_type, name, out_shape)]
+    return Step(Cost(name, layer_type, spec=name, children=kids, input_shape=shape,
+                     output_shape=out_shape, memory=tr.mem(0, 0, saved)), out)
+
+
+def mul_step(name: str, shape: Shape, path: str, a: Ref, b: Ref, tr: Train) -> Step:
+    """``a * b`` (same sizes): ``MulBackward0`` keeps ``b`` for ``a``'s gradient and ``a``
+    for ``b``'s, one multiply per element each."""
+    n = a.numel
+    fwd = elementwise_derivation(n, 1, "one multiply per element")
+    grads: dict[str, Derivation] = {}
+    saved = []
+    if a.grad:
+        grads["grad_a"] = elementwise_derivation(n, 1, "grad_a = grad * b")
+        saved.append(tr.saved(path, "other", b))
+    if b.grad:
+        grads["grad_b"] = elementwise_derivation(n, 1, "grad_b = grad * a")
+        saved.append(tr.saved(path, "self", a))
+    return op_step(name, "Mul", shape, shape, tr, fwd, grads, saved,
+                   tr.new(n, a.grad or b.grad))
+
+
+def accumulate(x: Ref, shape: Shape, what: str) -> list[Cost]:
+    """The add of a tensor's two gradients (it feeds two ops), when it needs one."""
+    if not x.grad:
+        return []
+    return [Cost.from_derivation("grad_accumulate", "AddBackward",
+                                 grad_accumulation_derivation(x.numel),
+                                 spec=f"gradient accumulation at {what}", input_shape=shape,
+                                 output_shape=shape, validity=())]
+
+
+def rotary_step(forward: Cost, vectors: sp.Expr, head_dim: sp.Expr, positions: sp.Expr,
+                path: str, x: Ref, tr: Train) -> Step:
+    """The rotation ``q cos + rotate_half(q) sin`` of ``vectors`` query and key vectors
+    (``forward``: the eval cost's ``rotary`` part). Its backward per element, as autograd
+    runs transformers' ``apply_rotary_pos_emb``: ``grad cos`` (1), ``grad sin`` (1), the
+    negation's gradient on half (1/2), the two halves' gradients added (1) and the two
+    paths' gradients added (1): 9/2. The muls keep ``cos`` and ``sin`` (``positions x
+    head_dim`` each, shared by q and k)."""
+    if not x.grad:
+        return Step(forward.replace(memory=tr.mem(0, 0, ())), x)
+    n = vectors * head_dim
+    grads = {"grad_input": elementwise_derivation(
+        n, sp.Rational(9, 2), "rotary gradient: grad*cos, grad*sin, the negated half, the "
+        "halves added and the two paths added: 9/2 per element")}
+    saved = [tr.saved(path, "cos", positions * head_dim),
+             tr.saved(path, "sin", positions * head_dim)]
+    kids = [forward.replace(name="forward"),
+            *grad_leaves(grads, "Rotary", forward.spec, forward.output_shape)]
+    cost = Cost("rotary", "Rotary", spec=forward.spec, children=kids,
+                input_shape=forward.input_shape, output_shape=forward.output_shape,
+                memory=tr.mem(0, 0, saved))
+    return Step(cost, tr.new(x.numel, True))
+
+
+def chain(items: Any, shape: Shape, path: str, x: Ref, tr: Train
+          ) -> tuple[list[Cost], Shape, Ref]:
+    """Layers applied in order: their steps, the output shape and tensor."""
+    children = []
+    for key, sub in items:
+        try:
+            step = train_layer(sub, shape, key, join(path, key), x, tr)
+        except SymflopsError as e:
+            raise e.at(key) from None
+        children.append(step.cost)
+        shape, x = step.cost.output_shape, step.out
+    return children, shape, x
+
+
+TRAINER.run = train_cost

@@ -1,0 +1,239 @@
+"""Multi-head attention (:mod:`symflops.formulas.attention`) and its train rule.
+
+>>> MultiheadAttention(8, 2).cost(("B", "N", 8)).params
+288
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from symflops import formulas as F
+from symflops.cost import Cost
+from symflops.errors import SymflopsError
+from symflops.formulas.arith import exact_div
+from symflops.formulas.attention import attention_derivations
+from symflops.formulas.rotary import rotary_derivation
+from symflops.nn._base import (
+    Example,
+    Layer,
+    Shape,
+    SizeLike,
+    divides_condition,
+    to_size,
+)
+from symflops.nn._linear import Linear
+from symflops.nn._pointwise import dropout_probability
+from symflops.nn._train import (
+    Ref,
+    Step,
+    Train,
+    composite,
+    grad_leaves,
+    join,
+    rotary_step,
+    train_layer,
+)
+from symflops.symbols import (
+    B,
+    N,
+    dim,
+    heads,
+)
+
+__all__ = ["MultiheadAttention"]
+
+
+class MultiheadAttention(Layer):
+    """Multi-head self-attention on ``(B, N, dim)`` (``batch_first``) or ``(N, dim)``.
+
+    Children: ``qkv`` (one fused projection, the same count as three), ``scores``
+    (``Q K^T``), ``scale``, ``softmax``, ``context`` (``A V``) and ``out_proj``.
+    ``kv_heads`` < ``heads`` gives grouped-query attention (smaller K/V projections);
+    ``causal=True`` masks, and ``skip_masked=True`` counts only the unmasked half, as
+    kernels that skip masked blocks do (the default counts the dense product, as torch
+    computes and counts it). ``rotary=True`` rotates queries and keys (RoPE, a ``rotary``
+    child after ``qkv``: 7/2 per element, :mod:`symflops.formulas.rotary`).
+    ``kv_len=S`` makes it cross-attention: queries from the ``N`` tokens of the input,
+    keys and values projected from ``S`` encoder tokens of width ``embed_dim``
+    (children ``q_proj`` and ``kv_proj`` instead of ``qkv``).
+
+    >>> from symflops.symbols import S
+    >>> MultiheadAttention(8, 2, kv_len=S).cost(("B", "N", 8)).macs
+    16*B*N*S + 128*B*N + 128*B*S
+    """
+
+    example = Example(
+        "MultiheadAttention(dim, heads)", lambda: MultiheadAttention(dim, heads), (B, N, dim),
+        "kv_heads= gives grouped-query attention, causal=True a mask")
+
+    def __init__(self, embed_dim: SizeLike, num_heads: SizeLike, dropout: float = 0.0,
+                 bias: bool = True, *, kv_heads: SizeLike | None = None, causal: bool = False,
+                 skip_masked: bool = False, batch_first: bool = True, rotary: bool = False,
+                 kv_len: SizeLike | None = None) -> None:
+        self.embed_dim = to_size(embed_dim, "MultiheadAttention", "embed_dim")
+        self.num_heads = to_size(num_heads, "MultiheadAttention", "num_heads")
+        self.kv_heads = self.num_heads if kv_heads is None else \
+            to_size(kv_heads, "MultiheadAttention", "kv_heads")
+        self.bias, self.causal, self.skip_masked = bool(bias), bool(causal), bool(skip_masked)
+        self.batch_first, self.rotary = bool(batch_first), bool(rotary)
+        self.kv_len = None if kv_len is None else to_size(kv_len, "MultiheadAttention", "kv_len")
+        if self.kv_len is not None and self.causal:
+            raise SymflopsError("cross-attention (kv_len) is not causal",
+                                layer="MultiheadAttention", values={"kv_len": kv_len},
+                                fix="drop causal=True, or drop kv_len for self-attention")
+        self.dropout = dropout_probability(dropout, "MultiheadAttention")  # on the attention
+        # probabilities, in training
+        if self.embed_dim.is_number and self.num_heads.is_number and \
+                self.embed_dim % self.num_heads != 0:
+            raise SymflopsError("num_heads must divide embed_dim", layer="MultiheadAttention",
+                                values={"embed_dim": embed_dim, "num_heads": num_heads},
+                                fix="choose num_heads among the divisors of embed_dim")
+        if self.kv_heads.is_number and self.num_heads.is_number and \
+                self.num_heads % self.kv_heads != 0:
+            raise SymflopsError("kv_heads must divide num_heads", layer="MultiheadAttention",
+                                values={"num_heads": num_heads, "kv_heads": kv_heads},
+                                fix="choose kv_heads among the divisors of num_heads")
+        if self.skip_masked and not self.causal:
+            raise SymflopsError("skip_masked only applies to causal attention",
+                                layer="MultiheadAttention", values={"causal": causal},
+                                fix="pass causal=True")
+        self.head_dim = exact_div(self.embed_dim, self.num_heads)
+        if self.rotary and sp.sympify(self.head_dim).is_number and self.head_dim % 2:
+            raise SymflopsError("rotary embeddings rotate pairs: the head width must be even",
+                                layer="MultiheadAttention",
+                                values={"embed_dim": embed_dim, "num_heads": num_heads},
+                                fix="choose sizes whose embed_dim / num_heads is even")
+
+    def spec(self) -> str:
+        parts = [str(self.embed_dim), str(self.num_heads)]
+        if self.kv_heads != self.num_heads:
+            parts.append(f"kv_heads={self.kv_heads}")
+        if not self.bias:
+            parts.append("bias=False")
+        if self.causal:
+            parts.append("causal=True")
+        if self.skip_masked:
+            parts.append("skip_masked=True")
+        if self.rotary:
+            parts.append("rotary=True")
+        if self.kv_len is not None:
+            parts.append(f"kv_len={self.kv_len}")
+        return f"MultiheadAttention({', '.join(parts)})"
+
+    def _cost(self, shape: Shape, name: str) -> Cost:
+        self._check_rank(shape, (2, 3), "(B, N, dim) or (N, dim)")
+        self._check_channels(shape, shape[-1], self.embed_dim, "features")
+        if len(shape) == 3 and not self.batch_first:
+            n, batch = shape[0], shape[1]
+        else:
+            n = shape[-2]
+            batch = shape[0] if len(shape) == 3 else sp.Integer(1)
+        kv_dim = self.kv_heads * self.head_dim
+        s = n if self.kv_len is None else self.kv_len
+        if self.kv_len is None:
+            qkv = Linear(self.embed_dim, self.embed_dim + 2 * kv_dim, bias=self.bias)
+            children = [qkv._cost(shape, "qkv")]
+        else:
+            kv_shape = shape[:-2] + (s, self.embed_dim)
+            children = [Linear(self.embed_dim, self.embed_dim, bias=self.bias)._cost(
+                            shape, "q_proj"),
+                        Linear(self.embed_dim, 2 * kv_dim, bias=self.bias)._cost(
+                            kv_shape, "kv_proj")]
+        if self.rotary:
+            vectors = batch * (n * self.num_heads + s * self.kv_heads)
+            children.append(Cost.from_derivation(
+                "rotary", "Rotary", rotary_derivation(vectors, self.head_dim),
+                spec=f"rotary({self.head_dim})", input_shape=shape, output_shape=shape))
+        heads_shape = (batch, self.num_heads, n)
+        parts = attention_derivations(batch, self.num_heads, n, s, self.head_dim,
+                                      causal=self.causal, skip_masked=self.skip_masked)
+        for part, d in parts.items():
+            out = heads_shape + ((s,) if part != "context" else (self.head_dim,))
+            children.append(Cost.from_derivation(
+                part, "Attention" + part.capitalize(), d, spec=f"attention.{part}",
+                input_shape=shape, output_shape=out))
+        children.append(Linear(self.embed_dim, self.embed_dim, bias=self.bias)
+                        ._cost(shape, "out_proj"))
+        return Cost(name, "MultiheadAttention", spec=self.spec(), children=children,
+                    input_shape=shape, output_shape=shape,
+                    validity=divides_condition(self.num_heads, self.embed_dim)
+                    + divides_condition(self.kv_heads, self.num_heads)
+                    + (divides_condition(sp.Integer(2), sp.sympify(self.head_dim))
+                       if self.rotary else []))
+
+    def _train(self, shape: Shape, name: str, path: str, x: Ref,
+             tr: Train) -> Step:
+        if self.kv_len is not None:
+            raise SymflopsError("mode='train' is not derived for cross-attention (kv_len) yet",
+                                layer=self.spec(),
+                                fix="trace the torch module with sf.trace(..., mode='train')")
+        if self.skip_masked:
+            # (a causal mask is a select in both passes: the dense product is counted, and the
+            # mask, a buffer or a constant, is not an activation)
+            raise SymflopsError("mode='train' is not derived for skip_masked attention yet",
+                                layer=self.spec(),
+                                fix="trace the torch module with sf.trace(..., mode='train')")
+        eval_cost = self._cost(shape, name)  # checks the shape
+        if len(shape) == 3 and not self.batch_first:
+            n, batch = shape[0], shape[1]
+        else:
+            n, batch = shape[-2], (shape[0] if len(shape) == 3 else sp.Integer(1))
+        kv_dim = self.kv_heads * self.head_dim
+        qkv_linear = Linear(self.embed_dim, self.embed_dim + 2 * kv_dim, bias=self.bias)
+        qkv = train_layer(qkv_linear, shape, "qkv", join(path, "qkv"), x, tr)
+        inner = tr.inside("tensor")  # between the column- and the row-parallel linear layers
+        rotary = [] if not self.rotary else [rotary_step(
+            eval_cost["rotary"], batch * n * (self.num_heads + self.kv_heads), self.head_dim,
+            n, join(path, "rotary"), qkv.out, inner)]
+        core = _attention_core(self, shape, batch, n, join(path, "attention"),
+                               rotary[0].out if rotary else qkv.out, inner,
+                               [c for c in eval_cost.children
+                                if c.name not in ("qkv", "out_proj", "rotary")])
+        proj = Linear(self.embed_dim, self.embed_dim, bias=self.bias)
+        out_proj = train_layer(proj, shape, "out_proj", join(path, "out_proj"), core.out, inner)
+        children = [qkv.cost, *(r.cost for r in rotary), core.cost, out_proj.cost]
+        cost = composite(self, shape, name, tr, children, shape).replace(
+            validity=eval_cost.validity)
+        return Step(cost, out_proj.out)
+
+
+def _attention_core(layer: MultiheadAttention, shape: Shape, batch: sp.Expr, n: sp.Expr,
+                    path: str, qkv: Ref, tr: Train, parts: list[Cost]) -> Step:
+    """``softmax(Q K^T * scale)``, dropout in training, times ``V``, op by op: the bmm
+    of ``Q K^T`` keeps Q and K, the softmax its output, dropout its mask, the bmm with V
+    the dropped-out probabilities and V (Q, K and V as contiguous copies of the fused
+    projection's output; with fewer key/value heads, K and V expanded to every query
+    head)."""
+    heads, hd, p = layer.num_heads, layer.head_dim, layer.dropout
+    scores = batch * heads * n * n
+    forward = list(parts)
+    if p:
+        drop = Cost.from_derivation("dropout", "Dropout", F.pointwise.dropout_derivation(scores),
+                                    spec="attention dropout")
+        forward.insert(3, drop)
+    fwd = Cost("forward", "Attention", spec="attention", children=forward, input_shape=shape,
+               output_shape=shape)
+    out_numel = batch * n * layer.embed_dim
+    if not qkv.grad:
+        return Step(Cost("attention", "Attention", spec="attention", children=[fwd],
+                         input_shape=shape, output_shape=shape, memory=tr.mem(0, 0, ())),
+                    tr.new(out_numel, False))
+    grads = F.attention.attention_core_grad_derivations(batch, heads, n, n, hd, dropout=bool(p),
+                                                  kv_heads=layer.kv_heads)
+    kids = [fwd, *grad_leaves(grads, "Attention", "attention", shape)]
+    width = batch * n * layer.embed_dim
+    probs = tr.new(scores, True)
+    saved = [tr.saved(path, "q", width), tr.saved(path, "k", width),
+             tr.saved(path, "softmax output", probs)]
+    dropped = probs
+    if p:
+        saved.append(tr.saved(path, "dropout mask", scores, "mask"))
+        dropped = tr.new(scores, True)
+    saved += [tr.saved(path, "probabilities", dropped), tr.saved(path, "v", width)]
+    if tr.recompute == "selective":  # Korthikanti et al.: recompute the core, keep Q K V
+        kids.insert(1, fwd.replace(name="recompute"))
+        saved = [s for s in saved if s.what in ("q", "k", "v")]
+    cost = Cost("attention", "Attention", spec="attention", children=kids, input_shape=shape,
+                output_shape=shape, memory=tr.mem(0, 0, saved))
+    return Step(cost, tr.new(out_numel, True))
