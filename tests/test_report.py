@@ -1,0 +1,282 @@
+"""sf.report / ``symflops report``: the formulas compiled to JavaScript give Cost.subs's
+integers (run with node), the sliders follow the domain, and the page in a real headless
+chromium recomputes every number exactly, with nothing fetched."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sympy as sp
+
+import symflops as sf
+from symflops.cli import main
+from symflops.cost import Cost
+from symflops.errors import SymflopsError
+from symflops.rendering._html_report import report_quantities, symbol_range
+from symflops.rendering._js import RUNTIME, js_expr
+from symflops.symbols import B, H, W
+
+NODE = shutil.which("node")
+CHROMIUM = shutil.which("chromium")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+
+def small_cnn(convention: str = "exact", mode: str = "eval") -> Cost:
+    """A stride-2 stem without padding (floors and a lower bound on H, W), a repeated
+    block, a head: floors are active at every odd size."""
+    def block() -> sf.nn.Sequential:
+        return sf.nn.Sequential(sf.nn.Conv2d(8, 8, 3, padding=1), sf.nn.BatchNorm2d(8),
+                                sf.nn.ReLU())
+    net = sf.nn.Sequential(sf.nn.Conv2d(3, 8, 5, stride=2), sf.nn.ReLU(),
+                           sf.nn.MaxPool2d(3, stride=2), block(), block(),
+                           sf.nn.AdaptiveAvgPool2d(1), sf.nn.Flatten(), sf.nn.Linear(8, 10))
+    return net.cost((B, 3, H, W), convention=convention, mode=mode)
+
+
+def run_node(source: str) -> object:
+    """Run ``source`` (which prints one JSON line) with node."""
+    assert NODE is not None, "node is needed (.ci/run installs it)"
+    done = subprocess.run([NODE, "-e", source], capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def evaluate_in_node(exprs: dict[str, sp.Expr], points: list[dict[str, int]]) -> list[dict]:
+    """Each formula at each point, computed by the compiled JavaScript: exact strings."""
+    fns = ", ".join(f"{json.dumps(k)}: (v) => {js_expr(e)}" for k, e in exprs.items())
+    source = RUNTIME + f"""
+const F = {{{fns}}};
+const P = {json.dumps(points)};
+const out = P.map(p => {{
+  const v = {{}}; for (const k in p) v[k] = Q(BigInt(p[k]));
+  const r = {{}};
+  for (const k in F) {{ const x = F[k](v); r[k] = x.d === 1n ? x.n.toString()
+                                                       : x.n + "/" + x.d; }}
+  return r;
+}});
+console.log(JSON.stringify(out));
+"""
+    result = run_node(source)
+    assert isinstance(result, list)
+    return result
+
+
+def test_node_is_installed() -> None:
+    assert NODE is not None, "node is needed for the report's tests: .ci/run installs it"
+
+
+def test_compiled_totals_equal_cost_subs_with_floors() -> None:
+    cost = small_cnn("torch", mode="train")
+    exprs = {key: e for key, _, e in report_quantities(cost)}
+    assert set(exprs) == {"params", "macs", "flops", "memory"}
+    rng = random.Random(21)
+    lo_h = symbol_range(cost, H)[0]
+    # odd and even sizes (every floor active), near the lower bound and far above it
+    points = [{"B": rng.randint(1, 9), "H": rng.randint(lo_h, 700), "W": rng.randint(lo_h, 700)}
+              for _ in range(60)] + [{"B": 1, "H": lo_h, "W": lo_h + 1},
+                                     {"B": 3, "H": 4001, "W": 2**20 + 3}]
+    got = evaluate_in_node(exprs, points)
+    for p, row in zip(points, got, strict=True):
+        at = cost.subs(**p)
+        want = {"params": at.params, "macs": at.macs, "flops": at.flops,
+                "memory": at.memory.total}
+        assert {k: str(v) for k, v in want.items()} == row, p
+
+
+def test_compiled_functions_exact_on_hand_cases() -> None:
+    """Each construct against SymPy at points where it matters: negative floors, Mod of a
+    negative, Min/Max, Piecewise, negative powers (rationals), big integers."""
+    x, y = sp.Symbol("x", integer=True), sp.Symbol("y", integer=True, positive=True)
+    exprs = {
+        "floor": sp.floor(sp.Rational(7, 3) * x - sp.Rational(1, 2)),
+        "ceil": sp.ceiling(x / 4 - sp.Rational(5, 7)),
+        "mod": sp.Mod(x, 7) + sp.Mod(-3 * x + 1, 5),
+        "minmax": sp.Min(x, 3 * y - 5) * sp.Max(x, y, 4),
+        "piecewise": sp.Piecewise((x**2, x < 0), (x * y, sp.Eq(sp.Mod(x, 2), 0)), (-y, True)),
+        "rational": (x + 1) ** 3 / y**2 + sp.Rational(1, 3),
+        "big": (x + 2**40) ** 5 * y,
+    }
+    points = [{"x": a, "y": b} for a in (-37, -8, -1, 0, 1, 2, 7, 64, 1001) for b in (1, 3, 32)]
+    got = evaluate_in_node(exprs, points)
+    for p, row in zip(points, got, strict=True):
+        values = {x: sp.Integer(p["x"]), y: sp.Integer(p["y"])}
+        want = {k: sp.Rational(e.xreplace(values)) for k, e in exprs.items()}
+        assert row == {k: str(v) for k, v in want.items()}, p
+
+
+def test_compiler_refuses_what_it_cannot_compute_exactly() -> None:
+    with pytest.raises(SymflopsError, match="non-integer exponent"):
+        js_expr(sp.sqrt(H))
+    with pytest.raises(SymflopsError, match="cannot compute log"):
+        js_expr(sp.log(H))
+
+
+def lattice_cost() -> Cost:
+    """The small CNN with the conditions a fit leaves: H a multiple of 32 up to 8192, W
+    at least 40, B pinned to 2."""
+    cost = small_cnn()
+    extra = (sp.Eq(sp.Mod(H, 32), 0), sp.Le(H, 8192), sp.Ge(W, 40), sp.Eq(B, 2))
+    return cost.replace(validity=(*cost.validity, *extra))
+
+
+def test_symbol_range_reads_the_validity_conditions() -> None:
+    cost = small_cnn()
+    lo = symbol_range(cost, H)[0]
+    # the stem (k=5, s=2) then the pool (k=3, s=2) need floor((H-5)/2)+1 >= 3: H >= 9
+    assert lo == 9
+    with pytest.raises(SymflopsError):
+        cost.subs(B=1, H=lo - 1, W=64)
+    cost.subs(B=1, H=lo, W=64)
+    fitted = lattice_cost()
+    assert symbol_range(fitted, H) == (32, 8192, 32, 0)
+    assert symbol_range(fitted, W) == (40, None, 1, 0)
+    assert symbol_range(fitted, B) == (2, 2, 1, 0)
+
+
+def test_page_sliders_follow_the_domain() -> None:
+    html = sf.report(lattice_cost())
+    assert '<input type="range" id="slider-H" data-symbol="H" min="32"' in html
+    assert 'max="8192" step="32" value="224"' in html
+    assert 'data-symbol="W" min="40"' in html
+    assert 'data-symbol="B" min="2"\n         max="2" step="1" value="2" disabled' in html
+
+
+def test_page_is_self_contained() -> None:
+    html = sf.report(small_cnn())
+    # the one URL on the page is the SVG namespace, which is a name, never fetched
+    assert html.count("http") == html.count('"http://www.w3.org/2000/svg"')
+    for tag in ("<link", "<img", "<iframe", "src=", "@import", "url("):
+        assert tag not in html
+    assert "MACs" in html and "FLOPs (exact)" in html
+    macs_only = sf.report(small_cnn("macs"))
+    assert 'data-quantity="flops"' not in macs_only and "FLOPs" not in macs_only
+
+
+def test_report_refuses_bad_arguments(tmp_path: Path) -> None:
+    cost = lattice_cost()
+    with pytest.raises(SymflopsError, match="outside the formula's domain"):
+        sf.report(cost, at={"H": 100})
+    with pytest.raises(SymflopsError, match="do not depend on Q"):
+        sf.report(cost, var="Q")
+    with pytest.raises(SymflopsError, match="no such quantity"):
+        sf.report(cost, quantity="memory")
+    with pytest.raises(SymflopsError, match="a Cost or"):
+        sf.report("resnet.py")  # type: ignore[arg-type]
+    out = tmp_path / "m.html"
+    assert sf.report(cost, out, at={"H": 96}) == out.read_text(encoding="utf-8")
+
+
+def test_cli_report_writes_one_page(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                    ) -> None:
+    out = tmp_path / "linear.html"
+    assert main(["report", "Linear", "--output", str(out), "--at", "M=4",
+                 "--convention", "MACs"]) == 0
+    html = out.read_text(encoding="utf-8")
+    assert 'data-symbol="I"' in html and 'data-symbol="M"' not in html
+    assert main(["report", "Linear", "Linear", "-o", str(tmp_path / "x.html")]) == 2
+    assert "named twice" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ the real browser
+def crossing_pair() -> dict[str, Cost]:
+    """A wide head (a large constant) against a wide stem (fast growth): they cross."""
+    head = sf.nn.Sequential(sf.nn.Conv2d(3, 4, 3, padding=1), sf.nn.AdaptiveAvgPool2d(1),
+                            sf.nn.Flatten(), sf.nn.Linear(4, 20000))
+    stem = sf.nn.Sequential(sf.nn.Conv2d(3, 32, 3, padding=1, stride=2))
+    return {"head": head.cost((B, 3, H, W)), "stem": stem.cost((B, 3, H, W))}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    assert CHROMIUM is not None and CHROMEDRIVER is not None, \
+        "chromium and chromium-driver are needed (.ci/run installs them)"
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1200,1600"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _value(driver: object, selector: str) -> str:
+    return driver.find_element("css selector", selector).get_attribute("data-value")  # type: ignore[attr-defined]
+
+
+def test_browser_sliders_recompute_exactly_offline(browser: object, tmp_path: Path) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    driver: object = browser
+    cost = lattice_cost().replace(convention="torch")
+    page = tmp_path / "cnn.html"
+    sf.report(cost, page, at={"W": 41})
+    driver.execute_cdp_cmd("Network.enable", {})  # type: ignore[attr-defined]
+    driver.execute_cdp_cmd("Network.emulateNetworkConditions", {  # type: ignore[attr-defined]
+        "offline": True, "latency": 0, "downloadThroughput": 0, "uploadThroughput": 0})
+    driver.get_log("performance")  # type: ignore[attr-defined]
+    driver.get(page.as_uri())  # type: ignore[attr-defined]
+    name = next(iter(sf.rendering._html_report._named(cost)))
+
+    def check(values: dict[str, int]) -> None:
+        at = cost.subs(**values)
+        for key, want in (("params", at.params), ("macs", at.macs), ("flops", at.flops)):
+            got = _value(driver, f'[data-model="{name}"][data-quantity="{key}"]')
+            assert got == str(want), (key, values)
+        # a block's cell and share: the repeated block (rows 3-4) under the torch convention
+        block = cost["3"].subs(**values).flops * 2
+        assert _value(driver, '[data-block="3"][data-block-quantity="flops"]') == str(block)
+
+    check({"B": 2, "H": 224, "W": 41})
+    h = driver.find_element("css selector", 'input[type=range][data-symbol="H"]')  # type: ignore[attr-defined]
+    w = driver.find_element("css selector", 'input[type=range][data-symbol="W"]')  # type: ignore[attr-defined]
+    h.send_keys(Keys.ARROW_RIGHT)  # one lattice step: 256
+    check({"B": 2, "H": 256, "W": 41})
+    w.send_keys(Keys.ARROW_RIGHT, Keys.ARROW_RIGHT)  # 43: odd, the floors bite
+    check({"B": 2, "H": 256, "W": 43})
+    h.send_keys(Keys.HOME)  # the domain's lower end
+    w.send_keys(Keys.HOME)
+    check({"B": 2, "H": 32, "W": 40})
+    assert driver.find_element("css selector", 'input[data-symbol="B"]').get_attribute(  # type: ignore[attr-defined]
+        "disabled") is not None
+    urls = [json.loads(e["message"])["message"]["params"].get("request", {}).get("url", "")
+            for e in driver.get_log("performance")]  # type: ignore[attr-defined]
+    urls = [u for u in urls if u]
+    assert urls and all(u.startswith(("file://", "data:")) for u in urls), urls
+    errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]  # type: ignore[attr-defined]
+    assert not errors, errors
+
+
+def test_browser_comparison_shows_exact_crossover(browser: object, tmp_path: Path) -> None:
+    driver: object = browser
+    costs = crossing_pair()
+    page = tmp_path / "cmp.html"
+    sf.report(costs, page, var="H", at={"H": 64, "W": 64})
+    driver.get(page.as_uri())  # type: ignore[attr-defined]
+    marks = driver.find_elements("css selector", "#crossovers li[data-crossover]")  # type: ignore[attr-defined]
+    assert len(marks) == 1
+    x = int(marks[0].get_attribute("data-crossover"))
+
+    def sign(h: int) -> int:
+        a = int(costs["head"].subs(B=1, H=h, W=64).flops)
+        b = int(costs["stem"].subs(B=1, H=h, W=64).flops)
+        return (a > b) - (a < b)
+
+    assert sign(x) != sign(x - 1)  # the exact first size where the order changes
+    assert all(sign(h) == sign(1) for h in range(1, x))
+    for name, cost in costs.items():
+        want = cost.subs(B=1, H=64, W=64).flops
+        assert _value(driver, f'[data-model="{name}"][data-quantity="flops"]') == str(want)
