@@ -59,8 +59,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         costs[names[spec]] = cost.subs(mine) if mine else cost
     known = {s.name for c in costs.values() for s in c.free_symbols}
     starts = {k: v for k, v in _starts(args).items() if k in known}
-    title = args.title or (" vs ".join(names.values()) + f" -- {args.convention}")
-    html = report(costs, title=title, var=var, quantity=args.quantity, at=starts,
+    html = report(costs, title=args.title, var=var, quantity=args.quantity, at=starts,
                   depth=args.depth or 1, fold=args.fold)
     write(html, args.output)
     return 0

@@ -247,7 +247,8 @@ def report(cost: Cost | Mapping[str, Cost], path: str | PathLike[str] | None = N
     elif var not in names:
         raise SymflopsError(f"report: the models do not depend on {var}",
                             fix="plot along one of: " + (", ".join(names) or "none"))
-    heading = title or (" vs ".join(costs) + " -- cost report")
+    labels = dict.fromkeys(c.convention.label for c in costs.values())
+    heading = title or (" vs ".join(costs) + " -- params, " + ", ".join(labels))
     template = _environment().get_template("report.html.j2")
     html = template.render(title=heading, models=models, sliders=sliders, var=var,
                            quantity=quantity, runtime=RUNTIME, data=_script_json(
