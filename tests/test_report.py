@@ -280,3 +280,35 @@ def test_browser_comparison_shows_exact_crossover(browser: object, tmp_path: Pat
     for name, cost in costs.items():
         want = cost.subs(B=1, H=64, W=64).flops
         assert _value(driver, f'[data-model="{name}"][data-quantity="flops"]') == str(want)
+
+
+# ------------------------------------------------- symflops scale: the largest parts
+def test_scale_largest_parts_reach_attention_and_mlp(capsys: pytest.CaptureFixture[str]
+                                                     ) -> None:
+    """Below the wrappers (the ModuleList, each decoder layer) the parts a reader compares;
+    each share is the sum over the layers, checked against the traced cost's own parts."""
+    from example_models import load_example
+
+    from symflops.cli._scale import part_of
+
+    args = ["scale", "examples/gpt.py:llama_tiny", "--input", "input_ids=B N", "--var", "N",
+            "--range", "64:4096:*4"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    cost = sf.trace(load_example("gpt").llama_tiny(), {"input_ids": ("B", "N")})
+    layers = len(cost["layers"].children)
+    assert layers >= 2
+
+    def share(part: str, n: int) -> str:
+        total = cost.subs(B=1, N=n).flops
+        whole = sum(part_of(cost, f"layers.{i}.{part}", "flops").xreplace(
+            {s: 1 if s.name == "B" else n for s in cost.free_symbols}) for i in range(layers))
+        return f"{100 * float(sp.Rational(whole, total)):.1f}%"
+
+    assert (f"largest part at N = 64: layers.*.self_attn x{layers} (LlamaAttention, "
+            f"{share('self_attn', 64)}); next: layers.*.down_proj x{layers} (Linear, "
+            f"{share('down_proj', 64)})") in out
+    assert f"largest part at N = 4096: layers.*.self_attn x{layers} (LlamaAttention, " \
+           f"{share('self_attn', 4096)})" in out
+    assert main([*args, "--depth", "1"]) == 0
+    assert "largest part at N = 64: layers (ModuleList, " in capsys.readouterr().out

@@ -138,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     _sweep(p)
     p.add_argument("--crossover", metavar="PATH,PATH",
                    help="where one part overtakes another, e.g. attention.mha,mlp")
+    p.add_argument("--depth", type=int, default=None,
+                   help="tree depth of the largest parts shown (default: below every "
+                        "wrapper holding 90%% or more)")
     p.set_defaults(func=cmd_scale)
 
     p = sub.add_parser("compare", help="two models side by side: ratio, its limit, crossovers")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from symflops.errors import SymflopsError
 from symflops.files import plot_path, write_with
 from symflops.parse import parse_name, parse_names
 
-__all__ = ["cmd_scale", "parse_path", "part_of", "plot_target", "save_plot"]
+__all__ = ["cmd_scale", "largest_parts", "parse_path", "part_of", "plot_target", "save_plot"]
 
 
 def plot_target(args: argparse.Namespace) -> Path | None:
@@ -73,11 +74,62 @@ def part_of(cost: Cost, path: str, quantity: str) -> sp.Expr:
     return mult * node.quantity(quantity)
 
 
+_NUMBER = re.compile(r"(?<![^.])\d+(?![^.])")  # a numbered child: layers.3 -> layers.*
+
+
+def largest_parts(cost: Cost, at: dict[sp.Symbol, int], quantity: str, depth: int | None,
+                  top: int = 3) -> tuple[int, list[tuple[str, str, int, float | None]]]:
+    """The ``top`` largest parts of ``cost`` at ``at`` as ``(path, layer, times, share)``,
+    repeated blocks summed (``model.layers.*.mlp x32``: every layer's MLP), at ``depth``;
+    without one, below every wrapper (``model`` of a causal LM, its ``layers``, a
+    decoder layer: :func:`wrapper`) down to the blocks a reader compares: attention,
+    MLP, head."""
+    from symflops.analysis import breakdown
+
+    def grouped(d: int) -> list[tuple[str, str, int, float | None, bool]]:
+        sums: dict[tuple[str, str], list[Any]] = {}
+        for part in breakdown(cost, at, quantity=quantity, depth=d):
+            key = (_NUMBER.sub("*", part.path) if d > 1 else part.path, part.layer)
+            entry = sums.setdefault(key, [0, 0, None if part.share is None else 0.0, False])
+            entry[0] += part.value
+            entry[1] += 1
+            if part.share is not None and entry[2] is not None:
+                entry[2] += part.share
+            entry[3] = entry[3] or bool(cost[part.path].children)
+        out = [(p, layer, n, x, wrapper) for (p, layer), (_, n, x, wrapper) in sums.items()]
+        return sorted(out, key=lambda g: -(g[3] or 0.0))
+
+    def wrapper(path: str, share: float) -> bool:
+        """A part to look inside: nearly the whole total, one child carrying 90% of it,
+        or numbered blocks (a stack, or one block of it) carrying half the total or more."""
+        node = cost[path.replace("*", "0")]
+        if share >= 0.9:
+            return True
+        values = {s: sp.Integer(v) for s, v in at.items()}
+        whole = sp.sympify(node.quantity(quantity)).xreplace(values)
+        sizes = [sp.sympify(c.count * c.quantity(quantity)).xreplace(values)
+                 for c in node.children]
+        if whole.is_number and whole > 0 and all(x.is_number for x in sizes) \
+                and max(sizes) >= sp.Rational(9, 10) * whole:
+            return True
+        numbered = all(c.name.isdigit() for c in node.children) or path.endswith("*")
+        return numbered and share >= 0.5
+
+    d = depth or 1
+    groups = grouped(d)
+    while depth is None and d < 12 and groups[0][4] and groups[0][3] is not None \
+            and wrapper(groups[0][0], groups[0][3]):
+        deeper = grouped(d + 1)
+        if len(deeper) == len(groups) and deeper[0][:2] == groups[0][:2]:
+            break  # nothing below to show
+        d, groups = d + 1, deeper
+    return d, [g[:4] for g in groups[:top]]
+
+
 def _scale_one(spec: str, cost: Cost, var_names: list[str], values: list[int],
                args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
     from symflops.analysis import (
         alignment,
-        breakdown,
         crossings,
         crossover,
         fit_slope,
@@ -149,13 +201,17 @@ def _scale_one(spec: str, cost: Cost, var_names: list[str], values: list[int],
                      f"{end_slope:.3f} between its last two points")
     if cost.children and not (expr.free_symbols - set(syms)):
         dominant = {}
-        for v in (values[0], values[-1]):
-            parts = breakdown(cost, {s: v for s in syms}, quantity=args.quantity)
-            top = parts[0]
-            dominant[str(v)] = {"path": top.path, "share": top.share}
-            share = f"{100 * top.share:.1f}%" if top.share is not None else ""
-            lines.append(f"largest part at {' = '.join(var_names)} = {v}: {top.path} "
-                         f"({top.layer}, {share})")
+        depth = getattr(args, "depth", None)
+        for v in (values[0], values[-1]):  # the depth found at the first size holds for both
+            depth, groups = largest_parts(cost, {s: v for s in syms}, args.quantity, depth)
+            top = groups[0]
+            dominant[str(v)] = {"path": top[0], "share": top[3], "depth": depth,
+                                "parts": [{"path": p, "layer": layer, "times": n, "share": x}
+                                          for p, layer, n, x in groups]}
+            shown = "; next: ".join(
+                f"{p}{f' x{n}' if n > 1 else ''} ({layer}"
+                + (f", {100 * x:.1f}%)" if x is not None else ")") for p, layer, n, x in groups)
+            lines.append(f"largest part at {' = '.join(var_names)} = {v}: {shown}")
         info["largest_part"] = dominant
     if args.crossover:
         first, second = (p.strip() for p in args.crossover.split(",", 1))
