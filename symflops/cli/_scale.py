@@ -84,46 +84,56 @@ def largest_parts(cost: Cost, at: dict[sp.Symbol, int], quantity: str, depth: in
     without one, below every wrapper (``model`` of a causal LM, its ``layers``, a
     decoder layer: :func:`wrapper`) down to the blocks a reader compares: attention,
     MLP, head."""
-    from symflops.analysis import breakdown
+    fixed = cost.subs({s: sp.Integer(v) for s, v in at.items()})  # checked, then numbers
+    total = sp.sympify(fixed.quantity(quantity))
+    Group = tuple[str, str, int, Any, Cost]  # path, layer, parts, value, one of the parts
 
-    def grouped(d: int) -> list[tuple[str, str, int, float | None, bool]]:
+    def grouped(d: int) -> list[Group]:
         sums: dict[tuple[str, str], list[Any]] = {}
-        for part in breakdown(cost, at, quantity=quantity, depth=d):
-            key = (_NUMBER.sub("*", part.path) if d > 1 else part.path, part.layer)
-            entry = sums.setdefault(key, [0, 0, None if part.share is None else 0.0, False])
-            entry[0] += part.value
-            entry[1] += 1
-            if part.share is not None and entry[2] is not None:
-                entry[2] += part.share
-            entry[3] = entry[3] or bool(cost[part.path].children)
-        out = [(p, layer, n, x, wrapper) for (p, layer), (_, n, x, wrapper) in sums.items()]
-        return sorted(out, key=lambda g: -(g[3] or 0.0))
 
-    def wrapper(path: str, share: float) -> bool:
+        def visit(node: Cost, path: str, mult: sp.Expr, level: int) -> None:
+            for child in node.children:
+                p = f"{path}.{child.name}" if path else child.name
+                m = mult * child.count
+                if level + 1 >= d or not child.children:
+                    key = (_NUMBER.sub("*", p) if d > 1 else p, child.layer)
+                    entry = sums.setdefault(key, [0, sp.Integer(0), child])
+                    entry[0] += 1
+                    entry[1] += m * child.quantity(quantity)
+                else:
+                    visit(child, p, m, level + 1)
+
+        visit(fixed, "", sp.Integer(1), 0)
+        out = [(p, layer, n, value, node) for (p, layer), (n, value, node) in sums.items()]
+        return sorted(out, key=lambda g: -g[3] if g[3].is_number else 0)
+
+    def share(value: sp.Expr) -> float | None:
+        return float(value / total) if value.is_number and total.is_number and total != 0 \
+            else None
+
+    def wrapper(group: Group) -> bool:
         """A part to look inside: nearly the whole total, one child carrying 90% of it,
         or numbered blocks (a stack, or one block of it) carrying half the total or more."""
-        node = cost[path.replace("*", "0")]
-        if share >= 0.9:
-            return True
-        values = {s: sp.Integer(v) for s, v in at.items()}
-        whole = sp.sympify(node.quantity(quantity)).xreplace(values)
-        sizes = [sp.sympify(c.count * c.quantity(quantity)).xreplace(values)
-                 for c in node.children]
-        if whole.is_number and whole > 0 and all(x.is_number for x in sizes) \
-                and max(sizes) >= sp.Rational(9, 10) * whole:
+        path, _, _, value, node = group
+        x = share(value)
+        if x is None or not node.children:
+            return False
+        whole = sp.sympify(node.quantity(quantity))
+        sizes = [sp.sympify(c.count * c.quantity(quantity)) for c in node.children]
+        if x >= 0.9 or (whole.is_number and whole > 0 and all(y.is_number for y in sizes)
+                        and max(sizes) >= sp.Rational(9, 10) * whole):
             return True
         numbered = all(c.name.isdigit() for c in node.children) or path.endswith("*")
-        return numbered and share >= 0.5
+        return numbered and x >= 0.5
 
     d = depth or 1
     groups = grouped(d)
-    while depth is None and d < 12 and groups[0][4] and groups[0][3] is not None \
-            and wrapper(groups[0][0], groups[0][3]):
+    while depth is None and d < 12 and wrapper(groups[0]):
         deeper = grouped(d + 1)
         if len(deeper) == len(groups) and deeper[0][:2] == groups[0][:2]:
             break  # nothing below to show
         d, groups = d + 1, deeper
-    return d, [g[:4] for g in groups[:top]]
+    return d, [(p, layer, n, share(value)) for p, layer, n, value, _ in groups[:top]]
 
 
 def _scale_one(spec: str, cost: Cost, var_names: list[str], values: list[int],
