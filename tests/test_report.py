@@ -11,6 +11,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import sympy as sp
 
@@ -312,3 +313,26 @@ def test_scale_largest_parts_reach_attention_and_mlp(capsys: pytest.CaptureFixtu
            f"{share('self_attn', 4096)})" in out
     assert main([*args, "--depth", "1"]) == 0
     assert "largest part at N = 64: layers (ModuleList, " in capsys.readouterr().out
+
+
+# ------------------------------------------------------------ plots: y ticks
+def test_plot_has_more_y_ticks_under_two_decades(tmp_path: Path) -> None:
+    """FLOPs of a conv over H = 128..512 span 1.2 decades: every 1-2-5 value inside the
+    data's range is a labelled tick (a plot had shown only "10 G" and "100 G")."""
+    from symflops.analysis import plot
+
+    conv = sf.nn.Conv2d(3, 64, 3, padding=1).cost((B, 3, H, W))
+    sizes = [128, 192, 256, 384, 512]
+    fig = plot({"conv": conv}, ["H", "W"], sizes, at={"B": 1}, path=str(tmp_path / "p.png"))
+    ax = fig.axes[0]
+    ys = [int(conv.subs(B=1, H=s, W=s).flops) for s in sizes]
+    lo, hi = min(ys), max(ys)
+    want = sorted(m * 10**k for k in range(20) for m in (1, 2, 5) if lo <= m * 10**k <= hi)
+    assert len(want) >= 3
+    shown = sorted(int(round(t)) for t in ax.get_yticks() if lo <= t <= hi)
+    assert shown == want
+    labels = {t.get_text() for t in ax.get_yticklabels()}
+    assert {"50 M", "100 M", "200 M"} <= labels, labels
+    wide = plot({"conv": conv}, ["H", "W"], [8, 64, 512, 4096], at={"B": 1})
+    ticks = [t for t in wide.axes[0].get_yticks()]
+    assert all(float(np.log10(t)).is_integer() for t in ticks)  # decades alone
