@@ -9,7 +9,7 @@ approximated).
 >>> import sympy as sp
 >>> from symflops.symbols import H
 >>> js_expr(sp.floor(H / 2) + 1)
-'add(floor(mul(Q(1n, 2n), v["H"])), Q(1n))'
+'add(Q(1n), floor(mul(Q(1n, 2n), v["H"])))'
 """
 
 from __future__ import annotations
