@@ -346,3 +346,37 @@ def test_doctests_of_the_report_modules(name: str) -> None:
 
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+MLP_FILE = '''import torch
+
+
+def mlp(width=8, depth=2):
+    return torch.nn.Sequential(*[torch.nn.Linear(width, width) for _ in range(depth)])
+'''
+
+
+def test_browser_cli_report_with_vary_and_train(browser: object, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """``symflops report`` takes trace's options: a --vary fit and a --train trace give
+    pages whose numbers are the library's own at the sliders' positions."""
+    from example_models import load_example
+
+    driver: object = browser
+    (tmp_path / "m.py").write_text(MLP_FILE)
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", "m.py:mlp", "--vary", "width=C,depth=L", "--input", "B C",
+                 "--convention", "macs", "--start", "C=96,L=3,B=2", "-o", "mlp.html"]) == 0
+    driver.get((tmp_path / "mlp.html").as_uri())  # type: ignore[attr-defined]
+    # L layers of a C x C linear layer: B*C^2*L MACs, L*(C^2 + C) params
+    assert _value(driver, '[data-quantity="macs"]') == str(2 * 96**2 * 3)
+    assert _value(driver, '[data-quantity="params"]') == str(3 * (96**2 + 96))
+    assert main(["report", str(Path(__file__).parents[1] / "examples" / "resnet.py") + ":tiny",
+                 "--input", "B 3 H W", "--train", "--start", "H=33,W=47", "--at", "B=2",
+                 "-o", "tiny.html"]) == 0
+    driver.get((tmp_path / "tiny.html").as_uri())  # type: ignore[attr-defined]
+    cost = sf.trace(load_example("resnet").tiny(), ("B", 3, "H", "W"), mode="train")
+    at = cost.subs(B=2, H=33, W=47)
+    assert at.memory is not None
+    assert _value(driver, '[data-quantity="memory"]') == str(at.memory.total)
+    assert _value(driver, '[data-quantity="flops"]') == str(at.flops)
