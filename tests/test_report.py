@@ -240,6 +240,9 @@ def test_browser_sliders_recompute_exactly_offline(browser: object, tmp_path: Pa
         # a block's cell and share: the repeated block (rows 3-4) under the torch convention
         block = cost["3"].subs(**values).flops * 2
         assert _value(driver, '[data-block="3"][data-block-quantity="flops"]') == str(block)
+        # the run's first part (its conv), for the whole run, one level down
+        conv = cost["3.0"].subs(**values).flops * 2
+        assert _value(driver, '[data-block="4"][data-block-quantity="flops"]') == str(conv)
 
     check({"B": 2, "H": 224, "W": 41})
     h = driver.find_element("css selector", 'input[type=range][data-symbol="H"]')  # type: ignore[attr-defined]

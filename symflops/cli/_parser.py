@@ -166,7 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--var", metavar="NAME", help="the symbol the plot runs along")
     p.add_argument("--quantity", choices=("flops", "macs", "params", "memory"),
                    help="what the plot shows (default: the convention's total)")
-    p.add_argument("--depth", type=int, default=None, help="levels of the block table")
+    p.add_argument("--depth", type=int, default=None,
+                   help="levels of the block table (default 2)")
     p.add_argument("--fold", action=argparse.BooleanOptionalAction, default=True,
                    help="fold repeated identical blocks into one row with a count")
     p.add_argument("--title", help="the page's heading")

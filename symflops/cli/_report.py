@@ -60,6 +60,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     known = {s.name for c in costs.values() for s in c.free_symbols}
     starts = {k: v for k, v in _starts(args).items() if k in known}
     html = report(costs, title=args.title, var=var, quantity=args.quantity, at=starts,
-                  depth=args.depth or 1, fold=args.fold)
+                  depth=args.depth or 2, fold=args.fold)
     write(html, args.output)
     return 0

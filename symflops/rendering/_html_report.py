@@ -36,6 +36,8 @@ __all__ = ["report", "symbol_range", "report_quantities"]
 _TYPICAL = {"B": 1, "H": 224, "W": 224, "N": 512, "S": 512, "T": 512, "L": 12}
 #: how many lattice steps a slider spans when the domain has no upper bound
 _OPEN_STEPS = 64
+#: more loose aten ops than this at one level are one row of the block table
+_LOOSE_OPS = 3
 #: how far :func:`symbol_range` scans the lattice for the first value meeting a condition
 _SCAN = 4096
 
@@ -159,15 +161,24 @@ def _blocks(cost: Cost, keys: Sequence[str], depth: int, fold: bool) -> list[_Bl
     rows: list[_Block] = []
 
     def visit(node: Cost, prefix: str, mult: sp.Expr, level: int) -> None:
+        ops = [c for c in node.children if c.op and not c.children]
+        if len(ops) > _LOOSE_OPS:  # a trace's loose aten ops (backward's, say): one row
+            values = {k: sp.Add(*(mult * c.count * _quantity(c, k) for c in ops))
+                      for k in keys}
+            rows.append(_Block(f"{prefix}(aten ops outside modules)",
+                               ", ".join(sorted({c.layer for c in ops})[:3]) + ", ...",
+                               len(ops), level, values))
         for run in fold_runs(node.children, fold=fold):
             child = node.children[run.start]
+            if len(ops) > _LOOSE_OPS and child.op and not child.children:
+                continue
             m = mult * child.count * run.times
             label = f"{prefix}{run.label}"
             values = {k: m * _quantity(child, k) for k in keys}
             rows.append(_Block(label, child.layer, run.times * int(child.count)
                                if child.count.is_Integer else run.times, level, values))
             if level + 1 < depth and child.children:
-                visit(child, f"{label}.", mult * child.count, level + 1)
+                visit(child, f"{label}.", m, level + 1)  # a run's parts: for the whole run
 
     visit(cost, "", sp.Integer(1), 0)
     return rows
@@ -182,6 +193,9 @@ def _quantity(cost: Cost, key: str) -> sp.Expr:
 def _mathml(expr: sp.Expr) -> str:
     from sympy.printing.mathml import mathml
 
+    expanded = sp.expand(expr)  # a polynomial in the sizes (floors kept), when not longer
+    if sp.count_ops(expanded) <= sp.count_ops(expr):
+        expr = expanded
     return f'<math display="block">{mathml(expr, printer="presentation")}</math>'
 
 
@@ -201,7 +215,7 @@ def _loader() -> Any:
 
 def report(cost: Cost | Mapping[str, Cost], path: str | PathLike[str] | None = None, *,
            title: str | None = None, var: str | None = None, quantity: str | None = None,
-           at: Mapping[str, int] | None = None, depth: int = 1, fold: bool = True) -> str:
+           at: Mapping[str, int] | None = None, depth: int = 2, fold: bool = True) -> str:
     """An interactive HTML page of ``cost`` (a Cost, or ``{name: Cost}`` to compare
     models on one page): returns the HTML and writes it to ``path`` when given.
 
