@@ -150,7 +150,7 @@ def report_quantities(cost: Cost) -> list[tuple[str, str, sp.Expr]]:
 class _Block:
     label: str
     layer: str
-    times: int
+    times: str  # how many instances the row holds (an expression when a count is symbolic)
     level: int
     values: dict[str, sp.Expr]
 
@@ -160,14 +160,14 @@ def _blocks(cost: Cost, keys: Sequence[str], depth: int, fold: bool) -> list[_Bl
     its values for the whole run (repeat counts included)."""
     rows: list[_Block] = []
 
-    def visit(node: Cost, prefix: str, mult: sp.Expr, level: int) -> None:
+    def visit(node: Cost, prefix: str, mult: sp.Expr, level: int, times: sp.Expr) -> None:
         ops = [c for c in node.children if c.op and not c.children]
         if len(ops) > _LOOSE_OPS:  # a trace's loose aten ops (backward's, say): one row
             values = {k: sp.Add(*(mult * c.count * _quantity(c, k) for c in ops))
                       for k in keys}
             rows.append(_Block(f"{prefix}(aten ops outside modules)",
                                ", ".join(sorted({c.layer for c in ops})[:3]) + ", ...",
-                               len(ops), level, values))
+                               str(times * len(ops)), level, values))
         for run in fold_runs(node.children, fold=fold):
             child = node.children[run.start]
             if len(ops) > _LOOSE_OPS and child.op and not child.children:
@@ -175,12 +175,12 @@ def _blocks(cost: Cost, keys: Sequence[str], depth: int, fold: bool) -> list[_Bl
             m = mult * child.count * run.times
             label = f"{prefix}{run.label}"
             values = {k: m * _quantity(child, k) for k in keys}
-            rows.append(_Block(label, child.layer, run.times * int(child.count)
-                               if child.count.is_Integer else run.times, level, values))
-            if level + 1 < depth and child.children:
-                visit(child, f"{label}.", m, level + 1)  # a run's parts: for the whole run
+            count = times * child.count * run.times  # how many instances the row holds
+            rows.append(_Block(label, child.layer, str(count), level, values))
+            if level + 1 < depth and child.children:  # a run's parts: for the whole run
+                visit(child, f"{label}.", m, level + 1, count)
 
-    visit(cost, "", sp.Integer(1), 0)
+    visit(cost, "", sp.Integer(1), 0, sp.Integer(1))
     return rows
 
 
