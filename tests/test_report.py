@@ -256,6 +256,17 @@ def test_browser_sliders_recompute_exactly_offline(browser: object, tmp_path: Pa
     check({"B": 2, "H": 32, "W": 40})
     assert driver.find_element("css selector", 'input[data-symbol="B"]').get_attribute(  # type: ignore[attr-defined]
         "disabled") is not None
+    # the box beside a slider takes any size on the domain, past the slider's end too
+    box = driver.find_element("css selector", 'input[data-symbol-box="W"]')  # type: ignore[attr-defined]
+    box.clear()
+    box.send_keys("100003", Keys.ENTER)
+    check({"B": 2, "H": 32, "W": 100003})
+    hbox = driver.find_element("css selector", 'input[data-symbol-box="H"]')  # type: ignore[attr-defined]
+    hbox.clear()
+    hbox.send_keys("100", Keys.ENTER)  # not a multiple of 32: refused, nothing changes
+    assert "outside the formula's domain" in driver.find_element(  # type: ignore[attr-defined]
+        "css selector", "#status").text
+    check({"B": 2, "H": 32, "W": 100003})
     urls = [json.loads(e["message"])["message"]["params"].get("request", {}).get("url", "")
             for e in driver.get_log("performance")]  # type: ignore[attr-defined]
     urls = [u for u in urls if u]
@@ -383,3 +394,30 @@ def test_browser_cli_report_with_vary_and_train(browser: object, tmp_path: Path,
     assert at.memory is not None
     assert _value(driver, '[data-quantity="memory"]') == str(at.memory.total)
     assert _value(driver, '[data-quantity="flops"]') == str(at.flops)
+
+
+def test_browser_outside_a_joint_condition_is_an_error_not_a_number(browser: object,
+                                                                    tmp_path: Path) -> None:
+    """A condition across symbols (H >= W) is not a slider bound: past it the page shows
+    the failing condition and no value at all, never a stale or clamped number."""
+    from selenium.webdriver.common.keys import Keys
+
+    driver: object = browser
+    cost = small_cnn()
+    cost = cost.replace(validity=(*cost.validity, sp.Ge(H, W)))
+    page = tmp_path / "joint.html"
+    sf.report(cost, page, at={"H": 64, "W": 64})
+    driver.get(page.as_uri())  # type: ignore[attr-defined]
+    name = next(iter(sf.rendering._html_report._named(cost)))
+    selector = f'[data-model="{name}"][data-quantity="macs"]'
+    assert _value(driver, selector) == str(cost.subs(B=1, H=64, W=64).macs)
+    w = driver.find_element("css selector", 'input[type=range][data-symbol="W"]')  # type: ignore[attr-defined]
+    w.send_keys(Keys.ARROW_RIGHT)  # W = 65 > H
+    assert _value(driver, selector) == ""
+    status = driver.find_element("css selector", "#status").text  # type: ignore[attr-defined]
+    assert "H >= W" in status and "fails" in status
+    with pytest.raises(SymflopsError, match="H >= W"):
+        cost.subs(B=1, H=64, W=65)
+    w.send_keys(Keys.ARROW_LEFT)
+    assert _value(driver, selector) == str(cost.subs(B=1, H=64, W=64).macs)
+    assert driver.find_element("css selector", "#status").text == ""  # type: ignore[attr-defined]
