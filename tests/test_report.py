@@ -421,3 +421,27 @@ def test_browser_outside_a_joint_condition_is_an_error_not_a_number(browser: obj
     w.send_keys(Keys.ARROW_LEFT)
     assert _value(driver, selector) == str(cost.subs(B=1, H=64, W=64).macs)
     assert driver.find_element("css selector", "#status").text == ""  # type: ignore[attr-defined]
+
+
+def test_browser_models_with_different_quantities(browser: object, tmp_path: Path) -> None:
+    """One model with training memory, one under the MACs convention: each shows what it
+    has, the other's cell is a dash, the plot offers only what both have alike."""
+    driver: object = browser
+    costs = {"train": small_cnn("exact", mode="train"), "macs": small_cnn("macs")}
+    page = tmp_path / "mixed.html"
+    html = sf.report(costs, page, at={"H": 64, "W": 64})
+    assert '<option value="macs" selected>' in html and '<option value="flops"' not in html
+    driver.get(page.as_uri())  # type: ignore[attr-defined]
+    train = costs["train"].subs(B=1, H=64, W=64)
+    assert train.memory is not None
+    assert _value(driver, '[data-model="train"][data-quantity="memory"]') == \
+        str(train.memory.total)
+    forward = costs["macs"].subs(B=1, H=64, W=64)
+    assert _value(driver, '[data-model="macs"][data-quantity="macs"]') == str(forward.macs)
+    assert _value(driver, '[data-model="train"][data-quantity="macs"]') == str(train.macs)
+    assert driver.find_elements("css selector", '[data-model="macs"][data-quantity="flops"]') == []  # type: ignore[attr-defined]
+    ratio = driver.find_element("css selector", '[data-ratio="macs"]').text  # type: ignore[attr-defined]
+    # training MACs over forward MACs, to three decimals (rounded half up), exactly
+    want = (2000 * int(train.macs) + int(forward.macs)) // (2 * int(forward.macs))
+    assert ratio == f"{want // 1000}.{want % 1000:03d}"
+    assert [e for e in driver.get_log("browser") if e["level"] == "SEVERE"] == []  # type: ignore[attr-defined]

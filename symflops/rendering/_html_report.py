@@ -247,10 +247,14 @@ def report(cost: Cost | Mapping[str, Cost], path: str | PathLike[str] | None = N
                             values={"unknown": ", ".join(unknown)},
                             fix="its symbols are: " + (", ".join(symbols) or "none"))
     models = [_model(name, c, depth, fold) for name, c in costs.items()]
-    keys = [q["key"] for q in models[0]["quantities"]]
+    rows = list({q["key"]: q for m in models for q in m["quantities"]}.values())
+    labels_of = [{q["key"]: q["label"] for q in m["quantities"]} for m in models]
+    plotted = [q for q in models[0]["quantities"]  # what every model has, labelled alike
+               if all(other.get(q["key"]) == q["label"] for other in labels_of)]
+    keys = [q["key"] for q in plotted]
     if quantity is None:
         quantity = "flops" if "flops" in keys else "macs"
-    if any(quantity not in [q["key"] for q in m["quantities"]] for m in models):
+    if quantity not in keys:
         raise SymflopsError("report: no such quantity for every model",
                             values={"quantity": quantity},
                             fix="plot one of " + ", ".join(keys))
@@ -264,7 +268,8 @@ def report(cost: Cost | Mapping[str, Cost], path: str | PathLike[str] | None = N
     labels = dict.fromkeys(c.convention.label for c in costs.values())
     heading = title or (" vs ".join(costs) + " -- params, " + ", ".join(labels))
     template = _environment().get_template("report.html.j2")
-    html = template.render(title=heading, models=models, sliders=sliders, var=var,
+    html = template.render(title=heading, models=models, rows=rows, plotted=plotted,
+                           sliders=sliders, var=var,
                            quantity=quantity, runtime=RUNTIME, data=_script_json(
                                {"models": [m["script"] for m in models], "var": var,
                                 "quantity": quantity, "sliders": sliders}),
