@@ -139,6 +139,11 @@ def test_symbol_range_reads_the_validity_conditions() -> None:
     assert symbol_range(fitted, H) == (32, 8192, 32, 0)
     assert symbol_range(fitted, W) == (40, None, 1, 0)
     assert symbol_range(fitted, B) == (2, 2, 1, 0)
+    shifted = cost.replace(validity=(sp.Eq(sp.Mod(H + 1, 4), 0), sp.Gt(2 * H, 21)))
+    lo, hi, step, offset = symbol_range(shifted, H)
+    assert (lo, hi, step, offset) == (11, None, 4, 3)
+    assert all(c.xreplace({H: lo + 4 * k}) for c in shifted.validity for k in range(5))
+    assert not any(all(c.xreplace({H: v}) for c in shifted.validity) for v in range(1, lo))
 
 
 def test_page_sliders_follow_the_domain() -> None:

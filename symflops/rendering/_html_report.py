@@ -102,13 +102,21 @@ def symbol_range(cost: Cost, sym: sp.Symbol) -> tuple[int, int | None, int, int]
 
 
 def _lattice(cond: sp.Basic, sym: sp.Symbol) -> tuple[int, int] | None:
-    """``Eq(Mod(sym, m), r)`` as ``(m, r)``."""
+    """``Eq(Mod(sym + c, m), r)`` as ``(m, (r - c) mod m)``: ``sym`` on a lattice.
+
+    >>> from symflops.symbols import H
+    >>> _lattice(sp.Eq(sp.Mod(H, 32), 0), H), _lattice(sp.Eq(sp.Mod(H + 1, 4), 0), H)
+    ((32, 0), (4, 3))
+    """
     if isinstance(cond, sp.Eq):
         for lhs, rhs in ((cond.lhs, cond.rhs), (cond.rhs, cond.lhs)):
-            if isinstance(lhs, sp.Mod) and lhs.args[0] == sym and lhs.args[1].is_Integer \
-                    and rhs.is_Integer and int(lhs.args[1]) > 0:
+            if not (isinstance(lhs, sp.Mod) and lhs.args[1].is_Integer and rhs.is_Integer
+                    and int(lhs.args[1]) > 0):
+                continue
+            shift = sp.expand(lhs.args[0] - sym)
+            if shift.is_Integer:
                 m = int(lhs.args[1])
-                return m, int(rhs) % m
+                return m, (int(rhs) - int(shift)) % m
     return None
 
 
