@@ -198,6 +198,20 @@ def _quantity(cost: Cost, key: str) -> sp.Expr:
     return cost.quantity(key)
 
 
+def _condition_text(cond: sp.Basic) -> str:
+    """A condition as a reader writes it: ``H mod 32 = 0``, ``B = 2``, ``H >= 7``.
+
+    >>> from symflops.symbols import H
+    >>> _condition_text(sp.Eq(sp.Mod(H, 32), 0)), _condition_text(sp.Ge(H, 7))
+    ('H mod 32 = 0', 'H >= 7')
+    """
+    if isinstance(cond, sp.Eq):
+        lhs = cond.lhs
+        text = f"{lhs.args[0]} mod {lhs.args[1]}" if isinstance(lhs, sp.Mod) else str(lhs)
+        return f"{text} = {cond.rhs}"
+    return str(cond)
+
+
 def _mathml(expr: sp.Expr) -> str:
     from sympy.printing.mathml import mathml
 
@@ -372,10 +386,12 @@ def _model(name: str, cost: Cost, depth: int, fold: bool) -> dict[str, Any]:
         "quantities": [{"key": k, "label": label, "mathml": _mathml(e)}
                        for k, label, e in quantities],
         "block_keys": keys,
+        "domain": [_condition_text(c) for _, c in conditions],
         "blocks": [{"label": b.label, "layer": b.layer, "times": b.times, "level": b.level}
                    for b in blocks],
         "script": {"name": name, "keys": [k for k, _, _ in quantities],
                    "labels": {k: label for k, label, _ in quantities},
-                   "conditions": [f"{cond} ({where})" for where, cond in conditions]},
+                   "conditions": [f"{_condition_text(cond)} ({where})"
+                                  for where, cond in conditions]},
         "script_js": script_js,
     }
