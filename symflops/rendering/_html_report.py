@@ -8,6 +8,11 @@ formula's domain, recomputes every number in the browser from the formulas compi
 exact JavaScript (BigInt rationals: :mod:`symflops.rendering._js`). Nothing is fetched:
 no server, no CDN, no fonts; the page works offline.
 
+The plot evaluates every lattice point of the slider's range (400 evenly spread ones when
+the range holds more); a crossover is where the order of the first two models changes
+between two evaluated points, bisected on the lattice to the exact first size (two
+crossings between neighbouring samples of a range over 400 points would go unseen).
+
 Each number is on an element with ``data-quantity`` (``params``, ``macs``, ``flops``,
 ``memory``), ``data-model`` (the model's name) and ``data-value`` (the exact integer),
 so the page can be tested and scripted.
