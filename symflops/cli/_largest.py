@@ -25,7 +25,8 @@ def largest_parts(cost: Cost, at: dict[sp.Symbol, int], quantity: str, depth: in
     MLP, head."""
     fixed = cost.subs({s: sp.Integer(v) for s, v in at.items()})  # checked, then numbers
     total = sp.sympify(fixed.quantity(quantity))
-    Group = tuple[str, str, int, Any, Cost]  # path, layer, parts, value, one of the parts
+    # path, layer, parts, value, one of the parts, whether the parts are built alike
+    Group = tuple[str, str, int, Any, Cost, bool]
 
     def grouped(d: int) -> list[Group]:
         sums: dict[tuple[str, str], list[Any]] = {}
@@ -36,14 +37,16 @@ def largest_parts(cost: Cost, at: dict[sp.Symbol, int], quantity: str, depth: in
                 m = mult * child.count
                 if level + 1 >= d or not child.children:
                     key = (_NUMBER.sub("*", p) if d > 1 else p, child.layer)
-                    entry = sums.setdefault(key, [0, sp.Integer(0), child])
+                    entry = sums.setdefault(key, [0, sp.Integer(0), child, set()])
                     entry[0] += 1
                     entry[1] += m * child.quantity(quantity)
+                    entry[3].add(tuple((c.name, c.layer) for c in child.children))
                 else:
                     visit(child, p, m, level + 1)
 
         visit(fixed, "", sp.Integer(1), 0)
-        out = [(p, layer, n, value, node) for (p, layer), (n, value, node) in sums.items()]
+        out = [(p, layer, n, value, node, len(shapes) == 1)
+               for (p, layer), (n, value, node, shapes) in sums.items()]
         return sorted(out, key=lambda g: -g[3] if g[3].is_number else 0)
 
     def share(value: sp.Expr) -> float | None:
@@ -52,10 +55,12 @@ def largest_parts(cost: Cost, at: dict[sp.Symbol, int], quantity: str, depth: in
 
     def wrapper(group: Group) -> bool:
         """A part to look inside: nearly the whole total, one child carrying 90% of it,
-        or numbered blocks (a stack, or one block of it) carrying half the total or more."""
-        path, _, _, value, node = group
+        or numbered blocks (a stack, or one block of it) carrying half the total or more;
+        repeated blocks only when built alike (decoder layers, not a CNN's varied stages,
+        whose insides would mix)."""
+        path, _, _, value, node, alike = group
         x = share(value)
-        if x is None or not node.children:
+        if x is None or not node.children or not alike:
             return False
         whole = sp.sympify(node.quantity(quantity))
         sizes = [sp.sympify(c.count * c.quantity(quantity)) for c in node.children]
@@ -72,4 +77,4 @@ def largest_parts(cost: Cost, at: dict[sp.Symbol, int], quantity: str, depth: in
         if len(deeper) == len(groups) and deeper[0][:2] == groups[0][:2]:
             break  # nothing below to show
         d, groups = d + 1, deeper
-    return d, [(p, layer, n, share(value)) for p, layer, n, value, _ in groups[:top]]
+    return d, [(p, layer, n, share(value)) for p, layer, n, value, _, _ in groups[:top]]
