@@ -188,6 +188,14 @@ def test_cli_report_writes_one_page(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert 'data-symbol="I"' in html and 'data-symbol="M"' not in html
     assert main(["report", "Linear", "Linear", "-o", str(tmp_path / "x.html")]) == 2
     assert "named twice" in capsys.readouterr().err
+    both = tmp_path / "both.html"
+    assert main(["report", "Linear", "Conv2d", "-o", str(both), "--quantity", "params"]) == 0
+    html = both.read_text(encoding="utf-8")
+    assert 'data-model="Linear" data-quantity="params"' in html
+    assert 'data-model="Conv2d" data-quantity="params"' in html
+    assert "Linear vs Conv2d -- params, FLOPs (exact)" in html
+    assert main(["report", "Linear", "--var", "Q", "-o", str(tmp_path / "q.html")]) == 2
+    assert "do not depend on Q" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------ the real browser
