@@ -99,7 +99,7 @@ def test_compiled_functions_exact_on_hand_cases() -> None:
         "floor": sp.floor(sp.Rational(7, 3) * x - sp.Rational(1, 2)),
         "ceil": sp.ceiling(x / 4 - sp.Rational(5, 7)),
         "mod": sp.Mod(x, 7) + sp.Mod(-3 * x + 1, 5),
-        "minmax": sp.Min(x, 3 * y - 5) * sp.Max(x, y, 4),
+        "minmax": sp.Min(x, 3 * y - 5) * sp.Max(x, y, 4) + sp.Abs(x - 2 * y),
         "piecewise": sp.Piecewise((x**2, x < 0), (x * y, sp.Eq(sp.Mod(x, 2), 0)), (-y, True)),
         "rational": (x + 1) ** 3 / y**2 + sp.Rational(1, 3),
         "big": (x + 2**40) ** 5 * y,

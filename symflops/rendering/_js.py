@@ -48,6 +48,7 @@ function mod(a, b) {
   const q = floor(Q(a.n * b.d, a.d * b.n));
   return add(a, mul(Q(-1n), b, q));
 }
+const abs = a => a.n < 0n ? Q(-a.n, a.d) : a;
 const min = (...xs) => xs.reduce((a, b) => cmp(a, b) <= 0 ? a : b);
 const max = (...xs) => xs.reduce((a, b) => cmp(a, b) >= 0 ? a : b);
 const lt = (a, b) => cmp(a, b) < 0, le = (a, b) => cmp(a, b) <= 0;
@@ -62,7 +63,7 @@ function pw(...pieces) {
 _RELATIONS = {sp.StrictLessThan: "lt", sp.LessThan: "le", sp.StrictGreaterThan: "gt",
               sp.GreaterThan: "ge", sp.Equality: "eq", sp.Unequality: "ne"}
 _CALLS = {sp.floor: "floor", sp.ceiling: "ceil", sp.Mod: "mod", sp.Min: "min", sp.Max: "max",
-          sp.Add: "add", sp.Mul: "mul"}
+          sp.Add: "add", sp.Mul: "mul", sp.Abs: "abs"}
 
 
 def _rational(x: sp.Rational) -> str:
@@ -114,7 +115,7 @@ def js_expr(expr: sp.Basic, what: str = "formula") -> str:
         raise SymflopsError(f"the report cannot compute {type(e).__name__} exactly in the "
                             "browser", layer=what, values={"term": str(e)},
                             fix="report formulas built of +, *, integer powers, floor, "
-                                "ceiling, Mod, Min, Max and Piecewise")
+                                "ceiling, Mod, Min, Max, Abs and Piecewise")
 
     return go(expr)
 
