@@ -247,7 +247,7 @@ def report(cost: Cost | Mapping[str, Cost], path: str | PathLike[str] | None = N
     models on one page): returns the HTML and writes it to ``path`` when given.
 
     ``var``: the symbol the plot runs along (default: the first of H, N, S, T, W the
-    models depend on, else the first free symbol); ``quantity``: what it plots
+    models depend on, else the first free symbol other than the batch B); ``quantity``: what it plots
     (``flops``, ``macs``, ``params`` or ``memory``; default the convention's total);
     ``at``: where each slider starts (name -> value on the domain); ``depth``: the levels
     of the per-block table; ``fold``: repeated identical blocks as one row.
@@ -286,9 +286,10 @@ def report(cost: Cost | Mapping[str, Cost], path: str | PathLike[str] | None = N
                             values={"quantity": quantity},
                             fix="plot one of " + ", ".join(keys))
     names = [s["name"] for s in sliders]
-    if var is None:
-        var = next((n for n in ("H", "N", "S", "T", "W") if n in names),
-                   names[0] if names else None)
+    if var is None:  # a size a reader sweeps: an image side or a sequence, else not the batch
+        free = [s["name"] for s in sliders if not s["pinned"]]
+        var = next((n for n in ("H", "N", "S", "T", "W") if n in free),
+                   next((n for n in free if n != "B"), free[0] if free else None))
     elif var not in names:
         raise SymflopsError(f"report: the models do not depend on {var}",
                             fix="plot along one of: " + (", ".join(names) or "none"))
