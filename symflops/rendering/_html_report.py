@@ -247,8 +247,9 @@ def report(cost: Cost | Mapping[str, Cost], path: str | PathLike[str] | None = N
     models on one page): returns the HTML and writes it to ``path`` when given.
 
     ``var``: the symbol the plot runs along (default: the first of H, N, S, T, W the
-    models depend on, else the first free symbol other than the batch B); ``quantity``: what it plots
-    (``flops``, ``macs``, ``params`` or ``memory``; default the convention's total);
+    models depend on, else the first free symbol other than the batch B); ``quantity``:
+    what it plots (``flops``, ``macs``, ``params`` or ``memory``; default the
+    convention's total);
     ``at``: where each slider starts (name -> value on the domain); ``depth``: the levels
     of the per-block table; ``fold``: repeated identical blocks as one row.
 
