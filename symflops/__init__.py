@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from symflops import rendering as rendering
     from symflops import tracing as tracing
     from symflops.rendering import render as render
+    from symflops.rendering._html_report import report as report
     from symflops.tracing import trace as trace
     from symflops.tracing import trace_factory as trace_factory
 
@@ -44,6 +45,7 @@ __version__ = "0.1.0"
 __all__ = [
     "nn", "presets", "symbols", "views", "Cost", "Derivation", "Convention", "KINDS", "conventions",
     "get_convention", "register_convention", "SymflopsError", "trace", "trace_factory", "render",
+    "report",
     "analysis", "tracing", "rendering", "__version__",
 ]
 
@@ -52,6 +54,7 @@ _LAZY = {
     "trace": ("symflops.tracing", "trace"),
     "trace_factory": ("symflops.tracing", "trace_factory"),
     "render": ("symflops.rendering", "render"),
+    "report": ("symflops.rendering._html_report", "report"),
     "analysis": ("symflops.analysis", None),
     "tracing": ("symflops.tracing", None),
     "rendering": ("symflops.rendering", None),

@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["plot", "MAX_TICKS"]
+__all__ = ["plot", "MAX_TICKS", "y_subs"]
 
 #: the most x tick labels a plot shows (the swept sizes, thinned evenly in log space)
 MAX_TICKS = 9
@@ -67,13 +67,37 @@ def _order_text(order: Any) -> str:
     return "?" if order is None else str(order)
 
 
-def _axes_setup(ax: Axes, xs: np.ndarray) -> None:
-    from matplotlib.ticker import EngFormatter, FixedLocator, NullFormatter, NullLocator
+def y_subs(decades: float) -> tuple[float, ...]:
+    """The mantissas of the y ticks when the values span ``decades`` powers of ten: 1, 2
+    and 5 under two decades (a ConvNeXt sweep had only "10 G" and "100 G"), every digit
+    under one, the powers of ten alone otherwise.
+
+    >>> y_subs(3.0), y_subs(1.3), y_subs(0.4)
+    ((1.0,), (1.0, 2.0, 5.0), (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0))
+    """
+    if decades < 1:
+        return tuple(float(k) for k in range(1, 10))
+    return (1.0, 2.0, 5.0) if decades < 2 else (1.0,)
+
+
+def _axes_setup(ax: Axes, xs: np.ndarray, ys: Sequence[float] = ()) -> None:
+    from matplotlib.ticker import (
+        EngFormatter,
+        FixedLocator,
+        LogLocator,
+        NullFormatter,
+        NullLocator,
+    )
 
     ticks = _ticks(xs)
     ax.xaxis.set_major_locator(FixedLocator(ticks))
     ax.set_xticklabels([_number(t) for t in ticks])
     ax.xaxis.set_minor_locator(NullLocator())
+    positive = [y for y in ys if y > 0]
+    if positive:
+        decades = float(np.log10(max(positive)) - np.log10(min(positive)))
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=y_subs(decades)))
+        ax.yaxis.set_minor_locator(NullLocator())
     ax.yaxis.set_major_formatter(EngFormatter(sep=" "))
     ax.yaxis.set_minor_formatter(NullFormatter())
     ax.grid(True, which="major", alpha=0.3)
@@ -120,6 +144,7 @@ def plot(costs: Costlike | Mapping[str, Costlike], var: SymbolLike | Sequence[Sy
     labels: set[str] = set()
     span = f"{_number(xs.min())}–{_number(xs.max())}" if xs.size else ""
     mine_by_curve = {}
+    plotted: list[float] = []
     for name, cost in curves.items():
         mine = {s: v for s, v in fixed.items() if s in free_symbols_of(cost)}
         mine_by_curve[name] = mine
@@ -132,12 +157,13 @@ def plot(costs: Costlike | Mapping[str, Costlike], var: SymbolLike | Sequence[Sy
             order = None
         text = (f"growth order {_order_text(order)} as {names} → ∞; "
                 f"fitted log-log slope {slope:.2f} over {span}")
+        plotted += [float(y) for y in ys.tolist()]
         ax.loglog(xs.astype(float), ys.astype(float), marker="o", markersize=3,
                   label=f"{name}: {text}" if name else text)
         labels.add(sw.labels[quantity])
     if mark_crossovers:
         _mark_crossovers(ax, curves, mine_by_curve, syms, quantity, xs, names)
-    _axes_setup(ax, xs)
+    _axes_setup(ax, xs, plotted)
     ax.set_xlabel(names)
     ax.set_ylabel(" / ".join(sorted(labels)))
     what = " / ".join(sorted(labels)) + f" against {names}"

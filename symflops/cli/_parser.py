@@ -104,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``symflops`` argument parser."""
     from symflops.cli._commands import cmd_doc, cmd_formula, cmd_trace
     from symflops.cli._compare import cmd_compare
+    from symflops.cli._report import cmd_report
     from symflops.cli._scale import cmd_scale
 
     parser = ArgParser(
@@ -137,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     _sweep(p)
     p.add_argument("--crossover", metavar="PATH,PATH",
                    help="where one part overtakes another, e.g. attention.mha,mlp")
+    p.add_argument("--depth", type=int, default=None,
+                   help="tree depth of the largest parts shown (default: below every "
+                        "wrapper holding 90%% or more)")
     p.set_defaults(func=cmd_scale)
 
     p = sub.add_parser("compare", help="two models side by side: ratio, its limit, crossovers")
@@ -146,6 +150,29 @@ def build_parser() -> argparse.ArgumentParser:
     _outputs(p, ("summary", "json"))
     _sweep(p, range_required=False)
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("report", help="an interactive HTML page of a model (several: compared)")
+    p.add_argument("targets", nargs="+", metavar="TARGET",
+                   help="FILE.py:FACTORY / package.module:FACTORY (or layer names)")
+    _trace(p)
+    p.add_argument("--convention", default="exact",
+                   help="counting convention, any case: " + ", ".join(sorted(conventions())) +
+                        " (default exact)")
+    p.add_argument("--at", metavar="NAME=VALUE,...",
+                   help="fix symbols before the report, e.g. B=1 (no slider for them)")
+    p.add_argument("--start", metavar="NAME=VALUE,...",
+                   help="where the sliders start, e.g. H=224,W=224 (default: the --hint "
+                        "sizes, else typical sizes)")
+    p.add_argument("--var", metavar="NAME", help="the symbol the plot runs along")
+    p.add_argument("--quantity", choices=("flops", "macs", "params", "memory"),
+                   help="what the plot shows (default: the convention's total)")
+    p.add_argument("--depth", type=int, default=None,
+                   help="levels of the block table (default 2)")
+    p.add_argument("--fold", action=argparse.BooleanOptionalAction, default=True,
+                   help="fold repeated identical blocks into one row with a count")
+    p.add_argument("--title", help="the page's heading")
+    p.add_argument("--output", "-o", metavar="FILE", help="the HTML file (default stdout)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("doc", help="the formula reference of every layer, or of one model")
     p.add_argument("target", nargs="?", metavar="MODEL",

@@ -19,6 +19,7 @@ from symflops.cli._inputs import (
     target_of,
     write,
 )
+from symflops.cli._largest import largest_parts
 from symflops.cost import Cost
 from symflops.errors import SymflopsError
 from symflops.files import plot_path, write_with
@@ -77,7 +78,6 @@ def _scale_one(spec: str, cost: Cost, var_names: list[str], values: list[int],
                args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
     from symflops.analysis import (
         alignment,
-        breakdown,
         crossings,
         crossover,
         fit_slope,
@@ -149,13 +149,17 @@ def _scale_one(spec: str, cost: Cost, var_names: list[str], values: list[int],
                      f"{end_slope:.3f} between its last two points")
     if cost.children and not (expr.free_symbols - set(syms)):
         dominant = {}
-        for v in (values[0], values[-1]):
-            parts = breakdown(cost, {s: v for s in syms}, quantity=args.quantity)
-            top = parts[0]
-            dominant[str(v)] = {"path": top.path, "share": top.share}
-            share = f"{100 * top.share:.1f}%" if top.share is not None else ""
-            lines.append(f"largest part at {' = '.join(var_names)} = {v}: {top.path} "
-                         f"({top.layer}, {share})")
+        depth = getattr(args, "depth", None)
+        for v in (values[0], values[-1]):  # the depth found at the first size holds for both
+            depth, groups = largest_parts(cost, {s: v for s in syms}, args.quantity, depth)
+            top = groups[0]
+            dominant[str(v)] = {"path": top[0], "share": top[3], "depth": depth,
+                                "parts": [{"path": p, "layer": layer, "times": n, "share": x}
+                                          for p, layer, n, x in groups]}
+            shown = "; next: ".join(
+                f"{p}{f' x{n}' if n > 1 else ''} ({layer}"
+                + (f", {100 * x:.1f}%)" if x is not None else ")") for p, layer, n, x in groups)
+            lines.append(f"largest part at {' = '.join(var_names)} = {v}: {shown}")
         info["largest_part"] = dominant
     if args.crossover:
         first, second = (p.strip() for p in args.crossover.split(",", 1))
