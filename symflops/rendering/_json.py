@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sympy as sp
+from sympy.printing.repr import ReprPrinter
 
 from symflops.conventions import KINDS, Convention
 from symflops.cost import Cost
@@ -15,6 +16,31 @@ from symflops.printing import latex_expr
 from symflops.rendering._context import Quantity, Substitution, node_quantity
 from symflops.rendering._fold import Run, fold_runs
 from symflops.rendering._formats import latex_math, text_math
+
+
+class _CanonicalRepr(ReprPrinter):
+    """``srepr`` with a symbol's assumptions in sorted order: SymPy prints them in the order
+    the first ``Symbol(...)`` call of that name gave them (its cache returns that
+    instance), so the same tree printed differently depending on what ran before."""
+
+    def _print_Symbol(self, expr: sp.Symbol) -> str:
+        d = dict(expr._assumptions_orig)
+        if isinstance(expr, sp.Dummy):
+            d["dummy_index"] = expr.dummy_index
+        if not d:
+            return f"{type(expr).__name__}({self._print(expr.name)})"
+        attrs = ", ".join(f"{k}={v}" for k, v in sorted(d.items()))
+        return f"{type(expr).__name__}({self._print(expr.name)}, {attrs})"
+
+
+def srepr(x: sp.Basic) -> str:
+    """``sympy.srepr`` with canonical symbol assumptions.
+
+    >>> a = sp.Symbol("Q", positive=True, integer=True)
+    >>> srepr(a + 1)
+    "Add(Symbol('Q', integer=True, positive=True), Integer(1))"
+    """
+    return str(_CanonicalRepr().doprint(x))
 
 
 def json_expr(x: Any) -> Any:
@@ -26,12 +52,12 @@ def json_expr(x: Any) -> Any:
         return out
     if isinstance(x, Substitution):
         return {"str": text_math(x), "latex": latex_math(x, numbers="plain"),
-                "srepr": sp.srepr(x.evaluated)}
+                "srepr": srepr(x.evaluated)}
     if isinstance(x, Convention):
         return {"name": x.name, "label": x.label, "unit": x.unit,
                 "description": x.description, "rates": dict(sorted(x.rates.items()))}
     if isinstance(x, sp.Basic):
-        d: dict[str, Any] = {"str": str(x), "srepr": sp.srepr(x),
+        d: dict[str, Any] = {"str": str(x), "srepr": srepr(x),
                              "latex": latex_expr(x, grouped=False)}
         if isinstance(x, sp.Integer):
             d["int"] = int(x)
