@@ -46,7 +46,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from symflops.cli._inputs import canonical_layer, convention_name
+from symflops.cli._input_args import canonical_layer, convention_name
 from symflops.cli._messages import one_line, show_warning, to_cli
 from symflops.cli._parser import build_parser
 from symflops.errors import SymflopsError

@@ -39,10 +39,10 @@ from symflops.tracing._inputs import dim_names, parse_inputs
 from symflops.tracing._lattice import degree_of, newton
 from symflops.tracing._sampling import ParamValue, Point, Sampler, parse_params
 
-__all__ = ["trace_factory", "FactoryCost", "FactoryReport", "MAX_DEGREE", "MAX_FACTOR"]
+__all__ = ["trace_factory", "FactoryCost", "FactoryReport", "MAX_FIT_DEGREE", "MAX_FACTOR"]
 
 #: highest degree looked for in one hyperparameter (ViT's cost is quartic in H)
-MAX_DEGREE = 4
+MAX_FIT_DEGREE = 4
 #: largest lattice multiple tried, as a factor of the smallest one the params allow
 MAX_FACTOR = 1024
 #: where input dims that are not hyperparameters (``B``) start: torch specializes size 1,
@@ -403,7 +403,7 @@ def _build(path: str, node: Cost, fitted: Mapping[str, Mapping[str, sp.Expr]],
 
 def trace_factory(make: Callable[..., Any], inputs: Any, params: Mapping[str, Any],
                   fixed: Mapping[str, Any] | None = None, *,
-                  multiples: Mapping[str, int] | None = None, max_degree: int = MAX_DEGREE,
+                  multiples: Mapping[str, int] | None = None, max_degree: int = MAX_FIT_DEGREE,
                   symbolic: Sequence[str] = (), dims: Mapping[str, Any] | None = None,
                   weighed_only: bool = False, **trace_options: Any) -> FactoryCost:
     """Trace ``make(**fixed, **params)`` into an exact formula in the hyperparameters.
