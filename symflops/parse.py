@@ -38,8 +38,8 @@ from symflops.errors import SymflopsError
 __all__ = [
     "parse_expr", "parse_int", "parse_name", "parse_symbol", "parse_assignments",
     "parse_range", "parse_names", "parse_dims", "MAX_LENGTH", "MAX_DEPTH", "MAX_EXPONENT",
-    "MAX_DIGITS", "MAX_BITS", "MAX_EXPRESSION_DEGREE", "MAX_TERMS", "MAX_LIST_LENGTH", "MAX_RANGE_POINTS",
-    "MAX_DIMS", "MAX_RANGE_VALUE",
+    "MAX_DIGITS", "MAX_BITS", "MAX_EXPRESSION_DEGREE", "MAX_TERMS", "MAX_LIST_LENGTH",
+    "MAX_RANGE_POINTS", "MAX_DIMS", "MAX_RANGE_VALUE",
 ]
 
 #: longest expression accepted (characters)
@@ -166,7 +166,8 @@ def _over_limits(value: sp.Expr) -> tuple[str, str] | None:
     size = _size(value)
     if size.degree > MAX_EXPRESSION_DEGREE:
         return (f"total degree above {MAX_EXPRESSION_DEGREE}",
-                f"keep products and powers of names to degree {MAX_EXPRESSION_DEGREE} (e.g. H**2*W)")
+                f"keep products and powers of names to degree {MAX_EXPRESSION_DEGREE} "
+                "(e.g. H**2*W)")
     if size.terms > MAX_TERMS:
         return f"more than {MAX_TERMS:,} terms once expanded", "use smaller powers of sums"
     if size.bits > MAX_BITS:

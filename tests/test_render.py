@@ -442,7 +442,8 @@ def test_docstring_examples() -> None:
 
 
 def test_every_registered_format_has_its_builtin_template() -> None:
-    from symflops.rendering import builtin_loader, formats, template_environment
+    from symflops.rendering import formats
+    from symflops.rendering._environment import builtin_loader, template_environment
 
     loader = builtin_loader()
     env = template_environment()

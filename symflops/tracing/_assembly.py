@@ -18,8 +18,9 @@ import torch
 
 from symflops import symbols as S
 from symflops.conventions import Convention
-from symflops.cost import Cost, Derivation
+from symflops.cost import Cost
 from symflops.errors import SymflopsError
+from symflops.formulas.derivation import Derivation
 from symflops.tracing import _torch_compat as C
 from symflops.tracing._inputs import TraceContext
 from symflops.tracing._recording import ROOT, ModulePath, Record, Recording

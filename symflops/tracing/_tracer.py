@@ -13,7 +13,6 @@ import torch
 from symflops.conventions import Convention, get_convention
 from symflops.cost import Cost
 from symflops.errors import SymbolicShapesFailed, SymflopsError, TimeBudgetSpent
-from symflops.tracing._aligned_forms import aligned_forms
 from symflops.tracing._fit import fit
 from symflops.tracing._inputs import (
     DEFAULT_TIME_BUDGET,
@@ -32,7 +31,6 @@ __all__ = ["trace"]
 
 def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None = None, *,
           convention: str | Convention = "exact", mode: str = "eval", strict: bool = False,
-          aligned: bool | Mapping[str, int] = False,
           warn: bool = True, real: bool = False, fallback: str | None = None,
           time_budget: float | None = DEFAULT_TIME_BUDGET, skip_masked: bool = False) -> Cost:
     """Trace ``model`` on symbolic fake inputs into a Cost tree in the named dims.
@@ -47,8 +45,8 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
     run the model on symbolic shapes, return :func:`symflops.tracing.fit`'s exact fitted
     polynomial instead of raising (with a warning saying so).
     Ops without a handler are reported (``cost.notes``, a warning, ``.report``) and
-    counted as 0; ``strict=True`` raises instead. ``aligned=True`` returns the aligned
-    form (dims multiples of the model's total stride; see :func:`aligned_forms`).
+    counted as 0; ``strict=True`` raises instead. The aligned (floor-free) form is
+    :func:`symflops.analysis.aligned` of the result.
     ``time_budget``: seconds the trace may take (default 300; ``None``: no limit),
     checked at every op and every guard torch evaluates; when spent, a SymflopsError
     naming the fixes, or with ``fallback="fit"`` the fitted polynomial (the fit gets a
@@ -119,8 +117,6 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
         for msg in cost.report.warnings:
             warnings.warn("sf.trace: " + msg, stacklevel=2)
     cost.report.seconds = time.perf_counter() - started
-    if aligned:
-        return aligned_forms(cost, None if aligned is True else aligned).aligned
     return cost
 
 
