@@ -50,7 +50,7 @@ import numpy as np
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
-from symflops.errors import SymflopsError
+from symflops.errors import ExceedsInt64, SymflopsError
 
 __all__ = ["compile_expr", "compile_condition", "check_sizes", "MAX_GRID_POINTS"]
 
@@ -502,7 +502,7 @@ def _run(program: _Program, syms: tuple[sp.Symbol, ...], arrays: list[np.ndarray
         first = int(np.argmax(beyond))
         values = _point(syms, arrays, shape, first)
         values["max"] = f"{float(np.max(np.abs(q.astype(float)))):.3e}"
-        raise SymflopsError(f"{what} exceeds int64 at some of the points", values=values,
+        raise ExceedsInt64(f"{what} exceeds int64 at some of the points", values=values,
                             fix="use smaller sizes, or (in Python) pass arrays with "
                                 "dtype=object for exact Python integers")
     return q.astype(np.int64)

@@ -474,8 +474,7 @@ def _range_values(values: list[int], text: str, minimum: int = 1) -> list[int]:
     if big:
         raise SymflopsError("range values are sizes and must fit int64",
                             values={"range": text, "value": big[0]},
-                            fix="stop the range at 2**62 or below (in Python, sweep "
-                                "dtype=object arrays for larger sizes)")
+                            fix="stop the range at 2**62 or below")
     return values
 
 

@@ -311,16 +311,6 @@ def _traced_eval(model: Any, inputs: Any) -> dict[str, int]:
     return {leaf.spec: sum(int(v) for v in leaf.work.values()) for _, leaf in cost.leaves()}
 
 
-def test_norm_grad_examples_run() -> None:
-    """The examples in symflops.formulas.norm_grad print what they say."""
-    import doctest
-
-    from symflops.formulas import norm_grad
-
-    result = doctest.testmod(norm_grad, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted >= 5 and result.failed == 0
-
-
 # --------------------------------------------------------------------- average pooling
 def _avg_pool_adds(shape: tuple[int, ...], kernel: int, stride: int, padding: int,
                    ceil_mode: bool) -> tuple[int, int]:

@@ -468,12 +468,3 @@ def test_trace_vit_with_fixed_resolution() -> None:
              "--convention", "macs")
     cost = sf.trace(_example("vit").vit_tiny(), "B 3 32 32", convention="macs")  # type: ignore
     assert number(out, "MACs") == cost.subs(B=2).flops
-
-
-def test_docstring_examples() -> None:
-    import doctest
-    import importlib
-
-    module = importlib.import_module("symflops.cli")
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 0 and result.failed == 0

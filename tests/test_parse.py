@@ -321,12 +321,3 @@ def test_size_of_what_a_string_builds_is_bounded(text: str, message: str) -> Non
 def test_within_the_bounds_is_accepted(text: str) -> None:
     e = parse_expr(text)
     assert sp.expand(e) == sp.expand(parse_expr(text))  # expanding it is quick
-
-
-def test_docstring_examples() -> None:
-    import doctest
-    import importlib
-
-    module = importlib.import_module("symflops.parse")
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 0 and result.failed == 0

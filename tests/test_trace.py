@@ -630,22 +630,6 @@ def test_divisibility_conditions_are_kept_as_validity_not_pins():
             c.subs(H=15)
 
 
-# ----------------------------------------------------------------------------- doctests
-@pytest.mark.parametrize("name", ["symflops.tracing", "symflops.tracing._tracer",
-                                  "symflops.tracing.registry",
-                                  "symflops.tracing._fit", "symflops.tracing._inputs",
-                                  "symflops.tracing._recording", "symflops.tracing._run",
-                                  "symflops.tracing._shape_rules", "symflops.tracing._assembly",
-                                  "symflops.tracing._model_state", "symflops.formulas.resize"])
-def test_trace_doctests(name):
-    import doctest
-    import importlib
-
-    module = importlib.import_module(name)
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 0 and result.failed == 0
-
-
 def test_torch_errors_name_the_users_dims_not_torchs():
     # a conv fed a 3-d input: torch's message names its internal symbols (s0, s1, ...);
     # the SymflopsError names the user's dims instead

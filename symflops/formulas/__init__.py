@@ -12,11 +12,6 @@ They use plain arithmetic, so the same function serves the symbolic layers in
 110592
 """
 
-from symflops.formulas import backward as _backward_module
-from symflops.formulas import derivation as _derivation_module
-from symflops.formulas import embedding as _embedding_module
-from symflops.formulas import moe as _moe_module
-from symflops.formulas import rotary as _rotary_module
 from symflops.formulas._arith import (
     Size,
     Work,
@@ -207,9 +202,3 @@ __all__ = [
     "moe_combine_derivation", "moe_combine_work", "renormalize_derivation", "topk_derivation",
     "topk_work",
 ]
-
-#: modules whose examples (module docstrings and public names) run with this package's doctests
-_DOCTESTED = (_backward_module, _derivation_module, _embedding_module, _rotary_module, _moe_module)
-__test__ = {f"{m.__name__}.{n}": getattr(m, n) for m in _DOCTESTED for n in m.__all__
-            if callable(getattr(m, n))}
-__test__.update({m.__name__: m for m in _DOCTESTED})

@@ -16,20 +16,7 @@ C_out*(C_in*K**2 + 1)
 
 from __future__ import annotations
 
-from types import FunctionType
-
-from symflops.nn import (
-    _base,
-    _composite,
-    _conv,
-    _layers,
-    _moe,
-    _recurrent,
-    _train,
-    _transformer,
-    _vision,
-    _window,
-)
+from symflops.nn import _train  # noqa: F401  (the layers' train rules)
 from symflops.nn._base import Layer, SizeLike, to_size
 from symflops.nn._composite import (
     MLP,
@@ -130,13 +117,3 @@ LAYERS: dict[str, type[Layer]] = {
         WindowAttention, PatchMerging, LSTM, GRU, LSTMCell, GRUCell, GatedMLP,
         SwiGLU, GeGLU, RotaryEmbedding, TiedLMHead, MoE)
 }
-
-#: the submodules' examples (module docstrings and every public name) run with this
-#: package's doctests
-_DOCTESTED = (_base, _conv, _layers, _composite, _transformer, _train, _moe)
-__test__ = {f"{m.__name__}.{n}": getattr(m, n) for m in _DOCTESTED
-            for n in m.__all__ if isinstance(getattr(m, n), (type, FunctionType))}
-__test__.update({m.__name__: m for m in _DOCTESTED})
-__test__.update({f"{m.__name__}.{n}": getattr(m, n) for m in (_vision, _window, _recurrent)
-                 for n in m.__all__})
-__test__.update({m.__name__: m for m in (_vision, _window, _recurrent)})

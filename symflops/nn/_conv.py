@@ -157,7 +157,7 @@ class _ConvNd(Layer):
                                           self.dilation, self.groups, self.bias, params=params)
         except SymflopsError as e:  # symbolic stride and dilation that do not divide
             raise SymflopsError(e.message, layer=self.spec(), values=e.values,
-                                fix=e.fix) from None
+                                fix=e.fix, options=e.options) from None
         return self._leaf(name, shape, out_shape, d, validity=validity)
 
 

@@ -12,7 +12,12 @@ import torch
 
 from symflops.conventions import Convention, get_convention
 from symflops.cost import Cost
-from symflops.errors import SymbolicShapesFailed, SymflopsError, TimeBudgetSpent
+from symflops.errors import (
+    SymbolicShapesFailed,
+    SymflopsError,
+    SymflopsWarning,
+    TimeBudgetSpent,
+)
 from symflops.tracing._fit import fit
 from symflops.tracing._inputs import (
     DEFAULT_TIME_BUDGET,
@@ -94,8 +99,10 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
     budget = checked_budget(time_budget, "trace")
     started = time.perf_counter()
     if real and any(isinstance(d, str) for s in [*pos, *kw.values()] for d in s.dims):
-        raise SymflopsError("real=True runs the model for real: every size must be an int",
-                            layer="trace", fix="substitute the dims, or use symflops.tracing.fit")
+        raise SymflopsError("{real} runs the model for real: every size must be an int",
+                            layer="trace", fix="give every input size as an integer, or pass "
+                            "{fallback} to fit an exact formula",
+                            options={"real": True, "fallback": "fit"})
     ctx = TraceContext.build(model, pos, kw, hints, weighting, train=mode == "train",
                              strict=strict, real=real, budget=budget, skip_masked=skip_masked,
                              deadline=None if budget is None else started + budget)
@@ -115,7 +122,7 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
         cost.report.warnings.append(msg)
     if warn:
         for msg in cost.report.warnings:
-            warnings.warn("sf.trace: " + msg, stacklevel=2)
+            warnings.warn(SymflopsWarning(msg, layer="trace"), stacklevel=2)
     cost.report.seconds = time.perf_counter() - started
     return cost
 
@@ -127,10 +134,12 @@ def _check_skip_masked(skip_masked: Any, mode: str, fallback: str | None) -> Non
     if skip_masked and mode == "train":
         raise SymflopsError("skip_masked counts the forward only", layer="trace",
                             values={"mode": mode},
-                            fix="trace mode='eval' with skip_masked=True, or drop skip_masked")
+                            fix="{mode} (skip_masked is for inference), or {skip_masked}",
+                            options={"mode": "eval", "skip_masked": False})
     if skip_masked and fallback is not None:
-        raise SymflopsError("skip_masked is not available with fallback='fit'", layer="trace",
-                            values={"fallback": fallback}, fix="drop one of the two")
+        raise SymflopsError("{skip_masked} is not available with {fallback}", layer="trace",
+                            values={"fallback": fallback}, fix="drop one of the two",
+                            options={"skip_masked": True, "fallback": "fit"})
 
 
 def _fit_fallback(model: torch.nn.Module, inputs: Any, weighting: Convention, mode: str,
@@ -146,6 +155,7 @@ def _fit_fallback(model: torch.nn.Module, inputs: Any, weighting: Convention, mo
         except SymflopsError:
             raise error from None
     if warn:
-        warnings.warn(f"sf.trace: {error.message}; returning an exact polynomial "
-                      "fitted from concrete traces instead (see its notes)", stacklevel=3)
+        warnings.warn(SymflopsWarning(f"{error.message}; returning an exact polynomial fitted "
+                                      "from concrete traces instead (see its notes)",
+                                      layer="trace"), stacklevel=3)
     return cost
