@@ -438,6 +438,7 @@ def test_embedding_grad_with_padding_idx_is_labelled_a_data_dependent_bound(
         assert adds == bound - (4 * hits if padding_idx is not None else 0)
 
 
+@pytest.mark.slow  # 7 s here
 @settings(max_examples=200, deadline=None)
 @given(size=st.integers(1, 40), kernel=st.integers(1, 7), stride=st.integers(1, 5),
        data=st.data())

@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+# left out of the fast lane: every CLI mistake in a subprocess (43 s here)
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 
 MODELS = """

@@ -21,6 +21,9 @@ from symflops.parse import parse_expr
 from symflops.reference import EXAMPLES
 from symflops.symbols import B, H, W
 
+# left out of the fast lane: the command line end to end in subprocesses (87 s here)
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES_DIR = ROOT / "examples"
 

@@ -210,6 +210,7 @@ def test_strict_and_real_end_to_end(models: Path, capsys: pytest.CaptureFixture[
 
 
 # --------------------------------------------------------------------------- warnings
+@pytest.mark.slow  # a subprocess
 def test_warnings_are_one_clean_line(models: Path) -> None:
     # the factory's own warning and the tracer's warning for an op it cannot count
     p = run("trace", f"{models}:warns", "--input", "B 4")

@@ -452,6 +452,7 @@ def test_a_spent_time_budget_is_one_error_naming_the_fixes(mode):
     assert "time_budget=" in message and "fallback='fit'" in message and "\n" not in message
 
 
+@pytest.mark.slow  # waits out a budget, then fits
 def test_a_spent_time_budget_falls_back_to_the_fit_when_asked():
     with pytest.warns(UserWarning, match="time budget"):
         c = sf.trace(SlowOnlySymbolically(), "B N 8", convention="macs", time_budget=3,

@@ -20,6 +20,9 @@ import symflops as sf  # noqa: E402
 from symflops import analysis as A  # noqa: E402
 from symflops.symbols import B, H, N, W  # noqa: E402
 
+# left out of the fast lane: zoo-sized models traced (ResNet-50, ViT, GPT; 30 s here)
+pytestmark = pytest.mark.slow
+
 load = load_example
 
 
