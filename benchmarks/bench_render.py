@@ -25,8 +25,8 @@ from typing import Any
 from sympy.core.cache import clear_cache
 
 import symflops as sf
-from symflops.rendering import clear_caches as clear_render_caches
 from symflops.rendering import render
+from symflops.rendering._environment import clear_caches as clear_render_caches
 from symflops.symbols import B, H, W
 
 TARGET_S = 1.0

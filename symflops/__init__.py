@@ -10,9 +10,10 @@
 >>> total.subs(B=1, H=224, W=224).flops
 118013952
 
-``import symflops`` does not import torch: :func:`trace` (in :mod:`symflops.tracing`)
-imports it when called, and :func:`render` (in :mod:`symflops.rendering`) loads jinja2
-when called.
+``import symflops`` does not import torch, jinja2 or matplotlib: :func:`trace` (in
+:mod:`symflops.tracing`) imports torch when called, :func:`render` (in
+:mod:`symflops.rendering`) loads jinja2 when called, and :mod:`presets`, :mod:`analysis`,
+:mod:`tracing` and :mod:`rendering` are imported on first use.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from symflops import nn, presets, symbols, views
+from symflops import nn, symbols, views
 from symflops.conventions import (
     KINDS,
     Convention,
@@ -28,11 +29,12 @@ from symflops.conventions import (
     get_convention,
     register_convention,
 )
-from symflops.cost import Cost, Derivation
+from symflops.cost import Cost
 from symflops.errors import SymflopsError
 
 if TYPE_CHECKING:  # pragma: no cover
     from symflops import analysis as analysis
+    from symflops import presets as presets
     from symflops import rendering as rendering
     from symflops import tracing as tracing
     from symflops.rendering import render as render
@@ -43,7 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __version__ = "0.1.0"
 
 __all__ = [
-    "nn", "presets", "symbols", "views", "Cost", "Derivation", "Convention", "KINDS", "conventions",
+    "nn", "presets", "symbols", "views", "Cost", "Convention", "KINDS", "conventions",
     "get_convention", "register_convention", "SymflopsError", "trace", "trace_factory", "render",
     "report",
     "analysis", "tracing", "rendering", "__version__",

@@ -31,7 +31,7 @@ from symflops.errors import SymflopsError
 from symflops.formulas.derivation import Derivation
 from symflops.memory import Memory
 
-__all__ = ["Cost", "Derivation", "QUANTITIES", "weighted_work", "size_value"]
+__all__ = ["Cost", "QUANTITIES", "weighted_work", "size_value"]
 
 #: The quantities a Cost reports.
 QUANTITIES = ("params", "macs", "flops")

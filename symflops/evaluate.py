@@ -9,7 +9,7 @@ What a compiled function does with the points it is given (the contract):
    ``2**53`` is a float exactly, beyond it a float may not be the integer meant, so it
    is refused). Zero (except for a symbol declared non-negative, a padding), negatives,
    fractions, NaN, inf, bools, ``None``, strings and other objects are refused, as are
-   shapes that do not broadcast and grids of more than :data:`MAX_POINTS` points.
+   shapes that do not broadcast and grids of more than :data:`MAX_GRID_POINTS` points.
 2. **Integer arithmetic only**: the expression is written over a common denominator and
    every ``floor``/``ceiling`` becomes a temporary computed once by integer division. An
    expression with no such program (a rational inside ``Min`` or a condition, a float
@@ -50,12 +50,12 @@ import numpy as np
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
-from symflops.errors import SymflopsError
+from symflops.errors import ExceedsInt64, SymflopsError
 
-__all__ = ["compile_expr", "compile_condition", "check_sizes", "MAX_POINTS"]
+__all__ = ["compile_expr", "compile_condition", "check_sizes", "MAX_GRID_POINTS"]
 
 #: most points (the size of the broadcast grid) one evaluation accepts
-MAX_POINTS = 10**8
+MAX_GRID_POINTS = 10**8
 #: the int64 path is taken where every intermediate's float majorant is below this
 _SAFE = float(2**63 - 2**34)
 _INT64_MAX = 2**63 - 1
@@ -387,10 +387,10 @@ give sizes as positive integers (ints, int arrays, or whole floats up to 2**53)
             "the sizes' array shapes do not broadcast",
             values={s.name: a.shape for s, a in zip(syms, arrays, strict=True)},
             fix="give arrays of one length, or shapes (n, 1) and (1, m) for a grid") from None
-    if math.prod(shape) > MAX_POINTS:
-        raise SymflopsError(f"more than {MAX_POINTS:,} points at once",
+    if math.prod(shape) > MAX_GRID_POINTS:
+        raise SymflopsError(f"more than {MAX_GRID_POINTS:,} points at once",
                             values={"points": math.prod(shape), "shape": shape},
-                            fix=f"evaluate in chunks of at most {MAX_POINTS:,} points")
+                            fix=f"evaluate in chunks of at most {MAX_GRID_POINTS:,} points")
     kind = "object" if "object" in kinds else "float" if "float" in kinds else "int"
     return arrays, shape, kind
 
@@ -502,7 +502,7 @@ def _run(program: _Program, syms: tuple[sp.Symbol, ...], arrays: list[np.ndarray
         first = int(np.argmax(beyond))
         values = _point(syms, arrays, shape, first)
         values["max"] = f"{float(np.max(np.abs(q.astype(float)))):.3e}"
-        raise SymflopsError(f"{what} exceeds int64 at some of the points", values=values,
+        raise ExceedsInt64(f"{what} exceeds int64 at some of the points", values=values,
                             fix="use smaller sizes, or (in Python) pass arrays with "
                                 "dtype=object for exact Python integers")
     return q.astype(np.int64)

@@ -9,7 +9,7 @@ What a string can build is bounded as it is built, so any string answers at once
 so does anything downstream that expands what it built: length (:data:`MAX_LENGTH`),
 nesting (:data:`MAX_DEPTH`), each exponent (:data:`MAX_EXPONENT`), digits of a literal
 (:data:`MAX_DIGITS`), and, after every operation, the total degree
-(:data:`MAX_DEGREE`), the number of terms the expression would have fully expanded
+(:data:`MAX_EXPRESSION_DEGREE`), the number of terms the expression would have fully expanded
 (:data:`MAX_TERMS`) and the bits of its largest coefficient (:data:`MAX_BITS`), each
 an upper bound computed from the tree without expanding it. ``((H**64)**64)`` is
 refused (degree 4096), so is ``((I+1)**64)**64``.
@@ -38,8 +38,8 @@ from symflops.errors import SymflopsError
 __all__ = [
     "parse_expr", "parse_int", "parse_name", "parse_symbol", "parse_assignments",
     "parse_range", "parse_names", "parse_dims", "MAX_LENGTH", "MAX_DEPTH", "MAX_EXPONENT",
-    "MAX_DIGITS", "MAX_BITS", "MAX_DEGREE", "MAX_TERMS", "MAX_LIST_LENGTH", "MAX_POINTS",
-    "MAX_DIMS", "MAX_RANGE_VALUE",
+    "MAX_DIGITS", "MAX_BITS", "MAX_EXPRESSION_DEGREE", "MAX_TERMS", "MAX_LIST_LENGTH",
+    "MAX_RANGE_POINTS", "MAX_DIMS", "MAX_RANGE_VALUE",
 ]
 
 #: longest expression accepted (characters)
@@ -53,7 +53,7 @@ MAX_DIGITS = 30
 #: largest number (bits) any intermediate constant may reach
 MAX_BITS = 1024
 #: largest total degree of what an expression builds (``H**64``, ``H**32*W**32``)
-MAX_DEGREE = 64
+MAX_EXPRESSION_DEGREE = 64
 #: most terms an expression (or all values of one ``--at`` text, multiplied) may have once
 #: fully expanded: ``(H+W+1)**4`` has 15. Small on purpose: a cost multiplies the values
 #: substituted into it (attention squares N), and what they expand to must stay quick.
@@ -61,7 +61,7 @@ MAX_TERMS = 16
 #: longest comma-separated list (``--at``) accepted (characters)
 MAX_LIST_LENGTH = 2000
 #: most points a range may hold (``--range``)
-MAX_POINTS = 1_000_000
+MAX_RANGE_POINTS = 1_000_000
 #: largest value a range may hold: int64's largest
 MAX_RANGE_VALUE = 2**63 - 1
 #: most dims one input spec may have (``--input "B 3 H W"``)
@@ -164,9 +164,10 @@ def _size(e: sp.Basic) -> _Size:
 def _over_limits(value: sp.Expr) -> tuple[str, str] | None:
     """(what is too large, the fix) when ``value`` passes a size limit, else None."""
     size = _size(value)
-    if size.degree > MAX_DEGREE:
-        return (f"total degree above {MAX_DEGREE}",
-                f"keep products and powers of names to degree {MAX_DEGREE} (e.g. H**2*W)")
+    if size.degree > MAX_EXPRESSION_DEGREE:
+        return (f"total degree above {MAX_EXPRESSION_DEGREE}",
+                f"keep products and powers of names to degree {MAX_EXPRESSION_DEGREE} "
+                "(e.g. H**2*W)")
     if size.terms > MAX_TERMS:
         return f"more than {MAX_TERMS:,} terms once expanded", "use smaller powers of sums"
     if size.bits > MAX_BITS:
@@ -459,8 +460,8 @@ _DASH_RANGE = re.compile(r"^\s*(\d+)\s*-\s*(\d+)\s*$")
 
 
 def _range_values(values: list[int], text: str, minimum: int = 1) -> list[int]:
-    if len(values) > MAX_POINTS:
-        raise SymflopsError(f"a range holds at most {MAX_POINTS:,} points",
+    if len(values) > MAX_RANGE_POINTS:
+        raise SymflopsError(f"a range holds at most {MAX_RANGE_POINTS:,} points",
                             values={"range": text, "points": len(values)},
                             fix="use a larger step or a geometric range (e.g. 64:4096:*2)")
     bad = [v for v in values if v < minimum]
@@ -473,13 +474,12 @@ def _range_values(values: list[int], text: str, minimum: int = 1) -> list[int]:
     if big:
         raise SymflopsError("range values are sizes and must fit int64",
                             values={"range": text, "value": big[0]},
-                            fix="stop the range at 2**62 or below (in Python, sweep "
-                                "dtype=object arrays for larger sizes)")
+                            fix="stop the range at 2**62 or below")
     return values
 
 
 def parse_range(text: str, *, minimum: int = 1) -> list[int]:
-    """Parse a range of sizes: at most :data:`MAX_POINTS` integers from ``minimum`` (1,
+    """Parse a range of sizes: at most :data:`MAX_RANGE_POINTS` integers from ``minimum`` (1,
     or 0 for a quantity such as padding) to 2**63 - 1.
 
     ``START:STOP:STEP`` (STOP included when on the grid), ``START:STOP`` (step 1),
@@ -502,7 +502,7 @@ def parse_range(text: str, *, minimum: int = 1) -> list[int]:
                 raise SymflopsError(f"{p.strip()!r} is a subtraction, not a range",
                                     values={"range": text},
                                     fix=f"write a range as START:STOP:STEP, e.g. {lo}:{hi}:32")
-        if len(parts) > MAX_POINTS:
+        if len(parts) > MAX_RANGE_POINTS:
             return _range_values([0] * len(parts), text)  # too many: the error says so
         return _range_values([parse_int(p.strip(), "range value") for p in parts], text,
                              minimum)
@@ -533,8 +533,8 @@ def parse_range(text: str, *, minimum: int = 1) -> list[int]:
         raise SymflopsError("range step must be >= 1", values={"range": text},
                             fix="write e.g. 64:1024:32")
     count = (stop - start) // step + 1
-    if count > MAX_POINTS:
-        raise SymflopsError(f"a range holds at most {MAX_POINTS:,} points",
+    if count > MAX_RANGE_POINTS:
+        raise SymflopsError(f"a range holds at most {MAX_RANGE_POINTS:,} points",
                             values={"range": text, "points": count},
                             fix="use a larger step or a geometric range (e.g. 64:4096:*2)")
     return _range_values(list(range(start, stop + 1, step)), text, minimum)

@@ -266,15 +266,6 @@ def test_compare_transformer_to_its_mlp() -> None:
     assert fixed.limit == sp.Rational(3, 2)  # (4 + 2*4) / (2*4) once dim^2 dominates
 
 
-def test_docstring_examples() -> None:
-    import doctest
-    import importlib
-
-    module = importlib.import_module("symflops.analysis")
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 0 and result.failed == 0
-
-
 def test_vit_attention_is_quartic_in_resolution() -> None:
     # N = (H/16)*(W/16) patches; attention's N^2*dim term makes the cost degree 4 in
     # resolution, while the projections and the MLP (N*dim^2) are degree 2
@@ -300,18 +291,6 @@ def test_sweep_checks_the_formulas_conditions() -> None:
     with pytest.raises(SymflopsError, match="condition") as info:
         A.sweep(c, {"H": np.arange(1, 9)})
     assert "H=1" in str(info.value)
-
-
-@pytest.mark.parametrize("module", ["symflops.analysis", "symflops.analysis._common",
-                                    "symflops.analysis.polynomial", "symflops.analysis.parts",
-                                    "symflops.analysis.sweeps"])
-def test_docstring_examples_of_every_submodule(module: str) -> None:
-    import doctest
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
-    assert result.failed == 0
-    assert result.attempted > 0 or module.endswith("_common")
 
 
 def test_sweep_of_exact_python_ints_tables_exactly():

@@ -311,16 +311,6 @@ def _traced_eval(model: Any, inputs: Any) -> dict[str, int]:
     return {leaf.spec: sum(int(v) for v in leaf.work.values()) for _, leaf in cost.leaves()}
 
 
-def test_norm_grad_examples_run() -> None:
-    """The examples of the norm gradients in symflops.formulas.norm print what they say."""
-    import doctest
-
-    from symflops.formulas import norm
-
-    result = doctest.testmod(norm, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted >= 5 and result.failed == 0
-
-
 # --------------------------------------------------------------------- average pooling
 def _avg_pool_adds(shape: tuple[int, ...], kernel: int, stride: int, padding: int,
                    ceil_mode: bool) -> tuple[int, int]:
@@ -449,6 +439,7 @@ def test_embedding_grad_with_padding_idx_is_labelled_a_data_dependent_bound(
         assert adds == bound - (4 * hits if padding_idx is not None else 0)
 
 
+@pytest.mark.slow  # 7 s here
 @settings(max_examples=200, deadline=None)
 @given(size=st.integers(1, 40), kernel=st.integers(1, 7), stride=st.integers(1, 5),
        data=st.data())

@@ -5,8 +5,6 @@ prints, ``--plot x``, a missing torch) now do the right thing. Issue 13, command
 
 from __future__ import annotations
 
-import doctest
-import importlib
 import json
 import re
 import subprocess
@@ -16,6 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+# left out of the fast lane: every CLI mistake in a subprocess (43 s here)
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -597,10 +598,3 @@ def test_cli_import_stays_light() -> None:
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, timeout=120)
     assert out.stdout.strip() == "[]", out.stderr
-
-
-@pytest.mark.parametrize("name", ["symflops.targets", "symflops.files"])
-def test_docstring_examples(name: str) -> None:
-    module = importlib.import_module(name)
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 0 and result.failed == 0

@@ -23,7 +23,7 @@ from symflops import analysis as A
 from symflops import nn
 from symflops.conventions import Convention
 from symflops.errors import SymflopsError
-from symflops.evaluate import MAX_POINTS, compile_expr
+from symflops.evaluate import MAX_GRID_POINTS, compile_expr
 from symflops.parse import parse_assignments, parse_dims, parse_expr, parse_range
 from symflops.symbols import B, H, N, T, W, dim, heads
 
@@ -78,7 +78,7 @@ ERRORS: list[tuple[str, Callable[[], Any], str, tuple[str, ...], str]] = [
      "shapes do not broadcast (B=(), H=(3,), W=(4,))", ("H", "W"), "(n, 1) and (1, m)"),
     ("evaluate-too-many-points",
      lambda: conv().evaluate(B=1, H=np.arange(8, 10**5)[:, None], W=np.arange(8, 10**5)),
-     f"more than {MAX_POINTS:,} points", ("points", "shape"), "chunks"),
+     f"more than {MAX_GRID_POINTS:,} points", ("points", "shape"), "chunks"),
     ("evaluate-result-beyond-int64",
      lambda: linear().evaluate(B=np.array([1, 2**59, 2**60])),
      "flops exceeds int64 at some of the points (B=576460752303423488", ("B", "max"),

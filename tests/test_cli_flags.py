@@ -14,7 +14,9 @@ import pytest
 
 import symflops as sf
 from symflops.cli import canonical_layer, main
-from symflops.cli._messages import TRANSLATIONS, to_cli
+from symflops.cli._messages import error_line
+from symflops.cli._parser import build_parser
+from symflops.errors import FLAGS, SymflopsError, cli_option, python_option
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -208,6 +210,7 @@ def test_strict_and_real_end_to_end(models: Path, capsys: pytest.CaptureFixture[
 
 
 # --------------------------------------------------------------------------- warnings
+@pytest.mark.slow  # a subprocess
 def test_warnings_are_one_clean_line(models: Path) -> None:
     # the factory's own warning and the tracer's warning for an op it cannot count
     p = run("trace", f"{models}:warns", "--input", "B 4")
@@ -258,41 +261,75 @@ def test_unknown_convention_names_the_known_ones(capsys: pytest.CaptureFixture[s
 
 
 # --------------------------------------------------------------------------- advice
+# (option, value, how Python writes it, how the command line writes it): one row per
+# entry of symflops.errors.FLAGS, each flag checked against the parser below
 ADVICE = [
-    ("e.g. hints={'H': 32}; fix some dims", "e.g. --hint H=32; fix some dims"),
-    ("pass hints=... for the dims", "pass --hint NAME=SIZE for the dims"),
-    ("register it with symflops.tracing.register(...)",
-     "register it with symflops.tracing.register(...) in Python"),
-    ("substitute the dims, or", "give every --input size as an integer, or"),
-    ("or pass strict=True", "or pass --strict"),
-    ("pass math_only=True", "pass --math-only"),
-    ("give at={'H': 224}", "give --at NAME=VALUE"),
-    ("hints={'H': 32, 'W': 48}", "--hint H=32 --hint W=48"),
-    ("pass a larger time_budget=..., or", "pass a larger --time-budget SECONDS, or"),
-    ("pass e.g. time_budget=600, or None for no limit", "pass e.g. --time-budget 600"),
-    ("or pass fallback='fit' to fit", "or pass --fallback fit to fit"),
-    ("or use symflops.tracing.fit(...) to fit", "or use --fallback fit to fit"),
-    ("or pass strict=False", "or leave --strict out"),
-    ("real=True runs the model", "--real runs the model"),
-    ("count with skip_masked=True", "count with --skip-masked"),
-    ("trace with mode='train'", "trace with --train"),
-    ("use numbers='comma' or numbers='si'", "use --numbers comma or --numbers si"),
-    ("use one of exact, macs or register_convention(...)", "use one of exact, macs"),
-    ("give them with at=", "give them with --at"),
-    ("give them values (at= in Python, --at B=...,H=... on the command line)",
-     "give them values (--at B=...,H=...)"),
-    ("stop the range at 2**62 or below (in Python, sweep dtype=object arrays)",
-     "stop the range at 2**62 or below"),
-    ("sf.trace: ops without a handler", "trace: ops without a handler"),
+    ("hints", {"H": 32}, "hints={'H': 32}", "--hint H=32"),
+    ("hints", {"H": 32, "W": 48}, "hints={'H': 32, 'W': 48}", "--hint H=32 --hint W=48"),
+    ("hints", ..., "hints=...", "--hint NAME=SIZE"),
+    ("at", {"B": ..., "H": ...}, "at={'B': ..., 'H': ...}", "--at B=...,H=..."),
+    ("at", ..., "at=...", "--at NAME=VALUE"),
+    ("time_budget", 600, "time_budget=600", "--time-budget 600"),
+    ("time_budget", ..., "time_budget=...", "--time-budget SECONDS"),
+    ("fallback", "fit", "fallback='fit'", "--fallback fit"),
+    ("convention", "macs", "convention='macs'", "--convention macs"),
+    ("numbers", "comma", "numbers='comma'", "--numbers comma"),
+    ("style", "report", "style='report'", "--style report"),
+    ("strict", True, "strict=True", "--strict"),
+    ("strict", False, "pass strict=False", "leave --strict out"),
+    ("real", True, "real=True", "--real"),
+    ("skip_masked", True, "skip_masked=True", "--skip-masked"),
+    ("skip_masked", False, "pass skip_masked=False", "leave --skip-masked out"),
+    ("math_only", True, "math_only=True", "--math-only"),
+    ("mode", "train", "mode='train'", "--train"),
+    ("mode", "eval", "pass mode='eval'", "leave --train out"),
 ]
 
 
-@pytest.mark.parametrize("library, cli", ADVICE, ids=[a for a, _ in ADVICE])
-def test_advice_speaks_cli(library: str, cli: str) -> None:
-    assert to_cli(library) == cli
+@pytest.mark.parametrize("name, value, python, cli", ADVICE,
+                         ids=[f"{n}={v!r}" for n, v, _, _ in ADVICE])
+def test_advice_speaks_python_and_cli(name: str, value: Any, python: str, cli: str) -> None:
+    assert python_option(name, value) == python
+    assert cli_option(name, value) == cli
+    e = SymflopsError("bad", layer="trace", fix="try {" + name + "}", options={name: value})
+    assert str(e) == f"trace: bad; fix: try {python}"
+    assert e.cli_text() == f"trace: bad; fix: try {cli}"
 
 
-def test_every_translation_is_exercised() -> None:
-    used = {i for i, (pattern, _) in enumerate(TRANSLATIONS)
-            for library, _ in ADVICE if pattern.search(library)}
-    assert used == set(range(len(TRANSLATIONS)))
+def test_every_flag_in_the_table_is_exercised_and_exists() -> None:
+    assert {name for name, *_ in ADVICE} == set(FLAGS)
+    known = {s for action in _all_actions(build_parser()) for s in action.option_strings}
+    assert {flag.flag for flag in FLAGS.values()} <= known
+
+
+def _all_actions(parser: Any) -> list[Any]:
+    import argparse
+
+    out = list(parser._actions)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                out += _all_actions(sub)
+    return out
+
+
+def test_an_option_the_fix_does_not_place_is_appended() -> None:
+    e = SymflopsError("slow", fix="wait", options={"time_budget": 600})
+    assert str(e) == "slow; fix: wait (time_budget=600)"
+    assert e.cli_text() == "slow; fix: wait (--time-budget 600)"
+
+
+def test_the_error_line_speaks_flags(capsys: pytest.CaptureFixture[str]) -> None:
+    # sf.trace's error for real=True with symbolic sizes, as Python and the CLI say it
+    with pytest.raises(SymflopsError) as info:
+        sf.trace(_torch().nn.Linear(4, 4), "B 4", real=True)
+    assert str(info.value).startswith("trace: real=True runs the model for real")
+    assert "fallback='fit'" in str(info.value)
+    assert error_line(info.value) == (
+        "symflops: error: trace: --real runs the model for real: every size must be an int; "
+        "fix: give every input size as an integer, or pass --fallback fit to fit an exact "
+        "formula")
+
+
+def _torch() -> Any:
+    return pytest.importorskip("torch")

@@ -19,6 +19,9 @@ from example_models import load_example  # noqa: E402
 import symflops as sf  # noqa: E402
 from symflops.symbols import B, H, L, symbol  # noqa: E402
 
+# left out of the fast lane: trace_factory fits over many concrete traces (10 s here)
+pytestmark = pytest.mark.slow
+
 dim = symbol("dim")
 C = symbol("C")
 

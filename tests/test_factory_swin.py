@@ -14,6 +14,9 @@ from example_models import load_example  # noqa: E402
 import symflops as sf  # noqa: E402
 from symflops.symbols import H  # noqa: E402
 
+# left out of the fast lane: trace_factory over the Swin family (6 s here)
+pytestmark = pytest.mark.slow
+
 load = load_example
 
 

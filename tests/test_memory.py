@@ -213,17 +213,6 @@ def test_an_eval_trace_has_no_memory():
     assert sf.trace(nn.Linear(4, 2), "B 4").memory is None
 
 
-@pytest.mark.parametrize("module", ["symflops.memory", "symflops.tracing._saved",
-                                    "symflops.nn._train", "symflops.formulas.linear"])
-def test_the_examples_in_the_docstrings_run(module):
-    import doctest
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(module),
-                             optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert result.failed == 0 and result.attempted > 0
-
-
 def test_adafactor_keeps_a_factored_second_moment():
     """torch.optim.Adafactor keeps, for a (r, c) weight, a row statistic of r and a
     column statistic of c values, and the full second moment of a vector. Linear(64, 32):

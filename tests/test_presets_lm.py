@@ -5,8 +5,6 @@ and the preset equal to sf.trace of the transformers model, kind by kind, at two
 
 from __future__ import annotations
 
-import doctest
-
 import pytest
 import sympy as sp
 
@@ -105,11 +103,6 @@ def test_tied_head_counts_once():
 def test_context_too_short_is_one_error():
     with pytest.raises(sf.SymflopsError, match="longer than the position table"):
         presets.gpt(64, 4, 2, 100, 16).cost((2, 32))
-
-
-def test_preset_doctests():
-    for module in (presets, presets.lm):
-        assert doctest.testmod(module).failed == 0
 
 
 # --------------------------------------------------------------------- preset == trace

@@ -171,13 +171,3 @@ def test_bad_preset_arguments(bad: Any) -> None:
     with pytest.raises(sf.SymflopsError) as err:
         bad()
     assert "fix:" in str(err.value)
-
-
-@pytest.mark.parametrize("name", ["symflops.presets", "symflops.presets.vision",
-                                  "symflops.formulas.tokens", "symflops.formulas.window"])
-def test_doctests(name: str) -> None:
-    import doctest
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(name))
-    assert result.attempted > 0 and result.failed == 0

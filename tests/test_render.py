@@ -426,23 +426,9 @@ def test_user_template_dir_overrides_builtin(tmp_path: Path) -> None:
         render(conv_cost(), "latex", template_dir=tmp_path / "missing")
 
 
-def test_docstring_examples() -> None:
-    import doctest
-    import importlib
-
-    import symflops.printing
-    import symflops.reference
-    import symflops.rendering as render_module
-
-    submodules = [importlib.import_module(f"symflops.rendering.{name}")
-                  for name in ("_fold", "_styles", "_equation")]
-    for module in (symflops.printing, render_module, symflops.reference, *submodules):
-        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-        assert result.attempted > 0 and result.failed == 0, module.__name__
-
-
 def test_every_registered_format_has_its_builtin_template() -> None:
-    from symflops.rendering import builtin_loader, formats, template_environment
+    from symflops.rendering import formats
+    from symflops.rendering._environment import builtin_loader, template_environment
 
     loader = builtin_loader()
     env = template_environment()

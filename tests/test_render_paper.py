@@ -31,15 +31,14 @@ from symflops.errors import SymflopsError
 from symflops.printing import latex_expr
 from symflops.rendering import (
     Style,
-    collected_terms,
-    equation_lines,
     get_style,
     register_style,
     render,
     styles,
     unregister_style,
-    visible_width,
 )
+from symflops.rendering._equation import equation_lines, visible_width
+from symflops.rendering._styles import collected_terms
 from symflops.symbols import B, H, L, N, W, dim, heads
 
 GOLDEN = Path(__file__).parent / "golden" / "render"

@@ -119,6 +119,7 @@ class AttnNet(nn.Module):
         return x + self.mlp(x)
 
 
+@pytest.mark.slow  # hypothesis over attention nets, 3 s
 @SETTINGS
 @given(st.sampled_from([8, 16, 24]), st.sampled_from([1, 2, 4]),
        st.sampled_from(["sdpa", "matmul", "einsum"]), st.booleans(), st.booleans(),

@@ -4,8 +4,6 @@ model kind by kind, activation memory included, and one error where not derived.
 
 from __future__ import annotations
 
-import doctest
-
 import pytest
 import sympy as sp
 
@@ -14,7 +12,6 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
 import symflops as sf  # noqa: E402
-from symflops.nn import _tokens, _transformer  # noqa: E402
 from symflops.symbols import B, N  # noqa: E402
 
 V_, D, HID = 50, 16, 24
@@ -154,8 +151,3 @@ def test_rotary_attention_gradient_is_nine_halves_per_rotated_element():
 def test_not_derived_attention_options_give_one_error(layer, match):
     with pytest.raises(sf.SymflopsError, match=match):
         layer.cost((B, N, 16), mode="train")
-
-
-@pytest.mark.parametrize("module", [_transformer, _tokens], ids=["lm", "tokens"])
-def test_train_rule_doctests(module):
-    assert doctest.testmod(module).failed == 0

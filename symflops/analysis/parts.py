@@ -97,7 +97,8 @@ def term_breakdown(x: Costlike, symbols: SymbolLike | Iterable[SymbolLike],
     missing = sorted({s.name for _, v in rows for s in v.free_symbols})
     if missing:
         raise SymflopsError("term_breakdown needs a value for every symbol",
-                            values={"missing": missing}, fix="give them in at=")
+                            values={"missing": missing}, fix="give them in {at}",
+                            options={"at": dict.fromkeys(missing, ...)})
     total = sum((v for _, v in rows), sp.Integer(0))
     rows.sort(key=lambda r: -float(r[1]))
     return [(t, v, float(v / total) if total != 0 else 0.0) for t, v in rows]
@@ -158,7 +159,8 @@ def crossover(a: Costlike, b: Costlike, symbol: SymbolLike,
     if others:
         raise SymflopsError("a numeric crossover needs values for the other symbols",
                             values={"missing": sorted(s.name for s in others)},
-                            fix="give them with at=")
+                            fix="give them with {at}",
+                            options={"at": dict.fromkeys(sorted(s.name for s in others), ...)})
     from symflops.evaluate import compile_expr
 
     fn = compile_expr(diff, (sym,))
@@ -201,7 +203,9 @@ class Comparison:
         if missing:
             raise SymflopsError("the ratio needs values for the other symbols",
                                 values={"missing": sorted(s.name for s in missing)},
-                                fix="give them with at=")
+                                fix="give them with {at}",
+                                options={"at": dict.fromkeys(
+                                    sorted(s.name for s in missing), ...)})
         fn = compile_expr(expr, (self.symbol,))
         return np.asarray(fn(np.asarray(values, dtype=float)), dtype=float)
 

@@ -137,7 +137,8 @@ def plot(costs: Costlike | Mapping[str, Costlike], var: SymbolLike | Sequence[Sy
     known = {s.name for c in curves.values() for s in free_symbols_of(c)}
     unknown = sorted(s.name for s in fixed if s.name not in known)
     if unknown:
-        raise SymflopsError("plot: at= names symbols no curve has", values={"unknown": unknown},
+        raise SymflopsError("plot: values given for symbols no curve has",
+                            values={"unknown": unknown},
                             fix="its symbols are: " + (", ".join(sorted(known)) or "none"))
     fig = Figure(figsize=(6.4, 4.8), layout="constrained")
     ax = fig.add_subplot()

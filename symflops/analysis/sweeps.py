@@ -163,9 +163,8 @@ def sweep(x: Costlike, values: Mapping[SymbolLike, Any], *,
         if missing:
             raise SymflopsError("sweep needs a value for every symbol",
                                 values={"missing": missing},
-                                fix="sweep them or give them values (at= in Python, --at " +
-                                    ",".join(f"{m}=..." for m in missing) + " on the command "
-                                    "line)")
+                                fix="sweep them or give them values ({at})",
+                                options={"at": dict.fromkeys(missing, ...)})
         if isinstance(x, Cost):  # Cost.evaluate also checks the formulas' conditions
             out = x.evaluate(q, **{s.name: a for s, a in arrays.items()})
         else:

@@ -46,8 +46,8 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from symflops.cli._inputs import canonical_layer, convention_name
-from symflops.cli._messages import one_line, show_warning, to_cli
+from symflops.cli._input_args import canonical_layer, convention_name
+from symflops.cli._messages import error_line, one_line, show_warning
 from symflops.cli._parser import build_parser
 from symflops.errors import SymflopsError
 from symflops.files import check_output
@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SymflopsError as e:
         if traceback:
             raise
-        sys.stderr.write(f"symflops: error: {to_cli(one_line(str(e)))}\n")
+        sys.stderr.write(error_line(e) + "\n")
         return 2
     except KeyboardInterrupt:
         sys.stderr.write("symflops: interrupted\n")

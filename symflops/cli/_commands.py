@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from symflops.cli._inputs import (
+from symflops.cli._input_args import (
     TRACE_FLAGS,
     Target,
     at_names,

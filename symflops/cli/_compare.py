@@ -10,7 +10,7 @@ from typing import Any
 
 import sympy as sp
 
-from symflops.cli._inputs import (
+from symflops.cli._input_args import (
     cost_of,
     fixed_dims,
     read_range,

@@ -10,7 +10,7 @@ from typing import Any
 
 import sympy as sp
 
-from symflops.cli._inputs import (
+from symflops.cli._input_args import (
     cost_of,
     fixed_dims,
     read_range,
@@ -21,7 +21,7 @@ from symflops.cli._inputs import (
 )
 from symflops.cli._largest import largest_parts
 from symflops.cost import Cost
-from symflops.errors import SymflopsError
+from symflops.errors import ExceedsInt64, SymflopsError
 from symflops.files import plot_path, write_with
 from symflops.parse import parse_name, parse_names
 
@@ -103,9 +103,7 @@ def _scale_one(spec: str, cost: Cost, var_names: list[str], values: list[int],
                                 + ",".join(var_names + rest))
     try:
         sw = sweep(cost, {tuple(var_names): values}, quantity=args.quantity)
-    except SymflopsError as e:
-        if "dtype=object" not in (e.fix or ""):
-            raise
+    except ExceedsInt64 as e:
         # the Python API's fix (object arrays) has no command-line form
         raise SymflopsError(e.message, layer=e.layer, values=e.values,
                             fix="sweep smaller sizes (the command line computes exact "

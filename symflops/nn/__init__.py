@@ -19,7 +19,7 @@ reference ``example``; :data:`LAYERS` and ``__all__`` are that registry.
 
 from __future__ import annotations
 
-from types import FunctionType, MappingProxyType
+from types import MappingProxyType
 
 # the family modules, in the order of the formula reference (each registers its layers)
 # isort: off
@@ -74,10 +74,6 @@ if _missing := sorted(n for n in REGISTRY if globals().get(n) is not REGISTRY[n]
                         values={"layers": _missing}, fix="add them to the module's __all__")
 
 
-#: the submodules' examples (module docstrings and every public name) run with this
-#: package's doctests
-_MODULES = (_base, _train, _conv, _linear, _norm, _pool, _pointwise, _resize, _embedding,
+#: the family modules, each imported for the layers it registers
+FAMILIES = (_base, _train, _conv, _linear, _norm, _pool, _pointwise, _resize, _embedding,
             _attention, _containers, _views, _tokens, _window, _recurrent, _transformer, _moe)
-__test__ = {f"{m.__name__}.{n}": getattr(m, n) for m in _MODULES
-            for n in m.__all__ if isinstance(getattr(m, n), (type, FunctionType))}
-__test__.update({m.__name__: m for m in _MODULES})

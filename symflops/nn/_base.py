@@ -279,7 +279,7 @@ class Layer:
         >>> import symflops as sf
         >>> c = sf.nn.Linear(8, 4).cost((B, 8), mode="train")
         >>> [k.name for k in c.children], c.flops      # the input needs no gradient
-        (['forward', 'grad_weight', 'grad_bias'], 124*B - 4)
+        (['forward', 'grad_weight', 'grad_bias'], 96*B + 36*(B - 1))
         >>> c.memory.activations, c.memory.params + c.memory.gradients + c.memory.optimizer
         (16*B, 576)
         """

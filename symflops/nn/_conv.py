@@ -178,7 +178,7 @@ class _ConvNd(Layer):
                                           self.dilation, self.groups, self.bias, params=params)
         except SymflopsError as e:  # symbolic stride and dilation that do not divide
             raise SymflopsError(e.message, layer=self.spec(), values=e.values,
-                                fix=e.fix) from None
+                                fix=e.fix, options=e.options) from None
         return self._leaf(name, shape, out_shape, d, validity=validity)
 
     def _train(self, shape: Shape, name: str, path: str, x: Ref, tr: Train) -> Step:

@@ -13,125 +13,29 @@ when it is stale). Regenerate it with ``python -m symflops.papers`` (or ``symflo
 --papers``).
 
 >>> claim = PAPERS["mobilenet"].claims[0]
+>>> claim.paper_formula()
+C_in*C_out*H*W + C_in*H*K**2*W
 >>> claim.remainder()
 0
->>> claim.paper_formula()
-1/K**2 + 1/C_out
+>>> PAPERS["mobilenet"].claims[1].paper_formula()
+K**(-2) + 1/C_out
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import sympy as sp
-
 from symflops.errors import SymflopsError
+from symflops.papers import lm, vision  # noqa: F401  (they register their papers)
+from symflops.papers._claims import PAPERS, Claim, Paper, Row, Term, register_paper
 
 __all__ = ["Term", "Row", "Claim", "Paper", "PAPERS", "register_paper", "papers_document",
            "write_papers", "DEFAULT_PATH"]
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent.parent / "docs" / "papers.md"
-
-
-@dataclass(frozen=True)
-class Term:
-    """A term a paper leaves out of its formula (``derived - paper``), and why."""
-
-    expr: sp.Expr
-    why: str
-
-
-@dataclass(frozen=True)
-class Row:
-    """One model of a paper's table: its sizes and the figure the paper prints for it."""
-
-    name: str
-    values: Mapping[str, int]
-    published: str
-
-
-@dataclass(frozen=True)
-class Claim:
-    """One formula of a paper, derived by symflops and compared symbolically.
-
-    ``derived`` and ``paper`` are zero-argument callables (the presets are built when the
-    claim is checked, not at import); ``example`` holds the paper's own example model as
-    ``{symbol name: value}``; ``published`` is the figure the paper prints for it, if any,
-    with ``published_as`` saying how it is written there.
-    """
-
-    name: str
-    quantity: str
-    convention: str
-    derived: Callable[[], sp.Expr]
-    paper: Callable[[], sp.Expr]
-    dropped: Callable[[], Sequence[Term]] = lambda: ()
-    paper_text: str = ""
-    how: str = ""
-    example_name: str = ""
-    example: Mapping[str, int] = field(default_factory=dict)
-    published: str = ""
-    rows: tuple[Row, ...] = ()
-
-    @cached_property
-    def derived_expr(self) -> sp.Expr:
-        return sp.sympify(self.derived())
-
-    @cached_property
-    def paper_expr(self) -> sp.Expr:
-        return sp.sympify(self.paper())
-
-    @cached_property
-    def terms(self) -> tuple[Term, ...]:
-        return tuple(self.dropped())
-
-    def paper_formula(self) -> sp.Expr:
-        return self.paper_expr
-
-    def remainder(self) -> sp.Expr:
-        """``derived - paper - sum(dropped)``, simplified: 0 when the claim holds."""
-        rest = self.derived_expr - self.paper_expr - sum((t.expr for t in self.terms),
-                                                          sp.Integer(0))
-        return sp.simplify(sp.factor(sp.together(rest)))
-
-    def at_example(self, expr: sp.Expr, example: Mapping[str, int] | None = None) -> sp.Expr:
-        """``expr`` at the paper's example model (every symbol given a value)."""
-        example = self.example if example is None else example
-        values = {s: example[s.name] for s in expr.free_symbols if s.name in example}
-        missing = sorted(s.name for s in expr.free_symbols if s.name not in example)
-        if missing:
-            raise SymflopsError("the example model does not give every symbol a value",
-                                layer=f"claim {self.name!r}", values={"missing": missing},
-                                fix="add the missing sizes to the claim's example")
-        return sp.nsimplify(expr.xreplace(values))
-
-
-@dataclass(frozen=True)
-class Paper:
-    """A paper: its citation, where its formulas are, and its claims."""
-
-    key: str
-    citation: str
-    where: str
-    claims: tuple[Claim, ...]
-
-
-PAPERS: dict[str, Paper] = {}
-
-
-def register_paper(paper: Paper) -> Paper:
-    """Add ``paper`` to :data:`PAPERS` (a key may be registered once)."""
-    if paper.key in PAPERS:
-        raise SymflopsError("a paper with this key is already registered",
-                            values={"key": paper.key}, fix="choose another key")
-    PAPERS[paper.key] = paper
-    return paper
 
 
 def _entry(claim: Claim) -> dict[str, Any]:
@@ -195,6 +99,3 @@ def main(argv: list[str] | None = None) -> int:
     print(write_papers(args.output))
     return 0
 
-
-# The papers register themselves on import (after the names above exist).
-from symflops.papers import lm, vision  # noqa: E402, F401

@@ -15,7 +15,7 @@ from typing import Any
 import sympy as sp
 
 from symflops.cost import Cost
-from symflops.papers import Claim, Paper, Row, Term, register_paper
+from symflops.papers._claims import Claim, Paper, Row, Term, register_paper
 from symflops.symbols import B, L, N, V, dim, heads, symbol
 
 __all__: list[str] = []

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sympy as sp
 
 from symflops import nn
-from symflops.papers import Claim, Paper, register_paper
+from symflops.papers._claims import Claim, Paper, register_paper
 from symflops.symbols import C, C_in, C_out, H, K, W, heads
 
 __all__: list[str] = []

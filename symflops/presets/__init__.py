@@ -11,7 +11,6 @@ preset's docstring says which published model (and which ``transformers`` or
 
 from __future__ import annotations
 
-import sys
 from types import FunctionType
 
 # one import line per family of presets (``name as name``: a re-export); the exports and
@@ -29,6 +28,3 @@ PRESETS = {name: f for name, f in dict(globals()).items() if isinstance(f, Funct
            and f.__module__.startswith(__name__ + ".")}
 
 __all__ = [*sorted(PRESETS), "PRESETS"]
-
-#: the submodules' examples run with this package's doctests
-__test__ = {m: sys.modules[m] for m in sorted({f.__module__ for f in PRESETS.values()})}

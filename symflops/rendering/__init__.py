@@ -33,13 +33,7 @@ from symflops.cost import Cost
 from symflops.errors import SymflopsError
 from symflops.rendering import _summary  # noqa: F401  (registers the summary format)
 from symflops.rendering._context import Quantity, Substitution, build_context
-from symflops.rendering._environment import (
-    builtin_loader,
-    clear_caches,
-    render_template,
-    template_environment,
-)
-from symflops.rendering._equation import equation_lines, visible_width
+from symflops.rendering._environment import render_template
 from symflops.rendering._formats import (
     Format,
     formats,
@@ -58,10 +52,8 @@ from symflops.rendering._styles import (
 )
 
 __all__ = ["render", "register_format", "unregister_format", "get_format", "formats", "Format",
-           "build_context", "Quantity", "Substitution", "template_environment",
-           "render_template", "clear_caches", "builtin_loader", "Style", "register_style",
-           "get_style", "styles", "unregister_style", "collected_terms", "equation_lines",
-           "visible_width"]
+           "build_context", "Quantity", "Substitution", "render_template", "Style",
+           "register_style", "get_style", "styles", "unregister_style"]
 
 
 # ----------------------------------------------------------------------------- render

@@ -51,7 +51,7 @@ class Style:
             raise SymflopsError(f"the {self.name} style has no {fmt} template",
                                 values={"style": self.name, "format": fmt},
                                 fix="use format " + " or ".join(sorted(self.templates))
-                                + ", or style='report'") from None
+                                + ", or {style}", options={"style": "report"}) from None
 
 
 _STYLES: dict[str, Style] = {}

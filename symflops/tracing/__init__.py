@@ -13,16 +13,12 @@ into a leaf Cost through the same formula functions ``sf.nn`` uses.
 (H >= 3, W >= 3)
 """
 
-from symflops.tracing._aligned_forms import AlignedForms, aligned_forms
 from symflops.tracing._assembly import TracedCost, TraceReport
 from symflops.tracing._factory import FactoryCost, FactoryReport, trace_factory
 from symflops.tracing._fit import fit
-from symflops.tracing._inputs import InputSpec, parse_inputs
 from symflops.tracing._tracer import trace
 from symflops.tracing.handlers import describe
 from symflops.tracing.registry import (
-    HANDLERS,
-    ZERO_COST,
     OpCall,
     Part,
     TShape,
@@ -31,8 +27,7 @@ from symflops.tracing.registry import (
     unregister,
 )
 
-__all__ = ["trace", "trace_factory", "FactoryCost", "FactoryReport",
-           "TraceReport", "TracedCost", "InputSpec", "parse_inputs", "aligned_forms",
-           "AlignedForms", "fit", "register", "register_zero_cost", "unregister", "HANDLERS",
-           "ZERO_COST", "OpCall", "Part", "TShape", "describe"]
+__all__ = ["trace", "trace_factory", "fit", "TracedCost", "TraceReport", "FactoryCost",
+           "FactoryReport", "register", "register_zero_cost", "unregister", "describe", "OpCall",
+           "Part", "TShape"]
 

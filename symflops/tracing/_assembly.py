@@ -18,8 +18,9 @@ import torch
 
 from symflops import symbols as S
 from symflops.conventions import Convention
-from symflops.cost import Cost, Derivation
+from symflops.cost import Cost
 from symflops.errors import SymflopsError
+from symflops.formulas.derivation import Derivation
 from symflops.tracing import _torch_compat as C
 from symflops.tracing._inputs import TraceContext
 from symflops.tracing._recording import ROOT, ModulePath, Record, Recording
@@ -455,8 +456,9 @@ def assemble(rec: Recording, env: C.SymEnv, ctx: TraceContext) -> TracedCost:
             f"{k} x{v} (at {', '.join(rec.unknown_at.get(k, []))})"
             for k, v in rec.unknown.most_common()))
         if ctx.strict:
-            raise SymflopsError(msg, layer="trace", fix="register a handler with "
-                                "symflops.tracing.register(...) or pass strict=False")
+            raise SymflopsError(msg, layer="trace", fix="register a handler in Python "
+                                "(symflops.tracing.register), or {strict}",
+                                options={"strict": False})
         report.notes.append(msg)
         report.warnings.append(msg)
     smap = C.SymbolMap(env, symbols)

@@ -40,10 +40,10 @@ from symflops.tracing._lattice import degree_of, newton
 from symflops.tracing._reach import DEPTH_LADDER, SIZE_LADDER, Branch, Reach, depth_like
 from symflops.tracing._sampling import ParamValue, Point, Sampler, parse_params
 
-__all__ = ["trace_factory", "FactoryCost", "FactoryReport", "MAX_DEGREE", "MAX_FACTOR"]
+__all__ = ["trace_factory", "FactoryCost", "FactoryReport", "MAX_FIT_DEGREE", "MAX_FACTOR"]
 
 #: highest degree looked for in one hyperparameter (ViT's cost is quartic in H)
-MAX_DEGREE = 4
+MAX_FIT_DEGREE = 4
 #: largest lattice multiple tried, as a factor of the smallest one the params allow
 MAX_FACTOR = 1024
 #: where input dims that are not hyperparameters (``B``) start: torch specializes size 1,
@@ -476,7 +476,7 @@ def _build(path: str, structure: _Structure, fitted: Mapping[str, Mapping[str, s
 
 def trace_factory(make: Callable[..., Any], inputs: Any, params: Mapping[str, Any],
                   fixed: Mapping[str, Any] | None = None, *,
-                  multiples: Mapping[str, int] | None = None, max_degree: int = MAX_DEGREE,
+                  multiples: Mapping[str, int] | None = None, max_degree: int = MAX_FIT_DEGREE,
                   symbolic: Sequence[str] = (), dims: Mapping[str, Any] | None = None,
                   weighed_only: bool = False, verify_up_to: Mapping[str, int] | None = None,
                   **trace_options: Any) -> FactoryCost:

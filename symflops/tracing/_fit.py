@@ -17,8 +17,9 @@ from typing import Any
 import sympy as sp
 
 from symflops.conventions import Convention, get_convention
-from symflops.cost import Cost, Derivation
+from symflops.cost import Cost
 from symflops.errors import SymflopsError
+from symflops.formulas.derivation import Derivation
 from symflops.symbols import symbol
 from symflops.tracing._inputs import (
     DEFAULT_TIME_BUDGET,

@@ -148,7 +148,8 @@ def checked_budget(budget: Any, layer: str) -> float | None:
             not math.isfinite(budget) or budget <= 0:
         raise SymflopsError("time_budget must be a positive number of seconds", layer=layer,
                             values={"time_budget": repr(budget)},
-                            fix="pass e.g. time_budget=600, or None for no limit")
+                            fix="pass a positive number of seconds, e.g. {time_budget}",
+                            options={"time_budget": 600})
     return float(budget)
 
 

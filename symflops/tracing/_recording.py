@@ -51,8 +51,9 @@ def _budget_check(ctx: TraceContext, rec: Recording) -> Any:
             raise TimeBudgetSpent(
                 f"the trace ran out of its time budget ({ctx.budget:g} s) at {where}",
                 layer="trace", values={"ops recorded": len(rec.records)},
-                fix="pass a larger time_budget=..., fix some dims to ints (concrete sizes), "
-                    "or pass fallback='fit' to fit an exact formula from concrete traces")
+                fix="pass a larger {time_budget}, fix some dims to ints (concrete sizes), "
+                    "or pass {fallback} to fit an exact formula from concrete traces",
+                options={"time_budget": ..., "fallback": "fit"})
 
     return check
 
@@ -324,9 +325,9 @@ def record(ctx: TraceContext, env: C.SymEnv) -> Recording:
             f"torch could not run the model on symbolic shapes: {type(e).__name__}: "
             f"{said}", layer="trace",
             values={"inputs": [s.dims for s in ctx.specs]},
-            fix="give hints (example sizes) the model accepts, e.g. hints={'H': 32}; fix "
-                "some dims to ints; or use symflops.tracing.fit(...) to fit an exact formula "
-                "from concrete traces") from e
+            fix="give hints (example sizes) the model accepts, e.g. {hints}; fix some dims "
+                "to ints; or pass {fallback} to fit an exact formula from concrete traces",
+            options={"hints": {"H": 32}, "fallback": "fit"}) from e
     finally:
         forget_shapes()
         for t, _copy, version in recorder.copies.values():

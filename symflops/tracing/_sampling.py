@@ -39,7 +39,7 @@ def _one_param(arg: str, value: Any) -> sp.Expr:
             return parse_expr(value)
         except SymflopsError as e:
             raise SymflopsError(f"params[{arg!r}]: {e.message}", layer="trace_factory",
-                                values=e.values, fix=e.fix) from None
+                                values=e.values, fix=e.fix, options=e.options) from None
     if isinstance(value, int) and not isinstance(value, bool):
         return sp.Integer(value)
     if isinstance(value, sp.Expr) and not value.has(sp.Float) and all(

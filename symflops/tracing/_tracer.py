@@ -12,8 +12,12 @@ import torch
 
 from symflops.conventions import Convention, get_convention
 from symflops.cost import Cost
-from symflops.errors import SymbolicShapesFailed, SymflopsError, TimeBudgetSpent
-from symflops.tracing._aligned_forms import aligned_forms
+from symflops.errors import (
+    SymbolicShapesFailed,
+    SymflopsError,
+    SymflopsWarning,
+    TimeBudgetSpent,
+)
 from symflops.tracing._fit import fit
 from symflops.tracing._inputs import (
     DEFAULT_TIME_BUDGET,
@@ -32,7 +36,6 @@ __all__ = ["trace"]
 
 def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None = None, *,
           convention: str | Convention = "exact", mode: str = "eval", strict: bool = False,
-          aligned: bool | Mapping[str, int] = False,
           warn: bool = True, real: bool = False, fallback: str | None = None,
           time_budget: float | None = DEFAULT_TIME_BUDGET, skip_masked: bool = False) -> Cost:
     """Trace ``model`` on symbolic fake inputs into a Cost tree in the named dims.
@@ -47,8 +50,8 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
     run the model on symbolic shapes, return :func:`symflops.tracing.fit`'s exact fitted
     polynomial instead of raising (with a warning saying so).
     Ops without a handler are reported (``cost.notes``, a warning, ``.report``) and
-    counted as 0; ``strict=True`` raises instead. ``aligned=True`` returns the aligned
-    form (dims multiples of the model's total stride; see :func:`aligned_forms`).
+    counted as 0; ``strict=True`` raises instead. The aligned (floor-free) form is
+    :func:`symflops.analysis.aligned` of the result.
     ``time_budget``: seconds the trace may take (default 300; ``None``: no limit),
     checked at every op and every guard torch evaluates; when spent, a SymflopsError
     naming the fixes, or with ``fallback="fit"`` the fitted polynomial (the fit gets a
@@ -96,8 +99,10 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
     budget = checked_budget(time_budget, "trace")
     started = time.perf_counter()
     if real and any(isinstance(d, str) for s in [*pos, *kw.values()] for d in s.dims):
-        raise SymflopsError("real=True runs the model for real: every size must be an int",
-                            layer="trace", fix="substitute the dims, or use symflops.tracing.fit")
+        raise SymflopsError("{real} runs the model for real: every size must be an int",
+                            layer="trace", fix="give every input size as an integer, or pass "
+                            "{fallback} to fit an exact formula",
+                            options={"real": True, "fallback": "fit"})
     ctx = TraceContext.build(model, pos, kw, hints, weighting, train=mode == "train",
                              strict=strict, real=real, budget=budget, skip_masked=skip_masked,
                              deadline=None if budget is None else started + budget)
@@ -117,10 +122,8 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
         cost.report.warnings.append(msg)
     if warn:
         for msg in cost.report.warnings:
-            warnings.warn("sf.trace: " + msg, stacklevel=2)
+            warnings.warn(SymflopsWarning(msg, layer="trace"), stacklevel=2)
     cost.report.seconds = time.perf_counter() - started
-    if aligned:
-        return aligned_forms(cost, None if aligned is True else aligned).aligned
     return cost
 
 
@@ -131,10 +134,12 @@ def _check_skip_masked(skip_masked: Any, mode: str, fallback: str | None) -> Non
     if skip_masked and mode == "train":
         raise SymflopsError("skip_masked counts the forward only", layer="trace",
                             values={"mode": mode},
-                            fix="trace mode='eval' with skip_masked=True, or drop skip_masked")
+                            fix="{mode} (skip_masked is for inference), or {skip_masked}",
+                            options={"mode": "eval", "skip_masked": False})
     if skip_masked and fallback is not None:
-        raise SymflopsError("skip_masked is not available with fallback='fit'", layer="trace",
-                            values={"fallback": fallback}, fix="drop one of the two")
+        raise SymflopsError("{skip_masked} is not available with {fallback}", layer="trace",
+                            values={"fallback": fallback}, fix="drop one of the two",
+                            options={"skip_masked": True, "fallback": "fit"})
 
 
 def _fit_fallback(model: torch.nn.Module, inputs: Any, weighting: Convention, mode: str,
@@ -150,6 +155,7 @@ def _fit_fallback(model: torch.nn.Module, inputs: Any, weighting: Convention, mo
         except SymflopsError:
             raise error from None
     if warn:
-        warnings.warn(f"sf.trace: {error.message}; returning an exact polynomial "
-                      "fitted from concrete traces instead (see its notes)", stacklevel=3)
+        warnings.warn(SymflopsWarning(f"{error.message}; returning an exact polynomial fitted "
+                                      "from concrete traces instead (see its notes)",
+                                      layer="trace"), stacklevel=3)
     return cost

@@ -134,7 +134,7 @@ def input_spec(texts: Sequence[str]) -> Any:
             dims: list[Any] = parse_dims(text)
         except SymflopsError as e:
             raise SymflopsError(e.message, layer=e.layer or "--input", values=e.values,
-                                fix=e.fix) from None
+                                fix=e.fix, options=e.options) from None
         if key is None:
             positional.append(tuple(dims))
         elif key in keyword:
@@ -219,7 +219,8 @@ def resolve_at(cost: Cost, text: str | None, flag: str = "--at") -> dict[sp.Symb
     try:
         at = parse_assignments(text, names=names, values_names=names)
     except SymflopsError as e:
-        raise SymflopsError(f"{flag}: {e.message}", values=e.values, fix=e.fix) from None
+        raise SymflopsError(f"{flag}: {e.message}", values=e.values, fix=e.fix,
+                            options=e.options) from None
     for sym, val in at.items():
         least = 1 if sym.is_positive else 0 if sym.is_nonnegative else None
         what = "sizes must be positive integers" if least == 1 else \
@@ -246,7 +247,7 @@ def read_range(text: str, minimum: int = 1) -> list[int]:
         return parse_range(text, minimum=minimum)
     except SymflopsError as e:
         raise SymflopsError(e.message, layer=e.layer or "--range", values=e.values,
-                            fix=e.fix) from None
+                            fix=e.fix, options=e.options) from None
 
 
 def swept_at(cost: Cost, text: str | None, var_names: Sequence[str], verb: str = "sweep"
