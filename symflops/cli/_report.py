@@ -7,7 +7,7 @@ import argparse
 
 import sympy as sp
 
-from symflops.cli._inputs import (
+from symflops.cli._input_args import (
     at_names,
     cost_of,
     fixed_dims,
