@@ -27,7 +27,8 @@ import sympy as sp
 
 from symflops.conventions import KINDS, Convention, get_convention
 from symflops.display import simplify_expr
-from symflops.errors import SymflopsError
+from symflops.domain import Domain
+from symflops.errors import OutsideDomain, SymflopsError
 from symflops.formulas.derivation import Derivation
 from symflops.memory import Memory
 
@@ -293,13 +294,24 @@ class Cost:
         formulas assume (a kernel larger than its padded input, say) raises.
         """
         mapping = self._resolve(values, named)
-        bad = [self._where(cond, mapping) for cond in self._all_validity()]
-        bad = [b for b in bad if b]
-        if bad:
-            raise SymflopsError(bad[0][1], layer=bad[0][0],
-                                values={str(k): v for k, v in mapping.items()},
-                                fix=_fix_for(bad[0][2]))
+        self.domain.check(mapping)
         return self._substituted(mapping)
+
+    @property
+    def domain(self) -> Domain:
+        """The :class:`~symflops.domain.Domain` the formulas were proven on: every
+        condition of the tree (lower bounds, lattices, upper bounds where a fit or a
+        factory stopped looking, pinned sizes), readable and checkable.
+
+        >>> import symflops as sf
+        >>> from symflops.symbols import B, H, W
+        >>> c = sf.nn.Conv2d(3, 8, 7).cost((B, 3, H, W))
+        >>> print(c.domain)
+        H >= 7; W >= 7
+        >>> c.domain.contains(H=6, W=9)
+        False
+        """
+        return Domain(list(self._all_validity()))
 
     def _substituted(self, mapping: Mapping[sp.Symbol, sp.Expr]) -> Cost:
         """This tree with ``mapping`` substituted everywhere; conditions now settled drop
@@ -345,14 +357,6 @@ class Cost:
         for path, c in self.walk():
             for v in c.validity:
                 yield (c.spec + (f" at {path}" if path else "")), v
-
-    @staticmethod
-    def _where(item: tuple[str, sp.Basic], mapping: Mapping[sp.Symbol, sp.Expr]) -> Any:
-        where, cond = item
-        value = cond.xreplace(mapping)
-        if value is sp.false:
-            return where, f"the formula's condition {cond} fails", cond
-        return None
 
     def _resolve(self, values: Mapping[Any, Any] | None, named: Mapping[str, Any]
                  ) -> dict[sp.Symbol, sp.Expr]:
@@ -475,19 +479,22 @@ class Cost:
 
         def first_bad(ok: np.ndarray) -> dict[str, Any]:
             bad = tuple(int(i) for i in np.argwhere(~ok)[0])
-            return {s.name: np.broadcast_to(a, shape)[bad].item()
-                    for s, a in zip(syms, arrays, strict=True)}
+            point = {s.name: np.broadcast_to(a, shape)[bad]
+                     for s, a in zip(syms, arrays, strict=True)}
+            # an object array (beyond int64) holds Python ints, which have no .item()
+            return {k: v.item() if isinstance(v, np.generic) else v for k, v in point.items()}
 
         given = set(syms)
-        seen: set[sp.Basic] = set()
-        for where, cond in self._all_validity():
-            if cond in seen or not cond.free_symbols <= given:
+        domain = self.domain
+        for where, cond in domain.conditions:
+            if not cond.free_symbols <= given:
                 continue
-            seen.add(cond)
             ok = np.broadcast_to(compile_condition(cond, syms)(*arrays), shape)
             if not ok.all():
-                raise SymflopsError(f"the formula's condition {cond} fails", layer=where,
-                                    values=first_bad(ok), fix=_fix_for(cond))
+                bad = first_bad(ok)
+                point = {s: bad[s.name] for s in syms}
+                raise OutsideDomain(f"the formula's condition {cond} fails", layer=where,
+                                    values=bad, fix=domain.fix_for(cond, point))
 
     # -- display -----------------------------------------------------------------------
     def __repr__(self) -> str:
@@ -566,14 +573,6 @@ def size_value(where: str, sym: sp.Symbol, value: Any) -> sp.Expr:
                             fix=f"give {label} an int value" if expr.is_number else
                             f"give {label} a value SymPy proves an integer (H + 1, 2*H)")
     return expr
-
-
-def _fix_for(cond: sp.Basic) -> str:
-    """What to change when a validity condition fails."""
-    if isinstance(cond, sp.Eq) and isinstance(cond.lhs, sp.Mod):
-        n, d = cond.lhs.args
-        return f"choose {n} a multiple of {d}"
-    return "use larger sizes, more padding or smaller kernels/strides/dilations"
 
 
 #: the fields :meth:`Cost.replace` may change

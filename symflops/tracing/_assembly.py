@@ -19,7 +19,8 @@ import torch
 from symflops import symbols as S
 from symflops.conventions import Convention
 from symflops.cost import Cost
-from symflops.errors import SymflopsError
+from symflops.domain import Domain
+from symflops.errors import OutsideDomain, SymflopsError
 from symflops.formulas.derivation import Derivation
 from symflops.tracing import _torch_compat as C
 from symflops.tracing._inputs import TraceContext
@@ -121,10 +122,18 @@ class TracedCost(Cost):
                 keep[name] = val
         return super().evaluate(quantity, **keep)
 
+    @property
+    def domain(self) -> Domain:
+        """:attr:`Cost.domain` with the dims the model fixes as pinned values (``B = 2
+        (pinned)``): the formula holds only there."""
+        pins = [("trace", sp.Eq(self.report.symbols.get(n, S.symbol(n)), v))
+                for n, v in self.report.fixed.items()]
+        return Domain([*self._all_validity(), *pins])
+
     def _check_fixed(self, name: str, val: Any, same: bool) -> None:
         if not same:
             at = self.report.fixed[name]
-            raise SymflopsError(
+            raise OutsideDomain(
                 f"the model fixes {name} = {at}: the traced formula holds only at that size",
                 layer="trace", values={name: val},
                 fix=f"trace a model built for that size (a hint is not enough when the model "

@@ -1,0 +1,340 @@
+"""The domain a formula was proven on, read from a Cost's conditions.
+
+A derivation proves its formula under conditions: lower bounds (a kernel fits: ``H >= 7``),
+lattices (a patch divides the image: ``H`` a multiple of 16), upper bounds (where a fit or a
+factory stopped looking: ``C <= 65536``), pinned values (a model that fixes ``B = 2``) and
+anything else torch's guards required. :class:`Domain` sorts them, says them in words,
+answers ``contains`` and refuses a point outside with one
+:class:`~symflops.errors.OutsideDomain` that names the condition and the fix.
+
+>>> import sympy as sp
+>>> from symflops.symbols import H, B
+>>> d = Domain([("trace", sp.Eq(sp.Mod(H, 32), 0)), ("trace", H >= 64),
+...             ("fit", sp.Le(H, 8192)), ("trace", sp.Eq(B, 2))])
+>>> print(d)
+B = 2 (pinned); H a multiple of 32, 64 <= H <= 8192 (verified up to 8192)
+>>> d.contains(H=224, B=2), d.contains(H=200, B=2), d.contains(H=9000, B=2)
+(True, False, False)
+>>> d.range_of(H)
+(64, 8192, 32, 0)
+>>> d.points(H, 100, 200)
+[128, 160, 192]
+>>> d.check({H: 200, B: 2})
+Traceback (most recent call last):
+...
+symflops.errors.OutsideDomain: trace: ... fix: choose H a multiple of 32, e.g. 192 or 224
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import sympy as sp
+
+from symflops.errors import OutsideDomain
+
+__all__ = ["Domain"]
+
+
+@dataclass
+class _Axis:
+    """What the domain says about one symbol alone."""
+
+    lower: int = 1
+    upper: int | None = None
+    step: int = 1
+    offset: int = 0
+    pinned: int | None = None
+
+
+@dataclass
+class Domain:
+    """The conditions a formula holds under, each with where it came from, sorted by kind.
+
+    Built by :attr:`symflops.cost.Cost.domain`; ``conditions`` is ``(where, condition)``
+    pairs. The kinds: ``axes`` (per symbol: lower and upper bound, lattice step and offset,
+    pinned value) and ``other`` (conditions over several symbols, or of a shape not sorted).
+    """
+
+    conditions: list[tuple[str, sp.Basic]]
+    axes: dict[sp.Symbol, _Axis] = field(default_factory=dict, init=False)
+    other: list[tuple[str, sp.Basic]] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        seen: set[sp.Basic] = set()
+        unique = []
+        for where, cond in self.conditions:
+            if cond is sp.true or cond in seen:
+                continue
+            seen.add(cond)
+            unique.append((where, cond))
+            if not self._sort(cond):
+                self.other.append((where, cond))
+        self.conditions = unique
+
+    # -- sorting ---------------------------------------------------------------------
+    def _axis(self, s: sp.Symbol) -> _Axis:
+        return self.axes.setdefault(s, _Axis())
+
+    def _sort(self, cond: sp.Basic) -> bool:
+        """Record ``cond`` on its symbol's axis when it is a bound, a lattice or a pin."""
+        syms = cond.free_symbols
+        if len(syms) != 1:
+            return False
+        (s,) = syms
+        if isinstance(cond, sp.Eq):
+            lattice = _lattice(cond, s)
+            if lattice is not None:
+                ax = self._axis(s)
+                step, offset = lattice
+                ax.step, ax.offset = _combine(ax.step, ax.offset, step, offset)
+                return True
+            if cond.lhs == s and cond.rhs.is_Integer or cond.rhs == s and cond.lhs.is_Integer:
+                self._axis(s).pinned = int(cond.rhs if cond.lhs == s else cond.lhs)
+                return True
+            return False
+        bound = _bound(cond, s)
+        if bound is None:
+            return False
+        kind, value = bound
+        ax = self._axis(s)
+        if kind == "lower":
+            ax.lower = max(ax.lower, value)
+        else:
+            ax.upper = value if ax.upper is None else min(ax.upper, value)
+        return True
+
+    # -- questions -------------------------------------------------------------------
+    @property
+    def symbols(self) -> set[sp.Symbol]:
+        """Every symbol a condition mentions."""
+        return {s for _, c in self.conditions for s in c.free_symbols}
+
+    def failing(self, mapping: Mapping[sp.Symbol, Any]) -> tuple[str, sp.Basic] | None:
+        """The first condition that ``mapping`` (symbols to numbers or expressions) settles
+        as false, with where it came from; None when none fails."""
+        for where, cond in self.conditions:
+            if not cond.free_symbols & set(mapping):
+                continue
+            if cond.xreplace({s: sp.sympify(v) for s, v in mapping.items()}) is sp.false:
+                return where, cond
+        return None
+
+    def contains(self, values: Mapping[Any, Any] | None = None, /, **named: Any) -> bool:
+        """Whether the point (symbols or names to ints) meets every condition it settles."""
+        return self.failing(self._mapping(values, named)) is None
+
+    def check(self, mapping: Mapping[sp.Symbol, Any], layer: str | None = None) -> None:
+        """Raise :class:`OutsideDomain` naming the first failing condition and the fix."""
+        bad = self.failing(mapping)
+        if bad is None:
+            return
+        where, cond = bad
+        raise OutsideDomain(f"the formula's condition {cond} fails", layer=layer or where,
+                            values={str(k): v for k, v in mapping.items()},
+                            fix=self.fix_for(cond, mapping))
+
+    def fix_for(self, cond: sp.Basic, mapping: Mapping[sp.Symbol, Any] | None = None) -> str:
+        """What to change so that ``cond`` holds (valid neighbours for a lattice)."""
+        syms = cond.free_symbols
+        if len(syms) == 1:
+            (s,) = syms
+            ax = self.axes.get(s)
+            value = (mapping or {}).get(s)
+            if ax is not None and isinstance(cond, sp.Eq) and _lattice(cond, s) is not None:
+                text = f"choose {s} {_lattice_words(ax.step, ax.offset, s)}"
+                if value is not None and sp.sympify(value).is_Integer:
+                    near = self._neighbours(s, int(value))
+                    if near:
+                        text += ", e.g. " + " or ".join(str(v) for v in near)
+                return text
+            if ax is not None and isinstance(cond, sp.Eq):
+                return f"the model fixes {s} = {ax.pinned}: the formula holds only there"
+            bound = _bound(cond, s)
+            if bound is not None and bound[0] == "upper":
+                return (f"the formula was verified up to {s} = {bound[1]}; derive it again "
+                        f"over a larger range (trace_factory's verify_up_to=, or a fit over "
+                        f"larger sizes)")
+            if bound is not None:
+                return f"use a larger {s}: {s} >= {bound[1]}"
+            first = _first_meeting(cond, s)
+            if first is not None:
+                return f"use a larger {s}: {s} >= {first}" if value is None or \
+                    not sp.sympify(value).is_Integer or int(value) < first else \
+                    f"choose {s} so that {cond} holds"
+        if isinstance(cond, sp.Eq) and isinstance(cond.lhs, sp.Mod):
+            n, d = cond.lhs.args
+            return f"choose {n} a multiple of {d}"
+        return "use larger sizes, more padding or smaller kernels/strides/dilations"
+
+    def _neighbours(self, s: sp.Symbol, value: int) -> list[int]:
+        ax = self.axes[s]
+        below = value - (value - ax.offset) % ax.step
+        above = below + ax.step
+        return [v for v in (below, above) if v >= max(ax.lower, 1) and
+                (ax.upper is None or v <= ax.upper) and self._meets(s, v)]
+
+    def _meets(self, s: sp.Symbol, v: int) -> bool:
+        return all(c.xreplace({s: sp.Integer(v)}) is not sp.false
+                   for _, c in self.conditions if c.free_symbols == {s})
+
+    def range_of(self, symbol: sp.Symbol | str) -> tuple[int, int | None, int, int]:
+        """``(lower, upper or None, step, offset)`` of one symbol's values on its own: the
+        valid values are ``lower <= v <= upper`` with ``v % step == offset % step``."""
+        s = self._symbol(symbol)
+        ax = self.axes.get(s, _Axis())
+        if ax.pinned is not None:
+            return ax.pinned, ax.pinned, 1, 0
+        lower = ax.lower
+        for _, c in self.other:  # a floor condition on s alone: its first valid value
+            if c.free_symbols == {s}:
+                first = _first_meeting(c, s)
+                if first is not None:
+                    lower = max(lower, first)
+        lower += (ax.offset - lower) % ax.step
+        return lower, ax.upper, ax.step, ax.offset % ax.step
+
+    def points(self, symbol: sp.Symbol | str, lo: int, hi: int) -> list[int]:
+        """The values of ``symbol`` in ``[lo, hi]`` that its own conditions allow."""
+        s = self._symbol(symbol)
+        first, upper, step, _ = self.range_of(s)
+        start = max(lo, first)
+        start += (first - start) % step
+        stop = hi if upper is None else min(hi, upper)
+        return [v for v in range(start, stop + 1, step) if self._meets(s, v)]
+
+    def __iter__(self) -> Iterator[sp.Basic]:
+        return (c for _, c in self.conditions)
+
+    def __len__(self) -> int:
+        return len(self.conditions)
+
+    def __bool__(self) -> bool:
+        return bool(self.conditions)
+
+    # -- words -----------------------------------------------------------------------
+    def describe(self) -> str:
+        """The domain in words, one clause per symbol, then the other conditions."""
+        parts = []
+        for s in sorted(self.axes, key=lambda x: x.name):
+            ax = self.axes[s]
+            if ax.pinned is not None:
+                parts.append(f"{s} = {ax.pinned} (pinned)")
+                continue
+            words = []
+            if ax.step > 1:
+                words.append(f"{s} {_lattice_words(ax.step, ax.offset, s)}")
+            lo, hi, _, _ = self.range_of(s)
+            if ax.upper is not None:
+                words.append(f"{lo} <= {s} <= {ax.upper} (verified up to {ax.upper})")
+            elif ax.lower > 1:
+                words.append(f"{s} >= {ax.lower}")
+            if words:
+                parts.append(", ".join(words))
+        parts += [str(c) for _, c in self.other]
+        return "; ".join(parts) if parts else "every size"
+
+    def __str__(self) -> str:
+        return self.describe()
+
+    # -- helpers -----------------------------------------------------------------------
+    def _symbol(self, key: sp.Symbol | str) -> sp.Symbol:
+        if isinstance(key, sp.Symbol):
+            return key
+        for s in self.symbols:
+            if s.name == key:
+                return s
+        return sp.Symbol(str(key))
+
+    def _mapping(self, values: Mapping[Any, Any] | None, named: Mapping[str, Any]
+                 ) -> dict[sp.Symbol, Any]:
+        out: dict[sp.Symbol, Any] = {}
+        for key, v in [*(values or {}).items(), *named.items()]:
+            out[self._symbol(key)] = sp.Integer(v) if isinstance(v, int) else v
+        return out
+
+
+def _lattice(cond: sp.Eq, s: sp.Symbol) -> tuple[int, int] | None:
+    """``Eq(Mod(a*s + b, m), r)`` with integer a, b, m, r as ``(step, offset)``: the values
+    of ``s`` it allows form ``offset + step*k`` (None when it is not of that shape or allows
+    no integer)."""
+    lhs, rhs = cond.lhs, cond.rhs
+    if rhs.has(sp.Mod):
+        lhs, rhs = rhs, lhs
+    k, mod = lhs.as_coeff_Mul()  # SymPy writes Mod(2*H, 6) as 2*Mod(H, 3)
+    if not isinstance(mod, sp.Mod) or not rhs.is_Integer or not k.is_Integer or k == 0:
+        return None
+    if rhs % k != 0:
+        return None
+    rhs = rhs // k
+    inner, m = mod.args
+    if not m.is_Integer or m <= 0:
+        return None
+    poly = sp.Poly(inner, s) if inner.is_polynomial(s) else None
+    if poly is None or poly.degree() != 1 or not all(c.is_Integer for c in poly.all_coeffs()):
+        return None
+    a, b = (int(c) for c in poly.all_coeffs())
+    m_, r = int(m), int(rhs)
+    hits = [v for v in range(m_) if (a * v + b - r) % m_ == 0]
+    if not hits:
+        return None
+    step = hits[1] - hits[0] if len(hits) > 1 else m_
+    return step, hits[0]
+
+
+def _combine(step1: int, off1: int, step2: int, off2: int) -> tuple[int, int]:
+    """Two lattices on one symbol as one (their intersection, when it is one lattice)."""
+    from math import lcm
+
+    step = lcm(step1, step2)
+    for v in range(off1 % step1, step + off1 % step1, step1):
+        if (v - off2) % step2 == 0:
+            return step, v % step
+    return step, off1  # empty intersection: kept as step; the conditions still refuse
+
+
+def _bound(cond: sp.Basic, s: sp.Symbol) -> tuple[str, int] | None:
+    """A linear bound on ``s`` (``s >= 7``, ``H - 6 >= 1``, ``2*s < 9``, either side) as
+    ``("lower"|"upper", the inclusive integer bound)``."""
+    if not isinstance(cond, (sp.Ge, sp.Gt, sp.Le, sp.Lt)):
+        return None
+    diff = sp.expand(cond.lhs - cond.rhs)  # diff (rel) 0
+    if not diff.is_polynomial(s):
+        return None
+    poly = sp.Poly(diff, s)
+    if poly.degree() != 1 or not all(c.is_Integer for c in poly.all_coeffs()):
+        return None
+    a, b = (int(c) for c in poly.all_coeffs())
+    greater = isinstance(cond, (sp.Ge, sp.Gt))  # a*s + b >= 0 (or >)
+    strict = isinstance(cond, (sp.Gt, sp.Lt))
+    if a < 0:
+        a, b, greater = -a, -b, not greater
+    # a*s >= -b (or > -b): s >= ceil(-b/a); a*s <= -b: s <= floor(-b/a)
+    if greater:
+        return "lower", (-b + (1 if strict else 0) + a - 1) // a
+    return "upper", (-b - (1 if strict else 0)) // a
+
+
+def _first_meeting(cond: sp.Basic, s: sp.Symbol, limit: int = 4096) -> int | None:
+    """The smallest ``s`` in ``1..limit`` meeting an inequality ``cond`` on ``s`` alone (a
+    floor expression a strided layer's size condition has), or None."""
+    if not isinstance(cond, (sp.Ge, sp.Gt, sp.Le, sp.Lt)):
+        return None
+    f = sp.lambdify(s, cond, modules=[{"floor": lambda v: v // 1, "ceiling": lambda v: -(-v // 1)},
+                                      "math"])
+    for v in range(1, limit + 1):
+        try:
+            if bool(f(sp.Rational(v))):
+                return v
+        except (TypeError, ValueError, ZeroDivisionError):
+            return None
+    return None
+
+
+def _lattice_words(step: int, offset: int, s: sp.Symbol) -> str:
+    if offset % step == 0:
+        return f"a multiple of {step}"
+    return f"= {offset % step} mod {step}"
+

@@ -1,0 +1,122 @@
+"""Every number inside its proven domain: ``Cost.domain`` sorts a formula's conditions, and
+``subs``, ``evaluate``, sweeps and comparisons refuse a point outside with one
+OutsideDomain naming the condition and the fix."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sympy as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import symflops as sf
+from symflops.domain import Domain
+from symflops.errors import OutsideDomain
+from symflops.symbols import B, C_in, H, W
+
+# A ViT-like stem: a 16x16 patch conv needs H a multiple of 16 for its token count to be
+# H/16 (the condition a patch embedding states), and a 7x7 conv needs H >= 7.
+LATTICE = sp.Eq(sp.Mod(H, 16), 0)
+DOMAIN = Domain([("PatchEmbedding", LATTICE), ("Conv2d", H - 6 >= 1),
+                 ("fit", sp.Le(H, 1024)), ("trace", sp.Eq(B, 2))])
+
+
+def test_conditions_are_sorted_by_kind_and_said_in_words() -> None:
+    assert DOMAIN.range_of(H) == (16, 1024, 16, 0)  # 7 <= H, lattice 16: first 16
+    assert DOMAIN.range_of("B") == (2, 2, 1, 0)
+    assert str(DOMAIN) == "B = 2 (pinned); H a multiple of 16, 16 <= H <= 1024 " \
+                          "(verified up to 1024)"
+    assert DOMAIN.points(H, 1000, 2000) == [1008, 1024]
+
+
+@pytest.mark.parametrize("point,ok", [
+    ({"H": 224, "B": 2}, True),
+    ({"H": 1024, "B": 2}, True),
+    ({"H": 1040, "B": 2}, False),   # past the verified range
+    ({"H": 200, "B": 2}, False),    # off the lattice
+    ({"H": 224, "B": 1}, False),    # the pinned batch
+], ids=["inside", "upper-edge", "past-upper", "off-lattice", "pinned"])
+def test_contains(point: dict[str, int], ok: bool) -> None:
+    assert DOMAIN.contains(**point) is ok
+
+
+def test_the_fix_names_the_nearest_valid_sizes() -> None:
+    with pytest.raises(OutsideDomain, match=r"multiple of 16, e\.g\. 192 or 208"):
+        DOMAIN.check({H: 200, B: 2})
+    with pytest.raises(OutsideDomain, match="verified up to H = 1024"):
+        DOMAIN.check({H: 2048, B: 2})
+
+
+@pytest.mark.parametrize("cond,expected", [
+    (H >= 7, (7, None, 1, 0)),
+    (H - 6 >= 1, (7, None, 1, 0)),
+    (2 * H > 9, (5, None, 1, 0)),            # 2H > 9 <=> H >= 5
+    (sp.Lt(H, 100), (1, 99, 1, 0)),
+    (sp.Le(3 * H, 100), (1, 33, 1, 0)),      # 3H <= 100 <=> H <= 33
+    (sp.Eq(sp.Mod(H - 1, 4), 0), (1, None, 4, 1)),
+    (sp.Eq(sp.Mod(2 * H, 6), 0), (3, None, 3, 0)),  # 2H = 0 mod 6 <=> H = 0 mod 3
+], ids=["ge", "shifted", "scaled-strict", "lt", "scaled-le", "offset-lattice", "scaled-lattice"])
+def test_each_shape_of_condition_reads_as_a_range(cond: sp.Basic, expected: tuple) -> None:
+    d = Domain([("x", cond)])
+    assert d.range_of(H) == expected
+    lo, hi, step, offset = expected
+    # brute force: the values the condition allows are exactly those of the range
+    allowed = [v for v in range(1, 200) if cond.xreplace({H: v}) is sp.true]
+    from_range = [v for v in range(1, 200) if v >= lo and (hi is None or v <= hi)
+                  and v % step == offset % step]
+    assert allowed == from_range
+    assert d.points(H, 1, 199) == allowed
+
+
+def _strided() -> sf.Cost:
+    # Conv 3x3 stride 2 then a 7x7 conv: the second needs floor((H - 3)/2) + 1 >= 7
+    net = sf.nn.Sequential(sf.nn.Conv2d(C_in, 8, 3, stride=2), sf.nn.Conv2d(8, 4, 7))
+    return net.cost((B, C_in, H, W))
+
+
+@settings(max_examples=40, deadline=None)
+@given(h=st.integers(1, 4000), w=st.integers(1, 4000), b=st.integers(1, 64))
+def test_subs_and_evaluate_agree_inside_and_both_refuse_outside(h: int, w: int, b: int) -> None:
+    cost = _strided()
+    # hand: the second conv's input is floor((H - 3)/2) + 1 per side, which must be >= 7,
+    # i.e. H >= 15 (and W >= 15)
+    inside = h >= 15 and w >= 15
+    assert cost.domain.contains(H=h, W=w, B=b, C_in=3) is inside
+    if inside:
+        value = cost.subs(B=b, C_in=3, H=h, W=w).flops
+        assert int(cost.evaluate("flops", B=b, C_in=3, H=h, W=w)) == value
+    else:
+        with pytest.raises(OutsideDomain):
+            cost.subs(B=b, C_in=3, H=h, W=w)
+        with pytest.raises(OutsideDomain):
+            cost.evaluate("flops", B=b, C_in=3, H=h, W=w)
+
+
+def test_evaluate_outside_with_python_ints_beyond_int64_names_the_point() -> None:
+    cost = _strided()
+    sizes = np.array([2**70, 3], dtype=object)
+    with pytest.raises(OutsideDomain, match=r"H=3.*a larger H: H >= 15"):
+        cost.evaluate("flops", B=1, C_in=3, H=sizes, W=64)
+
+
+def test_a_sweep_refuses_a_point_outside() -> None:
+    from symflops.analysis import sweep
+
+    with pytest.raises(OutsideDomain):
+        sweep(_strided().subs(B=1, C_in=3, W=64), {"H": [8, 64]})
+
+
+def test_a_pinned_dim_of_a_trace_is_in_its_domain() -> None:
+    torch = pytest.importorskip("torch")
+
+    class Pinned(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            torch._assert(x.shape[1] == 8, "needs 8")
+            return x.relu()
+
+    cost = sf.trace(Pinned(), "B H", hints={"H": 8}, warn=False)
+    assert "H = 8 (pinned)" in str(cost.domain)
+    assert not cost.domain.contains(H=16)
+    with pytest.raises(OutsideDomain, match="the model fixes H = 8"):
+        cost.subs(H=16)
