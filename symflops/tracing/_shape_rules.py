@@ -16,7 +16,7 @@ import torch
 
 from symflops.tracing import _torch_compat as C
 
-__all__ = ["RawShape", "shape_of", "SHAPE_RULES", "forget_shapes"]
+__all__ = ["RawShape", "shape_of", "SHAPE_RULES", "forget_shapes", "ceil_pool_size"]
 
 
 @dataclass(frozen=True)
@@ -262,6 +262,77 @@ _SHAPED: dict[Any, Any] = {}
 _CONV_SIZES: dict[Any, list[Any]] = {}
 
 
+def ceil_pool_size(size: Any, kernel: int, stride: int, padding: int, dilation: int) -> Any:
+    """A ceil_mode pool's output size without a branch (ints and torch SymInts alike).
+
+    torch computes ``out = ceil(n / s) + 1`` with ``n = L + 2p - d(k - 1) - 1``, then drops
+    the last window when it would start in the right padding: ``if (out - 1) s >= L + p:
+    out -= 1``. On symbolic sizes that ``if`` is a guard (``3*floor(H/3) < H``) that holds
+    at the example size and not at others. Without the branch: the last window starts at
+    ``(out - 1) s``, and it is kept exactly when ``out - 1 < ceil((L + p) / s)``; since
+    torch requires ``p <= k / 2``, ``n <= L + p - 1`` and so ``ceil(n / s) <= ceil((L + p)
+    / s)``: the drop removes at most the one window past that bound, hence
+
+        out = min(floor((n + 2s - 1) / s), floor((L + p + s - 1) / s))
+            = floor((L + min(2p - d(k - 1) + 2s - 2, p + s - 1)) / s)
+
+    (floor is monotone, so the min moves inside onto the two constants): one floor, no
+    branch. Checked against torch's own output sizes in tests/test_trace_domain.py.
+
+    >>> [ceil_pool_size(L, 2, 3, 0, 1) for L in (23, 24, 25)]   # torch: 8, 8, 9
+    [8, 8, 9]
+    """
+    shift = min(2 * padding - dilation * (kernel - 1) + 2 * stride - 2, padding + stride - 1)
+    return (size + shift) // stride
+
+
+#: pooling op -> (spatial dims, position of ceil_mode, has dilation, returns indices)
+_CEIL_POOLS = {
+    "max_pool1d": (1, 5, True, False), "max_pool2d": (2, 5, True, False),
+    "max_pool3d": (3, 5, True, False), "max_pool1d_with_indices": (1, 5, True, True),
+    "max_pool2d_with_indices": (2, 5, True, True), "max_pool3d_with_indices": (3, 5, True, True),
+    "avg_pool1d": (1, 4, False, False), "avg_pool2d": (2, 4, False, False),
+    "avg_pool3d": (3, 4, False, False)}
+
+
+def _ceil_pool(name: str) -> Any:
+    n, ceil_at, dilated, indices = _CEIL_POOLS[name]
+    keys = ["kernel_size", "stride", "padding", "dilation" if dilated else "ceil_mode"]
+    keys += ["ceil_mode"] if dilated else []
+
+    def rule(args: Any, kwargs: Any) -> Any:
+        """A ceil_mode pool's output, sized by :func:`ceil_pool_size` (no guard on the
+        branch torch takes for the last window); other pools take torch's path."""
+        if "out" in kwargs or not args or not isinstance(args[0], torch.Tensor):
+            return None
+        given = {**dict(zip(["input", *keys], args, strict=False)), **kwargs}
+        if not given.get("ceil_mode", False):
+            return None
+        x = args[0]
+        if x.dim() not in (n + 1, n + 2):
+            return None
+        kernel = _ntuple(given["kernel_size"], n)
+        stride = _ntuple(given.get("stride") or kernel, n)
+        padding = _ntuple(given.get("padding", 0), n)
+        dilation = _ntuple(given.get("dilation", 1), n) if dilated else [1] * n
+        if not all(isinstance(v, int) for v in (*kernel, *stride, *padding, *dilation)):
+            return None
+        if any(2 * p > k or s < 1 or d < 1
+               for k, s, p, d in zip(kernel, stride, padding, dilation, strict=True)):
+            return None  # torch raises its own error
+        sizes = list(x.shape[:-n])
+        for i in range(n):
+            size = x.shape[x.dim() - n + i]
+            need = dilation[i] * (kernel[i] - 1) + 1 - 2 * padding[i]
+            if need > 1 and not size >= need:  # records a guard (H >= k): validity
+                return None
+            sizes.append(ceil_pool_size(size, kernel[i], stride[i], padding[i], dilation[i]))
+        out = x.new_empty(sizes)
+        return (out, x.new_empty(sizes, dtype=torch.int64)) if indices else out
+
+    return rule
+
+
 def _upsample(args: Any, kwargs: Any) -> Any:
     """Upsampling: ``(B, C, *output_size)``. torch's fake kernels for the linear modes
     decompose into index arithmetic that cannot take symbolic sizes."""
@@ -304,6 +375,9 @@ for _n in ("upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d",
         SHAPE_RULES[getattr(torch.ops.aten, _n)] = _upsample
     if hasattr(torch.ops.aten, _n + "_backward"):
         SHAPE_RULES[getattr(torch.ops.aten, _n + "_backward")] = _upsample_backward
+for _n in _CEIL_POOLS:
+    if hasattr(torch.ops.aten, _n):
+        SHAPE_RULES[getattr(torch.ops.aten, _n)] = _ceil_pool(_n)
 for _n in ("add", "sub", "mul", "div"):
     SHAPE_RULES[getattr(torch.ops.aten, _n)] = _binary
     SHAPE_RULES[getattr(torch.ops.aten, _n + "_")] = _binary_inplace

@@ -1,0 +1,92 @@
+"""Traced formulas hold on their whole stated domain, not only at the example size.
+
+A ceil_mode pool's last window is dropped when it would start in the padding; torch decides
+that with an ``if`` on the sizes, which on symbolic sizes records a guard that holds at the
+example size (224) and not at others. The tracer sizes ceil_mode pools without the branch
+(``ceil_pool_size``), so the formula is right at every size: checked here against torch's
+own output sizes, FlopCounterMode and ``sf.nn``'s Piecewise.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+import symflops as sf  # noqa: E402
+from symflops.tracing._shape_rules import ceil_pool_size  # noqa: E402
+
+# (kernel, stride, padding, dilation): dilation only for max pools
+CASES = [(2, 3, 0, 1), (3, 2, 1, 1), (3, 3, 1, 1), (2, 2, 0, 1), (3, 2, 0, 1), (5, 3, 2, 1),
+         (3, 2, 1, 2), (4, 4, 2, 1)]
+
+
+@pytest.mark.parametrize("k,s,p,d", CASES, ids=[f"k{k}s{s}p{p}d{d}" for k, s, p, d in CASES])
+def test_ceil_pool_size_is_torchs_output_size(k: int, s: int, p: int, d: int) -> None:
+    # brute force: torch's real CPU kernel at every size from the smallest it accepts
+    pool = nn.MaxPool1d(k, s, p, dilation=d, ceil_mode=True)
+    need = max(1, d * (k - 1) + 1 - 2 * p)
+    for size in range(need, 400):
+        out = pool(torch.zeros(1, 1, size)).shape[-1]
+        assert ceil_pool_size(size, k, s, p, d) == out, size
+
+
+def _flops_torch(model: nn.Module, x: torch.Tensor) -> int:
+    with FlopCounterMode(display=False) as fc:
+        model(x)
+    return int(fc.get_total_flops())
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("dims", [1, 2, 3])
+def test_traced_ceil_mode_pool_then_conv_equals_flop_counter_at_every_size(kind: str,
+                                                                          dims: int) -> None:
+    # The issue's model: MaxPool2d(2, stride=3, ceil_mode=True) then a 1x1 conv. torch gives
+    # floor(H/3) per side when 3 | H; the formula traced at 224 (224 % 3 == 2) must too.
+    # Hand, at H = 24 in 2-d: 8 x 8 positions x 8 channels x 2 FLOPs = 1,024 (torch).
+    Pool = getattr(nn, f"{kind.capitalize()}Pool{dims}d")
+    Conv = getattr(nn, f"Conv{dims}d")
+    model = nn.Sequential(Pool(2, stride=3, ceil_mode=True), Conv(1, 8, 1))
+    spatial = " ".join("HWD"[:dims])
+    cost = sf.trace(model, f"B 1 {spatial}", convention="torch", warn=False)
+    if kind == "max" and dims == 1:
+        # torch's CPU max_pool1d reads the length as an int (its fast path), which pins it:
+        # the trace says so in its domain and refuses every other length
+        assert str(cost.domain) == "H = 224 (pinned)"
+        with pytest.raises(sf.SymflopsError, match="the model fixes H = 224"):
+            cost.subs(B=1, H=24)
+        assert cost.subs(B=1, H=224).flops == _flops_torch(model, torch.zeros(1, 1, 224))
+        return
+    sizes = range(4, 40) if dims < 3 else range(4, 16)
+    for n in sizes:
+        shape = (1, 1, *([n] * dims))
+        got = cost.subs(B=1, **{c: n for c in "HWD"[:dims]}).flops
+        assert got == _flops_torch(model, torch.zeros(shape)), n
+    if dims == 2:
+        assert cost.subs(B=1, H=24, W=24).flops == 1024
+
+
+@settings(max_examples=12, deadline=None)
+@given(case=st.sampled_from(CASES), h=st.integers(8, 300), w=st.integers(8, 300),
+       kind=st.sampled_from(["max", "avg"]))
+def test_traced_pool_equals_sfnn_piecewise(case: tuple[int, int, int, int], h: int, w: int,
+                                           kind: str) -> None:
+    k, s, p, d = case
+    if kind == "avg":
+        d = 1
+        torch_pool: nn.Module = nn.AvgPool2d(k, s, p, ceil_mode=True)
+        mine = sf.nn.AvgPool2d(k, s, p, ceil_mode=True)
+    else:
+        torch_pool = nn.MaxPool2d(k, s, p, dilation=d, ceil_mode=True)
+        mine = sf.nn.MaxPool2d(k, s, p, dilation=d, ceil_mode=True)
+    traced = sf.trace(torch_pool, "B 3 H W", warn=False)
+    want = mine.cost(("B", 3, "H", "W")).subs(B=2, H=h, W=w)
+    got = traced.subs(B=2, H=h, W=w)
+    assert got.flops == want.flops
+    assert got.output_shape == want.output_shape
+    real = torch_pool(torch.zeros(2, 3, h, w)).shape
+    assert tuple(int(v) for v in got.output_shape) == tuple(real)
