@@ -167,6 +167,9 @@ class Domain:
         if isinstance(cond, sp.Eq) and isinstance(cond.lhs, sp.Mod):
             n, d = cond.lhs.args
             return f"choose {n} a multiple of {d}"
+        multiples = _multiples_fix(cond, mapping or {})
+        if multiples:
+            return multiples
         return "use larger sizes, more padding or smaller kernels/strides/dilations"
 
     def _neighbours(self, s: sp.Symbol, value: int) -> list[int]:
@@ -315,6 +318,38 @@ def _bound(cond: sp.Basic, s: sp.Symbol) -> tuple[str, int] | None:
     if greater:
         return "lower", (-b + (1 if strict else 0) + a - 1) // a
     return "upper", (-b - (1 if strict else 0)) // a
+
+
+def _multiples_fix(cond: sp.Basic, mapping: Mapping[sp.Symbol, Any]) -> str:
+    """For an equality over floors (``H*W == 16*floor(H/4)*floor(W/4)``, what a reshape
+    into patches needs): each symbol a multiple of the divisors its floors use, when the
+    given point rounded up to those multiples meets it (checked, never guessed)."""
+    if not isinstance(cond, sp.Eq) or not cond.has(sp.floor):
+        return ""
+    steps: dict[sp.Symbol, int] = {}
+    for f in cond.atoms(sp.floor):
+        arg = f.args[0]
+        for s in arg.free_symbols:
+            coeff = sp.Poly(arg, s).coeff_monomial(s) if arg.is_polynomial(s) else None
+            if coeff is None or not coeff.is_Rational or coeff.q == 1:
+                return ""
+            from math import lcm
+
+            steps[s] = lcm(steps.get(s, 1), int(coeff.q))
+    if not steps or set(steps) != cond.free_symbols:
+        return ""
+    rounded = {}
+    for s, m in steps.items():
+        v = sp.sympify(mapping.get(s, m))
+        if not v.is_Integer:
+            return ""
+        rounded[s] = -(-int(v) // m) * m
+    if cond.xreplace({s: sp.Integer(v) for s, v in rounded.items()}) is not sp.true:
+        return ""
+    names = sorted(steps, key=lambda x: x.name)
+    words = ", ".join(f"{s} a multiple of {steps[s]}" for s in names)
+    example = ", ".join(f"{s}={rounded[s]}" for s in names)
+    return f"choose {words} (e.g. {example})"
 
 
 def _first_meeting(cond: sp.Basic, s: sp.Symbol, limit: int = 4096) -> int | None:

@@ -110,7 +110,7 @@ def test_compare_same_factory_names_are_told_apart(models: Path,
     out = capsys.readouterr().out
     assert out.startswith(f"nets:make ({models}:make) vs other:make ({other}:make)")
     assert "limit of the ratio as H -> oo: 1" in out
-    assert "crossover: none (one stays larger for every size >= 1)" in out
+    assert "crossover: none (equal for every size)" in out
 
 
 @pytest.mark.parametrize("extra, message", [

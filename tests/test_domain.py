@@ -120,3 +120,43 @@ def test_a_pinned_dim_of_a_trace_is_in_its_domain() -> None:
     assert not cost.domain.contains(H=16)
     with pytest.raises(OutsideDomain, match="the model fixes H = 8"):
         cost.subs(H=16)
+
+
+def _unshuffled() -> sf.Cost:
+    # PixelUnshuffle(4) needs H a multiple of 4 (a condition for a symbolic H); then a 1x1
+    # conv 16 -> 1 on (H/4) x 2 positions: exact FLOPs 2 * 16 * (H/4) * 2 = 16 H.
+    net = sf.nn.Sequential(sf.nn.PixelUnshuffle(4), sf.nn.Conv2d(16, 1, 1, bias=False))
+    return net.cost((1, 1, H, 8))
+
+
+def test_a_crossing_is_reported_at_the_first_size_in_the_domain() -> None:
+    from symflops.analysis import crossings
+
+    cost = _unshuffled()
+    # exact: 16 multiplies and 15 adds per output, (H/4) x 2 outputs: 62 H / 4 = 15.5 H
+    assert cost.subs(H=40).flops == 31 * 10 * 2
+    # it crosses the constant 1000 between H = 64 (992) and 68 (1054); the reported size
+    # must lie on the lattice (a multiple of 4), with exact counts there
+    (x,) = crossings(cost, sp.Integer(1000), "H")
+    assert x.size is not None and x.size % 4 == 0
+    assert cost.domain.contains(H=x.size)
+    before = x.size - 4
+    assert cost.subs(H=before).flops < 1000 <= cost.subs(H=x.size).flops
+    assert crossings(cost, sp.Integer(1000), "H", within=(2 * x.size, 10 * x.size)) == ()
+
+
+def test_compare_refuses_a_table_size_outside_a_domain(tmp_path,
+                                                      capsys: pytest.CaptureFixture[str]
+                                                      ) -> None:
+    from symflops.cli import main
+
+    (tmp_path / "nets.py").write_text(
+        "import torch.nn as nn\n"
+        "def a():\n    return nn.Sequential(nn.PixelUnshuffle(4), nn.Conv2d(16, 1, 1))\n"
+        "def b():\n    return nn.Conv2d(1, 1, 3, padding=1)\n")
+    pytest.importorskip("torch")
+    code = main(["compare", f"{tmp_path}/nets.py:a", f"{tmp_path}/nets.py:b",
+                 "--input", "B 1 H W", "--var", "H,W", "--at", "B=1", "--range", "30,32"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "fails" in err and "H=30" in err and "multiple of 4" in err

@@ -62,33 +62,69 @@ def tied(x: Costlike, symbols: SymbolLike | Sequence[SymbolLike],
 
 def crossings(a: Costlike, b: Costlike, symbols: SymbolLike | Sequence[SymbolLike],
               at: Mapping[SymbolLike, Any] | None = None, *, quantity: str = "flops",
-              ) -> tuple[Crossing, ...]:
-    """Every size >= 1 where ``a`` and ``b`` meet as ``symbols`` grow (tied together),
-    each with the first whole size past it and both exact counts there.
+              within: tuple[int, int | None] | None = None) -> tuple[Crossing, ...]:
+    """Every size where ``a`` and ``b`` meet as ``symbols`` grow (tied together), each with
+    the first whole size past it and both exact counts there. Only sizes inside
+    ``within`` (``(lo, hi)``, ``hi`` None for no end) and inside both Costs' domains count:
+    a crossing whose first valid size lies outside is not reported.
 
     >>> from symflops.symbols import H
     >>> [(x.root, x.size, x.values) for x in crossings(H**2, 10 * H + 5, "H")]
     [(5 + sqrt(30), 11, (121, 115))]
+    >>> crossings(H**2, 10 * H + 5, "H", within=(100, 1000))
+    ()
     """
     ea, sym = tied(a, symbols, at, quantity)
     eb, _ = tied(b, symbols, at, quantity)
-    found = crossover(ea, eb, sym)
+    lo, hi = within if within is not None else (1, None)
+    valid = _valid_size(a, b, symbols, at, sym)
+    found = crossover(ea, eb, sym, search=(max(1, lo), hi if hi is not None else 10**9))
     roots = list(found.solutions) if found.method == "symbolic" else \
         [sp.Integer(int(v)) for v in found.values]
     out = []
     for root in roots:
         if root.is_number and not root.is_real:
             continue
-        if root.is_number and root < 1:  # no size lies there
-            continue
+        if root.is_number and (root < 1 or sp.ceiling(root) < lo or
+                               (hi is not None and root > hi)):
+            continue  # the crossing is outside the sizes asked for
         size = values = None
         if root.is_number:
-            size = max(1, int(sp.ceiling(root)))  # an int, also for a Rational root
+            size = _first_valid(max(lo, 1, int(sp.ceiling(root))), hi, valid)
+            if size is None:
+                continue  # past the range or the domains
             va, vb = ea.xreplace({sym: size}), eb.xreplace({sym: size})
             if va.is_Integer and vb.is_Integer:
                 values = (int(va), int(vb))
         out.append(Crossing(sym, root, size, values))
     return tuple(out)
+
+
+def _valid_size(a: Costlike, b: Costlike, symbols: SymbolLike | Sequence[SymbolLike],
+                at: Mapping[SymbolLike, Any] | None, sym: sp.Symbol) -> Any:
+    """``size -> bool``: whether every tied symbol at ``size`` (and ``at``) lies in the
+    domains of ``a`` and ``b`` (plain expressions have no domain)."""
+    from symflops.cost import Cost
+
+    names = [symbols] if isinstance(symbols, (str, sp.Symbol)) else list(symbols)
+    names = [n if isinstance(n, str) else n.name for n in names]
+    fixed = {(k if isinstance(k, str) else k.name): v for k, v in (at or {}).items()}
+    domains = [x.domain for x in (a, b) if isinstance(x, Cost)]
+
+    def valid(size: int) -> bool:
+        point = {**fixed, **dict.fromkeys(names, size)}
+        return all(d.contains(**{k: v for k, v in point.items()
+                                 if k in {s.name for s in d.symbols}}) for d in domains)
+    return valid
+
+
+def _first_valid(start: int, hi: int | None, valid: Any, tries: int = 100_000) -> int | None:
+    """The first size >= ``start`` (and <= ``hi``) that ``valid`` accepts."""
+    stop = start + tries if hi is None else min(hi, start + tries)
+    for v in range(start, stop + 1):
+        if valid(v):
+            return v
+    return None
 
 
 @dataclass(frozen=True)
@@ -108,9 +144,11 @@ class ModelComparison:
 
 def compare_models(a: Costlike, b: Costlike, symbols: SymbolLike | Sequence[SymbolLike],
                    at: Mapping[SymbolLike, Any] | None = None, *, quantity: str = "flops",
-                   names: tuple[str, str] = ("a", "b")) -> ModelComparison:
+                   names: tuple[str, str] = ("a", "b"),
+                   within: tuple[int, int | None] | None = None) -> ModelComparison:
     """Compare two models' costs as ``symbols`` grow (several symbols are tied to the
-    first: ``["H", "W"]``); ``at`` fixes others (``{"B": 1}``)."""
+    first: ``["H", "W"]``); ``at`` fixes others (``{"B": 1}``); crossings are searched
+    ``within`` a range of sizes and inside both domains (see :func:`crossings`)."""
     if len(names) != 2 or names[0] == names[1]:
         raise SymflopsError("compare_models needs two different names",
                             values={"names": names}, fix='pass names=("a", "b")')
@@ -123,4 +161,5 @@ def compare_models(a: Costlike, b: Costlike, symbols: SymbolLike | Sequence[Symb
     cmp = compare(ea, eb, sym)
     orders = (growth_order(ea, sym), growth_order(eb, sym))
     return ModelComparison(tuple(names), sym, ea, eb, cmp.ratio,  # type: ignore[arg-type]
-                           cmp.limit, orders, crossings(ea, eb, sym))
+                           cmp.limit, orders,
+                           crossings(a, b, symbols, at, quantity=quantity, within=within))

@@ -67,7 +67,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
     mine_a = {s: v for s, v in at.items() if s in a.free_symbols}
     mine_b = {s: v for s, v in at.items() if s in b.free_symbols}
     ca, cb = (a.subs(mine_a) if mine_a else a), (b.subs(mine_b) if mine_b else b)
-    cmp = compare_models(ca, cb, var_names, quantity=args.quantity, names=(name_a, name_b))
+    within = (min(values), max(values)) if values else None
+    for v in values:  # every size of the table inside both models' domains, or one error
+        for cost in (ca, cb):
+            names_here = {s.name for s in cost.domain.symbols}
+            point = {n: v for n in var_names if n in names_here}
+            if point:
+                cost.domain.check({s: v for s in cost.domain.symbols if s.name in point},
+                                  layer=cost.spec)
+    cmp = compare_models(ca, cb, var_names, quantity=args.quantity, names=(name_a, name_b),
+                         within=within)
     label = ca.convention.label if args.quantity == "flops" else \
         {"macs": "MACs", "params": "params"}[args.quantity]
     var = " = ".join(var_names)
@@ -90,7 +99,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     lines.append(f"ratio {name_a} / {name_b} = {cmp.ratio}")
     lines.append(f"limit of the ratio as {var} -> oo: {_approx(cmp.limit)}")
     if not cmp.crossings:
-        lines.append("crossover: none (one stays larger for every size >= 1)")
+        where = f"for {var} from {within[0]} to {within[1]}" if within else "for every size"
+        if sp.simplify(cmp.a - cmp.b) == 0:
+            lines.append(f"crossover: none (equal {where})")
+        else:
+            lines.append(f"crossover: none (one stays larger {where} in both domains)")
     for x in cmp.crossings:
         text = f"crossover: {name_a} equals {name_b} at {var} = {_approx(x.root)}"
         if x.values is not None:
