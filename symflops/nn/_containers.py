@@ -198,6 +198,7 @@ class Sequential(_Chain):
     """``torch.nn.Sequential``: layers applied in order, children named ``0, 1, ...``
     or by the keys of a dict.
 
+    >>> from symflops.nn import Conv2d, ReLU
     >>> net = Sequential(Conv2d(3, 8, 3), ReLU())
     >>> [c.name for c in net.cost(("B", 3, "H", "W")).children]
     ['0', '1']
