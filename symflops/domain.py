@@ -167,6 +167,11 @@ class Domain:
         if isinstance(cond, sp.Eq) and isinstance(cond.lhs, sp.Mod):
             n, d = cond.lhs.args
             return f"choose {n} a multiple of {d}"
+        if isinstance(cond, sp.Ne) and isinstance(cond.lhs, sp.Mod) and cond.rhs == 0:
+            n, d = cond.lhs.args
+            return (f"the model takes another branch where {d} divides {n}: trace it at such "
+                    f"a size (hints=) for that branch's formula, or choose {n} not a "
+                    f"multiple of {d}")
         multiples = _multiples_fix(cond, mapping or {})
         if multiples:
             return multiples

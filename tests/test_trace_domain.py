@@ -18,6 +18,7 @@ from torch import nn  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 import symflops as sf  # noqa: E402
+from symflops.errors import OutsideDomain  # noqa: E402
 from symflops.tracing._shape_rules import ceil_pool_size  # noqa: E402
 
 # (kernel, stride, padding, dilation): dilation only for max pools
@@ -90,3 +91,49 @@ def test_traced_pool_equals_sfnn_piecewise(case: tuple[int, int, int, int], h: i
     assert got.output_shape == want.output_shape
     real = torch_pool(torch.zeros(2, 3, h, w)).shape
     assert tuple(int(v) for v in got.output_shape) == tuple(real)
+
+
+class _Branchy(nn.Module):
+    """A different op when 3 divides the width: the guard changes the cost."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] % 3 == 0:
+            return x.relu()
+        return x.sigmoid()
+
+
+class _SameEitherWay(nn.Module):
+    """A branch past a width threshold that does the same work on both sides."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] > 1000:
+            return x.relu()
+        return torch.relu(x)
+
+
+def test_a_guard_that_changes_the_cost_becomes_a_condition() -> None:
+    cost = sf.trace(_Branchy(), "B H", warn=False)   # traced at H = 128: sigmoid
+    assert str(cost.validity) == "(Ne(Mod(H, 3), 0),)"
+    assert any("kept as a condition" in n for n in cost.report.notes)
+    with pytest.raises(OutsideDomain, match="another branch where 3 divides H"):
+        cost.subs(B=1, H=300)
+    # on its own side the formula is the sigmoid's count: the same as a trace there
+    there = sf.trace(_Branchy(), "B H", hints={"H": 301}, warn=False)
+    assert cost.subs(B=2, H=301).flops == there.subs(B=2, H=301).flops
+
+
+def test_a_guard_that_does_not_change_the_cost_is_dropped_and_said() -> None:
+    cost = sf.trace(_SameEitherWay(), "B H", warn=False)
+    assert cost.validity == ()
+    (note,) = [n for n in cost.report.notes if "guard" in n]
+    assert note.startswith("guard H <= 1000 dropped: a trace at H=")
+    assert cost.subs(B=1, H=5000).flops == sf.trace(
+        _SameEitherWay(), "B H", hints={"H": 5000}, warn=False).subs(B=1, H=5000).flops
+
+
+def test_plain_cnns_record_no_branch_guards() -> None:
+    from example_models import load_example
+
+    resnet = load_example("resnet")
+    cost = sf.trace(resnet.resnet18(), "B 3 H W", warn=False)
+    assert cost.report.branches == []

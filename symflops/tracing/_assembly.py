@@ -53,6 +53,8 @@ class TraceReport:
     constraints: list[sp.Basic] = field(default_factory=list)
     ranges: dict[str, tuple[int, int | None]] = field(default_factory=dict)
     guards: list[sp.Basic] = field(default_factory=list)
+    #: guards that chose a branch at the example sizes (settled by a trace of the other side)
+    branches: list[sp.Basic] = field(default_factory=list)
     mode: str = "eval"
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
@@ -214,12 +216,34 @@ def _conditions(env: C.SymEnv, smap: C.SymbolMap, ctx: TraceContext,
             g = g.xreplace(pins)
             if g is not sp.true and g not in validity:
                 validity.append(g)
+        elif _branch(g, pins, constraints):
+            report.branches.append(g.xreplace(pins))
     for n, (lo, _hi) in ranges.items():  # torch's default lower bound for a size is 2
         if n in fixed:
             continue
         if lo > 2 and sp.Ge(symbols[n], lo) not in validity:
             validity.append(sp.Ge(symbols[n], lo))
     return validity
+
+
+def _branch(g: sp.Basic, pins: Mapping[sp.Symbol, sp.Expr], constraints: list[sp.Basic]
+            ) -> bool:
+    """A guard that chose a branch of the model's code at the example sizes (``3*floor(H/3)
+    < H`` in a ceil-mode size, an upper bound from a kernel heuristic): neither a lower
+    bound, nor torch's 0/1 specialization (``B != 1``, ``H*W > 1``), nor an equality
+    already sorted into conditions or pins. :func:`symflops.tracing._branches.settle`
+    traces its other side."""
+    if g in constraints or isinstance(g, sp.Eq):
+        return False
+    g = g.xreplace(pins)
+    if g in (sp.true, sp.false) or not g.free_symbols:
+        return False
+    if isinstance(g, sp.Ne) and ((g.lhs.is_Symbol and g.rhs in (0, 1)) or
+                                 (g.rhs.is_Symbol and g.lhs in (0, 1))):
+        return False  # torch's 0/1 specialization of a size
+    if isinstance(g, (sp.Gt, sp.Ge, sp.Lt, sp.Le)) and _size_not_one(g):
+        return False
+    return isinstance(g, (sp.Gt, sp.Ge, sp.Lt, sp.Le, sp.Ne))
 
 
 def _pins(fixed: Mapping[str, int], symbols: Mapping[str, sp.Symbol]

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from symflops.errors import SymbolicShapesFailed, SymflopsError
 from symflops.tracing import _torch_compat as C
 from symflops.tracing._assembly import TracedCost, assemble
+from symflops.tracing._branches import settle
 from symflops.tracing._inputs import TraceContext
 from symflops.tracing._recording import record
 
@@ -86,4 +87,4 @@ def run(ctx: TraceContext) -> TracedCost:
             again.report.resize_mode = True
             result = again
     assert result is not None
-    return result
+    return settle(ctx, result, run_once)
