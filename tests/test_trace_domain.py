@@ -137,3 +137,56 @@ def test_plain_cnns_record_no_branch_guards() -> None:
     resnet = load_example("resnet")
     cost = sf.trace(resnet.resnet18(), "B 3 H W", warn=False)
     assert cost.report.branches == []
+
+
+class _IntBatch(nn.Module):
+    """``int(x.shape[0])`` reads the batch as a Python int: torch pins it symbolically,
+    though any batch runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x.reshape(int(x.shape[0]), -1))
+
+
+def test_a_pinned_batch_is_visible_and_a_fit_varies_it() -> None:
+    pinned = sf.trace(_IntBatch(), "B 4 4", warn=False)
+    assert str(pinned.domain) == "B = 2 (pinned)"
+    with pytest.raises(OutsideDomain, match="the model fixes B = 2"):
+        pinned.subs(B=1)
+    fitted = sf.trace(_IntBatch(), "B 4 4", fallback="fit", warn=False)
+    # hand: 16 multiplies + 15 adds + 1 bias per output, 4 outputs per image: 128 B
+    assert fitted.flops == 128 * sf.symbols.symbol("B")
+    for b in (1, 7, 1000):
+        assert fitted.subs(B=b).flops == sf.trace(_IntBatch(), f"{b} 4 4", warn=False).flops
+
+
+class _TfSame(nn.Module):
+    """TensorFlow "SAME" padding: the pad is computed from the size in Python, which torch's
+    symbolic shapes cannot follow; a fit on the lattice of the stride is the answer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = int(x.shape[-1])
+        pad = max((-(-h // 2) - 1) * 2 + 3 - h, 0)
+        return self.conv(nn.functional.pad(x, [pad // 2, pad - pad // 2] * 2))
+
+
+def test_a_fit_states_its_lattice_and_range_and_refuses_past_them() -> None:
+    cost = sf.tracing.fit(_TfSame(), "B 3 H H", convention="torch")
+    assert "H a multiple of 32" in str(cost.domain)
+    lo, hi, step, offset = cost.domain.range_of("H")
+    assert (step, offset) == (32, 0) and hi is not None and hi >= 4096
+    for h in (320, 1024, hi):   # far from the fitted sizes (64..160) too
+        with FlopCounterMode(display=False) as fc:
+            _TfSame().to("meta")(torch.empty(1, 3, h, h, device="meta"))
+        assert cost.subs(B=1, H=h).flops == fc.get_total_flops()
+    with pytest.raises(OutsideDomain, match="multiple of 32"):
+        cost.subs(B=1, H=300)      # off the lattice: TF padding differs there
+    with pytest.raises(OutsideDomain, match="verified up to"):
+        cost.subs(B=1, H=hi + 32)

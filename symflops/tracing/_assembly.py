@@ -238,12 +238,50 @@ def _branch(g: sp.Basic, pins: Mapping[sp.Symbol, sp.Expr], constraints: list[sp
     g = g.xreplace(pins)
     if g in (sp.true, sp.false) or not g.free_symbols:
         return False
-    if isinstance(g, sp.Ne) and ((g.lhs.is_Symbol and g.rhs in (0, 1)) or
-                                 (g.rhs.is_Symbol and g.lhs in (0, 1))):
-        return False  # torch's 0/1 specialization of a size
-    if isinstance(g, (sp.Gt, sp.Ge, sp.Lt, sp.Le)) and _size_not_one(g):
+    if isinstance(g, sp.Ne) and (_numel_not_0_or_1(g) or _only_fails_at_one(g)):
+        return False  # torch's 0/1 specialization of a size or a numel (8*N != 8)
+    if isinstance(g, (sp.Gt, sp.Ge, sp.Lt, sp.Le)) and (_size_not_one(g) or
+                                                          _only_fails_at_one(g)):
         return False
     return isinstance(g, (sp.Gt, sp.Ge, sp.Lt, sp.Le, sp.Ne))
+
+
+def _numel_not_0_or_1(g: sp.Ne) -> bool:
+    """``N != 1``, ``8*N != 8``, ``B*H != 0``: a product of sizes compared with the value it
+    takes when every size is 1 (or with 0), torch's 0/1 specialization."""
+    if g.lhs == 0 or g.rhs == 0:
+        other = g.rhs if g.lhs == 0 else g.lhs
+        return _monomial(sp.sympify(other).as_coeff_Mul()[1]) and \
+            bool(sp.sympify(other).as_coeff_Mul()[0] > 0)
+    ratio = sp.cancel(g.lhs / g.rhs)  # B*N != B: N != 1
+    num, den = sp.fraction(ratio)
+    if num == 1:
+        num, den = den, num
+    return den == 1 and _monomial(num)
+
+
+def _only_fails_at_one(g: sp.Basic) -> bool:
+    """``N*Mod(1, B) != 0`` (that is, ``B != 1``): a guard that holds at every point of
+    sizes 2..5 and fails only where some size is 1 -- torch's specialization of size 1,
+    whatever form its expression took."""
+    import itertools
+
+    syms = sorted(g.free_symbols, key=lambda s: s.name)
+    if not syms or len(syms) > 4:
+        return False
+    fails = False
+    for values in itertools.product(range(1, 6), repeat=len(syms)):
+        holds = g.xreplace(dict(zip(syms, map(sp.Integer, values), strict=True)))
+        if holds is not sp.true and (holds is not sp.false or 1 not in values):
+            return False
+        fails = fails or holds is sp.false
+    return fails
+
+
+def _monomial(e: sp.Expr) -> bool:
+    """A product of size symbols to positive integer powers (coefficient 1)."""
+    return all(f.is_Symbol or (f.is_Pow and f.base.is_Symbol and f.exp.is_Integer and
+                               f.exp > 0) for f in sp.Mul.make_args(e)) and e != 1
 
 
 def _pins(fixed: Mapping[str, int], symbols: Mapping[str, sp.Symbol]

@@ -39,6 +39,15 @@ def _size(name: str, mult: int, start: int, i: int) -> int:
     return 1 + i if name == "B" else mult * (start + i)
 
 
+def _far(name: str, mult: int, k: int) -> int:
+    """The ``k``-th far verification size: batch 1024 and 2048; other dims the multiple
+    at or past 4096 and 8192 (at least 32 and 64 steps of the lattice). The concrete traces
+    run on fake tensors, so a far size costs what a near one does."""
+    if name == "B":
+        return 1024 * k
+    return max(mult * 32 * k, -(-4096 * k // mult) * mult)
+
+
 def fit(model: Any, inputs: Any, *, multiple: int | Mapping[str, int] = 32,
         degree: int | Mapping[str, int] | None = None, start: int = 2,
         convention: str | Convention = "exact", mode: str = "eval",
@@ -80,6 +89,14 @@ def fit(model: Any, inputs: Any, *, multiple: int | Mapping[str, int] = 32,
     grid = [dict(zip(names, pt, strict=True)) for pt in itertools.product(
         *[[_size(n, mult[n], start, i) for i in range(deg[n] + 1)] for n in names])]
     checks = [{n: _size(n, mult[n], start, deg[n] + 1 + j) for n in names} for j in range(2)]
+    # far from the solve points: the sizes people substitute (images to 8192, batches to
+    # 2048); on real tensors (slow at large sizes) one moderately far point (sizes 256,
+    # batch 8), and the domain ends there
+    if not real:
+        checks += [{n: _far(n, mult[n], k) for n in names} for k in (1, 2)]
+    else:
+        checks += [{n: 8 if n == "B" else max(mult[n] * 8, -(-256 // mult[n]) * mult[n])
+                    for n in names}]
     samples: list[tuple[dict[str, int], Cost]] = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -110,15 +127,22 @@ def fit(model: Any, inputs: Any, *, multiple: int | Mapping[str, int] = 32,
                     fix="raise degree=..., or check that multiple is the total stride")
     params = fitted.pop("params")
     first = pos[0] if pos else next(iter(kw.values()))
+    # the domain is what was verified: the lattice, the smallest fitted size and the
+    # largest verified one (no claim past it)
     validity: list[sp.Basic] = [sp.Ge(symbol(n), _size(n, mult[n], start, 0)) for n in names
                                 if _size(n, mult[n], start, 0) > 1]
+    validity += [sp.Eq(sp.Mod(symbol(n), mult[n]), 0) for n in names if mult[n] > 1]
+    top = {n: max(pt[n] for pt in [*grid, *checks]) for n in names}
+    validity += [sp.Le(symbol(n), top[n]) for n in names]
     used = ", ".join("(" + ", ".join(f"{n}={v}" for n, v in pt.items()) + ")" for pt in grid)
     verified = ", ".join("(" + ", ".join(f"{n}={v}" for n, v in pt.items()) + ")"
                          for pt in checks)
     note = (f"FITTED, not traced symbolically: an exact polynomial through {len(grid)} "
             f"concrete traces at {used}; verified at {verified} (not used for the fit). "
-            "Valid for " + ", ".join(f"{n} a multiple of {mult[n]}" for n in names
-                                     if mult[n] > 1) +
+            "Valid for " + ", ".join(
+                (f"{n} a multiple of {mult[n]}, " if mult[n] > 1 else "") +
+                f"{_size(n, mult[n], start, 0)} <= {n} <= {top[n]} (verified up to {top[n]})"
+                for n in names) +
             (", with " + ", ".join(f"{n} = {v}" for n, v in fixed.items()) if fixed else ""))
     return Cost("", "Fitted", spec=f"{type(model).__name__} (fitted)", params=params,
                 work=fitted, convention=weighting, validity=validity, notes=(note,),

@@ -114,6 +114,17 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
         if fallback != "fit" or not fits:
             raise
         return _fit_fallback(model, inputs, weighting, mode, e, warn, budget)
+    if fallback == "fit" and cost.report.fixed:
+        # the symbolic trace pinned dims (a batch torch specialized, a reshape that
+        # mentions the example size): a fit varies them instead of folding them in
+        pinned = ", ".join(f"{n} = {v}" for n, v in cost.report.fixed.items())
+        pin_error = SymflopsError(f"the symbolic trace pinned {pinned}", layer="trace")
+        try:
+            fitted = _fit_fallback(model, inputs, weighting, mode, pin_error, warn, budget)
+        except SymflopsError:
+            fitted = None  # the pinned trace stands, its domain says the pins
+        if fitted is not None:
+            return fitted
     if skip_masked and not any(SKIPPED_NOTE in leaf.notes for _, leaf in cost.leaves()):
         msg = ("skip_masked: no causal attention kernel (is_causal=True, no mask) was seen, so "
                "nothing was halved (on the meta device SDPA runs its math path with an "
