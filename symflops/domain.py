@@ -118,7 +118,11 @@ class Domain:
         for where, cond in self.conditions:
             if not cond.free_symbols & set(mapping):
                 continue
-            if cond.xreplace({s: sp.sympify(v) for s, v in mapping.items()}) is sp.false:
+            try:
+                settled = cond.xreplace({s: sp.sympify(v) for s, v in mapping.items()})
+            except (TypeError, ValueError, ZeroDivisionError):
+                return where, cond  # undefined at this point (a size divided by zero)
+            if settled is sp.false:
                 return where, cond
         return None
 

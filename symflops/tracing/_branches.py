@@ -96,7 +96,7 @@ def _other_side(guard: sp.Basic, hints: Mapping[str, int], symbols: Mapping[str,
     domain = result.domain
 
     def ok(point: dict[sp.Symbol, sp.Integer]) -> bool:
-        return guard.xreplace(point) is sp.false and domain.failing(point) is None
+        return _false_at(guard, point) and domain.failing(point) is None
 
     def moves(h: int) -> list[int]:  # near the example first, then by factors of two
         return [*(h + d for d in range(1, 65)), *(h - d for d in range(1, 65)),
@@ -115,6 +115,13 @@ def _other_side(guard: sp.Basic, hints: Mapping[str, int], symbols: Mapping[str,
                 if ok(point):
                     return {n: int(point[symbols[n]]) for n in group}
     return None
+
+
+def _false_at(guard: sp.Basic, point: Mapping[sp.Symbol, sp.Expr]) -> bool:
+    try:
+        return guard.xreplace(dict(point)) is sp.false
+    except (TypeError, ValueError, ZeroDivisionError):
+        return False
 
 
 def _mismatch(first: TracedCost, again: TracedCost, guard: sp.Basic,
@@ -139,7 +146,7 @@ def _mismatch(first: TracedCost, again: TracedCost, guard: sp.Basic,
             s = symbols[n]
             point[s] = sp.Integer(max(2, int(base[s]) + rng.randint(-int(base[s]) // 2,
                                                                      4 * int(base[s]))))
-        if guard.xreplace(point) is sp.false and again.domain.failing(point) is None:
+        if _false_at(guard, point) and again.domain.failing(point) is None:
             points.append(point)
     kinds = set(first.work) | set(again.work)
     for point in points:
