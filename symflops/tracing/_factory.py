@@ -39,6 +39,7 @@ from symflops.tracing._inputs import dim_names, parse_inputs
 from symflops.tracing._lattice import degree_of, newton
 from symflops.tracing._reach import DEPTH_LADDER, SIZE_LADDER, Branch, Reach, depth_like
 from symflops.tracing._sampling import ParamValue, Point, Sampler, parse_params
+from symflops.tracing._serial import serialized
 
 __all__ = ["trace_factory", "FactoryCost", "FactoryReport", "MAX_FIT_DEGREE", "MAX_FACTOR"]
 
@@ -474,6 +475,7 @@ def _build(path: str, structure: _Structure, fitted: Mapping[str, Mapping[str, s
                 derivation=_leaf_derivation(node, q, work, q["params"], note))
 
 
+@serialized
 def trace_factory(make: Callable[..., Any], inputs: Any, params: Mapping[str, Any],
                   fixed: Mapping[str, Any] | None = None, *,
                   multiples: Mapping[str, int] | None = None, max_degree: int = MAX_FIT_DEGREE,

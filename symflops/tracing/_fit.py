@@ -31,6 +31,7 @@ from symflops.tracing._inputs import (
     with_sizes,
 )
 from symflops.tracing._run import run
+from symflops.tracing._serial import serialized
 
 __all__ = ["fit"]
 
@@ -48,6 +49,7 @@ def _far(name: str, mult: int, k: int) -> int:
     return max(mult * 32 * k, -(-4096 * k // mult) * mult)
 
 
+@serialized
 def fit(model: Any, inputs: Any, *, multiple: int | Mapping[str, int] = 32,
         degree: int | Mapping[str, int] | None = None, start: int = 2,
         convention: str | Convention = "exact", mode: str = "eval",

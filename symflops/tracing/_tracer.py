@@ -29,11 +29,13 @@ from symflops.tracing._inputs import (
 )
 from symflops.tracing._recording import model_device
 from symflops.tracing._run import run
+from symflops.tracing._serial import serialized
 from symflops.tracing.handlers.attention import SKIPPED_NOTE
 
 __all__ = ["trace"]
 
 
+@serialized
 def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None = None, *,
           convention: str | Convention = "exact", mode: str = "eval", strict: bool = False,
           warn: bool = True, real: bool = False, fallback: str | None = None,
