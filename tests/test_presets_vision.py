@@ -171,3 +171,15 @@ def test_bad_preset_arguments(bad: Any) -> None:
     with pytest.raises(sf.SymflopsError) as err:
         bad()
     assert "fix:" in str(err.value)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"width_mult": float("nan")}, {"width_mult": float("inf")}, {"width_mult": -1.0},
+    {"round_nearest": 0}, {"round_nearest": -8}, {"round_nearest": 8.0},
+    {"round_nearest": True},
+], ids=["nan", "inf", "negative", "round-0", "round-negative", "round-float", "round-bool"])
+def test_mobilenet_v2_refuses_bad_numbers_in_one_error(kwargs: dict) -> None:
+    (name,) = kwargs
+    with pytest.raises(sf.SymflopsError, match=f"mobilenet_v2: {name} must be") as info:
+        sf.presets.mobilenet_v2(**kwargs)
+    assert info.value.values == kwargs or str(info.value.values[name]) == str(kwargs[name])

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -234,9 +235,16 @@ def mobilenet_v2(width_mult: float = 1.0, classes: SizeLike = 1000, round_neares
     settings = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
                 (6, 160, 3, 2), (6, 320, 1, 1)]
     if isinstance(width_mult, bool) or not isinstance(width_mult, (int, float)) or \
-            width_mult <= 0:
-        raise SymflopsError("width_mult must be a positive number", layer="mobilenet_v2",
-                            values={"width_mult": width_mult}, fix="pass e.g. 1.0 or 0.5")
+            not math.isfinite(width_mult) or width_mult <= 0:
+        raise SymflopsError("width_mult must be a finite positive number",
+                            layer="mobilenet_v2", values={"width_mult": width_mult},
+                            fix="pass e.g. 1.0 or 0.5")
+    if isinstance(round_nearest, bool) or not isinstance(round_nearest, int) or \
+            round_nearest < 1:
+        raise SymflopsError("round_nearest must be an int >= 1 (channel counts are rounded "
+                            "to its multiples)", layer="mobilenet_v2",
+                            values={"round_nearest": round_nearest},
+                            fix="pass round_nearest=8 (torchvision's) or another int >= 1")
     cin = _divisible(32 * width_mult, round_nearest)
     last = _divisible(1280 * max(1.0, width_mult), round_nearest)
     features: list[Layer] = [Sequential(*_conv_bn(channels, cin, 3, 2), ReLU6())]
