@@ -36,6 +36,10 @@ def check_output(text: str, flag: str = "--output", make_parents: bool = False) 
     if not text.strip():
         raise SymflopsError(f"{flag}: the path is empty", fix=f"give a file name, e.g. "
                             f"{flag} out.md, or leave {flag} out to print to stdout")
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise SymflopsError(f"{flag}: the path contains a control character (a newline or "
+                            "a tab, often a pasting slip)", values={"path": repr(text)},
+                            fix="give the file name on one line, without control characters")
     path = Path(text)
     try:
         if path.is_dir():
@@ -45,9 +49,9 @@ def check_output(text: str, flag: str = "--output", make_parents: bool = False) 
             raise SymflopsError(f"{flag}: {text} is Python source; it is not overwritten",
                                 fix="write the output to a .md, .tex, .json or .txt file")
         parent = path.parent
-        if make_parents and not parent.exists():
-            parent.mkdir(parents=True, exist_ok=True)
-        if not parent.exists():
+        if make_parents:  # created when the file is written, not now: a command that
+            parent = next(p for p in (parent, *parent.parents) if p.exists())  # fails
+        if not parent.exists():                                       # creates nothing
             raise SymflopsError(f"{flag}: the folder {parent} does not exist",
                                 values={"path": text},
                                 fix=f"create it first (mkdir -p {parent}) or write elsewhere")
@@ -59,13 +63,13 @@ def check_output(text: str, flag: str = "--output", make_parents: bool = False) 
     return path
 
 
-def plot_path(text: str, flag: str = "--plot") -> Path:
+def plot_path(text: str, flag: str = "--plot", make_parents: bool = False) -> Path:
     """The file ``--plot`` writes: its suffix must be one of :data:`PLOT_SUFFIXES`; a name
     without a suffix gets ``.png`` (and the message names the real path)."""
-    path = check_output(text, flag)
+    path = check_output(text, flag, make_parents)
     suffix = path.suffix.lower()
     if not suffix:
-        return check_output(text + ".png", flag)
+        return check_output(text + ".png", flag, make_parents)
     if suffix not in PLOT_SUFFIXES:
         raise SymflopsError(f"{flag}: cannot write a {suffix} plot", values={"path": text},
                             fix="end the file name with " + ", ".join(PLOT_SUFFIXES[:-1])
@@ -78,6 +82,7 @@ def write_with(path: Path, save: Callable[[Path], object], flag: str = "--output
     to ``path``: a failure leaves no half-written file and the old one unchanged."""
     tmp: Path | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)  # check_output(make_parents=True)
         fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
                                     suffix=path.suffix or ".tmp")
         os.close(fd)

@@ -40,6 +40,10 @@ def render_options(args: argparse.Namespace) -> dict[str, Any]:
 
     given = {key: getattr(args, key) for key in RENDER_FLAGS
              if getattr(args, key, None) not in (None, False)}
+    if given.get("math_only") and given.get("standalone"):
+        raise SymflopsError("--math-only and --standalone ask for opposite things (the "
+                            "math alone, or a whole document to compile)",
+                            fix="drop one of the two flags")
     if getattr(args, "fold", None) is False:  # --no-fold is a choice, not an absence
         given["fold"] = False
     if "symbols" in given:

@@ -7,6 +7,7 @@ per-block table with every block's derivation."""
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 from typing import Any
 
@@ -149,7 +150,11 @@ def model_document(args: argparse.Namespace) -> str:
     plot_name = None
     if syms and args.output is not None:
         out = Path(args.output)  # not out.pdf: pdflatex writes that one
-        plot_file = plot_path(str(out.with_name(out.stem + "-plot" + plot_suffix)))
+        # the plot's name goes into \includegraphics: characters LaTeX reads as commands
+        # or comments (%, #, ...) become _ in it (the document's own name is untouched)
+        stem = re.sub(r"[%#&{}$^~\\\s]", "_", out.stem) if fmt != "markdown" else out.stem
+        plot_file = plot_path(str(out.with_name(stem + "-plot" + plot_suffix)),
+                              make_parents=True)
         plot_name = plot_file.name
         if not args.check:
             _write_plot(plot_file, name, cost, var_names, args.range or DEFAULT_RANGE)
