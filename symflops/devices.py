@@ -20,8 +20,9 @@ Sources:
   register your own device with :func:`register_device`.
 
 - ``A100-SXM4-80GB``: NVIDIA A100 Tensor Core GPU datasheet
-  (nvidia-a100-datasheet-us-nvidia-1758950-r4), SXM 80GB column: FP64 9.7 TFLOPS, FP64 Tensor Core 19.5, FP32 19.5, TF32 156, BF16 / FP16 312,
-  INT8 624 TOPS (dense; the starred figures are with sparsity), 80 GB HBM2e at 2,039 GB/s.
+  (nvidia-a100-datasheet-us-nvidia-1758950-r4), SXM 80GB column: FP64 9.7 TFLOPS,
+  FP64 Tensor Core 19.5, FP32 19.5, TF32 156, BF16 / FP16 312, INT8 624 TOPS
+  (dense; the starred figures are with sparsity), 80 GB HBM2e at 2,039 GB/s.
 
 Not yet in the registry (their figures were not sourced from the vendor in this round, so they are
 left out rather than guessed): H200, MI300X (third-party pages disagree on its dense FP16 peak),
