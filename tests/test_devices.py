@@ -1,0 +1,75 @@
+"""The device registry and the roofline: exact rationals, symbols kept, bad input refused."""
+
+from __future__ import annotations
+
+import pytest
+import sympy as sp
+
+from symflops import devices as dv
+from symflops.errors import SymflopsError
+
+
+def test_h100_figures_are_the_datasheets_dense_halves() -> None:
+    h = dv.get_device("H100-SXM5-80GB")
+    # datasheet: 1,979 TFLOPS BF16 with sparsity, half without -> 989.5e12
+    assert h.peak["bf16"] == sp.Rational(1979, 2) * 10**12
+    assert h.bandwidth == 3350 * 10**9
+    assert h.capacity == 80 * 10**9
+    # ridge = 989.5e12 / 3.35e12 = 19790/67 FLOPs per byte (about 295)
+    assert dv.ridge_point(h, "bf16") == sp.Rational(19790, 67)
+
+
+def test_roofline_is_max_per_op_summed_exactly() -> None:
+    h = dv.get_device("H100-SXM5-80GB")
+    ops = [(2 * 10**12, 10**6), (10, 67 * 10**9), (3 * 4096**2, 2 * 4096**2)]
+    expect = sum(
+        (max(sp.Rational(f) / h.peak["bf16"], sp.Rational(b) / h.bandwidth) for f, b in ops),
+        sp.Integer(0),
+    )
+    t = dv.roofline_time(ops, "H100-SXM5-80GB")
+    assert t == expect and isinstance(t, sp.Rational)
+    # first op compute-bound, second memory-bound: by hand
+    assert dv.op_time(2 * 10**12, 10**6, h) == sp.Rational(2 * 10**12) / h.peak["bf16"]
+    assert dv.op_time(10, 67 * 10**9, h) == sp.Rational(1, 50)
+    assert dv.intensity(10, 4) == sp.Rational(5, 2)
+
+
+def test_symbolic_bandwidth_answers_what_if() -> None:
+    bw = sp.Symbol("BW", positive=True)
+    d = dv.Device(name="what-if", peak={"bf16": 10**15}, bandwidth=bw)
+    t = dv.op_time(10**6, 10**9, d)
+    assert t.subs(bw, 10**12) == sp.Rational(1, 1000)
+    # bandwidth 10% higher: time of a memory-bound op divides by 11/10
+    assert t.subs(bw, sp.Rational(11, 10) * 10**12) == sp.Rational(1, 1100)
+
+
+def test_register_refuses_duplicates_and_unknown_names() -> None:
+    d = dv.Device(name="test-dev-1", peak={"fp32": 10**12}, bandwidth=10**11, capacity=10**9)
+    dv.register_device(d)
+    try:
+        assert dv.get_device("test-dev-1") is d
+        with pytest.raises(SymflopsError, match="already registered"):
+            dv.register_device(dv.Device(name="test-dev-1", peak={"fp32": 1}, bandwidth=1))
+    finally:
+        dv._DEVICES.pop("test-dev-1")
+    with pytest.raises(SymflopsError, match="unknown device"):
+        dv.get_device("H100-PCIE-NOPE")
+    with pytest.raises(SymflopsError, match="no peak"):
+        dv.ridge_point("TPU v5e", "fp64")
+
+
+@pytest.mark.parametrize("bad", [3.35e12, -1, 0, "fast"])
+def test_inexact_or_nonpositive_figures_are_refused(bad: object) -> None:
+    with pytest.raises(SymflopsError):
+        dv.Device(name="x", peak={"bf16": 1}, bandwidth=bad)
+
+
+def test_docstring_examples_run() -> None:
+    import doctest
+
+    import symflops.devices
+    import symflops.serving
+
+    for mod in (symflops.devices, symflops.serving):
+        result = doctest.testmod(mod)
+        assert result.attempted > 0 and result.failed == 0, mod.__name__
