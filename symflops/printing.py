@@ -129,6 +129,34 @@ def group_digits(value: int, separator: str = ",") -> str:
     return f"{value:,}".replace(",", separator)
 
 
+def as_ceilings(expr: sp.Basic) -> sp.Basic:
+    r"""``expr`` with each ``floor((x - 1)/d) + 1`` written ``ceiling(x/d)``: equal for an
+    integer ``x`` (an integer polynomial in size symbols), and how papers write a strided
+    layer's output size (``floor(H/2 - 1/2) + 1`` is ``\lceil H/2 \rceil``). A presentation
+    form only (the Cost keeps the exact one); the renders do not use it yet.
+
+    >>> from symflops.symbols import H, W
+    >>> half, quarter = sp.Rational(1, 2), sp.Rational(3, 4)
+    >>> as_ceilings((sp.floor(H/2 - half) + 1) * (sp.floor(W/4 - quarter) + 1))
+    ceiling(H/2)*ceiling(W/4 - 1/2)
+    """
+    def rewrite(e: sp.Expr) -> sp.Expr:
+        rest = [a for a in e.args if a != 1]
+        if len(rest) != len(e.args) - 1 or len(rest) != 1 or not isinstance(rest[0], sp.floor):
+            return e
+        inner = rest[0].args[0]
+        d = sp.denom(sp.together(inner))
+        if not (d.is_Integer and d >= 2):
+            return e
+        x = sp.expand(inner * d + 1)
+        if not x.free_symbols or not all(c.is_Integer for c in x.as_coefficients_dict().values()) \
+                or not all(s.is_integer for s in x.free_symbols):
+            return e
+        return sp.ceiling(x / d)
+
+    return expr.replace(lambda e: isinstance(e, sp.Add) and 1 in e.args, rewrite)
+
+
 def _latex(expr: sp.Basic, names: Mapping[sp.Basic, str], grouped: bool, inline: bool,
            dot: bool) -> str:
     settings: dict[str, object] = {"symbol_names": dict(names)}

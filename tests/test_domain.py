@@ -160,3 +160,16 @@ def test_compare_refuses_a_table_size_outside_a_domain(tmp_path,
     assert code == 2
     err = capsys.readouterr().err
     assert "fails" in err and "H=30" in err and "multiple of 4" in err
+
+
+@settings(max_examples=60, deadline=None)
+@given(d=st.integers(2, 64), a=st.integers(-70, 70), k=st.integers(1, 3))
+def test_the_ceiling_form_of_a_strided_size_equals_the_exact_floor(d: int, a: int,
+                                                                  k: int) -> None:
+    from symflops.printing import as_ceilings
+
+    # floor((k H + a)/d) + 1, the shape of a strided layer's output size
+    exact = sp.floor((k * H + a) / sp.Integer(d)) + 1
+    shown = as_ceilings(exact)
+    for h in range(1, 300):
+        assert shown.xreplace({H: h}) == exact.xreplace({H: h}), h
