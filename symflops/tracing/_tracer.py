@@ -135,7 +135,8 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
         cost.report.warnings.append(msg)
     if warn:
         for msg in cost.report.warnings:
-            warnings.warn(SymflopsWarning(msg, layer="trace"), stacklevel=2)
+            # stacklevel 3: past trace and the lock wrapper (_serial.serialized)
+            warnings.warn(SymflopsWarning(msg, layer="trace"), stacklevel=3)
     cost.report.seconds = time.perf_counter() - started
     return cost
 
@@ -170,5 +171,5 @@ def _fit_fallback(model: torch.nn.Module, inputs: Any, weighting: Convention, mo
     if warn:
         warnings.warn(SymflopsWarning(f"{error.message}; returning an exact polynomial fitted "
                                       "from concrete traces instead (see its notes)",
-                                      layer="trace"), stacklevel=3)
+                                      layer="trace"), stacklevel=4)
     return cost
