@@ -156,42 +156,45 @@ def test_term_breakdown() -> None:
         A.term_breakdown(c, N, {"N": 4})
 
 
-# --------------------------------------------------------------------------- crossover
-def test_crossover_attention_vs_mlp_symbolic() -> None:
+# --------------------------------------------------------------------------- crossings
+def test_crossing_attention_vs_mlp_symbolic() -> None:
     c = nn.TransformerBlock(dim, heads, mlp_ratio).cost((B, N, dim), convention="macs")
     mha = c["attention.mha"]
     core = mha["scores"].flops + mha["context"].flops   # 2*B*N^2*dim
     mlp = c["mlp.fc1"].flops + c["mlp.fc2"].flops       # 2*B*N*dim^2*mlp_ratio
-    x = A.crossover(core, mlp, N)
-    assert x.method == "symbolic"
-    assert x.solutions == (dim * mlp_ratio,)
+    (x,) = A.crossings(core, mlp, N)
+    assert x.method == "symbolic" and x.size is None and x.values is None
+    assert x.root == dim * mlp_ratio
     assert sp.expand((core - mlp).subs(N, dim * mlp_ratio)) == 0
-    # with numbers: N = 4 * 768 = 3072
-    assert A.crossover(core, mlp, "N", at={"dim": 768, "mlp_ratio": 4}).values == (3072.0,)
+    # with numbers: N = 4 * 768 = 3072, where both are 2*3072^2*768 MACs (B = 1)
+    (x,) = A.crossings(core, mlp, "N", at={"B": 1, "dim": 768, "mlp_ratio": 4})
+    assert (x.root, x.size, x.values) == (3072, 3072, (2 * 3072**2 * 768,) * 2)
 
 
-def test_crossover_exact_convention_counts_softmax() -> None:
+def test_crossing_exact_convention_counts_softmax() -> None:
     c = nn.TransformerBlock(dim, heads, mlp_ratio).cost((B, N, dim))
     mha = c["attention.mha"]
     core = sum(mha[k].flops for k in ("scores", "scale", "softmax", "context"))
     mlp = c["mlp"].flops
     at = {"B": 1, "dim": 768, "heads": 12, "mlp_ratio": 4}
-    x = A.crossover(core, mlp, N, at=at)
-    (n_star,) = x.values
+    (x,) = A.crossings(core, mlp, N, at=at)
     f = sp.lambdify(N, (core - mlp).subs({B: 1, dim: 768, heads: 12, mlp_ratio: 4}))
-    assert f(int(n_star)) < 0 < f(int(n_star) + 1)
+    assert x.size is not None and f(x.size - 1) < 0 < f(x.size)
 
 
-def test_crossover_numeric_with_floors() -> None:
+def test_crossing_numeric_with_floors() -> None:
     # a strided conv's floors keep SymPy from solving: searched over integers instead
     a = nn.Conv2d(4, 4, 3, stride=2).cost((1, 4, H, 64)).flops
-    x = A.crossover(a, sp.Integer(100000), H)
+    (x,) = A.crossings(a, sp.Integer(100000), H)
     assert x.method == "numeric"
-    (h,) = x.values
+    h = int(x.root)
     f = sp.lambdify(H, a - 100000)
-    assert f(int(h) - 1) < 0 <= f(int(h))
+    assert f(h - 1) < 0 <= f(h)
+    assert x.size == h and x.values == (int(a.subs(H, h)), 100000)
+    # the search never leaves the range asked: none below the crossing
+    assert A.crossings(a, sp.Integer(100000), H, within=(1, h - 1)) == ()
     with pytest.raises(SymflopsError, match="needs values"):
-        A.crossover(nn.Conv2d(4, 4, 3, stride=2).cost((B, 4, H, 64)), sp.Integer(5), H)
+        A.crossings(nn.Conv2d(4, 4, 3, stride=2).cost((B, 4, H, 64)), sp.Integer(5), H)
 
 
 # --------------------------------------------------------------------------- sweeps
@@ -279,8 +282,8 @@ def test_vit_attention_is_quartic_in_resolution() -> None:
     assert sp.expand(lead.expr - 12 * 2 * B * 768 * (H * W / 256) ** 2) == 0
     # where the N^2 term overtakes the linear-in-N terms (2*N^2*dim vs 12*N*dim^2 MACs):
     # N = 6*dim = 4608 tokens, i.e. H = W = 16*sqrt(4608) ~ 1086
-    x = A.crossover(12 * 2 * B * 768 * N**2, 12 * B * N * 768**2 * (4 + 2 * 4), N)
-    assert x.solutions == (4608,)
+    (x,) = A.crossings(12 * 2 * B * 768 * N**2, 12 * B * N * 768**2 * (4 + 2 * 4), N)
+    assert x.root == 4608
 
 
 def test_sweep_checks_the_formulas_conditions() -> None:

@@ -253,8 +253,8 @@ def test_scale_crossover_and_largest_part() -> None:
              "--crossover", "attention.mha,mlp")
     ex = EXAMPLES["TransformerBlock"]
     cost = ex.build().cost(ex.input_shape).subs(B=1, dim=768, heads=12, mlp_ratio=4)
-    x = A.crossover(cost["attention.mha"], cost["mlp"], "N")
-    (solution,) = x.solutions
+    (x,) = A.crossings(cost["attention.mha"], cost["mlp"], "N")
+    solution = x.root
     assert f"crossover: attention.mha equals mlp at N = {solution}" in out
     assert "largest part at N = 64: mlp" in out        # short sequences: the MLP
     assert "largest part at N = 8192: attention" in out  # long ones: attention's N^2

@@ -145,7 +145,8 @@ def test_scale_crossover_gives_the_exact_counts_past_it(capsys: pytest.CaptureFi
     out = capsys.readouterr().out
     ex = EXAMPLES["TransformerBlock"]
     cost = ex.build().cost(ex.input_shape).subs(B=1, dim=768, heads=12, mlp_ratio=4)
-    (root,) = A.crossover(cost["attention.mha"], cost["mlp"], "N").solutions
+    (x,) = A.crossings(cost["attention.mha"], cost["mlp"], "N")
+    root = x.root
     size = math.ceil(root)
 
     def part(path: str, n: int) -> int:

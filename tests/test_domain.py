@@ -173,3 +173,46 @@ def test_the_ceiling_form_of_a_strided_size_equals_the_exact_floor(d: int, a: in
     shown = as_ceilings(exact)
     for h in range(1, 300):
         assert shown.xreplace({H: h}) == exact.xreplace({H: h}), h
+
+
+def test_a_plot_samples_only_valid_points_and_refuses_when_none() -> None:
+    from symflops import analysis as A
+
+    cost = _unshuffled()  # H a multiple of 4
+    fig = A.plot(cost, "H", [32, 34, 36, 38, 40])
+    assert fig.axes[0].lines[0].get_xdata().tolist() == [32.0, 36.0, 40.0]
+    with pytest.raises(OutsideDomain, match="multiple of 4"):
+        A.plot(cost, "H", [33, 34])
+
+
+def test_a_plot_marks_a_crossing_only_inside_its_range_and_the_domain() -> None:
+    from symflops import analysis as A
+
+    # 15.5 H FLOPs against 1000 + H: equal at H = 2000/29 ~ 68.97; the first size past it
+    # on the lattice (H a multiple of 4) is 72 (1116 against 1072; at 68: 1054 < 1068)
+    cost, line = _unshuffled(), 1000 + H
+    marks = A.plot({"net": cost, "line": line}, "H", [16, 32, 64, 128]).axes[0].lines[2:]
+    assert [m.get_xdata()[0] for m in marks] == [72]
+    marks = A.plot({"net": cost, "line": line}, "H", [8, 16, 32, 64]).axes[0].lines[2:]
+    assert marks == []  # past the plotted range
+
+
+def test_scale_crossover_only_inside_the_range_and_the_domain(
+        tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    from symflops.cli import main
+
+    (tmp_path / "nets.py").write_text(
+        "import symflops as sf\n"
+        "def make():\n"
+        "    return sf.nn.Sequential(sf.nn.PixelUnshuffle(4), sf.nn.Conv2d(16, 1, 1, bias=False),"
+        " sf.nn.AdaptiveAvgPool2d(1), sf.nn.Flatten(), sf.nn.Linear(1, 2000, bias=False))\n")
+    args = ["scale", f"{tmp_path}/nets.py:make", "--input", "B 1 H 8", "--var", "H",
+            "--convention", "macs", "--crossover", "1,4"]
+    # part 1 (the conv): 16 * floor(H/4) * 2 = 32 floor(H/4) MACs; part 4 (the Linear):
+    # 2000 MACs; 32 * 62 = 1984 < 2000 up to H = 251, 32 * 63 = 2016 at 252 (a multiple of 4)
+    assert main([*args, "--range", "64:512:*2"]) == 0
+    out = capsys.readouterr().out
+    assert "crossover: 1 equals 4 at H = 252 (numeric); at H = 252: 1 2,016, 4 2,000" in out
+    assert main([*args, "--range", "16:128:*2"]) == 0  # below the crossing: none reported
+    out = capsys.readouterr().out
+    assert "crossover: 1 equals 4 at H = none from 16 to 128" in out

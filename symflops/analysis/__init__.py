@@ -27,11 +27,9 @@ from symflops.analysis.models import (
 )
 from symflops.analysis.parts import (
     Comparison,
-    Crossover,
     Share,
     breakdown,
     compare,
-    crossover,
     term_breakdown,
 )
 from symflops.analysis.plots import plot
@@ -48,7 +46,7 @@ from symflops.analysis.sweeps import Sweep, fit_slope, sweep
 
 __all__ = [
     "expression", "relax_floors", "aligned", "alignment", "total_stride", "growth_order",
-    "Term", "terms", "leading_terms", "Share", "breakdown", "term_breakdown", "Crossover",
-    "crossover", "Sweep", "sweep", "fit_slope", "plot", "Comparison", "compare",
+    "Term", "terms", "leading_terms", "Share", "breakdown", "term_breakdown",
+    "Sweep", "sweep", "fit_slope", "plot", "Comparison", "compare",
     "Crossing", "crossings", "ModelComparison", "compare_models", "tied",
 ]

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import sympy as sp
 
 from symflops.analysis._common import (
@@ -25,8 +26,10 @@ from symflops.analysis._common import (
     numeric_subs,
     to_symbols,
 )
-from symflops.analysis.parts import compare, crossover
+from symflops.analysis.parts import compare
 from symflops.analysis.polynomial import growth_order
+from symflops.display import simplify_expr
+from symflops.domain import Domain
 from symflops.errors import SymflopsError
 
 __all__ = ["Crossing", "crossings", "ModelComparison", "compare_models", "tied"]
@@ -35,14 +38,17 @@ __all__ = ["Crossing", "crossings", "ModelComparison", "compare_models", "tied"]
 @dataclass(frozen=True)
 class Crossing:
     """Where ``a`` and ``b`` are equal as ``symbol`` grows: ``root`` exactly (a SymPy
-    number or expression; for a numeric search the first whole size past the change),
-    ``size`` the first whole size >= ``root`` (``None`` while other symbols are free) and
-    ``values`` the exact ``(a, b)`` there."""
+    number or expression, which may hold other symbols left free; for a numeric search the
+    first whole size past the change of sign), ``size`` the first whole size >= ``root``
+    inside the range asked for and both domains (``None`` while other symbols are free),
+    ``values`` the exact ``(a, b)`` there, and ``method``: ``"symbolic"`` (SymPy solved
+    ``a = b``) or ``"numeric"`` (an exact integer search, for floors or high degrees)."""
 
     symbol: sp.Symbol
     root: sp.Expr
     size: int | None
     values: tuple[int, int] | None
+    method: str = "symbolic"
 
 
 def tied(x: Costlike, symbols: SymbolLike | Sequence[SymbolLike],
@@ -62,25 +68,35 @@ def tied(x: Costlike, symbols: SymbolLike | Sequence[SymbolLike],
 
 def crossings(a: Costlike, b: Costlike, symbols: SymbolLike | Sequence[SymbolLike],
               at: Mapping[SymbolLike, Any] | None = None, *, quantity: str = "flops",
-              within: tuple[int, int | None] | None = None) -> tuple[Crossing, ...]:
+              within: tuple[int, int | None] | None = None,
+              domains: Sequence[Domain] = ()) -> tuple[Crossing, ...]:
     """Every size where ``a`` and ``b`` meet as ``symbols`` grow (tied together), each with
     the first whole size past it and both exact counts there. Only sizes inside
     ``within`` (``(lo, hi)``, ``hi`` None for no end) and inside both Costs' domains count:
-    a crossing whose first valid size lies outside is not reported.
+    a crossing whose first valid size lies outside is not reported. ``domains`` adds
+    domains the size must lie in too (the whole model's, when ``a`` and ``b`` are
+    expressions of its parts).
 
-    >>> from symflops.symbols import H
+    Solved exactly when ``a - b`` is a polynomial of degree <= 4 in the symbol (other
+    symbols may stay free: the root is then an expression); otherwise searched over whole
+    sizes inside ``within`` (``(1, 10**9)`` by default), which needs ``at`` to give every
+    other symbol a value.
+
+    >>> from symflops.symbols import H, N, dim, mlp_ratio
     >>> [(x.root, x.size, x.values) for x in crossings(H**2, 10 * H + 5, "H")]
     [(5 + sqrt(30), 11, (121, 115))]
     >>> crossings(H**2, 10 * H + 5, "H", within=(100, 1000))
     ()
+    >>> [x.root for x in crossings(4 * N**2 * dim, 4 * N * dim**2 * mlp_ratio, "N")]
+    [dim*mlp_ratio]
+    >>> [(x.root, x.method, x.values) for x in crossings(sp.floor(H / 2)**2, 1000, "H")]
+    [(64, 'numeric', (1024, 1000))]
     """
     ea, sym = tied(a, symbols, at, quantity)
     eb, _ = tied(b, symbols, at, quantity)
     lo, hi = within if within is not None else (1, None)
-    valid = _valid_size(a, b, symbols, at, sym)
-    found = crossover(ea, eb, sym, search=(max(1, lo), hi if hi is not None else 10**9))
-    roots = list(found.solutions) if found.method == "symbolic" else \
-        [sp.Integer(int(v)) for v in found.values]
+    valid = _valid_size(a, b, symbols, at, domains)
+    roots, method = _roots(ea, eb, sym, (max(1, lo), hi if hi is not None else 10**9))
     out = []
     for root in roots:
         if root.is_number and not root.is_real:
@@ -96,12 +112,63 @@ def crossings(a: Costlike, b: Costlike, symbols: SymbolLike | Sequence[SymbolLik
             va, vb = ea.xreplace({sym: size}), eb.xreplace({sym: size})
             if va.is_Integer and vb.is_Integer:
                 values = (int(va), int(vb))
-        out.append(Crossing(sym, root, size, values))
+        out.append(Crossing(sym, root, size, values, method))
     return tuple(out)
 
 
+def _roots(ea: sp.Expr, eb: sp.Expr, sym: sp.Symbol, search: tuple[int, int]
+           ) -> tuple[list[sp.Expr], str]:
+    """Where ``ea - eb`` changes sign in ``sym``: exact roots (real, not negative) when it is
+    a polynomial of degree 1..4 without floors, else the first whole sizes past each change
+    of sign inside ``search`` (an exact integer search: Python ints, bisection)."""
+    diff = ea - eb
+    x = sp.Dummy(sym.name, positive=True)
+    dx = diff.xreplace({sym: x})
+    if not dx.atoms(sp.floor, sp.ceiling):
+        num, _ = sp.fraction(sp.together(dx))
+        try:
+            poly = sp.Poly(sp.expand(num), x)
+        except sp.PolynomialError:
+            poly = None
+        if poly is not None and 1 <= poly.degree() <= 4:
+            sols = [sp.factor(s) for s in sp.solve(poly.as_expr(), x)]
+            keep = [simplify_expr(s.xreplace({x: sym})) for s in sols
+                    if s.is_positive is not False and s.is_real is not False]
+            return sorted(keep, key=lambda r: (not r.is_number, float(r) if r.is_number
+                                               else 0.0, str(r))), "symbolic"
+    others = diff.free_symbols - {sym}
+    if others:
+        raise SymflopsError("a numeric crossing search needs values for the other symbols",
+                            values={"missing": sorted(s.name for s in others)},
+                            fix="give them with {at}",
+                            options={"at": dict.fromkeys(sorted(s.name for s in others), ...)})
+    from symflops.evaluate import compile_expr
+
+    fn = compile_expr(diff, (sym,))
+    lo, hi = search
+    grid = np.unique(np.geomspace(lo, hi, 4000).astype(np.int64)) if hi > lo else \
+        np.array([lo], dtype=np.int64)
+
+    def sign(points: np.ndarray) -> np.ndarray:  # exact: Python ints, no int64 overflow
+        return np.sign(np.asarray(fn(points.astype(object)), dtype=object).astype(float))
+
+    vals = sign(grid)
+    found: list[sp.Expr] = []
+    for i in np.nonzero(vals[:-1] * vals[1:] < 0)[0]:
+        left, right = int(grid[i]), int(grid[i + 1])
+        s_left = vals[i]
+        while right - left > 1:  # exact integer bisection
+            mid = (left + right) // 2
+            if sign(np.array([mid]))[0] == s_left:
+                left = mid
+            else:
+                right = mid
+        found.append(sp.Integer(right))
+    return found, "numeric"
+
+
 def _valid_size(a: Costlike, b: Costlike, symbols: SymbolLike | Sequence[SymbolLike],
-                at: Mapping[SymbolLike, Any] | None, sym: sp.Symbol) -> Any:
+                at: Mapping[SymbolLike, Any] | None, extra: Sequence[Domain] = ()) -> Any:
     """``size -> bool``: whether every tied symbol at ``size`` (and ``at``) lies in the
     domains of ``a`` and ``b`` (plain expressions have no domain)."""
     from symflops.cost import Cost
@@ -109,7 +176,7 @@ def _valid_size(a: Costlike, b: Costlike, symbols: SymbolLike | Sequence[SymbolL
     names = [symbols] if isinstance(symbols, (str, sp.Symbol)) else list(symbols)
     names = [n if isinstance(n, str) else n.name for n in names]
     fixed = {(k if isinstance(k, str) else k.name): v for k, v in (at or {}).items()}
-    domains = [x.domain for x in (a, b) if isinstance(x, Cost)]
+    domains = [x.domain for x in (a, b) if isinstance(x, Cost)] + list(extra)
 
     def valid(size: int) -> bool:
         point = {**fixed, **dict.fromkeys(names, size)}

@@ -1,4 +1,5 @@
-"""Where a cost goes: breakdowns by part and by term, crossovers and comparisons."""
+"""Where a cost goes: breakdowns by part and by term, and comparisons (crossings of two
+costs: :mod:`symflops.analysis.models`)."""
 
 from __future__ import annotations
 
@@ -23,8 +24,7 @@ from symflops.cost import Cost
 from symflops.display import simplify_expr
 from symflops.errors import SymflopsError
 
-__all__ = ["Share", "breakdown", "term_breakdown", "Crossover", "crossover", "Comparison",
-           "compare"]
+__all__ = ["Share", "breakdown", "term_breakdown", "Comparison", "compare"]
 
 
 # ----------------------------------------------------------------------------- breakdowns
@@ -102,87 +102,6 @@ def term_breakdown(x: Costlike, symbols: SymbolLike | Iterable[SymbolLike],
     total = sum((v for _, v in rows), sp.Integer(0))
     rows.sort(key=lambda r: -float(r[1]))
     return [(t, v, float(v / total) if total != 0 else 0.0) for t, v in rows]
-
-
-# ----------------------------------------------------------------------------- crossover
-@dataclass(frozen=True)
-class Crossover:
-    """Where ``a`` and ``b`` are equal as ``symbol`` grows.
-
-    ``solutions`` are exact (symbolic) roots when SymPy finds them; ``values`` are the
-    numeric crossing points (for a numeric search: the first integer at which the
-    sign of ``a - b`` has changed); ``method`` says which was used.
-    """
-
-    symbol: sp.Symbol
-    solutions: tuple[sp.Expr, ...]
-    values: tuple[float, ...]
-    method: str
-
-
-def crossover(a: Costlike, b: Costlike, symbol: SymbolLike,
-              at: Mapping[SymbolLike, Any] | None = None, *, quantity: str = "flops",
-              search: tuple[int, int] = (1, 10**9)) -> Crossover:
-    """Where ``a`` overtakes ``b`` (or the reverse) as ``symbol`` grows.
-
-    Solved exactly when ``a - b`` is a polynomial of degree <= 4 in ``symbol`` (other
-    symbols may stay symbolic); numerically otherwise, which needs ``at`` to give every
-    other symbol a value.
-
-    >>> from symflops.symbols import N, dim, mlp_ratio
-    >>> crossover(4 * N**2 * dim, 4 * N * dim**2 * mlp_ratio, "N").solutions
-    (dim*mlp_ratio,)
-    """
-    ea, eb = expression(a, quantity), expression(b, quantity)
-    free = ea.free_symbols | eb.free_symbols
-    sym = to_symbol(symbol, free)
-    values = by_symbol(at, free)
-    values.pop(sym, None)
-    diff = numeric_subs(ea - eb, values)
-    x = sp.Dummy(sym.name, positive=True)
-    dx = diff.xreplace({sym: x})
-    floor_free = not dx.atoms(sp.floor, sp.ceiling)
-    if floor_free:
-        num, _ = sp.fraction(sp.together(dx))
-        try:
-            poly = sp.Poly(sp.expand(num), x)
-        except sp.PolynomialError:
-            poly = None
-        if poly is not None and poly.degree() <= 4 and poly.degree() >= 1:
-            sols = [sp.factor(s) for s in sp.solve(poly.as_expr(), x)]
-            keep = tuple(s.xreplace({x: sym}) for s in sols
-                         if s.is_positive is not False and s.is_real is not False)
-            keep_t = tuple(simplify_expr(s) for s in keep)
-            nums = tuple(float(s) for s in keep_t if s.is_number)
-            return Crossover(sym, keep_t, tuple(sorted(nums)), "symbolic")
-    others = diff.free_symbols - {sym}
-    if others:
-        raise SymflopsError("a numeric crossover needs values for the other symbols",
-                            values={"missing": sorted(s.name for s in others)},
-                            fix="give them with {at}",
-                            options={"at": dict.fromkeys(sorted(s.name for s in others), ...)})
-    from symflops.evaluate import compile_expr
-
-    fn = compile_expr(diff, (sym,))
-    lo, hi = search
-    grid = np.unique(np.geomspace(lo, hi, 4000).astype(np.int64))
-
-    def sign(points: np.ndarray) -> np.ndarray:  # exact: Python ints, no int64 overflow
-        return np.sign(np.asarray(fn(points.astype(object)), dtype=object).astype(float))
-
-    vals = sign(grid)
-    found = []
-    for i in np.nonzero(vals[:-1] * vals[1:] < 0)[0]:
-        left, right = int(grid[i]), int(grid[i + 1])
-        s_left = vals[i]
-        while right - left > 1:  # exact integer bisection
-            mid = (left + right) // 2
-            if sign(np.array([mid]))[0] == s_left:
-                left = mid
-            else:
-                right = mid
-        found.append(float(right))
-    return Crossover(sym, (), tuple(found), "numeric")
 
 
 # ----------------------------------------------------------------------------- comparisons

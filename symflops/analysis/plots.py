@@ -34,6 +34,7 @@ from symflops.analysis._common import (
 from symflops.analysis.models import crossings, tied
 from symflops.analysis.polynomial import growth_order
 from symflops.analysis.sweeps import fit_slope, sweep
+from symflops.cost import Cost
 from symflops.errors import SymflopsError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -149,9 +150,10 @@ def plot(costs: Costlike | Mapping[str, Costlike], var: SymbolLike | Sequence[Sy
     for name, cost in curves.items():
         mine = {s: v for s, v in fixed.items() if s in free_symbols_of(cost)}
         mine_by_curve[name] = mine
-        sw = sweep(cost, {key: xs}, quantity=quantity, at=mine)
+        cx = _inside(cost, syms, xs, mine)
+        sw = sweep(cost, {key: cx}, quantity=quantity, at=mine)
         ys = sw.results[quantity]
-        slope = fit_slope(xs, ys)
+        slope = fit_slope(cx, ys)
         try:
             order: Any = growth_order(tied(cost, syms, mine, quantity)[0], syms[0])
         except SymflopsError:
@@ -159,7 +161,7 @@ def plot(costs: Costlike | Mapping[str, Costlike], var: SymbolLike | Sequence[Sy
         text = (f"growth order {_order_text(order)} as {names} → ∞; "
                 f"fitted log-log slope {slope:.2f} over {span}")
         plotted += [float(y) for y in ys.tolist()]
-        ax.loglog(xs.astype(float), ys.astype(float), marker="o", markersize=3,
+        ax.loglog(cx.astype(float), ys.astype(float), marker="o", markersize=3,
                   label=f"{name}: {text}" if name else text)
         labels.add(sw.labels[quantity])
     if mark_crossovers:
@@ -181,6 +183,24 @@ def plot(costs: Costlike | Mapping[str, Costlike], var: SymbolLike | Sequence[Sy
     return fig
 
 
+def _inside(cost: Costlike, syms: list[Any], xs: np.ndarray,
+            fixed: Mapping[sp.Symbol, Any]) -> np.ndarray:
+    """The values of ``xs`` inside ``cost``'s domain (all of them for an expression);
+    OutsideDomain, naming the first condition, when none is."""
+    if not isinstance(cost, Cost) or not xs.size:
+        return xs
+    domain = cost.domain
+    tied_syms = [to_symbol(s, cost.free_symbols) for s in syms]
+
+    def point(v: Any) -> dict[sp.Symbol, Any]:
+        return {**fixed, **{s: int(v) for s in tied_syms}}
+
+    keep = np.array([domain.contains(point(v)) for v in xs.tolist()], dtype=bool)
+    if not keep.any():
+        domain.check(point(xs.flat[0]))
+    return xs[keep]
+
+
 def _mark_crossovers(ax: Axes, curves: Mapping[str, Costlike],
                      fixed: Mapping[str, Mapping[sp.Symbol, Any]], syms: list[Any],
                      quantity: str, xs: np.ndarray, names: str) -> None:
@@ -191,10 +211,12 @@ def _mark_crossovers(ax: Axes, curves: Mapping[str, Costlike],
         for name_b, b in items[i + 1:]:
             ea, sym = tied(a, syms, fixed[name_a], quantity)
             eb, _ = tied(b, syms, fixed[name_b], quantity)
-            if (ea.free_symbols | eb.free_symbols) - {sym}:
+            if (ea.free_symbols | eb.free_symbols) - {sym} or not xs.size:
                 continue  # a crossing that moves with another symbol has no place here
-            try:
-                found = crossings(ea, eb, sym)
+            try:  # inside the plotted range and both curves' domains
+                found = crossings(a, b, syms, {**fixed[name_a], **fixed[name_b]},
+                                  quantity=quantity,
+                                  within=(max(1, int(np.ceil(lo))), int(np.floor(hi))))
             except SymflopsError:
                 continue
             for x in found:

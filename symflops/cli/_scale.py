@@ -79,7 +79,6 @@ def _scale_one(spec: str, cost: Cost, var_names: list[str], values: list[int],
     from symflops.analysis import (
         alignment,
         crossings,
-        crossover,
         fit_slope,
         growth_order,
         leading_terms,
@@ -164,19 +163,23 @@ def _scale_one(spec: str, cost: Cost, var_names: list[str], values: list[int],
         tie = {s: syms[0] for s in syms[1:]}
         a = part_of(cost, parse_path(first), args.quantity).xreplace(tie)
         b = part_of(cost, parse_path(second), args.quantity).xreplace(tie)
-        x = crossover(a, b, syms[0])
-        found = [str(s) + (f" (~{float(s):.6g})" if s.is_number and not s.is_Integer else "")
-                 for s in x.solutions] or [f"{v:g}" for v in x.values]
-        whole = [c for c in crossings(a, b, syms[0]) if c.values is not None]
-        info["crossover"] = {"parts": [first, second], "method": x.method,
-                             "solutions": [str(s) for s in x.solutions],
-                             "values": list(x.values),
+        # searched only between the first and last size asked and inside the model's domain
+        found = crossings(a, b, syms[0], within=(min(values), max(values)),
+                          domains=[cost.xreplace(tie).domain])
+        roots = [str(x.root) + (f" (~{float(x.root):.6g})" if x.root.is_number and
+                                not x.root.is_Integer else "") for x in found]
+        method = found[0].method if found else "none"
+        whole = [c for c in found if c.values is not None]
+        info["crossover"] = {"parts": [first, second], "method": method,
+                             "solutions": [str(x.root) for x in found],
+                             "values": [float(x.root) for x in found if x.root.is_number],
                              "first_sizes": [{"size": c.size, first: c.values[0],
                                               second: c.values[1]} for c in whole
                                              if c.values is not None]}
-        where = ", ".join(found) if found else "none (one stays larger)"
         var = " = ".join(var_names)
-        lines.append(f"crossover: {first} equals {second} at {var} = {where} ({x.method})"
+        where = ", ".join(roots) + f" ({method})" if roots else \
+            f"none from {min(values)} to {max(values)} (one stays larger)"
+        lines.append(f"crossover: {first} equals {second} at {var} = {where}"
                      + "".join(f"; at {var} = {c.size}: {first} {c.values[0]:,}, "
                                f"{second} {c.values[1]:,} {label}" for c in whole
                                if c.values is not None))
