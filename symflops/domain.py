@@ -35,7 +35,7 @@ import sympy as sp
 
 from symflops.errors import OutsideDomain
 
-__all__ = ["Domain"]
+__all__ = ["Domain", "Clause"]
 
 
 @dataclass
@@ -47,6 +47,20 @@ class _Axis:
     step: int = 1
     offset: int = 0
     pinned: int | None = None
+
+
+@dataclass(frozen=True)
+class Clause:
+    """One clause of a domain as a render prints it: ``kind`` (``pinned``, ``lattice``,
+    ``range``, ``lower`` or ``other``), ``text``, ``latex`` (math mode) and, for ``other``,
+    the ``condition`` itself (a render may print it in its own form)."""
+
+    kind: str
+    text: str
+    latex: str
+    condition: sp.Basic | None = None
+    #: the one symbol the clause is about (None for ``other``)
+    symbol: sp.Symbol | None = None
 
 
 @dataclass
@@ -227,26 +241,62 @@ class Domain:
         return bool(self.conditions)
 
     # -- words -----------------------------------------------------------------------
-    def describe(self) -> str:
-        """The domain in words, one clause per symbol, then the other conditions."""
-        parts = []
+    def clauses(self) -> list[Clause]:
+        r"""The domain as clauses a render prints (in words and in LaTeX), per symbol in
+        name order (pinned; lattice; range or lower bound), then the other conditions.
+
+        >>> from symflops.symbols import H, B
+        >>> d = Domain([("t", sp.Eq(sp.Mod(H, 32), 0)), ("fit", sp.Le(H, 8192)),
+        ...             ("t", sp.Eq(B, 2))])
+        >>> [(c.text, c.latex) for c in d.clauses()]  # doctest: +NORMALIZE_WHITESPACE
+        [('B = 2 (pinned)', 'B = 2 \\text{ (pinned)}'),
+         ('H a multiple of 32', 'H \\equiv 0 \\pmod{32}'),
+         ('32 <= H <= 8192 (verified up to 8192)',
+          '32 \\leq H \\leq 8192 \\text{ (verified up to 8192)}')]
+        """
+        from symflops.printing import latex_expr
+
+        out = []
         for s in sorted(self.axes, key=lambda x: x.name):
             ax = self.axes[s]
+            name = latex_expr(s)
             if ax.pinned is not None:
-                parts.append(f"{s} = {ax.pinned} (pinned)")
+                out.append(Clause("pinned", f"{s} = {ax.pinned} (pinned)",
+                                  rf"{name} = {ax.pinned} \text{{ (pinned)}}", symbol=s))
                 continue
-            words = []
             if ax.step > 1:
-                words.append(f"{s} {_lattice_words(ax.step, ax.offset, s)}")
-            lo, hi, _, _ = self.range_of(s)
+                out.append(Clause("lattice", f"{s} {_lattice_words(ax.step, ax.offset, s)}",
+                                  rf"{name} \equiv {ax.offset % ax.step} \pmod{{{ax.step}}}",
+                                  symbol=s))
+            lo, _, _, _ = self.range_of(s)
             if ax.upper is not None:
-                words.append(f"{lo} <= {s} <= {ax.upper} (verified up to {ax.upper})")
+                out.append(Clause("range", f"{lo} <= {s} <= {ax.upper} (verified up to "
+                                           f"{ax.upper})",
+                                  rf"{lo} \leq {name} \leq {ax.upper} \text{{ (verified up to "
+                                  rf"{ax.upper})}}", symbol=s))
             elif ax.lower > 1:
-                words.append(f"{s} >= {ax.lower}")
-            if words:
-                parts.append(", ".join(words))
-        parts += [str(c) for _, c in self.other]
-        return "; ".join(parts) if parts else "every size"
+                out.append(Clause("lower", f"{s} >= {ax.lower}", rf"{name} \geq {ax.lower}",
+                                  symbol=s))
+        out += [Clause("other", str(c), latex_expr(c), c) for _, c in self.other]
+        return out
+
+    def lattices(self) -> dict[sp.Symbol, tuple[int, int]]:
+        """``symbol -> (step, offset)`` of every symbol on a lattice (step > 1) and not
+        pinned: what a render may use to print ``floor(H/2)`` as ``H/2``."""
+        return {s: (ax.step, ax.offset % ax.step) for s, ax in self.axes.items()
+                if ax.step > 1 and ax.pinned is None}
+
+    def describe(self) -> str:
+        """The domain in words, one clause per symbol, then the other conditions."""
+        parts: list[list[str]] = []
+        last: sp.Symbol | None = None
+        for clause in self.clauses():  # a symbol's lattice and range in one part
+            if clause.symbol is not None and clause.symbol == last:
+                parts[-1].append(clause.text)
+            else:
+                parts.append([clause.text])
+            last = clause.symbol
+        return "; ".join(", ".join(p) for p in parts) if parts else "every size"
 
     def __str__(self) -> str:
         return self.describe()

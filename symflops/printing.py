@@ -17,8 +17,10 @@ by renaming symbols, so the factors stay in the general formula's order.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
@@ -28,7 +30,8 @@ from symflops.symbols import latex_name
 
 __all__ = ["latex_escape", "latex_expr", "text_expr", "markdown_escape", "markdown_code",
            "format_number", "substitution_names", "text_table", "clear_cache", "NUMBER_STYLES",
-           "group_digits"]
+           "group_digits", "as_ceilings", "on_lattice", "presented",
+           "presenting", "shown_form"]
 
 #: LaTeX text-mode replacements for characters with a special meaning (or a wrong glyph).
 _LATEX_SPECIAL: dict[str, str] = {
@@ -129,32 +132,151 @@ def group_digits(value: int, separator: str = ",") -> str:
     return f"{value:,}".replace(",", separator)
 
 
+def _ceiling_minus_one(f: sp.floor) -> sp.Expr | None:
+    """``floor((x - 1)/d)`` (``x`` an integer polynomial in integer symbols, ``d >= 2``) as
+    ``ceiling(x/d) - 1``, its equal at every integer point; None for another floor."""
+    inner = f.args[0]
+    d = sp.denom(sp.together(inner))
+    if not (d.is_Integer and d >= 2):
+        return None
+    x = sp.expand(inner * d + 1)
+    if not x.free_symbols or not all(c.is_Integer for c in x.as_coefficients_dict().values()) \
+            or not all(s.is_integer for s in x.free_symbols):
+        return None
+    return sp.ceiling(x / d) - 1
+
+
+def _ops(expr: sp.Basic) -> int:
+    return int(sp.count_ops(expr))
+
+
 def as_ceilings(expr: sp.Basic) -> sp.Basic:
-    r"""``expr`` with each ``floor((x - 1)/d) + 1`` written ``ceiling(x/d)``: equal for an
-    integer ``x`` (an integer polynomial in size symbols), and how papers write a strided
-    layer's output size (``floor(H/2 - 1/2) + 1`` is ``\lceil H/2 \rceil``). A presentation
-    form only (the Cost keeps the exact one); the renders do not use it yet.
+    r"""``expr`` with ``floor((x - 1)/d)`` written ``ceiling(x/d) - 1`` wherever that makes
+    it shorter: ``floor(H/2 - 1/2) + 1`` is ``ceiling(H/2)`` (equal for an integer ``x``, an
+    integer polynomial in size symbols), how papers write a strided layer's output size
+    (``\lceil H/2 \rceil``), and a total expanded over such floors collects into a
+    polynomial in the ceilings. A bare ``floor(H/2)`` stays (its ceiling form is longer).
+    A presentation form only (the Cost keeps the exact one): renders show it
+    (:func:`presented`).
 
     >>> from symflops.symbols import H, W
     >>> half, quarter = sp.Rational(1, 2), sp.Rational(3, 4)
     >>> as_ceilings((sp.floor(H/2 - half) + 1) * (sp.floor(W/4 - quarter) + 1))
     ceiling(H/2)*ceiling(W/4 - 1/2)
+    >>> h, w = sp.floor(H/2 - half), sp.floor(W/2 - half)
+    >>> as_ceilings(3*h*w + 3*h + 3*w + 5), as_ceilings(sp.floor(H/2))
+    (3*ceiling(H/2)*ceiling(W/2) + 2, floor(H/2))
     """
+    from symflops.display import simplify_expr
+
+    if isinstance(expr, sp.Rel):
+        return expr.func(as_ceilings(expr.lhs), as_ceilings(expr.rhs))
+    if not isinstance(expr, sp.Expr) or not expr.has(sp.floor):
+        return expr
+    best, best_ops = expr, _ops(expr)
+    for f in sorted(expr.atoms(sp.floor), key=str):
+        ceiling = _ceiling_minus_one(f)
+        if ceiling is None:
+            continue
+        swapped = best.xreplace({f: ceiling})
+        for candidate in (swapped, simplify_expr(sp.expand(swapped))):
+            ops = _ops(candidate)
+            if ops < best_ops:
+                best, best_ops = candidate, ops
+    return best
+
+
+#: lattices a presentation may use: symbol -> (step, offset), the symbol's values being
+#: ``offset + step * k``
+Lattices = Mapping[sp.Symbol, tuple[int, int]]
+
+
+def on_lattice(expr: sp.Basic, lattices: Lattices) -> sp.Basic:
+    r"""``expr`` with each ``floor(x/d)`` and ``ceiling(x/d)`` whose ``x`` (an integer
+    polynomial) has one residue ``r`` modulo ``d`` at every point of ``lattices`` written
+    without rounding: ``(x - r)/d`` and ``(x + (d - r) % d)/d``. Equal at every point of
+    the lattices (and only there); a presentation form, as :func:`as_ceilings`.
+
+    >>> from symflops.symbols import H, W
+    >>> half = sp.Rational(1, 2)
+    >>> on_lattice(sp.ceiling(H/2) * sp.ceiling(W/4 - half), {H: (2, 0), W: (4, 0)})
+    H*W/8
+    >>> on_lattice(sp.ceiling(H/2), {H: (2, 1)}), on_lattice(sp.ceiling(H/4), {H: (2, 0)})
+    (H/2 + 1/2, ceiling(H/4))
+    """
+    if not lattices or not expr.has(sp.floor, sp.ceiling):
+        return expr
+    ks = {s: sp.Dummy(f"k_{s.name}", integer=True) for s in lattices}
+    on = {s: step * ks[s] + offset for s, (step, offset) in lattices.items()}
+
+    def residue(x: sp.Expr, d: int) -> int | None:
+        coeffs = sp.expand(x.xreplace(on)).as_coefficients_dict()
+        if not all(c.is_Integer for c in coeffs.values()):
+            return None
+        if not all(m == 1 or int(c) % d == 0 for m, c in coeffs.items()):
+            return None
+        return int(coeffs.get(sp.Integer(1), 0)) % d
+
     def rewrite(e: sp.Expr) -> sp.Expr:
-        rest = [a for a in e.args if a != 1]
-        if len(rest) != len(e.args) - 1 or len(rest) != 1 or not isinstance(rest[0], sp.floor):
-            return e
-        inner = rest[0].args[0]
+        inner = e.args[0]
         d = sp.denom(sp.together(inner))
         if not (d.is_Integer and d >= 2):
             return e
-        x = sp.expand(inner * d + 1)
-        if not x.free_symbols or not all(c.is_Integer for c in x.as_coefficients_dict().values()) \
-                or not all(s.is_integer for s in x.free_symbols):
+        x = sp.expand(inner * d)
+        if not x.free_symbols & set(lattices) or not all(s.is_integer for s in x.free_symbols):
             return e
-        return sp.ceiling(x / d)
+        r = residue(x, int(d))
+        if r is None:
+            return e
+        return (x - r) / d if isinstance(e, sp.floor) else (x + (int(d) - r) % int(d)) / d
 
-    return expr.replace(lambda e: isinstance(e, sp.Add) and 1 in e.args, rewrite)
+    return expr.replace(lambda e: isinstance(e, (sp.floor, sp.ceiling)), rewrite)
+
+
+#: the lattices of the Cost being rendered (None: print expressions exactly as they are)
+_PRESENTATION: ContextVar[Lattices | None] = ContextVar("symflops_presentation", default=None)
+
+
+@contextlib.contextmanager
+def presenting(lattices: Lattices | None) -> Iterator[None]:
+    """While inside, :func:`shown_form` presents expressions on ``lattices`` (a render sets
+    its Cost's; ``None`` keeps every expression exact). Per thread and per task."""
+    token = _PRESENTATION.set(lattices)
+    try:
+        yield
+    finally:
+        _PRESENTATION.reset(token)
+
+
+def shown_form(expr: sp.Basic) -> sp.Basic:
+    """``expr`` as the render in progress shows it (:func:`presented` on its lattices), or
+    ``expr`` itself outside a render or in an exact one."""
+    lattices = _PRESENTATION.get()
+    return expr if lattices is None else presented(expr, lattices)
+
+
+@functools.lru_cache(maxsize=8192)
+def _presented(expr: sp.Basic, lattices: tuple[tuple[sp.Symbol, int, int], ...]) -> sp.Basic:
+    out = as_ceilings(expr)
+    return on_lattice(out, {s: (step, offset) for s, step, offset in lattices})
+
+
+def presented(expr: sp.Basic, lattices: Lattices | None = None) -> sp.Basic:
+    r"""How a render shows ``expr``: each ``floor((x - 1)/d) + 1`` as ``ceiling(x/d)``
+    (:func:`as_ceilings`), then rounding that the ``lattices`` (a domain's, symbol ->
+    ``(step, offset)``) settle removed (:func:`on_lattice`). Equal to ``expr`` on the
+    domain; renders with ``exact=True`` print ``expr`` itself.
+
+    >>> from symflops.symbols import H
+    >>> stride2 = sp.floor(H/2 - sp.Rational(1, 2)) + 1
+    >>> presented(stride2), presented(stride2, {H: (2, 0)}), presented(stride2, {H: (2, 1)})
+    (ceiling(H/2), H/2, H/2 + 1/2)
+    """
+    if not isinstance(expr, sp.Basic) or not expr.has(sp.floor, sp.ceiling):
+        return expr
+    key = tuple(sorted(((s, step, offset) for s, (step, offset) in (lattices or {}).items()
+                        if step > 1), key=lambda t: t[0].name))
+    return _presented(expr, key)
 
 
 def _latex(expr: sp.Basic, names: Mapping[sp.Basic, str], grouped: bool, inline: bool,
@@ -205,6 +327,7 @@ def latex_expr(expr: sp.Basic, names: Mapping[sp.Symbol, str] | None = None, *,
 def clear_cache() -> None:
     """Forget the memoised LaTeX of expressions (benchmarks time a first render)."""
     _latex_cached.cache_clear()
+    _presented.cache_clear()
 
 
 class _NamedStrPrinter(StrPrinter):
@@ -229,13 +352,14 @@ def substitution_names(bindings: Mapping[sp.Symbol, sp.Expr], printer: str, *,
     LaTeX integers digit-grouped unless ``grouped`` is false."""
     out: dict[sp.Symbol, str] = {}
     for sym, value in bindings.items():
+        # a rounding (``ceiling(H/2)``) brackets itself
+        atomic = value.is_Atom or isinstance(value, (sp.floor, sp.ceiling))
         if printer == "latex":
             s = latex_expr(value, grouped=grouped)
-            atomic = value.is_Atom
             out[sym] = s if atomic else rf"\left({s}\right)"
         else:
             s = text_expr(value)
-            out[sym] = s if value.is_Atom else f"({s})"
+            out[sym] = s if atomic else f"({s})"
     return out
 
 

@@ -216,3 +216,37 @@ def test_scale_crossover_only_inside_the_range_and_the_domain(
     assert main([*args, "--range", "16:128:*2"]) == 0  # below the crossing: none reported
     out = capsys.readouterr().out
     assert "crossover: 1 equals 4 at H = none from 16 to 128" in out
+
+
+@settings(max_examples=60, deadline=None)
+@given(d=st.integers(2, 8), a=st.integers(-9, 9), e=st.integers(2, 8), b=st.integers(-9, 9),
+       c=st.lists(st.integers(-50, 50), min_size=3, max_size=3),
+       step=st.integers(2, 16), offset=st.integers(0, 15))
+def test_a_presented_formula_equals_the_exact_one_on_its_domain(
+        d: int, a: int, e: int, b: int, c: list[int], step: int, offset: int) -> None:
+    from symflops.printing import presented
+
+    # a total expanded over two strided sizes (the paper table's total row has this shape)
+    h_out, w_out = sp.floor((H + a) / d) + 1, sp.floor((W + b) / e) + 1
+    exact = sp.expand(c[0] * h_out * w_out + c[1] * h_out + c[2])
+    shown = presented(exact)
+    lattice = presented(exact, {H: (step, offset % step)})
+    for h in range(1, 70):
+        for w in (1, 2, 3, 7, 30, 31):
+            point = {H: h, W: w}
+            assert shown.xreplace(point) == exact.xreplace(point), (h, w)
+            if h % step == offset % step:
+                assert lattice.xreplace(point) == exact.xreplace(point), (h, w)
+
+
+def test_the_rendered_cnn_total_is_shorter_and_equal() -> None:
+    from symflops.printing import presented
+
+    net = sf.nn.Sequential(sf.nn.Conv2d(3, 16, 3, stride=2, padding=1), sf.nn.ReLU(),
+                           sf.nn.MaxPool2d(2), sf.nn.Conv2d(16, 16, 3, padding=1))
+    total = net.cost((B, 3, H, W)).flops
+    shown = presented(total)
+    assert not shown.has(sp.floor) and sp.count_ops(shown) < sp.count_ops(total)
+    for h in range(2, 80, 3):
+        point = {B: 2, H: h, W: h + 1}
+        assert shown.xreplace(point) == total.xreplace(point)

@@ -271,10 +271,14 @@ def test_derivation_steps_general_substituted_simplified_value() -> None:
     text = render(conv_cost(), "text", at=AT_224)
     # 2 C_in C_out K^2 H_out W_out per image: the general exact formula (bias cancels the -1)
     assert "FLOPs (exact) = 2*B*C_in*C_out*H_out*K**2*W_out    [general]" in text
-    assert "= 2*B*3*64*(floor(H/2 - 1/2) + 1)*7**2*(floor(W/2 - 1/2) + 1)    [substituted]" \
-        in text
+    # H_out = floor((H + 6 - 6 - 1)/2) + 1 = floor((H - 1)/2) + 1, shown as ceiling(H/2)
+    assert "= 2*B*3*64*ceiling(H/2)*7**2*ceiling(W/2)    [substituted]" in text
     # 2*3*64*49 = 18816 per output position
-    assert "= 18816*B*(floor(H/2 - 1/2) + 1)*(floor(W/2 - 1/2) + 1)    [simplified]" in text
+    assert "= 18816*B*ceiling(H/2)*ceiling(W/2)    [simplified]" in text
+    exact = render(conv_cost(), "text", at=AT_224, exact=True)
+    assert "= 2*B*3*64*(floor(H/2 - 1/2) + 1)*7**2*(floor(W/2 - 1/2) + 1)    [substituted]" \
+        in exact
+    assert "= 18816*B*(floor(H/2 - 1/2) + 1)*(floor(W/2 - 1/2) + 1)    [simplified]" in exact
     # 18816 * 112 * 112 = 236,027,904
     assert "= 236027904    [value]" in text
     # params: C_out (C_in K^2 + 1) = 64 * (3*49 + 1) = 9472
@@ -503,11 +507,16 @@ def test_summary_is_a_registered_format_the_cli_prints() -> None:
 def test_summary_formula_lines_and_general_formula() -> None:
     c = conv_cost()
     out = render(c, "summary", at={"B": 1})
-    # with partial values the formula is printed first, floors over one denominator
+    # with partial values the formula is printed first; a strided size as a ceiling
     formula = out.split("formula:")[1].split("at B=1")[0]
-    assert "floor((H - 1)/2)" in formula and "floor(H/2 - 1/2)" not in formula
+    assert "ceiling(H/2)" in formula and "floor" not in formula
     # 2 C_in C_out K^2 per output position: 2*3*64*49 = 18816
-    assert "FLOPs (exact)  18816*(floor((H - 1)/2) + 1)*(floor((W - 1)/2) + 1)" in out
+    assert "FLOPs (exact)  18816*ceiling(H/2)*ceiling(W/2)" in out
+    # exactly: floors over one denominator
+    exact = render(c, "summary", at={"B": 1}, exact=True)
+    formula = exact.split("formula:")[1].split("at B=1")[0]
+    assert "floor((H - 1)/2)" in formula and "floor(H/2 - 1/2)" not in formula
+    assert "FLOPs (exact)  18816*(floor((H - 1)/2) + 1)*(floor((W - 1)/2) + 1)" in exact
     assert "general formula: FLOPs (exact) = 2*B*C_in*C_out*H_out*K**2*W_out/groups" in out
     macs = render(c, "summary", convention="macs")
     assert "FLOPs" not in macs.split("general formula")[0]
@@ -523,3 +532,42 @@ def test_text_table_widths_and_overflow() -> None:
     fixed = text_table([["a", "1"], ["abcdef", "2"]], None, "lr", widths=(3, 2), gaps=(" ",))
     assert fixed.splitlines() == ["a    1", "abcdef  2"]
     assert text_table([]) == ""
+
+
+# ----------------------------------------------------------------------------- the domain
+def test_a_lattice_in_the_domain_removes_the_rounding_from_the_render() -> None:
+    import sympy as sp
+
+    from symflops.symbols import H, W
+
+    c = conv_cost()  # H_out = floor((H - 1)/2) + 1: H/2 when H is even
+    even = c.replace(validity=(sp.Eq(sp.Mod(H, 2), 0), sp.Eq(sp.Mod(W, 2), 0)))
+    text = render(even, "text", derivations=False)
+    # 18816 * (H/2) * (W/2) = 4704 H W FLOPs, output (B, 64, H/2, W/2)
+    assert "(B, 64, H/2, W/2)" in text and "4704*B*H*W" in text
+    assert "ceiling" not in text and "floor" not in text
+    assert "assumes: H a multiple of 2, W a multiple of 2" in text
+    # the exact form stays available, and equals the shown one on the lattice only
+    exact = render(even, "text", derivations=False, exact=True)
+    assert "18816*B*(floor(H/2 - 1/2) + 1)*(floor(W/2 - 1/2) + 1)" in exact
+    for h in (2, 4, 224, 226):
+        assert c.subs(B=1, H=h, W=h).flops == 4704 * h * h
+    assert c.subs(B=1, H=223, W=223).flops != 4704 * 223 * 223  # off the lattice: not H/2
+    tex = render(even, "latex", derivations=False)
+    assert r"H \equiv 0 \pmod{2}" in tex
+
+
+def test_the_domain_is_printed_where_the_conditions_were() -> None:
+    import sympy as sp
+
+    from symflops.symbols import B, H
+
+    c = conv_cost().replace(validity=(sp.Eq(sp.Mod(H, 32), 0), sp.Le(H, 8192), sp.Eq(B, 2)))
+    text = render(c, "text", derivations=False)
+    assert ("assumes: B = 2 (pinned), H a multiple of 32, 32 <= H <= 8192 (verified up to "
+            "8192)") in text
+    md = render(c, "markdown", derivations=False)
+    assert r"$B = 2 \text{ (pinned)}$" in md and r"\pmod{32}" in md
+    # JSON is data: its expressions stay exact
+    doc = json.dumps(json.loads(render(c, "json"))["tree"])
+    assert "floor(H/2 - 1/2) + 1" in doc and "ceiling" not in doc

@@ -90,7 +90,10 @@ def test_table_cells_never_use_a_full_size_frac() -> None:
         end = out.index(r"\end{tabular}" if fmt == "latex" else "| **total**")
         table = out[start:out.index("\n", end)]
         assert r"\frac" not in table, fmt
-        assert r"\lfloor{H / 2 - 3 / 2}\rfloor" in table  # (H - 3) // 2, fixed-size floor
+        # (H - 1) // 2 + 1 shown as ceiling(H/2), fixed-size delimiters
+        assert r"\lceil{H / 2}\rceil" in table and r"\left\lceil" not in table
+        exact = render(c, fmt, derivations=False, exact=True)
+        assert r"\lfloor{H / 2 - 3 / 2}\rfloor" in exact  # (H - 3) // 2, fixed-size floor
     assert latex_expr(H / (dim + 1), inline=True) == r"\tfrac{H}{d + 1}"
 
 

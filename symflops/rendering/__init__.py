@@ -31,6 +31,7 @@ from typing import Any
 from symflops.conventions import Convention, get_convention
 from symflops.cost import Cost
 from symflops.errors import SymflopsError
+from symflops.printing import presenting, shown_form
 from symflops.rendering import _summary  # noqa: F401  (registers the summary format)
 from symflops.rendering._context import Quantity, Substitution, build_context
 from symflops.rendering._environment import render_template
@@ -63,7 +64,7 @@ def render(cost: Cost, fmt: str = "markdown", *, style: str = "report",
            convention: str | Convention | None = None, standalone: bool = False,
            math_only: bool = False, derivations: bool | None = None,
            title: str | None = None, inputs: str | None = None, fold: bool = True,
-           symbols: Sequence[Any] | None = None) -> str:
+           symbols: Sequence[Any] | None = None, exact: bool = False) -> str:
     """``cost`` as ``fmt`` (``markdown``/``md``, ``latex``/``tex``, ``text``/``txt``,
     ``json``, ``summary`` (the command line's default) or a registered format).
 
@@ -83,7 +84,27 @@ def render(cost: Cost, fmt: str = "markdown", *, style: str = "report",
     default) adds each layer's derivation; ``template_dir`` holds
     templates that replace the built-in ones by name; ``title`` and ``inputs`` (how the
     inputs were given, e.g. a traced model's ``"B 3 H W"``) head the summary.
+
+    Formulas print as papers write them, equal on the Cost's domain
+    (:func:`symflops.printing.presented`): a strided size ``floor(H/2 - 1/2) + 1`` as
+    ``ceiling(H/2)``, and as ``H/2`` when the domain puts ``H`` on multiples of 2;
+    ``exact=True`` prints every expression exactly as the Cost holds it (JSON always
+    does). The formulas' conditions print as the domain's clauses (``H`` a multiple of 32,
+    ``64 <= H <= 8192`` verified up to 8192, ``B = 2`` pinned).
+
+    >>> from symflops.symbols import B, H, W
+    >>> import symflops as sf
+    >>> stem = sf.nn.Conv2d(3, 8, 3, stride=2, padding=1).cost((B, 3, H, W))
+    >>> print(render(stem, "text").splitlines()[6][:50])
+    (root)  Conv2d  (B, 8, ceiling(H/2), ceiling(W/2))
+    >>> "floor(H/2 - 1/2) + 1" in render(stem, "text"), "ceiling" in render(stem, "text",
+    ...                                                                exact=True)
+    (False, False)
     """
+    if not isinstance(exact, bool):
+        raise SymflopsError("exact must be True or False", values={"exact": exact},
+                            fix="pass exact=True for the exact forms, False for the "
+                                "presented ones")
     if not isinstance(cost, Cost):
         raise SymflopsError("render takes a Cost", values={"got": type(cost).__name__},
                             fix="call layer.cost(shape) or sf.trace(...) first")
@@ -93,18 +114,21 @@ def render(cost: Cost, fmt: str = "markdown", *, style: str = "report",
     if convention is not None:
         cost = cost.with_convention(get_convention(convention))
     named = symbols_named(cost, symbols)
-    ctx = build_context(cost, depth=s.depth if depth is None else depth, at=at,
-                        numbers=numbers,
-                        derivations=s.derivations if derivations is None else derivations,
-                        standalone=standalone, math_only=math_only, title=title,
-                        inputs=inputs, fold=fold)
-    ctx["style"] = s.name
-    if template is not None:  # a paper or appendix: the totals as collected terms
-        ctx["equation"] = [
-            {"name": name, "terms": collected_terms(q.expr, named),
-             "value": None if q.value is None or q.value == q.expr else
-             collected_terms(q.value, named)}
-            for name, q in ctx["exact_totals"]]
-        if s.extend is not None:
-            s.extend(ctx)
-    return render_template(f, ctx, numbers, template_dir, template=template)
+    # JSON is data: its expressions stay exactly the Cost's
+    lattices = None if exact or f.name == "json" else cost.domain.lattices()
+    with presenting(lattices):
+        ctx = build_context(cost, depth=s.depth if depth is None else depth, at=at,
+                            numbers=numbers,
+                            derivations=s.derivations if derivations is None else derivations,
+                            standalone=standalone, math_only=math_only, title=title,
+                            inputs=inputs, fold=fold)
+        ctx["style"] = s.name
+        if template is not None:  # a paper or appendix: the totals as collected terms
+            ctx["equation"] = [
+                {"name": name, "terms": collected_terms(shown_form(q.expr), named),
+                 "value": None if q.value is None or q.value == q.expr else
+                 collected_terms(shown_form(q.value), named)}
+                for name, q in ctx["exact_totals"]]
+            if s.extend is not None:
+                s.extend(ctx)
+        return render_template(f, ctx, numbers, template_dir, template=template)

@@ -9,12 +9,14 @@ from typing import Any
 
 import sympy as sp
 
+from symflops.domain import Clause
 from symflops.errors import SymflopsError
 from symflops.printing import (
     latex_escape,
     latex_expr,
     markdown_code,
     markdown_escape,
+    shown_form,
     substitution_names,
     text_expr,
 )
@@ -120,16 +122,36 @@ def latex_math(x: Any, numbers: str = "grouped", inline: bool = False) -> str:
     ``numbers`` is ``"plain"`` (a formula stays exact under ``"si"``); ``inline`` for a
     table cell (``a / b`` or ``\\tfrac``, never a full-size ``\\frac``)."""
     grouped = numbers != "plain"
+    if isinstance(x, Clause):  # a clause of the domain
+        if x.condition is None:
+            return x.latex
+        x = x.condition
     if isinstance(x, Substitution):
-        return latex_expr(x.expr, substitution_names(x.bindings, "latex", grouped=grouped),
+        bindings = {k: shown_form(v) for k, v in x.bindings.items()}
+        return latex_expr(shown_form(x.expr),
+                          substitution_names(bindings, "latex", grouped=grouped),
                           grouped=grouped, inline=inline)
-    return latex_expr(sp.sympify(x), grouped=grouped, inline=inline)
+    return latex_expr(shown_form(sp.sympify(x)), grouped=grouped, inline=inline)
+
+
+def tex_math(x: Any, numbers: str = "grouped", inline: bool = False) -> str:
+    """:func:`latex_math` for LaTeX documents: in a table cell a product may also break
+    before a ceiling factor (``864 B \\lceil H/2 \\rceil \\allowbreak\\lceil W/2 \\rceil``),
+    as the templates let it break before a parenthesis or a floor."""
+    text = latex_math(x, numbers=numbers, inline=inline)
+    return text.replace(r" \lceil", r" \allowbreak\lceil") if inline else text
 
 
 def text_math(x: Any) -> str:
+    """Plain text of an expression, a :class:`Substitution` or a domain's clause."""
+    if isinstance(x, Clause):
+        if x.condition is None:
+            return x.text
+        x = x.condition
     if isinstance(x, Substitution):
-        return text_expr(x.expr, substitution_names(x.bindings, "text"))
-    return text_expr(sp.sympify(x))
+        bindings = {k: shown_form(v) for k, v in x.bindings.items()}
+        return text_expr(shown_form(x.expr), substitution_names(bindings, "text"))
+    return text_expr(shown_form(sp.sympify(x)))
 
 
 
@@ -148,7 +170,7 @@ register_format(Format(
     times=lambda s: rf"$\times {s}$", run=lambda n: f" (×{n})", dash="–",
     templates={"reference": "reference.md.j2"}))
 register_format(Format(
-    "latex", "cost.tex.j2", math=latex_math, math_options=True, text=latex_escape,
+    "latex", "cost.tex.j2", math=tex_math, math_options=True, text=latex_escape,
     prose=latex_escape,
     code=lambda s: r"\texttt{" + latex_escape(s) + "}", inline_math=_tex_inline,
     aliases=("tex",), percent=r"\,\%", times=lambda s: rf"$\times {s}$",

@@ -20,7 +20,7 @@ import sympy as sp
 from symflops.cost import Cost
 from symflops.display import collect, shown
 from symflops.errors import SymflopsError
-from symflops.printing import latex_expr
+from symflops.printing import latex_expr, shown_form
 from symflops.rendering._equation import visible_width
 
 __all__ = ["Style", "register_style", "unregister_style", "get_style", "styles", "collected_terms",
@@ -153,7 +153,8 @@ def _table_rows(ctx: dict[str, Any]) -> None:
         return bool(r["params"].shown == 0 and r["flops"].shown == 0)
 
     def short(x: sp.Expr) -> bool:  # a number, or a formula as short as one
-        return bool(x.is_Integer) or visible_width(latex_expr(x, inline=True)) <= _SHORT_FORMULA
+        return bool(x.is_Integer) or \
+            visible_width(latex_expr(shown_form(x), inline=True)) <= _SHORT_FORMULA
 
     rows = [r for r in ctx["rows"] if not empty(r)]
     ctx["table_rows"] = rows

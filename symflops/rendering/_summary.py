@@ -9,7 +9,7 @@ import sympy as sp
 
 from symflops.cost import Cost
 from symflops.display import tidy
-from symflops.printing import format_number, text_table
+from symflops.printing import format_number, shown_form, text_table
 from symflops.rendering._formats import Format, register_format
 
 
@@ -18,20 +18,20 @@ def _count_text(expr: sp.Expr) -> str:
     """An exact count with separators and its SI form (``1,754,240 (1.75 M)``), or an
     expression as plain text."""
     if not expr.is_Integer:
-        return str(expr)
+        return str(tidy(shown_form(expr)))
     n = int(expr)
     si, plain = format_number(n, "si"), format_number(n, "grouped")
     return plain if si == str(n) else f"{plain} ({si})"
 
 
 def _summary_math(x: Any) -> str:
-    return str(tidy(sp.sympify(x)))
+    return str(tidy(shown_form(sp.sympify(x))))
 
 
 def _summary_row(total: Sequence[str], cost: Cost) -> list[str]:
     """``["MACs", "macs"]`` -> ``["MACs", "864,576 (865 k)"]``: one line of the totals."""
     name, quantity = total
-    return [name, _count_text(tidy(cost.quantity(quantity)))]
+    return [name, _count_text(cost.quantity(quantity))]
 
 
 def _parts_table(cost: Cost, depth: int) -> str:
@@ -48,7 +48,7 @@ def _parts_table(cost: Cost, depth: int) -> str:
 
 
 def _plain_shape(shape: Sequence[Any]) -> str:
-    return "(" + ", ".join(map(str, shape)) + ")"
+    return "(" + ", ".join(str(shown_form(sp.sympify(x))) for x in shape) + ")"
 
 
 register_format(Format(
