@@ -409,7 +409,7 @@ def _fraction_at(program: _Program, arrays: list[np.ndarray], shape: tuple[int, 
     """(numerator, denominator) at every point: int64 where proven safe, Python ints
     (object arrays) elsewhere."""
     if any(a.dtype == object for a in arrays):  # all of them in Python ints then
-        return program.exact(*[a.astype(object) for a in arrays])
+        return _exact_objects(program, arrays, shape)
     if program.bound is not None:
         if math.prod(shape) == 0:
             return program.exact(*arrays)
@@ -435,6 +435,22 @@ def _fraction_at(program: _Program, arrays: list[np.ndarray], shape: tuple[int, 
                                    for a in arrays])
             num[group], den[group] = n, d
     return num, den
+
+
+def _exact_objects(program: _Program, arrays: list[np.ndarray], shape: tuple[int, ...]
+                   ) -> tuple[Any, Any]:
+    """(numerator, denominator) in Python ints, the sizes broadcast to full object arrays
+    first: arithmetic on a 0-d object array gives a bare Python int, which ``numpy.maximum``
+    (a Max) would then convert to int64 and overflow on (found by hypothesis: Max(2*y, y**3)
+    at y = 2**31)."""
+    full = shape or (1,)
+    num, den = program.exact(*[np.broadcast_to(a, full).astype(object) for a in arrays])
+
+    def fitted(x: Any) -> Any:
+        if isinstance(x, (int, np.integer)):
+            return x
+        return np.broadcast_to(np.asarray(x, dtype=object), full).reshape(shape)
+    return fitted(num), fitted(den)
 
 
 def _quotient(num: Any, den: Any, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:

@@ -148,3 +148,17 @@ def test_a_zero_denominator_is_an_error() -> None:
         assert f(np.array([4, 6]), np.array([2, 3])).tolist() == [int(expr.subs({H: 4, p: 2}))] * 2
         with pytest.raises(SymflopsError, match=r"denominator .* zero.*index=\(1,\)"):
             f(np.array([4, 6]), np.array([2, 0]))
+
+
+_X, _Y = symbol("x"), symbol("y")
+
+
+@pytest.mark.parametrize("expr", [sp.Max(2 * _Y, _Y**3), sp.Max(-_Y**3 + _Y, sp.floor(_Y / 2)),
+                                  sp.Min(_Y**3, 2**100 * _Y)])
+def test_a_max_of_python_ints_beyond_int64_stays_exact(expr: sp.Expr) -> None:
+    # found by hypothesis: on object inputs a scalar size made Max's numpy.maximum see two
+    # bare Python ints (2**32 and 2**93) and convert them to int64 (OverflowError)
+    y = 2**31
+    want = int(expr.xreplace({_Y: y}))
+    f = compile_expr(expr, (_X, _Y))
+    assert f(np.array([1, 2], dtype=object), y).tolist() == [want, want]
