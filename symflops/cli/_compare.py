@@ -23,7 +23,7 @@ from symflops.cli._scale import plot_target, save_plot
 from symflops.cost import Cost
 from symflops.errors import SymflopsError
 from symflops.parse import parse_names
-from symflops.printing import text_table
+from symflops.printing import presented, text_table
 
 __all__ = ["cmd_compare"]
 
@@ -96,7 +96,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
                      + (" (B = 1 is the default; set it with --at B=...)" if default_batch
                         else ""))
     lines.append(f"growth order in {var}: {name_a} {cmp.orders[0]}, {name_b} {cmp.orders[1]}")
-    lines.append(f"ratio {name_a} / {name_b} = {cmp.ratio}")
+    # as renders show it (a strided size as a ceiling, no rounding on the domains'
+    # lattices); the JSON keeps the exact ratio
+    lattices = {**ca.domain.lattices(), **cb.domain.lattices()}
+    lines.append(f"ratio {name_a} / {name_b} = {presented(cmp.ratio, lattices)}")
     lines.append(f"limit of the ratio as {var} -> oo: {_approx(cmp.limit)}")
     if not cmp.crossings:
         where = f"for {var} from {within[0]} to {within[1]}" if within else "for every size"
