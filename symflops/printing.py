@@ -167,23 +167,23 @@ def as_ceilings(expr: sp.Basic) -> sp.Basic:
     >>> as_ceilings(3*h*w + 3*h + 3*w + 5), as_ceilings(sp.floor(H/2))
     (3*ceiling(H/2)*ceiling(W/2) + 2, floor(H/2))
     """
-    from symflops.display import simplify_expr
-
     if isinstance(expr, sp.Rel):
         return expr.func(as_ceilings(expr.lhs), as_ceilings(expr.rhs))
     if not isinstance(expr, sp.Expr) or not expr.has(sp.floor):
         return expr
-    best, best_ops = expr, _ops(expr)
-    for f in sorted(expr.atoms(sp.floor), key=str):
-        ceiling = _ceiling_minus_one(f)
-        if ceiling is None:
-            continue
-        swapped = best.xreplace({f: ceiling})
-        for candidate in (swapped, simplify_expr(sp.expand(swapped))):
-            ops = _ops(candidate)
-            if ops < best_ops:
-                best, best_ops = candidate, ops
-    return best
+    swaps = {f: c for f, c in ((f, _ceiling_minus_one(f)) for f in expr.atoms(sp.floor))
+             if c is not None}
+    if not swaps:
+        return expr
+    swapped = expr.xreplace(swaps)  # a product of floor(...) + 1 factors: ceilings already
+    candidates = [expr, swapped]
+    if any(isinstance(a, sp.Add) for a in sp.preorder_traversal(swapped)):
+        # a sum expanded over the floors: expanded again, it collects in the ceilings
+        # (each rounding held opaque: factor_terms would rewrite its argument)
+        opaque = {r: sp.Dummy() for r in swapped.atoms(sp.floor, sp.ceiling)}
+        back = {d: r for r, d in opaque.items()}
+        candidates.append(sp.factor_terms(sp.expand(swapped.xreplace(opaque))).xreplace(back))
+    return min(candidates, key=_ops)  # the shortest (the exact form on a tie)
 
 
 #: lattices a presentation may use: symbol -> (step, offset), the symbol's values being
