@@ -37,6 +37,7 @@ from typing import Any
 
 import torch
 
+from symflops.tracing import _guard
 from symflops.tracing import _torch_compat as C
 
 __all__ = ["untouched"]
@@ -174,6 +175,10 @@ class _Snapshot:
             self.globals.append((g, dict(g)))
             for v in list(g.values()):
                 self.containers.add(v)
+        mm = torch.nn.modules.module
+        self.hooks = [(getattr(mm, name), list(getattr(mm, name).items()))
+                      for name in C._GLOBAL_HOOKS]
+        self.full_backward = mm._global_is_full_backward_hook
         tensors = list(dict.fromkeys([*model.parameters(), *model.buffers()]))
         self.tensors = [(t, t.requires_grad, t.grad) for t in tensors]
         self.defaults = _TorchDefaults()
@@ -199,6 +204,9 @@ class _Snapshot:
                 t.requires_grad_(requires_grad)
             if t.grad is not grad:
                 t.grad = grad
+        for registry, items in self.hooks:
+            _put_back(registry, items)
+        torch.nn.modules.module._global_is_full_backward_hook = self.full_backward
         self.defaults.restore()
         torch.set_rng_state(self.rng)
         random.setstate(self.py_rng)
@@ -224,11 +232,23 @@ def _suspend_module_hooks(modules: list[torch.nn.Module]) -> None:
 @contextlib.contextmanager
 def untouched(model: torch.nn.Module) -> Iterator[None]:
     """Run the body with the model's hooks and the global module hooks suspended; put
-    the model's state, its hooks and the RNGs back afterwards (also on an exception)."""
+    the model's state, its hooks and the RNGs back afterwards (also on an exception; where
+    the watchdog cannot interrupt). The watchdog's interrupt (the call's time budget spent
+    in code that calls no torch op) leaves as :class:`~symflops.errors.TimeBudgetSpent`."""
     snap = _Snapshot(model)
+    registered = _guard.on_exit(snap.restore)  # (runs if an interrupt skips the finally)
+    interrupted = mine = False
     try:
         _suspend_module_hooks(snap.modules)
         with C.global_hooks_suspended():
             yield
+    except _guard.Interrupt:  # the watchdog: the budget is spent in code that calls no torch
+        interrupted = True
     finally:
-        snap.restore()
+        mine = interrupted and _guard.innermost_spent()
+        _guard.uninterrupted(snap.restore, deliver=mine)
+        registered()
+    if mine:
+        raise _guard.spent(*_guard.current_budget())
+    if interrupted:  # an outer call's budget (trace_factory's): it goes on to that call
+        raise _guard.Interrupt
