@@ -129,6 +129,26 @@ TORCH_MODELS = """
             return x
 
 
+    class Spins(nn.Module):
+        # loops on Python ints: no torch op, so the trace's own budget check never runs
+
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(8, 4)
+
+        def forward(self, x):
+            n = 0
+            while True:
+                n += 1
+
+
+    def spins():
+        return Spins()
+
+    def make_spins(width):
+        while True:
+            pass
+
     def linear():
         return nn.Linear(8, 4)
 
@@ -367,6 +387,12 @@ CASES = [
     Case("time-budget-spent", ["trace", "{w}/torch_models.py:endless", *L,
                                "--time-budget", "1"],
          ("ran out of its time budget (1 s)", "--fallback fit"), slow=True),
+    Case("time-budget-forward-loops-without-torch", ["trace", "{w}/torch_models.py:spins", *L,
+                                                     "--time-budget", "1"],
+         ("ran out of its time budget (1 s)", "--time-budget"), slow=True),
+    Case("time-budget-make-never-returns", ["trace", "{w}/torch_models.py:make_spins", *L,
+                                            "--vary", "width=W", "--time-budget", "1"],
+         ("ran out of its time budget (1 s)", "--time-budget"), slow=True),
 ]
 
 

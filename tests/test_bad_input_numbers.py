@@ -250,3 +250,69 @@ def test_an_error_is_one_line_whatever_its_values_print_as() -> None:
     assert "\n" not in text and text.startswith("Conv2d: bad sizes (H=[[ 0  1")
     assert text.endswith("; fix: give ints") and "note=two lines" in text
     assert "\n" not in str(e.at("0"))  # and after a container names where
+
+
+# --------------------------------------------------------------------------- presets
+_PRESET_BASE: dict[str, dict[str, Any]] = {
+    "gpt": {"dim": 64, "heads": 4, "layers": 2, "vocab": 100, "context": 32},
+    "llama": {"dim": 64, "heads": 4, "kv_heads": 2, "layers": 2, "vocab": 100, "hidden": 128},
+    "mixtral": {"dim": 64, "heads": 4, "kv_heads": 2, "layers": 2, "vocab": 100,
+                "hidden": 128, "experts": 4, "top_k": 2},
+    "mobilenet_v2": {}, "resnet": {}, "swin": {}, "vit": {},
+}
+#: every size argument of every preset (a sequence argument: its second item is set)
+_PRESET_SIZES = {
+    "gpt": ["dim", "heads", "layers", "vocab", "context", "mlp_ratio"],
+    "llama": ["dim", "heads", "kv_heads", "layers", "vocab", "hidden"],
+    "mixtral": ["dim", "heads", "kv_heads", "layers", "vocab", "hidden", "experts", "top_k"],
+    "mobilenet_v2": ["classes", "channels", "round_nearest"],
+    "resnet": ["width_per_group", "groups", "classes", "channels", "layers"],
+    "swin": ["embed_dim", "window", "patch", "mlp_ratio", "classes", "channels", "depths",
+             "heads"],
+    "vit": ["image_size", "patch", "layers", "heads", "dim", "mlp_dim", "classes", "channels"],
+}
+_SEQUENCES = {("resnet", "layers"): (3, 4, 6, 3), ("swin", "depths"): (2, 2, 6, 2),
+              ("swin", "heads"): (3, 6, 12, 24)}
+_BAD_SIZES = [float("nan"), float("inf"), 0, -8, True, 2.5, 8.0]
+
+
+@pytest.mark.parametrize("value", _BAD_SIZES, ids=repr)
+@pytest.mark.parametrize(("preset", "arg"), [(p, a) for p, args in _PRESET_SIZES.items()
+                                             for a in args], ids="-".join)
+def test_a_preset_refuses_a_bad_size_naming_its_own_argument(preset: str, arg: str,
+                                                             value: Any) -> None:
+    """nan, inf, 0, negative, a bool or a float for a size: one SymflopsError that names
+    the preset and ITS argument (not the layer the value would have reached: 'Repeat: n',
+    'Embedding: num_embeddings'), the value and a fix; never ValueError/OverflowError."""
+    kwargs = dict(_PRESET_BASE[preset])
+    sequence = _SEQUENCES.get((preset, arg))
+    kwargs[arg] = value if sequence is None else (sequence[0], value, *sequence[2:])
+    with pytest.raises(SymflopsError) as info:
+        getattr(sf.presets, preset)(**kwargs)
+    text = str(info.value)
+    assert text.startswith(f"{preset}: {arg} must"), text
+    assert "fix: " in text and "\n" not in text
+    assert repr(value) in text or str(value) in text
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1.0, 1.25],
+                         ids=["nan", "inf", "negative", "float"])
+def test_mixtral_capacity_factor_nan_or_inf_is_one_error(value: float) -> None:
+    """float('nan') raised ValueError ('cannot convert NaN to integer ratio'), inf an
+    OverflowError, from the hint that suggests an exact Fraction."""
+    with pytest.raises(SymflopsError, match="capacity_factor must be exact") as info:
+        sf.presets.mixtral(**_PRESET_BASE["mixtral"], capacity_factor=value)
+    assert str(value) in str(info.value)
+
+
+def test_resnet_without_stages_is_refused() -> None:
+    with pytest.raises(SymflopsError, match="resnet: layers must list the blocks"):
+        sf.presets.resnet(layers=())
+
+
+def test_presets_still_take_what_they_documented() -> None:
+    """The checks refuse nothing valid: symbols, names, large ints, a float width."""
+    params = sf.presets.gpt("d", "h", "L", 10**40, "N").cost(("B", "N")).params
+    assert {"d", "L"} <= {str(s) for s in params.free_symbols}
+    assert sf.presets.mobilenet_v2(width_mult=0.5).cost(("B", 3, 224, 224)).params > 0
+    assert sf.presets.resnet(layers=(1,)).cost(("B", 3, 224, 224)).params > 0

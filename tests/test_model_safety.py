@@ -2,13 +2,18 @@
 in eval and train mode (fake, real=True, fit, the fit fallback, a run that raises),
 each compared with a deep snapshot taken before: every module attribute, every tensor
 (values, dtype, device, requires_grad, grad, version, FakeTensor or not), hooks
-(per-module and global) and the RNGs (torch, random, numpy)."""
+(per-module and global), this module's globals, torch's global defaults (default dtype,
+grad mode, anomaly mode, deterministic algorithms) and the RNGs (torch, random, numpy).
+Nested containers, plain objects and globals a forward writes are checked too, and no
+FakeTensor or SymInt may stay reachable from the model or the globals."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import random
+import types
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +29,8 @@ from torch.nn.utils import prune  # noqa: E402
 import symflops as sf  # noqa: E402
 
 GLOBAL_STATE = torch.zeros(3)
+GLOBAL_CACHE: dict[str, Any] = {"calls": 0, "inner": {"seen": []}}
+GLOBAL_LIST: list[Any] = []
 
 
 # ----------------------------------------------------------------------------- snapshot
@@ -65,8 +72,45 @@ def deep_snapshot(model: nn.Module) -> dict[str, Any]:
     hooks = {name: _describe(getattr(mm, name)) for name in dir(mm)
              if name.startswith("_global_") and isinstance(getattr(mm, name), dict)}
     return {"modules": mods, "global_hooks": hooks, "a global tensor": _describe(GLOBAL_STATE),
+            "globals": _describe({k: v for k, v in globals().items() if k.isupper()}),
+            # (the warnings machinery adds __warningregistry__ where a warning points)
+            "global names": sorted(n for n in globals() if not n.startswith("__")),
+            "torch defaults": (torch.get_default_dtype(), torch.is_grad_enabled(),
+                               torch.is_anomaly_enabled(),
+                               torch.are_deterministic_algorithms_enabled()),
             "torch_rng": torch.get_rng_state().tolist(), "random": random.getstate(),
             "numpy": _describe(list(np.random.get_state()))}
+
+
+def symbolic_left(*roots: Any) -> list[str]:
+    """Where a FakeTensor, SymInt, SymFloat or SymBool is reachable from ``roots``
+    (containers, plain objects' attributes, modules' ``__dict__``)."""
+    found: list[str] = []
+    seen: set[int] = set()
+
+    def walk(v: Any, where: str, depth: int) -> None:
+        if id(v) in seen or depth > 12:
+            return
+        seen.add(id(v))
+        if isinstance(v, (torch.SymInt, torch.SymFloat, torch.SymBool)) or \
+                type(v).__name__ == "FakeTensor":
+            found.append(f"{where}: {type(v).__name__}")
+            return
+        if isinstance(v, (torch.Tensor, str, bytes, int, float, type)):
+            return
+        items: Any = ()
+        if isinstance(v, dict):
+            items = [(repr(k), x) for k, x in v.items()]
+        elif isinstance(v, (list, tuple, set, frozenset)):
+            items = [(str(i), x) for i, x in enumerate(v)]
+        elif isinstance(v, (nn.Module, types.SimpleNamespace)):
+            items = list(vars(v).items())
+        for k, x in items:
+            walk(x, f"{where}[{k}]", depth + 1)
+
+    for i, root in enumerate(roots):
+        walk(root, f"root{i}", 0)
+    return found
 
 
 def assert_same(before: dict[str, Any], after: dict[str, Any]) -> None:
@@ -327,3 +371,98 @@ def test_lazy_modules_are_a_clear_error_and_untouched() -> None:
         model(torch.randn(2, 4))  # initialized by one real call: traces
     c = sf.trace(model, "B 4", convention="macs")
     assert c.flops == 32 * sf.symbols.B
+
+
+# ------------------------------------------- nested containers, globals, torch's defaults
+class SideEffects(nn.Module):
+    """A forward that writes two levels deep into its containers, into a plain config
+    object, into this module's globals (a dict, a list, a rebound and a new name) and
+    changes torch's defaults; optionally it then raises."""
+
+    def __init__(self, raises: bool = False) -> None:
+        super().__init__()
+        self.lin = nn.Linear(8, 8)
+        self.deep: dict[str, Any] = {"a": {"k": None}, "l": [[1]], "t": ([],)}
+        self.cfg = types.SimpleNamespace(n=3, sub=types.SimpleNamespace(seen=[]))
+        self.raises = raises
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        global GLOBAL_STATE, GLOBAL_NEW
+        y = self.lin(x)
+        n = y.shape[0]  # a SymInt in a symbolic trace
+        self.deep["a"]["k"] = y
+        self.deep["a"]["n"] = n
+        self.deep["l"][0].append(y)
+        self.deep["t"][0].append(n)
+        self.cfg.last, self.cfg.n = y, n
+        self.cfg.sub.seen.append(y)
+        GLOBAL_CACHE["calls"] += 1
+        GLOBAL_CACHE["last"] = y
+        GLOBAL_CACHE["inner"]["seen"].append(n)
+        GLOBAL_LIST.append(y)
+        GLOBAL_STATE = y  # rebinds the name
+        GLOBAL_NEW = n  # noqa: F841  (a new global name)
+        torch.set_default_dtype(torch.float64)
+        torch.set_grad_enabled(False)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        if self.raises:
+            raise ValueError("stops after the side effects")
+        return y
+
+
+@pytest.fixture
+def torch_defaults_kept() -> Any:
+    """Whatever a failing test did, the rest of the session keeps torch's defaults."""
+    saved = (torch.get_default_dtype(), torch.is_grad_enabled(),
+             torch.are_deterministic_algorithms_enabled())
+    yield
+    torch.set_default_dtype(saved[0])
+    torch.set_grad_enabled(saved[1])
+    torch.use_deterministic_algorithms(saved[2])
+
+
+@pytest.mark.parametrize("raises", [False, True], ids=["succeeds", "raises"])
+@pytest.mark.parametrize("how", ["fake", "real", "fit"])
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_nested_containers_globals_and_torch_defaults_are_put_back(
+        mode: str, how: str, raises: bool, torch_defaults_kept: Any) -> None:
+    model = SideEffects(raises)
+    before = deep_snapshot(model)
+    global_state = GLOBAL_STATE
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if how == "fit":
+            run: Callable[[], Any] = lambda: sf.tracing.fit(model, "B 8", mode=mode)  # noqa: E731
+        else:
+            run = lambda: sf.trace(model, "B 8" if how == "fake" else (2, 8),  # noqa: E731
+                                   mode=mode, real=how == "real")
+        if raises:
+            with pytest.raises(sf.SymflopsError, match="stops after the side effects"):
+                run()
+        else:
+            assert run().params == 72
+    assert_same(before, deep_snapshot(model))
+    assert GLOBAL_STATE is global_state and "GLOBAL_NEW" not in globals()
+    assert symbolic_left(model, GLOBAL_CACHE, GLOBAL_LIST) == []
+    # the side effects are real: the same forward run for real does leave them
+    with torch.no_grad(), contextlib.suppress(ValueError):
+        model(torch.randn(2, 8))
+    assert torch.get_default_dtype() == torch.float64 and model.deep["a"]["k"] is not None
+    assert_changed = deep_snapshot(model)
+    assert assert_changed["torch defaults"] != before["torch defaults"]
+    GLOBAL_CACHE.update({"calls": 0, "inner": {"seen": []}})
+    GLOBAL_CACHE.pop("last")
+    GLOBAL_LIST.clear()
+    globals()["GLOBAL_STATE"] = global_state
+    globals().pop("GLOBAL_NEW")
+
+
+def test_the_leftover_checker_sees_what_a_forward_leaves() -> None:
+    """symbolic_left is not vacuous: a SymInt and a FakeTensor kept by hand are found."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.fx.experimental.symbolic_shapes import ShapeEnv
+
+    mode = FakeTensorMode(shape_env=ShapeEnv())
+    fake = mode.from_tensor(torch.zeros(4, 3), symbolic_context=None)
+    holder = {"deep": [types.SimpleNamespace(t=fake)]}
+    assert symbolic_left(holder) == ["root0['deep'][0][t]: FakeTensor"]

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 from typing import Any
 
@@ -49,7 +50,7 @@ def _capacity_factor(value: Any) -> sp.Rational | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, Fraction, sp.Rational)):
         hint = f" such as Fraction({Fraction(value).limit_denominator(1000)!s})" \
-            if isinstance(value, float) else ""
+            if isinstance(value, float) and math.isfinite(value) else ""
         raise SymflopsError("capacity_factor must be exact: an int, a Fraction or a SymPy "
                             "Rational", layer="MoE", values={"capacity_factor": repr(value)},
                             fix="pass an exact ratio" + hint)

@@ -36,6 +36,7 @@ from symflops.nn import (
     TiedLMHead,
 )
 from symflops.nn._base import SizeLike, to_size
+from symflops.presets._checks import checked_sizes
 
 __all__ = ["gpt", "llama", "mixtral", "decoder"]
 
@@ -59,6 +60,8 @@ def gpt(dim: SizeLike, heads: SizeLike, layers: SizeLike, vocab: SizeLike,
     >>> gpt(768, 12, 12, 50257, 1024).cost(("B", "N")).params
     124439808
     """
+    checked_sizes("gpt", dim=dim, heads=heads, layers=layers, vocab=vocab, context=context,
+                  mlp_ratio=mlp_ratio)
     d = to_size(dim, "gpt", "dim")
     wte = Embedding(vocab, d)
     hidden = to_size(mlp_ratio, "gpt", "mlp_ratio") * d
@@ -116,6 +119,8 @@ def llama(dim: SizeLike, heads: SizeLike, kv_heads: SizeLike | None, layers: Siz
     >>> llama(4096, 32, 32, 32, 32000, 11008).cost(("B", "N")).params
     6738415616
     """
+    checked_sizes("llama", dim=dim, heads=heads, kv_heads=kv_heads, layers=layers, vocab=vocab,
+                  hidden=hidden)
     d = to_size(dim, "llama", "dim")
     return decoder(d, heads, kv_heads, layers, vocab, SwiGLU(d, hidden),
                    tie_embeddings=tie_embeddings, skip_masked=skip_masked, name="llama")
@@ -141,6 +146,8 @@ def mixtral(dim: SizeLike, heads: SizeLike, kv_heads: SizeLike | None, layers: S
     >>> c.params, active_params(c)
     (46702792704, 12879925248)
     """
+    checked_sizes("mixtral", dim=dim, heads=heads, kv_heads=kv_heads, layers=layers,
+                  vocab=vocab, hidden=hidden, experts=experts, top_k=top_k)
     d = to_size(dim, "mixtral", "dim")
     return decoder(d, heads, kv_heads, layers, vocab,
                    MoE(d, hidden, experts, top_k, capacity_factor=capacity_factor),

@@ -45,6 +45,7 @@ from symflops.nn import (
     WindowAttention,
     to_size,
 )
+from symflops.presets._checks import checked_sizes
 
 __all__ = ["vit", "swin", "resnet", "mobilenet_v2"]
 
@@ -69,6 +70,8 @@ def vit(image_size: SizeLike = 224, patch: SizeLike = 16, layers: SizeLike = 12,
     >>> c.params, c.flops.subs(B, 1)                    # torchvision vit_b_16
     (86567656, 17563828224)
     """
+    checked_sizes("vit", image_size=image_size, patch=patch, layers=layers, heads=heads, dim=dim,
+                  mlp_dim=mlp_dim, classes=classes, channels=channels)
     size = to_size(image_size, "vit", "image_size")
     p = to_size(patch, "vit", "patch")
     side = sp.floor(size / p)
@@ -116,6 +119,8 @@ def swin(embed_dim: SizeLike = 96, depths: Sequence[SizeLike] = (2, 2, 6, 2),
     >>> c.params, c.flops.subs(B, 1)                    # torchvision swin_t
     (28288354, 4490566656)
     """
+    checked_sizes("swin", embed_dim=embed_dim, depths=depths, heads=heads, window=window,
+                  patch=patch, mlp_ratio=mlp_ratio, classes=classes, channels=channels)
     if len(depths) != len(heads) or not depths:
         raise SymflopsError("give one depth and one head count per stage", layer="swin",
                             values={"depths": depths, "heads": heads},
@@ -183,6 +188,8 @@ def resnet(block: str = "bottleneck", layers: Sequence[SizeLike] = (3, 4, 6, 3),
     >>> resnet().cost((B, 3, 224, 224)).params          # torchvision resnet50
     25557032
     """
+    checked_sizes("resnet", width_per_group=width_per_group, groups=groups, classes=classes,
+                  channels=channels)
     if block not in ("basic", "bottleneck"):
         raise SymflopsError("unknown ResNet block", layer="resnet", values={"block": block},
                             fix="use block='basic' or 'bottleneck'")
@@ -191,6 +198,10 @@ def resnet(block: str = "bottleneck", layers: Sequence[SizeLike] = (3, 4, 6, 3),
                             "torchvision)", layer="resnet",
                             values={"groups": groups, "width_per_group": width_per_group},
                             fix="use block='bottleneck' for grouped or wider blocks")
+    if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence) or not layers:
+        raise SymflopsError("layers must list the blocks of each stage (at least one stage)",
+                            layer="resnet", values={"layers": repr(layers)},
+                            fix="pass e.g. layers=(3, 4, 6, 3)")
     expansion = 4 if block == "bottleneck" else 1
     net: dict[str, Layer] = {"conv1": Conv2d(channels, 64, 7, stride=2, padding=3, bias=False),
                              "bn1": BatchNorm2d(64), "relu": ReLU(),
@@ -232,6 +243,7 @@ def mobilenet_v2(width_mult: float = 1.0, classes: SizeLike = 1000, round_neares
     >>> c.params, c.flops.subs(B, 1)                    # torchvision mobilenet_v2
     (3504872, 300774272)
     """
+    checked_sizes("mobilenet_v2", classes=classes, channels=channels)
     settings = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
                 (6, 160, 3, 2), (6, 320, 1, 1)]
     if isinstance(width_mult, bool) or not isinstance(width_mult, (int, float)) or \

@@ -39,7 +39,7 @@ from symflops.tracing._inputs import dim_names, parse_inputs
 from symflops.tracing._lattice import degree_of, newton
 from symflops.tracing._reach import DEPTH_LADDER, SIZE_LADDER, Branch, Reach, depth_like
 from symflops.tracing._sampling import ParamValue, Point, Sampler, parse_params
-from symflops.tracing._serial import serialized
+from symflops.tracing._serial import serialized_whole_call
 
 __all__ = ["trace_factory", "FactoryCost", "FactoryReport", "MAX_FIT_DEGREE", "MAX_FACTOR"]
 
@@ -475,7 +475,7 @@ def _build(path: str, structure: _Structure, fitted: Mapping[str, Mapping[str, s
                 derivation=_leaf_derivation(node, q, work, q["params"], note))
 
 
-@serialized
+@serialized_whole_call
 def trace_factory(make: Callable[..., Any], inputs: Any, params: Mapping[str, Any],
                   fixed: Mapping[str, Any] | None = None, *,
                   multiples: Mapping[str, int] | None = None, max_degree: int = MAX_FIT_DEGREE,
@@ -493,8 +493,9 @@ def trace_factory(make: Callable[..., Any], inputs: Any, params: Mapping[str, An
     as expressions of the symbols (``{"H": "P*n"}``: the image side as patch size times
     patches per side), which then do not appear in the formula.
     ``multiples``: a lattice multiple per symbol, skipping its search. ``trace_options``:
-    ``convention``, ``mode``, ``hints``, ``strict``, ``time_budget`` (per trace), as for
-    :func:`symflops.trace`. The result is a Cost tree with repeated blocks folded
+    ``convention``, ``mode``, ``hints``, ``strict``, as for :func:`symflops.trace`, and
+    ``time_budget``: seconds for the whole call (``make`` included), each trace within it.
+    The result is a Cost tree with repeated blocks folded
     (``count`` a formula, e.g. ``L``), its lattice in ``validity``, how it was derived and
     verified in ``notes`` and in ``.factory``. A count that is not a polynomial on any
     lattice tried is a SymflopsError naming the symbol and the reason.

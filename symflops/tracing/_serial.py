@@ -1,39 +1,11 @@
-"""One trace at a time per process.
-
-A trace suspends torch's global module hooks and the model's own, swaps in fake tensors and
-patches nothing else, then puts everything back. Two traces interleaved in threads would each
-save the other's suspended state and restore the wrong one (four threads calling ``sf.trace``
-at once removed a user's global forward hook for good). The entries that run user code under
-torch's symbolic machinery (``trace``, ``fit``, ``trace_factory``) hold one re-entrant lock.
-"""
+"""One trace at a time per process: :func:`serialized` is :func:`._guard.guarded` (the
+re-entrant lock every tracing entry holds, and the watchdog that enforces its time budget
+on the whole call)."""
 
 from __future__ import annotations
 
-import functools
-import threading
-from collections.abc import Callable
-from typing import Any, TypeVar
+from symflops.tracing._guard import TRACE_LOCK
+from symflops.tracing._guard import guarded as serialized
+from symflops.tracing._guard import guarded_whole_call as serialized_whole_call
 
-__all__ = ["serialized", "TRACE_LOCK"]
-
-#: held by every tracing entry point for the whole call (re-entrant: ``trace`` may call
-#: ``fit``, ``trace_factory`` calls ``trace``)
-TRACE_LOCK = threading.RLock()
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def serialized(fn: F) -> F:
-    """``fn`` run while holding :data:`TRACE_LOCK`.
-
-    >>> @serialized
-    ... def f(x):
-    ...     return TRACE_LOCK._is_owned()
-    >>> f(1)
-    True
-    """
-    @functools.wraps(fn)
-    def locked(*args: Any, **kwargs: Any) -> Any:
-        with TRACE_LOCK:
-            return fn(*args, **kwargs)
-    return locked  # type: ignore[return-value]
+__all__ = ["serialized", "serialized_whole_call", "TRACE_LOCK"]

@@ -1,0 +1,343 @@
+"""The guard around every tracing entry: one lock, and a watchdog for the time budget.
+
+**The lock.** A trace suspends torch's global module hooks and the model's own, swaps in
+fake tensors, then puts everything back. Two traces interleaved in threads would each save
+the other's suspended state and restore the wrong one (four threads calling ``sf.trace`` at
+once removed a user's global forward hook for good). The entries that run user code under
+torch's symbolic machinery (``trace``, ``fit``, ``trace_factory``) hold one re-entrant lock
+(:data:`TRACE_LOCK`) for the whole call.
+
+**The watchdog.** A trace checks its ``time_budget`` at every torch op and every guard, but
+user code that loops without calling torch (a ``make`` that never returns, a forward that
+spins on Python ints) never reaches a check. So each guarded call arms a watchdog thread
+with its budget; when the budget is spent it raises :class:`Interrupt` in the calling
+thread (``PyThreadState_SetAsyncExc``), again every :data:`REFIRE` s until the call
+returns (a bare ``except:`` in user code cannot keep it), and the call raises
+:class:`~symflops.errors.TimeBudgetSpent`. Calls nest: a call made inside another
+(``trace`` -> its fit fallback) has its budget of its own and the outer one's clock stops
+meanwhile; ``trace_factory``'s budget covers the whole call, each of its traces within its
+own too (:func:`guarded_whole_call`). Code that restores state runs :func:`uninterrupted`
+(the watchdog holds off, a pending interrupt is dropped, the restore is retried if one
+landed before); what a restore registered with :func:`on_exit` and did not finish runs when the call
+returns; torch's default dtype and grad mode and its mode stacks are put back there too.
+
+>>> import time
+>>> @guarded
+... def spin(time_budget: float | None = 300) -> None:
+...     while True:
+...         pass
+>>> t = time.perf_counter()
+>>> spin(time_budget=0.2)
+Traceback (most recent call last):
+...
+symflops.errors.TimeBudgetSpent: spin: the call ran out of its time budget (0.2 s) ...
+>>> time.perf_counter() - t < 2
+True
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import inspect
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from symflops.errors import TimeBudgetSpent
+
+__all__ = ["guarded", "guarded_whole_call", "TRACE_LOCK", "Interrupt", "uninterrupted",
+           "on_exit", "innermost_spent", "REFIRE", "GRACE"]
+
+#: held by every tracing entry point for the whole call (re-entrant: ``trace`` may call
+#: ``fit``, ``trace_factory`` calls ``trace``)
+TRACE_LOCK = threading.RLock()
+#: seconds between two interrupts while a spent call has not returned
+REFIRE = 0.1
+#: seconds past the budget before the watchdog interrupts (the trace's own check at each
+#: torch op raises cleanly first when ops are running)
+GRACE = 0.2
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Interrupt(BaseException):  # noqa: N818  (not an error of the user's: a signal)
+    """Raised by the watchdog in a thread whose call spent its budget (a BaseException,
+    so ``except Exception`` in user code does not swallow it); the guard turns it into
+    :class:`~symflops.errors.TimeBudgetSpent`."""
+
+
+_set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
+_set_async_exc.argtypes = (ctypes.c_ulong, ctypes.py_object)
+_set_async_exc.restype = ctypes.c_int
+_clear_async_exc = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p)(
+    ("PyThreadState_SetAsyncExc", ctypes.pythonapi))
+
+
+@dataclass
+class _Level:
+    """One guarded call of a thread: its budget (seconds, ``None``: no limit), what is
+    left of it, since when it runs (``None`` while a nested call runs), whether its
+    interrupt was delivered (turned into TimeBudgetSpent: no more interrupts)."""
+
+    name: str
+    budget: float | None
+    left: float
+    running_since: float | None
+    #: True: the clock stops while a nested guarded call runs (it has a budget of its own)
+    pauses: bool = True
+    delivered: bool = False
+    restorers: list[Callable[[], None]] = field(default_factory=list)
+    torch_state: Any = None
+
+    def spent(self) -> bool:
+        """The budget is used up (the interrupt is this call's, not an outer one's)."""
+        return self.budget is not None and self.running_since is not None and \
+            time.perf_counter() - self.running_since >= self.left
+
+    def due(self) -> float | None:
+        if self.budget is None or self.delivered or self.running_since is None:
+            return None
+        return self.running_since + self.left + GRACE
+
+
+_lock = threading.Condition(threading.Lock())
+_levels: dict[int, list[_Level]] = {}
+_shielded: dict[int, int] = {}
+_watchdog: threading.Thread | None = None
+
+
+def _watch() -> None:
+    with _lock:
+        while True:
+            now = time.perf_counter()
+            wake: float | None = None
+            for tid, stack in _levels.items():
+                dues = [d for d in (level.due() for level in stack) if d is not None]
+                if not dues:
+                    continue
+                due = min(dues)
+                if now >= due:
+                    if not _shielded.get(tid):
+                        _set_async_exc(tid, Interrupt)
+                    due = now + REFIRE
+                wake = due if wake is None else min(wake, due)
+            _lock.wait(None if wake is None else max(wake - now, 0.001))
+
+
+def _after_fork() -> None:
+    """A forked child has none of the parent's threads: a fresh watchdog when it arms."""
+    global _watchdog, _lock
+    _watchdog = None
+    _lock = threading.Condition(threading.Lock())
+    _levels.clear()
+    _shielded.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
+def _arm(name: str, budget: float | None, pauses: bool) -> _Level:
+    global _watchdog
+    tid = threading.get_ident()
+    now = time.perf_counter()
+    level = _Level(name, budget, math.inf if budget is None else budget, now, pauses,
+                   torch_state=_torch_state())
+    with _lock:
+        # an interrupt pending for an outer call is dropped here (the watchdog fires it
+        # again while that call is spent), so none lands half-way through the push
+        _clear_async_exc(tid, None)
+        stack = _levels.setdefault(tid, [])
+        since = stack[-1].running_since if stack and stack[-1].pauses else None
+        if since is not None:  # the outer clock stops
+            stack[-1].left -= now - since
+            stack[-1].running_since = None
+        stack.append(level)
+        if _watchdog is None:
+            _watchdog = threading.Thread(target=_watch, name="symflops-watchdog", daemon=True)
+            _watchdog.start()
+        _lock.notify()
+    return level
+
+
+def _disarm(level: _Level) -> None:
+    """``level`` off its thread's stack (the outer call's clock runs again) and any
+    interrupt still pending for the thread dropped. Idempotent."""
+    tid = threading.get_ident()
+    with _lock:
+        stack = _levels.get(tid, [])
+        if level in stack:
+            stack.remove(level)
+            if not stack:
+                del _levels[tid]
+            elif stack[-1].running_since is None:  # its clock runs again
+                stack[-1].running_since = time.perf_counter()
+        _clear_async_exc(tid, None)
+        _lock.notify()
+
+
+@contextmanager
+def _shield(deliver: bool) -> Iterator[None]:
+    """No interrupt lands in the body; ``deliver``: the current call's interrupt has been
+    turned into TimeBudgetSpent (the watchdog stops)."""
+    tid = threading.get_ident()
+    with _lock:
+        _clear_async_exc(tid, None)
+        _shielded[tid] = _shielded.get(tid, 0) + 1
+        stack = _levels.get(tid)
+        if deliver and stack:
+            stack[-1].delivered = True
+    try:
+        yield
+    finally:
+        with _lock:
+            _shielded[tid] -= 1
+            if not _shielded[tid]:
+                del _shielded[tid]
+
+
+def uninterrupted(restore: Callable[[], None], deliver: bool = False) -> None:
+    """Run ``restore`` (idempotent) where the watchdog does not interrupt; if an interrupt
+    landed just before, run it again. ``deliver``: the caller turns the current call's
+    interrupt into TimeBudgetSpent."""
+    while True:
+        try:
+            with _shield(deliver):
+                restore()
+            return
+        except Interrupt:
+            continue
+
+
+def on_exit(restore: Callable[[], None]) -> Callable[[], None]:
+    """Register ``restore`` to run when the current guarded call returns, in case an
+    interrupt skips the code that runs it; returns the function that unregisters it."""
+    stack = _levels.get(threading.get_ident())
+    if not stack:
+        return lambda: None
+    restorers = stack[-1].restorers
+    restorers.append(restore)
+
+    def done() -> None:
+        if restore in restorers:
+            restorers.remove(restore)
+
+    return done
+
+
+def innermost_spent() -> bool:
+    """The innermost guarded call's budget is used up (an interrupt is then its own)."""
+    stack = _levels.get(threading.get_ident())
+    return bool(stack and stack[-1].spent())
+
+
+def current_budget() -> tuple[str, float | None]:
+    """The innermost guarded call's name and budget (for a TimeBudgetSpent message)."""
+    stack = _levels.get(threading.get_ident())
+    return (stack[-1].name, stack[-1].budget) if stack else ("trace", None)
+
+
+def spent(name: str, budget: float | None) -> TimeBudgetSpent:
+    """The error a call whose budget the watchdog found spent raises."""
+    return TimeBudgetSpent(
+        f"the call ran out of its time budget ({budget:g} s) in code that does not call torch "
+        "(a loop in the model's forward or the factory)", layer=name,
+        fix="pass a larger {time_budget}, or fix the loop", options={"time_budget": ...})
+
+
+def _torch_state() -> Any:
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    return (torch.get_default_dtype(), torch.is_grad_enabled(),
+            torch._C._len_torch_dispatch_stack(), torch._C._len_torch_function_stack())
+
+
+def _restore_torch(saved: Any) -> None:
+    import torch
+
+    dtype, grad, dispatch, function = saved
+    if torch.get_default_dtype() != dtype:
+        torch.set_default_dtype(dtype)
+    torch.set_grad_enabled(grad)
+    from torch.utils._python_dispatch import _pop_mode
+
+    while torch._C._len_torch_dispatch_stack() > dispatch:  # a mode an interrupt left on
+        _pop_mode()
+    while torch._C._len_torch_function_stack() > function:
+        torch._C._pop_torch_function_stack()
+
+
+def _budget_of(signature: inspect.Signature, args: tuple[Any, ...],
+               kwargs: dict[str, Any]) -> float | None:
+    """The call's ``time_budget`` (a keyword of the call, or of its ``**options``); a
+    value the function will refuse arms nothing."""
+    try:
+        bound = signature.bind(*args, **kwargs)
+    except TypeError:
+        return None
+    bound.apply_defaults()
+    arguments = dict(bound.arguments)
+    for name, p in signature.parameters.items():
+        if p.kind is inspect.Parameter.VAR_KEYWORD:
+            arguments.update(arguments.pop(name, {}))
+    if "time_budget" in arguments:
+        budget = arguments["time_budget"]
+    else:
+        from symflops.tracing._inputs import DEFAULT_TIME_BUDGET
+        budget = DEFAULT_TIME_BUDGET
+    if isinstance(budget, bool) or not isinstance(budget, (int, float)) or \
+            not math.isfinite(budget) or budget <= 0:
+        return None
+    return float(budget)
+
+
+def _leave(level: _Level) -> None:
+    """Run what the call's restores left undone, put torch's defaults back, disarm."""
+    for restore in list(reversed(level.restorers)):
+        restore()
+    level.restorers.clear()
+    if level.torch_state is not None:
+        _restore_torch(level.torch_state)
+    _disarm(level)
+
+
+def guarded(fn: F) -> F:
+    """``fn`` run while holding :data:`TRACE_LOCK`, within its ``time_budget``; a guarded
+    call made inside it has a budget of its own (its clock stops meanwhile)."""
+    return _guarded(fn, pauses=True)
+
+
+def guarded_whole_call(fn: F) -> F:
+    """:func:`guarded`, the budget covering the calls made inside too (each still within
+    its own): ``trace_factory``, whose traces are many."""
+    return _guarded(fn, pauses=False)
+
+
+def _guarded(fn: F, pauses: bool) -> F:
+    signature = inspect.signature(fn)
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        with TRACE_LOCK:
+            budget = _budget_of(signature, args, kwargs)
+            level = _arm(fn.__name__, budget, pauses)
+            interrupted = mine = False
+            try:
+                return fn(*args, **kwargs)
+            except Interrupt:
+                interrupted = True
+            finally:
+                mine = interrupted and level.spent()
+                uninterrupted(functools.partial(_leave, level), deliver=mine)
+            if not mine:  # an outer call's budget is spent: the interrupt goes on to it
+                raise Interrupt
+            raise spent(fn.__name__, budget) from None
+    return call  # type: ignore[return-value]
