@@ -171,3 +171,51 @@ def test_a_call_within_its_budget_is_never_interrupted() -> None:
     while time.perf_counter() < deadline:
         pass
     assert _guard._levels == {}
+
+
+class SlowToUnwind(nn.Module):
+    """Runs torch ops until the trace's own check raises TimeBudgetSpent, then spends
+    ``pause`` s in a ``finally`` (longer than the watchdog's grace) while it unwinds."""
+
+    def __init__(self, pause: float) -> None:
+        super().__init__()
+        self.lin = nn.Linear(8, 8)
+        self.pause = pause
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        try:
+            while True:
+                x = self.lin(x)
+        finally:
+            time.sleep(self.pause)
+
+
+def test_a_clean_budget_error_is_not_replaced_by_the_watchdog_while_it_unwinds() -> None:
+    # the watchdog used to fire GRACE (0.2 s) after the budget even when the trace's own
+    # check had already raised: the Interrupt landed in the finally (or in a gc callback,
+    # printed as "Exception ignored") and the error became "code that does not call torch"
+    assert 2 * _guard.GRACE < 0.6 < _guard.UNWIND
+    with pytest.raises(TimeBudgetSpent) as err:
+        sf.trace(SlowToUnwind(0.6), "B 8", time_budget=BUDGET)
+    assert "ops recorded" in str(err.value)
+    assert "does not call torch" not in str(err.value)
+
+
+def test_a_forward_that_catches_the_budget_error_and_loops_is_still_stopped() -> None:
+    class Catches(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(8, 8)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            try:
+                while True:
+                    x = self.lin(x)
+            except TimeBudgetSpent:
+                while True:
+                    pass
+
+    t = time.perf_counter()
+    with pytest.raises(TimeBudgetSpent):
+        sf.trace(Catches(), "B 8", time_budget=BUDGET)
+    assert time.perf_counter() - t < BUDGET + _guard.UNWIND + MARGIN

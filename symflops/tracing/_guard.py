@@ -52,7 +52,8 @@ from typing import Any, TypeVar
 from symflops.errors import TimeBudgetSpent
 
 __all__ = ["guarded", "guarded_whole_call", "TRACE_LOCK", "Interrupt", "uninterrupted",
-           "on_exit", "innermost_spent", "REFIRE", "GRACE"]
+           "on_exit", "innermost_spent", "raising_cleanly", "REFIRE", "GRACE",
+           "UNWIND"]
 
 #: held by every tracing entry point for the whole call (re-entrant: ``trace`` may call
 #: ``fit``, ``trace_factory`` calls ``trace``)
@@ -62,6 +63,8 @@ REFIRE = 0.1
 #: seconds past the budget before the watchdog interrupts (the trace's own check at each
 #: torch op raises cleanly first when ops are running)
 GRACE = 0.2
+#: seconds a clean TimeBudgetSpent may take to unwind before the watchdog interrupts
+UNWIND = 5.0
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -92,6 +95,9 @@ class _Level:
     #: True: the clock stops while a nested guarded call runs (it has a budget of its own)
     pauses: bool = True
     delivered: bool = False
+    #: seconds added to the grace: a clean TimeBudgetSpent is already unwinding
+    #: (:func:`raising_cleanly`), so the watchdog waits longer before it interrupts
+    extra_grace: float = 0.0
     restorers: list[Callable[[], None]] = field(default_factory=list)
     torch_state: Any = None
 
@@ -103,7 +109,7 @@ class _Level:
     def due(self) -> float | None:
         if self.budget is None or self.delivered or self.running_since is None:
             return None
-        return self.running_since + self.left + GRACE
+        return self.running_since + self.left + GRACE + self.extra_grace
 
 
 _lock = threading.Condition(threading.Lock())
@@ -234,6 +240,18 @@ def innermost_spent() -> bool:
     """The innermost guarded call's budget is used up (an interrupt is then its own)."""
     stack = _levels.get(threading.get_ident())
     return bool(stack and stack[-1].spent())
+
+
+def raising_cleanly() -> None:
+    """The innermost call's own budget check is raising TimeBudgetSpent: give it
+    :data:`UNWIND` s to unwind through the model's code before the watchdog interrupts
+    (an interrupt landing in a finalizer or a gc callback of someone else's is only
+    printed as ignored; a forward that catches the error and loops is still stopped)."""
+    with _lock:
+        stack = _levels.get(threading.get_ident())
+        if stack:
+            stack[-1].extra_grace = UNWIND
+            _lock.notify()
 
 
 def current_budget() -> tuple[str, float | None]:

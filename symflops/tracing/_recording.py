@@ -28,6 +28,7 @@ import torch
 from symflops.errors import SymbolicShapesFailed, SymflopsError, TimeBudgetSpent
 from symflops.tracing import _torch_compat as C
 from symflops.tracing import handlers as _handlers  # noqa: F401  (registers the built-ins)
+from symflops.tracing._guard import raising_cleanly
 from symflops.tracing._inputs import InputSpec, TraceContext
 from symflops.tracing._model_state import untouched
 from symflops.tracing._saved import SavedLog, saved_tensors
@@ -47,6 +48,7 @@ def _budget_check(ctx: TraceContext, rec: Recording) -> Any:
 
     def check() -> None:
         if deadline is not None and time.perf_counter() > deadline:
+            raising_cleanly()
             where = ".".join(rec.stack[-1]) or "(root)"
             raise TimeBudgetSpent(
                 f"the trace ran out of its time budget ({ctx.budget:g} s) at {where}",
