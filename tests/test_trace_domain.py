@@ -163,6 +163,38 @@ def test_a_pinned_batch_is_visible_and_a_fit_varies_it() -> None:
         assert fitted.subs(B=b).flops == sf.trace(_IntBatch(), f"{b} 4 4", warn=False).flops
 
 
+class _ReshapesWithTheBatch(nn.Module):
+    """LeViT's way: patches flattened to tokens, then viewed back as a fixed 4x4 grid with
+    the batch named (``x.view(B, 4, 4, C)``). torch records ``128*B*X == 256*B`` (X the
+    patch count): a pin of the patches, hence of H and W, not of the batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 4, stride=4)
+        self.fc = nn.Linear(16, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.stem(x).flatten(2).transpose(1, 2)          # B, X, 16
+        grid = t.reshape(x.shape[0], 4, 4, 16)
+        return self.fc(grid)
+
+
+def test_a_reshape_that_names_the_batch_pins_the_sizes_not_the_batch() -> None:
+    # levit_128s pinned B to the hint (609,321,664 FLOPs "per image" were two images);
+    # the equality's factor B cannot be 0, so it pins only the patch count
+    cost = sf.trace(_ReshapesWithTheBatch(), "B 3 H W", hints={"B": 3, "H": 16, "W": 16},
+                    warn=False, convention="torch")
+    assert str(cost.domain) == "H = 16 (pinned); W = 16 (pinned)" or \
+        str(cost.domain) == "W = 16 (pinned); H = 16 (pinned)"
+    assert sf.symbols.symbol("B") in cost.flops.free_symbols
+    for b in (1, 2, 5, 1000):
+        with FlopCounterMode(display=False) as fc:
+            _ReshapesWithTheBatch().to("meta")(torch.empty(b, 3, 16, 16, device="meta"))
+        assert cost.subs(B=b, H=16, W=16).flops == fc.get_total_flops()
+    with pytest.raises(OutsideDomain, match="the model fixes H = 16"):
+        cost.subs(B=1, H=20, W=16)
+
+
 class _TfSame(nn.Module):
     """TensorFlow "SAME" padding: the pad is computed from the size in Python, which torch's
     symbolic shapes cannot follow; a fit on the lattice of the stride is the answer."""

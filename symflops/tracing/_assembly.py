@@ -154,6 +154,29 @@ def _holds_widely(g: sp.Basic, hints: Mapping[str, int]) -> bool:
                for k in (2, 3, 5))
 
 
+def _pinned_by(g: sp.Eq) -> set[sp.Symbol]:
+    """The sizes an equality guard really pins: its free symbols once the factors that
+    cannot be 0 are divided out. A reshape that mentions the batch records
+    ``128*B*X == 25088*B`` (LeViT: ``X`` the patch count), which is ``X == 196`` for every
+    ``B >= 1``; the batch stays symbolic.
+
+    >>> B, H = sp.symbols("B H", positive=True, integer=True)
+    >>> sorted(_pinned_by(sp.Eq(128*B*H, 25088*B)), key=str)
+    [H]
+    >>> sorted(_pinned_by(sp.Eq(B*H, 392)), key=str)
+    [B, H]
+    """
+    _coeff, factors = sp.factor_terms(g.lhs - g.rhs).as_coeff_mul()
+    kept = [f for f in factors if not _never_zero(f)]
+    return set().union(*(f.free_symbols for f in kept)) if kept else set(g.free_symbols)
+
+
+def _never_zero(f: sp.Expr) -> bool:
+    """A size symbol or a positive power of one (sizes are at least 1)."""
+    base = f.base if f.is_Pow and f.exp.is_Integer and f.exp > 0 else f
+    return bool(base.is_Symbol)
+
+
 def _lower_bound(g: sp.Basic) -> bool:
     """``expr >= c`` with the dims in ``expr``: a size condition (kernel fits, output
     >= 1). Upper bounds come from backend heuristics (e.g. a batch-size cutoff for a
@@ -194,9 +217,12 @@ def _conditions(env: C.SymEnv, smap: C.SymbolMap, ctx: TraceContext,
         if _holds_widely(g, ctx.hint_of):
             conditions.append(g)
             continue
-        for s in g.free_symbols:
+        for s in _pinned_by(g):
             if s.name in ctx.hint_of and s.name not in fixed:
                 fixed[s.name] = ctx.hint_of[s.name]
+    pins = _pins(fixed, symbols)
+    # a condition on pinned sizes only holds there (LeViT's patch count a multiple of 14)
+    conditions = [c for c in (c.xreplace(pins) for c in conditions) if c is not sp.true]
     if conditions:
         report.notes.append("the traced code path needs " + "; ".join(
             str(c) for c in conditions) + " (kept as conditions of the formula)")
@@ -208,7 +234,6 @@ def _conditions(env: C.SymEnv, smap: C.SymbolMap, ctx: TraceContext,
                ": the result holds only at that size; the other dims stay symbolic")
         report.notes.append(msg)
         report.warnings.append(msg)
-    pins = _pins(fixed, symbols)
     report.ranges = ranges = env.ranges()
     validity: list[sp.Basic] = list(conditions)
     for g in guards:  # the inequalities the traced code path needs, e.g. H >= 7
