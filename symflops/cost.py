@@ -494,7 +494,8 @@ class Cost:
                 bad = first_bad(ok)
                 point = {s: bad[s.name] for s in syms}
                 raise OutsideDomain(f"the formula's condition {cond} fails", layer=where,
-                                    values=bad, fix=domain.fix_for(cond, point))
+                                    values=bad, fix=domain.fix_for(cond, point),
+                                    options=domain.options_for(cond, point))
 
     # -- display -----------------------------------------------------------------------
     def __repr__(self) -> str:

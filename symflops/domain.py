@@ -152,7 +152,8 @@ class Domain:
         where, cond = bad
         raise OutsideDomain(f"the formula's condition {cond} fails", layer=layer or where,
                             values={str(k): v for k, v in mapping.items()},
-                            fix=self.fix_for(cond, mapping))
+                            fix=self.fix_for(cond, mapping),
+                            options=self.options_for(cond, mapping))
 
     def fix_for(self, cond: sp.Basic, mapping: Mapping[sp.Symbol, Any] | None = None) -> str:
         """What to change so that ``cond`` holds (valid neighbours for a lattice)."""
@@ -193,7 +194,22 @@ class Domain:
         multiples = _multiples_fix(cond, mapping or {})
         if multiples:
             return multiples
+        if isinstance(cond, sp.Ne):
+            return (f"the model takes another code path where {cond.lhs} = {cond.rhs} (a "
+                    f"guard torch recorded, and the cost differs there): trace it with {{hints}} "
+                    f"at such a point for the formula of that path")
         return "use larger sizes, more padding or smaller kernels/strides/dilations"
+
+    def options_for(self, cond: sp.Basic, mapping: Mapping[sp.Symbol, Any] | None = None
+                    ) -> dict[str, Any]:
+        """The options :meth:`fix_for`'s text names, as data: ``hints`` at the point for a
+        branch the model takes elsewhere."""
+        if isinstance(cond, sp.Ne) and "{hints}" in self.fix_for(cond, mapping):
+            point = {str(k): int(v) for k, v in (mapping or {}).items()
+                     if sp.sympify(v).is_Integer}
+            if point:
+                return {"hints": point}
+        return {}
 
     def _neighbours(self, s: sp.Symbol, value: int) -> list[int]:
         ax = self.axes[s]

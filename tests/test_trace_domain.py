@@ -195,6 +195,47 @@ def test_a_reshape_that_names_the_batch_pins_the_sizes_not_the_batch() -> None:
         cost.subs(B=1, H=20, W=16)
 
 
+class _ResizedPositions(nn.Module):
+    """timm's ``dynamic_img_size``: a position table for a 4x4 patch grid, resized
+    (bicubic, antialiased) to the input's grid unless the grid is the trained one. At the
+    trained size the path holds only there; a size-dependent ``F.interpolate`` of a fixed
+    table used to stop the symbolic trace ("SymIntArrayRef expected to contain only
+    concrete integers")."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.patch = nn.Conv2d(3, 8, 4, stride=4)
+        self.pos = nn.Parameter(torch.zeros(1, 8, 4, 4))
+        self.head = nn.Linear(8, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.patch(x)
+        gh, gw = x.shape[-2], x.shape[-1]
+        pos = self.pos if (gh, gw) == (4, 4) else nn.functional.interpolate(
+            self.pos, size=(gh, gw), mode="bicubic", antialias=True, align_corners=False)
+        return self.head((x + pos).flatten(2).transpose(1, 2))
+
+
+def test_a_path_taken_only_at_the_trained_size_does_not_pin_it() -> None:
+    # hints at the trained size (16x16: the 4x4 grid) take the path that holds only there;
+    # the trace is made again at 32x32 and the trained size becomes a branch condition
+    cost = sf.trace(_ResizedPositions(), "B 3 H W", hints={"H": 16, "W": 16}, warn=False)
+    assert "pinned" not in str(cost.domain)
+    assert any("holds only at" in n for n in cost.notes)
+    assert any("kept as a condition" in n for n in cost.notes)
+    torch_cost = cost.with_convention("torch")
+    for b, h, w in ((1, 32, 32), (3, 20, 48), (2, 400, 124)):
+        with FlopCounterMode(display=False) as fc:
+            _ResizedPositions().to("meta")(torch.empty(b, 3, h, w, device="meta"))
+        assert torch_cost.subs(B=b, H=h, W=w).flops == fc.get_total_flops()
+        # every op (the resize too) against a trace at that size
+        assert cost.subs(B=b, H=h, W=w).flops == sf.trace(
+            _ResizedPositions(), f"{b} 3 {h} {w}", warn=False).flops
+    with pytest.raises(OutsideDomain, match="another code path") as err:
+        cost.subs(B=1, H=16, W=16)
+    assert err.value.options == {"hints": {"B": 1, "H": 16, "W": 16}}
+
+
 class _TfSame(nn.Module):
     """TensorFlow "SAME" padding: the pad is computed from the size in Python, which torch's
     symbolic shapes cannot follow; a fit on the lattice of the stride is the answer."""

@@ -263,7 +263,8 @@ def _branch(g: sp.Basic, pins: Mapping[sp.Symbol, sp.Expr], constraints: list[sp
     g = g.xreplace(pins)
     if g in (sp.true, sp.false) or not g.free_symbols:
         return False
-    if isinstance(g, sp.Ne) and (_numel_not_0_or_1(g) or _only_fails_at_one(g)):
+    if isinstance(g, sp.Ne) and (_numel_not_0_or_1(g) or _only_fails_at_one(g) or
+                                 _not_0_or_1_of_derived_sizes(g)):
         return False  # torch's 0/1 specialization of a size or a numel (8*N != 8)
     if isinstance(g, (sp.Gt, sp.Ge, sp.Lt, sp.Le)) and (_size_not_one(g) or
                                                           _only_fails_at_one(g)):
@@ -282,7 +283,8 @@ def _numel_not_0_or_1(g: sp.Ne) -> bool:
     num, den = sp.fraction(ratio)
     if num == 1:
         num, den = den, num
-    return den == 1 and _monomial(num)
+    coeff, mono = sp.sympify(num).as_coeff_Mul()  # 4*B*W != B: 4*W != 1
+    return den == 1 and coeff.is_Integer and coeff > 0 and _monomial(mono)
 
 
 def _only_fails_at_one(g: sp.Basic) -> bool:
@@ -304,6 +306,58 @@ def _only_fails_at_one(g: sp.Basic) -> bool:
             return False
         fails = fails or holds is sp.false
     return fails
+
+
+def _not_0_or_1_of_derived_sizes(g: sp.Ne) -> bool:
+    """torch's 0/1 specialization of sizes computed from the inputs' (a patch grid
+    ``floor(H/16)``): ``Ne(192*B*floor(H/16)*floor(W/16), 0)``,
+    ``Ne(Max(1, floor(H/16))*Max(1, floor(W/16)), 1)``, ``Ne(B*Mod(1, X + 1), 0)``,
+    ``Ne(floor(H/16)*floor(W/16), floor(H/16))``. With
+    each floor or ceiling taken as a size of its own, the guard compares with 0 or 1 and
+    holds at every point of sizes 1..5 where no size is 1. A real branch on a derived size
+    (``floor(H/16)*floor(W/16) + 1 != 197``: timm's position embedding resampled unless the
+    grid is the trained one) compares with another number and stays a branch.
+
+    >>> H, W, B = sp.symbols("H W B", positive=True, integer=True)
+    >>> X = sp.floor(H/16)*sp.floor(W/16)
+    >>> _not_0_or_1_of_derived_sizes(sp.Ne(B*sp.Mod(1, X + 1), 0))
+    True
+    >>> _not_0_or_1_of_derived_sizes(sp.Ne(X + 1, 197))
+    False
+    """
+    import itertools
+
+    atoms: dict[sp.Expr, sp.Symbol] = {}
+
+    def walk(e: sp.Basic) -> None:
+        if isinstance(e, (sp.floor, sp.ceiling)):
+            atoms.setdefault(e, sp.Symbol(f"_size{len(atoms)}", positive=True, integer=True))
+            return
+        for a in e.args:
+            walk(a)
+
+    walk(g)
+    if not atoms:
+        return False
+    ga = g.xreplace(atoms)
+    if isinstance(ga, sp.Ne) and _numel_not_0_or_1(ga):  # a*b != a: b != 1
+        return True
+    if not ({g.lhs, g.rhs} & {sp.Integer(0), sp.Integer(1)}):
+        return False
+    syms = sorted(ga.free_symbols, key=lambda s: s.name)
+    if len(syms) > 4 or any(s.name not in {a.name for a in atoms.values()} and
+                            not s.is_Symbol for s in syms):
+        return False
+    for values in itertools.product(range(1, 6), repeat=len(syms)):
+        if 1 in values:
+            continue
+        try:
+            holds = ga.xreplace(dict(zip(syms, map(sp.Integer, values), strict=True)))
+        except (TypeError, ValueError, ZeroDivisionError):
+            return False
+        if holds is not sp.true:
+            return False
+    return True
 
 
 def _monomial(e: sp.Expr) -> bool:

@@ -64,6 +64,13 @@ def settle(ctx: TraceContext, result: TracedCost,
             report.notes.append(f"guard {guard} kept as a condition (the trace at "
                                 f"{_say(other)} failed: {e.message[:120]})")
             continue
+        nested = [g for g in dict.fromkeys(again.report.branches) if g not in report.branches]
+        if nested:  # ``(h, w) == (4, 4)``: past ``h != 4`` the code tests ``w`` too
+            keep.append(guard)
+            report.notes.append(f"guard {guard} kept as a condition: on its other side the "
+                                f"model branches again ({'; '.join(map(str, nested))}), "
+                                f"so one trace there does not cover it")
+            continue
         where = _mismatch(result, again, guard, symbols, other)
         if where is None:
             report.notes.append(f"guard {guard} dropped: a trace at {_say(other)}, on its "
@@ -73,10 +80,9 @@ def settle(ctx: TraceContext, result: TracedCost,
             keep.append(guard)
             report.notes.append(f"guard {guard} kept as a condition: on its other side the "
                                 f"cost differs (at {_say(where)})")
-    if not keep:
-        return result
+    # the notes say which guards were dropped or kept, and why (Cost.notes is a snapshot)
     validity = [*result.validity, *(g for g in keep if g not in result.validity)]
-    settled = result.replace(validity=validity)
+    settled = result.replace(validity=validity, notes=tuple(report.notes))
     assert isinstance(settled, TracedCost)
     return settled
 

@@ -9,7 +9,7 @@ import dataclasses
 import gc
 from collections.abc import Iterator
 
-from symflops.errors import SymbolicShapesFailed, SymflopsError
+from symflops.errors import SymbolicShapesFailed, SymflopsError, TimeBudgetSpent
 from symflops.tracing import _torch_compat as C
 from symflops.tracing._assembly import TracedCost, assemble
 from symflops.tracing._branches import settle
@@ -87,4 +87,43 @@ def run(ctx: TraceContext) -> TracedCost:
             again.report.resize_mode = True
             result = again
     assert result is not None
+    if result.report.fixed and not ctx.real:
+        ctx, result = _off_the_pin(ctx, result)
     return settle(ctx, result, run_once)
+
+
+def _off_the_pin(ctx: TraceContext, result: TracedCost
+                 ) -> tuple[TraceContext, TracedCost]:
+    """The trace again with each pinned dim's example size doubled, kept when it pins
+    fewer dims. A model may take a path at its trained size that holds only there (timm's
+    ``dynamic_img_size`` ViTs skip resizing the position embedding when the patch grid is
+    the trained one: ``H = 224`` pinned, though the model runs at 384); elsewhere the path
+    is general, and :func:`settle` then keeps the branch as a condition of the formula."""
+    fixed = result.report.fixed
+    moved = {n: 2 * v for n, v in ctx.hint_of.items() if n in fixed}
+    there = dataclasses.replace(ctx, hint_of={**ctx.hint_of, **moved},
+                                resize=result.report.resize_mode or ctx.resize)
+    try:
+        try:
+            again = run_once(there)
+        except SymbolicShapesFailed:  # a resize to the moved size (F.interpolate rerouted)
+            if there.resize:
+                raise
+            there = dataclasses.replace(there, resize=True)
+            again = run_once(there)
+            again.report.resize_mode = True
+    except TimeBudgetSpent:
+        raise
+    except SymflopsError:
+        return ctx, result
+    if len(again.report.fixed) >= len(fixed):
+        return ctx, result
+    again.report.resize_mode = again.report.resize_mode or result.report.resize_mode
+    pinned = ", ".join(f"{n} = {v}" for n, v in fixed.items())
+    again.report.notes.insert(0, f"at the example sizes the model took a path that holds only "
+                                 f"at {pinned}; traced again at "
+                                 + ", ".join(f"{n}={v}" for n, v in moved.items()) +
+                                 ", where it does not")
+    moved_cost = again.replace(notes=tuple(again.report.notes))
+    assert isinstance(moved_cost, TracedCost)
+    return there, moved_cost

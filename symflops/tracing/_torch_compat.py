@@ -265,7 +265,10 @@ def _interpolate(input: Any, size: Any = None, scale_factor: Any = None,
     ``.default`` upsample overload (NotImplemented: let torch handle it)."""
     n = input.dim() - 2
     op = _resize_op(mode, n)
-    if op is None or antialias or n < 1:
+    if antialias:  # torch's antialiased kernels exist for bilinear and bicubic only
+        op = getattr(torch.ops.aten, f"_upsample_{mode}2d_aa").default \
+            if mode in ("bilinear", "bicubic") and n == 2 else None
+    if op is None or n < 1:
         return NotImplemented
     if size is not None:
         sizes = list(size) if isinstance(size, (list, tuple)) else [size] * n
@@ -285,6 +288,14 @@ def _interpolate(input: Any, size: Any = None, scale_factor: Any = None,
     return op(input, sizes, *scales)
 
 
+def _symbolic_resize(args: Any, kwargs: Any) -> bool:
+    """The input's sizes or the requested ``size`` are symbolic (a fixed position embedding
+    resized to the input's patch grid: timm's ``dynamic_img_size``)."""
+    size = kwargs.get("size", args[1] if len(args) > 1 else None)
+    sizes = size if isinstance(size, (list, tuple)) else [size]
+    return any(isinstance(s, torch.SymInt) for s in [*args[0].shape, *sizes])
+
+
 class SymbolicResize(TorchFunctionMode):
     """Keeps ``F.interpolate`` symbolic.
 
@@ -292,16 +303,16 @@ class SymbolicResize(TorchFunctionMode):
     kernels turn symbolic sizes into concrete ones (torch 2.13: every dim gets pinned to
     its example size, or "SymIntArrayRef expected to contain only concrete integers").
     This mode computes the output size itself (``size``, or ``floor(size * scale)``) and
-    calls the ``.default`` overload, which takes symbolic sizes. Inputs without symbolic
-    sizes, and modes it does not know (``area``, antialiasing), pass through untouched.
+    calls the ``.default`` overload (``_upsample_bilinear2d_aa`` and ``_bicubic2d_aa`` when
+    antialiased), which takes symbolic sizes. Calls with neither symbolic input sizes nor a
+    symbolic ``size``, and modes it does not know (``area``), pass through untouched.
     """
 
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None
                            ) -> Any:
         kwargs = kwargs or {}
         if func is torch.nn.functional.interpolate and args and \
-                isinstance(args[0], torch.Tensor) and \
-                any(isinstance(s, torch.SymInt) for s in args[0].shape):
+                isinstance(args[0], torch.Tensor) and _symbolic_resize(args, kwargs):
             out = _interpolate(*args, **kwargs)
             if out is not NotImplemented:
                 return out
