@@ -514,7 +514,9 @@ def test_torch_logs_are_silenced_during_a_trace_and_restored_after(caplog, capfd
         sf.trace(LogsLikeTorch(), "B N", warn=False)
         out, err = capfd.readouterr()
         assert collect.seen == [] and "guard failed" not in out + err
-        assert [r.name for r in caplog.records] == ["user.model"]
+        # the user's own log passes (once per run of the forward: a pinned trace is made
+        # again at other example sizes), torch's does not
+        assert {r.name for r in caplog.records} == {"user.model"}
         assert before == (shapes_log.level, shapes_log.disabled, torch_log.level,
                           torch_log.disabled, [list(h.filters) for h in
                                                torch_log.handlers + logging.getLogger().handlers])

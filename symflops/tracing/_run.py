@@ -58,8 +58,8 @@ def gc_paused() -> Iterator[None]:
 
 
 def run(ctx: TraceContext) -> TracedCost:
-    """:func:`run_once`, then once more with ``F.interpolate`` rerouted when torch pinned
-    dims through an upsample or could not run the model on symbolic shapes.
+    """:func:`run_once`, then once more with ``F.interpolate`` and ``max_pool1d`` rerouted
+    when torch pinned dims or could not run the model on symbolic shapes.
 
     The rerouting is not the default: an active TorchFunctionMode makes
     nn.MultiheadAttention and nn.TransformerEncoderLayer skip their inference fast paths.
@@ -69,8 +69,8 @@ def run(ctx: TraceContext) -> TracedCost:
     result: TracedCost | None = None
     try:
         result = run_once(ctx)
-        retry = bool(result.report.fixed) and any("upsample" in k
-                                                  for k in result.report.counted)
+        retry = bool(result.report.fixed) and any(  # what the rerouting may unpin
+            "upsample" in k or "max_pool2d_with_indices" in k for k in result.report.counted)
     except SymflopsError as e:
         if ctx.real or not isinstance(e, SymbolicShapesFailed):
             raise

@@ -306,6 +306,8 @@ class SymbolicResize(TorchFunctionMode):
     calls the ``.default`` overload (``_upsample_bilinear2d_aa`` and ``_bicubic2d_aa`` when
     antialiased), which takes symbolic sizes. Calls with neither symbolic input sizes nor a
     symbolic ``size``, and modes it does not know (``area``), pass through untouched.
+    ``F.max_pool1d`` (whose CPU kernel pins the length) becomes
+    ``max_pool1d_with_indices``: the same windows and comparisons.
     """
 
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None
@@ -316,6 +318,15 @@ class SymbolicResize(TorchFunctionMode):
             out = _interpolate(*args, **kwargs)
             if out is not NotImplemented:
                 return out
+        if func is torch.nn.functional.max_pool1d and args and \
+                isinstance(args[0], torch.Tensor) and \
+                any(isinstance(s, torch.SymInt) for s in args[0].shape):
+            # the CPU kernel reads the length as an int; the indices variant is symbolic
+            kwargs = dict(kwargs)
+            indices = args[6] if len(args) > 6 else kwargs.pop("return_indices", False)
+            args = args[:6]
+            out = torch.nn.functional.max_pool1d_with_indices(*args, **kwargs)
+            return out if indices else out[0]
         return func(*args, **kwargs)
 
 
