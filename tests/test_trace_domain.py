@@ -10,7 +10,7 @@ own output sizes, FlopCounterMode and ``sf.nn``'s Piecewise.
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
@@ -258,3 +258,52 @@ def test_a_fit_states_its_lattice_and_range_and_refuses_past_them() -> None:
         cost.subs(B=1, H=300)      # off the lattice: TF padding differs there
     with pytest.raises(OutsideDomain, match="verified up to"):
         cost.subs(B=1, H=hi + 32)
+
+
+# ----------------------------------------------------------------------------- every path
+# A property test per path: at random points inside the stated domain the formula equals a
+# direct count (FlopCounterMode on meta, torch convention); outside, one OutsideDomain.
+_PATHS = {
+    "trace: ceil-mode avg pool": (lambda: nn.Sequential(nn.AvgPool2d(3, 3, 1, ceil_mode=True),
+                                                        nn.Conv2d(1, 4, 1)), "B 1 H W", {}),
+    "trace: reshape naming the batch": (_ReshapesWithTheBatch, "B 3 H W",
+                                        {"hints": {"H": 16, "W": 16}}),
+    "trace: resized positions": (_ResizedPositions, "B 3 H W", {"hints": {"H": 16, "W": 16}}),
+    "fit: TF SAME padding": (_TfSame, "B 3 H W", {"fallback": "fit"}),
+    "fit: batch read as an int": (_IntBatch, "B 4 4", {"fallback": "fit"}),
+}
+_COSTS: dict[str, sf.Cost] = {}
+
+
+def _path_cost(name: str) -> sf.Cost:
+    if name not in _COSTS:
+        make, spec, options = _PATHS[name]
+        _COSTS[name] = sf.trace(make(), spec, convention="torch", warn=False, **options)
+    return _COSTS[name]
+
+
+@pytest.mark.slow
+@settings(max_examples=25, deadline=None)
+@given(name=st.sampled_from(sorted(_PATHS)), b=st.integers(1, 64), h=st.integers(1, 700),
+       w=st.integers(1, 700), snap=st.booleans())
+def test_inside_each_paths_domain_a_direct_count_outside_an_error(name: str, b: int, h: int,
+                                                                  w: int, snap: bool) -> None:
+    cost = _path_cost(name)
+    make, spec, _options = _PATHS[name]
+    point = {"B": b, "H": h, "W": w} if "H" in spec else {"B": b}
+    if snap:  # half the draws moved onto the domain's own range of each size
+        for n, v in point.items():
+            lo, hi, step, offset = cost.domain.range_of(n)
+            v = max(lo, v - (v - offset) % step)
+            point[n] = v if hi is None else min(v, hi - (hi - offset) % step)
+    b, h, w = point["B"], point.get("H", 0), point.get("W", 0)
+    if not cost.domain.contains(**point):
+        event("outside")
+        with pytest.raises(OutsideDomain):
+            cost.subs(**point)
+        return
+    event("inside")
+    shape = (b, 3, h, w) if spec.startswith("B 3") else (b, 1, h, w) if "H" in spec else \
+        (b, 4, 4)
+    assert cost.subs(**point).flops == _flops_torch(make().to("meta"),
+                                                    torch.empty(shape, device="meta"))
