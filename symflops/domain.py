@@ -173,9 +173,10 @@ class Domain:
                 return f"the model fixes {s} = {ax.pinned}: the formula holds only there"
             bound = _bound(cond, s)
             if bound is not None and bound[0] == "upper":
-                return (f"the formula was verified up to {s} = {bound[1]}; derive it again "
-                        f"over a larger range (trace_factory's verify_up_to=, or a fit over "
-                        f"larger sizes)")
+                return (f"the formula was verified up to {s} = {bound[1]}, or the model "
+                        f"stops there (the notes say which); past it, derive it again over "
+                        f"a larger range (trace_factory's verify_up_to=, a fit over larger "
+                        f"sizes) or use a model that reaches it")
             if bound is not None:
                 return f"use a larger {s}: {s} >= {bound[1]}"
             first = _first_meeting(cond, s)

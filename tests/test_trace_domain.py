@@ -307,3 +307,37 @@ def test_inside_each_paths_domain_a_direct_count_outside_an_error(name: str, b: 
         (b, 4, 4)
     assert cost.subs(**point).flops == _flops_torch(make().to("meta"),
                                                     torch.empty(shape, device="meta"))
+
+
+class _Positions(nn.Module):
+    """GPT-2's way: token ids plus positions ``arange(N)`` looked up in a table of 64 rows.
+    On fake tensors the lookup past the table's end raised nothing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tok = nn.Embedding(100, 16)
+        self.pos = nn.Embedding(64, 16)
+        self.fc = nn.Linear(16, 8)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        p = torch.arange(ids.shape[1], device=ids.device).unsqueeze(0).expand_as(ids)
+        return self.fc(self.tok(ids) + self.pos(p))
+
+
+def test_positions_past_the_table_are_outside_the_domain() -> None:
+    cost = sf.trace(_Positions(), (("B", "N"), torch.long), hints={"N": 16}, warn=False,
+                    convention="torch")
+    lo, hi, _step, _offset = cost.domain.range_of("N")
+    assert hi == 64
+    for n in (1, 37, 64):  # the model runs up to its table's 64 rows
+        with FlopCounterMode(display=False) as fc:
+            _Positions()(torch.zeros(3, n, dtype=torch.long))
+        assert cost.subs(B=3, N=n).flops == fc.get_total_flops()
+    with pytest.raises(IndexError):
+        _Positions()(torch.zeros(1, 65, dtype=torch.long))
+    with pytest.raises(OutsideDomain, match="N <= 64"):
+        cost.subs(B=1, N=65)
+    # an example size past the table: one error naming the table and the hint that works
+    with pytest.raises(sf.SymflopsError, match="index a table of 64 rows") as err:
+        sf.trace(_Positions(), (("B", "N"), torch.long), hints={"N": 100}, warn=False)
+    assert err.value.options == {"hints": {"N": 64}}

@@ -29,6 +29,7 @@ from symflops.errors import SymbolicShapesFailed, SymflopsError, TimeBudgetSpent
 from symflops.tracing import _torch_compat as C
 from symflops.tracing import handlers as _handlers  # noqa: F401  (registers the built-ins)
 from symflops.tracing._guard import raising_cleanly
+from symflops.tracing._index_bounds import IndexBounds
 from symflops.tracing._inputs import InputSpec, TraceContext
 from symflops.tracing._model_state import untouched
 from symflops.tracing._saved import SavedLog, saved_tensors
@@ -174,6 +175,8 @@ class _Recorder(C.TorchDispatchMode):
         self.copies: dict[int, tuple[torch.Tensor, torch.Tensor, int]] = {}
         # real runs: the tensors the trace made, by id (fake runs: every FakeTensor)
         self.ours: dict[int, weakref.ref[torch.Tensor]] | None = {} if rec.real else None
+        # position indices from arange, checked against the tables they index
+        self.index_bounds = IndexBounds()
 
     def own(self, *ts: torch.Tensor) -> None:
         if self.ours is not None:
@@ -223,6 +226,9 @@ class _Recorder(C.TorchDispatchMode):
         if self.copies or C.written_args(func):
             args, kwargs = self._shield(func, args, kwargs)
         out = self._dispatch(func, args, kwargs)
+        if not self.rec.real:
+            self.index_bounds.after(func, args, kwargs, out,
+                                    ".".join(self.rec.stack[-1]) or "(root)")
         if self.ours is not None:
             self.own(*tensors(out))
         return out
@@ -312,6 +318,7 @@ def record(ctx: TraceContext, env: C.SymEnv) -> Recording:
     rec = Recording.of(model, ctx.train, ctx.real)
     check_time = _budget_check(ctx, rec) if ctx.deadline is not None else None
     recorder = _Recorder(rec, check_time)
+    recorder.index_bounds.names = env.torch_syms
     if check_time is not None:
         env.watch(check_time)
     try:
