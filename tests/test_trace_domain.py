@@ -320,7 +320,8 @@ class _Positions(nn.Module):
         self.fc = nn.Linear(16, 8)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        p = torch.arange(ids.shape[1], device=ids.device).unsqueeze(0).expand_as(ids)
+        past = 0  # transformers: arange(N) + the cached length
+        p = (torch.arange(ids.shape[1], device=ids.device) + past).unsqueeze(0).expand_as(ids)
         return self.fc(self.tok(ids) + self.pos(p))
 
 

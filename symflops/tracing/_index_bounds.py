@@ -1,15 +1,15 @@
 """Index ranges a trace can see on fake tensors: positions from ``arange`` into a table.
 
-Fake and meta tensors carry no values, so an embedding looked up with indices past the
-end of its table (GPT-2's 1,024 positions read at a sequence of 2,048) raises nothing in a
+Fake and meta tensors carry no values, so an embedding looked up with indices past the end
+of its table (GPT-2's 1,024 positions read at a sequence of 2,048) raises nothing in a
 trace, and the formula would answer for sizes the model cannot run. Position indices come
-from ``torch.arange(N)`` (then ``unsqueeze``, ``expand``, ``view``...), whose largest value
-is known: ``N - 1``. :class:`IndexBounds` follows those tensors through view-like ops and,
-when one indexes a table's first dim (``embedding``, ``index_select``), asks torch whether
-``N <= rows``. On symbolic sizes that records a guard (an upper bound on ``N``, which
-:mod:`symflops.tracing._branches` then checks on its other side: the trace there fails, so
-the bound joins the formula's domain); at a size past the table it is one SymflopsError.
-Slices and selections are not followed (their largest value may be smaller).
+from ``torch.arange(N)`` (then ``+ past_length``, ``unsqueeze``, ``expand``, ``view``...),
+whose largest value is known: ``N - 1``. :class:`IndexBounds` follows those tensors through
+view-like ops and, when one indexes a table's first dim (``embedding``, ``index_select``),
+asks torch whether ``N <= rows``. On symbolic sizes that records a guard (an upper bound on
+``N``, which :mod:`symflops.tracing._branches` then checks on its other side: the trace
+there fails, so the bound joins the formula's domain); at a size past the table it is one
+SymflopsError. Slices and selections are not followed (their largest value may be smaller).
 """
 
 from __future__ import annotations
@@ -74,6 +74,11 @@ class IndexBounds:
             bound = self.of(args[0])
             if bound is not None:
                 self._set(out, bound)
+        elif packet is aten.add and len(args) >= 2 and isinstance(args[1], (int, torch.SymInt)) \
+                and kwargs.get("alpha", 1) == 1:  # arange(N) + past_length
+            bound = self.of(args[0])
+            if bound is not None:
+                self._set(out, bound + args[1])
         elif packet is aten.embedding and len(args) >= 2:
             self._check(args[1], args[0], where)
         elif packet is aten.index_select and len(args) >= 3 and args[1] == 0:
