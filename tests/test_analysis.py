@@ -269,6 +269,53 @@ def test_compare_transformer_to_its_mlp() -> None:
     assert fixed.limit == sp.Rational(3, 2)  # (4 + 2*4) / (2*4) once dim^2 dominates
 
 
+def test_compare_two_models_along_tied_symbols() -> None:
+    # the same 3x3 conv at stride 1 and 2, H = W tied, B = 1: per output pixel 8 channels
+    # of 8*9 MACs = 576, H*W pixels against ceil(H/2)*ceil(W/2), so the ratio tends to 4
+    # and both grow as H^2
+    a = nn.Conv2d(8, 8, 3, padding=1).cost((B, 8, H, W), convention="macs")
+    b = nn.Conv2d(8, 8, 3, stride=2, padding=1).cost((B, 8, H, W), convention="macs")
+    cmp = A.compare(a, b, ["H", "W"], at={"B": 1}, names=("s1", "s2"))
+    assert cmp.names == ("s1", "s2") and cmp.symbol == H
+    assert cmp.limit == 4 and cmp.orders == (2, 2)
+    for s in (7, 64, 1001):  # the tied expressions are the models' counts at H = W = s
+        assert cmp.a.xreplace({H: s}) == a.subs(B=1, H=s, W=s).flops == 576 * s * s
+        assert cmp.b.xreplace({H: s}) == b.subs(B=1, H=s, W=s).flops
+        assert cmp.b.xreplace({H: s}) == 576 * ((s + 1) // 2) ** 2
+    assert cmp.evaluate([1001])[0] == pytest.approx(1001**2 / 501**2)
+    assert cmp.crossings == ()  # stride 1 does more work at every size
+    # the crossings are those of crossings(), domains included
+    c = A.compare(a, 100 * H**2 + 500, "H", at={"B": 1, "W": 9})
+    assert c.crossings == A.crossings(a, 100 * H**2 + 500, "H", at={"B": 1, "W": 9})
+    # 576*9*H = 100*H^2 + 500 at H = (2592 +- sqrt(2592^2 - 50000))/100: 0.097 (below 1,
+    # not a size) and (648 + sqrt(416779))/25 = 51.74; at 51 a is larger, at 52 b is
+    (x,) = c.crossings
+    assert sp.simplify(x.root - (648 + sp.sqrt(416779)) / 25) == 0 and x.size == 52
+    assert x.values == (5184 * 52, 100 * 52**2 + 500)
+    assert 5184 * 51 > 100 * 51**2 + 500
+
+
+def test_compare_reads_crossings_only_when_asked() -> None:
+    # with a floor and B left free the ratio and its limit are exact, while a numeric
+    # crossing search would need B: that error comes only when the crossings are read
+    a = nn.Conv2d(4, 4, 3, stride=2).cost((B, 4, H, 64))
+    cmp = A.compare(a, 1000 * B, "H")
+    assert cmp.limit == sp.oo and cmp.orders == (1, 0)
+    assert cmp.ratio.xreplace({B: 3, H: 9}) == a.subs(B=3, H=9).flops / 3000
+    with pytest.raises(SymflopsError, match=r"needs values for the other symbols.*B"):
+        _ = cmp.crossings
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: A.compare(H**2, H, "H", names=("x", "x")), r"two different names"),
+    (lambda: A.compare(H**2, sp.Integer(0), "H", names=("x", "y")), r"y costs 0 flops"),
+    (lambda: A.compare(sp.Integer(0) * H, H, "H"), r"a costs 0 flops"),
+], ids=["same-names", "b-zero", "a-zero"])
+def test_compare_errors(call: object, message: str) -> None:
+    with pytest.raises(SymflopsError, match=message):
+        call()  # type: ignore[operator]
+
+
 def test_vit_attention_is_quartic_in_resolution() -> None:
     # N = (H/16)*(W/16) patches; attention's N^2*dim term makes the cost degree 4 in
     # resolution, while the projections and the MLP (N*dim^2) are degree 2

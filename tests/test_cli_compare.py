@@ -94,7 +94,7 @@ def test_compare_agrees_with_the_api(models: Path, capsys: pytest.CaptureFixture
     import symflops as sf
 
     a = sf.nn.Conv2d(3, 16, 3, padding=1).cost(("B", 3, "H", "W"), convention="macs")
-    cmp = A.compare_models(a, 216 * H**2 + 800000, ["H", "W"], at={"B": 1})
+    cmp = A.compare(a, 216 * H**2 + 800000, ["H", "W"], at={"B": 1})
     assert cmp.limit == 2 and cmp.orders == (2, 2)
     (x,) = cmp.crossings
     assert x.root == ROOT and x.size == 61 and x.values == (wide(61), headed(61))

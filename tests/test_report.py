@@ -365,16 +365,6 @@ def test_plot_has_more_y_ticks_under_two_decades(tmp_path: Path) -> None:
     assert all(float(np.log10(t)).is_integer() for t in ticks)  # decades alone
 
 
-@pytest.mark.parametrize("name", ["symflops.rendering._js", "symflops.rendering._html_report",
-                                  "symflops.analysis.plots"])
-def test_doctests_of_the_report_modules(name: str) -> None:
-    import doctest
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0
-
-
 MLP_FILE = '''import torch
 
 

@@ -1,5 +1,5 @@
 """How a cost grows: aligned polynomials, growth orders, leading terms, breakdowns,
-crossovers, sweeps, plots and comparisons (of parts, or of two models).
+crossings, sweeps, plots and comparisons (of two costs, or of two models).
 
 Every function takes a :class:`~symflops.cost.Cost` (its ``quantity``, ``"flops"`` by
 default) or a SymPy expression. Symbols may be given as Symbols or by name.
@@ -19,17 +19,15 @@ default) or a SymPy expression. Symbols may be given as Symbols or by name.
 
 from symflops.analysis._common import expression, relax_floors
 from symflops.analysis.models import (
+    Comparison,
     Crossing,
-    ModelComparison,
-    compare_models,
+    compare,
     crossings,
     tied,
 )
 from symflops.analysis.parts import (
-    Comparison,
     Share,
     breakdown,
-    compare,
     term_breakdown,
 )
 from symflops.analysis.plots import plot
@@ -48,5 +46,5 @@ __all__ = [
     "expression", "relax_floors", "aligned", "alignment", "total_stride", "growth_order",
     "Term", "terms", "leading_terms", "Share", "breakdown", "term_breakdown",
     "Sweep", "sweep", "fit_slope", "plot", "Comparison", "compare",
-    "Crossing", "crossings", "ModelComparison", "compare_models", "tied",
+    "Crossing", "crossings", "tied",
 ]

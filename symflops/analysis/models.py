@@ -1,8 +1,10 @@
-"""Two models side by side: the ratio of their costs, its limit, their growth orders and
-where one overtakes the other, with the exact counts at the first whole size past it.
+"""Two costs side by side: :func:`compare` (the ratio of two costs, or of two models, as
+one symbol or several tied symbols grow: its limit, the growth orders and where one
+overtakes the other, with the exact counts at the first whole size past it) and
+:func:`crossings` (only where they meet).
 
 >>> from symflops.symbols import N, dim
->>> c = compare_models(4 * N**2 * 64 + 8 * N * 64**2, 16 * N * 64**2, "N", names=("attn", "mlp"))
+>>> c = compare(4 * N**2 * 64 + 8 * N * 64**2, 16 * N * 64**2, "N", names=("attn", "mlp"))
 >>> c.ratio, c.limit, c.orders
 ((N + 128)/256, oo, (2, 1))
 >>> [(x.root, x.size, x.values) for x in c.crossings]
@@ -12,7 +14,8 @@ where one overtakes the other, with the exact counts at the first whole size pas
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -24,15 +27,15 @@ from symflops.analysis._common import (
     by_symbol,
     expression,
     numeric_subs,
+    relax_floors,
     to_symbols,
 )
-from symflops.analysis.parts import compare
 from symflops.analysis.polynomial import growth_order
 from symflops.display import simplify_expr
 from symflops.domain import Domain
 from symflops.errors import SymflopsError
 
-__all__ = ["Crossing", "crossings", "ModelComparison", "compare_models", "tied"]
+__all__ = ["Comparison", "compare", "Crossing", "crossings", "tied"]
 
 
 @dataclass(frozen=True)
@@ -195,9 +198,11 @@ def _first_valid(start: int, hi: int | None, valid: Any, tries: int = 100_000) -
 
 
 @dataclass(frozen=True)
-class ModelComparison:
-    """``a`` against ``b`` (named ``names``) as ``symbol`` grows: ``ratio = a / b``, its
-    ``limit``, the growth ``orders`` of each and the ``crossings``."""
+class Comparison:
+    """``a`` against ``b`` (named ``names``) as ``symbol`` grows (any other symbols of
+    ``symbols`` tied to it, ``at`` substituted): ``a`` and ``b`` as compared, ``ratio = a /
+    b`` and its ``limit``; the growth ``orders`` of each and the ``crossings`` (see
+    :func:`crossings`) are worked out when first read."""
 
     names: tuple[str, str]
     symbol: sp.Symbol
@@ -205,19 +210,57 @@ class ModelComparison:
     b: sp.Expr
     ratio: sp.Expr
     limit: sp.Expr
-    orders: tuple[sp.Expr, sp.Expr]
-    crossings: tuple[Crossing, ...]
+    #: what :func:`compare` was given, for the crossings (the Costs' domains count)
+    _given: tuple[Any, ...] = field(repr=False, compare=False)
+
+    @cached_property
+    def orders(self) -> tuple[sp.Expr, sp.Expr]:
+        """The growth order of ``a`` and of ``b`` in ``symbol``."""
+        return growth_order(self.a, self.symbol), growth_order(self.b, self.symbol)
+
+    @cached_property
+    def crossings(self) -> tuple[Crossing, ...]:
+        """Every size where ``a`` and ``b`` meet, inside ``within`` and both domains."""
+        a, b, symbols, at, quantity, within = self._given
+        return crossings(a, b, symbols, at, quantity=quantity, within=within)
+
+    def evaluate(self, values: Any, at: Mapping[SymbolLike, Any] | None = None) -> np.ndarray:
+        """The ratio at each value of ``symbol`` (floats); ``at`` gives the symbols left
+        free."""
+        expr = numeric_subs(self.ratio, by_symbol(at, self.ratio.free_symbols))
+        from symflops.evaluate import compile_expr
+
+        missing = expr.free_symbols - {self.symbol}
+        if missing:
+            raise SymflopsError("the ratio needs values for the other symbols",
+                                values={"missing": sorted(s.name for s in missing)},
+                                fix="give them with {at}",
+                                options={"at": dict.fromkeys(
+                                    sorted(s.name for s in missing), ...)})
+        fn = compile_expr(expr, (self.symbol,))
+        return np.asarray(fn(np.asarray(values, dtype=float)), dtype=float)
 
 
-def compare_models(a: Costlike, b: Costlike, symbols: SymbolLike | Sequence[SymbolLike],
-                   at: Mapping[SymbolLike, Any] | None = None, *, quantity: str = "flops",
-                   names: tuple[str, str] = ("a", "b"),
-                   within: tuple[int, int | None] | None = None) -> ModelComparison:
-    """Compare two models' costs as ``symbols`` grow (several symbols are tied to the
-    first: ``["H", "W"]``); ``at`` fixes others (``{"B": 1}``); crossings are searched
-    ``within`` a range of sizes and inside both domains (see :func:`crossings`)."""
+def compare(a: Costlike, b: Costlike, symbols: SymbolLike | Sequence[SymbolLike],
+            at: Mapping[SymbolLike, Any] | None = None, *, quantity: str = "flops",
+            names: tuple[str, str] = ("a", "b"),
+            within: tuple[int, int | None] | None = None) -> Comparison:
+    """``a`` against ``b`` as ``symbols`` grow: two costs (a model and one of its parts, two
+    layers) or two models. Several symbols are tied to the first (``["H", "W"]``: square
+    inputs); ``at`` fixes others (``{"B": 1}``); the rest stay free. The ratio ``a / b`` and
+    its limit as the symbol goes to infinity are worked out at once; the growth orders and
+    the crossings (searched ``within`` a range of sizes and inside both domains, see
+    :func:`crossings`) when first read.
+
+    >>> from symflops.symbols import N, dim
+    >>> c = compare(4 * N**2 * dim + 8 * N * dim**2, 8 * N * dim**2, "N")
+    >>> c.ratio, c.limit, c.orders
+    ((N + 2*dim)/(2*dim), oo, (2, 1))
+    >>> [x.root for x in compare(4 * N**2 * dim, 8 * N * dim**2, "N").crossings]
+    [2*dim]
+    """
     if len(names) != 2 or names[0] == names[1]:
-        raise SymflopsError("compare_models needs two different names",
+        raise SymflopsError("compare needs two different names",
                             values={"names": names}, fix='pass names=("a", "b")')
     ea, sym = tied(a, symbols, at, quantity)
     eb, _ = tied(b, symbols, at, quantity)
@@ -225,8 +268,11 @@ def compare_models(a: Costlike, b: Costlike, symbols: SymbolLike | Sequence[Symb
         which = names[0] if ea == 0 else names[1]
         raise SymflopsError(f"{which} costs 0 {quantity}", fix="compare models that do work "
                                                                "of this kind")
-    cmp = compare(ea, eb, sym)
-    orders = (growth_order(ea, sym), growth_order(eb, sym))
-    return ModelComparison(tuple(names), sym, ea, eb, cmp.ratio,  # type: ignore[arg-type]
-                           cmp.limit, orders,
-                           crossings(a, b, symbols, at, quantity=quantity, within=within))
+    ratio = ea / eb
+    if not ratio.atoms(sp.floor, sp.ceiling):
+        ratio = sp.factor(sp.cancel(ratio))
+    x = sp.Dummy(sym.name, positive=True)
+    relaxed = (relax_floors(ea) / relax_floors(eb)).xreplace({sym: x})
+    limit = sp.limit(sp.cancel(relaxed), x, sp.oo)
+    return Comparison(tuple(names), sym, ea, eb, ratio, limit,  # type: ignore[arg-type]
+                      (a, b, symbols, at, quantity, within))

@@ -1,5 +1,5 @@
-"""Where a cost goes: breakdowns by part and by term, and comparisons (crossings of two
-costs: :mod:`symflops.analysis.models`)."""
+"""Where a cost goes: breakdowns by part and by term (two costs side by side:
+:mod:`symflops.analysis.models`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import sympy as sp
 
 from symflops.analysis._common import (
@@ -16,15 +15,13 @@ from symflops.analysis._common import (
     by_symbol,
     expression,
     numeric_subs,
-    relax_floors,
-    to_symbol,
 )
 from symflops.analysis.polynomial import Term, terms
 from symflops.cost import Cost
 from symflops.display import simplify_expr
 from symflops.errors import SymflopsError
 
-__all__ = ["Share", "breakdown", "term_breakdown", "Comparison", "compare"]
+__all__ = ["Share", "breakdown", "term_breakdown"]
 
 
 # ----------------------------------------------------------------------------- breakdowns
@@ -102,54 +99,3 @@ def term_breakdown(x: Costlike, symbols: SymbolLike | Iterable[SymbolLike],
     total = sum((v for _, v in rows), sp.Integer(0))
     rows.sort(key=lambda r: -float(r[1]))
     return [(t, v, float(v / total) if total != 0 else 0.0) for t, v in rows]
-
-
-# ----------------------------------------------------------------------------- comparisons
-@dataclass(frozen=True)
-class Comparison:
-    """``a / b`` as a function of ``symbol`` and its limit as ``symbol`` grows."""
-
-    symbol: sp.Symbol
-    ratio: sp.Expr
-    limit: sp.Expr
-
-    def evaluate(self, values: Any, at: Mapping[SymbolLike, Any] | None = None) -> np.ndarray:
-        """The ratio at each value of ``symbol`` (floats)."""
-        expr = numeric_subs(self.ratio, by_symbol(at, self.ratio.free_symbols))
-        from symflops.evaluate import compile_expr
-
-        missing = expr.free_symbols - {self.symbol}
-        if missing:
-            raise SymflopsError("the ratio needs values for the other symbols",
-                                values={"missing": sorted(s.name for s in missing)},
-                                fix="give them with {at}",
-                                options={"at": dict.fromkeys(
-                                    sorted(s.name for s in missing), ...)})
-        fn = compile_expr(expr, (self.symbol,))
-        return np.asarray(fn(np.asarray(values, dtype=float)), dtype=float)
-
-
-def compare(a: Costlike, b: Costlike, symbol: SymbolLike,
-            at: Mapping[SymbolLike, Any] | None = None, quantity: str = "flops") -> Comparison:
-    """The ratio ``a / b`` and its limit as ``symbol`` goes to infinity.
-
-    >>> from symflops.symbols import N, dim
-    >>> c = compare(4 * N**2 * dim + 8 * N * dim**2, 8 * N * dim**2, "N")
-    >>> c.ratio, c.limit
-    ((N + 2*dim)/(2*dim), oo)
-    """
-    ea, eb = expression(a, quantity), expression(b, quantity)
-    free = ea.free_symbols | eb.free_symbols
-    sym = to_symbol(symbol, free)
-    values = by_symbol(at, free)
-    values.pop(sym, None)
-    ea, eb = numeric_subs(ea, values), numeric_subs(eb, values)
-    if eb == 0:
-        raise SymflopsError("cannot divide by a zero cost", values={"b": eb})
-    ratio = ea / eb
-    if not ratio.atoms(sp.floor, sp.ceiling):
-        ratio = sp.factor(sp.cancel(ratio))
-    x = sp.Dummy(sym.name, positive=True)
-    relaxed = (relax_floors(ea) / relax_floors(eb)).xreplace({sym: x})
-    lim = sp.limit(sp.cancel(relaxed), x, sp.oo)
-    return Comparison(sym, ratio, lim)

@@ -36,7 +36,7 @@ def _approx(x: sp.Expr) -> str:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from symflops.analysis import compare_models
+    from symflops.analysis import compare
 
     var_names = parse_names(args.var)
     values: list[int] = []
@@ -75,8 +75,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
             if point:
                 cost.domain.check({s: v for s in cost.domain.symbols if s.name in point},
                                   layer=cost.spec)
-    cmp = compare_models(ca, cb, var_names, quantity=args.quantity, names=(name_a, name_b),
-                         within=within)
+    cmp = compare(ca, cb, var_names, quantity=args.quantity, names=(name_a, name_b),
+                  within=within)
     label = ca.convention.label if args.quantity == "flops" else \
         {"macs": "MACs", "params": "params"}[args.quantity]
     var = " = ".join(var_names)
