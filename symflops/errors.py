@@ -192,7 +192,10 @@ class OutsideDomain(SymflopsError):
 
 
 class SymbolicShapesFailed(SymflopsError):
-    """torch could not run a model on symbolic sizes (``fallback="fit"`` may fit instead)."""
+    """torch could not run a model on symbolic sizes (``fallback="fit"`` may fit instead).
+    ``reason``: torch's own error, one line, in the user's dim names."""
+
+    reason: str = ""
 
 
 class TimeBudgetSpent(SymflopsError):

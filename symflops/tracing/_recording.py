@@ -330,13 +330,15 @@ def record(ctx: TraceContext, env: C.SymEnv) -> Recording:
         said = str(e).splitlines()[0][:300] if str(e) else ""
         for torch_sym, name in env.torch_syms.items():  # torch's s0, s1 -> the user's names
             said = re.sub(rf"\b{re.escape(str(torch_sym))}\b", name, said)
-        raise SymbolicShapesFailed(
+        failed = SymbolicShapesFailed(
             f"torch could not run the model on symbolic shapes: {type(e).__name__}: "
             f"{said}", layer="trace",
             values={"inputs": [s.dims for s in ctx.specs]},
             fix="give hints (example sizes) the model accepts, e.g. {hints}; fix some dims "
                 "to ints; or pass {fallback} to fit an exact formula from concrete traces",
-            options={"hints": {"H": 32}, "fallback": "fit"}) from e
+            options={"hints": {"H": 32}, "fallback": "fit"})
+        failed.reason = f"{type(e).__name__}: {said}"
+        raise failed from e
     finally:
         forget_shapes()
         for t, _copy, version in recorder.copies.values():

@@ -270,8 +270,8 @@ class Sampler:
                 return e
             # every size was a number: the forward itself raised (the tracer's words for
             # a symbolic failure would mislead), so name that error
-            said = e.message.split("symbolic shapes: ", 1)[-1]
-            return SymflopsError(f"the model's forward raised {said}", layer="trace_factory",
+            return SymflopsError(f"the model's forward raised {e.reason}",
+                                 layer="trace_factory",
                                  values=dict(point),
                                  fix="check the constructor arguments at these values")
         except SymflopsError as e:
