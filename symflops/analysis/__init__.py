@@ -17,13 +17,11 @@ default) or a SymPy expression. Symbols may be given as Symbols or by name.
 (2, 1)
 """
 
-from symflops.analysis._common import expression, relax_floors
 from symflops.analysis.models import (
     Comparison,
     Crossing,
     compare,
     crossings,
-    tied,
 )
 from symflops.analysis.parts import (
     Share,
@@ -43,8 +41,8 @@ from symflops.analysis.polynomial import (
 from symflops.analysis.sweeps import Sweep, fit_slope, sweep
 
 __all__ = [
-    "expression", "relax_floors", "aligned", "alignment", "total_stride", "growth_order",
+    "aligned", "alignment", "total_stride", "growth_order",
     "Term", "terms", "leading_terms", "Share", "breakdown", "term_breakdown",
     "Sweep", "sweep", "fit_slope", "plot", "Comparison", "compare",
-    "Crossing", "crossings", "tied",
+    "Crossing", "crossings",
 ]
