@@ -56,7 +56,8 @@ class Cost:
     ``output_shape``, ``children``, ``count`` (how many times the parent repeats this
     child), ``derivation`` (leaves), ``validity`` (conditions the formula assumes),
     ``convention``, ``op`` (the aten op a traced leaf counts, ``""`` elsewhere) and
-    ``memory`` (a :class:`symflops.memory.Memory` in ``mode="train"``, else None).
+    ``memory`` (a :class:`symflops.memory.Memory` in ``mode="train"``, a
+    :class:`symflops.serving.ServingMemory` in ``"prefill"``/``"decode"``, else None).
     """
 
     __slots__ = ("name", "layer", "spec", "params", "work", "input_shape", "output_shape",
@@ -121,6 +122,7 @@ class Cost:
     notes: tuple[str, ...]
     op: str
     #: training memory (``mode="train"``), else None
+    #: (a ServingMemory in prefill/decode: set through :meth:`replace`)
     memory: Memory | None
     _flops: sp.Expr | None  # the lazily computed total (a private cache)
     _simplified: bool

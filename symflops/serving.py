@@ -1,4 +1,6 @@
-"""Serving quantities derived from an sf.nn model: the KV cache.
+"""Serving quantities derived from an sf.nn model: the KV cache, the memory of a prefill or
+a decode step (``Layer.cost(..., mode="prefill" | "decode", context=T)``), and a whole
+generation summed in closed form (:func:`generation`).
 
 ``kv_cache(model, batch, context)``: the bytes a decoder holds in its key/value cache after
 ``context`` tokens per sequence, ``batch`` sequences, each attention layer storing its keys and
@@ -20,15 +22,18 @@ token per sequence.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import sympy as sp
 
+from symflops.cost import Cost
 from symflops.errors import SymflopsError
 from symflops.nn import Layer, MultiheadAttention, Repeat
 from symflops.nn._base import nonneg_size, to_size
 
-__all__ = ["kv_cache", "kv_elements_per_token"]
+__all__ = ["kv_cache", "kv_elements_per_token", "ServingMemory", "serving_memory",
+           "generation"]
 
 
 def kv_elements_per_token(model: Layer) -> sp.Expr:
@@ -74,3 +79,93 @@ def kv_cache(model: Layer, batch: Any, context: Any, dtype_bytes: Any = 2) -> sp
     result: sp.Expr = sp.expand(per_token * e * b * t)
     return result
 
+
+
+@dataclass(frozen=True)
+class ServingMemory:
+    """Bytes held while serving: ``weights`` (every parameter in ``weight_bytes``) and
+    ``kv_cache`` (what a decode step reads: the ``T`` cached tokens of every sequence; for
+    a prefill, the ``N`` prompt tokens it writes), in ``kv_bytes`` per element;
+    ``kv_written``: the keys and values of the step's new tokens; ``total``."""
+
+    weights: sp.Expr
+    kv_cache: sp.Expr
+    kv_written: sp.Expr
+
+    @property
+    def total(self) -> sp.Expr:
+        """Weights plus the cache after the step (the new tokens' keys and values too)."""
+        return sp.expand(self.weights + self.kv_cache + self.kv_written)
+
+    def xreplace(self, mapping: Mapping[Any, Any]) -> ServingMemory:
+        return ServingMemory(*(sp.sympify(v).xreplace(mapping)
+                               for v in (self.weights, self.kv_cache, self.kv_written)))
+
+
+def serving_memory(model: Layer, cost: Cost, shape: tuple[sp.Expr, ...], cached: sp.Expr,
+                   mode: str, kv_bytes: Any, weight_bytes: Any) -> ServingMemory:
+    """The :class:`ServingMemory` of ``model`` run on ``shape`` (``(B, N, ...)``: ``B``
+    sequences of ``N`` new tokens) with ``cached`` tokens already in the cache."""
+    kv_b = to_size(kv_bytes, "serving", "kv_bytes")
+    w_b = to_size(weight_bytes, "serving", "weight_bytes")
+    if len(shape) < 2:
+        raise SymflopsError(f"mode={mode!r} needs a (B, N, ...) input: sequences of tokens",
+                            layer=type(model).__name__, values={"input_shape": shape},
+                            fix="pass an input shape like (B, N) or (B, N, dim)")
+    batch, new = shape[0], shape[1]
+    per_token = kv_elements_per_token(model)
+    weights = sp.expand(cost.params * w_b)
+    if mode == "prefill":
+        return ServingMemory(weights, sp.expand(per_token * kv_b * batch * new), sp.Integer(0))
+    return ServingMemory(weights, sp.expand(per_token * kv_b * batch * cached),
+                         sp.expand(per_token * kv_b * batch * new))
+
+
+def generation(model: Layer, batch: Any, prompt: Any, new: Any, convention: str = "exact",
+               **options: Any) -> Cost:
+    """A prompt of ``prompt`` tokens for each of ``batch`` sequences, then ``new`` tokens
+    generated one at a time: the prefill and the sum over ``t = 0 .. new - 1`` of the decode
+    step at context ``prompt + t``, in closed form (the step's cost is a polynomial in its
+    context, summed exactly by SymPy). Children ``prefill`` and ``decode`` (the summed
+    steps); ``options`` as for ``Layer.cost`` (``kv_bytes``, ``weight_bytes``).
+
+    >>> import symflops as sf
+    >>> from symflops.symbols import B, N
+    >>> G = sf.symbols.symbol("G")
+    >>> a = sf.nn.MultiheadAttention(8, 2, bias=False)
+    >>> g = generation(a, B, N, G, convention="macs")
+    >>> sp.factor(g["decode"].macs - 256*B*G)    # scores and context over N + t + 1 keys
+    8*B*G*(G + 2*N + 1)
+    """
+    b = to_size(batch, "generation", "batch")
+    n = to_size(prompt, "generation", "prompt")
+    g = to_size(new, "generation", "new")
+    width = _input_width(model)
+    tail = () if width is None else (width,)
+    pre = model.cost((b, n, *tail), mode="prefill", **options)
+    t = sp.Dummy("t", integer=True, nonnegative=True)
+    step = model.cost((b, sp.Integer(1), *tail), mode="decode", context=n + t, **options)
+    summed = {k: sp.expand(sp.summation(sp.expand(v), (t, 0, g - 1)))
+              for k, v in step.work.items()}
+    decode = Cost("decode", "DecodeSteps", spec=f"{g} decode steps", params=step.params,
+                  work=summed, input_shape=step.input_shape, output_shape=step.output_shape,
+                  validity=[c.xreplace({t: 0}) for c in step.validity],
+                  notes=(f"{g} decode steps at contexts {n} .. {n} + {g} - 1, summed in "
+                         "closed form",))
+    held = pre.memory
+    assert isinstance(held, ServingMemory)
+    memory = ServingMemory(held.weights, sp.Integer(0), sp.expand(kv_elements_per_token(model) *
+                                                    to_size(options.get("kv_bytes", 2),
+                                                            "generation", "kv_bytes")
+                                                    * b * (n + g)))
+    out = Cost("generation", "Generation", spec=f"generation(prompt={n}, new={g})",
+               children=[pre.replace(name="prefill", memory=None), decode],
+               input_shape=pre.input_shape, output_shape=step.output_shape).replace(
+                   memory=memory)
+    return out if convention == "exact" else out.with_convention(convention)
+
+
+def _input_width(model: Layer) -> sp.Expr | None:
+    """The feature width a model takes after ``(B, N)`` (None: token ids)."""
+    width = getattr(model, "embed_dim", None)
+    return None if width is None else sp.sympify(width)

@@ -15,6 +15,7 @@ from symflops.formulas.arith import exact_div
 from symflops.formulas.attention import attention_derivations
 from symflops.formulas.rotary import rotary_derivation
 from symflops.nn._base import (
+    KV_CONTEXT,
     Example,
     Layer,
     Shape,
@@ -130,7 +131,15 @@ class MultiheadAttention(Layer):
             n = shape[-2]
             batch = shape[0] if len(shape) == 3 else sp.Integer(1)
         kv_dim = self.kv_heads * self.head_dim
+        cached = KV_CONTEXT.get() if self.kv_len is None else None  # a decode step
         s = n if self.kv_len is None else self.kv_len
+        if cached is not None:
+            s = cached + n
+            if self.skip_masked and n != 1:
+                raise SymflopsError("skip_masked decode of several new tokens is not derived",
+                                    layer=self.spec(), values={"new tokens": n},
+                                    fix="decode one token at a time, or drop skip_masked")
+        causal = self.causal and cached is None  # one new token: the mask hides nothing
         if self.kv_len is None:
             qkv = Linear(self.embed_dim, self.embed_dim + 2 * kv_dim, bias=self.bias)
             children = [qkv._cost(shape, "qkv")]
@@ -140,14 +149,15 @@ class MultiheadAttention(Layer):
                             shape, "q_proj"),
                         Linear(self.embed_dim, 2 * kv_dim, bias=self.bias)._cost(
                             kv_shape, "kv_proj")]
-        if self.rotary:
-            vectors = batch * (n * self.num_heads + s * self.kv_heads)
+        if self.rotary:  # the new keys only in a decode step (the cached ones are rotated)
+            vectors = batch * (n * self.num_heads + (n if cached is not None else s)
+                               * self.kv_heads)
             children.append(Cost.from_derivation(
                 "rotary", "Rotary", rotary_derivation(vectors, self.head_dim),
                 spec=f"rotary({self.head_dim})", input_shape=shape, output_shape=shape))
         heads_shape = (batch, self.num_heads, n)
         parts = attention_derivations(batch, self.num_heads, n, s, self.head_dim,
-                                      causal=self.causal, skip_masked=self.skip_masked)
+                                      causal=causal, skip_masked=self.skip_masked and causal)
         for part, d in parts.items():
             out = heads_shape + ((s,) if part != "context" else (self.head_dim,))
             children.append(Cost.from_derivation(

@@ -9,6 +9,7 @@ H
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeAlias
@@ -191,6 +192,19 @@ class _Trainer:
 #: the training pass, installed by :mod:`symflops.nn._train` when ``symflops.nn`` loads
 TRAINER = _Trainer()
 
+#: during a ``mode="decode"`` cost: the tokens already in the KV cache (self-attention's keys
+#: are this many longer than its queries); None otherwise
+KV_CONTEXT: contextvars.ContextVar[sp.Expr | None] = contextvars.ContextVar(
+    "symflops_kv_context", default=None)
+
+_SERVING_NOTES = {
+    "prefill": "prefill: the forward over the prompt, writing its keys and values to the "
+               "cache (memory.kv_cache)",
+    "decode": "decode step: each self-attention's keys and values are the cached tokens plus "
+              "the new ones (memory.kv_cache: the cache read, before the new tokens' keys "
+              "and values are appended)",
+}
+
 
 #: the symbols the reference's examples use beyond :mod:`symflops.symbols`: a stride and a
 #: padding (may be 0), a pixel shuffle's factor, a gated MLP's hidden width, the length
@@ -256,7 +270,8 @@ class Layer:
              frozen: bool | Sequence[str] = False, input_grad: bool = False,
              optimizer: str = "adam", precision: Precision | None = None,
              accounting: str = "korthikanti", tensor_parallel: SizeLike = 1,
-             sequence_parallel: bool = False) -> Cost:
+             sequence_parallel: bool = False, context: SizeLike | None = None,
+             kv_bytes: SizeLike = 2, weight_bytes: SizeLike = 2) -> Cost:
         """Cost of this layer on an input of ``input_shape`` under ``convention``.
 
         ``input_shape`` is a tuple of ints, SymPy expressions or symbol names, or a
@@ -282,6 +297,20 @@ class Layer:
         (['forward', 'grad_weight', 'grad_bias'], 96*B + 36*(B - 1))
         >>> c.memory.activations, c.memory.params + c.memory.gradients + c.memory.optimizer
         (16*B, 576)
+
+        ``mode="prefill"``: the forward pass over a prompt of ``N`` tokens that fills the
+        key/value cache; ``mode="decode"`` with ``context=T``: one step of ``N`` new tokens
+        (usually 1) attending to the ``T`` cached tokens and to themselves, so every
+        self-attention's keys are ``T + N`` long (the mask of a causal layer hides nothing
+        from a single new token: the product is counted dense, as torch computes it). Both
+        give ``.memory`` (:class:`symflops.serving.ServingMemory`): the weights in
+        ``weight_bytes`` per parameter and the KV cache in ``kv_bytes`` per element.
+
+        >>> from symflops.symbols import T
+        >>> a = sf.nn.MultiheadAttention(8, 2, bias=False)
+        >>> d = a.cost((B, 1, 8), mode="decode", context=T)
+        >>> d["scores"].macs, d.memory.kv_cache        # 2 heads of 4 over T + 1 keys
+        (8*B*(T + 1), 32*B*T)
         """
         shape = parse_shape(input_shape, self.spec())
         if mode == "train" and TRAINER.run is not None:
@@ -289,6 +318,8 @@ class Layer:
                             input_grad=input_grad, optimizer=optimizer, precision=precision,
                             accounting=accounting, tensor_parallel=tensor_parallel,
                             sequence_parallel=sequence_parallel)
+        elif mode in ("prefill", "decode"):
+            c = self._serving_cost(shape, name, mode, context, kv_bytes, weight_bytes)
         elif mode == "eval":
             if recompute != "none" or frozen or input_grad:
                 raise SymflopsError("recompute, frozen and input_grad are training options",
@@ -296,9 +327,36 @@ class Layer:
                                     fix='pass mode="train"')
             c = self._cost(shape, name)
         else:
-            raise SymflopsError("mode must be 'eval' or 'train'", layer=self.spec(),
-                                values={"mode": repr(mode)}, fix='pass mode="train" or "eval"')
+            raise SymflopsError("mode must be 'eval', 'train', 'prefill' or 'decode'",
+                                layer=self.spec(), values={"mode": repr(mode)},
+                                fix='pass mode="eval", "train", "prefill" or "decode"')
+        if context is not None and mode != "decode":
+            raise SymflopsError("context= is the cached length of a decode step",
+                                layer=self.spec(), values={"mode": repr(mode)},
+                                fix='pass mode="decode", or drop context=')
         return c if convention == "exact" else c.with_convention(convention)
+
+    def _serving_cost(self, shape: Shape, name: str, mode: str, context: SizeLike | None,
+                      kv_bytes: SizeLike, weight_bytes: SizeLike) -> Cost:
+        """Prefill or a decode step: the forward with self-attention's keys extended by
+        the cached ``context`` (decode), and the serving memory."""
+        from symflops.serving import serving_memory
+
+        if mode == "decode":
+            if context is None:
+                raise SymflopsError("a decode step attends to a cache: give its length",
+                                    layer=self.spec(), values={"mode": "'decode'"},
+                                    fix='pass context=T (the tokens already cached)')
+            cached = nonneg_size(context, self.spec(), "context")
+        else:
+            cached = sp.Integer(0)
+        token = KV_CONTEXT.set(cached if mode == "decode" else None)
+        try:
+            c = self._cost(shape, name)
+        finally:
+            KV_CONTEXT.reset(token)
+        memory = serving_memory(self, c, shape, cached, mode, kv_bytes, weight_bytes)
+        return c.replace(memory=memory, notes=(*c.notes, _SERVING_NOTES[mode]))
 
     def _cost(self, shape: Shape, name: str) -> Cost:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -21,7 +21,7 @@ import torch
 
 from symflops.errors import SymflopsError
 
-__all__ = ["IndexBounds"]
+__all__ = ["IndexBounds", "PositionsPastTable"]
 
 aten = torch.ops.aten
 
@@ -32,6 +32,11 @@ _SAME_VALUES = {aten.unsqueeze, aten.view, aten._unsafe_view, aten.reshape, aten
                 aten._to_copy, aten.detach, aten.lift_fresh, aten.contiguous,
                 aten.repeat, aten.flatten}
 _ARANGE = aten.arange
+
+
+class PositionsPastTable(SymflopsError):
+    """Positions read past a table's end at the example sizes (``options["hints"]``: the
+    example size that fits, when the positions are one named dim)."""
 
 
 class IndexBounds:
@@ -109,7 +114,7 @@ class IndexBounds:
         rows = table.shape[0]
         if not bool(bound <= rows):  # symbolic: a guard, the upper bound of the size
             hints = self._hints(bound, rows)
-            raise SymflopsError(
+            raise PositionsPastTable(
                 f"positions 0 .. {self._say(bound)} - 1 index a table of {self._say(rows)} "
                 f"rows: past its end (torch raises an index error on real tensors)",
                 layer=where, fix="use a sequence no longer than the table (the model's "

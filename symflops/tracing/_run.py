@@ -13,6 +13,7 @@ from symflops.errors import SymbolicShapesFailed, SymflopsError, TimeBudgetSpent
 from symflops.tracing import _torch_compat as C
 from symflops.tracing._assembly import TracedCost, assemble
 from symflops.tracing._branches import settle
+from symflops.tracing._index_bounds import PositionsPastTable
 from symflops.tracing._inputs import TraceContext
 from symflops.tracing._recording import record
 
@@ -68,7 +69,7 @@ def run(ctx: TraceContext) -> TracedCost:
     first_error: SymflopsError | None = None
     result: TracedCost | None = None
     try:
-        result = run_once(ctx)
+        ctx, result = _inside_tables(ctx)
         retry = bool(result.report.fixed) and any(  # what the rerouting may unpin
             "upsample" in k or "max_pool2d_with_indices" in k for k in result.report.counted)
     except SymflopsError as e:
@@ -90,6 +91,25 @@ def run(ctx: TraceContext) -> TracedCost:
     if result.report.fixed and not ctx.real:
         ctx, result = _off_the_pin(ctx, result)
     return settle(ctx, result, run_once)
+
+
+def _inside_tables(ctx: TraceContext) -> tuple[TraceContext, TracedCost]:
+    """:func:`run_once`; when the example sizes read positions past a table's end (the
+    default ``N = 128`` in a model of 64 positions), once more at the table's length."""
+    try:
+        return ctx, run_once(ctx)
+    except PositionsPastTable as e:
+        moved = dict(e.options.get("hints", {}))
+        if ctx.real or not moved or all(ctx.hint_of.get(n) == v for n, v in moved.items()):
+            raise
+    there = dataclasses.replace(ctx, hint_of={**ctx.hint_of, **moved})
+    result = run_once(there)
+    result.report.notes.insert(0, "example sizes " + ", ".join(
+        f"{n}={ctx.hint_of.get(n)} -> {v}" for n, v in moved.items()) +
+        ": the model's position table is no longer")
+    noted = result.replace(notes=tuple(result.report.notes))
+    assert isinstance(noted, TracedCost)
+    return there, noted
 
 
 def _off_the_pin(ctx: TraceContext, result: TracedCost
