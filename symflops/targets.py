@@ -207,6 +207,8 @@ def load_factory(spec: str) -> Callable[..., Any]:
                 fix += f"; for the layer, run: symflops formula {spec}"
         raise SymflopsError(f"cannot read target {_shown(spec)!r}", fix=fix)
     where, _, attr = spec.rpartition(":")
+    if where == "sf":  # sf:llama -> symflops.presets:llama
+        where = "symflops.presets"
     if not attr.strip():
         raise SymflopsError(f"no factory named in {_shown(spec)!r}",
                             fix="add :FACTORY after the file, e.g. model.py:make")
@@ -234,16 +236,18 @@ def _required(factory: Callable[..., Any]) -> list[str]:
             if p.kind in kinds and p.default is inspect.Parameter.empty]
 
 
-def call_factory(factory: Callable[..., Any], name: str) -> Any:
-    """``factory()``, guarded by :func:`user_code`; a factory that needs arguments is
-    refused before it runs."""
-    required = _required(factory)
-    if required:
-        raise SymflopsError(f"{name} needs arguments: {', '.join(required)}",
-                            fix="give them defaults, or name a factory that takes no "
-                                "arguments (def make(): return ...)")
-    with user_code(f"calling {name}", fix="fix the factory"):
-        return factory()
+def call_factory(factory: Callable[..., Any], name: str,
+                 arguments: Mapping[str, Any] | None = None) -> Any:
+    """``factory(**arguments)``, guarded by :func:`user_code`; a factory that needs
+    arguments not given is refused before it runs."""
+    arguments = dict(arguments or {})
+    missing = [n for n in _required(factory) if n not in arguments]
+    if missing:
+        raise SymflopsError(f"{name} needs arguments: {', '.join(missing)}",
+                            fix="pass them with --args " + ",".join(f"{n}=..." for n in missing)
+                                + ", give them defaults, or name a factory that takes none")
+    with user_code(f"calling {name}", fix="fix the factory or its --args"):
+        return factory(**arguments)
 
 
 def is_model(obj: Any) -> bool:
@@ -298,17 +302,24 @@ def parse_vary(text: str) -> dict[str, str]:
 
 def build_cost(factory: Callable[..., Any], name: str, spec: Any, *, convention: str,
                hints: dict[str, int], train: bool, time_budget: int | None = None,
-               options: Mapping[str, Any] | None = None, vary: str | None = None) -> Cost:
+               options: Mapping[str, Any] | None = None, vary: str | None = None,
+               factory_args: Mapping[str, Any] | None = None,
+               serving: Mapping[str, Any] | None = None) -> Cost:
     """The cost of what ``factory`` returns: a :class:`~symflops.cost.Cost` (weighed by
     ``convention``), an ``sf.nn`` network on the one input ``spec``, or a torch model
     traced on ``spec`` (``None``: no input given) with ``hints``, forward and backward
     when ``train``, within ``time_budget`` seconds (``None``: sf.trace's default), with
     the further sf.trace keywords ``options`` (``strict``, ``real``, ``fallback``, ...).
     ``vary``: constructor arguments as symbols (:func:`parse_vary`): the factory is
-    traced by ``sf.trace_factory`` into an exact formula in them."""
+    traced by ``sf.trace_factory`` into an exact formula in them. ``factory_args``: the
+    factory's own arguments; ``serving``: ``mode``/``context`` of an sf.nn network's
+    prefill or decode step."""
     from symflops.cost import Cost
     from symflops.nn import Layer
 
+    if serving and vary is not None:
+        raise SymflopsError("--mode prefill/decode are derived for sf.nn networks, not for "
+                            "--vary traces", fix="drop --vary, or drop --mode")
     if vary is not None:
         params = parse_vary(vary)
         if spec is None:
@@ -324,7 +335,12 @@ def build_cost(factory: Callable[..., Any], name: str, spec: Any, *, convention:
             return trace_factory(factory, spec, params, convention=convention,
                                  mode="train" if train else "eval", **factory_options)
 
-    model = call_factory(factory, name)
+    model = call_factory(factory, name, factory_args)
+    if serving and not isinstance(model, Layer):
+        raise SymflopsError(f"--mode {serving['mode']} is derived for sf.nn networks and "
+                            f"presets; {name} is not one (a traced model's decode step needs "
+                            "a KV cache of symbolic length, not supported yet)",
+                            fix="use an sf.nn network such as sf:llama, or drop --mode")
     if not is_model(model):
         kind = type(model)
         typename = kind.__qualname__ if kind.__module__.startswith(("builtins", _MODULE_PREFIX)) \
@@ -343,7 +359,7 @@ def build_cost(factory: Callable[..., Any], name: str, spec: Any, *, convention:
         if isinstance(spec, (dict, list)):
             raise SymflopsError("an sf.nn network takes one positional input",
                                 fix='pass one --input "B 3 H W"')
-        return model.cost(spec, convention=convention)
+        return model.cost(spec, convention=convention, **dict(serving or {}))
     if spec is None:
         raise SymflopsError(f"tracing {name} needs an input spec",
                             fix='pass --input "B 3 H W" (or "input_ids=B N" for keywords)')

@@ -200,10 +200,60 @@ def cost_of(target: Target, args: argparse.Namespace) -> Cost:
                         spec_dims(spec) if spec is not None else [], shown)  # before building
     what = f"building and costing {target.name}" + (f" on {shown}" if texts else "")
     assert target.factory is not None
+    factory_args = parse_factory_args(getattr(args, "args", None))
+    serving = serving_options(args)
     with progress(what, sys.stderr):
         return build_cost(target.factory, target.name, spec, convention=args.convention,
                           hints=hints, train=train, time_budget=getattr(args, "time_budget", None),
-                          options=options, vary=getattr(args, "vary", None))
+                          options=options, vary=getattr(args, "vary", None),
+                          factory_args=factory_args, serving=serving)
+
+
+def parse_factory_args(text: str | None) -> dict[str, Any]:
+    """``--args "dim=4096,heads=32,layers=L"``: factory argument -> an integer or an
+    expression in symbols (read by :mod:`symflops.parse`, never evaluated as Python).
+
+    >>> parse_factory_args("dim=4096, layers=L, hidden=4*dim")
+    {'dim': 4096, 'layers': L, 'hidden': 4*dim}
+    """
+    if text is None:
+        return {}
+    from symflops.parse import MAX_LIST_LENGTH, parse_expr, parse_name
+
+    fix = 'write e.g. --args "dim=4096,heads=32,layers=32"'
+    if len(text) > MAX_LIST_LENGTH or not text.strip():
+        raise SymflopsError("--args: give ARGUMENT=VALUE pairs", fix=fix)
+    out: dict[str, Any] = {}
+    for item in text.split(","):
+        key, eq, value = item.partition("=")
+        if not eq or not value.strip():
+            raise SymflopsError("--args: each item is ARGUMENT=VALUE",
+                                values={"item": item.strip()[:60]}, fix=fix)
+        name = parse_name(key.strip())
+        if name in out:
+            raise SymflopsError(f"--args: {name} is given twice", fix=fix)
+        e = parse_expr(value.strip())
+        out[name] = int(e) if e.is_Integer else e
+    return out
+
+
+def serving_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``--mode prefill|decode`` and ``--context``, as ``Layer.cost`` keywords."""
+    mode, context = getattr(args, "mode", None), getattr(args, "context", None)
+    if context is not None and mode != "decode":
+        raise SymflopsError("--context is the cached length of a decode step",
+                            fix="add --mode decode, or drop --context")
+    if mode is None:
+        return {}
+    if mode == "decode" and context is None:
+        raise SymflopsError("--mode decode attends to a cache: give its length",
+                            fix="add --context T (a symbol) or --context 4096")
+    out: dict[str, Any] = {"mode": mode}
+    if context is not None:
+        from symflops.parse import parse_expr
+
+        out["context"] = parse_expr(context)
+    return out
 
 
 def resolve_at(cost: Cost, text: str | None, flag: str = "--at") -> dict[sp.Symbol, sp.Expr]:

@@ -70,6 +70,16 @@ def _trace(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", action="append", metavar="SPEC",
                    help='input shape, e.g. "B 3 H W"; repeat for several inputs; '
                         '"input_ids=B N" for a keyword input')
+    s = p.add_argument_group("factory arguments and serving (sf.nn networks and presets)")
+    s.add_argument("--args", metavar="ARG=VALUE[,ARG=VALUE]",
+                   help='arguments for the factory, integers or expressions in symbols, e.g. '
+                        'sf:llama --args "dim=4096,heads=32,kv_heads=8,layers=32,'
+                        'vocab=128256,hidden=14336" (sf:NAME is symflops.presets:NAME)')
+    s.add_argument("--mode", choices=("prefill", "decode"),
+                   help="prefill: the prompt's forward, writing the KV cache; decode: one "
+                        "step attending to --context cached tokens (sf.nn networks)")
+    s.add_argument("--context", metavar="EXPR",
+                   help="decode: the tokens already cached, a symbol or a number (e.g. T)")
     g = p.add_argument_group("tracing torch models")
     g.add_argument("--hint", action="append", metavar="NAME=VALUE",
                    help="example size of an --input dim for tracing, e.g. H=224")
