@@ -164,8 +164,11 @@ def test_paper_markdown_table_parses(case: str) -> None:
     out = render(factory(), "markdown", **kwargs)
     (table,) = markdown_tables(out)
     label = factory().convention.label
-    assert table[0] == ["module", "params", label, "share"]
-    assert all(len(r) == 4 for r in table) and table[-1][0] == "**total**"
+    # FLOPs in one column, or one per monomial ("FLOPs per $B ...$") when all are numbers
+    header = table[0]
+    assert header[:2] == ["module", "params"] and header[-1] == "share"
+    assert header[2:-1] == [label] or all(h.startswith(label + " per ") for h in header[2:-1])
+    assert all(len(r) == len(header) for r in table) and table[-1][0] == "**total**"
     assert out.startswith("```math\n\\begin{aligned}") and "$$" not in out
 
 
