@@ -15,7 +15,7 @@ from symflops import display, printing
 from symflops.errors import SymflopsError
 from symflops.printing import format_number, latex_escape, text_table
 from symflops.rendering._context import Quantity
-from symflops.rendering._equation import equation_lines
+from symflops.rendering._equation import display_lines, equation_lines
 from symflops.rendering._formats import REGISTRY_LISTENERS, Format, get_format
 from symflops.rendering._json import json_document
 
@@ -87,7 +87,7 @@ def _filters(fmt: Format, numbers: str) -> dict[str, Callable[..., Any]]:
 
     return {"math": math, "cell_math": cell_math, "esc": fmt.text, "code": fmt.code,
             "cell": cell, "num": number, "exact": exact,
-            "packed": packed,
+            "packed": packed, "display": display_lines,
             "pct": pct, "times": times, "run": run, "shape": shape, "shape_math": shape_math,
             "imath": fmt.inline_math,
             "prose": fmt.prose, "latex_esc": latex_escape, "json_document": json_document,

@@ -109,3 +109,54 @@ def equation_lines(terms: Sequence[tuple[Any, Any]], math: Callable[[Any], str],
         else:
             current += {"+": " + ", "-": " - ", "*": " ", "": " "}[join] + text
     return [*lines, current]
+
+
+_OPEN = re.compile(r"\\left\b|\\bigl\b|\{")
+_CLOSE = re.compile(r"\\right\b|\\bigr\b|\}")
+#: where a long display line may break: a top-level sum's or product's operator
+_BREAKS = (" + ", " - ", r" \cdot ")
+
+
+def display_lines(latex: str, width: int) -> list[str]:
+    r"""A display formula (LaTeX) as lines of about ``width`` printed characters, broken
+    before a top-level ``+``, ``-`` or ``\cdot`` (never inside braces or a
+    ``\left ... \right`` pair); a line after the first starts with its operator. A
+    formula with no such operator stays one line.
+
+    >>> display_lines(r"B \cdot 32 \cdot \left(2 \cdot 3 - 1\right)", 8)
+    ['B \\cdot 32', '\\cdot \\left(2 \\cdot 3 - 1\\right)']
+    >>> display_lines("a + b", 80)
+    ['a + b']
+    """
+    if visible_width(latex) <= width:
+        return [latex]
+    pieces: list[str] = []  # each after the first starts with its operator
+    depth, start, i = 0, 0, 0
+    while i < len(latex):
+        if depth == 0 and i > start:
+            op = next((b for b in _BREAKS if latex.startswith(b, i)), None)
+            if op is not None:
+                pieces.append(latex[start:i])
+                start = i + 1  # the operator begins the next piece
+                i += len(op)
+                continue
+        m_open, m_close = _OPEN.match(latex, i), _CLOSE.match(latex, i)
+        if m_open:
+            depth += 1
+            i = m_open.end()
+        elif m_close:
+            depth -= 1
+            i = m_close.end()
+        elif latex[i] == "\\":  # a command: skip its name whole
+            m = re.match(r"\\[a-zA-Z]+|\\.", latex[i:])
+            i += len(m.group(0)) if m else 1
+        else:
+            i += 1
+    pieces.append(latex[start:])
+    lines: list[str] = []
+    for piece in pieces:
+        if lines and visible_width(lines[-1] + piece) <= width:
+            lines[-1] += " " + piece
+        else:
+            lines.append(piece)
+    return lines
