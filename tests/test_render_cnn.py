@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import sympy as sp
 from test_render import markdown_tables
-from test_render_paper import _compile
+from test_render_paper import _compile, assert_fits, overfull
 
 import symflops as sf
 from symflops.printing import presenting
@@ -106,25 +106,6 @@ def test_small_cnn_golden(style: str, fmt: str) -> None:
         path.write_text(out, encoding="utf-8")
     assert path.exists(), "golden file missing: run with SYMFLOPS_UPDATE_GOLDEN=1"
     assert out == path.read_text(encoding="utf-8"), f"{path} differs (see module docstring)"
-
-
-_OVERFULL = re.compile(r"Overfull \\[hv]box \((\d+(?:\.\d+)?)pt too (?:wide|high)\)")
-
-
-def overfull(log: str) -> list[float]:
-    """Every overfull box's excess (pt) in a pdflatex log.
-
-    >>> overfull("Overfull \\\\hbox (4.69283pt too wide) detected at line 32")
-    [4.69283]
-    """
-    return [float(x) for x in _OVERFULL.findall(log)]
-
-
-def assert_fits(log: str) -> None:
-    """No box over 1 pt too wide (or high), no float too large for the page."""
-    too_wide = [x for x in overfull(log) if x > 1.0]
-    assert not too_wide, f"overfull boxes (pt): {too_wide}"
-    assert "Float too large" not in log
 
 
 @pytest.mark.parametrize("style", STYLES)
