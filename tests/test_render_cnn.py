@@ -117,6 +117,19 @@ def test_small_cnn_latex_fits_its_page(style: str, tmp_path: Path) -> None:
     assert_fits(_compile(tex, tmp_path))
 
 
+@pytest.mark.parametrize("style", STYLES)
+def test_small_cnn_fragment_fits_a_users_article(style: str, tmp_path: Path) -> None:
+    # without standalone: pasted into the user's article with the packages it names, the
+    # report (7 columns) in a one-column page, paper and appendix in a two-column one
+    fragment = render(cnn(), "latex", style=style)
+    needs = re.search(r"needs \\usepackage\{([a-z,]+)\}", fragment)
+    packages = needs.group(1) if needs else "amsmath"
+    doc = "\n".join([r"\documentclass" + ("" if style == "report" else "[twocolumn]")
+                     + "{article}", r"\usepackage{" + packages + "}", r"\begin{document}",
+                     "Some text.", fragment, "More text.", r"\end{document}", ""])
+    assert_fits(_compile(doc, tmp_path))
+
+
 def test_the_fit_check_fails_on_a_wide_box(tmp_path: Path) -> None:
     # the check itself: a 400 pt box in a column is reported, not passed
     doc = "\n".join([r"\documentclass[twocolumn]{article}", r"\begin{document}",

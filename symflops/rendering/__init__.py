@@ -89,7 +89,11 @@ def render(cost: Cost, fmt: str = "markdown", *, style: str = "report",
     (:func:`symflops.printing.presented`): a strided size ``floor(H/2 - 1/2) + 1`` as
     ``ceiling(H/2)``, and as ``H/2`` when the domain puts ``H`` on multiples of 2;
     ``exact=True`` prints every expression exactly as the Cost holds it (JSON always
-    does). The formulas' conditions print as the domain's clauses (``H`` a multiple of 32,
+    does). The paper table gives FLOPs one column per monomial when every row is an
+    integer combination of at most three (``per B ceiling(H/2) ceiling(W/2)``, ``per B``:
+    :func:`symflops.rendering._styles.term_columns`); a share that depends on the sizes is
+    the share at a stated size (``B = 1, H = W = 224``, ...; ``share_at`` in the context,
+    named by every format). The formulas' conditions print as the domain's clauses (``H`` a multiple of 32,
     ``64 <= H <= 8192`` verified up to 8192, ``B = 2`` pinned).
 
     >>> from symflops.symbols import B, H, W
