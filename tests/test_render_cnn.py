@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import sympy as sp
+from example_models import load_example
 from test_render import markdown_tables
 from test_render_paper import _compile, assert_fits, overfull
 
@@ -176,3 +177,32 @@ def test_shares_are_stated_at_a_size_and_match_the_numbers() -> None:
     at = cnn().subs(B=1, H=224, W=224)
     blocks = next(c for c in at.children if c.name == "blocks")
     assert shares["`blocks`"] == f"{100 * blocks.flops / at.flops:.1f} %"
+
+
+# ----------------------------------------------------------------------------- ResNet-50
+def resnet50() -> sf.Cost:
+    """examples/sfnn_resnet.py: ResNet-50 in sf.nn layers at symbolic B, H, W (no torch):
+    six monomials (one per stage's resolution), more than the table's columns."""
+    return load_example("sfnn_resnet").resnet50().cost((B, 3, H, W))
+
+
+def test_resnet50_paper_table_states_numbers_at_a_size_and_fits(tmp_path: Path) -> None:
+    # its FLOPs have six monomials (ceil(H/2^k) ceil(W/2^k), k = 1..5, and B): no term
+    # columns; depth 2 gives more rows than a column holds, so depth 1, and the rows are
+    # values at B = 1, H = W = 224 under the general formulas in the equation
+    tex = render(resnet50(), "latex", style="paper", standalone=True)
+    assert "at $B = 1$, $H = 224$, $W = 224$, a typical size" in tex
+    body = tex[tex.index(r"\midrule"):tex.index(r"\bottomrule")]
+    rows = [line for line in body.splitlines() if line.endswith(r"\\")]
+    assert 8 <= len(rows) <= 28 and not any(r"\lceil" in r for r in rows)
+    # torchvision's published resnet50: 25,557,032 parameters, 4.09 GMACs at 224 x 224
+    assert r"\text{params} &= 25{,}557{,}032" in tex and r"&= 4{,}089{,}184{,}256" in tex
+    assert r"\lceil{H / 32}\rceil" in tex  # the general formula is still there
+    assert_fits(_compile(tex, tmp_path))
+
+
+@pytest.mark.parametrize("style", ["appendix", "report"])
+def test_resnet50_appendix_and_report_fit(style: str, tmp_path: Path) -> None:
+    tex = render(resnet50(), "latex", style=style, standalone=True)
+    _compile(tex, tmp_path)  # a longtable settles its column widths on a second run
+    assert_fits(_compile(tex, tmp_path))

@@ -39,6 +39,10 @@ class Style:
     derivations: bool = True
     #: adds the style's own entries to a render's context
     extend: Callable[[dict[str, Any]], None] | None = None
+    #: its table sits in one column of a two-column page (``table_rows``, ``narrow`` and
+    #: ``flops_terms`` in the context): fewer levels when too tall, values at a stated
+    #: size when the formulas cannot stay on one line
+    column_table: bool = False
 
     def template_for(self, fmt: str) -> str | None:
         """The template of format ``fmt`` in this style (None: the format's own); a format
@@ -243,7 +247,7 @@ register_style(Style("report", "every module and each layer's derivation, the de
 register_style(Style(
     "paper", "one display equation and a table that fits a column",
     templates={"latex": "paper.tex.j2", "markdown": "paper.md.j2"}, depth=2,
-    derivations=False, extend=_table_rows))
+    derivations=False, extend=_table_rows, column_table=True))
 register_style(Style(
     "appendix", "the total and each layer's derivation, for an appendix",
     templates={"latex": "appendix.tex.j2", "markdown": "appendix.md.j2"}))
