@@ -118,14 +118,17 @@ def test_small_cnn_latex_fits_its_page(style: str, tmp_path: Path) -> None:
     assert_fits(_compile(tex, tmp_path))
 
 
-@pytest.mark.parametrize("style", STYLES)
-def test_small_cnn_fragment_fits_a_users_article(style: str, tmp_path: Path) -> None:
-    # without standalone: pasted into the user's article with the packages it names, the
-    # report (7 columns) in a one-column page, paper and appendix in a two-column one
+@pytest.mark.parametrize("style, columns", [("report", 1), ("report", 2), ("paper", 2),
+                                            ("appendix", 2)])
+def test_small_cnn_fragment_fits_a_users_article(style: str, columns: int,
+                                                 tmp_path: Path) -> None:
+    # without standalone: pasted into the user's article with the packages it names; the
+    # report's table shrinks to the line, its derivations break lines and move a step's
+    # name below a line it does not fit beside, in one column or two
     fragment = render(cnn(), "latex", style=style)
     needs = re.search(r"needs \\usepackage\{([a-z,]+)\}", fragment)
     packages = needs.group(1) if needs else "amsmath"
-    doc = "\n".join([r"\documentclass" + ("" if style == "report" else "[twocolumn]")
+    doc = "\n".join([r"\documentclass" + ("" if columns == 1 else "[twocolumn]")
                      + "{article}", r"\usepackage{" + packages + "}", r"\begin{document}",
                      "Some text.", fragment, "More text.", r"\end{document}", ""])
     assert_fits(_compile(doc, tmp_path))
