@@ -209,3 +209,13 @@ def test_resnet50_appendix_and_report_fit(style: str, tmp_path: Path) -> None:
     tex = render(resnet50(), "latex", style=style, standalone=True)
     _compile(tex, tmp_path)  # a longtable settles its column widths on a second run
     assert_fits(_compile(tex, tmp_path))
+
+
+def test_exact_forms_fit_too(tmp_path: Path) -> None:
+    # exact=True keeps floor(H/2 - 1/2) + 1: no term columns (the floors expand into four
+    # monomials), so the table is at the stated size; the equation's long product
+    # 3,338 floor(H/2 - 1/2) floor(W/2 - 1/2) breaks between its factors (was 5.3 pt wide)
+    tex = render(cnn(), "latex", style="paper", exact=True, standalone=True)
+    assert r"\lfloor{H / 2 - 1 / 2}\rfloor" in tex and r"\lceil" not in tex
+    assert r"&\quad \cdot \lfloor{W / 2 - 1 / 2}\rfloor" in tex
+    assert_fits(_compile(tex, tmp_path))
