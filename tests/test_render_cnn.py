@@ -219,3 +219,24 @@ def test_exact_forms_fit_too(tmp_path: Path) -> None:
     assert r"\lfloor{H / 2 - 1 / 2}\rfloor" in tex and r"\lceil" not in tex
     assert r"&\quad \cdot \lfloor{W / 2 - 1 / 2}\rfloor" in tex
     assert_fits(_compile(tex, tmp_path))
+
+
+def test_stated_size_moves_onto_the_domain_and_needs_a_typical_size() -> None:
+    from symflops.rendering._context import stated_size
+
+    c = sf.nn.Sequential(sf.nn.Conv2d(3, 8, 3, padding=1), sf.nn.AdaptiveAvgPool2d(1),
+                         sf.nn.Flatten(), sf.nn.Linear(8, 10)).cost((B, 3, H, W))
+    assert stated_size(c) == {B: 1, H: 224, W: 224}
+    # H on multiples of 48: 224 is not one, the nearest is 240 (224/48 = 4.67 -> 5)
+    on48 = c.replace(validity=(sp.Eq(sp.Mod(H, 48), 0),))
+    assert stated_size(on48) == {B: 1, H: 240, W: 224}
+    out = render(on48, "text", derivations=False)
+    assert "shares at: B = 1, H = 240, W = 224" in out
+    # the top-level rows' shares at that size add up to the total's 100 %
+    shares = [float(x) for x in re.findall(r"(\d+\.\d) %$", out, re.M)]
+    assert shares and abs(sum(shares[:-1]) - 100) < 0.5
+    # a symbol with no typical size (s): no size is made up, no share is stated
+    s = sp.Symbol("s", integer=True, positive=True)
+    free = sf.nn.Linear(8, 4).cost((B, 8)).xreplace({B: s})
+    assert stated_size(free) is None
+    assert "shares at" not in render(free, "text")
