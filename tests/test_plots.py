@@ -169,3 +169,19 @@ def test_symbolic_growth_order_matches_the_label() -> None:
     order = A.growth_order(A.aligned(tb, {H: 16, W: 16}), [H, W])
     assert order == sp.Integer(4)
     assert legend(fig)[0].startswith(f"block: growth order {order} as H = W → ∞")
+
+
+def test_y_axis_under_two_decades_has_more_than_the_powers_of_ten() -> None:
+    # 216*H*W MACs for H = W from 160 to 448: 5.5 M to 43.3 M, under one decade; the
+    # labelled y ticks inside that range are not just "10 M" (a ConvNeXt sweep showed only
+    # "10 G" and "100 G")
+    import matplotlib.pyplot as plt
+
+    fig = A.plot({"conv": conv()}, ["H", "W"], [160, 224, 320, 448], at={"B": 1})
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    lo, hi = ax.get_ylim()
+    inside = [t for t in ax.yaxis.get_major_locator().tick_values(lo, hi) if lo <= t <= hi]
+    assert len(inside) >= 3, inside
+    assert lo <= 216 * 160 * 160 and hi >= 216 * 448 * 448
+    plt.close(fig)

@@ -137,12 +137,33 @@ def _compile(tex: str, tmp_path: Path) -> str:
     return log
 
 
+_OVERFULL = re.compile(r"Overfull \\[hv]box \((\d+(?:\.\d+)?)pt too (?:wide|high)\)")
+
+
+def overfull(log: str) -> list[float]:
+    """Every overfull box's excess (pt) in a pdflatex log.
+
+    >>> overfull("Overfull \\\\hbox (4.69283pt too wide) detected at line 32")
+    [4.69283]
+    """
+    return [float(x) for x in _OVERFULL.findall(log)]
+
+
+def assert_fits(log: str) -> None:
+    """No box over 1 pt too wide (or high), no float too large for the page."""
+    too_wide = [x for x in overfull(log) if x > 1.0]
+    assert not too_wide, f"overfull boxes (pt): {too_wide}"
+    assert "Float too large" not in log
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_styles_compile_in_a_two_column_article(case: str, tmp_path: Path) -> None:
+    # paper and appendix: the equations, table and derivations fit \columnwidth
     tex = (GOLDEN / f"{case}.tex").read_text(encoding="utf-8")
     assert tex.startswith(r"\documentclass[twocolumn]{article}")
     log = _compile(tex, tmp_path)
-    if case.startswith("paper"):  # the equation and the table fit \columnwidth
+    assert_fits(log)
+    if case.startswith("paper"):
         assert "Overfull \\hbox" not in log
 
 
@@ -164,8 +185,11 @@ def test_paper_markdown_table_parses(case: str) -> None:
     out = render(factory(), "markdown", **kwargs)
     (table,) = markdown_tables(out)
     label = factory().convention.label
-    assert table[0] == ["module", "params", label, "share"]
-    assert all(len(r) == 4 for r in table) and table[-1][0] == "**total**"
+    # FLOPs in one column, or one per monomial ("FLOPs per $B ...$") when all are numbers
+    header = table[0]
+    assert header[:2] == ["module", "params"] and header[-1] == "share"
+    assert header[2:-1] == [label] or all(h.startswith(label + " per ") for h in header[2:-1])
+    assert all(len(r) == len(header) for r in table) and table[-1][0] == "**total**"
     assert out.startswith("```math\n\\begin{aligned}") and "$$" not in out
 
 

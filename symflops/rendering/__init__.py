@@ -24,16 +24,18 @@ Regenerate the golden files after an intended change with
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import sympy as sp
 
 from symflops.conventions import Convention, get_convention
 from symflops.cost import Cost
 from symflops.errors import SymflopsError
 from symflops.printing import presenting, shown_form
 from symflops.rendering import _summary  # noqa: F401  (registers the summary format)
-from symflops.rendering._context import Quantity, Substitution, build_context
+from symflops.rendering._context import Quantity, Substitution, build_context, stated_size
 from symflops.rendering._environment import render_template
 from symflops.rendering._formats import (
     Format,
@@ -58,6 +60,32 @@ __all__ = ["render", "register_format", "unregister_format", "get_format", "form
 
 
 # ----------------------------------------------------------------------------- render
+#: the most rows a table in one column of a two-column page holds (a taller float does not
+#: fit the page: LaTeX's "Float too large")
+COLUMN_ROWS = 28
+
+
+def _fit_column(ctx: dict[str, Any], context: Callable[[int | None, Any], dict[str, Any]],
+                depth: int | None, at: Any, depth_free: bool, cost: Cost) -> dict[str, Any]:
+    """A column table that fits: one level less when the style's depth gives more rows than
+    :data:`COLUMN_ROWS` (``depth`` not given); values at a stated size
+    (:func:`~symflops.rendering._context.stated_size`) when the rows' FLOPs are formulas
+    with roundings (a CNN's strided sizes) that no per-monomial columns can hold, the
+    general formulas staying in the equation above."""
+    if depth_free and depth is not None and depth > 1 and \
+            len(ctx["table_rows"]) > COLUMN_ROWS:
+        depth = depth - 1
+        ctx = context(depth, at)
+    total = ctx["total"]["flops"].shown
+    if at is None and ctx.get("flops_terms") is None and not ctx["narrow"]["flops"] \
+            and total.has(sp.floor, sp.ceiling):
+        point = stated_size(cost)
+        if point is not None:
+            ctx = context(depth, point)
+            ctx["substituted"] = True
+    return ctx
+
+
 def render(cost: Cost, fmt: str = "markdown", *, style: str = "report",
            depth: int | None = None, at: Mapping[Any, Any] | str | None = None,
            template_dir: str | Path | None = None, numbers: str = "grouped",
@@ -89,8 +117,12 @@ def render(cost: Cost, fmt: str = "markdown", *, style: str = "report",
     (:func:`symflops.printing.presented`): a strided size ``floor(H/2 - 1/2) + 1`` as
     ``ceiling(H/2)``, and as ``H/2`` when the domain puts ``H`` on multiples of 2;
     ``exact=True`` prints every expression exactly as the Cost holds it (JSON always
-    does). The formulas' conditions print as the domain's clauses (``H`` a multiple of 32,
-    ``64 <= H <= 8192`` verified up to 8192, ``B = 2`` pinned).
+    does). The paper table gives FLOPs one column per monomial when every row is an
+    integer combination of at most three (``per B ceiling(H/2) ceiling(W/2)``, ``per B``:
+    :func:`symflops.rendering._styles.term_columns`); a share that depends on the sizes is
+    the share at a stated size (``B = 1, H = W = 224``, ...; ``share_at`` in the context,
+    named by every format). The formulas' conditions print as the domain's clauses (``H``
+    a multiple of 32, ``64 <= H <= 8192`` verified up to 8192, ``B = 2`` pinned).
 
     >>> from symflops.symbols import B, H, W
     >>> import symflops as sf
@@ -116,13 +148,13 @@ def render(cost: Cost, fmt: str = "markdown", *, style: str = "report",
     named = symbols_named(cost, symbols)
     # JSON is data: its expressions stay exactly the Cost's
     lattices = None if exact or f.name == "json" else cost.domain.lattices()
-    with presenting(lattices):
-        ctx = build_context(cost, depth=s.depth if depth is None else depth, at=at,
-                            numbers=numbers,
+    def context(depth: int | None, at: Mapping[Any, Any] | str | None) -> dict[str, Any]:
+        ctx = build_context(cost, depth=depth, at=at, numbers=numbers,
                             derivations=s.derivations if derivations is None else derivations,
                             standalone=standalone, math_only=math_only, title=title,
                             inputs=inputs, fold=fold)
         ctx["style"] = s.name
+        ctx["substituted"] = False
         if template is not None:  # a paper or appendix: the totals as collected terms
             ctx["equation"] = [
                 {"name": name, "terms": collected_terms(shown_form(q.expr), named),
@@ -131,4 +163,11 @@ def render(cost: Cost, fmt: str = "markdown", *, style: str = "report",
                 for name, q in ctx["exact_totals"]]
             if s.extend is not None:
                 s.extend(ctx)
+        return ctx
+
+    with presenting(lattices):
+        shown_depth = s.depth if depth is None else depth
+        ctx = context(shown_depth, at)
+        if s.column_table and not math_only:
+            ctx = _fit_column(ctx, context, shown_depth, at, depth is None, cost)
         return render_template(f, ctx, numbers, template_dir, template=template)

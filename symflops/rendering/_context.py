@@ -109,14 +109,62 @@ class _Shares:
         return None
 
 
+#: the size a reader thinks of first, where shares of symbolic rows are stated: one
+#: 224 x 224 image, a 512-token sequence, a 12-layer 768-wide model (ViT-B, BERT-base)
+TYPICAL = {"B": 1, "H": 224, "W": 224, "D": 16, "T": 512, "N": 512, "S": 512, "L": 12,
+           "dim": 768, "heads": 12, "kv_heads": 12, "head_dim": 64, "mlp_ratio": 4,
+           "V": 32000, "C": 64, "C_in": 64, "C_out": 64, "K": 3}
+
+
+def stated_size(cost: Cost) -> dict[sp.Symbol, sp.Integer] | None:
+    """A point of ``cost``'s domain to state symbolic shares at: each free symbol at its
+    typical size (:data:`TYPICAL`, an image 224 x 224, a batch of 1), moved onto the
+    domain's lattice and bounds; None when a symbol has no typical size or the point is
+    outside the domain (a condition across symbols).
+
+    >>> import symflops as sf
+    >>> from symflops.symbols import B, H, W
+    >>> stated_size(sf.nn.Conv2d(3, 8, 3).cost((B, 3, H, W)))
+    {B: 1, H: 224, W: 224}
+    """
+    point: dict[sp.Symbol, sp.Integer] = {}
+    domain = cost.domain
+    for sym in sorted(cost.free_symbols, key=lambda s: s.name):
+        if sym.name not in TYPICAL:
+            return None
+        first, hi, step, _ = domain.range_of(sym)
+        want = TYPICAL[sym.name]
+        value = first + max(0, round((want - first) / step)) * step
+        if hi is not None and value > hi:
+            value = hi - (hi - first) % step
+        point[sym] = sp.Integer(value)
+    return point if point and domain.contains(point) else None
+
+
 def _rows(cost: Cost, cost_at: Cost | None, depth: int | None, fold: bool,
-          convention: Convention | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+          convention: Convention | None, stated: Mapping[sp.Symbol, sp.Expr] | None = None
+          ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """One row per module down to ``depth`` (a run of identical siblings is one row when
     ``fold``); values from ``cost_at`` (the tree with ``at`` substituted once, walked beside
-    ``cost``). With a ``convention``, also the derivation of every leaf shown."""
+    ``cost``). With a ``convention``, also the derivation of every leaf shown. A share that
+    depends on the sizes is the share at ``stated`` when given (:func:`stated_size`)."""
     root = cost_at if cost_at is not None else cost
     total_flops = shown_quantity(root, "flops")
+    point = dict(stated or {})
+    total_stated = total_flops.xreplace(point) if point else None
     shares = _Shares(root)
+
+    def share(node: Cost, mult: sp.Expr, contribution: sp.Expr) -> tuple[float | None, bool]:
+        """The row's share, and whether it is the share at the stated size only."""
+        exact = shares.share(node, mult, contribution, total_flops)
+        if exact is not None or total_stated is None or not total_stated.is_Integer \
+                or total_stated == 0:
+            return exact, False
+        part = contribution.xreplace(point)
+        if not part.is_Integer:
+            return None, False
+        return float(sp.Rational(part, total_stated)), True
+
     rows: list[dict[str, Any]] = []
     derivations: list[dict[str, Any]] = []
 
@@ -139,8 +187,9 @@ def _rows(cost: Cost, cost_at: Cost | None, depth: int | None, fold: bool,
             "params": node_quantity(node, node_at, "params"),
             "macs": node_quantity(node, node_at, "macs"),
             "flops": Quantity(flops, flops_at),
-            "share": shares.share(node_at or node, mult_at, contribution, total_flops),
         })
+        rows[-1]["share"], rows[-1]["share_stated"] = share(node_at or node, mult_at,
+                                                            contribution)
         if not node.children and convention is not None:
             item = _derivation(path, node, node_at, mult, convention)
             if item is not None:
@@ -225,10 +274,13 @@ def build_context(cost: Cost, *, depth: int | None = None,
                   at: Mapping[Any, Any] | str | None = None, numbers: str = "grouped",
                   derivations: bool = True, standalone: bool = False,
                   math_only: bool = False, title: str | None = None,
-                  inputs: str | None = None, fold: bool = True) -> dict[str, Any]:
+                  inputs: str | None = None, fold: bool = True,
+                  stated_shares: bool = True) -> dict[str, Any]:
     """The format-neutral context every template receives (SymPy objects inside).
 
-    ``fold`` shows a run of identical siblings as one row (:mod:`._fold`)."""
+    ``fold`` shows a run of identical siblings as one row (:mod:`._fold`);
+    ``stated_shares``: a row whose share depends on the sizes shows its share at a stated
+    size (:func:`stated_size`, listed in ``share_at``) instead of none."""
     if depth is not None and (not isinstance(depth, int) or isinstance(depth, bool)
                               or depth < 1):
         raise SymflopsError("depth must be a positive int or None", values={"depth": depth},
@@ -251,7 +303,12 @@ def build_context(cost: Cost, *, depth: int | None = None,
     if at is not None:  # the one substitution: every value shown comes from cost_at
         at_map = cost.substitution(at)
         cost_at = cost.subs(at_map)
-    rows, derivs = _rows(cost, cost_at, depth, fold, convention if derivations else None)
+    root = cost_at if cost_at is not None else cost
+    stated = stated_size(root) if stated_shares and root.free_symbols else None
+    rows, derivs = _rows(cost, cost_at, depth, fold, convention if derivations else None,
+                         stated)
+    share_at = [{"symbol": s, "value": v} for s, v in (stated or {}).items()] \
+        if any(r["share_stated"] for r in rows) else []
     total = {
         "params": node_quantity(cost, cost_at, "params"),
         "macs": node_quantity(cost, cost_at, "macs"),
@@ -277,6 +334,8 @@ def build_context(cost: Cost, *, depth: int | None = None,
         "show_macs_column": convention.label != "MACs",
         "rates": counted,
         "at": [{"symbol": s, "value": v} for s, v in at_map.items()],
+        # where the shares of rows that depend on the sizes are stated (empty: none do)
+        "share_at": share_at,
         "numbers": numbers,
         "depth": depth,
         "rows": rows,

@@ -15,7 +15,7 @@ from symflops import display, printing
 from symflops.errors import SymflopsError
 from symflops.printing import format_number, latex_escape, text_table
 from symflops.rendering._context import Quantity
-from symflops.rendering._equation import equation_lines
+from symflops.rendering._equation import display_lines, equation_lines, visible_width
 from symflops.rendering._formats import REGISTRY_LISTENERS, Format, get_format
 from symflops.rendering._json import json_document
 
@@ -68,6 +68,12 @@ def _filters(fmt: Format, numbers: str) -> dict[str, Callable[..., Any]]:
     def packed(terms: Sequence[tuple[Any, Any]], width: int = 20) -> list[str]:
         return equation_lines(terms, cell_math, width)
 
+    def width(q: Any) -> int:
+        """About how many characters a quantity's cell prints."""
+        x = q.shown if isinstance(q, Quantity) else sp.sympify(q)
+        return len(format_number(int(x), numbers)) if isinstance(x, sp.Integer) else \
+            visible_width(cell_math(x))
+
     def pct(share: float | None) -> str:
         return fmt.dash if share is None else f"{100 * share:.1f}{fmt.percent}"
 
@@ -87,7 +93,7 @@ def _filters(fmt: Format, numbers: str) -> dict[str, Callable[..., Any]]:
 
     return {"math": math, "cell_math": cell_math, "esc": fmt.text, "code": fmt.code,
             "cell": cell, "num": number, "exact": exact,
-            "packed": packed,
+            "packed": packed, "display": display_lines, "width": width,
             "pct": pct, "times": times, "run": run, "shape": shape, "shape_math": shape_math,
             "imath": fmt.inline_math,
             "prose": fmt.prose, "latex_esc": latex_escape, "json_document": json_document,

@@ -33,6 +33,9 @@ def visible_width(latex: str) -> int:
     return len(re.sub(r"\\[a-zA-Z]+", "x", _SIZING.sub("", latex)).replace(" ", ""))
 
 
+#: how far past the width a line may run rather than break between a product's factors
+_FACTOR_SLACK = 4
+
 #: a piece of a line: how it joins the previous one ("+", "-", "*" or "" at the start)
 Atom = tuple[str, str]
 
@@ -64,13 +67,29 @@ def _atoms(expr: sp.Expr, math: Callable[[Any], str], width: int) -> list[Atom]:
         return out
     plain = sp.Mul(*(f for f in expr.args if not f.is_Add))
     sums = [f for f in expr.args if f.is_Add]
-    out = [] if plain == 1 else [("", math(plain))]
+    out = [] if plain == 1 else _factors(plain, math, width)
     for factor in sums:
         (_, first), *rest = _opened(_atoms(factor, math, width))
         out.extend([("*", first), *rest])
     if out and out[0][0] == "*":
         out[0] = ("", out[0][1])
     return out
+
+
+def _factors(plain: sp.Expr, math: Callable[[Any], str], width: int) -> list[Atom]:
+    """A product without sums: one piece, or when wider than ``width`` its numbers and
+    symbols, then each rounding or other function factor (``3338 floor(H/2 - 1/2)``,
+    ``floor(W/2 - 1/2)``), a line breaking between them."""
+    text = math(plain)
+    functions = [f for f in sp.Mul.make_args(plain) if f.is_Function]
+    if visible_width(text) <= width or not functions or \
+            (len(functions) == 1 and plain == functions[0]):
+        return [("", text)]
+    head = sp.Mul(*(f for f in sp.Mul.make_args(plain) if not f.is_Function))
+    functions = sorted(functions, key=sp.default_sort_key)
+    first = head * functions[0]
+    glue = r"\allowbreak" if r"\allowbreak" in text else ""  # as the printer joins them
+    return [("", math(first))] + [("*", glue + math(f)) for f in functions[1:]]
 
 
 def _term_atoms(item: tuple[Any, Any], math: Callable[[Any], str], width: int) -> list[Atom]:
@@ -101,7 +120,9 @@ def equation_lines(terms: Sequence[tuple[Any, Any]], math: Callable[[Any], str],
     current = ""
     for join, text in atoms:
         # a break needs a line worth ending: never right after a short head (``16 B``)
-        if visible_width(current) > width // 3 and visible_width(current + text) > width:
+        # a product's factors stay together a little past the width (they read as one)
+        limit = width + _FACTOR_SLACK if join == "*" else width
+        if visible_width(current) > width // 3 and visible_width(current + text) > limit:
             lines.append(current)
             current = {"+": "+ ", "-": "- ", "*": r"\cdot ", "": ""}[join] + text
         elif not current:
@@ -109,3 +130,54 @@ def equation_lines(terms: Sequence[tuple[Any, Any]], math: Callable[[Any], str],
         else:
             current += {"+": " + ", "-": " - ", "*": " ", "": " "}[join] + text
     return [*lines, current]
+
+
+_OPEN = re.compile(r"\\left\b|\\bigl\b|\{")
+_CLOSE = re.compile(r"\\right\b|\\bigr\b|\}")
+#: where a long display line may break: a top-level sum's or product's operator
+_BREAKS = (" + ", " - ", r" \cdot ")
+
+
+def display_lines(latex: str, width: int) -> list[str]:
+    r"""A display formula (LaTeX) as lines of about ``width`` printed characters, broken
+    before a top-level ``+``, ``-`` or ``\cdot`` (never inside braces or a
+    ``\left ... \right`` pair); a line after the first starts with its operator. A
+    formula with no such operator stays one line.
+
+    >>> display_lines(r"B \cdot 32 \cdot \left(2 \cdot 3 - 1\right)", 8)
+    ['B \\cdot 32', '\\cdot \\left(2 \\cdot 3 - 1\\right)']
+    >>> display_lines("a + b", 80)
+    ['a + b']
+    """
+    if visible_width(latex) <= width:
+        return [latex]
+    pieces: list[str] = []  # each after the first starts with its operator
+    depth, start, i = 0, 0, 0
+    while i < len(latex):
+        if depth == 0 and i > start:
+            op = next((b for b in _BREAKS if latex.startswith(b, i)), None)
+            if op is not None:
+                pieces.append(latex[start:i])
+                start = i + 1  # the operator begins the next piece
+                i += len(op)
+                continue
+        m_open, m_close = _OPEN.match(latex, i), _CLOSE.match(latex, i)
+        if m_open:
+            depth += 1
+            i = m_open.end()
+        elif m_close:
+            depth -= 1
+            i = m_close.end()
+        elif latex[i] == "\\":  # a command: skip its name whole
+            m = re.match(r"\\[a-zA-Z]+|\\.", latex[i:])
+            i += len(m.group(0)) if m else 1
+        else:
+            i += 1
+    pieces.append(latex[start:])
+    lines: list[str] = []
+    for piece in pieces:
+        if lines and visible_width(lines[-1] + piece) <= width:
+            lines[-1] += " " + piece
+        else:
+            lines.append(piece)
+    return lines

@@ -24,7 +24,7 @@ from symflops.printing import latex_expr, shown_form
 from symflops.rendering._equation import visible_width
 
 __all__ = ["Style", "register_style", "unregister_style", "get_style", "styles", "collected_terms",
-           "symbols_named"]
+           "symbols_named", "TermColumns", "term_columns"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,10 @@ class Style:
     derivations: bool = True
     #: adds the style's own entries to a render's context
     extend: Callable[[dict[str, Any]], None] | None = None
+    #: its table sits in one column of a two-column page (``table_rows``, ``narrow`` and
+    #: ``flops_terms`` in the context): fewer levels when too tall, values at a stated
+    #: size when the formulas cannot stay on one line
+    column_table: bool = False
 
     def template_for(self, fmt: str) -> str | None:
         """The template of format ``fmt`` in this style (None: the format's own); a format
@@ -160,6 +164,78 @@ def _table_rows(ctx: dict[str, Any]) -> None:
     ctx["table_rows"] = rows
     ctx["narrow"] = {q: all(short(r[q].shown) for r in rows) and short(ctx["total"][q].shown)
                      for q in ("params", "flops")}
+    terms = term_columns([r["flops"].shown for r in rows], ctx["total"]["flops"].shown)
+    ctx["flops_terms"] = terms
+    if terms is not None:
+        for r in rows:
+            r["flops_terms"] = terms.coefficients(r["flops"].shown)
+        ctx["total_flops_terms"] = terms.coefficients(ctx["total"]["flops"].shown)
+        ctx["narrow"]["flops"] = True
+
+
+@dataclass(frozen=True)
+class TermColumns:
+    """A table's FLOPs as integer multiples of a few monomials (``B ceil(H/2) ceil(W/2)``
+    and ``B``): one column per monomial, so every cell is a number on one line."""
+
+    monomials: tuple[sp.Expr, ...]
+
+    @property
+    def factors(self) -> list[list[sp.Expr]]:
+        """Each monomial's factors (numbers and symbols first, a ceiling each after), for a
+        header that stacks them over the column's numbers."""
+        out = []
+        for m in self.monomials:
+            plain = sp.Mul(*(f for f in sp.Mul.make_args(m) if not f.is_Function))
+            rest = sorted((f for f in sp.Mul.make_args(m) if f.is_Function),
+                          key=sp.default_sort_key)
+            out.append(([plain] if plain != 1 or not rest else []) + rest)
+        return out
+
+    def coefficients(self, expr: sp.Expr) -> list[sp.Integer]:
+        """``expr``'s integer coefficient of each monomial (``expr`` is their sum)."""
+        parts = _monomial_parts(expr)
+        assert parts is not None and set(parts) <= set(self.monomials)
+        return [sp.Integer(parts.get(m, 0)) for m in self.monomials]
+
+
+def _monomial_parts(expr: sp.Expr) -> dict[sp.Expr, int] | None:
+    """``expr`` (as the render shows it) expanded: monomial -> integer coefficient (a
+    number's monomial is 1); None when a coefficient is not an integer."""
+    out: dict[sp.Expr, int] = {}
+    for monomial, c in sp.expand(shown_form(expr)).as_coefficients_dict().items():
+        if not c.is_Integer:
+            return None
+        if c != 0:
+            out[monomial] = int(c)
+    return out
+
+
+#: the most monomials a table's FLOPs are factored into (one column each)
+_TERM_COLUMNS = 3
+
+
+def term_columns(exprs: Sequence[sp.Expr], total: sp.Expr) -> TermColumns | None:
+    """The monomials (highest degree first, at most :data:`_TERM_COLUMNS`) of which every
+    one of ``exprs`` is an integer combination, when ``total`` depends on the sizes and
+    every expression is such a combination; else None (the cells stay formulas).
+
+    >>> from symflops.symbols import B, H, W
+    >>> term_columns([12 * B * H * W, 8 * B * H * W + 640 * B], 20 * B * H * W + 640 * B)
+    TermColumns(monomials=(B*H*W, B))
+    """
+    if not sp.sympify(total).free_symbols:
+        return None
+    monomials: set[sp.Expr] = set()
+    for e in [*exprs, total]:
+        parts = _monomial_parts(sp.sympify(e))
+        if parts is None:
+            return None
+        monomials |= set(parts)
+    if len(monomials) > _TERM_COLUMNS:
+        return None
+    return TermColumns(tuple(sorted(monomials, key=lambda m: (-_degree(m),
+                                                               sp.default_sort_key(m)))))
 
 
 #: a formula this short (printed characters, ``L d (12 d + 13)``: 11) stays on one line
@@ -171,7 +247,7 @@ register_style(Style("report", "every module and each layer's derivation, the de
 register_style(Style(
     "paper", "one display equation and a table that fits a column",
     templates={"latex": "paper.tex.j2", "markdown": "paper.md.j2"}, depth=2,
-    derivations=False, extend=_table_rows))
+    derivations=False, extend=_table_rows, column_table=True))
 register_style(Style(
     "appendix", "the total and each layer's derivation, for an appendix",
     templates={"latex": "appendix.tex.j2", "markdown": "appendix.md.j2"}))
