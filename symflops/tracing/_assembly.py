@@ -324,9 +324,10 @@ def _not_0_or_1_of_derived_sizes(g: sp.Ne) -> bool:
     True
     >>> _not_0_or_1_of_derived_sizes(sp.Ne(X + 1, 197))
     False
+    >>> a = sp.floor(H/2 - sp.Rational(1, 2)) + 1   # a strided size, ceil(H/2)
+    >>> _not_0_or_1_of_derived_sizes(sp.Ne(32*B*a*a.subs(H, W), 32*B))
+    True
     """
-    import itertools
-
     atoms: dict[sp.Expr, sp.Symbol] = {}
 
     def walk(e: sp.Basic) -> None:
@@ -339,18 +340,27 @@ def _not_0_or_1_of_derived_sizes(g: sp.Ne) -> bool:
     walk(g)
     if not atoms:
         return False
-    ga = g.xreplace(atoms)
-    if isinstance(ga, sp.Ne) and _numel_not_0_or_1(ga):  # a*b != a: b != 1
+    # each floor as a size ``s`` (floor(H/16)), or as ``s - 1`` (a strided output size
+    # floor((H - 1)/2) + 1 is then ``s``)
+    return any(_zero_one_form(g.xreplace({f: a + shift for f, a in atoms.items()}))
+               for shift in (0, -1))
+
+
+def _zero_one_form(ga: sp.Basic) -> bool:
+    """``ga``, over size symbols, is a 0/1 check: ``a*b != a``, or a comparison with 0 or 1
+    that holds at every point of sizes 2..5."""
+    import itertools
+
+    if not isinstance(ga, sp.Ne):
+        return False
+    if _numel_not_0_or_1(ga):  # a*b != a: b != 1
         return True
-    if not ({g.lhs, g.rhs} & {sp.Integer(0), sp.Integer(1)}):
+    if not ({ga.lhs, ga.rhs} & {sp.Integer(0), sp.Integer(1)}):
         return False
     syms = sorted(ga.free_symbols, key=lambda s: s.name)
-    if len(syms) > 4 or any(s.name not in {a.name for a in atoms.values()} and
-                            not s.is_Symbol for s in syms):
+    if len(syms) > 4:
         return False
-    for values in itertools.product(range(1, 6), repeat=len(syms)):
-        if 1 in values:
-            continue
+    for values in itertools.product(range(2, 6), repeat=len(syms)):
         try:
             holds = ga.xreplace(dict(zip(syms, map(sp.Integer, values), strict=True)))
         except (TypeError, ValueError, ZeroDivisionError):
