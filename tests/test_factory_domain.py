@@ -95,6 +95,7 @@ def branch(request):
     return request.param, make, inputs, cost
 
 
+@pytest.mark.slow  # each traces several factories at many sizes (10-45 s)
 def test_each_branch_is_a_piecewise_or_refused_at_its_threshold(branch):
     name, make, inputs, got = branch
     assert not isinstance(got, sf.SymflopsError), str(got)
@@ -231,6 +232,7 @@ def _inside(cost: sf.Cost, values: dict[str, int]) -> bool:
     return all(bool(c.xreplace(subs)) for c in cost.validity)
 
 
+@pytest.mark.slow  # each traces several factories at many sizes (10-45 s)
 @settings(max_examples=40, deadline=None)
 @given(name=st.sampled_from(sorted(FACTORIES)),
        width=st.one_of(st.integers(1, 400), st.integers(1, 70000), st.sampled_from(
@@ -337,6 +339,7 @@ class Headed(nn.Module):
         return self.head(self.body(x))
 
 
+@pytest.mark.slow  # each traces several factories at many sizes (10-45 s)
 @pytest.mark.parametrize(("make", "branch"), [(blocks, "width=100 and width=101"),
                                               (Headed, "depth=50 and depth=51")],
                          ids=["width-in-blocks", "depth"])

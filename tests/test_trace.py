@@ -305,6 +305,7 @@ class _ValueBranch(nn.Module):
         return y
 
 
+@pytest.mark.slow  # a fit (7 s)
 def test_symbolic_failure_is_a_clear_error_and_fit_recovers_an_exact_formula():
     net = _ValueBranch().eval()
     with pytest.raises(sf.SymflopsError, match="fit"):

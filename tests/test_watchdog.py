@@ -22,6 +22,9 @@ import symflops as sf  # noqa: E402
 from symflops.errors import TimeBudgetSpent  # noqa: E402
 from symflops.tracing import _guard  # noqa: E402
 
+#: every test here waits out a budget (about 25 s in all): the slow lane
+pytestmark = pytest.mark.slow
+
 BUDGET = 1.0
 #: what a call may take past its budget: the watchdog's grace, the trace's own set-up
 #: and tear-down on a loaded 2-core machine
