@@ -29,7 +29,7 @@ import sympy as sp
 
 from symflops.cost import Cost
 from symflops.errors import SymflopsError
-from symflops.nn import Layer, MultiheadAttention, Repeat
+from symflops.nn import Layer, MultiheadAttention, MultiheadLatentAttention, Repeat
 from symflops.nn._base import nonneg_size, to_size
 
 __all__ = ["kv_cache", "kv_elements_per_token", "ServingMemory", "serving_memory",
@@ -52,6 +52,8 @@ def _walk(layer: Any, seen: set[int]) -> sp.Expr:
     if isinstance(layer, MultiheadAttention):
         count: sp.Expr = 2 * layer.kv_heads * layer.head_dim
         return count
+    if isinstance(layer, MultiheadLatentAttention):  # the latent and the shared rotary key
+        return layer.kv_per_token
     if isinstance(layer, Repeat):
         inner: sp.Expr = layer.n * _walk(layer.block, seen)
         return inner

@@ -40,9 +40,14 @@ from symflops.symbols import (
     N,
     dim,
     heads,
+    symbol,
 )
 
-__all__ = ["MultiheadAttention"]
+__all__ = ["MultiheadAttention", "MultiheadLatentAttention"]
+
+#: the sizes of the reference's multi-head latent attention example
+MLA_KV_RANK, MLA_Q_RANK, MLA_ROPE_DIM, MLA_HEAD_DIM = (
+    symbol("d_c"), symbol("d_q"), symbol("d_R"), symbol("d_h"))
 
 
 class MultiheadAttention(Layer):
@@ -247,3 +252,106 @@ def _attention_core(layer: MultiheadAttention, shape: Shape, batch: sp.Expr, n: 
     cost = Cost("attention", "Attention", spec="attention", children=kids, input_shape=shape,
                 output_shape=shape, memory=tr.mem(0, 0, saved))
     return Step(cost, tr.new(out_numel, True))
+
+
+class MultiheadLatentAttention(Layer):
+    """Multi-head latent attention (DeepSeek-V2, arXiv 2405.04434, section 2.1) on
+    ``(B, N, dim)``, as transformers' ``DeepseekV2Attention`` computes it.
+
+    Queries: ``q_a_proj`` (``dim -> q_rank``, the paper's ``d_c'``), ``q_a_layernorm``
+    (RMSNorm), ``q_b_proj`` (``q_rank -> heads (head_dim + rope_dim)``); ``q_rank=None``:
+    one ``q_proj``. Keys and values: ``kv_a_proj_with_mqa`` (``dim -> kv_rank + rope_dim``:
+    the latent ``c_KV`` of width ``d_c`` and the shared rotary key ``k^R`` of width
+    ``d_h^R``), ``kv_a_layernorm`` on the latent, ``rotary`` (the rope halves of the
+    queries and the shared key), ``kv_b_proj`` (``kv_rank -> heads (head_dim + v_head_dim)``,
+    applied to every key's latent), the attention parts with keys ``head_dim + rope_dim``
+    wide and values ``v_head_dim`` wide, and ``o_proj``.
+
+    The KV cache holds the latent and the rotary key: ``kv_rank + rope_dim`` elements per
+    token (:func:`symflops.serving.kv_elements_per_token`). A decode step
+    (``mode="decode"``, ``context=T``) expands the ``T + n`` cached latents with
+    ``kv_b_proj`` every step, as transformers does (no weight absorption).
+
+    >>> MultiheadLatentAttention(64, 4, kv_rank=16, q_rank=24, rope_dim=4,
+    ...                          head_dim=8).cost(("B", "N", 64)).params
+    7080
+    """
+
+    example = Example(
+        "MultiheadLatentAttention(dim, heads, kv_rank=d_c, q_rank=d_q, rope_dim=d_R, "
+        "head_dim=d_h)",
+        lambda: MultiheadLatentAttention(dim, heads, kv_rank=MLA_KV_RANK, q_rank=MLA_Q_RANK,
+                                         rope_dim=MLA_ROPE_DIM, head_dim=MLA_HEAD_DIM),
+        (B, N, dim), "DeepSeek-V2's attention: the KV cache holds d_c + d_R per token")
+    no_train = ("mode='train' is not derived for multi-head latent attention yet: trace "
+                "transformers' DeepseekV2Attention with sf.trace(..., mode='train')")
+
+    def __init__(self, embed_dim: SizeLike, num_heads: SizeLike, *, kv_rank: SizeLike,
+                 q_rank: SizeLike | None, rope_dim: SizeLike, head_dim: SizeLike,
+                 v_head_dim: SizeLike | None = None, bias: bool = False) -> None:
+        name = "MultiheadLatentAttention"
+        self.embed_dim = to_size(embed_dim, name, "embed_dim")
+        self.num_heads = to_size(num_heads, name, "num_heads")
+        self.kv_rank = to_size(kv_rank, name, "kv_rank")
+        self.q_rank = None if q_rank is None else to_size(q_rank, name, "q_rank")
+        self.rope_dim = to_size(rope_dim, name, "rope_dim")
+        self.head_dim = to_size(head_dim, name, "head_dim")
+        self.v_head_dim = self.head_dim if v_head_dim is None else \
+            to_size(v_head_dim, name, "v_head_dim")
+        self.bias = bool(bias)
+        if self.rope_dim.is_number and self.rope_dim % 2:
+            raise SymflopsError("rotary embeddings rotate pairs: rope_dim must be even",
+                                layer=name, values={"rope_dim": rope_dim},
+                                fix="choose an even rope_dim (DeepSeek-V2: 64)")
+
+    def spec(self) -> str:
+        return (f"MultiheadLatentAttention({self.embed_dim}, {self.num_heads}, "
+                f"kv_rank={self.kv_rank}, q_rank={self.q_rank}, rope_dim={self.rope_dim}, "
+                f"head_dim={self.head_dim}"
+                + (f", v_head_dim={self.v_head_dim}" if self.v_head_dim != self.head_dim
+                   else "") + (", bias=True" if self.bias else "") + ")")
+
+    @property
+    def kv_per_token(self) -> sp.Expr:
+        """Elements cached per token: the latent and the shared rotary key."""
+        total: sp.Expr = self.kv_rank + self.rope_dim
+        return total
+
+    def _cost(self, shape: Shape, name: str) -> Cost:
+        from symflops.nn._norm import RMSNorm
+
+        self._check_rank(shape, (3,), "(B, N, dim)")
+        self._check_channels(shape, shape[-1], self.embed_dim, "features")
+        batch, n = shape[0], shape[1]
+        cached = KV_CONTEXT.get()
+        s = n if cached is None else cached + n  # keys: the cached tokens and the new ones
+        h, qk = self.num_heads, self.head_dim + self.rope_dim
+        children: list[Cost] = []
+        if self.q_rank is None:
+            children.append(Linear(self.embed_dim, h * qk, bias=False)._cost(shape, "q_proj"))
+        else:
+            low = shape[:-1] + (self.q_rank,)
+            children += [Linear(self.embed_dim, self.q_rank, bias=self.bias)._cost(
+                             shape, "q_a_proj"),
+                         RMSNorm(self.q_rank)._cost(low, "q_a_layernorm"),
+                         Linear(self.q_rank, h * qk, bias=False)._cost(low, "q_b_proj")]
+        latent = shape[:-1] + (self.kv_rank,)
+        children += [Linear(self.embed_dim, self.kv_per_token, bias=self.bias)._cost(
+                         shape, "kv_a_proj_with_mqa"),
+                     RMSNorm(self.kv_rank)._cost(latent, "kv_a_layernorm")]
+        children.append(Cost.from_derivation(  # the new tokens' rope queries and shared key
+            "rotary", "Rotary", rotary_derivation(batch * n * (h + 1), self.rope_dim),
+            spec=f"rotary({self.rope_dim})", input_shape=shape, output_shape=shape))
+        children.append(Linear(self.kv_rank, h * (self.head_dim + self.v_head_dim),
+                               bias=False)._cost((batch, s, self.kv_rank), "kv_b_proj"))
+        parts = attention_derivations(batch, h, n, s, qk, self.v_head_dim)
+        for part, d in parts.items():
+            out = (batch, h, n) + ((s,) if part != "context" else (self.v_head_dim,))
+            children.append(Cost.from_derivation(
+                part, "Attention" + part.capitalize(), d, spec=f"attention.{part}",
+                input_shape=shape, output_shape=out))
+        children.append(Linear(h * self.v_head_dim, self.embed_dim, bias=self.bias)._cost(
+            shape[:-1] + (h * self.v_head_dim,), "o_proj"))
+        return Cost(name, "MultiheadLatentAttention", spec=self.spec(), children=children,
+                    input_shape=shape, output_shape=shape,
+                    validity=divides_condition(sp.Integer(2), sp.sympify(self.rope_dim)))

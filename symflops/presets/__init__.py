@@ -15,6 +15,7 @@ from types import FunctionType
 
 # one import line per family of presets (``name as name``: a re-export); the exports and
 # doctests below follow from these lines
+from symflops.presets.lm import deepseek_v2 as deepseek_v2
 from symflops.presets.lm import gpt as gpt
 from symflops.presets.lm import llama as llama
 from symflops.presets.lm import mixtral as mixtral

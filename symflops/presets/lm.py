@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import sympy as sp
+
 from symflops.errors import SymflopsError
 from symflops.formulas.arith import exact_div
 from symflops.nn import (
@@ -26,6 +28,7 @@ from symflops.nn import (
     Linear,
     MoE,
     MultiheadAttention,
+    MultiheadLatentAttention,
     PositionEmbedding,
     Repeat,
     Residual,
@@ -35,10 +38,10 @@ from symflops.nn import (
     SwiGLU,
     TiedLMHead,
 )
-from symflops.nn._base import SizeLike, to_size
+from symflops.nn._base import SizeLike, nonneg_size, to_size
 from symflops.presets._checks import checked_sizes
 
-__all__ = ["gpt", "llama", "mixtral", "decoder"]
+__all__ = ["gpt", "llama", "mixtral", "deepseek_v2", "decoder"]
 
 
 def gpt(dim: SizeLike, heads: SizeLike, layers: SizeLike, vocab: SizeLike,
@@ -152,3 +155,68 @@ def mixtral(dim: SizeLike, heads: SizeLike, kv_heads: SizeLike | None, layers: S
     return decoder(d, heads, kv_heads, layers, vocab,
                    MoE(d, hidden, experts, top_k, capacity_factor=capacity_factor),
                    skip_masked=skip_masked, name="mixtral")
+
+
+def deepseek_v2(dim: SizeLike, heads: SizeLike, layers: SizeLike, vocab: SizeLike,
+                kv_rank: SizeLike, q_rank: SizeLike | None, rope_dim: SizeLike,
+                head_dim: SizeLike, experts: SizeLike, shared_experts: SizeLike,
+                top_k: SizeLike, expert_hidden: SizeLike, dense_layers: SizeLike,
+                hidden: SizeLike) -> Sequential:
+    """DeepSeek-V2 (transformers' ``DeepseekV2ForCausalLM``, inference; DeepSeek-AI 2024,
+    arXiv 2405.04434): token embedding, the rotary table (``rope_dim`` wide), ``layers``
+    pre-norm blocks of multi-head latent attention
+    (:class:`symflops.nn.MultiheadLatentAttention`: ``kv_rank`` ``d_c``, ``q_rank``
+    ``d_c'``, ``rope_dim`` ``d_h^R``, ``head_dim`` ``d_h`` for the no-rope query/key part
+    and the values) and an MLP: the first ``dense_layers`` a SwiGLU of width ``hidden``,
+    the others DeepSeekMoE (``experts`` routed SwiGLU experts of width ``expert_hidden``,
+    ``top_k`` per token, weights not renormalized, and ``shared_experts`` shared experts,
+    one SwiGLU of width ``shared_experts * expert_hidden``), a final RMSNorm and an untied
+    LM head. (The router's ``routed_scaling_factor`` multiply, ``k`` per token, is not
+    counted.)
+
+    The KV cache holds ``(d_c + d_h^R) layers`` elements per token (the paper's Table 1:
+    ``(d_c + d_h^R) l``).
+
+    Parameters: DeepSeek-V2 (dim 5120, 128 heads, 60 layers, V 102400, d_c 512, d_c' 1536,
+    d_h^R 64, d_h 128, 160 experts, 2 shared, top 6, expert width 1536, 1 dense layer of
+    width 12288) has 235,741,434,880, as transformers builds it.
+
+    >>> deepseek_v2(5120, 128, 60, 102400, 512, 1536, 64, 128, 160, 2, 6, 1536, 1, 12288
+    ...             ).cost(("B", "N")).params
+    235741434880
+    """
+    checked_sizes("deepseek_v2", dim=dim, heads=heads, layers=layers, vocab=vocab,
+                  kv_rank=kv_rank, q_rank=q_rank, rope_dim=rope_dim, head_dim=head_dim,
+                  experts=experts, shared_experts=shared_experts, top_k=top_k,
+                  expert_hidden=expert_hidden, hidden=hidden)
+    d = to_size(dim, "deepseek_v2", "dim")
+    n_layers = to_size(layers, "deepseek_v2", "layers")
+    dense = nonneg_size(dense_layers, "deepseek_v2", "dense_layers")
+    sparse = sp.expand(n_layers - dense)
+    if sparse.is_number and sparse < 0:
+        raise SymflopsError("dense_layers is larger than layers", layer="deepseek_v2",
+                            values={"layers": layers, "dense_layers": dense_layers},
+                            fix="pass dense_layers <= layers")
+    attn = MultiheadLatentAttention(d, heads, kv_rank=kv_rank, q_rank=q_rank,
+                                    rope_dim=rope_dim, head_dim=head_dim)
+
+    def block(mlp: Layer) -> Sequential:
+        return Sequential({
+            "self_attn": Residual(Sequential({"input_layernorm": RMSNorm(d),
+                                              "self_attn": attn})),
+            "mlp": Residual(Sequential({"post_attention_layernorm": RMSNorm(d), "mlp": mlp})),
+        })
+
+    moe = MoE(d, expert_hidden, experts, top_k, normalize=False,
+              shared_hidden=to_size(shared_experts, "deepseek_v2", "shared_experts")
+              * to_size(expert_hidden, "deepseek_v2", "expert_hidden"))
+    stack: dict[str, Layer] = {}
+    if dense != 0:
+        stack["dense"] = Repeat(block(SwiGLU(d, hidden)), dense)
+    if sparse != 0:
+        stack["moe"] = Repeat(block(moe), sparse)
+    return Sequential({"embed_tokens": Embedding(vocab, d),
+                       "rotary_emb": RotaryEmbedding(to_size(rope_dim, "deepseek_v2",
+                                                             "rope_dim")),
+                       "layers": Sequential(stack), "norm": RMSNorm(d),
+                       "lm_head": Linear(d, vocab, bias=False)})

@@ -1,0 +1,154 @@
+"""Multi-head latent attention (DeepSeek-V2) and the ``deepseek_v2`` preset: parameters as
+transformers builds them, the latent KV cache, and prefill / decode FLOPs against
+transformers' ``DeepseekV2Attention`` running a real ``DynamicCache`` under FlopCounterMode."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sympy as sp
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+import symflops as sf  # noqa: E402
+from symflops.errors import SymflopsError  # noqa: E402
+from symflops.serving import kv_cache, kv_elements_per_token  # noqa: E402
+from symflops.symbols import B, N, symbol  # noqa: E402
+
+T = symbol("T")
+
+#: DeepSeek-V2 (config.json of deepseek-ai/DeepSeek-V2) in the preset's argument names
+FULL = dict(dim=5120, heads=128, layers=60, vocab=102400, kv_rank=512, q_rank=1536,
+            rope_dim=64, head_dim=128, experts=160, shared_experts=2, top_k=6,
+            expert_hidden=1536, dense_layers=1, hidden=12288)
+SMALL = dict(dim=64, heads=4, layers=3, vocab=97, kv_rank=16, q_rank=24, rope_dim=4,
+             head_dim=8, experts=6, shared_experts=2, top_k=2, expert_hidden=16,
+             dense_layers=1, hidden=40)
+
+
+def _config(a: dict[str, Any]) -> Any:
+    return transformers.DeepseekV2Config(
+        hidden_size=a["dim"], num_attention_heads=a["heads"], num_key_value_heads=a["heads"],
+        num_hidden_layers=a["layers"], vocab_size=a["vocab"], kv_lora_rank=a["kv_rank"],
+        q_lora_rank=a["q_rank"], qk_rope_head_dim=a["rope_dim"],
+        qk_nope_head_dim=a["head_dim"], v_head_dim=a["head_dim"],
+        n_routed_experts=a["experts"], n_shared_experts=a["shared_experts"],
+        num_experts_per_tok=a["top_k"], moe_intermediate_size=a["expert_hidden"],
+        first_k_dense_replace=a["dense_layers"], intermediate_size=a["hidden"],
+        attn_implementation="eager")
+
+
+@pytest.mark.parametrize("sizes", [SMALL, FULL], ids=["small", "DeepSeek-V2"])
+def test_deepseek_v2_parameters_equal_transformers(sizes: dict[str, Any]) -> None:
+    with torch.device("meta"):
+        model = transformers.DeepseekV2ForCausalLM(_config(sizes))
+    expected = sum(p.numel() for p in model.parameters())
+    assert sf.presets.deepseek_v2(**sizes).cost((B, N)).params == expected
+    if sizes is FULL:
+        assert expected == 235_741_434_880
+
+
+def test_symbolic_preset_substitutes_to_the_concrete_one() -> None:
+    d_c, d_r = symbol("d_c"), symbol("d_R")
+    m = sf.presets.deepseek_v2(**{**SMALL, "kv_rank": d_c, "rope_dim": d_r})
+    c = m.cost((B, N))
+    concrete = sf.presets.deepseek_v2(**SMALL).cost((B, N))
+    assert c.params.subs({d_c: 16, d_r: 4}) == concrete.params
+    assert sp.expand(c.flops.subs({d_c: 16, d_r: 4}) - concrete.flops) == 0
+    # the cache: (d_c + d_R) per layer per token (DeepSeek-V2, Table 1: (d_c + d_h^R) l)
+    assert kv_elements_per_token(m) == SMALL["layers"] * (d_c + d_r)
+
+
+def test_latent_cache_is_what_transformers_caches() -> None:
+    # DeepSeek-V2: (512 + 64) * 60 = 34,560 elements per token; bf16 2 bytes each
+    full = sf.presets.deepseek_v2(**FULL)
+    assert kv_elements_per_token(full) == (512 + 64) * 60 == 34560
+    assert kv_cache(full, B, T) == 69120 * B * T
+    dec = full.cost((B, 1), mode="decode", context=T)
+    assert dec.memory.kv_cache == 69120 * B * T
+    assert dec.memory.kv_written == 69120 * B
+    # a real DynamicCache after a prefill of 7 tokens, batch 2, bf16
+    torch.manual_seed(0)
+    model = transformers.DeepseekV2ForCausalLM(_config(SMALL)).to(torch.bfloat16).eval()
+    cache = transformers.DynamicCache(config=model.config)
+    with torch.no_grad():
+        model(torch.randint(0, SMALL["vocab"], (2, 7)), cache=cache, use_cache=True)
+    held = sum(t.numel() * t.element_size() for layer in cache.layers
+               for t in (layer.keys, layer.values))
+    small = sf.presets.deepseek_v2(**SMALL)
+    assert held == kv_cache(small, 2, 7) == 2 * 7 * 3 * (16 + 4) * 2
+
+
+def _torch_attention_flops(batch: int, cached: int, new: int) -> int:
+    """transformers' DeepseekV2Attention (eager) on ``new`` tokens with ``cached`` tokens in
+    a real DynamicCache, under FlopCounterMode (2 per MAC of mm/bmm)."""
+    config = _config(SMALL)
+    torch.manual_seed(0)
+    attn = transformers.models.deepseek_v2.modeling_deepseek_v2.DeepseekV2Attention(
+        config, layer_idx=0).eval()
+    rope = transformers.models.deepseek_v2.modeling_deepseek_v2.DeepseekV2RotaryEmbedding(
+        config)
+    cache = transformers.DynamicCache(config=config)
+    with torch.no_grad():
+        if cached:
+            x0 = torch.randn(batch, cached, SMALL["dim"])
+            pos0 = torch.arange(cached)[None].expand(batch, -1)
+            attn(x0, None, cache=cache, position_embeddings=rope(x0, pos0))
+        x = torch.randn(batch, new, SMALL["dim"])
+        pos = torch.arange(cached, cached + new)[None].expand(batch, -1)
+        emb = rope(x, pos)
+        with FlopCounterMode(display=False) as fc:
+            attn(x, None, cache=cache, position_embeddings=emb)
+    return int(fc.get_total_flops())
+
+
+def test_decode_step_equals_transformers_with_a_real_cache() -> None:
+    # hand (torch convention, 2 per MAC), dim 64, h 4, d_q 24, d_c 16, d_R 4, d_h 8, n new
+    # tokens, T cached:
+    #   q_a 64*24 + q_b 24*4*12 + kv_a 64*20 = 1536 + 1152 + 1280 = 3968 per new token
+    #   kv_b 16*4*16 = 1024 per key (the T + n cached latents expanded every step)
+    #   scores 4*12 and context 4*8 per (query, key) pair: 80 per pair, n (T + n) pairs
+    #   o_proj 32*64 = 2048 per new token
+    # FLOPs = 2 B [ (3968 + 2048) n + 1024 (T + n) + 80 n (T + n) ]
+    layer = sf.nn.MultiheadLatentAttention(64, 4, kv_rank=16, q_rank=24, rope_dim=4,
+                                           head_dim=8)
+    n = symbol("n")
+    step = layer.cost((B, n, 64), mode="decode", context=T, convention="torch")
+    hand = 2 * B * ((3968 + 2048) * n + 1024 * (T + n) + 80 * n * (T + n))
+    assert sp.expand(step.flops - hand) == 0
+    for b, t, k in ((1, 1, 1), (2, 37, 1), (3, 300, 1), (2, 9, 4)):
+        assert step.flops.subs({B: b, T: t, n: k}) == _torch_attention_flops(b, t, k)
+    # prefill (no cache) is the forward over the prompt
+    pre = layer.cost((B, N, 64), mode="prefill", convention="torch")
+    assert pre.flops.subs({B: 2, N: 13}) == _torch_attention_flops(2, 0, 13)
+    assert pre.memory.kv_cache == 2 * 20 * B * N
+
+
+def test_whole_preset_decode_equals_transformers() -> None:
+    # the whole small model's decode step, torch convention: attention as above per layer,
+    # the MLPs on the new token (experts via _grouped_mm are not seen by FlopCounterMode, so
+    # compare the attention-and-dense part: the model with one dense layer and its head)
+    sizes = {**SMALL, "dense_layers": SMALL["layers"]}
+    config = _config(sizes)
+    torch.manual_seed(0)
+    model = transformers.DeepseekV2ForCausalLM(config).eval()
+    cache = transformers.DynamicCache(config=config)
+    with torch.no_grad():
+        model(torch.randint(0, 97, (2, 11)), cache=cache, use_cache=True)
+        with FlopCounterMode(display=False) as fc:
+            model(torch.randint(0, 97, (2, 1)), cache=cache, use_cache=True)
+    step = sf.presets.deepseek_v2(**sizes).cost((B, 1), mode="decode", context=T,
+                                                convention="torch")
+    assert step.flops.subs({B: 2, T: 11}) == int(fc.get_total_flops())
+
+
+def test_bad_sizes_are_one_error() -> None:
+    with pytest.raises(SymflopsError, match="rope_dim must be even"):
+        sf.nn.MultiheadLatentAttention(64, 4, kv_rank=16, q_rank=24, rope_dim=3, head_dim=8)
+    with pytest.raises(SymflopsError, match="dense_layers is larger than layers"):
+        sf.presets.deepseek_v2(**{**SMALL, "dense_layers": 4})
+    with pytest.raises(SymflopsError, match="kv_rank"):
+        sf.presets.deepseek_v2(**{**SMALL, "kv_rank": 0})
