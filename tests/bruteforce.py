@@ -962,3 +962,41 @@ def grid_sample_2d(x: Sequence[Any], grid: Sequence[Any], mode: str
                 assert total is not None
                 out.append(total.v)
     return out, t.work()
+
+
+def latent_attention(shape: Shape, heads: int, kv_rank: int, q_rank: int, rope_dim: int,
+                     head_dim: int) -> tuple[Work, Shape, int]:
+    """Multi-head latent attention as transformers' DeepseekV2Attention runs it, no biases:
+    q_a, RMSNorm, q_b; kv_a (latent and shared rope key), RMSNorm on the latent, rotary on
+    the rope halves (every query head and the one shared key), kv_b on every key's latent,
+    then per head scores over head_dim + rope_dim, scale, softmax, A V over head_dim, o_proj."""
+    batch, n, embed = shape
+    qk = head_dim + rope_dim
+    t = Tally()
+    params = 0
+    for sub_shape, out, norm in (((batch, n, embed), q_rank, False),
+                                 ((batch, n, q_rank), q_rank, True),
+                                 ((batch, n, q_rank), heads * qk, False),
+                                 ((batch, n, embed), kv_rank + rope_dim, False),
+                                 ((batch, n, kv_rank), kv_rank, True),
+                                 ((batch, n, kv_rank), heads * 2 * head_dim, False)):
+        w, _, p = rms_norm(sub_shape, (out,)) if norm else linear(sub_shape, out, bias=False)
+        t.merge(w)
+        params += p
+    t.merge(rotary(batch * n * (heads + 1), rope_dim))
+    for _b, _h, _i in itertools.product(range(batch), range(heads), range(n)):
+        for _j in range(n):
+            for x in range(qk):
+                t.op("matmul_mul")
+                if x:
+                    t.op("matmul_add")
+            t.op("elementwise")
+        _softmax_row(t, n)
+        for _v in range(head_dim):
+            for x in range(n):
+                t.op("matmul_mul")
+                if x:
+                    t.op("matmul_add")
+    w, _, p = linear((batch, n, heads * head_dim), embed, bias=False)
+    t.merge(w)
+    return t.work(), shape, params + p

@@ -743,6 +743,31 @@ case(Case(
 ))
 
 
+# MultiheadLatentAttention(dim, heads, kv_rank=6, q_rank=5, rope_dim=2, head_dim=4) on
+# (B, N, dim), no biases (DeepSeek-V2's attention as transformers runs it), per token:
+# q_a Linear(dim, 5): 5 (2 dim - 1); q_a_layernorm RMSNorm(5): 3*5 + 2 + 5 = 22;
+# q_b Linear(5, 6 heads): 6 heads (2*5 - 1) = 54 heads; kv_a Linear(dim, 6 + 2): 8 (2 dim - 1);
+# kv_a_layernorm RMSNorm(6): 3*6 + 2 + 6 = 26; rotary on heads + 1 vectors of 2: 7 (heads + 1);
+# kv_b Linear(6, 8 heads): 8 heads (2*6 - 1) = 88 heads; o_proj Linear(4 heads, dim):
+# dim (8 heads - 1). Per (query, key) pair and head: scores 2*6 - 1 = 11, scale 1; softmax
+# 5N - 2 per row; A V: 4 dot products of length N per row.
+# MACs: B N (5 dim + 30 heads + 8 dim + 48 heads + 4 heads dim) + B heads N^2 (6 + 4).
+# Params: 5 dim + 5 + 30 heads + 8 dim + 6 + 48 heads + 4 heads dim.
+case(Case(
+    "MultiheadLatentAttention",
+    lambda: nn.MultiheadLatentAttention(dim, heads, kv_rank=6, q_rank=5, rope_dim=2, head_dim=4),
+    (B, N, dim),
+    params=13 * dim + 78 * heads + 4 * heads * dim + 11,
+    exact=(B * N * (5 * (2 * dim - 1) + 22 + 54 * heads + 8 * (2 * dim - 1) + 26
+                    + 7 * (heads + 1) + 88 * heads + dim * (8 * heads - 1))
+           + B * heads * N**2 * 12 + B * heads * N * (5 * N - 2) + B * heads * N * 4 * (2 * N - 1)),
+    macs=B * N * (13 * dim + 78 * heads + 4 * heads * dim) + 10 * B * heads * N**2,
+    out=(B, N, dim),
+    points=[{B: 2, N: 3, dim: 5, heads: 2}, {B: 1, N: 1, dim: 3, heads: 1}],
+    brute=lambda p: bf.latent_attention((p[B], p[N], p[dim]), p[heads], 6, 5, 2, 4),
+))
+
+
 def _torch_gqa(p: dict[sp.Symbol, int], d: int, h: int, kv: int
                ) -> tuple[Any, tuple[int, ...]]:
     torch, tnn = _tnn()
