@@ -32,30 +32,53 @@ from symflops.errors import SymflopsError
 from symflops.nn import Layer, MultiheadAttention, MultiheadLatentAttention, Repeat
 from symflops.nn._base import nonneg_size, to_size
 
-__all__ = ["kv_cache", "kv_elements_per_token", "ServingMemory", "serving_memory",
+__all__ = ["kv_cache", "kv_elements_per_token", "kv_elements", "ServingMemory", "serving_memory",
            "generation"]
 
 
 def kv_elements_per_token(model: Layer) -> sp.Expr:
     """Elements of key and value cached per token per sequence, summed over the model's
-    attention layers (a Repeat multiplies its block's count by its repetitions)."""
+    attention layers (a Repeat multiplies its block's count by its repetitions); a
+    sliding-window layer's count is per token it holds (:func:`kv_elements`)."""
+    return _check_model(model) and _walk(model, set(), None)
+
+
+def kv_elements(model: Layer, tokens: Any) -> sp.Expr:
+    """Elements of key and value the cache holds per sequence after ``tokens`` tokens: each
+    attention layer's per-token count times the tokens it keeps (all of them; a
+    sliding window of ``W`` keys keeps ``min(tokens, W - 1)``, valid for ``tokens >= 0``).
+
+    >>> import symflops as sf
+    >>> from symflops.symbols import T
+    >>> a = sf.nn.MultiheadAttention(8, 2, causal=True, window=4096)
+    >>> kv_elements(a, T)
+    16*Min(4095, T)
+    """
+    t = nonneg_size(tokens, "kv_cache", "context")
+    _check_model(model)
+    return _walk(model, set(), t)
+
+
+def _check_model(model: Any) -> bool:
     if not isinstance(model, Layer):
         raise SymflopsError("kv_cache takes an sf.nn layer", values={"got": type(model).__name__},
                             fix="pass e.g. sf.presets.llama(...)")
-    return _walk(model, set())
+    return True
 
 
-def _walk(layer: Any, seen: set[int]) -> sp.Expr:
+def _walk(layer: Any, seen: set[int], tokens: sp.Expr | None) -> sp.Expr:
+    """Cached elements per sequence: per token (``tokens`` None) or after ``tokens``."""
     if id(layer) in seen:
         return sp.Integer(0)
     seen = seen | {id(layer)}
     if isinstance(layer, MultiheadAttention):
         count: sp.Expr = 2 * layer.kv_heads * layer.head_dim
-        return count
+        return count if tokens is None else count * layer.cached_keys(tokens)
     if isinstance(layer, MultiheadLatentAttention):  # the latent and the shared rotary key
-        return layer.kv_per_token
+        latent: sp.Expr = layer.kv_per_token
+        return latent if tokens is None else latent * tokens
     if isinstance(layer, Repeat):
-        inner: sp.Expr = layer.n * _walk(layer.block, seen)
+        inner: sp.Expr = layer.n * _walk(layer.block, seen, tokens)
         return inner
     total: sp.Expr = sp.Integer(0)
     for value in vars(layer).values():
@@ -63,7 +86,7 @@ def _walk(layer: Any, seen: set[int]) -> sp.Expr:
             value if isinstance(value, (list, tuple)) else [value]
         for item in items:
             if isinstance(item, Layer):
-                total += _walk(item, seen)
+                total += _walk(item, seen, tokens)
     return total
 
 
@@ -73,12 +96,11 @@ def kv_cache(model: Layer, batch: Any, context: Any, dtype_bytes: Any = 2) -> sp
     b = to_size(batch, "kv_cache", "batch")
     t = nonneg_size(context, "kv_cache", "context")
     e = to_size(dtype_bytes, "kv_cache", "dtype_bytes")
-    per_token = kv_elements_per_token(model)
-    if per_token == 0:
+    if kv_elements_per_token(model) == 0:
         raise SymflopsError("the model has no attention layer, so no KV cache",
                             layer=type(model).__name__,
                             fix="pass a decoder such as sf.presets.llama")
-    result: sp.Expr = sp.expand(per_token * e * b * t)
+    result: sp.Expr = sp.expand(kv_elements(model, t) * e * b)
     return result
 
 
@@ -86,9 +108,11 @@ def kv_cache(model: Layer, batch: Any, context: Any, dtype_bytes: Any = 2) -> sp
 @dataclass(frozen=True)
 class ServingMemory:
     """Bytes held while serving: ``weights`` (every parameter in ``weight_bytes``) and
-    ``kv_cache`` (what a decode step reads: the ``T`` cached tokens of every sequence; for
-    a prefill, the ``N`` prompt tokens it writes), in ``kv_bytes`` per element;
-    ``kv_written``: the keys and values of the step's new tokens; ``total``."""
+    ``kv_cache`` (what a decode step reads: the ``T`` cached tokens of every sequence, the
+    new token's own key and value NOT included; for a prefill, the ``N`` prompt tokens it
+    leaves in the cache; a sliding-window layer holds ``min(T, W - 1)`` of them), in
+    ``kv_bytes`` per element; ``kv_written``: the keys and values of the step's new tokens
+    (appended, in a sliding window before the oldest drop out); ``total``."""
 
     weights: sp.Expr
     kv_cache: sp.Expr
@@ -96,7 +120,8 @@ class ServingMemory:
 
     @property
     def total(self) -> sp.Expr:
-        """Weights plus the cache after the step (the new tokens' keys and values too)."""
+        """Weights, the cache read and the new tokens' keys and values: the peak during
+        the step (the cache after it, for a model without a sliding window)."""
         return sp.expand(self.weights + self.kv_cache + self.kv_written)
 
     def xreplace(self, mapping: Mapping[Any, Any]) -> ServingMemory:
@@ -118,8 +143,9 @@ def serving_memory(model: Layer, cost: Cost, shape: tuple[sp.Expr, ...], cached:
     per_token = kv_elements_per_token(model)
     weights = sp.expand(cost.params * w_b)
     if mode == "prefill":
-        return ServingMemory(weights, sp.expand(per_token * kv_b * batch * new), sp.Integer(0))
-    return ServingMemory(weights, sp.expand(per_token * kv_b * batch * cached),
+        return ServingMemory(weights, sp.expand(kv_elements(model, new) * kv_b * batch),
+                             sp.Integer(0))
+    return ServingMemory(weights, sp.expand(kv_elements(model, cached) * kv_b * batch),
                          sp.expand(per_token * kv_b * batch * new))
 
 
@@ -129,7 +155,12 @@ def generation(model: Layer, batch: Any, prompt: Any, new: Any, convention: str 
     generated one at a time: the prefill and the sum over ``t = 0 .. new - 1`` of the decode
     step at context ``prompt + t``, in closed form (the step's cost is a polynomial in its
     context, summed exactly by SymPy). Children ``prefill`` and ``decode`` (the summed
-    steps); ``options`` as for ``Layer.cost`` (``kv_bytes``, ``weight_bytes``).
+    steps); ``options`` as for ``Layer.cost`` (``kv_bytes``, ``weight_bytes``). ``new`` counts
+    the tokens fed through a decode step, so the cache ends with ``prompt + new`` tokens
+    (``.memory.kv_written``; a sliding window keeps its last ``W - 1``): transformers'
+    ``generate(max_new_tokens=new + 1)`` runs these forwards (its last token is sampled and
+    never fed back). With a sliding window the sum is exact too: a polynomial up to the step
+    where the cache is full and another after it, joined with ``Min``/``Max``.
 
     >>> import symflops as sf
     >>> from symflops.symbols import B, N
@@ -147,8 +178,7 @@ def generation(model: Layer, batch: Any, prompt: Any, new: Any, convention: str 
     pre = model.cost((b, n, *tail), mode="prefill", **options)
     t = sp.Dummy("t", integer=True, nonnegative=True)
     step = model.cost((b, sp.Integer(1), *tail), mode="decode", context=n + t, **options)
-    summed = {k: sp.expand(sp.summation(sp.expand(v), (t, 0, g - 1)))
-              for k, v in step.work.items()}
+    summed = {k: _sum_steps(v, t, n, g, model) for k, v in step.work.items()}
     decode = Cost("decode", "DecodeSteps", spec=f"{g} decode steps", params=step.params,
                   work=summed, input_shape=step.input_shape, output_shape=step.output_shape,
                   validity=[c.xreplace({t: 0}) for c in step.validity],
@@ -156,15 +186,45 @@ def generation(model: Layer, batch: Any, prompt: Any, new: Any, convention: str 
                          "closed form",))
     held = pre.memory
     assert isinstance(held, ServingMemory)
-    memory = ServingMemory(held.weights, sp.Integer(0), sp.expand(kv_elements_per_token(model) *
-                                                    to_size(options.get("kv_bytes", 2),
-                                                            "generation", "kv_bytes")
-                                                    * b * (n + g)))
+    # the cache the generation leaves: N + G tokens (a sliding window's last W - 1)
+    kv_b = to_size(options.get("kv_bytes", 2), "generation", "kv_bytes")
+    memory = ServingMemory(held.weights, sp.Integer(0),
+                           sp.expand(kv_elements(model, n + g) * kv_b * b))
     out = Cost("generation", "Generation", spec=f"generation(prompt={n}, new={g})",
                children=[pre.replace(name="prefill", memory=None), decode],
                input_shape=pre.input_shape, output_shape=step.output_shape).replace(
                    memory=memory)
     return out if convention == "exact" else out.with_convention(convention)
+
+
+def _sum_steps(expr: sp.Expr, t: sp.Symbol, n: sp.Expr, g: sp.Expr, model: Layer) -> sp.Expr:
+    """``sum_{t=0}^{g-1} expr``, exactly: ``expr`` is a polynomial in ``t`` and in at most
+    one sliding window's cap ``Min(n + t, c)`` (``c = W - 1``). The cap is ``n + t`` for the
+    first ``k = min(max(c - n + 1, 0), g)`` steps and ``c`` after them, so the sum is two
+    polynomial sums (SymPy's ``summation`` of a polynomial: Faulhaber, exact) joined at
+    ``k``."""
+    expr = sp.expand(expr)
+    caps = {m for m in expr.atoms(sp.Min) if t in m.free_symbols}
+    if not caps:
+        return sp.expand(sp.summation(expr, (t, 0, g - 1)))
+    if len(caps) > 1:
+        raise SymflopsError("a generation over attention layers with different sliding "
+                            "windows is not summed in closed form yet",
+                            layer=type(model).__name__, values={"caps": sorted(map(str, caps))},
+                            fix="give every layer the same window, or sum the decode steps "
+                                "at concrete sizes")
+    cap = caps.pop()
+    limits = [a for a in cap.args if t not in a.free_symbols]
+    if len(cap.args) != 2 or len(limits) != 1 or sp.expand(sum(cap.args) - limits[0] - n - t):
+        raise SymflopsError("unexpected form of a cached-token count", layer=type(model).__name__,
+                            values={"count": cap}, fix="report this model")
+    c = limits[0]
+    x = sp.Dummy("x", integer=True, nonnegative=True)
+    growing = sp.expand(sp.summation(expr.xreplace({cap: n + t}), (t, 0, x - 1)))
+    capped = sp.expand(sp.summation(expr.xreplace({cap: c}), (t, 0, x - 1)))
+    k = sp.Min(sp.Max(c - n + 1, 0), g)
+    total: sp.Expr = growing.xreplace({x: k}) + capped.xreplace({x: g}) - capped.xreplace({x: k})
+    return total
 
 
 def _input_width(model: Layer) -> sp.Expr | None:

@@ -63,6 +63,10 @@ class MultiheadAttention(Layer):
     ``kv_len=S`` makes it cross-attention: queries from the ``N`` tokens of the input,
     keys and values projected from ``S`` encoder tokens of width ``embed_dim``
     (children ``q_proj`` and ``kv_proj`` instead of ``qkv``).
+    ``window=W`` (causal only): sliding-window attention (Mistral, Gemma 2): each query sees
+    its last ``W`` keys, itself included; the forward is still counted dense (torch masks),
+    and the KV cache keeps ``min(T, W - 1)`` tokens (:meth:`cached_keys`), so a decode step
+    at context ``T`` attends to ``min(T, W - 1) + n`` keys.
 
     >>> from symflops.symbols import S
     >>> MultiheadAttention(8, 2, kv_len=S).cost(("B", "N", 8)).macs
@@ -76,7 +80,7 @@ class MultiheadAttention(Layer):
     def __init__(self, embed_dim: SizeLike, num_heads: SizeLike, dropout: float = 0.0,
                  bias: bool = True, *, kv_heads: SizeLike | None = None, causal: bool = False,
                  skip_masked: bool = False, batch_first: bool = True, rotary: bool = False,
-                 kv_len: SizeLike | None = None) -> None:
+                 kv_len: SizeLike | None = None, window: SizeLike | None = None) -> None:
         self.embed_dim = to_size(embed_dim, "MultiheadAttention", "embed_dim")
         self.num_heads = to_size(num_heads, "MultiheadAttention", "num_heads")
         self.kv_heads = self.num_heads if kv_heads is None else \
@@ -100,6 +104,13 @@ class MultiheadAttention(Layer):
             raise SymflopsError("kv_heads must divide num_heads", layer="MultiheadAttention",
                                 values={"num_heads": num_heads, "kv_heads": kv_heads},
                                 fix="choose kv_heads among the divisors of num_heads")
+        self.window = None if window is None else to_size(window, "MultiheadAttention",
+                                                          "window")
+        if self.window is not None and (not self.causal or self.skip_masked):
+            raise SymflopsError("a sliding window is a causal mask counted dense",
+                                layer="MultiheadAttention",
+                                values={"causal": causal, "skip_masked": skip_masked},
+                                fix="pass causal=True (and no skip_masked) with window=")
         if self.skip_masked and not self.causal:
             raise SymflopsError("skip_masked only applies to causal attention",
                                 layer="MultiheadAttention", values={"causal": causal},
@@ -110,6 +121,16 @@ class MultiheadAttention(Layer):
                                 layer="MultiheadAttention",
                                 values={"embed_dim": embed_dim, "num_heads": num_heads},
                                 fix="choose sizes whose embed_dim / num_heads is even")
+
+    def cached_keys(self, tokens: sp.Expr) -> sp.Expr:
+        """Keys held in the cache after ``tokens`` tokens: all of them, or with a sliding
+        window of ``W`` keys per query (itself included) the last ``min(tokens, W - 1)``, as
+        transformers' ``DynamicSlidingWindowLayer`` keeps (valid for ``tokens >= 0``,
+        ``W >= 1``)."""
+        if self.window is None:
+            return tokens
+        held: sp.Expr = sp.Min(tokens, self.window - 1)
+        return held
 
     def spec(self) -> str:
         parts = [str(self.embed_dim), str(self.num_heads)]
@@ -125,6 +146,8 @@ class MultiheadAttention(Layer):
             parts.append("rotary=True")
         if self.kv_len is not None:
             parts.append(f"kv_len={self.kv_len}")
+        if self.window is not None:
+            parts.append(f"window={self.window}")
         return f"MultiheadAttention({', '.join(parts)})"
 
     def _cost(self, shape: Shape, name: str) -> Cost:
@@ -139,7 +162,7 @@ class MultiheadAttention(Layer):
         cached = KV_CONTEXT.get() if self.kv_len is None else None  # a decode step
         s = n if self.kv_len is None else self.kv_len
         if cached is not None:
-            s = cached + n
+            s = self.cached_keys(cached) + n
             if self.skip_masked and n != 1:
                 raise SymflopsError("skip_masked decode of several new tokens is not derived",
                                     layer=self.spec(), values={"new tokens": n},

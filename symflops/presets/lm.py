@@ -82,12 +82,15 @@ def gpt(dim: SizeLike, heads: SizeLike, layers: SizeLike, vocab: SizeLike,
 
 def decoder(dim: SizeLike, heads: SizeLike, kv_heads: SizeLike | None, layers: SizeLike,
             vocab: SizeLike, mlp: Layer, *, tie_embeddings: bool = False,
-            skip_masked: bool = False, name: str = "decoder") -> Sequential:
+            skip_masked: bool = False, name: str = "decoder",
+            sliding_window: SizeLike | None = None) -> Sequential:
     """The LLaMA-style decoder around a given ``mlp`` layer (SwiGLU for :func:`llama`, a
     mixture of experts for ``mixtral``): token embedding, the rotary table, ``layers``
     pre-norm blocks (RMSNorm, causal attention without biases with ``kv_heads``
     key/value heads and rotary queries and keys, RMSNorm, ``mlp``), a final RMSNorm and
-    the LM head (untied unless ``tie_embeddings``); ``skip_masked`` as in :func:`gpt`."""
+    the LM head (untied unless ``tie_embeddings``); ``skip_masked`` as in :func:`gpt`;
+    ``sliding_window=W``: every attention layer sees its last ``W`` keys (Mistral), which
+    caps the KV cache at ``min(T, W - 1)`` tokens (``MultiheadAttention(window=)``)."""
     d = to_size(dim, name, "dim")
     h = to_size(heads, name, "heads")
     if d.is_number and h.is_number and d % h:
@@ -95,7 +98,7 @@ def decoder(dim: SizeLike, heads: SizeLike, kv_heads: SizeLike | None, layers: S
                             fix="choose heads among the divisors of dim")
     embed = Embedding(vocab, d)
     attn = MultiheadAttention(d, h, bias=False, kv_heads=kv_heads, causal=True, rotary=True,
-                              skip_masked=skip_masked)
+                              skip_masked=skip_masked, window=sliding_window)
     block = Sequential({
         "self_attn": Residual(Sequential({"input_layernorm": RMSNorm(d), "self_attn": attn})),
         "mlp": Residual(Sequential({"post_attention_layernorm": RMSNorm(d), "mlp": mlp})),
@@ -107,12 +110,13 @@ def decoder(dim: SizeLike, heads: SizeLike, kv_heads: SizeLike | None, layers: S
 
 def llama(dim: SizeLike, heads: SizeLike, kv_heads: SizeLike | None, layers: SizeLike,
           vocab: SizeLike, hidden: SizeLike, *, tie_embeddings: bool = False,
-          skip_masked: bool = False) -> Sequential:
+          skip_masked: bool = False, sliding_window: SizeLike | None = None) -> Sequential:
     """LLaMA (transformers' ``LlamaForCausalLM``, inference; also ``MistralForCausalLM``
     while the sequence fits its sliding window): grouped-query attention (``kv_heads``;
     ``None``: as many as ``heads``), rotary embeddings, RMSNorm, a SwiGLU MLP of width
     ``hidden`` and an untied LM head (``tie_embeddings=True`` ties it, as Llama 3.2 1B);
-    ``skip_masked`` as in :func:`gpt`.
+    ``skip_masked`` as in :func:`gpt`; ``sliding_window=W`` as in :func:`decoder`
+    (Mistral-7B v0.1: 4096).
 
     Parameters: ``2 V dim + L (2 dim^2 + 2 dim kv_dim + 3 dim hidden + 2 dim) + dim``
     with ``kv_dim = kv_heads dim / heads``: Llama-2-7B (dim 4096, 32 heads, 32 layers,
@@ -123,20 +127,23 @@ def llama(dim: SizeLike, heads: SizeLike, kv_heads: SizeLike | None, layers: Siz
     6738415616
     """
     checked_sizes("llama", dim=dim, heads=heads, kv_heads=kv_heads, layers=layers, vocab=vocab,
-                  hidden=hidden)
+                  hidden=hidden, sliding_window=sliding_window)
     d = to_size(dim, "llama", "dim")
     return decoder(d, heads, kv_heads, layers, vocab, SwiGLU(d, hidden),
-                   tie_embeddings=tie_embeddings, skip_masked=skip_masked, name="llama")
+                   tie_embeddings=tie_embeddings, skip_masked=skip_masked, name="llama",
+                   sliding_window=sliding_window)
 
 
 def mixtral(dim: SizeLike, heads: SizeLike, kv_heads: SizeLike | None, layers: SizeLike,
             vocab: SizeLike, hidden: SizeLike, experts: SizeLike, top_k: SizeLike, *,
-            capacity_factor: Any = None, skip_masked: bool = False) -> Sequential:
+            capacity_factor: Any = None, skip_masked: bool = False,
+            sliding_window: SizeLike | None = None) -> Sequential:
     """Mixtral (transformers' ``MixtralForCausalLM``, inference): :func:`llama`'s decoder
     with a sparse mixture of ``experts`` SwiGLU experts of width ``hidden`` in place of
     the MLP, each token routed to ``top_k`` of them (router softmax, top-k, the k weights
     renormalized; :class:`symflops.nn.MoE`, whose ``capacity_factor`` it passes on);
-    ``skip_masked`` as in :func:`gpt`.
+    ``skip_masked`` as in :func:`gpt`; ``sliding_window=W`` as in :func:`decoder`
+    (Mistral-7B v0.1: 4096).
 
     Parameters: ``2 V dim + L (2 dim^2 + 2 dim kv_dim + E dim + 3 E dim hidden + 2 dim) +
     dim``. Mixtral-8x7B (dim 4096, 32 heads, 8 kv heads, 32 layers, V 32000, hidden 14336,
@@ -150,11 +157,12 @@ def mixtral(dim: SizeLike, heads: SizeLike, kv_heads: SizeLike | None, layers: S
     (46702792704, 12879925248)
     """
     checked_sizes("mixtral", dim=dim, heads=heads, kv_heads=kv_heads, layers=layers,
-                  vocab=vocab, hidden=hidden, experts=experts, top_k=top_k)
+                  vocab=vocab, hidden=hidden, experts=experts, top_k=top_k,
+                  sliding_window=sliding_window)
     d = to_size(dim, "mixtral", "dim")
     return decoder(d, heads, kv_heads, layers, vocab,
                    MoE(d, hidden, experts, top_k, capacity_factor=capacity_factor),
-                   skip_masked=skip_masked, name="mixtral")
+                   skip_masked=skip_masked, name="mixtral", sliding_window=sliding_window)
 
 
 def deepseek_v2(dim: SizeLike, heads: SizeLike, layers: SizeLike, vocab: SizeLike,
