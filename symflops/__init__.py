@@ -12,7 +12,8 @@
 
 ``import symflops`` does not import torch, jinja2 or matplotlib: :func:`trace` (in
 :mod:`symflops.tracing`) imports torch when called, :func:`render` (in
-:mod:`symflops.rendering`) loads jinja2 when called, and :mod:`presets`, :mod:`analysis`,
+:mod:`symflops.rendering`) loads jinja2 when called, and :func:`generation` (prefill and
+decode steps summed, :mod:`symflops.serving`), :mod:`presets`, :mod:`analysis`,
 :mod:`tracing` and :mod:`rendering` are imported on first use.
 """
 
@@ -39,6 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from symflops import tracing as tracing
     from symflops.rendering import render as render
     from symflops.rendering._html_report import report as report
+    from symflops.serving import generation as generation
     from symflops.tracing import trace as trace
     from symflops.tracing import trace_factory as trace_factory
 
@@ -47,7 +49,7 @@ __version__ = "0.1.0"
 __all__ = [
     "nn", "presets", "symbols", "views", "Cost", "Convention", "KINDS", "conventions",
     "get_convention", "register_convention", "SymflopsError", "trace", "trace_factory", "render",
-    "report",
+    "report", "generation",
     "analysis", "tracing", "rendering", "__version__",
 ]
 
@@ -57,6 +59,7 @@ _LAZY = {
     "trace_factory": ("symflops.tracing", "trace_factory"),
     "render": ("symflops.rendering", "render"),
     "report": ("symflops.rendering._html_report", "report"),
+    "generation": ("symflops.serving", "generation"),
     "analysis": ("symflops.analysis", None),
     "tracing": ("symflops.tracing", None),
     "rendering": ("symflops.rendering", None),

@@ -179,11 +179,13 @@ def generation(model: Layer, batch: Any, prompt: Any, new: Any, convention: str 
     t = sp.Dummy("t", integer=True, nonnegative=True)
     step = model.cost((b, sp.Integer(1), *tail), mode="decode", context=n + t, **options)
     summed = {k: _sum_steps(v, t, n, g, model) for k, v in step.work.items()}
-    decode = Cost("decode", "DecodeSteps", spec=f"{g} decode steps", params=step.params,
+    # the steps reuse the prefill's weights: params counted once (in the prefill); a
+    # step's conditions hold at the first and the last context (bounds linear in t)
+    decode = Cost("decode", "DecodeSteps", spec=f"{g} decode steps", params=0,
                   work=summed, input_shape=step.input_shape, output_shape=step.output_shape,
-                  validity=[c.xreplace({t: 0}) for c in step.validity],
+                  validity=[c.xreplace({t: at}) for c in step.validity for at in (0, g - 1)],
                   notes=(f"{g} decode steps at contexts {n} .. {n} + {g} - 1, summed in "
-                         "closed form",))
+                         "closed form; their weights are the prefill's",))
     held = pre.memory
     assert isinstance(held, ServingMemory)
     # the cache the generation leaves: N + G tokens (a sliding window's last W - 1)
