@@ -183,7 +183,8 @@ def generation(model: Layer, batch: Any, prompt: Any, new: Any, convention: str 
     # step's conditions hold at the first and the last context (bounds linear in t)
     decode = Cost("decode", "DecodeSteps", spec=f"{g} decode steps", params=0,
                   work=summed, input_shape=step.input_shape, output_shape=step.output_shape,
-                  validity=[c.xreplace({t: at}) for c in step.validity for at in (0, g - 1)],
+                  validity=[c.xreplace({t: at}) for _, c in step.domain.conditions
+                            for at in (0, g - 1)],
                   notes=(f"{g} decode steps at contexts {n} .. {n} + {g} - 1, summed in "
                          "closed form; their weights are the prefill's",))
     held = pre.memory

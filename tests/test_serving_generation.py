@@ -33,3 +33,23 @@ def test_issue_example_generation_at_the_top_level() -> None:
     matmul_params = 8_030_261_248 - 128256 * 4096 - (2 * 32 + 1) * 4096
     attention = 2 * 2 * 32 * 4096 * (G * N + G * (G + 1) / 2)  # keys N + t + 1, t < G
     assert sp.expand(torch_g["decode"].flops - 2 * matmul_params * G - attention) == 0
+
+
+def test_learned_positions_bound_the_decode_context() -> None:
+    # GPT-2's table of 16 positions: a decode step at context T uses position T, so
+    # T + 1 <= 16; a point past it is refused, a generation's last step too
+    import pytest
+
+    from symflops.errors import SymflopsError
+
+    m = sf.presets.gpt(64, 4, 2, 97, 16)
+    d = m.cost((B, 1), mode="decode", context=T)
+    assert d.subs(B=1, T=15).flops > 0
+    with pytest.raises(SymflopsError, match="T"):
+        d.subs(B=1, T=16)
+    with pytest.raises(SymflopsError, match="longer than the position table"):
+        m.cost((B, 1), mode="decode", context=16)
+    g = sf.generation(m, batch=B, prompt=N, new=G)
+    assert g.subs(B=1, N=10, G=6).flops > 0          # last step at context 15
+    with pytest.raises(SymflopsError):
+        g.subs(B=1, N=10, G=7)

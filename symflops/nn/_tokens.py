@@ -29,6 +29,7 @@ from symflops.formulas.derivation import Derivation
 from symflops.formulas.tokens import class_token_derivation, position_embedding_derivation
 from symflops.nn._base import (
     CONTEXT_N,
+    KV_CONTEXT,
     Example,
     Layer,
     Shape,
@@ -167,10 +168,13 @@ class PositionEmbedding(Layer):
         self._check_rank(shape, (3,), "(B, N, dim)")
         self._check_channels(shape, shape[-1], self.dim, "features")
         n = shape[1]
-        fits = sp.Le(n, self.context)
+        cached = KV_CONTEXT.get()  # a decode step: positions T .. T + N - 1
+        last = n if cached is None else cached + n
+        fits = sp.Le(last, self.context)
         if fits is sp.false:
             raise SymflopsError("the sequence is longer than the position table",
-                                layer=self.spec(), values={"N": n, "context": self.context},
+                                layer=self.spec(), values={"N": n, "context": self.context}
+                                | ({} if cached is None else {"cached": cached}),
                                 fix=f"use at most {self.context} tokens or a larger context")
         table = Embedding(self.context, self.dim)._cost((n,), "table")
         if not self.learned:  # a buffer: the lookup without parameters
