@@ -21,9 +21,14 @@ from symflops.serving import generation
 from symflops.symbols import B, N, symbol
 
 
-def _model() -> sf.nn.Layer:
+def _model(sliding_window: int | None = None) -> sf.nn.Layer:
     return sf.presets.llama(dim=8192, heads=64, kv_heads=8, layers=80, vocab=128256,
-                            hidden=28672)
+                            hidden=28672, sliding_window=sliding_window)
+
+
+def _deepseek_v2() -> sf.nn.Layer:
+    return sf.presets.deepseek_v2(5120, 128, 60, 102400, 512, 1536, 64, 128, 160, 2, 6, 1536,
+                                  1, 12288)
 
 
 def _timed(fn: object) -> float:
@@ -43,6 +48,13 @@ def main() -> None:
     print(f"llama-70B generation (B, N, G), FLOPs: median {g * 1e3:.0f} ms of 3 "
           f"(target < 1 s; {g / f:.1f}x the forward)")
     print(f"  FLOPs (exact) = {generation(_model(), B, N, G).flops}")
+    window = [_timed(lambda: generation(_model(sliding_window=4096), B, N, G).flops)
+              for _ in range(3)]
+    print(f"llama-70B with a 4096-token sliding window, generation: median "
+          f"{statistics.median(window) * 1e3:.0f} ms of 3 (the sum split where the cache fills)")
+    ds = [_timed(lambda: generation(_deepseek_v2(), B, N, G).flops) for _ in range(3)]
+    print(f"DeepSeek-V2 (MLA, 160 experts) generation: median "
+          f"{statistics.median(ds) * 1e3:.0f} ms of 3")
 
 
 if __name__ == "__main__":
