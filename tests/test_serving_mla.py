@@ -152,3 +152,64 @@ def test_bad_sizes_are_one_error() -> None:
         sf.presets.deepseek_v2(**{**SMALL, "dense_layers": 4})
     with pytest.raises(SymflopsError, match="kv_rank"):
         sf.presets.deepseek_v2(**{**SMALL, "kv_rank": 0})
+
+
+def test_absorbed_decode_equals_torch_and_transformers_output() -> None:
+    # absorb=True: W^UK into the queries, W^UV after the context (DeepSeek-V2 section 2.1.2).
+    # Hand (torch convention), per new token: q_a 1536 + q_b 1152 + kv_a 1280 + q_absorb
+    # 4*8*16 = 512 + v_absorb 4*16*8 = 512 + o_proj 2048 = 7040 MACs; per (query, key) pair
+    # scores 4*(16 + 4) + context 4*16 = 144 MACs: FLOPs = 2 B (7040 n + 144 n (T + n))
+    mods = transformers.models.deepseek_v2.modeling_deepseek_v2
+    config = _config(SMALL)
+    torch.manual_seed(0)
+    attn = mods.DeepseekV2Attention(config, layer_idx=0).eval()
+    rope = mods.DeepseekV2RotaryEmbedding(config)
+    layer = sf.nn.MultiheadLatentAttention(64, 4, kv_rank=16, q_rank=24, rope_dim=4,
+                                           head_dim=8, absorb=True)
+    n = symbol("n")
+    step = layer.cost((B, n, 64), mode="decode", context=T, convention="torch")
+    assert sp.expand(step.flops - 2 * B * (7040 * n + 144 * n * (T + n))) == 0
+    assert step.params == layer.cost((B, N, 64)).params  # W^UK, W^UV are kv_b_proj's halves
+    h, dh, dr, dc = 4, 8, 4, 16
+    w_uk, w_uv = attn.kv_b_proj.weight.view(h, dh + dh, dc).split([dh, dh], 1)
+    for batch, cached, new in ((2, 9, 1), (1, 40, 1), (3, 5, 3)):
+        cache = transformers.DynamicCache(config=config)
+        x0, x = torch.randn(batch, cached, 64), torch.randn(batch, new, 64)
+        pos = torch.arange(cached + new)[None].expand(batch, -1)
+        mask = torch.full((new, cached + new), float("-inf")).triu(cached + 1)
+        with torch.no_grad():
+            attn(x0, None, cache=cache, position_embeddings=rope(x0, pos[:, :cached]))
+            latent, k_pe = (t.clone() for t in (cache.layers[0].keys, cache.layers[0].values))
+            emb = rope(x, pos[:, cached:])
+            want = attn(x, mask, cache=cache, position_embeddings=emb)[0]
+            with FlopCounterMode(display=False) as fc:
+                q = attn.q_b_proj(attn.q_a_layernorm(attn.q_a_proj(x)))
+                q = q.view(batch, new, h, dh + dr).transpose(1, 2)
+                q_nope, q_pe = q.split([dh, dr], -1)
+                c_kv, kp = attn.kv_a_proj_with_mqa(x).split([dc, dr], -1)
+                c_kv = attn.kv_a_layernorm(c_kv).view(batch, 1, new, dc)
+                q_pe, kp = mods.apply_rotary_emb(q_pe, kp.view(batch, 1, new, dr), emb)
+                keys_c = torch.cat([latent, c_kv], 2)               # (b, 1, T + n, d_c)
+                keys_r = torch.cat([k_pe, kp], 2)                   # (b, 1, T + n, d_R)
+                q_lat = torch.matmul(q_nope.unsqueeze(-2), w_uk.unsqueeze(1)).squeeze(-2)
+                scores = torch.matmul(torch.cat([q_lat, q_pe], -1),
+                                      torch.cat([keys_c, keys_r], -1).transpose(-1, -2))
+                probs = torch.softmax(scores * attn.scaling + mask, -1)
+                ctx = torch.matmul(probs, keys_c)                   # (b, h, n, d_c)
+                out = torch.matmul(ctx.unsqueeze(-2), w_uv.transpose(1, 2).unsqueeze(1))
+                got = attn.o_proj(out.squeeze(-2).transpose(1, 2).reshape(batch, new, h * dh))
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+        assert step.flops.subs({B: batch, T: cached, n: new}) == fc.get_total_flops()
+
+
+def test_absorbed_deepseek_v2_decode_per_cached_token() -> None:
+    # per cached token per layer per sequence, MACs: expanded (transformers) re-projects the
+    # latent (512 -> 128 x 256) and attends over 192 + 128 per head; absorbed attends over
+    # 576 + 512 per head: 128 (512 + 64 + 512) = 139,264 MACs
+    naive = sf.presets.deepseek_v2(**FULL).cost((B, 1), mode="decode", context=T)
+    fast = sf.presets.deepseek_v2(**FULL, absorb=True).cost((B, 1), mode="decode", context=T)
+    per_t = sp.Poly(fast.macs, T).coeff_monomial(T)
+    assert per_t == 60 * 128 * (512 + 64 + 512) * B
+    assert sp.Poly(naive.macs, T).coeff_monomial(T) == 60 * (512 * 128 * 256
+                                                             + 128 * (192 + 128)) * B
+    assert fast.params == naive.params == 235_741_434_880

@@ -293,7 +293,12 @@ class MultiheadLatentAttention(Layer):
     The KV cache holds the latent and the rotary key: ``kv_rank + rope_dim`` elements per
     token (:func:`symflops.serving.kv_elements_per_token`). A decode step
     (``mode="decode"``, ``context=T``) expands the ``T + n`` cached latents with
-    ``kv_b_proj`` every step, as transformers does (no weight absorption).
+    ``kv_b_proj`` every step, as transformers does; ``absorb=True`` decodes in the paper's
+    inference form (section 2.1.2; vLLM's and SGLang's decode): ``W^{UK}`` absorbed into the
+    queries (``q_absorb``: each head's ``head_dim`` query to ``kv_rank``), scores against
+    the cached latents and rotary keys (``kv_rank + rope_dim`` wide), the context over the
+    latents (``kv_rank`` wide) and ``W^{UV}`` after it (``v_absorb``), so no key or value is
+    expanded (prefill and eval stay as transformers computes them).
 
     >>> MultiheadLatentAttention(64, 4, kv_rank=16, q_rank=24, rope_dim=4,
     ...                          head_dim=8).cost(("B", "N", 64)).params
@@ -311,7 +316,8 @@ class MultiheadLatentAttention(Layer):
 
     def __init__(self, embed_dim: SizeLike, num_heads: SizeLike, *, kv_rank: SizeLike,
                  q_rank: SizeLike | None, rope_dim: SizeLike, head_dim: SizeLike,
-                 v_head_dim: SizeLike | None = None, bias: bool = False) -> None:
+                 v_head_dim: SizeLike | None = None, bias: bool = False,
+                 absorb: bool = False) -> None:
         name = "MultiheadLatentAttention"
         self.embed_dim = to_size(embed_dim, name, "embed_dim")
         self.num_heads = to_size(num_heads, name, "num_heads")
@@ -321,7 +327,7 @@ class MultiheadLatentAttention(Layer):
         self.head_dim = to_size(head_dim, name, "head_dim")
         self.v_head_dim = self.head_dim if v_head_dim is None else \
             to_size(v_head_dim, name, "v_head_dim")
-        self.bias = bool(bias)
+        self.bias, self.absorb = bool(bias), bool(absorb)
         if self.rope_dim.is_number and self.rope_dim % 2:
             raise SymflopsError("rotary embeddings rotate pairs: rope_dim must be even",
                                 layer=name, values={"rope_dim": rope_dim},
@@ -332,13 +338,23 @@ class MultiheadLatentAttention(Layer):
                 f"kv_rank={self.kv_rank}, q_rank={self.q_rank}, rope_dim={self.rope_dim}, "
                 f"head_dim={self.head_dim}"
                 + (f", v_head_dim={self.v_head_dim}" if self.v_head_dim != self.head_dim
-                   else "") + (", bias=True" if self.bias else "") + ")")
+                   else "") + (", bias=True" if self.bias else "")
+                + (", absorb=True" if self.absorb else "") + ")")
 
     @property
     def kv_per_token(self) -> sp.Expr:
         """Elements cached per token: the latent and the shared rotary key."""
         total: sp.Expr = self.kv_rank + self.rope_dim
         return total
+
+    def _absorbed(self, name: str, rows: sp.Expr, heads: sp.Expr, k: sp.Expr, o: sp.Expr,
+                  shape: Shape) -> Cost:
+        """One half of ``kv_b_proj`` applied per head to ``rows`` vectors: its parameters
+        (``heads k o``) and ``rows * heads`` products ``(1 x k) @ (k x o)``."""
+        d = F.linear.matmul_derivation(rows * heads, 1, k, o)
+        return Cost.from_derivation(name, "AbsorbedProjection", d, spec=f"kv_b_proj.{name}",
+                                    input_shape=shape, output_shape=shape).replace(
+                                        params=heads * k * o)
 
     def _cost(self, shape: Shape, name: str) -> Cost:
         from symflops.nn._norm import RMSNorm
@@ -365,14 +381,25 @@ class MultiheadLatentAttention(Layer):
         children.append(Cost.from_derivation(  # the new tokens' rope queries and shared key
             "rotary", "Rotary", rotary_derivation(batch * n * (h + 1), self.rope_dim),
             spec=f"rotary({self.rope_dim})", input_shape=shape, output_shape=shape))
-        children.append(Linear(self.kv_rank, h * (self.head_dim + self.v_head_dim),
-                               bias=False)._cost((batch, s, self.kv_rank), "kv_b_proj"))
-        parts = attention_derivations(batch, h, n, s, qk, self.v_head_dim)
+        absorbed = self.absorb and cached is not None
+        if absorbed:  # W^UK into the queries: (B n h) products (1 x d_h) @ (d_h x d_c)
+            children.append(self._absorbed("q_absorb", batch * n, h, self.head_dim,
+                                           self.kv_rank, shape))
+        else:
+            children.append(Linear(self.kv_rank, h * (self.head_dim + self.v_head_dim),
+                                   bias=False)._cost((batch, s, self.kv_rank), "kv_b_proj"))
+        key_width = self.kv_rank + self.rope_dim if absorbed else qk
+        value_width = self.kv_rank if absorbed else self.v_head_dim
+        parts = attention_derivations(batch, h, n, s, key_width, value_width,
+                                      custom_scale=absorbed)  # 1/sqrt(d_h + d_R) still
         for part, d in parts.items():
-            out = (batch, h, n) + ((s,) if part != "context" else (self.v_head_dim,))
+            out = (batch, h, n) + ((s,) if part != "context" else (value_width,))
             children.append(Cost.from_derivation(
                 part, "Attention" + part.capitalize(), d, spec=f"attention.{part}",
                 input_shape=shape, output_shape=out))
+        if absorbed:  # W^UV after the context: (B n h) products (1 x d_c) @ (d_c x d_v)
+            children.append(self._absorbed("v_absorb", batch * n, h, self.kv_rank,
+                                           self.v_head_dim, shape))
         children.append(Linear(h * self.v_head_dim, self.embed_dim, bias=self.bias)._cost(
             shape[:-1] + (h * self.v_head_dim,), "o_proj"))
         return Cost(name, "MultiheadLatentAttention", spec=self.spec(), children=children,

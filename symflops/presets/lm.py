@@ -169,7 +169,7 @@ def deepseek_v2(dim: SizeLike, heads: SizeLike, layers: SizeLike, vocab: SizeLik
                 kv_rank: SizeLike, q_rank: SizeLike | None, rope_dim: SizeLike,
                 head_dim: SizeLike, experts: SizeLike, shared_experts: SizeLike,
                 top_k: SizeLike, expert_hidden: SizeLike, dense_layers: SizeLike,
-                hidden: SizeLike) -> Sequential:
+                hidden: SizeLike, *, absorb: bool = False) -> Sequential:
     """DeepSeek-V2 (transformers' ``DeepseekV2ForCausalLM``, inference; DeepSeek-AI 2024,
     arXiv 2405.04434): token embedding, the rotary table (``rope_dim`` wide), ``layers``
     pre-norm blocks of multi-head latent attention
@@ -180,7 +180,9 @@ def deepseek_v2(dim: SizeLike, heads: SizeLike, layers: SizeLike, vocab: SizeLik
     ``top_k`` per token, weights not renormalized, and ``shared_experts`` shared experts,
     one SwiGLU of width ``shared_experts * expert_hidden``), a final RMSNorm and an untied
     LM head. (The router's ``routed_scaling_factor`` multiply, ``k`` per token, is not
-    counted.)
+    counted.) ``absorb=True``: decode steps in the paper's absorbed form (see
+    :class:`~symflops.nn.MultiheadLatentAttention`); the default expands the cached latents
+    every step, as transformers does.
 
     The KV cache holds ``(d_c + d_h^R) layers`` elements per token (the paper's Table 1:
     ``(d_c + d_h^R) l``).
@@ -206,7 +208,7 @@ def deepseek_v2(dim: SizeLike, heads: SizeLike, layers: SizeLike, vocab: SizeLik
                             values={"layers": layers, "dense_layers": dense_layers},
                             fix="pass dense_layers <= layers")
     attn = MultiheadLatentAttention(d, heads, kv_rank=kv_rank, q_rank=q_rank,
-                                    rope_dim=rope_dim, head_dim=head_dim)
+                                    rope_dim=rope_dim, head_dim=head_dim, absorb=absorb)
 
     def block(mlp: Layer) -> Sequential:
         return Sequential({
