@@ -258,13 +258,22 @@ _PRESET_BASE: dict[str, dict[str, Any]] = {
     "llama": {"dim": 64, "heads": 4, "kv_heads": 2, "layers": 2, "vocab": 100, "hidden": 128},
     "mixtral": {"dim": 64, "heads": 4, "kv_heads": 2, "layers": 2, "vocab": 100,
                 "hidden": 128, "experts": 4, "top_k": 2},
+    "deepseek_v2": {"dim": 64, "heads": 4, "layers": 2, "vocab": 100, "kv_rank": 16,
+                    "q_rank": 24, "rope_dim": 4, "head_dim": 8, "experts": 4,
+                    "shared_experts": 1, "top_k": 2, "expert_hidden": 16, "dense_layers": 1,
+                    "hidden": 32},
     "mobilenet_v2": {}, "resnet": {}, "swin": {}, "vit": {},
 }
 #: every size argument of every preset (a sequence argument: its second item is set)
 _PRESET_SIZES = {
     "gpt": ["dim", "heads", "layers", "vocab", "context", "mlp_ratio"],
-    "llama": ["dim", "heads", "kv_heads", "layers", "vocab", "hidden"],
-    "mixtral": ["dim", "heads", "kv_heads", "layers", "vocab", "hidden", "experts", "top_k"],
+    "llama": ["dim", "heads", "kv_heads", "layers", "vocab", "hidden", "sliding_window"],
+    "mixtral": ["dim", "heads", "kv_heads", "layers", "vocab", "hidden", "experts", "top_k",
+                "sliding_window"],
+    # (dense_layers may be 0: checked below)
+    "deepseek_v2": ["dim", "heads", "layers", "vocab", "kv_rank", "q_rank", "rope_dim",
+                    "head_dim", "experts", "shared_experts", "top_k", "expert_hidden",
+                    "hidden"],
     "mobilenet_v2": ["classes", "channels", "round_nearest"],
     "resnet": ["width_per_group", "groups", "classes", "channels", "layers"],
     "swin": ["embed_dim", "window", "patch", "mlp_ratio", "classes", "channels", "depths",
@@ -316,3 +325,15 @@ def test_presets_still_take_what_they_documented() -> None:
     assert {"d", "L"} <= {str(s) for s in params.free_symbols}
     assert sf.presets.mobilenet_v2(width_mult=0.5).cost(("B", 3, 224, 224)).params > 0
     assert sf.presets.resnet(layers=(1,)).cost(("B", 3, 224, 224)).params > 0
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -8, True, 2.5, 8.0], ids=repr)
+def test_deepseek_v2_dense_layers_is_a_count_from_zero(value: Any) -> None:
+    kwargs = {**_PRESET_BASE["deepseek_v2"], "dense_layers": value}
+    with pytest.raises(SymflopsError) as info:
+        sf.presets.deepseek_v2(**kwargs)
+    text = str(info.value)
+    assert text.startswith("deepseek_v2: dense_layers must"), text
+    assert "fix: " in text and "\n" not in text
+    ok = {**_PRESET_BASE["deepseek_v2"], "dense_layers": 0}   # every layer a MoE layer
+    assert sf.presets.deepseek_v2(**ok).cost(("B", "N")).params > 0

@@ -213,3 +213,28 @@ def test_absorbed_deepseek_v2_decode_per_cached_token() -> None:
     assert sp.Poly(naive.macs, T).coeff_monomial(T) == 60 * (512 * 128 * 256
                                                              + 128 * (192 + 128)) * B
     assert fast.params == naive.params == 235_741_434_880
+
+
+def test_deepseek_v2_table_1_cache_per_token() -> None:
+    # DeepSeek-V2, Table 1, KV cache elements per token: MHA 2 n_h d_h l, GQA 2 n_g d_h l,
+    # MQA 2 d_h l, MLA (d_c + d_h^R) l, which with d_c = 4 d_h and d_h^R = d_h / 2 is
+    # 9/2 d_h l ("equal to GQA with only 2.25 groups")
+    from symflops.symbols import L, heads
+
+    d_h, n_g = symbol("d_h"), symbol("n_g")
+    mha = sf.nn.Repeat(sf.nn.MultiheadAttention(heads * d_h, heads), L)
+    gqa = sf.nn.Repeat(sf.nn.MultiheadAttention(heads * d_h, heads, kv_heads=n_g), L)
+    mqa = sf.nn.Repeat(sf.nn.MultiheadAttention(heads * d_h, heads, kv_heads=1), L)
+    mla = sf.nn.Repeat(sf.nn.MultiheadLatentAttention(heads * d_h, heads, kv_rank=4 * d_h,
+                                                      q_rank=None, rope_dim=d_h,
+                                                      head_dim=d_h), L)
+    assert sp.expand(kv_elements_per_token(mha) - 2 * heads * d_h * L) == 0
+    assert sp.expand(kv_elements_per_token(gqa) - 2 * n_g * d_h * L) == 0
+    assert kv_elements_per_token(mqa) == 2 * d_h * L
+    # symbolic: rope_dim = d_h (d_h / 2 is not a size SymPy can prove an integer):
+    # (4 d_h + d_h) l
+    assert sp.expand(kv_elements_per_token(mla) - 5 * d_h * L) == 0
+    # the paper's sizes: d_h 128, d_c 512, d_R 64: 576 = 4.5 d_h per layer
+    ds = sf.nn.MultiheadLatentAttention(5120, 128, kv_rank=512, q_rank=1536, rope_dim=64,
+                                        head_dim=128)
+    assert kv_elements_per_token(ds) == sp.Rational(9, 2) * 128
