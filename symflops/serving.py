@@ -29,7 +29,7 @@ import sympy as sp
 
 from symflops.cost import Cost
 from symflops.errors import SymflopsError
-from symflops.nn import Layer, MultiheadAttention, MultiheadLatentAttention, Repeat
+from symflops.nn import Layer, MultiheadAttention, MultiheadLatentAttention, Repeat, Residual
 from symflops.nn._base import nonneg_size, to_size
 
 __all__ = ["kv_cache", "kv_elements_per_token", "kv_elements", "ServingMemory", "serving_memory",
@@ -231,6 +231,17 @@ def _sum_steps(expr: sp.Expr, t: sp.Symbol, n: sp.Expr, g: sp.Expr, model: Layer
 
 
 def _input_width(model: Layer) -> sp.Expr | None:
-    """The feature width a model takes after ``(B, N)`` (None: token ids)."""
-    width = getattr(model, "embed_dim", None)
+    """The feature width a model takes after ``(B, N)`` (None: token ids): its first
+    layer's (through Repeat, Residual and Sequential), an attention layer's ``embed_dim``."""
+    layer: Any = model
+    for _ in range(1000):  # containers nest finitely; the bound only guards a cycle
+        if isinstance(layer, Repeat):
+            layer = layer.block
+        elif isinstance(layer, Residual):
+            layer = layer.body
+        elif isinstance(getattr(layer, "layers", None), Mapping) and layer.layers:
+            layer = next(iter(layer.layers.values()))
+        else:
+            break
+    width = getattr(layer, "embed_dim", None)
     return None if width is None else sp.sympify(width)

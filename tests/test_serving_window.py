@@ -96,3 +96,24 @@ def test_window_refusals() -> None:
         sf.nn.MultiheadAttention(32, 4, causal=True, window=0)
     with pytest.raises(SymflopsError, match="sliding_window"):
         sf.presets.llama(**SIZES, sliding_window=-3)
+
+
+def test_local_and_global_layers_alternating() -> None:
+    # Gemma 2's pattern: a sliding-window layer then a global one, repeated; the cache is
+    # min(T, W - 1) tokens for the local layers and T for the global ones, and a generation
+    # still sums in closed form (only the local layers' count is capped)
+    def layer(window: Any) -> Any:
+        return sf.nn.Residual(sf.nn.MultiheadAttention(32, 4, kv_heads=2, bias=False,
+                                                       causal=True, window=window))
+
+    m = sf.nn.Repeat(sf.nn.Sequential(layer(WINDOW), layer(None)), 3)
+    assert kv_elements(m, T) == 3 * 32 * (sp.Min(T, WINDOW - 1) + T)
+    g = generation(m, B, N, G)
+    step = m.cost((B, 1, 32), mode="decode", context=T)
+    pre = m.cost((B, N, 32), mode="prefill")
+    for b, n, new in ((1, 2, 9), (2, 7, 3), (1, 3, 1)):
+        loop = pre.subs(B=b, N=n).flops + sum(step.subs(B=b, T=n + t).flops
+                                              for t in range(new))
+        assert g.subs(B=b, N=n, G=new).flops == loop
+    with pytest.raises(SymflopsError, match="different sliding windows"):
+        generation(sf.nn.Sequential(layer(WINDOW), layer(WINDOW + 2)), B, N, G)
