@@ -179,8 +179,11 @@ def deepseek_v2(dim: SizeLike, heads: SizeLike, layers: SizeLike, vocab: SizeLik
     the others DeepSeekMoE (``experts`` routed SwiGLU experts of width ``expert_hidden``,
     ``top_k`` per token, weights not renormalized, and ``shared_experts`` shared experts,
     one SwiGLU of width ``shared_experts * expert_hidden``), a final RMSNorm and an untied
-    LM head. (The router's ``routed_scaling_factor`` multiply, ``k`` per token, is not
-    counted.) ``absorb=True``: decode steps in the paper's absorbed form (see
+    LM head. Not counted (the router's small extras, said here): its
+    ``routed_scaling_factor`` multiply (``k`` per token) and the group-limited selection of
+    DeepSeek-V2's own config (``topk_method="group_limited_greedy"``: a max per expert group
+    and a top-k over groups before the top-k over experts), counted as a plain top-k.
+    ``absorb=True``: decode steps in the paper's absorbed form (see
     :class:`~symflops.nn.MultiheadLatentAttention`); the default expands the cached latents
     every step, as transformers does.
 
