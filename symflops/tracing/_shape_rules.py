@@ -379,6 +379,19 @@ def _constant_pad(args: Any, kwargs: Any) -> Any:
     return _new(x, sizes)
 
 
+def _slice(args: Any, kwargs: Any) -> Any:
+    """``slice`` under no_grad: torch's own slice (its sizes and guards), then a fresh
+    contiguous tensor of those sizes stands for the view. A view's strides are the
+    input's, and a later ``.contiguous()`` asks torch whether they are contiguous: Swin's
+    unpad ``x[:, :H, :W].contiguous()`` is contiguous exactly when no padding was added, a
+    guard (``Eq(7*ceil(h/7), h)``) that pins the dims though it changes no count. Values
+    and aliasing are never read under no_grad (see :func:`_new`)."""
+    if torch.is_grad_enabled() or not args or not isinstance(args[0], torch.Tensor):
+        return None
+    out = torch.ops.aten.slice.Tensor(*args, **kwargs)
+    return _fresh(args[0], list(out.shape))  # not _new: a view output must be unshared
+
+
 def padded_size(size: Any, pad: Any) -> Any:
     """``size + pad``, spelled ``m * ceil(size / m)`` when ``pad`` provably rounds ``size``
     up to a multiple of a constant ``m`` (ints and torch SymInts alike).
@@ -449,6 +462,7 @@ SHAPE_RULES: dict[Any, Any] = {
     torch.ops.aten.convolution: _convolution,
     torch.ops.aten.cat: _cat,
     torch.ops.aten.constant_pad_nd: _constant_pad,
+    torch.ops.aten.slice: _slice,
     torch.ops.aten.sum: _reduce,
     torch.ops.aten.mean: _reduce,
     torch.ops.aten.mm: _matmul(2),
