@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 import symflops as sf
+from symflops.tracing._assembly import TracedCost
 from symflops.tracing._shape_rules import padded_size
 
 
@@ -76,6 +77,7 @@ def test_padded_window_partition_symbolic_and_exact() -> None:
         model = TinySwin().eval()
     # hint 40: h = 10 is padded to 12 (4 windows of 3), merged to 5, padded to 6
     cost = sf.trace(model, "B 3 H W", {"H": 40, "W": 44}, convention="macs", warn=False)
+    assert isinstance(cost, TracedCost)
     assert not cost.report.fixed
     assert {s.name for s in cost.flops.free_symbols} == {"B", "H", "W"}
     # far from the hint, with and without padding (h = 12: no pad; 25: pad 2; odd merges)
