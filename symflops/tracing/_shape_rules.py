@@ -351,6 +351,107 @@ def _upsample_backward(args: Any, kwargs: Any) -> Any:
     return g.new_empty(tuple(size))
 
 
+def _constant_pad(args: Any, kwargs: Any) -> Any:
+    """``constant_pad_nd(x, pad)``: the last ``len(pad) // 2`` dims grow by their two pads
+    (``pad`` lists the last dim's left and right first). torch's kernel refuses pads
+    that are symbolic expressions (Swin pads ``H`` to a multiple of its window with
+    ``(w - H % w) % w``: "SymIntArrayRef expected to contain only concrete integers");
+    here they add to the size as expressions. A negative pad crops: the output must not
+    be negative (a guard, or torch's error)."""
+    if "out" in kwargs or len(args) < 2 or not isinstance(args[0], torch.Tensor):
+        return None
+    x, pad = args[0], args[1]
+    if not isinstance(pad, (list, tuple)) or len(pad) % 2 or len(pad) // 2 > x.dim() or \
+            not all(isinstance(p, (int, torch.SymInt)) and not isinstance(p, bool)
+                    for p in pad):
+        return None
+    sizes = list(x.shape)
+    for k in range(len(pad) // 2):
+        i = x.dim() - 1 - k
+        lo, hi = pad[2 * k], pad[2 * k + 1]
+        if any(isinstance(p, int) and p < 0 for p in (lo, hi)):
+            new = sizes[i] + lo + hi
+            if not new >= 0:
+                return None  # torch raises its own error
+        else:
+            new = padded_size(sizes[i], lo + hi)
+        sizes[i] = new
+    return _new(x, sizes)
+
+
+def _slice(args: Any, kwargs: Any) -> Any:
+    """``slice`` under no_grad: torch's own slice (its sizes and guards), then a fresh
+    contiguous tensor of those sizes stands for the view. A view's strides are the
+    input's, and a later ``.contiguous()`` asks torch whether they are contiguous: Swin's
+    unpad ``x[:, :H, :W].contiguous()`` is contiguous exactly when no padding was added, a
+    guard (``Eq(7*ceil(h/7), h)``) that pins the dims though it changes no count. Values
+    and aliasing are never read under no_grad (see :func:`_new`)."""
+    if torch.is_grad_enabled() or not args or not isinstance(args[0], torch.Tensor):
+        return None
+    out = torch.ops.aten.slice.Tensor(*args, **kwargs)
+    return _fresh(args[0], list(out.shape))  # not _new: a view output must be unshared
+
+
+def padded_size(size: Any, pad: Any) -> Any:
+    """``size + pad``, spelled ``m * ceil(size / m)`` when ``pad`` provably rounds ``size``
+    up to a multiple of a constant ``m`` (ints and torch SymInts alike).
+
+    Swin pads a feature map to a multiple of its window, ``pad = (w - L % w) % w``, and
+    its patch merging to a multiple of 2, ``pad = L % 2``. Added as they are, torch's
+    ``L + Mod(7 - Mod(L, 7), 7)`` is a size its symbolic reasoning cannot divide by 7:
+    the window partition's ``view`` then records guards (``Eq(floor(Lp / floor(Lp/7)),
+    7)``) that it cannot prove and that pin the dims. ``7 * ((L + 6) // 7)`` is the same
+    number, and ``// 7`` of it simplifies.
+
+    The proof, per pad: every occurrence of ``L`` in ``pad`` sits in a ``Mod(a*L + b, m)``
+    (integers ``a, b``, ``m > 0``), so ``pad`` depends on ``L`` only through ``L mod M``
+    (``M`` the lcm of the ``m``); then ``pad(r)`` for each residue ``r`` in ``0..M-1``
+    satisfying ``0 <= pad(r) < M`` and ``M | r + pad(r)`` is ``size + pad = M ceil(size /
+    M)`` for every integer size. Otherwise (or for plain ints) the plain sum.
+
+    >>> padded_size(10, 4)
+    14
+    """
+    if not isinstance(size, torch.SymInt) or not isinstance(pad, torch.SymInt):
+        return size + pad
+    m = _rounding_modulus(C.sym_expr(size), C.sym_expr(pad))
+    return size + pad if m is None else m * ((size + m - 1) // m)
+
+
+def _rounding_modulus(size: Any, pad: Any) -> int | None:
+    """The ``M`` of :func:`padded_size` when its proof goes through, else ``None``."""
+    import math
+
+    import sympy as sp
+    from torch.utils._sympy.functions import Mod, PythonMod
+
+    if not isinstance(size, sp.Expr) or not isinstance(pad, sp.Expr):
+        return None
+    s = sp.Dummy("L", integer=True)
+    p = pad.xreplace({size: s})
+    if p.free_symbols != {s}:
+        return None
+    inner: dict[Any, Any] = {}
+    for atom in p.atoms(Mod, PythonMod):
+        arg, mod = atom.args
+        if not (mod.is_Integer and mod > 0) or s not in arg.free_symbols:
+            continue
+        poly = sp.Poly(arg, s) if arg.is_polynomial(s) else None
+        if poly is not None and poly.degree() <= 1 and all(c.is_Integer
+                                                            for c in poly.all_coeffs()):
+            inner[atom] = sp.Dummy()
+    if not inner or s in p.xreplace(inner).free_symbols:
+        return None
+    m = math.lcm(*(int(a.args[1]) for a in inner))
+    if m > 4096:
+        return None
+    for r in range(m):
+        v = p.xreplace({s: sp.Integer(r)})
+        if not v.is_Integer or not 0 <= int(v) < m or (r + int(v)) % m:
+            return None
+    return m
+
+
 def _ntuple(v: Any, n: int) -> list[Any]:
     v = list(v)
     return v * n if len(v) == 1 else v
@@ -360,6 +461,8 @@ def _ntuple(v: Any, n: int) -> list[Any]:
 SHAPE_RULES: dict[Any, Any] = {
     torch.ops.aten.convolution: _convolution,
     torch.ops.aten.cat: _cat,
+    torch.ops.aten.constant_pad_nd: _constant_pad,
+    torch.ops.aten.slice: _slice,
     torch.ops.aten.sum: _reduce,
     torch.ops.aten.mean: _reduce,
     torch.ops.aten.mm: _matmul(2),
