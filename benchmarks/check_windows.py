@@ -30,15 +30,20 @@ DEFAULT: dict[str, tuple[int, tuple[int, ...]]] = {
     "swin_t": (320, (224, 256, 320, 384, 448, 520)),
     "swin_s": (320, (256, 320, 448)),
     "swin_v2_t": (320, (256, 320, 384, 512)),
+    "swin3d_t": (320, (256, 320, 384)),  # video: T traced at 32, compared at T = 32 and 48
 }
+#: video models: their input is ``B 3 T H W``, T traced at 32 (the temporal window of 8 is
+#: shifted above T = 16: the domain says T >= 17)
+VIDEO = {"swin3d_t": (32, (32, 48))}
 
 
-def flop_counter_macs(model: Any, size: int) -> int:
+def flop_counter_macs(model: Any, size: int, t: int | None = None) -> int:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
+    shape = (1, 3, size, size) if t is None else (1, 3, t, size, size)
     with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(torch.empty(1, 3, size, size, device="meta"))
+        model(torch.empty(*shape, device="meta"))
     return int(counter.get_total_flops()) // 2
 
 
@@ -54,24 +59,32 @@ def check(name: str, hint: int, sizes: tuple[int, ...]) -> tuple[bool, list[str]
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cost = sf.trace(model, "B 3 H W", {"H": hint, "W": hint}, convention="macs")
+        if name in VIDEO:
+            cost = sf.trace(model, "B 3 T H W", {"T": VIDEO[name][0], "H": hint, "W": hint},
+                            convention="macs")
+        else:
+            cost = sf.trace(model, "B 3 H W", {"H": hint, "W": hint}, convention="macs")
     seconds = time.perf_counter() - started
     fixed = dict(cost.report.fixed)  # type: ignore[attr-defined]
+    dims = "B, T, H, W" if name in VIDEO else "B, H, W"
     lines = [f"{name}: traced at H=W={hint} in {seconds:.1f} s; "
-             f"{'fixed ' + str(fixed) if fixed else 'symbolic in B, H, W'}"]
+             f"{'fixed ' + str(fixed) if fixed else 'symbolic in ' + dims}"]
     ok = not fixed
-    for size in sizes:
-        ref = flop_counter_macs(model, size)
-        try:
-            ours = int(cost.subs(B=1, H=size, W=size).macs)
-        except OutsideDomain as e:
-            lines.append(f"  H=W={size}: outside the domain ({e.message}); "
-                         f"FlopCounterMode {ref:,}")
-            continue
-        same = ours == ref
-        ok = ok and same
-        lines.append(f"  H=W={size}: symflops {ours:,} MACs, FlopCounterMode {ref:,} "
-                     f"{'equal' if same else 'DIFFERS'}")
+    for t in VIDEO.get(name, (None, (None,)))[1]:
+        at = {} if t is None else {"T": t}
+        say = "" if t is None else f"T={t}, "
+        for size in sizes:
+            ref = flop_counter_macs(model, size, t)
+            try:
+                ours = int(cost.subs(B=1, H=size, W=size, **at).macs)
+            except OutsideDomain as e:
+                lines.append(f"  {say}H=W={size}: outside the domain ({e.message}); "
+                             f"FlopCounterMode {ref:,}")
+                continue
+            same = ours == ref
+            ok = ok and same
+            lines.append(f"  {say}H=W={size}: symflops {ours:,} MACs, FlopCounterMode "
+                         f"{ref:,} {'equal' if same else 'DIFFERS'}")
     return ok, lines
 
 
