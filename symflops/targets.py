@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["INSTALL", "MAX_TARGET_LENGTH", "load_factory", "call_factory", "user_code",
            "is_model", "missing_module", "progress", "PROGRESS_AFTER", "spec_dims", "parse_hints",
-           "torch_only", "build_cost", "parse_vary"]
+           "torch_only", "build_cost", "parse_vary", "parse_pairs"]
 
 #: seconds a model may take to build and trace before progress is shown on stderr
 PROGRESS_AFTER = 1.5
@@ -275,6 +275,32 @@ def torch_only(what: str, *, train: bool, hinted: bool,
                                 fix=f"leave {flag} out, or return a torch.nn.Module")
 
 
+def parse_pairs(text: str, flag: str, example: str, what: str = "EXPRESSION"
+                ) -> dict[str, str]:
+    """``NAME=TEXT`` pairs separated by commas (``--vary``, ``--args``): each name a bare
+    name given once, each text left as typed for the caller to parse.
+
+    >>> parse_pairs("dim=64, layers=L", "--args", "dim=64")
+    {'dim': '64', 'layers': 'L'}
+    """
+    from symflops.parse import MAX_LIST_LENGTH, parse_name
+
+    fix = f'write e.g. {flag} "{example}"'
+    if len(text) > MAX_LIST_LENGTH or not text.strip():
+        raise SymflopsError(f"{flag}: give ARGUMENT={what} pairs", fix=fix)
+    out: dict[str, str] = {}
+    for item in text.split(","):
+        key, eq, value = item.partition("=")
+        if not eq or not value.strip():
+            raise SymflopsError(f"{flag}: each item is ARGUMENT={what}",
+                                values={"item": _shown(item.strip())}, fix=fix)
+        name = parse_name(key.strip())
+        if name in out:
+            raise SymflopsError(f"{flag}: {name} is given twice", fix=fix)
+        out[name] = value.strip()
+    return out
+
+
 def parse_vary(text: str) -> dict[str, str]:
     """``--vary "image_size=H,num_layers=L,mlp_dim=4*dim"``: constructor argument ->
     expression text (parsed by :mod:`symflops.parse` inside ``trace_factory``).
@@ -282,22 +308,7 @@ def parse_vary(text: str) -> dict[str, str]:
     >>> parse_vary("image_size=H, mlp_dim=4*dim")
     {'image_size': 'H', 'mlp_dim': '4*dim'}
     """
-    from symflops.parse import MAX_LIST_LENGTH, parse_name
-
-    fix = 'write e.g. --vary "image_size=H,num_layers=L,hidden_dim=dim"'
-    if len(text) > MAX_LIST_LENGTH or not text.strip():
-        raise SymflopsError("--vary: give ARGUMENT=EXPRESSION pairs", fix=fix)
-    out: dict[str, str] = {}
-    for item in text.split(","):
-        key, eq, value = item.partition("=")
-        if not eq or not value.strip():
-            raise SymflopsError("--vary: each item is ARGUMENT=EXPRESSION",
-                                values={"item": _shown(item.strip())}, fix=fix)
-        name = parse_name(key.strip())
-        if name in out:
-            raise SymflopsError(f"--vary: {name} is given twice", fix=fix)
-        out[name] = value.strip()
-    return out
+    return parse_pairs(text, "--vary", "image_size=H,num_layers=L,hidden_dim=dim")
 
 
 def build_cost(factory: Callable[..., Any], name: str, spec: Any, *, convention: str,

@@ -218,21 +218,13 @@ def parse_factory_args(text: str | None) -> dict[str, Any]:
     """
     if text is None:
         return {}
-    from symflops.parse import MAX_LIST_LENGTH, parse_expr, parse_name
+    from symflops.parse import parse_expr
+    from symflops.targets import parse_pairs
 
-    fix = 'write e.g. --args "dim=4096,heads=32,layers=32"'
-    if len(text) > MAX_LIST_LENGTH or not text.strip():
-        raise SymflopsError("--args: give ARGUMENT=VALUE pairs", fix=fix)
     out: dict[str, Any] = {}
-    for item in text.split(","):
-        key, eq, value = item.partition("=")
-        if not eq or not value.strip():
-            raise SymflopsError("--args: each item is ARGUMENT=VALUE",
-                                values={"item": item.strip()[:60]}, fix=fix)
-        name = parse_name(key.strip())
-        if name in out:
-            raise SymflopsError(f"--args: {name} is given twice", fix=fix)
-        e = parse_expr(value.strip())
+    for name, value in parse_pairs(text, "--args", "dim=4096,heads=32,layers=32",
+                                   "VALUE").items():
+        e = parse_expr(value)
         out[name] = int(e) if e.is_Integer else e
     return out
 
