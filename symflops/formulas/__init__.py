@@ -30,6 +30,7 @@ from symflops.formulas import (
     recurrent,
     resize,
     rotary,
+    sampling,
     sorting,
     tokens,
     window,
@@ -37,6 +38,6 @@ from symflops.formulas import (
 from symflops.formulas.derivation import Derivation
 
 __all__ = ["Derivation", "arith", "attention", "conv", "derivation", "embedding", "linear",
-           "moe", "norm", "pointwise", "pool", "recurrent", "resize", "rotary", "sorting",
-           "tokens", "window"]
+           "moe", "norm", "pointwise", "pool", "recurrent", "resize", "rotary", "sampling",
+           "sorting", "tokens", "window"]
 
