@@ -32,6 +32,7 @@ from symflops.formulas import (
     rotary,
     sampling,
     sorting,
+    ssm,
     tokens,
     window,
 )
@@ -39,5 +40,5 @@ from symflops.formulas.derivation import Derivation
 
 __all__ = ["Derivation", "arith", "attention", "conv", "derivation", "embedding", "linear",
            "moe", "norm", "pointwise", "pool", "recurrent", "resize", "rotary", "sampling",
-           "sorting", "tokens", "window"]
+           "sorting", "ssm", "tokens", "window"]
 

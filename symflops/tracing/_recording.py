@@ -32,7 +32,7 @@ from symflops.tracing._inputs import InputSpec, TraceContext
 from symflops.tracing._model_state import untouched
 from symflops.tracing._saved import SavedLog, saved_tensors
 from symflops.tracing._shape_rules import SHAPE_RULES, RawShape, forget_shapes, shape_of
-from symflops.tracing.handlers.recurrent import FusedRecurrent, has_fused_recurrent
+from symflops.tracing.handlers.fused import fused_calls
 from symflops.tracing.registry import HANDLERS, ZERO_COST, op_name
 
 __all__ = ["Record", "Recording", "record", "tensors", "ROOT", "ModulePath",
@@ -381,8 +381,8 @@ def _run_model(ctx: TraceContext, env: C.SymEnv, rec: Recording, recorder: _Reco
         if ctx.train:
             rec.saved = SavedLog(lambda: rec.stack[-1])
             rec.saved.exclude(state.values())  # parameters and buffers are not activations
-        fused = FusedRecurrent(_noter(rec)) if not ctx.real and not ctx.train and \
-            has_fused_recurrent(model) else contextlib.nullcontext()
+        fused = fused_calls(model, _noter(rec)) if not ctx.real and not ctx.train else \
+            contextlib.nullcontext()
         with C.module_hooks(rec.enter, rec.leave), resizing, recorder, fused:
             with torch.set_grad_enabled(ctx.train), \
                     saved_tensors(rec.saved) if rec.saved else contextlib.nullcontext():

@@ -26,6 +26,7 @@ from symflops.tracing.handlers import (  # noqa: F401  (importing registers the 
     recurrent,
     resize,
     sampling,
+    ssm,
     zero,
 )
 

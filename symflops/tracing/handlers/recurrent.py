@@ -25,7 +25,6 @@ What runs, measured on torch 2.13 CPU:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -34,6 +33,7 @@ from torch.overrides import TorchFunctionMode
 from symflops import formulas
 from symflops.errors import SymflopsError
 from symflops.tracing.handlers._common import aten, one
+from symflops.tracing.handlers.fused import FusedOp, Note
 from symflops.tracing.registry import OpCall, Part, TShape, register
 
 __all__ = ["FusedRecurrent", "FUSED_LSTM", "FUSED_GRU", "has_fused_recurrent"]
@@ -59,18 +59,6 @@ def _mkldnn_rnn_layer(call: OpCall) -> list[Part]:
                                              has_bias))
 
 
-class FusedOp:
-    """The key of a whole torch function a trace records as one op (not an aten op): it
-    names itself as an op packet does (``symflops.lstm``)."""
-
-    def __init__(self, name: str) -> None:
-        self.__name__ = name
-        self._qualified_op_name = f"symflops::{name}"
-
-    def __repr__(self) -> str:
-        return self._qualified_op_name
-
-
 FUSED_LSTM = FusedOp("lstm")
 FUSED_GRU = FusedOp("gru")
 _FUSED = {"lstm": FUSED_LSTM, "gru": FUSED_GRU}
@@ -88,8 +76,7 @@ class FusedRecurrent(TorchFunctionMode):
     input) return new tensors of the output shapes and call ``note(packet, args, outputs)``
     instead of running torch's C++ loop over the steps; everything else runs as usual."""
 
-    def __init__(self, note: Callable[[FusedOp, tuple[Any, ...], tuple[torch.Tensor, ...]],
-                                      None]) -> None:
+    def __init__(self, note: Note) -> None:
         super().__init__()
         self.note = note
 
