@@ -918,52 +918,6 @@ def moe(shape: Shape, hidden: int, experts: int, k: int) -> tuple[Work, Shape, i
     return t.work(), shape, router + experts * one
 
 
-def grid_sample_2d(x: Sequence[Any], grid: Sequence[Any], mode: str
-                   ) -> tuple[list[float], Work]:
-    """``F.grid_sample(x, grid, mode, padding_mode="zeros", align_corners=False)`` on
-    nested lists ``x[n][c][h][w]`` and ``grid[n][i][j] = (gx, gy)``, computed literally
-    with counting scalars: each coordinate unnormalized as ``g * size/2 + (size - 1)/2``
-    (the constants folded), then ``nearest`` rounds it and reads one value; ``bilinear``
-    takes the fractions, their complements, the four corner weights, and per channel the
-    weighted sum of the four corners (a corner outside the image reads 0). Returns the
-    output values (flattened ``n, c, i, j``) and the counted work."""
-    t = Tally()
-    n_, c_, h_, w_ = len(x), len(x[0]), len(x[0][0]), len(x[0][0][0])
-    out: list[float] = []
-
-    def at(n: int, c: int, yy: int, xx: int) -> float:
-        return float(x[n][c][yy][xx]) if 0 <= yy < h_ and 0 <= xx < w_ else 0.0
-
-    for n in range(n_):
-        rows = grid[n]
-        per_location = []
-        for row in rows:
-            for gx, gy in row:
-                ix = Scalar(float(gx), t, "elementwise") * (w_ / 2) + (w_ - 1) / 2
-                iy = Scalar(float(gy), t, "elementwise") * (h_ / 2) + (h_ - 1) / 2
-                if mode == "nearest":  # round half to even, as torch's nearbyint
-                    per_location.append(("nearest", (round(iy.v), round(ix.v))))
-                    continue
-                x0, y0 = math.floor(ix.v), math.floor(iy.v)
-                fx, fy = ix - x0, iy - y0
-                gx1, gy1 = 1 - fx, 1 - fy
-                corners = [((y0, x0), gy1 * gx1), ((y0, x0 + 1), gy1 * fx),
-                           ((y0 + 1, x0), fy * gx1), ((y0 + 1, x0 + 1), fy * fx)]
-                per_location.append(("bilinear", corners))
-        for c in range(c_):
-            for kind, what in per_location:
-                if kind == "nearest":
-                    out.append(at(n, c, *what))
-                    continue
-                total: Scalar | None = None
-                for (yy, xx), weight in what:
-                    term = weight * at(n, c, yy, xx)
-                    total = term if total is None else total + term
-                assert total is not None
-                out.append(total.v)
-    return out, t.work()
-
-
 def latent_attention(shape: Shape, heads: int, kv_rank: int, q_rank: int, rope_dim: int,
                      head_dim: int) -> tuple[Work, Shape, int]:
     """Multi-head latent attention as transformers' DeepseekV2Attention runs it, no biases:

@@ -94,9 +94,11 @@ def test_bruteforce_gate_equations_are_torchs(cell: str, bias: bool) -> None:
 
 
 def _traced(module: Any, shape: tuple[int, ...]) -> sf.Cost:
+    """A concrete trace on real tensors: torch's own ops (``mkldnn_rnn_layer``, or the
+    per-step ``addmm``/``mul``/``sigmoid``...), not the whole-call count of symbolic traces."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return sf.trace(module.eval(), shape)
+        return sf.trace(module.eval(), shape, real=True)
 
 
 def _work(c: sf.Cost) -> dict[str, int]:
@@ -129,21 +131,92 @@ def test_trace_of_cells_kind_by_kind(cls: str, bias: bool) -> None:
     assert int(traced.params) == int(cost.params)
 
 
-def test_symbolic_sequence_length_is_an_error_or_fixed() -> None:
-    # nn.LSTM on symbolic sizes fails inside torch: one error pointing to fit
-    with pytest.raises(sf.SymflopsError, match="fit"):
-        _traced(torch.nn.LSTM(4, 6), "T B 4")
-    # nn.GRU steps through T in C++: torch pins T, and the trace says so
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        traced = sf.trace(torch.nn.GRU(4, 6, batch_first=True).eval(), "B T 4",
-                          hints={"B": 2, "T": 3})
-    assert traced.report.fixed["T"] == 3
-    # sf.nn keeps T symbolic
-    cost = nn.GRU(4, 6, batch_first=True).cost((B, T, 4))
-    assert cost.flops.free_symbols == {B, T}
-    at = dict(traced.report.fixed)
-    assert cost.subs(B=at["B"], T=at["T"]).flops == traced.flops
+@pytest.mark.parametrize("cls,kwargs", CONFIGS + [("LSTM", {"batch_first": True}),
+                                                  ("GRU", {"batch_first": True})],
+                         ids=IDS + ["LSTM-batch_first", "GRU-batch_first"])
+def test_symbolic_sequence_length_and_batch(cls: str, kwargs: dict[str, Any]) -> None:
+    # torch steps through T in C++ (nn.LSTM failed on symbolic sizes, nn.GRU pinned T and
+    # B); the trace takes the whole torch._VF call and counts it per layer and direction
+    dims = "B T 4" if kwargs.get("batch_first") else "T B 4"
+    traced = sf.trace(getattr(torch.nn, cls)(4, 6, **kwargs).eval(), dims, warn=False)
+    shape = (B, T, 4) if kwargs.get("batch_first") else (T, B, 4)
+    cost = getattr(nn, cls)(4, 6, **kwargs).cost(shape)
+    assert not traced.report.fixed and not traced.report.unknown
+    assert traced.flops.free_symbols == {B, T} and traced.params == cost.params
+    assert traced.output_shape == cost.output_shape
+    for kind in set(traced.work) | set(cost.work):  # kind by kind, symbolically
+        assert sp.expand(traced.work.get(kind, 0) - cost.work.get(kind, 0)) == 0, kind
+    # the count at concrete sizes far from the hints, by a concrete trace of the same module
+    # (torch's own ops: mkldnn_rnn_layer, or the per-step addmm/mul/sigmoid/...)
+    module = getattr(torch.nn, cls)(4, 6, **kwargs)
+    for t, b in ((1, 1), (23, 5)):
+        at = (b, t, 4) if kwargs.get("batch_first") else (t, b, 4)
+        assert int(traced.subs(T=t, B=b).flops) == int(_traced(module, at).flops)
+
+
+@pytest.mark.parametrize("cls,kwargs", [("GRU", {"num_layers": 2, "bidirectional": True}),
+                                        ("LSTM", {"proj_size": 3, "num_layers": 2}),
+                                        ("LSTM", {})], ids=["GRU", "LSTM-proj", "LSTM"])
+def test_flop_counter_mode_at_two_lengths(cls: str, kwargs: dict[str, Any]) -> None:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    module = getattr(torch.nn, cls)(4, 8, **kwargs).eval()
+    traced = sf.trace(module, "T B 4", convention="torch", warn=False)
+    # torch convention: 2 per MAC; per step and row G h (I_l + p) MACs per layer and
+    # direction (+ p h for a projection)
+    for t, b in ((5, 2), (37, 3)):
+        with torch.no_grad(), warnings.catch_warnings(), \
+                FlopCounterMode(display=False) as counter:
+            warnings.simplefilter("ignore")  # "LSTM with projections is not supported..."
+            module(torch.randn(t, b, 4))
+        mine = traced.subs(T=t, B=b).flops
+        if cls == "LSTM" and not kwargs:
+            # plain nn.LSTM runs one aten.mkldnn_rnn_layer per layer, for which
+            # FlopCounterMode has no formula: it says 0; the gates' MACs are 4h(I + h)
+            assert counter.get_total_flops() == 0
+            assert mine == 2 * t * b * 4 * 8 * (4 + 8)
+        else:
+            assert mine == counter.get_total_flops()
+
+
+class Tagger(torch.nn.Module):
+    """Embedding, a 2-layer bidirectional LSTM given its initial state, a linear head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = torch.nn.Embedding(50, 8)
+        self.rnn = torch.nn.LSTM(8, 6, num_layers=2, bidirectional=True, batch_first=True)
+        self.head = torch.nn.Linear(12, 5)
+
+    def forward(self, ids: Any, h0: Any, c0: Any) -> Any:
+        out, (h, c) = self.rnn(self.embed(ids), (h0, c0))
+        return self.head(out) + h.sum() + c.sum()
+
+
+def test_lstm_inside_a_model_with_its_state() -> None:
+    from tests.test_model_safety import assert_same, deep_snapshot
+
+    model = Tagger().eval()
+    before = deep_snapshot(model)
+    traced = sf.trace(model, {"ids": (("B", "T"), torch.long), "h0": (4, "B", 6),
+                              "c0": (4, "B", 6)}, warn=False)
+    assert_same(before, deep_snapshot(model))
+    rnn = nn.LSTM(8, 6, num_layers=2, bidirectional=True, batch_first=True).cost((B, T, 8))
+    assert traced.flops.free_symbols == {B, T} and not traced.report.fixed
+    assert sp.expand(traced["rnn"].flops - rnn.flops) == 0
+    # the rest traced as usual: the head (12 -> 5 per token) and the two sums; on real
+    # tensors at concrete sizes torch runs its own ops (mkldnn_rnn_layer), the same total
+    for b, t in ((3, 11), (1, 40)):
+        concrete = sf.trace(model, {"ids": ((b, t), torch.long), "h0": (4, b, 6),
+                                    "c0": (4, b, 6)}, warn=False, real=True)
+        assert "aten.mkldnn_rnn_layer" in concrete.report.counted
+        assert int(traced.subs(B=b, T=t).flops) == int(concrete.flops)
+
+
+def test_unbatched_input_is_symbolic_in_t() -> None:
+    traced = sf.trace(torch.nn.GRU(4, 6).eval(), "T 4", warn=False)
+    assert traced.output_shape == (T, 6)
+    assert sp.expand(traced.flops - nn.GRU(4, 6).cost((T, 4)).flops) == 0
 
 
 def test_symbolic_layers_and_directions() -> None:

@@ -346,31 +346,3 @@ def test_positions_past_the_table_are_outside_the_domain() -> None:
     # a concrete size past the table: one error naming the table
     with pytest.raises(sf.SymflopsError, match="index a table of 64 rows"):
         sf.trace(_Positions(), ((1, 65), torch.long), warn=False)
-
-
-class _GridSample(nn.Module):
-    def __init__(self, mode: str) -> None:
-        super().__init__()
-        self.mode = mode
-
-    def forward(self, x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
-        return nn.functional.grid_sample(x, grid, mode=self.mode, align_corners=False)
-
-
-@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
-def test_grid_sample_is_counted_as_a_literal_implementation_counts_it(mode: str) -> None:
-    # raft's 48 grid_sampler_2d calls were "not counted"; the literal implementation below
-    # gives torch's values (so it does the work torch does) and counts every operation
-    import bruteforce
-
-    cost = sf.trace(_GridSample(mode), ["B C H W", "B P Q 2"], warn=False)
-    gen = torch.Generator().manual_seed(0)
-    for b, c, h, w, p, q in ((1, 2, 5, 7, 3, 4), (2, 3, 4, 4, 6, 1), (1, 1, 9, 3, 2, 5)):
-        x = torch.randn(b, c, h, w, generator=gen, dtype=torch.float64)
-        grid = torch.rand(b, p, q, 2, generator=gen, dtype=torch.float64) * 2.4 - 1.2
-        values, counted = bruteforce.grid_sample_2d(x.tolist(), grid.tolist(), mode)
-        theirs = _GridSample(mode)(x, grid).flatten().tolist()
-        assert values == pytest.approx(theirs, abs=1e-12)
-        point = {"B": b, "C": c, "H": h, "W": w, "P": p, "Q": q}
-        assert cost.subs(**point).flops == sum(counted.values())
-        assert cost.with_convention("torch").subs(**point).flops == 0  # as FlopCounterMode

@@ -30,12 +30,15 @@ from symflops.formulas import (
     recurrent,
     resize,
     rotary,
+    sampling,
+    sorting,
+    ssm,
     tokens,
     window,
 )
 from symflops.formulas.derivation import Derivation
 
 __all__ = ["Derivation", "arith", "attention", "conv", "derivation", "embedding", "linear",
-           "moe", "norm", "pointwise", "pool", "recurrent", "resize", "rotary", "tokens",
-           "window"]
+           "moe", "norm", "pointwise", "pool", "recurrent", "resize", "rotary", "sampling",
+           "sorting", "ssm", "tokens", "window"]
 

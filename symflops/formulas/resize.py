@@ -30,8 +30,7 @@ from symflops.formulas.derivation import Derivation
 __all__ = ["INTERPOLATE_RATES", "interpolate_work", "reduction_work", "interpolate_derivation",
            "reduction_derivation", "SPREAD_REDUCTIONS", "pixel_shuffle_shape",
            "pixel_shuffle_derivation", "interpolate_grad_derivation", "upsample_output_size",
-           "INTERPOLATE_DIMS", "channel_shuffle_derivation", "GRID_SAMPLE_MODES",
-           "grid_sample_derivation"]
+           "INTERPOLATE_DIMS", "channel_shuffle_derivation"]
 
 #: how many trailing dims each interpolation mode resizes (None: any of 1, 2, 3)
 INTERPOLATE_DIMS: dict[str, int | None] = {
@@ -195,67 +194,3 @@ def upsample_output_size(size: Size, scale: Size) -> Size:
     (10, 2*H)
     """
     return floordiv(size * sp.Rational(scale).p, sp.Rational(scale).q)
-
-
-#: torch's ``interpolation_mode`` codes of ``grid_sampler_2d/3d`` (0 is trilinear in 3-d)
-GRID_SAMPLE_MODES = {0: "bilinear", 1: "nearest", 2: "bicubic"}
-
-
-def _grid_coordinate_rate(mode: str, dims: int) -> tuple[int, str]:
-    """Exact-convention operations per sampled location (shared by every channel).
-
-    Hand count for ``d`` sampled dims: each grid coordinate in [-1, 1] is unnormalized to a
-    pixel position, ``((g + 1) size - 1) / 2`` with the constants folded: a multiply and an
-    add, ``2 d``. Then per mode:
-
-    * nearest: a rounding per coordinate, not arithmetic: ``2 d`` in all;
-    * (bi/tri)linear: the fractional part and one minus it per dim (2 subtracts), and each
-      of the ``2^d`` corner weights a product of ``d`` factors (``d - 1`` multiplies):
-      ``2 d + 2 d + 2^d (d - 1)``: 12 in 2-d, 28 in 3-d;
-    * bicubic (2-d): the fractional part per dim (1 subtract) and its 4 cubic-convolution
-      weights, each a cubic in the fraction by Horner's rule (3 multiplies, 3 adds), and
-      the 16 neighbour weights as products of two: ``4 + 2 (1 + 24) + 16 = 70``.
-    """
-    unnormalize = 2 * dims
-    if mode == "nearest":
-        return unnormalize, f"unnormalize {dims} coordinates (a multiply and an add each)"
-    if mode == "bicubic":
-        return unnormalize + dims * (1 + 4 * 6) + 16, (
-            "unnormalize 2 coordinates, 4 cubic weights per dim by Horner's rule, 16 "
-            "neighbour weights as products")
-    return unnormalize + 2 * dims + 2 ** dims * (dims - 1), (
-        f"unnormalize {dims} coordinates, fractions and their complements, "
-        f"{2 ** dims} corner weights as products of {dims}")
-
-
-@cache
-def _grid_sample_general(rate: int, coordinate_rate: int) -> Work:
-    return work(elementwise=rate * sym.M + coordinate_rate * M_out)
-
-
-def grid_sample_derivation(outputs: Size, locations: Size, mode: str, dims: int
-                           ) -> Derivation:
-    """The derivation of ``grid_sample``: ``M = outputs`` output elements (batch x channels
-    x sampled locations), each a weighted sum of its neighbours as in
-    :func:`interpolate_derivation` (``mode`` of ``d = dims`` dims: bilinear means
-    trilinear in 3-d), plus the coordinates and weights of each of the ``M_out =
-    locations`` sampled locations, computed once for every channel (the count in
-    ``_grid_coordinate_rate``). The ``padding_mode`` decides which neighbours read zeros,
-    not how many operations run.
-
-    >>> grid_sample_derivation(40, 10, "bilinear", 2).work
-    {'elementwise': 400}
-    >>> grid_sample_derivation(40, 10, "nearest", 2).work
-    {'elementwise': 40}
-    """
-    if mode not in ("bilinear", "nearest", "bicubic") or dims not in (2, 3) or \
-            (mode == "bicubic" and dims == 3):
-        raise SymflopsError("unknown grid_sample mode", values={"mode": mode, "dims": dims},
-                            fix="use bilinear or nearest (2-d or 3-d) or bicubic (2-d)")
-    name = "trilinear" if mode == "bilinear" and dims == 3 else mode
-    rate, why = INTERPOLATE_RATES[name]
-    coordinate_rate, how = _grid_coordinate_rate(mode, dims)
-    return Derivation(dict(_grid_sample_general(rate, coordinate_rate)), sp.Integer(0),
-                      {sym.M: outputs, M_out: locations},
-                      f"grid_sample {name}: {rate} per output ({why}) and {coordinate_rate} "
-                      f"per sampled location ({how})")

@@ -29,6 +29,7 @@ from symflops.nn._base import (
     Layer,
     Shape,
     SizeLike,
+    nonneg_size,
     numel,
     to_size,
 )
@@ -82,6 +83,12 @@ class MoE(Layer):
     ``capacity_factor`` (exact: an int or a Fraction) gives each expert ``C = ceil(c T k /
     E)`` token slots, as capacity-limited training runs (Switch, GShard): the experts then
     process ``E C`` rows (padding counted, overflow dropped).
+
+    ``dropped`` (with a capacity factor) is the number of token copies the capacity drops
+    (how many depends on the routing: give it as a symbol, e.g. ``"D"``), for
+    implementations that process only the kept copies, without padding: the experts then
+    process ``T k - D`` rows, and the cost holds where ``T k - E C <= D <= T k`` (a kept copy
+    has a slot). The combine is unchanged (a dropped copy's weight is 0 in the sum).
     """
 
     no_train = ("its backward depends on the routing, which sf.nn does not know: each "
@@ -98,7 +105,7 @@ class MoE(Layer):
     def __init__(self, dim: SizeLike, hidden: SizeLike, experts: SizeLike, top_k: SizeLike, *,
                  activation: str = "silu", normalize: bool = True,
                  shared_hidden: SizeLike | None = None, shared_gate: bool = False,
-                 capacity_factor: Any = None) -> None:
+                 capacity_factor: Any = None, dropped: SizeLike | None = None) -> None:
         self.dim = to_size(dim, "MoE", "dim")
         self.hidden = to_size(hidden, "MoE", "hidden")
         self.experts = to_size(experts, "MoE", "experts")
@@ -117,20 +124,53 @@ class MoE(Layer):
                                 fix="pass shared_hidden=... or drop shared_gate")
         self.shared_gate = bool(shared_gate)
         self.capacity_factor = _capacity_factor(capacity_factor)
+        self.dropped = None if dropped is None else nonneg_size(dropped, "MoE", "dropped")
+        if self.dropped is not None and self.capacity_factor is None:
+            raise SymflopsError("dropped tokens need a capacity factor (without one no token "
+                                "is dropped)", layer="MoE", values={"dropped": dropped},
+                                fix="pass capacity_factor=... too, or drop dropped")
 
     def spec(self) -> str:
         extra = "" if self.shared is None else f", shared_hidden={self.shared.hidden}"
         if self.capacity_factor is not None:
             extra += f", capacity_factor={self.capacity_factor}"
+        if self.dropped is not None:
+            extra += f", dropped={self.dropped}"
         return f"MoE({self.dim}, {self.hidden}, experts={self.experts}, top_k={self.top_k}{extra})"
 
     def slots(self, tokens: sp.Expr) -> sp.Expr:
         """Rows the experts process for ``tokens`` tokens: ``T k``, or ``E C`` with a
-        capacity factor (``C = ceil(c T k / E)`` per expert)."""
+        capacity factor (``C = ceil(c T k / E)`` per expert), or ``T k - D`` with ``D``
+        dropped copies (no padding)."""
         if self.capacity_factor is None:
             return tokens * self.top_k
-        return self.experts * sp.ceiling(self.capacity_factor * tokens * self.top_k
-                                         / self.experts)
+        if self.dropped is not None:
+            return tokens * self.top_k - self.dropped
+        return self.experts * self._capacity(tokens)
+
+    def _capacity(self, tokens: sp.Expr) -> sp.Expr:
+        assert self.capacity_factor is not None
+        return sp.ceiling(self.capacity_factor * tokens * self.top_k / self.experts)
+
+    def _drop_conditions(self, tokens: sp.Expr) -> list[sp.Basic]:
+        """Where ``D`` dropped copies are possible: each kept copy has a slot (``T k - D <=
+        E C``) and no more copies are dropped than there are (``D <= T k``). Concrete
+        values that break it raise."""
+        if self.dropped is None:
+            return []
+        routed = tokens * self.top_k
+        out = []
+        for cond, what in ((sp.Le(self.dropped, routed), "more copies dropped than routed"),
+                           (sp.Ge(self.dropped, routed - self.experts * self._capacity(tokens)),
+                            "fewer copies dropped than overflow the E C slots")):
+            if cond is sp.false:
+                raise SymflopsError(f"dropped: {what}", layer=self.spec(),
+                                    values={"dropped": self.dropped, "T k": routed,
+                                            "E C": self.experts * self._capacity(tokens)},
+                                    fix="give dropped between T k - E C and T k")
+            if cond is not sp.true:
+                out.append(cond)
+        return out
 
     def _cost(self, shape: Shape, name: str) -> Cost:
         if not shape:
@@ -173,8 +213,9 @@ class MoE(Layer):
             children.append(leaf("shared_add", "Add", elementwise_derivation(
                 numel(shape), 1, "routed plus shared output: one add per element"), shape))
         fits = sp.Le(k, e)
+        validity = ([] if fits is sp.true else [fits]) + self._drop_conditions(t)
         return Cost(name, "MoE", spec=self.spec(), children=children, input_shape=shape,
-                    output_shape=shape, validity=[] if fits is sp.true else [fits])
+                    output_shape=shape, validity=validity)
 
     @staticmethod
     def _weights(name: str, layer: str, params: sp.Expr, what: str) -> Cost:

@@ -1,8 +1,9 @@
 """SymPy formulas compiled to JavaScript that computes them exactly in a browser.
 
 Every value is a rational ``{n, d}`` of two BigInts (``d > 0``, reduced), so nothing is
-ever a float: ``floor``, ``ceiling``, ``Mod``, ``Min``, ``Max``, ``Piecewise`` and powers
-with integer exponents are computed exactly by :data:`RUNTIME`. A function the compiler
+ever a float: ``floor``, ``ceiling``, ``ceil_log2``, ``Mod``, ``Min``, ``Max``, ``Piecewise``
+and powers with integer exponents (``2**ceil_log2(n)`` too) are computed exactly by
+:data:`RUNTIME`. A function the compiler
 does not know is refused with one :class:`~symflops.errors.SymflopsError` (never
 approximated).
 
@@ -19,6 +20,7 @@ import json
 import sympy as sp
 
 from symflops.errors import SymflopsError
+from symflops.formulas.sorting import ceil_log2
 
 __all__ = ["RUNTIME", "js_expr", "js_function"]
 
@@ -54,6 +56,12 @@ const max = (...xs) => xs.reduce((a, b) => cmp(a, b) >= 0 ? a : b);
 const lt = (a, b) => cmp(a, b) < 0, le = (a, b) => cmp(a, b) <= 0;
 const gt = (a, b) => cmp(a, b) > 0, ge = (a, b) => cmp(a, b) >= 0;
 const eq = (a, b) => cmp(a, b) === 0, ne = (a, b) => cmp(a, b) !== 0;
+const whole = a => { if (a.d !== 1n) throw new Error("an exponent is not an integer");
+  return a.n; };
+function clog2(a) {  // ceil(log2 n) of an integer n >= 1: the bits of n - 1
+  if (a.d !== 1n || a.n < 1n) throw new Error("ceil(log2 n) needs an integer n >= 1");
+  return Q(a.n === 1n ? 0n : BigInt((a.n - 1n).toString(2).length));
+}
 function pw(...pieces) {
   for (const [cond, value] of pieces) if (cond()) return value();
   throw new Error("no piece of a Piecewise holds");
@@ -63,7 +71,7 @@ function pw(...pieces) {
 _RELATIONS = {sp.StrictLessThan: "lt", sp.LessThan: "le", sp.StrictGreaterThan: "gt",
               sp.GreaterThan: "ge", sp.Equality: "eq", sp.Unequality: "ne"}
 _CALLS = {sp.floor: "floor", sp.ceiling: "ceil", sp.Mod: "mod", sp.Min: "min", sp.Max: "max",
-          sp.Add: "add", sp.Mul: "mul", sp.Abs: "abs"}
+          sp.Add: "add", sp.Mul: "mul", sp.Abs: "abs", ceil_log2: "clog2"}
 
 
 def _rational(x: sp.Rational) -> str:
@@ -92,6 +100,8 @@ def js_expr(expr: sp.Basic, what: str = "formula") -> str:
             return f"v[{json.dumps(e.name)}]"
         if isinstance(e, sp.Pow):
             base, exp = e.args
+            if exp.is_integer and not isinstance(exp, sp.Integer):  # 2**ceil_log2(n)
+                return f"pow({go(base)}, whole({go(exp)}))"
             if not isinstance(exp, sp.Integer):
                 raise SymflopsError("a power with a non-integer exponent has no exact value "
                                     "in the report", layer=what, values={"term": str(e)},
@@ -115,7 +125,7 @@ def js_expr(expr: sp.Basic, what: str = "formula") -> str:
         raise SymflopsError(f"the report cannot compute {type(e).__name__} exactly in the "
                             "browser", layer=what, values={"term": str(e)},
                             fix="report formulas built of +, *, integer powers, floor, "
-                                "ceiling, Mod, Min, Max, Abs and Piecewise")
+                                "ceiling, ceil_log2, Mod, Min, Max, Abs and Piecewise")
 
     return go(expr)
 

@@ -34,6 +34,7 @@ from symflops.tracing._inputs import InputSpec, TraceContext
 from symflops.tracing._model_state import untouched
 from symflops.tracing._saved import SavedLog, saved_tensors
 from symflops.tracing._shape_rules import SHAPE_RULES, RawShape, forget_shapes, shape_of
+from symflops.tracing.handlers.fused import fused_calls
 from symflops.tracing.registry import HANDLERS, ZERO_COST, op_name
 
 __all__ = ["Record", "Recording", "record", "tensors", "ROOT", "ModulePath",
@@ -346,6 +347,14 @@ def record(ctx: TraceContext, env: C.SymEnv) -> Recording:
     return rec
 
 
+def _noter(rec: Recording) -> Any:
+    """Records a whole torch call taken over by a torch-function mode (``nn.LSTM``'s)."""
+    def note(packet: Any, args: tuple[Any, ...], out: tuple[torch.Tensor, ...]) -> None:
+        rec.records.append(Record(packet, packet.__name__, _capture(args), {},
+                                  tuple(shape_of(o) for o in out), rec.stack[-1], False))
+    return note
+
+
 def _run_model(ctx: TraceContext, env: C.SymEnv, rec: Recording, recorder: _Recorder,
                device: torch.device, fdtype: torch.dtype) -> None:
     model = ctx.model
@@ -383,7 +392,9 @@ def _run_model(ctx: TraceContext, env: C.SymEnv, rec: Recording, recorder: _Reco
         if ctx.train:
             rec.saved = SavedLog(lambda: rec.stack[-1])
             rec.saved.exclude(state.values())  # parameters and buffers are not activations
-        with C.module_hooks(rec.enter, rec.leave), resizing, recorder:
+        fused = fused_calls(model, _noter(rec)) if not ctx.real and not ctx.train else \
+            contextlib.nullcontext()
+        with C.module_hooks(rec.enter, rec.leave), resizing, recorder, fused:
             with torch.set_grad_enabled(ctx.train), \
                     saved_tensors(rec.saved) if rec.saved else contextlib.nullcontext():
                 out = torch.func.functional_call(model, state, tuple(args), kwargs,

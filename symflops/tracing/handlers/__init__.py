@@ -25,6 +25,8 @@ from symflops.tracing.handlers import (  # noqa: F401  (importing registers the 
     pool,
     recurrent,
     resize,
+    sampling,
+    ssm,
     zero,
 )
 

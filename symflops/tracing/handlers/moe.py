@@ -1,5 +1,8 @@
 """Mixture of experts: ``aten._grouped_mm`` (the experts of transformers 5.x MoE layers:
-Mixtral, Qwen2-MoE) and ``aten.topk`` (routing).
+Mixtral, Qwen2-MoE) and the routing: ``aten.topk``, ``aten.sort`` and ``aten.histc`` (the
+grouped experts sort the ``T k`` expert ids and count them per expert). The routing's
+compares and adds count under the exact convention and are 0 under ``torch`` and ``macs``
+(:mod:`symflops.formulas.sorting`).
 
 torch's fake kernel of ``aten._grouped_mm`` refuses float32 ("Expected mat_a to be
 BFloat16"), the dtype a model built from a config has. A trace does not need the kernel,
@@ -88,3 +91,24 @@ def _topk(call: OpCall) -> list[Part]:
     dim = call.arg(2, "dim", -1)
     n = x.shape[dim] if x.ndim else 1
     return one(formulas.moe.topk_derivation(x.numel / n, n, k))
+
+
+@register(aten.sort)
+def _sort(call: OpCall) -> list[Part]:
+    """``sort(x, dim=-1)`` / ``sort.stable(x, *, stable, dim=-1)`` (and ``argsort``):
+    :func:`symflops.formulas.sorting.sort_derivation`, merge sort's worst case per row:
+    compares, counted under the exact convention, 0 under torch and macs."""
+    x = call.args[0]
+    dim = call.kwargs.get("dim", call.args[1] if len(call.args) > 1 and
+                          isinstance(call.args[1], int) and not isinstance(call.args[1], bool)
+                          else -1)
+    n = x.shape[dim] if x.ndim else 1
+    rows = x.numel / n if x.ndim else 1
+    return one(formulas.sorting.sort_derivation(rows, n))
+
+
+@register(aten.histc)
+def _histc(call: OpCall) -> list[Part]:
+    """``histc(x, bins, min, max)``: :func:`symflops.formulas.sorting.histogram_derivation`,
+    5 per value under the exact convention, 0 under torch and macs."""
+    return one(formulas.sorting.histogram_derivation(call.args[0].numel))

@@ -3,8 +3,6 @@ unshuffle (data movement), reductions (``sum``, ``mean``, ``amax``, ...)."""
 
 from __future__ import annotations
 
-import sympy as sp
-
 from symflops import formulas
 from symflops.tracing.handlers._common import (
     aten,
@@ -40,17 +38,6 @@ def _upsample_backward(call: OpCall) -> list[Part]:
             "trilinear" if "trilinear" in name else "bilinear" if "bilinear" in name else
             "linear")
     return one(formulas.resize.interpolate_grad_derivation(call.args[0].numel, mode))
-
-
-@register(aten.grid_sampler_2d, aten.grid_sampler_3d)
-def _grid_sampler(call: OpCall) -> list[Part]:
-    """``F.grid_sample``: :func:`symflops.formulas.resize.grid_sample_derivation` (the
-    output is ``(N, C, *locations)``; the grid ``(N, *locations, d)``)."""
-    dims = 3 if call.name.endswith("3d") else 2
-    mode = formulas.resize.GRID_SAMPLE_MODES.get(int(call.args[2]), "")
-    locations = sp.Mul(*call.args[1].shape[:-1])  # the grid is (N, *locations, d)
-    return one(formulas.resize.grid_sample_derivation(call.out[0].numel, locations, mode,
-                                                      dims))
 
 
 @register(aten.pixel_shuffle)
