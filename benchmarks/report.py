@@ -21,7 +21,8 @@ Lines = list[str]
 TITLES = {"models": "## Speed and agreement per model", "resolutions": "## FLOPs at 100 sizes",
           "evaluate": "## Evaluation throughput", "depth": "## Growth with depth",
           "render": "## Rendering", "memory": "## Peak memory",
-          "zoo": "## The torchvision classification zoo"}
+          "zoo": "## The torchvision classification zoo",
+          "hard": "## Where torch's symbolic shapes give up (issue 20)"}
 
 
 def secs(s: float | None) -> str:
@@ -280,6 +281,32 @@ def zoo(results: dict[str, Any]) -> Lines:
     return lines + ["", "</details>", ""]
 
 
+def hard(results: dict[str, Any]) -> Lines:
+    """Each check script's verdict and its report, as the script printed it."""
+    data = results.get("hard")
+    lines = [TITLES["hard"], ""]
+    if not data:
+        return lines + _missing("hard")
+    lines += ["Each script traces models no one here wrote (torchvision, timm, transformers) "
+              "symbolically once, substitutes sizes and compares with FlopCounterMode; a size "
+              "outside the formula's domain must be refused. Exit 0: every size inside the "
+              "domain agreed. Run one with `PYTHONPATH=. python benchmarks/SCRIPT`.", "",
+              "| script | verdict | time |", "|---|---|---:|"]
+    for script, row in data.items():
+        if "error" in row:
+            verdict = f"not run: {row['error']}"
+        else:
+            verdict = "every size agrees" if row["rc"] == 0 else \
+                f"exit {row['rc']}: see below" + (f" ({row['stderr']})" if "stderr" in row
+                                                   else "")
+        lines.append(f"| {script} | {verdict} | {secs(row.get('seconds'))} |")
+    for script, row in data.items():
+        if row.get("lines"):
+            lines += ["", f"<details><summary>{script}</summary>", "", "```",
+                      *row["lines"], "```", "", "</details>"]
+    return lines + [""]
+
+
 def meta_only(ok: list[dict[str, Any]]) -> Lines:
     """The zoo's totals without the models built on CPU (where FlopCounterMode runs real
     convolutions, so its time is not a meta count), when there are any."""
@@ -353,6 +380,7 @@ def targets(results: dict[str, Any]) -> Lines:
 SECTIONS: dict[str, Callable[[dict[str, Any]], Lines]] = {
     "header": header, "targets": targets, "models": models, "resolutions": resolutions,
     "evaluate": evaluate, "depth": depth, "render": render, "memory": memory, "zoo": zoo,
+    "hard": hard,
 }
 
 

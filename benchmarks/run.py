@@ -5,9 +5,11 @@
 Sections (``SECTIONS``): ``models`` (speed and agreement of symflops and its peers on
 ResNet-50, MobileNetV2, ViT-B/16, GPT-2 small and a 32-layer Llama), ``resolutions`` (FLOPs at
 100 sizes), ``evaluate`` (10^6 points), ``depth`` (composition and trace against depth),
-``render``, ``memory`` (peak RSS in child processes) and ``zoo`` (every torchvision
-classifier). Measurements go to ``benchmarks/results.json``; ``--only`` re-measures the named
-sections and keeps the others from that file, then BENCHMARKS.md is rebuilt from all of it
+``render``, ``memory`` (peak RSS in child processes), ``zoo`` (every torchvision
+classifier) and ``hard`` (the ``check_*.py`` scripts of the models where torch's symbolic shapes
+give up: windows, domains, mixtures of experts, detection, TF "SAME" padding).
+Measurements go to ``benchmarks/results.json``; ``--only`` re-measures the named sections
+and keeps the others from that file, then BENCHMARKS.md is rebuilt from all of it
 (``report.build_report``). Peers (fvcore, ptflops, calflops, torchvision, transformers: the
 ``[bench]`` extra) are optional: a missing one is named in the report and its column skipped.
 """
@@ -356,16 +358,46 @@ def zoo_section(reps: int, quick: bool) -> dict[str, Any]:
     return zoo.run(quick, log=log)
 
 
+#: the check scripts the ``hard`` section runs, each comparing symflops' formulas with
+#: FlopCounterMode on models no one here wrote (a script exits 1 when a size disagrees)
+CHECKS = ("check_windows.py", "check_domains.py", "check_moe.py", "check_detection.py",
+          "check_tf_same.py")
+
+
+def hard_section(reps: int, quick: bool) -> dict[str, Any]:
+    """Run each of ``CHECKS`` in its own process and keep its report (one run each: these
+    are agreement checks, their times are a guide only)."""
+    out: dict[str, Any] = {}
+    for script in CHECKS:
+        path = HERE / script
+        if not path.exists():
+            out[script] = {"error": "no such script"}
+            continue
+        started = time.perf_counter()
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            [str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+        proc = subprocess.run([sys.executable, str(path)], capture_output=True, text=True,
+                              timeout=3 * 3600, env=env)
+        lines = proc.stdout.strip().splitlines()
+        row: dict[str, Any] = {"rc": proc.returncode, "seconds": time.perf_counter() - started,
+                               "lines": lines[-80:]}
+        if proc.returncode and proc.stderr.strip():
+            row["stderr"] = proc.stderr.strip().splitlines()[-1][:200]
+        out[script] = row
+        log(f"hard {script}: exit {proc.returncode} in {row['seconds']:.0f} s")
+    return out
+
+
 #: section name -> measurement (reps, quick) -> JSON-able dict
 SECTIONS: dict[str, Callable[[int, bool], dict[str, Any]]] = {
     "models": model_section, "resolutions": resolution_section, "evaluate": evaluate_section,
     "depth": depth_section, "render": render_section, "memory": memory_section,
-    "zoo": zoo_section,
+    "zoo": zoo_section, "hard": hard_section,
 }
 #: ``--cases``: the models section measures only these (default: all, or three with --quick)
 CASES: list[str] = []
 #: what each section needs beyond symflops and torch
-NEEDS = {"zoo": "torchvision"}
+NEEDS = {"zoo": "torchvision", "hard": "torchvision"}
 
 
 def section_in_child(name: str, quick: bool) -> dict[str, Any]:
