@@ -335,6 +335,59 @@ class Domain:
         return out
 
 
+def as_lattice(cond: sp.Basic) -> sp.Basic:
+    """``cond`` in the lattice form :class:`Domain` reads, ``Eq(Mod(s, step), offset)``, when
+    it is an equality of sizes with roundings that holds exactly on one lattice of one size
+    ``s`` (after dividing out factors that are never 0); else ``cond`` itself. torch writes
+    "N is a multiple of 16" as ``Eq(N, 16*floor(N/16 + 15/16))`` (N equals itself padded up).
+
+    Exact, not sampled: both sides are linear in ``s`` and in roundings of linear functions
+    of ``s``, so shifting ``s`` by the roundings' common period ``P`` adds a constant to their
+    difference; when that constant is 0 the equality is periodic in ``s`` with period ``P``
+    and one period of values decides it.
+
+    >>> N, B = sp.symbols("N B", positive=True, integer=True)
+    >>> as_lattice(sp.Eq(2048*B*sp.floor(N/16 + sp.Rational(15, 16)), 128*B*N))
+    Eq(Mod(N, 16), 0)
+    >>> as_lattice(sp.Eq(N, 2*sp.floor(N/2)))
+    Eq(Mod(N, 2), 0)
+    >>> as_lattice(sp.Eq(N, 3*sp.floor(N/2)))     # holds at N = 0 only: not a lattice
+    Eq(N, 3*floor(N/2))
+    """
+    if not isinstance(cond, sp.Eq) or not cond.has(sp.floor, sp.ceiling):
+        return cond
+    diff = sp.factor(cond.lhs - cond.rhs)
+    keep = [f for f in sp.Mul.make_args(diff)
+            if not (f.is_Number and f != 0) and not (f.is_positive and f.free_symbols and
+                                                    not f.has(sp.floor, sp.ceiling))]
+    e = sp.Mul(*keep)
+    if len(e.free_symbols) != 1 or e.has(sp.Mod, sp.Min, sp.Max, sp.Piecewise):
+        return cond
+    (s,) = e.free_symbols
+    period = 1
+    for r in e.atoms(sp.floor, sp.ceiling):
+        arg = r.args[0]
+        if not arg.is_polynomial(s) or sp.Poly(arg, s).degree() > 1:
+            return cond
+        a = sp.Poly(arg, s).coeff_monomial(s)
+        if not a.is_Rational:
+            return cond
+        period = int(sp.ilcm(period, sp.Rational(a).q))
+    rest = e.xreplace({r: sp.Integer(0) for r in e.atoms(sp.floor, sp.ceiling)})
+    if not rest.is_polynomial(s) or sp.Poly(sp.expand(rest), s).degree() > 1:
+        return cond
+    base = period * 4  # past any small-size irregularity: e is exactly periodic above 0
+    if e.xreplace({s: base + period}) - e.xreplace({s: base}) != 0:
+        return cond
+    hits = [v for v in range(period) if e.xreplace({s: base + v}) == 0]
+    if not hits or len(hits) == period:
+        return cond
+    step = hits[1] - hits[0] if len(hits) > 1 else period
+    if hits != list(range(hits[0], period, step)) or period % step:
+        return cond
+    return sp.Eq(sp.Mod(s, step), hits[0])
+
+
 def _lattice(cond: sp.Eq, s: sp.Symbol) -> tuple[int, int] | None:
     """``Eq(Mod(a*s + b, m), r)`` with integer a, b, m, r as ``(step, offset)``: the values
     of ``s`` it allows form ``offset + step*k`` (None when it is not of that shape or allows

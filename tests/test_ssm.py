@@ -16,6 +16,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from transformers.models.mamba import modeling_mamba
 
 import symflops as sf
+from symflops.errors import OutsideDomain
 from symflops.formulas.ssm import scan_total, selective_scan_derivation
 from symflops.symbols import B, N
 from symflops.tracing.handlers import ssm
@@ -180,3 +181,27 @@ def test_fingerprint_sees_code_not_docstrings() -> None:
               ssm.fingerprint(modeling_mamba.mamba_scan_forward),
               ssm.fingerprint(modeling_mamba.mamba_selective_scan))
     assert prints in ssm.VERIFIED, f"transformers' Mamba code changed: {prints}"
+
+
+def _fcm(model: torch.nn.Module, *args: torch.Tensor) -> int:
+    with FlopCounterMode(display=False) as counter:
+        model(*args)
+    return int(counter.get_total_flops())
+
+
+def test_mamba2_is_symbolic_in_the_length_at_every_size() -> None:
+    # transformers' Mamba-2 reference forward pads to a multiple of chunk_size (skipping a
+    # pad of 0): the default example length sits on the lattice; the formula holds at every
+    # N >= 4 and equals FlopCounterMode on meta on and off it, far from the example sizes
+    cfg = transformers.Mamba2Config(hidden_size=32, num_hidden_layers=1, vocab_size=64,
+                                    state_size=8, num_heads=4, head_dim=16, n_groups=1,
+                                    chunk_size=16, expand=2)
+    with torch.device("meta"):
+        model = transformers.Mamba2Model(cfg).eval().requires_grad_(False)
+    cost = sf.trace(model, (("B", "N"), torch.long), warn=False, convention="torch")
+    assert not cost.domain.lattices() and cost.flops.free_symbols == {B, N}
+    with pytest.raises(OutsideDomain):
+        cost.subs(B=1, N=3)
+    for b, n in ((1, 16), (2, 37), (1, 160), (3, 1000)):
+        ids = torch.zeros(b, n, dtype=torch.long, device="meta")
+        assert cost.subs(B=b, N=n).flops == _fcm(model, ids)

@@ -19,7 +19,7 @@ import torch
 from symflops import symbols as S
 from symflops.conventions import Convention
 from symflops.cost import Cost
-from symflops.domain import Domain
+from symflops.domain import Domain, as_lattice
 from symflops.errors import OutsideDomain, SymflopsError
 from symflops.formulas.derivation import Derivation
 from symflops.tracing import _torch_compat as C
@@ -181,6 +181,8 @@ def _lower_bound(g: sp.Basic) -> bool:
     """``expr >= c`` with the dims in ``expr``: a size condition (kernel fits, output
     >= 1). Upper bounds come from backend heuristics (e.g. a batch-size cutoff for a
     kernel choice) and stay in ``report.guards``."""
+    if g.has(sp.Mod):  # a residue test (``Mod(N, 16) > 0``: N off a lattice) is a branch
+        return False
     if isinstance(g, (sp.Ge, sp.Gt)):
         return bool(g.lhs.free_symbols) and not g.rhs.free_symbols
     if isinstance(g, (sp.Le, sp.Lt)):
@@ -188,9 +190,57 @@ def _lower_bound(g: sp.Basic) -> bool:
     return False
 
 
+def _always(g: sp.Basic) -> bool:
+    """``g`` holds at every size: a comparison whose two sides differ by floors and
+    ceilings of ``integer / q`` and a constant, with each rounding bounded by its argument
+    (``floor(y) >= y - (q - 1)/q``, ``ceiling(y) <= y + (q - 1)/q``) on the side that
+    matters: ``N <= 16*floor(N/16 + 15/16)`` (a size padded up to a multiple of 16).
+
+    >>> N = sp.Symbol("N", positive=True, integer=True)
+    >>> _always(sp.Le(N, 16*sp.floor(N/16 + sp.Rational(15, 16))))
+    True
+    >>> _always(sp.Le(N, 16*sp.floor(N/16)))
+    False
+    """
+    if not isinstance(g, (sp.Ge, sp.Gt, sp.Le, sp.Lt)):
+        return False
+    big, small = (g.lhs, g.rhs) if isinstance(g, (sp.Ge, sp.Gt)) else (g.rhs, g.lhs)
+    diff = sp.expand(big - small)  # g holds when diff >= 0 (> 0 if strict)
+    bounded: dict[sp.Basic, sp.Expr] = {}
+    for term, coeff in diff.as_coefficients_dict().items():
+        if isinstance(term, (sp.floor, sp.ceiling)):
+            y = term.args[0]
+            num, den = sp.fraction(sp.together(y))
+            if not (den.is_Integer and den > 0 and sp.expand(num).is_integer):
+                return False
+            slack = sp.Rational(int(den) - 1, int(den))
+            lower = isinstance(term, sp.floor) == bool(coeff > 0)  # bound from below?
+            bounded[term] = (y - slack if isinstance(term, sp.floor) else y) if lower else \
+                (y if isinstance(term, sp.floor) else y + slack)
+        elif term.has(sp.floor, sp.ceiling, sp.Mod):
+            return False
+    least = sp.expand(diff.xreplace(bounded))
+    if not least.is_Number:
+        return False
+    return bool(least > 0) if isinstance(g, (sp.Gt, sp.Lt)) else bool(least >= 0)
+
+
 def _size_not_one(g: sp.Basic) -> bool:
     """``B > 1`` or ``8*B*N > 8``: torch's 0/1-specialization checks on sizes (a size or
-    numel is not 1), not a condition of the formula."""
+    numel is not 1), not a condition of the formula; also of derived sizes, each floor or
+    ceiling taken as a size of its own (``B*ceiling(N/8) > 1``: the number of chunks)."""
+    rounded = g.atoms(sp.floor, sp.ceiling)
+    if rounded:
+        sizes = {r: sp.Symbol(f"_size{i}", positive=True, integer=True)
+                 for i, r in enumerate(rounded)}
+        return any(_monomial_not_one(g.xreplace({r: a + shift for r, a in sizes.items()}))
+                   for shift in (0, -1))
+    return _monomial_not_one(g)
+
+
+def _monomial_not_one(g: sp.Basic) -> bool:
+    if not isinstance(g, (sp.Gt, sp.Ge, sp.Lt, sp.Le)):
+        return False
     lhs, rhs = (g.lhs, g.rhs) if isinstance(g, (sp.Gt, sp.Ge)) else (g.rhs, g.lhs)
     coeff, mono = sp.sympify(lhs).as_coeff_Mul()
     if not (coeff.is_Integer and coeff > 0 and rhs.is_Integer):
@@ -222,7 +272,8 @@ def _conditions(env: C.SymEnv, smap: C.SymbolMap, ctx: TraceContext,
                 fixed[s.name] = ctx.hint_of[s.name]
     pins = _pins(fixed, symbols)
     # a condition on pinned sizes only holds there (LeViT's patch count a multiple of 14)
-    conditions = [c for c in (c.xreplace(pins) for c in conditions) if c is not sp.true]
+    conditions = list(dict.fromkeys(  # "N a multiple of 16" in the form Domain reads
+        as_lattice(c) for c in (c.xreplace(pins) for c in conditions) if c is not sp.true))
     if conditions:
         report.notes.append("the traced code path needs " + "; ".join(
             str(c) for c in conditions) + " (kept as conditions of the formula)")
@@ -248,7 +299,61 @@ def _conditions(env: C.SymEnv, smap: C.SymbolMap, ctx: TraceContext,
             continue
         if lo > 2 and sp.Ge(symbols[n], lo) not in validity:
             validity.append(sp.Ge(symbols[n], lo))
-    return validity
+    return _without_implied(validity)
+
+
+def _without_implied(validity: list[sp.Basic]) -> list[sp.Basic]:
+    """``validity`` without the lower bounds that its single-symbol bounds already imply:
+    ``2048*B*ceiling(N/16) >= 2`` (torch's 0/1 check of a derived size) holds wherever
+    ``B >= 1, N >= 4`` do, because its left side never decreases as a size grows
+    (:func:`_nondecreasing`) and holds at the smallest sizes. A bound that fails at the
+    smallest sizes (``floor(H/16) >= 1`` with only ``H >= 1`` known) is kept.
+
+    >>> B, N = sp.symbols("B N", positive=True, integer=True)
+    >>> _without_implied([sp.Ge(N, 4), sp.Ge(2048*B*sp.floor(N/16 + sp.Rational(15, 16)), 2),
+    ...                   sp.Ge(B*sp.ceiling(N/16) + N, 6), sp.Ge(sp.floor(N/16), 1)])
+    [N >= 4, B*ceiling(N/16) + N >= 6, floor(N/16) >= 1]
+    """
+    lows: dict[sp.Symbol, sp.Integer] = {}
+    for c in validity:
+        if isinstance(c, sp.Ge) and isinstance(c.lhs, sp.Symbol) and c.rhs.is_Integer:
+            lows[c.lhs] = max(lows.get(c.lhs, sp.Integer(1)), c.rhs)
+    kept = []
+    for c in validity:
+        if not (isinstance(c, sp.Ge) and isinstance(c.lhs, sp.Symbol)) and _lower_bound(c):
+            side = c.lhs if isinstance(c, (sp.Ge, sp.Gt)) else c.rhs
+            corner = {s: lows.get(s, sp.Integer(1)) for s in side.free_symbols}
+            if _nondecreasing(side, corner) and c.xreplace(corner) is sp.true:
+                continue
+        kept.append(c)
+    return kept
+
+
+def _nondecreasing(e: sp.Basic, corner: Mapping[sp.Symbol, sp.Integer]) -> bool:
+    """``e`` never decreases as any size grows from ``corner``: built from sizes and
+    constants by sums, floors, ceilings and products of factors that are >= 0 at
+    ``corner`` (and so everywhere above it)."""
+    if e.is_Number or isinstance(e, sp.Symbol):
+        return bool(e.is_Number) or e in corner
+    if isinstance(e, (sp.floor, sp.ceiling)):
+        return _nondecreasing(e.args[0], corner)
+    if isinstance(e, sp.Add):
+        return all(_nondecreasing(a, corner) for a in e.args
+                   if not a.is_Number) and all(
+            (a.as_coeff_Mul()[0] > 0) for a in e.args if not a.is_Number)
+    if isinstance(e, sp.Mul):
+        for a in e.args:
+            if a.is_Number:
+                if a < 0:
+                    return False
+                continue
+            if not _nondecreasing(a, corner) or not bool(a.xreplace(dict(corner)) >= 0):
+                return False
+        return True
+    if isinstance(e, sp.Pow):
+        return bool(e.exp.is_Integer and e.exp > 0 and _nondecreasing(e.base, corner)
+                    and e.base.xreplace(dict(corner)) >= 0)
+    return False
 
 
 def _branch(g: sp.Basic, pins: Mapping[sp.Symbol, sp.Expr], constraints: list[sp.Basic]
@@ -261,7 +366,7 @@ def _branch(g: sp.Basic, pins: Mapping[sp.Symbol, sp.Expr], constraints: list[sp
     if g in constraints or isinstance(g, sp.Eq):
         return False
     g = g.xreplace(pins)
-    if g in (sp.true, sp.false) or not g.free_symbols:
+    if g in (sp.true, sp.false) or not g.free_symbols or _always(g):
         return False
     if isinstance(g, sp.Ne) and (_numel_not_0_or_1(g) or _only_fails_at_one(g) or
                                  _not_0_or_1_of_derived_sizes(g)):

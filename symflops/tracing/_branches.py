@@ -64,7 +64,8 @@ def settle(ctx: TraceContext, result: TracedCost,
             report.notes.append(f"guard {guard} kept as a condition (the trace at "
                                 f"{_say(other)} failed: {e.message[:120]})")
             continue
-        nested = [g for g in dict.fromkeys(again.report.branches) if g not in report.branches]
+        nested = [g for g in dict.fromkeys(again.report.branches)
+                  if g not in report.branches and not _negation(g, guard)]
         if nested:  # ``(h, w) == (4, 4)``: past ``h != 4`` the code tests ``w`` too
             keep.append(guard)
             report.notes.append(f"guard {guard} kept as a condition: on its other side the "
@@ -85,6 +86,13 @@ def settle(ctx: TraceContext, result: TracedCost,
     settled = result.replace(validity=validity, notes=tuple(report.notes))
     assert isinstance(settled, TracedCost)
     return settled
+
+
+def _negation(g: sp.Basic, guard: sp.Basic) -> bool:
+    """``g`` is ``guard``'s other side (``Mod(N, 16) > 0`` of ``Mod(N, 16) <= 0``): the trace
+    there took the other branch of the same test, not a new one."""
+    negated = getattr(guard, "negated", None)
+    return g == negated or g == sp.Not(guard) or sp.Not(g) == guard
 
 
 def _say(point: Mapping[str, int]) -> str:

@@ -90,7 +90,46 @@ def run(ctx: TraceContext) -> TracedCost:
     assert result is not None
     if result.report.fixed and not ctx.real:
         ctx, result = _off_the_pin(ctx, result)
+    if not ctx.real:
+        ctx, result = _off_the_lattice(ctx, result)
     return settle(ctx, result, run_once)
+
+
+def _off_the_lattice(ctx: TraceContext, result: TracedCost
+                     ) -> tuple[TraceContext, TracedCost]:
+    """The trace again with each example size that sits on a lattice of the formula's
+    domain moved one off it, kept when its domain has fewer lattices and it pins no more
+    dims. A model may take a path at multiples of a block that holds only there (Mamba-2
+    pads the sequence to a multiple of its chunk size, and skips the pad when it is 0: at
+    ``N = 32`` the formula says "N a multiple of 16"); off the lattice the path is general,
+    and :func:`settle` checks the skipped branch on its other side. A lattice the model
+    really needs (a reshape into blocks without padding) fails the second trace, and the
+    first is kept."""
+    lattices = {s.name for s in result.domain.lattices()} & set(ctx.hint_of)
+    if not lattices:
+        return ctx, result
+    moved = {n: ctx.hint_of[n] + 1 for n in sorted(lattices)}
+    there = dataclasses.replace(ctx, hint_of={**ctx.hint_of, **moved},
+                                resize=result.report.resize_mode or ctx.resize)
+    try:
+        again = run_once(there)
+    except TimeBudgetSpent:
+        raise
+    except SymflopsError:
+        return ctx, result
+    if len(again.report.fixed) > len(result.report.fixed) or \
+            len(again.domain.lattices()) >= len(result.domain.lattices()):
+        return ctx, result
+    again.report.resize_mode = again.report.resize_mode or result.report.resize_mode
+    again.report.notes.insert(0, "at the example sizes the model took a path that holds "
+                                 "only on a lattice (" + "; ".join(
+                                     c.text for c in result.domain.clauses()
+                                     if c.kind == "lattice") + "); traced again at " +
+                              ", ".join(f"{n}={v}" for n, v in moved.items()) +
+                              ", off it")
+    moved_cost = again.replace(notes=tuple(again.report.notes))
+    assert isinstance(moved_cost, TracedCost)
+    return there, moved_cost
 
 
 def _inside_tables(ctx: TraceContext) -> tuple[TraceContext, TracedCost]:
