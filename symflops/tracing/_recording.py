@@ -34,7 +34,7 @@ from symflops.tracing._inputs import InputSpec, TraceContext
 from symflops.tracing._model_state import untouched
 from symflops.tracing._saved import SavedLog, saved_tensors
 from symflops.tracing._shape_rules import SHAPE_RULES, RawShape, forget_shapes, shape_of
-from symflops.tracing.handlers.fused import fused_calls
+from symflops.tracing.handlers._fused import fused_calls
 from symflops.tracing.registry import HANDLERS, ZERO_COST, op_name
 
 __all__ = ["Record", "Recording", "record", "tensors", "ROOT", "ModulePath",

@@ -33,7 +33,7 @@ from torch.overrides import TorchFunctionMode
 from symflops import formulas
 from symflops.errors import SymflopsError
 from symflops.tracing.handlers._common import aten, one
-from symflops.tracing.handlers.fused import FusedOp, Note
+from symflops.tracing.handlers._fused import FusedOp, Note
 from symflops.tracing.registry import OpCall, Part, TShape, register
 
 __all__ = ["FusedRecurrent", "FUSED_LSTM", "FUSED_GRU", "has_fused_recurrent"]

@@ -36,7 +36,7 @@ import torch.nn.functional as F  # noqa: N812
 
 from symflops import formulas
 from symflops.tracing.handlers._common import one
-from symflops.tracing.handlers.fused import FusedOp, Note
+from symflops.tracing.handlers._fused import FusedOp, Note
 from symflops.tracing.registry import OpCall, Part, register
 
 __all__ = ["FUSED_SCAN", "VERIFIED", "fingerprint", "mamba_stand_ins", "stands_in"]
