@@ -273,7 +273,8 @@ def _conditions(env: C.SymEnv, smap: C.SymbolMap, ctx: TraceContext,
     pins = _pins(fixed, symbols)
     # a condition on pinned sizes only holds there (LeViT's patch count a multiple of 14)
     conditions = list(dict.fromkeys(  # "N a multiple of 16" in the form Domain reads
-        as_lattice(c) for c in (c.xreplace(pins) for c in conditions) if c is not sp.true))
+        as_lattice(c) for c in (c.xreplace(pins) for c in conditions)
+        if c is not sp.true and not _holds_at_every_size(c, {})))
     if conditions:
         report.notes.append("the traced code path needs " + "; ".join(
             str(c) for c in conditions) + " (kept as conditions of the formula)")
@@ -320,6 +321,9 @@ def _without_implied(validity: list[sp.Basic]) -> list[sp.Basic]:
             lows[c.lhs] = max(lows.get(c.lhs, sp.Integer(1)), c.rhs)
     kept = []
     for c in validity:
+        if not (isinstance(c, sp.Ge) and isinstance(c.lhs, sp.Symbol)) and \
+                _holds_at_every_size(c, lows):
+            continue
         if not (isinstance(c, sp.Ge) and isinstance(c.lhs, sp.Symbol)) and _lower_bound(c):
             side = c.lhs if isinstance(c, (sp.Ge, sp.Gt)) else c.rhs
             corner = {s: lows.get(s, sp.Integer(1)) for s in side.free_symbols}
@@ -327,6 +331,33 @@ def _without_implied(validity: list[sp.Basic]) -> list[sp.Basic]:
                 continue
         kept.append(c)
     return kept
+
+
+def _holds_at_every_size(g: sp.Basic, lows: Mapping[sp.Symbol, sp.Integer]) -> bool:
+    """``g`` is true for all integer sizes at or above ``lows`` (1 where not given), as SymPy
+    decides it with every size a positive integer and every rounding of sizes that is >= 1
+    at ``lows`` (and never decreases) a positive integer of its own: torch's
+    ``Eq(4*Max(1, 8*ceiling(N/8)), 32*ceiling(N/8))`` or ``Ne(ceiling(N/8), 8*ceiling(N/8))``.
+
+    >>> N = sp.Symbol("N", positive=True, integer=True)
+    >>> c = sp.floor(N/8 + sp.Rational(7, 8))
+    >>> _holds_at_every_size(sp.Eq(4*sp.Max(1, 8*c), 32*c), {})
+    True
+    >>> _holds_at_every_size(sp.Eq(4*sp.Max(1, 8*sp.floor(N/8)), 32*sp.floor(N/8)), {})
+    False
+    """
+    if not isinstance(g, (sp.Eq, sp.Ne, sp.Ge, sp.Gt, sp.Le, sp.Lt)):
+        return False
+    corner = {s: lows.get(s, sp.Integer(1)) for s in g.free_symbols}
+    sizes = {s: sp.Symbol(s.name, positive=True, integer=True) for s in g.free_symbols}
+    rounded: dict[sp.Basic, sp.Symbol] = {}
+    for i, r in enumerate(g.atoms(sp.floor, sp.ceiling)):
+        if _nondecreasing(r, corner) and bool(r.xreplace(corner) >= 1):
+            rounded[r] = sp.Symbol(f"_rounded{i}", positive=True, integer=True)
+    try:
+        return g.xreplace(rounded).xreplace(sizes) is sp.true
+    except (TypeError, ValueError, ZeroDivisionError):
+        return False
 
 
 def _nondecreasing(e: sp.Basic, corner: Mapping[sp.Symbol, sp.Integer]) -> bool:
@@ -366,7 +397,8 @@ def _branch(g: sp.Basic, pins: Mapping[sp.Symbol, sp.Expr], constraints: list[sp
     if g in constraints or isinstance(g, sp.Eq):
         return False
     g = g.xreplace(pins)
-    if g in (sp.true, sp.false) or not g.free_symbols or _always(g):
+    if g in (sp.true, sp.false) or not g.free_symbols or _always(g) or \
+            _holds_at_every_size(g, {}):
         return False
     if isinstance(g, sp.Ne) and (_numel_not_0_or_1(g) or _only_fails_at_one(g) or
                                  _not_0_or_1_of_derived_sizes(g)):
