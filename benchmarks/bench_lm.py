@@ -18,8 +18,8 @@ from sympy.core.cache import clear_cache
 
 import symflops as sf
 from symflops.cost import simplify_expr
+from symflops.paper_counts import active_params
 from symflops.symbols import B, L, N, V, dim, heads, kv_heads, symbol
-from symflops.views import active_params
 
 
 def bench_llama() -> None:

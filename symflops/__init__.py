@@ -22,7 +22,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from symflops import nn, symbols, views
+from symflops import nn, paper_counts, symbols
 from symflops.conventions import (
     KINDS,
     Convention,
@@ -47,7 +47,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __version__ = "0.1.0"
 
 __all__ = [
-    "nn", "presets", "symbols", "views", "Cost", "Convention", "KINDS", "conventions",
+    "nn", "presets", "symbols", "paper_counts", "Cost", "Convention", "KINDS", "conventions",
     "get_convention", "register_convention", "SymflopsError", "trace", "trace_factory", "render",
     "report", "generation",
     "analysis", "tracing", "rendering", "__version__",

@@ -26,11 +26,11 @@ import numpy as np
 import sympy as sp
 
 from symflops.conventions import KINDS, Convention, get_convention
-from symflops.display import simplify_expr
 from symflops.domain import Domain
 from symflops.errors import OutsideDomain, SymflopsError
 from symflops.formulas.derivation import Derivation
 from symflops.memory import Memory
+from symflops.simplification import simplify_expr
 
 __all__ = ["Cost", "QUANTITIES", "weighted_work", "size_value"]
 

@@ -271,7 +271,7 @@ class Domain:
          ('32 <= H <= 8192 (verified up to 8192)',
           '32 \\leq H \\leq 8192 \\text{ (verified up to 8192)}')]
         """
-        from symflops.printing import latex_expr
+        from symflops.notation import latex_expr
 
         out = []
         for s in sorted(self.axes, key=lambda x: x.name):

@@ -84,7 +84,7 @@ def _first_paragraph(doc: str) -> str:
 
 
 def _shown(expr: sp.Expr) -> sp.Expr:
-    from symflops.display import shown  # the same display form as every render
+    from symflops.simplification import shown  # the same display form as every render
 
     return shown(sp.sympify(expr))
 

@@ -166,7 +166,7 @@ def test_compare_refuses_a_table_size_outside_a_domain(tmp_path,
 @given(d=st.integers(2, 64), a=st.integers(-70, 70), k=st.integers(1, 3))
 def test_the_ceiling_form_of_a_strided_size_equals_the_exact_floor(d: int, a: int,
                                                                   k: int) -> None:
-    from symflops.printing import as_ceilings
+    from symflops.notation import as_ceilings
 
     # floor((k H + a)/d) + 1, the shape of a strided layer's output size
     exact = sp.floor((k * H + a) / sp.Integer(d)) + 1
@@ -224,7 +224,7 @@ def test_scale_crossover_only_inside_the_range_and_the_domain(
        step=st.integers(2, 16), offset=st.integers(0, 15))
 def test_a_presented_formula_equals_the_exact_one_on_its_domain(
         d: int, a: int, e: int, b: int, c: list[int], step: int, offset: int) -> None:
-    from symflops.printing import presented
+    from symflops.notation import presented
 
     # a total expanded over two strided sizes (the paper table's total row has this shape)
     h_out, w_out = sp.floor((H + a) / d) + 1, sp.floor((W + b) / e) + 1
@@ -240,7 +240,7 @@ def test_a_presented_formula_equals_the_exact_one_on_its_domain(
 
 
 def test_the_rendered_cnn_total_is_shorter_and_equal() -> None:
-    from symflops.printing import presented
+    from symflops.notation import presented
 
     net = sf.nn.Sequential(sf.nn.Conv2d(3, 16, 3, stride=2, padding=1), sf.nn.ReLU(),
                            sf.nn.MaxPool2d(2), sf.nn.Conv2d(16, 16, 3, padding=1))

@@ -13,8 +13,8 @@ transformers = pytest.importorskip("transformers")
 
 import symflops as sf  # noqa: E402
 from symflops import presets  # noqa: E402
+from symflops.paper_counts import non_embedding_params  # noqa: E402
 from symflops.symbols import B, L, N, V, dim, heads, kv_heads, symbol  # noqa: E402
-from symflops.views import non_embedding_params  # noqa: E402
 
 transformers.logging.set_verbosity_error()
 F = symbol("F")

@@ -22,7 +22,7 @@ import sympy as sp
 
 import symflops as sf
 from symflops.errors import SymflopsError
-from symflops.printing import format_number, latex_escape, markdown_code
+from symflops.notation import format_number, latex_escape, markdown_code
 from symflops.rendering import (
     Format,
     build_context,
@@ -523,7 +523,7 @@ def test_summary_formula_lines_and_general_formula() -> None:
 
 
 def test_text_table_widths_and_overflow() -> None:
-    from symflops.printing import text_table
+    from symflops.notation import text_table
 
     # widest cell per column, right-aligned numbers, a rule under the header
     assert text_table([["a", "1"], ["bbb", "22"]], ["x", "n"], "lr", rule=True) == (

@@ -23,7 +23,7 @@ from test_render import markdown_tables
 from test_render_paper import _compile, assert_fits, overfull
 
 import symflops as sf
-from symflops.printing import presenting
+from symflops.notation import presenting
 from symflops.rendering import render
 from symflops.rendering._styles import term_columns
 from symflops.symbols import B, H, W

@@ -12,7 +12,7 @@ from test_render import markdown_tables  # markdown-it table parser
 
 import symflops as sf
 from symflops.errors import SymflopsError
-from symflops.printing import NUMBER_STYLES, format_number, group_digits, latex_expr
+from symflops.notation import NUMBER_STYLES, format_number, group_digits, latex_expr
 from symflops.rendering import render
 from symflops.symbols import B, H, dim
 

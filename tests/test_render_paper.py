@@ -28,7 +28,7 @@ from test_render_numbers import ungrouped_digits
 
 import symflops as sf
 from symflops.errors import SymflopsError
-from symflops.printing import latex_expr
+from symflops.notation import latex_expr
 from symflops.rendering import (
     Style,
     get_style,

@@ -18,8 +18,8 @@ transformers = pytest.importorskip("transformers")
 import symflops as sf  # noqa: E402
 from symflops.formulas.moe import topk_work  # noqa: E402
 from symflops.formulas.sorting import merge_sort_compares  # noqa: E402
+from symflops.paper_counts import active_params, non_embedding_params, per_token  # noqa: E402
 from symflops.symbols import B, N, S, T, symbol  # noqa: E402
-from symflops.views import active_params, non_embedding_params, per_token  # noqa: E402
 
 try:
     from tests.test_model_safety import assert_same, deep_snapshot

@@ -31,9 +31,9 @@ from symflops.analysis._common import (
     to_symbols,
 )
 from symflops.analysis.polynomial import growth_order
-from symflops.display import simplify_expr
 from symflops.domain import Domain
 from symflops.errors import SymflopsError
+from symflops.simplification import simplify_expr
 
 __all__ = ["Comparison", "compare", "Crossing", "crossings", "tied"]
 

@@ -18,8 +18,8 @@ from symflops.analysis._common import (
 )
 from symflops.analysis.polynomial import Term, terms
 from symflops.cost import Cost
-from symflops.display import simplify_expr
 from symflops.errors import SymflopsError
+from symflops.simplification import simplify_expr
 
 __all__ = ["Share", "breakdown", "term_breakdown"]
 

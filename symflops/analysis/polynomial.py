@@ -23,8 +23,8 @@ from symflops.analysis._common import (
     to_symbols,
 )
 from symflops.cost import Cost
-from symflops.display import simplify_expr
 from symflops.errors import SymflopsError
+from symflops.simplification import simplify_expr
 
 __all__ = ["aligned", "alignment", "total_stride", "growth_order", "Term", "terms",
            "leading_terms"]

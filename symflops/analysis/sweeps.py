@@ -21,7 +21,7 @@ from symflops.analysis._common import (
 )
 from symflops.cost import Cost, size_value
 from symflops.errors import SymflopsError
-from symflops.printing import text_table
+from symflops.notation import text_table
 
 __all__ = ["Sweep", "sweep", "fit_slope", "MAX_SWEEP_POINTS"]
 

@@ -22,8 +22,8 @@ from symflops.cli._input_args import (
 from symflops.cli._scale import plot_target, save_plot
 from symflops.cost import Cost
 from symflops.errors import SymflopsError
+from symflops.notation import presented, text_table
 from symflops.parse import parse_names
-from symflops.printing import presented, text_table
 
 __all__ = ["cmd_compare"]
 

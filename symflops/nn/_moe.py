@@ -78,7 +78,7 @@ class MoE(Layer):
     copies, however they are spread: each costs the same in any expert; its parameters are
     one expert's), ``active_weights`` (the ``k - 1`` other experts a token uses) and
     ``idle_weights`` (the ``E - k`` it does not): parameters only, so ``params`` counts
-    all ``E`` experts and :func:`symflops.views.active_params` drops the idle ones.
+    all ``E`` experts and :func:`symflops.paper_counts.active_params` drops the idle ones.
 
     ``capacity_factor`` (exact: an int or a Fraction) gives each expert ``C = ceil(c T k /
     E)`` token slots, as capacity-limited training runs (Switch, GShard): the experts then

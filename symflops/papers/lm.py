@@ -46,13 +46,13 @@ def _gpt_train(convention: str = "torch", recompute: str = "none") -> Cost:
 
 
 def _per_token(cost: Cost) -> sp.Expr:
-    from symflops.views import per_token
+    from symflops.paper_counts import per_token
 
     return sp.expand(per_token(cost, "flops"))
 
 
 def _non_embedding() -> sp.Expr:
-    from symflops.views import non_embedding_params
+    from symflops.paper_counts import non_embedding_params
 
     return non_embedding_params(_gpt_cost())
 
@@ -75,7 +75,7 @@ register_paper(Paper(
             dropped=lambda: (Term(13 * L * dim, "biases (9 dim per layer) and the two "
                                   "LayerNorms' scales and shifts (4 dim per layer)"),
                              Term(2 * dim, "the final LayerNorm")),
-            how=_GPT_HOW + " Non-embedding: `symflops.views.non_embedding_params` drops "
+            how=_GPT_HOW + " Non-embedding: `symflops.paper_counts.non_embedding_params` drops "
                 "the token and position tables.",
             example_name="GPT-3 175B", example=GPT3,
         ),
@@ -91,7 +91,7 @@ register_paper(Paper(
                      "(2 per multiply-accumulate), as torch computes them"),
                 Term(2 * dim * V, "the de-embedding (the LM head): Table 1 lists "
                      "$2 d_{model} n_{vocab}$ but leaves it out of $C_{forward}$")),
-            how=_GPT_HOW + " `symflops.views.per_token` divides the forward cost by the "
+            how=_GPT_HOW + " `symflops.paper_counts.per_token` divides the forward cost by the "
                 "$B N$ tokens. Biases, norms, GELU and softmax are not counted by the "
                 "torch convention, nor by the paper.",
             example_name="GPT-3 175B", example=GPT3,
@@ -303,7 +303,7 @@ def _palm() -> Any:
 
 
 def _palm_per_token() -> sp.Expr:
-    from symflops.views import per_token
+    from symflops.paper_counts import per_token
 
     return sp.expand(per_token(_palm().cost((B, N), mode="train", convention="torch")))
 
@@ -330,7 +330,7 @@ register_paper(Paper(
             how="`sf.presets.llama(dim, heads, 1, L, V, 4*dim, tie_embeddings=True)` "
                 "(PaLM's choices: multi-query attention, SwiGLU of width $4 d_{model}$, no "
                 "biases, shared input and output embeddings, rotary positions) in "
-                "`mode='train'`, per token (`symflops.views.per_token`); $H Q = d_{model}$, "
+                "`mode='train'`, per token (`symflops.paper_counts.per_token`); $H Q = d_{model}$, "
                 "$T = N$. The attention term is the dense $QK^T$ and $AV$ forward ($4 L H Q T$) "
                 "and their gradients. PaLM 540B itself has $H Q = 12288 \\neq d_{model} = "
                 "18432$, a head width the preset does not take (it uses $d_{model}/H$); the "

@@ -148,10 +148,10 @@ def mixtral(dim: SizeLike, heads: SizeLike, kv_heads: SizeLike | None, layers: S
     Parameters: ``2 V dim + L (2 dim^2 + 2 dim kv_dim + E dim + 3 E dim hidden + 2 dim) +
     dim``. Mixtral-8x7B (dim 4096, 32 heads, 8 kv heads, 32 layers, V 32000, hidden 14336,
     8 experts, top 2) has 46,702,792,704, of which 12,879,925,248 are active per token
-    (:func:`symflops.views.active_params`: 2 of the 8 experts; "12.9B active", Mistral AI,
+    (:func:`symflops.paper_counts.active_params`: 2 of the 8 experts; "12.9B active", Mistral AI,
     "Mixtral of experts", 2023).
 
-    >>> from symflops.views import active_params
+    >>> from symflops.paper_counts import active_params
     >>> c = mixtral(4096, 32, 8, 32, 32000, 14336, 8, 2).cost(("B", "N"))
     >>> c.params, active_params(c)
     (46702792704, 12879925248)

@@ -33,7 +33,7 @@ import sympy as sp
 from symflops.conventions import Convention, get_convention
 from symflops.cost import Cost
 from symflops.errors import SymflopsError
-from symflops.printing import presenting, shown_form
+from symflops.notation import presenting, shown_form
 from symflops.rendering import _summary  # noqa: F401  (registers the summary format)
 from symflops.rendering._context import Quantity, Substitution, build_context, stated_size
 from symflops.rendering._environment import render_template
@@ -114,7 +114,7 @@ def render(cost: Cost, fmt: str = "markdown", *, style: str = "report",
     inputs were given, e.g. a traced model's ``"B 3 H W"``) head the summary.
 
     Formulas print as papers write them, equal on the Cost's domain
-    (:func:`symflops.printing.presented`): a strided size ``floor(H/2 - 1/2) + 1`` as
+    (:func:`symflops.notation.presented`): a strided size ``floor(H/2 - 1/2) + 1`` as
     ``ceiling(H/2)``, and as ``H/2`` when the domain puts ``H`` on multiples of 2;
     ``exact=True`` prints every expression exactly as the Cost holds it (JSON always
     does). The paper table gives FLOPs one column per monomial when every row is an

@@ -10,10 +10,10 @@ import sympy as sp
 
 from symflops.conventions import KINDS, Convention
 from symflops.cost import Cost, weighted_work
-from symflops.display import shown
 from symflops.errors import SymflopsError
-from symflops.printing import NUMBER_STYLES
+from symflops.notation import NUMBER_STYLES
 from symflops.rendering._fold import Run, fold_runs
+from symflops.simplification import shown
 
 #: LaTeX tables with more rows than this become a ``longtable`` (a float cannot break
 #: across pages)

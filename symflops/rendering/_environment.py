@@ -11,9 +11,9 @@ from typing import Any
 import jinja2
 import sympy as sp
 
-from symflops import display, printing
+from symflops import notation, simplification
 from symflops.errors import SymflopsError
-from symflops.printing import format_number, latex_escape, text_table
+from symflops.notation import format_number, latex_escape, text_table
 from symflops.rendering._context import Quantity
 from symflops.rendering._equation import display_lines, equation_lines, visible_width
 from symflops.rendering._formats import REGISTRY_LISTENERS, Format, get_format
@@ -127,8 +127,8 @@ REGISTRY_LISTENERS.append(template_environment.cache_clear)
 def clear_caches() -> None:
     """Forget everything rendering memoises (display forms, LaTeX, template environments),
     so the next render is a first one (benchmarks time it)."""
-    display.clear_cache()
-    printing.clear_cache()
+    simplification.clear_cache()
+    notation.clear_cache()
     template_environment.cache_clear()
 
 

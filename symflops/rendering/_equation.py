@@ -3,7 +3,7 @@ about ``width`` printed characters, breaking between terms, and inside a long fa
 parentheses (``\\bigl( ... \\bigr)``, which may span lines) when one term is too wide.
 
 >>> import sympy as sp
->>> from symflops.printing import latex_expr
+>>> from symflops.notation import latex_expr
 >>> from symflops.symbols import B, L, N, dim
 >>> terms = [(B * (4 * dim + 5), L * N**2), (B * (24 * dim**2 + 35 * dim + 4), L * N)]
 >>> equation_lines(terms, latex_expr, width=20)

@@ -11,7 +11,7 @@ import sympy as sp
 
 from symflops.domain import Clause
 from symflops.errors import SymflopsError
-from symflops.printing import (
+from symflops.notation import (
     latex_escape,
     latex_expr,
     markdown_code,

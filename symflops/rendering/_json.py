@@ -11,11 +11,11 @@ from sympy.printing.repr import ReprPrinter
 
 from symflops.conventions import KINDS, Convention
 from symflops.cost import Cost
-from symflops.display import shown
-from symflops.printing import latex_expr
+from symflops.notation import latex_expr
 from symflops.rendering._context import Quantity, Substitution, node_quantity
 from symflops.rendering._fold import Run, fold_runs
 from symflops.rendering._formats import latex_math, text_math
+from symflops.simplification import shown
 
 
 class _CanonicalRepr(ReprPrinter):

@@ -18,10 +18,10 @@ from typing import Any
 import sympy as sp
 
 from symflops.cost import Cost
-from symflops.display import collect, shown
 from symflops.errors import SymflopsError
-from symflops.printing import latex_expr, shown_form
+from symflops.notation import latex_expr, shown_form
 from symflops.rendering._equation import visible_width
+from symflops.simplification import collect, shown
 
 __all__ = ["Style", "register_style", "unregister_style", "get_style", "styles", "collected_terms",
            "symbols_named", "TermColumns", "term_columns"]
@@ -130,7 +130,7 @@ def collected_terms(expr: sp.Expr, symbols: Sequence[sp.Symbol] = ()
                     ) -> list[tuple[sp.Expr, sp.Expr]]:
     """``expr`` as terms ``(coefficient, monomial)``: with ``symbols``, one term per
     monomial in those symbols (highest degree first), its coefficient collected
-    (:func:`symflops.display.collect`); without, the display form's terms.
+    (:func:`symflops.simplification.collect`); without, the display form's terms.
 
     >>> from symflops.symbols import B, L, N, dim
     >>> collected_terms(B * L * N * (24 * dim**2 + 4 * N * dim), [L, N])

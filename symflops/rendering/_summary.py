@@ -8,9 +8,9 @@ from typing import Any
 import sympy as sp
 
 from symflops.cost import Cost
-from symflops.display import tidy
-from symflops.printing import format_number, shown_form, text_table
+from symflops.notation import format_number, shown_form, text_table
 from symflops.rendering._formats import Format, register_format
+from symflops.simplification import tidy
 
 
 # ----------------------------------------------------------------------------- summary
