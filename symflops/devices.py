@@ -24,9 +24,18 @@ Sources:
   FP64 Tensor Core 19.5, FP32 19.5, TF32 156, BF16 / FP16 312, INT8 624 TOPS
   (dense; the starred figures are with sparsity), 80 GB HBM2e at 2,039 GB/s.
 
-Not yet in the registry (their figures were not sourced from the vendor in this round, so they are
-left out rather than guessed): H200, MI300X (third-party pages disagree on its dense FP16 peak),
-L4.
+- ``H200-SXM-141GB``: NVIDIA H200 Tensor Core GPU datasheet, H200 SXM column: the same Hopper
+  compute as the H100 SXM (FP64 34, FP64 Tensor Core 67, FP32 67; TF32 / BF16 / FP16 / FP8 /
+  INT8 Tensor Core 989 / 1,979 / 1,979 / 3,958 / 3,958 "with sparsity", halved here), GPU memory
+  141 GB HBM3e at 4.8 TB/s.
+- ``L4``: NVIDIA L4 Tensor Core GPU datasheet: FP32 30.3 TFLOPS; TF32 / FP16 / BF16 / FP8 /
+  INT8 Tensor Core 120 / 242 / 242 / 485 / 485 "with sparsity" (halved here: 60 / 121 / 121 /
+  242.5 / 242.5), 24 GB GDDR6 at 300 GB/s.
+- ``MI300X``: AMD Instinct MI300X accelerator data sheet, peak theoretical (dense; the
+  structured-sparsity figures are the doubled ones): FP64 vector 81.7 TFLOPS, FP64 / FP32 matrix
+  163.4, TF32 653.7, FP16 / BF16 1,307.4, FP8 2,614.9, INT8 2,614.9 TOPS; 192 GB HBM3 at
+  5.3 TB/s. (Third-party spec pages quote the sparse 2,614.9 as "FP16", or vector rates; the
+  data sheet's matrix figures are the ones a GEMM reaches.)
 
 >>> h100 = get_device("H100-SXM5-80GB")
 >>> h100.peak["bf16"], h100.bandwidth
@@ -250,4 +259,54 @@ register_device(Device(
     peak={"fp32": sp.Symbol("P_cpu", positive=True)},
     bandwidth=sp.Symbol("BW_cpu", positive=True),
     source="symbolic: substitute your CPU's peak FLOP/s and memory bandwidth",
+))
+
+register_device(Device(
+    name="H200-SXM-141GB",
+    peak={
+        "fp64": 34 * _T,
+        "fp64_tensor": 67 * _T,
+        "fp32": 67 * _T,
+        "tf32": sp.Rational(989, 2) * _T,
+        "bf16": sp.Rational(1979, 2) * _T,
+        "fp16": sp.Rational(1979, 2) * _T,
+        "fp8": 1979 * _T,
+        "int8": 1979 * _T,
+    },
+    bandwidth=4800 * _G,
+    capacity=141 * _G,
+    source="NVIDIA H200 Tensor Core GPU datasheet, H200 SXM column (sparse figures halved)",
+))
+
+register_device(Device(
+    name="L4",
+    peak={
+        "fp32": sp.Rational(303, 10) * _T,
+        "tf32": 60 * _T,
+        "bf16": 121 * _T,
+        "fp16": 121 * _T,
+        "fp8": sp.Rational(485, 2) * _T,
+        "int8": sp.Rational(485, 2) * _T,
+    },
+    bandwidth=300 * _G,
+    capacity=24 * _G,
+    source="NVIDIA L4 Tensor Core GPU datasheet (sparse figures halved)",
+))
+
+register_device(Device(
+    name="MI300X",
+    peak={
+        "fp64": sp.Rational(817, 10) * _T,
+        "fp64_tensor": sp.Rational(1634, 10) * _T,
+        "fp32": sp.Rational(1634, 10) * _T,
+        "tf32": sp.Rational(6537, 10) * _T,
+        "bf16": sp.Rational(13074, 10) * _T,
+        "fp16": sp.Rational(13074, 10) * _T,
+        "fp8": sp.Rational(26149, 10) * _T,
+        "int8": sp.Rational(26149, 10) * _T,
+    },
+    bandwidth=5300 * _G,
+    capacity=192 * _G,
+    source="AMD Instinct MI300X accelerator data sheet, peak theoretical dense figures "
+           "(fp64_tensor: FP64 matrix)",
 ))

@@ -63,3 +63,36 @@ def test_inexact_or_nonpositive_figures_are_refused(bad: object) -> None:
     with pytest.raises(SymflopsError):
         dv.Device(name="x", peak={"bf16": 1}, bandwidth=bad)
 
+
+
+#: the datasheets' printed figures (TFLOPS as printed, "s" where printed with sparsity),
+#: bandwidth in GB/s and capacity in GB: the registry must hold their dense values exactly
+DATASHEETS = {
+    "H200-SXM-141GB": ({"fp32": "67", "bf16": "1979s", "fp8": "3958s", "tf32": "989s"},
+                       4800, 141),
+    "L4": ({"fp32": "30.3", "bf16": "242s", "fp16": "242s", "fp8": "485s", "tf32": "120s"},
+           300, 24),
+    "MI300X": ({"fp64": "81.7", "fp32": "163.4", "bf16": "1307.4", "fp8": "2614.9",
+                "tf32": "653.7"}, 5300, 192),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DATASHEETS))
+def test_new_devices_hold_their_datasheets_dense_figures(name: str) -> None:
+    printed, bandwidth, capacity = DATASHEETS[name]
+    d = dv.get_device(name)
+    for dtype, text in printed.items():
+        sparse = text.endswith("s")
+        dense = sp.Rational(text.rstrip("s")) / (2 if sparse else 1)
+        assert d.peak[dtype] == dense * 10**12, dtype
+    assert d.bandwidth == bandwidth * 10**9 and d.capacity == capacity * 10**9
+    # the ridge point is peak / bandwidth, exactly
+    assert dv.ridge_point(d, "bf16") == d.peak["bf16"] / d.bandwidth
+
+
+def test_h200_is_an_h100_with_more_memory() -> None:
+    # same Hopper compute, 4.8 vs 3.35 TB/s: a memory-bound op runs 4800/3350 times faster
+    h100, h200 = dv.get_device("H100-SXM5-80GB"), dv.get_device("H200-SXM-141GB")
+    assert h100.peak == h200.peak
+    ratio = dv.op_time(1, 10**9, h100) / dv.op_time(1, 10**9, h200)
+    assert ratio == sp.Rational(4800, 3350)
