@@ -52,6 +52,7 @@ class Cost:
     """Params, MACs and FLOPs (under a named convention) of a layer or a network.
 
     Attributes: ``name`` (the child's name in its parent), ``layer`` (the layer type),
+    ``io`` (the bytes its own op moves, by role and direction: :meth:`bytes_by`),
     ``params``, ``macs``, ``flops``, ``work`` (per kind), ``input_shape``,
     ``output_shape``, ``children``, ``count`` (how many times the parent repeats this
     child), ``derivation`` (leaves), ``validity`` (conditions the formula assumes),
@@ -62,7 +63,7 @@ class Cost:
 
     __slots__ = ("name", "layer", "spec", "params", "work", "input_shape", "output_shape",
                  "children", "count", "derivation", "validity", "convention", "notes",
-                 "op", "memory", "_flops", "_simplified")
+                 "op", "memory", "io", "_flops", "_simplified")
 
     def __init__(
         self,
@@ -82,6 +83,7 @@ class Cost:
         notes: Sequence[str] = (),
         op: str = "",
         memory: Memory | None = None,
+        io: Mapping[tuple[str, str], Any] | None = None,
     ) -> None:
         put = object.__setattr__  # a Cost is immutable: fields are set here and in _derive
         put(self, "name", name)
@@ -103,6 +105,7 @@ class Cost:
         put(self, "notes", tuple(notes))
         put(self, "op", op)
         put(self, "memory", memory)
+        put(self, "io", _io(io, layer))
         put(self, "_flops", None)
         put(self, "_simplified", not self.children)
 
@@ -124,6 +127,9 @@ class Cost:
     #: training memory (``mode="train"``), else None
     #: (a ServingMemory in prefill/decode: set through :meth:`replace`)
     memory: Memory | None
+    #: bytes this node's own op(s) move, ``(role, direction) -> bytes`` (see :meth:`bytes_by`);
+    #: None where not derived
+    io: Mapping[tuple[str, str], sp.Expr] | None
     _flops: sp.Expr | None  # the lazily computed total (a private cache)
     _simplified: bool
 
@@ -137,6 +143,8 @@ class Cost:
         state = {slot: getattr(self, slot) for klass in type(self).__mro__
                  for slot in getattr(klass, "__slots__", ()) if hasattr(self, slot)}
         state["work"] = dict(self.work)  # a read-only view does not pickle
+        if self.io is not None:
+            state["io"] = dict(self.io)
         return _restored, (type(self), state)
 
     def __delattr__(self, name: str) -> None:
@@ -177,6 +185,105 @@ class Cost:
     def total_flops(self) -> sp.Expr:
         """``count * flops``: what this child adds to its parent."""
         return self.count * self.flops
+
+    # -- bytes moved -----------------------------------------------------------------
+    def bytes_by(self, kind: str = "role") -> dict[str, sp.Expr]:
+        """Bytes moved by the whole tree, by ``kind``: ``"role"`` (``weights``: parameters
+        and buffers; ``kv_cache``; ``activations``: every other tensor), ``"direction"``
+        (``read``, ``write``) or ``"both"`` (``"role.direction"``).
+
+        The definition (torch running the ops unfused): each op reads each of its tensor
+        inputs once and writes each output once, in their dtype; views, allocations and
+        shape ops move nothing. A repeated child counts ``count`` times.
+
+        >>> import symflops as sf
+        >>> from symflops.symbols import B
+        >>> c = sf.nn.Linear(8, 4).cost((B, 8), mode="decode", context=0)
+        >>> c.bytes_by("role")       # bf16: x (8 B), W and b (36), y (4 B), 2 bytes each
+        {'activations': 24*B, 'weights': 72}
+        """
+        if kind not in ("role", "direction", "both"):
+            raise SymflopsError("bytes_by: unknown kind", layer=self.spec,
+                                values={"kind": kind}, fix="use 'role', 'direction' or 'both'")
+        out: dict[str, sp.Expr] = {}
+        for (role, direction), v in self._traffic().items():
+            key = role if kind == "role" else direction if kind == "direction" else \
+                f"{role}.{direction}"
+            out[key] = out.get(key, sp.Integer(0)) + v
+        return {k: sp.expand(v) for k, v in sorted(out.items()) if sp.expand(v) != 0}
+
+    @property
+    def bytes(self) -> sp.Expr:
+        """Total bytes moved (:meth:`bytes_by`), an exact expression."""
+        total: sp.Expr = sp.expand(sp.Add(*self._traffic().values()))
+        return total
+
+    @property
+    def bytes_by_role(self) -> dict[str, sp.Expr]:
+        """:meth:`bytes_by` ``("role")``: weights, activations, kv_cache."""
+        return self.bytes_by("role")
+
+    @property
+    def intensity(self) -> sp.Expr:
+        """Arithmetic intensity: ``flops / bytes`` (FLOPs under this Cost's convention)."""
+        from symflops.devices import intensity
+
+        return intensity(self.total_flops, self.count * self.bytes)
+
+    def roofline(self, device: Any, dtype: str = "bf16") -> sp.Expr:
+        """A time lower bound in seconds on ``device`` (a name or a
+        :class:`~symflops.devices.Device`): per op ``max(flops / peak, bytes / bandwidth)``,
+        summed over the ops (no overlap between ops assumed). FLOPs under this Cost's
+        convention: use ``"torch"`` or ``"exact"``, never ``"macs"`` (a MAC is 2 FLOPs
+        on the datasheets)."""
+        from symflops.devices import get_device
+
+        if self.convention.name == "macs":
+            raise SymflopsError("a roofline needs FLOPs; this Cost counts MACs",
+                                layer=self.spec, values={"convention": "macs"},
+                                fix="cost.with_convention('torch').roofline(...)")
+        d = get_device(device)
+        peak, bandwidth = d.peak_for(dtype), d.bandwidth
+        return self.count * self._time(peak, bandwidth)
+
+    def _time(self, peak: sp.Expr, bandwidth: sp.Expr) -> sp.Expr:
+        if self.op or not self.children:  # one op: compute- or memory-bound
+            return sp.Max(self.flops / peak, sp.Add(*self._traffic().values()) / bandwidth)
+        # one traced op split into sibling parts (fused attention: scores, softmax,
+        # context) carries its bytes on its first part and none (``{}``) on the others:
+        # such a run of siblings is one op
+        runs: list[list[Cost]] = []
+        for c in self.children:
+            continues = bool(runs) and bool(c.op) and not c.children and c.io is not None \
+                and not c.io and runs[-1][0].op == c.op and not runs[-1][0].children
+            if continues:
+                runs[-1].append(c)
+            else:
+                runs.append([c])
+        times = []
+        for run in runs:
+            if len(run) == 1:
+                times.append(run[0].count * run[0]._time(peak, bandwidth))
+                continue
+            flops = sp.Add(*(c.total_flops for c in run))
+            nbytes = sp.Add(*(c.count * v for c in run for v in c._traffic().values()))
+            times.append(sp.Max(flops / peak, nbytes / bandwidth))
+        own = sp.Add(*(self.io or {}).values())  # data movement of the node itself: 0 FLOPs
+        return sp.Add(*times) + own / bandwidth
+
+    def _traffic(self) -> dict[tuple[str, str], sp.Expr]:
+        """(role, direction) -> bytes of this node, its children's included."""
+        if self.io is None and not self.children:
+            if not self.work:  # a holder of parameters: their bytes count where used
+                return {}
+            raise SymflopsError("bytes moved are not derived for this layer", layer=self.spec,
+                                fix="trace the torch module with sf.trace (every aten op's "
+                                    "bytes are counted there)")
+        out: dict[tuple[str, str], sp.Expr] = dict(self.io or {})
+        for c in self.children:
+            for k, v in c._traffic().items():
+                out[k] = out.get(k, sp.Integer(0)) + c.count * v
+        return out
 
     # -- tree navigation -------------------------------------------------------------
     def walk(self, prefix: str = "") -> Iterator[tuple[str, Cost]]:
@@ -234,7 +341,7 @@ class Cost:
 
         Fields: ``name``, ``layer``, ``spec``, ``params``, ``work``, ``input_shape``,
         ``output_shape``, ``children``, ``count``, ``derivation``, ``validity``,
-        ``convention``, ``notes``, ``op``, ``memory``. Values are normalized as the
+        ``convention``, ``notes``, ``op``, ``memory``, ``io``. Values are normalized as the
         constructor does; a composite given new ``children`` (and no ``work``) sums them
         again. A subclass's own fields (a trace's report) carry over.
 
@@ -257,6 +364,7 @@ class Cost:
             "validity": _conditions,
             "convention": get_convention,
             "notes": tuple,
+            "io": lambda v: _io(v, self.layer),
         }
         fields = {key: norm.get(key, lambda v: v)(value) for key, value in changes.items()}
         if "children" in changes:
@@ -329,7 +437,8 @@ class Cost:
             input_shape=tuple(sub(s) for s in self.input_shape),
             output_shape=tuple(sub(s) for s in self.output_shape),
             validity=_conditions(c.xreplace(mapping) for c in self.validity),
-            memory=None if self.memory is None else self.memory.xreplace(mapping))
+            memory=None if self.memory is None else self.memory.xreplace(mapping),
+            io=None if self.io is None else _frozen_io({k: sub(v) for k, v in self.io.items()}))
 
     def substitution(self, values: Mapping[Any, Any] | None = None, /, **named: Any
                      ) -> dict[sp.Symbol, sp.Expr]:
@@ -580,7 +689,7 @@ def size_value(where: str, sym: sp.Symbol, value: Any) -> sp.Expr:
 
 #: the fields :meth:`Cost.replace` may change
 _FIELDS = ("name", "layer", "spec", "params", "work", "input_shape", "output_shape", "children",
-           "count", "derivation", "validity", "convention", "notes", "op", "memory")
+           "count", "derivation", "validity", "convention", "notes", "op", "memory", "io")
 
 
 def _restored(cls: type[Cost], state: Mapping[str, Any]) -> Cost:
@@ -589,12 +698,40 @@ def _restored(cls: type[Cost], state: Mapping[str, Any]) -> Cost:
     for key, value in state.items():
         object.__setattr__(new, key, value)
     object.__setattr__(new, "work", _frozen(state["work"]))
+    if state.get("io") is not None:
+        object.__setattr__(new, "io", _frozen_io(state["io"]))
     return new
 
 
 def _conditions(conditions: Iterable[sp.Basic]) -> tuple[sp.Basic, ...]:
     """Conditions kept once each, in order, without the ones already known true."""
     return tuple(dict.fromkeys(c for c in conditions if c is not sp.true))
+
+
+#: the roles and directions of bytes moved (:meth:`Cost.bytes_by`)
+ROLES = ("weights", "activations", "kv_cache")
+DIRECTIONS = ("read", "write")
+
+
+def _io(io: Mapping[tuple[str, str], Any] | None, layer: str
+        ) -> Mapping[tuple[str, str], sp.Expr] | None:
+    if io is None:
+        return None
+    out: dict[tuple[str, str], sp.Expr] = {}
+    for key, v in io.items():
+        if not (isinstance(key, tuple) and len(key) == 2 and key[0] in ROLES and
+                key[1] in DIRECTIONS):
+            raise SymflopsError("bytes moved are keyed by (role, direction)", layer=layer,
+                                values={"key": repr(key)},
+                                fix=f"roles {', '.join(ROLES)}; directions read, write")
+        value = _expr(v)
+        if value != 0:
+            out[key] = out.get(key, sp.Integer(0)) + value
+    return _frozen_io(out)
+
+
+def _frozen_io(io: Mapping[tuple[str, str], sp.Expr]) -> Mapping[tuple[str, str], sp.Expr]:
+    return MappingProxyType({k: v for k, v in io.items() if v != 0})
 
 
 def _frozen(work: Mapping[str, sp.Expr]) -> Mapping[str, sp.Expr]:

@@ -538,6 +538,8 @@ class _Leaf:
     part: Part
     in_shape: tuple[Any, ...]
     out_shape: tuple[Any, ...]
+    #: the op's first part: it carries the op's bytes moved (the others carry none)
+    first: bool = True
 
 
 @dataclass(frozen=True)
@@ -597,8 +599,8 @@ def _entries(rec: Recording, smap: C.SymbolMap, report: TraceReport,
         leaf_name = base if k == 0 else f"{base}_{k}"
         in_shape = next((a.shape for a in call.args if isinstance(a, TShape)), ())
         out_shape = call.out[0].shape if call.out else ()
-        leaves = tuple(_Leaf(part.name or leaf_name, r, part, in_shape, out_shape)
-                       for part in parts)
+        leaves = tuple(_Leaf(part.name or leaf_name, r, part, in_shape, out_shape, i == 0)
+                       for i, part in enumerate(parts))
         if len(parts) > 1 and r.packet not in _SPLIT_OPS:  # e.g. grad_input, grad_weight
             node(r.path).append(_Group(leaf_name, op_name(r.packet), leaves))
         else:
@@ -641,6 +643,21 @@ class _Builder:
     def io(self, raw: RawShape | None) -> tuple[Any, ...]:
         return () if raw is None else tuple(self.fix(self.smap(s)) for s in raw.shape)
 
+    def traffic(self, io: Any) -> dict[tuple[str, str], sp.Expr]:
+        """Bytes moved, ``(role, direction) -> bytes``, in the user's symbols."""
+        items = io.items() if isinstance(io, Mapping) else io
+        return {k: self.fix(self.smap(v)) if isinstance(v, sp.Basic) else sp.Integer(v)
+                for k, v in items}
+
+    def movement(self, path: ModulePath, op_io: Mapping[tuple[str, str], Any] | None = None
+                 ) -> dict[tuple[str, str], sp.Expr]:
+        """The bytes the uncounted ops of the module at ``path`` moved (copies, cat), plus
+        ``op_io`` when the module is one counted op."""
+        out = dict(op_io or {})
+        for k, v in self.traffic(self.rec.movement.get(path, {})).items():
+            out[k] = out.get(k, sp.Integer(0)) + v
+        return out
+
     def leaf_fields(self, leaf: _Leaf, params: int = 0) -> dict[str, Any]:
         """The Cost fields of one handler part; ``params``: the module's own parameters
         when the module is this one op (its general formula kept if it explains them)."""
@@ -659,7 +676,8 @@ class _Builder:
             output_shape=tuple(self.fix(s) for s in leaf.out_shape),
             derivation=Derivation(part.general, general_params, bindings, part.explanation,
                                   part.rates),
-            convention=self.convention, op=op, notes=part.notes)
+            convention=self.convention, op=op, notes=part.notes,
+            io=self.traffic(leaf.record.io) if leaf.first else {})
 
     def leaf(self, leaf: _Leaf) -> Cost:
         f = self.leaf_fields(leaf)
@@ -699,7 +717,7 @@ class _Builder:
                 parts = [self.leaf(it) for it in entry.leaves]
                 kids.append(Cost(entry.name, entry.op, spec=entry.op, children=parts,
                                  convention=self.convention, input_shape=parts[0].input_shape,
-                                 output_shape=parts[0].output_shape))
+                                 output_shape=parts[0].output_shape, op=entry.op))
             else:
                 kids.append(self.module(entry))
         name = path[-1] if path else ""
@@ -725,13 +743,14 @@ class _Builder:
                         input_shape=kin or only_fields["input_shape"],
                         output_shape=kout or only_fields["output_shape"],
                         derivation=only_fields["derivation"], convention=self.convention,
-                        op=only_fields["op"])
+                        op=only_fields["op"], io=self.movement(path, only_fields["io"]))
         if path and len(kids) == 1 and isinstance(only, Cost) and not only.children:
             # a module whose one child is a submodule of one op
             return only.replace(name=name, layer=layer, spec=spec,
                                 input_shape=kin or only.input_shape,
                                 output_shape=kout or only.output_shape,
-                                convention=self.convention)
+                                convention=self.convention,
+                                io=self.movement(path, only.io))
         children = [self.leaf(k) if isinstance(k, _Leaf) else k for k in kids]
         if only_fields is not None:  # the root with a single op of its own
             f = dict(only_fields)
@@ -739,9 +758,11 @@ class _Builder:
         if root is not None:
             return TracedCost(name, layer, spec=spec, children=children, input_shape=kin,
                               output_shape=kout, convention=self.convention,
-                              validity=validity, notes=notes, report=root)
+                              validity=validity, notes=notes, report=root,
+                              io=self.movement(path))
         return Cost(name, layer, spec=spec, children=children, input_shape=kin,
-                    output_shape=kout, convention=self.convention, validity=validity)
+                    output_shape=kout, convention=self.convention, validity=validity,
+                    io=self.movement(path))
 
 
 def assemble(rec: Recording, env: C.SymEnv, ctx: TraceContext) -> TracedCost:

@@ -74,6 +74,59 @@ class Record:
     out: tuple[RawShape, ...]
     path: ModulePath
     backward: bool
+    #: bytes the op moves: ((role, direction), torch-SymPy bytes) pairs (:func:`traffic`)
+    io: tuple[tuple[tuple[str, str], Any], ...] = ()
+
+
+#: ops that move no bytes though they are not views: allocations whose contents are not
+#: written (``empty``) and the aliasing reshape of a fresh result (``_unsafe_view``)
+_NO_TRAFFIC = frozenset({"empty", "empty_like", "empty_strided", "new_empty",
+                         "new_empty_strided", "_unsafe_view", "lift_fresh", "alias",
+                         "_local_scalar_dense", "sym_size", "sym_stride", "sym_numel",
+                         "sym_storage_offset", "resize_", "set_"})
+
+
+def _footprint(t: torch.Tensor) -> Any:
+    """Bytes of the distinct elements ``t`` presents: its sizes over the dims it does not
+    broadcast (stride 0, an ``expand``), times its element size."""
+    n: Any = 1
+    for size, stride in zip(t.shape, t.stride(), strict=True):
+        if not (isinstance(stride, int) and stride == 0):
+            n = n * C.sym_expr(size)
+    return n * t.element_size()
+
+
+def traffic(func: Any, args: Any, kwargs: Any, out: Any, weights: set[Any]
+            ) -> tuple[tuple[tuple[str, str], Any], ...]:
+    """The bytes one op moves as torch runs it unfused: each tensor argument read once,
+    each output written once (:func:`_footprint`); views and :data:`_NO_TRAFFIC`
+    move nothing. A tensor sharing storage with a parameter or buffer is a ``weights``
+    tensor, any other an ``activations`` one."""
+    if getattr(func, "is_view", False) or func._overloadpacket.__name__ in _NO_TRAFFIC:
+        return ()
+    return moved_bytes((args, kwargs), out, weights)
+
+
+def moved_bytes(inputs: Any, outputs: Any, weights: set[Any]
+                ) -> tuple[tuple[tuple[str, str], Any], ...]:
+    """:func:`traffic` of one call given its inputs and outputs (any nesting)."""
+    from torch.multiprocessing.reductions import StorageWeakRef
+
+    def role(t: torch.Tensor) -> str:
+        try:
+            return "weights" if StorageWeakRef(t.untyped_storage()) in weights else \
+                "activations"
+        except (NotImplementedError, RuntimeError):  # no storage (a sparse tensor)
+            return "activations"
+
+    moved: dict[tuple[str, str], Any] = {}
+    for t in tensors(inputs):  # each argument (``x * x`` reads x twice)
+        key = (role(t), "read")
+        moved[key] = moved.get(key, 0) + _footprint(t)
+    for t in tensors(outputs):
+        key = (role(t), "write")
+        moved[key] = moved.get(key, 0) + _footprint(t)
+    return tuple(moved.items())
 
 
 def _capture(x: Any) -> Any:
@@ -102,6 +155,8 @@ class Recording:
     io_in: dict[ModulePath, RawShape | None] = field(default_factory=dict)
     io_out: dict[ModulePath, RawShape | None] = field(default_factory=dict)
     records: list[Record] = field(default_factory=list)
+    #: bytes moved by uncounted ops (copies, cat, fills), per module path
+    movement: dict[ModulePath, dict[tuple[str, str], Any]] = field(default_factory=dict)
     zero: Counter[str] = field(default_factory=Counter)
     unknown: Counter[str] = field(default_factory=Counter)
     unknown_at: dict[str, list[str]] = field(default_factory=dict)
@@ -178,6 +233,8 @@ class _Recorder(C.TorchDispatchMode):
         self.ours: dict[int, weakref.ref[torch.Tensor]] | None = {} if rec.real else None
         # position indices from arange, checked against the tables they index
         self.index_bounds = IndexBounds()
+        # storages of the model's parameters and buffers (bytes they move are "weights")
+        self.weights: set[Any] = set()
 
     def own(self, *ts: torch.Tensor) -> None:
         if self.ours is not None:
@@ -243,19 +300,24 @@ class _Recorder(C.TorchDispatchMode):
             out = rule(args, kwargs) if rule is not None else None
             if out is None:
                 out = func(*args, **kwargs)
-            if not counted:
-                rec.zero[op_name(packet)] += 1
-                return out
             node = C.current_autograd_node() if rec.train else None
             if node is not None:
                 path = C.node_metadata(node).get(_META_KEY, ROOT)
                 bw = True
             else:
                 path, bw = rec.stack[-1], False
+            io = traffic(func, args, kwargs, out, self.weights)
+            if not counted:
+                rec.zero[op_name(packet)] += 1
+                if io:
+                    moved = rec.movement.setdefault(path, {})
+                    for key, v in io:
+                        moved[key] = moved.get(key, 0) + v
+                return out
             outs = out if isinstance(out, (tuple, list)) else (out,)
             rec.records.append(Record(packet, packet.__name__, _capture(args), _capture(kwargs),
                                       tuple(shape_of(o) for o in outs
-                                            if isinstance(o, torch.Tensor)), path, bw))
+                                            if isinstance(o, torch.Tensor)), path, bw, io))
             return out
         # like FlopCounterMode: composite ops decompose into ops we may know
         with self:
@@ -347,11 +409,12 @@ def record(ctx: TraceContext, env: C.SymEnv) -> Recording:
     return rec
 
 
-def _noter(rec: Recording) -> Any:
+def _noter(rec: Recording, recorder: _Recorder) -> Any:
     """Records a whole torch call taken over by a torch-function mode (``nn.LSTM``'s)."""
     def note(packet: Any, args: tuple[Any, ...], out: tuple[torch.Tensor, ...]) -> None:
         rec.records.append(Record(packet, packet.__name__, _capture(args), {},
-                                  tuple(shape_of(o) for o in out), rec.stack[-1], False))
+                                  tuple(shape_of(o) for o in out), rec.stack[-1], False,
+                                  moved_bytes(args, out, recorder.weights)))
     return note
 
 
@@ -388,11 +451,14 @@ def _run_model(ctx: TraceContext, env: C.SymEnv, rec: Recording, recorder: _Reco
         for n, b in model.named_buffers(remove_duplicate=False):
             state[n] = env.fake(b) if not ctx.real else real_copy(b)
         recorder.own(*first, *state.values())
+        from torch.multiprocessing.reductions import StorageWeakRef
+
+        recorder.weights = {StorageWeakRef(t.untyped_storage()) for t in state.values()}
         resizing = C.SymbolicResize() if ctx.resize else contextlib.nullcontext()
         if ctx.train:
             rec.saved = SavedLog(lambda: rec.stack[-1])
             rec.saved.exclude(state.values())  # parameters and buffers are not activations
-        fused = fused_calls(model, _noter(rec)) if not ctx.real and not ctx.train else \
+        fused = fused_calls(model, _noter(rec, recorder)) if not ctx.real and not ctx.train else \
             contextlib.nullcontext()
         with C.module_hooks(rec.enter, rec.leave), resizing, recorder, fused:
             with torch.set_grad_enabled(ctx.train), \
