@@ -296,7 +296,8 @@ class Layer:
         ``pipeline_parallel`` (``p`` uniform stages): :mod:`symflops.memory`. ``precision``
         is a :class:`symflops.memory.Precision` or a name (``"mixed"``, ``"fp32"``).
 
-        >>> D = sf.symbols.symbol("D")
+        >>> import symflops as sf
+        >>> D, B = sf.symbols.symbol("D"), sf.symbols.B
         >>> m = sf.nn.Linear(8, 4).cost((B, 8), mode="train", zero=3, data_parallel=D).memory
         >>> m.model_states          # 36 parameters, (2 + 2 + 12) bytes each, over D ranks
         576/D
