@@ -316,7 +316,10 @@ def degree(value: Any, what: str) -> sp.Expr:
         e = sp.Integer(value)
     elif isinstance(value, str):
         text = value.strip()
-        e = sp.Integer(parse_int(text, what)) if text.isdigit() else parse_symbol(text)
+        try:
+            e = sp.Integer(parse_int(text, what)) if text.isdigit() else parse_symbol(text)
+        except SymflopsError:
+            e = None
     elif isinstance(value, sp.Expr) and not value.atoms(sp.Float) and all(
             s.is_integer and s.is_positive for s in value.free_symbols):
         e = value
