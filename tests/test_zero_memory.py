@@ -244,3 +244,54 @@ def test_defaults_unchanged_and_subs_keeps_degrees() -> None:
     assert c.memory is not None
     done = c.memory.xreplace({D: 8})
     assert done.model_states == 808 * 16 // 8 and done.data_parallel == 8
+
+
+def test_paper_figures_zero_vllm_kaplan() -> None:
+    from symflops.papers import PAPERS
+
+    zero = PAPERS["zero"].claims
+    got = [c.at_example(c.derived_expr, c.rows[0].values) for c in zero]
+    assert got == [simulate_zero([7_500_000_000], 64, s)[0] for s in range(4)]
+    vllm = PAPERS["vllm"].claims[0]
+    # 2 (key and value) * 5120 * 40 layers * 2 bytes, the paper's "800 KB" of 1024 bytes
+    assert vllm.at_example(vllm.derived_expr) == 2 * 5120 * 40 * 2 == 800 * 1024
+    kaplan = PAPERS["kaplan"].claims[-1]
+    # GPT-3 at T = 2048: 24 L d^2 (2N) + 4 L (T + 1) d (attention) + 2 d V (LM head)
+    L_, d, V_, T_ = 96, 12288, 50257, 2048
+    assert kaplan.at_example(kaplan.derived_expr) == \
+        24 * L_ * d * d + 4 * L_ * (T_ + 1) * d + 2 * d * V_
+
+
+def test_decode_flops_per_token_against_flop_counter() -> None:
+    # a 2-layer GPT decode step with a real cache of T tokens: FlopCounterMode's count of
+    # the matmuls equals the Kaplan claim's derived formula at those sizes
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from symflops.papers import PAPERS
+
+    d, h, layers, vocab, ctx, cached = 32, 4, 2, 50, 64, 7
+    torch.manual_seed(0)
+    blocks = []
+    for _ in range(layers):
+        blocks.append(torch.nn.ModuleDict({"qkv": torch.nn.Linear(d, 3 * d),
+                                           "out": torch.nn.Linear(d, d),
+                                           "fc": torch.nn.Linear(d, 4 * d),
+                                           "proj": torch.nn.Linear(4 * d, d)}))
+    head = torch.nn.Linear(d, vocab, bias=False)
+    x = torch.zeros(1, 1, d)
+    with FlopCounterMode(display=False) as fc, torch.no_grad():
+        for blk in blocks:
+            q, k, v = blk["qkv"](x).split(d, -1)
+            k = torch.cat([torch.zeros(1, cached, d), k], 1)
+            v = torch.cat([torch.zeros(1, cached, d), v], 1)
+            q, k, v = (a.view(1, -1, h, d // h).transpose(1, 2) for a in (q, k, v))
+            a = torch.matmul(q, k.transpose(-1, -2)).softmax(-1)
+            x = x + blk["out"](torch.matmul(a, v).transpose(1, 2).reshape(1, 1, d))
+            x = x + blk["proj"](torch.nn.functional.gelu(blk["fc"](x)))
+        head(x)
+    claim = PAPERS["kaplan"].claims[-1]
+    value = claim.at_example(claim.derived_expr,
+                             {"L": layers, "dim": d, "heads": h, "N": ctx, "V": vocab,
+                              "T": cached})
+    assert value == fc.get_total_flops()
