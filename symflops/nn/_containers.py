@@ -393,6 +393,7 @@ def _parallel_regions(layer: Layer, shape: Shape, name: str, path: str, x: Ref,
                   for s in mem.saved)
     # the last linear layer is row-parallel: tensor parallelism does not split its bias
     key, last = items[linears[-1]]
+    assert isinstance(last, Linear)
     if last.bias and mem.sharded is not None and mem.sharded_trainable is not None:
         frozen = tr.is_frozen(join(path, key))
         mem = mem.replace(sharded=mem.sharded - last.out_features,
