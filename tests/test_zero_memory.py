@@ -295,3 +295,18 @@ def test_decode_flops_per_token_against_flop_counter() -> None:
                              {"L": layers, "dim": d, "heads": h, "N": ctx, "V": vocab,
                               "T": cached})
     assert value == fc.get_total_flops()
+
+
+def test_traced_model_states_under_zero() -> None:
+    # a traced model's Memory takes the ZeRO options through replace; which parameters
+    # tensor parallelism would split is not known there: an error, not a guess
+    import torch
+
+    net = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 8))
+    mem = sf.trace(net, "B 16", mode="train").memory
+    assert mem is not None
+    staged = mem.replace(zero=2, data_parallel=D)
+    # 808 parameters: 2 bytes replicated, (2 + 12) partitioned over D
+    assert sp.expand(staged.model_states - (2 * 808 + 14 * 808 / D)) == 0
+    with pytest.raises(SymflopsError, match="not known"):
+        _ = mem.replace(tensor_parallel=2).model_states
