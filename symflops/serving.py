@@ -33,7 +33,106 @@ from symflops.nn import Layer, MultiheadAttention, MultiheadLatentAttention, Rep
 from symflops.nn._base import nonneg_size, to_size
 
 __all__ = ["kv_cache", "kv_elements_per_token", "kv_elements", "ServingMemory", "serving_memory",
-           "generation"]
+           "generation", "WeightFormat", "WEIGHT_FORMATS", "register_weight_format",
+           "get_weight_format"]
+
+
+@dataclass(frozen=True)
+class WeightFormat:
+    """A way of storing weights: ``bits`` per weight, plus blockwise quantization
+    constants: one ``constant_bits`` constant per ``block`` weights and, under double
+    quantization, one ``constant2_bits`` constant per ``block2`` first-level constants
+    (Dettmers et al. 2023, *QLoRA*, section 3). :attr:`bits_per_param` is exact when every
+    quantized tensor holds a multiple of ``block * block2`` weights (else each tensor has
+    ``ceil`` of its blocks; bitsandbytes also keeps one offset per tensor for the
+    second level).
+
+    >>> WEIGHT_FORMATS["nf4-dq"].bits_per_param     # 4 + 8/64 + 32/(64*256)
+    2113/512
+    """
+
+    name: str
+    bits: int
+    block: int = 1
+    constant_bits: int = 0
+    block2: int = 1
+    constant2_bits: int = 0
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        for what in ("bits", "block", "block2"):
+            v = getattr(self, what)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise SymflopsError(f"{what} must be an int >= 1", layer="WeightFormat",
+                                    values={what: repr(v)}, fix="e.g. bits=4, block=64")
+        for what in ("constant_bits", "constant2_bits"):
+            v = getattr(self, what)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise SymflopsError(f"{what} must be an int >= 0", layer="WeightFormat",
+                                    values={what: repr(v)}, fix="e.g. constant_bits=32")
+
+    @property
+    def constant_overhead(self) -> sp.Rational:
+        """Bits of quantization constants per weight: ``c/b + c2/(b b2)``."""
+        return sp.Rational(self.constant_bits, self.block) + \
+            sp.Rational(self.constant2_bits, self.block * self.block2)
+
+    @property
+    def bits_per_param(self) -> sp.Rational:
+        """Bits per weight, the constants included."""
+        return self.bits + self.constant_overhead
+
+    def bytes(self, params: Any) -> sp.Expr:
+        """Bytes of ``params`` weights in this format."""
+        return sp.expand(sp.sympify(params) * self.bits_per_param / 8)
+
+
+_WEIGHT_FORMATS: dict[str, WeightFormat] = {}
+
+
+def register_weight_format(fmt: WeightFormat, *, replace: bool = False) -> WeightFormat:
+    """Make ``fmt`` available by name (a name registered twice raises)."""
+    if not isinstance(fmt, WeightFormat):
+        raise SymflopsError("register a WeightFormat", values={"got": type(fmt).__name__},
+                            fix="pass symflops.serving.WeightFormat(name, bits, ...)")
+    if fmt.name in _WEIGHT_FORMATS and not replace:
+        raise SymflopsError("a weight format with this name is already registered",
+                            values={"name": fmt.name}, fix="pick another name or replace=True")
+    _WEIGHT_FORMATS[fmt.name] = fmt
+    return fmt
+
+
+def get_weight_format(name: Any) -> WeightFormat:
+    """A registered :class:`WeightFormat` by name (a WeightFormat passes through)."""
+    if isinstance(name, WeightFormat):
+        return name
+    if isinstance(name, str) and name in _WEIGHT_FORMATS:
+        return _WEIGHT_FORMATS[name]
+    raise SymflopsError("unknown weight format", layer="serving",
+                        values={"weight_format": repr(name)},
+                        fix="use one of " + ", ".join(sorted(_WEIGHT_FORMATS))
+                            + " or a symflops.serving.WeightFormat")
+
+
+for _fmt in (
+    WeightFormat("fp32", 32, description="IEEE single precision"),
+    WeightFormat("bf16", 16, description="bfloat16"),
+    WeightFormat("fp16", 16, description="IEEE half precision"),
+    WeightFormat("nf4", 4, 64, 32, description="QLoRA's 4-bit NormalFloat, one fp32 absmax "
+                 "per block of 64 (Dettmers et al. 2023, section 3): 4 + 32/64 = 4.5 bits"),
+    WeightFormat("nf4-dq", 4, 64, 8, 256, 32,
+                 description="NF4 with double quantization: the block constants in 8 bits, "
+                 "one fp32 constant per 256 of them (QLoRA, section 3): 4 + 8/64 + "
+                 "32/(64*256) = 4.127 bits"),
+    WeightFormat("q8_0", 8, 32, 16, description="llama.cpp's GGUF Q8_0: blocks of 32 int8 "
+                 "weights with one fp16 scale (34 bytes per block): 8.5 bits"),
+    WeightFormat("q4_0", 4, 32, 16, description="llama.cpp's GGUF Q4_0: blocks of 32 4-bit "
+                 "weights with one fp16 scale (18 bytes per block): 4.5 bits"),
+):
+    register_weight_format(_fmt)
+
+#: every registered weight format by name (see :func:`register_weight_format`)
+WEIGHT_FORMATS = _WEIGHT_FORMATS
 
 
 def kv_elements_per_token(model: Layer) -> sp.Expr:
@@ -130,18 +229,29 @@ class ServingMemory:
 
 
 def serving_memory(model: Layer, cost: Cost, shape: tuple[sp.Expr, ...], cached: sp.Expr,
-                   mode: str, kv_bytes: Any, weight_bytes: Any) -> ServingMemory:
+                   mode: str, kv_bytes: Any, weight_bytes: Any,
+                   weight_format: Any = None) -> ServingMemory:
     """The :class:`ServingMemory` of ``model`` run on ``shape`` (``(B, N, ...)``: ``B``
-    sequences of ``N`` new tokens) with ``cached`` tokens already in the cache."""
+    sequences of ``N`` new tokens) with ``cached`` tokens already in the cache. The
+    weights: every parameter in ``weight_bytes``, or in ``weight_format`` (a
+    :class:`WeightFormat` or its name: every parameter in that format, its constants
+    counted; tools that quantize usually keep norms, biases, the embedding and the LM head
+    in 16 bits, which this does not model)."""
     kv_b = to_size(kv_bytes, "serving", "kv_bytes")
     w_b = to_size(weight_bytes, "serving", "weight_bytes")
+    if weight_format is not None and weight_bytes != 2:
+        raise SymflopsError("give weight_bytes or weight_format, not both", layer="serving",
+                            values={"weight_bytes": weight_bytes,
+                                    "weight_format": repr(weight_format)},
+                            fix="drop weight_bytes")
     if len(shape) < 2:
         raise SymflopsError(f"mode={mode!r} needs a (B, N, ...) input: sequences of tokens",
                             layer=type(model).__name__, values={"input_shape": shape},
                             fix="pass an input shape like (B, N) or (B, N, dim)")
     batch, new = shape[0], shape[1]
     per_token = kv_elements_per_token(model)
-    weights = sp.expand(cost.params * w_b)
+    weights = sp.expand(cost.params * w_b) if weight_format is None else \
+        get_weight_format(weight_format).bytes(cost.params)
     if mode == "prefill":
         return ServingMemory(weights, sp.expand(kv_elements(model, new) * kv_b * batch),
                              sp.Integer(0))

@@ -268,10 +268,12 @@ class Layer:
     def cost(self, input_shape: Any, convention: str | Convention = "exact",
              name: str = "", *, mode: str = "eval", recompute: str = "none",
              frozen: bool | Sequence[str] = False, input_grad: bool = False,
-             optimizer: str = "adam", precision: Precision | None = None,
+             optimizer: str = "adam", precision: Precision | str | None = None,
              accounting: str = "korthikanti", tensor_parallel: SizeLike = 1,
              sequence_parallel: bool = False, context: SizeLike | None = None,
-             kv_bytes: SizeLike = 2, weight_bytes: SizeLike = 2) -> Cost:
+             kv_bytes: SizeLike = 2, weight_bytes: SizeLike = 2,
+             weight_format: Any = None, zero: int = 0, data_parallel: SizeLike = 1,
+             pipeline_parallel: SizeLike = 1) -> Cost:
         """Cost of this layer on an input of ``input_shape`` under ``convention``.
 
         ``input_shape`` is a tuple of ints, SymPy expressions or symbol names, or a
@@ -288,7 +290,17 @@ class Layer:
         ``input_grad`` (whether the input needs a gradient: not for a model's input);
         memory options ``optimizer``, ``precision``, ``accounting`` (``"korthikanti"``:
         the paper's count; ``"torch"``: every tensor torch saves), ``tensor_parallel``
-        (a degree ``t``, int or symbol) and ``sequence_parallel``.
+        (a degree ``t``, int or symbol: splits the saved tensors of its regions and the
+        parameters Megatron splits), ``sequence_parallel``, ``zero`` (a ZeRO stage, 0-3)
+        with ``data_parallel`` (the degree ``N_d`` it partitions over) and
+        ``pipeline_parallel`` (``p`` uniform stages): :mod:`symflops.memory`. ``precision``
+        is a :class:`symflops.memory.Precision` or a name (``"mixed"``, ``"fp32"``).
+
+        >>> import symflops as sf
+        >>> D, B = sf.symbols.symbol("D"), sf.symbols.B
+        >>> m = sf.nn.Linear(8, 4).cost((B, 8), mode="train", zero=3, data_parallel=D).memory
+        >>> m.model_states          # 36 parameters, (2 + 2 + 12) bytes each, over D ranks
+        576/D
 
         >>> from symflops.symbols import B, N
         >>> import symflops as sf
@@ -304,7 +316,9 @@ class Layer:
         self-attention's keys are ``T + N`` long (the mask of a causal layer hides nothing
         from a single new token: the product is counted dense, as torch computes it). Both
         give ``.memory`` (:class:`symflops.serving.ServingMemory`): the weights in
-        ``weight_bytes`` per parameter and the KV cache in ``kv_bytes`` per element.
+        ``weight_bytes`` per parameter, or in a quantized ``weight_format`` (a name of
+        :data:`symflops.serving.WEIGHT_FORMATS` such as ``"nf4-dq"``, its block constants
+        counted), and the KV cache in ``kv_bytes`` per element (1 for an 8-bit cache).
 
         >>> from symflops.symbols import T
         >>> a = sf.nn.MultiheadAttention(8, 2, bias=False)
@@ -317,9 +331,15 @@ class Layer:
             c = TRAINER.run(self, shape, name, recompute=recompute, frozen=frozen,
                             input_grad=input_grad, optimizer=optimizer, precision=precision,
                             accounting=accounting, tensor_parallel=tensor_parallel,
-                            sequence_parallel=sequence_parallel)
+                            sequence_parallel=sequence_parallel, zero=zero,
+                            data_parallel=data_parallel, pipeline_parallel=pipeline_parallel)
+        elif zero != 0 or data_parallel != 1 or pipeline_parallel != 1:
+            raise SymflopsError("zero, data_parallel and pipeline_parallel are training "
+                                "options", layer=self.spec(), values={"mode": repr(mode)},
+                                fix='pass mode="train"')
         elif mode in ("prefill", "decode"):
-            c = self._serving_cost(shape, name, mode, context, kv_bytes, weight_bytes)
+            c = self._serving_cost(shape, name, mode, context, kv_bytes, weight_bytes,
+                                   weight_format)
         elif mode == "eval":
             if recompute != "none" or frozen or input_grad:
                 raise SymflopsError("recompute, frozen and input_grad are training options",
@@ -337,7 +357,8 @@ class Layer:
         return c if convention == "exact" else c.with_convention(convention)
 
     def _serving_cost(self, shape: Shape, name: str, mode: str, context: SizeLike | None,
-                      kv_bytes: SizeLike, weight_bytes: SizeLike) -> Cost:
+                      kv_bytes: SizeLike, weight_bytes: SizeLike,
+                      weight_format: Any = None) -> Cost:
         """Prefill or a decode step: the forward with self-attention's keys extended by
         the cached ``context`` (decode), and the serving memory."""
         from symflops.serving import serving_memory
@@ -355,7 +376,8 @@ class Layer:
             c = self._cost(shape, name)
         finally:
             KV_CONTEXT.reset(token)
-        memory = serving_memory(self, c, shape, cached, mode, kv_bytes, weight_bytes)
+        memory = serving_memory(self, c, shape, cached, mode, kv_bytes, weight_bytes,
+                                weight_format)
         return c.replace(memory=memory, notes=(*c.notes, _SERVING_NOTES[mode]))
 
     def _cost(self, shape: Shape, name: str) -> Cost:  # pragma: no cover - abstract

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections import OrderedDict
 from collections.abc import Mapping
+from typing import Any
 
 import sympy as sp
 
@@ -342,6 +343,7 @@ def _repeated(layer: Repeat, shape: Shape, name: str, tr: Train,
     params: list[sp.Expr] = []
     trainable: list[sp.Expr] = []
     factored: list[sp.Expr] = []
+    sharded: list[Any] = []
     children = []
     for i, (step, x, n) in enumerate(runs):
         mem = step.cost.memory
@@ -349,6 +351,8 @@ def _repeated(layer: Repeat, shape: Shape, name: str, tr: Train,
         params.append(n * mem.param_count)
         trainable.append(n * mem.trainable)
         factored.append(n * mem.factored)
+        sharded.append(None if mem.sharded is None or mem.sharded_trainable is None else
+                       (n * mem.sharded, n * mem.sharded_trainable))
         items = unique(mem.saved)
         out_saved = any(s.tensor == step.out.id for s in items)
         for s in items:
@@ -363,7 +367,10 @@ def _repeated(layer: Repeat, shape: Shape, name: str, tr: Train,
                 saved.append(dataclasses.replace(s, numel=s.numel * n, tensor=-1))
         children.append(step.cost.replace(count=n, name="block" if len(runs) == 1 else
                                           ("first", "rest")[i]))
-    memory = tr.mem(sp.Add(*params), sp.Add(*trainable), saved, sp.Add(*factored))
+    split = None if None in sharded else (sp.Add(*(a for a, _ in sharded)),
+                                           sp.Add(*(b for _, b in sharded)))
+    memory = tr.mem(sp.Add(*params), sp.Add(*trainable), saved, sp.Add(*factored),
+                    split or (None, None))
     return Step(composite(layer, shape, name, tr, children, shape, memory=memory),
                 runs[-1][0].out)
 
@@ -384,4 +391,12 @@ def _parallel_regions(layer: Layer, shape: Shape, name: str, path: str, x: Ref,
     assert mem is not None
     saved = tuple(dataclasses.replace(s, region="tensor") if s.where in inner else s
                   for s in mem.saved)
+    # the last linear layer is row-parallel: tensor parallelism does not split its bias
+    key, last = items[linears[-1]]
+    assert isinstance(last, Linear)
+    if last.bias and mem.sharded is not None and mem.sharded_trainable is not None:
+        frozen = tr.is_frozen(join(path, key))
+        mem = mem.replace(sharded=mem.sharded - last.out_features,
+                          sharded_trainable=mem.sharded_trainable
+                          - (0 if frozen else last.out_features))
     return Step(step.cost.replace(memory=mem.replace(saved=saved)), step.out)

@@ -65,4 +65,5 @@ class Embedding(Layer):
         return leaf_step(self, shape, name, tr, fwd, grads={"grad_weight": d},
                          saved=[tr.saved(path, "indices", x, "index")],
                          out=tr.new(numel(fwd.output_shape), True), trainable=True,
-                         weights=[(self.num_embeddings, self.embedding_dim)])
+                         weights=[(self.num_embeddings, self.embedding_dim)],
+                         sharded=fwd.params)  # vocab-parallel (Megatron)

@@ -76,5 +76,9 @@ class Linear(Layer):
         out = tr.new(numel(fwd.output_shape), x.grad or trainable)
         weights = [(self.out_features, self.in_features)] + \
             ([(self.out_features,)] if self.bias else [])
+        # tensor parallelism (Megatron) splits the weight; the bias too when the layer is
+        # column-parallel, not when it is row-parallel (its input in the "tensor" region)
+        split = self.out_features * self.in_features + \
+            (self.out_features if self.bias and tr.region != "tensor" else 0)
         return leaf_step(self, shape, name, tr, fwd, grads=grads, saved=saved, out=out,
-                         trainable=trainable, weights=weights)
+                         trainable=trainable, weights=weights, sharded=split)

@@ -34,7 +34,7 @@ from symflops.cost import Cost
 from symflops.errors import SymflopsError
 from symflops.formulas.derivation import Derivation
 from symflops.formulas.pointwise import elementwise_derivation, grad_accumulation_derivation
-from symflops.memory import Memory, Precision, Saved, factored_size
+from symflops.memory import Memory, Precision, Saved, add_known, factored_size, get_precision
 from symflops.nn._base import TRAINER, Layer, Shape, numel, to_size
 
 __all__ = ["Ref", "Train", "Step", "train_layer", "RECOMPUTE", "join", "grad_leaves",
@@ -85,8 +85,15 @@ class Train:
         return Saved(path, what, t, dtype, self.region)
 
     def mem(self, params: Any, trainable: Any, saved: Sequence[Saved],
-            factored: Any = 0) -> Memory:
-        return Memory(params, trainable, tuple(saved), factored, **self.memory)
+            factored: Any = 0, sharded: tuple[Any, Any] | None = None) -> Memory:
+        """A Memory with these options. ``sharded``: how many of ``params`` and of
+        ``trainable`` tensor parallelism splits; not given: none when there are no
+        parameters, else not known (a tensor-parallel degree then raises)."""
+        if sharded is None:
+            none = sp.sympify(params) == 0 and sp.sympify(trainable) == 0
+            sharded = (0, 0) if none else (None, None)
+        return Memory(params, trainable, tuple(saved), factored, **self.memory,
+                      sharded=sharded[0], sharded_trainable=sharded[1])
 
     def inside(self, region: str) -> Train:
         """The same pass, saving into ``region``."""
@@ -126,13 +133,18 @@ def grad_leaves(grads: dict[str, Derivation], layer: str, spec: str, shape: Shap
 
 def leaf_step(layer: Layer, shape: Shape, name: str, tr: Train, fwd: Cost, *,
               grads: dict[str, Derivation], saved: Sequence[Saved], out: Ref,
-              trainable: bool, weights: Sequence[Sequence[Any]] | None = None) -> Step:
+              trainable: bool, weights: Sequence[Sequence[Any]] | None = None,
+              sharded: Any = 0) -> Step:
     """A layer's training node: ``forward`` (its eval cost), the gradient ops and the
-    memory. ``weights``: the shapes of its parameters (default: vectors only)."""
+    memory. ``weights``: the shapes of its parameters (default: vectors only);
+    ``sharded``: how many of its parameters tensor parallelism splits (Megatron: a
+    linear layer's weight, a column-parallel one's bias, an embedding table; default
+    none: replicated)."""
     kids = [fwd.replace(name="forward"),
             *grad_leaves(grads, layer.layer_type(), layer.spec(), fwd.output_shape)]
     factored = (fwd.params if weights is None else factored_size(weights)) if trainable else 0
-    mem = tr.mem(fwd.params, fwd.params if trainable else 0, saved, factored)
+    mem = tr.mem(fwd.params, fwd.params if trainable else 0, saved, factored,
+                 (sharded, sharded if trainable else 0))
     cost = Cost(name, layer.layer_type(), spec=layer.spec(), children=kids,
                 input_shape=shape, output_shape=fwd.output_shape, memory=mem)
     return Step(cost, out)
@@ -153,6 +165,8 @@ def sum_memory(tr: Train, children: Sequence[Cost]) -> Memory:
     trainable: list[sp.Expr] = []
     factored: list[sp.Expr] = []
     saved: list[Saved] = []
+    sharded: list[Any] = []
+    sharded_trainable: list[Any] = []
     for c in children:
         if c.memory is None:
             continue
@@ -160,7 +174,10 @@ def sum_memory(tr: Train, children: Sequence[Cost]) -> Memory:
         trainable.append(c.memory.trainable)
         factored.append(c.memory.factored)
         saved.extend(c.memory.saved)
-    return tr.mem(sp.Add(*params), sp.Add(*trainable), saved, sp.Add(*factored))
+        sharded.append(c.memory.sharded)
+        sharded_trainable.append(c.memory.sharded_trainable)
+    return tr.mem(sp.Add(*params), sp.Add(*trainable), saved, sp.Add(*factored),
+                  (add_known(*sharded), add_known(*sharded_trainable)))
 
 
 def no_grad(layer: Layer, shape: Shape, name: str, tr: Train, fwd: Cost) -> Step:
@@ -197,9 +214,10 @@ def checkpointed(cost: Cost, x: Ref, path: str, tr: Train) -> Cost:
 
 def train_cost(layer: Layer, shape: Shape, name: str, *, recompute: str = "none",
                frozen: bool | Sequence[str] = False, input_grad: bool = False,
-               optimizer: str = "adam", precision: Precision | None = None,
+               optimizer: str = "adam", precision: Precision | str | None = None,
                accounting: str = "korthikanti", tensor_parallel: Any = 1,
-               sequence_parallel: bool = False) -> Cost:
+               sequence_parallel: bool = False, zero: int = 0, data_parallel: Any = 1,
+               pipeline_parallel: Any = 1) -> Cost:
     """``layer.cost(shape, mode="train", ...)``: see :meth:`symflops.nn.Layer.cost`."""
     if recompute not in RECOMPUTE:
         raise SymflopsError("unknown recompute policy", layer=layer.spec(),
@@ -212,11 +230,17 @@ def train_cost(layer: Layer, shape: Shape, name: str, *, recompute: str = "none"
                                 values={"frozen": repr(frozen)},
                                 fix='pass frozen=True or frozen=["0", "mlp.fc1"]')
         paths = frozenset(frozen)
-    memory = dict(precision=precision or Precision(), optimizer_name=optimizer,
+    memory = dict(precision=get_precision(precision), optimizer_name=optimizer,
                   accounting=accounting,
                   tensor_parallel=to_size(tensor_parallel, layer.spec(), "tensor_parallel"),
-                  sequence_parallel=bool(sequence_parallel))
-    Memory(**memory)  # checks the options now
+                  sequence_parallel=bool(sequence_parallel), zero=zero,
+                  data_parallel=to_size(data_parallel, layer.spec(), "data_parallel"),
+                  pipeline_parallel=to_size(pipeline_parallel, layer.spec(),
+                                            "pipeline_parallel"))
+    try:
+        Memory(**memory)  # checks the options now
+    except SymflopsError as e:
+        raise SymflopsError(e.message, layer=layer.spec(), values=e.values, fix=e.fix) from None
     tr = Train(frozen=paths, recompute=recompute, memory=memory)
     x = tr.new(numel(shape), input_grad)
     step = train_layer(layer, shape, name, "", x, tr)

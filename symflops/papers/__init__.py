@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from symflops.errors import SymflopsError
-from symflops.papers import lm, vision  # noqa: F401  (they register their papers)
+from symflops.papers import lm, systems, vision  # noqa: F401  (they register their papers)
 from symflops.papers._claims import PAPERS, Claim, Paper, Row, Term, register_paper
 
 __all__ = ["Term", "Row", "Claim", "Paper", "PAPERS", "register_paper", "papers_document",

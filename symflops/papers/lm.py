@@ -15,12 +15,15 @@ from typing import Any
 import sympy as sp
 
 from symflops.cost import Cost
+from symflops.memory import pipeline_bubble
 from symflops.papers._claims import Claim, Paper, Row, Term, register_paper
-from symflops.symbols import B, L, N, V, dim, heads, symbol
+from symflops.symbols import B, L, N, T, V, dim, heads, symbol
 
 __all__: list[str] = []
 
 t = symbol("t")  # the tensor-parallel degree
+#: pipeline stages, micro-batches per batch, model chunks per device (Narayanan et al.)
+p_stages, m_micro, v_chunks = symbol("p"), symbol("m"), symbol("v")
 
 #: GPT-3 175B (Brown et al. 2020, Table 2.1): 96 layers, d_model 12288, 96 heads, 2048
 #: tokens of context, GPT-2's vocabulary of 50257 tokens
@@ -49,6 +52,11 @@ def _per_token(cost: Cost) -> sp.Expr:
     from symflops.paper_counts import per_token
 
     return sp.expand(per_token(cost, "flops"))
+
+
+def _decode_per_token() -> sp.Expr:
+    cost = _gpt().cost((B, 1), mode="decode", context=T, convention="torch")
+    return sp.expand(cost.flops / B)
 
 
 def _non_embedding() -> sp.Expr:
@@ -112,6 +120,28 @@ register_paper(Paper(
             how="The same model with `skip_masked=True`: attention kernels that skip the "
                 "masked upper triangle, which is how the paper's attention term reads.",
             example_name="GPT-3 175B", example=GPT3,
+        ),
+        Claim(
+            "FLOPs per generated token, 2N", "FLOPs per token (decode step)", "torch",
+            derived=_decode_per_token,
+            paper=lambda: 2 * 12 * L * dim**2,
+            paper_text="C_{forward} \\approx 2N, \\quad N \\approx 12 n_{layer} d_{model}^2",
+            dropped=lambda: (
+                Term(2 * L * (T + 1) * dim, "the context term $2 n_{layer} n_{ctx} d_{attn}$ "
+                     "of Table 1 at $n_{ctx} = T + 1$ (the $T$ cached keys and the token's "
+                     "own): $q K^T$"),
+                Term(2 * L * (T + 1) * dim, "the attention-weighted sum of the values "
+                     "($A V$): as many multiply-accumulates as $q K^T$; Table 1 writes the "
+                     "context term once"),
+                Term(2 * dim * V, "the de-embedding (the LM head), $2 d_{model} n_{vocab}$: "
+                     "in Table 1, left out of $C_{forward}$ and of $N$")),
+            how=_GPT_HOW + " One decode step, `cost((B, 1), mode='decode', context=T)`: one "
+                "new token per sequence attending to $T$ cached tokens and itself, per "
+                "token ($/B$). Chinchilla's rule of thumb is the same $2N$ per token forward. "
+                "Biases, norms, GELU and softmax are not counted by the torch convention, nor "
+                "by the paper.",
+            example_name="GPT-3 175B at a context of 2048 tokens",
+            example={**GPT3, "T": 2048},
         ),
     ),
 ))
@@ -225,6 +255,25 @@ register_paper(Paper(
                 "run again in backward (the LM head is not recomputed). The identity is exact: "
                 "the torch convention counts the matmuls only, as the paper does.",
             example_name="GPT-3 175B, one sequence", example=GPT3,
+        ),
+        Claim(
+            "Pipeline bubble, GPipe and 1F1B schedules", "bubble time / ideal time", "time",
+            derived=lambda: pipeline_bubble(p_stages, m_micro),
+            paper=lambda: (p_stages - 1) / m_micro,
+            paper_text="\\frac{t_{pb}}{t_{id}} = \\frac{p - 1}{m}",
+            how="`symflops.memory.pipeline_bubble(p, m)`: $p$ pipeline stages, $m$ "
+                "micro-batches per batch (section 2.2.1). Both schedules idle $p - 1$ "
+                "forward and backward slots per stage; the tests check it against a "
+                "simulated GPipe schedule. As a fraction of the whole batch time it is "
+                "$(p - 1)/(m + p - 1)$.",
+        ),
+        Claim(
+            "Pipeline bubble, interleaved schedule", "bubble time / ideal time", "time",
+            derived=lambda: pipeline_bubble(p_stages, m_micro, v_chunks),
+            paper=lambda: (p_stages - 1) / (v_chunks * m_micro),
+            paper_text="\\frac{1}{v} \\cdot \\frac{p - 1}{m}",
+            how="`symflops.memory.pipeline_bubble(p, m, v)`: each device holds $v$ model "
+                "chunks (section 2.2.2), so a bubble slot lasts $1/v$ of a stage's time.",
         ),
     ),
 ))
