@@ -193,12 +193,17 @@ class Cost:
         (``read``, ``write``) or ``"both"`` (``"role.direction"``).
 
         The definition (torch running the ops unfused): each op reads each of its tensor
-        inputs once and writes each output once, in their dtype; views, allocations and
-        shape ops move nothing. A repeated child counts ``count`` times.
+        arguments once and writes each output once, in their dtype (a broadcast dim, stride
+        0, counted once; a lookup reads only the rows it gathers; ``copy_`` and fills only
+        write their target); views, allocations and
+        shape ops move nothing. A repeated child counts ``count`` times. ``sf.nn`` layers
+        in ``mode="prefill"``/``"decode"`` count each layer as one kernel (its input, its
+        own parameters, its output; attention part by part, keys and values from the KV
+        cache), activations in bf16; traced models count every aten op torch runs.
 
         >>> import symflops as sf
         >>> from symflops.symbols import B
-        >>> c = sf.nn.Linear(8, 4).cost((B, 8), mode="decode", context=0)
+        >>> c = sf.nn.Linear(8, 4).cost((B, 1, 8), mode="decode", context=0)
         >>> c.bytes_by("role")       # bf16: x (8 B), W and b (36), y (4 B), 2 bytes each
         {'activations': 24*B, 'weights': 72}
         """

@@ -355,3 +355,83 @@ def _input_width(model: Layer) -> sp.Expr | None:
             break
     width = getattr(layer, "embed_dim", None)
     return None if width is None else sp.sympify(width)
+
+
+#: bytes per activation element in the serving modes (bf16)
+ACTIVATION_BYTES = sp.Integer(2)
+#: bytes of a token id (int64)
+_ID_BYTES = 8
+
+
+def _numel(shape: tuple[sp.Expr, ...]) -> sp.Expr:
+    out: sp.Expr = sp.Integer(1)
+    for v in shape:
+        out = out * v
+    return out
+
+
+def _default_traffic(leaf: Cost, weight: sp.Expr) -> dict[tuple[str, str], sp.Expr]:
+    """A layer as one op: it reads its input and its own parameters, writes its output."""
+    return {("activations", "read"): _numel(leaf.input_shape) * ACTIVATION_BYTES,
+            ("weights", "read"): leaf.params * weight,
+            ("activations", "write"): _numel(leaf.output_shape) * ACTIVATION_BYTES}
+
+
+def _embedding_traffic(leaf: Cost, weight: sp.Expr) -> dict[tuple[str, str], sp.Expr]:
+    """A lookup reads the ids and only the rows it gathers."""
+    rows = _numel(leaf.output_shape)
+    return {("activations", "read"): _numel(leaf.input_shape) * _ID_BYTES,
+            ("weights", "read"): rows * weight,
+            ("activations", "write"): rows * ACTIVATION_BYTES}
+
+
+def _bound(leaf: Cost, name: str) -> sp.Expr:
+    """The value the leaf's derivation binds to the canonical symbol ``name``."""
+    d = leaf.derivation
+    for k, v in (d.bindings.items() if d is not None else ()):
+        if getattr(k, "name", None) == name:
+            value: sp.Expr = sp.sympify(v)
+            return value
+    raise SymflopsError(f"bytes moved need the derivation's {name}", layer=leaf.spec,
+                        fix="trace the torch module with sf.trace")
+
+
+def _table_traffic(leaf: Cost, weight: sp.Expr) -> dict[tuple[str, str], sp.Expr]:
+    """Rotary's cos/sin table, once per forward: reads the ``N`` position ids and writes
+    ``2 N head_dim`` values."""
+    positions, head_dim = _bound(leaf, "N"), _bound(leaf, "head_dim")
+    return {("activations", "read"): positions * _ID_BYTES,
+            ("activations", "write"): 2 * positions * head_dim * ACTIVATION_BYTES}
+
+
+def _rotary_traffic(leaf: Cost, weight: sp.Expr) -> dict[tuple[str, str], sp.Expr]:
+    """Rotating ``M`` query and key vectors of ``head_dim``: reads each vector and the
+    cos/sin rows of its position, writes it rotated (the rows read per vector, as an
+    unfused ``q * cos + rotate_half(q) * sin`` broadcasts them)."""
+    vectors, head_dim = _bound(leaf, "M"), _bound(leaf, "head_dim")
+    return {("activations", "read"): 3 * vectors * head_dim * ACTIVATION_BYTES,
+            ("activations", "write"): vectors * head_dim * ACTIVATION_BYTES}
+
+
+#: leaf layer type -> its bytes moved in a serving mode (``weight``: bytes per parameter);
+#: a layer not listed moves :func:`_default_traffic`
+TRAFFIC_RULES: dict[str, Any] = {
+    "Embedding": _embedding_traffic,
+    "RotaryEmbedding": _table_traffic,
+    "Rotary": _rotary_traffic,
+}
+
+
+def with_traffic(cost: Cost, weight: sp.Expr) -> Cost:
+    """``cost`` with each leaf's bytes moved in a serving mode: attention's parts carry
+    their own (:func:`symflops.nn._attention._serving_traffic`, and multi-head latent
+    attention's), to which the reads of a leaf's own parameters are added; every other
+    leaf by :data:`TRAFFIC_RULES` or :func:`_default_traffic`."""
+    if not cost.children:
+        if cost.io is not None:  # set by its layer: its parameters' reads added here
+            if cost.params == 0 or ("weights", "read") in cost.io:
+                return cost
+            return cost.replace(io={**cost.io, ("weights", "read"): cost.params * weight})
+        rule = TRAFFIC_RULES.get(cost.layer, _default_traffic)
+        return cost.replace(io=rule(cost, weight))
+    return cost.replace(children=[with_traffic(c, weight) for c in cost.children])

@@ -136,3 +136,68 @@ def test_train_bytes_count_the_backward_ops_too() -> None:
             torch.autograd.grad([out], list(model.parameters()), [torch.ones_like(out)])
         # (the ones_like seed is written in both runs)
         assert cost.subs(B=b).bytes_by("both") == counter.total
+
+
+class _DecodeStep(nn.Module):
+    """One decoder layer's decode step written in plain torch, in bf16, with a
+    preallocated KV cache: embedding, RMSNorm, q/k/v projections (GQA), the new key and
+    value copied into the cache, attention over the T + 1 cached tokens, o_proj, a
+    residual, a final RMSNorm and the LM head."""
+
+    def __init__(self, dim: int, heads: int, kv_heads: int, vocab: int, max_len: int,
+                 batch: int) -> None:
+        super().__init__()
+        self.h, self.kvh, self.d = heads, kv_heads, dim // heads
+        self.embed = nn.Embedding(vocab, dim)
+        self.norm1, self.norm2 = nn.Parameter(torch.ones(dim)), nn.Parameter(torch.ones(dim))
+        self.q = nn.Linear(dim, dim, bias=False)
+        self.k = nn.Linear(dim, kv_heads * self.d, bias=False)
+        self.v = nn.Linear(dim, kv_heads * self.d, bias=False)
+        self.o = nn.Linear(dim, dim, bias=False)
+        self.head = nn.Linear(dim, vocab, bias=False)
+        self.cache_k = torch.zeros(batch, kv_heads, max_len, self.d, dtype=torch.bfloat16)
+        self.cache_v = torch.zeros(batch, kv_heads, max_len, self.d, dtype=torch.bfloat16)
+
+    @staticmethod
+    def _norm(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * w
+
+    def forward(self, ids: torch.Tensor, t: int) -> torch.Tensor:
+        b = ids.shape[0]
+        x = self.embed(ids)
+        y = self._norm(x, self.norm1)
+        q = self.q(y).view(b, 1, self.kvh, self.h // self.kvh, self.d).permute(0, 2, 3, 1, 4)
+        self.cache_k[:, :, t] = self.k(y).view(b, self.kvh, self.d)
+        self.cache_v[:, :, t] = self.v(y).view(b, self.kvh, self.d)
+        k = self.cache_k[:, :, None, : t + 1]
+        v = self.cache_v[:, :, None, : t + 1]
+        p = torch.softmax(q @ k.transpose(-1, -2) / self.d ** 0.5, -1)
+        ctx = (p @ v).permute(0, 3, 1, 2, 4).reshape(b, 1, -1)
+        x = x + self.o(ctx)
+        return self.head(self._norm(x, self.norm2))
+
+
+def test_sfnn_decode_reads_every_weight_and_the_cache_as_a_torch_decode_step() -> None:
+    # the roles every implementation shares: each weight read once (the embedding's rows
+    # gathered), the cache read at T + 1 tokens and the new token's key and value written
+    # (activations differ by how finely the ops are split: sf.nn counts a layer as one op)
+    dim, heads, kvh, vocab = 32, 4, 2, 50
+    layer = sf.nn.Sequential({
+        "embed": sf.nn.Embedding(vocab, dim),
+        "block": sf.nn.Residual(sf.nn.Sequential({
+            "norm": sf.nn.RMSNorm(dim),
+            "attn": sf.nn.MultiheadAttention(dim, heads, kv_heads=kvh, bias=False,
+                                             batch_first=True)})),
+        "norm": sf.nn.RMSNorm(dim), "head": sf.nn.Linear(dim, vocab, bias=False)})
+    b_, t_ = sf.symbols.B, sp.Symbol("T", integer=True, nonnegative=True)
+    dec = layer.cost((b_, 1), mode="decode", context=t_).bytes_by("both")
+    for b, t in ((1, 5), (3, 12)):
+        torch.manual_seed(0)
+        step = _DecodeStep(dim, heads, kvh, vocab, 16, b).to(torch.bfloat16)
+        ids = torch.randint(0, vocab, (b, 1))
+        counter = BytesCounter(step, (step.cache_k, step.cache_v))
+        with torch.no_grad(), counter:
+            step(ids, t)
+        ours = {k: v.subs({b_: b, t_: t}) for k, v in dec.items()}
+        for key in ("weights.read", "kv_cache.read", "kv_cache.write"):
+            assert ours[key] == counter.total[key], (key, b, t)

@@ -186,11 +186,13 @@ class MultiheadAttention(Layer):
         heads_shape = (batch, self.num_heads, n)
         parts = attention_derivations(batch, self.num_heads, n, s, self.head_dim,
                                       causal=causal, skip_masked=self.skip_masked and causal)
+        moved = _serving_traffic(batch, self.num_heads, self.kv_heads, n, s, self.head_dim,
+                                 self.head_dim, self.kv_len is None)
         for part, d in parts.items():
             out = heads_shape + ((s,) if part != "context" else (self.head_dim,))
             children.append(Cost.from_derivation(
                 part, "Attention" + part.capitalize(), d, spec=f"attention.{part}",
-                input_shape=shape, output_shape=out))
+                input_shape=shape, output_shape=out).replace(io=moved.get(part)))
         children.append(Linear(self.embed_dim, self.embed_dim, bias=self.bias)
                         ._cost(shape, "out_proj"))
         return Cost(name, "MultiheadAttention", spec=self.spec(), children=children,
@@ -277,6 +279,36 @@ def _attention_core(layer: MultiheadAttention, shape: Shape, batch: sp.Expr, n: 
     return Step(cost, tr.new(out_numel, True))
 
 
+def _serving_traffic(batch: sp.Expr, heads: sp.Expr, kv_heads: sp.Expr, n: sp.Expr,
+                     s: sp.Expr, qk_dim: sp.Expr, v_dim: sp.Expr, cached: bool
+                     ) -> dict[str, dict[tuple[str, str], sp.Expr]]:
+    """Bytes each attention part moves in a serving mode (empty outside one), unfused:
+    ``scores`` reads Q (``B h n d``) and the ``s`` keys (``B h_kv s d``: from the KV cache,
+    the new tokens' appended first, which it also writes) and writes ``B h n s`` scores;
+    ``scale`` and ``softmax`` read and write them; ``context`` reads them and the ``s``
+    values and writes ``B h n d_v``. Keys and values in the cache's bytes per element,
+    the rest in the activations'."""
+    from symflops.nn._base import SERVING_BYTES
+
+    sizes = SERVING_BYTES.get()
+    if sizes is None:
+        return {}
+    act, kv = sizes
+    scores = batch * heads * n * s * act
+    role = "kv_cache" if cached else "activations"
+    return {
+        "scores": {("activations", "read"): batch * heads * n * qk_dim * act,
+                   (role, "read"): batch * kv_heads * s * qk_dim * kv,
+                   (role, "write"): batch * kv_heads * n * (qk_dim + v_dim) * kv,
+                   ("activations", "write"): scores},
+        "scale": {("activations", "read"): scores, ("activations", "write"): scores},
+        "softmax": {("activations", "read"): scores, ("activations", "write"): scores},
+        "context": {("activations", "read"): scores,
+                    (role, "read"): batch * kv_heads * s * v_dim * kv,
+                    ("activations", "write"): batch * heads * n * v_dim * act},
+    }
+
+
 class MultiheadLatentAttention(Layer):
     """Multi-head latent attention (DeepSeek-V2, arXiv 2405.04434, section 2.1) on
     ``(B, N, dim)``, as transformers' ``DeepseekV2Attention`` computes it.
@@ -356,6 +388,47 @@ class MultiheadLatentAttention(Layer):
                                     input_shape=shape, output_shape=shape).replace(
                                         params=heads * k * o)
 
+    def _traffic(self, children: list[Cost], batch: sp.Expr, n: sp.Expr, s: sp.Expr,
+                 absorbed: bool) -> list[Cost]:
+        """In a serving mode, the bytes the parts that touch the cache move (the
+        parameters' reads are added by :func:`symflops.serving.with_traffic`): the cache
+        holds each token's latent and rotary key. Expanded (``kv_b_proj`` over the ``s``
+        cached latents, as transformers decodes), the attention reads the expanded keys and
+        values; absorbed, it reads the cache itself."""
+        from symflops.nn._base import SERVING_BYTES
+
+        sizes = SERVING_BYTES.get()
+        if sizes is None:
+            return children
+        act, kv = sizes
+        h, dc, dr, dh, dv = (self.num_heads, self.kv_rank, self.rope_dim, self.head_dim,
+                             self.v_head_dim)
+        scores = batch * h * n * s * act
+        cache_write = {("kv_cache", "write"): batch * n * (dc + dr) * kv}
+        if absorbed:
+            moved = {
+                "q_absorb": {("activations", "read"): batch * n * h * dh * act,
+                             ("activations", "write"): batch * n * h * dc * act},
+                "scores": {("activations", "read"): batch * n * h * (dc + dr) * act,
+                           ("kv_cache", "read"): batch * s * (dc + dr) * kv,
+                           ("activations", "write"): scores, **cache_write},
+                "context": {("activations", "read"): scores,
+                            ("kv_cache", "read"): batch * s * dc * kv,
+                            ("activations", "write"): batch * n * h * dc * act},
+                "v_absorb": {("activations", "read"): batch * n * h * dc * act,
+                             ("activations", "write"): batch * n * h * dv * act}}
+        else:
+            moved = {
+                "kv_b_proj": {("kv_cache", "read"): batch * s * dc * kv,
+                              ("activations", "write"): batch * s * h * (dh + dv) * act},
+                "scores": {("activations", "read"): batch * h * (n + s) * (dh + dr) * act,
+                           ("activations", "write"): scores, **cache_write},
+                "context": {("activations", "read"): scores + batch * h * s * dv * act,
+                            ("activations", "write"): batch * h * n * dv * act}}
+        moved["scale"] = moved["softmax"] = {("activations", "read"): scores,
+                                             ("activations", "write"): scores}
+        return [c.replace(io=moved[c.name]) if c.name in moved else c for c in children]
+
     def _cost(self, shape: Shape, name: str) -> Cost:
         from symflops.nn._norm import RMSNorm
 
@@ -402,6 +475,7 @@ class MultiheadLatentAttention(Layer):
                                            self.v_head_dim, shape))
         children.append(Linear(h * self.v_head_dim, self.embed_dim, bias=self.bias)._cost(
             shape[:-1] + (h * self.v_head_dim,), "o_proj"))
+        children = self._traffic(children, batch, n, s, absorbed)
         return Cost(name, "MultiheadLatentAttention", spec=self.spec(), children=children,
                     input_shape=shape, output_shape=shape,
                     validity=divides_condition(sp.Integer(2), sp.sympify(self.rope_dim)))

@@ -197,6 +197,11 @@ TRAINER = _Trainer()
 KV_CONTEXT: contextvars.ContextVar[sp.Expr | None] = contextvars.ContextVar(
     "symflops_kv_context", default=None)
 
+#: during a ``mode="prefill"``/``"decode"`` cost: bytes per element of activations and of
+#: the KV cache (attention's parts set their own bytes moved from them); None otherwise
+SERVING_BYTES: contextvars.ContextVar[tuple[sp.Expr, sp.Expr] | None] = \
+    contextvars.ContextVar("symflops_serving_bytes", default=None)
+
 _SERVING_NOTES = {
     "prefill": "prefill: the forward over the prompt, writing its keys and values to the "
                "cache (memory.kv_cache)",
@@ -371,13 +376,18 @@ class Layer:
             cached = nonneg_size(context, self.spec(), "context")
         else:
             cached = sp.Integer(0)
+        from symflops.serving import ACTIVATION_BYTES, with_traffic
+
         token = KV_CONTEXT.set(cached if mode == "decode" else None)
+        sizes = SERVING_BYTES.set((ACTIVATION_BYTES, to_size(kv_bytes, self.spec(), "kv_bytes")))
         try:
             c = self._cost(shape, name)
         finally:
             KV_CONTEXT.reset(token)
+            SERVING_BYTES.reset(sizes)
         memory = serving_memory(self, c, shape, cached, mode, kv_bytes, weight_bytes,
                                 weight_format)
+        c = with_traffic(c, memory.weights / c.params if c.params != 0 else 0)
         return c.replace(memory=memory, notes=(*c.notes, _SERVING_NOTES[mode]))
 
     def _cost(self, shape: Shape, name: str) -> Cost:  # pragma: no cover - abstract

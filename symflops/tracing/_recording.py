@@ -86,14 +86,25 @@ _NO_TRAFFIC = frozenset({"empty", "empty_like", "empty_strided", "new_empty",
                          "sym_storage_offset", "resize_", "set_"})
 
 
-def _footprint(t: torch.Tensor) -> Any:
-    """Bytes of the distinct elements ``t`` presents: its sizes over the dims it does not
-    broadcast (stride 0, an ``expand``), times its element size."""
+#: in-place ops that overwrite their first argument without reading it
+OVERWRITES = frozenset({"copy_", "fill_", "zero_"})
+#: lookups: their first argument is read at the output's size (the rows gathered)
+GATHERS = frozenset({"embedding", "index_select", "gather", "index", "take"})
+
+
+def _elements(t: torch.Tensor) -> Any:
+    """The distinct elements ``t`` presents: its sizes over the dims it does not broadcast
+    (stride 0, an ``expand``)."""
     n: Any = 1
     for size, stride in zip(t.shape, t.stride(), strict=True):
         if not (isinstance(stride, int) and stride == 0):
             n = n * C.sym_expr(size)
-    return n * t.element_size()
+    return n
+
+
+def _footprint(t: torch.Tensor) -> Any:
+    """Bytes of :func:`_elements` of ``t``."""
+    return _elements(t) * t.element_size()
 
 
 def traffic(func: Any, args: Any, kwargs: Any, out: Any, weights: set[Any]
@@ -102,8 +113,19 @@ def traffic(func: Any, args: Any, kwargs: Any, out: Any, weights: set[Any]
     each output written once (:func:`_footprint`); views and :data:`_NO_TRAFFIC`
     move nothing. A tensor sharing storage with a parameter or buffer is a ``weights``
     tensor, any other an ``activations`` one."""
-    if getattr(func, "is_view", False) or func._overloadpacket.__name__ in _NO_TRAFFIC:
+    name = func._overloadpacket.__name__
+    if getattr(func, "is_view", False) or name in _NO_TRAFFIC:
         return ()
+    if name in OVERWRITES and args and isinstance(args[0], torch.Tensor):
+        return moved_bytes((args[1:], kwargs), out, weights)  # its target is written only
+    if name in GATHERS and args and isinstance(args[0], torch.Tensor):
+        # a lookup reads the rows it gathers (the output's size), not its whole source
+        moved = dict(moved_bytes((args[1:], kwargs), out, weights))
+        src = args[0]
+        key = next(iter(dict(moved_bytes(src, (), weights))))  # its role, read
+        rows = sum((_elements(o) for o in tensors(out)), 0)
+        moved[key] = moved.get(key, 0) + rows * src.element_size()
+        return tuple(moved.items())
     return moved_bytes((args, kwargs), out, weights)
 
 
