@@ -251,6 +251,22 @@ class Cost:
         peak, bandwidth = d.peak_for(dtype), d.bandwidth
         return self.count * self._time(peak, bandwidth)
 
+    def compute_bound_at(self, device: Any, symbol: Any = "B", dtype: str = "bf16"
+                         ) -> sp.Expr:
+        """The value of ``symbol`` (by default the batch ``B``) where this Cost's intensity
+        reaches ``device``'s ridge point: below it memory-bound, above it compute-bound
+        (:func:`symflops.devices.compute_bound_at`; FLOPs under this Cost's convention,
+        which must not be ``macs``)."""
+        from symflops.devices import compute_bound_at
+
+        if self.convention.name == "macs":
+            raise SymflopsError("a ridge point compares FLOPs; this Cost counts MACs",
+                                layer=self.spec, fix="cost.with_convention('torch')")
+        s = self._resolve({symbol: 1} if not isinstance(symbol, str) else None,
+                          {symbol: 1} if isinstance(symbol, str) else {})
+        (sym,) = s
+        return compute_bound_at(self.total_flops, self.count * self.bytes, sym, device, dtype)
+
     def _time(self, peak: sp.Expr, bandwidth: sp.Expr) -> sp.Expr:
         if self.op or not self.children:  # one op: compute- or memory-bound
             return sp.Max(self.flops / peak, sp.Add(*self._traffic().values()) / bandwidth)

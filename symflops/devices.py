@@ -63,6 +63,7 @@ __all__ = [
     "ridge_point",
     "roofline_time",
     "op_time",
+    "compute_bound_at",
 ]
 
 _T = 10**12
@@ -211,6 +212,54 @@ def roofline_time(ops: Iterable[tuple[Any, Any]], device: str | Device,
     for flops, nbytes in ops:
         total += op_time(flops, nbytes, device, dtype)
     return total
+
+
+def compute_bound_at(flops: Any, nbytes: Any, symbol: sp.Symbol, device: str | Device,
+                     dtype: str = "bf16") -> sp.Expr:
+    """The value of ``symbol`` (a batch size, say) at which ``flops`` FLOPs over ``nbytes``
+    bytes reach ``device``'s ridge point: ``flops / peak == nbytes / bandwidth``, solved
+    exactly over the positive reals. Below it the work is memory-bound, above it
+    compute-bound (when the intensity grows with ``symbol``). Other symbols stay in the
+    answer. One clear error when there is no such value or more than one.
+
+    The answer is ``oo`` where the work never turns compute-bound (its intensity stays
+    below the ridge however large ``symbol`` grows), 0 where it is compute-bound at every
+    value, and a Piecewise when that depends on the other symbols (a decode step's context
+    length).
+
+    >>> B = sp.Symbol("B", positive=True)
+    >>> compute_bound_at(2 * 10**9 * B, 2 * 10**9 + 10**6 * B, B, "H100-SXM5-80GB")
+    3958000/11421
+    """
+    d = get_device(device)
+    f, b = sp.sympify(flops), sp.sympify(nbytes)
+    if f.has(sp.Float) or b.has(sp.Float):
+        raise SymflopsError("compute_bound_at takes exact counts", values={"flops": f},
+                            fix="pass ints or exact sympy expressions")
+    x = sp.Dummy("x", real=True)
+    equation = sp.expand(f.xreplace({symbol: x}) * d.bandwidth -
+                         b.xreplace({symbol: x}) * d.peak_for(dtype))
+    roots = [r for r in sp.solve(equation, x) if r.is_positive is not False]
+    if not roots:  # one side of the ridge at every positive value
+        side = sp.sign(equation.subs(x, 1))
+        if side == -1:
+            return sp.oo
+        if side in (0, 1):
+            return sp.Integer(0)
+    if len(roots) != 1:
+        raise SymflopsError(
+            "no single value where the work turns compute-bound" if not roots else
+            "several values where the work changes bound", layer=d.name,
+            values={"symbol": symbol, "solutions": roots},
+            fix="check that the FLOPs and bytes both depend on the symbol (a decode step's "
+                "batch size), or bound the other symbols first")
+    root: sp.Expr = sp.simplify(roots[0])
+    if root.is_positive:
+        return root
+    if root.is_positive is False:
+        return sp.oo
+    answer: sp.Expr = sp.Piecewise((root, root > 0), (sp.oo, True))
+    return answer
 
 
 register_device(Device(

@@ -96,3 +96,31 @@ def test_h200_is_an_h100_with_more_memory() -> None:
     assert h100.peak == h200.peak
     ratio = dv.op_time(1, 10**9, h100) / dv.op_time(1, 10**9, h200)
     assert ratio == sp.Rational(4800, 3350)
+
+
+def test_compute_bound_at_is_where_the_intensity_crosses_the_ridge() -> None:
+    import symflops as sf
+    from symflops.symbols import B, T
+
+    # one Llama-3-8B layer: its matmuls reach the H100's ridge near B = 300 at short
+    # contexts; the unfused attention's score traffic grows with B*T and keeps a long
+    # context below the ridge at any batch (oo)
+    m = sf.presets.llama(dim=4096, heads=32, kv_heads=8, layers=1, vocab=1000, hidden=14336)
+    dec = m.cost((B, 1), mode="decode", context=T, convention="torch")
+    at = dec.compute_bound_at("H100-SXM5-80GB")
+    ridge = dv.ridge_point("H100-SXM5-80GB")
+    # checked by bisection on the integers: below the crossing memory-bound, above compute
+    for t in (0, 16, 64):
+        b_star = at.subs(T, t)
+        intensity = dec.intensity.subs(T, t)
+        if b_star == sp.oo:  # the attention's traffic keeps it below the ridge
+            assert intensity.subs(B, 10**9) < ridge
+            continue
+        lo, hi = 1, 10**7
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if intensity.subs(B, mid) < ridge else (lo, mid)
+        assert lo < b_star <= hi
+    assert at.subs(T, 0) < 1000 and at.subs(T, 10**6) == sp.oo
+    with pytest.raises(SymflopsError, match="MACs"):
+        dec.with_convention("macs").compute_bound_at("H100-SXM5-80GB")
