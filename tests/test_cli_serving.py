@@ -48,3 +48,22 @@ def test_serving_flags_refuse_what_they_cannot_mean(argv: list[str], says: str) 
     out = run("trace", *argv)
     assert out.returncode == 2 and says in out.stderr and len(out.stderr.splitlines()) == 1, \
         out.stderr
+
+
+def test_scale_on_a_device_gives_the_roofline_and_the_compute_bound_batch() -> None:
+    out = run("scale", "sf:llama", "--args", LLAMA, "--input", "B 1", "--mode", "decode",
+              "--context", "T", "--var", "T", "--range", "16:48:32", "--at", "B=8",
+              "--convention", "torch", "--device", "H100-SXM5-80GB", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)["device"]
+    m = sf.presets.llama(dim=64, heads=4, kv_heads=2, layers=2, vocab=100, hidden=128)
+    t = symbol("T")
+    step = m.cost((B, 1), mode="decode", context=t, convention="torch")
+    assert got["seconds"] == [str(step.roofline("H100-SXM5-80GB").subs({B: 8, t: v}))
+                              for v in (16, 48)]
+    assert got["compute_bound_from"] == [str(step.compute_bound_at("H100-SXM5-80GB").subs(
+        t, v)) for v in (16, 48)]
+    macs = run("scale", "sf:llama", "--args", LLAMA, "--input", "B 1", "--mode", "decode",
+               "--context", "T", "--var", "T", "--range", "16:48:32", "--convention", "macs",
+               "--device", "H100-SXM5-80GB")
+    assert macs.returncode != 0 and "MACs" in macs.stderr

@@ -151,6 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--depth", type=int, default=None,
                    help="tree depth of the largest parts shown (default: below every "
                         "wrapper holding 90%% or more)")
+    p.add_argument("--device", metavar="NAME",
+                   help="a roofline on this device (e.g. H100-SXM5-80GB): the time lower "
+                        "bound at each size and the batch B where the work turns "
+                        "compute-bound (symflops.devices)")
+    p.add_argument("--dtype", default="bf16",
+                   help="--device: the peak FLOP/s of this dtype (default bf16)")
     p.set_defaults(func=cmd_scale)
 
     p = sub.add_parser("compare", help="two models side by side: ratio, its limit, crossovers")

@@ -188,6 +188,50 @@ def _scale_one(spec: str, cost: Cost, var_names: list[str], values: list[int],
     return info, lines
 
 
+def _seconds(t: sp.Expr) -> str:
+    """A time in seconds, exact, shown in ms or us to 4 significant digits."""
+    v = float(t)
+    return f"{v * 1e3:.4g} ms" if v >= 1e-3 else f"{v * 1e6:.4g} us"
+
+
+def _roofline(cost: Cost, at: dict[sp.Symbol, Any], var_names: list[str], values: list[int],
+              args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
+    """``--device``: the roofline time at each size and where the work turns
+    compute-bound in the batch ``B`` (the batch kept symbolic for it)."""
+    from symflops.devices import get_device, ridge_point
+
+    device = get_device(args.device)
+    if cost.convention.name == "macs":
+        raise SymflopsError("--device needs FLOPs; this count is in MACs",
+                            values={"convention": "macs"}, fix="use --convention torch")
+    free = {s.name: s for s in cost.free_symbols}
+    syms = [free[n] for n in var_names]
+    batch = free.get("B")
+    keep_b = {s: v for s, v in at.items() if s is not batch}
+    base = cost.subs(keep_b) if keep_b else cost
+    with_b = base.subs({batch: at[batch]}) if batch is not None and batch in at else base
+    time = with_b.roofline(device, args.dtype)
+    ridge = ridge_point(device, args.dtype)
+    times = [time.xreplace({s: sp.Integer(v) for s in syms}) for v in values]
+    var = " = ".join(var_names)
+    lines = [f"roofline on {device.name} ({args.dtype}; per op max(FLOPs/peak, "
+             f"bytes/bandwidth), a lower bound; ridge {float(ridge):.4g} FLOPs/byte): "
+             + "; ".join(f"{var} = {v}: {_seconds(t)}" for v, t in zip(values, times,
+                                                                     strict=True))]
+    info: dict[str, Any] = {"name": device.name, "dtype": args.dtype,
+                            "seconds": [str(t) for t in times]}
+    if batch is not None and batch not in syms:
+        b_star = base.compute_bound_at(device, batch, args.dtype)
+        at_sizes = [b_star.xreplace({s: sp.Integer(v) for s in syms}) for v in values]
+        shown = "; ".join(f"{var} = {v}: " + ("never" if b == sp.oo else f"B >= {b}"
+                                                + (f" (~{float(b):.4g})" if not b.is_Integer
+                                                   else ""))
+                          for v, b in zip(values, at_sizes, strict=True))
+        lines.append(f"compute-bound from: {shown}")
+        info["compute_bound_from"] = [str(b) for b in at_sizes]
+    return info, lines
+
+
 def cmd_scale(args: argparse.Namespace) -> int:
     var_names = parse_names(args.var)
     values = read_range(args.range, minimum=0)  # sizes below 1 are refused per symbol below
@@ -222,6 +266,9 @@ def cmd_scale(args: argparse.Namespace) -> int:
     for spec, cost in costs.items():
         info, part_lines = _scale_one(spec, cost, var_names, values, args)
         info["at"] = {s.name: str(v) for s, v in at.items() if s in built[spec].free_symbols}
+        if args.device:
+            info["device"], device_lines = _roofline(built[spec], at, var_names, values, args)
+            part_lines[-2:-2] = device_lines  # before the table
         report.append(info)
         lines += part_lines
     if plot_file is not None:
