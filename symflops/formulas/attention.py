@@ -37,7 +37,8 @@ from symflops.formulas.resize import reduction_derivation
 
 __all__ = ["attention_parts", "attention_work", "attention_derivations",
            "attention_mask_derivation", "attention_grad_derivations",
-           "attention_projection_derivation", "attention_core_grad_derivations"]
+           "attention_projection_derivation", "attention_core_grad_derivations",
+           "flash_attention_io", "standard_attention_io"]
 
 #: width of one value head when it differs from ``head_dim``
 head_dim_v = sym.symbol("head_dim_v")
@@ -231,3 +232,56 @@ def attention_core_grad_derivations(batch: Size, heads: Size, q_len: Size, kv_le
     if grouped:
         out["grad_k_expand"] = expand
     return out
+
+
+def _io_size(value: Size, name: str, least: int = 1) -> sp.Expr:
+    v = sp.sympify(value)
+    if v.is_number and (not v.is_Integer or v < least):
+        raise SymflopsError(f"attention IO: {name} must be an integer >= {least}",
+                            layer="attention IO", values={name: value},
+                            fix=f"give {name} as a whole number of elements >= {least}")
+    return v
+
+
+def standard_attention_io(n: Size, d: Size) -> dict[str, sp.Expr]:
+    """HBM reads and writes, in elements, of standard attention for one head (Dao et al.
+    2022, Algorithm 0): ``S = Q K^T`` (reads Q, K: ``2 N d``; writes S: ``N^2``), ``P =
+    softmax(S)`` (reads and writes ``N^2``), ``O = P V`` (reads P and V, ``N^2 + N d``;
+    writes O, ``N d``): ``3 N d + 2 N^2`` read, ``2 N^2 + N d`` written, Theta(N d + N^2).
+
+    >>> standard_attention_io(4, 2)
+    {'read': 56, 'write': 40}
+    """
+    n, d = _io_size(n, "N"), _io_size(d, "d")
+    return {"read": 3 * n * d + 2 * n**2, "write": 2 * n**2 + n * d}
+
+
+def flash_attention_io(n: Size, d: Size, sram: Size) -> dict[str, sp.Expr]:
+    """HBM reads and writes, in elements, of FlashAttention's forward for one head (Dao et
+    al. 2022, Algorithm 1) with an on-chip SRAM of ``M = sram`` elements, counted exactly.
+
+    Line by line: column blocks of ``B_c = ceil(M / 4d)`` keys, ``T_c = ceil(N / B_c)`` of
+    them (the last one may be short). Line 2 writes O, l and m (``N d + 2 N``). Line 6 loads
+    each K_j, V_j once (``2 N d`` over all j). For every j, lines 8, 12 and 13 load
+    Q_i, O_i, l_i, m_i and write O_i, l_i, m_i for every row block i: ``2 N d + 2 N`` read
+    and ``N d + 2 N`` written per j, whatever the row block size ``B_r``. So
+
+        read  = 2 N d + T_c (2 N d + 2 N),   write = N d + 2 N + T_c (N d + 2 N),
+
+    Theta(N^2 d^2 / M) as the paper's Theorem 2 says (``T_c`` is about ``4 N d / M``). The
+    domain: ``M >= 4 d`` (a block holds at least one key's K and V rows with room for Q
+    and O: below it the algorithm's block sizes are not defined as written).
+
+    >>> flash_attention_io(1024, 64, 4 * 64 * 16)     # B_c = 16 keys per block: T_c = 64
+    {'read': 8650752, 'write': 4392960}
+    """
+    n, d, m = _io_size(n, "N"), _io_size(d, "d"), _io_size(sram, "M")
+    if (m - 4 * d).is_number and m - 4 * d < 0:
+        raise SymflopsError("FlashAttention's blocks need an SRAM of at least 4 d elements",
+                            layer="attention IO", values={"M": sram, "d": d},
+                            fix="give M >= 4*d (e.g. an A100's 192 KB of SRAM per SM holds "
+                                "98304 bf16 elements)")
+    block = sp.ceiling(m / (4 * d))
+    t_c = sp.ceiling(n / block)
+    return {"read": 2 * n * d + t_c * (2 * n * d + 2 * n),
+            "write": n * d + 2 * n + t_c * (n * d + 2 * n)}
