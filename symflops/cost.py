@@ -505,7 +505,7 @@ class Cost:
                                 layer=self.spec, values={"got": type(values).__name__},
                                 fix="write cost.subs({H: 224}) or cost.subs(H=224)")
         known = self.free_symbols | {s for _, v in self._all_validity()
-                                     for s in v.free_symbols}
+                                     for s in v.free_symbols} | _memory_symbols(self.memory)
         by_name = {s.name: s for s in known}
         out: dict[sp.Symbol, sp.Expr] = {}
         for key, val in [*(values or {}).items(), *named.items()]:
@@ -722,6 +722,20 @@ def _restored(cls: type[Cost], state: Mapping[str, Any]) -> Cost:
     if state.get("io") is not None:
         object.__setattr__(new, "io", _frozen_io(state["io"]))
     return new
+
+
+def _memory_symbols(memory: Any) -> set[sp.Symbol]:
+    """Symbols only the memory knows (a data-parallel degree ``D``, a pipeline degree)."""
+    import dataclasses
+
+    if memory is None or not dataclasses.is_dataclass(memory):
+        return set()
+    out: set[sp.Symbol] = set()
+    for f in dataclasses.fields(memory):
+        value = getattr(memory, f.name)
+        if isinstance(value, sp.Basic):
+            out |= value.free_symbols
+    return out
 
 
 def _conditions(conditions: Iterable[sp.Basic]) -> tuple[sp.Basic, ...]:

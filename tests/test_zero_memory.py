@@ -13,7 +13,7 @@ import sympy as sp
 import symflops as sf
 from symflops.errors import SymflopsError
 from symflops.memory import Memory, Precision, pipeline_bubble
-from symflops.symbols import B, L, N, dim, heads, symbol
+from symflops.symbols import B, C_in, C_out, L, N, dim, heads, symbol
 
 D, t, p = symbol("D"), symbol("t"), symbol("p")
 
@@ -310,3 +310,12 @@ def test_traced_model_states_under_zero() -> None:
     assert sp.expand(staged.model_states - (2 * 808 + 14 * 808 / D)) == 0
     with pytest.raises(SymflopsError, match="not known"):
         _ = mem.replace(tensor_parallel=2).model_states
+
+
+def test_subs_reaches_the_degrees_only_the_memory_knows() -> None:
+    # D appears in the memory only (the FLOPs do not depend on it): subs still takes it
+    d = sf.symbols.symbol("D")
+    c = sf.nn.Linear(C_in, C_out).cost((B, C_in), mode="train", precision="mixed", zero=3,
+                                       data_parallel=d)
+    assert d not in c.free_symbols
+    assert c.subs(D=8).memory.model_states == 2 * C_in * C_out + 2 * C_out
