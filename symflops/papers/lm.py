@@ -331,6 +331,22 @@ register_paper(Paper(
               how=_KORTHIKANTI_HOW + " `recompute='selective'` recomputes the attention "
                   "core ($QK^T$, softmax, dropout, $AV$) in backward and keeps only Q, K, V.",
               example_name="a GPT-3 175B layer, one sequence, t = 8", example=KORTHIKANTI),
+        Claim("Activations per layer, tensor parallelism with selective recomputation "
+              "(Table 2)", "bytes", "memory",
+              derived=lambda: _block_activations(tensor_parallel=t, recompute="selective"),
+              paper=lambda: N * B * dim * (10 + 24 / t),
+              paper_text="sbh\\left(10 + \\frac{24}{t}\\right)",
+              how=_KORTHIKANTI_HOW + " `tensor_parallel=t, recompute='selective'`: the "
+                  "attention core recomputed, the LayerNorm and dropout inputs outside the "
+                  "tensor-parallel region kept whole.",
+              example_name="a GPT-3 175B layer, one sequence, t = 8", example=KORTHIKANTI),
+        Claim("Activations per layer, full recomputation (Table 2)", "bytes", "memory",
+              derived=lambda: _block_activations(recompute="full"),
+              paper=lambda: 2 * N * B * dim,
+              paper_text="2sbh",
+              how=_KORTHIKANTI_HOW + " `recompute='full'`: only the layer's input is kept "
+                  "(2 bytes per element); the whole layer runs again in backward.",
+              example_name="a GPT-3 175B layer, one sequence", example=GPT3),
         Claim("Model FLOPs per iteration, without recomputation (Section 6)",
               "FLOPs per batch (training)", "torch",
               derived=lambda: sp.expand(_gpt_train("torch").flops),

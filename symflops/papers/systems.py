@@ -104,3 +104,65 @@ register_paper(Paper(
         ),
     ),
 ))
+
+
+d_h, n_g = symbol("d_h"), symbol("n_g")
+
+
+def _kv_elements(attention: str) -> sp.Expr:
+    from symflops import nn
+    from symflops.serving import kv_elements_per_token
+
+    layers = {
+        "mha": lambda: nn.MultiheadAttention(heads * d_h, heads),
+        "gqa": lambda: nn.MultiheadAttention(heads * d_h, heads, kv_heads=n_g),
+        "mqa": lambda: nn.MultiheadAttention(heads * d_h, heads, kv_heads=1),
+        # DeepSeek-V2's choices: d_c = 4 d_h, d_h^R = d_h / 2
+        "mla": lambda: nn.MultiheadLatentAttention(heads * d_h, heads, kv_rank=4 * d_h,
+                                                   q_rank=None, rope_dim=d_h / 2,
+                                                   head_dim=d_h),
+    }
+    return sp.expand(kv_elements_per_token(nn.Repeat(layers[attention](), L)))
+
+
+_DEEPSEEK_HOW = (
+    "`symflops.serving.kv_elements_per_token(sf.nn.Repeat(layer, L))`: the elements one "
+    "token leaves in the cache, over $l$ layers of `{layer}`; multiply by `kv_bytes` for "
+    "bytes. ")
+
+register_paper(Paper(
+    "deepseek_v2",
+    "DeepSeek-AI 2024, *DeepSeek-V2: A Strong, Economical, and Efficient Mixture-of-Experts "
+    "Language Model*",
+    "Section 2.1.4, Table 1 (KV cache per token)",
+    (
+        Claim("KV cache per token, multi-head attention", "elements per token", "memory",
+              derived=lambda: _kv_elements("mha"),
+              paper=lambda: 2 * heads * d_h * L, paper_text="2 n_h d_h l",
+              how=_DEEPSEEK_HOW.format(layer="sf.nn.MultiheadAttention(n_h d_h, n_h)")
+              + "A key and a value of $n_h d_h$ each."),
+        Claim("KV cache per token, grouped-query attention", "elements per token", "memory",
+              derived=lambda: _kv_elements("gqa"),
+              paper=lambda: 2 * n_g * d_h * L, paper_text="2 n_g d_h l",
+              how=_DEEPSEEK_HOW.format(
+                  layer="sf.nn.MultiheadAttention(n_h d_h, n_h, kv_heads=n_g)")
+              + "$n_g$ key/value heads."),
+        Claim("KV cache per token, multi-query attention", "elements per token", "memory",
+              derived=lambda: _kv_elements("mqa"),
+              paper=lambda: 2 * d_h * L, paper_text="2 d_h l",
+              how=_DEEPSEEK_HOW.format(
+                  layer="sf.nn.MultiheadAttention(n_h d_h, n_h, kv_heads=1)")
+              + "One key/value head."),
+        Claim("KV cache per token, multi-head latent attention", "elements per token",
+              "memory",
+              derived=lambda: _kv_elements("mla"),
+              paper=lambda: sp.Rational(9, 2) * d_h * L,
+              paper_text="(d_c + d_h^R) l \\approx \\frac{9}{2} d_h l",
+              how=_DEEPSEEK_HOW.format(
+                  layer="sf.nn.MultiheadLatentAttention(n_h d_h, n_h, kv_rank=4 d_h, "
+                        "rope_dim=d_h/2, head_dim=d_h)")
+              + "The latent $c^{KV}$ ($d_c$) and the shared rotary key ($d_h^R$); with "
+                "DeepSeek-V2's $d_c = 4 d_h$ and $d_h^R = d_h / 2$ the paper's "
+                "$\\frac{9}{2} d_h l$ is exact."),
+    ),
+))
