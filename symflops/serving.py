@@ -435,3 +435,71 @@ def with_traffic(cost: Cost, weight: sp.Expr) -> Cost:
         rule = TRAFFIC_RULES.get(cost.layer, _default_traffic)
         return cost.replace(io=rule(cost, weight))
     return cost.replace(children=[with_traffic(c, weight) for c in cost.children])
+
+
+#: the parts of unfused attention a fused kernel runs as one
+_ATTENTION_PARTS = ("AttentionScores", "AttentionScale", "AttentionSoftmax", "AttentionContext")
+
+
+def with_flash_attention(cost: Cost, sram: Any, kv_bytes: Any = 2, stats_bytes: Any = 4
+                         ) -> Cost:
+    """``cost`` (an ``sf.nn`` model in a serving mode) with each attention's scores, scale,
+    softmax and context run as one FlashAttention kernel: one node ``attention`` (a single
+    op for the roofline) moving what Algorithm 1 of Dao et al. 2022 moves per query head
+    with ``sram`` elements of SRAM (:func:`symflops.formulas.attention.flash_attention_io`):
+    K and V from the KV cache in ``kv_bytes`` (give the cost's own), Q and O in the
+    activations' bytes, the row statistics in ``stats_bytes`` (fp32); the new tokens' keys
+    and values are still written to the cache. One kernel per key/value head with its
+    query heads stacked as rows (as FlashAttention-2 and FlashDecoding run grouped-query
+    attention), so each cached key and value is read once. FLOPs do not change.
+
+    >>> import symflops as sf
+    >>> from symflops.symbols import B, T
+    >>> m = sf.presets.llama(dim=64, heads=4, kv_heads=2, layers=1, vocab=100, hidden=128)
+    >>> dec = m.cost((B, 1), mode="decode", context=T)
+    >>> fused = with_flash_attention(dec, sram=4096)
+    >>> fused.flops == dec.flops
+    True
+    """
+    from symflops.formulas.attention import flash_attention_io_parts
+
+    if not cost.children:
+        return cost
+    kids = [with_flash_attention(c, sram, kv_bytes, stats_bytes) for c in cost.children]
+    at = [i for i, c in enumerate(kids) if c.layer == "AttentionScores"]
+    if not at:
+        return cost.replace(children=kids)
+    i = at[0]
+    parts = kids[i:i + 4]
+    if [c.layer for c in parts] != list(_ATTENTION_PARTS) or parts[0].io is None:
+        raise SymflopsError("FlashAttention needs the attention's bytes moved (a serving "
+                            "mode) and its four parts in order", layer=cost.spec,
+                            fix="cost the model with mode='prefill' or 'decode' first")
+    d = parts[0].derivation
+    bound = {getattr(k, "name", ""): sp.sympify(v) for k, v in
+             (d.bindings.items() if d is not None else ())}
+    batch, heads, n = bound["B"], bound["heads"], bound["N"]
+    keys, width = bound.get("S", n), bound["head_dim"]
+    old = dict(parts[0].io)
+    kv_role = "kv_cache" if ("kv_cache", "read") in old else "activations"
+    # the unfused scores read each key/value head's keys once: B h_kv S d elements
+    kv_heads = sp.cancel(old[(kv_role, "read")] / (batch * keys * width * kv_bytes))
+    if kv_heads.free_symbols & (batch.free_symbols | keys.free_symbols):
+        raise SymflopsError("kv_bytes does not match the cost's KV cache", layer=cost.spec,
+                            values={"kv_bytes": kv_bytes},
+                            fix="pass the kv_bytes the cost was made with")
+    # a kernel per key/value head, its g = h / h_kv query heads stacked as rows
+    io = flash_attention_io_parts(n * heads / kv_heads, width, sram, keys)
+    per = batch * kv_heads
+    moved = {(kv_role, "read"): per * io["kv"][0] * kv_bytes,
+             ("activations", "read"): per * (io["q_o"][0] * ACTIVATION_BYTES +
+                                              io["stats"][0] * stats_bytes),
+             ("activations", "write"): per * (io["q_o"][1] * ACTIVATION_BYTES +
+                                               io["stats"][1] * stats_bytes)}
+    if ("kv_cache", "write") in old:
+        moved[("kv_cache", "write")] = old[("kv_cache", "write")]
+    fused = Cost("attention", "FlashAttention", spec="attention (flash)",
+                 children=[c.replace(io={}) for c in parts], op="flash_attention",
+                 io=moved, convention=cost.convention, input_shape=parts[0].input_shape,
+                 output_shape=parts[-1].output_shape)
+    return cost.replace(children=[*kids[:i], fused, *kids[i + 4:]])

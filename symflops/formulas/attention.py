@@ -38,7 +38,7 @@ from symflops.formulas.resize import reduction_derivation
 __all__ = ["attention_parts", "attention_work", "attention_derivations",
            "attention_mask_derivation", "attention_grad_derivations",
            "attention_projection_derivation", "attention_core_grad_derivations",
-           "flash_attention_io", "standard_attention_io"]
+           "flash_attention_io", "flash_attention_io_parts", "standard_attention_io"]
 
 #: width of one value head when it differs from ``head_dim``
 head_dim_v = sym.symbol("head_dim_v")
@@ -256,7 +256,8 @@ def standard_attention_io(n: Size, d: Size) -> dict[str, sp.Expr]:
     return {"read": 3 * n * d + 2 * n**2, "write": 2 * n**2 + n * d}
 
 
-def flash_attention_io(n: Size, d: Size, sram: Size) -> dict[str, sp.Expr]:
+def flash_attention_io(n: Size, d: Size, sram: Size, kv_len: Size | None = None
+                       ) -> dict[str, sp.Expr]:
     """HBM reads and writes, in elements, of FlashAttention's forward for one head (Dao et
     al. 2022, Algorithm 1) with an on-chip SRAM of ``M = sram`` elements, counted exactly.
 
@@ -268,20 +269,34 @@ def flash_attention_io(n: Size, d: Size, sram: Size) -> dict[str, sp.Expr]:
 
         read  = 2 N d + T_c (2 N d + 2 N),   write = N d + 2 N + T_c (N d + 2 N),
 
-    Theta(N^2 d^2 / M) as the paper's Theorem 2 says (``T_c`` is about ``4 N d / M``). The
-    domain: ``M >= 4 d`` (a block holds at least one key's K and V rows with room for Q
+    Theta(N^2 d^2 / M) as the paper's Theorem 2 says (``T_c`` is about ``4 N d / M``). With
+    ``kv_len = S`` keys (a decode step: ``N`` new queries, ``S`` cached keys) the loops are
+    the same with K and V ``S`` rows long: ``2 S d`` for line 6 and ``T_c = ceil(S / B_c)``.
+    The domain: ``M >= 4 d`` (a block holds at least one key's K and V rows with room for Q
     and O: below it the algorithm's block sizes are not defined as written).
 
     >>> flash_attention_io(1024, 64, 4 * 64 * 16)     # B_c = 16 keys per block: T_c = 64
     {'read': 8650752, 'write': 4392960}
     """
     n, d, m = _io_size(n, "N"), _io_size(d, "d"), _io_size(sram, "M")
+    keys = n if kv_len is None else _io_size(kv_len, "S")
     if (m - 4 * d).is_number and m - 4 * d < 0:
         raise SymflopsError("FlashAttention's blocks need an SRAM of at least 4 d elements",
                             layer="attention IO", values={"M": sram, "d": d},
                             fix="give M >= 4*d (e.g. an A100's 192 KB of SRAM per SM holds "
                                 "98304 bf16 elements)")
-    block = sp.ceiling(m / (4 * d))
-    t_c = sp.ceiling(n / block)
-    return {"read": 2 * n * d + t_c * (2 * n * d + 2 * n),
-            "write": n * d + 2 * n + t_c * (n * d + 2 * n)}
+    parts = flash_attention_io_parts(n, d, m, keys)
+    return {"read": sp.Add(*(r for r, _ in parts.values())),
+            "write": sp.Add(*(w for _, w in parts.values()))}
+
+
+def flash_attention_io_parts(n: Size, d: Size, sram: Size, kv_len: Size
+                             ) -> dict[str, tuple[sp.Expr, sp.Expr]]:
+    """:func:`flash_attention_io` by tensor, ``name -> (read, written)`` elements: ``kv``
+    (K and V, line 6), ``q_o`` (Q and O, lines 2, 8 and 12) and ``stats`` (the row
+    statistics l and m, lines 2, 8 and 13), so each can take its own bytes per element."""
+    n, d, m = sp.sympify(n), sp.sympify(d), sp.sympify(sram)
+    t_c = sp.ceiling(sp.sympify(kv_len) / sp.ceiling(m / (4 * d)))
+    return {"kv": (2 * sp.sympify(kv_len) * d, sp.Integer(0)),
+            "q_o": (t_c * 2 * n * d, n * d + t_c * n * d),
+            "stats": (t_c * 2 * n, 2 * n + t_c * 2 * n)}
