@@ -201,25 +201,32 @@ def _always(g: sp.Basic) -> bool:
     True
     >>> _always(sp.Le(N, 16*sp.floor(N/16)))
     False
+    >>> _always(sp.Ge(-sp.ceiling(N/2) + 2*sp.ceiling(sp.ceiling(N/2)/2) + 3, 0))
+    True
     """
     if not isinstance(g, (sp.Ge, sp.Gt, sp.Le, sp.Lt)):
         return False
     big, small = (g.lhs, g.rhs) if isinstance(g, (sp.Ge, sp.Gt)) else (g.rhs, g.lhs)
-    diff = sp.expand(big - small)  # g holds when diff >= 0 (> 0 if strict)
-    bounded: dict[sp.Basic, sp.Expr] = {}
-    for term, coeff in diff.as_coefficients_dict().items():
-        if isinstance(term, (sp.floor, sp.ceiling)):
-            y = term.args[0]
-            num, den = sp.fraction(sp.together(y))
-            if not (den.is_Integer and den > 0 and sp.expand(num).is_integer):
+    least = sp.expand(big - small)  # g holds when it is >= 0 (> 0 if strict)
+    for _ in range(8):  # nested roundings (a size halved twice) one level per pass
+        if least.is_Number:
+            break
+        bounded: dict[sp.Basic, sp.Expr] = {}
+        for term, coeff in least.as_coefficients_dict().items():
+            if isinstance(term, (sp.floor, sp.ceiling)):
+                y = term.args[0]
+                num, den = sp.fraction(sp.together(y))
+                if not (den.is_Integer and den > 0 and sp.expand(num).is_integer):
+                    return False
+                slack = sp.Rational(int(den) - 1, int(den))
+                lower = isinstance(term, sp.floor) == bool(coeff > 0)  # bound from below?
+                bounded[term] = (y - slack if isinstance(term, sp.floor) else y) if lower \
+                    else (y if isinstance(term, sp.floor) else y + slack)
+            elif term.has(sp.floor, sp.ceiling, sp.Mod):
                 return False
-            slack = sp.Rational(int(den) - 1, int(den))
-            lower = isinstance(term, sp.floor) == bool(coeff > 0)  # bound from below?
-            bounded[term] = (y - slack if isinstance(term, sp.floor) else y) if lower else \
-                (y if isinstance(term, sp.floor) else y + slack)
-        elif term.has(sp.floor, sp.ceiling, sp.Mod):
+        if not bounded:
             return False
-    least = sp.expand(diff.xreplace(bounded))
+        least = sp.expand(least.xreplace(bounded))  # never above the difference
     if not least.is_Number:
         return False
     return bool(least > 0) if isinstance(g, (sp.Gt, sp.Lt)) else bool(least >= 0)
@@ -322,7 +329,7 @@ def _without_implied(validity: list[sp.Basic]) -> list[sp.Basic]:
     kept = []
     for c in validity:
         if not (isinstance(c, sp.Ge) and isinstance(c.lhs, sp.Symbol)) and \
-                _holds_at_every_size(c, lows):
+                (_holds_at_every_size(c, lows) or _always(c)):
             continue
         if not (isinstance(c, sp.Ge) and isinstance(c.lhs, sp.Symbol)) and _lower_bound(c):
             side = c.lhs if isinstance(c, (sp.Ge, sp.Gt)) else c.rhs
