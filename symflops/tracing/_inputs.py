@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from symflops.conventions import Convention
 from symflops.errors import SymflopsError
 
 __all__ = ["InputSpec", "TraceContext", "parse_inputs", "dim_names", "with_sizes",
-           "check_model_and_mode",
+           "check_model_and_mode", "ids_by_position",
            "DEFAULT_HINTS", "DEFAULT_TIME_BUDGET", "checked_budget"]
 
 #: seconds a trace (or a fit's concrete traces together) may take by default
@@ -106,6 +107,24 @@ def parse_inputs(inputs: Any) -> tuple[list[InputSpec], dict[str, InputSpec]]:
                         fix='pass "B 3 H W", a tuple of sizes, a list of those or a dict')
 
 
+def ids_by_position(model: Any, pos: Sequence[InputSpec]) -> list[InputSpec]:
+    """Positional specs without a dtype whose parameter of ``model.forward`` has a token-id
+    name (``input_ids``, ...) as int64, as keyword inputs of those names are: a
+    transformers model traced on ``"B N"`` gets token ids.
+
+    >>> class LM(torch.nn.Module):
+    ...     def forward(self, input_ids, attention_mask=None): ...
+    >>> ids_by_position(LM(), parse_inputs("B N")[0])[0].dtype
+    torch.int64
+    """
+    try:
+        names = list(inspect.signature(model.forward).parameters)
+    except (TypeError, ValueError, AttributeError):
+        return list(pos)
+    return [InputSpec(s.dims, torch.long) if s.dtype is None and i < len(names)
+            and names[i] in _LONG_NAMES else s for i, s in enumerate(pos)]
+
+
 def dim_names(pos: Sequence[InputSpec], kw: Mapping[str, InputSpec]) -> list[str]:
     """The dim names of the inputs, in first-seen order."""
     names: list[str] = []
@@ -173,6 +192,8 @@ class TraceContext:
     skip_masked: bool = False
     deadline: float | None = None
     budget: float | None = None
+    #: ``trace(past=)``: the KV cache the model reads (a ``_cache.PastSpec``)
+    past: Any = None
 
     @classmethod
     def build(cls, model: torch.nn.Module, pos: Sequence[InputSpec],
@@ -188,8 +209,12 @@ class TraceContext:
         >>> ctx.hint_of
         {'B': 2, 'N': 128}
         """
+        names = dim_names(pos, kw)
+        past = switches.get("past")
+        if past is not None and isinstance(past.length, str) and past.length not in names:
+            names.append(past.length)  # the cached length: a dim of the cache's tensors
         hint_of = {n: max(hints.get(n, DEFAULT_HINTS.get(n, _OTHER_HINT)), _SYMBOLIC_MIN)
-                   for n in dim_names(pos, kw)}
+                   for n in names}
         return cls(model, tuple(pos), dict(kw), hint_of, convention, **switches)
 
     @property

@@ -28,6 +28,7 @@ import torch
 from symflops.errors import SymbolicShapesFailed, SymflopsError, TimeBudgetSpent
 from symflops.tracing import _torch_compat as C
 from symflops.tracing import handlers as _handlers  # noqa: F401  (registers the built-ins)
+from symflops.tracing._cache import make_cache
 from symflops.tracing._guard import raising_cleanly
 from symflops.tracing._index_bounds import IndexBounds
 from symflops.tracing._inputs import InputSpec, TraceContext
@@ -458,6 +459,12 @@ def _run_model(ctx: TraceContext, env: C.SymEnv, rec: Recording, recorder: _Reco
         args = [make(s) for s in ctx.positional]
         kwargs = {k: make(s) for k, s in ctx.keyword.items()}
         first = [*args, *kwargs.values()]
+        if ctx.past is not None:  # a decode step: the KV cache the new tokens attend to
+            new = ("", ctx.positional[0]) if ctx.positional else next(iter(ctx.keyword.items()))
+            kwargs[ctx.past.keyword], cached = make_cache(model, ctx.past, new,
+                                                          dict(ctx.hint_of), fdtype, device,
+                                                          make)
+            recorder.own(*cached)
         if first:  # the root's input shape, also when the input is a keyword
             rec.io_in[ROOT] = shape_of(first[0])
         state: dict[str, torch.Tensor] = {}

@@ -18,13 +18,17 @@ from symflops.errors import (
     SymflopsWarning,
     TimeBudgetSpent,
 )
+from symflops.tracing._assembly import TracedCost
+from symflops.tracing._cache import default_hint, parse_past, position_limit
 from symflops.tracing._fit import fit
 from symflops.tracing._inputs import (
+    DEFAULT_HINTS,
     DEFAULT_TIME_BUDGET,
     TraceContext,
     check_model_and_mode,
     checked_budget,
     dim_names,
+    ids_by_position,
     parse_inputs,
 )
 from symflops.tracing._recording import model_device
@@ -39,7 +43,8 @@ __all__ = ["trace"]
 def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None = None, *,
           convention: str | Convention = "exact", mode: str = "eval", strict: bool = False,
           warn: bool = True, real: bool = False, fallback: str | None = None,
-          time_budget: float | None = DEFAULT_TIME_BUDGET, skip_masked: bool = False) -> Cost:
+          time_budget: float | None = DEFAULT_TIME_BUDGET, skip_masked: bool = False,
+          past: int | str | None = None) -> Cost:
     """Trace ``model`` on symbolic fake inputs into a Cost tree in the named dims.
 
     ``inputs``: ``"B 3 H W"``, ``("B", 3, "H", "W")``, a list of those (positional
@@ -62,6 +67,10 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
     blocks compute it: it applies to scaled-dot-product kernels called with
     ``is_causal=True`` and no mask (a model on the CPU; on the meta device SDPA runs its
     math path with an explicit mask, counted dense, and a warning says so); forward only.
+    ``past="T"`` (or an int): a decode step of a transformers decoder whose KV cache (a
+    ``DynamicCache``) holds ``T`` tokens per sequence; the inputs are the new tokens
+    (``{"input_ids": ("B", 1)}``); the domain gets ``T + n <= max_position_embeddings``
+    (:mod:`symflops.tracing._cache`; example size of ``T``: 128, or less to fit that).
 
     The model is never modified: it runs through ``torch.func.functional_call`` on fake
     copies of its parameters and buffers (``real=True``: real copies); a write to any
@@ -88,8 +97,13 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
     _check_skip_masked(skip_masked, mode, fallback)
     weighting = get_convention(convention)
     pos, kw = parse_inputs(inputs)
+    pos = ids_by_position(model, pos)
     hints = dict(hints or {})
     dims = dim_names(pos, kw)
+    cache = None if past is None else parse_past(past, model, [*pos, *kw.values()], mode,
+                                                 fallback)
+    if cache is not None and isinstance(past, str) and past not in dims:
+        dims.append(past)
     for k, v in hints.items():
         if k not in dims:  # a hint for no input dim would be silently ignored
             raise SymflopsError(f"hint {k!r} names no dim of the inputs", layer="trace",
@@ -100,16 +114,28 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
                                 values={k: v})
     budget = checked_budget(time_budget, "trace")
     started = time.perf_counter()
-    if real and any(isinstance(d, str) for s in [*pos, *kw.values()] for d in s.dims):
+    if real and (isinstance(past, str) or
+                 any(isinstance(d, str) for s in [*pos, *kw.values()] for d in s.dims)):
         raise SymflopsError("{real} runs the model for real: every size must be an int",
                             layer="trace", fix="give every input size as an integer, or pass "
                             "{fallback} to fit an exact formula",
                             options={"real": True, "fallback": "fit"})
+    if cache is not None and isinstance(past, str) and past not in hints:
+        first = [*pos, *kw.values()][0].dims[1]
+        new_hint = first if isinstance(first, int) else hints.get(first, DEFAULT_HINTS.get(
+            first, 64))
+        hints[past] = default_hint(model, new_hint, DEFAULT_HINTS["T"])
     ctx = TraceContext.build(model, pos, kw, hints, weighting, train=mode == "train",
                              strict=strict, real=real, budget=budget, skip_masked=skip_masked,
-                             deadline=None if budget is None else started + budget)
+                             deadline=None if budget is None else started + budget,
+                             past=cache)
+    limit = None if cache is None else position_limit(model, cache, ctx.specs[0])
     try:
         cost = run(ctx)
+        if limit is not None and limit not in cost.validity:
+            bounded = cost.replace(validity=[*cost.validity, limit])
+            assert isinstance(bounded, TracedCost)
+            cost = bounded
     except SymflopsError as e:
         fits = isinstance(e, TimeBudgetSpent) or (
             not real and isinstance(e, SymbolicShapesFailed))
