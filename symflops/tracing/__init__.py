@@ -14,7 +14,6 @@ into a leaf Cost through the same formula functions ``sf.nn`` uses.
 """
 
 from symflops.tracing._assembly import TracedCost, TraceReport
-from symflops.tracing._decode import decode_step
 from symflops.tracing._factory import FactoryCost, FactoryReport, trace_factory
 from symflops.tracing._fit import fit
 from symflops.tracing._tracer import trace
@@ -30,5 +29,5 @@ from symflops.tracing.registry import (
 
 __all__ = ["trace", "trace_factory", "fit", "TracedCost", "TraceReport", "FactoryCost",
            "FactoryReport", "register", "register_zero_cost", "unregister", "describe", "OpCall",
-           "Part", "TShape", "decode_step"]
+           "Part", "TShape"]
 
