@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -173,6 +174,10 @@ class TraceContext:
     skip_masked: bool = False
     deadline: float | None = None
     budget: float | None = None
+    #: names (and example values) of data-dependent sizes: name -> (source, example),
+    #: see :mod:`symflops.tracing._data_dependent`
+    data_dependent: Mapping[str, tuple[str | None, int | None]] = \
+        dataclasses.field(default_factory=dict)
 
     @classmethod
     def build(cls, model: torch.nn.Module, pos: Sequence[InputSpec],

@@ -18,6 +18,7 @@ from symflops.errors import (
     SymflopsWarning,
     TimeBudgetSpent,
 )
+from symflops.tracing._data_dependent import check_option
 from symflops.tracing._fit import fit
 from symflops.tracing._inputs import (
     DEFAULT_TIME_BUDGET,
@@ -39,7 +40,8 @@ __all__ = ["trace"]
 def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None = None, *,
           convention: str | Convention = "exact", mode: str = "eval", strict: bool = False,
           warn: bool = True, real: bool = False, fallback: str | None = None,
-          time_budget: float | None = DEFAULT_TIME_BUDGET, skip_masked: bool = False) -> Cost:
+          time_budget: float | None = DEFAULT_TIME_BUDGET, skip_masked: bool = False,
+          data_dependent: Mapping[str, Any] | None = None) -> Cost:
     """Trace ``model`` on symbolic fake inputs into a Cost tree in the named dims.
 
     ``inputs``: ``"B 3 H W"``, ``("B", 3, "H", "W")``, a list of those (positional
@@ -62,6 +64,13 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
     blocks compute it: it applies to scaled-dot-product kernels called with
     ``is_causal=True`` and no mask (a model on the CPU; on the meta device SDPA runs its
     math path with an explicit mask, counted dense, and a warning says so); forward only.
+    ``data_dependent``: names for the sizes an op reads from the data (``nonzero``, NMS):
+    each is a symbol of its own (default ``n1, n2, ...`` in the order the model makes
+    them), bounded where the op bounds it; ``{"R": "rpn"}`` names the first size of
+    module ``rpn``'s first output, ``{"R": "n2"}`` the second count, ``{"R": ("rpn",
+    300)}`` also decides the model's branches on the counts made inside ``rpn`` at 300
+    (default: everything kept); the branches taken are conditions of the formula
+    (see ``docs/detection.md``).
 
     The model is never modified: it runs through ``torch.func.functional_call`` on fake
     copies of its parameters and buffers (``real=True``: real copies); a write to any
@@ -107,6 +116,7 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
                             options={"real": True, "fallback": "fit"})
     ctx = TraceContext.build(model, pos, kw, hints, weighting, train=mode == "train",
                              strict=strict, real=real, budget=budget, skip_masked=skip_masked,
+                             data_dependent=check_option(data_dependent),
                              deadline=None if budget is None else started + budget)
     try:
         cost = run(ctx)
