@@ -23,6 +23,7 @@ from symflops.domain import Domain, as_lattice
 from symflops.errors import OutsideDomain, SymflopsError
 from symflops.formulas.derivation import Derivation
 from symflops.tracing import _torch_compat as C
+from symflops.tracing._data_dependent import count_conditions, describe_counts, name_counts
 from symflops.tracing._inputs import TraceContext
 from symflops.tracing._recording import ROOT, ModulePath, Record, Recording
 from symflops.tracing._saved import saved_memory
@@ -61,6 +62,9 @@ class TraceReport:
     warnings: list[str] = field(default_factory=list)
     #: whether F.interpolate was rerouted to keep sizes symbolic (see SymbolicResize)
     resize_mode: bool = False
+    #: data-dependent sizes (symbols of their own): name -> the op that made it, the module
+    #: path, its upper bound, the example value torch decided branches at
+    data_dependent: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def summary(self) -> str:
         """A few readable lines."""
@@ -772,6 +776,19 @@ class _Builder:
                     io=self.movement(path))
 
 
+def _name_counts(rec: Recording, env: C.SymEnv, ctx: TraceContext,
+                 symbols: dict[str, sp.Symbol]) -> dict[sp.Symbol, str]:
+    """Name the data-dependent sizes (``env`` then maps them like input dims; ``symbols``
+    gains them)."""
+    if rec.counts is None or (not rec.counts.counts and not ctx.data_dependent):
+        return {}
+    names = name_counts(rec.counts, rec.io_out, ctx.data_dependent, set(symbols))
+    for u, n in names.items():
+        env.torch_syms[u] = n
+        symbols[n] = S.symbol(n)
+    return names
+
+
 def assemble(rec: Recording, env: C.SymEnv, ctx: TraceContext) -> TracedCost:
     """The Cost tree of ``rec`` with its :class:`TraceReport`."""
     symbols = {n: S.symbol(n) for n in ctx.hint_of}
@@ -789,8 +806,17 @@ def assemble(rec: Recording, env: C.SymEnv, ctx: TraceContext) -> TracedCost:
                                 options={"strict": False})
         report.notes.append(msg)
         report.warnings.append(msg)
+    names = _name_counts(rec, env, ctx, symbols)
+    report.symbols.update(symbols)
     smap = C.SymbolMap(env, symbols)
     validity = _conditions(env, smap, ctx, symbols, report)
+    if rec.counts is not None and names:
+        validity += [c for c in count_conditions(rec.counts, names, smap) if c not in validity]
+        report.data_dependent = describe_counts(rec.counts, names, smap)
+        report.notes.append("data-dependent sizes (symbols of their own; the cost is exact "
+                            "for each value in the domain): " + "; ".join(
+                                f"{n} from {d['op']} at {d['at']}"
+                                for n, d in report.data_dependent.items()))
     entries = _entries(rec, smap, report, {"skip_masked": ctx.skip_masked})
     builder = _Builder(rec, entries, _pins(report.fixed, symbols), ctx.convention, smap)
     root = builder.module(ROOT, root=report, validity=validity, notes=report.notes)

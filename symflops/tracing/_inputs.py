@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 from collections.abc import Mapping, Sequence
@@ -194,6 +195,10 @@ class TraceContext:
     budget: float | None = None
     #: ``trace(past=)``: the KV cache the model reads (a ``_cache.PastSpec``)
     past: Any = None
+    #: names (and example values) of data-dependent sizes: name -> (source, example),
+    #: see :mod:`symflops.tracing._data_dependent`
+    data_dependent: Mapping[str, tuple[str | None, int | None]] = \
+        dataclasses.field(default_factory=dict)
 
     @classmethod
     def build(cls, model: torch.nn.Module, pos: Sequence[InputSpec],

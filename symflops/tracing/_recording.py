@@ -29,6 +29,7 @@ from symflops.errors import SymbolicShapesFailed, SymflopsError, TimeBudgetSpent
 from symflops.tracing import _torch_compat as C
 from symflops.tracing import handlers as _handlers  # noqa: F401  (registers the built-ins)
 from symflops.tracing._cache import make_cache
+from symflops.tracing._data_dependent import CountLog, counts_for
 from symflops.tracing._guard import raising_cleanly
 from symflops.tracing._index_bounds import IndexBounds
 from symflops.tracing._inputs import InputSpec, TraceContext
@@ -185,6 +186,8 @@ class Recording:
     unknown_at: dict[str, list[str]] = field(default_factory=dict)
     #: the tensors autograd saved for backward (train mode)
     saved: SavedLog | None = None
+    #: the data-dependent sizes the ops made (fake runs)
+    counts: CountLog | None = None
     stack: list[ModulePath] = field(default_factory=lambda: [ROOT])
     _pushed: list[bool] = field(default_factory=list)
     _bounds: list[set[Any]] = field(default_factory=list)
@@ -310,6 +313,8 @@ class _Recorder(C.TorchDispatchMode):
         if not self.rec.real:
             self.index_bounds.after(func, args, kwargs, out,
                                     ".".join(self.rec.stack[-1]) or "(root)")
+            if self.rec.counts is not None:
+                self.rec.counts.after(func, args, kwargs, out, ".".join(self.rec.stack[-1]))
         if self.ours is not None:
             self.own(*tensors(out))
         return out
@@ -402,6 +407,8 @@ def record(ctx: TraceContext, env: C.SymEnv) -> Recording:
     device = model_device(model)
     fdtype = _default_dtype(model)
     rec = Recording.of(model, ctx.train, ctx.real)
+    if not ctx.real:
+        rec.counts = counts_for(ctx, env)
     check_time = _budget_check(ctx, rec) if ctx.deadline is not None else None
     recorder = _Recorder(rec, check_time)
     recorder.index_bounds.names = env.torch_syms

@@ -437,3 +437,50 @@ def torch_logs_silenced() -> Iterator[None]:
             h.removeFilter(_not_from_torch)
         for lg, flag in disabled:
             lg.disabled = flag
+
+
+# ----------------------------------------------------------------- data-dependent sizes
+def symbol_count(env: SymEnv) -> int:
+    """How many symbols ``env``'s ShapeEnv knows (grows when an op makes an unbacked one)."""
+    return len(env.shape_env.var_to_range)
+
+
+def unbacked_in(expr: Any) -> list[sp.Symbol]:
+    """The unbacked symbols (torch's ``u0``, ``u1``: sizes read from data) in ``expr``."""
+    from torch.fx.experimental.symbolic_shapes import free_unbacked_symbols
+
+    return sorted(free_unbacked_symbols(expr), key=lambda s: s.name) \
+        if isinstance(expr, (torch.SymInt, sp.Basic)) else []
+
+
+def set_example(env: SymEnv, sym: sp.Symbol, value: int) -> None:
+    """Let torch decide a data-dependent branch at ``sym = value`` (instead of raising
+    GuardOnDataDependentSymNode): the example values torch's real-tensor propagation uses.
+    Each decision becomes a deferred runtime assert (:func:`decided`)."""
+    env.shape_env.set_real_tensor_prop_unbacked_vals(sym, int(value))
+
+
+def unbacked_range(env: SymEnv, sym: sp.Symbol) -> tuple[int, int | None]:
+    """Torch's value range of an unbacked symbol (``None``: unbounded above)."""
+    vr = env.shape_env.var_to_range.get(sym)
+    if vr is None:
+        return 0, None
+    lo = int(vr.lower) if vr.lower.is_Integer else 0
+    hi = int(vr.upper) if vr.upper.is_Integer else None
+    return lo, hi
+
+
+def decided(env: SymEnv) -> list[Any]:
+    """The conditions torch recorded as runtime asserts (over torch's symbols): the
+    data-dependent branches decided at the example values, and ``torch._check`` s."""
+    out: list[Any] = []
+    for asserts in env.shape_env.deferred_runtime_asserts.values():
+        for ra in asserts:
+            if ra.expr not in out:
+                out.append(ra.expr)
+    return out
+
+
+def example_values(env: SymEnv) -> dict[sp.Symbol, sp.Integer]:
+    """Each backed symbol's example value (its hint)."""
+    return dict(env.shape_env.backed_var_to_val)

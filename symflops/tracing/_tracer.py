@@ -20,6 +20,7 @@ from symflops.errors import (
 )
 from symflops.tracing._assembly import TracedCost
 from symflops.tracing._cache import default_hint, parse_past, position_limit
+from symflops.tracing._data_dependent import check_option
 from symflops.tracing._fit import fit
 from symflops.tracing._inputs import (
     DEFAULT_HINTS,
@@ -44,7 +45,8 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
           convention: str | Convention = "exact", mode: str = "eval", strict: bool = False,
           warn: bool = True, real: bool = False, fallback: str | None = None,
           time_budget: float | None = DEFAULT_TIME_BUDGET, skip_masked: bool = False,
-          past: int | str | None = None) -> Cost:
+          past: int | str | None = None,
+          data_dependent: Mapping[str, Any] | None = None) -> Cost:
     """Trace ``model`` on symbolic fake inputs into a Cost tree in the named dims.
 
     ``inputs``: ``"B 3 H W"``, ``("B", 3, "H", "W")``, a list of those (positional
@@ -71,6 +73,13 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
     ``DynamicCache``) holds ``T`` tokens per sequence; the inputs are the new tokens
     (``{"input_ids": ("B", 1)}``); the domain gets ``T + n <= max_position_embeddings``
     (:mod:`symflops.tracing._cache`; example size of ``T``: 128, or less to fit that).
+    ``data_dependent``: names for the sizes an op reads from the data (``nonzero``, NMS):
+    each is a symbol of its own (default ``n1, n2, ...`` in the order the model makes
+    them), bounded where the op bounds it; ``{"R": "rpn"}`` names the first size of
+    module ``rpn``'s first output, ``{"R": "n2"}`` the second count, ``{"R": ("rpn",
+    300)}`` also decides the model's branches on the counts made inside ``rpn`` at 300
+    (default: everything kept); the branches taken are conditions of the formula
+    (see ``docs/detection.md``).
 
     The model is never modified: it runs through ``torch.func.functional_call`` on fake
     copies of its parameters and buffers (``real=True``: real copies); a write to any
@@ -127,6 +136,7 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
         hints[past] = default_hint(model, new_hint, DEFAULT_HINTS["T"])
     ctx = TraceContext.build(model, pos, kw, hints, weighting, train=mode == "train",
                              strict=strict, real=real, budget=budget, skip_masked=skip_masked,
+                             data_dependent=check_option(data_dependent),
                              deadline=None if budget is None else started + budget,
                              past=cache)
     limit = None if cache is None else position_limit(model, cache, ctx.specs[0])

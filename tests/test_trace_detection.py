@@ -1,0 +1,179 @@
+"""Detection: data-dependent sizes (proposals ``R`` after a threshold, detections ``D``) as
+symbols of their own, with the rest of the model symbolic in B, H, W.
+
+The miniature two-stage detector below uses plain torch ops only (CI has no torchvision):
+a conv backbone, an RPN-like head (objectness and box deltas per cell), a data-dependent
+selection of proposals (``nonzero`` of a threshold), a per-proposal MLP head, and a second
+selection (detections). Its symbolic trace is checked against FlopCounterMode on real CPU
+tensors at two sizes, with ``R`` and ``D`` read from that run."""
+
+from __future__ import annotations
+
+import pytest
+import sympy as sp
+
+torch = pytest.importorskip("torch")
+
+import symflops as sf  # noqa: E402
+from symflops.errors import OutsideDomain, SymflopsError  # noqa: E402
+from symflops.symbols import B, H, W, symbol  # noqa: E402
+
+flop_counter = pytest.importorskip("torch.utils.flop_counter")
+
+R, D = symbol("R"), symbol("D")
+CLASSES = 5
+
+
+class Backbone(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 8, 3, stride=2, padding=1), torch.nn.ReLU(),
+            torch.nn.Conv2d(8, 16, 3, stride=2, padding=1), torch.nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class RPN(torch.nn.Module):
+    """Objectness and 4 box deltas per feature cell; the cells scoring above the mean are the
+    proposals: their features and deltas, one row each (R rows)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(16, 16, 3, padding=1)
+        self.objectness = torch.nn.Conv2d(16, 1, 1)
+        self.deltas = torch.nn.Conv2d(16, 4, 1)
+
+    def forward(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        t = torch.relu(self.conv(f))
+        score = self.objectness(t).flatten()                    # B*h*w
+        rows = f.permute(0, 2, 3, 1).reshape(-1, f.shape[1])     # B*h*w x 16
+        deltas = self.deltas(t).permute(0, 2, 3, 1).reshape(-1, 4)
+        keep = torch.nonzero(score > score.mean()).squeeze(1)    # R: data-dependent
+        return rows[keep], deltas[keep]
+
+
+class BoxHead(torch.nn.Module):
+    """Per proposal: a two-layer MLP, class scores and per-class boxes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Sequential(torch.nn.Linear(20, 32), torch.nn.ReLU())
+        self.cls = torch.nn.Linear(32, CLASSES)
+        self.box = torch.nn.Linear(32, 4 * CLASSES)
+
+    def forward(self, feats: torch.Tensor, deltas: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.fc(torch.cat([feats, deltas], dim=1))
+        return self.cls(h), self.box(h)
+
+
+class Select(torch.nn.Module):
+    """Detections: the proposals whose best class score is above the mean (D rows)."""
+
+    def forward(self, scores: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        p = scores.softmax(dim=1)
+        best = p.amax(dim=1)
+        keep = torch.nonzero(best > best.mean()).squeeze(1)      # D: data-dependent
+        return boxes[keep] * 0.5
+
+
+class TinyDetector(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.backbone = Backbone()
+        self.rpn = RPN()
+        self.head = BoxHead()
+        self.select = Select()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feats, deltas = self.rpn(self.backbone(x))
+        scores, boxes = self.head(feats, deltas)
+        return self.select(scores, boxes)
+
+
+NAMES = {"R": "rpn", "D": "select"}
+
+
+@pytest.fixture(scope="module")
+def traced() -> dict[str, sf.Cost]:
+    torch.manual_seed(0)
+    model = TinyDetector().eval()
+    return {"model": model, **{conv: sf.trace(model, "B 3 H W", convention=conv,
+                                              data_dependent=NAMES, warn=False)
+                               for conv in ("torch", "exact")}}
+
+
+def _counted(model: torch.nn.Module, x: torch.Tensor) -> tuple[int, int, int]:
+    """FlopCounterMode's total on a real CPU forward, and R, D read from that run."""
+    seen: dict[str, int] = {}
+    h1 = model.rpn.register_forward_hook(lambda m, i, o: seen.__setitem__("R", o[0].shape[0]))
+    h2 = model.select.register_forward_hook(lambda m, i, o: seen.__setitem__("D", o.shape[0]))
+    try:
+        with torch.no_grad(), flop_counter.FlopCounterMode(display=False) as fc:
+            model(x)
+    finally:
+        h1.remove()
+        h2.remove()
+    return fc.get_total_flops(), seen["R"], seen["D"]
+
+
+def test_counts_are_symbols_of_their_own(traced):
+    c = traced["torch"]
+    assert R in c.flops.free_symbols and c.output_shape == (D, 4 * CLASSES)
+    assert D in traced["exact"].flops.free_symbols   # the scaling of the kept boxes
+    assert c.report.data_dependent["R"]["op"] == "aten.nonzero"
+    assert c.report.data_dependent["R"]["at"] == "rpn"
+    assert c.report.data_dependent["D"]["at"] == "select"
+    # per proposal (torch: 2 per MAC): fc 20x32, cls 32x5, box 32x20 -> 2*(640+160+640)
+    assert sp.expand(c.flops).coeff(R) == 2 * (20 * 32 + 32 * CLASSES + 32 * 4 * CLASSES)
+    assert sp.expand(c.flops).coeff(D) == 0          # the selection does no matmul
+
+
+def test_exact_cost_per_proposal_and_detection(traced):
+    c = sp.expand(traced["exact"].flops)
+    # per proposal: fc 32 dot products of 20 (20 mul + 19 add) + bias = 32*40; relu 32;
+    # cls 5*64; box 20*64; softmax over the 5 classes: 4 compares for the max, 5
+    # subtracts, 5 exp, 4 adds, 5 divides (23); the row max 4 compares; their mean 1 add
+    # per row (R - 1 adds and 1 divide in all); the threshold 1 compare
+    per_roi = 32 * 40 + 32 + CLASSES * 64 + 4 * CLASSES * 64
+    assert c.coeff(R) == per_roi + 23 + 4 + 1 + 1
+    # per detection: its 20 box values times 0.5
+    assert c.coeff(D) == 4 * CLASSES
+
+
+def test_domain_bounds_the_counts(traced):
+    c = traced["torch"]
+    quarter = sp.Rational(1, 4)
+    cells = B * (sp.floor(H / 4 - quarter) + 1) * (sp.floor(W / 4 - quarter) + 1)
+    assert sp.Le(R, cells) in c.validity
+    assert c.domain.contains(B=2, H=32, W=32, R=128, D=3)
+    assert not c.domain.contains(B=2, H=32, W=32, R=129, D=3)   # past every cell
+    with pytest.raises(OutsideDomain):
+        c.subs(B=1, H=16, W=16, R=17, D=1)
+
+
+@pytest.mark.parametrize("b, h, w", [(2, 32, 32), (1, 48, 40)])
+def test_equals_flop_counter_at_concrete_sizes(traced, b, h, w):
+    model = traced["model"]
+    torch.manual_seed(b * h + w)
+    x = torch.randn(b, 3, h, w)
+    flops, r, d = _counted(model, x)
+    assert r > 0 and d > 0
+    assert traced["torch"].subs(B=b, H=h, W=w, R=r, D=d).flops == flops
+
+
+def test_default_names_and_bad_names(traced):
+    model = traced["model"]
+    c = sf.trace(model, "B 3 H W", convention="torch", warn=False)
+    assert [n for n in c.report.data_dependent] == ["n1", "n2"]
+    assert c.flops.subs(symbol("n1"), R) == traced["torch"].flops.subs(D, symbol("n2"))
+    with pytest.raises(SymflopsError, match="backbone"):   # its output is not a count
+        sf.trace(model, "B 3 H W", data_dependent={"R": "backbone"}, warn=False)
+    with pytest.raises(SymflopsError, match="neither a module"):
+        sf.trace(model, "B 3 H W", data_dependent={"R": "nowhere"}, warn=False)
+    with pytest.raises(SymflopsError, match="name of an input dim"):
+        sf.trace(model, "B 3 H W", data_dependent={"H": "rpn"}, warn=False)
+    with pytest.raises(SymflopsError, match="must map"):
+        sf.trace(model, "B 3 H W", data_dependent=["R"], warn=False)
