@@ -238,3 +238,34 @@ def test_deepseek_v2_table_1_cache_per_token() -> None:
     ds = sf.nn.MultiheadLatentAttention(5120, 128, kv_rank=512, q_rank=1536, rope_dim=64,
                                         head_dim=128)
     assert kv_elements_per_token(ds) == sp.Rational(9, 2) * 128
+
+
+def _torch_training_flops(batch: int, n: int) -> int:
+    """FlopCounterMode over a forward and backward of transformers' DeepseekV2Attention
+    (eager, causal mask; the input needs no gradient, the weights do)."""
+    config = _config(SMALL)
+    torch.manual_seed(0)
+    attn = transformers.models.deepseek_v2.modeling_deepseek_v2.DeepseekV2Attention(
+        config, layer_idx=0).train()
+    rope = transformers.models.deepseek_v2.modeling_deepseek_v2.DeepseekV2RotaryEmbedding(
+        config)
+    x = torch.randn(batch, n, SMALL["dim"])
+    emb = rope(x, torch.arange(n)[None].expand(batch, -1))
+    mask = torch.full((n, n), float("-inf")).triu(1)[None, None]
+    with FlopCounterMode(display=False) as fc:
+        attn(x, mask, position_embeddings=emb)[0].sum().backward()
+    return int(fc.get_total_flops())
+
+
+def test_training_equals_transformers_forward_and_backward() -> None:
+    # torch convention (2 per MAC of mm and bmm): the forward as in the prefill test, and
+    # per linear layer two gradient products (weights only: x needs no gradient, so the
+    # first projections q_a_proj and kv_a_proj have no grad_input), per bmm two: 3x the
+    # forward except q_a_proj's and kv_a_proj's grad_input (2 B N (64 24 + 64 20) each).
+    layer = sf.nn.MultiheadLatentAttention(64, 4, kv_rank=16, q_rank=24, rope_dim=4,
+                                           head_dim=8)
+    train = layer.cost((B, N, 64), mode="train", convention="torch").flops
+    forward = layer.cost((B, N, 64), convention="torch").flops
+    assert sp.expand(train - 3 * forward + 2 * B * N * (64 * 24 + 64 * 20)) == 0
+    for b, n in ((1, 5), (3, 40)):
+        assert train.subs({B: b, N: n}) == _torch_training_flops(b, n)

@@ -151,3 +151,97 @@ def test_rotary_attention_gradient_is_nine_halves_per_rotated_element():
 def test_not_derived_attention_options_give_one_error(layer, match):
     with pytest.raises(sf.SymflopsError, match=match):
         layer.cost((B, N, 16), mode="train")
+
+
+# ------------------------------------------------------------------ multi-head latent attention
+def _rotate_half(x):
+    half = x.shape[-1] // 2  # Llama's form: two slices, the second negated
+    return torch.cat((-x[..., half:], x[..., :half]), -1)
+
+
+class LatentAttentionTorch(nn.Module):
+    """transformers' DeepseekV2Attention (eager, no mask, no dropout) with Llama's
+    rotate_half rotation and cos/sin tables as buffers: the same ops and splits."""
+
+    def __init__(self, dim, h, dc, dq, dr, dh, dv):
+        super().__init__()
+        self.h, self.dc, self.dr, self.dh, self.dv = h, dc, dr, dh, dv
+        if dq is None:
+            self.q_proj = nn.Linear(dim, h * (dh + dr), bias=False)
+        else:
+            self.q_a_proj = nn.Linear(dim, dq, bias=False)
+            self.q_a_layernorm = nn.RMSNorm(dq)
+            self.q_b_proj = nn.Linear(dq, h * (dh + dr), bias=False)
+        self.kv_a_proj_with_mqa = nn.Linear(dim, dc + dr, bias=False)
+        self.kv_a_layernorm = nn.RMSNorm(dc)
+        self.kv_b_proj = nn.Linear(dc, h * (dh + dv), bias=False)
+        self.o_proj = nn.Linear(h * dv, dim, bias=False)
+        angles = torch.arange(64.0)[:, None] * torch.arange(1, dr // 2 + 1)[None] / 10
+        self.register_buffer("cos", torch.cat((angles, angles), -1).cos())
+        self.register_buffer("sin", torch.cat((angles, angles), -1).sin())
+
+    def forward(self, x):
+        b, n, _ = x.shape
+        h, dh, dr, dv = self.h, self.dh, self.dr, self.dv
+        q = (self.q_proj(x) if hasattr(self, "q_proj")
+             else self.q_b_proj(self.q_a_layernorm(self.q_a_proj(x))))
+        q_nope, q_pe = q.view(b, n, h, dh + dr).transpose(1, 2).split([dh, dr], -1)
+        k_pass, k_pe = self.kv_a_proj_with_mqa(x).split([self.dc, dr], -1)
+        kv = self.kv_b_proj(self.kv_a_layernorm(k_pass)).view(b, n, h, dh + dv)
+        k_nope, v = kv.transpose(1, 2).split([dh, dv], -1)
+        k_pe = k_pe.view(b, 1, n, dr)
+        cos, sin = self.cos[:n], self.sin[:n]
+        q_pe = q_pe * cos + _rotate_half(q_pe) * sin
+        k_pe = k_pe * cos + _rotate_half(k_pe) * sin
+        q = torch.cat((q_nope, q_pe), -1)
+        k = torch.cat((k_nope, k_pe.expand(b, h, n, dr)), -1)
+        w = torch.softmax(q @ k.transpose(2, 3) * (dh + dr) ** -0.5, -1)
+        return self.o_proj((w @ v).transpose(1, 2).reshape(b, n, h * dv))
+
+
+@pytest.mark.parametrize("dq,dv", [(12, 6), (None, 10)], ids=["q-lora", "q-proj-wide-v"])
+def test_latent_attention_trains_as_autograd_runs_it(dq, dv):
+    # dim 16, 2 heads, latent 8, rope 4, head 6. Against the tracer on the torch mirror,
+    # kind by kind; what differs is how the mirror's parts are written, not MLA:
+    # - nn.RMSNorm on the CPU runs as six ops (4 d + 2 per token, traced as elementwise,
+    #   where sf.nn counts norm_stats 3 d + 2 and norm_affine d), and their autograd
+    #   backward does d + 3 per token more than the fused rms_norm gradient sf.nn counts
+    #   (the same difference as LlamaRMSNorm in test_train_presets);
+    # - activations: each such RMSNorm keeps its normalized input (d per token, 2 bytes),
+    #   and the mirror's cos and sin are buffers (sf.nn counts them as the tables the
+    #   attention computes: 2 N d_R elements).
+    # Everything else agrees op for op: the projections' gradients, the rotation's 9/2
+    # per rotated element (B N (h + 1) d_R), the shared rotary key's expand summed back
+    # over the heads ((h - 1) B N d_R), the core with keys 10 and values dv wide, and the
+    # splits and concats (copies). The latent's norm saves a view of kv_a's output, which
+    # keeps its rotary part (d_R per token) alive too.
+    layer = sf.nn.MultiheadLatentAttention(16, 2, kv_rank=8, q_rank=dq, rope_dim=4,
+                                           head_dim=6, v_head_dim=dv)
+    traced = sf.trace(LatentAttentionTorch(16, 2, 8, dq, 4, 6, dv), "B N 16", mode="train",
+                      hints={"N": 8}, warn=False)
+    mine = layer.cost((B, N, 16), mode="train")
+    widths = [8] if dq is None else [dq, 8]
+    rows = B * N
+    expected = {"norm_stats": -sum(3 * d + 2 for d in widths) * rows,
+                "norm_affine": -sum(widths) * rows,
+                "elementwise": sum(4 * d + 2 + d + 3 for d in widths) * rows}
+    kinds = set(traced.work) | set(mine.work)
+    assert {k: sp.expand(traced.work.get(k, 0) - mine.work.get(k, 0)) for k in kinds} == \
+        {k: sp.expand(expected.get(k, 0)) for k in kinds}
+    assert traced.params == mine.params
+    kept = layer.cost((B, N, 16), mode="train", accounting="torch").memory
+    assert sp.expand(traced.memory.activations - kept.activations
+                     - 2 * (sum(widths) * rows - 2 * N * 4)) == 0
+    # x feeds the query and the key/value projections: its two gradients are added
+    grad_x = layer.cost((B, N, 16), mode="train", input_grad=True)
+    assert grad_x["grad_accumulate"].work == {"elementwise": 16 * B * N}
+
+
+def test_latent_attention_selective_recompute_keeps_q_k_v_only():
+    layer = sf.nn.MultiheadLatentAttention(16, 2, kv_rank=8, q_rank=12, rope_dim=4,
+                                           head_dim=6)
+    full = layer.cost((B, N, 16), mode="train")["attention"]
+    selective = layer.cost((B, N, 16), mode="train", recompute="selective")["attention"]
+    assert sorted(s.what for s in selective.memory.saved) == ["k", "q", "v"]
+    # the recomputed core is the forward again
+    assert sp.expand(selective.flops - full.flops - full["forward"].flops) == 0

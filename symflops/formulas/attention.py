@@ -196,8 +196,8 @@ def attention_projection_derivation(batch: Size, q_len: Size, kv_len: Size, embe
 
 def attention_core_grad_derivations(batch: Size, heads: Size, q_len: Size, kv_len: Size,
                                         head_dim: Size, *, dropout: bool = False,
-                                        kv_heads: Size | None = None
-                                        ) -> dict[str, Derivation]:
+                                        kv_heads: Size | None = None,
+                                        v_dim: Size | None = None) -> dict[str, Derivation]:
     """The gradients of attention computed op by op (``S = Q K^T``, ``S * scale``,
     softmax, optional dropout, ``O = A V``), in the order autograd runs them:
     ``grad_probs = dO V^T`` and ``grad_v = A^T dO`` (two bmm), dropout's gradient (2 per
@@ -205,7 +205,8 @@ def attention_core_grad_derivations(batch: Size, heads: Size, q_len: Size, kv_le
     score), ``grad_q = dS K`` and ``grad_k = dS^T Q`` (two bmm). With fewer key/value
     heads (``kv_heads``: K and V expanded to every query head), the gradients of V and K
     are summed back over each group of query heads (``grad_v_expand``,
-    ``grad_k_expand``: the backward of ``expand``, an ``aten.sum``).
+    ``grad_k_expand``: the backward of ``expand``, an ``aten.sum``). ``v_dim``: the values'
+    width when it is not the queries' and keys' ``head_dim`` (multi-head latent attention).
 
     >>> d = attention_core_grad_derivations(1, 1, 2, 2, 4)
     >>> list(d), d["grad_softmax"].work
@@ -214,14 +215,14 @@ def attention_core_grad_derivations(batch: Size, heads: Size, q_len: Size, kv_le
     """
     rows = batch * heads
     scores = rows * q_len * kv_len
-    out = matmul_grad_derivations(rows, q_len, kv_len, head_dim,
-                                      names=("grad_probs", "grad_v"))
+    out = matmul_grad_derivations(rows, q_len, kv_len, head_dim if v_dim is None else v_dim,
+                                  names=("grad_probs", "grad_v"))
     groups_of = heads if kv_heads is None else kv_heads
     grouped = sp.sympify(groups_of) != sp.sympify(heads)
-    expand = reduction_derivation("sum", rows * kv_len * head_dim,
-                                  batch * groups_of * kv_len * head_dim)
+    width_v = head_dim if v_dim is None else v_dim
     if grouped:
-        out["grad_v_expand"] = expand
+        out["grad_v_expand"] = reduction_derivation("sum", rows * kv_len * width_v,
+                                                    batch * groups_of * kv_len * width_v)
     if dropout:
         out["grad_dropout"] = dropout_grad_derivation(scores)
     out["grad_softmax"] = softmax_grad_derivation(rows * q_len, kv_len)
@@ -230,7 +231,8 @@ def attention_core_grad_derivations(batch: Size, heads: Size, q_len: Size, kv_le
     out.update(matmul_grad_derivations(rows, q_len, head_dim, kv_len,
                                            names=("grad_q", "grad_k")))
     if grouped:
-        out["grad_k_expand"] = expand
+        out["grad_k_expand"] = reduction_derivation("sum", rows * kv_len * head_dim,
+                                                    batch * groups_of * kv_len * head_dim)
     return out
 
 

@@ -29,10 +29,12 @@ from symflops.nn._train import (
     Ref,
     Step,
     Train,
+    accumulate,
     composite,
     grad_leaves,
     join,
     rotary_step,
+    sum_memory,
     train_layer,
 )
 from symflops.symbols import (
@@ -343,8 +345,6 @@ class MultiheadLatentAttention(Layer):
         lambda: MultiheadLatentAttention(dim, heads, kv_rank=MLA_KV_RANK, q_rank=MLA_Q_RANK,
                                          rope_dim=MLA_ROPE_DIM, head_dim=MLA_HEAD_DIM),
         (B, N, dim), "DeepSeek-V2's attention: the KV cache holds d_c + d_R per token")
-    no_train = ("mode='train' is not derived for multi-head latent attention yet: trace "
-                "transformers' DeepseekV2Attention with sf.trace(..., mode='train')")
 
     def __init__(self, embed_dim: SizeLike, num_heads: SizeLike, *, kv_rank: SizeLike,
                  q_rank: SizeLike | None, rope_dim: SizeLike, head_dim: SizeLike,
@@ -378,6 +378,98 @@ class MultiheadLatentAttention(Layer):
         """Elements cached per token: the latent and the shared rotary key."""
         total: sp.Expr = self.kv_rank + self.rope_dim
         return total
+
+    def _train(self, shape: Shape, name: str, path: str, x: Ref, tr: Train) -> Step:
+        """Training as autograd runs transformers' ``DeepseekV2Attention`` (eager, no
+        dropout): the projections and norms train as themselves; the splits of ``q``,
+        of ``kv_a_proj_with_mqa``'s output and of ``kv_b_proj``'s and the two concats are
+        copies (no arithmetic); the shared rotary key, expanded to every head, gets its
+        gradient summed over the heads (``grad_k_rope_expand``: ``(h - 1) B N d_R``
+        adds); the attention core's gradients are those of
+        :func:`~symflops.formulas.attention.attention_core_grad_derivations` with keys
+        ``head_dim + rope_dim`` and values ``v_head_dim`` wide, for the tensors that
+        need one; ``x`` feeds both the query and the key/value projections, so its two
+        gradients are added. Saved: each linear layer's and norm's input, ``cos`` and
+        ``sin``, and the core's ``q`` and ``k`` (``B h N (d_h + d_R)``), softmax output and
+        ``v`` (``B h N d_v``, a contiguous copy)."""
+        from symflops.formulas.resize import reduction_derivation
+        from symflops.nn._norm import RMSNorm
+
+        eval_cost = self._cost(shape, name)  # checks the shape
+        batch, n = shape[0], shape[1]
+        h, dc, dr, dh, dv = (self.num_heads, self.kv_rank, self.rope_dim, self.head_dim,
+                             self.v_head_dim)
+        qk = dh + dr
+        steps = []
+        if self.q_rank is None:
+            steps.append(train_layer(Linear(self.embed_dim, h * qk, bias=False), shape,
+                                     "q_proj", join(path, "q_proj"), x, tr))
+        else:
+            low = shape[:-1] + (self.q_rank,)
+            steps.append(train_layer(Linear(self.embed_dim, self.q_rank, bias=self.bias),
+                                     shape, "q_a_proj", join(path, "q_a_proj"), x, tr))
+            steps.append(train_layer(RMSNorm(self.q_rank), low, "q_a_layernorm",
+                                     join(path, "q_a_layernorm"), steps[-1].out, tr))
+            steps.append(train_layer(Linear(self.q_rank, h * qk, bias=False), low,
+                                     "q_b_proj", join(path, "q_b_proj"), steps[-1].out, tr))
+        q = steps[-1].out
+        kv_a = train_layer(Linear(self.embed_dim, dc + dr, bias=self.bias), shape,
+                           "kv_a_proj_with_mqa", join(path, "kv_a_proj_with_mqa"), x, tr)
+        latent_shape = shape[:-1] + (dc,)
+        latent = tr.new(batch * n * dc, kv_a.out.grad)
+        kv_norm = train_layer(RMSNorm(dc), latent_shape, "kv_a_layernorm",
+                              join(path, "kv_a_layernorm"), latent, tr)
+        inner = tr.inside("tensor")  # heads from here on (split by tensor parallelism)
+        # the rotation of the queries' rope halves (B N h d_R) and the shared key (B N d_R)
+        rotated = batch * n * ((h if q.grad else 0) + (1 if kv_a.out.grad else 0))
+        rotary = rotary_step(eval_cost["rotary"], rotated, dr, n, join(path, "rotary"),
+                             tr.new(rotated * dr, q.grad or kv_a.out.grad), inner)
+        kv_b = train_layer(Linear(dc, h * (dh + dv), bias=False), latent_shape, "kv_b_proj",
+                           join(path, "kv_b_proj"), kv_norm.out, tr)
+        q_grad, k_grad, v_grad = q.grad, kv_b.out.grad or kv_a.out.grad, kv_b.out.grad
+        parts = [c for c in eval_cost.children
+                 if c.name in ("scores", "scale", "softmax", "context")]
+        fwd = Cost("forward", "Attention", spec="attention", children=parts,
+                   input_shape=shape, output_shape=shape)
+        grads = F.attention.attention_core_grad_derivations(batch, h, n, n, qk, v_dim=dv)
+        unneeded = {"grad_q": not q_grad, "grad_k": not k_grad, "grad_v": not v_grad,
+                    **dict.fromkeys(("grad_probs", "grad_softmax", "grad_scale"),
+                                    not (q_grad or k_grad))}
+        grads = {k: d for k, d in grads.items() if not unneeded.get(k)}
+        if kv_a.out.grad:  # the expand of the shared rotary key to h heads, backward
+            grads["grad_k_rope_expand"] = reduction_derivation(
+                "sum", batch * h * n * dr, batch * n * dr)
+        saved = []
+        if grads:
+            scores = batch * h * n * n
+            saved = [inner.saved(path, "q", batch * h * n * qk),
+                     inner.saved(path, "k", batch * h * n * qk),
+                     inner.saved(path, "softmax output", tr.new(scores, True)),
+                     inner.saved(path, "v", batch * h * n * dv)]
+        kids = [fwd, *grad_leaves(grads, "Attention", "attention", shape)]
+        if grads and tr.recompute == "selective":  # keep Q K V, recompute the core
+            kids.insert(1, fwd.replace(name="recompute"))
+            saved = [t for t in saved if t.what in ("q", "k", "v")]
+        core = Cost("attention", "Attention", spec="attention", children=kids,
+                    input_shape=shape, output_shape=shape, memory=inner.mem(0, 0, saved))
+        context = tr.new(batch * n * h * dv, bool(grads))
+        o_proj = train_layer(Linear(h * dv, self.embed_dim, bias=self.bias),
+                             shape[:-1] + (h * dv,), "o_proj", join(path, "o_proj"),
+                             context, inner)
+        children = [*(st.cost for st in steps), kv_a.cost, kv_norm.cost, rotary.cost,
+                    kv_b.cost, core, o_proj.cost,
+                    *accumulate(x, shape, "the input (query and key/value projections)")]
+        memory = sum_memory(tr, children)
+        if kv_norm.cost.memory is not None and any(
+                t.what == "input" for t in kv_norm.cost.memory.saved):
+            # the norm's input is a split of kv_a's output, a view: saving it keeps the
+            # whole output alive, the rotary key's d_R per token too
+            memory = memory.replace(saved=(*memory.saved, tr.saved(
+                join(path, "kv_a_layernorm"), "kv_a's rotary part (a saved view's base)",
+                batch * n * dr)))
+        cost = composite(self, shape, name, tr, children, shape, memory=memory).replace(
+            validity=eval_cost.validity)
+        return Step(cost, o_proj.out)
 
     def _absorbed(self, name: str, rows: sp.Expr, heads: sp.Expr, k: sp.Expr, o: sp.Expr,
                   shape: Shape) -> Cost:
