@@ -21,7 +21,7 @@ token per sequence.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +33,7 @@ from symflops.nn import Layer, MultiheadAttention, MultiheadLatentAttention, Rep
 from symflops.nn._base import nonneg_size, to_size
 
 __all__ = ["kv_cache", "kv_elements_per_token", "kv_elements", "ServingMemory", "serving_memory",
-           "generation", "WeightFormat", "WEIGHT_FORMATS", "register_weight_format",
+           "generation", "WeightFormat", "WEIGHT_FORMATS", "SCOPES", "register_weight_format",
            "get_weight_format"]
 
 
@@ -47,6 +47,17 @@ class WeightFormat:
     ``ceil`` of its blocks; bitsandbytes also keeps one offset per tensor for the
     second level).
 
+    ``scope``: which parameters the format stores (:data:`SCOPES`); the others stay in
+    ``kept_bytes`` per parameter (``None``: the ``weight_bytes`` the cost was asked for,
+    2 by default). ``"all"``: every parameter; ``"linear"``: the weight matrices of the
+    linear layers except the output head ``lm_head``, as bitsandbytes quantizes a model
+    through transformers 5 (``Linear4bit`` replaces each ``nn.Linear`` but the output
+    embedding; biases, norms, embedding tables, MoE routers and routed experts, which are
+    not ``nn.Linear`` there, keep their dtype); ``"matrices"``: every weight of two or more
+    dimensions (linear, expert, embedding and convolution weights, the head included) but
+    MoE routers, as ``llama-quantize --pure`` writes a GGUF file, whose one-dimensional
+    tensors (norms, biases) are float32.
+
     >>> WEIGHT_FORMATS["nf4-dq"].bits_per_param     # 4 + 8/64 + 32/(64*256)
     2113/512
     """
@@ -58,8 +69,20 @@ class WeightFormat:
     block2: int = 1
     constant2_bits: int = 0
     description: str = ""
+    scope: str = "all"
+    kept_bytes: int | None = None
 
     def __post_init__(self) -> None:
+        if self.scope not in SCOPES:
+            raise SymflopsError("unknown quantization scope", layer="WeightFormat",
+                                values={"scope": repr(self.scope)},
+                                fix="use one of " + ", ".join(repr(k) for k in SCOPES))
+        if self.kept_bytes is not None and (isinstance(self.kept_bytes, bool) or not
+                                            isinstance(self.kept_bytes, int)
+                                            or self.kept_bytes < 1):
+            raise SymflopsError("kept_bytes must be an int >= 1 or None",
+                                layer="WeightFormat", values={"kept_bytes": self.kept_bytes},
+                                fix="e.g. kept_bytes=4 for float32 norms")
         for what in ("bits", "block", "block2"):
             v = getattr(self, what)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -85,6 +108,78 @@ class WeightFormat:
     def bytes(self, params: Any) -> sp.Expr:
         """Bytes of ``params`` weights in this format."""
         return sp.expand(sp.sympify(params) * self.bits_per_param / 8)
+
+    def weight_bytes(self, cost: Cost, kept_bytes: Any = 2) -> sp.Expr:
+        """Bytes of all of ``cost``'s parameters: those in :attr:`scope` in this format,
+        the rest in :attr:`kept_bytes` (``None``: ``kept_bytes`` given here)."""
+        stored, kept = _split_params(cost, self.scope)
+        other = kept_bytes if self.kept_bytes is None else self.kept_bytes
+        return sp.expand(self.bytes(stored) + kept * sp.sympify(other))
+
+    def rate(self, kept_bytes: Any = 2) -> Callable[[Cost, str, bool], sp.Expr]:
+        """Bytes per parameter of one node holding weights (``node, parent layer, inside
+        an Experts block``), for :func:`with_traffic`."""
+        other = sp.sympify(kept_bytes if self.kept_bytes is None else self.kept_bytes)
+
+        def per_param(node: Cost, parent: str, in_experts: bool) -> sp.Expr:
+            if node.params == 0:
+                return sp.Integer(0)
+            stored, kept = _leaf_split(node, self.scope, parent, in_experts)
+            rate: sp.Expr = (self.bytes(stored) + kept * other) / node.params
+            return rate
+        return per_param
+
+
+#: what a :class:`WeightFormat` stores in its bits (the rest stays in 16 or 32 bits)
+SCOPES = {"all": "every parameter",
+          "linear": "the weight matrices of nn.Linear layers, except lm_head",
+          "matrices": "every weight of two or more dimensions, except MoE routers"}
+
+
+def _leaf_split(leaf: Cost, scope: str, parent: str, in_experts: bool
+                ) -> tuple[sp.Expr, sp.Expr]:
+    """``(stored in the format, kept)`` parameters of one node that holds weights of its
+    own (a leaf, or a Linear): a Linear an ``in x out`` matrix (the rest is its bias), an
+    Embedding or convolution its table or kernel (the rest is a bias). In an MoE block the
+    router stays (transformers 5 holds it in a ``TopKRouter``, not an ``nn.Linear``;
+    llama.cpp does not quantize ``ffn_gate_inp``), and the routed experts (3-D parameters
+    in transformers 5, which bitsandbytes leaves alone; GGUF quantizes them)."""
+    p = leaf.params
+    if scope == "all":
+        return p, sp.Integer(0)
+    if in_experts:
+        return (p, sp.Integer(0)) if scope == "matrices" else (sp.Integer(0), p)
+    if parent == "MoE" and leaf.name == "gate":
+        return sp.Integer(0), p
+    if leaf.layer == "Linear":
+        matrix = leaf.input_shape[-1] * leaf.output_shape[-1]
+        if scope == "linear" and leaf.name == "lm_head":
+            matrix = sp.Integer(0)
+        return matrix, p - matrix
+    if scope == "matrices" and (leaf.layer == "Embedding" or leaf.layer.startswith("Conv")):
+        bias = leaf.output_shape[1] if leaf.layer.startswith("Conv") and \
+            "bias=False" not in leaf.spec else 0
+        return p - bias, sp.sympify(bias)
+    return sp.Integer(0), p
+
+
+def _split_params(cost: Cost, scope: str, parent: str = "", in_experts: bool = False
+                  ) -> tuple[sp.Expr, sp.Expr]:
+    """``(stored in the format, kept)`` parameters of ``cost`` under ``scope``, from its
+    tree (each node's own by :func:`_leaf_split`)."""
+    if scope == "all" or cost.params == 0:
+        return (cost.params, sp.Integer(0)) if scope == "all" else \
+            (sp.Integer(0), sp.Integer(0))
+    if not cost.children or cost.layer == "Linear":
+        return _leaf_split(cost, scope, parent, in_experts)
+    inside = in_experts or cost.layer == "Experts"
+    stored, kept = [], []
+    for child in cost.children:
+        a, b = _split_params(child, scope, cost.layer, inside)
+        stored.append(child.count * a)
+        kept.append(child.count * b)
+    own = sp.expand(cost.params - sp.Add(*stored) - sp.Add(*kept))  # e.g. a class token
+    return sp.expand(sp.Add(*stored)), sp.expand(sp.Add(*kept) + own)
 
 
 _WEIGHT_FORMATS: dict[str, WeightFormat] = {}
@@ -119,15 +214,21 @@ for _fmt in (
     WeightFormat("bf16", 16, description="bfloat16"),
     WeightFormat("fp16", 16, description="IEEE half precision"),
     WeightFormat("nf4", 4, 64, 32, description="QLoRA's 4-bit NormalFloat, one fp32 absmax "
-                 "per block of 64 (Dettmers et al. 2023, section 3): 4 + 32/64 = 4.5 bits"),
+                 "per block of 64 (Dettmers et al. 2023, section 3): 4 + 32/64 = 4.5 bits; "
+                 "the linear layers but lm_head, as bitsandbytes", scope="linear"),
     WeightFormat("nf4-dq", 4, 64, 8, 256, 32,
                  description="NF4 with double quantization: the block constants in 8 bits, "
                  "one fp32 constant per 256 of them (QLoRA, section 3): 4 + 8/64 + "
-                 "32/(64*256) = 4.127 bits"),
+                 "32/(64*256) = 4.127 bits; the linear layers but lm_head, as bitsandbytes",
+                 scope="linear"),
     WeightFormat("q8_0", 8, 32, 16, description="llama.cpp's GGUF Q8_0: blocks of 32 int8 "
-                 "weights with one fp16 scale (34 bytes per block): 8.5 bits"),
+                 "weights with one fp16 scale (34 bytes per block): 8.5 bits; every "
+                 "matrix, norms in float32 (llama-quantize --pure)", scope="matrices",
+                 kept_bytes=4),
     WeightFormat("q4_0", 4, 32, 16, description="llama.cpp's GGUF Q4_0: blocks of 32 4-bit "
-                 "weights with one fp16 scale (18 bytes per block): 4.5 bits"),
+                 "weights with one fp16 scale (18 bytes per block): 4.5 bits; every "
+                 "matrix, norms in float32 (llama-quantize --pure)", scope="matrices",
+                 kept_bytes=4),
 ):
     register_weight_format(_fmt)
 
@@ -234,15 +335,17 @@ def serving_memory(model: Layer, cost: Cost, shape: tuple[sp.Expr, ...], cached:
     """The :class:`ServingMemory` of ``model`` run on ``shape`` (``(B, N, ...)``: ``B``
     sequences of ``N`` new tokens) with ``cached`` tokens already in the cache. The
     weights: every parameter in ``weight_bytes``, or in ``weight_format`` (a
-    :class:`WeightFormat` or its name: every parameter in that format, its constants
-    counted; tools that quantize usually keep norms, biases, the embedding and the LM head
-    in 16 bits, which this does not model)."""
+    :class:`WeightFormat` or its name: the parameters of its ``scope`` in that format,
+    its constants counted, the rest in ``weight_bytes`` or the format's ``kept_bytes``)."""
     kv_b = to_size(kv_bytes, "serving", "kv_bytes")
     w_b = to_size(weight_bytes, "serving", "weight_bytes")
-    if weight_format is not None and weight_bytes != 2:
-        raise SymflopsError("give weight_bytes or weight_format, not both", layer="serving",
-                            values={"weight_bytes": weight_bytes,
-                                    "weight_format": repr(weight_format)},
+    fmt = None if weight_format is None else get_weight_format(weight_format)
+    if fmt is not None and weight_bytes != 2 and (fmt.scope == "all"
+                                                  or fmt.kept_bytes is not None):
+        raise SymflopsError("give weight_bytes or weight_format, not both: this format "
+                            "stores every parameter whose bytes weight_bytes would set",
+                            layer="serving", values={"weight_bytes": weight_bytes,
+                                                     "weight_format": repr(weight_format)},
                             fix="drop weight_bytes")
     if len(shape) < 2:
         raise SymflopsError(f"mode={mode!r} needs a (B, N, ...) input: sequences of tokens",
@@ -250,8 +353,7 @@ def serving_memory(model: Layer, cost: Cost, shape: tuple[sp.Expr, ...], cached:
                             fix="pass an input shape like (B, N) or (B, N, dim)")
     batch, new = shape[0], shape[1]
     per_token = kv_elements_per_token(model)
-    weights = sp.expand(cost.params * w_b) if weight_format is None else \
-        get_weight_format(weight_format).bytes(cost.params)
+    weights = sp.expand(cost.params * w_b) if fmt is None else fmt.weight_bytes(cost, w_b)
     if mode == "prefill":
         return ServingMemory(weights, sp.expand(kv_elements(model, new) * kv_b * batch),
                              sp.Integer(0))
@@ -422,19 +524,24 @@ TRAFFIC_RULES: dict[str, Any] = {
 }
 
 
-def with_traffic(cost: Cost, weight: sp.Expr) -> Cost:
+def with_traffic(cost: Cost, weight: Any, parent: str = "", in_experts: bool = False
+                 ) -> Cost:
     """``cost`` with each leaf's bytes moved in a serving mode: attention's parts carry
     their own (:func:`symflops.nn._attention._serving_traffic`, and multi-head latent
     attention's), to which the reads of a leaf's own parameters are added; every other
-    leaf by :data:`TRAFFIC_RULES` or :func:`_default_traffic`."""
+    leaf by :data:`TRAFFIC_RULES` or :func:`_default_traffic`. ``weight``: bytes per
+    parameter, or :meth:`WeightFormat.rate` (each node's own, by the format's scope)."""
     if not cost.children:
+        rate = weight(cost, parent, in_experts) if callable(weight) else weight
         if cost.io is not None:  # set by its layer: its parameters' reads added here
             if cost.params == 0 or ("weights", "read") in cost.io:
                 return cost
-            return cost.replace(io={**cost.io, ("weights", "read"): cost.params * weight})
+            return cost.replace(io={**cost.io, ("weights", "read"): cost.params * rate})
         rule = TRAFFIC_RULES.get(cost.layer, _default_traffic)
-        return cost.replace(io=rule(cost, weight))
-    return cost.replace(children=[with_traffic(c, weight) for c in cost.children])
+        return cost.replace(io=rule(cost, rate))
+    inside = in_experts or cost.layer == "Experts"
+    return cost.replace(children=[with_traffic(c, weight, cost.layer, inside)
+                                  for c in cost.children])
 
 
 #: the parts of unfused attention a fused kernel runs as one

@@ -347,11 +347,8 @@ def build_cost(factory: Callable[..., Any], name: str, spec: Any, *, convention:
                                  mode="train" if train else "eval", **factory_options)
 
     model = call_factory(factory, name, factory_args)
-    if serving and not isinstance(model, Layer):
-        raise SymflopsError(f"--mode {serving['mode']} is derived for sf.nn networks and "
-                            f"presets; {name} is not one (a traced model's decode step needs "
-                            "a KV cache of symbolic length, not supported yet)",
-                            fix="use an sf.nn network such as sf:llama, or drop --mode")
+    past = _traced_serving(serving, name, model) \
+        if serving and not isinstance(model, (Layer, Cost)) else None
     if not is_model(model):
         kind = type(model)
         typename = kind.__qualname__ if kind.__module__.startswith(("builtins", _MODULE_PREFIX)) \
@@ -381,9 +378,37 @@ def build_cost(factory: Callable[..., Any], name: str, spec: Any, *, convention:
         extra: dict[str, Any] = dict(options or {})
         if time_budget is not None:
             extra["time_budget"] = time_budget
+        if past is not None:
+            extra["past"] = past
         cost: Cost = trace(model, spec, hints=hints or None, convention=convention,
                            mode="train" if train else "eval", **extra)
     return cost
+
+
+def _traced_serving(serving: Mapping[str, Any], name: str, model: Any) -> int | str:
+    """``--mode``/``--context`` for a traced torch model: a decode step traces with a KV
+    cache of ``--context`` tokens (``sf.trace(past=...)``), a prefill with an empty one
+    (``past=0``: the prompt's forward, writing the cache). The serving memory options are
+    sf.nn's."""
+    for key, flag in (("weight_format", "--weight-format"), ("kv_bytes", "--kv-bytes")):
+        if key in serving:
+            raise SymflopsError(f"{flag} sizes the serving memory of sf.nn networks and "
+                                f"presets; {name} is traced", values={flag: serving[key]},
+                                fix=f"drop {flag}, or use a preset such as sf:llama")
+    if getattr(model, "config", None) is None:
+        raise SymflopsError(f"--mode {serving['mode']} is for decoders: sf.nn networks, "
+                            f"presets and transformers models; {name} returned "
+                            f"{type(model).__name__}", values={"--mode": serving["mode"]},
+                            fix="drop --mode, or use a preset such as sf:llama")
+    if serving.get("mode") != "decode":
+        return 0  # a prefill: the prompt's forward, into an empty cache
+    context = serving["context"]
+    if context.is_Integer:
+        return int(context)
+    if context.is_Symbol:
+        return str(context.name)
+    raise SymflopsError("a traced decode step's --context is a symbol or a number",
+                        values={"--context": str(context)}, fix="e.g. --context T or 4096")
 
 
 @contextlib.contextmanager

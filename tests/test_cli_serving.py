@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -41,9 +42,15 @@ def test_a_decode_step_of_a_preset_from_the_command_line() -> None:
     (["sf:llama", "--args", "dim=64,dim=32", "--input", "B N"], "given twice"),
     (["sf:llama", "--args", "dim=__import__('os')", "--input", "B N"], "cannot parse"),
     (["examples/resnet.py:resnet50", "--input", "B 3 H W", "--mode", "prefill"],
-     "derived for sf.nn networks"),
+     "is for decoders"),
+    (["sf:llama", "--args", LLAMA, "--input", "B 1", "--weight-format", "nf4"],
+     "--mode prefill or --mode decode"),
+    (["sf:llama", "--args", LLAMA, "--input", "B 1", "--mode", "prefill", "--weight-format",
+      "nf5"], "unknown weight format"),
+    (["sf:llama", "--args", LLAMA, "--input", "B 1", "--mode", "prefill", "--kv-bytes",
+      "0.5"], "--kv-bytes is a whole number"),
 ], ids=["no-args", "context-without-decode", "decode-without-context", "twice", "not-python",
-        "torch-model"])
+        "torch-model", "format-without-mode", "unknown-format", "half-a-byte"])
 def test_serving_flags_refuse_what_they_cannot_mean(argv: list[str], says: str) -> None:
     out = run("trace", *argv)
     assert out.returncode == 2 and says in out.stderr and len(out.stderr.splitlines()) == 1, \
@@ -67,3 +74,44 @@ def test_scale_on_a_device_gives_the_roofline_and_the_compute_bound_batch() -> N
                "--context", "T", "--var", "T", "--range", "16:48:32", "--convention", "macs",
                "--device", "H100-SXM5-80GB")
     assert macs.returncode != 0 and "MACs" in macs.stderr
+
+
+def test_serving_memory_rows_and_a_quantized_format() -> None:
+    out = run("trace", "sf:llama", "--args", LLAMA, "--input", "B 1", "--mode", "decode",
+              "--context", "T", "--weight-format", "nf4-dq", "--kv-bytes", "1", "--at",
+              "B=2,T=100")
+    assert out.returncode == 0, out.stderr
+    m = sf.presets.llama(dim=64, heads=4, kv_heads=2, layers=2, vocab=100, hidden=128)
+    step = m.cost((B, 1), mode="decode", context=symbol("T"), weight_format="nf4-dq",
+                  kv_bytes=1).subs(B=2, T=100)
+    rows = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in out.stdout.splitlines()
+                if "  " in line)
+    def number(text: str) -> int:
+        return int(text.split(" (")[0].replace(",", ""))
+    assert number(rows["weights (bytes)"]) == step.memory.weights
+    assert number(rows["KV cache read (bytes)"]) == step.memory.kv_cache == 2 * 2 * 2 * 16 * 200
+    assert number(rows["KV cache written (bytes)"]) == step.memory.kv_written
+    assert number(rows["bytes moved"]) == step.bytes
+
+
+def test_a_traced_transformers_decoder_decodes_from_the_command_line(tmp_path: Path) -> None:
+    # the same Llama as the preset, traced with a DynamicCache of T tokens (sf.trace's
+    # past=): under the torch convention its step equals the preset's
+    pytest.importorskip("transformers")
+    script = tmp_path / "small_llama.py"
+    script.write_text(
+        "import torch, transformers\n"
+        "def small():\n"
+        "    cfg = transformers.LlamaConfig(hidden_size=64, num_attention_heads=4,\n"
+        "        num_key_value_heads=2, num_hidden_layers=2, intermediate_size=128,\n"
+        "        vocab_size=100, max_position_embeddings=512, attn_implementation='eager')\n"
+        "    with torch.device('meta'):\n"
+        "        return transformers.LlamaForCausalLM(cfg)\n")
+    out = run("trace", f"{script}:small", "--input", "input_ids=B 1", "--mode", "decode",
+              "--context", "T", "--convention", "torch", "--at", "B=3,T=300", "--format",
+              "json")
+    assert out.returncode == 0, out.stderr
+    m = sf.presets.llama(dim=64, heads=4, kv_heads=2, layers=2, vocab=100, hidden=128)
+    step = m.cost((B, 1), mode="decode", context=symbol("T"), convention="torch")
+    assert json.loads(out.stdout)["tree"]["flops"]["value"]["int"] == \
+        step.subs(B=3, T=300).flops

@@ -230,11 +230,17 @@ def parse_factory_args(text: str | None) -> dict[str, Any]:
 
 
 def serving_options(args: argparse.Namespace) -> dict[str, Any]:
-    """``--mode prefill|decode`` and ``--context``, as ``Layer.cost`` keywords."""
+    """``--mode prefill|decode``, ``--context``, ``--weight-format`` and ``--kv-bytes``, as
+    ``Layer.cost`` keywords."""
     mode, context = getattr(args, "mode", None), getattr(args, "context", None)
+    fmt, kv_bytes = getattr(args, "weight_format", None), getattr(args, "kv_bytes", None)
     if context is not None and mode != "decode":
         raise SymflopsError("--context is the cached length of a decode step",
                             fix="add --mode decode, or drop --context")
+    for flag, value in (("--weight-format", fmt), ("--kv-bytes", kv_bytes)):
+        if value is not None and mode is None:
+            raise SymflopsError(f"{flag} sizes the memory of a prefill or decode step",
+                                fix=f"add --mode prefill or --mode decode, or drop {flag}")
     if mode is None:
         return {}
     if mode == "decode" and context is None:
@@ -245,6 +251,16 @@ def serving_options(args: argparse.Namespace) -> dict[str, Any]:
         from symflops.parse import parse_expr
 
         out["context"] = parse_expr(context)
+    if fmt is not None:
+        from symflops.serving import get_weight_format
+
+        out["weight_format"] = get_weight_format(fmt).name  # an unknown name: one error
+    if kv_bytes is not None:
+        if not kv_bytes.isdigit() or int(kv_bytes) < 1:
+            raise SymflopsError("--kv-bytes is a whole number of bytes >= 1",
+                                values={"--kv-bytes": kv_bytes},
+                                fix="e.g. --kv-bytes 1 (an 8-bit cache) or 2 (bf16)")
+        out["kv_bytes"] = int(kv_bytes)
     return out
 
 

@@ -79,7 +79,14 @@ def _trace(p: argparse.ArgumentParser) -> None:
                    help="prefill: the prompt's forward, writing the KV cache; decode: one "
                         "step attending to --context cached tokens (sf.nn networks)")
     s.add_argument("--context", metavar="EXPR",
-                   help="decode: the tokens already cached, a symbol or a number (e.g. T)")
+                   help="decode: the tokens already cached, a symbol or a number (e.g. T); "
+                        "a traced transformers decoder runs with a DynamicCache that long")
+    s.add_argument("--weight-format", metavar="NAME",
+                   help="serving: the weights' storage, e.g. nf4-dq, q4_0, q8_0, bf16 "
+                        "(symflops.serving.WEIGHT_FORMATS; default bf16)")
+    s.add_argument("--kv-bytes", metavar="N",
+                   help="serving: bytes per cached key/value element (default 2; 1 for an "
+                        "8-bit cache)")
     g = p.add_argument_group("tracing torch models")
     g.add_argument("--hint", action="append", metavar="NAME=VALUE",
                    help="example size of an --input dim for tracing, e.g. H=224")

@@ -387,7 +387,12 @@ class Layer:
             SERVING_BYTES.reset(sizes)
         memory = serving_memory(self, c, shape, cached, mode, kv_bytes, weight_bytes,
                                 weight_format)
-        c = with_traffic(c, memory.weights / c.params if c.params != 0 else 0)
+        if weight_format is None:
+            c = with_traffic(c, to_size(weight_bytes, self.spec(), "weight_bytes"))
+        else:
+            from symflops.serving import get_weight_format
+
+            c = with_traffic(c, get_weight_format(weight_format).rate(weight_bytes))
         return c.replace(memory=memory, notes=(*c.notes, _SERVING_NOTES[mode]))
 
     def _cost(self, shape: Shape, name: str) -> Cost:  # pragma: no cover - abstract

@@ -34,6 +34,23 @@ def _summary_row(total: Sequence[str], cost: Cost) -> list[str]:
     return [name, _count_text(cost.quantity(quantity))]
 
 
+def _serving_rows(cost: Cost) -> list[list[str]]:
+    """The bytes of a prefill or decode step (``Layer.cost(mode=...)``): the weights, the
+    KV cache read and written, and the bytes its ops move; none for another cost."""
+    from symflops.serving import ServingMemory
+
+    mem = cost.memory
+    if not isinstance(mem, ServingMemory):
+        return []
+    rows = [["weights (bytes)", _count_text(mem.weights)],
+            ["KV cache read (bytes)", _count_text(mem.kv_cache)],
+            ["KV cache written (bytes)", _count_text(mem.kv_written)]]
+    moved = cost.bytes
+    if moved != 0:
+        rows.append(["bytes moved", _count_text(moved)])
+    return rows
+
+
 def _parts_table(cost: Cost, depth: int) -> str:
     """The parts of ``cost`` down to ``depth``, largest first (:func:`analysis.breakdown`
     of the tree ``at`` was already substituted in); long expressions overflow their
@@ -53,6 +70,7 @@ def _plain_shape(shape: Sequence[Any]) -> str:
 
 register_format(Format(
     "summary", "cost.summary.j2", math=_summary_math, text=str, code=str,
-    extra_filters={"summary_row": _summary_row, "parts_table": _parts_table,
+    extra_filters={"summary_row": _summary_row, "serving_rows": _serving_rows,
+                   "parts_table": _parts_table,
                    "plain_shape": _plain_shape, "table": text_table}))
 
