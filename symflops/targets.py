@@ -315,7 +315,8 @@ def build_cost(factory: Callable[..., Any], name: str, spec: Any, *, convention:
                hints: dict[str, int], train: bool, time_budget: int | None = None,
                options: Mapping[str, Any] | None = None, vary: str | None = None,
                factory_args: Mapping[str, Any] | None = None,
-               serving: Mapping[str, Any] | None = None) -> Cost:
+               serving: Mapping[str, Any] | None = None,
+               training: Mapping[str, Any] | None = None) -> Cost:
     """The cost of what ``factory`` returns: a :class:`~symflops.cost.Cost` (weighed by
     ``convention``), an ``sf.nn`` network on the one input ``spec``, or a torch model
     traced on ``spec`` (``None``: no input given) with ``hints``, forward and backward
@@ -324,7 +325,8 @@ def build_cost(factory: Callable[..., Any], name: str, spec: Any, *, convention:
     ``vary``: constructor arguments as symbols (:func:`parse_vary`): the factory is
     traced by ``sf.trace_factory`` into an exact formula in them. ``factory_args``: the
     factory's own arguments; ``serving``: ``mode``/``context`` of an sf.nn network's
-    prefill or decode step."""
+    prefill or decode step; ``training``: an sf.nn network's training options (``zero``,
+    ``data_parallel``, ...: ``Layer.cost(mode="train")`` keywords) with ``train``."""
     from symflops.cost import Cost
     from symflops.nn import Layer
 
@@ -358,8 +360,17 @@ def build_cost(factory: Callable[..., Any], name: str, spec: Any, *, convention:
     if isinstance(model, Cost):
         torch_only(f"{name} returns a Cost", train=train, hinted=bool(hints), options=options)
         return model.with_convention(convention)
+    if training and not isinstance(model, Layer):
+        flag = "--" + next(iter(training)).replace("_", "-")
+        raise SymflopsError(f"{flag} sizes the training memory of sf.nn networks and "
+                            f"presets; {name} is not one", values={flag: next(iter(
+                                training.values()))},
+                            fix=f"drop {flag}, or use a preset such as sf:llama")
     if isinstance(model, Layer):
-        torch_only(f"{name} returns an sf.nn network", train=train, hinted=bool(hints),
+        if train and serving:
+            raise SymflopsError(f"--train and --mode {serving['mode']} are two passes",
+                                fix="give one of them")
+        torch_only(f"{name} returns an sf.nn network", train=False, hinted=bool(hints),
                    options=options)
         if spec is None:
             raise SymflopsError(f"{name} returns an sf.nn network: it needs an input",
@@ -367,6 +378,8 @@ def build_cost(factory: Callable[..., Any], name: str, spec: Any, *, convention:
         if isinstance(spec, (dict, list)):
             raise SymflopsError("an sf.nn network takes one positional input",
                                 fix='pass one --input "B 3 H W"')
+        if train:
+            return model.cost(spec, convention=convention, mode="train", **dict(training or {}))
         return model.cost(spec, convention=convention, **dict(serving or {}))
     if spec is None:
         raise SymflopsError(f"tracing {name} needs an input spec",

@@ -49,8 +49,16 @@ def test_a_decode_step_of_a_preset_from_the_command_line() -> None:
       "nf5"], "unknown weight format"),
     (["sf:llama", "--args", LLAMA, "--input", "B 1", "--mode", "prefill", "--kv-bytes",
       "0.5"], "--kv-bytes is a whole number"),
+    (["sf:llama", "--args", LLAMA, "--input", "B N", "--zero", "3"], "add --train"),
+    (["sf:llama", "--args", LLAMA, "--input", "B N", "--train", "--zero", "5"],
+     "zero must be a ZeRO stage"),
+    (["sf:llama", "--args", LLAMA, "--input", "B N", "--train", "--mode", "prefill"],
+     "two passes"),
+    (["examples/resnet.py:resnet50", "--input", "B 3 H W", "--train", "--zero", "1"],
+     "sf.nn networks and presets"),
 ], ids=["no-args", "context-without-decode", "decode-without-context", "twice", "not-python",
-        "torch-model", "format-without-mode", "unknown-format", "half-a-byte"])
+        "torch-model", "format-without-mode", "unknown-format", "half-a-byte",
+        "zero-without-train", "zero-5", "train-and-prefill", "zero-on-a-torch-model"])
 def test_serving_flags_refuse_what_they_cannot_mean(argv: list[str], says: str) -> None:
     out = run("trace", *argv)
     assert out.returncode == 2 and says in out.stderr and len(out.stderr.splitlines()) == 1, \
@@ -115,3 +123,22 @@ def test_a_traced_transformers_decoder_decodes_from_the_command_line(tmp_path: P
     step = m.cost((B, 1), mode="decode", context=symbol("T"), convention="torch")
     assert json.loads(out.stdout)["tree"]["flops"]["value"]["int"] == \
         step.subs(B=3, T=300).flops
+
+
+def test_training_memory_per_device_under_zero_3() -> None:
+    # ZeRO-3 over D ranks: parameters (bf16), gradients (bf16) and Adam's 12 bytes per
+    # parameter all divided by D; the activations are each device's own
+    out = run("trace", "sf:llama", "--args", LLAMA, "--input", "B N", "--train", "--zero", "3",
+              "--data-parallel", "D", "--at", "B=2,N=64,D=8")
+    assert out.returncode == 0, out.stderr
+    m = sf.presets.llama(dim=64, heads=4, kv_heads=2, layers=2, vocab=100, hidden=128)
+    mem = m.cost((B, symbol("N")), mode="train", zero=3, data_parallel="D").subs(
+        B=2, N=64, D=8).memory
+    rows = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in out.stdout.splitlines()
+                if "(per device)" in line)
+    params = 2 * m.cost((B, 1)).params
+    assert {k: int(v.split(" (")[0].replace(",", "")) for k, v in rows.items()} == {
+        "parameters (per device)": params // 8, "gradients (per device)": params // 8,
+        "optimizer states (per device)": 6 * params // 8,
+        "activations (per device)": mem.activations,
+        "training memory (per device)": mem.total}

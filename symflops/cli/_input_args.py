@@ -202,11 +202,42 @@ def cost_of(target: Target, args: argparse.Namespace) -> Cost:
     assert target.factory is not None
     factory_args = parse_factory_args(getattr(args, "args", None))
     serving = serving_options(args)
+    training = training_options(args)
     with progress(what, sys.stderr):
         return build_cost(target.factory, target.name, spec, convention=args.convention,
                           hints=hints, train=train, time_budget=getattr(args, "time_budget", None),
                           options=options, vary=getattr(args, "vary", None),
-                          factory_args=factory_args, serving=serving)
+                          factory_args=factory_args, serving=serving, training=training)
+
+
+#: the training flags and their ``Layer.cost`` keywords
+TRAINING_FLAGS = {"zero": "--zero", "data_parallel": "--data-parallel",
+                  "tensor_parallel": "--tensor-parallel",
+                  "pipeline_parallel": "--pipeline-parallel", "precision": "--precision",
+                  "recompute": "--recompute"}
+
+
+def training_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``--zero``, ``--data-parallel``, ... as ``Layer.cost(mode="train")`` keywords; each
+    needs ``--train``. Degrees are read by :mod:`symflops.parse` (never evaluated)."""
+    from symflops.parse import parse_expr
+
+    out: dict[str, Any] = {}
+    for key, flag in TRAINING_FLAGS.items():
+        value = getattr(args, key, None)
+        if value is None:
+            continue
+        if not getattr(args, "train", False):
+            raise SymflopsError(f"{flag} sizes the training memory", values={flag: value},
+                                fix=f"add --train, or drop {flag}")
+        if key.endswith("_parallel"):
+            e = parse_expr(value)
+            out[key] = int(e) if e.is_Integer else e
+        elif key == "zero":
+            out[key] = int(value) if value.isdigit() else value
+        else:
+            out[key] = value
+    return out
 
 
 def parse_factory_args(text: str | None) -> dict[str, Any]:
@@ -273,7 +304,9 @@ def resolve_at(cost: Cost, text: str | None, flag: str = "--at") -> dict[sp.Symb
     if not text.strip():
         raise SymflopsError(f"{flag}: no values given", fix=f"write e.g. {flag} B=1,H=224, "
                             f"or leave {flag} out")
-    names = {s.name: s for s in cost.free_symbols}
+    from symflops.cost import _memory_symbols
+
+    names = {s.name: s for s in cost.free_symbols | _memory_symbols(cost.memory)}
     try:
         at = parse_assignments(text, names=names, values_names=names)
     except SymflopsError as e:

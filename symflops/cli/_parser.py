@@ -87,6 +87,18 @@ def _trace(p: argparse.ArgumentParser) -> None:
     s.add_argument("--kv-bytes", metavar="N",
                    help="serving: bytes per cached key/value element (default 2; 1 for an "
                         "8-bit cache)")
+    t = p.add_argument_group("training memory (with --train, sf.nn networks and presets)")
+    t.add_argument("--zero", metavar="STAGE",
+                   help="ZeRO stage 0-3: what data parallelism shards (1 optimizer states, "
+                        "2 and gradients, 3 and parameters)")
+    t.add_argument("--data-parallel", metavar="EXPR",
+                   help="data-parallel degree, a number or a symbol (e.g. D)")
+    t.add_argument("--tensor-parallel", metavar="EXPR", help="tensor-parallel degree")
+    t.add_argument("--pipeline-parallel", metavar="EXPR", help="pipeline-parallel degree")
+    t.add_argument("--precision", metavar="NAME",
+                   help="mixed (bf16 with fp32 master weights, the default) or fp32")
+    t.add_argument("--recompute", choices=("none", "selective", "full"),
+                   help="activation recomputation (Korthikanti et al.)")
     g = p.add_argument_group("tracing torch models")
     g.add_argument("--hint", action="append", metavar="NAME=VALUE",
                    help="example size of an --input dim for tracing, e.g. H=224")
@@ -95,7 +107,8 @@ def _trace(p: argparse.ArgumentParser) -> None:
                         'hidden_dim=dim": an exact formula derived from traces '
                         '(sf.trace_factory)')
     g.add_argument("--train", action="store_true",
-                   help="count forward + backward (sf.trace mode='train')")
+                   help="count forward + backward (sf.trace mode='train'; an sf.nn network's "
+                        "mode='train', with its training memory)")
     g.add_argument("--time-budget", type=positive_int("--time-budget"), metavar="SECONDS",
                    help="how long tracing may take (default 300); when spent, one error "
                         "naming the fixes")

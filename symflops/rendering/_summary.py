@@ -36,10 +36,22 @@ def _summary_row(total: Sequence[str], cost: Cost) -> list[str]:
 
 def _serving_rows(cost: Cost) -> list[list[str]]:
     """The bytes of a prefill or decode step (``Layer.cost(mode=...)``): the weights, the
-    KV cache read and written, and the bytes its ops move; none for another cost."""
+    KV cache read and written, and the bytes its ops move; of a training step: the model
+    states, the activations and their total (per device under parallelism); none for
+    another cost."""
+    from symflops.memory import Memory
     from symflops.serving import ServingMemory
 
     mem = cost.memory
+    if isinstance(mem, Memory):
+        per = "per device" if mem.zero or any(
+            sp.sympify(d) != 1 for d in (mem.data_parallel, mem.tensor_parallel,
+                                         mem.pipeline_parallel)) else "bytes"
+        rows = [[f"{what} ({per})", _count_text(value)] for what, value in (
+            ("parameters", mem.params), ("gradients", mem.gradients),
+            ("optimizer states", mem.optimizer), ("activations", mem.activations),
+            ("training memory", mem.total))]
+        return rows
     if not isinstance(mem, ServingMemory):
         return []
     rows = [["weights (bytes)", _count_text(mem.weights)],
