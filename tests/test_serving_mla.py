@@ -269,3 +269,22 @@ def test_training_equals_transformers_forward_and_backward() -> None:
     assert sp.expand(train - 3 * forward + 2 * B * N * (64 * 24 + 64 * 20)) == 0
     for b, n in ((1, 5), (3, 40)):
         assert train.subs({B: b, N: n}) == _torch_training_flops(b, n)
+
+
+def test_transformers_deepseek_v2_traces_symbolic_and_equals_the_preset() -> None:
+    # transformers' DeepSeek-V2 rotates with complex numbers (torch.polar, view_as_complex):
+    # the trace stays symbolic in B and N and counts every op; under the torch convention
+    # its prefill is the preset's, and FlopCounterMode's on a real forward
+    sizes = {**SMALL, "dense_layers": SMALL["layers"]}
+    with torch.device("meta"):
+        model = transformers.DeepseekV2ForCausalLM(_config(sizes))
+    traced = sf.trace(model, {"input_ids": ("B", "N")}, warn=False)
+    assert not traced.report.fixed and not traced.report.unknown
+    preset = sf.presets.deepseek_v2(**sizes).cost((B, N), mode="prefill", convention="torch")
+    assert sp.expand(traced.with_convention("torch").flops - preset.flops) == 0
+    torch.manual_seed(0)
+    real = transformers.DeepseekV2ForCausalLM(_config(sizes)).eval()
+    for b, n in ((1, 5), (2, 19)):
+        with torch.no_grad(), FlopCounterMode(display=False) as fc:
+            real(torch.randint(0, SMALL["vocab"], (b, n)))
+        assert traced.with_convention("torch").subs(B=b, N=n).flops == fc.get_total_flops()

@@ -46,7 +46,8 @@ __all__ = ["glu_grad_derivation",
            "log_softmax_derivation", "elementwise_derivation", "GLU_RATE", "glu_work",
            "glu_derivation", "ACTIVATION_GRAD_RATES", "activation_grad_derivation",
            "softmax_grad_derivation", "dropout_derivation", "dropout_grad_derivation",
-           "grad_accumulation_derivation", "DROPOUT_RATE", "DROPOUT_GRAD_RATE"]
+           "grad_accumulation_derivation", "DROPOUT_RATE", "DROPOUT_GRAD_RATE",
+           "COMPLEX_RATES", "complex_rate", "POLAR_RATE"]
 
 #: exact-convention operations per output element of GLU, with the count spelled out
 GLU_RATE: tuple[int, str] = (4, "sigmoid of the gate half (3: exp(-x), add 1, divide) and a "
@@ -296,3 +297,29 @@ def grad_accumulation_derivation(numel: Size) -> Derivation:
     """
     return elementwise_derivation(numel, 1, "gradient accumulation: the two gradients of a "
                                             "tensor used twice, added (1 per element)")
+
+
+#: real operations per output element of complex arithmetic, by (op, both operands
+#: complex): with ``x = a + bi`` and ``y = c + di``,
+#:   x + y = (a + c) + (b + d)i                       2 adds      (x + c: 1)
+#:   x * y = (ac - bd) + (ad + bc)i                   4 mul 2 add (x * c: 2 mul)
+#:   x / y = ((ac + bd) + (bc - ad)i) / (c^2 + d^2)   6 mul 3 add 2 div: 11 (x / c: 2 div)
+#: (the textbook forms; a kernel that scales to avoid overflow, Smith's algorithm, does
+#: other work for the same values)
+COMPLEX_RATES: dict[tuple[str, bool], int] = {
+    ("add", True): 2, ("add", False): 1, ("sub", True): 2, ("sub", False): 1,
+    ("mul", True): 6, ("mul", False): 2, ("div", True): 11, ("div", False): 2}
+
+#: ``polar(r, theta) = r cos(theta) + i r sin(theta)``: a cosine, a sine and two multiplies
+#: per output element
+POLAR_RATE = 4
+
+
+def complex_rate(op: str, both_complex: bool) -> int:
+    """Real operations per element of ``op`` (add, sub, mul, div) on complex tensors,
+    ``both_complex`` when neither operand is real (:data:`COMPLEX_RATES`).
+
+    >>> complex_rate("mul", True), complex_rate("mul", False)
+    (6, 2)
+    """
+    return COMPLEX_RATES[(op, both_complex)]

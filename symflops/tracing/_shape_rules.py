@@ -491,6 +491,24 @@ for _n in ("relu", "hardtanh", "silu", "gelu", "sigmoid", "tanh", "hardswish", "
         SHAPE_RULES[getattr(torch.ops.aten, _n + "_")] = _unary_inplace
 
 
+def _polar(args: Any, kwargs: Any) -> Any:
+    """``polar(abs, angle)`` of same-shaped float tensors: a complex tensor of that shape
+    (torch's fake kernel specializes every size)."""
+    if len(args) != 2 or kwargs or not all(isinstance(a, torch.Tensor) for a in args):
+        return None
+    a, b = args
+    complex_of = {torch.float32: torch.complex64, torch.float64: torch.complex128}
+    if a.dtype != b.dtype or a.dtype not in complex_of or a.shape != b.shape:
+        return None
+    mode = getattr(a, "fake_mode", None)
+    if mode is None:
+        return None
+    return a.new_empty(a.shape, dtype=complex_of[a.dtype])
+
+
+SHAPE_RULES[torch.ops.aten.polar] = _polar
+
+
 def forget_shapes() -> None:
     """Drop the tensors cached for reuse (they belong to one trace's fake mode)."""
     _EMPTY.clear()

@@ -7,7 +7,7 @@ from typing import Any
 
 from symflops import formulas
 from symflops.tracing.handlers._common import aten, elementwise, one, rows_of
-from symflops.tracing.registry import OpCall, Part, register
+from symflops.tracing.registry import OpCall, Part, TShape, register
 
 __all__: list[str] = []
 
@@ -63,7 +63,7 @@ def _log_softmax(call: OpCall) -> list[Part]:
     return one(formulas.pointwise.log_softmax_derivation(*rows_of(call.args[0], call.args[1])))
 
 
-_ONE_OP = ["add", "sub", "mul", "div", "neg", "rsqrt", "sqrt", "exp", "log", "pow",
+_ONE_OP = ["neg", "rsqrt", "sqrt", "exp", "log", "pow",
            "reciprocal", "abs", "clamp", "clamp_min", "clamp_max", "maximum", "minimum",
            "eq", "ne", "lt", "le", "gt", "ge", "sin", "cos", "erf", "exp2", "log2", "log1p",
            "expm1", "sign", "floor", "ceil", "round", "remainder", "fmod", "floor_divide",
@@ -72,6 +72,34 @@ _ONE_OP = ["add", "sub", "mul", "div", "neg", "rsqrt", "sqrt", "exp", "log", "po
 for _name in _ONE_OP:
     _pk = [getattr(aten, n) for n in (_name, _name + "_") if hasattr(aten, n)]
     register(*_pk)(elementwise(1, f"pointwise {_name}"))
+
+
+def _arith(name: str) -> Any:
+    """add, sub, mul, div: 1 per element, or on complex tensors the real operations of
+    :data:`symflops.formulas.pointwise.COMPLEX_RATES` (a complex multiply is 6)."""
+    real = elementwise(1, f"pointwise {name}")
+
+    def handler(call: OpCall) -> list[Part]:
+        kinds = [a.dtype.startswith("complex") for a in call.args[:2] if isinstance(a, TShape)]
+        if not any(kinds):
+            return real(call)
+        both = len(kinds) == 2 and all(kinds)
+        rate = formulas.pointwise.complex_rate(name, both)
+        return one(formulas.pointwise.elementwise_derivation(
+            call.out[0].numel, rate, f"complex {name}: {rate} real operations per element"))
+    return handler
+
+
+for _name in ("add", "sub", "mul", "div"):
+    register(*(getattr(aten, n) for n in (_name, _name + "_")))(_arith(_name))
+
+
+@register(aten.polar)
+def _polar(call: OpCall) -> list[Part]:
+    """``polar(r, theta)``: a cosine, a sine and two multiplies per element."""
+    rate = formulas.pointwise.POLAR_RATE
+    return one(formulas.pointwise.elementwise_derivation(
+        call.out[0].numel, rate, f"polar: r cos(theta), r sin(theta): {rate} per element"))
 register(aten.addcmul, aten.addcmul_, aten.addcdiv, aten.addcdiv_, aten.lerp,
          aten.lerp_)(elementwise(2, "fused multiply-add"))
 
