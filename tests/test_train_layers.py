@@ -144,13 +144,62 @@ def test_rotary_attention_gradient_is_nine_halves_per_rotated_element():
     assert c["rotary"]["grad_input"].work == {"elementwise": sp.Rational(9, 2) * B * N * 24}
 
 
-@pytest.mark.parametrize("layer,match", [
-    (sf.nn.MultiheadAttention(16, 4, kv_len=12), "cross-attention"),
-    (sf.nn.MultiheadAttention(16, 4, causal=True, skip_masked=True), "skip_masked"),
-], ids=["kv_len", "skip_masked"])
-def test_not_derived_attention_options_give_one_error(layer, match):
-    with pytest.raises(sf.SymflopsError, match=match):
+class CrossAttentionTorch(nn.Module):
+    """sf.nn.MultiheadAttention(kv_len=S): queries from x, keys and values projected from
+    the S encoder states (nn.MultiheadAttention's encoder-decoder path: q and kv
+    projections), fewer key/value heads expanded to every query head, native dropout."""
+
+    def __init__(self, dim, heads, p=0.0, kv_heads=None):
+        super().__init__()
+        from torch_blocks import FusedDropout
+
+        self.h, self.kvh = heads, kv_heads or heads
+        self.q_proj = nn.Linear(dim, dim)
+        self.kv_proj = nn.Linear(dim, 2 * self.kvh * (dim // heads))
+        self.drop, self.out_proj = FusedDropout(p), nn.Linear(dim, dim)
+
+    def forward(self, x, memory):
+        b, n, d = x.shape
+        s, hd = memory.shape[1], d // self.h
+        q = self.q_proj(x).view(b, n, self.h, hd).transpose(1, 2)
+        k, v = self.kv_proj(memory).view(b, s, 2, self.kvh, hd).permute(2, 0, 3, 1, 4)
+        if self.kvh != self.h:
+            k, v = (t[:, :, None].expand(b, self.kvh, self.h // self.kvh, s, hd)
+                    .reshape(b, self.h, s, hd) for t in (k, v))
+        probs = self.drop(((q @ k.transpose(-2, -1)) * hd ** -0.5).softmax(-1))
+        return self.out_proj((probs @ v).transpose(1, 2).reshape(b, n, d))
+
+
+@pytest.mark.parametrize("p,kv_heads", [(0.0, None), (0.1, 2)], ids=["mha", "gqa-dropout"])
+def test_cross_attention_trains_as_the_tracer_counts(p, kv_heads):
+    # N queries against S keys: q_proj's and kv_proj's weight gradients (their inputs need
+    # none), the core's gradients with B h N S scores (grad_probs, grad_v, dropout's,
+    # softmax's, the scale's, grad_q, grad_k, and with 2 of 4 heads the expand's sums),
+    # out_proj's; saved: x, the encoder states, q (B N d), k and v (B S d), the softmax
+    # output, the dropout mask and probabilities, out_proj's input
+    from symflops.symbols import S
+
+    traced = sf.trace(CrossAttentionTorch(16, 4, p, kv_heads), ["B N 16", "B S 16"],
+                      mode="train", hints={"N": 8, "S": 12}, warn=False)
+    mine = sf.nn.MultiheadAttention(16, 4, p, kv_heads=kv_heads, kv_len=S).cost(
+        (B, N, 16), mode="train", accounting="torch")
+    kinds = set(traced.work) | set(mine.work)
+    assert {k: sp.expand(traced.work.get(k, 0) - mine.work.get(k, 0)) for k in kinds} == \
+        dict.fromkeys(kinds, 0)
+    assert traced.params == mine.params
+    assert sp.expand(traced.memory.activations - mine.memory.activations) == 0
+    # with input_grad, both inputs get their gradients: q_proj's and kv_proj's grad_input
+    grads = sf.nn.MultiheadAttention(16, 4, p, kv_heads=kv_heads, kv_len=S).cost(
+        (B, N, 16), mode="train", input_grad=True)
+    assert grads["q_proj"]["grad_input"].macs == 16 * 16 * B * N
+    assert grads["kv_proj"]["grad_input"].macs == mine["kv_proj"]["forward"].macs
+
+
+def test_skip_masked_training_says_why_it_is_another_algorithm():
+    layer = sf.nn.MultiheadAttention(16, 4, causal=True, skip_masked=True)
+    with pytest.raises(sf.SymflopsError, match="recomputes the scores") as e:
         layer.cost((B, N, 16), mode="train")
+    assert "without skip_masked" in e.value.fix
 
 
 # ------------------------------------------------------------------ multi-head latent attention

@@ -207,15 +207,17 @@ class MultiheadAttention(Layer):
     def _train(self, shape: Shape, name: str, path: str, x: Ref,
              tr: Train) -> Step:
         if self.kv_len is not None:
-            raise SymflopsError("mode='train' is not derived for cross-attention (kv_len) yet",
-                                layer=self.spec(),
-                                fix="trace the torch module with sf.trace(..., mode='train')")
+            return self._cross_train(shape, name, path, x, tr)
         if self.skip_masked:
             # (a causal mask is a select in both passes: the dense product is counted, and the
             # mask, a buffer or a constant, is not an activation)
-            raise SymflopsError("mode='train' is not derived for skip_masked attention yet",
-                                layer=self.spec(),
-                                fix="trace the torch module with sf.trace(..., mode='train')")
+            raise SymflopsError(
+                "skip_masked counts kernels that skip masked blocks (FlashAttention); their "
+                "backward recomputes the scores from Q and K and saves no probabilities, "
+                "a different algorithm from the unfused attention sf.nn trains op by op",
+                layer=self.spec(), values={"skip_masked": True, "mode": "'train'"},
+                fix="train with causal=True and without skip_masked (the dense count torch "
+                    "runs), or trace the torch module with sf.trace(..., mode='train')")
         eval_cost = self._cost(shape, name)  # checks the shape
         if len(shape) == 3 and not self.batch_first:
             n, batch = shape[0], shape[1]
@@ -239,16 +241,54 @@ class MultiheadAttention(Layer):
             validity=eval_cost.validity)
         return Step(cost, out_proj.out)
 
+    def _cross_train(self, shape: Shape, name: str, path: str, x: Ref, tr: Train) -> Step:
+        """Cross-attention (``kv_len=S``) in training: ``q_proj`` on the ``N`` tokens of
+        ``x``, ``kv_proj`` on the ``S`` encoder states, the core with ``N`` queries and
+        ``S`` keys, ``out_proj``. The encoder states are an input of the layer like ``x``:
+        they need a gradient when ``x`` does (``input_grad=True``, the layer inside an
+        encoder-decoder whose encoder trains)."""
+        assert self.kv_len is not None
+        eval_cost = self._cost(shape, name)  # checks the shape
+        if len(shape) == 3 and not self.batch_first:
+            n, batch = shape[0], shape[1]
+        else:
+            n, batch = shape[-2], (shape[0] if len(shape) == 3 else sp.Integer(1))
+        s = self.kv_len
+        kv_dim = self.kv_heads * self.head_dim
+        memory = tr.new(batch * s * self.embed_dim, x.grad)
+        q = train_layer(Linear(self.embed_dim, self.embed_dim, bias=self.bias), shape,
+                        "q_proj", join(path, "q_proj"), x, tr)
+        kv_shape = shape[:-2] + (s, self.embed_dim)
+        kv = train_layer(Linear(self.embed_dim, 2 * kv_dim, bias=self.bias), kv_shape,
+                         "kv_proj", join(path, "kv_proj"), memory, tr)
+        inner = tr.inside("tensor")
+        needs = Ref(-1, sp.Integer(0), q.out.grad or kv.out.grad)
+        rotary = [] if not self.rotary else [rotary_step(
+            eval_cost["rotary"], batch * (n * self.num_heads + s * self.kv_heads),
+            self.head_dim, n + s, join(path, "rotary"), needs, inner)]  # q's and k's tables
+        core = _attention_core(self, shape, batch, n, join(path, "attention"), needs, inner,
+                               [c for c in eval_cost.children
+                                if c.name not in ("q_proj", "kv_proj", "out_proj", "rotary")],
+                               kv_len=s)
+        proj = Linear(self.embed_dim, self.embed_dim, bias=self.bias)
+        out_proj = train_layer(proj, shape, "out_proj", join(path, "out_proj"), core.out, inner)
+        children = [q.cost, kv.cost, *(r.cost for r in rotary), core.cost, out_proj.cost]
+        cost = composite(self, shape, name, tr, children, shape).replace(
+            validity=eval_cost.validity)
+        return Step(cost, out_proj.out)
+
 
 def _attention_core(layer: MultiheadAttention, shape: Shape, batch: sp.Expr, n: sp.Expr,
-                    path: str, qkv: Ref, tr: Train, parts: list[Cost]) -> Step:
+                    path: str, qkv: Ref, tr: Train, parts: list[Cost],
+                    kv_len: sp.Expr | None = None) -> Step:
     """``softmax(Q K^T * scale)``, dropout in training, times ``V``, op by op: the bmm
     of ``Q K^T`` keeps Q and K, the softmax its output, dropout its mask, the bmm with V
     the dropped-out probabilities and V (Q, K and V as contiguous copies of the fused
     projection's output; with fewer key/value heads, K and V expanded to every query
-    head)."""
+    head). ``kv_len``: the keys' count when it is not the queries' (cross-attention)."""
     heads, hd, p = layer.num_heads, layer.head_dim, layer.dropout
-    scores = batch * heads * n * n
+    s = n if kv_len is None else kv_len
+    scores = batch * heads * n * s
     forward = list(parts)
     if p:
         drop = Cost.from_derivation("dropout", "Dropout", F.pointwise.dropout_derivation(scores),
@@ -261,18 +301,18 @@ def _attention_core(layer: MultiheadAttention, shape: Shape, batch: sp.Expr, n: 
         return Step(Cost("attention", "Attention", spec="attention", children=[fwd],
                          input_shape=shape, output_shape=shape, memory=tr.mem(0, 0, ())),
                     tr.new(out_numel, False))
-    grads = F.attention.attention_core_grad_derivations(batch, heads, n, n, hd, dropout=bool(p),
+    grads = F.attention.attention_core_grad_derivations(batch, heads, n, s, hd, dropout=bool(p),
                                                   kv_heads=layer.kv_heads)
     kids = [fwd, *grad_leaves(grads, "Attention", "attention", shape)]
-    width = batch * n * layer.embed_dim
+    width, kv_width = batch * n * layer.embed_dim, batch * s * layer.embed_dim
     probs = tr.new(scores, True)
-    saved = [tr.saved(path, "q", width), tr.saved(path, "k", width),
+    saved = [tr.saved(path, "q", width), tr.saved(path, "k", kv_width),
              tr.saved(path, "softmax output", probs)]
     dropped = probs
     if p:
         saved.append(tr.saved(path, "dropout mask", scores, "mask"))
         dropped = tr.new(scores, True)
-    saved += [tr.saved(path, "probabilities", dropped), tr.saved(path, "v", width)]
+    saved += [tr.saved(path, "probabilities", dropped), tr.saved(path, "v", kv_width)]
     if tr.recompute == "selective":  # Korthikanti et al.: recompute the core, keep Q K V
         kids.insert(1, fwd.replace(name="recompute"))
         saved = [s for s in saved if s.what in ("q", "k", "v")]
