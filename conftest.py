@@ -47,6 +47,7 @@ SLOW_TESTS = frozenset({
     "tests/test_evaluate_props.py::test_evaluate_is_exact_or_an_error[Hardswish]",
     "tests/test_evaluate_props.py::test_random_integer_expressions_are_exact_or_an_error",
     "tests/test_memory.py::test_frozen_layers_save_what_torch_saves",
+    "tests/test_transformers_zoo.py::test_symbolic_fully_counted_and_equal_to_flop_counter[mpt]",
     "tests/test_memory.py::test_sfnn_activation_memory_equals_the_saved_tensors_torch_keeps[conv-net]",
     "tests/test_memory.py::test_sfnn_activation_memory_equals_the_saved_tensors_torch_keeps[grouped-query-block]",
     "tests/test_memory.py::test_sfnn_activation_memory_equals_the_saved_tensors_torch_keeps[pool-net]",

@@ -153,13 +153,29 @@ def _inside_tables(ctx: TraceContext) -> tuple[TraceContext, TracedCost]:
 
 def _off_the_pin(ctx: TraceContext, result: TracedCost
                  ) -> tuple[TraceContext, TracedCost]:
-    """The trace again with each pinned dim's example size doubled, kept when it pins
-    fewer dims. A model may take a path at its trained size that holds only there (timm's
-    ``dynamic_img_size`` ViTs skip resizing the position embedding when the patch grid is
-    the trained one: ``H = 224`` pinned, though the model runs at 384); elsewhere the path
-    is general, and :func:`settle` then keeps the branch as a condition of the formula."""
+    """The trace again with each pinned dim's example size doubled, else halved (plus one),
+    kept when it pins fewer dims. A model may take a path at its trained size that holds
+    only there (timm's ``dynamic_img_size`` ViTs skip resizing the position embedding when
+    the patch grid is the trained one: ``H = 224`` pinned, though the model runs at 384;
+    MPT slices its ALiBi table of ``max_seq_len`` rows from the end, and an example length
+    equal to the table's pins it, where a double is past the table); elsewhere the path is
+    general, and :func:`settle` then keeps the branch as a condition of the formula."""
+    for factor in (2, 0.5):
+        moved = {n: 2 * v if factor == 2 else v // 2 + 1
+                 for n, v in ctx.hint_of.items() if n in result.report.fixed}
+        if factor != 2 and min(moved.values(), default=0) < 2:
+            break
+        there, again = _moved_trace(ctx, result, moved)
+        if again is not None:
+            return there, again
+    return ctx, result
+
+
+def _moved_trace(ctx: TraceContext, result: TracedCost, moved: dict[str, int]
+                 ) -> tuple[TraceContext, TracedCost | None]:
+    """:func:`_off_the_pin` at the example sizes ``moved``: the trace, or None when it
+    fails or pins no fewer dims."""
     fixed = result.report.fixed
-    moved = {n: 2 * v for n, v in ctx.hint_of.items() if n in fixed}
     there = dataclasses.replace(ctx, hint_of={**ctx.hint_of, **moved},
                                 resize=result.report.resize_mode or ctx.resize)
     try:
@@ -174,9 +190,9 @@ def _off_the_pin(ctx: TraceContext, result: TracedCost
     except TimeBudgetSpent:
         raise
     except SymflopsError:
-        return ctx, result
+        return ctx, None
     if len(again.report.fixed) >= len(fixed):
-        return ctx, result
+        return ctx, None
     again.report.resize_mode = again.report.resize_mode or result.report.resize_mode
     pinned = ", ".join(f"{n} = {v}" for n, v in fixed.items())
     again.report.notes.insert(0, f"at the example sizes the model took a path that holds only "

@@ -509,6 +509,28 @@ def _polar(args: Any, kwargs: Any) -> Any:
 SHAPE_RULES[torch.ops.aten.polar] = _polar
 
 
+def _baddbmm(args: Any, kwargs: Any) -> Any:
+    """``baddbmm(self, batch1, batch2)``: ``(b, n, p)`` from ``(b, n, m) @ (b, m, p)``
+    (torch's meta kernel expands ``self`` to that shape with concrete-only sizes and fails
+    on symbolic ones: BLOOM's ALiBi scores)."""
+    if len(args) < 3 or "out" in kwargs or not all(isinstance(a, torch.Tensor)
+                                                   for a in args[:3]):
+        return None
+    x, b1, b2 = args[:3]
+    if b1.dim() != 3 or b2.dim() != 3 or x.dim() > 3 or not (x.dtype == b1.dtype == b2.dtype):
+        return None
+    out = (b1.shape[0], b1.shape[1], b2.shape[2])
+    # self must broadcast to the output: each of its sizes 1 or the output's (compared as
+    # expressions, no guard); anything else takes torch's path
+    for have, want in zip(reversed(tuple(x.shape)), reversed(out), strict=False):
+        if not (isinstance(have, int) and have == 1) and _exprs((have,)) != _exprs((want,)):
+            return None
+    return _fresh(b1, out)
+
+
+SHAPE_RULES[torch.ops.aten.baddbmm] = _baddbmm
+
+
 def forget_shapes() -> None:
     """Drop the tensors cached for reuse (they belong to one trace's fake mode)."""
     _EMPTY.clear()
