@@ -97,6 +97,7 @@ SLOW_TESTS = frozenset({
     "tests/test_sampling.py::test_bruteforce_values_and_count[2-bilinear-reflection-False]",
     "tests/test_sampling.py::test_bruteforce_values_and_count[2-bilinear-reflection-True]",
     "tests/test_sampling.py::test_bruteforce_values_and_count[2-bilinear-zeros-False]",
+    "tests/test_ssm.py::test_jamba_shares_mambas_scan_and_traces_symbolic",
     "tests/test_ssm.py::test_mamba2_is_symbolic_in_the_length_at_every_size",
     "tests/test_ssm.py::test_model_untouched_and_fallbacks",
     "tests/test_tf_same.py::test_equals_flop_counter_mode_anywhere",

@@ -205,3 +205,47 @@ def test_mamba2_is_symbolic_in_the_length_at_every_size() -> None:
     for b, n in ((1, 16), (2, 37), (1, 160), (3, 1000)):
         ids = torch.zeros(b, n, dtype=torch.long, device="meta")
         assert cost.subs(B=b, N=n).flops == _fcm(model, ids)
+
+
+def _jamba(device: str = "meta") -> torch.nn.Module:
+    # attention at layer 1, Mamba at layer 0, experts at layer 1 (one expert: dense)
+    cfg = transformers.JambaConfig(
+        hidden_size=32, num_attention_heads=4, num_key_value_heads=2, num_hidden_layers=2,
+        intermediate_size=64, vocab_size=100, max_position_embeddings=128, num_experts=1,
+        num_experts_per_tok=1, mamba_d_state=8, attn_layer_period=2, attn_layer_offset=1,
+        expert_layer_period=2, expert_layer_offset=1, pad_token_id=0,
+        attn_implementation="eager")
+    torch.manual_seed(0)
+    with torch.device(device):
+        return transformers.JambaForCausalLM(cfg).eval().requires_grad_(device == "meta")
+
+
+def test_jamba_shares_mambas_scan_and_traces_symbolic(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Jamba's modeling module carries its own copy of mamba_scan_forward, with the verified
+    # code: the trace replaces that function (not the mixer) and puts it back
+    from transformers.models.jamba import modeling_jamba
+
+    original = modeling_jamba.__dict__["mamba_scan_forward"]
+    model = _jamba()
+    traced = sf.trace(model, INPUT, warn=False)
+    assert modeling_jamba.__dict__["mamba_scan_forward"] is original
+    assert not traced.report.fixed and not traced.report.unknown
+    scan = [c for _, c in traced.walk() if c.name == "selective_scan"]
+    # d_inner 2 * 32 = 64 channels, state 8: the same recurrence count as Mamba's
+    assert len(scan) == 1 and dict(scan[0].work) == selective_scan_derivation(B, 64, N, 8).work
+    # the loop as transformers runs it (the stand-in off: the length fixed at 9) counts the
+    # same, kind by kind
+    monkeypatch.setattr(ssm, "_verified_scan_module", lambda name: False)
+    loop = sf.trace(model, {"input_ids": ("B", "N")}, hints={"B": 2, "N": 9}, warn=False)
+    assert loop.report.fixed == {"N": 9}
+    at = traced.subs(B=2, N=9)
+    assert {k: v.subs(B, 2) for k, v in loop.work.items()} == dict(at.work)
+    monkeypatch.undo()
+    # FlopCounterMode on a real forward (experts excepted: one expert as _grouped_mm)
+    real = _jamba("cpu")
+    torch_flops = traced.with_convention("torch")
+    for b, n in ((1, 6), (3, 21)):
+        at = torch_flops.subs(B=b, N=n)
+        grouped = sum(c.flops for _, c in at.walk() if c.spec == "aten._grouped_mm")
+        with torch.no_grad():
+            assert at.flops - grouped == _fcm(real, torch.randint(0, 100, (b, n)))

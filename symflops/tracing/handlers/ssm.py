@@ -11,6 +11,10 @@ recurrence is one op, ``symflops.selective_scan``, counted by
 :func:`symflops.formulas.ssm.selective_scan_derivation` (per step the ``mul``, ``add`` and
 ``bmm`` the loop runs: the same count, kind by kind).
 
+Models that copy that scan into their own modeling module (Jamba: the same
+``mamba_scan_forward`` and ``mamba_selective_scan``, verified by the same fingerprints) get
+the function itself replaced for the trace (:func:`_scan_forward`), and put back after.
+
 It is used only where it is that code: the three functions' source (docstrings, comments and
 decorators aside) must have the fingerprint recorded in :data:`VERIFIED` (transformers
 5.25), the mixer must be in eval mode without mambapy, called without
@@ -97,20 +101,63 @@ def stands_in(module: torch.nn.Module) -> bool:
         not module.training and not getattr(module, "use_mambapy", True) and _verified(cls)
 
 
+@functools.cache
+def _verified_scan_module(name: str) -> bool:
+    """Whether the transformers modeling module ``name`` defines ``mamba_scan_forward``
+    and ``mamba_selective_scan`` with the verified code (Jamba's copies are Mamba's)."""
+    module = sys.modules.get(name)
+    if module is None or not name.startswith("transformers.models.") or name == _MODULE:
+        return False
+    try:
+        prints = tuple(fingerprint(getattr(module, f)) for f in _FUNCTIONS)
+    except (OSError, TypeError, AttributeError, SyntaxError, ValueError):
+        return False
+    return any(prints == v[1:] for v in VERIFIED)
+
+
 @contextlib.contextmanager
 def mamba_stand_ins(model: torch.nn.Module, note: Note) -> Iterator[None]:
     """Each Mamba mixer of ``model`` run by :func:`_mixer_forward` while active (an
-    instance attribute ``forward``, removed on exit)."""
+    instance attribute ``forward``, removed on exit); in the other transformers models
+    whose modeling module carries the verified ``mamba_scan_forward`` (Jamba), that
+    function replaced by :func:`_scan_forward` (put back on exit)."""
     mixers = [m for m in model.modules() if type(m).__name__ == "MambaMixer" and stands_in(m)]
     for m in mixers:
         original = type(m).forward
         m.forward = types.MethodType(functools.partial(_mixer_forward, note=note,
                                                        original=original), m)
+    patched = {}
+    for name in {type(m).__module__ for m in model.modules()}:
+        if _verified_scan_module(name):
+            module = sys.modules[name]
+            patched[name] = module.__dict__["mamba_scan_forward"]
+            setattr(module, "mamba_scan_forward", functools.partial(  # noqa: B010
+                _scan_forward, note=note, original=patched[name]))
     try:
         yield
     finally:
         for m in mixers:
             m.__dict__.pop("forward", None)
+        for name, function in patched.items():
+            setattr(sys.modules[name], "mamba_scan_forward", function)  # noqa: B010
+
+
+def _scan_forward(mixer: Any, hidden_states: torch.Tensor, time_step: torch.Tensor,
+                  B: torch.Tensor, C: torch.Tensor, gate: torch.Tensor, cache: Any,
+                  *, note: Note, original: Any, **kwargs: Any) -> torch.Tensor:
+    """``mamba_scan_forward`` (eval, prefill: a fresh cache or none, no mambapy) with the
+    scan's loop as one recorded op; anything else runs the original."""
+    fresh = cache is None or (cache.get_recurrent_state(mixer.layer_idx, state_idx=0) is None
+                              and cache.get_recurrent_states_to_keep(mixer.layer_idx) == 0)
+    if kwargs or not fresh or mixer.training or getattr(mixer, "use_mambapy", False):
+        return original(mixer, hidden_states, time_step, B, C, gate, cache, **kwargs)
+    A = -torch.exp(mixer.A_log.float())
+    bias = mixer.dt_proj.bias.float() if mixer.dt_proj.bias is not None else None
+    scan_output, last_state = _selective_scan(hidden_states, time_step, A, B, C,
+                                              mixer.D.float(), gate, bias, note)
+    if cache is not None:
+        cache.update_recurrent_state(last_state, mixer.layer_idx)
+    return scan_output
 
 
 def _mixer_forward(self: Any, hidden_states: torch.Tensor, cache: Any = None,
