@@ -41,7 +41,8 @@ from symflops.formulas.arith import Size, Work, add_work, scale_work, work
 from symflops.formulas.derivation import Derivation
 from symflops.formulas.linear import linear_work
 
-__all__ = ["RECURRENT_GATES", "recurrent_step_work", "recurrent_params",
+__all__ = ["WKV_RATE", "wkv_derivation", "RECURRENT_GATES", "recurrent_step_work",
+           "recurrent_params",
            "recurrent_derivation", "hidden_size", "proj_size"]
 
 #: gates per cell and the per-row (elementwise, activation) work per hidden unit, with the
@@ -130,3 +131,27 @@ def recurrent_derivation(cell: str, batch: Size, steps: Size, input_size: Size, 
                       + f"; {why}",
                       {"elementwise": f"{ew} per hidden unit and row", "activation":
                        f"{act} per hidden unit and row"})
+
+
+#: RWKV-4's WKV recurrence (Peng et al. 2023, eq. 14-16, in transformers'
+#: ``rwkv_linear_attention_cpu``, which keeps a running maximum for stability), operations
+#: per step, batch row and channel, all elementwise:
+#:   output:  k + u, max(.), m - max, exp, k + u, - max, exp           7
+#:            e1 a + e2 v (3), e1 b + e2 (2), their quotient (1)      6
+#:   state:   m + w, max(., k), m + w, - max, exp, k - max, exp       7
+#:            a' = e1 a + e2 v (3), b' = e1 b + e2 (2)                5
+WKV_RATE = 25
+
+
+def wkv_derivation(batch: Size, steps: Size, channels: Size) -> Derivation:
+    """RWKV's WKV recurrence over ``T = steps`` tokens of ``B = batch`` rows and ``C =
+    channels`` channels (:data:`WKV_RATE` per step, row and channel), the loop transformers
+    runs on the CPU.
+
+    >>> wkv_derivation(2, 3, 4).work
+    {'elementwise': 600}
+    """
+    return Derivation({"elementwise": WKV_RATE * sym.B * sym.T * sym.C}, sp.Integer(0),
+                      {sym.B: batch, sym.T: steps, sym.C: channels},
+                      f"WKV: per token, row and channel {WKV_RATE} elementwise operations "
+                      "(the output from the running state with its maximum, then the state)")

@@ -25,6 +25,7 @@ from symflops.tracing.handlers import (  # noqa: F401  (importing registers the 
     pool,
     recurrent,
     resize,
+    rwkv,
     sampling,
     ssm,
     zero,
