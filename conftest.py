@@ -88,7 +88,7 @@ SLOW_TESTS = frozenset({
     "tests/test_report.py::test_browser_sliders_recompute_exactly_offline",
     "tests/test_report.py::test_compiled_totals_equal_cost_subs_with_floors",
     "tests/test_report.py::test_scale_largest_parts_reach_attention_and_mlp",
-    "tests/test_rwkv.py::test_symbolic_equal_to_the_loop_and_to_flop_counter",
+    "tests/test_linear_rnn.py::test_symbolic_equal_to_the_loop_and_to_flop_counter",
     "tests/test_sampling.py::test_bruteforce_values_and_count[2-bicubic-border-False]",
     "tests/test_sampling.py::test_bruteforce_values_and_count[2-bicubic-border-True]",
     "tests/test_sampling.py::test_bruteforce_values_and_count[2-bicubic-reflection-False]",

@@ -41,9 +41,9 @@ from symflops.formulas.arith import Size, Work, add_work, scale_work, work
 from symflops.formulas.derivation import Derivation
 from symflops.formulas.linear import linear_work
 
-__all__ = ["WKV_RATE", "wkv_derivation", "RECURRENT_GATES", "recurrent_step_work",
-           "recurrent_params",
-           "recurrent_derivation", "hidden_size", "proj_size"]
+__all__ = ["WKV_RATE", "wkv_derivation", "linear_scan_derivation", "RECURRENT_GATES",
+           "recurrent_step_work", "recurrent_params", "recurrent_derivation", "hidden_size",
+           "proj_size"]
 
 #: gates per cell and the per-row (elementwise, activation) work per hidden unit, with the
 #: count spelled out
@@ -155,3 +155,16 @@ def wkv_derivation(batch: Size, steps: Size, channels: Size) -> Derivation:
                       {sym.B: batch, sym.T: steps, sym.C: channels},
                       f"WKV: per token, row and channel {WKV_RATE} elementwise operations "
                       "(the output from the running state with its maximum, then the state)")
+
+
+def linear_scan_derivation(batch: Size, steps: Size, width: Size) -> Derivation:
+    """A diagonal linear recurrence ``h_t = a_t h_{t-1} + x_t`` over ``T = steps`` steps of
+    ``B = batch`` rows of ``C = width`` channels (RecurrentGemma's RG-LRU scan, De et al.
+    2024, *Griffin*, eq. 4): a multiply and an add per step, row and channel.
+
+    >>> linear_scan_derivation(2, 3, 4).work
+    {'elementwise': 48}
+    """
+    return Derivation({"elementwise": 2 * sym.B * sym.T * sym.C}, sp.Integer(0),
+                      {sym.B: batch, sym.T: steps, sym.C: width},
+                      "linear scan: h = a h + x, a multiply and an add per step and channel")

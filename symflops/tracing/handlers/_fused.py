@@ -36,13 +36,14 @@ class FusedOp:
 
 @contextlib.contextmanager
 def fused_calls(model: torch.nn.Module, note: Note) -> Iterator[None]:
-    """While active, ``model``'s LSTM/GRU calls, Mamba scans and RWKV's WKV loops are
-    counted whole."""
-    from symflops.tracing.handlers import recurrent, rwkv, ssm
+    """While active, ``model``'s LSTM/GRU calls, Mamba scans, RWKV's WKV loops and
+    RecurrentGemma's RG-LRU scans are counted whole."""
+    from symflops.tracing.handlers import linear_rnn, recurrent, ssm
 
     with contextlib.ExitStack() as stack:
         if recurrent.has_fused_recurrent(model):
             stack.enter_context(recurrent.FusedRecurrent(note))
         stack.enter_context(ssm.mamba_stand_ins(model, note))
-        stack.enter_context(rwkv.rwkv_stand_in(model, note))
+        stack.enter_context(linear_rnn.rwkv_stand_in(model, note))
+        stack.enter_context(linear_rnn.rglru_stand_ins(model, note))
         yield
