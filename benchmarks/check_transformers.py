@@ -90,6 +90,25 @@ MODELS: dict[str, tuple[str, dict[str, Any]]] = {
                                                           lru_width=64, attention_window_size=16,
                                                           block_types=["recurrent", "attention"])),
     "rwkv": ("RwkvForCausalLM", dict(attention_hidden_size=64, context_length=128)),
+    "bart": ("BartModel", dict(d_model=64, encoder_attention_heads=4,
+                               decoder_attention_heads=4, encoder_layers=2, decoder_layers=2,
+                               encoder_ffn_dim=128, decoder_ffn_dim=128)),
+    "t5-encoder-decoder": ("T5Model", dict(d_model=64, num_heads=4, num_layers=2, d_ff=128,
+                                           d_kv=16)),
+    "whisper": ("WhisperModel", dict(d_model=64, encoder_attention_heads=4,
+                                     decoder_attention_heads=4, encoder_layers=2,
+                                     decoder_layers=2, encoder_ffn_dim=128,
+                                     decoder_ffn_dim=128, num_mel_bins=16,
+                                     max_source_positions=60, max_target_positions=128)),
+    "vit": ("ViTModel", dict(image_size=32, patch_size=8)),
+}
+
+#: inputs other than ``input_ids`` (B, N): name -> dims (ints fixed, names symbolic)
+INPUTS: dict[str, dict[str, tuple[Any, ...]]] = {
+    "bart": {"input_ids": ("B", "N"), "decoder_input_ids": ("B", "N")},
+    "t5-encoder-decoder": {"input_ids": ("B", "N"), "decoder_input_ids": ("B", "N")},
+    "whisper": {"input_features": ("B", 16, 120), "decoder_input_ids": ("B", "N")},
+    "vit": {"pixel_values": ("B", 3, 32, 32)},
 }
 
 #: FlopCounterMode cannot see transformers 5's experts (aten._grouped_mm, no formula):
@@ -103,7 +122,7 @@ def _build(kind: str, device: str) -> Any:
     import transformers
 
     cls_name, extra = MODELS[kind]
-    config = transformers.AutoConfig.for_model(kind, **{**SMALL, **extra})
+    config = transformers.AutoConfig.for_model(kind.split("-")[0], **{**SMALL, **extra})
     config._attn_implementation = "eager"
     if kind in GROUPED_EXPERTS:  # dense layers only: every MLP an nn.Linear stack
         for name in ("first_k_dense_replace", "mlp_only_layers", "decoder_sparse_step"):
@@ -125,8 +144,9 @@ def check(kind: str) -> tuple[list[str], bool]:
     import symflops.errors
 
     start = time.perf_counter()
+    spec = INPUTS.get(kind, {"input_ids": ("B", "N")})
     try:
-        traced = sf.trace(_build(kind, "meta"), {"input_ids": ("B", "N")}, warn=False)
+        traced = sf.trace(_build(kind, "meta"), spec, warn=False)
     except sf.SymflopsError as e:
         return [kind, "error", e.message[:80], "", ""], False
     except Exception as e:  # the config or transformers itself
@@ -139,12 +159,17 @@ def check(kind: str) -> tuple[list[str], bool]:
     real = _build(kind, "cpu")
     equal = []
     for b, n in SIZES:
-        ids = torch.randint(0, SMALL["vocab_size"], (b, n))
+        size = {"B": b, "N": n}
+        inputs = {name: (torch.randint(0, SMALL["vocab_size"], shape) if name.endswith("ids")
+                         else torch.randn(shape))
+                  for name, dims in spec.items()
+                  for shape in [tuple(size.get(d, d) for d in dims)]}
         with torch.no_grad(), FlopCounterMode(display=False) as fc:
-            real(input_ids=ids)
+            real(**inputs)
         want = fc.get_total_flops()
         try:
-            at = torch_flops.subs(B=b, N=n)
+            at = torch_flops.subs(**{k: v for k, v in size.items()
+                                     if any(k in dims for dims in spec.values())})
             got = at.flops - sum(c.flops for _, c in at.walk()
                                  if not c.children and c.spec == "aten._grouped_mm")
         except sf.errors.OutsideDomain as e:
