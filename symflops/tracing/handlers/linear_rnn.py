@@ -97,12 +97,17 @@ def _wkv(time_decay: torch.Tensor, time_first: torch.Tensor, key: torch.Tensor,
     return output, None
 
 
-@register(FUSED_WKV)
-def _wkv_op(call: OpCall) -> list[Part]:
-    """The WKV loop over ``T`` tokens of ``key`` ``(B, T, C)``:
-    :func:`symflops.formulas.recurrent.wkv_derivation`."""
-    batch, steps, channels = call.args[0].shape
-    return one(formulas.recurrent.wkv_derivation(batch, steps, channels))
+def _loop(derivation: Any) -> Any:
+    """The handler of a recorded loop whose first input is ``(B, T, C)``: ``derivation(B,
+    T, C)``."""
+    def handler(call: OpCall) -> list[Part]:
+        batch, steps, channels = call.args[0].shape
+        return one(derivation(batch, steps, channels))
+    return handler
+
+
+# the WKV loop over the T tokens of key (B, T, C)
+register(FUSED_WKV)(_loop(formulas.recurrent.wkv_derivation))
 
 
 @contextlib.contextmanager
@@ -155,9 +160,5 @@ def _rnn_scan(self: Any, hidden_states: torch.Tensor, recurrent_gate: torch.Tens
     return contextualized_states, last
 
 
-@register(FUSED_SCAN)
-def _scan_op(call: OpCall) -> list[Part]:
-    """The RG-LRU loop over ``T`` steps of ``hidden_states`` ``(B, T, C)``:
-    :func:`symflops.formulas.recurrent.linear_scan_derivation`."""
-    batch, steps, width = call.args[0].shape
-    return one(formulas.recurrent.linear_scan_derivation(batch, steps, width))
+# the RG-LRU loop over the T steps of hidden_states (B, T, C)
+register(FUSED_SCAN)(_loop(formulas.recurrent.linear_scan_derivation))
