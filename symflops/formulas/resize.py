@@ -30,7 +30,7 @@ from symflops.formulas.derivation import Derivation
 __all__ = ["INTERPOLATE_RATES", "interpolate_work", "reduction_work", "interpolate_derivation",
            "reduction_derivation", "SPREAD_REDUCTIONS", "pixel_shuffle_shape",
            "pixel_shuffle_derivation", "interpolate_grad_derivation", "upsample_output_size",
-           "INTERPOLATE_DIMS", "channel_shuffle_derivation"]
+           "INTERPOLATE_DIMS", "channel_shuffle_derivation", "fold_blocks", "fold_derivation"]
 
 #: how many trailing dims each interpolation mode resizes (None: any of 1, 2, 3)
 INTERPOLATE_DIMS: dict[str, int | None] = {
@@ -194,3 +194,62 @@ def upsample_output_size(size: Size, scale: Size) -> Size:
     (10, 2*H)
     """
     return floordiv(size * sp.Rational(scale).p, sp.Rational(scale).q)
+
+
+def fold_blocks(size: Size, kernel: int, dilation: int, padding: int, stride: int) -> Size:
+    """Sliding blocks along one dim of ``size`` (``nn.Unfold``'s ``L`` factor):
+    ``floor((size + 2p - d(k - 1) - 1) / s) + 1``.
+
+    >>> fold_blocks(32, 4, 1, 0, 2)
+    15
+    """
+    return floordiv(size + 2 * padding - dilation * (kernel - 1) - 1, stride) + 1
+
+
+def _fold_dim(n: Size, k: int, d: int, p: int, s: int) -> tuple[sp.Expr, sp.Expr]:
+    """``(contributions, covered)`` along one dim of ``nn.Fold`` (col2im): the (block,
+    kernel offset) pairs whose position ``l s - p + j d`` falls in ``[0, n)``, and the
+    positions they reach (blocks overlapping only when ``d = 1``, so the reach is one
+    contiguous run from 0)."""
+    n = sp.sympify(n)
+    blocks = fold_blocks(n, k, d, p, s)
+    pairs = []
+    for j in range(k):  # l from ceil((p - j d) / s) (at least 0) to floor((n - 1 + p - j d) / s)
+        first = sp.Max(0, -sp.floor(sp.Rational(j * d - p, s)))
+        last = sp.Min(blocks - 1, sp.floor((n - 1 + p - j * d) / s))
+        pairs.append(sp.Max(0, last - first + 1))
+    covered = sp.Min(n, (blocks - 1) * s - p + k)
+    return sp.Add(*pairs), covered
+
+
+def fold_derivation(channels: Size, sizes: tuple[Size, ...], kernel: tuple[int, ...],
+                    dilation: tuple[int, ...], padding: tuple[int, ...],
+                    stride: tuple[int, ...], batch: Size = 1) -> Derivation:
+    """``nn.Fold`` (``aten.col2im``): the blocks' values summed into the output, ``n - 1``
+    adds for an output position ``n`` values reach: ``B C (prod contributions - prod
+    covered)`` over the dims (each dim's pairs and reach: :func:`_fold_dim`). Blocks that do
+    not overlap (``s >= d (k - 1) + 1`` in every dim) add nothing. Overlapping blocks with a
+    dilation are refused (their reach has gaps).
+
+    >>> fold_derivation(3, (6,), (3,), (1,), (0,), (1,)).work      # 4 blocks of 3 over 6
+    {'elementwise': 18}
+    """
+    overlap = any(st < di * (k - 1) + 1 for k, di, st in zip(kernel, dilation, stride,
+                                                               strict=True))
+    if not overlap:
+        total: sp.Expr = sp.Integer(0)
+    else:
+        if any(di != 1 for di in dilation):
+            raise SymflopsError("nn.Fold with overlapping dilated blocks is not counted",
+                                layer="Fold", values={"kernel_size": kernel,
+                                                      "dilation": dilation, "stride": stride},
+                                fix="use dilation 1, or a stride >= d (k - 1) + 1 (blocks "
+                                    "that do not overlap)")
+        contributions, covered = sp.Integer(1), sp.Integer(1)
+        for n, k, p, st in zip(sizes, kernel, padding, stride, strict=True):
+            a, b = _fold_dim(n, k, 1, p, st)
+            contributions, covered = contributions * a, covered * b
+        total = sp.expand(sp.sympify(batch) * channels * (contributions - covered))
+    return Derivation({"elementwise": total}, sp.Integer(0), {},
+                      "fold: the values each output position receives from the blocks, "
+                      "summed (n - 1 adds for n values)")

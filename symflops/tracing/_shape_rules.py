@@ -531,6 +531,64 @@ def _baddbmm(args: Any, kwargs: Any) -> Any:
 SHAPE_RULES[torch.ops.aten.baddbmm] = _baddbmm
 
 
+def _addcmul(args: Any, kwargs: Any) -> Any:
+    """``addcmul``/``addcdiv(self, t1, t2)`` of floating tensors of one dtype: their
+    broadcast shape (torch's meta kernel expands with concrete-only sizes and fails on
+    symbolic ones: timm's ResMLP ``Affine``)."""
+    ts = args[:3]
+    if len(ts) < 3 or "out" in kwargs or not all(isinstance(t, torch.Tensor) for t in ts):
+        return None
+    if not all(t.is_floating_point() and t.dtype == ts[0].dtype and t.device == ts[0].device
+               for t in ts):
+        return None
+    n = max(t.dim() for t in ts)
+    shape: list[Any] = []
+    for i in range(n):  # from the last dim: each size 1, or equal as expressions
+        sizes = [t.shape[t.dim() - 1 - i] for t in ts if t.dim() > i]
+        wide = [z for z in sizes if not (isinstance(z, int) and z == 1)]
+        if any(_exprs((z,)) != _exprs((wide[0],)) for z in wide):
+            return None
+        shape.append(wide[0] if wide else 1)
+    biggest = max(ts, key=lambda t: t.dim())
+    return _fresh(biggest, tuple(reversed(shape)))
+
+
+def _im2col(args: Any, kwargs: Any) -> Any:
+    """``im2col`` (``nn.Unfold``): ``(N, C, H, W)`` to ``(N, C kh kw, L)``, ``L`` the blocks
+    along H times those along W (torch's meta kernel fixes every size)."""
+    if kwargs or len(args) != 5 or not isinstance(args[0], torch.Tensor) or \
+            args[0].dim() not in (3, 4):
+        return None
+    x, kernel, dilation, padding, stride = args
+    *lead, c, h, w = x.shape
+    blocks = 1
+    for n, k, d, p, s in zip((h, w), kernel, dilation, padding, stride, strict=True):
+        need = d * (k - 1) + 1 - 2 * p  # at least one block <=> size >= need
+        if need > 1 and not n >= need:  # records a guard (H >= 16): validity
+            return None
+        blocks = blocks * ((n + 2 * p - d * (k - 1) - 1) // s + 1)
+    return _fresh(x, (*lead, c * kernel[0] * kernel[1], blocks))
+
+
+def _col2im(args: Any, kwargs: Any) -> Any:
+    """``col2im`` (``nn.Fold``): ``(N, C kh kw, L)`` to ``(N, C, *output_size)``."""
+    if kwargs or len(args) != 6 or not isinstance(args[0], torch.Tensor) or \
+            args[0].dim() not in (2, 3):
+        return None
+    x, size, kernel = args[0], args[1], args[2]
+    *lead, ck, _ = x.shape
+    per = kernel[0] * kernel[1]
+    if not isinstance(ck, int) or ck % per:
+        return None
+    return _fresh(x, (*lead, ck // per, *size))
+
+
+SHAPE_RULES[torch.ops.aten.addcmul] = _addcmul
+SHAPE_RULES[torch.ops.aten.im2col] = _im2col
+SHAPE_RULES[torch.ops.aten.col2im] = _col2im
+SHAPE_RULES[torch.ops.aten.addcdiv] = _addcmul
+
+
 def forget_shapes() -> None:
     """Drop the tensors cached for reuse (they belong to one trace's fake mode)."""
     _EMPTY.clear()

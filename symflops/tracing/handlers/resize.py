@@ -69,3 +69,18 @@ def _channel_shuffle(call: OpCall) -> list[Part]:
     """Channel shuffle: a view, a transpose and a copy, no arithmetic (its gradient is
     another channel shuffle)."""
     return one(formulas.resize.channel_shuffle_derivation(call.arg(1, "groups")))
+
+
+@register(aten.col2im)
+def _col2im(call: OpCall) -> list[Part]:
+    """``nn.Fold``: the overlapping blocks' values summed
+    (:func:`symflops.formulas.resize.fold_derivation`)."""
+    x = call.args[0].shape
+    out = call.out[0].shape
+    size, kernel, dilation, padding, stride = (list(call.arg(i, n)) for i, n in enumerate(
+        ("output_size", "kernel_size", "dilation", "padding", "stride"), start=1))
+    batch = x[0] if len(x) == 3 else 1
+    channels = out[-3]
+    return one(formulas.resize.fold_derivation(
+        channels, tuple(out[-2:]), tuple(kernel), tuple(dilation), tuple(padding),
+        tuple(stride), batch))

@@ -20,7 +20,7 @@ _ZERO = [
     "zeros", "zeros_like", "ones", "ones_like", "full", "full_like", "fill", "fill_", "zero_",
     "arange", "scalar_tensor", "index", "index_select", "gather", "masked_fill",
     "masked_fill_", "where", "tril", "triu", "tril_", "triu_", "constant_pad_nd", "flip",
-    "roll", "repeat", "unbind", "narrow", "unfold", "im2col", "col2im", "_local_scalar_dense",
+    "roll", "repeat", "unbind", "narrow", "unfold", "im2col", "_local_scalar_dense",
     "slice_scatter", "select_scatter", "index_put", "index_put_", "scatter", "scatter_",
     "embedding_dense_backward_unused", "diagonal", "view_as_real", "view_as_complex",
     "unsafe_split", "unsafe_chunk", "bernoulli", "bernoulli_", "rand", "randn", "rand_like",
