@@ -107,3 +107,32 @@ def test_partition_domain_is_the_lattice(traced: TracedCost) -> None:
     # off the lattice the model would crop the map: refused, not answered
     with pytest.raises(OutsideDomain):
         traced.subs(B=2, H=40)
+
+
+def test_view_rule_sizes_and_minus_one() -> None:
+    """The view shape rule's own cases: explicit sizes that multiply out, one ``-1``
+    divided out, and a split that needs a divisibility torch must check (its path)."""
+
+    class Views(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 5)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, N, 4)
+            b, n, c = x.shape
+            y = self.lin(x.view(-1, c)).view(b, n, 5)  # -1 = B*N, then explicit sizes
+            z = x.reshape(b, n // 2, 2 * c)  # N even: torch's view decides (a guard)
+            return y.sum() + self.lin(z[..., :4]).sum()
+
+    with torch.device("meta"):
+        model = Views().eval()
+    cost = sf.trace(model, "B N 4", {"N": 6}, convention="macs", warn=False)
+    assert isinstance(cost, TracedCost)
+    assert not cost.report.fixed
+    for b, n in [(2, 10), (5, 64)]:
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            model(torch.empty(b, n, 4, device="meta"))
+        assert int(cost.subs(B=b, N=n).macs) == counter.get_total_flops() // 2 == \
+            b * n * 20 + b * (n // 2) * 20
+    with pytest.raises(OutsideDomain):  # odd N: the reshape fails in torch, refused here
+        cost.subs(B=2, N=7)

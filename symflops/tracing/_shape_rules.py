@@ -400,8 +400,9 @@ def _view(args: Any, kwargs: Any) -> Any:
     whose side is a floor expression of the input came back as ``7*((8*q**2)//q)`` and
     the next partition spent minutes proving guards on it (MaxViT: the trace ran out of
     its 300 s). When the sizes are plainly the same number nothing needs proving. One
-    ``-1`` is the input's product divided by the others when that division is exact as
-    polynomials; anything else takes torch's path (its sizes, guards and errors).
+    ``-1`` is the input's product divided by the others when torch's ``//`` leaves a
+    quotient that multiplies back to it; anything else takes torch's path (its sizes,
+    guards and errors).
     Values and aliasing are never read under no_grad (see :func:`_new`)."""
     import sympy as sp
 
@@ -424,9 +425,6 @@ def _view(args: Any, kwargs: Any) -> Any:
         rest = sp.expand(sp.Mul(*(C.sym_expr(v) for i, v in enumerate(size) if i != free[0])))
         if rest == 0:
             return None
-        q, r = sp.div(numel, rest)
-        if r != 0 or q == 0 or sp.expand(q * rest - numel) != 0:
-            return None
         other = 1
         for i, v in enumerate(size):
             if i != free[0]:
@@ -435,8 +433,8 @@ def _view(args: Any, kwargs: Any) -> Any:
         for v in x.shape:
             total = total * v
         sizes[free[0]] = total // other
-        if sp.expand(C.sym_expr(sizes[free[0]]) - q) != 0:
-            return None  # torch did not divide it out: let torch's view decide
+        if sp.expand(C.sym_expr(sizes[free[0]]) * rest - numel) != 0:
+            return None  # torch did not divide it out exactly: let torch's view decide
     elif sp.expand(sp.Mul(*_exprs(sizes)) - numel) != 0:
         return None
     return _fresh(x, sizes)
