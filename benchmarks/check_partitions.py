@@ -9,12 +9,12 @@ reshapes its pooled tokens to ``thw`` from ``spatial_size``/``temporal_size``
 (``sf.trace(maxvit_t, ("B", 3, 224, 224))``). To trace them symbolic in the input size, a
 wrapper sets those sizes from the input on every call, the partition sizes as functions
 of ``H`` (what ``maxvit_t(input_size=(H, H))`` computes in its constructor); the
-reference is FlopCounterMode on a real forward of the same wrapper at each size (for
-MaxViT that is the same computation as ``maxvit_t(input_size=(H, H))``, whose
-parameters do not depend on the size). MViT's ``_add_rel_pos`` calls ``int()`` on sizes
+reference is FlopCounterMode on a real forward of ``maxvit_t(input_size=(H, H))`` (its
+parameters do not depend on the size), and for MViT, whose builder fixes 224 x 16, of the
+same wrapper at each size. MViT's ``_add_rel_pos`` calls ``int()`` on sizes
 (``int(2 * max(q_h, k_h) - 1)``), which pins a symbolic size: during the trace that
-module's ``int`` is the identity (the value is an int already; torch's ``int()`` of a
-SymInt only forces a guard).
+module's ``int`` is the identity (the size stays the SymInt, the same number; ``int()``
+of a SymInt would only add the guard that pins it).
 
 Domains (stated by the formulas, refused outside):
 
@@ -171,7 +171,12 @@ def check(name: str) -> tuple[bool, list[str]]:
         else:
             b, s = point
             shape, at = (b, 3, s, s), {"B": b, "H": s}
-        ref = flop_counter_macs(model, shape)
+        reference = model
+        if not video:  # torchvision's own model built for that size
+            with torch.device("meta"):
+                reference = torchvision.models.get_model(name, weights=None,
+                                                         input_size=(s, s)).eval()
+        ref = flop_counter_macs(reference, shape)
         say = ", ".join(f"{k}={v}" for k, v in at.items())
         try:
             ours = int(cost.subs(**at).macs)
