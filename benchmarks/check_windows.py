@@ -30,7 +30,7 @@ DEFAULT: dict[str, tuple[int, tuple[int, ...]]] = {
     "swin_t": (320, (224, 256, 320, 384, 448, 520)),
     "swin_s": (320, (256, 320, 448)),
     "swin_v2_t": (320, (256, 320, 384, 512)),
-    "swin3d_t": (320, (256, 320, 384)),  # video: T traced at 32, compared at T = 32 and 48
+    "swin3d_t": (320, (256, 320, 384, 640)),  # video: T traced at 32, compared at T = 32, 48
 }
 #: video models: their input is ``B 3 T H W``, T traced at 32 (the temporal window of 8 is
 #: shifted above T = 16: the domain says T >= 17)

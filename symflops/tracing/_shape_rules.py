@@ -392,6 +392,54 @@ def _slice(args: Any, kwargs: Any) -> Any:
     return _fresh(args[0], list(out.shape))  # not _new: a view output must be unshared
 
 
+def _view(args: Any, kwargs: Any) -> Any:
+    """``view(x, sizes)`` / ``_unsafe_view`` under no_grad whose sizes multiply out to the
+    input's, as polynomials in the size atoms: a fresh tensor of those sizes. torch's
+    fake view runs a Python reference that splits and merges dims with symbolic products
+    and quotients: a partition ``reshape(B, C, H // P, P, W // P, P)`` of a feature map
+    whose side is a floor expression of the input came back as ``7*((8*q**2)//q)`` and
+    the next partition spent minutes proving guards on it (MaxViT: the trace ran out of
+    its 300 s). When the sizes are plainly the same number nothing needs proving. One
+    ``-1`` is the input's product divided by the others when torch's ``//`` leaves a
+    quotient that multiplies back to it; anything else takes torch's path (its sizes,
+    guards and errors).
+    Values and aliasing are never read under no_grad (see :func:`_new`)."""
+    import sympy as sp
+
+    if torch.is_grad_enabled() or kwargs or len(args) != 2 or \
+            not isinstance(args[0], torch.Tensor):
+        return None
+    x, size = args
+    if not isinstance(size, (list, tuple)) or \
+            not all(isinstance(v, (int, torch.SymInt)) and not isinstance(v, bool)
+                    for v in size):
+        return None
+    if not any(isinstance(v, torch.SymInt) for v in (*size, *x.shape)):
+        return None  # concrete: torch's kernel is cheap and exact
+    numel = sp.expand(sp.Mul(*_exprs(x.shape)))
+    free = [i for i, v in enumerate(size) if isinstance(v, int) and v == -1]
+    if len(free) > 1 or any(isinstance(v, int) and v < -1 for v in size):
+        return None
+    sizes = list(size)
+    if free:
+        rest = sp.expand(sp.Mul(*(C.sym_expr(v) for i, v in enumerate(size) if i != free[0])))
+        if rest == 0:
+            return None
+        other = 1
+        for i, v in enumerate(size):
+            if i != free[0]:
+                other = other * v
+        total = 1
+        for v in x.shape:
+            total = total * v
+        sizes[free[0]] = total // other
+        if sp.expand(C.sym_expr(sizes[free[0]]) * rest - numel) != 0:
+            return None  # torch did not divide it out exactly: let torch's view decide
+    elif sp.expand(sp.Mul(*_exprs(sizes)) - numel) != 0:
+        return None
+    return _fresh(x, sizes)
+
+
 def padded_size(size: Any, pad: Any) -> Any:
     """``size + pad``, spelled ``m * ceil(size / m)`` when ``pad`` provably rounds ``size``
     up to a multiple of a constant ``m`` (ints and torch SymInts alike).
@@ -463,6 +511,8 @@ SHAPE_RULES: dict[Any, Any] = {
     torch.ops.aten.cat: _cat,
     torch.ops.aten.constant_pad_nd: _constant_pad,
     torch.ops.aten.slice: _slice,
+    torch.ops.aten.view: _view,
+    torch.ops.aten._unsafe_view: _view,
     torch.ops.aten.sum: _reduce,
     torch.ops.aten.mean: _reduce,
     torch.ops.aten.mm: _matmul(2),
