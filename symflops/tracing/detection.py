@@ -17,15 +17,17 @@ submodules (and so its parameters).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import types
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 
 from symflops.errors import SymflopsError
 
-__all__ = ["sized_detector", "FixedSizeTransform"]
+__all__ = ["sized_detector", "FixedSizeTransform", "one_nms_path"]
 
 
 class FixedSizeTransform(torch.nn.Module):
@@ -68,6 +70,91 @@ class FixedSizeTransform(torch.nn.Module):
                                  [(1, 1)] * len(result))
 
 
+@contextlib.contextmanager
+def one_nms_path() -> Iterator[None]:
+    """torchvision's ``batched_nms`` as its coordinate trick for the duration (restored on
+    exit, also on error).
+
+    ``batched_nms`` switches on the number of coordinates it gets (a data-dependent size):
+    at most 4,000 on CPU (100,000 elsewhere), and always when exporting, it offsets each
+    class's boxes so that classes never overlap and runs one ``nms``; above, it loops over
+    the classes present (``torch.unique``: a count of its own) with one ``nms`` each. Both
+    keep the same boxes; the loop's length is a second data-dependent size the trace could
+    only take at one example value (and, on symbolic shapes, one iteration per example
+    class). Under the torch and macs conventions both paths cost 0 (FlopCounterMode counts
+    no op of either); under exact, the coordinate trick is one max over the ``4 N``
+    coordinates, a convert, an add and a multiply per box and 4 adds per box (see
+    docs/detection.md)."""
+    from torchvision.ops import boxes as box_ops
+    from torchvision.ops import poolers
+
+    original, setup = box_ops.batched_nms, poolers._setup_scales
+    pool = poolers._multiscale_roi_align
+
+    def coordinate_trick(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor,
+                         iou_threshold: float) -> torch.Tensor:
+        return box_ops._batched_nms_coordinate_trick(boxes, scores, idxs, iou_threshold)
+
+    def scales_at_example(features: list[torch.Tensor], image_shapes: list[Any],
+                          canonical_scale: int, canonical_level: int) -> Any:
+        # the scales are the levels' strides (torchvision reads them at the first image it
+        # sees and keeps them): read at the example sizes, without a guard on them
+        shapes = [types.SimpleNamespace(shape=tuple(_example(s) for s in f.shape))
+                  for f in features]
+        return setup(shapes, [tuple(_example(s) for s in shape) for shape in image_shapes],
+                     canonical_scale, canonical_level)
+
+    box_ops.batched_nms = coordinate_trick
+    poolers._setup_scales = scales_at_example
+    poolers._multiscale_roi_align = _multiscale_roi_align
+    try:
+        yield
+    finally:
+        box_ops.batched_nms = original
+        poolers._setup_scales = setup
+        poolers._multiscale_roi_align = pool
+
+
+def _multiscale_roi_align(x_filtered: list[torch.Tensor], boxes: list[torch.Tensor],
+                          output_size: list[int], sampling_ratio: int, scales: Any,
+                          mapper: Any) -> torch.Tensor:
+    """torchvision's ``poolers._multiscale_roi_align`` (eager path), the number of RoIs read
+    as a size (``rois.shape[0]``) where torchvision calls ``len(rois)``: ``len`` makes a
+    data-dependent count a Python int, fixing it at its example value for the rest of the
+    trace. The ops are torchvision's, in its order."""
+    from torchvision.ops import poolers, roi_align
+
+    if scales is None or mapper is None:
+        raise ValueError("scales and mapper should not be None")
+    rois = poolers._convert_to_roi_format(boxes)
+    if len(x_filtered) == 1:
+        return roi_align(x_filtered[0], rois, output_size=output_size,
+                         spatial_scale=scales[0], sampling_ratio=sampling_ratio)
+    levels = mapper(boxes)
+    first = x_filtered[0]
+    result = torch.zeros((rois.shape[0], first.shape[1]) + tuple(output_size),
+                         dtype=first.dtype, device=first.device)
+    for level, (per_level_feature, scale) in enumerate(zip(x_filtered, scales)):
+        idx_in_level = torch.where(levels == level)[0]
+        result_idx_in_level = roi_align(per_level_feature, rois[idx_in_level],
+                                        output_size=output_size, spatial_scale=scale,
+                                        sampling_ratio=sampling_ratio)
+        result[idx_in_level] = result_idx_in_level.to(result.dtype)
+    return result
+
+
+def _example(size: Any) -> Any:
+    """A size's value at the example sizes, read without a guard (the int itself when
+    concrete)."""
+    if isinstance(size, torch.SymInt):
+        hint = size.node.hint
+        if hint is None:
+            raise SymflopsError("a detector's pooler scale depends on a data-dependent size",
+                                layer="sized_detector", values={"size": str(size)})
+        return int(hint)
+    return size
+
+
 def sized_detector(model: torch.nn.Module) -> torch.nn.Module:
     """``model`` (a torchvision detector with a ``transform``) taking one batch tensor
     ``(B, 3, H, W)`` at the size the network runs at, without the resize.
@@ -94,7 +181,8 @@ def sized_detector(model: torch.nn.Module) -> torch.nn.Module:
             raise SymflopsError("sized_detector takes one (B, 3, H, W) batch tensor",
                                 layer="sized_detector",
                                 values={"input": getattr(x, "shape", type(x).__name__)})
-        return forward(self, list(x.unbind(0)))
+        with one_nms_path():
+            return forward(self, list(x.unbind(0)))
 
     clone.forward = types.MethodType(batched, clone)
     return clone
