@@ -162,6 +162,9 @@ def sized_detector(model: torch.nn.Module) -> torch.nn.Module:
     ``B`` is the number of images (torchvision loops over them: trace it as an int), ``H``
     and ``W`` the resized size (``sf.trace(sized_detector(m), "1 3 H W")``).
     """
+    from symflops.tracing.handlers.detection import register_torchvision_ops
+
+    register_torchvision_ops()
     transform = getattr(model, "transform", None)
     if transform is None or not all(hasattr(transform, a) for a in
                                     ("image_mean", "image_std", "size_divisible",
