@@ -88,8 +88,15 @@ def one_nms_path() -> Iterator[None]:
     from torchvision.ops import boxes as box_ops
     from torchvision.ops import poolers
 
+    from torchvision.models.detection import _utils as det_utils
+
     original, setup = box_ops.batched_nms, poolers._setup_scales
-    pool = poolers._multiscale_roi_align
+    pool, topk_min = poolers._multiscale_roi_align, det_utils._topk_min
+
+    def symbolic_topk_min(input: torch.Tensor, orig_kval: int, axis: int) -> Any:
+        # min(k, size) kept symbolic (torch.sym_min): Python's min decides at the example
+        # size, so the formula would hold only on one side of k
+        return torch.sym_min(orig_kval, input.size(axis))
 
     def coordinate_trick(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor,
                          iou_threshold: float) -> torch.Tensor:
@@ -107,9 +114,11 @@ def one_nms_path() -> Iterator[None]:
     box_ops.batched_nms = coordinate_trick
     poolers._setup_scales = scales_at_example
     poolers._multiscale_roi_align = _multiscale_roi_align
+    det_utils._topk_min = symbolic_topk_min
     try:
         yield
     finally:
+        det_utils._topk_min = topk_min
         box_ops.batched_nms = original
         poolers._setup_scales = setup
         poolers._multiscale_roi_align = pool
