@@ -71,7 +71,7 @@ def _subs(cost: Any, h: int, w: int, proposals: list[int], detections: list[int]
     rpn = [n for n, d in dd.items() if d["op"] == "torchvision.nms" and d["at"] == "rpn"]
     heads = [n for n, d in dd.items() if d["op"] == "torchvision.nms" and d["at"] != "rpn"]
     for names, seen in ((rpn, proposals), (heads, detections)):
-        for name, value in zip(names, seen):
+        for name, value in zip(names, seen, strict=False):
             values[name] = value
     return values
 
@@ -79,7 +79,6 @@ def _subs(cost: Any, h: int, w: int, proposals: list[int], detections: list[int]
 def main(argv: list[str]) -> int:
     import torch
     from torchvision.models import detection
-    from torch.utils.flop_counter import FlopCounterMode  # noqa: F401
 
     import symflops as sf
     from symflops.tracing.detection import sized_detector

@@ -12,13 +12,13 @@ everywhere in symflops:
 
 **roi_align** of ``R`` boxes on a ``C``-channel feature map to ``P = ph * pw`` bins, each bin
 averaged over ``S = gh * gw`` bilinear samples (``gh = gw = sampling_ratio``; a
-``sampling_ratio <= 0`` makes the grid ``ceil(box size / bin)``: a size read from the data, which
-this formula refuses):
+``sampling_ratio <= 0`` makes the grid ``ceil(box size / bin)``: a size read from the data,
+which this formula refuses):
 
 * per box (``roi_start/end``, ``roi_width/height``, ``bin_size``): the 4 coordinates times
-  ``spatial_scale`` (4), minus the 0.5 offset when ``aligned`` (4), the width and height (2
-  subtracts), clipped below at 1 when not ``aligned`` (2 compares), the 2 bin sizes (2 divides):
-  10 either way (aligned: 4 + 4 + 2 + 2; not: 4 + 2 + 2 + 2);
+  ``spatial_scale`` (4), minus the offset (4: 0.5 when ``aligned``, else 0.0, subtracted all
+  the same), the width and height (2 subtracts), clipped below at 1 when not ``aligned`` (2
+  compares), the 2 bin sizes (2 divides): 12 aligned, 14 not;
 * per box, bin and sample (the kernel's ``pre_calc``, shared by the channels): each coordinate
   ``start + p * bin + (i + 0.5) * bin / grid`` (a multiply, an add, the ``+ 0.5``, a multiply,
   a divide, an add: 6), 12 for the two; the bilinear weights ``l = y - y_low``, ``h = 1 - l``
@@ -28,7 +28,7 @@ this formula refuses):
   bin's sum (1): 8;
 * per box, channel and bin: the average, one divide by ``S``.
 
-``R (10 + 20 P S + C P (8 S + 1))``. Checked against a literal loop over the kernel's
+``R (b + 20 P S + C P (8 S + 1))``, ``b`` = 12 or 14. Checked against a literal loop over the kernel's
 operations in tests/test_detection_ops.py.
 
 **nms** of ``N`` boxes: which pairs of boxes the kernel compares depends on which boxes an
@@ -41,7 +41,7 @@ and height (2 subtracts, each clipped at 0: 2 compares), their product (1), the 
 ``3 N + W(N) + 13 N (N - 1) / 2``. A kept count ``K`` below ``N`` makes the kernel skip the
 pairs of suppressed boxes: the true count is at most this.
 
->>> roi_align_work(2, 256, 7, 7, 2)["elementwise"] == 2 * (10 + 20 * 49 * 4 + 256 * 49 * 33)
+>>> roi_align_work(2, 256, 7, 7, 2)["elementwise"] == 2 * (14 + 20 * 49 * 4 + 256 * 49 * 33)
 True
 >>> nms_work(4)
 {'elementwise': 95}
@@ -62,8 +62,9 @@ from symflops.formulas.sorting import merge_sort_compares
 __all__ = ["ROI_BOX_RATE", "ROI_SAMPLE_RATE", "ROI_TAP_RATE", "NMS_PAIR_RATE",
            "roi_align_work", "roi_align_derivation", "nms_work", "nms_derivation"]
 
-#: per box: the scaled corners, sizes and bin sizes
-ROI_BOX_RATE = 10
+#: per box: the scaled and offset corners, sizes and bin sizes (aligned; 2 more clips
+#: when not aligned)
+ROI_BOX_RATE = 12
 #: per box, bin and sample: the two coordinates (12) and the bilinear weights (8)
 ROI_SAMPLE_RATE = 20
 #: per box, channel, bin and sample: 4 multiplies, 3 adds, 1 accumulate
@@ -91,45 +92,50 @@ def _check_ratio(sampling_ratio: int) -> None:
                                 "(torchvision's MultiScaleRoIAlign uses 2)")
 
 
-def roi_align_work(rois: Size, channels: Size, ph: Size, pw: Size, sampling_ratio: int
-                   ) -> Work:
+def _box_rate(aligned: bool) -> int:
+    return ROI_BOX_RATE + (0 if aligned else 2)
+
+
+def roi_align_work(rois: Size, channels: Size, ph: Size, pw: Size, sampling_ratio: int,
+                   aligned: bool = False) -> Work:
     """Work of ``roi_align`` of ``rois`` boxes over ``channels`` channels to ``ph x pw`` bins,
     ``sampling_ratio ** 2`` samples per bin (the module docstring's count)."""
     _check_ratio(sampling_ratio)
     bins = ph * pw
     s = sampling_ratio * sampling_ratio
-    return work(elementwise=rois * (ROI_BOX_RATE + ROI_SAMPLE_RATE * bins * s
+    return work(elementwise=rois * (_box_rate(aligned) + ROI_SAMPLE_RATE * bins * s
                                     + channels * bins * (ROI_TAP_RATE * s + 1)))
 
 
 @cache
-def _roi_general() -> Work:
+def _roi_general(aligned: bool) -> Work:
     s = n_samples
-    return work(elementwise=n_rois * (ROI_BOX_RATE + ROI_SAMPLE_RATE * n_bins * s
+    return work(elementwise=n_rois * (_box_rate(aligned) + ROI_SAMPLE_RATE * n_bins * s
                                       + sym.C * n_bins * (ROI_TAP_RATE * s + 1)))
 
 
 def roi_align_derivation(rois: Size, channels: Size, ph: Size, pw: Size,
-                         sampling_ratio: int) -> Derivation:
+                         sampling_ratio: int, aligned: bool = False) -> Derivation:
     """``R = rois`` boxes pooled over ``C = channels`` channels to ``P = ph * pw`` bins of ``S =
     sampling_ratio ** 2`` bilinear samples.
 
     >>> d = roi_align_derivation(sym.symbol("R"), 256, 7, 7, 2)
     >>> d.work["elementwise"]
-    417882*R
+    417886*R
     """
     _check_ratio(sampling_ratio)
-    return Derivation(dict(_roi_general()), sp.Integer(0),
+    return Derivation(dict(_roi_general(bool(aligned))), sp.Integer(0),
                       {n_rois: rois, sym.C: channels, n_bins: ph * pw,
                        n_samples: sampling_ratio * sampling_ratio},
                       f"roi_align to {ph}x{pw} bins, {sampling_ratio}x{sampling_ratio} "
-                      f"bilinear samples per bin: per box {ROI_BOX_RATE}, per box, bin and "
+                      f"bilinear samples per bin, aligned={bool(aligned)}: per box "
+                      f"{_box_rate(bool(aligned))}, per box, bin and "
                       f"sample {ROI_SAMPLE_RATE} (coordinates and weights), per box, channel, "
                       f"bin and sample {ROI_TAP_RATE} (the weighted corners), 1 per box, "
                       "channel and bin (the average); 0 under torch and macs "
                       "(FlopCounterMode does not count it)",
-                      {"elementwise": f"R ({ROI_BOX_RATE} + {ROI_SAMPLE_RATE} P S + C P "
-                                      f"({ROI_TAP_RATE} S + 1))"})
+                      {"elementwise": f"R ({_box_rate(bool(aligned))} + {ROI_SAMPLE_RATE} P S "
+                                      f"+ C P ({ROI_TAP_RATE} S + 1))"})
 
 
 def nms_work(boxes: Size) -> Work:

@@ -27,7 +27,7 @@ import torch
 
 from symflops.errors import SymflopsError
 
-__all__ = ["sized_detector", "FixedSizeTransform", "one_nms_path"]
+__all__ = ["sized_detector", "FixedSizeTransform", "rerouted"]
 
 
 class FixedSizeTransform(torch.nn.Module):
@@ -46,8 +46,10 @@ class FixedSizeTransform(torch.nn.Module):
         self._inner = transform
 
     def forward(self, images: list[torch.Tensor], targets: Any = None) -> tuple[Any, Any]:
-        from torchvision.models.detection.image_list import ImageList
-
+        try:
+            from torchvision.models.detection.image_list import ImageList
+        except ImportError:  # a stand-in detector without torchvision: the same fields
+            ImageList = _ImageList  # noqa: N806
         if targets is not None:
             raise SymflopsError("sized_detector traces inference: targets are not taken",
                                 layer="sized_detector",
@@ -70,25 +72,43 @@ class FixedSizeTransform(torch.nn.Module):
                                  [(1, 1)] * len(result))
 
 
+class _ImageList:
+    """torchvision's ``ImageList`` (the padded batch and each image's size before the pad),
+    for a detector written without torchvision."""
+
+    def __init__(self, tensors: torch.Tensor, image_sizes: list[tuple[Any, Any]]) -> None:
+        self.tensors = tensors
+        self.image_sizes = image_sizes
+
+
 @contextlib.contextmanager
-def one_nms_path() -> Iterator[None]:
-    """torchvision's ``batched_nms`` as its coordinate trick for the duration (restored on
-    exit, also on error).
+def rerouted() -> Iterator[None]:
+    """Four spots of torchvision's detection code rerouted for the duration of a forward
+    (restored on exit, also on error), each so that the trace stays symbolic; none changes
+    an op FlopCounterMode counts:
 
-    ``batched_nms`` switches on the number of coordinates it gets (a data-dependent size):
-    at most 4,000 on CPU (100,000 elsewhere), and always when exporting, it offsets each
-    class's boxes so that classes never overlap and runs one ``nms``; above, it loops over
-    the classes present (``torch.unique``: a count of its own) with one ``nms`` each. Both
-    keep the same boxes; the loop's length is a second data-dependent size the trace could
-    only take at one example value (and, on symbolic shapes, one iteration per example
-    class). Under the torch and macs conventions both paths cost 0 (FlopCounterMode counts
-    no op of either); under exact, the coordinate trick is one max over the ``4 N``
-    coordinates, a convert, an add and a multiply per box and 4 adds per box (see
-    docs/detection.md)."""
-    from torchvision.ops import boxes as box_ops
-    from torchvision.ops import poolers
+    * ``batched_nms`` runs its coordinate trick. It switches on the number of coordinates
+      it gets (a data-dependent size): at most 4,000 on CPU (100,000 elsewhere), and always
+      when exporting, it offsets each class's boxes so that classes never overlap and runs
+      one ``nms``; above, it loops over the classes present (``torch.unique``: a count of its
+      own, which a trace could follow only at one example value). Both keep the same boxes.
+      Under torch and macs both cost 0; under exact, the trick's max over the coordinates
+      and its offsets are counted, the loop's compares per class are not.
+    * ``_topk_min`` (``min(k, size)`` before a top-k) is ``torch.sym_min``: Python's ``min``
+      decides at the example size, and the formula would hold on one side of ``k`` only.
+    * the pooler's scales (each level's stride, which torchvision infers from the first
+      image it sees and keeps) are read at the example sizes without a guard on them.
+    * ``_multiscale_roi_align`` reads the number of RoIs as a size, where torchvision's
+      ``len(rois)`` makes the count a Python int, fixed at its example value.
 
-    from torchvision.models.detection import _utils as det_utils
+    Without torchvision (a stand-in detector) nothing is rerouted."""
+    try:
+        from torchvision.models.detection import _utils as det_utils
+        from torchvision.ops import boxes as box_ops
+        from torchvision.ops import poolers
+    except ImportError:  # a stand-in detector without torchvision: nothing to reroute
+        yield
+        return
 
     original, setup = box_ops.batched_nms, poolers._setup_scales
     pool, topk_min = poolers._multiscale_roi_align, det_utils._topk_min
@@ -143,7 +163,7 @@ def _multiscale_roi_align(x_filtered: list[torch.Tensor], boxes: list[torch.Tens
     first = x_filtered[0]
     result = torch.zeros((rois.shape[0], first.shape[1]) + tuple(output_size),
                          dtype=first.dtype, device=first.device)
-    for level, (per_level_feature, scale) in enumerate(zip(x_filtered, scales)):
+    for level, (per_level_feature, scale) in enumerate(zip(x_filtered, scales, strict=True)):
         idx_in_level = torch.where(levels == level)[0]
         result_idx_in_level = roi_align(per_level_feature, rois[idx_in_level],
                                         output_size=output_size, spatial_scale=scale,
@@ -193,7 +213,7 @@ def sized_detector(model: torch.nn.Module) -> torch.nn.Module:
             raise SymflopsError("sized_detector takes one (B, 3, H, W) batch tensor",
                                 layer="sized_detector",
                                 values={"input": getattr(x, "shape", type(x).__name__)})
-        with one_nms_path():
+        with rerouted():
             return forward(self, list(x.unbind(0)))
 
     clone.forward = types.MethodType(batched, clone)

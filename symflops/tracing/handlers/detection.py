@@ -33,8 +33,9 @@ def _roi_align(call: OpCall) -> list[Part]:
                             layer="torchvision.roi_align", values={"sampling_ratio": ratio},
                             fix="count a model whose RoIAlign has a fixed sampling_ratio "
                                 "(torchvision's MultiScaleRoIAlign uses 2)")
+    aligned = bool(call.arg(6, "aligned", False))
     return one(formulas.detection.roi_align_derivation(rois.shape[0], x.shape[1], ph, pw,
-                                                       ratio))
+                                                       ratio, aligned))
 
 
 def _nms(call: OpCall) -> list[Part]:
