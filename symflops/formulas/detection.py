@@ -28,8 +28,8 @@ which this formula refuses):
   bin's sum (1): 8;
 * per box, channel and bin: the average, one divide by ``S``.
 
-``R (b + 20 P S + C P (8 S + 1))``, ``b`` = 12 or 14. Checked against a literal loop over the kernel's
-operations in tests/test_detection_ops.py.
+``R (b + 20 P S + C P (8 S + 1))``, ``b`` = 12 or 14. Checked against a literal loop over the
+kernel's operations in tests/test_detection_ops.py.
 
 **nms** of ``N`` boxes: which pairs of boxes the kernel compares depends on which boxes an
 earlier box suppressed, so, as for a sort (:mod:`symflops.formulas.sorting`), the count is the
