@@ -137,6 +137,11 @@ def _bound(func: Any, args: Any, kwargs: Any) -> Any:
         return _numel(ts[0])
     if name == "aten.masked_select":
         return _numel(ts[0]) if len(ts) < 2 else sp.Max(_numel(ts[0]), _numel(ts[1]))
+    if name == "aten.index" and len(args) > 1 and isinstance(args[1], (list, tuple)):
+        # x[mask]: at most the mask's elements (SSD's per-class score threshold)
+        masks = [m for m in args[1] if isinstance(m, torch.Tensor) and m.dtype == torch.bool]
+        if len(masks) == 1:
+            return _numel(masks[0])
     if name in ("torchvision.nms", "torchvision.batched_nms"):
         return C.sym_expr(ts[0].shape[0])
     return None
