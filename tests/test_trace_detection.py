@@ -270,3 +270,37 @@ def test_sized_detector_batch_and_refusals(stand_in):
         sized_detector(torch.nn.Linear(2, 2))
     with pytest.raises(SymflopsError, match="one \\(B, 3, H, W\\) batch"):
         sized_detector(model)([torch.rand(3, 8, 8)])
+
+
+class TopK(torch.nn.Module):
+    """The rows above their mean, by a boolean mask, cut to the first 6 (an RPN's
+    ``keep[:post_nms_top_n]``)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = x.sum(1)
+        return x[s > s.mean()][:6]
+
+
+class CutThenHead(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.cut = TopK()
+        self.head = torch.nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.cut(x))
+
+
+def test_a_count_under_a_top_k_cut_is_named():
+    torch.manual_seed(3)
+    model = CutThenHead().eval()
+    c = sf.trace(model, "N 4", convention="torch", data_dependent={"R": "cut"}, warn=False)
+    assert c.flops == 2 * 4 * 3 * sp.Min(6, R)
+    assert c.report.data_dependent["R"]["op"] == "aten.index"     # x[mask]
+    assert sp.Le(R, symbol("N")) in c.validity                   # at most the mask's size
+    for n in (3, 40):   # below and above the cut
+        x = torch.randn(n, 4)
+        kept = int((x.sum(1) > x.sum(1).mean()).sum())
+        with torch.no_grad(), flop_counter.FlopCounterMode(display=False) as fc:
+            model(x)
+        assert c.subs(N=n, R=kept).flops == fc.get_total_flops() == 24 * min(6, kept)
