@@ -39,7 +39,7 @@ def _names(model: Any, b: int) -> dict[str, Any]:
     NMS keeps (two-stage models) and the detections' NMS."""
     if hasattr(model, "rpn"):
         return {"R": "rpn", "D": "roi_heads"}
-    return {}
+    return {"D": ""}  # one stage: the model's own output (its first image's boxes)
 
 
 def _real(model: Any, b: int, h: int, w: int, resize: bool = False
