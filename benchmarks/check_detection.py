@@ -89,28 +89,6 @@ def _subs(cost: Any, h: int, w: int, proposals: list[int], detections: list[int]
     return values
 
 
-def _native_ssd(meta: Any, real: Any, rows: list[tuple[str, str, int, int]]) -> int:
-    """SSDlite at its own 320x320 (torchvision's fixed-size resize of a 480x640 image):
-    traced at example sizes 320x320, where torch pins the size (its last feature maps are
-    1x1), compared there. Returns 1 on a mismatch."""
-    import symflops as sf
-    from symflops.tracing.detection import sized_detector
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        cost = sf.trace(sized_detector(meta), "1 3 H W", convention="torch",
-                        hints={"H": 320, "W": 320}, data_dependent={"D": ""}, warn=False)
-    theirs, _p, _d, (hr, wr) = _real(real, 1, *RESIZED, resize=True)
-    ours = int(cost.subs(H=hr, W=wr).flops)
-    fixed = dict(cost.report.fixed)  # type: ignore[attr-defined]
-    print(f"  B=1, {RESIZED[0]}x{RESIZED[1]} resized to {hr}x{wr} (traced there, fixed "
-          f"{fixed}): symflops {ours:,}, FlopCounterMode {theirs:,} "
-          f"{'equal' if ours == theirs else 'DIFFERS'}")
-    rows.append(("ssdlite320_mobilenet_v3_large",
-                 f"1x3x{RESIZED[0]}x{RESIZED[1]} resized to {hr}x{wr} (pinned)", ours, theirs))
-    return int(ours != theirs)
-
-
 def main(argv: list[str]) -> int:
     import torch
     from torchvision.models import detection
@@ -173,8 +151,6 @@ def main(argv: list[str]) -> int:
                 print(f"  B={b}, {at} ({counts}): symflops {ours:,} FLOPs (torch), "
                       f"FlopCounterMode {theirs:,} {'equal' if same else 'DIFFERS'}")
                 rows.append((name, f"{b}x3x{at}", ours, theirs))
-        if "ssd" in name:  # its own size: traced there (pinned), through its own resize
-            bad += _native_ssd(meta, real, rows)
     print()
     print("| model | input | symflops (torch) | FlopCounterMode | equal |")
     print("|---|---|---:|---:|---|")
