@@ -176,3 +176,25 @@ def test_nms_symbolic_and_refusals():
     assert det.nms_derivation(0).work == {}
     with pytest.raises(SymflopsError, match="negative"):
         det.nms_work(-1)
+
+
+def test_the_handlers_read_torchvision_s_arguments():
+    """The handlers on hand-built calls (torchvision's schemas: ``roi_align(input, rois,
+    spatial_scale, pooled_height, pooled_width, sampling_ratio, aligned)``, ``nms(dets,
+    scores, iou_threshold)``); registering needs torchvision, which is not here."""
+    from symflops.tracing.handlers import detection as handlers
+    from symflops.tracing.registry import OpCall, TShape
+
+    r, c = symbol("R"), symbol("C")
+    x, rois = TShape((sp.Integer(2), c, symbol("h"), symbol("w"))), TShape((r, sp.Integer(5)))
+    out = (TShape((r, c, sp.Integer(7), sp.Integer(7))),)
+    for aligned in (False, True):
+        call = OpCall("roi_align", (x, rois, 0.25, 7, 7, 2, aligned), {}, out)
+        (part,) = handlers._roi_align(call)
+        assert part.derivation.work == det.roi_align_work(r, c, 7, 7, 2, aligned)
+    with pytest.raises(SymflopsError, match="sampling_ratio"):
+        handlers._roi_align(OpCall("roi_align", (x, rois, 0.25, 7, 7, 0, False), {}, out))
+    n = symbol("n")
+    (part,) = handlers._nms(OpCall("nms", (TShape((n, sp.Integer(4))), TShape((n,)), 0.5),
+                                   {}, (TShape((symbol("k"),), "int64"),)))
+    assert part.derivation.work == det.nms_work(n)
