@@ -9,7 +9,10 @@ the resized size. :func:`sized_detector` returns a model that takes a batch tens
 transform that normalizes and pads exactly as torchvision does (the padding to a multiple
 of ``size_divisible`` is symbolic: ``H`` need not be a multiple of 32) and skips the
 resize; the boxes go through torchvision's own ``resize_boxes`` with ratio 1 (the
-arithmetic the real model does when it does not resize). See ``docs/detection.md``.
+arithmetic the real model does when it does not resize). During the forward, four spots of
+torchvision's code are rerouted so that the trace stays symbolic (:func:`rerouted`: the
+NMS path, ``min(k, size)`` before a top-k, the RoI pooler's scales and its RoI count). See
+``docs/detection.md``.
 
 The user's model is not changed: the returned module is a shallow copy sharing its
 submodules (and so its parameters).
