@@ -177,3 +177,130 @@ def test_default_names_and_bad_names(traced):
         sf.trace(model, "B 3 H W", data_dependent={"H": "rpn"}, warn=False)
     with pytest.raises(SymflopsError, match="must map"):
         sf.trace(model, "B 3 H W", data_dependent=["R"], warn=False)
+
+
+# --- sized_detector on a stand-in for a torchvision detector (no torchvision here) ---------
+
+from symflops.tracing.detection import sized_detector  # noqa: E402
+
+
+class StandInTransform(torch.nn.Module):
+    """What sized_detector reads of torchvision's GeneralizedRCNNTransform, and the real
+    transform's normalize and pad-to-32 (``batch_images``) for the reference forward (no
+    resize: the network runs at the image's size)."""
+
+    image_mean = [0.485, 0.456, 0.406]
+    image_std = [0.229, 0.224, 0.225]
+    size_divisible = 32
+
+    def normalize(self, image: torch.Tensor) -> torch.Tensor:
+        mean = torch.as_tensor(self.image_mean, dtype=image.dtype, device=image.device)
+        std = torch.as_tensor(self.image_std, dtype=image.dtype, device=image.device)
+        return (image - mean[:, None, None]) / std[:, None, None]
+
+    def forward(self, images: list[torch.Tensor], targets=None):
+        images = [self.normalize(i) for i in images]
+        sizes = [tuple(i.shape[-2:]) for i in images]
+        d = self.size_divisible
+        h = -(-max(s[0] for s in sizes) // d) * d
+        w = -(-max(s[1] for s in sizes) // d) * d
+        batch = images[0].new_zeros((len(images), 3, h, w))
+        for b, img in enumerate(images):
+            batch[b, :, :img.shape[1], :img.shape[2]].copy_(img)
+        return type("Batch", (), {"tensors": batch, "image_sizes": sizes})(), targets
+
+    def postprocess(self, result, image_shapes, original_image_sizes):
+        return result
+
+
+class StandInDetector(torch.nn.Module):
+    """A list of images in, per image the rows of the feature cells scoring above their
+    mean through a linear head out (torchvision's detectors' calling convention)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.transform = StandInTransform()
+        self.backbone = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=4, padding=1),
+                                            torch.nn.ReLU())
+        self.head = torch.nn.Linear(8, 6)
+
+    def forward(self, images: list[torch.Tensor]) -> list[torch.Tensor]:
+        batch, _ = self.transform(images)
+        f = self.backbone(batch.tensors)
+        scores = f.mean(1).flatten(1)
+        out = []
+        for i in range(len(images)):
+            keep = torch.nonzero(scores[i] > scores[i].mean()).squeeze(1)
+            out.append(self.head(f[i].flatten(1).t()[keep]))
+        return self.transform.postprocess(out, batch.image_sizes, batch.image_sizes)
+
+
+@pytest.fixture(scope="module")
+def stand_in() -> dict:
+    torch.manual_seed(1)
+    model = StandInDetector().eval()
+    return {"model": model,
+            "cost": sf.trace(sized_detector(model), "1 3 H W", convention="torch",
+                             data_dependent={"R": "head"}, warn=False)}
+
+
+@pytest.mark.parametrize("h, w", [(50, 70), (96, 64), (257, 33)])
+def test_sized_detector_pads_symbolically_and_equals_flop_counter(stand_in, h, w):
+    model, cost = stand_in["model"], stand_in["cost"]
+    assert not cost.report.fixed and R in cost.flops.free_symbols
+    seen: list[int] = []
+    hook = model.head.register_forward_hook(lambda m, i, o: seen.append(o.shape[0]))
+    try:
+        with torch.no_grad(), flop_counter.FlopCounterMode(display=False) as fc:
+            model([torch.rand(3, h, w)])      # the model's own transform pads to 32
+    finally:
+        hook.remove()
+    # the conv runs on the padded image: ceil(H / 32) * 32 rows, stride 4
+    padded = (-(-h // 32) * 32, -(-w // 32) * 32)
+    cells = ((padded[0] - 1) // 4 + 1) * ((padded[1] - 1) // 4 + 1)
+    assert cost.subs(H=h, W=w, R=seen[0]).flops == fc.get_total_flops() \
+        == 2 * cells * 8 * 27 + 2 * seen[0] * 8 * 6
+
+
+def test_sized_detector_batch_and_refusals(stand_in):
+    model = stand_in["model"]
+    two = sf.trace(sized_detector(model), "2 3 H W", convention="torch", warn=False)
+    assert len(two.report.data_dependent) == 2        # one count per image
+    with pytest.raises(SymflopsError, match="GeneralizedRCNNTransform"):
+        sized_detector(torch.nn.Linear(2, 2))
+    with pytest.raises(SymflopsError, match="one \\(B, 3, H, W\\) batch"):
+        sized_detector(model)([torch.rand(3, 8, 8)])
+
+
+class TopK(torch.nn.Module):
+    """The rows above their mean, by a boolean mask, cut to the first 6 (an RPN's
+    ``keep[:post_nms_top_n]``)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = x.sum(1)
+        return x[s > s.mean()][:6]
+
+
+class CutThenHead(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.cut = TopK()
+        self.head = torch.nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.cut(x))
+
+
+def test_a_count_under_a_top_k_cut_is_named():
+    torch.manual_seed(3)
+    model = CutThenHead().eval()
+    c = sf.trace(model, "N 4", convention="torch", data_dependent={"R": "cut"}, warn=False)
+    assert c.flops == 2 * 4 * 3 * sp.Min(6, R)
+    assert c.report.data_dependent["R"]["op"] == "aten.index"     # x[mask]
+    assert sp.Le(R, symbol("N")) in c.validity                   # at most the mask's size
+    for n in (3, 40):   # below and above the cut
+        x = torch.randn(n, 4)
+        kept = int((x.sum(1) > x.sum(1).mean()).sum())
+        with torch.no_grad(), flop_counter.FlopCounterMode(display=False) as fc:
+            model(x)
+        assert c.subs(N=n, R=kept).flops == fc.get_total_flops() == 24 * min(6, kept)

@@ -21,6 +21,7 @@ from symflops.formulas import (
     attention,
     conv,
     derivation,
+    detection,
     embedding,
     linear,
     moe,
@@ -38,7 +39,7 @@ from symflops.formulas import (
 )
 from symflops.formulas.derivation import Derivation
 
-__all__ = ["Derivation", "arith", "attention", "conv", "derivation", "embedding", "linear",
-           "moe", "norm", "pointwise", "pool", "recurrent", "resize", "rotary", "sampling",
-           "sorting", "ssm", "tokens", "window"]
+__all__ = ["Derivation", "arith", "attention", "conv", "derivation", "detection", "embedding",
+           "linear", "moe", "norm", "pointwise", "pool", "recurrent", "resize", "rotary",
+           "sampling", "sorting", "ssm", "tokens", "window"]
 

@@ -137,6 +137,11 @@ def _bound(func: Any, args: Any, kwargs: Any) -> Any:
         return _numel(ts[0])
     if name == "aten.masked_select":
         return _numel(ts[0]) if len(ts) < 2 else sp.Max(_numel(ts[0]), _numel(ts[1]))
+    if name == "aten.index" and len(args) > 1 and isinstance(args[1], (list, tuple)):
+        # x[mask]: at most the mask's elements (SSD's per-class score threshold)
+        masks = [m for m in args[1] if isinstance(m, torch.Tensor) and m.dtype == torch.bool]
+        if len(masks) == 1:
+            return _numel(masks[0])
     if name in ("torchvision.nms", "torchvision.batched_nms"):
         return C.sym_expr(ts[0].shape[0])
     return None
@@ -227,10 +232,26 @@ def _output_count(path: str, io_out: Mapping[tuple[str, ...], Any], log: CountLo
     first = shape.shape[0] if shape is not None and shape.shape else None
     if isinstance(first, sp.Symbol) and first in log.by_sym:
         return first
+    cut = _top_k_cut(first, log)
+    if cut is not None:
+        return cut
     raise SymflopsError(f"data_dependent: the first size of {path}'s output is not one "
                         "data-dependent count", layer="trace",
                         values={name: path, "size": str(first), "counts made": made},
                         fix="name the count itself by its default name (n1, n2, ...)")
+
+
+def _top_k_cut(size: Any, log: CountLog) -> sp.Symbol | None:
+    """The count ``u`` of a size ``Min(k, u)`` (``keep[:k]`` after an NMS: torchvision's
+    RPN keeps at most ``post_nms_top_n`` proposals, its heads ``detections_per_img``): the
+    name then stands for the count before the cut, and the formula carries the cut
+    (``Min(1000, R)``); at a measured number of kept items ``r`` (< k, or = k) ``R = r`` is
+    exact, since ``Min(k, r) = r``."""
+    if type(size).__name__ != "Min" or len(size.args) != 2:  # sympy.Min or torch's
+        return None
+    consts = [a for a in size.args if a.is_Integer]
+    rest = [a for a in size.args if isinstance(a, sp.Symbol) and a in log.by_sym]
+    return rest[0] if len(consts) == 1 and len(rest) == 1 else None
 
 
 def count_conditions(log: CountLog, names: Mapping[sp.Symbol, str], smap: Any
@@ -256,7 +277,10 @@ def count_conditions(log: CountLog, names: Mapping[sp.Symbol, str], smap: Any
 
 
 def _always(cond: sp.Basic) -> bool:
-    """A condition every positive size meets (``R >= 0``, ``4*R >= 0``)."""
+    """A condition every positive size meets (``R >= 0``, ``4*R >= 0``, ``Min(1000, n) <=
+    n``: a top-k cut is at most what it cuts)."""
+    if isinstance(cond, sp.Le) and isinstance(cond.lhs, sp.Min) and cond.rhs in cond.lhs.args:
+        return True
     try:
         pos = {s: sp.Symbol(s.name, positive=True, integer=True) for s in cond.free_symbols}
         return bool(cond.xreplace(pos).simplify() is sp.true)

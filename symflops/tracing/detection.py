@@ -9,7 +9,10 @@ the resized size. :func:`sized_detector` returns a model that takes a batch tens
 transform that normalizes and pads exactly as torchvision does (the padding to a multiple
 of ``size_divisible`` is symbolic: ``H`` need not be a multiple of 32) and skips the
 resize; the boxes go through torchvision's own ``resize_boxes`` with ratio 1 (the
-arithmetic the real model does when it does not resize). See ``docs/detection.md``.
+arithmetic the real model does when it does not resize). During the forward, four spots of
+torchvision's code are rerouted so that the trace stays symbolic (:func:`rerouted`: the
+NMS path, ``min(k, size)`` before a top-k, the RoI pooler's scales and its RoI count). See
+``docs/detection.md``.
 
 The user's model is not changed: the returned module is a shallow copy sharing its
 submodules (and so its parameters).
@@ -17,15 +20,17 @@ submodules (and so its parameters).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import types
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 
 from symflops.errors import SymflopsError
 
-__all__ = ["sized_detector", "FixedSizeTransform"]
+__all__ = ["sized_detector", "FixedSizeTransform", "rerouted"]
 
 
 class FixedSizeTransform(torch.nn.Module):
@@ -44,8 +49,10 @@ class FixedSizeTransform(torch.nn.Module):
         self._inner = transform
 
     def forward(self, images: list[torch.Tensor], targets: Any = None) -> tuple[Any, Any]:
-        from torchvision.models.detection.image_list import ImageList
-
+        try:
+            from torchvision.models.detection.image_list import ImageList
+        except ImportError:  # a stand-in detector without torchvision: the same fields
+            ImageList = _ImageList  # noqa: N806
         if targets is not None:
             raise SymflopsError("sized_detector traces inference: targets are not taken",
                                 layer="sized_detector",
@@ -68,6 +75,118 @@ class FixedSizeTransform(torch.nn.Module):
                                  [(1, 1)] * len(result))
 
 
+class _ImageList:
+    """torchvision's ``ImageList`` (the padded batch and each image's size before the pad),
+    for a detector written without torchvision."""
+
+    def __init__(self, tensors: torch.Tensor, image_sizes: list[tuple[Any, Any]]) -> None:
+        self.tensors = tensors
+        self.image_sizes = image_sizes
+
+
+@contextlib.contextmanager
+def rerouted() -> Iterator[None]:
+    """Four spots of torchvision's detection code rerouted for the duration of a forward
+    (restored on exit, also on error), each so that the trace stays symbolic; none changes
+    an op FlopCounterMode counts:
+
+    * ``batched_nms`` runs its coordinate trick. It switches on the number of coordinates
+      it gets (a data-dependent size): at most 4,000 on CPU (100,000 elsewhere), and always
+      when exporting, it offsets each class's boxes so that classes never overlap and runs
+      one ``nms``; above, it loops over the classes present (``torch.unique``: a count of its
+      own, which a trace could follow only at one example value). Both keep the same boxes.
+      Under torch and macs both cost 0; under exact, the trick's max over the coordinates
+      and its offsets are counted, the loop's compares per class are not.
+    * ``_topk_min`` (``min(k, size)`` before a top-k) is ``torch.sym_min``: Python's ``min``
+      decides at the example size, and the formula would hold on one side of ``k`` only.
+    * the pooler's scales (each level's stride, which torchvision infers from the first
+      image it sees and keeps) are read at the example sizes without a guard on them.
+    * ``_multiscale_roi_align`` reads the number of RoIs as a size, where torchvision's
+      ``len(rois)`` makes the count a Python int, fixed at its example value.
+
+    Without torchvision (a stand-in detector) nothing is rerouted."""
+    try:
+        from torchvision.models.detection import _utils as det_utils
+        from torchvision.ops import boxes as box_ops
+        from torchvision.ops import poolers
+    except ImportError:  # a stand-in detector without torchvision: nothing to reroute
+        yield
+        return
+
+    original, setup = box_ops.batched_nms, poolers._setup_scales
+    pool, topk_min = poolers._multiscale_roi_align, det_utils._topk_min
+
+    def symbolic_topk_min(input: torch.Tensor, orig_kval: int, axis: int) -> Any:
+        # min(k, size) kept symbolic (torch.sym_min): Python's min decides at the example
+        # size, so the formula would hold only on one side of k
+        return torch.sym_min(orig_kval, input.size(axis))
+
+    def coordinate_trick(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor,
+                         iou_threshold: float) -> torch.Tensor:
+        return box_ops._batched_nms_coordinate_trick(boxes, scores, idxs, iou_threshold)
+
+    def scales_at_example(features: list[torch.Tensor], image_shapes: list[Any],
+                          canonical_scale: int, canonical_level: int) -> Any:
+        # the scales are the levels' strides (torchvision reads them at the first image it
+        # sees and keeps them): read at the example sizes, without a guard on them
+        shapes = [types.SimpleNamespace(shape=tuple(_example(s) for s in f.shape))
+                  for f in features]
+        return setup(shapes, [tuple(_example(s) for s in shape) for shape in image_shapes],
+                     canonical_scale, canonical_level)
+
+    box_ops.batched_nms = coordinate_trick
+    poolers._setup_scales = scales_at_example
+    poolers._multiscale_roi_align = _multiscale_roi_align
+    det_utils._topk_min = symbolic_topk_min
+    try:
+        yield
+    finally:
+        det_utils._topk_min = topk_min
+        box_ops.batched_nms = original
+        poolers._setup_scales = setup
+        poolers._multiscale_roi_align = pool
+
+
+def _multiscale_roi_align(x_filtered: list[torch.Tensor], boxes: list[torch.Tensor],
+                          output_size: list[int], sampling_ratio: int, scales: Any,
+                          mapper: Any) -> torch.Tensor:
+    """torchvision's ``poolers._multiscale_roi_align`` (eager path), the number of RoIs read
+    as a size (``rois.shape[0]``) where torchvision calls ``len(rois)``: ``len`` makes a
+    data-dependent count a Python int, fixing it at its example value for the rest of the
+    trace. The ops are torchvision's, in its order."""
+    from torchvision.ops import poolers, roi_align
+
+    if scales is None or mapper is None:
+        raise ValueError("scales and mapper should not be None")
+    rois = poolers._convert_to_roi_format(boxes)
+    if len(x_filtered) == 1:
+        return roi_align(x_filtered[0], rois, output_size=output_size,
+                         spatial_scale=scales[0], sampling_ratio=sampling_ratio)
+    levels = mapper(boxes)
+    first = x_filtered[0]
+    result = torch.zeros((rois.shape[0], first.shape[1]) + tuple(output_size),
+                         dtype=first.dtype, device=first.device)
+    for level, (per_level_feature, scale) in enumerate(zip(x_filtered, scales, strict=True)):
+        idx_in_level = torch.where(levels == level)[0]
+        result_idx_in_level = roi_align(per_level_feature, rois[idx_in_level],
+                                        output_size=output_size, spatial_scale=scale,
+                                        sampling_ratio=sampling_ratio)
+        result[idx_in_level] = result_idx_in_level.to(result.dtype)
+    return result
+
+
+def _example(size: Any) -> Any:
+    """A size's value at the example sizes, read without a guard (the int itself when
+    concrete)."""
+    if isinstance(size, torch.SymInt):
+        hint = size.node.hint
+        if hint is None:
+            raise SymflopsError("a detector's pooler scale depends on a data-dependent size",
+                                layer="sized_detector", values={"size": str(size)})
+        return int(hint)
+    return size
+
+
 def sized_detector(model: torch.nn.Module) -> torch.nn.Module:
     """``model`` (a torchvision detector with a ``transform``) taking one batch tensor
     ``(B, 3, H, W)`` at the size the network runs at, without the resize.
@@ -75,6 +194,9 @@ def sized_detector(model: torch.nn.Module) -> torch.nn.Module:
     ``B`` is the number of images (torchvision loops over them: trace it as an int), ``H``
     and ``W`` the resized size (``sf.trace(sized_detector(m), "1 3 H W")``).
     """
+    from symflops.tracing.handlers.detection import register_torchvision_ops
+
+    register_torchvision_ops()
     transform = getattr(model, "transform", None)
     if transform is None or not all(hasattr(transform, a) for a in
                                     ("image_mean", "image_std", "size_divisible",
@@ -94,7 +216,8 @@ def sized_detector(model: torch.nn.Module) -> torch.nn.Module:
             raise SymflopsError("sized_detector takes one (B, 3, H, W) batch tensor",
                                 layer="sized_detector",
                                 values={"input": getattr(x, "shape", type(x).__name__)})
-        return forward(self, list(x.unbind(0)))
+        with rerouted():
+            return forward(self, list(x.unbind(0)))
 
     clone.forward = types.MethodType(batched, clone)
     return clone

@@ -17,6 +17,7 @@ from __future__ import annotations
 from symflops.tracing.handlers import (  # noqa: F401  (importing registers the handlers)
     attention,
     conv,
+    detection,
     embedding,
     linear,
     linear_rnn,

@@ -1,0 +1,163 @@
+"""Check symflops' symbolic traces of torchvision's detectors against torch's FlopCounterMode
+on a real forward (a count nobody here wrote), at two sizes and two batch sizes.
+
+Each detector is traced once per batch size B on meta, ``sf.trace(sized_detector(m),
+"B 3 H W", data_dependent=...)``: symbolic in H and W, the data-dependent sizes as symbols of
+their own (``R``: the boxes the RPN's NMS keeps, ``D``: the detections' NMS; per image). The
+real forward runs the unchanged torchvision model on CPU (random weights) with its resize
+made the identity (``min_size`` and ``max_size`` at the image's own size), so the network
+runs at H x W as in the trace; the counts the real forward made are read from its outputs
+and substituted. Run it where torchvision imports:
+
+    PYTHONPATH=. /work/tvenv/bin/python benchmarks/check_detection.py [model ...]
+
+Exit status 1 if a size disagrees or a model does not trace symbolically.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from typing import Any
+
+MODELS = ("fasterrcnn_mobilenet_v3_large_fpn", "fasterrcnn_resnet50_fpn",
+          "retinanet_resnet50_fpn", "fcos_resnet50_fpn", "ssdlite320_mobilenet_v3_large")
+#: (H, W) at B = 1 and B = 2: off the 32-lattice (the transform pads) and on it
+SIZES = ((320, 416), (512, 384))
+BATCHES = (1, 2)
+#: an image through torchvision's own resize (B = 1): the formula at the size it makes
+RESIZED = (480, 640)
+#: SSDlite's last feature maps are 1x1 below 513 (a size-1 broadcast torch pins): traced
+#: at example sizes above, checked there
+SSD_HINTS = {"H": 640, "W": 704}
+SSD_SIZES = ((544, 608), (700, 520))
+
+
+def _names(model: Any, b: int) -> dict[str, Any]:
+    """The user names of the counts to substitute: per image, the boxes the first stage's
+    NMS keeps (two-stage models) and the detections' NMS."""
+    if hasattr(model, "rpn"):
+        return {"R": "rpn", "D": "roi_heads"}
+    return {"D": ""}  # one stage: the model's own output (its first image's boxes)
+
+
+def _real(model: Any, b: int, h: int, w: int, resize: bool = False
+          ) -> tuple[int, list[int], list[int], tuple[int, int]]:
+    """FlopCounterMode's total on a real CPU forward of the unchanged model at (b, 3, h, w),
+    per image the RPN's kept proposals and the detections, and the size the network ran at
+    (torchvision's resize, before the pad). ``resize=False`` makes the resize the
+    identity."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    proposals: list[int] = []
+    ran: list[tuple[int, int]] = []
+    hooks = [model.transform.register_forward_hook(
+        lambda m, i, o: ran.append(tuple(o[0].image_sizes[0])))]
+    if hasattr(model, "rpn"):
+        hooks.append(model.rpn.register_forward_hook(
+            lambda m, i, o: proposals.extend(int(p.shape[0]) for p in o[0])))
+    t = model.transform
+    keep = t.min_size, t.max_size, t.fixed_size
+    if not resize:  # the resize is the identity (SSD's fixed 320x320 size off)
+        t.min_size, t.max_size, t.fixed_size = (min(h, w),), max(h, w), None
+    torch.manual_seed(h * w + b)
+    images = [torch.rand(3, h, w) for _ in range(b)]
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            out = model(images)
+    finally:
+        t.min_size, t.max_size, t.fixed_size = keep
+        for hook in hooks:
+            hook.remove()
+    return (counter.get_total_flops(), proposals, [int(d["boxes"].shape[0]) for d in out],
+            ran[0])
+
+
+def _subs(cost: Any, h: int, w: int, proposals: list[int], detections: list[int]
+          ) -> dict[str, int]:
+    """The values of the trace's count symbols from the real forward: image 0's by their
+    names, the others' by the order the trace made them (one NMS per stage and image)."""
+    values: dict[str, int] = {"H": h, "W": w}
+    dd = cost.report.data_dependent
+    rpn = [n for n, d in dd.items() if d["op"] == "torchvision.nms" and d["at"] == "rpn"]
+    heads = [n for n, d in dd.items() if d["op"] == "torchvision.nms" and d["at"] != "rpn"]
+    for names, seen in ((rpn, proposals), (heads, detections)):
+        for name, value in zip(names, seen, strict=False):
+            values[name] = value
+    return values
+
+
+def main(argv: list[str]) -> int:
+    import torch
+    from torchvision.models import detection
+
+    import symflops as sf
+    from symflops.tracing.detection import sized_detector
+
+    bad = 0
+    rows: list[tuple[str, str, int, int]] = []
+    for name in argv or MODELS:
+        torch.manual_seed(0)
+        real = getattr(detection, name)(weights=None, weights_backbone=None).eval()
+        # random weights score every box alike (objectness 0.5, class scores ~1/91): keep
+        # every score and suppress overlaps harder, so the counts land below the top-k
+        # cuts and vary with the size (the thresholds change the counts, not the ops)
+        for part in (getattr(real, "rpn", None), getattr(real, "roi_heads", None), real):
+            if part is not None and hasattr(part, "nms_thresh"):
+                part.nms_thresh = 0.05
+            if part is not None and hasattr(part, "score_thresh"):
+                part.score_thresh = 0.0
+        with torch.device("meta"):
+            meta = getattr(detection, name)(weights=None, weights_backbone=None).eval()
+        for b in BATCHES:
+            started = time.perf_counter()
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    cost = sf.trace(sized_detector(meta), f"{b} 3 H W", convention="torch",
+                                    hints=SSD_HINTS if "ssd" in name else None,
+                                    data_dependent=_names(meta, b), warn=False)
+            except Exception as e:  # noqa: BLE001 (a failure is reported, then counted)
+                print(f"{name} B={b}: does not trace: {type(e).__name__}: {str(e)[:300]}")
+                bad += 1
+                continue
+            fixed = dict(cost.report.fixed)  # type: ignore[attr-defined]
+            print(f"{name} B={b}: traced in {time.perf_counter() - started:.1f} s; flops "
+                  f"symbols: {sorted(str(s) for s in cost.flops.free_symbols)}"
+                  f"{'; FIXED ' + str(fixed) if fixed else ''}")
+            bad += bool(fixed)
+            sizes = SSD_SIZES if "ssd" in name else SIZES
+            for h, w, resize in [(h, w, False) for h, w in sizes] + \
+                    ([(RESIZED[0], RESIZED[1], True)] if b == 1 and "ssd" not in name else []):
+                theirs, proposals, detections, (hr, wr) = _real(real, b, h, w, resize)
+                values = _subs(cost, hr, wr, proposals, detections)
+                missing = {str(s) for s in cost.flops.free_symbols} - set(values)
+                if missing:
+                    print(f"  {h}x{w}: no value for {sorted(missing)}")
+                    bad += 1
+                    continue
+                try:
+                    ours = int(cost.subs(**values).flops)
+                except Exception as e:  # noqa: BLE001 (outside the domain: reported)
+                    print(f"  {h}x{w}: {type(e).__name__}: {str(e)[:200]}")
+                    bad += 1
+                    continue
+                same = ours == theirs
+                bad += not same
+                counts = ", ".join(f"{k}={v}" for k, v in values.items() if k not in "HW")
+                at = f"{h}x{w} resized to {hr}x{wr}" if resize else f"{h}x{w}"
+                print(f"  B={b}, {at} ({counts}): symflops {ours:,} FLOPs (torch), "
+                      f"FlopCounterMode {theirs:,} {'equal' if same else 'DIFFERS'}")
+                rows.append((name, f"{b}x3x{at}", ours, theirs))
+    print()
+    print("| model | input | symflops (torch) | FlopCounterMode | equal |")
+    print("|---|---|---:|---:|---|")
+    for name, size, ours, theirs in rows:
+        print(f"| {name} | {size} | {ours:,} | {theirs:,} | {'yes' if ours == theirs else 'NO'} |")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
