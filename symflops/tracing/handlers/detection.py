@@ -39,8 +39,12 @@ def _roi_align(call: OpCall) -> list[Part]:
 
 
 def _nms(call: OpCall) -> list[Part]:
-    """``nms(boxes, scores, iou_threshold)``: boxes ``(n, 4)``."""
-    return one(formulas.detection.nms_derivation(call.args[0].shape[0]))
+    """``nms(boxes, scores, iou_threshold)``: boxes ``(n, 4)``. The count is the kernel's
+    worst case (no box suppressed), an upper bound, and the leaf's notes say so."""
+    d = formulas.detection.nms_derivation(call.args[0].shape[0])
+    return [Part.of(d, notes=("nms: an upper bound, the kernel's worst case (no box "
+                              "suppressed); how many boxes a real run suppresses depends "
+                              "on the data",))]
 
 
 def register_torchvision_ops() -> bool:
