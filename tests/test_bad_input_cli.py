@@ -315,8 +315,8 @@ CASES = [
           "leave --hint out")),
     Case("hint-for-an-sf-nn-network", ["trace", f"{M}:linear", *L, "--hint", "B=3"],
          ("--hint applies to traced torch models", "models.py:linear returns an sf.nn")),
-    Case("train-for-an-sf-nn-network", ["trace", f"{M}:linear", *L, "--train"],
-         ("--train applies to traced torch models", "returns an sf.nn network")),
+    Case("zero-without-train", ["trace", f"{M}:linear", *L, "--zero", "1"],
+         ("--zero sizes the training memory", "add --train")),
     Case("train-for-a-layer", [*SCALE, "--range", "1:4", "--train"],
          ("--train applies to traced torch models", "Linear is an sf.nn layer")),
     # -- --at
