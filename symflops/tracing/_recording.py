@@ -332,7 +332,7 @@ class _Recorder(C.TorchDispatchMode):
             out, made = hit
             if _call_key(out, False) == made:  # not resized in place since
                 return out
-        out = func(*args, **kwargs)
+        out = _uncached(func, args, kwargs)
         self.repeats[key] = (out, _call_key(out, False))
         return out
 
@@ -353,7 +353,7 @@ class _Recorder(C.TorchDispatchMode):
             return func(*args, **kwargs)
         hit = self.views.get(key)
         if hit is None:
-            out = func(*args, **kwargs)
+            out = _uncached(func, args, kwargs)
             self.views[key] = _view_layout(x, out)
             return out
         if hit is _NOT_REPEATED:
@@ -459,6 +459,20 @@ def _call_key(x: Any, identity: bool) -> Any:
 
 
 _NOT_REPEATED = object()
+
+
+def _uncached(func: Any, args: Any, kwargs: dict[str, Any]) -> Any:
+    """``func(*args, **kwargs)`` with the fake mode's op cache off: the recorder keeps
+    its own (:meth:`_Recorder._repeat`), and filling an entry of torch's rebuilds the
+    output's symbolic sizes and strides (a third of a GPT-2 trace)."""
+    mode = next((getattr(t, "fake_mode", None) for t in tensors((args, kwargs))), None)
+    if mode is None or not mode.cache_enabled:
+        return func(*args, **kwargs)
+    mode.cache_enabled = False
+    try:
+        return func(*args, **kwargs)
+    finally:
+        mode.cache_enabled = True
 
 
 def _view_layout(x: torch.Tensor, out: Any) -> Any:
