@@ -243,16 +243,16 @@ def _new(x: torch.Tensor, sizes: list[Any]) -> torch.Tensor:
     return hit
 
 
-def _fresh(x: torch.Tensor, sizes: Any) -> torch.Tensor:
-    """``x.new_empty(sizes)`` bypassing the fake mode's op cache: a new shape misses it,
-    and filling a cache entry derives the memory format of symbolic strides (4x the cost
-    of making the tensor)."""
+def _fresh(x: torch.Tensor, sizes: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """``x.new_empty(sizes, dtype=dtype)`` bypassing the fake mode's op cache: a new shape
+    misses it, and filling a cache entry derives the memory format of symbolic strides (4x
+    the cost of making the tensor)."""
     mode = getattr(x, "fake_mode", None)
     if mode is None or not mode.cache_enabled:
-        return x.new_empty(sizes)
+        return x.new_empty(sizes, dtype=dtype)
     mode.cache_enabled = False
     try:
-        return x.new_empty(sizes)
+        return x.new_empty(sizes, dtype=dtype)
     finally:
         mode.cache_enabled = True
 
@@ -327,8 +327,8 @@ def _ceil_pool(name: str) -> Any:
             if need > 1 and not size >= need:  # records a guard (H >= k): validity
                 return None
             sizes.append(ceil_pool_size(size, kernel[i], stride[i], padding[i], dilation[i]))
-        out = x.new_empty(sizes)
-        return (out, x.new_empty(sizes, dtype=torch.int64)) if indices else out
+        out = _fresh(x, sizes)
+        return (out, _fresh(x, sizes, torch.int64)) if indices else out
 
     return rule
 
