@@ -220,3 +220,19 @@ def test_transposed_conv_gradients_by_hand():
     with FlopCounterMode(display=False) as fc:
         m(x).sum().backward()
     assert fc.get_total_flops() == int(c.with_convention("torch").flops.subs({B: 5, L: 11}))
+
+
+@pytest.mark.parametrize("case", ["window-attention", "window-attention-shifted"])
+def test_a_frozen_window_attention_passes_the_gradient_through(case):
+    # the attention's parameters frozen, the linear before it trained: qkv and proj take
+    # only their input gradients, the bias table none; the core keeps what it keeps
+    build, net_class, spec, shape = CASES[case]
+    net = net_class()
+    net.attn.requires_grad_(False)
+    traced = sf.trace(net, spec, mode="train", warn=False)
+    mine = build().cost(shape, mode="train", frozen=["1"], accounting="torch")
+    kinds = set(traced.work) | set(mine.work)
+    assert {k: sp.expand(traced.work.get(k, 0) - mine.work.get(k, 0)) for k in kinds} == \
+        dict.fromkeys(kinds, 0)
+    assert sp.expand(traced.memory.activations - mine.memory.activations) == 0
+    assert traced.memory.trainable == mine.memory.trainable == 8 * 8 + 8

@@ -125,15 +125,13 @@ class WindowAttention(Layer):
         gradients are :func:`symflops.formulas.window.window_attention_grad_derivations`
         (two bmm backward pairs, the softmax's, the bias's sum over the windows, the query
         scale's, the q/k/v slices' adds), and the core keeps the scaled ``q``, ``k``, the
-        softmax output and ``v``; ``proj`` keeps its input. Crop and roll back are free."""
+        softmax output and ``v``; ``proj`` keeps its input. Crop and roll back are free.
+        Frozen (``x`` needing a gradient): the linear layers take no weight gradients, the
+        bias table none, and what the core keeps is the same (x's gradient needs it)."""
         eval_cost = self._cost(shape, name)
         trainable = not tr.is_frozen(path)
         if not (x.grad or trainable):
             return no_grad(self, shape, name, tr, eval_cost)
-        if not trainable:
-            raise SymflopsError("mode='train' of a frozen window attention is not derived",
-                                layer=self.spec(),
-                                fix="trace the torch module with sf.trace(..., mode='train')")
         batch, hp, wp = eval_cost["qkv"].input_shape[:3]
         padded = (batch, hp, wp, self.dim)
         tokens = batch * hp * wp
@@ -145,6 +143,8 @@ class WindowAttention(Layer):
                    input_shape=padded, output_shape=padded)
         grads = window_attention_grad_derivations(batch, hp, wp, self.dim, self.heads,
                                                   self.window)
+        if not trainable:  # frozen: the bias table takes no gradient (x's still flows)
+            grads.pop("grad_bias")
         n = self.window ** 2
         saved = [tr.saved(path, "q", tokens * self.dim), tr.saved(path, "k", tokens * self.dim),
                  tr.saved(path, "softmax output", tokens * self.heads * n),
@@ -154,8 +154,8 @@ class WindowAttention(Layer):
                     children=[fwd, *grad_leaves(grads, "WindowAttention", "window attention",
                                                 padded)],
                     input_shape=padded, output_shape=padded,
-                    memory=tr.mem(table, table, saved, factored_size(
-                        [((2 * self.window - 1) ** 2, self.heads)])))
+                    memory=tr.mem(table, table if trainable else 0, saved, factored_size(
+                        [((2 * self.window - 1) ** 2, self.heads)]) if trainable else 0))
         proj = train_layer(Linear(self.dim, self.dim, self.proj_bias), padded, "proj",
                            join(path, "proj"), tr.new(tokens * self.dim, True), tr)
         cost = composite(self, shape, name, tr, [qkv.cost, core, proj.cost], shape).replace(
