@@ -236,3 +236,20 @@ def test_a_frozen_window_attention_passes_the_gradient_through(case):
         dict.fromkeys(kinds, 0)
     assert sp.expand(traced.memory.activations - mine.memory.activations) == 0
     assert traced.memory.trainable == mine.memory.trainable == 8 * 8 + 8
+
+
+@pytest.mark.parametrize("case", ["lstm-cell", "gru-cell", "lstm-cell-no-bias"])
+def test_a_frozen_cell_passes_the_gradient_through(case):
+    # the cell frozen, the linear before it trained: only x's gradient (grad_input of
+    # W_ih) and the gates' elementwise gradients; the cell keeps its gates, tanh(c') (LSTM:
+    # and the zero state for f c) or n, h - n and gh_n's copy (GRU), not x
+    build, net_class, spec, shape = CASES[case]
+    net = net_class()
+    net.cell.requires_grad_(False)
+    traced = sf.trace(net, spec, mode="train", warn=False)
+    mine = build().cost(shape, mode="train", frozen=["1"], accounting="torch")
+    kinds = set(traced.work) | set(mine.work)
+    assert {k: sp.expand(traced.work.get(k, 0) - mine.work.get(k, 0)) for k in kinds} == \
+        dict.fromkeys(kinds, 0)
+    assert sp.expand(traced.memory.activations - mine.memory.activations) == 0
+    assert traced.memory.trainable == mine.memory.trainable == 4 * 4 + 4

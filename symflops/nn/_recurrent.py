@@ -313,11 +313,6 @@ class _Cell(Layer):
         trainable = not tr.is_frozen(path)
         if not (x.grad or trainable):
             return no_grad(self, shape, name, tr, fwd)
-        if not trainable:
-            raise SymflopsError("mode='train' of a frozen cell is not derived (which tensors "
-                                "its in-place gate ops keep changes when the weights need "
-                                "no gradient)", layer=self.spec(),
-                                fix="trace the torch module with sf.trace(..., mode='train')")
         rows, hid, lstm = numel(shape[:-1]), self.hidden_size, self.cell == "lstm"
         width, n = (4 if lstm else 3) * hid, numel(shape[:-1]) * hid
         ih = linear_grad_derivations(rows, self.input_size, width, self.bias,
@@ -337,13 +332,19 @@ class _Cell(Layer):
                                                         "gradients, the negation, n's two "
                                                         "gradients added"),
                 grad_tanh_new=activation_grad_derivation("tanh", n),
-                grad_reset_mul=elementwise_derivation(n, 2, "r gh_n: its two gradients"),
+                grad_reset_mul=elementwise_derivation(n, 2, "r gh_n: its two gradients")
+                if trainable else elementwise_derivation(
+                    n, 1, "r gh_n: r's gradient (gh_n is made of frozen weights and the "
+                          "zero state: it needs none)"),
                 grad_sigmoid_gates=activation_grad_derivation("sigmoid", 2 * n))
-        grads.update({f"{k}_ih": d for k, d in ih.items() if k != "grad_input"})
-        grads.update({f"{k}_hh": d for k, d in hh.items()})
         zeros = tr.new(n, False)
-        saved = [tr.saved(path, "input", x), tr.saved(path, "zero state", zeros),
-                 tr.saved(path, "gates", tr.new(width * rows, True))]
+        gates = tr.saved(path, "gates", tr.new(width * rows, True))
+        if trainable:  # the weights' gradients keep x and the zero state (h)
+            grads.update({f"{k}_ih": d for k, d in ih.items() if k != "grad_input"})
+            grads.update({f"{k}_hh": d for k, d in hh.items()})
+            saved = [tr.saved(path, "input", x), tr.saved(path, "zero state", zeros), gates]
+        else:  # frozen, x's gradient only: the LSTM's f c still keeps the zero state (c)
+            saved = [tr.saved(path, "zero state", zeros), gates] if lstm else [gates]
         if lstm:
             saved.append(tr.saved(path, "tanh(c')", n))
         else:
@@ -352,7 +353,7 @@ class _Cell(Layer):
         weights = [(width, self.input_size), (width, hid)] + \
             ([(width,), (width,)] if self.bias else [])
         return leaf_step(self, shape, name, tr, fwd, grads=grads, saved=saved,
-                         out=tr.new(n, True), trainable=True, weights=weights)
+                         out=tr.new(n, True), trainable=trainable, weights=weights)
 
 
 class LSTMCell(_Cell):
