@@ -222,34 +222,24 @@ def test_transposed_conv_gradients_by_hand():
     assert fc.get_total_flops() == int(c.with_convention("torch").flops.subs({B: 5, L: 11}))
 
 
-@pytest.mark.parametrize("case", ["window-attention", "window-attention-shifted"])
-def test_a_frozen_window_attention_passes_the_gradient_through(case):
-    # the attention's parameters frozen, the linear before it trained: qkv and proj take
-    # only their input gradients, the bias table none; the core keeps what it keeps
+@pytest.mark.parametrize("case,part", [
+    ("window-attention", "attn"), ("window-attention-shifted", "attn"),
+    ("lstm-cell", "cell"), ("gru-cell", "cell"), ("lstm-cell-no-bias", "cell")])
+def test_a_frozen_layer_passes_the_gradient_through(case, part):
+    # the layer's parameters frozen, the linear before it trained (its 8*8+8 or 4*4+4
+    # trainable parameters): the frozen layer takes only its input's gradient. Window
+    # attention: qkv and proj their grad_input, the bias table nothing, the core keeping
+    # what it keeps. Cells: grad_input of W_ih and the gates' elementwise gradients; they
+    # keep their gates, tanh(c') (LSTM: and the zero state for f c) or n, h - n and gh_n's
+    # copy (GRU, whose r gh_n needs r's gradient alone), not x
     build, net_class, spec, shape = CASES[case]
     net = net_class()
-    net.attn.requires_grad_(False)
+    getattr(net, part).requires_grad_(False)
     traced = sf.trace(net, spec, mode="train", warn=False)
     mine = build().cost(shape, mode="train", frozen=["1"], accounting="torch")
     kinds = set(traced.work) | set(mine.work)
     assert {k: sp.expand(traced.work.get(k, 0) - mine.work.get(k, 0)) for k in kinds} == \
         dict.fromkeys(kinds, 0)
     assert sp.expand(traced.memory.activations - mine.memory.activations) == 0
-    assert traced.memory.trainable == mine.memory.trainable == 8 * 8 + 8
-
-
-@pytest.mark.parametrize("case", ["lstm-cell", "gru-cell", "lstm-cell-no-bias"])
-def test_a_frozen_cell_passes_the_gradient_through(case):
-    # the cell frozen, the linear before it trained: only x's gradient (grad_input of
-    # W_ih) and the gates' elementwise gradients; the cell keeps its gates, tanh(c') (LSTM:
-    # and the zero state for f c) or n, h - n and gh_n's copy (GRU), not x
-    build, net_class, spec, shape = CASES[case]
-    net = net_class()
-    net.cell.requires_grad_(False)
-    traced = sf.trace(net, spec, mode="train", warn=False)
-    mine = build().cost(shape, mode="train", frozen=["1"], accounting="torch")
-    kinds = set(traced.work) | set(mine.work)
-    assert {k: sp.expand(traced.work.get(k, 0) - mine.work.get(k, 0)) for k in kinds} == \
-        dict.fromkeys(kinds, 0)
-    assert sp.expand(traced.memory.activations - mine.memory.activations) == 0
-    assert traced.memory.trainable == mine.memory.trainable == 4 * 4 + 4
+    width = 8 if part == "attn" else 4
+    assert traced.memory.trainable == mine.memory.trainable == width * width + width
