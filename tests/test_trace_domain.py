@@ -346,3 +346,34 @@ def test_positions_past_the_table_are_outside_the_domain() -> None:
     # a concrete size past the table: one error naming the table
     with pytest.raises(sf.SymflopsError, match="index a table of 64 rows"):
         sf.trace(_Positions(), ((1, 65), torch.long), warn=False)
+
+
+class _LastCell(nn.Module):
+    """SSD's pattern: a map pooled to ``ceil(H/512) x ceil(W/512)`` cells, read as one
+    cell per channel (a view that holds only while the map is 1 x 1)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = nn.functional.max_pool2d(self.conv(x), 512, ceil_mode=True)
+        return y.view(x.shape[0], 4)
+
+
+def test_an_equality_that_holds_on_a_range_of_sizes_is_that_range_not_a_pin() -> None:
+    # torch guards ceil(H/512) ceil(W/512) == 1 (and each factor == 1): the sizes up to
+    # 512 all take this path, so the formula holds for H, W <= 512 and refuses 513 (the
+    # ceil-mode pool's last-window branch adds H < 512, W < 512)
+    cost = sf.trace(_LastCell(), "B 3 H W", hints={"H": 320, "W": 320}, warn=False)
+    assert not cost.report.fixed
+    assert {str(c) for c in cost.validity} >= {"H <= 512", "W <= 512"}
+    torch_cost = cost.with_convention("torch")
+    for b, h, w in ((1, 320, 320), (2, 17, 500), (3, 511, 1)):
+        with FlopCounterMode(display=False) as fc:
+            _LastCell().to("meta")(torch.empty(b, 3, h, w, device="meta"))
+        assert torch_cost.subs(B=b, H=h, W=w).flops == fc.get_total_flops()
+    with pytest.raises(OutsideDomain):
+        cost.subs(B=1, H=513, W=100)
+    # a narrow range (a 4 x 4 grid's 16 <= H <= 19) stays a pin the trace moves off:
+    # test_a_path_taken_only_at_the_trained_size_does_not_pin_it

@@ -158,6 +158,125 @@ def _holds_widely(g: sp.Basic, hints: Mapping[str, int]) -> bool:
                for k in (2, 3, 5))
 
 
+def _rises_with(e: sp.Basic) -> bool:
+    """Whether ``e`` is built of one size, numbers, sums, products by positive numbers and
+    floors/ceilings of such (non-decreasing in the size)."""
+    if e.is_Symbol or e.is_Number:
+        return True
+    if isinstance(e, (sp.floor, sp.ceiling)):
+        return _rises_with(e.args[0])
+    if e.is_Add:
+        return all(_rises_with(a) for a in e.args)
+    if e.is_Mul:
+        coeff, rest = e.as_coeff_Mul()
+        return bool(coeff > 0) and not rest.is_Mul and _rises_with(rest)
+    return False
+
+
+def _as_interval(g: sp.Eq, hints: Mapping[str, int], limit: int = 1 << 24
+                 ) -> list[sp.Basic] | None:
+    """An equality guard on one size whose side is non-decreasing in it and whose other
+    side is a number (``ceiling(W/512) == 1``: SSD's last feature map a single cell) as
+    the interval of sizes where it holds (``W <= 512``), found by searching from the
+    example size, which satisfies it; None for any other guard.
+
+    >>> W = sp.Symbol("W", positive=True, integer=True)
+    >>> _as_interval(sp.Eq(sp.ceiling(W / 512), 1), {"W": 320})
+    [W <= 512]
+    >>> _as_interval(sp.Eq(sp.floor(W / 16), 14), {"W": 224})
+    [W >= 224, W <= 239]
+    """
+    if len(g.free_symbols) != 1:
+        return None
+    (size,) = g.free_symbols
+    if size.name not in hints:
+        return None
+    lhs, rhs = (g.lhs, g.rhs) if g.rhs.is_Number else (g.rhs, g.lhs)
+    if not rhs.is_Number or not _rises_with(lhs) or lhs.is_Symbol:
+        return None
+
+    def holds(n: int) -> bool:
+        return bool(lhs.xreplace({size: sp.Integer(n)}) == rhs)
+
+    at = hints[size.name]
+    if not holds(at):
+        return None
+    out: list[sp.Basic] = []
+    for step in (-1, 1):  # the run of sizes around the example: gallop out, then bisect
+        inside, jump = at, 1
+        outside: int | None = None
+        while outside is None:
+            probe = inside + step * jump
+            if probe < 1:
+                outside = 0  # sizes are at least 1
+            elif probe > limit:
+                break  # holds as far as we look: no upper bound
+            elif holds(probe):
+                inside, jump = probe, 2 * jump
+            else:
+                outside = probe
+        if outside is None:
+            continue
+        while abs(outside - inside) > 1:
+            mid = (inside + outside) // 2
+            inside, outside = (mid, outside) if holds(mid) else (inside, mid)
+        if step < 0 and inside > 1:
+            out.append(sp.Ge(size, inside))
+        elif step > 0:
+            out.append(sp.Le(size, inside))
+    return out
+
+
+def _box(intervals: Any) -> dict[sp.Symbol, tuple[int, int]]:
+    """The sizes' ranges from :func:`_as_interval`'s conditions (a size with no upper bound
+    is left out)."""
+    lo: dict[sp.Symbol, int] = {}
+    hi: dict[sp.Symbol, int] = {}
+    for interval in intervals:
+        for c in interval:
+            (size,) = c.free_symbols
+            if isinstance(c, sp.Ge):
+                lo[size] = max(lo.get(size, 1), int(c.rhs))
+            else:
+                hi[size] = min(hi.get(size, int(c.rhs)), int(c.rhs))
+    return {s: (lo.get(s, 1), hi[s]) for s in hi}
+
+
+def _holds_on_box(g: sp.Eq, box: Mapping[sp.Symbol, tuple[int, int]]) -> bool:
+    """Whether an equality in several sizes holds on all of ``box``: its side is a product
+    or sum of terms non-decreasing in each size (:func:`_rises_with`) and positive, so it
+    holds at every point when it holds at the lowest and the highest corner."""
+    # the factors that cannot be 0 divided out (4 B x == 4 B is x == 1), as _pinned_by
+    _coeff, factors = sp.factor_terms(g.lhs - g.rhs).as_coeff_mul()
+    kept = [f for f in factors if not _never_zero(f)]
+    if len(kept) != 1:
+        return False
+    const, lhs = kept[0].as_coeff_Add()
+    rhs = -const
+    if not lhs.free_symbols or not lhs.free_symbols <= set(box):
+        return False
+    factors = lhs.args if lhs.is_Mul else (lhs,)
+    if not all(f.is_Number and f > 0 or (_rises_with(f) and len(f.free_symbols) == 1)
+               for f in factors):
+        return False
+    for corner in (0, 1):
+        at = {s: sp.Integer(box[s][corner]) for s in lhs.free_symbols}
+        if any(not (f.xreplace(at) > 0) for f in factors) or lhs.xreplace(at) != rhs:
+            return False
+    return True
+
+
+def _wide(interval: list[sp.Basic], hints: Mapping[str, int]) -> bool:
+    """Whether an interval from :func:`_as_interval` is at least as wide as the example
+    size (SSD's ``W <= 512`` traced at 320), so that a formula on it is worth more than a
+    trace elsewhere; a narrow one (a position grid's ``16 <= H <= 19``) stays a pin, which
+    the trace then moves off (:func:`symflops.tracing._run._off_the_pin`)."""
+    (size,) = set().union(*(c.free_symbols for c in interval))
+    lo = max([int(c.rhs) for c in interval if isinstance(c, sp.Ge)], default=1)
+    hi = min([int(c.rhs) for c in interval if isinstance(c, sp.Le)], default=None)
+    return hi is None or hi - lo + 1 >= hints[size.name]
+
+
 def _pinned_by(g: sp.Eq) -> set[sp.Symbol]:
     """The sizes an equality guard really pins: its free symbols once the factors that
     cannot be 0 are divided out. A reshape that mentions the batch records
@@ -274,9 +393,18 @@ def _conditions(env: C.SymEnv, smap: C.SymbolMap, ctx: TraceContext,
     constraints = [g for g in guards if isinstance(g, sp.Eq) and g.free_symbols]
     report.constraints = constraints
     conditions: list[sp.Basic] = []  # equalities that hold at many sizes (H even, say)
+    intervals = {g: i for g in constraints
+                 for i in [_as_interval(g, ctx.hint_of)] if i is not None and _wide(
+                     i, ctx.hint_of)}
+    box = _box(intervals.values())
     for g in constraints:
         if _holds_widely(g, ctx.hint_of):
             conditions.append(g)
+            continue
+        if g in intervals:  # a range of sizes takes this path, not one size
+            conditions.extend(intervals[g])
+            continue
+        if _holds_on_box(g, box):  # implied by the intervals (SSD: H's times W's cells)
             continue
         for s in _pinned_by(g):
             if s.name in ctx.hint_of and s.name not in fixed:
