@@ -28,10 +28,10 @@ SIZES = ((320, 416), (512, 384))
 BATCHES = (1, 2)
 #: an image through torchvision's own resize (B = 1): the formula at the size it makes
 RESIZED = (480, 640)
-#: SSDlite's last feature maps are 1x1 below 513 (a size-1 broadcast torch pins): traced
-#: at example sizes above, checked there
-SSD_HINTS = {"H": 640, "W": 704}
-SSD_SIZES = ((544, 608), (700, 520))
+#: SSDlite's last feature maps are 1x1 up to 512 and larger above: one formula for each
+#: side (traced at an example size there, checked there), its own 320x320 included
+SSD_REGIMES = (({"H": 320, "W": 320}, ((320, 320), (300, 416))),
+               ({"H": 640, "W": 704}, ((544, 608), (700, 520))))
 
 
 def _names(model: Any, b: int) -> dict[str, Any]:
@@ -111,24 +111,25 @@ def main(argv: list[str]) -> int:
                 part.score_thresh = 0.0
         with torch.device("meta"):
             meta = getattr(detection, name)(weights=None, weights_backbone=None).eval()
-        for b in BATCHES:
+        regimes = SSD_REGIMES if "ssd" in name else ((None, SIZES),)
+        for b, (hints, sizes) in [(b, r) for b in BATCHES for r in regimes]:
             started = time.perf_counter()
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     cost = sf.trace(sized_detector(meta), f"{b} 3 H W", convention="torch",
-                                    hints=SSD_HINTS if "ssd" in name else None,
+                                    hints=hints,
                                     data_dependent=_names(meta, b), warn=False)
             except Exception as e:  # noqa: BLE001 (a failure is reported, then counted)
                 print(f"{name} B={b}: does not trace: {type(e).__name__}: {str(e)[:300]}")
                 bad += 1
                 continue
             fixed = dict(cost.report.fixed)  # type: ignore[attr-defined]
-            print(f"{name} B={b}: traced in {time.perf_counter() - started:.1f} s; flops "
+            where = f" at {hints}" if hints else ""
+            print(f"{name} B={b}{where}: traced in {time.perf_counter() - started:.1f} s; flops "
                   f"symbols: {sorted(str(s) for s in cost.flops.free_symbols)}"
                   f"{'; FIXED ' + str(fixed) if fixed else ''}")
             bad += bool(fixed)
-            sizes = SSD_SIZES if "ssd" in name else SIZES
             for h, w, resize in [(h, w, False) for h, w in sizes] + \
                     ([(RESIZED[0], RESIZED[1], True)] if b == 1 and "ssd" not in name else []):
                 theirs, proposals, detections, (hr, wr) = _real(real, b, h, w, resize)
