@@ -262,18 +262,22 @@ def compute_bound_at(flops: Any, nbytes: Any, symbol: sp.Symbol, device: str | D
     return answer
 
 
+#: dense peak FLOP/s of NVIDIA's Hopper SXM parts (H100 and H200 share the GH100 die and
+#: clocks: the datasheets print the same compute, the H200 with more and faster memory)
+_HOPPER_SXM_PEAK = {
+    "fp64": 34 * _T,
+    "fp64_tensor": 67 * _T,
+    "fp32": 67 * _T,
+    "tf32": sp.Rational(989, 2) * _T,
+    "bf16": sp.Rational(1979, 2) * _T,
+    "fp16": sp.Rational(1979, 2) * _T,
+    "fp8": 1979 * _T,
+    "int8": 1979 * _T,
+}
+
 register_device(Device(
     name="H100-SXM5-80GB",
-    peak={
-        "fp64": 34 * _T,
-        "fp64_tensor": 67 * _T,
-        "fp32": 67 * _T,
-        "tf32": sp.Rational(989, 2) * _T,
-        "bf16": sp.Rational(1979, 2) * _T,
-        "fp16": sp.Rational(1979, 2) * _T,
-        "fp8": 1979 * _T,
-        "int8": 1979 * _T,
-    },
+    peak=dict(_HOPPER_SXM_PEAK),
     bandwidth=3350 * _G,
     capacity=80 * _G,
     source="NVIDIA H100 Tensor Core GPU datasheet, SXM column (sparse figures halved)",
@@ -312,16 +316,7 @@ register_device(Device(
 
 register_device(Device(
     name="H200-SXM-141GB",
-    peak={
-        "fp64": 34 * _T,
-        "fp64_tensor": 67 * _T,
-        "fp32": 67 * _T,
-        "tf32": sp.Rational(989, 2) * _T,
-        "bf16": sp.Rational(1979, 2) * _T,
-        "fp16": sp.Rational(1979, 2) * _T,
-        "fp8": 1979 * _T,
-        "int8": 1979 * _T,
-    },
+    peak=dict(_HOPPER_SXM_PEAK),
     bandwidth=4800 * _G,
     capacity=141 * _G,
     source="NVIDIA H200 Tensor Core GPU datasheet, H200 SXM column (sparse figures halved)",
