@@ -54,6 +54,14 @@ FLAGS: dict[str, Flag] = {
     "skip_masked": Flag("--skip-masked", "switch"),
     "math_only": Flag("--math-only", "switch"),
     "mode": Flag("--train", "switch", on="train"),
+    "zero": Flag("--zero", placeholder="STAGE"),
+    "data_parallel": Flag("--data-parallel", placeholder="EXPR"),
+    "tensor_parallel": Flag("--tensor-parallel", placeholder="EXPR"),
+    "pipeline_parallel": Flag("--pipeline-parallel", placeholder="EXPR"),
+    "precision": Flag("--precision", placeholder="NAME"),
+    "recompute": Flag("--recompute", placeholder="none|selective|full"),
+    "weight_format": Flag("--weight-format", placeholder="NAME"),
+    "kv_bytes": Flag("--kv-bytes", placeholder="N"),
 }
 
 

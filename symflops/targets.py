@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from symflops.errors import SymflopsError
+from symflops.errors import FLAGS, SymflopsError
 from symflops.parse import parse_assignments, parse_name
 
 if TYPE_CHECKING:
@@ -361,7 +361,7 @@ def build_cost(factory: Callable[..., Any], name: str, spec: Any, *, convention:
         torch_only(f"{name} returns a Cost", train=train, hinted=bool(hints), options=options)
         return model.with_convention(convention)
     if training and not isinstance(model, Layer):
-        flag = "--" + next(iter(training)).replace("_", "-")
+        flag = FLAGS[next(iter(training))].flag
         raise SymflopsError(f"{flag} sizes the training memory of sf.nn networks and "
                             f"presets; {name} is not one", values={flag: next(iter(
                                 training.values()))},
@@ -403,7 +403,8 @@ def _traced_serving(serving: Mapping[str, Any], name: str, model: Any) -> int | 
     cache of ``--context`` tokens (``sf.trace(past=...)``), a prefill with an empty one
     (``past=0``: the prompt's forward, writing the cache). The serving memory options are
     sf.nn's."""
-    for key, flag in (("weight_format", "--weight-format"), ("kv_bytes", "--kv-bytes")):
+    for key in ("weight_format", "kv_bytes"):
+        flag = FLAGS[key].flag
         if key in serving:
             raise SymflopsError(f"{flag} sizes the serving memory of sf.nn networks and "
                                 f"presets; {name} is traced", values={flag: serving[key]},

@@ -283,6 +283,14 @@ ADVICE = [
     ("math_only", True, "math_only=True", "--math-only"),
     ("mode", "train", "mode='train'", "--train"),
     ("mode", "eval", "pass mode='eval'", "leave --train out"),
+    ("zero", 3, "zero=3", "--zero 3"),
+    ("data_parallel", "D", "data_parallel='D'", "--data-parallel D"),
+    ("tensor_parallel", 8, "tensor_parallel=8", "--tensor-parallel 8"),
+    ("pipeline_parallel", ..., "pipeline_parallel=...", "--pipeline-parallel EXPR"),
+    ("precision", "fp32", "precision='fp32'", "--precision fp32"),
+    ("recompute", "selective", "recompute='selective'", "--recompute selective"),
+    ("weight_format", "nf4-dq", "weight_format='nf4-dq'", "--weight-format nf4-dq"),
+    ("kv_bytes", 1, "kv_bytes=1", "--kv-bytes 1"),
 ]
 
 

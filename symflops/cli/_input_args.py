@@ -15,7 +15,7 @@ import sympy as sp
 
 from symflops.conventions import conventions
 from symflops.cost import Cost
-from symflops.errors import SymflopsError
+from symflops.errors import FLAGS, SymflopsError
 from symflops.files import check_output, write_text
 from symflops.parse import MAX_DIMS, parse_assignments, parse_dims, parse_name
 from symflops.targets import (
@@ -210,11 +210,9 @@ def cost_of(target: Target, args: argparse.Namespace) -> Cost:
                           factory_args=factory_args, serving=serving, training=training)
 
 
-#: the training flags and their ``Layer.cost`` keywords
-TRAINING_FLAGS = {"zero": "--zero", "data_parallel": "--data-parallel",
-                  "tensor_parallel": "--tensor-parallel",
-                  "pipeline_parallel": "--pipeline-parallel", "precision": "--precision",
-                  "recompute": "--recompute"}
+#: the ``Layer.cost(mode="train")`` keywords with a flag (:data:`symflops.errors.FLAGS`)
+TRAINING_OPTIONS = ("zero", "data_parallel", "tensor_parallel", "pipeline_parallel",
+                    "precision", "recompute")
 
 
 def training_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -223,7 +221,8 @@ def training_options(args: argparse.Namespace) -> dict[str, Any]:
     from symflops.parse import parse_expr
 
     out: dict[str, Any] = {}
-    for key, flag in TRAINING_FLAGS.items():
+    for key in TRAINING_OPTIONS:
+        flag = FLAGS[key].flag
         value = getattr(args, key, None)
         if value is None:
             continue
@@ -268,7 +267,8 @@ def serving_options(args: argparse.Namespace) -> dict[str, Any]:
     if context is not None and mode != "decode":
         raise SymflopsError("--context is the cached length of a decode step",
                             fix="add --mode decode, or drop --context")
-    for flag, value in (("--weight-format", fmt), ("--kv-bytes", kv_bytes)):
+    for flag, value in ((FLAGS["weight_format"].flag, fmt),
+                        (FLAGS["kv_bytes"].flag, kv_bytes)):
         if value is not None and mode is None:
             raise SymflopsError(f"{flag} sizes the memory of a prefill or decode step",
                                 fix=f"add --mode prefill or --mode decode, or drop {flag}")
