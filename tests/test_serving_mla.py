@@ -82,15 +82,21 @@ def test_latent_cache_is_what_transformers_caches() -> None:
     assert held == kv_cache(small, 2, 7) == 2 * 7 * 3 * (16 + 4) * 2
 
 
+def _attention_and_rope() -> tuple[Any, Any, Any]:
+    """The small config, transformers' DeepseekV2Attention (layer 0, seed 0) and its
+    rotary embedding."""
+    config = _config(SMALL)
+    torch.manual_seed(0)
+    module = transformers.models.deepseek_v2.modeling_deepseek_v2
+    return (config, module.DeepseekV2Attention(config, layer_idx=0),
+            module.DeepseekV2RotaryEmbedding(config))
+
+
 def _torch_attention_flops(batch: int, cached: int, new: int) -> int:
     """transformers' DeepseekV2Attention (eager) on ``new`` tokens with ``cached`` tokens in
     a real DynamicCache, under FlopCounterMode (2 per MAC of mm/bmm)."""
-    config = _config(SMALL)
-    torch.manual_seed(0)
-    attn = transformers.models.deepseek_v2.modeling_deepseek_v2.DeepseekV2Attention(
-        config, layer_idx=0).eval()
-    rope = transformers.models.deepseek_v2.modeling_deepseek_v2.DeepseekV2RotaryEmbedding(
-        config)
+    config, attn, rope = _attention_and_rope()
+    attn.eval()
     cache = transformers.DynamicCache(config=config)
     with torch.no_grad():
         if cached:
@@ -243,12 +249,8 @@ def test_deepseek_v2_table_1_cache_per_token() -> None:
 def _torch_training_flops(batch: int, n: int) -> int:
     """FlopCounterMode over a forward and backward of transformers' DeepseekV2Attention
     (eager, causal mask; the input needs no gradient, the weights do)."""
-    config = _config(SMALL)
-    torch.manual_seed(0)
-    attn = transformers.models.deepseek_v2.modeling_deepseek_v2.DeepseekV2Attention(
-        config, layer_idx=0).train()
-    rope = transformers.models.deepseek_v2.modeling_deepseek_v2.DeepseekV2RotaryEmbedding(
-        config)
+    _config_, attn, rope = _attention_and_rope()
+    attn.train()
     x = torch.randn(batch, n, SMALL["dim"])
     emb = rope(x, torch.arange(n)[None].expand(batch, -1))
     mask = torch.full((n, n), float("-inf")).triu(1)[None, None]

@@ -152,14 +152,17 @@ class MultiheadAttention(Layer):
             parts.append(f"window={self.window}")
         return f"MultiheadAttention({', '.join(parts)})"
 
+    def _length_and_batch(self, shape: Shape) -> tuple[sp.Expr, sp.Expr]:
+        """``(N, B)`` of an input ``(B, N, dim)``, ``(N, B, dim)`` (``batch_first=False``)
+        or ``(N, dim)`` (``B = 1``)."""
+        if len(shape) == 3 and not self.batch_first:
+            return shape[0], shape[1]
+        return shape[-2], (shape[0] if len(shape) == 3 else sp.Integer(1))
+
     def _cost(self, shape: Shape, name: str) -> Cost:
         self._check_rank(shape, (2, 3), "(B, N, dim) or (N, dim)")
         self._check_channels(shape, shape[-1], self.embed_dim, "features")
-        if len(shape) == 3 and not self.batch_first:
-            n, batch = shape[0], shape[1]
-        else:
-            n = shape[-2]
-            batch = shape[0] if len(shape) == 3 else sp.Integer(1)
+        n, batch = self._length_and_batch(shape)
         kv_dim = self.kv_heads * self.head_dim
         cached = KV_CONTEXT.get() if self.kv_len is None else None  # a decode step
         s = n if self.kv_len is None else self.kv_len
@@ -219,10 +222,7 @@ class MultiheadAttention(Layer):
                 fix="train with causal=True and without skip_masked (the dense count torch "
                     "runs), or trace the torch module with sf.trace(..., mode='train')")
         eval_cost = self._cost(shape, name)  # checks the shape
-        if len(shape) == 3 and not self.batch_first:
-            n, batch = shape[0], shape[1]
-        else:
-            n, batch = shape[-2], (shape[0] if len(shape) == 3 else sp.Integer(1))
+        n, batch = self._length_and_batch(shape)
         kv_dim = self.kv_heads * self.head_dim
         qkv_linear = Linear(self.embed_dim, self.embed_dim + 2 * kv_dim, bias=self.bias)
         qkv = train_layer(qkv_linear, shape, "qkv", join(path, "qkv"), x, tr)
@@ -249,10 +249,7 @@ class MultiheadAttention(Layer):
         encoder-decoder whose encoder trains)."""
         assert self.kv_len is not None
         eval_cost = self._cost(shape, name)  # checks the shape
-        if len(shape) == 3 and not self.batch_first:
-            n, batch = shape[0], shape[1]
-        else:
-            n, batch = shape[-2], (shape[0] if len(shape) == 3 else sp.Integer(1))
+        n, batch = self._length_and_batch(shape)
         s = self.kv_len
         kv_dim = self.kv_heads * self.head_dim
         memory = tr.new(batch * s * self.embed_dim, x.grad)

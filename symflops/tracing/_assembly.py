@@ -246,9 +246,7 @@ def _holds_on_box(g: sp.Eq, box: Mapping[sp.Symbol, tuple[int, int]]) -> bool:
     """Whether an equality in several sizes holds on all of ``box``: its side is a product
     or sum of terms non-decreasing in each size (:func:`_rises_with`) and positive, so it
     holds at every point when it holds at the lowest and the highest corner."""
-    # the factors that cannot be 0 divided out (4 B x == 4 B is x == 1), as _pinned_by
-    _coeff, factors = sp.factor_terms(g.lhs - g.rhs).as_coeff_mul()
-    kept = [f for f in factors if not _never_zero(f)]
+    kept = _zero_factors(g)  # 4 B x == 4 B is x == 1
     if len(kept) != 1:
         return False
     const, lhs = kept[0].as_coeff_Add()
@@ -289,9 +287,15 @@ def _pinned_by(g: sp.Eq) -> set[sp.Symbol]:
     >>> sorted(_pinned_by(sp.Eq(B*H, 392)), key=str)
     [B, H]
     """
-    _coeff, factors = sp.factor_terms(g.lhs - g.rhs).as_coeff_mul()
-    kept = [f for f in factors if not _never_zero(f)]
+    kept = _zero_factors(g)
     return set().union(*(f.free_symbols for f in kept)) if kept else set(g.free_symbols)
+
+
+def _zero_factors(g: sp.Eq) -> list[sp.Expr]:
+    """The factors of ``lhs - rhs`` that can be 0, those that cannot (sizes, numbers)
+    divided out."""
+    _coeff, factors = sp.factor_terms(g.lhs - g.rhs).as_coeff_mul()
+    return [f for f in factors if not _never_zero(f)]
 
 
 def _never_zero(f: sp.Expr) -> bool:
