@@ -87,6 +87,38 @@ class Domain:
             if not self._sort(cond):
                 self.other.append((where, cond))
         self.conditions = unique
+        self.other = [(where, cond) for where, cond in self.other if not self._implied(cond)]
+
+    def _implied(self, cond: sp.Basic) -> bool:
+        """Whether ``cond`` holds at every point of its symbols' lattices: with each such
+        size written ``step*k + offset`` (``k`` a whole number, the size at or above its lower
+        bound), it simplifies to true, or its two sides differ by a product of known sign.
+        Such a condition is still checked, only not printed beside the lattice.
+
+        >>> from symflops.symbols import H
+        >>> d = Domain([("t", sp.Eq(sp.Mod(H, 8), 0)),
+        ...             ("t", sp.Eq(sp.floor(H/8), sp.floor(H/8 - sp.Rational(1, 8)) + 1))])
+        >>> d.describe()
+        'H a multiple of 8'
+        """
+        steps = {s: self.axes[s] for s in cond.free_symbols
+                 if s in self.axes and self.axes[s].step > 1 and self.axes[s].pinned is None}
+        if not steps:
+            return False
+        whole = {}
+        for s, ax in steps.items():  # s = step*(first + k) + offset, k >= 0, at or above lower
+            offset = ax.offset % ax.step
+            first = max(0, -(-(ax.lower - offset) // ax.step))
+            k = sp.Symbol(f"_{s}_k", integer=True, nonnegative=True)
+            whole[s] = ax.step * (first + k) + offset
+        try:
+            settled = cond.xreplace(whole)
+            if isinstance(settled, (sp.Eq, sp.Ne)):  # sides that differ by a signed product
+                zero = sp.factor(settled.lhs - settled.rhs).is_zero
+                return zero is True if isinstance(settled, sp.Eq) else zero is False
+            return bool(settled is sp.true)
+        except (TypeError, ValueError, ZeroDivisionError):
+            return False
 
     # -- sorting ---------------------------------------------------------------------
     def _axis(self, s: sp.Symbol) -> _Axis:
@@ -291,9 +323,8 @@ class Domain:
                                            f"{ax.upper})",
                                   rf"{lo} \leq {name} \leq {ax.upper} \text{{ (verified up to "
                                   rf"{ax.upper})}}", symbol=s))
-            elif ax.lower > 1:
-                out.append(Clause("lower", f"{s} >= {ax.lower}", rf"{name} \geq {ax.lower}",
-                                  symbol=s))
+            elif lo > (ax.offset % ax.step or ax.step):  # above the lattice's first size
+                out.append(Clause("lower", f"{s} >= {lo}", rf"{name} \geq {lo}", symbol=s))
         out += [Clause("other", str(c), latex_expr(c), c) for _, c in self.other]
         return out
 

@@ -250,3 +250,29 @@ def test_the_rendered_cnn_total_is_shorter_and_equal() -> None:
     for h in range(2, 80, 3):
         point = {B: 2, H: h, W: h + 1}
         assert shown.xreplace(point) == total.xreplace(point)
+
+
+# Conditions torch guards state about a strided conv's output (RAFT's encoders at stride 8):
+# on H = 8k, W = 8j with k, j >= 16, floor(H/8) = floor((H - 1)/8) + 1 = k, so the first two
+# hold at every lattice point and are not printed; the third, k != k*j, holds because j >= 16
+# (the two sides differ by -k*(j - 1), never 0). floor(H/8) = 20 holds at one point only.
+_ROWS = sp.floor(H / 8 - sp.Rational(1, 8)) + 1
+_COLS = sp.floor(W / 8 - sp.Rational(1, 8)) + 1
+_IMPLIED = [sp.Eq(98 * B * sp.floor(H / 8) * sp.floor(W / 8), 98 * B * _ROWS * _COLS),
+            sp.Eq(sp.Mod(49 * _ROWS * _COLS, sp.floor(H / 8) * sp.floor(W / 8)), 0),
+            sp.Ne(sp.floor(H / 8), _ROWS * _COLS)]
+_NOT_IMPLIED = [sp.Eq(sp.floor(H / 8), 20), sp.Ne(sp.floor(W / 8), 16)]
+
+
+@pytest.mark.parametrize("cond", _IMPLIED + _NOT_IMPLIED, ids=str)
+def test_a_condition_the_lattice_implies_is_not_printed_but_still_checked(cond: sp.Basic) -> None:
+    axes = [("t", sp.Eq(sp.Mod(H, 8), 0)), ("t", H >= 121), ("t", sp.Eq(sp.Mod(W, 8), 0)),
+            ("t", W >= 121)]
+    d = Domain([*axes, ("t", cond)])
+    implied = cond in _IMPLIED
+    assert (d.describe() == "H a multiple of 8, H >= 128; W a multiple of 8, W >= 128") == implied
+    assert cond in [c for _, c in d.conditions]
+    # brute force over the lattice: an implied condition holds at every point tried
+    held = all(bool(cond.subs({H: h, W: w, B: 2})) for h in range(128, 520, 8)
+               for w in range(128, 520, 8))
+    assert held == implied
