@@ -27,6 +27,8 @@ symflops.errors.OutsideDomain: trace: ... fix: choose H a multiple of 32, e.g. 1
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +49,8 @@ class _Axis:
     step: int = 1
     offset: int = 0
     pinned: int | None = None
+    #: the guard an upper bound was read from (another code path past it), when it was
+    guarded: sp.Basic | None = None
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,36 @@ class Domain:
             if not self._sort(cond):
                 self.other.append((where, cond))
         self.conditions = unique
-        self.other = [(where, cond) for where, cond in self.other if not self._implied(cond)]
+        self.other = [(where, cond) for where, cond in self.other
+                      if not self._implied(cond) and not self._read_as_bound(where, cond)]
+
+    def _read_as_bound(self, where: str, cond: sp.Basic) -> bool:
+        """Sort a condition on one size whose floors repeat with a period (a window that
+        must still fit, ``7*floor(H/224 + 55/56) <= 7``) as what it is at this axis's sizes:
+        true at all of them (dropped from print), or exactly a lower or an upper bound
+        (recorded on the axis, and checked as that bound)."""
+        if len(cond.free_symbols) != 1:
+            return False
+        (s,) = cond.free_symbols
+        ax = self._axis(s)
+        if ax.pinned is not None:
+            return False
+        reading = _periodic_reading(cond, s, ax.lower, ax.step, ax.offset % ax.step)
+        if reading is None:
+            return False
+        kind, value = reading
+        if kind == "lower":
+            ax.lower = max(ax.lower, value)
+            simple: sp.Basic = sp.Ge(s, value)
+        elif kind == "upper":
+            if ax.upper is None or value < ax.upper:
+                ax.upper, ax.guarded = value, cond
+            simple = sp.Le(s, value)
+        else:
+            return True
+        self.conditions = [(w, simple if (w, c) == (where, cond) else c)
+                           for w, c in self.conditions]
+        return True
 
     def _implied(self, cond: sp.Basic) -> bool:
         """Whether ``cond`` holds at every point of its symbols' lattices: with each such
@@ -204,6 +237,11 @@ class Domain:
             if ax is not None and isinstance(cond, sp.Eq):
                 return f"the model fixes {s} = {ax.pinned}: the formula holds only there"
             bound = _bound(cond, s)
+            if bound is not None and bound[0] == "upper" and ax is not None and \
+                    ax.guarded is not None and ax.upper == bound[1]:
+                return (f"torch takes another code path past {s} = {bound[1]} (its guard "
+                        f"{ax.guarded}): trace the model at such a size (hints=) for the "
+                        f"formula there")
             if bound is not None and bound[0] == "upper":
                 return (f"the formula was verified up to {s} = {bound[1]}, or the model "
                         f"stops there (the notes say which); past it, derive it again over "
@@ -319,9 +357,9 @@ class Domain:
                                   symbol=s))
             lo, _, _, _ = self.range_of(s)
             if ax.upper is not None:
-                out.append(Clause("range", f"{lo} <= {s} <= {ax.upper} (verified up to "
-                                           f"{ax.upper})",
-                                  rf"{lo} \leq {name} \leq {ax.upper} \text{{ (verified up to "
+                why = "another code path above" if ax.guarded is not None else "verified up to"
+                out.append(Clause("range", f"{lo} <= {s} <= {ax.upper} ({why} {ax.upper})",
+                                  rf"{lo} \leq {name} \leq {ax.upper} \text{{ ({why} "
                                   rf"{ax.upper})}}", symbol=s))
             elif lo > (ax.offset % ax.step or ax.step):  # above the lattice's first size
                 out.append(Clause("lower", f"{s} >= {lo}", rf"{name} \geq {lo}", symbol=s))
@@ -417,6 +455,98 @@ def as_lattice(cond: sp.Basic) -> sp.Basic:
     if hits != list(range(hits[0], period, step)) or period % step:
         return cond
     return sp.Eq(sp.Mod(s, step), hits[0])
+
+
+def _whole_parts_out(e: sp.Basic) -> sp.Basic:
+    """``e`` with each floor's and ceiling's whole constant taken out (``floor(x + 111/56)``
+    is ``floor(x + 55/56) + 1``), inner first; SymPy takes out only integer constants."""
+
+    def out(r: sp.Basic) -> sp.Basic:
+        c = sp.expand(r.args[0]).as_coeff_Add()[0]
+        k = sp.floor(c) if c.is_Rational else sp.Integer(0)
+        return type(r)(sp.expand(r.args[0] - k)) + k if k else r
+
+    return e.replace(lambda r: isinstance(r, (sp.floor, sp.ceiling)), out)
+
+
+#: the most residue classes :func:`_periodic_reading` settles one by one
+_READING_BUDGET = 20000
+
+
+@functools.lru_cache(maxsize=4096)
+def _periodic_reading(cond: sp.Basic, s: sp.Symbol, lower: int, step: int, offset: int
+                      ) -> tuple[str, int] | None:
+    """What a condition on ``s`` alone says at the sizes ``v >= lower``, ``v = offset (mod
+    step)``, when its two sides' difference ``g`` rises by a constant over a period ``P``
+    (``g(s + P) - g(s)`` simplifies to a number: floors of ``s/a + b`` and linear terms):
+    ``("implied", 0)`` when it holds at all of them, ``("lower", v)`` or ``("upper", v)``
+    when it holds exactly from ``v`` on or up to ``v``; None otherwise.
+
+    Proof: along each residue class modulo ``P`` (and the lattice), ``g`` moves by the same
+    number every period, so an inequality's truth changes at most once per class; each
+    class's turn is found by evaluating it exactly (integers, no floats), and the reading
+    is a bound only when the classes' turns make one contiguous range.
+
+    >>> from symflops.symbols import H
+    >>> _periodic_reading(7*sp.floor(H/224 + sp.Rational(55, 56)) <= 7, H, 116, 1, 0)
+    ('upper', 227)
+    >>> _periodic_reading(sp.floor(H/4) <= 7*sp.floor(H/28 + sp.Rational(6, 7)), H, 1, 1, 0)
+    ('implied', 0)
+    """
+    if not isinstance(cond, (sp.Ge, sp.Gt, sp.Le, sp.Lt, sp.Ne)):
+        return None
+    if not cond.has(sp.floor, sp.ceiling, sp.Mod):
+        return None
+    g = cond.lhs - cond.rhs if isinstance(cond, (sp.Ge, sp.Gt, sp.Ne)) else cond.rhs - cond.lhs
+    period = step
+    for q in [r.q for r in g.atoms(sp.Rational)] + [m.args[1] for m in g.atoms(sp.Mod)]:
+        if not sp.sympify(q).is_Integer or q <= 0:
+            return None
+        period = math.lcm(period, int(q))
+    rise = sp.expand(_whole_parts_out(g.xreplace({s: s + period})) - g)
+    if not rise.is_Number or period // step > _READING_BUDGET:
+        return None
+    if isinstance(cond, sp.Ne) and rise != 0:
+        return None
+    rising = bool(rise > 0)
+    first = lower + (offset - lower) % step
+
+    def holds(v: int) -> bool | None:
+        t = cond.xreplace({s: sp.Integer(v)})
+        return bool(t) if isinstance(t, sp.logic.boolalg.BooleanAtom) else None
+
+    starts = range(first, first + period, step)
+    if rise == 0:  # periodic: one period decides
+        return ("implied", 0) if all(holds(v) for v in starts) else None
+    # Along a class v0, v0 + P, ... an inequality that rises is false and then true for
+    # good, one that falls is true and then false: find each class's turn (gallop, halve).
+    turns = []
+    for v0 in starts:
+        at_start = holds(v0)
+        if at_start is None:
+            return None
+        if at_start is rising:  # already past its turn: true (or false) for good
+            turns.append(v0 if rising else v0 - period)
+            continue
+        lo, hi = 0, 1  # periods: holds(v0 + lo*P) is at_start; is hi past the turn?
+        while holds(v0 + hi * period) is at_start:
+            lo, hi = hi, hi * 2
+            if hi > 2**48:
+                return None
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if holds(v0 + mid * period) is at_start else (lo, mid)
+        # rising: the class's first true point; falling: its last true point
+        turns.append(v0 + hi * period if rising else v0 + lo * period)
+    if rising:  # true exactly from the smallest turn on, when no class turns later
+        start = min(turns)
+        if any(t >= start + period for t in turns):
+            return None
+        return ("implied", 0) if start == first else ("lower", start)
+    end = max(turns)  # true exactly up to the largest turn, when no class turns earlier
+    if end < first or any(t <= end - period for t in turns):
+        return None
+    return ("upper", end)
 
 
 def _lattice(cond: sp.Eq, s: sp.Symbol) -> tuple[int, int] | None:

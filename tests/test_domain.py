@@ -276,3 +276,65 @@ def test_a_condition_the_lattice_implies_is_not_printed_but_still_checked(cond: 
     held = all(bool(cond.subs({H: h, W: w, B: 2})) for h in range(128, 520, 8)
                for w in range(128, 520, 8))
     assert held == implied
+
+
+# A condition on one size whose floors repeat is read as what it is. By hand, for Swin-T's
+# last window at 224: 7*floor(H/224 + 55/56) <= 7 holds while (H + 220)/224 < 2, i.e. up to
+# H = 227. floor(H/4) <= 7*floor(H/28 + 6/7) holds everywhere: with H = 28q + r, the left
+# is 7q + floor(r/4) and the right 7q (r < 4, where floor(r/4) = 0) or 7q + 7 (r >= 4,
+# where floor(r/4) <= 6). 3*floor(H/8) >= floor(H/16) + 20: 64 gives 24 >= 24, 63 gives
+# 21 >= 23.
+@pytest.mark.parametrize("cond,lower,expected", [
+    (7 * sp.floor(H / 224 + sp.Rational(55, 56)) <= 7, 116, ("upper", 227)),
+    (sp.floor(H / 4) <= 7 * sp.floor(H / 28 + sp.Rational(6, 7)), 1, ("implied", 0)),
+    (sp.floor(H / 8) >= 16, 1, None),  # linear in floor: read by the lower-bound path too
+    (sp.floor(H / 8) * 3 >= sp.floor(H / 16) + 20, 1, ("lower", 64)),
+    (sp.Ne(sp.Mod(H, 16), 0), 1, None),  # a hole every 16: not a range
+], ids=["swin-window", "window-fits", "floor-bound", "two-floors", "holes"])
+def test_a_periodic_condition_reads_as_a_bound(cond: sp.Basic, lower: int,
+                                               expected: tuple | None) -> None:
+    from symflops.domain import _periodic_reading
+
+    got = _periodic_reading(cond, H, lower, 1, 0)
+    if cond.has(sp.Mod) or expected is not None:
+        assert got == expected
+    _agrees_with_every_size(cond, got, lower, 1, 0)
+
+
+def _agrees_with_every_size(cond: sp.Basic, reading: tuple | None, lower: int, step: int,
+                            offset: int) -> None:
+    """Brute force: the reading says at every lattice size in a wide range what the
+    condition evaluates to there."""
+    if reading is None:
+        return
+    kind, v = reading
+    first = lower + (offset - lower) % step
+    for h in range(first, first + 3000, step):
+        truth = bool(cond.xreplace({H: sp.Integer(h)}))
+        said = {"implied": True, "lower": h >= v, "upper": h <= v}[kind]
+        assert truth == said, (cond, reading, h)
+
+
+@settings(max_examples=60, deadline=None)
+@given(a=st.integers(1, 12), b=st.integers(0, 11), c=st.integers(-3, 3), d=st.integers(1, 9),
+       k=st.integers(-40, 40), lower=st.integers(1, 50), step=st.sampled_from([1, 2, 4, 8]),
+       strict=st.booleans())
+def test_periodic_readings_agree_with_brute_force(a: int, b: int, c: int, d: int, k: int,
+                                                  lower: int, step: int, strict: bool) -> None:
+    from symflops.domain import _periodic_reading
+
+    lhs = c * sp.floor(H / a + sp.Rational(b, a)) + sp.floor(H / d)
+    rhs = sp.floor(H / (a * d)) * 2 + k
+    cond = sp.Lt(lhs, rhs) if strict else sp.Le(lhs, rhs)
+    if cond in (sp.true, sp.false):
+        return
+    _agrees_with_every_size(cond, _periodic_reading(cond, H, lower, step, 0), lower, step, 0)
+
+
+def test_a_guard_read_as_an_upper_bound_says_so_and_refuses_past_it() -> None:
+    d = Domain([("SwinTransformer", H >= 116),
+                ("SwinTransformer", 7 * sp.floor(H / 224 + sp.Rational(55, 56)) <= 7)])
+    assert d.describe() == "116 <= H <= 227 (another code path above 227)"
+    assert d.contains(H=227) and not d.contains(H=228)
+    with pytest.raises(OutsideDomain, match="another code path past H = 227"):
+        d.check({H: 256})
