@@ -10,13 +10,18 @@ maxvit_t ran out of its budget); the view shape rule keeps them polynomial."""
 
 from __future__ import annotations
 
+import dataclasses
+import time
+from typing import Any
+
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import symflops as sf
-from symflops.errors import OutsideDomain
+from symflops.errors import OutsideDomain, SymflopsError
 from symflops.tracing._assembly import TracedCost
+from symflops.tracing.input_size import follow_input_size
 
 # the trace takes ~5 s on a loaded machine
 pytestmark = pytest.mark.slow
@@ -414,3 +419,205 @@ class MViT(torch.nn.Module):
         for block in self.blocks:
             x, thw = block(x, thw)
         return self.head(self.norm(x)[:, 0])
+
+
+def _freeze(value: Any) -> Any:
+    """A comparable deep copy of an attribute: tensors by identity, dtype, shape, flags
+    and values; containers by identity and contents; anything else by identity and repr."""
+    if isinstance(value, torch.Tensor):
+        data = None if value.is_meta else tuple(value.detach().flatten().tolist())
+        return ("tensor", id(value), value.dtype, tuple(value.shape), value.requires_grad,
+                value._version, data)
+    if isinstance(value, torch.nn.Module):
+        return ("module", id(value))
+    if isinstance(value, dict):
+        return ("dict", id(value), type(value), {k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, id(value) if isinstance(value, list) else None,
+                [_freeze(v) for v in value])
+    if isinstance(value, set):
+        return ("set", id(value), frozenset(value))
+    return ("value", id(value), repr(value))
+
+
+def _snapshot(model: torch.nn.Module) -> dict[str, Any]:
+    """Every module's ``__dict__`` (attributes, parameters, buffers, submodules, hooks)."""
+    return {name: (id(m), id(m.__dict__), {k: _freeze(v) for k, v in m.__dict__.items()})
+            for name, m in model.named_modules()}
+
+
+def _flop_macs(model: torch.nn.Module, shape: tuple[int, ...]) -> int:
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.empty(*shape, device="meta"))
+    return counter.get_total_flops() // 2
+
+
+@dataclasses.dataclass
+class Followed:
+    """A user's model (on the CPU, with a hook), its snapshot before anything ran, the
+    module follow_input_size returned and its symbolic trace."""
+
+    model: torch.nn.Module
+    before: dict[str, Any]
+    followed: torch.nn.Module
+    cost: TracedCost
+
+
+def _follow_and_trace(model: torch.nn.Module, spec: str, hints: dict[str, int]) -> Followed:
+    model.register_forward_hook(lambda m, i, o: None)
+    before = _snapshot(model)
+    followed = follow_input_size(model)
+    cost = sf.trace(followed, spec, hints, convention="macs", warn=False)
+    assert isinstance(cost, TracedCost)
+    return Followed(model, before, followed, cost)
+
+
+@pytest.fixture(scope="module")
+def maxvit() -> Followed:
+    torch.manual_seed(0)
+    return _follow_and_trace(MaxVit().eval(), "B 3 H H", {"H": 32})
+
+
+@pytest.fixture(scope="module")
+def mvit() -> Followed:
+    torch.manual_seed(0)
+    return _follow_and_trace(MViT().eval(), "B 3 T H W", {"T": 8, "H": 64, "W": 64})
+
+
+def test_follow_maxvit_symbolic_and_exact(maxvit: Followed) -> None:
+    """Traced once at H = 32 (the model built for 32 x 32): symbolic in B and H, equal
+    to FlopCounterMode on the miniature built for each size (torchvision's only way to
+    run MaxViT at another size) and on the followed module, up to 40 times the side."""
+    cost = maxvit.cost
+    assert not cost.report.fixed
+    assert {s.name for s in cost.macs.free_symbols} == {"B", "H"}
+    with torch.device("meta"):
+        followed = follow_input_size(MaxVit().eval())  # as traced, on meta
+    for b, h in [(2, 48), (3, 160), (2, 1280)]:
+        with torch.device("meta"):
+            built = MaxVit(input_size=(h, h)).eval()
+        ours = int(cost.subs(B=b, H=h).macs)
+        assert ours == _flop_macs(built, (b, 3, h, h)) == \
+            _flop_macs(followed, (b, 3, h, h)), (b, h)
+    with pytest.raises(OutsideDomain):  # off the lattice (a multiple of 16)
+        cost.subs(B=2, H=40)
+    with pytest.raises(OutsideDomain):  # 16: a 1 x 1 grid in the last block, another path
+        cost.subs(B=2, H=16)
+
+
+def test_follow_mvit_symbolic_and_exact(mvit: Followed) -> None:
+    """Traced once at T = 8, H = W = 64 (the model built for 4 x 32 x 32): symbolic in
+    B, T, H, W (``int()`` on sizes in _add_rel_pos did not pin them), equal to
+    FlopCounterMode on the miniature built for each size and on the followed module,
+    non-square and up to 10 times the side."""
+    cost = mvit.cost
+    assert not cost.report.fixed
+    assert {s.name for s in cost.macs.free_symbols} == {"B", "T", "H", "W"}
+    with torch.device("meta"):
+        followed = follow_input_size(MViT().eval())  # as traced, on meta
+    for b, t, h, w in [(2, 6, 96, 96), (1, 12, 320, 160), (3, 16, 128, 640)]:
+        with torch.device("meta"):
+            built = MViT(spatial_size=(h, w), temporal_size=t).eval()
+        ours = int(cost.subs(B=b, T=t, H=h, W=w).macs)
+        assert ours == _flop_macs(built, (b, 3, t, h, w)) == \
+            _flop_macs(followed, (b, 3, t, h, w)), (b, t, h, w)
+    with pytest.raises(OutsideDomain):  # the built size: the tables need no resizing there
+        cost.subs(B=2, T=4, H=32, W=32)
+
+
+@pytest.mark.parametrize("which", ["maxvit", "mvit"])
+def test_the_users_model_is_unchanged(which: str, request: pytest.FixtureRequest) -> None:
+    """After follow_input_size, its symbolic trace, real forwards, a FlopCounterMode
+    forward and a forward that fails, the user's model is as before: every module's
+    attributes (the sizes its constructor fixed), parameters and their values, buffers,
+    submodules and hooks; ``int`` is this module's builtin again."""
+    f: Followed = request.getfixturevalue(which)
+    shape = (2, 3, 48, 48) if which == "maxvit" else (2, 3, 6, 96, 64)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        assert f.followed(torch.randn(*shape)).shape == (2, 5)
+    assert counter.get_total_flops() > 0
+    bad = (2, 4) + shape[2:]  # 4 channels: the first convolution fails inside the forward
+    with pytest.raises(RuntimeError):
+        f.followed(torch.randn(*bad))
+    assert "int" not in globals()
+    assert _snapshot(f.model) == f.before
+    assert not any(isinstance(getattr(m, "grid_size", None), tuple) and
+                   any(isinstance(v, torch.SymInt) for v in m.grid_size)
+                   for m in f.followed.modules())
+
+
+def test_the_model_built_for_its_size_runs_as_followed() -> None:
+    """At the size the model was built for, the followed module computes what the model
+    computes (the same attributes, the same ops): equal outputs, not only equal counts."""
+    torch.manual_seed(1)
+    for model, shape in ((MaxVit().eval(), (2, 3, 32, 32)),
+                         (MViT().eval(), (2, 3, 4, 32, 32))):
+        x = torch.randn(*shape)
+        with torch.no_grad():
+            assert torch.allclose(model(x), follow_input_size(model)(x), atol=1e-6)
+
+
+def test_symbolic_int_keeps_a_symint_and_is_int_otherwise() -> None:
+    from symflops.tracing.input_size import _symbolic_int
+
+    assert (_symbolic_int(3.7), _symbolic_int("12"), _symbolic_int("ff", 16),
+            _symbolic_int()) == (3, 12, 255, 0)
+    with pytest.raises(ValueError):
+        _symbolic_int("x")
+
+
+def test_follow_refuses_what_it_does_not_know() -> None:
+    with pytest.raises(SymflopsError, match=r"follow_input_size knows .*model=Linear.*"
+                                            r"fix: trace the model directly"):
+        follow_input_size(torch.nn.Linear(2, 2))
+    with pytest.raises(SymflopsError, match=r"absolute positional embeddings.*MViT.*"
+                                            r"built for \(T, H, W\)=\(4, 32, 32\)"):
+        follow_input_size(MViT(absolute=True))
+    m = follow_input_size(MaxVit())
+    assert follow_input_size(m) is m  # already following
+    with pytest.raises(SymflopsError, match=r"takes one batch tensor \(B, 3, H, H\)"):
+        m(torch.randn(2, 3, 32))
+    with pytest.raises(SymflopsError, match=r"square input.*H=32, W=48"):
+        m(torch.randn(1, 3, 32, 48))
+
+
+@pytest.mark.parametrize("spec, hints, match", [
+    ("B 3 H W", {"H": 32, "W": 32}, r"square input.*H=H, W=W.*fix: trace 'B 3 H H'"),
+    ("B 3 H H", {"H": 16}, r"example size of 16 the last block's grid is 1 x 1.*"
+                           r"hints=\{'H': 32\}"),
+    ("B 3 H H", {"H": 40}, r"H a multiple of 16.*H=40.*hints=\{'H': 32\}"),
+])
+def test_follow_maxvit_refuses_bad_trace_inputs(spec: str, hints: dict[str, int],
+                                                match: str) -> None:
+    with torch.device("meta"):
+        m = follow_input_size(MaxVit().eval())
+    with pytest.raises(SymflopsError, match=match):
+        sf.trace(m, spec, hints, convention="macs", warn=False)
+
+
+@pytest.mark.parametrize("build, spec, match", [
+    (lambda: MaxVit(), "B 3 H W", r"MaxVit fixes its input size in its constructor "
+                                  r"\(built for 32 x 32\).*module=the model, symbolic=H, W.*"
+                                  r"B 3 32 32.*follow_input_size\(model\), 'B 3 H H'"),
+    (lambda: torch.nn.Sequential(MViT()), "B 3 T 32 32",
+     r"MViT fixes .*\(built for 4 x 32 x 32\).*module=0, symbolic=T.*"
+     r"follow_input_size\(model.0\).* with model.0 replaced by that module"),
+])
+def test_a_bare_model_that_fixes_its_size_is_refused_at_once(build: Any, spec: str,
+                                                             match: str) -> None:
+    """A symbolic size of a model whose constructor fixed it is refused before anything
+    runs (torchvision's maxvit_t spent its 300 s budget proving guards), naming the helper;
+    concrete sizes trace as before."""
+    with torch.device("meta"):
+        model = build().eval()
+    started = time.perf_counter()
+    with pytest.raises(SymflopsError, match=match):
+        sf.trace(model, spec, convention="macs", warn=False)
+    assert time.perf_counter() - started < 2.0
+
+
+def test_a_bare_model_at_its_size_traces() -> None:
+    with torch.device("meta"):
+        model = MaxVit().eval()
+    cost = sf.trace(model, "B 3 32 32", convention="macs", warn=False)
+    assert int(cost.subs(B=3).macs) == _flop_macs(model, (3, 3, 32, 32))
