@@ -55,7 +55,7 @@ import torch
 
 from symflops.errors import SymflopsError
 
-__all__ = ["follow_input_size", "refuse_fixed_size"]
+__all__ = ["follow_input_size"]
 
 _LAYER = "follow_input_size"
 #: set on the module :func:`follow_input_size` returns
@@ -112,9 +112,10 @@ def follow_input_size(model: torch.nn.Module) -> torch.nn.Module:
       256})``; at the built size (16 x 224 x 224) the relative-position tables need no
       resizing, another path: trace that size with concrete sizes.
 
-    The user's model is not changed: the result is a copy of its module tree that shares
-    its parameters, buffers and hooks; the sizes are set on the copy only while its forward
-    runs. Anything else is refused with one SymflopsError.
+    The user's model is not changed: the result is a copy of its module tree, taken when
+    this is called (call it after ``.eval()``), that shares its parameters, buffers and
+    hooks; the sizes are set on the copy only while its forward runs. Anything else is
+    refused with one SymflopsError.
 
     >>> follow_input_size(torch.nn.Linear(2, 2))
     Traceback (most recent call last):
