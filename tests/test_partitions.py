@@ -23,8 +23,8 @@ from symflops.errors import OutsideDomain, SymflopsError
 from symflops.tracing._assembly import TracedCost
 from symflops.tracing.input_size import follow_input_size
 
-# the trace takes ~5 s on a loaded machine
-pytestmark = pytest.mark.slow
+# the traces of the miniatures take ~5 s (MaxViT) to ~25 s (MViT) on a loaded machine: the
+# tests that read them are slow; the refusals and the concrete forwards are the fast lane
 
 
 class PartitionAttention(torch.nn.Module):
@@ -98,6 +98,7 @@ def traced() -> TracedCost:
     return cost
 
 
+@pytest.mark.slow
 def test_block_and_grid_partitions_symbolic_and_exact(traced: TracedCost) -> None:
     with torch.device("meta"):
         model = TinyMaxViT().eval()
@@ -108,6 +109,7 @@ def test_block_and_grid_partitions_symbolic_and_exact(traced: TracedCost) -> Non
         assert int(traced.subs(B=b, H=h).macs) == _macs(model, b, h) == _hand(b, h), (b, h)
 
 
+@pytest.mark.slow
 def test_partition_domain_is_the_lattice(traced: TracedCost) -> None:
     # off the lattice the model would crop the map: refused, not answered
     with pytest.raises(OutsideDomain):
@@ -484,6 +486,7 @@ def mvit() -> Followed:
     return _follow_and_trace(MViT().eval(), "B 3 T H W", {"T": 8, "H": 64, "W": 64})
 
 
+@pytest.mark.slow
 def test_follow_maxvit_symbolic_and_exact(maxvit: Followed) -> None:
     """Traced once at H = 32 (the model built for 32 x 32): symbolic in B and H, equal
     to FlopCounterMode on the miniature built for each size (torchvision's only way to
@@ -505,6 +508,7 @@ def test_follow_maxvit_symbolic_and_exact(maxvit: Followed) -> None:
         cost.subs(B=2, H=16)
 
 
+@pytest.mark.slow
 def test_follow_mvit_symbolic_and_exact(mvit: Followed) -> None:
     """Traced once at T = 8, H = W = 64 (the model built for 4 x 32 x 32): symbolic in
     B, T, H, W (``int()`` on sizes in _add_rel_pos did not pin them), equal to
@@ -525,6 +529,7 @@ def test_follow_mvit_symbolic_and_exact(mvit: Followed) -> None:
         cost.subs(B=2, T=4, H=32, W=32)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", ["maxvit", "mvit"])
 def test_the_users_model_is_unchanged(which: str, request: pytest.FixtureRequest) -> None:
     """After follow_input_size, its symbolic trace, real forwards, a FlopCounterMode
