@@ -626,3 +626,22 @@ def test_a_bare_model_at_its_size_traces() -> None:
         model = MaxVit().eval()
     cost = sf.trace(model, "B 3 32 32", convention="macs", warn=False)
     assert int(cost.subs(B=3).macs) == _flop_macs(model, (3, 3, 32, 32))
+
+
+def test_int_is_kept_symbolic_only_while_a_forward_runs() -> None:
+    """The patch of ``int`` in a model's modules: in place during the forward, shared by a
+    nested forward, then put back as it was, a module-level ``int`` of the module's own
+    included, also when the forward fails."""
+    import types as pytypes
+
+    from symflops.tracing.input_size import _int_kept_symbolic, _symbolic_int
+
+    plain, own = pytypes.ModuleType("plain"), pytypes.ModuleType("own")
+    own_int = own.__dict__["int"] = lambda v: v  # the module's own int
+    with pytest.raises(RuntimeError, match="inside"), _int_kept_symbolic([plain, own]):
+        assert plain.__dict__["int"] is own.__dict__["int"] is _symbolic_int
+        with _int_kept_symbolic([own]):  # a nested forward
+            assert own.__dict__["int"] is _symbolic_int
+        assert own.__dict__["int"] is _symbolic_int  # the outer forward still runs
+        raise RuntimeError("inside")
+    assert "int" not in plain.__dict__ and own.__dict__["int"] is own_int
