@@ -6,15 +6,14 @@ Both models fix their input size in the constructor: MaxViT's grid partition and
 departition use ``grid_size // partition_size`` computed from ``input_size``, and MViT
 reshapes its pooled tokens to ``thw`` from ``spatial_size``/``temporal_size``
 (``mvit_v2_s`` hard-codes 224 x 16). Traced as built they are exact at that one size
-(``sf.trace(maxvit_t, ("B", 3, 224, 224))``). To trace them symbolic in the input size, a
-wrapper sets those sizes from the input on every call, the partition sizes as functions
-of ``H`` (what ``maxvit_t(input_size=(H, H))`` computes in its constructor); the
-reference is FlopCounterMode on a real forward of ``maxvit_t(input_size=(H, H))`` (its
-parameters do not depend on the size), and for MViT, whose builder fixes 224 x 16, of the
-same wrapper at each size. MViT's ``_add_rel_pos`` calls ``int()`` on sizes
-(``int(2 * max(q_h, k_h) - 1)``), which pins a symbolic size: during the trace that
-module's ``int`` is the identity (the size stays the SymInt, the same number; ``int()``
-of a SymInt would only add the guard that pins it).
+(``sf.trace(maxvit_t, ("B", 3, 224, 224))``; with a symbolic size ``sf.trace`` refuses
+them at once and names the helper). To trace them symbolic in the input size,
+``symflops.tracing.input_size.follow_input_size`` sets those sizes from the input on
+every call, the partition sizes as functions of ``H`` (what ``maxvit_t(input_size=(H,
+H))`` computes in its constructor), and keeps MViT's ``int()`` on sizes symbolic during
+its forward (see docs/partitions.md). The reference is FlopCounterMode on a real forward
+of ``maxvit_t(input_size=(H, H))`` (its parameters do not depend on the size), and for
+MViT, whose builder fixes 224 x 16, of the followed model at each size.
 
 Domains (stated by the formulas, refused outside):
 
@@ -37,11 +36,9 @@ Exit status 1 if a size in the domain disagrees or a model does not trace.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import time
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 #: points the formula must refuse (off the lattice, or where torch takes another path)
@@ -58,71 +55,6 @@ DEFAULT: dict[str, tuple[dict[str, int], tuple[tuple[int, ...], ...]]] = {
     "mvit_v2_s": ({"T": 16, "H": 256, "W": 256},
                   ((1, 32, 320), (1, 8, 512), (2, 24, 160), (1, 20, 1024))),
 }
-
-
-def _half(n: Any) -> Any:
-    """A 3x3 stride-2 padding-1 conv's output side: the conv shape rule's own formula."""
-    return (n + 2 * 1 - (3 - 1) - 1) // 2 + 1
-
-
-def follow_size(model: Any) -> Any:
-    """``model`` (torchvision MaxVit or MViT) wrapped so its size-dependent attributes
-    follow the input on every call."""
-    import torch
-    from torchvision.models.maxvit import MaxVit, PartitionAttentionLayer
-    from torchvision.models.video.mvit import MViT
-
-    class MaxVitSized(torch.nn.Module):
-        def __init__(self, m: MaxVit) -> None:
-            super().__init__()
-            self.m = m
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            h = x.shape[-2]
-            torch._check(h % 224 == 0)  # the lattice: every partition divides evenly
-            x = x[:, :, :224 * (h // 224), :224 * (h // 224)]  # the same size, spelt 224q
-            h = _half(x.shape[-2])  # the stem
-            for block in self.m.blocks:
-                h = _half(h)  # each block's first MBConv halves the map
-                block.grid_size = (h, h)
-                for mod in block.modules():
-                    if isinstance(mod, PartitionAttentionLayer):
-                        mod.grid_size = (h, h)
-                        mod.n_partitions = h // 7
-                        mod.p = 7 if mod.partition_type == "window" else h // 7
-                        mod.g = h // 7 if mod.partition_type == "window" else 7
-            return self.m(x)
-
-    class MViTSized(torch.nn.Module):
-        def __init__(self, m: MViT) -> None:
-            super().__init__()
-            self.m = m
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            c = self.m.conv_proj
-            t, h, w = ((n + 2 * p - (k - 1) - 1) // s + 1 for n, k, s, p in
-                       zip(x.shape[2:], c.kernel_size, c.stride, c.padding, strict=True))
-            self.m.pos_encoding.temporal_size = t
-            self.m.pos_encoding.spatial_size = (h, w)
-            return self.m(x)
-
-    if isinstance(model, MaxVit):
-        return MaxVitSized(model).eval()
-    if isinstance(model, MViT):
-        return MViTSized(model).eval()
-    raise TypeError(f"no size-following wrapper for {type(model).__name__}")
-
-
-@contextlib.contextmanager
-def int_kept_symbolic() -> Iterator[None]:
-    """torchvision's MViT module with ``int`` the identity (see the module docstring)."""
-    import torchvision.models.video.mvit as mvit
-
-    mvit.int = lambda v: v
-    try:
-        yield
-    finally:
-        del mvit.int
 
 
 def _short(expr: Any, limit: int = 160) -> str:
@@ -144,25 +76,34 @@ def check(name: str) -> tuple[bool, list[str]]:
     import torchvision
 
     import symflops as sf
-    from symflops.errors import OutsideDomain
+    from symflops.errors import OutsideDomain, SymflopsError
+    from symflops.tracing.input_size import follow_input_size
 
     hints, points = DEFAULT[name]
     with torch.device("meta"):
-        model = follow_size(torchvision.models.get_model(name, weights=None).eval())
+        bare = torchvision.models.get_model(name, weights=None).eval()
+    model = follow_input_size(bare)
     video = "T" in hints
+    spec = "B 3 T H W" if video else "B 3 H H"
     started = time.perf_counter()
-    with warnings.catch_warnings(), (int_kept_symbolic() if video
-                                     else contextlib.nullcontext()):
+    refused = False
+    try:  # the bare model with a symbolic size: refused at once, naming the helper
+        sf.trace(bare, spec, hints, convention="macs", warn=False)
+    except SymflopsError as e:
+        refused = "follow_input_size" in e.message + (e.fix or "")
+    lines = [f"{name} as built, {spec}: {'refused' if refused else 'NOT REFUSED'} in "
+             f"{time.perf_counter() - started:.2f} s"]
+    started = time.perf_counter()
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cost = sf.trace(model, "B 3 T H W" if video else "B 3 H H", hints, convention="macs",
-                        time_budget=TIME_BUDGET)
+        cost = sf.trace(model, spec, hints, convention="macs", time_budget=TIME_BUDGET)
     seconds = time.perf_counter() - started
     fixed = dict(cost.report.fixed)  # type: ignore[attr-defined]
     dims = "B, T, H, W" if video else "B, H (= W)"
-    lines = [f"{name}: traced at {hints} in {seconds:.1f} s; "
-             f"{'fixed ' + str(fixed) if fixed else 'symbolic in ' + dims}; "
-             f"MACs = {_short(cost.macs)}"]
-    ok = not fixed
+    lines.append(f"{name}: follow_input_size traced at {hints} in {seconds:.1f} s; "
+                 f"{'fixed ' + str(fixed) if fixed else 'symbolic in ' + dims}; "
+                 f"MACs = {_short(cost.macs)}")
+    ok = refused and not fixed
     for point in points:
         shape: tuple[int, ...]
         if video:

@@ -36,6 +36,7 @@ from symflops.tracing._recording import model_device
 from symflops.tracing._run import run
 from symflops.tracing._serial import serialized
 from symflops.tracing.handlers.attention import SKIPPED_NOTE
+from symflops.tracing.input_size import refuse_fixed_size
 
 __all__ = ["trace"]
 
@@ -107,6 +108,7 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
     weighting = get_convention(convention)
     pos, kw = parse_inputs(inputs)
     pos = ids_by_position(model, pos)
+    refuse_fixed_size(model, [s.dims for s in [*pos, *kw.values()]])
     hints = dict(hints or {})
     dims = dim_names(pos, kw)
     cache = None if past is None else parse_past(past, model, [*pos, *kw.values()], mode,
