@@ -361,7 +361,8 @@ class Domain:
                 out.append(Clause("range", f"{lo} <= {s} <= {ax.upper} ({why} {ax.upper})",
                                   rf"{lo} \leq {name} \leq {ax.upper} \text{{ ({why} "
                                   rf"{ax.upper})}}", symbol=s))
-            elif lo > (ax.offset % ax.step or ax.step):  # above the lattice's first size
+            elif ax.lower > 1 and lo > (ax.offset % ax.step or ax.step):  # the lattice's size
+                # at or above the bound, when that is not its first size anyway
                 out.append(Clause("lower", f"{s} >= {lo}", rf"{name} \geq {lo}", symbol=s))
         out += [Clause("other", str(c), latex_expr(c), c) for _, c in self.other]
         return out
@@ -503,7 +504,7 @@ def _periodic_reading(cond: sp.Basic, s: sp.Symbol, lower: int, step: int, offse
         if not sp.sympify(q).is_Integer or q <= 0:
             return None
         period = math.lcm(period, int(q))
-    rise = sp.expand(_whole_parts_out(g.xreplace({s: s + period})) - g)
+    rise = sp.expand(_whole_parts_out(g.xreplace({s: s + period})) - _whole_parts_out(g))
     if not rise.is_Number or period // step > _READING_BUDGET:
         return None
     if isinstance(cond, sp.Ne) and rise != 0:
