@@ -590,17 +590,18 @@ def _combine(step1: int, off1: int, step2: int, off2: int) -> tuple[int, int]:
 
 
 def _bound(cond: sp.Basic, s: sp.Symbol) -> tuple[str, int] | None:
-    """A linear bound on ``s`` (``s >= 7``, ``H - 6 >= 1``, ``2*s < 9``, either side) as
-    ``("lower"|"upper", the inclusive integer bound)``."""
+    """A linear bound on ``s`` (``s >= 7``, ``H - 6 >= 1``, ``2*s < 9``, ``H/8 >= 16``,
+    either side) as ``("lower"|"upper", the inclusive integer bound)``."""
     if not isinstance(cond, (sp.Ge, sp.Gt, sp.Le, sp.Lt)):
         return None
     diff = sp.expand(cond.lhs - cond.rhs)  # diff (rel) 0
     if not diff.is_polynomial(s):
         return None
     poly = sp.Poly(diff, s)
-    if poly.degree() != 1 or not all(c.is_Integer for c in poly.all_coeffs()):
+    if poly.degree() != 1 or not all(c.is_Rational for c in poly.all_coeffs()):
         return None
-    a, b = (int(c) for c in poly.all_coeffs())
+    scale = math.lcm(*(int(sp.Rational(c).q) for c in poly.all_coeffs()))  # H/8 >= 16
+    a, b = (int(c * scale) for c in poly.all_coeffs())
     greater = isinstance(cond, (sp.Ge, sp.Gt))  # a*s + b >= 0 (or >)
     strict = isinstance(cond, (sp.Gt, sp.Lt))
     if a < 0:

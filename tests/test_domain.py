@@ -287,10 +287,9 @@ def test_a_condition_the_lattice_implies_is_not_printed_but_still_checked(cond: 
 @pytest.mark.parametrize("cond,lower,expected", [
     (7 * sp.floor(H / 224 + sp.Rational(55, 56)) <= 7, 116, ("upper", 227)),
     (sp.floor(H / 4) <= 7 * sp.floor(H / 28 + sp.Rational(6, 7)), 1, ("implied", 0)),
-    (sp.floor(H / 8) >= 16, 1, ("lower", 128)),  # 16 cells at stride 8 (RAFT)
     (sp.floor(H / 8) * 3 >= sp.floor(H / 16) + 20, 1, ("lower", 64)),
     (sp.Ne(sp.Mod(H, 16), 0), 1, None),  # a hole every 16: not a range
-], ids=["swin-window", "window-fits", "floor-bound", "two-floors", "holes"])
+], ids=["swin-window", "window-fits", "two-floors", "holes"])
 def test_a_periodic_condition_reads_as_a_bound(cond: sp.Basic, lower: int,
                                                expected: tuple | None) -> None:
     from symflops.domain import _periodic_reading
@@ -338,3 +337,11 @@ def test_a_guard_read_as_an_upper_bound_says_so_and_refuses_past_it() -> None:
     assert d.contains(H=227) and not d.contains(H=228)
     with pytest.raises(OutsideDomain, match="another code path past H = 227"):
         d.check({H: 256})
+
+
+def test_a_bound_with_a_fraction_reads_as_a_bound() -> None:
+    # RAFT's pyramid needs floor(H/8) >= 16, which SymPy writes H/8 >= 16: H >= 128
+    d = Domain([("RAFT", sp.floor(H / 8) >= 16), ("RAFT", sp.Lt(W / 3, sp.Rational(7, 2)))])
+    assert d.describe() == "H >= 128; 1 <= W <= 10 (verified up to 10)"
+    assert not d.contains(H=127, W=10) and d.contains(H=128, W=10)
+    assert not d.contains(H=128, W=11)
