@@ -5,7 +5,10 @@ For each model (``check_torchvision.build``: meta, the published crop size): bui
 model, "B 3 H W", hints=crop, fallback="fit")``, then build + FlopCounterMode on a meta input at
 the crop size. The status says what the trace could keep: ``symbolic`` (every input dim a
 symbol), ``fixed`` (the model pins some dims, e.g. ViT's H = W = 224), ``fallback`` (torch could
-not trace symbolically; an exact polynomial fitted from concrete traces), ``failed``. The two
+not trace symbolically; an exact polynomial fitted from concrete traces), ``failed``. MaxViT,
+whose constructor fixes its input size (``sf.trace`` refuses it with a symbolic size), is
+traced at its crop size and counted ``fixed`` (symbolic in its size through
+``follow_input_size``: check_partitions.py). The two
 counts (torch convention) are compared at the crop size.
 
 Run alone: ``python benchmarks/zoo.py [--quick] [MODEL ...]`` (needs torchvision).
@@ -43,8 +46,15 @@ def measure(name: str, budget: float = BUDGET_S) -> dict[str, Any]:
         model, crop, _ = build(name)
         row["device"] = next(model.parameters()).device.type  # cpu: the constructor refused meta
         with quiet():
-            cost = sf.trace(model, "B 3 H W", {"H": crop, "W": crop}, convention="torch",
-                            fallback="fit", warn=False, time_budget=budget)
+            try:
+                cost = sf.trace(model, "B 3 H W", {"H": crop, "W": crop}, convention="torch",
+                                fallback="fit", warn=False, time_budget=budget)
+            except sf.SymflopsError as e:  # MaxViT: its constructor fixed the size
+                if "fixes its input size in its constructor" not in str(e):
+                    raise
+                cost = sf.trace(model, f"B 3 {crop} {crop}", convention="torch", warn=False,
+                                time_budget=budget)
+                row["fixed"] = f"H={crop}, W={crop} (built for that size)"
         row["trace_s"] = time.perf_counter() - t
         names = {s.name for s in cost.free_symbols}
         ours = int(cost.subs(**{k: v for k, v in {"B": 1, "H": crop, "W": crop}.items()
@@ -55,8 +65,8 @@ def measure(name: str, budget: float = BUDGET_S) -> dict[str, Any]:
         row["status"] = "fallback"
     else:
         fixed = dict(cost.report.fixed)
-        row["status"] = "fixed" if fixed else "symbolic"
-        row["fixed"] = ", ".join(f"{k}={v}" for k, v in fixed.items())
+        row["status"] = "fixed" if fixed or "fixed" in row else "symbolic"
+        row.setdefault("fixed", ", ".join(f"{k}={v}" for k, v in fixed.items()))
     del model
     gc.collect()
     t = time.perf_counter()
