@@ -33,11 +33,9 @@ BUDGET_S = 60.0
 def measure(name: str, budget: float = BUDGET_S) -> dict[str, Any]:
     """One model's row: times, status, fixed dims, and whether the counts agree."""
     import torch
-    from check_torchvision import build
+    from check_torchvision import build, trace_symbolic
     from peers import quiet
     from torch.utils.flop_counter import FlopCounterMode
-
-    import symflops as sf
 
     row: dict[str, Any] = {"name": name}
     gc.collect()
@@ -46,15 +44,10 @@ def measure(name: str, budget: float = BUDGET_S) -> dict[str, Any]:
         model, crop, _ = build(name)
         row["device"] = next(model.parameters()).device.type  # cpu: the constructor refused meta
         with quiet():
-            try:
-                cost = sf.trace(model, "B 3 H W", {"H": crop, "W": crop}, convention="torch",
-                                fallback="fit", warn=False, time_budget=budget)
-            except sf.SymflopsError as e:  # MaxViT: its constructor fixed the size
-                if "fixes its input size in its constructor" not in str(e):
-                    raise
-                cost = sf.trace(model, f"B 3 {crop} {crop}", convention="torch", warn=False,
-                                time_budget=budget)
-                row["fixed"] = f"H={crop}, W={crop} (built for that size)"
+            cost, built = trace_symbolic(model, crop, convention="torch", fallback="fit",
+                                         warn=False, time_budget=budget)
+        if built:
+            row["fixed"] = f"H={crop}, W={crop} (built for that size)"
         row["trace_s"] = time.perf_counter() - t
         names = {s.name for s in cost.free_symbols}
         ours = int(cost.subs(**{k: v for k, v in {"B": 1, "H": crop, "W": crop}.items()
