@@ -70,9 +70,23 @@ class FixedSizeTransform(torch.nn.Module):
 
     def postprocess(self, result: list[dict[str, torch.Tensor]], image_shapes: Any,
                     original_image_sizes: Any) -> list[dict[str, torch.Tensor]]:
-        # the real transform's postprocess at an unchanged size (ratios 1/1, computed)
-        return self._postprocess(self._inner, result, [(1, 1)] * len(result),
-                                 [(1, 1)] * len(result))
+        """The real transform's postprocess at an unchanged size (ratios 1/1, computed),
+        without the paste of the masks into the image (``paste_masks_in_image``): its work
+        follows each box's size in pixels, a value read from the data. The ``masks`` stay
+        the mask head's per-detection probabilities, and a ``symflops::not_run`` mark says
+        so in the cost (a leaf of cost 0 with the note)."""
+        from symflops.tracing.handlers.detection import not_run
+
+        masks = [r.pop("masks", None) for r in result]
+        for m in masks:
+            if m is not None:
+                not_run(m, "paste_masks_in_image")
+        out = self._postprocess(self._inner, result, [(1, 1)] * len(result),
+                                [(1, 1)] * len(result))
+        for r, m in zip(out, masks, strict=True):
+            if m is not None:
+                r["masks"] = m
+        return out
 
 
 class _ImageList:
@@ -113,8 +127,11 @@ def rerouted() -> Iterator[None]:
         yield
         return
 
+    from torchvision.models.detection import roi_heads
+
     original, setup = box_ops.batched_nms, poolers._setup_scales
     pool, topk_min = poolers._multiscale_roi_align, det_utils._topk_min
+    keypoints = roi_heads.heatmaps_to_keypoints
 
     def symbolic_topk_min(input: torch.Tensor, orig_kval: int, axis: int) -> Any:
         # min(k, size) kept symbolic (torch.sym_min): Python's min decides at the example
@@ -138,9 +155,11 @@ def rerouted() -> Iterator[None]:
     poolers._setup_scales = scales_at_example
     poolers._multiscale_roi_align = _multiscale_roi_align
     det_utils._topk_min = symbolic_topk_min
+    roi_heads.heatmaps_to_keypoints = _keypoints_not_run
     try:
         yield
     finally:
+        roi_heads.heatmaps_to_keypoints = keypoints
         det_utils._topk_min = topk_min
         box_ops.batched_nms = original
         poolers._setup_scales = setup
@@ -173,6 +192,23 @@ def _multiscale_roi_align(x_filtered: list[torch.Tensor], boxes: list[torch.Tens
                                         sampling_ratio=sampling_ratio)
         result[idx_in_level] = result_idx_in_level.to(result.dtype)
     return result
+
+
+def _keypoints_not_run(maps: torch.Tensor, rois: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """In place of torchvision's ``heatmaps_to_keypoints`` (Keypoint R-CNN's decoding of
+    the heatmaps, ``(D, K, 56, 56)``, into ``D x K`` keypoints): not run. Per detection it
+    resizes the K heatmaps bicubically to the box's size in pixels (``ceil`` of the box's
+    width and height, values read from the data) and takes an argmax: work with no formula
+    in the shapes. A ``symflops::not_run`` mark says so in the cost; the keypoints
+    ``(D, K, 3)`` and their scores ``(D, K)`` are zeros of the real shapes (torchvision's
+    own dtype, float32), so the postprocess after it runs the same ops."""
+    from symflops.tracing.handlers.detection import not_run
+
+    not_run(maps, "heatmaps_to_keypoints")
+    d, k = maps.shape[0], maps.shape[1]
+    return (maps.new_zeros((d, k, 3), dtype=torch.float32),
+            maps.new_zeros((d, k), dtype=torch.float32))
 
 
 def _example(size: Any) -> Any:
