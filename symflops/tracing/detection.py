@@ -77,7 +77,7 @@ class FixedSizeTransform(torch.nn.Module):
         so in the cost (a leaf of cost 0 with the note)."""
         from symflops.tracing.handlers.detection import not_run
 
-        masks = [r.pop("masks", None) for r in result]
+        masks = [r.pop("masks", None) if isinstance(r, dict) else None for r in result]
         for m in masks:
             if m is not None:
                 not_run(m, "paste_masks_in_image")
