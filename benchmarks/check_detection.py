@@ -97,30 +97,209 @@ def _subs(cost: Any, h: int, w: int, proposals: list[int], detections: list[int]
     return values
 
 
-def main(argv: list[str]) -> int:
+def _models(name: str) -> tuple[Any, Any]:
+    """The torchvision model ``name`` on CPU (random weights, seed 0; the thresholds below)
+    and on meta (for the trace)."""
     import torch
     from torchvision.models import detection
 
+    torch.manual_seed(0)
+    real = getattr(detection, name)(weights=None, weights_backbone=None).eval()
+    # random weights score every box alike (objectness 0.5, class scores ~1/91): keep
+    # every score and suppress overlaps harder, so the counts land below the top-k
+    # cuts and vary with the size (the thresholds change the counts, not the ops)
+    for part in (getattr(real, "rpn", None), getattr(real, "roi_heads", None), real):
+        if part is not None and hasattr(part, "nms_thresh"):
+            part.nms_thresh = 0.05
+        if part is not None and hasattr(part, "score_thresh"):
+            part.score_thresh = 0.0
+    if name in PER_DETECTION:
+        real.roi_heads.score_thresh = PER_DETECTION[name]
+    with torch.device("meta"):
+        meta = getattr(detection, name)(weights=None, weights_backbone=None).eval()
+    return real, meta
+
+
+#: the ops that make a count (a size read from the data), as symflops' trace logs them
+COUNT_OPS = ("aten.nonzero", "aten.argwhere", "aten.masked_select", "aten._unique2",
+             "aten.unique_consecutive", "aten._unique", "aten.unique_dim", "torchvision.nms")
+
+
+def exact_by_ops(model: Any, x: Any) -> dict[str, Any]:
+    """An independent count of a real CPU forward ``model(x)``: a dispatch mode that sees
+    every aten op the forward runs, at its concrete shapes, and adds up symflops' per-op
+    count of each (the handler of the op: the same per-op rates, none of the symbolic
+    machinery: no symbols, no data-dependent names, no guards, no cuts, no domain). Ops
+    symflops decomposes are decomposed here too (as FlopCounterMode does), ops it declares
+    free are free. Returns the exact and torch totals, the counts the forward made (op,
+    size) in order, and the ops without a handler."""
+    from collections import Counter
+
+    import sympy as sp
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from symflops.conventions import get_convention
+    from symflops.tracing._torch_compat import SKIP_OPS
+    from symflops.tracing.registry import HANDLERS, ZERO_COST, OpCall, TShape
+
+    exact, torch_rates = get_convention("exact"), get_convention("torch")
+
+    def shape(v: Any) -> Any:
+        if isinstance(v, torch.Tensor):
+            return TShape(tuple(sp.Integer(int(s)) for s in v.shape),
+                          str(v.dtype).replace("torch.", ""))
+        if isinstance(v, (list, tuple)):
+            return type(v)(shape(i) for i in v)
+        if isinstance(v, dict):
+            return {k: shape(i) for k, i in v.items()}
+        return v
+
+    def makes_count(name: str, args: Any) -> bool:
+        if name in COUNT_OPS:
+            return True
+        # x[mask]: a boolean mask's count (SSD's per-class threshold)
+        return name == "aten.index" and len(args) > 1 and any(
+            isinstance(m, torch.Tensor) and m.dtype == torch.bool for m in args[1])
+
+    class Count(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.exact: Any = sp.Integer(0)
+            self.torch: Any = sp.Integer(0)
+            self.counts: list[tuple[str, int]] = []
+            self.unknown: Counter[str] = Counter()
+
+        def __torch_dispatch__(self, func: Any, types: Any, args: Any = (),
+                               kwargs: Any = None) -> Any:
+            kwargs = kwargs or {}
+            if func in SKIP_OPS:
+                return func(*args, **kwargs)
+            packet = func._overloadpacket
+            name = str(packet._qualified_op_name).replace("::", ".")
+            if packet in HANDLERS or packet in ZERO_COST:
+                out = func(*args, **kwargs)
+                if makes_count(name, args):
+                    self.counts.append((name, int(out.shape[0])))
+                if packet in HANDLERS:
+                    outs = out if isinstance(out, (tuple, list)) else (out,)
+                    call = OpCall(packet.__name__, shape(args), shape(kwargs),
+                                  tuple(shape(o) for o in outs if isinstance(o, torch.Tensor)))
+                    for part in HANDLERS[packet](call):
+                        self.exact += exact.weigh(part.work)
+                        self.torch += torch_rates.weigh(part.work)
+                return out
+            with self:
+                r = func.decompose(*args, **kwargs)
+            if r is not NotImplemented:
+                return r
+            self.unknown[name] += 1
+            return func(*args, **kwargs)
+
+    counter = Count()
+    with torch.no_grad(), counter:
+        model(x)
+    return {"exact": int(counter.exact), "torch": int(counter.torch),
+            "counts": counter.counts, "unknown": dict(counter.unknown)}
+
+
+#: the detectors the exact convention is checked on, and where
+EXACT_MODELS = ("fasterrcnn_mobilenet_v3_large_fpn", "maskrcnn_resnet50_fpn",
+                "keypointrcnn_resnet50_fpn")
+EXACT_AT = ((1, 320, 416), (1, 512, 384), (2, 320, 416))
+
+
+def exact_main(argv: list[str]) -> int:
+    """The exact convention: the symbolic trace (``convention="exact"``, every count a
+    symbol) at the counts a real forward of ``sized_detector(model)`` made, against
+    :func:`exact_by_ops` on that forward; and its torch total against FlopCounterMode on
+    the same forward (the dispatch counter sees what FlopCounterMode sees)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    import symflops as sf
+    from symflops.errors import SymflopsError
+    from symflops.tracing.detection import sized_detector
+    from symflops.tracing.handlers.detection import NOT_RUN
+
+    bad = 0
+    rows: list[tuple[str, str, str, int, int]] = []
+    for name in argv or EXACT_MODELS:
+        real, meta = _models(name)
+        for b in sorted({b for b, _h, _w in EXACT_AT}):
+            started = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                cost = sf.trace(sized_detector(meta), f"{b} 3 H W", convention="exact",
+                                data_dependent=_names(meta, b), warn=False)
+            print(f"{name} B={b}: traced (exact) in {time.perf_counter() - started:.1f} s; "
+                  f"{len(cost.report.data_dependent)} counts: "
+                  f"{', '.join(cost.report.data_dependent)}")
+            leaves = list(cost.leaves())
+            nms = [leaf for _, leaf in leaves if leaf.op == "torchvision.nms"]
+            bounded = all(any("upper bound" in n for n in leaf.notes) for leaf in nms)
+            marks = sorted({step for _, leaf in leaves for step, note in NOT_RUN.items()
+                            if note in leaf.notes})
+            print(f"  {len(nms)} nms leaves, each noted an upper bound: {bounded}; "
+                  f"not run: {marks or 'nothing'}")
+            bad += not bounded
+            for _b, h, w in [a for a in EXACT_AT if a[0] == b]:
+                torch.manual_seed(h * w + b)
+                x = torch.rand(b, 3, h, w)
+                started = time.perf_counter()
+                with FlopCounterMode(display=False) as fc:
+                    seen = exact_by_ops(sized_detector(real), x)
+                took = time.perf_counter() - started
+                dd = cost.report.data_dependent
+                ops = [d["op"] for d in dd.values()]
+                if ops != [op for op, _ in seen["counts"]]:
+                    print(f"  {h}x{w}: the counts differ: trace {ops}, forward "
+                          f"{seen['counts']}")
+                    bad += 1
+                    continue
+                values = {"H": h, "W": w, **{n: v for n, (_, v) in zip(dd, seen["counts"],
+                                                                       strict=True)}}
+                how = "in the domain"
+                try:
+                    ours = int(cost.subs(**values).flops)
+                except SymflopsError:
+                    # a count of 0 (an FPN level no box maps to): sizes are >= 1 in
+                    # symflops; the formula is linear in it, substituted directly
+                    zero = sorted(n for n, v in values.items() if v == 0)
+                    if not zero:
+                        raise
+                    ours = int(cost.flops.subs({sf.symbols.symbol(k): v
+                                                for k, v in values.items()}))
+                    how = f"{', '.join(zero)} = 0: substituted outside the domain"
+                same = ours == seen["exact"] and seen["torch"] == fc.get_total_flops()
+                bad += not same
+                print(f"  B={b}, {h}x{w} (forward {took:.1f} s; counts "
+                      f"{', '.join(f'{k}={v}' for k, v in values.items() if k not in 'HW')}"
+                      f"; {how}): symflops exact {ours:,}, per-op count of the forward "
+                      f"{seen['exact']:,} {'equal' if ours == seen['exact'] else 'DIFFERS'}; "
+                      f"its torch total {seen['torch']:,}, FlopCounterMode "
+                      f"{fc.get_total_flops():,}"
+                      f"{'; not counted: ' + str(seen['unknown']) if seen['unknown'] else ''}")
+                rows.append((name, f"{b}x3x{h}x{w}", how, ours, seen["exact"]))
+    print()
+    print("| model | input | counts | symflops (exact) | per-op count of the forward | equal |")
+    print("|---|---|---|---:|---:|---|")
+    for name, size, how, ours, theirs in rows:
+        print(f"| {name} | {size} | {how} | {ours:,} | {theirs:,} | "
+              f"{'yes' if ours == theirs else 'NO'} |")
+    return 1 if bad else 0
+
+
+def main(argv: list[str]) -> int:
     import symflops as sf
     from symflops.tracing.detection import sized_detector
 
+    if argv[:1] == ["--exact"]:
+        return exact_main(argv[1:])
     bad = 0
     rows: list[tuple[str, str, int, int]] = []
     for name in argv or MODELS:
-        torch.manual_seed(0)
-        real = getattr(detection, name)(weights=None, weights_backbone=None).eval()
-        # random weights score every box alike (objectness 0.5, class scores ~1/91): keep
-        # every score and suppress overlaps harder, so the counts land below the top-k
-        # cuts and vary with the size (the thresholds change the counts, not the ops)
-        for part in (getattr(real, "rpn", None), getattr(real, "roi_heads", None), real):
-            if part is not None and hasattr(part, "nms_thresh"):
-                part.nms_thresh = 0.05
-            if part is not None and hasattr(part, "score_thresh"):
-                part.score_thresh = 0.0
-        if name in PER_DETECTION:
-            real.roi_heads.score_thresh = PER_DETECTION[name]
-        with torch.device("meta"):
-            meta = getattr(detection, name)(weights=None, weights_backbone=None).eval()
+        real, meta = _models(name)
         regimes = SSD_REGIMES if "ssd" in name else ((None, SIZES),)
         for b, (hints, sizes) in [(b, r) for b in BATCHES for r in regimes]:
             started = time.perf_counter()

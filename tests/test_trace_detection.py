@@ -444,3 +444,32 @@ def test_a_head_per_detection_equals_flop_counter_far_apart(masks, h, w):
     cells = ((padded[0] - 1) // 4 + 1) * ((padded[1] - 1) // 4 + 1)
     assert masks["torch"].subs(H=h, W=w, D=d).flops == fc.get_total_flops() \
         == 2 * (cells * 8 * 27 + d * (MASK_MACS + BOX_MACS))
+
+
+def _check_detection() -> object:
+    """benchmarks/check_detection.py as a module (its per-op counter of a real forward)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "check_detection.py"
+    spec = importlib.util.spec_from_file_location("check_detection", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("h, w", [(24, 40), (128, 250)])
+def test_exact_convention_equals_a_per_op_count_of_the_forward(masks, h, w):
+    """Under exact, the symbolic formula at the forward's D against an independent count: a
+    dispatch mode adding up each op's count at the forward's concrete shapes (no symbols,
+    names, guards or domain); its torch total is FlopCounterMode's on the same forward."""
+    model = sized_detector(masks["model"])
+    torch.manual_seed(h * w)
+    x = torch.rand(1, 3, h, w)
+    with flop_counter.FlopCounterMode(display=False) as fc:
+        seen = _check_detection().exact_by_ops(model, x)
+    (op, d), = seen["counts"]
+    assert op == "aten.nonzero" and not seen["unknown"]
+    assert seen["torch"] == fc.get_total_flops() == masks["torch"].subs(H=h, W=w, D=d).flops
+    assert masks["exact"].subs(H=h, W=w, D=d).flops == seen["exact"] > seen["torch"]

@@ -114,7 +114,9 @@ def rerouted() -> Iterator[None]:
     * ``_topk_min`` (``min(k, size)`` before a top-k) is ``torch.sym_min``: Python's ``min``
       decides at the example size, and the formula would hold on one side of ``k`` only.
     * the pooler's scales (each level's stride, which torchvision infers from the first
-      image it sees and keeps) are read at the example sizes without a guard on them.
+      image it sees and keeps) are read at the example sizes without a guard on them, and
+      outside the count: torchvision computes them on a model's first forward only (a few
+      ``log2`` and ``round``, 0 under torch and macs), not per forward.
     * ``_multiscale_roi_align`` reads the number of RoIs as a size, where torchvision's
       ``len(rois)`` makes the count a Python int, fixed at its example value.
 
@@ -145,11 +147,17 @@ def rerouted() -> Iterator[None]:
     def scales_at_example(features: list[torch.Tensor], image_shapes: list[Any],
                           canonical_scale: int, canonical_level: int) -> Any:
         # the scales are the levels' strides (torchvision reads them at the first image it
-        # sees and keeps them): read at the example sizes, without a guard on them
+        # sees and keeps them): read at the example sizes, without a guard on them, and
+        # outside the count (plain CPU tensors, no mode sees them): torchvision computes them
+        # on a model's first forward only, a few log2 and round ops that are not per-forward
+        # work, so every forward counts the same (the steady state)
+        from torch.utils._python_dispatch import _disable_current_modes
+
         shapes = [types.SimpleNamespace(shape=tuple(_example(s) for s in f.shape))
                   for f in features]
-        return setup(shapes, [tuple(_example(s) for s in shape) for shape in image_shapes],
-                     canonical_scale, canonical_level)
+        with _disable_current_modes():
+            return setup(shapes, [tuple(_example(s) for s in shape) for shape in image_shapes],
+                         canonical_scale, canonical_level)
 
     box_ops.batched_nms = coordinate_trick
     poolers._setup_scales = scales_at_example
