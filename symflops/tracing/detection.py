@@ -11,8 +11,14 @@ of ``size_divisible`` is symbolic: ``H`` need not be a multiple of 32) and skips
 resize; the boxes go through torchvision's own ``resize_boxes`` with ratio 1 (the
 arithmetic the real model does when it does not resize). During the forward, four spots of
 torchvision's code are rerouted so that the trace stays symbolic (:func:`rerouted`: the
-NMS path, ``min(k, size)`` before a top-k, the RoI pooler's scales and its RoI count). See
-``docs/detection.md``.
+NMS path, ``min(k, size)`` before a top-k, the RoI pooler's scales and its RoI count).
+
+Two steps of the postprocessing are not run (Mask R-CNN's ``paste_masks_in_image``,
+Keypoint R-CNN's ``heatmaps_to_keypoints``): per detection they resize a map to the box's
+size in pixels, a value read from the data, so their work has no formula in the shapes. A
+``symflops::not_run`` mark (a leaf of cost 0 whose note says what was left out and why)
+stands where each would run; FlopCounterMode counts 0 for both, so the torch and macs
+totals are the real model's. See ``docs/detection.md``.
 
 The user's model is not changed: the returned module is a shallow copy sharing its
 submodules (and so its parameters).
@@ -100,7 +106,7 @@ class _ImageList:
 
 @contextlib.contextmanager
 def rerouted() -> Iterator[None]:
-    """Four spots of torchvision's detection code rerouted for the duration of a forward
+    """Five spots of torchvision's detection code rerouted for the duration of a forward
     (restored on exit, also on error), each so that the trace stays symbolic; none changes
     an op FlopCounterMode counts:
 
@@ -119,6 +125,9 @@ def rerouted() -> Iterator[None]:
       ``log2`` and ``round``, 0 under torch and macs), not per forward.
     * ``_multiscale_roi_align`` reads the number of RoIs as a size, where torchvision's
       ``len(rois)`` makes the count a Python int, fixed at its example value.
+    * ``heatmaps_to_keypoints`` (Keypoint R-CNN) is not run (:func:`_keypoints_not_run`):
+      its work follows each box's size in pixels, and its loop over ``len(rois)`` would fix
+      the detections at their example count.
 
     Without torchvision (a stand-in detector) nothing is rerouted."""
     try:
