@@ -11,6 +11,15 @@ and substituted. Run it where torchvision imports:
 
     PYTHONPATH=. /work/tvenv/bin/python benchmarks/check_detection.py [model ...]
 
+Mask R-CNN and Keypoint R-CNN run a head per detection (D); ``sized_detector`` does not run
+their paste of the masks / decoding of the keypoints (work that follows the boxes' sizes
+in pixels; FlopCounterMode counts 0 for both, the real forward runs them).
+
+``--exact [model ...]`` checks the exact convention instead (FlopCounterMode counts only
+the matmul work): the trace under ``convention="exact"`` at the counts a real forward of
+``sized_detector(model)`` made, against :func:`exact_by_ops`, a per-op count of that
+forward at its concrete shapes; and that every ``nms`` leaf is noted an upper bound.
+
 Exit status 1 if a size disagrees or a model does not trace symbolically.
 """
 
