@@ -164,12 +164,15 @@ def exact_by_ops(model: Any, x: Any) -> dict[str, Any]:
             return {k: shape(i) for k, i in v.items()}
         return v
 
-    def makes_count(name: str, args: Any) -> bool:
+    def source(name: str, args: Any) -> Any:
+        """The tensor whose values the count an op makes is read from (None: no count)."""
         if name in COUNT_OPS:
-            return True
-        # x[mask]: a boolean mask's count (SSD's per-class threshold)
-        return name == "aten.index" and len(args) > 1 and any(
-            isinstance(m, torch.Tensor) and m.dtype == torch.bool for m in args[1])
+            return args[0]
+        # x[mask]: a boolean mask's count (SSD's, RetinaNet's per-level thresholds)
+        if name == "aten.index" and len(args) > 1:
+            masks = [m for m in args[1] if isinstance(m, torch.Tensor) and m.dtype == torch.bool]
+            return masks[0] if masks else None
+        return None
 
     class Count(TorchDispatchMode):
         def __init__(self) -> None:
@@ -178,6 +181,8 @@ def exact_by_ops(model: Any, x: Any) -> dict[str, Any]:
             self.torch: Any = sp.Integer(0)
             self.counts: list[tuple[str, int]] = []
             self.unknown: Counter[str] = Counter()
+            #: the tensors counts were read from (kept alive: their ids stay theirs)
+            self.read: dict[int, tuple[Any, int]] = {}
 
         def __torch_dispatch__(self, func: Any, types: Any, args: Any = (),
                                kwargs: Any = None) -> Any:
@@ -188,7 +193,13 @@ def exact_by_ops(model: Any, x: Any) -> dict[str, Any]:
             name = str(packet._qualified_op_name).replace("::", ".")
             if packet in HANDLERS or packet in ZERO_COST:
                 out = func(*args, **kwargs)
-                if makes_count(name, args):
+                made = source(name, args)
+                # a mask counted before (unchanged) makes no new count: torch's fake tensors
+                # remember a tensor's nonzero count, so the trace has one symbol for
+                # x[mask] and torch.where(mask) of the same mask (RetinaNet, FCOS)
+                if made is not None and self.read.get(id(made), (None, -1))[1:] != (
+                        made._version,):
+                    self.read[id(made)] = (made, made._version)
                     self.counts.append((name, int(out.shape[0])))
                 if packet in HANDLERS:
                     outs = out if isinstance(out, (tuple, list)) else (out,)
@@ -214,7 +225,7 @@ def exact_by_ops(model: Any, x: Any) -> dict[str, Any]:
 
 #: the detectors the exact convention is checked on, and where
 EXACT_MODELS = ("fasterrcnn_mobilenet_v3_large_fpn", "maskrcnn_resnet50_fpn",
-                "keypointrcnn_resnet50_fpn")
+                "keypointrcnn_resnet50_fpn", "retinanet_resnet50_fpn", "fcos_resnet50_fpn")
 EXACT_AT = ((1, 320, 416), (1, 512, 384), (2, 320, 416))
 
 
