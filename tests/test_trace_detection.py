@@ -304,3 +304,172 @@ def test_a_count_under_a_top_k_cut_is_named():
         with torch.no_grad(), flop_counter.FlopCounterMode(display=False) as fc:
             model(x)
         assert c.subs(N=n, R=kept).flops == fc.get_total_flops() == 24 * min(6, kept)
+
+
+# --- a head per detection (Mask R-CNN's shape) on a stand-in, no torchvision ---------------
+
+from symflops.tracing.handlers.detection import NOT_RUN  # noqa: E402
+
+MASK = 7        # the RoI features' side (Mask R-CNN: 14), the masks' side is twice it
+
+
+class PastingTransform(StandInTransform):
+    """The stand-in transform, its postprocess pasting each detection's mask into the image
+    as torchvision's ``paste_masks_in_image`` does: one Python iteration per detection, the
+    mask resized (bilinear) to its box's size in pixels, a value read from the data."""
+
+    def postprocess(self, result, image_shapes, original_image_sizes):
+        for r, (h, w) in zip(result, original_image_sizes, strict=True):
+            if "masks" not in r:      # torchvision's test too
+                continue
+            pasted = []
+            for mask, box in zip(r["masks"], r["boxes"], strict=True):
+                bw, bh = (int(v) for v in box[2:].abs().clamp(1, 8).ceil())
+                m = torch.nn.functional.interpolate(mask[None], size=(bh, bw),
+                                                    mode="bilinear")[0, 0]
+                canvas = mask.new_zeros((h, w))
+                canvas[:bh, :bw] = m > 0.5
+                pasted.append(canvas)
+            r["masks"] = torch.stack(pasted)[:, None] if pasted else \
+                r["masks"].new_zeros((0, 1, h, w))
+        return result
+
+
+class Detections(torch.nn.Module):
+    """The feature cells scoring above their mean: one row each (D rows, data-dependent)."""
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        scores = f.mean(0).flatten()
+        keep = torch.nonzero(scores > scores.mean()).squeeze(1)
+        return f.flatten(1).t()[keep]
+
+
+class MaskHead(torch.nn.Module):
+    """Per detection: a linear map to a 8 x 7 x 7 RoI feature, a 3x3 conv, a 2x2 stride-2
+    transposed conv to 14 x 14, a 1x1 conv to one mask logit per pixel (Mask R-CNN's head,
+    small)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(8, 8 * MASK * MASK)
+        self.conv = torch.nn.Conv2d(8, 8, 3, padding=1)
+        self.up = torch.nn.ConvTranspose2d(8, 4, 2, stride=2)
+        self.logits = torch.nn.Conv2d(4, 1, 1)
+
+    def forward(self, rows: torch.Tensor) -> torch.Tensor:
+        x = self.fc(rows).view(-1, 8, MASK, MASK)
+        x = torch.relu(self.up(torch.relu(self.conv(x))))
+        return self.logits(x).sigmoid()
+
+
+class StandInMaskDetector(torch.nn.Module):
+    """Boxes and a mask per detection, the masks pasted by the transform's postprocess."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.transform = PastingTransform()
+        self.backbone = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=4, padding=1),
+                                            torch.nn.ReLU())
+        self.detections = Detections()
+        self.boxes = torch.nn.Linear(8, 4)
+        self.mask_head = MaskHead()
+
+    def forward(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+        batch, _ = self.transform(images)
+        f = self.backbone(batch.tensors)
+        out = []
+        for i in range(len(images)):
+            rows = self.detections(f[i])
+            out.append({"boxes": self.boxes(rows), "masks": self.mask_head(rows)})
+        return self.transform.postprocess(out, batch.image_sizes, batch.image_sizes)
+
+
+#: the mask head's MACs per detection: fc 8 -> 392, the 3x3 conv 8 -> 8 at 7x7, the
+#: transposed conv (each input pixel times each output channel's 2x2 kernel, 8 inputs) at
+#: 7x7 inputs, the 1x1 conv 4 -> 1 at 14x14; and the box layer 8 -> 4
+MASK_MACS = 8 * 392 + 8 * 8 * 9 * 49 + 8 * 4 * 4 * 49 + 4 * 1 * 196
+BOX_MACS = 8 * 4
+
+
+@pytest.fixture(scope="module")
+def masks() -> dict:
+    torch.manual_seed(5)
+    model = StandInMaskDetector().eval()
+    return {"model": model, **{conv: sf.trace(sized_detector(model), "1 3 H W",
+                                              convention=conv, warn=False,
+                                              data_dependent={"D": "detections"})
+                               for conv in ("torch", "exact")}}
+
+
+def test_a_head_per_detection_is_symbolic_in_d(masks):
+    c = masks["torch"]
+    assert not c.report.fixed and c.flops.free_symbols == {H, W, D}
+    assert c.report.data_dependent["D"]["at"] == "detections"
+    # 2 FLOPs per MAC (torch) for each detection's box and mask; the backbone in H, W
+    assert sp.expand(c.flops).coeff(D) == 2 * (MASK_MACS + BOX_MACS)
+    assert c.output_shape is not None
+
+
+def test_the_paste_is_not_run_and_says_so(masks):
+    """The paste's work follows each box's size (a value): no leaf counts it, one leaf of
+    cost 0 per image carries the note, under every convention; the masks are the head's."""
+    for conv in ("torch", "exact"):
+        marks = [leaf for _, leaf in masks[conv].leaves()
+                 if NOT_RUN["paste_masks_in_image"] in leaf.notes]
+        assert len(marks) == 1 and marks[0].flops == 0
+        assert not any("upsample" in (leaf.op or "") for _, leaf in masks[conv].leaves())
+    out = sized_detector(masks["model"])(torch.rand(1, 3, 40, 40))
+    assert out[0]["masks"].shape[1:] == (1, 2 * MASK, 2 * MASK)      # not pasted
+    with pytest.raises(SymflopsError, match="unknown step"):
+        torch.ops.symflops.not_run(torch.zeros(1), "nothing")
+
+
+@pytest.mark.parametrize("h, w", [(24, 40), (128, 250)])
+def test_a_head_per_detection_equals_flop_counter_far_apart(masks, h, w):
+    """D about 50 and about 1,000 (half the cells): the real forward pastes the masks
+    (FlopCounterMode counts no op of the paste), the trace does not run it."""
+    model = masks["model"]
+    seen: list[int] = []
+    hook = model.detections.register_forward_hook(lambda m, i, o: seen.append(o.shape[0]))
+    torch.manual_seed(h + w)
+    try:
+        with torch.no_grad(), flop_counter.FlopCounterMode(display=False) as fc:
+            out = model([torch.rand(3, h, w)])
+    finally:
+        hook.remove()
+    d = seen[0]
+    assert out[0]["masks"].shape == (d, 1, h, w)                    # the real one pasted
+    assert (d < 100) if h < 100 else (d > 600)
+    padded = (-(-h // 32) * 32, -(-w // 32) * 32)
+    cells = ((padded[0] - 1) // 4 + 1) * ((padded[1] - 1) // 4 + 1)
+    assert masks["torch"].subs(H=h, W=w, D=d).flops == fc.get_total_flops() \
+        == 2 * (cells * 8 * 27 + d * (MASK_MACS + BOX_MACS))
+
+
+def _check_detection() -> object:
+    """benchmarks/check_detection.py as a module (its per-op counter of a real forward)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "check_detection.py"
+    spec = importlib.util.spec_from_file_location("check_detection", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("h, w", [(24, 40), (128, 250)])
+def test_exact_convention_equals_a_per_op_count_of_the_forward(masks, h, w):
+    """Under exact, the symbolic formula at the forward's D against an independent count: a
+    dispatch mode adding up each op's count at the forward's concrete shapes (no symbols,
+    names, guards or domain); its torch total is FlopCounterMode's on the same forward."""
+    model = sized_detector(masks["model"])
+    torch.manual_seed(h * w)
+    x = torch.rand(1, 3, h, w)
+    with flop_counter.FlopCounterMode(display=False) as fc:
+        seen = _check_detection().exact_by_ops(model, x)
+    (op, d), = seen["counts"]
+    assert op == "aten.nonzero" and not seen["unknown"]
+    assert seen["torch"] == fc.get_total_flops() == masks["torch"].subs(H=h, W=w, D=d).flops
+    assert masks["exact"].subs(H=h, W=w, D=d).flops == seen["exact"] > seen["torch"]

@@ -11,8 +11,14 @@ of ``size_divisible`` is symbolic: ``H`` need not be a multiple of 32) and skips
 resize; the boxes go through torchvision's own ``resize_boxes`` with ratio 1 (the
 arithmetic the real model does when it does not resize). During the forward, four spots of
 torchvision's code are rerouted so that the trace stays symbolic (:func:`rerouted`: the
-NMS path, ``min(k, size)`` before a top-k, the RoI pooler's scales and its RoI count). See
-``docs/detection.md``.
+NMS path, ``min(k, size)`` before a top-k, the RoI pooler's scales and its RoI count).
+
+Two steps of the postprocessing are not run (Mask R-CNN's ``paste_masks_in_image``,
+Keypoint R-CNN's ``heatmaps_to_keypoints``): per detection they resize a map to the box's
+size in pixels, a value read from the data, so their work has no formula in the shapes. A
+``symflops::not_run`` mark (a leaf of cost 0 whose note says what was left out and why)
+stands where each would run; FlopCounterMode counts 0 for both, so the torch and macs
+totals are the real model's. See ``docs/detection.md``.
 
 The user's model is not changed: the returned module is a shallow copy sharing its
 submodules (and so its parameters).
@@ -70,9 +76,23 @@ class FixedSizeTransform(torch.nn.Module):
 
     def postprocess(self, result: list[dict[str, torch.Tensor]], image_shapes: Any,
                     original_image_sizes: Any) -> list[dict[str, torch.Tensor]]:
-        # the real transform's postprocess at an unchanged size (ratios 1/1, computed)
-        return self._postprocess(self._inner, result, [(1, 1)] * len(result),
-                                 [(1, 1)] * len(result))
+        """The real transform's postprocess at an unchanged size (ratios 1/1, computed),
+        without the paste of the masks into the image (``paste_masks_in_image``): its work
+        follows each box's size in pixels, a value read from the data. The ``masks`` stay
+        the mask head's per-detection probabilities, and a ``symflops::not_run`` mark says
+        so in the cost (a leaf of cost 0 with the note)."""
+        from symflops.tracing.handlers.detection import not_run
+
+        masks = [r.pop("masks", None) if isinstance(r, dict) else None for r in result]
+        for m in masks:
+            if m is not None:
+                not_run(m, "paste_masks_in_image")
+        out = self._postprocess(self._inner, result, [(1, 1)] * len(result),
+                                [(1, 1)] * len(result))
+        for r, m in zip(out, masks, strict=True):
+            if m is not None:
+                r["masks"] = m
+        return out
 
 
 class _ImageList:
@@ -86,7 +106,7 @@ class _ImageList:
 
 @contextlib.contextmanager
 def rerouted() -> Iterator[None]:
-    """Four spots of torchvision's detection code rerouted for the duration of a forward
+    """Five spots of torchvision's detection code rerouted for the duration of a forward
     (restored on exit, also on error), each so that the trace stays symbolic; none changes
     an op FlopCounterMode counts:
 
@@ -100,9 +120,14 @@ def rerouted() -> Iterator[None]:
     * ``_topk_min`` (``min(k, size)`` before a top-k) is ``torch.sym_min``: Python's ``min``
       decides at the example size, and the formula would hold on one side of ``k`` only.
     * the pooler's scales (each level's stride, which torchvision infers from the first
-      image it sees and keeps) are read at the example sizes without a guard on them.
+      image it sees and keeps) are read at the example sizes without a guard on them, and
+      outside the count: torchvision computes them on a model's first forward only (a few
+      ``log2`` and ``round``, 0 under torch and macs), not per forward.
     * ``_multiscale_roi_align`` reads the number of RoIs as a size, where torchvision's
       ``len(rois)`` makes the count a Python int, fixed at its example value.
+    * ``heatmaps_to_keypoints`` (Keypoint R-CNN) is not run (:func:`_keypoints_not_run`):
+      its work follows each box's size in pixels, and its loop over ``len(rois)`` would fix
+      the detections at their example count.
 
     Without torchvision (a stand-in detector) nothing is rerouted."""
     try:
@@ -113,8 +138,11 @@ def rerouted() -> Iterator[None]:
         yield
         return
 
+    from torchvision.models.detection import roi_heads
+
     original, setup = box_ops.batched_nms, poolers._setup_scales
     pool, topk_min = poolers._multiscale_roi_align, det_utils._topk_min
+    keypoints = roi_heads.heatmaps_to_keypoints
 
     def symbolic_topk_min(input: torch.Tensor, orig_kval: int, axis: int) -> Any:
         # min(k, size) kept symbolic (torch.sym_min): Python's min decides at the example
@@ -128,19 +156,27 @@ def rerouted() -> Iterator[None]:
     def scales_at_example(features: list[torch.Tensor], image_shapes: list[Any],
                           canonical_scale: int, canonical_level: int) -> Any:
         # the scales are the levels' strides (torchvision reads them at the first image it
-        # sees and keeps them): read at the example sizes, without a guard on them
+        # sees and keeps them): read at the example sizes, without a guard on them, and
+        # outside the count (plain CPU tensors, no mode sees them): torchvision computes them
+        # on a model's first forward only, a few log2 and round ops that are not per-forward
+        # work, so every forward counts the same (the steady state)
+        from torch.utils._python_dispatch import _disable_current_modes
+
         shapes = [types.SimpleNamespace(shape=tuple(_example(s) for s in f.shape))
                   for f in features]
-        return setup(shapes, [tuple(_example(s) for s in shape) for shape in image_shapes],
-                     canonical_scale, canonical_level)
+        with _disable_current_modes():
+            return setup(shapes, [tuple(_example(s) for s in shape) for shape in image_shapes],
+                         canonical_scale, canonical_level)
 
     box_ops.batched_nms = coordinate_trick
     poolers._setup_scales = scales_at_example
     poolers._multiscale_roi_align = _multiscale_roi_align
     det_utils._topk_min = symbolic_topk_min
+    roi_heads.heatmaps_to_keypoints = _keypoints_not_run
     try:
         yield
     finally:
+        roi_heads.heatmaps_to_keypoints = keypoints
         det_utils._topk_min = topk_min
         box_ops.batched_nms = original
         poolers._setup_scales = setup
@@ -173,6 +209,23 @@ def _multiscale_roi_align(x_filtered: list[torch.Tensor], boxes: list[torch.Tens
                                         sampling_ratio=sampling_ratio)
         result[idx_in_level] = result_idx_in_level.to(result.dtype)
     return result
+
+
+def _keypoints_not_run(maps: torch.Tensor, rois: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """In place of torchvision's ``heatmaps_to_keypoints`` (Keypoint R-CNN's decoding of
+    the heatmaps, ``(D, K, 56, 56)``, into ``D x K`` keypoints): not run. Per detection it
+    resizes the K heatmaps bicubically to the box's size in pixels (``ceil`` of the box's
+    width and height, values read from the data) and takes an argmax: work with no formula
+    in the shapes. A ``symflops::not_run`` mark says so in the cost; the keypoints
+    ``(D, K, 3)`` and their scores ``(D, K)`` are zeros of the real shapes (torchvision's
+    own dtype, float32), so the postprocess after it runs the same ops."""
+    from symflops.tracing.handlers.detection import not_run
+
+    not_run(maps, "heatmaps_to_keypoints")
+    d, k = maps.shape[0], maps.shape[1]
+    return (maps.new_zeros((d, k, 3), dtype=torch.float32),
+            maps.new_zeros((d, k), dtype=torch.float32))
 
 
 def _example(size: Any) -> Any:
