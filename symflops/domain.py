@@ -94,6 +94,28 @@ class Domain:
         self.other = [(where, cond) for where, cond in self.other
                       if not self._implied(cond) and not self._read_as_bound(where, cond)]
 
+    def implies(self, cond: sp.Basic) -> bool:
+        """Whether ``cond`` holds at every point of this domain, as far as its sizes'
+        lattices and bounds prove it (False: not proven, maybe false).
+
+        >>> from symflops.symbols import H
+        >>> d = Domain([("t", sp.Eq(sp.Mod(H, 224), 0)), ("t", H >= 448)])
+        >>> d.implies(sp.Ne(7*sp.Max(1, 8*sp.floor(H/224)), 8*sp.floor(H/224)))
+        True
+        >>> d.implies(H >= 672)
+        False
+        """
+        if cond is sp.true or any(cond == c for _, c in self.conditions):
+            return True
+        if self._implied(cond):
+            return True
+        if len(cond.free_symbols) != 1:
+            return False
+        (s,) = cond.free_symbols
+        ax = self.axes.get(s, _Axis())
+        return _periodic_reading(cond, s, ax.lower, ax.step, ax.offset % ax.step) == \
+            ("implied", 0)
+
     def _read_as_bound(self, where: str, cond: sp.Basic) -> bool:
         """Sort a condition on one size whose floors repeat with a period (a window that
         must still fit, ``7*floor(H/224 + 55/56) <= 7``) as what it is at this axis's sizes:
@@ -105,6 +127,9 @@ class Domain:
         ax = self._axis(s)
         if ax.pinned is not None:
             return False
+        if isinstance(cond, sp.Ne) and {cond.lhs, cond.rhs} == {s, sp.Integer(ax.lower)}:
+            ax.lower += 1  # N != 1 with N >= 1: N >= 2 (checked as written: its fix says why)
+            return True
         reading = _periodic_reading(cond, s, ax.lower, ax.step, ax.offset % ax.step)
         if reading is None:
             return False
@@ -265,6 +290,11 @@ class Domain:
         multiples = _multiples_fix(cond, mapping or {})
         if multiples:
             return multiples
+        if isinstance(cond, sp.Ne) and cond.rhs == 1 and cond.lhs.is_Symbol:
+            return (f"the model takes another code path at {cond.lhs} = 1, where torch "
+                    f"assumed {cond.lhs} != 1 (a trace there gives other counts): trace it "
+                    f"with {cond.lhs} given as the number 1 in the input spec (a hint of 1 "
+                    f"is traced at 2)")
         if isinstance(cond, sp.Ne):
             return (f"the model takes another code path where {cond.lhs} = {cond.rhs} (a "
                     f"guard torch recorded, and the cost differs there): trace it with {{hints}} "

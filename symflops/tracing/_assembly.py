@@ -543,13 +543,27 @@ def _branch(g: sp.Basic, pins: Mapping[sp.Symbol, sp.Expr], constraints: list[sp
     if g in (sp.true, sp.false) or not g.free_symbols or _always(g) or \
             _holds_at_every_size(g, {}):
         return False
-    if isinstance(g, sp.Ne) and (_numel_not_0_or_1(g) or _only_fails_at_one(g) or
-                                 _not_0_or_1_of_derived_sizes(g)):
-        return False  # torch's 0/1 specialization of a size or a numel (8*N != 8)
-    if isinstance(g, (sp.Gt, sp.Ge, sp.Lt, sp.Le)) and (_size_not_one(g) or
-                                                          _only_fails_at_one(g)):
-        return False
+    if zero_one_specialization(g):
+        return False  # settle checks the sizes it names at 1 instead
     return isinstance(g, (sp.Gt, sp.Ge, sp.Lt, sp.Le, sp.Ne))
+
+
+def zero_one_specialization(g: sp.Basic) -> bool:
+    """``B != 1``, ``8*N != 8``, ``B*N >= 2``: a guard that fails only where a size (or a
+    size derived from them) is 0 or 1 -- torch's 0/1 specialization, recorded both where
+    torch broadcasts and where the model's own code branches on a size of 1 (``if
+    q_len > 1``); :func:`symflops.tracing._branches.settle` traces the sizes it names at 1.
+
+    >>> B, N = sp.symbols("B N", positive=True, integer=True)
+    >>> [zero_one_specialization(g) for g in (sp.Ne(B, 1), B*N >= 2, sp.Ne(N, 7))]
+    [True, True, False]
+    """
+    if isinstance(g, sp.Ne):
+        return _numel_not_0_or_1(g) or _only_fails_at_one(g) or \
+            _not_0_or_1_of_derived_sizes(g)
+    if isinstance(g, (sp.Gt, sp.Ge, sp.Lt, sp.Le)):
+        return _size_not_one(g) or _only_fails_at_one(g)
+    return False
 
 
 def _numel_not_0_or_1(g: sp.Ne) -> bool:

@@ -14,17 +14,21 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import sympy as sp
 
+from symflops.conventions import conventions
 from symflops.errors import SymflopsError, TimeBudgetSpent
-from symflops.tracing._assembly import TracedCost
-from symflops.tracing._inputs import TraceContext
+from symflops.tracing._assembly import TracedCost, TraceReport, zero_one_specialization
+from symflops.tracing._inputs import TraceContext, with_sizes
 
 __all__ = ["settle", "MAX_BRANCH_TRACES"]
 
 #: at most this many extra traces settle a trace's branch guards; the rest join the validity
 MAX_BRANCH_TRACES = 4
+#: at most this many extra traces check sizes torch assumed are not 1; the rest refuse 1
+MAX_ONE_TRACES = 4
 
 #: sizes compared on the other side of a guard (besides the traced point itself)
 _SAMPLES = 24
@@ -33,9 +37,13 @@ _SAMPLES = 24
 def settle(ctx: TraceContext, result: TracedCost,
            run_once: Callable[[TraceContext], TracedCost]) -> TracedCost:
     """``result`` with each branch guard of its report dropped (checked not to change the
-    cost) or added to its validity (it does, or its other side could not be traced)."""
+    cost) or added to its validity (it does, or its other side could not be traced); and
+    each size torch assumed is not 1 (its 0/1 specialization) checked at 1 the same way."""
     report = result.report
-    if not report.branches or ctx.real:
+    if ctx.real:
+        return result
+    ones = _assumed_not_one(result, ctx)
+    if not report.branches and not ones:
         return result
     symbols = report.symbols
     keep: list[sp.Basic] = []
@@ -46,46 +54,113 @@ def settle(ctx: TraceContext, result: TracedCost,
             report.notes.append(f"guard {guard} kept as a condition (no trace budget left "
                                 f"to check its other side)")
             continue
-        other = _other_side(guard, ctx.hint_of, symbols, result)
+        other = _other_side(guard, ctx.hint_of, symbols, result) or \
+            (_at_one(guard, ctx.hint_of, symbols, result) if ctx.past is None else None)
         if other is None:
             keep.append(guard)
             report.notes.append(f"guard {guard} kept as a condition (no size on its other "
                                 f"side near the example sizes)")
             continue
         traces += 1
-        hints = {**ctx.hint_of, **other}
-        try:
-            again = run_once(dataclasses.replace(ctx, hint_of=hints,
-                                                 resize=report.resize_mode or ctx.resize))
-        except TimeBudgetSpent:
-            raise
-        except SymflopsError as e:
-            keep.append(guard)
-            report.notes.append(f"guard {guard} kept as a condition (the trace at "
-                                f"{_say(other)} failed: {e.message[:120]})")
-            continue
-        nested = [g for g in dict.fromkeys(again.report.branches)
-                  if g not in report.branches and not _negation(g, guard)]
-        if nested:  # ``(h, w) == (4, 4)``: past ``h != 4`` the code tests ``w`` too
-            keep.append(guard)
-            report.notes.append(f"guard {guard} kept as a condition: on its other side the "
-                                f"model branches again ({'; '.join(map(str, nested))}), "
-                                f"so one trace there does not cover it")
-            continue
-        where = _mismatch(result, again, guard, symbols, other)
-        if where is None:
-            report.notes.append(f"guard {guard} dropped: a trace at {_say(other)}, on its "
-                                f"other side, gives the same counts at {_SAMPLES + 1} sizes "
-                                f"there")
+        ones = [n for n in ones if other.get(n) != 1]  # settled at 1 by this guard
+        why = _differs_there(ctx, result, guard, other, run_once)
+        if why is None:
+            as_int = " (as an int: torch fixes a size of 1)" if 1 in other.values() else ""
+            report.notes.append(f"guard {guard} dropped: a trace at {_say(other)}{as_int}, "
+                                f"on its other side, gives the same counts at "
+                                f"{_SAMPLES + 1} sizes there")
         else:
             keep.append(guard)
-            report.notes.append(f"guard {guard} kept as a condition: on its other side the "
-                                f"cost differs (at {_say(where)})")
+            report.notes.append(f"guard {guard} kept as a condition{why}")
+    checked: list[str] = []  # in the trace's report, not the Cost's notes a render prints
+    for i, n in enumerate(ones):
+        guard = sp.Ne(symbols[n], 1)
+        assumed = "; ".join(str(g) for g in _zero_one_guards(report, n))
+        if i >= MAX_ONE_TRACES:
+            keep.append(guard)
+            report.notes.append(f"{n} = 1 not checked (no trace budget left): torch assumed "
+                                f"{n} != 1 ({assumed}), so {n} = 1 is refused")
+            continue
+        why = _differs_there(ctx, result, guard, {n: 1}, run_once, branch=False,
+                             notes=checked)
+        if why is None:
+            checked.append(f"{n} = 1 checked: torch assumed {n} != 1 ({assumed}); a "
+                                f"trace with {n} the int 1 gives the same counts at "
+                                f"{_SAMPLES + 1} sizes")
+        else:
+            keep.append(guard)
+            report.notes.append(f"{n} = 1 refused: torch assumed {n} != 1 ({assumed}), and "
+                                f"with {n} = 1 the model takes another path{why}")
     # the notes say which guards were dropped or kept, and why (Cost.notes is a snapshot)
     validity = [*result.validity, *(g for g in keep if g not in result.validity)]
     settled = result.replace(validity=validity, notes=tuple(report.notes))
     assert isinstance(settled, TracedCost)
+    report.notes.extend(checked)
     return settled
+
+
+def _differs_there(ctx: TraceContext, result: TracedCost, guard: sp.Basic,
+                   other: Mapping[str, int], run_once: Callable[[TraceContext], TracedCost],
+                   branch: bool = True, notes: list[str] | None = None) -> str | None:
+    """None when a trace at ``other`` (a size of 1 given as an int: torch fixes a symbolic
+    size traced at 1), on ``guard``'s other side, gives the same counts as ``result`` at
+    :data:`_SAMPLES` sizes there; else why the guard stays (a note's ending). A branch
+    compares each kind of work; a size torch assumed is not 1 (``branch=False``) compares
+    every convention's total, parameters and output shape: at 1 torch may run another
+    kernel for the same work (``linear`` as ``addmm``, its bias a kind of its own)."""
+    report = result.report
+    hints = {**ctx.hint_of, **other}
+    there = ctx
+    ones = {n: 1 for n, v in other.items() if v == 1}
+    if ones:
+        pos, kw = with_sizes(ctx.positional, ctx.keyword, ones)
+        there = dataclasses.replace(ctx, positional=tuple(pos), keyword=kw)
+        hints = {n: v for n, v in hints.items() if n not in ones}
+    try:
+        again = run_once(dataclasses.replace(there, hint_of=hints,
+                                             resize=report.resize_mode or ctx.resize))
+    except TimeBudgetSpent:
+        raise
+    except SymflopsError as e:
+        return f" (the trace at {_say(other)} failed: {e.message[:120]})"
+    nested = [g for g in dict.fromkeys(again.report.branches)
+              if g not in report.branches and not _negation(g, guard)
+              and not again.domain.implies(g)]  # a test that cannot fail there
+    if nested:  # ``(h, w) == (4, 4)``: past ``h != 4`` the code tests ``w`` too
+        return (f": on its other side the model branches again "
+                f"({'; '.join(map(str, nested))}), so one trace there does not cover it")
+    where = _mismatch(result, again, guard, report.symbols, other, totals=not branch)
+    if where is not None:
+        return f": on its other side the cost differs (at {_say(where)})"
+    if not branch and _mismatch(result, again, guard, report.symbols, other) is not None:
+        at = {report.symbols[n]: sp.Integer(v) for n, v in other.items()}
+        kinds = sorted(k for k in set(result.work) | set(again.work) if sp.expand(
+            sp.sympify(result.work.get(k, 0)).xreplace(at) - again.work.get(k, 0)) != 0)
+        (report.notes if notes is None else notes).append(
+            f"at {_say(other)} the same totals in every convention, with work moved "
+            f"between kinds ({', '.join(kinds)}): torch runs another kernel there (e.g. "
+            f"addmm for a matmul and an add)")
+    return None
+
+
+def _assumed_not_one(result: TracedCost, ctx: TraceContext) -> list[str]:
+    """The input dims torch assumed are not 1 (a 0/1-specialization guard names them) and
+    the formula's conditions allow at 1: each is checked there by one more trace."""
+    report = result.report
+    if ctx.past is not None:
+        return []
+    names = [n for n in ctx.hint_of if n in report.symbols and n not in report.fixed
+             and _zero_one_guards(report, n)]
+    base = {report.symbols[n]: sp.Integer(v) for n, v in ctx.hint_of.items()
+            if n in report.symbols}
+    return [n for n in names
+            if result.domain.failing({**base, report.symbols[n]: sp.Integer(1)}) is None]
+
+
+def _zero_one_guards(report: TraceReport, name: str) -> list[sp.Basic]:
+    s = report.symbols[name]
+    return [g for g in dict.fromkeys(report.guards)
+            if s in g.free_symbols and zero_one_specialization(g)]
 
 
 def _negation(g: sp.Basic, guard: sp.Basic) -> bool:
@@ -131,6 +206,20 @@ def _other_side(guard: sp.Basic, hints: Mapping[str, int], symbols: Mapping[str,
     return None
 
 
+def _at_one(guard: sp.Basic, hints: Mapping[str, int], symbols: Mapping[str, sp.Symbol],
+            result: TracedCost) -> dict[str, int] | None:
+    """``{name: 1}`` when ``guard``'s other side is a size of 1 (``B > 1``: one image, where
+    a model's code squeezes or broadcasts differently) and the formula's conditions allow
+    it; :func:`settle` traces there with that size an int (torch would fix a symbolic size
+    traced at 1), the other sizes symbolic."""
+    base = {symbols[n]: sp.Integer(v) for n, v in hints.items() if n in symbols}
+    for n in sorted(s.name for s in guard.free_symbols if s.name in hints):
+        point = {**base, symbols[n]: sp.Integer(1)}
+        if _false_at(guard, point) and result.domain.failing(point) is None:
+            return {n: 1}
+    return None
+
+
 def _false_at(guard: sp.Basic, point: Mapping[sp.Symbol, sp.Expr]) -> bool:
     try:
         return guard.xreplace(dict(point)) is sp.false
@@ -139,13 +228,17 @@ def _false_at(guard: sp.Basic, point: Mapping[sp.Symbol, sp.Expr]) -> bool:
 
 
 def _mismatch(first: TracedCost, again: TracedCost, guard: sp.Basic,
-              symbols: Mapping[str, sp.Symbol], other: Mapping[str, int]
-              ) -> dict[str, int] | None:
+              symbols: Mapping[str, sp.Symbol], other: Mapping[str, int],
+              totals: bool = False) -> dict[str, int] | None:
     """A point on the other side of ``guard`` (where ``again`` holds) at which the two
     traces' parameters, work per kind or output shape differ; None when they agree at the
     traced point and at :data:`_SAMPLES` more sizes there."""
-    names = sorted(s.name for s in guard.free_symbols)
     free = sorted(first.free_symbols | again.free_symbols, key=lambda s: s.name)
+    names = sorted(s.name for s in guard.free_symbols)
+    held = {n for n, v in other.items() if v == 1}  # a size of 1 is the other side itself
+    if held:  # vary every other size instead, on the lattice it lives on
+        names = sorted({s.name for s in free} | set(names) - held)
+    lattices = {s.name: v for s, v in again.domain.lattices().items()}
     base = {s: sp.Integer(again.report.hints.get(s.name, 2)) for s in free}
     for n, v in other.items():
         if n in symbols:
@@ -157,17 +250,25 @@ def _mismatch(first: TracedCost, again: TracedCost, guard: sp.Basic,
         tries += 1
         point = dict(base)
         for n in names:
-            s = symbols[n]
-            point[s] = sp.Integer(max(2, int(base[s]) + rng.randint(-int(base[s]) // 2,
-                                                                     4 * int(base[s]))))
+            s = symbols.get(n) or next(f for f in free if f.name == n)
+            v = max(2, int(base[s]) + rng.randint(-int(base[s]) // 2, 4 * int(base[s])))
+            if held and n in lattices:
+                step, offset = lattices[n]
+                v += (offset - v) % step
+            point[s] = sp.Integer(v)
         if _false_at(guard, point) and again.domain.failing(point) is None:
             points.append(point)
     kinds = set(first.work) | set(again.work)
+
+    def figures(cost: TracedCost) -> list[Any]:
+        if totals:  # every convention's total, not each kind (see _differs_there)
+            work = [c.weigh(cost.work) for c in conventions().values()]
+        else:
+            work = [cost.work.get(k, 0) for k in sorted(kinds)]
+        return [cost.params, *work, *cost.output_shape]
+
     for point in points:
-        a = [first.params, *(first.work.get(k, 0) for k in sorted(kinds)),
-             *first.output_shape]
-        b = [again.params, *(again.work.get(k, 0) for k in sorted(kinds)),
-             *again.output_shape]
+        a, b = figures(first), figures(again)
         if len(a) != len(b) or any(sp.sympify(x).xreplace(point) != sp.sympify(y).xreplace(point)
                                    for x, y in zip(a, b, strict=True)):
             return {s.name: int(v) for s, v in point.items() if s.name in names}

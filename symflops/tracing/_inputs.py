@@ -138,13 +138,16 @@ def dim_names(pos: Sequence[InputSpec], kw: Mapping[str, InputSpec]) -> list[str
 
 def with_sizes(pos: Sequence[InputSpec], kw: Mapping[str, InputSpec],
                values: Mapping[str, int]) -> tuple[list[InputSpec], dict[str, InputSpec]]:
-    """The same inputs with every named dim replaced by its value.
+    """The same inputs with each named dim in ``values`` replaced by its value.
 
     >>> with_sizes(*parse_inputs("B 3 H W"), {"B": 1, "H": 8, "W": 8})[0]
     [InputSpec(dims=(1, 3, 8, 8), dtype=None)]
+    >>> with_sizes(*parse_inputs("B 3 H W"), {"B": 1})[0]
+    [InputSpec(dims=(1, 3, 'H', 'W'), dtype=None)]
     """
     def sub(s: InputSpec) -> InputSpec:
-        return InputSpec(tuple(values[d] if isinstance(d, str) else d for d in s.dims), s.dtype)
+        return InputSpec(tuple(values.get(d, d) if isinstance(d, str) else d for d in s.dims),
+                         s.dtype)
 
     return [sub(s) for s in pos], {k: sub(v) for k, v in kw.items()}
 
