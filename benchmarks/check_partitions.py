@@ -19,7 +19,8 @@ Domains (stated by the formulas, refused outside):
 
 - maxvit_t: ``H = W``, a multiple of 224 (every block's grid must split into 7 x 7
   windows and a 7 x 7 grid), ``H >= 448`` (at 224 the last grid partition has size 1,
-  where torch takes another path: trace it at its size), ``B >= 2``.
+  where torch takes another path: trace it at its size); ``B = 1`` is checked by a trace
+  with the batch the number 1 (torch's reshapes branch on it) and compared here.
 - mvit_v2_s: ``T, H, W`` off the sizes where the relative-position tables need no
   resizing (``T = 16``, ``H = 224``...: the exact convention counts the resize
   elsewhere; trace those at their size), lower bounds.
@@ -51,7 +52,7 @@ REFUSED: dict[str, tuple[dict[str, int], ...]] = {
 TIME_BUDGET = 1200.0
 #: model -> (trace hints, sizes compared: (B, T, H) or (B, H))
 DEFAULT: dict[str, tuple[dict[str, int], tuple[tuple[int, ...], ...]]] = {
-    "maxvit_t": ({"H": 448}, ((2, 448), (2, 672), (3, 1344), (2, 2240))),
+    "maxvit_t": ({"H": 448}, ((1, 448), (2, 672), (3, 1344), (1, 2240))),
     "mvit_v2_s": ({"T": 16, "H": 256, "W": 256},
                   ((1, 32, 320), (1, 8, 512), (2, 24, 160), (1, 20, 1024))),
 }
