@@ -73,21 +73,21 @@ def _llama() -> tuple[torch.nn.Module, Any, Any, Any]:
         {"input_ids": torch.zeros(1, 128, dtype=torch.long, device="meta")}
 
 
-def _tv(name: str) -> Callable[[], tuple[torch.nn.Module, Any, Any, Any]]:
+def _tv(name: str, side: int = 224) -> Callable[[], tuple[torch.nn.Module, Any, Any, Any]]:
     def build() -> tuple[torch.nn.Module, Any, Any, Any]:
         import torchvision
 
         with torch.device("meta"):
             m = getattr(torchvision.models, name)().eval()
-        return m, "B 3 H W", (1, 3, 224, 224), \
-            {"x": torch.zeros(1, 3, 224, 224, device="meta")}
+        return m, "B 3 H W", (1, 3, side, side), \
+            {"x": torch.zeros(1, 3, side, side, device="meta")}
     return build
 
 
 MODELS: dict[str, Callable[[], tuple[torch.nn.Module, Any, Any, Any]]] = {
     "gpt2": _gpt2, "llama": _llama, "vit_b_16": _tv("vit_b_16"), "resnet50": _tv("resnet50"),
     "googlenet": _tv("googlenet"), "densenet121": _tv("densenet121"),
-    "mobilenet_v2": _tv("mobilenet_v2"),
+    "mobilenet_v2": _tv("mobilenet_v2"), "inception_v3": _tv("inception_v3", 299),
 }
 
 
@@ -128,7 +128,7 @@ def measure(name: str, reps: int) -> tuple[float, float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--models", nargs="*", default=["gpt2", "llama", "vit_b_16", "resnet50"],
+    ap.add_argument("--models", nargs="*", default=list(MODELS),
                     choices=sorted(MODELS))
     a = ap.parse_args()
     torch.set_num_threads(1)

@@ -12,8 +12,11 @@ formula's validity, so a point on the other side is refused rather than answered
 from __future__ import annotations
 
 import dataclasses
+import math
+import operator
 import random
 from collections.abc import Callable, Mapping
+from fractions import Fraction
 
 import sympy as sp
 
@@ -117,11 +120,13 @@ def _other_side(guard: sp.Basic, hints: Mapping[str, int], symbols: Mapping[str,
                 *(h * 2**k + d for k in range(1, 12) for d in (0, 1)),
                 *(h // 2**k for k in range(1, 8))]
 
+    moved = {n: moves(hints[n]) for n in names}  # the candidates of each size, made once
+    groups = [[n] for n in names] + ([names] if len(names) > 1 else [])
     for i in range(len(moves(2))):
-        for group in [[n] for n in names] + ([names] if len(names) > 1 else []):
+        for group in groups:
             point = dict(base)
             for n in group:
-                v = moves(hints[n])[i]
+                v = moved[n][i]
                 if v < 2:
                     break
                 point[symbols[n]] = sp.Integer(v)
@@ -132,10 +137,96 @@ def _other_side(guard: sp.Basic, hints: Mapping[str, int], symbols: Mapping[str,
 
 
 def _false_at(guard: sp.Basic, point: Mapping[sp.Symbol, sp.Expr]) -> bool:
+    fast = _exact_value(guard, point)
+    if isinstance(fast, bool):
+        return not fast
     try:
         return guard.xreplace(dict(point)) is sp.false
     except (TypeError, ValueError, ZeroDivisionError):
         return False
+
+
+class _Undecided(Exception):
+    """:func:`_exact_value` met a node it does not evaluate."""
+
+
+_RELATIONS: dict[type, Callable[[Fraction, Fraction], bool]] = {
+    sp.Eq: operator.eq, sp.Ne: operator.ne, sp.Lt: operator.lt, sp.Le: operator.le,
+    sp.Gt: operator.gt, sp.Ge: operator.ge}
+
+
+def _exact_value(expr: sp.Basic, point: Mapping[sp.Symbol, sp.Expr]) -> Fraction | bool | None:
+    """``expr`` at ``point`` (every free symbol an Integer there) in exact rational
+    arithmetic: a Fraction, or a bool for a condition; None where it cannot say (a node
+    other than +, *, integer powers, floor, ceiling, Mod, Min, Max, comparisons, And, Or,
+    Not; a division by zero), and the caller then substitutes with SymPy. The same value
+    ``expr.xreplace(point)`` evaluates to, without building SymPy objects on the way
+    (a branch guard is tried at a few hundred points near the example sizes)."""
+    memo: dict[sp.Basic, Fraction | bool] = {}
+
+    def num(e: sp.Basic) -> Fraction:
+        v = val(e)
+        if isinstance(v, bool):
+            raise _Undecided
+        return v
+
+    def val(e: sp.Basic) -> Fraction | bool:
+        hit = memo.get(e)
+        if hit is not None:
+            return hit
+        if e.is_Rational:
+            out: Fraction | bool = Fraction(int(e.p), int(e.q))
+        elif e.is_Symbol:
+            v = point.get(e)
+            if v is None or not v.is_Integer:
+                raise _Undecided
+            out = Fraction(int(v))
+        elif e is sp.true or e is sp.false:
+            out = e is sp.true
+        elif e.is_Add:
+            out = sum((num(a) for a in e.args), Fraction(0))
+        elif e.is_Mul:
+            out = Fraction(1)
+            for a in e.args:
+                out *= num(a)
+        elif e.is_Pow:
+            exp = num(e.exp)
+            if exp.denominator != 1:
+                raise _Undecided
+            out = num(e.base) ** int(exp)
+        elif isinstance(e, sp.floor):
+            out = Fraction(math.floor(num(e.args[0])))
+        elif isinstance(e, sp.ceiling):
+            out = Fraction(math.ceil(num(e.args[0])))
+        elif isinstance(e, sp.Mod):
+            out = num(e.args[0]) % num(e.args[1])
+        elif isinstance(e, sp.Min):
+            out = min(num(a) for a in e.args)
+        elif isinstance(e, sp.Max):
+            out = max(num(a) for a in e.args)
+        elif type(e) in _RELATIONS:
+            out = _RELATIONS[type(e)](num(e.args[0]), num(e.args[1]))
+        elif isinstance(e, sp.And):
+            out = all(truth(a) for a in e.args)
+        elif isinstance(e, sp.Or):
+            out = any(truth(a) for a in e.args)
+        elif isinstance(e, sp.Not):
+            out = not truth(e.args[0])
+        else:
+            raise _Undecided
+        memo[e] = out
+        return out
+
+    def truth(e: sp.Basic) -> bool:
+        v = val(e)
+        if not isinstance(v, bool):
+            raise _Undecided
+        return v
+
+    try:
+        return val(expr)
+    except (_Undecided, ZeroDivisionError):
+        return None
 
 
 def _mismatch(first: TracedCost, again: TracedCost, guard: sp.Basic,
@@ -168,7 +259,16 @@ def _mismatch(first: TracedCost, again: TracedCost, guard: sp.Basic,
              *first.output_shape]
         b = [again.params, *(again.work.get(k, 0) for k in sorted(kinds)),
              *again.output_shape]
-        if len(a) != len(b) or any(sp.sympify(x).xreplace(point) != sp.sympify(y).xreplace(point)
+        if len(a) != len(b) or any(_differ(sp.sympify(x), sp.sympify(y), point)
                                    for x, y in zip(a, b, strict=True)):
             return {s.name: int(v) for s, v in point.items() if s.name in names}
     return None
+
+
+def _differ(x: sp.Basic, y: sp.Basic, point: Mapping[sp.Symbol, sp.Expr]) -> bool:
+    """``x`` and ``y`` differ at ``point``: compared as exact rationals where both evaluate
+    to numbers (:func:`_exact_value`), else as SymPy substitutes them."""
+    fx, fy = _exact_value(x, point), _exact_value(y, point)
+    if isinstance(fx, Fraction) and isinstance(fy, Fraction):
+        return fx != fy
+    return bool(x.xreplace(dict(point)) != y.xreplace(dict(point)))
