@@ -7,7 +7,9 @@ import random
 
 import sympy as sp
 
-from symflops.tracing._branches import _differ, _exact_value, _false_at
+from symflops.tracing._branches import _differ, _false_at
+from symflops.tracing._exact import at_point
+from symflops.tracing._exact import exact_value as _exact_value
 
 B, H, W = sp.symbols("B H W", integer=True, positive=True)
 
@@ -64,6 +66,7 @@ def test_exact_value_agrees_with_sympy_on_random_guards() -> None:
         assert slow in (sp.true, sp.false), guard  # every symbol is given
         assert fast == (slow is sp.true), (guard, point)
         assert _false_at(guard, point) == (slow is sp.false)
+        assert at_point(guard, point) is slow
     assert decided > 300  # the fast path answers nearly all of them
 
 

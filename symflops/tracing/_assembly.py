@@ -24,6 +24,7 @@ from symflops.errors import OutsideDomain, SymflopsError
 from symflops.formulas.derivation import Derivation
 from symflops.tracing import _torch_compat as C
 from symflops.tracing._data_dependent import count_conditions, describe_counts, name_counts
+from symflops.tracing._exact import at_point
 from symflops.tracing._inputs import TraceContext
 from symflops.tracing._recording import ROOT, ModulePath, Record, Recording
 from symflops.tracing._saved import saved_memory
@@ -579,7 +580,7 @@ def _only_fails_at_one(g: sp.Basic) -> bool:
     fails = False
     for values in itertools.product(range(1, 6), repeat=len(syms)):
         try:
-            holds = g.xreplace(dict(zip(syms, map(sp.Integer, values), strict=True)))
+            holds = at_point(g, dict(zip(syms, map(sp.Integer, values), strict=True)))
         except (TypeError, ValueError, ZeroDivisionError):  # undefined there (x/size)
             return False
         if holds is not sp.true and (holds is not sp.false or 1 not in values):
@@ -642,7 +643,7 @@ def _zero_one_form(ga: sp.Basic) -> bool:
         return False
     for values in itertools.product(range(2, 6), repeat=len(syms)):
         try:
-            holds = ga.xreplace(dict(zip(syms, map(sp.Integer, values), strict=True)))
+            holds = at_point(ga, dict(zip(syms, map(sp.Integer, values), strict=True)))
         except (TypeError, ValueError, ZeroDivisionError):
             return False
         if holds is not sp.true:

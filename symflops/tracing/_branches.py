@@ -12,19 +12,15 @@ formula's validity, so a point on the other side is refused rather than answered
 from __future__ import annotations
 
 import dataclasses
-import functools
-import math
-import operator
 import random
 from collections.abc import Callable, Mapping
 from fractions import Fraction
-from typing import Any
 
 import sympy as sp
-from sympy.logic.boolalg import Boolean
 
 from symflops.errors import SymflopsError, TimeBudgetSpent
 from symflops.tracing._assembly import TracedCost
+from symflops.tracing._exact import Number, exact_value
 from symflops.tracing._inputs import TraceContext
 
 __all__ = ["settle", "MAX_BRANCH_TRACES"]
@@ -140,118 +136,13 @@ def _other_side(guard: sp.Basic, hints: Mapping[str, int], symbols: Mapping[str,
 
 
 def _false_at(guard: sp.Basic, point: Mapping[sp.Symbol, sp.Expr]) -> bool:
-    fast = _exact_value(guard, point)
+    fast = exact_value(guard, point)
     if isinstance(fast, bool):
         return not fast
     try:
         return guard.xreplace(dict(point)) is sp.false
     except (TypeError, ValueError, ZeroDivisionError):
         return False
-
-
-class _Undecided(Exception):
-    """:func:`_compile` met a node it does not evaluate, or a point lacks a symbol."""
-
-
-Number = int | Fraction
-Point = Mapping[sp.Symbol, sp.Expr]
-
-_RELATIONS: dict[type, Callable[[Any, Any], bool]] = {
-    sp.Eq: operator.eq, sp.Ne: operator.ne, sp.Lt: operator.lt, sp.Le: operator.le,
-    sp.Gt: operator.gt, sp.Ge: operator.ge}
-
-
-def _exact_value(expr: sp.Basic, point: Point) -> Number | bool | None:
-    """``expr`` at ``point`` (every free symbol an Integer there) in exact rational
-    arithmetic (Python ints and Fractions): a number, or a bool for a condition; None where
-    it cannot say (a node other than +, *, integer powers, floor, ceiling, Mod, Min, Max,
-    comparisons, And, Or, Not; a division by zero), and the caller then substitutes with
-    SymPy. The value ``expr.xreplace(point)`` evaluates to, without building SymPy objects
-    on the way: a branch guard is tried at a few hundred points near the example sizes."""
-    f = _compiled(expr)
-    if f is None:
-        return None
-    try:
-        return f(point)
-    except (_Undecided, ZeroDivisionError):
-        return None
-
-
-@functools.lru_cache(maxsize=1024)
-def _compiled(expr: sp.Basic) -> Callable[[Point], Any] | None:
-    try:
-        if isinstance(expr, Boolean) and not expr.is_Symbol:  # a Symbol is a Boolean too
-            return _compile_bool(expr)
-        return _compile_num(expr)
-    except _Undecided:
-        return None
-
-
-def _constant(v: Any) -> Callable[[Point], Any]:
-    return lambda _p: v
-
-
-def _compile_num(e: sp.Basic) -> Callable[[Point], Number]:
-    """A function of a point giving ``e``'s exact value (int or Fraction)."""
-    if e.is_Symbol:
-        def symbol(p: Point, s: sp.Basic = e) -> Number:
-            v = p.get(s)
-            if v is None or not v.is_Integer:
-                raise _Undecided
-            return int(v)
-        return symbol
-    if isinstance(e, Boolean) or not isinstance(e, sp.Expr):
-        raise _Undecided
-    if e.is_Rational:
-        q = int(e.q)
-        return _constant(int(e.p) if q == 1 else Fraction(int(e.p), q))
-    if e.is_Add or e.is_Mul or isinstance(e, (sp.Min, sp.Max)):
-        parts = [_compile_num(a) for a in e.args]
-        if e.is_Add:
-            return lambda p: sum(f(p) for f in parts)
-        if e.is_Mul:
-            def product(p: Point) -> Number:
-                out: Number = 1
-                for f in parts:
-                    out *= f(p)
-                return out
-            return product
-        pick = min if isinstance(e, sp.Min) else max
-        return lambda p: pick(f(p) for f in parts)
-    if e.is_Pow:
-        if not e.exp.is_Integer:
-            raise _Undecided
-        base, k = _compile_num(e.base), int(e.exp)
-        if k < 0:
-            return lambda p: Fraction(base(p)) ** k
-        return lambda p: base(p) ** k
-    if isinstance(e, (sp.floor, sp.ceiling)):
-        arg = _compile_num(e.args[0])
-        rounding = math.floor if isinstance(e, sp.floor) else math.ceil
-        return lambda p: rounding(arg(p))
-    if isinstance(e, sp.Mod):
-        a, m = _compile_num(e.args[0]), _compile_num(e.args[1])
-        return lambda p: a(p) % m(p)
-    raise _Undecided
-
-
-def _compile_bool(e: sp.Basic) -> Callable[[Point], bool]:
-    """A function of a point giving condition ``e``'s truth."""
-    if e is sp.true or e is sp.false:
-        return _constant(e is sp.true)
-    if type(e) in _RELATIONS:
-        rel = _RELATIONS[type(e)]
-        lhs, rhs = _compile_num(e.args[0]), _compile_num(e.args[1])
-        return lambda p: rel(lhs(p), rhs(p))
-    if isinstance(e, (sp.And, sp.Or)):
-        parts = [_compile_bool(a) for a in e.args]
-        if isinstance(e, sp.And):
-            return lambda p: all(f(p) for f in parts)
-        return lambda p: any(f(p) for f in parts)
-    if isinstance(e, sp.Not):
-        inner = _compile_bool(e.args[0])
-        return lambda p: not inner(p)
-    raise _Undecided
 
 
 def _mismatch(first: TracedCost, again: TracedCost, guard: sp.Basic,
@@ -293,8 +184,11 @@ def _mismatch(first: TracedCost, again: TracedCost, guard: sp.Basic,
 def _differ(x: sp.Basic, y: sp.Basic, point: Mapping[sp.Symbol, sp.Expr]) -> bool:
     """``x`` and ``y`` differ at ``point``: compared as exact rationals where both evaluate
     to numbers (:func:`_exact_value`), else as SymPy substitutes them."""
-    fx, fy = _exact_value(x, point), _exact_value(y, point)
-    if isinstance(fx, (int, Fraction)) and isinstance(fy, (int, Fraction)) and \
-            not isinstance(fx, bool) and not isinstance(fy, bool):
+    fx, fy = exact_value(x, point), exact_value(y, point)
+    if _number(fx) and _number(fy):
         return fx != fy
     return bool(x.xreplace(dict(point)) != y.xreplace(dict(point)))
+
+
+def _number(v: Number | bool | None) -> bool:
+    return isinstance(v, (int, Fraction)) and not isinstance(v, bool)
