@@ -4,9 +4,13 @@ SymPy's substitution: the same truth value, or None (then SymPy decides)."""
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import sympy as sp
+import torch
 
+import symflops as sf
+from symflops.tracing import _branches
 from symflops.tracing._branches import _differ, _false_at
 from symflops.tracing._exact import at_point
 from symflops.tracing._exact import exact_value as _exact_value
@@ -83,3 +87,44 @@ def test_exact_value_of_a_size_and_its_fallbacks() -> None:
     assert _differ(H**2, H * H + 0 * W, {H: sp.Integer(5), W: sp.Integer(1)}) is False
     assert _differ(sp.floor(H / 2), H / 2, {H: sp.Integer(5)}) is True
     assert _differ(sp.sqrt(H), sp.Integer(2), {H: sp.Integer(4)}) is False  # SymPy decides
+
+
+class _Positions(torch.nn.Module):
+    """Tokens plus learned positions from a table of 64 rows (GPT-2's pattern)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tok = torch.nn.Embedding(100, 16)
+        self.pos = torch.nn.Embedding(64, 16)
+        self.fc = torch.nn.Linear(16, 8)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        p = torch.arange(ids.shape[1], device=ids.device).unsqueeze(0).expand_as(ids)
+        return self.fc(self.tok(ids) + self.pos(p))
+
+
+def test_a_table_bound_is_settled_without_the_trace_that_fails(monkeypatch: Any) -> None:
+    """``N <= 64`` from a lookup of positions: the trace at N = 65 stops at that lookup,
+    which settle knows from the recorded guards (every earlier one holds there); the
+    result, notes included, is the one the trace there gives."""
+    import symflops.tracing._run as run_module
+
+    spec = (("B", "N"), torch.long)
+    calls: list[dict[str, int]] = []
+    real_run_once = run_module.run_once
+
+    def counted(ctx: Any) -> Any:
+        calls.append(dict(ctx.hint_of))
+        return real_run_once(ctx)
+
+    monkeypatch.setattr(run_module, "run_once", counted)
+    fast = sf.trace(_Positions(), spec, hints={"N": 16}, warn=False)
+    assert calls == [{"B": 2, "N": 16}]  # no trace at N = 65
+    monkeypatch.setattr(_branches, "_fails_at_table", lambda *a: None)
+    calls.clear()
+    slow = sf.trace(_Positions(), spec, hints={"N": 16}, warn=False)
+    assert calls == [{"B": 2, "N": 16}, {"B": 2, "N": 65}]  # run, and failed there
+    assert fast.notes == slow.notes and any("index a table of 64 rows" in n for n in fast.notes)
+    assert sp.srepr(fast.flops) == sp.srepr(slow.flops)
+    assert fast.validity == slow.validity and sp.Le(sp.Symbol("N", integer=True,
+                                                             positive=True), 64) in fast.validity

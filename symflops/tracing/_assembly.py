@@ -66,6 +66,8 @@ class TraceReport:
     #: data-dependent sizes (symbols of their own): name -> the op that made it, the module
     #: path, its upper bound, the example value torch decided branches at
     data_dependent: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: lookups of positions in a table that recorded a guard (``_recording.TableCheck``)
+    table_checks: list[Any] = field(default_factory=list)
 
     def summary(self) -> str:
         """A few readable lines."""
@@ -929,6 +931,7 @@ def assemble(rec: Recording, env: C.SymEnv, ctx: TraceContext) -> TracedCost:
                          mode="train" if ctx.train else "eval")
     report.unknown, report.unknown_at = rec.unknown, rec.unknown_at
     report.zero_cost = rec.zero
+    report.table_checks = list(rec.table_checks)
     if rec.unknown:
         msg = ("ops without a handler were NOT counted: " + ", ".join(
             f"{k} x{v} (at {', '.join(rec.unknown_at.get(k, []))})"

@@ -19,8 +19,8 @@ from fractions import Fraction
 import sympy as sp
 
 from symflops.errors import SymflopsError, TimeBudgetSpent
-from symflops.tracing._assembly import TracedCost
-from symflops.tracing._exact import Number, exact_value
+from symflops.tracing._assembly import TracedCost, TraceReport
+from symflops.tracing._exact import Number, at_point, exact_value
 from symflops.tracing._inputs import TraceContext
 
 __all__ = ["settle", "MAX_BRANCH_TRACES"]
@@ -56,6 +56,12 @@ def settle(ctx: TraceContext, result: TracedCost,
             continue
         traces += 1
         hints = {**ctx.hint_of, **other}
+        fails = _fails_at_table(report, guard, hints)
+        if fails is not None:  # the trace there would stop at that lookup: not run
+            keep.append(guard)
+            report.notes.append(f"guard {guard} kept as a condition (the trace at "
+                                f"{_say(other)} failed: {fails[:120]})")
+            continue
         try:
             again = run_once(dataclasses.replace(ctx, hint_of=hints,
                                                  resize=report.resize_mode or ctx.resize))
@@ -88,6 +94,31 @@ def settle(ctx: TraceContext, result: TracedCost,
     settled = result.replace(validity=validity, notes=tuple(report.notes))
     assert isinstance(settled, TracedCost)
     return settled
+
+
+def _fails_at_table(report: TraceReport, guard: sp.Basic, hints: Mapping[str, int]
+                    ) -> str | None:
+    """The error a trace at ``hints`` raises, when ``guard`` is the bound a table lookup of
+    positions recorded (``N <= 1024``: GPT-2's 1,024 positions) and every guard torch
+    recorded before it holds at ``hints``: the trace there takes the same path up to that
+    lookup, where the positions run past the table (:class:`IndexBounds` raises
+    :class:`PositionsPastTable`). None otherwise (the trace is run)."""
+    symbols = report.symbols
+    if not report.table_checks or any(n not in symbols for n in hints):
+        return None
+    pins = {symbols[n]: sp.Integer(v) for n, v in report.fixed.items() if n in symbols}
+    point = {symbols[n]: sp.Integer(v) for n, v in hints.items()}
+    for check in report.table_checks:
+        if check.guard >= len(report.guards) or \
+                report.guards[check.guard].xreplace(pins) != guard:
+            continue
+        try:
+            if at_point(guard, point) is sp.false and all(
+                    at_point(g, point) is sp.true for g in report.guards[:check.guard]):
+                return str(check.message(hints))
+        except (TypeError, ValueError, ZeroDivisionError):
+            return None
+    return None
 
 
 def _negation(g: sp.Basic, guard: sp.Basic) -> bool:
