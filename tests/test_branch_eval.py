@@ -71,6 +71,7 @@ def test_exact_value_agrees_with_sympy_on_random_guards() -> None:
         assert fast == (slow is sp.true), (guard, point)
         assert _false_at(guard, point) == (slow is sp.false)
         assert at_point(guard, point) is slow
+        assert _false_at(guard, {s: int(v) for s, v in point.items()}) == (slow is sp.false)
     assert decided > 300  # the fast path answers nearly all of them
 
 

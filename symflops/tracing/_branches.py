@@ -15,6 +15,7 @@ import dataclasses
 import random
 from collections.abc import Callable, Mapping
 from fractions import Fraction
+from typing import Any
 
 import sympy as sp
 
@@ -139,11 +140,11 @@ def _other_side(guard: sp.Basic, hints: Mapping[str, int], symbols: Mapping[str,
     names = sorted(s.name for s in guard.free_symbols if s.name in hints)
     if not names:
         return None
-    base = {symbols[n]: sp.Integer(hints[n]) for n in hints if n in symbols}
+    base = {symbols[n]: hints[n] for n in hints if n in symbols}  # ints: see _false_at
     domain = result.domain
 
-    def ok(point: dict[sp.Symbol, sp.Integer]) -> bool:
-        return _false_at(guard, point) and domain.failing(point) is None
+    def ok(point: dict[sp.Symbol, int]) -> bool:
+        return _false_at(guard, point) and domain.failing(_integers(point)) is None
 
     def moves(h: int) -> list[int]:  # near the example first, then by factors of two
         return [*(h + d for d in range(1, 65)), *(h - d for d in range(1, 65)),
@@ -159,19 +160,25 @@ def _other_side(guard: sp.Basic, hints: Mapping[str, int], symbols: Mapping[str,
                 v = moved[n][i]
                 if v < 2:
                     break
-                point[symbols[n]] = sp.Integer(v)
+                point[symbols[n]] = v
             else:
                 if ok(point):
                     return {n: int(point[symbols[n]]) for n in group}
     return None
 
 
-def _false_at(guard: sp.Basic, point: Mapping[sp.Symbol, sp.Expr]) -> bool:
+def _integers(point: Mapping[sp.Symbol, Any]) -> dict[sp.Symbol, sp.Expr]:
+    return {s: sp.Integer(v) for s, v in point.items()}
+
+
+def _false_at(guard: sp.Basic, point: Mapping[sp.Symbol, Any]) -> bool:
+    """``guard`` is false at ``point`` (values: ints or SymPy Integers), as SymPy's
+    substitution says (:func:`exact_value` first, without building SymPy objects)."""
     fast = exact_value(guard, point)
     if isinstance(fast, bool):
         return not fast
     try:
-        return guard.xreplace(dict(point)) is sp.false
+        return guard.xreplace(_integers(point)) is sp.false
     except (TypeError, ValueError, ZeroDivisionError):
         return False
 

@@ -24,11 +24,15 @@ __all__ = ["exact_value", "at_point", "Number"]
 
 
 class _Undecided(Exception):
-    """:func:`_compile` met a node it does not evaluate, or a point lacks a symbol."""
+    """:func:`_compiled` met a node it does not evaluate, or a point lacks a symbol."""
 
 
 Number = int | Fraction
-Point = Mapping[sp.Symbol, sp.Expr]
+#: symbols to their values: SymPy Integers or Python ints
+Point = Mapping[sp.Symbol, Any]
+#: ``(numerator at a point, denominator)``: a value ``numerator(point) / denominator``
+#: in integer arithmetic (the denominator positive, fixed by the expression)
+_Scaled = tuple[Callable[[Point], int], int]
 
 _RELATIONS: dict[type, Callable[[Any, Any], bool]] = {
     sp.Eq: operator.eq, sp.Ne: operator.ne, sp.Lt: operator.lt, sp.Le: operator.le,
@@ -36,12 +40,14 @@ _RELATIONS: dict[type, Callable[[Any, Any], bool]] = {
 
 
 def exact_value(expr: sp.Basic, point: Point) -> Number | bool | None:
-    """``expr`` at ``point`` (every free symbol an Integer there) in exact rational
-    arithmetic (Python ints and Fractions): a number, or a bool for a condition; None where
-    it cannot say (a node other than +, *, integer powers, floor, ceiling, Mod, Min, Max,
-    comparisons, And, Or, Not; a division by zero), and the caller then substitutes with
-    SymPy. The value ``expr.xreplace(point)`` evaluates to, without building SymPy objects
-    on the way: a branch guard is tried at a few hundred points near the example sizes."""
+    """``expr`` at ``point`` (every free symbol an integer there: a SymPy Integer or an
+    int) in exact rational arithmetic: a number (int or Fraction), or a bool for a
+    condition; None where it cannot say (a node other than +, *, powers to a non-negative
+    integer, floor, ceiling, Mod, Min, Max, comparisons, And, Or, Not; a division by zero),
+    and the caller then substitutes with SymPy. The value ``expr.xreplace(point)``
+    evaluates to, without building SymPy objects on the way: a branch guard is tried at a
+    few hundred points near the example sizes. Rational coefficients are carried as one
+    denominator per node, so every step is integer arithmetic."""
     f = _compiled(expr)
     if f is None:
         return None
@@ -56,56 +62,64 @@ def _compiled(expr: sp.Basic) -> Callable[[Point], Any] | None:
     try:
         if isinstance(expr, Boolean) and not expr.is_Symbol:  # a Symbol is a Boolean too
             return _compile_bool(expr)
-        return _compile_num(expr)
+        num, den = _scaled(expr)
     except _Undecided:
         return None
+    if den == 1:
+        return num
+    return lambda p: Fraction(num(p), den)
 
 
 def _constant(v: Any) -> Callable[[Point], Any]:
     return lambda _p: v
 
 
-def _compile_num(e: sp.Basic) -> Callable[[Point], Number]:
-    """A function of a point giving ``e``'s exact value (int or Fraction)."""
+def _scaled(e: sp.Basic) -> _Scaled:
+    """``e`` as an integer function of the point over a fixed positive denominator."""
     if e.is_Symbol:
-        def symbol(p: Point, s: sp.Basic = e) -> Number:
+        def symbol(p: Point, s: sp.Basic = e) -> int:
             v = p.get(s)
-            if v is None or not v.is_Integer:
+            if type(v) is int:
+                return v
+            if v is None or not getattr(v, "is_Integer", False):
                 raise _Undecided
             return int(v)
-        return symbol
+        return symbol, 1
     if isinstance(e, Boolean) or not isinstance(e, sp.Expr):
         raise _Undecided
     if e.is_Rational:
-        q = int(e.q)
-        return _constant(int(e.p) if q == 1 else Fraction(int(e.p), q))
-    if e.is_Add or e.is_Mul or isinstance(e, (sp.Min, sp.Max)):
-        parts = [_compile_num(a) for a in e.args]
+        return _constant(int(e.p)), int(e.q)
+    if e.is_Add or isinstance(e, (sp.Min, sp.Max)):
+        parts = [_scaled(a) for a in e.args]
+        den = math.lcm(*(d for _f, d in parts))
+        terms = [(f, den // d) for f, d in parts]
         if e.is_Add:
-            return lambda p: sum(f(p) for f in parts)
-        if e.is_Mul:
-            def product(p: Point) -> Number:
-                out: Number = 1
-                for f in parts:
-                    out *= f(p)
-                return out
-            return product
+            return (lambda p: sum(f(p) * k for f, k in terms)), den
         pick = min if isinstance(e, sp.Min) else max
-        return lambda p: pick(f(p) for f in parts)
+        return (lambda p: pick(f(p) * k for f, k in terms)), den
+    if e.is_Mul:
+        parts = [_scaled(a) for a in e.args]
+
+        def product(p: Point) -> int:
+            out = 1
+            for f, _d in parts:
+                out *= f(p)
+            return out
+        return product, math.prod(d for _f, d in parts)
     if e.is_Pow:
-        if not e.exp.is_Integer:
+        if not (e.exp.is_Integer and e.exp >= 0):
             raise _Undecided
-        base, k = _compile_num(e.base), int(e.exp)
-        if k < 0:
-            return lambda p: Fraction(base(p)) ** k
-        return lambda p: base(p) ** k
-    if isinstance(e, (sp.floor, sp.ceiling)):
-        arg = _compile_num(e.args[0])
-        rounding = math.floor if isinstance(e, sp.floor) else math.ceil
-        return lambda p: rounding(arg(p))
-    if isinstance(e, sp.Mod):
-        a, m = _compile_num(e.args[0]), _compile_num(e.args[1])
-        return lambda p: a(p) % m(p)
+        (base, d), k = _scaled(e.base), int(e.exp)
+        return (lambda p: base(p) ** k), d ** k
+    if isinstance(e, sp.floor):
+        arg, d = _scaled(e.args[0])
+        return (lambda p: arg(p) // d), 1
+    if isinstance(e, sp.ceiling):
+        arg, d = _scaled(e.args[0])
+        return (lambda p: -(-arg(p) // d)), 1
+    if isinstance(e, sp.Mod):  # a - m*floor(a/m), Python's % on a common denominator
+        (a, da), (m, dm) = _scaled(e.args[0]), _scaled(e.args[1])
+        return (lambda p: (a(p) * dm) % (m(p) * da)), da * dm
     raise _Undecided
 
 
@@ -115,8 +129,8 @@ def _compile_bool(e: sp.Basic) -> Callable[[Point], bool]:
         return _constant(e is sp.true)
     if type(e) in _RELATIONS:
         rel = _RELATIONS[type(e)]
-        lhs, rhs = _compile_num(e.args[0]), _compile_num(e.args[1])
-        return lambda p: rel(lhs(p), rhs(p))
+        (lhs, dl), (rhs, dr) = _scaled(e.args[0]), _scaled(e.args[1])
+        return lambda p: rel(lhs(p) * dr, rhs(p) * dl)
     if isinstance(e, (sp.And, sp.Or)):
         parts = [_compile_bool(a) for a in e.args]
         if isinstance(e, sp.And):
