@@ -15,6 +15,7 @@ onto the user's model).
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import time
 import weakref
@@ -98,16 +99,39 @@ GATHERS = frozenset({"embedding", "index_select", "gather", "index", "take"})
 def _elements(t: torch.Tensor) -> Any:
     """The distinct elements ``t`` presents: its sizes over the dims it does not broadcast
     (stride 0, an ``expand``)."""
-    n: Any = 1
-    for size, stride in zip(t.shape, t.stride(), strict=True):
-        if not (isinstance(stride, int) and stride == 0):
-            n = n * C.sym_expr(size)
-    return n
+    sizes = tuple(C.sym_expr(size) for size, stride in zip(t.shape, t.stride(), strict=True)
+                  if not (isinstance(stride, int) and stride == 0))
+    return _product(sizes, tuple(map(type, sizes)))
 
 
 def _footprint(t: torch.Tensor) -> Any:
     """Bytes of :func:`_elements` of ``t``."""
-    return _elements(t) * t.element_size()
+    return _scaled(_elements(t), t.element_size())
+
+
+@functools.lru_cache(maxsize=4096)
+def _product(sizes: tuple[Any, ...], _types: tuple[type, ...]) -> Any:
+    """``1 * sizes[0] * sizes[1] ...`` (SymPy products of symbolic sizes are slow to
+    build, and an op's tensors have the shapes earlier ops' had); ``_types`` keeps
+    ``3`` and ``Integer(3)`` apart in the cache."""
+    n: Any = 1
+    for size in sizes:
+        n = n * size
+    return n
+
+
+@functools.lru_cache(maxsize=4096, typed=True)
+def _scaled(n: Any, k: int) -> Any:
+    return n * k
+
+
+@functools.lru_cache(maxsize=4096)
+def _total(terms: tuple[Any, ...], _types: tuple[type, ...]) -> Any:
+    """``0 + terms[0] + terms[1] ...``, remembered like :func:`_product`."""
+    out: Any = 0
+    for v in terms:
+        out = out + v
+    return out
 
 
 def traffic(func: Any, args: Any, kwargs: Any, out: Any, weights: set[Any]
@@ -144,14 +168,12 @@ def moved_bytes(inputs: Any, outputs: Any, weights: set[Any]
         except (NotImplementedError, RuntimeError):  # no storage (a sparse tensor)
             return "activations"
 
-    moved: dict[tuple[str, str], Any] = {}
+    terms: dict[tuple[str, str], list[Any]] = {}
     for t in tensors(inputs):  # each argument (``x * x`` reads x twice)
-        key = (role(t), "read")
-        moved[key] = moved.get(key, 0) + _footprint(t)
+        terms.setdefault((role(t), "read"), []).append(_footprint(t))
     for t in tensors(outputs):
-        key = (role(t), "write")
-        moved[key] = moved.get(key, 0) + _footprint(t)
-    return tuple(moved.items())
+        terms.setdefault((role(t), "write"), []).append(_footprint(t))
+    return tuple((key, _total(tuple(vs), tuple(map(type, vs)))) for key, vs in terms.items())
 
 
 def _capture(x: Any) -> Any:
