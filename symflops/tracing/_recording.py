@@ -36,6 +36,7 @@ from symflops.tracing._guard import raising_cleanly
 from symflops.tracing._index_bounds import IndexBounds
 from symflops.tracing._inputs import InputSpec, TraceContext
 from symflops.tracing._model_state import untouched
+from symflops.tracing._same_shape import contiguous_strides  # noqa: F401  (its rules)
 from symflops.tracing._saved import SavedLog, saved_tensors
 from symflops.tracing._shape_rules import SHAPE_RULES, RawShape, forget_shapes, shape_of
 from symflops.tracing.handlers._fused import fused_calls

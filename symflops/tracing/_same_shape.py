@@ -1,0 +1,78 @@
+"""Shape rules for ops whose output is shaped like their input, where torch's fake
+dispatch runs a Python decomposition on symbolic sizes: ``_safe_softmax`` (softmax, a mask
+of fully masked rows, ``where``) and ``tril``/``triu`` (a mask of ``arange`` comparisons,
+``where``) cost ~30 ms each the first time on symbolic sizes, a tenth of a GPT-2 trace.
+
+On a contiguous input (strides the contiguous ones of its sizes, compared as expressions:
+no guard) the output is a new contiguous tensor of the same sizes, in the input's dtype
+(or softmax's ``dtype``), which is what torch's decompositions give there (elementwise
+ops keep a dense input's layout; ``tests/test_same_shape.py`` compares with torch). Any
+other input takes torch's path. Registered into :data:`SHAPE_RULES` unless a rule exists.
+Torch's decompositions record 0/1-specialization guards on the way (``N > 1``, ``B*N*N >=
+2``: the memory-format checks of their intermediate tensors); a rule records none, and such
+guards never enter a formula's validity (:mod:`._assembly` sorts them out).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from symflops.tracing import _torch_compat as C
+from symflops.tracing._shape_rules import SHAPE_RULES, _fresh
+
+__all__ = ["contiguous_strides"]
+
+aten = torch.ops.aten
+
+
+def contiguous_strides(x: torch.Tensor) -> bool:
+    """``x``'s strides are the contiguous strides of its sizes, as expressions (a size-1
+    dim's stride too: anything else answers False)."""
+    sizes = [C.sym_expr(v) for v in x.shape]
+    strides = [C.sym_expr(v) for v in x.stride()]
+    want: Any = 1
+    for size, stride in zip(reversed(sizes), reversed(strides), strict=True):
+        if stride != want:
+            return False
+        want = want * size
+    return True
+
+
+def _plain(x: Any) -> bool:
+    """A fake strided tensor of a floating or bool dtype whose layout the rules know."""
+    return isinstance(x, torch.Tensor) and C.is_fake(x) and x.layout == torch.strided and \
+        type(x).__name__ == "FakeTensor" and contiguous_strides(x)
+
+
+def _softmax(args: Any, kwargs: Any) -> Any:
+    """``_safe_softmax(x, dim, dtype=None)``."""
+    if not args or "out" in kwargs or len(args) > 3 or set(kwargs) - {"dtype"}:
+        return None
+    x = args[0]
+    dim = args[1] if len(args) > 1 else None
+    dtype = args[2] if len(args) > 2 else kwargs.get("dtype")
+    if not _plain(x) or not x.is_floating_point() or not isinstance(dim, int) or \
+            not -max(x.dim(), 1) <= dim < max(x.dim(), 1):
+        return None
+    if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
+        return None
+    return _fresh(x, list(x.shape), dtype)
+
+
+def _triangle(args: Any, kwargs: Any) -> Any:
+    """``tril``/``triu(x, diagonal=0)`` of a matrix or a batch of them."""
+    if not args or "out" in kwargs or len(args) > 2 or set(kwargs) - {"diagonal"}:
+        return None
+    x = args[0]
+    diagonal = args[1] if len(args) > 1 else kwargs.get("diagonal", 0)
+    if not _plain(x) or x.dim() < 2 or not isinstance(diagonal, int) or \
+            isinstance(diagonal, bool):
+        return None
+    return _fresh(x, list(x.shape))
+
+
+for _op, _rule in ((aten._safe_softmax, _softmax), (aten.tril, _triangle),
+                   (aten.triu, _triangle)):
+    SHAPE_RULES.setdefault(_op, _rule)

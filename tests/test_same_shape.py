@@ -1,0 +1,64 @@
+"""``_same_shape``'s rules give what torch's fake dispatch gives (sizes, strides, dtype)
+on symbolic sizes. (Torch's decompositions also record 0/1-specialization guards, ``N > 1``,
+``B*N*N >= 2``, on the way; those never enter a formula's validity, and the traced zoo's
+formulas, validity and notes are the same with the rules and without.)"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+from symflops.tracing import _torch_compat as C
+from symflops.tracing._same_shape import _softmax, _triangle, contiguous_strides
+
+aten = torch.ops.aten
+
+
+def _exprs(t: torch.Tensor) -> tuple[Any, ...]:
+    return tuple(C.sym_expr(v) for v in (*t.shape, *t.stride()))
+
+
+def _env_tensor(dims: list[Any], dtype: torch.dtype) -> tuple[C.SymEnv, torch.Tensor]:
+    env = C.SymEnv()
+    hints = {"B": 3, "N": 17, "H": 5}
+    with env.mode:
+        sizes = [env.symint(d, hints[d]) if isinstance(d, str) else d for d in dims]
+        return env, torch.empty(sizes, dtype=dtype, device="meta")
+
+
+@pytest.mark.parametrize("dims", [["B", "H", "N", "N"], ["N", "N"], ["B", 1, "N", 7],
+                                  [2, "N", "N"]])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_safe_softmax_rule_is_torchs_output(dims: list[Any], dtype: torch.dtype) -> None:
+    for dim, out_dtype in ((-1, None), (0, None), (-1, torch.float32)):
+        env, x = _env_tensor(dims, dtype)
+        with env.mode:
+            ours = _softmax((x, dim, out_dtype), {})
+            theirs = aten._safe_softmax(x, dim, out_dtype)
+        assert ours is not None and ours is not x
+        assert _exprs(ours) == _exprs(theirs) and ours.dtype == theirs.dtype
+
+
+@pytest.mark.parametrize("dims", [["N", "N"], ["B", "N", "N"], ["B", "H", "N", 9]])
+@pytest.mark.parametrize("op", [aten.tril, aten.triu])
+def test_triangle_rule_is_torchs_output(dims: list[Any], op: Any) -> None:
+    for dtype, diagonal in ((torch.float32, 0), (torch.bool, 1), (torch.float16, -2)):
+        env, x = _env_tensor(dims, dtype)
+        with env.mode:
+            ours = _triangle((x, diagonal), {})
+            theirs = op(x, diagonal)
+        assert ours is not None
+        assert _exprs(ours) == _exprs(theirs) and ours.dtype == theirs.dtype
+
+
+def test_other_layouts_take_torchs_path() -> None:
+    env, x = _env_tensor(["B", "N", "N"], torch.float32)
+    with env.mode:
+        t = x.transpose(0, 2)
+        assert not contiguous_strides(t) and contiguous_strides(x)
+        assert _softmax((t, -1), {}) is None and _triangle((t,), {}) is None
+        assert _triangle((x[0, 0],), {}) is None  # a vector: torch raises its own error
+        assert _softmax((x, 3), {}) is None  # no such dim
+        assert _softmax((x.to(torch.int64), -1), {}) is None
