@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from symflops.tracing import _torch_compat as C
-from symflops.tracing._same_shape import _softmax, _triangle, contiguous_strides
+from symflops.tracing._same_shape import _layer_norm, _softmax, _triangle, contiguous_strides
 
 aten = torch.ops.aten
 
@@ -53,6 +53,23 @@ def test_triangle_rule_is_torchs_output(dims: list[Any], op: Any) -> None:
         assert _exprs(ours) == _exprs(theirs) and ours.dtype == theirs.dtype
 
 
+@pytest.mark.parametrize("dims", [["B", "N", 8], ["N", 8], ["B", "H", 4, 8], [2, "N", 8]])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_layer_norm_rule_is_torchs_output(dims: list[Any], dtype: torch.dtype) -> None:
+    for shape, affine in (([8], True), ([8], False), ([4, 8], True)):
+        env, x = _env_tensor(dims, dtype)
+        if list(x.shape[-len(shape):]) != shape:
+            continue
+        w = torch.empty(shape, dtype=dtype, device="meta") if affine else None
+        with env.mode:
+            w = env.fake(w) if w is not None else None
+            ours = _layer_norm((x, shape, w, w, 1e-5), {})
+            theirs = aten.native_layer_norm(x, shape, w, w, 1e-5)
+        assert ours is not None
+        for a, b in zip(ours, theirs, strict=True):
+            assert _exprs(a) == _exprs(b) and a.dtype == b.dtype
+
+
 def test_other_layouts_take_torchs_path() -> None:
     env, x = _env_tensor(["B", "N", "N"], torch.float32)
     with env.mode:
@@ -62,3 +79,5 @@ def test_other_layouts_take_torchs_path() -> None:
         assert _triangle((x[0, 0],), {}) is None  # a vector: torch raises its own error
         assert _softmax((x, 3), {}) is None  # no such dim
         assert _softmax((x.to(torch.int64), -1), {}) is None
+        assert _layer_norm((x, [5], None, None, 1e-5), {}) is None  # not x's last size
+        assert _layer_norm((x.to(torch.bfloat16), [17], None, None, 1e-5), {}) is None
