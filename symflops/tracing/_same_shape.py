@@ -7,8 +7,10 @@ first time on symbolic sizes, 15% of a GPT-2 trace.
 On a contiguous input (strides the contiguous ones of its sizes, compared as expressions:
 no guard) the output is a new contiguous tensor of the same sizes, in the input's dtype
 (or softmax's ``dtype``), which is what torch's decompositions give there (elementwise
-ops keep a dense input's layout; ``tests/test_same_shape.py`` compares with torch). Any
-other input takes torch's path. Registered into :data:`SHAPE_RULES` unless a rule exists.
+ops keep a dense input's layout; ``tests/test_same_shape.py`` compares with torch), made by
+``_shape_rules._new`` (under no_grad an earlier output of the same shape stands in, as
+for the other shape rules: a rule's output is not repeated by the recorder). Any other
+input takes torch's path. Registered into :data:`SHAPE_RULES` unless a rule exists.
 Torch's decompositions record 0/1-specialization guards on the way (``N > 1``, ``B*N*N >=
 2``: the memory-format checks of their intermediate tensors); a rule records none, and such
 guards never enter a formula's validity (:mod:`._assembly` sorts them out).
@@ -21,7 +23,7 @@ from typing import Any
 import torch
 
 from symflops.tracing import _torch_compat as C
-from symflops.tracing._shape_rules import SHAPE_RULES, _fresh
+from symflops.tracing._shape_rules import SHAPE_RULES, _fresh, _new
 
 __all__ = ["contiguous_strides"]
 
@@ -59,7 +61,8 @@ def _softmax(args: Any, kwargs: Any) -> Any:
         return None
     if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
         return None
-    return _fresh(x, list(x.shape), dtype)
+    return _new(x, list(x.shape)) if dtype in (None, x.dtype) else \
+        _fresh(x, list(x.shape), dtype)
 
 
 def _triangle(args: Any, kwargs: Any) -> Any:
@@ -71,7 +74,7 @@ def _triangle(args: Any, kwargs: Any) -> Any:
     if not _plain(x) or x.dim() < 2 or not isinstance(diagonal, int) or \
             isinstance(diagonal, bool):
         return None
-    return _fresh(x, list(x.shape))
+    return _new(x, list(x.shape))
 
 
 def _layer_norm(args: Any, kwargs: Any) -> Any:
@@ -94,7 +97,7 @@ def _layer_norm(args: Any, kwargs: Any) -> Any:
                                   [C.sym_expr(v) for v in t.shape] == list(shape)):
             return None
     stats = [*x.shape[:axis], *([1] * len(shape))]
-    return _fresh(x, list(x.shape)), _fresh(x, stats), _fresh(x, stats)
+    return _new(x, list(x.shape)), _new(x, stats), _new(x, stats)
 
 
 for _op, _rule in ((aten._safe_softmax, _softmax), (aten.tril, _triangle),
