@@ -15,20 +15,24 @@ read on a shared machine.
 Measured (``--reps 5``, torch 2.14.1 in /work/tvenv, 2 shared cores; GPT-2 12 layers, Llama 8
 layers d 512; seconds symbolic / floor -> ratio, and the ratio to FlopCounterMode on meta).
 Before and after were run back to back in one session, per model the tree at 2bf0909 then
-this one (``bench_trace_speed.py --reps 5 --models M`` in each tree, load average ~2):
+this one (``bench_trace_speed.py --reps 5 --models M`` in each tree, load average 3-4):
 
 =============  =============================  =============================
 model          before (2bf0909)   / FCM       after              / FCM
 =============  =============================  =============================
-gpt2           0.281 / 0.093 -> 3.0x   3.8x   0.229 / 0.102 -> 2.2x   3.1x
-llama          0.279 / 0.094 -> 3.0x   5.5x   0.250 / 0.091 -> 2.7x   5.0x
-vit_b_16       0.259 / 0.079 -> 3.3x   4.2x   0.243 / 0.089 -> 2.7x   3.9x
-resnet50       0.073 / 0.053 -> 1.4x   1.9x   0.071 / 0.055 -> 1.3x   1.9x
-googlenet      0.210 / 0.073 -> 2.9x   5.1x   0.163 / 0.073 -> 2.2x   3.9x
-densenet121    0.415 / 0.141 -> 3.0x   4.5x   0.302 / 0.140 -> 2.2x   3.3x
-mobilenet_v2   0.079 / 0.058 -> 1.4x   1.2x   0.074 / 0.057 -> 1.3x   1.2x
-inception_v3   0.389 / 0.095 -> 4.1x   5.9x   0.231 / 0.103 -> 2.2x   3.4x
+gpt2           0.440 / 0.147 -> 3.0x   3.9x   0.320 / 0.144 -> 2.2x   2.7x
+llama          0.439 / 0.149 -> 3.0x   5.2x   0.396 / 0.148 -> 2.7x   5.1x
+vit_b_16       0.400 / 0.127 -> 3.1x   4.0x   0.386 / 0.126 -> 3.1x   3.9x
+resnet50       0.114 / 0.084 -> 1.4x   1.9x   0.121 / 0.087 -> 1.4x   2.0x
+googlenet      0.335 / 0.123 -> 2.7x   4.9x   0.276 / 0.122 -> 2.3x   4.1x
+densenet121    0.663 / 0.221 -> 3.0x   4.4x   0.485 / 0.227 -> 2.1x   3.3x
+mobilenet_v2   0.124 / 0.089 -> 1.4x   1.3x   0.125 / 0.097 -> 1.3x   1.2x
+inception_v3   0.625 / 0.159 -> 3.9x   6.2x   0.381 / 0.164 -> 2.3x   3.6x
 =============  =============================  =============================
+
+Two more sessions (one before the last change, at load ~2, one after) gave the same
+picture within about 0.3x of each ratio, except ViT's, whose floor is the noisiest
+(after: 2.4x-3.1x; before: 3.1x-4.3x).
 
 (inception_v3 at 299 x 299.) What made the difference (``profile_trace.py MODEL --bare``
 under ``py-spy record -f raw``, then ``profile_trace.py --collapsed``): settle's search
