@@ -11,7 +11,15 @@ import pytest
 import torch
 
 from symflops.tracing import _torch_compat as C
-from symflops.tracing._same_shape import _layer_norm, _softmax, _triangle, contiguous_strides
+from symflops.tracing._same_shape import (
+    _UNARY,
+    _layer_norm,
+    _pow,
+    _softmax,
+    _triangle,
+    _unary,
+    contiguous_strides,
+)
 
 aten = torch.ops.aten
 
@@ -70,6 +78,22 @@ def test_layer_norm_rule_is_torchs_output(dims: list[Any], dtype: torch.dtype) -
             assert _exprs(a) == _exprs(b) and a.dtype == b.dtype
 
 
+@pytest.mark.parametrize("name", [*_UNARY, "pow"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+def test_unary_rules_are_torchs_output(name: str, dtype: torch.dtype) -> None:
+    for dims in (["B", "N", 8], ["N", "N"], [2, "H", 1, "N"]):
+        env, x = _env_tensor(dims, dtype)
+        extra: tuple[Any, ...] = (2,) if name == "pow" else ()
+        with env.mode:
+            ours = (_pow if name == "pow" else _unary)((x, *extra), {})
+            theirs = getattr(aten, name)(x, *extra)
+            if name == "pow":
+                half = _pow((x, 0.5), {})
+                assert half is not None and half.dtype == aten.pow(x, 0.5).dtype
+        assert ours is not None
+        assert _exprs(ours) == _exprs(theirs) and ours.dtype == theirs.dtype
+
+
 def test_other_layouts_take_torchs_path() -> None:
     env, x = _env_tensor(["B", "N", "N"], torch.float32)
     with env.mode:
@@ -79,5 +103,7 @@ def test_other_layouts_take_torchs_path() -> None:
         assert _triangle((x[0, 0],), {}) is None  # a vector: torch raises its own error
         assert _softmax((x, 3), {}) is None  # no such dim
         assert _softmax((x.to(torch.int64), -1), {}) is None
+        assert _unary((x.to(torch.int64),), {}) is None  # rsqrt of ints: promoted by torch
+        assert _pow((x, x), {}) is None and _pow((x, True), {}) is None
         assert _layer_norm((x, [5], None, None, 1e-5), {}) is None  # not x's last size
         assert _layer_norm((x.to(torch.bfloat16), [17], None, None, 1e-5), {}) is None

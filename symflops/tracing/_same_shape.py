@@ -2,7 +2,8 @@
 dispatch runs a Python decomposition on symbolic sizes: ``_safe_softmax`` (softmax, a mask
 of fully masked rows, ``where``), ``tril``/``triu`` (a mask of ``arange`` comparisons,
 ``where``) and ``native_layer_norm`` (mean, variance, normalization) cost 20-30 ms each the
-first time on symbolic sizes, 15% of a GPT-2 trace.
+first time on symbolic sizes, 15% of a GPT-2 trace; unary float ops and ``pow`` by a number
+(RMSNorm's, RoPE's) 2-6 ms each.
 
 On a contiguous input (strides the contiguous ones of its sizes, compared as expressions:
 no guard) the output is a new contiguous tensor of the same sizes, in the input's dtype
@@ -100,6 +101,25 @@ def _layer_norm(args: Any, kwargs: Any) -> Any:
     return _new(x, list(x.shape)), _new(x, stats), _new(x, stats)
 
 
+def _unary(args: Any, kwargs: Any) -> Any:
+    """A unary float op (``rsqrt``, ``exp``, ``cos``...; ``neg``) of a floating tensor: the
+    output like it."""
+    if len(args) != 1 or kwargs or not _plain(args[0]) or not args[0].is_floating_point():
+        return None
+    return _new(args[0], list(args[0].shape))
+
+
+def _pow(args: Any, kwargs: Any) -> Any:
+    """``pow(x, exponent)`` of a floating tensor and a Python int or float (the
+    ``Tensor_Scalar`` overload): the output like ``x`` (a number does not promote it)."""
+    if len(args) != 2 or kwargs or type(args[1]) not in (int, float):
+        return None
+    return _unary(args[:1], kwargs)
+
+
+_UNARY = ("rsqrt", "sqrt", "exp", "cos", "sin", "neg", "log", "reciprocal")
+
 for _op, _rule in ((aten._safe_softmax, _softmax), (aten.tril, _triangle),
-                   (aten.triu, _triangle), (aten.native_layer_norm, _layer_norm)):
+                   (aten.triu, _triangle), (aten.native_layer_norm, _layer_norm),
+                   (aten.pow, _pow), *((getattr(aten, n), _unary) for n in _UNARY)):
     SHAPE_RULES.setdefault(_op, _rule)
