@@ -15,24 +15,24 @@ read on a shared machine.
 Measured (``--reps 5``, torch 2.14.1 in /work/tvenv, 2 shared cores; GPT-2 12 layers, Llama 8
 layers d 512; seconds symbolic / floor -> ratio, and the ratio to FlopCounterMode on meta).
 Before and after were run back to back in one session, per model the tree at 2bf0909 then
-this one (``bench_trace_speed.py --reps 5 --models M`` in each tree, load average 3-4):
+this one (``bench_trace_speed.py --reps 5 --models M`` in each tree, load average ~3):
 
 =============  =============================  =============================
 model          before (2bf0909)   / FCM       after              / FCM
 =============  =============================  =============================
-gpt2           0.440 / 0.147 -> 3.0x   3.9x   0.320 / 0.144 -> 2.2x   2.7x
-llama          0.439 / 0.149 -> 3.0x   5.2x   0.396 / 0.148 -> 2.7x   5.1x
-vit_b_16       0.400 / 0.127 -> 3.1x   4.0x   0.386 / 0.126 -> 3.1x   3.9x
-resnet50       0.114 / 0.084 -> 1.4x   1.9x   0.121 / 0.087 -> 1.4x   2.0x
-googlenet      0.335 / 0.123 -> 2.7x   4.9x   0.276 / 0.122 -> 2.3x   4.1x
-densenet121    0.663 / 0.221 -> 3.0x   4.4x   0.485 / 0.227 -> 2.1x   3.3x
-mobilenet_v2   0.124 / 0.089 -> 1.4x   1.3x   0.125 / 0.097 -> 1.3x   1.2x
-inception_v3   0.625 / 0.159 -> 3.9x   6.2x   0.381 / 0.164 -> 2.3x   3.6x
+gpt2           0.288 / 0.097 -> 3.0x   3.7x   0.206 / 0.091 -> 2.3x   2.7x
+llama          0.282 / 0.092 -> 3.1x   5.7x   0.245 / 0.095 -> 2.6x   4.8x
+vit_b_16       0.271 / 0.086 -> 3.2x   4.2x   0.252 / 0.081 -> 3.1x   4.0x
+resnet50       0.080 / 0.056 -> 1.4x   2.1x   0.073 / 0.076 -> 1.0x*  1.9x
+googlenet      0.222 / 0.077 -> 2.9x   5.2x   0.178 / 0.079 -> 2.3x   4.1x
+densenet121    0.423 / 0.145 -> 2.9x   4.4x   0.324 / 0.161 -> 2.0x   3.4x
+mobilenet_v2   0.085 / 0.062 -> 1.4x   1.3x   0.080 / 0.063 -> 1.3x   1.2x
+inception_v3   0.416 / 0.102 -> 4.1x   6.0x   0.247 / 0.104 -> 2.4x   3.5x
 =============  =============================  =============================
 
-Two more sessions (one before the last change, at load ~2, one after) gave the same
-picture within about 0.3x of each ratio, except ViT's, whose floor is the noisiest
-(after: 2.4x-3.1x; before: 3.1x-4.3x).
+(* a slow floor run: 1.3-1.4x in the other sessions.) Three more sessions (two before the
+last changes) gave the same picture within about 0.3x of each ratio, except ViT's, whose
+floor is the noisiest (after: 2.4x-3.1x; before: 3.1x-4.3x).
 
 (inception_v3 at 299 x 299.) What made the difference (``profile_trace.py MODEL --bare``
 under ``py-spy record -f raw``, then ``profile_trace.py --collapsed``): settle's search
@@ -42,7 +42,8 @@ the search ran to the end: 20-25% of their traces), now compiled once to integer
 arithmetic (``tracing._exact``); GPT-2's ``N <= 1024`` (a table lookup of positions) is
 settled from the recorded guards instead of a trace that fails at that lookup; first calls
 of ``_safe_softmax``, ``tril`` and ``native_layer_norm`` on symbolic sizes take a shape
-rule on contiguous inputs (``tracing._same_shape``, ~30 ms each before); a ceil-mode
+rule on contiguous inputs (``tracing._same_shape``, ~30 ms each before; also unary float
+ops and ``pow`` by a number, RMSNorm's and RoPE's); a ceil-mode
 pool's window total (a slow ``Min``) and the bytes each op moves (SymPy products of the
 same shapes) are remembered. Formulas, validity, notes and bytes are unchanged (srepr of
 every model here under torch/exact/macs, and of every trace of the fast test suite).
@@ -50,7 +51,7 @@ every model here under torch/exact/macs, and of every trace of the fast test sui
 What is left (symbolic minus concrete samples): torch's fake dispatch on symbolic sizes:
 each new tensor's SymInt strides and contiguity (``new_empty`` in shape rules, a view's
 ``as_strided`` storage checks in ``_Recorder._repeat_view``: ~0.2 ms a view, 12% of
-GPT-2), first calls of ``where``, ``cat``, ``pow``, broadcasting binary ops through
+GPT-2), first calls of ``where``, ``cat``, ``expand``, broadcasting binary ops through
 torch's Python references (Llama's RoPE and RMSNorm), guard evaluation in the ceil-mode
 pool rule (GoogLeNet) and the C++ ``batch_norm``'s static ``numel == 0`` checks
 (DenseNet); ViT's ``_off_the_pin`` retries (4 traces at 448 and 113 that fail on the
