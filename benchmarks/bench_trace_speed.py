@@ -13,28 +13,52 @@ are built on meta from small configs; the runs are back to back so the ratios ar
 read on a shared machine.
 
 Measured (``--reps 5``, torch 2.14.1 in /work/tvenv, 2 shared cores; GPT-2 12 layers, Llama 8
-layers d 512, seconds symbolic / floor -> ratio, and the ratio to FlopCounterMode on meta):
+layers d 512; seconds symbolic / floor -> ratio, and the ratio to FlopCounterMode on meta).
+Before and after were run back to back in one session, per model the tree at 2bf0909 then
+this one (``bench_trace_speed.py --reps 5 --models M`` in each tree, load average ~3):
 
-=============  =====================  =====================  ============
-model          before (0d8b33b)       after                  after / FCM
-=============  =====================  =====================  ============
-gpt2           0.689 / 0.114 -> 6.1x  0.262 / 0.089 -> 2.9x  3.6x
-llama          0.829 / 0.129 -> 6.4x  0.252 / 0.088 -> 2.9x  5.2x
-vit_b_16       0.563 / 0.097 -> 5.8x  0.219 / 0.083 -> 2.7x  3.6x
-resnet50       0.076 / 0.053 -> 1.4x  0.076 / 0.057 -> 1.3x  1.9x
-googlenet      0.242 / 0.074 -> 3.3x  0.214 / 0.073 -> 2.9x  5.1x
-densenet121    0.431 / 0.132 -> 3.3x  0.415 / 0.134 -> 3.1x  4.5x
-=============  =====================  =====================  ============
+=============  =============================  =============================
+model          before (2bf0909)   / FCM       after              / FCM
+=============  =============================  =============================
+gpt2           0.288 / 0.097 -> 3.0x   3.7x   0.206 / 0.091 -> 2.3x   2.7x
+llama          0.282 / 0.092 -> 3.1x   5.7x   0.245 / 0.095 -> 2.6x   4.8x
+vit_b_16       0.271 / 0.086 -> 3.2x   4.2x   0.252 / 0.081 -> 3.1x   4.0x
+resnet50       0.080 / 0.056 -> 1.4x   2.1x   0.073 / 0.076 -> 1.0x*  1.9x
+googlenet      0.222 / 0.077 -> 2.9x   5.2x   0.178 / 0.079 -> 2.3x   4.1x
+densenet121    0.423 / 0.145 -> 2.9x   4.4x   0.324 / 0.161 -> 2.0x   3.4x
+mobilenet_v2   0.085 / 0.062 -> 1.4x   1.3x   0.080 / 0.063 -> 1.3x   1.2x
+inception_v3   0.416 / 0.102 -> 4.1x   6.0x   0.247 / 0.104 -> 2.4x   3.5x
+=============  =============================  =============================
 
-What made the difference (``py-spy record -f raw`` of repeated traces; cProfile hangs on
-the trace's watchdog): a transformer's blocks call the same ops on inputs of the same
-symbolic metadata, and torch's fake dispatch rebuilt each symbolic output (~0.7 ms a
-``view``); the recorder now repeats such calls itself under no_grad
-(``_Recorder._repeat``), with the fake mode's op cache off for the first call. What is
-left: the first call of each op-and-shape (torch's Python references: view, layer_norm,
-softmax, tril, avg_pool's shape checks), a second trace ``settle`` runs to check a branch
-(GPT-2, DenseNet), and SymPy work in assembly (pool derivations, ``Cost`` simplification:
-40% of a GoogLeNet trace).
+(* a slow floor run: 1.3-1.4x in the other sessions.) Three more sessions (two before the
+last changes) gave the same picture within about 0.3x of each ratio, except ViT's, whose
+floor is the noisiest (after: 2.4x-3.1x; before: 3.1x-4.3x).
+
+(inception_v3 at 299 x 299.) What made the difference (``profile_trace.py MODEL --bare``
+under ``py-spy record -f raw``, then ``profile_trace.py --collapsed``): settle's search
+for sizes on a guard's other side substituted into the guard with SymPy at ~600 points per
+guard (DenseNet's and Inception's ``Ne(B*h*w, 0)`` hold at every size of the domain, so
+the search ran to the end: 20-25% of their traces), now compiled once to integer
+arithmetic (``tracing._exact``); GPT-2's ``N <= 1024`` (a table lookup of positions) is
+settled from the recorded guards instead of a trace that fails at that lookup; first calls
+of ``_safe_softmax``, ``tril`` and ``native_layer_norm`` on symbolic sizes take a shape
+rule on contiguous inputs (``tracing._same_shape``, ~30 ms each before; also unary float
+ops and ``pow`` by a number, RMSNorm's and RoPE's); a ceil-mode
+pool's window total (a slow ``Min``) and the bytes each op moves (SymPy products of the
+same shapes) are remembered. Formulas, validity, notes and bytes are unchanged (srepr of
+every model here under torch/exact/macs, and of every trace of the fast test suite).
+
+What is left (symbolic minus concrete samples): torch's fake dispatch on symbolic sizes:
+each new tensor's SymInt strides and contiguity (``new_empty`` in shape rules, a view's
+``as_strided`` storage checks in ``_Recorder._repeat_view``: ~0.2 ms a view, 12% of
+GPT-2), first calls of ``where``, ``cat``, ``expand``, broadcasting binary ops through
+torch's Python references (Llama's RoPE and RMSNorm), guard evaluation in the ceil-mode
+pool rule (GoogLeNet) and the C++ ``batch_norm``'s static ``numel == 0`` checks
+(DenseNet); ViT's ``_off_the_pin`` retries (4 traces at 448 and 113 that fail on the
+model's ``image_size`` assert, a quarter of its trace); assembly's guard classification
+(``_branch``), SymbolMap conversions and Cost building (10-15% of the CNN traces). A
+first (cold) trace also pays ``simplify_expr`` per distinct leaf formula (a third of a
+cold GoogLeNet trace, its ceil-mode pools), which the warm runs above have cached.
 """
 
 from __future__ import annotations
@@ -73,21 +97,21 @@ def _llama() -> tuple[torch.nn.Module, Any, Any, Any]:
         {"input_ids": torch.zeros(1, 128, dtype=torch.long, device="meta")}
 
 
-def _tv(name: str) -> Callable[[], tuple[torch.nn.Module, Any, Any, Any]]:
+def _tv(name: str, side: int = 224) -> Callable[[], tuple[torch.nn.Module, Any, Any, Any]]:
     def build() -> tuple[torch.nn.Module, Any, Any, Any]:
         import torchvision
 
         with torch.device("meta"):
             m = getattr(torchvision.models, name)().eval()
-        return m, "B 3 H W", (1, 3, 224, 224), \
-            {"x": torch.zeros(1, 3, 224, 224, device="meta")}
+        return m, "B 3 H W", (1, 3, side, side), \
+            {"x": torch.zeros(1, 3, side, side, device="meta")}
     return build
 
 
 MODELS: dict[str, Callable[[], tuple[torch.nn.Module, Any, Any, Any]]] = {
     "gpt2": _gpt2, "llama": _llama, "vit_b_16": _tv("vit_b_16"), "resnet50": _tv("resnet50"),
     "googlenet": _tv("googlenet"), "densenet121": _tv("densenet121"),
-    "mobilenet_v2": _tv("mobilenet_v2"),
+    "mobilenet_v2": _tv("mobilenet_v2"), "inception_v3": _tv("inception_v3", 299),
 }
 
 
@@ -128,7 +152,7 @@ def measure(name: str, reps: int) -> tuple[float, float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--models", nargs="*", default=["gpt2", "llama", "vit_b_16", "resnet50"],
+    ap.add_argument("--models", nargs="*", default=list(MODELS),
                     choices=sorted(MODELS))
     a = ap.parse_args()
     torch.set_num_threads(1)

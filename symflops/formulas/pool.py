@@ -9,7 +9,7 @@ how the padded formulation computes them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import sympy as sp
@@ -63,6 +63,22 @@ def pool_window_total(size: Size, kernel: Size, stride: Size, padding: Size = 0,
     >>> pool_window_total(5, 2, 2), pool_window_total(5, 2, 2, ceil_mode=True)
     (4, 5)
     """
+    args = (size, kernel, stride, padding, dilation, ceil_mode, out)
+    try:  # each value with its type: 2 and Integer(2) are equal but give different types
+        return _window_total(*((type(a), a) for a in args))
+    except TypeError:  # an argument without a hash
+        return _window_total_of(*args)
+
+
+@lru_cache(maxsize=2048)
+def _window_total(*typed: tuple[type, Any]) -> Size:
+    """:func:`_window_total_of`, remembered: a traced model repeats the same pool on the
+    same symbolic sizes, and the ``Min`` of a ceil-mode window is slow to build."""
+    return _window_total_of(*(a for _t, a in typed))
+
+
+def _window_total_of(size: Size, kernel: Size, stride: Size, padding: Size, dilation: Size,
+                     ceil_mode: bool, out: Size | None) -> Size:
     if out is None:
         out = pool_output_size(size, kernel, stride, padding, dilation, ceil_mode)
     if not ceil_mode:

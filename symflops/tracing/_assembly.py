@@ -24,6 +24,7 @@ from symflops.errors import OutsideDomain, SymflopsError
 from symflops.formulas.derivation import Derivation
 from symflops.tracing import _torch_compat as C
 from symflops.tracing._data_dependent import count_conditions, describe_counts, name_counts
+from symflops.tracing._exact import at_point
 from symflops.tracing._inputs import TraceContext
 from symflops.tracing._recording import ROOT, ModulePath, Record, Recording
 from symflops.tracing._saved import saved_memory
@@ -65,6 +66,8 @@ class TraceReport:
     #: data-dependent sizes (symbols of their own): name -> the op that made it, the module
     #: path, its upper bound, the example value torch decided branches at
     data_dependent: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: lookups of positions in a table that recorded a guard (``_recording.TableCheck``)
+    table_checks: list[Any] = field(default_factory=list)
 
     def summary(self) -> str:
         """A few readable lines."""
@@ -593,7 +596,7 @@ def _only_fails_at_one(g: sp.Basic) -> bool:
     fails = False
     for values in itertools.product(range(1, 6), repeat=len(syms)):
         try:
-            holds = g.xreplace(dict(zip(syms, map(sp.Integer, values), strict=True)))
+            holds = at_point(g, dict(zip(syms, map(sp.Integer, values), strict=True)))
         except (TypeError, ValueError, ZeroDivisionError):  # undefined there (x/size)
             return False
         if holds is not sp.true and (holds is not sp.false or 1 not in values):
@@ -656,7 +659,7 @@ def _zero_one_form(ga: sp.Basic) -> bool:
         return False
     for values in itertools.product(range(2, 6), repeat=len(syms)):
         try:
-            holds = ga.xreplace(dict(zip(syms, map(sp.Integer, values), strict=True)))
+            holds = at_point(ga, dict(zip(syms, map(sp.Integer, values), strict=True)))
         except (TypeError, ValueError, ZeroDivisionError):
             return False
         if holds is not sp.true:
@@ -942,6 +945,7 @@ def assemble(rec: Recording, env: C.SymEnv, ctx: TraceContext) -> TracedCost:
                          mode="train" if ctx.train else "eval")
     report.unknown, report.unknown_at = rec.unknown, rec.unknown_at
     report.zero_cost = rec.zero
+    report.table_checks = list(rec.table_checks)
     if rec.unknown:
         msg = ("ops without a handler were NOT counted: " + ", ".join(
             f"{k} x{v} (at {', '.join(rec.unknown_at.get(k, []))})"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections.abc import Callable, Mapping
+from fractions import Fraction
 from typing import Any
 
 import sympy as sp
@@ -21,6 +22,7 @@ import sympy as sp
 from symflops.conventions import conventions
 from symflops.errors import SymflopsError, TimeBudgetSpent
 from symflops.tracing._assembly import TracedCost, TraceReport, zero_one_specialization
+from symflops.tracing._exact import Number, at_point, exact_value
 from symflops.tracing._inputs import TraceContext, with_sizes
 
 __all__ = ["settle", "MAX_BRANCH_TRACES"]
@@ -63,6 +65,12 @@ def settle(ctx: TraceContext, result: TracedCost,
             continue
         traces += 1
         ones = [n for n in ones if other.get(n) != 1]  # settled at 1 by this guard
+        fails = _fails_at_table(report, guard, {**ctx.hint_of, **other})
+        if fails is not None:  # the trace there would stop at that lookup: not run
+            keep.append(guard)
+            report.notes.append(f"guard {guard} kept as a condition (the trace at "
+                                f"{_say(other)} failed: {fails[:120]})")
+            continue
         why = _differs_there(ctx, result, guard, other, run_once)
         if why is None:
             as_int = " (as an int: torch fixes a size of 1)" if 1 in other.values() else ""
@@ -163,6 +171,31 @@ def _zero_one_guards(report: TraceReport, name: str) -> list[sp.Basic]:
             if s in g.free_symbols and zero_one_specialization(g)]
 
 
+def _fails_at_table(report: TraceReport, guard: sp.Basic, hints: Mapping[str, int]
+                    ) -> str | None:
+    """The error a trace at ``hints`` raises, when ``guard`` is the bound a table lookup of
+    positions recorded (``N <= 1024``: GPT-2's 1,024 positions) and every guard torch
+    recorded before it holds at ``hints``: the trace there takes the same path up to that
+    lookup, where the positions run past the table (:class:`IndexBounds` raises
+    :class:`PositionsPastTable`). None otherwise (the trace is run)."""
+    symbols = report.symbols
+    if not report.table_checks or any(n not in symbols for n in hints):
+        return None
+    pins = {symbols[n]: sp.Integer(v) for n, v in report.fixed.items() if n in symbols}
+    point = {symbols[n]: sp.Integer(v) for n, v in hints.items()}
+    for check in report.table_checks:
+        if check.guard >= len(report.guards) or \
+                report.guards[check.guard].xreplace(pins) != guard:
+            continue
+        try:
+            if at_point(guard, point) is sp.false and all(
+                    at_point(g, point) is sp.true for g in report.guards[:check.guard]):
+                return str(check.message(hints))
+        except (TypeError, ValueError, ZeroDivisionError):
+            return None
+    return None
+
+
 def _negation(g: sp.Basic, guard: sp.Basic) -> bool:
     """``g`` is ``guard``'s other side (``Mod(N, 16) > 0`` of ``Mod(N, 16) <= 0``): the trace
     there took the other branch of the same test, not a new one."""
@@ -181,25 +214,27 @@ def _other_side(guard: sp.Basic, hints: Mapping[str, int], symbols: Mapping[str,
     names = sorted(s.name for s in guard.free_symbols if s.name in hints)
     if not names:
         return None
-    base = {symbols[n]: sp.Integer(hints[n]) for n in hints if n in symbols}
+    base = {symbols[n]: hints[n] for n in hints if n in symbols}  # ints: see _false_at
     domain = result.domain
 
-    def ok(point: dict[sp.Symbol, sp.Integer]) -> bool:
-        return _false_at(guard, point) and domain.failing(point) is None
+    def ok(point: dict[sp.Symbol, int]) -> bool:
+        return _false_at(guard, point) and domain.failing(_integers(point)) is None
 
     def moves(h: int) -> list[int]:  # near the example first, then by factors of two
         return [*(h + d for d in range(1, 65)), *(h - d for d in range(1, 65)),
                 *(h * 2**k + d for k in range(1, 12) for d in (0, 1)),
                 *(h // 2**k for k in range(1, 8))]
 
+    moved = {n: moves(hints[n]) for n in names}  # the candidates of each size, made once
+    groups = [[n] for n in names] + ([names] if len(names) > 1 else [])
     for i in range(len(moves(2))):
-        for group in [[n] for n in names] + ([names] if len(names) > 1 else []):
+        for group in groups:
             point = dict(base)
             for n in group:
-                v = moves(hints[n])[i]
+                v = moved[n][i]
                 if v < 2:
                     break
-                point[symbols[n]] = sp.Integer(v)
+                point[symbols[n]] = v
             else:
                 if ok(point):
                     return {n: int(point[symbols[n]]) for n in group}
@@ -220,9 +255,18 @@ def _at_one(guard: sp.Basic, hints: Mapping[str, int], symbols: Mapping[str, sp.
     return None
 
 
-def _false_at(guard: sp.Basic, point: Mapping[sp.Symbol, sp.Expr]) -> bool:
+def _integers(point: Mapping[sp.Symbol, Any]) -> dict[sp.Symbol, sp.Expr]:
+    return {s: sp.Integer(v) for s, v in point.items()}
+
+
+def _false_at(guard: sp.Basic, point: Mapping[sp.Symbol, Any]) -> bool:
+    """``guard`` is false at ``point`` (values: ints or SymPy Integers), as SymPy's
+    substitution says (:func:`exact_value` first, without building SymPy objects)."""
+    fast = exact_value(guard, point)
+    if isinstance(fast, bool):
+        return not fast
     try:
-        return guard.xreplace(dict(point)) is sp.false
+        return guard.xreplace(_integers(point)) is sp.false
     except (TypeError, ValueError, ZeroDivisionError):
         return False
 
@@ -269,7 +313,20 @@ def _mismatch(first: TracedCost, again: TracedCost, guard: sp.Basic,
 
     for point in points:
         a, b = figures(first), figures(again)
-        if len(a) != len(b) or any(sp.sympify(x).xreplace(point) != sp.sympify(y).xreplace(point)
+        if len(a) != len(b) or any(_differ(sp.sympify(x), sp.sympify(y), point)
                                    for x, y in zip(a, b, strict=True)):
             return {s.name: int(v) for s, v in point.items() if s.name in names}
     return None
+
+
+def _differ(x: sp.Basic, y: sp.Basic, point: Mapping[sp.Symbol, sp.Expr]) -> bool:
+    """``x`` and ``y`` differ at ``point``: compared as exact rationals where both evaluate
+    to numbers (:func:`_exact_value`), else as SymPy substitutes them."""
+    fx, fy = exact_value(x, point), exact_value(y, point)
+    if _number(fx) and _number(fy):
+        return fx != fy
+    return bool(x.xreplace(dict(point)) != y.xreplace(dict(point)))
+
+
+def _number(v: Number | bool | None) -> bool:
+    return isinstance(v, (int, Fraction)) and not isinstance(v, bool)

@@ -15,6 +15,7 @@ onto the user's model).
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import time
 import weakref
@@ -23,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import sympy as sp
 import torch
 
 from symflops.errors import SymbolicShapesFailed, SymflopsError, TimeBudgetSpent
@@ -34,12 +36,13 @@ from symflops.tracing._guard import raising_cleanly
 from symflops.tracing._index_bounds import IndexBounds
 from symflops.tracing._inputs import InputSpec, TraceContext
 from symflops.tracing._model_state import untouched
+from symflops.tracing._same_shape import contiguous_strides  # noqa: F401  (its rules)
 from symflops.tracing._saved import SavedLog, saved_tensors
 from symflops.tracing._shape_rules import SHAPE_RULES, RawShape, forget_shapes, shape_of
 from symflops.tracing.handlers._fused import fused_calls
 from symflops.tracing.registry import HANDLERS, ZERO_COST, op_name
 
-__all__ = ["Record", "Recording", "record", "tensors", "ROOT", "ModulePath",
+__all__ = ["Record", "Recording", "TableCheck", "record", "tensors", "ROOT", "ModulePath",
            "TimeBudgetSpent"]
 
 ModulePath = tuple[str, ...]
@@ -97,16 +100,39 @@ GATHERS = frozenset({"embedding", "index_select", "gather", "index", "take"})
 def _elements(t: torch.Tensor) -> Any:
     """The distinct elements ``t`` presents: its sizes over the dims it does not broadcast
     (stride 0, an ``expand``)."""
-    n: Any = 1
-    for size, stride in zip(t.shape, t.stride(), strict=True):
-        if not (isinstance(stride, int) and stride == 0):
-            n = n * C.sym_expr(size)
-    return n
+    sizes = tuple(C.sym_expr(size) for size, stride in zip(t.shape, t.stride(), strict=True)
+                  if not (isinstance(stride, int) and stride == 0))
+    return _product(sizes, tuple(map(type, sizes)))
 
 
 def _footprint(t: torch.Tensor) -> Any:
     """Bytes of :func:`_elements` of ``t``."""
-    return _elements(t) * t.element_size()
+    return _scaled(_elements(t), t.element_size())
+
+
+@functools.lru_cache(maxsize=4096)
+def _product(sizes: tuple[Any, ...], _types: tuple[type, ...]) -> Any:
+    """``1 * sizes[0] * sizes[1] ...`` (SymPy products of symbolic sizes are slow to
+    build, and an op's tensors have the shapes earlier ops' had); ``_types`` keeps
+    ``3`` and ``Integer(3)`` apart in the cache."""
+    n: Any = 1
+    for size in sizes:
+        n = n * size
+    return n
+
+
+@functools.lru_cache(maxsize=4096, typed=True)
+def _scaled(n: Any, k: int) -> Any:
+    return n * k
+
+
+@functools.lru_cache(maxsize=4096)
+def _total(terms: tuple[Any, ...], _types: tuple[type, ...]) -> Any:
+    """``0 + terms[0] + terms[1] ...``, remembered like :func:`_product`."""
+    out: Any = 0
+    for v in terms:
+        out = out + v
+    return out
 
 
 def traffic(func: Any, args: Any, kwargs: Any, out: Any, weights: set[Any]
@@ -143,14 +169,12 @@ def moved_bytes(inputs: Any, outputs: Any, weights: set[Any]
         except (NotImplementedError, RuntimeError):  # no storage (a sparse tensor)
             return "activations"
 
-    moved: dict[tuple[str, str], Any] = {}
+    terms: dict[tuple[str, str], list[Any]] = {}
     for t in tensors(inputs):  # each argument (``x * x`` reads x twice)
-        key = (role(t), "read")
-        moved[key] = moved.get(key, 0) + _footprint(t)
+        terms.setdefault((role(t), "read"), []).append(_footprint(t))
     for t in tensors(outputs):
-        key = (role(t), "write")
-        moved[key] = moved.get(key, 0) + _footprint(t)
-    return tuple(moved.items())
+        terms.setdefault((role(t), "write"), []).append(_footprint(t))
+    return tuple((key, _total(tuple(vs), tuple(map(type, vs)))) for key, vs in terms.items())
 
 
 def _capture(x: Any) -> Any:
@@ -163,6 +187,37 @@ def _capture(x: Any) -> Any:
     if isinstance(x, (torch.SymFloat, torch.SymBool)):
         return x.node.expr
     return x
+
+
+@dataclass(frozen=True)
+class TableCheck:
+    """A lookup of positions in a table (:class:`IndexBounds`) that recorded a guard:
+    the guard's index among torch's guards, and the positions' bound and the table's rows
+    over the user's dim names (plain Symbols; ints when concrete), with whether torch had
+    an example value for each. :func:`symflops.tracing._branches.settle` reads it: on the
+    guard's other side, where every earlier guard holds, the same lookup fails."""
+
+    guard: int
+    bound: Any
+    rows: Any
+    bound_hinted: bool = True
+    rows_hinted: bool = True
+
+    def message(self, hints: Mapping[str, int]) -> str:
+        """The error :meth:`IndexBounds._check` raises at the sizes ``hints``."""
+        return (f"positions 0 .. {_said(self.bound, self.bound_hinted, hints)} - 1 index a "
+                f"table of {_said(self.rows, self.rows_hinted, hints)} rows: past its end "
+                f"(torch raises an index error on real tensors)")
+
+
+def _said(x: Any, hinted: bool, hints: Mapping[str, int]) -> str:
+    """``x`` as :meth:`IndexBounds._say` writes it at the sizes ``hints``."""
+    if not isinstance(x, sp.Basic):
+        return str(x)
+    if not hinted or x.is_Integer:
+        return f"{x}"
+    value = x.xreplace({s: sp.Integer(hints[s.name]) for s in x.free_symbols})
+    return f"{x} (= {value} here)"
 
 
 @dataclass
@@ -188,6 +243,8 @@ class Recording:
     saved: SavedLog | None = None
     #: the data-dependent sizes the ops made (fake runs)
     counts: CountLog | None = None
+    #: table lookups of positions that recorded a guard (:class:`TableCheck`)
+    table_checks: list[TableCheck] = field(default_factory=list)
     stack: list[ModulePath] = field(default_factory=lambda: [ROOT])
     _pushed: list[bool] = field(default_factory=list)
     _bounds: list[set[Any]] = field(default_factory=list)
@@ -259,6 +316,7 @@ class _Recorder(C.TorchDispatchMode):
         self.ours: dict[int, weakref.ref[torch.Tensor]] | None = {} if rec.real else None
         # position indices from arange, checked against the tables they index
         self.index_bounds = IndexBounds()
+        self.shape_env: Any = None  # fake runs: the ShapeEnv (its guards, for TableCheck)
         # storages of the model's parameters and buffers (bytes they move are "weights")
         self.weights: set[Any] = set()
         # call key -> (output, its metadata key): see :meth:`_repeat`
@@ -385,13 +443,47 @@ class _Recorder(C.TorchDispatchMode):
             args, kwargs = self._shield(func, args, kwargs)
         out = self._dispatch(func, args, kwargs)
         if not self.rec.real:
+            lookup = self._table_lookup(func, args)
+            before = len(self.shape_env.guards) if lookup is not None else 0
             self.index_bounds.after(func, args, kwargs, out,
                                     ".".join(self.rec.stack[-1]) or "(root)")
+            if lookup is not None and len(self.shape_env.guards) > before:
+                self.rec.table_checks.append(TableCheck(before, *lookup))
             if self.rec.counts is not None:
                 self.rec.counts.after(func, args, kwargs, out, ".".join(self.rec.stack[-1]))
         if self.ours is not None:
             self.own(*tensors(out))
         return out
+
+    def _table_lookup(self, func: Any, args: Any) -> tuple[Any, Any, bool, bool] | None:
+        """``(bound, rows, bound_hinted, rows_hinted)`` of a table lookup
+        :meth:`IndexBounds.after` checks (``embedding``, ``index_select`` on dim 0) on
+        positions of known bound, over the user's names; else None."""
+        packet = func._overloadpacket
+        if self.shape_env is None or packet not in _TABLE_LOOKUPS or not self.index_bounds._bound:
+            return None
+        if packet is torch.ops.aten.embedding and len(args) >= 2:
+            table, indices = args[0], args[1]
+        elif packet is torch.ops.aten.index_select and len(args) >= 3 and \
+                isinstance(args[1], int) and args[1] == 0:
+            table, indices = args[0], args[2]
+        else:
+            return None
+        bound = self.index_bounds.of(indices)
+        if bound is None or not isinstance(table, torch.Tensor) or table.dim() < 1:
+            return None
+        (b, b_hinted), (r, r_hinted) = (self._named(v) for v in (bound, table.shape[0]))
+        return b, r, b_hinted, r_hinted
+
+    def _named(self, n: Any) -> tuple[Any, bool]:
+        """A size over the user's dim names (as :meth:`IndexBounds._say` names it), and
+        whether torch has an example value for it."""
+        if not isinstance(n, torch.SymInt):
+            return n, True
+        expr = n.node.expr
+        names = self.index_bounds.names
+        named = expr.xreplace({s: type(s)(names[s]) for s in expr.free_symbols if s in names})
+        return named, n.node.hint is not None
 
     def _dispatch(self, func: Any, args: Any, kwargs: dict[str, Any]) -> Any:
         packet = func._overloadpacket
@@ -447,6 +539,8 @@ _REPEATABLE = frozenset(getattr(torch.ops.aten, n) for n in (
     "masked_fill", "_to_copy", "bmm", "baddbmm", "mm", "addmm", "gelu", "silu", "tanh",
     "relu", "sigmoid", "mean", "sum", "cat", "embedding"))
 _ALIASING: dict[Any, bool] = {}
+#: lookups :class:`IndexBounds` checks against their table's length
+_TABLE_LOOKUPS = frozenset({torch.ops.aten.embedding, torch.ops.aten.index_select})
 
 
 def _call_key(x: Any, identity: bool) -> Any:
@@ -593,6 +687,8 @@ def record(ctx: TraceContext, env: C.SymEnv) -> Recording:
     check_time = _budget_check(ctx, rec) if ctx.deadline is not None else None
     recorder = _Recorder(rec, check_time)
     recorder.index_bounds.names = env.torch_syms
+    if not ctx.real:
+        recorder.shape_env = env.shape_env
     if check_time is not None:
         env.watch(check_time)
     try:
