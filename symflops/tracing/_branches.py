@@ -37,14 +37,16 @@ _SAMPLES = 24
 
 
 def settle(ctx: TraceContext, result: TracedCost,
-           run_once: Callable[[TraceContext], TracedCost]) -> TracedCost:
+           run_once: Callable[[TraceContext], TracedCost], top: bool = True) -> TracedCost:
     """``result`` with each branch guard of its report dropped (checked not to change the
     cost) or added to its validity (it does, or its other side could not be traced); and
-    each size torch assumed is not 1 (its 0/1 specialization) checked at 1 the same way."""
+    each size torch assumed is not 1 (its 0/1 specialization) checked at 1 the same way.
+    ``top``: this is the user's trace (a trace on a guard's other side settles its own
+    branch guards once more, with ``top`` False, and checks no size at 1)."""
     report = result.report
     if ctx.real:
         return result
-    ones = _assumed_not_one(result, ctx)
+    ones = _assumed_not_one(result, ctx) if top else []
     if not report.branches and not ones:
         return result
     symbols = report.symbols
@@ -71,7 +73,7 @@ def settle(ctx: TraceContext, result: TracedCost,
             report.notes.append(f"guard {guard} kept as a condition (the trace at "
                                 f"{_say(other)} failed: {fails[:120]})")
             continue
-        why = _differs_there(ctx, result, guard, other, run_once)
+        why = _differs_there(ctx, result, guard, other, run_once, nested_settle=top)
         if why is None:
             as_int = " (as an int: torch fixes a size of 1)" if 1 in other.values() else ""
             report.notes.append(f"guard {guard} dropped: a trace at {_say(other)}{as_int}, "
@@ -83,14 +85,16 @@ def settle(ctx: TraceContext, result: TracedCost,
     checked: list[str] = []  # in the trace's report, not the Cost's notes a render prints
     for i, n in enumerate(ones):
         guard = sp.Ne(symbols[n], 1)
-        assumed = "; ".join(str(g) for g in _zero_one_guards(report, n))
+        named = _zero_one_guards(report, n)
+        assumed = "; ".join(map(str, named[:3])) + (f"; {len(named) - 3} more" if
+                                                      len(named) > 3 else "")
         if i >= MAX_ONE_TRACES:
             keep.append(guard)
             report.notes.append(f"{n} = 1 not checked (no trace budget left): torch assumed "
                                 f"{n} != 1 ({assumed}), so {n} = 1 is refused")
             continue
         why = _differs_there(ctx, result, guard, {n: 1}, run_once, branch=False,
-                             notes=checked)
+                             notes=checked, nested_settle=True)
         if why is None:
             checked.append(f"{n} = 1 checked: torch assumed {n} != 1 ({assumed}); a "
                                 f"trace with {n} the int 1 gives the same counts at "
@@ -109,7 +113,8 @@ def settle(ctx: TraceContext, result: TracedCost,
 
 def _differs_there(ctx: TraceContext, result: TracedCost, guard: sp.Basic,
                    other: Mapping[str, int], run_once: Callable[[TraceContext], TracedCost],
-                   branch: bool = True, notes: list[str] | None = None) -> str | None:
+                   branch: bool = True, notes: list[str] | None = None,
+                   nested_settle: bool = False) -> str | None:
     """None when a trace at ``other`` (a size of 1 given as an int: torch fixes a symbolic
     size traced at 1), on ``guard``'s other side, gives the same counts as ``result`` at
     :data:`_SAMPLES` sizes there; else why the guard stays (a note's ending). A branch
@@ -124,16 +129,19 @@ def _differs_there(ctx: TraceContext, result: TracedCost, guard: sp.Basic,
         pos, kw = with_sizes(ctx.positional, ctx.keyword, ones)
         there = dataclasses.replace(ctx, positional=tuple(pos), keyword=kw)
         hints = {n: v for n, v in hints.items() if n not in ones}
+    there = dataclasses.replace(there, hint_of=hints, resize=report.resize_mode or ctx.resize)
     try:
-        again = run_once(dataclasses.replace(there, hint_of=hints,
-                                             resize=report.resize_mode or ctx.resize))
+        again = run_once(there)
+        nested = [g for g in dict.fromkeys(again.report.branches)
+                  if g not in report.branches and not _negation(g, guard)
+                  and not again.domain.implies(g)]  # a test that cannot fail there
+        if nested and nested_settle:  # the other side's own branches, settled there once
+            again = settle(there, again, run_once, top=False)
+            nested = [g for g in nested if g in again.validity]
     except TimeBudgetSpent:
         raise
     except SymflopsError as e:
         return f" (the trace at {_say(other)} failed: {e.message[:120]})"
-    nested = [g for g in dict.fromkeys(again.report.branches)
-              if g not in report.branches and not _negation(g, guard)
-              and not again.domain.implies(g)]  # a test that cannot fail there
     if nested:  # ``(h, w) == (4, 4)``: past ``h != 4`` the code tests ``w`` too
         return (f": on its other side the model branches again "
                 f"({'; '.join(map(str, nested))}), so one trace there does not cover it")
