@@ -46,7 +46,7 @@ def settle(ctx: TraceContext, result: TracedCost,
     report = result.report
     if ctx.real:
         return result
-    ones = _assumed_not_one(result, ctx) if top else []
+    ones = _assumed_not_one(result, ctx) if top else {}
     if not report.branches and not ones:
         return result
     symbols = report.symbols
@@ -66,7 +66,8 @@ def settle(ctx: TraceContext, result: TracedCost,
                                 f"side near the example sizes)")
             continue
         traces += 1
-        ones = [n for n in ones if other.get(n) != 1]  # settled at 1 by this guard
+        ones = {g: why for g, why in ones.items()  # settled at 1 by this guard
+                if any(other.get(n) != 1 for n in g)}
         fails = _fails_at_table(report, guard, {**ctx.hint_of, **other})
         if fails is not None:  # the trace there would stop at that lookup: not run
             keep.append(guard)
@@ -83,26 +84,27 @@ def settle(ctx: TraceContext, result: TracedCost,
             keep.append(guard)
             report.notes.append(f"guard {guard} kept as a condition{why}")
     checked: list[str] = []  # in the trace's report, not the Cost's notes a render prints
-    for i, n in enumerate(ones):
-        guard = sp.Ne(symbols[n], 1)
-        named = _zero_one_guards(report, n)
+    for i, (group, named) in enumerate(ones.items()):
+        guard = sp.Or(*(sp.Ne(symbols[n], 1) for n in group))
+        at = {n: 1 for n in group}
+        n = " = ".join(group)  # B, or B = N (at once)
         assumed = "; ".join(map(str, named[:3])) + (f"; {len(named) - 3} more" if
                                                       len(named) > 3 else "")
         if i >= MAX_ONE_TRACES:
             keep.append(guard)
             report.notes.append(f"{n} = 1 not checked (no trace budget left): torch assumed "
-                                f"{n} != 1 ({assumed}), so {n} = 1 is refused")
+                                f"otherwise ({assumed}), so it is refused")
             continue
-        why = _differs_there(ctx, result, guard, {n: 1}, run_once, branch=False,
+        why = _differs_there(ctx, result, guard, at, run_once, branch=False,
                              notes=checked, nested_settle=True)
         if why is None:
-            checked.append(f"{n} = 1 checked: torch assumed {n} != 1 ({assumed}); a "
-                                f"trace with {n} the int 1 gives the same counts at "
-                                f"{_SAMPLES + 1} sizes")
+            checked.append(f"{n} = 1 checked: torch assumed otherwise ({assumed}); a trace "
+                           f"with {'it' if len(group) == 1 else 'them'} the int 1 gives the "
+                           f"same counts at {_SAMPLES + 1} sizes")
         else:
             keep.append(guard)
-            report.notes.append(f"{n} = 1 refused: torch assumed {n} != 1 ({assumed}), and "
-                                f"with {n} = 1 the model takes another path{why}")
+            report.notes.append(f"{n} = 1 refused: torch assumed otherwise ({assumed}), and "
+                                f"there the model takes another path{why}")
     # the notes say which guards were dropped or kept, and why (Cost.notes is a snapshot)
     validity = [*result.validity, *(g for g in keep if g not in result.validity)]
     settled = result.replace(validity=validity, notes=tuple(report.notes))
@@ -159,24 +161,32 @@ def _differs_there(ctx: TraceContext, result: TracedCost, guard: sp.Basic,
     return None
 
 
-def _assumed_not_one(result: TracedCost, ctx: TraceContext) -> list[str]:
-    """The input dims torch assumed are not 1 (a 0/1-specialization guard names them) and
-    the formula's conditions allow at 1: each is checked there by one more trace."""
+def _assumed_not_one(result: TracedCost, ctx: TraceContext
+                     ) -> dict[tuple[str, ...], list[sp.Basic]]:
+    """The input dims torch assumed are not 1, each with the 0/1-specialization guards
+    that are false with it at 1 (the other sizes at their examples), and the formula's
+    conditions allow there: each is checked at 1 by one more trace. A guard false only
+    with several sizes at 1 at once (``B*N >= 2``) names that group. A guard that holds at
+    1 (``Ne(64*B*H*W, 0)``: a numel that is not 0) names nothing."""
     report = result.report
     if ctx.past is not None:
-        return []
-    names = [n for n in ctx.hint_of if n in report.symbols and n not in report.fixed
-             and _zero_one_guards(report, n)]
-    base = {report.symbols[n]: sp.Integer(v) for n, v in ctx.hint_of.items()
-            if n in report.symbols}
-    return [n for n in names
-            if result.domain.failing({**base, report.symbols[n]: sp.Integer(1)}) is None]
-
-
-def _zero_one_guards(report: TraceReport, name: str) -> list[sp.Basic]:
-    s = report.symbols[name]
-    return [g for g in dict.fromkeys(report.guards)
-            if s in g.free_symbols and zero_one_specialization(g)]
+        return {}
+    names = {n: report.symbols[n] for n in ctx.hint_of
+             if n in report.symbols and n not in report.fixed}
+    base = {s: sp.Integer(ctx.hint_of[n]) for n, s in names.items()}
+    out: dict[tuple[str, ...], list[sp.Basic]] = {}
+    for g in dict.fromkeys(report.guards):
+        mine = sorted(n for n, s in names.items() if s in g.free_symbols)
+        if not mine or not zero_one_specialization(g):
+            continue
+        alone: list[tuple[str, ...]] = [(n,) for n in mine if _false_at(
+            g, {**base, names[n]: sp.Integer(1)})]
+        together = tuple(mine) if not alone and _false_at(
+            g, {**base, **{names[n]: sp.Integer(1) for n in mine}}) else None
+        for group in alone or ([together] if together else []):
+            out.setdefault(group, []).append(g)
+    return {group: why for group, why in out.items() if result.domain.failing(
+        {**base, **{names[n]: sp.Integer(1) for n in group}}) is None}
 
 
 def _fails_at_table(report: TraceReport, guard: sp.Basic, hints: Mapping[str, int]
