@@ -165,3 +165,38 @@ def test_resize_unless_already_that_size_refuses_the_branch_sizes() -> None:
         there = sf.trace(model, f"B 3 {s} {s}", warn=False)
         assert there.with_convention("torch").subs(B=2).flops == _flops(model, 2, 3, s, s)
         assert there.subs(B=2).flops != cost.subs(B=2, H=s + 1, W=s + 1).flops
+
+
+class WindowLattice(nn.Module):
+    """MaxViT's window partition (timm ``window_partition``): the map must split into 8 x 8
+    windows, asserted in Python, so torch cannot run it at the default 224 (28 is no
+    multiple of 8 after the stride-8 stem). The model declares its size as timm does
+    (``pretrained_cfg``), and the error suggests it as hints."""
+
+    pretrained_cfg = {"input_size": (3, 512, 512)}  # noqa: RUF012 - timm's attribute
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 8, stride=8)
+        self.mix = nn.Linear(4, 4)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.stem(x)
+        b, c, h, w = x.shape
+        assert h % 8 == 0 and w % 8 == 0, f"{h} x {w} must be divisible by the window (8)"
+        win = x.view(b, c, h // 8, 8, w // 8, 8).permute(0, 2, 4, 3, 5, 1).reshape(-1, 64, c)
+        return self.mix(win.softmax(1))
+
+
+@pytest.mark.slow  # two traces with retries, ~10 s on a loaded machine
+def test_a_size_off_the_window_lattice_names_the_declared_size() -> None:
+    model = _meta(WindowLattice)
+    with pytest.raises(sf.SymflopsError) as e:
+        sf.trace(model, "B 3 H W", warn=False)
+    said = str(e.value)
+    assert "'H': 224" in said and "hints={'H': 512, 'W': 512}" in said, said
+    cost = sf.trace(model, "B 3 H W", {"H": 512, "W": 512}, convention="torch", warn=False)
+    # hand: 4 x 4 x 192 MACs a stem position, 64 x 64 positions; the Linear 4 x 4 a token
+    for b, h, w in ((1, 512, 512), (2, 64, 1024)):
+        assert cost.subs(B=b, H=h, W=w).flops == 2 * b * (h // 8) * (w // 8) * (4 * 192 + 16) \
+            == _flops(model, b, 3, h, w)
