@@ -230,6 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--all", action="store_true", help="the SLOW models too")
     args = p.parse_args(argv)
     warnings.simplefilter("ignore")
+    try:
+        import timm
+    except ImportError as e:
+        print(f"timm is not installed here: not checked ({e})")
+        return 0
+    print(f"timm {timm.__version__}")
     names = args.only.split(",") if args.only else [
         n for n in MODELS if args.all or n not in SLOW]
     if not args.only and not args.all:
