@@ -72,7 +72,7 @@ def test_unfold_fold_answers_batch_one_at_every_even_grid() -> None:
     assert isinstance(cost, TracedCost)
     assert not cost.report.fixed
     assert not any("4*B" in str(c) for c in cost.validity), cost.validity
-    # hand count at B = 1, 128 x 128: the stem's 16 x 16 x 8 outputs of 27 MACs (3,456 x 16
+    # hand count at B = 1, 128 x 128: the stem's 16 x 16 x 8 outputs of 27 MACs (2,048 x 27
     # = 55,296 MACs), then N = 64 patches of 4 pixels, 4B = 4 sequences: qkv 4*64*8*24 =
     # 49,152, the two attention products 2*4*2*64*64*4 = 262,144, proj 4*64*64 = 16,384:
     # 382,976 MACs; torch counts 2 FLOPs each
