@@ -168,16 +168,19 @@ def test_resize_unless_already_that_size_refuses_the_branch_sizes() -> None:
 
 
 class WindowLattice(nn.Module):
-    """MaxViT's window partition (timm ``window_partition``): the map must split into 8 x 8
-    windows, asserted in Python, so torch cannot run it at the default 224 (28 is no
-    multiple of 8 after the stride-8 stem). The model declares its size as timm does
-    (``pretrained_cfg``), and the error suggests it as hints."""
+    """MaxViT's window partition (timm ``window_partition``/``window_reverse``): the map must
+    split into 8 x 8 windows, asserted in Python, so torch cannot run it at the default 224
+    (28 is no multiple of 8 after the stride-8 stem). The model declares its size as timm
+    does (``pretrained_cfg``), and the error suggests it as hints. Traced at 512 (8 x 8
+    windows), the windows' way back, ``view(-1, h // 8, w // 8, 8, 8, c)``, made torch test
+    whether there is more than one window; the size of one window (64 x 64) is the other
+    side of that test for the batch too, and it was never tried: B = 1 at 64 was refused."""
 
     pretrained_cfg = {"input_size": (3, 512, 512)}  # noqa: RUF012 - timm's attribute
 
     def __init__(self) -> None:
         super().__init__()
-        self.stem = nn.Conv2d(3, 4, 8, stride=8)
+        self.stem = nn.Conv2d(3, 4, 3, stride=8, padding=1)
         self.mix = nn.Linear(4, 4)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -185,7 +188,8 @@ class WindowLattice(nn.Module):
         b, c, h, w = x.shape
         assert h % 8 == 0 and w % 8 == 0, f"{h} x {w} must be divisible by the window (8)"
         win = x.view(b, c, h // 8, 8, w // 8, 8).permute(0, 2, 4, 3, 5, 1).reshape(-1, 64, c)
-        return self.mix(win.softmax(1))
+        win = self.mix(win.softmax(1))
+        return win.view(-1, h // 8, w // 8, 8, 8, c)  # the windows back (window_reverse)
 
 
 @pytest.mark.slow  # two traces with retries, ~10 s on a loaded machine
@@ -196,7 +200,8 @@ def test_a_size_off_the_window_lattice_names_the_declared_size() -> None:
     said = str(e.value)
     assert "'H': 224" in said and "hints={'H': 512, 'W': 512}" in said, said
     cost = sf.trace(model, "B 3 H W", {"H": 512, "W": 512}, convention="torch", warn=False)
-    # hand: 4 x 4 x 192 MACs a stem position, 64 x 64 positions; the Linear 4 x 4 a token
-    for b, h, w in ((1, 512, 512), (2, 64, 1024)):
-        assert cost.subs(B=b, H=h, W=w).flops == 2 * b * (h // 8) * (w // 8) * (4 * 192 + 16) \
-            == _flops(model, b, 3, h, w)
+    # hand: 4 outputs x 27 MACs a stem position, (H/8) x (W/8) positions; the Linear 4 x 4
+    # MACs a token
+    for b, h, w in ((1, 512, 512), (2, 64, 1024), (1, 64, 64), (3, 64, 64)):
+        assert cost.subs(B=b, H=h, W=w).flops == 2 * b * (h // 8) * (w // 8) * (4 * 27 + 16) \
+            == _flops(model, b, 3, h, w), (b, h, w)
