@@ -173,8 +173,9 @@ class WindowLattice(nn.Module):
     (28 is no multiple of 8 after the stride-8 stem). The model declares its size as timm
     does (``pretrained_cfg``), and the error suggests it as hints. Traced at 512 (8 x 8
     windows), the windows' way back, ``view(-1, h // 8, w // 8, 8, 8, c)``, made torch test
-    whether there is more than one window; the size of one window (64 x 64) is the other
-    side of that test for the batch too, and it was never tried: B = 1 at 64 was refused."""
+    whether there is more than one window; its other side, one window (64 x 64), was never
+    traced (the joint move of B, H and W stopped where B fell below 2), so 64 x 64 was
+    refused."""
 
     pretrained_cfg = {"input_size": (3, 512, 512)}  # noqa: RUF012 - timm's attribute
 
@@ -193,7 +194,7 @@ class WindowLattice(nn.Module):
 
 
 @pytest.mark.slow  # two traces with retries, ~10 s on a loaded machine
-def test_a_size_off_the_window_lattice_names_the_declared_size() -> None:
+def test_window_lattice_names_the_declared_size_and_answers_one_window() -> None:
     model = _meta(WindowLattice)
     with pytest.raises(sf.SymflopsError) as e:
         sf.trace(model, "B 3 H W", warn=False)
