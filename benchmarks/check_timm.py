@@ -64,6 +64,7 @@ def _pin(why: str, at: int = 224) -> Case:
 
 
 POS = "a learned position table of the trained grid, added without resampling"
+STRICT = "timm's PatchEmbed asserts the trained image size (strict_img_size)"
 MODELS: dict[str, Case] = {
     # convolutional networks: every size
     "convnext_tiny": _sym(),
@@ -112,11 +113,11 @@ MODELS: dict[str, Case] = {
     "crossvit_tiny_240": Case("symbolic", sizes=((1, 288, 320), (3, 256, 256), (2, 200, 264)),
                               refused=((1, 224, 224), (1, 240, 240)), concrete=(224, 240)),
     # trained grid fixed by the model
-    "coat_lite_tiny": _pin("its serial blocks' position convolution sees a fixed grid"),
+    "coat_lite_tiny": _pin(STRICT),
     "pit_ti_224": _pin(POS),
     "visformer_tiny": _pin(POS),
     "cait_xxs24_224": _pin(POS),
-    "convit_tiny": _pin("gated positional attention's relative indices built for 14 x 14"),
+    "convit_tiny": _pin(STRICT),
     "tnt_s_patch16_224": _pin("the pixel embedding's reshape names the trained patch grid"),
     "volo_d1_224": _pin(POS),
     "efficientformer_l1": _pin("the last stage's attention bias table of the trained grid"),
@@ -136,7 +137,7 @@ MODELS: dict[str, Case] = {
     "maxvit_nano_rw_256": Case("symbolic", sizes=((1, 256, 256), (3, 512, 768)),
                                hints={"H": 256, "W": 256}, refused=((1, 224, 224),),
                                budget=1200.0),
-    # known gaps
+    # pinned by the model, traces over a minute
     # GCViT's global query is made at the trained 7 x 7 window grid and read over every
     # window: it runs at 221..224 only (B once pinned too: fixed in _assembly._pinned_by)
     "gcvit_xxtiny": Case("pinned", "its global query is the trained 7 x 7 window grid, "
