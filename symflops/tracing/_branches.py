@@ -39,36 +39,30 @@ def settle(ctx: TraceContext, result: TracedCost,
         return result
     symbols = report.symbols
     keep: list[sp.Basic] = []
-    # one trace per point: guards of the same test (a view's ``h*w != 1`` in every stage
-    # of MaxViT) share their other side, and the trace there settles them all
-    done: dict[tuple[tuple[str, int], ...], TracedCost | SymflopsError] = {}
+    traces = 0
     for guard in dict.fromkeys(report.branches):
+        if traces >= MAX_BRANCH_TRACES:
+            keep.append(guard)
+            report.notes.append(f"guard {guard} kept as a condition (no trace budget left "
+                                f"to check its other side)")
+            continue
         other = _other_side(guard, ctx.hint_of, symbols, result)
         if other is None:
             keep.append(guard)
             report.notes.append(f"guard {guard} kept as a condition (no size on its other "
                                 f"side near the example sizes)")
             continue
+        traces += 1
         hints = {**ctx.hint_of, **other}
-        key = tuple(sorted(hints.items()))
-        if key not in done and len(done) >= MAX_BRANCH_TRACES:
-            keep.append(guard)
-            report.notes.append(f"guard {guard} kept as a condition (no trace budget left "
-                                f"to check its other side)")
-            continue
-        if key not in done:
-            try:
-                done[key] = run_once(dataclasses.replace(
-                    ctx, hint_of=hints, resize=report.resize_mode or ctx.resize))
-            except TimeBudgetSpent:
-                raise
-            except SymflopsError as failed:
-                done[key] = failed
-        again = done[key]
-        if isinstance(again, SymflopsError):
+        try:
+            again = run_once(dataclasses.replace(ctx, hint_of=hints,
+                                                 resize=report.resize_mode or ctx.resize))
+        except TimeBudgetSpent:
+            raise
+        except SymflopsError as e:
             keep.append(guard)
             report.notes.append(f"guard {guard} kept as a condition (the trace at "
-                                f"{_say(other)} failed: {again.message[:120]})")
+                                f"{_say(other)} failed: {e.message[:120]})")
             continue
         nested = [g for g in dict.fromkeys(again.report.branches)
                   if g not in report.branches and not _negation(g, guard)]
@@ -126,13 +120,14 @@ def _other_side(guard: sp.Basic, hints: Mapping[str, int], symbols: Mapping[str,
     for i in range(len(moves(2))):
         for group in [[n] for n in names] + ([names] if len(names) > 1 else []):
             point = dict(base)
-            for n in group:  # a size that would go below 2 stays at its example
+            for n in group:
                 v = moves(hints[n])[i]
-                if v >= 2:
-                    point[symbols[n]] = sp.Integer(v)
-            if point != base and ok(point):
-                return {n: int(point[symbols[n]]) for n in group
-                        if point[symbols[n]] != base[symbols[n]]}
+                if v < 2:
+                    break
+                point[symbols[n]] = sp.Integer(v)
+            else:
+                if ok(point):
+                    return {n: int(point[symbols[n]]) for n in group}
     return None
 
 
