@@ -132,10 +132,13 @@ MODELS: dict[str, Case] = {
     "coatnet_nano_rw_224": _pin("relative position bias of the trained window"),
     "resmlp_12_224": _pin("the token-mixing Linear over the trained token count"),
     "mixer_b16_224": _pin("the token-mixing Linear over the trained token count"),
-    # windows of 8 at every stage: H, W multiples of 256; traced at its own 256 (hints: at
-    # the default 224 torch refuses the partition, and the error suggests 256)
-    "maxvit_nano_rw_256": Case("symbolic", sizes=((1, 256, 256), (3, 512, 768)),
-                               hints={"H": 256, "W": 256}, refused=((1, 224, 224),),
+    # windows of 8 at every stage: H, W multiples of 256; traced from its own 256 (hints: at
+    # the default 224 torch refuses the partition, and the error suggests 256). The trace
+    # moves off 256 (one window at the last stage pins it) and the formula refuses the
+    # one-window size, 256 x 256, which a trace there answers
+    "maxvit_nano_rw_256": Case("symbolic", sizes=((1, 512, 512), (3, 512, 768)),
+                               hints={"H": 256, "W": 256},
+                               refused=((1, 224, 224), (1, 256, 256)), concrete=(256,),
                                budget=1200.0),
     # pinned by the model, traces over a minute
     # GCViT's global query is made at the trained 7 x 7 window grid and read over every
