@@ -361,7 +361,8 @@ def zoo_section(reps: int, quick: bool) -> dict[str, Any]:
 #: the check scripts the ``hard`` section runs, each comparing symflops' formulas with
 #: FlopCounterMode on models no one here wrote (a script exits 1 when a size disagrees)
 CHECKS = ("check_windows.py", "check_partitions.py", "check_domains.py", "check_moe.py",
-          "check_detection.py", "check_tf_same.py", "check_transformers.py", "check_flow.py")
+          "check_detection.py", "check_tf_same.py", "check_transformers.py", "check_timm.py",
+          "check_flow.py")
 
 
 def hard_section(reps: int, quick: bool) -> dict[str, Any]:

@@ -7,6 +7,7 @@ field names the aten op. Every node is built once, bottom up.
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -278,20 +279,56 @@ def _wide(interval: list[sp.Basic], hints: Mapping[str, int]) -> bool:
     return hi is None or hi - lo + 1 >= hints[size.name]
 
 
-def _pinned_by(g: sp.Eq) -> set[sp.Symbol]:
+def _pinned_by(g: sp.Eq, hints: Mapping[str, int] | None = None) -> set[sp.Symbol]:
     """The sizes an equality guard really pins: its free symbols once the factors that
     cannot be 0 are divided out. A reshape that mentions the batch records
     ``128*B*X == 25088*B`` (LeViT: ``X`` the patch count), which is ``X == 196`` for every
     ``B >= 1``; the batch stays symbolic.
+
+    With the example sizes ``hints``, a size is also left free when the guard holds at
+    every value of it once the sizes that do move it are pinned at theirs: GCViT's global
+    query (a 7 x 7 grid only at 224) repeated over the windows records
+    ``B == floor(B*ceiling(H/32)*ceiling(W/32)/49)``, which is ``B == B`` at H = W = 224.
 
     >>> B, H = sp.symbols("B H", positive=True, integer=True)
     >>> sorted(_pinned_by(sp.Eq(128*B*H, 25088*B)), key=str)
     [H]
     >>> sorted(_pinned_by(sp.Eq(B*H, 392)), key=str)
     [B, H]
+    >>> g = sp.Eq(B, sp.floor(B*sp.ceiling(H/32)**2/49))
+    >>> sorted(_pinned_by(g), key=str), sorted(_pinned_by(g, {"B": 2, "H": 224}), key=str)
+    ([B, H], [H])
+    >>> sorted(_pinned_by(sp.Eq(B*H, 448), {"B": 2, "H": 224}), key=str)
+    [B, H]
     """
     kept = _zero_factors(g)
-    return set().union(*(f.free_symbols for f in kept)) if kept else set(g.free_symbols)
+    syms = set().union(*(f.free_symbols for f in kept)) if kept else set(g.free_symbols)
+    if hints is None or len(syms) < 2 or any(s.name not in hints for s in syms):
+        return syms
+    at = {s: sp.Integer(hints[s.name]) for s in syms}
+
+    def moves(s: sp.Symbol) -> bool:  # the guard fails with ``s`` alone moved
+        for k in (2, 3, 5):
+            try:
+                if g.xreplace({**at, s: sp.Integer(k * hints[s.name])}) is not sp.true:
+                    return True
+            except (TypeError, ValueError, ZeroDivisionError):
+                return True
+        return False
+
+    moving = {s for s in syms if moves(s)}
+    # the fewest sizes that, pinned at their example values, make the guard hold at every
+    # value of the others (those that move it first)
+    order = sorted(syms, key=lambda s: (s not in moving, s.name))
+    for n in range(1, len(syms)):
+        for pinned in itertools.combinations(order, n):
+            try:
+                rest = g.xreplace({s: at[s] for s in pinned})
+            except (TypeError, ValueError, ZeroDivisionError):
+                continue
+            if rest is sp.true:
+                return set(pinned)
+    return syms
 
 
 def _zero_factors(g: sp.Eq) -> list[sp.Expr]:
@@ -413,7 +450,7 @@ def _conditions(env: C.SymEnv, smap: C.SymbolMap, ctx: TraceContext,
             continue
         if _holds_on_box(g, box):  # implied by the intervals (SSD: H's times W's cells)
             continue
-        for s in _pinned_by(g):
+        for s in _pinned_by(g, ctx.hint_of):
             if s.name in ctx.hint_of and s.name not in fixed:
                 fixed[s.name] = ctx.hint_of[s.name]
     pins = _pins(fixed, symbols)
@@ -434,12 +471,13 @@ def _conditions(env: C.SymEnv, smap: C.SymbolMap, ctx: TraceContext,
         report.warnings.append(msg)
     report.ranges = ranges = env.ranges()
     validity: list[sp.Basic] = list(conditions)
+    known = {**_facts(conditions), **pins}  # what a guard is read with
     for g in guards:  # the inequalities the traced code path needs, e.g. H >= 7
         if _lower_bound(g) and not _size_not_one(g):
             g = g.xreplace(pins)
             if g is not sp.true and g not in validity:
                 validity.append(g)
-        elif _branch(g, pins, constraints):
+        elif _branch(g, known, constraints):
             report.branches.append(g.xreplace(pins))
     for n, (lo, _hi) in ranges.items():  # torch's default lower bound for a size is 2
         if n in fixed:
@@ -533,7 +571,7 @@ def _nondecreasing(e: sp.Basic, corner: Mapping[sp.Symbol, sp.Integer]) -> bool:
     return False
 
 
-def _branch(g: sp.Basic, pins: Mapping[sp.Symbol, sp.Expr], constraints: list[sp.Basic]
+def _branch(g: sp.Basic, pins: Mapping[sp.Basic, sp.Expr], constraints: list[sp.Basic]
             ) -> bool:
     """A guard that chose a branch of the model's code at the example sizes (``3*floor(H/3)
     < H`` in a ceil-mode size, an upper bound from a kernel heuristic): neither a lower
@@ -671,6 +709,27 @@ def _monomial(e: sp.Expr) -> bool:
     """A product of size symbols to positive integer powers (coefficient 1)."""
     return all(f.is_Symbol or (f.is_Pow and f.base.is_Symbol and f.exp.is_Integer and
                                f.exp > 0) for f in sp.Mul.make_args(e)) and e != 1
+
+
+def _facts(conditions: Sequence[sp.Basic]) -> dict[sp.Expr, sp.Expr]:
+    """The derived sizes the formula's conditions give a value (``floor(H/ceiling(H/2))
+    == 2``: MobileViT's patch height of a grid the code rounded up to even), to read a
+    guard with: there ``Ne(4*B, floor(H/ceiling(H/2))*floor(W/ceiling(W/2)))`` is
+    ``4*B != 4``, torch's 0/1 check of the batch, not a branch.
+
+    >>> H = sp.Symbol("H", positive=True, integer=True)
+    >>> f = sp.floor(H / sp.ceiling(H / 2))
+    >>> _facts([sp.Eq(f, 2), sp.Eq(sp.Mod(H, 2), 0), sp.Ge(H, 4)])
+    {floor(H/ceiling(H/2)): 2}
+    """
+    out: dict[sp.Expr, sp.Expr] = {}
+    for c in conditions:
+        if not isinstance(c, sp.Eq):
+            continue
+        for side, value in ((c.lhs, c.rhs), (c.rhs, c.lhs)):
+            if value.is_Integer and isinstance(side, (sp.floor, sp.ceiling)):
+                out[side] = value
+    return out
 
 
 def _pins(fixed: Mapping[str, int], symbols: Mapping[str, sp.Symbol]

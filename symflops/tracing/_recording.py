@@ -703,10 +703,11 @@ def record(ctx: TraceContext, env: C.SymEnv) -> Recording:
         failed = SymbolicShapesFailed(
             f"torch could not run the model on symbolic shapes: {type(e).__name__}: "
             f"{said}", layer="trace",
-            values={"inputs": [s.dims for s in ctx.specs]},
+            values={"inputs": [s.dims for s in ctx.specs],
+                    "example sizes": dict(ctx.hint_of)},
             fix="give hints (example sizes) the model accepts, e.g. {hints}; fix some dims "
                 "to ints; or pass {fallback} to fit an exact formula from concrete traces",
-            options={"hints": {"H": 32}, "fallback": "fit"})
+            options={"hints": _declared_size(ctx) or {"H": 32}, "fallback": "fit"})
         failed.reason = f"{type(e).__name__}: {said}"
         raise failed from e
     finally:
@@ -714,6 +715,20 @@ def record(ctx: TraceContext, env: C.SymEnv) -> Recording:
         for t, _copy, version in recorder.copies.values():
             C.set_version(t, version)
     return rec
+
+
+def _declared_size(ctx: TraceContext) -> dict[str, int] | None:
+    """The image size the model declares (timm's ``pretrained_cfg["input_size"]``, e.g.
+    MaxViT-256's ``(3, 256, 256)``) for the named last two dims of the first input, to
+    suggest as hints when the default example sizes are not ones the model accepts."""
+    cfg = getattr(ctx.model, "pretrained_cfg", None) or getattr(ctx.model, "default_cfg", None)
+    size = cfg.get("input_size") if isinstance(cfg, dict) else None
+    dims = ctx.specs[0].dims if ctx.specs else ()
+    if not (isinstance(size, tuple | list) and len(size) == 3 and len(dims) == 4 and
+            all(isinstance(v, int) and v > 1 for v in size[1:])):
+        return None
+    named = {d: v for d, v in zip(dims[2:], size[1:], strict=True) if isinstance(d, str)}
+    return named or None
 
 
 def _noter(rec: Recording, recorder: _Recorder) -> Any:
