@@ -529,18 +529,26 @@ def _periodic_reading(cond: sp.Basic, s: sp.Symbol, lower: int, step: int, offse
     if not cond.has(sp.floor, sp.ceiling, sp.Mod):
         return None
     g = cond.lhs - cond.rhs if isinstance(cond, (sp.Ge, sp.Gt, sp.Ne)) else cond.rhs - cond.lhs
-    period = step
-    for q in [r.q for r in g.atoms(sp.Rational)] + [m.args[1] for m in g.atoms(sp.Mod)]:
-        if not sp.sympify(q).is_Integer or q <= 0:
-            return None
-        period = math.lcm(period, int(q))
-    rise = sp.expand(_whole_parts_out(g.xreplace({s: s + period})) - _whole_parts_out(g))
-    if not rise.is_Number or period // step > _READING_BUDGET:
+    qs = [r.q for r in g.atoms(sp.Rational)] + [m.args[1] for m in g.atoms(sp.Mod)]
+    if not all(sp.sympify(q).is_Integer and q > 0 for q in qs):
         return None
-    if isinstance(cond, sp.Ne) and rise != 0:
+    # the least common multiple, or for floors inside floors (floor(floor(H/8)/2)) the
+    # product of the denominators
+    for period in dict.fromkeys((math.lcm(step, *map(int, qs)),
+                                 math.lcm(step, math.prod(map(int, qs))))):
+        if period // step > _READING_BUDGET:
+            return None
+        rise = sp.expand(_whole_parts_out(g.xreplace({s: s + period})) - _whole_parts_out(g))
+        if rise.is_Number:
+            break
+    else:
         return None
     rising = bool(rise > 0)
     first = lower + (offset - lower) % step
+    if isinstance(cond, sp.Ne) and rise != 0:  # g moves away from 0 once past it
+        signs = [g.xreplace({s: sp.Integer(v)}) for v in range(first, first + period, step)]
+        away = all(v.is_Number and (v > 0 if rising else v < 0) for v in signs)
+        return ("implied", 0) if away else None
 
     def holds(v: int) -> bool | None:
         t = cond.xreplace({s: sp.Integer(v)})

@@ -134,8 +134,11 @@ def _differs_there(ctx: TraceContext, result: TracedCost, guard: sp.Basic,
     there = dataclasses.replace(there, hint_of=hints, resize=report.resize_mode or ctx.resize)
     try:
         again = run_once(there)
+        # a guard of the first trace, with the sizes of 1 put in, is the same test there
+        same = {g.xreplace({report.symbols[n]: sp.Integer(1) for n in ones})
+                for g in report.guards} if ones else set()
         nested = [g for g in dict.fromkeys(again.report.branches)
-                  if g not in report.branches and not _negation(g, guard)
+                  if g not in report.branches and g not in same and not _negation(g, guard)
                   and not again.domain.implies(g)]  # a test that cannot fail there
         if nested and nested_settle:  # the other side's own branches, settled there once
             again = settle(there, again, run_once, top=False)
