@@ -107,7 +107,7 @@ class Domain:
         """
         if cond is sp.true or any(cond == c for _, c in self.conditions):
             return True
-        if self._implied(cond):
+        if self._implied(cond, bounds=True):
             return True
         if len(cond.free_symbols) != 1:
             return False
@@ -147,11 +147,14 @@ class Domain:
                            for w, c in self.conditions]
         return True
 
-    def _implied(self, cond: sp.Basic) -> bool:
+    def _implied(self, cond: sp.Basic, bounds: bool = False) -> bool:
         """Whether ``cond`` holds at every point of its symbols' lattices: with each such
         size written ``step*k + offset`` (``k`` a whole number, the size at or above its lower
         bound), it simplifies to true, or its two sides differ by a product of known sign.
-        Such a condition is still checked, only not printed beside the lattice.
+        Such a condition is still checked, only not printed beside the lattice. With
+        ``bounds``, a size with a lower bound and no lattice is written ``lower + k`` too, and
+        an inequality holds when its sides differ by a product of known sign
+        (``floor(H/8)*Max(1, floor(H/8)) >= Max(1, floor(H/8))`` from ``H >= 8``).
 
         >>> from symflops.symbols import H
         >>> d = Domain([("t", sp.Eq(sp.Mod(H, 8), 0)),
@@ -160,8 +163,9 @@ class Domain:
         'H a multiple of 8'
         """
         steps = {s: self.axes[s] for s in cond.free_symbols
-                 if s in self.axes and self.axes[s].step > 1 and self.axes[s].pinned is None}
-        if not steps:
+                 if s in self.axes and self.axes[s].pinned is None and
+                 (self.axes[s].step > 1 or bounds and self.axes[s].lower > 1)}
+        if not steps and not bounds:
             return False
         whole = {}
         for s, ax in steps.items():  # s = step*(first + k) + offset, k >= 0, at or above lower
@@ -174,6 +178,12 @@ class Domain:
             if isinstance(settled, (sp.Eq, sp.Ne)):  # sides that differ by a signed product
                 zero = sp.factor(settled.lhs - settled.rhs).is_zero
                 return zero is True if isinstance(settled, sp.Eq) else zero is False
+            if bounds and isinstance(settled, (sp.Ge, sp.Gt, sp.Le, sp.Lt)):
+                above = settled.lhs - settled.rhs if isinstance(settled, (sp.Ge, sp.Gt)) \
+                    else settled.rhs - settled.lhs
+                above = sp.factor(above)
+                return bool((above.is_positive if isinstance(settled, (sp.Gt, sp.Lt))
+                             else above.is_nonnegative) is True)
             return bool(settled is sp.true)
         except (TypeError, ValueError, ZeroDivisionError):
             return False

@@ -84,7 +84,10 @@ def settle(ctx: TraceContext, result: TracedCost,
             keep.append(guard)
             report.notes.append(f"guard {guard} kept as a condition{why}")
     checked: list[str] = []  # in the trace's report, not the Cost's notes a render prints
-    for i, (group, named) in enumerate(ones.items()):
+    refused: set[str] = set()
+    for i, (group, named) in enumerate(sorted(ones.items(), key=lambda g: len(g[0]))):
+        if len(group) > 1 and refused & set(group):  # a size refused at 1 alone: enough
+            continue
         guard = sp.Or(*(sp.Ne(symbols[n], 1) for n in group))
         at = {n: 1 for n in group}
         n = " = ".join(group)  # B, or B = N (at once)
@@ -103,6 +106,7 @@ def settle(ctx: TraceContext, result: TracedCost,
                            f"same counts at {_SAMPLES + 1} sizes")
         else:
             keep.append(guard)
+            refused.update(group)
             report.notes.append(f"{n} = 1 refused: torch assumed otherwise ({assumed}), and "
                                 f"there the model takes another path{why}")
     # the notes say which guards were dropped or kept, and why (Cost.notes is a snapshot)
