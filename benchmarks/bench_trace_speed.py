@@ -34,6 +34,15 @@ inception_v3   0.416 / 0.102 -> 4.1x   6.0x   0.247 / 0.104 -> 2.4x   3.5x
 last changes) gave the same picture within about 0.3x of each ratio, except ViT's, whose
 floor is the noisiest (after: 2.4x-3.1x; before: 3.1x-4.3x).
 
+Then the sizes of 1 (``settle`` traces once more with a dim as the number 1 wherever torch
+assumed it is not 1 and its guard is false there; see README "Where a formula holds"), all
+models, ``--reps 3``, the full test suite running beside it: gpt2 0.519 / 0.088 -> 5.9x
+(7.1x FCM), llama 7.0x (12.9x), vit_b_16 4.2x (5.3x): the language models check B and N,
+ViT checks B; resnet50 1.3x (1.9x), googlenet 2.3x (4.1x), densenet121 2.2x (3.3x),
+mobilenet_v2 1.3x (1.2x), inception_v3 2.3x (3.6x): the CNNs' guards are false at 0 only,
+so they trace once as before. Correctness first: without those traces GPT-2 on meta
+answered N = 1 with the other path's count.
+
 (inception_v3 at 299 x 299.) What made the difference (``profile_trace.py MODEL --bare``
 under ``py-spy record -f raw``, then ``profile_trace.py --collapsed``): settle's search
 for sizes on a guard's other side substituted into the guard with SymPy at ~600 points per
