@@ -64,14 +64,12 @@ def trace_symbolic(model: Any, crop: int, **options: Any) -> tuple[Any, bool]:
     size (symbolic through ``follow_input_size``: check_partitions.py), is traced at the
     crop size instead."""
     import symflops as sf
+    from symflops.tracing.input_size import built_for
 
-    try:
+    if built_for(model) is None:
         return sf.trace(model, "B 3 H W", {"H": crop, "W": crop}, **options), False
-    except sf.SymflopsError as e:
-        if "fixes its input size in its constructor" not in str(e):
-            raise
-        options.pop("fallback", None)
-        return sf.trace(model, f"B 3 {crop} {crop}", **options), True
+    options.pop("fallback", None)
+    return sf.trace(model, f"B 3 {crop} {crop}", **options), True
 
 
 def check(name: str) -> tuple[bool, str]:

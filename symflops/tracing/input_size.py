@@ -352,6 +352,20 @@ def _int_kept_symbolic(modules: Sequence[types.ModuleType]) -> Iterator[None]:
                     mod.__dict__.pop("int", None)
 
 
+def built_for(model: torch.nn.Module
+              ) -> tuple[str, torch.nn.Module, str, tuple[int, ...]] | None:
+    """The first module of ``model`` whose constructor fixed its input size and that
+    :func:`follow_input_size` does not wrap, as ``(path, module, kind, built size)``, or
+    None: where a symbolic size is refused and a concrete one (the built size) traces."""
+    if getattr(model, _MARK, False):
+        return None
+    for path, m in model.named_modules():
+        kind = _kind(m)
+        if kind is not None and not getattr(m, _MARK, False):
+            return path, m, kind, _built_size(m, kind)
+    return None
+
+
 def refuse_fixed_size(model: torch.nn.Module, dims: Sequence[Sequence[int | str]]) -> None:
     """Refuse at once a trace with a symbolic size beyond the batch (``dims``: each
     input's sizes, names for the symbolic ones) of a model that contains a MaxVit or MViT
@@ -364,13 +378,9 @@ def refuse_fixed_size(model: torch.nn.Module, dims: Sequence[Sequence[int | str]
                 any(isinstance(d, str) for d in first[2:]):
             raise _not_square({"H": first[2], "W": first[3]})
         return
-    if not symbolic:
-        return
-    for path, m in model.named_modules():
-        kind = _kind(m)
-        if kind is None or getattr(m, _MARK, False):
-            continue
-        built = _built_size(m, kind)
+    found = built_for(model) if symbolic else None
+    if found is not None:
+        path, m, kind, built = found
         square = "B 3 H H" if kind == "maxvit" else "B 3 T H W"
         hint = ({"H": 448} if kind == "maxvit" else {"T": 16, "H": 256, "W": 256})
         where = "model" if not path else f"model.{path}"
