@@ -126,6 +126,35 @@ def test_a_guard_that_does_not_change_the_cost_is_dropped_and_said() -> None:
         _SameEitherWay(), "B H", hints={"H": 5000}, warn=False).subs(B=1, H=5000).flops
 
 
+class _SameOnlyAtTheExampleWidth(nn.Module):
+    """Up to ``H = 1000`` a multiply of the whole input (``B*H*W`` elementwise); past it,
+    four multiplies of its first column (``4*B*H``). The two agree at W = 4 (the example
+    width) and nowhere else, so a comparison that varies only H, the guard's size, would
+    drop the guard and answer ``B*H*W`` at H = 2000, W = 10 (by hand: 4*1*2000 = 8,000,
+    not 20,000)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] <= 1000:
+            return x * 2
+        for _ in range(4):
+            x[:, :, :1] * 2
+        return x
+
+
+def test_a_guard_is_compared_at_every_size_not_only_its_own() -> None:
+    cost = sf.trace(_SameOnlyAtTheExampleWidth(), "B H W", hints={"H": 32, "W": 4},
+                    warn=False)
+    assert [str(g) for g in cost.validity] == ["H <= 1000"]
+    (note,) = [n for n in cost.report.notes if "guard" in n]
+    assert note.startswith("guard H <= 1000 kept as a condition: on its other side the "
+                           "cost differs")
+    with pytest.raises(OutsideDomain):
+        cost.subs(B=1, H=2000, W=10)
+    there = sf.trace(_SameOnlyAtTheExampleWidth(), "B H W", hints={"H": 2000, "W": 10},
+                     warn=False)
+    assert there.with_convention("exact").subs(B=1, H=2000, W=10).flops == 8000
+
+
 class _OneImage(nn.Module):
     """A branch on one image (torch assumes a symbolic size is not 1, so at the example
     B = 2 it records only ``B != 1``): squeezed and unsqueezed, the same work either way

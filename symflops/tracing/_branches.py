@@ -303,10 +303,10 @@ def _mismatch(first: TracedCost, again: TracedCost, guard: sp.Basic,
     traces' parameters, work per kind or output shape differ; None when they agree at the
     traced point and at :data:`_SAMPLES` more sizes there."""
     free = sorted(first.free_symbols | again.free_symbols, key=lambda s: s.name)
-    names = sorted(s.name for s in guard.free_symbols)
     held = {n for n, v in other.items() if v == 1}  # a size of 1 is the other side itself
-    if held:  # vary every other size instead, on the lattice it lives on
-        names = sorted({s.name for s in free} | set(names) - held)
+    # every size varies (on the lattice it lives on), not only the guard's: two formulas
+    # equal at the example W may differ at another W on the guard's other side in H
+    names = sorted(({s.name for s in free} | {s.name for s in guard.free_symbols}) - held)
     lattices = {s.name: v for s, v in again.domain.lattices().items()}
     base = {s: sp.Integer(again.report.hints.get(s.name, 2)) for s in free}
     for n, v in other.items():
@@ -321,7 +321,7 @@ def _mismatch(first: TracedCost, again: TracedCost, guard: sp.Basic,
         for n in names:
             s = symbols.get(n) or next(f for f in free if f.name == n)
             v = max(2, int(base[s]) + rng.randint(-int(base[s]) // 2, 4 * int(base[s])))
-            if held and n in lattices:
+            if n in lattices:
                 step, offset = lattices[n]
                 v += (offset - v) % step
             point[s] = sp.Integer(v)
