@@ -132,7 +132,7 @@ class Domain:
             return True
         reading = _periodic_reading(cond, s, ax.lower, ax.step, ax.offset % ax.step)
         if reading is None:
-            return False
+            return _ratio_reading(cond, s, ax.lower, ax.upper) == "implied"
         kind, value = reading
         if kind == "lower":
             ax.lower = max(ax.lower, value)
@@ -596,6 +596,61 @@ def _periodic_reading(cond: sp.Basic, s: sp.Symbol, lower: int, step: int, offse
     if end < first or any(t <= end - period for t in turns):
         return None
     return ("upper", end)
+
+
+#: the most whole values a floor of a ratio may take for :func:`_ratio_reading`
+_RATIO_BUDGET = 2000
+
+
+@functools.lru_cache(maxsize=1024)
+def _ratio_reading(cond: sp.Basic, s: sp.Symbol, lower: int, upper: int | None) -> str | None:
+    """``"implied"`` when ``cond`` holds at every whole ``s`` in ``[lower, upper]`` and ``s``
+    appears in it only inside floors and ceilings of ratios ``(a*s + b)/(c*s + d)`` (torch's
+    chunk count ``floor((3*B - 1)/B)``); None when that is not proven.
+
+    Proof: on ``s >= lower`` such a ratio has no pole, so it is monotone and moves between
+    its value at ``lower`` and ``a/c``: it crosses each whole number ``k`` in between once,
+    at ``s = (k*d - b)/(a - k*c)``. Between those crossings every floor and ceiling, and
+    so ``cond``, is constant; ``cond`` is evaluated exactly at the first whole size of
+    each such stretch.
+
+    >>> from symflops.symbols import B
+    >>> _ratio_reading(sp.Eq(sp.floor((3*B - 1)/B), 2), B, 1, None)
+    'implied'
+    >>> _ratio_reading(sp.Eq(sp.floor((3*B - 5)/B), 2), B, 1, None) is None   # 0 at B = 2
+    True
+    """
+    if not isinstance(cond, (sp.Eq, sp.Ne, sp.Ge, sp.Gt, sp.Le, sp.Lt)):
+        return None
+    rounded = [r for r in cond.atoms(sp.floor, sp.ceiling) if s in r.free_symbols]
+    if not rounded or s in cond.xreplace({r: sp.Dummy() for r in rounded}).free_symbols:
+        return None
+    starts = {lower, *(() if upper is None else (upper,))}
+    for r in rounded:
+        if r.args[0].free_symbols != {s} or not r.args[0].is_rational_function(s):
+            return None  # a floor inside it, or another size
+        num, den = sp.fraction(sp.together(r.args[0]))
+        pn, pd = sp.Poly(num, s), sp.Poly(den, s)
+        if pn.degree() > 1 or pd.degree() != 1:
+            return None
+        (a, b), (c, d) = [p.all_coeffs() if p.degree() == 1 else [sp.Integer(0), *p.all_coeffs()]
+                          for p in (pn, pd)]
+        if not all(v.is_Rational for v in (a, b, c, d)) or -d / c >= lower:
+            return None  # a pole at or past lower: not monotone there
+        ends = sorted([(a * lower + b) / (c * lower + d), a / c])
+        ks = range(int(sp.floor(ends[0])), int(sp.ceiling(ends[1])) + 1)
+        if len(ks) > _RATIO_BUDGET:
+            return None
+        for k in ks:
+            if a - k * c != 0:
+                x = (k * d - b) / (a - k * c)
+                starts.update(int(v) for v in (sp.floor(x), sp.floor(x) + 1) if v >= lower)
+    for v in sorted(starts):
+        if upper is not None and v > upper:
+            continue
+        if cond.xreplace({s: sp.Integer(v)}) is not sp.true:
+            return None
+    return "implied"
 
 
 def _lattice(cond: sp.Eq, s: sp.Symbol) -> tuple[int, int] | None:

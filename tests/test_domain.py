@@ -345,3 +345,33 @@ def test_a_bound_with_a_fraction_reads_as_a_bound() -> None:
     assert d.describe() == "H >= 128; 1 <= W <= 10 (verified up to 10)"
     assert not d.contains(H=127, W=10) and d.contains(H=128, W=10)
     assert not d.contains(H=128, W=11)
+
+
+def test_a_chunk_count_that_is_the_same_for_every_batch_is_not_printed() -> None:
+    # RAFT's torch chunk count: floor((3*B - 1)/B) = floor(3 - 1/B) = 2 for every B >= 1
+    # (by hand: 0 < 1/B <= 1); at B = 1 the ratio is exactly 2
+    d = Domain([("raft", sp.Eq(sp.floor((3*B - 1)/B), 2)), ("raft", H >= 128)])
+    assert d.describe() == "H >= 128"
+    assert d.failing({B: sp.Integer(1), H: sp.Integer(128)}) is None
+    # floor((3*B - 5)/B) is 0 at B = 2 and 2 only from B = 5 on: kept, and checked
+    kept = Domain([("t", sp.Eq(sp.floor((3*B - 5)/B), 2))])
+    assert "floor" in kept.describe()
+    assert kept.failing({B: sp.Integer(2)}) is not None
+    assert kept.failing({B: sp.Integer(5)}) is None
+
+
+@settings(max_examples=150, deadline=None)
+@given(a=st.integers(-6, 6), b=st.integers(-9, 9), c=st.integers(-4, 4).filter(bool),
+       d=st.integers(-5, 5), k=st.integers(-3, 3), lower=st.integers(1, 6),
+       ceil=st.booleans(), relation=st.sampled_from([sp.Eq, sp.Ne, sp.Ge, sp.Le]))
+def test_a_ratio_reading_holds_at_every_size_it_drops(a: int, b: int, c: int, d: int, k: int,
+                                                       lower: int, ceil: bool,
+                                                       relation: type) -> None:
+    from symflops.domain import _ratio_reading
+
+    rounded = (sp.ceiling if ceil else sp.floor)((a*B + b) / (c*B + d))
+    cond = relation(rounded, k)
+    if cond in (sp.true, sp.false):
+        return
+    if _ratio_reading(cond, B, lower, None) == "implied":  # brute force far past the turns
+        assert all(cond.xreplace({B: sp.Integer(v)}) is sp.true for v in range(lower, 2000))
