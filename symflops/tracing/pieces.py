@@ -37,7 +37,7 @@ kept in the pieces' domains but not crossed.
 >>> print(c.domain)
 one of 2 code paths: (1) N >= 4; (2) 1 <= N <= 3
 >>> c.flops  # doctest: +NORMALIZE_WHITESPACE
-Piecewise((128*B*N + 256*B, N >= 4), (128*B*N + 16*B*N**2, N <= 3))
+Piecewise((128*B*N + 256*B, N >= 4), (16*B*N**2 + 128*B*N, N <= 3))
 >>> c.subs(B=1, N=1000).flops, c.subs(B=1, N=2).flops   # FLOPs (torch convention)
 (128256, 320)
 """
