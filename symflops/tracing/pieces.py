@@ -197,12 +197,16 @@ class UnionDomain(Domain):
         return set().union(*(d.symbols for d in self.pieces)) if self.pieces else set()
 
     def clauses(self) -> list[Clause]:
-        """One clause per piece (``code path k: ...``), then what lies beyond them."""
+        """One clause per piece (``one of 2 code paths: (1) ...``, ``(2) ...``; printed as
+        their text, not as conditions), then what lies beyond them."""
         from symflops.notation import latex_expr
 
-        out = [Clause("other", f"code path {i}: {_words(d)}",
-                      rf"\text{{code path {i}: }} {latex_expr(piece_condition(d))}",
-                      piece_condition(d)) for i, d in enumerate(self.pieces, 1)]
+        n = len(self.pieces)
+        lead = f"one of {n} code paths: " if n > 1 else ""
+        out = [Clause("other", f"{lead if i == 1 else ''}({i}) {_words(d)}",
+                      rf"\text{{{lead if i == 1 else ''}({i}) }} "
+                      rf"{latex_expr(piece_condition(d))}")
+               for i, d in enumerate(self.pieces, 1)]
         out += [Clause("other", text, rf"\text{{{text}}}") for text in self.beyond]
         return out
 
@@ -563,14 +567,14 @@ def trace_pieces(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] |
         for point in candidates:
             if covered(point):
                 break
-            key = tuple(sorted(point.items()))
-            if key in tried:
+            seen = tuple(sorted(point.items()))
+            if seen in tried:
                 continue
             if len(pieces) >= max_pieces:
                 report.capped = True
                 left.append(_say(point))
                 break
-            tried.add(key)
+            tried.add(seen)
             try:
                 cost = trace(model, inputs, point, convention=convention, warn=False, **passed)
             except SymflopsError as e:
