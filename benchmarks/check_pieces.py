@@ -24,12 +24,15 @@ import time
 import warnings
 from typing import Any
 
-#: model -> (how to build it, the sizes (H, W) compared, B = 1)
-MODELS: dict[str, tuple[str, tuple[tuple[int, int], ...]]] = {
+#: model -> (how to build it, the sizes (H, W) that must be answered (B = 1), the sizes
+#: that may fall in no piece: refused there, or answered and then compared like the others).
+#: swin_t: a trace with H above 227 and W below 228 pins the sizes and moves to doubled ones
+#: (symflops.tracing._run), so that quarter has no piece of its own and is refused.
+MODELS: dict[str, tuple[str, tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]] = {
     "swin_t": ("torchvision", ((224, 224), (256, 256), (320, 320), (512, 512), (160, 160),
-                               (224, 320), (512, 200), (1024, 768))),
+                               (224, 320), (1024, 768), (200, 900)), ((512, 200), (100, 100))),
     "davit_tiny": ("timm", ((224, 224), (256, 256), (384, 384), (160, 192), (224, 384),
-                            (800, 608))),
+                            (800, 608), (97, 131)), ()),
 }
 
 
@@ -59,7 +62,7 @@ def check(name: str, below: bool, max_pieces: int) -> bool:
     import symflops as sf
     from symflops.tracing.pieces import PiecewiseCost
 
-    source, sizes = MODELS[name]
+    source, sizes, gaps = MODELS[name]
     model = build(name, source)
     started = time.perf_counter()
     with warnings.catch_warnings():
@@ -79,13 +82,15 @@ def check(name: str, below: bool, max_pieces: int) -> bool:
         if note.startswith("past the pieces"):
             print(f"   {note}")
     ok = True
-    for h, w in sizes:
+    for h, w in (*sizes, *gaps):
         expected = counter_flops(model, h, w)
         try:
             got = int(cost.evaluate("flops", B=1, H=h, W=w))
         except sf.SymflopsError as e:
-            print(f"   H={h} W={w}: REFUSED {str(e)[:200]}")
-            ok = False
+            must = (h, w) in sizes
+            print(f"   H={h} W={w}: refused{' (FAILURE: must be answered)' if must else ''}: "
+                  f"{str(e)[:160]}...")
+            ok &= not must
             continue
         which = cost.domain.which({sf.symbols.symbol("B"): 1, sf.symbols.symbol("H"): h,
                                    sf.symbols.symbol("W"): w}) \

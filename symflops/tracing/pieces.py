@@ -447,7 +447,8 @@ def _beyond(domain: Domain, point: Mapping[str, int], symbols: Mapping[str, sp.S
             name: str, up: bool) -> list[dict[str, int]]:
     """The points to trace past ``name``'s bound in ``domain`` (the nearest size on its
     lattice, the other sizes where ``point`` has them; then the same with each other size
-    moved one step, in case ``point`` is a size where the model takes a path of its own)."""
+    moved one step (each size this piece bounds), in case ``point`` is a size where the
+    model takes a path of its own)."""
     s = symbols[name]
     if s in domain.axes and domain.axes[s].pinned is not None:
         return []
@@ -471,6 +472,8 @@ def _beyond(domain: Domain, point: Mapping[str, int], symbols: Mapping[str, sp.S
         if t in domain.axes and domain.axes[t].pinned is not None:
             continue
         tlo, thi, tstep, _ = domain.range_of(t)
+        if thi is None and tlo <= 1:  # a size no bound of this piece mentions (the batch)
+            continue
         if value - tstep >= max(tlo, 2):
             moved[other] = value - tstep
         elif thi is None or value + tstep <= thi:
@@ -558,6 +561,9 @@ def trace_pieces(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] |
 
     queue(0, 0, 0)
     tried: set[tuple[tuple[str, int], ...]] = set()
+    #: (size, value) where a trace below a lower bound failed: not tried again from the
+    #: other pieces (a kernel larger than the image fails whatever the other sizes are)
+    refused: set[tuple[str, int]] = set()
     left: list[str] = []
     while tasks:
         task = heapq.heappop(tasks)
@@ -570,6 +576,8 @@ def trace_pieces(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] |
             seen = tuple(sorted(point.items()))
             if seen in tried:
                 continue
+            if not task.up and (task.name, point[task.name]) in refused:
+                break  # the model did not trace at this size from another piece either
             if len(pieces) >= max_pieces:
                 report.capped = True
                 left.append(_say(point))
@@ -578,7 +586,8 @@ def trace_pieces(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] |
             try:
                 cost = trace(model, inputs, point, convention=convention, warn=False, **passed)
             except SymflopsError as e:
-                report.tried.append((point, f"the trace failed: {e.message}"))
+                report.tried.append((point, f"the trace failed: {e.message[:160]}"))
+                refused.add((task.name, point[task.name]))
                 break
             found = _added(cost, pieces, symbols, report)
             report.tried.append((point, "a new code path" if found is not None else
