@@ -78,9 +78,12 @@ def check(name: str, below: bool, max_pieces: int) -> bool:
                                        [(cost, cost.report.hints)], 1):
         at = ", ".join(f"{k}={v}" for k, v in point.items())
         print(f"   piece {i}: traced at {at}; domain: {piece.domain}")
-    for note in cost.notes if isinstance(cost, PiecewiseCost) else ():
-        if note.startswith("past the pieces"):
-            print(f"   {note}")
+    for note in cost.notes:
+        if note.startswith(("past the pieces", "one code path", "the code path traced")):
+            print(f"   {note[:300]}")
+    if isinstance(cost, PiecewiseCost):
+        for point, what in cost.report.tried:
+            print(f"   tried {', '.join(f'{k}={v}' for k, v in point.items())}: {what[:120]}")
     ok = True
     for h, w in (*sizes, *gaps):
         expected = counter_flops(model, h, w)

@@ -177,6 +177,7 @@ def test_capped_or_upward_only_leaves_the_rest_refused(branchy) -> None:
                           warn=False)
     assert not isinstance(single, PiecewiseCost)  # one piece: the trace itself
     assert "max_pieces=1 reached" in single.report.notes[-1]
+    assert "max_pieces=1 reached" in single.notes[-1]  # printed by renders too
 
 
 def test_window_clamp_in_two_sizes_tiles_the_plane() -> None:

@@ -610,11 +610,12 @@ def trace_pieces(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] |
     report.seconds = time.perf_counter() - started
     if len(pieces) == 1:
         only = pieces[0]
-        only.report.notes.append(  # type: ignore[attr-defined]
-            "one code path: " + (f"{len(report.tried)} traces past its bounds gave no other "
-                                 "path" if report.tried else "its domain has no bound to "
-                                 "cross") + (f"; {'; '.join(beyond)}" if beyond else ""))
-        return only
+        said = [f"one code path (paths='all'): {len(report.tried)} traces past the bounds "
+                f"of its domain, no other path" if report.tried else
+                "one code path (paths='all'): its domain has no bound to cross",
+                *report.notes, *beyond]
+        only.report.notes.extend(said)  # type: ignore[attr-defined]
+        return only.replace(notes=(*only.notes, *said))
     report.notes += beyond
     return PiecewiseCost.join(pieces, report, beyond=beyond)
 
