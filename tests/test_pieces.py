@@ -230,3 +230,18 @@ def test_bad_options_are_one_clear_error() -> None:
         sf.trace(model, "B 4 N", paths="all", fallback="fit")
     with pytest.raises(SymflopsError, match="unknown options"):
         trace_pieces(model, "B 4 N", hint={"N": 3})
+
+
+def test_sweep_pickle_and_simplify_keep_the_pieces(branchy) -> None:
+    import copy
+    import pickle
+
+    model, cost = branchy
+    ns = [2, 5, 6, 8, 9, 100]
+    swept = sf.analysis.sweep(cost, {"N": ns}, at={"B": 1}).results["flops"].tolist()
+    assert swept == [hand_branchy(1, n) for n in ns]
+    for again in (pickle.loads(pickle.dumps(cost)), copy.deepcopy(cost), cost.simplify()):
+        assert isinstance(again, PiecewiseCost)
+        assert again.subs(B=2, N=3).flops == counted(model, 2, 4, 3)
+        with pytest.raises(SymflopsError, match="sizes must be positive"):
+            again.subs(B=1, N=0)

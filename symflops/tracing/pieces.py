@@ -95,22 +95,30 @@ def raw_condition(domain: Domain) -> sp.Basic:
     return sp.And(*(c for _, c in domain.conditions))
 
 
-def _words(domain: Domain) -> str:
-    """A piece's domain in words without the reasons for its bounds (the union says those)."""
+def _words(domain: Domain, latex: bool = False) -> str:
+    """A piece's domain in words (or LaTeX) without the reasons for its bounds (the union
+    says those)."""
+    from symflops.notation import latex_expr
+
+    le, ge = (r" \leq ", r" \geq ") if latex else (" <= ", " >= ")
     parts: list[str] = []
     for s in sorted(domain.axes, key=lambda x: x.name):
+        name = latex_expr(s) if latex else str(s)
         lo, hi, step, off = domain.range_of(s)
         if domain.axes[s].pinned is not None:
-            parts.append(f"{s} = {lo}")
+            parts.append(f"{name} = {lo}")
             continue
         if step > 1:
-            parts.append(f"{s} a multiple of {step}" if off == 0 else f"{s} = {off} mod {step}")
+            parts.append(rf"{name} \equiv {off} \pmod{{{step}}}" if latex else
+                         f"{s} a multiple of {step}" if off == 0 else f"{s} = {off} mod {step}")
         if hi is not None:
-            parts.append(f"{lo} <= {s} <= {hi}")
+            parts.append(f"{lo}{le}{name}{le}{hi}")
         elif lo > (step if step > 1 else 1):
-            parts.append(f"{s} >= {lo}")
-    parts += [str(c) for _, c in domain.other]
-    return ", ".join(parts) or "every size"
+            parts.append(f"{name}{ge}{lo}")
+    parts += [latex_expr(c) if latex else str(c) for _, c in domain.other]
+    if not parts:
+        return r"\text{every size}" if latex else "every size"
+    return (r",\ " if latex else ", ").join(parts)
 
 
 @dataclass
@@ -199,13 +207,10 @@ class UnionDomain(Domain):
     def clauses(self) -> list[Clause]:
         """One clause per piece (``one of 2 code paths: (1) ...``, ``(2) ...``; printed as
         their text, not as conditions), then what lies beyond them."""
-        from symflops.notation import latex_expr
-
         n = len(self.pieces)
         lead = f"one of {n} code paths: " if n > 1 else ""
         out = [Clause("other", f"{lead if i == 1 else ''}({i}) {_words(d)}",
-                      rf"\text{{{lead if i == 1 else ''}({i}) }} "
-                      rf"{latex_expr(piece_condition(d))}")
+                      rf"\text{{{lead if i == 1 else ''}({i}) }} {_words(d, latex=True)}")
                for i, d in enumerate(self.pieces, 1)]
         out += [Clause("other", text, rf"\text{{{text}}}") for text in self.beyond]
         return out
