@@ -245,3 +245,12 @@ def test_sweep_pickle_and_simplify_keep_the_pieces(branchy) -> None:
         assert again.subs(B=2, N=3).flops == counted(model, 2, 4, 3)
         with pytest.raises(SymflopsError, match="sizes must be positive"):
             again.subs(B=1, N=0)
+
+
+def test_every_size_in_exactly_one_piece_and_equal_to_the_hand_count(branchy) -> None:
+    _, cost = branchy
+    for n in range(1, 60):
+        assert sum(d.failing({B: 2, N: n}) is None for d in cost.domain.pieces) == 1
+    ns = np.arange(1, 5001)
+    got = cost.evaluate("flops", B=3, N=ns)
+    assert got.tolist() == [hand_branchy(3, int(n)) for n in ns]
