@@ -560,9 +560,11 @@ def trace_pieces(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] |
                 seq += 1
                 heapq.heappush(tasks, _Task(downs + (not up), depth + 1, seq, i, name, up))
 
+    domains: list[Domain] = [first.domain]  # each piece's, built once
+
     def covered(point: Mapping[str, int]) -> bool:
         m = _mapping(point, symbols)
-        return any(p.domain.failing(m) is None for p in pieces)
+        return any(d.failing(m) is None for d in domains)
 
     queue(0, 0, 0)
     tried: set[tuple[tuple[str, int], ...]] = set()
@@ -572,9 +574,8 @@ def trace_pieces(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] |
     left: list[str] = []
     while tasks:
         task = heapq.heappop(tasks)
-        piece = pieces[task.piece]
-        candidates = _beyond(piece.domain, report.points[task.piece], symbols, task.name,
-                             task.up)
+        candidates = _beyond(domains[task.piece], report.points[task.piece], symbols,
+                             task.name, task.up)
         for point in candidates:
             if covered(point):
                 break
@@ -583,7 +584,7 @@ def trace_pieces(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] |
                 continue
             if not task.up and (task.name, point[task.name]) in refused:
                 break  # the model did not trace at this size from another piece either
-            if len(pieces) >= max_pieces:
+            if len(pieces) >= max_pieces and _distinct(domains) >= max_pieces:
                 report.capped = True
                 left.append(_say(point))
                 break
@@ -594,16 +595,16 @@ def trace_pieces(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] |
                 report.tried.append((point, f"the trace failed: {e.message[:160]}"))
                 refused.add((task.name, point[task.name]))
                 break
-            found = _added(cost, pieces, symbols, report)
+            found = _added(cost, pieces, domains, symbols)
             report.tried.append((point, "a new code path" if found is not None else
-                                 "a code path already joined"))
+                                 "inside a code path already joined"))
             if found is not None:
                 report.points.append(dict(cost.report.hints))  # type: ignore[attr-defined]
                 report.reports.append(cost.report)  # type: ignore[attr-defined]
                 queue(found, task.downs, task.depth)
             if covered(point):
                 break
-    pieces, kept_points = _without_covered(pieces, report.points, symbols, report)
+    pieces, kept_points = _without_covered(pieces, domains, report.points, symbols, report)
     report.points = kept_points
     beyond = []
     if left:
@@ -625,20 +626,31 @@ def trace_pieces(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] |
     return PiecewiseCost.join(pieces, report, beyond=beyond)
 
 
-def _added(cost: Cost, pieces: list[Cost], symbols: Mapping[str, sp.Symbol],
-           report: PiecesReport) -> int | None:
-    """Append ``cost`` to ``pieces`` unless a piece with the same domain is there (then
-    None); refuse when it and a piece whose domain holds its example point disagree
+def _inside(inner: Domain, outer: Domain) -> bool:
+    """Whether ``inner`` proves every condition of ``outer`` (``outer`` covers it)."""
+    return all(inner.implies(c) for _, c in outer.conditions)
+
+
+def _distinct(domains: Sequence[Domain]) -> int:
+    """How many of ``domains`` no other one covers (the pieces the joined Cost keeps)."""
+    return sum(not any(j != i and _inside(d, e) for j, e in enumerate(domains))
+               for i, d in enumerate(domains))
+
+
+def _added(cost: Cost, pieces: list[Cost], domains: list[Domain],
+           symbols: Mapping[str, sp.Symbol]) -> int | None:
+    """Append ``cost`` (and its domain) unless a piece's domain already covers its domain
+    (then None); refuse when it and a piece whose domain holds its example point disagree
     there (two proofs of one point cannot both hold)."""
     domain = cost.domain
-    conds = {c for _, c in domain.conditions}
     at = _mapping(cost.report.hints, symbols)  # type: ignore[attr-defined]
-    for p in pieces:
-        if p.domain.failing(at) is None:
+    for p, d in zip(pieces, domains, strict=True):
+        if d.failing(at) is None:
             _agree(p, cost, at)
-        if {c for _, c in p.domain.conditions} == conds:
+        if _inside(domain, d):
             return None
     pieces.append(cost)
+    domains.append(domain)
     return len(pieces) - 1
 
 
@@ -653,7 +665,7 @@ def _agree(a: Cost, b: Cost, at: Mapping[sp.Symbol, sp.Integer]) -> None:
                                 "and report the model: a guard was read wrongly")
 
 
-def _without_covered(pieces: list[Cost], points: list[dict[str, int]],
+def _without_covered(pieces: list[Cost], domains: list[Domain], points: list[dict[str, int]],
                      symbols: Mapping[str, sp.Symbol], report: PiecesReport
                      ) -> tuple[list[Cost], list[dict[str, int]]]:
     """Drop a piece whose every condition another piece's domain proves it implies (that
@@ -663,8 +675,8 @@ def _without_covered(pieces: list[Cost], points: list[dict[str, int]],
         for j in keep:
             if j == i:
                 continue
-            inner = pieces[i].domain
-            if all(inner.implies(c) for _, c in pieces[j].domain.conditions):
+            inner = domains[i]
+            if _inside(inner, domains[j]):
                 _agree(pieces[i], pieces[j], _mapping(points[i], symbols))
                 report.notes.append(f"the code path traced at {_say(points[i])} "
                                     f"({_words(inner)}) lies inside the one traced at "
