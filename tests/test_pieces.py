@@ -254,3 +254,39 @@ def test_every_size_in_exactly_one_piece_and_equal_to_the_hand_count(branchy) ->
     ns = np.arange(1, 5001)
     got = cost.evaluate("flops", B=3, N=ns)
     assert got.tolist() == [hand_branchy(3, int(n)) for n in ns]
+
+
+class OnALattice(nn.Module):
+    """``x.view(b, n // 4, 4)`` needs N a multiple of 4; above 32 a second Linear runs.
+
+    Hand derivation (torch convention): Linear(4, 4) on N/4 rows of 4: 16*B*N/4 MACs =
+    8*B*N FLOPs; N > 32 runs it twice: 16*B*N. The bound N <= 32 is crossed at 36, the next
+    multiple of 4 (33 is not a size the model takes).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n = x.shape
+        y = self.lin(x.view(b, n // 4, 4))
+        if n > 32:
+            y = self.lin(y)
+        return y
+
+
+def test_the_next_size_past_a_bound_is_on_the_lattice() -> None:
+    with torch.device("meta"):
+        model = OnALattice().eval()
+    cost = trace_pieces(model, "B N", {"N": 16}, convention="torch", warn=False)
+    assert isinstance(cost, PiecewiseCost) and len(cost.pieces) == 2
+    assert cost.report.tried[0] == ({"B": 2, "N": 36}, "a new code path")
+    for b, n in [(1, 4), (3, 32), (2, 36), (1, 4096)]:
+        expected = counted(model, b, n)
+        assert expected == (8 if n <= 32 else 16) * b * n
+        assert cost.subs(B=b, N=n).flops == expected
+    with pytest.raises(OutsideDomain, match="choose N a multiple of 4, e.g. 1000 or 1004") \
+            as e:
+        cost.subs(B=1, N=1001)
+    assert e.value.options == {}

@@ -165,14 +165,32 @@ class UnionDomain(Domain):
                             options=self.options_for(sp.false, mapping))
 
     def fix_for(self, cond: sp.Basic, mapping: Mapping[sp.Symbol, Any] | None = None) -> str:
+        """A piece's own fix when the point fails only its lattice and equalities (``choose
+        N a multiple of 4, e.g. 1000 or 1004``); else the pieces, and the trace that covers
+        the point."""
+        lattice = self._lattice_fix(mapping)
+        if lattice is not None:
+            return lattice
         why = "; ".join(self.beyond)
         return (f"the joined formula covers {self.describe()}"
                 + (f" ({why})" if why else "") +
                 "; for the formula at this point trace the model there ({hints}), or join "
                 "more code paths (trace_pieces's max_pieces=, below=True)")
 
+    def _lattice_fix(self, mapping: Mapping[sp.Symbol, Any] | None) -> str | None:
+        point = {k: sp.sympify(v) for k, v in (mapping or {}).items()}
+        for i, d in enumerate(self.pieces, 1):
+            bad = [c for _, c in d.conditions if c.free_symbols <= set(point)
+                   and _holds(c, point) is False]
+            lattice = [c for c in bad if isinstance(c, sp.Eq) and isinstance(c.lhs, sp.Mod)]
+            if lattice and all(isinstance(c, sp.Eq) for c in bad):  # a size off the lattice
+                return f"{d.fix_for(lattice[0], point)} (code path {i}: {_words(d)})"
+        return None
+
     def options_for(self, cond: sp.Basic, mapping: Mapping[sp.Symbol, Any] | None = None
                     ) -> dict[str, Any]:
+        if self._lattice_fix(mapping) is not None:
+            return {}
         point = {str(k): int(v) for k, v in (mapping or {}).items() if sp.sympify(v).is_Integer}
         return {"hints": point}
 
@@ -415,6 +433,16 @@ class PiecewiseCost(Cost):
         return out
 
 
+def _holds(cond: sp.Basic, point: Mapping[sp.Symbol, sp.Integer]) -> bool | None:
+    """``cond`` at ``point``: True, False (also where it is undefined: a size divided by
+    0, as :meth:`Domain.failing` reads it) or None (not settled there)."""
+    try:
+        value = cond.xreplace(point)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return False
+    return value is sp.true if value in (sp.true, sp.false) else None
+
+
 def _checked_condition(domain: Domain) -> sp.Basic:
     """The piece's condition in its printed form when it agrees with the raw conjunction at
     each bound (and one step past it) of each size; else the raw conjunction."""
@@ -431,8 +459,11 @@ def _checked_condition(domain: Domain) -> sp.Basic:
             if v < 1:
                 continue
             point = {**base, s: sp.Integer(v)}
-            a, b = pretty.xreplace(point), raw.xreplace(point)
-            if a in (sp.true, sp.false) and b in (sp.true, sp.false) and a is not b:
+            each = [_holds(c, point) for _, c in domain.conditions]
+            shown = _holds(pretty, point)
+            if None in each or shown is None:
+                continue
+            if shown != all(each):
                 return raw
     return pretty
 
