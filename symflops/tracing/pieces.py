@@ -647,10 +647,12 @@ def trace_pieces(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] |
     report.seconds = time.perf_counter() - started
     if len(pieces) == 1:
         only = pieces[0]
-        said = [f"one code path (paths='all'): {len(report.tried)} traces past the bounds "
-                f"of its domain, no other path" if report.tried else
-                "one code path (paths='all'): its domain has no bound to cross",
-                *report.notes, *beyond]
+        merged = any("joined into it" in n for n in report.notes)
+        said = ["one code path (paths='all'): " + (
+            f"{len(report.tried)} traces past the bounds of the example's domain; the one "
+            f"kept holds on the example's domain too" if merged else
+            f"{len(report.tried)} traces past the bounds of its domain, no other path"
+            if report.tried else "its domain has no bound to cross"), *report.notes, *beyond]
         only.report.notes.extend(said)  # type: ignore[attr-defined]
         return only.replace(notes=(*only.notes, *said))
     report.notes += beyond
