@@ -290,3 +290,16 @@ def test_the_next_size_past_a_bound_is_on_the_lattice() -> None:
             as e:
         cost.subs(B=1, N=1001)
     assert e.value.options == {}
+
+
+def test_a_trace_that_pins_a_free_size_is_named_and_not_joined() -> None:
+    from symflops.domain import Domain
+    from symflops.tracing.pieces import _pins
+
+    first = Domain([("t", N <= 8)])
+    symbols = {"B": B, "N": N}
+    assert _pins(Domain([("t", sp.Eq(N, 9))]), ["B", "N"], symbols, first) == "N = 9"
+    assert _pins(Domain([("t", N >= 9)]), ["B", "N"], symbols, first) == ""
+    # a size the example pinned already is no news
+    assert _pins(Domain([("t", sp.Eq(B, 2))]), ["B", "N"], symbols,
+                 Domain([("t", sp.Eq(B, 2))])) == ""

@@ -21,7 +21,8 @@ Sizes move one at a time from a piece's example point, so with several sizes (``
 above its bound from each of those, and so on. A trace whose own domain does not hold the
 point it was asked for (the model took a path that holds only at that exact size, and the
 trace moved elsewhere) is kept as a piece when it is new, and the point is tried once more
-with the other sizes moved one step. Bounds on several sizes at once (``H*W <= 4096``) are
+with the other sizes moved one step; a trace that pins a size the example left free (a path
+that holds at that one size) is not joined. Bounds on several sizes at once (``H*W <= 4096``) are
 kept in the pieces' domains but not crossed.
 
 >>> import torch, symflops as sf
@@ -626,6 +627,10 @@ def trace_pieces(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] |
                 report.tried.append((point, f"the trace failed: {e.message[:160]}"))
                 refused.add((task.name, point[task.name]))
                 break
+            pins = _pins(cost.domain, names, symbols, domains[0])
+            if pins:  # a path that holds at one size only: no formula over a range
+                report.tried.append((point, f"a path that holds only at {pins}: not joined"))
+                continue
             found = _added(cost, pieces, domains, symbols)
             report.tried.append((point, "a new code path" if found is not None else
                                  "inside a code path already joined"))
@@ -648,15 +653,26 @@ def trace_pieces(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] |
     if len(pieces) == 1:
         only = pieces[0]
         merged = any("joined into it" in n for n in report.notes)
+        tried = "; ".join(f"at {_say(p)}: {what}" for p, what in report.tried)
         said = ["one code path (paths='all'): " + (
-            f"{len(report.tried)} traces past the bounds of the example's domain; the one "
-            f"kept holds on the example's domain too" if merged else
-            f"{len(report.tried)} traces past the bounds of its domain, no other path"
+            f"traced past the bounds of the example's domain ({tried}); the one kept holds "
+            f"on the example's domain too" if merged else
+            f"traced past the bounds of its domain ({tried}), no other path joined"
             if report.tried else "its domain has no bound to cross"), *report.notes, *beyond]
         only.report.notes.extend(said)  # type: ignore[attr-defined]
         return only.replace(notes=(*only.notes, *said))
     report.notes += beyond
     return PiecewiseCost.join(pieces, report, beyond=beyond)
+
+
+def _pins(domain: Domain, names: Sequence[str], symbols: Mapping[str, sp.Symbol],
+          first: Domain) -> str:
+    """The sizes ``domain`` pins that the example's domain leaves free, in words."""
+    def pinned(d: Domain, s: sp.Symbol) -> bool:
+        return s in d.axes and d.axes[s].pinned is not None
+
+    return ", ".join(f"{n} = {domain.axes[symbols[n]].pinned}" for n in names
+                     if pinned(domain, symbols[n]) and not pinned(first, symbols[n]))
 
 
 def _inside(inner: Domain, outer: Domain) -> bool:
