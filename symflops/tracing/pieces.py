@@ -653,11 +653,11 @@ def trace_pieces(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] |
     if len(pieces) == 1:
         only = pieces[0]
         merged = any("joined into it" in n for n in report.notes)
-        tried = "; ".join(f"at {_say(p)}: {what}" for p, what in report.tried)
+        outcomes = "; ".join(f"at {_say(p)}: {what}" for p, what in report.tried)
         said = ["one code path (paths='all'): " + (
-            f"traced past the bounds of the example's domain ({tried}); the one kept holds "
+            f"traced past the bounds of the example's domain ({outcomes}); the one kept holds "
             f"on the example's domain too" if merged else
-            f"traced past the bounds of its domain ({tried}), no other path joined"
+            f"traced past the bounds of its domain ({outcomes}), no other path joined"
             if report.tried else "its domain has no bound to cross"), *report.notes, *beyond]
         only.report.notes.extend(said)  # type: ignore[attr-defined]
         return only.replace(notes=(*only.notes, *said))
