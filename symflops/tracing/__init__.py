@@ -18,6 +18,7 @@ from symflops.tracing._factory import FactoryCost, FactoryReport, trace_factory
 from symflops.tracing._fit import fit
 from symflops.tracing._tracer import trace
 from symflops.tracing.handlers import describe
+from symflops.tracing.pieces import PiecewiseCost, trace_pieces
 from symflops.tracing.registry import (
     OpCall,
     Part,
@@ -27,7 +28,7 @@ from symflops.tracing.registry import (
     unregister,
 )
 
-__all__ = ["trace", "trace_factory", "fit", "TracedCost", "TraceReport", "FactoryCost",
-           "FactoryReport", "register", "register_zero_cost", "unregister", "describe", "OpCall",
-           "Part", "TShape"]
+__all__ = ["trace", "trace_factory", "fit", "trace_pieces", "PiecewiseCost", "TracedCost",
+           "TraceReport", "FactoryCost", "FactoryReport", "register", "register_zero_cost",
+           "unregister", "describe", "OpCall", "Part", "TShape"]
 

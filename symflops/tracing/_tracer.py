@@ -47,7 +47,7 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
           warn: bool = True, real: bool = False, fallback: str | None = None,
           time_budget: float | None = DEFAULT_TIME_BUDGET, skip_masked: bool = False,
           past: int | str | None = None,
-          data_dependent: Mapping[str, Any] | None = None) -> Cost:
+          data_dependent: Mapping[str, Any] | None = None, paths: str = "one") -> Cost:
     """Trace ``model`` on symbolic fake inputs into a Cost tree in the named dims.
 
     ``inputs``: ``"B 3 H W"``, ``("B", 3, "H", "W")``, a list of those (positional
@@ -81,6 +81,9 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
     300)}`` also decides the model's branches on the counts made inside ``rpn`` at 300
     (default: everything kept); the branches taken are conditions of the formula
     (see ``docs/detection.md``).
+    ``paths="all"``: trace the model past each bound of the domain where its code takes
+    another path and join the pieces into one Piecewise Cost
+    (:func:`symflops.tracing.pieces.trace_pieces`, which has the options).
 
     The model is never modified: it runs through ``torch.func.functional_call`` on fake
     copies of its parameters and buffers (``real=True``: real copies); a write to any
@@ -100,6 +103,17 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
     >>> [p for p, _ in c.walk()]
     ['', '0', '1']
     """
+    if paths not in ("one", "all"):
+        raise SymflopsError("paths must be 'one' or 'all'", layer="trace",
+                            values={"paths": repr(paths)},
+                            fix="paths='all' joins the model's code paths into one formula")
+    if paths == "all":
+        from symflops.tracing.pieces import trace_pieces
+
+        return trace_pieces(model, inputs, hints, convention=convention, mode=mode,
+                            strict=strict, warn=warn, fallback=fallback, real=real,
+                            time_budget=time_budget, skip_masked=skip_masked, past=past,
+                            data_dependent=data_dependent)
     if fallback not in (None, "fit"):
         raise SymflopsError("fallback must be None or 'fit'", layer="trace",
                             values={"fallback": fallback})
