@@ -362,7 +362,7 @@ def zoo_section(reps: int, quick: bool) -> dict[str, Any]:
 #: FlopCounterMode on models no one here wrote (a script exits 1 when a size disagrees)
 CHECKS = ("check_windows.py", "check_partitions.py", "check_domains.py", "check_moe.py",
           "check_detection.py", "check_tf_same.py", "check_transformers.py", "check_timm.py",
-          "check_flow.py")
+          "check_flow.py", "check_pieces.py")
 
 
 def hard_section(reps: int, quick: bool) -> dict[str, Any]:
