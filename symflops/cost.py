@@ -582,13 +582,7 @@ class Cost:
         [64, 128, 192]
         """
         expr = self.quantity(quantity)
-        resolved = self._resolve(None, {k: 1 for k in values})  # names -> symbols
-        missing = sorted(s.name for s in expr.free_symbols if s not in resolved)
-        if missing:
-            raise SymflopsError(f"evaluate({quantity!r}) needs a value for every symbol",
-                                layer=self.spec, values={"missing": missing},
-                                fix="pass " + ", ".join(f"{m}=..." for m in missing))
-        syms = tuple(resolved)
+        syms = self._evaluated_symbols(expr, quantity, values)
         from symflops.evaluate import check_sizes, compile_expr
 
         try:
@@ -600,6 +594,18 @@ class Cost:
                 e.layer = self.spec
                 e.args = (e._text(),)
             raise
+
+    def _evaluated_symbols(self, expr: sp.Expr, quantity: str, values: Mapping[str, Any]
+                           ) -> tuple[sp.Symbol, ...]:
+        """The symbols ``values`` names (by name), one for each of ``expr``'s, or the error
+        that lists those without a value."""
+        resolved = self._resolve(None, {k: 1 for k in values})  # names -> symbols
+        missing = sorted(s.name for s in expr.free_symbols if s not in resolved)
+        if missing:
+            raise SymflopsError(f"evaluate({quantity!r}) needs a value for every symbol",
+                                layer=self.spec, values={"missing": missing},
+                                fix="pass " + ", ".join(f"{m}=..." for m in missing))
+        return tuple(resolved)
 
     def _check_validity_at(self, syms: tuple[sp.Symbol, ...], arrays: list[np.ndarray]) -> None:
         """Raise unless every point meets every condition the formulas assume (the sizes

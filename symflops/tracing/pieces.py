@@ -391,13 +391,7 @@ class PiecewiseCost(Cost):
         from symflops.evaluate import check_sizes, compile_condition
 
         expr = self.quantity(quantity)
-        resolved = self._resolve(None, {k: 1 for k in values})
-        missing = sorted(s.name for s in expr.free_symbols if s not in resolved)
-        if missing:
-            raise SymflopsError(f"evaluate({quantity!r}) needs a value for every symbol",
-                                layer=self.spec, values={"missing": missing},
-                                fix="pass " + ", ".join(f"{m}=..." for m in missing))
-        syms = tuple(resolved)
+        syms = self._evaluated_symbols(expr, quantity, values)
         arrays, shape, _ = check_sizes(syms, [values[s.name] for s in syms])
         arrays = [np.broadcast_to(np.asarray(a), shape) for a in arrays]
         given = set(syms)
