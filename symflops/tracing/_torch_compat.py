@@ -86,11 +86,15 @@ class SymEnv:
         if type(tensor) in (torch.Tensor, torch.nn.Parameter) and tensor.is_contiguous() \
                 and not tensor.is_sparse:
             # cheaper than from_tensor's full metadata copy; shape, strides, dtype, device
-            # and requires_grad are all a size count needs
-            with self.mode:
-                return torch.empty_strided(tuple(tensor.shape), tuple(tensor.stride()),
-                                           dtype=tensor.dtype, device=tensor.device,
-                                           requires_grad=tensor.requires_grad)
+            # and requires_grad are all a size count needs. The meta tensor is made with
+            # the modes off and wrapped as the fake mode's constructors do (a fifth of the
+            # cost of empty_strided through the mode: ~8 vs ~45 us a parameter)
+            with torch._C._DisableTorchDispatch():
+                meta = torch.empty_strided(tuple(tensor.shape), tuple(tensor.stride()),
+                                           dtype=tensor.dtype, device="meta")
+            out = self.mode.fake_tensor_converter.from_meta_and_device(
+                self.mode, meta, tensor.device)
+            return out.requires_grad_(True) if tensor.requires_grad else out
         return self.mode.from_tensor(tensor, static_shapes=True)
 
     def watch(self, check: Callable[[], None]) -> None:
