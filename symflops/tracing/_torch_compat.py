@@ -24,7 +24,7 @@ import sympy as sp
 import torch
 import torch.utils._sympy.functions as _tfun
 from torch._dynamo.source import ConstantSource
-from torch._subclasses.fake_tensor import FakeTensorMode
+from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 from torch.fx.experimental.symbolic_shapes import DimDynamic, ShapeEnv
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -87,13 +87,12 @@ class SymEnv:
                 and not tensor.is_sparse:
             # cheaper than from_tensor's full metadata copy; shape, strides, dtype, device
             # and requires_grad are all a size count needs. The meta tensor is made with
-            # the modes off and wrapped as the fake mode's constructors do (a fifth of the
+            # the modes off and wrapped as the fake mode's constructors do (a sixth of the
             # cost of empty_strided through the mode: ~8 vs ~45 us a parameter)
             with torch._C._DisableTorchDispatch():
                 meta = torch.empty_strided(tuple(tensor.shape), tuple(tensor.stride()),
                                            dtype=tensor.dtype, device="meta")
-            out = self.mode.fake_tensor_converter.from_meta_and_device(
-                self.mode, meta, tensor.device)
+            out = FakeTensor(self.mode, meta, tensor.device)
             return out.requires_grad_(True) if tensor.requires_grad else out
         return self.mode.from_tensor(tensor, static_shapes=True)
 
