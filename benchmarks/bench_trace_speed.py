@@ -78,7 +78,7 @@ inception_v3   0.239 / 0.100 -> 2.4x   3.6x   0.202 / 0.069 -> 2.9x   2.9x
 The floor fell as much as the symbolic trace (the same fixed costs), so symbolic / floor
 rose for the CNNs while every trace got faster. What went: the model snapshot
 (``_model_state.untouched``) walked transformers' module-level ``logger`` into the whole
-logging tree and each module's empty hook dicts one isinstance chain at a time (GPT-2: 17
+logging tree and each module's empty hook dicts one isinstance chain at a time (GPT-2: 9-14
 -> 2 ms a recording); parameters' fake copies went through FakeTensorMode's dispatch (46
 -> 8 us each); shape rules' fresh outputs went through the mode, ``new_empty``'s Python
 decomposition and constructor path (a quarter off each); ViT's ``_off_the_pin`` retried
