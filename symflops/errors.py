@@ -201,9 +201,12 @@ class OutsideDomain(SymflopsError):
 
 class SymbolicShapesFailed(SymflopsError):
     """torch could not run a model on symbolic sizes (``fallback="fit"`` may fit instead).
-    ``reason``: torch's own error, one line, in the user's dim names."""
+    ``reason``: torch's own error, one line, in the user's dim names. ``before_any_op``:
+    the model's own Python code failed before it called any torch op (an ``assert`` on
+    its input size), so no rerouting of torch's functions can change the outcome."""
 
     reason: str = ""
+    before_any_op: bool = False
 
 
 class TimeBudgetSpent(SymflopsError):

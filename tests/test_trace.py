@@ -417,6 +417,35 @@ def test_substituting_the_fixed_value_itself_is_fine():
         [64 * 48 * 16, 2 * 64 * 48 * 16]
 
 
+class AssertsWidth(nn.Module):
+    """Checks its input's width in Python before any op (as torchvision's ViT checks its
+    image size), then one Linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(16, 2)
+
+    def forward(self, x):
+        torch._assert(x.shape[1] == 16, "Wrong width!")
+        return self.lin(x)
+
+
+def test_a_failure_before_any_op_is_told_apart_from_an_op_failing():
+    # the model's own assert at N = 32: no torch op ran, so rerouting F.interpolate
+    # (the retry with resize=True) cannot change it
+    with pytest.raises(sf.errors.SymbolicShapesFailed, match="Wrong width") as info:
+        sf.trace(AssertsWidth(), "B N", hints={"N": 32}, warn=False)
+    assert info.value.before_any_op
+    # a broadcast that fails inside torch (64 patches of 4x4 expected, 256 given)
+    with pytest.raises(sf.errors.SymbolicShapesFailed) as info:
+        sf.trace(PositionEmbedding(), "B 3 H W", hints={"H": 64, "W": 64}, warn=False)
+    assert not info.value.before_any_op
+    # at the width it accepts: N pinned, the retries at other widths fail as before;
+    # 2 outputs of 16 inputs per row, B rows (MACs)
+    c = sf.trace(AssertsWidth(), "B N", hints={"N": 16}, warn=False, convention="macs")
+    assert c.report.fixed == {"N": 16} and c.flops == 32 * B
+
+
 class Loops(nn.Module):
     """Ten million ops: far beyond any small budget (the budget stops it)."""
 

@@ -51,7 +51,13 @@ MAX_OBJECTS = 200_000
 #: the globals of modules under these packages are not snapshotted (torch's own caches,
 #: symflops' own state, the standard library)
 _OWN_PACKAGES = frozenset({"torch", "symflops", "builtins", "numpy", "sympy", "typing",
-                           "functools", "collections", "abc", "contextlib", "threading"})
+                           "functools", "collections", "abc", "contextlib", "threading",
+                           # the interpreter's machinery reachable from any module's globals
+                           # (``logger``: the whole logger tree, 1,400 objects under
+                           # transformers; ``__spec__``, ``__loader__``, ``__builtins__``'s
+                           # ``help`` and ``quit``)
+                           "logging", "_frozen_importlib", "_frozen_importlib_external",
+                           "importlib", "_sitebuiltins"})
 
 
 def _own(module_name: str) -> bool:
@@ -80,6 +86,13 @@ class _Containers:
     def add(self, value: Any, depth: int = 0) -> None:
         if depth > MAX_DEPTH or id(value) in self.seen or len(self.seen) >= MAX_OBJECTS:
             return
+        kind = type(value)
+        if kind in _LEAVES:
+            return
+        if (kind is dict or kind is OrderedDict) and not value:  # most hook dicts: fast path
+            self.seen.add(id(value))
+            self.saved[id(value)] = (value, [])
+            return
         if isinstance(value, (torch.nn.Module, torch.Tensor, str, bytes, int, float)):
             return
         children: Any
@@ -99,11 +112,14 @@ class _Containers:
         self.seen.add(id(value))
         if saved is not None:
             self.saved[id(value)] = (value, saved)
-        for child in list(children):
-            self.add(child, depth + 1)
+        if children:  # (atoms and functions are skipped here, not in a call each)
+            for child in [c for c in children if type(c) not in _LEAVES]:
+                self.add(child, depth + 1)
 
     def restore(self) -> None:
         for value, saved in self.saved.values():
+            if not saved and type(value) in _EMPTIABLE and not value:
+                continue  # empty then and now (most hook dicts)
             if isinstance(value, dict):
                 _put_back(value, saved)
             elif isinstance(value, list):
@@ -115,6 +131,15 @@ class _Containers:
                     value.update(saved)
             else:
                 _put_back(value.__dict__, saved)
+
+
+#: types :meth:`_Containers.add` never walks into (atoms, functions, classes, devices):
+#: checked by exact type before the isinstance tests, for speed
+_LEAVES = frozenset({type(None), bool, int, float, str, bytes, complex, type,
+                     types.FunctionType, types.BuiltinFunctionType, types.MethodType,
+                     types.ModuleType, torch.dtype, torch.device, torch.nn.Parameter,
+                     torch.Tensor})
+_EMPTIABLE = frozenset({dict, OrderedDict, list, set})
 
 
 def _same(now: Any, saved: list[Any]) -> bool:
@@ -168,7 +193,8 @@ class _Snapshot:
         self.containers = _Containers()
         for attrs in self.attrs:
             for v in attrs.values():
-                self.containers.add(v)
+                if type(v) not in _LEAVES:
+                    self.containers.add(v)
         self.globals = []
         for module in _defining_modules(self.modules):
             g = vars(module)

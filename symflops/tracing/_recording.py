@@ -323,6 +323,7 @@ class _Recorder(C.TorchDispatchMode):
         self.repeats: dict[Any, tuple[Any, Any]] = {}
         # call key -> (one output?, each output's sizes, strides, offset): :meth:`_repeat_view`
         self.views: dict[Any, Any] = {}
+        self.calls = 0  # ops dispatched so far
 
     def own(self, *ts: torch.Tensor) -> None:
         if self.ours is not None:
@@ -435,6 +436,7 @@ class _Recorder(C.TorchDispatchMode):
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None
                            ) -> Any:
         kwargs = kwargs or {}
+        self.calls += 1
         if func in C.SKIP_OPS:
             return func(*args, **kwargs)
         if self.check_time is not None:
@@ -709,12 +711,24 @@ def record(ctx: TraceContext, env: C.SymEnv) -> Recording:
                 "to ints; or pass {fallback} to fit an exact formula from concrete traces",
             options={"hints": _declared_size(ctx) or {"H": 32}, "fallback": "fit"})
         failed.reason = f"{type(e).__name__}: {said}"
+        failed.before_any_op = recorder.calls == 0 and not _through_torch_functional(e)
         raise failed from e
     finally:
         forget_shapes()
         for t, _copy, version in recorder.copies.values():
             C.set_version(t, version)
     return rec
+
+
+def _through_torch_functional(e: BaseException) -> bool:
+    """Whether ``e`` was raised inside ``torch.nn.functional`` (``F.interpolate``, whose
+    composite kernel can fail before it dispatches an op; SymbolicResize reroutes it)."""
+    tb = e.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.replace("\\", "/").endswith("torch/nn/functional.py"):
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def _declared_size(ctx: TraceContext) -> dict[str, int] | None:

@@ -73,7 +73,7 @@ def run(ctx: TraceContext) -> TracedCost:
         retry = bool(result.report.fixed) and any(  # what the rerouting may unpin
             "upsample" in k or "max_pool2d_with_indices" in k for k in result.report.counted)
     except SymflopsError as e:
-        if ctx.real or not isinstance(e, SymbolicShapesFailed):
+        if ctx.real or not isinstance(e, SymbolicShapesFailed) or e.before_any_op:
             raise
         retry, first_error = True, e
     if retry:
@@ -181,8 +181,8 @@ def _moved_trace(ctx: TraceContext, result: TracedCost, moved: dict[str, int]
     try:
         try:
             again = run_once(there)
-        except SymbolicShapesFailed:  # a resize to the moved size (F.interpolate rerouted)
-            if there.resize:
+        except SymbolicShapesFailed as e:  # a resize to the moved size (F.interpolate rerouted)
+            if there.resize or e.before_any_op:  # (the model's own assert: rerouting is moot)
                 raise
             there = dataclasses.replace(there, resize=True)
             again = run_once(there)

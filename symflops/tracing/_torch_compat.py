@@ -24,7 +24,7 @@ import sympy as sp
 import torch
 import torch.utils._sympy.functions as _tfun
 from torch._dynamo.source import ConstantSource
-from torch._subclasses.fake_tensor import FakeTensorMode
+from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 from torch.fx.experimental.symbolic_shapes import DimDynamic, ShapeEnv
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -86,11 +86,14 @@ class SymEnv:
         if type(tensor) in (torch.Tensor, torch.nn.Parameter) and tensor.is_contiguous() \
                 and not tensor.is_sparse:
             # cheaper than from_tensor's full metadata copy; shape, strides, dtype, device
-            # and requires_grad are all a size count needs
-            with self.mode:
-                return torch.empty_strided(tuple(tensor.shape), tuple(tensor.stride()),
-                                           dtype=tensor.dtype, device=tensor.device,
-                                           requires_grad=tensor.requires_grad)
+            # and requires_grad are all a size count needs. The meta tensor is made with
+            # the modes off and wrapped as the fake mode's constructors do (a sixth of the
+            # cost of empty_strided through the mode: ~8 vs ~45 us a parameter)
+            with torch._C._DisableTorchDispatch():
+                meta = torch.empty_strided(tuple(tensor.shape), tuple(tensor.stride()),
+                                           dtype=tensor.dtype, device="meta")
+            out = FakeTensor(self.mode, meta, tensor.device)
+            return out.requires_grad_(True) if tensor.requires_grad else out
         return self.mode.from_tensor(tensor, static_shapes=True)
 
     def watch(self, check: Callable[[], None]) -> None:
