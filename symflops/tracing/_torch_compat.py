@@ -59,6 +59,7 @@ class SymEnv:
     def __init__(self) -> None:
         self.shape_env = ShapeEnv(duck_shape=False)
         self.mode = FakeTensorMode(shape_env=self.shape_env, allow_non_fake_inputs=True)
+        _cheap_cache_rebuilds(self.mode, self.shape_env)
         self.symints: dict[str, Any] = {}     # user name -> SymInt
         self.torch_syms: dict[sp.Symbol, str] = {}  # torch symbol -> user name
         self._fakes: dict[int, tuple[Any, Any]] = {}
@@ -133,6 +134,42 @@ class SymEnv:
             if r.is_Integer:
                 out[name] = int(r)
         return out
+
+
+def _cheap_cache_rebuilds(mode: Any, shape_env: Any) -> None:
+    """torch's fake-tensor cache makes each output it caches (and returns on each hit)
+    anew from the cached sizes, strides and offset: a view through ``set_`` on its input's
+    storage, whose storage-bounds and contiguity checks SymPy tries to prove, guards
+    suppressed, on sizes of nested floors (~60 ms a slice of Swin's padded window maps,
+    a third of its trace). Suppressed, torch's answer is its proof's or else the hint's,
+    the same value, and records no guard: inside that rebuild only, a suppressed
+    (not size-oblivious) evaluation with a hint answers the hint without the proof.
+    Every other evaluation, and every guard the trace records, is torch's own path."""
+    rebuild = getattr(mode, "_get_output_tensor_from_cache_entry", None)
+    suppressed = getattr(ShapeEnv, "_suppress_guards_tls", None)
+    if rebuild is None or suppressed is None:  # not the torch this was written against
+        return
+    inside = [False]
+
+    def quick_rebuild(*args: Any, **kwargs: Any) -> Any:
+        was, inside[0] = inside[0], True
+        try:
+            return rebuild(*args, **kwargs)
+        finally:
+            inside[0] = was
+
+    evaluate = shape_env.evaluate_expr
+
+    def evaluate_expr(orig_expr: Any, hint: Any = None, fx_node: Any = None,
+                      size_oblivious: bool = False, fallback_value: bool | None = None,
+                      **kwargs: Any) -> Any:
+        if inside[0] and hint is not None and not size_oblivious and suppressed():
+            return sp.sympify(hint)  # what torch's proof answers there (its hint)
+        return evaluate(orig_expr, hint, fx_node, size_oblivious,
+                        fallback_value=fallback_value, **kwargs)
+
+    mode._get_output_tensor_from_cache_entry = quick_rebuild
+    shape_env.evaluate_expr = evaluate_expr
 
 
 def sym_expr(x: Any) -> Any:
