@@ -450,7 +450,10 @@ def _conditions(env: C.SymEnv, smap: C.SymbolMap, ctx: TraceContext,
             continue
         if _holds_on_box(g, box):  # implied by the intervals (SSD: H's times W's cells)
             continue
-        for s in _pinned_by(g, ctx.hint_of):
+        # in the inputs' order: a set of Symbols iterates in their hashes' order, which
+        # changes with the process's hash seed (the note said H, W or W, H by chance)
+        for s in sorted(_pinned_by(g, ctx.hint_of), key=lambda s: (
+                list(symbols).index(s.name) if s.name in symbols else len(symbols), s.name)):
             if s.name in ctx.hint_of and s.name not in fixed:
                 fixed[s.name] = ctx.hint_of[s.name]
     pins = _pins(fixed, symbols)

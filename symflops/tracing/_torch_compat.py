@@ -59,6 +59,7 @@ class SymEnv:
     def __init__(self) -> None:
         self.shape_env = ShapeEnv(duck_shape=False)
         self.mode = FakeTensorMode(shape_env=self.shape_env, allow_non_fake_inputs=True)
+        _cheap_cache_rebuilds(self.mode, self.shape_env)
         self.symints: dict[str, Any] = {}     # user name -> SymInt
         self.torch_syms: dict[sp.Symbol, str] = {}  # torch symbol -> user name
         self._fakes: dict[int, tuple[Any, Any]] = {}
@@ -136,6 +137,60 @@ class SymEnv:
             if r.is_Integer:
                 out[name] = int(r)
         return out
+
+
+def _cheap_cache_rebuilds(mode: Any, shape_env: Any) -> None:
+    """torch's fake-tensor cache makes each output it caches (and returns on each hit)
+    anew from the cached sizes, strides and offset: a view through ``set_`` on its input's
+    storage, whose storage-bounds and contiguity checks SymPy tries to prove, guards
+    suppressed, on sizes of nested floors (~60 ms a slice of Swin's padded window maps,
+    a third of its trace). Two cuts, neither recording nor skipping a guard:
+
+    * inside that rebuild, a suppressed (not size-oblivious) evaluation with a hint
+      answers the hint: torch's answer there is its proof's or else the hint's, the same
+      value, and it records no guard either way;
+    * when an entry is made, the rebuilt output serves only to compare its dispatch keys
+      with the op's output: for a view it is rebuilt without the ``set_`` (which moves
+      storage, sizes and strides, never the keys), so the comparison stands.
+
+    Every other evaluation, and every guard the trace records, is torch's own path."""
+    rebuild = getattr(mode, "_get_output_tensor_from_cache_entry", None)
+    entry_info = getattr(mode, "_get_output_info_for_cache_entry", None)
+    suppressed = getattr(ShapeEnv, "_suppress_guards_tls", None)
+    if rebuild is None or entry_info is None or suppressed is None:
+        return  # not the torch this was written against: torch's own path
+    inside = [False]   # in a rebuild
+    checking = [False]  # in a rebuild that only checks a new entry's dispatch keys
+
+    def quick_rebuild(state: Any, entry: Any, key: Any, func: Any, args: Any) -> Any:
+        if checking[0] and getattr(func, "is_view", False):
+            func = None  # torch rebuilds a view (set_ on the input's storage) for an OpOverload
+        was, inside[0] = inside[0], True
+        try:
+            return rebuild(state, entry, key, func, args)
+        finally:
+            inside[0] = was
+
+    def new_entry(state: Any, key: Any, func: Any, args: Any, kwargs: Any, output: Any) -> Any:
+        was, checking[0] = checking[0], True
+        try:
+            return entry_info(state, key, func, args, kwargs, output)
+        finally:
+            checking[0] = was
+
+    evaluate = shape_env.evaluate_expr
+
+    def evaluate_expr(orig_expr: Any, hint: Any = None, fx_node: Any = None,
+                      size_oblivious: bool = False, fallback_value: bool | None = None,
+                      **kwargs: Any) -> Any:
+        if inside[0] and hint is not None and not size_oblivious and suppressed():
+            return sp.sympify(hint)  # what torch's proof answers there (its hint)
+        return evaluate(orig_expr, hint, fx_node, size_oblivious,
+                        fallback_value=fallback_value, **kwargs)
+
+    mode._get_output_tensor_from_cache_entry = quick_rebuild
+    mode._get_output_info_for_cache_entry = new_entry
+    shape_env.evaluate_expr = evaluate_expr
 
 
 def sym_expr(x: Any) -> Any:
