@@ -194,6 +194,35 @@ def test_one_image_on_another_path_is_refused_with_the_fix() -> None:
         _flops_torch(_OneImage(same=False), torch.zeros(3, 10))
 
 
+class _OneImageWithinItsPath(nn.Module):
+    """Up to ``H = 100`` a multiply (``B*H*W``), past it a sigmoid. One image takes its own
+    way up to 100: it appends ``H // 101`` rows, zero there, so the same ``H*W`` multiplies
+    with a formula that is another past 100, where that path is not taken."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] <= 100:
+            if x.shape[0] == 1:
+                more = x[:, : x.shape[1] // 101]
+                return (torch.cat([x, more], 1) * 2)[:, : x.shape[1]]
+            return x * 2
+        return x.sigmoid()
+
+
+def test_one_is_checked_where_the_traced_path_holds() -> None:
+    # the B = 1 trace compares with the B = 2 formula where both paths are taken (H <= 100):
+    # before, it sampled H up to 5x the example (H = 229), past the first trace's own
+    # branch, and refused B = 1 though the count there is right
+    cost = sf.trace(_OneImageWithinItsPath(), "B H W", hints={"H": 64, "W": 8}, warn=False)
+    assert [str(g) for g in cost.validity] == ["H <= 100"]
+    assert any(n.startswith("B = 1 checked") for n in cost.report.notes)
+    for h, w in [(1, 1), (50, 7), (100, 333)]:  # by hand: one multiply per element
+        assert cost.with_convention("exact").subs(B=1, H=h, W=w).flops == h * w
+        assert cost.with_convention("torch").subs(B=1, H=h, W=w).flops == \
+            _flops_torch(_OneImageWithinItsPath(), torch.zeros(1, h, w))
+    with pytest.raises(OutsideDomain):
+        cost.subs(B=1, H=101, W=8)
+
+
 def test_plain_cnns_record_no_branch_guards() -> None:
     from example_models import load_example
 

@@ -20,6 +20,7 @@ from typing import Any
 import sympy as sp
 
 from symflops.conventions import conventions
+from symflops.domain import Domain
 from symflops.errors import SymflopsError, TimeBudgetSpent
 from symflops.tracing._assembly import TracedCost, TraceReport, zero_one_specialization
 from symflops.tracing._exact import Number, at_point, exact_value
@@ -299,33 +300,35 @@ def _false_at(guard: sp.Basic, point: Mapping[sp.Symbol, Any]) -> bool:
 def _mismatch(first: TracedCost, again: TracedCost, guard: sp.Basic,
               symbols: Mapping[str, sp.Symbol], other: Mapping[str, int],
               totals: bool = False) -> dict[str, int] | None:
-    """A point on the other side of ``guard`` (where ``again`` holds) at which the two
-    traces' parameters, work per kind or output shape differ; None when they agree at the
-    traced point and at :data:`_SAMPLES` more sizes there."""
+    """A point on the other side of ``guard`` at which the two traces' parameters, work
+    per kind or output shape differ; None when they agree at the traced point and at
+    :data:`_SAMPLES` more sizes there (:func:`_both_paths`)."""
     free = sorted(first.free_symbols | again.free_symbols, key=lambda s: s.name)
     held = {n for n, v in other.items() if v == 1}  # a size of 1 is the other side itself
     # every size varies (on the lattice it lives on), not only the guard's: two formulas
     # equal at the example W may differ at another W on the guard's other side in H
     names = sorted(({s.name for s in free} | {s.name for s in guard.free_symbols}) - held)
-    lattices = {s.name: v for s, v in again.domain.lattices().items()}
+    within = _both_paths(first, again, guard, symbols, held)
     base = {s: sp.Integer(again.report.hints.get(s.name, 2)) for s in free}
     for n, v in other.items():
         if n in symbols:
             base[symbols[n]] = sp.Integer(v)
     rng = random.Random(0)  # never the global RNG: a trace leaves it as it was
     points = [base]
+    ranges = {n: _sample_range(within, n, int(base[symbols.get(n) or _named(free, n)]))
+              for n in names} if within is not None else {}
     tries = 0
-    while len(points) <= _SAMPLES and tries < 40 * _SAMPLES:
+    while within is not None and len(points) <= _SAMPLES and tries < 40 * _SAMPLES:
         tries += 1
         point = dict(base)
         for n in names:
-            s = symbols.get(n) or next(f for f in free if f.name == n)
-            v = max(2, int(base[s]) + rng.randint(-int(base[s]) // 2, 4 * int(base[s])))
-            if n in lattices:
-                step, offset = lattices[n]
-                v += (offset - v) % step
-            point[s] = sp.Integer(v)
-        if _false_at(guard, point) and again.domain.failing(point) is None:
+            lo, hi, step, offset = ranges[n]
+            v = rng.randint(lo, hi)
+            v += (offset - v) % step
+            if v > hi:
+                v -= step
+            point[symbols.get(n) or _named(free, n)] = sp.Integer(max(v, lo))
+        if _false_at(guard, point) and within.failing(point) is None:
             points.append(point)
     kinds = set(first.work) | set(again.work)
 
@@ -342,6 +345,40 @@ def _mismatch(first: TracedCost, again: TracedCost, guard: sp.Basic,
                                    for x, y in zip(a, b, strict=True)):
             return {s.name: int(v) for s, v in point.items() if s.name in names}
     return None
+
+
+def _both_paths(first: TracedCost, again: TracedCost, guard: sp.Basic,
+                symbols: Mapping[str, sp.Symbol], held: set[str]) -> Domain | None:
+    """Where both traces' formulas are claimed: each one's domain and each one's branch
+    guards (the path its code took; not yet in its validity while :func:`settle` runs),
+    except ``guard`` itself, whose other side ``again`` is. The sizes ``held`` at 1 are
+    put in the first trace's conditions. None when they cannot hold together (a
+    condition settles as false): then only the traced point is compared."""
+    ones = {symbols[n]: sp.Integer(1) for n in held if n in symbols}
+    mine = [("trace", c) for _, c in first.domain.conditions] + \
+        [("branch", g) for g in first.report.branches if g != guard]
+    conditions = [(w, c.xreplace(ones) if ones else c) for w, c in mine]
+    conditions += [(w, c) for w, c in again.domain.conditions]
+    conditions += [("branch", g) for g in again.report.branches if not _negation(g, guard)]
+    if any(c is sp.false for _, c in conditions):
+        return None
+    return Domain(conditions)
+
+
+def _sample_range(within: Domain, name: str, at: int) -> tuple[int, int, int, int]:
+    """``(lo, hi, step, offset)`` to draw one size from: half to five times ``at``, cut to
+    its own bounds in ``within`` (its whole range when that leaves nothing)."""
+    lower, upper, step, offset = within.range_of(name)
+    lower = max(lower, 2)
+    top = max(5 * at, lower + 4 * step) if upper is None else upper
+    lo, hi = max(lower, at // 2), min(top, 5 * at)
+    if lo > hi:
+        lo, hi = lower, top
+    return lo, max(hi, lo), step, offset
+
+
+def _named(free: list[sp.Symbol], name: str) -> sp.Symbol:
+    return next(f for f in free if f.name == name)
 
 
 def _differ(x: sp.Basic, y: sp.Basic, point: Mapping[sp.Symbol, sp.Expr]) -> bool:
