@@ -112,7 +112,7 @@ class Domain:
         if len(cond.free_symbols) != 1:
             return False
         (s,) = cond.free_symbols
-        ax = self.axes.get(s, _Axis())
+        ax = self.axes.get(s) or _Axis(lower=_least(s))
         return _periodic_reading(cond, s, ax.lower, ax.step, ax.offset % ax.step) == \
             ("implied", 0)
 
@@ -190,7 +190,7 @@ class Domain:
 
     # -- sorting ---------------------------------------------------------------------
     def _axis(self, s: sp.Symbol) -> _Axis:
-        return self.axes.setdefault(s, _Axis())
+        return self.axes.setdefault(s, _Axis(lower=_least(s)))
 
     def _sort(self, cond: sp.Basic) -> bool:
         """Record ``cond`` on its symbol's axis when it is a bound, a lattice or a pin."""
@@ -337,7 +337,7 @@ class Domain:
         """``(lower, upper or None, step, offset)`` of one symbol's values on its own: the
         valid values are ``lower <= v <= upper`` with ``v % step == offset % step``."""
         s = self._symbol(symbol)
-        ax = self.axes.get(s, _Axis())
+        ax = self.axes.get(s) or _Axis(lower=_least(s))
         if ax.pinned is not None:
             return ax.pinned, ax.pinned, 1, 0
         lower = ax.lower
@@ -401,8 +401,8 @@ class Domain:
                 out.append(Clause("range", f"{lo} <= {s} <= {ax.upper} ({why} {ax.upper})",
                                   rf"{lo} \leq {name} \leq {ax.upper} \text{{ ({why} "
                                   rf"{ax.upper})}}", symbol=s))
-            elif ax.lower > 1 and lo > (ax.offset % ax.step or ax.step):  # the lattice's size
-                # at or above the bound, when that is not its first size anyway
+            elif ax.lower > _least(s) and lo > _least(s) + (ax.offset - _least(s)) % ax.step:
+                # at or above the bound, when that is not the lattice's first size anyway
                 out.append(Clause("lower", f"{s} >= {lo}", rf"{name} \geq {lo}", symbol=s))
         out += [Clause("other", str(c), latex_expr(c), c) for _, c in self.other]
         return out
@@ -761,6 +761,12 @@ def _first_meeting(cond: sp.Basic, s: sp.Symbol, limit: int = 4096) -> int | Non
         except (TypeError, ValueError, ZeroDivisionError):
             return None
     return None
+
+
+def _least(s: sp.Symbol) -> int:
+    """The least value of a symbol alone: 0 for a count (declared non-negative: a
+    data-dependent size, a padding), 1 for a size."""
+    return 0 if s.is_nonnegative and not s.is_positive else 1
 
 
 def _lattice_words(step: int, offset: int, s: sp.Symbol) -> str:

@@ -18,7 +18,7 @@ __all__ = [
     "B", "C", "C_in", "C_out", "K", "H", "W", "D", "H_out", "W_out", "D_out", "N", "dim",
     "heads", "kv_heads", "head_dim", "L", "V", "mlp_ratio", "groups", "I", "O", "M",
     "T", "T_out", "S",
-    "LATEX_NAMES", "symbol", "latex_name", "canonical", "spatial_in", "spatial_out",
+    "LATEX_NAMES", "symbol", "count", "latex_name", "canonical", "spatial_in", "spatial_out",
     "kernel_symbols",
 ]
 
@@ -100,6 +100,17 @@ def symbol(name: str) -> sp.Symbol:
             fix="use letters, digits and underscores, starting with a letter",
         )
     return _BY_NAME.get(name) or _sym(name)
+
+
+def count(name: str) -> sp.Symbol:
+    """A count read from the data (a trace's ``R`` proposals, ``n3`` boxes kept): a
+    non-negative integer symbol, since a count may be 0 where a size may not.
+
+    >>> count("R").is_nonnegative, count("R").is_positive
+    (True, None)
+    """
+    symbol(name)  # the same name check
+    return sp.Symbol(name, integer=True, nonnegative=True)
 
 
 def latex_name(sym: sp.Symbol) -> str:

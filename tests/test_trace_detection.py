@@ -16,11 +16,11 @@ torch = pytest.importorskip("torch")
 
 import symflops as sf  # noqa: E402
 from symflops.errors import OutsideDomain, SymflopsError  # noqa: E402
-from symflops.symbols import B, H, W, symbol  # noqa: E402
+from symflops.symbols import B, H, W, count, symbol  # noqa: E402
 
 flop_counter = pytest.importorskip("torch.utils.flop_counter")
 
-R, D = symbol("R"), symbol("D")
+R, D = count("R"), count("D")  # counts read from the data: non-negative
 CLASSES = 5
 
 
@@ -168,7 +168,7 @@ def test_default_names_and_bad_names(traced):
     model = traced["model"]
     c = sf.trace(model, "B 3 H W", convention="torch", warn=False)
     assert [n for n in c.report.data_dependent] == ["n1", "n2"]
-    assert c.flops.subs(symbol("n1"), R) == traced["torch"].flops.subs(D, symbol("n2"))
+    assert c.flops.subs(count("n1"), R) == traced["torch"].flops.subs(D, count("n2"))
     with pytest.raises(SymflopsError, match="backbone"):   # its output is not a count
         sf.trace(model, "B 3 H W", data_dependent={"R": "backbone"}, warn=False)
     with pytest.raises(SymflopsError, match="neither a module"):
@@ -473,3 +473,50 @@ def test_exact_convention_equals_a_per_op_count_of_the_forward(masks, h, w):
     assert op == "aten.nonzero" and not seen["unknown"]
     assert seen["torch"] == fc.get_total_flops() == masks["torch"].subs(H=h, W=w, D=d).flops
     assert masks["exact"].subs(H=h, W=w, D=d).flops == seen["exact"] > seen["torch"]
+
+
+class TwoLevels(torch.nn.Module):
+    """Rows split between two heads by their first value (an FPN's levels in small): ``n1``
+    rows above 0 go through ``up``, the ``n2`` others through ``down``. A level may get no
+    row; nothing reduces over the rows, so each count may be 0."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up, self.down = torch.nn.Linear(8, 16), torch.nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        s = x[:, 0]
+        return self.up(x[s > 0]), self.down(x[s <= 0])
+
+
+@pytest.mark.parametrize("rows", [(10, 0), (0, 7), (3, 4)], ids=["n2=0", "n1=0", "both"])
+def test_a_count_of_zero_is_answered_where_no_op_reduces_over_it(rows):
+    torch.manual_seed(0)
+    model = TwoLevels().eval()
+    up, down = rows
+    x = torch.cat([torch.rand(up, 8) + 0.5, -torch.rand(down, 8) - 0.5])
+    with torch.no_grad(), flop_counter.FlopCounterMode(display=False) as fc:
+        model(x)
+    values = {"N": up + down, "n1": up, "n2": down}
+    traced = {conv: sf.trace(model, "N 8", convention=conv, warn=False)
+              for conv in ("torch", "exact")}
+    assert str(traced["torch"].domain) == "n1 <= N; n2 <= N"   # no n >= 1
+    assert traced["torch"].subs(**values).flops == fc.get_total_flops()
+    # by hand, exact: per row of up 16 outputs of 8 multiplies, 7 adds and the bias (16*16),
+    # of down 4*16; the split's compares, one per row of the first column, twice
+    assert traced["exact"].subs(**values).flops == 256 * up + 64 * down + 2 * (up + down)
+
+
+def test_a_count_reduced_over_stays_at_least_one(traced):
+    # the mean over the R proposals' best scores: at R = 0 a mean of nothing (torch's nan
+    # with a divide the formula R does not count), so R = 0 is refused, with the reason
+    for conv in ("torch", "exact"):
+        c = traced[conv]
+        assert sp.Ge(R, 1) in c.validity
+        (note,) = [n for n in c.notes if n.startswith("R >= 1")]
+        assert "select.mean" in note
+        with pytest.raises(OutsideDomain, match="R >= 1"):
+            c.subs(B=1, H=32, W=32, R=0, D=0)
+        assert sp.Ge(D, 1) not in c.validity          # D rows times 0.5: 0 at D = 0
+        assert c.subs(B=1, H=32, W=32, R=5, D=0).flops == \
+            c.subs(B=1, H=32, W=32, R=5, D=1).flops - (20 if conv == "exact" else 0)

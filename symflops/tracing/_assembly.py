@@ -24,7 +24,12 @@ from symflops.domain import Domain, as_lattice
 from symflops.errors import OutsideDomain, SymflopsError
 from symflops.formulas.derivation import Derivation
 from symflops.tracing import _torch_compat as C
-from symflops.tracing._data_dependent import count_conditions, describe_counts, name_counts
+from symflops.tracing._data_dependent import (
+    count_conditions,
+    describe_counts,
+    name_counts,
+    refused_at_zero,
+)
 from symflops.tracing._exact import at_point
 from symflops.tracing._inputs import TraceContext
 from symflops.tracing._recording import ROOT, ModulePath, Record, Recording
@@ -996,7 +1001,7 @@ def _name_counts(rec: Recording, env: C.SymEnv, ctx: TraceContext,
     names = name_counts(rec.counts, rec.io_out, ctx.data_dependent, set(symbols))
     for u, n in names.items():
         env.torch_syms[u] = n
-        symbols[n] = S.symbol(n)
+        symbols[n] = S.count(n)
     return names
 
 
@@ -1033,6 +1038,14 @@ def assemble(rec: Recording, env: C.SymEnv, ctx: TraceContext) -> TracedCost:
     builder = _Builder(rec, entries, _pins(report.fixed, symbols), ctx.convention, smap)
     root = builder.module(ROOT, root=report, validity=validity, notes=report.notes)
     assert isinstance(root, TracedCost)
+    if names:  # a count of 0 where every op's formula vanishes there; else R >= 1
+        zero = [(c, why) for c, why in refused_at_zero(root, names, symbols)
+                if c not in root.validity]
+        if zero:
+            report.notes.extend(why for _, why in zero)
+            root = root.replace(validity=[*root.validity, *(c for c, _ in zero)],
+                                notes=tuple(report.notes))
+            assert isinstance(root, TracedCost)
     if rec.saved is not None:  # train mode: the saved tensors measured, as Memory
         params = {id(p): p for p in ctx.model.parameters()}.values()
         memory = saved_memory(rec.saved, lambda e: builder.fix(smap(e)), root.params,

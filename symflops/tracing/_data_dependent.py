@@ -4,9 +4,12 @@
 The trace keeps each as a symbol of its own: ``n1, n2, ...`` in the order the model makes
 them, or the name the user gives (``data_dependent={"R": "rpn"}``: R is the first size of
 the first tensor module ``rpn`` returns; ``{"R": "n3"}``: the third count made). Each
-count carries its domain: ``1 <= R`` (the symbols are positive, as every size in
-symflops) and ``R <= bound`` where the op bounds it (``nonzero``: the input's element
-count; ``nms``: the boxes it gets), and the branches the model took on it.
+count carries its domain: ``0 <= R`` (a count may be 0: an FPN level that gets no RoI; the
+symbols are non-negative integers, :func:`symflops.symbols.count`), ``R <= bound`` where the
+op bounds it (``nonzero``: the input's element count; ``nms``: the boxes it gets), the
+branches the model took on it, and ``R >= 1`` where the formula is not the work at 0
+(:func:`refused_at_zero`: an op on no elements does nothing, so every op's count must
+vanish there; ``R - 1`` adds of a mean over R rows do not).
 
 Branches on a count (``if boxes.numel() == 0``, torchvision's ``batched_nms`` switching
 kernels at 4000 coordinates) cannot be decided from shapes: torch decides them at an
@@ -277,15 +280,48 @@ def count_conditions(log: CountLog, names: Mapping[sp.Symbol, str], smap: Any
 
 
 def _always(cond: sp.Basic) -> bool:
-    """A condition every positive size meets (``R >= 0``, ``4*R >= 0``, ``Min(1000, n) <=
-    n``: a top-k cut is at most what it cuts)."""
+    """A condition every value of its symbols meets (``R >= 0``, ``4*R >= 0``, ``Min(1000,
+    n) <= n``: a top-k cut is at most what it cuts), a count taken non-negative, a size
+    positive (``Ne(R, 0)``, a branch torch decided at a count's example, is kept)."""
     if isinstance(cond, sp.Le) and isinstance(cond.lhs, sp.Min) and cond.rhs in cond.lhs.args:
         return True
     try:
-        pos = {s: sp.Symbol(s.name, positive=True, integer=True) for s in cond.free_symbols}
+        pos = {s: sp.Symbol(s.name, integer=True, positive=s.is_positive,
+                            nonnegative=True) for s in cond.free_symbols}
         return bool(cond.xreplace(pos).simplify() is sp.true)
     except (TypeError, ValueError):
         return False
+
+
+def refused_at_zero(root: Any, names: Mapping[sp.Symbol, str],
+                    symbols: Mapping[str, sp.Symbol]) -> list[tuple[sp.Basic, str]]:
+    """``(R >= 1, why)`` for each count ``R`` that some op's formula does not take to 0.
+
+    An op whose output has no element at ``R = 0`` (``R`` rows of a linear layer, one RoI
+    level's pooling) does no work there, and its formula, a product with ``R``, says 0. An
+    op that reduces over the ``R`` rows to an output that stays (a mean over them, one
+    number) is written for at least one row (``R - 1`` adds and a divide: ``R``, which at
+    ``R = 0`` says 0 for a divide the kernel still does), so the count stays ``>= 1``. A
+    count whose every op is of the first kind takes 0: an FPN level that gets no RoI."""
+    out: list[tuple[sp.Basic, str]] = []
+    for name in dict.fromkeys(names.values()):
+        sym, zero = symbols[name], {symbols[name]: sp.Integer(0)}
+        for path, leaf in root.leaves():
+            kinds = sorted(k for k, w in leaf.work.items()
+                           if sym in getattr(w, "free_symbols", ()))
+            if not kinds:
+                continue
+            left = sp.expand(sp.Mul(*leaf.output_shape).xreplace(zero))
+            bad = [k for k in kinds if sp.expand(leaf.work[k].xreplace(zero)) != 0]
+            if left != 0 or bad:
+                what = (f"its {', '.join(bad)} formula is not 0 there" if bad else
+                        f"it reduces the {name} rows to an output that stays: {left} "
+                        f"element{'' if left == 1 else 's'}")
+                out.append((sp.Ge(sym, 1), f"{name} >= 1: at {name} = 0, "
+                            f"{path or '(root)'} is written for at least one element "
+                            f"({what})"))
+                break
+    return out
 
 
 def counts_for(ctx: Any, env: C.SymEnv) -> CountLog:
