@@ -305,6 +305,12 @@ class Domain:
                     f"assumed {cond.lhs} != 1 (a trace there gives other counts): trace it "
                     f"with {cond.lhs} given as the number 1 in the input spec (a hint of 1 "
                     f"is traced at 2)")
+        if isinstance(cond, sp.Ne) and cond.lhs.is_Symbol and _least(cond.lhs) == 0:
+            n = cond.lhs  # a count read from the data: its branches were decided at an example
+            return (f"the model takes another code path where {n} = {cond.rhs} (a branch "
+                    f"torch decided at {n}'s example value): trace it with that example, "
+                    f"data_dependent={{{str(n)!r}: (its source, {cond.rhs})}} (its source: "
+                    f"the module path or default name it was given), for that path's formula")
         if isinstance(cond, sp.Ne):
             return (f"the model takes another code path where {cond.lhs} = {cond.rhs} (a "
                     f"guard torch recorded, and the cost differs there): trace it with {{hints}} "

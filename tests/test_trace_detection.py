@@ -520,3 +520,35 @@ def test_a_count_reduced_over_stays_at_least_one(traced):
         assert sp.Ge(D, 1) not in c.validity          # D rows times 0.5: 0 at D = 0
         assert c.subs(B=1, H=32, W=32, R=5, D=0).flops == \
             c.subs(B=1, H=32, W=32, R=5, D=1).flops - (20 if conv == "exact" else 0)
+
+
+class EmptyShortcut(torch.nn.Module):
+    """A branch on a count: no row kept -> a sum of the input (another path at 0)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x[x[:, 0] > 0]
+        if y.shape[0] == 0:
+            return torch.zeros(1, 4) + x.sum()
+        return self.fc(y)
+
+
+def test_a_branch_on_a_count_at_zero_is_refused_then_traced_with_that_example():
+    c = sf.trace(EmptyShortcut(), "N 8", convention="exact", warn=False)
+    n1 = count("n1")
+    assert sp.Ne(n1, 0) in c.validity               # decided at the example: rows kept
+    with pytest.raises(OutsideDomain, match=r"data_dependent=\{'n1': \(its source, 0\)\}"):
+        c.subs(N=5, n1=0)
+    zero = sf.trace(EmptyShortcut(), "N 8", convention="exact",
+                    data_dependent={"n1": ("n1", 0)}, warn=False)
+    # by hand at n1 = 0: N compares, a sum of 8N values (8N - 1 adds), 4 adds of it
+    assert zero.subs(N=5, n1=0).flops == 5 + 39 + 4
+    with pytest.raises(OutsideDomain):                # that path holds at 0 only
+        zero.subs(N=5, n1=2)
+    # the torch convention of that path, against FlopCounterMode on a forward that keeps 0
+    with flop_counter.FlopCounterMode(display=False) as fc:
+        EmptyShortcut()(-torch.rand(5, 8))
+    assert zero.with_convention("torch").subs(N=5, n1=0).flops == fc.get_total_flops() == 0

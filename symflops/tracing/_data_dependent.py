@@ -95,7 +95,7 @@ class CountLog:
                 example = most if most is not None else _UNBOUNDED_EXAMPLE
             elif most is not None:  # an example past what the op can make decides nothing
                 example = min(example, most)
-            example = max(int(example), 1)
+            example = max(int(example), 0)
             C.set_example(self.env, u, example)
             c = Count(u, default, _op(func), path, bound, example)
             self.counts.append(c)
@@ -180,8 +180,8 @@ def check_option(spec: Any) -> dict[str, tuple[str | None, int | None]]:
                                     '"n2" (the second count made), or ("rpn", 300) with an '
                                     "example value")
         if example is not None and (isinstance(example, bool) or not isinstance(example, int)
-                                    or example < 1):
-            raise SymflopsError("a data-dependent size's example must be a positive int",
+                                    or example < 0):
+            raise SymflopsError("a data-dependent size's example must be an int >= 0",
                                 layer="trace", values={name: repr(example)})
         out[name] = (source, example)
     return out
