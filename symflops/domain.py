@@ -77,6 +77,9 @@ class Domain:
     """
 
     conditions: list[tuple[str, sp.Basic]]
+    #: lower bounds that are tests in a traced model's code, not an op's size (no op's
+    #: output is empty below them): their fix says so (``TraceReport.tested``)
+    tested: frozenset[sp.Basic] = field(default_factory=frozenset)
     axes: dict[sp.Symbol, _Axis] = field(default_factory=dict, init=False)
     other: list[tuple[str, sp.Basic]] = field(default_factory=list, init=False)
 
@@ -282,6 +285,12 @@ class Domain:
                         f"stops there (the notes say which); past it, derive it again over "
                         f"a larger range (trace_factory's verify_up_to=, a fit over larger "
                         f"sizes) or use a model that reaches it")
+            if bound is not None and cond in self.tested:
+                return (f"below {s} = {bound[1]} the model's code tests the size (no op's "
+                        f"output is empty there): it takes another code path or stops at a "
+                        f"check; trace at {s} = {bound[1] - 1} (hints=) to see which, or "
+                        f"with paths='all' for one formula across both; or use "
+                        f"{s} >= {bound[1]}")
             if bound is not None:
                 return f"use a larger {s}: {s} >= {bound[1]}"
             first = _first_meeting(cond, s)

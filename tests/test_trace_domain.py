@@ -223,6 +223,35 @@ def test_one_is_checked_where_the_traced_path_holds() -> None:
         cost.subs(B=1, H=101, W=8)
 
 
+class _SmallInputsElsewhere(nn.Module):
+    """``if H > 16``: a test in the model's own code, whose other side is another path."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * 2 if x.shape[2] > 16 else x.sigmoid()
+
+
+@pytest.mark.parametrize("model, tested", [
+    (_SmallInputsElsewhere(), ["H >= 17"]),
+    (nn.Sequential(nn.Conv2d(3, 4, 7), nn.AdaptiveAvgPool2d(1)), []),   # a kernel must fit
+    (nn.Sequential(nn.ReflectionPad2d(3), nn.Conv2d(3, 4, 3)), []),     # torch's pad check
+], ids=["if-H-above-16", "conv-7x7", "reflection-pad-3"])
+def test_a_lower_bound_from_the_models_own_code_says_so(model, tested) -> None:
+    cost = sf.trace(model, "B 3 H W", hints={"H": 32, "W": 32}, warn=False)
+    assert [str(g) for g in cost.report.tested] == tested
+    below = {"B": 1, "H": 2, "W": 32}
+    with pytest.raises(OutsideDomain) as e:
+        cost.subs(**below)
+    if tested:  # the other side is a code path of its own, and the fix names both ways
+        assert "the model's code tests the size" in e.value.fix and "paths='all'" in e.value.fix
+        joined = sf.trace(model, "B 3 H W", hints={"H": 32, "W": 32}, paths="all", warn=False)
+        assert joined.with_convention("torch").subs(**below).flops == \
+            _flops_torch(model, torch.zeros(1, 3, 2, 32))
+        assert joined.with_convention("exact").subs(**below).flops == \
+            sf.trace(model, (1, 3, 2, 32), convention="exact").flops
+    else:
+        assert "use a larger H" in e.value.fix
+
+
 def test_plain_cnns_record_no_branch_guards() -> None:
     from example_models import load_example
 

@@ -11,6 +11,7 @@ import itertools
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -30,7 +31,7 @@ from symflops.tracing._data_dependent import (
     name_counts,
     refused_at_zero,
 )
-from symflops.tracing._exact import at_point
+from symflops.tracing._exact import at_point, exact_value
 from symflops.tracing._inputs import TraceContext
 from symflops.tracing._recording import ROOT, ModulePath, Record, Recording
 from symflops.tracing._saved import saved_memory
@@ -74,6 +75,9 @@ class TraceReport:
     data_dependent: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: lookups of positions in a table that recorded a guard (``_recording.TableCheck``)
     table_checks: list[Any] = field(default_factory=list)
+    #: lower bounds of the validity that are tests in the model's code (``if H > 16``),
+    #: not an op's size: no op's output is empty just below them (:func:`_code_tests`)
+    tested: list[sp.Basic] = field(default_factory=list)
 
     def summary(self) -> str:
         """A few readable lines."""
@@ -143,7 +147,7 @@ class TracedCost(Cost):
         (pinned)``): the formula holds only there."""
         pins = [("trace", sp.Eq(self.report.symbols.get(n, S.symbol(n)), v))
                 for n, v in self.report.fixed.items()]
-        return Domain([*self._all_validity(), *pins])
+        return Domain([*self._all_validity(), *pins], tested=frozenset(self.report.tested))
 
     def _check_fixed(self, name: str, val: Any, same: bool) -> None:
         if not same:
@@ -493,6 +497,48 @@ def _conditions(env: C.SymEnv, smap: C.SymbolMap, ctx: TraceContext,
         if lo > 2 and sp.Ge(symbols[n], lo) not in validity:
             validity.append(sp.Ge(symbols[n], lo))
     return _without_implied(validity)
+
+
+def _code_tests(root: TracedCost, report: TraceReport, op_guards: set[int]
+                ) -> list[sp.Basic]:
+    """The lower bounds on one size in ``root``'s validity that a test in the model's code
+    recorded (``if H > 16``, an ``assert``; a guard torch recorded between ops, not inside
+    one) and below which no op's output loses its last element (every output size that is
+    >= 1 at the example still is just below the bound, the other sizes at their examples).
+    An op that needs the size (a kernel that must fit, a reflection pad) records its guard
+    inside the op or empties its output below it. Domain's fix then says that below such a
+    bound the model takes another code path or stops at a check of its own."""
+    symbols = {s.name: s for s in report.symbols.values()}
+    at = {symbols[n]: v for n, v in report.hints.items() if n in symbols}
+    between = [g for i, g in enumerate(report.guards) if i not in op_guards
+               and len(g.free_symbols) == 1 and _lower_bound(g)]
+    bounds = [g for g in root.validity if _lower_bound(g) and len(g.free_symbols) == 1
+              and next(iter(g.free_symbols)) in at]
+    if not bounds or not between:
+        return []
+    dims = {d for _, leaf in root.leaves() for d in leaf.output_shape
+            if isinstance(d, sp.Expr) and d.free_symbols}
+    out = []
+    for g in bounds:
+        (s,) = g.free_symbols
+        lower = Domain([("trace", g)]).range_of(s)[0]
+        if lower <= 1 or at[s] < lower or not any(
+                t.free_symbols == {s} and Domain([("trace", t)]).range_of(s)[0] == lower
+                for t in between):
+            continue
+        below = {**at, s: lower - 1}
+        emptied = False
+        for d in dims:
+            if s not in d.free_symbols:
+                continue
+            there, here = exact_value(d, below), exact_value(d, at)
+            if isinstance(here, (int, Fraction)) and isinstance(there, (int, Fraction)) \
+                    and here >= 1 > there:
+                emptied = True
+                break
+        if not emptied:
+            out.append(g)
+    return out
 
 
 def _without_implied(validity: list[sp.Basic]) -> list[sp.Basic]:
@@ -1046,6 +1092,7 @@ def assemble(rec: Recording, env: C.SymEnv, ctx: TraceContext) -> TracedCost:
             root = root.replace(validity=[*root.validity, *(c for c, _ in zero)],
                                 notes=tuple(report.notes))
             assert isinstance(root, TracedCost)
+    report.tested = _code_tests(root, report, rec.op_guards)
     if rec.saved is not None:  # train mode: the saved tensors measured, as Memory
         params = {id(p): p for p in ctx.model.parameters()}.values()
         memory = saved_memory(rec.saved, lambda e: builder.fix(smap(e)), root.params,

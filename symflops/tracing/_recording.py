@@ -245,6 +245,9 @@ class Recording:
     counts: CountLog | None = None
     #: table lookups of positions that recorded a guard (:class:`TableCheck`)
     table_checks: list[TableCheck] = field(default_factory=list)
+    #: the indices of the guards torch recorded inside an op (its meta function's checks,
+    #: a kernel that must fit), not in the model's own code between ops (``if H > 16``)
+    op_guards: set[int] = field(default_factory=set)
     stack: list[ModulePath] = field(default_factory=lambda: [ROOT])
     _pushed: list[bool] = field(default_factory=list)
     _bounds: list[set[Any]] = field(default_factory=list)
@@ -443,7 +446,10 @@ class _Recorder(C.TorchDispatchMode):
             self.check_time()
         if self.copies or C.written_args(func):
             args, kwargs = self._shield(func, args, kwargs)
+        guarded = len(self.shape_env.guards) if self.shape_env is not None else 0
         out = self._dispatch(func, args, kwargs)
+        if self.shape_env is not None and len(self.shape_env.guards) > guarded:
+            self.rec.op_guards.update(range(guarded, len(self.shape_env.guards)))
         if not self.rec.real:
             lookup = self._table_lookup(func, args)
             before = len(self.shape_env.guards) if lookup is not None else 0
