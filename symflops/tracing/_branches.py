@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -100,7 +100,7 @@ def settle(ctx: TraceContext, result: TracedCost,
                                 f"otherwise ({assumed}), so it is refused")
             continue
         why = _differs_there(ctx, result, guard, at, run_once, branch=False,
-                             notes=checked, nested_settle=True)
+                             notes=checked, nested_settle=True, kept=keep)
         if why is None:
             checked.append(f"{n} = 1 checked: torch assumed otherwise ({assumed}); a trace "
                            f"with {'it' if len(group) == 1 else 'them'} the int 1 gives the "
@@ -121,7 +121,7 @@ def settle(ctx: TraceContext, result: TracedCost,
 def _differs_there(ctx: TraceContext, result: TracedCost, guard: sp.Basic,
                    other: Mapping[str, int], run_once: Callable[[TraceContext], TracedCost],
                    branch: bool = True, notes: list[str] | None = None,
-                   nested_settle: bool = False) -> str | None:
+                   nested_settle: bool = False, kept: Sequence[sp.Basic] = ()) -> str | None:
     """None when a trace at ``other`` (a size of 1 given as an int: torch fixes a symbolic
     size traced at 1), on ``guard``'s other side, gives the same counts as ``result`` at
     :data:`_SAMPLES` sizes there; else why the guard stays (a note's ending). A branch
@@ -155,10 +155,12 @@ def _differs_there(ctx: TraceContext, result: TracedCost, guard: sp.Basic,
     if nested:  # ``(h, w) == (4, 4)``: past ``h != 4`` the code tests ``w`` too
         return (f": on its other side the model branches again "
                 f"({'; '.join(map(str, nested))}), so one trace there does not cover it")
-    where = _mismatch(result, again, guard, report.symbols, other, totals=not branch)
+    where = _mismatch(result, again, guard, report.symbols, other, totals=not branch,
+                      kept=kept)
     if where is not None:
         return f": on its other side the cost differs (at {_say(where)})"
-    if not branch and _mismatch(result, again, guard, report.symbols, other) is not None:
+    if not branch and _mismatch(result, again, guard, report.symbols, other,
+                                kept=kept) is not None:
         at = {report.symbols[n]: sp.Integer(v) for n, v in other.items()}
         kinds = sorted(k for k in set(result.work) | set(again.work) if sp.expand(
             sp.sympify(result.work.get(k, 0)).xreplace(at) - again.work.get(k, 0)) != 0)
@@ -299,7 +301,7 @@ def _false_at(guard: sp.Basic, point: Mapping[sp.Symbol, Any]) -> bool:
 
 def _mismatch(first: TracedCost, again: TracedCost, guard: sp.Basic,
               symbols: Mapping[str, sp.Symbol], other: Mapping[str, int],
-              totals: bool = False) -> dict[str, int] | None:
+              totals: bool = False, kept: Sequence[sp.Basic] = ()) -> dict[str, int] | None:
     """A point on the other side of ``guard`` at which the two traces' parameters, work
     per kind or output shape differ; None when they agree at the traced point and at
     :data:`_SAMPLES` more sizes there (:func:`_both_paths`)."""
@@ -308,7 +310,7 @@ def _mismatch(first: TracedCost, again: TracedCost, guard: sp.Basic,
     # every size varies (on the lattice it lives on), not only the guard's: two formulas
     # equal at the example W may differ at another W on the guard's other side in H
     names = sorted(({s.name for s in free} | {s.name for s in guard.free_symbols}) - held)
-    within = _both_paths(first, again, guard, symbols, held)
+    within = _both_paths(first, again, symbols, held, kept)
     base = {s: sp.Integer(again.report.hints.get(s.name, 2)) for s in free}
     for n, v in other.items():
         if n in symbols:
@@ -347,19 +349,19 @@ def _mismatch(first: TracedCost, again: TracedCost, guard: sp.Basic,
     return None
 
 
-def _both_paths(first: TracedCost, again: TracedCost, guard: sp.Basic,
-                symbols: Mapping[str, sp.Symbol], held: set[str]) -> Domain | None:
-    """Where both traces' formulas are claimed: each one's domain and each one's branch
-    guards (the path its code took; not yet in its validity while :func:`settle` runs),
-    except ``guard`` itself, whose other side ``again`` is. The sizes ``held`` at 1 are
-    put in the first trace's conditions. None when they cannot hold together (a
-    condition settles as false): then only the traced point is compared."""
+def _both_paths(first: TracedCost, again: TracedCost, symbols: Mapping[str, sp.Symbol],
+                held: set[str], kept: Sequence[sp.Basic]) -> Domain | None:
+    """Where both traces' formulas are claimed: each one's domain, and the first trace's
+    branch guards ``kept`` as conditions (:func:`settle` checks sizes at 1 after its branch
+    guards: the sizes held at 1 put in). A guard not kept is not a bound of the formula, and
+    the other side of a branch guard is compared wherever ``again`` holds: a branch of its
+    own that it kept is in its domain. None when they cannot hold together (a condition
+    settles as false): then only the traced point is compared."""
     ones = {symbols[n]: sp.Integer(1) for n in held if n in symbols}
-    mine = [("trace", c) for _, c in first.domain.conditions] + \
-        [("branch", g) for g in first.report.branches if g != guard]
+    mine = [*(("trace", c) for _, c in first.domain.conditions),
+            *(("branch", g) for g in kept)]
     conditions = [(w, c.xreplace(ones) if ones else c) for w, c in mine]
     conditions += [(w, c) for w, c in again.domain.conditions]
-    conditions += [("branch", g) for g in again.report.branches if not _negation(g, guard)]
     if any(c is sp.false for _, c in conditions):
         return None
     return Domain(conditions)
