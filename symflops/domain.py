@@ -28,6 +28,7 @@ symflops.errors.OutsideDomain: trace: ... fix: choose H a multiple of 32, e.g. 1
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -49,6 +50,9 @@ class _Axis:
     step: int = 1
     offset: int = 0
     pinned: int | None = None
+    #: ``(period, residues)``: the values are those whose remainder by ``period`` is one of
+    #: ``residues`` (periodic conditions that are not one lattice: ``ceil(H/8)`` even)
+    residues: tuple[int, frozenset[int]] | None = None
     #: the guard an upper bound was read from (another code path past it), when it was
     guarded: sp.Basic | None = None
 
@@ -94,8 +98,14 @@ class Domain:
             if not self._sort(cond):
                 self.other.append((where, cond))
         self.conditions = unique
-        self.other = [(where, cond) for where, cond in self.other
-                      if not self._implied(cond) and not self._read_as_bound(where, cond)]
+        # conditions on one size first: the residues they leave decide the others
+        single = [(w, c) for w, c in self.other if len(c.free_symbols) == 1]
+        single = [(w, c) for w, c in single
+                  if not self._implied(c) and not self._read_as_bound(w, c)]
+        several = [(w, c) for w, c in self.other if len(c.free_symbols) != 1]
+        self.other = [*single, *((w, c) for w, c in several if not self._implied(c)
+                                 and not self._implied_on_residues(c))]
+        self.other.sort(key=lambda wc: unique.index(wc))
 
     def implies(self, cond: sp.Basic) -> bool:
         """Whether ``cond`` holds at every point of this domain, as far as its sizes'
@@ -135,7 +145,9 @@ class Domain:
             return True
         reading = _periodic_reading(cond, s, ax.lower, ax.step, ax.offset % ax.step)
         if reading is None:
-            return _ratio_reading(cond, s, ax.lower, ax.upper) == "implied"
+            if _ratio_reading(cond, s, ax.lower, ax.upper) == "implied":
+                return True
+            return self._read_as_residues(cond, s)
         kind, value = reading
         if kind == "lower":
             ax.lower = max(ax.lower, value)
@@ -148,6 +160,66 @@ class Domain:
             return True
         self.conditions = [(w, simple if (w, c) == (where, cond) else c)
                            for w, c in self.conditions]
+        return True
+
+    def _read_as_residues(self, cond: sp.Basic, s: sp.Symbol) -> bool:
+        """Sort a condition on ``s`` alone that repeats with a period (its sides' difference
+        is the same at ``s`` and ``s + P``: ``Eq(2*ceiling(floor(H/8 - 1/8)/2 + 1/2),
+        floor(H/8 - 1/8) + 1)``, i.e. ``ceil(H/8)`` even) as the remainders by ``P`` where it
+        holds, joined with the axis's own (its lattice, earlier residues). The condition is
+        still checked as written; only its reading is printed."""
+        ax = self._axis(s)
+        period = _period_of(cond, s)
+        if period is None:
+            return False
+        old = ax.residues or (1, frozenset({0}))
+        joint = math.lcm(period, old[0], ax.step)
+        if joint > _RESIDUE_BUDGET:
+            return False
+        keep = set()
+        for r in range(joint):
+            if r % ax.step != ax.offset % ax.step or r % old[0] not in old[1]:
+                continue
+            v = r + joint * max(1, -(-ax.lower // joint))  # a size >= lower, of remainder r
+            t = cond.xreplace({s: sp.Integer(v)})
+            if not isinstance(t, sp.logic.boolalg.BooleanAtom):
+                return False
+            if t is sp.true:
+                keep.add(r)
+        ax.residues = _fewest(joint, frozenset(keep))
+        return True
+
+    def _implied_on_residues(self, cond: sp.Basic) -> bool:
+        """``cond`` over several sizes holds at every combination of their remainders that
+        the axes allow (each size periodic in it, its positive factors of sizes that are not
+        taken out: ``B*X == B*Y`` is ``X == Y``): implied, so not printed (still checked)."""
+        if not isinstance(cond, (sp.Eq, sp.Ne)) or not cond.free_symbols:
+            return False
+        g = sp.factor_terms(cond.lhs - cond.rhs)
+        periodic = [s for s in cond.free_symbols if s in self.axes
+                    and self.axes[s].residues is not None]
+        if not periodic:
+            return False
+        factor, g = g.as_independent(*periodic, as_Add=False)
+        if factor.is_positive is not True:
+            return False
+        rest = sp.Eq(g, 0) if isinstance(cond, sp.Eq) else sp.Ne(g, 0)
+        grids = []
+        for s in sorted(rest.free_symbols, key=lambda x: x.name):
+            period = _period_of(rest, s)  # every size periodic in it (B inside a Mod too)
+            ax = self.axes.get(s) or _Axis(lower=_least(s))
+            if period is None or ax.pinned is not None:
+                return False
+            cycle, allowed = ax.residues or (period, frozenset(range(period)))
+            joint = math.lcm(cycle, period, ax.step)
+            base = joint * max(1, -(-ax.lower // joint))
+            grids.append([(s, base + r) for r in range(joint) if r % cycle in allowed
+                          and r % ax.step == ax.offset % ax.step])
+        if math.prod(len(g) for g in grids) > _RESIDUE_BUDGET:
+            return False
+        for combo in itertools.product(*grids):
+            if rest.xreplace({s: sp.Integer(v) for s, v in combo}) is not sp.true:
+                return False
         return True
 
     def _implied(self, cond: sp.Basic, bounds: bool = False) -> bool:
@@ -410,6 +482,9 @@ class Domain:
                 out.append(Clause("lattice", f"{s} {_lattice_words(ax.step, ax.offset, s)}",
                                   rf"{name} \equiv {ax.offset % ax.step} \pmod{{{ax.step}}}",
                                   symbol=s))
+            if ax.residues is not None and len(ax.residues[1]) < ax.residues[0]:
+                text, tex = _residue_words(s, *ax.residues)
+                out.append(Clause("residues", text, tex, symbol=s))
             lo, _, _, _ = self.range_of(s)
             if ax.upper is not None:
                 why = "another code path above" if ax.guarded is not None else "verified up to"
@@ -523,6 +598,65 @@ def _whole_parts_out(e: sp.Basic) -> sp.Basic:
         return type(r)(sp.expand(r.args[0] - k)) + k if k else r
 
     return e.replace(lambda r: isinstance(r, (sp.floor, sp.ceiling)), out)
+
+
+#: the longest period :meth:`Domain._read_as_residues` reads a condition over
+_RESIDUE_BUDGET = 4096
+
+
+def _period_of(cond: sp.Basic, s: sp.Symbol) -> int | None:
+    """A period ``P`` of ``cond`` in ``s`` (an integer): its sides' difference is the same
+    at ``s + P`` as at ``s`` (floors and ceilings of ``s/a + b`` and ``Mod`` by numbers,
+    any other sizes held), or None."""
+    if not isinstance(cond, (sp.Eq, sp.Ne, sp.Ge, sp.Gt, sp.Le, sp.Lt)):
+        return None
+    if not cond.has(sp.floor, sp.ceiling, sp.Mod):
+        return None
+    g = cond.lhs - cond.rhs
+    qs = [r.q for r in g.atoms(sp.Rational)] + [m.args[1] for m in g.atoms(sp.Mod)]
+    if not all(sp.sympify(q).is_Integer and q > 0 for q in qs):
+        return None
+    most = math.prod(map(int, qs))  # floors inside floors: the product of the denominators
+    if most > _RESIDUE_BUDGET:
+        most = math.lcm(*map(int, qs))
+    for period in (d for d in range(1, most + 1) if most % d == 0):  # the shortest first
+        if period > _RESIDUE_BUDGET:
+            return None
+        try:
+            shifted = _whole_parts_out(g.xreplace({s: s + period}))
+            if sp.expand(shifted - _whole_parts_out(g)) == 0:
+                return period
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+def _fewest(period: int, residues: frozenset[int]) -> tuple[int, frozenset[int]]:
+    """``(period, residues)`` with the shortest period that says the same."""
+    for p in sorted(d for d in range(1, period + 1) if period % d == 0):
+        small = frozenset(r % p for r in residues)
+        if all((r % p in small) == (r in residues) for r in range(period)):
+            return p, small
+    return period, residues
+
+
+def _residue_words(s: sp.Symbol, period: int, residues: frozenset[int]) -> tuple[str, str]:
+    """``H mod 64 in 25..32`` (one run of remainders, 0 read as ``period``) or a list."""
+    from symflops.notation import latex_expr
+
+    name = latex_expr(s)
+    values = sorted(residues)
+    turned = sorted(r or period for r in residues)  # 0 read as ``period``: 57..64
+    run = next((v for v in (values, turned) if len(v) > 2 and v[-1] - v[0] == len(v) - 1),
+               None)
+    if run is not None:
+        text = f"{run[0]}..{run[-1]}"
+        tex = rf"\{{{run[0]}, \dots, {run[-1]}\}}"
+    else:
+        text = "{" + ", ".join(map(str, values)) + "}"
+        tex = r"\{" + ", ".join(map(str, values)) + r"\}"
+    return (f"{s} mod {period} in {text}",
+            rf"{name} \bmod {period} \in {tex}")
 
 
 #: the most residue classes :func:`_periodic_reading` settles one by one

@@ -375,3 +375,29 @@ def test_a_ratio_reading_holds_at_every_size_it_drops(a: int, b: int, c: int, d:
         return
     if _ratio_reading(cond, B, lower, None) == "implied":  # brute force far past the turns
         assert all(cond.xreplace({B: sp.Integer(v)}) is sp.true for v in range(lower, 2000))
+
+
+def _even_map(s: sp.Symbol, stride: int) -> sp.Basic:
+    """``ceil(s/stride)`` even, as torch writes it: ``2*ceiling(m/2) == m`` for the map size
+    ``m = floor(s/stride - 1/stride) + 1`` (MobileViT's unfold of 2 x 2 patches)."""
+    m = sp.floor(s / stride - sp.Rational(1, stride)) + 1
+    return sp.Eq(2 * sp.ceiling((m - 1) / 2 + sp.Rational(1, 2)), m)
+
+
+def test_periodic_conditions_read_as_remainders() -> None:
+    from symflops.symbols import B, W
+
+    # ceil(H/8), ceil(H/16) even and ceil(H/32) odd: by hand, H in (24, 32] + 64k
+    conds = [_even_map(H, 8), _even_map(H, 16), sp.Not(_even_map(H, 32)),
+             _even_map(W, 8)]
+    # a product over both sizes that those imply: ceil(H/8)*ceil(W/8) a multiple of 4
+    both = sp.Eq(sp.Mod(B * (sp.floor(H / 8 - sp.Rational(1, 8)) + 1)
+                        * (sp.floor(W / 8 - sp.Rational(1, 8)) + 1), 4), 0)
+    d = Domain([("t", c) for c in conds] + [("t", both)])
+    assert d.describe() == "H mod 64 in 25..32; W mod 16 in 9..16"
+    assert [c.latex for c in d.clauses()][0] == r"H \bmod 64 \in \{25, \dots, 32\}"
+    for h in range(1, 600):  # brute force: the reading is the conditions, size by size
+        by_hand = -(-h // 8) % 2 == 0 and -(-h // 16) % 2 == 0 and -(-h // 32) % 2 == 1
+        assert d.contains(H=h, W=16, B=1) == by_hand, h
+        assert (h % 64 in range(25, 33)) == by_hand
+    assert not d.contains(H=32, W=17, B=1)  # W's own reading: ceil(17/8) = 3 is odd
