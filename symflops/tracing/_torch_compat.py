@@ -489,12 +489,39 @@ def torch_logs_silenced() -> Iterator[None]:
     for h in handlers:  # loggers torch creates meanwhile still reach these handlers
         h.addFilter(_not_from_torch)
     try:
-        yield
+        with _structured_trace_detached():
+            yield
     finally:
         for h in handlers:
             h.removeFilter(_not_from_torch)
         for lg, flag in disabled:
             lg.disabled = flag
+
+
+@contextlib.contextmanager
+def _structured_trace_detached() -> Iterator[None]:
+    """torch's structured trace log (``torch.__trace``) without its handlers for the
+    duration, then with the same handlers again, in order. Why: ``trace_structured`` checks
+    only whether that logger has handlers before it builds a record's metadata (each new
+    guard: the guard printed and a captured Python stack, ~5% of a GoogLeNet trace); the
+    logger is disabled above like every torch logger, so the record was built and then
+    dropped. torch's own handler is lazy and removes itself at its first record when no
+    trace directory is set, which a disabled logger never lets happen. Nothing reaches a
+    handler either way: no output changes."""
+    from torch._logging._internal import trace_log
+
+    if trace_log.disabled is False and trace_log.handlers:
+        yield  # not disabled (a torch newer than this was written for): leave it be
+        return
+    saved = list(trace_log.handlers)
+    for h in saved:
+        trace_log.removeHandler(h)
+    try:
+        yield
+    finally:
+        for h in saved:
+            if h not in trace_log.handlers:
+                trace_log.addHandler(h)
 
 
 # ----------------------------------------------------------------- data-dependent sizes
