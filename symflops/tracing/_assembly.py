@@ -788,6 +788,54 @@ def _convert(x: Any, smap: C.SymbolMap) -> Any:
     return x
 
 
+def _frozen_arg(x: Any) -> Any:
+    """A hashable stand-in for a converted handler argument that equals another exactly
+    when the two are the same value of the same type (``2``, ``2.0``, ``True`` and
+    ``Integer(2)`` apart; a float by its bits); ``_UNKEYED`` for anything else."""
+    if isinstance(x, (list, tuple)):
+        items = tuple(_frozen_arg(v) for v in x)
+        return _UNKEYED if _UNKEYED in items else (type(x), items)
+    if isinstance(x, dict):
+        pairs = tuple((k, _frozen_arg(v)) for k, v in x.items())
+        return _UNKEYED if any(v is _UNKEYED for _k, v in pairs) else (dict, pairs)
+    if isinstance(x, float):
+        return float, x.hex()
+    if x is None or isinstance(x, (bool, int, str, sp.Basic, TShape, torch.dtype,
+                                   torch.device, torch.layout, torch.memory_format)):
+        return type(x), x
+    return _UNKEYED
+
+
+_UNKEYED = object()
+#: (handler, frozen call) -> its parts; bounded: cleared when full
+_PARTS: dict[Any, Sequence[Part]] = {}
+_PARTS_MAX = 20000
+
+
+def _handled(packet: Any, call: OpCall) -> Sequence[Part]:
+    """``HANDLERS[packet](call)``, remembered for symflops' own handlers (pure functions
+    of the call) per exact call: why, a model repeats its calls (ViT's twelve identical
+    blocks; settle's second recording and repeated traces of one model make the same
+    calls again), and each call builds its derivation's SymPy work anew (a tenth of a
+    CNN's assembly). Keyed by every field of the call, types included, so a hit returns
+    what the handler returns for it; a user's handler is always called."""
+    handler = HANDLERS[packet]
+    if not getattr(handler, "__module__", "").startswith("symflops.tracing.handlers"):
+        return handler(call)
+    key = _frozen_arg((call.name, call.args, call.kwargs, call.out, call.module,
+                       dict(call.options)))
+    if key is _UNKEYED:
+        return handler(call)
+    key = (handler, key)
+    hit = _PARTS.get(key)
+    if hit is None:
+        hit = tuple(handler(call))
+        if len(_PARTS) >= _PARTS_MAX:
+            _PARTS.clear()
+        _PARTS[key] = hit
+    return hit
+
+
 def _entries(rec: Recording, smap: C.SymbolMap, report: TraceReport,
              options: Mapping[str, Any]) -> dict[ModulePath, list[_Entry]]:
     """Per module path, its children in call order: submodules, op leaves, op groups."""
@@ -807,7 +855,7 @@ def _entries(rec: Recording, smap: C.SymbolMap, report: TraceReport,
                       tuple(_convert(o, smap) for o in r.out), rec.types.get(r.path, ""),
                       options)
         try:
-            parts = HANDLERS[r.packet](call)
+            parts = _handled(r.packet, call)
         except SymflopsError as e:
             raise e.at(".".join(r.path) or "(root)") from None
         except Exception as e:
