@@ -7,6 +7,7 @@ field names the aten op. Every node is built once, bottom up.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -151,6 +152,22 @@ class TracedCost(Cost):
 
 
 # ----------------------------------------------------------------------------- guards
+def _remembered(fn: Any) -> Any:
+    """``fn`` (a pure function of SymPy guards, returning a bool) answering each guard once
+    per process. Why: every trace classifies every guard torch recorded, and a model's
+    guards repeat from one trace to the next (settle's checks, repeated traces) and from
+    layer to layer; a classification substitutes, expands and tries points each time.
+    Keyed by the guard itself (SymPy's structural equality, assumptions included), so the
+    answer is the one ``fn`` gives. A plain function still (doctests are collected)."""
+    cached = functools.lru_cache(maxsize=8192)(fn)
+
+    @functools.wraps(fn)
+    def call(*args: Any) -> Any:
+        return cached(*args)
+
+    return call
+
+
 def _holds_widely(g: sp.Basic, hints: Mapping[str, int]) -> bool:
     """An equality guard torch could not solve: a divisibility-like condition (``H`` even)
     holds at twice and three times the example sizes; a pin (``floor(H/16)**2 == 196``)
@@ -344,6 +361,7 @@ def _never_zero(f: sp.Expr) -> bool:
     return bool(base.is_Symbol)
 
 
+@_remembered
 def _lower_bound(g: sp.Basic) -> bool:
     """``expr >= c`` with the dims in ``expr``: a size condition (kernel fits, output
     >= 1). Upper bounds come from backend heuristics (e.g. a batch-size cutoff for a
@@ -357,6 +375,7 @@ def _lower_bound(g: sp.Basic) -> bool:
     return False
 
 
+@_remembered
 def _always(g: sp.Basic) -> bool:
     """``g`` holds at every size: a comparison whose two sides differ by floors and
     ceilings of ``integer / q`` and a constant, with each rounding bounded by its argument
@@ -399,6 +418,7 @@ def _always(g: sp.Basic) -> bool:
     return bool(least > 0) if isinstance(g, (sp.Gt, sp.Lt)) else bool(least >= 0)
 
 
+@_remembered
 def _size_not_one(g: sp.Basic) -> bool:
     """``B > 1`` or ``8*B*N > 8``: torch's 0/1-specialization checks on sizes (a size or
     numel is not 1), not a condition of the formula; also of derived sizes, each floor or
@@ -533,9 +553,16 @@ def _holds_at_every_size(g: sp.Basic, lows: Mapping[sp.Symbol, sp.Integer]) -> b
     >>> _holds_at_every_size(sp.Eq(4*sp.Max(1, 8*sp.floor(N/8)), 32*sp.floor(N/8)), {})
     False
     """
+    return _holds_above(g, frozenset(lows.items()))
+
+
+@_remembered
+def _holds_above(g: sp.Basic, lows: frozenset[tuple[sp.Symbol, sp.Integer]]) -> bool:
+    """:func:`_holds_at_every_size` with ``lows`` as a set of pairs (a key to remember)."""
     if not isinstance(g, (sp.Eq, sp.Ne, sp.Ge, sp.Gt, sp.Le, sp.Lt)):
         return False
-    corner = {s: lows.get(s, sp.Integer(1)) for s in g.free_symbols}
+    low = dict(lows)
+    corner = {s: low.get(s, sp.Integer(1)) for s in g.free_symbols}
     sizes = {s: sp.Symbol(s.name, positive=True, integer=True) for s in g.free_symbols}
     rounded: dict[sp.Basic, sp.Symbol] = {}
     for i, r in enumerate(g.atoms(sp.floor, sp.ceiling)):
@@ -592,6 +619,7 @@ def _branch(g: sp.Basic, pins: Mapping[sp.Basic, sp.Expr], constraints: list[sp.
     return isinstance(g, (sp.Gt, sp.Ge, sp.Lt, sp.Le, sp.Ne))
 
 
+@_remembered
 def zero_one_specialization(g: sp.Basic) -> bool:
     """``B != 1``, ``8*N != 8``, ``B*N >= 2``: a guard that fails only where a size (or a
     size derived from them) is 0 or 1 -- torch's 0/1 specialization, recorded both where
