@@ -229,6 +229,10 @@ _FUNCS: dict[type, Callable[..., sp.Expr]] = {
 }
 
 
+#: (naming, torch expression) -> the user's expression (:meth:`SymbolMap._converted`)
+_CONVERTED: dict[Any, sp.Expr] = {}
+
+
 class SymbolMap:
     """Converts torch's SymPy expressions into plain SymPy over the user's symbols."""
 
@@ -237,14 +241,32 @@ class SymbolMap:
         self.by_torch = {s: symbols[n] for s, n in env.torch_syms.items()}
         self.fresh: dict[sp.Symbol, sp.Symbol] = {}
         self._cache: dict[Any, sp.Expr] = {}
+        self._names = frozenset(self.by_torch.items())
 
     def __call__(self, expr: Any) -> Any:
         if isinstance(expr, int):
             return sp.Integer(expr)
         hit = self._cache.get(expr)
         if hit is None:
-            hit = self._convert(self.env.replace(expr))
+            hit = self._converted(self.env.replace(expr))
             self._cache[expr] = hit
+        return hit
+
+    def _converted(self, e: Any) -> sp.Expr:
+        """:meth:`_convert`, remembered across traces for an expression in the input dims'
+        symbols only. Why: each trace (settle's checks, repeated traces of a model) meets
+        the same torch expressions and rebuilds their SymPy form node by node (a few
+        percent of a CNN trace). The key is the expression after this trace's
+        replacements and the torch-symbol -> user-symbol naming, all the result depends
+        on; an expression with other symbols (named in ``fresh``) is converted anew."""
+        if not isinstance(e, sp.Basic) or not e.free_symbols <= self.by_torch.keys():
+            return self._convert(e)
+        key = (self._names, e)
+        hit = _CONVERTED.get(key)
+        if hit is None:
+            if len(_CONVERTED) >= 50_000:
+                _CONVERTED.clear()
+            hit = _CONVERTED[key] = self._convert(e)
         return hit
 
     def _convert(self, e: Any) -> sp.Expr:
