@@ -107,6 +107,58 @@ and GPT-2's: settle's check traces (over half), view ops rebuilt by ``_view_of``
 torch's fake kernels (``_uncached``, ~18%). A
 first (cold) trace also pays ``simplify_expr`` per distinct leaf formula (a third of a
 cold GoogLeNet trace, its ceil-mode pools), which the warm runs above have cached.
+
+Then the torchvision classifiers against FlopCounterMode on meta (target <= 2x, CPU time).
+``--reps 5 --models googlenet densenet121 inception_v3 vit_b_16 resnet50 mobilenet_v2``,
+the tree at cbb3852 then this one, twice over (load average 2.6-3.2 from other work):
+
+=============  ===========================  ===========================
+model          before (cbb3852): / FCM      after: / FCM
+=============  ===========================  ===========================
+googlenet      0.212 0.221 s: 3.3x 2.9x     0.140 0.126 s: 1.9x 2.0x
+densenet121    0.400 0.408 s: 2.7x 2.8x     0.368 0.340 s: 2.5x 2.4x
+inception_v3   0.312 0.327 s: 2.9x 3.1x     0.207 0.215 s: 1.9x 2.0x
+vit_b_16       0.396 0.399 s: 3.8x 4.0x     0.413 0.363 s: 4.0x 3.8x
+resnet50       0.089 0.086 s: 1.4x 1.4x     0.081 0.081 s: 1.3x 1.4x
+mobilenet_v2   0.087 0.091 s: 0.9x 0.8x     0.096 0.079 s: 1.0x 0.8x
+=============  ===========================  ===========================
+
+What went (each a named function; ``profile_trace.py MODEL --bare`` under py-spy): torch's
+structured trace log kept a lazy handler that removes itself only at its first record,
+which the silenced (disabled) logger never lets through, so every new guard printed
+itself and captured a stack for nothing (``_torch_compat._structured_trace_detached``,
+~5% of GoogLeNet); symflops' own handlers' parts remembered per exact call
+(``_assembly._handled``; GoogLeNet 0.196 -> 0.155 s, Inception 0.291 -> 0.248 s in a
+commit-by-commit run); the guard classifiers (lower bound, size-not-one, always, holds at
+every size, 0/1 specialization) remembered per guard (``_assembly._remembered``; GoogLeNet
+-> 0.137 s, Inception -> 0.222 s); SymbolMap's conversions remembered across traces per
+expression and naming (``SymbolMap._converted``); ceil-mode pools' outputs shared under
+no_grad like every other rule's (``_shape_rules._pool_output``); settle builds the trace's
+Domain once (``_branches._domain_once``). The last three are within the run-to-run noise
+(~5%) one by one. Formulas, validity, notes, guards and bytes unchanged: srepr of every node
+(work, params, shapes, validity, notes, io, derivation) and of the report, and the totals
+under exact/torch/macs, of these six models and of the traces of tests/test_trace_models.py
+(``PYTHONHASHSEED=0``), before and after, in both orders of the models.
+
+The remembered answers serve the warm traces measured here (and settle's second
+recording, and ViT's repeated blocks); a cold first trace in a new process is about as
+before (GoogLeNet ~0.9 s, DenseNet ~0.9 s, Inception ~0.8 s, ViT ~0.7 s): ~45% of a cold
+GoogLeNet trace is ``simplify_expr`` on each distinct leaf formula (``_checked_work``), most
+of it SymPy rebuilding the ceil-mode pools' ``Min`` in ``xreplace`` and ``factor_terms``.
+
+What is left (warm, py-spy, share of a symbolic trace): DenseNet: torch's guard evaluation
+(~22%: the C++ ``batch_norm``'s ``numel == 0`` check and ``pool2d_shape_check``'s
+``expect_true``, each a new expression per channel count), torch's dispatch
+(``OpOverload.__call__`` ~20%), symbolic strides of each ``cat``'s new tensor (``_fresh``
+~12%, torch's ``empty``), assembly ~14% (Cost building, ``_sum_work``, SymbolMap),
+bytes accounting ~6% (``traffic``: shapes, strides and storages read per tensor per op),
+snapshot ~3%, fake parameter copies ~3%, settle ~3%. ViT-B/16: settle's check at B = 1
+(a second whole recording, ~37%), views rebuilt with ``as_strided`` on symbolic sizes
+(``_view_of`` ~16%), first calls through torch's fake kernels (``_uncached`` ~12%),
+``multi_head_attention_forward``'s own SymInt arithmetic, the two ``_off_the_pin`` retries
+(~6%), assembly ~9%. Inception: torch's guard evaluation ~16%, the conv rule's guards,
+assembly ~12%, bytes ~7%, settle's search for sizes on the other side of its
+``Ne(..., 0)`` guards ~5% (none inside the domain), snapshot ~4%.
 """
 
 from __future__ import annotations
@@ -167,9 +219,9 @@ def median_time(fn: Callable[[], Any], reps: int) -> float:
     times = []
     for _ in range(reps):
         gc.collect()
-        t = time.perf_counter()
+        t = time.process_time()
         fn()
-        times.append(time.perf_counter() - t)
+        times.append(time.process_time() - t)
     return statistics.median(times)
 
 

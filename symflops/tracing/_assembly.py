@@ -7,6 +7,7 @@ field names the aten op. Every node is built once, bottom up.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -160,6 +161,22 @@ class TracedCost(Cost):
 
 
 # ----------------------------------------------------------------------------- guards
+def _remembered(fn: Any) -> Any:
+    """``fn`` (a pure function of SymPy guards, returning a bool) answering each guard once
+    per process. Why: every trace classifies every guard torch recorded, and a model's
+    guards repeat from one trace to the next (settle's checks, repeated traces) and from
+    layer to layer; a classification substitutes, expands and tries points each time.
+    Keyed by the guard itself (SymPy's structural equality, assumptions included), so the
+    answer is the one ``fn`` gives. A plain function still (doctests are collected)."""
+    cached = functools.lru_cache(maxsize=8192)(fn)
+
+    @functools.wraps(fn)
+    def call(*args: Any) -> Any:
+        return cached(*args)
+
+    return call
+
+
 def _holds_widely(g: sp.Basic, hints: Mapping[str, int]) -> bool:
     """An equality guard torch could not solve: a divisibility-like condition (``H`` even)
     holds at twice and three times the example sizes; a pin (``floor(H/16)**2 == 196``)
@@ -353,6 +370,7 @@ def _never_zero(f: sp.Expr) -> bool:
     return bool(base.is_Symbol)
 
 
+@_remembered
 def _lower_bound(g: sp.Basic) -> bool:
     """``expr >= c`` with the dims in ``expr``: a size condition (kernel fits, output
     >= 1). Upper bounds come from backend heuristics (e.g. a batch-size cutoff for a
@@ -366,6 +384,7 @@ def _lower_bound(g: sp.Basic) -> bool:
     return False
 
 
+@_remembered
 def _always(g: sp.Basic) -> bool:
     """``g`` holds at every size: a comparison whose two sides differ by floors and
     ceilings of ``integer / q`` and a constant, with each rounding bounded by its argument
@@ -408,6 +427,7 @@ def _always(g: sp.Basic) -> bool:
     return bool(least > 0) if isinstance(g, (sp.Gt, sp.Lt)) else bool(least >= 0)
 
 
+@_remembered
 def _size_not_one(g: sp.Basic) -> bool:
     """``B > 1`` or ``8*B*N > 8``: torch's 0/1-specialization checks on sizes (a size or
     numel is not 1), not a condition of the formula; also of derived sizes, each floor or
@@ -584,9 +604,16 @@ def _holds_at_every_size(g: sp.Basic, lows: Mapping[sp.Symbol, sp.Integer]) -> b
     >>> _holds_at_every_size(sp.Eq(4*sp.Max(1, 8*sp.floor(N/8)), 32*sp.floor(N/8)), {})
     False
     """
+    return _holds_above(g, frozenset(lows.items()))
+
+
+@_remembered
+def _holds_above(g: sp.Basic, lows: frozenset[tuple[sp.Symbol, sp.Integer]]) -> bool:
+    """:func:`_holds_at_every_size` with ``lows`` as a set of pairs (a key to remember)."""
     if not isinstance(g, (sp.Eq, sp.Ne, sp.Ge, sp.Gt, sp.Le, sp.Lt)):
         return False
-    corner = {s: lows.get(s, sp.Integer(1)) for s in g.free_symbols}
+    low = dict(lows)
+    corner = {s: low.get(s, sp.Integer(1)) for s in g.free_symbols}
     sizes = {s: sp.Symbol(s.name, positive=True, integer=True) for s in g.free_symbols}
     rounded: dict[sp.Basic, sp.Symbol] = {}
     for i, r in enumerate(g.atoms(sp.floor, sp.ceiling)):
@@ -643,6 +670,7 @@ def _branch(g: sp.Basic, pins: Mapping[sp.Basic, sp.Expr], constraints: list[sp.
     return isinstance(g, (sp.Gt, sp.Ge, sp.Lt, sp.Le, sp.Ne))
 
 
+@_remembered
 def zero_one_specialization(g: sp.Basic) -> bool:
     """``B != 1``, ``8*N != 8``, ``B*N >= 2``: a guard that fails only where a size (or a
     size derived from them) is 0 or 1 -- torch's 0/1 specialization, recorded both where
@@ -839,6 +867,54 @@ def _convert(x: Any, smap: C.SymbolMap) -> Any:
     return x
 
 
+def _frozen_arg(x: Any) -> Any:
+    """A hashable stand-in for a converted handler argument that equals another exactly
+    when the two are the same value of the same type (``2``, ``2.0``, ``True`` and
+    ``Integer(2)`` apart; a float by its bits); ``_UNKEYED`` for anything else."""
+    if isinstance(x, (list, tuple)):
+        items = tuple(_frozen_arg(v) for v in x)
+        return _UNKEYED if _UNKEYED in items else (type(x), items)
+    if isinstance(x, dict):
+        pairs = tuple((k, _frozen_arg(v)) for k, v in x.items())
+        return _UNKEYED if any(v is _UNKEYED for _k, v in pairs) else (dict, pairs)
+    if isinstance(x, float):
+        return float, x.hex()
+    if x is None or isinstance(x, (bool, int, str, sp.Basic, TShape, torch.dtype,
+                                   torch.device, torch.layout, torch.memory_format)):
+        return type(x), x
+    return _UNKEYED
+
+
+_UNKEYED = object()
+#: (handler, frozen call) -> its parts; bounded: cleared when full
+_PARTS: dict[Any, Sequence[Part]] = {}
+_PARTS_MAX = 20000
+
+
+def _handled(packet: Any, call: OpCall) -> Sequence[Part]:
+    """``HANDLERS[packet](call)``, remembered for symflops' own handlers (pure functions
+    of the call) per exact call: why, a model repeats its calls (ViT's twelve identical
+    blocks; settle's second recording and repeated traces of one model make the same
+    calls again), and each call builds its derivation's SymPy work anew (a tenth of a
+    CNN's assembly). Keyed by every field of the call, types included, so a hit returns
+    what the handler returns for it; a user's handler is always called."""
+    handler = HANDLERS[packet]
+    if not getattr(handler, "__module__", "").startswith("symflops.tracing.handlers"):
+        return handler(call)
+    key = _frozen_arg((call.name, call.args, call.kwargs, call.out, call.module,
+                       dict(call.options)))
+    if key is _UNKEYED:
+        return handler(call)
+    key = (handler, key)
+    hit = _PARTS.get(key)
+    if hit is None:
+        hit = tuple(handler(call))
+        if len(_PARTS) >= _PARTS_MAX:
+            _PARTS.clear()
+        _PARTS[key] = hit
+    return hit
+
+
 def _entries(rec: Recording, smap: C.SymbolMap, report: TraceReport,
              options: Mapping[str, Any]) -> dict[ModulePath, list[_Entry]]:
     """Per module path, its children in call order: submodules, op leaves, op groups."""
@@ -858,7 +934,7 @@ def _entries(rec: Recording, smap: C.SymbolMap, report: TraceReport,
                       tuple(_convert(o, smap) for o in r.out), rec.types.get(r.path, ""),
                       options)
         try:
-            parts = HANDLERS[r.packet](call)
+            parts = _handled(r.packet, call)
         except SymflopsError as e:
             raise e.at(".".join(r.path) or "(root)") from None
         except Exception as e:

@@ -51,6 +51,7 @@ def settle(ctx: TraceContext, result: TracedCost,
     if not report.branches and not ones:
         return result
     symbols = report.symbols
+    domain = _domain_once(result)
     keep: list[sp.Basic] = []
     traces = 0
     for guard in dict.fromkeys(report.branches):
@@ -59,8 +60,8 @@ def settle(ctx: TraceContext, result: TracedCost,
             report.notes.append(f"guard {guard} kept as a condition (no trace budget left "
                                 f"to check its other side)")
             continue
-        other = _other_side(guard, ctx.hint_of, symbols, result) or \
-            (_at_one(guard, ctx.hint_of, symbols, result) if ctx.past is None else None)
+        other = _other_side(guard, ctx.hint_of, symbols, domain) or \
+            (_at_one(guard, ctx.hint_of, symbols, domain) if ctx.past is None else None)
         if other is None:
             keep.append(guard)
             report.notes.append(f"guard {guard} kept as a condition (no size on its other "
@@ -195,7 +196,8 @@ def _assumed_not_one(result: TracedCost, ctx: TraceContext
             g, {**base, **{names[n]: sp.Integer(1) for n in mine}}) else None
         for group in alone or ([together] if together else []):
             out.setdefault(group, []).append(g)
-    return {group: why for group, why in out.items() if result.domain.failing(
+    domain = _domain_once(result)
+    return {group: why for group, why in out.items() if domain.failing(
         {**base, **{names[n]: sp.Integer(1) for n in group}}) is None}
 
 
@@ -236,14 +238,13 @@ def _say(point: Mapping[str, int]) -> str:
 
 
 def _other_side(guard: sp.Basic, hints: Mapping[str, int], symbols: Mapping[str, sp.Symbol],
-                result: TracedCost) -> dict[str, int] | None:
+                domain: Domain) -> dict[str, int] | None:
     """Example sizes near the traced ones where ``guard`` is false and the formula's
     conditions (lower bounds, lattices) hold: one symbol moved at a time, then all."""
     names = sorted(s.name for s in guard.free_symbols if s.name in hints)
     if not names:
         return None
     base = {symbols[n]: hints[n] for n in hints if n in symbols}  # ints: see _false_at
-    domain = result.domain
 
     def ok(point: dict[sp.Symbol, int]) -> bool:
         return _false_at(guard, point) and domain.failing(_integers(point)) is None
@@ -270,7 +271,7 @@ def _other_side(guard: sp.Basic, hints: Mapping[str, int], symbols: Mapping[str,
 
 
 def _at_one(guard: sp.Basic, hints: Mapping[str, int], symbols: Mapping[str, sp.Symbol],
-            result: TracedCost) -> dict[str, int] | None:
+            domain: Domain) -> dict[str, int] | None:
     """``{name: 1}`` when ``guard``'s other side is a size of 1 (``B > 1``: one image, where
     a model's code squeezes or broadcasts differently) and the formula's conditions allow
     it; :func:`settle` traces there with that size an int (torch would fix a symbolic size
@@ -278,9 +279,16 @@ def _at_one(guard: sp.Basic, hints: Mapping[str, int], symbols: Mapping[str, sp.
     base = {symbols[n]: sp.Integer(v) for n, v in hints.items() if n in symbols}
     for n in sorted(s.name for s in guard.free_symbols if s.name in hints):
         point = {**base, symbols[n]: sp.Integer(1)}
-        if _false_at(guard, point) and result.domain.failing(point) is None:
+        if _false_at(guard, point) and domain.failing(point) is None:
             return {n: 1}
     return None
+
+
+def _domain_once(result: TracedCost) -> Domain:
+    """``result.domain``, built once where it is read many times: why, the property walks
+    the whole Cost tree for its conditions each time (DenseNet: 3 guards x sizes tried),
+    and ``result`` does not change while :func:`settle` reads it."""
+    return result.domain
 
 
 def _integers(point: Mapping[sp.Symbol, Any]) -> dict[sp.Symbol, sp.Expr]:

@@ -230,16 +230,18 @@ def _conv_sizes(x: torch.Tensor, w: torch.Tensor, args: Any, n: int) -> list[Any
     return sizes
 
 
-def _new(x: torch.Tensor, sizes: list[Any]) -> torch.Tensor:
-    """A fresh fake tensor of ``sizes`` like ``x``. Under no_grad an earlier output of the
-    same symbolic shape stands in (values and aliasing are never read there): building
-    symbolic strides costs ~10 ms per tensor."""
+def _new(x: torch.Tensor, sizes: list[Any], dtype: torch.dtype | None = None
+         ) -> torch.Tensor:
+    """A fresh fake tensor of ``sizes`` like ``x`` (of ``dtype`` if given). Under no_grad
+    an earlier output of the same symbolic shape and dtype stands in (values and aliasing
+    are never read there): building symbolic strides costs ~10 ms per tensor."""
     if torch.is_grad_enabled():
-        return x.new_empty(sizes)
-    key = (tuple(C.sym_expr(v) for v in sizes), x.dtype, x.device)
+        return x.new_empty(sizes, dtype=dtype)
+    key = (tuple(C.sym_expr(v) for v in sizes), x.dtype if dtype is None else dtype,
+           x.device)
     hit = _SHAPED.get(key)
     if hit is None or hit.fake_mode is not getattr(x, "fake_mode", None):
-        hit = _SHAPED[key] = _fresh(x, sizes)
+        hit = _SHAPED[key] = _fresh(x, sizes, dtype)
     return hit
 
 
@@ -329,10 +331,19 @@ def _ceil_pool(name: str) -> Any:
             if need > 1 and not size >= need:  # records a guard (H >= k): validity
                 return None
             sizes.append(ceil_pool_size(size, kernel[i], stride[i], padding[i], dilation[i]))
-        out = _fresh(x, sizes)
-        return (out, _fresh(x, sizes, torch.int64)) if indices else out
+        out = _pool_output(x, sizes)
+        return (out, _pool_output(x, sizes, torch.int64)) if indices else out
 
     return rule
+
+
+def _pool_output(x: torch.Tensor, sizes: list[Any], dtype: torch.dtype | None = None
+                 ) -> torch.Tensor:
+    """A ceil-mode pool's output (or its int64 indices): under no_grad an earlier output of
+    the same sizes and dtype stands in, as for every other shape rule (:func:`_new`). Why:
+    a fresh tensor derives its symbolic strides anew (GoogLeNet's and Inception's pools, a
+    twentieth of a trace); with grad enabled a fresh one as before."""
+    return _fresh(x, sizes, dtype) if torch.is_grad_enabled() else _new(x, sizes, dtype)
 
 
 def _upsample(args: Any, kwargs: Any) -> Any:

@@ -229,6 +229,10 @@ _FUNCS: dict[type, Callable[..., sp.Expr]] = {
 }
 
 
+#: (naming, torch expression) -> the user's expression (:meth:`SymbolMap._converted`)
+_CONVERTED: dict[Any, sp.Expr] = {}
+
+
 class SymbolMap:
     """Converts torch's SymPy expressions into plain SymPy over the user's symbols."""
 
@@ -237,14 +241,32 @@ class SymbolMap:
         self.by_torch = {s: symbols[n] for s, n in env.torch_syms.items()}
         self.fresh: dict[sp.Symbol, sp.Symbol] = {}
         self._cache: dict[Any, sp.Expr] = {}
+        self._names = frozenset(self.by_torch.items())
 
     def __call__(self, expr: Any) -> Any:
         if isinstance(expr, int):
             return sp.Integer(expr)
         hit = self._cache.get(expr)
         if hit is None:
-            hit = self._convert(self.env.replace(expr))
+            hit = self._converted(self.env.replace(expr))
             self._cache[expr] = hit
+        return hit
+
+    def _converted(self, e: Any) -> sp.Expr:
+        """:meth:`_convert`, remembered across traces for an expression in the input dims'
+        symbols only. Why: each trace (settle's checks, repeated traces of a model) meets
+        the same torch expressions and rebuilds their SymPy form node by node (a few
+        percent of a CNN trace). The key is the expression after this trace's
+        replacements and the torch-symbol -> user-symbol naming, all the result depends
+        on; an expression with other symbols (named in ``fresh``) is converted anew."""
+        if not isinstance(e, sp.Basic) or not e.free_symbols <= self.by_torch.keys():
+            return self._convert(e)
+        key = (self._names, e)
+        hit = _CONVERTED.get(key)
+        if hit is None:
+            if len(_CONVERTED) >= 50_000:
+                _CONVERTED.clear()
+            hit = _CONVERTED[key] = self._convert(e)
         return hit
 
     def _convert(self, e: Any) -> sp.Expr:
@@ -489,12 +511,39 @@ def torch_logs_silenced() -> Iterator[None]:
     for h in handlers:  # loggers torch creates meanwhile still reach these handlers
         h.addFilter(_not_from_torch)
     try:
-        yield
+        with _structured_trace_detached():
+            yield
     finally:
         for h in handlers:
             h.removeFilter(_not_from_torch)
         for lg, flag in disabled:
             lg.disabled = flag
+
+
+@contextlib.contextmanager
+def _structured_trace_detached() -> Iterator[None]:
+    """torch's structured trace log (``torch.__trace``) without its handlers for the
+    duration, then with the same handlers again, in order. Why: ``trace_structured`` checks
+    only whether that logger has handlers before it builds a record's metadata (each new
+    guard: the guard printed and a captured Python stack, ~5% of a GoogLeNet trace); the
+    logger is disabled above like every torch logger, so the record was built and then
+    dropped. torch's own handler is lazy and removes itself at its first record when no
+    trace directory is set, which a disabled logger never lets happen. Nothing reaches a
+    handler either way: no output changes."""
+    from torch._logging._internal import trace_log
+
+    if trace_log.disabled is False and trace_log.handlers:
+        yield  # not disabled (a torch newer than this was written for): leave it be
+        return
+    saved = list(trace_log.handlers)
+    for h in saved:
+        trace_log.removeHandler(h)
+    try:
+        yield
+    finally:
+        for h in saved:
+            if h not in trace_log.handlers:
+                trace_log.addHandler(h)
 
 
 # ----------------------------------------------------------------- data-dependent sizes
