@@ -535,3 +535,28 @@ def test_gpt2_at_one_token_is_exact_or_refused(device: str) -> None:
                 model(torch.zeros(b, 1, dtype=torch.long))
             assert one.with_convention("torch").subs(B=b).flops == fc.get_total_flops()
     assert cost.subs(B=1, N=9).flops == sf.trace(model, {"input_ids": (1, 9)}, warn=False).flops
+
+
+class _PinnedWidthOneImage(nn.Module):
+    """A Linear over the last dim pins W = 16; one image takes a squeeze path (the same
+    work). The B = 1 check traces with W the int 16, the size the formula holds at."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(16, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.fc(x)
+        return y[0].relu().unsqueeze(0) if x.shape[0] == 1 else y.relu()
+
+
+def test_one_is_checked_at_the_sizes_the_model_pins() -> None:
+    torch.manual_seed(0)
+    model = _PinnedWidthOneImage()
+    cost = sf.trace(model, "B H W", hints={"H": 8, "W": 16}, warn=False)
+    assert cost.report.fixed == {"W": 16}
+    assert any(n.startswith("B = 1 checked") for n in cost.report.notes)
+    for b, h in [(1, 5), (1, 333), (4, 7)]:
+        # by hand, torch convention: 2*16*4 FLOPs per row of the Linear
+        assert cost.with_convention("torch").subs(B=b, H=h).flops == 2 * 16 * 4 * b * h == \
+            _flops_torch(model, torch.zeros(b, h, 16))

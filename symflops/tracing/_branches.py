@@ -133,16 +133,21 @@ def _differs_there(ctx: TraceContext, result: TracedCost, guard: sp.Basic,
     hints = {**ctx.hint_of, **other}
     there = ctx
     ones = {n: 1 for n, v in other.items() if v == 1}
-    if ones:
-        pos, kw = with_sizes(ctx.positional, ctx.keyword, ones)
+    ints = dict(ones)
+    if ones and not branch:  # the sizes the model pins, as the ints they are: the formula
+        # holds only there, and a symbolic size would be pinned again (a ViT's 224)
+        ints.update({n: v for n, v in report.fixed.items()
+                     if n in ctx.hint_of and n not in ones})
+    if ints:
+        pos, kw = with_sizes(ctx.positional, ctx.keyword, ints)
         there = dataclasses.replace(ctx, positional=tuple(pos), keyword=kw)
-        hints = {n: v for n, v in hints.items() if n not in ones}
+        hints = {n: v for n, v in hints.items() if n not in ints}
     there = dataclasses.replace(there, hint_of=hints, resize=report.resize_mode or ctx.resize)
     try:
         again = run_once(there)
         # a guard of the first trace, with the sizes of 1 put in, is the same test there
-        same = {g.xreplace({report.symbols[n]: sp.Integer(1) for n in ones})
-                for g in report.guards} if ones else set()
+        same = {g.xreplace({report.symbols[n]: sp.Integer(v) for n, v in ints.items()})
+                for g in report.guards} if ints else set()
         nested = [g for g in dict.fromkeys(again.report.branches)
                   if g not in report.branches and g not in same and not _negation(g, guard)
                   and not again.domain.implies(g)]  # a test that cannot fail there
