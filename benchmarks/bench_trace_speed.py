@@ -48,7 +48,7 @@ under ``py-spy record -f raw``, then ``profile_trace.py --collapsed``): settle's
 for sizes on a guard's other side substituted into the guard with SymPy at ~600 points per
 guard (DenseNet's and Inception's ``Ne(B*h*w, 0)`` hold at every size of the domain, so
 the search ran to the end: 20-25% of their traces), now compiled once to integer
-arithmetic (``tracing._exact``); GPT-2's ``N <= 1024`` (a table lookup of positions) is
+arithmetic (``symflops.exact``); GPT-2's ``N <= 1024`` (a table lookup of positions) is
 settled from the recorded guards instead of a trace that fails at that lookup; first calls
 of ``_safe_softmax``, ``tril`` and ``native_layer_norm`` on symbolic sizes take a shape
 rule on contiguous inputs (``tracing._same_shape``, ~30 ms each before; also unary float

@@ -37,6 +37,7 @@ from typing import Any
 import sympy as sp
 
 from symflops.errors import OutsideDomain
+from symflops.exact import exact_value
 
 __all__ = ["Domain", "Clause"]
 
@@ -169,24 +170,17 @@ class Domain:
         holds, joined with the axis's own (its lattice, earlier residues). The condition is
         still checked as written; only its reading is printed."""
         ax = self._axis(s)
-        period = _period_of(cond, s)
-        if period is None:
+        read = _residue_set(cond, s, ax.lower)
+        if read is None:
             return False
+        period, holds = read
         old = ax.residues or (1, frozenset({0}))
         joint = math.lcm(period, old[0], ax.step)
         if joint > _RESIDUE_BUDGET:
             return False
-        keep = set()
-        for r in range(joint):
-            if r % ax.step != ax.offset % ax.step or r % old[0] not in old[1]:
-                continue
-            v = r + joint * max(1, -(-ax.lower // joint))  # a size >= lower, of remainder r
-            t = cond.xreplace({s: sp.Integer(v)})
-            if not isinstance(t, sp.logic.boolalg.BooleanAtom):
-                return False
-            if t is sp.true:
-                keep.add(r)
-        ax.residues = _fewest(joint, frozenset(keep))
+        keep = frozenset(r for r in range(joint) if r % ax.step == ax.offset % ax.step
+                         and r % old[0] in old[1] and r % period in holds)
+        ax.residues = _fewest(joint, keep)
         return True
 
     def _implied_on_residues(self, cond: sp.Basic) -> bool:
@@ -195,15 +189,14 @@ class Domain:
         taken out: ``B*X == B*Y`` is ``X == Y``): implied, so not printed (still checked)."""
         if not isinstance(cond, (sp.Eq, sp.Ne)) or not cond.free_symbols:
             return False
-        g = sp.factor_terms(cond.lhs - cond.rhs)
-        periodic = [s for s in cond.free_symbols if s in self.axes
-                    and self.axes[s].residues is not None]
+        periodic = tuple(sorted((s for s in cond.free_symbols if s in self.axes
+                                 and self.axes[s].residues is not None),
+                                key=lambda x: x.name))
         if not periodic:
             return False
-        factor, g = g.as_independent(*periodic, as_Add=False)
-        if factor.is_positive is not True:
+        rest = _without_positive_factors(cond, periodic)
+        if rest is None:
             return False
-        rest = sp.Eq(g, 0) if isinstance(cond, sp.Eq) else sp.Ne(g, 0)
         grids = []
         for s in sorted(rest.free_symbols, key=lambda x: x.name):
             period = _period_of(rest, s)  # every size periodic in it (B inside a Mod too)
@@ -213,14 +206,12 @@ class Domain:
             cycle, allowed = ax.residues or (period, frozenset(range(period)))
             joint = math.lcm(cycle, period, ax.step)
             base = joint * max(1, -(-ax.lower // joint))
-            grids.append([(s, base + r) for r in range(joint) if r % cycle in allowed
-                          and r % ax.step == ax.offset % ax.step])
-        if math.prod(len(g) for g in grids) > _RESIDUE_BUDGET:
+            grids.append(tuple(base + r for r in range(joint) if r % cycle in allowed
+                               and r % ax.step == ax.offset % ax.step))
+        if math.prod(len(g) for g in grids) > _GRID_BUDGET:
             return False
-        for combo in itertools.product(*grids):
-            if rest.xreplace({s: sp.Integer(v) for s, v in combo}) is not sp.true:
-                return False
-        return True
+        names = tuple(sorted(rest.free_symbols, key=lambda x: x.name))
+        return _holds_on_grid(rest, names, tuple(grids))
 
     def _implied(self, cond: sp.Basic, bounds: bool = False) -> bool:
         """Whether ``cond`` holds at every point of its symbols' lattices: with each such
@@ -602,8 +593,11 @@ def _whole_parts_out(e: sp.Basic) -> sp.Basic:
 
 #: the longest period :meth:`Domain._read_as_residues` reads a condition over
 _RESIDUE_BUDGET = 4096
+#: the most points :meth:`Domain._implied_on_residues` evaluates a condition at
+_GRID_BUDGET = 20000
 
 
+@functools.lru_cache(maxsize=4096)
 def _period_of(cond: sp.Basic, s: sp.Symbol) -> int | None:
     """A period ``P`` of ``cond`` in ``s`` (an integer): its sides' difference is the same
     at ``s + P`` as at ``s`` (floors and ceilings of ``s/a + b`` and ``Mod`` by numbers,
@@ -616,10 +610,9 @@ def _period_of(cond: sp.Basic, s: sp.Symbol) -> int | None:
     qs = [r.q for r in g.atoms(sp.Rational)] + [m.args[1] for m in g.atoms(sp.Mod)]
     if not all(sp.sympify(q).is_Integer and q > 0 for q in qs):
         return None
-    most = math.prod(map(int, qs))  # floors inside floors: the product of the denominators
-    if most > _RESIDUE_BUDGET:
-        most = math.lcm(*map(int, qs))
-    for period in (d for d in range(1, most + 1) if most % d == 0):  # the shortest first
+    # the least common multiple, or for floors inside floors the product of the denominators
+    # (a period, not always the shortest: the remainders read over it say the same)
+    for period in dict.fromkeys((math.lcm(*map(int, qs)), math.prod(map(int, qs)))):
         if period > _RESIDUE_BUDGET:
             return None
         try:
@@ -629,6 +622,57 @@ def _period_of(cond: sp.Basic, s: sp.Symbol) -> int | None:
         except (TypeError, ValueError):
             return None
     return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _residue_set(cond: sp.Basic, s: sp.Symbol, lower: int
+                 ) -> tuple[int, frozenset[int]] | None:
+    """``(P, remainders by P where cond holds)`` for a condition on ``s`` alone with a period
+    ``P`` (:func:`_period_of`), each read at a size of that remainder at or above
+    ``lower``; None when it has none or a value is not settled."""
+    period = _period_of(cond, s)
+    if period is None:
+        return None
+    base = period * max(1, -(-lower // period))
+    holds = set()
+    for r in range(period):
+        t = exact_value(cond, {s: base + r})
+        if not isinstance(t, bool):
+            t2 = cond.xreplace({s: sp.Integer(base + r)})
+            if not isinstance(t2, sp.logic.boolalg.BooleanAtom):
+                return None
+            t = t2 is sp.true
+        if t:
+            holds.add(r)
+    return period, frozenset(holds)
+
+
+@functools.lru_cache(maxsize=4096)
+def _without_positive_factors(cond: sp.Basic, periodic: tuple[sp.Symbol, ...]
+                              ) -> sp.Basic | None:
+    """``cond`` (``Eq``/``Ne`` of two sides) as ``Eq(g, 0)``/``Ne(g, 0)`` without the
+    factors of its difference free of ``periodic`` (positive sizes: ``B*X == B*Y`` is
+    ``X == Y``); None when such a factor is not positive."""
+    g = sp.factor_terms(cond.lhs - cond.rhs)
+    factor, g = g.as_independent(*periodic, as_Add=False)
+    if factor.is_positive is not True:
+        return None
+    return sp.Eq(g, 0) if isinstance(cond, sp.Eq) else sp.Ne(g, 0)
+
+
+@functools.lru_cache(maxsize=4096)
+def _holds_on_grid(cond: sp.Basic, names: tuple[sp.Symbol, ...],
+                   grids: tuple[tuple[int, ...], ...]) -> bool:
+    """``cond`` true at every point of the product of ``grids`` (one per symbol)."""
+    for combo in itertools.product(*grids):
+        point = dict(zip(names, combo, strict=True))
+        t = exact_value(cond, point)
+        if t is True:
+            continue
+        if t is False or cond.xreplace({k: sp.Integer(v) for k, v in point.items()}) \
+                is not sp.true:
+            return False
+    return True
 
 
 def _fewest(period: int, residues: frozenset[int]) -> tuple[int, frozenset[int]]:

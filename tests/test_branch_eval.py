@@ -10,10 +10,10 @@ import sympy as sp
 import torch
 
 import symflops as sf
+from symflops.exact import at_point
+from symflops.exact import exact_value as _exact_value
 from symflops.tracing import _branches
 from symflops.tracing._branches import _differ, _false_at
-from symflops.tracing._exact import at_point
-from symflops.tracing._exact import exact_value as _exact_value
 
 B, H, W = sp.symbols("B H W", integer=True, positive=True)
 

@@ -24,6 +24,7 @@ from symflops.conventions import Convention
 from symflops.cost import Cost
 from symflops.domain import Domain, as_lattice
 from symflops.errors import OutsideDomain, SymflopsError
+from symflops.exact import at_point, exact_value
 from symflops.formulas.derivation import Derivation
 from symflops.tracing import _torch_compat as C
 from symflops.tracing._data_dependent import (
@@ -32,7 +33,6 @@ from symflops.tracing._data_dependent import (
     name_counts,
     refused_at_zero,
 )
-from symflops.tracing._exact import at_point, exact_value
 from symflops.tracing._inputs import TraceContext
 from symflops.tracing._recording import ROOT, ModulePath, Record, Recording
 from symflops.tracing._saved import saved_memory

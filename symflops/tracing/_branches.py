@@ -22,8 +22,8 @@ import sympy as sp
 from symflops.conventions import conventions
 from symflops.domain import Domain
 from symflops.errors import SymflopsError, TimeBudgetSpent
+from symflops.exact import Number, at_point, exact_value
 from symflops.tracing._assembly import TracedCost, TraceReport, zero_one_specialization
-from symflops.tracing._exact import Number, at_point, exact_value
 from symflops.tracing._inputs import TraceContext, with_sizes
 
 __all__ = ["settle", "MAX_BRANCH_TRACES"]

@@ -1,11 +1,13 @@
 """Exact values of SymPy size expressions and conditions at integer points, without SymPy.
 
-Trying a guard at many points (:mod:`._branches` looks for sizes on its other side; the
-0/1-specialization tests of :mod:`._assembly` try sizes 1..5) substitutes integers into the
-same expression again and again; ``xreplace`` rebuilds every node with SymPy's evaluation
-on the way (~0.1 ms a guard). :func:`exact_value` compiles the expression once into Python
-functions over ints and Fractions (exact), and answers None for what it does not know, where
-the caller substitutes with SymPy as before: the answer is the one ``xreplace`` gives.
+Trying a guard at many points (:mod:`symflops.tracing._branches` looks for sizes on its
+other side; the 0/1-specialization tests of :mod:`symflops.tracing._assembly` try sizes
+1..5; :class:`symflops.domain.Domain` reads a periodic condition at each remainder)
+substitutes integers into the same expression again and again; ``xreplace`` rebuilds every
+node with SymPy's evaluation on the way (~0.1 ms a guard). :func:`exact_value` compiles the
+expression once into Python functions over ints and Fractions (exact), and answers None for
+what it does not know, where the caller substitutes with SymPy as before: the answer is the
+one ``xreplace`` gives.
 """
 
 from __future__ import annotations
