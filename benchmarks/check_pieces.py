@@ -26,11 +26,14 @@ from typing import Any
 
 #: model -> (how to build it, the sizes (H, W) that must be answered (B = 1), the sizes
 #: that may fall in no piece: refused there, or answered and then compared like the others).
-#: swin_t: a trace with H above 227 and W below 228 pins the sizes and moves to doubled ones
-#: (symflops.tracing._run), so that quarter has no piece of its own and is refused.
+#: swin_t: three pieces, 116 <= H, W <= 227; H >= 116, W >= 228; H >= 228, 116 <= W <= 227
+#: (the last one's view check, one window column in the last stage, is read as W <= 227:
+#: symflops.tracing._assembly._split_interval); sizes below 116 have no piece (refused).
 MODELS: dict[str, tuple[str, tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]] = {
     "swin_t": ("torchvision", ((224, 224), (256, 256), (320, 320), (512, 512), (160, 160),
-                               (224, 320), (1024, 768), (200, 900)), ((512, 200), (100, 100))),
+                               (224, 320), (1024, 768), (200, 900), (512, 200), (1024, 160),
+                               (300, 224), (229, 117), (228, 227), (4000, 116), (117, 4000)),
+               ((100, 100), (600, 100))),
     "davit_tiny": ("timm", ((224, 224), (256, 256), (384, 384), (160, 192), (224, 384),
                             (800, 608), (97, 131)), ()),
 }
