@@ -270,6 +270,17 @@ def _at_least(g: sp.Basic) -> sp.Basic:
     return g
 
 
+def _in_words_of(term: sp.Basic, value: sp.Basic, bound: sp.Basic) -> sp.Basic:
+    """``bound`` (``W <= 227``, where ``term`` keeps ``value``) as the guard it comes from,
+    ``floor(W/224 + 55/56) <= 1``, when :class:`Domain` reads that as the same bound (and
+    then says another code path lies past it); else ``bound``."""
+    (size,) = bound.free_symbols
+    upper = isinstance(bound, sp.Le)
+    guard = sp.Le(term, value) if upper else sp.Ge(term, value)
+    read = Domain([("guard", guard)]).range_of(size)
+    return guard if read[1 if upper else 0] == int(bound.rhs) else bound
+
+
 def _split_interval(g: sp.Eq, hints: Mapping[str, int]) -> list[sp.Basic] | None:
     """An equality in several sizes read as an interval of one size and what it leaves of
     the others, or None.
@@ -284,13 +295,14 @@ def _split_interval(g: sp.Eq, hints: Mapping[str, int]) -> list[sp.Basic] | None
     there ``g`` is exactly ``g`` with those values put in (a proof, not a sample: a
     non-decreasing part equal at both ends is constant between). When that interval is
     :func:`_wide` and what is left holds widely (:func:`_holds_widely`, kept as a condition)
-    or is true, the conditions are the interval and what is left.
+    or is true, the conditions are the interval (as bounds of the parts, ``nW <= 1``, which
+    :class:`Domain` reads as ``W <= 227``, another code path past it) and what is left.
 
     >>> H, W = sp.symbols("H W", positive=True, integer=True)
     >>> nH, nW = (sp.floor(s / 224 + sp.Rational(55, 56)) for s in (H, W))
     >>> _split_interval(sp.Eq(37632*sp.Max(1, nH)*sp.Max(1, nW), 37632*nH),
     ...                 {"H": 256, "W": 224})
-    [W >= 4, W <= 227, floor(H/224 + 55/56) >= 1]
+    [floor(W/224 + 55/56) >= 1, floor(W/224 + 55/56) <= 1, floor(H/224 + 55/56) >= 1]
     >>> _split_interval(sp.Eq(H*W, 50176), {"H": 256, "W": 224}) is None   # a pin
     True
     """
@@ -303,6 +315,7 @@ def _split_interval(g: sp.Eq, hints: Mapping[str, int]) -> list[sp.Basic] | None
         at = {s: sp.Integer(hints[s.name])}
         lo, hi = 1, None
         values: dict[sp.Basic, sp.Basic] = {}
+        said: list[sp.Basic] = []
         for t in dict.fromkeys(terms):
             values[t] = t.xreplace(at)
             interval = _as_interval(sp.Eq(t, values[t]), {s.name: hints[s.name]})
@@ -313,11 +326,13 @@ def _split_interval(g: sp.Eq, hints: Mapping[str, int]) -> list[sp.Basic] | None
                     lo = max(lo, int(c.rhs))
                 else:
                     hi = int(c.rhs) if hi is None else min(hi, int(c.rhs))
+                said.append(_in_words_of(t, values[t], c))
         else:
             box = ([sp.Ge(s, lo)] if lo > 1 else []) + ([sp.Le(s, hi)] if hi is not None
                                                          else [])
             if not box or not _wide(box, hints):
                 continue
+            box = list(dict.fromkeys(said))
             rest = g.xreplace(values)
             if s in rest.free_symbols:
                 continue
