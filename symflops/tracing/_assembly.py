@@ -294,7 +294,8 @@ def _split_interval(g: sp.Eq, hints: Mapping[str, int]) -> list[sp.Basic] | None
     values on an interval of ``s`` (each part's :func:`_as_interval`, intersected), and
     there ``g`` is exactly ``g`` with those values put in (a proof, not a sample: a
     non-decreasing part equal at both ends is constant between). When that interval is
-    :func:`_wide` and what is left holds widely (:func:`_holds_widely`, kept as a condition)
+    :func:`_wide` or reaches down to half the example size (``4 <= W <= 115`` at 115: stage
+    3's one window column) and what is left holds widely (:func:`_holds_widely`, kept as a condition)
     or is true, the conditions are the interval (as bounds of the parts, ``nW <= 1``, which
     :class:`Domain` reads as ``W <= 227``, another code path past it) and what is left.
 
@@ -304,6 +305,9 @@ def _split_interval(g: sp.Eq, hints: Mapping[str, int]) -> list[sp.Basic] | None
     ...                 {"H": 256, "W": 224})
     [floor(W/224 + 55/56) >= 1, floor(W/224 + 55/56) <= 1, floor(H/224 + 55/56) >= 1]
     >>> _split_interval(sp.Eq(H*W, 50176), {"H": 256, "W": 224}) is None   # a pin
+    True
+    >>> grid = sp.Eq(sp.floor(H/16)*sp.floor(W/16), 14*sp.floor(W/16))  # 224 <= H <= 239
+    >>> _split_interval(grid, {"H": 224, "W": 224}) is None   # narrow: stays a pin
     True
     """
     if len(g.free_symbols) < 2 or any(s.name not in hints for s in g.free_symbols):
@@ -330,8 +334,8 @@ def _split_interval(g: sp.Eq, hints: Mapping[str, int]) -> list[sp.Basic] | None
         else:
             box = ([sp.Ge(s, lo)] if lo > 1 else []) + ([sp.Le(s, hi)] if hi is not None
                                                          else [])
-            if not box or not _wide(box, hints):
-                continue
+            if not box or not (_wide(box, hints) or lo <= hints[s.name] // 2):
+                continue  # narrow (a grid's 16 <= H <= 19) unless it reaches half the size
             box = list(dict.fromkeys(said))
             rest = g.xreplace(values)
             if s in rest.free_symbols:
