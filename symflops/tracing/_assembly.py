@@ -295,9 +295,10 @@ def _split_interval(g: sp.Eq, hints: Mapping[str, int]) -> list[sp.Basic] | None
     there ``g`` is exactly ``g`` with those values put in (a proof, not a sample: a
     non-decreasing part equal at both ends is constant between). When that interval is
     :func:`_wide` or reaches down to half the example size (``4 <= W <= 115`` at 115: stage
-    3's one window column) and what is left holds widely (:func:`_holds_widely`, kept as a condition)
-    or is true, the conditions are the interval (as bounds of the parts, ``nW <= 1``, which
-    :class:`Domain` reads as ``W <= 227``, another code path past it) and what is left.
+    3's one window column) and what is left holds widely (:func:`_holds_widely`, kept as a
+    condition) or is true, the conditions are the interval (as bounds of the parts,
+    ``nW <= 1``, which :class:`Domain` reads as ``W <= 227``, another code path past it) and
+    what is left.
 
     >>> H, W = sp.symbols("H W", positive=True, integer=True)
     >>> nH, nW = (sp.floor(s / 224 + sp.Rational(55, 56)) for s in (H, W))
