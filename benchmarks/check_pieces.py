@@ -26,11 +26,21 @@ from typing import Any
 
 #: model -> (how to build it, the sizes (H, W) that must be answered (B = 1), the sizes
 #: that may fall in no piece: refused there, or answered and then compared like the others).
-#: swin_t: a trace with H above 227 and W below 228 pins the sizes and moves to doubled ones
-#: (symflops.tracing._run), so that quarter has no piece of its own and is refused.
+#: swin_t and swin_s: three pieces, 116 <= H, W <= 227; H >= 228, 116 <= W <= 227;
+#: H >= 116, W >= 228 (the middle one's window view check, one window column in the last
+#: stage, is read as W <= 227: symflops.tracing._assembly._split_interval; it pinned H and
+#: W before); sizes below 116 have no piece (refused; --below traces there).
 MODELS: dict[str, tuple[str, tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]] = {
     "swin_t": ("torchvision", ((224, 224), (256, 256), (320, 320), (512, 512), (160, 160),
-                               (224, 320), (1024, 768), (200, 900)), ((512, 200), (100, 100))),
+                               (224, 320), (1024, 768), (200, 900), (512, 200), (1024, 160),
+                               (300, 224), (229, 117), (228, 227), (4000, 116), (117, 4000)),
+               ((100, 100), (600, 100))),
+    "swin_s": ("torchvision", ((224, 224), (320, 320), (512, 200), (300, 224), (229, 117),
+                               (160, 700)), ((100, 100),)),
+    #: swin_v2_t: windows of 8, so the bounds are 132 and 259 (8 * 32 + 3)
+    "swin_v2_t": ("torchvision", ((224, 224), (256, 256), (384, 384), (512, 200),
+                                  (1024, 160), (260, 259), (261, 133), (200, 900)),
+                  ((100, 100), (600, 120))),
     "davit_tiny": ("timm", ((224, 224), (256, 256), (384, 384), (160, 192), (224, 384),
                             (800, 608), (97, 131)), ()),
 }

@@ -303,3 +303,78 @@ def test_a_trace_that_pins_a_free_size_is_named_and_not_joined() -> None:
     # a size the example pinned already is no news
     assert _pins(Domain([("t", sp.Eq(B, 2))]), ["B", "N"], symbols,
                  Domain([("t", sp.Eq(B, 2))])) == ""
+
+
+class ShiftedWindows(nn.Module):
+    """Swin's window partition in miniature: a 4x4 stride-4 patch embedding to (B, h, w, 8),
+    ``h = floor(H/4)``, ``w = floor(W/4)``, padded to ``ph = 3*ceil(h/3)``,
+    ``pw = 3*ceil(w/3)``; the shift (and its Linear) only when a padded side is larger
+    than the window of 3 (torchvision: ``if window_size >= pad_H: shift = 0``); then the
+    windows ``view(b, ph/3, 3, pw/3, 3, 8).permute(0, 1, 3, 2, 4, 5).reshape(-1, 9, 8)``.
+    That reshape is a view only with one window column (``pw == 3``), and torch records
+    the check as ``Eq(72*Max(1, nH)*Max(1, nW), 72*nH)`` (``nH = ceil(h/3)``): in H and W,
+    though only W moves it. Read as a pin, it pinned both sizes at H >= 16, W <= 15, and
+    that quarter had no code path (swin_t at 256 x 224 did the same).
+
+    Hand derivation (torch convention: 2 FLOPs per multiply-accumulate):
+    - embedding: 8*3*4*4 = 384 MACs per output position: 768*B*h*w FLOPs;
+    - shift Linear(8, 8) on (B, ph, pw, 8), when ph > 3 or pw > 3: 64*B*ph*pw MACs:
+      128*B*ph*pw FLOPs;
+    - per window (9 positions, 8 channels): (9, 8) @ (8, 9) and (9, 9) @ (9, 8), 648 MACs
+      each: 2592 FLOPs, over B*(ph/3)*(pw/3) windows.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Conv2d(3, 8, 4, stride=4, bias=False)
+        self.mix = nn.Linear(8, 8, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.embed(x).permute(0, 2, 3, 1)
+        b, h, w, c = x.shape
+        x = nn.functional.pad(x, (0, 0, 0, (3 - w % 3) % 3, 0, (3 - h % 3) % 3))
+        _, ph, pw, _ = x.shape
+        shift = [0 if ph <= 3 else 1, 0 if pw <= 3 else 1]
+        if sum(shift) > 0:
+            x = self.mix(torch.roll(x, shifts=(-shift[0], -shift[1]), dims=(1, 2)))
+        x = x.view(b, ph // 3, 3, pw // 3, 3, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, 9, c)
+        return (x @ x.transpose(1, 2)) @ x
+
+
+def hand_windows(b: int, hh: int, ww: int) -> int:
+    h, w = hh // 4, ww // 4
+    ph, pw = 3 * -(-h // 3), 3 * -(-w // 3)
+    shifted = 128 * b * ph * pw if ph > 3 or pw > 3 else 0
+    return 768 * b * h * w + shifted + 2592 * b * (ph // 3) * (pw // 3)
+
+
+def test_a_view_check_in_two_sizes_bounds_one_and_pins_neither() -> None:
+    with torch.device("meta"):
+        model = ShiftedWindows().eval()
+    one = sf.trace(model, "B 3 H W", {"H": 16, "W": 8}, convention="torch", warn=False)
+    # neither size pinned: the trace stayed at 16 x 8 (it moved to 32 x 16, W >= 16, when
+    # the view check pinned both), and the check is read as W <= 15
+    assert (one.report.hints["H"], one.report.hints["W"]) == (16, 8)
+    assert one.report.fixed == {}
+    assert any("Max" in str(g) for g in one.report.constraints)  # torch's view check
+    assert str(one.domain) == "H >= 16; 4 <= W <= 15 (another code path above 15)"
+    with pytest.raises(OutsideDomain, match="another code path past W = 15"):
+        one.subs(B=1, H=40, W=20)
+    cost = sf.trace(model, "B 3 H W", {"H": 8, "W": 8}, convention="torch", paths="all",
+                    warn=False)
+    assert isinstance(cost, PiecewiseCost) and len(cost.pieces) == 3
+    assert str(cost.domain) == ("one of 3 code paths: (1) 4 <= H <= 15, 4 <= W <= 15; "
+                                "(2) H >= 16, 4 <= W <= 15; (3) H >= 4, W >= 16")
+    # far from the traced sizes (8 x 8, 16 x 8, 8 x 16), the quarter H >= 16, W <= 15 most
+    for b, hh, ww in [(2, 400, 9), (3, 1000, 4), (1, 100, 15), (1, 16, 15), (2, 9, 700),
+                      (1, 640, 480), (1, 13, 11), (2, 4099, 7)]:
+        expected = counted(model, b, 3, hh, ww)
+        assert hand_windows(b, hh, ww) == expected
+        assert cost.subs(B=b, H=hh, W=ww).flops == expected
+        assert int(cost.evaluate("flops", B=b, H=hh, W=ww)) == expected
+    sizes = [4, 5, 11, 12, 15, 16, 17, 40, 1001]
+    for hh in sizes:
+        for ww in sizes:
+            assert sum(d.failing({B: 1, H: hh, W: ww}) is None for d in cost.domain.pieces) == 1
+    with pytest.raises(OutsideDomain, match="no traced code path"):
+        cost.subs(B=1, H=400, W=3)  # the embedding needs W >= 4: no piece, refused

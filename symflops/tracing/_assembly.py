@@ -257,6 +257,129 @@ def _as_interval(g: sp.Eq, hints: Mapping[str, int], limit: int = 1 << 24
     return out
 
 
+def _one_size_terms(e: sp.Basic, size: sp.Symbol) -> list[sp.Basic] | None:
+    """The largest parts of ``e`` in ``size`` alone that never decrease as it grows
+    (:func:`_rises_with`) and are not the bare size (``floor(W/224 + 55/56)`` in
+    ``Max(1, floor(W/224 + 55/56))``); None when ``size`` appears bare (no interval of
+    it leaves that part constant)."""
+    if e.free_symbols == {size} and _rises_with(e) and not e.is_Symbol:
+        return [e]
+    if e == size:
+        return None
+    out: list[sp.Basic] = []
+    for a in e.args:
+        if size in a.free_symbols:
+            inner = _one_size_terms(a, size)
+            if inner is None:
+                return None
+            out += inner
+    return out
+
+
+def _at_least(g: sp.Basic) -> sp.Basic:
+    """``Max(a, x) == x`` as ``x >= a`` (exact for a number ``a``); else ``g``. What is
+    left of a view check once the window columns are known: ``Max(1, n) == n``."""
+    if not isinstance(g, sp.Eq):
+        return g
+    kept = _zero_factors(g)
+    if len(kept) != 1:
+        return g
+    for sign in (1, -1):
+        d = sp.expand(sign * kept[0])
+        for m in d.atoms(sp.Max):
+            numbers = [a for a in m.args if a.is_Number]
+            if len(m.args) != 2 or len(numbers) != 1:
+                continue
+            (x,) = [a for a in m.args if not a.is_Number]
+            if sp.expand(d - (m - x)) == 0:
+                return sp.Ge(x, numbers[0])
+    return g
+
+
+def _in_words_of(term: sp.Basic, value: sp.Basic, bound: sp.Basic) -> sp.Basic:
+    """``bound`` (``W <= 227``, where ``term`` keeps ``value``) as the guard it comes from,
+    ``floor(W/224 + 55/56) <= 1``, when :class:`Domain` reads that as the same bound (and
+    then says another code path lies past it); else ``bound``."""
+    (size,) = bound.free_symbols
+    upper = isinstance(bound, sp.Le)
+    guard = sp.Le(term, value) if upper else sp.Ge(term, value)
+    read = Domain([("guard", guard)]).range_of(size)
+    return guard if read[1 if upper else 0] == int(bound.rhs) else bound
+
+
+def _split_interval(g: sp.Eq, hints: Mapping[str, int]) -> list[sp.Basic] | None:
+    """An equality in several sizes read as an interval of one size and what it leaves of
+    the others, or None.
+
+    torch's check that a permuted tensor can be viewed (Swin's windows: the view holds when
+    the last stage has one window column) records
+    ``Eq(37632*Max(1, nH)*Max(1, nW), 37632*nH)`` with ``nW = floor(W/224 + 55/56)``:
+    it does not hold for every ``H`` with ``W`` alone pinned (``nH = 0`` below ``H = 4``),
+    so :func:`_pinned_by` pins both. For each size ``s`` in turn: the largest parts of
+    ``g`` in ``s`` alone that never decrease (:func:`_one_size_terms`) keep their example
+    values on an interval of ``s`` (each part's :func:`_as_interval`, intersected), and
+    there ``g`` is exactly ``g`` with those values put in (a proof, not a sample: a
+    non-decreasing part equal at both ends is constant between). When that interval is
+    :func:`_wide` or reaches down to half the example size (``4 <= W <= 115`` at 115: stage
+    3's one window column) and what is left holds widely (:func:`_holds_widely`, kept as a
+    condition) or is true, the conditions are the interval (as bounds of the parts,
+    ``nW <= 1``, which :class:`Domain` reads as ``W <= 227``, another code path past it) and
+    what is left.
+
+    >>> H, W = sp.symbols("H W", positive=True, integer=True)
+    >>> nH, nW = (sp.floor(s / 224 + sp.Rational(55, 56)) for s in (H, W))
+    >>> _split_interval(sp.Eq(37632*sp.Max(1, nH)*sp.Max(1, nW), 37632*nH),
+    ...                 {"H": 256, "W": 224})
+    [floor(W/224 + 55/56) >= 1, floor(W/224 + 55/56) <= 1, floor(H/224 + 55/56) >= 1]
+    >>> _split_interval(sp.Eq(H*W, 50176), {"H": 256, "W": 224}) is None   # a pin
+    True
+    >>> grid = sp.Eq(sp.floor(H/16)*sp.floor(W/16), 14*sp.floor(W/16))  # 224 <= H <= 239
+    >>> _split_interval(grid, {"H": 224, "W": 224}) is None   # narrow: stays a pin
+    True
+    """
+    if len(g.free_symbols) < 2 or any(s.name not in hints for s in g.free_symbols):
+        return None
+    for s in sorted(g.free_symbols, key=lambda x: x.name):
+        terms = _one_size_terms(g, s)
+        if not terms:
+            continue
+        at = {s: sp.Integer(hints[s.name])}
+        lo, hi = 1, None
+        values: dict[sp.Basic, sp.Basic] = {}
+        said: list[sp.Basic] = []
+        for t in dict.fromkeys(terms):
+            values[t] = t.xreplace(at)
+            interval = _as_interval(sp.Eq(t, values[t]), {s.name: hints[s.name]})
+            if interval is None:
+                break
+            for c in interval:
+                if isinstance(c, sp.Ge):
+                    lo = max(lo, int(c.rhs))
+                else:
+                    hi = int(c.rhs) if hi is None else min(hi, int(c.rhs))
+                said.append(_in_words_of(t, values[t], c))
+        else:
+            box = ([sp.Ge(s, lo)] if lo > 1 else []) + ([sp.Le(s, hi)] if hi is not None
+                                                         else [])
+            if not box or not (_wide(box, hints) or lo <= hints[s.name] // 2):
+                continue  # narrow (a grid's 16 <= H <= 19) unless it reaches half the size
+            box = list(dict.fromkeys(said))
+            rest = g.xreplace(values)
+            if s in rest.free_symbols:
+                continue
+            if rest is sp.true:
+                return box
+            if rest is sp.false:
+                continue
+            if _holds_widely(rest, hints):
+                return [*box, _at_least(rest)]
+            if isinstance(rest, sp.Eq):
+                more = _split_interval(rest, hints)
+                if more is not None:
+                    return [*box, *more]
+    return None
+
+
 def _box(intervals: Any) -> dict[sp.Symbol, tuple[int, int]]:
     """The sizes' ranges from :func:`_as_interval`'s conditions (a size with no upper bound
     is left out)."""
@@ -478,6 +601,10 @@ def _conditions(env: C.SymEnv, smap: C.SymbolMap, ctx: TraceContext,
             conditions.extend(intervals[g])
             continue
         if _holds_on_box(g, box):  # implied by the intervals (SSD: H's times W's cells)
+            continue
+        split = _split_interval(g, ctx.hint_of)
+        if split is not None:  # an interval of one size, and what it leaves (Swin's views)
+            conditions.extend(split)
             continue
         # in the inputs' order: a set of Symbols iterates in their hashes' order, which
         # changes with the process's hash seed (the note said H, W or W, H by chance)
