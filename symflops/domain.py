@@ -184,10 +184,18 @@ class Domain:
         return True
 
     def _implied_on_residues(self, cond: sp.Basic) -> bool:
-        """``cond`` over several sizes holds at every combination of their remainders that
-        the axes allow (each size periodic in it, its positive factors of sizes that are not
-        taken out: ``B*X == B*Y`` is ``X == Y``): implied, so not printed (still checked)."""
-        if not isinstance(cond, (sp.Eq, sp.Ne)) or not cond.free_symbols:
+        """``cond``, an equality over several sizes, holds wherever their axes' remainders
+        allow (``(floor(H/8 - 1/8) + 1)*(floor(W/8 - 1/8) + 1) == 4*ceiling(...)*ceiling(...)``
+        where ``ceil(H/8)`` and ``ceil(W/8)`` are even): implied, so not printed (still
+        checked as written). Positive factors free of the read sizes are taken out first
+        (``B*X == B*Y`` is ``X == Y``).
+
+        Proof (:func:`_zero_on_residues`): written ``s = L*k + r`` for a remainder ``r``
+        the axis allows and ``L`` a multiple of every denominator its floors nest, each
+        floor is linear in ``k``, so the two sides' difference is a polynomial in the
+        ``k``'s of degree at most ``d`` in each; zero at ``d + 1`` values of each ``k`` it
+        is zero for every ``k``."""
+        if not isinstance(cond, sp.Eq) or not cond.free_symbols:
             return False
         periodic = tuple(sorted((s for s in cond.free_symbols if s in self.axes
                                  and self.axes[s].residues is not None),
@@ -195,23 +203,23 @@ class Domain:
         if not periodic:
             return False
         rest = _without_positive_factors(cond, periodic)
-        if rest is None:
-            return False
-        grids = []
+        if rest is None or rest is sp.true:
+            return rest is sp.true
+        specs = []
         for s in sorted(rest.free_symbols, key=lambda x: x.name):
-            period = _period_of(rest, s)  # every size periodic in it (B inside a Mod too)
             ax = self.axes.get(s) or _Axis(lower=_least(s))
-            if period is None or ax.pinned is not None:
+            linear = _linearizing_period(rest, s)
+            if linear is None or ax.pinned is not None:
                 return False
-            cycle, allowed = ax.residues or (period, frozenset(range(period)))
-            joint = math.lcm(cycle, period, ax.step)
+            cycle, allowed = ax.residues or (1, frozenset({0}))
+            joint = math.lcm(cycle, linear, ax.step)
+            if joint > _RESIDUE_BUDGET:
+                return False
+            residues = tuple(r for r in range(joint) if r % cycle in allowed
+                             and r % ax.step == ax.offset % ax.step)
             base = joint * max(1, -(-ax.lower // joint))
-            grids.append(tuple(base + r for r in range(joint) if r % cycle in allowed
-                               and r % ax.step == ax.offset % ax.step))
-        if math.prod(len(g) for g in grids) > _GRID_BUDGET:
-            return False
-        names = tuple(sorted(rest.free_symbols, key=lambda x: x.name))
-        return _holds_on_grid(rest, names, tuple(grids))
+            specs.append((s, joint, residues, base))
+        return _zero_on_residues(rest, tuple(specs))
 
     def _implied(self, cond: sp.Basic, bounds: bool = False) -> bool:
         """Whether ``cond`` holds at every point of its symbols' lattices: with each such
@@ -660,11 +668,52 @@ def _without_positive_factors(cond: sp.Basic, periodic: tuple[sp.Symbol, ...]
     return sp.Eq(g, 0) if isinstance(cond, sp.Eq) else sp.Ne(g, 0)
 
 
+def _linearizing_period(cond: sp.Basic, s: sp.Symbol) -> int | None:
+    """A step ``L`` of ``s`` that moves every floor, ceiling and ``Mod`` containing it by a
+    whole number (each nesting level's denominators multiplied: ``floor(floor(H/8)/2)``
+    takes 16), or None where ``s`` sits in something else (``Max``, a power of a floor)."""
+    if cond.has(sp.Max, sp.Min):
+        return None
+    period = 1
+    for a in cond.atoms(sp.floor, sp.ceiling, sp.Mod):
+        if s not in a.free_symbols:
+            continue
+        inner = a.args[0] if not isinstance(a, sp.Mod) else a.args[0]
+        qs = [int(r.q) for r in inner.atoms(sp.Rational)]
+        if isinstance(a, sp.Mod):
+            if not a.args[1].is_Integer:
+                return None
+            qs.append(int(a.args[1]))
+        period *= math.lcm(1, *qs)
+        if period > _RESIDUE_BUDGET:
+            return None
+    return period
+
+
 @functools.lru_cache(maxsize=4096)
-def _holds_on_grid(cond: sp.Basic, names: tuple[sp.Symbol, ...],
-                   grids: tuple[tuple[int, ...], ...]) -> bool:
-    """``cond`` true at every point of the product of ``grids`` (one per symbol)."""
-    for combo in itertools.product(*grids):
+def _zero_on_residues(cond: sp.Eq, specs: tuple[tuple[sp.Symbol, int, tuple[int, ...], int],
+                                                ...]) -> bool:
+    """``cond`` (``Eq(g, 0)``) true at every ``s = L*k + r`` of ``specs`` (per symbol: ``s``,
+    ``L``, the remainders ``r``, a first size of remainder 0): ``g`` is a polynomial in each
+    ``k`` of degree at most the count of ``s``'s factors (a floor counts as one: linear in
+    ``k``), so ``g`` zero at that many plus one ``k`` per size, for each remainder, is zero
+    for every ``k``. False when not shown (too many points, a value not settled)."""
+    g = cond.lhs - cond.rhs
+    degrees = []
+    for s, _, _, _ in specs:
+        flat = g.replace(lambda a, s=s: isinstance(a, (sp.floor, sp.ceiling, sp.Mod))
+                         and s in a.free_symbols, lambda a, s=s: s)
+        try:
+            degrees.append(sp.Poly(sp.expand(flat), s).degree())
+        except sp.PolynomialError:
+            return False
+    count = math.prod(len(r) for _, _, r, _ in specs) * math.prod(d + 1 for d in degrees)
+    if count > _GRID_BUDGET:
+        return False
+    names = [s for s, _, _, _ in specs]
+    axes = [[base + r + joint * j for r in residues for j in range(d + 1)]
+            for (_, joint, residues, base), d in zip(specs, degrees, strict=True)]
+    for combo in itertools.product(*axes):
         point = dict(zip(names, combo, strict=True))
         t = exact_value(cond, point)
         if t is True:

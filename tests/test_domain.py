@@ -393,8 +393,15 @@ def test_periodic_conditions_read_as_remainders() -> None:
     # a product over both sizes that those imply: ceil(H/8)*ceil(W/8) a multiple of 4
     both = sp.Eq(sp.Mod(B * (sp.floor(H / 8 - sp.Rational(1, 8)) + 1)
                         * (sp.floor(W / 8 - sp.Rational(1, 8)) + 1), 4), 0)
-    d = Domain([("t", c) for c in conds] + [("t", both)])
+    # MobileViT's unfold: ceil(H/8)*ceil(W/8) tokens are 4 patches of ceil(H/16)*ceil(W/16)
+    f8h, f8w = (sp.floor(s / 8 - sp.Rational(1, 8)) for s in (H, W))
+    unfold = sp.Eq(64 * B * (f8h + 1) * (f8w + 1), 256 * B * sp.ceiling(f8h / 2 + sp.Rational(
+        1, 2)) * sp.ceiling(f8w / 2 + sp.Rational(1, 2)))
+    # one that holds below H = 64 only: no remainder reading implies it, so it is printed
+    below = sp.Eq(sp.Mod(f8h + 1, 4) + sp.floor(H / 64), 0)
+    d = Domain([("t", c) for c in conds] + [("t", both), ("t", unfold)])
     assert d.describe() == "H mod 64 in 25..32; W mod 16 in 9..16"
+    assert str(Domain([*d.conditions, ("t", below)])).endswith(str(below))
     assert [c.latex for c in d.clauses()][0] == r"H \bmod 64 \in \{25, \dots, 32\}"
     for h in range(1, 600):  # brute force: the reading is the conditions, size by size
         by_hand = -(-h // 8) % 2 == 0 and -(-h // 16) % 2 == 0 and -(-h // 32) % 2 == 1
