@@ -701,12 +701,17 @@ def _zero_on_residues(cond: sp.Eq, specs: tuple[tuple[sp.Symbol, int, tuple[int,
     g = cond.lhs - cond.rhs
     degrees = []
     for s, _, _, _ in specs:
-        flat = g.replace(lambda a, s=s: isinstance(a, (sp.floor, sp.ceiling, sp.Mod))
-                         and s in a.free_symbols, lambda a, s=s: s)
+        # each outermost rounding of s a variable of its own (linear in k: no cancelling
+        # between two of them), the degree in s and those together bounds the one in k
+        # (xreplace takes the outermost match whole: a floor inside a ceiling goes with it)
+        rounded = [a for a in g.atoms(sp.floor, sp.ceiling, sp.Mod) if s in a.free_symbols]
+        ts = [sp.Dummy() for _ in rounded]
+        flat = sp.expand(g.xreplace(dict(zip(rounded, ts, strict=True))))
         try:
-            degrees.append(sp.Poly(sp.expand(flat), s).degree())
+            degree = sp.Poly(flat, s, *ts).total_degree() if flat != 0 else 0
         except sp.PolynomialError:
             return False
+        degrees.append(max(int(degree), 0))
     count = math.prod(len(r) for _, _, r, _ in specs) * math.prod(d + 1 for d in degrees)
     if count > _GRID_BUDGET:
         return False
