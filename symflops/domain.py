@@ -103,6 +103,7 @@ class Domain:
         single = [(w, c) for w, c in self.other if len(c.free_symbols) == 1]
         single = [(w, c) for w, c in single
                   if not self._implied(c) and not self._read_as_bound(w, c)]
+        single = [(w, c) for w, c in single if not self._implied_on_own_residues(c)]
         several = [(w, c) for w, c in self.other if len(c.free_symbols) != 1]
         self.other = [*single, *((w, c) for w, c in several if not self._implied(c)
                                  and not self._implied_on_residues(c))]
@@ -183,6 +184,41 @@ class Domain:
         ax.residues = _fewest(joint, keep)
         return True
 
+    def _implied_on_own_residues(self, cond: sp.Basic) -> bool:
+        """``cond`` on one size ``s`` whose axis has remainders ``r`` by ``P``: for each,
+        ``s = P*k + r`` (``k`` a whole number, ``s`` at or above its lower bound) turns
+        ``cond`` into one in ``k`` that SymPy settles as true, or that
+        :func:`_periodic_reading` or :func:`_ratio_reading` prove for every ``k`` (MobileViT's
+        ``floor(ceil(H/8) / ceil(H/16)) == 2`` where ``ceil(H/8)`` is even)."""
+        if len(cond.free_symbols) != 1:
+            return False
+        (s,) = cond.free_symbols
+        ax = self.axes.get(s)
+        if ax is None or ax.residues is None or ax.pinned is not None:
+            return False
+        return _holds_per_residue(cond, s, ax.residues[0], ax.residues[1], ax.lower)
+
+    def _constants_in(self, cond: sp.Basic) -> sp.Basic:
+        """``cond`` with each rounding (floor, ceiling, Max, Min, Mod) of one size that is one
+        number on the domain put in as that number (proven per remainder)."""
+        atoms = sorted((a for a in cond.atoms(sp.floor, sp.ceiling, sp.Max, sp.Min, sp.Mod)
+                        if len(a.free_symbols) == 1), key=sp.count_ops, reverse=True)
+        done: dict[sp.Basic, sp.Basic] = {}
+        for a in atoms:
+            if any(b.has(a) for b in done):
+                continue
+            (s,) = a.free_symbols
+            ax = self.axes.get(s)
+            if ax is None or ax.residues is None:
+                continue
+            period, residues = ax.residues
+            first = period * max(1, -(-ax.lower // period)) + min(residues)
+            value = a.xreplace({s: sp.Integer(first)})
+            if value.is_Integer and _holds_per_residue(sp.Eq(a, value), s, period,
+                                                       residues, ax.lower):
+                done[a] = value
+        return cond.xreplace(done) if done else cond
+
     def _implied_on_residues(self, cond: sp.Basic) -> bool:
         """``cond``, an equality over several sizes, holds wherever their axes' remainders
         allow (``(floor(H/8 - 1/8) + 1)*(floor(W/8 - 1/8) + 1) == 4*ceiling(...)*ceiling(...)``
@@ -197,6 +233,9 @@ class Domain:
         is zero for every ``k``."""
         if not isinstance(cond, sp.Eq) or not cond.free_symbols:
             return False
+        cond = self._constants_in(cond)
+        if cond is sp.true or not isinstance(cond, sp.Eq):
+            return cond is sp.true
         periodic = tuple(sorted((s for s in cond.free_symbols if s in self.axes
                                  and self.axes[s].residues is not None),
                                 key=lambda x: x.name))
@@ -666,6 +705,49 @@ def _without_positive_factors(cond: sp.Basic, periodic: tuple[sp.Symbol, ...]
     if factor.is_positive is not True:
         return None
     return sp.Eq(g, 0) if isinstance(cond, sp.Eq) else sp.Ne(g, 0)
+
+
+@functools.lru_cache(maxsize=4096)
+def _holds_per_residue(cond: sp.Basic, s: sp.Symbol, period: int, residues: frozenset[int],
+                       lower: int) -> bool:
+    """``cond`` (on ``s`` alone) true at every ``s = period*k + r`` at or above ``lower``,
+    for each ``r`` in ``residues``: per remainder, the condition in ``k`` settles as true
+    or is proven for every whole ``k`` by :func:`_periodic_reading` or
+    :func:`_ratio_reading`."""
+    if len(residues) > 64:
+        return False
+    k = sp.Symbol("_k", integer=True, nonnegative=True)
+    for r in sorted(residues):
+        first = max(0, -(-(lower - r) // period))
+        at = _whole_parts_out(cond.xreplace({s: period * (k + first) + r}))
+        # a ratio of sizes that cancels (``(8k + 4)/(4k + 2)``: 2) read as what it is
+        at = at.replace(lambda e: isinstance(e, (sp.floor, sp.ceiling)) and _no_pole(
+            e.args[0], k), lambda e: type(e)(sp.cancel(e.args[0])))
+        if at is sp.true:
+            continue
+        if at is sp.false or not isinstance(at, sp.Rel) or at.free_symbols != {k}:
+            return False
+        if _periodic_reading(at, k, 0, 1, 0) == ("implied", 0):
+            continue
+        if _ratio_reading(at, k, 0, None) == "implied":
+            continue
+        return False
+    return True
+
+
+def _no_pole(e: sp.Basic, k: sp.Symbol) -> bool:
+    """``e``, a ratio of polynomials in ``k``, has a denominator without a root at any
+    whole ``k >= 0`` (so cancelling a common factor changes no value there)."""
+    if not e.is_rational_function(k):
+        return False
+    _, den = sp.fraction(sp.together(e))
+    if den.is_number:
+        return den != 0
+    try:
+        roots = sp.Poly(den, k).real_roots()
+    except (sp.PolynomialError, NotImplementedError):
+        return False
+    return all(r < 0 for r in roots)
 
 
 def _linearizing_period(cond: sp.Basic, s: sp.Symbol) -> int | None:

@@ -398,8 +398,14 @@ def test_periodic_conditions_read_as_remainders() -> None:
     unfold = sp.Eq(64 * B * (f8h + 1) * (f8w + 1), 256 * B * sp.ceiling(f8h / 2 + sp.Rational(
         1, 2)) * sp.ceiling(f8w / 2 + sp.Rational(1, 2)))
     # one that holds below H = 64 only: no remainder reading implies it, so it is printed
-    below = sp.Eq(sp.Mod(f8h + 1, 4) + sp.floor(H / 64), 0)
-    d = Domain([("t", c) for c in conds] + [("t", both), ("t", unfold)])
+    below = sp.Eq(sp.floor((f8h + 1) / sp.ceiling(f8h / 2 + sp.Rational(1, 2)))
+                  + sp.floor(H / 64), 2)
+    # its fold back: floor(ceil(H/8) / ceil(H/16)) == 2 patches a side, Max(1, that) is
+    # that, ceil(H/8) a multiple of ceil(H/16): ratios of roundings, proven per remainder
+    x, c = f8h + 1, sp.ceiling(f8h / 2 + sp.Rational(1, 2))
+    fold = [sp.Eq(sp.floor(x / c), 2), sp.Eq(sp.Max(1, sp.floor(x / c)), sp.floor(x / c)),
+            sp.Eq(64 * B * sp.Mod(x, c), 0)]
+    d = Domain([("t", c) for c in [*conds, both, unfold, *fold]])
     assert d.describe() == "H mod 64 in 25..32; W mod 16 in 9..16"
     assert str(Domain([*d.conditions, ("t", below)])).endswith(str(below))
     assert [c.latex for c in d.clauses()][0] == r"H \bmod 64 \in \{25, \dots, 32\}"
