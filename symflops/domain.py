@@ -204,9 +204,7 @@ class Domain:
         atoms = sorted((a for a in cond.atoms(sp.floor, sp.ceiling, sp.Max, sp.Min, sp.Mod)
                         if len(a.free_symbols) == 1), key=sp.count_ops, reverse=True)
         done: dict[sp.Basic, sp.Basic] = {}
-        for a in atoms:
-            if any(b.has(a) for b in done):
-                continue
+        for a in atoms:  # (one inside another is put in too: it may stand alone as well)
             (s,) = a.free_symbols
             ax = self.axes.get(s)
             if ax is None or ax.residues is None:
