@@ -289,6 +289,15 @@ class SimplifyMemo:
        rest is pure. So with ``replacements`` unchanged, the steps go exactly the same way
        when every membership query they made gets the same answer.
 
+    torch's own ``simplify`` is lru-cached per ``_version_counter``, which ``var_to_range``
+    changes do not bump: within one version torch may answer from a body run under other
+    ranges. Every call of torch's cache for an expression kept here goes through this memo
+    (``self.simplify`` is the instance attribute), so: each call into torch's ``simplify``
+    first drops the entry, and an entry is kept only when torch's body ran in that call
+    (``replace`` was called: its first step) -- so an entry is either the very run torch's
+    cache holds, or torch's cache holds nothing for it and would run its body afresh on a
+    state that reads the same. A cache hit that gave no recording keeps no entry.
+
     So an entry keeps ``(expr, size_oblivious)`` -> the result, the replacement counter,
     the ranges of ``e``'s symbols, and each membership query with its answer (recorded by
     running torch's ``simplify`` once with ``divisible`` swapped for a recording copy).
@@ -351,20 +360,40 @@ class SimplifyMemo:
         return self._record(key, expr, size_oblivious)
 
     def _record(self, key: tuple[Any, bool], expr: Any, size_oblivious: bool) -> Any:
+        """torch's ``simplify`` (its lru cache, then its body), with ``divisible`` and
+        ``replace`` watched; an entry is kept only when the body ran (a hit in torch's
+        cache reads nothing) with nothing changing under it."""
         env = self.shape_env
+        self.entries.pop(key, None)  # torch's cache now holds this call's answer
         counter = env._replacements_version_counter
+        ranges_before = dict(env.var_to_range)
         before = env.divisible
         rec = _Recording(before)
+        ran = [0]
+        own_replace = env.__dict__.get("replace")
+        torch_replace = env.replace
+
+        def replace(e: Any) -> Any:
+            ran[0] += 1
+            return torch_replace(e)
+
         env.divisible = rec
+        env.replace = replace
         try:
             result = self.torch_simplify(expr, size_oblivious)
         finally:
+            if own_replace is None:
+                del env.replace
+            else:
+                env.replace = own_replace
             swapped = env.divisible is not rec  # _update_divisible replaced it mid-call
+            grown = len(rec) != len(before)
             if not swapped:
-                if len(rec) != len(before):  # added to meanwhile: keep it
+                if grown:  # added to meanwhile: keep it
                     before.update(rec)
                 env.divisible = before
-        if swapped or len(rec) != len(before) or counter != env._replacements_version_counter:
+        if not ran[0] or swapped or grown or counter != env._replacements_version_counter \
+                or env.var_to_range != ranges_before:
             return result
         e = env.replace(_safe_expand(expr))
         if not size_oblivious and any(
@@ -374,7 +403,6 @@ class SimplifyMemo:
         ranges = tuple((s, env.var_to_range.get(s)) for s in e.free_symbols)
         self.entries[key] = (result, counter, ranges, tuple(rec.asked.items()))
         return result
-
 
 def sym_expr(x: Any) -> Any:
     """A size as an int or a torch-SymPy expression."""
