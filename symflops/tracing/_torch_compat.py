@@ -312,6 +312,10 @@ class SimplifyMemo:
     would. ``resimplify_floor_div`` itself is torch's, unchanged: it calls ``simplify``
     for every key as before and updates the axioms with the same results, in the same
     order.
+
+    Not covered: keys with ``Max(1, x)`` (contiguous strides make many), whose step 2
+    consults ``_maybe_evaluate_static`` over the whole state (axioms grow with every guard):
+    torch re-simplifies those at each new divisibility fact as before.
     """
 
     def __init__(self, shape_env: Any) -> None:
