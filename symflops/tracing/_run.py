@@ -31,8 +31,7 @@ def run_once(ctx: TraceContext) -> TracedCost:
     >>> run_once(ctx).flops
     8*B
     """
-    env = C.SymEnv()
-    with gc_paused():
+    with C.SymEnv() as env, gc_paused():  # the ShapeEnv's patches end with the trace
         return assemble(record(ctx, env), env, ctx)
 
 

@@ -15,6 +15,8 @@ module needs to change.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import inspect
 import logging
 import math
 from collections.abc import Callable, Iterator
@@ -26,6 +28,7 @@ import torch.utils._sympy.functions as _tfun
 from torch._dynamo.source import ConstantSource
 from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 from torch.fx.experimental.symbolic_shapes import DimDynamic, ShapeEnv
+from torch.fx.experimental.symbolic_shapes import safe_expand as _safe_expand
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -60,9 +63,28 @@ class SymEnv:
         self.shape_env = ShapeEnv(duck_shape=False)
         self.mode = FakeTensorMode(shape_env=self.shape_env, allow_non_fake_inputs=True)
         _cheap_cache_rebuilds(self.mode, self.shape_env)
+        #: :class:`SimplifyMemo` on this ShapeEnv (None: torch's own ``simplify``)
+        self.simplify_memo = SimplifyMemo.install(self.shape_env) if MEMO_SIMPLIFY else None
         self.symints: dict[str, Any] = {}     # user name -> SymInt
         self.torch_syms: dict[sp.Symbol, str] = {}  # torch symbol -> user name
         self._fakes: dict[int, tuple[Any, Any]] = {}
+
+    def __enter__(self) -> SymEnv:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Take this environment's ShapeEnv patches off (the trace has ended): its
+        ``simplify``, ``evaluate_expr`` and the fake mode's cache rebuilds are torch's own
+        again. Idempotent."""
+        if self.simplify_memo is not None:
+            self.simplify_memo.uninstall()
+        for obj, name in ((self.shape_env, "evaluate_expr"),
+                          (self.mode, "_get_output_tensor_from_cache_entry"),
+                          (self.mode, "_get_output_info_for_cache_entry")):
+            obj.__dict__.pop(name, None)
 
     def symint(self, name: str, hint: int) -> Any:
         """The SymInt for dim ``name`` (created on first use with example size ``hint``)."""
@@ -192,6 +214,199 @@ def _cheap_cache_rebuilds(mode: Any, shape_env: Any) -> None:
     mode._get_output_info_for_cache_entry = new_entry
     shape_env.evaluate_expr = evaluate_expr
 
+
+#: memoize ``ShapeEnv.simplify`` across guard updates (:class:`SimplifyMemo`); False: torch's
+MEMO_SIMPLIFY = True
+
+#: sha256 (first 16 hex) of the source of ``ShapeEnv.simplify`` and ``_update_divisible``
+#: the argument of :class:`SimplifyMemo` was checked against (torch 2.13.0, 2.14.1); any
+#: other source leaves torch's ``simplify`` in place
+_KNOWN_SIMPLIFY = frozenset({"e75dbd1d9e288a94", "bee7c33d05dbfe15"})
+_KNOWN_UPDATE_DIVISIBLE = frozenset({"b0c747e8a7619dac"})
+_SOURCE_OK: list[bool] = []
+
+
+def _source_hash(fn: Any) -> str:
+    return hashlib.sha256(inspect.getsource(fn).encode()).hexdigest()[:16]
+
+
+def _known_torch_simplify() -> bool:
+    if not _SOURCE_OK:
+        try:
+            ok = _source_hash(ShapeEnv.simplify) in _KNOWN_SIMPLIFY and \
+                _source_hash(ShapeEnv._update_divisible) in _KNOWN_UPDATE_DIVISIBLE
+        except (OSError, TypeError, AttributeError):
+            ok = False
+        _SOURCE_OK.append(ok)
+    return _SOURCE_OK[0]
+
+
+class _Recording(set):
+    """A copy of ``ShapeEnv.divisible`` that notes each membership query and its answer."""
+
+    def __init__(self, items: Any) -> None:
+        super().__init__(items)
+        self.asked: dict[Any, bool] = {}
+
+    def __contains__(self, item: object) -> bool:
+        answer = set.__contains__(self, item)
+        self.asked[item] = answer
+        return answer
+
+
+class SimplifyMemo:
+    """``ShapeEnv.simplify(expr)`` answered again without SymPy while everything it read is
+    unchanged, on one ShapeEnv instance (:meth:`install`, :meth:`uninstall`).
+
+    Why: each time ``divisible`` grows, torch's ``_maybe_evaluate_static`` re-simplifies
+    EVERY axiom key holding a ``FloorDiv`` (``resimplify_floor_div``; the keys only
+    accumulate), so a window-attention model's trace is quadratic in its reshapes (gcvit:
+    three quarters of the trace in it; nearly every call returns what it returned before).
+    torch's own ``simplify`` cache is cleared at each such change, so it never helps there.
+
+    What ``simplify(expr, size_oblivious)`` (torch 2.13 and 2.14, checked by the source
+    hashes above; no ``axioms``/``var_to_range`` arguments) reads, step by step:
+
+    1. ``e = replace(safe_expand(expr))``: ``safe_expand`` is pure; ``replace`` depends on
+       ``replacements`` only, and every change to them bumps
+       ``_replacements_version_counter`` (torch's own contract: ``SymNode.expr`` caches
+       ``replace`` on that counter; ``_find``'s path compression goes through
+       ``_set_replacement`` and bumps it too).
+    2. the Min/Max step (skipped when ``size_oblivious``): torch 2.13 looks only at
+       two-argument ``Max`` with a 0 or 1 argument, and proves ``b >= 0/1`` with
+       ``_maybe_evaluate_static`` (axioms, hints, ranges: the whole state); torch 2.14
+       compares the arguments of every ``Min``/``Max`` with ``var_to_range`` of their
+       symbols (``bound_sympy``, pure otherwise) and falls back to
+       ``_maybe_evaluate_static`` for that same two-argument ``Max`` with 0 or 1. An
+       ``e`` with such a ``Max`` is never memoized here; for any other ``e`` the step is a
+       function of ``e`` and ``var_to_range[s]`` for the symbols ``s`` of ``e``
+       (snapshotted, compared with ``==``: ``ValueRanges`` is frozen).
+    3. the ``TruncToInt`` step: pure.
+    4. the two ``FloorDiv`` steps: entered iff the expression has a ``FloorDiv``; they
+       call ``_update_divisible()`` first (prunes ``divisible`` of entries ``replace``
+       makes numbers: a function of ``replacements`` and ``divisible``), then ask
+       ``replace(Mod(a, b)) in divisible`` for some atoms and rewrite by the answers; the
+       rest is pure. So with ``replacements`` unchanged, the steps go exactly the same way
+       when every membership query they made gets the same answer.
+
+    torch's own ``simplify`` is lru-cached per ``_version_counter``, which ``var_to_range``
+    changes do not bump: within one version torch may answer from a body run under other
+    ranges. Every call of torch's cache for an expression kept here goes through this memo
+    (``self.simplify`` is the instance attribute), so: each call into torch's ``simplify``
+    first drops the entry, and an entry is kept only when torch's body ran in that call
+    (``replace`` was called: its first step) -- so an entry is either the very run torch's
+    cache holds, or torch's cache holds nothing for it and would run its body afresh on a
+    state that reads the same. A cache hit that gave no recording keeps no entry.
+
+    So an entry keeps ``(expr, size_oblivious)`` -> the result, the replacement counter,
+    the ranges of ``e``'s symbols, and each membership query with its answer (recorded by
+    running torch's ``simplify`` once with ``divisible`` swapped for a recording copy).
+    A hit requires the same counter and ranges, then (iff the entry asked anything, i.e.
+    torch would reach the ``FloorDiv`` steps) calls ``_update_divisible()`` as torch
+    would, then requires each recorded query to answer as recorded: torch would have
+    taken the same branches to the same expression. Anything else (a miss, a query made
+    after ``_update_divisible`` replaced the set mid-call, an expression with no
+    ``FloorDiv``, the 2-argument ``Max`` with 0/1, the ``axioms``/``var_to_range``
+    arguments) runs torch's ``simplify``. No guard is recorded or skipped: ``simplify``
+    records none, and its one side effect (``_update_divisible``) happens where torch's
+    would. ``resimplify_floor_div`` itself is torch's, unchanged: it calls ``simplify``
+    for every key as before and updates the axioms with the same results, in the same
+    order.
+
+    Not covered: keys with ``Max(1, x)`` (contiguous strides make many), whose step 2
+    consults ``_maybe_evaluate_static`` over the whole state (axioms grow with every guard):
+    torch re-simplifies those at each new divisibility fact as before.
+    """
+
+    def __init__(self, shape_env: Any) -> None:
+        self.shape_env = shape_env
+        self.torch_simplify = shape_env.simplify  # the class's (lru-cached) bound method
+        self.entries: dict[tuple[Any, bool], tuple[Any, int, tuple[Any, ...],
+                                                   tuple[tuple[Any, bool], ...]]] = {}
+        self.hits = 0
+        self.misses = 0
+
+    @classmethod
+    def install(cls, shape_env: Any) -> SimplifyMemo | None:
+        """Memoize ``shape_env.simplify`` (this instance only); None on an unknown torch."""
+        if not _known_torch_simplify() or "simplify" in shape_env.__dict__:
+            return None
+        memo = cls(shape_env)
+        shape_env.simplify = memo.simplify
+        return memo
+
+    def uninstall(self) -> None:
+        """``simplify`` is torch's again on this ShapeEnv (its class method)."""
+        if self.shape_env.__dict__.get("simplify") == self.simplify:
+            del self.shape_env.simplify
+        self.entries.clear()
+
+    def simplify(self, expr: Any, size_oblivious: bool = False, **kwargs: Any) -> Any:
+        env = self.shape_env
+        if kwargs or not isinstance(expr, sp.Basic) or not expr.has(_tfun.FloorDiv):
+            return self.torch_simplify(expr, size_oblivious, **kwargs)
+        key = (expr, bool(size_oblivious))
+        entry = self.entries.get(key)
+        if entry is not None:
+            result, counter, ranges, asked = entry
+            if counter == env._replacements_version_counter and \
+                    all(env.var_to_range.get(s) == r for s, r in ranges):
+                if asked:
+                    env._update_divisible()  # where torch's FloorDiv step calls it
+                    divisible = env.divisible
+                    if all((q in divisible) == a for q, a in asked):
+                        self.hits += 1
+                        return result
+                else:
+                    self.hits += 1
+                    return result
+        self.misses += 1
+        return self._record(key, expr, size_oblivious)
+
+    def _record(self, key: tuple[Any, bool], expr: Any, size_oblivious: bool) -> Any:
+        """torch's ``simplify`` (its lru cache, then its body), with ``divisible`` and
+        ``replace`` watched; an entry is kept only when the body ran (a hit in torch's
+        cache reads nothing) with nothing changing under it."""
+        env = self.shape_env
+        self.entries.pop(key, None)  # torch's cache now holds this call's answer
+        counter = env._replacements_version_counter
+        ranges_before = dict(env.var_to_range)
+        before = env.divisible
+        rec = _Recording(before)
+        ran = [0]
+        own_replace = env.__dict__.get("replace")
+        torch_replace = env.replace
+
+        def replace(e: Any) -> Any:
+            ran[0] += 1
+            return torch_replace(e)
+
+        env.divisible = rec
+        env.replace = replace
+        try:
+            result = self.torch_simplify(expr, size_oblivious)
+        finally:
+            if own_replace is None:
+                del env.replace
+            else:
+                env.replace = own_replace
+            swapped = env.divisible is not rec  # _update_divisible replaced it mid-call
+            grown = len(rec) != len(before)
+            if not swapped:
+                if grown:  # added to meanwhile: keep it
+                    before.update(rec)
+                env.divisible = before
+        if not ran[0] or swapped or grown or counter != env._replacements_version_counter \
+                or env.var_to_range != ranges_before:
+            return result
+        e = env.replace(_safe_expand(expr))
+        if not size_oblivious and any(
+                len(m.args) == 2 and (m.args[0] in (0, 1) or m.args[1] in (0, 1))
+                for m in e.atoms(_tfun.Max)):
+            return result  # torch proves Max(0/1, b) from the whole state
+        ranges = tuple((s, env.var_to_range.get(s)) for s in e.free_symbols)
+        self.entries[key] = (result, counter, ranges, tuple(rec.asked.items()))
+        return result
 
 def sym_expr(x: Any) -> Any:
     """A size as an int or a torch-SymPy expression."""
