@@ -642,31 +642,47 @@ _RESIDUE_BUDGET = 4096
 _GRID_BUDGET = 20000
 
 
+def _rise(g: sp.Basic, s: sp.Symbol, step: int = 1, budget: int = _RESIDUE_BUDGET
+          ) -> tuple[int, sp.Basic] | None:
+    """``(P, g(s + P) - g(s))`` for a period ``P`` of ``s`` (a multiple of ``step``) over
+    which ``g`` moves by a number (floors and ceilings of ``s/a + b``, ``Mod`` by numbers,
+    linear terms; any other sizes held), or None (no such period within ``budget`` steps).
+
+    The candidates are the least common multiple of the denominators, then for floors
+    inside floors (``floor(floor(H/8)/2)``) their product: a period, not always the
+    shortest (what is read over it says the same).
+
+    >>> from symflops.symbols import H
+    >>> _rise(sp.floor(H/4) - 2*sp.floor(H/8), H)
+    (8, 0)
+    """
+    qs = [r.q for r in g.atoms(sp.Rational)] + [m.args[1] for m in g.atoms(sp.Mod)]
+    if not all(sp.sympify(q).is_Integer and q > 0 for q in qs):
+        return None
+    for period in dict.fromkeys((math.lcm(step, *map(int, qs)),
+                                 math.lcm(step, math.prod(map(int, qs))))):
+        if period // step > budget:
+            return None
+        try:
+            rise = sp.expand(_whole_parts_out(g.xreplace({s: s + period}))
+                             - _whole_parts_out(g))
+        except (TypeError, ValueError):
+            return None
+        if rise.is_Number:
+            return period, rise
+    return None
+
+
 @functools.lru_cache(maxsize=4096)
 def _period_of(cond: sp.Basic, s: sp.Symbol) -> int | None:
     """A period ``P`` of ``cond`` in ``s`` (an integer): its sides' difference is the same
-    at ``s + P`` as at ``s`` (floors and ceilings of ``s/a + b`` and ``Mod`` by numbers,
-    any other sizes held), or None."""
+    at ``s + P`` as at ``s`` (:func:`_rise` of 0), or None."""
     if not isinstance(cond, (sp.Eq, sp.Ne, sp.Ge, sp.Gt, sp.Le, sp.Lt)):
         return None
     if not cond.has(sp.floor, sp.ceiling, sp.Mod):
         return None
-    g = cond.lhs - cond.rhs
-    qs = [r.q for r in g.atoms(sp.Rational)] + [m.args[1] for m in g.atoms(sp.Mod)]
-    if not all(sp.sympify(q).is_Integer and q > 0 for q in qs):
-        return None
-    # the least common multiple, or for floors inside floors the product of the denominators
-    # (a period, not always the shortest: the remainders read over it say the same)
-    for period in dict.fromkeys((math.lcm(*map(int, qs)), math.prod(map(int, qs)))):
-        if period > _RESIDUE_BUDGET:
-            return None
-        try:
-            shifted = _whole_parts_out(g.xreplace({s: s + period}))
-            if sp.expand(shifted - _whole_parts_out(g)) == 0:
-                return period
-        except (TypeError, ValueError):
-            return None
-    return None
+    found = _rise(cond.lhs - cond.rhs, s)
+    return found[0] if found is not None and found[1] == 0 else None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -866,20 +882,10 @@ def _periodic_reading(cond: sp.Basic, s: sp.Symbol, lower: int, step: int, offse
     if not cond.has(sp.floor, sp.ceiling, sp.Mod):
         return None
     g = cond.lhs - cond.rhs if isinstance(cond, (sp.Ge, sp.Gt, sp.Ne)) else cond.rhs - cond.lhs
-    qs = [r.q for r in g.atoms(sp.Rational)] + [m.args[1] for m in g.atoms(sp.Mod)]
-    if not all(sp.sympify(q).is_Integer and q > 0 for q in qs):
+    found = _rise(g, s, step, _READING_BUDGET)
+    if found is None:
         return None
-    # the least common multiple, or for floors inside floors (floor(floor(H/8)/2)) the
-    # product of the denominators
-    for period in dict.fromkeys((math.lcm(step, *map(int, qs)),
-                                 math.lcm(step, math.prod(map(int, qs))))):
-        if period // step > _READING_BUDGET:
-            return None
-        rise = sp.expand(_whole_parts_out(g.xreplace({s: s + period})) - _whole_parts_out(g))
-        if rise.is_Number:
-            break
-    else:
-        return None
+    period, rise = found
     rising = bool(rise > 0)
     first = lower + (offset - lower) % step
     if isinstance(cond, sp.Ne) and rise != 0:  # g moves away from 0 once past it
