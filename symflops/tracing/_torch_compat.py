@@ -63,6 +63,7 @@ class SymEnv:
         self.shape_env = ShapeEnv(duck_shape=False)
         self.mode = FakeTensorMode(shape_env=self.shape_env, allow_non_fake_inputs=True)
         _cheap_cache_rebuilds(self.mode, self.shape_env)
+        _no_source_locations(self.shape_env)
         #: :class:`SimplifyMemo` on this ShapeEnv (None: torch's own ``simplify``)
         self.simplify_memo = SimplifyMemo.install(self.shape_env) if MEMO_SIMPLIFY else None
         self.symints: dict[str, Any] = {}     # user name -> SymInt
@@ -82,6 +83,7 @@ class SymEnv:
         if self.simplify_memo is not None:
             self.simplify_memo.uninstall()
         for obj, name in ((self.shape_env, "evaluate_expr"),
+                          (self.shape_env, "_get_stack_summary"),
                           (self.mode, "_get_output_tensor_from_cache_entry"),
                           (self.mode, "_get_output_info_for_cache_entry")):
             obj.__dict__.pop(name, None)
@@ -159,6 +161,25 @@ class SymEnv:
             if r.is_Integer:
                 out[name] = int(r)
         return out
+
+
+def _no_source_locations(shape_env: Any) -> None:
+    """torch notes, for each symbol, range and guard it records, the line of user code that
+    made it (``ShapeEnv._get_stack_summary``: a walk up the Python stack, past the files of
+    ``uninteresting_files()``, whose first call imports ``torch.export`` and AOTAutograd:
+    ~0.2 s of a first trace in a new process). The tracer reads none of those locations
+    (its own records say where each op ran), so this ShapeEnv notes none: every location
+    is ``SLoc(None, None)``, or the one the caller gave. No guard, range or value changes."""
+    from torch._guards import SLoc
+
+    if not hasattr(shape_env, "_get_stack_summary"):
+        return  # not the torch this was written against: torch's own path
+
+    def no_stack_summary(is_debug: bool = False, framework_loc: Any = None
+                         ) -> tuple[Any, str]:
+        return SLoc(framework_loc, None), ""
+
+    shape_env._get_stack_summary = no_stack_summary
 
 
 def _cheap_cache_rebuilds(mode: Any, shape_env: Any) -> None:

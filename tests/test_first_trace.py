@@ -1,0 +1,81 @@
+"""What a first trace in a new process pays, and what it must not: torch's notes of the user
+code line behind each symbol and guard (``ShapeEnv._get_stack_summary``) are not taken, so a
+trace does not import ``torch.export`` or the inductor for them; the ShapeEnv's own method is
+back when the trace ends; and a formula with Min/Max simplifies to the same expression as
+before, with its Min and Max untouched (they are held as symbols meanwhile)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import sympy as sp
+
+torch = pytest.importorskip("torch")
+
+import symflops as sf  # noqa: E402
+from symflops.simplification import simplify_expr  # noqa: E402
+from symflops.symbols import B, H, W  # noqa: E402
+
+FIRST_TRACE = """
+import sys, torch, symflops as sf
+net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.MaxPool2d(2, ceil_mode=True))
+c = sf.trace(net, "B 3 H W", warn=False)
+heavy = [m for m in ("torch.export._trace", "torch._functorch.aot_autograd",
+                     "torch._inductor.sizevars") if m in sys.modules]
+print(repr(str(c.flops)), heavy)
+"""
+
+
+def test_a_first_trace_imports_neither_torch_export_nor_the_inductor():
+    out = subprocess.run([sys.executable, "-c", FIRST_TRACE], capture_output=True, text=True,
+                         timeout=300, check=True).stdout.strip()
+    formula, heavy = out.rsplit(" ", 1)
+    assert heavy == "[]", out
+    assert "H" in formula and "W" in formula  # it traced symbolically
+
+
+def test_the_shape_env_takes_no_source_locations_only_while_the_trace_runs():
+    from torch._guards import SLoc
+
+    from symflops.tracing._torch_compat import SymEnv
+
+    with SymEnv() as env:
+        assert env.shape_env._get_stack_summary() == (SLoc(None, None), "")
+        assert env.shape_env._get_stack_summary(True, "here") == (SLoc("here", None), "")
+        x = torch.empty(env.symint("H", 64), device="meta")
+        with env.mode:
+            assert x.shape[0] >= 3  # a guard is recorded, its location empty
+    assert "_get_stack_summary" not in vars(env.shape_env)  # torch's own method again
+
+
+def _window_total(h: sp.Expr) -> sp.Expr:
+    """A ceil-mode 3 x 3 / 2 pool's window total along one axis (GoogLeNet's): the last
+    window is cut by the edge, ``Min(3, ...)`` its length."""
+    f = sp.floor(h / 8 + sp.Rational(1, 8))
+    return 3 * f + sp.Min(3, -2 * f + sp.floor(h / 4 + sp.Rational(1, 4)) + 2) - 3
+
+
+def test_min_and_max_are_kept_whole_through_simplification():
+    e = 192 * B * _window_total(H) * _window_total(W) - 192 * B * sp.floor(
+        H / 8 + sp.Rational(1, 8)) * sp.floor(W / 8 + sp.Rational(1, 8)) + sp.Max(1, H - 4) * W
+    s = simplify_expr(e)
+    assert s.atoms(sp.Min, sp.Max) == e.atoms(sp.Min, sp.Max)
+    assert not any(isinstance(a, sp.Dummy) for a in s.free_symbols)
+    # hand check at integer points, far from 224 too: the same value
+    for b, h, w in ((1, 1, 1), (2, 7, 9), (3, 224, 224), (1, 4097, 33), (5, 100003, 8)):
+        point = {B: b, H: h, W: w}
+        assert s.xreplace(point) == e.xreplace(point)
+
+
+def test_a_ceil_mode_pool_traces_to_flop_counter_modes_count():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.MaxPool2d(3, 2, ceil_mode=True),
+                              torch.nn.Conv2d(4, 4, 1))
+    c = sf.trace(net, "B 3 H W", convention="torch", warn=False)
+    for b, h, w in ((1, 10, 12), (2, 31, 64)):
+        with FlopCounterMode(display=False) as fc:
+            net(torch.empty(b, 3, h, w, device="meta"))
+        assert c.subs(B=b, H=h, W=w).flops == fc.get_total_flops()
