@@ -1,7 +1,7 @@
 """Symbolic trace time over its floor, per model, in one process.
 
 Run: ``PYTHONPATH=$PWD /work/tvenv/bin/python benchmarks/bench_trace_speed.py [--reps 5]
-[--models gpt2 llama vit_b_16 resnet50]`` (torchvision models need torchvision; the language
+[--models gpt2 llama vit_b_16 resnet50] [--first]`` (torchvision models need torchvision; the language
 models need transformers; a model whose package is missing is skipped with a note).
 
 For each model: the median of ``reps`` symbolic traces (``"B 3 H W"``, or ``input_ids`` of
@@ -165,7 +165,10 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import statistics
+import subprocess
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -249,16 +252,58 @@ def measure(name: str, reps: int) -> tuple[float, float, float]:
     return t_sym, t_floor, t_fcm
 
 
+def first_in_new_process(name: str, what: str) -> float:
+    """CPU seconds of the first symbolic trace (``what == "symbolic"``) or the first
+    FlopCounterMode count on meta (``"fcm"``) of model ``name`` in a new process, the model
+    built and torch, torchvision and symflops imported before the clock starts. Bytecode
+    caching is left on (``PYTHONDONTWRITEBYTECODE`` dropped), as on a user's machine."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    out = subprocess.run([sys.executable, __file__, "--one-first", name, what], env=env,
+                         capture_output=True, text=True, timeout=900)
+    if out.returncode:
+        last = (out.stderr.strip().splitlines() or ["no output"])[-1]
+        raise (ImportError if "ModuleNotFoundError" in last else RuntimeError)(last)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def _one_first(name: str, what: str) -> None:
+    torch.set_num_threads(1)
+    model, spec, _, example = MODELS[name]()
+    import symflops.tracing  # noqa: F401  (imported before the clock, as torch is)
+
+    t = time.process_time()
+    if what == "symbolic":
+        trace(model, spec)
+    else:
+        fcm_meta(model, example)
+    print(time.process_time() - t)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--models", nargs="*", default=list(MODELS),
                     choices=sorted(MODELS))
+    ap.add_argument("--first", action="store_true",
+                    help="time the first trace in a new process (medians of --reps "
+                         "processes) against FlopCounterMode's first count on meta")
+    ap.add_argument("--one-first", nargs=2, help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.one_first:
+        _one_first(*a.one_first)
+        return
     torch.set_num_threads(1)
     print(f"torch {torch.__version__}, symflops {sf.__version__}, median of {a.reps}")
     for name in a.models:
         try:
+            if a.first:
+                first_in_new_process(name, "symbolic")  # writes the bytecode caches
+                s = statistics.median(first_in_new_process(name, "symbolic")
+                                      for _ in range(a.reps))
+                m = statistics.median(first_in_new_process(name, "fcm") for _ in range(a.reps))
+                print(f"{name:13s} first trace {s:6.3f} s | FlopCounterMode's first count on "
+                      f"meta {m:6.3f} s -> {s / m:4.2f}x", flush=True)
+                continue
             s, f, m = measure(name, a.reps)
         except ImportError as e:
             print(f"{name}: skipped ({e})")
