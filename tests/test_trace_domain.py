@@ -352,9 +352,46 @@ def test_a_path_taken_only_at_the_trained_size_does_not_pin_it() -> None:
         # every op (the resize too) against a trace at that size
         assert cost.subs(B=b, H=h, W=w).flops == sf.trace(
             _ResizedPositions(), f"{b} 3 {h} {w}", warn=False).flops
-    with pytest.raises(OutsideDomain, match="another code path") as err:
+    # at the trained size itself the refusal says the trace moved away from it, and the
+    # fix it names (the sizes as ints) gives FlopCounterMode's count there (a hint of 16
+    # would take the same path and move away again)
+    with pytest.raises(OutsideDomain, match=r"at H = 16, W = 16 \(the example\).*moved away"
+                       ) as err:
         cost.subs(B=1, H=16, W=16)
-    assert err.value.options == {"hints": {"B": 1, "H": 16, "W": 16}}
+    assert "as ints in the input spec" in str(err.value)
+    at_16 = sf.trace(_ResizedPositions(), "B 3 16 16", convention="torch", warn=False)
+    with FlopCounterMode(display=False) as fc:
+        _ResizedPositions().to("meta")(torch.empty(2, 3, 16, 16, device="meta"))
+    assert at_16.subs(B=2).flops == fc.get_total_flops()
+
+
+class _PinsItsExample(nn.Module):
+    """A path for exactly H = 32 (torch pins H there), none for 33 .. 59, another from 60
+    on (Swin at 32 x 32 does this: its last stage's map is 1 x 1 up to 35)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] == 32:
+            return x @ x.transpose(0, 1)  # 2 * B * B * 32 FLOPs
+        if x.shape[1] < 60:
+            raise ValueError("too small")
+        return x.relu()
+
+
+def test_a_refused_point_at_the_example_the_trace_moved_from_says_so() -> None:
+    cost = sf.trace(_PinsItsExample(), "B H", {"H": 32}, convention="torch", warn=False)
+    assert cost.domain.contains(H=64) and not cost.domain.contains(H=32)
+    with pytest.raises(OutsideDomain, match=r"at H = 32 \(the example\)") as err:
+        cost.subs(B=3, H=32)
+    assert "as ints in the input spec" in str(err.value)
+    # elsewhere outside the domain the fix is the domain's own
+    with pytest.raises(OutsideDomain, match="model's code tests the size") as err:
+        cost.subs(B=3, H=33)
+    assert "the example" not in str(err.value)
+    # what the fix says: the size as an int gives the count at that point
+    with FlopCounterMode(display=False) as fc:
+        _PinsItsExample()(torch.empty(3, 32, device="meta"))
+    assert sf.trace(_PinsItsExample(), "B 32", convention="torch",
+                    warn=False).subs(B=3).flops == fc.get_total_flops() == 2 * 3 * 3 * 32
 
 
 class _TfSame(nn.Module):

@@ -79,6 +79,9 @@ class TraceReport:
     #: lower bounds of the validity that are tests in the model's code (``if H > 16``),
     #: not an op's size: no op's output is empty just below them (:func:`_code_tests`)
     tested: list[sp.Basic] = field(default_factory=list)
+    #: the example sizes the model pinned (a path that holds only there), when the trace
+    #: moved away from them (``_run._off_the_pin``): a refused point there says so
+    moved_from: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
         """A few readable lines."""
@@ -128,7 +131,18 @@ class TracedCost(Cost):
                 self._check_fixed(name, val, exact and int(val) == self.report.fixed[name])
             else:
                 keep[key] = val
-        return super().subs(keep)
+        try:
+            return super().subs(keep)
+        except OutsideDomain as e:
+            moved = self._at_the_moved_example(keep)
+            if moved is None:
+                raise
+            raise OutsideDomain(
+                f"{moved} (the example) the model takes a path that holds only there "
+                f"(torch fixed the size), so the trace moved away; this formula holds only "
+                f"on its own domain ({e.message})", layer=e.layer, values=e.values,
+                fix="give those sizes as ints in the input spec (the others stay symbolic) "
+                    "for the formula at that point") from None
 
     def evaluate(self, quantity: str = "flops", **values: Any) -> np.ndarray:
         """:meth:`Cost.evaluate`, refusing a dim the model fixed at any other value."""
@@ -149,6 +163,16 @@ class TracedCost(Cost):
         pins = [("trace", sp.Eq(self.report.symbols.get(n, S.symbol(n)), v))
                 for n, v in self.report.fixed.items()]
         return Domain([*self._all_validity(), *pins], tested=frozenset(self.report.tested))
+
+    def _at_the_moved_example(self, values: Mapping[Any, Any]) -> str | None:
+        """``"at H = 32"`` when ``values`` put every size the model pinned at the example
+        (before the trace moved away, ``TraceReport.moved_from``) back at it; else None."""
+        moved = self.report.moved_from
+        named = {k if isinstance(k, str) else getattr(k, "name", None): v
+                 for k, v in values.items()}
+        if not moved or any(named.get(n) != v for n, v in moved.items()):
+            return None
+        return "at " + ", ".join(f"{n} = {v}" for n, v in moved.items())
 
     def _check_fixed(self, name: str, val: Any, same: bool) -> None:
         if not same:

@@ -193,6 +193,7 @@ def _moved_trace(ctx: TraceContext, result: TracedCost, moved: dict[str, int]
     if len(again.report.fixed) >= len(fixed):
         return ctx, None
     again.report.resize_mode = again.report.resize_mode or result.report.resize_mode
+    again.report.moved_from = {n: ctx.hint_of[n] for n in fixed if n in ctx.hint_of}
     pinned = ", ".join(f"{n} = {v}" for n, v in fixed.items())
     again.report.notes.insert(0, f"at the example sizes the model took a path that holds only "
                                  f"at {pinned}; traced again at "
