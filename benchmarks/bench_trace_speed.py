@@ -1,8 +1,9 @@
 """Symbolic trace time over its floor, per model, in one process.
 
 Run: ``PYTHONPATH=$PWD /work/tvenv/bin/python benchmarks/bench_trace_speed.py [--reps 5]
-[--models gpt2 llama vit_b_16 resnet50] [--first]`` (torchvision models need torchvision; the language
-models need transformers; a model whose package is missing is skipped with a note).
+[--models gpt2 llama vit_b_16 resnet50] [--first]`` (torchvision models need torchvision;
+the language models need transformers; a model whose package is missing is skipped with a
+note).
 
 For each model: the median of ``reps`` symbolic traces (``"B 3 H W"``, or ``input_ids`` of
 ``(B, N)``), the median of ``reps`` traces of the same model at concrete sizes (every size
@@ -159,6 +160,37 @@ snapshot ~3%, fake parameter copies ~3%, settle ~3%. ViT-B/16: settle's check at
 (~6%), assembly ~9%. Inception: torch's guard evaluation ~16%, the conv rule's guards,
 assembly ~12%, bytes ~7%, settle's search for sizes on the other side of its
 ``Ne(..., 0)`` guards ~5% (none inside the domain), snapshot ~4%.
+
+Then the first trace in a new process (``--first --reps 3``: each figure the median of 3
+new processes, the model built and symflops.tracing imported before the clock, bytecode
+caches written; CPU seconds; the tree at eb8de1c then at 59d6165, back to back, with a
+helper's profiling beside them, load ~2.5):
+
+=============  ==============================  ==============================
+model          before (eb8de1c): s / FCM first  after: s / FCM first
+=============  ==============================  ==============================
+gpt2           1.451 / 0.126 -> 11.6x           1.199 / 0.132 -> 9.1x
+llama          1.255 / 0.088 -> 14.2x           0.969 / 0.086 -> 11.3x
+vit_b_16       0.890 / 0.099 -> 9.0x            0.664 / 0.104 -> 6.4x
+resnet50       0.466 / 0.066 -> 7.1x            0.247 / 0.063 -> 3.9x
+googlenet      1.282 / 0.071 -> 18.1x           0.804 / 0.090 -> 9.0x
+densenet121    1.166 / 0.330 -> 3.5x            1.074 / 0.355 -> 3.0x
+mobilenet_v2   0.455 / 0.100 -> 4.5x            0.318 / 0.139 -> 2.3x
+inception_v3   1.118 / 0.112 -> 10.0x           0.936 / 0.133 -> 7.0x
+=============  ==============================  ==============================
+
+What went (py-spy of a first trace): torch's note of the user code line behind each
+symbol and guard (``ShapeEnv._get_stack_summary``, whose first call imports torch.export
+and AOTAutograd to list the files to skip: ~0.2 s; symflops reads none of those notes, so
+its ShapeEnv takes none: ``_torch_compat._no_source_locations``); SymPy rebuilding each
+``Min`` of a ceil-mode pool's window total at every step of ``simplify_expr`` (GoogLeNet's
+four took 0.45 s; Min and Max are now held as symbols meanwhile, the same srepr). What is
+left of a first trace: the size-1 checks' second recording (GPT-2: ~45%), first calls
+through torch's fake kernels and SymPy's own first-time work (``Add`` imports
+``sympy.tensor`` on its first call, ~0.1 s), DenseNet's C++ ``batch_norm`` checking
+``numel == 0`` on a new expression per channel count (~25%, torch's guard evaluation).
+A machine with ``PYTHONDONTWRITEBYTECODE`` set (this one) also compiles symflops.tracing
+on every first import (~0.5 s more).
 """
 
 from __future__ import annotations
