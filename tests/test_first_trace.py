@@ -79,3 +79,55 @@ def test_a_ceil_mode_pool_traces_to_flop_counter_modes_count():
         with FlopCounterMode(display=False) as fc:
             net(torch.empty(b, 3, h, w, device="meta"))
         assert c.subs(B=b, H=h, W=w).flops == fc.get_total_flops()
+
+
+class _DenseLike(torch.nn.Module):
+    """DenseNet's shape in small: batch norms after strided convs, pools and a concat."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        nn = torch.nn
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 7, 2, 3), nn.BatchNorm2d(8), nn.ReLU(),
+                                  nn.MaxPool2d(3, 2, 1))
+        self.t1 = nn.Sequential(nn.BatchNorm2d(8), nn.Conv2d(8, 8, 1), nn.AvgPool2d(2, 2))
+        self.b2 = nn.Sequential(nn.BatchNorm2d(8), nn.Conv2d(8, 4, 3, padding=1))
+        self.t2 = nn.Sequential(nn.BatchNorm2d(12), nn.Conv2d(12, 8, 1), nn.AvgPool2d(2, 2))
+        self.out = nn.BatchNorm2d(8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.t1(self.stem(x))
+        x = torch.cat([x, self.b2(x)], 1)
+        return self.out(self.t2(x))
+
+
+def test_a_batch_norms_numel_test_adds_no_condition_the_sizes_imply():
+    # torch tests each batch norm's numel == 0 on a new product per channel count; each
+    # factor (B, floor(H/8 - 5/8) + 1, ...) is proven non-zero on its own, so the product
+    # is too, and the domain no longer carries Ne(8*B*(floor(H/8 - 5/8) + 1)*..., 0)
+    from torch.utils.flop_counter import FlopCounterMode
+
+    net = _DenseLike().eval()
+    c = sf.trace(net, "B 3 H W", convention="torch", warn=False)
+    assert str(c.domain) == "H >= 13; W >= 13"
+    # brute force: every spatial size of every stage is at least 1 on that domain
+    for h in range(13, 400):
+        sizes = [(h + 6 - 7) // 2 + 1]                # the stem's conv
+        sizes.append((sizes[-1] + 2 - 3) // 2 + 1)    # its max pool
+        sizes.append(sizes[-1] // 2)                  # t1's avg pool
+        sizes.append(sizes[-1] // 2)                  # t2's avg pool
+        assert min(sizes) >= 1, (h, sizes)
+    for b, h, w in ((1, 13, 13), (2, 13, 517), (3, 64, 31)):
+        with FlopCounterMode(display=False) as fc:
+            net.to("meta")(torch.empty(b, 3, h, w, device="meta"))
+        assert c.subs(B=b, H=h, W=w).flops == fc.get_total_flops()
+    with pytest.raises(sf.SymflopsError, match="H >= 13"):
+        c.subs(B=1, H=12, W=13)
+
+
+def test_an_input_size_ranges_from_one():
+    from symflops.tracing._torch_compat import SymEnv
+
+    with SymEnv() as env:
+        h = env.symint("H", 64)
+        vr = env.shape_env.var_to_range[h.node.expr]
+        assert (int(vr.lower), vr.is_int) == (1, True)

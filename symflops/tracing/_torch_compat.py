@@ -94,6 +94,7 @@ class SymEnv:
             source = ConstantSource(f"symflops_{name}")
             sym = self.shape_env.create_symbol(
                 hint, source, dynamic_dim=DimDynamic.DYNAMIC, do_not_specialize_zero_one=True)
+            _at_least_one(self.shape_env, sym)
             self.symints[name] = self.shape_env.create_symintnode(sym, hint=hint, source=source)
             self.torch_syms[sym] = name
         return self.symints[name]
@@ -163,6 +164,17 @@ class SymEnv:
         return out
 
 
+def _at_least_one(shape_env: Any, sym: Any) -> None:
+    """An input size's symbol ranges over ``1 ..`` (torch's own range for a size it does not
+    specialize at 0 or 1 starts at 0). A size is at least 1 in every formula's domain, so
+    torch no longer records, per op, that a product of sizes is not 0 (the C++
+    ``batch_norm``'s ``numel == 0`` test on a new product per channel count: a quarter of a
+    first DenseNet trace), and whether a size is 1 is still a guard of its own."""
+    from torch.utils._sympy.numbers import int_oo
+
+    shape_env.constrain_symbol_range(sym, compiler_min=1, compiler_max=int_oo)
+
+
 def _no_source_locations(shape_env: Any) -> None:
     """torch notes, for each symbol, range and guard it records, the line of user code that
     made it (``ShapeEnv._get_stack_summary``: a walk up the Python stack, past the files of
@@ -228,12 +240,32 @@ def _cheap_cache_rebuilds(mode: Any, shape_env: Any) -> None:
                       **kwargs: Any) -> Any:
         if inside[0] and hint is not None and not size_oblivious and suppressed():
             return sp.sympify(hint)  # what torch's proof answers there (its hint)
+        if not size_oblivious and _nonzero_product(shape_env, orig_expr):
+            return sp.false
         return evaluate(orig_expr, hint, fx_node, size_oblivious,
                         fallback_value=fallback_value, **kwargs)
 
     mode._get_output_tensor_from_cache_entry = quick_rebuild
     mode._get_output_info_for_cache_entry = new_entry
     shape_env.evaluate_expr = evaluate_expr
+
+
+def _nonzero_product(shape_env: Any, expr: Any) -> bool:
+    """``expr`` is ``Eq(c*f1*f2*..., 0)`` (a tensor's numel is 0: the C++ ``batch_norm``
+    and others test it per op) and torch proves each factor ``f != 0`` on its own, so the
+    product is not 0 either: torch's answer, found without its proof on the whole product,
+    which is new for every channel count ``c`` (a third of a DenseNet trace) where the
+    factors (``B``, ``H - 2``, ``W - 2``) repeat and torch's proofs of them are cached."""
+    if not (isinstance(expr, sp.Eq) and expr.rhs == 0 and isinstance(expr.lhs, sp.Mul)):
+        return False
+    for f in expr.lhs.args:
+        if f.is_number:
+            if f == 0:
+                return False
+            continue
+        if shape_env._maybe_evaluate_static(sp.Eq(f, 0)) is not sp.false:
+            return False
+    return True
 
 
 #: memoize ``ShapeEnv.simplify`` across guard updates (:class:`SimplifyMemo`); False: torch's
