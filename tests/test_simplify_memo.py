@@ -78,3 +78,43 @@ def test_memo_is_scoped_to_the_trace_and_changes_no_formula(monkeypatch):
         with FlopCounterMode(display=False) as fc, torch.no_grad():
             model(torch.randn(b, 8, h, w))
         assert cost.subs(B=b, H=h, W=w).flops == fc.get_total_flops()
+
+
+def test_a_max_the_ranges_decide_is_memoized_one_torch_proves_is_not(monkeypatch):
+    """torch's Min/Max step reads the whole state only through ``_maybe_evaluate_static``
+    (torch 2.13: for every ``Max(0/1, x)``; 2.14: only when ``x``'s ranges do not decide
+    it): a run that called it keeps no entry, any other run is kept and answered again."""
+    from torch._dynamo.source import ConstantSource
+    from torch.fx.experimental.symbolic_shapes import DimDynamic
+    from torch.utils._sympy.functions import FloorDiv, Max
+    from torch.utils._sympy.value_ranges import ValueRanges
+
+    env = ShapeEnv(duck_shape=False)
+    s = env.create_symbol(10, ConstantSource("memo_s"), dynamic_dim=DimDynamic.DYNAMIC)
+    memo = C.SimplifyMemo.install(env)
+    assert memo is not None, "the memo was not installed on this torch"
+    calls: list[int] = []
+    static = ShapeEnv._maybe_evaluate_static
+
+    def counted(self: ShapeEnv, *args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return static(self, *args, **kwargs)
+
+    monkeypatch.setattr(ShapeEnv, "_maybe_evaluate_static", counted)
+    env._update_divisible()  # its first call replaces the set (no entry is kept then)
+    decided = FloorDiv(Max(1, s - 1), 2)    # s >= 2 by its range: Max(1, s - 1) = s - 1
+    undecided = FloorDiv(Max(1, s - 5), 2)  # not by the range: torch asks the whole state
+    for expr, simplified in ((decided, FloorDiv(s - 1, 2)), (undecided, undecided)):
+        calls.clear()
+        assert env.simplify(expr) == simplified
+        assert ((expr, False) in memo.entries) == (not calls)
+        hits = memo.hits
+        assert env.simplify(expr) == simplified
+        assert memo.hits == hits + ((expr, False) in memo.entries)
+    assert (undecided, False) not in memo.entries  # torch called the fallback on it
+    if (decided, False) in memo.entries:  # torch 2.14: the ranges decided it
+        # another range of s: the entry no longer answers, torch's simplify is asked
+        env.var_to_range[s] = ValueRanges(0, 100)
+        misses = memo.misses
+        env.simplify(decided)
+        assert memo.misses == misses + 1

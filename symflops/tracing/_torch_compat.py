@@ -298,10 +298,15 @@ class SimplifyMemo:
        ``_maybe_evaluate_static`` (axioms, hints, ranges: the whole state); torch 2.14
        compares the arguments of every ``Min``/``Max`` with ``var_to_range`` of their
        symbols (``bound_sympy``, pure otherwise) and falls back to
-       ``_maybe_evaluate_static`` for that same two-argument ``Max`` with 0 or 1. An
-       ``e`` with such a ``Max`` is never memoized here; for any other ``e`` the step is a
+       ``_maybe_evaluate_static`` for that same two-argument ``Max`` with 0 or 1, only
+       when those comparisons did not decide it (so ``Max(1, s)`` with ``s >= 1`` by its
+       range never reaches it). ``_maybe_evaluate_static`` is the step's one read of the
+       rest of the state and it is watched: a run that called it keeps no entry (torch
+       2.13 calls it for every such ``Max``); in a run that did not, the step was a
        function of ``e`` and ``var_to_range[s]`` for the symbols ``s`` of ``e``
-       (snapshotted, compared with ``==``: ``ValueRanges`` is frozen).
+       (snapshotted, compared with ``==``: ``ValueRanges`` is frozen), and with the same
+       ``e`` and ranges the comparisons decide the same way again, so the fallback stays
+       unreached.
     3. the ``TruncToInt`` step: pure.
     4. the two ``FloorDiv`` steps: entered iff the expression has a ``FloorDiv``; they
        call ``_update_divisible()`` first (prunes ``divisible`` of entries ``replace``
@@ -327,16 +332,17 @@ class SimplifyMemo:
     would, then requires each recorded query to answer as recorded: torch would have
     taken the same branches to the same expression. Anything else (a miss, a query made
     after ``_update_divisible`` replaced the set mid-call, an expression with no
-    ``FloorDiv``, the 2-argument ``Max`` with 0/1, the ``axioms``/``var_to_range``
-    arguments) runs torch's ``simplify``. No guard is recorded or skipped: ``simplify``
-    records none, and its one side effect (``_update_divisible``) happens where torch's
-    would. ``resimplify_floor_div`` itself is torch's, unchanged: it calls ``simplify``
-    for every key as before and updates the axioms with the same results, in the same
-    order.
+    ``FloorDiv``, a run that called ``_maybe_evaluate_static``, the
+    ``axioms``/``var_to_range`` arguments) runs torch's ``simplify``. No guard is recorded
+    or skipped: ``simplify`` records none, and its one side effect (``_update_divisible``)
+    happens where torch's would. ``resimplify_floor_div`` itself is torch's, unchanged: it
+    calls ``simplify`` for every key as before and updates the axioms with the same
+    results, in the same order.
 
-    Not covered: keys with ``Max(1, x)`` (contiguous strides make many), whose step 2
-    consults ``_maybe_evaluate_static`` over the whole state (axioms grow with every guard):
-    torch re-simplifies those at each new divisibility fact as before.
+    Not covered: keys with a ``Max(0/1, x)`` that the ranges do not decide (on torch 2.13:
+    every such key; contiguous strides make many), whose step 2 consults
+    ``_maybe_evaluate_static`` over the whole state (axioms grow with every guard): torch
+    re-simplifies those at each new divisibility fact as before.
     """
 
     def __init__(self, shape_env: Any) -> None:
@@ -395,36 +401,43 @@ class SimplifyMemo:
         before = env.divisible
         rec = _Recording(before)
         ran = [0]
+        static = [0]
         own_replace = env.__dict__.get("replace")
+        own_static = env.__dict__.get("_maybe_evaluate_static")
         torch_replace = env.replace
+        torch_static = env._maybe_evaluate_static
 
         def replace(e: Any) -> Any:
             ran[0] += 1
             return torch_replace(e)
 
+        def maybe_evaluate_static(*args: Any, **kwargs: Any) -> Any:
+            static[0] += 1
+            return torch_static(*args, **kwargs)
+
         env.divisible = rec
         env.replace = replace
+        env._maybe_evaluate_static = maybe_evaluate_static
         try:
             result = self.torch_simplify(expr, size_oblivious)
         finally:
-            if own_replace is None:
-                del env.replace
-            else:
-                env.replace = own_replace
+            for name, own in (("replace", own_replace),
+                              ("_maybe_evaluate_static", own_static)):
+                if own is None:
+                    delattr(env, name)
+                else:
+                    setattr(env, name, own)
             swapped = env.divisible is not rec  # _update_divisible replaced it mid-call
             grown = len(rec) != len(before)
             if not swapped:
                 if grown:  # added to meanwhile: keep it
                     before.update(rec)
                 env.divisible = before
-        if not ran[0] or swapped or grown or counter != env._replacements_version_counter \
+        if not ran[0] or static[0] or swapped or grown \
+                or counter != env._replacements_version_counter \
                 or env.var_to_range != ranges_before:
-            return result
+            return result  # (static: torch proved a Max(0/1, b) from the whole state)
         e = env.replace(_safe_expand(expr))
-        if not size_oblivious and any(
-                len(m.args) == 2 and (m.args[0] in (0, 1) or m.args[1] in (0, 1))
-                for m in e.atoms(_tfun.Max)):
-            return result  # torch proves Max(0/1, b) from the whole state
         ranges = tuple((s, env.var_to_range.get(s)) for s in e.free_symbols)
         self.entries[key] = (result, counter, ranges, tuple(rec.asked.items()))
         return result
