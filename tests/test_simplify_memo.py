@@ -78,3 +78,55 @@ def test_memo_is_scoped_to_the_trace_and_changes_no_formula(monkeypatch):
         with FlopCounterMode(display=False) as fc, torch.no_grad():
             model(torch.randn(b, 8, h, w))
         assert cost.subs(B=b, H=h, W=w).flops == fc.get_total_flops()
+
+
+def test_a_max_is_memoized_with_the_answers_torch_proved_it_by(monkeypatch):
+    """torch's Min/Max step reads the whole state only through ``_maybe_evaluate_static``
+    (torch 2.13: for every ``Max(0/1, x)``; 2.14: only when ``x``'s ranges do not decide
+    it): an entry keeps the answers its run got there and is reused only while torch,
+    asked again, answers the same; a Max the ranges decide asks nothing."""
+    from torch._dynamo.source import ConstantSource
+    from torch.fx.experimental.symbolic_shapes import DimDynamic
+    from torch.utils._sympy.functions import FloorDiv, Max
+    from torch.utils._sympy.value_ranges import ValueRanges
+
+    env = ShapeEnv(duck_shape=False)
+    s = env.create_symbol(10, ConstantSource("memo_s"), dynamic_dim=DimDynamic.DYNAMIC)
+    memo = C.SimplifyMemo.install(env)
+    assert memo is not None, "the memo was not installed on this torch"
+    asked: list[sp.Basic] = []
+    flip: list[sp.Basic] = []  # the facts answered true from now on (a new axiom, say)
+    static = ShapeEnv._maybe_evaluate_static
+
+    def counted(self: ShapeEnv, expr: sp.Basic, *args: object, **kwargs: object) -> object:
+        asked.append(expr)
+        return sp.true if expr in flip else static(self, expr, *args, **kwargs)
+
+    monkeypatch.setattr(ShapeEnv, "_maybe_evaluate_static", counted)
+    env._update_divisible()  # its first call replaces the set (no entry is kept then)
+    decided = FloorDiv(Max(1, s - 1), 2)    # s >= 2 by its range: Max(1, s - 1) = s - 1
+    undecided = FloorDiv(Max(1, s - 5), 2)  # not by the range: torch asks the whole state
+    for expr, simplified in ((decided, FloorDiv(s - 1, 2)), (undecided, undecided)):
+        asked.clear()
+        assert env.simplify(expr) == simplified
+        assert (expr, False) in memo.entries
+        first = list(asked)
+        asked.clear()
+        hits = memo.hits
+        assert env.simplify(expr) == simplified
+        assert memo.hits == hits + 1
+        assert asked == first  # the hit asked torch what its run asked, in order
+    assert asked, "torch decided Max(1, s - 5) without its whole state"
+    # torch's answer changes (a fact it did not have): the entry does not answer
+    flip.extend(asked)
+    ShapeEnv.simplify.cache_clear()  # as a new axiom's version bump would
+    misses = memo.misses
+    changed = env.simplify(undecided)
+    assert memo.misses == misses + 1
+    assert changed != undecided  # torch's own simplify, on the new answer
+    if not memo.entries[(decided, False)][4]:  # torch 2.14: the ranges decided it
+        # another range of s: the entry no longer answers, torch's simplify is asked
+        env.var_to_range[s] = ValueRanges(0, 100)
+        misses = memo.misses
+        env.simplify(decided)
+        assert memo.misses == misses + 1

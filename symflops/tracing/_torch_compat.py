@@ -330,10 +330,21 @@ class SimplifyMemo:
        ``_maybe_evaluate_static`` (axioms, hints, ranges: the whole state); torch 2.14
        compares the arguments of every ``Min``/``Max`` with ``var_to_range`` of their
        symbols (``bound_sympy``, pure otherwise) and falls back to
-       ``_maybe_evaluate_static`` for that same two-argument ``Max`` with 0 or 1. An
-       ``e`` with such a ``Max`` is never memoized here; for any other ``e`` the step is a
-       function of ``e`` and ``var_to_range[s]`` for the symbols ``s`` of ``e``
-       (snapshotted, compared with ``==``: ``ValueRanges`` is frozen).
+       ``_maybe_evaluate_static`` for that same two-argument ``Max`` with 0 or 1, only
+       when those comparisons did not decide it (so ``Max(1, s)`` with ``s >= 1`` by its
+       range never reaches it). ``_maybe_evaluate_static`` is the step's one read of the
+       rest of the state, and its calls are watched: the step is a function of ``e``,
+       ``var_to_range[s]`` for the symbols ``s`` of ``e`` (snapshotted, compared with
+       ``==``: ``ValueRanges`` is frozen) and the answers of those calls, which follow
+       one another in an order fixed by ``e``, the ranges and the earlier answers. So an
+       entry keeps the calls the step made (its own, not those made inside torch's
+       answer to one of them), with their answers, and a hit makes the same calls again
+       in the same order, where torch's step would make them (before the ``FloorDiv``
+       steps): torch answers from its own cache when nothing changed, and the entry
+       stands only if every answer is the recorded one (compared by type and ``==``);
+       on the first other answer torch's ``simplify`` runs (asking torch again: its
+       cache answers). torch 2.13 calls it for every such ``Max``; 2.14 only for those
+       the ranges leave open (mobilevit's ``Max(1, a // ceil(a / 2))``).
     3. the ``TruncToInt`` step: pure.
     4. the two ``FloorDiv`` steps: entered iff the expression has a ``FloorDiv``; they
        call ``_update_divisible()`` first (prunes ``divisible`` of entries ``replace``
@@ -354,28 +365,30 @@ class SimplifyMemo:
     So an entry keeps ``(expr, size_oblivious)`` -> the result, the replacement counter,
     the ranges of ``e``'s symbols, and each membership query with its answer (recorded by
     running torch's ``simplify`` once with ``divisible`` swapped for a recording copy).
-    A hit requires the same counter and ranges, then (iff the entry asked anything, i.e.
+    A hit requires the same counter and ranges, then the same answers of torch's
+    ``_maybe_evaluate_static`` (step 2), then (iff the entry asked anything, i.e.
     torch would reach the ``FloorDiv`` steps) calls ``_update_divisible()`` as torch
     would, then requires each recorded query to answer as recorded: torch would have
     taken the same branches to the same expression. Anything else (a miss, a query made
     after ``_update_divisible`` replaced the set mid-call, an expression with no
-    ``FloorDiv``, the 2-argument ``Max`` with 0/1, the ``axioms``/``var_to_range``
-    arguments) runs torch's ``simplify``. No guard is recorded or skipped: ``simplify``
-    records none, and its one side effect (``_update_divisible``) happens where torch's
-    would. ``resimplify_floor_div`` itself is torch's, unchanged: it calls ``simplify``
-    for every key as before and updates the axioms with the same results, in the same
-    order.
+    ``FloorDiv``, another answer of ``_maybe_evaluate_static``, the
+    ``axioms``/``var_to_range`` arguments) runs torch's ``simplify``. No guard is recorded
+    or skipped: ``simplify`` records none, and its one side effect (``_update_divisible``)
+    happens where torch's would. ``resimplify_floor_div`` itself is torch's, unchanged: it
+    calls ``simplify`` for every key as before and updates the axioms with the same
+    results, in the same order.
 
-    Not covered: keys with ``Max(1, x)`` (contiguous strides make many), whose step 2
-    consults ``_maybe_evaluate_static`` over the whole state (axioms grow with every guard):
-    torch re-simplifies those at each new divisibility fact as before.
+    What is left: ``resimplify_floor_div`` itself (torch's loop over every axiom key at each
+    new divisibility fact, now mostly memo hits), and the ``_maybe_evaluate_static`` calls
+    a hit makes (cheap when torch's caches answer).
     """
 
     def __init__(self, shape_env: Any) -> None:
         self.shape_env = shape_env
         self.torch_simplify = shape_env.simplify  # the class's (lru-cached) bound method
         self.entries: dict[tuple[Any, bool], tuple[Any, int, tuple[Any, ...],
-                                                   tuple[tuple[Any, bool], ...]]] = {}
+                                                   tuple[tuple[Any, bool], ...],
+                                                   tuple[Any, ...]]] = {}
         self.hits = 0
         self.misses = 0
 
@@ -401,9 +414,11 @@ class SimplifyMemo:
         key = (expr, bool(size_oblivious))
         entry = self.entries.get(key)
         if entry is not None:
-            result, counter, ranges, asked = entry
+            result, counter, ranges, asked, statics = entry
             if counter == env._replacements_version_counter and \
-                    all(env.var_to_range.get(s) == r for s, r in ranges):
+                    all(env.var_to_range.get(s) == r for s, r in ranges) and \
+                    all(_same(env._maybe_evaluate_static(*args, **kw), answer)
+                        for args, kw, answer in statics):  # torch's Min/Max step asks them
                 if asked:
                     env._update_divisible()  # where torch's FloorDiv step calls it
                     divisible = env.divisible
@@ -427,22 +442,40 @@ class SimplifyMemo:
         before = env.divisible
         rec = _Recording(before)
         ran = [0]
+        statics: list[tuple[tuple[Any, ...], dict[str, Any], Any]] = []
+        depth = [0]
         own_replace = env.__dict__.get("replace")
+        own_static = env.__dict__.get("_maybe_evaluate_static")
         torch_replace = env.replace
+        torch_static = env._maybe_evaluate_static
 
         def replace(e: Any) -> Any:
             ran[0] += 1
             return torch_replace(e)
 
+        def maybe_evaluate_static(*args: Any, **kwargs: Any) -> Any:
+            if depth[0]:  # asked inside torch's answer to one of the body's own calls
+                return torch_static(*args, **kwargs)
+            depth[0] += 1
+            try:
+                answer = torch_static(*args, **kwargs)
+            finally:
+                depth[0] -= 1
+            statics.append((args, kwargs, answer))
+            return answer
+
         env.divisible = rec
         env.replace = replace
+        env._maybe_evaluate_static = maybe_evaluate_static
         try:
             result = self.torch_simplify(expr, size_oblivious)
         finally:
-            if own_replace is None:
-                del env.replace
-            else:
-                env.replace = own_replace
+            for name, own in (("replace", own_replace),
+                              ("_maybe_evaluate_static", own_static)):
+                if own is None:
+                    delattr(env, name)
+                else:
+                    setattr(env, name, own)
             swapped = env.divisible is not rec  # _update_divisible replaced it mid-call
             grown = len(rec) != len(before)
             if not swapped:
@@ -453,13 +486,15 @@ class SimplifyMemo:
                 or env.var_to_range != ranges_before:
             return result
         e = env.replace(_safe_expand(expr))
-        if not size_oblivious and any(
-                len(m.args) == 2 and (m.args[0] in (0, 1) or m.args[1] in (0, 1))
-                for m in e.atoms(_tfun.Max)):
-            return result  # torch proves Max(0/1, b) from the whole state
         ranges = tuple((s, env.var_to_range.get(s)) for s in e.free_symbols)
-        self.entries[key] = (result, counter, ranges, tuple(rec.asked.items()))
+        self.entries[key] = (result, counter, ranges, tuple(rec.asked.items()),
+                             tuple(statics))
         return result
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Two answers of ``_maybe_evaluate_static`` (None, a SymPy boolean or expression) alike."""
+    return a is b or (a is not None and b is not None and type(a) is type(b) and a == b)
 
 def sym_expr(x: Any) -> Any:
     """A size as an int or a torch-SymPy expression."""
