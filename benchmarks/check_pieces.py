@@ -29,7 +29,8 @@ from typing import Any
 #: swin_t and swin_s: three pieces, 116 <= H, W <= 227; H >= 228, 116 <= W <= 227;
 #: H >= 116, W >= 228 (the middle one's window view check, one window column in the last
 #: stage, is read as W <= 227: symflops.tracing._assembly._split_interval; it pinned H and
-#: W before); sizes below 116 have no piece (refused; --below traces there).
+#: W before); sizes below 116 have no piece (refused; --below --max-pieces 16 traces there:
+#: 14 pieces covering H, W >= 36, 100 x 100 and 600 x 100 then answered and equal).
 MODELS: dict[str, tuple[str, tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]] = {
     "swin_t": ("torchvision", ((224, 224), (256, 256), (320, 320), (512, 512), (160, 160),
                                (224, 320), (1024, 768), (200, 900), (512, 200), (1024, 160),
