@@ -387,6 +387,26 @@ def test_a_refused_point_at_the_example_the_trace_moved_from_says_so() -> None:
     with pytest.raises(OutsideDomain, match="model's code tests the size") as err:
         cost.subs(B=3, H=33)
     assert "the example" not in str(err.value)
+
+
+class _PinsItsExampleLength(nn.Module):
+    """The pinned size is N (a path for exactly N = 8); H has a bound of its own."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, N, H)
+        if x.shape[1] == 8:
+            return x * 2
+        torch._check(x.shape[2] >= 4)
+        if x.shape[2] < 4:
+            raise ValueError("H too small")
+        return x.relu()
+
+
+def test_at_the_moved_example_another_sizes_condition_keeps_its_own_message() -> None:
+    cost = sf.trace(_PinsItsExampleLength(), "B N H", {"N": 8, "H": 6}, warn=False)
+    assert cost.report.moved_from == {"N": 8}
+    with pytest.raises(OutsideDomain) as err:  # N = 8, but it is H that fails
+        cost.subs(B=1, N=8, H=2)
+    assert "the example" not in str(err.value) and "H" in str(err.value)
     # what the fix says: the size as an int gives the count at that point
     with FlopCounterMode(display=False) as fc:
         _PinsItsExample()(torch.empty(3, 32, device="meta"))

@@ -166,11 +166,16 @@ class TracedCost(Cost):
 
     def _at_the_moved_example(self, values: Mapping[Any, Any]) -> str | None:
         """``"at H = 32"`` when ``values`` put every size the model pinned at the example
-        (before the trace moved away, ``TraceReport.moved_from``) back at it; else None."""
+        (before the trace moved away, ``TraceReport.moved_from``) back at it and the
+        condition they fail is on those sizes; else None (another size is the reason)."""
         moved = self.report.moved_from
         named = {k if isinstance(k, str) else getattr(k, "name", None): v
                  for k, v in values.items()}
         if not moved or any(named.get(n) != v for n, v in moved.items()):
+            return None
+        bad = self.domain.failing(self._resolve(values, {}))
+        ours = {self.report.symbols[n] for n in moved if n in self.report.symbols}
+        if bad is None or not bad[1].free_symbols & ours:
             return None
         return "at " + ", ".join(f"{n} = {v}" for n, v in moved.items())
 
