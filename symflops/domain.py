@@ -85,6 +85,10 @@ class Domain:
     #: lower bounds that are tests in a traced model's code, not an op's size (no op's
     #: output is empty below them): their fix says so (``TraceReport.tested``)
     tested: frozenset[sp.Basic] = field(default_factory=frozenset)
+    #: the example sizes a traced model pinned (a path that holds only there), when the
+    #: trace moved away from them (``TraceReport.moved_from``): a point back at them that
+    #: fails a condition on them gets a fix that says so
+    moved_from: Mapping[sp.Symbol, int] = field(default_factory=dict)
     axes: dict[sp.Symbol, _Axis] = field(default_factory=dict, init=False)
     other: list[tuple[str, sp.Basic]] = field(default_factory=list, init=False)
 
@@ -368,6 +372,12 @@ class Domain:
 
     def fix_for(self, cond: sp.Basic, mapping: Mapping[sp.Symbol, Any] | None = None) -> str:
         """What to change so that ``cond`` holds (valid neighbours for a lattice)."""
+        moved = self._at_the_moved_example(cond, mapping or {})
+        if moved is not None:
+            return (f"{moved} (the example) the model takes a path that holds only there "
+                    f"(torch fixed the size), so the trace moved away from it: give those "
+                    f"sizes as ints in the input spec (the others stay symbolic) for the "
+                    f"formula at that point")
         syms = cond.free_symbols
         if len(syms) == 1:
             (s,) = syms
@@ -433,6 +443,19 @@ class Domain:
                     f"guard torch recorded, and the cost differs there): trace it with {{hints}} "
                     f"at such a point for the formula of that path")
         return "use larger sizes, more padding or smaller kernels/strides/dilations"
+
+    def _at_the_moved_example(self, cond: sp.Basic, mapping: Mapping[sp.Symbol, Any]
+                              ) -> str | None:
+        """``"at H = 32"`` when ``mapping`` puts every size in :attr:`moved_from` back at
+        its example and ``cond`` is on one of them; else None (another size is why)."""
+        moved = self.moved_from
+        if not moved or not cond.free_symbols & set(moved):
+            return None
+        for s, v in moved.items():
+            at = sp.sympify(mapping.get(s))
+            if not (at is not None and at.is_Integer and int(at) == v):
+                return None
+        return "at " + ", ".join(f"{s} = {v}" for s, v in moved.items())
 
     def options_for(self, cond: sp.Basic, mapping: Mapping[sp.Symbol, Any] | None = None
                     ) -> dict[str, Any]:

@@ -9,6 +9,8 @@ own output sizes, FlopCounterMode and ``sf.nn``'s Piecewise.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
@@ -383,10 +385,31 @@ def test_a_refused_point_at_the_example_the_trace_moved_from_says_so() -> None:
     with pytest.raises(OutsideDomain, match=r"at H = 32 \(the example\)") as err:
         cost.subs(B=3, H=32)
     assert "as ints in the input spec" in str(err.value)
+    # the fix is the domain's, so evaluate (arrays) and the domain's own check say the same
+    with pytest.raises(OutsideDomain, match=r"at H = 32 \(the example\)"):
+        cost.evaluate(B=[3, 3], H=[64, 32])
+    with pytest.raises(OutsideDomain, match=r"at H = 32 \(the example\)"):
+        cost.domain.check({cost.report.symbols["H"]: 32})
     # elsewhere outside the domain the fix is the domain's own
     with pytest.raises(OutsideDomain, match="model's code tests the size") as err:
         cost.subs(B=3, H=33)
     assert "the example" not in str(err.value)
+    with pytest.raises(OutsideDomain, match="model's code tests the size"):
+        cost.evaluate(B=[3, 3], H=[64, 33])
+
+
+def test_the_command_line_names_the_moved_example_too(tmp_path, capsys) -> None:
+    from symflops.cli import main
+
+    (tmp_path / "pins.py").write_text(
+        "from tests.test_trace_domain import _PinsItsExample\n"
+        "def make():\n    return _PinsItsExample()\n", encoding="utf-8")
+    args = ["trace", f"{tmp_path / 'pins.py'}:make", "--input", "B H", "--hint", "H=32"]
+    assert main([*args, "--at", "B=3,H=64"]) == 0
+    assert re.search(r"FLOPs \(exact\) +192\b", capsys.readouterr().out)  # relu: 3 * 64
+    assert main([*args, "--at", "B=3,H=32"]) == 2
+    err = capsys.readouterr().err
+    assert "at H = 32 (the example)" in err and "as ints in the input spec" in err
 
 
 class _PinsItsExampleLength(nn.Module):

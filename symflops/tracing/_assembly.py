@@ -131,18 +131,7 @@ class TracedCost(Cost):
                 self._check_fixed(name, val, exact and int(val) == self.report.fixed[name])
             else:
                 keep[key] = val
-        try:
-            return super().subs(keep)
-        except OutsideDomain as e:
-            moved = self._at_the_moved_example(keep)
-            if moved is None:
-                raise
-            raise OutsideDomain(
-                f"{moved} (the example) the model takes a path that holds only there "
-                f"(torch fixed the size), so the trace moved away; this formula holds only "
-                f"on its own domain ({e.message})", layer=e.layer, values=e.values,
-                fix="give those sizes as ints in the input spec (the others stay symbolic) "
-                    "for the formula at that point") from None
+        return super().subs(keep)
 
     def evaluate(self, quantity: str = "flops", **values: Any) -> np.ndarray:
         """:meth:`Cost.evaluate`, refusing a dim the model fixed at any other value."""
@@ -159,25 +148,14 @@ class TracedCost(Cost):
     @property
     def domain(self) -> Domain:
         """:attr:`Cost.domain` with the dims the model fixes as pinned values (``B = 2
-        (pinned)``): the formula holds only there."""
+        (pinned)``): the formula holds only there; and the example the trace moved away
+        from (``report.moved_from``), which a refusal there names."""
         pins = [("trace", sp.Eq(self.report.symbols.get(n, S.symbol(n)), v))
                 for n, v in self.report.fixed.items()]
-        return Domain([*self._all_validity(), *pins], tested=frozenset(self.report.tested))
-
-    def _at_the_moved_example(self, values: Mapping[Any, Any]) -> str | None:
-        """``"at H = 32"`` when ``values`` put every size the model pinned at the example
-        (before the trace moved away, ``TraceReport.moved_from``) back at it and the
-        condition they fail is on those sizes; else None (another size is the reason)."""
-        moved = self.report.moved_from
-        named = {k if isinstance(k, str) else getattr(k, "name", None): v
-                 for k, v in values.items()}
-        if not moved or any(named.get(n) != v for n, v in moved.items()):
-            return None
-        bad = self.domain.failing(self._resolve(values, {}))
-        ours = {self.report.symbols[n] for n in moved if n in self.report.symbols}
-        if bad is None or not bad[1].free_symbols & ours:
-            return None
-        return "at " + ", ".join(f"{n} = {v}" for n, v in moved.items())
+        moved = {self.report.symbols.get(n, S.symbol(n)): v
+                 for n, v in self.report.moved_from.items()}
+        return Domain([*self._all_validity(), *pins], tested=frozenset(self.report.tested),
+                      moved_from=moved)
 
     def _check_fixed(self, name: str, val: Any, same: bool) -> None:
         if not same:
