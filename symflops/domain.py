@@ -110,7 +110,8 @@ class Domain:
         single = [(w, c) for w, c in single if not self._implied_on_own_residues(c)]
         several = [(w, c) for w, c in self.other if len(c.free_symbols) != 1]
         self.other = [*single, *((w, c) for w, c in several if not self._implied(c)
-                                 and not self._implied_on_residues(c))]
+                                 and not self._implied_on_residues(c)
+                                 and not self._signed_on_residues(c))]
         self.other.sort(key=lambda wc: unique.index(wc))
 
     def implies(self, cond: sp.Basic) -> bool:
@@ -261,6 +262,38 @@ class Domain:
             base = joint * max(1, -(-ax.lower // joint))
             specs.append((s, joint, residues, base))
         return _zero_on_residues(rest, tuple(specs))
+
+    def _signed_on_residues(self, cond: sp.Basic) -> bool:
+        """``cond``, an inequality or ``Ne`` over sizes of which one at least has
+        remainders, holds at every point of their axes (MobileViT's
+        ``64*B*ceil(ceil(H/8)/2)*... >= 2`` where ``ceil(H/8)`` is even): implied, so not
+        printed (still checked as written).
+
+        Proof: each size written ``s = L*k + r`` (``k >= 0`` whole, ``r`` a remainder its
+        axis allows, ``L`` from :func:`_linearizing_period`; a size without remainders
+        ``lower + step*k``), so every rounding is a polynomial in the ``k``'s
+        (:func:`_polynomial_roundings`); the condition then holds for every ``k`` when the
+        difference of its sides has no negative coefficient (and, strict or ``Ne``, a
+        positive constant), or the mirror of that."""
+        if not isinstance(cond, (sp.Ne, sp.Gt, sp.Ge, sp.Lt, sp.Le)) or not any(
+                s in self.axes and self.axes[s].residues for s in cond.free_symbols):
+            return False
+        specs: list[tuple[sp.Symbol, int, tuple[int, ...], int]] = []
+        for s in sorted(cond.free_symbols, key=lambda x: x.name):
+            ax = self.axes.get(s) or _Axis(lower=_least(s))
+            if ax.pinned is not None:
+                return False
+            if ax.residues is None:
+                specs.append((s, ax.step, (ax.offset % ax.step,), ax.lower))
+                continue
+            linear = _linearizing_period(cond, s)
+            if linear is None:
+                return False
+            cycle, allowed = ax.residues
+            joint = math.lcm(cycle, linear, ax.step)
+            specs.append((s, joint, tuple(r for r in range(joint) if r % cycle in allowed
+                                          and r % ax.step == ax.offset % ax.step), ax.lower))
+        return _signed_at_every_k(cond, tuple(specs))
 
     def _implied(self, cond: sp.Basic, bounds: bool = False) -> bool:
         """Whether ``cond`` holds at every point of its symbols' lattices: with each such
@@ -659,6 +692,70 @@ def _whole_parts_out(e: sp.Basic) -> sp.Basic:
     return e.replace(lambda r: isinstance(r, (sp.floor, sp.ceiling)), out)
 
 
+@functools.lru_cache(maxsize=4096)
+def _signed_at_every_k(cond: sp.Rel, specs: tuple[tuple[sp.Symbol, int, tuple[int, ...], int],
+                                                  ...]) -> bool:
+    """:meth:`Domain._signed_on_residues`'s proof, per remainder combination of ``specs``
+    (per size: the size, its step ``L``, the remainders ``r``, its lower bound)."""
+    if math.prod(len(r) for _, _, r, _ in specs) > _SIGN_BUDGET:
+        return False
+    ks = {s: sp.Symbol(f"_{s}_k", integer=True, nonnegative=True) for s, *_ in specs}
+    for combo in itertools.product(*(r for _, _, r, _ in specs)):
+        at = _polynomial_roundings(cond.xreplace({
+            s: step * (ks[s] + max(0, -(-(lower - r) // step))) + r
+            for (s, step, _, lower), r in zip(specs, combo, strict=True)}))
+        if at is sp.true:
+            continue
+        if not isinstance(at, sp.Rel) or at.has(sp.floor, sp.ceiling, sp.Mod, sp.Max, sp.Min):
+            return False
+        d = sp.expand(at.rhs - at.lhs if isinstance(at, (sp.Lt, sp.Le)) else at.lhs - at.rhs)
+        if isinstance(at, sp.Ne) and _nonnegative_polynomial(-d):
+            d = -d
+        strict = not isinstance(at, (sp.Ge, sp.Le))
+        constant = d.xreplace({k: 0 for k in ks.values()})
+        if not (_nonnegative_polynomial(d) and (constant > 0 if strict else True)):
+            return False
+    return True
+
+
+def _polynomial_roundings(e: sp.Basic) -> sp.Basic:
+    """``e``, sizes written as polynomials in whole ``k >= 0``, with each rounding that is
+    one put as that polynomial, inner first: whole parts out of floors and ceilings
+    (:func:`_whole_parts_out`), ratios that cancel (``floor((8k + 4)/(4k + 2))``: 2), and
+    ``Mod(n, d)`` as ``n`` where ``0 <= n < d`` for every ``k``."""
+    def small_mod(m: sp.Basic) -> sp.Basic:
+        n, d = m.args
+        return n if _nonnegative_polynomial(n) and \
+            _nonnegative_polynomial(sp.expand(d - n - 1)) else m
+
+    def cancels(r: sp.Basic) -> bool:
+        return isinstance(r, (sp.floor, sp.ceiling)) and len(r.args[0].free_symbols) == 1 \
+            and _no_pole(r.args[0], next(iter(r.args[0].free_symbols)))
+
+    for _ in range(16):  # one nesting level a round
+        before = e
+        e = _whole_parts_out(e)
+        e = e.replace(cancels, lambda r: type(r)(sp.cancel(r.args[0])))
+        e = e.replace(lambda m: isinstance(m, sp.Mod), small_mod)
+        if e == before:
+            break
+    return e
+
+
+def _nonnegative_polynomial(p: sp.Basic) -> bool:
+    """``p`` a polynomial in whole ``k >= 0``'s with no negative coefficient (so it is
+    never negative); False when not such a polynomial."""
+    p = sp.expand(p)
+    if p.is_number:
+        return bool(p.is_nonnegative)
+    try:
+        return all(c >= 0 for c in sp.Poly(p, *sorted(p.free_symbols, key=str)).coeffs())
+    except sp.PolynomialError:
+        return False
+
+
+#: the most remainder combinations :meth:`Domain._signed_on_residues` reads a condition at
+_SIGN_BUDGET = 1024
 #: the longest period :meth:`Domain._read_as_residues` reads a condition over
 _RESIDUE_BUDGET = 4096
 #: the most points :meth:`Domain._implied_on_residues` evaluates a condition at
@@ -789,24 +886,51 @@ def _no_pole(e: sp.Basic, k: sp.Symbol) -> bool:
 
 def _linearizing_period(cond: sp.Basic, s: sp.Symbol) -> int | None:
     """A step ``L`` of ``s`` that moves every floor, ceiling and ``Mod`` containing it by a
-    whole number (each nesting level's denominators multiplied: ``floor(floor(H/8)/2)``
-    takes 16), or None where ``s`` sits in something else (``Max``, a power of a floor)."""
+    whole number: along each nesting the denominators multiply (``floor(floor(H/8)/2)``
+    takes 16), side by side their least common multiple (``floor(H/8) + floor(H/16)``: 16);
+    None where ``s`` sits in something else (``Max``, a power of a floor). A rounding of a
+    ratio of sizes (``floor(a/b)``, ``b`` not a number) adds nothing: it is not linear in
+    ``k`` over any step, and is read per remainder (cancelled) or not at all.
+
+    >>> from symflops.symbols import H
+    >>> _linearizing_period(sp.floor(sp.floor(H/8)/2) + sp.ceiling(H/12), H)
+    48
+    """
     if cond.has(sp.Max, sp.Min):
         return None
     period = 1
-    for a in cond.atoms(sp.floor, sp.ceiling, sp.Mod):
-        if s not in a.free_symbols:
-            continue
-        inner = a.args[0] if not isinstance(a, sp.Mod) else a.args[0]
-        qs = [int(r.q) for r in inner.atoms(sp.Rational)]
-        if isinstance(a, sp.Mod):
-            if not a.args[1].is_Integer:
-                return None
-            qs.append(int(a.args[1]))
-        period *= math.lcm(1, *qs)
+    for a in _outermost_roundings(cond, s):
+        period = math.lcm(period, _rounding_period(a, s))
         if period > _RESIDUE_BUDGET:
             return None
     return period
+
+
+def _outermost_roundings(e: sp.Basic, s: sp.Symbol) -> list[sp.Basic]:
+    """The floors, ceilings and ``Mod``s of ``e`` containing ``s`` that no other encloses."""
+    if isinstance(e, (sp.floor, sp.ceiling, sp.Mod)) and s in e.free_symbols:
+        return [e]
+    return [r for arg in e.args for r in _outermost_roundings(arg, s)]
+
+
+def _rounding_period(a: sp.Basic, s: sp.Symbol) -> int:
+    """:func:`_linearizing_period` of one rounding: its nested roundings' period times the
+    denominators its argument puts on ``s`` and on them (and a ``Mod``'s number)."""
+    nested = _outermost_roundings(a.args[0], s)
+    if isinstance(a, sp.Mod):
+        nested += _outermost_roundings(a.args[1], s)
+    period = math.lcm(1, *(_rounding_period(b, s) for b in nested))
+    held = {b: sp.Dummy() for b in nested}
+    try:
+        poly = sp.Poly(sp.expand(a.args[0].xreplace(held)), s, *held.values())
+    except sp.PolynomialError:
+        return period  # a ratio of sizes
+    qs = [int(c.q) for c in poly.coeffs() if c.is_Rational]
+    if isinstance(a, sp.Mod):
+        if not a.args[1].is_Integer:
+            return period
+        qs.append(int(a.args[1]))
+    return period * math.lcm(1, *qs)
 
 
 @functools.lru_cache(maxsize=4096)

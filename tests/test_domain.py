@@ -414,3 +414,35 @@ def test_periodic_conditions_read_as_remainders() -> None:
         assert d.contains(H=h, W=16, B=1) == by_hand, h
         assert (h % 64 in range(25, 33)) == by_hand
     assert not d.contains(H=32, W=17, B=1)  # W's own reading: ceil(17/8) = 3 is odd
+
+
+def test_inequalities_the_remainders_imply_are_not_printed() -> None:
+    from symflops.symbols import B, W
+
+    # the lattice of MobileViT at 224: ceil(H/8), ceil(H/16) even, ceil(H/32) odd (H in
+    # 25..32 mod 64), ceil(W/8) even (W in 9..16 mod 16)
+    lattice = [_even_map(H, 8), _even_map(H, 16), sp.Not(_even_map(H, 32)), _even_map(W, 8)]
+    f8h, f8w = (sp.floor(s / 8 - sp.Rational(1, 8)) for s in (H, W))
+    h8, w8 = f8h + 1, f8w + 1                          # ceil(H/8) = 8k + 4, ceil(W/8) = 2j + 2
+    h16, w16 = (sp.ceiling(f / 2 + sp.Rational(1, 2)) for f in (f8h, f8w))  # 4k + 2, j + 1
+    # by hand on the lattice: floor(h8/h16) = 2, so 64*B*h16*w16*2*2 >= 256 >= 2
+    tokens = 64 * B * h16 * w16 * sp.floor(h8 / h16) * sp.floor(w8 / w16) >= 2
+    # 8k + 4 != 4k + 2; Mod(2*2, 4*(4k + 2)) = 4 != 0; w16 < h16*w16 as h16 >= 2
+    implied = [tokens, sp.Ne(64 * B * h8, 64 * B * h16),
+               sp.Ne(16 * B * sp.Mod(sp.floor(h8 / h16) * sp.floor(w8 / w16), 4 * h16), 0),
+               w16 < h16 * w16]
+    # not implied: h16*w16 >= 3 fails at H = 32, W = 16 (2*1 = 2)
+    kept = h16 * w16 >= 3
+    d = Domain([("t", c) for c in [*lattice, *implied, kept]])
+    assert d.describe() == f"H mod 64 in 25..32; W mod 16 in 9..16; {kept}"
+    # each dropped one holds at every point of the lattice (brute force, far out too); the
+    # kept one fails at some
+    on_lattice = Domain([("t", c) for c in lattice])
+    points = [(b, h, w) for b in (1, 2, 7) for h in range(1, 1200) for w in (9, 16, 41, 505)
+              if on_lattice.contains(B=b, H=h, W=w)]
+    assert len(points) == 3 * 19 * 8 * 4  # 19 blocks of 64 below 1200, 8 remainders each
+    assert any(kept.xreplace({B: b, H: h, W: w}) is sp.false for b, h, w in points)
+    for cond in implied:
+        assert all(cond.xreplace({B: b, H: h, W: w}) is sp.true for b, h, w in points), cond
+    # still checked as written
+    assert not d.contains(B=1, H=32, W=16)
