@@ -30,6 +30,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import operator
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -485,8 +486,11 @@ class Domain:
         if not moved or not cond.free_symbols & set(moved):
             return None
         for s, v in moved.items():
-            at = sp.sympify(mapping.get(s))
-            if not (at is not None and at.is_Integer and int(at) == v):
+            try:  # an int, NumPy's or SymPy's (values are never parsed here)
+                same = operator.index(mapping.get(s)) == v  # type: ignore[arg-type]
+            except TypeError:
+                same = False
+            if not same:
                 return None
         return "at " + ", ".join(f"{s} = {v}" for s, v in moved.items())
 
