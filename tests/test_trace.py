@@ -529,7 +529,7 @@ def test_the_fit_fallback_runs_without_the_spent_trace_alive(monkeypatch):
 
     monkeypatch.setattr(_tracer, "fit", fit)
     with pytest.warns(UserWarning, match="time budget"):
-        c = sf.trace(KeepsALocal(), "B N 8", convention="macs", time_budget=1,
+        c = sf.trace(KeepsALocal(), "B N 8", convention="macs", time_budget=0.5,
                      fallback="fit")
     assert c.flops == 64 * B * N
     assert alive == [[False]]  # one fit, after the one symbolic trace was let go

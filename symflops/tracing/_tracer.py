@@ -3,7 +3,6 @@ fitted polynomial when asked, and return the aligned form when asked."""
 
 from __future__ import annotations
 
-import gc
 import time
 import warnings
 from collections.abc import Mapping
@@ -23,7 +22,6 @@ from symflops.tracing._assembly import TracedCost
 from symflops.tracing._cache import default_hint, parse_past, position_limit
 from symflops.tracing._data_dependent import check_option
 from symflops.tracing._fit import fit
-from symflops.tracing._guard import uninterrupted
 from symflops.tracing._inputs import (
     DEFAULT_HINTS,
     DEFAULT_TIME_BUDGET,
@@ -210,10 +208,6 @@ def _check_skip_masked(skip_masked: Any, mode: str, fallback: str | None) -> Non
                             options={"skip_masked": True, "fallback": "fit"})
 
 
-def _collect_garbage() -> None:
-    gc.collect()
-
-
 def _fit_fallback(model: torch.nn.Module, inputs: Any, weighting: Convention, mode: str,
                   error: SymflopsError, warn: bool, budget: float | None) -> Cost:
     # the failed trace's frames let go first: through the error's traceback they kept its
@@ -222,10 +216,6 @@ def _fit_fallback(model: torch.nn.Module, inputs: Any, weighting: Convention, mo
     # a 1.2 s fit after an 8 s trace; 0.04 s without)
     error.__traceback__ = None
     error.__context__ = None
-    # ... and freed here, shielded, before the fit's clock starts: left to the fit, the
-    # first full collection in it freed them on the fit's budget (a full test-suite run:
-    # 3 s gone before the fit's first op)
-    uninterrupted(_collect_garbage)
     try:
         cost = fit(model, inputs, convention=weighting, mode=mode, time_budget=budget)
     except SymflopsError:
