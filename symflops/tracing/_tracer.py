@@ -210,12 +210,6 @@ def _check_skip_masked(skip_masked: Any, mode: str, fallback: str | None) -> Non
 
 def _fit_fallback(model: torch.nn.Module, inputs: Any, weighting: Convention, mode: str,
                   error: SymflopsError, warn: bool, budget: float | None) -> Cost:
-    # the failed trace's frames let go first: through the error's traceback they kept its
-    # records, fake tensors and ShapeEnv alive (millions of objects after a spent budget),
-    # and every full gc pass in the fit walked them, out of the fit's own budget (1.2 s of
-    # a 1.2 s fit after an 8 s trace; 0.04 s without)
-    error.__traceback__ = None
-    error.__context__ = None
     try:
         cost = fit(model, inputs, convention=weighting, mode=mode, time_budget=budget)
     except SymflopsError:
