@@ -248,6 +248,8 @@ class Domain:
         rest = _without_positive_factors(cond, periodic)
         if rest is None or rest is sp.true:
             return rest is sp.true
+        if any(not m.args[1].is_Integer for m in rest.atoms(sp.Mod)):
+            return False  # a remainder by a size: not a polynomial in k, the proof fails
         specs = []
         for s in sorted(rest.free_symbols, key=lambda x: x.name):
             ax = self.axes.get(s) or _Axis(lower=_least(s))
