@@ -851,18 +851,15 @@ def _without_positive_factors(cond: sp.Basic, periodic: tuple[sp.Symbol, ...]
 def _holds_per_residue(cond: sp.Basic, s: sp.Symbol, period: int, residues: frozenset[int],
                        lower: int) -> bool:
     """``cond`` (on ``s`` alone) true at every ``s = period*k + r`` at or above ``lower``,
-    for each ``r`` in ``residues``: per remainder, the condition in ``k`` settles as true
-    or is proven for every whole ``k`` by :func:`_periodic_reading` or
-    :func:`_ratio_reading`."""
+    for each ``r`` in ``residues``: per remainder, the condition in ``k`` (its roundings
+    read by :func:`_polynomial_roundings`) settles as true or is proven for every whole
+    ``k`` by :func:`_periodic_reading` or :func:`_ratio_reading`."""
     if len(residues) > 64:
         return False
     k = sp.Symbol("_k", integer=True, nonnegative=True)
     for r in sorted(residues):
         first = max(0, -(-(lower - r) // period))
-        at = _whole_parts_out(cond.xreplace({s: period * (k + first) + r}))
-        # a ratio of sizes that cancels (``(8k + 4)/(4k + 2)``: 2) read as what it is
-        at = at.replace(lambda e: isinstance(e, (sp.floor, sp.ceiling)) and _no_pole(
-            e.args[0], k), lambda e: type(e)(sp.cancel(e.args[0])))
+        at = _polynomial_roundings(cond.xreplace({s: period * (k + first) + r}))
         if at is sp.true:
             continue
         if at is sp.false or not isinstance(at, sp.Rel) or at.free_symbols != {k}:
