@@ -492,6 +492,43 @@ def test_a_spent_time_budget_falls_back_to_the_fit_when_asked():
     assert c.flops == 64 * B * N
 
 
+@pytest.mark.slow  # waits out a budget, then fits
+def test_the_fit_fallback_starts_without_the_spent_trace(monkeypatch):
+    """The fit has a budget of its own: it must not pay for the spent trace's garbage (in
+    the full suite, the collections that garbage set off made the 3 s fit above run out),
+    and the spent trace's watchdog must not interrupt what runs after the fit."""
+    import gc
+    import threading
+
+    from torch._subclasses.fake_tensor import FakeTensor
+
+    from symflops.tracing import _guard, _tracer
+
+    def fakes() -> int:
+        return sum(type(o) is FakeTensor for o in gc.get_objects())
+
+    seen = {}
+    real_fallback = _tracer._fit_fallback
+
+    def watched(*args, **kwargs):
+        seen["fakes at the fit"] = fakes()
+        seen["traceback"] = args[4].__traceback__
+        cost = real_fallback(*args, **kwargs)
+        seen["trace's watchdog after the fit"] = _guard._levels[threading.get_ident()][-1].due()
+        return cost
+
+    monkeypatch.setattr(_tracer, "_fit_fallback", watched)
+    gc.collect()
+    before = fakes()
+    with pytest.warns(UserWarning, match="time budget"):
+        c = sf.trace(SlowOnlySymbolically(), "B N 8", convention="macs", time_budget=1,
+                     fallback="fit")
+    assert c.flops == 64 * B * N
+    # thousands of fake tensors were made in that second; none is left when the fit starts
+    assert seen == {"fakes at the fit": before, "traceback": None,
+                    "trace's watchdog after the fit": None}
+
+
 @pytest.mark.parametrize("budget", [0, -1, float("nan"), float("inf"), "10", True],
                          ids=["zero", "negative", "nan", "inf", "str", "bool"])
 def test_bad_time_budgets_are_refused(budget):

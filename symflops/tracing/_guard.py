@@ -52,8 +52,8 @@ from typing import Any, TypeVar
 from symflops.errors import TimeBudgetSpent
 
 __all__ = ["guarded", "guarded_whole_call", "TRACE_LOCK", "Interrupt", "uninterrupted",
-           "on_exit", "innermost_spent", "raising_cleanly", "REFIRE", "GRACE",
-           "UNWIND"]
+           "on_exit", "innermost_spent", "raising_cleanly", "answering_otherwise", "REFIRE",
+           "GRACE", "UNWIND"]
 
 #: held by every tracing entry point for the whole call (re-entrant: ``trace`` may call
 #: ``fit``, ``trace_factory`` calls ``trace``)
@@ -251,6 +251,19 @@ def raising_cleanly() -> None:
         stack = _levels.get(threading.get_ident())
         if stack:
             stack[-1].extra_grace = UNWIND
+            _lock.notify()
+
+
+def answering_otherwise() -> None:
+    """The innermost call is done with its own budget and answers another way (``trace``
+    falls back to a fit, which arms a budget of its own): the watchdog stops for it, as if
+    its interrupt had been delivered. Without this, the outer clock, already spent, ran on
+    once the fit returned, and its interrupt landed in whatever the call did next (a weakref
+    callback freeing the spent trace, printed as ignored)."""
+    with _lock:
+        stack = _levels.get(threading.get_ident())
+        if stack:
+            stack[-1].delivered = True
             _lock.notify()
 
 

@@ -3,7 +3,9 @@ fitted polynomial when asked, and return the aligned form when asked."""
 
 from __future__ import annotations
 
+import gc
 import time
+import traceback
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -18,6 +20,7 @@ from symflops.errors import (
     SymflopsWarning,
     TimeBudgetSpent,
 )
+from symflops.tracing import _guard
 from symflops.tracing._assembly import TracedCost
 from symflops.tracing._cache import default_hint, parse_past, position_limit
 from symflops.tracing._data_dependent import check_option
@@ -156,6 +159,7 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
                              deadline=None if budget is None else started + budget,
                              past=cache)
     limit = None if cache is None else position_limit(model, cache, ctx.specs[0])
+    failed: SymflopsError | None = None
     try:
         cost = run(ctx)
         if limit is not None and limit not in cost.validity:
@@ -167,7 +171,11 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
             not real and isinstance(e, SymbolicShapesFailed))
         if fallback != "fit" or not fits:
             raise
-        return _fit_fallback(model, inputs, weighting, mode, e, warn, budget)
+        failed = _without_its_trace(e)
+    if failed is not None:  # (outside the except: the spent trace is unreachable now)
+        _guard.answering_otherwise()
+        gc.collect()
+        return _fit_fallback(model, inputs, weighting, mode, failed, warn, budget)
     if fallback == "fit" and cost.report.fixed:
         # the symbolic trace pinned dims (a batch torch specialized, a reshape that
         # mentions the example size): a fit varies them instead of folding them in
@@ -206,6 +214,24 @@ def _check_skip_masked(skip_masked: Any, mode: str, fallback: str | None) -> Non
         raise SymflopsError("{skip_masked} is not available with {fallback}", layer="trace",
                             values={"fallback": fallback}, fix="drop one of the two",
                             options={"skip_masked": True, "fallback": "fit"})
+
+
+def _without_its_trace(error: SymflopsError) -> SymflopsError:
+    """``error`` with its traceback and chained errors dropped and their frames cleared:
+    they hold the failed trace (a spent budget's worth of records, fake tensors and
+    sizes). The fit that follows has a budget of its own, and before this it paid for
+    that garbage: in a large process (the test suite) the collections it set off made a
+    3 s fit run out of its budget."""
+    seen: set[int] = set()
+    e: BaseException | None = error
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if e.__traceback__ is not None:
+            traceback.clear_frames(e.__traceback__)
+        e.__traceback__ = None
+        e = e.__cause__ or e.__context__
+    error.__cause__ = error.__context__ = None
+    return error
 
 
 def _fit_fallback(model: torch.nn.Module, inputs: Any, weighting: Convention, mode: str,
