@@ -466,3 +466,32 @@ def test_the_leftover_checker_sees_what_a_forward_leaves() -> None:
     fake = mode.from_tensor(torch.zeros(4, 3), symbolic_context=None)
     holder = {"deep": [types.SimpleNamespace(t=fake)]}
     assert symbolic_left(holder) == ["root0['deep'][0][t]: FakeTensor"]
+
+
+def test_the_import_systems_objects_in_a_modules_globals_are_not_put_back() -> None:
+    """What a module's dunders hold (``__loader__``, ``__builtins__``) is the import
+    system's, not the model's state: under pytest 9.2 the test module's ``__loader__``
+    reached the log records pytest was capturing, and putting them back erased the records
+    the forward logged. A plain global container is still put back."""
+    import sys
+
+    module = types.ModuleType("symflops_test_loader_module")
+    module.__loader__ = types.SimpleNamespace(records=[])  # like pytest's rewriting hook
+    module.CACHE = []
+    exec("import torch\n"
+         "class Logs(torch.nn.Module):\n"
+         "    def __init__(self):\n"
+         "        super().__init__()\n"
+         "        self.lin = torch.nn.Linear(8, 8)\n"
+         "    def forward(self, x):\n"
+         "        __loader__.records.append('logged')\n"
+         "        CACHE.append(x)\n"
+         "        return self.lin(x)\n", module.__dict__)
+    sys.modules[module.__name__] = module
+    try:
+        assert sf.trace(module.Logs(), "B 8").params == 72
+    finally:
+        del sys.modules[module.__name__]
+    # the forward runs more than once (the B = 1 check): each log stays, the cache is as before
+    assert module.__loader__.records and set(module.__loader__.records) == {"logged"}
+    assert module.CACHE == []

@@ -5,7 +5,9 @@ What is put back: every module's attributes (``__dict__``: attributes ``forward`
 ``training``, parameters/buffers/submodules registered during the run), the contents of
 the lists, dicts, sets and plain objects (a config) reachable from them, nested
 (``self.deep["a"]["k"] = x``), the globals of the Python modules that define the model's
-classes (names bound or rebound, and the containers they hold: a module-level cache dict),
+classes (names bound or rebound, and the containers they hold: a module-level cache dict;
+not what the dunders hold, ``__loader__``, ``__builtins__``: those are the import system's,
+and under pytest 9.2 ``__loader__`` reached the log records pytest was capturing),
 each parameter's and buffer's ``requires_grad`` and ``grad``, torch's defaults (default
 dtype, grad mode, anomaly mode, deterministic algorithms) and the global RNGs (torch,
 Python ``random``, numpy). So no FakeTensor or SymInt of the trace stays reachable.
@@ -199,8 +201,9 @@ class _Snapshot:
         for module in _defining_modules(self.modules):
             g = vars(module)
             self.globals.append((g, dict(g)))
-            for v in list(g.values()):
-                self.containers.add(v)
+            for name, v in list(g.items()):
+                if not (name.startswith("__") and name.endswith("__")):
+                    self.containers.add(v)
         mm = torch.nn.modules.module
         self.hooks = [(getattr(mm, name), list(getattr(mm, name).items()))
                       for name in C._GLOBAL_HOOKS]
