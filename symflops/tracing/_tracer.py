@@ -3,7 +3,6 @@ fitted polynomial when asked, and return the aligned form when asked."""
 
 from __future__ import annotations
 
-import gc
 import time
 import traceback
 import warnings
@@ -174,7 +173,6 @@ def trace(model: torch.nn.Module, inputs: Any, hints: Mapping[str, int] | None =
         failed = _without_its_trace(e)
     if failed is not None:  # (outside the except: the spent trace is unreachable now)
         _guard.answering_otherwise()
-        gc.collect()
         return _fit_fallback(model, inputs, weighting, mode, failed, warn, budget)
     if fallback == "fit" and cost.report.fixed:
         # the symbolic trace pinned dims (a batch torch specialized, a reshape that
@@ -219,9 +217,8 @@ def _check_skip_masked(skip_masked: Any, mode: str, fallback: str | None) -> Non
 def _without_its_trace(error: SymflopsError) -> SymflopsError:
     """``error`` with its traceback and chained errors dropped and their frames cleared:
     they hold the failed trace (a spent budget's worth of records, fake tensors and
-    sizes). The fit that follows has a budget of its own, and before this it paid for
-    that garbage: in a large process (the test suite) the collections it set off made a
-    3 s fit run out of its budget."""
+    sizes): once they are cleared, that is freed at once (no collection needed), before
+    the fit, which has a budget of its own, starts its clock."""
     seen: set[int] = set()
     e: BaseException | None = error
     while e is not None and id(e) not in seen:
