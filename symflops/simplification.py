@@ -63,17 +63,30 @@ def _simplified(expr: sp.Expr) -> sp.Expr:
     if held:
         names = {a: sp.Dummy(f"held{i}", integer=True) for i, a in enumerate(held)}
         return _simplified(expr.xreplace(names)).xreplace({v: k for k, v in names.items()})
-    candidates = [_factored(expr)]
+    if not expr.has(sp.floor, sp.ceiling):
+        return _positive_factors(_factored(expr))
+    # Each floor is held as one symbol while expanding and factoring (its argument expanded
+    # first, as expand would): the same algebra, without SymPy re-evaluating the floor and
+    # asking its sign at every step (two thirds of a first AlexNet trace). Two candidates:
+    # collected in floor(x), and in s = floor(x) + 1 (an output size); the shorter wins,
+    # compared in those held forms (a floor counts as one symbol, as in _complexity).
+    expr = _canonical_floors(expr)
     floors = sorted(expr.atoms(sp.floor, sp.ceiling), key=sp.default_sort_key)
-    if floors:
-        # write floor(x) as (s - 1) with s = floor(x) + 1 (an output size), collect in s
-        sizes = {f: sp.Dummy(f"size{i}", integer=True, positive=True)
-                 for i, f in enumerate(floors)}
-        in_sizes = expr.xreplace({f: s - 1 for f, s in sizes.items()})
-        back = {s: f + 1 for f, s in sizes.items()}
-        candidates.append(_factored(in_sizes).xreplace(back))
-    best = min(candidates, key=lambda e: (_complexity(e), sp.default_sort_key(e)))
-    return _positive_factors(_canonical_floors(best))
+    opaque = {f: sp.Dummy(f"floor{i}", integer=True) for i, f in enumerate(floors)}
+    sizes = {f: sp.Dummy(f"size{i}", integer=True, positive=True)
+             for i, f in enumerate(floors)}
+    in_floors = _factored(expr.xreplace(opaque))
+    in_sizes = _factored(expr.xreplace({f: s - 1 for f, s in sizes.items()}))
+    as_floors = {d: f for f, d in opaque.items()}
+    lengths = (sp.count_ops(in_floors),
+               sp.count_ops(in_sizes.xreplace({s: opaque[f] + 1 for f, s in sizes.items()})))
+    candidates = [lambda: in_floors.xreplace(as_floors),
+                  lambda: in_sizes.xreplace({s: f + 1 for f, s in sizes.items()})]
+    if lengths[0] != lengths[1]:
+        best = candidates[lengths.index(min(lengths))]()
+    else:  # as long: the first in SymPy's order, as before
+        best = min((c() for c in candidates), key=sp.default_sort_key)
+    return _positive_factors(best)
 
 
 def _complexity(expr: sp.Expr) -> int:
