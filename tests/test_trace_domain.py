@@ -10,6 +10,7 @@ own output sizes, FlopCounterMode and ``sf.nn``'s Piecewise.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from hypothesis import event, given, settings
@@ -643,3 +644,40 @@ def test_one_is_checked_at_the_sizes_the_model_pins() -> None:
         # by hand, torch convention: 2*16*4 FLOPs per row of the Linear
         assert cost.with_convention("torch").subs(B=b, H=h).flops == 2 * 16 * 4 * b * h == \
             _flops_torch(model, torch.zeros(b, h, 16))
+
+
+def test_the_traces_that_only_check_keep_their_formulas_as_built(monkeypatch: Any) -> None:
+    """settle's trace at B = 1 is compared with the user's at points and never shown, so it
+    is built :func:`~symflops.cost.unsimplified`; the user's trace, and the cost returned,
+    keep the simplified form, and the switch is back on after the trace."""
+    import sympy as sp
+
+    import symflops.cost as cost_module
+    import symflops.tracing._run as run_module
+    from symflops.simplification import simplify_expr
+
+    seen: list[tuple[dict[str, int], bool]] = []
+    real_run_once = run_module.run_once
+
+    def watched(ctx: Any) -> Any:
+        seen.append((dict(ctx.hint_of), cost_module._SIMPLIFIED.get()))
+        return real_run_once(ctx)
+
+    monkeypatch.setattr(run_module, "run_once", watched)
+    cost = sf.trace(_OneImage(same=True), "B N", warn=False)
+    assert seen[0][1] is True  # the user's own trace
+    assert len(seen) >= 2 and all(not simplified for _, simplified in seen[1:])
+    assert any(n.startswith("B = 1 checked") for n in cost.report.notes)
+    assert cost_module._SIMPLIFIED.get() is True
+    for path, node in cost.walk():
+        for v in node.work.values():
+            assert sp.srepr(v) == sp.srepr(simplify_expr(v)), path
+
+
+def test_unsimplified_is_undone_on_error() -> None:
+    import symflops.cost as cost_module
+
+    with pytest.raises(RuntimeError), cost_module.unsimplified():
+        assert cost_module._SIMPLIFIED.get() is False
+        raise RuntimeError("inside")
+    assert cost_module._SIMPLIFIED.get() is True

@@ -20,6 +20,7 @@ from typing import Any
 import sympy as sp
 
 from symflops.conventions import conventions
+from symflops.cost import unsimplified
 from symflops.domain import Domain
 from symflops.errors import SymflopsError, TimeBudgetSpent
 from symflops.exact import Number, at_point, exact_value
@@ -144,16 +145,18 @@ def _differs_there(ctx: TraceContext, result: TracedCost, guard: sp.Basic,
         hints = {n: v for n, v in hints.items() if n not in ints}
     there = dataclasses.replace(there, hint_of=hints, resize=report.resize_mode or ctx.resize)
     try:
-        again = run_once(there)
-        # a guard of the first trace, with the sizes of 1 put in, is the same test there
-        same = {g.xreplace({report.symbols[n]: sp.Integer(v) for n, v in ints.items()})
-                for g in report.guards} if ints else set()
-        nested = [g for g in dict.fromkeys(again.report.branches)
-                  if g not in report.branches and g not in same and not _negation(g, guard)
-                  and not again.domain.implies(g)]  # a test that cannot fail there
-        if nested and nested_settle:  # the other side's own branches, settled there once
-            again = settle(there, again, run_once, top=False)
-            nested = [g for g in nested if g in again.validity]
+        with unsimplified():  # only compared at points, never shown: formulas as built
+            again = run_once(there)
+            # a guard of the first trace, with the sizes of 1 put in, is the same test there
+            same = {g.xreplace({report.symbols[n]: sp.Integer(v) for n, v in ints.items()})
+                    for g in report.guards} if ints else set()
+            nested = [g for g in dict.fromkeys(again.report.branches)
+                      if g not in report.branches and g not in same
+                      and not _negation(g, guard)
+                      and not again.domain.implies(g)]  # a test that cannot fail there
+            if nested and nested_settle:  # the other side's own branches, settled there once
+                again = settle(there, again, run_once, top=False)
+                nested = [g for g in nested if g in again.validity]
     except TimeBudgetSpent:
         raise
     except SymflopsError as e:
