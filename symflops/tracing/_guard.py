@@ -89,6 +89,8 @@ class _Level:
     interrupt was delivered (turned into TimeBudgetSpent: no more interrupts)."""
 
     name: str
+    #: the calling thread (``threading.get_ident``)
+    tid: int
     budget: float | None
     left: float
     running_since: float | None
@@ -112,14 +114,25 @@ class _Level:
         return self.running_since + self.left + GRACE + self.extra_grace
 
 
-_lock = threading.Condition(threading.Lock())
+#: guards ``_levels`` and ``_shielded``; the watchdog fires only while holding it. A plain
+#: lock, taken with ``with _mutex:`` and nothing else in the calling threads: its C-level
+#: ``__enter__`` leaves no point between taking it and the body where an interrupt can
+#: land (``threading.Condition.__enter__`` is Python: an interrupt fired while the thread
+#: waited for it landed right after the lock was taken, the ``with`` was never entered,
+#: and the lock was never released: the watchdog and every later call hung). The first
+#: statement under it in a calling thread drops a pending interrupt (``_clear_async_exc``:
+#: CPython >= 3.11 looks for one only at function entry, backward jumps and after a call
+#: returns, so none lands before that call is done)
+_mutex = threading.Lock()
+#: the watchdog sleeps on it until the next due time or a change of the levels
+_wakeup = threading.Condition(_mutex)
 _levels: dict[int, list[_Level]] = {}
 _shielded: dict[int, int] = {}
 _watchdog: threading.Thread | None = None
 
 
 def _watch() -> None:
-    with _lock:
+    with _wakeup:
         while True:
             now = time.perf_counter()
             wake: float | None = None
@@ -133,14 +146,15 @@ def _watch() -> None:
                         _set_async_exc(tid, Interrupt)
                     due = now + REFIRE
                 wake = due if wake is None else min(wake, due)
-            _lock.wait(None if wake is None else max(wake - now, 0.001))
+            _wakeup.wait(None if wake is None else max(wake - now, 0.001))
 
 
 def _after_fork() -> None:
     """A forked child has none of the parent's threads: a fresh watchdog when it arms."""
-    global _watchdog, _lock
+    global _watchdog, _mutex, _wakeup
     _watchdog = None
-    _lock = threading.Condition(threading.Lock())
+    _mutex = threading.Lock()
+    _wakeup = threading.Condition(_mutex)
     _levels.clear()
     _shielded.clear()
 
@@ -148,16 +162,23 @@ def _after_fork() -> None:
 os.register_at_fork(after_in_child=_after_fork)
 
 
-def _arm(name: str, budget: float | None, pauses: bool) -> _Level:
+def _new_level(name: str, budget: float | None, pauses: bool) -> _Level:
+    return _Level(name, threading.get_ident(), budget,
+                  math.inf if budget is None else budget, time.perf_counter(), pauses,
+                  torch_state=_torch_state())
+
+
+def _arm(level: _Level) -> None:
+    """``level`` on top of its thread's stack (the outer call's clock stops if it pauses),
+    its clock started; the watchdog started the first time."""
     global _watchdog
-    tid = threading.get_ident()
-    now = time.perf_counter()
-    level = _Level(name, budget, math.inf if budget is None else budget, now, pauses,
-                   torch_state=_torch_state())
-    with _lock:
+    tid = level.tid
+    with _mutex:
         # an interrupt pending for an outer call is dropped here (the watchdog fires it
         # again while that call is spent), so none lands half-way through the push
         _clear_async_exc(tid, None)
+        now = time.perf_counter()
+        level.running_since = now
         stack = _levels.setdefault(tid, [])
         since = stack[-1].running_since if stack and stack[-1].pauses else None
         if since is not None:  # the outer clock stops
@@ -167,24 +188,33 @@ def _arm(name: str, budget: float | None, pauses: bool) -> _Level:
         if _watchdog is None:
             _watchdog = threading.Thread(target=_watch, name="symflops-watchdog", daemon=True)
             _watchdog.start()
-        _lock.notify()
-    return level
+        _wakeup.notify()
 
 
-def _disarm(level: _Level) -> None:
+def _disarm(level: _Level) -> bool:
     """``level`` off its thread's stack (the outer call's clock runs again) and any
-    interrupt still pending for the thread dropped. Idempotent."""
-    tid = threading.get_ident()
-    with _lock:
+    interrupt still pending for the thread dropped; whether it was on the stack.
+    Idempotent."""
+    tid = level.tid
+    with _mutex:
+        _clear_async_exc(tid, None)
         stack = _levels.get(tid, [])
-        if level in stack:
+        armed = level in stack
+        if armed:
             stack.remove(level)
             if not stack:
                 del _levels[tid]
             elif stack[-1].running_since is None:  # its clock runs again
                 stack[-1].running_since = time.perf_counter()
-        _clear_async_exc(tid, None)
-        _lock.notify()
+        _wakeup.notify()
+    return armed
+
+
+def _unshield(tid: int) -> None:
+    with _mutex:
+        _shielded[tid] -= 1
+        if not _shielded[tid]:
+            del _shielded[tid]
 
 
 @contextmanager
@@ -192,8 +222,8 @@ def _shield(deliver: bool) -> Iterator[None]:
     """No interrupt lands in the body; ``deliver``: the current call's interrupt has been
     turned into TimeBudgetSpent (the watchdog stops)."""
     tid = threading.get_ident()
-    with _lock:
-        _clear_async_exc(tid, None)
+    with _mutex:
+        _clear_async_exc(tid, None)  # (first: see _mutex)
         _shielded[tid] = _shielded.get(tid, 0) + 1
         stack = _levels.get(tid)
         if deliver and stack:
@@ -201,10 +231,7 @@ def _shield(deliver: bool) -> Iterator[None]:
     try:
         yield
     finally:
-        with _lock:
-            _shielded[tid] -= 1
-            if not _shielded[tid]:
-                del _shielded[tid]
+        _unshield(tid)
 
 
 def uninterrupted(restore: Callable[[], None], deliver: bool = False) -> None:
@@ -247,11 +274,13 @@ def raising_cleanly() -> None:
     :data:`UNWIND` s to unwind through the model's code before the watchdog interrupts
     (an interrupt landing in a finalizer or a gc callback of someone else's is only
     printed as ignored; a forward that catches the error and loops is still stopped)."""
-    with _lock:
-        stack = _levels.get(threading.get_ident())
+    tid = threading.get_ident()
+    with _mutex:
+        _clear_async_exc(tid, None)  # (first: see _mutex; the check raises cleanly anyway)
+        stack = _levels.get(tid)
         if stack:
             stack[-1].extra_grace = UNWIND
-            _lock.notify()
+            _wakeup.notify()
 
 
 def answering_otherwise() -> None:
@@ -330,14 +359,24 @@ def _budget_of(signature: inspect.Signature, args: tuple[Any, ...],
     return float(budget)
 
 
-def _leave(level: _Level) -> None:
-    """Run what the call's restores left undone, put torch's defaults back, disarm."""
-    for restore in list(reversed(level.restorers)):
-        restore()
-    level.restorers.clear()
-    if level.torch_state is not None:
-        _restore_torch(level.torch_state)
-    _disarm(level)
+def _leave(level: _Level, interrupted: bool) -> bool:
+    """(Called shielded; lowers the shield.) Run what the call's restores left undone,
+    put torch's defaults back, disarm; whether ``interrupted`` was the call's own
+    interrupt (its budget spent) rather than an outer call's."""
+    try:
+        mine = interrupted and level.spent()
+        try:
+            for restore in list(reversed(level.restorers)):
+                restore()
+            level.restorers.clear()
+            if level.torch_state is not None:
+                _restore_torch(level.torch_state)
+        finally:
+            # (an interrupt that landed before the level was pushed is an outer call's)
+            mine = _disarm(level) and mine
+    finally:
+        _unshield(level.tid)
+    return mine
 
 
 def guarded(fn: F) -> F:
@@ -359,15 +398,23 @@ def _guarded(fn: F, pauses: bool) -> F:
     def call(*args: Any, **kwargs: Any) -> Any:
         with TRACE_LOCK:
             budget = _budget_of(signature, args, kwargs)
-            level = _arm(fn.__name__, budget, pauses)
-            interrupted = mine = False
+            level = _new_level(fn.__name__, budget, pauses)
+            interrupted = False
             try:
+                _arm(level)
                 return fn(*args, **kwargs)
             except Interrupt:
                 interrupted = True
             finally:
-                mine = interrupted and level.spent()
-                uninterrupted(functools.partial(_leave, level), deliver=mine)
+                # the shield goes up before anything is called: from the moment the call
+                # returns or an interrupt is caught, none can land until the level is off
+                # the stack (a second one, re-fired while the first unwound, landed here
+                # and skipped the leave: the level stayed armed, the interrupt escaped
+                # the call, and the watchdog kept firing at the thread)
+                with _mutex:
+                    _clear_async_exc(level.tid, None)  # (first: see _mutex)
+                    _shielded[level.tid] = _shielded.get(level.tid, 0) + 1
+                mine = _leave(level, interrupted)
             if not mine:  # an outer call's budget is spent: the interrupt goes on to it
                 raise Interrupt
             raise spent(fn.__name__, budget) from None
