@@ -20,6 +20,10 @@ own too (:func:`guarded_whole_call`). Code that restores state runs :func:`unint
 (the watchdog holds off, a pending interrupt is dropped, the restore is retried if one
 landed before); what a restore registered with :func:`on_exit` and did not finish runs when the call
 returns; torch's default dtype and grad mode and its mode stacks are put back there too.
+The guard itself holds the watchdog off from the moment the function returns or an
+interrupt is caught until the call is off the watchdog's list, and drops one fired while
+it waited for the watchdog's lock (see ``_mutex``): no interrupt lands after the call it
+was meant for returned.
 
 >>> import time
 >>> @guarded
