@@ -16,9 +16,9 @@ watchdog fires again).
 
 Measured on the 2-core machine beside other work, 6 runs of 5 s each way: before the fix
 of the guard's lock and leave (branch h30w, ee42f3e) every run failed, 27 to 59 failures
-in 270 to 420 calls (interrupts escaping calls, arriving after them, levels left armed);
+in 260 to 530 calls (interrupts escaping calls, arriving after them, levels left armed);
 with the GIL switch at its default 5 ms instead, 3 of 6 runs hung (the lock taken for
-good). After the fix: 0 failures in every run (about 600 calls each). Exit status 1 on any
+good). After the fix: 0 failures in every run (520 to 550 calls each). Exit status 1 on any
 failure.
 """
 
