@@ -293,11 +293,15 @@ def answering_otherwise() -> None:
     its interrupt had been delivered. Without this, the outer clock, already spent, ran on
     once the fit returned, and its interrupt landed in whatever the call did next (a weakref
     callback freeing the spent trace, printed as ignored)."""
-    with _lock:
-        stack = _levels.get(threading.get_ident())
+    tid = threading.get_ident()
+    with _mutex:
+        # (first: see _mutex; an interrupt of this call's is moot now, an outer call's is
+        # fired again while that call is spent)
+        _clear_async_exc(tid, None)
+        stack = _levels.get(tid)
         if stack:
             stack[-1].delivered = True
-            _lock.notify()
+            _wakeup.notify()
 
 
 def current_budget() -> tuple[str, float | None]:
