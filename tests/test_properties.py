@@ -229,6 +229,31 @@ def test_simplify_keeps_floors_exact(h: int, w: int, k: int, s: int) -> None:
 
 
 @SETTINGS
+@given(rows=st.lists(st.tuples(st.integers(-3, 3), st.integers(1, 9)), min_size=1, max_size=9),
+       cols=st.lists(st.tuples(st.integers(-3, 3), st.integers(1, 9)), min_size=1, max_size=9),
+       rest=st.integers(-5, 5), h=st.integers(1, 500), w=st.integers(1, 500))
+def test_simplify_keeps_products_of_disjoint_sums_exact(rows: list[tuple[int, int]],
+                                                         cols: list[tuple[int, int]],
+                                                         rest: int, h: int, w: int) -> None:
+    """A product of a sum of roundings in H and one in W (an adaptive pool's windows),
+    plus a term sharing their roundings: the simplified form (kept a product when the
+    expansion is long) is the same polynomial in those roundings and the same number at
+    every size."""
+    from symflops.simplification import simplify_expr
+
+    def rounded(c: int, d: int, x: sp.Symbol) -> sp.Expr:
+        return c * (sp.ceiling(d * x / 7) if c % 2 else sp.floor(d * x / 5))
+
+    a = sp.Add(*(rounded(c, d, H) for c, d in rows)) + 1
+    b = sp.Add(*(rounded(c, d, W) for c, d in cols)) + 2
+    expr = B * a * b + rest * sp.floor(H / 5) * sp.floor(W / 5)
+    simple = simplify_expr(expr)
+    assert sp.expand(simple - expr) == 0
+    point = {B: 3, H: h, W: w}
+    assert simple.xreplace(point) == expr.xreplace(point)
+
+
+@SETTINGS
 @given(b=small, g=st.integers(1, 3), c=st.integers(1, 4), n=small, hd=st.integers(1, 4),
        h=st.integers(1, 4), causal=st.booleans(), skip=st.booleans(), k=st.integers(1, 3),
        s=st.integers(1, 3), d=st.integers(1, 3))

@@ -622,6 +622,29 @@ def test_a_hint_of_one_is_only_an_example_and_pins_nothing(hints):
 
 
 # ----------------------------------------------------------------------------- more layer types
+def _window_total(n: int, out: int) -> int:
+    """Sum of an adaptive pool's window lengths along one axis, counted window by window:
+    output i averages rows floor(i*n/out) .. ceil((i+1)*n/out) - 1."""
+    return sum(-(-(i + 1) * n // out) - i * n // out for i in range(out))
+
+
+def test_an_adaptive_pools_window_totals_stay_a_product():
+    """AdaptiveAvgPool2d((7, 7)) sums every output's window, B*C*(rows)*(cols) with rows
+    the 7 window lengths along H added up (14 roundings), cols the same along W. The two
+    sums share no size, so expanding their product (196 terms, as VGG's formula read)
+    makes nothing shorter: the formula keeps the product, and stays exact."""
+    m = nn.Sequential(nn.Conv2d(3, 4, 3, stride=2, padding=1), nn.AdaptiveAvgPool2d((7, 7)))
+    c = sf.trace(m, "B 3 H W")
+    pool = dict(c.leaves())["1"].flops
+    assert sp.count_ops(pool) < 300 and sp.count_ops(c.flops) < 400  # expanded: 3,334
+    torch_conv = sf.trace(m, "B 3 H W", convention="torch").flops  # FlopCounterMode: the conv
+    for b, h, w in [(2, 37, 150), (1, 301, 89), (3, 1000, 14), (1, 13, 13)]:
+        ho, wo = (h - 1) // 2 + 1, (w - 1) // 2 + 1
+        assert pool.subs({B: b, H: h, W: w}) == b * 4 * _window_total(ho, 7) * \
+            _window_total(wo, 7)
+        assert torch_conv.subs({B: b, H: h, W: w}) == torch_count(m, torch.randn(b, 3, h, w))
+
+
 def test_many_layer_types_agree_with_sf_nn_in_every_convention():
     net = nn.Sequential(
         nn.Conv2d(4, 8, 3, padding=1), nn.GroupNorm(2, 8), nn.SiLU(),
