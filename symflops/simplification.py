@@ -154,12 +154,8 @@ def _disjoint_sums_held(expr: sp.Expr) -> tuple[sp.Expr, dict[sp.Expr, sp.Dummy]
     for term in sp.Add.make_args(expr):
         factors = sp.Mul.make_args(term)
         added = [f for f in factors if f.is_Add and f.free_symbols]
-        seen: set[sp.Basic] = set()
-        disjoint = len(added) >= 2
-        for f in added:
-            disjoint = disjoint and not (f.free_symbols & seen)
-            seen |= f.free_symbols
-        if not disjoint:
+        unknowns = [f.free_symbols for f in added]
+        if len(added) < 2 or sum(map(len, unknowns)) != len(set().union(*unknowns)):
             terms.append(term)
             continue
         held = [sums.setdefault(f, sp.Dummy(f"sum{len(sums)}")) if f in added else f

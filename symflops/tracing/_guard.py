@@ -278,13 +278,7 @@ def raising_cleanly() -> None:
     :data:`UNWIND` s to unwind through the model's code before the watchdog interrupts
     (an interrupt landing in a finalizer or a gc callback of someone else's is only
     printed as ignored; a forward that catches the error and loops is still stopped)."""
-    tid = threading.get_ident()
-    with _mutex:
-        _clear_async_exc(tid, None)  # (first: see _mutex; the check raises cleanly anyway)
-        stack = _levels.get(tid)
-        if stack:
-            stack[-1].extra_grace = UNWIND
-            _wakeup.notify()
+    _change_innermost(lambda level: setattr(level, "extra_grace", UNWIND))
 
 
 def answering_otherwise() -> None:
@@ -293,14 +287,20 @@ def answering_otherwise() -> None:
     its interrupt had been delivered. Without this, the outer clock, already spent, ran on
     once the fit returned, and its interrupt landed in whatever the call did next (a weakref
     callback freeing the spent trace, printed as ignored)."""
+    _change_innermost(lambda level: setattr(level, "delivered", True))
+
+
+def _change_innermost(change: Callable[[_Level], None]) -> None:
+    """``change`` the calling thread's innermost level under the lock, and wake the
+    watchdog to read it. A pending interrupt is dropped first (see :data:`_mutex`): the
+    callers' own call is raising cleanly or answering otherwise, and an outer call's is
+    fired again while that call is spent."""
     tid = threading.get_ident()
     with _mutex:
-        # (first: see _mutex; an interrupt of this call's is moot now, an outer call's is
-        # fired again while that call is spent)
         _clear_async_exc(tid, None)
         stack = _levels.get(tid)
         if stack:
-            stack[-1].delivered = True
+            change(stack[-1])
             _wakeup.notify()
 
 
