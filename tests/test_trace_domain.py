@@ -69,6 +69,74 @@ def test_traced_ceil_mode_pool_then_conv_equals_flop_counter_at_every_size(kind:
         assert cost.subs(B=1, H=24, W=24).flops == 1024
 
 
+# (kernel, stride, padding, dilation) of floor-mode pools: VGG's and ResNet's max pools,
+# DenseNet's and Inception's average pools, and odd ones
+FLOOR_CASES = [(2, 2, 0, 1), (3, 2, 1, 1), (3, 1, 1, 1), (2, 3, 0, 1), (5, 3, 2, 1),
+               (4, 4, 2, 1), (3, 2, 0, 2)]
+
+
+@pytest.mark.parametrize("case", FLOOR_CASES, ids=[f"k{k}s{s}p{p}d{d}" for k, s, p, d in
+                                                   FLOOR_CASES])
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("dims", [1, 2, 3])
+@pytest.mark.parametrize("ceil", [False, True], ids=["floor", "ceil"])
+def test_traced_pool_then_conv_equals_flop_counter_down_to_its_smallest_size(
+        case: tuple[int, int, int, int], kind: str, dims: int, ceil: bool) -> None:
+    # A pool is sized by the tracer's own rule (_shape_rules._pool), not torch's meta
+    # kernel: floor mode (L + 2p - d(k - 1) - 1) // s + 1 per side (ceil mode:
+    # ceil_pool_size), and the one guard its output needs, L >= d(k - 1) + 1 - 2p. Hand,
+    # MaxPool2d(2, 2) then a 1x1 conv 1 -> 8 at H = W = 25: (25 - 2) // 2 + 1 = 12 per
+    # side, 12 * 12 * 8 * 2 = 2,304 FLOPs (torch).
+    k, s, p, d = case
+    if kind == "avg":
+        d = 1
+    Pool = getattr(nn, f"{kind.capitalize()}Pool{dims}d")
+    Conv = getattr(nn, f"Conv{dims}d")
+    pool = Pool(k, s, p, dilation=d, ceil_mode=ceil) if kind == "max" else \
+        Pool(k, s, p, ceil_mode=ceil)
+    model = nn.Sequential(pool, Conv(1, 8, 1))
+    names = "HWD"[:dims]
+    cost = sf.trace(model, f"B 1 {' '.join(names)}", convention="torch", warn=False)
+    assert "pinned" not in str(cost.domain)
+    need = max(1, d * (k - 1) + 1 - 2 * p)  # floor mode: the smallest side torch accepts
+    if (kind, dims) == ("avg", 3):  # avg_pool3d: never smaller than the kernel, padded or not
+        need = max(need, k)
+    top = 60 if dims < 3 else 14
+    for n in range(1, top):  # torch's real CPU kernel, every size from 1
+        x = torch.zeros(1, 1, *([n] * dims))
+        try:
+            expected: int | None = _flops_torch(model, x)
+        except RuntimeError:
+            expected = None
+        try:
+            got: int | None = cost.subs(B=1, **dict.fromkeys(names, n)).flops
+        except OutsideDomain:
+            got = None
+        if n >= need:  # inside the rule's guard: answered, and right
+            assert got == expected is not None, n
+        else:  # below it torch raises in floor mode; ceil mode's last window may start
+            # inside the input a little lower, where settle's check at 1 may admit 1
+            assert expected is not None or got is None, n
+            assert got is None or got == expected, n
+            assert ceil or expected is None, n
+    far = 1000 + 7 * s  # far from the example size (224), checked by the formula alone
+    side = ceil_pool_size(far, k, s, p, d) if ceil else (far + 2 * p - d * (k - 1) - 1) // s + 1
+    assert cost.subs(B=1, **dict.fromkeys(names, far)).flops == 8 * 2 * side ** dims
+    if (kind, dims, case, ceil) == ("max", 2, (2, 2, 0, 1), False):
+        assert cost.subs(B=1, H=25, W=25).flops == 2304
+
+
+@pytest.mark.parametrize("pool, says", [
+    (nn.AvgPool2d(2, divisor_override=0), "divisor must be not zero"),
+    (nn.MaxPool2d(2, padding=2), "pad should be at most half"),
+    (nn.AvgPool2d(3, padding=2), "pad should be at most half")],
+    ids=["divisor-0", "max-pad-over-half", "avg-pad-over-half"])
+def test_a_pool_torch_refuses_is_refused_with_torchs_reason(pool: nn.Module, says: str) -> None:
+    # the shape rule steps aside for arguments torch rejects, so torch's own check speaks
+    with pytest.raises(sf.SymflopsError, match=says):
+        sf.trace(pool, "B 3 H W", warn=False)
+
+
 @settings(max_examples=12, deadline=None)
 @given(case=st.sampled_from(CASES), h=st.integers(8, 300), w=st.integers(8, 300),
        kind=st.sampled_from(["max", "avg"]))

@@ -291,7 +291,7 @@ def ceil_pool_size(size: Any, kernel: int, stride: int, padding: int, dilation: 
 
 
 #: pooling op -> (spatial dims, position of ceil_mode, has dilation, returns indices)
-_CEIL_POOLS = {
+_POOLS = {
     "max_pool1d": (1, 5, True, False), "max_pool2d": (2, 5, True, False),
     "max_pool3d": (3, 5, True, False), "max_pool1d_with_indices": (1, 5, True, True),
     "max_pool2d_with_indices": (2, 5, True, True), "max_pool3d_with_indices": (3, 5, True, True),
@@ -299,21 +299,33 @@ _CEIL_POOLS = {
     "avg_pool3d": (3, 4, False, False)}
 
 
-def _ceil_pool(name: str) -> Any:
-    n, ceil_at, dilated, indices = _CEIL_POOLS[name]
+def _pool(name: str) -> Any:
+    n, ceil_at, dilated, indices = _POOLS[name]
     keys = ["kernel_size", "stride", "padding", "dilation" if dilated else "ceil_mode"]
     keys += ["ceil_mode"] if dilated else []
+    extra = [] if dilated else ["count_include_pad", "divisor_override"]
+    # torch's avg_pool3d also refuses an input smaller than the kernel, padding or not
+    # (``pool3d_shape_check(..., check_input_size=True)``): "input image smaller than kernel"
+    whole_kernel = name == "avg_pool3d"
 
     def rule(args: Any, kwargs: Any) -> Any:
-        """A ceil_mode pool's output, sized by :func:`ceil_pool_size` (no guard on the
-        branch torch takes for the last window); other pools take torch's path."""
+        """A pool's output: ceil_mode sized by :func:`ceil_pool_size` (no guard on the
+        branch torch takes for the last window), floor mode by ``(size + 2p - d(k - 1) -
+        1) // s + 1``, torch's own formula. Either records the one guard the output's
+        existence needs (``size >= d(k - 1) + 1 - 2p``, where that is above 1), as the
+        convolution rule does; torch's meta kernel checks ``output >= 1`` through
+        ``expect_true``, which tried to refine every new guard into a range (two thirds of
+        a warm VGG-13 trace, its five max pools). Arguments torch refuses (a kernel, stride
+        or dilation below 1, a padding over half the kernel, a divisor_override of 0) take
+        torch's path, which raises its own error."""
         if "out" in kwargs or not args or not isinstance(args[0], torch.Tensor):
             return None
-        given = {**dict(zip(["input", *keys], args, strict=False)), **kwargs}
-        if not given.get("ceil_mode", False):
+        given = {**dict(zip(["input", *keys, *extra], args, strict=False)), **kwargs}
+        ceil = given.get("ceil_mode", False)
+        if not isinstance(ceil, bool) or given.get("divisor_override") == 0:
             return None
         x = args[0]
-        if x.dim() not in (n + 1, n + 2):
+        if x.dim() not in (n + 1, n + 2) or 0 in x.shape[-n - 1:]:
             return None
         kernel = _ntuple(given["kernel_size"], n)
         stride = _ntuple(given.get("stride") or kernel, n)
@@ -321,16 +333,18 @@ def _ceil_pool(name: str) -> Any:
         dilation = _ntuple(given.get("dilation", 1), n) if dilated else [1] * n
         if not all(isinstance(v, int) for v in (*kernel, *stride, *padding, *dilation)):
             return None
-        if any(2 * p > k or s < 1 or d < 1
+        if any(2 * p > k or k < 1 or s < 1 or d < 1 or p < 0
                for k, s, p, d in zip(kernel, stride, padding, dilation, strict=True)):
             return None  # torch raises its own error
         sizes = list(x.shape[:-n])
         for i in range(n):
             size = x.shape[x.dim() - n + i]
             need = dilation[i] * (kernel[i] - 1) + 1 - 2 * padding[i]
-            if need > 1 and not size >= need:  # records a guard (H >= k): validity
+            least = max(need, kernel[i]) if whole_kernel else need
+            if least > 1 and not size >= least:  # records a guard (H >= k): validity
                 return None
-            sizes.append(ceil_pool_size(size, kernel[i], stride[i], padding[i], dilation[i]))
+            sizes.append(ceil_pool_size(size, kernel[i], stride[i], padding[i], dilation[i])
+                         if ceil else (size - need) // stride[i] + 1)
         out = _pool_output(x, sizes)
         return (out, _pool_output(x, sizes, torch.int64)) if indices else out
 
@@ -339,7 +353,7 @@ def _ceil_pool(name: str) -> Any:
 
 def _pool_output(x: torch.Tensor, sizes: list[Any], dtype: torch.dtype | None = None
                  ) -> torch.Tensor:
-    """A ceil-mode pool's output (or its int64 indices): under no_grad an earlier output of
+    """A pool's output (or its int64 indices): under no_grad an earlier output of
     the same sizes and dtype stands in, as for every other shape rule (:func:`_new`). Why:
     a fresh tensor derives its symbolic strides anew (GoogLeNet's and Inception's pools, a
     twentieth of a trace); with grad enabled a fresh one as before."""
@@ -514,7 +528,7 @@ def _rounding_modulus(size: Any, pad: Any) -> int | None:
 
 
 def _ntuple(v: Any, n: int) -> list[Any]:
-    v = list(v)
+    v = list(v) if isinstance(v, (list, tuple)) else [v]
     return v * n if len(v) == 1 else v
 
 
@@ -541,9 +555,9 @@ for _n in ("upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d",
         SHAPE_RULES[getattr(torch.ops.aten, _n)] = _upsample
     if hasattr(torch.ops.aten, _n + "_backward"):
         SHAPE_RULES[getattr(torch.ops.aten, _n + "_backward")] = _upsample_backward
-for _n in _CEIL_POOLS:
+for _n in _POOLS:
     if hasattr(torch.ops.aten, _n):
-        SHAPE_RULES[getattr(torch.ops.aten, _n)] = _ceil_pool(_n)
+        SHAPE_RULES[getattr(torch.ops.aten, _n)] = _pool(_n)
 for _n in ("add", "sub", "mul", "div"):
     SHAPE_RULES[getattr(torch.ops.aten, _n)] = _binary
     SHAPE_RULES[getattr(torch.ops.aten, _n + "_")] = _binary_inplace
