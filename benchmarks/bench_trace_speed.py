@@ -203,6 +203,36 @@ inception_v3 0.805 -> 0.613 s (7.4x -> 5.6x), googlenet 0.679 -> 0.630 s, vit_b_
 proofs once warm. torchvision classifiers against FlopCounterMode on meta, warm, at
 7722494: googlenet 1.9x, densenet121 2.1x, inception_v3 2.2x, vit_b_16 3.5x, resnet50
 1.5x, mobilenet_v2 0.9x.
+
+What torch's symbolic shapes cost on their own (``--torch-alone --reps 3``, 2026-12-06,
+the full test suite running on the other core): the model's forward on fake tensors with
+nothing recorded, on symflops' ShapeEnv with the same symbols and patches, against a plain
+FakeTensorMode at the concrete example sizes (parameters converted by the mode, as a
+FlopCounterMode count on fake tensors does), and symflops' whole symbolic trace (settle's
+check traces included) against that symbolic run:
+
+=============  ================  ================  =====  ==============================
+model          torch symbolic    torch concrete    ratio  symflops trace / torch symbolic
+=============  ================  ================  =====  ==============================
+gpt2           1.112 s           0.209 s           5.32x  0.744 s -> 0.67x
+llama          0.901 s           0.135 s           6.69x  0.793 s -> 0.88x
+vit_b_16       0.911 s           0.205 s           4.45x  0.424 s -> 0.47x
+resnet50       0.575 s           0.223 s           2.58x  0.083 s -> 0.14x
+googlenet      1.394 s           0.221 s           6.31x  0.135 s -> 0.10x
+densenet121    2.941 s           0.454 s           6.47x  0.283 s -> 0.10x
+mobilenet_v2   1.393 s           0.191 s           7.30x  0.094 s -> 0.07x
+inception_v3   1.486 s           0.416 s           3.57x  0.215 s -> 0.14x
+=============  ================  ================  =====  ==============================
+
+So symflops' whole trace, with its two or three recordings, takes less than one plain
+run of the model on torch's symbolic shapes (its shape rules and its per-op reuse skip
+most of torch's fake dispatch), and torch's symbolic shapes alone cost 2.6-7.3x torch's
+concrete fake run. The transformer target (1.5x the concrete floor) asks a symbolic trace
+with its size-1 checks (GPT-2 and Llama: three recordings, ViT two) to cost what one
+concrete recording costs: what is left is torch's symbolic dispatch and the checks'
+recordings, not symflops' own work. swin_t has no such baseline: torch alone does not run
+it on symbolic shapes (``F.pad`` by a size computed from H: "SymIntArrayRef expected to
+contain only concrete integers"); symflops' shape rules do.
 """
 
 from __future__ import annotations
@@ -296,6 +326,48 @@ def measure(name: str, reps: int) -> tuple[float, float, float]:
     return t_sym, t_floor, t_fcm
 
 
+def torch_alone(model: torch.nn.Module, spec: Any, example: dict[str, Any],
+                symbolic: bool) -> None:
+    """The model's forward under torch's fake tensors and nothing else: no recording, no
+    assembly, no settle. ``symbolic``: on symflops' own ShapeEnv and FakeTensorMode
+    (``_torch_compat.SymEnv``, its patches included) with one symbol per named dim, at the
+    sizes a trace takes as its examples (the example's, a batch of 2: torch fixes sizes of
+    1); else on a plain FakeTensorMode at the example's concrete sizes. What any tracer
+    built on torch's symbolic shapes pays before it counts anything."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from symflops.tracing import _torch_compat as C
+
+    if not symbolic:
+        mode = FakeTensorMode(allow_non_fake_inputs=True)
+        with mode, torch.no_grad():
+            model(**{k: mode.from_tensor(v) for k, v in example.items()})
+        return
+    with C.SymEnv() as env:
+        inputs = {}
+        for key, x in example.items():
+            names = spec[key] if isinstance(spec, dict) else spec.split()
+            shape = [int(n) if str(n).isdigit() else
+                     env.symint(n, 2 if i == 0 else int(x.shape[i]))
+                     for i, n in enumerate(names)]
+            with env.mode:
+                inputs[key] = torch.empty(shape, dtype=x.dtype, device="meta")
+        with env.mode, torch.no_grad():
+            model(**inputs)
+
+
+def measure_torch_alone(name: str, reps: int) -> tuple[float, float, float]:
+    """(torch alone symbolic s, torch alone concrete s, symflops symbolic trace s)."""
+    model, spec, _, example = MODELS[name]()
+    for symbolic in (True, False):
+        torch_alone(model, spec, example, symbolic)  # warm
+    trace(model, spec)
+    t_sym = median_time(lambda: torch_alone(model, spec, example, True), reps)
+    t_con = median_time(lambda: torch_alone(model, spec, example, False), reps)
+    t_trace = median_time(lambda: trace(model, spec), reps)
+    return t_sym, t_con, t_trace
+
+
 def first_in_new_process(name: str, what: str) -> float:
     """CPU seconds of the first symbolic trace (``what == "symbolic"``) or the first
     FlopCounterMode count on meta (``"fcm"``) of model ``name`` in a new process, the model
@@ -331,6 +403,9 @@ def main() -> None:
     ap.add_argument("--first", action="store_true",
                     help="time the first trace in a new process (medians of --reps "
                          "processes) against FlopCounterMode's first count on meta")
+    ap.add_argument("--torch-alone", action="store_true",
+                    help="time torch's own forward on fake tensors, symbolic and concrete "
+                         "(nothing recorded), against symflops' whole symbolic trace")
     ap.add_argument("--one-first", nargs=2, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.one_first:
@@ -347,6 +422,12 @@ def main() -> None:
                 m = statistics.median(first_in_new_process(name, "fcm") for _ in range(a.reps))
                 print(f"{name:13s} first trace {s:6.3f} s | FlopCounterMode's first count on "
                       f"meta {m:6.3f} s -> {s / m:4.2f}x", flush=True)
+                continue
+            if a.torch_alone:
+                ts, tc, t = measure_torch_alone(name, a.reps)
+                print(f"{name:13s} torch alone: symbolic {ts:6.3f} s | concrete {tc:6.3f} s "
+                      f"-> {ts / tc:4.2f}x | symflops' whole symbolic trace {t:6.3f} s -> "
+                      f"{t / ts:4.2f}x torch's symbolic run", flush=True)
                 continue
             s, f, m = measure(name, a.reps)
         except ImportError as e:

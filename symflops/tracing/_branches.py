@@ -357,10 +357,12 @@ def _mismatch(first: TracedCost, again: TracedCost, guard: sp.Basic,
             work = [cost.work.get(k, 0) for k in sorted(kinds)]
         return [cost.params, *work, *cost.output_shape]
 
+    a, b = figures(first), figures(again)  # once: each convention's total is built anew
+    if len(a) != len(b):
+        return {s.name: int(v) for s, v in base.items() if s.name in names}
+    pairs = [(sp.sympify(x), sp.sympify(y)) for x, y in zip(a, b, strict=True)]
     for point in points:
-        a, b = figures(first), figures(again)
-        if len(a) != len(b) or any(_differ(sp.sympify(x), sp.sympify(y), point)
-                                   for x, y in zip(a, b, strict=True)):
+        if any(_differ(x, y, point) for x, y in pairs):
             return {s.name: int(v) for s, v in point.items() if s.name in names}
     return None
 
