@@ -107,3 +107,27 @@ def test_other_layouts_take_torchs_path() -> None:
         assert _pow((x, x), {}) is None and _pow((x, True), {}) is None
         assert _layer_norm((x, [5], None, None, 1e-5), {}) is None  # not x's last size
         assert _layer_norm((x.to(torch.bfloat16), [17], None, None, 1e-5), {}) is None
+
+
+def test_strides_written_with_max_one_count_as_contiguous() -> None:
+    # torch writes the stride after a size it cannot prove positive as Max(1, size):
+    # empty((N//4, H//2, 8)) has strides (8*Max(1, H//2), 8, 1), Swin's tensors after its
+    # patch embedding. Contiguous wherever the tensor has an element: the rules answer,
+    # and what they answer is torch's own output.
+    env = C.SymEnv()
+    with env.mode:
+        n, h = env.symint("N", 17), env.symint("H", 5)
+        x = torch.empty((n // 4, h // 2, 8), device="meta")
+        assert "Max(1," in str(C.sym_expr(x.stride()[0]))
+        assert contiguous_strides(x)
+        assert not contiguous_strides(x.transpose(0, 1))
+        assert _layer_norm((x.transpose(0, 1), [8], None, None, 1e-5), {}) is None
+        pairs = [(_layer_norm((x, [8], None, None, 1e-5), {}),
+                  aten.native_layer_norm(x, [8], None, None, 1e-5)),
+                 ((_softmax((x, -1), {}),), (aten._safe_softmax(x, -1),)),
+                 ((_unary((x,), {}),), (aten.exp(x),)),
+                 ((_triangle((x,), {}),), (aten.tril(x),))]
+        for ours, theirs in pairs:
+            assert all(o is not None for o in ours)
+            for a, b in zip(ours, theirs, strict=True):
+                assert _exprs(a) == _exprs(b) and a.dtype == b.dtype
