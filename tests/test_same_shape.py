@@ -15,6 +15,7 @@ from symflops.tracing._same_shape import (
     _UNARY,
     _layer_norm,
     _pow,
+    _roll,
     _softmax,
     _triangle,
     _unary,
@@ -131,3 +132,19 @@ def test_strides_written_with_max_one_count_as_contiguous() -> None:
             assert all(o is not None for o in ours)
             for a, b in zip(ours, theirs, strict=True):
                 assert _exprs(a) == _exprs(b) and a.dtype == b.dtype
+
+
+@pytest.mark.parametrize("dims", [["B", "N", "H", 8], ["N", "N"], [2, "H", 1, "N"]])
+def test_roll_rule_is_torchs_output(dims: list[Any]) -> None:
+    for shifts, on in (((3, -3), (0, 1)), ((1,), (-1,)), ((-2, 5), (1, 1))):
+        env, x = _env_tensor(dims, torch.float32)
+        with env.mode:
+            ours = _roll((x, shifts, on), {})
+            theirs = aten.roll(x, shifts, on)
+        assert ours is not None and ours is not x
+        assert _exprs(ours) == _exprs(theirs) and ours.dtype == theirs.dtype
+    env, x = _env_tensor(dims, torch.float32)
+    with env.mode:  # torch's path: a flattening roll, shifts and dims apart, no such dim
+        assert _roll((x, (1,)), {}) is None and _roll((x, (1, 2), (0,)), {}) is None
+        assert _roll((x, (1,), (len(dims),)), {}) is None
+        assert _roll((x.transpose(0, 1), (1,), (0,)), {}) is None

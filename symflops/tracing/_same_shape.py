@@ -3,7 +3,8 @@ dispatch runs a Python decomposition on symbolic sizes: ``_safe_softmax`` (softm
 of fully masked rows, ``where``), ``tril``/``triu`` (a mask of ``arange`` comparisons,
 ``where``) and ``native_layer_norm`` (mean, variance, normalization) cost 20-30 ms each the
 first time on symbolic sizes, 15% of a GPT-2 trace; unary float ops and ``pow`` by a number
-(RMSNorm's, RoPE's) 2-6 ms each.
+(RMSNorm's, RoPE's) 2-6 ms each; ``roll`` (Swin's shifted windows) a narrow and a cat
+per dim.
 
 On a contiguous input (strides the contiguous ones of its sizes, compared as expressions:
 no guard) the output is a new contiguous tensor of the same sizes, in the input's dtype
@@ -131,9 +132,28 @@ def _pow(args: Any, kwargs: Any) -> Any:
     return _unary(args[:1], kwargs)
 
 
+def _roll(args: Any, kwargs: Any) -> Any:
+    """``roll(x, shifts, dims)`` with one int dim per int shift (Swin's shifted windows):
+    a new tensor like ``x``. torch's fake roll runs its Python reference (a narrow and a
+    cat per dim on symbolic sizes, 10% of a swin_t trace); a flattening roll (no dims) or
+    anything torch refuses takes torch's path."""
+    if len(args) < 2 or kwargs or not _plain(args[0]):
+        return None
+    x, shifts = args[0], args[1]
+    dims = args[2] if len(args) > 2 else ()
+    ints = (list, tuple)
+    if not isinstance(shifts, ints) or not isinstance(dims, ints) or not dims or \
+            len(shifts) != len(dims) or not all(
+                type(v) is int for v in (*shifts, *dims)) or \
+            not all(-x.dim() <= d < x.dim() for d in dims):
+        return None
+    return _new(x, list(x.shape))
+
+
 _UNARY = ("rsqrt", "sqrt", "exp", "cos", "sin", "neg", "log", "reciprocal")
 
 for _op, _rule in ((aten._safe_softmax, _softmax), (aten.tril, _triangle),
                    (aten.triu, _triangle), (aten.native_layer_norm, _layer_norm),
-                   (aten.pow, _pow), *((getattr(aten, n), _unary) for n in _UNARY)):
+                   (aten.pow, _pow), (aten.roll, _roll),
+                   *((getattr(aten, n), _unary) for n in _UNARY)):
     SHAPE_RULES.setdefault(_op, _rule)

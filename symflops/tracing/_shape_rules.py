@@ -9,6 +9,7 @@ True
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -493,8 +494,10 @@ def padded_size(size: Any, pad: Any) -> Any:
     return size + pad if m is None else m * ((size + m - 1) // m)
 
 
+@functools.lru_cache(maxsize=4096)
 def _rounding_modulus(size: Any, pad: Any) -> int | None:
-    """The ``M`` of :func:`padded_size` when its proof goes through, else ``None``."""
+    """The ``M`` of :func:`padded_size` when its proof goes through, else ``None``
+    (remembered per pair of expressions: Swin pads every block of a stage alike)."""
     import math
 
     import sympy as sp
