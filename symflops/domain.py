@@ -1043,7 +1043,10 @@ def _periodic_reading(cond: sp.Basic, s: sp.Symbol, lower: int, step: int, offse
         away = all(v.is_Number and (v > 0 if rising else v < 0) for v in signs)
         return ("implied", 0) if away else None
 
-    def holds(v: int) -> bool | None:
+    def holds(v: int) -> bool | None:  # exact integer arithmetic, else SymPy's substitution
+        t = exact_value(cond, {s: v})
+        if isinstance(t, bool):
+            return t
         t = cond.xreplace({s: sp.Integer(v)})
         return bool(t) if isinstance(t, sp.logic.boolalg.BooleanAtom) else None
 
