@@ -22,41 +22,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import sympy as sp
 import torch
-from torch.utils._sympy.functions import Max as _TorchMax
 
 from symflops.tracing import _torch_compat as C
-from symflops.tracing._shape_rules import SHAPE_RULES, _fresh, _new
+from symflops.tracing._shape_rules import SHAPE_RULES, _fresh, _new, contiguous_strides
 
 __all__ = ["contiguous_strides"]
 
 aten = torch.ops.aten
-_MAX_TYPES = (sp.Max, _TorchMax)
-
-
-def contiguous_strides(x: torch.Tensor) -> bool:
-    """``x``'s strides are the contiguous strides of its sizes, as expressions (a size-1
-    dim's stride too: anything else answers False). torch writes the stride after a size
-    it cannot prove positive as ``Max(1, size)`` (Swin's ``384*Max(1, floor(H/16))``): the
-    same stride wherever the tensor has an element, so it counts as the size."""
-    sizes = [C.sym_expr(v) for v in x.shape]
-    strides = [C.sym_expr(v) for v in x.stride()]
-    want: Any = 1
-    for size, stride in zip(reversed(sizes), reversed(strides), strict=True):
-        if stride != want and _without_max_one(stride) != want:
-            return False
-        want = want * size
-    return True
-
-
-def _without_max_one(e: Any) -> Any:
-    """``e`` with each ``Max(1, size)`` (torch's or SymPy's) read as ``size``."""
-    if not isinstance(e, sp.Basic) or not e.has(*_MAX_TYPES):
-        return e
-    return e.replace(lambda a: type(a).__name__ == "Max" and len(a.args) == 2 and
-                     sp.Integer(1) in a.args,
-                     lambda a: a.args[1] if a.args[0] == 1 else a.args[0])
 
 
 def _plain(x: Any) -> bool:

@@ -13,7 +13,9 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
+import sympy as sp
 import torch
+from torch.utils._sympy.functions import Max as _TorchMax
 
 from symflops.tracing import _torch_compat as C
 
@@ -57,6 +59,33 @@ def _bn_legit_eval(args: Any, kwargs: Any) -> Any:
 _EMPTY: dict[Any, Any] = {}
 
 
+def contiguous_strides(x: torch.Tensor) -> bool:
+    """``x``'s strides are the contiguous strides of its sizes, as expressions (a size-1
+    dim's stride too: anything else answers False). torch writes the stride after a size
+    it cannot prove positive as ``Max(1, size)`` (Swin's ``384*Max(1, floor(H/16))``): the
+    same stride wherever the tensor has an element, so it counts as the size."""
+    sizes = [C.sym_expr(v) for v in x.shape]
+    strides = [C.sym_expr(v) for v in x.stride()]
+    want: Any = 1
+    for size, stride in zip(reversed(sizes), reversed(strides), strict=True):
+        if stride != want and _without_max_one(stride) != want:
+            return False
+        want = want * size
+    return True
+
+
+_MAX_TYPES = (sp.Max, _TorchMax)
+
+
+def _without_max_one(e: Any) -> Any:
+    """``e`` with each ``Max(1, size)`` (torch's or SymPy's) read as ``size``."""
+    if not isinstance(e, sp.Basic) or not e.has(*_MAX_TYPES):
+        return e
+    return e.replace(lambda a: type(a).__name__ == "Max" and len(a.args) == 2 and
+                     sp.Integer(1) in a.args,
+                     lambda a: a.args[1] if a.args[0] == 1 else a.args[0])
+
+
 def _like(x: torch.Tensor) -> torch.Tensor:
     # Under no_grad nothing reads values or aliasing, so the input itself can stand for
     # a same-shaped output: torch.empty_like on symbolic strides costs ~10 ms per call.
@@ -89,15 +118,58 @@ def _same_operands(args: Any, kwargs: Any) -> bool:
             _exprs(b.shape) == _exprs(a.shape) and _exprs(b.stride()) == _exprs(a.stride()))
 
 
+def _broadcast(args: Any, kwargs: Any) -> list[Any] | None:
+    """The output sizes of ``a (op) b`` for two contiguous floating tensors of one dtype
+    and device whose sizes broadcast plainly: per dim (aligned from the right) one side
+    the number 1 or both the same expression. None otherwise (torch's path).
+
+    torch asks of each symbolic size ``h`` facing a 1 whether ``h == 1`` (a guard ``Ne(h,
+    1)``: a squeeze-and-excitation scale, ``(B, C, 1, 1) * (B, C, h, w)``), though the
+    output size is ``h`` either way; such guards made settle trace the model again at
+    ``H = 1``, ``W = 1``, both, and ``B = 1``. The output of contiguous operands is
+    contiguous (torch's elementwise layout follows the operands')."""
+    if len(args) < 2 or "out" in kwargs:
+        return None
+    a, b = args[0], args[1]
+    if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor) or \
+            not a.is_floating_point() or b.dtype != a.dtype or b.device != a.device or \
+            a.dim() == 0 or b.dim() == 0 or not (C.is_fake(a) and C.is_fake(b)) or \
+            a.layout != torch.strided or b.layout != torch.strided or \
+            not contiguous_strides(a) or not contiguous_strides(b):
+        return None
+    n = max(a.dim(), b.dim())
+    out: list[Any] = []
+    for x, y in zip([1] * (n - a.dim()) + list(a.shape), [1] * (n - b.dim()) + list(b.shape),
+                    strict=True):
+        ex, ey = C.sym_expr(x), C.sym_expr(y)
+        if ex == 1:
+            out.append(y)
+        elif ey == 1 or ex == ey:
+            out.append(x)
+        else:
+            return None
+    return out
+
+
 def _binary(args: Any, kwargs: Any) -> Any:
-    """``add``/``sub``/``mul``/``div`` of same-shaped operands (a residual ``x + y``):
-    torch's fake kernel derives the broadcast shape and strides symbolically (a third
-    of a ResNet-50 trace); other operands take torch's path."""
-    return _like(args[0]) if _same_operands(args, kwargs) else None
+    """``add``/``sub``/``mul``/``div`` of same-shaped operands (a residual ``x + y``), or
+    of operands that broadcast plainly (:func:`_broadcast`): torch's fake kernel derives
+    the broadcast shape and strides symbolically (a third of a ResNet-50 trace); other
+    operands take torch's path."""
+    if _same_operands(args, kwargs):
+        return _like(args[0])
+    sizes = _broadcast(args, kwargs)
+    return None if sizes is None else _new(args[0], sizes)
 
 
 def _binary_inplace(args: Any, kwargs: Any) -> Any:
-    return args[0] if _same_operands(args, kwargs) else None
+    """In place: same-shaped operands, or ``b`` broadcast to ``a``'s own sizes."""
+    if _same_operands(args, kwargs):
+        return args[0]
+    sizes = _broadcast(args, kwargs)
+    if sizes is None or _exprs(sizes) != _exprs(args[0].shape):
+        return None
+    return args[0]
 
 
 def _cat(args: Any, kwargs: Any) -> Any:
