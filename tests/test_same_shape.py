@@ -122,7 +122,7 @@ def test_strides_written_with_max_one_count_as_contiguous() -> None:
         assert "Max(1," in str(C.sym_expr(x.stride()[0]))
         assert contiguous_strides(x)
         assert not contiguous_strides(x.transpose(0, 1))
-        assert _layer_norm((x.transpose(0, 1), [8], None, None, 1e-5), {}) is None
+        assert _softmax((x.transpose(0, 1), -1), {}) is None
         pairs = [(_layer_norm((x, [8], None, None, 1e-5), {}),
                   aten.native_layer_norm(x, [8], None, None, 1e-5)),
                  ((_softmax((x, -1), {}),), (aten._safe_softmax(x, -1),)),
@@ -148,3 +148,24 @@ def test_roll_rule_is_torchs_output(dims: list[Any]) -> None:
         assert _roll((x, (1,)), {}) is None and _roll((x, (1, 2), (0,)), {}) is None
         assert _roll((x, (1,), (len(dims),)), {}) is None
         assert _roll((x.transpose(0, 1), (1,), (0,)), {}) is None
+
+
+@pytest.mark.parametrize("layout", ["permuted", "sliced", "expanded", "transposed"])
+def test_layer_norm_rule_is_torchs_output_whatever_the_input_strides(layout: str) -> None:
+    # Swin's and ConvNeXt's norms run on a permuted (channels-last) view; torch's kernel
+    # returns contiguous out, mean and rstd for any input strides, and so does the rule
+    env = C.SymEnv()
+    with env.mode:
+        b, h, w = env.symint("B", 3), env.symint("H", 5), env.symint("N", 17)
+        x = {"permuted": lambda: torch.empty((b, 8, h, w), device="meta").permute(0, 2, 3, 1),
+             "sliced": lambda: torch.empty((b, h, 2 * w, 8), device="meta")[:, :, ::2, :],
+             "expanded": lambda: torch.empty((1, h, 8), device="meta").expand(b, h, 8),
+             "transposed": lambda: torch.empty((b, 8, h), device="meta").transpose(1, 2),
+             }[layout]()
+        assert not contiguous_strides(x)
+        weight = env.fake(torch.empty(8, device="meta"))
+        ours = _layer_norm((x, [8], weight, weight, 1e-5), {})
+        theirs = aten.native_layer_norm(x, [8], weight, weight, 1e-5)
+    assert ours is not None
+    for a, b_ in zip(ours, theirs, strict=True):
+        assert _exprs(a) == _exprs(b_) and a.dtype == b_.dtype

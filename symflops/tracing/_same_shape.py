@@ -32,10 +32,15 @@ __all__ = ["contiguous_strides"]
 aten = torch.ops.aten
 
 
+def _fake_strided(x: Any) -> bool:
+    """A plain fake strided tensor (any strides)."""
+    return isinstance(x, torch.Tensor) and C.is_fake(x) and x.layout == torch.strided and \
+        type(x).__name__ == "FakeTensor"
+
+
 def _plain(x: Any) -> bool:
     """A fake strided tensor of a floating or bool dtype whose layout the rules know."""
-    return isinstance(x, torch.Tensor) and C.is_fake(x) and x.layout == torch.strided and \
-        type(x).__name__ == "FakeTensor" and contiguous_strides(x)
+    return _fake_strided(x) and contiguous_strides(x)
 
 
 def _softmax(args: Any, kwargs: Any) -> Any:
@@ -68,13 +73,17 @@ def _triangle(args: Any, kwargs: Any) -> Any:
 
 def _layer_norm(args: Any, kwargs: Any) -> Any:
     """``native_layer_norm(x, normalized_shape, weight, bias, eps)`` of a float32/float64
-    ``x`` whose trailing sizes are the (int) ``normalized_shape``: the output like ``x``,
-    and mean and rstd of ``x``'s leading sizes with a 1 per normalized dim (float32 and
-    float64 keep their dtype for mean and rstd on every device)."""
+    ``x`` whose trailing sizes are the (int) ``normalized_shape``: the output of ``x``'s
+    sizes, and mean and rstd of ``x``'s leading sizes with a 1 per normalized dim (float32
+    and float64 keep their dtype for mean and rstd on every device), all three contiguous
+    whatever ``x``'s strides: torch's own kernel makes them so. A permuted input (Swin's
+    and ConvNeXt's channels-last norms) is answered too; torch's decomposition asked of
+    each of its sizes whether it is 1 (``Ne(B, 1)``), which made settle trace those models
+    again at ``B = 1``."""
     if len(args) != 5 or kwargs:
         return None
     x, shape, weight, bias, _eps = args
-    if not _plain(x) or x.dtype not in (torch.float32, torch.float64) or \
+    if not _fake_strided(x) or x.dtype not in (torch.float32, torch.float64) or \
             not isinstance(shape, (list, tuple)) or not shape or len(shape) > x.dim() or \
             not all(isinstance(s, int) and not isinstance(s, bool) for s in shape):
         return None
