@@ -12,7 +12,9 @@ no guard) the output is a new contiguous tensor of the same sizes, in the input'
 ops keep a dense input's layout; ``tests/test_same_shape.py`` compares with torch), made by
 ``_shape_rules._new`` (under no_grad an earlier output of the same shape stands in, as
 for the other shape rules: a rule's output is not repeated by the recorder). Any other
-input takes torch's path. Registered into :data:`SHAPE_RULES` unless a rule exists.
+input takes torch's path, except for ``native_layer_norm``, whose outputs torch makes
+contiguous for any input strides (a permuted channels-last view too). Registered into
+:data:`SHAPE_RULES` unless a rule exists.
 Torch's decompositions record 0/1-specialization guards on the way (``N > 1``, ``B*N*N >=
 2``: the memory-format checks of their intermediate tensors); a rule records none, and such
 guards never enter a formula's validity (:mod:`._assembly` sorts them out).
