@@ -19,7 +19,8 @@ from torch.utils._sympy.functions import Max as _TorchMax
 
 from symflops.tracing import _torch_compat as C
 
-__all__ = ["RawShape", "shape_of", "SHAPE_RULES", "forget_shapes", "ceil_pool_size"]
+__all__ = ["RawShape", "shape_of", "SHAPE_RULES", "forget_shapes", "ceil_pool_size",
+           "contiguous_strides"]
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,10 @@ def _bn_legit_eval(args: Any, kwargs: Any) -> Any:
 _EMPTY: dict[Any, Any] = {}
 
 
+#: torch's and SymPy's Max: a stride torch writes ``Max(1, size)`` (:func:`contiguous_strides`)
+_MAX_TYPES = (sp.Max, _TorchMax)
+
+
 def contiguous_strides(x: torch.Tensor) -> bool:
     """``x``'s strides are the contiguous strides of its sizes, as expressions (a size-1
     dim's stride too: anything else answers False). torch writes the stride after a size
@@ -72,9 +77,6 @@ def contiguous_strides(x: torch.Tensor) -> bool:
             return False
         want = want * size
     return True
-
-
-_MAX_TYPES = (sp.Max, _TorchMax)
 
 
 def _without_max_one(e: Any) -> Any:
@@ -363,17 +365,17 @@ def ceil_pool_size(size: Any, kernel: int, stride: int, padding: int, dilation: 
     return (size + shift) // stride
 
 
-#: pooling op -> (spatial dims, position of ceil_mode, has dilation, returns indices)
+#: pooling op -> (spatial dims, has dilation, returns indices)
 _POOLS = {
-    "max_pool1d": (1, 5, True, False), "max_pool2d": (2, 5, True, False),
-    "max_pool3d": (3, 5, True, False), "max_pool1d_with_indices": (1, 5, True, True),
-    "max_pool2d_with_indices": (2, 5, True, True), "max_pool3d_with_indices": (3, 5, True, True),
-    "avg_pool1d": (1, 4, False, False), "avg_pool2d": (2, 4, False, False),
-    "avg_pool3d": (3, 4, False, False)}
+    "max_pool1d": (1, True, False), "max_pool2d": (2, True, False),
+    "max_pool3d": (3, True, False), "max_pool1d_with_indices": (1, True, True),
+    "max_pool2d_with_indices": (2, True, True), "max_pool3d_with_indices": (3, True, True),
+    "avg_pool1d": (1, False, False), "avg_pool2d": (2, False, False),
+    "avg_pool3d": (3, False, False)}
 
 
 def _pool(name: str) -> Any:
-    n, ceil_at, dilated, indices = _POOLS[name]
+    n, dilated, indices = _POOLS[name]
     keys = ["kernel_size", "stride", "padding", "dilation" if dilated else "ceil_mode"]
     keys += ["ceil_mode"] if dilated else []
     extra = [] if dilated else ["count_include_pad", "divisor_override"]
