@@ -490,8 +490,46 @@ def _slice(args: Any, kwargs: Any) -> Any:
     and aliasing are never read under no_grad (see :func:`_new`)."""
     if torch.is_grad_enabled() or not args or not isinstance(args[0], torch.Tensor):
         return None
-    out = torch.ops.aten.slice.Tensor(*args, **kwargs)
-    return _fresh(args[0], list(out.shape))  # not _new: a view output must be unshared
+    sizes = _slice_sizes(*args, **kwargs)
+    if sizes is None:
+        sizes = list(torch.ops.aten.slice.Tensor(*args, **kwargs).shape)
+    return _fresh(args[0], sizes)  # not _new: a view output must be unshared
+
+
+def _slice_sizes(x: torch.Tensor, dim: int = 0, start: Any = None, end: Any = None,
+                 step: Any = 1) -> list[Any] | None:
+    """The sizes of ``x[..., start:end:step]`` on ``dim`` as torch's fake ``slice`` finds
+    them: its own index clamping (``_compute_slice_index``), so the same questions, the same
+    guards and the same expressions, without the fake dispatch, its op cache and the
+    ``as_strided`` view it builds (two thirds of a slice's cost on Swin's padded maps).
+    None where torch must answer: a symbolic input torch would give an unbacked size, a
+    step that is not a positive int, a dim out of range (torch's error), or a torch
+    without that helper."""
+    import sys
+
+    try:
+        from torch._subclasses.fake_impls import _compute_slice_index
+        from torch.fx.experimental.symbolic_shapes import guard_or_false, statically_known_true
+    except ImportError:  # pragma: no cover - another torch: its own slice
+        return None
+    if not isinstance(dim, int) or isinstance(dim, bool) or not -x.dim() <= dim < x.dim() or \
+            not isinstance(step, int) or isinstance(step, bool) or step <= 0:
+        return None
+    sizes = list(x.shape)
+    dim %= x.dim()
+    size = sizes[dim]
+    first = 0 if start is None else _compute_slice_index(size, start)
+    last = size if end is None or statically_known_true(end == sys.maxsize) \
+        else _compute_slice_index(size, end)
+    if first is None or last is None:
+        return None
+    if guard_or_false(last >= first):
+        sizes[dim] = (last - first + step - 1) // step
+    elif guard_or_false(first >= last):
+        sizes[dim] = 0
+    else:
+        sizes[dim] = (torch.sym_max(last - first, 0) + step - 1) // step
+    return sizes
 
 
 def _view(args: Any, kwargs: Any) -> Any:
