@@ -144,6 +144,10 @@ def _differs_there(ctx: TraceContext, result: TracedCost, guard: sp.Basic,
         there = dataclasses.replace(ctx, positional=tuple(pos), keyword=kw)
         hints = {n: v for n, v in hints.items() if n not in ints}
     there = dataclasses.replace(there, hint_of=hints, resize=report.resize_mode or ctx.resize)
+    if branch:
+        where = _differs_concretely(ctx, result, guard, other, run_once)
+        if where is not None:
+            return f": on its other side the cost differs (at {_say(where)})"
     try:
         with unsimplified():  # only compared at points, never shown: formulas as built
             again = run_once(there)
@@ -178,6 +182,52 @@ def _differs_there(ctx: TraceContext, result: TracedCost, guard: sp.Basic,
             f"between kinds ({', '.join(kinds)}): torch runs another kernel there (e.g. "
             f"addmm for a matmul and an add)")
     return None
+
+
+def _differs_concretely(ctx: TraceContext, result: TracedCost, guard: sp.Basic,
+                        other: Mapping[str, int], run_once: Callable[[TraceContext], TracedCost]
+                        ) -> dict[str, int] | None:
+    """The point on ``guard``'s other side that :func:`_mismatch` compares first (``other``,
+    the other sizes at their examples) when a trace there with every size an int already
+    counts differently from ``result`` at it: parameters, work per kind or output shape.
+    That trace costs what torch's concrete fake run costs (Swin: 0.3-0.5 s against 1.2-1.5
+    s for a symbolic one), and a branch usually changes the cost (Swin's window shift past
+    its last stage's window: every such guard of the torchvision zoo). None -- same counts
+    there, that trace failed, or a size it cannot pin (a data-dependent one, a KV cache)
+    -- leaves the question to the symbolic trace."""
+    report = result.report
+    names = set(ctx.hint_of)
+    free = result.free_symbols
+    if ctx.past is not None or ctx.data_dependent or any(s.name not in names for s in free):
+        return None
+    point = {**ctx.hint_of, **other}
+    pos, kw = with_sizes(ctx.positional, ctx.keyword, point)
+    concrete = dataclasses.replace(ctx, positional=tuple(pos), keyword=kw, hint_of={},
+                                   resize=report.resize_mode or ctx.resize)
+    try:
+        with unsimplified():
+            there = run_once(concrete)
+    except TimeBudgetSpent:
+        raise
+    except SymflopsError:
+        return None
+    at = {s: sp.Integer(point[s.name]) for s in free}
+    kinds = sorted(set(result.work) | set(there.work))
+    ours = [result.params, *(result.work.get(k, 0) for k in kinds), *result.output_shape]
+    theirs = [there.params, *(there.work.get(k, 0) for k in kinds), *there.output_shape]
+    if len(ours) == len(theirs):
+        for x, y in zip(ours, theirs, strict=True):
+            fx, fy = exact_value(sp.sympify(x), at), exact_value(sp.sympify(y), {})
+            if not (_number(fx) and _number(fy)):
+                return None  # not a number there: the symbolic trace compares
+            if fx != fy:
+                break
+        else:
+            return None
+    held = {n for n, v in other.items() if v == 1}  # as _mismatch names its point
+    named = {s.name for s in free}
+    shown = (named | {s.name for s in guard.free_symbols}) - held
+    return {n: point[n] for n in sorted(shown & (named | set(other)))}
 
 
 def _assumed_not_one(result: TracedCost, ctx: TraceContext
