@@ -18,7 +18,11 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 import symflops as sf  # noqa: E402
 from symflops.tracing import _torch_compat as C  # noqa: E402
-from symflops.tracing._shape_rules import _binary, _binary_inplace  # noqa: E402
+from symflops.tracing._shape_rules import (  # noqa: E402
+    _binary,
+    _binary_inplace,
+    _permuted_broadcast,
+)
 
 aten = torch.ops.aten
 HINTS = {"B": 3, "N": 17, "H": 5, "W": 6}
@@ -110,3 +114,92 @@ def test_a_squeeze_excitation_scale_needs_no_check_at_one_and_is_right_there() -
                     x = torch.zeros(b, 3, h, w)
                     assert cost.subs(B=b, H=h, W=w).flops == _flop_counter(model, x), (b, h, w)
     assert cost.subs(B=1, H=5, W=5).flops == 10928
+
+
+PERMUTED = {  # id -> (first operand, second operand): "cl" a channels-last view
+    "layer-scale-times-cl": ("scale", "cl"),
+    "cl-times-layer-scale": ("cl", "scale"),
+    "cl-plus-channel-bias": ("cl", "bias4"),
+    "residual-contiguous-plus-cl": ("contig", "cl"),
+    "residual-cl-plus-contiguous": ("cl", "contig"),
+    "cl-times-cl": ("cl", "cl"),
+    "transposed-hw-times-scale": ("hw", "scale"),
+    "transposed-hw-plus-cl": ("hw", "cl"),  # the first full operand decides the order
+}
+
+
+def _operand(kind: str, env: C.SymEnv, b: Any, h: Any, w: Any) -> torch.Tensor:
+    c = 8
+    return {
+        "scale": lambda: env.fake(torch.empty(c, 1, 1, device="meta")),
+        "bias4": lambda: torch.empty(1, c, 1, 1, device="meta"),
+        "cl": lambda: torch.empty(b, h, w, c, device="meta").permute(0, 3, 1, 2),
+        "contig": lambda: torch.empty(b, c, h, w, device="meta"),
+        "hw": lambda: torch.empty(b, c, w, h, device="meta").transpose(2, 3),
+    }[kind]()
+
+
+@pytest.mark.parametrize("op", [aten.mul.Tensor, aten.add.Tensor], ids=["mul", "add"])
+@pytest.mark.parametrize("pair", PERMUTED.values(), ids=PERMUTED.keys())
+def test_permuted_operands_are_laid_out_as_torch_lays_them_out(pair: tuple[str, str],
+                                                               op: Any) -> None:
+    # ConvNeXt's layer scale multiplies a (C, 1, 1) parameter into the channels-last view
+    # its block returns; torch's output follows that view's dim order
+    out = []
+    for ours in (True, False):
+        env = C.SymEnv()
+        with env.mode, torch.no_grad():
+            b, h, w = env.symint("B", 3), env.symint("H", 5), env.symint("W", 7)
+            x, y = (_operand(k, env, b, h, w) for k in pair)
+            before = len(env.shape_env.guards)
+            got = _permuted_broadcast((x, y), {}) if ours else op(x, y)
+            assert got is not None
+            out.append((tuple(C.sym_expr(v) for v in (*got.shape, *got.stride())),
+                        got.dtype, [g.expr for g in env.shape_env.guards[before:]]))
+        env.close()
+    (mine, dtype, guards), (theirs, their_dtype, _) = out
+    assert mine == theirs and dtype == their_dtype
+    assert guards == []  # torch asked B != 1, h != 1, w != 1 and stride orders here
+
+
+@pytest.mark.parametrize("pair", [("sliced", "scale"), ("plane", "cl")],
+                         ids=["not-dense", "two-real-dims-first"])
+def test_permuted_operands_torch_must_decide_take_its_path(pair: tuple[str, str]) -> None:
+    env = C.SymEnv()
+    with env.mode, torch.no_grad():
+        b, h, w = env.symint("B", 3), env.symint("H", 5), env.symint("W", 7)
+        extra = {"sliced": lambda: torch.empty(b, 8, h, 2 * w, device="meta")[..., ::2],
+                 "plane": lambda: torch.empty(8, h, 1, device="meta")}
+        x, y = (extra[k]() if k in extra else _operand(k, env, b, h, w) for k in pair)
+        assert _permuted_broadcast((x, y), {}) is None
+    env.close()
+
+
+class LayerScaleBlock(nn.Module):
+    """ConvNeXt's block in small: a depthwise conv, then norm and MLP on a channels-last
+    view, permuted back, scaled per channel by a ``(C, 1, 1)`` parameter, added in place."""
+
+    def __init__(self, c: int = 8) -> None:
+        super().__init__()
+        self.dw = nn.Conv2d(c, c, 7, padding=3, groups=c)
+        self.norm, self.fc = nn.LayerNorm(c), nn.Linear(c, c)
+        self.scale = nn.Parameter(torch.ones(c, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.fc(self.norm(self.dw(x).permute(0, 2, 3, 1))).permute(0, 3, 1, 2)
+        y = self.scale * y
+        y += x
+        return y
+
+
+def test_a_layer_scale_on_a_channels_last_view_adds_no_layout_condition() -> None:
+    # torch's slow path asked here whether one stride is below another (ConvNeXt's domain
+    # carried four such always-true conditions, 96*Max(1, h)*Max(1, w) >= 96*Max(1, w))
+    model = LayerScaleBlock().eval()
+    cost = sf.trace(model, "B 8 H W", convention="torch", warn=False)
+    assert not any("Max" in str(c) for c in cost.validity)
+    assert str(cost.domain) == "every size"
+    with torch.no_grad():
+        for b, h, w in ((1, 1, 1), (2, 1, 5), (1, 6, 1), (3, 9, 4), (1, 40, 33)):
+            x = torch.zeros(b, 8, h, w)
+            assert cost.subs(B=b, H=h, W=w).flops == _flop_counter(model, x), (b, h, w)

@@ -161,17 +161,120 @@ def _binary(args: Any, kwargs: Any) -> Any:
     if _same_operands(args, kwargs):
         return _like(args[0])
     sizes = _broadcast(args, kwargs)
-    return None if sizes is None else _new(args[0], sizes)
+    if sizes is not None:
+        return _new(args[0], sizes)
+    return _permuted_broadcast(args, kwargs)
+
+
+def _permuted_broadcast(args: Any, kwargs: Any) -> Any:
+    """``a (op) b`` where an operand of the output's sizes is a permuted contiguous tensor
+    (a channels-last view: ConvNeXt's ``permute(0, 3, 1, 2)`` back from its norm and MLP)
+    and every operand before it in the call either has at most one dim that is not a
+    broadcast 1 (a layer scale ``(C, 1, 1)``) or is that one: a new tensor laid out in
+    that operand's dim order, as torch's elementwise layout rule lays it out. That rule
+    sorts the dims by the first operand whose two strides there are not 0, and such an
+    operand decides every pair; an operand with one real dim decides none.
+
+    torch's fake kernel takes its slow path here: the broadcast asks of each size facing
+    a 1 whether it is 1 (``B != 1``, ``h != 1``, ``w != 1``) and the sort whether one
+    stride is below another, guards that change no count but made settle trace ConvNeXt
+    again at ``B = 1``. Anything else (two operands with real dims that disagree, a size
+    written as the number 1, other dtypes or devices) takes torch's path."""
+    if len(args) < 2 or "out" in kwargs or torch.is_grad_enabled():
+        return None
+    a, b = args[0], args[1]
+    if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor) or \
+            not a.is_floating_point() or b.dtype != a.dtype or b.device != a.device or \
+            not (C.is_fake(a) and C.is_fake(b)) or \
+            a.layout != torch.strided or b.layout != torch.strided:
+        return None
+    n = max(a.dim(), b.dim())
+    if n < 2:
+        return None
+    shapes = [[1] * (n - t.dim()) + [C.sym_expr(v) for v in t.shape] for t in (a, b)]
+    out: list[Any] = []
+    for ex, ey in zip(*shapes, strict=True):
+        if ex == ey or ey == 1:
+            out.append(ex)
+        elif ex == 1:
+            out.append(ey)
+        else:
+            return None
+    if any(e == 1 for e in out) or any(isinstance(v, torch.SymInt) and v.node.hint == 1
+                                       for t in (a, b) for v in t.shape):
+        return None  # a size-1 dim's stride is anything: torch's sort reads the sizes too
+    order = None
+    for t, shape in zip((a, b), shapes, strict=True):
+        if shape == out:
+            order = _dense_order(t)
+            if order is not None:
+                break
+            return None  # a full operand not densely laid out: torch's path
+        if sum(1 for e in shape if e != 1) > 1 or not contiguous_strides(t):
+            return None  # an operand that would decide some pairs of dims
+    if order is None:
+        return None
+    x = a if shapes[0] == out else b
+    if order == list(range(n)):
+        return _new(x, list(x.shape))
+    key = (tuple(out), tuple(order), x.dtype, x.device)
+    hit = _SHAPED.get(key)  # under no_grad an earlier output of that layout stands in
+    if hit is None or hit.fake_mode is not getattr(x, "fake_mode", None):
+        from torch._subclasses.fake_tensor import FakeTensor, in_kernel_invocation_manager
+
+        mode = x.fake_mode  # type: ignore[attr-defined]
+        with in_kernel_invocation_manager(mode):
+            inner = torch.empty([x.shape[d] for d in order], dtype=x.dtype, device="meta")
+            strides = [inner.stride()[order.index(d)] for d in range(n)]
+            meta = torch.empty_strided(list(x.shape), strides, dtype=x.dtype, device="meta")
+        hit = _SHAPED[key] = FakeTensor(mode, meta, x.device)
+    return hit
+
+
+def _dense_order(t: torch.Tensor) -> list[int] | None:
+    """The dims of ``t``, outermost first, when its strides are the contiguous strides of
+    its sizes taken in that order (a permuted contiguous tensor; ``Max(1, size)`` read as
+    the size, as :func:`contiguous_strides` reads it); else None."""
+    sizes = [C.sym_expr(v) for v in t.shape]
+    strides = [C.sym_expr(v) for v in t.stride()]
+    left = list(range(t.dim()))
+    inner: list[int] = []
+    want: Any = 1
+    while left:
+        found = [d for d in left if strides[d] == want or _without_max_one(strides[d]) == want]
+        if len(found) != 1:
+            return None
+        inner.append(found[0])
+        left.remove(found[0])
+        want = want * sizes[found[0]]
+    return inner[::-1]
 
 
 def _binary_inplace(args: Any, kwargs: Any) -> Any:
-    """In place: same-shaped operands, or ``b`` broadcast to ``a``'s own sizes."""
-    if _same_operands(args, kwargs):
+    """In place: same-shaped operands, or ``b`` broadcast to ``a``'s own sizes, or ``b``
+    of ``a``'s sizes in another layout with ``a`` dense (ConvNeXt's ``result += input``, a
+    channels-last view plus a contiguous tensor: torch's fake kernel asks of each size
+    whether it is 1)."""
+    if _same_operands(args, kwargs) or _same_sizes_dense_self(args, kwargs):
         return args[0]
     sizes = _broadcast(args, kwargs)
     if sizes is None or _exprs(sizes) != _exprs(args[0].shape):
         return None
     return args[0]
+
+
+def _same_sizes_dense_self(args: Any, kwargs: Any) -> bool:
+    """``a`` and ``b`` fake floating tensors of one dtype and device and the same sizes
+    (as expressions), ``a`` a permuted contiguous tensor (no element written twice) on a
+    storage ``b`` does not share (no overlap to refuse)."""
+    if len(args) < 2 or "out" in kwargs:
+        return False
+    a, b = args[0], args[1]
+    return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and \
+        a.is_floating_point() and b.dtype == a.dtype and b.device == a.device and \
+        C.is_fake(a) and C.is_fake(b) and a.layout == b.layout == torch.strided and \
+        _exprs(a.shape) == _exprs(b.shape) and _dense_order(a) is not None and \
+        a.untyped_storage()._cdata != b.untyped_storage()._cdata
 
 
 def _cat(args: Any, kwargs: Any) -> Any:
