@@ -200,9 +200,10 @@ def _permuted_broadcast(args: Any, kwargs: Any) -> Any:
             out.append(ey)
         else:
             return None
-    if any(e == 1 for e in out) or any(isinstance(v, torch.SymInt) and v.node.hint == 1
-                                       for t in (a, b) for v in t.shape):
-        return None  # a size-1 dim's stride is anything: torch's sort reads the sizes too
+    if any(isinstance(v, torch.SymInt) and v.node.hint == 1 for t in (a, b) for v in t.shape):
+        return None  # a size that is 1 at its example ties two strides: torch's sort then
+        # reads the sizes, and records what it found. A size written as the number 1 ties
+        # them as expressions, and _dense_order finds no order then: torch's path too
     order = None
     for t, shape in zip((a, b), shapes, strict=True):
         if shape == out:
