@@ -11,6 +11,8 @@ import sys
 
 import pytest
 import sympy as sp
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 
@@ -131,3 +133,33 @@ def test_an_input_size_ranges_from_one():
         h = env.symint("H", 64)
         vr = env.shape_env.var_to_range[h.node.expr]
         assert (int(vr.lower), vr.is_int) == (1, True)
+
+
+SIZES = [B, H, W, sp.floor(H / 2 - sp.Rational(1, 2)), sp.floor(W / 4 + sp.Rational(1, 4)) + 1,
+         sp.ceiling(H / 3), sp.floor(H / 2 - sp.Rational(1, 2)) + 1, sp.Integer(64),
+         sp.floor(W / 32 + sp.Rational(17, 32)) + 2, sp.ceiling(W / 7) + 1, sp.Integer(3)]
+
+
+@given(factors=st.lists(st.tuples(st.sampled_from(SIZES), st.integers(1, 2)), min_size=1,
+                        max_size=4))
+@settings(max_examples=60, deadline=None)
+def test_a_product_of_sizes_simplifies_to_what_the_full_path_gives(
+        factors: list[tuple[sp.Expr, int]]) -> None:
+    # a conv's B*(floor(H/2 - 1/2) + 1)*(floor(W/2 - 1/2) + 1) skips expanding and
+    # factoring; the full path (floors held, both candidates, positive factors) gives it back
+    from symflops import simplification
+
+    e = sp.Mul(*(f**k for f, k in factors))
+    assume(simplification._product_of_sizes(e))  # (SymPy spreads 64*(s + 1) into a sum)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(simplification, "_product_of_sizes", lambda expr: False)
+        full = simplification._simplified(e)
+    assert sp.srepr(simplification._simplified(e)) == sp.srepr(full) == sp.srepr(e)
+
+
+def test_a_size_that_reads_negative_or_unexpanded_takes_the_full_path() -> None:
+    from symflops import simplification
+
+    for e in (B * (1 - sp.floor(H / 2)), B * (sp.floor(H / 2) - 1),
+              B * sp.floor((H + 1) * (W + 1) / 3), -B * H, B * (H + W)):
+        assert not simplification._product_of_sizes(e), e
