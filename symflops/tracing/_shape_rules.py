@@ -178,8 +178,10 @@ def _permuted_broadcast(args: Any, kwargs: Any) -> Any:
     torch's fake kernel takes its slow path here: the broadcast asks of each size facing
     a 1 whether it is 1 (``B != 1``, ``h != 1``, ``w != 1``) and the sort whether one
     stride is below another, guards that change no count but made settle trace ConvNeXt
-    again at ``B = 1``. Anything else (two operands with real dims that disagree, a size
-    written as the number 1, other dtypes or devices) takes torch's path."""
+    again at ``B = 1``. The same layout is answered for a batch of the int 1 (settle's
+    check there must not meet questions the symbolic trace did not ask). Anything else (two
+    operands with real dims that disagree, two strides that tie, a size that is 1 at its
+    example, other dtypes or devices) takes torch's path."""
     if len(args) < 2 or "out" in kwargs or torch.is_grad_enabled():
         return None
     a, b = args[0], args[1]
