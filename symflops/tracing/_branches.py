@@ -212,9 +212,8 @@ def _differs_concretely(ctx: TraceContext, result: TracedCost, guard: sp.Basic,
     except SymflopsError:
         return None
     at = {s: sp.Integer(point[s.name]) for s in free}
-    kinds = sorted(set(result.work) | set(there.work))
-    ours = [result.params, *(result.work.get(k, 0) for k in kinds), *result.output_shape]
-    theirs = [there.params, *(there.work.get(k, 0) for k in kinds), *there.output_shape]
+    kinds = set(result.work) | set(there.work)
+    ours, theirs = _figures(result, kinds), _figures(there, kinds)
     if len(ours) == len(theirs):
         for x, y in zip(ours, theirs, strict=True):
             fx, fy = exact_value(sp.sympify(x), at), exact_value(sp.sympify(y), {})
@@ -399,15 +398,8 @@ def _mismatch(first: TracedCost, again: TracedCost, guard: sp.Basic,
         if _false_at(guard, point) and within.failing(point) is None:
             points.append(point)
     kinds = set(first.work) | set(again.work)
-
-    def figures(cost: TracedCost) -> list[Any]:
-        if totals:  # every convention's total, not each kind (see _differs_there)
-            work = [c.weigh(cost.work) for c in conventions().values()]
-        else:
-            work = [cost.work.get(k, 0) for k in sorted(kinds)]
-        return [cost.params, *work, *cost.output_shape]
-
-    a, b = figures(first), figures(again)  # once: each convention's total is built anew
+    # once: each convention's total is built anew
+    a, b = _figures(first, kinds, totals), _figures(again, kinds, totals)
     if len(a) != len(b):
         return {s.name: int(v) for s, v in base.items() if s.name in names}
     pairs = [(sp.sympify(x), sp.sympify(y)) for x, y in zip(a, b, strict=True)]
@@ -415,6 +407,16 @@ def _mismatch(first: TracedCost, again: TracedCost, guard: sp.Basic,
         if any(_differ(x, y, point) for x, y in pairs):
             return {s.name: int(v) for s, v in point.items() if s.name in names}
     return None
+
+
+def _figures(cost: TracedCost, kinds: set[str], totals: bool = False) -> list[Any]:
+    """What two traces are compared on: parameters, the work of each of ``kinds`` (or,
+    ``totals``, every convention's total: see :func:`_differs_there`), output shape."""
+    if totals:
+        work = [c.weigh(cost.work) for c in conventions().values()]
+    else:
+        work = [cost.work.get(k, 0) for k in sorted(kinds)]
+    return [cost.params, *work, *cost.output_shape]
 
 
 def _both_paths(first: TracedCost, again: TracedCost, symbols: Mapping[str, sp.Symbol],

@@ -10,6 +10,7 @@ True
 from __future__ import annotations
 
 import functools
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,10 +74,15 @@ def contiguous_strides(x: torch.Tensor) -> bool:
     strides = [C.sym_expr(v) for v in x.stride()]
     want: Any = 1
     for size, stride in zip(reversed(sizes), reversed(strides), strict=True):
-        if stride != want and _without_max_one(stride) != want:
+        if not _stride_is(stride, want):
             return False
         want = want * size
     return True
+
+
+def _stride_is(stride: Any, want: Any) -> bool:
+    """``stride`` is ``want`` as an expression, ``Max(1, size)`` read as the size."""
+    return stride == want or _without_max_one(stride) == want
 
 
 def _without_max_one(e: Any) -> Any:
@@ -120,6 +126,20 @@ def _same_operands(args: Any, kwargs: Any) -> bool:
             _exprs(b.shape) == _exprs(a.shape) and _exprs(b.stride()) == _exprs(a.stride()))
 
 
+def _float_pair(args: Any, kwargs: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``(a, b)`` of ``a (op) b`` when both are fake strided floating tensors of one dtype
+    and device (no ``out=``): the operands the elementwise rules below know; else None."""
+    if len(args) < 2 or "out" in kwargs:
+        return None
+    a, b = args[0], args[1]
+    if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor) or \
+            not a.is_floating_point() or b.dtype != a.dtype or b.device != a.device or \
+            not (C.is_fake(a) and C.is_fake(b)) or \
+            a.layout != torch.strided or b.layout != torch.strided:
+        return None
+    return a, b
+
+
 def _broadcast(args: Any, kwargs: Any) -> list[Any] | None:
     """The output sizes of ``a (op) b`` for two contiguous floating tensors of one dtype
     and device whose sizes broadcast plainly: per dim (aligned from the right) one side
@@ -130,14 +150,11 @@ def _broadcast(args: Any, kwargs: Any) -> list[Any] | None:
     output size is ``h`` either way; such guards made settle trace the model again at
     ``H = 1``, ``W = 1``, both, and ``B = 1``. The output of contiguous operands is
     contiguous (torch's elementwise layout follows the operands')."""
-    if len(args) < 2 or "out" in kwargs:
+    pair = _float_pair(args, kwargs)
+    if pair is None:
         return None
-    a, b = args[0], args[1]
-    if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor) or \
-            not a.is_floating_point() or b.dtype != a.dtype or b.device != a.device or \
-            a.dim() == 0 or b.dim() == 0 or not (C.is_fake(a) and C.is_fake(b)) or \
-            a.layout != torch.strided or b.layout != torch.strided or \
-            not contiguous_strides(a) or not contiguous_strides(b):
+    a, b = pair
+    if a.dim() == 0 or b.dim() == 0 or not contiguous_strides(a) or not contiguous_strides(b):
         return None
     n = max(a.dim(), b.dim())
     out: list[Any] = []
@@ -182,14 +199,10 @@ def _permuted_broadcast(args: Any, kwargs: Any) -> Any:
     check there must not meet questions the symbolic trace did not ask). Anything else (two
     operands with real dims that disagree, two strides that tie, a size that is 1 at its
     example, other dtypes or devices) takes torch's path."""
-    if len(args) < 2 or "out" in kwargs or torch.is_grad_enabled():
+    pair = _float_pair(args, kwargs)
+    if pair is None or torch.is_grad_enabled():
         return None
-    a, b = args[0], args[1]
-    if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor) or \
-            not a.is_floating_point() or b.dtype != a.dtype or b.device != a.device or \
-            not (C.is_fake(a) and C.is_fake(b)) or \
-            a.layout != torch.strided or b.layout != torch.strided:
-        return None
+    a, b = pair
     n = max(a.dim(), b.dim())
     if n < 2:
         return None
@@ -218,20 +231,7 @@ def _permuted_broadcast(args: Any, kwargs: Any) -> Any:
     if order is None:
         return None
     x = a if shapes[0] == out else b
-    if order == list(range(n)):
-        return _new(x, list(x.shape))
-    key = (tuple(out), tuple(order), x.dtype, x.device)
-    hit = _SHAPED.get(key)  # under no_grad an earlier output of that layout stands in
-    if hit is None or hit.fake_mode is not getattr(x, "fake_mode", None):
-        from torch._subclasses.fake_tensor import FakeTensor, in_kernel_invocation_manager
-
-        mode = x.fake_mode  # type: ignore[attr-defined]
-        with in_kernel_invocation_manager(mode):
-            inner = torch.empty([x.shape[d] for d in order], dtype=x.dtype, device="meta")
-            strides = [inner.stride()[order.index(d)] for d in range(n)]
-            meta = torch.empty_strided(list(x.shape), strides, dtype=x.dtype, device="meta")
-        hit = _SHAPED[key] = FakeTensor(mode, meta, x.device)
-    return hit
+    return _new(x, list(x.shape), order=None if order == list(range(n)) else order)
 
 
 def _dense_order(t: torch.Tensor) -> list[int] | None:
@@ -244,7 +244,7 @@ def _dense_order(t: torch.Tensor) -> list[int] | None:
     inner: list[int] = []
     want: Any = 1
     while left:
-        found = [d for d in left if strides[d] == want or _without_max_one(strides[d]) == want]
+        found = [d for d in left if _stride_is(strides[d], want)]
         if len(found) != 1:
             return None
         inner.append(found[0])
@@ -270,13 +270,11 @@ def _same_sizes_dense_self(args: Any, kwargs: Any) -> bool:
     """``a`` and ``b`` fake floating tensors of one dtype and device and the same sizes
     (as expressions), ``a`` a permuted contiguous tensor (no element written twice) on a
     storage ``b`` does not share (no overlap to refuse)."""
-    if len(args) < 2 or "out" in kwargs:
+    pair = _float_pair(args, kwargs)
+    if pair is None:
         return False
-    a, b = args[0], args[1]
-    return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and \
-        a.is_floating_point() and b.dtype == a.dtype and b.device == a.device and \
-        C.is_fake(a) and C.is_fake(b) and a.layout == b.layout == torch.strided and \
-        _exprs(a.shape) == _exprs(b.shape) and _dense_order(a) is not None and \
+    a, b = pair
+    return _exprs(a.shape) == _exprs(b.shape) and _dense_order(a) is not None and \
         a.untyped_storage()._cdata != b.untyped_storage()._cdata
 
 
@@ -411,34 +409,45 @@ def _conv_sizes(x: torch.Tensor, w: torch.Tensor, args: Any, n: int) -> list[Any
     return sizes
 
 
-def _new(x: torch.Tensor, sizes: list[Any], dtype: torch.dtype | None = None
-         ) -> torch.Tensor:
-    """A fresh fake tensor of ``sizes`` like ``x`` (of ``dtype`` if given). Under no_grad
-    an earlier output of the same symbolic shape and dtype stands in (values and aliasing
-    are never read there): building symbolic strides costs ~10 ms per tensor."""
-    if torch.is_grad_enabled():
+def _new(x: torch.Tensor, sizes: list[Any], dtype: torch.dtype | None = None,
+         order: list[int] | None = None) -> torch.Tensor:
+    """A fresh fake tensor of ``sizes`` like ``x`` (of ``dtype`` if given; laid out in
+    ``order``, see :func:`_fresh`). Under no_grad an earlier output of the same symbolic
+    shape, dtype and layout stands in (values and aliasing are never read there): building
+    symbolic strides costs ~10 ms per tensor."""
+    if torch.is_grad_enabled() and order is None:
         return x.new_empty(sizes, dtype=dtype)
     key = (tuple(C.sym_expr(v) for v in sizes), x.dtype if dtype is None else dtype,
-           x.device)
+           x.device, None if order is None else tuple(order))
     hit = _SHAPED.get(key)
     if hit is None or hit.fake_mode is not getattr(x, "fake_mode", None):
-        hit = _SHAPED[key] = _fresh(x, sizes, dtype)
+        hit = _SHAPED[key] = _fresh(x, sizes, dtype, order)
     return hit
 
 
-def _fresh(x: torch.Tensor, sizes: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
+def _fresh(x: torch.Tensor, sizes: Any, dtype: torch.dtype | None = None,
+           order: list[int] | None = None) -> torch.Tensor:
     """``x.new_empty(sizes, dtype=dtype)`` of a fake ``x`` made as the fake mode's
     constructors make it (a contiguous meta tensor inside its kernel context, wrapped),
     without its dispatch, decomposition and op cache (a new shape misses the cache, and
     filling an entry derives the memory format of symbolic strides: 4x the cost of making
-    the tensor; the dispatch is a quarter of what is left)."""
+    the tensor; the dispatch is a quarter of what is left). With ``order`` (dims outermost
+    first) it is laid out in that order instead: the strides of a contiguous tensor of the
+    sizes taken in that order, as torch's ``empty_permuted`` makes them."""
     from torch._subclasses.fake_tensor import FakeTensor, in_kernel_invocation_manager
 
     mode = getattr(x, "fake_mode", None)
     if mode is None or not C.is_fake(x) or x.layout != torch.strided:
+        assert order is None, "a permuted layout is made for fake strided tensors only"
         return x.new_empty(sizes, dtype=dtype)
+    dtype = x.dtype if dtype is None else dtype
     with in_kernel_invocation_manager(mode):
-        meta = torch.empty(sizes, dtype=x.dtype if dtype is None else dtype, device="meta")
+        if order is None:
+            meta = torch.empty(sizes, dtype=dtype, device="meta")
+        else:
+            inner = torch.empty([sizes[d] for d in order], dtype=dtype, device="meta")
+            strides = [inner.stride()[order.index(d)] for d in range(len(sizes))]
+            meta = torch.empty_strided(list(sizes), strides, dtype=dtype, device="meta")
     return FakeTensor(mode, meta, x.device)
 
 
@@ -611,8 +620,6 @@ def _slice_sizes(x: torch.Tensor, dim: int = 0, start: Any = None, end: Any = No
     None where torch must answer: a symbolic input torch would give an unbacked size, a
     step that is not a positive int, a dim out of range (torch's error), or a torch
     without that helper."""
-    import sys
-
     try:
         from torch._subclasses.fake_impls import _compute_slice_index
         from torch.fx.experimental.symbolic_shapes import guard_or_false, statically_known_true
