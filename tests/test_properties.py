@@ -717,3 +717,26 @@ def test_layer_subs_equals_int_formulas_by_hand(name: str, values: dict[str, int
     cost = layer.cost(shape).subs(subs)
     assert _ints(cost.work) == _ints(work)
     assert int(cost.params) == params
+
+
+def _ceil_pool_cases() -> list[tuple[int, int, int, int]]:
+    """(kernel, stride, padding, dilation) torch accepts (``2p <= d(k - 1) + 1``)."""
+    return [(k, s, p, d) for k in range(1, 6) for s in range(1, 5) for d in range(1, 4)
+            for p in range(0, k // 2 + 1) if 2 * p <= d * (k - 1) + 1]
+
+
+@pytest.mark.parametrize("k,s,p,d", _ceil_pool_cases(),
+                         ids=lambda v: str(v))
+def test_ceil_mode_window_total_counts_every_tap(k: int, s: int, p: int, d: int) -> None:
+    """A ceil-mode pool's window total (``formulas.pool._last_window_bounds`` drops the
+    ``Min`` of its last window from the constants) against the taps counted one by one:
+    torch's own output length, each window's taps ``o s + j d`` inside the padded input."""
+    import torch
+    import torch.nn.functional as F
+
+    symbolic = formulas.pool.pool_window_total(H, k, s, p, d, True)
+    for size in range(max(1, d * (k - 1) + 1 - 2 * p), 41):
+        out = F.max_pool1d(torch.zeros(1, 1, size), k, s, p, d, ceil_mode=True).shape[-1]
+        taps = sum(1 for o in range(out) for j in range(k) if o * s + j * d < size + 2 * p)
+        assert formulas.pool.pool_window_total(size, k, s, p, d, True) == taps
+        assert symbolic.xreplace({H: size}) == taps, (size, symbolic)

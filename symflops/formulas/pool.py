@@ -84,7 +84,42 @@ def _window_total_of(size: Size, kernel: Size, stride: Size, padding: Size, dila
     if not ceil_mode:
         return out * kernel
     room = size + 2 * padding - (out - 1) * stride  # padded elements from the last start on
-    return (out - 1) * kernel + smin(kernel, ceildiv(room, dilation))
+    last = ceildiv(room, dilation)  # taps of the last window before the padded input's end
+    if all(is_int(v) for v in (kernel, stride, padding, dilation)):
+        bound = _last_window_bounds(int(kernel), int(stride), int(padding), int(dilation))
+        if bound == "whole":
+            return out * kernel
+        if bound == "cut":
+            return (out - 1) * kernel + last
+    return (out - 1) * kernel + smin(kernel, last)
+
+
+def _last_window_bounds(k: int, s: int, p: int, d: int) -> str:
+    """Whether a ceil-mode pool's last window always holds all ``k`` taps (``"whole"``),
+    never more than the taps before the padded input's end (``"cut"``: ``min(k, last)`` is
+    ``last``), or either, depending on the size (``""``): decided once from the constants,
+    so the window total needs no ``Min`` (SymPy spends milliseconds failing to prove
+    either side of ``Min(3, ...)`` on floor expressions, and a rendered formula reads
+    better without it).
+
+    Hand derivation, with ``L`` the size, ``n = L + 2p - d(k - 1) - 1``, torch's output
+    ``o = ceil(n / s) + 1``, less one when ``(o - 1) s >= L + p``, and ``room = L + 2p -
+    (o - 1) s`` (``last = ceil(room / d)``):
+    - kept (no drop): ``(o - 1) s >= n``, so ``room <= d(k - 1) + 1`` and ``last <= k``;
+    - dropped: the kept last start is ``(ceil(n / s) - 1) s`` with ``ceil(n / s) s >= L + p``,
+      so ``room <= p + s`` and ``last <= ceil((p + s) / d)``; a drop needs ``s + p > d(k -
+      1) + 1``, and then ``ceil((p + s) / d) >= k``: so ``last <= k`` at every size when
+      ``ceil((p + s) / d) <= k`` (without a drop, ``ceil((p + s) / d) <= k`` holds too);
+    - the last window starts before ``L + p`` (kept: or it would be dropped; dropped:
+      ``(ceil(n / s) - 1) s < n <= L`` as torch requires ``2p <= d(k - 1) + 1``), so ``room
+      >= p + 1`` and ``last >= ceil((p + 1) / d)``: at least ``k`` taps when that is ``>= k``.
+    tests/test_properties.py counts the taps of every window at every size to check this.
+    """
+    if -(-(p + 1) // d) >= k:
+        return "whole"
+    if -(-(p + s) // d) <= k:
+        return "cut"
+    return ""
 
 
 def max_pool_work(outputs: Size, window: Size) -> Work:
