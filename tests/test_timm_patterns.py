@@ -212,3 +212,39 @@ def test_window_lattice_names_the_declared_size() -> None:
     one = sf.trace(model, "B 3 64 64", convention="torch", warn=False)
     for b in (1, 3):
         assert one.subs(B=b).flops == hand(b, 64, 64) == _flops(model, b, 3, 64, 64)
+
+
+class SamWindows(nn.Module):
+    """timm's ``samvit`` (SAM's image encoder): a 16 x 16 patch embedding laid out NHWC,
+    an absolute position table of the 14 x 14 grid of 224 x 224 (it fixes H and W), then
+    14 x 14 window attention's partition (padded up to whole windows) and unpartition,
+    whose window count torch divides the batch by. Classifying its guards substituted
+    sizes where a divisor is 0: ``ZeroDivisionError: Modulo by zero`` came out of the
+    trace instead of a formula."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.patch = nn.Conv2d(3, 8, 16, 16)
+        self.pos = nn.Parameter(torch.zeros(1, 14, 14, 8))
+        self.proj = nn.Linear(8, 8)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.patch(x).permute(0, 2, 3, 1) + self.pos
+        b, h, w, c = x.shape
+        s = 14
+        pad_h, pad_w = (s - h % s) % s, (s - w % s) % s
+        x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
+        hp, wp = h + pad_h, w + pad_w
+        x = x.view(b, hp // s, s, wp // s, s, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, s, s, c)
+        x = self.proj(x)
+        n = x.shape[0] // (hp * wp // s // s)
+        x = x.view(n, hp // s, wp // s, s, s, -1).permute(0, 1, 3, 2, 4, 5).reshape(n, hp, wp, -1)
+        return x[:, :h, :w, :].contiguous()
+
+
+def test_sam_windows_pin_the_grid_without_a_division_by_zero() -> None:
+    model = _meta(SamWindows)
+    cost = sf.trace(model, "B 3 H W", warn=False, convention="torch")
+    assert cost.report.fixed == {"H": 224, "W": 224}
+    for b in (1, 3, 16):
+        assert int(cost.subs(B=b, H=224, W=224).flops) == _flops(model, b, 3, 224, 224)

@@ -191,8 +191,16 @@ def _holds_widely(g: sp.Basic, hints: Mapping[str, int]) -> bool:
     syms = [s for s in g.free_symbols if s.name in hints]
     if len(syms) != len(g.free_symbols):
         return False
-    return all(g.xreplace({s: sp.Integer(k * hints[s.name]) for s in syms}) is sp.true
-               for k in (2, 3, 5))
+    return all(_true_at(g, {s: sp.Integer(k * hints[s.name]) for s in syms}) for k in (2, 3, 5))
+
+
+def _true_at(g: sp.Basic, point: Mapping[sp.Symbol, sp.Integer]) -> bool:
+    """``g`` is true at ``point``; a guard with no value there (a ``Mod`` by a size that is
+    0 there: SAM's window count) is not."""
+    try:
+        return g.xreplace(point) is sp.true
+    except ZeroDivisionError:
+        return False
 
 
 def _rises_with(e: sp.Basic) -> bool:
