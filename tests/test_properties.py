@@ -740,3 +740,22 @@ def test_ceil_mode_window_total_counts_every_tap(k: int, s: int, p: int, d: int)
         taps = sum(1 for o in range(out) for j in range(k) if o * s + j * d < size + 2 * p)
         assert formulas.pool.pool_window_total(size, k, s, p, d, True) == taps
         assert symbolic.xreplace({H: size}) == taps, (size, symbolic)
+
+
+_ROUNDED_ATOMS = [H, W, sp.floor(H / 2), sp.ceiling(W / 3), H * W, sp.floor(H / 4) * W]
+
+
+@SETTINGS
+@given(terms=st.lists(st.tuples(st.integers(-7, 7), st.integers(1, 8),
+                                st.sampled_from(range(len(_ROUNDED_ATOMS) + 1))),
+                      min_size=1, max_size=4),
+       ceil=st.booleans())
+def test_rounded_builds_what_sympy_builds(terms: list[tuple[int, int, int]],
+                                          ceil: bool) -> None:
+    """``arith.rounded`` skips SymPy's evaluation of ``floor``/``ceiling`` for sums of
+    integers and fractional multiples of integer-valued atoms: the result is SymPy's own,
+    node for node (srepr), for such sums and for any other (an integer-valued term)."""
+    x = sp.Add(*(sp.Rational(p, q) * (_ROUNDED_ATOMS[i] if i < len(_ROUNDED_ATOMS) else 1)
+                 for p, q, i in terms))
+    rounding = sp.ceiling if ceil else sp.floor
+    assert sp.srepr(formulas.arith.rounded(rounding, x)) == sp.srepr(rounding(x))

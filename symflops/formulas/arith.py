@@ -40,14 +40,44 @@ def floordiv(a: Size, b: Size) -> Size:
     """
     if is_int(a) and is_int(b):
         return int(a) // int(b)
-    return sp.floor(_unnest(sp.sympify(a), b, sp.floor) / b)
+    return rounded(sp.floor, _unnest(sp.sympify(a), b, sp.floor) / b)
 
 
 def ceildiv(a: Size, b: Size) -> Size:
     """``ceil(a / b)`` exactly (a ceiling inside is merged the same way as in floordiv)."""
     if is_int(a) and is_int(b):
         return -(-int(a) // int(b))
-    return sp.ceiling(_unnest(sp.sympify(a), b, sp.ceiling) / b)
+    return rounded(sp.ceiling, _unnest(sp.sympify(a), b, sp.ceiling) / b)
+
+
+def rounded(rounding: type[sp.Function], x: sp.Expr) -> sp.Expr:
+    """``rounding(x)`` (``sp.floor`` or ``sp.ceiling``), the same expression SymPy builds,
+    without its evaluation when every term of ``x`` is an integer or has a coefficient
+    that is not one (``H/2 - 7/2 + 3``, a divided size): SymPy then moves the integers out
+    and leaves the rest inside, and that is all it does. Its evaluation asks whether the
+    sum, each term and ``I*x`` are integer or real, ~8 ms for ``floor(H/2 - 7/2)`` on a
+    first call; a size divided in a trace is rounded once per expression. Anything else
+    (an integer-valued term such as ``floor(...)`` or ``H``, a number) is SymPy's own.
+
+    >>> from symflops.symbols import H
+    >>> rounded(sp.floor, H / 2 + 3) == sp.floor(H / 2 + 3) == sp.floor(H / 2) + 3
+    True
+    """
+    terms = sp.Add.make_args(x)
+    whole = [t for t in terms if t.is_Integer]
+    rest = [t for t in terms if not t.is_Integer]
+    if x.is_number or not all(_fractional_coefficient(t) for t in rest):
+        return rounding(x)
+    return sp.Add(*whole) + rounding(sp.Add(*rest), evaluate=False)
+
+
+def _fractional_coefficient(t: sp.Expr) -> bool:
+    """``t`` is a non-integer rational times a product of integer-valued symbols and
+    functions (or that rational alone): SymPy cannot call it an integer."""
+    c, rest = t.as_coeff_Mul()
+    return c.is_Rational and c.q != 1 and all(
+        f.is_Symbol and f.is_integer or isinstance(f, (sp.floor, sp.ceiling))
+        for f in sp.Mul.make_args(rest) if f != 1)
 
 
 def _unnest(a: sp.Expr, b: Size, rounding: type[sp.Function]) -> sp.Expr:
