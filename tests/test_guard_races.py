@@ -8,6 +8,7 @@ thread afterwards)."""
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -153,3 +154,39 @@ def test_a_restore_that_raises_still_disarms_the_call() -> None:
     kind, result = _in_a_thread(registers)
     assert kind == "raised" and isinstance(result, ValueError), (kind, result)
     _guard_is_clear()
+
+
+def _traceback_through(*files: str) -> Any:
+    """The traceback of an error raised through one function per ``file`` (the first the
+    outermost): frames that report those files, as the watchdog's interrupt would have."""
+    names = [f"f{i}" for i in range(len(files))]
+    scope: dict[str, Any] = {}
+    for i, (name, path) in enumerate(zip(names, files, strict=True)):
+        body = f"    {names[i + 1]}()\n" if i + 1 < len(files) else "    raise KeyError('x')\n"
+        exec(compile(f"def {name}():\n{body}", path, "exec"), scope)  # noqa: S102
+    try:
+        scope[names[0]]()
+    except KeyError as e:
+        return e.__traceback__
+    raise AssertionError("not raised")
+
+
+_OURS = os.path.dirname(os.path.abspath(_guard.__file__))  # symflops/tracing
+
+
+@pytest.mark.parametrize("files,says", [
+    (["/m/model.py", os.path.join(_OURS, "..", "simplification.py"),
+      "/p/site-packages/sympy/core/add.py"], "symflops' symbolic algebra (f1, symflops"),
+    (["/m/model.py", "/p/site-packages/torch/fx/experimental/symbolic_shapes.py",
+      "/p/site-packages/sympy/core/add.py"], "inside torch (f1)"),
+    (["/m/symflops/model.py", os.path.join(_OURS, "_run.py"), "/m/model.py"],
+     "in code that does not call torch (a loop in the model's forward"),
+], ids=["symflops-algebra", "torch", "model-loop"])
+def test_a_spent_budget_says_where_the_time_went(files: list[str], says: str) -> None:
+    """The watchdog's TimeBudgetSpent names the code its interrupt landed in, SymPy's own
+    frames skipped: symflops' algebra (timm's sam2_hiera once ran out simplifying, and the
+    message blamed a loop in the model), torch, or the model's own loop."""
+    err = _guard.spent("trace", 300.0, _traceback_through(*files))
+    assert isinstance(err, TimeBudgetSpent)
+    assert says in str(err), str(err)
+    assert "time budget (300 s)" in str(err) and "fix:" in str(err)

@@ -46,11 +46,14 @@ import functools
 import inspect
 import math
 import os
+import sysconfig
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any, TypeVar
 
 from symflops.errors import TimeBudgetSpent
@@ -310,12 +313,47 @@ def current_budget() -> tuple[str, float | None]:
     return (stack[-1].name, stack[-1].budget) if stack else ("trace", None)
 
 
-def spent(name: str, budget: float | None) -> TimeBudgetSpent:
-    """The error a call whose budget the watchdog found spent raises."""
-    return TimeBudgetSpent(
-        f"the call ran out of its time budget ({budget:g} s) in code that does not call torch "
-        "(a loop in the model's forward or the factory)", layer=name,
-        fix="pass a larger {time_budget}, or fix the loop", options={"time_budget": ...})
+def spent(name: str, budget: float | None, tb: TracebackType | None = None) -> TimeBudgetSpent:
+    """The error a call whose budget the watchdog found spent raises; ``tb``, the
+    interrupt's traceback, says where the time went (:func:`_spent_in`)."""
+    where, fix = _spent_in(tb)
+    return TimeBudgetSpent(f"the call ran out of its time budget ({budget:g} s) {where}",
+                           layer=name, fix=f"pass a larger {{time_budget}}, or {fix}",
+                           options={"time_budget": ...})
+
+
+#: the standard library's folder, and the installed packages' (inside it in a venv-less
+#: install): standard library frames say nothing of where the time went
+_STDLIB = sysconfig.get_paths()["stdlib"]
+_PACKAGES = (sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"])
+
+
+#: symflops' own folder
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def _standard_library(filename: str) -> bool:
+    return filename.startswith(_STDLIB) and not filename.startswith(_PACKAGES)
+
+
+def _spent_in(tb: TracebackType | None) -> tuple[str, str]:
+    """Where an interrupt landed, from the innermost frame that is not SymPy's or the
+    standard library's: symflops' own algebra (a formula too large to simplify in time:
+    timm's sam2_hiera once), torch's, or the model's (a loop that calls no torch op)."""
+    frames = [f for f in traceback.extract_tb(tb) if "sympy" not in f.filename.split(os.sep)
+              and not _standard_library(f.filename)] if tb is not None else []
+    if frames:
+        last = frames[-1]
+        if last.filename.startswith(_PACKAGE):
+            inside = os.path.relpath(last.filename, os.path.dirname(_PACKAGE.rstrip(os.sep)))
+            return (f"in symflops' symbolic algebra ({last.name}, {inside}): the formula's "
+                    "terms are too many or too large to settle in that time",
+                    "fix some dims to ints (concrete sizes)")
+        if "torch" in last.filename.split(os.sep):
+            return (f"inside torch ({last.name}), outside any op the trace sees",
+                    "fix some dims to ints (concrete sizes)")
+    return ("in code that does not call torch (a loop in the model's forward or the "
+            "factory)", "fix the loop")
 
 
 def _torch_state() -> Any:
@@ -407,12 +445,12 @@ def _guarded(fn: F, pauses: bool) -> F:
         with TRACE_LOCK:
             budget = _budget_of(signature, args, kwargs)
             level = _new_level(fn.__name__, budget, pauses)
-            interrupted = False
+            interrupted, tb = False, None
             try:
                 _arm(level)
                 return fn(*args, **kwargs)
-            except Interrupt:
-                interrupted = True
+            except Interrupt as e:
+                interrupted, tb = True, e.__traceback__
             finally:
                 # the shield goes up before anything is called: from the moment the call
                 # returns or an interrupt is caught, none can land until the level is off
@@ -425,5 +463,5 @@ def _guarded(fn: F, pauses: bool) -> F:
                 mine = _leave(level, interrupted)
             if not mine:  # an outer call's budget is spent: the interrupt goes on to it
                 raise Interrupt
-            raise spent(fn.__name__, budget) from None
+            raise spent(fn.__name__, budget, tb) from None
     return call  # type: ignore[return-value]

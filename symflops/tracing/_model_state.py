@@ -267,17 +267,18 @@ def untouched(model: torch.nn.Module) -> Iterator[None]:
     snap = _Snapshot(model)
     registered = _guard.on_exit(snap.restore)  # (runs if an interrupt skips the finally)
     interrupted = mine = False
+    tb = None
     try:
         _suspend_module_hooks(snap.modules)
         with C.global_hooks_suspended():
             yield
-    except _guard.Interrupt:  # the watchdog: the budget is spent in code that calls no torch
-        interrupted = True
+    except _guard.Interrupt as e:  # the watchdog: the budget is spent outside torch's ops
+        interrupted, tb = True, e.__traceback__
     finally:
         mine = interrupted and _guard.innermost_spent()
         _guard.uninterrupted(snap.restore, deliver=mine)
         registered()
     if mine:
-        raise _guard.spent(*_guard.current_budget())
+        raise _guard.spent(*_guard.current_budget(), tb)
     if interrupted:  # an outer call's budget (trace_factory's): it goes on to that call
         raise _guard.Interrupt
