@@ -24,6 +24,8 @@ import math
 
 import sympy as sp
 
+from symflops.formulas.arith import rounded
+
 __all__ = ["simplify_expr", "shown", "collect", "tidy", "clear_cache"]
 
 
@@ -124,10 +126,12 @@ def _complexity(expr: sp.Expr) -> int:
 def _canonical_floors(expr: sp.Expr) -> sp.Expr:
     """One spelling per floor: ``factor`` writes ``floor((H - 1)/2)`` where the rest of the
     tree has ``floor(H/2 - 1/2)``; expanding the argument makes them the same object."""
-    rounded = expr.atoms(sp.floor, sp.ceiling)
-    if not rounded:
-        return expr
-    return expr.xreplace({f: f.func(sp.expand(f.args[0])) for f in rounded})
+    respelled = {}
+    for f in expr.atoms(sp.floor, sp.ceiling):
+        arg = sp.expand(f.args[0])
+        if arg != f.args[0]:  # an expanded argument is spelled as SymPy spells it already
+            respelled[f] = rounded(f.func, arg)
+    return expr.xreplace(respelled) if respelled else expr
 
 
 def _factored(expr: sp.Expr) -> sp.Expr:
