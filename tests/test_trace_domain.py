@@ -749,3 +749,46 @@ def test_unsimplified_is_undone_on_error() -> None:
         assert cost_module._SIMPLIFIED.get() is False
         raise RuntimeError("inside")
     assert cost_module._SIMPLIFIED.get() is True
+
+
+class PadToPatch(nn.Module):
+    """HF FocalNet's patch embedding: each side padded up to a multiple of the 4-pixel
+    patch only when it is not one (``if w % 4 != 0: pad``), then a stride-4 conv. Traced
+    at 32, the sizes sit on the lattice of multiples of 4; symflops traces again at 33 for
+    the general path, and there the pad is ``4 - W mod 4``, a formula that is wrong at
+    multiples of 4 (one patch too many): that formula, returned, refused the size the user
+    traced at."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.patch = nn.Conv2d(3, 8, 4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        if w % 4 != 0:
+            x = nn.functional.pad(x, (0, 4 - w % 4))
+        if h % 4 != 0:
+            x = nn.functional.pad(x, (0, 0, 0, 4 - h % 4))
+        return self.patch(x)
+
+
+def _fcm(model: nn.Module, *shape: int) -> int:
+    with FlopCounterMode(display=False) as counter:
+        model(torch.empty(*shape, device="meta"))
+    return int(counter.get_total_flops())
+
+
+def test_a_trace_on_a_lattice_keeps_the_example_sizes_when_off_it_costs_otherwise() -> None:
+    with torch.device("meta"):
+        model = PadToPatch().eval()
+    on = sf.trace(model, "B 3 H W", hints={"H": 32, "W": 32}, warn=False, convention="torch")
+    assert any("off the lattice (traced again at H=33, W=33)" in n for n in on.report.notes)
+    for b, h, w in ((1, 32, 32), (2, 4, 8), (3, 1024, 96)):
+        assert on.subs(B=b, H=h, W=w).flops == _fcm(model, b, 3, h, w)
+    with pytest.raises(OutsideDomain, match="multiple of 4"):
+        on.subs(B=1, H=33, W=32)
+    off = sf.trace(model, "B 3 H W", hints={"H": 33, "W": 37}, warn=False, convention="torch")
+    for b, h, w in ((1, 33, 37), (2, 5, 7), (1, 999, 1001)):
+        assert off.subs(B=b, H=h, W=w).flops == _fcm(model, b, 3, h, w)
+    with pytest.raises(OutsideDomain):
+        off.subs(B=1, H=32, W=37)

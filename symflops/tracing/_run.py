@@ -7,7 +7,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+
+import sympy as sp
 
 from symflops.errors import SymbolicShapesFailed, SymflopsError, TimeBudgetSpent
 from symflops.tracing import _torch_compat as C
@@ -90,8 +92,22 @@ def run(ctx: TraceContext) -> TracedCost:
     if result.report.fixed and not ctx.real:
         ctx, result = _off_the_pin(ctx, result)
     if not ctx.real:
-        ctx, result = _off_the_lattice(ctx, result)
+        moved_ctx, moved = _off_the_lattice(ctx, result)
+        if moved is not result:
+            settled = settle(moved_ctx, moved, run_once)
+            example = {result.report.symbols[n]: sp.Integer(v) for n, v in ctx.hint_of.items()
+                       if n in result.report.symbols}
+            if settled.domain.failing(example) is None:
+                return settled
+            result.report.notes.append(
+                "off the lattice (traced again at " + _say(moved_ctx.hint_of, ctx.hint_of) +
+                ") the model takes a path of another cost: this formula holds on the "
+                "lattice, where the example sizes are; trace at a size off it for that path")
     return settle(ctx, result, run_once)
+
+
+def _say(moved: Mapping[str, int], before: Mapping[str, int]) -> str:
+    return ", ".join(f"{n}={v}" for n, v in moved.items() if before.get(n) != v)
 
 
 def _off_the_lattice(ctx: TraceContext, result: TracedCost
@@ -103,7 +119,9 @@ def _off_the_lattice(ctx: TraceContext, result: TracedCost
     ``N = 32`` the formula says "N a multiple of 16"); off the lattice the path is general,
     and :func:`settle` checks the skipped branch on its other side. A lattice the model
     really needs (a reshape into blocks without padding) fails the second trace, and the
-    first is kept."""
+    first is kept; so is the first when the settled second refuses the example sizes
+    (:func:`run`: HF FocalNet pads to a multiple of its patch only off it, and its padded
+    path's formula differs on the lattice, where the user traced)."""
     lattices = {s.name for s in result.domain.lattices()} & set(ctx.hint_of)
     if not lattices:
         return ctx, result
