@@ -740,3 +740,49 @@ def test_a_hint_for_no_input_dim_is_refused_not_ignored():
         sf.trace(torch.nn.Linear(8, 4), "B 8", hints={"Q": 3})
     # exact: each of the 4 outputs per row is 8 multiplies + 7 adds + 1 bias add = 16
     assert sf.trace(torch.nn.Linear(8, 4), "B 8", hints={"B": 3}).flops == 64 * B
+
+
+class _WeightNormed(nn.Module):
+    """A conv under ``nn.utils.weight_norm`` (wav2vec2's positional conv): on CPU its
+    weight comes from the fused ``aten._weight_norm_interface``, once reported as not
+    counted."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.conv = nn.utils.weight_norm(nn.Conv1d(4, 6, 3), dim=dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+class _WeightNormSpelledOut(nn.Module):
+    """The same weight as torch's decomposition of the fused kernel computes it."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.v = nn.Parameter(torch.randn(6, 4, 3))
+        self.g = nn.Parameter(torch.randn(*[(6, 4, 3)[i] if i == dim else 1 for i in range(3)]))
+        self.b = nn.Parameter(torch.randn(6))
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        keep = tuple(i for i in range(3) if i != self.dim)
+        w = self.v * (self.g / self.v.norm(2, keep, keepdim=True))
+        return nn.functional.conv1d(x, w, self.b)
+
+
+@pytest.mark.parametrize("dim", [0, 2], ids=["dim0", "dim2"])
+def test_weight_norm_counts_as_its_decomposition(dim: int) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # weight_norm is deprecated for parametrizations
+        fused = sf.trace(_WeightNormed(dim).eval(), "B 4 N", warn=False)
+    assert fused.report.counted["aten._weight_norm_interface"] == 1 and not fused.report.unknown
+    spelled = sf.trace(_WeightNormSpelledOut(dim).eval(), "B 4 N", warn=False)
+    for conv in ("exact", "torch", "macs"):
+        assert sp.expand(fused.with_convention(conv).flops -
+                         spelled.with_convention(conv).flops) == 0, conv
+    # by hand, dim 0: the norm of each of the 6 output slices over 4*3 = 12 values (3 per
+    # value, as every norm here), 6 divides g / norm, 72 multiplies v * (g / norm)
+    if dim == 0:
+        extra = fused.with_convention("exact").flops - 144 * B * (N - 2)
+        assert extra == 3 * 72 + 6 + 72

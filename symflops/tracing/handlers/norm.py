@@ -100,3 +100,20 @@ def _rms_norm_backward(call: OpCall) -> list[Part]:
         weight=isinstance(call.args[4], TShape),
         output_mask=tuple(bool(m) for m in call.args[5]))  # type: ignore[arg-type]
     return [Part.of(d, name=name) for name, d in parts.items()]
+
+
+@register(aten._weight_norm_interface)
+def _weight_norm(call: OpCall) -> list[Part]:
+    """Weight normalization's fused kernel, ``w = v * (g / ||v||)`` with the norm over
+    every dim but ``dim`` (``nn.utils.weight_norm``; wav2vec2's positional conv), counted
+    as torch's decomposition of it computes it: the norm (a reduction of ``v`` to one value
+    per slice, the second output), ``g / norm`` per slice and ``v * (g / norm)`` per
+    element of ``v``."""
+    v, norms = call.args[0], call.out[1].numel
+    if not isinstance(v, TShape):
+        return []
+    return [Part.of(formulas.resize.reduction_derivation("norm", v.numel, norms), name="norm"),
+            Part.of(formulas.pointwise.elementwise_derivation(
+                norms, 1, "g / norm: one divide per slice"), name="scale"),
+            Part.of(formulas.pointwise.elementwise_derivation(
+                v.numel, 1, "v * (g / norm): one multiply per element"), name="weight")]
