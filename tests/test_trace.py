@@ -445,6 +445,13 @@ def test_a_failure_before_any_op_is_told_apart_from_an_op_failing():
     with pytest.raises(sf.errors.SymbolicShapesFailed) as info:
         sf.trace(PositionEmbedding(), "B 3 H W", hints={"H": 64, "W": 64}, warn=False)
     assert not info.value.before_any_op
+    assert "hints={'H': 32}" in str(info.value)  # a size the model may accept
+    # a model that declares the size it fails at (timm's pretrained_cfg): not offered again
+    declares = PositionEmbedding()
+    declares.pretrained_cfg = {"input_size": (3, 64, 64)}
+    with pytest.raises(sf.errors.SymbolicShapesFailed) as info:
+        sf.trace(declares, "B 3 H W", hints={"H": 64, "W": 64}, warn=False)
+    assert "hints=" not in str(info.value) and "fix some dims to ints" in str(info.value)
     # at the width it accepts: N pinned, the retries at other widths fail as before;
     # 2 outputs of 16 inputs per row, B rows (MACs)
     c = sf.trace(AssertsWidth(), "B N", hints={"N": 16}, warn=False, convention="macs")

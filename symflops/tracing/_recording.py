@@ -708,14 +708,22 @@ def record(ctx: TraceContext, env: C.SymEnv) -> Recording:
         said = str(e).splitlines()[0][:300] if str(e) else ""
         for torch_sym, name in env.torch_syms.items():  # torch's s0, s1 -> the user's names
             said = re.sub(rf"\b{re.escape(str(torch_sym))}\b", name, said)
+        suggested = _declared_size(ctx) or {"H": 32}
+        options: dict[str, Any]
+        if all(ctx.hint_of.get(n) == v for n, v in suggested.items()):
+            # the sizes the model declares are the ones it failed at: not a fix
+            fix, options = ("fix some dims to ints (concrete sizes); or pass {fallback} to fit "
+                            "an exact formula from concrete traces", {"fallback": "fit"})
+        else:
+            fix = ("give hints (example sizes) the model accepts, e.g. {hints}; fix some dims "
+                   "to ints; or pass {fallback} to fit an exact formula from concrete traces")
+            options = {"hints": suggested, "fallback": "fit"}
         failed = SymbolicShapesFailed(
             f"torch could not run the model on symbolic shapes: {type(e).__name__}: "
             f"{said}", layer="trace",
             values={"inputs": [s.dims for s in ctx.specs],
                     "example sizes": dict(ctx.hint_of)},
-            fix="give hints (example sizes) the model accepts, e.g. {hints}; fix some dims "
-                "to ints; or pass {fallback} to fit an exact formula from concrete traces",
-            options={"hints": _declared_size(ctx) or {"H": 32}, "fallback": "fit"})
+            fix=fix, options=options)
         failed.reason = f"{type(e).__name__}: {said}"
         failed.before_any_op = recorder.calls == 0 and not _through_torch_functional(e)
         raise failed from e
