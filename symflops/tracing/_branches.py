@@ -27,7 +27,7 @@ from symflops.exact import Number, at_point, exact_value
 from symflops.tracing._assembly import TracedCost, TraceReport, zero_one_specialization
 from symflops.tracing._inputs import TraceContext, with_sizes
 
-__all__ = ["settle", "MAX_BRANCH_TRACES"]
+__all__ = ["settle", "say_sizes", "MAX_BRANCH_TRACES"]
 
 #: at most this many extra traces settle a trace's branch guards; the rest join the validity
 MAX_BRANCH_TRACES = 4
@@ -75,12 +75,12 @@ def settle(ctx: TraceContext, result: TracedCost,
         if fails is not None:  # the trace there would stop at that lookup: not run
             keep.append(guard)
             report.notes.append(f"guard {guard} kept as a condition (the trace at "
-                                f"{_say(other)} failed: {fails[:120]})")
+                                f"{say_sizes(other)} failed: {fails[:120]})")
             continue
         why = _differs_there(ctx, result, guard, other, run_once, nested_settle=top)
         if why is None:
             as_int = " (as an int: torch fixes a size of 1)" if 1 in other.values() else ""
-            report.notes.append(f"guard {guard} dropped: a trace at {_say(other)}{as_int}, "
+            report.notes.append(f"guard {guard} dropped: a trace at {say_sizes(other)}{as_int}, "
                                 f"on its other side, gives the same counts at "
                                 f"{_SAMPLES + 1} sizes there")
         else:
@@ -147,7 +147,7 @@ def _differs_there(ctx: TraceContext, result: TracedCost, guard: sp.Basic,
     if branch:
         where = _differs_concretely(ctx, result, guard, other, run_once)
         if where is not None:
-            return f": on its other side the cost differs (at {_say(where)})"
+            return f": on its other side the cost differs (at {say_sizes(where)})"
     try:
         with unsimplified():  # only compared at points, never shown: formulas as built
             again = run_once(there)
@@ -164,21 +164,21 @@ def _differs_there(ctx: TraceContext, result: TracedCost, guard: sp.Basic,
     except TimeBudgetSpent:
         raise
     except SymflopsError as e:
-        return f" (the trace at {_say(other)} failed: {e.message[:120]})"
+        return f" (the trace at {say_sizes(other)} failed: {e.message[:120]})"
     if nested:  # ``(h, w) == (4, 4)``: past ``h != 4`` the code tests ``w`` too
         return (f": on its other side the model branches again "
                 f"({'; '.join(map(str, nested))}), so one trace there does not cover it")
     where = _mismatch(result, again, guard, report.symbols, other, totals=not branch,
                       kept=kept)
     if where is not None:
-        return f": on its other side the cost differs (at {_say(where)})"
+        return f": on its other side the cost differs (at {say_sizes(where)})"
     if not branch and _mismatch(result, again, guard, report.symbols, other,
                                 kept=kept) is not None:
         at = {report.symbols[n]: sp.Integer(v) for n, v in other.items()}
         kinds = sorted(k for k in set(result.work) | set(again.work) if sp.expand(
             sp.sympify(result.work.get(k, 0)).xreplace(at) - again.work.get(k, 0)) != 0)
         (report.notes if notes is None else notes).append(
-            f"at {_say(other)} the same totals in every convention, with work moved "
+            f"at {say_sizes(other)} the same totals in every convention, with work moved "
             f"between kinds ({', '.join(kinds)}): torch runs another kernel there (e.g. "
             f"addmm for a matmul and an add)")
     return None
@@ -290,7 +290,8 @@ def _negation(g: sp.Basic, guard: sp.Basic) -> bool:
     return g == negated or g == sp.Not(guard) or sp.Not(g) == guard
 
 
-def _say(point: Mapping[str, int]) -> str:
+def say_sizes(point: Mapping[str, int]) -> str:
+    """``B=2, H=33``: sizes by name, as the notes write them."""
     return ", ".join(f"{k}={v}" for k, v in sorted(point.items()))
 
 

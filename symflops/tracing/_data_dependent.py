@@ -307,7 +307,7 @@ def _fails_somewhere(cond: sp.Basic) -> bool:
         try:
             if cond.xreplace(point) is sp.false:
                 return True
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, ZeroDivisionError):  # no value there (x mod a count)
             return False
     return False
 

@@ -326,8 +326,6 @@ def spent(name: str, budget: float | None, tb: TracebackType | None = None) -> T
 #: install): standard library frames say nothing of where the time went
 _STDLIB = sysconfig.get_paths()["stdlib"]
 _PACKAGES = (sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"])
-
-
 #: symflops' own folder
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 

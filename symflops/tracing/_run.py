@@ -7,14 +7,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 
 import sympy as sp
 
 from symflops.errors import SymbolicShapesFailed, SymflopsError, TimeBudgetSpent
 from symflops.tracing import _torch_compat as C
 from symflops.tracing._assembly import TracedCost, assemble
-from symflops.tracing._branches import settle
+from symflops.tracing._branches import say_sizes, settle
 from symflops.tracing._index_bounds import PositionsPastTable
 from symflops.tracing._inputs import TraceContext
 from symflops.tracing._recording import record
@@ -100,14 +100,11 @@ def run(ctx: TraceContext) -> TracedCost:
             if settled.domain.failing(example) is None:
                 return settled
             result.report.notes.append(
-                "off the lattice (traced again at " + _say(moved_ctx.hint_of, ctx.hint_of) +
+                "off the lattice (traced again at " + say_sizes(
+                    {n: v for n, v in moved_ctx.hint_of.items() if ctx.hint_of.get(n) != v}) +
                 ") the model takes a path of another cost: this formula holds on the "
                 "lattice, where the example sizes are; trace at a size off it for that path")
     return settle(ctx, result, run_once)
-
-
-def _say(moved: Mapping[str, int], before: Mapping[str, int]) -> str:
-    return ", ".join(f"{n}={v}" for n, v in moved.items() if before.get(n) != v)
 
 
 def _off_the_lattice(ctx: TraceContext, result: TracedCost
@@ -142,7 +139,7 @@ def _off_the_lattice(ctx: TraceContext, result: TracedCost
                                  "only on a lattice (" + "; ".join(
                                      c.text for c in result.domain.clauses()
                                      if c.kind == "lattice") + "); traced again at " +
-                              ", ".join(f"{n}={v}" for n, v in moved.items()) +
+                              say_sizes(moved) +
                               ", off it")
     moved_cost = again.replace(notes=tuple(again.report.notes))
     assert isinstance(moved_cost, TracedCost)

@@ -110,8 +110,6 @@ def _weight_norm(call: OpCall) -> list[Part]:
     per slice, the second output), ``g / norm`` per slice and ``v * (g / norm)`` per
     element of ``v``."""
     v, norms = call.args[0], call.out[1].numel
-    if not isinstance(v, TShape):
-        return []
     return [Part.of(formulas.resize.reduction_derivation("norm", v.numel, norms), name="norm"),
             Part.of(formulas.pointwise.elementwise_derivation(
                 norms, 1, "g / norm: one divide per slice"), name="scale"),
