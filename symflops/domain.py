@@ -90,6 +90,9 @@ class Domain:
     #: trace moved away from them (``TraceReport.moved_from``): a point back at them that
     #: fails a condition on them gets a fix that says so
     moved_from: Mapping[sp.Symbol, int] = field(default_factory=dict)
+    #: for a pinned size of a traced model: the line of the model's code that pinned it
+    #: (``TraceReport.pin_sites``), named by the fix of a point elsewhere
+    pin_sites: Mapping[sp.Symbol, str] = field(default_factory=dict)
     axes: dict[sp.Symbol, _Axis] = field(default_factory=dict, init=False)
     other: list[tuple[str, sp.Basic]] = field(default_factory=list, init=False)
 
@@ -427,7 +430,9 @@ class Domain:
                         text += ", e.g. " + " or ".join(str(v) for v in near)
                 return text
             if ax is not None and isinstance(cond, sp.Eq):
-                return f"the model fixes {s} = {ax.pinned}: the formula holds only there"
+                site = self.pin_sites.get(s)
+                return (f"the model fixes {s} = {ax.pinned}" + (f" (at {site})" if site else "")
+                        + ": the formula holds only there")
             bound = _bound(cond, s)
             if bound is not None and bound[0] == "upper" and ax is not None and \
                     ax.guarded is not None and ax.upper == bound[1]:

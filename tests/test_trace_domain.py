@@ -355,6 +355,24 @@ def test_a_pinned_batch_is_visible_and_a_fit_varies_it() -> None:
         assert fitted.subs(B=b).flops == sf.trace(_IntBatch(), f"{b} 4 4", warn=False).flops
 
 
+def test_a_pin_names_the_line_of_the_model_that_made_it() -> None:
+    # torch replaced B by 2 inside _IntBatch.forward's int(x.shape[0]): the note, the
+    # refusal of another batch (subs and the domain's check) all name that line, not a
+    # line of torch or symflops
+    line = f"test_trace_domain.py:{_IntBatch.forward.__code__.co_firstlineno + 1}: " \
+        "return self.fc(x.reshape(int(x.shape[0]), -1))"
+    pinned = sf.trace(_IntBatch(), "B 4 4", warn=False)
+    assert pinned.report.pin_sites["B"].endswith(line)
+    assert any("(B at " in n and n.endswith(line + ")") for n in pinned.notes)
+    with pytest.raises(OutsideDomain, match=re.escape(line)):
+        pinned.subs(B=3)
+    with pytest.raises(OutsideDomain, match=re.escape("the model fixes B = 2 (at ")):
+        pinned.domain.check({sf.symbols.symbol("B"): 3})
+    # a model that pins nothing has no site, and its notes name none
+    free = sf.trace(nn.Linear(4, 2), "B 4", warn=False)
+    assert free.report.pin_sites == {} and not any(" at " in n for n in free.notes)
+
+
 class _ReshapesWithTheBatch(nn.Module):
     """LeViT's way: patches flattened to tokens, then viewed back as a fixed 4x4 grid with
     the batch named (``x.view(B, 4, 4, C)``). torch records ``128*B*X == 256*B`` (X the

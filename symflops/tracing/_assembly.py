@@ -82,6 +82,9 @@ class TraceReport:
     #: the example sizes the model pinned (a path that holds only there), when the trace
     #: moved away from them (``_run._off_the_pin``): a refused point there says so
     moved_from: dict[str, int] = field(default_factory=dict)
+    #: for a dim in ``fixed``: the line of the model's code that fixed it, when torch
+    #: replaced the dim by a constant there (``_assert(H == 224)``, ``int(x.shape[-1])``)
+    pin_sites: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> str:
         """A few readable lines."""
@@ -120,7 +123,7 @@ class TracedCost(Cost):
         >>> c.subs(H=16)
         Traceback (most recent call last):
         ...
-        symflops.errors.OutsideDomain: trace: the model fixes H = 8: the traced formula holds ...
+        symflops.errors.OutsideDomain: trace: the model fixes H = 8 (at ...): the traced ...
         """
         keep: dict[Any, Any] = {}
         for key, val in [*(values or {}).items(), *named.items()]:
@@ -154,14 +157,18 @@ class TracedCost(Cost):
                 for n, v in self.report.fixed.items()]
         moved = {self.report.symbols.get(n, S.symbol(n)): v
                  for n, v in self.report.moved_from.items()}
+        sites = {self.report.symbols.get(n, S.symbol(n)): at
+                 for n, at in self.report.pin_sites.items()}
         return Domain([*self._all_validity(), *pins], tested=frozenset(self.report.tested),
-                      moved_from=moved)
+                      moved_from=moved, pin_sites=sites)
 
     def _check_fixed(self, name: str, val: Any, same: bool) -> None:
         if not same:
             at = self.report.fixed[name]
+            site = self.report.pin_sites.get(name)
             raise OutsideDomain(
-                f"the model fixes {name} = {at}: the traced formula holds only at that size",
+                f"the model fixes {name} = {at}" + (f" (at {site})" if site else "") +
+                ": the traced formula holds only at that size",
                 layer="trace", values={name: val},
                 fix=f"trace a model built for that size (a hint is not enough when the model "
                     f"pins the size), or use {name}={at}")
@@ -636,11 +643,13 @@ def _conditions(env: C.SymEnv, smap: C.SymbolMap, ctx: TraceContext,
         report.notes.append("the traced code path needs " + "; ".join(
             str(c) for c in conditions) + " (kept as conditions of the formula)")
     report.fixed = fixed
+    report.pin_sites = {n: env.pin_sites[n] for n in fixed if n in env.pin_sites}
     if fixed:
         msg = ("the model fixes " + ", ".join(f"{n} = {v}" for n, v in fixed.items()) +
                (" (it requires " + "; ".join(str(c) for c in constraints) + ")"
                 if constraints else "") +
-               ": the result holds only at that size; the other dims stay symbolic")
+               ": the result holds only at that size; the other dims stay symbolic" +
+               pinned_where(report.pin_sites))
         report.notes.append(msg)
         report.warnings.append(msg)
     report.ranges = ranges = env.ranges()
@@ -659,6 +668,15 @@ def _conditions(env: C.SymEnv, smap: C.SymbolMap, ctx: TraceContext,
         if lo > 2 and sp.Ge(symbols[n], lo) not in validity:
             validity.append(sp.Ge(symbols[n], lo))
     return _without_implied(validity)
+
+
+def pinned_where(sites: Mapping[str, str]) -> str:
+    """The sentence a pin's note ends with: where the model's code fixed each dim.
+
+    >>> pinned_where({"H": "net.py:12: _assert(H == 224)", "W": "net.py:13: ..."})
+    ' (H at net.py:12: _assert(H == 224); W at net.py:13: ...)'
+    """
+    return " (" + "; ".join(f"{n} at {at}" for n, at in sites.items()) + ")" if sites else ""
 
 
 def _code_tests(root: TracedCost, report: TraceReport, op_guards: set[int]

@@ -44,6 +44,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import inspect
+import linecache
 import math
 import os
 import sysconfig
@@ -53,7 +54,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Any, TypeVar
 
 from symflops.errors import TimeBudgetSpent
@@ -332,6 +333,38 @@ _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 def _standard_library(filename: str) -> bool:
     return filename.startswith(_STDLIB) and not filename.startswith(_PACKAGES)
+
+
+def model_line(frame: FrameType | None) -> str | None:
+    """The innermost line of the model's own code on the stack from ``frame`` outwards:
+    the first frame that is not torch's, SymPy's, symflops' or the standard library's,
+    as ``file:line: source`` (the file relative to its site-packages, else as it is).
+    Where a trace learned something of the model (the ``_assert`` that fixes ``H``).
+
+    >>> import sys
+    >>> ns = {"sys": sys}
+    >>> exec(compile("def forward():\\n    return sys._getframe()", "/models/net.py", "exec"), ns)
+    >>> model_line(ns["forward"]())
+    '/models/net.py:2'
+    """
+    while frame is not None:
+        name = frame.f_code.co_filename
+        parts = name.split(os.sep)
+        if not (name.startswith(_PACKAGE) or "torch" in parts or "sympy" in parts
+                or _standard_library(name)):
+            break
+        frame = frame.f_back
+    if frame is None:
+        return None
+    name, line = frame.f_code.co_filename, frame.f_lineno
+    for root in _PACKAGES:
+        if name.startswith(root + os.sep):
+            name = name[len(root) + 1:]
+            break
+    code = linecache.getline(frame.f_code.co_filename, line).strip()
+    if len(code) > 100:
+        code = code[:97] + "..."
+    return f"{name}:{line}" + (f": {code}" if code else "")
 
 
 def _spent_in(tb: TracebackType | None) -> tuple[str, str]:

@@ -13,7 +13,7 @@ import sympy as sp
 
 from symflops.errors import SymbolicShapesFailed, SymflopsError, TimeBudgetSpent
 from symflops.tracing import _torch_compat as C
-from symflops.tracing._assembly import TracedCost, assemble
+from symflops.tracing._assembly import TracedCost, assemble, pinned_where
 from symflops.tracing._branches import say_sizes, settle
 from symflops.tracing._index_bounds import PositionsPastTable
 from symflops.tracing._inputs import TraceContext
@@ -210,8 +210,9 @@ def _moved_trace(ctx: TraceContext, result: TracedCost, moved: dict[str, int]
     again.report.resize_mode = again.report.resize_mode or result.report.resize_mode
     again.report.moved_from = {n: ctx.hint_of[n] for n in fixed if n in ctx.hint_of}
     pinned = ", ".join(f"{n} = {v}" for n, v in fixed.items())
+    where = pinned_where(result.report.pin_sites)
     again.report.notes.insert(0, f"at the example sizes the model took a path that holds only "
-                                 f"at {pinned}; traced again at "
+                                 f"at {pinned}{where}; traced again at "
                                  + ", ".join(f"{n}={v}" for n, v in moved.items()) +
                                  ", where it does not")
     moved_cost = again.replace(notes=tuple(again.report.notes))

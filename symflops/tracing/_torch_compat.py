@@ -33,6 +33,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from symflops.formulas.arith import ceildiv, floordiv
+from symflops.tracing._guard import model_line
 
 __all__ = ["TorchDispatchMode", "SymbolicResize", "SymEnv", "SymbolMap", "current_autograd_node",
            "module_hooks", "node_metadata", "SKIP_OPS", "TORCH_VERSION", "written_args",
@@ -69,6 +70,10 @@ class SymEnv:
         self.symints: dict[str, Any] = {}     # user name -> SymInt
         self.torch_syms: dict[sp.Symbol, str] = {}  # torch symbol -> user name
         self._fakes: dict[int, tuple[Any, Any]] = {}
+        #: user name -> the line of the model's code where torch fixed that dim to a
+        #: constant (``_assert(H == self.img_size[0])``), for the note that says so
+        self.pin_sites: dict[str, str] = {}
+        self._note_pin_sites()
 
     def __enter__(self) -> SymEnv:
         return self
@@ -84,9 +89,28 @@ class SymEnv:
             self.simplify_memo.uninstall()
         for obj, name in ((self.shape_env, "evaluate_expr"),
                           (self.shape_env, "_get_stack_summary"),
+                          (self.shape_env, "_set_replacement"),
                           (self.mode, "_get_output_tensor_from_cache_entry"),
                           (self.mode, "_get_output_info_for_cache_entry")):
             obj.__dict__.pop(name, None)
+
+    def _note_pin_sites(self) -> None:
+        """Note in :attr:`pin_sites` where the model's code made torch replace a user dim
+        by a constant, the first time it does (torch's own record of the place,
+        ``replacements_slocs``, is off: :func:`_no_source_locations`). Pins are rare, so
+        the walk up the stack costs nothing on the traces that have none."""
+        replace = self.shape_env._set_replacement
+
+        def noted(a: Any, tgt: Any, msg: str) -> Any:
+            name = self.torch_syms.get(a)
+            if name is not None and name not in self.pin_sites and \
+                    getattr(tgt, "is_Integer", False):
+                site = model_line(inspect.currentframe())
+                if site is not None:
+                    self.pin_sites[name] = site
+            return replace(a, tgt, msg)
+
+        self.shape_env._set_replacement = noted  # type: ignore[method-assign]
 
     def symint(self, name: str, hint: int) -> Any:
         """The SymInt for dim ``name`` (created on first use with example size ``hint``)."""
