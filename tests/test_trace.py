@@ -441,11 +441,13 @@ def test_a_failure_before_any_op_is_told_apart_from_an_op_failing():
     with pytest.raises(sf.errors.SymbolicShapesFailed, match="Wrong width") as info:
         sf.trace(AssertsWidth(), "B N", hints={"N": 32}, warn=False)
     assert info.value.before_any_op
+    # its inputs have no H or W: no image size is offered as the fix
+    assert "hints=" not in str(info.value) and "fix some dims to ints" in str(info.value)
     # a broadcast that fails inside torch (64 patches of 4x4 expected, 256 given)
     with pytest.raises(sf.errors.SymbolicShapesFailed) as info:
         sf.trace(PositionEmbedding(), "B 3 H W", hints={"H": 64, "W": 64}, warn=False)
     assert not info.value.before_any_op
-    assert "hints={'H': 32}" in str(info.value)  # a size the model may accept
+    assert "hints={'H': 32, 'W': 32}" in str(info.value)  # a size the model may accept
     # a model that declares the size it fails at (timm's pretrained_cfg): not offered again
     declares = PositionEmbedding()
     declares.pretrained_cfg = {"input_size": (3, 64, 64)}

@@ -708,10 +708,13 @@ def record(ctx: TraceContext, env: C.SymEnv) -> Recording:
         said = str(e).splitlines()[0][:300] if str(e) else ""
         for torch_sym, name in env.torch_syms.items():  # torch's s0, s1 -> the user's names
             said = re.sub(rf"\b{re.escape(str(torch_sym))}\b", name, said)
-        suggested = _declared_size(ctx) or {"H": 32}
+        # a smaller image the model may accept, in the dims the inputs name (an audio
+        # model's "B T" has no H to offer)
+        suggested = _declared_size(ctx) or {d: 32 for d in ("H", "W") if d in ctx.hint_of}
         options: dict[str, Any]
         if all(ctx.hint_of.get(n) == v for n, v in suggested.items()):
-            # the sizes the model declares are the ones it failed at: not a fix
+            # the sizes the model declares are the ones it failed at (or none to offer):
+            # not a fix
             fix, options = ("fix some dims to ints (concrete sizes); or pass {fallback} to fit "
                             "an exact formula from concrete traces", {"fallback": "fit"})
         else:
