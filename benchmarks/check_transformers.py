@@ -101,7 +101,12 @@ MODELS: dict[str, tuple[str, dict[str, Any]]] = {
                                      decoder_ffn_dim=128, num_mel_bins=16,
                                      max_source_positions=60, max_target_positions=128)),
     "vit": ("ViTModel", dict(image_size=32, patch_size=8)),
+    # its legacy torch.Tensor(...) parameters stay on the CPU under torch.device("meta")
+    "xlnet": ("XLNetModel", dict(d_inner=128, d_head=16)),
 }
+
+#: keys of SMALL a config refuses (XLNet has no position limit to set)
+NOT_SET: dict[str, set[str]] = {"xlnet": {"max_position_embeddings"}}
 
 #: inputs other than ``input_ids`` (B, N): name -> dims (ints fixed, names symbolic)
 INPUTS: dict[str, dict[str, tuple[Any, ...]]] = {
@@ -122,7 +127,8 @@ def _build(kind: str, device: str) -> Any:
     import transformers
 
     cls_name, extra = MODELS[kind]
-    config = transformers.AutoConfig.for_model(kind.split("-")[0], **{**SMALL, **extra})
+    small = {k: v for k, v in SMALL.items() if k not in NOT_SET.get(kind, set())}
+    config = transformers.AutoConfig.for_model(kind.split("-")[0], **{**small, **extra})
     config._attn_implementation = "eager"
     if kind in GROUPED_EXPERTS:  # dense layers only: every MLP an nn.Linear stack
         for name in ("first_k_dense_replace", "mlp_only_layers", "decoder_sparse_step"):

@@ -795,3 +795,47 @@ def test_weight_norm_counts_as_its_decomposition(dim: int) -> None:
     if dim == 0:
         extra = fused.with_convention("exact").flops - 144 * B * (N - 2)
         assert extra == 3 * 72 + 6 + 72
+
+
+class _LegacyParameter(nn.Module):
+    """XLNet's way: parameters made with the legacy ``torch.Tensor(d, h, k)`` constructor,
+    which ignores ``torch.device("meta")`` and lands on the CPU, beside a Linear that is on
+    meta; an einsum and adds join them. (Some of XLNet's own adds go through torch's
+    reference implementation, which refuses the two devices: test_transformers_zoo.py
+    traces XLNet itself.)"""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(8, 8)
+        self.q = nn.Parameter(torch.Tensor(8, 2, 4))
+        self.r_bias = nn.Parameter(torch.Tensor(2, 4))
+        nn.init.normal_(self.q)
+        nn.init.normal_(self.r_bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.proj(x)  # on meta; q and r_bias on the CPU
+        return torch.einsum("bnd,dhk->bnhk", h, self.q) + h.unflatten(-1, (2, 4)) + self.r_bias
+
+
+def test_a_meta_model_with_parameters_left_on_the_cpu_traces_as_all_cpu() -> None:
+    with torch.device("meta"):
+        model = _LegacyParameter()
+    assert {p.device.type for p in model.parameters()} == {"meta", "cpu"}
+    before = {n: (p.device, p.shape) for n, p in model.named_parameters()}
+    cost = sf.trace(model, "B N 8", convention="torch", warn=False)
+    assert cost.free_symbols == {B, N}
+    assert any("meta and on the CPU (q on the CPU" in n for n in cost.notes)
+    # nothing of the model moved: the fake run only claims the CPU
+    assert {n: (p.device, p.shape) for n, p in model.named_parameters()} == before
+    # hand: the Linear 2*8*8 per token, the einsum 2*8*(2*4) per token (the bias add is
+    # no FLOP under the torch convention): 256 B N
+    assert cost.flops == 256 * B * N
+    real = _LegacyParameter()
+    for b, n in [(1, 3), (4, 37)]:
+        with FlopCounterMode(display=False) as fc, torch.no_grad():
+            real(torch.randn(b, n, 8))
+        assert cost.subs(B=b, N=n).flops == fc.get_total_flops()
+    # a model all on meta claims nothing else, and says nothing of devices
+    with torch.device("meta"):
+        plain = nn.Linear(8, 8)
+    assert not any("on the CPU" in n for n in sf.trace(plain, "B 8", warn=False).notes)

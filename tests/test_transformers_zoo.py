@@ -3,7 +3,8 @@
 traces symbolic in B and N with every op counted, and under the torch convention equals
 FlopCounterMode on a real forward at two sizes. BLOOM's ALiBi scores need the baddbmm
 shape rule; DeepSeek-V2's complex rotation the polar rule; MPT, whose ALiBi table has
-as many rows as the default example length, a second trace at a smaller one."""
+as many rows as the default example length, a second trace at a smaller one; XLNet,
+built on meta, keeps its legacy ``torch.Tensor(...)`` parameters on the CPU."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ zoo = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(zoo)
 
 
-@pytest.mark.parametrize("kind", ["bloom", "t5", "gemma2", "phi3", "deepseek_v2", "mpt"])
+@pytest.mark.parametrize("kind", ["bloom", "t5", "gemma2", "phi3", "deepseek_v2", "mpt", "xlnet"])
 def test_symbolic_fully_counted_and_equal_to_flop_counter(kind: str) -> None:
     row, ok = zoo.check(kind)
     assert ok, row

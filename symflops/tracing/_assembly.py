@@ -1295,6 +1295,8 @@ def assemble(rec: Recording, env: C.SymEnv, ctx: TraceContext) -> TracedCost:
     report.unknown, report.unknown_at = rec.unknown, rec.unknown_at
     report.zero_cost = rec.zero
     report.table_checks = list(rec.table_checks)
+    if rec.device_note is not None:
+        report.notes.append(rec.device_note)
     if rec.unknown:
         msg = ("ops without a handler were NOT counted: " + ", ".join(
             f"{k} x{v} (at {', '.join(rec.unknown_at.get(k, []))})"

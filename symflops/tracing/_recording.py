@@ -248,6 +248,8 @@ class Recording:
     #: the indices of the guards torch recorded inside an op (its meta function's checks,
     #: a kernel that must fit), not in the model's own code between ops (``if H > 16``)
     op_guards: set[int] = field(default_factory=set)
+    #: why the fake run put every tensor on one device (:func:`fake_device`)
+    device_note: str | None = None
     stack: list[ModulePath] = field(default_factory=lambda: [ROOT])
     _pushed: list[bool] = field(default_factory=list)
     _bounds: list[set[Any]] = field(default_factory=list)
@@ -669,6 +671,33 @@ def model_device(model: torch.nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+def fake_device(model: torch.nn.Module) -> tuple[torch.device | None, str | None]:
+    """The device a fake run puts all of the model's tensors and its inputs on, and a note
+    saying why (None, None: each tensor its own device, the inputs the model's). A model
+    built under ``torch.device("meta")`` keeps on the CPU the parameters its code makes
+    with the legacy ``torch.Tensor(n, d)`` (HF XLNet's ``rel_attn.q``, wav2vec2's
+    ``masked_spec_embed``), and no run mixing the two devices works. A fake run reads no
+    data, so those tensors are all taken as the CPU's: the run the model would have once
+    made on the CPU, with the same shapes.
+
+    >>> m = torch.nn.Linear(2, 2, device="meta")
+    >>> fake_device(m)
+    (None, None)
+    >>> m.bias = torch.nn.Parameter(torch.Tensor(2))  # the legacy constructor: on the CPU
+    >>> fake_device(m)[0]
+    device(type='cpu')
+    """
+    first: dict[str, str] = {}
+    for name, t in [*model.named_parameters(), *model.named_buffers()]:
+        first.setdefault(t.device.type, name)
+    if set(first) != {"meta", "cpu"}:
+        return None, None
+    return torch.device("cpu"), (
+        f"the model's tensors are on meta and on the CPU ({first['cpu']} on the CPU, as "
+        f"the legacy torch.Tensor(...) constructor makes it under torch.device('meta')): "
+        f"traced as all on the CPU (a fake run reads no data)")
+
+
 def _default_dtype(model: torch.nn.Module) -> torch.dtype:
     for t in model.parameters():
         if t.is_floating_point():
@@ -690,6 +719,9 @@ def record(ctx: TraceContext, env: C.SymEnv) -> Recording:
     device = model_device(model)
     fdtype = _default_dtype(model)
     rec = Recording.of(model, ctx.train, ctx.real)
+    if not ctx.real:
+        env.device, rec.device_note = fake_device(model)
+        device = env.device or device
     if not ctx.real:
         rec.counts = counts_for(ctx, env)
     check_time = _budget_check(ctx, rec) if ctx.deadline is not None else None

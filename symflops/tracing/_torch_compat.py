@@ -74,6 +74,8 @@ class SymEnv:
         #: constant (``_assert(H == self.img_size[0])``), for the note that says so
         self.pin_sites: dict[str, str] = {}
         self._note_pin_sites()
+        #: the device every fake of a parameter or buffer claims (None: each its own)
+        self.device: torch.device | None = None
 
     def __enter__(self) -> SymEnv:
         return self
@@ -142,9 +144,13 @@ class SymEnv:
             with torch._C._DisableTorchDispatch():
                 meta = torch.empty_strided(tuple(tensor.shape), tuple(tensor.stride()),
                                            dtype=tensor.dtype, device="meta")
-            out = FakeTensor(self.mode, meta, tensor.device)
+            out = FakeTensor(self.mode, meta, self.device or tensor.device)
             return out.requires_grad_(True) if tensor.requires_grad else out
-        return self.mode.from_tensor(tensor, static_shapes=True)
+        fake = self.mode.from_tensor(tensor, static_shapes=True)
+        if self.device is not None and fake.device != self.device:
+            with self.mode:
+                return fake.to(self.device)
+        return fake
 
     def watch(self, check: Callable[[], None]) -> None:
         """Call ``check`` before each guard evaluation of this environment (it may raise:
