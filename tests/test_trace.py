@@ -7,6 +7,7 @@ import copy
 import logging
 import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -443,6 +444,10 @@ def test_a_failure_before_any_op_is_told_apart_from_an_op_failing():
     assert info.value.before_any_op
     # its inputs have no H or W: no image size is offered as the fix
     assert "hints=" not in str(info.value) and "fix some dims to ints" in str(info.value)
+    # the message names the model's line that failed, not one of torch's
+    line = AssertsWidth.forward.__code__.co_firstlineno + 1
+    assert f"(at tests/test_trace.py:{line}: torch._assert(x.shape[1] == 16" in \
+        str(info.value).replace(str(Path(__file__).parent.parent) + "/", "")
     # a broadcast that fails inside torch (64 patches of 4x4 expected, 256 given)
     with pytest.raises(sf.errors.SymbolicShapesFailed) as info:
         sf.trace(PositionEmbedding(), "B 3 H W", hints={"H": 64, "W": 64}, warn=False)

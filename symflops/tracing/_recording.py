@@ -32,7 +32,7 @@ from symflops.tracing import _torch_compat as C
 from symflops.tracing import handlers as _handlers  # noqa: F401  (registers the built-ins)
 from symflops.tracing._cache import make_cache
 from symflops.tracing._data_dependent import CountLog, counts_for
-from symflops.tracing._guard import raising_cleanly
+from symflops.tracing._guard import model_line, raising_cleanly
 from symflops.tracing._index_bounds import IndexBounds
 from symflops.tracing._inputs import InputSpec, TraceContext
 from symflops.tracing._model_state import untouched
@@ -755,7 +755,7 @@ def record(ctx: TraceContext, env: C.SymEnv) -> Recording:
             options = {"hints": suggested, "fallback": "fit"}
         failed = SymbolicShapesFailed(
             f"torch could not run the model on symbolic shapes: {type(e).__name__}: "
-            f"{said}", layer="trace",
+            f"{said}" + (f" (at {site})" if (site := _failed_at(e)) else ""), layer="trace",
             values={"inputs": [s.dims for s in ctx.specs],
                     "example sizes": dict(ctx.hint_of)},
             fix=fix, options=options)
@@ -767,6 +767,15 @@ def record(ctx: TraceContext, env: C.SymEnv) -> Recording:
         for t, _copy, version in recorder.copies.values():
             C.set_version(t, version)
     return rec
+
+
+def _failed_at(e: BaseException) -> str | None:
+    """The line of the model's own code that was running when ``e`` was raised (the call
+    into torch that failed, or the model's own test), as :func:`_guard.model_line` says it."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return model_line(tb.tb_frame) if tb is not None else None
 
 
 def _through_torch_functional(e: BaseException) -> bool:
