@@ -86,6 +86,10 @@ class Domain:
     #: lower bounds that are tests in a traced model's code, not an op's size (no op's
     #: output is empty below them): their fix says so (``TraceReport.tested``)
     tested: frozenset[sp.Basic] = field(default_factory=frozenset)
+    #: bounds that are a branch a traced model took at its example sizes, kept because
+    #: its other side was not traced (``TraceReport.branches``): an upper bound among them
+    #: is where the model takes another code path, not the end of a verified range
+    branched: frozenset[sp.Basic] = field(default_factory=frozenset)
     #: the example sizes a traced model pinned (a path that holds only there), when the
     #: trace moved away from them (``TraceReport.moved_from``): a point back at them that
     #: fails a condition on them gets a fix that says so
@@ -370,8 +374,9 @@ class Domain:
         ax = self._axis(s)
         if kind == "lower":
             ax.lower = max(ax.lower, value)
-        else:
-            ax.upper = value if ax.upper is None else min(ax.upper, value)
+        elif ax.upper is None or value < ax.upper:
+            ax.upper = value
+            ax.guarded = cond if cond in self.branched else None
         return True
 
     # -- questions -------------------------------------------------------------------

@@ -810,3 +810,32 @@ def test_a_trace_on_a_lattice_keeps_the_example_sizes_when_off_it_costs_otherwis
         assert off.subs(B=b, H=h, W=w).flops == _fcm(model, b, 3, h, w)
     with pytest.raises(OutsideDomain):
         off.subs(B=1, H=32, W=37)
+
+
+class _BranchesBelow512(nn.Module):
+    """A test on ``-N > -512`` (torch's own spelling in HF XLNet of ``N < 512``): an upper
+    bound written as a lower one. ``same``: both sides cost one op per element."""
+
+    def __init__(self, same: bool) -> None:
+        super().__init__()
+        self.same = same
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if -x.shape[1] > -512:
+            return x * 2
+        return x + x if self.same else x * 2 + 1
+
+
+def test_an_upper_bound_spelled_as_a_lower_one_is_a_branch_traced_on_its_other_side() -> None:
+    # it was read as a size's lower bound: no trace at N = 512, and the domain said
+    # "verified up to 511", as though a range had been checked
+    differs = sf.trace(_BranchesBelow512(same=False), "B N", warn=False)
+    assert str(differs.domain) == "1 <= N <= 511 (another code path above 511)"
+    assert any("on its other side the cost differs (at B=2, N=512)" in n
+               for n in differs.notes)
+    with pytest.raises(OutsideDomain, match="another code path past N = 511"):
+        differs.subs(B=1, N=512)
+    # the same cost on both sides: the bound goes, and the formula holds at N = 4096
+    same = sf.trace(_BranchesBelow512(same=True), "B N", warn=False)
+    assert any("-N > -512 dropped: a trace at N=512" in n for n in same.notes)
+    assert same.subs(B=3, N=4096).flops == 3 * 4096

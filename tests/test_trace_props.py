@@ -147,3 +147,26 @@ def test_multihead_attention_matches_flop_counter(dim, heads, bias, sizes):
     # FlopCounterMode runs with grad enabled, where the slow path's products are visible
     model = MHANet(dim, heads, bias).eval()
     check(model, ("B", "N", dim), [{"B": b, "N": n} for b, n in sizes], [("B", "N", dim)])
+
+
+@settings(max_examples=60, deadline=None)
+@given(coeffs=st.lists(st.integers(-4, 4), min_size=6, max_size=6),
+       lows=st.tuples(st.integers(1, 3), st.integers(1, 3)), strict=st.booleans())
+def test_a_guard_proven_by_its_coefficients_holds_at_every_size_above(coeffs, lows, strict):
+    # _positive_coefficients proves torch's 2*B*N >= B (XLNet) always holds; whatever it
+    # proves must hold at every point of a grid above the least sizes, counted one by one
+    import sympy as sp
+
+    from symflops.tracing._assembly import _positive_coefficients
+
+    b, n = sp.symbols("B N", positive=True, integer=True)
+    monomials = [sp.Integer(1), b, n, b * n, b**2, n**2]
+    gap = sum(c * m for c, m in zip(coeffs, monomials, strict=True))
+    least = {b: sp.Integer(lows[0]), n: sp.Integer(lows[1])}
+    assume(gap.free_symbols)
+    if not _positive_coefficients(gap, least, strict=strict):
+        return
+    for x in range(lows[0], lows[0] + 12):
+        for y in range(lows[1], lows[1] + 12):
+            value = gap.xreplace({b: x, n: y})
+            assert value > 0 if strict else value >= 0, (gap, x, y)

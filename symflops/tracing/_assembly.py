@@ -160,7 +160,8 @@ class TracedCost(Cost):
         sites = {self.report.symbols.get(n, S.symbol(n)): at
                  for n, at in self.report.pin_sites.items()}
         return Domain([*self._all_validity(), *pins], tested=frozenset(self.report.tested),
-                      moved_from=moved, pin_sites=sites)
+                      branched=frozenset(self.report.branches), moved_from=moved,
+                      pin_sites=sites)
 
     def _check_fixed(self, name: str, val: Any, same: bool) -> None:
         if not same:
@@ -523,10 +524,18 @@ def _lower_bound(g: sp.Basic) -> bool:
     if g.has(sp.Mod):  # a residue test (``Mod(N, 16) > 0``: N off a lattice) is a branch
         return False
     if isinstance(g, (sp.Ge, sp.Gt)):
-        return bool(g.lhs.free_symbols) and not g.rhs.free_symbols
-    if isinstance(g, (sp.Le, sp.Lt)):
-        return bool(g.rhs.free_symbols) and not g.lhs.free_symbols
-    return False
+        side, other = g.lhs, g.rhs
+    elif isinstance(g, (sp.Le, sp.Lt)):
+        side, other = g.rhs, g.lhs
+    else:
+        return False
+    if not side.free_symbols or other.free_symbols:
+        return False
+    # ``-N > -512`` (XLNet) is ``N < 512`` written the other way round: an upper bound,
+    # a branch whose other side settle traces
+    return not (isinstance(side, sp.Mul) and side.as_coeff_Mul()[0] < 0 or
+                isinstance(side, sp.Add) and all(a.as_coeff_Mul()[0] < 0
+                                                 for a in side.args if a.free_symbols))
 
 
 @_remembered
@@ -776,13 +785,51 @@ def _holds_above(g: sp.Basic, lows: frozenset[tuple[sp.Symbol, sp.Integer]]) -> 
     corner = {s: low.get(s, sp.Integer(1)) for s in g.free_symbols}
     sizes = {s: sp.Symbol(s.name, positive=True, integer=True) for s in g.free_symbols}
     rounded: dict[sp.Basic, sp.Symbol] = {}
+    floors: dict[sp.Symbol, sp.Integer] = {}  # each rounding's symbol and its least value
     for i, r in enumerate(g.atoms(sp.floor, sp.ceiling)):
         if _nondecreasing(r, corner) and bool(r.xreplace(corner) >= 1):
             rounded[r] = sp.Symbol(f"_rounded{i}", positive=True, integer=True)
+            floors[rounded[r]] = sp.Integer(r.xreplace(corner))
     try:
-        return g.xreplace(rounded).xreplace(sizes) is sp.true
+        flat = g.xreplace(rounded).xreplace(sizes)
+        if flat is sp.true:
+            return True
     except (TypeError, ValueError, ZeroDivisionError):
         return False
+    if not isinstance(flat, (sp.Ge, sp.Gt, sp.Le, sp.Lt)):
+        return False
+    least = {**{sizes[s]: corner[s] for s in sizes}, **floors}
+    gap = flat.lhs - flat.rhs if isinstance(flat, (sp.Ge, sp.Gt)) else flat.rhs - flat.lhs
+    return _positive_coefficients(gap, least, strict=isinstance(flat, (sp.Gt, sp.Lt)))
+
+
+def _positive_coefficients(gap: sp.Expr, least: Mapping[sp.Symbol, sp.Integer],
+                           strict: bool) -> bool:
+    """``gap >= 0`` (``> 0`` when ``strict``) wherever each symbol is at or above its value
+    in ``least``, shown as a polynomial whose coefficients are all >= 0 once each symbol
+    is written as its least value plus a size ``t >= 0`` (a sufficient test: a polynomial
+    with such coefficients is >= its constant term for every ``t >= 0``). SymPy does not
+    prove torch's ``2*B*N >= B`` (XLNet) on positive integers; here ``B = 1 + b``, ``N = 1
+    + n`` give ``1 + b + 2*n + 2*b*n``.
+
+    >>> B, N = sp.symbols("B N", positive=True, integer=True)
+    >>> least = {B: sp.Integer(1), N: sp.Integer(1)}
+    >>> _positive_coefficients(2*B*N - B, least, strict=True)
+    True
+    >>> _positive_coefficients(2*B*N - 3*B, least, strict=False)  # fails at N = 1
+    False
+    """
+    if not gap.free_symbols or not all(s in least for s in gap.free_symbols):
+        return False
+    above = {s: sp.Dummy(f"t_{s}", nonnegative=True) for s in gap.free_symbols}
+    try:
+        poly = sp.Poly(gap.xreplace({s: least[s] + t for s, t in above.items()}),
+                       *above.values())
+    except sp.PolynomialError:
+        return False
+    if not all(c.is_Rational and c >= 0 for c in poly.coeffs()):
+        return False
+    return not strict or poly.eval(dict.fromkeys(above.values(), 0)) > 0
 
 
 def _nondecreasing(e: sp.Basic, corner: Mapping[sp.Symbol, sp.Integer]) -> bool:
