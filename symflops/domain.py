@@ -1018,6 +1018,24 @@ _READING_BUDGET = 20000
 
 
 @functools.lru_cache(maxsize=4096)
+def holds_for_every_size(cond: sp.Basic) -> bool:
+    """Whether a condition on one size made of floors of ``s/a + b`` and linear terms
+    holds at every size ``s >= 1``, read off one period as :func:`_periodic_reading` does
+    (False: not shown). Swin's padded window count, ``floor(H/4) <= 7*floor(H/28 +
+    6/7)``, is no branch of the model: both sides rise by 7 every 28 sizes.
+
+    >>> from symflops.symbols import H
+    >>> holds_for_every_size(sp.floor(H/4) <= 7*sp.floor(H/28 + sp.Rational(6, 7)))
+    True
+    >>> holds_for_every_size(sp.floor(H/4) <= 7*sp.floor(H/28))
+    False
+    """
+    if len(cond.free_symbols) != 1:
+        return False
+    (s,) = cond.free_symbols
+    return _periodic_reading(cond, s, 1, 1, 0) == ("implied", 0)
+
+
 def _periodic_reading(cond: sp.Basic, s: sp.Symbol, lower: int, step: int, offset: int
                       ) -> tuple[str, int] | None:
     """What a condition on ``s`` alone says at the sizes ``v >= lower``, ``v = offset (mod

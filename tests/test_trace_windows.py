@@ -116,3 +116,22 @@ def test_symbolic_pad_amounts(pad: tuple[int, int, int, int]) -> None:
         with FlopCounterMode(display=False) as counter:
             model(torch.empty(b, c, h, w, device="meta"))
         assert int(cost.subs(B=b, C=c, H=h, W=w).macs) == counter.get_total_flops() // 2
+
+
+def test_a_padded_window_count_is_no_branch() -> None:
+    # torch asks whether h <= 3*ceil(h/3) at each padded partition (floor(H/4) <=
+    # 3*floor(H/12 + 2/3)): true at every size, since both sides rise by 3 every 12 sizes
+    # (one period checked). Such a test is no branch of the model: it is neither traced
+    # nor kept as a condition in the notes ("no size on its other side") as it once was
+    with torch.device("meta"):
+        model = TinySwin().eval()
+    cost = sf.trace(model, "B 3 H W", {"H": 40, "W": 44}, convention="macs", warn=False)
+    assert isinstance(cost, TracedCost)
+    assert cost.report.branches == [] and not any("kept as a condition" in n
+                                                  for n in cost.notes)
+    assert str(cost.domain) == "H >= 4; W >= 4"
+    # the guards are still torch's, and hold at each size of a period and far beyond
+    padded = [g for g in cost.report.guards if "floor(H/4) <= 3*floor(H/12" in str(g)]
+    assert padded
+    h = next(iter(padded[0].free_symbols))
+    assert all(padded[0].xreplace({h: v}) for v in [*range(1, 13), 1001, 4099])
