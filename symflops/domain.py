@@ -86,9 +86,9 @@ class Domain:
     #: lower bounds that are tests in a traced model's code, not an op's size (no op's
     #: output is empty below them): their fix says so (``TraceReport.tested``)
     tested: frozenset[sp.Basic] = field(default_factory=frozenset)
-    #: bounds that are a branch a traced model took at its example sizes, kept because
-    #: its other side was not traced (``TraceReport.branches``): an upper bound among them
-    #: is where the model takes another code path, not the end of a verified range
+    #: bounds that are a branch a traced model took at its example sizes, kept because a
+    #: trace on its other side took another code path (``TraceReport.other_paths``): an
+    #: upper bound among them is where that path starts, not the end of a verified range
     branched: frozenset[sp.Basic] = field(default_factory=frozenset)
     #: the example sizes a traced model pinned (a path that holds only there), when the
     #: trace moved away from them (``TraceReport.moved_from``): a point back at them that

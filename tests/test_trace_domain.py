@@ -839,3 +839,51 @@ def test_an_upper_bound_spelled_as_a_lower_one_is_a_branch_traced_on_its_other_s
     same = sf.trace(_BranchesBelow512(same=True), "B N", warn=False)
     assert any("-N > -512 dropped: a trace at N=512" in n for n in same.notes)
     assert same.subs(B=3, N=4096).flops == 3 * 4096
+
+
+class _TableFromSixteen(nn.Module):
+    """Below 16 one path; from 16 on, a 16-entry table added along the sequence, which
+    works only at N = 16 (MPT's ALiBi table of ``max_seq_len`` rows). Both paths cost one
+    multiply and one add per element."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("table", torch.arange(16.0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] < 16:
+            return x * 3 + x
+        return x * 3 + self.table
+
+
+def test_a_branch_whose_other_side_pins_a_size_is_kept() -> None:
+    # the trace at N = 16 pins N there; its formula equals this one at every size, so the
+    # guard was dropped and the domain said "every size", though the model fails at 17
+    cost = sf.trace(_TableFromSixteen(), "B N", hints={"N": 8}, warn=False)
+    assert any("N < 16 kept as a condition: on its other side the model fixes N=16" in n
+               for n in cost.notes)
+    assert str(cost.domain) == "1 <= N <= 15 (another code path above 15)"
+    with pytest.raises(RuntimeError):
+        _TableFromSixteen()(torch.zeros(2, 17))
+    with pytest.raises(OutsideDomain, match="another code path past N = 15"):
+        cost.subs(B=2, N=17)
+    assert cost.subs(B=3, N=15).flops == 2 * 3 * 15  # a multiply and an add per element
+
+
+class _PositionTable(nn.Module):
+    """GPT-2's way: positions ``arange(N)`` index a table of 32 rows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pos = nn.Embedding(32, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.pos(torch.arange(x.shape[1]))
+
+
+def test_a_table_end_is_not_called_another_code_path() -> None:
+    # the trace past the table fails (no path there): the bound is where the model stops,
+    # which the domain's fix says, not where a branch turns
+    cost = sf.trace(_PositionTable(), "B N 4", hints={"N": 16}, warn=False)
+    assert "another code path" not in str(cost.domain)
+    assert "N <= 32" in str(cost.domain)

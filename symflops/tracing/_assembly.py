@@ -65,6 +65,10 @@ class TraceReport:
     guards: list[sp.Basic] = field(default_factory=list)
     #: guards that chose a branch at the example sizes (settled by a trace of the other side)
     branches: list[sp.Basic] = field(default_factory=list)
+    #: the branches kept because a trace on their other side took another code path (not
+    #: because that trace failed, at a table's end say): an upper bound among them is where
+    #: the model's code path changes
+    other_paths: list[sp.Basic] = field(default_factory=list)
     mode: str = "eval"
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
@@ -160,7 +164,7 @@ class TracedCost(Cost):
         sites = {self.report.symbols.get(n, S.symbol(n)): at
                  for n, at in self.report.pin_sites.items()}
         return Domain([*self._all_validity(), *pins], tested=frozenset(self.report.tested),
-                      branched=frozenset(self.report.branches), moved_from=moved,
+                      branched=frozenset(self.report.other_paths), moved_from=moved,
                       pin_sites=sites)
 
     def _check_fixed(self, name: str, val: Any, same: bool) -> None:

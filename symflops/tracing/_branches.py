@@ -86,6 +86,8 @@ def settle(ctx: TraceContext, result: TracedCost,
         else:
             keep.append(guard)
             report.notes.append(f"guard {guard} kept as a condition{why}")
+            if why.startswith(": on its other side"):  # traced there: another code path
+                report.other_paths.append(guard)
     checked: list[str] = []  # in the trace's report, not the Cost's notes a render prints
     refused: set[str] = set()
     for i, (group, named) in enumerate(sorted(ones.items(), key=lambda g: len(g[0]))):
@@ -168,6 +170,12 @@ def _differs_there(ctx: TraceContext, result: TracedCost, guard: sp.Basic,
     if nested:  # ``(h, w) == (4, 4)``: past ``h != 4`` the code tests ``w`` too
         return (f": on its other side the model branches again "
                 f"({'; '.join(map(str, nested))}), so one trace there does not cover it")
+    pinned = {n: v for n, v in again.report.fixed.items()
+              if n not in report.fixed and n not in ints}
+    if pinned:  # MPT's ALiBi table at N = 128: that path holds only there, so its formula
+        # says nothing of the other sizes on that side (past 128 the model stops)
+        return (f": on its other side the model fixes {say_sizes(pinned)} (a path that "
+                f"holds only there)")
     where = _mismatch(result, again, guard, report.symbols, other, totals=not branch,
                       kept=kept)
     if where is not None:
