@@ -887,3 +887,24 @@ def test_a_table_end_is_not_called_another_code_path() -> None:
     cost = sf.trace(_PositionTable(), "B N 4", hints={"N": 16}, warn=False)
     assert "another code path" not in str(cost.domain)
     assert "N <= 32" in str(cost.domain)
+
+
+class _TestsFifteen(nn.Module):
+    """A test in the model's code spelled as torch spells Mistral's sliding-window test
+    (``-N <= -15``); both paths cost one op per element."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if -x.shape[1] <= -15:
+            return x * 2
+        return x + x
+
+
+def test_a_range_torch_narrowed_by_a_branch_is_no_lower_bound() -> None:
+    # torch narrowed N's range to N >= 15 by the branch itself, and that range entered the
+    # domain as a lower bound: settle found no size on the branch's other side inside it
+    # and kept the branch; the domain said N >= 15 (HF Mistral, refused at N = 14)
+    cost = sf.trace(_TestsFifteen(), "B N", warn=False)
+    assert any("-N <= -15 dropped: a trace at N=8" in n for n in cost.notes)
+    assert str(cost.domain) == "every size"
+    for b, n in [(1, 1), (2, 14), (3, 15), (1, 300)]:
+        assert cost.subs(B=b, N=n).flops == b * n  # one op per element, by hand

@@ -678,7 +678,8 @@ def _conditions(env: C.SymEnv, smap: C.SymbolMap, ctx: TraceContext,
     for n, (lo, _hi) in ranges.items():  # torch's default lower bound for a size is 2
         if n in fixed:
             continue
-        if lo > 2 and sp.Ge(symbols[n], lo) not in validity:
+        if lo > 2 and sp.Ge(symbols[n], lo) not in validity and \
+                not _turns_at(report.branches, symbols[n], lo):
             validity.append(sp.Ge(symbols[n], lo))
     return _without_implied(validity)
 
@@ -690,6 +691,20 @@ def pinned_where(sites: Mapping[str, str]) -> str:
     ' (H at net.py:12: _assert(H == 224); W at net.py:13: ...)'
     """
     return " (" + "; ".join(f"{n} at {at}" for n, at in sites.items()) + ")" if sites else ""
+
+
+def _turns_at(branches: list[sp.Basic], s: sp.Symbol, lo: int) -> bool:
+    """Whether a branch on ``s`` alone turns true at ``lo``: torch narrowed the size's
+    range to ``s >= lo`` by that branch (Mistral's ``-N <= -15`` under a sliding window
+    of 16), which :func:`symflops.tracing._branches.settle` checks on its other side; the
+    range is no lower bound of its own, or it would keep settle from looking below ``lo``.
+
+    >>> N = sp.Symbol("N", positive=True, integer=True)
+    >>> _turns_at([sp.Le(-N, -15)], N, 15), _turns_at([sp.Le(-N, -15)], N, 16)
+    (True, False)
+    """
+    return any(g.free_symbols == {s} and g.xreplace({s: sp.Integer(lo)}) is sp.true
+               and g.xreplace({s: sp.Integer(lo - 1)}) is sp.false for g in branches)
 
 
 def _code_tests(root: TracedCost, report: TraceReport, op_guards: set[int]
