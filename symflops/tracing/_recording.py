@@ -722,7 +722,6 @@ def record(ctx: TraceContext, env: C.SymEnv) -> Recording:
     if not ctx.real:
         env.device, rec.device_note = fake_device(model)
         device = env.device or device
-    if not ctx.real:
         rec.counts = counts_for(ctx, env)
     check_time = _budget_check(ctx, rec) if ctx.deadline is not None else None
     recorder = _Recorder(rec, check_time)
