@@ -1017,7 +1017,6 @@ def _residue_words(s: sp.Symbol, period: int, residues: frozenset[int]) -> tuple
 _READING_BUDGET = 20000
 
 
-@functools.lru_cache(maxsize=4096)
 def holds_for_every_size(cond: sp.Basic) -> bool:
     """Whether a condition on one size made of floors of ``s/a + b`` and linear terms
     holds at every size ``s >= 1``, read off one period as :func:`_periodic_reading` does
@@ -1036,6 +1035,7 @@ def holds_for_every_size(cond: sp.Basic) -> bool:
     return _periodic_reading(cond, s, 1, 1, 0) == ("implied", 0)
 
 
+@functools.lru_cache(maxsize=4096)
 def _periodic_reading(cond: sp.Basic, s: sp.Symbol, lower: int, step: int, offset: int
                       ) -> tuple[str, int] | None:
     """What a condition on ``s`` alone says at the sizes ``v >= lower``, ``v = offset (mod

@@ -889,17 +889,11 @@ def _branch(g: sp.Basic, pins: Mapping[sp.Basic, sp.Expr], constraints: list[sp.
         return False
     g = g.xreplace(pins)
     if g in (sp.true, sp.false) or not g.free_symbols or _always(g) or \
-            _holds_at_every_size(g, {}) or _holds_every_period(g):
+            _holds_at_every_size(g, {}) or holds_for_every_size(g):
         return False
     if zero_one_specialization(g):
         return False  # settle checks the sizes it names at 1 instead
     return isinstance(g, (sp.Gt, sp.Ge, sp.Lt, sp.Le, sp.Ne))
-
-
-@_remembered
-def _holds_every_period(g: sp.Basic) -> bool:
-    """:func:`symflops.domain.holds_for_every_size`, remembered per guard."""
-    return holds_for_every_size(g)
 
 
 @_remembered
