@@ -403,6 +403,13 @@ def test_a_reshape_that_names_the_batch_pins_the_sizes_not_the_batch() -> None:
         assert cost.subs(B=b, H=16, W=16).flops == fc.get_total_flops()
     with pytest.raises(OutsideDomain, match="the model fixes H = 16"):
         cost.subs(B=1, H=20, W=16)
+    # the pin comes from an equality torch recorded (no replacement of a dim): the note
+    # names the reshape to the fixed grid that recorded it, for each of H and W
+    line = f"test_trace_domain.py:{_ReshapesWithTheBatch.forward.__code__.co_firstlineno + 2}:" \
+        " grid = t.reshape(x.shape[0], 4, 4, 16)"
+    assert all(cost.report.pin_sites[n].endswith(line) for n in ("H", "W"))
+    assert any(n.endswith(f"(H at {cost.report.pin_sites['H']}; W at "
+                          f"{cost.report.pin_sites['W']})") for n in cost.notes)
 
 
 class _ResizedPositions(nn.Module):

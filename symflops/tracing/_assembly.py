@@ -619,8 +619,12 @@ def _conditions(env: C.SymEnv, smap: C.SymbolMap, ctx: TraceContext,
     """Torch's guards sorted into ``report`` (fixed dims, constraints, ranges, guards);
     returns the validity of the formula (lower bounds and conditions that hold widely)."""
     fixed = env.fixed()
-    guards = [smap(g) for g in env.guards()]
+    torch_guards = env.guards()
+    guards = [smap(g) for g in torch_guards]
     report.guards = guards
+    pin_sites = dict(env.pin_sites)  # and below, the line of an equality that pins a dim
+    equality_sites = {g: env.equality_sites[t] for t, g in zip(torch_guards, guards, strict=True)
+                      if t in env.equality_sites}
     constraints = [g for g in guards if isinstance(g, sp.Eq) and g.free_symbols]
     report.constraints = constraints
     conditions: list[sp.Basic] = []  # equalities that hold at many sizes (H even, say)
@@ -647,6 +651,8 @@ def _conditions(env: C.SymEnv, smap: C.SymbolMap, ctx: TraceContext,
                 list(symbols).index(s.name) if s.name in symbols else len(symbols), s.name)):
             if s.name in ctx.hint_of and s.name not in fixed:
                 fixed[s.name] = ctx.hint_of[s.name]
+                if g in equality_sites:
+                    pin_sites.setdefault(s.name, equality_sites[g])
     pins = _pins(fixed, symbols)
     # a condition on pinned sizes only holds there (LeViT's patch count a multiple of 14)
     conditions = list(dict.fromkeys(  # "N a multiple of 16" in the form Domain reads
@@ -656,7 +662,7 @@ def _conditions(env: C.SymEnv, smap: C.SymbolMap, ctx: TraceContext,
         report.notes.append("the traced code path needs " + "; ".join(
             str(c) for c in conditions) + " (kept as conditions of the formula)")
     report.fixed = fixed
-    report.pin_sites = {n: env.pin_sites[n] for n in fixed if n in env.pin_sites}
+    report.pin_sites = {n: pin_sites[n] for n in fixed if n in pin_sites}
     if fixed:
         msg = ("the model fixes " + ", ".join(f"{n} = {v}" for n, v in fixed.items()) +
                (" (it requires " + "; ".join(str(c) for c in constraints) + ")"

@@ -73,6 +73,9 @@ class SymEnv:
         #: user name -> the line of the model's code where torch fixed that dim to a
         #: constant (``_assert(H == self.img_size[0])``), for the note that says so
         self.pin_sites: dict[str, str] = {}
+        #: torch's equality guard on user dims (``Eq(64*s0*s1, 12544)``) -> the line of the
+        #: model's code that recorded it (a reshape to a fixed grid), for a pin it implies
+        self.equality_sites: dict[Any, str] = {}
         self._note_pin_sites()
         #: the device every fake of a parameter or buffer claims (None: each its own)
         self.device: torch.device | None = None
@@ -92,16 +95,29 @@ class SymEnv:
         for obj, name in ((self.shape_env, "evaluate_expr"),
                           (self.shape_env, "_get_stack_summary"),
                           (self.shape_env, "_set_replacement"),
+                          (self.shape_env, "_maybe_guard_rel"),
                           (self.mode, "_get_output_tensor_from_cache_entry"),
                           (self.mode, "_get_output_info_for_cache_entry")):
             obj.__dict__.pop(name, None)
 
     def _note_pin_sites(self) -> None:
         """Note in :attr:`pin_sites` where the model's code made torch replace a user dim
-        by a constant, the first time it does (torch's own record of the place,
-        ``replacements_slocs``, is off: :func:`_no_source_locations`). Pins are rare, so
-        the walk up the stack costs nothing on the traces that have none."""
+        by a constant, the first time it does, and in :attr:`equality_sites` where it
+        recorded an equality guard (torch's own record of places, ``replacements_slocs``
+        and each guard's ``sloc``, is off: :func:`_no_source_locations`). Both are rare,
+        so the walk up the stack costs nothing on the traces that have none."""
         replace = self.shape_env._set_replacement
+        guard_rel = self.shape_env._maybe_guard_rel
+
+        def noted_rel(expr: Any) -> Any:
+            if isinstance(expr, sp.Eq) and expr not in self.equality_sites and \
+                    not expr.free_symbols.isdisjoint(self.torch_syms):
+                site = model_line(inspect.currentframe())
+                if site is not None:
+                    self.equality_sites[expr] = site
+            return guard_rel(expr)
+
+        self.shape_env._maybe_guard_rel = noted_rel  # type: ignore[assignment]
 
         def noted(a: Any, tgt: Any, msg: str) -> Any:
             name = self.torch_syms.get(a)
