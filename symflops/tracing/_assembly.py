@@ -89,6 +89,10 @@ class TraceReport:
     #: for a dim in ``fixed``: the line of the model's code that fixed it, when torch
     #: replaced the dim by a constant there (``_assert(H == 224)``, ``int(x.shape[-1])``)
     pin_sites: dict[str, str] = field(default_factory=dict)
+    #: the dims in ``fixed`` that torch itself replaced by a constant (an ``int()`` of a
+    #: size, an equality with a number); the others an equality over several sizes pins
+    #: here, which may hold on a range symflops does not read (``_pinned_by``)
+    replaced: set[str] = field(default_factory=set)
 
     def summary(self) -> str:
         """A few readable lines."""
@@ -619,6 +623,7 @@ def _conditions(env: C.SymEnv, smap: C.SymbolMap, ctx: TraceContext,
     """Torch's guards sorted into ``report`` (fixed dims, constraints, ranges, guards);
     returns the validity of the formula (lower bounds and conditions that hold widely)."""
     fixed = env.fixed()
+    report.replaced = set(fixed)
     torch_guards = env.guards()
     guards = [smap(g) for g in torch_guards]
     report.guards = guards

@@ -171,9 +171,11 @@ def _differs_there(ctx: TraceContext, result: TracedCost, guard: sp.Basic,
         return (f": on its other side the model branches again "
                 f"({'; '.join(map(str, nested))}), so one trace there does not cover it")
     pinned = {n: v for n, v in again.report.fixed.items()
-              if n not in report.fixed and n not in ints}
+              if n in again.report.replaced and n not in report.fixed and n not in ints}
     if pinned:  # MPT's ALiBi table at N = 128: that path holds only there, so its formula
-        # says nothing of the other sizes on that side (past 128 the model stops)
+        # says nothing of the other sizes on that side (past 128 the model stops). Only a
+        # dim torch replaced: a pin of symflops' reading of an equality over several sizes
+        # may stand for a range (SSD's last cell at B = 1: H, W <= 512, read as H = W = 320)
         return (f": on its other side the model fixes {say_sizes(pinned)} (a path that "
                 f"holds only there)")
     where = _mismatch(result, again, guard, report.symbols, other, totals=not branch,
