@@ -248,7 +248,8 @@ CASES = [
     # of W would be ignored
     Case("at-a-dim-the-model-fixes", ["trace", "{w}/torch_models.py:fixes", "--input", "B W",
                                       "--hint", "W=8", "--at", "B=2,W=16"],
-         ("--at: the traced model fixes W", "symbols=B", "fix: leave W out"), slow=True),
+         ("--at: the traced model fixes W = 8 (at ", "torch_models.py:", "_assert(x.shape[-1] "
+          "== 8, \"8 features\")) (its forward", "symbols=B", "fix: leave W out"), slow=True),
     Case("var-a-dim-the-model-fixes", ["scale", "{w}/torch_models.py:fixes", "--input", "B W",
                                        "--hint", "W=8", "--var", "W", "--range", "8:32:8"],
          ("--var: the traced model fixes W",), slow=True),

@@ -373,10 +373,15 @@ def fixed_dims(cost: Cost, args: argparse.Namespace, names: Sequence[str], flag:
     fixed it to one size, so a value for it (or a sweep of it) would be ignored."""
     dims = spec_dims(input_spec(args.input)) if getattr(args, "input", None) else []
     free = {s.name for s in cost.free_symbols}
+    report = getattr(cost, "report", None)  # a trace's: the size it fixes, and where
+    fixed = getattr(report, "fixed", {})
+    sites = getattr(report, "pin_sites", {})
     for name in names:
         if name in dims and name not in free:
-            raise SymflopsError(f"{flag}: the traced model fixes {name} (its forward takes "
-                                "one size only), so the result does not depend on it",
+            at = f" = {fixed[name]}" if name in fixed else ""
+            where = f" (at {sites[name]})" if name in sites else ""
+            raise SymflopsError(f"{flag}: the traced model fixes {name}{at}{where} (its forward "
+                                "takes one size only), so the result does not depend on it",
                                 values={"symbols": ", ".join(sorted(free)) or "none"},
                                 fix=f"leave {name} out: the result holds at the size the "
                                     "model fixes (see its note)")
