@@ -213,8 +213,7 @@ def _moved_trace(ctx: TraceContext, result: TracedCost, moved: dict[str, int]
     where = pinned_where(result.report.pin_sites)
     again.report.notes.insert(0, f"at the example sizes the model took a path that holds only "
                                  f"at {pinned}{where}; traced again at "
-                                 + ", ".join(f"{n}={v}" for n, v in moved.items()) +
-                                 ", where it does not")
+                                 f"{say_sizes(moved)}, where it does not")
     moved_cost = again.replace(notes=tuple(again.report.notes))
     assert isinstance(moved_cost, TracedCost)
     return there, moved_cost
