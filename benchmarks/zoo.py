@@ -11,6 +11,13 @@ traced at its crop size and counted ``fixed`` (symbolic in its size through
 ``follow_input_size``: check_partitions.py). The two
 counts (torch convention) are compared at the crop size.
 
+Third, the cost floor of any tracer built on torch's symbolic shapes: build + the model's
+forward on fake tensors whose sizes are symbols (``bench_trace_speed.torch_alone``: symflops'
+ShapeEnv and FakeTensorMode, nothing recorded, no domain, no check), measured last so the
+symflops trace before it has paid every first call (the figure is, if anything, low). A
+model torch cannot run on symbolic shapes (Swin's ``F.pad`` by a size computed from H)
+says why; one that takes longer than ``ALONE_S`` says so.
+
 Run alone: ``python benchmarks/zoo.py [--quick] [MODEL ...]`` (needs torchvision).
 """
 
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import logging
 import time
 from typing import Any
 
@@ -28,6 +36,9 @@ QUICK = ("resnet18", "mobilenet_v2", "densenet121", "googlenet", "shufflenet_v2_
 
 #: seconds a symbolic trace may take before the fitted fallback takes over
 BUDGET_S = 60.0
+
+#: seconds torch's own symbolic forward may take before it is stopped (MaxViT: minutes)
+ALONE_S = 30.0
 
 
 def measure(name: str, budget: float = BUDGET_S) -> dict[str, Any]:
@@ -72,7 +83,52 @@ def measure(name: str, budget: float = BUDGET_S) -> dict[str, Any]:
         row["agree"] = int(fc.get_total_flops()) == ours
     except Exception as e:  # noqa: BLE001
         row["fcm_error"] = f"{type(e).__name__}: {str(e)[:120]}"
+    torch_alone(name, row)
     return row
+
+
+class _Late(Exception):
+    pass
+
+
+def torch_alone(name: str, row: dict[str, Any], limit: float = ALONE_S) -> None:
+    """``row["alone_s"]``: build + torch's symbolic forward of ``name`` with nothing
+    recorded, or ``row["alone_error"]`` (torch failed, or took over ``limit`` seconds)."""
+    import signal
+
+    import torch
+    from bench_trace_speed import torch_alone as forward
+    from check_torchvision import build
+    from peers import quiet
+
+    from symflops.tracing.input_size import built_for
+
+    def late(*_: Any) -> None:
+        raise _Late
+
+    logger = logging.getLogger("torch._subclasses.fake_tensor")  # it logs the failures
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    gc.collect()
+    previous = signal.signal(signal.SIGALRM, late)
+    signal.setitimer(signal.ITIMER_REAL, limit)
+    t = time.perf_counter()
+    try:
+        model, crop, _ = build(name)
+        spec = f"B 3 {crop} {crop}" if built_for(model) is not None else "B 3 H W"
+        x = torch.zeros(1, 3, crop, crop, device=next(model.parameters()).device)
+        with quiet():
+            forward(model, spec, {"x": x}, symbolic=True)
+        row["alone_s"] = time.perf_counter() - t
+    except _Late:
+        row["alone_error"] = f"over {limit:.0f} s"
+    except Exception as e:  # noqa: BLE001 - a report: say why and go on
+        first = str(e).splitlines()[0] if str(e) else ""
+        row["alone_error"] = f"{type(e).__name__}: {first.rpartition('.cpp:')[2][:100]}"
+    finally:
+        logger.setLevel(level)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def run(quick: bool = False, names: list[str] | None = None, log: Any = print
@@ -87,7 +143,8 @@ def run(quick: bool = False, names: list[str] | None = None, log: Any = print
     for name in models:
         row = measure(name)
         log(f"zoo {name}: {row.get('status')} trace {row.get('trace_s', 0):.1f} s, "
-            f"FlopCounterMode {row.get('fcm_s', 0):.1f} s, agree {row.get('agree')} "
+            f"FlopCounterMode {row.get('fcm_s', 0):.1f} s, agree {row.get('agree')}, torch "
+            f"alone {row.get('alone_s', 0):.1f} s {row.get('alone_error', '')} "
             f"{row.get('error', '')}{row.get('fcm_error', '')}")
         rows.append(row)
     return {"torchvision": torchvision.__version__, "budget_s": BUDGET_S, "models": rows}

@@ -43,9 +43,10 @@ def fake() -> dict[str, Any]:
             "build_s": 0.5, "meta_build_s": 0.1, "tools": tools,
             "symflops": {"exact": 399, "torch": 200, "macs": 100, "params": 10, "free": ["B"],
                          "fixed": ""}}
-    zoo_rows = [{"name": "a", "status": "symbolic", "trace_s": 4.0, "fcm_s": 1.0, "agree": True},
+    zoo_rows = [{"name": "a", "status": "symbolic", "trace_s": 4.0, "fcm_s": 1.0, "agree": True,
+                 "alone_s": 3.0},
                 {"name": "b", "status": "fixed", "trace_s": 1.0, "fcm_s": 1.0, "agree": True,
-                 "fixed": "H=224", "device": "cpu"},
+                 "fixed": "H=224", "device": "cpu", "alone_s": 0.5},
                 {"name": "c", "status": "failed", "error": "ValueError: no"}]
     return {
         "meta": {"date": "2026-11-30 05:00 UTC", "command": "python benchmarks/run.py",
@@ -105,6 +106,14 @@ def test_every_section_is_written(text: str, heading: str) -> None:
     # zoo: the failed model is left out of the totals: (4 + 1) / (1 + 1) = 2.50x
     "symflops 5.00 s, FlopCounterMode 2.00 s: ratio 2.50x",
     "1 failed, 1 fixed, 1 symbolic", "| a | symbolic | 4.00 s | 1.00 s | 4.00x |",
+    # torch alone: a only (b was built on CPU): 3 s against FlopCounterMode's 1 s, and
+    # symflops' 4 s is 4 / 3 = 1.33x of it
+    "over the 1 models built on meta that it ran: 3.00 s against FlopCounterMode's 1.00 s "
+    "(3.00x), symflops 4.00 s (1.33x of torch alone)",
+    # 3 > 2 * 1 and 4 > 2 * 1; 4 s is not below 3 s
+    "above 2x FlopCounterMode: torch alone in 1 of 1; symflops in 1 of 1; symflops' whole "
+    "trace (every check included) faster than torch alone in 0 of 1",
+    "| a | symbolic | 4.00 s | 1.00 s | 4.00x | 3.00 s | 3.00x |",
     # b was built on CPU: the meta-only total is a alone, 4 / 1
     "over the 1 models built on meta only: symflops 4.00 s, FlopCounterMode 1.00 s: ratio 4.00x",
     "| b (built on CPU) | fixed |",
@@ -124,6 +133,10 @@ def test_rows(text: str, row: str) -> None:
     # only a (b was built on CPU, c failed): 4 / 1
     "| zoo traced symbolically in less total time than FlopCounterMode counts it once on meta "
     "(ratio < 1; the 1 models built on meta) | 4.00x | missed by 4.00x |",
+    # a: 4 s > 2 x 1 s, and torch alone's 3 s is above 2 x 1 s too
+    "| every torchvision classifier traced in at most 2x FlopCounterMode's time on meta (the 1 "
+    "built on meta) | 1 above 2x | missed; torch's symbolic forward alone is above 2x in 1 of "
+    "the 1 it runs |",
     # growth 2.00 against 1.5: missed by 1.33x
     "| trace conv+relu blocks: 10,000 blocks within 1.5x the time per op of 100 | 2.00x | "
     "missed by 1.33x |",
@@ -132,6 +145,21 @@ def test_rows(text: str, row: str) -> None:
 ])
 def test_targets(text: str, target: str) -> None:
     assert target in text
+
+
+def test_torch_alone_names_what_it_could_not_run() -> None:
+    rows = [{"name": "a", "trace_s": 1.0, "fcm_s": 1.0, "alone_s": 1.5},
+            {"name": "s", "trace_s": 3.0, "fcm_s": 1.0,
+             "alone_error": "RuntimeError: SymIntArrayRef expected to contain only concrete"},
+            {"name": "m", "trace_s": 2.0, "fcm_s": 1.0, "alone_error": "over 30 s"}]
+    lines = report.torch_alone(rows)
+    # only a ran: 1.5 s is not above 2 x 1 s; a's 1 s is below torch alone's 1.5 s
+    assert "- above 2x FlopCounterMode: torch alone in 0 of 1; symflops in 1 of 3; symflops' " \
+           "whole trace (every check included) faster than torch alone in 1 of 1" in lines
+    assert "- torch alone did not run 2 models: RuntimeError: SymIntArrayRef expected to " \
+           "contain only concrete; over 30 s" in lines
+    # a row without a figure says why in its cell, with no table-breaking bar
+    assert report._alone({"alone_error": "a | b"}) == "a / b"
 
 
 def test_a_missing_section_names_its_command() -> None:
