@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import re
 import time
 from typing import Any
 
@@ -123,8 +124,8 @@ def torch_alone(name: str, row: dict[str, Any], limit: float = ALONE_S) -> None:
     except _Late:
         row["alone_error"] = f"over {limit:.0f} s"
     except Exception as e:  # noqa: BLE001 - a report: say why and go on
-        first = str(e).splitlines()[0] if str(e) else ""
-        row["alone_error"] = f"{type(e).__name__}: {first.rpartition('.cpp:')[2][:100]}"
+        first = re.sub(r"^\S*\.cpp:\d+: ", "", str(e).splitlines()[0] if str(e) else "")
+        row["alone_error"] = f"{type(e).__name__}: {first[:100]}"
     finally:
         logger.setLevel(level)
         signal.setitimer(signal.ITIMER_REAL, 0)
