@@ -442,7 +442,7 @@ class Domain:
             if bound is not None and bound[0] == "upper" and ax is not None and \
                     ax.guarded is not None and ax.upper == bound[1]:
                 return (f"torch takes another code path past {s} = {bound[1]} (its guard "
-                        f"{ax.guarded}): trace the model at such a size (hints=) for the "
+                        f"{ax.guarded}): trace the model at such a size ({{hints}}) for the "
                         f"formula there")
             if bound is not None and bound[0] == "upper":
                 return (f"the formula was verified up to {s} = {bound[1]}, or the model "
@@ -452,8 +452,8 @@ class Domain:
             if bound is not None and cond in self.tested:
                 return (f"below {s} = {bound[1]} the model's code tests the size (no op's "
                         f"output is empty there): it takes another code path or stops at a "
-                        f"check; trace at {s} = {bound[1] - 1} (hints=) to see which, or "
-                        f"with paths='all' for one formula across both; or use "
+                        f"check; trace at {s} = {bound[1] - 1} ({{hints}}) to see which, "
+                        f"or with {{paths}} for one formula across both; or use "
                         f"{s} >= {bound[1]}")
             if bound is not None:
                 return f"use a larger {s}: {s} >= {bound[1]}"
@@ -468,7 +468,7 @@ class Domain:
         if isinstance(cond, sp.Ne) and isinstance(cond.lhs, sp.Mod) and cond.rhs == 0:
             n, d = cond.lhs.args
             return (f"the model takes another branch where {d} divides {n}: trace it at such "
-                    f"a size (hints=) for that branch's formula, or choose {n} not a "
+                    f"a size ({{hints}}) for that branch's formula, or choose {n} not a "
                     f"multiple of {d}")
         multiples = _multiples_fix(cond, mapping or {})
         if multiples:
@@ -508,14 +508,30 @@ class Domain:
 
     def options_for(self, cond: sp.Basic, mapping: Mapping[sp.Symbol, Any] | None = None
                     ) -> dict[str, Any]:
-        """The options :meth:`fix_for`'s text names, as data: ``hints`` at the point for a
-        branch the model takes elsewhere."""
-        if isinstance(cond, sp.Ne) and "{hints}" in self.fix_for(cond, mapping):
-            point = {str(k): int(v) for k, v in (mapping or {}).items()
-                     if sp.sympify(v).is_Integer}
-            if point:
-                return {"hints": point}
-        return {}
+        """The options :meth:`fix_for`'s text names, as data: ``hints`` where to trace for
+        the other side (past a bound: the size just past it; a branch the model takes
+        elsewhere: the point), and ``paths`` to join the paths into one formula.
+
+        >>> from symflops.symbols import H
+        >>> d = Domain([("trace", H >= 116)], tested=frozenset({H >= 116}))
+        >>> d.options_for(H >= 116, {H: 100})
+        {'paths': 'all', 'hints': {'H': 115}}
+        """
+        text = self.fix_for(cond, mapping)
+        options: dict[str, Any] = {"paths": "all"} if "{paths}" in text else {}
+        if "{hints}" not in text:
+            return options
+        bound = _bound(cond, next(iter(cond.free_symbols))) if \
+            len(cond.free_symbols) == 1 else None
+        if bound is not None:  # trace just past the bound: the model's other side
+            (s,) = cond.free_symbols
+            options["hints"] = {str(s): bound[1] + 1 if bound[0] == "upper" else bound[1] - 1}
+            return options
+        point = {str(k): int(v) for k, v in (mapping or {}).items()
+                 if sp.sympify(v).is_Integer}
+        if point:
+            options["hints"] = point
+        return options
 
     def _neighbours(self, s: sp.Symbol, value: int) -> list[int]:
         ax = self.axes[s]

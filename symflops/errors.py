@@ -62,6 +62,7 @@ FLAGS: dict[str, Flag] = {
     "recompute": Flag("--recompute", placeholder="none|selective|full"),
     "weight_format": Flag("--weight-format", placeholder="NAME"),
     "kv_bytes": Flag("--kv-bytes", placeholder="N"),
+    "paths": Flag("--paths", placeholder="one|all"),
 }
 
 

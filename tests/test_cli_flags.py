@@ -291,6 +291,7 @@ ADVICE = [
     ("recompute", "selective", "recompute='selective'", "--recompute selective"),
     ("weight_format", "nf4-dq", "weight_format='nf4-dq'", "--weight-format nf4-dq"),
     ("kv_bytes", 1, "kv_bytes=1", "--kv-bytes 1"),
+    ("paths", "all", "paths='all'", "--paths all"),
 ]
 
 

@@ -313,7 +313,19 @@ def test_a_lower_bound_from_the_models_own_code_says_so(model, tested) -> None:
     with pytest.raises(OutsideDomain) as e:
         cost.subs(**below)
     if tested:  # the other side is a code path of its own, and the fix names both ways
-        assert "the model's code tests the size" in e.value.fix and "paths='all'" in e.value.fix
+        assert "the model's code tests the size" in e.value.fix
+        # as options, so Python and the command line each say them their own way (the
+        # text said "(hints=)" and "paths='all'" on the command line too)
+        assert e.value.options == {"paths": "all", "hints": {"H": 16}}
+        assert "trace at H = 16 (hints={'H': 16}) to see which, or with paths='all'" in \
+            str(e.value)
+        assert "trace at H = 16 (--hint H=16) to see which, or with --paths all" in \
+            e.value.cli_text()
+        # the hint it gives is the other side: traced there, the formula holds at the point
+        there = sf.trace(model, "B 3 H W", hints={"W": 32, **e.value.options["hints"]},
+                         warn=False)
+        assert there.with_convention("torch").subs(**below).flops == \
+            _flops_torch(model, torch.zeros(1, 3, 2, 32))
         joined = sf.trace(model, "B 3 H W", hints={"H": 32, "W": 32}, paths="all", warn=False)
         assert joined.with_convention("torch").subs(**below).flops == \
             _flops_torch(model, torch.zeros(1, 3, 2, 32))
@@ -840,8 +852,13 @@ def test_an_upper_bound_spelled_as_a_lower_one_is_a_branch_traced_on_its_other_s
     assert str(differs.domain) == "1 <= N <= 511 (another code path above 511)"
     assert any("on its other side the cost differs (at B=2, N=512)" in n
                for n in differs.notes)
-    with pytest.raises(OutsideDomain, match="another code path past N = 511"):
+    with pytest.raises(OutsideDomain, match="another code path past N = 511") as e:
         differs.subs(B=1, N=512)
+    assert e.value.options == {"hints": {"N": 512}}  # just past the bound
+    assert "trace the model at such a size (--hint N=512)" in e.value.cli_text()
+    there = sf.trace(_BranchesBelow512(same=False), "B N", hints=e.value.options["hints"],
+                     warn=False)
+    assert there.domain.contains(N=512) and not there.domain.contains(N=511)
     # the same cost on both sides: the bound goes, and the formula holds at N = 4096
     same = sf.trace(_BranchesBelow512(same=True), "B N", warn=False)
     assert any("-N > -512 dropped: a trace at N=512" in n for n in same.notes)
@@ -915,3 +932,45 @@ def test_a_range_torch_narrowed_by_a_branch_is_no_lower_bound() -> None:
     assert str(cost.domain) == "every size"
     for b, n in [(1, 1), (2, 14), (3, 15), (1, 300)]:
         assert cost.subs(B=b, N=n).flops == b * n  # one op per element, by hand
+
+
+class _OtherPathOnMultiplesOf8(nn.Module):
+    """One op per element off multiples of 8 (x * 2), a sigmoid on them."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * 2 if x.shape[2] % 8 else x.sigmoid()
+
+
+def test_a_branch_on_a_multiple_gives_the_point_to_trace_as_hints() -> None:
+    # the fix said "trace it at such a size (hints=)", in Python and on the command line
+    cost = sf.trace(_OtherPathOnMultiplesOf8(), "B 3 H W", hints={"H": 30, "W": 32},
+                    warn=False)
+    assert str(cost.domain) == "H mod 8 in 1..7"
+    with pytest.raises(OutsideDomain, match="another branch where 8 divides H") as e:
+        cost.subs(B=1, H=32, W=32)
+    assert e.value.options == {"hints": {"B": 1, "H": 32, "W": 32}}
+    assert "trace it at such a size (--hint B=1 --hint H=32 --hint W=32)" in \
+        e.value.cli_text()
+    there = sf.trace(_OtherPathOnMultiplesOf8(), "B 3 H W", hints=e.value.options["hints"],
+                     warn=False)
+    x = torch.zeros(1, 3, 32, 32)
+    assert there.with_convention("torch").subs(B=1, H=32, W=32).flops == \
+        _flops_torch(_OtherPathOnMultiplesOf8(), x)
+    assert str(there.domain) == "H a multiple of 8"  # the other side's own formula
+
+
+def test_the_command_line_follows_its_own_advice_below_a_tested_bound(tmp_path,
+                                                                       capsys) -> None:
+    from symflops.cli import main
+
+    (tmp_path / "small.py").write_text(
+        "from tests.test_trace_domain import _SmallInputsElsewhere\n"
+        "def make():\n    return _SmallInputsElsewhere()\n", encoding="utf-8")
+    args = ["trace", f"{tmp_path / 'small.py'}:make", "--input", "B 3 H W", "--hint", "H=32",
+            "--hint", "W=32", "--at", "B=1,H=2,W=32"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "trace at H = 16 (--hint H=16) to see which, or with --paths all" in err
+    assert main([*args, "--paths", "all"]) == 0  # the advice, as typed
+    # below 17 the sigmoid path: 3 * 2 * 32 elements, 3 each (exp(-x), add 1, divide)
+    assert re.search(r"FLOPs \(exact\) +576\b", capsys.readouterr().out)

@@ -33,7 +33,7 @@ __all__ = ["canonical_layer", "Target", "target_of", "input_spec", "shape_text",
 
 #: sf.trace keywords with a flag of their own: keyword -> flag (given only when typed)
 TRACE_FLAGS = {"strict": "--strict", "real": "--real", "fallback": "--fallback",
-               "skip_masked": "--skip-masked"}
+               "skip_masked": "--skip-masked", "paths": "--paths"}
 
 
 def canonical_layer(name: str) -> tuple[Any, tuple[Any, ...], str]:

@@ -121,6 +121,10 @@ def _trace(p: argparse.ArgumentParser) -> None:
                    help="run the model on real tensors (every --input size an integer)")
     g.add_argument("--skip-masked", action="store_true",
                    help="causal attention: count only the unmasked half")
+    g.add_argument("--paths", choices=("one", "all"),
+                   help="all: trace the model past each bound of its domain where its code "
+                        "takes another path, and join the paths into one formula (sf.trace "
+                        "paths='all'; default one: the example's path)")
 
 
 class ArgParser(argparse.ArgumentParser):
