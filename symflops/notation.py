@@ -169,6 +169,8 @@ def as_ceilings(expr: sp.Basic) -> sp.Basic:
     """
     if isinstance(expr, sp.Rel):
         return expr.func(as_ceilings(expr.lhs), as_ceilings(expr.rhs))
+    if isinstance(expr, sp.Piecewise):  # each code path's formula its own shortest form
+        return sp.Piecewise(*((as_ceilings(e), c) for e, c in expr.args), evaluate=False)
     if not isinstance(expr, sp.Expr) or not expr.has(sp.floor):
         return expr
     swaps = {f: c for f, c in ((f, _ceiling_minus_one(f)) for f in expr.atoms(sp.floor))

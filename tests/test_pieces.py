@@ -378,3 +378,30 @@ def test_a_view_check_in_two_sizes_bounds_one_and_pins_neither() -> None:
             assert sum(d.failing({B: 1, H: hh, W: ww}) is None for d in cost.domain.pieces) == 1
     with pytest.raises(OutsideDomain, match="no traced code path"):
         cost.subs(B=1, H=400, W=3)  # the embedding needs W >= 4: no piece, refused
+
+
+def test_adjacent_paths_of_equal_value_read_as_the_or_of_their_ranges() -> None:
+    # SymPy joins adjacent entries of equal value itself, in conjunctive form: torchvision
+    # swin_t's paths 3 and 4 printed as one condition of 16 clauses
+    from symflops.tracing.pieces import _joined
+
+    H, W = sp.symbols("H W", positive=True, integer=True)
+    a = (H >= 60) & (H <= 115) & (W >= 116) & (W <= 227)
+    b = (H >= 116) & (H <= 227) & (W >= 60) & (W <= 115)
+    joined = _joined([2 * H * W, 2 * H * W, H], [a, b, sp.true])
+    assert joined.args[0].cond == sp.Or(a, b)
+    assert sp.Piecewise(*joined.args).args[0].cond == sp.Or(a, b)  # a rebuild keeps it
+    for h, w in [(70, 120), (120, 70), (70, 70), (300, 300)]:  # the same function
+        want = 2 * h * w if (60 <= h <= 115 and 116 <= w <= 227) or \
+            (116 <= h <= 227 and 60 <= w <= 115) else h
+        assert joined.xreplace({H: h, W: w}) == want
+
+
+def test_each_code_path_is_shown_in_its_own_shortest_form() -> None:
+    from symflops.notation import as_ceilings
+
+    H = sp.Symbol("H", positive=True, integer=True)
+    strided = sp.floor(H / 2 - sp.Rational(1, 2)) + 1  # ceiling(H/2) for an integer H
+    shown = as_ceilings(sp.Piecewise((strided, H >= 3), (sp.floor(H / 4), True)))
+    assert shown.args[0].expr == sp.ceiling(H / 2)
+    assert shown.args[1].expr == sp.floor(H / 4)  # a bare floor stays

@@ -267,10 +267,24 @@ def _say(point: Mapping[str, int]) -> str:
 
 
 def _joined(values: Sequence[sp.Expr], conds: Sequence[sp.Basic]) -> sp.Expr:
-    """``Piecewise`` of ``values`` under ``conds`` (the value itself when all are equal)."""
+    """``Piecewise`` of ``values`` under ``conds`` (the value itself when all are equal).
+    Adjacent code paths of equal value share one entry under the Or of their conditions,
+    joined here: SymPy, left to join them itself, writes that Or in conjunctive form (two
+    of Swin's eight paths printed as one condition of 16 clauses).
+
+    >>> from symflops.symbols import H, W
+    >>> _joined([2*H, 2*H, H], [(H <= 9) & (W <= 9), (H >= 20) & (W >= 20), True])
+    Piecewise((2*H, ((H >= 20) & (W >= 20)) | ((H <= 9) & (W <= 9))), (H, True))
+    """
     if all(v == values[0] for v in values[1:]):
         return values[0]
-    return sp.Piecewise(*zip(values, conds, strict=True))
+    entries: list[tuple[sp.Expr, sp.Basic]] = []
+    for v, c in zip(values, conds, strict=True):
+        if entries and entries[-1][0] == v:
+            entries[-1] = (v, sp.Or(entries[-1][1], c))
+        else:
+            entries.append((v, c))
+    return sp.Piecewise(*entries)
 
 
 class PiecewiseCost(Cost):
