@@ -353,3 +353,39 @@ def test_sweep_of_exact_python_ints_tables_exactly():
     assert [r["flops"] for r in rows] == [3520 * 8 * 2**40, 3520 * 2**62 * 2**40]
     assert rows[1]["flops"] == c.subs(B=2**40, H=2**62, W=8).flops
     assert f"{3520 * 2**62 * 2**40:,}" in sw.to_text()
+
+
+def test_growth_order_of_a_cost_joined_over_code_paths() -> None:
+    # trace(paths="all") gives a Piecewise; SymPy's limit raised TypeError on it
+    H, W = sp.symbols("H W", positive=True, integer=True)
+    same = sp.Piecewise((3 * H * W, H >= 17), (9 * H * W, True))
+    assert A.growth_order(same, "H") == 1 and A.growth_order(same, ["H", "W"]) == 2
+    assert A.growth_order(2 * same + H, ["H", "W"]) == 2  # folded out of a sum first
+    differ = sp.Piecewise((3 * H * W, H >= 17), (9 * H**2 * W, True))
+    with pytest.raises(SymflopsError, match="code paths grow at different orders") as e:
+        A.growth_order(differ, "H")
+    assert e.value.values == {"H >= 17": 1, "True": 2}
+
+
+def test_doc_of_a_model_joined_over_code_paths(tmp_path, capsys) -> None:
+    pytest.importorskip("torch")
+    from symflops.cli import main
+
+    (tmp_path / "small.py").write_text(
+        "from tests.test_trace_domain import _SmallInputsElsewhere\n"
+        "def make():\n    return _SmallInputsElsewhere()\n", encoding="utf-8")
+    assert main(["doc", f"{tmp_path / 'small.py'}:make", "--input", "B 3 H W", "--hint",
+                 "H=32", "--hint", "W=32", "--paths", "all"]) == 0
+    out = capsys.readouterr().out
+    # both paths are one op per element (x * 2 above 16, a sigmoid below): order 1 in H,
+    # 2 in H = W
+    assert "| FLOPs (exact) | 1 | 1 | 2 | 1 |" in out
+
+
+def test_doc_names_each_paths_order_when_they_differ() -> None:
+    from symflops.cli._model_doc import _order_text
+
+    H, W = sp.symbols("H W", positive=True, integer=True)
+    differ = sp.Piecewise((3 * H * W, H >= 17), (9 * H**2 * W, True))
+    assert _order_text(differ, [H]) == "1 (H >= 17); 2 (True)"
+    assert _order_text(differ, [W]) == "1"

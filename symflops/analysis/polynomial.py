@@ -210,6 +210,8 @@ def growth_order(x: Costlike, symbols: SymbolLike | Iterable[SymbolLike],
     syms = to_symbols(symbols, expr.free_symbols)
     if expr == 0:
         return sp.S.NegativeInfinity
+    if expr.has(sp.Piecewise):  # a cost joined over code paths (trace paths='all')
+        return _order_over_paths(sp.piecewise_fold(expr), syms)
     t = sp.Dummy("t", positive=True)
     scaled = relax_floors(expr).xreplace({s: t * s for s in syms})
     try:
@@ -219,6 +221,25 @@ def growth_order(x: Costlike, symbols: SymbolLike | Iterable[SymbolLike],
         if not order.is_finite:
             raise SymflopsError("cannot find a growth order", values={"expr": expr}) from None
         return order
+
+
+def _order_over_paths(expr: sp.Expr, syms: Sequence[sp.Symbol]) -> sp.Expr:
+    """:func:`growth_order` of a cost whose code paths differ (a Piecewise): the order
+    they share, or an error naming each path's. Which path holds as the sizes grow
+    depends on the sizes not scaled, so no one order is given for paths that differ.
+
+    >>> from symflops.symbols import H, W
+    >>> growth_order(sp.Piecewise((3*H*W, H >= 17), (9*H*W, True)), "H")
+    1
+    """
+    if not isinstance(expr, sp.Piecewise):  # folded: a Piecewise inside a function
+        raise SymflopsError("cannot find a growth order", values={"expr": expr})
+    orders = {c: growth_order(e, list(syms)) for e, c in expr.args}
+    if len(set(orders.values())) == 1:
+        return next(iter(orders.values()))
+    raise SymflopsError("the code paths grow at different orders", values={
+        str(c): o for c, o in orders.items()},
+        fix="ask one path: the cost's formula on a size range of that path (its condition)")
 
 
 @dataclass(frozen=True)

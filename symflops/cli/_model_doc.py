@@ -44,17 +44,28 @@ QUANTITIES = (("params", "params"), ("macs", "MACs"), ("flops", None))
 
 def _growth_rows(cost: Cost, groups: list[list[sp.Symbol]]) -> list[tuple[str, list[str]]]:
     """``(quantity label, [growth order in each group])`` for params, MACs and FLOPs."""
-    from symflops.analysis import growth_order
-
     rows = []
     for q, label in QUANTITIES:
         expr = cost.quantity(q)
         orders = []
         for group in groups:
             mine = [s for s in group if s in expr.free_symbols]
-            orders.append(str(growth_order(expr, mine)) if mine else "0")
+            orders.append(_order_text(expr, mine) if mine else "0")
         rows.append((label or cost.convention.label, orders))
     return rows
+
+
+def _order_text(expr: sp.Expr, group: list[sp.Symbol]) -> str:
+    """The growth order in ``group``, or each code path's when they differ (a cost joined
+    over paths: ``"1 (H >= 17); 2 (True)"``)."""
+    from symflops.analysis import growth_order
+
+    try:
+        return str(growth_order(expr, group))
+    except SymflopsError as e:
+        if not e.message.startswith("the code paths grow"):
+            raise
+        return "; ".join(f"{order} ({where})" for where, order in e.values.items())
 
 
 def _markdown(name: str, command: str, cost: Cost, groups: list[list[sp.Symbol]],
