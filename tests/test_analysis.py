@@ -389,3 +389,15 @@ def test_doc_names_each_paths_order_when_they_differ() -> None:
     differ = sp.Piecewise((3 * H * W, H >= 17), (9 * H**2 * W, True))
     assert _order_text(differ, [H]) == "1 (H >= 17); 2 (True)"
     assert _order_text(differ, [W]) == "1"
+
+
+def test_compare_refuses_a_cost_joined_over_code_paths_and_says_how() -> None:
+    # SymPy's limit raised "Invalid comparison of non-real zoo" on the Piecewise
+    H = sp.Symbol("H", positive=True, integer=True)
+    joined = sp.Piecewise((96 * H, H >= 17), (288 * H, True))
+    with pytest.raises(SymflopsError, match="a is joined over code paths") as e:
+        A.compare(joined, 96 * H, "H")
+    assert e.value.options == {"paths": "one", "hints": ...}
+    assert "trace with --paths one (the example's path), or give --hint NAME=SIZE" in \
+        e.value.cli_text()
+    assert A.compare(joined.args[0].expr, 96 * H, "H").limit == 1  # one path compares

@@ -283,6 +283,31 @@ def test_scale_json_and_tied_symbols() -> None:
     assert abs(doc["fitted_slope"] - 2) < 0.05
 
 
+def test_scale_over_code_paths_gives_each_its_own_order(tmp_path: Path, capsys) -> None:
+    # with --paths all the cost is a Piecewise: scale stopped at "not a polynomial" (the
+    # refusal without --paths had advised it); now each path speaks for itself
+    pytest.importorskip("torch")
+    from symflops.cli import main
+
+    (tmp_path / "small.py").write_text(
+        "from tests.test_trace_domain import _SmallInputsElsewhere\n"
+        "def make():\n    return _SmallInputsElsewhere()\n", encoding="utf-8")
+    args = ["scale", f"{tmp_path / 'small.py'}:make", "--input", "B 3 H W", "--hint", "H=32",
+            "--hint", "W=32", "--var", "H", "--range", "8:40:8", "--at", "B=1,W=32"]
+    assert main([*args, "--paths", "all"]) == 0
+    out = capsys.readouterr().out
+    # x * 2 above 16: 3 * 32 * H = 96 H; a sigmoid (3 each) up to 16: 288 H
+    assert "where H >= 17: growth order 1, leading term 96*H" in out
+    assert "where H <= 16: growth order 1, leading term 288*H" in out
+    table = re.findall(r"^\s*(\d+)\s+([\d,]+)$", out, re.M)
+    assert [(int(h), int(v.replace(",", ""))) for h, v in table] == \
+        [(8, 288 * 8), (16, 288 * 16), (24, 96 * 24), (32, 96 * 32), (40, 96 * 40)]
+    assert main([*args, "--paths", "all", "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [p["growth_order"] for p in doc["paths"]] == ["1", "1"]
+    assert doc["results"] == [288 * 8, 288 * 16, 96 * 24, 96 * 32, 96 * 40]
+
+
 def test_scale_plot_png(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     png = tmp_path / "plot.png"

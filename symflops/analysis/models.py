@@ -264,6 +264,13 @@ def compare(a: Costlike, b: Costlike, symbols: SymbolLike | Sequence[SymbolLike]
                             values={"names": names}, fix='pass names=("a", "b")')
     ea, sym = tied(a, symbols, at, quantity)
     eb, _ = tied(b, symbols, at, quantity)
+    for name, e in zip(names, (ea, eb), strict=True):
+        if e.has(sp.Piecewise):  # the limit and crossings are of one formula each
+            raise SymflopsError(f"{name} is joined over code paths (a Piecewise), and which "
+                                f"path holds as {sym} grows is not one formula",
+                                values={name: e}, fix="compare one code path: trace with "
+                                "{paths} (the example's path), or give {hints} on the path "
+                                "you want", options={"paths": "one", "hints": ...})
     if ea == 0 or eb == 0:
         which = names[0] if ea == 0 else names[1]
         raise SymflopsError(f"{which} costs 0 {quantity}", fix="compare models that do work "

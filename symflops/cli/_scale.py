@@ -110,6 +110,8 @@ def _scale_one(spec: str, cost: Cost, var_names: list[str], values: list[int],
     ys = sw.results[args.quantity]
     label = sw.labels[args.quantity]
     expr = cost.quantity(args.quantity)
+    if expr.has(sp.Piecewise):  # joined over code paths (--paths all): each its own
+        return _scale_paths(spec, args, var_names, syms, values, sw, expr)
     order = growth_order(expr, syms)
     floors = any(s in f.free_symbols for f in expr.atoms(sp.floor, sp.ceiling) for s in syms)
     lead = leading_terms(expr, syms, align=None)
@@ -230,6 +232,32 @@ def _roofline(cost: Cost, at: dict[sp.Symbol, Any], var_names: list[str], values
         lines.append(f"compute-bound from: {shown}")
         info["compute_bound_from"] = [str(b) for b in at_sizes]
     return info, lines
+
+
+def _scale_paths(spec: str, args: argparse.Namespace, var_names: list[str],
+                 syms: list[sp.Symbol], values: list[int], sw: Any, total: sp.Expr
+                 ) -> tuple[dict[str, Any], list[str]]:
+    """:func:`_scale_one` for a cost joined over code paths (a Piecewise): each path's
+    growth order and leading terms under its condition, then the swept values (each
+    from the path its size takes). No one order or polynomial is claimed for them all."""
+    from symflops.analysis import growth_order, leading_terms
+
+    expr = sp.piecewise_fold(total)
+    ys, label = sw.results[args.quantity], sw.labels[args.quantity]
+    lines = [f"{spec} -- {label} against {' = '.join(var_names)}"]
+    if args.at:
+        lines.append(f"at {args.at}")
+    paths = []
+    for e, c in expr.args:
+        order = growth_order(e, syms)
+        lead = " + ".join(str(t) for t in leading_terms(e, syms, align=None))
+        paths.append({"where": str(c), "growth_order": str(order), "leading_terms": lead})
+        lines.append(f"where {c}: growth order {order}, leading term {lead}")
+    info: dict[str, Any] = {
+        "target": spec, "quantity": args.quantity, "label": label, "variables": var_names,
+        "values": list(values), "paths": paths,
+        "results": [int(v) if float(v).is_integer() else float(v) for v in ys.tolist()]}
+    return info, [*lines, sw.to_text(), ""]
 
 
 def cmd_scale(args: argparse.Namespace) -> int:
