@@ -521,12 +521,12 @@ class Domain:
         options: dict[str, Any] = {"paths": "all"} if "{paths}" in text else {}
         if "{hints}" not in text:
             return options
-        bound = _bound(cond, next(iter(cond.free_symbols))) if \
-            len(cond.free_symbols) == 1 else None
-        if bound is not None:  # trace just past the bound: the model's other side
+        if len(cond.free_symbols) == 1:
             (s,) = cond.free_symbols
-            options["hints"] = {str(s): bound[1] + 1 if bound[0] == "upper" else bound[1] - 1}
-            return options
+            bound = _bound(cond, s)
+            if bound is not None:  # trace just past the bound: the model's other side
+                options["hints"] = {str(s): bound[1] + (1 if bound[0] == "upper" else -1)}
+                return options
         point = {str(k): int(v) for k, v in (mapping or {}).items()
                  if sp.sympify(v).is_Integer}
         if point:

@@ -306,6 +306,11 @@ def test_scale_over_code_paths_gives_each_its_own_order(tmp_path: Path, capsys) 
     doc = json.loads(capsys.readouterr().out)
     assert [p["growth_order"] for p in doc["paths"]] == ["1", "1"]
     assert doc["results"] == [288 * 8, 288 * 16, 96 * 24, 96 * 32, 96 * 40]
+    # a crossover or a roofline is a root of one formula: refused, not silently dropped
+    assert main([*args, "--paths", "all", "--crossover", "a,b"]) == 2
+    assert "joined over code paths: --crossover needs one formula" in capsys.readouterr().err
+    assert main([*args, "--paths", "all", "--device", "L4"]) == 2
+    assert "fix: trace one path: --paths one, or --hint NAME=SIZE" in capsys.readouterr().err
 
 
 def test_scale_plot_png(tmp_path: Path) -> None:

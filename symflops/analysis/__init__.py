@@ -35,13 +35,14 @@ from symflops.analysis.polynomial import (
     alignment,
     growth_order,
     leading_terms,
+    path_orders,
     terms,
     total_stride,
 )
 from symflops.analysis.sweeps import Sweep, fit_slope, sweep
 
 __all__ = [
-    "aligned", "alignment", "total_stride", "growth_order",
+    "aligned", "alignment", "total_stride", "growth_order", "path_orders",
     "Term", "terms", "leading_terms", "Share", "breakdown", "term_breakdown",
     "Sweep", "sweep", "fit_slope", "plot", "Comparison", "compare",
     "Crossing", "crossings",

@@ -26,8 +26,8 @@ from symflops.cost import Cost
 from symflops.errors import SymflopsError
 from symflops.simplification import simplify_expr
 
-__all__ = ["aligned", "alignment", "total_stride", "growth_order", "Term", "terms",
-           "leading_terms"]
+__all__ = ["aligned", "alignment", "total_stride", "growth_order", "path_orders", "Term",
+           "terms", "leading_terms"]
 
 
 # ----------------------------------------------------------------------------- aligned form
@@ -211,7 +211,7 @@ def growth_order(x: Costlike, symbols: SymbolLike | Iterable[SymbolLike],
     if expr == 0:
         return sp.S.NegativeInfinity
     if expr.has(sp.Piecewise):  # a cost joined over code paths (trace paths='all')
-        return _order_over_paths(sp.piecewise_fold(expr), syms)
+        return _order_over_paths(expr, syms)
     t = sp.Dummy("t", positive=True)
     scaled = relax_floors(expr).xreplace({s: t * s for s in syms})
     try:
@@ -223,22 +223,39 @@ def growth_order(x: Costlike, symbols: SymbolLike | Iterable[SymbolLike],
         return order
 
 
+def path_orders(x: Costlike, symbols: SymbolLike | Iterable[SymbolLike],
+                quantity: str = "flops") -> list[tuple[sp.Basic, sp.Expr]]:
+    """``(condition, growth order)`` of each code path of a cost joined over paths (a
+    Piecewise, from ``trace(..., paths="all")``); one ``(True, order)`` for one formula.
+
+    >>> from symflops.symbols import H, W
+    >>> path_orders(sp.Piecewise((3*H*W, H >= 17), (9*H**2*W, True)), "H")
+    [(H >= 17, 1), (True, 2)]
+    """
+    expr = expression(x, quantity)
+    syms = to_symbols(symbols, expr.free_symbols)
+    if not expr.has(sp.Piecewise):
+        return [(sp.true, growth_order(expr, syms))]
+    folded = sp.piecewise_fold(expr)
+    if not isinstance(folded, sp.Piecewise):  # a Piecewise inside a function
+        raise SymflopsError("cannot find a growth order", values={"expr": expr})
+    return [(c, growth_order(e, syms)) for e, c in folded.args]
+
+
 def _order_over_paths(expr: sp.Expr, syms: Sequence[sp.Symbol]) -> sp.Expr:
-    """:func:`growth_order` of a cost whose code paths differ (a Piecewise): the order
-    they share, or an error naming each path's. Which path holds as the sizes grow
-    depends on the sizes not scaled, so no one order is given for paths that differ.
+    """:func:`growth_order` of a cost joined over code paths: the order they share, or an
+    error naming each path's. Which path holds as the sizes grow depends on the sizes not
+    scaled, so no one order is given for paths that differ.
 
     >>> from symflops.symbols import H, W
     >>> growth_order(sp.Piecewise((3*H*W, H >= 17), (9*H*W, True)), "H")
     1
     """
-    if not isinstance(expr, sp.Piecewise):  # folded: a Piecewise inside a function
-        raise SymflopsError("cannot find a growth order", values={"expr": expr})
-    orders = {c: growth_order(e, list(syms)) for e, c in expr.args}
-    if len(set(orders.values())) == 1:
-        return next(iter(orders.values()))
+    orders = path_orders(expr, syms)
+    if len({o for _, o in orders}) == 1:
+        return orders[0][1]
     raise SymflopsError("the code paths grow at different orders", values={
-        str(c): o for c, o in orders.items()},
+        str(c): o for c, o in orders},
         fix="ask one path: the cost's formula on a size range of that path (its condition)")
 
 

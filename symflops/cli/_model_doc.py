@@ -58,14 +58,12 @@ def _growth_rows(cost: Cost, groups: list[list[sp.Symbol]]) -> list[tuple[str, l
 def _order_text(expr: sp.Expr, group: list[sp.Symbol]) -> str:
     """The growth order in ``group``, or each code path's when they differ (a cost joined
     over paths: ``"1 (H >= 17); 2 (True)"``)."""
-    from symflops.analysis import growth_order
+    from symflops.analysis import path_orders
 
-    try:
-        return str(growth_order(expr, group))
-    except SymflopsError as e:
-        if not e.message.startswith("the code paths grow"):
-            raise
-        return "; ".join(f"{order} ({where})" for where, order in e.values.items())
+    orders = path_orders(expr, group)
+    if len({o for _, o in orders}) == 1:
+        return str(orders[0][1])
+    return "; ".join(f"{order} ({where})" for where, order in orders)
 
 
 def _markdown(name: str, command: str, cost: Cost, groups: list[list[sp.Symbol]],

@@ -240,16 +240,21 @@ def _scale_paths(spec: str, args: argparse.Namespace, var_names: list[str],
     """:func:`_scale_one` for a cost joined over code paths (a Piecewise): each path's
     growth order and leading terms under its condition, then the swept values (each
     from the path its size takes). No one order or polynomial is claimed for them all."""
-    from symflops.analysis import growth_order, leading_terms
+    from symflops.analysis import leading_terms, path_orders
 
-    expr = sp.piecewise_fold(total)
+    if args.crossover or args.device:  # each a root of one formula in the swept size
+        raise SymflopsError(f"{spec} is joined over code paths: "
+                            + ("--crossover" if args.crossover else "--device")
+                            + " needs one formula", fix="trace one path: {paths}, or "
+                            "{hints} on the path you want", options={"paths": "one",
+                                                                     "hints": ...})
     ys, label = sw.results[args.quantity], sw.labels[args.quantity]
     lines = [f"{spec} -- {label} against {' = '.join(var_names)}"]
     if args.at:
         lines.append(f"at {args.at}")
     paths = []
-    for e, c in expr.args:
-        order = growth_order(e, syms)
+    for (e, c), (_, order) in zip(sp.piecewise_fold(total).args, path_orders(total, syms),
+                                  strict=True):
         lead = " + ".join(str(t) for t in leading_terms(e, syms, align=None))
         paths.append({"where": str(c), "growth_order": str(order), "leading_terms": lead})
         lines.append(f"where {c}: growth order {order}, leading term {lead}")
